@@ -1,0 +1,1 @@
+"""The host agent: OVSDB rows into VFP programming, ARP answers, port reports."""

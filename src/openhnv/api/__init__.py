@@ -1,0 +1,1 @@
+"""The northbound REST API (Microsoft Network Controller conventions)."""

@@ -1,0 +1,42 @@
+"""The ``hnv`` command: one entry point that dispatches to each process's ``main``.
+
+Subcommands live in their own layers; this table only names them, and each is
+imported when it is run so that ``hnv vfp`` does not pay for the REST stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from openhnv import __version__
+
+# subcommand -> (module holding ``main(argv) -> int``, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+USAGE = "usage: hnv [--version] <command> [args...]"
+
+
+def _help() -> str:
+    lines = [USAGE, "", "commands:"]
+    for name, (_, summary) in sorted(SUBCOMMANDS.items()):
+        lines.append(f"  {name:<12} {summary}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_help())
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"hnv {__version__}")
+        return 0
+    entry = SUBCOMMANDS.get(args[0])
+    if entry is None:
+        print(f"hnv: unknown command {args[0]!r}\n{_help()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(entry[0])
+    result: int = module.main(args[1:])
+    return result

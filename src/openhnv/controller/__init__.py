@@ -1,0 +1,1 @@
+"""The Network Controller: resources, validation, store, allocators, compiler, publisher."""

@@ -1,0 +1,1 @@
+"""The lab: a whole datacenter on one Linux machine, in network namespaces."""

@@ -1,0 +1,1 @@
+"""The virtual switch around the VFP engine and its I/O drivers."""
