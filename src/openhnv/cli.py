@@ -13,7 +13,12 @@ from collections.abc import Sequence
 from openhnv import __version__
 
 # subcommand -> (module holding ``main(argv) -> int``, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "pki": (
+        "openhnv.ovsdb.pki",
+        "CA and controller/host certificates for OVSDB over SSL",
+    ),
+}
 
 USAGE = "usage: hnv [--version] <command> [args...]"
 

@@ -9,6 +9,7 @@ other threads hand it. See docs/ovsdb.md.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -282,10 +283,8 @@ class OvsdbClient:
 
     # -- the client thread -------------------------------------------------------------
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        except OSError:
-            pass
 
     def _run(self) -> None:
         while True:
@@ -454,7 +453,9 @@ class OvsdbClient:
                 if (ref.table, ref.key) in inserted:
                     return inserted[(ref.table, ref.key)]
                 if (ref.table, ref.key) in deleted:
-                    raise OvsdbError(f"refers to {ref.table} {ref.key!r}, deleted by the same changes")
+                    raise OvsdbError(
+                        f"refers to {ref.table} {ref.key!r}, deleted by the same changes"
+                    )
                 target = self._db_of(ref.table).by_key[ref.table].get(ref.key)
                 if target is None:
                     raise OvsdbError(f"refers to missing {ref.table} {ref.key!r}")

@@ -39,9 +39,7 @@ def _column(table: str, row: Row, column: str) -> Value:
     try:
         return row[column]
     except KeyError:
-        raise OvsdbError(
-            f"{table} row lacks {column!r}, needed for its key", table=table
-        ) from None
+        raise OvsdbError(f"{table} row lacks {column!r}, needed for its key", table=table) from None
 
 
 def _text(table: str, row: Row, column: str) -> str:

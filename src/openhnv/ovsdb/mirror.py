@@ -70,8 +70,7 @@ class DatabaseMirror:
         if missing:
             raise OvsdbError(f"no key function for table(s) {', '.join(missing)} of {name}")
         self.refs: dict[str, ColumnRefs] = {
-            t: column_refs(table)
-            for t, table in idl_tables.items()
+            t: column_refs(table) for t, table in idl_tables.items()
         }
         self.rows: dict[str, dict[str, PlainRow]] = {t: {} for t in self.tables}
         self.keys: dict[str, dict[str, str]] = {t: {} for t in self.tables}

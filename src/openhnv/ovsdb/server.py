@@ -9,6 +9,7 @@ own child handle, the pidfile and ``/proc`` state, not from ``ps``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -247,10 +248,8 @@ class OvsdbServer:
         self, pid: int, proc: subprocess.Popen[bytes] | None, timeout: float
     ) -> None:
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
             if proc is not None:
                 try:
                     proc.wait(wait)

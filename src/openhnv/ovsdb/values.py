@@ -20,9 +20,7 @@ from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.rows import Atom, Ref, Row, Value
 
 PlainAtom: TypeAlias = str | int | float | bool
-PlainValue: TypeAlias = (
-    PlainAtom | None | frozenset[PlainAtom] | dict[PlainAtom, PlainAtom]
-)
+PlainValue: TypeAlias = PlainAtom | frozenset[PlainAtom] | dict[PlainAtom, PlainAtom] | None
 PlainRow: TypeAlias = dict[str, PlainValue]
 
 # Refs of one table: column -> (table the key refers to, table the value refers to).
