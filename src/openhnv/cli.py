@@ -16,7 +16,7 @@ from openhnv import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pki": (
         "openhnv.ovsdb.pki",
-        "CA and controller/host certificates for OVSDB over SSL",
+        "create the CA and the controller/host certificates for OVSDB over SSL",
     ),
 }
 
