@@ -76,14 +76,18 @@ class _Idl(ovs.db.idl.Idl):  # type: ignore[misc]
 
 @dataclass
 class _Job:
-    """A transaction request handed to the client thread."""
+    """A transaction request handed to the client thread.
 
-    database: str
-    changes: list[RowChange]
+    ``pending`` lists the databases still to commit, in order, with their changes.
+    """
+
+    pending: list[tuple[str, list[RowChange]]]
     deadline: float
     done: threading.Event = field(default_factory=threading.Event)
     error: OvsdbError | None = None
     txn: Any = None
+    validated: bool = False
+    committed: list[str] = field(default_factory=list)
 
 
 class OvsdbClient:
@@ -232,26 +236,28 @@ class OvsdbClient:
 
         An insert of an existing key updates that row; a delete of a missing key does
         nothing; an update of a missing key fails. References (``Ref``) resolve to
-        existing rows or rows inserted by the same changes. On failure nothing of that
-        database's transaction is written, and ``OvsdbError`` names table, key and
-        the server's reason. Waits for a connection up to ``timeout``.
+        existing rows or rows inserted by the same changes. Every database's part is
+        checked before any is sent, and each database's transaction is all or nothing;
+        on failure ``OvsdbError`` names the table, the key and the (server's) reason.
+        Waits for the connection up to ``timeout`` seconds, then fails.
         """
         if threading.current_thread() is self._thread:
             raise OvsdbError("apply() called from an OvsdbClient callback would deadlock")
         by_db: dict[str, list[RowChange]] = {}
         for change in changes:
             by_db.setdefault(self._db_of(change.table).name, []).append(change)
-        deadline = time.monotonic() + timeout
-        for name in (db for db in self._dbs if db in by_db):
-            job = _Job(name, by_db[name], deadline)
-            with self._lock:
-                if self._closing:
-                    raise OvsdbError(f"OVSDB client of {self.remote} is closed")
-                self._jobs.append(job)
-            self._wake()
-            job.done.wait()
-            if job.error is not None:
-                raise job.error
+        if not by_db:
+            return
+        pending = [(name, by_db[name]) for name in self._dbs if name in by_db]
+        job = _Job(pending, time.monotonic() + timeout)
+        with self._lock:
+            if self._closing:
+                raise OvsdbError(f"OVSDB client of {self.remote} is closed")
+            self._jobs.append(job)
+        self._wake()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
 
     def replace_all(
         self,
@@ -378,47 +384,61 @@ class OvsdbClient:
                 if not self._jobs:
                     return
                 job = self._current = self._jobs.pop(0)
-        if time.monotonic() > job.deadline:
-            what = "commit of" if job.txn is not None else "connection for"
-            self._finish(job, OvsdbError(f"timed out waiting for the {what} {self._describe(job)}"))
-            return
-        if job.txn is None:
-            if self.state is not ConnectionState.SYNCED:
-                return  # wait for the connection; the deadline still runs
-            try:
-                job.txn = self._build(job)
-            except OvsdbError as err:
-                self._finish(job, err)
+        while job.pending:
+            database, changes = job.pending[0]
+            if time.monotonic() > job.deadline:
+                what = "commit of" if job.txn is not None else "connection for"
+                self._finish(
+                    job, OvsdbError(f"timed out waiting for the {what} {self._describe(job)}")
+                )
                 return
-        status = job.txn.commit()
-        if status == ovs.db.idl.Transaction.INCOMPLETE:
-            return
-        if status in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
-            self._finish(job, None)
-        elif status == ovs.db.idl.Transaction.TRY_AGAIN:
-            job.txn = None  # rebuilt against the resynced rows on a later pass
-        else:
-            reason = self._dbs[job.database].explain(job.txn.get_error())
-            self._finish(job, OvsdbError(f"{self._describe(job)} failed: {reason}"))
+            if job.txn is None:
+                if self.state is not ConnectionState.SYNCED:
+                    return  # wait for the connection; the deadline still runs
+                try:
+                    if not job.validated:  # check every database before sending any
+                        for other, other_changes in job.pending[1:]:
+                            self._build(other, other_changes).abort()
+                        job.validated = True
+                    job.txn = self._build(database, changes)
+                except OvsdbError as err:
+                    self._finish(job, err)
+                    return
+            status = job.txn.commit()
+            if status == ovs.db.idl.Transaction.INCOMPLETE:
+                return
+            if status == ovs.db.idl.Transaction.TRY_AGAIN:
+                job.txn = None  # rebuilt against the resynced rows on a later pass
+                return
+            if status not in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
+                reason = self._dbs[database].explain(job.txn.get_error())
+                self._finish(job, OvsdbError(f"{self._describe(job)} failed: {reason}"))
+                return
+            job.txn = None
+            job.committed.append(database)
+            job.pending.pop(0)
+        self._finish(job, None)
 
     def _describe(self, job: _Job) -> str:
-        first = job.changes[0]
-        more = f" and {len(job.changes) - 1} more" if len(job.changes) > 1 else ""
+        database, changes = job.pending[0]
+        first = changes[0]
+        more = f" and {len(changes) - 1} more" if len(changes) > 1 else ""
+        done = f" ({', '.join(job.committed)} already committed)" if job.committed else ""
         return (
-            f"transaction on {job.database} at {self.remote} "
-            f"({first.op} {first.table} {first.key!r}{more})"
+            f"transaction on {database} at {self.remote} "
+            f"({first.op} {first.table} {first.key!r}{more}){done}"
         )
 
-    def _build(self, job: _Job) -> Any:
-        """One IDL transaction for the job's changes; nothing is sent if this raises."""
-        idl = self._idls[job.database]
-        db = self._dbs[job.database]
+    def _build(self, database: str, changes: list[RowChange]) -> Any:
+        """One IDL transaction for ``changes``; nothing is sent if this raises."""
+        idl = self._idls[database]
+        db = self._dbs[database]
         txn = ovs.db.idl.Transaction(idl)
         inserted: dict[tuple[str, str], Any] = {}
         deleted: set[tuple[str, str]] = set()
         targets: list[tuple[RowChange, Any]] = []
         try:
-            for change in job.changes:
+            for change in changes:
                 table = idl.tables[change.table]
                 existing = db.by_key[change.table].get(change.key)
                 row = inserted.get((change.table, change.key))
@@ -466,8 +486,7 @@ class OvsdbClient:
                     schema = idl.tables[change.table].columns.get(column)
                     if schema is None:
                         raise OvsdbError(
-                            f"{change.table} {change.key!r}: no column {column!r} in "
-                            f"{job.database}",
+                            f"{change.table} {change.key!r}: no column {column!r} in {database}",
                             table=change.table,
                             key=change.key,
                         )
