@@ -31,7 +31,7 @@ from openhnv.ovsdb.mirror import DatabaseMirror, RowEvent
 from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange, diff
 from openhnv.ovsdb.schema import DATABASES, schema_path, table_database
 from openhnv.ovsdb.server import SslFiles
-from openhnv.ovsdb.values import PlainRow, required_columns, to_idl
+from openhnv.ovsdb.values import PlainRow, to_idl
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,8 @@ class OvsdbClient:
         """
         if threading.current_thread() is self._thread:
             raise OvsdbError("apply() called from an OvsdbClient callback would deadlock")
+        if not self._thread.is_alive():
+            raise OvsdbError(f"OVSDB client of {self.remote} is not running: call start()")
         by_db: dict[str, list[RowChange]] = {}
         for change in changes:
             by_db.setdefault(self._db_of(change.table).name, []).append(change)
@@ -451,7 +453,7 @@ class OvsdbClient:
                     continue
                 if change.op == "insert" and row is None:
                     db.check_insert(change)
-                    missing = [c for c in required_columns(table) if c not in change.columns]
+                    missing = [c for c in db.required[change.table] if c not in change.columns]
                     if missing:
                         raise OvsdbError(
                             f"cannot insert {change.table} {change.key!r}: missing required "

@@ -21,7 +21,14 @@ from ovs.db.data import Datum
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.keys import TableKey
 from openhnv.ovsdb.rows import Row, RowChange
-from openhnv.ovsdb.values import ColumnRefs, PlainRow, column_refs, from_datum, keyed_row
+from openhnv.ovsdb.values import (
+    ColumnRefs,
+    PlainRow,
+    column_refs,
+    from_datum,
+    keyed_row,
+    required_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ class DatabaseMirror:
         self.refs: dict[str, ColumnRefs] = {
             t: column_refs(table) for t, table in idl_tables.items()
         }
+        self.required = {t: required_columns(table) for t, table in idl_tables.items()}
         self.rows: dict[str, dict[str, PlainRow]] = {t: {} for t in self.tables}
         self.keys: dict[str, dict[str, str]] = {t: {} for t in self.tables}
         self.by_key: dict[str, dict[str, str]] = {t: {} for t in self.tables}
