@@ -40,6 +40,7 @@ MIN_BACKOFF_MS = 250
 MAX_BACKOFF_MS = 4000
 PROBE_INTERVAL_MS = 5000
 LOOP_TICK_MS = 200
+JOB_GRACE = 5.0  # beyond a job's own deadline, in case the client thread is stuck
 
 
 class ConnectionState(enum.StrEnum):
@@ -257,7 +258,8 @@ class OvsdbClient:
                 raise OvsdbError(f"OVSDB client of {self.remote} is closed")
             self._jobs.append(job)
         self._wake()
-        job.done.wait()
+        if not job.done.wait(timeout + JOB_GRACE):
+            raise OvsdbError(f"OVSDB client of {self.remote} did not answer within {timeout} s")
         if job.error is not None:
             raise job.error
 
@@ -297,41 +299,46 @@ class OvsdbClient:
     def _run(self) -> None:
         while True:
             with self._lock:
-                closing = self._closing
-            if closing:
-                break
-            events: list[RowEvent] = []
-            for name, idl in self._idls.items():
-                idl.run()
-                with self._lock:
-                    events += self._dbs[name].sync(idl)
-            self._update_state()
-            for event in events:
-                self._deliver(event)
+                if self._closing:
+                    break
             try:
-                self._step_job()
-            except Exception as exc:  # a bug here must fail the caller, not hang it
-                log.exception("OVSDB %s: transaction step failed", self.remote)
-                if self._current is not None:
-                    self._finish(self._current, OvsdbError(f"internal error: {exc!r}"))
-            poller = ovs.poller.Poller()
-            for idl in self._idls.values():
-                idl.wait(poller)
-            if self._current is not None and self._current.txn is not None:
-                self._current.txn.wait(poller)
-            poller.fd_wait(self._wake_r, select.POLLIN)
-            poller.timer_wait(LOOP_TICK_MS)
-            poller.block()
-            try:
-                while os.read(self._wake_r, 4096):
-                    pass
-            except BlockingIOError:
-                pass
+                self._iterate()
+            except Exception:  # never let the owner of the connection die silently
+                log.exception("OVSDB %s: client loop failed; going on", self.remote)
+                time.sleep(LOOP_TICK_MS / 1000)
         self._fail_all(OvsdbError(f"OVSDB client of {self.remote} is closed"))
         with self._lock:
             self._state = ConnectionState.CLOSED
             self._lock.notify_all()
         self._notify_state(ConnectionState.CLOSED)
+
+    def _iterate(self) -> None:
+        """One pass: read from the servers, report, advance the transaction, sleep."""
+        events: list[RowEvent] = []
+        for name, idl in self._idls.items():
+            idl.run()
+            with self._lock:
+                events += self._dbs[name].sync(idl)
+        self._update_state()
+        for event in events:
+            self._deliver(event)
+        try:
+            self._step_job()
+        except Exception as exc:  # a bug here must fail the caller, not hang it
+            log.exception("OVSDB %s: transaction step failed", self.remote)
+            if self._current is not None:
+                self._finish(self._current, OvsdbError(f"internal error: {exc!r}"))
+        poller = ovs.poller.Poller()
+        for idl in self._idls.values():
+            idl.wait(poller)
+        if self._current is not None and self._current.txn is not None:
+            self._current.txn.wait(poller)
+        poller.fd_wait(self._wake_r, select.POLLIN)
+        poller.timer_wait(LOOP_TICK_MS)
+        poller.block()
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
 
     def _deliver(self, event: RowEvent) -> None:
         if self.on_change is None:

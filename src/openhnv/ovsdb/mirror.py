@@ -162,6 +162,7 @@ class DatabaseMirror:
             self.synced_seqno = None
             return []
         if idl.state != idl.IDL_S_MONITORING:
+            self.synced_seqno = None  # (re)connected, the dump has not arrived yet
             return []
         seqno = session.get_seqno()
         full = self.synced_seqno != seqno
