@@ -28,10 +28,11 @@ import ovs.stream
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.keys import TABLE_KEYS, TableKey
 from openhnv.ovsdb.mirror import DatabaseMirror, RowEvent
-from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange, diff
+from openhnv.ovsdb.rows import DesiredState, Row, RowChange, diff
 from openhnv.ovsdb.schema import DATABASES, schema_path, table_database
 from openhnv.ovsdb.server import SslFiles
-from openhnv.ovsdb.values import PlainRow, to_idl
+from openhnv.ovsdb.transaction import build_transaction
+from openhnv.ovsdb.values import PlainRow
 
 log = logging.getLogger(__name__)
 
@@ -439,75 +440,4 @@ class OvsdbClient:
         )
 
     def _build(self, database: str, changes: list[RowChange]) -> Any:
-        """One IDL transaction for ``changes``; nothing is sent if this raises."""
-        idl = self._idls[database]
-        db = self._dbs[database]
-        txn = ovs.db.idl.Transaction(idl)
-        inserted: dict[tuple[str, str], Any] = {}
-        deleted: set[tuple[str, str]] = set()
-        targets: list[tuple[RowChange, Any]] = []
-        try:
-            for change in changes:
-                table = idl.tables[change.table]
-                existing = db.by_key[change.table].get(change.key)
-                row = inserted.get((change.table, change.key))
-                if row is None and existing is not None:
-                    row = table.rows.get(uuid.UUID(existing))
-                if change.op == "delete":
-                    if row is not None and (change.table, change.key) not in inserted:
-                        row.delete()
-                        deleted.add((change.table, change.key))
-                    continue
-                if change.op == "insert" and row is None:
-                    db.check_insert(change)
-                    missing = [c for c in db.required[change.table] if c not in change.columns]
-                    if missing:
-                        raise OvsdbError(
-                            f"cannot insert {change.table} {change.key!r}: missing required "
-                            f"column(s) {', '.join(missing)}",
-                            table=change.table,
-                            key=change.key,
-                        )
-                    row = txn.insert(table)
-                    inserted[(change.table, change.key)] = row
-                elif row is None:
-                    raise OvsdbError(
-                        f"cannot update {change.table} {change.key!r}: no such row",
-                        table=change.table,
-                        key=change.key,
-                    )
-                targets.append((change, row))
-
-            def resolve(ref: Ref) -> Any:
-                if (ref.table, ref.key) in inserted:
-                    return inserted[(ref.table, ref.key)]
-                if (ref.table, ref.key) in deleted:
-                    raise OvsdbError(
-                        f"refers to {ref.table} {ref.key!r}, deleted by the same changes"
-                    )
-                target = self._db_of(ref.table).by_key[ref.table].get(ref.key)
-                if target is None:
-                    raise OvsdbError(f"refers to missing {ref.table} {ref.key!r}")
-                return uuid.UUID(target)
-
-            for change, row in targets:
-                for column, value in change.columns.items():
-                    schema = idl.tables[change.table].columns.get(column)
-                    if schema is None:
-                        raise OvsdbError(
-                            f"{change.table} {change.key!r}: no column {column!r} in {database}",
-                            table=change.table,
-                            key=change.key,
-                        )
-                    try:
-                        setattr(row, column, to_idl(schema.type, value, resolve))
-                    except OvsdbError as err:
-                        raise OvsdbError(
-                            f"{change.table} {change.key!r} column {column}: {err}",
-                            table=change.table,
-                            key=change.key,
-                        ) from None
-        except Exception:
-            txn.abort()
-            raise
-        return txn
+        return build_transaction(self._idls[database], self._dbs[database], changes)
