@@ -14,6 +14,7 @@ from openhnv.ovsdb.rows import Ref
 from openhnv.ovsdb.schema import load_schema
 from openhnv.ovsdb.values import (
     column_refs,
+    default_value,
     from_datum,
     keyed_row,
     required_columns,
@@ -110,3 +111,12 @@ def test_required_columns_are_enums_and_references() -> None:
         "rule_state",
         "rule_type",
     ]
+
+
+def test_defaults_of_columns_not_sent() -> None:
+    assert default_value(col("Logical_Switch", "description")) == ""
+    assert default_value(col("Logical_Switch", "tunnel_key")) == 0
+    assert default_value(col("Logical_Router", "enable_logical_router")) is False
+    assert default_value(col("Logical_Switch", "other_config")) == {}
+    assert default_value(col("Physical_Switch", "tunnel_ips")) == frozenset()
+    assert default_value(col("Manager", "max_backoff")) is None

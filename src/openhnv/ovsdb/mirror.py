@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ovs.db.data import Datum
-
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.keys import TableKey
 from openhnv.ovsdb.rows import Row, RowChange
@@ -25,6 +23,7 @@ from openhnv.ovsdb.values import (
     ColumnRefs,
     PlainRow,
     column_refs,
+    default_value,
     from_datum,
     keyed_row,
     required_columns,
@@ -56,7 +55,7 @@ def plain_row(idl_row: Any) -> PlainRow:
     row: PlainRow = {}
     for name, column in idl_row._table.columns.items():
         datum = data.get(name)
-        row[name] = from_datum(datum if datum is not None else Datum.default(column.type))
+        row[name] = from_datum(datum) if datum is not None else default_value(column.type)
     return row
 
 

@@ -23,6 +23,8 @@ PlainAtom: TypeAlias = str | int | float | bool
 PlainValue: TypeAlias = PlainAtom | frozenset[PlainAtom] | dict[PlainAtom, PlainAtom] | None
 PlainRow: TypeAlias = dict[str, PlainValue]
 
+_DEFAULTS: dict[str, Any] = {"integer": 0, "real": 0.0, "boolean": False, "string": ""}
+
 # Refs of one table: column -> (table the key refers to, table the value refers to).
 ColumnRefs: TypeAlias = Mapping[str, tuple[str | None, str | None]]
 
@@ -58,6 +60,18 @@ def from_datum(datum: Any) -> PlainValue:
             return atoms[0] if atoms else _plain_atom(type_.key.default_atom())
         return atoms[0] if atoms else None
     return frozenset(atoms)
+
+
+def default_value(type_: Any) -> PlainValue:
+    """The plain value of a column that holds its type's default (OVSDB §3.2)."""
+    if type_.value is not None:
+        return {}
+    if type_.n_max == 1:
+        if type_.n_min == 1:
+            default: PlainAtom = _DEFAULTS.get(type_.key.type.name, "")
+            return str(uuid.UUID(int=0)) if type_.key.type.name == "uuid" else default
+        return None
+    return frozenset()
 
 
 def keyed_value(
@@ -136,9 +150,6 @@ def to_idl(column_type: Any, value: Value | None, resolve: Callable[[Ref], Any])
     except ovs.db.error.Error as err:
         raise OvsdbError(str(err)) from None
     return result
-
-
-_DEFAULTS: dict[str, Any] = {"integer": 0, "real": 0.0, "boolean": False, "string": ""}
 
 
 def required_columns(table_schema: Any) -> list[str]:
