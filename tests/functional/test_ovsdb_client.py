@@ -123,12 +123,17 @@ def wait_until(predicate: object, what: str) -> None:
 class Recorder:
     def __init__(self) -> None:
         self.events: list[RowEvent] = []
+        self.batches: list[int] = []
         self.states: list[ConnectionState] = []
         self._lock = threading.Lock()
 
     def event(self, event: RowEvent) -> None:
         with self._lock:
             self.events.append(event)
+
+    def batch(self, events: list[RowEvent]) -> None:
+        with self._lock:
+            self.batches.append(len(events))
 
     def state(self, state: ConnectionState) -> None:
         with self._lock:
@@ -155,7 +160,12 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def client(server: OvsdbServer, recorder: Recorder) -> Iterator[OvsdbClient]:
-    with OvsdbClient(server.unix_remote, on_change=recorder.event, on_state=recorder.state) as c:
+    with OvsdbClient(
+        server.unix_remote,
+        on_change=recorder.event,
+        on_batch=recorder.batch,
+        on_state=recorder.state,
+    ) as c:
         c.wait_synced(WAIT)
         yield c
 
@@ -175,6 +185,8 @@ def test_figure8_rows_go_in_and_read_back(client: OvsdbClient, recorder: Recorde
     assert client.key_of("Logical_Switch", ls_uuid or "") == "5001"
     inserted = {(e.table, e.key) for e in recorder.take() if e.old is None}
     assert inserted == {(t, k) for t, rows in desired.items() for k in rows}
+    # One apply per database: the ms_vtep rows came as one batch, FW_Rules as another.
+    assert sorted(recorder.batches) == [1, len(inserted) - 1]
 
 
 def test_update_and_delete_by_key(client: OvsdbClient, recorder: Recorder) -> None:

@@ -95,7 +95,9 @@ class _Job:
 class OvsdbClient:
     """A client of ``remote`` (``unix:PATH``, ``tcp:IP:PORT`` or ``ssl:IP:PORT``).
 
-    ``on_change(event)`` and ``on_state(state)`` run in the client thread: keep them
+    ``on_change(event)`` gets each row change; ``on_batch(events)`` then gets every
+    change of one batch from the server at once (a whole transaction, or a whole resync).
+    ``on_change``, ``on_batch`` and ``on_state(state)`` run in the client thread: keep them
     short and never call ``apply``/``replace_all`` from them (that raises). Events
     for a database come after its rows and keys are updated, so ``rows()`` inside a
     callback already shows the new state.
@@ -109,6 +111,7 @@ class OvsdbClient:
         ssl: SslFiles | None = None,
         keys: Mapping[str, TableKey] = TABLE_KEYS,
         on_change: Callable[[RowEvent], None] | None = None,
+        on_batch: Callable[[list[RowEvent]], None] | None = None,
         on_state: Callable[[ConnectionState], None] | None = None,
         max_backoff_ms: int = MAX_BACKOFF_MS,
     ) -> None:
@@ -123,6 +126,7 @@ class OvsdbClient:
             set_ssl_files(ssl)
         self.remote = remote
         self.on_change = on_change
+        self.on_batch = on_batch
         self.on_state = on_state
         self._lock = threading.Condition()
         self._dbs: dict[str, DatabaseMirror] = {}
@@ -323,6 +327,11 @@ class OvsdbClient:
         self._update_state()
         for event in events:
             self._deliver(event)
+        if events and self.on_batch is not None:
+            try:
+                self.on_batch(events)
+            except Exception:  # a listener's bug must not stop the client
+                log.exception("on_batch listener failed on %d events", len(events))
         try:
             self._step_job()
         except Exception as exc:  # a bug here must fail the caller, not hang it
