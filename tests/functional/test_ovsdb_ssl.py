@@ -1,4 +1,4 @@
-"""OVSDB over SSL with certificates from hnv pki: the right CA gets in, another does not."""
+"""OVSDB over SSL with certificates from hnv pki: the host accepts only the controller."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
-from openhnv.ovsdb.pki import init_ca, issue
+from openhnv.ovsdb.pki import ca_cert_path, init_ca, issue, ssl_files
 from openhnv.ovsdb.rows import RowChange
 from openhnv.ovsdb.server import OvsdbServer, SslFiles
 
@@ -37,7 +37,7 @@ def pki(tmp_path: Path) -> Path:
 @pytest.fixture
 def ssl_server(tmp_path: Path, pki: Path) -> Iterator[tuple[OvsdbServer, str]]:
     port = free_port()
-    host = issue(pki, "host1", "host")
+    host = ssl_files(pki, "host1", "host")
     server = OvsdbServer(tmp_path / "host1", [f"pssl:{port}:127.0.0.1"], ssl=host)
     server.start()
     yield server, f"ssl:127.0.0.1:{port}"
@@ -48,8 +48,7 @@ def test_the_controller_certificate_is_accepted(
     ssl_server: tuple[OvsdbServer, str], pki: Path
 ) -> None:
     _, remote = ssl_server
-    controller = SslFiles(pki / "nc1-key.pem", pki / "nc1-cert.pem", pki / "ca-cert.pem")
-    with OvsdbClient(remote, ssl=controller) as client:
+    with OvsdbClient(remote, ssl=ssl_files(pki, "nc1", "controller")) as client:
         client.wait_synced(WAIT)
         client.apply([RowChange("insert", "Logical_Switch", "5001", {"name": "5001"})])
         assert set(client.snapshot(["Logical_Switch"])["Logical_Switch"]) == {"5001"}
@@ -60,10 +59,10 @@ def test_a_certificate_from_another_ca_is_refused(
 ) -> None:
     server, remote = ssl_server
     rogue_dir = tmp_path / "rogue"
-    init_ca(rogue_dir, common_name="rogue CA")
+    init_ca(rogue_dir, label="rogue")
     rogue = issue(rogue_dir, "nc1", "controller")
     # The rogue client even trusts the right CA: the server still refuses its cert.
-    impostor = SslFiles(rogue.private_key, rogue.certificate, pki / "ca-cert.pem")
+    impostor = SslFiles(rogue.private_key, rogue.certificate, ca_cert_path(pki, "host"))
     with OvsdbClient(remote, ssl=impostor) as client:
         with pytest.raises(OvsdbError, match="not synced"):
             client.wait_synced(REFUSED_WAIT)
@@ -76,14 +75,27 @@ def test_a_server_certificate_from_another_ca_is_refused(
 ) -> None:
     _, remote = ssl_server
     rogue_dir = tmp_path / "rogue"
-    init_ca(rogue_dir, common_name="rogue CA")
-    # A client that trusts only another CA does not accept the host's certificate.
-    client_files = SslFiles(pki / "nc1-key.pem", pki / "nc1-cert.pem", rogue_dir / "ca-cert.pem")
+    init_ca(rogue_dir, label="rogue")
+    # A client that trusts only another PKI's host CA does not accept the host's cert.
+    good = ssl_files(pki, "nc1", "controller")
+    client_files = SslFiles(good.private_key, good.certificate, ca_cert_path(rogue_dir, "host"))
     with (
         OvsdbClient(remote, ssl=client_files) as client,
         pytest.raises(OvsdbError, match="not synced"),
     ):
         client.wait_synced(REFUSED_WAIT)
+
+
+def test_another_hosts_certificate_is_refused(
+    ssl_server: tuple[OvsdbServer, str], pki: Path
+) -> None:
+    server, remote = ssl_server
+    # host2 is one of ours, but only the controller may write host1's database.
+    host2 = issue(pki, "host2", "host")
+    as_host2 = SslFiles(host2.private_key, host2.certificate, ca_cert_path(pki, "host"))
+    with OvsdbClient(remote, ssl=as_host2) as client, pytest.raises(OvsdbError, match="not synced"):
+        client.wait_synced(REFUSED_WAIT)
+    assert "SSL_accept" in server.log_path.read_text(encoding="utf-8")
 
 
 def test_ssl_remote_without_files_is_refused() -> None:

@@ -1,4 +1,4 @@
-"""hnv pki: a CA, and controller/host certificates that it signs."""
+"""hnv pki: a controller CA and a host CA, and the certificates they sign."""
 
 from __future__ import annotations
 
@@ -8,41 +8,58 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import NameOID
 
 from openhnv.ovsdb.errors import OvsdbError
-from openhnv.ovsdb.pki import init_ca, issue, main
+from openhnv.ovsdb.pki import ca_cert_path, init_ca, issue, main, ssl_files
 
 
 def _cert(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
-def test_issued_certificates_are_signed_by_the_ca(tmp_path: Path) -> None:
-    ca_path = init_ca(tmp_path)
-    files = issue(tmp_path, "host1", "host")
-    ca, cert = _cert(ca_path), _cert(files.certificate)
-    cert.verify_directly_issued_by(ca)
-    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "host1"
-    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == "host"
-    assert files.ca_cert == ca_path
-    assert (files.private_key.stat().st_mode & 0o777) == 0o600
-    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+def test_each_role_is_signed_by_its_own_ca(tmp_path: Path) -> None:
+    cas = init_ca(tmp_path)
+    host = issue(tmp_path, "host1", "host")
+    controller = issue(tmp_path, "nc1", "controller")
+    host_cert = _cert(host.certificate)
+    host_cert.verify_directly_issued_by(_cert(cas["host"]))
+    _cert(controller.certificate).verify_directly_issued_by(_cert(cas["controller"]))
+    assert host_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "host1"
+    ou = host_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value
+    assert ou == "host"
+    assert (host.private_key.stat().st_mode & 0o777) == 0o600
+    assert _cert(cas["host"]).extensions.get_extension_for_class(x509.BasicConstraints).value.ca
 
 
-def test_a_certificate_of_another_ca_does_not_verify(tmp_path: Path) -> None:
+def test_each_side_trusts_only_the_other_role(tmp_path: Path) -> None:
+    init_ca(tmp_path)
+    assert issue(tmp_path, "host1", "host").ca_cert == ca_cert_path(tmp_path, "controller")
+    assert issue(tmp_path, "nc1", "controller").ca_cert == ca_cert_path(tmp_path, "host")
+    assert ssl_files(tmp_path, "host1", "host").certificate == tmp_path / "host1-cert.pem"
+
+
+def test_a_host_certificate_does_not_verify_as_a_controller(tmp_path: Path) -> None:
+    cas = init_ca(tmp_path)
+    host = issue(tmp_path, "host2", "host")
+    with pytest.raises((ValueError, InvalidSignature)):
+        _cert(host.certificate).verify_directly_issued_by(_cert(cas["controller"]))
+
+
+def test_a_certificate_of_another_pki_does_not_verify(tmp_path: Path) -> None:
     init_ca(tmp_path / "a")
-    other_ca = init_ca(tmp_path / "b")
-    files = issue(tmp_path / "a", "ctl", "controller")
+    other = init_ca(tmp_path / "b")
+    files = issue(tmp_path / "a", "nc1", "controller")
     with pytest.raises(InvalidSignature):
-        _cert(files.certificate).verify_directly_issued_by(_cert(other_ca))
+        _cert(files.certificate).verify_directly_issued_by(_cert(other["controller"]))
 
 
-def test_an_existing_ca_is_kept_unless_forced(tmp_path: Path) -> None:
-    first = init_ca(tmp_path).read_bytes()
-    with pytest.raises(OvsdbError, match="a CA already exists"):
+def test_existing_cas_are_kept_unless_forced(tmp_path: Path) -> None:
+    first = init_ca(tmp_path)["host"].read_bytes()
+    with pytest.raises(OvsdbError, match="CAs already exist"):
         init_ca(tmp_path)
-    assert init_ca(tmp_path, force=True).read_bytes() != first
+    assert init_ca(tmp_path, force=True)["host"].read_bytes() != first
 
 
 @pytest.mark.parametrize(
@@ -61,11 +78,10 @@ def test_bad_names_and_roles_are_refused(tmp_path: Path, name: str, role: str, r
 def test_cli_init_and_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["init", "--dir", str(tmp_path)]) == 0
     assert main(["issue", "--dir", str(tmp_path), "--name", "nc1", "--role", "controller"]) == 0
-    key = (tmp_path / "nc1-key.pem").read_bytes()
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    assert isinstance(load_pem_private_key(key, None), ec.EllipticCurvePrivateKey)
-    assert "controller nc1" in capsys.readouterr().out
+    key = load_pem_private_key((tmp_path / "nc1-key.pem").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    out = capsys.readouterr().out
+    assert "controller nc1" in out and "hostca-cert.pem" in out
 
 
 def test_cli_without_ca_fails_with_one_line(
@@ -74,4 +90,4 @@ def test_cli_without_ca_fails_with_one_line(
     assert main(["issue", "--dir", str(tmp_path), "--name", "host1"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "no CA in" in err and "hnv pki init" in err
+    assert "no host CA in" in err and "hnv pki init" in err

@@ -1,13 +1,16 @@
-"""``hnv pki``: the CA and the controller/host certificates for OVSDB over SSL.
+"""``hnv pki``: the CAs and the controller/host certificates for OVSDB over SSL.
 
-Layout of a PKI directory (all PEM)::
+As Open vSwitch's ``ovs-pki`` does with its controllerca and switchca, there are two
+CAs, so that each side trusts only the other role: a host's ovsdb-server trusts the
+controller CA alone (it accepts the controller's certificate, not another host's), and
+the controller trusts the host CA alone. Layout of a PKI directory (all PEM)::
 
-    ca-key.pem  ca-cert.pem              the CA (init)
-    <name>-key.pem  <name>-cert.pem      one identity per controller or host (issue)
+    controllerca-key.pem  controllerca-cert.pem    signs controller certificates
+    hostca-key.pem        hostca-cert.pem          signs host certificates
+    <name>-key.pem        <name>-cert.pem          one identity per controller or host
 
-Keys are EC P-256. Every certificate is signed by the CA and usable as both TLS client
-and server; an ovsdb-server given ``--ca-cert=ca-cert.pem`` refuses any peer whose
-certificate another CA signed, and so does the controller's client.
+Keys are EC P-256; private keys are mode 0600. ``issue`` returns the identity's
+``SslFiles`` whose ``ca_cert`` is the CA of the *peer* role.
 """
 
 from __future__ import annotations
@@ -28,9 +31,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.server import SslFiles
 
-CA_KEY = "ca-key.pem"
-CA_CERT = "ca-cert.pem"
 ROLES = ("controller", "host")
+PEER_ROLE = {"controller": "host", "host": "controller"}
 CA_DAYS = 3650
 CERT_DAYS = 825
 ORGANIZATION = "openhnv"
@@ -55,15 +57,28 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def init_ca(directory: Path, *, common_name: str = "openhnv OVSDB CA", force: bool = False) -> Path:
-    """Create the CA in ``directory``; refuses to replace an existing one unless ``force``.
+def ca_cert_path(directory: Path, role: str) -> Path:
+    """The certificate of the CA that signs ``role`` certificates."""
+    return directory / f"{role}ca-cert.pem"
 
-    Returns the CA certificate's path.
+
+def _ca_key_path(directory: Path, role: str) -> Path:
+    return directory / f"{role}ca-key.pem"
+
+
+def init_ca(directory: Path, *, label: str = "openhnv", force: bool = False) -> dict[str, Path]:
+    """Create the controller CA and the host CA in ``directory``.
+
+    Refuses to replace existing CAs unless ``force``. Returns role -> CA certificate path.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    cert_path = directory / CA_CERT
-    if cert_path.exists() and not force:
-        raise OvsdbError(f"a CA already exists in {directory} (use --force to replace it)")
+    existing = [ca_cert_path(directory, r) for r in ROLES if ca_cert_path(directory, r).exists()]
+    if existing and not force:
+        raise OvsdbError(f"CAs already exist in {directory} (use --force to replace them)")
+    return {role: _create_ca(directory, role, f"{label} OVSDB {role} CA") for role in ROLES}
+
+
+def _create_ca(directory: Path, role: str, common_name: str) -> Path:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -98,17 +113,20 @@ def init_ca(directory: Path, *, common_name: str = "openhnv OVSDB CA", force: bo
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write(directory / CA_KEY, _key_pem(key), private=True)
+    cert_path = ca_cert_path(directory, role)
+    _write(_ca_key_path(directory, role), _key_pem(key), private=True)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return cert_path
 
 
-def _load_ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _load_ca(directory: Path, role: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     try:
-        key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), None)
-        cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
+        key = serialization.load_pem_private_key(_ca_key_path(directory, role).read_bytes(), None)
+        cert = x509.load_pem_x509_certificate(ca_cert_path(directory, role).read_bytes())
     except FileNotFoundError:
-        raise OvsdbError(f"no CA in {directory}: run `hnv pki init --dir {directory}`") from None
+        raise OvsdbError(
+            f"no {role} CA in {directory}: run `hnv pki init --dir {directory}`"
+        ) from None
     except ValueError as err:
         raise OvsdbError(f"the CA in {directory} is unreadable: {err}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -127,7 +145,7 @@ def issue(directory: Path, name: str, role: str = "host", *, days: int = CERT_DA
         raise OvsdbError(f"bad role {role!r}: expected one of {', '.join(ROLES)}")
     if days < 1:
         raise OvsdbError(f"bad validity {days} days: must be at least 1")
-    ca_key, ca_cert = _load_ca(directory)
+    ca_key, ca_cert = _load_ca(directory, role)
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     cert = (
@@ -156,18 +174,21 @@ def issue(directory: Path, name: str, role: str = "host", *, days: int = CERT_DA
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    files = ssl_files(directory, name)
+    files = ssl_files(directory, name, role)
     _write(files.private_key, _key_pem(key), private=True)
     _write(files.certificate, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return files
 
 
-def ssl_files(directory: Path, name: str) -> SslFiles:
-    """The SSL file paths of identity ``name`` in a PKI directory (they may not exist yet)."""
+def ssl_files(directory: Path, name: str, role: str) -> SslFiles:
+    """The SSL files of identity ``name`` of ``role``: its key, its certificate, and the
+    CA certificate of the peer role, the only one it trusts (they may not exist yet)."""
+    if role not in ROLES:
+        raise OvsdbError(f"bad role {role!r}: expected one of {', '.join(ROLES)}")
     return SslFiles(
         private_key=directory / f"{name}-key.pem",
         certificate=directory / f"{name}-cert.pem",
-        ca_cert=directory / CA_CERT,
+        ca_cert=ca_cert_path(directory, PEER_ROLE[role]),
     )
 
 
@@ -176,9 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="hnv pki", description="Create the CA and the certificates for OVSDB over SSL."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    init = sub.add_parser("init", help="create the CA")
+    init = sub.add_parser("init", help="create the controller CA and the host CA")
     init.add_argument("--dir", required=True, type=Path, help="PKI directory")
-    init.add_argument("--force", action="store_true", help="replace an existing CA")
+    init.add_argument("--force", action="store_true", help="replace existing CAs")
     iss = sub.add_parser("issue", help="issue a controller or host certificate")
     iss.add_argument("--dir", required=True, type=Path, help="PKI directory holding the CA")
     iss.add_argument("--name", required=True, help="controller or host name, e.g. host1")
@@ -187,10 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "init":
-            print(f"CA certificate: {init_ca(args.dir, force=args.force)}")
+            for role, path in init_ca(args.dir, force=args.force).items():
+                print(f"{role} CA certificate: {path}")
         else:
             files = issue(args.dir, args.name, args.role, days=args.days)
-            print(f"{args.role} {args.name}: key {files.private_key}, cert {files.certificate}")
+            print(
+                f"{args.role} {args.name}: key {files.private_key}, cert {files.certificate}, "
+                f"trusts {files.ca_cert}"
+            )
     except (OvsdbError, OSError) as err:
         print(f"hnv pki: {err}", file=sys.stderr)
         return 1
