@@ -420,3 +420,21 @@ def test_apply_times_out_when_the_server_stays_down(server: OvsdbServer) -> None
         wait_until(lambda: c.state is ConnectionState.CONNECTING, "the disconnect")
         with pytest.raises(OvsdbError, match="timed out waiting for the connection"):
             c.apply([RowChange("update", "Logical_Switch", "1", {"description": "x"})], 0.3)
+
+
+def test_bad_remotes_and_misuse_are_refused(server: OvsdbServer) -> None:
+    with pytest.raises(OvsdbError, match="bad OVSDB remote 'http://x'"):
+        OvsdbClient("http://x")
+    with pytest.raises(OvsdbError, match="unknown database 'vtep'"):
+        OvsdbClient(server.unix_remote, databases=["vtep"])
+    idle = OvsdbClient(server.unix_remote)
+    with pytest.raises(OvsdbError, match="not running: call start"):
+        idle.apply([RowChange("delete", "Logical_Switch", "1", {})])
+    idle.close()
+    with OvsdbClient(server.unix_remote, databases=["ms_firewall"]) as c:
+        c.wait_synced(WAIT)
+        with pytest.raises(OvsdbError, match="unknown table 'Logical_Switch'"):
+            c.rows("Logical_Switch")
+        c.close()  # closing twice is harmless
+    with pytest.raises(OvsdbError, match="is closed"):
+        c.wait_synced(0.1)

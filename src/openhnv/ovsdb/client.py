@@ -154,8 +154,10 @@ class OvsdbClient:
         return self
 
     def close(self) -> None:
-        """Disconnect and stop the thread; pending transactions fail."""
+        """Disconnect and stop the thread; pending transactions fail. Idempotent."""
         with self._lock:
+            if self._closing:
+                return
             self._closing = True
         self._wake()
         if self._thread.is_alive():
