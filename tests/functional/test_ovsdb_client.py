@@ -435,6 +435,7 @@ def test_bad_remotes_and_misuse_are_refused(server: OvsdbServer) -> None:
         c.wait_synced(WAIT)
         with pytest.raises(OvsdbError, match="unknown table 'Logical_Switch'"):
             c.rows("Logical_Switch")
+        assert c.snapshot() == {"FW_Rules": {}}
         c.close()  # closing twice is harmless
     with pytest.raises(OvsdbError, match="is closed"):
         c.wait_synced(0.1)

@@ -226,9 +226,13 @@ class OvsdbClient:
     def snapshot(self, tables: Iterable[str] | None = None) -> dict[str, dict[str, Row]]:
         """Current rows in desired-state form: table -> key -> row (references as ``Ref``).
 
-        Rows without a key (malformed, or not referred to yet) are left out.
+        Rows without a key (malformed, or not referred to yet) are left out. By default
+        every table of the client's databases.
         """
-        wanted = list(tables) if tables is not None else list(table_database())
+        if tables is None:
+            wanted = [t for db in self._dbs.values() for t in db.tables]
+        else:
+            wanted = list(tables)
         out: dict[str, dict[str, Row]] = {}
         with self._lock:
             for table in wanted:
