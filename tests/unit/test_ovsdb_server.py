@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from openhnv.ovsdb.errors import OvsdbError
-from openhnv.ovsdb.server import OvsdbServer, SslFiles, find_binary
+from openhnv.ovsdb.server import OvsdbServer, SslFiles, find_binary, listen_remote
 
 
 def test_command_uses_private_paths(tmp_path: Path) -> None:
@@ -45,3 +45,21 @@ def test_not_running_without_a_pidfile(tmp_path: Path) -> None:
     assert not server.running
     assert server.pid is None
     server.stop()  # stopping a stopped server is harmless
+
+
+@pytest.mark.parametrize(
+    ("listen", "remote"),
+    [
+        ("tcp:10.0.0.1:6640", "ptcp:6640:10.0.0.1"),
+        ("ssl:0.0.0.0:6640", "pssl:6640:0.0.0.0"),
+        ("unix:/run/hnv/db.sock", "punix:/run/hnv/db.sock"),
+    ],
+)
+def test_listen_addresses_become_server_remotes(listen: str, remote: str) -> None:
+    assert listen_remote(listen) == remote
+
+
+@pytest.mark.parametrize("listen", ["tcp:10.0.0.1", "tcp:10.0.0.1:0", "udp:1.2.3.4:1", "unix:"])
+def test_bad_listen_addresses_are_refused(listen: str) -> None:
+    with pytest.raises(OvsdbError, match="bad listen address"):
+        listen_remote(listen)

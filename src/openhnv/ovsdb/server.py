@@ -53,6 +53,24 @@ def find_binary(name: str) -> str:
     return path
 
 
+def listen_remote(listen: str) -> str:
+    """The ``ovsdb-server`` remote for a client-style address a host listens on.
+
+    ``tcp:IP:PORT`` -> ``ptcp:PORT:IP``, ``ssl:IP:PORT`` -> ``pssl:PORT:IP``,
+    ``unix:PATH`` -> ``punix:PATH`` (``hnv host --listen`` takes the client form).
+    """
+    kind, _, rest = listen.partition(":")
+    if kind == "unix" and rest:
+        return f"punix:{rest}"
+    if kind in ("tcp", "ssl"):
+        ip, _, port = rest.rpartition(":")
+        if ip and port.isdigit() and 0 < int(port) < 65536:
+            return f"p{kind}:{port}:{ip.strip('[]')}"
+    raise OvsdbError(
+        f"bad listen address {listen!r}: expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT"
+    )
+
+
 def _run_tool(args: Sequence[str]) -> str:
     tool = find_binary("ovsdb-tool")
     done = subprocess.run([tool, *args], capture_output=True, text=True, check=False)
