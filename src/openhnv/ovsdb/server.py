@@ -65,7 +65,7 @@ def listen_remote(listen: str) -> str:
     if kind in ("tcp", "ssl"):
         ip, _, port = rest.rpartition(":")
         if ip and port.isdigit() and 0 < int(port) < 65536:
-            return f"p{kind}:{port}:{ip.strip('[]')}"
+            return f"p{kind}:{port}:{ip}"
     raise OvsdbError(
         f"bad listen address {listen!r}: expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT"
     )
