@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import NameOID
 
+import openhnv
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.pki import ca_cert_path, init_ca, issue, main, ssl_files
 
@@ -91,3 +95,23 @@ def test_cli_without_ca_fails_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "no host CA in" in err and "hnv pki init" in err
+
+
+def test_hnv_pki_is_a_registered_subcommand(tmp_path: Path) -> None:
+    src = Path(openhnv.__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(src))
+    run = [sys.executable, "-m", "openhnv", "pki"]
+    subprocess.run([*run, "init", "--dir", str(tmp_path)], check=True, env=env, capture_output=True)
+    done = subprocess.run(
+        [*run, "issue", "--dir", str(tmp_path), "--name", "host1", "--role", "host"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "host host1" in done.stdout
+    assert (tmp_path / "host1-cert.pem").exists()
+    helped = subprocess.run(
+        [sys.executable, "-m", "openhnv", "--help"], env=env, capture_output=True, text=True
+    )
+    assert "pki" in helped.stdout
