@@ -288,6 +288,14 @@ def test_locator_sets_are_named_by_their_multicast_row(client: OvsdbClient) -> N
             "cannot insert Logical_Switch '7001': its columns give the key '7002'",
         ),
         (
+            RowChange("update", "Logical_Switch", "6001", {"name": "6002"}),
+            "cannot update Logical_Switch '6001': it would rename the row to '6002'",
+        ),
+        (
+            RowChange("insert", "Logical_Switch", "6001", {"name": "6003"}),
+            "cannot insert Logical_Switch '6001': its columns give the key '6003'",
+        ),
+        (
             RowChange("update", "Logical_Switch", "5001", {"colour": "blue"}),
             "Logical_Switch '5001': no column 'colour' in ms_vtep",
         ),

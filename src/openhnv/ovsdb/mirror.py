@@ -223,6 +223,30 @@ class DatabaseMirror:
                 key=change.key,
             )
 
+    def check_update(self, change: RowChange, row_uuid: str) -> None:
+        """Refuse an update that would change the row's key (delete and insert instead)."""
+        spec = self.specs[change.table]
+        row = self.rows[change.table].get(row_uuid)
+        if spec.referrer is not None or row is None:
+            return
+        merged = dict(self.keyed(change.table, row))
+        merged.update(change.columns)
+        try:
+            key = spec.key(merged)
+        except OvsdbError as err:
+            raise OvsdbError(
+                f"cannot update {change.table} {change.key!r}: {err}",
+                table=change.table,
+                key=change.key,
+            ) from None
+        if key != change.key:
+            raise OvsdbError(
+                f"cannot update {change.table} {change.key!r}: it would rename the row to "
+                f"{key!r} (delete it and insert the new key instead)",
+                table=change.table,
+                key=change.key,
+            )
+
     def explain(self, error: str) -> str:
         """A server error with its UUIDs named by table and key where known."""
         try:

@@ -48,8 +48,11 @@ def build_transaction(idl: Any, db: DatabaseMirror, changes: Sequence[RowChange]
                     row.delete()
                     deleted.add((change.table, change.key))
                 continue
-            if change.op == "insert" and row is None:
+            if change.op == "insert":
                 db.check_insert(change)
+            elif existing is not None and row is not None:
+                db.check_update(change, existing)
+            if change.op == "insert" and row is None:
                 missing = [c for c in db.required[change.table] if c not in change.columns]
                 if missing:
                     raise OvsdbError(
