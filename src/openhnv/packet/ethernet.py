@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass
 
 from openhnv.packet.addresses import MAC_LEN
-from openhnv.packet.errors import check_length, check_range, need
+from openhnv.packet.errors import PacketError, check_length, check_range, need
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_ARP = 0x0806
@@ -69,6 +69,10 @@ class Ethernet:
         if self.vlan_id is not None:
             check_range(_HEADER, "vlan_id", self.vlan_id, 0, VLAN_ID_MAX)
         check_range(_HEADER, "vlan_pcp", self.vlan_pcp, 0, VLAN_PCP_MAX)
+        if self.vlan_id is None and (self.vlan_pcp or self.vlan_dei):
+            raise PacketError(_HEADER, 0, "vlan_pcp and vlan_dei need a vlan_id")
+        if self.vlan_id is None and self.ethertype == ETHERTYPE_VLAN:
+            raise PacketError(_HEADER, 0, "ethertype 0x8100 is the tag: give vlan_id instead")
 
     @property
     def header_length(self) -> int:
