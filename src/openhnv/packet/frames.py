@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from openhnv.packet.addresses import IPV4_LEN, ip_to_bytes, mac_to_bytes
+from openhnv.packet.addresses import IPV4_LEN, ip_to_bytes, ip_to_str, mac_to_bytes
 from openhnv.packet.arp import Arp
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ethernet
@@ -44,6 +44,18 @@ class Tunnel:
     inner: bytes
 
 
+def _ip_pair(src_ip: str | bytes, dst_ip: str | bytes) -> tuple[bytes, bytes]:
+    """Both addresses as bytes, of one family."""
+    src, dst = ip_to_bytes(src_ip), ip_to_bytes(dst_ip)
+    if len(src) != len(dst):
+        raise PacketError(
+            "address",
+            0,
+            f"source {ip_to_str(src)} and destination {ip_to_str(dst)} are of different families",
+        )
+    return src, dst
+
+
 def _ip_frame(
     *,
     src_mac: str | bytes,
@@ -57,8 +69,6 @@ def _ip_frame(
 ) -> bytes:
     """Ethernet + IPv4 or IPv6 (by the address length) + ``body``."""
     ip: IPv4 | IPv6
-    if len(src_ip) != len(dst_ip):
-        raise PacketError("address", 0, "source and destination IPs are of different families")
     if len(src_ip) == IPV4_LEN:
         ethertype = ETHERTYPE_IPV4
         ip = IPv4(src_ip, dst_ip, protocol, ttl=ttl)
@@ -82,7 +92,7 @@ def udp_frame(
     vlan_id: int | None = None,
 ) -> bytes:
     """An Ethernet frame carrying a UDP datagram (checksum computed)."""
-    src, dst = ip_to_bytes(src_ip), ip_to_bytes(dst_ip)
+    src, dst = _ip_pair(src_ip, dst_ip)
     body = Udp(src_port, dst_port).pack(src, dst, payload)
     return _ip_frame(
         src_mac=src_mac,
@@ -112,7 +122,7 @@ def tcp_frame(
     vlan_id: int | None = None,
 ) -> bytes:
     """An Ethernet frame carrying a TCP segment (checksum computed)."""
-    src, dst = ip_to_bytes(src_ip), ip_to_bytes(dst_ip)
+    src, dst = _ip_pair(src_ip, dst_ip)
     body = Tcp(src_port, dst_port, seq=seq, ack=ack, flags=flags).pack(src, dst, payload)
     return _ip_frame(
         src_mac=src_mac,
@@ -139,7 +149,7 @@ def icmp_echo_frame(
     ttl: int = 64,
 ) -> bytes:
     """An Ethernet frame carrying an ICMPv4 echo request (or reply)."""
-    src, dst = ip_to_bytes(src_ip), ip_to_bytes(dst_ip)
+    src, dst = _ip_pair(src_ip, dst_ip)
     if len(src) != IPV4_LEN:
         raise PacketError("icmp", 0, "echo over IPv6 needs ICMPv6, which is not built here")
     kind = ICMP_ECHO_REPLY if reply else ICMP_ECHO_REQUEST
