@@ -54,6 +54,8 @@ class _Cursor:
     end: int
     src_ip: bytes | None = None
     dst_ip: bytes | None = None
+    fragment: bool = False
+    """True in the first fragment of a datagram: transport lengths and checksums are moot."""
 
 
 Codec = Callable[[bytes, _Cursor], tuple[object, str | None, _Cursor]]
@@ -94,8 +96,8 @@ def _ipv4(buf: bytes, at: _Cursor) -> tuple[object, str | None, _Cursor]:
     end = at.offset + header.total_length
     if header.fragment_offset:
         return header, None, _Cursor(offset, end)
-    if header.is_fragment:  # the first fragment: headers present, checksum not checkable
-        return header, IPV4_PROTOCOLS.get(header.protocol), _Cursor(offset, end)
+    if header.is_fragment:  # the first fragment: transport header present, checksum moot
+        return header, IPV4_PROTOCOLS.get(header.protocol), _Cursor(offset, end, fragment=True)
     return header, IPV4_PROTOCOLS.get(header.protocol), _Cursor(offset, end, header.src, header.dst)
 
 
@@ -121,6 +123,9 @@ def _tcp(buf: bytes, at: _Cursor) -> tuple[object, str | None, _Cursor]:
 
 
 def _udp(buf: bytes, at: _Cursor) -> tuple[object, str | None, _Cursor]:
+    if at.fragment:
+        header, offset = Udp.parse(buf[: at.end], at.offset, fragment=True)
+        return header, None, _Cursor(offset, at.end)
     header, offset = Udp.parse(buf, at.offset, at.src_ip, at.dst_ip, at.end - at.offset)
     return header, UDP_PORTS.get(header.dst_port), _Cursor(offset, at.offset + header.length)
 
@@ -131,8 +136,9 @@ def _vxlan(buf: bytes, at: _Cursor) -> tuple[object, str | None, _Cursor]:
 
 
 def _gre(buf: bytes, at: _Cursor) -> tuple[object, str | None, _Cursor]:
-    header, offset = Gre.parse(buf, at.offset, at.end - at.offset)
-    return header, GRE_PROTOCOLS.get(header.protocol), _Cursor(offset, at.end)
+    header, offset = Gre.parse(buf, at.offset, at.end - at.offset, not at.fragment)
+    following = None if at.fragment else GRE_PROTOCOLS.get(header.protocol)
+    return header, following, _Cursor(offset, at.end)
 
 
 CODECS: dict[str, Codec] = {

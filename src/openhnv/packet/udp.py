@@ -61,12 +61,16 @@ class Udp:
         src_ip: bytes | None = None,
         dst_ip: bytes | None = None,
         length: int | None = None,
+        fragment: bool = False,
     ) -> tuple[Udp, int]:
         """The header at ``offset`` and the offset of its payload.
 
         ``length`` is what the IP header leaves for UDP (default: to the end of ``buf``);
         the UDP length field may not exceed it and the payload ends at
         ``offset + header.length``. With both IPs given the checksum is verified.
+        ``fragment=True`` reads the header at the start of a first IP fragment: the
+        datagram goes on in later fragments, so neither its length nor its checksum can
+        be checked.
         """
         if length is None:
             length = len(buf) - offset
@@ -74,6 +78,8 @@ class Udp:
         src_port, dst_port, udp_length, checksum = _UDP.unpack_from(buf, offset)
         if udp_length < UDP_HEADER_LEN:
             raise PacketError(_HEADER, offset, f"length {udp_length} is below 8")
+        if fragment:
+            return cls(src_port, dst_port, udp_length), offset + UDP_HEADER_LEN
         if udp_length > length:
             raise PacketError(
                 _HEADER,
