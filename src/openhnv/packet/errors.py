@@ -33,6 +33,17 @@ def need(buf: bytes, offset: int, length: int, header: str) -> None:
         )
 
 
+def resolve_length(buf: bytes, offset: int, length: int | None, header: str) -> int:
+    """A packet's length: ``length``, or all of ``buf`` after ``offset``; it must fit."""
+    need(buf, offset, 0, header)
+    if length is None:
+        return len(buf) - offset
+    if length < 0:
+        raise PacketError(header, offset, f"length {length} is negative")
+    need(buf, offset, length, header)
+    return length
+
+
 def check_range(header: str, name: str, value: int, low: int, high: int) -> None:
     """Raise unless ``low <= value <= high`` (for building headers from fields)."""
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:

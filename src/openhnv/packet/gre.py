@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from openhnv.packet.checksum import internet_checksum
 from openhnv.packet.checksum import verify_checksum as verify_sum
-from openhnv.packet.errors import PacketError, check_range, need
+from openhnv.packet.errors import PacketError, check_range, need, resolve_length
 
 GRE_CHECKSUM_FLAG = 0x8000
 GRE_ROUTING_FLAG = 0x4000
@@ -102,8 +102,7 @@ class Gre:
         ``length`` is the GRE packet's length (header and payload; default: to the end
         of ``buf``), needed only to verify a checksum.
         """
-        if length is None:
-            length = len(buf) - offset
+        length = resolve_length(buf, offset, length, _HEADER)
         need(buf, offset, GRE_BASE_LEN, _HEADER)
         bits, protocol = _BASE.unpack_from(buf, offset)
         version = bits & GRE_VERSION_MASK
@@ -120,7 +119,6 @@ class Gre:
         if has_checksum:
             need(buf, at, GRE_FIELD_LEN, _HEADER)
             if verify_checksum:
-                need(buf, offset, length, _HEADER)
                 packet = bytes(buf[offset : offset + length])
                 verify_sum(_HEADER, offset, packet, _CHECKSUM_AT)
             at += GRE_FIELD_LEN

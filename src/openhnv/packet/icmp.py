@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from openhnv.packet.checksum import internet_checksum
 from openhnv.packet.checksum import verify_checksum as verify_sum
-from openhnv.packet.errors import PacketError, check_range, need
+from openhnv.packet.errors import PacketError, check_range, need, resolve_length
 
 ICMP_ECHO_REPLY = 0
 ICMP_DEST_UNREACHABLE = 3
@@ -103,9 +103,12 @@ class Icmp:
 
         Returns the message and the offset just after it.
         """
-        if length is None:
-            length = len(buf) - offset
-        need(buf, offset, max(length, ICMP_HEADER_LEN), _HEADER)
+        length = resolve_length(buf, offset, length, _HEADER)
+        if length < ICMP_HEADER_LEN:
+            need(buf, offset, ICMP_HEADER_LEN, _HEADER)
+            raise PacketError(
+                _HEADER, offset, f"message of {length} bytes is shorter than the 8-byte header"
+            )
         message = bytes(buf[offset : offset + length])
         kind, code, _, identifier, sequence = _ICMP.unpack_from(message)
         if verify_checksum:

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 
 from openhnv.packet.checksum import internet_checksum, pseudo_header_sum, verify_checksum
-from openhnv.packet.errors import PacketError, check_range, need
+from openhnv.packet.errors import PacketError, check_range, need, resolve_length
 
 TCP_FIN = 0x001
 TCP_SYN = 0x002
@@ -106,9 +106,8 @@ class Tcp:
         ``length`` is the segment's length (header and payload; default: to the end of
         ``buf``). With both IPs given the checksum is verified over the pseudo-header.
         """
-        if length is None:
-            length = len(buf) - offset
-        need(buf, offset, max(length, TCP_HEADER_LEN), _HEADER)
+        length = resolve_length(buf, offset, length, _HEADER)
+        need(buf, offset, TCP_HEADER_LEN, _HEADER)
         src_port, dst_port, seq, ack, off_flags, window, _, urgent = _TCP.unpack_from(buf, offset)
         header_len = (off_flags >> _OFFSET_SHIFT) * _WORD
         if header_len < TCP_HEADER_LEN:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from openhnv.packet.addresses import IPV6_LEN
 from openhnv.packet.checksum import internet_checksum, pseudo_header_sum, verify_checksum
-from openhnv.packet.errors import PacketError, check_range, need
+from openhnv.packet.errors import PacketError, check_range, need, resolve_length
 
 PROTO_UDP = 17
 UDP_HEADER_LEN = 8
@@ -72,9 +72,8 @@ class Udp:
         datagram goes on in later fragments, so neither its length nor its checksum can
         be checked.
         """
-        if length is None:
-            length = len(buf) - offset
-        need(buf, offset, max(length, UDP_HEADER_LEN), _HEADER)
+        length = resolve_length(buf, offset, length, _HEADER)
+        need(buf, offset, UDP_HEADER_LEN, _HEADER)
         src_port, dst_port, udp_length, checksum = _UDP.unpack_from(buf, offset)
         if udp_length < UDP_HEADER_LEN:
             raise PacketError(_HEADER, offset, f"length {udp_length} is below 8")
