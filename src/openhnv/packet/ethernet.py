@@ -63,6 +63,33 @@ class Ethernet:
     vlan_dei: bool = False
 
     def __post_init__(self) -> None:
+        if (  # one cheap test for the common case; _validate names what is wrong
+            type(self.dst) is bytes
+            and len(self.dst) == MAC_LEN
+            and type(self.src) is bytes
+            and len(self.src) == MAC_LEN
+            and type(self.ethertype) is int
+            and 0 <= self.ethertype <= ETHERTYPE_MAX
+            and type(self.vlan_pcp) is int
+            and (
+                (
+                    self.vlan_id is None
+                    and self.vlan_pcp == 0
+                    and self.vlan_dei is False
+                    and self.ethertype != ETHERTYPE_VLAN
+                )
+                or (
+                    type(self.vlan_id) is int
+                    and 0 <= self.vlan_id <= VLAN_ID_MAX
+                    and 0 <= self.vlan_pcp <= VLAN_PCP_MAX
+                )
+            )
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check every field, raising a PacketError naming the first one out of range."""
         check_length(_HEADER, "dst", self.dst, (MAC_LEN,))
         check_length(_HEADER, "src", self.src, (MAC_LEN,))
         check_range(_HEADER, "ethertype", self.ethertype, 0, ETHERTYPE_MAX)

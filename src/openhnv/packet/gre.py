@@ -72,6 +72,19 @@ class Gre:
     sequence: int | None = None
 
     def __post_init__(self) -> None:
+        if (  # one cheap test for the common case; _validate names what is wrong
+            type(self.protocol) is int
+            and 0 <= self.protocol <= _U16_MAX
+            and type(self.key) is int
+            and 0 <= self.key <= _U32_MAX
+            and self.checksum is False
+            and self.sequence is None
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check every field, raising a PacketError naming the first one out of range."""
         check_range(_HEADER, "protocol", self.protocol, 0, _U16_MAX)
         if self.key is not None:
             check_range(_HEADER, "key", self.key, 0, _U32_MAX)

@@ -82,6 +82,32 @@ class IPv4:
     total_length: int = 0
 
     def __post_init__(self) -> None:
+        if (  # one cheap test for the common case; _validate names what is wrong
+            type(self.src) is bytes
+            and len(self.src) == IPV4_LEN
+            and type(self.dst) is bytes
+            and len(self.dst) == IPV4_LEN
+            and type(self.protocol) is int
+            and 0 <= self.protocol <= _BYTE_MAX
+            and type(self.ttl) is int
+            and 0 <= self.ttl <= _BYTE_MAX
+            and type(self.tos) is int
+            and 0 <= self.tos <= _BYTE_MAX
+            and type(self.identification) is int
+            and 0 <= self.identification <= _U16_MAX
+            and type(self.flags) is int
+            and 0 <= self.flags <= IPV4_FLAGS_MAX
+            and type(self.fragment_offset) is int
+            and 0 <= self.fragment_offset <= IPV4_FRAGMENT_OFFSET_MAX
+            and type(self.total_length) is int
+            and 0 <= self.total_length <= IPV4_MAX_TOTAL_LEN
+            and self.options == b""
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check every field, raising a PacketError naming the first one out of range."""
         check_length(_HEADER, "src", self.src, (IPV4_LEN,))
         check_length(_HEADER, "dst", self.dst, (IPV4_LEN,))
         check_range(_HEADER, "protocol", self.protocol, 0, _BYTE_MAX)

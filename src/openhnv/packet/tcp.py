@@ -71,6 +71,28 @@ class Tcp:
     options: bytes = b""
 
     def __post_init__(self) -> None:
+        if (  # one cheap test for the common case; _validate names what is wrong
+            type(self.src_port) is int
+            and 0 <= self.src_port <= _U16_MAX
+            and type(self.dst_port) is int
+            and 0 <= self.dst_port <= _U16_MAX
+            and type(self.seq) is int
+            and 0 <= self.seq <= _U32_MAX
+            and type(self.ack) is int
+            and 0 <= self.ack <= _U32_MAX
+            and type(self.flags) is int
+            and 0 <= self.flags <= TCP_FLAGS_MAX
+            and type(self.window) is int
+            and 0 <= self.window <= _U16_MAX
+            and type(self.urgent) is int
+            and 0 <= self.urgent <= _U16_MAX
+            and self.options == b""
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check every field, raising a PacketError naming the first one out of range."""
         check_range(_HEADER, "src_port", self.src_port, 0, _U16_MAX)
         check_range(_HEADER, "dst_port", self.dst_port, 0, _U16_MAX)
         check_range(_HEADER, "seq", self.seq, 0, _U32_MAX)

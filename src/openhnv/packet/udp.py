@@ -44,6 +44,19 @@ class Udp:
     length: int = 0
 
     def __post_init__(self) -> None:
+        if (  # one cheap test for the common case; _validate names what is wrong
+            type(self.src_port) is int
+            and 0 <= self.src_port <= _U16_MAX
+            and type(self.dst_port) is int
+            and 0 <= self.dst_port <= _U16_MAX
+            and type(self.length) is int
+            and 0 <= self.length <= UDP_MAX_LEN
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check every field, raising a PacketError naming the first one out of range."""
         check_range(_HEADER, "src_port", self.src_port, 0, _U16_MAX)
         check_range(_HEADER, "dst_port", self.dst_port, 0, _U16_MAX)
         check_range(_HEADER, "length", self.length, 0, UDP_MAX_LEN)

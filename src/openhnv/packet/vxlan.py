@@ -39,6 +39,12 @@ class Vxlan:
     vni: int
 
     def __post_init__(self) -> None:
+        if type(self.vni) is int and 0 <= self.vni <= VXLAN_VNI_MAX:
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check every field, raising a PacketError naming the first one out of range."""
         check_range(_HEADER, "vni", self.vni, 0, VXLAN_VNI_MAX)
 
     @property
