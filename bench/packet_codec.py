@@ -26,6 +26,7 @@ from openhnv.packet.frames import (
     vxlan_encapsulate,
 )
 from openhnv.packet.tcp import TCP_ACK, TCP_PSH
+from openhnv.packet.template import TunnelTemplate
 
 OUTER = {
     "outer_src_mac": "02:00:c0:a8:01:0a",
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     src_pa, dst_pa = bytes([192, 168, 1, 10]), bytes([192, 168, 2, 20])
     macs = {"outer_src_mac": bytes(6), "outer_dst_mac": bytes(6)}
     vxlan = vxlan_encapsulate(inner, vni=5001, src_port=51234, **OUTER)  # type: ignore[arg-type]
+    template = TunnelTemplate.vxlan(vni=5001, **OUTER)  # type: ignore[arg-type]
     results = {
         "inner_frame_bytes": len(inner),
         "vxlan_encapsulate_us": per_call_us(
@@ -79,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             calls,
             rounds,
+        ),
+        "vxlan_template_encapsulate_us": per_call_us(
+            lambda: template.encapsulate(inner, 51234), calls, rounds
         ),
         "decapsulate_us": per_call_us(lambda: decapsulate(vxlan), calls, rounds),
         "decode_vxlan_tcp_us": per_call_us(lambda: decode(vxlan), calls, rounds),
