@@ -172,8 +172,10 @@ class IPv4:
         header_bytes = buf[offset : offset + header_len]
         if verify_checksum:
             verify_sum(_HEADER, offset, header_bytes, _CHECKSUM_AT, what="header checksum")
-        options = bytes(header_bytes[IPV4_HEADER_LEN:])
-        parse_options(options, offset + IPV4_HEADER_LEN)
+        options = b""
+        if header_len > IPV4_HEADER_LEN:
+            options = bytes(header_bytes[IPV4_HEADER_LEN:])
+            parse_options(options, offset + IPV4_HEADER_LEN)
         header = cls(
             src,
             dst,
