@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6ND_NS
 from scapy.layers.inet6 import IPv6 as ScapyIPv6
 from scapy.layers.l2 import GRE, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
@@ -22,6 +23,7 @@ from openhnv.packet.frames import (
 )
 from openhnv.packet.gre import Gre
 from openhnv.packet.icmp import Icmp
+from openhnv.packet.icmpv6 import Icmpv6
 from openhnv.packet.ipv4 import IPV4_FLAG_MF, IPv4
 from openhnv.packet.ipv6 import IPv6
 from openhnv.packet.tcp import TCP_ACK, TCP_FIN, TCP_SYN, Tcp
@@ -130,6 +132,26 @@ def test_arp_icmp_udp_descriptions() -> None:
     assert describe(udp) == (
         "00:1d:d8:07:00:02 > 00:1d:d8:07:00:01 vlan 4 ipv6 fd00::1 > fd00::2 udp 5353 > 53 len 3"
     )
+
+
+def test_icmpv6_decodes_and_describes() -> None:
+    ping = icmp_echo_frame(src_mac=VM_A, dst_mac=VM_B, src_ip="fd00::1", dst_ip="fd00::2")
+    assert kinds(ping) == [Ethernet, IPv6, Icmpv6]
+    assert describe(ping).endswith("ipv6 fd00::1 > fd00::2 icmpv6 echo request id 1 seq 1")
+    solicit = bytes(
+        Ether(dst="33:33:ff:00:00:02", src=VM_A)
+        / ScapyIPv6(src="fd00::1", dst="ff02::1:ff00:2")
+        / ICMPv6ND_NS(tgt="fd00::2")
+    )
+    assert describe(solicit).endswith("icmpv6 neighbor solicitation")
+    bad = ping[:-1] + bytes([ping[-1] ^ 1])
+    with pytest.raises(PacketError, match=r"^icmpv6 at offset 54: checksum"):
+        decode(bad)
+
+
+def test_memoryview_and_bytearray_frames_decode_alike() -> None:
+    frame = nvgre_encapsulate(SYN, vsid=6001, flow_id=3, **OUTER)  # type: ignore[arg-type]
+    assert decode(bytearray(frame)) == decode(frame) == decode(memoryview(frame))  # type: ignore[arg-type]
 
 
 def test_tcp_flags_like_tcpdump() -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packet_strategies import macs, payloads, ports
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import ARP, GRE, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 
@@ -117,10 +117,11 @@ def nvgre(inner: bytes = INNER, **kwargs: object) -> bytes:
 def checksums_hold(packet: Ether, *layers: type) -> None:
     """scapy recomputes each layer's checksum to the value we wrote."""
     for layer in layers:
-        written = packet[layer].chksum
+        field = "cksum" if layer.__name__.startswith("ICMPv6") else "chksum"
+        written = getattr(packet[layer], field)
         copy = packet.copy()
-        del copy[layer].chksum
-        assert Ether(bytes(copy))[layer].chksum == written, layer.__name__
+        delattr(copy[layer], field)
+        assert getattr(Ether(bytes(copy))[layer], field) == written, layer.__name__
 
 
 def test_vxlan_known_answer_and_decapsulation() -> None:
@@ -369,9 +370,24 @@ def test_icmp_echo_frame_by_scapy(reply: bool) -> None:
     checksums_hold(packet, IP, ICMP)
 
 
-def test_icmp_echo_needs_ipv4() -> None:
-    with pytest.raises(PacketError, match=r"^icmp at offset 0: echo over IPv6"):
-        icmp_echo_frame(src_mac=VM_A, dst_mac=VM_B, src_ip="fd00::1", dst_ip="fd00::2")
+@pytest.mark.parametrize("reply", [False, True])
+def test_icmpv6_echo_frame_by_scapy(reply: bool) -> None:
+    frame = icmp_echo_frame(
+        src_mac=VM_A,
+        dst_mac=VM_B,
+        src_ip="fd00::1",
+        dst_ip="fd00::2",
+        identifier=3,
+        sequence=4,
+        payload=b"ping6",
+        reply=reply,
+        ttl=2,
+    )
+    packet = Ether(frame)
+    layer = ICMPv6EchoReply if reply else ICMPv6EchoRequest
+    assert (packet[IPv6].nh, packet[IPv6].hlim) == (58, 2)
+    assert (packet[layer].id, packet[layer].seq, packet[layer].data) == (3, 4, b"ping6")
+    checksums_hold(packet, layer)
 
 
 def test_arp_frame_by_scapy() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoRequest
 from scapy.layers.inet6 import IPv6 as ScapyIPv6
 from scapy.layers.l2 import ARP, GRE, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
@@ -23,6 +24,7 @@ from openhnv.packet.ethernet import Ethernet
 from openhnv.packet.frames import decapsulate, nvgre_encapsulate, vxlan_encapsulate
 from openhnv.packet.gre import Gre
 from openhnv.packet.icmp import Icmp
+from openhnv.packet.icmpv6 import Icmpv6
 from openhnv.packet.ipv4 import IPv4, parse_options
 from openhnv.packet.ipv6 import IPv6
 from openhnv.packet.tcp import Tcp
@@ -43,6 +45,7 @@ VALID_FRAMES = [
     bytes(Ether(dst=B, src=A) / ScapyIPv6(src="fd00::1", dst="fd00::2") / UDP() / b"x"),
     bytes(Ether(dst=B, src=A) / ScapyIPv6(src="fd00::1", dst="fd00::2") / TCP() / b"x"),
     bytes(_INNER / b"payload"),
+    bytes(Ether(dst=B, src=A) / ScapyIPv6(src="fd00::1", dst="fd00::2") / ICMPv6EchoRequest()),
 ]
 
 Parser = Callable[[bytes, int], object]
@@ -54,6 +57,8 @@ PARSERS: list[Parser] = [
     lambda b, o: IPv6.parse(b, o),
     lambda b, o: Icmp.parse(b, o),
     lambda b, o: Icmp.parse(b, o, len(b) - o - 1, verify_checksum=False),
+    lambda b, o: Icmpv6.parse(b, o),
+    lambda b, o: Icmpv6.parse(b, o, SRC6, DST6),
     lambda b, o: Tcp.parse(b, o),
     lambda b, o: Tcp.parse(b, o, SRC4, DST4),
     lambda b, o: Tcp.parse(b, o, SRC6, DST6, len(b) - o - 2),

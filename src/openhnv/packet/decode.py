@@ -22,6 +22,14 @@ from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ethernet
 from openhnv.packet.gre import NVGRE_PROTOCOL, Gre, split_nvgre_key
 from openhnv.packet.icmp import ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Icmp
+from openhnv.packet.icmpv6 import (
+    ICMPV6_ECHO_REPLY,
+    ICMPV6_ECHO_REQUEST,
+    ICMPV6_NEIGHBOR_ADVERTISEMENT,
+    ICMPV6_NEIGHBOR_SOLICITATION,
+    PROTO_ICMPV6,
+    Icmpv6,
+)
 from openhnv.packet.ipv4 import (
     IPV4_FRAGMENT_UNIT,
     PROTO_GRE,
@@ -73,6 +81,7 @@ IPV4_PROTOCOLS: dict[int, str] = {
     PROTO_GRE: "gre",
 }
 IPV6_NEXT_HEADERS: dict[int, str] = {
+    PROTO_ICMPV6: "icmpv6",
     PROTO_TCP: "tcp",
     PROTO_UDP: "udp",
     PROTO_GRE: "gre",
@@ -117,6 +126,12 @@ def _icmp(buf: bytes, at: _Cursor) -> tuple[object, str | None, _Cursor]:
     return header, None, _Cursor(offset, at.end)
 
 
+def _icmpv6(buf: bytes, at: _Cursor) -> tuple[object, str | None, _Cursor]:
+    length = at.end - at.offset
+    header, offset = Icmpv6.parse(buf, at.offset, at.src_ip, at.dst_ip, length)
+    return header, None, _Cursor(offset, at.end)
+
+
 def _tcp(buf: bytes, at: _Cursor) -> tuple[object, str | None, _Cursor]:
     header, offset = Tcp.parse(buf, at.offset, at.src_ip, at.dst_ip, at.end - at.offset)
     return header, None, _Cursor(offset, at.end)
@@ -147,6 +162,7 @@ CODECS: dict[str, Codec] = {
     "ipv4": _ipv4,
     "ipv6": _ipv6,
     "icmp": _icmp,
+    "icmpv6": _icmpv6,
     "tcp": _tcp,
     "udp": _udp,
     "vxlan": _vxlan,
@@ -217,6 +233,22 @@ def _describe_icmp(header: Icmp) -> str:
     return f"icmp type {header.type} code {header.code}"
 
 
+def _describe_icmpv6(header: Icmpv6) -> str:
+    if header.type == ICMPV6_ECHO_REQUEST:
+        return f"icmpv6 echo request id {header.identifier} seq {header.sequence}"
+    if header.type == ICMPV6_ECHO_REPLY:
+        return f"icmpv6 echo reply id {header.identifier} seq {header.sequence}"
+    if header.type in _ICMPV6_NAMES:
+        return f"icmpv6 {_ICMPV6_NAMES[header.type]}"
+    return f"icmpv6 type {header.type} code {header.code}"
+
+
+_ICMPV6_NAMES = {
+    ICMPV6_NEIGHBOR_SOLICITATION: "neighbor solicitation",
+    ICMPV6_NEIGHBOR_ADVERTISEMENT: "neighbor advertisement",
+}
+
+
 def _describe_one(header: object, following: object | None) -> str:
     """One header in a few words (``following`` is the next header, or None)."""
     if isinstance(header, Ethernet):
@@ -236,6 +268,8 @@ def _describe_one(header: object, following: object | None) -> str:
         return f"udp {header.src_port} > {header.dst_port} len {payload}"
     if isinstance(header, Icmp):
         return _describe_icmp(header)
+    if isinstance(header, Icmpv6):
+        return _describe_icmpv6(header)
     if isinstance(header, Gre):
         key = "" if header.key is None else f" key {header.key:#x}"
         return f"gre proto {header.protocol:#06x}{key}"

@@ -18,6 +18,7 @@ from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ethernet
 from openhnv.packet.gre import NVGRE_PROTOCOL, Gre, nvgre_key, split_nvgre_key
 from openhnv.packet.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Icmp
+from openhnv.packet.icmpv6 import ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, PROTO_ICMPV6, Icmpv6
 from openhnv.packet.ipv4 import PROTO_GRE, PROTO_ICMP, PROTO_TCP, PROTO_UDP, IPv4
 from openhnv.packet.ipv6 import IPv6
 from openhnv.packet.tcp import Tcp
@@ -148,18 +149,22 @@ def icmp_echo_frame(
     reply: bool = False,
     ttl: int = 64,
 ) -> bytes:
-    """An Ethernet frame carrying an ICMPv4 echo request (or reply)."""
+    """An Ethernet frame carrying an echo request (or reply): ICMPv4, or ICMPv6 for IPv6."""
     src, dst = _ip_pair(src_ip, dst_ip)
     if len(src) != IPV4_LEN:
-        raise PacketError("icmp", 0, "echo over IPv6 needs ICMPv6, which is not built here")
-    kind = ICMP_ECHO_REPLY if reply else ICMP_ECHO_REQUEST
-    body = Icmp(kind, 0, identifier, sequence, payload).pack()
+        kind = ICMPV6_ECHO_REPLY if reply else ICMPV6_ECHO_REQUEST
+        body = Icmpv6(kind, 0, identifier, sequence, payload).pack(src, dst)
+        protocol = PROTO_ICMPV6
+    else:
+        kind = ICMP_ECHO_REPLY if reply else ICMP_ECHO_REQUEST
+        body = Icmp(kind, 0, identifier, sequence, payload).pack()
+        protocol = PROTO_ICMP
     return _ip_frame(
         src_mac=src_mac,
         dst_mac=dst_mac,
         src_ip=src,
         dst_ip=dst,
-        protocol=PROTO_ICMP,
+        protocol=protocol,
         body=body,
         ttl=ttl,
         vlan_id=None,
