@@ -154,6 +154,19 @@ def test_memoryview_and_bytearray_frames_decode_alike() -> None:
     assert decode(bytearray(frame)) == decode(frame) == decode(memoryview(frame))  # type: ignore[arg-type]
 
 
+def test_icmp_unreachable_description() -> None:
+    quoted = bytes(IP(src="10.1.1.11", dst="10.1.1.12") / UDP(sport=1, dport=2))
+    frame = bytes(
+        Ether(dst=VM_B, src=VM_A)
+        / IP(src="10.1.1.1", dst="10.1.1.11")
+        / ICMP(type=3, code=3)
+        / quoted
+    )
+    assert describe(frame).endswith("icmp unreachable code 3")
+    headers = decode(frame)
+    assert isinstance(headers[-1], Icmp) and headers[-1].payload == quoted
+
+
 def test_tcp_flags_like_tcpdump() -> None:
     frame = tcp_frame(
         src_mac=VM_A,

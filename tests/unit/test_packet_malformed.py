@@ -88,6 +88,7 @@ def only_packet_errors(buf: bytes, offset: int) -> None:
 @given(st.binary(max_size=120), st.integers(-3, 130))
 def test_random_bytes(buf: bytes, offset: int) -> None:
     only_packet_errors(buf, offset)
+    only_packet_errors(memoryview(buf), offset)  # type: ignore[arg-type]
 
 
 @given(st.sampled_from(VALID_FRAMES), st.data())
@@ -106,6 +107,7 @@ def test_bit_flips(frame: bytes, data: st.DataObject) -> None:
         mutated[bit // 8] ^= 1 << (bit % 8)
     for offset in (0, 14, 18, 38, 46):
         only_packet_errors(bytes(mutated), offset)
+    only_packet_errors(memoryview(bytes(mutated)), 0)  # type: ignore[arg-type]
 
 
 def test_the_valid_frames_decode() -> None:

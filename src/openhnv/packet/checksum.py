@@ -24,7 +24,7 @@ def ones_complement_sum(data: bytes, initial: int = 0) -> int:
     0 only when every word is zero; a nonzero sum that is a multiple of 0xFFFF is 0xFFFF.
     """
     if len(data) % 2:
-        data = data + b"\x00"
+        data = bytes(data) + b"\x00"
     total = int.from_bytes(data, "big") + initial
     folded = total % WORD_MASK
     if folded == 0 and total != 0:
@@ -79,6 +79,7 @@ def verify_checksum(
     """
     if internet_checksum(data, initial) == 0:
         return
+    data = bytes(data)
     end = checksum_at + _CHECKSUM_LEN
     found = int.from_bytes(data[checksum_at:end], "big")
     expected = internet_checksum(data[:checksum_at] + bytes(_CHECKSUM_LEN) + data[end:], initial)

@@ -206,7 +206,7 @@ class IPv4:
             self.protocol,
         )
         unsummed = _IPV4.pack(*fields, 0, self.src, self.dst) + self.options
-        return _IPV4.pack(*fields, internet_checksum(unsummed), self.src, self.dst) + (self.options)
+        return _IPV4.pack(*fields, internet_checksum(unsummed), self.src, self.dst) + self.options
 
 
 def parse_options(options: bytes, offset: int = 0) -> tuple[tuple[int, bytes], ...]:
