@@ -217,6 +217,14 @@ def test_decapsulate_trims_ethernet_padding() -> None:
     assert decapsulate(VXLAN_FRAME + bytes(10)).inner == INNER
 
 
+def test_nvgre_needs_a_key() -> None:
+    frame = bytes(
+        Ether(dst=ROUTER, src=HOST_1) / IP(src="1.1.1.1", dst="2.2.2.2") / GRE(proto=0x6558)
+    )
+    with pytest.raises(PacketError, match=r"^tunnel at offset 38: GRE is not NVGRE: no key"):
+        decapsulate(frame)
+
+
 @pytest.mark.parametrize(
     ("frame", "reason"),
     [
@@ -257,7 +265,15 @@ def test_decapsulate_trims_ethernet_padding() -> None:
         ),
         (
             bytes(Ether(dst=ROUTER, src=HOST_1) / IP(src="1.1.1.1", dst="2.2.2.2") / GRE()),
-            "GRE protocol 0x0000 key None is not NVGRE",
+            "GRE is not NVGRE: protocol 0x0000 is not 0x6558",
+        ),
+        (
+            bytes(
+                Ether(dst=ROUTER, src=HOST_1)
+                / IP(src="1.1.1.1", dst="2.2.2.2")
+                / GRE(key_present=1, seqnum_present=1, proto=0x6558)
+            ),
+            "GRE is not NVGRE: checksum or sequence number present",
         ),
         (
             bytes(

@@ -255,6 +255,15 @@ def nvgre_encapsulate(
     )
 
 
+def _not_nvgre(gre: Gre) -> str:
+    """Why a GRE header is not NVGRE (RFC 7637 §3.2)."""
+    if gre.protocol != NVGRE_PROTOCOL:
+        return f"protocol {gre.protocol:#06x} is not {NVGRE_PROTOCOL:#06x}"
+    if gre.key is None:
+        return "no key (the VSID)"
+    return "checksum or sequence number present"
+
+
 def decapsulate(frame: bytes) -> Tunnel:
     """The tunnel headers and inner frame of a VXLAN or NVGRE packet.
 
@@ -280,9 +289,7 @@ def decapsulate(frame: bytes) -> Tunnel:
     if ip.protocol == PROTO_GRE:
         gre, at = Gre.parse(frame, at, end - at)
         if not gre.is_nvgre or gre.key is None:
-            raise PacketError(
-                _TUNNEL, at, f"GRE protocol {gre.protocol:#06x} key {gre.key} is not NVGRE"
-            )
+            raise PacketError(_TUNNEL, at, f"GRE is not NVGRE: {_not_nvgre(gre)}")
         vsid, flow_id = split_nvgre_key(gre.key)
         return Tunnel(outer, ip, "nvgre", vsid, flow_id, 0, bytes(frame[at:end]))
     raise PacketError(_TUNNEL, at, f"IP protocol {ip.protocol} is not UDP or GRE")

@@ -86,6 +86,8 @@ class Gre:
     def _validate(self) -> None:
         """Check every field, raising a PacketError naming the first one out of range."""
         check_range(_HEADER, "protocol", self.protocol, 0, _U16_MAX)
+        if not isinstance(self.checksum, bool):
+            raise PacketError(_HEADER, 0, f"checksum {self.checksum!r} is not True or False")
         if self.key is not None:
             check_range(_HEADER, "key", self.key, 0, _U32_MAX)
         if self.sequence is not None:
@@ -99,8 +101,16 @@ class Gre:
 
     @property
     def is_nvgre(self) -> bool:
-        """True when this header carries NVGRE: a key and protocol 0x6558."""
-        return self.key is not None and self.protocol == NVGRE_PROTOCOL
+        """True for NVGRE: key present, checksum and sequence absent, protocol 0x6558.
+
+        RFC 7637 §3.2: the C and S bits MUST be zero.
+        """
+        return (
+            self.key is not None
+            and not self.checksum
+            and self.sequence is None
+            and self.protocol == NVGRE_PROTOCOL
+        )
 
     @classmethod
     def parse(
