@@ -221,7 +221,7 @@ def test_nvgre_needs_a_key() -> None:
     frame = bytes(
         Ether(dst=ROUTER, src=HOST_1) / IP(src="1.1.1.1", dst="2.2.2.2") / GRE(proto=0x6558)
     )
-    with pytest.raises(PacketError, match=r"^tunnel at offset 38: GRE is not NVGRE: no key"):
+    with pytest.raises(PacketError, match=r"^tunnel at offset 34: GRE is not NVGRE: no key"):
         decapsulate(frame)
 
 

@@ -275,21 +275,25 @@ def decapsulate(frame: bytes) -> Tunnel:
         raise PacketError(
             _TUNNEL, 0, f"ethertype {outer.ethertype:#06x} is not IPv4: not VXLAN or NVGRE"
         )
+    ip_at = at
     ip, at = IPv4.parse(frame, at)
     end = at + ip.payload_length
     if ip.is_fragment:
-        raise PacketError(_TUNNEL, at, "IPv4 fragment: reassemble before decapsulating")
+        raise PacketError(_TUNNEL, ip_at, "IPv4 fragment: reassemble before decapsulating")
+    carrier_at = at
     if ip.protocol == PROTO_UDP:
         udp, at = Udp.parse(frame, at, ip.src, ip.dst, end - at)
         if udp.dst_port != VXLAN_PORT:
-            raise PacketError(_TUNNEL, at, f"UDP port {udp.dst_port} is not VXLAN ({VXLAN_PORT})")
+            raise PacketError(
+                _TUNNEL, carrier_at, f"UDP port {udp.dst_port} is not VXLAN ({VXLAN_PORT})"
+            )
         udp_end = at - udp.header_length + udp.length
         vxlan, at = Vxlan.parse(frame[:udp_end], at)
         return Tunnel(outer, ip, "vxlan", vxlan.vni, 0, udp.src_port, bytes(frame[at:udp_end]))
     if ip.protocol == PROTO_GRE:
         gre, at = Gre.parse(frame, at, end - at)
         if not gre.is_nvgre or gre.key is None:
-            raise PacketError(_TUNNEL, at, f"GRE is not NVGRE: {_not_nvgre(gre)}")
+            raise PacketError(_TUNNEL, carrier_at, f"GRE is not NVGRE: {_not_nvgre(gre)}")
         vsid, flow_id = split_nvgre_key(gre.key)
         return Tunnel(outer, ip, "nvgre", vsid, flow_id, 0, bytes(frame[at:end]))
-    raise PacketError(_TUNNEL, at, f"IP protocol {ip.protocol} is not UDP or GRE")
+    raise PacketError(_TUNNEL, ip_at, f"IP protocol {ip.protocol} is not UDP or GRE")
