@@ -1,0 +1,237 @@
+"""IPv4 headers (RFC 791) with options and the header checksum (RFC 1071).
+
+::
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |Version|  IHL  |Type of Service|          Total Length         |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |         Identification        |Flags|      Fragment Offset    |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |  Time to Live |    Protocol   |         Header Checksum       |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                       Source Address                          |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                    Destination Address                        |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                    Options                    |    Padding    |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+
+IHL counts 32-bit words (5..15). Options are kept as their raw bytes (a multiple of 4,
+at most 40) and their type-length-value structure is checked on parse;
+:func:`parse_options` lists them. Flags are the 3-bit field (``IPV4_FLAG_DF``,
+``IPV4_FLAG_MF``); ``fragment_offset`` counts 8-byte units.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from openhnv.packet.addresses import IPV4_LEN
+from openhnv.packet.checksum import internet_checksum
+from openhnv.packet.checksum import verify_checksum as verify_sum
+from openhnv.packet.errors import PacketError, check_length, check_range, need
+
+PROTO_ICMP = 1
+PROTO_TCP = 6
+PROTO_UDP = 17
+PROTO_GRE = 47
+
+IPV4_VERSION = 4
+IPV4_HEADER_LEN = 20
+IPV4_MAX_HEADER_LEN = 60
+IPV4_MAX_OPTIONS_LEN = IPV4_MAX_HEADER_LEN - IPV4_HEADER_LEN
+IPV4_MAX_TOTAL_LEN = 0xFFFF
+IPV4_FLAG_MF = 0x1
+IPV4_FLAG_DF = 0x2
+IPV4_FLAGS_MAX = 0x7
+IPV4_FRAGMENT_OFFSET_MAX = 0x1FFF
+IPV4_FRAGMENT_UNIT = 8
+"""``fragment_offset`` counts 8-byte units."""
+IPV4_OPTION_EOL = 0
+IPV4_OPTION_NOP = 1
+_WORD = 4
+_BYTE_MAX = 0xFF
+_U16_MAX = 0xFFFF
+_VERSION_SHIFT = 4
+_IHL_MASK = 0x0F
+_FLAGS_SHIFT = 13
+_CHECKSUM_AT = 10
+_OPTION_MIN_LEN = 2
+
+_HEADER = "ipv4"
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+
+
+@dataclass(frozen=True, slots=True)
+class IPv4:
+    """An IPv4 header; ``total_length`` is what a parse found (``pack`` computes its own)."""
+
+    src: bytes
+    dst: bytes
+    protocol: int
+    ttl: int = 64
+    tos: int = 0
+    identification: int = 0
+    flags: int = 0
+    fragment_offset: int = 0
+    options: bytes = b""
+    total_length: int = 0
+
+    def __post_init__(self) -> None:
+        if (  # one cheap test for the common case; _validate names what is wrong
+            type(self.src) is bytes
+            and len(self.src) == IPV4_LEN
+            and type(self.dst) is bytes
+            and len(self.dst) == IPV4_LEN
+            and type(self.protocol) is int
+            and 0 <= self.protocol <= _BYTE_MAX
+            and type(self.ttl) is int
+            and 0 <= self.ttl <= _BYTE_MAX
+            and type(self.tos) is int
+            and 0 <= self.tos <= _BYTE_MAX
+            and type(self.identification) is int
+            and 0 <= self.identification <= _U16_MAX
+            and type(self.flags) is int
+            and 0 <= self.flags <= IPV4_FLAGS_MAX
+            and type(self.fragment_offset) is int
+            and 0 <= self.fragment_offset <= IPV4_FRAGMENT_OFFSET_MAX
+            and type(self.total_length) is int
+            and 0 <= self.total_length <= IPV4_MAX_TOTAL_LEN
+            and self.options == b""
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check every field, raising a PacketError naming the first one out of range."""
+        check_length(_HEADER, "src", self.src, (IPV4_LEN,))
+        check_length(_HEADER, "dst", self.dst, (IPV4_LEN,))
+        check_range(_HEADER, "protocol", self.protocol, 0, _BYTE_MAX)
+        check_range(_HEADER, "ttl", self.ttl, 0, _BYTE_MAX)
+        check_range(_HEADER, "tos", self.tos, 0, _BYTE_MAX)
+        check_range(_HEADER, "identification", self.identification, 0, _U16_MAX)
+        check_range(_HEADER, "flags", self.flags, 0, IPV4_FLAGS_MAX)
+        check_range(_HEADER, "fragment_offset", self.fragment_offset, 0, IPV4_FRAGMENT_OFFSET_MAX)
+        check_range(_HEADER, "total_length", self.total_length, 0, IPV4_MAX_TOTAL_LEN)
+        if not isinstance(self.options, bytes):
+            raise PacketError(_HEADER, 0, f"options {self.options!r} are not bytes")
+        if len(self.options) % _WORD or len(self.options) > IPV4_MAX_OPTIONS_LEN:
+            raise PacketError(
+                _HEADER,
+                0,
+                f"options are {len(self.options)} bytes, not a multiple of 4 up to 40",
+            )
+
+    @property
+    def header_length(self) -> int:
+        """20 bytes plus the options."""
+        return IPV4_HEADER_LEN + len(self.options)
+
+    @property
+    def payload_length(self) -> int:
+        """``total_length`` minus the header (meaningful after a parse)."""
+        return max(self.total_length - self.header_length, 0)
+
+    @property
+    def is_fragment(self) -> bool:
+        """True for any fragment of a fragmented datagram (MF set or offset nonzero)."""
+        return bool(self.flags & IPV4_FLAG_MF) or self.fragment_offset != 0
+
+    @classmethod
+    def parse(cls, buf: bytes, offset: int = 0, verify_checksum: bool = True) -> tuple[IPv4, int]:
+        """The header at ``offset`` and the offset of its payload.
+
+        The payload ends at ``offset + header.total_length``; bytes after that (Ethernet
+        padding) are not the datagram's.
+        """
+        need(buf, offset, IPV4_HEADER_LEN, _HEADER)
+        (ver_ihl, tos, total, ident, flags_frag, ttl, proto, _, src, dst) = _IPV4.unpack_from(
+            buf, offset
+        )
+        version = ver_ihl >> _VERSION_SHIFT
+        if version != IPV4_VERSION:
+            raise PacketError(_HEADER, offset, f"version {version} is not 4")
+        header_len = (ver_ihl & _IHL_MASK) * _WORD
+        if header_len < IPV4_HEADER_LEN:
+            raise PacketError(_HEADER, offset, f"IHL {header_len // _WORD} is below 5")
+        need(buf, offset, header_len, _HEADER)
+        if total < header_len:
+            raise PacketError(
+                _HEADER, offset, f"total length {total} is shorter than the header {header_len}"
+            )
+        if total > len(buf) - offset:
+            raise PacketError(
+                _HEADER,
+                offset,
+                f"total length {total} runs past the buffer ({len(buf) - offset} bytes left)",
+            )
+        header_bytes = buf[offset : offset + header_len]
+        if verify_checksum:
+            verify_sum(_HEADER, offset, header_bytes, _CHECKSUM_AT, what="header checksum")
+        options = b""
+        if header_len > IPV4_HEADER_LEN:
+            options = bytes(header_bytes[IPV4_HEADER_LEN:])
+            parse_options(options, offset + IPV4_HEADER_LEN)
+        header = cls(
+            src,
+            dst,
+            proto,
+            ttl=ttl,
+            tos=tos,
+            identification=ident,
+            flags=flags_frag >> _FLAGS_SHIFT,
+            fragment_offset=flags_frag & IPV4_FRAGMENT_OFFSET_MAX,
+            options=options,
+            total_length=total,
+        )
+        return header, offset + header_len
+
+    def pack(self, payload_length: int) -> bytes:
+        """The header for ``payload_length`` bytes of payload, total length and checksum set."""
+        total = self.header_length + payload_length
+        if payload_length < 0 or total > IPV4_MAX_TOTAL_LEN:
+            raise PacketError(
+                _HEADER, 0, f"payload length {payload_length} does not fit a datagram"
+            )
+        fields = (
+            IPV4_VERSION << _VERSION_SHIFT | self.header_length // _WORD,
+            self.tos,
+            total,
+            self.identification,
+            self.flags << _FLAGS_SHIFT | self.fragment_offset,
+            self.ttl,
+            self.protocol,
+        )
+        unsummed = _IPV4.pack(*fields, 0, self.src, self.dst) + self.options
+        return _IPV4.pack(*fields, internet_checksum(unsummed), self.src, self.dst) + self.options
+
+
+def parse_options(options: bytes, offset: int = 0) -> tuple[tuple[int, bytes], ...]:
+    """The options as ``(type, data)`` pairs, stopping at End of Option List.
+
+    NOP (type 1) appears as ``(1, b"")``. ``offset`` is where the options start in the
+    buffer, for error messages.
+    """
+    found: list[tuple[int, bytes]] = []
+    at = 0
+    while at < len(options):
+        kind = options[at]
+        if kind == IPV4_OPTION_EOL:
+            break
+        if kind == IPV4_OPTION_NOP:
+            found.append((kind, b""))
+            at += 1
+            continue
+        if at + 1 >= len(options):
+            raise PacketError(_HEADER, offset + at, f"option {kind} has no length byte")
+        length = options[at + 1]
+        if length < _OPTION_MIN_LEN or at + length > len(options):
+            raise PacketError(
+                _HEADER, offset + at, f"option {kind} length {length} does not fit the options"
+            )
+        found.append((kind, bytes(options[at + 2 : at + length])))
+        at += length
+    return tuple(found)
