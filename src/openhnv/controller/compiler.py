@@ -1,0 +1,368 @@
+"""The policy compiler: a snapshot of northbound resources -> each host's desired rows.
+
+Pure functions, no I/O (docs/southbound.md fixes every table, key and column). A host gets:
+
+- its own ``Global``, ``Physical_Switch`` and ``Provider_Address`` rows;
+- for every virtual network with a NIC on it: the VNet's ``Logical_Router``, a
+  ``Logical_Switch`` per subnet (so the distributed router can route to all of them), a
+  ``Ucast_Macs_Remote`` per customer address of the VNet (``local`` for this host's NICs),
+  the ``Physical_Locator`` of every PA those point at, and per subnet with NICs a
+  ``Physical_Locator_Set`` and ``Mcast_Macs_Remote`` for unicast replication;
+- per local NIC a ``Physical_Port`` and its ``FW_Rules``.
+
+Rows of one virtual network are built once and shared by every host that needs them;
+rows are read-only ``Mapping`` values, so sharing is safe. ``Compiler`` memoises those
+pieces; ``Compiler.update`` carries them across a change, recompiles only the hosts the
+change can affect and returns their minimal row changes (the one-NIC incremental path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from openhnv.controller.compile_index import (
+    CompileProblem,
+    Index,
+    Nic,
+    Snapshot,
+    VirtualNetwork,
+    mac_with_colons,
+)
+from openhnv.controller.firewall import NIC_LAYER, SUBNET_LAYER, AclRule, fw_rules
+from openhnv.ovsdb.rows import Atom, DesiredState, Ref, Row, RowChange, diff
+
+__all__ = [
+    "TABLES",
+    "CompileError",
+    "CompileProblem",
+    "Compiled",
+    "Compiler",
+    "Index",
+    "Snapshot",
+    "Update",
+    "affected_hosts",
+    "compile_datacenter",
+    "compile_host",
+]
+
+# Referenced tables before the tables that refer to them (diff inserts in this order).
+TABLES = (
+    "Logical_Switch",
+    "Physical_Locator",
+    "Physical_Locator_Set",
+    "Logical_Router",
+    "Ucast_Macs_Remote",
+    "Mcast_Macs_Remote",
+    "Physical_Port",
+    "Provider_Address",
+    "Physical_Switch",
+    "Global",
+    "FW_Rules",
+)
+ENCAPSULATION_TYPES = {"vxlan": "vxlan_over_ipv4", "nvgre": "nvgre_over_ipv4"}
+UNKNOWN_DST = "unknown-dst"
+UNTAGGED = 0
+
+
+class CompileError(ValueError):
+    """A request the compiler cannot answer (bad data never raises: it is a problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """Every host's desired state, and what had to be left out."""
+
+    hosts: dict[str, DesiredState]
+    problems: list[CompileProblem]
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """The result of ``Compiler.update``: the next compiler and the affected hosts' rows."""
+
+    compiler: Compiler
+    states: dict[str, DesiredState]  # new state of every affected host ({} once removed)
+    changes: dict[str, list[RowChange]]  # per affected host, possibly empty
+
+
+@dataclass(frozen=True, slots=True)
+class _VNetRows:
+    """The rows a virtual network puts on every host that has one of its NICs."""
+
+    tables: Mapping[str, Mapping[str, Row]]
+    local_macs: Mapping[str, Mapping[str, Row]]  # NIC key -> its mappings as `local`
+
+
+def compile_host(snapshot: Snapshot, server_id: str) -> DesiredState:
+    """The desired state of the host ``server_id`` (CompileError if it is not a server)."""
+    return Compiler(Index.build(snapshot)).host_state(server_id)
+
+
+def compile_datacenter(snapshot: Snapshot) -> Compiled:
+    """The desired state of every server of the snapshot, and the problems found."""
+    return Compiler(Index.build(snapshot)).datacenter()
+
+
+@dataclass(slots=True)
+class Compiler:
+    """Emits host states from one ``Index``, memoising the pieces shared between hosts."""
+
+    index: Index
+    _vnet_rows: dict[str, _VNetRows] = field(default_factory=dict)
+    _nic_rows: dict[str, Mapping[str, Mapping[str, Row]]] = field(default_factory=dict)
+    _host_states: dict[str, DesiredState] = field(default_factory=dict)
+
+    def datacenter(self) -> Compiled:
+        """Every host's state and the index's problems."""
+        hosts = {server_id: self.host_state(server_id) for server_id in sorted(self.index.hosts)}
+        return Compiled(hosts=hosts, problems=self.index.problems)
+
+    def host_state(self, server_id: str) -> DesiredState:
+        """The desired state of one host."""
+        state = self._host_states.get(server_id)
+        if state is None:
+            if server_id not in self.index.hosts:
+                raise CompileError(f"server {server_id!r} is not in the snapshot")
+            state = self._host_states[server_id] = self._emit_host(server_id)
+        return state
+
+    def update(self, index: Index, changed_refs: Collection[str]) -> Update:
+        """Move to ``index`` after ``changed_refs`` changed; diff every affected host.
+
+        When only NICs changed, everything not touching their virtual networks is kept;
+        any other change drops the memoised pieces (still recompiling only the affected
+        hosts).
+        """
+        hosts = affected_hosts(self.index, index, changed_refs)
+        only_nics = all(_collection(ref) == "networkinterfaces" for ref in changed_refs)
+        nxt = Compiler(index)
+        if only_nics:
+            touched_vnets: set[str] = set()
+            touched_nics = {ref.rstrip("/").casefold() for ref in changed_refs}
+            for idx in (self.index, index):
+                touched_vnets.update(idx.nics[k].vnet_id for k in touched_nics if k in idx.nics)
+            nxt._vnet_rows = {v: r for v, r in self._vnet_rows.items() if v not in touched_vnets}
+            nxt._nic_rows = {n: r for n, r in self._nic_rows.items() if n not in touched_nics}
+            nxt._host_states = {h: s for h, s in self._host_states.items() if h not in hosts}
+        states: dict[str, DesiredState] = {}
+        changes: dict[str, list[RowChange]] = {}
+        for server_id in sorted(hosts):
+            old = self.host_state(server_id) if server_id in self.index.hosts else {}
+            new = nxt.host_state(server_id) if server_id in index.hosts else {}
+            states[server_id] = new
+            changes[server_id] = diff(old, new)
+        return Update(compiler=nxt, states=states, changes=changes)
+
+    def _emit_host(self, server_id: str) -> DesiredState:
+        index = self.index
+        host = index.hosts[server_id]
+        tables: dict[str, dict[str, Row]] = {table: {} for table in TABLES}
+        local = sorted(index.nics_by_host.get(server_id, ()))
+        local_nics = [index.nics[key] for key in local]
+        for vnet_id in sorted({nic.vnet_id for nic in local_nics}):
+            pieces = self._vnet(vnet_id)
+            for table, rows in pieces.tables.items():
+                tables[table].update(rows)
+        for key, nic in zip(local, local_nics, strict=True):
+            tables["Ucast_Macs_Remote"].update(self._vnet(nic.vnet_id).local_macs[key])
+            for table, rows in self._nic(key, nic).items():
+                tables[table].update(rows)
+        for pa in host.provider_addresses:
+            tables["Provider_Address"][pa.address] = {
+                "address": pa.address,
+                "prefix_length": pa.prefix_length,
+                "vlan": pa.vlan,
+                "default_gateway": pa.default_gateway,
+                "interface": pa.interface,
+            }
+        tables["Physical_Switch"][server_id] = {
+            "name": server_id,
+            "description": host.instance_id,
+            "management_ips": host.management_ips,
+            "tunnel_ips": frozenset(pa.address for pa in host.provider_addresses),
+            "provider_addresses": frozenset(
+                Ref("Provider_Address", pa.address) for pa in host.provider_addresses
+            ),
+            "ports": frozenset(Ref("Physical_Port", nic.instance_id) for nic in local_nics),
+        }
+        tables["Global"]["global"] = {
+            "switches": frozenset({Ref("Physical_Switch", server_id)}),
+            "other_config": {
+                "distributed_router_mac": mac_with_colons(index.router_mac, "router MAC"),
+                "encapsulation": index.encapsulation,
+            },
+        }
+        return tables
+
+    def _vnet(self, vnet_id: str) -> _VNetRows:
+        pieces = self._vnet_rows.get(vnet_id)
+        if pieces is None:
+            pieces = self._vnet_rows[vnet_id] = _vnet_rows(self.index, vnet_id)
+        return pieces
+
+    def _nic(self, key: str, nic: Nic) -> Mapping[str, Mapping[str, Row]]:
+        pieces = self._nic_rows.get(key)
+        if pieces is None:
+            pieces = self._nic_rows[key] = _nic_rows(self.index, nic)
+        return pieces
+
+
+def affected_hosts(old: Index, new: Index, changed_refs: Iterable[str]) -> set[str]:
+    """The hosts whose desired state a change of ``changed_refs`` can alter.
+
+    A NIC: its host and every host with a NIC in its virtual network, before and after.
+    A virtual network (or one of its subnets): the hosts with a NIC in it. An ACL: the
+    hosts of the NICs using it. A server: itself and the hosts sharing a virtual network
+    with it. The virtualNetworkManager configuration, or anything unknown: every host.
+    logicalNetworks, macPools and credentials reach hosts only through the allocated
+    values of servers and NICs, so they affect none by themselves.
+    """
+    hosts: set[str] = set()
+    for ref in changed_refs:
+        collection = _collection(ref)
+        key = ref.rstrip("/").casefold()
+        for idx in (old, new):
+            if collection == "networkinterfaces":
+                nic = idx.nics.get(key)
+                if nic is not None:
+                    hosts.add(nic.server_id)
+                    hosts |= idx.hosts_of_vnet(nic.vnet_id)
+            elif collection == "virtualnetworks":
+                vnet_key = "/".join(key.split("/")[:3])
+                for vnet in idx.vnets.values():
+                    if vnet.ref.casefold() == vnet_key:
+                        hosts |= idx.hosts_of_vnet(vnet.vnet_id)
+            elif collection == "accessControlLists".casefold():
+                acl_key = "/".join(key.split("/")[:3])
+                hosts |= {nic.server_id for nic in idx.nics.values() if acl_key in _acl_keys(nic)}
+            elif collection == "servers":
+                server_id = idx.host_by_ref.get("/".join(key.split("/")[:3]))
+                if server_id is not None:
+                    hosts.add(server_id)
+                    for nic_key in idx.nics_by_host.get(server_id, ()):
+                        hosts |= idx.hosts_of_vnet(idx.nics[nic_key].vnet_id)
+            elif collection in ("logicalnetworks", "macpools", "credentials"):
+                pass
+            else:
+                hosts |= set(idx.hosts)
+    return hosts
+
+
+def _collection(ref: str) -> str:
+    return ref.strip("/").split("/", 1)[0].casefold()
+
+
+def _acl_keys(nic: Nic) -> set[str]:
+    return {r.rstrip("/").casefold() for r in (nic.subnet.acl_ref, nic.acl_ref) if r}
+
+
+def _locator_key(encapsulation_type: str, address: str) -> str:
+    return f"{encapsulation_type}:{address}"
+
+
+def _vnet_rows(index: Index, vnet_id: str) -> _VNetRows:
+    """The rows of one virtual network that every host with one of its NICs gets."""
+    vnet = index.vnets[vnet_id]
+    encapsulation_type = ENCAPSULATION_TYPES[index.encapsulation]
+    switches: dict[str, Row] = {}
+    binding: dict[Atom, Atom] = {}
+    for subnet in vnet.subnets:
+        name = str(subnet.vsid)
+        switches[name] = {
+            "name": name,
+            "description": vnet.rdid,
+            "tunnel_key": subnet.vsid,
+            "other_config": {
+                "address_prefix": subnet.prefix,
+                "gateway_ip": subnet.gateway_ip,
+                "virtual_network": vnet.vnet_id,
+            },
+        }
+        binding[subnet.prefix] = Ref("Logical_Switch", name)
+    router: Row = {
+        "name": vnet.vnet_id,
+        "description": vnet.rdid,
+        "enable_logical_router": True,
+        "switch_binding": binding,
+        "static_routes": {},
+        "other_config": {"address_space": ",".join(vnet.address_space)},
+    }
+    locators: dict[str, Row] = {}
+    remote: dict[str, Row] = {}
+    local: dict[str, dict[str, Row]] = {}
+    replication: dict[str, set[Ref]] = {}
+    for key in sorted(index.nics_by_vnet.get(vnet_id, ())):
+        nic = index.nics[key]
+        vsid = str(nic.subnet.vsid)
+        locator = _locator_key(encapsulation_type, nic.provider_address)
+        locators[locator] = {
+            "dst_ip": nic.provider_address,
+            "encapsulation_type": encapsulation_type,
+        }
+        replication.setdefault(vsid, set()).add(Ref("Physical_Locator", locator))
+        mine: dict[str, Row] = {}
+        for address in nic.addresses:
+            row: Row = {
+                "MAC": nic.mac,
+                "ipaddr": address,
+                "logical_switch": Ref("Logical_Switch", vsid),
+                "locator": Ref("Physical_Locator", locator),
+                "mapping_type": "remote",
+            }
+            remote[f"{vsid}/{nic.mac}/{address}"] = row
+            mine[f"{vsid}/{nic.mac}/{address}"] = {**row, "mapping_type": "local"}
+        local[key] = mine
+    locator_sets: dict[str, Row] = {}
+    flooding: dict[str, Row] = {}
+    for vsid, members in sorted(replication.items()):
+        locator_sets[f"ls:{vsid}"] = {"locators": frozenset(members)}
+        flooding[f"{vsid}/{UNKNOWN_DST}"] = {
+            "MAC": UNKNOWN_DST,
+            "logical_switch": Ref("Logical_Switch", vsid),
+            "locator_set": Ref("Physical_Locator_Set", f"ls:{vsid}"),
+            "ipaddr": "",
+        }
+    return _VNetRows(
+        tables={
+            "Logical_Switch": switches,
+            "Logical_Router": {vnet.vnet_id: router},
+            "Physical_Locator": locators,
+            "Physical_Locator_Set": locator_sets,
+            "Ucast_Macs_Remote": remote,
+            "Mcast_Macs_Remote": flooding,
+        },
+        local_macs=local,
+    )
+
+
+def _nic_rows(index: Index, nic: Nic) -> Mapping[str, Mapping[str, Row]]:
+    """A local NIC's Physical_Port and FW_Rules."""
+    vnet: VirtualNetwork = index.vnets[nic.vnet_id]
+    layers: list[tuple[str, tuple[AclRule, ...]]] = []
+    if nic.subnet.acl_ref is not None:
+        layers.append((SUBNET_LAYER, index.acl(nic.subnet.acl_ref).rules))
+    if nic.acl_ref is not None:
+        layers.append((NIC_LAYER, index.acl(nic.acl_ref).rules))
+    if not layers:
+        layers.append((NIC_LAYER, ()))
+    port: Row = {
+        "name": nic.instance_id,
+        "description": nic.nic_id,
+        "vlan_bindings": {UNTAGGED: Ref("Logical_Switch", str(nic.subnet.vsid))},
+        "other_config": {
+            "mac_address": nic.mac,
+            "ip_addresses": ",".join(nic.addresses),
+            "mac_spoofing": _bool_text(nic.mac_spoofing),
+            "arp_guard": _bool_text(nic.arp_guard),
+            "dhcp_guard": _bool_text(nic.dhcp_guard),
+        },
+    }
+    return {
+        "Physical_Port": {nic.instance_id: port},
+        "FW_Rules": fw_rules(nic.instance_id, frozenset(vnet.address_space), layers),
+    }
+
+
+def _bool_text(flag: bool) -> str:
+    return "true" if flag else "false"
