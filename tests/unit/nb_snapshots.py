@@ -41,7 +41,10 @@ def server(
     pnics = [
         _envelope(
             f"{ref}/networkInterfaces/pnic{i + 1}",
-            {"isBMC": False, "logicalSubnets": [{"resourceRef": "/logicalNetworks/HNVPA/subnets/pa"}]},
+            {
+                "isBMC": False,
+                "logicalSubnets": [{"resourceRef": "/logicalNetworks/HNVPA/subnets/pa"}],
+            },
         )
         for i in range(len(pas))
     ]
@@ -223,7 +226,9 @@ def figure8() -> dict[str, list[Doc]]:
             server("host2", [HOST2_PA], ["10.0.0.12"]),
         ],
         vnets=[
-            vnet("Contoso", ["10.1.1.0/24"], [subnet("Subnet1", "10.1.1.0/24", 5001)], CONTOSO_RDID),
+            vnet(
+                "Contoso", ["10.1.1.0/24"], [subnet("Subnet1", "10.1.1.0/24", 5001)], CONTOSO_RDID
+            ),
             vnet(
                 "Fabrikam", ["10.1.1.0/24"], [subnet("Subnet1", "10.1.1.0/24", 6001)], FABRIKAM_RDID
             ),
