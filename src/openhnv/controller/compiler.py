@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from openhnv.controller.compile_index import (
     CompileProblem,
@@ -104,14 +105,26 @@ def compile_datacenter(snapshot: Snapshot) -> Compiled:
     return Compiler(Index.build(snapshot)).datacenter()
 
 
+Piece: TypeAlias = Mapping[str, Mapping[str, Row]]
+"""Rows by table that one source (a VNet, a NIC, the host itself) puts on a host."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Emitted:
+    """A host's state and the pieces it was merged from, later pieces winning."""
+
+    state: DesiredState
+    pieces: tuple[Piece, ...]
+
+
 @dataclass(slots=True)
 class Compiler:
     """Emits host states from one ``Index``, memoising the pieces shared between hosts."""
 
     index: Index
     _vnet_rows: dict[str, _VNetRows] = field(default_factory=dict)
-    _nic_rows: dict[str, Mapping[str, Mapping[str, Row]]] = field(default_factory=dict)
-    _host_states: dict[str, DesiredState] = field(default_factory=dict)
+    _nic_rows: dict[str, Piece] = field(default_factory=dict)
+    _hosts: dict[str, _Emitted] = field(default_factory=dict)
 
     def datacenter(self) -> Compiled:
         """Every host's state and the index's problems."""
@@ -120,12 +133,7 @@ class Compiler:
 
     def host_state(self, server_id: str) -> DesiredState:
         """The desired state of one host."""
-        state = self._host_states.get(server_id)
-        if state is None:
-            if server_id not in self.index.hosts:
-                raise CompileError(f"server {server_id!r} is not in the snapshot")
-            state = self._host_states[server_id] = self._emit_host(server_id)
-        return state
+        return self._host(server_id).state
 
     def update(self, index: Index, changed_refs: Collection[str]) -> Update:
         """Move to ``index`` after ``changed_refs`` changed; diff every affected host.
@@ -138,62 +146,88 @@ class Compiler:
         only_nics = all(_collection(ref) == "networkinterfaces" for ref in changed_refs)
         nxt = Compiler(index)
         if only_nics:
-            touched_vnets: set[str] = set()
             touched_nics = {ref.rstrip("/").casefold() for ref in changed_refs}
+            nxt._vnet_rows = dict(self._vnet_rows)
+            nxt._nic_rows = dict(self._nic_rows)
+            nxt._hosts = dict(self._hosts)
             for idx in (self.index, index):
-                touched_vnets.update(idx.nics[k].vnet_id for k in touched_nics if k in idx.nics)
-            nxt._vnet_rows = {v: r for v, r in self._vnet_rows.items() if v not in touched_vnets}
-            nxt._nic_rows = {n: r for n, r in self._nic_rows.items() if n not in touched_nics}
-            nxt._host_states = {h: s for h, s in self._host_states.items() if h not in hosts}
+                for key in touched_nics & idx.nics.keys():
+                    nxt._vnet_rows.pop(idx.nics[key].vnet_id, None)
+            for key in touched_nics:
+                nxt._nic_rows.pop(key, None)
+            for server_id in hosts:
+                nxt._hosts.pop(server_id, None)
         states: dict[str, DesiredState] = {}
         changes: dict[str, list[RowChange]] = {}
         for server_id in sorted(hosts):
-            old = self.host_state(server_id) if server_id in self.index.hosts else {}
-            new = nxt.host_state(server_id) if server_id in index.hosts else {}
-            states[server_id] = new
-            changes[server_id] = diff(old, new)
+            old = self._host(server_id) if server_id in self.index.hosts else None
+            new = nxt._host(server_id) if server_id in index.hosts else None
+            states[server_id] = new.state if new is not None else {}
+            changes[server_id] = _diff_emitted(old, new)
         return Update(compiler=nxt, states=states, changes=changes)
 
-    def _emit_host(self, server_id: str) -> DesiredState:
+    def _host(self, server_id: str) -> _Emitted:
+        emitted = self._hosts.get(server_id)
+        if emitted is None:
+            if server_id not in self.index.hosts:
+                raise CompileError(f"server {server_id!r} is not in the snapshot")
+            emitted = self._hosts[server_id] = self._emit_host(server_id)
+        return emitted
+
+    def _emit_host(self, server_id: str) -> _Emitted:
         index = self.index
         host = index.hosts[server_id]
-        tables: dict[str, dict[str, Row]] = {table: {} for table in TABLES}
         local = sorted(index.nics_by_host.get(server_id, ()))
         local_nics = [index.nics[key] for key in local]
+        pieces: list[Piece] = []
         for vnet_id in sorted({nic.vnet_id for nic in local_nics}):
-            pieces = self._vnet(vnet_id)
-            for table, rows in pieces.tables.items():
-                tables[table].update(rows)
+            pieces.append(self._vnet(vnet_id).tables)
         for key, nic in zip(local, local_nics, strict=True):
-            tables["Ucast_Macs_Remote"].update(self._vnet(nic.vnet_id).local_macs[key])
-            for table, rows in self._nic(key, nic).items():
-                tables[table].update(rows)
-        for pa in host.provider_addresses:
-            tables["Provider_Address"][pa.address] = {
-                "address": pa.address,
-                "prefix_length": pa.prefix_length,
-                "vlan": pa.vlan,
-                "default_gateway": pa.default_gateway,
-                "interface": pa.interface,
+            pieces.append({"Ucast_Macs_Remote": self._vnet(nic.vnet_id).local_macs[key]})
+            pieces.append(self._nic(key, nic))
+        pas = host.provider_addresses
+        pieces.append(
+            {
+                "Provider_Address": {
+                    pa.address: {
+                        "address": pa.address,
+                        "prefix_length": pa.prefix_length,
+                        "vlan": pa.vlan,
+                        "default_gateway": pa.default_gateway,
+                        "interface": pa.interface,
+                    }
+                    for pa in pas
+                },
+                "Physical_Switch": {
+                    server_id: {
+                        "name": server_id,
+                        "description": host.instance_id,
+                        "management_ips": host.management_ips,
+                        "tunnel_ips": frozenset(pa.address for pa in pas),
+                        "provider_addresses": frozenset(
+                            Ref("Provider_Address", pa.address) for pa in pas
+                        ),
+                        "ports": frozenset(
+                            Ref("Physical_Port", nic.instance_id) for nic in local_nics
+                        ),
+                    }
+                },
+                "Global": {
+                    "global": {
+                        "switches": frozenset({Ref("Physical_Switch", server_id)}),
+                        "other_config": {
+                            "distributed_router_mac": mac_with_colons(index.router_mac, "MAC"),
+                            "encapsulation": index.encapsulation,
+                        },
+                    }
+                },
             }
-        tables["Physical_Switch"][server_id] = {
-            "name": server_id,
-            "description": host.instance_id,
-            "management_ips": host.management_ips,
-            "tunnel_ips": frozenset(pa.address for pa in host.provider_addresses),
-            "provider_addresses": frozenset(
-                Ref("Provider_Address", pa.address) for pa in host.provider_addresses
-            ),
-            "ports": frozenset(Ref("Physical_Port", nic.instance_id) for nic in local_nics),
-        }
-        tables["Global"]["global"] = {
-            "switches": frozenset({Ref("Physical_Switch", server_id)}),
-            "other_config": {
-                "distributed_router_mac": mac_with_colons(index.router_mac, "router MAC"),
-                "encapsulation": index.encapsulation,
-            },
-        }
-        return tables
+        )
+        tables: dict[str, dict[str, Row]] = {table: {} for table in TABLES}
+        for piece in pieces:
+            for table, rows in piece.items():
+                tables[table].update(rows)
+        return _Emitted(state=tables, pieces=tuple(pieces))
 
     def _vnet(self, vnet_id: str) -> _VNetRows:
         pieces = self._vnet_rows.get(vnet_id)
@@ -247,6 +281,35 @@ def affected_hosts(old: Index, new: Index, changed_refs: Iterable[str]) -> set[s
             else:
                 hosts |= set(idx.hosts)
     return hosts
+
+
+def _diff_emitted(old: _Emitted | None, new: _Emitted | None) -> list[RowChange]:
+    """``diff`` of two host states, looking only at rows of pieces they do not share.
+
+    A row whose every source piece is the very same object in both states (memoised VNet
+    and NIC pieces) cannot differ, so only the keys of the other pieces are compared.
+    """
+    old_pieces = old.pieces if old is not None else ()
+    new_pieces = new.pieces if new is not None else ()
+    old_ids = {id(piece) for piece in old_pieces}
+    new_ids = {id(piece) for piece in new_pieces}
+    keys: dict[str, set[str]] = {}
+    for piece in [p for p in old_pieces if id(p) not in new_ids] + [
+        p for p in new_pieces if id(p) not in old_ids
+    ]:
+        for table, rows in piece.items():
+            keys.setdefault(table, set()).update(rows)
+    old_state = old.state if old is not None else {}
+    new_state = new.state if new is not None else {}
+    old_sub: dict[str, dict[str, Row]] = {}
+    new_sub: dict[str, dict[str, Row]] = {}
+    for table in TABLES:
+        table_keys = keys.get(table, set())
+        old_rows = old_state.get(table, {})
+        new_rows = new_state.get(table, {})
+        old_sub[table] = {k: old_rows[k] for k in sorted(table_keys) if k in old_rows}
+        new_sub[table] = {k: new_rows[k] for k in sorted(table_keys) if k in new_rows}
+    return diff(old_sub, new_sub)
 
 
 def _collection(ref: str) -> str:
