@@ -125,6 +125,7 @@ class Compiler:
     _vnet_rows: dict[str, _VNetRows] = field(default_factory=dict)
     _nic_rows: dict[str, Piece] = field(default_factory=dict)
     _hosts: dict[str, _Emitted] = field(default_factory=dict)
+    _previous_vnet: dict[str, _VNetRows] = field(default_factory=dict)
 
     def datacenter(self) -> Compiled:
         """Every host's state and the index's problems."""
@@ -143,16 +144,20 @@ class Compiler:
         hosts).
         """
         hosts = affected_hosts(self.index, index, changed_refs)
-        only_nics = all(_collection(ref) == "networkinterfaces" for ref in changed_refs)
+        present = sorted(h for h in hosts if h in self.index.hosts)
+        before = {server_id: self._host(server_id) for server_id in present}
         nxt = Compiler(index)
-        if only_nics:
+        if all(_collection(ref) == "networkinterfaces" for ref in changed_refs):
+            # Hand the memoised pieces over (no copy: this compiler starts cold again).
             touched_nics = {ref.rstrip("/").casefold() for ref in changed_refs}
-            nxt._vnet_rows = dict(self._vnet_rows)
-            nxt._nic_rows = dict(self._nic_rows)
-            nxt._hosts = dict(self._hosts)
+            nxt._vnet_rows, self._vnet_rows = self._vnet_rows, {}
+            nxt._nic_rows, self._nic_rows = self._nic_rows, {}
+            nxt._hosts, self._hosts = self._hosts, {}
             for idx in (self.index, index):
                 for key in touched_nics & idx.nics.keys():
-                    nxt._vnet_rows.pop(idx.nics[key].vnet_id, None)
+                    vnet_id = idx.nics[key].vnet_id
+                    if vnet_id in nxt._vnet_rows:
+                        nxt._previous_vnet[vnet_id] = nxt._vnet_rows.pop(vnet_id)
             for key in touched_nics:
                 nxt._nic_rows.pop(key, None)
             for server_id in hosts:
@@ -160,10 +165,10 @@ class Compiler:
         states: dict[str, DesiredState] = {}
         changes: dict[str, list[RowChange]] = {}
         for server_id in sorted(hosts):
-            old = self._host(server_id) if server_id in self.index.hosts else None
             new = nxt._host(server_id) if server_id in index.hosts else None
             states[server_id] = new.state if new is not None else {}
-            changes[server_id] = _diff_emitted(old, new)
+            changes[server_id] = _diff_emitted(before.get(server_id), new)
+        nxt._previous_vnet.clear()
         return Update(compiler=nxt, states=states, changes=changes)
 
     def _host(self, server_id: str) -> _Emitted:
@@ -232,7 +237,11 @@ class Compiler:
     def _vnet(self, vnet_id: str) -> _VNetRows:
         pieces = self._vnet_rows.get(vnet_id)
         if pieces is None:
-            pieces = self._vnet_rows[vnet_id] = _vnet_rows(self.index, vnet_id)
+            pieces = _vnet_rows(self.index, vnet_id)
+            previous = self._previous_vnet.pop(vnet_id, None)
+            if previous is not None:
+                pieces = _keep_equal_rows(pieces, previous)
+            self._vnet_rows[vnet_id] = pieces
         return pieces
 
     def _nic(self, key: str, nic: Nic) -> Mapping[str, Mapping[str, Row]]:
@@ -283,6 +292,29 @@ def affected_hosts(old: Index, new: Index, changed_refs: Iterable[str]) -> set[s
     return hosts
 
 
+def _keep_equal_rows(pieces: _VNetRows, previous: _VNetRows) -> _VNetRows:
+    """``pieces`` with every row equal to its ``previous`` one replaced by that object.
+
+    A change to one NIC rebuilds its virtual network's rows; keeping the unchanged row
+    objects lets ``_diff_emitted`` skip them on every host by identity.
+    """
+
+    def same(rows: Mapping[str, Row], before: Mapping[str, Row]) -> dict[str, Row]:
+        out: dict[str, Row] = {}
+        for key, row in rows.items():
+            old = before.get(key)
+            out[key] = old if old is not None and old == row else row
+        return out
+
+    return _VNetRows(
+        tables={t: same(rows, previous.tables.get(t, {})) for t, rows in pieces.tables.items()},
+        local_macs={
+            nic: same(rows, previous.local_macs.get(nic, {}))
+            for nic, rows in pieces.local_macs.items()
+        },
+    )
+
+
 def _diff_emitted(old: _Emitted | None, new: _Emitted | None) -> list[RowChange]:
     """``diff`` of two host states, looking only at rows of pieces they do not share.
 
@@ -307,8 +339,9 @@ def _diff_emitted(old: _Emitted | None, new: _Emitted | None) -> list[RowChange]
         table_keys = keys.get(table, set())
         old_rows = old_state.get(table, {})
         new_rows = new_state.get(table, {})
-        old_sub[table] = {k: old_rows[k] for k in sorted(table_keys) if k in old_rows}
-        new_sub[table] = {k: new_rows[k] for k in sorted(table_keys) if k in new_rows}
+        differing = sorted(k for k in table_keys if old_rows.get(k) is not new_rows.get(k))
+        old_sub[table] = {k: old_rows[k] for k in differing if k in old_rows}
+        new_sub[table] = {k: new_rows[k] for k in differing if k in new_rows}
     return diff(old_sub, new_sub)
 
 
