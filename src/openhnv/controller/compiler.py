@@ -63,6 +63,7 @@ TABLES = (
 )
 ENCAPSULATION_TYPES = {"vxlan": "vxlan_over_ipv4", "nvgre": "nvgre_over_ipv4"}
 UNKNOWN_DST = "unknown-dst"
+MACS = "Ucast_Macs_Remote"
 UNTAGGED = 0
 
 
@@ -87,12 +88,16 @@ class Update:
     changes: dict[str, list[RowChange]]  # per affected host, possibly empty
 
 
+Piece: TypeAlias = Mapping[str, Mapping[str, Row]]
+"""Rows by table that one source (a VNet, a NIC, the host itself) puts on a host."""
+
+
 @dataclass(frozen=True, slots=True)
 class _VNetRows:
     """The rows a virtual network puts on every host that has one of its NICs."""
 
     tables: Mapping[str, Mapping[str, Row]]
-    local_macs: Mapping[str, Mapping[str, Row]]  # NIC key -> its mappings as `local`
+    local_macs: Mapping[str, Piece]  # NIC key -> {Ucast_Macs_Remote: its `local` rows}
 
 
 def compile_host(snapshot: Snapshot, server_id: str) -> DesiredState:
@@ -103,10 +108,6 @@ def compile_host(snapshot: Snapshot, server_id: str) -> DesiredState:
 def compile_datacenter(snapshot: Snapshot) -> Compiled:
     """The desired state of every server of the snapshot, and the problems found."""
     return Compiler(Index.build(snapshot)).datacenter()
-
-
-Piece: TypeAlias = Mapping[str, Mapping[str, Row]]
-"""Rows by table that one source (a VNet, a NIC, the host itself) puts on a host."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,7 @@ class Compiler:
         for vnet_id in sorted({nic.vnet_id for nic in local_nics}):
             pieces.append(self._vnet(vnet_id).tables)
         for key, nic in zip(local, local_nics, strict=True):
-            pieces.append({"Ucast_Macs_Remote": self._vnet(nic.vnet_id).local_macs[key]})
+            pieces.append(self._vnet(nic.vnet_id).local_macs[key])
             pieces.append(self._nic(key, nic))
         pas = host.provider_addresses
         pieces.append(
@@ -309,8 +310,8 @@ def _keep_equal_rows(pieces: _VNetRows, previous: _VNetRows) -> _VNetRows:
     return _VNetRows(
         tables={t: same(rows, previous.tables.get(t, {})) for t, rows in pieces.tables.items()},
         local_macs={
-            nic: same(rows, previous.local_macs.get(nic, {}))
-            for nic, rows in pieces.local_macs.items()
+            nic: {MACS: same(piece[MACS], previous.local_macs.get(nic, {}).get(MACS, {}))}
+            for nic, piece in pieces.local_macs.items()
         },
     )
 
@@ -386,7 +387,7 @@ def _vnet_rows(index: Index, vnet_id: str) -> _VNetRows:
     }
     locators: dict[str, Row] = {}
     remote: dict[str, Row] = {}
-    local: dict[str, dict[str, Row]] = {}
+    local: dict[str, Piece] = {}
     replication: dict[str, set[Ref]] = {}
     for key in sorted(index.nics_by_vnet.get(vnet_id, ())):
         nic = index.nics[key]
@@ -408,7 +409,7 @@ def _vnet_rows(index: Index, vnet_id: str) -> _VNetRows:
             }
             remote[f"{vsid}/{nic.mac}/{address}"] = row
             mine[f"{vsid}/{nic.mac}/{address}"] = {**row, "mapping_type": "local"}
-        local[key] = mine
+        local[key] = {MACS: mine}
     locator_sets: dict[str, Row] = {}
     flooding: dict[str, Row] = {}
     for vsid, members in sorted(replication.items()):
