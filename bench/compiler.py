@@ -184,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
 
+    del compiled  # only the compiler's own state stays alive, as in a controller
     index = Index.build(snapshot)
     compiler = Compiler(index)
     compiler.datacenter()

@@ -18,7 +18,7 @@ change can affect and returns their minimal row changes (the one-NIC incremental
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -92,14 +92,6 @@ Piece: TypeAlias = Mapping[str, Mapping[str, Row]]
 """Rows by table that one source (a VNet, a NIC, the host itself) puts on a host."""
 
 
-@dataclass(frozen=True, slots=True)
-class _VNetRows:
-    """The rows a virtual network puts on every host that has one of its NICs."""
-
-    tables: Mapping[str, Mapping[str, Row]]
-    local_macs: Mapping[str, Piece]  # NIC key -> {Ucast_Macs_Remote: its `local` rows}
-
-
 def compile_host(snapshot: Snapshot, server_id: str) -> DesiredState:
     """The desired state of the host ``server_id`` (CompileError if it is not a server)."""
     return Compiler(Index.build(snapshot)).host_state(server_id)
@@ -123,10 +115,10 @@ class Compiler:
     """Emits host states from one ``Index``, memoising the pieces shared between hosts."""
 
     index: Index
-    _vnet_rows: dict[str, _VNetRows] = field(default_factory=dict)
+    _vnet_rows: dict[str, Piece] = field(default_factory=dict)
     _nic_rows: dict[str, Piece] = field(default_factory=dict)
     _hosts: dict[str, _Emitted] = field(default_factory=dict)
-    _previous_vnet: dict[str, _VNetRows] = field(default_factory=dict)
+    _previous_vnet: dict[str, Piece] = field(default_factory=dict)
 
     def datacenter(self) -> Compiled:
         """Every host's state and the index's problems."""
@@ -166,30 +158,31 @@ class Compiler:
         states: dict[str, DesiredState] = {}
         changes: dict[str, list[RowChange]] = {}
         for server_id in sorted(hosts):
-            new = nxt._host(server_id) if server_id in index.hosts else None
+            new = nxt._host(server_id, before.get(server_id)) if server_id in index.hosts else None
             states[server_id] = new.state if new is not None else {}
             changes[server_id] = _diff_emitted(before.get(server_id), new)
         nxt._previous_vnet.clear()
         return Update(compiler=nxt, states=states, changes=changes)
 
-    def _host(self, server_id: str) -> _Emitted:
+    def _host(self, server_id: str, previous: _Emitted | None = None) -> _Emitted:
         emitted = self._hosts.get(server_id)
         if emitted is None:
             if server_id not in self.index.hosts:
                 raise CompileError(f"server {server_id!r} is not in the snapshot")
-            emitted = self._hosts[server_id] = self._emit_host(server_id)
+            emitted = _assemble(self._pieces(server_id), previous)
+            self._hosts[server_id] = emitted
         return emitted
 
-    def _emit_host(self, server_id: str) -> _Emitted:
+    def _pieces(self, server_id: str) -> list[Piece]:
+        """The pieces of a host's state in merge order: VNets, local NICs, the host."""
         index = self.index
         host = index.hosts[server_id]
         local = sorted(index.nics_by_host.get(server_id, ()))
         local_nics = [index.nics[key] for key in local]
         pieces: list[Piece] = []
         for vnet_id in sorted({nic.vnet_id for nic in local_nics}):
-            pieces.append(self._vnet(vnet_id).tables)
+            pieces.append(self._vnet(vnet_id))
         for key, nic in zip(local, local_nics, strict=True):
-            pieces.append(self._vnet(nic.vnet_id).local_macs[key])
             pieces.append(self._nic(key, nic))
         pas = host.provider_addresses
         pieces.append(
@@ -229,13 +222,9 @@ class Compiler:
                 },
             }
         )
-        tables: dict[str, dict[str, Row]] = {table: {} for table in TABLES}
-        for piece in pieces:
-            for table, rows in piece.items():
-                tables[table].update(rows)
-        return _Emitted(state=tables, pieces=tuple(pieces))
+        return pieces
 
-    def _vnet(self, vnet_id: str) -> _VNetRows:
+    def _vnet(self, vnet_id: str) -> Piece:
         pieces = self._vnet_rows.get(vnet_id)
         if pieces is None:
             pieces = _vnet_rows(self.index, vnet_id)
@@ -293,27 +282,52 @@ def affected_hosts(old: Index, new: Index, changed_refs: Iterable[str]) -> set[s
     return hosts
 
 
-def _keep_equal_rows(pieces: _VNetRows, previous: _VNetRows) -> _VNetRows:
-    """``pieces`` with every row equal to its ``previous`` one replaced by that object.
+def _assemble(pieces: Sequence[Piece], previous: _Emitted | None) -> _Emitted:
+    """Merge pieces into a host state, later pieces winning.
+
+    With the host's ``previous`` state, a table that no added or removed piece touches is
+    the very same (read-only) mapping as before, so an update copies only what changed.
+    """
+    touched: set[str] | None = None
+    if previous is not None:
+        old_ids = {id(piece) for piece in previous.pieces}
+        new_ids = {id(piece) for piece in pieces}
+        touched = set()
+        for piece in previous.pieces:
+            if id(piece) not in new_ids:
+                touched.update(piece)
+        for piece in pieces:
+            if id(piece) not in old_ids:
+                touched.update(piece)
+    state: dict[str, Mapping[str, Row]] = {}
+    for table in TABLES:
+        if previous is not None and touched is not None and table not in touched:
+            state[table] = previous.state[table]
+            continue
+        merged: dict[str, Row] = {}
+        for piece in pieces:
+            rows = piece.get(table)
+            if rows:
+                merged.update(rows)
+        state[table] = merged
+    return _Emitted(state=state, pieces=tuple(pieces))
+
+
+def _keep_equal_rows(piece: Piece, previous: Piece) -> Piece:
+    """``piece`` with every row equal to its ``previous`` one replaced by that object.
 
     A change to one NIC rebuilds its virtual network's rows; keeping the unchanged row
     objects lets ``_diff_emitted`` skip them on every host by identity.
     """
-
-    def same(rows: Mapping[str, Row], before: Mapping[str, Row]) -> dict[str, Row]:
-        out: dict[str, Row] = {}
+    out: dict[str, dict[str, Row]] = {}
+    for table, rows in piece.items():
+        before = previous.get(table, {})
+        kept: dict[str, Row] = {}
         for key, row in rows.items():
             old = before.get(key)
-            out[key] = old if old is not None and old == row else row
-        return out
-
-    return _VNetRows(
-        tables={t: same(rows, previous.tables.get(t, {})) for t, rows in pieces.tables.items()},
-        local_macs={
-            nic: {MACS: same(piece[MACS], previous.local_macs.get(nic, {}).get(MACS, {}))}
-            for nic, piece in pieces.local_macs.items()
-        },
-    )
+            kept[key] = old if old is not None and old == row else row
+        out[table] = kept
+    return out
 
 
 def _diff_emitted(old: _Emitted | None, new: _Emitted | None) -> list[RowChange]:
@@ -358,7 +372,7 @@ def _locator_key(encapsulation_type: str, address: str) -> str:
     return f"{encapsulation_type}:{address}"
 
 
-def _vnet_rows(index: Index, vnet_id: str) -> _VNetRows:
+def _vnet_rows(index: Index, vnet_id: str) -> Piece:
     """The rows of one virtual network that every host with one of its NICs gets."""
     vnet = index.vnets[vnet_id]
     encapsulation_type = ENCAPSULATION_TYPES[index.encapsulation]
@@ -387,7 +401,6 @@ def _vnet_rows(index: Index, vnet_id: str) -> _VNetRows:
     }
     locators: dict[str, Row] = {}
     remote: dict[str, Row] = {}
-    local: dict[str, Piece] = {}
     replication: dict[str, set[Ref]] = {}
     for key in sorted(index.nics_by_vnet.get(vnet_id, ())):
         nic = index.nics[key]
@@ -398,7 +411,6 @@ def _vnet_rows(index: Index, vnet_id: str) -> _VNetRows:
             "encapsulation_type": encapsulation_type,
         }
         replication.setdefault(vsid, set()).add(Ref("Physical_Locator", locator))
-        mine: dict[str, Row] = {}
         for address in nic.addresses:
             row: Row = {
                 "MAC": nic.mac,
@@ -408,8 +420,6 @@ def _vnet_rows(index: Index, vnet_id: str) -> _VNetRows:
                 "mapping_type": "remote",
             }
             remote[f"{vsid}/{nic.mac}/{address}"] = row
-            mine[f"{vsid}/{nic.mac}/{address}"] = {**row, "mapping_type": "local"}
-        local[key] = {MACS: mine}
     locator_sets: dict[str, Row] = {}
     flooding: dict[str, Row] = {}
     for vsid, members in sorted(replication.items()):
@@ -420,21 +430,18 @@ def _vnet_rows(index: Index, vnet_id: str) -> _VNetRows:
             "locator_set": Ref("Physical_Locator_Set", f"ls:{vsid}"),
             "ipaddr": "",
         }
-    return _VNetRows(
-        tables={
-            "Logical_Switch": switches,
-            "Logical_Router": {vnet.vnet_id: router},
-            "Physical_Locator": locators,
-            "Physical_Locator_Set": locator_sets,
-            "Ucast_Macs_Remote": remote,
-            "Mcast_Macs_Remote": flooding,
-        },
-        local_macs=local,
-    )
+    return {
+        "Logical_Switch": switches,
+        "Logical_Router": {vnet.vnet_id: router},
+        "Physical_Locator": locators,
+        "Physical_Locator_Set": locator_sets,
+        MACS: remote,
+        "Mcast_Macs_Remote": flooding,
+    }
 
 
-def _nic_rows(index: Index, nic: Nic) -> Mapping[str, Mapping[str, Row]]:
-    """A local NIC's Physical_Port and FW_Rules."""
+def _nic_rows(index: Index, nic: Nic) -> Piece:
+    """A local NIC's own mappings (as ``local``), Physical_Port and FW_Rules."""
     vnet: VirtualNetwork = index.vnets[nic.vnet_id]
     layers: list[tuple[str, tuple[AclRule, ...]]] = []
     if nic.subnet.acl_ref is not None:
@@ -455,7 +462,20 @@ def _nic_rows(index: Index, nic: Nic) -> Mapping[str, Mapping[str, Row]]:
             "dhcp_guard": _bool_text(nic.dhcp_guard),
         },
     }
+    vsid = str(nic.subnet.vsid)
+    locator = _locator_key(ENCAPSULATION_TYPES[index.encapsulation], nic.provider_address)
+    local: dict[str, Row] = {
+        f"{vsid}/{nic.mac}/{address}": {
+            "MAC": nic.mac,
+            "ipaddr": address,
+            "logical_switch": Ref("Logical_Switch", vsid),
+            "locator": Ref("Physical_Locator", locator),
+            "mapping_type": "local",
+        }
+        for address in nic.addresses
+    }
     return {
+        MACS: local,
         "Physical_Port": {nic.instance_id: port},
         "FW_Rules": fw_rules(nic.instance_id, frozenset(vnet.address_space), layers),
     }
