@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
 import random
 import statistics
@@ -165,7 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vnets", type=int, default=500)
     parser.add_argument("--nics", type=int, default=10000)
     parser.add_argument("--changes", type=int, default=200, help="one-NIC changes to time")
-    parser.add_argument("--no-gc-freeze", action="store_true", help="leave the GC as it is")
     args = parser.parse_args(argv)
     if args.smoke:
         args.hosts, args.vnets, args.nics, args.changes = 20, 10, 100, 20
@@ -188,11 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = Index.build(snapshot)
     compiler = Compiler(index)
     compiler.datacenter()
-    # A long-lived controller holds ~0.5M rows: keep them out of the cyclic GC's scans,
-    # or a full collection lands in some one-NIC update (see one_nic_diff_ms_max).
-    if not args.no_gc_freeze:
-        gc.collect()
-        gc.freeze()
     rnd = random.Random(2)
     nic_docs = snapshot["networkInterfaces"]
     timings_ms: list[float] = []
@@ -225,7 +218,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "full_compile_target_s": FULL_TARGET_S,
         "full_compile_meets_target": full_s <= FULL_TARGET_S,
         "one_nic_changes": args.changes,
-        "gc_frozen_after_full_compile": not args.no_gc_freeze,
         "one_nic_affected_hosts_mean": round(statistics.mean(affected), 1),
         "one_nic_row_changes_mean": round(statistics.mean(changes), 1),
         "one_nic_diff_ms_median": round(median_ms, 3),

@@ -18,7 +18,9 @@ change can affect and returns their minimal row changes (the one-NIC incremental
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import gc
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -43,6 +45,7 @@ __all__ = [
     "Snapshot",
     "Update",
     "affected_hosts",
+    "collector_paused",
     "compile_datacenter",
     "compile_host",
 ]
@@ -99,7 +102,25 @@ def compile_host(snapshot: Snapshot, server_id: str) -> DesiredState:
 
 def compile_datacenter(snapshot: Snapshot) -> Compiled:
     """The desired state of every server of the snapshot, and the problems found."""
-    return Compiler(Index.build(snapshot)).datacenter()
+    with collector_paused():
+        return Compiler(Index.build(snapshot)).datacenter()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk compile, then restore it.
+
+    A datacenter compile builds hundreds of thousands of small acyclic containers;
+    the collector's repeated scans of them cost more than the compile itself, and
+    nothing the compiler builds forms a cycle, so pausing frees nothing late.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +143,10 @@ class Compiler:
 
     def datacenter(self) -> Compiled:
         """Every host's state and the index's problems."""
-        hosts = {server_id: self.host_state(server_id) for server_id in sorted(self.index.hosts)}
+        with collector_paused():
+            hosts = {
+                server_id: self.host_state(server_id) for server_id in sorted(self.index.hosts)
+            }
         return Compiled(hosts=hosts, problems=self.index.problems)
 
     def host_state(self, server_id: str) -> DesiredState:
@@ -136,6 +160,10 @@ class Compiler:
         any other change drops the memoised pieces (still recompiling only the affected
         hosts).
         """
+        with collector_paused():
+            return self._update(index, changed_refs)
+
+    def _update(self, index: Index, changed_refs: Collection[str]) -> Update:
         hosts = affected_hosts(self.index, index, changed_refs)
         present = sorted(h for h in hosts if h in self.index.hosts)
         before = {server_id: self._host(server_id) for server_id in present}
