@@ -22,6 +22,7 @@ import gc
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from openhnv.controller.compile_index import (
     CompileProblem,
@@ -102,7 +103,11 @@ class _Emitted:
     """A host's state and the pieces it was merged from, later pieces winning."""
 
     state: DesiredState
-    pieces: tuple[Piece, ...]
+    pieces: tuple[tuple[str, Piece], ...]  # (source, piece): "vnet:<id>", "nic:<key>", "host"
+
+
+Changed: TypeAlias = dict[str, set[str]]
+"""Table -> keys whose row may differ between two host states."""
 
 
 @dataclass(slots=True)
@@ -159,33 +164,45 @@ class Compiler:
                 nxt._hosts.pop(server_id, None)
         states: dict[str, DesiredState] = {}
         changes: dict[str, list[RowChange]] = {}
+        deltas: dict[tuple[int, int], list[tuple[str, str]]] = {}
         for server_id in sorted(hosts):
-            new = nxt._host(server_id, before.get(server_id)) if server_id in index.hosts else None
-            states[server_id] = new.state if new is not None else {}
-            changes[server_id] = _diff_emitted(before.get(server_id), new)
+            old = before.get(server_id)
+            if server_id not in index.hosts:
+                states[server_id] = {}
+                changes[server_id] = diff(old.state, {}) if old is not None else []
+                continue
+            pieces = nxt._pieces(server_id)
+            if old is None:
+                new = nxt._hosts[server_id] = _assemble(pieces)
+                states[server_id] = new.state
+                changes[server_id] = diff({}, new.state)
+                continue
+            changed = _changed_keys(old.pieces, pieces, deltas)
+            new = nxt._hosts[server_id] = _patch(old, pieces, changed)
+            states[server_id] = new.state
+            changes[server_id] = _diff_keys(old.state, new.state, changed)
         nxt._previous_vnet.clear()
         return Update(compiler=nxt, states=states, changes=changes)
 
-    def _host(self, server_id: str, previous: _Emitted | None = None) -> _Emitted:
+    def _host(self, server_id: str) -> _Emitted:
         emitted = self._hosts.get(server_id)
         if emitted is None:
             if server_id not in self.index.hosts:
                 raise CompileError(f"server {server_id!r} is not in the snapshot")
-            emitted = _assemble(self._pieces(server_id), previous)
-            self._hosts[server_id] = emitted
+            emitted = self._hosts[server_id] = _assemble(self._pieces(server_id))
         return emitted
 
-    def _pieces(self, server_id: str) -> list[Piece]:
+    def _pieces(self, server_id: str) -> list[tuple[str, Piece]]:
         """The pieces of a host's state in merge order: VNets, local NICs, the host."""
         index = self.index
         local = sorted(index.nics_by_host.get(server_id, ()))
         local_nics = [index.nics[key] for key in local]
-        pieces: list[Piece] = []
+        pieces: list[tuple[str, Piece]] = []
         for vnet_id in sorted({nic.vnet_id for nic in local_nics}):
-            pieces.append(self._vnet(vnet_id))
+            pieces.append((f"vnet:{vnet_id}", self._vnet(vnet_id)))
         for key, nic in zip(local, local_nics, strict=True):
-            pieces.append(self._nic(key, nic))
-        pieces.append(host_piece(index, server_id, local_nics))
+            pieces.append((f"nic:{key}", self._nic(key, nic)))
+        pieces.append(("host", host_piece(index, server_id, local_nics)))
         return pieces
 
     def _vnet(self, vnet_id: str) -> Piece:
@@ -246,34 +263,71 @@ def affected_hosts(old: Index, new: Index, changed_refs: Iterable[str]) -> set[s
     return hosts
 
 
-def _assemble(pieces: Sequence[Piece], previous: _Emitted | None) -> _Emitted:
-    """Merge pieces into a host state, later pieces winning.
+def _assemble(pieces: Sequence[tuple[str, Piece]]) -> _Emitted:
+    """Merge pieces into a host state, later pieces winning."""
+    state: dict[str, dict[str, Row]] = {table: {} for table in TABLES}
+    for _, piece in pieces:
+        for table, rows in piece.items():
+            state[table].update(rows)
+    return _Emitted(state=state, pieces=tuple(pieces))
 
-    With the host's ``previous`` state, a table that no added or removed piece touches is
-    the very same (read-only) mapping as before, so an update copies only what changed.
+
+def _changed_keys(
+    old: Sequence[tuple[str, Piece]],
+    new: Sequence[tuple[str, Piece]],
+    deltas: dict[tuple[int, int], list[tuple[str, str]]],
+) -> Changed:
+    """The keys whose winning row may differ: those of sources whose piece changed.
+
+    A piece that is the same object in both lists contributes nothing; a changed piece
+    contributes the keys whose row object differs (memoised per pair in ``deltas``, as
+    every host of a virtual network sees the same pair).
     """
-    touched: set[str] | None = None
-    if previous is not None:
-        old_ids = {id(piece) for piece in previous.pieces}
-        new_ids = {id(piece) for piece in pieces}
-        touched = set()
-        for piece in previous.pieces:
-            if id(piece) not in new_ids:
-                touched.update(piece)
-        for piece in pieces:
-            if id(piece) not in old_ids:
-                touched.update(piece)
-    state: dict[str, Mapping[str, Row]] = {}
-    for table in TABLES:
-        if previous is not None and touched is not None and table not in touched:
-            state[table] = previous.state[table]
+    before = dict(old)
+    after = dict(new)
+    changed: Changed = {}
+    for source in before.keys() | after.keys():
+        old_piece = before.get(source)
+        new_piece = after.get(source)
+        if old_piece is new_piece:
             continue
-        merged: dict[str, Row] = {}
-        for piece in pieces:
-            rows = piece.get(table)
-            if rows:
-                merged.update(rows)
-        state[table] = merged
+        pair = (id(old_piece), id(new_piece))
+        delta = deltas.get(pair)
+        if delta is None:
+            delta = deltas[pair] = _piece_delta(old_piece or {}, new_piece or {})
+        for table, key in delta:
+            changed.setdefault(table, set()).add(key)
+    return changed
+
+
+def _piece_delta(old: Piece, new: Piece) -> list[tuple[str, str]]:
+    """(table, key) of every row that is not the same object in both pieces."""
+    delta: list[tuple[str, str]] = []
+    for table in old.keys() | new.keys():
+        old_rows = old.get(table, {})
+        new_rows = new.get(table, {})
+        delta.extend((table, k) for k, row in new_rows.items() if old_rows.get(k) is not row)
+        delta.extend((table, k) for k in old_rows if k not in new_rows)
+    return delta
+
+
+def _patch(old: _Emitted, pieces: Sequence[tuple[str, Piece]], changed: Changed) -> _Emitted:
+    """The host state after its pieces changed: only the ``changed`` keys are re-merged.
+
+    Tables without a changed key are the very same (read-only) mappings as before.
+    """
+    state = dict(old.state)
+    for table, keys in changed.items():
+        rows = dict(state.get(table, {}))
+        for key in keys:
+            for _, piece in reversed(pieces):
+                found = piece.get(table)
+                if found is not None and key in found:
+                    rows[key] = found[key]
+                    break
+            else:
+                rows.pop(key, None)
+        state[table] = rows
     return _Emitted(state=state, pieces=tuple(pieces))
 
 
@@ -281,7 +335,7 @@ def _keep_equal_rows(piece: Piece, previous: Piece) -> Piece:
     """``piece`` with every row equal to its ``previous`` one replaced by that object.
 
     A change to one NIC rebuilds its virtual network's rows; keeping the unchanged row
-    objects lets ``_diff_emitted`` skip them on every host by identity.
+    objects lets ``_changed_keys`` skip them on every host by identity.
     """
     out: dict[str, dict[str, Row]] = {}
     for table, rows in piece.items():
@@ -294,31 +348,17 @@ def _keep_equal_rows(piece: Piece, previous: Piece) -> Piece:
     return out
 
 
-def _diff_emitted(old: _Emitted | None, new: _Emitted | None) -> list[RowChange]:
-    """``diff`` of two host states, looking only at rows of pieces they do not share.
-
-    A row whose every source piece is the very same object in both states (memoised VNet
-    and NIC pieces) cannot differ, so only the keys of the other pieces are compared.
-    """
-    old_pieces = old.pieces if old is not None else ()
-    new_pieces = new.pieces if new is not None else ()
-    old_ids = {id(piece) for piece in old_pieces}
-    new_ids = {id(piece) for piece in new_pieces}
-    keys: dict[str, set[str]] = {}
-    for piece in [p for p in old_pieces if id(p) not in new_ids] + [
-        p for p in new_pieces if id(p) not in old_ids
-    ]:
-        for table, rows in piece.items():
-            keys.setdefault(table, set()).update(rows)
-    old_state = old.state if old is not None else {}
-    new_state = new.state if new is not None else {}
+def _diff_keys(old: DesiredState, new: DesiredState, changed: Changed) -> list[RowChange]:
+    """``diff(old, new)`` when only the ``changed`` keys can differ."""
     old_sub: dict[str, dict[str, Row]] = {}
     new_sub: dict[str, dict[str, Row]] = {}
     for table in TABLES:
-        table_keys = keys.get(table, set())
-        old_rows = old_state.get(table, {})
-        new_rows = new_state.get(table, {})
-        differing = sorted(k for k in table_keys if old_rows.get(k) is not new_rows.get(k))
+        keys = changed.get(table)
+        if not keys:
+            continue
+        old_rows = old.get(table, {})
+        new_rows = new.get(table, {})
+        differing = sorted(k for k in keys if old_rows.get(k) is not new_rows.get(k))
         old_sub[table] = {k: old_rows[k] for k in differing if k in old_rows}
         new_sub[table] = {k: new_rows[k] for k in differing if k in new_rows}
     return diff(old_sub, new_sub)
