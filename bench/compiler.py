@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import random
 import statistics
@@ -186,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = Index.build(snapshot)
     compiler = Compiler(index)
     compiler.datacenter()
+    # What a long-lived controller does after its full compile: move the ~0.5M rows
+    # it keeps out of the cyclic collector's full scans (each takes ~0.5 s at this size).
+    gc.collect()
+    gc.freeze()
     rnd = random.Random(2)
     nic_docs = snapshot["networkInterfaces"]
     timings_ms: list[float] = []
@@ -218,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "full_compile_target_s": FULL_TARGET_S,
         "full_compile_meets_target": full_s <= FULL_TARGET_S,
         "one_nic_changes": args.changes,
+        "gc_frozen_after_full_compile": True,
         "one_nic_affected_hosts_mean": round(statistics.mean(affected), 1),
         "one_nic_row_changes_mean": round(statistics.mean(changes), 1),
         "one_nic_diff_ms_median": round(median_ms, 3),

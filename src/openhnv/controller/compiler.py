@@ -139,10 +139,6 @@ class Compiler:
         any other change drops the memoised pieces (still recompiling only the affected
         hosts).
         """
-        with collector_paused():
-            return self._update(index, changed_refs)
-
-    def _update(self, index: Index, changed_refs: Collection[str]) -> Update:
         hosts = affected_hosts(self.index, index, changed_refs)
         present = sorted(h for h in hosts if h in self.index.hosts)
         before = {server_id: self._host(server_id) for server_id in present}
