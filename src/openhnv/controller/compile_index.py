@@ -38,7 +38,18 @@ from openhnv.controller.nb_documents import (
     text,
 )
 
-__all__ = ["CompileProblem", "Index", "Snapshot", "mac_with_colons"]
+__all__ = [
+    "Acl",
+    "CompileProblem",
+    "Host",
+    "Index",
+    "Nic",
+    "ProviderAddress",
+    "Snapshot",
+    "Subnet",
+    "VirtualNetwork",
+    "mac_with_colons",
+]
 
 VXLAN_ENCAPSULATION = "vxlan"
 NVGRE_ENCAPSULATION = "nvgre"
