@@ -118,6 +118,7 @@ class Compiler:
     _vnet_rows: dict[str, Piece] = field(default_factory=dict)
     _nic_rows: dict[str, Piece] = field(default_factory=dict)
     _hosts: dict[str, _Emitted] = field(default_factory=dict)
+    _host_rows: dict[str, Piece] = field(default_factory=dict)
     _previous_vnet: dict[str, Piece] = field(default_factory=dict)
 
     def datacenter(self) -> Compiled:
@@ -149,9 +150,11 @@ class Compiler:
             nxt._vnet_rows, self._vnet_rows = self._vnet_rows, {}
             nxt._nic_rows, self._nic_rows = self._nic_rows, {}
             nxt._hosts, self._hosts = self._hosts, {}
+            nxt._host_rows, self._host_rows = self._host_rows, {}
             for idx in (self.index, index):
                 for key in touched_nics & idx.nics.keys():
                     vnet_id = idx.nics[key].vnet_id
+                    nxt._host_rows.pop(idx.nics[key].server_id, None)
                     if vnet_id in nxt._vnet_rows:
                         nxt._previous_vnet[vnet_id] = nxt._vnet_rows.pop(vnet_id)
             for key in touched_nics:
@@ -198,7 +201,10 @@ class Compiler:
             pieces.append((f"vnet:{vnet_id}", self._vnet(vnet_id)))
         for key, nic in zip(local, local_nics, strict=True):
             pieces.append((f"nic:{key}", self._nic(key, nic)))
-        pieces.append(("host", host_piece(index, server_id, local_nics)))
+        own = self._host_rows.get(server_id)
+        if own is None:
+            own = self._host_rows[server_id] = host_piece(index, server_id, local_nics)
+        pieces.append(("host", own))
         return pieces
 
     def _vnet(self, vnet_id: str) -> Piece:
