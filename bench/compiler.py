@@ -6,6 +6,9 @@ virtual networks and at random (seeded) over the hosts, every other NIC with a 3
 ACL. Targets (issue 3): full compile of 10k NICs on 1k hosts <= 5 s; one NIC change to
 the row changes of every affected host <= 10 ms.
 
+Wall-clock figures (``*_s``, ``*_ms``) meet the targets; ``*_cpu_*`` figures are the
+process CPU time of the same work, steadier when other jobs share the cores.
+
 Prints one JSON object. ``--smoke`` runs a tiny datacenter.
 """
 
@@ -171,10 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     snapshot = datacenter(args.hosts, args.vnets, args.nics)
 
     runs = []
+    cpu_runs = []
     for _ in range(1 if args.smoke else 3):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         compiled = compile_datacenter(snapshot)
         runs.append(time.perf_counter() - start)
+        cpu_runs.append(time.process_time() - cpu_start)
     rows = sum(len(r) for state in compiled.hosts.values() for r in state.values())
     if compiled.problems:
         print(
@@ -194,16 +199,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     rnd = random.Random(2)
     nic_docs = snapshot["networkInterfaces"]
     timings_ms: list[float] = []
+    cpu_ms: list[float] = []
     affected: list[int] = []
     changes: list[int] = []
     for _ in range(args.changes):
         doc = copy.deepcopy(nic_docs[rnd.randrange(len(nic_docs))])
         doc["properties"]["server"] = {"resourceRef": f"/servers/host{rnd.randrange(args.hosts)}"}
         ref = doc["resourceRef"]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         index = index.replace_nic(ref, doc)
         update = compiler.update(index, [ref])
         timings_ms.append((time.perf_counter() - start) * 1000)
+        cpu_ms.append((time.process_time() - cpu_start) * 1000)
         compiler = update.compiler
         affected.append(len(update.changes))
         changes.append(sum(len(c) for c in update.changes.values()))
@@ -220,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows_per_host_mean": round(rows / args.hosts, 1),
         "full_compile_s": round(full_s, 3),
         "full_compile_runs_s": [round(r, 3) for r in runs],
+        "full_compile_cpu_s": round(statistics.median(cpu_runs), 3),
         "full_compile_target_s": FULL_TARGET_S,
         "full_compile_meets_target": full_s <= FULL_TARGET_S,
         "one_nic_changes": args.changes,
@@ -229,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "one_nic_diff_ms_median": round(median_ms, 3),
         "one_nic_diff_ms_p95": round(timings_ms[int(0.95 * (len(timings_ms) - 1))], 3),
         "one_nic_diff_ms_max": round(timings_ms[-1], 3),
+        "one_nic_diff_cpu_ms_median": round(statistics.median(cpu_ms), 3),
         "one_nic_diff_target_ms": INCREMENTAL_TARGET_MS,
         "one_nic_diff_meets_target": median_ms <= INCREMENTAL_TARGET_MS,
     }
