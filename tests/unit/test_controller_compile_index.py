@@ -126,3 +126,16 @@ def test_not_a_document_is_reported() -> None:
         ("/servers", "document without resourceId"),
         ("/servers", "not a document: 'host3'"),
     ]
+
+
+def test_a_collection_that_is_not_a_list_is_reported() -> None:
+    snap: dict[str, object] = dict(figure8())
+    snap["accessControlLists"] = None
+    snap["servers"] = {"resourceId": "host1"}
+    index = Index.build(snap)  # type: ignore[arg-type]
+    assert (
+        CompileProblem("/servers", "not a list of documents: {'resourceId': 'host1'}")
+        in index.problems
+    )
+    assert index.hosts == {}
+    assert index.nics == {}  # their server is gone: each NIC says so

@@ -118,7 +118,11 @@ def documents(
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """A collection's documents sorted by ref; duplicates of one ref keep one, reported."""
     grouped: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-    for doc in snapshot.get(collection, ()):
+    found = snapshot.get(collection) or ()
+    if not isinstance(found, list | tuple):
+        problems.append(CompileProblem(f"/{collection}", f"not a list of documents: {found!r}"))
+        found = ()
+    for doc in found:
         if not isinstance(doc, Mapping):
             problems.append(CompileProblem(f"/{collection}", f"not a document: {doc!r}"))
             continue
