@@ -136,9 +136,11 @@ class Compiler:
     def update(self, index: Index, changed_refs: Collection[str]) -> Update:
         """Move to ``index`` after ``changed_refs`` changed; diff every affected host.
 
-        When only NICs changed, everything not touching their virtual networks is kept;
-        any other change drops the memoised pieces (still recompiling only the affected
-        hosts).
+        When only NICs changed, everything not touching their virtual networks is kept
+        and each affected host's state is patched at the keys whose source changed; any
+        other change starts from cold pieces (still recompiling only the affected hosts).
+        The memoised pieces move to the returned compiler: this one stays correct for its
+        own index but starts cold.
         """
         hosts = affected_hosts(self.index, index, changed_refs)
         present = sorted(h for h in hosts if h in self.index.hosts)
