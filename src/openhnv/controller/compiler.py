@@ -146,7 +146,8 @@ class Compiler:
         present = sorted(h for h in hosts if h in self.index.hosts)
         before = {server_id: self._host(server_id) for server_id in present}
         nxt = Compiler(index)
-        if all(_collection(ref) == "networkinterfaces" for ref in changed_refs):
+        only_nics = all(_collection(ref) == "networkinterfaces" for ref in changed_refs)
+        if only_nics:
             # Hand the memoised pieces over (no copy: this compiler starts cold again).
             touched_nics = {ref.rstrip("/").casefold() for ref in changed_refs}
             nxt._vnet_rows, self._vnet_rows = self._vnet_rows, {}
@@ -173,10 +174,10 @@ class Compiler:
                 changes[server_id] = diff(old.state, {}) if old is not None else []
                 continue
             pieces = nxt._pieces(server_id)
-            if old is None:
+            if old is None or not only_nics:  # nothing shared with the old pieces
                 new = nxt._hosts[server_id] = _assemble(pieces)
                 states[server_id] = new.state
-                changes[server_id] = diff({}, new.state)
+                changes[server_id] = diff(old.state if old is not None else {}, new.state)
                 continue
             changed = _changed_keys(old.pieces, pieces, deltas)
             new = nxt._hosts[server_id] = _patch(old, pieces, changed)
