@@ -843,3 +843,49 @@ def test_compile_reads_the_snapshot_without_changing_it_or_the_collector() -> No
     Compiler(Index.build(snap)).update(Index.build(snap), ["/accessControlLists/sql-nic"])
     assert gc.isenabled()
     assert snap == before
+
+
+def _add_pa(snap: dict[str, list[dict[str, Any]]]) -> str:
+    snap["servers"][1]["properties"]["providerAddresses"].append(
+        {"address": "192.168.2.21", "prefixLength": 24, "vlanID": 0}
+    )
+    return "/servers/host2"
+
+
+def _add_subnet(snap: dict[str, list[dict[str, Any]]]) -> str:
+    extra = vnet("Contoso", ["10.1.0.0/16"], [subnet("Db", "10.1.2.0/24", 5002)])
+    snap["virtualNetworks"][0]["properties"]["subnets"] += extra["properties"]["subnets"]
+    return "/virtualNetworks/Contoso/subnets/Db"
+
+
+def _nvgre(snap: dict[str, list[dict[str, Any]]]) -> str:
+    snap["virtualNetworkManager"] = [configuration("Nvgre")]
+    return "/virtualNetworkManager/configuration"
+
+
+def _drop_server(snap: dict[str, list[dict[str, Any]]]) -> str:
+    snap["servers"] = [s for s in snap["servers"] if s["resourceId"] != "host4"]
+    return "/servers/host4"
+
+
+def _new_server(snap: dict[str, list[dict[str, Any]]]) -> str:
+    snap["servers"].append(server("host5", [("192.168.5.50", 24, 0, "")]))
+    return "/servers/host5"
+
+
+@pytest.mark.parametrize("change", [_add_pa, _add_subnet, _nvgre, _drop_server, _new_server])
+def test_other_changes_update_exactly_the_hosts_that_change(change: Any) -> None:
+    before = three_host_snapshot()
+    after = copy.deepcopy(before)
+    ref = change(after)
+    compiler = Compiler(Index.build(before))
+    compiler.datacenter()
+    update = compiler.update(Index.build(after), [ref])
+    full_before = compile_datacenter(before).hosts
+    full_after = compile_datacenter(after).hosts
+    for host in full_before.keys() | full_after.keys():
+        expected = diff(full_before.get(host, {}), full_after.get(host, {}))
+        assert by_row(update.changes.get(host, [])) == by_row(expected), host
+        if expected:
+            assert host in update.changes, host
+    assert update.compiler.datacenter().hosts == full_after
