@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from openhnv.lab.errors import LabError
+
 ENCAPSULATIONS = ("vxlan", "nvgre")
 VLAN_MAX = 4094
 VSID_MIN = 4096
@@ -41,7 +43,7 @@ _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
 T = TypeVar("T")
 
 
-class TopologyError(ValueError):
+class TopologyError(LabError, ValueError):
     """A topology file is malformed; the message starts with the offending key path."""
 
 

@@ -1,0 +1,7 @@
+"""The lab layer's one error type: a lab step failed, and the message says which."""
+
+from __future__ import annotations
+
+
+class LabError(Exception):
+    """Building, inspecting or removing a lab failed; the message names the step."""
