@@ -209,9 +209,7 @@ def set_master(namespace: str, ifname: str, bridge: str) -> None:
         )
 
 
-def set_up(
-    namespace: str, ifname: str, mtu: int | None = None, mac: str | None = None
-) -> None:
+def set_up(namespace: str, ifname: str, mtu: int | None = None, mac: str | None = None) -> None:
     """Bring an interface up, optionally setting its MTU and MAC first."""
     with _ipr(namespace) as ipr:
         index = _index(ipr, namespace, ifname)

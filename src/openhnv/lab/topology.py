@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
@@ -159,7 +159,15 @@ class Topology:
         return self.virtual_network(vm.virtual_network).subnet(vm.subnet)
 
 
-def _by_name(items: tuple[Any, ...], name: str) -> Any:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def _by_name(items: tuple[N, ...], name: str) -> N:
     for item in items:
         if item.name == name:
             return item
@@ -369,7 +377,9 @@ def _check_vsids(networks: tuple[VirtualNetwork, ...]) -> None:
                 continue
             where = f"virtual_networks[{i}].subnets[{j}].vsid"
             if subnet.vsid in seen:
-                raise TopologyError(f"{where}: VSID {subnet.vsid} is already used by {seen[subnet.vsid]}")
+                raise TopologyError(
+                    f"{where}: VSID {subnet.vsid} is already used by {seen[subnet.vsid]}"
+                )
             seen[subnet.vsid] = f"{network.name}/{subnet.name}"
 
 

@@ -90,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             trunk = AfPacketSocket(args.trunk)
             access = AfPacketSocket(args.access)
     except (LabError, OSError) as exc:
-        print(f"vlanport: cannot open {args.trunk}/{args.access} in {args.netns}: {exc}",
-              file=sys.stderr)
+        print(
+            f"vlanport: cannot open {args.trunk}/{args.access} in {args.netns}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     tmp = args.pidfile.with_suffix(".tmp")
     tmp.write_text(f"{os.getpid()}\n")

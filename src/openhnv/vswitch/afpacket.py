@@ -56,6 +56,11 @@ class AfPacketSocket:
             self._sock.close()
             raise
 
+    @property
+    def mac(self) -> bytes:
+        """The interface's MAC address."""
+        return bytes(self._sock.getsockname()[4])
+
     def fileno(self) -> int:
         return self._sock.fileno()
 

@@ -1,0 +1,405 @@
+"""The PA side of a host: provider addresses on uplinks, owned by the switch.
+
+A host's PAs are not given to the kernel. Per uplink (team member) the switch holds
+one PA with its prefix, VLAN and default gateway, and this module does what the
+host's IP stack would do for it:
+
+- answers ARP for its PAs (tagged with the PA subnet's VLAN when there is one) and
+  answers ICMP echo to a PA, so an operator can ping a PA;
+- resolves next hops (the PA itself when on-link, else the gateway) with ARP, holding
+  frames in a bounded queue until the answer comes (``ArpResolver``);
+- pushes and pops the 802.1Q tag;
+- classifies received frames addressed to a local PA: VXLAN (UDP 4789) and NVGRE
+  (IP protocol 47) become ``TunnelFrame`` operations; everything else is dropped and
+  counted by reason;
+- picks the uplink of a flow by its hash.
+
+``ProviderStack`` is the pure core: every method takes the clock ``now`` and returns
+a list of operations (``Transmit`` or ``TunnelFrame``). ``UplinkDriver`` is the thin
+socket edge that applies them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import selectors
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from openhnv.vswitch.afpacket import AfPacketSocket
+from openhnv.vswitch.arp_resolver import ArpResolver, ArpTimers
+from openhnv.vswitch.pawire import (
+    ARP_REPLY,
+    ARP_REQUEST,
+    BROADCAST_MAC,
+    ETHERNET_HEADER_LEN,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    IP_PROTO_GRE,
+    IP_PROTO_ICMP,
+    IP_PROTO_UDP,
+    UDP_HEADER_LEN,
+    ZERO_MAC,
+    ArpPacket,
+    Ipv4View,
+    WireError,
+    ethernet_header,
+    icmp_echo_reply,
+    ipv4_header,
+    pop_vlan,
+)
+
+VXLAN_PORT = 4789
+ENCAPSULATION_VXLAN = "vxlan"
+ENCAPSULATION_NVGRE = "nvgre"
+TICK_SECONDS = 0.25
+_IPV4_DESTINATION = slice(16, 20)
+_BATCH = 64
+
+
+class UplinkError(ValueError):
+    """An uplink is configured wrongly or asked to do something it cannot."""
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkConfig:
+    """One uplink: its interface, MAC, PA with prefix, VLAN (0 = untagged) and gateway."""
+
+    interface: str
+    mac: bytes
+    provider_address: ipaddress.IPv4Interface
+    vlan: int = 0
+    default_gateway: ipaddress.IPv4Address | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.mac) != 6 or self.mac[0] & 1:
+            raise UplinkError(f"uplink {self.interface}: mac {self.mac.hex()} is not unicast")
+        if not 0 <= self.vlan <= 4094:
+            raise UplinkError(f"uplink {self.interface}: vlan {self.vlan} is not in 0..4094")
+        gateway = self.default_gateway
+        if gateway is not None and gateway not in self.provider_address.network:
+            raise UplinkError(
+                f"uplink {self.interface}: default_gateway {gateway} is outside"
+                f" {self.provider_address.network}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Send ``frame`` on uplink ``uplink``."""
+
+    uplink: int
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelFrame:
+    """An encapsulated packet for a local PA, handed to the switch.
+
+    ``payload`` starts at the VXLAN header (after UDP) or at the GRE header (NVGRE).
+    """
+
+    uplink: int
+    encapsulation: str
+    outer_source: bytes
+    outer_destination: bytes
+    source_port: int
+    payload: bytes
+
+
+Operation = Transmit | TunnelFrame
+
+
+@dataclass(slots=True)
+class _Uplink:
+    config: UplinkConfig
+    address: bytes
+    network: int
+    mask: int
+    gateway: bytes | None
+    resolver: ArpResolver
+
+
+def _as_int(address: bytes) -> int:
+    return int.from_bytes(address)
+
+
+@dataclass(slots=True)
+class ProviderStack:
+    """The PAs of one host on its uplinks; pure logic, the clock is an argument."""
+
+    configs: Sequence[UplinkConfig]
+    timers: ArpTimers = field(default_factory=ArpTimers)
+    counters: Counter[str] = field(default_factory=Counter)
+    _uplinks: list[_Uplink] = field(default_factory=list)
+    _local: frozenset[bytes] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.configs:
+            raise UplinkError("a host needs at least one uplink")
+        for config in self.configs:
+            pa = config.provider_address
+            gateway = config.default_gateway
+            self._uplinks.append(
+                _Uplink(
+                    config=config,
+                    address=pa.ip.packed,
+                    network=int(pa.network.network_address),
+                    mask=int(pa.network.netmask),
+                    gateway=None if gateway is None else gateway.packed,
+                    resolver=ArpResolver(self.timers),
+                )
+            )
+        addresses = [u.address for u in self._uplinks]
+        if len(set(addresses)) != len(addresses):
+            raise UplinkError("two uplinks have the same provider address")
+        self._local = frozenset(addresses)
+
+    # ------------------------------------------------------------ queries
+
+    @property
+    def provider_addresses(self) -> tuple[bytes, ...]:
+        return tuple(u.address for u in self._uplinks)
+
+    def select_uplink(self, flow_hash: int) -> int:
+        """The uplink of a flow: its hash modulo the number of uplinks."""
+        return flow_hash % len(self._uplinks)
+
+    def source_address(self, uplink: int) -> bytes:
+        """The PA to use as the outer source of a packet sent on ``uplink``."""
+        return self._uplinks[uplink].address
+
+    def next_hop(self, uplink: int, destination: bytes) -> bytes | None:
+        """The on-link address to ARP for: the destination itself or the gateway."""
+        u = self._uplinks[uplink]
+        if _as_int(destination) & u.mask == u.network:
+            return destination
+        return u.gateway
+
+    def neighbours(self, uplink: int, now: float) -> dict[bytes, bytes]:
+        return self._uplinks[uplink].resolver.entries(now)
+
+    # ------------------------------------------------------------ sending
+
+    def send_ip(self, uplink: int, packet: bytes, now: float) -> list[Operation]:
+        """Send an outer IPv4 packet (already addressed) to its destination PA."""
+        u = self._uplinks[uplink]
+        frame = ethernet_header(ZERO_MAC, u.config.mac, ETHERTYPE_IPV4, u.config.vlan) + packet
+        return self._resolve_and_send(uplink, packet[_IPV4_DESTINATION], frame, now)
+
+    def send_frame(self, uplink: int, frame: bytes, now: float) -> list[Operation]:
+        """Send an untagged Ethernet/IPv4 frame, filling its MACs (and the VLAN tag)."""
+        if len(frame) < ETHERNET_HEADER_LEN + 20:
+            raise UplinkError(f"send_frame: {len(frame)} bytes is not an Ethernet/IPv4 frame")
+        u = self._uplinks[uplink]
+        destination = frame[ETHERNET_HEADER_LEN + 16 : ETHERNET_HEADER_LEN + 20]
+        body = frame[ETHERNET_HEADER_LEN:]
+        out = ethernet_header(ZERO_MAC, u.config.mac, ETHERTYPE_IPV4, u.config.vlan) + body
+        return self._resolve_and_send(uplink, destination, out, now)
+
+    def _resolve_and_send(
+        self, uplink: int, destination: bytes, frame: bytes, now: float
+    ) -> list[Operation]:
+        hop = self.next_hop(uplink, destination)
+        if hop is None:
+            self.counters["tx_no_route"] += 1
+            return []
+        resolver = self._uplinks[uplink].resolver
+        mac = resolver.lookup(hop, now)
+        if mac is not None:
+            self.counters["tx_frames"] += 1
+            return [Transmit(uplink, mac + frame[6:])]
+        if resolver.enqueue(hop, frame, now):
+            return [self._arp_request(uplink, hop)]
+        return []
+
+    def _arp_request(self, uplink: int, target: bytes) -> Transmit:
+        u = self._uplinks[uplink]
+        arp = ArpPacket(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, target)
+        header = ethernet_header(BROADCAST_MAC, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
+        self.counters["arp_requests_sent"] += 1
+        return Transmit(uplink, header + arp.build())
+
+    def announce(self) -> list[Operation]:
+        """A gratuitous ARP per uplink, so switches and the router learn the PAs."""
+        ops: list[Operation] = []
+        for index, u in enumerate(self._uplinks):
+            arp = ArpPacket(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, u.address)
+            header = ethernet_header(BROADCAST_MAC, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
+            ops.append(Transmit(index, header + arp.build()))
+        return ops
+
+    def tick(self, now: float) -> list[Operation]:
+        """Retry unanswered ARP requests and expire old answers."""
+        ops: list[Operation] = []
+        for index, u in enumerate(self._uplinks):
+            before = u.resolver.counters.dropped_unresolved
+            for hop in u.resolver.expire(now):
+                ops.append(self._arp_request(index, hop))
+            lost = u.resolver.counters.dropped_unresolved - before
+            if lost:
+                self.counters["tx_dropped_unresolved"] += lost
+        return ops
+
+    # ------------------------------------------------------------ receiving
+
+    def receive(self, uplink: int, frame: bytes, now: float) -> list[Operation]:
+        """Handle one frame received on ``uplink``."""
+        u = self._uplinks[uplink]
+        try:
+            vid, untagged = pop_vlan(frame)
+        except WireError:
+            self.counters["rx_dropped_malformed"] += 1
+            return []
+        if (vid or 0) != u.config.vlan:
+            self.counters["rx_dropped_vlan"] += 1
+            return []
+        destination_mac = untagged[0:6]
+        if destination_mac != u.config.mac and destination_mac != BROADCAST_MAC:
+            self.counters["rx_dropped_not_our_mac"] += 1
+            return []
+        ethertype = untagged[12:14]
+        try:
+            if ethertype == b"\x08\x00":
+                return self._receive_ipv4(uplink, untagged)
+            if ethertype == b"\x08\x06":
+                return self._receive_arp(uplink, untagged, now)
+        except WireError:
+            self.counters["rx_dropped_malformed"] += 1
+            return []
+        self.counters["rx_dropped_ethertype"] += 1
+        return []
+
+    def _receive_ipv4(self, uplink: int, frame: bytes) -> list[Operation]:
+        packet = frame[ETHERNET_HEADER_LEN:]
+        ip = Ipv4View.parse(packet)
+        if ip.destination not in self._local:
+            self.counters["rx_dropped_not_our_pa"] += 1
+            return []
+        if ip.fragmented:
+            self.counters["rx_dropped_fragment"] += 1
+            return []
+        body = packet[ip.header_length : ip.total_length]
+        if ip.protocol == IP_PROTO_UDP:
+            if len(body) < UDP_HEADER_LEN:
+                raise WireError("udp: shorter than its header")
+            if int.from_bytes(body[2:4]) != VXLAN_PORT:
+                self.counters["rx_dropped_udp_port"] += 1
+                return []
+            self.counters["rx_vxlan"] += 1
+            source_port = int.from_bytes(body[0:2])
+            payload = body[UDP_HEADER_LEN:]
+            return [
+                TunnelFrame(
+                    uplink, ENCAPSULATION_VXLAN, ip.source, ip.destination, source_port, payload
+                )
+            ]
+        if ip.protocol == IP_PROTO_GRE:
+            self.counters["rx_nvgre"] += 1
+            return [TunnelFrame(uplink, ENCAPSULATION_NVGRE, ip.source, ip.destination, 0, body)]
+        if ip.protocol == IP_PROTO_ICMP and body[:1] == b"\x08":
+            return self._echo_reply(uplink, frame, ip, body)
+        self.counters["rx_dropped_protocol"] += 1
+        return []
+
+    def _echo_reply(
+        self, uplink: int, frame: bytes, ip: Ipv4View, request: bytes
+    ) -> list[Operation]:
+        u = self._uplinks[uplink]
+        reply = icmp_echo_reply(request)
+        header = ethernet_header(frame[6:12], u.config.mac, ETHERTYPE_IPV4, u.config.vlan)
+        packet = ipv4_header(ip.destination, ip.source, IP_PROTO_ICMP, len(reply)) + reply
+        self.counters["icmp_echo_replies"] += 1
+        return [Transmit(uplink, header + packet)]
+
+    def _receive_arp(self, uplink: int, frame: bytes, now: float) -> list[Operation]:
+        u = self._uplinks[uplink]
+        arp = ArpPacket.parse(frame[ETHERNET_HEADER_LEN:])
+        if arp.sender_ip == u.address:
+            if arp.sender_mac != u.config.mac:
+                self.counters["arp_address_conflict"] += 1
+            return []
+        on_link = _as_int(arp.sender_ip) & u.mask == u.network
+        ops: list[Operation] = []
+        for_us = arp.target_ip == u.address
+        if on_link and (for_us or u.resolver.knows(arp.sender_ip)):
+            for waiting in u.resolver.learn(arp.sender_ip, arp.sender_mac, now):
+                self.counters["tx_frames"] += 1
+                ops.append(Transmit(uplink, arp.sender_mac + waiting[6:]))
+        if not for_us:
+            self.counters["arp_not_for_us"] += 1
+            return ops
+        if arp.operation == ARP_REQUEST:
+            reply = ArpPacket(ARP_REPLY, u.config.mac, u.address, arp.sender_mac, arp.sender_ip)
+            header = ethernet_header(arp.sender_mac, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
+            ops.append(Transmit(uplink, header + reply.build()))
+            self.counters["arp_replies_sent"] += 1
+        return ops
+
+
+# ---------------------------------------------------------------- the socket edge
+
+
+class UplinkDriver:
+    """Applies a ``ProviderStack``'s operations to AF_PACKET sockets, one per uplink.
+
+    Open the sockets in the host's namespace (``AfPacketSocket(ifname)`` there); the
+    driver only reads, writes and calls ``on_tunnel`` for each received tunnel frame.
+    """
+
+    def __init__(
+        self,
+        stack: ProviderStack,
+        sockets: Sequence[AfPacketSocket],
+        on_tunnel: Callable[[TunnelFrame], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if len(sockets) != len(stack.configs):
+            raise UplinkError(f"{len(sockets)} sockets for {len(stack.configs)} uplinks")
+        self.stack = stack
+        self.sockets = list(sockets)
+        self.on_tunnel = on_tunnel
+        self.clock = clock
+        self._next_tick = 0.0
+        self._selector = selectors.DefaultSelector()
+        for index, sock in enumerate(self.sockets):
+            self._selector.register(sock, selectors.EVENT_READ, index)
+
+    def apply(self, operations: list[Operation]) -> None:
+        for op in operations:
+            if isinstance(op, Transmit):
+                if not self.sockets[op.uplink].send(op.frame):
+                    self.stack.counters["tx_dropped_socket_full"] += 1
+            else:
+                self.on_tunnel(op)
+
+    def announce(self) -> None:
+        self.apply(self.stack.announce())
+
+    def send_ip(self, uplink: int, packet: bytes) -> None:
+        self.apply(self.stack.send_ip(uplink, packet, self.clock()))
+
+    def send_frame(self, uplink: int, frame: bytes) -> None:
+        self.apply(self.stack.send_frame(uplink, frame, self.clock()))
+
+    def poll(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s, handle every ready uplink; returns frames handled."""
+        handled = 0
+        for key, _ in self._selector.select(timeout):
+            index = int(key.data)
+            now = self.clock()
+            for frame in self.sockets[index].recv_batch(_BATCH):
+                handled += 1
+                self.apply(self.stack.receive(index, frame, now))
+        now = self.clock()
+        if now >= self._next_tick:
+            self._next_tick = now + TICK_SECONDS
+            self.apply(self.stack.tick(now))
+        return handled
+
+    def close(self) -> None:
+        self._selector.close()
+        for sock in self.sockets:
+            sock.close()
