@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from openhnv import __version__
 
 # subcommand -> (module holding ``main(argv) -> int``, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "lab": ("openhnv.lab.cli", "build, inspect and remove a lab datacenter in network namespaces"),
+}
 
 USAGE = "usage: hnv [--version] <command> [args...]"
 
