@@ -11,6 +11,7 @@ namespace (setns), which is how sockets are opened inside one from Python.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import ipaddress
@@ -27,6 +28,8 @@ from openhnv.lab.errors import LabError
 PREFIX = "hnv-"
 IFNAMSIZ = 15  # Linux interface names hold at most 15 characters
 NETNS_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL(None, use_errno=True)
 # ethtool features turned off on a VM-side interface so that a userspace switch gets
 # whole frames with finished checksums (no 64 KB GSO super-frames).
 VM_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off")
@@ -85,17 +88,40 @@ def delete_namespace(name: str) -> bool:
     return True
 
 
+def _setns(fd: int) -> None:
+    if _LIBC.setns(fd, CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
 @contextlib.contextmanager
 def in_namespace(name: str) -> Iterator[None]:
-    """Run the body with the calling thread inside namespace ``name``."""
+    """Run the body with the calling thread (only it) inside namespace ``name``.
+
+    Each thread has its own network namespace; this saves the thread's current one
+    and returns to it afterwards, so threads may use it independently.
+    """
+    if "/" in name or name in ("", ".", ".."):
+        raise LabError(f"namespace {name!r}: not a namespace name")
     try:
-        netns.pushns(name)
+        target = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise LabError(f"namespace {name}: cannot enter: {exc}") from exc
+        raise LabError(f"namespace {name}: cannot open: {exc.strerror}") from exc
     try:
-        yield
+        saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                _setns(target)
+            except OSError as exc:
+                raise LabError(f"namespace {name}: cannot enter: {exc.strerror}") from exc
+            try:
+                yield
+            finally:
+                _setns(saved)
+        finally:
+            os.close(saved)
     finally:
-        netns.popns()
+        os.close(target)
 
 
 def run_in(name: str, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
