@@ -228,8 +228,10 @@ def test_send_frame_fills_macs_and_tag() -> None:
     frame = Ether(only_transmit(s.send_frame(1, blank, now=0.0)).frame)
     assert (frame.dst, frame.src, frame[Dot1Q].vlan) == (PEER_MAC, "02:00:00:00:0a:01", VLAN)
     assert frame[IP].src == PA1
-    with pytest.raises(UplinkError):
+    with pytest.raises(UplinkError, match="not an Ethernet/IPv4 frame"):
         s.send_frame(0, b"\x00" * 20, now=0.0)
+    with pytest.raises(UplinkError, match="not an IPv4 packet"):
+        s.send_ip(0, b"\x45" * 19, now=0.0)
 
 
 def test_flows_spread_over_uplinks_by_hash() -> None:
