@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import yaml
 
-from openhnv.lab.errors import LabError
+from openhnv.lab import fields
+from openhnv.lab.errors import TopologyError
 
 ENCAPSULATIONS = ("vxlan", "nvgre")
 VLAN_MAX = 4094
@@ -39,12 +40,6 @@ _LAB_NAME = re.compile(r"[a-z][a-z0-9]{0,11}")
 # Resource names: what Microsoft's resourceId allows, kept short for interface names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
-
-T = TypeVar("T")
-
-
-class TopologyError(LabError, ValueError):
-    """A topology file is malformed; the message starts with the offending key path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,28 +192,28 @@ def parse(text: str, source: str = "<topology>") -> Topology:
 
 def from_document(document: object) -> Topology:
     """Validate a topology given as the plain data YAML produces."""
-    top = _mapping(document, "")
-    _known(
+    top = fields.mapping(document, "")
+    fields.known(
         top,
         "",
         ("name", "encapsulation", "pa_subnets", "hosts", "virtual_networks", "acls", "vms"),
     )
-    name = _string(top, "name", "", pattern=_LAB_NAME, hint="1-12 of a-z0-9, starting a-z")
-    encapsulation = _choice(top, "encapsulation", "", ENCAPSULATIONS, default="vxlan").lower()
-    pa_subnets = _list(top, "pa_subnets", "", _pa_subnet, required=True)
-    _unique(pa_subnets, "pa_subnets")
-    _no_overlap([(s.name, s.prefix) for s in pa_subnets], "pa_subnets")
-    hosts = _list(top, "hosts", "", _host, required=True)
-    _unique(hosts, "hosts")
+    name = fields.string(top, "name", "", pattern=_LAB_NAME, hint="1-12 of a-z0-9, starting a-z")
+    encapsulation = fields.choice(top, "encapsulation", "", ENCAPSULATIONS, default="vxlan").lower()
+    pa_subnets = fields.listed(top, "pa_subnets", "", _pa_subnet, required=True)
+    fields.unique(pa_subnets, "pa_subnets")
+    fields.no_overlap([(s.name, s.prefix) for s in pa_subnets], "pa_subnets")
+    hosts = fields.listed(top, "hosts", "", _host, required=True)
+    fields.unique(hosts, "hosts")
     subnet_names = {s.name for s in pa_subnets}
     for i, host in enumerate(hosts):
         if host.pa_subnet not in subnet_names:
             raise TopologyError(f"hosts[{i}].pa_subnet: no PA subnet named {host.pa_subnet!r}")
-    acls = _list(top, "acls", "", _acl, required=False)
-    _unique(acls, "acls")
+    acls = fields.listed(top, "acls", "", _acl, required=False)
+    fields.unique(acls, "acls")
     acl_names = {a.name for a in acls}
-    networks = _list(top, "virtual_networks", "", _virtual_network, required=True)
-    _unique(networks, "virtual_networks")
+    networks = fields.listed(top, "virtual_networks", "", _virtual_network, required=True)
+    fields.unique(networks, "virtual_networks")
     _check_vsids(networks)
     for i, network in enumerate(networks):
         for j, subnet in enumerate(network.subnets):
@@ -226,8 +221,8 @@ def from_document(document: object) -> Topology:
                 raise TopologyError(
                     f"virtual_networks[{i}].subnets[{j}].acl: no ACL named {subnet.acl!r}"
                 )
-    vms = _list(top, "vms", "", _vm, required=True)
-    _unique(vms, "vms")
+    vms = fields.listed(top, "vms", "", _vm, required=True)
+    fields.unique(vms, "vms")
     topology = Topology(
         name=name,
         encapsulation=encapsulation,
@@ -245,45 +240,45 @@ def from_document(document: object) -> Topology:
 
 
 def _pa_subnet(raw: object, path: str) -> PaSubnet:
-    item = _mapping(raw, path)
-    _known(item, path, ("name", "prefix", "vlan", "gateway"))
-    prefix = _network(item, "prefix", path)
-    gateway = _address(item, "gateway", path)
+    item = fields.mapping(raw, path)
+    fields.known(item, path, ("name", "prefix", "vlan", "gateway"))
+    prefix = fields.network(item, "prefix", path)
+    gateway = fields.address(item, "gateway", path)
     if gateway not in prefix or gateway in (prefix.network_address, prefix.broadcast_address):
         raise TopologyError(f"{path}.gateway: {gateway} is not a usable address of {prefix}")
     return PaSubnet(
-        name=_string(item, "name", path, pattern=_NAME),
+        name=fields.string(item, "name", path, pattern=_NAME),
         prefix=prefix,
-        vlan=_integer(item, "vlan", path, 0, VLAN_MAX, default=0),
+        vlan=fields.integer(item, "vlan", path, 0, VLAN_MAX, default=0),
         gateway=gateway,
     )
 
 
 def _host(raw: object, path: str) -> Host:
-    item = _mapping(raw, path)
-    _known(item, path, ("name", "pa_subnet", "uplinks"))
+    item = fields.mapping(raw, path)
+    fields.known(item, path, ("name", "pa_subnet", "uplinks"))
     return Host(
-        name=_string(item, "name", path, pattern=_NAME),
-        pa_subnet=_string(item, "pa_subnet", path),
-        uplinks=_integer(item, "uplinks", path, 1, MAX_UPLINKS, default=DEFAULT_UPLINKS),
+        name=fields.string(item, "name", path, pattern=_NAME),
+        pa_subnet=fields.string(item, "pa_subnet", path),
+        uplinks=fields.integer(item, "uplinks", path, 1, MAX_UPLINKS, default=DEFAULT_UPLINKS),
     )
 
 
 def _virtual_network(raw: object, path: str) -> VirtualNetwork:
-    item = _mapping(raw, path)
-    _known(item, path, ("name", "address_space", "subnets"))
-    name = _string(item, "name", path, pattern=_NAME)
+    item = fields.mapping(raw, path)
+    fields.known(item, path, ("name", "address_space", "subnets"))
+    name = fields.string(item, "name", path, pattern=_NAME)
     spaces_raw = item.get("address_space")
     if isinstance(spaces_raw, str):
         spaces_raw = [spaces_raw]
     if not isinstance(spaces_raw, list) or not spaces_raw:
         raise TopologyError(f"{path}.address_space: expected a CIDR or a list of CIDRs")
     spaces = tuple(
-        _parse_network(s, f"{path}.address_space[{k}]") for k, s in enumerate(spaces_raw)
+        fields.parse_network(s, f"{path}.address_space[{k}]") for k, s in enumerate(spaces_raw)
     )
-    subnets = _list(item, "subnets", path, _virtual_subnet, required=True)
-    _unique(subnets, f"{path}.subnets")
-    _no_overlap([(s.name, s.prefix) for s in subnets], f"{path}.subnets")
+    subnets = fields.listed(item, "subnets", path, _virtual_subnet, required=True)
+    fields.unique(subnets, f"{path}.subnets")
+    fields.no_overlap([(s.name, s.prefix) for s in subnets], f"{path}.subnets")
     for j, subnet in enumerate(subnets):
         if not any(subnet.prefix.subnet_of(space) for space in spaces):
             raise TopologyError(
@@ -294,29 +289,29 @@ def _virtual_network(raw: object, path: str) -> VirtualNetwork:
 
 
 def _virtual_subnet(raw: object, path: str) -> VirtualSubnet:
-    item = _mapping(raw, path)
-    _known(item, path, ("name", "prefix", "vsid", "acl"))
-    prefix = _network(item, "prefix", path)
+    item = fields.mapping(raw, path)
+    fields.known(item, path, ("name", "prefix", "vsid", "acl"))
+    prefix = fields.network(item, "prefix", path)
     if prefix.num_addresses < 4:
         raise TopologyError(f"{path}.prefix: {prefix} is too small (at most /30)")
-    vsid = _integer(item, "vsid", path, VSID_MIN, VSID_MAX, default=None)
-    acl = _string(item, "acl", path) if "acl" in item and item["acl"] is not None else None
+    vsid = fields.integer(item, "vsid", path, VSID_MIN, VSID_MAX, default=None)
+    acl = fields.string(item, "acl", path) if "acl" in item and item["acl"] is not None else None
     return VirtualSubnet(
-        name=_string(item, "name", path, pattern=_NAME), prefix=prefix, vsid=vsid, acl=acl
+        name=fields.string(item, "name", path, pattern=_NAME), prefix=prefix, vsid=vsid, acl=acl
     )
 
 
 def _acl(raw: object, path: str) -> Acl:
-    item = _mapping(raw, path)
-    _known(item, path, ("name", "rules"))
-    rules = _list(item, "rules", path, _acl_rule, required=False)
-    _unique(rules, f"{path}.rules")
-    return Acl(name=_string(item, "name", path, pattern=_NAME), rules=rules)
+    item = fields.mapping(raw, path)
+    fields.known(item, path, ("name", "rules"))
+    rules = fields.listed(item, "rules", path, _acl_rule, required=False)
+    fields.unique(rules, f"{path}.rules")
+    return Acl(name=fields.string(item, "name", path, pattern=_NAME), rules=rules)
 
 
 def _acl_rule(raw: object, path: str) -> AclRule:
-    item = _mapping(raw, path)
-    _known(
+    item = fields.mapping(raw, path)
+    fields.known(
         item,
         path,
         (
@@ -332,21 +327,21 @@ def _acl_rule(raw: object, path: str) -> AclRule:
         ),
     )
     return AclRule(
-        name=_string(item, "name", path, pattern=_NAME),
-        protocol=_choice(item, "protocol", path, ACL_PROTOCOLS, default="All"),
+        name=fields.string(item, "name", path, pattern=_NAME),
+        protocol=fields.choice(item, "protocol", path, ACL_PROTOCOLS, default="All"),
         source_prefix=_acl_prefix(item, "source_prefix", path),
         source_ports=_port_range(item, "source_ports", path),
         destination_prefix=_acl_prefix(item, "destination_prefix", path),
         destination_ports=_port_range(item, "destination_ports", path),
-        action=_choice(item, "action", path, ACL_ACTIONS),
-        priority=_integer(item, "priority", path, ACL_PRIORITY_MIN, ACL_PRIORITY_MAX),
-        type=_choice(item, "type", path, ACL_TYPES),
+        action=fields.choice(item, "action", path, ACL_ACTIONS),
+        priority=fields.integer(item, "priority", path, ACL_PRIORITY_MIN, ACL_PRIORITY_MAX),
+        type=fields.choice(item, "type", path, ACL_TYPES),
     )
 
 
 def _vm(raw: object, path: str) -> Vm:
-    item = _mapping(raw, path)
-    _known(item, path, ("name", "host", "virtual_network", "subnet", "ip", "mac"))
+    item = fields.mapping(raw, path)
+    fields.known(item, path, ("name", "host", "virtual_network", "subnet", "ip", "mac"))
     mac: str | None = None
     if item.get("mac") is not None:
         text = str(item["mac"])
@@ -357,11 +352,11 @@ def _vm(raw: object, path: str) -> Vm:
             raise TopologyError(f"{path}.mac: {text} is a multicast MAC address")
         mac = ":".join(digits[k : k + 2] for k in range(0, 12, 2))
     return Vm(
-        name=_string(item, "name", path, pattern=_NAME),
-        host=_string(item, "host", path),
-        virtual_network=_string(item, "virtual_network", path),
-        subnet=_string(item, "subnet", path),
-        ip=_address(item, "ip", path),
+        name=fields.string(item, "name", path, pattern=_NAME),
+        host=fields.string(item, "host", path),
+        virtual_network=fields.string(item, "virtual_network", path),
+        subnet=fields.string(item, "subnet", path),
+        ip=fields.address(item, "ip", path),
         mac=mac,
     )
 
@@ -415,138 +410,7 @@ def _check_vms(topology: Topology) -> None:
         taken[key] = vm.name
 
 
-# ---------------------------------------------------------------- field helpers
-
-
-def _unique(items: tuple[Any, ...], path: str) -> None:
-    seen: set[str] = set()
-    for k, item in enumerate(items):
-        if item.name in seen:
-            raise TopologyError(f"{path}[{k}].name: {item.name!r} is used twice")
-        seen.add(item.name)
-
-
-def _no_overlap(prefixes: list[tuple[str, ipaddress.IPv4Network]], path: str) -> None:
-    for k, (name, prefix) in enumerate(prefixes):
-        for other_name, other in prefixes[:k]:
-            if prefix.overlaps(other):
-                raise TopologyError(
-                    f"{path}[{k}].prefix: {prefix} ({name}) overlaps {other} ({other_name})"
-                )
-
-
-def _mapping(raw: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(raw, dict):
-        where = path or "topology"
-        raise TopologyError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    return raw
-
-
-def _known(item: Mapping[str, Any], path: str, keys: tuple[str, ...]) -> None:
-    for key in item:
-        if key not in keys:
-            prefix = f"{path}." if path else ""
-            raise TopologyError(f"{prefix}{key}: unknown key (expected one of {', '.join(keys)})")
-
-
-def _key(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _required(item: Mapping[str, Any], key: str, path: str) -> object:
-    if key not in item or item[key] is None:
-        raise TopologyError(f"{_key(path, key)}: missing")
-    return item[key]
-
-
-def _list(
-    item: Mapping[str, Any],
-    key: str,
-    path: str,
-    parse_one: Callable[[object, str], T],
-    required: bool,
-) -> tuple[T, ...]:
-    raw = item.get(key)
-    if raw is None:
-        if required:
-            raise TopologyError(f"{_key(path, key)}: missing")
-        return ()
-    if not isinstance(raw, list):
-        raise TopologyError(f"{_key(path, key)}: expected a list, got {type(raw).__name__}")
-    if required and not raw:
-        raise TopologyError(f"{_key(path, key)}: must not be empty")
-    return tuple(parse_one(entry, f"{_key(path, key)}[{k}]") for k, entry in enumerate(raw))
-
-
-def _string(
-    item: Mapping[str, Any],
-    key: str,
-    path: str,
-    pattern: re.Pattern[str] | None = None,
-    hint: str = "letters, digits, '_', '.', '-', at most 32",
-) -> str:
-    value = _required(item, key, path)
-    if not isinstance(value, str):
-        raise TopologyError(f"{_key(path, key)}: expected a string, got {value!r}")
-    if pattern is not None and not pattern.fullmatch(value):
-        raise TopologyError(f"{_key(path, key)}: {value!r} is not a valid name ({hint})")
-    return value
-
-
-def _choice(
-    item: Mapping[str, Any],
-    key: str,
-    path: str,
-    choices: tuple[str, ...],
-    default: str | None = None,
-) -> str:
-    if default is not None and item.get(key) is None:
-        return default
-    value = _required(item, key, path)
-    for choice in choices:
-        if isinstance(value, str) and value.lower() == choice.lower():
-            return choice
-    raise TopologyError(f"{_key(path, key)}: {value!r} is not one of {', '.join(choices)}")
-
-
-def _integer(
-    item: Mapping[str, Any],
-    key: str,
-    path: str,
-    low: int,
-    high: int,
-    default: Any = ...,
-) -> Any:
-    if default is not ... and item.get(key) is None:
-        return default
-    value = _required(item, key, path)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TopologyError(f"{_key(path, key)}: {value!r} is not an integer")
-    if not low <= value <= high:
-        raise TopologyError(f"{_key(path, key)}: {value} is not in {low}..{high}")
-    return value
-
-
-def _address(item: Mapping[str, Any], key: str, path: str) -> ipaddress.IPv4Address:
-    value = _required(item, key, path)
-    try:
-        return ipaddress.IPv4Address(str(value))
-    except ValueError:
-        raise TopologyError(f"{_key(path, key)}: {value} is not an IPv4 address") from None
-
-
-def _network(item: Mapping[str, Any], key: str, path: str) -> ipaddress.IPv4Network:
-    return _parse_network(_required(item, key, path), _key(path, key))
-
-
-def _parse_network(value: object, where: str) -> ipaddress.IPv4Network:
-    text = str(value)
-    if "/" not in text:
-        raise TopologyError(f"{where}: {text} is not an IPv4 prefix (CIDR such as 10.0.0.0/24)")
-    try:
-        return ipaddress.IPv4Network(text)
-    except ValueError as exc:
-        raise TopologyError(f"{where}: {text} is not an IPv4 prefix ({exc})") from None
+# ---------------------------------------------------------------- ACL fields
 
 
 def _acl_prefix(item: Mapping[str, Any], key: str, path: str) -> str:
@@ -555,10 +419,11 @@ def _acl_prefix(item: Mapping[str, Any], key: str, path: str) -> str:
     for tag in ACL_PREFIX_TAGS:
         if text.lower() == tag.lower():
             return tag
-    return str(_parse_network(text, _key(path, key)))
+    return str(fields.parse_network(text, fields.key_path(path, key)))
 
 
 def _port_range(item: Mapping[str, Any], key: str, path: str) -> tuple[int, int]:
+    where = fields.key_path(path, key)
     value = item.get(key, "*")
     text = "*" if value is None else str(value).strip()
     if text in ("*", ""):
@@ -569,10 +434,12 @@ def _port_range(item: Mapping[str, Any], key: str, path: str) -> tuple[int, int]
         high = int(high_text) if high_text else low
     except ValueError:
         raise TopologyError(
-            f"{_key(path, key)}: {value!r} is not a port or port range (e.g. 80, 1000-2000, *)"
+            f"{where}: {value!r} is not a port or port range (e.g. 80, 1000-2000, *)"
         ) from None
     if not 0 <= low <= high <= PORT_MAX:
-        raise TopologyError(f"{_key(path, key)}: {value!r} is not a range within 0..{PORT_MAX}")
+        raise TopologyError(
+            f"{fields.key_path(path, key)}: {value!r} is not a range within 0..{PORT_MAX}"
+        )
     return (low, high)
 
 
