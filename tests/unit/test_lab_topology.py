@@ -27,6 +27,10 @@ def test_figure8_is_the_seed_datacenter() -> None:
         ("pa1", "192.168.1.0/24", 0),
         ("pa2", "192.168.2.0/24", 20),
     ]
+    assert [tuple(map(str, s.ip_pool)) for s in topology.pa_subnets] == [
+        ("192.168.1.10", "192.168.1.99"),
+        ("192.168.2.20", "192.168.2.99"),
+    ]
     assert {h.name: (h.pa_subnet, h.uplinks) for h in topology.hosts} == {
         "host1": ("pa1", 2),
         "host2": ("pa2", 2),
@@ -83,6 +87,15 @@ def _error(doc: object) -> str:
             "pa_subnets[1].prefix: 192.168.0.0/22 (pa2) overlaps 192.168.1.0/24 (pa1)",
         ),
         (("pa_subnets", 0, "prefix"), "192.168.1.0", "pa_subnets[0].prefix: 192.168.1.0 is not"),
+        (("pa_subnets", 0, "ip_pool"), "192.168.1.1-192.168.1.9", "contains the gateway"),
+        (("pa_subnets", 0, "ip_pool"), "192.168.1.9-192.168.1.8", "is not a range of usable"),
+        (("pa_subnets", 0, "ip_pool"), "192.168.1.9-192.168.2.8", "is not a range of usable"),
+        (("pa_subnets", 0, "ip_pool"), "10.0.0.x", "'10.0.0.x' is not an address range"),
+        (
+            ("pa_subnets", 0, "ip_pool"),
+            "192.168.1.10",
+            "pa_subnets[0].ip_pool: 1 addresses for 2 uplinks (hosts host1)",
+        ),
         (("hosts", 0, "pa_subnet"), "pa7", "hosts[0].pa_subnet: no PA subnet named 'pa7'"),
         (("hosts", 0, "uplinks"), 0, "hosts[0].uplinks: 0 is not in 1..8"),
         (("hosts", 1, "name"), "host1", "hosts[1].name: 'host1' is used twice"),
@@ -163,6 +176,16 @@ def test_acl_rule_errors() -> None:
         bad = copy.deepcopy(doc)
         bad["acls"][0]["rules"][0][key] = value
         assert message in _error(bad), key
+
+
+def test_default_pool_is_above_the_gateway_or_below_it() -> None:
+    doc = figure8()
+    del doc["pa_subnets"][0]["ip_pool"]
+    pool = from_document(doc).pa_subnets[0].ip_pool
+    assert tuple(map(str, pool)) == ("192.168.1.2", "192.168.1.254")
+    doc["pa_subnets"][0]["gateway"] = "192.168.1.254"
+    pool = from_document(doc).pa_subnets[0].ip_pool
+    assert tuple(map(str, pool)) == ("192.168.1.1", "192.168.1.253")
 
 
 def test_parse_reports_yaml_syntax_errors() -> None:

@@ -50,6 +50,11 @@ class PaSubnet:
     prefix: ipaddress.IPv4Network
     vlan: int
     gateway: ipaddress.IPv4Address
+    ip_pool: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]
+
+    @property
+    def pool_size(self) -> int:
+        return int(self.ip_pool[1]) - int(self.ip_pool[0]) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +214,14 @@ def from_document(document: object) -> Topology:
     for i, host in enumerate(hosts):
         if host.pa_subnet not in subnet_names:
             raise TopologyError(f"hosts[{i}].pa_subnet: no PA subnet named {host.pa_subnet!r}")
+    for i, pa_subnet in enumerate(pa_subnets):
+        users = [h for h in hosts if h.pa_subnet == pa_subnet.name]
+        needed = sum(h.uplinks for h in users)
+        if needed > pa_subnet.pool_size:
+            raise TopologyError(
+                f"pa_subnets[{i}].ip_pool: {pa_subnet.pool_size} addresses for {needed} uplinks"
+                f" (hosts {', '.join(h.name for h in users)})"
+            )
     acls = fields.listed(top, "acls", "", _acl, required=False)
     fields.unique(acls, "acls")
     acl_names = {a.name for a in acls}
@@ -241,17 +254,47 @@ def from_document(document: object) -> Topology:
 
 def _pa_subnet(raw: object, path: str) -> PaSubnet:
     item = fields.mapping(raw, path)
-    fields.known(item, path, ("name", "prefix", "vlan", "gateway"))
+    fields.known(item, path, ("name", "prefix", "vlan", "gateway", "ip_pool"))
     prefix = fields.network(item, "prefix", path)
     gateway = fields.address(item, "gateway", path)
-    if gateway not in prefix or gateway in (prefix.network_address, prefix.broadcast_address):
+    if not _usable(gateway, prefix):
         raise TopologyError(f"{path}.gateway: {gateway} is not a usable address of {prefix}")
     return PaSubnet(
         name=fields.string(item, "name", path, pattern=_NAME),
         prefix=prefix,
         vlan=fields.integer(item, "vlan", path, 0, VLAN_MAX, default=0),
         gateway=gateway,
+        ip_pool=_ip_pool(item.get("ip_pool"), f"{path}.ip_pool", prefix, gateway),
     )
+
+
+def _usable(address: ipaddress.IPv4Address, prefix: ipaddress.IPv4Network) -> bool:
+    return address in prefix and address not in (prefix.network_address, prefix.broadcast_address)
+
+
+def _ip_pool(
+    raw: object, where: str, prefix: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address
+) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """The PA pool ``start-end``; by default the usable addresses above the gateway."""
+    if raw is None:
+        first, last = prefix.network_address + 1, prefix.broadcast_address - 1
+        start, end = (gateway + 1, last) if gateway < last else (first, gateway - 1)
+        if start > end:
+            raise TopologyError(f"{where}: {prefix} has no address left for hosts")
+        return start, end
+    start_text, _, end_text = str(raw).partition("-")
+    try:
+        start = ipaddress.IPv4Address(start_text.strip())
+        end = ipaddress.IPv4Address(end_text.strip()) if end_text else start
+    except ValueError:
+        raise TopologyError(
+            f"{where}: {raw!r} is not an address range (e.g. 192.168.1.10-192.168.1.99)"
+        ) from None
+    if not (_usable(start, prefix) and _usable(end, prefix)) or start > end:
+        raise TopologyError(f"{where}: {raw} is not a range of usable addresses of {prefix}")
+    if start <= gateway <= end:
+        raise TopologyError(f"{where}: {raw} contains the gateway {gateway}")
+    return start, end
 
 
 def _host(raw: object, path: str) -> Host:
