@@ -69,11 +69,19 @@ def figure8_own(needs_root: None, tmp_path: Path) -> Iterator[tuple[fabric.Lab, 
 
 
 DEADLINE_SECONDS = 10.0
-# host -> the PAs of its two uplinks (the controller allocates these in a full lab)
-PROVIDER_ADDRESSES = {
-    "host1": ("192.168.1.10", "192.168.1.11"),
-    "host2": ("192.168.2.20", "192.168.2.21"),
-}
+
+
+def provider_addresses(topology: Topology, host: str) -> list[ipaddress.IPv4Address]:
+    """The PAs of a host's uplinks, taken from its PA subnet's pool in host order (as the
+    controller allocates them in a full lab: host1 192.168.1.10/.11, host2 .2.20/.21)."""
+    subnet = topology.pa_subnet(topology.host(host).pa_subnet)
+    offset = 0
+    for other in topology.hosts:
+        if other.name == host:
+            return [subnet.ip_pool[0] + offset + k for k in range(other.uplinks)]
+        if other.pa_subnet == subnet.name:
+            offset += other.uplinks
+    raise KeyError(host)
 
 
 def start_host(lab: fabric.Lab, host: str, received: list[TunnelFrame]) -> UplinkDriver:
@@ -84,6 +92,7 @@ def start_host(lab: fabric.Lab, host: str, received: list[TunnelFrame]) -> Uplin
         netns.run_in(namespace, AfPacketSocket, lab.names.uplink(k))
         for k in range(topology.host(host).uplinks)
     ]
+    addresses = provider_addresses(topology, host)
     configs = [
         UplinkConfig(
             interface=lab.names.uplink(k),
@@ -92,7 +101,7 @@ def start_host(lab: fabric.Lab, host: str, received: list[TunnelFrame]) -> Uplin
             vlan=pa_subnet.vlan,
             default_gateway=pa_subnet.gateway,
         )
-        for k, (sock, pa) in enumerate(zip(sockets, PROVIDER_ADDRESSES[host], strict=False))
+        for k, (sock, pa) in enumerate(zip(sockets, addresses, strict=True))
     ]
     driver = UplinkDriver(ProviderStack(configs), sockets, received.append)
     driver.announce()
