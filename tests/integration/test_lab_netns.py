@@ -7,10 +7,12 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from pyroute2 import IPRoute
 
-from openhnv.lab import netns
+from openhnv.lab import fabric, netns
 from openhnv.lab.errors import LabError
 
 pytestmark = pytest.mark.root
@@ -91,3 +93,20 @@ def test_removal_tolerates_already_gone(pair: tuple[str, str]) -> None:
     assert netns.delete_namespace(a) is False
     with pytest.raises(LabError, match="cannot open"), netns.in_namespace(a):
         pass
+
+
+def test_clean_removes_leftover_root_links_with_our_prefix(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    name = f"hnv-t{secrets.token_hex(3)}"
+    try:
+        # A leftover as a crashed build might leave it: no address, down, no traffic.
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=f"{name}a", kind="veth", peer={"ifname": f"{name}b"})
+        report = fabric.clean(f"{name}", run_root=tmp_path)
+        assert set(report.links) >= {f"{name}a"}
+        with IPRoute() as ipr:
+            assert not ipr.link_lookup(ifname=f"{name}a")
+            assert not ipr.link_lookup(ifname=f"{name}b")
+    finally:
+        netns.delete_root_links(name)
