@@ -7,6 +7,7 @@ nothing is ever sent.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
@@ -83,7 +84,7 @@ def outer_packet(dst: str = PEER_PA, src: str = PA0) -> bytes:
     return bytes(IP(src=src, dst=dst) / UDP(sport=51000, dport=4789) / Raw(b"x" * 20))
 
 
-def only_transmit(ops: list[object]) -> Transmit:
+def only_transmit(ops: Sequence[object]) -> Transmit:
     assert len(ops) == 1 and isinstance(ops[0], Transmit), ops
     return ops[0]
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 import yaml
 
 from openhnv.lab import fields
-from openhnv.lab.errors import TopologyError
+from openhnv.lab.errors import TopologyError as TopologyError
 
 ENCAPSULATIONS = ("vxlan", "nvgre")
 VLAN_MAX = 4094
