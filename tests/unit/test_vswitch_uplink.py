@@ -10,6 +10,8 @@ import ipaddress
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
@@ -352,3 +354,20 @@ def test_bad_configuration_is_rejected() -> None:
         ProviderStack([config, config])
     with pytest.raises(UplinkError, match="at least one uplink"):
         ProviderStack([])
+
+
+# ---------------------------------------------------------------- robustness
+
+
+@given(body=st.binary(max_size=120), tag=st.booleans(), ethertype=st.sampled_from([0x0800, 0x0806]))
+def test_any_received_bytes_are_handled_without_raising(
+    body: bytes, tag: bool, ethertype: int
+) -> None:
+    s = stack(vlan=VLAN if tag else 0)
+    header = MAC0 + bytes.fromhex("020000000b00")
+    if tag:
+        header += bytes.fromhex("8100") + VLAN.to_bytes(2)
+    frame = header + ethertype.to_bytes(2) + body
+    for candidate in (frame, frame[: len(frame) // 2], body):
+        ops = s.receive(0, candidate, now=0.0)
+        assert all(isinstance(op, Transmit | TunnelFrame) for op in ops)
