@@ -128,6 +128,10 @@ class _Uplink:
     mask: int
     gateway: bytes | None
     resolver: ArpResolver
+    # Everything of an outgoing IPv4 frame's header after the destination MAC.
+    header_tail: bytes
+    mac: bytes
+    vlan: int
 
 
 def _as_int(address: bytes) -> int:
@@ -158,6 +162,11 @@ class ProviderStack:
                     mask=int(pa.network.netmask),
                     gateway=None if gateway is None else gateway.packed,
                     resolver=ArpResolver(self.timers),
+                    header_tail=ethernet_header(ZERO_MAC, config.mac, ETHERTYPE_IPV4, config.vlan)[
+                        6:
+                    ],
+                    mac=config.mac,
+                    vlan=config.vlan,
                 )
             )
         addresses = [u.address for u in self._uplinks]
@@ -195,33 +204,28 @@ class ProviderStack:
         """Send an outer IPv4 packet (already addressed) to its destination PA."""
         if len(packet) < IPV4_HEADER_MIN:
             raise UplinkError(f"send_ip: {len(packet)} bytes is not an IPv4 packet")
-        u = self._uplinks[uplink]
-        frame = ethernet_header(ZERO_MAC, u.config.mac, ETHERTYPE_IPV4, u.config.vlan) + packet
-        return self._resolve_and_send(uplink, packet[_IPV4_DESTINATION], frame, now)
+        return self._resolve_and_send(uplink, packet[_IPV4_DESTINATION], packet, now)
 
     def send_frame(self, uplink: int, frame: bytes, now: float) -> list[Operation]:
         """Send an untagged Ethernet/IPv4 frame, filling its MACs (and the VLAN tag)."""
         if len(frame) < ETHERNET_HEADER_LEN + 20:
             raise UplinkError(f"send_frame: {len(frame)} bytes is not an Ethernet/IPv4 frame")
-        u = self._uplinks[uplink]
         destination = frame[ETHERNET_HEADER_LEN + 16 : ETHERNET_HEADER_LEN + 20]
-        body = frame[ETHERNET_HEADER_LEN:]
-        out = ethernet_header(ZERO_MAC, u.config.mac, ETHERTYPE_IPV4, u.config.vlan) + body
-        return self._resolve_and_send(uplink, destination, out, now)
+        return self._resolve_and_send(uplink, destination, frame[ETHERNET_HEADER_LEN:], now)
 
     def _resolve_and_send(
-        self, uplink: int, destination: bytes, frame: bytes, now: float
+        self, uplink: int, destination: bytes, packet: bytes, now: float
     ) -> list[Operation]:
-        hop = self.next_hop(uplink, destination)
+        u = self._uplinks[uplink]
+        hop = destination if int.from_bytes(destination) & u.mask == u.network else u.gateway
         if hop is None:
             self.counters["tx_no_route"] += 1
             return []
-        resolver = self._uplinks[uplink].resolver
-        mac = resolver.lookup(hop, now)
+        mac = u.resolver.lookup(hop, now)
         if mac is not None:
             self.counters["tx_frames"] += 1
-            return [Transmit(uplink, mac + frame[6:])]
-        if resolver.enqueue(hop, frame, now):
+            return [Transmit(uplink, mac + u.header_tail + packet)]
+        if u.resolver.enqueue(hop, ZERO_MAC + u.header_tail + packet, now):
             return [self._arp_request(uplink, hop)]
         return []
 
@@ -271,11 +275,11 @@ class ProviderStack:
         else:
             vid = 0
             l3 = ETHERNET_HEADER_LEN
-        if vid != u.config.vlan:
+        if vid != u.vlan:
             self.counters["rx_dropped_vlan"] += 1
             return []
         destination_mac = frame[0:6]
-        if destination_mac != u.config.mac and destination_mac != BROADCAST_MAC:
+        if destination_mac != u.mac and destination_mac != BROADCAST_MAC:
             self.counters["rx_dropped_not_our_mac"] += 1
             return []
         ethertype = frame[l3 - 2 : l3]
