@@ -14,10 +14,8 @@ from openhnv import __version__
 
 # subcommand -> (module holding ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "pki": (
-        "openhnv.ovsdb.pki",
-        "create the CA and the controller/host certificates for OVSDB over SSL",
-    ),
+    "lab": ("openhnv.lab.cli", "build, inspect and remove a lab datacenter in network namespaces"),
+    "pki": ("openhnv.ovsdb.pki", "create the CA and controller/host certificates for OVSDB over SSL"),
 }
 
 USAGE = "usage: hnv [--version] <command> [args...]"

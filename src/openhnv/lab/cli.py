@@ -1,0 +1,181 @@
+"""``hnv lab``: build, inspect and remove a lab datacenter in network namespaces.
+
+    hnv lab up TOPOLOGY.yaml      build the physical network, hosts and VMs
+    hnv lab down [LAB]            remove one lab (the only one when LAB is omitted)
+    hnv lab status [LAB]          what exists of each lab
+    hnv lab exec [--lab LAB] VM -- CMD...   run CMD inside a VM's namespace
+    hnv lab clean                 remove every hnv- namespace, link and recorded daemon
+
+``up`` saves the topology in ``/run/openhnv/<lab>/topology.yaml`` so that the other
+subcommands know the lab without the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from openhnv.lab import fabric, netns
+from openhnv.lab.errors import LabError
+from openhnv.lab.topology import Topology, lab_name_problem, load
+
+TOPOLOGY_FILE = "topology.yaml"
+
+
+def _labs(run_root: Path) -> list[str]:
+    """Labs that exist: by run directory or by namespace."""
+    found = {p.name for p in run_root.iterdir() if p.is_dir()} if run_root.is_dir() else set()
+    for name in netns.list_namespaces():
+        lab = name[len(netns.PREFIX) :].split("-", 1)[0]
+        if lab:
+            found.add(lab)
+    return sorted(found)
+
+
+def _pick_lab(requested: str | None, run_root: Path) -> str:
+    labs = _labs(run_root)
+    if requested is not None:
+        problem = lab_name_problem(requested)
+        if problem:
+            raise LabError(problem)
+        return requested
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabError("no lab is up")
+    raise LabError(f"several labs are up ({', '.join(labs)}): name one")
+
+
+def _saved_topology(lab: str, run_root: Path) -> Topology | None:
+    path = fabric.run_dir_of(lab, run_root) / TOPOLOGY_FILE
+    return load(path) if path.exists() else None
+
+
+def _up(args: argparse.Namespace) -> int:
+    topology = load(args.topology)
+    step = 0
+
+    def progress(message: str) -> None:
+        nonlocal step
+        step += 1
+        print(f"[{step:>3}] {message}", flush=True)
+
+    lab = fabric.build(topology, run_root=args.run_root, progress=progress)
+    shutil.copyfile(args.topology, lab.run_dir / TOPOLOGY_FILE)
+    print(
+        f"lab {topology.name} is up: {len(topology.pa_subnets)} PA subnets,"
+        f" {len(topology.hosts)} hosts, {len(topology.vms)} VMs"
+        f" (try `hnv lab exec {topology.vms[0].name} -- ip addr`)"
+    )
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    lab = _pick_lab(args.lab, args.run_root)
+    report = fabric.clean(fabric.LabNames(lab).prefix, args.run_root)
+    print(
+        f"lab {lab} removed: {len(report.namespaces)} namespaces,"
+        f" {len(report.daemons)} daemons stopped"
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    labs = [args.lab] if args.lab else _labs(args.run_root)
+    if not labs:
+        print("no lab is up")
+        return 0
+    for lab in labs:
+        names = fabric.LabNames(lab)
+        present = set(netns.list_namespaces(names.prefix))
+        topology = _saved_topology(lab, args.run_root)
+        print(f"lab {lab}: {len(present)} namespaces")
+        if topology is None:
+            for name in sorted(present):
+                print(f"  {name}")
+            continue
+        print(f"  encapsulation {topology.encapsulation}")
+        for host in topology.hosts:
+            mark = "up" if names.host(host.name) in present else "MISSING"
+            print(f"  host {host.name:<16} {mark:<8} PA subnet {host.pa_subnet}")
+        for vm in topology.vms:
+            mark = "up" if names.vm(vm.name) in present else "MISSING"
+            where = f"{vm.virtual_network}/{vm.subnet}"
+            print(f"  vm   {vm.name:<16} {mark:<8} {vm.ip} in {where} on {vm.host}")
+        run_dir = fabric.run_dir_of(lab, args.run_root)
+        for pidfile in sorted(run_dir.glob(f"*{fabric.PIDFILE_SUFFIX}")):
+            print(f"  daemon {pidfile.stem:<14} pid {pidfile.read_text().strip()}")
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise LabError("give a command after the VM name, e.g. `-- ping 10.1.1.12`")
+    if args.lab is None:
+        suffix = f"-vm-{args.vm}"
+        matches = [n for n in netns.list_namespaces() if n.endswith(suffix)]
+        matches = [n for n in matches if "-" not in n[len(netns.PREFIX) : -len(suffix)]]
+        if not matches:
+            raise LabError(f"no VM named {args.vm!r} in any lab")
+        if len(matches) > 1:
+            raise LabError(f"VM {args.vm!r} is in several labs ({', '.join(matches)})")
+        namespace = matches[0]
+    else:
+        namespace = fabric.LabNames(_pick_lab(args.lab, args.run_root)).vm(args.vm)
+        if namespace not in netns.list_namespaces(namespace):
+            raise LabError(f"no VM named {args.vm!r} in lab {args.lab}")
+    return subprocess.run(["ip", "netns", "exec", namespace, *command], check=False).returncode
+
+
+def _clean(args: argparse.Namespace) -> int:
+    report = fabric.clean(netns.PREFIX, args.run_root)
+    print(
+        f"removed {len(report.namespaces)} namespaces, {len(report.links)} root links,"
+        f" stopped {len(report.daemons)} daemons"
+    )
+    for name in (*report.namespaces, *report.links):
+        print(f"  {name}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hnv lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--run-root", type=Path, default=fabric.RUN_ROOT, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = sub.add_parser("up", help="build a lab from a topology file")
+    up.add_argument("topology", type=Path, help="topology YAML (see docs/topology.md)")
+    up.set_defaults(run=_up)
+    down = sub.add_parser("down", help="remove a lab")
+    down.add_argument("lab", nargs="?", help="lab name (default: the only lab)")
+    down.set_defaults(run=_down)
+    status = sub.add_parser("status", help="show what exists of each lab")
+    status.add_argument("lab", nargs="?")
+    status.set_defaults(run=_status)
+    run = sub.add_parser("exec", help="run a command inside a VM's namespace")
+    run.add_argument("--lab", help="lab name (default: the lab holding VM)")
+    run.add_argument("vm")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    run.set_defaults(run=_exec)
+    clean = sub.add_parser("clean", help="remove every hnv- namespace, link and daemon")
+    clean.set_defaults(run=_clean)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except LabError as exc:
+        print(f"hnv lab {args.action}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hnv lab {args.action}: interrupted", file=sys.stderr)
+        return 130
+    return result

@@ -1,0 +1,353 @@
+"""The physical network of a lab, built from a topology in network namespaces.
+
+Layout for a lab named ``L`` (all names from ``LabNames``)::
+
+    hnv-L-vm-<vm>       eth0 (CA, MTU 1500, default via the subnet gateway, offloads off)
+         │ veth
+    hnv-L-host-<host>   vm-<vm> (read by the host's switch) ... up0, up1 (no kernel PA)
+         │ veth (MTU 1700)
+    hnv-L-fabric        br-<pa> per PA subnet, the hosts' uplink peers as its ports
+         │ veth                     (a VLAN subnet: via the vlanport access relay)
+    hnv-L-router        r-<pa>: the PA subnet's gateway address; ip_forward on
+
+The bridges are VLAN-unaware (this kernel has no bridge VLAN filtering and no 802.1Q
+sub-interfaces), so they carry the hosts' tagged frames as they are; for a PA subnet
+with a VLAN the router's port is an *access port*: ``openhnv.lab.vlanport``, a small
+daemon in the fabric namespace, pops the tag towards the router and pushes it back,
+as a physical switch would. Its pid is recorded in ``<run_dir>/*.pid``; ``clean``
+stops it by that pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openhnv
+from openhnv.lab import netns
+from openhnv.lab.errors import LabError
+from openhnv.lab.topology import Topology
+
+RUN_ROOT = Path("/run/openhnv")
+UNDERLAY_MTU = 1700  # ≥ 1660, so VMs keep MTU 1500 under VXLAN/NVGRE and a VLAN tag
+VM_MTU = 1500
+VM_INTERFACE = "eth0"
+PIDFILE_SUFFIX = ".pid"
+_DAEMON_READY_SECONDS = 10.0
+_STOP_SECONDS = 3.0
+_POLL = 0.02
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class LabNames:
+    """Every namespace and interface name of one lab; pure naming, no I/O."""
+
+    lab: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{netns.PREFIX}{self.lab}-"
+
+    @property
+    def fabric(self) -> str:
+        return f"{self.prefix}fabric"
+
+    @property
+    def router(self) -> str:
+        return f"{self.prefix}router"
+
+    def host(self, host: str) -> str:
+        return f"{self.prefix}host-{host}"
+
+    def vm(self, vm: str) -> str:
+        return f"{self.prefix}vm-{vm}"
+
+    @staticmethod
+    def uplink(index: int) -> str:
+        return f"up{index}"
+
+    @staticmethod
+    def vm_port(vm: str) -> str:
+        """The host-side end of a VM's veth, in the host namespace."""
+        return netns.interface_name(f"vm-{vm}")
+
+    @staticmethod
+    def bridge(pa_subnet: str) -> str:
+        return netns.interface_name(f"br-{pa_subnet}")
+
+    @staticmethod
+    def uplink_peer(host: str, index: int) -> str:
+        """The fabric-side end of a host uplink (a port of the PA subnet's bridge)."""
+        return netns.interface_name(f"u{index}-{host}")
+
+    @staticmethod
+    def router_leg(pa_subnet: str) -> str:
+        """The router's interface in a PA subnet (router namespace)."""
+        return netns.interface_name(f"r-{pa_subnet}")
+
+    @staticmethod
+    def router_peer(pa_subnet: str) -> str:
+        """Fabric-side end of the router leg: a bridge port, or the access side of a relay."""
+        return netns.interface_name(f"rt-{pa_subnet}")
+
+    @staticmethod
+    def trunk_port(pa_subnet: str) -> str:
+        """VLAN subnets: the bridge port towards the access relay (fabric namespace)."""
+        return netns.interface_name(f"tk-{pa_subnet}")
+
+    @staticmethod
+    def trunk_peer(pa_subnet: str) -> str:
+        """VLAN subnets: the relay's trunk side (fabric namespace)."""
+        return netns.interface_name(f"tr-{pa_subnet}")
+
+
+@dataclass(slots=True)
+class Lab:
+    """A built lab: its names and the daemons the fabric started."""
+
+    topology: Topology
+    names: LabNames
+    run_dir: Path
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def vm_namespace(self, vm: str) -> str:
+        return self.names.vm(vm)
+
+    def host_namespace(self, host: str) -> str:
+        return self.names.host(host)
+
+
+def run_dir_of(lab: str, run_root: Path = RUN_ROOT) -> Path:
+    return run_root / lab
+
+
+@contextlib.contextmanager
+def _step(description: str, progress: Progress) -> Iterator[None]:
+    progress(description)
+    try:
+        yield
+    except LabError as exc:
+        raise LabError(f"{description}: {exc}") from exc
+    except OSError as exc:
+        raise LabError(f"{description}: {exc}") from exc
+
+
+def build(topology: Topology, run_root: Path = RUN_ROOT, progress: Progress = _quiet) -> Lab:
+    """Build the fabric, router, host and VM namespaces; on failure remove all of it."""
+    names = LabNames(topology.name)
+    lab = Lab(topology=topology, names=names, run_dir=run_dir_of(topology.name, run_root))
+    leftovers = netns.list_namespaces(names.prefix)
+    if leftovers:
+        raise LabError(
+            f"lab {topology.name} already has namespaces ({', '.join(leftovers)}):"
+            " run `hnv lab down` or `hnv lab clean` first"
+        )
+    try:
+        lab.run_dir.mkdir(parents=True, exist_ok=True)
+        _build_physical(lab, progress)
+        for host in topology.hosts:
+            _build_host(lab, host.name, progress)
+        for vm in topology.vms:
+            _build_vm(lab, vm.name, progress)
+    except BaseException:
+        progress("build failed: removing what was built")
+        teardown(topology, run_root)
+        raise
+    return lab
+
+
+def _build_physical(lab: Lab, progress: Progress) -> None:
+    names, topology = lab.names, lab.topology
+    with _step(f"namespace {names.fabric} (PA switches)", progress):
+        netns.create_namespace(names.fabric)
+    with _step(f"namespace {names.router} (PA router)", progress):
+        netns.create_namespace(names.router)
+        netns.set_sysctl(names.router, "net/ipv4/ip_forward", "1")
+    for pa in topology.pa_subnets:
+        bridge = names.bridge(pa.name)
+        with _step(f"PA subnet {pa.name} {pa.prefix}: bridge {bridge}", progress):
+            netns.add_bridge(names.fabric, bridge, UNDERLAY_MTU)
+            netns.set_up(names.fabric, bridge)
+        leg, peer = names.router_leg(pa.name), names.router_peer(pa.name)
+        gateway = ipaddress.IPv4Interface(f"{pa.gateway}/{pa.prefix.prefixlen}")
+        with _step(f"PA subnet {pa.name}: router leg {leg} {gateway}", progress):
+            netns.add_veth(names.router, leg, names.fabric, peer, UNDERLAY_MTU)
+            netns.set_up(names.router, leg)
+            netns.add_address(names.router, leg, gateway)
+            netns.set_up(names.fabric, peer)
+        if pa.vlan == 0:
+            with _step(f"PA subnet {pa.name}: router port into {bridge}", progress):
+                netns.set_master(names.fabric, peer, bridge)
+            continue
+        trunk, trunk_peer = names.trunk_port(pa.name), names.trunk_peer(pa.name)
+        with _step(f"PA subnet {pa.name}: VLAN {pa.vlan} access port for the router", progress):
+            netns.add_veth(names.fabric, trunk, names.fabric, trunk_peer, UNDERLAY_MTU)
+            netns.set_master(names.fabric, trunk, bridge)
+            netns.set_up(names.fabric, trunk)
+            netns.set_up(names.fabric, trunk_peer)
+            lab.pids[f"vlanport-{pa.name}"] = start_vlan_port(
+                lab.run_dir, names.fabric, trunk_peer, peer, pa.vlan, f"vlanport-{pa.name}"
+            )
+
+
+def _build_host(lab: Lab, host_name: str, progress: Progress) -> None:
+    names, host = lab.names, lab.topology.host(host_name)
+    namespace = names.host(host.name)
+    with _step(f"host {host.name}: namespace {namespace}", progress):
+        netns.create_namespace(namespace)
+    bridge = names.bridge(host.pa_subnet)
+    for index in range(host.uplinks):
+        uplink, peer = names.uplink(index), names.uplink_peer(host.name, index)
+        with _step(f"host {host.name}: uplink {uplink} into {bridge}", progress):
+            netns.add_veth(namespace, uplink, names.fabric, peer, UNDERLAY_MTU)
+            netns.set_master(names.fabric, peer, bridge)
+            netns.set_up(names.fabric, peer)
+            netns.set_up(namespace, uplink)
+
+
+def _build_vm(lab: Lab, vm_name: str, progress: Progress) -> None:
+    names, topology = lab.names, lab.topology
+    vm = topology.vm(vm_name)
+    subnet = topology.vm_subnet(vm)
+    namespace, host_namespace = names.vm(vm.name), names.host(vm.host)
+    port = names.vm_port(vm.name)
+    address = ipaddress.IPv4Interface(f"{vm.ip}/{subnet.prefix.prefixlen}")
+    with _step(f"VM {vm.name}: namespace {namespace}, {address} on host {vm.host}", progress):
+        netns.create_namespace(namespace)
+        netns.add_veth(namespace, VM_INTERFACE, host_namespace, port, VM_MTU)
+        netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
+        netns.add_address(namespace, VM_INTERFACE, address)
+        netns.add_route(namespace, None, subnet.gateway)
+        netns.disable_offloads(namespace, VM_INTERFACE)
+        netns.set_up(host_namespace, port)
+        netns.disable_offloads(host_namespace, port)
+
+
+# ---------------------------------------------------------------- daemons
+
+
+def _src_path() -> str:
+    return str(Path(openhnv.__file__).resolve().parents[1])
+
+
+def start_vlan_port(
+    run_dir: Path, namespace: str, trunk: str, access: str, vlan: int, name: str
+) -> int:
+    """Start the access-port relay in ``namespace``; returns its pid once it is ready."""
+    pidfile = run_dir / f"{name}{PIDFILE_SUFFIX}"
+    log = run_dir / f"{name}.log"
+    pidfile.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_src_path(), env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "openhnv.lab.vlanport", "--netns", namespace]
+    argv += ["--trunk", trunk, "--access", access, "--vlan", str(vlan), "--pidfile", str(pidfile)]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True
+        )
+    deadline = time.monotonic() + _DAEMON_READY_SECONDS
+    while time.monotonic() < deadline:
+        if pidfile.exists():
+            return process.pid
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise LabError(f"{name} exited with status {process.returncode}: {tail[0]}")
+        time.sleep(_POLL)
+    process.kill()
+    raise LabError(f"{name} did not become ready within {_DAEMON_READY_SECONDS:g} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _is_ours(pid: int) -> bool:
+    """A pid from a pidfile still belongs to an openhnv process (guards against pid reuse)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"openhnv" in f.read()
+    except OSError:
+        return False
+
+
+def stop_pidfile(pidfile: Path) -> int | None:
+    """Stop the process named by a pidfile (TERM, then KILL); returns its pid if it ran."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pidfile.unlink(missing_ok=True)
+        return None
+    stopped: int | None = None
+    if _alive(pid) and _is_ours(pid):
+        stopped = pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_SECONDS
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(_POLL)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    pidfile.unlink(missing_ok=True)
+    return stopped
+
+
+# ---------------------------------------------------------------- removal
+
+
+@dataclass(frozen=True, slots=True)
+class CleanReport:
+    """What ``clean`` removed."""
+
+    namespaces: tuple[str, ...]
+    links: tuple[str, ...]
+    daemons: tuple[int, ...]
+
+
+def teardown(topology: Topology, run_root: Path = RUN_ROOT) -> CleanReport:
+    """Remove everything ``build`` made for this topology's lab."""
+    return clean(LabNames(topology.name).prefix, run_root)
+
+
+def clean(prefix: str = netns.PREFIX, run_root: Path = RUN_ROOT) -> CleanReport:
+    """Stop recorded daemons and remove every namespace and root link named ``prefix``…"""
+    if not prefix.startswith(netns.PREFIX):
+        raise LabError(f"clean: prefix {prefix!r} must start with {netns.PREFIX!r}")
+    daemons: list[int] = []
+    if run_root.is_dir():
+        for lab_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
+            if not f"{netns.PREFIX}{lab_dir.name}-".startswith(prefix):
+                continue
+            for pidfile in sorted(lab_dir.glob(f"*{PIDFILE_SUFFIX}")):
+                pid = stop_pidfile(pidfile)
+                if pid is not None:
+                    daemons.append(pid)
+            for leftover in lab_dir.iterdir():
+                if leftover.is_file():
+                    leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                lab_dir.rmdir()
+    removed = [n for n in netns.list_namespaces(prefix) if netns.delete_namespace(n)]
+    links = netns.delete_root_links(prefix)
+    return CleanReport(tuple(removed), tuple(links), tuple(daemons))

@@ -1,0 +1,111 @@
+"""An 802.1Q access port in userspace: the lab router's port on a VLAN PA subnet.
+
+A physical switch gives the router an untagged access port in the PA subnet's VLAN
+while the hosts' uplinks are tagged trunk ports. This kernel has neither bridge VLAN
+filtering nor VLAN sub-interfaces, so this small relay does it: frames from the
+trunk side tagged with the VLAN lose the tag and go to the access side; frames from
+the access side get the tag and go to the trunk side; anything else is dropped.
+
+Run by the fabric builder in the fabric namespace::
+
+    python -m openhnv.lab.vlanport --netns NS --trunk IF --access IF --vlan N --pidfile P
+
+It writes its pidfile once both sockets are open and exits on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import selectors
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from openhnv.lab import netns
+from openhnv.lab.errors import LabError
+from openhnv.vswitch.afpacket import AfPacketSocket
+from openhnv.vswitch.pawire import WireError, pop_vlan, push_vlan
+
+_BATCH = 64
+_POLL_SECONDS = 0.5
+
+
+def trunk_to_access(frame: bytes, vlan: int) -> bytes | None:
+    """The untagged frame for the access side, or None if it is not of our VLAN."""
+    try:
+        vid, untagged = pop_vlan(frame)
+    except WireError:
+        return None
+    return untagged if vid == vlan else None
+
+
+def access_to_trunk(frame: bytes, vlan: int) -> bytes | None:
+    """The tagged frame for the trunk side, or None if it is malformed or already tagged."""
+    try:
+        vid, _ = pop_vlan(frame)
+    except WireError:
+        return None
+    return push_vlan(frame, vlan) if vid is None else None
+
+
+def relay(trunk: AfPacketSocket, access: AfPacketSocket, vlan: int) -> None:
+    """Copy frames between the two sides until SIGTERM."""
+    running = True
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal running
+        running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with selectors.DefaultSelector() as selector:
+        selector.register(trunk, selectors.EVENT_READ, True)
+        selector.register(access, selectors.EVENT_READ, False)
+        while running:
+            for key, _ in selector.select(_POLL_SECONDS):
+                from_trunk = bool(key.data)
+                source, target = (trunk, access) if from_trunk else (access, trunk)
+                convert = trunk_to_access if from_trunk else access_to_trunk
+                for frame in source.recv_batch(_BATCH):
+                    out = convert(frame, vlan)
+                    if out is not None:
+                        target.send(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="openhnv.lab.vlanport", description=__doc__)
+    parser.add_argument("--netns", required=True, help="namespace holding both interfaces")
+    parser.add_argument("--trunk", required=True, help="interface carrying tagged frames")
+    parser.add_argument("--access", required=True, help="interface towards the router")
+    parser.add_argument("--vlan", required=True, type=int, help="VLAN ID, 1..4094")
+    parser.add_argument("--pidfile", required=True, type=Path)
+    args = parser.parse_args(argv)
+    if not 1 <= args.vlan <= 4094:
+        print(f"vlanport: --vlan {args.vlan} is not in 1..4094", file=sys.stderr)
+        return 2
+    try:
+        with netns.in_namespace(args.netns):
+            trunk = AfPacketSocket(args.trunk)
+            access = AfPacketSocket(args.access)
+    except (LabError, OSError) as exc:
+        print(
+            f"vlanport: cannot open {args.trunk}/{args.access} in {args.netns}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    tmp = args.pidfile.with_suffix(".tmp")
+    tmp.write_text(f"{os.getpid()}\n")
+    tmp.replace(args.pidfile)
+    try:
+        relay(trunk, access, args.vlan)
+    finally:
+        trunk.close()
+        access.close()
+        args.pidfile.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Topology files: the shipped examples load, and every bad input names its key path."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from openhnv.lab.topology import TopologyError, from_document, load, parse
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def figure8() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / "figure8.yaml").read_text())
+    return doc
+
+
+def test_figure8_is_the_seed_datacenter() -> None:
+    topology = load(EXAMPLES / "figure8.yaml")
+    assert topology.encapsulation == "vxlan"
+    assert [(s.name, str(s.prefix), s.vlan) for s in topology.pa_subnets] == [
+        ("pa1", "192.168.1.0/24", 0),
+        ("pa2", "192.168.2.0/24", 20),
+    ]
+    assert [tuple(map(str, s.ip_pool)) for s in topology.pa_subnets] == [
+        ("192.168.1.10", "192.168.1.99"),
+        ("192.168.2.20", "192.168.2.99"),
+    ]
+    assert {h.name: (h.pa_subnet, h.uplinks) for h in topology.hosts} == {
+        "host1": ("pa1", 2),
+        "host2": ("pa2", 2),
+    }
+    vsids = {n.name: n.subnets[0].vsid for n in topology.virtual_networks}
+    assert vsids == {"contoso": 5001, "fabrikam": 6001}
+    sql = topology.vm("contoso-sql")
+    assert (sql.host, sql.ip) == ("host1", ipaddress.IPv4Address("10.1.1.11"))
+    assert topology.vm_subnet(sql).gateway == ipaddress.IPv4Address("10.1.1.1")
+    # Both tenants use the same customer addresses.
+    assert topology.vm("fabrikam-sql").ip == sql.ip
+
+
+def test_two_subnets_example_has_an_acl_on_the_back_end() -> None:
+    topology = load(EXAMPLES / "two-subnets.yaml")
+    assert topology.encapsulation == "nvgre"
+    backend = topology.virtual_network("woodgrove").subnet("backend")
+    assert backend.acl == "backend-acl"
+    allow = topology.acls[0].rules[0]
+    assert (allow.protocol, allow.destination_ports, allow.action, allow.type) == (
+        "TCP",
+        (1433, 1433),
+        "Allow",
+        "Inbound",
+    )
+    assert allow.source_ports == (0, 65535)
+    assert topology.vm("web2").mac == "00:1d:d8:b7:1c:11"
+    assert {vm.host for vm in topology.vms} == {"host1", "host2"}
+
+
+def _error(doc: object) -> str:
+    with pytest.raises(TopologyError) as info:
+        from_document(doc)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("vms", 1, "ip"), "10.1.1.300", "vms[1].ip: 10.1.1.300 is not an IPv4 address"),
+        (("vms", 0, "ip"), "10.1.2.5", "vms[0].ip: 10.1.2.5 is outside subnet subnet1"),
+        (("vms", 0, "ip"), "10.1.1.1", "vms[0].ip: 10.1.1.1 is reserved"),
+        (("vms", 1, "ip"), "10.1.1.11", "vms[1].ip: 10.1.1.11 is already used by VM 'contoso-sql'"),
+        (("vms", 2, "host"), "host9", "vms[2].host: no host named 'host9'"),
+        (("vms", 2, "subnet"), "nope", "vms[2].subnet: virtual network 'fabrikam' has no subnet"),
+        (("vms", 0, "mac"), "01:00:5e:00:00:01", "vms[0].mac: 01:00:5e:00:00:01 is a multicast"),
+        (("vms", 0, "mac"), "zz:00", "vms[0].mac: zz:00 is not a MAC address"),
+        (("pa_subnets", 1, "vlan"), 4095, "pa_subnets[1].vlan: 4095 is not in 0..4094"),
+        (("pa_subnets", 1, "vlan"), "20", "pa_subnets[1].vlan: '20' is not an integer"),
+        (("pa_subnets", 0, "gateway"), "192.168.2.1", "pa_subnets[0].gateway: 192.168.2.1 is not"),
+        (
+            ("pa_subnets", 1, "prefix"),
+            "192.168.0.0/22",
+            "pa_subnets[1].prefix: 192.168.0.0/22 (pa2) overlaps 192.168.1.0/24 (pa1)",
+        ),
+        (("pa_subnets", 0, "prefix"), "192.168.1.0", "pa_subnets[0].prefix: 192.168.1.0 is not"),
+        (("pa_subnets", 0, "ip_pool"), "192.168.1.1-192.168.1.9", "contains the gateway"),
+        (("pa_subnets", 0, "ip_pool"), "192.168.1.9-192.168.1.8", "is not a range of usable"),
+        (("pa_subnets", 0, "ip_pool"), "192.168.1.9-192.168.2.8", "is not a range of usable"),
+        (("pa_subnets", 0, "ip_pool"), "10.0.0.x", "'10.0.0.x' is not an address range"),
+        (
+            ("pa_subnets", 0, "ip_pool"),
+            "192.168.1.10",
+            "pa_subnets[0].ip_pool: 1 addresses for 2 uplinks (hosts host1)",
+        ),
+        (("hosts", 0, "pa_subnet"), "pa7", "hosts[0].pa_subnet: no PA subnet named 'pa7'"),
+        (("hosts", 0, "uplinks"), 0, "hosts[0].uplinks: 0 is not in 1..8"),
+        (("hosts", 1, "name"), "host1", "hosts[1].name: 'host1' is used twice"),
+        (("encapsulation",), "geneve", "encapsulation: 'geneve' is not one of vxlan, nvgre"),
+        (("name",), "Fig-8", "name: 'Fig-8' is not a valid name"),
+        (
+            ("virtual_networks", 1, "subnets", 0, "vsid"),
+            5001,
+            "virtual_networks[1].subnets[0].vsid: VSID 5001 is already used by contoso/subnet1",
+        ),
+        (
+            ("virtual_networks", 0, "subnets", 0, "vsid"),
+            100,
+            "virtual_networks[0].subnets[0].vsid: 100 is not in 4096..16777214",
+        ),
+        (
+            ("virtual_networks", 0, "subnets", 0, "prefix"),
+            "10.9.0.0/24",
+            "virtual_networks[0].subnets[0].prefix: 10.9.0.0/24 is outside the address space",
+        ),
+        (
+            ("virtual_networks", 0, "subnets", 0, "acl"),
+            "missing",
+            "virtual_networks[0].subnets[0].acl: no ACL named 'missing'",
+        ),
+    ],
+)
+def test_bad_value_names_its_key_path(path: tuple[Any, ...], value: object, message: str) -> None:
+    doc = figure8()
+    target: Any = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert message in _error(doc)
+
+
+def test_missing_and_unknown_keys() -> None:
+    doc = figure8()
+    del doc["vms"][3]["ip"]
+    assert _error(doc) == "vms[3].ip: missing"
+    doc = figure8()
+    doc["hosts"][0]["uplink"] = 2
+    assert _error(doc).startswith("hosts[0].uplink: unknown key")
+    doc = figure8()
+    doc["hosts"] = []
+    assert _error(doc) == "hosts: must not be empty"
+    assert _error([1, 2]) == "topology: expected a mapping, got list"
+
+
+def test_acl_rule_errors() -> None:
+    doc = figure8()
+    rule = {
+        "name": "r1",
+        "protocol": "tcp",
+        "source_prefix": "Internet",
+        "destination_prefix": "10.1.1.0/24",
+        "destination_ports": "1433",
+        "action": "allow",
+        "priority": 100,
+        "type": "inbound",
+    }
+    doc["acls"] = [{"name": "a", "rules": [rule]}]
+    parsed = from_document(doc).acls[0].rules[0]
+    assert (parsed.protocol, parsed.source_prefix, parsed.action, parsed.type) == (
+        "TCP",
+        "Internet",
+        "Allow",
+        "Inbound",
+    )
+    for key, value, message in [
+        ("priority", 99, "acls[0].rules[0].priority: 99 is not in 100..65000"),
+        ("destination_ports", "90-80", "acls[0].rules[0].destination_ports: '90-80' is not"),
+        ("destination_ports", "http", "acls[0].rules[0].destination_ports: 'http' is not a port"),
+        ("protocol", "SCTP", "acls[0].rules[0].protocol: 'SCTP' is not one of"),
+        ("source_prefix", "10.0.0.0/33", "acls[0].rules[0].source_prefix: 10.0.0.0/33 is not"),
+        ("type", "Both", "acls[0].rules[0].type: 'Both' is not one of Inbound, Outbound"),
+    ]:
+        bad = copy.deepcopy(doc)
+        bad["acls"][0]["rules"][0][key] = value
+        assert message in _error(bad), key
+
+
+def test_default_pool_is_above_the_gateway_or_below_it() -> None:
+    doc = figure8()
+    del doc["pa_subnets"][0]["ip_pool"]
+    pool = from_document(doc).pa_subnets[0].ip_pool
+    assert tuple(map(str, pool)) == ("192.168.1.2", "192.168.1.254")
+    doc["pa_subnets"][0]["gateway"] = "192.168.1.254"
+    pool = from_document(doc).pa_subnets[0].ip_pool
+    assert tuple(map(str, pool)) == ("192.168.1.1", "192.168.1.253")
+
+
+def test_parse_reports_yaml_syntax_errors() -> None:
+    with pytest.raises(TopologyError, match="not valid YAML"):
+        parse("name: [unclosed", source="x.yaml")
+
+
+def test_load_reports_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="cannot read"):
+        load(tmp_path / "absent.yaml")
+
+
+def test_values_are_frozen() -> None:
+    topology = load(EXAMPLES / "figure8.yaml")
+    with pytest.raises(AttributeError):
+        topology.name = "other"  # type: ignore[misc]
+    assert hash(topology.vms[0]) == hash(load(EXAMPLES / "figure8.yaml").vms[0])
