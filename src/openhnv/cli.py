@@ -15,7 +15,7 @@ from openhnv import __version__
 # subcommand -> (module holding ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("openhnv.lab.cli", "build, inspect and remove a lab datacenter in network namespaces"),
-    "pki": ("openhnv.ovsdb.pki", "create the CA and controller/host certificates for OVSDB over SSL"),
+    "pki": ("openhnv.ovsdb.pki", "create CA, controller and host certificates for OVSDB/SSL"),
 }
 
 USAGE = "usage: hnv [--version] <command> [args...]"
