@@ -1,0 +1,460 @@
+"""The VSwitch: programming (``apply``), packet processing (fast and slow path), expiry.
+
+``process_batch(port, frames, now)`` takes frames sent by VM ``port`` (or received on
+``UPLINK``) and returns the emits the I/O layer must carry out. A frame whose exact key
+is in the port's unified flow table at the port's generation takes the fast path: one
+key build, one dict probe, one int compare and the cached transposition. Anything else
+takes the slow path (``pipeline.decide``) and its decision is committed to the table.
+The clock is an argument (``now``) or the callable given at construction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from openhnv.packet.errors import PacketError
+from openhnv.packet.flowkey import TCP_FLAGS_OFFSET, flow_key, parse_flow_key
+from openhnv.vfp import commands as c
+from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
+from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.flowtable import TCP_RETIRE_FLAGS, Flow, UnifiedFlowTable
+from openhnv.vfp.listing import Listing
+from openhnv.vfp.model import Group, Layer, Port
+from openhnv.vfp.pipeline import Decision, Fabric, decide
+from openhnv.vfp.policy import IN, OUT, Direction, Rule
+from openhnv.vfp.transposition import Decap, Discard, Template
+from openhnv.vfp.uplink import decide_uplink, outer_key
+
+DEFAULT_FLOW_CAPACITY = 1_000_000
+DEFAULT_IDLE_TIMEOUT = 120.0
+
+
+class VSwitch(Listing):
+    """One host's VFP engine: VM ports, the uplink, the spaces and the flow tables."""
+
+    def __init__(
+        self,
+        *,
+        flow_capacity: int = DEFAULT_FLOW_CAPACITY,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if flow_capacity < 1:
+            raise PolicyError("flow_capacity", flow_capacity, "must be at least 1")
+        if idle_timeout <= 0:
+            raise PolicyError("idle_timeout", idle_timeout, "must be positive")
+        self.fabric = Fabric()
+        self.flow_capacity = flow_capacity
+        self.idle_timeout = idle_timeout
+        self.clock = clock
+        self.uplink = Port(UPLINK, "00:00:00:00:00:00", 4096, "-", (), True, flow_capacity)
+
+    # -- programming -------------------------------------------------------------------
+
+    def apply(self, command: c.Command) -> None:
+        """Apply one programming command (``PolicyError`` when it cannot be applied)."""
+        fab = self.fabric
+        match command:
+            case c.AddPort():
+                self._add_port(command)
+            case c.RemovePort(name, missing_ok):
+                port = fab.ports.pop(name, None)
+                if port is None and not missing_ok:
+                    raise PolicyError("name", name, "no such port")
+                if port is not None and fab.ports_by_mac.get(port.mac) is port:
+                    del fab.ports_by_mac[port.mac]
+                self._everything_changed()
+            case c.SetPortState(name, enabled):
+                port = self._port(name)
+                port.enabled = bool(enabled)
+            case c.AddLayer(port_name, name, priority, stateful, d_in, d_out):
+                port = self._port(port_name)
+                old = port.layers.get(name)
+                layer = Layer(name, priority, stateful, d_in, d_out)
+                if old is not None:
+                    layer.groups = old.groups
+                port.layers[name] = layer
+                port.changed()
+            case c.RemoveLayer(port_name, name, missing_ok):
+                port = self._port(port_name)
+                if port.layers.pop(name, None) is None and not missing_ok:
+                    raise PolicyError("layer", name, f"no such layer on port {port_name}")
+                port.changed()
+            case c.AddGroup(port_name, layer_name, name, direction, family, priority):
+                port = self._port(port_name)
+                layer = self._layer(port, layer_name)
+                group = Group(name, direction, family, priority)
+                old_group = layer.groups.get(name)
+                if old_group is not None:
+                    group.rules = old_group.rules
+                layer.groups[name] = group
+                layer.changed()
+                port.changed()
+            case c.RemoveGroup(port_name, layer_name, name, missing_ok):
+                port = self._port(port_name)
+                layer = self._layer(port, layer_name)
+                if layer.groups.pop(name, None) is None and not missing_ok:
+                    raise PolicyError("group", name, f"no such group in layer {layer_name}")
+                layer.changed()
+                port.changed()
+            case c.AddRule(port_name, layer_name, group_name, rule):
+                self._add_rules(port_name, layer_name, group_name, (rule,))
+            case c.AddRules(port_name, layer_name, group_name, rules):
+                self._add_rules(port_name, layer_name, group_name, rules)
+            case c.RemoveRule(port_name, layer_name, group_name, rule_id, missing_ok):
+                port = self._port(port_name)
+                group = self._group(port, layer_name, group_name)
+                if group.rules.pop(rule_id, None) is None and not missing_ok:
+                    raise PolicyError("rule_id", rule_id, f"no such rule in group {group_name}")
+                group.changed()
+                port.changed()
+            case c.AddMapping(mapping):
+                fab.mappings.add(mapping)
+                self._everything_changed()
+            case c.RemoveMapping(rdid, address, missing_ok):
+                fab.mappings.remove(rdid, address, missing_ok=missing_ok)
+                self._everything_changed()
+            case c.AddProviderAddress(pa):
+                fab.provider_addresses[pa.address] = pa
+                self._everything_changed()
+            case c.RemoveProviderAddress(address, missing_ok):
+                if fab.provider_addresses.pop(address, None) is None and not missing_ok:
+                    raise PolicyError("address", address, "not a PA of this switch")
+                self._everything_changed()
+            case c.SetPaNeighbor(address, mac):
+                if mac is None:
+                    fab.pa_neighbors.pop(address, None)
+                else:
+                    fab.pa_neighbors[address] = mac
+                self._everything_changed()
+            case _:
+                raise PolicyError("command", command, "not an engine command")
+
+    def apply_all(self, commands: Iterable[c.Command]) -> None:
+        """Apply commands in order (stops at the first that fails)."""
+        for command in commands:
+            self.apply(command)
+
+    def _add_port(self, cmd: c.AddPort) -> None:
+        fab = self.fabric
+        owner = fab.ports_by_mac.get(cmd.mac)
+        if owner is not None and owner.name != cmd.name:
+            raise PolicyError("mac", cmd.mac, f"already the MAC of port {owner.name}")
+        if cmd.name == UPLINK:
+            raise PolicyError("name", cmd.name, "reserved for the uplink")
+        old = fab.ports.get(cmd.name)
+        port = Port(cmd.name, cmd.mac, cmd.vsid, cmd.rdid, cmd.ip_addresses,
+                    cmd.allow_mac_spoofing, self.flow_capacity)  # fmt: skip
+        if old is not None:  # keep policy and flows; they re-evaluate
+            port.layers, port.enabled, port.generation = old.layers, old.enabled, old.generation
+            port.outbound, port.inbound, port.connections = (
+                old.outbound,
+                old.inbound,
+                old.connections,
+            )
+            port.counters, port.rule_hits = old.counters, old.rule_hits
+            if fab.ports_by_mac.get(old.mac) is old:
+                del fab.ports_by_mac[old.mac]
+        fab.ports[cmd.name] = port
+        fab.ports_by_mac[cmd.mac] = port
+        self._everything_changed()
+
+    def _add_rules(
+        self, port_name: str, layer_name: str, group_name: str, rules: Sequence[Rule]
+    ) -> None:
+        port = self._port(port_name)
+        group = self._group(port, layer_name, group_name)
+        for rule in rules:
+            group.rules[rule.rule_id] = rule
+        group.changed()
+        port.changed()
+
+    def _everything_changed(self) -> None:
+        self.fabric.forget_templates()
+        for port in self.fabric.ports.values():
+            port.changed()
+        self.uplink.changed()
+
+    def _port(self, name: str) -> Port:
+        port = self.fabric.ports.get(name)
+        if port is None:
+            raise PolicyError("port", name, "no such port")
+        return port
+
+    def _layer(self, port: Port, name: str) -> Layer:
+        layer = port.layers.get(name)
+        if layer is None:
+            raise PolicyError("layer", name, f"no such layer on port {port.name}")
+        return layer
+
+    def _group(self, port: Port, layer: str, name: str) -> Group:
+        group = self._layer(port, layer).groups.get(name)
+        if group is None:
+            raise PolicyError("group", name, f"no such group in layer {layer}")
+        return group
+
+    # -- processing --------------------------------------------------------------------
+
+    def process(self, port: str, frame: bytes, now: float | None = None) -> list[Emit]:
+        """``process_batch`` of one frame."""
+        return self.process_batch(port, (frame,), now)
+
+    def process_batch(
+        self, port: str, frames: Iterable[bytes], now: float | None = None
+    ) -> list[Emit]:
+        """The emits for ``frames`` sent by VM ``port``, or received on ``UPLINK``."""
+        if now is None:
+            now = self.clock()
+        out: list[Emit] = []
+        if port == UPLINK:
+            self._from_uplink(frames, now, out)
+        else:
+            self._from_vm(self._port(port), frames, now, out)
+        return out
+
+    def _from_vm(self, p: Port, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
+        name = p.name
+        if not p.enabled:
+            for _ in frames:
+                p.counters["drop:port_blocked"] += 1
+                out.append(Drop(name, "port_blocked"))
+            return
+        flows = p.outbound.flows
+        gen = p.generation
+        n = hits = 0
+        append = out.append
+        for frame in frames:
+            n += 1
+            try:
+                key = flow_key(frame)
+            except PacketError:
+                self._drop(p, "malformed", out)
+                continue
+            f = flows.get(key)
+            if f is None or f.generation != gen:
+                self._slow(p, OUT, frame, key, now, out, f)
+                continue
+            hits += 1
+            f.last_seen = now
+            em = f.template.emit(name, frame, f.arg)
+            if em.__class__ is Transmit:
+                append(em)
+            else:
+                self._after(p, em, now, out)
+            if f.flags_at and frame[f.flags_at] & TCP_RETIRE_FLAGS:
+                self.retire(p, f)
+        counters = p.counters
+        counters["packets_out"] += n
+        counters["uft_hits"] += hits
+
+    def _to_vm(
+        self, q: Port, frame: bytes, now: float, out: list[Emit], key: bytes | None = None
+    ) -> None:
+        """``frame`` enters VM port ``q``: its inbound layers (UFT first)."""
+        if not q.enabled:
+            self._drop(q, "port_blocked", out)
+            return
+        q.counters["packets_in"] += 1
+        if key is None:
+            try:
+                key = flow_key(frame)
+            except PacketError:
+                self._drop(q, "malformed", out)
+                return
+        f = q.inbound.flows.get(key)
+        if f is None or f.generation != q.generation:
+            self._slow(q, IN, frame, key, now, out, f)
+            return
+        f.last_seen = now
+        em = f.template.emit(q.name, frame, 0)
+        if em.__class__ is Deliver:
+            out.append(em)
+        else:
+            self._after(q, em, now, out)
+        if f.flags_at and frame[f.flags_at] & TCP_RETIRE_FLAGS:
+            self.retire(q, f)
+
+    def _from_uplink(self, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
+        up = self.uplink
+        flows = up.inbound.flows
+        ports = self.fabric.ports
+        n = 0
+        for frame in frames:
+            n += 1
+            okey, inner = outer_key(frame)
+            if inner < 0:
+                self._slow_uplink(frame, b"", now, out, None)
+                continue
+            try:
+                ikey = flow_key(frame, inner)
+            except PacketError:
+                self._drop(up, "malformed", out)
+                continue
+            key = okey + ikey
+            f = flows.get(key)
+            if f is None or f.generation != up.generation:
+                self._slow_uplink(frame, key, now, out, f)
+                continue
+            f.last_seen = now
+            t = f.template
+            if t.__class__ is Decap:
+                self._to_vm(ports[t.port], frame[inner:], now, out, ikey)
+            else:
+                self._after(up, t.emit(UPLINK, frame, 0), now, out)
+        up.counters["packets_in"] += n
+
+    def _after(self, p: Port, em: Emit, now: float, out: list[Emit]) -> None:
+        """Carry out an emit other than a plain transmit: local delivery or a drop."""
+        if isinstance(em, Deliver) and em.port != p.name:
+            self._to_vm(self.fabric.ports[em.port], em.frame, now, out)
+        elif isinstance(em, Drop):
+            p.counters[f"drop:{em.reason}"] += 1
+            out.append(em)
+        else:
+            out.append(em)
+
+    def _drop(self, p: Port, reason: str, out: list[Emit]) -> None:
+        p.counters[f"drop:{reason}"] += 1
+        out.append(Drop(p.name, reason))
+
+    # -- slow path ---------------------------------------------------------------------
+
+    def _slow(
+        self,
+        p: Port,
+        direction: Direction,
+        frame: bytes,
+        key: bytes,
+        now: float,
+        out: list[Emit],
+        stale: Flow | None,
+    ) -> None:
+        try:
+            fk = parse_flow_key(frame)
+        except PacketError:
+            self._drop(p, "malformed", out)
+            return
+        d = decide(self.fabric, p, direction, frame, fk, key)
+        self._count(p, d)
+        if d.punt is not None:
+            p.counters[f"punt:{d.punt}"] += 1
+            out.append(Punt(p.name, frame, d.punt))
+            return
+        if d.copies is not None:
+            for copy in d.copies:
+                em = copy.template.emit(p.name, copy.frame, copy.arg)
+                (out.append(em) if isinstance(em, Transmit) else self._after(p, em, now, out))
+            return
+        template = d.template
+        if template is None:  # decide() always sets one otherwise
+            raise RuntimeError("the slow path produced no template")
+        flow = None
+        if d.cacheable:
+            tcp = fk.protocol == 6 and fk.l4_offset >= 0
+            flags_at = fk.l4_offset + TCP_FLAGS_OFFSET if tcp else 0
+            table = p.table(direction)
+            reply = fk.reply_connection()
+            flow = self._commit(p, table, key, d, template, now, flags_at, reply, stale)
+            if flow is None:
+                self._drop(p, "flow_table_full", out)
+                return
+        em = template.emit(p.name, frame, d.arg)
+        if isinstance(em, Transmit) or (isinstance(em, Deliver) and em.port == p.name):
+            out.append(em)
+        else:
+            self._after(p, em, now, out)
+        if flow is not None and flow.flags_at and frame[flow.flags_at] & TCP_RETIRE_FLAGS:
+            self.retire(p, flow)
+
+    def _slow_uplink(
+        self, frame: bytes, key: bytes, now: float, out: list[Emit], stale: Flow | None
+    ) -> None:
+        up = self.uplink
+        d, inner = decide_uplink(self.fabric, frame)
+        self._count(up, d)
+        template = d.template
+        if template is None:
+            raise RuntimeError("the uplink decision produced no template")
+        cacheable = bool(key) and inner is not None
+        if cacheable and self._commit(up, up.inbound, key, d, template, now, 0, b"", stale) is None:
+            self._drop(up, "flow_table_full", out)
+            return
+        if isinstance(template, Decap):
+            ikey = flow_key(frame, template.offset)
+            self._to_vm(self.fabric.ports[template.port], frame[template.offset :], now, out, ikey)
+        else:
+            self._after(up, template.emit(UPLINK, frame, 0), now, out)
+
+    def _count(self, p: Port, d: Decision) -> None:
+        p.counters["slow_path"] += 1
+        for step in d.steps:
+            if step.rule_id != "-":
+                p.rule_hits[(step.layer, step.group, step.rule_id)] += 1
+        for name in d.counters:
+            p.counters[f"count:{name}"] += 1
+
+    def _commit(
+        self,
+        p: Port,
+        table: UnifiedFlowTable,
+        key: bytes,
+        d: Decision,
+        template: Template,
+        now: float,
+        flags_at: int,
+        reply: bytes,
+        stale: Flow | None,
+    ) -> Flow | None:
+        """Store the decision under ``key`` (re-using a stale entry); None when full."""
+        rules = tuple(d.rules)
+        if stale is not None:
+            flow = stale
+            flow.generation, flow.template, flow.arg = p.generation, template, d.arg
+            flow.rules, flow.flags_at, flow.last_seen = rules, flags_at, now
+        else:
+            flow = Flow(key, table, p.generation, template, d.arg, now, flags_at, rules)
+            if not table.insert(flow):
+                return None
+            p.counters["flow_setups"] += 1
+        allowed = not isinstance(template, Discard)
+        if flow.connection is not None and not (allowed and d.stateful and d.reply_of is None):
+            if p.connections.get(flow.connection) is flow:
+                del p.connections[flow.connection]
+            flow.connection = None
+        if allowed and d.stateful and d.reply_of is None and reply:
+            p.connections[reply] = flow
+            flow.connection = reply
+        if allowed and d.reply_of is not None:
+            flow.pair, d.reply_of.pair = d.reply_of, flow
+        return flow
+
+    # -- retirement --------------------------------------------------------------------
+
+    def retire(self, p: Port, flow: Flow) -> None:
+        """Remove ``flow``, its reverse flow and their connection (TCP FIN/RST, idle)."""
+        for f in (flow, flow.pair):
+            if f is None:
+                continue
+            f.table.discard(f)
+            if f.connection is not None and p.connections.get(f.connection) is f:
+                del p.connections[f.connection]
+            f.connection = None
+        if flow.pair is not None:
+            flow.pair.pair = None
+            flow.pair = None
+        p.counters["flows_retired"] += 1
+
+    def expire(self, now: float | None = None) -> int:
+        """Retire every flow idle (with its reverse) longer than the idle timeout."""
+        if now is None:
+            now = self.clock()
+        limit = now - self.idle_timeout
+        retired = 0
+        for p in [*self.fabric.ports.values(), self.uplink]:
+            for table in (p.outbound, p.inbound):
+                for f in table:
+                    if f.idle_since() < limit and table.flows.get(f.key) is f:
+                        self.retire(p, f)
+                        retired += 1
+        return retired
