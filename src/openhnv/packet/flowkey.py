@@ -244,3 +244,26 @@ def parse_flow_key(frame: bytes, offset: int = 0) -> FlowKey:
         src_mac, dst_mac, ethertype, vlan_id, src, dst, proto, sport, dport, itype, icode,
         flags, ttl, l3, l4,
     )  # fmt: skip
+
+
+def describe_key(key: bytes) -> str:
+    """A readable line for a fast key made by ``flow_key`` (for flow listings)."""
+    dst, src, rest = key[0:6].hex(":"), key[6:12].hex(":"), key[12:]
+    if rest[:2] == ETHERTYPE_VLAN_BYTES and len(rest) >= 6:
+        rest = rest[4:]
+    ethertype, body = rest[:2], rest[2:]
+    if ethertype == ETHERTYPE_IPV4_BYTES and len(body) >= 10:
+        proto, s, d, l4 = body[1], body[2:6], body[6:10], body[10:]
+        a, b = str(ipaddress.IPv4Address(s)), str(ipaddress.IPv4Address(d))
+    elif ethertype == ETHERTYPE_IPV6_BYTES and len(body) >= 33:
+        proto, s, d, l4 = body[0], body[1:17], body[17:33], body[33:]
+        a, b = str(ipaddress.IPv6Address(s)), str(ipaddress.IPv6Address(d))
+    else:
+        return f"{src} -> {dst} ethertype 0x{ethertype.hex()}"
+    name = _PROTOCOL_NAMES.get(proto, f"proto {proto}")
+    if len(l4) == 4 and proto in _PORTS_PROTOCOLS:
+        sport, dport = int.from_bytes(l4[:2], "big"), int.from_bytes(l4[2:], "big")
+        return f"{name} {a}:{sport} -> {b}:{dport} ({src} -> {dst})"
+    if len(l4) == 4 and proto in _ICMP_PROTOCOLS:
+        return f"{name} {a} -> {b} type {l4[0]} id {int.from_bytes(l4[2:], 'big')} ({src} -> {dst})"
+    return f"{name} {a} -> {b} ({src} -> {dst})"

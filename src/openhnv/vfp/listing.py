@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.flowkey import flow_key, parse_flow_key
+from openhnv.packet.flowkey import describe_key, flow_key, parse_flow_key
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import Flow
@@ -73,10 +73,7 @@ def _result(d: Decision) -> str:
 
 def _flow_row(f: Flow, direction: Direction) -> Row:
     t = f.template
-    try:
-        desc = parse_flow_key(f.key).describe() if direction != UPLINK else f.key.hex()
-    except PacketError:
-        desc = f.key.hex()
+    desc = describe_key(f.key) if direction != UPLINK else f.key.hex()
     return {
         "direction": direction,
         "flow": desc,
