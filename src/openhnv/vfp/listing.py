@@ -184,7 +184,7 @@ class Listing:
         p = self._get_port(port)
         return {
             "port": p.name, "flows": len(p.outbound) + len(p.inbound),
-            "connections": len(p.connections), **dict(sorted(p.counters.items())),
+            "connections": len(p.connections), **dict(sorted(p.all_counters().items())),
         }  # fmt: skip
 
     def rule_counters(self, port: str) -> list[Row]:

@@ -100,8 +100,11 @@ class Port:
         "mac",
         "name",
         "outbound",
+        "packets_in",
+        "packets_out",
         "rdid",
         "rule_hits",
+        "uft_hits",
         "vsid",
     )
 
@@ -130,6 +133,14 @@ class Port:
         self.connections: dict[bytes, Flow] = {}
         self.counters: Counter[str] = Counter()
         self.rule_hits: Counter[tuple[str, str, str]] = Counter()
+        self.packets_out = 0  # the hot counters live in slots, the rest in ``counters``
+        self.packets_in = 0
+        self.uft_hits = 0
+
+    def all_counters(self) -> dict[str, int]:
+        """Every counter of the port by name (``drop:<reason>``, ``punt:<reason>`` …)."""
+        hot = {"packets_out": self.packets_out, "packets_in": self.packets_in}
+        return {**hot, "uft_hits": self.uft_hits, **self.counters}
 
     def changed(self) -> None:
         """Policy changed: later hits of older UFT entries re-evaluate them."""

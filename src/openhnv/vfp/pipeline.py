@@ -106,7 +106,7 @@ class Fabric:
         self._discards: dict[str, Discard] = {}
         self._locals: dict[tuple[object, ...], LocalDelivery] = {}
         self._encaps: dict[tuple[object, ...], Encap] = {}
-        self._decaps: dict[tuple[str, int], Decap] = {}
+        self._decaps: dict[tuple[str, int, int], Decap] = {}
 
     def forget_templates(self) -> None:
         """Drop shared templates after a change of PAs or neighbours (flows re-evaluate)."""
@@ -119,10 +119,10 @@ class Fabric:
             t = self._discards[reason] = Discard(reason)
         return t
 
-    def decap(self, port: str, offset: int) -> Decap:
-        t = self._decaps.get((port, offset))
+    def decap(self, port: str, offset: int, outer_len: int) -> Decap:
+        t = self._decaps.get((port, offset, outer_len))
         if t is None:
-            t = self._decaps[(port, offset)] = Decap(port, offset)
+            t = self._decaps[(port, offset, outer_len)] = Decap(port, offset, outer_len)
         return t
 
     def local_delivery(self, port: str, edit: InnerEdit | None) -> LocalDelivery:

@@ -10,11 +10,12 @@ The clock is an argument (``now``) or the callable given at construction.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.flowkey import TCP_FLAGS_OFFSET, flow_key, parse_flow_key
+from openhnv.packet.flowkey import FAST_KEY, TCP_FLAGS_OFFSET, flow_key, parse_flow_key
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
@@ -23,11 +24,35 @@ from openhnv.vfp.listing import Listing
 from openhnv.vfp.model import Group, Layer, Port
 from openhnv.vfp.pipeline import Decision, Fabric, decide
 from openhnv.vfp.policy import IN, OUT, Direction, Rule
-from openhnv.vfp.transposition import Decap, Discard, Template
-from openhnv.vfp.uplink import decide_uplink, outer_key
+from openhnv.vfp.transposition import (
+    IP_PROTO_UDP,
+    IPV4_HEADER_LEN,
+    UDP_HEADER_LEN,
+    VXLAN_HEADER_LEN,
+    VXLAN_PORT_BYTES,
+    Decap,
+    Discard,
+    Encap,
+    Template,
+)
+from openhnv.vfp.uplink import (
+    NVGRE_OUTER_KEY,
+    VXLAN_OUTER_KEY,
+    decide_uplink,
+    outer_key,
+)
 
 DEFAULT_FLOW_CAPACITY = 1_000_000
 DEFAULT_IDLE_TIMEOUT = 120.0
+_VXLAN_OVERHEAD = IPV4_HEADER_LEN + UDP_HEADER_LEN + VXLAN_HEADER_LEN
+_OUTER_VXLAN = 50
+_OUTER_NVGRE = 42
+_join = b"".join
+_fast_key = FAST_KEY.unpack_from
+_vxlan_key = VXLAN_OUTER_KEY.unpack_from
+_nvgre_key = NVGRE_OUTER_KEY.unpack_from
+_new = tuple.__new__
+_DPORT = VXLAN_PORT_BYTES
 
 
 class VSwitch(Listing):
@@ -217,36 +242,52 @@ class VSwitch(Listing):
         name = p.name
         if not p.enabled:
             for _ in frames:
-                p.counters["drop:port_blocked"] += 1
-                out.append(Drop(name, "port_blocked"))
+                self._drop(p, "port_blocked", out)
             return
         flows = p.outbound.flows
+        get = flows.get
         gen = p.generation
         n = hits = 0
         append = out.append
         for frame in frames:
             n += 1
             try:
-                key = flow_key(frame)
-            except PacketError:
-                self._drop(p, "malformed", out)
-                continue
-            f = flows.get(key)
+                key = _join(_fast_key(frame))  # plain IPv4 TCP/UDP; anything else misses
+            except struct.error:
+                key = b""
+            f = get(key)
             if f is None or f.generation != gen:
-                self._slow(p, OUT, frame, key, now, out, f)
-                continue
+                try:
+                    key = flow_key(frame)
+                except PacketError:
+                    self._drop(p, "malformed", out)
+                    continue
+                f = get(key)
+                if f is None or f.generation != gen:
+                    self._slow(p, OUT, frame, key, now, out, f)
+                    continue
             hits += 1
             f.last_seen = now
-            em = f.template.emit(name, frame, f.arg)
-            if em.__class__ is Transmit:
-                append(em)
+            t = f.template
+            if t.plain:  # VXLAN without an inner edit: the outer header, inline
+                e: Encap = t  # type: ignore[assignment]
+                total = len(frame) + _VXLAN_OVERHEAD
+                s = e.psum + total
+                csum = ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
+                ulen = total - IPV4_HEADER_LEN
+                outer = e.pack(e.head, total, e.mid, csum, e.addrs, f.arg, _DPORT, ulen, e.tail)
+                append(_new(Transmit, (outer + frame, e.source_pa, e.provider_address)))
             else:
-                self._after(p, em, now, out)
-            if f.flags_at and frame[f.flags_at] & TCP_RETIRE_FLAGS:
+                em = t.emit(name, frame, f.arg)
+                if em.__class__ is Transmit:
+                    append(em)
+                else:
+                    self._after(p, em, now, out)
+            flags_at = f.flags_at
+            if flags_at and len(frame) > flags_at and frame[flags_at] & TCP_RETIRE_FLAGS:
                 self.retire(p, f)
-        counters = p.counters
-        counters["packets_out"] += n
-        counters["uft_hits"] += hits
+        p.packets_out += n
+        p.uft_hits += hits
 
     def _to_vm(
         self, q: Port, frame: bytes, now: float, out: list[Emit], key: bytes | None = None
@@ -255,7 +296,7 @@ class VSwitch(Listing):
         if not q.enabled:
             self._drop(q, "port_blocked", out)
             return
-        q.counters["packets_in"] += 1
+        q.packets_in += 1
         if key is None:
             try:
                 key = flow_key(frame)
@@ -266,43 +307,78 @@ class VSwitch(Listing):
         if f is None or f.generation != q.generation:
             self._slow(q, IN, frame, key, now, out, f)
             return
+        q.uft_hits += 1
         f.last_seen = now
         em = f.template.emit(q.name, frame, 0)
         if em.__class__ is Deliver:
             out.append(em)
         else:
             self._after(q, em, now, out)
-        if f.flags_at and frame[f.flags_at] & TCP_RETIRE_FLAGS:
+        flags_at = f.flags_at
+        if flags_at and len(frame) > flags_at and frame[flags_at] & TCP_RETIRE_FLAGS:
             self.retire(q, f)
 
     def _from_uplink(self, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
         up = self.uplink
-        flows = up.inbound.flows
+        get = up.inbound.flows.get
         ports = self.fabric.ports
-        n = 0
+        n = hits = 0
+        append = out.append
         for frame in frames:
             n += 1
-            okey, inner = outer_key(frame)
-            if inner < 0:
-                self._slow_uplink(frame, b"", now, out, None)
-                continue
-            try:
-                ikey = flow_key(frame, inner)
-            except PacketError:
-                self._drop(up, "malformed", out)
-                continue
-            key = okey + ikey
-            f = flows.get(key)
+            try:  # plain VXLAN / NVGRE around plain IPv4 TCP/UDP; anything else misses
+                proto = frame[23]
+                if proto == IP_PROTO_UDP:
+                    key = _join(_vxlan_key(frame) + _fast_key(frame, _OUTER_VXLAN))
+                    inner = _OUTER_VXLAN
+                else:
+                    key = _join(_nvgre_key(frame) + _fast_key(frame, _OUTER_NVGRE))
+                    inner = _OUTER_NVGRE
+            except (IndexError, struct.error):
+                key, inner = b"", 0
+            f = get(key)
             if f is None or f.generation != up.generation:
-                self._slow_uplink(frame, key, now, out, f)
-                continue
+                okey, inner = outer_key(frame)
+                try:
+                    key = okey + flow_key(frame, inner) if inner >= 0 else b""
+                except PacketError:
+                    self._drop(up, "malformed", out)
+                    continue
+                f = get(key) if key else None
+                if f is None or f.generation != up.generation:
+                    self._slow_uplink(frame, key, now, out, f)
+                    continue
+            hits += 1
             f.last_seen = now
             t = f.template
-            if t.__class__ is Decap:
-                self._to_vm(ports[t.port], frame[inner:], now, out, ikey)
-            else:
+            if t.__class__ is not Decap:
                 self._after(up, t.emit(UPLINK, frame, 0), now, out)
-        up.counters["packets_in"] += n
+                continue
+            d = t
+            q = ports[d.port]
+            ikey = key[d.outer_len :]
+            qf = q.inbound.flows.get(ikey)
+            if qf is None or qf.generation != q.generation or not q.enabled:
+                self._to_vm(q, frame[inner:], now, out, ikey)
+                continue
+            q.packets_in += 1
+            q.uft_hits += 1
+            qf.last_seen = now
+            inner_frame = frame[inner:]
+            em = qf.template.emit(q.name, inner_frame, 0)
+            if em.__class__ is Deliver:
+                append(em)
+            else:
+                self._after(q, em, now, out)
+            flags_at = qf.flags_at
+            if (
+                flags_at
+                and len(inner_frame) > flags_at
+                and inner_frame[flags_at] & TCP_RETIRE_FLAGS
+            ):
+                self.retire(q, qf)
+        up.packets_in += n
+        up.uft_hits += hits
 
     def _after(self, p: Port, em: Emit, now: float, out: list[Emit]) -> None:
         """Carry out an emit other than a plain transmit: local delivery or a drop."""
@@ -381,7 +457,7 @@ class VSwitch(Listing):
             self._drop(up, "flow_table_full", out)
             return
         if isinstance(template, Decap):
-            ikey = flow_key(frame, template.offset)
+            ikey = flow_key(frame, template.offset)  # valid: decide_uplink parsed it
             self._to_vm(self.fabric.ports[template.port], frame[template.offset :], now, out, ikey)
         else:
             self._after(up, template.emit(UPLINK, frame, 0), now, out)

@@ -26,6 +26,7 @@ from typing import Literal
 from openhnv.vfp.emits import Deliver, Drop, Emit, Transmit
 
 VXLAN_PORT = 4789
+VXLAN_PORT_BYTES = VXLAN_PORT.to_bytes(2, "big")
 NVGRE_PROTOCOL = 0x6558
 GRE_KEY_PRESENT = 0x2000
 VXLAN_FLAG_I = 0x08
@@ -133,6 +134,8 @@ class Encap:
         "head",
         "mid",
         "nvgre",
+        "pack",
+        "plain",
         "provider_address",
         "psum",
         "source_pa",
@@ -176,6 +179,8 @@ class Encap:
         self.source_pa = source_pa
         self.provider_address = provider_address
         self.edit = edit
+        self.pack = self.struct.pack
+        self.plain = not nvgre and edit is None  # the fast path inlines these
 
     def emit(self, port: str, frame: bytes, flow_arg: int) -> Emit:
         """The outer frame of ``frame``; ``flow_arg`` is the UDP source port or FlowID."""
@@ -201,7 +206,7 @@ class Encap:
             ~s & 0xFFFF,
             self.addrs,
             flow_arg,
-            b"\x12\xb5",
+            VXLAN_PORT_BYTES,
             total - IPV4_HEADER_LEN,
             self.tail,
         )
@@ -212,6 +217,7 @@ class LocalDelivery:
     """Deliver to a local port, after an optional inner edit."""
 
     __slots__ = ("edit", "port")
+    plain = False
 
     def __init__(self, port: str, edit: InnerEdit | None) -> None:
         self.port = port
@@ -230,6 +236,7 @@ class Discard:
     """Drop every packet of the flow under ``reason``."""
 
     __slots__ = ("reason",)
+    plain = False
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -244,13 +251,16 @@ def source_port_of(flow_hash: int) -> int:
 
 
 class Decap:
-    """Pop the outer headers (the inner frame starts at ``offset``) toward local ``port``."""
+    """Pop the outer headers (the inner frame starts at ``offset``) toward local ``port``;
+    the first ``outer_len`` bytes of the flow's key come from the outer headers."""
 
-    __slots__ = ("offset", "port")
+    __slots__ = ("offset", "outer_len", "port")
+    plain = False
 
-    def __init__(self, port: str, offset: int) -> None:
+    def __init__(self, port: str, offset: int, outer_len: int) -> None:
         self.port = port
         self.offset = offset
+        self.outer_len = outer_len
 
     def emit(self, port: str, frame: bytes, flow_arg: int) -> Emit:
         return Deliver(self.port, frame[self.offset :])

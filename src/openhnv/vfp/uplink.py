@@ -11,6 +11,7 @@ flow key taken from the outer headers.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
 
 from openhnv.packet.errors import PacketError
@@ -30,20 +31,26 @@ _OUTER_VXLAN = 50  # inner frame offset: Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 _OUTER_NVGRE = 42  # Ethernet 14 + IPv4 20 + GRE with key 8
 
 
+VXLAN_OUTER_KEY = struct.Struct("!12x3s8x1s2x12s4x8s")  # type+IHL, proto, PAs+ports, VXLAN
+NVGRE_OUTER_KEY = struct.Struct("!12x3s8x1s2x16s")  # type+IHL, proto, PAs, GRE header
+
+
 def outer_key(frame: bytes) -> tuple[bytes, int]:
     """(outer part of the flow key, inner frame offset); offset -1: not a plain tunnel frame.
 
     The key holds the IP protocol, the PAs, the UDP ports and the VXLAN header (or the
-    GRE header); a frame with IP options or another shape goes to the slow path.
+    GRE header with the key), and the VLAN tag if any; a frame with IP options or another
+    shape has no key and always takes the slow path.
     """
     o = 4 if frame[12:14] == _VLAN else 0
-    if frame[o + 12 : o + 15] != _IPV4_NO_OPTIONS or len(frame) < o + _OUTER_VXLAN:
+    if frame[o + 12 : o + 15] != _IPV4_NO_OPTIONS:
         return b"", -1
-    proto = frame[o + 23]
-    if proto == 17:
-        return frame[o + 23 : o + 24] + frame[o + 26 : o + 38] + frame[o + 42 : o + 50], o + 50
-    if proto == 47:
-        return frame[o + 23 : o + 24] + frame[o + 26 : o + 42], o + _OUTER_NVGRE
+    tag = frame[12:16] if o else b""
+    proto = frame[o + 23] if len(frame) > o + 23 else -1
+    if proto == 17 and len(frame) >= o + _OUTER_VXLAN:
+        return tag + b"".join(VXLAN_OUTER_KEY.unpack_from(frame, o)), o + _OUTER_VXLAN
+    if proto == 47 and len(frame) >= o + _OUTER_NVGRE:
+        return tag + b"".join(NVGRE_OUTER_KEY.unpack_from(frame, o)), o + _OUTER_NVGRE
     return b"", -1
 
 
@@ -121,6 +128,7 @@ def decide_uplink(fab: Fabric, frame: bytes) -> tuple[Decision, FlowKey | None]:
     if m is None or m.provider_address != outer.source_pa:
         why = "unknown source CA" if m is None else f"the CA lives at PA {m.provider_address}"
         return d.drop("spoofed_source", fab, why), inner
-    d.template = fab.decap(port.name, outer.inner_offset)
+    okey, _ = outer_key(frame)
+    d.template = fab.decap(port.name, outer.inner_offset, len(okey))
     d.next_port = port.name
     return d, inner
