@@ -70,7 +70,7 @@ packets = st.builds(
         proto,
         sp,
         dp,
-    ),  # fmt: skip
+    ),
     st.sampled_from(MACS),
     st.sampled_from(MACS),
     st.sampled_from(ADDRESSES),
