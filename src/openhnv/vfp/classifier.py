@@ -19,14 +19,14 @@ candidates are then checked exactly in rank order and the first true match wins.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from openhnv.vfp.policy import Conditions, IPNetwork, PortRange, Rule
 
 
-@dataclass(frozen=True, slots=True)
-class PacketView:
-    """The fields rules look at, as the packet stands when a layer sees it."""
+class PacketView(NamedTuple):
+    """The fields rules look at, as the packet stands when a layer sees it (a named tuple:
+    the slow path makes several per packet)."""
 
     src_mac: str
     dst_mac: str
@@ -167,16 +167,24 @@ class _PortField:
         return self.any | self.table.get(port, 0) if port is not None else self.any
 
 
+def _ranged(c: Conditions) -> bool:
+    return any(lo != hi for lo, hi in (*(c.src_ports or ()), *(c.dst_ports or ())))
+
+
 class RuleIndex:
     """The rules of one group, indexed for ``classify``; rebuilt whole when they change."""
 
-    __slots__ = ("_exact", "_full", "_ports", "_prefixes", "rules")
+    __slots__ = ("_check", "_exact", "_full", "_ports", "_prefixes", "rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = rank_order(rules)
         n = len(self.rules)
         self._full = (1 << n) - 1
         cs = [r.conditions for r in self.rules]
+        # the index is exact except for excluded prefixes and real port ranges
+        self._check = _bits(
+            [i for i, x in enumerate(cs) if x.src_excluded or x.dst_excluded or _ranged(x)], n
+        )
         exact = {
             "src_mac": [c.src_macs for c in cs],
             "dst_mac": [c.dst_macs for c in cs],
@@ -219,11 +227,11 @@ class RuleIndex:
     def classify(self, p: PacketView) -> Rule | None:
         """The highest-priority rule that matches ``p``, or None."""
         bits = self.candidates(p)
-        rules = self.rules
+        rules, check = self.rules, self._check
         while bits:
             low = bits & -bits
             rule = rules[low.bit_length() - 1]
-            if matches(rule.conditions, p):
+            if not low & check or matches(rule.conditions, p):
                 return rule
             bits ^= low
         return None

@@ -202,7 +202,7 @@ class Listing:
             raise PolicyError("direction", direction, "a direction is 'in' or 'out'")
         fab = self.fabric
         if port == UPLINK:
-            d, fk = decide_uplink(fab, frame)
+            d, fk = decide_uplink(fab, frame, record=True)
             then = None
             if isinstance(d.template, Decap):
                 then = self.trace(d.template.port, IN, frame[d.template.offset :])
@@ -223,7 +223,7 @@ class Listing:
             return Trace(
                 port, direction, fk.describe(), (step,), HeaderTransposition(), "drop(port_blocked)"
             )
-        d = decide(fab, p, direction, frame, fk, key)
+        d = decide(fab, p, direction, frame, fk, key, record=True)
         then = None
         if d.next_port is not None and d.next_port != port and d.template is not None:
             em = d.template.emit(port, frame, d.arg)

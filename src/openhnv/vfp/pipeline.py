@@ -70,7 +70,9 @@ class Copy:
 class Decision:
     """What the slow path decided for one packet (and, when ``cacheable``, its flow)."""
 
+    record: bool = False  # trace: keep the steps and the readable transposition
     steps: list[TraceStep] = field(default_factory=list)
+    hits: list[tuple[str, str, str]] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     ops: list[HeaderOp] = field(default_factory=list)
     counters: list[str] = field(default_factory=list)
@@ -85,7 +87,8 @@ class Decision:
 
     def drop(self, reason: str, fabric: Fabric, note: str = "") -> Decision:
         self.template = fabric.discard(reason)
-        self.steps.append(TraceStep("-", "-", "-", None, f"drop({reason})", note))
+        if self.record:
+            self.steps.append(TraceStep("-", "-", "-", None, f"drop({reason})", note))
         return self
 
     @property
@@ -107,11 +110,22 @@ class Fabric:
         self._locals: dict[tuple[object, ...], LocalDelivery] = {}
         self._encaps: dict[tuple[object, ...], Encap] = {}
         self._decaps: dict[tuple[str, int, int], Decap] = {}
+        self._sources: dict[str, tuple[list[ProviderAddress], bool]] = {}
 
     def forget_templates(self) -> None:
         """Drop shared templates after a change of PAs or neighbours (flows re-evaluate)."""
         self._locals.clear()
         self._encaps.clear()
+        self._sources.clear()
+
+    def sources_toward(self, provider_address: str) -> tuple[list[ProviderAddress], bool]:
+        """The local PAs to send toward ``provider_address`` from, and whether on-link."""
+        found = self._sources.get(provider_address)
+        if found is None:
+            pas = sorted(self.provider_addresses.values(), key=lambda p: p.address)
+            on_link = [p for p in pas if p.on_link(provider_address)]
+            found = self._sources[provider_address] = (on_link or pas, bool(on_link))
+        return found
 
     def discard(self, reason: str) -> Discard:
         t = self._discards.get(reason)
@@ -186,9 +200,10 @@ def _walk_layers(
             origin = port.connections.get(connection)
             if origin is not None and origin.table.direction != direction:
                 d.reply_of = origin
-                d.steps.append(
-                    TraceStep(layer.name, "-", "-", None, "allow", "reply of a connection")
-                )
+                if d.record:
+                    d.steps.append(
+                        TraceStep(layer.name, "-", "-", None, "allow", "reply of a connection")
+                    )
                 continue
         matched = False
         for group in layer.groups_for(direction, fk.family):
@@ -197,10 +212,14 @@ def _walk_layers(
                 continue
             matched = True
             d.rules.append(rule)
+            d.hits.append((layer.name, group.name, rule.rule_id))
             act = rule.action
-            d.steps.append(
-                TraceStep(layer.name, group.name, rule.rule_id, rule.priority, describe_action(act))
-            )
+            if d.record:
+                d.steps.append(
+                    TraceStep(
+                        layer.name, group.name, rule.rule_id, rule.priority, describe_action(act)
+                    )
+                )
             if isinstance(act, Block):
                 d.drop(act.reason, fab)
                 return None
@@ -214,9 +233,10 @@ def _walk_layers(
                 break
         if not matched:
             default = layer.default(direction)
-            d.steps.append(
-                TraceStep(layer.name, "-", "-", None, describe_action(default), "layer default")
-            )
+            if d.record:
+                d.steps.append(
+                    TraceStep(layer.name, "-", "-", None, describe_action(default), "layer default")
+                )
             if isinstance(default, Block):
                 d.drop(default.reason, fab, f"default of layer {layer.name}")
                 return None
@@ -237,24 +257,33 @@ def _rewrite(w: _Walk, act: Rewrite, d: Decision) -> None:
 
 
 def _modify_ops(d: Decision, src: str | None, dst: str | None, ttl: bool, vsid: int | None) -> None:
+    if not d.record:
+        return
     macs = tuple((k, v) for k, v in (("src", src), ("dst", dst)) if v)
-    if macs:
+    if macs and d.record:
         d.ops.append(HeaderOp("modify", "ethernet", macs))
-    if ttl:
+    if ttl and d.record:
         d.ops.append(HeaderOp("modify", "ip", (("ttl", "-1"),)))
-    if vsid is not None:
+    if vsid is not None and d.record:
         d.ops.append(HeaderOp("modify", "metadata", (("vsid", str(vsid)),)))
 
 
 def decide(
-    fab: Fabric, port: Port, direction: Direction, frame: bytes, fk: FlowKey, key: bytes
+    fab: Fabric,
+    port: Port,
+    direction: Direction,
+    frame: bytes,
+    fk: FlowKey,
+    key: bytes,
+    record: bool = False,
 ) -> Decision:
     """The slow-path decision for ``frame`` crossing ``port`` in ``direction``."""
-    d = Decision()
+    d = Decision(record=record)
     if direction == OUT:
         if fk.ethertype == ETHERTYPE_ARP:
             d.punt, d.cacheable = "arp", False
-            d.steps.append(TraceStep("-", "-", "-", None, "punt(arp)", "answered by the agent"))
+            if d.record:
+                d.steps.append(TraceStep("-", "-", "-", None, "punt(arp)", "answered by the agent"))
             return d
         if not port.allow_mac_spoofing and fk.src_mac != port.mac:
             return d.drop("spoofed_source", fab, f"source MAC {fk.src_mac} is not {port.mac}")
@@ -269,7 +298,8 @@ def decide(
         if (v.src_mac, v.dst_mac) != (fk.src_mac, fk.dst_mac) or w.ttl:
             edit = InnerEdit(v.dst_mac, v.src_mac, w.ttl, fk.family or 4, fk.l3_offset)
         d.template = fab.local_delivery(port.name, edit)
-        d.steps.append(TraceStep("-", "-", "-", None, f"deliver({port.name})"))
+        if d.record:
+            d.steps.append(TraceStep("-", "-", "-", None, f"deliver({port.name})"))
         return d
     return _forward(fab, port, fk, key, frame, w, d)
 
@@ -289,9 +319,10 @@ def _forward(
         _modify_ops(d, fwd.router_mac, m.customer_mac, True, m.vsid)
         w.ttl = True
         v = PacketView(fwd.router_mac, m.customer_mac, v.ethertype, m.vsid)
-        d.steps.append(
-            TraceStep("-", "-", "-", None, "route", f"to {m.customer_address} in VSID {m.vsid}")
-        )
+        if d.record:
+            d.steps.append(
+                TraceStep("-", "-", "-", None, "route", f"to {m.customer_address} in VSID {m.vsid}")
+            )
     elif int(v.dst_mac[:2], 16) & 1:
         return _replicate(fab, port, fk, frame, v, d)
     else:
@@ -319,13 +350,13 @@ def _toward(
         q = fab.ports_by_mac.get(m.customer_mac)
         if q is None or q.vsid != m.vsid:
             return None, 0, None, "no_port"
-        d.steps.append(TraceStep("-", "-", "-", None, f"deliver({q.name})", "local CA"))
+        if d.record:
+            d.steps.append(TraceStep("-", "-", "-", None, f"deliver({q.name})", "local CA"))
         return fab.local_delivery(q.name, edit), 0, q.name, None
     if not fab.provider_addresses:
         return None, 0, None, "no_provider_address"
-    pas = sorted(fab.provider_addresses.values(), key=lambda p: p.address)
-    on_link = [p for p in pas if p.on_link(m.provider_address)]
-    choice = (on_link or pas)[flow_hash % len(on_link or pas)]
+    sources, on_link = fab.sources_toward(m.provider_address)
+    choice = sources[flow_hash % len(sources)]
     next_hop = fab.pa_neighbors.get(m.provider_address)
     if next_hop is None and not on_link:
         next_hop = choice.gateway_mac
@@ -335,14 +366,21 @@ def _toward(
     arg = flow_hash & 0xFF if nvgre else source_port_of(flow_hash)
     fields = (("src", choice.address), ("dst", m.provider_address), ("vsid", str(m.vsid)))
     extra = (("flow_id", str(arg)),) if nvgre else (("src_port", str(arg)),)
-    if choice.vlan_id is not None:
+    if choice.vlan_id is not None and d.record:
         d.ops.append(HeaderOp("push", "vlan", (("vid", str(choice.vlan_id)),)))
-    d.ops.append(HeaderOp("push", m.encapsulation, fields + extra))
-    d.steps.append(
-        TraceStep(
-            "-", "-", "-", None, f"encapsulate({m.encapsulation})", f"to PA {m.provider_address}"
+    if d.record:
+        d.ops.append(HeaderOp("push", m.encapsulation, fields + extra))
+    if d.record:
+        d.steps.append(
+            TraceStep(
+                "-",
+                "-",
+                "-",
+                None,
+                f"encapsulate({m.encapsulation})",
+                f"to PA {m.provider_address}",
+            )
         )
-    )
     return fab.encap(nvgre, choice, m.provider_address, next_hop, m.vsid, edit), arg, None, None
 
 
@@ -362,8 +400,12 @@ def _replicate(
         if template is not None:
             d.copies.append(Copy(template, arg, copy, next_port))
         else:
-            d.steps.append(TraceStep("-", "-", "-", None, f"skip({reason})", m.customer_address))
-    d.steps.append(TraceStep("-", "-", "-", None, "replicate", f"{len(d.copies)} copies"))
+            if d.record:
+                d.steps.append(
+                    TraceStep("-", "-", "-", None, f"skip({reason})", m.customer_address)
+                )
+    if d.record:
+        d.steps.append(TraceStep("-", "-", "-", None, "replicate", f"{len(d.copies)} copies"))
     return d
 
 

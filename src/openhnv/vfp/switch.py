@@ -464,9 +464,8 @@ class VSwitch(Listing):
 
     def _count(self, p: Port, d: Decision) -> None:
         p.counters["slow_path"] += 1
-        for step in d.steps:
-            if step.rule_id != "-":
-                p.rule_hits[(step.layer, step.group, step.rule_id)] += 1
+        for hit in d.hits:
+            p.rule_hits[hit] += 1
         for name in d.counters:
             p.counters[f"count:{name}"] += 1
 

@@ -99,19 +99,23 @@ def parse_outer(frame: bytes) -> Outer:
     raise PacketError("ipv4", l3 + 9, f"protocol {proto} is neither VXLAN/UDP nor NVGRE/GRE")
 
 
-def decide_uplink(fab: Fabric, frame: bytes) -> tuple[Decision, FlowKey | None]:
+def decide_uplink(
+    fab: Fabric, frame: bytes, record: bool = False
+) -> tuple[Decision, FlowKey | None]:
     """The decision for a frame from the PA network, and its inner flow key."""
-    d = Decision()
+    d = Decision(record=record)
     try:
         outer = parse_outer(frame)
         inner = parse_flow_key(frame, outer.inner_offset)
     except PacketError as exc:
         return d.drop("malformed", fab, str(exc)), None
-    d.ops.append(HeaderOp("pop", outer.encapsulation, (("vsid", str(outer.vsid)),)))
-    d.steps.append(
-        TraceStep("uplink", "-", "-", None, f"decapsulate({outer.encapsulation})",
-                  f"{outer.source_pa} -> {outer.destination_pa} VSID {outer.vsid}")
-    )  # fmt: skip
+    if d.record:
+        d.ops.append(HeaderOp("pop", outer.encapsulation, (("vsid", str(outer.vsid)),)))
+    if d.record:
+        d.steps.append(
+            TraceStep("uplink", "-", "-", None, f"decapsulate({outer.encapsulation})",
+                      f"{outer.source_pa} -> {outer.destination_pa} VSID {outer.vsid}")
+        )  # fmt: skip
     if outer.destination_pa not in fab.provider_addresses:
         return d.drop(
             "not_local_pa", fab, f"{outer.destination_pa} is not a PA of this switch"
