@@ -288,15 +288,17 @@ def test_stateful_icmp_echo_reply_passes() -> None:
     assert a.process("vm5", pong, 0.0) == [Deliver("vm1", pong)]
 
 
-def test_tcp_fin_and_rst_retire_the_flow_pair() -> None:
+@pytest.mark.parametrize("closing", [0x04, 0x11], ids=["rst", "fin-ack"])
+def test_tcp_fin_and_rst_retire_the_flow_pair(closing: int) -> None:
     a = deny_inbound_to_vm1()
     syn = tcp_frame(VM1[1], VM5[1], VM1[2], VM5[2], 5555, 80, flags=0x02)
     reply = tcp_frame(VM5[1], VM1[1], VM5[2], VM1[2], 80, 5555, flags=0x12)
-    rst = tcp_frame(VM1[1], VM5[1], VM1[2], VM5[2], 5555, 80, flags=0x04)
+    rst = tcp_frame(VM1[1], VM5[1], VM1[2], VM5[2], 5555, 80, flags=closing)
     assert a.process("vm1", syn, 0.0) == [Deliver("vm5", syn)]
     assert a.process("vm5", reply, 0.0) == [Deliver("vm1", reply)]
     assert a.counters("vm1")["connections"] == 1
-    assert a.process("vm1", rst, 0.0) == [Deliver("vm5", rst)]  # the RST itself is forwarded
+    assert a.process("vm1", syn, 0.0) == [Deliver("vm5", syn)]  # fast path
+    assert a.process("vm1", rst, 0.0) == [Deliver("vm5", rst)]  # the FIN/RST itself is forwarded
     assert a.counters("vm1")["connections"] == 0
     assert a.counters("vm1")["flows"] == 0
     assert a.process("vm5", reply, 0.0) == [Drop("vm1", "acl_deny")]  # no connection any more
