@@ -408,3 +408,15 @@ def test_unknown_port_and_bad_commands_raise_policy_errors() -> None:
     with pytest.raises(PolicyError, match="rule_id='ghost'"):
         a.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "ghost"))
     a.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "ghost", missing_ok=True))
+
+
+def test_cached_outer_headers_follow_the_inner_length() -> None:
+    a = host(PA_A, MAC_A)
+    for size in (1, 300, 1, 1400):
+        inner = eth(VM2[1], VM1[1], 0x0800, ipv4(VM1[2], VM2[2], 17, udp(1000, 53, b"z" * size)))
+        tx = only(a.process("vm1", inner, 0.0))
+        assert isinstance(tx, Transmit)
+        assert struct.unpack("!H", tx.frame[16:18])[0] == 36 + len(inner)
+        assert struct.unpack("!H", tx.frame[38:40])[0] == 16 + len(inner)
+        assert csum(tx.frame[14:34]) == 0 and tx.frame[50:] == inner
+    assert a.counters("vm1")["flow_setups"] == 1

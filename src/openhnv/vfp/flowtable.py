@@ -2,7 +2,8 @@
 
 An entry (``Flow``) is small and slotted: the port generation it was computed at, the
 compiled template (shared by many flows), the per-flow argument (VXLAN source port or
-NVGRE FlowID), the time it was last hit, where its TCP flags sit (0 for non-TCP), the
+NVGRE FlowID in the low 16 bits; above them the inner length its cached outer ``header``
+was built for), the time it was last hit, where its TCP flags sit (0 for non-TCP), the
 reverse entry of a stateful pair, and the rules that decided it (a shared tuple).
 
 A stale entry (older generation) is re-evaluated in place on its next hit, never
@@ -30,6 +31,7 @@ class Flow:
         "connection",
         "flags_at",
         "generation",
+        "header",
         "key",
         "last_seen",
         "pair",
@@ -59,6 +61,7 @@ class Flow:
         self.rules = rules
         self.pair: Flow | None = None
         self.connection: bytes | None = None
+        self.header = b""  # encapsulating flows: the outer headers of the last length
 
     def idle_since(self) -> float:
         """The last time this flow or its reverse saw a packet."""

@@ -81,7 +81,7 @@ def _flow_row(f: Flow, direction: Direction) -> Row:
         "generation": f.generation,
         "last_seen": f.last_seen,
         "result": _result(Decision(template=t)),
-        "flow_arg": f.arg,
+        "flow_arg": f.arg & 0xFFFF,
         "rules": [r.rule_id for r in f.rules],
         "paired": f.pair is not None,
         "connection": f.connection is not None,

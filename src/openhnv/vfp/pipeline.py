@@ -41,6 +41,7 @@ from openhnv.vfp.transposition import (
 )
 
 ETHERTYPE_ARP = 0x0806
+MAX_RULE_SETS = 100_000
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 
 
@@ -111,6 +112,17 @@ class Fabric:
         self._encaps: dict[tuple[object, ...], Encap] = {}
         self._decaps: dict[tuple[str, int, int], Decap] = {}
         self._sources: dict[str, tuple[list[ProviderAddress], bool]] = {}
+        self._rule_sets: dict[tuple[int, ...], tuple[Rule, ...]] = {}
+
+    def rule_set(self, rules: list[Rule]) -> tuple[Rule, ...]:
+        """``rules`` as a tuple shared by every flow decided by the same rules."""
+        key = tuple(map(id, rules))
+        found = self._rule_sets.get(key)
+        if found is None:
+            if len(self._rule_sets) > MAX_RULE_SETS:
+                self._rule_sets.clear()
+            found = self._rule_sets[key] = tuple(rules)
+        return found
 
     def forget_templates(self) -> None:
         """Drop shared templates after a change of PAs or neighbours (flows re-evaluate)."""

@@ -33,6 +33,7 @@ from openhnv.vfp.transposition import (
     Decap,
     Discard,
     Encap,
+    LocalDelivery,
     Template,
 )
 from openhnv.vfp.uplink import (
@@ -269,14 +270,13 @@ class VSwitch(Listing):
             hits += 1
             f.last_seen = now
             t = f.template
-            if t.plain:  # VXLAN without an inner edit: the outer header, inline
-                e: Encap = t  # type: ignore[assignment]
-                total = len(frame) + _VXLAN_OVERHEAD
-                s = e.psum + total
-                csum = ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
-                ulen = total - IPV4_HEADER_LEN
-                outer = e.pack(e.head, total, e.mid, csum, e.addrs, f.arg, _DPORT, ulen, e.tail)
-                append(_new(Transmit, (outer + frame, e.source_pa, e.provider_address)))
+            if t.plain and t.__class__ is Encap:  # no inner edit: cached outer headers
+                size = len(frame)
+                arg = f.arg
+                if arg >> 16 != size:
+                    f.header = t.header(size, arg)
+                    f.arg = arg = (arg & 0xFFFF) | size << 16
+                append(_new(Transmit, (f.header + frame, t.source_pa, t.provider_address)))
             else:
                 em = t.emit(name, frame, f.arg)
                 if em.__class__ is Transmit:
@@ -365,11 +365,15 @@ class VSwitch(Listing):
             q.uft_hits += 1
             qf.last_seen = now
             inner_frame = frame[inner:]
-            em = qf.template.emit(q.name, inner_frame, 0)
-            if em.__class__ is Deliver:
-                append(em)
+            qt = qf.template
+            if qt.plain and qt.__class__ is LocalDelivery:
+                append(_new(Deliver, (q.name, inner_frame)))
             else:
-                self._after(q, em, now, out)
+                em = qt.emit(q.name, inner_frame, 0)
+                if em.__class__ is Deliver:
+                    append(em)
+                else:
+                    self._after(q, em, now, out)
             flags_at = qf.flags_at
             if (
                 flags_at
@@ -482,7 +486,7 @@ class VSwitch(Listing):
         stale: Flow | None,
     ) -> Flow | None:
         """Store the decision under ``key`` (re-using a stale entry); None when full."""
-        rules = tuple(d.rules)
+        rules = self.fabric.rule_set(d.rules)
         if stale is not None:
             flow = stale
             flow.generation, flow.template, flow.arg = p.generation, template, d.arg

@@ -180,48 +180,46 @@ class Encap:
         self.provider_address = provider_address
         self.edit = edit
         self.pack = self.struct.pack
-        self.plain = not nvgre and edit is None  # the fast path inlines these
+        self.plain = edit is None  # the fast path inlines these
+
+    def header(self, n: int, flow_arg: int) -> bytes:
+        """The outer headers for an inner frame of ``n`` bytes; ``flow_arg``: the UDP
+        source port (VXLAN) or the FlowID (NVGRE), in its low 16 bits."""
+        flow_arg &= 0xFFFF
+        if self.nvgre:
+            total = n + IPV4_HEADER_LEN + NVGRE_HEADER_LEN
+            s = self.psum + total
+            s = (s & 0xFFFF) + (s >> 16)
+            return self.pack(self.head, total, self.mid, ~s & 0xFFFF, self.addrs, flow_arg)
+        total = n + IPV4_HEADER_LEN + UDP_HEADER_LEN + VXLAN_HEADER_LEN
+        s = self.psum + total
+        s = (s & 0xFFFF) + (s >> 16)
+        ulen = total - IPV4_HEADER_LEN
+        return self.pack(
+            self.head, total, self.mid, ~s & 0xFFFF, self.addrs, flow_arg, VXLAN_PORT_BYTES,
+            ulen, self.tail,
+        )  # fmt: skip
 
     def emit(self, port: str, frame: bytes, flow_arg: int) -> Emit:
-        """The outer frame of ``frame``; ``flow_arg`` is the UDP source port or FlowID."""
+        """The outer frame of ``frame``."""
         if self.edit is not None:
             edited = self.edit.apply(frame)
             if edited is None:
                 return Drop(port, "ttl_exceeded")
             frame = edited
-        n = len(frame)
-        if self.nvgre:
-            total = n + IPV4_HEADER_LEN + NVGRE_HEADER_LEN
-            s = self.psum + total
-            s = (s & 0xFFFF) + (s >> 16)
-            outer = self.struct.pack(self.head, total, self.mid, ~s & 0xFFFF, self.addrs, flow_arg)
-            return Transmit(outer + frame, self.source_pa, self.provider_address)
-        total = n + IPV4_HEADER_LEN + UDP_HEADER_LEN + VXLAN_HEADER_LEN
-        s = self.psum + total
-        s = (s & 0xFFFF) + (s >> 16)
-        outer = self.struct.pack(
-            self.head,
-            total,
-            self.mid,
-            ~s & 0xFFFF,
-            self.addrs,
-            flow_arg,
-            VXLAN_PORT_BYTES,
-            total - IPV4_HEADER_LEN,
-            self.tail,
-        )
+        outer = self.header(len(frame), flow_arg)
         return Transmit(outer + frame, self.source_pa, self.provider_address)
 
 
 class LocalDelivery:
     """Deliver to a local port, after an optional inner edit."""
 
-    __slots__ = ("edit", "port")
-    plain = False
+    __slots__ = ("edit", "plain", "port")
 
     def __init__(self, port: str, edit: InnerEdit | None) -> None:
         self.port = port
         self.edit = edit
+        self.plain = edit is None
 
     def emit(self, port: str, frame: bytes, flow_arg: int) -> Emit:
         if self.edit is not None:
@@ -245,9 +243,13 @@ class Discard:
         return Drop(port, self.reason)
 
 
+_SOURCE_PORTS = tuple(range(SOURCE_PORT_BASE, SOURCE_PORT_BASE + SOURCE_PORT_SPAN))
+
+
 def source_port_of(flow_hash: int) -> int:
-    """The VXLAN outer UDP source port for a flow hash: 49152..65535 (RFC 7348 §5)."""
-    return SOURCE_PORT_BASE + flow_hash % SOURCE_PORT_SPAN
+    """The VXLAN outer UDP source port for a flow hash: 49152..65535 (RFC 7348 §5); the
+    int objects are shared, so a million flows do not hold a million ints."""
+    return _SOURCE_PORTS[flow_hash % SOURCE_PORT_SPAN]
 
 
 class Decap:
