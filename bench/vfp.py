@@ -52,8 +52,8 @@ def _csum(data: bytes) -> int:
 
 def udp_frames(count: int, start: int = 0, payload: bytes = b"x" * 18) -> list[bytes]:
     """``count`` UDP frames VM1 -> VM2, one flow each (ports vary)."""
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0,
-                     ipaddress.IPv4Address(VM1[2]).packed, ipaddress.IPv4Address(VM2[2]).packed)  # fmt: skip
+    src, dst = ipaddress.IPv4Address(VM1[2]).packed, ipaddress.IPv4Address(VM2[2]).packed
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0, src, dst)
     ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
     head = bytes.fromhex(VM2[1].replace(":", "") + VM1[1].replace(":", "")) + b"\x08\x00" + ip
     tail = struct.pack("!H", 8 + len(payload)) + b"\0\0" + payload
