@@ -137,3 +137,40 @@ def test_large_rule_sets_classify_to_the_right_rule() -> None:
     )
     assert index.classify(hit) == rules[7 * 256 + 9]
     assert index.classify(miss) == rules[-1]
+
+
+PREFIXES6 = ["fd00::/8", "fd00:1::/32", "fd00:1:1::/48", "fd00:1:1::7/128", "::/0"]
+ADDRESSES6 = ["fd00:1:1::7", "fd00:1:1::8", "fd00:1:2::1", "fd01::1", "2001:db8::1"]
+rules6 = st.lists(
+    st.builds(
+        conditions,
+        src_prefixes=_opt(
+            st.lists(st.sampled_from(PREFIXES6 + PREFIXES[:2]), min_size=1, max_size=2)
+        ),
+        dst_prefixes=_opt(st.lists(st.sampled_from(PREFIXES6), min_size=1, max_size=2)),
+        dst_excluded=st.lists(st.sampled_from(PREFIXES6[1:3]), max_size=1),
+        protocols=_opt(st.lists(st.sampled_from([6, 17]), min_size=1, max_size=2)),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rules6, st.sampled_from(ADDRESSES6), st.sampled_from(ADDRESSES6), st.sampled_from([6, 17]))
+def test_index_agrees_with_a_linear_scan_for_ipv6(
+    conds: list[Conditions], src: str, dst: str, proto: int
+) -> None:
+    rules = [Rule(f"r{i}", i % 5, cond, Allow()) for i, cond in enumerate(conds)]
+    view = PacketView(
+        "a",
+        "b",
+        0x86DD,
+        5001,
+        6,
+        int(ipaddress.IPv6Address(src)),
+        int(ipaddress.IPv6Address(dst)),
+        proto,
+        1,
+        2,
+    )
+    assert RuleIndex(rules).classify(view) == linear_classify(rules, view)
