@@ -156,17 +156,21 @@ def rss_bytes() -> int:
 
 
 def memory(flows: int) -> dict[str, float]:
-    """Fill one port with ``flows`` flows; RSS and bytes per UFT entry."""
+    """Fill one port with ``flows`` flows, each seen twice (so that its outer headers are
+    cached, as in steady state); RSS and bytes per UFT entry."""
     a = switch(PA_A, MAC_A, capacity=flows)
     gc.collect()
     before = rss_bytes()
-    t0 = time.perf_counter()
     chunk = 50_000
-    for start in range(0, flows, chunk):
-        frames = udp_frames(min(chunk, flows - start), start)
-        for i in range(0, len(frames), BATCH):
-            a.process_batch("vm1", frames[i : i + BATCH], 0.0)
-    elapsed = time.perf_counter() - t0
+    elapsed = 0.0
+    for second_pass in (False, True):  # the second packet of every flow fills its header
+        for start in range(0, flows, chunk):
+            frames = udp_frames(min(chunk, flows - start), start)
+            t0 = time.perf_counter()
+            for i in range(0, len(frames), BATCH):
+                a.process_batch("vm1", frames[i : i + BATCH], 0.0)
+            if not second_pass:
+                elapsed += time.perf_counter() - t0
     del frames
     gc.collect()
     held = a.counters("vm1")["flows"]
