@@ -34,7 +34,8 @@ class Punt(NamedTuple):
 
 
 class Drop(NamedTuple):
-    """``frame`` from ``port`` was dropped and counted under ``reason``."""
+    """The frame was dropped at ``port`` (the VM port it came from or was going to, or
+    ``UPLINK``) and counted there under ``reason``."""
 
     port: str
     reason: str
