@@ -32,7 +32,6 @@ from openhnv.vfp.transposition import (
     VXLAN_PORT_BYTES,
     Decap,
     Discard,
-    Encap,
     LocalDelivery,
     Template,
 )
@@ -104,10 +103,11 @@ class VSwitch(Programming, Listing):
         flows = p.outbound.flows
         get = flows.get
         gen = p.generation
-        n = hits = 0
+        if not isinstance(frames, list | tuple):
+            frames = list(frames)
+        misses = 0
         append = out.append
         for frame in frames:
-            n += 1
             try:
                 key = _join(_fast_key(frame))  # plain IPv4 TCP/UDP; anything else misses
             except struct.error:
@@ -117,22 +117,25 @@ class VSwitch(Programming, Listing):
                 try:
                     key = flow_key(frame)
                 except PacketError:
+                    misses += 1
                     self._drop(p, "malformed", out)
                     continue
                 f = get(key)
                 if f is None or f.generation != gen:
+                    misses += 1
                     self._slow(p, OUT, frame, key, now, out, f)
                     continue
-            hits += 1
             f.last_seen = now
             t = f.template
-            if t.plain and t.__class__ is Encap:  # no inner edit: cached outer headers
+            if t.encap_inline:  # no inner edit: the flow's cached outer headers
                 size = len(frame)
                 arg = f.arg
-                if arg >> 16 != size:
-                    f.header = t.header(size, arg)
-                    f.arg = arg = (arg & 0xFFFF) | size << 16
-                append(_new(Transmit, (f.header + frame, t.source_pa, t.provider_address)))
+                if arg >> 16 == size:
+                    header = f.header
+                else:
+                    f.header = header = t.header(size, arg)  # type: ignore[union-attr]
+                    f.arg = (arg & 0xFFFF) | size << 16
+                append(_new(Transmit, (header + frame, t.source_pa, t.provider_address)))  # type: ignore[union-attr]
             else:
                 em = t.emit(name, frame, f.arg)
                 if em.__class__ is Transmit:
@@ -142,8 +145,8 @@ class VSwitch(Programming, Listing):
             flags_at = f.flags_at
             if flags_at and len(frame) > flags_at and frame[flags_at] & TCP_RETIRE_FLAGS:
                 self.retire(p, f)
-        p.packets_out += n
-        p.uft_hits += hits
+        p.packets_out += len(frames)
+        p.uft_hits += len(frames) - misses
 
     def _to_vm(
         self, q: Port, frame: bytes, now: float, out: list[Emit], key: bytes | None = None

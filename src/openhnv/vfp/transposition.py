@@ -131,6 +131,7 @@ class Encap:
     __slots__ = (
         "addrs",
         "edit",
+        "encap_inline",
         "head",
         "mid",
         "nvgre",
@@ -181,6 +182,7 @@ class Encap:
         self.edit = edit
         self.pack = self.struct.pack
         self.plain = edit is None  # the fast path inlines these
+        self.encap_inline = self.plain
 
     def header(self, n: int, flow_arg: int) -> bytes:
         """The outer headers for an inner frame of ``n`` bytes; ``flow_arg``: the UDP
@@ -215,6 +217,7 @@ class LocalDelivery:
     """Deliver to a local port, after an optional inner edit."""
 
     __slots__ = ("edit", "plain", "port")
+    encap_inline = False
 
     def __init__(self, port: str, edit: InnerEdit | None) -> None:
         self.port = port
@@ -235,6 +238,7 @@ class Discard:
 
     __slots__ = ("reason",)
     plain = False
+    encap_inline = False
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -258,6 +262,7 @@ class Decap:
 
     __slots__ = ("offset", "outer_len", "port")
     plain = False
+    encap_inline = False
 
     def __init__(self, port: str, offset: int, outer_len: int) -> None:
         self.port = port
