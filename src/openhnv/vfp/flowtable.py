@@ -1,0 +1,102 @@
+"""The unified flow table (UFT): exact flow key -> the flow's compiled transposition.
+
+An entry (``Flow``) is small and slotted: the port generation it was computed at, the
+compiled template (shared by many flows), the per-flow argument (VXLAN source port or
+NVGRE FlowID in the low 16 bits; above them the inner length its cached outer ``header``
+was built for), the time it was last hit, where its TCP flags sit (0 for non-TCP), the
+reverse entry of a stateful pair, and the rules that decided it (a shared tuple).
+
+A stale entry (older generation) is re-evaluated in place on its next hit, never
+flushed. The table is bounded; an insert into a full table fails so the caller can drop
+and count ``flow_table_full``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from openhnv.vfp.policy import Direction, Rule
+from openhnv.vfp.transposition import Template
+
+TCP_FIN = 0x01
+TCP_RST = 0x04
+TCP_RETIRE_FLAGS = TCP_FIN | TCP_RST
+
+
+class Flow:
+    """One UFT entry; mutated in place when re-evaluated."""
+
+    __slots__ = (
+        "arg",
+        "connection",
+        "flags_at",
+        "generation",
+        "header",
+        "key",
+        "last_seen",
+        "pair",
+        "rules",
+        "table",
+        "template",
+    )
+
+    def __init__(
+        self,
+        key: bytes,
+        table: UnifiedFlowTable,
+        generation: int,
+        template: Template,
+        arg: int,
+        now: float,
+        flags_at: int,
+        rules: tuple[Rule, ...],
+    ) -> None:
+        self.key = key
+        self.table = table
+        self.generation = generation
+        self.template = template
+        self.arg = arg
+        self.last_seen = now
+        self.flags_at = flags_at
+        self.rules = rules
+        self.pair: Flow | None = None
+        self.connection: bytes | None = None
+        self.header = b""  # encapsulating flows: the outer headers of the last length
+
+    def idle_since(self) -> float:
+        """The last time this flow or its reverse saw a packet."""
+        pair = self.pair
+        if pair is not None and pair.last_seen > self.last_seen:
+            return pair.last_seen
+        return self.last_seen
+
+
+class UnifiedFlowTable:
+    """The flows of one port in one direction, bounded by ``capacity``."""
+
+    __slots__ = ("capacity", "direction", "flows", "port")
+
+    def __init__(self, port: str, direction: Direction, capacity: int) -> None:
+        self.port = port
+        self.direction = direction
+        self.capacity = capacity
+        self.flows: dict[bytes, Flow] = {}
+
+    def __len__(self) -> int:
+        return len(self.flows)
+
+    def __iter__(self) -> Iterator[Flow]:
+        return iter(list(self.flows.values()))
+
+    def insert(self, flow: Flow) -> bool:
+        """Add ``flow``; False (and nothing added) when the table is full."""
+        flows = self.flows
+        if len(flows) >= self.capacity and flow.key not in flows:
+            return False
+        flows[flow.key] = flow
+        return True
+
+    def discard(self, flow: Flow) -> None:
+        """Remove ``flow`` if it is still the entry of its key."""
+        if self.flows.get(flow.key) is flow:
+            del self.flows[flow.key]
