@@ -1,0 +1,530 @@
+"""Cross-field and cross-resource rules, applied to a resource before it is stored.
+
+``admit`` takes the current state and a candidate top-level document (properties
+already parsed by ``openhnv.controller.models``), checks it against the rest of the
+datacenter, fills in the values the controller allocates (RDID, VSIDs, MACs, provider
+addresses, dynamic customer addresses) and returns the allocator records to store in
+the same transaction. Everything raises ``ApiError`` naming the field; nothing is
+changed on error because the caller stores only after ``admit`` returns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from openhnv.controller import allocators
+from openhnv.controller.errors import bad_request, conflict, not_found
+from openhnv.controller.models import mac_digits
+from openhnv.controller.paths import ResourcePath, child_collections, parse_path, parse_ref
+from openhnv.controller.references import references
+from openhnv.controller.render import DISTRIBUTED_ROUTER_MAC
+from openhnv.controller.state import State, children, find_child, walk
+from openhnv.controller.store import Document
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class Admission:
+    """One candidate change of the top-level resource at ``path``."""
+
+    state: State
+    path: ResourcePath
+    old: Document | None
+    new: Document
+    allocator_updates: dict[str, Document] = field(default_factory=dict)
+
+    def hint(self, key: str) -> int | None:
+        record = self.allocator_updates.get(key) or self.state.allocators.get(key)
+        return None if record is None else int(record[allocators.NEXT])
+
+    def advance(self, key: str, value: int) -> None:
+        self.allocator_updates[key] = {allocators.NEXT: value + 1}
+
+
+def check_customer_address(address: str, prefix: str, field: str) -> None:
+    """A NIC's CA must be a usable host of its subnet other than the router's address."""
+    ip = ipaddress.ip_address(address)
+    network = ipaddress.ip_network(prefix)
+    if ip.version != network.version or ip not in network:
+        raise bad_request(field, f"{address} is outside subnet {prefix}")
+    if ip == network.network_address:
+        raise bad_request(field, f"{address} is the network address of subnet {prefix}")
+    if network.version == 4 and ip == network.broadcast_address and network.num_addresses > 1:
+        raise bad_request(field, f"{address} is the broadcast address of subnet {prefix}")
+    if int(ip) == int(network.network_address) + 1:
+        raise bad_request(
+            field, f"{address} is the distributed router (lowest usable) address of {prefix}"
+        )
+
+
+def overlapping(nets: list[tuple[str, IpNetwork]], net: IpNetwork) -> str | None:
+    """The name of the first network in ``nets`` that overlaps ``net``."""
+    for name, other in nets:
+        if other.version == net.version and other.overlaps(net):
+            return name
+    return None
+
+
+def check_references(admission: Admission) -> None:
+    """Every reference names an existing resource of the right kind (400); canonical refs."""
+    state = admission.state
+    for reference in references(admission.path, admission.new):
+        target = parse_ref(reference.ref, reference.field, reference.expected)
+        if state.resolve(target) is None:
+            raise bad_request(
+                reference.field,
+                f"refers to {reference.ref}, which does not exist",
+                "InvalidReference",
+            )
+        reference.holder["resourceRef"] = state.canonical(target).ref
+
+
+def check_dangling(state: State, path: ResourcePath, old: Document, new: Document | None) -> None:
+    """A change must not remove anything another resource still refers to (409)."""
+    removed = {p.key for p, _ in walk(path, old)}
+    if new is not None:
+        removed -= {p.key for p, _ in walk(path, new)}
+    if not removed:
+        return
+    for collection in ("virtualNetworks", "servers", "networkInterfaces"):
+        for owner_path, doc in state.all(collection):
+            if owner_path.key == path.key:
+                continue
+            for reference in references(owner_path, doc):
+                try:
+                    target = parse_path(str(reference.ref)).key
+                except Exception:
+                    continue
+                if target in removed:
+                    raise conflict(
+                        "",
+                        f"{parse_path(str(reference.ref)).ref} is still referenced by "
+                        f"{reference.owner.ref} ({reference.field})",
+                        "ResourceInUse",
+                    )
+
+
+def admit(admission: Admission) -> None:
+    """Check ``admission.new`` and fill in allocated values; ApiError when refused."""
+    check_references(admission)
+    _duplicate_children(admission.path, admission.new)
+    check = _CHECKS.get(admission.path.collections[0])
+    if check is not None:
+        check(admission)
+
+
+def _duplicate_children(path: ResourcePath, doc: Document, where: str = "properties") -> None:
+    for collection in child_collections(path.kind):
+        seen: dict[str, int] = {}
+        for i, child in enumerate(children(doc, collection)):
+            folded = str(child["resourceId"]).casefold()
+            field_name = f"{where}.{collection}[{i}].resourceId"
+            if folded in seen:
+                raise bad_request(field_name, f"{child['resourceId']!r} appears twice")
+            seen[folded] = i
+            child_path = path.child(collection, str(child["resourceId"]))
+            _duplicate_children(child_path, child, f"{where}.{collection}[{i}].properties")
+
+
+def _logical_network(adm: Admission) -> None:
+    props = adm.new["properties"]
+    seen: list[tuple[str, IpNetwork]] = []
+    for i, subnet in enumerate(children(adm.new, "subnets")):
+        base = f"properties.subnets[{i}].properties"
+        sp = subnet["properties"]
+        net = ipaddress.ip_network(sp["addressPrefix"])
+        other = overlapping(seen, net)
+        if other is not None:
+            raise bad_request(f"{base}.addressPrefix", f"{net} overlaps subnet {other}")
+        seen.append((str(subnet["resourceId"]), net))
+        for j, gateway in enumerate(sp.get("defaultGateways", [])):
+            if ipaddress.ip_address(gateway) not in net:
+                raise bad_request(f"{base}.defaultGateways[{j}]", f"{gateway} is outside {net}")
+        pools: list[tuple[str, int, int]] = []
+        for k, pool in enumerate(children(subnet, "ipPools")):
+            where = f"{base}.ipPools[{k}].properties"
+            start = ipaddress.ip_address(pool["properties"]["startIpAddress"])
+            end = ipaddress.ip_address(pool["properties"]["endIpAddress"])
+            for name, ip in (("startIpAddress", start), ("endIpAddress", end)):
+                if ip not in net or ip in (net.network_address, net.broadcast_address):
+                    raise bad_request(f"{where}.{name}", f"{ip} is not a usable address of {net}")
+            if int(start) > int(end):
+                raise bad_request(f"{where}.endIpAddress", f"{end} is below startIpAddress {start}")
+            for name, low, high in pools:
+                if int(start) <= high and low <= int(end):
+                    raise bad_request(where, f"{start}-{end} overlaps ipPool {name}")
+            pools.append((str(pool["resourceId"]), int(start), int(end)))
+            for gateway in sp.get("defaultGateways", []):
+                if int(start) <= int(ipaddress.ip_address(gateway)) <= int(end):
+                    raise bad_request(where, f"{start}-{end} contains the gateway {gateway}")
+    _provider_addresses_still_valid(adm, bool(props.get("networkVirtualizationEnabled")))
+
+
+def _provider_addresses_still_valid(adm: Admission, virtualization: bool) -> None:
+    for server_path, server in adm.state.all("servers"):
+        pas = server["properties"].get("providerAddresses", [])
+        uses = [
+            ref
+            for nic in children(server, "networkInterfaces")
+            for ref in nic["properties"].get("logicalSubnets", [])
+            if parse_path(ref["resourceRef"]).top.key == adm.path.key
+        ]
+        if uses and virtualization and not pas and adm.old is not None:
+            raise conflict(
+                "properties.networkVirtualizationEnabled",
+                f"server {server_path.ref} already uses this network without provider "
+                "addresses; remove its networkInterfaces first",
+            )
+        for pa in pas:
+            subnet_path = parse_path(pa["logicalSubnet"]["resourceRef"])
+            if subnet_path.top.key != adm.path.key:
+                continue
+            if not virtualization:
+                raise conflict(
+                    "properties.networkVirtualizationEnabled",
+                    f"server {server_path.ref} holds provider address {pa['address']}",
+                )
+            subnet = find_child(adm.new, "subnets", subnet_path.ids[1])
+            if (
+                subnet is not None
+                and _pa_ranges(subnet)
+                and not _in_ranges(int(ipaddress.ip_address(pa["address"])), _pa_ranges(subnet))
+            ):
+                raise conflict(
+                    f"properties.subnets[{children(adm.new, 'subnets').index(subnet)}]",
+                    f"the ipPools no longer contain provider address {pa['address']} "
+                    f"of server {server_path.ref}",
+                )
+
+
+def _resolved(state: State, path: ResourcePath) -> Document:
+    doc = state.resolve(path)
+    if doc is None:  # check_references has resolved every reference before this runs
+        raise not_found(path.ref)
+    return doc
+
+
+def _pa_ranges(subnet: Document) -> list[tuple[int, int]]:
+    return sorted(
+        (
+            int(ipaddress.ip_address(pool["properties"]["startIpAddress"])),
+            int(ipaddress.ip_address(pool["properties"]["endIpAddress"])),
+        )
+        for pool in children(subnet, "ipPools")
+    )
+
+
+def _in_ranges(value: int, ranges: list[tuple[int, int]]) -> bool:
+    return any(low <= value <= high for low, high in ranges)
+
+
+def _mac_pool(adm: Admission) -> None:
+    props = adm.new["properties"]
+    low, high = (
+        int(mac_digits(props["startMacAddress"]), 16),
+        int(mac_digits(props["endMacAddress"]), 16),
+    )
+    if low > high:
+        raise bad_request("properties.endMacAddress", "is below startMacAddress")
+    for other_path, other in adm.state.all("macPools"):
+        if other_path.key == adm.path.key:
+            continue
+        o_low = int(mac_digits(other["properties"]["startMacAddress"]), 16)
+        o_high = int(mac_digits(other["properties"]["endMacAddress"]), 16)
+        if low <= o_high and o_low <= high:
+            raise conflict("properties.startMacAddress", f"the range overlaps {other_path.ref}")
+
+
+def _credential(adm: Admission) -> None:
+    props = adm.new["properties"]
+    if "value" not in props and adm.old is not None and "value" in adm.old["properties"]:
+        props["value"] = adm.old["properties"]["value"]  # a secret is write-only
+
+
+def _server(adm: Admission) -> None:
+    old_pas: dict[tuple[str, str], str] = {}
+    if adm.old is not None:
+        for pa in adm.old["properties"].get("providerAddresses", []):
+            pnic = parse_path(pa["networkInterface"]["resourceRef"]).key
+            old_pas[(pnic, parse_path(pa["logicalSubnet"]["resourceRef"]).key)] = pa["address"]
+    taken = {
+        int(ipaddress.ip_address(pa["address"]))
+        for path, doc in adm.state.all("servers")
+        if path.key != adm.path.key
+        for pa in doc["properties"].get("providerAddresses", [])
+    }
+    pas: list[dict[str, Any]] = []
+    for i, nic in enumerate(children(adm.new, "networkInterfaces")):
+        where = f"properties.networkInterfaces[{i}].properties.logicalSubnets"
+        nic_path = adm.path.child("networkInterfaces", str(nic["resourceId"]))
+        provider: list[ResourcePath] = []
+        for ref in nic["properties"].get("logicalSubnets", []):
+            subnet_path = parse_path(ref["resourceRef"])
+            network = adm.state.top(subnet_path)
+            if network is not None and network["properties"].get("networkVirtualizationEnabled"):
+                provider.append(subnet_path)
+        if len(provider) > 1:
+            raise bad_request(where, "names more than one HNV provider subnet; one PA per NIC")
+        if not provider:
+            continue
+        subnet_path = provider[0]
+        subnet = _resolved(adm.state, subnet_path)
+        ranges = _pa_ranges(subnet)
+        gateways = {
+            int(ipaddress.ip_address(g)) for g in subnet["properties"].get("defaultGateways", [])
+        }
+        kept = old_pas.get((nic_path.key, subnet_path.key))
+        if kept is not None and _in_ranges(int(ipaddress.ip_address(kept)), ranges):
+            address = kept
+        else:
+            key = allocators.pa_allocator(subnet_path)
+            value = allocators.allocate(ranges, taken | gateways, adm.hint(key))
+            if value is None:
+                raise conflict(
+                    where,
+                    f"the ipPools of {subnet_path.ref} have no free provider address",
+                    "PoolExhausted",
+                )
+            adm.advance(key, value)
+            address = str(ipaddress.ip_address(value))
+        taken.add(int(ipaddress.ip_address(address)))
+        pas.append(
+            {
+                "address": address,
+                "networkInterface": {"resourceRef": nic_path.ref},
+                "logicalSubnet": {"resourceRef": subnet_path.ref},
+            }
+        )
+    adm.new["properties"]["providerAddresses"] = pas
+
+
+def _access_control_list(adm: Admission) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for i, rule in enumerate(children(adm.new, "aclRules")):
+        props = rule["properties"]
+        slot = (props["type"], props["priority"])
+        if slot in seen:
+            raise bad_request(
+                f"properties.aclRules[{i}].properties.priority",
+                f"{props['type']} rule {seen[slot]} already has priority {props['priority']}",
+            )
+        seen[slot] = str(rule["resourceId"])
+
+
+def _virtual_network(adm: Admission) -> None:
+    props = adm.new["properties"]
+    old_props = adm.old["properties"] if adm.old is not None else {}
+    props["routingDomainId"] = (
+        old_props.get("routingDomainId") or allocators.new_routing_domain_id()
+    )
+    space: list[tuple[str, IpNetwork]] = []
+    for i, prefix in enumerate(props["addressSpace"]["addressPrefixes"]):
+        net = ipaddress.ip_network(prefix)
+        other = overlapping(space, net)
+        if other is not None:
+            raise bad_request(
+                f"properties.addressSpace.addressPrefixes[{i}]", f"{net} overlaps {other}"
+            )
+        space.append((prefix, net))
+    vsid_owner: dict[int, str] = {}
+    for path, doc in adm.state.all("virtualNetworks"):
+        if path.key != adm.path.key:
+            for subnet in children(doc, "subnets"):
+                vsid_owner[int(subnet["properties"]["virtualSubnetId"])] = path.child(
+                    "subnets", str(subnet["resourceId"])
+                ).ref
+    seen: list[tuple[str, IpNetwork]] = []
+    pending: list[Document] = []
+    for i, subnet in enumerate(children(adm.new, "subnets")):
+        base = f"properties.subnets[{i}].properties"
+        sp = subnet["properties"]
+        net = ipaddress.ip_network(sp["addressPrefix"])
+        if not any(n.version == net.version and net.subnet_of(n) for _, n in space):  # type: ignore[arg-type]
+            spaces = ", ".join(p for p, _ in space)
+            raise bad_request(
+                f"{base}.addressPrefix", f"{net} is outside the address space {spaces}"
+            )
+        other = overlapping(seen, net)
+        if other is not None:
+            raise bad_request(f"{base}.addressPrefix", f"{net} overlaps sibling subnet {other}")
+        seen.append((str(subnet["resourceId"]), net))
+        subnet_path = adm.path.child("subnets", str(subnet["resourceId"]))
+        old = find_child(adm.old, "subnets", str(subnet["resourceId"])) if adm.old else None
+        asked = sp.get("virtualSubnetId")
+        if old is not None:
+            fixed = int(old["properties"]["virtualSubnetId"])
+            if asked is not None and asked != fixed:
+                raise conflict(
+                    f"{base}.virtualSubnetId", f"is {fixed} and cannot change to {asked}"
+                )
+            sp["virtualSubnetId"] = fixed
+            if old["properties"]["addressPrefix"] != sp["addressPrefix"]:
+                _customer_addresses_fit(adm.state, subnet_path, sp["addressPrefix"], base)
+        elif asked is None:
+            pending.append(subnet)
+            continue
+        owner = vsid_owner.get(int(sp["virtualSubnetId"]))
+        if owner is not None:
+            raise conflict(
+                f"{base}.virtualSubnetId",
+                f"{sp['virtualSubnetId']} is already used by {owner}",
+                "DuplicateVirtualSubnetId",
+            )
+        vsid_owner[int(sp["virtualSubnetId"])] = subnet_path.ref
+    for subnet in pending:
+        hint = adm.hint(allocators.VSID_ALLOCATOR)
+        vsid = allocators.allocate_vsid(set(vsid_owner), hint)
+        if vsid is None:
+            raise conflict("properties.subnets", "no free virtualSubnetId", "PoolExhausted")
+        adm.advance(allocators.VSID_ALLOCATOR, vsid)
+        subnet["properties"]["virtualSubnetId"] = vsid
+        vsid_owner[vsid] = str(subnet["resourceId"])
+
+
+def _customer_addresses_fit(state: State, subnet: ResourcePath, prefix: str, base: str) -> None:
+    for nic_path, nic in state.all("networkInterfaces"):
+        for config in children(nic, "ipConfigurations"):
+            cp = config["properties"]
+            if parse_path(cp["subnet"]["resourceRef"]).key != subnet.key:
+                continue
+            try:
+                check_customer_address(cp["privateIPAddress"], prefix, "")
+            except Exception:
+                raise conflict(
+                    f"{base}.addressPrefix",
+                    f"{prefix} would not hold {cp['privateIPAddress']} of {nic_path.ref}",
+                ) from None
+
+
+def _network_interface(adm: Admission) -> None:
+    props = adm.new["properties"]
+
+    subnet_ref: ResourcePath | None = None
+    configs = children(adm.new, "ipConfigurations")
+    for i, config in enumerate(configs):
+        path = parse_path(config["properties"]["subnet"]["resourceRef"])
+        if subnet_ref is not None and path.key != subnet_ref.key:
+            raise bad_request(
+                f"properties.ipConfigurations[{i}].properties.subnet",
+                f"{path.ref} differs from {subnet_ref.ref}: all ipConfigurations of a NIC "
+                "share one subnet",
+            )
+        subnet_ref = path
+    if subnet_ref is not None:
+        _customer_addresses(adm, subnet_ref, configs)
+    _mac_address(adm, props)
+
+
+def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[Document]) -> None:
+    subnet = _resolved(adm.state, subnet_ref)
+    prefix = subnet["properties"]["addressPrefix"]
+    vnet_key = subnet_ref.top.key
+    used: dict[str, str] = {}
+    for nic_path, nic in adm.state.all("networkInterfaces"):
+        if nic_path.key == adm.path.key:
+            continue
+        for config in children(nic, "ipConfigurations"):
+            cp = config["properties"]
+            if parse_path(cp["subnet"]["resourceRef"]).top.key == vnet_key:
+                used[cp.get("privateIPAddress", "")] = nic_path.ref
+    mine: dict[str, int] = {}
+    for i, config in enumerate(configs):
+        cp = config["properties"]
+        where = f"properties.ipConfigurations[{i}].properties.privateIPAddress"
+        if "privateIPAddress" not in cp:
+            if cp.get("privateIPAllocationMethod") == "Static":
+                raise bad_request(where, "is required when privateIPAllocationMethod is Static")
+            cp["privateIPAddress"] = _dynamic_address(
+                adm, config, prefix, set(used) | set(mine), where
+            )
+            cp["privateIPAllocationMethod"] = "Dynamic"
+        address = cp["privateIPAddress"]
+        check_customer_address(address, prefix, where)
+        if address in mine:
+            raise bad_request(where, f"{address} is also ipConfigurations[{mine[address]}]")
+        if address in used:
+            raise conflict(
+                where,
+                f"{address} is already used by {used[address]} in {subnet_ref.top.ref}",
+                "DuplicateIPAddress",
+            )
+        mine[address] = i
+
+
+def _dynamic_address(
+    adm: Admission, config: Document, prefix: str, used: set[str], where: str
+) -> str:
+    old = find_child(adm.old, "ipConfigurations", str(config["resourceId"])) if adm.old else None
+    if old is not None and old["properties"].get("privateIPAddress") not in used:
+        try:
+            check_customer_address(old["properties"]["privateIPAddress"], prefix, where)
+            return str(old["properties"]["privateIPAddress"])
+        except Exception:  # the old address no longer fits: take a new one
+            pass
+    low, high = allocators.usable_hosts(prefix)
+    in_use = {int(ipaddress.ip_address(a)) for a in used if a}
+    value = allocators.allocate([(low, high)], in_use, low)
+    if value is None:
+        raise conflict(where, f"subnet {prefix} has no free address", "PoolExhausted")
+    return allocators.address_text(value, ipaddress.ip_network(prefix).version)
+
+
+def _mac_address(adm: Admission, props: dict[str, Any]) -> None:
+    method = props.get("privateMacAllocationMethod")
+    if method is None:
+        method = "Static" if "privateMacAddress" in props else "Dynamic"
+        props["privateMacAllocationMethod"] = method
+    used = {
+        doc["properties"]["privateMacAddress"]: path.ref
+        for path, doc in adm.state.all("networkInterfaces")
+        if path.key != adm.path.key and doc["properties"].get("privateMacAddress")
+    }
+    if method == "Static":
+        if "privateMacAddress" not in props:
+            raise bad_request(
+                "properties.privateMacAddress",
+                "is required when privateMacAllocationMethod is Static",
+            )
+    else:
+        old = adm.old["properties"].get("privateMacAddress") if adm.old else None
+        props["privateMacAddress"] = old if old and old not in used else _allocate_mac(adm, used)
+    mac = props["privateMacAddress"]
+    if mac == DISTRIBUTED_ROUTER_MAC:
+        raise bad_request("properties.privateMacAddress", f"{mac} is the distributed router's MAC")
+    if mac in used:
+        raise conflict(
+            "properties.privateMacAddress",
+            f"{mac} is already used by {used[mac]}",
+            "DuplicateMacAddress",
+        )
+
+
+def _allocate_mac(adm: Admission, used: dict[str, str]) -> str:
+    in_use = {int(mac, 16) for mac in used}
+    pools = list(adm.state.all("macPools"))
+    for pool_path, pool in pools:
+        low = int(mac_digits(pool["properties"]["startMacAddress"]), 16)
+        high = int(mac_digits(pool["properties"]["endMacAddress"]), 16)
+        key = allocators.mac_allocator(pool_path)
+        value = allocators.allocate([(low, high)], in_use, adm.hint(key))
+        if value is not None:
+            adm.advance(key, value)
+            return f"{value:012X}"
+    reason = "every macPool is exhausted" if pools else "there is no macPool to draw from"
+    raise conflict(
+        "properties.privateMacAddress", f"Dynamic allocation failed: {reason}", "PoolExhausted"
+    )
+
+
+_CHECKS = {
+    "logicalNetworks": _logical_network,
+    "macPools": _mac_pool,
+    "credentials": _credential,
+    "servers": _server,
+    "accessControlLists": _access_control_list,
+    "virtualNetworks": _virtual_network,
+    "networkInterfaces": _network_interface,
+}
