@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from openhnv import __version__
 
 # subcommand -> (module holding ``main(argv) -> int``, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "controller": ("openhnv.api.server", "run the Network Controller REST service"),
+}
 
 USAGE = "usage: hnv [--version] <command> [args...]"
 
