@@ -80,7 +80,9 @@ def _acl_prefix(value: object) -> str:
                 return f"{ip}/{ip.max_prefixlen}"
     try:
         return _cidr(value)
-    except ValueError:
+    except ValueError as err:
+        if "host bits" in str(err):
+            raise
         raise ValueError(f"{value!r} is not a CIDR prefix, '*' or 'Internet'") from None
 
 
