@@ -109,7 +109,7 @@ def test_error_bodies(figure8: TestClient) -> None:
     error(
         figure8.put(
             f"{BASE}/virtualNetworks/Contoso",
-            json={"properties": {}},
+            content=(FIGURE8 / "06-virtualNetworks-Contoso.json").read_bytes(),
             headers={"If-Match": 'W/"old"'},
         ),
         412,
