@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import Sequence, Set
+from collections.abc import Collection, Sequence, Set
 
 from openhnv.controller.models import VSID_MAX, VSID_MIN
 from openhnv.controller.paths import ResourcePath
@@ -28,18 +28,18 @@ def pa_allocator(subnet: ResourcePath) -> str:
     return "/allocators/pa" + subnet.key
 
 
-def allocate(ranges: Sequence[tuple[int, int]], in_use: Set[int], hint: int | None) -> int | None:
+def allocate(
+    ranges: Sequence[tuple[int, int]], in_use: Collection[int], hint: int | None
+) -> int | None:
     """The first value at or after ``hint`` in ``ranges`` not in ``in_use`` (wrapping).
 
     ``ranges`` are inclusive ``(low, high)`` pairs in ascending order. None when every
-    value is in use.
+    value is in use. Among ``len(in_use) + 1`` distinct candidates one is free, so the
+    walk is bounded by the number of values in use, not by the size of the range.
     """
-    sizes = [high - low + 1 for low, high in ranges if high >= low]
     ranges = [(low, high) for low, high in ranges if high >= low]
+    sizes = [high - low + 1 for low, high in ranges]
     total = sum(sizes)
-    used = sum(1 for value in in_use if any(low <= value <= high for low, high in ranges))
-    if total <= used:
-        return None
     start = 0
     if hint is not None:
         offset = 0
@@ -48,8 +48,9 @@ def allocate(ranges: Sequence[tuple[int, int]], in_use: Set[int], hint: int | No
                 start = offset + max(0, hint - low)
                 break
             offset += size
-    for step in range(total):
+    for step in range(min(total, len(in_use) + 1)):
         index = (start + step) % total
+        value = ranges[-1][0]
         for (low, _), size in zip(ranges, sizes, strict=True):
             if index < size:
                 value = low + index
@@ -57,7 +58,7 @@ def allocate(ranges: Sequence[tuple[int, int]], in_use: Set[int], hint: int | No
             index -= size
         if value not in in_use:
             return value
-    return None  # unreachable: the count above found a free value
+    return None
 
 
 def allocate_vsid(in_use: Set[int], hint: int | None) -> int | None:

@@ -103,7 +103,7 @@ class ControllerService:
             }
             doc["properties"]["provisioningState"] = provisioning_state_after_put(path)
             self.store.put(resource_key(path), doc)
-            self.state.docs[path.key] = doc
+            self.state.set(path.key, doc)
 
     # reads
 
@@ -191,7 +191,7 @@ class ControllerService:
             if len(target.ids) == 1:
                 check_dangling(self.state, top, old, None)
                 self.store.delete(resource_key(top))
-                del self.state.docs[top.key]
+                self.state.remove(top.key)
                 return
             new = copy_document(old)
             parent = new
@@ -226,7 +226,7 @@ class ControllerService:
             new = copy_document(old)
             new["properties"]["provisioningState"] = state
             self.store.put(resource_key(target), new)
-            self.state.docs[target.key] = new
+            self.state.set(target.key, new)
 
     # internals
 
@@ -260,7 +260,7 @@ class ControllerService:
             new["etag"] = new_etag()
             puts: dict[str, Any] = {resource_key(top): new, **admission.allocator_updates}
             self.store.commit(puts)
-            self.state.docs[top.key] = new
+            self.state.set(top.key, new)
             self.state.allocators.update(admission.allocator_updates)
         renderer = Renderer(self.state)
         if self.state.resolve(target) is None:  # a child DELETE: the parent is what changed

@@ -45,21 +45,78 @@ def find_child(doc: Document, collection: str, resource_id: str) -> Document | N
     return None
 
 
+NIC_PREFIX = "/networkinterfaces/"
+
+
 @dataclass
 class State:
-    """Every top-level resource, by ``ResourcePath.key`` of its path."""
+    """Every top-level resource, by ``ResourcePath.key`` of its path.
+
+    Change documents only through ``set`` and ``remove``: they keep the indexes that make
+    a NIC PUT independent of the number of NICs (MACs in use; customer addresses in use
+    per virtual network) and the sorted key list of each collection.
+    """
 
     docs: dict[str, Document] = field(default_factory=dict)
     allocators: dict[str, Document] = field(default_factory=dict)
+    macs: dict[str, str] = field(default_factory=dict)  # MAC -> NIC ref
+    addresses: dict[str, dict[str, str]] = field(default_factory=dict)  # vnet key -> CA -> NIC ref
+    _sorted: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, store: Store) -> State:
         state = cls()
         for key, doc in store.list(RESOURCE_PREFIX + "/"):
-            state.docs[key.removeprefix(RESOURCE_PREFIX)] = doc
+            state.set(key.removeprefix(RESOURCE_PREFIX), doc)
         for key, doc in store.list(ALLOCATOR_PREFIX):
             state.allocators[key] = doc
         return state
+
+    def set(self, key: str, doc: Document) -> None:
+        """Store ``doc`` as the top-level resource ``key`` (a ``ResourcePath.key``)."""
+        if key in self.docs:
+            self._unindex(key)
+        else:
+            self._sorted.pop(key.split("/")[1], None)
+        self.docs[key] = doc
+        self._index(key, doc)
+
+    def remove(self, key: str) -> None:
+        if key in self.docs:
+            self._unindex(key)
+            del self.docs[key]
+            self._sorted.pop(key.split("/")[1], None)
+
+    def _nic_entries(self, key: str, doc: Document) -> tuple[str | None, list[tuple[str, str]]]:
+        props = doc.get("properties", {})
+        entries: list[tuple[str, str]] = []
+        for config in children(doc, "ipConfigurations"):
+            cp = config.get("properties", {})
+            ref = cp.get("subnet", {}).get("resourceRef")
+            if isinstance(ref, str) and cp.get("privateIPAddress"):
+                entries.append((parse_path(ref).top.key, str(cp["privateIPAddress"])))
+        return props.get("privateMacAddress"), entries
+
+    def _index(self, key: str, doc: Document) -> None:
+        if not key.startswith(NIC_PREFIX):
+            return
+        ref = f"/networkInterfaces/{doc['resourceId']}"
+        mac, entries = self._nic_entries(key, doc)
+        if mac:
+            self.macs[mac] = ref
+        for vnet, address in entries:
+            self.addresses.setdefault(vnet, {})[address] = ref
+
+    def _unindex(self, key: str) -> None:
+        if not key.startswith(NIC_PREFIX):
+            return
+        mac, entries = self._nic_entries(key, self.docs[key])
+        if mac and self.macs.get(mac, "").casefold() == key:
+            del self.macs[mac]
+        for vnet, address in entries:
+            used = self.addresses.get(vnet, {})
+            if used.get(address, "").casefold() == key:
+                del used[address]
 
     def top(self, path: ResourcePath) -> Document | None:
         return self.docs.get(path.top.key)
@@ -85,8 +142,12 @@ class State:
 
     def all(self, collection: str) -> Iterator[tuple[ResourcePath, Document]]:
         """Every top-level resource of ``collection``, sorted by key."""
-        prefix = "/" + collection.casefold() + "/"
-        for key in sorted(k for k in self.docs if k.startswith(prefix)):
+        name = collection.casefold()
+        keys = self._sorted.get(name)
+        if keys is None:
+            prefix = "/" + name + "/"
+            keys = self._sorted[name] = sorted(k for k in self.docs if k.startswith(prefix))
+        for key in list(keys):
             doc = self.docs[key]
             yield ResourcePath((collection,), (str(doc["resourceId"]),)), doc
 

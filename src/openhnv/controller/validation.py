@@ -11,6 +11,7 @@ changed on error because the caller stores only after ``admit`` returns.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -421,15 +422,8 @@ def _network_interface(adm: Admission) -> None:
 def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[Document]) -> None:
     subnet = _resolved(adm.state, subnet_ref)
     prefix = subnet["properties"]["addressPrefix"]
-    vnet_key = subnet_ref.top.key
-    used: dict[str, str] = {}
-    for nic_path, nic in adm.state.all("networkInterfaces"):
-        if nic_path.key == adm.path.key:
-            continue
-        for config in children(nic, "ipConfigurations"):
-            cp = config["properties"]
-            if parse_path(cp["subnet"]["resourceRef"]).top.key == vnet_key:
-                used[cp.get("privateIPAddress", "")] = nic_path.ref
+    own = adm.path.key
+    in_vnet = adm.state.addresses.get(subnet_ref.top.key, {})
     mine: dict[str, int] = {}
     for i, config in enumerate(configs):
         cp = config["properties"]
@@ -437,18 +431,18 @@ def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[
         if "privateIPAddress" not in cp:
             if cp.get("privateIPAllocationMethod") == "Static":
                 raise bad_request(where, "is required when privateIPAllocationMethod is Static")
-            cp["privateIPAddress"] = _dynamic_address(
-                adm, config, prefix, set(used) | set(mine), where
-            )
+            used = {a for a, ref in in_vnet.items() if ref.casefold() != own} | set(mine)
+            cp["privateIPAddress"] = _dynamic_address(adm, config, prefix, used, where)
             cp["privateIPAllocationMethod"] = "Dynamic"
         address = cp["privateIPAddress"]
         check_customer_address(address, prefix, where)
         if address in mine:
             raise bad_request(where, f"{address} is also ipConfigurations[{mine[address]}]")
-        if address in used:
+        owner = in_vnet.get(address)
+        if owner is not None and owner.casefold() != own:
             raise conflict(
                 where,
-                f"{address} is already used by {used[address]} in {subnet_ref.top.ref}",
+                f"{address} is already used by {owner} in {subnet_ref.top.ref}",
                 "DuplicateIPAddress",
             )
         mine[address] = i
@@ -477,11 +471,12 @@ def _mac_address(adm: Admission, props: dict[str, Any]) -> None:
     if method is None:
         method = "Static" if "privateMacAddress" in props else "Dynamic"
         props["privateMacAllocationMethod"] = method
-    used = {
-        doc["properties"]["privateMacAddress"]: path.ref
-        for path, doc in adm.state.all("networkInterfaces")
-        if path.key != adm.path.key and doc["properties"].get("privateMacAddress")
-    }
+    macs = adm.state.macs
+
+    def owner(mac: str | None) -> str | None:
+        ref = macs.get(mac) if mac else None
+        return ref if ref is not None and ref.casefold() != adm.path.key else None
+
     if method == "Static":
         if "privateMacAddress" not in props:
             raise bad_request(
@@ -490,20 +485,36 @@ def _mac_address(adm: Admission, props: dict[str, Any]) -> None:
             )
     else:
         old = adm.old["properties"].get("privateMacAddress") if adm.old else None
-        props["privateMacAddress"] = old if old and old not in used else _allocate_mac(adm, used)
+        keep = old and owner(old) is None
+        props["privateMacAddress"] = old if keep else _allocate_mac(adm, MacSet(macs))
     mac = props["privateMacAddress"]
     if mac == DISTRIBUTED_ROUTER_MAC:
         raise bad_request("properties.privateMacAddress", f"{mac} is the distributed router's MAC")
-    if mac in used:
+    if owner(mac) is not None:
         raise conflict(
             "properties.privateMacAddress",
-            f"{mac} is already used by {used[mac]}",
+            f"{mac} is already used by {owner(mac)}",
             "DuplicateMacAddress",
         )
 
 
-def _allocate_mac(adm: Admission, used: dict[str, str]) -> str:
-    in_use = {int(mac, 16) for mac in used}
+class MacSet(Collection[int]):
+    """The MACs in use (12 hex digit keys) seen as integers, without copying them."""
+
+    def __init__(self, macs: dict[str, str]) -> None:
+        self.macs = macs
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and f"{value:012X}" in self.macs
+
+    def __len__(self) -> int:
+        return len(self.macs)
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(mac, 16) for mac in self.macs)
+
+
+def _allocate_mac(adm: Admission, in_use: MacSet) -> str:
     pools = list(adm.state.all("macPools"))
     for pool_path, pool in pools:
         low = int(mac_digits(pool["properties"]["startMacAddress"]), 16)
