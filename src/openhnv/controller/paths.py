@@ -9,7 +9,7 @@ top-level parent's document, so the store is keyed by the top-level resource onl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openhnv.controller.errors import bad_request, not_found
 
@@ -68,6 +68,18 @@ class ResourcePath:
 
     collections: tuple[str, ...]
     ids: tuple[str, ...]
+    _ref: str = field(init=False, repr=False, compare=False)
+    _key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts: list[str] = []
+        for i, name in enumerate(self.collections):
+            parts.append(name)
+            if i < len(self.ids):
+                parts.append(self.ids[i])
+        ref = "/" + "/".join(parts)
+        object.__setattr__(self, "_ref", ref)
+        object.__setattr__(self, "_key", ref.casefold())
 
     @property
     def is_collection(self) -> bool:
@@ -80,12 +92,7 @@ class ResourcePath:
     @property
     def ref(self) -> str:
         """``/virtualNetworks/Contoso/subnets/Web`` (a collection path ends at its name)."""
-        parts: list[str] = []
-        for i, name in enumerate(self.collections):
-            parts.append(name)
-            if i < len(self.ids):
-                parts.append(self.ids[i])
-        return "/" + "/".join(parts)
+        return self._ref
 
     @property
     def top(self) -> ResourcePath:
@@ -95,7 +102,7 @@ class ResourcePath:
     @property
     def key(self) -> str:
         """The case-insensitive identity of the resource (or collection)."""
-        return self.ref.casefold()
+        return self._key
 
     @property
     def resource_id(self) -> str:
