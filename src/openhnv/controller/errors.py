@@ -3,7 +3,7 @@
 ``ApiError`` carries the HTTP status the REST edge answers with, a Microsoft-style error
 code and a message that names the field and the value, e.g.
 ``properties.ipConfigurations[0].properties.privateIPAddress: 10.1.1.0 is the network
-address of subnet 10.1.1.0/24``. The controller raises it; ``openhnv.api`` renders it as
+address of subnet 10.1.1.0/24``. The controller raises it; the REST layer renders it as
 ``{"error": {"code": ..., "message": ...}}``.
 """
 

@@ -1,6 +1,6 @@
 """The Network Controller service: PUT, GET, DELETE and list, one transaction each.
 
-``ControllerService`` is what the REST edge (``openhnv.api``) calls; it knows nothing of
+``ControllerService`` is what the REST edge calls; it knows nothing of
 HTTP beyond the status a refused request maps to (``ApiError``). Every PUT or DELETE
 validates the whole changed top-level resource (children inline), allocates what it
 needs, and commits the resource and the allocator records in one store transaction.
