@@ -737,6 +737,15 @@ def test_pa_rules(service: ControllerService) -> None:
         "192.168.1.11"
     )
     refused(service, "/logicalNetworks/HNVPA", body, 409, "no longer contain")
+    body["properties"]["subnets"][0]["properties"]["ipPools"] = []
+    refused(service, "/logicalNetworks/HNVPA", body, 409, "no longer contain")
+    mgmt = {
+        "properties": {
+            "networkVirtualizationEnabled": True,
+            "subnets": [{"resourceId": "s", "properties": {"addressPrefix": "10.0.0.0/24"}}],
+        }
+    }
+    refused(service, "/logicalNetworks/mgmt", mgmt, 409, "/servers/h")
 
 
 def test_deleting_a_server_nic_frees_its_pa(service: ControllerService) -> None:

@@ -165,6 +165,8 @@ def _logical_network(adm: Admission) -> None:
 
 
 def _provider_addresses_still_valid(adm: Admission, virtualization: bool) -> None:
+    """A logical network change may not strand, or silently owe, a server's PAs (409)."""
+    was_provider = adm.old is not None and adm.old["properties"].get("networkVirtualizationEnabled")
     for server_path, server in adm.state.all("servers"):
         pas = server["properties"].get("providerAddresses", [])
         uses = [
@@ -173,7 +175,7 @@ def _provider_addresses_still_valid(adm: Admission, virtualization: bool) -> Non
             for ref in nic["properties"].get("logicalSubnets", [])
             if parse_path(ref["resourceRef"]).top.key == adm.path.key
         ]
-        if uses and virtualization and not pas and adm.old is not None:
+        if uses and virtualization and not was_provider:
             raise conflict(
                 "properties.networkVirtualizationEnabled",
                 f"server {server_path.ref} already uses this network without provider "
@@ -189,11 +191,8 @@ def _provider_addresses_still_valid(adm: Admission, virtualization: bool) -> Non
                     f"server {server_path.ref} holds provider address {pa['address']}",
                 )
             subnet = find_child(adm.new, "subnets", subnet_path.ids[1])
-            if (
-                subnet is not None
-                and _pa_ranges(subnet)
-                and not _in_ranges(int(ipaddress.ip_address(pa["address"])), _pa_ranges(subnet))
-            ):
+            address = int(ipaddress.ip_address(pa["address"]))
+            if subnet is not None and not _in_ranges(address, _pa_ranges(subnet)):
                 raise conflict(
                     f"properties.subnets[{children(adm.new, 'subnets').index(subnet)}]",
                     f"the ipPools no longer contain provider address {pa['address']} "
