@@ -390,6 +390,8 @@ def _as_api_error(err: ValidationError, prefix: str) -> ApiError:
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "is required"
+    elif first["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"must be a JSON object, got {first.get('input')!r}"
     elif first["type"] not in ("value_error",) and "input" in first:
         message = f"{message}, got {first['input']!r}"
     return bad_request(where, message)

@@ -1,4 +1,4 @@
-"""Customer-address rules as properties over random subnets and addresses."""
+"""NIC customer-address rules and prefix overlap, as properties over random subnets."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from openhnv.controller.admission import overlapping
 from openhnv.controller.errors import ApiError
-from openhnv.controller.validation import check_customer_address, overlapping
+from openhnv.controller.nic_rules import check_customer_address
 
 
 @given(st.ip_addresses(v=4), st.integers(8, 30), st.ip_addresses(v=4))
