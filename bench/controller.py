@@ -10,6 +10,7 @@ Target (issue 3): >= 300 sequential PUT/s.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -72,50 +74,63 @@ def _nic(i: int) -> dict[str, Any]:
     }
 
 
+class _Client:
+    """A kept-alive HTTP/1.1 connection (stdlib), so the client costs little per request."""
+
+    def __init__(self, base: str) -> None:
+        url = urlsplit(base)
+        self.prefix = url.path
+        self.connection = http.client.HTTPConnection(
+            url.hostname or "127.0.0.1", url.port, timeout=30
+        )
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        self.connection.request(method, self.prefix + path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _timed(
+    client: _Client, method: str, requests: list[tuple[str, bytes | None]], expect: int
+) -> float:
+    start = time.perf_counter()
+    for path, body in requests:
+        status, text = client.request(method, path, body)
+        if status != expect:
+            raise SystemExit(f"bench: {method} {path}: {status} {text[:300]!r}")
+    return time.perf_counter() - start
+
+
 def rest_figures(nics: int) -> dict[str, Any]:
     """Sequential PUT (create), GET and PUT (unchanged replace) rates over loopback."""
     with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp:
         process, base = _start(Path(tmp) / "controller.db")
+        client = _Client(base)
         try:
-            with httpx.Client(timeout=30.0) as client:
-                for file in sorted(FIGURE8.glob("*.json")):
-                    _, collection, resource_id = file.stem.split("-", 2)
-                    client.put(f"{base}/{collection}/{resource_id}", content=file.read_bytes())
-                vnet = {
-                    "properties": {
-                        "addressSpace": {"addressPrefixes": ["10.8.0.0/16"]},
-                        "subnets": [
-                            {"resourceId": "web", "properties": {"addressPrefix": "10.8.0.0/16"}}
-                        ],
-                    }
+            for file in sorted(FIGURE8.glob("*.json")):
+                _, collection, resource_id = file.stem.split("-", 2)
+                client.request("PUT", f"/{collection}/{resource_id}", file.read_bytes())
+            subnet = {"resourceId": "web", "properties": {"addressPrefix": "10.8.0.0/16"}}
+            vnet = {
+                "properties": {
+                    "addressSpace": {"addressPrefixes": ["10.8.0.0/16"]},
+                    "subnets": [subnet],
                 }
-                client.put(f"{base}/virtualNetworks/Bench", json=vnet).raise_for_status()
-                bodies = [json.dumps(_nic(i)).encode() for i in range(nics)]
-                headers = {"Content-Type": "application/json"}
-
-                start = time.perf_counter()
-                for i, body in enumerate(bodies):
-                    response = client.put(
-                        f"{base}/networkInterfaces/nic{i}", content=body, headers=headers
-                    )
-                    if response.status_code != 201:
-                        raise SystemExit(
-                            f"bench: PUT nic{i}: {response.status_code} {response.text}"
-                        )
-                put_seconds = time.perf_counter() - start
-
-                start = time.perf_counter()
-                for i in range(nics):
-                    client.get(f"{base}/networkInterfaces/nic{i}").raise_for_status()
-                get_seconds = time.perf_counter() - start
-
-                start = time.perf_counter()
-                for i, body in enumerate(bodies):
-                    client.put(
-                        f"{base}/networkInterfaces/nic{i}", content=body, headers=headers
-                    ).raise_for_status()
-                replace_seconds = time.perf_counter() - start
+            }
+            client.request("PUT", "/virtualNetworks/Bench", json.dumps(vnet).encode())
+            puts = [
+                (f"/networkInterfaces/nic{i}", json.dumps(_nic(i)).encode()) for i in range(nics)
+            ]
+            gets: list[tuple[str, bytes | None]] = [(path, None) for path, _ in puts]
+            put_seconds = _timed(client, "PUT", list(puts), 201)
+            get_seconds = _timed(client, "GET", gets, 200)
+            replace_seconds = _timed(client, "PUT", list(puts), 200)
         finally:
+            client.close()
             process.kill()
             process.wait()
     return {
