@@ -98,7 +98,12 @@ def everything(base: str) -> dict[str, object]:
         "networkInterfaces",
         "virtualNetworkManager",
     ]
-    return {c: httpx.get(f"{base}/{c}").json() for c in collections}
+    found = {}
+    for collection in collections:
+        response = httpx.get(f"{base}/{collection}")
+        assert response.status_code == 200, response.text
+        found[collection] = response.json()
+    return found
 
 
 def test_figure8_survives_a_kill_and_restart(controller: Controller, db: Path) -> None:

@@ -180,3 +180,26 @@ def test_canonical_path() -> None:
         "/networking/v1/virtualNetworks/Contoso/subnets/Web"
     )
     assert canonical_path("/docs") == "/docs"
+
+
+def test_singleton_routes(client: TestClient) -> None:
+    listing = client.get(f"{BASE}/virtualNetworkManager").json()["value"]
+    assert [d["resourceId"] for d in listing] == ["configuration"]
+    put = client.put(
+        f"{BASE}/VirtualNetworkManager/configuration",
+        json={"properties": {"networkVirtualizationProtocol": "Nvgre"}},
+    )
+    assert (
+        put.status_code == 200
+        and put.json()["properties"]["networkVirtualizationProtocol"] == "Nvgre"
+    )
+    error(client.delete(f"{BASE}/virtualNetworkManager/configuration"), 405, "MethodNotAllowed")
+    error(client.get(f"{BASE}/virtualNetworkManager/other"), 404, "ResourceNotFound")
+
+
+def test_if_match_is_declared(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    put = spec["paths"][f"{BASE}/networkInterfaces/{{networkInterfaceId}}"]["put"]
+    assert {"name": "If-Match", "in": "header"}.items() <= next(
+        p for p in put["parameters"] if p["name"] == "If-Match"
+    ).items()

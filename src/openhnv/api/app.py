@@ -66,6 +66,13 @@ COLLECTION_SCHEMA: dict[str, Any] = {
         "nextLink": {"type": "string"},
     },
 }
+IF_MATCH: dict[str, Any] = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": 'Optional etag (W/"<guid>") the resource (or its parent) must still have',
+    "schema": {"type": "string"},
+}
 REASONS = {
     400: "The body, a reference or a path is invalid; the message names the field",
     404: "No such resource (or its parent does not exist)",
@@ -163,9 +170,9 @@ class _Routes:
                 )
         return "/" + "/".join(parts)
 
-    def parameters(self, item: bool) -> list[dict[str, Any]]:
+    def parameters(self, item: bool, if_match: bool = False) -> list[dict[str, Any]]:
         names = self.params if item else self.params[:-1]
-        return [
+        found = [
             {
                 "name": n,
                 "in": "path",
@@ -174,6 +181,7 @@ class _Routes:
             }
             for n in names
         ]
+        return [*found, IF_MATCH] if if_match else found
 
     def list(self) -> Endpoint:
         async def endpoint(request: Request) -> Response:
@@ -228,20 +236,19 @@ def create_app(service: ControllerService) -> FastAPI:
         routes = _Routes(service, kind)
         name = "/".join(kind)
         singleton = kind == (SINGLETON_COLLECTION,)
-        if not singleton:
-            app.add_api_route(
-                routes.template(item=False),
-                routes.list(),
-                methods=["GET"],
-                summary=f"List {name}",
-                operation_id=f"list_{'_'.join(kind)}",
-                tags=[kind[0]],
-                responses={
-                    200: {"description": "The collection", "content": _json(COLLECTION_SCHEMA)},
-                    **_errors(400, 404),
-                },
-                openapi_extra={"parameters": routes.parameters(item=False)},
-            )
+        app.add_api_route(
+            routes.template(item=False),
+            routes.list(),
+            methods=["GET"],
+            summary=f"List {name}",
+            operation_id=f"list_{'_'.join(kind)}",
+            tags=[kind[0]],
+            responses={
+                200: {"description": "The collection", "content": _json(COLLECTION_SCHEMA)},
+                **_errors(400, 404),
+            },
+            openapi_extra={"parameters": routes.parameters(item=False)},
+        )
         app.add_api_route(
             routes.template(item=True),
             routes.get(),
@@ -268,7 +275,7 @@ def create_app(service: ControllerService) -> FastAPI:
                 **_errors(400, 404, 409, 412),
             },
             openapi_extra={
-                "parameters": routes.parameters(item=True),
+                "parameters": routes.parameters(item=True, if_match=True),
                 "requestBody": {"required": True, "content": _json(_body_schema(kind))},
             },
         )
@@ -282,7 +289,7 @@ def create_app(service: ControllerService) -> FastAPI:
                 tags=[kind[0]],
                 response_class=Response,
                 responses={200: {"description": "Deleted"}, **_errors(400, 404, 409, 412)},
-                openapi_extra={"parameters": routes.parameters(item=True)},
+                openapi_extra={"parameters": routes.parameters(item=True, if_match=True)},
             )
 
     @app.exception_handler(ApiError)
