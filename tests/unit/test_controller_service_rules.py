@@ -387,6 +387,18 @@ def test_overlapping_customer_space_across_vnets_is_allowed(service: ControllerS
     )
 
 
+def test_vnet_logical_network_must_be_the_provider_network(service: ControllerService) -> None:
+    plain = {"properties": {"subnets": []}}
+    service.put("/logicalNetworks/plain", plain)
+    body = vnet("10.2.0.0/16", ("a", "10.2.1.0/24", None))
+    body["properties"]["logicalNetwork"] = {"resourceRef": "/logicalNetworks/plain"}
+    refused(service, "/virtualNetworks/v", body, 400, "properties.logicalNetwork", "not an HNV")
+    service.put("/logicalNetworks/pa2", {"properties": {"networkVirtualizationEnabled": True}})
+    body["properties"]["logicalNetwork"] = {"resourceRef": "/logicalNetworks/pa2"}
+    service.put("/virtualNetworks/v", body)
+    refused(service, "/logicalNetworks/pa2", plain, 409, "/virtualNetworks/v")
+
+
 def test_subnet_prefix_change_must_keep_its_nics(service: ControllerService) -> None:
     body = vnet("10.1.1.0/24", ("subnet1", "10.1.1.0/29", None))
     body["properties"]["logicalNetwork"] = {"resourceRef": "/logicalNetworks/HNVPA"}

@@ -118,7 +118,16 @@ def _logical_network(adm: Admission) -> None:
             for gateway in sp.get("defaultGateways", []):
                 if int(start) <= int(ipaddress.ip_address(gateway)) <= int(end):
                     raise bad_request(where, f"{start}-{end} contains the gateway {gateway}")
-    _provider_addresses_still_valid(adm, bool(props.get("networkVirtualizationEnabled")))
+    virtualization = bool(props.get("networkVirtualizationEnabled"))
+    _provider_addresses_still_valid(adm, virtualization)
+    if not virtualization:
+        for vnet_path, vnet in adm.state.all("virtualNetworks"):
+            ref = vnet["properties"].get("logicalNetwork", {}).get("resourceRef")
+            if ref is not None and parse_path(ref).key == adm.path.key:
+                raise conflict(
+                    "properties.networkVirtualizationEnabled",
+                    f"virtual network {vnet_path.ref} runs on this network",
+                )
 
 
 def _provider_addresses_still_valid(adm: Admission, virtualization: bool) -> None:
@@ -270,6 +279,15 @@ def _virtual_network(adm: Admission) -> None:
     props["routingDomainId"] = (
         old_props.get("routingDomainId") or allocators.new_routing_domain_id()
     )
+    network_ref = props.get("logicalNetwork", {}).get("resourceRef")
+    if network_ref is not None:
+        network = resolved(adm.state, parse_path(network_ref))
+        if not network["properties"].get("networkVirtualizationEnabled"):
+            raise bad_request(
+                "properties.logicalNetwork",
+                f"{network_ref} is not an HNV provider network "
+                "(its networkVirtualizationEnabled is false)",
+            )
     space: list[tuple[str, IpNetwork]] = []
     for i, prefix in enumerate(props["addressSpace"]["addressPrefixes"]):
         net = ipaddress.ip_network(prefix)
