@@ -14,6 +14,7 @@ from openhnv import __version__
 
 # subcommand -> (module holding ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "controller": ("openhnv.api.server", "run the Network Controller REST service"),
     "lab": ("openhnv.lab.cli", "build, inspect and remove a lab datacenter in network namespaces"),
     "pki": ("openhnv.ovsdb.pki", "create CA, controller and host certificates for OVSDB/SSL"),
 }

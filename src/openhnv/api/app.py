@@ -1,0 +1,322 @@
+"""The FastAPI application of the Network Controller's northbound REST API.
+
+``create_app(service)`` declares one route per collection and resource kind under
+``/networking/v1`` (so ``/openapi.json`` documents each, with every status code it can
+answer), makes collection names case-insensitive with a small ASGI rewrite, and renders
+``ApiError`` as Microsoft's ``{"error": {"code", "message"}}``. Status codes: PUT 201
+(created) or 200 (replaced); GET 200; DELETE 200 (deleted) or 404 (absent); 400 bad
+body or reference; 404 unknown resource; 409 conflict or still referenced; 412 stale
+``If-Match``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from openhnv import __version__
+from openhnv.controller.errors import ApiError, bad_request
+from openhnv.controller.models import MODELS
+from openhnv.controller.paths import (
+    BASE_PATH,
+    KINDS,
+    SINGLETON_COLLECTION,
+    SINGLETON_ID,
+    TOP_LEVEL,
+    child_collections,
+)
+from openhnv.controller.service import ControllerService
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+RESOURCE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["resourceRef", "resourceId", "etag", "instanceId", "properties"],
+    "properties": {
+        "resourceRef": {"type": "string"},
+        "resourceId": {"type": "string"},
+        "etag": {"type": "string"},
+        "instanceId": {"type": "string"},
+        "tags": {"type": "object"},
+        "properties": {"type": "object", "required": ["provisioningState"]},
+    },
+}
+COLLECTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["value", "nextLink"],
+    "properties": {
+        "value": {"type": "array", "items": RESOURCE_SCHEMA},
+        "nextLink": {"type": "string"},
+    },
+}
+IF_MATCH: dict[str, Any] = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": 'Optional etag (W/"<guid>") the resource (or its parent) must still have',
+    "schema": {"type": "string"},
+}
+REASONS = {
+    400: "The body, a reference or a path is invalid; the message names the field",
+    404: "No such resource (or its parent does not exist)",
+    409: "Conflicts with another resource, or is still referenced by one",
+    412: "If-Match does not match the current etag",
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"description": REASONS[code], "content": _json(ERROR_SCHEMA)} for code in codes}
+
+
+def _param_name(collection: str) -> str:
+    return (collection[:-1] if collection.endswith("s") else collection) + "Id"
+
+
+class CaseInsensitiveCollections:
+    """ASGI middleware: ``/Networking/V1/VirtualNetworks/x`` -> Microsoft's spelling."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            canonical = canonical_path(path)
+            if canonical != path:
+                scope = dict(scope, path=canonical, raw_path=canonical.encode())
+        await self.app(scope, receive, send)
+
+
+def canonical_path(path: str) -> str:
+    """Rewrite the base path and collection names to their canonical casing."""
+    parts = path.split("/")
+    base = BASE_PATH.strip("/").split("/")
+    if len(parts) < 3 or [p.casefold() for p in parts[1:3]] != base:
+        return path
+    parts[1:3] = base
+    allowed: tuple[str, ...] = TOP_LEVEL
+    chain: list[str] = []
+    for i in range(3, len(parts), 2):
+        match = next((c for c in allowed if c.casefold() == parts[i].casefold()), None)
+        if match is None:
+            break
+        parts[i] = match
+        chain.append(match)
+        allowed = child_collections(tuple(chain))
+    return "/".join(parts)
+
+
+async def _read_body(request: Request) -> object:
+    raw = await request.body()
+    if not raw.strip():
+        raise bad_request("", "the body must be a JSON object with resourceId and properties")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise bad_request("", f"the body is not valid JSON: {err}") from None
+
+
+def _with_etag(doc: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(doc, status_code=status, headers={"ETag": str(doc["etag"])})
+
+
+class _Routes:
+    """Builds the endpoints of one kind (collection chain)."""
+
+    def __init__(self, service: ControllerService, kind: tuple[str, ...]) -> None:
+        self.service = service
+        self.kind = kind
+        self.params = [_param_name(c) for c in kind]
+        if kind == (SINGLETON_COLLECTION,):
+            self.params = []
+
+    def template(self, item: bool) -> str:
+        parts: list[str] = []
+        for i, collection in enumerate(self.kind):
+            parts.append(collection)
+            last = i == len(self.kind) - 1
+            if not last or item:
+                parts.append(SINGLETON_ID if not self.params else "{" + self.params[i] + "}")
+        return BASE_PATH + "/" + "/".join(parts)
+
+    def ref(self, request: Request, item: bool) -> str:
+        parts: list[str] = []
+        for i, collection in enumerate(self.kind):
+            parts.append(collection)
+            if i < len(self.kind) - 1 or item:
+                parts.append(
+                    SINGLETON_ID if not self.params else request.path_params[self.params[i]]
+                )
+        return "/" + "/".join(parts)
+
+    def parameters(self, item: bool, if_match: bool = False) -> list[dict[str, Any]]:
+        names = self.params if item else self.params[:-1]
+        found = [
+            {
+                "name": n,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1},
+            }
+            for n in names
+        ]
+        return [*found, IF_MATCH] if if_match else found
+
+    def list(self) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            return JSONResponse(self.service.list(self.ref(request, item=False)))
+
+        return endpoint
+
+    def get(self) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            return _with_etag(self.service.get(self.ref(request, item=True)))
+
+        return endpoint
+
+    def put(self) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            body = await _read_body(request)
+            created, doc = self.service.put(
+                self.ref(request, item=True), body, request.headers.get("if-match")
+            )
+            return _with_etag(doc, 201 if created else 200)
+
+        return endpoint
+
+    def delete(self) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            self.service.delete(self.ref(request, item=True), request.headers.get("if-match"))
+            return Response(status_code=200)
+
+        return endpoint
+
+
+def _body_schema(kind: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["properties"],
+        "properties": {
+            "resourceId": {"type": "string"},
+            "tags": {"type": "object"},
+            "properties": {"$ref": f"#/components/schemas/{MODELS[kind].__name__}"},
+        },
+    }
+
+
+def create_app(service: ControllerService) -> FastAPI:
+    """The REST application over ``service``."""
+    app = FastAPI(
+        title="openhnv Network Controller",
+        version=__version__,
+        description="Microsoft Network Controller northbound REST API (HNV v2 subset).",
+    )
+    for kind in KINDS:
+        routes = _Routes(service, kind)
+        name = "/".join(kind)
+        singleton = kind == (SINGLETON_COLLECTION,)
+        app.add_api_route(
+            routes.template(item=False),
+            routes.list(),
+            methods=["GET"],
+            summary=f"List {name}",
+            operation_id=f"list_{'_'.join(kind)}",
+            tags=[kind[0]],
+            responses={
+                200: {"description": "The collection", "content": _json(COLLECTION_SCHEMA)},
+                **_errors(400, 404),
+            },
+            openapi_extra={"parameters": routes.parameters(item=False)},
+        )
+        app.add_api_route(
+            routes.template(item=True),
+            routes.get(),
+            methods=["GET"],
+            summary=f"Get one of {name}",
+            operation_id=f"get_{'_'.join(kind)}",
+            tags=[kind[0]],
+            responses={
+                200: {"description": "The resource", "content": _json(RESOURCE_SCHEMA)},
+                **_errors(400, 404),
+            },
+            openapi_extra={"parameters": routes.parameters(item=True)},
+        )
+        app.add_api_route(
+            routes.template(item=True),
+            routes.put(),
+            methods=["PUT"],
+            summary=f"Create or replace one of {name}",
+            operation_id=f"put_{'_'.join(kind)}",
+            tags=[kind[0]],
+            responses={
+                200: {"description": "Replaced (or unchanged)", "content": _json(RESOURCE_SCHEMA)},
+                201: {"description": "Created", "content": _json(RESOURCE_SCHEMA)},
+                **_errors(400, 404, 409, 412),
+            },
+            openapi_extra={
+                "parameters": routes.parameters(item=True, if_match=True),
+                "requestBody": {"required": True, "content": _json(_body_schema(kind))},
+            },
+        )
+        if not singleton:
+            app.add_api_route(
+                routes.template(item=True),
+                routes.delete(),
+                methods=["DELETE"],
+                summary=f"Delete one of {name}",
+                operation_id=f"delete_{'_'.join(kind)}",
+                tags=[kind[0]],
+                response_class=Response,
+                responses={200: {"description": "Deleted"}, **_errors(400, 404, 409, 412)},
+                openapi_extra={"parameters": routes.parameters(item=True, if_match=True)},
+            )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError) -> Response:
+        return JSONResponse(err.as_body(), status_code=err.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
+        code = {404: "ResourceNotFound", 405: "MethodNotAllowed"}.get(err.status_code, "Error")
+        message = f"{request.method} {request.url.path}: {err.detail}"
+        return JSONResponse(
+            {"error": {"code": code, "message": message}}, status_code=err.status_code
+        )
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in MODELS.values():
+                found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(found.pop("$defs", {}))
+                components[model.__name__] = found
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(CaseInsensitiveCollections)
+    return app
