@@ -15,7 +15,11 @@ from openhnv import __version__
 # subcommand -> (module holding ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "controller": ("openhnv.api.server", "run the Network Controller REST service"),
+    "demo": ("openhnv.lab.demo", "run the seed's Contoso/Fabrikam datacenter with live traffic"),
+    "host": ("openhnv.agent.host_main", "run a host: ovsdb-server, host agent and vSwitch"),
     "lab": ("openhnv.lab.cli", "build, inspect and remove a lab datacenter in network namespaces"),
+    "trace": ("openhnv.agent.inspect_cli", "dry-run a packet through a host's VFP port"),
+    "vfp": ("openhnv.agent.inspect_cli", "inspect a host's VFP: ports, layers, rules, flows"),
     "pki": ("openhnv.ovsdb.pki", "create CA, controller and host certificates for OVSDB/SSL"),
 }
 
