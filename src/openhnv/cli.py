@@ -18,8 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("openhnv.lab.demo", "run the seed's Contoso/Fabrikam datacenter with live traffic"),
     "host": ("openhnv.agent.host_main", "run a host: ovsdb-server, host agent and vSwitch"),
     "lab": ("openhnv.lab.cli", "build, inspect and remove a lab datacenter in network namespaces"),
-    "trace": ("openhnv.agent.inspect_cli", "dry-run a packet through a host's VFP port"),
-    "vfp": ("openhnv.agent.inspect_cli", "inspect a host's VFP: ports, layers, rules, flows"),
+    "trace": ("openhnv.agent.trace_cli", "dry-run a packet through a host's VFP port"),
+    "vfp": ("openhnv.agent.vfp_cli", "inspect a host's VFP: ports, layers, rules, flows"),
     "pki": ("openhnv.ovsdb.pki", "create CA, controller and host certificates for OVSDB/SSL"),
 }
 
