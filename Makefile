@@ -49,8 +49,8 @@ bench: deps
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PYTHON) $$b; done
 
 demo: deps
-	hnv demo
+	$(PYTHON) -m openhnv demo
 
 clean:
-	-hnv lab clean
+	-$(PYTHON) -m openhnv lab clean
 	rm -rf .deps-stamp .mypy_cache .pytest_cache .ruff_cache .hypothesis
