@@ -262,3 +262,39 @@ def test_stopped_hosts_drop_and_bad_fabric_use_is_named() -> None:
         net.fabric.add_subnet("rack1", "10.0.0.0/8")
     with pytest.raises(VSwitchError, match="does not fit its subnet"):
         net.switches["h1"].set_provider_addresses([PaConfig("10.9.9.9", 24, None, None, "up0")])
+
+
+def test_a_host_with_two_uplinks_sends_each_vm_from_its_mapped_pa(net: Net) -> None:
+    net.fabric.add_host("h4", {"up0": "rack1", "up1": "rack2"})
+    sw = HostSwitch(VSwitch(), EmulatedDriver(net.fabric, "h4"), expire_interval=None)
+    sw.start()
+    sw.set_provider_addresses([
+        PaConfig("192.168.1.40", 24, 11, "192.168.1.1", "up0"),
+        PaConfig("192.168.2.40", 24, 12, "192.168.2.1", "up1"),
+    ])  # fmt: skip
+    new = {"d1": ("00:1d:d8:00:00:d1", "10.1.1.41", "192.168.1.40"),
+           "d2": ("00:1d:d8:00:00:d2", "10.1.1.42", "192.168.2.40")}  # fmt: skip
+    cmds: list[c.Command] = []
+    for name, (vm_mac, ip, pa) in new.items():
+        mapping = c.AddMapping(Mapping(CONTOSO, ip, pa, vm_mac, 5001))
+        cmds.append(mapping)
+        for other in net.switches.values():
+            other.apply([mapping])
+        net.fabric.add_vm_port("h4", name, vm_mac)
+        port = c.AddPort(name, vm_mac, 5001, CONTOSO, (ip,))
+        cmds += hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=PREFIXES[CONTOSO])
+    for vm in VMS.values():
+        cmds.append(c.AddMapping(Mapping(vm.rdid, vm.ip, HOSTS[vm.host][1], vm.mac, vm.vsid,
+                                         ENCAP[vm.rdid])))  # fmt: skip
+    sw.apply(cmds)
+    c12 = VMS["c12"]
+    for name, (vm_mac, ip, _pa) in new.items():
+        frames = [udp_frame(vm_mac, c12.mac, ip, c12.ip, sport=4000 + i) for i in range(16)]
+        net.fabric.send_batch_from_vm("h4", name, frames)
+        assert net.received("c12") == frames  # none dropped as spoofed by h2
+    wire = net.fabric.wire()
+    sources = {(rack, ip_to_str(decapsulate(untag(f)[1]).outer_ip.src)) for rack, f in wire}
+    # d1 straight on rack1; d2 on rack2 to the router, then routed onto rack1
+    assert sources == {("rack1", "192.168.1.40"), ("rack2", "192.168.2.40"),
+                       ("rack1", "192.168.2.40")}  # fmt: skip
+    net.everyone_else_got_nothing()
