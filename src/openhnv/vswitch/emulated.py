@@ -290,6 +290,7 @@ class EmulatedDriver:
         self.sink: FrameSink | None = None
         self.counters: Counter[str] = Counter()
         self._pas: dict[str, PaConfig] = {}
+        self._local: frozenset[bytes] = frozenset()
         self._watched: list[str] = []
         self._reported: dict[str, str] = {}
 
@@ -324,6 +325,7 @@ class EmulatedDriver:
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
         self._pas = {pa.address: pa for pa in pas}
+        self._local = frozenset(ipaddress.IPv4Address(a).packed for a in self._pas)
         self.fabric._place_pas(self.host, pas)
 
     def uplink_mac(self, interface: str) -> str:
@@ -371,13 +373,14 @@ class EmulatedDriver:
         if sink is None:
             return
         tunnel: list[bytes] = []
+        local = self._local
         for frame in frames:
             if frame[12:14] == _TAG:
                 frame = frame[:12] + frame[16:]
             if frame[12:14] != _IPV4 or len(frame) < _ETHERNET + 20:
                 self.counters["rx_drop:not_ipv4"] += 1
                 continue
-            if str(ipaddress.IPv4Address(frame[30:34])) not in self._pas:
+            if frame[30:34] not in local:
                 self.counters["rx_drop:not_our_pa"] += 1
                 continue
             proto = frame[23]
