@@ -260,8 +260,20 @@ def test_stopped_hosts_drop_and_bad_fabric_use_is_named() -> None:
         net.fabric.inject("h1", "up9", b"")
     with pytest.raises(VSwitchError, match="subnet 'rack1' exists"):
         net.fabric.add_subnet("rack1", "10.0.0.0/8")
+
+
+def test_pas_the_fabric_refuses_leave_the_switch_as_it_was(net: Net) -> None:
+    h1 = net.switches["h1"]
+    before = h1.inspect(lambda e: e.provider_addresses())
     with pytest.raises(VSwitchError, match="does not fit its subnet"):
-        net.switches["h1"].set_provider_addresses([PaConfig("10.9.9.9", 24, None, None, "up0")])
+        h1.set_provider_addresses([PaConfig("10.9.9.9", 24, None, None, "up0")])
+    with pytest.raises(VSwitchError, match=r"192\.168\.1\.20 on h1/up0 is in use"):
+        h1.set_provider_addresses([PaConfig("192.168.1.20", 24, 11, None, "up0")])
+    with pytest.raises(VSwitchError, match="no uplink 'up7'"):
+        h1.set_provider_addresses([PaConfig("192.168.1.10", 24, 11, None, "up7")])
+    assert h1.inspect(lambda e: e.provider_addresses()) == before
+    net.send("c11", frame_between("c11", "c12"))
+    assert len(net.received("c12")) == 1
 
 
 def test_a_host_with_two_uplinks_sends_each_vm_from_its_mapped_pa(net: Net) -> None:

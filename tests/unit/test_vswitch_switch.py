@@ -275,3 +275,14 @@ def test_expire_retires_idle_flows() -> None:
     assert sw.inspect(lambda e: e.counters("vm1"))["flows"] == 1
     assert sw.expire(now=10_000.0) >= 1
     assert sw.inspect(lambda e: e.counters("vm1"))["flows"] == 0
+
+
+def test_the_expiry_thread_starts_and_stops_with_the_switch() -> None:
+    driver = NullDriver()
+    sw = HostSwitch(VSwitch(), driver, expire_interval=0.001)
+    sw.start()
+    sw.start()  # idempotent
+    assert any(t.name == "hnv-vswitch-expire" for t in threading.enumerate())
+    sw.stop()
+    assert not any(t.name == "hnv-vswitch-expire" for t in threading.enumerate())
+    assert (driver.opened, driver.closed) == (1, 1)

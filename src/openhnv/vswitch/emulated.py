@@ -195,8 +195,19 @@ class Fabric:
         if self._drivers.get(driver.host) is driver:
             del self._drivers[driver.host]
 
+    def _check_pas(self, host: str, pas: Sequence[PaConfig]) -> None:
+        """``VSwitchError`` unless every PA fits its uplink's subnet and is free there."""
+        for pa in pas:
+            u = self._uplink(host, pa.interface)
+            if pa.network != u.subnet.network:
+                raise VSwitchError(f"PA {pa.address}/{pa.prefix_length} on {host}/{pa.interface}"
+                                   f" does not fit its subnet {u.subnet.network}")  # fmt: skip
+            owner = u.subnet.addresses.get(pa.address)
+            if owner is not None and u.subnet.macs.get(owner, ("",))[0] != host:
+                raise VSwitchError(f"PA {pa.address} on {host}/{pa.interface} is in use already")
+
     def _place_pas(self, host: str, pas: Sequence[PaConfig]) -> None:
-        """``host``'s PAs are now ``pas``: the segments answer ARP for them."""
+        """``host``'s PAs are now ``pas`` (checked): the segments answer ARP for them."""
         for u in self._uplinks.values():
             if u.host != host:
                 continue
@@ -206,11 +217,6 @@ class Fabric:
             u.pas.clear()
         for pa in pas:
             u = self._uplink(host, pa.interface)
-            if pa.network != u.subnet.network:
-                raise VSwitchError(f"PA {pa.address}/{pa.prefix_length} on {host}/{pa.interface}"
-                                   f" does not fit its subnet {u.subnet.network}")  # fmt: skip
-            if pa.address in u.subnet.addresses:
-                raise VSwitchError(f"PA {pa.address} on {host}/{pa.interface} is in use already")
             u.pas.add(pa.address)
             u.subnet.addresses[pa.address] = u.mac
         for driver in list(self._drivers.values()):
@@ -324,6 +330,7 @@ class EmulatedDriver:
             self.fabric._send(self.fabric._uplink(self.host, pa.interface), batch)
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
+        self.fabric._check_pas(self.host, pas)
         self._pas = {pa.address: pa for pa in pas}
         self._local = frozenset(ipaddress.IPv4Address(a).packed for a in self._pas)
         self.fabric._place_pas(self.host, pas)
