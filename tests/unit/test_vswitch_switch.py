@@ -282,7 +282,8 @@ def test_the_expiry_thread_starts_and_stops_with_the_switch() -> None:
     sw = HostSwitch(VSwitch(), driver, expire_interval=0.001)
     sw.start()
     sw.start()  # idempotent
-    assert any(t.name == "hnv-vswitch-expire" for t in threading.enumerate())
+    (expirer,) = [t for t in threading.enumerate() if t is sw._expirer]
+    assert expirer.is_alive()
     sw.stop()
-    assert not any(t.name == "hnv-vswitch-expire" for t in threading.enumerate())
+    assert not expirer.is_alive()
     assert (driver.opened, driver.closed) == (1, 1)
