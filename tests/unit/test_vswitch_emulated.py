@@ -352,3 +352,16 @@ def test_every_vm_reaches_exactly_the_vms_of_its_vnet_across_many_hosts() -> Non
             for other in vms:  # nobody else heard it
                 assert fabric.received(other[1], other[0]) == [], (src[0], dst[0], other[0])
     assert fabric.counters["router:forwarded"] > 0
+
+
+def test_pas_answer_ping_on_their_rack_and_through_the_router(net: Net) -> None:
+    assert net.fabric.ping("h1", "up0", "192.168.1.20")  # same rack
+    assert net.fabric.ping("h1", "up0", "192.168.2.30")  # the other rack, routed both ways
+    assert not net.fabric.ping("h1", "up0", "192.168.2.99")  # nobody there
+    assert not net.fabric.ping("h1", "up0", "10.0.0.1")  # no route
+    net.switches["h3"].stop()
+    assert not net.fabric.ping("h1", "up0", "192.168.2.30")
+    icmp = [untag(f) for _, f in net.fabric.wire() if untag(f)[1][23] == 1]
+    replies = [(vlan, f) for vlan, f in icmp if f[34] == 0]  # echo replies
+    assert {vlan for vlan, _ in replies} == {11, 12}  # tagged with each rack's VLAN
+    net.everyone_else_got_nothing()
