@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 NIC_COLLECTION = "networkinterfaces"
 TICK = 1.0  # seconds; the publisher thread also wakes on every event
+COMPILE_DUTY = 2.0  # pause after a compile, in multiples of its duration
 
 
 def _collection(ref: str) -> str:
@@ -124,6 +125,9 @@ class Publisher:
         self._nic_by_instance: dict[str, str] = {}  # casefolded instanceId -> NIC ref
         self._reported: dict[str, tuple[str, str, str]] = {}  # ref -> (status, code, message)
         self._port_conflicts: dict[str, str] = {}  # NIC key -> message
+        # Written to the service once per step (one lock, one store commit):
+        self._nic_updates: list[tuple[str, str | None, str, dict[str, Any] | None]] = []
+        self._configs: dict[str, dict[str, Any] | None] = {}
         self._idle = True
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
@@ -189,25 +193,36 @@ class Publisher:
             self._full()
         except Exception:
             log.exception("publisher: first compile failed")
+        compile_after = 0.0  # monotonic time before which queued refs wait (duty cycle)
         while True:
             with self._cond:
                 self._idle = not (self._refs or self._ports or self._statuses)
-                self._cond.wait_for(
-                    lambda: self._stopping or bool(self._refs or self._ports or self._statuses),
-                    timeout=TICK,
-                )
+                while not self._stopping:
+                    wait = compile_after - time.monotonic() if self._refs else TICK
+                    if self._ports or self._statuses or (self._refs and wait <= 0):
+                        break
+                    self._cond.wait(min(max(wait, 0.001), TICK))
                 if self._stopping:
                     return
-                refs = list(self._refs.values())
+                compiling = time.monotonic() >= compile_after
+                refs = list(self._refs.values()) if compiling else []
+                if compiling:
+                    self._refs = {}
                 ports, statuses = self._ports, self._statuses
-                self._refs, self._ports, self._statuses = {}, [], set()
+                self._ports, self._statuses = [], set()
                 self._idle = False
+            started = time.monotonic()
             try:
                 if refs:
                     self._compile(refs)
+                    # Under a stream of changes, leave the interpreter to the REST service
+                    # for COMPILE_DUTY times as long as this compile took: later changes
+                    # queue meanwhile and compile together.
+                    compile_after = time.monotonic() + (time.monotonic() - started) * COMPILE_DUTY
                 if ports:
                     self._bind(ports)
                 self._progress(statuses if not refs else set(self._links))
+                self._flush()
             except Exception:  # never let a bug stop publishing for good
                 log.exception("publisher: step failed; recompiling everything")
                 try:
@@ -230,6 +245,7 @@ class Publisher:
             self._give(server_id, state, None)
         self._evaluate(_nic_etags(snapshot.get("networkInterfaces", [])), None)
         self._progress(set(self._links))
+        self._flush()
 
     def _compile(self, refs: Sequence[str]) -> None:
         assert self._index is not None and self._compiler is not None
@@ -363,6 +379,8 @@ class Publisher:
                 if nic.vnet_id not in vnet_hosts:
                     vnet_hosts[nic.vnet_id] = index.hosts_of_vnet(nic.vnet_id)
                 hosts = vnet_hosts[nic.vnet_id] | {nic.server_id}
+            if self._reported.pop(key, None) is not None and key not in self._port_conflicts:
+                self._configs[ref] = None  # "committed" no longer holds: back to none
             need = {h: self._host_seq.get(h, self._seq) for h in hosts}
             self._pending[key] = _Pending(ref, etag, need)
             for host in need:
@@ -420,13 +438,13 @@ class Publisher:
         self._show(ref, doc)
 
     def _show(self, ref: str, doc: dict[str, Any]) -> None:
-        """Set a configurationState unless it says what it already says."""
+        """Queue a configurationState unless it says what it already says."""
         info = doc["detailedInfo"][0]
         said = (doc["status"], info["code"], info["message"])
         if self._reported.get(ref_key(ref)) == said:
             return
         self._reported[ref_key(ref)] = said
-        self.service.set_configuration_state(ref, doc)
+        self._configs[ref] = doc
 
     def _warn(self, ref: str, message: str) -> None:
         self._show(ref, configuration_state(WARNING, PORT_ON_OTHER_HOST, message, self.clock()))
@@ -434,16 +452,29 @@ class Publisher:
     def _set_nic(
         self, ref: str, etag: str | None, state: str, status: str | None, code: str, message: str
     ) -> None:
+        """Queue a NIC's provisioningState (and configurationState) for ``_flush``."""
         conflict = self._port_conflicts.get(ref_key(ref))
-        try:
-            if not self.service.set_provisioning_state(ref, state, if_etag=etag):
-                return  # a newer PUT: its own compile decides
-        except ApiError:
-            return  # deleted meanwhile
+        doc: dict[str, Any] | None = None
+        now = self.clock()
         if conflict is not None and status != FAILURE:
-            self._warn(ref, conflict)
+            doc = configuration_state(WARNING, PORT_ON_OTHER_HOST, conflict, now)
         elif status is not None:
-            self._show(ref, configuration_state(status, code, message, self.clock()))
+            doc = configuration_state(status, code, message, now)
+        self._nic_updates.append((ref, etag, state, doc))
+
+    def _flush(self) -> None:
+        """Write the queued states to the service: one lock and one store commit each."""
+        updates, self._nic_updates = self._nic_updates, []
+        if updates:
+            done = self.service.set_provisioning_states(
+                [(ref, state, etag) for ref, etag, state, _ in updates]
+            )
+            for (ref, _, _, doc), ok in zip(updates, done, strict=True):
+                if ok and doc is not None:  # else a newer PUT, or deleted: not ours to say
+                    self._show(ref, doc)
+        configs, self._configs = self._configs, {}
+        if configs:
+            self.service.set_configuration_states(configs)
 
     # -- Physical_Port reports ---------------------------------------------------------
     def _bind(self, events: Sequence[tuple[str, RowEvent]]) -> None:
