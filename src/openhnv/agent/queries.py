@@ -1,0 +1,407 @@
+"""What the host's control socket answers: the ops of ``hnv vfp``, ``hnv host`` and ``hnv trace``.
+
+Every engine read runs under ``HostSwitch.inspect`` (the switch's lock), through the
+engine's own listings (``openhnv.vfp.listing``); nothing here changes the switch.
+``host_handlers`` returns the op table that ``control.ControlServer`` dispatches.
+
+Ops and their arguments (results are JSON-ready lists of dicts or dicts):
+
+=====================  ==============================  ===================================
+op                     arguments                       like
+=====================  ==============================  ===================================
+``ping``                                               host name and pid
+``list-ports``                                         ``vfpctrl /list-vmswitch-port``
+``list-layers``        ``port``                        ``vfpctrl /port P /list-layer``
+``list-groups``        ``port``, ``layer``             ``/list-group``
+``list-rules``         ``port``, [``layer``, ``group``] ``/list-rule``
+``list-spaces``                                        ``/list-space``
+``list-mappings``      [``port``]                      ``/list-mapping``
+``list-flows``         ``port``, [``limit``]           ``/list-unified-flow``
+``counters``           ``port`` (``uplink`` too)        ``/get-port-counter``
+``rule-counters``      ``port``
+``pa-ca-mapping``                                      ``Get-PACAMapping``
+``provider-addresses``                                 ``Get-ProviderAddress``
+``status``                                             agent and process state
+``problems``                                           rows the agent skipped, and why
+``trace``              ``port``, ``tokens``, [``direction``]  ``/process-tuples``
+=====================  ==============================  ===================================
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from openhnv.agent.control import ControlError, Handler, Params
+from openhnv.agent.frame_spec import (
+    DEFAULT_DESTINATION_PORT,
+    DEFAULT_SOURCE_PORT,
+    FrameSpec,
+    parse_description,
+)
+from openhnv.packet.decode import describe
+from openhnv.packet.frames import (
+    icmp_echo_frame,
+    nvgre_encapsulate,
+    tcp_frame,
+    udp_frame,
+    vxlan_encapsulate,
+)
+from openhnv.vfp.emits import UPLINK
+from openhnv.vfp.listing import Trace
+from openhnv.vfp.model import Port
+from openhnv.vfp.policy import Route
+from openhnv.vfp.spaces import Mapping as CaMapping
+from openhnv.vfp.switch import VSwitch
+from openhnv.vswitch.switch import HostSwitch, PaConfig
+
+Row = dict[str, Any]
+
+DEFAULT_ROUTER_MAC = "40:1d:d8:b7:1c:06"  # docs/southbound.md: Global.other_config default
+OUTER_SOURCE_MAC = "02:00:00:00:00:01"  # the PA router's MAC in an uplink trace, unless given
+VXLAN_SOURCE_PORT = 49152
+NVGRE_FLOW_ID = 0
+
+
+class AgentView(Protocol):
+    """What the queries need of a ``HostAgent``."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def problems(self) -> list[dict[str, Any]]: ...
+
+
+# -- argument helpers ------------------------------------------------------------------
+
+
+def _text(params: Params, name: str, *, required: bool = True) -> str | None:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise ControlError(f"missing argument {name!r}")
+        return None
+    if not isinstance(value, str) or not value:
+        raise ControlError(f"argument {name!r} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _required(params: Params, name: str) -> str:
+    value = _text(params, name)
+    if value is None:  # _text raised already; this keeps the type exact
+        raise ControlError(f"missing argument {name!r}")
+    return value
+
+
+def _limit(params: Params) -> int | None:
+    value = params.get("limit")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ControlError(f"argument 'limit' must be a non-negative integer, not {value!r}")
+    return value
+
+
+# -- engine reads (run under the switch lock) ------------------------------------------
+
+
+def _all_rules(engine: VSwitch, port: str) -> list[Row]:
+    rows: list[Row] = []
+    for layer in engine.layers(port):
+        for group in engine.groups(port, layer["name"]):
+            for rule in engine.rules(port, layer["name"], group["name"]):
+                rows.append({"layer": layer["name"], "group": group["name"], **rule})
+    return rows
+
+
+def _rules(engine: VSwitch, port: str, layer: str | None, group: str | None) -> list[Row]:
+    if layer is None and group is None:
+        return _all_rules(engine, port)
+    if layer is None or group is None:
+        raise ControlError("list-rules takes both 'layer' and 'group', or neither")
+    return [{"layer": layer, "group": group, **r} for r in engine.rules(port, layer, group)]
+
+
+def _mappings(engine: VSwitch, port: str | None) -> list[Row]:
+    rows = engine.mappings()
+    if port is None:
+        return rows
+    p = _vm_port(engine, port)
+    return [r for r in rows if r["rdid"] == p.rdid]
+
+
+def pa_ca_mapping(engine: VSwitch) -> list[Row]:
+    """Every CA -> PA mapping, as ``Get-PACAMapping`` shows them."""
+    return [
+        {
+            "ca_ip_address": m["customer_address"],
+            "ca_mac_address": m["customer_mac"],
+            "virtual_subnet_id": m["vsid"],
+            "pa_ip_address": m["provider_address"],
+            "rdid": m["rdid"],
+            "encapsulation": m["encapsulation"],
+            "mapping_type": "local" if m["local"] else "remote",
+        }
+        for m in sorted(
+            engine.mappings(),
+            key=lambda m: (m["vsid"], ipaddress.ip_address(m["customer_address"]), m["rdid"]),
+        )
+    ]
+
+
+def _mask(prefix_length: int) -> str:
+    return str(ipaddress.IPv4Network(f"0.0.0.0/{prefix_length}").netmask)
+
+
+def provider_addresses(engine: VSwitch, configs: Sequence[PaConfig] = ()) -> list[Row]:
+    """This host's PAs, as ``Get-ProviderAddress`` shows them.
+
+    ``configs`` are the switch's ``PaConfig``s (gateway IP and uplink interface).
+    """
+    by_address = {c.address: c for c in configs}
+    rows = []
+    for pa in engine.provider_addresses():
+        config = by_address.get(pa["address"])
+        rows.append(
+            {
+                "provider_address": pa["address"],
+                "mac_address": pa["mac"],
+                "prefix_length": pa["prefix_length"],
+                "subnet_mask": _mask(pa["prefix_length"]),
+                "default_gateway": config.gateway if config is not None else None,
+                "gateway_mac": pa["gateway_mac"],
+                "vlan": f"VLAN{pa['vlan_id']}" if pa["vlan_id"] else "untagged",
+                "vlan_id": pa["vlan_id"],
+                "interface": config.interface if config is not None else None,
+            }
+        )
+    return rows
+
+
+def _list_ports(switch: HostSwitch) -> list[Row]:
+    reported = switch.ports()
+    rows = switch.inspect(lambda e: e.ports())
+    for row in rows:
+        row["attached"] = row["name"] in reported
+        row["programmed"] = True
+    programmed = {row["name"] for row in rows}
+    for name, mac in sorted(reported.items()):
+        if name not in programmed:
+            rows.append({"name": name, "mac": mac, "attached": True, "programmed": False})
+    return rows
+
+
+# -- trace -------------------------------------------------------------------------------
+
+
+def _vm_port(engine: VSwitch, name: str) -> Port:
+    port = engine.fabric.ports.get(name)
+    if port is None:
+        known = ", ".join(sorted(engine.fabric.ports)) or "none"
+        raise ControlError(f"no such port {name!r} (ports: {known}; or uplink)")
+    return port
+
+
+def router_mac(port: Port) -> str:
+    """The distributed router's MAC as the port's VNET layer routes to it."""
+    for layer in port.layers.values():
+        for group in layer.groups.values():
+            for rule in group.rules.values():
+                if isinstance(rule.action, Route):
+                    return rule.action.router_mac
+    return DEFAULT_ROUTER_MAC
+
+
+def _peer_mac(engine: VSwitch, port: Port, address: str) -> str:
+    """The MAC a frame between ``port`` and CA ``address`` carries on the VM's side."""
+    m = engine.fabric.mappings.by_ip(port.rdid, ipaddress.ip_address(address))
+    if m is not None and m.vsid == port.vsid:
+        return m.customer_mac
+    return router_mac(port)
+
+
+def _inner_frame(spec: FrameSpec, src_mac: str, dst_mac: str) -> bytes:
+    if spec.protocol_name in ("tcp", "udp"):
+        sport = spec.src_port if spec.src_port is not None else DEFAULT_SOURCE_PORT
+        dport = spec.dst_port if spec.dst_port is not None else DEFAULT_DESTINATION_PORT
+        if spec.protocol_name == "tcp":
+            return tcp_frame(
+                src_mac=src_mac, dst_mac=dst_mac, src_ip=spec.src, dst_ip=spec.dst,
+                src_port=sport, dst_port=dport, flags=spec.tcp_flags, ttl=spec.ttl,
+            )  # fmt: skip
+        return udp_frame(
+            src_mac=src_mac, dst_mac=dst_mac, src_ip=spec.src, dst_ip=spec.dst,
+            src_port=sport, dst_port=dport, ttl=spec.ttl,
+        )  # fmt: skip
+    return icmp_echo_frame(
+        src_mac=src_mac, dst_mac=dst_mac, src_ip=spec.src, dst_ip=spec.dst, ttl=spec.ttl
+    )
+
+
+def _local_destination(engine: VSwitch, spec: FrameSpec) -> CaMapping:
+    local = engine.fabric.provider_addresses
+    address = ipaddress.ip_address(spec.dst)
+    found = [
+        m
+        for m in engine.fabric.mappings.all()
+        if ipaddress.ip_address(m.customer_address) == address
+        and (spec.rdid is None or m.rdid == spec.rdid)
+        and (spec.vsid is None or m.vsid == spec.vsid)
+    ]
+    mine = [m for m in found if m.provider_address in local] or found
+    if not mine:
+        raise ControlError(f"dst={spec.dst}: no mapping for this CA on the host; give vsid=/rdid=")
+    if len({m.rdid for m in mine}) > 1:
+        rdids = ", ".join(sorted({m.rdid for m in mine}))
+        raise ControlError(f"dst={spec.dst} is a CA in several routing domains ({rdids}): "
+                           "give rdid= or vsid=")  # fmt: skip
+    return mine[0]
+
+
+def _port_of_mac(engine: VSwitch, mac: str) -> Port | None:
+    return next((p for p in engine.fabric.ports.values() if p.mac == mac), None)
+
+
+def uplink_frame(engine: VSwitch, spec: FrameSpec) -> bytes:
+    """The outer frame another host would send for ``spec`` to a local CA."""
+    dst = _local_destination(engine, spec)
+    src = engine.fabric.mappings.by_ip(dst.rdid, ipaddress.ip_address(spec.src))
+    if spec.outer_src is not None:
+        outer_src = spec.outer_src
+    elif src is not None:
+        outer_src = src.provider_address
+    else:
+        raise ControlError(f"src={spec.src}: no mapping in RDID {dst.rdid}; give outer_src=PA")
+    outer_dst = spec.outer_dst or dst.provider_address
+    vsid = spec.vsid or dst.vsid
+    local_pa = engine.fabric.provider_addresses.get(outer_dst)
+    outer_dst_mac = local_pa.mac if local_pa is not None else OUTER_SOURCE_MAC
+    if spec.src_mac is not None:
+        inner_src_mac = spec.src_mac
+    elif src is not None and src.vsid == dst.vsid:
+        inner_src_mac = src.customer_mac
+    else:  # routed by the sending host's distributed router
+        dst_port = _port_of_mac(engine, dst.customer_mac)
+        inner_src_mac = router_mac(dst_port) if dst_port is not None else DEFAULT_ROUTER_MAC
+    inner = _inner_frame(spec, inner_src_mac, spec.dst_mac or dst.customer_mac)
+    if (spec.encapsulation or dst.encapsulation) == "nvgre":
+        return nvgre_encapsulate(
+            inner, outer_src_mac=OUTER_SOURCE_MAC, outer_dst_mac=outer_dst_mac,
+            src_pa=outer_src, dst_pa=outer_dst, vsid=vsid, flow_id=NVGRE_FLOW_ID,
+        )  # fmt: skip
+    return vxlan_encapsulate(
+        inner, outer_src_mac=OUTER_SOURCE_MAC, outer_dst_mac=outer_dst_mac,
+        src_pa=outer_src, dst_pa=outer_dst, vni=vsid, src_port=VXLAN_SOURCE_PORT,
+    )  # fmt: skip
+
+
+def trace_frame(engine: VSwitch, port: str, direction: str, spec: FrameSpec) -> bytes:
+    """The frame ``spec`` describes, crossing ``port`` in ``direction``, MACs filled in."""
+    if port == UPLINK:
+        return uplink_frame(engine, spec)
+    p = _vm_port(engine, port)
+    if direction == "out":
+        src_mac = spec.src_mac or p.mac
+        dst_mac = spec.dst_mac or _peer_mac(engine, p, spec.dst)
+    else:
+        src_mac = spec.src_mac or _peer_mac(engine, p, spec.src)
+        dst_mac = spec.dst_mac or p.mac
+    return _inner_frame(spec, src_mac, dst_mac)
+
+
+def trace_row(t: Trace) -> Row:
+    """A ``Trace`` as JSON-ready data (``lines`` is its text form)."""
+    return {
+        "port": t.port,
+        "direction": t.direction,
+        "flow": t.flow,
+        "steps": [
+            {
+                "layer": s.layer,
+                "group": s.group,
+                "rule_id": s.rule_id,
+                "priority": s.priority,
+                "action": s.action,
+                "note": s.note,
+            }
+            for s in t.steps
+        ],
+        "transposition": t.transposition.describe(),
+        "copies": list(t.copies),
+        "result": t.result,
+        "then": trace_row(t.then) if t.then is not None else None,
+    }
+
+
+def _trace(switch: HostSwitch, params: Params) -> Row:
+    port = _required(params, "port")
+    tokens = params.get("tokens")
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ControlError("argument 'tokens' must be a list of name=value strings")
+    spec = parse_description(tokens)
+    direction = _text(params, "direction", required=False) or spec.direction or "out"
+    if direction not in ("in", "out"):
+        raise ControlError(f"direction {direction!r}: expected out or in")
+    if port == UPLINK:
+        direction = "in"
+
+    def run(engine: VSwitch) -> Row:
+        frame = trace_frame(engine, port, direction, spec)
+        t = engine.trace(port, direction, frame)  # type: ignore[arg-type]
+        return {**trace_row(t), "frame": describe(frame), "lines": t.lines()}
+
+    return switch.inspect(run)
+
+
+# -- the op table ----------------------------------------------------------------------
+
+
+def host_handlers(
+    switch: HostSwitch,
+    agent: AgentView,
+    *,
+    process_status: Callable[[], dict[str, Any]],
+) -> Mapping[str, Handler]:
+    """The control ops of one host (module docstring lists them)."""
+
+    def port_op(fn: Callable[[VSwitch, str], Any]) -> Handler:
+        return lambda p: switch.inspect(lambda e: fn(e, _required(p, "port")))
+
+    def status(_: Params) -> Row:
+        return {**process_status(), "agent": agent.status()}
+
+    def problems(_: Params) -> list[Row]:
+        return agent.problems()
+
+    def provider(_: Params) -> list[Row]:
+        configs = switch.provider_addresses()
+        return switch.inspect(lambda e: provider_addresses(e, configs))
+
+    return {
+        "ping": lambda _: {k: v for k, v in process_status().items() if k in ("name", "pid")},
+        "list-ports": lambda _: _list_ports(switch),
+        "list-layers": port_op(lambda e, p: e.layers(p)),
+        "list-groups": lambda p: switch.inspect(
+            lambda e: e.groups(_required(p, "port"), _required(p, "layer"))
+        ),
+        "list-rules": lambda p: switch.inspect(
+            lambda e: _rules(
+                e,
+                _required(p, "port"),
+                _text(p, "layer", required=False),
+                _text(p, "group", required=False),
+            )
+        ),
+        "list-spaces": lambda _: switch.inspect(lambda e: e.spaces()),
+        "list-mappings": lambda p: switch.inspect(
+            lambda e: _mappings(e, _text(p, "port", required=False))
+        ),
+        "list-flows": lambda p: switch.inspect(lambda e: e.flows(_required(p, "port"), _limit(p))),
+        "counters": port_op(lambda e, p: e.counters(p)),
+        "rule-counters": port_op(lambda e, p: e.rule_counters(p)),
+        "pa-ca-mapping": lambda _: switch.inspect(pa_ca_mapping),
+        "provider-addresses": provider,
+        "status": status,
+        "problems": problems,
+        "trace": lambda p: _trace(switch, p),
+    }
