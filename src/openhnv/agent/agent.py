@@ -1,0 +1,384 @@
+"""The host agent: the host's OVSDB in, VFP programming and Physical_Port rows out.
+
+``HostAgent(switch, remote, host_name=...)`` is the thin edge around the pure planner
+(docs/host.md). ``start()`` connects an ``OvsdbClient`` to the host's own ovsdb-server
+(``ms_vtep``, ``ms_firewall``), reconciles the switch with a full plan of the rows
+(against what the engine already holds, so a restarted agent flushes nothing) and
+returns once that is programmed; afterwards one worker thread re-plans after each
+batch of row changes and applies only the difference. As the switch's
+``PortListener`` it writes ``Physical_Port`` rows when VM ports come and go
+(docs/southbound.md "Ownership") and answers the ARP the engine punts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from openhnv.agent import arp
+from openhnv.agent.planner import (
+    EMPTY_PLAN,
+    Plan,
+    Unit,
+    changes,
+    plan,
+    plan_of_engine,
+    without,
+)
+from openhnv.agent.rows import TABLES, Problem, read_catalog
+from openhnv.ovsdb.client import ConnectionState, OvsdbClient
+from openhnv.ovsdb.errors import OvsdbError
+from openhnv.ovsdb.mirror import RowEvent
+from openhnv.ovsdb.rows import Atom, RowChange
+from openhnv.ovsdb.server import SslFiles
+from openhnv.vfp.commands import RemovePort
+from openhnv.vfp.errors import PolicyError
+from openhnv.vswitch.switch import HostSwitch, VSwitchError
+
+log = logging.getLogger(__name__)
+
+PORT_TABLE = "Physical_Port"
+RETRY_INTERVAL = 1.0  # seconds between retries of Physical_Port writes that failed
+WRITE_TIMEOUT = 5.0
+KEYLESS_EXEMPT = frozenset({"Physical_Locator_Set"})  # keyless until referred to: normal
+
+
+class HostAgent:
+    """Programs ``switch`` from the OVSDB at ``remote``; see the module docstring."""
+
+    def __init__(
+        self,
+        switch: HostSwitch,
+        remote: str,
+        *,
+        host_name: str,
+        ssl: SslFiles | None = None,
+        write_timeout: float = WRITE_TIMEOUT,
+    ) -> None:
+        self.switch = switch
+        self.remote = remote
+        self.host_name = host_name
+        self.write_timeout = write_timeout
+        self._ssl = ssl
+        self._client: OvsdbClient | None = None
+        self._cond = threading.Condition()
+        self._dirty = False
+        self._stopping = False
+        self._pending_ports: dict[str, str | None] = {}  # port -> reported MAC, None = gone
+        self._worker: threading.Thread | None = None
+        self._programmed: Plan = EMPTY_PLAN
+        self._plan: Plan = EMPTY_PLAN  # the last plan (ARP answers from it)
+        self._apply_problems: dict[tuple[str, str], Problem] = {}
+        self._row_problems: list[Problem] = []
+        self._counts: dict[str, int] = {}
+        self._syncs = 0
+        self._last_sync: float | None = None
+        self._connected = False
+        self.counters: Counter[str] = Counter()
+
+    # -- life cycle --------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect, program the full state of the rows, then follow changes."""
+        if self._client is not None:
+            raise OvsdbError("HostAgent.start() called twice")
+        client = OvsdbClient(
+            self.remote, ssl=self._ssl, on_batch=self._on_batch, on_state=self._on_state
+        )
+        self._client = client.start()
+        try:
+            client.wait_synced(timeout)
+            self._programmed = self.switch.inspect(plan_of_engine)
+            self._reconcile()
+            self.switch.set_listener(self)
+            self._detach_missing_ports()
+        except BaseException:
+            client.close()
+            self._client = None
+            raise
+        self._worker = threading.Thread(target=self._run, name="hnv-agent", daemon=True)
+        self._worker.start()
+        log.info("host agent %s: programmed from %s", self.host_name, self.remote)
+
+    def stop(self) -> None:
+        """Stop following the OVSDB (the switch keeps what it was programmed with)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- reports -----------------------------------------------------------------------
+    def problems(self) -> list[dict[str, str]]:
+        """Rows skipped (table, uuid, key, reason), and rows the engine refused."""
+        with self._cond:
+            found = [*self._row_problems, *self._apply_problems.values()]
+        return [p.as_dict() for p in found]
+
+    def status(self) -> dict[str, Any]:
+        """Connection, rows per table, ports, syncs and the time of the last one."""
+        reported = self.switch.ports()
+        with self._cond:
+            programmed = set(self._programmed.ports)
+            return {
+                "host": self.host_name,
+                "remote": self.remote,
+                "connected": self._connected,
+                "rows": dict(self._counts),
+                "ports": {
+                    p: {"programmed": p in programmed, "attached": p in reported}
+                    for p in sorted(programmed | set(reported))
+                },
+                "mappings": len(self._programmed.mappings),
+                "provider_addresses": [pa.address for pa in self._programmed.provider_addresses],
+                "syncs": self._syncs,
+                "last_sync": self._last_sync,
+                "problems": len(self._row_problems) + len(self._apply_problems),
+                "counters": dict(self.counters),
+            }
+
+    @property
+    def syncs(self) -> int:
+        """How many times the rows were planned and programmed."""
+        with self._cond:
+            return self._syncs
+
+    def plan(self) -> Plan:
+        """The last plan made from the rows."""
+        with self._cond:
+            return self._plan
+
+    # -- OvsdbClient callbacks (client thread: only hand work over) ----------------------
+    def _on_batch(self, events: list[RowEvent]) -> None:
+        with self._cond:
+            self._dirty = True
+            self._cond.notify_all()
+
+    def _on_state(self, state: ConnectionState) -> None:
+        with self._cond:
+            self._connected = state is ConnectionState.SYNCED
+            if self._connected:
+                self._dirty = True  # a reconnect: look again (the mirror reports changes)
+            self._cond.notify_all()
+
+    # -- PortListener (driver / packet threads) ----------------------------------------
+    def port_added(self, port: str, mac: str) -> None:
+        with self._cond:
+            self._pending_ports[port] = mac
+            self._cond.notify_all()
+
+    def port_removed(self, port: str) -> None:
+        with self._cond:
+            self._pending_ports[port] = None
+            self._cond.notify_all()
+
+    def punted(self, port: str, frame: bytes, reason: str) -> None:
+        if reason != "arp":
+            self.counters[f"punt:{reason}"] += 1
+            return
+        self.counters["arp_requests"] += 1
+        current = self._plan
+        port_plan = current.ports.get(port)
+        if port_plan is None:
+            self.counters["arp_unknown_port"] += 1
+            return
+        requester = arp.Requester(port_plan.port.vsid, port_plan.port.ip_addresses)
+        reply = arp.answer(current.arp, requester, frame)
+        if reply is None:
+            self.counters["arp_unanswered"] += 1
+            return
+        try:
+            self.switch.send_to_port(port, reply)
+        except VSwitchError as err:
+            log.warning("ARP reply to port %s not sent: %s", port, err)
+            return
+        self.counters["arp_replies"] += 1
+
+    # -- the worker --------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._stopping or self._dirty or bool(self._pending_ports),
+                    RETRY_INTERVAL,
+                )
+                if self._stopping:
+                    return
+                dirty, self._dirty = self._dirty, False
+                ports, self._pending_ports = self._pending_ports, {}
+            try:
+                if ports:
+                    self._write_ports(ports)
+                if dirty:
+                    self._reconcile()
+            except Exception:  # never let bad data or a bug stop the agent
+                log.exception("host agent %s: sync failed; retrying", self.host_name)
+                with self._cond:
+                    self._dirty = True
+                time.sleep(RETRY_INTERVAL)
+
+    def _reconcile(self) -> None:
+        """Plan the current rows and apply the difference with what is programmed."""
+        client = self._require_client()
+        snapshot = client.snapshot(TABLES)
+        catalog = read_catalog(snapshot)
+        new = plan(catalog)
+        problems = [self._named(client, p) for p in new.problems]
+        problems += self._keyless_rows(client, snapshot)
+        pas = new.provider_addresses
+        if pas != self._programmed.provider_addresses:
+            try:
+                self.switch.set_provider_addresses(pas)
+            except (VSwitchError, PolicyError) as err:
+                problems.append(Problem("Provider_Address", "", "*", f"refused: {err}"))
+                pas = self._programmed.provider_addresses
+        units = changes(self._programmed, new)
+        failed = self._apply(units)
+        with self._cond:
+            self._programmed = dataclasses.replace(without(new, failed), provider_addresses=pas)
+            self._plan = new
+            self._row_problems = problems
+            for unit in units:
+                if unit not in failed:
+                    self._apply_problems.pop((unit.table, unit.key), None)
+            for gone in [k for k in self._apply_problems if not _still_wanted(new, k)]:
+                del self._apply_problems[gone]
+            self._counts = catalog.counts()
+            self._syncs += 1
+            self._last_sync = time.time()
+        if units:
+            log.info("host agent %s: %d change(s) programmed", self.host_name, len(units))
+
+    def _apply(self, units: list[Unit]) -> list[Unit]:
+        """Apply every unit; on a refusal, unit by unit (commands are idempotent)."""
+        if not units:
+            return []
+        try:
+            self.switch.apply([cmd for unit in units for cmd in unit.commands])
+            return []
+        except PolicyError:
+            pass
+        failed: list[Unit] = []
+        for unit in units:
+            try:
+                self.switch.apply(unit.commands)
+            except PolicyError as err:
+                failed.append(unit)
+                problem = Problem(
+                    unit.table,
+                    self._uuid(unit.table, unit.key),
+                    unit.key,
+                    f"refused by the switch: {err}",
+                )
+                log.warning("%s %r: %s", unit.table, unit.key, problem.reason)
+                with self._cond:
+                    self._apply_problems[(unit.table, unit.key)] = problem
+                if unit.table == PORT_TABLE:  # leave no half-programmed port behind
+                    self._remove_port_quietly(unit.key)
+        return failed
+
+    def _remove_port_quietly(self, port: str) -> None:
+        with contextlib.suppress(PolicyError):
+            self.switch.apply([RemovePort(port, missing_ok=True)])
+
+    # -- Physical_Port rows ------------------------------------------------------------
+    def _write_ports(self, ports: Mapping[str, str | None]) -> None:
+        client = self._require_client()
+        rows = {key: row for key, row in client.snapshot([PORT_TABLE])[PORT_TABLE].items()}
+        writes: list[RowChange] = []
+        for port, mac in sorted(ports.items()):
+            row = rows.get(port)
+            if mac is not None:
+                status: dict[Atom, Atom] = {"attached": "true", "reported_mac": mac}
+                writes.append(
+                    RowChange("insert", PORT_TABLE, port, {"name": port, "status": status})
+                )
+            elif row is None:
+                continue
+            elif row.get("vlan_bindings"):
+                old = row.get("status")
+                status = (
+                    {str(k): str(v) for k, v in old.items()} if isinstance(old, Mapping) else {}
+                )
+                status["attached"] = "false"
+                writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))
+            else:  # never bound by the controller: the row is ours to remove
+                writes.append(RowChange("delete", PORT_TABLE, port, {}))
+        if not writes:
+            return
+        try:
+            client.apply(writes, timeout=self.write_timeout)
+        except OvsdbError as err:
+            log.warning("Physical_Port rows not written (will retry): %s", err)
+            with self._cond:
+                for port, mac in ports.items():
+                    self._pending_ports.setdefault(port, mac)
+            return
+        self.counters["port_rows_written"] += len(writes)
+
+    def _detach_missing_ports(self) -> None:
+        """Rows that say attached for ports the switch does not have (host restarted)."""
+        client = self._require_client()
+        present = self.switch.ports()
+        rows = client.snapshot([PORT_TABLE])[PORT_TABLE]
+        with self._cond:
+            for port, row in rows.items():
+                status = row.get("status")
+                attached = isinstance(status, Mapping) and status.get("attached") == "true"
+                if attached and port not in present and port not in self._pending_ports:
+                    self._pending_ports[port] = None
+            self._cond.notify_all()
+
+    # -- helpers -----------------------------------------------------------------------
+    def _require_client(self) -> OvsdbClient:
+        if self._client is None:
+            raise OvsdbError("the host agent is not started")
+        return self._client
+
+    def _uuid(self, table: str, key: str) -> str:
+        client = self._client
+        if client is None or table not in TABLES:
+            return ""
+        return client.uuid_of(table, key) or ""
+
+    def _named(self, client: OvsdbClient, problem: Problem) -> Problem:
+        if problem.uuid or problem.table not in TABLES:
+            return problem
+        found = client.uuid_of(problem.table, problem.key) or ""
+        return Problem(problem.table, found, problem.key, problem.reason)
+
+    @staticmethod
+    def _keyless_rows(
+        client: OvsdbClient, snapshot: Mapping[str, Mapping[str, object]]
+    ) -> list[Problem]:
+        """Rows the mirror could not name (no key): reported, never programmed."""
+        out: list[Problem] = []
+        for table in TABLES:
+            if table in KEYLESS_EXEMPT:
+                continue
+            rows = client.rows(table)
+            if len(rows) == len(snapshot.get(table, {})):
+                continue
+            for row_uuid in rows:
+                if client.key_of(table, row_uuid) is None:
+                    reason = "the row has no key (its key columns are empty or malformed)"
+                    out.append(Problem(table, row_uuid, "", reason))
+        return out
+
+
+def _still_wanted(new: Plan, key: tuple[str, str]) -> bool:
+    table, name = key
+    if table == PORT_TABLE:
+        return name in new.ports
+    return any(
+        f"{m.vsid}/{m.customer_mac}/{m.customer_address}" == name for m in new.mappings.values()
+    )
