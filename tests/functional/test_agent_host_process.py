@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,9 +29,12 @@ from openhnv.agent import host_main, vfp_cli
 from openhnv.agent.control import call
 from openhnv.controller.compiler import compile_host
 from openhnv.ovsdb.client import OvsdbClient
+from openhnv.ovsdb.errors import OvsdbError
+from openhnv.ovsdb.pki import init_ca, issue
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 WAIT = 30.0
+REFUSED_WAIT = 2.0
 SQL_NIC = instance_id("/networkInterfaces/contoso-sql")
 FAB_NIC = instance_id("/networkInterfaces/fabrikam-sql")
 SQL_MAC, FAB_MAC = "00:1d:d8:07:00:11", "00:1d:d8:07:00:21"
@@ -254,11 +258,7 @@ def test_a_second_host_on_the_same_state_dir_is_refused(hosts: list[Host], tmp_p
 
 
 def test_tcp_listener_serves_the_controller(hosts: list[Host], tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     state = tmp_path / "h1"
     start(hosts, state, "--listen", f"tcp:127.0.0.1:{port}")
     with OvsdbClient(f"tcp:127.0.0.1:{port}") as client:
@@ -300,3 +300,45 @@ def test_unwritable_state_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     blocker.write_text("not a directory")
     assert host_main.main(["--name", "h", "--state-dir", str(blocker / "state")]) == 1
     assert f"cannot use state dir {blocker / 'state'}" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_ssl_listener_accepts_only_the_controller(hosts: list[Host], tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    init_ca(pki)
+    controller = issue(pki, "nc1", "controller")
+    other_host = issue(pki, "host2", "host")
+    port = free_port()
+    state = tmp_path / "h1"
+    start(hosts, state, "--listen", f"ssl:127.0.0.1:{port}", "--pki", str(pki))
+    assert (pki / "host1-cert.pem").is_file()  # issued by the host at start
+    with OvsdbClient(f"ssl:127.0.0.1:{port}", ssl=controller) as client:
+        client.wait_synced(WAIT)
+        client.replace_all(compile_host(figure8(), "host1"))
+    wait_until(lambda: mapping_count(state) == 4, "mappings through the SSL listener")
+    with (
+        OvsdbClient(f"ssl:127.0.0.1:{port}", ssl=other_host) as client,
+        pytest.raises(OvsdbError),
+    ):
+        client.wait_synced(REFUSED_WAIT)
+
+
+def test_a_killed_host_leaves_ovsdb_server_that_the_next_host_adopts(
+    hosts: list[Host], tmp_path: Path
+) -> None:
+    state = tmp_path / "h1"
+    first = start(hosts, state, *NULL_PORTS)
+    write_figure8(state)
+    wait_until(lambda: mapping_count(state) == 4, "four mappings")
+    server = first.ovsdb_pid()
+    first.stop(signal.SIGKILL)
+    assert server is not None and pid_alive(server)
+    start(hosts, state, *NULL_PORTS)
+    assert mapping_count(state) == 4
+    assert call(state, "status")["ovsdb_server"]["pid"] == server

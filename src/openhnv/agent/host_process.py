@@ -37,7 +37,7 @@ from openhnv.ovsdb.server import OvsdbServer, SslFiles, Supervisor, find_binary,
 from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.driver import Driver
 from openhnv.vswitch.null import NullDriver
-from openhnv.vswitch.switch import HostSwitch
+from openhnv.vswitch.switch import HostSwitch, VSwitchError
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,10 @@ class HostProcess:
         except OvsdbError as err:
             raise HostError(f"host agent did not sync with {self.remote}: {err}") from None
         self.startup["agent_sync_s"] = round(time.monotonic() - synced, 4)
-        parts.switch.start()
+        try:
+            parts.switch.start()
+        except (VSwitchError, OSError) as err:
+            raise HostError(f"driver {cfg.driver} did not open: {err}") from None
         log.info("agent synced; switch started with driver %s", cfg.driver)
 
         handlers = host_handlers(parts.switch, parts.agent, process_status=self.status)
