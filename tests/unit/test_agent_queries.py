@@ -11,10 +11,11 @@ from vfp_frames import CONTOSO, FABRIKAM, PA_A, PA_B, ROUTER, VM1, VM2, VM3, VM5
 
 from openhnv.agent.control import ControlError, Handler, handle_line
 from openhnv.agent.frame_spec import parse_description
-from openhnv.agent.queries import host_handlers, uplink_frame
+from openhnv.agent.queries import describe_conditions, host_handlers, uplink_frame
 from openhnv.packet.flowkey import parse_flow_key
 from openhnv.packet.frames import decapsulate
 from openhnv.vfp import commands as c
+from openhnv.vfp.policy import conditions
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
@@ -254,3 +255,21 @@ def test_trace_changes_nothing(host: Any) -> None:
     run(ops, "trace", port="vm1", tokens=["src=10.1.1.11", "dst=10.1.1.12"])
     assert run(ops, "counters", port="vm1") == before
     assert run(ops, "list-flows", port="vm1") == []
+
+
+def test_rule_conditions_read_like_the_rule() -> None:
+    cond = conditions(
+        src_prefixes=["10.1.1.0/24"], dst_prefixes=["0.0.0.0/0"], dst_excluded=["10.1.0.0/16"],
+        protocols=[6, 17], dst_ports=[1433, (8000, 8080)], dst_macs=["40:1D:D8:B7:1C:06"],
+    )  # fmt: skip
+    assert describe_conditions(cond) == (
+        "dmac=40:1d:d8:b7:1c:06 src=10.1.1.0/24 dst=0.0.0.0/0 dst!=10.1.0.0/16 proto=tcp,udp "
+        "dport=1433,8000-8080"
+    )
+    assert describe_conditions(conditions()) == "any"
+
+
+def test_list_rules_shows_readable_conditions(host: Any) -> None:
+    _, _, ops = host
+    rows = run(ops, "list-rules", port="vm1", layer="VNET", group="out-v4")
+    assert [r["conditions"] for r in rows] == [f"dmac={ROUTER}", "any"]

@@ -51,7 +51,7 @@ from openhnv.packet.frames import (
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.listing import Trace
 from openhnv.vfp.model import Port
-from openhnv.vfp.policy import Route
+from openhnv.vfp.policy import Conditions, Route
 from openhnv.vfp.spaces import Mapping as CaMapping
 from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.switch import HostSwitch, PaConfig
@@ -105,21 +105,62 @@ def _limit(params: Params) -> int | None:
 # -- engine reads (run under the switch lock) ------------------------------------------
 
 
-def _all_rules(engine: VSwitch, port: str) -> list[Row]:
-    rows: list[Row] = []
-    for layer in engine.layers(port):
-        for group in engine.groups(port, layer["name"]):
-            for rule in engine.rules(port, layer["name"], group["name"]):
-                rows.append({"layer": layer["name"], "group": group["name"], **rule})
-    return rows
+CONDITION_NAMES = {
+    "src_macs": "smac", "dst_macs": "dmac", "src_prefixes": "src", "src_excluded": "src!",
+    "dst_prefixes": "dst", "dst_excluded": "dst!", "protocols": "proto", "src_ports": "sport",
+    "dst_ports": "dport", "vsids": "vsid", "ethertypes": "ethertype",
+}  # fmt: skip
+PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+
+def _condition_value(name: str, value: Any) -> str:
+    items = sorted(value) if isinstance(value, frozenset) else list(value)
+    parts = []
+    for item in items:
+        if isinstance(item, tuple):  # a port range
+            lo, hi = item
+            parts.append(str(lo) if lo == hi else f"{lo}-{hi}")
+        elif name == "protocols":
+            parts.append(PROTOCOL_NAMES.get(item, str(item)))
+        elif name == "ethertypes":
+            parts.append(f"0x{item:04x}")
+        else:
+            parts.append(str(item))
+    return ",".join(parts)
+
+
+def describe_conditions(conditions: Conditions) -> str:
+    """A rule's conditions as ``dst=10.1.1.0/24 proto=tcp dport=1433`` (``any``: none)."""
+    words = []
+    for name, short in CONDITION_NAMES.items():
+        value = getattr(conditions, name)
+        if value is None or (name.endswith("_excluded") and not value):
+            continue
+        words.append(f"{short}={_condition_value(name, value)}")
+    return " ".join(words) or "any"
+
+
+def _group_rules(engine: VSwitch, port: str, layer: str, group: str) -> list[Row]:
+    rows = engine.rules(port, layer, group)  # raises for an unknown port, layer or group
+    p = engine.uplink if port == UPLINK else _vm_port(engine, port)
+    rules = p.layers[layer].groups[group].rules
+    return [
+        {"layer": layer, "group": group, **r,
+         "conditions": describe_conditions(rules[r["rule_id"]].conditions)}
+        for r in rows
+    ]  # fmt: skip
 
 
 def _rules(engine: VSwitch, port: str, layer: str | None, group: str | None) -> list[Row]:
-    if layer is None and group is None:
-        return _all_rules(engine, port)
-    if layer is None or group is None:
+    if layer is not None and group is not None:
+        return _group_rules(engine, port, layer, group)
+    if layer is not None or group is not None:
         raise ControlError("list-rules takes both 'layer' and 'group', or neither")
-    return [{"layer": layer, "group": group, **r} for r in engine.rules(port, layer, group)]
+    rows: list[Row] = []
+    for x in engine.layers(port):
+        for g in engine.groups(port, x["name"]):
+            rows += _group_rules(engine, port, x["name"], g["name"])
+    return rows
 
 
 def _mappings(engine: VSwitch, port: str | None) -> list[Row]:
