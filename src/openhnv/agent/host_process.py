@@ -92,7 +92,10 @@ def make_driver(config: HostConfig) -> Driver:
             module = importlib.import_module(LINUX_DRIVER_MODULE)
         except ImportError as err:
             raise HostError(f"driver linux is not available: {err}") from None
-        driver: Driver = module.LinuxDriver()
+        try:
+            driver: Driver = module.LinuxDriver()
+        except (VSwitchError, OSError) as err:
+            raise HostError(f"driver linux did not start: {err}") from None
         return driver
     raise HostError(f"unknown driver {kind!r}: expected one of {', '.join(DRIVERS)}")
 
@@ -220,6 +223,7 @@ class HostProcess:
             server = OvsdbServer(self.state_dir, ovsdb_remotes(cfg), ssl=host_ssl(cfg))
         except OvsdbError as err:
             raise HostError(str(err)) from None
+        driver = self._driver_factory(cfg)  # before any daemon: a driver error costs nothing
         parts.server = server
         parts.supervisor = Supervisor(server, on_restart=self._ovsdb_restarted)
         try:
@@ -229,7 +233,6 @@ class HostProcess:
         log.info("ovsdb-server pid %s on %s", server.pid, ", ".join(server.remotes))
         self.startup["ovsdb_server_s"] = round(time.monotonic() - began, 4)
 
-        driver = self._driver_factory(cfg)
         parts.switch = HostSwitch(VSwitch(), driver)
         parts.agent = HostAgent(parts.switch, self.remote, host_name=cfg.name)
         synced = time.monotonic()
