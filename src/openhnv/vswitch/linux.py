@@ -282,10 +282,12 @@ class LinuxDriver:
     def _reader_of_port(self, p: _Port) -> Callable[[], None]:
         recv = p.ring.recv_batch
         port = p.link.port
+        counters = self.counters
 
         def read() -> None:
             frames = recv(BATCH)
             if frames and self._sink is not None:
+                counters["rx_port_frames"] += len(frames)
                 self._sink.from_port(port, frames)
 
         return read
@@ -412,6 +414,7 @@ class LinuxDriver:
             stack = self._stack
             if not frames or entry is None or stack is None:
                 return
+            self.counters["rx_uplink_frames"] += len(frames)
             local = self._local_pas
             by_vlan = entry.by_vlan
             untagged = by_vlan.get(0)
