@@ -58,6 +58,7 @@ _VLAN = b"\x81\x00"
 _IPV4_NO_OPTIONS = b"\x08\x00\x45"
 _VXLAN_PORT = b"\x12\xb5"
 _UDP, _GRE = 17, 47
+_TUNNEL_MIN = 42  # Ethernet + IPv4 + GRE with key; the engine checks the rest
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,7 @@ class LinuxDriver:
         if p is None:
             self.counters["tx_dropped_no_port"] += len(frames)
             return
-        queue = p.ring.queue
-        for frame in frames:
-            queue(frame)
+        p.ring.queue_many(frames)
         self._dirty.add(p.ring)
 
     def transmit(self, frames: Sequence[Transmit]) -> None:
@@ -163,19 +162,24 @@ class LinuxDriver:
             self._post(lambda: self.transmit(frames))
             return
         rings = self._pa_rings
-        dirty = self._dirty
-        last_pa = ""
-        ring: PacketRing | None = None
+        if len(rings) == 1:  # one PA: every frame leaves by its uplink
+            ((pa, ring),) = rings.items()
+            outer = [t[0] for t in frames if t[1] == pa]
+            ring.queue_many(outer)
+            self._dirty.add(ring)
+            if len(outer) != len(frames):
+                self.counters["tx_dropped_no_uplink"] += len(frames) - len(outer)
+            return
+        by_ring: dict[PacketRing, list[bytes]] = {}
         for frame, source_pa, _destination in frames:
-            if source_pa != last_pa:
-                last_pa = source_pa
-                ring = rings.get(source_pa)
-                if ring is not None:
-                    dirty.add(ring)
-            if ring is None:
+            ring_of_pa = rings.get(source_pa)
+            if ring_of_pa is None:
                 self.counters["tx_dropped_no_uplink"] += 1
             else:
-                ring.queue(frame)
+                by_ring.setdefault(ring_of_pa, []).append(frame)
+        for ring_of_pa, outer in by_ring.items():
+            ring_of_pa.queue_many(outer)
+            self._dirty.add(ring_of_pa)
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
         for pa in pas:
@@ -422,25 +426,27 @@ class LinuxDriver:
             tunnel: list[bytes] = []
             other: list[tuple[int, bytes]] = []
             for frame in frames:
-                if frame[12:14] == _VLAN:
+                if frame.startswith(_VLAN, 12):
                     index = by_vlan.get(((frame[14] & 0x0F) << 8) | frame[15])
-                    if index is None:
-                        self.counters["rx_dropped_vlan"] += 1
-                        continue
-                    inner = frame[:12] + frame[16:]
+                    o = 4
                 else:
-                    if untagged is None:
-                        self.counters["rx_dropped_vlan"] += 1
-                        continue
-                    index, inner = untagged, frame
+                    index, o = untagged, 0
+                if index is None:
+                    self.counters["rx_dropped_vlan"] += 1
+                    continue
+                # to our MAC, IPv4 without options, VXLAN or GRE, not a fragment, our PA
                 if (
-                    inner[12:15] == _IPV4_NO_OPTIONS
-                    and inner[30:34] in local
-                    and inner[0:6] == mac
-                    and not (inner[20] & 0x3F or inner[21])
-                    and ((inner[23] == _UDP and inner[36:38] == _VXLAN_PORT) or inner[23] == _GRE)
+                    len(frame) >= o + _TUNNEL_MIN
+                    and frame.startswith(mac)
+                    and frame.startswith(_IPV4_NO_OPTIONS, o + 12)
+                    and (
+                        frame[o + 23] == _GRE
+                        or (frame[o + 23] == _UDP and frame.startswith(_VXLAN_PORT, o + 36))
+                    )
+                    and not (frame[o + 20] & 0x3F or frame[o + 21])
+                    and frame[o + 30 : o + 34] in local
                 ):
-                    tunnel.append(inner)
+                    tunnel.append(frame[:12] + frame[16:] if o else frame)
                 else:
                     other.append((index, frame))
             if tunnel and self._sink is not None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import mmap
 import socket
 import struct
+from collections.abc import Iterable
 
 from openhnv.vswitch.afpacket import (
     ETH_P_8021Q,
@@ -62,10 +63,21 @@ MAX_FRAME = FRAME_SIZE - 66
 _MACS = 12
 _REQ = struct.Struct("=IIII")  # struct tpacket_req: block_size, block_nr, frame_size, frame_nr
 _MREQ = struct.Struct("=iHH8s")
-_RX_HEADER = struct.Struct("=IIIHH8xHH")  # status, len, snaplen, mac, net, vlan tci, tpid
+_RX_HEADER = struct.Struct("=IIIH")  # status, len, snaplen, mac
+_RX_VLAN = struct.Struct("=HH")  # at 24: tp_vlan_tci, tp_vlan_tpid
+_RX_VLAN_OFFSET = 24
 _TX_HEADER = struct.Struct("=II")  # status, len (snaplen follows, unused on send)
 _STATUS = struct.Struct("=I")
 _ZERO = b"\0\0\0\0"
+
+
+def _with_tag(mm: mmap.mmap, base: int, status: int, start: int, length: int) -> bytes:
+    """The frame at ``start`` with the 802.1Q tag the kernel took off put back."""
+    tci, tpid = _RX_VLAN.unpack_from(mm, base + _RX_VLAN_OFFSET)
+    if not status & TP_STATUS_VLAN_TPID_VALID or tpid == 0:
+        tpid = ETH_P_8021Q
+    tag = struct.pack("!HH", tpid, tci)
+    return mm[start : start + _MACS] + tag + mm[start + _MACS : start + length]
 
 
 class RingError(OSError):
@@ -150,24 +162,20 @@ class PacketRing:
         append = frames.append
         for _ in range(max_frames):
             base = head * FRAME_SIZE
-            status, length, snaplen, mac, _net, tci, tpid = unpack(mm, base)
-            if not status & TP_STATUS_USER:
+            if not mm[base] & TP_STATUS_USER:
                 break
-            if snaplen != length:
-                self.rx_truncated += 1
-            elif status & TP_STATUS_VLAN_VALID:
-                start = base + mac
-                if not status & TP_STATUS_VLAN_TPID_VALID or tpid == 0:
-                    tpid = ETH_P_8021Q
-                append(
-                    mm[start : start + _MACS]
-                    + struct.pack("!HH", tpid, tci)
-                    + mm[start + _MACS : start + length]
-                )
-            else:
-                start = base + mac
+            status, length, snaplen, mac = unpack(mm, base)
+            start = base + mac
+            if status & TP_STATUS_VLAN_VALID:
+                if snaplen == length:
+                    append(_with_tag(mm, base, status, start, length))
+                else:
+                    self.rx_truncated += 1
+            elif snaplen == length:
                 append(mm[start : start + length])
-            mm[base : base + 4] = _ZERO  # back to the kernel
+            else:
+                self.rx_truncated += 1
+            mm[base : base + 4] = _ZERO  # the slot goes back to the kernel
             head += 1
             if head == slots:
                 head = 0
@@ -196,6 +204,34 @@ class PacketRing:
         self._tx_head = 0 if head == self._tx_slots else head
         self._tx_pending += 1
         return True
+
+    def queue_many(self, frames: Iterable[bytes]) -> None:
+        """``queue`` every frame: the hot path, one call per batch."""
+        mm = self._mm
+        pack = _TX_HEADER.pack_into
+        tx_base = self._tx_base
+        slots = self._tx_slots
+        head = self._tx_head
+        pending = 0
+        for frame in frames:
+            n = len(frame)
+            base = tx_base + head * FRAME_SIZE
+            if n > MAX_FRAME or mm[base] != TP_STATUS_AVAILABLE:
+                self._tx_head = head
+                self._tx_pending += pending
+                pending = 0
+                self.queue(frame)  # flush and retry, or count the drop
+                head = self._tx_head
+                continue
+            start = base + TX_DATA_OFFSET
+            mm[start : start + n] = frame
+            pack(mm, base, TP_STATUS_SEND_REQUEST, n)
+            head += 1
+            if head == slots:
+                head = 0
+            pending += 1
+        self._tx_head = head
+        self._tx_pending += pending
 
     def flush(self) -> None:
         """Hand every queued frame to the kernel (one system call)."""
