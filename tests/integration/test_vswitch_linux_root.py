@@ -154,6 +154,21 @@ def test_vxlan_ping_and_tcp_across_hosts_with_flow_source_ports(
         assert len(inner_tcp) > 1, "every TCP flow got the same outer source port"
         stats = lab.switches["h1"].driver.statistics()  # type: ignore[attr-defined]
         assert stats["rx_truncated"] == 0 and stats["tx_dropped_ring"] == 0
+        assert stats["rx_port_frames"] > 0 and stats["rx_uplink_frames"] > 0
+
+
+def ping_from_router(lab: DataplaneLab, address: str) -> int:
+    argv = ["ping", "-c", "2", "-i", "0.2", "-W", "2", address]
+    return netns.exec_in(lab.names.router, argv, check=False).returncode
+
+
+def test_a_pa_answers_arp_and_ping_from_its_subnet(run_root: Path) -> None:
+    with DataplaneLab(document(lab_name("pp")), run_root) as lab:
+        two_hosts(lab)
+        assert ping_from_router(lab, lab.pa("h1")) == 0
+        assert ping_from_router(lab, "192.168.1.98") != 0  # nobody's PA: no answer
+        stats = lab.switches["h1"].driver.statistics()  # type: ignore[attr-defined]
+        assert stats["pa:icmp_echo_replies"] >= 2 and stats["pa:arp_replies_sent"] >= 1
 
 
 def test_same_host_vms_talk_without_the_uplink(
@@ -217,6 +232,7 @@ def test_vlan_tagged_pa_subnet_behind_the_router(
             assert p[IP].src == lab.pa("h2") and p[IP].dst == lab.pa("h1")
             assert p[VXLAN].vni == VSID
         assert lab.switches["h2"].neighbors()["192.168.2.1"]
+        assert ping_from_router(lab, lab.pa("h2")) == 0  # ARP and echo inside VLAN 20
 
 
 # ---------------------------------------------------------------- kernel VXLAN peer

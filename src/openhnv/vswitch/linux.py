@@ -211,11 +211,20 @@ class LinuxDriver:
 
     def statistics(self) -> dict[str, int]:
         """The driver's counters plus the PA stack's and the rings' drops."""
-        stats = dict(self.counters)
-        if self._stack is not None:
-            stats.update({f"pa:{k}": v for k, v in self._stack.counters.items()})
-        rings = [*self._uplink_rings.values(), *(p.ring for p in list(self._ports.values()))]
+        stats: dict[str, int] = {}
+        rings: list[PacketRing] = []
+        for _ in range(10):  # the loop thread may add a key meanwhile: copy again
+            try:
+                stats = dict(self.counters)
+                stack = self._stack
+                if stack is not None:
+                    stats.update({f"pa:{k}": v for k, v in stack.counters.items()})
+                rings = [*self._uplink_rings.values(), *(p.ring for p in self._ports.values())]
+                break
+            except RuntimeError:
+                continue
         stats["rx_truncated"] = sum(r.rx_truncated for r in rings)
+        stats["rx_dropped_ring"] = sum(r.update_drops() for r in rings)
         stats["tx_dropped_ring"] = sum(r.tx_dropped for r in rings)
         return stats
 
@@ -239,6 +248,7 @@ class LinuxDriver:
             poller.register(fd, select.EPOLLIN)
         try:
             self._rescan()
+            self._on_wake()  # work posted before the thread ran (PAs, neighbours)
         finally:
             self._ready.set()
         next_tick = next_scan = 0.0

@@ -48,6 +48,7 @@ PACKET_TX_RING = 13
 PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23
 PACKET_LOSS = 14
+PACKET_STATISTICS = 6
 TPACKET_V2 = 1
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
@@ -67,7 +68,7 @@ _RX_HEADER = struct.Struct("=IIIH")  # status, len, snaplen, mac
 _RX_VLAN = struct.Struct("=HH")  # at 24: tp_vlan_tci, tp_vlan_tpid
 _RX_VLAN_OFFSET = 24
 _TX_HEADER = struct.Struct("=II")  # status, len (snaplen follows, unused on send)
-_STATUS = struct.Struct("=I")
+_STATS = struct.Struct("=II")  # struct tpacket_stats: tp_packets, tp_drops (reset on read)
 _ZERO = b"\0\0\0\0"
 
 
@@ -98,6 +99,7 @@ class PacketRing:
         "_tx_slots",
         "ifindex",
         "ifname",
+        "rx_dropped",
         "rx_truncated",
         "tx_dropped",
     )
@@ -105,6 +107,7 @@ class PacketRing:
     def __init__(self, ifname: str, rx_frames: int = RX_FRAMES, tx_frames: int = TX_FRAMES) -> None:
         self.ifname = ifname
         self.rx_truncated = 0
+        self.rx_dropped = 0
         self.tx_dropped = 0
         per_block = BLOCK_SIZE // FRAME_SIZE
         if rx_frames % per_block or tx_frames % per_block:
@@ -181,6 +184,16 @@ class PacketRing:
                 head = 0
         self._rx_head = head
         return frames
+
+    def update_drops(self) -> int:
+        """Add the frames the kernel dropped because the receive ring was full since the
+        last call to ``rx_dropped``; returns the new total."""
+        try:
+            raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)
+        except OSError:
+            return self.rx_dropped
+        self.rx_dropped += _STATS.unpack(raw)[1]
+        return self.rx_dropped
 
     # ------------------------------------------------------------ sending
 
