@@ -260,8 +260,20 @@ def test_stopped_hosts_drop_and_bad_fabric_use_is_named() -> None:
         net.fabric.inject("h1", "up9", b"")
     with pytest.raises(VSwitchError, match="subnet 'rack1' exists"):
         net.fabric.add_subnet("rack1", "10.0.0.0/8")
+
+
+def test_pas_the_fabric_refuses_leave_the_switch_as_it_was(net: Net) -> None:
+    h1 = net.switches["h1"]
+    before = h1.inspect(lambda e: e.provider_addresses())
     with pytest.raises(VSwitchError, match="does not fit its subnet"):
-        net.switches["h1"].set_provider_addresses([PaConfig("10.9.9.9", 24, None, None, "up0")])
+        h1.set_provider_addresses([PaConfig("10.9.9.9", 24, None, None, "up0")])
+    with pytest.raises(VSwitchError, match=r"192\.168\.1\.20 on h1/up0 is in use"):
+        h1.set_provider_addresses([PaConfig("192.168.1.20", 24, 11, None, "up0")])
+    with pytest.raises(VSwitchError, match="no uplink 'up7'"):
+        h1.set_provider_addresses([PaConfig("192.168.1.10", 24, 11, None, "up7")])
+    assert h1.inspect(lambda e: e.provider_addresses()) == before
+    net.send("c11", frame_between("c11", "c12"))
+    assert len(net.received("c12")) == 1
 
 
 def test_a_host_with_two_uplinks_sends_each_vm_from_its_mapped_pa(net: Net) -> None:
@@ -297,4 +309,59 @@ def test_a_host_with_two_uplinks_sends_each_vm_from_its_mapped_pa(net: Net) -> N
     # d1 straight on rack1; d2 on rack2 to the router, then routed onto rack1
     assert sources == {("rack1", "192.168.1.40"), ("rack2", "192.168.2.40"),
                        ("rack1", "192.168.2.40")}  # fmt: skip
+    net.everyone_else_got_nothing()
+
+
+def test_every_vm_reaches_exactly_the_vms_of_its_vnet_across_many_hosts() -> None:
+    fabric = Fabric()
+    for r in range(3):
+        fabric.add_subnet(f"r{r}", f"172.16.{r}.0/24", vlan_id=100 + r, gateway=f"172.16.{r}.1")
+    hosts = {f"h{i}": (f"r{i % 3}", f"172.16.{i % 3}.{10 + i}") for i in range(9)}
+    vms = []  # (name, host, mac, ip, vsid, rdid)
+    for i in range(36):
+        vnet = i % 2
+        vsid = 7000 + vnet * 10 + (i // 2) % 2  # two VNets, two subnets each
+        ip = f"10.{vsid % 10}.0.{10 + i}"  # both VNets use 10.0.0.0/24 and 10.1.0.0/24
+        vms.append((f"v{i}", f"h{i % 9}", f"00:1d:d8:00:02:{i:02x}", ip, vsid, f"vnet{vnet}"))
+    switches = {}
+    for host, (rack, pa) in hosts.items():
+        fabric.add_host(host, {"up0": rack})
+        sw = HostSwitch(VSwitch(), EmulatedDriver(fabric, host), expire_interval=None)
+        sw.start()
+        gateway = pa.rsplit(".", 1)[0] + ".1"
+        sw.set_provider_addresses([PaConfig(pa, 24, 100 + int(rack[1]), gateway, "up0")])
+        cmds: list[c.Command] = []
+        for name, vm_host, vm_mac, ip, vsid, rdid in vms:
+            cmds.append(c.AddMapping(Mapping(rdid, ip, hosts[vm_host][1], vm_mac, vsid)))
+            if vm_host == host:
+                fabric.add_vm_port(host, name, vm_mac)
+                port = c.AddPort(name, vm_mac, vsid, rdid, (ip,))
+                cmds += hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=["10.0.0.0/8"])
+        sw.apply(cmds)
+        switches[host] = sw
+    for src in vms:
+        for dst in vms:
+            if src is dst:
+                continue
+            same_vnet = src[5] == dst[5]
+            routed = src[4] != dst[4]
+            frame = udp_frame(src[2], ROUTER if routed else dst[2], src[3], dst[3])
+            fabric.send_from_vm(src[1], src[0], frame)
+            got = fabric.received(dst[1], dst[0])
+            assert len(got) == (1 if same_vnet else 0), (src[0], dst[0])
+            for other in vms:  # nobody else heard it
+                assert fabric.received(other[1], other[0]) == [], (src[0], dst[0], other[0])
+    assert fabric.counters["router:forwarded"] > 0
+
+
+def test_pas_answer_ping_on_their_rack_and_through_the_router(net: Net) -> None:
+    assert net.fabric.ping("h1", "up0", "192.168.1.20")  # same rack
+    assert net.fabric.ping("h1", "up0", "192.168.2.30")  # the other rack, routed both ways
+    assert not net.fabric.ping("h1", "up0", "192.168.2.99")  # nobody there
+    assert not net.fabric.ping("h1", "up0", "10.0.0.1")  # no route
+    net.switches["h3"].stop()
+    assert not net.fabric.ping("h1", "up0", "192.168.2.30")
+    icmp = [untag(f) for _, f in net.fabric.wire() if untag(f)[1][23] == 1]
+    replies = [(vlan, f) for vlan, f in icmp if f[34] == 0]  # echo replies
+    assert {vlan for vlan, _ in replies} == {11, 12}  # tagged with each rack's VLAN
     net.everyone_else_got_nothing()

@@ -12,20 +12,24 @@ not match their subnet, or whose destination MAC nobody owns, are dropped and co
 ``EmulatedDriver(fabric, host)`` is a ``Driver``: it places the host's PAs on its
 uplinks, resolves next hops and reports them (again whenever a PA appears or leaves
 anywhere), pops the tag of received frames and hands those for a local PA carrying
-VXLAN or NVGRE to the switch. VM ports are made with ``fabric.add_vm_port``; a VM sends
-with ``fabric.send_from_vm`` and what it receives queues in ``fabric.received``.
+VXLAN or NVGRE to the switch; it answers ICMP echo to its PAs (``fabric.ping``). VM
+ports are made with ``fabric.add_vm_port``; a VM sends with ``fabric.send_from_vm`` and
+what it receives queues in ``fabric.received``.
 Everything runs synchronously in the caller's thread. For fast tests and scale runs.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import struct
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from openhnv.packet.checksum import internet_checksum
+from openhnv.packet.frames import icmp_echo_frame
+from openhnv.packet.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
 from openhnv.vswitch.null import made_up_mac
@@ -36,6 +40,9 @@ _ETHERNET = 14
 _TAG_LEN = 4
 _IP_PROTO_UDP = 17
 _IP_PROTO_GRE = 47
+_IP_PROTO_ICMP = 1
+_ICMP_ECHO_LEN = 8
+_PING_ID = 0x4E56
 _VXLAN_PORT = (4789).to_bytes(2, "big")
 
 
@@ -79,6 +86,7 @@ class Fabric:
         self._vm_ports: dict[str, dict[str, str]] = {}
         self._received: dict[tuple[str, str], list[bytes]] = {}
         self._lock = threading.Lock()
+        self._pings = 0
 
     # -- building ----------------------------------------------------------------------
 
@@ -178,6 +186,27 @@ class Fabric:
         mac = self._uplink(host, interface).subnet.addresses.get(address)
         return None if mac is None else _mac_text(mac)
 
+    def ping(self, host: str, interface: str, address: str) -> bool:
+        """Whether ``address`` answers an ICMP echo sent from the PA of ``host``'s uplink."""
+        u = self._uplink(host, interface)
+        driver = self._drivers.get(host)
+        if not u.pas or driver is None:
+            raise VSwitchError(f"ping: uplink {host}/{interface} carries no PA of a running host")
+        target = ipaddress.IPv4Address(address)
+        hop = address if target in u.subnet.network else u.subnet.gateway
+        mac = None if hop is None else u.subnet.addresses.get(hop)
+        if mac is None:
+            return False
+        self._pings += 1
+        sequence = self._pings & 0xFFFF
+        request = icmp_echo_frame(
+            src_mac=u.mac, dst_mac=mac, src_ip=min(u.pas), dst_ip=address,
+            identifier=_PING_ID, sequence=sequence, payload=b"openhnv",
+        )  # fmt: skip
+        driver.echo_replies.discard(sequence)
+        self._send(u, [_tagged(request, u.subnet.vlan_id)])
+        return sequence in driver.echo_replies
+
     def wire(self) -> list[tuple[str, bytes]]:
         """(subnet, frame) of every frame put on a subnet since the last call (``capture``)."""
         with self._lock:
@@ -195,8 +224,19 @@ class Fabric:
         if self._drivers.get(driver.host) is driver:
             del self._drivers[driver.host]
 
+    def _check_pas(self, host: str, pas: Sequence[PaConfig]) -> None:
+        """``VSwitchError`` unless every PA fits its uplink's subnet and is free there."""
+        for pa in pas:
+            u = self._uplink(host, pa.interface)
+            if pa.network != u.subnet.network:
+                raise VSwitchError(f"PA {pa.address}/{pa.prefix_length} on {host}/{pa.interface}"
+                                   f" does not fit its subnet {u.subnet.network}")  # fmt: skip
+            owner = u.subnet.addresses.get(pa.address)
+            if owner is not None and u.subnet.macs.get(owner, ("",))[0] != host:
+                raise VSwitchError(f"PA {pa.address} on {host}/{pa.interface} is in use already")
+
     def _place_pas(self, host: str, pas: Sequence[PaConfig]) -> None:
-        """``host``'s PAs are now ``pas``: the segments answer ARP for them."""
+        """``host``'s PAs are now ``pas`` (checked): the segments answer ARP for them."""
         for u in self._uplinks.values():
             if u.host != host:
                 continue
@@ -206,11 +246,6 @@ class Fabric:
             u.pas.clear()
         for pa in pas:
             u = self._uplink(host, pa.interface)
-            if pa.network != u.subnet.network:
-                raise VSwitchError(f"PA {pa.address}/{pa.prefix_length} on {host}/{pa.interface}"
-                                   f" does not fit its subnet {u.subnet.network}")  # fmt: skip
-            if pa.address in u.subnet.addresses:
-                raise VSwitchError(f"PA {pa.address} on {host}/{pa.interface} is in use already")
             u.pas.add(pa.address)
             u.subnet.addresses[pa.address] = u.mac
         for driver in list(self._drivers.values()):
@@ -290,8 +325,10 @@ class EmulatedDriver:
         self.sink: FrameSink | None = None
         self.counters: Counter[str] = Counter()
         self._pas: dict[str, PaConfig] = {}
+        self._local: frozenset[bytes] = frozenset()
         self._watched: list[str] = []
         self._reported: dict[str, str] = {}
+        self.echo_replies: set[int] = set()  # sequences of echo replies received
 
     # -- Driver ------------------------------------------------------------------------
 
@@ -323,7 +360,9 @@ class EmulatedDriver:
             self.fabric._send(self.fabric._uplink(self.host, pa.interface), batch)
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
+        self.fabric._check_pas(self.host, pas)
         self._pas = {pa.address: pa for pa in pas}
+        self._local = frozenset(ipaddress.IPv4Address(a).packed for a in self._pas)
         self.fabric._place_pas(self.host, pas)
 
     def uplink_mac(self, interface: str) -> str:
@@ -371,13 +410,14 @@ class EmulatedDriver:
         if sink is None:
             return
         tunnel: list[bytes] = []
+        local = self._local
         for frame in frames:
             if frame[12:14] == _TAG:
                 frame = frame[:12] + frame[16:]
             if frame[12:14] != _IPV4 or len(frame) < _ETHERNET + 20:
                 self.counters["rx_drop:not_ipv4"] += 1
                 continue
-            if str(ipaddress.IPv4Address(frame[30:34])) not in self._pas:
+            if frame[30:34] not in local:
                 self.counters["rx_drop:not_our_pa"] += 1
                 continue
             proto = frame[23]
@@ -386,8 +426,36 @@ class EmulatedDriver:
                 proto == _IP_PROTO_UDP and frame[l4 + 2 : l4 + 4] == _VXLAN_PORT
             ):
                 tunnel.append(frame)
+            elif proto == _IP_PROTO_ICMP and len(frame) >= l4 + _ICMP_ECHO_LEN:
+                self._icmp(frame, l4)
             else:
                 self.counters["rx_drop:not_tunnel"] += 1
         if tunnel:
             self.counters["rx_tunnel"] += len(tunnel)
             sink.from_uplink(tunnel)
+
+    def _icmp(self, frame: bytes, l4: int) -> None:
+        """Answer an echo request to a local PA; note the sequence of an echo reply."""
+        identifier, sequence = struct.unpack_from("!HH", frame, l4 + 4)
+        if frame[l4] == ICMP_ECHO_REPLY:
+            self.echo_replies.add(sequence)
+            return
+        if frame[l4] != ICMP_ECHO_REQUEST:
+            self.counters["rx_drop:icmp_type"] += 1
+            return
+        pa = self._pas[ipaddress.IPv4Address(frame[30:34]).compressed]
+        end = _ETHERNET + int.from_bytes(frame[16:18], "big")
+        reply = icmp_echo_frame(
+            src_mac=self.fabric.uplink_mac(self.host, pa.interface), dst_mac=frame[6:12],
+            src_ip=frame[30:34], dst_ip=frame[26:30], identifier=identifier,
+            sequence=sequence, payload=frame[l4 + _ICMP_ECHO_LEN : end], reply=True,
+        )  # fmt: skip
+        self.counters["icmp_echo_replies"] += 1
+        uplink = self.fabric._uplink(self.host, pa.interface)
+        self.fabric._send(uplink, [_tagged(reply, pa.vlan_id)])
+
+
+def _tagged(frame: bytes, vlan_id: int | None) -> bytes:
+    if vlan_id is None:
+        return frame
+    return frame[:12] + _TAG + vlan_id.to_bytes(2, "big") + frame[12:]
