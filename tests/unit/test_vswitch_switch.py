@@ -275,3 +275,28 @@ def test_expire_retires_idle_flows() -> None:
     assert sw.inspect(lambda e: e.counters("vm1"))["flows"] == 1
     assert sw.expire(now=10_000.0) >= 1
     assert sw.inspect(lambda e: e.counters("vm1"))["flows"] == 0
+
+
+def test_the_expiry_thread_starts_and_stops_with_the_switch() -> None:
+    driver = NullDriver()
+    sw = HostSwitch(VSwitch(), driver, expire_interval=0.001)
+    sw.start()
+    sw.start()  # idempotent
+    (expirer,) = [t for t in threading.enumerate() if t is sw._expirer]
+    assert expirer.is_alive()
+    sw.stop()
+    assert not expirer.is_alive()
+    assert (driver.opened, driver.closed) == (1, 1)
+
+
+def test_a_neighbour_heard_before_its_pa_was_on_link_is_used_once_it_is() -> None:
+    sw, driver = host_switch(PA_A, prefix=28)  # PA_B (.20) is off-link from .10/28
+    driver.inject_neighbor(PA_B, MAC_B)
+    assert sw.inspect(lambda e: dict(e.fabric.pa_neighbors)) == {}
+    sw.set_provider_addresses([PaConfig(PA_A, 24, None, None, "up0")])  # now on-link
+    assert sw.inspect(lambda e: dict(e.fabric.pa_neighbors)) == {PA_B: MAC_B}
+    driver.inject_from_port("vm1", udp_frame(VM1[1], VM2[1], VM1[2], VM2[2]))
+    (tx,) = driver.take_transmitted()
+    assert tx.frame[0:6] == mac(MAC_B)
+    sw.set_provider_addresses([PaConfig(PA_A, 28, None, None, "up0")])  # off-link again
+    assert sw.inspect(lambda e: dict(e.fabric.pa_neighbors)) == {}

@@ -155,13 +155,14 @@ class HostSwitch:
         macs = {a: normalize_mac(self.driver.uplink_mac(pa.interface), "mac")
                 for a, pa in wanted.items()}  # fmt: skip
         with self._lock:
-            cmds: list[c.Command] = [
-                c.RemoveProviderAddress(a, missing_ok=True) for a in self._pas if a not in wanted
-            ]
-            self._pas, self._pa_macs = wanted, macs
-            cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
-            self.engine.apply_all(cmds)
-        self.driver.set_provider_addresses(list(wanted.values()))
+            before = (self._pas, self._pa_macs)
+            self._program_pas(wanted, macs)
+        try:
+            self.driver.set_provider_addresses(list(wanted.values()))
+        except Exception:  # the driver refused them: the engine goes back to the old PAs
+            with self._lock:
+                self._program_pas(*before)
+            raise
         with self._lock:
             self._watched = frozenset()  # the driver starts afresh: tell it again
             watch = self._watch_change()
@@ -243,11 +244,31 @@ class HostSwitch:
                 for pa in self._pas.values()
                 if pa.gateway == address
             ]
-            if address not in self._pas and any(p.on_link(address) for p in self._pas.values()):
-                cmds.append(c.SetPaNeighbor(address, mac))
-            self.engine.apply_all(cmds)
+            self.engine.apply_all(cmds + self._neighbor_changes())
 
     # -- internals ---------------------------------------------------------------------
+
+    def _program_pas(self, wanted: dict[str, PaConfig], macs: dict[str, str]) -> None:
+        cmds: list[c.Command] = [
+            c.RemoveProviderAddress(a, missing_ok=True) for a in self._pas if a not in wanted
+        ]
+        self._pas, self._pa_macs = wanted, macs
+        cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
+        self.engine.apply_all(cmds + self._neighbor_changes())
+
+    def _neighbor_changes(self) -> list[c.Command]:
+        """``SetPaNeighbor`` for the resolved remote PAs on-link with a local PA (the
+        engine's neighbours), and to forget those no longer resolved or on-link."""
+        pas = self._pas.values()
+        wanted = {
+            address: mac
+            for address, mac in self._next_hops.items()
+            if address not in self._pas and any(pa.on_link(address) for pa in pas)
+        }
+        have = self.engine.fabric.pa_neighbors
+        cmds: list[c.Command] = [c.SetPaNeighbor(a, None) for a in have if a not in wanted]
+        cmds += [c.SetPaNeighbor(a, m) for a, m in wanted.items() if have.get(a) != m]
+        return cmds
 
     def _engine_pa(self, pa: PaConfig) -> ProviderAddress:
         gateway_mac = None if pa.gateway is None else self._next_hops.get(pa.gateway)

@@ -1,0 +1,542 @@
+"""The Linux data plane: VM ports are veths, uplinks are ``up0``, ``up1``, ... of the host.
+
+``LinuxDriver`` runs inside the host's network namespace (it remembers the namespace
+it was made in, and its thread enters it). One thread polls every socket:
+
+- a ``PacketRing`` (mmap'd AF_PACKET rings) on the host end of each VM port's veth:
+  frames a VM sent go to ``sink.from_port`` in batches; ``send_to_port`` writes into
+  the ring and one system call per batch sends them;
+- a ``PacketRing`` on each uplink: tunnel frames (VXLAN UDP 4789, NVGRE IP 47) for a
+  local PA go to ``sink.from_uplink`` in batches, their 802.1Q tag taken off;
+  everything else (ARP, ICMP echo to a PA, junk) goes to the ``ProviderStack`` of
+  ``vswitch.uplink``, which answers and resolves next hops; ``transmit`` sends the
+  engine's whole outer frames out of the uplink of their source PA;
+- the rtnetlink socket of ``portlinks.LinkWatcher``: links whose ifalias is
+  ``openhnv-port <port-id> <mac>`` appear and disappear as VM ports (offloads are
+  turned off on the host end, and it is brought up), reported with
+  ``sink.port_added`` / ``sink.port_removed``;
+- an eventfd that wakes the loop for work posted from other threads (send_to_port,
+  transmit, PA changes): only the loop thread touches the rings.
+
+Next hops: the gateways of the PAs and the on-link PAs given to ``watch_neighbors`` are
+resolved with ARP, refreshed before they expire, and reported with ``sink.pa_neighbor``
+when they resolve, change or are lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import ipaddress
+import logging
+import os
+import select
+import subprocess
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from openhnv.vfp.emits import Transmit
+from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.pawire import mac_text
+from openhnv.vswitch.portlinks import LinkInfo, LinkWatcher, PortLink, port_links, uplink_names
+from openhnv.vswitch.ring import PacketRing, RingError
+from openhnv.vswitch.uplink import ProviderStack, TunnelFrame, UplinkConfig, UplinkError
+from openhnv.vswitch.uplink import Transmit as UplinkTransmit
+
+BATCH = 256
+TICK_SECONDS = 0.25
+RESCAN_SECONDS = 1.0
+REFRESH_SECONDS = 60.0
+PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
+_CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_VLAN = b"\x81\x00"
+_IPV4_NO_OPTIONS = b"\x08\x00\x45"
+_VXLAN_PORT = b"\x12\xb5"
+_UDP, _GRE = 17, 47
+_TUNNEL_MIN = 42  # Ethernet + IPv4 + GRE with key; the engine checks the rest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Port:
+    link: PortLink
+    ring: PacketRing
+
+
+@dataclass(slots=True)
+class _UplinkIf:
+    """One uplink interface and the PAs (stack indices) it carries, by VLAN (0 = none)."""
+
+    ring: PacketRing
+    mac: bytes
+    by_vlan: dict[int, int]
+
+
+def _setns(fd: int) -> None:
+    if _LIBC.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+class LinuxDriver:
+    """AF_PACKET rings on veths and uplinks, one polling thread; see the module doc."""
+
+    def __init__(self, uplinks: Sequence[str] | None = None) -> None:
+        self.counters: Counter[str] = Counter()
+        self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        self._watcher = LinkWatcher()
+        names = list(uplinks) if uplinks is not None else uplink_names(self._watcher.dump())
+        self._uplink_rings: dict[str, PacketRing] = {}
+        try:
+            for name in names:
+                self._uplink_rings[name] = PacketRing(name)
+        except RingError as exc:
+            self._close_all()
+            raise VSwitchError(f"uplink {exc}") from None
+        self._sink: FrameSink | None = None
+        self._ports: dict[str, _Port] = {}
+        self._port_fds: dict[int, _Port] = {}
+        self._uplinks: dict[int, _UplinkIf] = {}  # by ring fd
+        self._stack: ProviderStack | None = None
+        self._pa_rings: dict[str, PacketRing] = {}  # source PA -> ring
+        self._stack_rings: list[PacketRing] = []  # stack index -> ring
+        self._local_pas: frozenset[bytes] = frozenset()
+        self._pas: list[PaConfig] = []
+        self._watched: list[str] = []
+        self._wanted: set[tuple[int, bytes]] = set()  # (stack index, next hop)
+        self._reported: dict[str, str] = {}
+        self._dirty: set[PacketRing] = set()
+        self._posted: deque[Callable[[], None]] = deque()
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._thread: threading.Thread | None = None
+        self._loop_ident = 0
+        self._stopping = False
+        self._ready = threading.Event()
+        self._poller = select.epoll()
+        self._handlers: dict[int, Callable[[], None]] = {}
+        self._next_refresh = 0.0
+
+    # ------------------------------------------------------------ Driver protocol
+
+    def open(self, sink: FrameSink) -> None:
+        """Start the polling thread; VM ports found now are reported before it returns."""
+        if self._thread is not None:
+            raise VSwitchError("the Linux driver is already open")
+        self._sink = sink
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="hnv-linux-driver", daemon=True)
+        self._thread.start()
+        self._ready.wait(10.0)
+
+    def close(self) -> None:
+        """Stop the thread and close every socket (idempotent)."""
+        thread = self._thread
+        if thread is not None:
+            self._stopping = True
+            os.eventfd_write(self._wake, 1)
+            thread.join(10.0)
+            self._thread = None
+        self._close_all()
+
+    def send_to_port(self, port: str, frames: Sequence[bytes]) -> None:
+        if threading.get_ident() != self._loop_ident:
+            frames = list(frames)
+            self._post(lambda: self.send_to_port(port, frames))
+            return
+        p = self._ports.get(port)
+        if p is None:
+            self.counters["tx_dropped_no_port"] += len(frames)
+            return
+        p.ring.queue_many(frames)
+        self._dirty.add(p.ring)
+
+    def transmit(self, frames: Sequence[Transmit]) -> None:
+        if threading.get_ident() != self._loop_ident:
+            frames = list(frames)
+            self._post(lambda: self.transmit(frames))
+            return
+        rings = self._pa_rings
+        if len(rings) == 1:  # one PA: every frame leaves by its uplink
+            ((pa, ring),) = rings.items()
+            outer = [t[0] for t in frames if t[1] == pa]
+            ring.queue_many(outer)
+            self._dirty.add(ring)
+            if len(outer) != len(frames):
+                self.counters["tx_dropped_no_uplink"] += len(frames) - len(outer)
+            return
+        by_ring: dict[PacketRing, list[bytes]] = {}
+        for frame, source_pa, _destination in frames:
+            ring_of_pa = rings.get(source_pa)
+            if ring_of_pa is None:
+                self.counters["tx_dropped_no_uplink"] += 1
+            else:
+                by_ring.setdefault(ring_of_pa, []).append(frame)
+        for ring_of_pa, outer in by_ring.items():
+            ring_of_pa.queue_many(outer)
+            self._dirty.add(ring_of_pa)
+
+    def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
+        for pa in pas:
+            if pa.interface not in self._uplink_rings:
+                raise VSwitchError(f"provider address {pa.address}: no uplink {pa.interface}")
+        pas = list(pas)
+        self._post(lambda: self._configure(pas))
+
+    def uplink_mac(self, interface: str) -> str:
+        ring = self._uplink_rings.get(interface)
+        if ring is None:
+            raise VSwitchError(f"uplink {interface!r}: not an uplink of this driver")
+        return mac_text(ring.mac)
+
+    def watch_neighbors(self, addresses: Sequence[str]) -> None:
+        for address in addresses:
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise VSwitchError(f"watch_neighbors: {address!r} is not an IPv4 PA") from None
+        wanted = list(addresses)
+        self._post(lambda: self._watch(wanted))
+
+    # ------------------------------------------------------------ inspection
+
+    def port_interfaces(self) -> dict[str, str]:
+        """port id -> host-side interface name, of the ports found."""
+        return {port: p.link.ifname for port, p in self._ports.items()}
+
+    def statistics(self) -> dict[str, int]:
+        """The driver's counters plus the PA stack's and the rings' drops."""
+        stats: dict[str, int] = {}
+        rings: list[PacketRing] = []
+        for _ in range(10):  # the loop thread may add a key meanwhile: copy again
+            try:
+                stats = dict(self.counters)
+                stack = self._stack
+                if stack is not None:
+                    stats.update({f"pa:{k}": v for k, v in stack.counters.items()})
+                rings = [*self._uplink_rings.values(), *(p.ring for p in self._ports.values())]
+                break
+            except RuntimeError:
+                continue
+        stats["rx_truncated"] = sum(r.rx_truncated for r in rings)
+        stats["rx_dropped_ring"] = sum(r.update_drops() for r in rings)
+        stats["tx_dropped_ring"] = sum(r.tx_dropped for r in rings)
+        return stats
+
+    # ------------------------------------------------------------ the loop
+
+    def _post(self, work: Callable[[], None]) -> None:
+        self._posted.append(work)
+        if self._thread is not None:
+            os.eventfd_write(self._wake, 1)
+
+    def _run(self) -> None:
+        _setns(self._netns)
+        self._loop_ident = threading.get_ident()
+        poller = self._poller
+        handlers = self._handlers
+        handlers[self._wake] = self._on_wake
+        handlers[self._watcher.fileno()] = self._on_link_events
+        for ring in self._uplink_rings.values():
+            handlers[ring.fileno()] = self._reader_of_uplink(ring)
+        for fd in handlers:
+            poller.register(fd, select.EPOLLIN)
+        try:
+            self._rescan()
+            self._on_wake()  # work posted before the thread ran (PAs, neighbours)
+        finally:
+            self._ready.set()
+        next_tick = next_scan = 0.0
+        try:
+            while not self._stopping:
+                for fd, _events in poller.poll(TICK_SECONDS):
+                    handler = handlers.get(fd)
+                    if handler is not None:
+                        self._guard(handler)
+                    self._flush()
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + TICK_SECONDS
+                    self._guard(functools.partial(self._tick, now))
+                    self._flush()
+                if now >= next_scan:
+                    next_scan = now + RESCAN_SECONDS
+                    self._guard(self._rescan)
+        finally:
+            self._loop_ident = 0
+
+    def _guard(self, work: Callable[[], None]) -> None:
+        """Run ``work``; an exception is logged and counted, never ends the loop."""
+        try:
+            work()
+        except Exception:
+            self.counters["loop_errors"] += 1
+            log.exception("linux driver: error in the polling loop")
+
+    def _flush(self) -> None:
+        if self._dirty:
+            for ring in self._dirty:
+                ring.flush()
+            self._dirty.clear()
+
+    def _on_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wake)
+        posted = self._posted
+        while posted:
+            self._guard(posted.popleft())
+
+    # ------------------------------------------------------------ VM ports
+
+    def _reader_of_port(self, p: _Port) -> Callable[[], None]:
+        recv = p.ring.recv_batch
+        port = p.link.port
+        counters = self.counters
+
+        def read() -> None:
+            frames = recv(BATCH)
+            if frames and self._sink is not None:
+                counters["rx_port_frames"] += len(frames)
+                self._sink.from_port(port, frames)
+
+        return read
+
+    def _on_link_events(self) -> None:
+        events = self._watcher.events()
+        if self._watcher.overflowed or any(self._changes_ports(e) for e in events):
+            self._rescan()
+
+    def _changes_ports(self, event: LinkInfo) -> bool:
+        known = self._port_fds_by_index().get(event.index)
+        if event.deleted:
+            return known is not None
+        return known is None or known.link.ifname != event.ifname or event.alias is not None
+
+    def _port_fds_by_index(self) -> dict[int, _Port]:
+        return {p.link.index: p for p in self._ports.values()}
+
+    def _rescan(self) -> None:
+        found, problems = port_links(self._watcher.dump())
+        for problem in problems:
+            self.counters["port_alias_problems"] += 1
+            log.debug("linux driver: %s", problem)
+        for port, p in list(self._ports.items()):
+            if found.get(port) != p.link:
+                self._remove_port(port)
+        for port, link in found.items():
+            if port not in self._ports:
+                self._add_port(link)
+
+    def _add_port(self, link: PortLink) -> None:
+        try:
+            _prepare_port(link.ifname)
+            ring = PacketRing(link.ifname)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.counters["port_setup_failed"] += 1
+            log.warning("linux driver: port %s on %s: %s", link.port, link.ifname, exc)
+            return
+        p = _Port(link, ring)
+        self._ports[link.port] = p
+        fd = ring.fileno()
+        self._port_fds[fd] = p
+        self._handlers[fd] = self._reader_of_port(p)
+        self._poller.register(fd, select.EPOLLIN)
+        if self._sink is not None:
+            self._sink.port_added(link.port, link.mac)
+
+    def _remove_port(self, port: str) -> None:
+        p = self._ports.pop(port)
+        fd = p.ring.fileno()
+        self._port_fds.pop(fd, None)
+        self._handlers.pop(fd, None)
+        with contextlib.suppress(OSError):
+            self._poller.unregister(fd)
+        self._dirty.discard(p.ring)
+        p.ring.close()
+        if self._sink is not None:
+            self._sink.port_removed(port)
+
+    # ------------------------------------------------------------ uplinks and PAs
+
+    def _configure(self, pas: list[PaConfig]) -> None:
+        """Rebuild the PA stack for ``pas``; announce them; resolve the gateways."""
+        self._pas = pas
+        self._uplinks.clear()
+        self._pa_rings.clear()
+        self._stack_rings = []
+        self._stack = None
+        self._local_pas = frozenset()
+        if pas:
+            configs = []
+            for index, pa in enumerate(pas):
+                ring = self._uplink_rings[pa.interface]
+                configs.append(
+                    UplinkConfig(
+                        pa.interface,
+                        ring.mac,
+                        ipaddress.IPv4Interface(f"{pa.address}/{pa.prefix_length}"),
+                        pa.vlan_id or 0,
+                        None if pa.gateway is None else ipaddress.IPv4Address(pa.gateway),
+                    )
+                )
+                self._pa_rings[pa.address] = ring
+                self._stack_rings.append(ring)
+                entry = self._uplinks.setdefault(ring.fileno(), _UplinkIf(ring, ring.mac, {}))
+                entry.by_vlan[pa.vlan_id or 0] = index
+            try:
+                self._stack = ProviderStack(configs)
+            except UplinkError as exc:
+                log.error("linux driver: provider addresses refused: %s", exc)
+                self.counters["pa_config_refused"] += 1
+                return
+            self._local_pas = frozenset(self._stack.provider_addresses)
+            self._apply(self._stack.announce())
+        self._watch(self._watched)
+
+    def _watch(self, addresses: list[str]) -> None:
+        """Resolve the gateways and the on-link PAs among ``addresses``."""
+        self._watched = addresses
+        wanted: set[tuple[int, bytes]] = set()
+        for index, pa in enumerate(self._pas):
+            if pa.gateway is not None:
+                wanted.add((index, ipaddress.IPv4Address(pa.gateway).packed))
+            for address in addresses:
+                if address != pa.address and pa.on_link(address):
+                    wanted.add((index, ipaddress.IPv4Address(address).packed))
+        new = wanted - self._wanted
+        self._wanted = wanted
+        stack = self._stack
+        if stack is None:
+            return
+        now = time.monotonic()
+        for index, hop in sorted(new):
+            self._apply(stack.resolve(index, hop, now))
+        self._report(now)
+
+    def _reader_of_uplink(self, ring: PacketRing) -> Callable[[], None]:
+        recv = ring.recv_batch
+        fd = ring.fileno()
+
+        def read() -> None:
+            frames = recv(BATCH)
+            entry = self._uplinks.get(fd)
+            stack = self._stack
+            if not frames or entry is None or stack is None:
+                return
+            self.counters["rx_uplink_frames"] += len(frames)
+            local = self._local_pas
+            by_vlan = entry.by_vlan
+            untagged = by_vlan.get(0)
+            mac = entry.mac
+            tunnel: list[bytes] = []
+            other: list[tuple[int, bytes]] = []
+            for frame in frames:
+                if frame.startswith(_VLAN, 12):
+                    index = by_vlan.get(((frame[14] & 0x0F) << 8) | frame[15])
+                    o = 4
+                else:
+                    index, o = untagged, 0
+                if index is None:
+                    self.counters["rx_dropped_vlan"] += 1
+                    continue
+                # to our MAC, IPv4 without options, VXLAN or GRE, not a fragment, our PA
+                if (
+                    len(frame) >= o + _TUNNEL_MIN
+                    and frame.startswith(mac)
+                    and frame.startswith(_IPV4_NO_OPTIONS, o + 12)
+                    and (
+                        frame[o + 23] == _GRE
+                        or (frame[o + 23] == _UDP and frame.startswith(_VXLAN_PORT, o + 36))
+                    )
+                    and not (frame[o + 20] & 0x3F or frame[o + 21])
+                    and frame[o + 30 : o + 34] in local
+                ):
+                    tunnel.append(frame[:12] + frame[16:] if o else frame)
+                else:
+                    other.append((index, frame))
+            if tunnel and self._sink is not None:
+                self._sink.from_uplink(tunnel)
+            if other:
+                now = time.monotonic()
+                for index, frame in other:
+                    self._apply(stack.receive(index, frame, now))
+                    if frame[12:14] == b"\x08\x06" or frame[16:18] == b"\x08\x06":
+                        self._report(now)
+
+        return read
+
+    def _apply(self, operations: Sequence[UplinkTransmit | TunnelFrame]) -> None:
+        for op in operations:
+            if isinstance(op, UplinkTransmit):
+                ring = self._stack_rings[op.uplink]
+                ring.queue(op.frame)
+                self._dirty.add(ring)
+            else:  # a tunnel frame the fast check passed on (IP options ...): not ours
+                self.counters["rx_dropped_tunnel_shape"] += 1
+
+    def _tick(self, now: float) -> None:
+        stack = self._stack
+        if stack is None:
+            return
+        self._apply(stack.tick(now))
+        if now >= self._next_refresh:
+            self._next_refresh = now + REFRESH_SECONDS
+            for index, hop in sorted(self._wanted):
+                self._apply(stack.resolve(index, hop, now))
+        self._report(now)
+
+    def _report(self, now: float) -> None:
+        """Tell the sink about wanted next hops that resolved, changed or were lost."""
+        stack = self._stack
+        sink = self._sink
+        if stack is None or sink is None:
+            return
+        current: dict[str, str] = {}
+        for index, hop in self._wanted:
+            found = stack.neighbours(index, now).get(hop)
+            if found is not None:
+                current[str(ipaddress.IPv4Address(hop))] = mac_text(found)
+        for address in [a for a in self._reported if a not in current]:
+            del self._reported[address]
+            sink.pa_neighbor(address, None)
+        for address, mac in current.items():
+            if self._reported.get(address) != mac:
+                self._reported[address] = mac
+                sink.pa_neighbor(address, mac)
+
+    # ------------------------------------------------------------ teardown
+
+    def _close_all(self) -> None:
+        for p in list(self._ports.values()):
+            p.ring.close()
+        self._ports.clear()
+        for ring in self._uplink_rings.values():
+            ring.close()
+        self._uplink_rings.clear()
+        self._watcher.close()
+        self._poller.close()
+        for fd in ("_wake", "_netns"):
+            value = getattr(self, fd, -1)
+            if value >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(value)
+                setattr(self, fd, -1)
+
+
+def _prepare_port(ifname: str) -> None:
+    """Offloads off on the host end of a VM port (whole frames, finished checksums), up."""
+    try:
+        done = subprocess.run(["ethtool", "-K", ifname, *PORT_OFFLOADS_OFF],
+                              check=False, capture_output=True, text=True, timeout=10)  # fmt: skip
+    except FileNotFoundError:
+        log.warning("linux driver: ethtool is not installed; offloads stay on %s", ifname)
+    else:
+        if done.returncode != 0:
+            log.warning("linux driver: ethtool -K %s: %s", ifname, done.stderr.strip())
+    subprocess.run(["ip", "link", "set", "dev", ifname, "up"], check=True, capture_output=True,
+                   timeout=10)  # fmt: skip
