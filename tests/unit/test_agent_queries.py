@@ -9,9 +9,10 @@ import pytest
 from host_fixtures import GATEWAY, UNPROGRAMMED, AgentState, host_a, process_status
 from vfp_frames import CONTOSO, FABRIKAM, PA_A, PA_B, ROUTER, VM1, VM2, VM3, VM5
 
-from openhnv.agent.control import ControlError, Handler, handle_line
-from openhnv.agent.frame_spec import parse_description
-from openhnv.agent.queries import describe_conditions, host_handlers, uplink_frame
+from openhnv.agent.control import Handler, handle_line
+from openhnv.agent.frame_spec import FrameSpecError, parse_description
+from openhnv.agent.queries import describe_conditions, host_handlers
+from openhnv.agent.trace_frames import uplink_frame
 from openhnv.packet.flowkey import parse_flow_key
 from openhnv.packet.frames import decapsulate
 from openhnv.vfp import commands as c
@@ -75,7 +76,7 @@ def test_layers_groups_and_rules(host: Any) -> None:
         ("list-groups", {"port": "vm1", "layer": "NOPE"}, "no such layer"),
         ("list-rules", {"port": "vm1", "layer": "VNET"}, "both 'layer' and 'group'"),
         ("list-flows", {"port": "vm1", "limit": -1}, "non-negative integer"),
-        ("list-mappings", {"port": "vm9"}, "no such port 'vm9'"),
+        ("list-mappings", {"port": "vm9"}, "port='vm9': no such port (ports: vm1, vm3, vm5"),
         ("counters", {"port": "nope"}, "no such port"),
         ("trace", {"port": "vm1", "tokens": "src=1"}, "list of name=value strings"),
         ("trace", {"port": "vm1", "tokens": ["dst=10.1.1.12"]}, "missing src=IP"),
@@ -236,7 +237,7 @@ def test_trace_from_the_uplink_picks_the_local_ca_or_asks_for_the_rdid(host: Any
     t = run(ops, "trace", port="uplink", tokens=["src=10.1.1.12", "dst=10.1.1.11"])
     assert t["result"] == "decapsulate to port vm1"
     switch.apply([c.AddMapping(Mapping(FABRIKAM, "10.1.1.15", PA_A, "00:1d:d8:00:01:05", 6001))])
-    with pytest.raises(ControlError, match="several routing domains"):
+    with pytest.raises(FrameSpecError, match="several routing domains"):
         run(ops, "trace", port="uplink", tokens=["src=10.1.1.12", "dst=10.1.1.15"])
     nvgre = run(
         ops,
@@ -245,7 +246,7 @@ def test_trace_from_the_uplink_picks_the_local_ca_or_asks_for_the_rdid(host: Any
         tokens=["src=10.1.1.12", "dst=10.1.1.15", "vsid=5001", "encap=nvgre"],
     )
     assert nvgre["result"] == f"decapsulate to port {VM5[0]}"
-    with pytest.raises(ControlError, match="no mapping for this CA"):
+    with pytest.raises(FrameSpecError, match="no mapping for this CA"):
         run(ops, "trace", port="uplink", tokens=["src=10.1.1.12", "dst=10.9.9.9"])
 
 

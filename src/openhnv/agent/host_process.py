@@ -279,6 +279,10 @@ class HostProcess:
             "ovsdb_remote": self.remote,
             "listen": list(self.config.listen),
             "startup": dict(self.startup),
+            "switch_counters": dict(parts.switch.counters) if parts.switch else {},
+            "driver_counters": dict(getattr(parts.switch.driver, "counters", {}))
+            if parts.switch
+            else {},
             "ovsdb_server": {
                 "pid": server.pid if server else None,
                 "running": server.running if server else False,
