@@ -138,6 +138,10 @@ def run(config: HostConfig, *, log_level: str = "INFO") -> int:
         except HostError as err:
             print(f"{PROG}: {err}", file=sys.stderr)
             return EXIT_FAILURE
+        except Exception as err:  # a bug, not bad input: one line here, the trace in host.log
+            logging.getLogger(__name__).exception("host start failed")
+            print(f"{PROG}: start failed: {type(err).__name__}: {err}", file=sys.stderr)
+            return EXIT_FAILURE
         if stop.is_set():
             return 0
         print(READY, flush=True)

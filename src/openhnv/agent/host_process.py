@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -152,7 +152,6 @@ class _Parts:
     switch: HostSwitch | None = None
     agent: HostAgent | None = None
     control: ControlServer | None = None
-    stops: list[Callable[[], None]] = field(default_factory=list)
 
 
 class HostProcess:
