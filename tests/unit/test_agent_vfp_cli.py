@@ -12,7 +12,9 @@ from vfp_frames import PA_A, PA_B, VM1
 
 from openhnv.agent import host_main, trace_cli, vfp_cli
 from openhnv.agent.control import ControlServer, socket_path
+from openhnv.agent.frame_spec import parse_description
 from openhnv.agent.queries import host_handlers
+from openhnv.agent.trace_frames import uplink_frame
 
 PROBLEM = {"table": "FW_Rules", "uuid": "u1", "key": "r1", "reason": "bad protocol 'x'"}
 
@@ -179,3 +181,16 @@ def test_trace_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert trace_cli.main(["src=10.1.1.11", "dst=10.1.1.12"]) == 2
     assert "--port" in out(capsys)[1]
     assert trace_cli.main(["--port", "vm1", "--direction", "up", "src=1.1.1.1", "dst=1.1.1.2"]) == 2
+
+
+def test_uplink_counters_show_a_spoofed_source_drop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    switch, driver = host_a()
+    tokens = ["src=10.1.1.12", "dst=10.1.1.11", "vsid=5001", "outer_src=192.168.1.99"]
+    driver.inject_from_uplink(switch.inspect(lambda e: uplink_frame(e, parse_description(tokens))))
+    handlers = host_handlers(switch, AgentState(), process_status=process_status)
+    with ControlServer(socket_path(tmp_path), handlers):
+        assert vfp_cli.main(["--state-dir", str(tmp_path), "counters", "--port", "uplink"]) == 0
+    lines = out(capsys)[0].splitlines()
+    assert any(line.split() == ["drop:spoofed_source", ":", "1"] for line in lines), lines

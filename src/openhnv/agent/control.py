@@ -30,6 +30,7 @@ CONTROL_SOCKET = "control.sock"
 MAX_LINE = 1 << 20  # a request line longer than this is refused
 DEFAULT_TIMEOUT = 10.0
 STATE_DIR_ENV = "HNV_STATE_DIR"
+SHUTDOWN_POLL = 0.05  # seconds between the server loop's looks at a shutdown request
 
 Params = dict[str, Any]
 Handler = Callable[[Params], Any]
@@ -128,8 +129,11 @@ class ControlServer:
         except OSError as err:
             raise ControlError(f"cannot listen on {self.path}: {err.strerror or err}") from None
         os.chmod(self.path, 0o600)
+        server = self._server
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="hnv-control", daemon=True
+            target=lambda: server.serve_forever(poll_interval=SHUTDOWN_POLL),
+            name="hnv-control",
+            daemon=True,
         )
         self._thread.start()
 
