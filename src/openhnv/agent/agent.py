@@ -93,7 +93,9 @@ class HostAgent:
         self._client = client.start()
         try:
             client.wait_synced(timeout)
-            self._programmed = self.switch.inspect(plan_of_engine)
+            held = self.switch.inspect(plan_of_engine)  # reconcile, never flush
+            pas = tuple(self.switch.provider_addresses())
+            self._programmed = dataclasses.replace(held, provider_addresses=pas)
             self._reconcile()
             self.switch.set_listener(self)
             self._detach_missing_ports()
