@@ -163,7 +163,7 @@ def test_arp_is_answered_from_the_mapping_store(
         assert (answer.op, answer.sender_mac.hex(":")) == (2, mac)
     host.driver.inject_from_port(sql, arp_request("10.1.1.99"))
     assert host.driver.take_sent(sql) == []
-    assert host.agent.counters["arp_unanswered"] == 1
+    assert host.agent.counters()["arp_unanswered"] == 1
 
 
 def send_to_web(host: Host, sql: str) -> None:

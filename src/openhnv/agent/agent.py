@@ -80,7 +80,8 @@ class HostAgent:
         self._syncs = 0
         self._last_sync: float | None = None
         self._connected = False
-        self.counters: Counter[str] = Counter()
+        self._counters: Counter[str] = Counter()
+        self._counter_lock = threading.Lock()
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -145,8 +146,17 @@ class HostAgent:
                 "syncs": self._syncs,
                 "last_sync": self._last_sync,
                 "problems": len(self._row_problems) + len(self._apply_problems),
-                "counters": dict(self.counters),
+                "counters": self.counters(),
             }
+
+    def counters(self) -> dict[str, int]:
+        """ARP requests, replies, unanswered; Physical_Port rows written; other punts."""
+        with self._counter_lock:
+            return dict(self._counters)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._counter_lock:
+            self._counters[name] += n
 
     @property
     def syncs(self) -> int:
@@ -185,25 +195,25 @@ class HostAgent:
 
     def punted(self, port: str, frame: bytes, reason: str) -> None:
         if reason != "arp":
-            self.counters[f"punt:{reason}"] += 1
+            self._count(f"punt:{reason}")
             return
-        self.counters["arp_requests"] += 1
+        self._count("arp_requests")
         current = self._plan
         port_plan = current.ports.get(port)
         if port_plan is None:
-            self.counters["arp_unknown_port"] += 1
+            self._count("arp_unknown_port")
             return
         requester = arp.Requester(port_plan.port.vsid, port_plan.port.ip_addresses)
         reply = arp.answer(current.arp, requester, frame)
         if reply is None:
-            self.counters["arp_unanswered"] += 1
+            self._count("arp_unanswered")
             return
         try:
             self.switch.send_to_port(port, reply)
         except VSwitchError as err:
             log.warning("ARP reply to port %s not sent: %s", port, err)
             return
-        self.counters["arp_replies"] += 1
+        self._count("arp_replies")
 
     # -- the worker --------------------------------------------------------------------
     def _run(self) -> None:
@@ -325,7 +335,7 @@ class HostAgent:
                 for port, mac in ports.items():
                     self._pending_ports.setdefault(port, mac)
             return
-        self.counters["port_rows_written"] += len(writes)
+        self._count("port_rows_written", len(writes))
 
     def _detach_missing_ports(self) -> None:
         """Rows that say attached for ports the switch does not have (host restarted)."""
