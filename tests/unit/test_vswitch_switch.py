@@ -275,3 +275,15 @@ def test_expire_retires_idle_flows() -> None:
     assert sw.inspect(lambda e: e.counters("vm1"))["flows"] == 1
     assert sw.expire(now=10_000.0) >= 1
     assert sw.inspect(lambda e: e.counters("vm1"))["flows"] == 0
+
+
+def test_the_expiry_thread_starts_and_stops_with_the_switch() -> None:
+    driver = NullDriver()
+    sw = HostSwitch(VSwitch(), driver, expire_interval=0.001)
+    sw.start()
+    sw.start()  # idempotent
+    (expirer,) = [t for t in threading.enumerate() if t is sw._expirer]
+    assert expirer.is_alive()
+    sw.stop()
+    assert not expirer.is_alive()
+    assert (driver.opened, driver.closed) == (1, 1)

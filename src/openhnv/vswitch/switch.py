@@ -155,13 +155,14 @@ class HostSwitch:
         macs = {a: normalize_mac(self.driver.uplink_mac(pa.interface), "mac")
                 for a, pa in wanted.items()}  # fmt: skip
         with self._lock:
-            cmds: list[c.Command] = [
-                c.RemoveProviderAddress(a, missing_ok=True) for a in self._pas if a not in wanted
-            ]
-            self._pas, self._pa_macs = wanted, macs
-            cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
-            self.engine.apply_all(cmds)
-        self.driver.set_provider_addresses(list(wanted.values()))
+            before = (self._pas, self._pa_macs)
+            self._program_pas(wanted, macs)
+        try:
+            self.driver.set_provider_addresses(list(wanted.values()))
+        except Exception:  # the driver refused them: the engine goes back to the old PAs
+            with self._lock:
+                self._program_pas(*before)
+            raise
         with self._lock:
             self._watched = frozenset()  # the driver starts afresh: tell it again
             watch = self._watch_change()
@@ -248,6 +249,14 @@ class HostSwitch:
             self.engine.apply_all(cmds)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _program_pas(self, wanted: dict[str, PaConfig], macs: dict[str, str]) -> None:
+        cmds: list[c.Command] = [
+            c.RemoveProviderAddress(a, missing_ok=True) for a in self._pas if a not in wanted
+        ]
+        self._pas, self._pa_macs = wanted, macs
+        cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
+        self.engine.apply_all(cmds)
 
     def _engine_pa(self, pa: PaConfig) -> ProviderAddress:
         gateway_mac = None if pa.gateway is None else self._next_hops.get(pa.gateway)
