@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openhnv.agent import arp
@@ -35,7 +35,7 @@ from openhnv.agent.rows import TABLES, Problem, read_catalog
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.mirror import RowEvent
-from openhnv.ovsdb.rows import Atom, RowChange
+from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import SslFiles
 from openhnv.vfp.commands import RemovePort
 from openhnv.vfp.errors import PolicyError
@@ -271,60 +271,19 @@ class HostAgent:
             log.info("host agent %s: %d change(s) programmed", self.host_name, len(units))
 
     def _apply(self, units: list[Unit]) -> list[Unit]:
-        """Apply every unit; on a refusal, unit by unit (commands are idempotent)."""
-        if not units:
-            return []
-        try:
-            self.switch.apply([cmd for unit in units for cmd in unit.commands])
-            return []
-        except PolicyError:
-            pass
-        failed: list[Unit] = []
-        for unit in units:
-            try:
-                self.switch.apply(unit.commands)
-            except PolicyError as err:
-                failed.append(unit)
-                problem = Problem(
-                    unit.table,
-                    self._uuid(unit.table, unit.key),
-                    unit.key,
-                    f"refused by the switch: {err}",
-                )
-                log.warning("%s %r: %s", unit.table, unit.key, problem.reason)
-                with self._cond:
-                    self._apply_problems[(unit.table, unit.key)] = problem
-                if unit.table == PORT_TABLE:  # leave no half-programmed port behind
-                    self._remove_port_quietly(unit.key)
-        return failed
-
-    def _remove_port_quietly(self, port: str) -> None:
-        with contextlib.suppress(PolicyError):
-            self.switch.apply([RemovePort(port, missing_ok=True)])
+        """Apply the units; record the refused ones as problems of their rows."""
+        refused = apply_units(self.switch, units)
+        for unit, reason in refused:
+            problem = Problem(unit.table, self._uuid(unit.table, unit.key), unit.key, reason)
+            log.warning("%s %r: %s", unit.table, unit.key, reason)
+            with self._cond:
+                self._apply_problems[(unit.table, unit.key)] = problem
+        return [unit for unit, _ in refused]
 
     # -- Physical_Port rows ------------------------------------------------------------
     def _write_ports(self, ports: Mapping[str, str | None]) -> None:
         client = self._require_client()
-        rows = {key: row for key, row in client.snapshot([PORT_TABLE])[PORT_TABLE].items()}
-        writes: list[RowChange] = []
-        for port, mac in sorted(ports.items()):
-            row = rows.get(port)
-            if mac is not None:
-                status: dict[Atom, Atom] = {"attached": "true", "reported_mac": mac}
-                writes.append(
-                    RowChange("insert", PORT_TABLE, port, {"name": port, "status": status})
-                )
-            elif row is None:
-                continue
-            elif row.get("vlan_bindings"):
-                old = row.get("status")
-                status = (
-                    {str(k): str(v) for k, v in old.items()} if isinstance(old, Mapping) else {}
-                )
-                status["attached"] = "false"
-                writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))
-            else:  # never bound by the controller: the row is ours to remove
-                writes.append(RowChange("delete", PORT_TABLE, port, {}))
+        writes = port_row_changes(ports, client.snapshot([PORT_TABLE])[PORT_TABLE])
         if not writes:
             return
         try:
@@ -385,6 +344,58 @@ class HostAgent:
                     reason = "the row has no key (its key columns are empty or malformed)"
                     out.append(Problem(table, row_uuid, "", reason))
         return out
+
+
+def apply_units(switch: HostSwitch, units: Sequence[Unit]) -> list[tuple[Unit, str]]:
+    """Apply ``units`` in one call; when the switch refuses, unit by unit (every command
+    is idempotent). Returns the refused units with the reason; a refused port is removed
+    entirely so that nothing half-programmed stays."""
+    if not units:
+        return []
+    try:
+        switch.apply([cmd for unit in units for cmd in unit.commands])
+        return []
+    except PolicyError:
+        pass
+    refused: list[tuple[Unit, str]] = []
+    for unit in units:
+        try:
+            switch.apply(unit.commands)
+        except PolicyError as err:
+            refused.append((unit, f"refused by the switch: {err}"))
+            if unit.table == PORT_TABLE:
+                with contextlib.suppress(PolicyError):
+                    switch.apply([RemovePort(unit.key, missing_ok=True)])
+    return refused
+
+
+def port_row_changes(ports: Mapping[str, str | None], rows: Mapping[str, Row]) -> list[RowChange]:
+    """The Physical_Port writes for VM ports that came (MAC) or went (None).
+
+    A port that came: its row with ``status`` attached=true and the reported MAC (the
+    controller's columns of an existing row are kept). A port that went: a row the
+    controller bound gets attached=false; a row it never bound is deleted.
+    """
+    writes: list[RowChange] = []
+    for port, mac in sorted(ports.items()):
+        row = rows.get(port)
+        old = row.get("status") if row is not None else None
+        status: dict[Atom, Atom] = dict(old) if isinstance(old, Mapping) else {}
+        if mac is not None:
+            wanted: dict[Atom, Atom] = {"attached": "true", "reported_mac": mac}
+            if row is None or status != wanted:
+                writes.append(
+                    RowChange("insert", PORT_TABLE, port, {"name": port, "status": wanted})
+                )
+        elif row is None:
+            continue
+        elif row.get("vlan_bindings"):
+            if status.get("attached") != "false":
+                status["attached"] = "false"
+                writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))
+        else:  # never bound by the controller: the row is ours to remove
+            writes.append(RowChange("delete", PORT_TABLE, port, {}))
+    return writes
 
 
 def _still_wanted(new: Plan, key: tuple[str, str]) -> bool:
