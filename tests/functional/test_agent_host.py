@@ -327,3 +327,34 @@ def test_a_nic_without_its_own_acl_gets_only_the_subnet_layer(
     hosts.append(host)
     web = port_of(rows, "web")
     assert [la["name"] for la in host.engine(lambda e: e.layers(web))] == ["ACL_SUBNET", VNET]
+
+
+def test_ports_swapping_macs_converge_after_a_refusal(
+    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+) -> None:
+    """The engine refuses the first AddPort of a swap (the MAC is still the other
+    port's): the refused port is reported, then retried, and both end up right."""
+    host, rows = figure8_host(controller, server, hosts)
+    sql, fab = port_of(rows, "contoso-sql"), port_of(rows, "fabrikam-sql")
+    macs = {sql: "00:1d:d8:07:00:21", fab: "00:1d:d8:07:00:11"}
+    controller.apply(
+        [
+            RowChange(
+                "update",
+                "Physical_Port",
+                port,
+                {
+                    "other_config": {
+                        **rows["Physical_Port"][port]["other_config"],
+                        "mac_address": mac,
+                    }
+                },
+            )
+            for port, mac in macs.items()
+        ]
+    )
+    eventually(
+        lambda: {p["name"]: p["mac"] for p in host.engine(lambda e: e.ports())} == macs,
+        "both ports with the swapped MACs",
+    )
+    eventually(lambda: host.agent.problems() == [], "no problem left")

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PORT_TABLE = "Physical_Port"
 RETRY_INTERVAL = 1.0  # seconds between retries of Physical_Port writes that failed
+REFUSED_RETRY = 5.0  # seconds before units the switch refused are tried again
 WRITE_TIMEOUT = 5.0
 KEYLESS_EXEMPT = frozenset({"Physical_Locator_Set"})  # keyless until referred to: normal
 
@@ -80,6 +81,7 @@ class HostAgent:
         self._syncs = 0
         self._last_sync: float | None = None
         self._connected = False
+        self._retry_at: float | None = None  # when to re-plan for refused units
         self._counters: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
 
@@ -225,6 +227,8 @@ class HostAgent:
                 )
                 if self._stopping:
                     return
+                if self._retry_at is not None and time.monotonic() >= self._retry_at:
+                    self._retry_at, self._dirty = None, True
                 dirty, self._dirty = self._dirty, False
                 ports, self._pending_ports = self._pending_ports, {}
             try:
@@ -265,6 +269,7 @@ class HostAgent:
             for gone in [k for k in self._apply_problems if not _still_wanted(new, k)]:
                 del self._apply_problems[gone]
             self._counts = catalog.counts()
+            self._retry_at = time.monotonic() + REFUSED_RETRY if failed else None
             self._syncs += 1
             self._last_sync = time.time()
         if units:
