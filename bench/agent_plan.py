@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands.append(sum(len(u.commands) for u in diff))
         current = new
     result = {
-        "benchmark": "agent",
+        "benchmark": "agent_plan",
         "smoke": args.smoke,
         "hosts": args.hosts,
         "vnets": args.vnets,
