@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openhnv.agent import arp
@@ -35,7 +35,7 @@ from openhnv.agent.rows import TABLES, Problem, read_catalog
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.mirror import RowEvent
-from openhnv.ovsdb.rows import Atom, RowChange
+from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import SslFiles
 from openhnv.vfp.commands import RemovePort
 from openhnv.vfp.errors import PolicyError
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PORT_TABLE = "Physical_Port"
 RETRY_INTERVAL = 1.0  # seconds between retries of Physical_Port writes that failed
+REFUSED_RETRY = 5.0  # seconds before units the switch refused are tried again
 WRITE_TIMEOUT = 5.0
 KEYLESS_EXEMPT = frozenset({"Physical_Locator_Set"})  # keyless until referred to: normal
 
@@ -80,7 +81,9 @@ class HostAgent:
         self._syncs = 0
         self._last_sync: float | None = None
         self._connected = False
-        self.counters: Counter[str] = Counter()
+        self._retry_at: float | None = None  # when to re-plan for refused units
+        self._counters: Counter[str] = Counter()
+        self._counter_lock = threading.Lock()
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -93,7 +96,9 @@ class HostAgent:
         self._client = client.start()
         try:
             client.wait_synced(timeout)
-            self._programmed = self.switch.inspect(plan_of_engine)
+            held = self.switch.inspect(plan_of_engine)  # reconcile, never flush
+            pas = tuple(self.switch.provider_addresses())
+            self._programmed = dataclasses.replace(held, provider_addresses=pas)
             self._reconcile()
             self.switch.set_listener(self)
             self._detach_missing_ports()
@@ -143,8 +148,17 @@ class HostAgent:
                 "syncs": self._syncs,
                 "last_sync": self._last_sync,
                 "problems": len(self._row_problems) + len(self._apply_problems),
-                "counters": dict(self.counters),
+                "counters": self.counters(),
             }
+
+    def counters(self) -> dict[str, int]:
+        """ARP requests, replies, unanswered; Physical_Port rows written; other punts."""
+        with self._counter_lock:
+            return dict(self._counters)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._counter_lock:
+            self._counters[name] += n
 
     @property
     def syncs(self) -> int:
@@ -183,25 +197,25 @@ class HostAgent:
 
     def punted(self, port: str, frame: bytes, reason: str) -> None:
         if reason != "arp":
-            self.counters[f"punt:{reason}"] += 1
+            self._count(f"punt:{reason}")
             return
-        self.counters["arp_requests"] += 1
+        self._count("arp_requests")
         current = self._plan
         port_plan = current.ports.get(port)
         if port_plan is None:
-            self.counters["arp_unknown_port"] += 1
+            self._count("arp_unknown_port")
             return
         requester = arp.Requester(port_plan.port.vsid, port_plan.port.ip_addresses)
         reply = arp.answer(current.arp, requester, frame)
         if reply is None:
-            self.counters["arp_unanswered"] += 1
+            self._count("arp_unanswered")
             return
         try:
             self.switch.send_to_port(port, reply)
         except VSwitchError as err:
             log.warning("ARP reply to port %s not sent: %s", port, err)
             return
-        self.counters["arp_replies"] += 1
+        self._count("arp_replies")
 
     # -- the worker --------------------------------------------------------------------
     def _run(self) -> None:
@@ -213,6 +227,8 @@ class HostAgent:
                 )
                 if self._stopping:
                     return
+                if self._retry_at is not None and time.monotonic() >= self._retry_at:
+                    self._retry_at, self._dirty = None, True
                 dirty, self._dirty = self._dirty, False
                 ports, self._pending_ports = self._pending_ports, {}
             try:
@@ -253,66 +269,26 @@ class HostAgent:
             for gone in [k for k in self._apply_problems if not _still_wanted(new, k)]:
                 del self._apply_problems[gone]
             self._counts = catalog.counts()
+            self._retry_at = time.monotonic() + REFUSED_RETRY if failed else None
             self._syncs += 1
             self._last_sync = time.time()
         if units:
             log.info("host agent %s: %d change(s) programmed", self.host_name, len(units))
 
     def _apply(self, units: list[Unit]) -> list[Unit]:
-        """Apply every unit; on a refusal, unit by unit (commands are idempotent)."""
-        if not units:
-            return []
-        try:
-            self.switch.apply([cmd for unit in units for cmd in unit.commands])
-            return []
-        except PolicyError:
-            pass
-        failed: list[Unit] = []
-        for unit in units:
-            try:
-                self.switch.apply(unit.commands)
-            except PolicyError as err:
-                failed.append(unit)
-                problem = Problem(
-                    unit.table,
-                    self._uuid(unit.table, unit.key),
-                    unit.key,
-                    f"refused by the switch: {err}",
-                )
-                log.warning("%s %r: %s", unit.table, unit.key, problem.reason)
-                with self._cond:
-                    self._apply_problems[(unit.table, unit.key)] = problem
-                if unit.table == PORT_TABLE:  # leave no half-programmed port behind
-                    self._remove_port_quietly(unit.key)
-        return failed
-
-    def _remove_port_quietly(self, port: str) -> None:
-        with contextlib.suppress(PolicyError):
-            self.switch.apply([RemovePort(port, missing_ok=True)])
+        """Apply the units; record the refused ones as problems of their rows."""
+        refused = apply_units(self.switch, units)
+        for unit, reason in refused:
+            problem = Problem(unit.table, self._uuid(unit.table, unit.key), unit.key, reason)
+            log.warning("%s %r: %s", unit.table, unit.key, reason)
+            with self._cond:
+                self._apply_problems[(unit.table, unit.key)] = problem
+        return [unit for unit, _ in refused]
 
     # -- Physical_Port rows ------------------------------------------------------------
     def _write_ports(self, ports: Mapping[str, str | None]) -> None:
         client = self._require_client()
-        rows = {key: row for key, row in client.snapshot([PORT_TABLE])[PORT_TABLE].items()}
-        writes: list[RowChange] = []
-        for port, mac in sorted(ports.items()):
-            row = rows.get(port)
-            if mac is not None:
-                status: dict[Atom, Atom] = {"attached": "true", "reported_mac": mac}
-                writes.append(
-                    RowChange("insert", PORT_TABLE, port, {"name": port, "status": status})
-                )
-            elif row is None:
-                continue
-            elif row.get("vlan_bindings"):
-                old = row.get("status")
-                status = (
-                    {str(k): str(v) for k, v in old.items()} if isinstance(old, Mapping) else {}
-                )
-                status["attached"] = "false"
-                writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))
-            else:  # never bound by the controller: the row is ours to remove
-                writes.append(RowChange("delete", PORT_TABLE, port, {}))
+        writes = port_row_changes(ports, client.snapshot([PORT_TABLE])[PORT_TABLE])
         if not writes:
             return
         try:
@@ -323,7 +299,7 @@ class HostAgent:
                 for port, mac in ports.items():
                     self._pending_ports.setdefault(port, mac)
             return
-        self.counters["port_rows_written"] += len(writes)
+        self._count("port_rows_written", len(writes))
 
     def _detach_missing_ports(self) -> None:
         """Rows that say attached for ports the switch does not have (host restarted)."""
@@ -373,6 +349,58 @@ class HostAgent:
                     reason = "the row has no key (its key columns are empty or malformed)"
                     out.append(Problem(table, row_uuid, "", reason))
         return out
+
+
+def apply_units(switch: HostSwitch, units: Sequence[Unit]) -> list[tuple[Unit, str]]:
+    """Apply ``units`` in one call; when the switch refuses, unit by unit (every command
+    is idempotent). Returns the refused units with the reason; a refused port is removed
+    entirely so that nothing half-programmed stays."""
+    if not units:
+        return []
+    try:
+        switch.apply([cmd for unit in units for cmd in unit.commands])
+        return []
+    except PolicyError:
+        pass
+    refused: list[tuple[Unit, str]] = []
+    for unit in units:
+        try:
+            switch.apply(unit.commands)
+        except PolicyError as err:
+            refused.append((unit, f"refused by the switch: {err}"))
+            if unit.table == PORT_TABLE:
+                with contextlib.suppress(PolicyError):
+                    switch.apply([RemovePort(unit.key, missing_ok=True)])
+    return refused
+
+
+def port_row_changes(ports: Mapping[str, str | None], rows: Mapping[str, Row]) -> list[RowChange]:
+    """The Physical_Port writes for VM ports that came (MAC) or went (None).
+
+    A port that came: its row with ``status`` attached=true and the reported MAC (the
+    controller's columns of an existing row are kept). A port that went: a row the
+    controller bound gets attached=false; a row it never bound is deleted.
+    """
+    writes: list[RowChange] = []
+    for port, mac in sorted(ports.items()):
+        row = rows.get(port)
+        old = row.get("status") if row is not None else None
+        status: dict[Atom, Atom] = dict(old) if isinstance(old, Mapping) else {}
+        if mac is not None:
+            wanted: dict[Atom, Atom] = {"attached": "true", "reported_mac": mac}
+            if row is None or status != wanted:
+                writes.append(
+                    RowChange("insert", PORT_TABLE, port, {"name": port, "status": wanted})
+                )
+        elif row is None:
+            continue
+        elif row.get("vlan_bindings"):
+            if status.get("attached") != "false":
+                status["attached"] = "false"
+                writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))
+        else:  # never bound by the controller: the row is ours to remove
+            writes.append(RowChange("delete", PORT_TABLE, port, {}))
+    return writes
 
 
 def _still_wanted(new: Plan, key: tuple[str, str]) -> bool:

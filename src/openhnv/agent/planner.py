@@ -15,6 +15,7 @@ against the switch instead of flushing it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ from openhnv.vfp.policy import (
     Rule,
     conditions,
 )
+from openhnv.vfp.spaces import Encapsulation
 from openhnv.vfp.spaces import Mapping as CaMapping
 from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.driver import PaConfig, VSwitchError
@@ -92,6 +94,14 @@ class Unit:
 
 
 # -- planning -------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1 << 16)
+def _mapping(
+    rdid: str, ca: str, pa: str, mac: str, vsid: int, encapsulation: Encapsulation
+) -> CaMapping:
+    """A mapping, built (and checked) once per distinct value."""
+    return CaMapping(rdid, ca, pa, mac, vsid, encapsulation)
+
+
 def uplink_name(interface: str, index: int) -> str:
     """The switch uplink that carries a PA: ``upN`` as is, ``pnicN`` -> ``up{N-1}``,
     anything else by the PA's position among the host's PAs."""
@@ -129,7 +139,7 @@ def plan(cat: Catalog) -> Plan:
         switch = cat.switches[mac.switch]
         locator = cat.locators[mac.locator]
         try:
-            m = CaMapping(
+            m = _mapping(
                 switch.rdid,
                 mac.customer_address,
                 locator.provider_address,

@@ -10,6 +10,7 @@ too, naming why.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ ACL_LAYERS = ("subnet", "nic")
 UNTAGGED_BINDING = 0
 FULL_PORT_RANGE = (0, 65535)
 TRUE = "true"
+PARSE_CACHE = 1 << 16  # addresses and MACs parsed once per agent, not once per sync
 
 
 class RowError(ValueError):
@@ -222,6 +224,7 @@ def _ref(value: object, column: str, table: str, known: Mapping[str, object]) ->
     return value.key
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE)
 def _address(value: str, column: str, version: int | None = None) -> str:
     try:
         ip = ipaddress.ip_address(value)
@@ -232,6 +235,7 @@ def _address(value: str, column: str, version: int | None = None) -> str:
     return str(ip)
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE)
 def _prefix(value: object, column: str) -> IPNetwork:
     if not isinstance(value, str):
         raise RowError(f"{column} holds {value!r}, not a CIDR string")
@@ -241,6 +245,7 @@ def _prefix(value: object, column: str) -> IPNetwork:
         raise RowError(f"{column} holds {value!r}, not a CIDR") from None
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE)
 def _mac(value: str, column: str) -> str:
     try:
         mac = normalize_mac(value, column)
@@ -262,6 +267,11 @@ def _port_range(value: str, column: str) -> PortRange | None:
     if not 0 <= lo <= hi <= FULL_PORT_RANGE[1]:
         raise RowError(f"{column}={value!r} is not a port range within 0..65535")
     return None if (lo, hi) == FULL_PORT_RANGE else (lo, hi)
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE)
+def _inside(address: str, prefix: IPNetwork) -> bool:
+    return ipaddress.ip_address(address) in prefix
 
 
 def lowest_usable(prefix: IPNetwork) -> str:
@@ -353,7 +363,7 @@ def _ucast(key: str, row: Row, cat: Catalog) -> None:
     mac = _mac(_text(row, "MAC"), "MAC")
     address = _address(_text(row, "ipaddr"), "ipaddr")
     prefix = cat.switches[switch].prefix
-    if prefix is not None and ipaddress.ip_address(address) not in prefix:
+    if prefix is not None and not _inside(address, prefix):
         raise RowError(f"ipaddr {address} is outside its logical switch's subnet {prefix}")
     mapping_type = _text(row, "mapping_type")
     if mapping_type not in ("local", "remote"):
