@@ -42,7 +42,14 @@ from dataclasses import dataclass
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
 from openhnv.vswitch.pawire import mac_text
-from openhnv.vswitch.portlinks import LinkInfo, LinkWatcher, PortLink, port_links, uplink_names
+from openhnv.vswitch.portlinks import (
+    UPLINK_NAME,
+    LinkInfo,
+    LinkWatcher,
+    PortLink,
+    port_links,
+    uplink_names,
+)
 from openhnv.vswitch.ring import PacketRing, RingError
 from openhnv.vswitch.uplink import ProviderStack, TunnelFrame, UplinkConfig, UplinkError
 from openhnv.vswitch.uplink import Transmit as UplinkTransmit
@@ -89,16 +96,11 @@ class LinuxDriver:
 
     def __init__(self, uplinks: Sequence[str] | None = None) -> None:
         self.counters: Counter[str] = Counter()
-        self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._watcher = LinkWatcher()
-        names = list(uplinks) if uplinks is not None else uplink_names(self._watcher.dump())
+        self._uplink_names = list(uplinks) if uplinks is not None else None
         self._uplink_rings: dict[str, PacketRing] = {}
-        try:
-            for name in names:
-                self._uplink_rings[name] = PacketRing(name)
-        except RingError as exc:
-            self._close_all()
-            raise VSwitchError(f"uplink {exc}") from None
+        self._uplink_lock = threading.Lock()
         self._sink: FrameSink | None = None
         self._ports: dict[str, _Port] = {}
         self._port_fds: dict[int, _Port] = {}
@@ -117,17 +119,25 @@ class LinuxDriver:
         self._thread: threading.Thread | None = None
         self._loop_ident = 0
         self._stopping = False
+        self._closed = False
         self._ready = threading.Event()
         self._poller = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
         self._next_refresh = 0.0
+        names = self._uplink_names
+        try:
+            for name in names if names is not None else uplink_names(self._watcher.dump()):
+                self._uplink(name)
+        except VSwitchError:
+            self._close_all()
+            raise
 
     # ------------------------------------------------------------ Driver protocol
 
     def open(self, sink: FrameSink) -> None:
         """Start the polling thread; VM ports found now are reported before it returns."""
-        if self._thread is not None:
-            raise VSwitchError("the Linux driver is already open")
+        if self._thread is not None or self._closed:
+            raise VSwitchError("the Linux driver is already open or was closed")
         self._sink = sink
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="hnv-linux-driver", daemon=True)
@@ -135,7 +145,8 @@ class LinuxDriver:
         self._ready.wait(10.0)
 
     def close(self) -> None:
-        """Stop the thread and close every socket (idempotent)."""
+        """Stop the thread and close every socket (idempotent; a closed driver stays
+        closed)."""
         thread = self._thread
         if thread is not None:
             self._stopping = True
@@ -183,16 +194,12 @@ class LinuxDriver:
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
         for pa in pas:
-            if pa.interface not in self._uplink_rings:
-                raise VSwitchError(f"provider address {pa.address}: no uplink {pa.interface}")
+            self._uplink(pa.interface)
         pas = list(pas)
         self._post(lambda: self._configure(pas))
 
     def uplink_mac(self, interface: str) -> str:
-        ring = self._uplink_rings.get(interface)
-        if ring is None:
-            raise VSwitchError(f"uplink {interface!r}: not an uplink of this driver")
-        return mac_text(ring.mac)
+        return mac_text(self._uplink(interface).mac)
 
     def watch_neighbors(self, addresses: Sequence[str]) -> None:
         for address in addresses:
@@ -227,6 +234,36 @@ class LinuxDriver:
         stats["rx_dropped_ring"] = sum(r.update_drops() for r in rings)
         stats["tx_dropped_ring"] = sum(r.tx_dropped for r in rings)
         return stats
+
+    def _uplink(self, name: str) -> PacketRing:
+        """The ring of uplink ``name``, opened (in the driver's namespace) on first use."""
+        with self._uplink_lock:
+            ring = self._uplink_rings.get(name)
+            if ring is not None:
+                return ring
+            if self._closed:
+                raise VSwitchError("the Linux driver is closed")
+            allowed = self._uplink_names
+            if (allowed is not None and name not in allowed) or (
+                allowed is None and not UPLINK_NAME.fullmatch(name)
+            ):
+                raise VSwitchError(f"uplink {name!r}: not an uplink of this driver")
+            saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _setns(self._netns)
+                try:
+                    ring = PacketRing(name)
+                except RingError as exc:
+                    raise VSwitchError(f"uplink {exc}") from None
+                finally:
+                    _setns(saved)
+            finally:
+                os.close(saved)
+            self._uplink_rings[name] = ring
+            if self._thread is not None:  # the loop runs: it polls the new ring from now on
+                self._handlers[ring.fileno()] = self._reader_of_uplink(ring)
+                self._poller.register(ring.fileno(), select.EPOLLIN)
+            return ring
 
     # ------------------------------------------------------------ the loop
 
@@ -512,12 +549,14 @@ class LinuxDriver:
     # ------------------------------------------------------------ teardown
 
     def _close_all(self) -> None:
+        self._closed = True
         for p in list(self._ports.values()):
             p.ring.close()
         self._ports.clear()
-        for ring in self._uplink_rings.values():
-            ring.close()
-        self._uplink_rings.clear()
+        with self._uplink_lock:
+            for ring in self._uplink_rings.values():
+                ring.close()
+            self._uplink_rings.clear()
         self._watcher.close()
         self._poller.close()
         for fd in ("_wake", "_netns"):
