@@ -1,26 +1,23 @@
 """The Linux data plane: VM ports are veths, uplinks are ``up0``, ``up1``, ... of the host.
 
 ``LinuxDriver`` runs inside the host's network namespace (it remembers the namespace
-it was made in, and its thread enters it). One thread polls every socket:
+it was made in; its thread, and any uplink opened later, enter it). One thread polls
+every socket:
 
 - a ``PacketRing`` (mmap'd AF_PACKET rings) on the host end of each VM port's veth:
   frames a VM sent go to ``sink.from_port`` in batches; ``send_to_port`` writes into
   the ring and one system call per batch sends them;
-- a ``PacketRing`` on each uplink: tunnel frames (VXLAN UDP 4789, NVGRE IP 47) for a
-  local PA go to ``sink.from_uplink`` in batches, their 802.1Q tag taken off;
-  everything else (ARP, ICMP echo to a PA, junk) goes to the ``ProviderStack`` of
-  ``vswitch.uplink``, which answers and resolves next hops; ``transmit`` sends the
-  engine's whole outer frames out of the uplink of their source PA;
+- a ``PacketRing`` on each uplink, read into ``linux_pa.PaSide``: tunnel frames for a
+  local PA go to ``sink.from_uplink``, ARP and ICMP echo for the PAs are answered, next
+  hops are resolved and reported; ``transmit`` sends the engine's whole outer frames
+  out of the uplink of their source PA;
 - the rtnetlink socket of ``portlinks.LinkWatcher``: links whose ifalias is
   ``openhnv-port <port-id> <mac>`` appear and disappear as VM ports (offloads are
   turned off on the host end, and it is brought up), reported with
-  ``sink.port_added`` / ``sink.port_removed``;
+  ``sink.port_added`` / ``sink.port_removed``; a re-dump every second catches alias
+  changes, which send no netlink event;
 - an eventfd that wakes the loop for work posted from other threads (send_to_port,
   transmit, PA changes): only the loop thread touches the rings.
-
-Next hops: the gateways of the PAs and the on-link PAs given to ``watch_neighbors`` are
-resolved with ARP, refreshed before they expire, and reported with ``sink.pa_neighbor``
-when they resolve, change or are lost.
 """
 
 from __future__ import annotations
@@ -41,6 +38,7 @@ from dataclasses import dataclass
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.linux_pa import PaSide
 from openhnv.vswitch.pawire import mac_text
 from openhnv.vswitch.portlinks import (
     UPLINK_NAME,
@@ -51,21 +49,14 @@ from openhnv.vswitch.portlinks import (
     uplink_names,
 )
 from openhnv.vswitch.ring import PacketRing, RingError
-from openhnv.vswitch.uplink import ProviderStack, TunnelFrame, UplinkConfig, UplinkError
-from openhnv.vswitch.uplink import Transmit as UplinkTransmit
 
 BATCH = 256
 TICK_SECONDS = 0.25
 RESCAN_SECONDS = 1.0
-REFRESH_SECONDS = 60.0
 PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
-_VLAN = b"\x81\x00"
-_IPV4_NO_OPTIONS = b"\x08\x00\x45"
-_VXLAN_PORT = b"\x12\xb5"
-_UDP, _GRE = 17, 47
-_TUNNEL_MIN = 42  # Ethernet + IPv4 + GRE with key; the engine checks the rest
+_LOGGED_ERRORS = 20
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +65,6 @@ log = logging.getLogger(__name__)
 class _Port:
     link: PortLink
     ring: PacketRing
-
-
-@dataclass(slots=True)
-class _UplinkIf:
-    """One uplink interface and the PAs (stack indices) it carries, by VLAN (0 = none)."""
-
-    ring: PacketRing
-    mac: bytes
-    by_vlan: dict[int, int]
 
 
 def _setns(fd: int) -> None:
@@ -104,15 +86,6 @@ class LinuxDriver:
         self._sink: FrameSink | None = None
         self._ports: dict[str, _Port] = {}
         self._port_fds: dict[int, _Port] = {}
-        self._uplinks: dict[int, _UplinkIf] = {}  # by ring fd
-        self._stack: ProviderStack | None = None
-        self._pa_rings: dict[str, PacketRing] = {}  # source PA -> ring
-        self._stack_rings: list[PacketRing] = []  # stack index -> ring
-        self._local_pas: frozenset[bytes] = frozenset()
-        self._pas: list[PaConfig] = []
-        self._watched: list[str] = []
-        self._wanted: set[tuple[int, bytes]] = set()  # (stack index, next hop)
-        self._reported: dict[str, str] = {}
         self._dirty: set[PacketRing] = set()
         self._posted: deque[Callable[[], None]] = deque()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -123,7 +96,7 @@ class LinuxDriver:
         self._ready = threading.Event()
         self._poller = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
-        self._next_refresh = 0.0
+        self._pa = PaSide(self.counters, self._dirty)
         names = self._uplink_names
         try:
             for name in names if names is not None else uplink_names(self._watcher.dump()):
@@ -139,6 +112,7 @@ class LinuxDriver:
         if self._thread is not None or self._closed:
             raise VSwitchError("the Linux driver is already open or was closed")
         self._sink = sink
+        self._pa.sink = sink
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="hnv-linux-driver", daemon=True)
         self._thread.start()
@@ -172,31 +146,13 @@ class LinuxDriver:
             frames = list(frames)
             self._post(lambda: self.transmit(frames))
             return
-        rings = self._pa_rings
-        if len(rings) == 1:  # one PA: every frame leaves by its uplink
-            ((pa, ring),) = rings.items()
-            outer = [t[0] for t in frames if t[1] == pa]
-            ring.queue_many(outer)
-            self._dirty.add(ring)
-            if len(outer) != len(frames):
-                self.counters["tx_dropped_no_uplink"] += len(frames) - len(outer)
-            return
-        by_ring: dict[PacketRing, list[bytes]] = {}
-        for frame, source_pa, _destination in frames:
-            ring_of_pa = rings.get(source_pa)
-            if ring_of_pa is None:
-                self.counters["tx_dropped_no_uplink"] += 1
-            else:
-                by_ring.setdefault(ring_of_pa, []).append(frame)
-        for ring_of_pa, outer in by_ring.items():
-            ring_of_pa.queue_many(outer)
-            self._dirty.add(ring_of_pa)
+        self._pa.transmit(frames)
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
         for pa in pas:
             self._uplink(pa.interface)
         pas = list(pas)
-        self._post(lambda: self._configure(pas))
+        self._post(lambda: self._pa.configure(pas, self._uplink_rings))
 
     def uplink_mac(self, interface: str) -> str:
         return mac_text(self._uplink(interface).mac)
@@ -208,7 +164,7 @@ class LinuxDriver:
             except ValueError:
                 raise VSwitchError(f"watch_neighbors: {address!r} is not an IPv4 PA") from None
         wanted = list(addresses)
-        self._post(lambda: self._watch(wanted))
+        self._post(lambda: self._pa.watch(wanted))
 
     # ------------------------------------------------------------ inspection
 
@@ -223,9 +179,7 @@ class LinuxDriver:
         for _ in range(10):  # the loop thread may add a key meanwhile: copy again
             try:
                 stats = dict(self.counters)
-                stack = self._stack
-                if stack is not None:
-                    stats.update({f"pa:{k}": v for k, v in stack.counters.items()})
+                stats.update({f"pa:{k}": v for k, v in self._pa.stack_counters.items()})
                 rings = [*self._uplink_rings.values(), *(p.ring for p in self._ports.values())]
                 break
             except RuntimeError:
@@ -299,7 +253,7 @@ class LinuxDriver:
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + TICK_SECONDS
-                    self._guard(functools.partial(self._tick, now))
+                    self._guard(functools.partial(self._pa.tick, now))
                     self._flush()
                 if now >= next_scan:
                     next_scan = now + RESCAN_SECONDS
@@ -313,7 +267,9 @@ class LinuxDriver:
             work()
         except Exception:
             self.counters["loop_errors"] += 1
-            log.exception("linux driver: error in the polling loop")
+            errors = self.counters["loop_errors"]
+            if errors <= _LOGGED_ERRORS or errors % 1000 == 0:  # never flood the log
+                log.exception("linux driver: error in the polling loop (%d so far)", errors)
 
     def _flush(self) -> None:
         if self._dirty:
@@ -327,6 +283,17 @@ class LinuxDriver:
         posted = self._posted
         while posted:
             self._guard(posted.popleft())
+
+    def _reader_of_uplink(self, ring: PacketRing) -> Callable[[], None]:
+        recv = ring.recv_batch
+        receive = self._pa.receive
+
+        def read() -> None:
+            frames = recv(BATCH)
+            if frames:
+                receive(ring, frames)
+
+        return read
 
     # ------------------------------------------------------------ VM ports
 
@@ -397,154 +364,6 @@ class LinuxDriver:
         p.ring.close()
         if self._sink is not None:
             self._sink.port_removed(port)
-
-    # ------------------------------------------------------------ uplinks and PAs
-
-    def _configure(self, pas: list[PaConfig]) -> None:
-        """Rebuild the PA stack for ``pas``; announce them; resolve the gateways."""
-        self._pas = pas
-        self._uplinks.clear()
-        self._pa_rings.clear()
-        self._stack_rings = []
-        self._stack = None
-        self._local_pas = frozenset()
-        if pas:
-            configs = []
-            for index, pa in enumerate(pas):
-                ring = self._uplink_rings[pa.interface]
-                configs.append(
-                    UplinkConfig(
-                        pa.interface,
-                        ring.mac,
-                        ipaddress.IPv4Interface(f"{pa.address}/{pa.prefix_length}"),
-                        pa.vlan_id or 0,
-                        None if pa.gateway is None else ipaddress.IPv4Address(pa.gateway),
-                    )
-                )
-                self._pa_rings[pa.address] = ring
-                self._stack_rings.append(ring)
-                entry = self._uplinks.setdefault(ring.fileno(), _UplinkIf(ring, ring.mac, {}))
-                entry.by_vlan[pa.vlan_id or 0] = index
-            try:
-                self._stack = ProviderStack(configs)
-            except UplinkError as exc:
-                log.error("linux driver: provider addresses refused: %s", exc)
-                self.counters["pa_config_refused"] += 1
-                return
-            self._local_pas = frozenset(self._stack.provider_addresses)
-            self._apply(self._stack.announce())
-        self._watch(self._watched)
-
-    def _watch(self, addresses: list[str]) -> None:
-        """Resolve the gateways and the on-link PAs among ``addresses``."""
-        self._watched = addresses
-        wanted: set[tuple[int, bytes]] = set()
-        for index, pa in enumerate(self._pas):
-            if pa.gateway is not None:
-                wanted.add((index, ipaddress.IPv4Address(pa.gateway).packed))
-            for address in addresses:
-                if address != pa.address and pa.on_link(address):
-                    wanted.add((index, ipaddress.IPv4Address(address).packed))
-        new = wanted - self._wanted
-        self._wanted = wanted
-        stack = self._stack
-        if stack is None:
-            return
-        now = time.monotonic()
-        for index, hop in sorted(new):
-            self._apply(stack.resolve(index, hop, now))
-        self._report(now)
-
-    def _reader_of_uplink(self, ring: PacketRing) -> Callable[[], None]:
-        recv = ring.recv_batch
-        fd = ring.fileno()
-
-        def read() -> None:
-            frames = recv(BATCH)
-            entry = self._uplinks.get(fd)
-            stack = self._stack
-            if not frames or entry is None or stack is None:
-                return
-            self.counters["rx_uplink_frames"] += len(frames)
-            local = self._local_pas
-            by_vlan = entry.by_vlan
-            untagged = by_vlan.get(0)
-            mac = entry.mac
-            tunnel: list[bytes] = []
-            other: list[tuple[int, bytes]] = []
-            for frame in frames:
-                if frame.startswith(_VLAN, 12):
-                    index = by_vlan.get(((frame[14] & 0x0F) << 8) | frame[15])
-                    o = 4
-                else:
-                    index, o = untagged, 0
-                if index is None:
-                    self.counters["rx_dropped_vlan"] += 1
-                    continue
-                # to our MAC, IPv4 without options, VXLAN or GRE, not a fragment, our PA
-                if (
-                    len(frame) >= o + _TUNNEL_MIN
-                    and frame.startswith(mac)
-                    and frame.startswith(_IPV4_NO_OPTIONS, o + 12)
-                    and (
-                        frame[o + 23] == _GRE
-                        or (frame[o + 23] == _UDP and frame.startswith(_VXLAN_PORT, o + 36))
-                    )
-                    and not (frame[o + 20] & 0x3F or frame[o + 21])
-                    and frame[o + 30 : o + 34] in local
-                ):
-                    tunnel.append(frame[:12] + frame[16:] if o else frame)
-                else:
-                    other.append((index, frame))
-            if tunnel and self._sink is not None:
-                self._sink.from_uplink(tunnel)
-            if other:
-                now = time.monotonic()
-                for index, frame in other:
-                    self._apply(stack.receive(index, frame, now))
-                    if frame[12:14] == b"\x08\x06" or frame[16:18] == b"\x08\x06":
-                        self._report(now)
-
-        return read
-
-    def _apply(self, operations: Sequence[UplinkTransmit | TunnelFrame]) -> None:
-        for op in operations:
-            if isinstance(op, UplinkTransmit):
-                ring = self._stack_rings[op.uplink]
-                ring.queue(op.frame)
-                self._dirty.add(ring)
-            else:  # a tunnel frame the fast check passed on (IP options ...): not ours
-                self.counters["rx_dropped_tunnel_shape"] += 1
-
-    def _tick(self, now: float) -> None:
-        stack = self._stack
-        if stack is None:
-            return
-        self._apply(stack.tick(now))
-        if now >= self._next_refresh:
-            self._next_refresh = now + REFRESH_SECONDS
-            for index, hop in sorted(self._wanted):
-                self._apply(stack.resolve(index, hop, now))
-        self._report(now)
-
-    def _report(self, now: float) -> None:
-        """Tell the sink about wanted next hops that resolved, changed or were lost."""
-        stack = self._stack
-        sink = self._sink
-        if stack is None or sink is None:
-            return
-        current: dict[str, str] = {}
-        for index, hop in self._wanted:
-            found = stack.neighbours(index, now).get(hop)
-            if found is not None:
-                current[str(ipaddress.IPv4Address(hop))] = mac_text(found)
-        for address in [a for a in self._reported if a not in current]:
-            del self._reported[address]
-            sink.pa_neighbor(address, None)
-        for address, mac in current.items():
-            if self._reported.get(address) != mac:
-                self._reported[address] = mac
-                sink.pa_neighbor(address, mac)
 
     # ------------------------------------------------------------ teardown
 
