@@ -304,4 +304,9 @@ def test_ports_appear_and_disappear_live(run_root: Path) -> None:
         assert driver.statistics()["port_alias_problems"] >= 1  # type: ignore[attr-defined]
         with pytest.raises(VSwitchError, match="up7"):
             driver.uplink_mac("up7")
+        with pytest.raises(VSwitchError, match="late1"):
+            driver.uplink_mac("late1")  # not named up<N>
+        netns.exec_in(host, ["ip", "link", "add", "up3", "address", "02:00:00:00:03:03",
+                             "type", "veth", "peer", "name", "late3"])  # fmt: skip
+        assert driver.uplink_mac("up3") == "02:00:00:00:03:03"  # opened when first asked
         assert lab.ping("v1", "10.0.0.99", count=1).returncode != 0  # no mapping: dropped

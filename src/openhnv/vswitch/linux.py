@@ -1,26 +1,23 @@
 """The Linux data plane: VM ports are veths, uplinks are ``up0``, ``up1``, ... of the host.
 
 ``LinuxDriver`` runs inside the host's network namespace (it remembers the namespace
-it was made in, and its thread enters it). One thread polls every socket:
+it was made in; its thread, and any uplink opened later, enter it). One thread polls
+every socket:
 
 - a ``PacketRing`` (mmap'd AF_PACKET rings) on the host end of each VM port's veth:
   frames a VM sent go to ``sink.from_port`` in batches; ``send_to_port`` writes into
   the ring and one system call per batch sends them;
-- a ``PacketRing`` on each uplink: tunnel frames (VXLAN UDP 4789, NVGRE IP 47) for a
-  local PA go to ``sink.from_uplink`` in batches, their 802.1Q tag taken off;
-  everything else (ARP, ICMP echo to a PA, junk) goes to the ``ProviderStack`` of
-  ``vswitch.uplink``, which answers and resolves next hops; ``transmit`` sends the
-  engine's whole outer frames out of the uplink of their source PA;
+- a ``PacketRing`` on each uplink, read into ``linux_pa.PaSide``: tunnel frames for a
+  local PA go to ``sink.from_uplink``, ARP and ICMP echo for the PAs are answered, next
+  hops are resolved and reported; ``transmit`` sends the engine's whole outer frames
+  out of the uplink of their source PA;
 - the rtnetlink socket of ``portlinks.LinkWatcher``: links whose ifalias is
   ``openhnv-port <port-id> <mac>`` appear and disappear as VM ports (offloads are
   turned off on the host end, and it is brought up), reported with
-  ``sink.port_added`` / ``sink.port_removed``;
+  ``sink.port_added`` / ``sink.port_removed``; a re-dump every second catches alias
+  changes, which send no netlink event;
 - an eventfd that wakes the loop for work posted from other threads (send_to_port,
   transmit, PA changes): only the loop thread touches the rings.
-
-Next hops: the gateways of the PAs and the on-link PAs given to ``watch_neighbors`` are
-resolved with ARP, refreshed before they expire, and reported with ``sink.pa_neighbor``
-when they resolve, change or are lost.
 """
 
 from __future__ import annotations
@@ -41,24 +38,25 @@ from dataclasses import dataclass
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.linux_pa import PaSide
 from openhnv.vswitch.pawire import mac_text
-from openhnv.vswitch.portlinks import LinkInfo, LinkWatcher, PortLink, port_links, uplink_names
+from openhnv.vswitch.portlinks import (
+    UPLINK_NAME,
+    LinkInfo,
+    LinkWatcher,
+    PortLink,
+    port_links,
+    uplink_names,
+)
 from openhnv.vswitch.ring import PacketRing, RingError
-from openhnv.vswitch.uplink import ProviderStack, TunnelFrame, UplinkConfig, UplinkError
-from openhnv.vswitch.uplink import Transmit as UplinkTransmit
 
 BATCH = 256
 TICK_SECONDS = 0.25
 RESCAN_SECONDS = 1.0
-REFRESH_SECONDS = 60.0
 PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
-_VLAN = b"\x81\x00"
-_IPV4_NO_OPTIONS = b"\x08\x00\x45"
-_VXLAN_PORT = b"\x12\xb5"
-_UDP, _GRE = 17, 47
-_TUNNEL_MIN = 42  # Ethernet + IPv4 + GRE with key; the engine checks the rest
+_LOGGED_ERRORS = 20
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +65,6 @@ log = logging.getLogger(__name__)
 class _Port:
     link: PortLink
     ring: PacketRing
-
-
-@dataclass(slots=True)
-class _UplinkIf:
-    """One uplink interface and the PAs (stack indices) it carries, by VLAN (0 = none)."""
-
-    ring: PacketRing
-    mac: bytes
-    by_vlan: dict[int, int]
 
 
 def _setns(fd: int) -> None:
@@ -89,53 +78,49 @@ class LinuxDriver:
 
     def __init__(self, uplinks: Sequence[str] | None = None) -> None:
         self.counters: Counter[str] = Counter()
-        self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._watcher = LinkWatcher()
-        names = list(uplinks) if uplinks is not None else uplink_names(self._watcher.dump())
+        self._uplink_names = list(uplinks) if uplinks is not None else None
         self._uplink_rings: dict[str, PacketRing] = {}
-        try:
-            for name in names:
-                self._uplink_rings[name] = PacketRing(name)
-        except RingError as exc:
-            self._close_all()
-            raise VSwitchError(f"uplink {exc}") from None
+        self._uplink_lock = threading.Lock()
         self._sink: FrameSink | None = None
         self._ports: dict[str, _Port] = {}
         self._port_fds: dict[int, _Port] = {}
-        self._uplinks: dict[int, _UplinkIf] = {}  # by ring fd
-        self._stack: ProviderStack | None = None
-        self._pa_rings: dict[str, PacketRing] = {}  # source PA -> ring
-        self._stack_rings: list[PacketRing] = []  # stack index -> ring
-        self._local_pas: frozenset[bytes] = frozenset()
-        self._pas: list[PaConfig] = []
-        self._watched: list[str] = []
-        self._wanted: set[tuple[int, bytes]] = set()  # (stack index, next hop)
-        self._reported: dict[str, str] = {}
         self._dirty: set[PacketRing] = set()
         self._posted: deque[Callable[[], None]] = deque()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread: threading.Thread | None = None
         self._loop_ident = 0
         self._stopping = False
+        self._closed = False
         self._ready = threading.Event()
         self._poller = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
-        self._next_refresh = 0.0
+        self._pa = PaSide(self.counters, self._dirty)
+        names = self._uplink_names
+        try:
+            for name in names if names is not None else uplink_names(self._watcher.dump()):
+                self._uplink(name)
+        except VSwitchError:
+            self._close_all()
+            raise
 
     # ------------------------------------------------------------ Driver protocol
 
     def open(self, sink: FrameSink) -> None:
         """Start the polling thread; VM ports found now are reported before it returns."""
-        if self._thread is not None:
-            raise VSwitchError("the Linux driver is already open")
+        if self._thread is not None or self._closed:
+            raise VSwitchError("the Linux driver is already open or was closed")
         self._sink = sink
+        self._pa.sink = sink
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="hnv-linux-driver", daemon=True)
         self._thread.start()
         self._ready.wait(10.0)
 
     def close(self) -> None:
-        """Stop the thread and close every socket (idempotent)."""
+        """Stop the thread and close every socket (idempotent; a closed driver stays
+        closed)."""
         thread = self._thread
         if thread is not None:
             self._stopping = True
@@ -161,38 +146,16 @@ class LinuxDriver:
             frames = list(frames)
             self._post(lambda: self.transmit(frames))
             return
-        rings = self._pa_rings
-        if len(rings) == 1:  # one PA: every frame leaves by its uplink
-            ((pa, ring),) = rings.items()
-            outer = [t[0] for t in frames if t[1] == pa]
-            ring.queue_many(outer)
-            self._dirty.add(ring)
-            if len(outer) != len(frames):
-                self.counters["tx_dropped_no_uplink"] += len(frames) - len(outer)
-            return
-        by_ring: dict[PacketRing, list[bytes]] = {}
-        for frame, source_pa, _destination in frames:
-            ring_of_pa = rings.get(source_pa)
-            if ring_of_pa is None:
-                self.counters["tx_dropped_no_uplink"] += 1
-            else:
-                by_ring.setdefault(ring_of_pa, []).append(frame)
-        for ring_of_pa, outer in by_ring.items():
-            ring_of_pa.queue_many(outer)
-            self._dirty.add(ring_of_pa)
+        self._pa.transmit(frames)
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
         for pa in pas:
-            if pa.interface not in self._uplink_rings:
-                raise VSwitchError(f"provider address {pa.address}: no uplink {pa.interface}")
+            self._uplink(pa.interface)
         pas = list(pas)
-        self._post(lambda: self._configure(pas))
+        self._post(lambda: self._pa.configure(pas, self._uplink_rings))
 
     def uplink_mac(self, interface: str) -> str:
-        ring = self._uplink_rings.get(interface)
-        if ring is None:
-            raise VSwitchError(f"uplink {interface!r}: not an uplink of this driver")
-        return mac_text(ring.mac)
+        return mac_text(self._uplink(interface).mac)
 
     def watch_neighbors(self, addresses: Sequence[str]) -> None:
         for address in addresses:
@@ -201,7 +164,7 @@ class LinuxDriver:
             except ValueError:
                 raise VSwitchError(f"watch_neighbors: {address!r} is not an IPv4 PA") from None
         wanted = list(addresses)
-        self._post(lambda: self._watch(wanted))
+        self._post(lambda: self._pa.watch(wanted))
 
     # ------------------------------------------------------------ inspection
 
@@ -216,9 +179,7 @@ class LinuxDriver:
         for _ in range(10):  # the loop thread may add a key meanwhile: copy again
             try:
                 stats = dict(self.counters)
-                stack = self._stack
-                if stack is not None:
-                    stats.update({f"pa:{k}": v for k, v in stack.counters.items()})
+                stats.update({f"pa:{k}": v for k, v in self._pa.stack_counters.items()})
                 rings = [*self._uplink_rings.values(), *(p.ring for p in self._ports.values())]
                 break
             except RuntimeError:
@@ -227,6 +188,36 @@ class LinuxDriver:
         stats["rx_dropped_ring"] = sum(r.update_drops() for r in rings)
         stats["tx_dropped_ring"] = sum(r.tx_dropped for r in rings)
         return stats
+
+    def _uplink(self, name: str) -> PacketRing:
+        """The ring of uplink ``name``, opened (in the driver's namespace) on first use."""
+        with self._uplink_lock:
+            ring = self._uplink_rings.get(name)
+            if ring is not None:
+                return ring
+            if self._closed:
+                raise VSwitchError("the Linux driver is closed")
+            allowed = self._uplink_names
+            if (allowed is not None and name not in allowed) or (
+                allowed is None and not UPLINK_NAME.fullmatch(name)
+            ):
+                raise VSwitchError(f"uplink {name!r}: not an uplink of this driver")
+            saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _setns(self._netns)
+                try:
+                    ring = PacketRing(name)
+                except RingError as exc:
+                    raise VSwitchError(f"uplink {exc}") from None
+                finally:
+                    _setns(saved)
+            finally:
+                os.close(saved)
+            self._uplink_rings[name] = ring
+            if self._thread is not None:  # the loop runs: it polls the new ring from now on
+                self._handlers[ring.fileno()] = self._reader_of_uplink(ring)
+                self._poller.register(ring.fileno(), select.EPOLLIN)
+            return ring
 
     # ------------------------------------------------------------ the loop
 
@@ -262,7 +253,7 @@ class LinuxDriver:
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + TICK_SECONDS
-                    self._guard(functools.partial(self._tick, now))
+                    self._guard(functools.partial(self._pa.tick, now))
                     self._flush()
                 if now >= next_scan:
                     next_scan = now + RESCAN_SECONDS
@@ -276,7 +267,9 @@ class LinuxDriver:
             work()
         except Exception:
             self.counters["loop_errors"] += 1
-            log.exception("linux driver: error in the polling loop")
+            errors = self.counters["loop_errors"]
+            if errors <= _LOGGED_ERRORS or errors % 1000 == 0:  # never flood the log
+                log.exception("linux driver: error in the polling loop (%d so far)", errors)
 
     def _flush(self) -> None:
         if self._dirty:
@@ -290,6 +283,17 @@ class LinuxDriver:
         posted = self._posted
         while posted:
             self._guard(posted.popleft())
+
+    def _reader_of_uplink(self, ring: PacketRing) -> Callable[[], None]:
+        recv = ring.recv_batch
+        receive = self._pa.receive
+
+        def read() -> None:
+            frames = recv(BATCH)
+            if frames:
+                receive(ring, frames)
+
+        return read
 
     # ------------------------------------------------------------ VM ports
 
@@ -361,163 +365,17 @@ class LinuxDriver:
         if self._sink is not None:
             self._sink.port_removed(port)
 
-    # ------------------------------------------------------------ uplinks and PAs
-
-    def _configure(self, pas: list[PaConfig]) -> None:
-        """Rebuild the PA stack for ``pas``; announce them; resolve the gateways."""
-        self._pas = pas
-        self._uplinks.clear()
-        self._pa_rings.clear()
-        self._stack_rings = []
-        self._stack = None
-        self._local_pas = frozenset()
-        if pas:
-            configs = []
-            for index, pa in enumerate(pas):
-                ring = self._uplink_rings[pa.interface]
-                configs.append(
-                    UplinkConfig(
-                        pa.interface,
-                        ring.mac,
-                        ipaddress.IPv4Interface(f"{pa.address}/{pa.prefix_length}"),
-                        pa.vlan_id or 0,
-                        None if pa.gateway is None else ipaddress.IPv4Address(pa.gateway),
-                    )
-                )
-                self._pa_rings[pa.address] = ring
-                self._stack_rings.append(ring)
-                entry = self._uplinks.setdefault(ring.fileno(), _UplinkIf(ring, ring.mac, {}))
-                entry.by_vlan[pa.vlan_id or 0] = index
-            try:
-                self._stack = ProviderStack(configs)
-            except UplinkError as exc:
-                log.error("linux driver: provider addresses refused: %s", exc)
-                self.counters["pa_config_refused"] += 1
-                return
-            self._local_pas = frozenset(self._stack.provider_addresses)
-            self._apply(self._stack.announce())
-        self._watch(self._watched)
-
-    def _watch(self, addresses: list[str]) -> None:
-        """Resolve the gateways and the on-link PAs among ``addresses``."""
-        self._watched = addresses
-        wanted: set[tuple[int, bytes]] = set()
-        for index, pa in enumerate(self._pas):
-            if pa.gateway is not None:
-                wanted.add((index, ipaddress.IPv4Address(pa.gateway).packed))
-            for address in addresses:
-                if address != pa.address and pa.on_link(address):
-                    wanted.add((index, ipaddress.IPv4Address(address).packed))
-        new = wanted - self._wanted
-        self._wanted = wanted
-        stack = self._stack
-        if stack is None:
-            return
-        now = time.monotonic()
-        for index, hop in sorted(new):
-            self._apply(stack.resolve(index, hop, now))
-        self._report(now)
-
-    def _reader_of_uplink(self, ring: PacketRing) -> Callable[[], None]:
-        recv = ring.recv_batch
-        fd = ring.fileno()
-
-        def read() -> None:
-            frames = recv(BATCH)
-            entry = self._uplinks.get(fd)
-            stack = self._stack
-            if not frames or entry is None or stack is None:
-                return
-            self.counters["rx_uplink_frames"] += len(frames)
-            local = self._local_pas
-            by_vlan = entry.by_vlan
-            untagged = by_vlan.get(0)
-            mac = entry.mac
-            tunnel: list[bytes] = []
-            other: list[tuple[int, bytes]] = []
-            for frame in frames:
-                if frame.startswith(_VLAN, 12):
-                    index = by_vlan.get(((frame[14] & 0x0F) << 8) | frame[15])
-                    o = 4
-                else:
-                    index, o = untagged, 0
-                if index is None:
-                    self.counters["rx_dropped_vlan"] += 1
-                    continue
-                # to our MAC, IPv4 without options, VXLAN or GRE, not a fragment, our PA
-                if (
-                    len(frame) >= o + _TUNNEL_MIN
-                    and frame.startswith(mac)
-                    and frame.startswith(_IPV4_NO_OPTIONS, o + 12)
-                    and (
-                        frame[o + 23] == _GRE
-                        or (frame[o + 23] == _UDP and frame.startswith(_VXLAN_PORT, o + 36))
-                    )
-                    and not (frame[o + 20] & 0x3F or frame[o + 21])
-                    and frame[o + 30 : o + 34] in local
-                ):
-                    tunnel.append(frame[:12] + frame[16:] if o else frame)
-                else:
-                    other.append((index, frame))
-            if tunnel and self._sink is not None:
-                self._sink.from_uplink(tunnel)
-            if other:
-                now = time.monotonic()
-                for index, frame in other:
-                    self._apply(stack.receive(index, frame, now))
-                    if frame[12:14] == b"\x08\x06" or frame[16:18] == b"\x08\x06":
-                        self._report(now)
-
-        return read
-
-    def _apply(self, operations: Sequence[UplinkTransmit | TunnelFrame]) -> None:
-        for op in operations:
-            if isinstance(op, UplinkTransmit):
-                ring = self._stack_rings[op.uplink]
-                ring.queue(op.frame)
-                self._dirty.add(ring)
-            else:  # a tunnel frame the fast check passed on (IP options ...): not ours
-                self.counters["rx_dropped_tunnel_shape"] += 1
-
-    def _tick(self, now: float) -> None:
-        stack = self._stack
-        if stack is None:
-            return
-        self._apply(stack.tick(now))
-        if now >= self._next_refresh:
-            self._next_refresh = now + REFRESH_SECONDS
-            for index, hop in sorted(self._wanted):
-                self._apply(stack.resolve(index, hop, now))
-        self._report(now)
-
-    def _report(self, now: float) -> None:
-        """Tell the sink about wanted next hops that resolved, changed or were lost."""
-        stack = self._stack
-        sink = self._sink
-        if stack is None or sink is None:
-            return
-        current: dict[str, str] = {}
-        for index, hop in self._wanted:
-            found = stack.neighbours(index, now).get(hop)
-            if found is not None:
-                current[str(ipaddress.IPv4Address(hop))] = mac_text(found)
-        for address in [a for a in self._reported if a not in current]:
-            del self._reported[address]
-            sink.pa_neighbor(address, None)
-        for address, mac in current.items():
-            if self._reported.get(address) != mac:
-                self._reported[address] = mac
-                sink.pa_neighbor(address, mac)
-
     # ------------------------------------------------------------ teardown
 
     def _close_all(self) -> None:
+        self._closed = True
         for p in list(self._ports.values()):
             p.ring.close()
         self._ports.clear()
-        for ring in self._uplink_rings.values():
-            ring.close()
-        self._uplink_rings.clear()
+        with self._uplink_lock:
+            for ring in self._uplink_rings.values():
+                ring.close()
+            self._uplink_rings.clear()
         self._watcher.close()
         self._poller.close()
         for fd in ("_wake", "_netns"):
