@@ -347,17 +347,39 @@ def _forward(
     edit = None
     if (v.src_mac, v.dst_mac) != (fk.src_mac, fk.dst_mac) or w.ttl:
         edit = InnerEdit(v.dst_mac, v.src_mac, w.ttl, fk.family or 4, fk.l3_offset)
-    template, arg, next_port, reason = _toward(fab, m, edit, zlib.crc32(key), d)
+    source = pinned_source(fab, port, fk)
+    template, arg, next_port, reason = _toward(fab, m, edit, zlib.crc32(key), d, source)
     if reason is not None:
         return d.drop(reason, fab)
     d.template, d.arg, d.next_port = template, arg, next_port
     return d
 
 
+def pinned_source(fab: Fabric, port: Port, fk: FlowKey) -> ProviderAddress | None:
+    """The local PA the mapping space holds for the packet's source CA, if any.
+
+    A receiver accepts a tunnelled packet only from the PA its mappings hold for the
+    inner source (by CA IP, else by MAC), so a host with several PAs must send from that
+    one; packets whose source is not mapped to a local PA spread over the PAs by hash.
+    """
+    m = None
+    if fk.src_ip is not None:
+        m = fab.mappings.by_ip(port.rdid, fk.src_ip)
+    if m is None:
+        m = fab.mappings.by_mac(port.vsid, fk.src_mac) or fab.mappings.by_mac(port.vsid, port.mac)
+    return None if m is None else fab.provider_addresses.get(m.provider_address)
+
+
 def _toward(
-    fab: Fabric, m: Mapping, edit: InnerEdit | None, flow_hash: int, d: Decision
+    fab: Fabric,
+    m: Mapping,
+    edit: InnerEdit | None,
+    flow_hash: int,
+    d: Decision,
+    source: ProviderAddress | None = None,
 ) -> tuple[Template | None, int, str | None, str | None]:
-    """(template, flow argument, local port, drop reason) to reach mapping ``m``."""
+    """(template, flow argument, local port, drop reason) to reach mapping ``m``, sent
+    from PA ``source`` when given (``pinned_source``), else from one chosen by hash."""
     if m.provider_address in fab.provider_addresses:
         q = fab.ports_by_mac.get(m.customer_mac)
         if q is None or q.vsid != m.vsid:
@@ -367,11 +389,12 @@ def _toward(
         return fab.local_delivery(q.name, edit), 0, q.name, None
     if not fab.provider_addresses:
         return None, 0, None, "no_provider_address"
-    sources, on_link = fab.sources_toward(m.provider_address)
-    choice = sources[flow_hash % len(sources)]
-    next_hop = fab.pa_neighbors.get(m.provider_address)
-    if next_hop is None and not on_link:
-        next_hop = choice.gateway_mac
+    if source is not None:
+        choice, on_link = source, source.on_link(m.provider_address)
+    else:
+        sources, on_link = fab.sources_toward(m.provider_address)
+        choice = sources[flow_hash % len(sources)]
+    next_hop = fab.pa_neighbors.get(m.provider_address) if on_link else choice.gateway_mac
     if next_hop is None:
         return None, 0, None, "no_pa_route"
     nvgre = m.encapsulation == "nvgre"
@@ -403,12 +426,13 @@ def _replicate(
     d.cacheable = False
     d.copies = []
     seen = {fk.src_mac}
+    source = pinned_source(fab, port, fk)
     for m in fab.mappings.in_vsid(v.vsid):
         if m.customer_mac in seen or m.rdid != port.rdid:
             continue
         seen.add(m.customer_mac)
         copy = retarget(frame, fk, m)
-        template, arg, next_port, reason = _toward(fab, m, None, zlib.crc32(copy), d)
+        template, arg, next_port, reason = _toward(fab, m, None, zlib.crc32(copy), d, source)
         if template is not None:
             d.copies.append(Copy(template, arg, copy, next_port))
         else:

@@ -1,0 +1,110 @@
+"""The I/O edge of a host switch: what a driver does and what it calls back.
+
+A ``Driver`` moves frames between the VM ports, the uplinks and a ``FrameSink`` (the
+``HostSwitch``). It owns the PA side of the wire: it answers ARP and ICMP echo for the
+PAs, resolves next hops (an on-link PA, or the gateway) and reports them with
+``sink.pa_neighbor``, pushes and pops the PA subnet's VLAN tag, and hands only tunnel
+frames addressed to a local PA to ``sink.from_uplink``.
+
+Beyond docs/vswitch.md a driver has two small duties the switch needs to program the
+engine's PA side:
+
+- ``uplink_mac(interface)``: the MAC of an uplink, the outer source MAC of frames sent
+  from the PA it carries (``VSwitchError`` when there is no such uplink);
+- ``watch_neighbors(addresses)``: the remote PAs this host sends to (the whole set each
+  time); the driver keeps the on-link ones resolved and reports them (and the gateways
+  of its PAs) with ``sink.pa_neighbor``; off-link ones need nothing but the gateway.
+
+Frames in ``transmit`` are whole outer Ethernet frames as the engine built them: outer
+MACs from the PA's ``uplink_mac`` and the reported next hop, 802.1Q tag of the source PA's
+subnet included; the driver sends them out of the uplink carrying ``source_pa`` as they
+are. Frames given to ``from_uplink`` may keep their tag or not (the engine takes both).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from openhnv.vfp.emits import Transmit
+
+MAX_VLAN_ID = 4094
+
+
+class VSwitchError(ValueError):
+    """The vswitch layer's error: a bad PA configuration, an unknown uplink or port, a
+    driver used before it was opened. The message names what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaConfig:
+    """One provider address of this host (one per team member / uplink)."""
+
+    address: str  # "192.168.1.10"
+    prefix_length: int  # 24
+    vlan_id: int | None  # 802.1Q tag of the PA subnet, None = untagged
+    gateway: str | None  # the PA subnet's router, for off-link PAs
+    interface: str  # the uplink (physical NIC) that carries it, e.g. "up0"
+
+    def __post_init__(self) -> None:
+        try:
+            net = ipaddress.IPv4Interface(f"{self.address}/{self.prefix_length}")
+        except (ValueError, TypeError) as exc:
+            raise VSwitchError(
+                f"provider address {self.address!r}/{self.prefix_length!r}: not an IPv4"
+                f" address with a prefix length 0..32 ({exc})"
+            ) from None
+        object.__setattr__(self, "address", str(net.ip))
+        if self.vlan_id is not None and (
+            not isinstance(self.vlan_id, int) or not 1 <= self.vlan_id <= MAX_VLAN_ID
+        ):
+            raise VSwitchError(f"provider address {self.address}: vlan_id {self.vlan_id!r}"
+                               f" is not 1..{MAX_VLAN_ID} (None: untagged)")  # fmt: skip
+        if self.gateway is not None:
+            try:
+                gateway = ipaddress.IPv4Address(self.gateway)
+            except ValueError:
+                raise VSwitchError(
+                    f"provider address {self.address}: gateway {self.gateway!r} is not IPv4"
+                ) from None
+            if gateway not in net.network or gateway == net.ip:
+                raise VSwitchError(f"provider address {self.address}: gateway {gateway} is"
+                                   f" not another address of {net.network}")  # fmt: skip
+            object.__setattr__(self, "gateway", str(gateway))
+        if not isinstance(self.interface, str) or not self.interface.strip():
+            raise VSwitchError(
+                f"provider address {self.address}: interface {self.interface!r} is empty"
+            )
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        """The PA subnet."""
+        return ipaddress.IPv4Interface(f"{self.address}/{self.prefix_length}").network
+
+    def on_link(self, other: str) -> bool:
+        """Whether PA ``other`` is in this PA's subnet (reached without the gateway)."""
+        return ipaddress.IPv4Address(other) in self.network
+
+
+class FrameSink(Protocol):
+    """What a driver calls: the ``HostSwitch``."""
+
+    def from_port(self, port: str, frames: list[bytes]) -> None: ...
+    def from_uplink(self, frames: list[bytes]) -> None: ...
+    def port_added(self, port: str, mac: str) -> None: ...
+    def port_removed(self, port: str) -> None: ...
+    def pa_neighbor(self, address: str, mac: str | None) -> None: ...
+
+
+class Driver(Protocol):
+    """Moves frames for one host (see the module docstring)."""
+
+    def open(self, sink: FrameSink) -> None: ...
+    def close(self) -> None: ...
+    def send_to_port(self, port: str, frames: Sequence[bytes]) -> None: ...
+    def transmit(self, frames: Sequence[Transmit]) -> None: ...
+    def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None: ...
+    def uplink_mac(self, interface: str) -> str: ...
+    def watch_neighbors(self, addresses: Sequence[str]) -> None: ...

@@ -1,0 +1,316 @@
+"""One host's switch: the VFP engine, its driver and the dispatch of what the engine emits.
+
+``HostSwitch`` is the ``FrameSink`` of its driver. Frames from VM ports and from the
+uplink go through ``engine.process_batch``; ``Deliver`` goes to ``driver.send_to_port``,
+``Transmit`` to ``driver.transmit``, ``Punt`` to the ``PortListener`` (the host agent),
+``Drop`` is already counted by the engine. The PA side of the engine belongs here:
+``set_provider_addresses`` becomes ``AddProviderAddress`` / ``RemoveProviderAddress`` and
+the driver's resolved next hops become ``SetPaNeighbor`` and the PAs' ``gateway_mac``;
+everything else is programmed by the agent through ``apply``.
+
+One lock serialises programming and packet processing. Emits are carried out after the
+lock is released (driver and listener may take their own locks without a lock-order
+cycle); a listener may call back into the switch (``send_to_port``, ``apply``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
+
+from openhnv.vfp import commands as c
+from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
+from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.policy import normalize_mac
+from openhnv.vfp.spaces import ProviderAddress
+from openhnv.vfp.switch import VSwitch
+from openhnv.vswitch.driver import Driver, PaConfig, VSwitchError
+
+__all__ = ["HostSwitch", "PaConfig", "PortListener", "VSwitchError"]
+
+T = TypeVar("T")
+DEFAULT_EXPIRE_INTERVAL = 10.0
+_PA_COMMANDS = (c.AddProviderAddress, c.RemoveProviderAddress, c.SetPaNeighbor)
+
+
+class PortListener(Protocol):
+    """What the switch tells the host agent."""
+
+    def port_added(self, port: str, mac: str) -> None: ...  # port = NIC instanceId
+    def port_removed(self, port: str) -> None: ...
+    def punted(self, port: str, frame: bytes, reason: str) -> None: ...  # e.g. ARP
+
+
+class HostSwitch:
+    """The engine of one host plus its driver; thread-safe."""
+
+    def __init__(
+        self,
+        engine: VSwitch,
+        driver: Driver,
+        *,
+        expire_interval: float | None = DEFAULT_EXPIRE_INTERVAL,
+    ) -> None:
+        self.engine = engine
+        self.driver = driver
+        self.expire_interval = expire_interval
+        self.counters: Counter[str] = Counter()
+        self._lock = threading.RLock()
+        self._listener: PortListener | None = None
+        self._ports: dict[str, str] = {}
+        self._pas: dict[str, PaConfig] = {}
+        self._pa_macs: dict[str, str] = {}
+        self._next_hops: dict[str, str] = {}  # resolved address -> MAC (PAs and gateways)
+        self._watched: frozenset[str] = frozenset()
+        self._stopping = threading.Event()
+        self._expirer: threading.Thread | None = None
+        self._started = False
+
+    # -- life cycle --------------------------------------------------------------------
+
+    def set_listener(self, listener: PortListener) -> None:
+        """Tell ``listener`` about ports from now on, and about the ports known already."""
+        with self._lock:
+            self._listener = listener
+            known = dict(self._ports)
+        for port, mac in known.items():
+            listener.port_added(port, mac)
+
+    def start(self) -> None:
+        """Open the driver: ports are reported and frames start flowing."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            self._stopping.clear()
+        self.driver.open(self)
+        if self.expire_interval is not None:
+            self._expirer = threading.Thread(
+                target=self._expire_loop, name="hnv-vswitch-expire", daemon=True
+            )
+            self._expirer.start()
+
+    def stop(self) -> None:
+        """Close the driver and stop expiring flows (idempotent)."""
+        with self._lock:
+            if not self._started:
+                return
+            self._started = False
+        self._stopping.set()
+        if self._expirer is not None:
+            self._expirer.join()
+            self._expirer = None
+        self.driver.close()
+
+    def _expire_loop(self) -> None:
+        interval = self.expire_interval or DEFAULT_EXPIRE_INTERVAL
+        while not self._stopping.wait(interval):
+            self.expire()
+
+    def expire(self, now: float | None = None) -> int:
+        """Retire idle flows (the engine's idle timeout); returns how many."""
+        with self._lock:
+            return self.engine.expire(now)
+
+    # -- control side ------------------------------------------------------------------
+
+    def apply(self, commands: Iterable[c.Command]) -> None:
+        """Program the engine (ports, layers, groups, rules, mappings), in order.
+
+        Raises ``PolicyError`` at the first command that cannot be applied (those before
+        it stay applied). PA commands are refused: the PAs belong to the switch.
+        """
+        batch = list(commands)
+        for command in batch:
+            if isinstance(command, _PA_COMMANDS):
+                raise PolicyError(
+                    "command", command, "PAs and their neighbours are set by the vswitch"
+                    " (HostSwitch.set_provider_addresses and the driver)"
+                )  # fmt: skip
+        failed: PolicyError | None = None
+        with self._lock:
+            try:
+                self.engine.apply_all(batch)
+            except PolicyError as exc:
+                failed = exc
+            watch = None
+            if any(isinstance(x, c.AddMapping | c.RemoveMapping) for x in batch):
+                watch = self._watch_change()
+        if watch is not None:
+            self.driver.watch_neighbors(watch)
+        if failed is not None:
+            raise failed
+
+    def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
+        """This host's PAs (the whole set); the engine and the driver follow."""
+        wanted: dict[str, PaConfig] = {}
+        for pa in pas:
+            if not isinstance(pa, PaConfig):
+                raise VSwitchError(f"provider address {pa!r} is not a PaConfig")
+            if pa.address in wanted:
+                raise VSwitchError(f"provider address {pa.address} is given twice")
+            wanted[pa.address] = pa
+        macs = {a: normalize_mac(self.driver.uplink_mac(pa.interface), "mac")
+                for a, pa in wanted.items()}  # fmt: skip
+        with self._lock:
+            before = (self._pas, self._pa_macs)
+            self._program_pas(wanted, macs)
+        try:
+            self.driver.set_provider_addresses(list(wanted.values()))
+        except Exception:  # the driver refused them: the engine goes back to the old PAs
+            with self._lock:
+                self._program_pas(*before)
+            raise
+        with self._lock:
+            self._watched = frozenset()  # the driver starts afresh: tell it again
+            watch = self._watch_change()
+        self.driver.watch_neighbors(watch or [])
+
+    def provider_addresses(self) -> list[PaConfig]:
+        with self._lock:
+            return list(self._pas.values())
+
+    def send_to_port(self, port: str, frame: bytes) -> None:
+        """Send ``frame`` to VM port ``port`` as is (e.g. the agent's ARP reply)."""
+        with self._lock:
+            if port not in self._ports:
+                raise VSwitchError(f"port {port!r}: the driver reported no such port")
+            self.counters["sent_to_port"] += 1
+        self.driver.send_to_port(port, (frame,))
+
+    def inspect(self, fn: Callable[[VSwitch], T]) -> T:
+        """``fn(engine)`` under the lock (listings, traces, counters)."""
+        with self._lock:
+            return fn(self.engine)
+
+    def ports(self) -> dict[str, str]:
+        """port -> MAC of the VM ports the driver reported."""
+        with self._lock:
+            return dict(self._ports)
+
+    def neighbors(self) -> dict[str, str]:
+        """The resolved next hops (remote PAs and gateways) -> MAC."""
+        with self._lock:
+            return dict(self._next_hops)
+
+    # -- FrameSink: called by the driver -----------------------------------------------
+
+    def from_port(self, port: str, frames: list[bytes]) -> None:
+        with self._lock:
+            if port not in self.engine.fabric.ports:  # reported but not programmed (yet)
+                self.counters["drop:unprogrammed_port"] += len(frames)
+                return
+            emits = self.engine.process_batch(port, frames)
+        self._dispatch(emits)
+
+    def from_uplink(self, frames: list[bytes]) -> None:
+        with self._lock:
+            emits = self.engine.process_batch(UPLINK, frames)
+        self._dispatch(emits)
+
+    def port_added(self, port: str, mac: str) -> None:
+        mac = normalize_mac(mac, "mac")
+        with self._lock:
+            if self._ports.get(port) == mac:
+                return
+            self._ports[port] = mac
+            listener = self._listener
+        if listener is not None:
+            listener.port_added(port, mac)
+
+    def port_removed(self, port: str) -> None:
+        with self._lock:
+            if self._ports.pop(port, None) is None:
+                return
+            listener = self._listener
+        if listener is not None:
+            listener.port_removed(port)
+
+    def pa_neighbor(self, address: str, mac: str | None) -> None:
+        """A next hop resolved (``mac``) or lost (None): an on-link remote PA or a gateway."""
+        if mac is not None:
+            mac = normalize_mac(mac, "mac")
+        with self._lock:
+            if self._next_hops.get(address) == mac:
+                return
+            if mac is None:
+                del self._next_hops[address]
+            else:
+                self._next_hops[address] = mac
+            cmds: list[c.Command] = [
+                c.AddProviderAddress(self._engine_pa(pa))
+                for pa in self._pas.values()
+                if pa.gateway == address
+            ]
+            self.engine.apply_all(cmds + self._neighbor_changes())
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _program_pas(self, wanted: dict[str, PaConfig], macs: dict[str, str]) -> None:
+        cmds: list[c.Command] = [
+            c.RemoveProviderAddress(a, missing_ok=True) for a in self._pas if a not in wanted
+        ]
+        self._pas, self._pa_macs = wanted, macs
+        cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
+        self.engine.apply_all(cmds + self._neighbor_changes())
+
+    def _neighbor_changes(self) -> list[c.Command]:
+        """``SetPaNeighbor`` for the resolved remote PAs on-link with a local PA (the
+        engine's neighbours), and to forget those no longer resolved or on-link."""
+        pas = self._pas.values()
+        wanted = {
+            address: mac
+            for address, mac in self._next_hops.items()
+            if address not in self._pas and any(pa.on_link(address) for pa in pas)
+        }
+        have = self.engine.fabric.pa_neighbors
+        cmds: list[c.Command] = [c.SetPaNeighbor(a, None) for a in have if a not in wanted]
+        cmds += [c.SetPaNeighbor(a, m) for a, m in wanted.items() if have.get(a) != m]
+        return cmds
+
+    def _engine_pa(self, pa: PaConfig) -> ProviderAddress:
+        gateway_mac = None if pa.gateway is None else self._next_hops.get(pa.gateway)
+        return ProviderAddress(pa.address, self._pa_macs[pa.address], pa.prefix_length,
+                               pa.vlan_id, gateway_mac)  # fmt: skip
+
+    def _watch_change(self) -> list[str] | None:
+        """The remote PAs the mappings name, when they changed since the driver was told."""
+        remote = frozenset(
+            m.provider_address
+            for m in self.engine.fabric.mappings.all()
+            if m.provider_address not in self._pas
+        )
+        if remote == self._watched:
+            return None
+        self._watched = remote
+        return sorted(remote)
+
+    def _dispatch(self, emits: list[Emit]) -> None:
+        """Carry out the engine's emits: deliveries per port, one transmit batch, punts."""
+        if not emits:
+            return
+        to_ports: dict[str, list[bytes]] = {}
+        transmits: list[Transmit] = []
+        punts: list[Punt] = []
+        for em in emits:
+            cls = em.__class__
+            if cls is Transmit:
+                transmits.append(em)  # type: ignore[arg-type]
+            elif cls is Deliver:
+                to_ports.setdefault(em[0], []).append(em[1])  # type: ignore[arg-type]
+            elif cls is Punt:
+                punts.append(em)  # type: ignore[arg-type]
+        if transmits:
+            self.driver.transmit(transmits)
+        for port, frames in to_ports.items():
+            self.driver.send_to_port(port, frames)
+        if punts:
+            listener = self._listener
+            if listener is None:
+                with self._lock:
+                    self.counters["drop:no_listener"] += len(punts)
+                return
+            for p in punts:
+                listener.punted(p.port, p.frame, p.reason)
