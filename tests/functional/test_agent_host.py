@@ -15,12 +15,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
 import nb_snapshots as nb
-from agent_rows import acl_datacenter, host_rows, port_of
+from agent_rows import Snapshot, acl_datacenter, host_rows, port_of
 
 from openhnv.agent.agent import HostAgent
 from openhnv.agent.planner import changes, plan_of_engine
 from openhnv.ovsdb.client import OvsdbClient
-from openhnv.ovsdb.rows import DesiredState, RowChange, diff
+from openhnv.ovsdb.rows import Row, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.packet.arp import Arp
 from openhnv.packet.frames import arp_frame, udp_frame
@@ -101,7 +101,7 @@ def hosts(server: OvsdbServer) -> Iterator[list[Host]]:
 
 def figure8_host(
     controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
-) -> tuple[Host, DesiredState]:
+) -> tuple[Host, Snapshot]:
     rows = host_rows(nb.figure8())
     controller.apply(diff({}, rows))
     host = Host(server.unix_remote)
@@ -259,7 +259,7 @@ def test_a_hand_written_bad_row_is_skipped_and_reported(
 ) -> None:
     host, rows = figure8_host(controller, server, hosts)
     sql = port_of(rows, "contoso-sql")
-    bad = {
+    bad: Row = {
         "rule_id": "bad-rule",
         "vnic_id": sql,
         "acl_layer": "nic",
@@ -283,6 +283,7 @@ def test_a_hand_written_bad_row_is_skipped_and_reported(
         lambda: next((p for p in host.agent.problems() if p["key"] == "bad-rule"), None),
         "the bad row reported",
     )
+    assert problem is not None
     assert problem["table"] == "FW_Rules"
     assert problem["uuid"] == controller.uuid_of("FW_Rules", "bad-rule")
     assert "10.1.1.300/24" in problem["reason"]
