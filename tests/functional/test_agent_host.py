@@ -80,8 +80,7 @@ class Host:
 
     def restart_agent(self) -> None:
         self.agent.stop()
-        self.agent = HostAgent(self.switch, self.remote, host_name="host1")
-        self.agent.start(timeout=WAIT)
+        self.agent.start(timeout=WAIT)  # the same object: stop() then start() works
 
     def stop(self) -> None:
         self.agent.stop()
@@ -226,13 +225,20 @@ def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
     generation = host.engine(lambda e: e.fabric.ports[sql].generation)
     host.restart_agent()
     assert host.engine(lambda e: e.fabric.ports[sql].generation) == generation
+    after = nb.figure8()  # and the restarted agent follows changes again
+    after["networkInterfaces"].append(
+        nb.nic("contoso-app", "001DD8070013", [("10.1.1.13", "Contoso/Subnet1")], "host2")
+    )
+    controller.apply(diff(rows, host_rows(after)))
+    eventually(lambda: len(host.engine(lambda e: e.mappings())) == 5, "the change followed")
+    before = host.engine(plan_of_engine)
     fresh = Host(server.unix_remote)
     hosts.append(fresh)
     host.stop()
     hosts.remove(host)
     fresh.start()
     assert changes(fresh.engine(plan_of_engine), before) == []
-    assert len(fresh.engine(lambda e: e.mappings())) == 4
+    assert len(fresh.engine(lambda e: e.mappings())) == 5
     # the VM port is gone with the old host process: its row says so
     eventually(
         lambda: port_row(controller, sql)["status"].get("attached") == "false",

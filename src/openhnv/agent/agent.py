@@ -90,6 +90,8 @@ class HostAgent:
         """Connect, program the full state of the rows, then follow changes."""
         if self._client is not None:
             raise OvsdbError("HostAgent.start() called twice")
+        with self._cond:
+            self._stopping = False  # a stopped agent may be started again
         client = OvsdbClient(
             self.remote, ssl=self._ssl, on_batch=self._on_batch, on_state=self._on_state
         )
