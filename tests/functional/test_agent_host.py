@@ -225,19 +225,20 @@ def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
     generation = host.engine(lambda e: e.fabric.ports[sql].generation)
     host.restart_agent()
     assert host.engine(lambda e: e.fabric.ports[sql].generation) == generation
+    assert changes(host.engine(plan_of_engine), before) == []
     after = nb.figure8()  # and the restarted agent follows changes again
     after["networkInterfaces"].append(
         nb.nic("contoso-app", "001DD8070013", [("10.1.1.13", "Contoso/Subnet1")], "host2")
     )
     controller.apply(diff(rows, host_rows(after)))
     eventually(lambda: len(host.engine(lambda e: e.mappings())) == 5, "the change followed")
-    before = host.engine(plan_of_engine)
+    expected = host.engine(plan_of_engine)
     fresh = Host(server.unix_remote)
     hosts.append(fresh)
     host.stop()
     hosts.remove(host)
     fresh.start()
-    assert changes(fresh.engine(plan_of_engine), before) == []
+    assert changes(fresh.engine(plan_of_engine), expected) == []
     assert len(fresh.engine(lambda e: e.mappings())) == 5
     # the VM port is gone with the old host process: its row says so
     eventually(
