@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import subprocess
 import sys
@@ -252,7 +253,19 @@ def _cross_tenant(
     ]
 
 
+_MAIN_PID = os.getpid()
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the demo like Ctrl-C, so that its cleanup runs.
+
+    Only in the demo's own process: a forked helper (pyroute2 forks one per namespace)
+    inherits this handler and must simply die, not clean up the lab.
+    """
+    if os.getpid() != _MAIN_PID:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise KeyboardInterrupt
 
 
@@ -269,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"hnv demo: {problem}", file=sys.stderr)
         return 2
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     checks: list[Check] = []
     try:
