@@ -69,7 +69,11 @@ def test_a_failed_up_names_the_step_and_removes_everything(
     try:
         assert main(["lab", "up", str(path)]) == 1
         err = capfd.readouterr().err
-        assert re.search(r"PUT /networkInterfaces/\S+ \(VM .*\): 409", err), err
+        assert re.search(
+            r"hnv lab up: VM fabrikam-sql on host1: PUT /networkInterfaces/fabrikam-sql:"
+            r" 409 Conflict: DuplicateMacAddress",
+            err,
+        ), err
     finally:
         orchestrator.down(name)
     assert orchestrator.leftovers(name) == []

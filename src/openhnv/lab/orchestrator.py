@@ -75,15 +75,17 @@ class RunningLab:
 
 
 @contextlib.contextmanager
-def step(description: str, progress: Progress) -> Iterator[None]:
-    """Report ``description``; a failure inside becomes ``LabError("<description>: ...")``."""
+def step(description: str, progress: Progress, context: str | None = None) -> Iterator[None]:
+    """Report ``description``; a failure inside becomes ``LabError("<context>: ...")``.
+
+    ``context`` defaults to the description; "" adds nothing (the error names the step).
+    """
     progress(description)
+    prefix = description if context is None else context
     try:
         yield
-    except LabError as exc:
-        raise LabError(f"{description}: {exc}") from exc
-    except (OSError, ValueError, httpx.HTTPError) as exc:
-        raise LabError(f"{description}: {exc}") from exc
+    except (LabError, OSError, ValueError, httpx.HTTPError) as exc:
+        raise LabError(f"{prefix}: {exc}" if prefix else str(exc)) from exc
 
 
 def up(
@@ -122,11 +124,12 @@ def _bring_up(
     client = ControllerClient.connect(url)
     try:
         for resource in infrastructure(topology, run_dir):
-            with step(f"PUT {resource.path}", progress):
+            with step(f"PUT {resource.path}", progress, context=""):
                 client.put(resource)
         for resource in nic_resources(topology):
             vm = resource.resource_id
-            with step(f"PUT {resource.path} (VM {vm} on {topology.vm(vm).host})", progress):
+            where = f"VM {vm} on {topology.vm(vm).host}"
+            with step(f"PUT {resource.path} ({where})", progress, context=where):
                 document = client.put(resource)
                 running.nics[vm] = document
                 fabric.attach_vm_port(lab, vm, mac_of(document), instance_id(document))
