@@ -169,3 +169,32 @@ def test_server_errors_name_rows_by_key() -> None:
         "referential integrity violation: cannot delete Logical_Switch row "
         f"Logical_Switch '5001' ({LS1}) because of 1 remaining reference(s)"
     )
+
+
+def test_a_row_replaced_by_another_with_the_same_key_keeps_the_key() -> None:
+    """Delete + insert of the same keys in one reconnect: the new rows own the keys.
+
+    Many pairs, so that any order of processing the old and new row is exercised.
+    """
+    idl = FakeIdl()
+    mirror = DatabaseMirror("ms_vtep", SCHEMA.tables, TABLE_KEYS)
+    olds = [uuid.UUID(int=100 + i) for i in range(24)]
+    news = [uuid.UUID(int=200 + i) for i in range(24)]
+    for i, row_uuid in enumerate(olds):
+        idl.put("Logical_Switch", row_uuid, name=str(7000 + i), tunnel_key=7000 + i)
+    mirror.sync(idl)
+    for i, (old_uuid, new_uuid) in enumerate(zip(olds, news, strict=True)):
+        idl.remove("Logical_Switch", old_uuid)
+        idl.put("Logical_Switch", new_uuid, name=str(7000 + i), tunnel_key=7000 + i)
+    idl.dirty.clear()
+    idl._session.seqno += 1  # a reconnect: the fresh dump holds only the new rows
+    events = mirror.sync(idl)
+    assert len(events) == 48
+    assert mirror.by_key["Logical_Switch"] == {
+        str(7000 + i): str(new_uuid) for i, new_uuid in enumerate(news)
+    }
+    assert mirror.keys["Logical_Switch"] == {
+        str(new_uuid): str(7000 + i) for i, new_uuid in enumerate(news)
+    }
+    inserted = {e.key for e in events if e.old is None}
+    assert inserted == {str(7000 + i) for i in range(24)}

@@ -142,16 +142,22 @@ class DatabaseMirror:
                     value = row.get(ref_column) if row is not None else None
                     targets = value if isinstance(value, frozenset) else {value}
                     affected |= {(table, str(v)) for v in targets if isinstance(v, str)}
-        for table in self.specs:
-            for t, u in affected:
-                if t != table:
-                    continue
+        for table in self.specs:  # in key order: a table's keys may need earlier ones
+            mine = sorted(u for t, u in affected if t == table)
+            after: dict[str, str | None] = {}
+            for u in mine:
                 before = self.keys[table].get(u)
-                after = self._compute_key(table, u)
-                if before is not None and after != before and u in self.rows[table]:
+                after[u] = self._compute_key(table, u)
+                if before is not None and after[u] != before and u in self.rows[table]:
                     self._recompute_all_keys()  # a renamed row renames its referrers
                     return
-                self._set_key(table, u, after)
+            # Release every old key of the table before claiming the new ones: a row
+            # deleted and another inserted with the same key (one reconnect) must leave
+            # the new row with the key, whatever order the two come in.
+            for u in mine:
+                self._set_key(table, u, None)
+            for u in mine:
+                self._set_key(table, u, after[u])
 
     # -- replication -------------------------------------------------------------------
     def sync(self, idl: Any) -> list[RowEvent]:

@@ -1,0 +1,103 @@
+"""Benchmark of the host agent's core: plan a host's rows and program an engine.
+
+The datacenter is the compiler benchmark's (``bench/compiler.py``); the host measured is
+the one with the most rows. Figures: a full plan (rows -> catalog -> plan), the first
+programming of an empty engine, and one NIC of the host's virtual networks moving to
+another host: the re-plan of every row (what the agent does per OVSDB batch), the
+difference, and the commands that difference sends.
+
+Prints one JSON object. ``--smoke`` runs a tiny datacenter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from openhnv.agent.planner import EMPTY_PLAN, changes, plan
+from openhnv.agent.rows import read_catalog
+from openhnv.controller.compiler import compile_datacenter, compile_host
+from openhnv.vfp.switch import VSwitch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compiler import datacenter  # the compiler benchmark's datacenter
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a tiny datacenter")
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--vnets", type=int, default=50)
+    parser.add_argument("--nics", type=int, default=4000)
+    parser.add_argument("--changes", type=int, default=20, help="one-NIC moves to time")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.hosts, args.vnets, args.nics, args.changes = 10, 5, 100, 3
+    snapshot = datacenter(args.hosts, args.vnets, args.nics)
+    states = compile_datacenter(snapshot).hosts
+    sizes = {h: sum(len(r) for r in state.values()) for h, state in states.items()}
+    host = max(sizes, key=sizes.__getitem__)
+    rows = states[host]
+
+    plan_ms: list[float] = []
+    for _ in range(1 if args.smoke else 5):
+        start = time.perf_counter()
+        full = plan(read_catalog(rows))
+        plan_ms.append((time.perf_counter() - start) * 1000)
+    if full.problems:
+        print(f"error: problems in the synthetic rows: {full.problems[:3]}", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    engine = VSwitch()
+    units = changes(EMPTY_PLAN, full)
+    for unit in units:
+        engine.apply_all(unit.commands)
+    first_ms = (time.perf_counter() - start) * 1000
+
+    rnd = random.Random(3)
+    docs = snapshot["networkInterfaces"]
+    replan_ms: list[float] = []
+    commands: list[int] = []
+    current = full
+    for _ in range(args.changes):
+        doc = copy.deepcopy(docs[rnd.randrange(len(docs))])
+        doc["properties"]["server"] = {"resourceRef": f"/servers/host{rnd.randrange(args.hosts)}"}
+        docs[:] = [d if d["resourceRef"] != doc["resourceRef"] else doc for d in docs]
+        new_rows = compile_host(snapshot, host)
+        start = time.perf_counter()
+        new = plan(read_catalog(new_rows))
+        diff = changes(current, new)
+        replan_ms.append((time.perf_counter() - start) * 1000)
+        for unit in diff:
+            engine.apply_all(unit.commands)
+        commands.append(sum(len(u.commands) for u in diff))
+        current = new
+    result = {
+        "benchmark": "agent_plan",
+        "smoke": args.smoke,
+        "hosts": args.hosts,
+        "vnets": args.vnets,
+        "nics": args.nics,
+        "host_rows": sum(len(r) for r in rows.values()),
+        "host_ports": len(full.ports),
+        "host_mappings": len(full.mappings),
+        "host_fw_rules": len(rows.get("FW_Rules", {})),
+        "full_plan_ms_median": round(statistics.median(plan_ms), 2),
+        "first_programming_ms": round(first_ms, 2),
+        "first_programming_commands": sum(len(u.commands) for u in units),
+        "one_nic_replan_and_diff_ms_median": round(statistics.median(replan_ms), 2),
+        "one_nic_commands_mean": round(statistics.mean(commands), 1),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""The host agent: the host's OVSDB in, VFP programming and Physical_Port rows out.
+
+``HostAgent(switch, remote, host_name=...)`` is the thin edge around the pure planner
+(docs/host.md). ``start()`` connects an ``OvsdbClient`` to the host's own ovsdb-server
+(``ms_vtep``, ``ms_firewall``), reconciles the switch with a full plan of the rows
+(against what the engine already holds, so a restarted agent flushes nothing) and
+returns once that is programmed; afterwards one worker thread re-plans after each
+batch of row changes and applies only the difference. As the switch's
+``PortListener`` it writes ``Physical_Port`` rows when VM ports come and go
+(docs/southbound.md "Ownership") and answers the ARP the engine punts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from openhnv.agent import arp
+from openhnv.agent.planner import (
+    EMPTY_PLAN,
+    Plan,
+    Unit,
+    changes,
+    plan,
+    plan_of_engine,
+    without,
+)
+from openhnv.agent.rows import TABLES, Problem, read_catalog
+from openhnv.ovsdb.client import ConnectionState, OvsdbClient
+from openhnv.ovsdb.errors import OvsdbError
+from openhnv.ovsdb.mirror import RowEvent
+from openhnv.ovsdb.rows import Atom, Row, RowChange
+from openhnv.ovsdb.server import SslFiles
+from openhnv.vfp.commands import RemovePort
+from openhnv.vfp.errors import PolicyError
+from openhnv.vswitch.switch import HostSwitch, VSwitchError
+
+log = logging.getLogger(__name__)
+
+PORT_TABLE = "Physical_Port"
+RETRY_INTERVAL = 1.0  # seconds between retries of Physical_Port writes that failed
+REFUSED_RETRY = 5.0  # seconds before units the switch refused are tried again
+WRITE_TIMEOUT = 5.0
+KEYLESS_EXEMPT = frozenset({"Physical_Locator_Set"})  # keyless until referred to: normal
+
+
+class HostAgent:
+    """Programs ``switch`` from the OVSDB at ``remote``; see the module docstring."""
+
+    def __init__(
+        self,
+        switch: HostSwitch,
+        remote: str,
+        *,
+        host_name: str,
+        ssl: SslFiles | None = None,
+        write_timeout: float = WRITE_TIMEOUT,
+    ) -> None:
+        self.switch = switch
+        self.remote = remote
+        self.host_name = host_name
+        self.write_timeout = write_timeout
+        self._ssl = ssl
+        self._client: OvsdbClient | None = None
+        self._cond = threading.Condition()
+        self._dirty = False
+        self._stopping = False
+        self._pending_ports: dict[str, str | None] = {}  # port -> reported MAC, None = gone
+        self._worker: threading.Thread | None = None
+        self._programmed: Plan = EMPTY_PLAN
+        self._plan: Plan = EMPTY_PLAN  # the last plan (ARP answers from it)
+        self._apply_problems: dict[tuple[str, str], Problem] = {}
+        self._row_problems: list[Problem] = []
+        self._counts: dict[str, int] = {}
+        self._syncs = 0
+        self._last_sync: float | None = None
+        self._connected = False
+        self._retry_at: float | None = None  # when to re-plan for refused units
+        self._counters: Counter[str] = Counter()
+        self._counter_lock = threading.Lock()
+
+    # -- life cycle --------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect, program the full state of the rows, then follow changes."""
+        if self._client is not None:
+            raise OvsdbError("HostAgent.start() called twice")
+        with self._cond:
+            self._stopping = False  # a stopped agent may be started again
+        client = OvsdbClient(
+            self.remote, ssl=self._ssl, on_batch=self._on_batch, on_state=self._on_state
+        )
+        self._client = client.start()
+        try:
+            client.wait_synced(timeout)
+            held = self.switch.inspect(plan_of_engine)  # reconcile, never flush
+            pas = tuple(self.switch.provider_addresses())
+            self._programmed = dataclasses.replace(held, provider_addresses=pas)
+            self._reconcile()
+            self.switch.set_listener(self)
+            self._detach_missing_ports()
+        except BaseException:
+            client.close()
+            self._client = None
+            raise
+        self._worker = threading.Thread(target=self._run, name="hnv-agent", daemon=True)
+        self._worker.start()
+        log.info("host agent %s: programmed from %s", self.host_name, self.remote)
+
+    def stop(self) -> None:
+        """Stop following the OVSDB (the switch keeps what it was programmed with)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- reports -----------------------------------------------------------------------
+    def problems(self) -> list[dict[str, str]]:
+        """Rows skipped (table, uuid, key, reason), and rows the engine refused."""
+        with self._cond:
+            found = [*self._row_problems, *self._apply_problems.values()]
+        return [p.as_dict() for p in found]
+
+    def status(self) -> dict[str, Any]:
+        """Connection, rows per table, ports, syncs and the time of the last one."""
+        reported = self.switch.ports()
+        with self._cond:
+            programmed = set(self._programmed.ports)
+            return {
+                "host": self.host_name,
+                "remote": self.remote,
+                "connected": self._connected,
+                "rows": dict(self._counts),
+                "ports": {
+                    p: {"programmed": p in programmed, "attached": p in reported}
+                    for p in sorted(programmed | set(reported))
+                },
+                "mappings": len(self._programmed.mappings),
+                "provider_addresses": [pa.address for pa in self._programmed.provider_addresses],
+                "syncs": self._syncs,
+                "last_sync": self._last_sync,
+                "problems": len(self._row_problems) + len(self._apply_problems),
+                "counters": self.counters(),
+            }
+
+    def counters(self) -> dict[str, int]:
+        """ARP requests, replies, unanswered; Physical_Port rows written; other punts."""
+        with self._counter_lock:
+            return dict(self._counters)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._counter_lock:
+            self._counters[name] += n
+
+    @property
+    def syncs(self) -> int:
+        """How many times the rows were planned and programmed."""
+        with self._cond:
+            return self._syncs
+
+    def plan(self) -> Plan:
+        """The last plan made from the rows."""
+        with self._cond:
+            return self._plan
+
+    # -- OvsdbClient callbacks (client thread: only hand work over) ----------------------
+    def _on_batch(self, events: list[RowEvent]) -> None:
+        with self._cond:
+            self._dirty = True
+            self._cond.notify_all()
+
+    def _on_state(self, state: ConnectionState) -> None:
+        with self._cond:
+            self._connected = state is ConnectionState.SYNCED
+            if self._connected:
+                self._dirty = True  # a reconnect: look again (the mirror reports changes)
+            self._cond.notify_all()
+
+    # -- PortListener (driver / packet threads) ----------------------------------------
+    def port_added(self, port: str, mac: str) -> None:
+        with self._cond:
+            self._pending_ports[port] = mac
+            self._cond.notify_all()
+
+    def port_removed(self, port: str) -> None:
+        with self._cond:
+            self._pending_ports[port] = None
+            self._cond.notify_all()
+
+    def punted(self, port: str, frame: bytes, reason: str) -> None:
+        if reason != "arp":
+            self._count(f"punt:{reason}")
+            return
+        self._count("arp_requests")
+        current = self._plan
+        port_plan = current.ports.get(port)
+        if port_plan is None:
+            self._count("arp_unknown_port")
+            return
+        requester = arp.Requester(port_plan.port.vsid, port_plan.port.ip_addresses)
+        reply = arp.answer(current.arp, requester, frame)
+        if reply is None:
+            self._count("arp_unanswered")
+            return
+        try:
+            self.switch.send_to_port(port, reply)
+        except VSwitchError as err:
+            log.warning("ARP reply to port %s not sent: %s", port, err)
+            return
+        self._count("arp_replies")
+
+    # -- the worker --------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._stopping or self._dirty or bool(self._pending_ports),
+                    RETRY_INTERVAL,
+                )
+                if self._stopping:
+                    return
+                if self._retry_at is not None and time.monotonic() >= self._retry_at:
+                    self._retry_at, self._dirty = None, True
+                dirty, self._dirty = self._dirty, False
+                ports, self._pending_ports = self._pending_ports, {}
+            try:
+                if ports:
+                    self._write_ports(ports)
+                if dirty:
+                    self._reconcile()
+            except Exception:  # never let bad data or a bug stop the agent
+                log.exception("host agent %s: sync failed; retrying", self.host_name)
+                with self._cond:
+                    self._dirty = True
+                time.sleep(RETRY_INTERVAL)
+
+    def _reconcile(self) -> None:
+        """Plan the current rows and apply the difference with what is programmed."""
+        client = self._require_client()
+        snapshot = client.snapshot(TABLES)
+        catalog = read_catalog(snapshot)
+        new = plan(catalog)
+        problems = [self._named(client, p) for p in new.problems]
+        problems += self._keyless_rows(client, snapshot)
+        pas = new.provider_addresses
+        if pas != self._programmed.provider_addresses:
+            try:
+                self.switch.set_provider_addresses(pas)
+            except (VSwitchError, PolicyError) as err:
+                problems.append(Problem("Provider_Address", "", "*", f"refused: {err}"))
+                pas = self._programmed.provider_addresses
+        units = changes(self._programmed, new)
+        failed = self._apply(units)
+        with self._cond:
+            self._programmed = dataclasses.replace(without(new, failed), provider_addresses=pas)
+            self._plan = new
+            before, self._row_problems = self._row_problems, problems
+            for unit in units:
+                if unit not in failed:
+                    self._apply_problems.pop((unit.table, unit.key), None)
+            for gone in [k for k in self._apply_problems if not _still_wanted(new, k)]:
+                del self._apply_problems[gone]
+            self._counts = catalog.counts()
+            self._retry_at = time.monotonic() + REFUSED_RETRY if failed else None
+            self._syncs += 1
+            self._last_sync = time.time()
+        for p in set(problems) - set(before):
+            log.warning("skipping %s %r (%s): %s", p.table, p.key, p.uuid, p.reason)
+        for p in set(before) - set(problems):
+            log.info("%s %r is usable again", p.table, p.key)
+        if units:
+            log.info("host agent %s: %d change(s) programmed", self.host_name, len(units))
+
+    def _apply(self, units: list[Unit]) -> list[Unit]:
+        """Apply the units; record the refused ones as problems of their rows."""
+        refused = apply_units(self.switch, units)
+        for unit, reason in refused:
+            problem = Problem(unit.table, self._uuid(unit.table, unit.key), unit.key, reason)
+            log.warning("%s %r: %s", unit.table, unit.key, reason)
+            with self._cond:
+                self._apply_problems[(unit.table, unit.key)] = problem
+        return [unit for unit, _ in refused]
+
+    # -- Physical_Port rows ------------------------------------------------------------
+    def _write_ports(self, ports: Mapping[str, str | None]) -> None:
+        client = self._require_client()
+        writes = port_row_changes(ports, client.snapshot([PORT_TABLE])[PORT_TABLE])
+        if not writes:
+            return
+        try:
+            client.apply(writes, timeout=self.write_timeout)
+        except OvsdbError as err:
+            log.warning("Physical_Port rows not written (will retry): %s", err)
+            with self._cond:
+                for port, mac in ports.items():
+                    self._pending_ports.setdefault(port, mac)
+            return
+        self._count("port_rows_written", len(writes))
+
+    def _detach_missing_ports(self) -> None:
+        """Rows that say attached for ports the switch does not have (host restarted)."""
+        client = self._require_client()
+        present = self.switch.ports()
+        rows = client.snapshot([PORT_TABLE])[PORT_TABLE]
+        with self._cond:
+            for port, row in rows.items():
+                status = row.get("status")
+                attached = isinstance(status, Mapping) and status.get("attached") == "true"
+                if attached and port not in present and port not in self._pending_ports:
+                    self._pending_ports[port] = None
+            self._cond.notify_all()
+
+    # -- helpers -----------------------------------------------------------------------
+    def _require_client(self) -> OvsdbClient:
+        if self._client is None:
+            raise OvsdbError("the host agent is not started")
+        return self._client
+
+    def _uuid(self, table: str, key: str) -> str:
+        client = self._client
+        if client is None or table not in TABLES:
+            return ""
+        return client.uuid_of(table, key) or ""
+
+    def _named(self, client: OvsdbClient, problem: Problem) -> Problem:
+        if problem.uuid or problem.table not in TABLES:
+            return problem
+        found = client.uuid_of(problem.table, problem.key) or ""
+        return Problem(problem.table, found, problem.key, problem.reason)
+
+    @staticmethod
+    def _keyless_rows(
+        client: OvsdbClient, snapshot: Mapping[str, Mapping[str, object]]
+    ) -> list[Problem]:
+        """Rows the mirror could not name (no key): reported, never programmed."""
+        out: list[Problem] = []
+        for table in TABLES:
+            if table in KEYLESS_EXEMPT:
+                continue
+            rows = client.rows(table)
+            if len(rows) == len(snapshot.get(table, {})):
+                continue
+            for row_uuid in rows:
+                if client.key_of(table, row_uuid) is None:
+                    reason = "the row has no key (its key columns are empty or malformed)"
+                    out.append(Problem(table, row_uuid, "", reason))
+        return out
+
+
+def apply_units(switch: HostSwitch, units: Sequence[Unit]) -> list[tuple[Unit, str]]:
+    """Apply ``units`` in one call; when the switch refuses, unit by unit (every command
+    is idempotent). Returns the refused units with the reason; a refused port is removed
+    entirely so that nothing half-programmed stays."""
+    if not units:
+        return []
+    try:
+        switch.apply([cmd for unit in units for cmd in unit.commands])
+        return []
+    except PolicyError:
+        pass
+    refused: list[tuple[Unit, str]] = []
+    for unit in units:
+        try:
+            switch.apply(unit.commands)
+        except PolicyError as err:
+            refused.append((unit, f"refused by the switch: {err}"))
+            if unit.table == PORT_TABLE:
+                with contextlib.suppress(PolicyError):
+                    switch.apply([RemovePort(unit.key, missing_ok=True)])
+    return refused
+
+
+def port_row_changes(ports: Mapping[str, str | None], rows: Mapping[str, Row]) -> list[RowChange]:
+    """The Physical_Port writes for VM ports that came (MAC) or went (None).
+
+    A port that came: its row with ``status`` attached=true and the reported MAC (the
+    controller's columns of an existing row are kept). A port that went: a row the
+    controller bound gets attached=false; a row it never bound is deleted.
+    """
+    writes: list[RowChange] = []
+    for port, mac in sorted(ports.items()):
+        row = rows.get(port)
+        old = row.get("status") if row is not None else None
+        status: dict[Atom, Atom] = dict(old) if isinstance(old, Mapping) else {}
+        if mac is not None:
+            wanted: dict[Atom, Atom] = {"attached": "true", "reported_mac": mac}
+            if row is None or status != wanted:
+                writes.append(
+                    RowChange("insert", PORT_TABLE, port, {"name": port, "status": wanted})
+                )
+        elif row is None:
+            continue
+        elif row.get("vlan_bindings"):
+            if status.get("attached") != "false":
+                status["attached"] = "false"
+                writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))
+        else:  # never bound by the controller: the row is ours to remove
+            writes.append(RowChange("delete", PORT_TABLE, port, {}))
+    return writes
+
+
+def _still_wanted(new: Plan, key: tuple[str, str]) -> bool:
+    table, name = key
+    if table == PORT_TABLE:
+        return name in new.ports
+    return any(
+        f"{m.vsid}/{m.customer_mac}/{m.customer_address}" == name for m in new.mappings.values()
+    )

@@ -1,0 +1,446 @@
+"""The agent's pure core: desired VFP state from southbound rows, and the commands between
+two such states (docs/host.md).
+
+``plan(catalog)`` builds a ``Plan``: per bound Physical_Port an engine port with the HNV
+layers of docs/vfp.md (ACL_NIC and ACL_SUBNET from the FW_Rules of each ``acl_layer``
+present, VNET with the distributed router when the port's subnet is routed), the mapping
+space from Ucast_Macs_Remote + Physical_Locator + Logical_Switch, the host's PAs from
+Provider_Address, and the ARP table. ``changes(old, new)`` lists the engine commands
+that turn one plan into the other, grouped in ``Unit``s named by the row they come from
+so that one refused unit blames one row and blocks nothing else. Only what differs is
+sent: an unrelated change never removes and re-adds a port, so flows survive it.
+``plan_of_engine`` reads back what an engine holds, so a restarted agent reconciles
+against the switch instead of flushing it.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from openhnv.agent.arp import ArpTable
+from openhnv.agent.rows import Catalog, FwRuleView, PortView, Problem
+from openhnv.vfp import commands as c
+from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, LAYER_PRIORITIES, VNET
+from openhnv.vfp.policy import (
+    IN,
+    OUT,
+    Allow,
+    Block,
+    Conditions,
+    Direction,
+    Encapsulate,
+    Route,
+    Rule,
+    conditions,
+)
+from openhnv.vfp.spaces import Encapsulation
+from openhnv.vfp.spaces import Mapping as CaMapping
+from openhnv.vfp.switch import VSwitch
+from openhnv.vswitch.driver import PaConfig, VSwitchError
+
+LAYER_OF = {"nic": ACL_NIC, "subnet": ACL_SUBNET}
+FAMILIES = (4, 6)
+ANY_NETWORK = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
+PROTO_ICMP, PROTO_ICMPV6 = 1, 58
+ROUTE_RULE, L2_RULE = "route", "l2"
+_UPLINK_RE = re.compile(r"up[0-9]+")
+_PNIC_RE = re.compile(r"pnic([0-9]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPlan:
+    group: c.AddGroup
+    rules: Mapping[str, Rule]  # rule_id -> rule
+
+
+@dataclass(frozen=True, slots=True)
+class LayerPlan:
+    layer: c.AddLayer
+    groups: Mapping[str, GroupPlan]
+
+
+@dataclass(frozen=True, slots=True)
+class PortPlan:
+    port: c.AddPort
+    layers: Mapping[str, LayerPlan]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The VFP state a host's rows ask for."""
+
+    ports: Mapping[str, PortPlan] = field(default_factory=dict)
+    mappings: Mapping[tuple[str, str], CaMapping] = field(default_factory=dict)
+    provider_addresses: tuple[PaConfig, ...] = ()  # for HostSwitch.set_provider_addresses
+    arp: ArpTable = field(default_factory=ArpTable)
+    problems: tuple[Problem, ...] = ()
+
+
+EMPTY_PLAN = Plan()
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Commands that come from one row (``table``/``key``); applied or refused together."""
+
+    table: str
+    key: str
+    commands: tuple[c.Command, ...]
+
+
+# -- planning -------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1 << 16)
+def _mapping(
+    rdid: str, ca: str, pa: str, mac: str, vsid: int, encapsulation: Encapsulation
+) -> CaMapping:
+    """A mapping, built (and checked) once per distinct value."""
+    return CaMapping(rdid, ca, pa, mac, vsid, encapsulation)
+
+
+def uplink_name(interface: str, index: int) -> str:
+    """The switch uplink that carries a PA: ``upN`` as is, ``pnicN`` -> ``up{N-1}``,
+    anything else by the PA's position among the host's PAs."""
+    if _UPLINK_RE.fullmatch(interface):
+        return interface
+    found = _PNIC_RE.fullmatch(interface)
+    if found and int(found.group(1)) >= 1:
+        return f"up{int(found.group(1)) - 1}"
+    return f"up{index}"
+
+
+def plan(cat: Catalog) -> Plan:
+    """The desired VFP state of ``cat``; rows that cannot be planned become problems."""
+    problems = list(cat.problems)
+    router_mac = cat.global_row.router_mac if cat.global_row is not None else None
+    pas: list[PaConfig] = []
+    for i, (key, pa) in enumerate(sorted(cat.provider_addresses.items())):
+        try:
+            pas.append(
+                PaConfig(
+                    pa.address,
+                    pa.prefix_length,
+                    pa.vlan or None,
+                    pa.gateway,
+                    uplink_name(pa.interface, i),
+                )
+            )
+        except VSwitchError as err:
+            problems.append(Problem("Provider_Address", "", key, str(err)))
+    routed = {s for r in cat.routers.values() if r.enabled for s in r.switches}
+
+    mappings: dict[tuple[str, str], CaMapping] = {}
+    owners: dict[tuple[str, str], str] = {}
+    for key, mac in sorted(cat.macs.items()):
+        switch = cat.switches[mac.switch]
+        locator = cat.locators[mac.locator]
+        try:
+            m = _mapping(
+                switch.rdid,
+                mac.customer_address,
+                locator.provider_address,
+                mac.mac,
+                switch.vsid,
+                locator.encapsulation,
+            )
+        except PolicyError as err:
+            problems.append(Problem("Ucast_Macs_Remote", "", key, str(err)))
+            continue
+        at = (m.rdid, m.customer_address)
+        if at in mappings and mappings[at] != m:
+            problems.append(
+                Problem(
+                    "Ucast_Macs_Remote",
+                    "",
+                    key,
+                    f"customer address {m.customer_address} of routing domain {m.rdid} is already "
+                    f"mapped by Ucast_Macs_Remote {owners[at]!r}",
+                )
+            )
+            continue
+        mappings[at], owners[at] = m, key
+
+    rules_of: dict[str, list[FwRuleView]] = {}
+    for rule in cat.fw_rules.values():
+        rules_of.setdefault(rule.vnic, []).append(rule)
+    ports: dict[str, PortPlan] = {}
+    mac_owner: dict[str, str] = {}
+    for name, view in sorted(cat.ports.items()):
+        if view.switch is None or view.mac is None:
+            continue  # not bound by the controller yet: nothing to program
+        if view.mac in mac_owner:
+            problems.append(
+                Problem(
+                    "Physical_Port",
+                    "",
+                    name,
+                    f"MAC {view.mac} is already the MAC of port {mac_owner[view.mac]!r}",
+                )
+            )
+            continue
+        try:
+            port_plan = _port_plan(
+                cat,
+                view,
+                view.switch,
+                view.mac,
+                rules_of.get(name, []),
+                router_mac if view.switch in routed else None,
+                problems,
+            )
+        except PolicyError as err:
+            problems.append(Problem("Physical_Port", "", name, str(err)))
+            continue
+        ports[name] = port_plan
+        mac_owner[view.mac] = name
+
+    arp = ArpTable(
+        router_mac=router_mac,
+        customer_macs={(m.vsid, m.customer_address): m.customer_mac for m in mappings.values()},
+        gateways={
+            s.vsid: s.gateway_ip
+            for k, s in cat.switches.items()
+            if k in routed and s.gateway_ip is not None
+        },
+    )
+    return Plan(ports, mappings, tuple(pas), arp, tuple(problems))
+
+
+def _port_plan(
+    cat: Catalog,
+    view: PortView,
+    switch_key: str,
+    mac: str,
+    fw_rules: list[FwRuleView],
+    router_mac: str | None,
+    problems: list[Problem],
+) -> PortPlan:
+    """A bound port: its addresses (its own plus its local mappings), ACLs and VNET."""
+    switch = cat.switches[switch_key]
+    ips = set(view.ip_addresses)
+    ips |= {
+        m.customer_address
+        for m in cat.macs.values()
+        if m.local and m.switch == switch_key and m.mac == mac
+    }
+    name = view.key
+    port = c.AddPort(name, mac, switch.vsid, switch.rdid, tuple(sorted(ips)), view.mac_spoofing)
+    layers: dict[str, LayerPlan] = {}
+    by_layer: dict[str, list[FwRuleView]] = {}
+    for rule in sorted(fw_rules, key=lambda r: r.key):
+        by_layer.setdefault(LAYER_OF[rule.layer], []).append(rule)
+    if not by_layer:
+        # Fail closed: a bound port whose FW_Rules have not arrived passes nothing.
+        layers[ACL_NIC] = LayerPlan(_acl_layer(name, ACL_NIC), {})
+    for layer_name, rules in sorted(by_layer.items()):
+        layers[layer_name] = _acl_plan(name, layer_name, rules, problems)
+    layers[VNET] = _vnet_plan(name, router_mac)
+    return PortPlan(port, layers)
+
+
+def _acl_layer(port: str, layer: str) -> c.AddLayer:
+    return c.AddLayer(
+        port,
+        layer,
+        LAYER_PRIORITIES[layer],
+        stateful=True,
+        default_inbound=Block(),
+        default_outbound=Block(),
+    )
+
+
+def _acl_plan(port: str, layer: str, rules: list[FwRuleView], problems: list[Problem]) -> LayerPlan:
+    groups: dict[str, dict[str, Rule]] = {f"{d}-v{f}": {} for f in FAMILIES for d in (IN, OUT)}
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        try:
+            per_family = engine_rules(rule)
+        except PolicyError as err:
+            problems.append(Problem("FW_Rules", "", rule.key, str(err)))
+            continue
+        clash = [f for f, r in per_family if r.rule_id in groups[f"{rule.direction}-v{f}"]]
+        if clash:
+            problems.append(
+                Problem(
+                    "FW_Rules",
+                    "",
+                    rule.key,
+                    f"rule_name {rule.name!r} is used twice in the {rule.layer} ACL of {rule.vnic}",
+                )
+            )
+            continue
+        for family, engine_rule in per_family:
+            groups[f"{rule.direction}-v{family}"][engine_rule.rule_id] = engine_rule
+    return LayerPlan(
+        _acl_layer(port, layer),
+        {
+            name: GroupPlan(
+                c.AddGroup(port, layer, name, IN if name.startswith("in") else OUT, int(name[-1])),
+                rules_,
+            )
+            for name, rules_ in groups.items()
+        },
+    )
+
+
+def engine_rules(rule: FwRuleView) -> list[tuple[int, Rule]]:
+    """The engine rule(s) of one FW_Rules row: one per IP family its prefixes allow."""
+    out: list[tuple[int, Rule]] = []
+    for family in FAMILIES:
+        src = tuple(p for p in rule.src_prefixes if p.version == family)
+        dst = tuple(p for p in rule.dst_prefixes if p.version == family)
+        if (rule.src_prefixes and not src) or (rule.dst_prefixes and not dst):
+            continue  # the rule names addresses of the other family only
+        src_ex = tuple(p for p in rule.src_excluded if p.version == family)
+        dst_ex = tuple(p for p in rule.dst_excluded if p.version == family)
+        protocols = None
+        if rule.protocols:
+            protocols = frozenset(
+                PROTO_ICMPV6 if family == 6 and p == PROTO_ICMP else p for p in rule.protocols
+            )
+        cond = Conditions(
+            src_prefixes=src or ((ANY_NETWORK[family],) if src_ex else None),
+            src_excluded=src_ex,
+            dst_prefixes=dst or ((ANY_NETWORK[family],) if dst_ex else None),
+            dst_excluded=dst_ex,
+            protocols=protocols,
+            src_ports=None if rule.src_ports is None else (rule.src_ports,),
+            dst_ports=None if rule.dst_ports is None else (rule.dst_ports,),
+        )
+        action = Allow() if rule.allow else Block()
+        out.append((family, Rule(rule.name, rule.priority, cond, action)))
+    return out
+
+
+def _vnet_plan(port: str, router_mac: str | None) -> LayerPlan:
+    groups: dict[str, GroupPlan] = {}
+    for family in FAMILIES:
+        name = f"out-v{family}"
+        rules: dict[str, Rule] = {L2_RULE: Rule(L2_RULE, 2, conditions(), Encapsulate())}
+        if router_mac is not None:
+            route = Rule(ROUTE_RULE, 1, conditions(dst_macs=[router_mac]), Route(router_mac))
+            rules = {ROUTE_RULE: route, **rules}
+        groups[name] = GroupPlan(c.AddGroup(port, VNET, name, OUT, family), rules)
+    return LayerPlan(c.AddLayer(port, VNET, LAYER_PRIORITIES[VNET]), groups)
+
+
+# -- differences ------------------------------------------------------------------------
+def changes(old: Plan, new: Plan) -> list[Unit]:
+    """The units of commands that turn ``old`` into ``new`` (nothing when equal)."""
+    units: list[Unit] = []
+    for at, m in old.mappings.items():
+        if at not in new.mappings:
+            units.append(_mapping_unit(m, (c.RemoveMapping(m.rdid, m.customer_address, True),)))
+    for name in old.ports:
+        if name not in new.ports:
+            units.append(Unit("Physical_Port", name, (c.RemovePort(name, missing_ok=True),)))
+    for name, port in new.ports.items():
+        cmds = port_commands(old.ports.get(name), port)
+        if cmds:
+            units.append(Unit("Physical_Port", name, tuple(cmds)))
+    for at, m in new.mappings.items():
+        if old.mappings.get(at) != m:
+            units.append(_mapping_unit(m, (c.AddMapping(m),)))
+    return units
+
+
+def _mapping_unit(m: CaMapping, cmds: tuple[c.Command, ...]) -> Unit:
+    return Unit("Ucast_Macs_Remote", f"{m.vsid}/{m.customer_mac}/{m.customer_address}", cmds)
+
+
+def port_commands(old: PortPlan | None, new: PortPlan) -> list[c.Command]:
+    """Commands from ``old`` to ``new`` for one port: additions first, then removals."""
+    name = new.port.name
+    adds: list[c.Command] = [] if old is not None and old.port == new.port else [new.port]
+    removes: list[c.Command] = []
+    old_layers = old.layers if old is not None else {}
+    for layer_name, layer in new.layers.items():
+        old_layer = old_layers.get(layer_name)
+        if old_layer is None or old_layer.layer != layer.layer:
+            adds.append(layer.layer)
+        old_groups = old_layer.groups if old_layer is not None else {}
+        for group_name, group in layer.groups.items():
+            old_group = old_groups.get(group_name)
+            if old_group is None or old_group.group != group.group:
+                adds.append(group.group)
+            old_rules = old_group.rules if old_group is not None else {}
+            added = tuple(r for rid, r in group.rules.items() if old_rules.get(rid) != r)
+            if added:
+                adds.append(c.AddRules(name, layer_name, group_name, added))
+            removes += [
+                c.RemoveRule(name, layer_name, group_name, rid, missing_ok=True)
+                for rid in old_rules
+                if rid not in group.rules
+            ]
+        removes += [
+            c.RemoveGroup(name, layer_name, g, missing_ok=True)
+            for g in old_groups
+            if g not in layer.groups
+        ]
+    removes += [
+        c.RemoveLayer(name, layer_name, missing_ok=True)
+        for layer_name in old_layers
+        if layer_name not in new.layers
+    ]
+    return adds + removes
+
+
+def without(programmed: Plan, failed: list[Unit]) -> Plan:
+    """``programmed`` less what the ``failed`` units were to program (retried next time)."""
+    ports = dict(programmed.ports)
+    mappings = dict(programmed.mappings)
+    for unit in failed:
+        if unit.table == "Physical_Port":
+            ports.pop(unit.key, None)
+        for cmd in unit.commands:
+            if isinstance(cmd, c.AddMapping):
+                mappings.pop((cmd.mapping.rdid, cmd.mapping.customer_address), None)
+    return replace(programmed, ports=ports, mappings=mappings)
+
+
+# -- reading an engine back -------------------------------------------------------------
+def plan_of_engine(engine: VSwitch) -> Plan:
+    """What ``engine`` holds, as a plan (ports, layers, groups, rules, mappings)."""
+    fabric = engine.fabric
+    ports: dict[str, PortPlan] = {}
+    for name, p in fabric.ports.items():
+        add = c.AddPort(
+            name,
+            p.mac,
+            p.vsid,
+            p.rdid,
+            tuple(sorted(str(a) for a in p.ip_addresses)),
+            p.allow_mac_spoofing,
+        )
+        layers: dict[str, LayerPlan] = {}
+        for layer_name, layer in p.layers.items():
+            groups = {
+                g.name: GroupPlan(
+                    c.AddGroup(
+                        name, layer_name, g.name, _direction(g.direction), g.family, g.priority
+                    ),
+                    dict(g.rules),
+                )
+                for g in layer.groups.values()
+            }
+            add_layer = c.AddLayer(
+                name,
+                layer_name,
+                layer.priority,
+                layer.stateful,
+                layer.default_inbound,
+                layer.default_outbound,
+            )
+            layers[layer_name] = LayerPlan(add_layer, groups)
+        ports[name] = PortPlan(add, layers)
+    mappings = {(m.rdid, m.customer_address): m for m in fabric.mappings.all()}
+    return Plan(ports=ports, mappings=mappings)
+
+
+def _direction(value: str) -> Direction:
+    return IN if value == IN else OUT
