@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,7 +78,8 @@ def test_up_status_exec_down(
     assert "already has namespaces" in capfd.readouterr().err
 
     assert main([*root, "down", name]) == 0
-    assert f"lab {name} removed: 5 namespaces, 1 daemons stopped" in capfd.readouterr().out
+    removed = capfd.readouterr().out
+    assert re.search(f"lab {name} removed: 5 namespaces, [3-9] daemons stopped", removed)
     assert netns.list_namespaces(fabric.LabNames(name).prefix) == []
 
 

@@ -371,3 +371,18 @@ def test_any_received_bytes_are_handled_without_raising(
     for candidate in (frame, frame[: len(frame) // 2], body):
         ops = s.receive(0, candidate, now=0.0)
         assert all(isinstance(op, Transmit | TunnelFrame) for op in ops)
+
+
+def test_resolve_asks_once_and_learns_the_answer() -> None:
+    s = stack(vlan=0)
+    hop = ipaddress.IPv4Address(PEER_PA).packed
+    ops = s.resolve(0, hop, 0.0)
+    assert len(ops) == 1 and isinstance(ops[0], Transmit)
+    request = Ether(ops[0].frame)
+    assert request[ARP].op == 1 and request[ARP].pdst == PEER_PA and request[ARP].psrc == PA0
+    assert s.resolve(0, hop, 0.1) == []  # already asking
+    reply = Ether(dst=MAC0, src=PEER_MAC) / ARP(
+        op=2, hwsrc=PEER_MAC, psrc=PEER_PA, hwdst=MAC0, pdst=PA0
+    )
+    assert s.receive(0, bytes(reply), 0.2) == []  # nothing was waiting for it
+    assert s.neighbours(0, 0.3) == {hop: bytes.fromhex(PEER_MAC.replace(":", ""))}

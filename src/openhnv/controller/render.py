@@ -18,7 +18,7 @@ from openhnv.controller.errors import not_found
 from openhnv.controller.models import mac_digits
 from openhnv.controller.paths import ResourcePath, child_collections, parse_path
 from openhnv.controller.references import references
-from openhnv.controller.state import State, children, find_child
+from openhnv.controller.state import State, children, copy_document, find_child
 from openhnv.controller.store import Document
 
 DISTRIBUTED_ROUTER_MAC = "401DD8B71C06"
@@ -109,7 +109,7 @@ class Renderer:
         doc = self.state.resolve(path)
         if top is None or doc is None:
             raise not_found(path.ref)
-        return self._render(self.state.canonical(path), doc, top)
+        return copy_document(self._render(self.state.canonical(path), doc, top))
 
     def collection(self, path: ResourcePath) -> Document:
         """``{"value": [...], "nextLink": ""}`` for a (child) collection."""
@@ -127,7 +127,7 @@ class Renderer:
                 self._render(parent_path.child(name, str(c["resourceId"])), c, top)
                 for c in children(parent, name)
             ]
-        return {"value": value, "nextLink": ""}
+        return copy_document({"value": value, "nextLink": ""})
 
     def _render(self, path: ResourcePath, doc: Document, top: Document) -> Document:
         props: dict[str, Any] = {"provisioningState": top["properties"]["provisioningState"]}
@@ -158,7 +158,9 @@ class Renderer:
             props["providerAddresses"] = [
                 self._provider_address(pa) for pa in props.get("providerAddresses", [])
             ]
-            props["configurationState"] = HOST_NOT_CONNECTED
+            props["configurationState"] = self.state.configuration.get(path.key, HOST_NOT_CONNECTED)
+        elif kind == ("networkInterfaces",) and path.key in self.state.configuration:
+            props["configurationState"] = self.state.configuration[path.key]
         elif kind == ("logicalNetworks", "subnets", "ipPools"):
             start, end = props["startIpAddress"], props["endIpAddress"]
             low, high = int(ipaddress.ip_address(start)), int(ipaddress.ip_address(end))

@@ -8,6 +8,17 @@ needs, and commits the resource and the allocator records in one store transacti
 Etags: a PUT that changes something gets a new etag; one that changes nothing keeps it.
 Child resources share their top-level parent's etag, so ``If-Match`` on a child is
 checked against the parent's.
+
+Hooks for the southbound publisher (``openhnv.controller.publisher``): ``subscribe``
+registers a listener told the top-level refs of every committed change (called with the
+service lock held: it must only queue them); once ``track_provisioning`` is set, a NIC
+PUT leaves the NIC ``Updating`` until the publisher sets ``Succeeded`` or ``Failed``
+(``set_provisioning_state`` with the etag it compiled, so that a newer PUT is never
+marked done early); ``set_configuration_state`` holds each resource's runtime
+``configurationState`` (never stored); ``bind_server`` gives an unplaced NIC the server
+whose host reported its port.
+
+Every document handed out is a deep copy: a caller may change it freely.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from __future__ import annotations
 import builtins
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from openhnv.controller.errors import bad_request, conflict, not_found, precondition_failed
@@ -41,17 +53,23 @@ from openhnv.controller.store import Document, Store
 from openhnv.controller.validation import Admission, admit, check_dangling
 
 SUCCEEDED = "Succeeded"
+UPDATING = "Updating"
+FAILED = "Failed"
 PROVISIONING_STATES = ("Succeeded", "Updating", "Failed", "Deleting")
+TRACKED_KINDS = (("networkInterfaces",),)  # kinds the publisher reports commits for
+
+ChangeListener = Callable[[list[str]], None]
+"""Told the top-level refs (``/networkInterfaces/web1``) of each committed change."""
 
 
-def provisioning_state_after_put(path: ResourcePath) -> str:
+def provisioning_state_after_put(path: ResourcePath, tracked: bool = False) -> str:
     """The provisioningState a resource has right after a valid PUT.
 
-    Until the southbound publisher reports hosts' commits, everything is ``Succeeded``;
-    this is the one place to change when NICs start as ``Updating``.
+    ``Updating`` for a NIC when a publisher tracks commits (``tracked``): it becomes
+    ``Succeeded`` once every host that needs the NIC's mapping has committed it.
+    Everything else is ``Succeeded`` at once.
     """
-    del path
-    return SUCCEEDED
+    return UPDATING if tracked and path.kind in TRACKED_KINDS else SUCCEEDED
 
 
 def new_etag() -> str:
@@ -90,7 +108,18 @@ class ControllerService:
         self.store = store
         self._lock = threading.Lock()
         self.state = State.load(store)
+        self._listeners: builtins.list[ChangeListener] = []
+        self.track_provisioning = False
         self._ensure_singleton()
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call ``listener(refs)`` after every committed PUT or DELETE (lock held: queue only)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _notify(self, refs: builtins.list[str]) -> None:
+        for listener in self._listeners:
+            listener(refs)
 
     def _ensure_singleton(self) -> None:
         path = ResourcePath((SINGLETON_COLLECTION,), (SINGLETON_ID,))
@@ -115,6 +144,12 @@ class ControllerService:
             if target.is_collection:
                 return renderer.collection(target)
             return renderer.resource(target)
+
+    def etag(self, ref: str) -> str | None:
+        """The current etag of the top-level resource of ``ref`` (None when absent)."""
+        with self._lock:
+            doc = self.state.top(parse_path(ref))
+            return None if doc is None else str(doc["etag"])
 
     def list(self, path: str) -> Document:
         """``{"value": [...], "nextLink": ""}`` of a (child) collection."""
@@ -192,6 +227,7 @@ class ControllerService:
                 check_dangling(self.state, top, old, None)
                 self.store.delete(resource_key(top))
                 self.state.remove(top.key)
+                self._notify([top.ref])
                 return
             new = copy_document(old)
             parent = new
@@ -210,8 +246,12 @@ class ControllerService:
             ]
             self._commit(target, old, new)
 
-    def set_provisioning_state(self, ref: str, state: str) -> None:
-        """Set a top-level resource's provisioningState (the publisher's hook)."""
+    def set_provisioning_state(self, ref: str, state: str, if_etag: str | None = None) -> bool:
+        """Set a top-level resource's provisioningState (the publisher's hook).
+
+        With ``if_etag``, only while the resource still has that etag (a newer PUT has
+        its own state to reach). True when the stored state is now ``state``.
+        """
         if state not in PROVISIONING_STATES:
             raise bad_request(
                 "provisioningState", f"{state!r} is not one of {', '.join(PROVISIONING_STATES)}"
@@ -221,12 +261,45 @@ class ControllerService:
             old = self.state.top(target)
             if old is None:
                 raise not_found(target.ref)
+            if if_etag is not None and old["etag"] != if_etag:
+                return False
             if old["properties"].get("provisioningState") == state:
-                return
+                return True
             new = copy_document(old)
             new["properties"]["provisioningState"] = state
             self.store.put(resource_key(target), new)
             self.state.set(target.key, new)
+            return True
+
+    def set_configuration_state(self, ref: str, state: Document | None) -> None:
+        """Show ``state`` as the resource's ``configurationState`` (None: the default).
+
+        Runtime only: not stored, so a restarted controller starts from the default.
+        """
+        target = parse_path(ref).top
+        with self._lock:
+            if self.state.top(target) is None:
+                return
+            if state is None:
+                self.state.configuration.pop(target.key, None)
+            else:
+                self.state.configuration[target.key] = copy_document(state)
+
+    def bind_server(self, nic_ref: str, server_ref: str) -> bool:
+        """Give the NIC at ``nic_ref`` the server ``server_ref`` if it has none.
+
+        The northbound ``server`` reference stays authoritative: a NIC that already has
+        one keeps it. True when the NIC was bound (a new etag; listeners are told).
+        """
+        target = parse_path(nic_ref).top
+        with self._lock:
+            old = self.state.top(target)
+            if old is None or old["properties"].get("server"):
+                return False
+            new = copy_document(old)
+            new["properties"]["server"] = {"resourceRef": server_ref}
+            self._commit(target, old, new)
+            return True
 
     # internals
 
@@ -253,15 +326,20 @@ class ControllerService:
         admit(admission)
         if old is not None:
             check_dangling(self.state, top, old, new)
-        new["properties"]["provisioningState"] = provisioning_state_after_put(top)
+        if old is not None:  # unchanged apart from the state: keep the old state and etag
+            new["properties"]["provisioningState"] = old["properties"].get("provisioningState")
         if old is not None and strip_etag(old) == new:
             new["etag"] = old["etag"]
         else:
+            new["properties"]["provisioningState"] = provisioning_state_after_put(
+                top, self.track_provisioning
+            )
             new["etag"] = new_etag()
             puts: dict[str, Any] = {resource_key(top): new, **admission.allocator_updates}
             self.store.commit(puts)
             self.state.set(top.key, new)
             self.state.allocators.update(admission.allocator_updates)
+            self._notify([top.ref])
         renderer = Renderer(self.state)
         if self.state.resolve(target) is None:  # a child DELETE: the parent is what changed
             return renderer.resource(top)

@@ -61,6 +61,8 @@ class State:
     allocators: dict[str, Document] = field(default_factory=dict)
     macs: dict[str, str] = field(default_factory=dict)  # MAC -> NIC ref
     addresses: dict[str, dict[str, str]] = field(default_factory=dict)  # vnet key -> CA -> NIC ref
+    # Runtime only (never stored): key -> configurationState the publisher reports.
+    configuration: dict[str, Document] = field(default_factory=dict)
     _sorted: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
@@ -85,6 +87,7 @@ class State:
         if key in self.docs:
             self._unindex(key)
             del self.docs[key]
+            self.configuration.pop(key, None)
             self._sorted.pop(key.split("/")[1], None)
 
     def _nic_entries(self, key: str, doc: Document) -> tuple[str | None, list[tuple[str, str]]]:

@@ -1,6 +1,7 @@
 """``hnv lab``: build, inspect and remove a lab datacenter in network namespaces.
 
-    hnv lab up TOPOLOGY.yaml      build the physical network, hosts and VMs
+    hnv lab up TOPOLOGY.yaml      build the physical network, start the controller and
+                                  the hosts, create every resource through the REST API
     hnv lab down [LAB]            remove one lab (the only one when LAB is omitted)
     hnv lab status [LAB]          what exists of each lab
     hnv lab exec [--lab LAB] VM -- CMD...   run CMD inside a VM's namespace
@@ -13,17 +14,18 @@ subcommands know the lab without the file.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from openhnv.lab import fabric, netns
+from openhnv.lab import daemons, fabric, netns, orchestrator
 from openhnv.lab.errors import LabError
+from openhnv.lab.resources import Document
+from openhnv.lab.rest import ControllerClient, provisioning_state
 from openhnv.lab.topology import Topology, lab_name_problem, load
 
-TOPOLOGY_FILE = "topology.yaml"
+TOPOLOGY_FILE = orchestrator.TOPOLOGY_FILE
 
 
 def _labs(run_root: Path) -> list[str]:
@@ -64,11 +66,18 @@ def _up(args: argparse.Namespace) -> int:
         step += 1
         print(f"[{step:>3}] {message}", flush=True)
 
-    lab = fabric.build(topology, run_root=args.run_root, progress=progress)
-    shutil.copyfile(args.topology, lab.run_dir / TOPOLOGY_FILE)
+    text = Path(args.topology).read_text(encoding="utf-8")
+    running = orchestrator.up(
+        topology,
+        run_root=args.run_root,
+        progress=progress,
+        topology_text=text,
+        provision_timeout=args.timeout,
+    )
     print(
         f"lab {topology.name} is up: {len(topology.pa_subnets)} PA subnets,"
-        f" {len(topology.hosts)} hosts, {len(topology.vms)} VMs"
+        f" {len(topology.hosts)} hosts, {len(topology.vms)} VMs, controller"
+        f" {running.controller_url}/networking/v1/"
         f" (try `hnv lab exec {topology.vms[0].name} -- ip addr`)"
     )
     return 0
@@ -93,23 +102,59 @@ def _status(args: argparse.Namespace) -> int:
         names = fabric.LabNames(lab)
         present = set(netns.list_namespaces(names.prefix))
         topology = _saved_topology(lab, args.run_root)
+        run_dir = fabric.run_dir_of(lab, args.run_root)
         print(f"lab {lab}: {len(present)} namespaces")
+        for daemon, pid in daemons.recorded(run_dir).items():
+            mark = "running" if daemons.alive(pid) else "DEAD"
+            print(f"  daemon {daemon:<16} {mark:<8} pid {pid}")
+        url = daemons.controller_url(run_dir)
+        if url is not None:
+            print(f"  controller {url}/networking/v1/")
         if topology is None:
             for name in sorted(present):
                 print(f"  {name}")
             continue
         print(f"  encapsulation {topology.encapsulation}")
+        nics = _nic_documents(url)
         for host in topology.hosts:
             mark = "up" if names.host(host.name) in present else "MISSING"
-            print(f"  host {host.name:<16} {mark:<8} PA subnet {host.pa_subnet}")
+            pas = ", ".join(_provider_addresses(nics.get(("servers", host.name.lower()))))
+            print(f"  host {host.name:<16} {mark:<8} PA subnet {host.pa_subnet} {pas}".rstrip())
         for vm in topology.vms:
             mark = "up" if names.vm(vm.name) in present else "MISSING"
             where = f"{vm.virtual_network}/{vm.subnet}"
-            print(f"  vm   {vm.name:<16} {mark:<8} {vm.ip} in {where} on {vm.host}")
-        run_dir = fabric.run_dir_of(lab, args.run_root)
-        for pidfile in sorted(run_dir.glob(f"*{fabric.PIDFILE_SUFFIX}")):
-            print(f"  daemon {pidfile.stem:<14} pid {pidfile.read_text().strip()}")
+            nic = nics.get(("networkInterfaces", vm.name.lower()))
+            state = "no NIC" if nic is None else provisioning_state(nic)
+            mac = "" if nic is None else nic.get("properties", {}).get("privateMacAddress", "")
+            print(
+                f"  vm   {vm.name:<16} {mark:<8} {vm.ip} in {where} on {vm.host}"
+                f"  NIC {state} {mac}".rstrip()
+            )
     return 0
+
+
+def _nic_documents(url: str | None) -> dict[tuple[str, str], Document]:
+    """Servers and NICs from the lab's controller, or nothing when it does not answer."""
+    if url is None:
+        return {}
+    client = ControllerClient.connect(url, timeout=2.0)
+    found: dict[tuple[str, str], Document] = {}
+    try:
+        for collection in ("servers", "networkInterfaces"):
+            for document in client.list(collection):
+                found[(collection, str(document.get("resourceId", "")).lower())] = document
+    except LabError as exc:
+        print(f"  controller: {exc}")
+    finally:
+        client.close()
+    return found
+
+
+def _provider_addresses(server: Document | None) -> list[str]:
+    if server is None:
+        return []
+    pas = server.get("properties", {}).get("providerAddresses", [])
+    return [str(pa.get("address")) for pa in pas if isinstance(pa, dict)]
 
 
 def _exec(args: argparse.Namespace) -> int:
@@ -151,6 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = sub.add_parser("up", help="build a lab from a topology file")
     up.add_argument("topology", type=Path, help="topology YAML (see docs/topology.md)")
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=orchestrator.PROVISION_SECONDS,
+        help="seconds to wait for every NIC to be Succeeded (default %(default)g)",
+    )
     up.set_defaults(run=_up)
     down = sub.add_parser("down", help="remove a lab")
     down.add_argument("lab", nargs="?", help="lab name (default: the only lab)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ UNDERLAY_MTU = 1700  # ≥ 1660, so VMs keep MTU 1500 under VXLAN/NVGRE and a VL
 VM_MTU = 1500
 VM_INTERFACE = "eth0"
 PIDFILE_SUFFIX = ".pid"
+PORT_ALIAS_PREFIX = "openhnv-port"
 _DAEMON_READY_SECONDS = 10.0
 _STOP_SECONDS = 3.0
 _POLL = 0.02
@@ -240,6 +242,24 @@ def _build_vm(lab: Lab, vm_name: str, progress: Progress) -> None:
 # ---------------------------------------------------------------- daemons
 
 
+def attach_vm_port(lab: Lab, vm_name: str, mac: str, port_id: str) -> None:
+    """Give a VM its NIC: the MAC on the VM end, the port alias on the host end.
+
+    The host's switch takes the host end as the VM port of NIC ``port_id`` once its
+    ifalias reads ``openhnv-port <port-id> <mac>`` (the LinuxDriver contract).
+    """
+    vm = lab.topology.vm(vm_name)
+    namespace, host_namespace = lab.names.vm(vm.name), lab.names.host(vm.host)
+    port = lab.names.vm_port(vm.name)
+    netns.set_up(namespace, VM_INTERFACE, mac=mac)
+    netns.set_alias(host_namespace, port, port_alias(port_id, mac))
+
+
+def port_alias(port_id: str, mac: str) -> str:
+    """The ifalias that makes a host-side veth end a VM port of the host's switch."""
+    return f"{PORT_ALIAS_PREFIX} {port_id} {mac.lower()}"
+
+
 def _src_path() -> str:
     return str(Path(openhnv.__file__).resolve().parents[1])
 
@@ -339,15 +359,15 @@ def clean(prefix: str = netns.PREFIX, run_root: Path = RUN_ROOT) -> CleanReport:
         for lab_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
             if not f"{netns.PREFIX}{lab_dir.name}-".startswith(prefix):
                 continue
-            for pidfile in sorted(lab_dir.glob(f"*{PIDFILE_SUFFIX}")):
+            # The lab's own daemons first (controller, hosts, relays), then whatever
+            # they supervised and left a pidfile for deeper down (a host's ovsdb-server).
+            pidfiles = sorted(lab_dir.glob(f"*{PIDFILE_SUFFIX}"))
+            pidfiles += sorted(p for p in lab_dir.rglob(f"*{PIDFILE_SUFFIX}") if p not in pidfiles)
+            for pidfile in pidfiles:
                 pid = stop_pidfile(pidfile)
                 if pid is not None:
                     daemons.append(pid)
-            for leftover in lab_dir.iterdir():
-                if leftover.is_file():
-                    leftover.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                lab_dir.rmdir()
+            shutil.rmtree(lab_dir, ignore_errors=True)
     removed = [n for n in netns.list_namespaces(prefix) if netns.delete_namespace(n)]
     links = netns.delete_root_links(prefix)
     return CleanReport(tuple(removed), tuple(links), tuple(daemons))

@@ -279,6 +279,24 @@ def add_route(
         )
 
 
+def set_alias(namespace: str, ifname: str, alias: str) -> None:
+    """Set an interface's ifalias (``ip link set IF alias TEXT``)."""
+    with _ipr(namespace) as ipr:
+        index = _index(ipr, namespace, ifname)
+        _netlink(
+            f"{namespace}: {ifname} alias {alias!r}",
+            lambda: ipr.link("set", index=index, ifalias=alias),
+        )
+
+
+def link_alias(namespace: str, ifname: str) -> str | None:
+    """An interface's ifalias, or None when it has none."""
+    with _ipr(namespace) as ipr:
+        index = _index(ipr, namespace, ifname)
+        value = ipr.get_links(index)[0].get_attr("IFLA_IFALIAS")
+        return None if value is None else str(value)
+
+
 def link_mac(namespace: str, ifname: str) -> str:
     """The MAC address of an interface, lower case with colons."""
     with _ipr(namespace) as ipr:
@@ -296,6 +314,13 @@ def link_names(namespace: str) -> list[str]:
 def disable_offloads(namespace: str, ifname: str) -> None:
     """Turn off TX checksum, TSO, GSO and SG so a userspace switch sees whole frames."""
     exec_in(namespace, ["ethtool", "-K", ifname, *VM_OFFLOADS_OFF])
+
+
+def root_link_names(prefix: str = PREFIX) -> list[str]:
+    """Links in the root namespace whose names start with ``prefix``."""
+    with IPRoute() as ipr:
+        names = [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
+    return sorted(n for n in names if n.startswith(prefix))
 
 
 def delete_root_links(prefix: str = PREFIX) -> list[str]:

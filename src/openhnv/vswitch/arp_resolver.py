@@ -86,6 +86,12 @@ class ArpResolver:
         pending.frames.append(frame)
         return False
 
+    def watch(self, ip: bytes, now: float) -> None:
+        """Await an answer for ``ip`` with nothing queued (a request is going out now)."""
+        if ip not in self._pending:
+            self._pending[ip] = _Pending(deque(), 1, now + self.timers.retry)
+            self.counters.requests += 1
+
     def learn(self, ip: bytes, mac: bytes, now: float) -> list[bytes]:
         """Record ``ip`` at ``mac``; returns the frames that were waiting for it, in order."""
         self._cache[ip] = _Entry(mac, now + self.timers.reachable)

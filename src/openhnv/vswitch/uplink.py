@@ -229,6 +229,16 @@ class ProviderStack:
             return [self._arp_request(uplink, hop)]
         return []
 
+    def resolve(self, uplink: int, hop: bytes, now: float) -> list[Operation]:
+        """Ask for the MAC of on-link ``hop`` (an ARP request) unless already asking; the
+        answer is learned as for any frame waiting on it. Used to resolve next hops
+        before traffic needs them and to refresh them before they expire."""
+        resolver = self._uplinks[uplink].resolver
+        if resolver.is_pending(hop):
+            return []
+        resolver.watch(hop, now)
+        return [self._arp_request(uplink, hop)]
+
     def _arp_request(self, uplink: int, target: bytes) -> Transmit:
         u = self._uplinks[uplink]
         arp = ArpPacket(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, target)

@@ -1,0 +1,145 @@
+"""VM to VM across two hosts: openhnv's Linux data plane against a kernel VXLAN overlay.
+
+Two labs with the same topology (hosts h1 and h2 on one PA subnet, VM v1 on h1 and v2
+on h2, VM offloads off, MTU 1500 in the VMs and 1700 underneath):
+
+- ``openhnv``: each host runs HostSwitch + LinuxDriver in its own process;
+- ``kernel``: each host namespace holds a Linux bridge with the VM's veth and a VXLAN
+  device (VNI 5001, static FDB toward the other host's PA).
+
+For each: iperf3 TCP throughput v1 -> v2 and UDP with 64-byte frames (18-byte payload,
+unlimited rate) as packets per second received; for openhnv also the frames handled per
+CPU-second of the two switch processes. Prints one JSON object with the ratios
+openhnv / kernel. Needs root. ``--smoke`` runs one-second tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from dataplane_net import DataplaneLab, SwitchProcess, document, lab_name  # noqa: E402
+
+from openhnv.lab import netns  # noqa: E402
+
+UDP_PAYLOAD = 18  # 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 bytes, 64 with the FCS
+IPERF_PORT = 5201
+
+
+def iperf(lab: DataplaneLab, seconds: float, udp: bool) -> dict[str, Any]:
+    """One iperf3 run v1 -> v2; the client's JSON report."""
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", lab.vm_ns("v2"), "iperf3", "-s", "-1", "-p", str(IPERF_PORT)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        argv = ["iperf3", "-c", lab.vm_ip("v2"), "-p", str(IPERF_PORT), "-J", "-t", str(seconds)]
+        if udp:
+            argv += ["-u", "-b", "0", "-l", str(UDP_PAYLOAD)]
+        for _ in range(50):
+            result = netns.exec_in(lab.vm_ns("v1"), argv, check=False, timeout=seconds + 30)
+            report = json.loads(result.stdout or "{}")
+            if "error" not in report or "connect" not in str(report["error"]):
+                break
+            time.sleep(0.1)  # the server is not listening yet
+        if "error" in report:
+            raise RuntimeError(f"iperf3: {report['error']}")
+        return dict(report)
+    finally:
+        if server.poll() is None:
+            server.terminate()
+        server.wait(10)
+
+
+def measure(lab: DataplaneLab, seconds: float) -> dict[str, float]:
+    tcp = iperf(lab, seconds, udp=False)
+    udp = iperf(lab, seconds, udp=True)
+    total = udp["end"]["sum"]
+    received = total["packets"] - total["lost_packets"]
+    return {
+        "tcp_gbit_s": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e9, 3),
+        "udp64_sent_pkt_s": round(total["packets"] / total["seconds"]),
+        "udp64_received_pkt_s": round(received / total["seconds"]),
+    }
+
+
+def openhnv_run(run_root: Path, seconds: float) -> dict[str, float]:
+    with DataplaneLab(document(lab_name("bo")), run_root) as lab:
+        switches: list[SwitchProcess] = [lab.start_process(h, run_root) for h in ("h1", "h2")]
+        for s in switches:
+            s.wait_ready()
+        cpu0 = sum(s.cpu_seconds() for s in switches)
+        frames0 = sum(_frames(s.statistics()) for s in switches)
+        figures = measure(lab, seconds)
+        cpu = sum(s.cpu_seconds() for s in switches) - cpu0
+        stats = [s.statistics() for s in switches]
+        frames = sum(_frames(x) for x in stats) - frames0
+        figures["switch_cpu_seconds"] = round(cpu, 2)
+        figures["frames_per_cpu_second"] = round(frames / cpu) if cpu else 0
+        figures["ring_drops"] = sum(x.get("tx_dropped_ring", 0) for x in stats)
+        return figures
+
+
+def _frames(stats: dict[str, Any]) -> int:
+    return int(stats.get("rx_port_frames", 0)) + int(stats.get("rx_uplink_frames", 0))
+
+
+def kernel_run(run_root: Path, seconds: float) -> dict[str, float]:
+    with DataplaneLab(document(lab_name("bk")), run_root) as lab:
+        for host, peer_host, peer_vm in (("h1", "h2", "v2"), ("h2", "h1", "v1")):
+            ns, port = lab.host_ns(host), lab.names.vm_port("v1" if host == "h1" else "v2")
+            peer_mac = lab.topology.vm(peer_vm).mac or ""
+            for argv in (
+                ["ip", "addr", "add", f"{lab.pa(host)}/24", "dev", "up0"],
+                ["ip", "link", "add", "vx0", "type", "vxlan", "id", "5001", "local",
+                 lab.pa(host), "dstport", "4789", "nolearning", "dev", "up0"],
+                ["ip", "link", "add", "br0", "type", "bridge"],
+                ["ip", "link", "set", "vx0", "master", "br0", "mtu", "1500", "up"],
+                ["ip", "link", "set", port, "master", "br0", "up"],
+                ["ip", "link", "set", "br0", "up"],
+                ["bridge", "fdb", "add", peer_mac, "dev", "vx0", "dst", lab.pa(peer_host)],
+            ):  # fmt: skip
+                netns.exec_in(ns, argv)
+        return measure(lab, seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="one-second tests")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/dataplane.py: needs root (network namespaces)", file=sys.stderr)
+        return 1
+    seconds = 1.0 if args.smoke else args.seconds
+    with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp:
+        ours = openhnv_run(Path(tmp), seconds)
+        kernel = kernel_run(Path(tmp), seconds)
+
+    def ratio(key: str) -> float:
+        return round(ours[key] / kernel[key], 3) if kernel[key] else 0.0
+
+    print(json.dumps({
+        "seconds": seconds,
+        "openhnv": ours,
+        "kernel_vxlan": kernel,
+        "ratio_tcp": ratio("tcp_gbit_s"),
+        "ratio_udp64_received": ratio("udp64_received_pkt_s"),
+    }, indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The lab's daemons: one ``hnv controller`` and one ``hnv host`` per host.
+
+The controller runs in the root namespace on ``127.0.0.1:<free port>`` with its store in
+``<run_dir>/controller.db``; each host runs inside its host namespace (``ip netns exec``)
+with its state in ``<run_dir>/hosts/<host>/``. Every daemon gets ``<run_dir>/<name>.pid``
+and ``<run_dir>/<name>.log``; ``hnv lab down``/``clean`` stop them by that pid
+(``fabric.stop_pidfile``). The controller's URL is kept in ``<run_dir>/controller.url``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import openhnv
+from openhnv.lab import fabric
+from openhnv.lab.errors import LabError
+from openhnv.lab.resources import OVSDB_SOCKET, host_state_dir
+from openhnv.lab.rest import ControllerClient
+
+CONTROLLER = "controller"
+CONTROLLER_URL_FILE = "controller.url"
+CONTROLLER_DB = "controller.db"
+LOOPBACK = "127.0.0.1"
+READY_LINE = "ready"
+CONTROLLER_READY_SECONDS = 30.0
+HOST_READY_SECONDS = 30.0
+_POLL = 0.05
+
+
+def host_daemon(host: str) -> str:
+    """The daemon name (pidfile and log stem) of a host."""
+    return f"host-{host}"
+
+
+def pidfile(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}{fabric.PIDFILE_SUFFIX}"
+
+
+def logfile(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.log"
+
+
+def python_env() -> dict[str, str]:
+    """The environment for daemons: this openhnv's sources first on PYTHONPATH."""
+    env = dict(os.environ)
+    source = str(Path(openhnv.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def hnv_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "openhnv", *args]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no output"
+
+
+def spawn(run_dir: Path, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start a daemon in its own session, log to ``<name>.log``, record ``<name>.pid``."""
+    log = logfile(run_dir, name)
+    with open(log, "ab") as out:
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=python_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise LabError(f"{name}: cannot start {argv[0]}: {exc}") from exc
+    pidfile(run_dir, name).write_text(f"{process.pid}\n")
+    return process
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    name: str,
+    log: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+) -> None:
+    """Return once ``ready()``; LabError naming the daemon's last log line otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if ready():
+            return
+        if process.poll() is not None:
+            raise LabError(
+                f"{name} exited with status {process.returncode}: {_last_line(log)} (log {log})"
+            )
+        if time.monotonic() >= deadline:
+            raise LabError(f"{name} not ready after {timeout:g} s: {_last_line(log)} (log {log})")
+        time.sleep(_POLL)
+
+
+def start_controller(run_dir: Path, timeout: float = CONTROLLER_READY_SECONDS) -> str:
+    """Start ``hnv controller`` on a free loopback port; returns its base URL once serving."""
+    port = free_port()
+    listen = f"{LOOPBACK}:{port}"
+    argv = hnv_argv("controller", "--listen", listen, "--db", str(run_dir / CONTROLLER_DB))
+    process = spawn(run_dir, CONTROLLER, argv)
+    url = f"http://{listen}"
+    client = ControllerClient.connect(url, timeout=2.0)
+    try:
+        wait_ready(process, CONTROLLER, logfile(run_dir, CONTROLLER), client.reachable, timeout)
+    finally:
+        client.close()
+    (run_dir / CONTROLLER_URL_FILE).write_text(url + "\n")
+    return url
+
+
+def controller_url(run_dir: Path) -> str | None:
+    """The URL of the lab's controller, if one was started."""
+    try:
+        return (run_dir / CONTROLLER_URL_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _printed_ready(log: Path) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            return False
+        return any(line.strip() == READY_LINE for line in text.splitlines())
+
+    return ready
+
+
+def start_host(
+    run_dir: Path, namespace: str, host: str, timeout: float = HOST_READY_SECONDS
+) -> int:
+    """Start ``hnv host --driver linux`` inside ``namespace``; returns its pid once ready."""
+    state_dir = host_state_dir(run_dir, host)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    name = host_daemon(host)
+    argv = ["ip", "netns", "exec", namespace]
+    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--state-dir", str(state_dir))
+    process = spawn(run_dir, name, argv)
+    log = logfile(run_dir, name)
+    socket_path = state_dir / OVSDB_SOCKET
+    printed = _printed_ready(log)
+
+    def ready() -> bool:
+        return printed() and socket_path.exists()
+
+    wait_ready(process, name, log, ready, timeout)
+    return process.pid
+
+
+def recorded(run_dir: Path) -> dict[str, int]:
+    """Daemon name -> pid from the pidfiles of a lab."""
+    found: dict[str, int] = {}
+    for path in sorted(run_dir.glob(f"*{fabric.PIDFILE_SUFFIX}")):
+        try:
+            found[path.name[: -len(fabric.PIDFILE_SUFFIX)]] = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    """The process runs (a zombie does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")

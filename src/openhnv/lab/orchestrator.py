@@ -1,0 +1,175 @@
+"""``hnv lab up`` end to end: fabric, daemons, every resource through the REST API.
+
+The order an operator would follow on a real datacenter:
+
+1. the physical part (``fabric.build``): namespaces, PA bridges, router, hosts, VM veths;
+2. ``hnv controller`` in the root namespace, then one ``hnv host --driver linux`` per
+   host inside its namespace (``daemons``);
+3. the controller's resources, one ``PUT`` each (``resources.plan``): configuration,
+   provider network, MAC pool, servers, ACLs, virtual networks, then each VM's NIC —
+   whose answer gives the instanceId and MAC that turn the VM's veth into the NIC's port
+   (``fabric.attach_vm_port``);
+4. waiting until the controller reports every NIC ``Succeeded``, i.e. programmed on
+   every host that needs it.
+
+Every step reports progress; a failure names its step, removes the whole lab (daemons
+by pid, namespaces, run directory) and raises ``LabError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from openhnv.lab import daemons, fabric, netns
+from openhnv.lab.errors import LabError
+from openhnv.lab.resources import Document, host_state_dir, infrastructure, mac_of, nic_resources
+from openhnv.lab.rest import ControllerClient, instance_id, wait_succeeded
+from openhnv.lab.topology import Topology
+
+TOPOLOGY_FILE = "topology.yaml"
+PROVISION_SECONDS = 60.0
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class RunningLab:
+    """A lab that is up: its fabric, its controller and each VM's NIC document."""
+
+    lab: fabric.Lab
+    controller_url: str
+    nics: dict[str, Document] = field(default_factory=dict)
+
+    @property
+    def topology(self) -> Topology:
+        return self.lab.topology
+
+    @property
+    def name(self) -> str:
+        return self.lab.topology.name
+
+    @property
+    def run_dir(self) -> Path:
+        return self.lab.run_dir
+
+    def host_state_dir(self, host: str) -> Path:
+        return host_state_dir(self.lab.run_dir, host)
+
+    def vm_namespace(self, vm: str) -> str:
+        return self.lab.names.vm(vm)
+
+    def nic_mac(self, vm: str) -> str:
+        return mac_of(self.nics[vm])
+
+    def nic_instance_id(self, vm: str) -> str:
+        return instance_id(self.nics[vm])
+
+
+@contextlib.contextmanager
+def step(description: str, progress: Progress) -> Iterator[None]:
+    """Report ``description``; a failure inside becomes ``LabError("<description>: ...")``."""
+    progress(description)
+    try:
+        yield
+    except LabError as exc:
+        raise LabError(f"{description}: {exc}") from exc
+    except (OSError, ValueError, httpx.HTTPError) as exc:
+        raise LabError(f"{description}: {exc}") from exc
+
+
+def up(
+    topology: Topology,
+    *,
+    run_root: Path = fabric.RUN_ROOT,
+    progress: Progress = _quiet,
+    topology_text: str | None = None,
+    provision_timeout: float = PROVISION_SECONDS,
+) -> RunningLab:
+    """Build the lab and bring every VM's NIC to ``Succeeded``; all or nothing."""
+    lab = fabric.build(topology, run_root=run_root, progress=progress)
+    try:
+        return _bring_up(lab, progress, topology_text, provision_timeout)
+    except BaseException as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        progress(f"lab up {reason}: removing lab {topology.name}")
+        fabric.teardown(topology, run_root)
+        raise
+
+
+def _bring_up(
+    lab: fabric.Lab, progress: Progress, topology_text: str | None, provision_timeout: float
+) -> RunningLab:
+    topology, run_dir = lab.topology, lab.run_dir
+    if topology_text is not None:
+        (run_dir / TOPOLOGY_FILE).write_text(topology_text, encoding="utf-8")
+    with step("controller: hnv controller on 127.0.0.1 (root namespace)", progress):
+        url = daemons.start_controller(run_dir)
+    progress(f"controller serving {url}/networking/v1/")
+    for host in topology.hosts:
+        namespace = lab.names.host(host.name)
+        with step(f"host {host.name}: hnv host --driver linux in {namespace}", progress):
+            daemons.start_host(run_dir, namespace, host.name)
+    running = RunningLab(lab=lab, controller_url=url)
+    client = ControllerClient.connect(url)
+    try:
+        for resource in infrastructure(topology, run_dir):
+            with step(f"PUT {resource.path}", progress):
+                client.put(resource)
+        for resource in nic_resources(topology):
+            vm = resource.resource_id
+            with step(f"PUT {resource.path} (VM {vm} on {topology.vm(vm).host})", progress):
+                document = client.put(resource)
+                running.nics[vm] = document
+                fabric.attach_vm_port(lab, vm, mac_of(document), instance_id(document))
+        with step(f"waiting for {len(running.nics)} NICs to be Succeeded", progress):
+            wait_succeeded(client, running.nics, provision_timeout, progress)
+        for vm in list(running.nics):
+            running.nics[vm] = client.get(f"/networkInterfaces/{vm}")
+    finally:
+        client.close()
+    return running
+
+
+def attach(topology: Topology, run_root: Path = fabric.RUN_ROOT) -> RunningLab:
+    """The running lab of ``topology`` (as ``up`` left it), read back from its controller."""
+    run_dir = fabric.run_dir_of(topology.name, run_root)
+    url = daemons.controller_url(run_dir)
+    if url is None:
+        raise LabError(f"lab {topology.name}: no controller recorded in {run_dir}")
+    lab = fabric.Lab(topology=topology, names=fabric.LabNames(topology.name), run_dir=run_dir)
+    running = RunningLab(lab=lab, controller_url=url)
+    client = ControllerClient.connect(url)
+    try:
+        for vm in topology.vms:
+            running.nics[vm.name] = client.get(f"/networkInterfaces/{vm.name}")
+    finally:
+        client.close()
+    return running
+
+
+def down(name: str, run_root: Path = fabric.RUN_ROOT) -> fabric.CleanReport:
+    """Stop the lab's daemons by pid and remove its namespaces and run directory."""
+    return fabric.clean(fabric.LabNames(name).prefix, run_root)
+
+
+def leftovers(name: str, run_root: Path = fabric.RUN_ROOT) -> list[str]:
+    """What still exists of a lab: namespaces, root links, run directory, live daemons."""
+    prefix = fabric.LabNames(name).prefix
+    found = list(netns.list_namespaces(prefix))
+    found += [f"link {n}" for n in netns.root_link_names(prefix)]
+    run_dir = fabric.run_dir_of(name, run_root)
+    if run_dir.exists():
+        found.append(f"directory {run_dir}")
+        for daemon, pid in daemons.recorded(run_dir).items():
+            if daemons.alive(pid):
+                found.append(f"daemon {daemon} pid {pid}")
+    return found

@@ -1,0 +1,165 @@
+"""The lab's REST client of the Network Controller: PUT, GET, DELETE, and waiting.
+
+A thin edge over an ``httpx.Client`` (a real one for a running ``hnv controller``, or
+the app's in-process test client): every non-2xx answer becomes one ``LabError`` that
+names the method, the path, the status and the controller's own message.
+``wait_succeeded`` polls NICs until the controller reports them programmed on their
+hosts (``provisioningState`` ``Succeeded``); its clock and sleep are arguments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from openhnv.lab.errors import LabError
+from openhnv.lab.resources import Document, Resource
+
+BASE_PATH = "/networking/v1"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+_POLL_SECONDS = 0.2
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200] or response.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        return f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    return str(body)[:200]
+
+
+class ControllerClient:
+    """Northbound REST calls, relative to ``/networking/v1``."""
+
+    def __init__(self, http: httpx.Client, base_path: str = BASE_PATH) -> None:
+        self.http = http
+        self.base_path = base_path.rstrip("/")
+
+    @classmethod
+    def connect(cls, url: str, timeout: float = 10.0) -> ControllerClient:
+        """A client of the controller at ``url`` (``http://127.0.0.1:PORT``)."""
+        return cls(httpx.Client(base_url=url, timeout=timeout))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, body: Document | None = None) -> httpx.Response:
+        try:
+            response = self.http.request(method, self.base_path + path, json=body)
+        except httpx.HTTPError as exc:
+            raise LabError(f"{method} {path}: controller unreachable: {exc}") from exc
+        if response.status_code >= 400:
+            raise LabError(
+                f"{method} {path}: {response.status_code} {response.reason_phrase}:"
+                f" {_message(response)}"
+            )
+        return response
+
+    def put(self, resource: Resource) -> Document:
+        """Create or replace; returns the controller's document (instanceId, etag, ...)."""
+        document: Document = self._call("PUT", resource.path, resource.body).json()
+        return document
+
+    def get(self, path: str) -> Document:
+        document: Document = self._call("GET", path).json()
+        return document
+
+    def list(self, collection: str) -> list[Document]:
+        value = self.get(f"/{collection}").get("value", [])
+        return [d for d in value if isinstance(d, dict)]
+
+    def delete(self, path: str) -> None:
+        self._call("DELETE", path)
+
+    def reachable(self) -> bool:
+        """True once the controller answers its configuration singleton."""
+        try:
+            response = self.http.get(
+                f"{self.base_path}/virtualNetworkManager/configuration", timeout=1.0
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+
+def provisioning_state(document: Document) -> str:
+    properties = document.get("properties", {})
+    return str(properties.get("provisioningState", "")) if isinstance(properties, dict) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class NicState:
+    """One NIC's provisioning state as the controller reports it."""
+
+    name: str
+    state: str
+
+
+def nic_states(client: ControllerClient, names: Iterable[str]) -> list[NicState]:
+    wanted = {n.lower(): n for n in names}
+    found = {
+        str(d.get("resourceId", "")).lower(): provisioning_state(d)
+        for d in client.list("networkInterfaces")
+    }
+    return [NicState(name, found.get(key, "missing")) for key, name in wanted.items()]
+
+
+def wait_succeeded(
+    client: ControllerClient,
+    names: Iterable[str],
+    timeout: float,
+    progress: Callable[[str], None],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return when every NIC in ``names`` is ``Succeeded``; LabError on Failed or timeout."""
+    names = list(names)
+    deadline = clock() + timeout
+    reported = -1
+    while True:
+        states = nic_states(client, names)
+        done = [s for s in states if s.state == SUCCEEDED]
+        failed = [s for s in states if s.state == FAILED]
+        if failed:
+            raise LabError("NICs failed to provision: " + ", ".join(s.name for s in failed))
+        if len(done) != reported:
+            reported = len(done)
+            progress(f"NICs programmed on their hosts: {len(done)}/{len(states)}")
+        if len(done) == len(states):
+            return
+        if clock() >= deadline:
+            pending = ", ".join(
+                f"{s.name} ({s.state or 'no state'})" for s in states if s.state != SUCCEEDED
+            )
+            raise LabError(
+                f"NICs not Succeeded after {timeout:g} s: {pending}{_server_hint(client)}"
+            )
+        sleep(_POLL_SECONDS)
+
+
+def _server_hint(client: ControllerClient) -> str:
+    """Why hosts may lag: servers whose configurationState is not Success."""
+    notes = []
+    for server in client.list("servers"):
+        state = server.get("properties", {}).get("configurationState")
+        if not isinstance(state, dict) or state.get("status") == "Success":
+            continue
+        codes = [str(d.get("code")) for d in state.get("detailedInfo", []) if isinstance(d, dict)]
+        notes.append(f"{server.get('resourceId')}: {state.get('status')} {' '.join(codes)}")
+    return f"; servers: {'; '.join(notes)}" if notes else ""
+
+
+def instance_id(document: Document) -> str:
+    value: Any = document.get("instanceId")
+    if not isinstance(value, str) or not value:
+        raise LabError(f"{document.get('resourceRef', 'resource')}: the answer has no instanceId")
+    return value

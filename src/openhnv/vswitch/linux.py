@@ -1,0 +1,400 @@
+"""The Linux data plane: VM ports are veths, uplinks are ``up0``, ``up1``, ... of the host.
+
+``LinuxDriver`` runs inside the host's network namespace (it remembers the namespace
+it was made in; its thread, and any uplink opened later, enter it). One thread polls
+every socket:
+
+- a ``PacketRing`` (mmap'd AF_PACKET rings) on the host end of each VM port's veth:
+  frames a VM sent go to ``sink.from_port`` in batches; ``send_to_port`` writes into
+  the ring and one system call per batch sends them;
+- a ``PacketRing`` on each uplink, read into ``linux_pa.PaSide``: tunnel frames for a
+  local PA go to ``sink.from_uplink``, ARP and ICMP echo for the PAs are answered, next
+  hops are resolved and reported; ``transmit`` sends the engine's whole outer frames
+  out of the uplink of their source PA;
+- the rtnetlink socket of ``portlinks.LinkWatcher``: links whose ifalias is
+  ``openhnv-port <port-id> <mac>`` appear and disappear as VM ports (offloads are
+  turned off on the host end, and it is brought up), reported with
+  ``sink.port_added`` / ``sink.port_removed``; a re-dump every second catches alias
+  changes, which send no netlink event;
+- an eventfd that wakes the loop for work posted from other threads (send_to_port,
+  transmit, PA changes): only the loop thread touches the rings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import ipaddress
+import logging
+import os
+import select
+import subprocess
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from openhnv.vfp.emits import Transmit
+from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.linux_pa import PaSide
+from openhnv.vswitch.pawire import mac_text
+from openhnv.vswitch.portlinks import (
+    UPLINK_NAME,
+    LinkInfo,
+    LinkWatcher,
+    PortLink,
+    port_links,
+    uplink_names,
+)
+from openhnv.vswitch.ring import PacketRing, RingError
+
+BATCH = 256
+TICK_SECONDS = 0.25
+RESCAN_SECONDS = 1.0
+PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
+_CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LOGGED_ERRORS = 20
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Port:
+    link: PortLink
+    ring: PacketRing
+
+
+def _setns(fd: int) -> None:
+    if _LIBC.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+class LinuxDriver:
+    """AF_PACKET rings on veths and uplinks, one polling thread; see the module doc."""
+
+    def __init__(self, uplinks: Sequence[str] | None = None) -> None:
+        self.counters: Counter[str] = Counter()
+        self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self._watcher = LinkWatcher()
+        self._uplink_names = list(uplinks) if uplinks is not None else None
+        self._uplink_rings: dict[str, PacketRing] = {}
+        self._uplink_lock = threading.Lock()
+        self._sink: FrameSink | None = None
+        self._ports: dict[str, _Port] = {}
+        self._port_fds: dict[int, _Port] = {}
+        self._dirty: set[PacketRing] = set()
+        self._posted: deque[Callable[[], None]] = deque()
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._thread: threading.Thread | None = None
+        self._loop_ident = 0
+        self._stopping = False
+        self._closed = False
+        self._ready = threading.Event()
+        self._poller = select.epoll()
+        self._handlers: dict[int, Callable[[], None]] = {}
+        self._pa = PaSide(self.counters, self._dirty)
+        names = self._uplink_names
+        try:
+            for name in names if names is not None else uplink_names(self._watcher.dump()):
+                self._uplink(name)
+        except VSwitchError:
+            self._close_all()
+            raise
+
+    # ------------------------------------------------------------ Driver protocol
+
+    def open(self, sink: FrameSink) -> None:
+        """Start the polling thread; VM ports found now are reported before it returns."""
+        if self._thread is not None or self._closed:
+            raise VSwitchError("the Linux driver is already open or was closed")
+        self._sink = sink
+        self._pa.sink = sink
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="hnv-linux-driver", daemon=True)
+        self._thread.start()
+        self._ready.wait(10.0)
+
+    def close(self) -> None:
+        """Stop the thread and close every socket (idempotent; a closed driver stays
+        closed)."""
+        thread = self._thread
+        if thread is not None:
+            self._stopping = True
+            os.eventfd_write(self._wake, 1)
+            thread.join(10.0)
+            self._thread = None
+        self._close_all()
+
+    def send_to_port(self, port: str, frames: Sequence[bytes]) -> None:
+        if threading.get_ident() != self._loop_ident:
+            frames = list(frames)
+            self._post(lambda: self.send_to_port(port, frames))
+            return
+        p = self._ports.get(port)
+        if p is None:
+            self.counters["tx_dropped_no_port"] += len(frames)
+            return
+        p.ring.queue_many(frames)
+        self._dirty.add(p.ring)
+
+    def transmit(self, frames: Sequence[Transmit]) -> None:
+        if threading.get_ident() != self._loop_ident:
+            frames = list(frames)
+            self._post(lambda: self.transmit(frames))
+            return
+        self._pa.transmit(frames)
+
+    def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
+        for pa in pas:
+            self._uplink(pa.interface)
+        pas = list(pas)
+        self._post(lambda: self._pa.configure(pas, self._uplink_rings))
+
+    def uplink_mac(self, interface: str) -> str:
+        return mac_text(self._uplink(interface).mac)
+
+    def watch_neighbors(self, addresses: Sequence[str]) -> None:
+        for address in addresses:
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise VSwitchError(f"watch_neighbors: {address!r} is not an IPv4 PA") from None
+        wanted = list(addresses)
+        self._post(lambda: self._pa.watch(wanted))
+
+    # ------------------------------------------------------------ inspection
+
+    def port_interfaces(self) -> dict[str, str]:
+        """port id -> host-side interface name, of the ports found."""
+        return {port: p.link.ifname for port, p in self._ports.items()}
+
+    def statistics(self) -> dict[str, int]:
+        """The driver's counters plus the PA stack's and the rings' drops."""
+        stats: dict[str, int] = {}
+        rings: list[PacketRing] = []
+        for _ in range(10):  # the loop thread may add a key meanwhile: copy again
+            try:
+                stats = dict(self.counters)
+                stats.update({f"pa:{k}": v for k, v in self._pa.stack_counters.items()})
+                rings = [*self._uplink_rings.values(), *(p.ring for p in self._ports.values())]
+                break
+            except RuntimeError:
+                continue
+        stats["rx_truncated"] = sum(r.rx_truncated for r in rings)
+        stats["rx_dropped_ring"] = sum(r.update_drops() for r in rings)
+        stats["tx_dropped_ring"] = sum(r.tx_dropped for r in rings)
+        return stats
+
+    def _uplink(self, name: str) -> PacketRing:
+        """The ring of uplink ``name``, opened (in the driver's namespace) on first use."""
+        with self._uplink_lock:
+            ring = self._uplink_rings.get(name)
+            if ring is not None:
+                return ring
+            if self._closed:
+                raise VSwitchError("the Linux driver is closed")
+            allowed = self._uplink_names
+            if (allowed is not None and name not in allowed) or (
+                allowed is None and not UPLINK_NAME.fullmatch(name)
+            ):
+                raise VSwitchError(f"uplink {name!r}: not an uplink of this driver")
+            saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _setns(self._netns)
+                try:
+                    ring = PacketRing(name)
+                except RingError as exc:
+                    raise VSwitchError(f"uplink {exc}") from None
+                finally:
+                    _setns(saved)
+            finally:
+                os.close(saved)
+            self._uplink_rings[name] = ring
+            if self._thread is not None:  # the loop runs: it polls the new ring from now on
+                self._handlers[ring.fileno()] = self._reader_of_uplink(ring)
+                self._poller.register(ring.fileno(), select.EPOLLIN)
+            return ring
+
+    # ------------------------------------------------------------ the loop
+
+    def _post(self, work: Callable[[], None]) -> None:
+        self._posted.append(work)
+        if self._thread is not None:
+            os.eventfd_write(self._wake, 1)
+
+    def _run(self) -> None:
+        _setns(self._netns)
+        self._loop_ident = threading.get_ident()
+        poller = self._poller
+        handlers = self._handlers
+        handlers[self._wake] = self._on_wake
+        handlers[self._watcher.fileno()] = self._on_link_events
+        for ring in self._uplink_rings.values():
+            handlers[ring.fileno()] = self._reader_of_uplink(ring)
+        for fd in handlers:
+            poller.register(fd, select.EPOLLIN)
+        try:
+            self._rescan()
+            self._on_wake()  # work posted before the thread ran (PAs, neighbours)
+        finally:
+            self._ready.set()
+        next_tick = next_scan = 0.0
+        try:
+            while not self._stopping:
+                for fd, _events in poller.poll(TICK_SECONDS):
+                    handler = handlers.get(fd)
+                    if handler is not None:
+                        self._guard(handler)
+                    self._flush()
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + TICK_SECONDS
+                    self._guard(functools.partial(self._pa.tick, now))
+                    self._flush()
+                if now >= next_scan:
+                    next_scan = now + RESCAN_SECONDS
+                    self._guard(self._rescan)
+        finally:
+            self._loop_ident = 0
+
+    def _guard(self, work: Callable[[], None]) -> None:
+        """Run ``work``; an exception is logged and counted, never ends the loop."""
+        try:
+            work()
+        except Exception:
+            self.counters["loop_errors"] += 1
+            errors = self.counters["loop_errors"]
+            if errors <= _LOGGED_ERRORS or errors % 1000 == 0:  # never flood the log
+                log.exception("linux driver: error in the polling loop (%d so far)", errors)
+
+    def _flush(self) -> None:
+        if self._dirty:
+            for ring in self._dirty:
+                ring.flush()
+            self._dirty.clear()
+
+    def _on_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wake)
+        posted = self._posted
+        while posted:
+            self._guard(posted.popleft())
+
+    def _reader_of_uplink(self, ring: PacketRing) -> Callable[[], None]:
+        recv = ring.recv_batch
+        receive = self._pa.receive
+
+        def read() -> None:
+            frames = recv(BATCH)
+            if frames:
+                receive(ring, frames)
+
+        return read
+
+    # ------------------------------------------------------------ VM ports
+
+    def _reader_of_port(self, p: _Port) -> Callable[[], None]:
+        recv = p.ring.recv_batch
+        port = p.link.port
+        counters = self.counters
+
+        def read() -> None:
+            frames = recv(BATCH)
+            if frames and self._sink is not None:
+                counters["rx_port_frames"] += len(frames)
+                self._sink.from_port(port, frames)
+
+        return read
+
+    def _on_link_events(self) -> None:
+        events = self._watcher.events()
+        if self._watcher.overflowed or any(self._changes_ports(e) for e in events):
+            self._rescan()
+
+    def _changes_ports(self, event: LinkInfo) -> bool:
+        known = self._port_fds_by_index().get(event.index)
+        if event.deleted:
+            return known is not None
+        return known is None or known.link.ifname != event.ifname or event.alias is not None
+
+    def _port_fds_by_index(self) -> dict[int, _Port]:
+        return {p.link.index: p for p in self._ports.values()}
+
+    def _rescan(self) -> None:
+        found, problems = port_links(self._watcher.dump())
+        for problem in problems:
+            self.counters["port_alias_problems"] += 1
+            log.debug("linux driver: %s", problem)
+        for port, p in list(self._ports.items()):
+            if found.get(port) != p.link:
+                self._remove_port(port)
+        for port, link in found.items():
+            if port not in self._ports:
+                self._add_port(link)
+
+    def _add_port(self, link: PortLink) -> None:
+        try:
+            _prepare_port(link.ifname)
+            ring = PacketRing(link.ifname)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.counters["port_setup_failed"] += 1
+            log.warning("linux driver: port %s on %s: %s", link.port, link.ifname, exc)
+            return
+        p = _Port(link, ring)
+        self._ports[link.port] = p
+        fd = ring.fileno()
+        self._port_fds[fd] = p
+        self._handlers[fd] = self._reader_of_port(p)
+        self._poller.register(fd, select.EPOLLIN)
+        if self._sink is not None:
+            self._sink.port_added(link.port, link.mac)
+
+    def _remove_port(self, port: str) -> None:
+        p = self._ports.pop(port)
+        fd = p.ring.fileno()
+        self._port_fds.pop(fd, None)
+        self._handlers.pop(fd, None)
+        with contextlib.suppress(OSError):
+            self._poller.unregister(fd)
+        self._dirty.discard(p.ring)
+        p.ring.close()
+        if self._sink is not None:
+            self._sink.port_removed(port)
+
+    # ------------------------------------------------------------ teardown
+
+    def _close_all(self) -> None:
+        self._closed = True
+        for p in list(self._ports.values()):
+            p.ring.close()
+        self._ports.clear()
+        with self._uplink_lock:
+            for ring in self._uplink_rings.values():
+                ring.close()
+            self._uplink_rings.clear()
+        self._watcher.close()
+        self._poller.close()
+        for fd in ("_wake", "_netns"):
+            value = getattr(self, fd, -1)
+            if value >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(value)
+                setattr(self, fd, -1)
+
+
+def _prepare_port(ifname: str) -> None:
+    """Offloads off on the host end of a VM port (whole frames, finished checksums), up."""
+    try:
+        done = subprocess.run(["ethtool", "-K", ifname, *PORT_OFFLOADS_OFF],
+                              check=False, capture_output=True, text=True, timeout=10)  # fmt: skip
+    except FileNotFoundError:
+        log.warning("linux driver: ethtool is not installed; offloads stay on %s", ifname)
+    else:
+        if done.returncode != 0:
+            log.warning("linux driver: ethtool -K %s: %s", ifname, done.stderr.strip())
+    subprocess.run(["ip", "link", "set", "dev", ifname, "up"], check=True, capture_output=True,
+                   timeout=10)  # fmt: skip

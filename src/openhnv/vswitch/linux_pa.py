@@ -1,0 +1,235 @@
+"""The PA side of the Linux driver: PAs on uplink rings, classification, next hops.
+
+``PaSide`` holds the ``ProviderStack`` built from the host's ``PaConfig``s and the
+uplink ring of each PA. ``receive`` classifies a batch read from an uplink without
+allocating per frame: to our MAC, IPv4 without options, VXLAN (UDP 4789) or GRE, not a
+fragment, to a local PA -> ``sink.from_uplink`` with the 802.1Q tag popped; anything
+else (ARP, ICMP echo to a PA, junk) goes to the stack, which answers and counts.
+``transmit`` queues the engine's outer frames on the ring of their source PA. The
+gateways and the watched on-link PAs are resolved with ARP, refreshed every
+``REFRESH_SECONDS`` and reported with ``sink.pa_neighbor`` when they resolve, change or
+are lost. Everything runs on the driver's loop thread; rings written are added to
+``dirty`` and flushed by the loop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from openhnv.vfp.emits import Transmit
+from openhnv.vswitch.driver import FrameSink, PaConfig
+from openhnv.vswitch.pawire import mac_text
+from openhnv.vswitch.ring import PacketRing
+from openhnv.vswitch.uplink import ProviderStack, TunnelFrame, UplinkConfig, UplinkError
+from openhnv.vswitch.uplink import Transmit as UplinkTransmit
+
+REFRESH_SECONDS = 60.0
+_VLAN = b"\x81\x00"
+_IPV4_NO_OPTIONS = b"\x08\x00\x45"
+_VXLAN_PORT = b"\x12\xb5"
+_UDP, _GRE = 17, 47
+_TUNNEL_MIN = 42  # Ethernet + IPv4 + GRE with key; the engine checks the rest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _UplinkIf:
+    """One uplink interface and the PAs (stack indices) it carries, by VLAN (0 = none)."""
+
+    ring: PacketRing
+    mac: bytes
+    by_vlan: dict[int, int]
+
+
+class PaSide:
+    """The PAs of one host on its uplink rings (see the module docstring)."""
+
+    def __init__(self, counters: Counter[str], dirty: set[PacketRing]) -> None:
+        self.counters = counters
+        self.dirty = dirty
+        self.sink: FrameSink | None = None
+        self._uplinks: dict[int, _UplinkIf] = {}  # by ring fd
+        self._stack: ProviderStack | None = None
+        self._pa_rings: dict[str, PacketRing] = {}  # source PA -> ring
+        self._stack_rings: list[PacketRing] = []  # stack index -> ring
+        self._local_pas: frozenset[bytes] = frozenset()
+        self._pas: list[PaConfig] = []
+        self._watched: list[str] = []
+        self._wanted: set[tuple[int, bytes]] = set()  # (stack index, next hop)
+        self._reported: dict[str, str] = {}
+        self._next_refresh = 0.0
+
+    @property
+    def stack_counters(self) -> dict[str, int]:
+        stack = self._stack
+        return {} if stack is None else dict(stack.counters)
+
+    def transmit(self, frames: Sequence[Transmit]) -> None:
+        """Queue the engine's outer frames on the uplink of their source PA."""
+        rings = self._pa_rings
+        if len(rings) == 1:  # one PA: every frame leaves by its uplink
+            ((pa, ring),) = rings.items()
+            outer = [t[0] for t in frames if t[1] == pa]
+            ring.queue_many(outer)
+            self.dirty.add(ring)
+            if len(outer) != len(frames):
+                self.counters["tx_dropped_no_uplink"] += len(frames) - len(outer)
+            return
+        by_ring: dict[PacketRing, list[bytes]] = {}
+        for frame, source_pa, _destination in frames:
+            ring_of_pa = rings.get(source_pa)
+            if ring_of_pa is None:
+                self.counters["tx_dropped_no_uplink"] += 1
+            else:
+                by_ring.setdefault(ring_of_pa, []).append(frame)
+        for ring_of_pa, outer in by_ring.items():
+            ring_of_pa.queue_many(outer)
+            self.dirty.add(ring_of_pa)
+
+    def configure(self, pas: list[PaConfig], rings: Mapping[str, PacketRing]) -> None:
+        """Rebuild the PA stack for ``pas``; announce them; resolve the gateways."""
+        self._pas = pas
+        self._uplinks.clear()
+        self._pa_rings.clear()
+        self._stack_rings = []
+        self._stack = None
+        self._local_pas = frozenset()
+        self._wanted = set()  # a new stack knows no next hop yet: ask for all of them again
+        if pas:
+            configs = []
+            for index, pa in enumerate(pas):
+                ring = rings[pa.interface]
+                configs.append(
+                    UplinkConfig(
+                        pa.interface,
+                        ring.mac,
+                        ipaddress.IPv4Interface(f"{pa.address}/{pa.prefix_length}"),
+                        pa.vlan_id or 0,
+                        None if pa.gateway is None else ipaddress.IPv4Address(pa.gateway),
+                    )
+                )
+                self._pa_rings[pa.address] = ring
+                self._stack_rings.append(ring)
+                entry = self._uplinks.setdefault(ring.fileno(), _UplinkIf(ring, ring.mac, {}))
+                entry.by_vlan[pa.vlan_id or 0] = index
+            try:
+                self._stack = ProviderStack(configs)
+            except UplinkError as exc:
+                log.error("linux driver: provider addresses refused: %s", exc)
+                self.counters["pa_config_refused"] += 1
+                return
+            self._local_pas = frozenset(self._stack.provider_addresses)
+            self.apply(self._stack.announce())
+        self.watch(self._watched)
+
+    def watch(self, addresses: list[str]) -> None:
+        """Resolve the gateways and the on-link PAs among ``addresses``."""
+        self._watched = addresses
+        wanted: set[tuple[int, bytes]] = set()
+        for index, pa in enumerate(self._pas):
+            if pa.gateway is not None:
+                wanted.add((index, ipaddress.IPv4Address(pa.gateway).packed))
+            for address in addresses:
+                if address != pa.address and pa.on_link(address):
+                    wanted.add((index, ipaddress.IPv4Address(address).packed))
+        new = wanted - self._wanted
+        self._wanted = wanted
+        stack = self._stack
+        if stack is None:
+            return
+        now = time.monotonic()
+        for index, hop in sorted(new):
+            self.apply(stack.resolve(index, hop, now))
+        self.report(now)
+
+    def receive(self, ring: PacketRing, frames: list[bytes]) -> None:
+        """Frames read from uplink ``ring``: tunnel frames for a local PA to the sink
+        (802.1Q tag popped), the rest to the PA stack."""
+        entry = self._uplinks.get(ring.fileno())
+        stack = self._stack
+        if not frames or entry is None or stack is None:
+            return
+        self.counters["rx_uplink_frames"] += len(frames)
+        local = self._local_pas
+        by_vlan = entry.by_vlan
+        untagged = by_vlan.get(0)
+        mac = entry.mac
+        tunnel: list[bytes] = []
+        other: list[tuple[int, bytes]] = []
+        for frame in frames:
+            if frame.startswith(_VLAN, 12):
+                index = by_vlan.get(((frame[14] & 0x0F) << 8) | frame[15])
+                o = 4
+            else:
+                index, o = untagged, 0
+            if index is None:
+                self.counters["rx_dropped_vlan"] += 1
+                continue
+            # to our MAC, IPv4 without options, VXLAN or GRE, not a fragment, our PA
+            if (
+                len(frame) >= o + _TUNNEL_MIN
+                and frame.startswith(mac)
+                and frame.startswith(_IPV4_NO_OPTIONS, o + 12)
+                and (
+                    frame[o + 23] == _GRE
+                    or (frame[o + 23] == _UDP and frame.startswith(_VXLAN_PORT, o + 36))
+                )
+                and not (frame[o + 20] & 0x3F or frame[o + 21])
+                and frame[o + 30 : o + 34] in local
+            ):
+                tunnel.append(frame[:12] + frame[16:] if o else frame)
+            else:
+                other.append((index, frame))
+        if tunnel and self.sink is not None:
+            self.sink.from_uplink(tunnel)
+        if other:
+            now = time.monotonic()
+            for index, frame in other:
+                self.apply(stack.receive(index, frame, now))
+                if frame[12:14] == b"\x08\x06" or frame[16:18] == b"\x08\x06":
+                    self.report(now)
+
+    def apply(self, operations: Sequence[UplinkTransmit | TunnelFrame]) -> None:
+        for op in operations:
+            if isinstance(op, UplinkTransmit):
+                ring = self._stack_rings[op.uplink]
+                ring.queue(op.frame)
+                self.dirty.add(ring)
+            else:  # a tunnel frame the fast check passed on (IP options ...): not ours
+                self.counters["rx_dropped_tunnel_shape"] += 1
+
+    def tick(self, now: float) -> None:
+        stack = self._stack
+        if stack is None:
+            return
+        self.apply(stack.tick(now))
+        if now >= self._next_refresh:
+            self._next_refresh = now + REFRESH_SECONDS
+            for index, hop in sorted(self._wanted):
+                self.apply(stack.resolve(index, hop, now))
+        self.report(now)
+
+    def report(self, now: float) -> None:
+        """Tell the sink about wanted next hops that resolved, changed or were lost."""
+        stack = self._stack
+        sink = self.sink
+        if stack is None or sink is None:
+            return
+        current: dict[str, str] = {}
+        for index, hop in self._wanted:
+            found = stack.neighbours(index, now).get(hop)
+            if found is not None:
+                current[str(ipaddress.IPv4Address(hop))] = mac_text(found)
+        for address in [a for a in self._reported if a not in current]:
+            del self._reported[address]
+            sink.pa_neighbor(address, None)
+        for address, mac in current.items():
+            if self._reported.get(address) != mac:
+                self._reported[address] = mac
+                sink.pa_neighbor(address, mac)

@@ -1,0 +1,277 @@
+"""An AF_PACKET socket with memory-mapped receive and transmit rings (TPACKET_V2).
+
+The kernel writes received frames into a ring shared with us and we read them without
+a system call per frame; frames to send are written into a second ring and one
+``send`` call hands the kernel every frame written since the last flush. This is what
+makes a Python switch fast enough: a ``recvmsg``/``send`` pair costs about 3 µs per
+packet here, a slot of a ring a few hundred nanoseconds.
+
+Ring slot (``struct tpacket2_hdr``, linux/if_packet.h), each slot ``FRAME_SIZE`` bytes:
+
+    0  tp_status  u32   TP_STATUS_USER (1) when the kernel filled it for us
+    4  tp_len     u32   length of the frame on the wire
+    8  tp_snaplen u32   bytes stored (smaller: the frame did not fit the slot)
+    12 tp_mac     u16   offset of the Ethernet header in the slot
+    14 tp_net     u16
+    16 tp_sec, tp_nsec
+    24 tp_vlan_tci u16, tp_vlan_tpid u16   the 802.1Q tag the kernel took off
+    32 struct sockaddr_ll, then the frame at tp_mac
+
+A transmit slot holds the same header with the frame at offset 32; its status goes
+TP_STATUS_SEND_REQUEST (1) -> kernel -> TP_STATUS_AVAILABLE (0).
+
+The socket ignores what it sends itself (PACKET_IGNORE_OUTGOING), bypasses the qdisc,
+is promiscuous and non-blocking. Received 802.1Q tags are put back into the frame, as
+``afpacket.AfPacketSocket`` does, so callers see frames as they were on the wire.
+"""
+
+from __future__ import annotations
+
+import mmap
+import socket
+import struct
+from collections.abc import Iterable
+
+from openhnv.vswitch.afpacket import (
+    ETH_P_8021Q,
+    ETH_P_ALL,
+    PACKET_ADD_MEMBERSHIP,
+    PACKET_MR_PROMISC,
+    SOL_PACKET,
+    TP_STATUS_VLAN_TPID_VALID,
+    TP_STATUS_VLAN_VALID,
+)
+
+PACKET_RX_RING = 5
+PACKET_VERSION = 10
+PACKET_TX_RING = 13
+PACKET_QDISC_BYPASS = 20
+PACKET_IGNORE_OUTGOING = 23
+PACKET_LOSS = 14
+PACKET_STATISTICS = 6
+TPACKET_V2 = 1
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1
+TP_STATUS_SEND_REQUEST = 1
+TP_STATUS_AVAILABLE = 0
+TP_STATUS_WRONG_FORMAT = 4
+FRAME_SIZE = 2048  # a slot: the header (66 bytes before the frame) plus a 1700-MTU frame
+BLOCK_SIZE = 1 << 16
+RX_FRAMES = 2048
+TX_FRAMES = 1024
+TX_DATA_OFFSET = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)
+MAX_FRAME = FRAME_SIZE - 66
+_MACS = 12
+_REQ = struct.Struct("=IIII")  # struct tpacket_req: block_size, block_nr, frame_size, frame_nr
+_MREQ = struct.Struct("=iHH8s")
+_RX_HEADER = struct.Struct("=IIIH")  # status, len, snaplen, mac
+_RX_VLAN = struct.Struct("=HH")  # at 24: tp_vlan_tci, tp_vlan_tpid
+_RX_VLAN_OFFSET = 24
+_TX_HEADER = struct.Struct("=II")  # status, len (snaplen follows, unused on send)
+_STATS = struct.Struct("=II")  # struct tpacket_stats: tp_packets, tp_drops (reset on read)
+_ZERO = b"\0\0\0\0"
+
+
+def _with_tag(mm: mmap.mmap, base: int, status: int, start: int, length: int) -> bytes:
+    """The frame at ``start`` with the 802.1Q tag the kernel took off put back."""
+    tci, tpid = _RX_VLAN.unpack_from(mm, base + _RX_VLAN_OFFSET)
+    if not status & TP_STATUS_VLAN_TPID_VALID or tpid == 0:
+        tpid = ETH_P_8021Q
+    tag = struct.pack("!HH", tpid, tci)
+    return mm[start : start + _MACS] + tag + mm[start + _MACS : start + length]
+
+
+class RingError(OSError):
+    """A packet ring cannot be set up on an interface; the message names it."""
+
+
+class PacketRing:
+    """Raw frames in and out of one interface through mmap'd TPACKET_V2 rings."""
+
+    __slots__ = (
+        "_mm",
+        "_rx_head",
+        "_rx_slots",
+        "_sock",
+        "_tx_base",
+        "_tx_head",
+        "_tx_pending",
+        "_tx_slots",
+        "ifindex",
+        "ifname",
+        "rx_dropped",
+        "rx_truncated",
+        "tx_dropped",
+    )
+
+    def __init__(self, ifname: str, rx_frames: int = RX_FRAMES, tx_frames: int = TX_FRAMES) -> None:
+        self.ifname = ifname
+        self.rx_truncated = 0
+        self.rx_dropped = 0
+        self.tx_dropped = 0
+        per_block = BLOCK_SIZE // FRAME_SIZE
+        if rx_frames % per_block or tx_frames % per_block:
+            raise RingError(f"ring sizes must be multiples of {per_block} frames")
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        try:
+            s = self._sock
+            s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+            s.setsockopt(SOL_PACKET, PACKET_LOSS, 1)  # skip a malformed frame, do not stall
+            for option, frames in ((PACKET_RX_RING, rx_frames), (PACKET_TX_RING, tx_frames)):
+                request = _REQ.pack(BLOCK_SIZE, frames // per_block, FRAME_SIZE, frames)
+                s.setsockopt(SOL_PACKET, option, request)
+            self._mm = mmap.mmap(s.fileno(), (rx_frames + tx_frames) * FRAME_SIZE)
+            s.bind((ifname, ETH_P_ALL))
+            self.ifindex = socket.if_nametoindex(ifname)
+            s.setsockopt(
+                SOL_PACKET,
+                PACKET_ADD_MEMBERSHIP,
+                _MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b""),
+            )
+            s.setblocking(False)
+        except OSError as exc:
+            self._sock.close()
+            raise RingError(f"interface {ifname}: cannot set up a packet ring: {exc}") from exc
+        self._rx_slots = rx_frames
+        self._rx_head = 0
+        self._tx_base = rx_frames * FRAME_SIZE
+        self._tx_slots = tx_frames
+        self._tx_head = 0
+        self._tx_pending = 0
+
+    @property
+    def mac(self) -> bytes:
+        """The interface's MAC address."""
+        return bytes(self._sock.getsockname()[4])
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    # ------------------------------------------------------------ receiving
+
+    def recv_batch(self, max_frames: int = 256) -> list[bytes]:
+        """Up to ``max_frames`` received frames (802.1Q tags restored); [] when none wait.
+
+        A frame larger than a slot (a GSO super-frame from a port whose offloads are on)
+        is dropped and counted in ``rx_truncated``.
+        """
+        mm = self._mm
+        head = self._rx_head
+        slots = self._rx_slots
+        unpack = _RX_HEADER.unpack_from
+        frames: list[bytes] = []
+        append = frames.append
+        for _ in range(max_frames):
+            base = head * FRAME_SIZE
+            if not mm[base] & TP_STATUS_USER:
+                break
+            status, length, snaplen, mac = unpack(mm, base)
+            start = base + mac
+            if status & TP_STATUS_VLAN_VALID:
+                if snaplen == length:
+                    append(_with_tag(mm, base, status, start, length))
+                else:
+                    self.rx_truncated += 1
+            elif snaplen == length:
+                append(mm[start : start + length])
+            else:
+                self.rx_truncated += 1
+            mm[base : base + 4] = _ZERO  # the slot goes back to the kernel
+            head += 1
+            if head == slots:
+                head = 0
+        self._rx_head = head
+        return frames
+
+    def update_drops(self) -> int:
+        """Add the frames the kernel dropped because the receive ring was full since the
+        last call to ``rx_dropped``; returns the new total."""
+        try:
+            raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)
+        except OSError:
+            return self.rx_dropped
+        self.rx_dropped += _STATS.unpack(raw)[1]
+        return self.rx_dropped
+
+    # ------------------------------------------------------------ sending
+
+    def queue(self, frame: bytes) -> bool:
+        """Write ``frame`` into the transmit ring (sent at the next ``flush``); False
+        (and counted in ``tx_dropped``) when the ring is full or the frame too big."""
+        n = len(frame)
+        head = self._tx_head
+        base = self._tx_base + head * FRAME_SIZE
+        mm = self._mm
+        if n > MAX_FRAME or mm[base] != TP_STATUS_AVAILABLE:
+            if n <= MAX_FRAME and self._tx_pending:
+                self.flush()  # the ring is full of our own unsent frames: push them out
+            if n > MAX_FRAME or mm[base] != TP_STATUS_AVAILABLE:
+                self.tx_dropped += 1
+                return False
+        start = base + TX_DATA_OFFSET
+        mm[start : start + n] = frame
+        _TX_HEADER.pack_into(mm, base, TP_STATUS_SEND_REQUEST, n)
+        head += 1
+        self._tx_head = 0 if head == self._tx_slots else head
+        self._tx_pending += 1
+        return True
+
+    def queue_many(self, frames: Iterable[bytes]) -> None:
+        """``queue`` every frame: the hot path, one call per batch."""
+        mm = self._mm
+        pack = _TX_HEADER.pack_into
+        tx_base = self._tx_base
+        slots = self._tx_slots
+        head = self._tx_head
+        pending = 0
+        for frame in frames:
+            n = len(frame)
+            base = tx_base + head * FRAME_SIZE
+            if n > MAX_FRAME or mm[base] != TP_STATUS_AVAILABLE:
+                self._tx_head = head
+                self._tx_pending += pending
+                pending = 0
+                self.queue(frame)  # flush and retry, or count the drop
+                head = self._tx_head
+                continue
+            start = base + TX_DATA_OFFSET
+            mm[start : start + n] = frame
+            pack(mm, base, TP_STATUS_SEND_REQUEST, n)
+            head += 1
+            if head == slots:
+                head = 0
+            pending += 1
+        self._tx_head = head
+        self._tx_pending += pending
+
+    def flush(self) -> None:
+        """Hand every queued frame to the kernel (one system call)."""
+        if not self._tx_pending:
+            return
+        self._tx_pending = 0
+        try:
+            self._sock.send(b"", socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            pass  # the kernel keeps the slots marked and sends them with the next flush
+        except OSError:
+            self.tx_dropped += 1  # e.g. ENXIO while the interface goes away
+
+    def send(self, frame: bytes) -> bool:
+        """``queue`` and ``flush`` one frame."""
+        ok = self.queue(frame)
+        self.flush()
+        return ok
+
+    def close(self) -> None:
+        try:
+            self._mm.close()
+        finally:
+            self._sock.close()
+
+    def __enter__(self) -> PacketRing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,48 @@
+"""The lab's controller daemon: started on a free port, found by URL, stopped by pid."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from openhnv.lab import daemons, fabric
+from openhnv.lab.errors import LabError
+from openhnv.lab.rest import ControllerClient
+
+
+def test_controller_starts_serves_and_is_stopped_by_clean(tmp_path: Path) -> None:
+    lab = f"d{secrets.token_hex(3)}"
+    run_dir = fabric.run_dir_of(lab, tmp_path)
+    run_dir.mkdir()
+    try:
+        url = daemons.start_controller(run_dir)
+        assert daemons.controller_url(run_dir) == url
+        pid = daemons.recorded(run_dir)[daemons.CONTROLLER]
+        assert daemons.alive(pid)
+        client = ControllerClient.connect(url)
+        try:
+            config = client.get("/virtualNetworkManager/configuration")
+            assert config["properties"]["networkVirtualizationProtocol"] == "Vxlan"
+        finally:
+            client.close()
+        assert (run_dir / daemons.CONTROLLER_DB).exists()
+    finally:
+        report = fabric.clean(fabric.LabNames(lab).prefix, tmp_path)
+    assert pid in report.daemons
+    assert not daemons.alive(pid)
+    assert not run_dir.exists()
+
+
+def test_a_daemon_that_dies_is_reported_with_its_last_log_line(tmp_path: Path) -> None:
+    process = daemons.spawn(tmp_path, "broken", daemons.hnv_argv("controller", "--listen", "x"))
+    log = daemons.logfile(tmp_path, "broken")
+    with pytest.raises(LabError, match=r"broken exited with status 2: .*must be HOST:PORT"):
+        daemons.wait_ready(process, "broken", log, lambda: False, 30)
+    assert daemons.recorded(tmp_path) == {"broken": process.pid}
+
+
+def test_free_port_is_bindable() -> None:
+    port = daemons.free_port()
+    assert 0 < port < 65536

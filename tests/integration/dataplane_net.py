@@ -1,0 +1,317 @@
+"""Test and bench helper: a lab fabric whose hosts run HostSwitch on the Linux driver.
+
+``DataplaneLab`` builds a topology with ``openhnv.lab.fabric`` (VM, host, fabric and
+router namespaces, VLAN access ports), gives each VM port its ifalias
+``openhnv-port <port-id> <mac>``, puts static ARP entries into the VMs (no agent
+answers ARP here), and programs each host's engine directly with VFP commands: the HNV
+layers of its VMs and the mappings of every VM. Switches run in this process
+(``start_switch``: the driver is made inside the host namespace) or as a subprocess of
+this file (``SwitchProcess``, for the benchmark: ``python3 dataplane_net.py --netns NS
+--spec FILE`` prints ``ready``, then its statistics as JSON when stdin closes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from openhnv.lab import fabric, netns
+from openhnv.lab.topology import Topology, from_document
+from openhnv.vfp import commands as c
+from openhnv.vfp.layout import hnv_port_commands
+from openhnv.vfp.spaces import Mapping
+from openhnv.vfp.switch import VSwitch
+from openhnv.vswitch.driver import PaConfig
+from openhnv.vswitch.linux import LinuxDriver
+from openhnv.vswitch.switch import HostSwitch
+
+ROUTER_MAC = "02:00:5e:00:01:01"
+HERE = Path(__file__).resolve()
+
+
+def lab_name(tag: str) -> str:
+    """A lab name unique to this process: ``lx`` + tag + pid digits + random (≤ 12)."""
+    return f"lx{tag}{os.getpid() % 1000:03d}{secrets.token_hex(2)}"[:12]
+
+
+def document(
+    name: str,
+    *,
+    routed: bool = False,
+    vlan: int = 0,
+    encapsulation: str = "vxlan",
+    vms: Sequence[tuple[str, str]] = (("v1", "h1"), ("v2", "h2")),
+    extra_hosts: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A topology: hosts h1 (and h2) with one uplink; one PA subnet (tagged with
+    ``vlan``), or two joined by the router (``routed``: h2's subnet carries ``vlan``);
+    VMs (name, host) numbered 10.0.0.11... in VSID 5001."""
+    subnets: list[dict[str, Any]] = [
+        {"name": "pa1", "prefix": "192.168.1.0/24", "gateway": "192.168.1.1", "vlan": vlan,
+         "ip_pool": "192.168.1.10-192.168.1.99"},
+    ]  # fmt: skip
+    host_subnet = {"h1": "pa1", "h2": "pa1"}
+    if routed:
+        subnets[0]["vlan"] = 0
+        subnets.append({"name": "pa2", "prefix": "192.168.2.0/24", "gateway": "192.168.2.1",
+                        "vlan": vlan, "ip_pool": "192.168.2.20-192.168.2.99"})  # fmt: skip
+        host_subnet["h2"] = "pa2"
+    hosts = [{"name": h, "pa_subnet": host_subnet[h], "uplinks": 1} for h in ("h1", "h2")]
+    hosts += [{"name": h, "pa_subnet": "pa1", "uplinks": 1} for h in extra_hosts]
+    return {
+        "name": name,
+        "encapsulation": encapsulation,
+        "pa_subnets": subnets,
+        "hosts": hosts,
+        "virtual_networks": [
+            {
+                "name": "vnet",
+                "address_space": "10.0.0.0/24",
+                "subnets": [{"name": "s1", "prefix": "10.0.0.0/24", "vsid": 5001}],
+            }
+        ],
+        "vms": [
+            {
+                "name": vm,
+                "host": host,
+                "virtual_network": "vnet",
+                "subnet": "s1",
+                "ip": f"10.0.0.{11 + i}",
+                "mac": f"02:00:00:00:01:{11 + i:02x}",
+            }
+            for i, (vm, host) in enumerate(vms)
+        ],
+    }
+
+
+def port_id(vm: str) -> str:
+    return f"nic-{vm}"
+
+
+class DataplaneLab:
+    """A built topology plus the switches started on it; a context manager that
+    removes everything on exit, also after a failure."""
+
+    def __init__(self, doc: dict[str, Any], run_root: Path) -> None:
+        self.topology: Topology = from_document(doc)
+        self.run_root = run_root
+        self.lab: fabric.Lab | None = None
+        self.switches: dict[str, HostSwitch] = {}
+        self.processes: list[SwitchProcess] = []
+        self.cleanups: list[Callable[[], None]] = []
+
+    def __enter__(self) -> DataplaneLab:
+        try:
+            self.lab = fabric.build(self.topology, self.run_root)
+            for vm in self.topology.vms:
+                self.set_port_alias(vm.name)
+                for other in self.topology.vms:
+                    if other.name != vm.name:
+                        self.static_neighbor(vm.name, str(other.ip), str(other.mac))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.stop()
+        for switch in self.switches.values():
+            switch.stop()
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+        fabric.teardown(self.topology, self.run_root)
+
+    # -- names -------------------------------------------------------------------------
+
+    @property
+    def names(self) -> fabric.LabNames:
+        return fabric.LabNames(self.topology.name)
+
+    def vm_ns(self, vm: str) -> str:
+        return self.names.vm(vm)
+
+    def host_ns(self, host: str) -> str:
+        return self.names.host(host)
+
+    def pa(self, host: str) -> str:
+        """The host's PA: its subnet's pool in host order."""
+        h = self.topology.host(host)
+        subnet = self.topology.pa_subnet(h.pa_subnet)
+        peers = [x.name for x in self.topology.hosts if x.pa_subnet == h.pa_subnet]
+        return str(subnet.ip_pool[0] + peers.index(host))
+
+    def pa_config(self, host: str) -> PaConfig:
+        subnet = self.topology.pa_subnet(self.topology.host(host).pa_subnet)
+        return PaConfig(self.pa(host), subnet.prefix.prefixlen, subnet.vlan or None,
+                        str(subnet.gateway), "up0")  # fmt: skip
+
+    def vm_ip(self, vm: str) -> str:
+        return str(self.topology.vm(vm).ip)
+
+    # -- setup -------------------------------------------------------------------------
+
+    def set_port_alias(self, vm: str) -> None:
+        mac = self.topology.vm(vm).mac
+        host = self.host_ns(self.topology.vm(vm).host)
+        netns.exec_in(host, ["ip", "link", "set", "dev", self.names.vm_port(vm), "alias",
+                             f"openhnv-port {port_id(vm)} {mac}"])  # fmt: skip
+
+    def static_neighbor(self, vm: str, ip: str, mac: str) -> None:
+        netns.exec_in(self.vm_ns(vm), ["ip", "neigh", "replace", ip, "lladdr", mac,
+                                       "nud", "permanent", "dev", "eth0"])  # fmt: skip
+
+    def spec(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        """What to program into ``host``'s switch (JSON-able)."""
+        encapsulation = self.topology.encapsulation
+        vms = self.topology.vms
+        return {
+            "pas": [_pa_dict(self.pa_config(host))],
+            "ports": [{"port": port_id(v.name), "mac": v.mac, "ip": str(v.ip)}
+                      for v in vms if v.host == host],
+            "mappings": [{"rdid": "vnet", "customer_address": str(v.ip),
+                          "provider_address": self.pa(v.host), "customer_mac": v.mac,
+                          "vsid": 5001, "encapsulation": encapsulation} for v in vms]
+                        + list(extra_mappings),
+        }  # fmt: skip
+
+    def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:
+        """A HostSwitch on a LinuxDriver made in ``host``'s namespace, programmed."""
+        driver = netns.run_in(self.host_ns(host), LinuxDriver)
+        switch = HostSwitch(VSwitch(), driver)
+        self.switches[host] = switch
+        switch.start()
+        program(switch, self.spec(host, extra_mappings))
+        return switch
+
+    def start_process(self, host: str, spec_dir: Path) -> SwitchProcess:
+        path = spec_dir / f"{host}.json"
+        path.write_text(json.dumps(self.spec(host)))
+        process = SwitchProcess(self.host_ns(host), path)
+        self.processes.append(process)
+        return process
+
+    def ping(self, vm: str, ip: str, count: int = 3) -> subprocess.CompletedProcess[str]:
+        return netns.exec_in(self.vm_ns(vm), ["ping", "-c", str(count), "-i", "0.2", "-W", "2",
+                                              ip], check=False)  # fmt: skip
+
+
+def _pa_dict(pa: PaConfig) -> dict[str, Any]:
+    return {"address": pa.address, "prefix_length": pa.prefix_length, "vlan_id": pa.vlan_id,
+            "gateway": pa.gateway, "interface": pa.interface}  # fmt: skip
+
+
+def program(switch: HostSwitch, spec: dict[str, Any]) -> None:
+    """Ports with the HNV layers, every mapping, then the PAs."""
+    commands: list[c.Command] = []
+    for p in spec["ports"]:
+        add = c.AddPort(p["port"], p["mac"], 5001, "vnet", (p["ip"],))
+        commands += hnv_port_commands(add, router_mac=ROUTER_MAC, vnet_prefixes=["10.0.0.0/24"])
+    commands += [c.AddMapping(Mapping(**m)) for m in spec["mappings"]]
+    switch.apply(commands)
+    switch.set_provider_addresses([PaConfig(**pa) for pa in spec["pas"]])
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_ready(switch: HostSwitch, ports: int, neighbors: Sequence[str]) -> None:
+    """Until the driver reported ``ports`` ports and resolved ``neighbors``."""
+    wait_for(f"{ports} ports", lambda: len(switch.ports()) >= ports)
+    wait_for(f"neighbors {neighbors}", lambda: set(neighbors) <= set(switch.neighbors()))
+
+
+class SwitchProcess:
+    """A host switch in its own process, inside the host namespace."""
+
+    def __init__(self, namespace: str, spec: Path) -> None:
+        env = dict(os.environ)
+        src = str(HERE.parents[2] / "src")
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, sys.executable, str(HERE), "--spec", str(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        self.result: dict[str, Any] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self) -> None:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            self.stop()
+            raise RuntimeError(f"switch process did not start: {line!r}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (``ip netns exec`` execs it)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def statistics(self) -> dict[str, Any]:
+        """Ask for the driver's counters (one line on stdin)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("stats\n")
+        self.process.stdin.flush()
+        return dict(json.loads(self.process.stdout.readline()))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            try:
+                self.process.stdin.close()
+                self.process.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one host switch inside the current namespace until stdin closes."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True)
+    args = parser.parse_args(argv)
+    spec = json.loads(Path(args.spec).read_text())
+    driver = LinuxDriver()
+    switch = HostSwitch(VSwitch(), driver)
+    switch.start()
+    try:
+        program(switch, spec)
+        ports = len(spec["ports"])
+        pas = {m["provider_address"] for m in spec["mappings"]} - {
+            p["address"] for p in spec["pas"]
+        }
+        on_link = [a for a in pas if any(PaConfig(**p).on_link(a) for p in spec["pas"])]
+        gateways = [p["gateway"] for p in spec["pas"] if p["gateway"]]
+        wait_ready(switch, ports, on_link + gateways)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() == "stats":
+                stats = driver.statistics()
+                stats["uplink"] = switch.inspect(lambda e: dict(e.uplink.counters))
+                print(json.dumps(stats), flush=True)
+    finally:
+        switch.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Shared by the root integration tests: a whole lab up (controller, hosts, REST), removed after.
+
+``running_lab(text_or_path, encapsulation=...)`` gives the lab a unique name (``e`` + 6 hex
+digits), brings it up with ``orchestrator.up`` and always removes it, then asserts that
+nothing of it is left (namespaces, links, run directory, daemons by pid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from openhnv.lab import daemons, fabric, orchestrator
+from openhnv.lab.topology import Topology, load, parse
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def unique_name() -> str:
+    return f"e{secrets.token_hex(3)}"
+
+
+def skip_unless_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+
+
+def topology_of(source: str | Path, **changes: str) -> Topology:
+    base = load(source) if isinstance(source, Path) else parse(source)
+    return dataclasses.replace(base, name=unique_name(), **changes)
+
+
+@contextlib.contextmanager
+def running_lab(topology: Topology) -> Iterator[orchestrator.RunningLab]:
+    skip_unless_root()
+    pids: list[int] = []
+    try:
+        running = orchestrator.up(topology, progress=print)
+        pids = list(daemons.recorded(running.run_dir).values())
+        yield running
+    finally:
+        orchestrator.down(topology.name)
+    assert orchestrator.leftovers(topology.name) == []
+    assert [p for p in pids if daemons.alive(p)] == []
+    assert not fabric.run_dir_of(topology.name).exists()

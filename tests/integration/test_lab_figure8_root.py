@@ -1,0 +1,51 @@
+"""Figure 8 end to end over VXLAN and NVGRE: TCP within a tenant, never across tenants."""
+
+from __future__ import annotations
+
+import pytest
+from lab_running import EXAMPLES, running_lab, skip_unless_root, topology_of, unique_name
+
+from openhnv.lab import capture, traffic
+from openhnv.lab.demo import main as demo_main
+from openhnv.lab.orchestrator import leftovers
+
+pytestmark = pytest.mark.root
+
+
+@pytest.mark.parametrize("encapsulation", ["vxlan", "nvgre"])
+def test_each_web_reaches_only_its_own_sql(encapsulation: str) -> None:
+    topology = topology_of(EXAMPLES / "figure8.yaml", encapsulation=encapsulation)
+    with running_lab(topology) as lab:
+        ns = lab.vm_namespace
+        with (
+            capture.PaCapture(topology) as pa,
+            traffic.TcpResponder(ns("contoso-sql"), "10.1.1.11", 1433, b"contoso\n"),
+            traffic.TcpResponder(ns("fabrikam-sql"), "10.1.1.11", 1433, b"fabrikam\n") as fab,
+        ):
+            assert traffic.tcp_answer(ns("contoso-web"), "10.1.1.11", 1433, b"q") == b"contoso\n"
+            assert traffic.tcp_answer(ns("fabrikam-web"), "10.1.1.11", 1433, b"q") == (
+                b"fabrikam\n"
+            )
+            seen = len(fab.peers)
+            # Contoso Web aims at Fabrikam SQL's MAC: VSID 5001 has no such MAC.
+            traffic.set_neighbor(ns("contoso-web"), "10.1.1.11", lab.nic_mac("fabrikam-sql"))
+            with pytest.raises(OSError):
+                traffic.tcp_request(ns("contoso-web"), "10.1.1.11", 1433, b"q", timeout=2.0)
+            assert len(fab.peers) == seen
+            records = capture.tunnels(pa.snapshot())
+        vsids = {r.vsid for r in records if r.inner_dport == 1433}
+        assert vsids == {5001, 6001}
+        assert {r.encapsulation for r in records} == {encapsulation}
+        from_host2 = [r for r in records if r.host == "host2"]
+        assert from_host2 and all(r.vlan == 20 for r in from_host2)
+        assert all(r.outer_src.startswith("192.168.2.") for r in from_host2)
+
+
+def test_demo_passes_and_leaves_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    skip_unless_root()
+    name = unique_name()
+    assert demo_main(["--lab", name]) == 0
+    out = capfd.readouterr().out
+    assert "FAIL" not in out and "checks passed" in out
+    assert "vxlan" in out and "nvgre" in out
+    assert leftovers(name) == []

@@ -1,0 +1,186 @@
+"""Inside one VSID: broadcast replication, ARP answered from the mapping store, spoofing.
+
+Two tenants share 10.7.1.0/24 on two hosts: blue (VSID 7001: a and b on h1, c on h2)
+and red (VSID 7002: a on h1, b on h2).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from lab_running import running_lab, topology_of
+
+from openhnv.lab import capture, netns, orchestrator, traffic
+from openhnv.lab.fabric import VM_INTERFACE, LabNames
+from openhnv.lab.rest import ControllerClient
+from openhnv.packet.addresses import ip_to_str, mac_to_str
+from openhnv.packet.arp import ARP_REPLY, ARP_REQUEST, Arp
+from openhnv.packet.decode import decode
+from openhnv.packet.frames import arp_frame, udp_frame, vxlan_encapsulate
+from openhnv.vswitch.afpacket import AfPacketSocket
+
+pytestmark = pytest.mark.root
+
+TOPOLOGY = """
+name: placeholder
+pa_subnets:
+  - {name: pa, prefix: 192.168.60.0/24, gateway: 192.168.60.1}
+hosts:
+  - {name: h1, pa_subnet: pa, uplinks: 1}
+  - {name: h2, pa_subnet: pa, uplinks: 1}
+virtual_networks:
+  - name: blue
+    address_space: 10.7.0.0/16
+    subnets: [{name: s, prefix: 10.7.1.0/24, vsid: 7001}]
+  - name: red
+    address_space: 10.7.0.0/16
+    subnets: [{name: s, prefix: 10.7.1.0/24, vsid: 7002}]
+vms:
+  - {name: blue-a, host: h1, virtual_network: blue, subnet: s, ip: 10.7.1.10}
+  - {name: blue-b, host: h1, virtual_network: blue, subnet: s, ip: 10.7.1.11}
+  - {name: blue-c, host: h2, virtual_network: blue, subnet: s, ip: 10.7.1.12}
+  - {name: red-a, host: h1, virtual_network: red, subnet: s, ip: 10.7.1.20}
+  - {name: red-b, host: h2, virtual_network: red, subnet: s, ip: 10.7.1.11}
+"""
+PORT = 5353
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[orchestrator.RunningLab]:
+    with running_lab(topology_of(TOPOLOGY)) as running:
+        yield running
+
+
+def _collect(sock: AfPacketSocket, seconds: float) -> list[bytes]:
+    frames: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        frames += sock.recv_batch()
+        time.sleep(0.02)
+    return frames
+
+
+def test_broadcast_reaches_exactly_the_other_vms_of_the_vsid(lab: orchestrator.RunningLab) -> None:
+    others = ["blue-b", "blue-c", "red-a", "red-b"]
+    collectors = {vm: traffic.UdpCollector(lab.vm_namespace(vm), PORT) for vm in others}
+    for collector in collectors.values():
+        collector.__enter__()
+    try:
+        with capture.PaCapture(lab.topology) as pa:
+            traffic.udp_send(lab.vm_namespace("blue-a"), "10.7.1.255", PORT, b"hello blue")
+            time.sleep(1.0)
+            records = capture.tunnels(pa.snapshot())
+    finally:
+        for collector in collectors.values():
+            collector.__exit__(None, None, None)
+    got = {vm: [d for d, _ in c.datagrams] for vm, c in collectors.items()}
+    assert got == {"blue-b": [b"hello blue"], "blue-c": [b"hello blue"], "red-a": [], "red-b": []}
+    # One unicast copy crossed the PA network, to blue-c, rewritten to its addresses.
+    copies = [r for r in records if r.inner_dport == PORT]
+    assert [(r.vsid, r.inner_dst, r.inner_dst_mac) for r in copies] == [
+        (7001, "10.7.1.12", lab.nic_mac("blue-c"))
+    ]
+
+
+def _arp_replies(lab: orchestrator.RunningLab, vm: str, target: str) -> list[Arp]:
+    namespace = lab.vm_namespace(vm)
+    mac = lab.nic_mac(vm)
+    ip = str(lab.topology.vm(vm).ip)
+    request = arp_frame(
+        op=ARP_REQUEST,
+        src_mac=mac,
+        dst_mac="ff:ff:ff:ff:ff:ff",
+        sender_mac=mac,
+        sender_ip=ip,
+        target_mac="00:00:00:00:00:00",
+        target_ip=target,
+    )
+    with netns.run_in(namespace, AfPacketSocket, VM_INTERFACE) as sock:
+        sock.send(request)
+        frames = _collect(sock, 1.5)
+    replies = []
+    for frame in frames:
+        headers = decode(frame)
+        arp = next((h for h in headers if isinstance(h, Arp)), None)
+        if arp is not None and arp.op == ARP_REPLY and ip_to_str(arp.sender_ip) == target:
+            replies.append(arp)
+    return replies
+
+
+def test_arp_is_answered_only_for_cas_of_the_vsid(lab: orchestrator.RunningLab) -> None:
+    known = _arp_replies(lab, "blue-a", "10.7.1.12")
+    assert [mac_to_str(a.sender_mac) for a in known] == [lab.nic_mac("blue-c")]
+    assert _arp_replies(lab, "blue-a", "10.7.1.99") == []  # nobody has it
+    assert _arp_replies(lab, "blue-a", "10.7.1.20") == []  # red-a's, another VSID
+
+
+def _send_raw(namespace: str, interface: str, frame: bytes) -> None:
+    with netns.run_in(namespace, AfPacketSocket, interface) as sock:
+        assert sock.send(frame) == len(frame)
+
+
+def test_a_forged_source_mac_from_a_vm_is_dropped(lab: orchestrator.RunningLab) -> None:
+    a, b = lab.topology.vm("blue-a"), lab.topology.vm("blue-b")
+
+    def frame(src_mac: str) -> bytes:
+        return udp_frame(
+            src_mac=src_mac,
+            dst_mac=lab.nic_mac("blue-b"),
+            src_ip=str(a.ip),
+            dst_ip=str(b.ip),
+            src_port=40000,
+            dst_port=PORT,
+            payload=src_mac.encode(),
+        )
+
+    with traffic.UdpCollector(lab.vm_namespace("blue-b"), PORT) as collector:
+        _send_raw(lab.vm_namespace("blue-a"), VM_INTERFACE, frame("02:00:00:00:00:99"))
+        _send_raw(lab.vm_namespace("blue-a"), VM_INTERFACE, frame(lab.nic_mac("blue-a")))
+        time.sleep(1.0)
+    assert [d for d, _ in collector.datagrams] == [lab.nic_mac("blue-a").encode()]
+
+
+def _provider_address(lab: orchestrator.RunningLab, host: str) -> str:
+    client = ControllerClient.connect(lab.controller_url)
+    try:
+        pas = client.get(f"/servers/{host}")["properties"]["providerAddresses"]
+    finally:
+        client.close()
+    return str(pas[0]["address"])
+
+
+def test_a_packet_from_an_unknown_pa_is_dropped(lab: orchestrator.RunningLab) -> None:
+    names = LabNames(lab.name)
+    c, a = lab.topology.vm("blue-c"), lab.topology.vm("blue-a")
+    h1_mac = netns.link_mac(names.host("h1"), "up0")
+    h2_mac = netns.link_mac(names.host("h2"), "up0")
+
+    def tunnelled(src_pa: str) -> bytes:
+        inner = udp_frame(
+            src_mac=lab.nic_mac("blue-c"),
+            dst_mac=lab.nic_mac("blue-a"),
+            src_ip=str(c.ip),
+            dst_ip=str(a.ip),
+            src_port=40000,
+            dst_port=PORT,
+            payload=src_pa.encode(),
+        )
+        return vxlan_encapsulate(
+            inner,
+            outer_src_mac=h2_mac,
+            outer_dst_mac=h1_mac,
+            src_pa=src_pa,
+            dst_pa=_provider_address(lab, "h1"),
+            vni=7001,
+            src_port=50000,
+        )
+
+    real = _provider_address(lab, "h2")
+    with traffic.UdpCollector(lab.vm_namespace("blue-a"), PORT) as collector:
+        peer = names.uplink_peer("h1", 0)
+        _send_raw(names.fabric, peer, tunnelled("192.168.60.77"))
+        _send_raw(names.fabric, peer, tunnelled(real))
+        time.sleep(1.0)
+    assert [d for d, _ in collector.datagrams] == [real.encode()]

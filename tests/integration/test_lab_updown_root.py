@@ -1,0 +1,75 @@
+"""``hnv lab up/status/down/clean`` with the daemons, then nothing is left."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from lab_running import EXAMPLES, skip_unless_root, unique_name
+
+from openhnv.cli import main
+from openhnv.lab import daemons, fabric, orchestrator
+from openhnv.lab.rest import ControllerClient
+
+pytestmark = pytest.mark.root
+
+
+@pytest.mark.parametrize("remove", ["down", "clean"])
+def test_up_status_then_nothing_left(
+    remove: str, tmp_path: pytest.TempPathFactory, capfd: pytest.CaptureFixture[str]
+) -> None:
+    skip_unless_root()
+    name = unique_name()
+    text = (EXAMPLES / "figure8.yaml").read_text().replace("name: fig8", f"name: {name}")
+    path = tmp_path / "lab.yaml"  # type: ignore[operator]
+    path.write_text(text)
+    pids: list[int] = []
+    try:
+        assert main(["lab", "up", str(path)]) == 0
+        out = capfd.readouterr().out
+        assert "PUT /networkInterfaces/contoso-sql" in out
+        assert "NICs programmed on their hosts: 4/4" in out
+        run_dir = fabric.run_dir_of(name)
+        recorded = daemons.recorded(run_dir)
+        assert {"controller", "host-host1", "host-host2", "vlanport-pa2"} <= set(recorded)
+        pids = list(recorded.values())
+        url = daemons.controller_url(run_dir)
+        assert url is not None
+        client = ControllerClient.connect(url)
+        try:
+            nics = client.list("networkInterfaces")
+        finally:
+            client.close()
+        assert {n["properties"]["provisioningState"] for n in nics} == {"Succeeded"}
+        assert main(["lab", "status", name]) == 0
+        status = capfd.readouterr().out
+        assert re.search(r"daemon host-host1\s+running", status)
+        assert re.search(r"vm\s+contoso-web .* NIC Succeeded", status)
+        assert "192.168.1.10" in status and "192.168.2.20" in status
+        if remove == "down":
+            assert main(["lab", "down", name]) == 0
+        else:
+            assert main(["lab", "clean"]) == 0
+    finally:
+        orchestrator.down(name)
+    assert orchestrator.leftovers(name) == []
+    assert [p for p in pids if daemons.alive(p)] == []
+
+
+def test_a_failed_up_names_the_step_and_removes_everything(
+    capfd: pytest.CaptureFixture[str], tmp_path: pytest.TempPathFactory
+) -> None:
+    skip_unless_root()
+    name = unique_name()
+    # Two VMs ask for the same static MAC: the second NIC's PUT is refused.
+    text = (EXAMPLES / "figure8.yaml").read_text().replace("name: fig8", f"name: {name}")
+    text = text.replace("    ip: 10.1.1.11\n", '    ip: 10.1.1.11\n    mac: "02:00:00:00:00:01"\n')
+    path = tmp_path / "lab.yaml"  # type: ignore[operator]
+    path.write_text(text)
+    try:
+        assert main(["lab", "up", str(path)]) == 1
+        err = capfd.readouterr().err
+        assert re.search(r"PUT /networkInterfaces/\S+ \(VM .*\): 409", err), err
+    finally:
+        orchestrator.down(name)
+    assert orchestrator.leftovers(name) == []

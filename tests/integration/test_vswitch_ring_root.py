@@ -1,0 +1,97 @@
+"""Packet rings on a veth pair between two namespaces: frames as on the wire, batched."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+from collections.abc import Iterator
+
+import pytest
+
+from openhnv.lab import netns
+from openhnv.vswitch.ring import MAX_FRAME, TX_FRAMES, PacketRing, RingError
+
+pytestmark = pytest.mark.root
+
+DST = bytes.fromhex("02000000000b")
+SRC = bytes.fromhex("02000000000a")
+
+
+@pytest.fixture
+def rings() -> Iterator[tuple[PacketRing, PacketRing]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    prefix = f"hnv-lxr{os.getpid() % 1000}{secrets.token_hex(2)}-"
+    a, b = f"{prefix}a", f"{prefix}b"
+    opened: list[PacketRing] = []
+    try:
+        netns.create_namespace(a)
+        netns.create_namespace(b)
+        netns.add_veth(a, "p0", b, "p1", 1700)
+        netns.set_up(a, "p0", mac="02:00:00:00:00:0a")
+        netns.set_up(b, "p1", mac="02:00:00:00:00:0b")
+        opened.append(netns.run_in(a, PacketRing, "p0"))
+        opened.append(netns.run_in(b, PacketRing, "p1"))
+        yield opened[0], opened[1]
+    finally:
+        for ring in opened:
+            ring.close()
+        for name in netns.list_namespaces(prefix):
+            netns.delete_namespace(name)
+
+
+def receive(ring: PacketRing, count: int) -> list[bytes]:
+    """Frames of our test EtherType (0x88b5) until ``count`` arrived."""
+    got: list[bytes] = []
+    poller = select.poll()
+    poller.register(ring.fileno(), select.POLLIN)
+    while len(got) < count:
+        assert poller.poll(5000), f"only {len(got)} of {count} frames arrived"
+        got += [f for f in ring.recv_batch(4096) if b"\x88\xb5" in f[12:18]]
+    return got
+
+
+def test_frames_arrive_whole_and_in_order_with_their_vlan_tag(
+    rings: tuple[PacketRing, PacketRing],
+) -> None:
+    a, b = rings
+    assert a.mac == SRC and b.mac == DST
+    plain = DST + SRC + b"\x88\xb5" + b"plain".ljust(46, b".")
+    tagged = DST + SRC + b"\x81\x00\x60\x14" + b"\x88\xb5" + b"tagged".ljust(46, b".")
+    big = DST + SRC + b"\x88\xb5" + b"big".ljust(1600, b".")
+    assert a.queue(plain) and a.queue(tagged) and a.queue(big)
+    a.flush()
+    assert receive(b, 3) == [plain, tagged, big]  # PCP 3, VID 20 restored
+    assert [f for f in a.recv_batch() if b"\x88\xb5" in f[12:18]] == []  # not our own
+
+
+def test_more_frames_than_the_ring_holds_go_out_in_order(
+    rings: tuple[PacketRing, PacketRing],
+) -> None:
+    a, b = rings
+    count = TX_FRAMES + 300
+    frames = [DST + SRC + b"\x88\xb5" + i.to_bytes(4, "big").ljust(46, b".") for i in range(count)]
+    got: list[bytes] = []
+    for start in range(0, count, 200):
+        for frame in frames[start : start + 200]:
+            assert a.queue(frame)
+        a.flush()
+        got += receive(b, min(200, count - start))
+    assert got == frames
+    assert a.tx_dropped == 0 and b.rx_truncated == 0
+
+
+def test_a_frame_bigger_than_a_slot_is_refused_and_counted(
+    rings: tuple[PacketRing, PacketRing],
+) -> None:
+    a, _ = rings
+    assert not a.queue(DST + SRC + b"\x88\xb5" + bytes(MAX_FRAME))
+    assert a.tx_dropped == 1
+
+
+def test_a_missing_interface_is_named() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for AF_PACKET")
+    with pytest.raises(RingError, match="hnv-nosuch0"):
+        PacketRing("hnv-nosuch0")

@@ -1,0 +1,77 @@
+"""A host link's pure parts: full resync changes, keyed diffs, and the remote probe."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from pathlib import Path
+
+from openhnv.controller.southbound_link import diff_keys, probe, resync_changes
+from openhnv.controller.status import Remote
+from openhnv.ovsdb.rows import Ref, RowChange, diff
+
+LS = Ref("Logical_Switch", "5001")
+
+
+def test_resync_keeps_agent_rows_and_columns() -> None:
+    actual = {
+        "Logical_Switch": {
+            "5001": {"name": "5001", "tunnel_key": 5001, "description": "x"},
+            "9999": {"name": "9999", "tunnel_key": 9999, "description": ""},
+        },
+        "Physical_Port": {
+            # the agent's port, never bound: stays
+            "vm-new": {"name": "vm-new", "vlan_bindings": {}, "status": {"attached": "true"}},
+            # bound by the controller once, no longer wanted: goes
+            "vm-gone": {"name": "vm-gone", "vlan_bindings": {0: LS}, "status": {}},
+            # wanted: bound now, its status untouched
+            "vm-here": {"name": "vm-here", "vlan_bindings": {}, "status": {"attached": "true"}},
+        },
+    }
+    desired = {
+        "Logical_Switch": {"5001": {"name": "5001", "tunnel_key": 5001, "description": "x"}},
+        "Physical_Port": {"vm-here": {"name": "vm-here", "vlan_bindings": {0: LS}}},
+    }
+    changes = resync_changes(actual, desired)
+    assert changes == [
+        RowChange("update", "Physical_Port", "vm-here", {"vlan_bindings": {0: LS}}),
+        RowChange("delete", "Logical_Switch", "9999", {}),
+        RowChange("delete", "Physical_Port", "vm-gone", {}),
+    ]
+    assert resync_changes(desired, desired) == []
+
+
+def test_resync_of_an_empty_host_inserts_everything() -> None:
+    desired = {"Logical_Switch": {"5001": {"name": "5001"}}}
+    assert resync_changes({}, desired) == [
+        RowChange("insert", "Logical_Switch", "5001", {"name": "5001"})
+    ]
+
+
+def test_diff_keys_is_diff_on_the_changed_keys() -> None:
+    shared = {"name": "1"}
+    old = {"Logical_Switch": {"1": shared, "2": {"name": "2"}, "3": {"name": "3"}}}
+    new = {"Logical_Switch": {"1": shared, "2": {"name": "2", "tunnel_key": 2}, "4": {"name": "4"}}}
+    everything = {"Logical_Switch": {"1", "2", "3", "4"}}
+    assert diff_keys(old, new, everything) == diff(old, new)
+    assert diff_keys(old, new, {"Logical_Switch": {"4"}}) == [
+        RowChange("insert", "Logical_Switch", "4", {"name": "4"})
+    ]
+    assert diff_keys(old, new, {}) == []
+
+
+def test_probe_explains_unix_and_tcp_failures() -> None:
+    assert "no socket at /nonexistent" in probe(Remote("unix", path="/nonexistent/x.sock"))
+    with tempfile.TemporaryDirectory(prefix="hnv-pub-") as tmp:
+        path = Path(tmp) / "s.sock"
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(path))
+            listener.listen()
+            assert "no OVSDB session" in probe(Remote("unix", path=str(path)))
+        assert "refused" in probe(Remote("unix", path=str(path)))  # closed: stale socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: refused
+        assert "refused" in probe(Remote("tcp", ip="127.0.0.1", port=port))
+        sock.listen()
+        assert "SSL" in probe(Remote("ssl", ip="127.0.0.1", port=port))
