@@ -34,6 +34,11 @@ from openhnv.vswitch.linux import LinuxDriver
 from openhnv.vswitch.switch import HostSwitch
 
 ROUTER_MAC = "02:00:5e:00:01:01"
+BRIDGE_NETFILTER = (
+    "net/bridge/bridge-nf-call-iptables",
+    "net/bridge/bridge-nf-call-ip6tables",
+    "net/bridge/bridge-nf-call-arptables",
+)
 HERE = Path(__file__).resolve()
 
 
@@ -111,6 +116,8 @@ class DataplaneLab:
     def __enter__(self) -> DataplaneLab:
         try:
             self.lab = fabric.build(self.topology, self.run_root)
+            for key in BRIDGE_NETFILTER:  # a physical switch runs no iptables on frames
+                netns.set_sysctl(self.names.fabric, key, "0")
             for vm in self.topology.vms:
                 self.set_port_alias(vm.name)
                 for other in self.topology.vms:
@@ -261,10 +268,11 @@ class SwitchProcess:
             self.stop()
             raise RuntimeError(f"switch process did not start: {line!r}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process so far (``ip netns exec`` execs it)."""
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the process so far (``ip netns exec`` execs it)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def statistics(self) -> dict[str, Any]:
         """Ask for the driver's counters (one line on stdin)."""

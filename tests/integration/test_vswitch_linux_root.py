@@ -310,3 +310,23 @@ def test_ports_appear_and_disappear_live(run_root: Path) -> None:
                              "type", "veth", "peer", "name", "late3"])  # fmt: skip
         assert driver.uplink_mac("up3") == "02:00:00:00:03:03"  # opened when first asked
         assert lab.ping("v1", "10.0.0.99", count=1).returncode != 0  # no mapping: dropped
+
+
+def test_the_host_kernel_never_processes_what_the_switch_owns(run_root: Path) -> None:
+    with DataplaneLab(document(lab_name("ik"), vms=[("v1", "h1")]), run_root) as lab:
+        host = lab.host_ns("h1")
+        netns.exec_in(host, ["ip", "addr", "add", "192.168.1.97/24", "dev", "up0"])
+        assert ping_from_router(lab, "192.168.1.97") == 0  # the kernel answers: no switch
+        switch = lab.start_switch("h1")
+        wait_ready(switch, 1, [])
+        for ifname in ("up0", lab.names.vm_port("v1")):
+            shown = netns.exec_in(host, ["tc", "filter", "show", "dev", ifname, "ingress"])
+            assert "hnv_kernel_drop" in shown.stdout
+        netns.exec_in(lab.names.router, ["ip", "neigh", "flush", "all"])
+        assert ping_from_router(lab, "192.168.1.97") != 0  # the kernel's address: unseen
+        assert ping_from_router(lab, lab.pa("h1")) == 0  # the switch's PA answers
+        switch.stop()
+        shown = netns.exec_in(host, ["tc", "filter", "show", "dev", "up0", "ingress"])
+        assert "hnv_kernel_drop" not in shown.stdout
+        netns.exec_in(lab.names.router, ["ip", "neigh", "flush", "all"])  # forget the failure
+        assert ping_from_router(lab, "192.168.1.97") == 0

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.ingress import hide_from_kernel, show_to_kernel
 from openhnv.vswitch.linux_pa import PaSide
 from openhnv.vswitch.pawire import mac_text
 from openhnv.vswitch.portlinks import (
@@ -76,13 +77,20 @@ def _setns(fd: int) -> None:
 class LinuxDriver:
     """AF_PACKET rings on veths and uplinks, one polling thread; see the module doc."""
 
-    def __init__(self, uplinks: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, uplinks: Sequence[str] | None = None, *, isolate_kernel: bool = True
+    ) -> None:
+        """``uplinks``: the uplink names (all ``up<N>`` when None). ``isolate_kernel``:
+        drop every frame of the uplinks and VM ports at tc ingress once the switch has
+        seen it, so the host's IP stack spends nothing on them (``vswitch.ingress``)."""
         self.counters: Counter[str] = Counter()
         self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._watcher = LinkWatcher()
         self._uplink_names = list(uplinks) if uplinks is not None else None
         self._uplink_rings: dict[str, PacketRing] = {}
         self._uplink_lock = threading.Lock()
+        self._isolate_kernel = isolate_kernel
+        self._hidden: set[str] = set()
         self._sink: FrameSink | None = None
         self._ports: dict[str, _Port] = {}
         self._port_fds: dict[int, _Port] = {}
@@ -217,6 +225,7 @@ class LinuxDriver:
             if self._thread is not None:  # the loop runs: it polls the new ring from now on
                 self._handlers[ring.fileno()] = self._reader_of_uplink(ring)
                 self._poller.register(ring.fileno(), select.EPOLLIN)
+                self._post(lambda: self._hide(name))
             return ring
 
     # ------------------------------------------------------------ the loop
@@ -238,6 +247,8 @@ class LinuxDriver:
         for fd in handlers:
             poller.register(fd, select.EPOLLIN)
         try:
+            for name in list(self._uplink_rings):
+                self._hide(name)
             self._rescan()
             self._on_wake()  # work posted before the thread ran (PAs, neighbours)
         finally:
@@ -259,7 +270,28 @@ class LinuxDriver:
                     next_scan = now + RESCAN_SECONDS
                     self._guard(self._rescan)
         finally:
+            for name in sorted(self._hidden):
+                self._show(name)
             self._loop_ident = 0
+
+    def _hide(self, ifname: str) -> None:
+        """Keep the host's IP stack off ``ifname`` (a warning, not an error, if it fails)."""
+        if not self._isolate_kernel or ifname in self._hidden:
+            return
+        try:
+            hide_from_kernel(ifname)
+        except OSError as exc:
+            self.counters["kernel_isolation_failed"] += 1
+            log.warning("linux driver: the host kernel still sees %s: %s", ifname, exc)
+            return
+        self._hidden.add(ifname)
+
+    def _show(self, ifname: str) -> None:
+        self._hidden.discard(ifname)
+        try:
+            show_to_kernel(ifname)
+        except OSError as exc:
+            log.debug("linux driver: %s keeps its ingress filter: %s", ifname, exc)
 
     def _guard(self, work: Callable[[], None]) -> None:
         """Run ``work``; an exception is logged and counted, never ends the loop."""
@@ -344,6 +376,7 @@ class LinuxDriver:
             self.counters["port_setup_failed"] += 1
             log.warning("linux driver: port %s on %s: %s", link.port, link.ifname, exc)
             return
+        self._hide(link.ifname)
         p = _Port(link, ring)
         self._ports[link.port] = p
         fd = ring.fileno()
@@ -355,6 +388,8 @@ class LinuxDriver:
 
     def _remove_port(self, port: str) -> None:
         p = self._ports.pop(port)
+        if p.link.ifname in self._hidden:
+            self._show(p.link.ifname)
         fd = p.ring.fileno()
         self._port_fds.pop(fd, None)
         self._handlers.pop(fd, None)
