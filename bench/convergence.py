@@ -1,9 +1,11 @@
 """Benchmark southbound convergence: a REST PUT -> the rows committed at every host.
 
-Starts ``--hosts`` real ovsdb-servers (unix sockets in temp dirs) standing in for hosts
-and ``hnv controller`` as a subprocess, declares the hosts as servers whose management
-address is their socket, and watches every host with its own OVSDB client (the
-observer), which timestamps each ``Ucast_Macs_Remote`` row as it appears.
+Starts ``--hosts`` hosts: real ovsdb-servers (unix sockets in temp dirs) standing in for
+hosts, or with ``--host-kind hnv-host`` real ``hnv host --driver none`` processes (their
+agents program VFP from the rows too), and ``hnv controller`` as a subprocess, declares
+the hosts as servers whose management address is their socket, and watches every host
+with its own OVSDB client (the observer), which timestamps each ``Ucast_Macs_Remote``
+row as it appears.
 
 - ``put_to_commit``: one VNet with a NIC on every host; then ``--trials`` times, PUT one
   new NIC (round robin over the hosts) and time from just before the PUT until its
@@ -44,6 +46,7 @@ from openhnv.ovsdb.mirror import RowEvent  # noqa: E402
 from openhnv.ovsdb.server import OvsdbServer  # noqa: E402
 
 STARTUP_TIMEOUT = 30.0
+HOST_COMMAND = (sys.executable, "-m", "openhnv", "host")
 TRIAL_TIMEOUT = 10.0
 PA_SUBNET = "/logicalNetworks/HNVPA/subnets/pa"
 
@@ -298,24 +301,59 @@ def _start_controller(db: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.1)
 
 
-def run(hosts: int, trials: int, nics: int) -> dict[str, Any]:
+class _HostProcess:
+    """``hnv host --driver none`` in ``state_dir``."""
+
+    def __init__(self, name: str, state_dir: Path) -> None:
+        self.remote = f"unix:{state_dir}/ovsdb.sock"
+        self.process = subprocess.Popen(
+            [*HOST_COMMAND, "--name", name, "--state-dir", str(state_dir), "--driver", "none"],
+            env=dict(os.environ, PYTHONPATH=str(SRC)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            self.stop()
+            raise SystemExit(f"bench: hnv host {name} did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def run(hosts: int, trials: int, nics: int, kind: str = "ovsdb-server") -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="hnv-bench-conv-"))
     servers: dict[str, OvsdbServer] = {}
+    host_processes: list[_HostProcess] = []
     process: subprocess.Popen[bytes] | None = None
     observer: Observer | None = None
     client: _Client | None = None
     try:
+        remotes: dict[str, str] = {}
         for i in range(hosts):
             name = f"host{i + 1}"
-            servers[name] = OvsdbServer(tmp / name)
-            servers[name].start()
-        remotes = {name: s.unix_remote for name, s in servers.items()}
+            if kind == "hnv-host":
+                host_processes.append(_HostProcess(name, tmp / name))
+                remotes[name] = host_processes[-1].remote
+            else:
+                servers[name] = OvsdbServer(tmp / name)
+                servers[name].start()
+                remotes[name] = servers[name].unix_remote
         observer = Observer(remotes)
         process, base = _start_controller(tmp / "controller.db")
         print(f"bench: controller pid {process.pid}", file=sys.stderr, flush=True)
         client = _Client(base)
         _fabric(client, remotes)
-        figures: dict[str, Any] = {"hosts_kind": "ovsdb-server"}
+        figures: dict[str, Any] = {"hosts_kind": kind}
         figures.update(put_to_commit(client, observer, list(remotes), trials))
         cpu_before = _cpu_seconds(process.pid), time.process_time()
         figures.update(bring_up(client, observer, list(remotes), nics))
@@ -338,6 +376,8 @@ def run(hosts: int, trials: int, nics: int) -> dict[str, Any]:
                 process.wait()
         for server in servers.values():
             server.stop()
+        for host in host_processes:
+            host.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -349,11 +389,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--nics", type=int, default=1000, help="bring-up NICs (default %(default)s)"
     )
+    parser.add_argument(
+        "--host-kind",
+        choices=("ovsdb-server", "hnv-host"),
+        default="ovsdb-server",
+        help="what stands in for a host (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
-        figures = run(hosts=3, trials=5, nics=20)
+        figures = run(hosts=3, trials=5, nics=20, kind=args.host_kind)
     else:
-        figures = run(hosts=args.hosts, trials=args.trials, nics=args.nics)
+        figures = run(args.hosts, args.trials, args.nics, args.host_kind)
     print(json.dumps(figures))
     return 0
 

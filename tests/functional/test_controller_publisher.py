@@ -199,6 +199,10 @@ def test_a_reported_port_binds_an_unplaced_nic(
     assert after["properties"]["server"] == {"resourceRef": "/servers/h1"}
     assert after["etag"] == a1["etag"]
     assert configuration(service, "/networkInterfaces/a1")["status"] == "Warning"
+    # Moved where its port is, the NIC's warning goes.
+    nic(service, "a1", "A", "10.1.0.11", "h2")
+    wait_for(lambda: succeeded(service, "a1"), "a1 Succeeded on h2")
+    wait_for(lambda: code_of(service, "/networkInterfaces/a1") == "Success", "warning gone")
 
 
 def test_provisioning_state_flow(

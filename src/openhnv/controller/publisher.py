@@ -124,7 +124,7 @@ class Publisher:
         self._waiting: dict[str, set[str]] = {}  # server_id -> NIC keys
         self._nic_by_instance: dict[str, str] = {}  # casefolded instanceId -> NIC ref
         self._reported: dict[str, tuple[str, str, str]] = {}  # ref -> (status, code, message)
-        self._port_conflicts: dict[str, str] = {}  # NIC key -> message
+        self._port_conflicts: dict[str, tuple[str, str]] = {}  # NIC key -> (reporter, message)
         # Written to the service once per step (one lock, one store commit):
         self._nic_updates: list[tuple[str, str | None, str, dict[str, Any] | None]] = []
         self._configs: dict[str, dict[str, Any] | None] = {}
@@ -146,9 +146,9 @@ class Publisher:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join()
-        for link in list(self._links.values()):
+        links, self._links = self._links, {}
+        for link in links.values():
             link.close()
-        self._links.clear()
 
     def links(self) -> dict[str, LinkStatus]:
         """The status of every host link, by server resourceId."""
@@ -323,9 +323,10 @@ class Publisher:
                 continue
             wanted[server_id] = remote
         self._address_errors = errors
-        for server_id in list(self._links):
+        links = dict(self._links)  # copy on write: other threads read self._links
+        for server_id in list(links):
             if wanted.get(server_id) != self._remotes.get(server_id):
-                self._links.pop(server_id).close()
+                links.pop(server_id).close()
                 self._remotes.pop(server_id, None)
         for server_id in list(self._states):
             if server_id not in wanted and server_id not in errors:
@@ -333,7 +334,7 @@ class Publisher:
                 self._host_seq.pop(server_id, None)
                 self._reported.pop(f"/servers/{server_id}".casefold(), None)
         for server_id, remote in wanted.items():
-            if server_id in self._links:
+            if server_id in links:
                 continue
             link = HostLink(
                 server_id,
@@ -342,12 +343,13 @@ class Publisher:
                 on_status=self._link_changed,
                 on_port=self._port_changed,
             )
-            self._links[server_id] = link
+            links[server_id] = link
             self._remotes[server_id] = remote
             state = self._states.get(server_id)
             if state is not None:
                 link.submit(state, self._host_seq[server_id], None)
             link.start()
+        self._links = links
 
     def _learn_nics(self, docs: Iterable[Mapping[str, Any]]) -> None:
         for doc in docs:
@@ -370,6 +372,9 @@ class Publisher:
                 self._set_nic(ref, etag, FAILED, FAILURE, POLICY_COMPILE_FAILURE, message)
                 continue
             nic = index.nics.get(key)
+            conflict = self._port_conflicts.get(key)
+            if conflict is not None and (nic is None or nic.server_id == conflict[0]):
+                del self._port_conflicts[key]  # the NIC now lives where its port is
             if nic is None:  # on no host: nothing to publish
                 self._set_nic(ref, etag, SUCCEEDED, None, "", "")
                 continue
@@ -457,7 +462,7 @@ class Publisher:
         doc: dict[str, Any] | None = None
         now = self.clock()
         if conflict is not None and status != FAILURE:
-            doc = configuration_state(WARNING, PORT_ON_OTHER_HOST, conflict, now)
+            doc = configuration_state(WARNING, PORT_ON_OTHER_HOST, conflict[1], now)
         elif status is not None:
             doc = configuration_state(status, code, message, now)
         self._nic_updates.append((ref, etag, state, doc))
@@ -497,15 +502,18 @@ class Publisher:
             current = server.get("resourceRef") if isinstance(server, Mapping) else None
             reporter = f"/servers/{server_id}"
             if not current:
-                if self.service.bind_server(ref, reporter):
-                    log.info("bound %s to %s, which reports its port", ref, reporter)
+                try:
+                    if self.service.bind_server(ref, reporter):
+                        log.info("bound %s to %s, which reports its port", ref, reporter)
+                except ApiError as err:
+                    log.warning("cannot bind %s to %s: %s", ref, reporter, err)
                 self._port_conflicts.pop(ref_key(ref), None)
             elif ref_key(str(current)) != ref_key(reporter):
                 message = (
                     f"host {server_id} reports this NIC's port attached, but its server is "
                     f"{current}: the northbound reference is kept (PUT the NIC to move it)"
                 )
-                self._port_conflicts[ref_key(ref)] = message
+                self._port_conflicts[ref_key(ref)] = (server_id, message)
                 self._warn(ref, message)
             else:
                 self._port_conflicts.pop(ref_key(ref), None)

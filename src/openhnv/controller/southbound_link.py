@@ -173,10 +173,13 @@ class HostLink:
         return self
 
     def close(self) -> None:
-        """Stop the thread and the OVSDB client; idempotent."""
+        """Stop the thread and the OVSDB client (failing a transaction in flight); idempotent."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        client = self._client
+        if client is not None:
+            client.close()
         if self._thread.is_alive():
             self._thread.join()
 
@@ -206,13 +209,6 @@ class HostLink:
                 error=self._error,
                 code=self._code,
             )
-
-    def actual(self) -> dict[str, dict[str, Row]]:
-        """The host's rows as the link last saw them ({} when not connected)."""
-        client = self._client
-        if client is None or client.state is not ConnectionState.SYNCED:
-            return {}
-        return client.snapshot(TABLES)
 
     # -- callbacks from the OVSDB client thread ----------------------------------------
     def _state_changed(self, state: ConnectionState) -> None:
