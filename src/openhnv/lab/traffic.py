@@ -163,16 +163,19 @@ def udp_send(namespace: str, address: str, port: int, payload: bytes) -> None:
         sock.sendto(payload, (address, port))
 
 
-def ping(namespace: str, address: str, count: int = 1, wait: float = 2.0) -> int | None:
-    """TTL of the first echo reply from ``address``, or None when none came."""
+def ping(namespace: str, address: str, count: int = 3, wait: float = 2.0) -> int | None:
+    """TTL of the first echo reply of ``count`` echoes to ``address``, or None when none came.
+
+    Several echoes, so that one lost while ARP or the first flow is set up does not count.
+    """
     result = netns.exec_in(
         namespace,
-        ["ping", "-n", "-c", str(count), "-W", f"{wait:g}", address],
+        ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", f"{wait:g}", address],
         check=False,
         timeout=wait * count + 5,
     )
     found = _TTL.search(result.stdout)
-    return int(found.group(1)) if result.returncode == 0 and found else None
+    return int(found.group(1)) if found else None
 
 
 def set_neighbor(namespace: str, address: str, mac: str, device: str = "eth0") -> None:
