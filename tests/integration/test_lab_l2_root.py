@@ -1,7 +1,7 @@
 """Inside one VSID: broadcast replication, ARP answered from the mapping store, spoofing.
 
 Two tenants share 10.7.1.0/24 on two hosts: blue (VSID 7001: a and b on h1, c on h2)
-and red (VSID 7002: a on h1, b on h2).
+and red (VSID 7002: a on h1, b on h2); the whole module runs over VXLAN, then NVGRE.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from openhnv.lab.rest import ControllerClient
 from openhnv.packet.addresses import ip_to_str, mac_to_str
 from openhnv.packet.arp import ARP_REPLY, ARP_REQUEST, Arp
 from openhnv.packet.decode import decode
-from openhnv.packet.frames import arp_frame, udp_frame, vxlan_encapsulate
+from openhnv.packet.frames import arp_frame, nvgre_encapsulate, udp_frame, vxlan_encapsulate
 from openhnv.vswitch.afpacket import AfPacketSocket
 
 pytestmark = pytest.mark.root
@@ -47,9 +47,9 @@ vms:
 PORT = 5353
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[orchestrator.RunningLab]:
-    with running_lab(topology_of(TOPOLOGY)) as running:
+@pytest.fixture(scope="module", params=["vxlan", "nvgre"])
+def lab(request: pytest.FixtureRequest) -> Iterator[orchestrator.RunningLab]:
+    with running_lab(topology_of(TOPOLOGY, encapsulation=request.param)) as running:
         yield running
 
 
@@ -79,8 +79,8 @@ def test_broadcast_reaches_exactly_the_other_vms_of_the_vsid(lab: orchestrator.R
     assert got == {"blue-b": [b"hello blue"], "blue-c": [b"hello blue"], "red-a": [], "red-b": []}
     # One unicast copy crossed the PA network, to blue-c, rewritten to its addresses.
     copies = [r for r in records if r.inner_dport == PORT]
-    assert [(r.vsid, r.inner_dst, r.inner_dst_mac) for r in copies] == [
-        (7001, "10.7.1.12", lab.nic_mac("blue-c"))
+    assert [(r.encapsulation, r.vsid, r.inner_dst, r.inner_dst_mac) for r in copies] == [
+        (lab.topology.encapsulation, 7001, "10.7.1.12", lab.nic_mac("blue-c"))
     ]
 
 
@@ -167,12 +167,23 @@ def test_a_packet_from_an_unknown_pa_is_dropped(lab: orchestrator.RunningLab) ->
             dst_port=PORT,
             payload=src_pa.encode(),
         )
+        dst_pa = _provider_address(lab, "h1")
+        if lab.topology.encapsulation == "nvgre":
+            return nvgre_encapsulate(
+                inner,
+                outer_src_mac=h2_mac,
+                outer_dst_mac=h1_mac,
+                src_pa=src_pa,
+                dst_pa=dst_pa,
+                vsid=7001,
+                flow_id=1,
+            )
         return vxlan_encapsulate(
             inner,
             outer_src_mac=h2_mac,
             outer_dst_mac=h1_mac,
             src_pa=src_pa,
-            dst_pa=_provider_address(lab, "h1"),
+            dst_pa=dst_pa,
             vni=7001,
             src_port=50000,
         )
