@@ -201,16 +201,19 @@ def test_nvgre_key_is_vsid_and_flow_id(
         server = EchoServer(lab, "v2")
         try:
             assert lab.ping("v1", lab.vm_ip("v2")).returncode == 0
-            tcp_echo(lab, "v1", lab.vm_ip("v2"))
+            for _ in range(6):  # six connections: six flows
+                tcp_echo(lab, "v1", lab.vm_ip("v2"), 20_000)
         finally:
             server.close()
         packets = tunnel_frames(drain(tap))
         assert packets
         for p in packets:
-            assert p[IP].proto == 47 and p[IP].src == lab.pa("h1")
+            assert p[IP].proto == 47 and p[IP].src == lab.pa("h1") and p[IP].dst == lab.pa("h2")
             assert p[GRE].key_present == 1 and p[GRE].proto == 0x6558
             assert p[GRE].key >> 8 == VSID
             assert p[GRE].payload.haslayer(IP)
+        flow_ids = {p[GRE].key & 0xFF for p in packets if p[GRE].payload.haslayer("TCP")}
+        assert len(flow_ids) > 1, "every TCP flow got the same FlowID"
 
 
 def test_vlan_tagged_pa_subnet_behind_the_router(
