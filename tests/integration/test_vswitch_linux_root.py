@@ -201,16 +201,19 @@ def test_nvgre_key_is_vsid_and_flow_id(
         server = EchoServer(lab, "v2")
         try:
             assert lab.ping("v1", lab.vm_ip("v2")).returncode == 0
-            tcp_echo(lab, "v1", lab.vm_ip("v2"))
+            for _ in range(6):  # six connections: six flows
+                tcp_echo(lab, "v1", lab.vm_ip("v2"), 20_000)
         finally:
             server.close()
         packets = tunnel_frames(drain(tap))
         assert packets
         for p in packets:
-            assert p[IP].proto == 47 and p[IP].src == lab.pa("h1")
+            assert p[IP].proto == 47 and p[IP].src == lab.pa("h1") and p[IP].dst == lab.pa("h2")
             assert p[GRE].key_present == 1 and p[GRE].proto == 0x6558
             assert p[GRE].key >> 8 == VSID
             assert p[GRE].payload.haslayer(IP)
+        flow_ids = {p[GRE].key & 0xFF for p in packets if p[GRE].payload.haslayer("TCP")}
+        assert len(flow_ids) > 1, "every TCP flow got the same FlowID"
 
 
 def test_vlan_tagged_pa_subnet_behind_the_router(
@@ -330,3 +333,28 @@ def test_the_host_kernel_never_processes_what_the_switch_owns(run_root: Path) ->
         assert "hnv_kernel_drop" not in shown.stdout
         netns.exec_in(lab.names.router, ["ip", "neigh", "flush", "all"])  # forget the failure
         assert ping_from_router(lab, "192.168.1.97") == 0
+
+
+def test_two_uplinks_two_pas_each_answers_on_its_own(
+    run_root: Path, capture_factory: list[AfPacketSocket]
+) -> None:
+    with DataplaneLab(document(lab_name("tw"), uplinks=2), run_root) as lab:
+        two_hosts(lab)
+        s1 = lab.switches["h1"]
+        assert len(s1.provider_addresses()) == 2
+        for uplink in (0, 1):
+            assert ping_from_router(lab, lab.pa("h1", uplink)) == 0
+        up1 = netns.run_in(lab.names.fabric, AfPacketSocket, lab.names.uplink_peer("h1", 1))
+        capture_factory.append(up1)
+        up0 = capture(lab, "h1", capture_factory)
+        server = EchoServer(lab, "v2")
+        try:
+            assert lab.ping("v1", lab.vm_ip("v2")).returncode == 0
+            tcp_echo(lab, "v1", lab.vm_ip("v2"))
+        finally:
+            server.close()
+        by_uplink = [tunnel_frames(drain(sock)) for sock in (up0, up1)]
+        assert by_uplink[0], "the VM's PA is on up0: its frames leave there"
+        for uplink, packets in enumerate(by_uplink):
+            mac = s1.driver.uplink_mac(f"up{uplink}")
+            assert all(p[IP].src == lab.pa("h1", uplink) and p[Ether].src == mac for p in packets)

@@ -54,6 +54,7 @@ from openhnv.vswitch.ring import PacketRing, RingError
 BATCH = 256
 TICK_SECONDS = 0.25
 RESCAN_SECONDS = 1.0
+READY_SECONDS = 10.0
 PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -102,6 +103,7 @@ class LinuxDriver:
         self._stopping = False
         self._closed = False
         self._ready = threading.Event()
+        self._failed: BaseException | None = None
         self._poller = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
         self._pa = PaSide(self.counters, self._dirty)
@@ -124,7 +126,9 @@ class LinuxDriver:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="hnv-linux-driver", daemon=True)
         self._thread.start()
-        self._ready.wait(10.0)
+        if not self._ready.wait(READY_SECONDS) or self._failed is not None:
+            self.close()
+            raise VSwitchError(f"the Linux driver's thread did not start: {self._failed}")
 
     def close(self) -> None:
         """Stop the thread and close every socket (idempotent; a closed driver stays
@@ -236,7 +240,12 @@ class LinuxDriver:
             os.eventfd_write(self._wake, 1)
 
     def _run(self) -> None:
-        _setns(self._netns)
+        try:
+            _setns(self._netns)
+        except OSError as exc:
+            self._failed = exc
+            self._ready.set()
+            return
         self._loop_ident = threading.get_ident()
         poller = self._poller
         handlers = self._handlers
@@ -246,13 +255,12 @@ class LinuxDriver:
             handlers[ring.fileno()] = self._reader_of_uplink(ring)
         for fd in handlers:
             poller.register(fd, select.EPOLLIN)
-        try:
-            for name in list(self._uplink_rings):
-                self._hide(name)
-            self._rescan()
-            self._on_wake()  # work posted before the thread ran (PAs, neighbours)
-        finally:
-            self._ready.set()
+        for name in list(self._uplink_rings):
+            self._guard(functools.partial(self._hide, name))
+        self._guard(self._rescan)
+        self._on_wake()  # work posted before the thread ran (PAs, neighbours)
+        self._flush()
+        self._ready.set()
         next_tick = next_scan = 0.0
         try:
             while not self._stopping:
