@@ -290,3 +290,27 @@ def test_publisher_restart_converges(
             wait_for(lambda h=host: holds_desired(service, h), f"{host.name} resynced")
     finally:
         second.stop()
+
+
+def test_rows_changed_behind_the_controllers_back_are_repaired(
+    service: ControllerService, three: dict[str, FakeHost]
+) -> None:
+    publisher = Publisher(service, audit_every=0.5).start()
+    try:
+        build(service, three)
+        wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+        h1 = three["h1"]
+        with h1.client() as client:  # another writer, while the controller stays connected
+            client.apply(
+                [
+                    RowChange(
+                        "delete", "Ucast_Macs_Remote", "5001/00:1d:d8:07:00:01/10.1.0.12", {}
+                    ),
+                    RowChange("insert", "Logical_Switch", "7777", {"name": "7777"}),
+                    RowChange("update", "Logical_Switch", "5001", {"tunnel_key": 1}),
+                ]
+            )
+        wait_for(lambda: holds_desired(service, h1), "h1 repaired by the audit")
+        assert "7777" not in host_rows(h1, "Logical_Switch")
+    finally:
+        publisher.stop()

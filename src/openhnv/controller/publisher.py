@@ -39,7 +39,7 @@ from openhnv.controller.compiler import Compiler, affected_hosts
 from openhnv.controller.errors import ApiError
 from openhnv.controller.nb_documents import ref_key
 from openhnv.controller.service import FAILED, SUCCEEDED, ControllerService
-from openhnv.controller.southbound_link import HostLink, LinkStatus
+from openhnv.controller.southbound_link import AUDIT_EVERY, HostLink, LinkStatus
 from openhnv.controller.status import (
     FAILURE,
     POLICY_COMPILE_FAILURE,
@@ -103,9 +103,11 @@ class Publisher:
         *,
         ssl: SslFiles | None = None,
         clock: Callable[[], float] = time.time,
+        audit_every: float | None = AUDIT_EVERY,
     ) -> None:
         self.service = service
         self.ssl = ssl
+        self.audit_every = audit_every
         self.clock = clock
         self._cond = threading.Condition()
         self._stopping = False
@@ -342,6 +344,7 @@ class Publisher:
                 ssl=self.ssl,
                 on_status=self._link_changed,
                 on_port=self._port_changed,
+                audit_every=self.audit_every,
             )
             links[server_id] = link
             self._remotes[server_id] = remote

@@ -12,7 +12,9 @@ the controller never bound (``vlan_bindings`` empty) and every ``status`` column
 
 The OVSDB client reconnects on its own with exponential backoff; while it is not
 connected the link probes the remote itself (socket exists? TCP connect?) so the
-server's ``configurationState`` can say why.
+server's ``configurationState`` can say why. While connected and idle it compares the
+host's rows with its state in full every ``audit_every`` seconds (30 by default) and
+repairs what someone else changed.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ PROBE_TIMEOUT = 1.0
 APPLY_TIMEOUT = 10.0
 RETRY_MIN, RETRY_MAX = 0.25, 8.0  # backoff after a refused transaction, seconds
 CLIENT_MAX_BACKOFF_MS = 4000
+AUDIT_EVERY = 30.0  # seconds between full comparisons of a connected host with its state
 
 
 def resync_changes(actual: DesiredState, desired: DesiredState) -> list[RowChange]:
@@ -144,8 +147,10 @@ class HostLink:
         on_status: Callable[[str], None] | None = None,
         on_port: Callable[[str, RowEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        audit_every: float | None = AUDIT_EVERY,
     ) -> None:
         self.server_id = server_id
+        self.audit_every = audit_every
         self.remote = remote
         self.ssl = ssl
         self.on_status = on_status
@@ -160,6 +165,7 @@ class HostLink:
         self._applied: DesiredState = {}
         self._committed_seq = 0
         self._synced_generation = 0
+        self._audited_at = clock()
         self._connected = False
         self._disconnected_at = clock()
         self._error: str | None = None
@@ -297,6 +303,9 @@ class HostLink:
                 continue
             if now < retry_at:
                 continue
+            if self.audit_every is not None and now - self._audited_at >= self.audit_every:
+                with self._cond:
+                    self._resync = True  # repair rows changed behind the controller's back
             generation = client.generation
             with self._cond:
                 if self._desired is None:
@@ -331,6 +340,10 @@ class HostLink:
                 self._committed_seq = seq
                 if full:
                     self._synced_generation = generation
+            if full:
+                self._audited_at = self.clock()
+                if changes and generation == self._synced_generation:
+                    log.info("host %s: full resync sent %d changes", self.server_id, len(changes))
             backoff = RETRY_MIN
             log.debug("host %s: seq %d committed (%d changes)", self.server_id, seq, len(changes))
             with self._cond:
