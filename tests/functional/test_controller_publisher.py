@@ -223,6 +223,14 @@ def test_provisioning_state_flow(
     state = configuration(service, "/networkInterfaces/a5")
     assert state["status"] == "Failure"
     assert "no provider address" in state["detailedInfo"][0]["message"]
+    # Fixed (the server gets a PA and a live host), the NIC follows without a PUT of its own.
+    fourth = FakeHost("h4").start()
+    try:
+        server(service, "bare", fourth.remote, pa=True)
+        wait_for(lambda: succeeded(service, "a5"), "a5 Succeeded once its server has a PA")
+        assert configuration(service, "/networkInterfaces/a5")["status"] == "Success"
+    finally:
+        fourth.remove()
     # An identical PUT changes nothing, not even the state.
     etag = service.get("/networkInterfaces/a4")["etag"]
     again = nic(service, "a4", "A", "10.1.0.14", "h2")

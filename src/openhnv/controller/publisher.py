@@ -30,7 +30,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,9 +285,16 @@ class Publisher:
             for server_id in index.hosts:
                 if server_id not in update.states and server_id not in self._states:
                     self._give(server_id, update.compiler.host_state(server_id), None)
-            self._evaluate(etags, None)
+            # Only NICs whose fate this change can alter: changed ones, ones with a
+            # problem before or now, ones still waiting, ones on a host it touched.
+            touched = set(update.states)
+            keys = {ref_key(r) for r in refs if _collection(r) == NIC_COLLECTION}
+            keys |= index.nic_problems.keys() | old.nic_problems.keys() | self._pending.keys()
+            keys |= {k for k, nic in index.nics.items() if nic.server_id in touched}
+            nic_refs = {ref_key(r) for r in refs if _collection(r) == NIC_COLLECTION}
+            self._evaluate({k: etags[k] for k in keys if k in etags}, None, nic_refs)
         else:
-            self._evaluate(etags, old)
+            self._evaluate(etags, old, etags.keys())
 
     def _get(self, ref: str) -> dict[str, Any] | None:
         try:
@@ -362,8 +369,17 @@ class Publisher:
                 self._nic_by_instance[instance.casefold()] = ref
 
     # -- provisioning ------------------------------------------------------------------
-    def _evaluate(self, nics: Mapping[str, tuple[str, str | None]], old: Index | None) -> None:
-        """Decide each NIC's fate after a compile: Failed, Succeeded now, or pending."""
+    def _evaluate(
+        self,
+        nics: Mapping[str, tuple[str, str | None]],
+        old: Index | None,
+        changed: Collection[str] = (),
+    ) -> None:
+        """Decide each NIC's fate after a compile: Failed, Succeeded now, or pending.
+
+        ``old`` (the index before a NICs-only change) widens each NIC's hosts to those it
+        left; ``changed`` are the NICs a PUT changed (their old configurationState goes).
+        """
         index = self._index
         assert index is not None
         vnet_hosts: dict[str, set[str]] = {}
@@ -387,8 +403,14 @@ class Publisher:
                 if nic.vnet_id not in vnet_hosts:
                     vnet_hosts[nic.vnet_id] = index.hosts_of_vnet(nic.vnet_id)
                 hosts = vnet_hosts[nic.vnet_id] | {nic.server_id}
-            if self._reported.pop(key, None) is not None and key not in self._port_conflicts:
-                self._configs[ref] = None  # "committed" no longer holds: back to none
+            said = self._reported.get(key)
+            if (
+                said is not None
+                and key not in self._port_conflicts
+                and (key in changed or said[0] == FAILURE)
+            ):
+                del self._reported[key]  # "committed" or the old failure no longer holds
+                self._configs[ref] = None
             need = {h: self._host_seq.get(h, self._seq) for h in hosts}
             self._pending[key] = _Pending(ref, etag, need)
             for host in need:
