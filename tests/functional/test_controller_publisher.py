@@ -322,3 +322,60 @@ def test_rows_changed_behind_the_controllers_back_are_repaired(
         assert "7777" not in host_rows(h1, "Logical_Switch")
     finally:
         publisher.stop()
+
+
+def test_deletes_subnets_and_acls_reach_the_right_hosts(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    # An ACL on A's subnet: the FW rules of a1 (h1) and a2 (h2) change, h3's do not.
+    h3_rules = host_rows(three["h3"], "FW_Rules")
+    rule = {
+        "protocol": "TCP",
+        "sourcePortRange": "*",
+        "destinationPortRange": "80",
+        "sourceAddressPrefix": "*",
+        "destinationAddressPrefix": "*",
+        "action": "Allow",
+        "priority": 100,
+        "type": "Inbound",
+    }
+    put(
+        service,
+        "/accessControlLists/web",
+        {"aclRules": [{"resourceId": "http", "properties": rule}]},
+    )
+    body = service.get("/virtualNetworks/A")["properties"]
+    body["subnets"][0]["properties"]["accessControlList"] = {
+        "resourceRef": "/accessControlLists/web"
+    }
+    body["subnets"].append(
+        {
+            "resourceId": "s2",
+            "properties": {"addressPrefix": "10.3.0.0/24", "virtualSubnetId": 5002},
+        }
+    )
+    body["addressSpace"]["addressPrefixes"] = ["10.1.0.0/16", "10.3.0.0/24"]
+    put(service, "/virtualNetworks/A", body)
+    for name in ("h1", "h2"):
+        wait_for(
+            lambda n=name: any(
+                r["rule_name"] == "http" for r in host_rows(three[n], "FW_Rules").values()
+            ),
+            f"{name} has the ACL rule",
+        )
+        wait_for(lambda n=name: "5002" in host_rows(three[n], "Logical_Switch"), f"{name} has s2")
+    assert host_rows(three["h3"], "FW_Rules") == h3_rules
+    assert "5002" not in host_rows(three["h3"], "Logical_Switch")
+    # Deleting b1 empties h3 of B; deleting a server with no NIC closes its link.
+    service.delete("/networkInterfaces/b1")
+    wait_for(lambda: not host_rows(three["h3"], "Ucast_Macs_Remote"), "h3 forgets B")
+    assert host_rows(three["h3"], "Physical_Port") == {}
+    service.delete("/networkInterfaces/a1")
+    service.delete("/networkInterfaces/a2")
+    service.delete("/servers/h3")
+    wait_for(lambda: "h3" not in publisher.links(), "h3's link closed")
+    for name in ("h1", "h2"):
+        wait_for(lambda n=name: not host_rows(three[n], "FW_Rules"), f"{name} has no rules left")
+        assert holds_desired(service, three[name])
