@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 PORT_TABLE = "Physical_Port"
 Changed = Mapping[str, set[str]]  # table -> keys whose row may differ
-TICK = 0.5  # seconds between looks at the connection while idle
+TICK = 0.5  # seconds between looks at the connection while it is down
+IDLE_TICK = 5.0  # while connected: every change, commit and state change wakes the link
 PROBE_AFTER = 1.0  # seconds without a connection before probing the remote
 PROBE_EVERY = 2.0
 PROBE_TIMEOUT = 1.0
@@ -290,7 +291,12 @@ class HostLink:
         last_probe = 0.0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closing or self._has_work(client), timeout=TICK)
+                # Connected and idle, only an audit is due; otherwise probe/retry each TICK.
+                idle = IDLE_TICK if self._connected and not self._resync else TICK
+                if self.audit_every is not None:
+                    due = self._audited_at + self.audit_every - self.clock()
+                    idle = min(idle, max(due, TICK))
+                self._cond.wait_for(lambda: self._closing or self._has_work(client), timeout=idle)
                 if self._closing:
                     return
             now = self.clock()
