@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 from lab_running import EXAMPLES, skip_unless_root, unique_name
@@ -45,6 +46,13 @@ def test_up_status_down_then_nothing_left(
         assert re.search(r"daemon host-host1\s+running", status)
         assert re.search(r"vm\s+contoso-web .* NIC Succeeded", status)
         assert "192.168.1.10" in status and "192.168.2.20" in status
+        vfp = [sys.executable, "-m", "openhnv", "vfp", "list-ports"]
+        assert main(["lab", "host", "--lab", name, "host1", "--", *vfp]) == 0
+        ports = capfd.readouterr().out
+        sql = next(n for n in nics if n["resourceId"] == "contoso-sql")
+        assert sql["instanceId"] in ports and "5001" in ports
+        assert main(["lab", "host", "--lab", name, "nohost", "--", "true"]) == 1
+        assert "no host named 'nohost'" in capfd.readouterr().err
         # (`hnv lab clean` removes every hnv- lab on the machine, other people's too,
         # so a test never runs it; `down` goes through the same removal by prefix.)
         assert main(["lab", "down", name]) == 0

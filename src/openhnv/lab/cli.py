@@ -5,6 +5,8 @@
     hnv lab down [LAB]            remove one lab (the only one when LAB is omitted)
     hnv lab status [LAB]          what exists of each lab
     hnv lab exec [--lab LAB] VM -- CMD...   run CMD inside a VM's namespace
+    hnv lab host [--lab LAB] HOST -- CMD... run CMD inside a host's namespace with
+                                  HNV_STATE_DIR set, e.g. `-- hnv vfp list-ports`
     hnv lab clean                 remove every hnv- namespace, link and recorded daemon
 
 ``up`` saves the topology in ``/run/openhnv/<lab>/topology.yaml`` so that the other
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from openhnv.lab import daemons, fabric, netns, orchestrator
 from openhnv.lab.errors import LabError
-from openhnv.lab.resources import Document
+from openhnv.lab.resources import Document, host_state_dir
 from openhnv.lab.rest import ControllerClient, provisioning_state
 from openhnv.lab.topology import Topology, lab_name_problem, load
 
@@ -179,6 +181,24 @@ def _exec(args: argparse.Namespace) -> int:
     return subprocess.run(["ip", "netns", "exec", namespace, *command], check=False).returncode
 
 
+def _host(args: argparse.Namespace) -> int:
+    """Run a command in a host's namespace with HNV_STATE_DIR set to its state directory."""
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise LabError("give a command after the host name, e.g. `-- hnv vfp list-ports`")
+    lab = _pick_lab(args.lab, args.run_root)
+    namespace = fabric.LabNames(lab).host(args.host)
+    if namespace not in netns.list_namespaces(namespace):
+        raise LabError(f"no host named {args.host!r} in lab {lab}")
+    run_dir = fabric.run_dir_of(lab, args.run_root)
+    env = dict(daemons.python_env())
+    env["HNV_STATE_DIR"] = str(host_state_dir(run_dir, args.host))
+    argv = ["ip", "netns", "exec", namespace, *command]
+    return subprocess.run(argv, check=False, env=env).returncode
+
+
 def _clean(args: argparse.Namespace) -> int:
     report = fabric.clean(netns.PREFIX, args.run_root)
     print(
@@ -214,6 +234,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("vm")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(run=_exec)
+    host = sub.add_parser(
+        "host", help="run a command in a host's namespace, HNV_STATE_DIR set (hnv vfp ...)"
+    )
+    host.add_argument("--lab", help="lab name (default: the only lab)")
+    host.add_argument("host")
+    host.add_argument("command", nargs=argparse.REMAINDER)
+    host.set_defaults(run=_host)
     clean = sub.add_parser("clean", help="remove every hnv- namespace, link and daemon")
     clean.set_defaults(run=_clean)
     return parser
