@@ -115,20 +115,32 @@ def wait_ready(
         time.sleep(_POLL)
 
 
-def start_controller(run_dir: Path, timeout: float = CONTROLLER_READY_SECONDS) -> str:
-    """Start ``hnv controller`` on a free loopback port; returns its base URL once serving."""
-    port = free_port()
-    listen = f"{LOOPBACK}:{port}"
-    argv = hnv_argv("controller", "--listen", listen, "--db", str(run_dir / CONTROLLER_DB))
-    process = spawn(run_dir, CONTROLLER, argv)
-    url = f"http://{listen}"
-    client = ControllerClient.connect(url, timeout=2.0)
-    try:
-        wait_ready(process, CONTROLLER, logfile(run_dir, CONTROLLER), client.reachable, timeout)
-    finally:
-        client.close()
-    (run_dir / CONTROLLER_URL_FILE).write_text(url + "\n")
-    return url
+def start_controller(
+    run_dir: Path, timeout: float = CONTROLLER_READY_SECONDS, attempts: int = 3
+) -> str:
+    """Start ``hnv controller`` on a free loopback port; returns its base URL once serving.
+
+    The port is free when probed; should another process take it before the controller
+    binds, the controller exits and is started again on a new port.
+    """
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        listen = f"{LOOPBACK}:{port}"
+        argv = hnv_argv("controller", "--listen", listen, "--db", str(run_dir / CONTROLLER_DB))
+        process = spawn(run_dir, CONTROLLER, argv)
+        url = f"http://{listen}"
+        client = ControllerClient.connect(url, timeout=2.0)
+        try:
+            wait_ready(process, CONTROLLER, logfile(run_dir, CONTROLLER), client.reachable, timeout)
+        except LabError:
+            if process.poll() is None or attempt == attempts:
+                raise
+            continue
+        finally:
+            client.close()
+        (run_dir / CONTROLLER_URL_FILE).write_text(url + "\n")
+        return url
+    raise LabError(f"{CONTROLLER}: no attempt left")
 
 
 def controller_url(run_dir: Path) -> str | None:
