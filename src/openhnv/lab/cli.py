@@ -120,8 +120,12 @@ def _status(args: argparse.Namespace) -> int:
         nics = _nic_documents(url)
         for host in topology.hosts:
             mark = "up" if names.host(host.name) in present else "MISSING"
-            pas = ", ".join(_provider_addresses(nics.get(("servers", host.name.lower()))))
-            print(f"  host {host.name:<16} {mark:<8} PA subnet {host.pa_subnet} {pas}".rstrip())
+            server = nics.get(("servers", host.name.lower()))
+            pas = ", ".join(_provider_addresses(server))
+            print(
+                f"  host {host.name:<16} {mark:<8} PA subnet {host.pa_subnet} {pas}"
+                f"  {_configuration_state(server)}".rstrip()
+            )
         for vm in topology.vms:
             mark = "up" if names.vm(vm.name) in present else "MISSING"
             where = f"{vm.virtual_network}/{vm.subnet}"
@@ -150,6 +154,17 @@ def _nic_documents(url: str | None) -> dict[tuple[str, str], Document]:
     finally:
         client.close()
     return found
+
+
+def _configuration_state(server: Document | None) -> str:
+    """``Success``, or ``Warning HostNotConnected`` as the controller sees the host."""
+    state = {} if server is None else server.get("properties", {}).get("configurationState")
+    if not isinstance(state, dict) or not state:
+        return ""
+    status = str(state.get("status", ""))
+    details = [d for d in state.get("detailedInfo", []) if isinstance(d, dict)]
+    codes = [str(d.get("code")) for d in details if d.get("code") not in (None, status)]
+    return " ".join([status, *codes]).strip()
 
 
 def _provider_addresses(server: Document | None) -> list[str]:
