@@ -46,6 +46,7 @@ def test_up_status_down_then_nothing_left(
         assert re.search(r"daemon host-host1\s+running", status)
         assert re.search(r"vm\s+contoso-web .* NIC Succeeded", status)
         assert "192.168.1.10" in status and "192.168.2.20" in status
+        assert re.search(r"host host2 .*192\.168\.2\.20.* Success$", status, re.MULTILINE)
         vfp = [sys.executable, "-m", "openhnv", "vfp", "list-ports"]
         assert main(["lab", "host", "--lab", name, "host1", "--", *vfp]) == 0
         ports = capfd.readouterr().out
