@@ -55,6 +55,7 @@ BATCH = 256
 TICK_SECONDS = 0.25
 RESCAN_SECONDS = 1.0
 READY_SECONDS = 10.0
+UPLINK_RX_FRAMES = 4096  # an uplink carries every flow of the host: a deeper ring (8 MB)
 PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -218,7 +219,7 @@ class LinuxDriver:
             try:
                 _setns(self._netns)
                 try:
-                    ring = PacketRing(name)
+                    ring = PacketRing(name, rx_frames=UPLINK_RX_FRAMES)
                 except RingError as exc:
                     raise VSwitchError(f"uplink {exc}") from None
                 finally:
