@@ -93,6 +93,7 @@ class LinuxDriver:
         self._uplink_lock = threading.Lock()
         self._isolate_kernel = isolate_kernel
         self._hidden: set[str] = set()
+        self._problems: set[str] = set()
         self._sink: FrameSink | None = None
         self._ports: dict[str, _Port] = {}
         self._port_fds: dict[int, _Port] = {}
@@ -367,9 +368,10 @@ class LinuxDriver:
 
     def _rescan(self) -> None:
         found, problems = port_links(self._watcher.dump())
-        for problem in problems:
+        for problem in sorted(set(problems) - self._problems):  # each new one once
             self.counters["port_alias_problems"] += 1
-            log.debug("linux driver: %s", problem)
+            log.warning("linux driver: %s", problem)
+        self._problems = set(problems)
         for port, p in list(self._ports.items()):
             if found.get(port) != p.link:
                 self._remove_port(port)
