@@ -55,6 +55,7 @@ BATCH = 256
 TICK_SECONDS = 0.25
 RESCAN_SECONDS = 1.0
 READY_SECONDS = 10.0
+UPLINK_RX_FRAMES = 4096  # an uplink carries every flow of the host: a deeper ring (8 MB)
 PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -92,6 +93,7 @@ class LinuxDriver:
         self._uplink_lock = threading.Lock()
         self._isolate_kernel = isolate_kernel
         self._hidden: set[str] = set()
+        self._problems: set[str] = set()
         self._sink: FrameSink | None = None
         self._ports: dict[str, _Port] = {}
         self._port_fds: dict[int, _Port] = {}
@@ -218,7 +220,7 @@ class LinuxDriver:
             try:
                 _setns(self._netns)
                 try:
-                    ring = PacketRing(name)
+                    ring = PacketRing(name, rx_frames=UPLINK_RX_FRAMES)
                 except RingError as exc:
                     raise VSwitchError(f"uplink {exc}") from None
                 finally:
@@ -366,9 +368,10 @@ class LinuxDriver:
 
     def _rescan(self) -> None:
         found, problems = port_links(self._watcher.dump())
-        for problem in problems:
+        for problem in sorted(set(problems) - self._problems):  # each new one once
             self.counters["port_alias_problems"] += 1
-            log.debug("linux driver: %s", problem)
+            log.warning("linux driver: %s", problem)
+        self._problems = set(problems)
         for port, p in list(self._ports.items()):
             if found.get(port) != p.link:
                 self._remove_port(port)
