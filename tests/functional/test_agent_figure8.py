@@ -42,7 +42,8 @@ Vms = dict[str, tuple[str, str, str]]
 class Datacenter:
     def __init__(self, root: Path, snapshot: dict[str, list[Any]], vms: Vms) -> None:
         self.vms = vms
-        self.fabric = Fabric()
+        self.protocol = "Vxlan"
+        self.fabric = Fabric(capture=True)
         self.fabric.add_subnet("pa1", "192.168.1.0/24", gateway="192.168.1.1")
         self.fabric.add_subnet("pa2", "192.168.2.0/24", gateway="192.168.2.1")
         self.fabric.add_host("host1", {"up0": "pa1"})
@@ -92,9 +93,12 @@ class Datacenter:
         return self.fabric.received(self.vms[nic][0], self.ports[nic])
 
 
-@pytest.fixture
-def dc(tmp_path: Path) -> Iterator[Datacenter]:
-    made = Datacenter(tmp_path, nb.figure8(), VMS)
+@pytest.fixture(params=["Vxlan", "Nvgre"])
+def dc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Datacenter]:
+    snapshot = nb.figure8()
+    snapshot["virtualNetworkManager"] = [nb.configuration(request.param)]
+    made = Datacenter(tmp_path, snapshot, VMS)
+    made.protocol = request.param
     yield made
     made.close()
 
@@ -133,6 +137,10 @@ def test_each_tenant_reaches_its_own_web_server_only(dc: Datacenter, tenant: str
     dc.send(sql, hello(sql, web_mac, "10.1.1.12"))
     (got,) = dc.received(web)
     assert got.endswith(sql.encode())
+    tunnel = [frame for _, frame in dc.fabric.wire() if frame[12:14] == b"\x08\x00"]
+    assert tunnel, "the frame crossed the PA network"
+    protocol = {"Vxlan": 17, "Nvgre": 47}[dc.protocol]  # UDP 4789 or GRE
+    assert all(frame[14 + 9] == protocol for frame in tunnel)
     for other in VMS:
         if other != web:
             assert dc.received(other) == []

@@ -15,12 +15,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
 import nb_snapshots as nb
-from agent_rows import acl_datacenter, host_rows, port_of
+from agent_rows import Snapshot, acl_datacenter, host_rows, port_of
 
 from openhnv.agent.agent import HostAgent
 from openhnv.agent.planner import changes, plan_of_engine
 from openhnv.ovsdb.client import OvsdbClient
-from openhnv.ovsdb.rows import DesiredState, RowChange, diff
+from openhnv.ovsdb.rows import Row, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.packet.arp import Arp
 from openhnv.packet.frames import arp_frame, udp_frame
@@ -80,8 +80,7 @@ class Host:
 
     def restart_agent(self) -> None:
         self.agent.stop()
-        self.agent = HostAgent(self.switch, self.remote, host_name="host1")
-        self.agent.start(timeout=WAIT)
+        self.agent.start(timeout=WAIT)  # the same object: stop() then start() works
 
     def stop(self) -> None:
         self.agent.stop()
@@ -101,7 +100,7 @@ def hosts(server: OvsdbServer) -> Iterator[list[Host]]:
 
 def figure8_host(
     controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
-) -> tuple[Host, DesiredState]:
+) -> tuple[Host, Snapshot]:
     rows = host_rows(nb.figure8())
     controller.apply(diff({}, rows))
     host = Host(server.unix_remote)
@@ -226,13 +225,21 @@ def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
     generation = host.engine(lambda e: e.fabric.ports[sql].generation)
     host.restart_agent()
     assert host.engine(lambda e: e.fabric.ports[sql].generation) == generation
+    assert changes(host.engine(plan_of_engine), before) == []
+    after = nb.figure8()  # and the restarted agent follows changes again
+    after["networkInterfaces"].append(
+        nb.nic("contoso-app", "001DD8070013", [("10.1.1.13", "Contoso/Subnet1")], "host2")
+    )
+    controller.apply(diff(rows, host_rows(after)))
+    eventually(lambda: len(host.engine(lambda e: e.mappings())) == 5, "the change followed")
+    expected = host.engine(plan_of_engine)
     fresh = Host(server.unix_remote)
     hosts.append(fresh)
     host.stop()
     hosts.remove(host)
     fresh.start()
-    assert changes(fresh.engine(plan_of_engine), before) == []
-    assert len(fresh.engine(lambda e: e.mappings())) == 4
+    assert changes(fresh.engine(plan_of_engine), expected) == []
+    assert len(fresh.engine(lambda e: e.mappings())) == 5
     # the VM port is gone with the old host process: its row says so
     eventually(
         lambda: port_row(controller, sql)["status"].get("attached") == "false",
@@ -259,7 +266,7 @@ def test_a_hand_written_bad_row_is_skipped_and_reported(
 ) -> None:
     host, rows = figure8_host(controller, server, hosts)
     sql = port_of(rows, "contoso-sql")
-    bad = {
+    bad: Row = {
         "rule_id": "bad-rule",
         "vnic_id": sql,
         "acl_layer": "nic",
@@ -283,6 +290,7 @@ def test_a_hand_written_bad_row_is_skipped_and_reported(
         lambda: next((p for p in host.agent.problems() if p["key"] == "bad-rule"), None),
         "the bad row reported",
     )
+    assert problem is not None
     assert problem["table"] == "FW_Rules"
     assert problem["uuid"] == controller.uuid_of("FW_Rules", "bad-rule")
     assert "10.1.1.300/24" in problem["reason"]

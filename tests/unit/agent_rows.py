@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import nb_snapshots as nb
@@ -9,7 +10,7 @@ import nb_snapshots as nb
 from openhnv.controller.compiler import compile_host
 from openhnv.ovsdb.rows import Row
 
-Snapshot = dict[str, dict[str, Row]]
+Snapshot = dict[str, dict[str, dict[str, Any]]]  # mutable rows, for tests to edit
 ROUTER_MAC = "40:1d:d8:b7:1c:06"
 
 
@@ -20,7 +21,7 @@ def host_rows(snapshot: dict[str, list[Any]], host: str = "host1") -> Snapshot:
     }
 
 
-def port_of(snapshot: Snapshot, nic_resource: str) -> str:
+def port_of(snapshot: Mapping[str, Mapping[str, Row]], nic_resource: str) -> str:
     """The Physical_Port key (NIC instanceId) of ``/networkInterfaces/<nic_resource>``."""
     for key, row in snapshot["Physical_Port"].items():
         if row["description"] == nic_resource:

@@ -10,7 +10,7 @@ from agent_rows import host_rows, port_of
 from openhnv.agent.agent import apply_units, port_row_changes
 from openhnv.agent.planner import EMPTY_PLAN, Unit, changes, plan
 from openhnv.agent.rows import read_catalog
-from openhnv.ovsdb.rows import Ref, RowChange
+from openhnv.ovsdb.rows import Ref, Row, RowChange
 from openhnv.vfp import commands as c
 from openhnv.vfp.spaces import Mapping
 from openhnv.vfp.switch import VSwitch
@@ -67,12 +67,15 @@ def test_a_refused_unit_blames_its_row_and_the_others_still_apply() -> None:
 
 
 def test_port_rows_for_ports_that_come_and_go() -> None:
-    bound = {
+    bound: Row = {
         "name": "bound",
         "vlan_bindings": {0: Ref("Logical_Switch", "5001")},
         "status": {"attached": "true", "reported_mac": "00:1d:d8:07:00:11"},
     }
-    rows = {"bound": bound, "mine": {"name": "mine", "vlan_bindings": {}, "status": {}}}
+    rows: dict[str, Row] = {
+        "bound": bound,
+        "mine": {"name": "mine", "vlan_bindings": {}, "status": {}},
+    }
     writes = port_row_changes(
         {"new": "00:1d:d8:07:00:33", "bound": None, "mine": None, "absent": None}, rows
     )

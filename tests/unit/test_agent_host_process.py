@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from openhnv.agent.host_process import (
     HostConfig,
     HostError,
     HostProcess,
+    check_listen_ports,
     host_ssl,
     make_driver,
     ovsdb_remotes,
@@ -117,3 +119,16 @@ def test_host_argument_errors_exit_2(
 def test_host_query_argument_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert host_main.main(["status", "--bogus"]) == 2
     assert "usage: hnv host status" in capsys.readouterr().err
+
+
+def test_a_busy_or_foreign_listen_address_is_refused() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        busy_text = f"--listen tcp:127.0.0.1:{port}: Address already in use"
+        with pytest.raises(HostError, match=re.escape(busy_text)):
+            check_listen_ports([f"tcp:127.0.0.1:{port}", "unix:/x"])
+    with pytest.raises(HostError, match=re.escape("--listen ssl:192.0.2.1:6640: Cannot assign")):
+        check_listen_ports(["ssl:192.0.2.1:6640"])
+    check_listen_ports([f"tcp:127.0.0.1:{port}"])  # free again

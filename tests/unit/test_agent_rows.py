@@ -46,7 +46,12 @@ def test_fw_rules_parse_ports_protocols_and_the_internet_tag() -> None:
     by_name = {(r.vnic, r.name): r for r in cat.fw_rules.values()}
     web = port_of(rows, "web")
     ssh = by_name[(web, "deny-ssh")]
-    assert (ssh.layer, ssh.direction, ssh.allow, ssh.protocols) == ("subnet", "in", False, {6})
+    assert (ssh.layer, ssh.direction, ssh.allow, ssh.protocols) == (
+        "subnet",
+        "in",
+        False,
+        frozenset({6}),
+    )
     assert (ssh.src_ports, ssh.dst_ports, ssh.priority) == (None, (22, 22), 100)
     internet = by_name[(web, "default-allow-internet-out")]
     assert internet.dst_prefixes == ()
@@ -77,7 +82,7 @@ def test_bad_columns_are_named() -> None:
     rows["Provider_Address"]["192.168.1.10"]["default_gateway"] = "gateway"
     rows["Logical_Switch"]["5001"]["other_config"] = {
         **rows["Logical_Switch"]["5001"]["other_config"],
-        "gateway_ip": "10.1.1.254",  # type: ignore[dict-item]
+        "gateway_ip": "10.1.1.254",
     }
     reasons = {(p.table, p.key): p.reason for p in read_catalog(rows).problems}
     assert "10.1.1.300/24" in reasons[("FW_Rules", fw_key)]

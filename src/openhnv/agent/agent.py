@@ -90,6 +90,8 @@ class HostAgent:
         """Connect, program the full state of the rows, then follow changes."""
         if self._client is not None:
             raise OvsdbError("HostAgent.start() called twice")
+        with self._cond:
+            self._stopping = False  # a stopped agent may be started again
         client = OvsdbClient(
             self.remote, ssl=self._ssl, on_batch=self._on_batch, on_state=self._on_state
         )
@@ -262,7 +264,7 @@ class HostAgent:
         with self._cond:
             self._programmed = dataclasses.replace(without(new, failed), provider_addresses=pas)
             self._plan = new
-            self._row_problems = problems
+            before, self._row_problems = self._row_problems, problems
             for unit in units:
                 if unit not in failed:
                     self._apply_problems.pop((unit.table, unit.key), None)
@@ -272,6 +274,10 @@ class HostAgent:
             self._retry_at = time.monotonic() + REFUSED_RETRY if failed else None
             self._syncs += 1
             self._last_sync = time.time()
+        for p in set(problems) - set(before):
+            log.warning("skipping %s %r (%s): %s", p.table, p.key, p.uuid, p.reason)
+        for p in set(before) - set(problems):
+            log.info("%s %r is usable again", p.table, p.key)
         if units:
             log.info("host agent %s: %d change(s) programmed", self.host_name, len(units))
 

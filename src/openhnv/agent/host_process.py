@@ -22,8 +22,9 @@ import fcntl
 import importlib
 import logging
 import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -118,6 +119,26 @@ def ovsdb_remotes(config: HostConfig) -> list[str]:
         if remote not in remotes:
             remotes.append(remote)
     return remotes
+
+
+def check_listen_ports(listen: Sequence[str]) -> None:
+    """Refuse a ``tcp:``/``ssl:`` listener whose address cannot be bound now.
+
+    ovsdb-server only logs a failed listen and keeps retrying, so a busy port would go
+    unnoticed until the controller fails to connect.
+    """
+    for address in listen:
+        kind, _, rest = address.partition(":")
+        if kind not in ("tcp", "ssl"):
+            continue
+        ip, _, port = rest.rpartition(":")
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((ip.strip("[]"), int(port)))
+            except OSError as err:
+                raise HostError(f"--listen {address}: {err.strerror or err}") from None
 
 
 def host_ssl(config: HostConfig) -> SslFiles | None:
@@ -222,6 +243,8 @@ class HostProcess:
             server = OvsdbServer(self.state_dir, ovsdb_remotes(cfg), ssl=host_ssl(cfg))
         except OvsdbError as err:
             raise HostError(str(err)) from None
+        if not server.running:  # an orphaned server of ours (killed host) is adopted as is
+            check_listen_ports(cfg.listen)
         driver = self._driver_factory(cfg)  # before any daemon: a driver error costs nothing
         parts.server = server
         parts.supervisor = Supervisor(server, on_restart=self._ovsdb_restarted)

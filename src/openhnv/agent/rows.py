@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -20,8 +19,6 @@ from typing import Any, Literal, TypeAlias
 from openhnv.ovsdb.rows import Ref, Row
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import MAX_VSID, MIN_VSID, normalize_mac
-
-log = logging.getLogger(__name__)
 
 Snapshot: TypeAlias = Mapping[str, Mapping[str, Row]]
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -394,7 +391,7 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
         if not mac_text:
             raise RowError("other_config:mac_address is missing on a bound port")
         mac = _mac(mac_text, "other_config:mac_address")
-        texts = [a for a in str(other.get("ip_addresses", "")).split(",") if a]
+        texts = [a.strip() for a in str(other.get("ip_addresses", "")).split(",") if a.strip()]
         ips = tuple(sorted(_address(a, "other_config:ip_addresses") for a in texts))
     cat.ports[key] = PortView(
         key=key,
@@ -463,7 +460,10 @@ TABLES = tuple(table for table, _ in READERS)
 def read_catalog(
     snapshot: Snapshot, uuids: Mapping[str, Mapping[str, str]] | None = None
 ) -> Catalog:
-    """Every row of ``snapshot`` as a view; bad rows as problems (``uuids`` names them)."""
+    """Every row of ``snapshot`` as a view; bad rows as problems (``uuids`` names them).
+
+    Nothing is logged here: the agent logs a problem when it appears and when it goes.
+    """
     cat = Catalog()
     for table, reader in READERS:
         for key in sorted(snapshot.get(table, {})):
@@ -472,7 +472,5 @@ def read_catalog(
                 reader(key, row, cat)
             except RowError as err:
                 row_uuid = (uuids or {}).get(table, {}).get(key, "")
-                problem = Problem(table, row_uuid, key, str(err))
-                log.warning("skipping %s %r (%s): %s", table, key, row_uuid, err)
-                cat.problems.append(problem)
+                cat.problems.append(Problem(table, row_uuid, key, str(err)))
     return cat
