@@ -379,3 +379,21 @@ def test_deletes_subnets_and_acls_reach_the_right_hosts(
     for name in ("h1", "h2"):
         wait_for(lambda n=name: not host_rows(three[n], "FW_Rules"), f"{name} has no rules left")
         assert holds_desired(service, three[name])
+
+
+def test_switching_to_nvgre_rewrites_every_host(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    put(service, "/virtualNetworkManager/configuration", {"networkVirtualizationProtocol": "Nvgre"})
+    for host in three.values():
+        wait_for(
+            lambda h=host: (
+                {r["encapsulation_type"] for r in host_rows(h, "Physical_Locator").values()}
+                == {"nvgre_over_ipv4"}
+            ),
+            f"{host.name} on NVGRE",
+        )
+        wait_for(lambda h=host: holds_desired(service, h), f"{host.name} converged")
+        assert host_rows(host, "Global")["global"]["other_config"]["encapsulation"] == "nvgre"

@@ -160,9 +160,14 @@ class ControllerService:
         return self.get(path)
 
     def snapshot(self) -> dict[str, builtins.list[Document]]:
-        """Every resource as GET returns it (see ``openhnv.controller.snapshot``)."""
+        """Every resource as GET returns it (see ``openhnv.controller.snapshot``).
+
+        Renders a copy of the state taken under the lock, so writers wait only for
+        the copy, not for the rendering.
+        """
         with self._lock:
-            return render_all(self.state)
+            state = self.state.copy()
+        return render_all(state)
 
     def revision(self) -> int:
         return self.store.revision()
