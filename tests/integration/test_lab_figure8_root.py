@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from lab_running import EXAMPLES, running_lab, skip_unless_root, topology_of, unique_name
 
@@ -48,4 +50,30 @@ def test_demo_passes_and_leaves_nothing(capfd: pytest.CaptureFixture[str]) -> No
     out = capfd.readouterr().out
     assert "FAIL" not in out and "checks passed" in out
     assert "vxlan" in out and "nvgre" in out
+    assert leftovers(name) == []
+
+
+def test_demo_fails_when_a_tenant_is_cut_off(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An ACL denying Contoso's SQL port: the demo says FAIL, exits 1, leaves nothing."""
+    skip_unless_root()
+    name = unique_name()
+    text = (EXAMPLES / "figure8.yaml").read_text()
+    text = text.replace(
+        "virtual_networks:\n",
+        "acls:\n"
+        "  - name: no-sql\n"
+        "    rules:\n"
+        "      - {name: deny-sql, protocol: TCP, destination_ports: '1433', action: Deny,\n"
+        "         priority: 100, type: Inbound}\n"
+        "virtual_networks:\n",
+    )
+    text = text.replace("        vsid: 5001\n", "        vsid: 5001\n        acl: no-sql\n")
+    path = tmp_path / "figure8-cut.yaml"
+    path.write_text(text)
+    assert demo_main(["--lab", name, "--topology", str(path), "--encapsulation", "vxlan"]) == 1
+    out = capfd.readouterr().out
+    assert "FAIL  [vxlan] contoso: Web reaches its own SQL on TCP 1433" in out
+    assert "PASS  [vxlan] fabrikam: Web reaches its own SQL on TCP 1433" in out
     assert leftovers(name) == []
