@@ -9,7 +9,8 @@ on h2, VM offloads off, MTU 1500 in the VMs and 1700 underneath):
 
 For each: iperf3 TCP throughput v1 -> v2 and UDP with 64-byte frames (18-byte payload,
 unlimited rate) as packets per second received; for openhnv also the frames handled per
-CPU-second of the two switch processes. Prints one JSON object with the ratios
+CPU-second of the two switch processes (user and system time apart). Medians of
+``--repeat`` runs. Prints one JSON object with the ratios
 openhnv / kernel. Needs root. ``--smoke`` runs one-second tests.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,23 +35,35 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from dataplane_net import DataplaneLab, SwitchProcess, document, lab_name  # noqa: E402
 
 from openhnv.lab import netns  # noqa: E402
+from openhnv.lab.errors import LabError  # noqa: E402
 
 UDP_PAYLOAD = 18  # 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 bytes, 64 with the FCS
 IPERF_PORT = 5201
 
 
-def iperf(lab: DataplaneLab, seconds: float, udp: bool) -> dict[str, Any]:
-    """One iperf3 run v1 -> v2; the client's JSON report."""
-    server = subprocess.Popen(
+def start_server(lab: DataplaneLab) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         ["ip", "netns", "exec", lab.vm_ns("v2"), "iperf3", "-s", "-1", "-p", str(IPERF_PORT)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def iperf(lab: DataplaneLab, seconds: float, udp: bool) -> dict[str, Any]:
+    """One iperf3 run v1 -> v2; the client's JSON report."""
+    server = start_server(lab)
     try:
         argv = ["iperf3", "-c", lab.vm_ip("v2"), "-p", str(IPERF_PORT), "-J", "-t", str(seconds)]
         if udp:
             argv += ["-u", "-b", "0", "-l", str(UDP_PAYLOAD)]
         for _ in range(50):
-            result = netns.exec_in(lab.vm_ns("v1"), argv, check=False, timeout=seconds + 30)
+            try:
+                result = netns.exec_in(lab.vm_ns("v1"), argv, check=False, timeout=seconds + 30)
+            except LabError as exc:  # a stuck control connection: try once more
+                report = {"error": f"connect: {exc}"}
+                server.terminate()
+                server.wait(10)
+                server = start_server(lab)
+                continue
             report = json.loads(result.stdout or "{}")
             if "error" not in report or "connect" not in str(report["error"]):
                 break
@@ -63,32 +77,44 @@ def iperf(lab: DataplaneLab, seconds: float, udp: bool) -> dict[str, Any]:
         server.wait(10)
 
 
-def measure(lab: DataplaneLab, seconds: float) -> dict[str, float]:
-    tcp = iperf(lab, seconds, udp=False)
-    udp = iperf(lab, seconds, udp=True)
-    total = udp["end"]["sum"]
-    received = total["packets"] - total["lost_packets"]
-    return {
-        "tcp_gbit_s": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e9, 3),
-        "udp64_sent_pkt_s": round(total["packets"] / total["seconds"]),
-        "udp64_received_pkt_s": round(received / total["seconds"]),
-    }
+def measure(lab: DataplaneLab, seconds: float, repeat: int) -> dict[str, float]:
+    """Medians over ``repeat`` runs of TCP and of UDP-64."""
+    runs: list[dict[str, float]] = []
+    for _ in range(repeat):
+        tcp = iperf(lab, seconds, udp=False)
+        udp = iperf(lab, seconds, udp=True)
+        total = udp["end"]["sum"]
+        received = total["packets"] - total["lost_packets"]
+        runs.append({
+            "tcp_gbit_s": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e9, 3),
+            "udp64_sent_pkt_s": round(total["packets"] / total["seconds"]),
+            "udp64_received_pkt_s": round(received / total["seconds"]),
+        })  # fmt: skip
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def openhnv_run(run_root: Path, seconds: float) -> dict[str, float]:
+def openhnv_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
     with DataplaneLab(document(lab_name("bo")), run_root) as lab:
         switches: list[SwitchProcess] = [lab.start_process(h, run_root) for h in ("h1", "h2")]
         for s in switches:
             s.wait_ready()
-        cpu0 = sum(s.cpu_seconds() for s in switches)
+        cpu0 = [s.cpu_times() for s in switches]
         frames0 = sum(_frames(s.statistics()) for s in switches)
-        figures = measure(lab, seconds)
-        cpu = sum(s.cpu_seconds() for s in switches) - cpu0
+        figures = measure(lab, seconds, repeat)
+        cpu1 = [s.cpu_times() for s in switches]
+        user = sum(b[0] - a[0] for a, b in zip(cpu0, cpu1, strict=True))
+        system = sum(b[1] - a[1] for a, b in zip(cpu0, cpu1, strict=True))
         stats = [s.statistics() for s in switches]
         frames = sum(_frames(x) for x in stats) - frames0
-        figures["switch_cpu_seconds"] = round(cpu, 2)
+        figures["switch_frames"] = frames
+        figures["switch_user_cpu_seconds"] = round(user, 2)
+        figures["switch_system_cpu_seconds"] = round(system, 2)
+        cpu = user + system
         figures["frames_per_cpu_second"] = round(frames / cpu) if cpu else 0
-        figures["ring_drops"] = sum(x.get("tx_dropped_ring", 0) for x in stats)
+        figures["user_us_per_frame"] = round(user / frames * 1e6, 2) if frames else 0
+        figures["system_us_per_frame"] = round(system / frames * 1e6, 2) if frames else 0
+        figures["ring_drops_rx"] = sum(x.get("rx_dropped_ring", 0) for x in stats)
+        figures["ring_drops_tx"] = sum(x.get("tx_dropped_ring", 0) for x in stats)
         return figures
 
 
@@ -96,7 +122,7 @@ def _frames(stats: dict[str, Any]) -> int:
     return int(stats.get("rx_port_frames", 0)) + int(stats.get("rx_uplink_frames", 0))
 
 
-def kernel_run(run_root: Path, seconds: float) -> dict[str, float]:
+def kernel_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
     with DataplaneLab(document(lab_name("bk")), run_root) as lab:
         for host, peer_host, peer_vm in (("h1", "h2", "v2"), ("h2", "h1", "v1")):
             ns, port = lab.host_ns(host), lab.names.vm_port("v1" if host == "h1" else "v2")
@@ -112,27 +138,30 @@ def kernel_run(run_root: Path, seconds: float) -> dict[str, float]:
                 ["bridge", "fdb", "add", peer_mac, "dev", "vx0", "dst", lab.pa(peer_host)],
             ):  # fmt: skip
                 netns.exec_in(ns, argv)
-        return measure(lab, seconds)
+        return measure(lab, seconds, repeat)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="one-second tests")
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per iperf3 run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
-        print("bench/dataplane.py: needs root (network namespaces)", file=sys.stderr)
-        return 1
+        print(json.dumps({"skipped": "needs root (network namespaces)"}))
+        return 0
     seconds = 1.0 if args.smoke else args.seconds
+    repeat = 1 if args.smoke else max(1, args.repeat)
     with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp:
-        ours = openhnv_run(Path(tmp), seconds)
-        kernel = kernel_run(Path(tmp), seconds)
+        ours = openhnv_run(Path(tmp), seconds, repeat)
+        kernel = kernel_run(Path(tmp), seconds, repeat)
 
     def ratio(key: str) -> float:
         return round(ours[key] / kernel[key], 3) if kernel[key] else 0.0
 
     print(json.dumps({
         "seconds": seconds,
+        "repeat": repeat,
         "openhnv": ours,
         "kernel_vxlan": kernel,
         "ratio_tcp": ratio("tcp_gbit_s"),

@@ -34,6 +34,11 @@ from openhnv.vswitch.linux import LinuxDriver
 from openhnv.vswitch.switch import HostSwitch
 
 ROUTER_MAC = "02:00:5e:00:01:01"
+BRIDGE_NETFILTER = (
+    "net/bridge/bridge-nf-call-iptables",
+    "net/bridge/bridge-nf-call-ip6tables",
+    "net/bridge/bridge-nf-call-arptables",
+)
 HERE = Path(__file__).resolve()
 
 
@@ -50,6 +55,7 @@ def document(
     encapsulation: str = "vxlan",
     vms: Sequence[tuple[str, str]] = (("v1", "h1"), ("v2", "h2")),
     extra_hosts: Sequence[str] = (),
+    uplinks: int = 1,
 ) -> dict[str, Any]:
     """A topology: hosts h1 (and h2) with one uplink; one PA subnet (tagged with
     ``vlan``), or two joined by the router (``routed``: h2's subnet carries ``vlan``);
@@ -64,7 +70,7 @@ def document(
         subnets.append({"name": "pa2", "prefix": "192.168.2.0/24", "gateway": "192.168.2.1",
                         "vlan": vlan, "ip_pool": "192.168.2.20-192.168.2.99"})  # fmt: skip
         host_subnet["h2"] = "pa2"
-    hosts = [{"name": h, "pa_subnet": host_subnet[h], "uplinks": 1} for h in ("h1", "h2")]
+    hosts = [{"name": h, "pa_subnet": host_subnet[h], "uplinks": uplinks} for h in ("h1", "h2")]
     hosts += [{"name": h, "pa_subnet": "pa1", "uplinks": 1} for h in extra_hosts]
     return {
         "name": name,
@@ -111,6 +117,8 @@ class DataplaneLab:
     def __enter__(self) -> DataplaneLab:
         try:
             self.lab = fabric.build(self.topology, self.run_root)
+            for key in BRIDGE_NETFILTER:  # a physical switch runs no iptables on frames
+                netns.set_sysctl(self.names.fabric, key, "0")
             for vm in self.topology.vms:
                 self.set_port_alias(vm.name)
                 for other in self.topology.vms:
@@ -145,17 +153,28 @@ class DataplaneLab:
     def host_ns(self, host: str) -> str:
         return self.names.host(host)
 
-    def pa(self, host: str) -> str:
-        """The host's PA: its subnet's pool in host order."""
+    def pa(self, host: str, uplink: int = 0) -> str:
+        """The PA of ``host``'s ``uplink``: its subnet's pool, in host then uplink order."""
         h = self.topology.host(host)
         subnet = self.topology.pa_subnet(h.pa_subnet)
-        peers = [x.name for x in self.topology.hosts if x.pa_subnet == h.pa_subnet]
-        return str(subnet.ip_pool[0] + peers.index(host))
+        before = 0
+        for x in self.topology.hosts:
+            if x.name == host:
+                break
+            if x.pa_subnet == h.pa_subnet:
+                before += x.uplinks
+        return str(subnet.ip_pool[0] + before + uplink)
+
+    def pa_configs(self, host: str) -> list[PaConfig]:
+        """One PaConfig per uplink of ``host``."""
+        h = self.topology.host(host)
+        subnet = self.topology.pa_subnet(h.pa_subnet)
+        return [PaConfig(self.pa(host, i), subnet.prefix.prefixlen, subnet.vlan or None,
+                         str(subnet.gateway), self.names.uplink(i))
+                for i in range(h.uplinks)]  # fmt: skip
 
     def pa_config(self, host: str) -> PaConfig:
-        subnet = self.topology.pa_subnet(self.topology.host(host).pa_subnet)
-        return PaConfig(self.pa(host), subnet.prefix.prefixlen, subnet.vlan or None,
-                        str(subnet.gateway), "up0")  # fmt: skip
+        return self.pa_configs(host)[0]
 
     def vm_ip(self, vm: str) -> str:
         return str(self.topology.vm(vm).ip)
@@ -177,7 +196,7 @@ class DataplaneLab:
         encapsulation = self.topology.encapsulation
         vms = self.topology.vms
         return {
-            "pas": [_pa_dict(self.pa_config(host))],
+            "pas": [_pa_dict(pa) for pa in self.pa_configs(host)],
             "ports": [{"port": port_id(v.name), "mac": v.mac, "ip": str(v.ip)}
                       for v in vms if v.host == host],
             "mappings": [{"rdid": "vnet", "customer_address": str(v.ip),
@@ -261,10 +280,11 @@ class SwitchProcess:
             self.stop()
             raise RuntimeError(f"switch process did not start: {line!r}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process so far (``ip netns exec`` execs it)."""
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the process so far (``ip netns exec`` execs it)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def statistics(self) -> dict[str, Any]:
         """Ask for the driver's counters (one line on stdin)."""

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, cast
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import GRE, ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import PaConfig
-from openhnv.vswitch.linux_pa import PaSide
+from openhnv.vswitch.linux_pa import PaSide, tunnel_pattern
 from openhnv.vswitch.ring import PacketRing
 
 MAC0, MAC1 = "02:00:00:00:0a:00", "02:00:00:00:0a:01"
@@ -163,3 +165,49 @@ def test_watched_on_link_pas_and_gateways_are_reported_when_they_answer() -> Non
     assert sink.neighbors == [(PEER_PA, PEER_MAC), ("192.168.2.1", ROUTER_MAC)]
     pa_side.tick(1e9)  # long after: the answers expired
     assert set(sink.neighbors[2:]) == {(PEER_PA, None), ("192.168.2.1", None)}
+
+
+def reference(frame: bytes, mac: bytes, pas: dict[int, bytes]) -> bool:
+    """The tunnel-frame test written out plainly, to check ``tunnel_pattern`` against."""
+    vlan = 0
+    if frame[12:14] == b"\x81\x00":
+        if len(frame) < 16:
+            return False
+        vlan = int.from_bytes(frame[14:16]) & 0x0FFF
+        frame = frame[:12] + frame[16:]
+    if vlan not in pas or len(frame) < 34 or frame[:6] != mac:
+        return False
+    if frame[12:15] != b"\x08\x00\x45" or frame[20] & 0x3F or frame[21]:
+        return False
+    if frame[30:34] != pas[vlan]:
+        return False
+    return frame[23] == 47 or (frame[23] == 17 and frame[36:38] == b"\x12\xb5")
+
+
+@settings(max_examples=400)
+@given(
+    vlan=st.sampled_from([None, 20, 300]),
+    edits=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 255)), max_size=3),
+    cut=st.integers(0, 120),
+    gre=st.booleans(),
+)
+def test_the_tunnel_pattern_agrees_with_the_plain_checks(
+    vlan: int | None, edits: list[tuple[int, int]], cut: int, gre: bool
+) -> None:
+    mac = bytes.fromhex(MAC0.replace(":", ""))
+    pas = {0: bytes([192, 168, 2, 20]), 300: bytes([192, 168, 9, 20])}
+    dst = "192.168.9.20" if vlan == 300 else PA0
+    if gre:
+        outer = Ether(src=PEER_MAC, dst=MAC0)
+        if vlan is not None:
+            outer = outer / Dot1Q(vlan=vlan)
+        tunnel = IP(src=PEER_PA, dst=dst) / GRE(key_present=1, key=5001 << 8, proto=0x6558)
+        frame = bytearray(bytes(outer / tunnel / Ether() / IP()))
+    else:
+        frame = bytearray(vxlan(dst_pa=dst, vlan=vlan))
+    assert reference(bytes(frame), mac, pas) == (vlan != 20)  # unedited: ours unless VLAN 20
+    for offset, value in edits:
+        if offset < len(frame):
+            frame[offset] = value
+    data = bytes(frame[: len(frame) - cut // 3])
+    assert bool(tunnel_pattern(mac, pas).match(data)) == reference(data, mac, pas)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.ingress import hide_from_kernel, show_to_kernel
 from openhnv.vswitch.linux_pa import PaSide
 from openhnv.vswitch.pawire import mac_text
 from openhnv.vswitch.portlinks import (
@@ -53,6 +54,8 @@ from openhnv.vswitch.ring import PacketRing, RingError
 BATCH = 256
 TICK_SECONDS = 0.25
 RESCAN_SECONDS = 1.0
+READY_SECONDS = 10.0
+UPLINK_RX_FRAMES = 4096  # an uplink carries every flow of the host: a deeper ring (8 MB)
 PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -76,13 +79,21 @@ def _setns(fd: int) -> None:
 class LinuxDriver:
     """AF_PACKET rings on veths and uplinks, one polling thread; see the module doc."""
 
-    def __init__(self, uplinks: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, uplinks: Sequence[str] | None = None, *, isolate_kernel: bool = True
+    ) -> None:
+        """``uplinks``: the uplink names (all ``up<N>`` when None). ``isolate_kernel``:
+        drop every frame of the uplinks and VM ports at tc ingress once the switch has
+        seen it, so the host's IP stack spends nothing on them (``vswitch.ingress``)."""
         self.counters: Counter[str] = Counter()
         self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._watcher = LinkWatcher()
         self._uplink_names = list(uplinks) if uplinks is not None else None
         self._uplink_rings: dict[str, PacketRing] = {}
         self._uplink_lock = threading.Lock()
+        self._isolate_kernel = isolate_kernel
+        self._hidden: set[str] = set()
+        self._problems: set[str] = set()
         self._sink: FrameSink | None = None
         self._ports: dict[str, _Port] = {}
         self._port_fds: dict[int, _Port] = {}
@@ -94,6 +105,7 @@ class LinuxDriver:
         self._stopping = False
         self._closed = False
         self._ready = threading.Event()
+        self._failed: BaseException | None = None
         self._poller = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
         self._pa = PaSide(self.counters, self._dirty)
@@ -116,7 +128,9 @@ class LinuxDriver:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="hnv-linux-driver", daemon=True)
         self._thread.start()
-        self._ready.wait(10.0)
+        if not self._ready.wait(READY_SECONDS) or self._failed is not None:
+            self.close()
+            raise VSwitchError(f"the Linux driver's thread did not start: {self._failed}")
 
     def close(self) -> None:
         """Stop the thread and close every socket (idempotent; a closed driver stays
@@ -206,7 +220,7 @@ class LinuxDriver:
             try:
                 _setns(self._netns)
                 try:
-                    ring = PacketRing(name)
+                    ring = PacketRing(name, rx_frames=UPLINK_RX_FRAMES)
                 except RingError as exc:
                     raise VSwitchError(f"uplink {exc}") from None
                 finally:
@@ -217,6 +231,7 @@ class LinuxDriver:
             if self._thread is not None:  # the loop runs: it polls the new ring from now on
                 self._handlers[ring.fileno()] = self._reader_of_uplink(ring)
                 self._poller.register(ring.fileno(), select.EPOLLIN)
+                self._post(lambda: self._hide(name))
             return ring
 
     # ------------------------------------------------------------ the loop
@@ -227,7 +242,12 @@ class LinuxDriver:
             os.eventfd_write(self._wake, 1)
 
     def _run(self) -> None:
-        _setns(self._netns)
+        try:
+            _setns(self._netns)
+        except OSError as exc:
+            self._failed = exc
+            self._ready.set()
+            return
         self._loop_ident = threading.get_ident()
         poller = self._poller
         handlers = self._handlers
@@ -237,11 +257,12 @@ class LinuxDriver:
             handlers[ring.fileno()] = self._reader_of_uplink(ring)
         for fd in handlers:
             poller.register(fd, select.EPOLLIN)
-        try:
-            self._rescan()
-            self._on_wake()  # work posted before the thread ran (PAs, neighbours)
-        finally:
-            self._ready.set()
+        for name in list(self._uplink_rings):
+            self._guard(functools.partial(self._hide, name))
+        self._guard(self._rescan)
+        self._on_wake()  # work posted before the thread ran (PAs, neighbours)
+        self._flush()
+        self._ready.set()
         next_tick = next_scan = 0.0
         try:
             while not self._stopping:
@@ -259,7 +280,28 @@ class LinuxDriver:
                     next_scan = now + RESCAN_SECONDS
                     self._guard(self._rescan)
         finally:
+            for name in sorted(self._hidden):
+                self._show(name)
             self._loop_ident = 0
+
+    def _hide(self, ifname: str) -> None:
+        """Keep the host's IP stack off ``ifname`` (a warning, not an error, if it fails)."""
+        if not self._isolate_kernel or ifname in self._hidden:
+            return
+        try:
+            hide_from_kernel(ifname)
+        except OSError as exc:
+            self.counters["kernel_isolation_failed"] += 1
+            log.warning("linux driver: the host kernel still sees %s: %s", ifname, exc)
+            return
+        self._hidden.add(ifname)
+
+    def _show(self, ifname: str) -> None:
+        self._hidden.discard(ifname)
+        try:
+            show_to_kernel(ifname)
+        except OSError as exc:
+            log.debug("linux driver: %s keeps its ingress filter: %s", ifname, exc)
 
     def _guard(self, work: Callable[[], None]) -> None:
         """Run ``work``; an exception is logged and counted, never ends the loop."""
@@ -326,9 +368,10 @@ class LinuxDriver:
 
     def _rescan(self) -> None:
         found, problems = port_links(self._watcher.dump())
-        for problem in problems:
+        for problem in sorted(set(problems) - self._problems):  # each new one once
             self.counters["port_alias_problems"] += 1
-            log.debug("linux driver: %s", problem)
+            log.warning("linux driver: %s", problem)
+        self._problems = set(problems)
         for port, p in list(self._ports.items()):
             if found.get(port) != p.link:
                 self._remove_port(port)
@@ -344,6 +387,7 @@ class LinuxDriver:
             self.counters["port_setup_failed"] += 1
             log.warning("linux driver: port %s on %s: %s", link.port, link.ifname, exc)
             return
+        self._hide(link.ifname)
         p = _Port(link, ring)
         self._ports[link.port] = p
         fd = ring.fileno()
@@ -355,6 +399,8 @@ class LinuxDriver:
 
     def _remove_port(self, port: str) -> None:
         p = self._ports.pop(port)
+        if p.link.ifname in self._hidden:
+            self._show(p.link.ifname)
         fd = p.ring.fileno()
         self._port_fds.pop(fd, None)
         self._handlers.pop(fd, None)

@@ -8,14 +8,19 @@ NIC's instanceId, mac = the VM's MAC). Uplinks are ``up0``, ``up1``, ...
 by pyroute2's marshal), and ``dump()`` lists every link through pyroute2's ``IPRoute``.
 Setting an alias alone sends no netlink event (kernel 6.18), so the driver also
 re-dumps now and then; ``port_links`` turns a dump into the port table.
+
+``python3 -m openhnv.vswitch.portlinks`` (inside a host namespace: ``ip netns exec``)
+prints what the driver would find there, as JSON: ports, uplinks, alias problems.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute
@@ -160,3 +165,27 @@ class LinkWatcher:
 
     def close(self) -> None:
         self._sock.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the VM ports, uplinks and alias problems of the current namespace."""
+    if argv:
+        print(f"usage: python3 -m {__spec__.name if __spec__ else 'portlinks'}", file=sys.stderr)
+        return 2
+    watcher = LinkWatcher()
+    try:
+        links = watcher.dump()
+    finally:
+        watcher.close()
+    ports, problems = port_links(links)
+    report = {
+        "ports": {p.port: {"interface": p.ifname, "mac": p.mac} for p in ports.values()},
+        "uplinks": uplink_names(links),
+        "problems": problems,
+    }
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
