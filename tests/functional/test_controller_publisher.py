@@ -199,6 +199,10 @@ def test_a_reported_port_binds_an_unplaced_nic(
     assert after["properties"]["server"] == {"resourceRef": "/servers/h1"}
     assert after["etag"] == a1["etag"]
     assert configuration(service, "/networkInterfaces/a1")["status"] == "Warning"
+    # Moved where its port is, the NIC's warning goes.
+    nic(service, "a1", "A", "10.1.0.11", "h2")
+    wait_for(lambda: succeeded(service, "a1"), "a1 Succeeded on h2")
+    wait_for(lambda: code_of(service, "/networkInterfaces/a1") == "Success", "warning gone")
 
 
 def test_provisioning_state_flow(
@@ -219,6 +223,14 @@ def test_provisioning_state_flow(
     state = configuration(service, "/networkInterfaces/a5")
     assert state["status"] == "Failure"
     assert "no provider address" in state["detailedInfo"][0]["message"]
+    # Fixed (the server gets a PA and a live host), the NIC follows without a PUT of its own.
+    fourth = FakeHost("h4").start()
+    try:
+        server(service, "bare", fourth.remote, pa=True)
+        wait_for(lambda: succeeded(service, "a5"), "a5 Succeeded once its server has a PA")
+        assert configuration(service, "/networkInterfaces/a5")["status"] == "Success"
+    finally:
+        fourth.remove()
     # An identical PUT changes nothing, not even the state.
     etag = service.get("/networkInterfaces/a4")["etag"]
     again = nic(service, "a4", "A", "10.1.0.14", "h2")
@@ -286,3 +298,102 @@ def test_publisher_restart_converges(
             wait_for(lambda h=host: holds_desired(service, h), f"{host.name} resynced")
     finally:
         second.stop()
+
+
+def test_rows_changed_behind_the_controllers_back_are_repaired(
+    service: ControllerService, three: dict[str, FakeHost]
+) -> None:
+    publisher = Publisher(service, audit_every=0.5).start()
+    try:
+        build(service, three)
+        wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+        h1 = three["h1"]
+        with h1.client() as client:  # another writer, while the controller stays connected
+            client.apply(
+                [
+                    RowChange(
+                        "delete", "Ucast_Macs_Remote", "5001/00:1d:d8:07:00:01/10.1.0.12", {}
+                    ),
+                    RowChange("insert", "Logical_Switch", "7777", {"name": "7777"}),
+                    RowChange("update", "Logical_Switch", "5001", {"tunnel_key": 1}),
+                ]
+            )
+        wait_for(lambda: holds_desired(service, h1), "h1 repaired by the audit")
+        assert "7777" not in host_rows(h1, "Logical_Switch")
+    finally:
+        publisher.stop()
+
+
+def test_deletes_subnets_and_acls_reach_the_right_hosts(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    # An ACL on A's subnet: the FW rules of a1 (h1) and a2 (h2) change, h3's do not.
+    h3_rules = host_rows(three["h3"], "FW_Rules")
+    rule = {
+        "protocol": "TCP",
+        "sourcePortRange": "*",
+        "destinationPortRange": "80",
+        "sourceAddressPrefix": "*",
+        "destinationAddressPrefix": "*",
+        "action": "Allow",
+        "priority": 100,
+        "type": "Inbound",
+    }
+    put(
+        service,
+        "/accessControlLists/web",
+        {"aclRules": [{"resourceId": "http", "properties": rule}]},
+    )
+    body = service.get("/virtualNetworks/A")["properties"]
+    body["subnets"][0]["properties"]["accessControlList"] = {
+        "resourceRef": "/accessControlLists/web"
+    }
+    body["subnets"].append(
+        {
+            "resourceId": "s2",
+            "properties": {"addressPrefix": "10.3.0.0/24", "virtualSubnetId": 5002},
+        }
+    )
+    body["addressSpace"]["addressPrefixes"] = ["10.1.0.0/16", "10.3.0.0/24"]
+    put(service, "/virtualNetworks/A", body)
+    for name in ("h1", "h2"):
+        wait_for(
+            lambda n=name: any(
+                r["rule_name"] == "http" for r in host_rows(three[n], "FW_Rules").values()
+            ),
+            f"{name} has the ACL rule",
+        )
+        wait_for(lambda n=name: "5002" in host_rows(three[n], "Logical_Switch"), f"{name} has s2")
+    assert host_rows(three["h3"], "FW_Rules") == h3_rules
+    assert "5002" not in host_rows(three["h3"], "Logical_Switch")
+    # Deleting b1 empties h3 of B; deleting a server with no NIC closes its link.
+    service.delete("/networkInterfaces/b1")
+    wait_for(lambda: not host_rows(three["h3"], "Ucast_Macs_Remote"), "h3 forgets B")
+    assert host_rows(three["h3"], "Physical_Port") == {}
+    service.delete("/networkInterfaces/a1")
+    service.delete("/networkInterfaces/a2")
+    service.delete("/servers/h3")
+    wait_for(lambda: "h3" not in publisher.links(), "h3's link closed")
+    for name in ("h1", "h2"):
+        wait_for(lambda n=name: not host_rows(three[n], "FW_Rules"), f"{name} has no rules left")
+        assert holds_desired(service, three[name])
+
+
+def test_switching_to_nvgre_rewrites_every_host(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    put(service, "/virtualNetworkManager/configuration", {"networkVirtualizationProtocol": "Nvgre"})
+    for host in three.values():
+        wait_for(
+            lambda h=host: (
+                {r["encapsulation_type"] for r in host_rows(h, "Physical_Locator").values()}
+                == {"nvgre_over_ipv4"}
+            ),
+            f"{host.name} on NVGRE",
+        )
+        wait_for(lambda h=host: holds_desired(service, h), f"{host.name} converged")
+        assert host_rows(host, "Global")["global"]["other_config"]["encapsulation"] == "nvgre"

@@ -295,3 +295,29 @@ def test_ssl_host_accepts_the_controller_and_refuses_a_wrong_cert(tmp_path: Path
             right.stop()
     finally:
         host.remove()
+
+
+def test_controller_process_with_pki_reaches_an_ssl_host(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    init_ca(pki)
+    host_files = issue(pki, "s1", "host")
+    issue(pki, "controller", "controller")
+    port = free_port()
+    host = FakeHost("s1", remotes=[f"pssl:{port}:127.0.0.1"], ssl=host_files).start()
+    nc = Controller(tmp_path / "nc.db", "--pki", str(pki))
+    try:
+        nc.put(
+            "/servers/s1",
+            {"connections": [{"managementAddresses": [f"ssl:127.0.0.1:{port}"]}]},
+        )
+        wait_for(
+            lambda: (
+                nc.get("/servers/s1")["properties"]["configurationState"]["status"] == "Success"
+            ),
+            "the SSL host connected",
+        )
+        with host.client() as client:
+            assert "s1" in client.snapshot(["Physical_Switch"])["Physical_Switch"]
+    finally:
+        nc.kill()
+        host.remove()

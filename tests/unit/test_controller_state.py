@@ -53,3 +53,19 @@ def test_resolve_and_canonical() -> None:
     assert state.canonical(path).ref == "/networkInterfaces/SQL/ipConfigurations/ipconfig1"
     assert state.resolve(parse_path("/networkInterfaces/sql/ipConfigurations/none")) is None
     assert state.resolve(parse_path("/networkInterfaces/none")) is None
+
+
+def test_a_copy_does_not_follow_later_changes() -> None:
+    state = State()
+    state.set("/networkinterfaces/a", nic("a", "001DD8070001", "10.0.0.1"))
+    assert [p.ref for p, _ in state.all("networkInterfaces")] == ["/networkInterfaces/a"]
+    state.configuration["/networkinterfaces/a"] = {"status": "Success"}
+    copied = state.copy()
+    state.set("/networkinterfaces/b", nic("b", "001DD8070002", "10.0.0.2"))
+    state.remove("/networkinterfaces/a")
+    assert [p.ref for p, _ in copied.all("networkInterfaces")] == ["/networkInterfaces/a"]
+    assert copied.top(parse_path("/networkInterfaces/A")) is not None
+    assert copied.configuration == {"/networkinterfaces/a": {"status": "Success"}}
+    assert copied.macs == {"001DD8070001": "/networkInterfaces/a"}
+    assert [p.ref for p, _ in state.all("networkInterfaces")] == ["/networkInterfaces/b"]
+    assert state.configuration == {}

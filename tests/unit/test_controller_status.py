@@ -13,6 +13,7 @@ from openhnv.controller.status import (
     host_state,
     parse_remote,
     server_remote,
+    server_remotes,
     timestamp,
 )
 
@@ -92,3 +93,15 @@ def test_host_state() -> None:
         "code": "PolicyConfigurationFailure",
         "message": "refused",
     }
+
+
+def test_server_remotes_gives_a_shared_remote_to_the_first_server() -> None:
+    docs = [
+        {"resourceId": "b", **server(["unix:/same.sock"])},
+        {"resourceId": "a", **server(["unix:/same.sock"])},
+        {"resourceId": "c", **server(["10.0.0.3"])},
+    ]
+    wanted, errors = server_remotes(docs)
+    assert wanted == {"a": Remote("unix", path="/same.sock")}
+    assert "already server a's" in str(errors["b"])
+    assert errors["c"].code == "HostNotConnected"

@@ -3,25 +3,20 @@
 ``Publisher(service)`` subscribes to the ``ControllerService``; REST requests only queue
 the refs they changed, so they never wait for a host. One publisher thread then:
 
-- compiles: a change of NICs only goes through ``Index.replace_nic`` and the compiler's
-  incremental ``update``; anything else rebuilds the index from a snapshot (still
-  recompiling only the affected hosts). Changes queued meanwhile are compiled together.
+- compiles: NICs-only changes through ``Index.replace_nic`` and the compiler's
+  incremental ``update``; anything else from a fresh snapshot (still recompiling only
+  the affected hosts). Changes queued meanwhile are compiled together.
 - hands each affected host's new state, numbered by a sequence, to its ``HostLink``
-  (``openhnv.controller.southbound_link``): one link, thread and OVSDB client per server,
-  dialed at the server's management address (``openhnv.controller.status``).
-- binds NICs: a host agent writes a ``Physical_Port`` row named by the NIC's instanceId
-  with ``status:attached=true``; a NIC without ``server`` is bound to that host (stored,
-  so GET shows it and a restart keeps it). A NIC whose ``server`` names another host
-  keeps it (the northbound reference is authoritative) and shows a ``Warning``.
-- reports: each server's ``configurationState`` (``Success``; ``Failure`` with
-  ``HostNotConnected``, ``InvalidManagementAddress``, ``PolicyConfigurationFailure`` or
-  ``PolicyCompileFailure``); each NIC's ``provisioningState``: ``Updating`` after its PUT,
-  ``Succeeded`` once every host that needs its rows has committed the state that holds
-  them, ``Failed`` (with the compiler's message in ``configurationState``) when the
-  compiler had to leave it out.
+  (``southbound_link``: one thread and OVSDB client per server, at its management address).
+- binds NICs: a host agent's ``Physical_Port`` row named by a NIC's instanceId with
+  ``status:attached=true`` binds a NIC without ``server`` to that host (stored); a NIC
+  whose ``server`` names another host keeps it (northbound wins) and shows a ``Warning``.
+- reports each server's ``configurationState`` and each NIC's ``provisioningState``:
+  ``Updating`` after its PUT, ``Succeeded`` once every host that needs its rows has
+  committed them, ``Failed`` (the compiler's reason in ``configurationState``).
 
-At start the publisher compiles everything and every link resyncs its host in full, so
-a restarted controller converges every host to the stored northbound state.
+At start it compiles everything and every link resyncs its host in full, so a restarted
+controller converges every host to the stored northbound state. See docs/publisher.md.
 """
 
 from __future__ import annotations
@@ -30,16 +25,16 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from openhnv.controller.compile_index import Index
 from openhnv.controller.compiler import Compiler, affected_hosts
 from openhnv.controller.errors import ApiError
 from openhnv.controller.nb_documents import ref_key
+from openhnv.controller.provisioning import Pending, Waiting
 from openhnv.controller.service import FAILED, SUCCEEDED, ControllerService
-from openhnv.controller.southbound_link import HostLink, LinkStatus
+from openhnv.controller.southbound_link import AUDIT_EVERY, HostLink, LinkStatus
 from openhnv.controller.status import (
     FAILURE,
     POLICY_COMPILE_FAILURE,
@@ -50,7 +45,7 @@ from openhnv.controller.status import (
     Remote,
     configuration_state,
     host_state,
-    server_remote,
+    server_remotes,
 )
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import DesiredState, RowChange
@@ -60,6 +55,7 @@ log = logging.getLogger(__name__)
 
 NIC_COLLECTION = "networkinterfaces"
 TICK = 1.0  # seconds; the publisher thread also wakes on every event
+COMPILE_DUTY = 2.0  # pause after a compile, in multiples of its duration
 
 
 def _collection(ref: str) -> str:
@@ -84,15 +80,6 @@ def _nic_etags(docs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str | 
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """A NIC waiting for hosts: the sequence each host must have committed."""
-
-    ref: str
-    etag: str | None
-    need: Mapping[str, int]  # server_id -> sequence
-
-
 class Publisher:
     """Publishes the service's northbound state to every host over OVSDB."""
 
@@ -102,9 +89,11 @@ class Publisher:
         *,
         ssl: SslFiles | None = None,
         clock: Callable[[], float] = time.time,
+        audit_every: float | None = AUDIT_EVERY,
     ) -> None:
         self.service = service
         self.ssl = ssl
+        self.audit_every = audit_every
         self.clock = clock
         self._cond = threading.Condition()
         self._stopping = False
@@ -119,11 +108,13 @@ class Publisher:
         self._index: Index | None = None
         self._compiler: Compiler | None = None
         self._seq = 0
-        self._pending: dict[str, _Pending] = {}  # NIC key -> what it waits for
-        self._waiting: dict[str, set[str]] = {}  # server_id -> NIC keys
+        self._pending = Waiting()  # NIC key -> the host commits it waits for
         self._nic_by_instance: dict[str, str] = {}  # casefolded instanceId -> NIC ref
         self._reported: dict[str, tuple[str, str, str]] = {}  # ref -> (status, code, message)
-        self._port_conflicts: dict[str, str] = {}  # NIC key -> message
+        self._port_conflicts: dict[str, tuple[str, str]] = {}  # NIC key -> (reporter, message)
+        # Written to the service once per step (one lock, one store commit):
+        self._nic_updates: list[tuple[str, str | None, str, dict[str, Any] | None]] = []
+        self._configs: dict[str, dict[str, Any] | None] = {}
         self._idle = True
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
@@ -142,9 +133,9 @@ class Publisher:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join()
-        for link in list(self._links.values()):
+        links, self._links = self._links, {}
+        for link in links.values():
             link.close()
-        self._links.clear()
 
     def links(self) -> dict[str, LinkStatus]:
         """The status of every host link, by server resourceId."""
@@ -189,25 +180,36 @@ class Publisher:
             self._full()
         except Exception:
             log.exception("publisher: first compile failed")
+        compile_after = 0.0  # monotonic time before which queued refs wait (duty cycle)
         while True:
             with self._cond:
                 self._idle = not (self._refs or self._ports or self._statuses)
-                self._cond.wait_for(
-                    lambda: self._stopping or bool(self._refs or self._ports or self._statuses),
-                    timeout=TICK,
-                )
+                while not self._stopping:
+                    wait = compile_after - time.monotonic() if self._refs else TICK
+                    if self._ports or self._statuses or (self._refs and wait <= 0):
+                        break
+                    self._cond.wait(min(max(wait, 0.001), TICK))
                 if self._stopping:
                     return
-                refs = list(self._refs.values())
+                compiling = time.monotonic() >= compile_after
+                refs = list(self._refs.values()) if compiling else []
+                if compiling:
+                    self._refs = {}
                 ports, statuses = self._ports, self._statuses
-                self._refs, self._ports, self._statuses = {}, [], set()
+                self._ports, self._statuses = [], set()
                 self._idle = False
+            started = time.monotonic()
             try:
                 if refs:
                     self._compile(refs)
+                    # Under a stream of changes, leave the interpreter to the REST service
+                    # for COMPILE_DUTY times as long as this compile took: later changes
+                    # queue meanwhile and compile together.
+                    compile_after = time.monotonic() + (time.monotonic() - started) * COMPILE_DUTY
                 if ports:
                     self._bind(ports)
                 self._progress(statuses if not refs else set(self._links))
+                self._flush()
             except Exception:  # never let a bug stop publishing for good
                 log.exception("publisher: step failed; recompiling everything")
                 try:
@@ -230,6 +232,7 @@ class Publisher:
             self._give(server_id, state, None)
         self._evaluate(_nic_etags(snapshot.get("networkInterfaces", [])), None)
         self._progress(set(self._links))
+        self._flush()
 
     def _compile(self, refs: Sequence[str]) -> None:
         assert self._index is not None and self._compiler is not None
@@ -241,7 +244,7 @@ class Publisher:
                 doc = self._get(ref)
                 index = index.replace_nic(ref, doc)
                 if doc is None:
-                    self._drop_pending(ref_key(ref))
+                    self._pending.drop(ref_key(ref))
                     self._port_conflicts.pop(ref_key(ref), None)
                 else:
                     self._learn_nics([doc])
@@ -252,8 +255,8 @@ class Publisher:
             index = Index.build(snapshot)
             self._learn_nics(snapshot.get("networkInterfaces", []))
             etags = _nic_etags(snapshot.get("networkInterfaces", []))
-            for key in set(self._pending) - etags.keys():
-                self._drop_pending(key)
+            for key in set(self._pending.keys()) - etags.keys():
+                self._pending.drop(key)
             servers_changed = True
         update = self._compiler.update(index, refs)
         self._index, self._compiler = index, update.compiler
@@ -267,9 +270,16 @@ class Publisher:
             for server_id in index.hosts:
                 if server_id not in update.states and server_id not in self._states:
                     self._give(server_id, update.compiler.host_state(server_id), None)
-            self._evaluate(etags, None)
+            # Only NICs whose fate this change can alter: changed ones, ones with a
+            # problem before or now, ones still waiting, ones on a host it touched.
+            touched = set(update.states)
+            keys = {ref_key(r) for r in refs if _collection(r) == NIC_COLLECTION}
+            keys |= index.nic_problems.keys() | old.nic_problems.keys() | self._pending.keys()
+            keys |= {k for k, nic in index.nics.items() if nic.server_id in touched}
+            nic_refs = {ref_key(r) for r in refs if _collection(r) == NIC_COLLECTION}
+            self._evaluate({k: etags[k] for k in keys if k in etags}, None, nic_refs)
         else:
-            self._evaluate(etags, old)
+            self._evaluate(etags, old, etags.keys())
 
     def _get(self, ref: str) -> dict[str, Any] | None:
         try:
@@ -289,27 +299,12 @@ class Publisher:
 
     def _servers(self, docs: Sequence[Mapping[str, Any]]) -> None:
         """Open, keep, re-open or close one link per server, at its management address."""
-        wanted: dict[str, Remote] = {}
-        errors: dict[str, AddressError] = {}
-        owner: dict[str, str] = {}
-        for doc in sorted(docs, key=lambda d: str(d.get("resourceId", ""))):
-            server_id = str(doc.get("resourceId", ""))
-            try:
-                remote = server_remote(doc)
-            except AddressError as err:
-                errors[server_id] = err
-                continue
-            other = owner.setdefault(str(remote), server_id)
-            if other != server_id:
-                errors[server_id] = AddressError(
-                    f"management address {remote} is already server {other}'s"
-                )
-                continue
-            wanted[server_id] = remote
+        wanted, errors = server_remotes(docs)
         self._address_errors = errors
-        for server_id in list(self._links):
+        links = dict(self._links)  # copy on write: other threads read self._links
+        for server_id in list(links):
             if wanted.get(server_id) != self._remotes.get(server_id):
-                self._links.pop(server_id).close()
+                links.pop(server_id).close()
                 self._remotes.pop(server_id, None)
         for server_id in list(self._states):
             if server_id not in wanted and server_id not in errors:
@@ -317,7 +312,7 @@ class Publisher:
                 self._host_seq.pop(server_id, None)
                 self._reported.pop(f"/servers/{server_id}".casefold(), None)
         for server_id, remote in wanted.items():
-            if server_id in self._links:
+            if server_id in links:
                 continue
             link = HostLink(
                 server_id,
@@ -325,13 +320,15 @@ class Publisher:
                 ssl=self.ssl,
                 on_status=self._link_changed,
                 on_port=self._port_changed,
+                audit_every=self.audit_every,
             )
-            self._links[server_id] = link
+            links[server_id] = link
             self._remotes[server_id] = remote
             state = self._states.get(server_id)
             if state is not None:
                 link.submit(state, self._host_seq[server_id], None)
             link.start()
+        self._links = links
 
     def _learn_nics(self, docs: Iterable[Mapping[str, Any]]) -> None:
         for doc in docs:
@@ -341,19 +338,31 @@ class Publisher:
                 self._nic_by_instance[instance.casefold()] = ref
 
     # -- provisioning ------------------------------------------------------------------
-    def _evaluate(self, nics: Mapping[str, tuple[str, str | None]], old: Index | None) -> None:
-        """Decide each NIC's fate after a compile: Failed, Succeeded now, or pending."""
+    def _evaluate(
+        self,
+        nics: Mapping[str, tuple[str, str | None]],
+        old: Index | None,
+        changed: Collection[str] = (),
+    ) -> None:
+        """Decide each NIC's fate after a compile: Failed, Succeeded now, or pending.
+
+        ``old`` (the index before a NICs-only change) widens each NIC's hosts to those it
+        left; ``changed`` are the NICs a PUT changed (their old configurationState goes).
+        """
         index = self._index
         assert index is not None
         vnet_hosts: dict[str, set[str]] = {}
         for key, (ref, etag) in nics.items():
-            self._drop_pending(key)
+            self._pending.drop(key)
             problems = index.nic_problems.get(key)
             if problems:
                 message = "; ".join(p.message for p in problems)
                 self._set_nic(ref, etag, FAILED, FAILURE, POLICY_COMPILE_FAILURE, message)
                 continue
             nic = index.nics.get(key)
+            conflict = self._port_conflicts.get(key)
+            if conflict is not None and (nic is None or nic.server_id == conflict[0]):
+                del self._port_conflicts[key]  # the NIC now lives where its port is
             if nic is None:  # on no host: nothing to publish
                 self._set_nic(ref, etag, SUCCEEDED, None, "", "")
                 continue
@@ -363,16 +372,19 @@ class Publisher:
                 if nic.vnet_id not in vnet_hosts:
                     vnet_hosts[nic.vnet_id] = index.hosts_of_vnet(nic.vnet_id)
                 hosts = vnet_hosts[nic.vnet_id] | {nic.server_id}
+            said = self._reported.get(key)
+            if (
+                said is not None
+                and key not in self._port_conflicts
+                and (key in changed or said[0] == FAILURE)
+            ):
+                del self._reported[key]  # "committed" or the old failure no longer holds
+                self._configs[ref] = None
             need = {h: self._host_seq.get(h, self._seq) for h in hosts}
-            self._pending[key] = _Pending(ref, etag, need)
-            for host in need:
-                self._waiting.setdefault(host, set()).add(key)
-
-    def _drop_pending(self, key: str) -> None:
-        pending = self._pending.pop(key, None)
-        if pending is not None:
-            for host in pending.need:
-                self._waiting.get(host, set()).discard(key)
+            if need:
+                self._pending.add(key, Pending(ref, etag, need))
+            else:  # no host needs its rows (cannot happen for a placed NIC; be safe)
+                self._set_nic(ref, etag, SUCCEEDED, None, "", "")
 
     def _progress(self, servers: set[str]) -> None:
         """Report the servers' states and finish the NICs their commits complete."""
@@ -380,31 +392,23 @@ class Publisher:
         for server_id in servers | set(self._address_errors):
             self._report_server(server_id, statuses.get(server_id))
         committed = {s: st.committed_seq for s, st in statuses.items()}
-        candidates: set[str] = set()
-        for server_id in servers:
-            candidates |= self._waiting.get(server_id, set())
-        for key in sorted(candidates):
-            pending = self._pending.get(key)
-            if pending is None:
-                continue
-            if all(committed.get(h, 0) >= seq for h, seq in pending.need.items()):
-                self._drop_pending(key)
-                hosts = len(pending.need)
-                self._set_nic(
-                    pending.ref,
-                    pending.etag,
-                    SUCCEEDED,
-                    SUCCESS,
-                    "Success",
-                    f"Committed on {hosts} host{'s' if hosts != 1 else ''}.",
-                )
+        for pending in self._pending.done(servers, committed):
+            hosts = len(pending.need)
+            self._set_nic(
+                pending.ref,
+                pending.etag,
+                SUCCEEDED,
+                SUCCESS,
+                "Success",
+                f"Committed on {hosts} host{'s' if hosts != 1 else ''}.",
+            )
 
     def _report_server(self, server_id: str, status: LinkStatus | None) -> None:
         ref = f"/servers/{server_id}"
         index = self._index
-        problems = [
+        problems = [  # a server's own problems are among the index's base problems
             p.message
-            for p in (index.problems if index is not None else [])
+            for p in (index.base_problems if index is not None else ())
             if ref_key(p.resource_ref) == ref_key(ref)
         ]
         now = self.clock()
@@ -420,13 +424,13 @@ class Publisher:
         self._show(ref, doc)
 
     def _show(self, ref: str, doc: dict[str, Any]) -> None:
-        """Set a configurationState unless it says what it already says."""
+        """Queue a configurationState unless it says what it already says."""
         info = doc["detailedInfo"][0]
         said = (doc["status"], info["code"], info["message"])
         if self._reported.get(ref_key(ref)) == said:
             return
         self._reported[ref_key(ref)] = said
-        self.service.set_configuration_state(ref, doc)
+        self._configs[ref] = doc
 
     def _warn(self, ref: str, message: str) -> None:
         self._show(ref, configuration_state(WARNING, PORT_ON_OTHER_HOST, message, self.clock()))
@@ -434,16 +438,29 @@ class Publisher:
     def _set_nic(
         self, ref: str, etag: str | None, state: str, status: str | None, code: str, message: str
     ) -> None:
+        """Queue a NIC's provisioningState (and configurationState) for ``_flush``."""
         conflict = self._port_conflicts.get(ref_key(ref))
-        try:
-            if not self.service.set_provisioning_state(ref, state, if_etag=etag):
-                return  # a newer PUT: its own compile decides
-        except ApiError:
-            return  # deleted meanwhile
+        doc: dict[str, Any] | None = None
+        now = self.clock()
         if conflict is not None and status != FAILURE:
-            self._warn(ref, conflict)
+            doc = configuration_state(WARNING, PORT_ON_OTHER_HOST, conflict[1], now)
         elif status is not None:
-            self._show(ref, configuration_state(status, code, message, self.clock()))
+            doc = configuration_state(status, code, message, now)
+        self._nic_updates.append((ref, etag, state, doc))
+
+    def _flush(self) -> None:
+        """Write the queued states to the service: one lock and one store commit each."""
+        updates, self._nic_updates = self._nic_updates, []
+        if updates:
+            done = self.service.set_provisioning_states(
+                [(ref, state, etag) for ref, etag, state, _ in updates]
+            )
+            for (ref, _, _, doc), ok in zip(updates, done, strict=True):
+                if ok and doc is not None:  # else a newer PUT, or deleted: not ours to say
+                    self._show(ref, doc)
+        configs, self._configs = self._configs, {}
+        if configs:
+            self.service.set_configuration_states(configs)
 
     # -- Physical_Port reports ---------------------------------------------------------
     def _bind(self, events: Sequence[tuple[str, RowEvent]]) -> None:
@@ -466,15 +483,18 @@ class Publisher:
             current = server.get("resourceRef") if isinstance(server, Mapping) else None
             reporter = f"/servers/{server_id}"
             if not current:
-                if self.service.bind_server(ref, reporter):
-                    log.info("bound %s to %s, which reports its port", ref, reporter)
+                try:
+                    if self.service.bind_server(ref, reporter):
+                        log.info("bound %s to %s, which reports its port", ref, reporter)
+                except ApiError as err:
+                    log.warning("cannot bind %s to %s: %s", ref, reporter, err)
                 self._port_conflicts.pop(ref_key(ref), None)
             elif ref_key(str(current)) != ref_key(reporter):
                 message = (
                     f"host {server_id} reports this NIC's port attached, but its server is "
                     f"{current}: the northbound reference is kept (PUT the NIC to move it)"
                 )
-                self._port_conflicts[ref_key(ref)] = message
+                self._port_conflicts[ref_key(ref)] = (server_id, message)
                 self._warn(ref, message)
             else:
                 self._port_conflicts.pop(ref_key(ref), None)

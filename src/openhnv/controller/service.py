@@ -26,7 +26,7 @@ from __future__ import annotations
 import builtins
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from openhnv.controller.errors import bad_request, conflict, not_found, precondition_failed
@@ -42,6 +42,7 @@ from openhnv.controller.paths import (
 from openhnv.controller.render import Renderer
 from openhnv.controller.snapshot import render_all
 from openhnv.controller.state import (
+    RESOURCE_PREFIX,
     State,
     children,
     copy_document,
@@ -145,12 +146,6 @@ class ControllerService:
                 return renderer.collection(target)
             return renderer.resource(target)
 
-    def etag(self, ref: str) -> str | None:
-        """The current etag of the top-level resource of ``ref`` (None when absent)."""
-        with self._lock:
-            doc = self.state.top(parse_path(ref))
-            return None if doc is None else str(doc["etag"])
-
     def list(self, path: str) -> Document:
         """``{"value": [...], "nextLink": ""}`` of a (child) collection."""
         target = parse_path(path)
@@ -159,9 +154,14 @@ class ControllerService:
         return self.get(path)
 
     def snapshot(self) -> dict[str, builtins.list[Document]]:
-        """Every resource as GET returns it (see ``openhnv.controller.snapshot``)."""
+        """Every resource as GET returns it (see ``openhnv.controller.snapshot``).
+
+        Renders a copy of the state taken under the lock, so writers wait only for
+        the copy, not for the rendering.
+        """
         with self._lock:
-            return render_all(self.state)
+            state = self.state.copy()
+        return render_all(state)
 
     def revision(self) -> int:
         return self.store.revision()
@@ -252,38 +252,60 @@ class ControllerService:
         With ``if_etag``, only while the resource still has that etag (a newer PUT has
         its own state to reach). True when the stored state is now ``state``.
         """
-        if state not in PROVISIONING_STATES:
-            raise bad_request(
-                "provisioningState", f"{state!r} is not one of {', '.join(PROVISIONING_STATES)}"
-            )
-        target = parse_path(ref).top
+        return self.set_provisioning_states([(ref, state, if_etag)])[0]
+
+    def set_provisioning_states(
+        self, updates: Sequence[tuple[str, str, str | None]]
+    ) -> builtins.list[bool]:
+        """``set_provisioning_state`` for many ``(ref, state, if_etag)``: one store commit.
+
+        A resource that no longer exists gets False (it was deleted meanwhile), as does
+        one whose etag moved on.
+        """
+        for _, state, _ in updates:
+            if state not in PROVISIONING_STATES:
+                raise bad_request(
+                    "provisioningState",
+                    f"{state!r} is not one of {', '.join(PROVISIONING_STATES)}",
+                )
+        results: builtins.list[bool] = []
         with self._lock:
-            old = self.state.top(target)
-            if old is None:
-                raise not_found(target.ref)
-            if if_etag is not None and old["etag"] != if_etag:
-                return False
-            if old["properties"].get("provisioningState") == state:
-                return True
-            new = copy_document(old)
-            new["properties"]["provisioningState"] = state
-            self.store.put(resource_key(target), new)
-            self.state.set(target.key, new)
-            return True
+            puts: dict[str, Document] = {}
+            for ref, state, if_etag in updates:
+                target = parse_path(ref).top
+                old = puts.get(resource_key(target)) or self.state.top(target)
+                if old is None or (if_etag is not None and old["etag"] != if_etag):
+                    results.append(False)
+                    continue
+                results.append(True)
+                if old["properties"].get("provisioningState") != state:
+                    new = copy_document(old)
+                    new["properties"]["provisioningState"] = state
+                    puts[resource_key(target)] = new
+            if puts:
+                self.store.commit(puts)
+                for key, doc in puts.items():
+                    self.state.set(key.removeprefix(RESOURCE_PREFIX), doc)
+        return results
 
     def set_configuration_state(self, ref: str, state: Document | None) -> None:
         """Show ``state`` as the resource's ``configurationState`` (None: the default).
 
         Runtime only: not stored, so a restarted controller starts from the default.
         """
-        target = parse_path(ref).top
+        self.set_configuration_states({ref: state})
+
+    def set_configuration_states(self, states: Mapping[str, Document | None]) -> None:
+        """``set_configuration_state`` for many resources at once."""
         with self._lock:
-            if self.state.top(target) is None:
-                return
-            if state is None:
-                self.state.configuration.pop(target.key, None)
-            else:
-                self.state.configuration[target.key] = copy_document(state)
+            for ref, state in states.items():
+                target = parse_path(ref).top
+                if self.state.top(target) is None:
+                    continue
+                if state is None:
+                    self.state.configuration.pop(target.key, None)
+                else:
+                    self.state.configuration[target.key] = copy_document(state)
 
     def bind_server(self, nic_ref: str, server_ref: str) -> bool:
         """Give the NIC at ``nic_ref`` the server ``server_ref`` if it has none.

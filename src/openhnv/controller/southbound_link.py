@@ -12,7 +12,9 @@ the controller never bound (``vlan_bindings`` empty) and every ``status`` column
 
 The OVSDB client reconnects on its own with exponential backoff; while it is not
 connected the link probes the remote itself (socket exists? TCP connect?) so the
-server's ``configurationState`` can say why.
+server's ``configurationState`` can say why. While connected and idle it compares the
+host's rows with its state in full every ``audit_every`` seconds (30 by default) and
+repairs what someone else changed.
 """
 
 from __future__ import annotations
@@ -42,13 +44,15 @@ log = logging.getLogger(__name__)
 
 PORT_TABLE = "Physical_Port"
 Changed = Mapping[str, set[str]]  # table -> keys whose row may differ
-TICK = 0.5  # seconds between looks at the connection while idle
+TICK = 0.5  # seconds between looks at the connection while it is down
+IDLE_TICK = 5.0  # while connected: every change, commit and state change wakes the link
 PROBE_AFTER = 1.0  # seconds without a connection before probing the remote
 PROBE_EVERY = 2.0
 PROBE_TIMEOUT = 1.0
 APPLY_TIMEOUT = 10.0
 RETRY_MIN, RETRY_MAX = 0.25, 8.0  # backoff after a refused transaction, seconds
 CLIENT_MAX_BACKOFF_MS = 4000
+AUDIT_EVERY = 30.0  # seconds between full comparisons of a connected host with its state
 
 
 def resync_changes(actual: DesiredState, desired: DesiredState) -> list[RowChange]:
@@ -144,8 +148,10 @@ class HostLink:
         on_status: Callable[[str], None] | None = None,
         on_port: Callable[[str, RowEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        audit_every: float | None = AUDIT_EVERY,
     ) -> None:
         self.server_id = server_id
+        self.audit_every = audit_every
         self.remote = remote
         self.ssl = ssl
         self.on_status = on_status
@@ -160,6 +166,7 @@ class HostLink:
         self._applied: DesiredState = {}
         self._committed_seq = 0
         self._synced_generation = 0
+        self._audited_at = clock()
         self._connected = False
         self._disconnected_at = clock()
         self._error: str | None = None
@@ -173,10 +180,13 @@ class HostLink:
         return self
 
     def close(self) -> None:
-        """Stop the thread and the OVSDB client; idempotent."""
+        """Stop the thread and the OVSDB client (failing a transaction in flight); idempotent."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        client = self._client
+        if client is not None:
+            client.close()
         if self._thread.is_alive():
             self._thread.join()
 
@@ -206,13 +216,6 @@ class HostLink:
                 error=self._error,
                 code=self._code,
             )
-
-    def actual(self) -> dict[str, dict[str, Row]]:
-        """The host's rows as the link last saw them ({} when not connected)."""
-        client = self._client
-        if client is None or client.state is not ConnectionState.SYNCED:
-            return {}
-        return client.snapshot(TABLES)
 
     # -- callbacks from the OVSDB client thread ----------------------------------------
     def _state_changed(self, state: ConnectionState) -> None:
@@ -288,7 +291,12 @@ class HostLink:
         last_probe = 0.0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closing or self._has_work(client), timeout=TICK)
+                # Connected and idle, only an audit is due; otherwise probe/retry each TICK.
+                idle = IDLE_TICK if self._connected and not self._resync else TICK
+                if self.audit_every is not None:
+                    due = self._audited_at + self.audit_every - self.clock()
+                    idle = min(idle, max(due, TICK))
+                self._cond.wait_for(lambda: self._closing or self._has_work(client), timeout=idle)
                 if self._closing:
                     return
             now = self.clock()
@@ -301,6 +309,9 @@ class HostLink:
                 continue
             if now < retry_at:
                 continue
+            if self.audit_every is not None and now - self._audited_at >= self.audit_every:
+                with self._cond:
+                    self._resync = True  # repair rows changed behind the controller's back
             generation = client.generation
             with self._cond:
                 if self._desired is None:
@@ -335,6 +346,10 @@ class HostLink:
                 self._committed_seq = seq
                 if full:
                     self._synced_generation = generation
+            if full:
+                self._audited_at = self.clock()
+                if changes and generation == self._synced_generation:
+                    log.info("host %s: full resync sent %d changes", self.server_id, len(changes))
             backoff = RETRY_MIN
             log.debug("host %s: seq %d committed (%d changes)", self.server_id, seq, len(changes))
             with self._cond:

@@ -65,6 +65,21 @@ class State:
     configuration: dict[str, Document] = field(default_factory=dict)
     _sorted: dict[str, list[str]] = field(default_factory=dict)
 
+    def copy(self) -> State:
+        """A copy that later ``set``/``remove`` calls on this state do not change.
+
+        Shallow: stored documents are never changed in place (a change stores a new
+        document), so the copy can be rendered without holding the service's lock.
+        """
+        return State(
+            docs=dict(self.docs),
+            allocators=dict(self.allocators),
+            macs=dict(self.macs),
+            addresses={vnet: dict(used) for vnet, used in self.addresses.items()},
+            configuration=dict(self.configuration),
+            _sorted=dict(self._sorted),
+        )
+
     @classmethod
     def load(cls, store: Store) -> State:
         state = cls()

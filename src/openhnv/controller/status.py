@@ -13,7 +13,7 @@ first address that names an OVSDB remote: ``unix:/absolute/path``, ``tcp:IP:PORT
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,6 +118,33 @@ def server_remote(server: Mapping[str, Any]) -> Remote:
     )
 
 
+def server_remotes(
+    docs: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, Remote], dict[str, AddressError]]:
+    """Server resourceId -> remote, and -> why it has none, for server GET documents.
+
+    Two servers naming one remote: the first by resourceId keeps it, the other is an error.
+    """
+    wanted: dict[str, Remote] = {}
+    errors: dict[str, AddressError] = {}
+    owner: dict[str, str] = {}
+    for doc in sorted(docs, key=lambda d: str(d.get("resourceId", ""))):
+        server_id = str(doc.get("resourceId", ""))
+        try:
+            remote = server_remote(doc)
+        except AddressError as err:
+            errors[server_id] = err
+            continue
+        other = owner.setdefault(str(remote), server_id)
+        if other != server_id:
+            errors[server_id] = AddressError(
+                f"management address {remote} is already server {other}'s"
+            )
+            continue
+        wanted[server_id] = remote
+    return wanted, errors
+
+
 def timestamp(now: float) -> str:
     """``now`` (seconds since the epoch) as the NC's ``lastUpdatedTime``."""
     return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
@@ -154,4 +181,5 @@ __all__ = [
     "host_state",
     "parse_remote",
     "server_remote",
+    "server_remotes",
 ]
