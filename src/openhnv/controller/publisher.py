@@ -406,9 +406,9 @@ class Publisher:
     def _report_server(self, server_id: str, status: LinkStatus | None) -> None:
         ref = f"/servers/{server_id}"
         index = self._index
-        problems = [
+        problems = [  # a server's own problems are among the index's base problems
             p.message
-            for p in (index.problems if index is not None else [])
+            for p in (index.base_problems if index is not None else ())
             if ref_key(p.resource_ref) == ref_key(ref)
         ]
         now = self.clock()

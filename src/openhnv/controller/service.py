@@ -146,12 +146,6 @@ class ControllerService:
                 return renderer.collection(target)
             return renderer.resource(target)
 
-    def etag(self, ref: str) -> str | None:
-        """The current etag of the top-level resource of ``ref`` (None when absent)."""
-        with self._lock:
-            doc = self.state.top(parse_path(ref))
-            return None if doc is None else str(doc["etag"])
-
     def list(self, path: str) -> Document:
         """``{"value": [...], "nextLink": ""}`` of a (child) collection."""
         target = parse_path(path)
