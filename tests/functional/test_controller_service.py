@@ -169,11 +169,11 @@ def test_create_script_with_curl(controller: Controller) -> None:
         "Fabrikam-SQL",
         "Fabrikam-Web",
     ]
-    # The example's servers have bare management IPs, which the publisher never dials:
-    # no host has committed the NICs' rows, and the servers say why.
+    # No host runs at the example's unix sockets: no host has committed the NICs' rows,
+    # and the servers say why (test_readme_walkthrough runs the same bodies with hosts).
     assert {n["properties"]["provisioningState"] for n in nics} == {"Updating"}
     for server in httpx.get(f"{controller.base}/servers").json()["value"]:
         state = server["properties"]["configurationState"]
         assert state["status"] == "Failure"
         assert state["detailedInfo"][0]["code"] == "HostNotConnected"
-        assert "not dialed" in state["detailedInfo"][0]["message"]
+        assert "/tmp/hnv-fig8/" in state["detailedInfo"][0]["message"]

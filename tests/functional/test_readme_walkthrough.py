@@ -1,0 +1,185 @@
+"""The README's curl walk-through works as written: figure 8 through real processes.
+
+The PUT lines are taken from README.md itself and run with curl against a real
+``hnv controller`` and two real ``hnv host --driver none`` processes, so the README cannot
+drift from what the product accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import openhnv
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+SECTION = "## The Network Controller with curl"
+README_DIR = "/tmp/hnv-fig8"
+SRC = Path(openhnv.__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONPATH=str(SRC))
+WAIT = 30.0
+HNV = [sys.executable, "-m", "openhnv"]
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+
+def _section() -> str:
+    text = README.read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    return text[start : end if end != -1 else len(text)]
+
+
+def _blocks(section: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+
+
+def put_lines() -> list[str]:
+    return [
+        line
+        for block in _blocks(_section())
+        for line in block.splitlines()
+        if line.startswith("curl ") and " -X PUT " in line and "/bad " not in line
+    ]
+
+
+def _wait(predicate: object, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def datacenter() -> Iterator[tuple[str, Path]]:
+    """A controller and host1/host2 as the README starts them, in a private directory."""
+    base = Path(tempfile.mkdtemp(prefix="hnv-rd"))
+    port = _free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for host in ("host1", "host2"):
+            processes.append(
+                subprocess.Popen(
+                    [*HNV, "host", "--name", host, "--state-dir", str(base / host)],
+                    env=ENV,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for process in processes:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == b"ready"
+        processes.append(
+            subprocess.Popen(
+                [*HNV, "controller", "--listen", f"127.0.0.1:{port}", "--db", str(base / "nc.db")],
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        nc = f"http://127.0.0.1:{port}/networking/v1"
+
+        def serving() -> bool:
+            try:
+                return httpx.get(f"{nc}/servers", timeout=1.0).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait(serving, "the controller to serve")
+        yield nc, base
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+            if process.stdout is not None:
+                process.stdout.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_readme_shows_every_figure8_body() -> None:
+    lines = put_lines()
+    files = sorted((ROOT / "examples" / "figure8").glob("[0-9][0-9]-*.json"))
+    assert len(lines) == len(files) == 11
+    for line, file in zip(lines, files, strict=True):
+        body = json.loads(line.split(" -d '", 1)[1].rstrip("'"))
+        assert body == json.loads(file.read_text()), file.name
+
+
+def test_the_readme_walkthrough_builds_figure8(datacenter: tuple[str, Path]) -> None:
+    nc, base = datacenter
+    script = "\n".join(line.replace(README_DIR, str(base)) for line in put_lines())
+    done = subprocess.run(
+        ["bash", "-euc", script], env=dict(ENV, NC=nc), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(text) for text in done.stdout.replace("}{", "}\n{").splitlines()]
+    assert all("error" not in answer for answer in answers), answers
+
+    def succeeded() -> bool:
+        nics = httpx.get(f"{nc}/networkInterfaces").json()["value"]
+        return len(nics) == 4 and all(
+            nic["properties"]["provisioningState"] == "Succeeded" for nic in nics
+        )
+
+    _wait(succeeded, "every NIC to be Succeeded")
+    server = httpx.get(f"{nc}/servers/host1").json()["properties"]
+    assert server["configurationState"]["status"] == "Success"
+    mapping = subprocess.run(
+        [*HNV, "host", "pa-ca-mapping", "--json", "--state-dir", str(base / "host1")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    rows = json.loads(mapping.stdout)
+    seen = {(str(r["virtual_subnet_id"]), r["ca_ip_address"], r["pa_ip_address"]) for r in rows}
+    assert seen == {
+        ("5001", "10.1.1.11", "192.168.1.10"),
+        ("5001", "10.1.1.12", "192.168.2.20"),
+        ("6001", "10.1.1.11", "192.168.1.10"),
+        ("6001", "10.1.1.12", "192.168.2.20"),
+    }
+
+    bad = next(
+        line
+        for block in _blocks(_section())
+        for line in block.splitlines()
+        if line.startswith("curl ") and "/bad " in line
+    )
+    shown = next(line for line in _section().splitlines() if line.startswith('# {"error"'))
+    refused = subprocess.run(
+        ["bash", "-euc", bad], env=dict(ENV, NC=nc), capture_output=True, text=True, timeout=30
+    )
+    assert json.loads(refused.stdout) == json.loads(shown[2:])
+    assert httpx.get(f"{nc}/networkInterfaces/bad").status_code == 404
