@@ -1,19 +1,20 @@
-"""Benchmark southbound convergence: a REST PUT -> the rows committed at every host.
+"""Benchmark southbound convergence: a REST PUT -> the mapping programmed in every host's VFP.
 
-Starts ``--hosts`` hosts: real ovsdb-servers (unix sockets in temp dirs) standing in for
-hosts, or with ``--host-kind hnv-host`` real ``hnv host --driver none`` processes (their
-agents program VFP from the rows too), and ``hnv controller`` as a subprocess, declares
-the hosts as servers whose management address is their socket, and watches every host
-with its own OVSDB client (the observer), which timestamps each ``Ucast_Macs_Remote``
-row as it appears.
+Starts ``--hosts`` real ``hnv host --driver none`` processes (default; their agents
+program VFP from the rows), or with ``--host-kind ovsdb-server`` bare ovsdb-servers
+standing in for hosts, and ``hnv controller`` as a subprocess, declares the hosts as
+servers whose management address is their socket, and watches every host with its own
+OVSDB client (the observer), which timestamps each ``Ucast_Macs_Remote`` row as it
+appears; with real hosts it also asks each host's control socket (``pa-ca-mapping``)
+when its VFP holds the mapping.
 
-- ``put_to_commit``: one VNet with a NIC on every host; then ``--trials`` times, PUT one
-  new NIC (round robin over the hosts) and time from just before the PUT until its
-  CA->PA mapping row is present at every host (every host needs it). Median and p99;
-  targets 200 ms and 1 s.
+- ``put_to_commit`` / ``put_to_vfp``: one VNet with a NIC on every host; then
+  ``--trials`` times, PUT one new NIC (round robin over the hosts) and time from just
+  before the PUT until its CA->PA mapping row is committed at every host, and until
+  every host's VFP holds it (every host needs it). Median and p99; targets 200 ms and 1 s.
 - ``bring_up``: PUT ``--nics`` NICs, one after another, into a fresh VNet spread over
-  the hosts; time from the first PUT until every host holds every mapping and every NIC
-  reads ``Succeeded``. Target 30 s for 1,000 NICs.
+  the hosts; time from the first PUT until every host holds every mapping (rows, then
+  VFP) and every NIC reads ``Succeeded``. Target 30 s for 1,000 NICs.
 
 Prints one JSON object. ``--smoke`` does a tiny run.
 """
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 
+from openhnv.agent.control import ControlClient  # noqa: E402
 from openhnv.ovsdb.client import OvsdbClient  # noqa: E402
 from openhnv.ovsdb.mirror import RowEvent  # noqa: E402
 from openhnv.ovsdb.server import OvsdbServer  # noqa: E402
@@ -124,6 +126,34 @@ class Observer:
 
     def close(self) -> None:
         for client in self.clients:
+            client.close()
+
+
+class VfpProbe:
+    """Asks each ``hnv host`` (its control socket) whether its VFP holds a mapping yet."""
+
+    def __init__(self, state_dirs: dict[str, Path]) -> None:
+        self.clients = {name: ControlClient(d) for name, d in state_dirs.items()}
+
+    def wait_programmed(self, timeout: float, **where: Any) -> float | None:
+        """The time the last host's VFP held ``count`` mappings matching ``where``."""
+        count = where.pop("count", 1)
+        waiting = set(self.clients)
+        last = 0.0
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for name in sorted(waiting):
+                if len(self.clients[name].call("pa-ca-mapping", **where)) >= count:
+                    last = time.perf_counter()
+                    waiting.discard(name)
+            if waiting:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.002 if count == 1 else 0.05)
+        return last
+
+    def close(self) -> None:
+        for client in self.clients.values():
             client.close()
 
 
@@ -212,7 +242,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def put_to_commit(
-    client: _Client, observer: Observer, hosts: list[str], trials: int
+    client: _Client, observer: Observer, hosts: list[str], trials: int, probe: VfpProbe | None
 ) -> dict[str, Any]:
     _vnet(client, "Probe", "10.7.0.0/16", 7001)
     seeds = set()
@@ -222,6 +252,7 @@ def put_to_commit(
     if observer.wait_everywhere(seeds, 60.0) is None:
         raise SystemExit("bench: the seed NICs never reached every host")
     latencies: list[float] = []
+    programmed: list[float] = []
     for t in range(trials):
         host = hosts[t % len(hosts)]
         body = _nic_body("Probe", _ip("10.7", len(hosts) + t), host)
@@ -231,7 +262,20 @@ def put_to_commit(
         if done is None:
             raise SystemExit(f"bench: trial {t} did not reach every host in {TRIAL_TIMEOUT} s")
         latencies.append(done - start)
-    return {
+        if probe is not None:
+            ip = doc["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
+            in_vfp = probe.wait_programmed(TRIAL_TIMEOUT, ca=ip, vsid=7001)
+            if in_vfp is None:
+                raise SystemExit(f"bench: trial {t} was not programmed in every host's VFP")
+            programmed.append(in_vfp - start)
+    figures: dict[str, Any] = {}
+    if programmed:
+        figures = {
+            "put_to_vfp_median_ms": round(statistics.median(programmed) * 1000, 1),
+            "put_to_vfp_p99_ms": round(_quantile(programmed, 0.99) * 1000, 1),
+            "put_to_vfp_max_ms": round(max(programmed) * 1000, 1),
+        }
+    return figures | {
         "put_to_commit_trials": trials,
         "put_to_commit_hosts": len(hosts),
         "put_to_commit_median_ms": round(statistics.median(latencies) * 1000, 1),
@@ -242,7 +286,9 @@ def put_to_commit(
     }
 
 
-def bring_up(client: _Client, observer: Observer, hosts: list[str], nics: int) -> dict[str, Any]:
+def bring_up(
+    client: _Client, observer: Observer, hosts: list[str], nics: int, probe: VfpProbe | None
+) -> dict[str, Any]:
     _vnet(client, "Bulk", "10.8.0.0/16", 8001)
     keys: set[str] = set()
     start = time.perf_counter()
@@ -255,6 +301,9 @@ def bring_up(client: _Client, observer: Observer, hosts: list[str], nics: int) -
     if observer.wait_everywhere(keys, 600.0) is None:
         raise SystemExit("bench: the bulk NICs never reached every host")
     rows_done = time.perf_counter()
+    in_vfp = probe.wait_programmed(600.0, vsid=8001, count=nics) if probe is not None else None
+    if probe is not None and in_vfp is None:
+        raise SystemExit("bench: the bulk NICs were never all programmed in every host's VFP")
     while True:
         value = client.request("GET", "/networkInterfaces")["value"]
         bulk = [n for n in value if n["resourceId"].startswith("bulk")]
@@ -264,7 +313,8 @@ def bring_up(client: _Client, observer: Observer, hosts: list[str], nics: int) -
             raise SystemExit("bench: the bulk NICs never all read Succeeded")
         time.sleep(0.05)
     succeeded = time.perf_counter()
-    return {
+    vfp = {"bring_up_vfp_seconds": round(in_vfp - start, 2)} if in_vfp is not None else {}
+    return vfp | {
         "bring_up_nics": nics,
         "bring_up_hosts": len(hosts),
         "bring_up_put_seconds": round(put_done - start, 2),
@@ -336,6 +386,7 @@ def run(hosts: int, trials: int, nics: int, kind: str = "ovsdb-server") -> dict[
     host_processes: list[_HostProcess] = []
     process: subprocess.Popen[bytes] | None = None
     observer: Observer | None = None
+    probe: VfpProbe | None = None
     client: _Client | None = None
     try:
         remotes: dict[str, str] = {}
@@ -349,14 +400,16 @@ def run(hosts: int, trials: int, nics: int, kind: str = "ovsdb-server") -> dict[
                 servers[name].start()
                 remotes[name] = servers[name].unix_remote
         observer = Observer(remotes)
+        if kind == "hnv-host":
+            probe = VfpProbe({f"host{i + 1}": tmp / f"host{i + 1}" for i in range(hosts)})
         process, base = _start_controller(tmp / "controller.db")
         print(f"bench: controller pid {process.pid}", file=sys.stderr, flush=True)
         client = _Client(base)
         _fabric(client, remotes)
         figures: dict[str, Any] = {"hosts_kind": kind}
-        figures.update(put_to_commit(client, observer, list(remotes), trials))
+        figures.update(put_to_commit(client, observer, list(remotes), trials, probe))
         cpu_before = _cpu_seconds(process.pid), time.process_time()
-        figures.update(bring_up(client, observer, list(remotes), nics))
+        figures.update(bring_up(client, observer, list(remotes), nics, probe))
         figures["bring_up_controller_cpu_seconds"] = round(
             _cpu_seconds(process.pid) - cpu_before[0], 2
         )
@@ -367,6 +420,8 @@ def run(hosts: int, trials: int, nics: int, kind: str = "ovsdb-server") -> dict[
             client.close()
         if observer is not None:
             observer.close()
+        if probe is not None:
+            probe.close()
         if process is not None and process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
             try:
@@ -392,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--host-kind",
         choices=("ovsdb-server", "hnv-host"),
-        default="ovsdb-server",
+        default="hnv-host",
         help="what stands in for a host (default %(default)s)",
     )
     args = parser.parse_args(argv)

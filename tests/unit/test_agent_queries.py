@@ -114,6 +114,29 @@ def test_pa_ca_mapping_like_get_pacamapping(host: Any) -> None:
     assert [r["virtual_subnet_id"] for r in rows] == sorted(r["virtual_subnet_id"] for r in rows)
 
 
+def test_pa_ca_mapping_narrowed_to_a_ca_a_pa_or_a_vsid(host: Any) -> None:
+    _, _, ops = host
+    both = run(ops, "pa-ca-mapping", ca="10.1.1.11")
+    assert {r["rdid"] for r in both} == {CONTOSO, FABRIKAM}
+    assert [r["rdid"] for r in run(ops, "pa-ca-mapping", ca="10.1.1.11", vsid=5001)] == [CONTOSO]
+    assert {r["pa_ip_address"] for r in run(ops, "pa-ca-mapping", pa=PA_B)} == {PA_B}
+    assert run(ops, "pa-ca-mapping", ca="10.9.9.9") == []
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"ca": "10.1.1.300"}, "'ca': '10.1.1.300' is not an IP address"),
+        ({"pa": "host"}, "'pa': 'host' is not an IP address"),
+        ({"vsid": "5001"}, "'vsid' must be a non-negative integer"),
+    ],
+)
+def test_pa_ca_mapping_filters_are_checked(host: Any, params: dict[str, Any], says: str) -> None:
+    _, _, ops = host
+    reply = handle_line(ops, json.dumps({"op": "pa-ca-mapping", **params}).encode())
+    assert reply["ok"] is False and says in reply["error"], reply
+
+
 def test_list_mappings_of_a_port_stay_in_its_routing_domain(host: Any) -> None:
     _, _, ops = host
     assert {m["rdid"] for m in run(ops, "list-mappings", port="vm1")} == {CONTOSO}

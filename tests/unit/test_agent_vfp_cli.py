@@ -142,6 +142,14 @@ def test_pa_ca_mapping_table(state_dir: Path, capsys: pytest.CaptureFixture[str]
     assert row[:6] == ["10.1.1.11", VM1[1], "5001", PA_A, "vxlan", "local"]
 
 
+def test_pa_ca_mapping_filters(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["pa-ca-mapping", "--state-dir", str(state_dir), "--json", "--ca", "10.1.1.11"]
+    assert host_main.main([*argv, "--vsid", "5001"]) == 0
+    rows = json.loads(out(capsys)[0])
+    assert [(r["ca_ip_address"], r["virtual_subnet_id"]) for r in rows] == [("10.1.1.11", 5001)]
+    assert host_main.main(["pa-ca-mapping", "--state-dir", str(state_dir), "--vsid", "x"]) == 2
+
+
 def test_provider_addresses_status_problems(
     state_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

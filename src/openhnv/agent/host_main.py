@@ -59,10 +59,16 @@ def query_main(command: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} {command}", description=summary, parents=[state_options()]
     )
+    if command == "pa-ca-mapping":
+        parser.add_argument("--ca", metavar="IP", help="only this customer address")
+        parser.add_argument("--pa", metavar="IP", help="only mappings to this provider address")
+        parser.add_argument("--vsid", type=int, metavar="N", help="only this virtual subnet")
     args = parse(parser, argv)
     if isinstance(args, int):
         return args
-    return run_query(f"{PROG} {command}", args.state_dir, args.json, command, {}, render)
+    params = {k: getattr(args, k, None) for k in ("ca", "pa", "vsid")}
+    params = {k: v for k, v in params.items() if v is not None}
+    return run_query(f"{PROG} {command}", args.state_dir, args.json, command, params, render)
 
 
 def _null_port(text: str) -> tuple[str, str]:

@@ -153,8 +153,35 @@ def _mappings(engine: VSwitch, port: str | None) -> list[Row]:
     return [r for r in rows if r["rdid"] == p.rdid]
 
 
-def pa_ca_mapping(engine: VSwitch) -> list[Row]:
-    """Every CA -> PA mapping, as ``Get-PACAMapping`` shows them."""
+def _mapping_filter(params: Params) -> dict[str, Any]:
+    """The optional ``ca``, ``pa`` (IP addresses) and ``vsid`` filters of ``pa-ca-mapping``."""
+    wanted: dict[str, Any] = {}
+    for name, column in (("ca", "ca_ip_address"), ("pa", "pa_ip_address")):
+        text = _text(params, name, required=False)
+        if text is not None:
+            try:
+                wanted[column] = str(ipaddress.ip_address(text))
+            except ValueError:
+                raise ControlError(f"argument {name!r}: {text!r} is not an IP address") from None
+    vsid = params.get("vsid")
+    if vsid is not None:
+        if not isinstance(vsid, int) or isinstance(vsid, bool) or vsid < 0:
+            raise ControlError(f"argument 'vsid' must be a non-negative integer, not {vsid!r}")
+        wanted["virtual_subnet_id"] = vsid
+    return wanted
+
+
+def pa_ca_mapping(engine: VSwitch, params: Params | None = None) -> list[Row]:
+    """The CA -> PA mappings, as ``Get-PACAMapping`` shows them; ``params`` may narrow
+    them to one CA (``ca``), PA (``pa``) or virtual subnet (``vsid``)."""
+    wanted = _mapping_filter(params or {})
+    rows = _all_pa_ca_mappings(engine)
+    if not wanted:
+        return rows
+    return [r for r in rows if all(r[k] == v for k, v in wanted.items())]
+
+
+def _all_pa_ca_mappings(engine: VSwitch) -> list[Row]:
     return [
         {
             "ca_ip_address": m["customer_address"],
@@ -307,7 +334,7 @@ def host_handlers(
         "list-flows": lambda p: switch.inspect(lambda e: e.flows(_required(p, "port"), _limit(p))),
         "counters": port_op(lambda e, p: e.counters(p)),
         "rule-counters": port_op(lambda e, p: e.rule_counters(p)),
-        "pa-ca-mapping": lambda _: switch.inspect(pa_ca_mapping),
+        "pa-ca-mapping": lambda p: switch.inspect(lambda e: pa_ca_mapping(e, p)),
         "provider-addresses": provider,
         "status": status,
         "problems": problems,
