@@ -35,7 +35,7 @@ from openhnv.vfp.emits import UPLINK, Deliver, Drop, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import IN, OUT, Allow, Block, Rule, conditions
 from openhnv.vfp.spaces import Mapping, ProviderAddress
-from openhnv.vfp.switch import VSwitch
+from openhnv.vfp.switch import DEFAULT_CLOSE_TIMEOUT, VSwitch
 
 
 def only(emits: list[object]) -> object:
@@ -289,7 +289,7 @@ def test_stateful_icmp_echo_reply_passes() -> None:
 
 
 @pytest.mark.parametrize("closing", [0x04, 0x11], ids=["rst", "fin-ack"])
-def test_tcp_fin_and_rst_retire_the_flow_pair(closing: int) -> None:
+def test_tcp_fin_and_rst_close_the_flow_pair_and_expiry_retires_it(closing: int) -> None:
     a = deny_inbound_to_vm1()
     syn = tcp_frame(VM1[1], VM5[1], VM1[2], VM5[2], 5555, 80, flags=0x02)
     reply = tcp_frame(VM5[1], VM1[1], VM5[2], VM1[2], 80, 5555, flags=0x12)
@@ -299,9 +299,12 @@ def test_tcp_fin_and_rst_retire_the_flow_pair(closing: int) -> None:
     assert a.counters("vm1")["connections"] == 1
     assert a.process("vm1", syn, 0.0) == [Deliver("vm5", syn)]  # fast path
     assert a.process("vm1", rst, 0.0) == [Deliver("vm5", rst)]  # the FIN/RST itself is forwarded
+    assert a.process("vm5", reply, 1.0) == [Deliver("vm1", reply)]  # the close's trailing packets
+    assert [f["closing"] for f in a.flows("vm1")] == [True, True]
+    assert a.expire(1.0 + DEFAULT_CLOSE_TIMEOUT + 1) == 4  # both ports' pairs
     assert a.counters("vm1")["connections"] == 0
     assert a.counters("vm1")["flows"] == 0
-    assert a.process("vm5", reply, 0.0) == [Drop("vm1", "acl_deny")]  # no connection any more
+    assert a.process("vm5", reply, 20.0) == [Drop("vm1", "acl_deny")]  # no connection any more
 
 
 def test_idle_flows_expire_with_the_injected_clock() -> None:

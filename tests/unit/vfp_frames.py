@@ -106,3 +106,39 @@ def host(
             port = c.AddPort(name, vm_mac, vsid, rdid, (ip,))
             sw.apply_all(hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=prefixes, **acl))  # type: ignore[arg-type]
     return sw
+
+
+class TcpEnd:
+    """One end of a TCP connection as a Linux VM sends it: DF set, the IP ID counting
+    up, timestamp options (a 32-byte TCP header), sequence numbers that advance."""
+
+    def __init__(self, vm: tuple[object, ...], peer: tuple[object, ...], sport: int, dport: int):
+        self.mac, self.ip = str(vm[1]), str(vm[2])
+        self.peer_mac, self.peer_ip = str(peer[1]), str(peer[2])
+        self.sport, self.dport = sport, dport
+        self.ident, self.seq, self.ack = 0x4D2, 1_000_000 + sport, 0
+
+    def segment(
+        self, flags: int, payload: bytes = b"", window: int = 502, tos: int = 0, ack: int = -1
+    ) -> bytes:
+        """The next segment; ``tos`` carries DSCP/ECN bits, ``ack`` defaults to the last seen."""
+        self.ident = (self.ident + 1) & 0xFFFF
+        options = b"\x01\x01\x08\x0a" + struct.pack("!II", self.ident * 7, self.ack & 0xFFFF)
+        head = struct.pack(
+            "!HHIIBBHHH", self.sport, self.dport, self.seq, self.ack if ack < 0 else ack,
+            0x80, flags, window, 0, 0,
+        )  # fmt: skip
+        segment = head + options + payload
+        s, d = ipaddress.IPv4Address(self.ip).packed, ipaddress.IPv4Address(self.peer_ip).packed
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, tos, 20 + len(segment), self.ident, 0x4000, 64, 6, 0, s, d
+        )
+        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        self.seq = (self.seq + len(payload) + (1 if flags & 0x03 else 0)) & 0xFFFFFFFF
+        return eth(self.peer_mac, self.mac, 0x0800, ip + segment)
+
+    def saw(self, frame: bytes) -> None:
+        """Acknowledge what the peer's ``frame`` carried (for the next segments' ACK)."""
+        seq = struct.unpack("!I", frame[38:42])[0]
+        flags = frame[47]
+        self.ack = (seq + len(frame) - 66 + (1 if flags & 0x03 else 0)) & 0xFFFFFFFF

@@ -4,7 +4,20 @@ An entry (``Flow``) is small and slotted: the port generation it was computed at
 compiled template (shared by many flows), the per-flow argument (VXLAN source port or
 NVGRE FlowID in the low 16 bits; above them the inner length its cached outer ``header``
 was built for), the time it was last hit, where its TCP flags sit (0 for non-TCP), the
-reverse entry of a stateful pair, and the rules that decided it (a shared tuple).
+reverse entry of a stateful pair, the rules that decided it (a shared tuple), and
+whether its connection is closing.
+
+Life cycle of a TCP pair: set up by the first packet each way (``flow_setups``); a FIN or
+RST either way marks both flows ``closing`` but keeps them, so what follows the close (the
+peer's data and FIN after a half-close, the last ACK, retransmissions, the RSTs a closed
+socket answers in-flight data with) still hits the pair and still passes stateful ACLs;
+the pair is retired (``flows_retired``, per flow) once idle for the close timeout, or for
+the idle timeout when it never closed. A SYN without ACK on a closing flow is a new
+connection on the same ports: the old pair is retired and the SYN decided afresh.
+
+A cached ACL drop remembers the connection of the packet it dropped (``connection``): once
+the port holds a connection those packets are replies of (the VM connected out on the
+same ports later), its next packet re-evaluates it instead of being dropped.
 
 A stale entry (older generation) is re-evaluated in place on its next hit, never
 flushed. The table is bounded; an insert into a full table fails so the caller can drop
@@ -19,8 +32,11 @@ from openhnv.vfp.policy import Direction, Rule
 from openhnv.vfp.transposition import Template
 
 TCP_FIN = 0x01
+TCP_SYN = 0x02
 TCP_RST = 0x04
-TCP_RETIRE_FLAGS = TCP_FIN | TCP_RST
+TCP_ACK = 0x10
+TCP_CLOSE_FLAGS = TCP_FIN | TCP_RST
+TCP_WATCH_FLAGS = TCP_FIN | TCP_SYN | TCP_RST  # the flags the fast path looks at
 
 
 class Flow:
@@ -28,6 +44,7 @@ class Flow:
 
     __slots__ = (
         "arg",
+        "closing",
         "connection",
         "flags_at",
         "generation",
@@ -60,8 +77,12 @@ class Flow:
         self.flags_at = flags_at
         self.rules = rules
         self.pair: Flow | None = None
+        # an allowed first flow of a stateful connection: the connection its replies
+        # carry (the port's ``connections`` key); a cached ACL drop: the connection of
+        # the packets it drops; else None
         self.connection: bytes | None = None
         self.header = b""  # encapsulating flows: the outer headers of the last length
+        self.closing = False  # a FIN or RST crossed this flow or its reverse
 
     def idle_since(self) -> float:
         """The last time this flow or its reverse saw a packet."""
@@ -96,7 +117,9 @@ class UnifiedFlowTable:
         flows[flow.key] = flow
         return True
 
-    def discard(self, flow: Flow) -> None:
-        """Remove ``flow`` if it is still the entry of its key."""
+    def discard(self, flow: Flow) -> bool:
+        """Remove ``flow`` if it is still the entry of its key; whether it was."""
         if self.flows.get(flow.key) is flow:
             del self.flows[flow.key]
+            return True
+        return False

@@ -84,6 +84,7 @@ def _flow_row(f: Flow, direction: Direction) -> Row:
         "flow_arg": f.arg & 0xFFFF,
         "rules": [r.rule_id for r in f.rules],
         "paired": f.pair is not None,
+        "closing": f.closing,
         "connection": f.connection is not None,
     }
 

@@ -18,7 +18,14 @@ from openhnv.packet.errors import PacketError
 from openhnv.packet.flowkey import FAST_KEY, TCP_FLAGS_OFFSET, flow_key, parse_flow_key
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.flowtable import TCP_RETIRE_FLAGS, Flow, UnifiedFlowTable
+from openhnv.vfp.flowtable import (
+    TCP_ACK,
+    TCP_CLOSE_FLAGS,
+    TCP_SYN,
+    TCP_WATCH_FLAGS,
+    Flow,
+    UnifiedFlowTable,
+)
 from openhnv.vfp.listing import Listing
 from openhnv.vfp.model import Port
 from openhnv.vfp.pipeline import Decision, Fabric, decide
@@ -44,6 +51,8 @@ from openhnv.vfp.uplink import (
 
 DEFAULT_FLOW_CAPACITY = 1_000_000
 DEFAULT_IDLE_TIMEOUT = 120.0
+DEFAULT_CLOSE_TIMEOUT = 10.0  # a closed TCP pair stays this long after its last packet
+_SYN_ACK = TCP_SYN | TCP_ACK
 _VXLAN_OVERHEAD = IPV4_HEADER_LEN + UDP_HEADER_LEN + VXLAN_HEADER_LEN
 _OUTER_VXLAN = 50
 _OUTER_NVGRE = 42
@@ -63,15 +72,19 @@ class VSwitch(Programming, Listing):
         *,
         flow_capacity: int = DEFAULT_FLOW_CAPACITY,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if flow_capacity < 1:
             raise PolicyError("flow_capacity", flow_capacity, "must be at least 1")
         if idle_timeout <= 0:
             raise PolicyError("idle_timeout", idle_timeout, "must be positive")
+        if close_timeout <= 0:
+            raise PolicyError("close_timeout", close_timeout, "must be positive")
         self.fabric = Fabric()
         self.flow_capacity = flow_capacity
         self.idle_timeout = idle_timeout
+        self.close_timeout = close_timeout
         self.clock = clock
         self.uplink = Port(UPLINK, "00:00:00:00:00:00", 4096, "-", (), True, flow_capacity)
 
@@ -126,6 +139,16 @@ class VSwitch(Programming, Listing):
                     self._slow(p, OUT, frame, key, now, out, f)
                     continue
             f.last_seen = now
+            flags_at = f.flags_at
+            if (
+                flags_at
+                and len(frame) > flags_at
+                and frame[flags_at] & TCP_WATCH_FLAGS
+                and not self._tcp_flags(p, f, frame[flags_at])
+            ):
+                misses += 1  # a new connection on a closing flow's ports
+                self._slow(p, OUT, frame, key, now, out, None)
+                continue
             t = f.template
             if t.encap_inline:  # no inner edit: the flow's cached outer headers
                 size = len(frame)
@@ -140,11 +163,11 @@ class VSwitch(Programming, Listing):
                 em = t.emit(name, frame, f.arg)
                 if em.__class__ is Transmit:
                     append(em)
+                elif f.connection is not None and f.connection in p.connections:
+                    misses += 1  # a cached drop of what is now a reply: decide again
+                    self._slow(p, OUT, frame, key, now, out, f)
                 else:
                     self._after(p, em, now, out)
-            flags_at = f.flags_at
-            if flags_at and len(frame) > flags_at and frame[flags_at] & TCP_RETIRE_FLAGS:
-                self.retire(p, f)
         p.packets_out += len(frames)
         p.uft_hits += len(frames) - misses
 
@@ -166,16 +189,26 @@ class VSwitch(Programming, Listing):
         if f is None or f.generation != q.generation:
             self._slow(q, IN, frame, key, now, out, f)
             return
+        flags_at = f.flags_at
+        if (
+            flags_at
+            and len(frame) > flags_at
+            and frame[flags_at] & TCP_WATCH_FLAGS
+            and not self._tcp_flags(q, f, frame[flags_at])
+        ):
+            self._slow(q, IN, frame, key, now, out, None)
+            return
+        t = f.template
+        if t.__class__ is Discard and f.connection is not None and f.connection in q.connections:
+            self._slow(q, IN, frame, key, now, out, f)  # a cached drop of a reply
+            return
         q.uft_hits += 1
         f.last_seen = now
-        em = f.template.emit(q.name, frame, 0)
+        em = t.emit(q.name, frame, 0)
         if em.__class__ is Deliver:
             out.append(em)
         else:
             self._after(q, em, now, out)
-        flags_at = f.flags_at
-        if flags_at and len(frame) > flags_at and frame[flags_at] & TCP_RETIRE_FLAGS:
-            self.retire(q, f)
 
     def _from_uplink(self, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
         up = self.uplink
@@ -217,13 +250,27 @@ class VSwitch(Programming, Listing):
             q = ports[d.port]
             ikey = key[d.outer_len :]
             qf = q.inbound.flows.get(ikey)
-            if qf is None or qf.generation != q.generation or not q.enabled:
-                self._to_vm(q, frame[inner:], now, out, ikey)
+            inner_frame = frame[inner:]
+            if (
+                qf is None
+                or qf.generation != q.generation
+                or not q.enabled
+                or qf.template.__class__ is Discard  # drops (maybe of replies now): _to_vm
+            ):
+                self._to_vm(q, inner_frame, now, out, ikey)
+                continue
+            flags_at = qf.flags_at
+            if (
+                flags_at
+                and len(inner_frame) > flags_at
+                and inner_frame[flags_at] & TCP_WATCH_FLAGS
+                and not self._tcp_flags(q, qf, inner_frame[flags_at])
+            ):
+                self._to_vm(q, inner_frame, now, out, ikey)  # the old pair is gone
                 continue
             q.packets_in += 1
             q.uft_hits += 1
             qf.last_seen = now
-            inner_frame = frame[inner:]
             qt = qf.template
             if qt.plain and qt.__class__ is LocalDelivery:
                 append(_new(Deliver, (q.name, inner_frame)))
@@ -233,13 +280,6 @@ class VSwitch(Programming, Listing):
                     append(em)
                 else:
                     self._after(q, em, now, out)
-            flags_at = qf.flags_at
-            if (
-                flags_at
-                and len(inner_frame) > flags_at
-                and inner_frame[flags_at] & TCP_RETIRE_FLAGS
-            ):
-                self.retire(q, qf)
         up.packets_in += n
         up.uft_hits += hits
 
@@ -274,6 +314,11 @@ class VSwitch(Programming, Listing):
         except PacketError:
             self._drop(p, "malformed", out)
             return
+        flags = fk.tcp_flags
+        new_syn = flags is not None and flags & _SYN_ACK == TCP_SYN
+        if stale is not None and stale.closing and new_syn:
+            self.retire(p, stale)  # a new connection on the ports of a closing one
+            stale = None
         d = decide(self.fabric, p, direction, frame, fk, key)
         self._count(p, d)
         if d.punt is not None:
@@ -298,13 +343,16 @@ class VSwitch(Programming, Listing):
             if flow is None:
                 self._drop(p, "flow_table_full", out)
                 return
+            acl_drop = isinstance(template, Discard) and template.reason == "acl_deny"
+            if acl_drop:  # remember whose packets it drops (see _to_vm)
+                flow.connection = fk.connection() or None
         em = template.emit(p.name, frame, d.arg)
         if isinstance(em, Transmit) or (isinstance(em, Deliver) and em.port == p.name):
             out.append(em)
         else:
             self._after(p, em, now, out)
-        if flow is not None and flow.flags_at and frame[flow.flags_at] & TCP_RETIRE_FLAGS:
-            self.retire(p, flow)
+        if flow is not None and flags is not None and flags & TCP_CLOSE_FLAGS:
+            self._tcp_flags(p, flow, flags)
 
     def _slow_uplink(
         self, frame: bytes, key: bytes, now: float, out: list[Emit], stale: Flow | None
@@ -365,34 +413,60 @@ class VSwitch(Programming, Listing):
             flow.connection = reply
         if allowed and d.reply_of is not None:
             flow.pair, d.reply_of.pair = d.reply_of, flow
+            flow.closing = d.reply_of.closing = flow.closing or d.reply_of.closing
         return flow
 
-    # -- retirement --------------------------------------------------------------------
+    # -- closing and retirement -------------------------------------------------------
 
-    def retire(self, p: Port, flow: Flow) -> None:
-        """Remove ``flow``, its reverse flow and their connection (TCP FIN/RST, idle)."""
+    def _tcp_flags(self, p: Port, f: Flow, flags: int) -> bool:
+        """React to the TCP ``flags`` of a packet on flow ``f`` of port ``p``.
+
+        FIN or RST: the pair starts closing (kept until idle for ``close_timeout``, so the
+        rest of the close still hits it). SYN without ACK on a closing flow: a new
+        connection on the same ports; the old pair is retired and False returned (the
+        packet must be decided afresh).
+        """
+        if flags & _SYN_ACK == TCP_SYN:
+            if f.closing:
+                self.retire(p, f)
+                return False
+        elif flags & TCP_CLOSE_FLAGS and not f.closing:
+            f.closing = True
+            if f.pair is not None:
+                f.pair.closing = True
+        return True
+
+    def retire(self, p: Port, flow: Flow) -> int:
+        """Remove ``flow``, its reverse flow and their connection; returns how many flows
+        left the tables (each counts in ``flows_retired``)."""
+        n = 0
         for f in (flow, flow.pair):
             if f is None:
                 continue
-            f.table.discard(f)
+            n += f.table.discard(f)
             if f.connection is not None and p.connections.get(f.connection) is f:
                 del p.connections[f.connection]
             f.connection = None
         if flow.pair is not None:
             flow.pair.pair = None
             flow.pair = None
-        p.counters["flows_retired"] += 1
+        p.counters["flows_retired"] += n
+        return n
 
     def expire(self, now: float | None = None) -> int:
-        """Retire every flow idle (with its reverse) longer than the idle timeout."""
+        """Retire every pair idle longer than the close timeout (closing) or the idle
+        timeout (open); returns how many flows were retired."""
         if now is None:
             now = self.clock()
         limit = now - self.idle_timeout
+        close_limit = now - self.close_timeout
         retired = 0
         for p in [*self.fabric.ports.values(), self.uplink]:
             for table in (p.outbound, p.inbound):
+                flows = table.flows
                 for f in table:
-                    if f.idle_since() < limit and table.flows.get(f.key) is f:
-                        self.retire(p, f)
-                        retired += 1
+                    if flows.get(f.key) is not f:
+                        continue  # retired with its reverse flow
+                    if f.idle_since() < (close_limit if f.closing else limit):
+                        retired += self.retire(p, f)
         return retired
