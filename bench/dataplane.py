@@ -1,17 +1,24 @@
-"""VM to VM across two hosts: openhnv's Linux data plane against a kernel VXLAN overlay.
+"""VM to VM across two hosts: openhnv's Linux data plane against a kernel VXLAN overlay
+and Open vSwitch's userspace (netdev) datapath.
 
-Two labs with the same topology (hosts h1 and h2 on one PA subnet, VM v1 on h1 and v2
+Three labs with the same topology (hosts h1 and h2 on one PA subnet, VM v1 on h1 and v2
 on h2, VM offloads off, MTU 1500 in the VMs and 1700 underneath):
 
 - ``openhnv``: each host runs HostSwitch + LinuxDriver in its own process;
 - ``kernel``: each host namespace holds a Linux bridge with the VM's veth and a VXLAN
-  device (VNI 5001, static FDB toward the other host's PA).
+  device (VNI 5001, static FDB toward the other host's PA);
+- ``ovs``: each host namespace runs its own ovsdb-server and ovs-vswitchd (private
+  paths in a temporary directory), bridges of ``datapath_type=netdev``: ``br-phy``
+  with the uplink and the PA, ``br-int`` with the VM port and a vxlan port (key 5001);
+  see tests/integration/ovs_netdev.py. Without OVS installed it is reported as
+  ``{"skipped": reason}``.
 
 For each: iperf3 TCP throughput v1 -> v2 and UDP with 64-byte frames (18-byte payload,
 unlimited rate) as packets per second received; for openhnv also the frames handled per
-CPU-second of the two switch processes (user and system time apart). Medians of
-``--repeat`` runs. Prints one JSON object with the ratios
-openhnv / kernel. Needs root. ``--smoke`` runs one-second tests.
+CPU-second of the two switch processes (user and system time apart), for ovs the CPU
+time of the two ovs-vswitchd. Medians of ``--repeat`` runs. Prints one JSON object with
+the ratios openhnv / kernel and openhnv / ovs. Needs root. ``--smoke`` runs one-second
+tests; ``--only`` picks runs.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+import ovs_netdev  # noqa: E402
 from dataplane_net import DataplaneLab, SwitchProcess, document, lab_name  # noqa: E402
 
 from openhnv.lab import netns  # noqa: E402
@@ -39,6 +47,7 @@ from openhnv.lab.errors import LabError  # noqa: E402
 
 UDP_PAYLOAD = 18  # 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 bytes, 64 with the FCS
 IPERF_PORT = 5201
+RUNS = ("openhnv", "kernel", "ovs")
 
 
 def start_server(lab: DataplaneLab) -> subprocess.Popen[bytes]:
@@ -141,31 +150,74 @@ def kernel_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
         return measure(lab, seconds, repeat)
 
 
+def ovs_run(run_root: Path, seconds: float, repeat: int) -> dict[str, Any]:
+    reason = ovs_netdev.unavailable()
+    if reason:
+        return {"skipped": reason}
+    with DataplaneLab(document(lab_name("bv")), run_root) as lab:
+        switches: list[ovs_netdev.OvsHost] = []
+        try:
+            for host, vm, peer_host in (("h1", "v1", "h2"), ("h2", "v2", "h1")):
+                ovs = ovs_netdev.OvsHost(lab.host_ns(host), run_root / f"ovs-{host}")
+                lab.cleanups.append(ovs.stop)
+                switches.append(ovs)
+                ovs.start()
+                ovs_netdev.configure(lab, ovs, host, vm, peer_host)
+            ovs_netdev.wait_path(lab, "v1", "v2")
+        except ovs_netdev.OvsError as exc:
+            return {"skipped": f"OVS netdev setup failed: {exc}"}
+        version = ovs_netdev.version()
+        cpu0 = [s.cpu_times() for s in switches]
+        figures: dict[str, Any] = dict(measure(lab, seconds, repeat))
+        cpu1 = [s.cpu_times() for s in switches]
+        figures["vswitchd_user_cpu_seconds"] = round(
+            sum(b[0] - a[0] for a, b in zip(cpu0, cpu1, strict=True)), 2
+        )
+        figures["vswitchd_system_cpu_seconds"] = round(
+            sum(b[1] - a[1] for a, b in zip(cpu0, cpu1, strict=True)), 2
+        )
+        figures["version"] = version
+        return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="one-second tests")
     parser.add_argument("--seconds", type=float, default=5.0, help="per iperf3 run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--only", action="append", choices=RUNS, help="this run only (repeatable)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print(json.dumps({"skipped": "needs root (network namespaces)"}))
         return 0
     seconds = 1.0 if args.smoke else args.seconds
     repeat = 1 if args.smoke else max(1, args.repeat)
+    runs = args.only or list(RUNS)
+    skip: dict[str, Any] = {"skipped": "not asked for (--only)"}
+    ours, kernel, ovs = skip, skip, skip
     with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp:
-        ours = openhnv_run(Path(tmp), seconds, repeat)
-        kernel = kernel_run(Path(tmp), seconds, repeat)
+        if "openhnv" in runs:
+            ours = dict(openhnv_run(Path(tmp), seconds, repeat))
+        if "kernel" in runs:
+            kernel = dict(kernel_run(Path(tmp), seconds, repeat))
+        if "ovs" in runs:
+            ovs = ovs_run(Path(tmp), seconds, repeat)
 
-    def ratio(key: str) -> float:
-        return round(ours[key] / kernel[key], 3) if kernel[key] else 0.0
+    def ratio(key: str, other: dict[str, Any]) -> float | None:
+        if key not in ours or not other.get(key):
+            return None
+        return round(float(ours[key]) / float(other[key]), 3)
 
     print(json.dumps({
         "seconds": seconds,
         "repeat": repeat,
         "openhnv": ours,
         "kernel_vxlan": kernel,
-        "ratio_tcp": ratio("tcp_gbit_s"),
-        "ratio_udp64_received": ratio("udp64_received_pkt_s"),
+        "ovs": ovs,
+        "ratio_tcp": ratio("tcp_gbit_s", kernel),
+        "ratio_udp64_received": ratio("udp64_received_pkt_s", kernel),
+        "ratio_ovs_tcp": ratio("tcp_gbit_s", ovs),
+        "ratio_ovs_udp64_received": ratio("udp64_received_pkt_s", ovs),
     }, indent=2))  # fmt: skip
     return 0
 
