@@ -16,8 +16,10 @@ on h2, VM offloads off, MTU 1500 in the VMs and 1700 underneath):
 For each: iperf3 TCP throughput v1 -> v2 and UDP with 64-byte frames (18-byte payload,
 unlimited rate) as packets per second received; for openhnv also the frames handled per
 CPU-second of the two switch processes (user and system time apart), for ovs the CPU
-time of the two ovs-vswitchd. Medians of ``--repeat`` runs. Prints one JSON object with
-the ratios openhnv / kernel and openhnv / ovs. Needs root. ``--smoke`` runs one-second
+time of the two ovs-vswitchd. The labs stay up together and each of ``--repeat`` rounds
+measures all of them, in an order rotated per round, so the load of the shared machine
+hits them alike; figures are medians. Prints one JSON object with the ratios
+openhnv / kernel and openhnv / ovs. Needs root. ``--smoke`` runs one-second
 tests; ``--only`` picks runs.
 """
 
@@ -26,12 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 import ovs_netdev  # noqa: E402
-from dataplane_net import DataplaneLab, SwitchProcess, document, lab_name  # noqa: E402
+from dataplane_net import DataplaneLab, document, lab_name  # noqa: E402
 
 from openhnv.lab import netns  # noqa: E402
 from openhnv.lab.errors import LabError  # noqa: E402
@@ -86,53 +90,76 @@ def iperf(lab: DataplaneLab, seconds: float, udp: bool) -> dict[str, Any]:
         server.wait(10)
 
 
-def measure(lab: DataplaneLab, seconds: float, repeat: int) -> dict[str, float]:
-    """Medians over ``repeat`` runs of TCP and of UDP-64."""
-    runs: list[dict[str, float]] = []
-    for _ in range(repeat):
-        tcp = iperf(lab, seconds, udp=False)
-        udp = iperf(lab, seconds, udp=True)
-        total = udp["end"]["sum"]
-        received = total["packets"] - total["lost_packets"]
-        runs.append({
-            "tcp_gbit_s": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e9, 3),
-            "udp64_sent_pkt_s": round(total["packets"] / total["seconds"]),
-            "udp64_received_pkt_s": round(received / total["seconds"]),
-        })  # fmt: skip
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+def one_round(lab: DataplaneLab, seconds: float) -> dict[str, float]:
+    """One TCP and one UDP-64 run v1 -> v2."""
+    tcp = iperf(lab, seconds, udp=False)
+    udp = iperf(lab, seconds, udp=True)
+    total = udp["end"]["sum"]
+    received = total["packets"] - total["lost_packets"]
+    return {
+        "tcp_gbit_s": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e9, 3),
+        "udp64_sent_pkt_s": round(total["packets"] / total["seconds"]),
+        "udp64_received_pkt_s": round(received / total["seconds"]),
+    }
 
 
-def openhnv_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
-    with DataplaneLab(document(lab_name("bo")), run_root) as lab:
-        switches: list[SwitchProcess] = [lab.start_process(h, run_root) for h in ("h1", "h2")]
-        for s in switches:
+class Subject:
+    """One data plane on its own lab: cumulative counters sampled around each of its
+    rounds (only its own rounds count), and figures derived from their sums."""
+
+    name = ""
+
+    def __init__(self, lab: DataplaneLab) -> None:
+        self.lab = lab
+
+    def counters(self) -> dict[str, float]:
+        return {}
+
+    def figures(self, delta: dict[str, float]) -> dict[str, Any]:
+        return {}
+
+
+class OpenhnvSubject(Subject):
+    name = "openhnv"
+
+    def __init__(self, lab: DataplaneLab, run_root: Path) -> None:
+        super().__init__(lab)
+        self.switches = [lab.start_process(h, run_root) for h in ("h1", "h2")]
+        for s in self.switches:
             s.wait_ready()
-        cpu0 = [s.cpu_times() for s in switches]
-        frames0 = sum(_frames(s.statistics()) for s in switches)
-        figures = measure(lab, seconds, repeat)
-        cpu1 = [s.cpu_times() for s in switches]
-        user = sum(b[0] - a[0] for a, b in zip(cpu0, cpu1, strict=True))
-        system = sum(b[1] - a[1] for a, b in zip(cpu0, cpu1, strict=True))
-        stats = [s.statistics() for s in switches]
-        frames = sum(_frames(x) for x in stats) - frames0
-        figures["switch_frames"] = frames
-        figures["switch_user_cpu_seconds"] = round(user, 2)
-        figures["switch_system_cpu_seconds"] = round(system, 2)
+
+    def counters(self) -> dict[str, float]:
+        cpu = [s.cpu_times() for s in self.switches]
+        stats = [s.statistics() for s in self.switches]
+        return {
+            "user": sum(c[0] for c in cpu),
+            "system": sum(c[1] for c in cpu),
+            "frames": sum(int(x.get("rx_port_frames", 0)) + int(x.get("rx_uplink_frames", 0))
+                          for x in stats),
+            "ring_drops_rx": sum(x.get("rx_dropped_ring", 0) for x in stats),
+            "ring_drops_tx": sum(x.get("tx_dropped_ring", 0) for x in stats),
+        }  # fmt: skip
+
+    def figures(self, delta: dict[str, float]) -> dict[str, Any]:
+        frames, user, system = int(delta["frames"]), delta["user"], delta["system"]
         cpu = user + system
-        figures["frames_per_cpu_second"] = round(frames / cpu) if cpu else 0
-        figures["user_us_per_frame"] = round(user / frames * 1e6, 2) if frames else 0
-        figures["system_us_per_frame"] = round(system / frames * 1e6, 2) if frames else 0
-        figures["ring_drops_rx"] = sum(x.get("rx_dropped_ring", 0) for x in stats)
-        figures["ring_drops_tx"] = sum(x.get("tx_dropped_ring", 0) for x in stats)
-        return figures
+        return {
+            "switch_frames": frames,
+            "switch_user_cpu_seconds": round(user, 2),
+            "switch_system_cpu_seconds": round(system, 2),
+            "frames_per_cpu_second": round(frames / cpu) if cpu else 0,
+            "user_us_per_frame": round(user / frames * 1e6, 2) if frames else 0,
+            "system_us_per_frame": round(system / frames * 1e6, 2) if frames else 0,
+            "ring_drops_rx": int(delta["ring_drops_rx"]),
+            "ring_drops_tx": int(delta["ring_drops_tx"]),
+        }
 
 
-def _frames(stats: dict[str, Any]) -> int:
-    return int(stats.get("rx_port_frames", 0)) + int(stats.get("rx_uplink_frames", 0))
+class KernelSubject(Subject):
+    name = "kernel_vxlan"
 
-
-def kernel_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
-    with DataplaneLab(document(lab_name("bk")), run_root) as lab:
+    def __init__(self, lab: DataplaneLab) -> None:
+        super().__init__(lab)
         for host, peer_host, peer_vm in (("h1", "h2", "v2"), ("h2", "h1", "v1")):
             ns, port = lab.host_ns(host), lab.names.vm_port("v1" if host == "h1" else "v2")
             peer_mac = lab.topology.vm(peer_vm).mac or ""
@@ -147,37 +174,87 @@ def kernel_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
                 ["bridge", "fdb", "add", peer_mac, "dev", "vx0", "dst", lab.pa(peer_host)],
             ):  # fmt: skip
                 netns.exec_in(ns, argv)
-        return measure(lab, seconds, repeat)
 
 
-def ovs_run(run_root: Path, seconds: float, repeat: int) -> dict[str, Any]:
-    reason = ovs_netdev.unavailable()
-    if reason:
-        return {"skipped": reason}
-    with DataplaneLab(document(lab_name("bv")), run_root) as lab:
-        switches: list[ovs_netdev.OvsHost] = []
-        try:
-            for host, vm, peer_host in (("h1", "v1", "h2"), ("h2", "v2", "h1")):
-                ovs = ovs_netdev.OvsHost(lab.host_ns(host), run_root / f"ovs-{host}")
-                lab.cleanups.append(ovs.stop)
-                switches.append(ovs)
-                ovs.start()
-                ovs_netdev.configure(lab, ovs, host, vm, peer_host)
-            ovs_netdev.wait_path(lab, "v1", "v2")
-        except ovs_netdev.OvsError as exc:
-            return {"skipped": f"OVS netdev setup failed: {exc}"}
-        version = ovs_netdev.version()
-        cpu0 = [s.cpu_times() for s in switches]
-        figures: dict[str, Any] = dict(measure(lab, seconds, repeat))
-        cpu1 = [s.cpu_times() for s in switches]
-        figures["vswitchd_user_cpu_seconds"] = round(
-            sum(b[0] - a[0] for a, b in zip(cpu0, cpu1, strict=True)), 2
-        )
-        figures["vswitchd_system_cpu_seconds"] = round(
-            sum(b[1] - a[1] for a, b in zip(cpu0, cpu1, strict=True)), 2
-        )
-        figures["version"] = version
-        return figures
+class OvsSubject(Subject):
+    name = "ovs"
+
+    def __init__(self, lab: DataplaneLab, run_root: Path) -> None:
+        super().__init__(lab)
+        self.switches: list[ovs_netdev.OvsHost] = []
+        for host, vm, peer_host in (("h1", "v1", "h2"), ("h2", "v2", "h1")):
+            ovs = ovs_netdev.OvsHost(lab.host_ns(host), run_root / f"ovs-{host}")
+            lab.cleanups.append(ovs.stop)
+            self.switches.append(ovs)
+            ovs.start()
+            ovs_netdev.configure(lab, ovs, host, vm, peer_host)
+        ovs_netdev.wait_path(lab, "v1", "v2")
+
+    def counters(self) -> dict[str, float]:
+        cpu = [s.cpu_times() for s in self.switches]
+        return {"user": sum(c[0] for c in cpu), "system": sum(c[1] for c in cpu)}
+
+    def figures(self, delta: dict[str, float]) -> dict[str, Any]:
+        return {
+            "vswitchd_user_cpu_seconds": round(delta["user"], 2),
+            "vswitchd_system_cpu_seconds": round(delta["system"], 2),
+            "version": ovs_netdev.version(),
+        }
+
+
+def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict[str, Any]:
+    """Build the labs asked for (all stay up together); a skipped one maps to its reason."""
+    opened: dict[str, Any] = {}
+
+    def lab(tag: str) -> DataplaneLab:
+        return stack.enter_context(DataplaneLab(document(lab_name(tag)), run_root))
+
+    if "openhnv" in runs:
+        opened["openhnv"] = OpenhnvSubject(lab("bo"), run_root)
+    if "kernel" in runs:
+        opened["kernel_vxlan"] = KernelSubject(lab("bk"))
+    if "ovs" in runs:
+        reason = ovs_netdev.unavailable()
+        if reason:
+            opened["ovs"] = {"skipped": reason}
+        else:
+            ovs_lab = lab("bv")
+            try:
+                opened["ovs"] = OvsSubject(ovs_lab, run_root)
+            except ovs_netdev.OvsError as exc:
+                opened["ovs"] = {"skipped": f"OVS netdev setup failed: {exc}"}
+                ovs_lab.close()
+    return opened
+
+
+def measure(subjects: list[Subject], seconds: float, repeat: int) -> dict[str, Any]:
+    """Medians over ``repeat`` rounds; each round runs every subject once, in an order
+    rotated per round, so a change in the machine's load hits all of them alike."""
+    rounds: dict[str, list[dict[str, float]]] = {s.name: [] for s in subjects}
+    deltas: dict[str, dict[str, float]] = {s.name: {} for s in subjects}
+    for i in range(repeat if subjects else 0):
+        for s in subjects[i % len(subjects) :] + subjects[: i % len(subjects)]:
+            before = s.counters()
+            rounds[s.name].append(one_round(s.lab, seconds))
+            for key, value in s.counters().items():
+                deltas[s.name][key] = deltas[s.name].get(key, 0.0) + value - before[key]
+    out: dict[str, Any] = {}
+    for s in subjects:
+        runs = rounds[s.name]
+        medians = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        out[s.name] = {**medians, **s.figures(deltas[s.name])}
+    return out
+
+
+OWNER = os.getpid()
+
+
+def on_term(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds (labs and daemons go); a forked child that inherited this
+    handler (pyroute2's namespace helpers) must not unwind our labs: it just exits."""
+    if os.getpid() != OWNER:
+        os._exit(128 + signum)
+    sys.exit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,15 +270,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = 1.0 if args.smoke else args.seconds
     repeat = 1 if args.smoke else max(1, args.repeat)
     runs = args.only or list(RUNS)
-    skip: dict[str, Any] = {"skipped": "not asked for (--only)"}
-    ours, kernel, ovs = skip, skip, skip
-    with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp:
-        if "openhnv" in runs:
-            ours = dict(openhnv_run(Path(tmp), seconds, repeat))
-        if "kernel" in runs:
-            kernel = dict(kernel_run(Path(tmp), seconds, repeat))
-        if "ovs" in runs:
-            ovs = ovs_run(Path(tmp), seconds, repeat)
+    signal.signal(signal.SIGTERM, on_term)
+    with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp, ExitStack() as stack:
+        opened = open_subjects(stack, Path(tmp), runs)
+        subjects = [x for x in opened.values() if isinstance(x, Subject)]
+        results = {k: v for k, v in opened.items() if not isinstance(v, Subject)}
+        results.update(measure(subjects, seconds, repeat))
+    skip = {"skipped": "not asked for (--only)"}
+    ours = results.get("openhnv", skip)
+    kernel = results.get("kernel_vxlan", skip)
+    ovs = results.get("ovs", skip)
 
     def ratio(key: str, other: dict[str, Any]) -> float | None:
         if key not in ours or not other.get(key):
