@@ -14,13 +14,13 @@ on h2, VM offloads off, MTU 1500 in the VMs and 1700 underneath):
   ``{"skipped": reason}``.
 
 For each: iperf3 TCP throughput v1 -> v2 and UDP with 64-byte frames (18-byte payload,
-unlimited rate) as packets per second received; for openhnv also the frames handled per
-CPU-second of the two switch processes (user and system time apart), for ovs the CPU
-time of the two ovs-vswitchd. The labs stay up together and each of ``--repeat`` rounds
-measures all of them, in an order rotated per round, so the load of the shared machine
-hits them alike; figures are medians. Prints one JSON object with the ratios
-openhnv / kernel and openhnv / ovs. Needs root. ``--smoke`` runs one-second
-tests; ``--only`` picks runs.
+unlimited rate) as packets per second received; for openhnv and ovs also the frames
+handled per CPU-second of the two switch processes (user and system time apart; for
+ovs the two ovs-vswitchd, frames = packets received on uplinks and VM ports). The labs
+stay up together and each of ``--repeat`` rounds measures all of them, in an order
+rotated per round, so the load of the shared machine hits them alike; figures are
+medians. Prints one JSON object with the ratios openhnv / kernel and openhnv / ovs.
+Needs root. ``--smoke`` runs one-second tests; ``--only`` picks runs.
 """
 
 from __future__ import annotations
@@ -141,18 +141,25 @@ class OpenhnvSubject(Subject):
         }  # fmt: skip
 
     def figures(self, delta: dict[str, float]) -> dict[str, Any]:
-        frames, user, system = int(delta["frames"]), delta["user"], delta["system"]
-        cpu = user + system
         return {
-            "switch_frames": frames,
-            "switch_user_cpu_seconds": round(user, 2),
-            "switch_system_cpu_seconds": round(system, 2),
-            "frames_per_cpu_second": round(frames / cpu) if cpu else 0,
-            "user_us_per_frame": round(user / frames * 1e6, 2) if frames else 0,
-            "system_us_per_frame": round(system / frames * 1e6, 2) if frames else 0,
+            **cpu_figures(delta),
             "ring_drops_rx": int(delta["ring_drops_rx"]),
             "ring_drops_tx": int(delta["ring_drops_tx"]),
         }
+
+
+def cpu_figures(delta: dict[str, float]) -> dict[str, Any]:
+    """Frames handled per CPU-second of the two switch processes, user and system apart."""
+    frames, user, system = int(delta["frames"]), delta["user"], delta["system"]
+    cpu = user + system
+    return {
+        "switch_frames": frames,
+        "switch_user_cpu_seconds": round(user, 2),
+        "switch_system_cpu_seconds": round(system, 2),
+        "frames_per_cpu_second": round(frames / cpu) if cpu else 0,
+        "user_us_per_frame": round(user / frames * 1e6, 2) if frames else 0,
+        "system_us_per_frame": round(system / frames * 1e6, 2) if frames else 0,
+    }
 
 
 class KernelSubject(Subject):
@@ -192,14 +199,11 @@ class OvsSubject(Subject):
 
     def counters(self) -> dict[str, float]:
         cpu = [s.cpu_times() for s in self.switches]
-        return {"user": sum(c[0] for c in cpu), "system": sum(c[1] for c in cpu)}
+        return {"user": sum(c[0] for c in cpu), "system": sum(c[1] for c in cpu),
+                "frames": sum(s.rx_frames() for s in self.switches)}  # fmt: skip
 
     def figures(self, delta: dict[str, float]) -> dict[str, Any]:
-        return {
-            "vswitchd_user_cpu_seconds": round(delta["user"], 2),
-            "vswitchd_system_cpu_seconds": round(delta["system"], 2),
-            "version": ovs_netdev.version(),
-        }
+        return {**cpu_figures(delta), "version": ovs_netdev.version()}
 
 
 def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict[str, Any]:

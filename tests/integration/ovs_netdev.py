@@ -153,6 +153,18 @@ class OvsHost:
         tick = os.sysconf("SC_CLK_TCK")
         return int(values[11]) / tick, int(values[12]) / tick
 
+    def rx_frames(self) -> int:
+        """Frames the datapath received on the uplinks and VM ports (``dpctl/show -s``)."""
+        total, counted = 0, False
+        for line in self.appctl("dpctl/show", "-s").splitlines():
+            words = line.split()
+            if line.startswith("  port "):  # "  port 2: up0" / "  port 1: br-phy (tap)"
+                name = words[2] if len(words) > 2 else ""
+                counted = name.startswith(("up", "vm-")) and len(words) == 3
+            elif counted and words[:1] == ["RX"] and words[1].startswith("packets:"):
+                total += int(words[1].split(":", 1)[1])
+        return total
+
     # -- commands ----------------------------------------------------------------------
 
     def vsctl(self, *args: str) -> str:
