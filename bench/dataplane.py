@@ -1,17 +1,26 @@
-"""VM to VM across two hosts: openhnv's Linux data plane against a kernel VXLAN overlay.
+"""VM to VM across two hosts: openhnv's Linux data plane against a kernel VXLAN overlay
+and Open vSwitch's userspace (netdev) datapath.
 
-Two labs with the same topology (hosts h1 and h2 on one PA subnet, VM v1 on h1 and v2
+Three labs with the same topology (hosts h1 and h2 on one PA subnet, VM v1 on h1 and v2
 on h2, VM offloads off, MTU 1500 in the VMs and 1700 underneath):
 
 - ``openhnv``: each host runs HostSwitch + LinuxDriver in its own process;
 - ``kernel``: each host namespace holds a Linux bridge with the VM's veth and a VXLAN
-  device (VNI 5001, static FDB toward the other host's PA).
+  device (VNI 5001, static FDB toward the other host's PA);
+- ``ovs``: each host namespace runs its own ovsdb-server and ovs-vswitchd (private
+  paths in a temporary directory), bridges of ``datapath_type=netdev``: ``br-phy``
+  with the uplink and the PA, ``br-int`` with the VM port and a vxlan port (key 5001);
+  see tests/integration/ovs_netdev.py. Without OVS installed it is reported as
+  ``{"skipped": reason}``.
 
 For each: iperf3 TCP throughput v1 -> v2 and UDP with 64-byte frames (18-byte payload,
-unlimited rate) as packets per second received; for openhnv also the frames handled per
-CPU-second of the two switch processes (user and system time apart). Medians of
-``--repeat`` runs. Prints one JSON object with the ratios
-openhnv / kernel. Needs root. ``--smoke`` runs one-second tests.
+unlimited rate) as packets per second received; for openhnv and ovs also the frames
+handled per CPU-second of the two switch processes (user and system time apart; for
+ovs the two ovs-vswitchd, frames = packets received on uplinks and VM ports). The labs
+stay up together and each of ``--repeat`` rounds measures all of them, in an order
+rotated per round, so the load of the shared machine hits them alike; figures are
+medians. Prints one JSON object with the ratios openhnv / kernel and openhnv / ovs.
+Needs root. ``--smoke`` runs one-second tests; ``--only`` picks runs.
 """
 
 from __future__ import annotations
@@ -19,12 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from dataplane_net import DataplaneLab, SwitchProcess, document, lab_name  # noqa: E402
+import ovs_netdev  # noqa: E402
+from dataplane_net import DataplaneLab, document, lab_name  # noqa: E402
 
 from openhnv.lab import netns  # noqa: E402
 from openhnv.lab.errors import LabError  # noqa: E402
 
 UDP_PAYLOAD = 18  # 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 bytes, 64 with the FCS
 IPERF_PORT = 5201
+RUNS = ("openhnv", "kernel", "ovs")
 
 
 def start_server(lab: DataplaneLab) -> subprocess.Popen[bytes]:
@@ -77,53 +90,83 @@ def iperf(lab: DataplaneLab, seconds: float, udp: bool) -> dict[str, Any]:
         server.wait(10)
 
 
-def measure(lab: DataplaneLab, seconds: float, repeat: int) -> dict[str, float]:
-    """Medians over ``repeat`` runs of TCP and of UDP-64."""
-    runs: list[dict[str, float]] = []
-    for _ in range(repeat):
-        tcp = iperf(lab, seconds, udp=False)
-        udp = iperf(lab, seconds, udp=True)
-        total = udp["end"]["sum"]
-        received = total["packets"] - total["lost_packets"]
-        runs.append({
-            "tcp_gbit_s": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e9, 3),
-            "udp64_sent_pkt_s": round(total["packets"] / total["seconds"]),
-            "udp64_received_pkt_s": round(received / total["seconds"]),
-        })  # fmt: skip
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+def one_round(lab: DataplaneLab, seconds: float) -> dict[str, float]:
+    """One TCP and one UDP-64 run v1 -> v2."""
+    tcp = iperf(lab, seconds, udp=False)
+    udp = iperf(lab, seconds, udp=True)
+    total = udp["end"]["sum"]
+    received = total["packets"] - total["lost_packets"]
+    return {
+        "tcp_gbit_s": round(tcp["end"]["sum_received"]["bits_per_second"] / 1e9, 3),
+        "udp64_sent_pkt_s": round(total["packets"] / total["seconds"]),
+        "udp64_received_pkt_s": round(received / total["seconds"]),
+    }
 
 
-def openhnv_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
-    with DataplaneLab(document(lab_name("bo")), run_root) as lab:
-        switches: list[SwitchProcess] = [lab.start_process(h, run_root) for h in ("h1", "h2")]
-        for s in switches:
+class Subject:
+    """One data plane on its own lab: cumulative counters sampled around each of its
+    rounds (only its own rounds count), and figures derived from their sums."""
+
+    name = ""
+
+    def __init__(self, lab: DataplaneLab) -> None:
+        self.lab = lab
+
+    def counters(self) -> dict[str, float]:
+        return {}
+
+    def figures(self, delta: dict[str, float]) -> dict[str, Any]:
+        return {}
+
+
+class OpenhnvSubject(Subject):
+    name = "openhnv"
+
+    def __init__(self, lab: DataplaneLab, run_root: Path) -> None:
+        super().__init__(lab)
+        self.switches = [lab.start_process(h, run_root) for h in ("h1", "h2")]
+        for s in self.switches:
             s.wait_ready()
-        cpu0 = [s.cpu_times() for s in switches]
-        frames0 = sum(_frames(s.statistics()) for s in switches)
-        figures = measure(lab, seconds, repeat)
-        cpu1 = [s.cpu_times() for s in switches]
-        user = sum(b[0] - a[0] for a, b in zip(cpu0, cpu1, strict=True))
-        system = sum(b[1] - a[1] for a, b in zip(cpu0, cpu1, strict=True))
-        stats = [s.statistics() for s in switches]
-        frames = sum(_frames(x) for x in stats) - frames0
-        figures["switch_frames"] = frames
-        figures["switch_user_cpu_seconds"] = round(user, 2)
-        figures["switch_system_cpu_seconds"] = round(system, 2)
-        cpu = user + system
-        figures["frames_per_cpu_second"] = round(frames / cpu) if cpu else 0
-        figures["user_us_per_frame"] = round(user / frames * 1e6, 2) if frames else 0
-        figures["system_us_per_frame"] = round(system / frames * 1e6, 2) if frames else 0
-        figures["ring_drops_rx"] = sum(x.get("rx_dropped_ring", 0) for x in stats)
-        figures["ring_drops_tx"] = sum(x.get("tx_dropped_ring", 0) for x in stats)
-        return figures
+
+    def counters(self) -> dict[str, float]:
+        cpu = [s.cpu_times() for s in self.switches]
+        stats = [s.statistics() for s in self.switches]
+        return {
+            "user": sum(c[0] for c in cpu),
+            "system": sum(c[1] for c in cpu),
+            "frames": sum(int(x.get("rx_port_frames", 0)) + int(x.get("rx_uplink_frames", 0))
+                          for x in stats),
+            "ring_drops_rx": sum(x.get("rx_dropped_ring", 0) for x in stats),
+            "ring_drops_tx": sum(x.get("tx_dropped_ring", 0) for x in stats),
+        }  # fmt: skip
+
+    def figures(self, delta: dict[str, float]) -> dict[str, Any]:
+        return {
+            **cpu_figures(delta),
+            "ring_drops_rx": int(delta["ring_drops_rx"]),
+            "ring_drops_tx": int(delta["ring_drops_tx"]),
+        }
 
 
-def _frames(stats: dict[str, Any]) -> int:
-    return int(stats.get("rx_port_frames", 0)) + int(stats.get("rx_uplink_frames", 0))
+def cpu_figures(delta: dict[str, float]) -> dict[str, Any]:
+    """Frames handled per CPU-second of the two switch processes, user and system apart."""
+    frames, user, system = int(delta["frames"]), delta["user"], delta["system"]
+    cpu = user + system
+    return {
+        "switch_frames": frames,
+        "switch_user_cpu_seconds": round(user, 2),
+        "switch_system_cpu_seconds": round(system, 2),
+        "frames_per_cpu_second": round(frames / cpu) if cpu else 0,
+        "user_us_per_frame": round(user / frames * 1e6, 2) if frames else 0,
+        "system_us_per_frame": round(system / frames * 1e6, 2) if frames else 0,
+    }
 
 
-def kernel_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
-    with DataplaneLab(document(lab_name("bk")), run_root) as lab:
+class KernelSubject(Subject):
+    name = "kernel_vxlan"
+
+    def __init__(self, lab: DataplaneLab) -> None:
+        super().__init__(lab)
         for host, peer_host, peer_vm in (("h1", "h2", "v2"), ("h2", "h1", "v1")):
             ns, port = lab.host_ns(host), lab.names.vm_port("v1" if host == "h1" else "v2")
             peer_mac = lab.topology.vm(peer_vm).mac or ""
@@ -138,7 +181,84 @@ def kernel_run(run_root: Path, seconds: float, repeat: int) -> dict[str, float]:
                 ["bridge", "fdb", "add", peer_mac, "dev", "vx0", "dst", lab.pa(peer_host)],
             ):  # fmt: skip
                 netns.exec_in(ns, argv)
-        return measure(lab, seconds, repeat)
+
+
+class OvsSubject(Subject):
+    name = "ovs"
+
+    def __init__(self, lab: DataplaneLab, run_root: Path) -> None:
+        super().__init__(lab)
+        self.switches: list[ovs_netdev.OvsHost] = []
+        for host, vm, peer_host in (("h1", "v1", "h2"), ("h2", "v2", "h1")):
+            ovs = ovs_netdev.OvsHost(lab.host_ns(host), run_root / f"ovs-{host}")
+            lab.cleanups.append(ovs.stop)
+            self.switches.append(ovs)
+            ovs.start()
+            ovs_netdev.configure(lab, ovs, host, vm, peer_host)
+        ovs_netdev.wait_path(lab, "v1", "v2")
+
+    def counters(self) -> dict[str, float]:
+        cpu = [s.cpu_times() for s in self.switches]
+        return {"user": sum(c[0] for c in cpu), "system": sum(c[1] for c in cpu),
+                "frames": sum(s.rx_frames() for s in self.switches)}  # fmt: skip
+
+    def figures(self, delta: dict[str, float]) -> dict[str, Any]:
+        return {**cpu_figures(delta), "version": ovs_netdev.version()}
+
+
+def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict[str, Any]:
+    """Build the labs asked for (all stay up together); a skipped one maps to its reason."""
+    opened: dict[str, Any] = {}
+
+    def lab(tag: str) -> DataplaneLab:
+        return stack.enter_context(DataplaneLab(document(lab_name(tag)), run_root))
+
+    if "openhnv" in runs:
+        opened["openhnv"] = OpenhnvSubject(lab("bo"), run_root)
+    if "kernel" in runs:
+        opened["kernel_vxlan"] = KernelSubject(lab("bk"))
+    if "ovs" in runs:
+        reason = ovs_netdev.unavailable()
+        if reason:
+            opened["ovs"] = {"skipped": reason}
+        else:
+            ovs_lab = lab("bv")
+            try:
+                opened["ovs"] = OvsSubject(ovs_lab, run_root)
+            except ovs_netdev.OvsError as exc:
+                opened["ovs"] = {"skipped": f"OVS netdev setup failed: {exc}"}
+                ovs_lab.close()
+    return opened
+
+
+def measure(subjects: list[Subject], seconds: float, repeat: int) -> dict[str, Any]:
+    """Medians over ``repeat`` rounds; each round runs every subject once, in an order
+    rotated per round, so a change in the machine's load hits all of them alike."""
+    rounds: dict[str, list[dict[str, float]]] = {s.name: [] for s in subjects}
+    deltas: dict[str, dict[str, float]] = {s.name: {} for s in subjects}
+    for i in range(repeat if subjects else 0):
+        for s in subjects[i % len(subjects) :] + subjects[: i % len(subjects)]:
+            before = s.counters()
+            rounds[s.name].append(one_round(s.lab, seconds))
+            for key, value in s.counters().items():
+                deltas[s.name][key] = deltas[s.name].get(key, 0.0) + value - before[key]
+    out: dict[str, Any] = {}
+    for s in subjects:
+        runs = rounds[s.name]
+        medians = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        out[s.name] = {**medians, **s.figures(deltas[s.name])}
+    return out
+
+
+OWNER = os.getpid()
+
+
+def on_term(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds (labs and daemons go); a forked child that inherited this
+    handler (pyroute2's namespace helpers) must not unwind our labs: it just exits."""
+    if os.getpid() != OWNER:
+        os._exit(128 + signum)
+    sys.exit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,26 +266,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one-second tests")
     parser.add_argument("--seconds", type=float, default=5.0, help="per iperf3 run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--only", action="append", choices=RUNS, help="this run only (repeatable)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print(json.dumps({"skipped": "needs root (network namespaces)"}))
         return 0
     seconds = 1.0 if args.smoke else args.seconds
     repeat = 1 if args.smoke else max(1, args.repeat)
-    with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp:
-        ours = openhnv_run(Path(tmp), seconds, repeat)
-        kernel = kernel_run(Path(tmp), seconds, repeat)
+    runs = args.only or list(RUNS)
+    signal.signal(signal.SIGTERM, on_term)
+    with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp, ExitStack() as stack:
+        opened = open_subjects(stack, Path(tmp), runs)
+        subjects = [x for x in opened.values() if isinstance(x, Subject)]
+        results = {k: v for k, v in opened.items() if not isinstance(v, Subject)}
+        results.update(measure(subjects, seconds, repeat))
+    skip = {"skipped": "not asked for (--only)"}
+    ours = results.get("openhnv", skip)
+    kernel = results.get("kernel_vxlan", skip)
+    ovs = results.get("ovs", skip)
 
-    def ratio(key: str) -> float:
-        return round(ours[key] / kernel[key], 3) if kernel[key] else 0.0
+    def ratio(key: str, other: dict[str, Any]) -> float | None:
+        if key not in ours or not other.get(key):
+            return None
+        return round(float(ours[key]) / float(other[key]), 3)
 
     print(json.dumps({
         "seconds": seconds,
         "repeat": repeat,
         "openhnv": ours,
         "kernel_vxlan": kernel,
-        "ratio_tcp": ratio("tcp_gbit_s"),
-        "ratio_udp64_received": ratio("udp64_received_pkt_s"),
+        "ovs": ovs,
+        "ratio_tcp": ratio("tcp_gbit_s", kernel),
+        "ratio_udp64_received": ratio("udp64_received_pkt_s", kernel),
+        "ratio_ovs_tcp": ratio("tcp_gbit_s", ovs),
+        "ratio_ovs_udp64_received": ratio("udp64_received_pkt_s", ovs),
     }, indent=2))  # fmt: skip
     return 0
 
