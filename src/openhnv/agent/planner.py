@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from openhnv.agent.arp import ArpTable
-from openhnv.agent.rows import Catalog, FwRuleView, PortView, Problem
+from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, LAYER_PRIORITIES, VNET
@@ -102,6 +102,20 @@ def _mapping(
     return CaMapping(rdid, ca, pa, mac, vsid, encapsulation)
 
 
+def mac_mapping(cat: Catalog, mac: MacView) -> CaMapping:
+    """The mapping of one Ucast_Macs_Remote view; ``PolicyError`` when it is invalid."""
+    switch = cat.switches[mac.switch]
+    locator = cat.locators[mac.locator]
+    return _mapping(
+        switch.rdid,
+        mac.customer_address,
+        locator.provider_address,
+        mac.mac,
+        switch.vsid,
+        locator.encapsulation,
+    )
+
+
 def uplink_name(interface: str, index: int) -> str:
     """The switch uplink that carries a PA: ``upN`` as is, ``pnicN`` -> ``up{N-1}``,
     anything else by the PA's position among the host's PAs."""
@@ -136,17 +150,8 @@ def plan(cat: Catalog) -> Plan:
     mappings: dict[tuple[str, str], CaMapping] = {}
     owners: dict[tuple[str, str], str] = {}
     for key, mac in sorted(cat.macs.items()):
-        switch = cat.switches[mac.switch]
-        locator = cat.locators[mac.locator]
         try:
-            m = _mapping(
-                switch.rdid,
-                mac.customer_address,
-                locator.provider_address,
-                mac.mac,
-                switch.vsid,
-                locator.encapsulation,
-            )
+            m = mac_mapping(cat, mac)
         except PolicyError as err:
             problems.append(Problem("Ucast_Macs_Remote", "", key, str(err)))
             continue
@@ -335,7 +340,7 @@ def changes(old: Plan, new: Plan) -> list[Unit]:
     units: list[Unit] = []
     for at, m in old.mappings.items():
         if at not in new.mappings:
-            units.append(_mapping_unit(m, (c.RemoveMapping(m.rdid, m.customer_address, True),)))
+            units.append(mapping_unit(m, (c.RemoveMapping(m.rdid, m.customer_address, True),)))
     for name in old.ports:
         if name not in new.ports:
             units.append(Unit("Physical_Port", name, (c.RemovePort(name, missing_ok=True),)))
@@ -345,11 +350,11 @@ def changes(old: Plan, new: Plan) -> list[Unit]:
             units.append(Unit("Physical_Port", name, tuple(cmds)))
     for at, m in new.mappings.items():
         if old.mappings.get(at) != m:
-            units.append(_mapping_unit(m, (c.AddMapping(m),)))
+            units.append(mapping_unit(m, (c.AddMapping(m),)))
     return units
 
 
-def _mapping_unit(m: CaMapping, cmds: tuple[c.Command, ...]) -> Unit:
+def mapping_unit(m: CaMapping, cmds: tuple[c.Command, ...]) -> Unit:
     return Unit("Ucast_Macs_Remote", f"{m.vsid}/{m.customer_mac}/{m.customer_address}", cmds)
 
 
