@@ -105,6 +105,8 @@ class HostAgent:
             held = self.switch.inspect(plan_of_engine)  # reconcile, never flush
             pas = tuple(self.switch.provider_addresses())
             self._programmed = dataclasses.replace(held, provider_addresses=pas)
+            with self._cond:  # what came so far is in the rows planned next
+                self._dirty, self._touched = False, set()
             self._reconcile()
             self.switch.set_listener(self)
             self._detach_missing_ports()

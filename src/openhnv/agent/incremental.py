@@ -112,8 +112,10 @@ class MappingState:
                 if row is None:
                     gone_locators.append(key)
                     continue
-                if not _read(table, key, row, cat) or before not in (None, cat.locators[key]):
-                    return None
+                if before is None and self._ucast_row_problems:
+                    return None  # a bad row may refer to it, and become good
+                if not _read(table, key, row, cat):  # its key is its columns: the same
+                    return None  # key read again is the same view
             elif table == MCAST:
                 cat.mcasts.pop(key, None)
                 if row is not None and not _read(table, key, row, cat):
