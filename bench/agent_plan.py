@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from openhnv.agent.incremental import UCAST, MappingState
+from openhnv.agent.incremental import UCAST, PlanState
 from openhnv.agent.planner import EMPTY_PLAN, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler import compile_datacenter, compile_host
@@ -119,7 +119,7 @@ def patch_figures(
     rows = {t: dict(r) for t, r in rows.items()}
     catalog, full = read_catalog(rows), plan(read_catalog(rows))
     start = time.perf_counter()
-    state = MappingState(catalog, full)
+    state = PlanState(catalog, full)
     index_ms = (time.perf_counter() - start) * 1000
     remote = sorted(k for k, r in rows[UCAST].items() if r["mapping_type"] == "remote")
     took: list[float] = []
@@ -132,7 +132,7 @@ def patch_figures(
             took.append((time.perf_counter() - start) * 1e6)
             if patch is None:
                 fallbacks += 1
-                state = MappingState(read_catalog(rows), plan(read_catalog(rows)))
+                state = PlanState(read_catalog(rows), plan(read_catalog(rows)))
     return took, index_ms, fallbacks
 
 

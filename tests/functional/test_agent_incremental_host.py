@@ -19,7 +19,7 @@ import nb_snapshots as nb
 from agent_rows import host_rows
 
 from openhnv.agent.agent import HostAgent
-from openhnv.agent.planner import plan, plan_of_engine
+from openhnv.agent.planner import changes, plan, plan_of_engine
 from openhnv.agent.rows import TABLES, read_catalog
 from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.rows import Ref, RowChange, diff
@@ -62,8 +62,13 @@ def controller(server: OvsdbServer) -> Iterator[OvsdbClient]:
 
 
 @pytest.fixture
-def agent(server: OvsdbServer, controller: OvsdbClient) -> Iterator[HostAgent]:
-    switch = HostSwitch(VSwitch(), NullDriver(), expire_interval=None)
+def driver() -> NullDriver:
+    return NullDriver()
+
+
+@pytest.fixture
+def agent(server: OvsdbServer, controller: OvsdbClient, driver: NullDriver) -> Iterator[HostAgent]:
+    switch = HostSwitch(VSwitch(), driver, expire_interval=None)
     switch.start()
     host_agent = HostAgent(switch, server.unix_remote, host_name="host1")
     host_agent.start(timeout=WAIT)  # no VM port attached: the agent writes no row
@@ -92,12 +97,12 @@ def nic(vsid: str, mac: str, ip: str, locator: str = HOST2) -> list[RowChange]:
 def converged(agent: HostAgent, controller: OvsdbClient) -> bool:
     """The engine holds what a full plan of the rows asks for, and the agent says so."""
     expected = plan(read_catalog(controller.snapshot(TABLES)))
-    held = agent.switch.inspect(plan_of_engine).mappings
-    return held == expected.mappings and agent.plan().arp == expected.arp
+    held = agent.switch.inspect(plan_of_engine)
+    return changes(held, expected) == [] and agent.plan() == expected
 
 
 def test_mapping_batches_are_patched_and_end_where_a_full_plan_would(
-    agent: HostAgent, controller: OvsdbClient
+    agent: HostAgent, controller: OvsdbClient, driver: NullDriver
 ) -> None:
     counters = agent.counters
     assert counters()["full_syncs"] == 1
@@ -132,3 +137,11 @@ def test_mapping_batches_are_patched_and_end_where_a_full_plan_would(
     eventually(lambda: counters()["incremental_syncs"] > patched, "patching again")
     eventually(lambda: converged(agent, controller), "the last NIC programmed")
     assert agent.status()["mappings"] == 6
+
+    # A VM port attaches: the agent writes its Physical_Port row, and patches it in.
+    patched, full = counters()["incremental_syncs"], counters()["full_syncs"]
+    driver.inject_port("vm-unknown", "00:1d:d8:07:00:77")
+    eventually(lambda: counters()["incremental_syncs"] > patched, "the port row patched in")
+    eventually(lambda: agent.status()["rows"]["Physical_Port"] == 3, "the port row counted")
+    assert counters()["full_syncs"] == full
+    assert converged(agent, controller)

@@ -5,8 +5,9 @@
 (``ms_vtep``, ``ms_firewall``), reconciles the switch with a full plan of the rows
 (against what the engine already holds, so a restarted agent flushes nothing) and
 returns once that is programmed; afterwards one worker thread re-plans after each
-batch of row changes and applies only the difference: a batch of mapping rows only
-patches the last plan (``agent.incremental``), anything else re-plans every row. As the switch's
+batch of row changes and applies only the difference: a batch of mapping, port or
+FW_Rules rows patches the last plan (``agent.incremental``), anything else (or what
+cannot be patched exactly) re-plans every row. As the switch's
 ``PortListener`` it writes ``Physical_Port`` rows when VM ports come and go
 (docs/southbound.md "Ownership") and answers the ARP the engine punts.
 """
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openhnv.agent import arp
-from openhnv.agent.incremental import MappingState, TableKey, touched_rows
+from openhnv.agent.incremental import PlanState, TableKey, touched_rows
 from openhnv.agent.planner import (
     EMPTY_PLAN,
     Plan,
@@ -72,8 +73,8 @@ class HostAgent:
         self._client: OvsdbClient | None = None
         self._cond = threading.Condition()
         self._dirty = False  # every row must be re-planned
-        self._touched: set[TableKey] = set()  # mapping rows to re-plan (agent.incremental)
-        self._state: MappingState | None = None  # the worker's, from the last full plan
+        self._touched: set[TableKey] = set()  # rows to patch in (agent.incremental)
+        self._state: PlanState | None = None  # the worker's, from the last full plan
         self._stopping = False
         self._pending_ports: dict[str, str | None] = {}  # port -> reported MAC, None = gone
         self._worker: threading.Thread | None = None
@@ -300,11 +301,11 @@ class HostAgent:
         if units:
             log.info("host agent %s: %d change(s) programmed", self.host_name, len(units))
         if not failed and pas == new.provider_addresses:
-            self._state = MappingState(catalog, new)  # what later mapping batches patch
+            self._state = PlanState(catalog, new)  # what later batches patch
 
     def _reconcile_rows(self, touched: set[TableKey]) -> None:
-        """Re-plan only the ``touched`` mapping rows when the last full plan is fully
-        programmed and allows it (``agent.incremental``); else every row."""
+        """Re-plan only the ``touched`` rows when the last full plan is fully programmed
+        and the batch can be patched exactly (``agent.incremental``); else every row."""
         state, self._state = self._state, None  # spoiled until update() succeeds
         if state is None or self._apply_problems:
             self._reconcile()
