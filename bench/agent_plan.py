@@ -3,8 +3,12 @@
 The datacenter is the compiler benchmark's (``bench/compiler.py``); the host measured is
 the one with the most rows. Figures: a full plan (rows -> catalog -> plan), the first
 programming of an empty engine, and one NIC of the host's virtual networks moving to
-another host: the re-plan of every row (what the agent does per OVSDB batch), the
-difference, and the commands that difference sends.
+another host: the re-plan of every row (what the agent does for a batch it cannot
+patch), the difference, and the commands that difference sends. Then what the agent
+does for a batch of mapping rows only (``agent.incremental``): one remote
+``Ucast_Macs_Remote`` row deleted or inserted, patched into the last plan (the units
+included) and its units applied through a ``HostSwitch`` (NullDriver), and the indexes
+built once per full plan.
 
 Prints one JSON object. ``--smoke`` runs a tiny datacenter.
 """
@@ -21,10 +25,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from openhnv.agent.agent import apply_units
+from openhnv.agent.incremental import UCAST, PlanState
 from openhnv.agent.planner import EMPTY_PLAN, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler import compile_datacenter, compile_host
+from openhnv.ovsdb.rows import Row
 from openhnv.vfp.switch import VSwitch
+from openhnv.vswitch.null import NullDriver
+from openhnv.vswitch.switch import HostSwitch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compiler import datacenter  # the compiler benchmark's datacenter
@@ -37,9 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vnets", type=int, default=50)
     parser.add_argument("--nics", type=int, default=4000)
     parser.add_argument("--changes", type=int, default=20, help="one-NIC moves to time")
+    parser.add_argument("--rows", type=int, default=200, help="mapping rows to patch")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.hosts, args.vnets, args.nics, args.changes = 10, 5, 100, 3
+        args.hosts, args.vnets, args.nics, args.changes, args.rows = 10, 5, 100, 3, 10
     snapshot = datacenter(args.hosts, args.vnets, args.nics)
     states = compile_datacenter(snapshot).hosts
     sizes = {h: sum(len(r) for r in state.values()) for h, state in states.items()}
@@ -79,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine.apply_all(unit.commands)
         commands.append(sum(len(u.commands) for u in diff))
         current = new
+    patch_us, apply_us, index_ms, fallbacks = patch_figures(rows, rnd, args.rows)
     result = {
         "benchmark": "agent_plan",
         "smoke": args.smoke,
@@ -94,9 +105,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         "first_programming_commands": sum(len(u.commands) for u in units),
         "one_nic_replan_and_diff_ms_median": round(statistics.median(replan_ms), 2),
         "one_nic_commands_mean": round(statistics.mean(commands), 1),
+        "one_mapping_row_patch_us_median": round(statistics.median(patch_us), 1),
+        "one_mapping_row_patch_us_p99": round(_p99(patch_us), 1),
+        "one_mapping_row_switch_apply_us_median": round(statistics.median(apply_us), 1),
+        "mapping_rows_patched": len(patch_us),
+        "mapping_rows_needing_a_full_plan": fallbacks,
+        "patch_indexes_per_full_plan_ms": round(index_ms, 2),
     }
     print(json.dumps(result))
     return 0
+
+
+def patch_figures(
+    rows: dict[str, dict[str, Row]], rnd: random.Random, count: int
+) -> tuple[list[float], list[float], float, int]:
+    """Remote mapping rows deleted and inserted again, one per batch, patched into the
+    plan and applied: the time of each patch and each apply (µs), of the indexes (ms),
+    how many needed a full plan."""
+    rows = {t: dict(r) for t, r in rows.items()}
+    catalog, full = read_catalog(rows), plan(read_catalog(rows))
+    start = time.perf_counter()
+    state = PlanState(catalog, full)
+    index_ms = (time.perf_counter() - start) * 1000
+    remote = sorted(k for k, r in rows[UCAST].items() if r["mapping_type"] == "remote")
+    switch = HostSwitch(VSwitch(), NullDriver(), expire_interval=None)
+    switch.start()
+    apply_units(switch, changes(EMPTY_PLAN, full))
+    took: list[float] = []
+    applied: list[float] = []
+    fallbacks = 0
+    for _ in range(count):
+        key = remote[rnd.randrange(len(remote))]
+        for row in (None, rows[UCAST][key]):
+            start = time.perf_counter()
+            patch = state.update({(UCAST, key): row})
+            took.append((time.perf_counter() - start) * 1e6)
+            if patch is None:
+                fallbacks += 1
+                state = PlanState(read_catalog(rows), plan(read_catalog(rows)))
+                continue
+            start = time.perf_counter()
+            apply_units(switch, patch.units)
+            applied.append((time.perf_counter() - start) * 1e6)
+    switch.stop()
+    return took, applied, index_ms, fallbacks
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 
+from openhnv.agent import control  # noqa: E402
 from openhnv.agent.control import ControlClient  # noqa: E402
 from openhnv.ovsdb.client import OvsdbClient  # noqa: E402
 from openhnv.ovsdb.mirror import RowEvent  # noqa: E402
@@ -330,6 +331,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _hosts_cpu_seconds(hosts: list[_HostProcess]) -> float:
+    """CPU seconds of the ``hnv host`` processes (agent, switch; not their ovsdb-servers)."""
+    return sum(_cpu_seconds(h.process.pid) for h in hosts)
+
+
+def _agent_syncs(hosts: list[_HostProcess]) -> dict[str, int]:
+    """The agents' syncs since they started, summed: full plans and patched batches."""
+    totals = {"hosts_full_syncs": 0, "hosts_incremental_syncs": 0}
+    for host in hosts:
+        counters = control.call(host.state_dir, "status")["agent"]["counters"]
+        totals["hosts_full_syncs"] += counters.get("full_syncs", 0)
+        totals["hosts_incremental_syncs"] += counters.get("incremental_syncs", 0)
+    return totals
+
+
 def _start_controller(db: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     cmd = [sys.executable, "-m", "openhnv", "controller", "--listen", f"127.0.0.1:{port}"]
@@ -356,6 +372,7 @@ class _HostProcess:
 
     def __init__(self, name: str, state_dir: Path) -> None:
         self.remote = f"unix:{state_dir}/ovsdb.sock"
+        self.state_dir = state_dir
         self.process = subprocess.Popen(
             [*HOST_COMMAND, "--name", name, "--state-dir", str(state_dir), "--driver", "none"],
             env=dict(os.environ, PYTHONPATH=str(SRC)),
@@ -409,11 +426,17 @@ def run(hosts: int, trials: int, nics: int, kind: str = "ovsdb-server") -> dict[
         figures: dict[str, Any] = {"hosts_kind": kind}
         figures.update(put_to_commit(client, observer, list(remotes), trials, probe))
         cpu_before = _cpu_seconds(process.pid), time.process_time()
+        hosts_before = _hosts_cpu_seconds(host_processes)
         figures.update(bring_up(client, observer, list(remotes), nics, probe))
         figures["bring_up_controller_cpu_seconds"] = round(
             _cpu_seconds(process.pid) - cpu_before[0], 2
         )
         figures["bring_up_bench_cpu_seconds"] = round(time.process_time() - cpu_before[1], 2)
+        if host_processes:
+            figures["bring_up_hosts_cpu_seconds"] = round(
+                _hosts_cpu_seconds(host_processes) - hosts_before, 2
+            )
+            figures.update(_agent_syncs(host_processes))
         return figures
     finally:
         if client is not None:

@@ -189,6 +189,19 @@ def test_figure8_rows_go_in_and_read_back(client: OvsdbClient, recorder: Recorde
     assert sorted(recorder.batches) == [1, len(inserted) - 1]
 
 
+def test_keyed_rows_read_some_rows_as_the_snapshot_has_them(client: OvsdbClient) -> None:
+    desired = figure8()
+    load(client, desired)
+    table = "Ucast_Macs_Remote"
+    snapshot = client.snapshot([table])[table]
+    keys = [*sorted(snapshot)[:2], "5001/00:00:00:00:00:01/10.9.9.9"]
+    assert client.keyed_rows(table, keys) == {
+        keys[0]: snapshot[keys[0]],
+        keys[1]: snapshot[keys[1]],
+        keys[2]: None,
+    }
+
+
 def test_update_and_delete_by_key(client: OvsdbClient, recorder: Recorder) -> None:
     load(client, figure8())
     recorder.take()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vfp_frames import (
     ALL_VMS,
     MAC_B,
@@ -231,6 +234,38 @@ def test_pa_commands_are_refused_and_a_bad_command_stops_the_batch() -> None:
         sw.apply([c.AddMapping(Mapping("r", "10.2.0.1", "10.0.9.9", "02:00:00:00:07:07", 7007)),
                   c.RemovePort("ghost")])  # fmt: skip
     assert driver.watched == ["10.0.9.9", PA_B]  # the mapping before the failure stands
+
+
+MAPPING_PAS = (PA_A, PA_B, "10.0.9.8", "10.0.9.9")
+mapping_command = st.one_of(
+    st.builds(
+        lambda ca, pa, vsid: c.AddMapping(
+            Mapping(f"rdid-{vsid}", f"10.3.0.{ca}", pa, f"02:00:00:03:00:{ca:02x}", vsid)
+        ),
+        st.integers(1, 6),
+        st.sampled_from(MAPPING_PAS),
+        st.sampled_from((8001, 8002)),
+    ),
+    st.builds(
+        lambda ca, vsid, missing_ok: c.RemoveMapping(f"rdid-{vsid}", f"10.3.0.{ca}", missing_ok),
+        st.integers(1, 6),
+        st.sampled_from((8001, 8002)),
+        st.booleans(),  # a missing one not ok: the batch stops there
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(mapping_command, max_size=5), max_size=8))
+def test_the_watched_pas_are_those_of_the_remote_mappings_after_every_batch(
+    batches: list[list[c.Command]],
+) -> None:
+    sw, driver = host_switch(PA_A)
+    for batch in batches:
+        with contextlib.suppress(PolicyError):
+            sw.apply(batch)
+        remote = {m.provider_address for m in sw.inspect(lambda e: e.fabric.mappings.all())}
+        assert driver.watched == sorted(remote - {PA_A})
 
 
 def test_send_to_an_unreported_port_is_an_error() -> None:

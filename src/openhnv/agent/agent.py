@@ -5,7 +5,9 @@
 (``ms_vtep``, ``ms_firewall``), reconciles the switch with a full plan of the rows
 (against what the engine already holds, so a restarted agent flushes nothing) and
 returns once that is programmed; afterwards one worker thread re-plans after each
-batch of row changes and applies only the difference. As the switch's
+batch of row changes and applies only the difference: a batch of mapping, port or
+FW_Rules rows patches the last plan (``agent.incremental``), anything else (or what
+cannot be patched exactly) re-plans every row. As the switch's
 ``PortListener`` it writes ``Physical_Port`` rows when VM ports come and go
 (docs/southbound.md "Ownership") and answers the ARP the engine punts.
 """
@@ -22,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openhnv.agent import arp
+from openhnv.agent.incremental import PlanState, TableKey, touched_rows
 from openhnv.agent.planner import (
     EMPTY_PLAN,
     Plan,
@@ -69,7 +72,9 @@ class HostAgent:
         self._ssl = ssl
         self._client: OvsdbClient | None = None
         self._cond = threading.Condition()
-        self._dirty = False
+        self._dirty = False  # every row must be re-planned
+        self._touched: set[TableKey] = set()  # rows to patch in (agent.incremental)
+        self._state: PlanState | None = None  # the worker's, from the last full plan
         self._stopping = False
         self._pending_ports: dict[str, str | None] = {}  # port -> reported MAC, None = gone
         self._worker: threading.Thread | None = None
@@ -101,6 +106,8 @@ class HostAgent:
             held = self.switch.inspect(plan_of_engine)  # reconcile, never flush
             pas = tuple(self.switch.provider_addresses())
             self._programmed = dataclasses.replace(held, provider_addresses=pas)
+            with self._cond:  # what came so far is in the rows planned next
+                self._dirty, self._touched = False, set()
             self._reconcile()
             self.switch.set_listener(self)
             self._detach_missing_ports()
@@ -175,8 +182,14 @@ class HostAgent:
 
     # -- OvsdbClient callbacks (client thread: only hand work over) ----------------------
     def _on_batch(self, events: list[RowEvent]) -> None:
+        touched = touched_rows(events)
+        if touched == set():
+            return  # only tables the agent does not read
         with self._cond:
-            self._dirty = True
+            if touched is None:
+                self._dirty = True
+            else:
+                self._touched |= touched
             self._cond.notify_all()
 
     def _on_state(self, state: ConnectionState) -> None:
@@ -224,7 +237,9 @@ class HostAgent:
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: self._stopping or self._dirty or bool(self._pending_ports),
+                    lambda: (
+                        self._stopping or self._dirty or bool(self._touched or self._pending_ports)
+                    ),
                     RETRY_INTERVAL,
                 )
                 if self._stopping:
@@ -232,12 +247,15 @@ class HostAgent:
                 if self._retry_at is not None and time.monotonic() >= self._retry_at:
                     self._retry_at, self._dirty = None, True
                 dirty, self._dirty = self._dirty, False
+                touched, self._touched = self._touched, set()
                 ports, self._pending_ports = self._pending_ports, {}
             try:
                 if ports:
                     self._write_ports(ports)
                 if dirty:
                     self._reconcile()
+                elif touched:
+                    self._reconcile_rows(touched)
             except Exception:  # never let bad data or a bug stop the agent
                 log.exception("host agent %s: sync failed; retrying", self.host_name)
                 with self._cond:
@@ -246,6 +264,7 @@ class HostAgent:
 
     def _reconcile(self) -> None:
         """Plan the current rows and apply the difference with what is programmed."""
+        self._state = None
         client = self._require_client()
         snapshot = client.snapshot(TABLES)
         catalog = read_catalog(snapshot)
@@ -263,6 +282,7 @@ class HostAgent:
         failed = self._apply(units)
         with self._cond:
             self._programmed = dataclasses.replace(without(new, failed), provider_addresses=pas)
+            self._count("full_syncs")
             self._plan = new
             before, self._row_problems = self._row_problems, problems
             for unit in units:
@@ -280,6 +300,44 @@ class HostAgent:
             log.info("%s %r is usable again", p.table, p.key)
         if units:
             log.info("host agent %s: %d change(s) programmed", self.host_name, len(units))
+        if not failed and pas == new.provider_addresses:
+            self._state = PlanState(catalog, new)  # what later batches patch
+
+    def _reconcile_rows(self, touched: set[TableKey]) -> None:
+        """Re-plan only the ``touched`` rows when the last full plan is fully programmed
+        and the batch can be patched exactly (``agent.incremental``); else every row."""
+        state, self._state = self._state, None  # spoiled until update() succeeds
+        if state is None or self._apply_problems:
+            self._reconcile()
+            return
+        client = self._require_client()
+        by_table: dict[str, list[str]] = {}
+        for table, key in touched:
+            by_table.setdefault(table, []).append(key)
+        rows = {
+            (table, key): row
+            for table, keys in by_table.items()
+            for key, row in client.keyed_rows(table, keys).items()
+        }
+        patch = state.update(rows)
+        if patch is None:
+            self._reconcile()
+            return
+        failed = self._apply(patch.units)
+        pas = self._programmed.provider_addresses
+        with self._cond:
+            programmed = without(patch.plan, failed) if failed else patch.plan
+            self._programmed = dataclasses.replace(programmed, provider_addresses=pas)
+            self._plan = patch.plan
+            self._count("incremental_syncs")
+            self._counts = state.counts()
+            self._retry_at = time.monotonic() + REFUSED_RETRY if failed else None
+            self._syncs += 1
+            self._last_sync = time.time()
+        if patch.units:
+            log.info("host agent %s: %d change(s) programmed", self.host_name, len(patch.units))
+        if not failed:
+            self._state = state
 
     def _apply(self, units: list[Unit]) -> list[Unit]:
         """Apply the units; record the refused ones as problems of their rows."""

@@ -18,11 +18,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from openhnv.agent.arp import ArpTable
-from openhnv.agent.rows import Catalog, FwRuleView, PortView, Problem
+from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, LAYER_PRIORITIES, VNET
@@ -102,6 +102,20 @@ def _mapping(
     return CaMapping(rdid, ca, pa, mac, vsid, encapsulation)
 
 
+def mac_mapping(cat: Catalog, mac: MacView) -> CaMapping:
+    """The mapping of one Ucast_Macs_Remote view; ``PolicyError`` when it is invalid."""
+    switch = cat.switches[mac.switch]
+    locator = cat.locators[mac.locator]
+    return _mapping(
+        switch.rdid,
+        mac.customer_address,
+        locator.provider_address,
+        mac.mac,
+        switch.vsid,
+        locator.encapsulation,
+    )
+
+
 def uplink_name(interface: str, index: int) -> str:
     """The switch uplink that carries a PA: ``upN`` as is, ``pnicN`` -> ``up{N-1}``,
     anything else by the PA's position among the host's PAs."""
@@ -116,7 +130,7 @@ def uplink_name(interface: str, index: int) -> str:
 def plan(cat: Catalog) -> Plan:
     """The desired VFP state of ``cat``; rows that cannot be planned become problems."""
     problems = list(cat.problems)
-    router_mac = cat.global_row.router_mac if cat.global_row is not None else None
+    router_mac, routed = routing(cat)
     pas: list[PaConfig] = []
     for i, (key, pa) in enumerate(sorted(cat.provider_addresses.items())):
         try:
@@ -131,22 +145,12 @@ def plan(cat: Catalog) -> Plan:
             )
         except VSwitchError as err:
             problems.append(Problem("Provider_Address", "", key, str(err)))
-    routed = {s for r in cat.routers.values() if r.enabled for s in r.switches}
 
     mappings: dict[tuple[str, str], CaMapping] = {}
     owners: dict[tuple[str, str], str] = {}
     for key, mac in sorted(cat.macs.items()):
-        switch = cat.switches[mac.switch]
-        locator = cat.locators[mac.locator]
         try:
-            m = _mapping(
-                switch.rdid,
-                mac.customer_address,
-                locator.provider_address,
-                mac.mac,
-                switch.vsid,
-                locator.encapsulation,
-            )
+            m = mac_mapping(cat, mac)
         except PolicyError as err:
             problems.append(Problem("Ucast_Macs_Remote", "", key, str(err)))
             continue
@@ -164,6 +168,7 @@ def plan(cat: Catalog) -> Plan:
             continue
         mappings[at], owners[at] = m, key
 
+    local = local_addresses(cat.macs.values())
     rules_of: dict[str, list[FwRuleView]] = {}
     for rule in cat.fw_rules.values():
         rules_of.setdefault(rule.vnic, []).append(rule)
@@ -183,13 +188,12 @@ def plan(cat: Catalog) -> Plan:
             )
             continue
         try:
-            port_plan = _port_plan(
+            port_plan = bound_port_plan(
                 cat,
                 view,
-                view.switch,
-                view.mac,
                 rules_of.get(name, []),
                 router_mac if view.switch in routed else None,
+                local.get((view.switch, view.mac), ()),
                 problems,
             )
         except PolicyError as err:
@@ -210,23 +214,36 @@ def plan(cat: Catalog) -> Plan:
     return Plan(ports, mappings, tuple(pas), arp, tuple(problems))
 
 
-def _port_plan(
+def routing(cat: Catalog) -> tuple[str | None, set[str]]:
+    """The distributed router's MAC, and the logical switches an enabled router binds."""
+    router_mac = cat.global_row.router_mac if cat.global_row is not None else None
+    return router_mac, {s for r in cat.routers.values() if r.enabled for s in r.switches}
+
+
+def local_addresses(macs: Iterable[MacView]) -> dict[tuple[str, str], set[str]]:
+    """The CAs of the local Ucast_Macs_Remote rows, by (logical switch, MAC)."""
+    local: dict[tuple[str, str], set[str]] = {}
+    for m in macs:
+        if m.local:
+            local.setdefault((m.switch, m.mac), set()).add(m.customer_address)
+    return local
+
+
+def bound_port_plan(
     cat: Catalog,
     view: PortView,
-    switch_key: str,
-    mac: str,
-    fw_rules: list[FwRuleView],
+    fw_rules: Iterable[FwRuleView],
     router_mac: str | None,
+    local_ips: Iterable[str],
     problems: list[Problem],
 ) -> PortPlan:
-    """A bound port: its addresses (its own plus its local mappings), ACLs and VNET."""
-    switch = cat.switches[switch_key]
-    ips = set(view.ip_addresses)
-    ips |= {
-        m.customer_address
-        for m in cat.macs.values()
-        if m.local and m.switch == switch_key and m.mac == mac
-    }
+    """A bound port (``view.switch`` and ``view.mac`` set): its addresses (its own plus
+    ``local_ips``, those of its local mappings), ACLs and VNET; ``PolicyError`` if bad."""
+    if view.switch is None or view.mac is None:
+        raise PolicyError("vlan_bindings", view.key, "the port is not bound")
+    switch = cat.switches[view.switch]
+    mac = view.mac
+    ips = set(view.ip_addresses) | set(local_ips)
     name = view.key
     port = c.AddPort(name, mac, switch.vsid, switch.rdid, tuple(sorted(ips)), view.mac_spoofing)
     layers: dict[str, LayerPlan] = {}
@@ -335,7 +352,7 @@ def changes(old: Plan, new: Plan) -> list[Unit]:
     units: list[Unit] = []
     for at, m in old.mappings.items():
         if at not in new.mappings:
-            units.append(_mapping_unit(m, (c.RemoveMapping(m.rdid, m.customer_address, True),)))
+            units.append(mapping_unit(m, (c.RemoveMapping(m.rdid, m.customer_address, True),)))
     for name in old.ports:
         if name not in new.ports:
             units.append(Unit("Physical_Port", name, (c.RemovePort(name, missing_ok=True),)))
@@ -345,11 +362,11 @@ def changes(old: Plan, new: Plan) -> list[Unit]:
             units.append(Unit("Physical_Port", name, tuple(cmds)))
     for at, m in new.mappings.items():
         if old.mappings.get(at) != m:
-            units.append(_mapping_unit(m, (c.AddMapping(m),)))
+            units.append(mapping_unit(m, (c.AddMapping(m),)))
     return units
 
 
-def _mapping_unit(m: CaMapping, cmds: tuple[c.Command, ...]) -> Unit:
+def mapping_unit(m: CaMapping, cmds: tuple[c.Command, ...]) -> Unit:
     return Unit("Ucast_Macs_Remote", f"{m.vsid}/{m.customer_mac}/{m.customer_address}", cmds)
 
 

@@ -242,6 +242,13 @@ class OvsdbClient:
                 out[table] = db.keyed_table(table)
         return out
 
+    def keyed_rows(self, table: str, keys: Iterable[str]) -> dict[str, Row | None]:
+        """The rows of ``table`` named ``keys`` as ``snapshot`` gives them (None: no such
+        row), without copying the whole table."""
+        db = self._db_of(table)
+        with self._lock:
+            return {key: db.keyed_row_of(table, key) for key in keys}
+
     # -- writes ------------------------------------------------------------------------
     def apply(self, changes: Sequence[RowChange], timeout: float = DEFAULT_TIMEOUT) -> None:
         """Commit ``changes`` as one OVSDB transaction per database, and wait for it.

@@ -209,6 +209,12 @@ class DatabaseMirror:
         rows = self.rows[table]
         return {key: self.keyed(table, rows[u]) for u, key in self.keys[table].items()}
 
+    def keyed_row_of(self, table: str, key: str) -> Row | None:
+        """The row of ``table`` named ``key`` in desired-state form, or None."""
+        row_uuid = self.by_key[table].get(key)
+        row = self.rows[table].get(row_uuid) if row_uuid is not None else None
+        return self.keyed(table, row) if row is not None else None
+
     def check_insert(self, change: RowChange) -> None:
         """Refuse an insert whose key does not match its own columns."""
         spec = self.specs[change.table]

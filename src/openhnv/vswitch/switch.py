@@ -23,8 +23,8 @@ from typing import Protocol, TypeVar
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.policy import normalize_mac
-from openhnv.vfp.spaces import ProviderAddress
+from openhnv.vfp.policy import normalize_mac, parse_address
+from openhnv.vfp.spaces import IPAddress, Mapping, ProviderAddress
 from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.driver import Driver, PaConfig, VSwitchError
 
@@ -64,6 +64,9 @@ class HostSwitch:
         self._pa_macs: dict[str, str] = {}
         self._next_hops: dict[str, str] = {}  # resolved address -> MAC (PAs and gateways)
         self._watched: frozenset[str] = frozenset()
+        self._pa_uses: Counter[str] = Counter(  # mappings per PA, kept up by apply()
+            m.provider_address for m in engine.fabric.mappings.all()
+        )
         self._stopping = threading.Event()
         self._expirer: threading.Thread | None = None
         self._started = False
@@ -131,12 +134,17 @@ class HostSwitch:
                 )  # fmt: skip
         failed: PolicyError | None = None
         with self._lock:
+            keys = _mapping_keys(batch)
+            before = [self.engine.fabric.mappings.by_ip(*k) for k in keys]
             try:
                 self.engine.apply_all(batch)
             except PolicyError as exc:
                 failed = exc
             watch = None
-            if any(isinstance(x, c.AddMapping | c.RemoveMapping) for x in batch):
+            if keys:
+                for key, old in zip(keys, before, strict=True):
+                    self._count_pa(old, -1)
+                    self._count_pa(self.engine.fabric.mappings.by_ip(*key), 1)
                 watch = self._watch_change()
         if watch is not None:
             self.driver.watch_neighbors(watch)
@@ -275,13 +283,17 @@ class HostSwitch:
         return ProviderAddress(pa.address, self._pa_macs[pa.address], pa.prefix_length,
                                pa.vlan_id, gateway_mac)  # fmt: skip
 
+    def _count_pa(self, mapping: Mapping | None, step: int) -> None:
+        if mapping is None:
+            return
+        self._pa_uses[mapping.provider_address] += step
+        if self._pa_uses[mapping.provider_address] <= 0:
+            del self._pa_uses[mapping.provider_address]
+
     def _watch_change(self) -> list[str] | None:
-        """The remote PAs the mappings name, when they changed since the driver was told."""
-        remote = frozenset(
-            m.provider_address
-            for m in self.engine.fabric.mappings.all()
-            if m.provider_address not in self._pas
-        )
+        """The remote PAs the mappings name, when they changed since the driver was told
+        (from the count of mappings per PA: a batch costs its mappings, not all of them)."""
+        remote = frozenset(pa for pa in self._pa_uses if pa not in self._pas)
         if remote == self._watched:
             return None
         self._watched = remote
@@ -314,3 +326,20 @@ class HostSwitch:
                 return
             for p in punts:
                 listener.punted(p.port, p.frame, p.reason)
+
+
+def _mapping_keys(batch: Sequence[c.Command]) -> list[tuple[str, IPAddress]]:
+    """The (RDID, CA) of every mapping the batch adds or removes, each once."""
+    keys: dict[tuple[str, IPAddress], None] = {}
+    for command in batch:
+        if isinstance(command, c.AddMapping):
+            rdid, address = command.mapping.rdid, command.mapping.customer_address
+        elif isinstance(command, c.RemoveMapping):
+            rdid, address = command.rdid, command.customer_address
+        else:
+            continue
+        try:
+            keys[(rdid, parse_address(address, "customer_address"))] = None
+        except PolicyError:
+            continue  # the engine refuses it too: that mapping does not change
+    return list(keys)
