@@ -98,6 +98,16 @@ def test_l2_to_a_local_vm_is_delivered_without_encapsulation() -> None:
     assert a.process("vm1", frame, 0.0) == [Deliver("vm5", frame)]
 
 
+def test_local_delivery_hits_the_flow_table_on_both_ports() -> None:
+    a = host(PA_A, MAC_A)
+    frame = udp_frame(VM1[1], VM5[1], VM1[2], VM5[2])
+    for _ in range(5):
+        assert a.process("vm1", frame, 0.0) == [Deliver("vm5", frame)]
+    sender, receiver = a.counters("vm1"), a.counters("vm5")
+    assert (sender["slow_path"], sender["uft_hits"]) == (1, 4), sender
+    assert (receiver["slow_path"], receiver["uft_hits"]) == (1, 4), receiver
+
+
 def test_routing_between_subnets_rewrites_macs_ttl_and_vsid() -> None:
     a, b = host(PA_A, MAC_A), host(PA_B, MAC_B)
     frame = udp_frame(VM1[1], ROUTER, VM1[2], VM4[2], ttl=64)

@@ -163,7 +163,11 @@ class VSwitch(Programming, Listing):
                 em = t.emit(name, frame, f.arg)
                 if em.__class__ is Transmit:
                     append(em)
-                elif f.connection is not None and f.connection in p.connections:
+                elif (
+                    t.__class__ is Discard
+                    and f.connection is not None
+                    and f.connection in p.connections
+                ):
                     misses += 1  # a cached drop of what is now a reply: decide again
                     self._slow(p, OUT, frame, key, now, out, f)
                 else:
