@@ -108,6 +108,7 @@ class HostAgent:
             self._programmed = dataclasses.replace(held, provider_addresses=pas)
             with self._cond:  # what came so far is in the rows planned next
                 self._dirty, self._touched = False, set()
+                self._connected = True  # a late SYNCED callback is not a reconnect
             self._reconcile()
             self.switch.set_listener(self)
             self._detach_missing_ports()
@@ -194,8 +195,8 @@ class HostAgent:
 
     def _on_state(self, state: ConnectionState) -> None:
         with self._cond:
-            self._connected = state is ConnectionState.SYNCED
-            if self._connected:
+            was, self._connected = self._connected, state is ConnectionState.SYNCED
+            if self._connected and not was:
                 self._dirty = True  # a reconnect: look again (the mirror reports changes)
             self._cond.notify_all()
 
