@@ -35,6 +35,7 @@ from openhnv.controller.compiler import (
     affected_hosts,
     compile_datacenter,
     compile_host,
+    diff_keys,
 )
 from openhnv.controller.firewall import rule_id
 from openhnv.ovsdb.rows import Ref, Row, RowChange, diff
@@ -889,3 +890,15 @@ def test_other_changes_update_exactly_the_hosts_that_change(change: Any) -> None
         if expected:
             assert host in update.changes, host
     assert update.compiler.datacenter().hosts == full_after
+
+
+def test_diff_keys_is_diff_on_the_changed_keys() -> None:
+    shared = {"name": "1"}
+    old = {"Logical_Switch": {"1": shared, "2": {"name": "2"}, "3": {"name": "3"}}}
+    new = {"Logical_Switch": {"1": shared, "2": {"name": "2", "tunnel_key": 2}, "4": {"name": "4"}}}
+    everything = {"Logical_Switch": {"1", "2", "3", "4"}}
+    assert diff_keys(old, new, everything) == diff(old, new)
+    assert diff_keys(old, new, {"Logical_Switch": {"4"}}) == [
+        RowChange("insert", "Logical_Switch", "4", {"name": "4"})
+    ]
+    assert diff_keys(old, new, {}) == []

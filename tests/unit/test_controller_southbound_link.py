@@ -1,4 +1,4 @@
-"""A host link's pure parts: full resync changes, keyed diffs, and the remote probe."""
+"""A host link's pure parts: full resync changes and the remote probe."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import socket
 import tempfile
 from pathlib import Path
 
-from openhnv.controller.southbound_link import diff_keys, probe, resync_changes
+from openhnv.controller.southbound_link import probe, resync_changes
 from openhnv.controller.status import Remote
-from openhnv.ovsdb.rows import Ref, RowChange, diff
+from openhnv.ovsdb.rows import Ref, RowChange
 
 LS = Ref("Logical_Switch", "5001")
 
@@ -46,18 +46,6 @@ def test_resync_of_an_empty_host_inserts_everything() -> None:
     assert resync_changes({}, desired) == [
         RowChange("insert", "Logical_Switch", "5001", {"name": "5001"})
     ]
-
-
-def test_diff_keys_is_diff_on_the_changed_keys() -> None:
-    shared = {"name": "1"}
-    old = {"Logical_Switch": {"1": shared, "2": {"name": "2"}, "3": {"name": "3"}}}
-    new = {"Logical_Switch": {"1": shared, "2": {"name": "2", "tunnel_key": 2}, "4": {"name": "4"}}}
-    everything = {"Logical_Switch": {"1", "2", "3", "4"}}
-    assert diff_keys(old, new, everything) == diff(old, new)
-    assert diff_keys(old, new, {"Logical_Switch": {"4"}}) == [
-        RowChange("insert", "Logical_Switch", "4", {"name": "4"})
-    ]
-    assert diff_keys(old, new, {}) == []
 
 
 def test_probe_explains_unix_and_tcp_failures() -> None:

@@ -182,7 +182,7 @@ class Compiler:
             changed = _changed_keys(old.pieces, pieces, deltas)
             new = nxt._hosts[server_id] = _patch(old, pieces, changed)
             states[server_id] = new.state
-            changes[server_id] = _diff_keys(old.state, new.state, changed)
+            changes[server_id] = diff_keys(old.state, new.state, changed)
         nxt._previous_vnet.clear()
         return Update(compiler=nxt, states=states, changes=changes)
 
@@ -353,7 +353,7 @@ def _keep_equal_rows(piece: Piece, previous: Piece) -> Piece:
     return out
 
 
-def _diff_keys(old: DesiredState, new: DesiredState, changed: Changed) -> list[RowChange]:
+def diff_keys(old: DesiredState, new: DesiredState, changed: Changed) -> list[RowChange]:
     """``diff(old, new)`` when only the ``changed`` keys can differ."""
     old_sub: dict[str, dict[str, Row]] = {}
     new_sub: dict[str, dict[str, Row]] = {}

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from openhnv.controller.compiler import diff_keys
 from openhnv.controller.host_rows import TABLES
 from openhnv.controller.status import (
     HOST_NOT_CONNECTED,
@@ -77,22 +78,6 @@ def resync_changes(actual: DesiredState, desired: DesiredState) -> list[RowChang
         projected[table] = rows
         target[table] = dict(want)
     return diff(projected, target)
-
-
-def diff_keys(old: DesiredState, new: DesiredState, changed: Changed) -> list[RowChange]:
-    """``diff(old, new)`` when only the ``changed`` keys can differ."""
-    old_sub: dict[str, dict[str, Row]] = {}
-    new_sub: dict[str, dict[str, Row]] = {}
-    for table in TABLES:
-        keys = changed.get(table)
-        if not keys:
-            continue
-        old_rows = old.get(table, {})
-        new_rows = new.get(table, {})
-        differing = sorted(k for k in keys if old_rows.get(k) is not new_rows.get(k))
-        old_sub[table] = {k: old_rows[k] for k in differing if k in old_rows}
-        new_sub[table] = {k: new_rows[k] for k in differing if k in new_rows}
-    return diff(old_sub, new_sub)
 
 
 def probe(remote: Remote, timeout: float = PROBE_TIMEOUT) -> str:
