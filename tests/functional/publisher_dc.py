@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,6 @@ from openhnv.ovsdb.server import OvsdbServer, SslFiles
 
 WAIT = 20.0
 PA_PREFIX = "192.168.0.0/16"
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Poll ``predicate`` until true; AssertionError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class FakeHost:

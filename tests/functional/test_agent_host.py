@@ -5,7 +5,6 @@ an incremental change flushes no flow, a restart rebuilds, a bad row is reported
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,24 +27,13 @@ from openhnv.vfp.layout import ACL_NIC, VNET
 from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
+from polling import eventually
 
 WAIT = 15.0
 T = TypeVar("T")
 SQL_MAC, WEB_MAC = "00:1d:d8:07:00:11", "00:1d:d8:07:00:12"
 ROUTER_MAC = "40:1d:d8:b7:1c:06"
 GATEWAY_MAC = "02:99:00:00:00:01"
-
-
-def eventually(fn: Callable[[], T], what: str, timeout: float = WAIT) -> T:
-    """``fn()`` once it is truthy (polling); fails naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what} (last: {value!r})")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from openhnv.controller.compiler import compile_host
 from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.pki import init_ca, issue
+from polling import eventually
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 WAIT = 30.0
@@ -38,15 +38,6 @@ REFUSED_WAIT = 2.0
 SQL_NIC = instance_id("/networkInterfaces/contoso-sql")
 FAB_NIC = instance_id("/networkInterfaces/fabrikam-sql")
 SQL_MAC, FAB_MAC = "00:1d:d8:07:00:11", "00:1d:d8:07:00:21"
-
-
-def wait_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def pid_alive(pid: int) -> bool:
@@ -158,8 +149,8 @@ def test_rows_written_to_the_hosts_ovsdb_show_in_hnv_vfp_and_hnv_host(
     state = tmp_path / "h1"
     start(hosts, state, *NULL_PORTS)
     write_figure8(state)
-    wait_until(lambda: mapping_count(state) == 4, "figure 8's four mappings")
-    wait_until(lambda: ports(state).get(SQL_NIC, {}).get("programmed"), "the SQL port programmed")
+    eventually(lambda: mapping_count(state) == 4, "figure 8's four mappings")
+    eventually(lambda: ports(state).get(SQL_NIC, {}).get("programmed"), "the SQL port programmed")
 
     assert host_main.main(["pa-ca-mapping", "--state-dir", str(state), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -197,19 +188,19 @@ def test_a_killed_ovsdb_server_is_restarted_with_its_rows(
     state = tmp_path / "h1"
     host = start(hosts, state, *NULL_PORTS)
     write_figure8(state)
-    wait_until(lambda: mapping_count(state) == 4, "four mappings")
+    eventually(lambda: mapping_count(state) == 4, "four mappings")
     first = host.ovsdb_pid()
     assert first is not None
     os.kill(first, signal.SIGKILL)
-    wait_until(
+    eventually(
         lambda: host.ovsdb_pid() not in (None, first) and pid_alive(host.ovsdb_pid() or 0),
         "a new ovsdb-server",
     )
-    wait_until(lambda: call(state, "status")["ovsdb_server"]["restarts"] >= 1, "restart counted")
+    eventually(lambda: call(state, "status")["ovsdb_server"]["restarts"] >= 1, "restart counted")
     with OvsdbClient(f"unix:{state}/ovsdb.sock") as client:
         client.wait_synced(WAIT)
         assert len(client.snapshot(["Ucast_Macs_Remote"])["Ucast_Macs_Remote"]) == 4
-    wait_until(lambda: call(state, "status")["agent"]["connected"] is True, "agent reconnected")
+    eventually(lambda: call(state, "status")["agent"]["connected"] is True, "agent reconnected")
     assert mapping_count(state) == 4
 
 
@@ -217,7 +208,7 @@ def test_a_restarted_host_rebuilds_its_state_from_ovsdb(hosts: list[Host], tmp_p
     state = tmp_path / "h1"
     first = start(hosts, state, *NULL_PORTS)
     write_figure8(state)
-    wait_until(lambda: mapping_count(state) == 4, "four mappings")
+    eventually(lambda: mapping_count(state) == 4, "four mappings")
     before = {k: v["layers"] for k, v in ports(state).items()}
     assert first.stop() == 0
     second = start(hosts, state, *NULL_PORTS)
@@ -233,7 +224,7 @@ def test_sigterm_leaves_no_process_and_no_socket(hosts: list[Host], tmp_path: Pa
     assert ovsdb is not None and pid_alive(ovsdb)
     assert host.stop(signal.SIGTERM) == 0
     assert not pid_alive(host.proc.pid)
-    wait_until(lambda: not pid_alive(ovsdb), "ovsdb-server gone", timeout=10)
+    eventually(lambda: not pid_alive(ovsdb), "ovsdb-server gone", timeout=10)
     assert not (state / "control.sock").exists()
     assert not (state / "host.pid").exists()
     assert (state / "ms_vtep.db").exists()  # the databases stay
@@ -243,7 +234,7 @@ def test_sigint_stops_cleanly_too(hosts: list[Host], tmp_path: Path) -> None:
     host = start(hosts, tmp_path / "h1")
     ovsdb = host.ovsdb_pid()
     assert host.stop(signal.SIGINT) == 0
-    wait_until(lambda: ovsdb is None or not pid_alive(ovsdb), "ovsdb-server gone", timeout=10)
+    eventually(lambda: ovsdb is None or not pid_alive(ovsdb), "ovsdb-server gone", timeout=10)
 
 
 def test_a_second_host_on_the_same_state_dir_is_refused(hosts: list[Host], tmp_path: Path) -> None:
@@ -264,7 +255,7 @@ def test_tcp_listener_serves_the_controller(hosts: list[Host], tmp_path: Path) -
     with OvsdbClient(f"tcp:127.0.0.1:{port}") as client:
         client.wait_synced(WAIT)
         client.replace_all(compile_host(figure8(), "host1"))
-    wait_until(lambda: mapping_count(state) == 4, "mappings through the TCP listener")
+    eventually(lambda: mapping_count(state) == 4, "mappings through the TCP listener")
 
 
 @pytest.mark.parametrize(
@@ -321,7 +312,7 @@ def test_ssl_listener_accepts_only_the_controller(hosts: list[Host], tmp_path: P
     with OvsdbClient(f"ssl:127.0.0.1:{port}", ssl=controller) as client:
         client.wait_synced(WAIT)
         client.replace_all(compile_host(figure8(), "host1"))
-    wait_until(lambda: mapping_count(state) == 4, "mappings through the SSL listener")
+    eventually(lambda: mapping_count(state) == 4, "mappings through the SSL listener")
     with (
         OvsdbClient(f"ssl:127.0.0.1:{port}", ssl=other_host) as client,
         pytest.raises(OvsdbError),
@@ -335,7 +326,7 @@ def test_a_killed_host_leaves_ovsdb_server_that_the_next_host_adopts(
     state = tmp_path / "h1"
     first = start(hosts, state, *NULL_PORTS)
     write_figure8(state)
-    wait_until(lambda: mapping_count(state) == 4, "four mappings")
+    eventually(lambda: mapping_count(state) == 4, "four mappings")
     server = first.ovsdb_pid()
     first.stop(signal.SIGKILL)
     assert server is not None and pid_alive(server)

@@ -6,10 +6,8 @@ still reported (by a full plan) and skipped, and the patching resumes after it."
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -27,22 +25,11 @@ from openhnv.ovsdb.server import OvsdbServer
 from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
+from polling import eventually
 
 WAIT = 15.0
-T = TypeVar("T")
 UCAST, LOCATOR = "Ucast_Macs_Remote", "Physical_Locator"
 HOST2, HOST3 = "vxlan_over_ipv4:192.168.2.20", "vxlan_over_ipv4:192.168.3.30"
-
-
-def eventually(fn: Callable[[], T], what: str, timeout: float = WAIT) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what} (last: {value!r})")
-        time.sleep(0.02)
 
 
 @pytest.fixture

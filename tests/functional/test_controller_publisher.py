@@ -19,7 +19,6 @@ from publisher_dc import (
     report_port,
     server,
     vnet,
-    wait_for,
 )
 
 from openhnv.controller.compiler import compile_host
@@ -27,6 +26,7 @@ from openhnv.controller.publisher import Publisher
 from openhnv.controller.service import ControllerService
 from openhnv.controller.store import SqliteStore
 from openhnv.ovsdb.rows import RowChange
+from polling import eventually
 
 TABLES_COMPARED = (
     "Physical_Switch",
@@ -100,7 +100,7 @@ def test_nb_changes_reach_exactly_the_hosts_that_need_them(
     service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
 ) -> None:
     build(service, three)
-    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     for host in three.values():
         assert holds_desired(service, host)
     a_cas = {"5001/00:1d:d8:07:00:00/10.1.0.11", "5001/00:1d:d8:07:00:01/10.1.0.12"}
@@ -113,7 +113,7 @@ def test_nb_changes_reach_exactly_the_hosts_that_need_them(
         assert state["status"] == "Success", state
     # A new NIC in B reaches h3 (and h1, where it lives), never h2.
     nic(service, "b2", "B", "10.2.0.12", "h1")
-    wait_for(lambda: succeeded(service, "b2"), "b2 Succeeded")
+    eventually(lambda: succeeded(service, "b2"), "b2 Succeeded")
     assert "6001/00:1d:d8:07:00:03/10.2.0.12" in host_rows(three["h3"], "Ucast_Macs_Remote")
     assert "6001" in host_rows(three["h1"], "Logical_Switch")
     assert "6001" not in host_rows(three["h2"], "Logical_Switch")
@@ -125,12 +125,12 @@ def test_moving_a_nic_updates_every_host(
     service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
 ) -> None:
     build(service, three)
-    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     instance = service.get("/networkInterfaces/a1")["instanceId"]
     assert instance in host_rows(three["h1"], "Physical_Port")
     nic(service, "a1", "A", "10.1.0.11", "h3")
     assert provisioning(service, "/networkInterfaces/a1") == "Updating"
-    wait_for(lambda: succeeded(service, "a1"), "moved a1 Succeeded")
+    eventually(lambda: succeeded(service, "a1"), "moved a1 Succeeded")
     assert instance not in host_rows(three["h1"], "Physical_Port")
     assert instance in host_rows(three["h3"], "Physical_Port")
     h2_row = host_rows(three["h2"], "Ucast_Macs_Remote")["5001/00:1d:d8:07:00:00/10.1.0.11"]
@@ -146,16 +146,18 @@ def test_a_restarted_or_wiped_host_is_resynced(
     service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
 ) -> None:
     build(service, three)
-    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     h2 = three["h2"]
     h2.stop()
-    wait_for(lambda: code_of(service, "/servers/h2") == "HostNotConnected", "h2 disconnected")
-    wait_for(lambda: "no socket" in str(configuration(service, "/servers/h2")), "h2's reason shown")
+    eventually(lambda: code_of(service, "/servers/h2") == "HostNotConnected", "h2 disconnected")
+    eventually(
+        lambda: "no socket" in str(configuration(service, "/servers/h2")), "h2's reason shown"
+    )
     nic(service, "a3", "A", "10.1.0.13", "h1")  # h2 needs it too but is down
-    wait_for(lambda: succeeded(service, "a1", "b1"), "others still Succeeded")
+    eventually(lambda: succeeded(service, "a1", "b1"), "others still Succeeded")
     assert provisioning(service, "/networkInterfaces/a3") == "Updating"
     h2.start()
-    wait_for(lambda: succeeded(service, "a3"), "a3 Succeeded once h2 is back")
+    eventually(lambda: succeeded(service, "a3"), "a3 Succeeded once h2 is back")
     assert holds_desired(service, h2)
     # A host that lost every row while the controller was away from it gets them back;
     # rows the controller does not want are removed.
@@ -165,7 +167,7 @@ def test_a_restarted_or_wiped_host_is_resynced(
         client.apply(
             [RowChange("insert", "Logical_Switch", "7777", {"name": "7777", "tunnel_key": 7777})]
         )
-    wait_for(lambda: holds_desired(service, h2), "wiped h2 resynced")
+    eventually(lambda: holds_desired(service, h2), "wiped h2 resynced")
     assert "7777" not in host_rows(h2, "Logical_Switch")
     assert code_of(service, "/servers/h2") == "Success"
 
@@ -175,23 +177,23 @@ def test_a_reported_port_binds_an_unplaced_nic(
 ) -> None:
     build(service, three)
     doc = nic(service, "a9", "A", "10.1.0.19", None)
-    wait_for(lambda: succeeded(service, "a9"), "unplaced NIC Succeeded")
+    eventually(lambda: succeeded(service, "a9"), "unplaced NIC Succeeded")
     report_port(three["h3"], doc["instanceId"])
-    wait_for(
+    eventually(
         lambda: (
             service.get("/networkInterfaces/a9")["properties"].get("server")
             == {"resourceRef": "/servers/h3"}
         ),
         "a9 bound to h3",
     )
-    wait_for(lambda: succeeded(service, "a9"), "bound a9 Succeeded")
+    eventually(lambda: succeeded(service, "a9"), "bound a9 Succeeded")
     port = host_rows(three["h3"], "Physical_Port")[doc["instanceId"]]
     assert port["vlan_bindings"] and port["status"]["attached"] == "true"
     assert "5001/00:1d:d8:07:00:03/10.1.0.19" in host_rows(three["h1"], "Ucast_Macs_Remote")
     # The northbound server stays authoritative: a report from another host is a warning.
     a1 = service.get("/networkInterfaces/a1")
     report_port(three["h2"], a1["instanceId"])
-    wait_for(
+    eventually(
         lambda: code_of(service, "/networkInterfaces/a1") == "PortReportedOnOtherHost",
         "a1 warns",
     )
@@ -201,8 +203,8 @@ def test_a_reported_port_binds_an_unplaced_nic(
     assert configuration(service, "/networkInterfaces/a1")["status"] == "Warning"
     # Moved where its port is, the NIC's warning goes.
     nic(service, "a1", "A", "10.1.0.11", "h2")
-    wait_for(lambda: succeeded(service, "a1"), "a1 Succeeded on h2")
-    wait_for(lambda: code_of(service, "/networkInterfaces/a1") == "Success", "warning gone")
+    eventually(lambda: succeeded(service, "a1"), "a1 Succeeded on h2")
+    eventually(lambda: code_of(service, "/networkInterfaces/a1") == "Success", "warning gone")
 
 
 def test_provisioning_state_flow(
@@ -214,12 +216,12 @@ def test_provisioning_state_flow(
     assert doc["properties"]["provisioningState"] == "Updating"
     assert provisioning(service, "/networkInterfaces/a4") == "Updating"  # h1 needs it, down
     three["h1"].start()
-    wait_for(lambda: succeeded(service, "a4"), "a4 Succeeded")
+    eventually(lambda: succeeded(service, "a4"), "a4 Succeeded")
     assert configuration(service, "/networkInterfaces/a4")["status"] == "Success"
     # A compile problem fails the NIC with the compiler's reason.
     server(service, "bare", "unix:/nonexistent/hnv-pub.sock", pa=False)
     nic(service, "a5", "A", "10.1.0.15", "bare")
-    wait_for(lambda: provisioning(service, "/networkInterfaces/a5") == "Failed", "a5 Failed")
+    eventually(lambda: provisioning(service, "/networkInterfaces/a5") == "Failed", "a5 Failed")
     state = configuration(service, "/networkInterfaces/a5")
     assert state["status"] == "Failure"
     assert "no provider address" in state["detailedInfo"][0]["message"]
@@ -227,7 +229,7 @@ def test_provisioning_state_flow(
     fourth = FakeHost("h4").start()
     try:
         server(service, "bare", fourth.remote, pa=True)
-        wait_for(lambda: succeeded(service, "a5"), "a5 Succeeded once its server has a PA")
+        eventually(lambda: succeeded(service, "a5"), "a5 Succeeded once its server has a PA")
         assert configuration(service, "/networkInterfaces/a5")["status"] == "Success"
     finally:
         fourth.remove()
@@ -253,7 +255,7 @@ def test_bad_management_addresses_are_explained(
 ) -> None:
     fabric(service)
     server(service, "odd", address)
-    wait_for(lambda: words in str(configuration(service, "/servers/odd")), f"{words!r} shown")
+    eventually(lambda: words in str(configuration(service, "/servers/odd")), f"{words!r} shown")
     state = configuration(service, "/servers/odd")
     assert state["status"] == "Failure"
     assert state["detailedInfo"][0]["code"] == code
@@ -262,7 +264,7 @@ def test_bad_management_addresses_are_explained(
 def test_refused_tcp_port_is_explained(service: ControllerService, publisher: Publisher) -> None:
     fabric(service)
     server(service, "odd", "tcp:127.0.0.1:1")
-    wait_for(lambda: "refused" in str(configuration(service, "/servers/odd")), "refusal shown")
+    eventually(lambda: "refused" in str(configuration(service, "/servers/odd")), "refusal shown")
 
 
 def test_two_servers_cannot_share_a_host(
@@ -271,8 +273,8 @@ def test_two_servers_cannot_share_a_host(
     fabric(service)
     server(service, "h1", three["h1"].remote)
     server(service, "twin", three["h1"].remote)
-    wait_for(lambda: "already server h1's" in str(configuration(service, "/servers/twin")), "dup")
-    wait_for(lambda: code_of(service, "/servers/h1") == "Success", "h1 connected")
+    eventually(lambda: "already server h1's" in str(configuration(service, "/servers/twin")), "dup")
+    eventually(lambda: code_of(service, "/servers/h1") == "Success", "h1 connected")
 
 
 def test_publisher_restart_converges(
@@ -281,7 +283,7 @@ def test_publisher_restart_converges(
     first = Publisher(service).start()
     try:
         build(service, three)
-        wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+        eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     finally:
         first.stop()
     # While no publisher runs: the NB state changes, and a host loses rows.
@@ -293,9 +295,9 @@ def test_publisher_restart_converges(
         )
     second = Publisher(service).start()
     try:
-        wait_for(lambda: succeeded(service, "a6"), "a6 Succeeded after restart")
+        eventually(lambda: succeeded(service, "a6"), "a6 Succeeded after restart")
         for host in three.values():
-            wait_for(lambda h=host: holds_desired(service, h), f"{host.name} resynced")
+            eventually(lambda h=host: holds_desired(service, h), f"{host.name} resynced")
     finally:
         second.stop()
 
@@ -306,7 +308,7 @@ def test_rows_changed_behind_the_controllers_back_are_repaired(
     publisher = Publisher(service, audit_every=0.5).start()
     try:
         build(service, three)
-        wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+        eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
         h1 = three["h1"]
         with h1.client() as client:  # another writer, while the controller stays connected
             client.apply(
@@ -318,7 +320,7 @@ def test_rows_changed_behind_the_controllers_back_are_repaired(
                     RowChange("update", "Logical_Switch", "5001", {"tunnel_key": 1}),
                 ]
             )
-        wait_for(lambda: holds_desired(service, h1), "h1 repaired by the audit")
+        eventually(lambda: holds_desired(service, h1), "h1 repaired by the audit")
         assert "7777" not in host_rows(h1, "Logical_Switch")
     finally:
         publisher.stop()
@@ -328,7 +330,7 @@ def test_deletes_subnets_and_acls_reach_the_right_hosts(
     service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
 ) -> None:
     build(service, three)
-    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     # An ACL on A's subnet: the FW rules of a1 (h1) and a2 (h2) change, h3's do not.
     h3_rules = host_rows(three["h3"], "FW_Rules")
     rule = {
@@ -359,25 +361,25 @@ def test_deletes_subnets_and_acls_reach_the_right_hosts(
     body["addressSpace"]["addressPrefixes"] = ["10.1.0.0/16", "10.3.0.0/24"]
     put(service, "/virtualNetworks/A", body)
     for name in ("h1", "h2"):
-        wait_for(
+        eventually(
             lambda n=name: any(
                 r["rule_name"] == "http" for r in host_rows(three[n], "FW_Rules").values()
             ),
             f"{name} has the ACL rule",
         )
-        wait_for(lambda n=name: "5002" in host_rows(three[n], "Logical_Switch"), f"{name} has s2")
+        eventually(lambda n=name: "5002" in host_rows(three[n], "Logical_Switch"), f"{name} has s2")
     assert host_rows(three["h3"], "FW_Rules") == h3_rules
     assert "5002" not in host_rows(three["h3"], "Logical_Switch")
     # Deleting b1 empties h3 of B; deleting a server with no NIC closes its link.
     service.delete("/networkInterfaces/b1")
-    wait_for(lambda: not host_rows(three["h3"], "Ucast_Macs_Remote"), "h3 forgets B")
+    eventually(lambda: not host_rows(three["h3"], "Ucast_Macs_Remote"), "h3 forgets B")
     assert host_rows(three["h3"], "Physical_Port") == {}
     service.delete("/networkInterfaces/a1")
     service.delete("/networkInterfaces/a2")
     service.delete("/servers/h3")
-    wait_for(lambda: "h3" not in publisher.links(), "h3's link closed")
+    eventually(lambda: "h3" not in publisher.links(), "h3's link closed")
     for name in ("h1", "h2"):
-        wait_for(lambda n=name: not host_rows(three[n], "FW_Rules"), f"{name} has no rules left")
+        eventually(lambda n=name: not host_rows(three[n], "FW_Rules"), f"{name} has no rules left")
         assert holds_desired(service, three[name])
 
 
@@ -385,15 +387,15 @@ def test_switching_to_nvgre_rewrites_every_host(
     service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
 ) -> None:
     build(service, three)
-    wait_for(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     put(service, "/virtualNetworkManager/configuration", {"networkVirtualizationProtocol": "Nvgre"})
     for host in three.values():
-        wait_for(
+        eventually(
             lambda h=host: (
                 {r["encapsulation_type"] for r in host_rows(h, "Physical_Locator").values()}
                 == {"nvgre_over_ipv4"}
             ),
             f"{host.name} on NVGRE",
         )
-        wait_for(lambda h=host: holds_desired(service, h), f"{host.name} converged")
+        eventually(lambda h=host: holds_desired(service, h), f"{host.name} converged")
         assert host_rows(host, "Global")["global"]["other_config"]["encapsulation"] == "nvgre"

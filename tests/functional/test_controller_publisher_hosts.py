@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from publisher_dc import WAIT, fabric, nic, provisioning, server, vnet, wait_for
+from publisher_dc import WAIT, fabric, nic, provisioning, server, vnet
 
 import openhnv
 from openhnv.controller.publisher import Publisher
 from openhnv.controller.service import ControllerService
 from openhnv.controller.store import SqliteStore
+from polling import eventually
 
 SRC = Path(openhnv.__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(SRC))
@@ -129,7 +130,7 @@ def test_mappings_reach_the_agents_of_real_hosts(host_processes: dict[str, HostP
         vnet(service, "A", "10.1.0.0/16", 5001)
         nic(service, "n1", "A", "10.1.0.11", "hp1")
         nic(service, "n2", "A", "10.1.0.12", "hp2")
-        wait_for(
+        eventually(
             lambda: all(
                 provisioning(service, f"/networkInterfaces/{n}") == "Succeeded"
                 for n in ("n1", "n2")
@@ -139,15 +140,15 @@ def test_mappings_reach_the_agents_of_real_hosts(host_processes: dict[str, HostP
         pa1, pa2 = pa_of(service, "hp1"), pa_of(service, "hp2")
         want = {("10.1.0.11", "5001", pa1), ("10.1.0.12", "5001", pa2)}
         for host in host_processes.values():
-            wait_for(lambda h=host: want <= h.mappings(), f"{host.name}'s agent programmed")
+            eventually(lambda h=host: want <= h.mappings(), f"{host.name}'s agent programmed")
         # hp2 restarts (same state dir) while n1 moves to hp2: both agents follow.
         host_processes["hp2"].stop()
         nic(service, "n1", "A", "10.1.0.11", "hp2")
         host_processes["hp2"].start()
         moved = {("10.1.0.11", "5001", pa2), ("10.1.0.12", "5001", pa2)}
-        wait_for(lambda: moved <= host_processes["hp2"].mappings(), "hp2 holds n1 and n2")
+        eventually(lambda: moved <= host_processes["hp2"].mappings(), "hp2 holds n1 and n2")
         # hp1 has no NIC in A any more: its agent drops A's mappings.
-        wait_for(lambda: not host_processes["hp1"].mappings(), "hp1 forgets A")
+        eventually(lambda: not host_processes["hp1"].mappings(), "hp1 forgets A")
         assert provisioning(service, "/networkInterfaces/n1") == "Succeeded"
     finally:
         publisher.stop()

@@ -18,28 +18,20 @@ from typing import Any
 
 import httpx
 import pytest
-from publisher_dc import WAIT, FakeHost, hosts, wait_for
+from publisher_dc import WAIT, FakeHost, hosts
 
 import openhnv
 from openhnv.controller.compiler import compile_host
 from openhnv.controller.publisher import Publisher
 from openhnv.controller.service import ControllerService
+from openhnv.controller.snapshot import SNAPSHOT_COLLECTIONS
 from openhnv.controller.store import SqliteStore
 from openhnv.ovsdb.pki import init_ca, issue, ssl_files
 from openhnv.ovsdb.rows import RowChange
+from polling import eventually
 
 SRC = Path(openhnv.__file__).resolve().parents[1]
 CONTROLLER = (sys.executable, "-m", "openhnv", "controller")
-COLLECTIONS = (
-    "logicalNetworks",
-    "macPools",
-    "credentials",
-    "servers",
-    "accessControlLists",
-    "virtualNetworks",
-    "networkInterfaces",
-    "virtualNetworkManager",
-)
 COMPARED = ("Logical_Switch", "Ucast_Macs_Remote", "Physical_Port", "FW_Rules", "Physical_Locator")
 
 
@@ -97,7 +89,7 @@ class Controller:
         return doc
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        return {c: self.get("/" + c)["value"] for c in COLLECTIONS}
+        return {c: self.get("/" + c)["value"] for c in SNAPSHOT_COLLECTIONS}
 
 
 def build(nc: Controller, made: dict[str, FakeHost]) -> None:
@@ -193,7 +185,7 @@ def test_controller_and_host_restarts_converge(tmp_path: Path, two: dict[str, Fa
     nc = Controller(db)
     try:
         build(nc, two)
-        wait_for(lambda: all_succeeded(nc), "NICs Succeeded")
+        eventually(lambda: all_succeeded(nc), "NICs Succeeded")
         assert converged(nc, two)
         server = nc.get("/servers/p1")["properties"]["configurationState"]
         assert server["status"] == "Success"
@@ -210,12 +202,12 @@ def test_controller_and_host_restarts_converge(tmp_path: Path, two: dict[str, Fa
         )
     nc = Controller(db)
     try:
-        wait_for(lambda: converged(nc, two), "hosts resynced after the controller restart")
+        eventually(lambda: converged(nc, two), "hosts resynced after the controller restart")
         # A host's ovsdb-server is killed; a NIC arrives meanwhile; the server comes back.
         pid = two["p2"].server.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        wait_for(
+        eventually(
             lambda: (
                 nc.get("/servers/p2")["properties"]["configurationState"]["status"] == "Failure"
             ),
@@ -224,7 +216,7 @@ def test_controller_and_host_restarts_converge(tmp_path: Path, two: dict[str, Fa
         doc = add_nic(nc, "late", "10.1.0.99", "p1")
         assert doc["properties"]["provisioningState"] == "Updating"
         two["p2"].start()
-        wait_for(lambda: all_succeeded(nc), "NICs Succeeded after p2 came back")
+        eventually(lambda: all_succeeded(nc), "NICs Succeeded after p2 came back")
         assert converged(nc, two)
     finally:
         nc.kill()
@@ -264,7 +256,7 @@ def test_ssl_host_accepts_the_controller_and_refuses_a_wrong_cert(tmp_path: Path
                     }
                 },
             )
-            wait_for(
+            eventually(
                 lambda: (
                     "SSL" in str(service.get("/servers/s1")["properties"]["configurationState"])
                 ),
@@ -279,7 +271,7 @@ def test_ssl_host_accepts_the_controller_and_refuses_a_wrong_cert(tmp_path: Path
             wrong.stop()
         right = Publisher(service, ssl=ssl_files(pki, "nc", "controller")).start()
         try:
-            wait_for(
+            eventually(
                 lambda: (
                     service.get("/servers/s1")["properties"]["configurationState"]["status"]
                     == "Success"
@@ -287,7 +279,7 @@ def test_ssl_host_accepts_the_controller_and_refuses_a_wrong_cert(tmp_path: Path
                 "the controller's certificate accepted",
             )
             with host.client() as client:
-                wait_for(
+                eventually(
                     lambda: "s1" in client.snapshot(["Physical_Switch"])["Physical_Switch"],
                     "rows written over SSL",
                 )
@@ -310,7 +302,7 @@ def test_controller_process_with_pki_reaches_an_ssl_host(tmp_path: Path) -> None
             "/servers/s1",
             {"connections": [{"managementAddresses": [f"ssl:127.0.0.1:{port}"]}]},
         )
-        wait_for(
+        eventually(
             lambda: (
                 nc.get("/servers/s1")["properties"]["configurationState"]["status"] == "Success"
             ),

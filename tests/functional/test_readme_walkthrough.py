@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 import openhnv
+from polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -30,7 +30,6 @@ SECTION = "## The Network Controller with curl"
 README_DIR = "/tmp/hnv-fig8"
 SRC = Path(openhnv.__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(SRC))
-WAIT = 30.0
 HNV = [sys.executable, "-m", "openhnv"]
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -54,15 +53,6 @@ def put_lines() -> list[str]:
         for line in block.splitlines()
         if line.startswith("curl ") and " -X PUT " in line and "/bad " not in line
     ]
-
-
-def _wait(predicate: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _free_port() -> int:
@@ -109,7 +99,7 @@ def datacenter() -> Iterator[tuple[str, Path]]:
             except httpx.TransportError:
                 return False
 
-        _wait(serving, "the controller to serve")
+        eventually(serving, "the controller to serve")
         yield nc, base
     finally:
         for process in processes:
@@ -151,7 +141,7 @@ def test_the_readme_walkthrough_builds_figure8(datacenter: tuple[str, Path]) -> 
             nic["properties"]["provisioningState"] == "Succeeded" for nic in nics
         )
 
-    _wait(succeeded, "every NIC to be Succeeded")
+    eventually(succeeded, "every NIC to be Succeeded")
     server = httpx.get(f"{nc}/servers/host1").json()["properties"]
     assert server["configurationState"]["status"] == "Success"
     mapping = subprocess.run(

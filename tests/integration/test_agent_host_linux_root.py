@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from openhnv.agent.control import call
 from openhnv.controller.compiler import compile_host
 from openhnv.lab import netns
 from openhnv.ovsdb.client import OvsdbClient
+from polling import eventually
 
 pytestmark = pytest.mark.root
 
@@ -54,15 +54,6 @@ def datacenter() -> dict[str, Any]:
         vnets=[vnet("Contoso", ["10.1.1.0/24"], [subnet("Subnet1", "10.1.1.0/24", 5001)])],
         nics=[nic(name, mac, [(ip, "Contoso/Subnet1")], "host1") for name, mac, ip, _ in VMS],
     )
-
-
-def wait_until(predicate: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 @pytest.fixture
@@ -131,7 +122,7 @@ def test_two_vms_ping_through_the_host_process(
         rows = {p["name"]: p for p in call(state, "list-ports")}
         return all(rows.get(p, {}).get("programmed") and rows[p].get("attached") for p in ports)
 
-    wait_until(programmed, "both VM ports reported by the driver and programmed")
+    eventually(programmed, "both VM ports reported by the driver and programmed")
     done = netns.exec_in(VM1_NS, ["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.1.1.13"],
                          check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout
