@@ -1,14 +1,18 @@
-"""A host link's pure parts: full resync changes and the remote probe."""
+"""A host link: full resync changes, the remote probe, and retrying a refused transaction."""
 
 from __future__ import annotations
 
 import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
 
-from openhnv.controller.southbound_link import probe, resync_changes
+from openhnv.controller.southbound_link import HostLink, probe, resync_changes
 from openhnv.controller.status import Remote
-from openhnv.ovsdb.rows import Ref, RowChange
+from openhnv.ovsdb.client import ConnectionState
+from openhnv.ovsdb.errors import OvsdbError
+from openhnv.ovsdb.rows import Ref, Row, RowChange
 
 LS = Ref("Logical_Switch", "5001")
 
@@ -63,3 +67,43 @@ def test_probe_explains_unix_and_tcp_failures() -> None:
         assert "refused" in probe(Remote("tcp", ip="127.0.0.1", port=port))
         sock.listen()
         assert "SSL" in probe(Remote("ssl", ip="127.0.0.1", port=port))
+
+
+class RefusingHost:
+    """A connected host whose ovsdb-server refuses every transaction."""
+
+    state = ConnectionState.SYNCED
+    generation = 1
+
+    def __init__(self) -> None:
+        self.applies = 0
+
+    def snapshot(self, tables: object) -> dict[str, dict[str, Row]]:
+        return {}
+
+    def apply(self, changes: object, timeout: float) -> None:
+        self.applies += 1
+        raise OvsdbError("constraint violation")
+
+
+def test_a_refused_transaction_is_retried_with_backoff_not_in_a_loop() -> None:
+    looks = [0]
+
+    def clock() -> float:
+        looks[0] += 1  # the link reads its clock on every pass of its loop
+        return time.monotonic()
+
+    link = HostLink(
+        "host1", Remote("unix", "/nonexistent/ovsdb.sock"), clock=clock, audit_every=None
+    )
+    link.submit({"Logical_Switch": {"5001": {"name": "5001"}}}, 1)
+    link._state_changed(ConnectionState.SYNCED)  # as the OVSDB client reports it
+    host = RefusingHost()
+    worker = threading.Thread(target=link._loop, args=(host,), daemon=True)
+    worker.start()
+    time.sleep(1.2)  # retries at 0, 0.25 and 0.75 s (backoff 0.25, 0.5, 1 s)
+    link.close()
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert 2 <= host.applies <= 4, host.applies
+    assert looks[0] < 100, f"the link spun {looks[0]} times while waiting to retry"

@@ -281,7 +281,13 @@ class HostLink:
                 if self.audit_every is not None:
                     due = self._audited_at + self.audit_every - self.clock()
                     idle = min(idle, max(due, TICK))
-                self._cond.wait_for(lambda: self._closing or self._has_work(client), timeout=idle)
+                pause = retry_at - self.clock()
+                if pause > 0:  # after a refusal nothing is sent before retry_at
+                    self._cond.wait_for(lambda: self._closing, timeout=pause)
+                else:
+                    self._cond.wait_for(
+                        lambda: self._closing or self._has_work(client), timeout=idle
+                    )
                 if self._closing:
                     return
             now = self.clock()
