@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import select
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -19,11 +20,18 @@ SRC = bytes.fromhex("02000000000a")
 
 
 @pytest.fixture
-def rings() -> Iterator[tuple[PacketRing, PacketRing]]:
+def namespaces() -> tuple[str, str]:
+    """The names of the two namespaces ``rings`` makes (``p0`` in the first)."""
+    prefix = f"hnv-lxr{os.getpid() % 1000}{secrets.token_hex(2)}-"
+    return f"{prefix}a", f"{prefix}b"
+
+
+@pytest.fixture
+def rings(namespaces: tuple[str, str]) -> Iterator[tuple[PacketRing, PacketRing]]:
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
-    prefix = f"hnv-lxr{os.getpid() % 1000}{secrets.token_hex(2)}-"
-    a, b = f"{prefix}a", f"{prefix}b"
+    a, b = namespaces
+    prefix = a[:-1]
     opened: list[PacketRing] = []
     try:
         netns.create_namespace(a)
@@ -80,6 +88,23 @@ def test_more_frames_than_the_ring_holds_go_out_in_order(
         got += receive(b, min(200, count - start))
     assert got == frames
     assert a.tx_dropped == 0 and b.rx_truncated == 0
+
+
+def test_frames_a_failed_flush_left_in_the_ring_go_out_with_the_next_one(
+    rings: tuple[PacketRing, PacketRing], namespaces: tuple[str, str]
+) -> None:
+    a, b = rings
+    owner = namespaces[0]
+    frame = DST + SRC + b"\x88\xb5" + b"later".ljust(46, b".")
+    subprocess.run(["ip", "-n", owner, "link", "set", "p0", "down"], check=True)
+    assert a.queue(frame)
+    a.flush()  # the interface is down: the kernel refuses, the slot stays marked
+    assert a.tx_failed_flushes == 1
+    subprocess.run(["ip", "-n", owner, "link", "set", "p0", "up"], check=True)
+    for _ in range(3):  # the socket reports the past ENETDOWN once more, then sends
+        a.flush()
+    assert receive(b, 1) == [frame]
+    assert a.tx_dropped == 0
 
 
 def test_a_frame_bigger_than_a_slot_is_refused_and_counted(

@@ -201,6 +201,7 @@ class LinuxDriver:
         stats["rx_truncated"] = sum(r.rx_truncated for r in rings)
         stats["rx_dropped_ring"] = sum(r.update_drops() for r in rings)
         stats["tx_dropped_ring"] = sum(r.tx_dropped for r in rings)
+        stats["tx_failed_flushes"] = sum(r.tx_failed_flushes for r in rings)
         return stats
 
     def _uplink(self, name: str) -> PacketRing:

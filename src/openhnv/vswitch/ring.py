@@ -102,6 +102,7 @@ class PacketRing:
         "rx_dropped",
         "rx_truncated",
         "tx_dropped",
+        "tx_failed_flushes",
     )
 
     def __init__(self, ifname: str, rx_frames: int = RX_FRAMES, tx_frames: int = TX_FRAMES) -> None:
@@ -109,6 +110,7 @@ class PacketRing:
         self.rx_truncated = 0
         self.rx_dropped = 0
         self.tx_dropped = 0
+        self.tx_failed_flushes = 0
         per_block = BLOCK_SIZE // FRAME_SIZE
         if rx_frames % per_block or tx_frames % per_block:
             raise RingError(f"ring sizes must be multiples of {per_block} frames")
@@ -250,13 +252,14 @@ class PacketRing:
         """Hand every queued frame to the kernel (one system call)."""
         if not self._tx_pending:
             return
-        self._tx_pending = 0
         try:
             self._sock.send(b"", socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
-            pass  # the kernel keeps the slots marked and sends them with the next flush
+            return  # the slots stay marked: the next flush sends them
         except OSError:
-            self.tx_dropped += 1  # e.g. ENXIO while the interface goes away
+            self.tx_failed_flushes += 1  # e.g. ENETDOWN: the slots stay for the next flush
+            return
+        self._tx_pending = 0
 
     def send(self, frame: bytes) -> bool:
         """``queue`` and ``flush`` one frame."""
