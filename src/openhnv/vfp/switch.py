@@ -147,7 +147,7 @@ class VSwitch(Programming, Listing):
                 and not self._tcp_flags(p, f, frame[flags_at])
             ):
                 misses += 1  # a new connection on a closing flow's ports
-                self._slow(p, OUT, frame, key, now, out, None)
+                self._slow(p, OUT, frame, key, now, out, f)
                 continue
             t = f.template
             if t.encap_inline:  # no inner edit: the flow's cached outer headers
@@ -159,17 +159,17 @@ class VSwitch(Programming, Listing):
                     f.header = header = t.header(size, arg)  # type: ignore[union-attr]
                     f.arg = (arg & 0xFFFF) | size << 16
                 append(_new(Transmit, (header + frame, t.source_pa, t.provider_address)))  # type: ignore[union-attr]
+            elif (
+                t.__class__ is Discard
+                and f.connection is not None
+                and f.connection in p.connections
+            ):
+                misses += 1  # a cached drop of what is now a reply: decide again
+                self._slow(p, OUT, frame, key, now, out, f)
             else:
                 em = t.emit(name, frame, f.arg)
                 if em.__class__ is Transmit:
                     append(em)
-                elif (
-                    t.__class__ is Discard
-                    and f.connection is not None
-                    and f.connection in p.connections
-                ):
-                    misses += 1  # a cached drop of what is now a reply: decide again
-                    self._slow(p, OUT, frame, key, now, out, f)
                 else:
                     self._after(p, em, now, out)
         p.packets_out += len(frames)
@@ -200,7 +200,7 @@ class VSwitch(Programming, Listing):
             and frame[flags_at] & TCP_WATCH_FLAGS
             and not self._tcp_flags(q, f, frame[flags_at])
         ):
-            self._slow(q, IN, frame, key, now, out, None)
+            self._slow(q, IN, frame, key, now, out, f)
             return
         t = f.template
         if t.__class__ is Discard and f.connection is not None and f.connection in q.connections:
@@ -260,17 +260,13 @@ class VSwitch(Programming, Listing):
                 or qf.generation != q.generation
                 or not q.enabled
                 or qf.template.__class__ is Discard  # drops (maybe of replies now): _to_vm
+                or (  # SYN, FIN or RST: _to_vm watches the connection's flags
+                    qf.flags_at
+                    and len(inner_frame) > qf.flags_at
+                    and inner_frame[qf.flags_at] & TCP_WATCH_FLAGS
+                )
             ):
                 self._to_vm(q, inner_frame, now, out, ikey)
-                continue
-            flags_at = qf.flags_at
-            if (
-                flags_at
-                and len(inner_frame) > flags_at
-                and inner_frame[flags_at] & TCP_WATCH_FLAGS
-                and not self._tcp_flags(q, qf, inner_frame[flags_at])
-            ):
-                self._to_vm(q, inner_frame, now, out, ikey)  # the old pair is gone
                 continue
             q.packets_in += 1
             q.uft_hits += 1
@@ -427,13 +423,12 @@ class VSwitch(Programming, Listing):
 
         FIN or RST: the pair starts closing (kept until idle for ``close_timeout``, so the
         rest of the close still hits it). SYN without ACK on a closing flow: a new
-        connection on the same ports; the old pair is retired and False returned (the
-        packet must be decided afresh).
+        connection on the same ports: False, and the caller hands the packet and the
+        closing flow to ``_slow``, which retires the old pair and decides afresh.
         """
         if flags & _SYN_ACK == TCP_SYN:
             if f.closing:
-                self.retire(p, f)
-                return False
+                return False  # the caller's slow path retires the old pair
         elif flags & TCP_CLOSE_FLAGS and not f.closing:
             f.closing = True
             if f.pair is not None:
