@@ -28,24 +28,23 @@ Tokens (``vfpctrl /process-tuples`` carries the same facts):
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from openhnv.packet.addresses import mac_to_bytes, mac_to_str
+from openhnv.packet.errors import PacketError
+from openhnv.vfp.policy import MAX_PORT, MAX_VSID, MIN_VSID
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
 PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
 DEFAULT_SOURCE_PORT = 49152
 DEFAULT_DESTINATION_PORT = 80
 DEFAULT_TTL = 64
-MAX_PORT = 65535
 MAX_TTL = 255
-MIN_VSID = 4096
-MAX_VSID = 2**24 - 2
 TCP_FLAG_LETTERS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20}
 DEFAULT_TCP_FLAGS = "S"
 DIRECTIONS = ("out", "in")
 ENCAPSULATIONS = ("vxlan", "nvgre")
-_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{12}$")
 TOKENS = (
     "src", "dst", "proto", "sport", "dport", "flags", "smac", "dmac", "ttl", "dir",
     "vsid", "rdid", "outer_src", "outer_dst", "encap",
@@ -113,11 +112,12 @@ def _int(name: str, value: str, low: int, high: int) -> int:
 
 
 def _mac(name: str, value: str) -> str:
-    text = value.lower()
-    if not _MAC_RE.match(text):
-        raise FrameSpecError(f"{name}={value!r}: not a MAC address like 00:1d:d8:07:00:01")
-    digits = text.replace(":", "").replace("-", "")
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+    try:
+        return mac_to_str(mac_to_bytes(value))
+    except PacketError:
+        raise FrameSpecError(
+            f"{name}={value!r}: not a MAC address like 00:1d:d8:07:00:01"
+        ) from None
 
 
 def _protocol(value: str) -> int:
