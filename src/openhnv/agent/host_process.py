@@ -71,11 +71,6 @@ class HostConfig:
     def ovsdb_socket(self) -> Path:
         return self.state_dir / OVSDB_SOCKET
 
-    @property
-    def ovsdb_remote(self) -> str:
-        """The local ovsdb-server as a client remote, for the agent."""
-        return f"unix:{self.ovsdb_socket}"
-
 
 def make_driver(config: HostConfig) -> Driver:
     """The vSwitch driver ``config.driver``: ``none`` (no I/O; reports ``null_ports``) or

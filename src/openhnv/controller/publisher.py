@@ -42,7 +42,6 @@ from openhnv.controller.status import (
     SUCCESS,
     WARNING,
     AddressError,
-    Remote,
     configuration_state,
     host_state,
     server_remotes,
@@ -101,7 +100,6 @@ class Publisher:
         self._ports: list[tuple[str, RowEvent]] = []
         self._statuses: set[str] = set()
         self._links: dict[str, HostLink] = {}
-        self._remotes: dict[str, Remote] = {}
         self._address_errors: dict[str, AddressError] = {}
         self._host_seq: dict[str, int] = {}
         self._states: dict[str, DesiredState] = {}
@@ -303,9 +301,8 @@ class Publisher:
         self._address_errors = errors
         links = dict(self._links)  # copy on write: other threads read self._links
         for server_id in list(links):
-            if wanted.get(server_id) != self._remotes.get(server_id):
+            if wanted.get(server_id) != links[server_id].remote:
                 links.pop(server_id).close()
-                self._remotes.pop(server_id, None)
         for server_id in list(self._states):
             if server_id not in wanted and server_id not in errors:
                 self._states.pop(server_id, None)  # the server is gone
@@ -323,7 +320,6 @@ class Publisher:
                 audit_every=self.audit_every,
             )
             links[server_id] = link
-            self._remotes[server_id] = remote
             state = self._states.get(server_id)
             if state is not None:
                 link.submit(state, self._host_seq[server_id], None)

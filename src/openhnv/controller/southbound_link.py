@@ -52,7 +52,6 @@ PROBE_EVERY = 2.0
 PROBE_TIMEOUT = 1.0
 APPLY_TIMEOUT = 10.0
 RETRY_MIN, RETRY_MAX = 0.25, 8.0  # backoff after a refused transaction, seconds
-CLIENT_MAX_BACKOFF_MS = 4000
 AUDIT_EVERY = 30.0  # seconds between full comparisons of a connected host with its state
 
 
@@ -243,7 +242,6 @@ class HostLink:
                 ssl=self.ssl,
                 on_change=self._row_changed,
                 on_state=self._state_changed,
-                max_backoff_ms=CLIENT_MAX_BACKOFF_MS,
             )
         except OvsdbError as err:
             self._set_error(str(err), INVALID_MANAGEMENT_ADDRESS)

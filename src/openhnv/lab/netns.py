@@ -289,14 +289,6 @@ def set_alias(namespace: str, ifname: str, alias: str) -> None:
         )
 
 
-def link_alias(namespace: str, ifname: str) -> str | None:
-    """An interface's ifalias, or None when it has none."""
-    with _ipr(namespace) as ipr:
-        index = _index(ipr, namespace, ifname)
-        value = ipr.get_links(index)[0].get_attr("IFLA_IFALIAS")
-        return None if value is None else str(value)
-
-
 def link_mac(namespace: str, ifname: str) -> str:
     """The MAC address of an interface, lower case with colons."""
     with _ipr(namespace) as ipr:

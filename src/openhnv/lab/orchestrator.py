@@ -70,9 +70,6 @@ class RunningLab:
     def nic_mac(self, vm: str) -> str:
         return mac_of(self.nics[vm])
 
-    def nic_instance_id(self, vm: str) -> str:
-        return instance_id(self.nics[vm])
-
 
 @contextlib.contextmanager
 def step(description: str, progress: Progress, context: str | None = None) -> Iterator[None]:
@@ -137,23 +134,6 @@ def _bring_up(
             wait_succeeded(client, running.nics, provision_timeout, progress)
         for vm in list(running.nics):
             running.nics[vm] = client.get(f"/networkInterfaces/{vm}")
-    finally:
-        client.close()
-    return running
-
-
-def attach(topology: Topology, run_root: Path = fabric.RUN_ROOT) -> RunningLab:
-    """The running lab of ``topology`` (as ``up`` left it), read back from its controller."""
-    run_dir = fabric.run_dir_of(topology.name, run_root)
-    url = daemons.controller_url(run_dir)
-    if url is None:
-        raise LabError(f"lab {topology.name}: no controller recorded in {run_dir}")
-    lab = fabric.Lab(topology=topology, names=fabric.LabNames(topology.name), run_dir=run_dir)
-    running = RunningLab(lab=lab, controller_url=url)
-    client = ControllerClient.connect(url)
-    try:
-        for vm in topology.vms:
-            running.nics[vm.name] = client.get(f"/networkInterfaces/{vm.name}")
     finally:
         client.close()
     return running

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from openhnv.packet.addresses import mac_to_str
 from openhnv.packet.checksum import internet_checksum
 from openhnv.packet.frames import icmp_echo_frame
 from openhnv.packet.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST
@@ -119,7 +120,7 @@ class Fabric:
         mac = bytes.fromhex(made_up_mac(f"{host}/{interface}").replace(":", ""))
         self._uplinks[(host, interface)] = _Uplink(host, interface, where, mac)
         where.macs[mac] = (host, interface)
-        return _mac_text(mac)
+        return mac_to_str(mac)
 
     def add_host(self, host: str, uplinks: dict[str, str]) -> None:
         """A host with its uplinks: interface -> subnet name."""
@@ -127,7 +128,7 @@ class Fabric:
             self.add_uplink(host, interface, subnet)
 
     def uplink_mac(self, host: str, interface: str) -> str:
-        return _mac_text(self._uplink(host, interface).mac)
+        return mac_to_str(self._uplink(host, interface).mac)
 
     def _uplink(self, host: str, interface: str) -> _Uplink:
         u = self._uplinks.get((host, interface))
@@ -184,7 +185,7 @@ class Fabric:
     def arp(self, host: str, interface: str, address: str) -> str | None:
         """The MAC answering ARP for ``address`` on the subnet of ``host``'s uplink."""
         mac = self._uplink(host, interface).subnet.addresses.get(address)
-        return None if mac is None else _mac_text(mac)
+        return None if mac is None else mac_to_str(mac)
 
     def ping(self, host: str, interface: str, address: str) -> bool:
         """Whether ``address`` answers an ICMP echo sent from the PA of ``host``'s uplink."""
@@ -310,10 +311,6 @@ class Fabric:
         self.counters["router:forwarded"] += 1
         out = mac + egress.router_mac + egress.tag() + _IPV4 + bytes(header) + frame[34:]
         self._switch(egress, [out], by_host)
-
-
-def _mac_text(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
 
 
 class EmulatedDriver:

@@ -36,11 +36,11 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from openhnv.packet.addresses import mac_to_str
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
 from openhnv.vswitch.ingress import hide_from_kernel, show_to_kernel
 from openhnv.vswitch.linux_pa import PaSide
-from openhnv.vswitch.pawire import mac_text
 from openhnv.vswitch.portlinks import (
     UPLINK_NAME,
     LinkInfo,
@@ -169,7 +169,7 @@ class LinuxDriver:
         self._post(lambda: self._pa.configure(pas, self._uplink_rings))
 
     def uplink_mac(self, interface: str) -> str:
-        return mac_text(self._uplink(interface).mac)
+        return mac_to_str(self._uplink(interface).mac)
 
     def watch_neighbors(self, addresses: Sequence[str]) -> None:
         for address in addresses:

@@ -23,9 +23,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from openhnv.packet.addresses import mac_to_str
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig
-from openhnv.vswitch.pawire import mac_text
 from openhnv.vswitch.ring import PacketRing
 from openhnv.vswitch.uplink import ProviderStack, TunnelFrame, UplinkConfig, UplinkError
 from openhnv.vswitch.uplink import Transmit as UplinkTransmit
@@ -241,7 +241,7 @@ class PaSide:
         for index, hop in self._wanted:
             found = stack.neighbours(index, now).get(hop)
             if found is not None:
-                current[str(ipaddress.IPv4Address(hop))] = mac_text(found)
+                current[str(ipaddress.IPv4Address(hop))] = mac_to_str(found)
         for address in [a for a in self._reported if a not in current]:
             del self._reported[address]
             sink.pa_neighbor(address, None)
