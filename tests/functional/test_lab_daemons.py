@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,5 @@ def test_a_daemon_that_dies_is_reported_with_its_last_log_line(tmp_path: Path) -
 def test_free_port_is_bindable() -> None:
     port = daemons.free_port()
     assert 0 < port < 65536
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # raises if the port is taken

@@ -130,11 +130,7 @@ class OvsHost:
             child = self.children.pop(name, None)
             if child is None:
                 continue
-            pid = child.pid
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                pid = int((self.dir / f"{name}.pid").read_text().split()[0])
-            if pid != child.pid:  # not ours after all: stop only the child we started
-                pid = child.pid
+            pid = child.pid  # the daemon runs in the foreground: the child we started
             if child.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)

@@ -72,6 +72,7 @@ def test_figure8_is_accepted_and_gets_the_seed_provider_addresses(
     )
     states = nic_states(controller, [vm.name for vm in topology.vms])
     assert all(s.state for s in states)
+    assert "missing" not in {s.state for s in states}, states
 
 
 def test_two_subnets_carries_acl_static_mac_and_nvgre(controller: ControllerClient) -> None:
