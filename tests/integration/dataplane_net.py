@@ -31,6 +31,7 @@ from openhnv.vfp.spaces import Mapping
 from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.linux import LinuxDriver
+from openhnv.vswitch.portlinks import port_alias
 from openhnv.vswitch.switch import HostSwitch
 
 ROUTER_MAC = "02:00:5e:00:01:01"
@@ -183,9 +184,9 @@ class DataplaneLab:
 
     def set_port_alias(self, vm: str) -> None:
         mac = self.topology.vm(vm).mac
+        assert mac is not None, f"the data-plane topology gives {vm} a MAC"
         host = self.host_ns(self.topology.vm(vm).host)
-        netns.exec_in(host, ["ip", "link", "set", "dev", self.names.vm_port(vm), "alias",
-                             f"openhnv-port {port_id(vm)} {mac}"])  # fmt: skip
+        netns.set_alias(host, self.names.vm_port(vm), port_alias(port_id(vm), mac))
 
     def static_neighbor(self, vm: str, ip: str, mac: str) -> None:
         netns.exec_in(self.vm_ns(vm), ["ip", "neigh", "replace", ip, "lladdr", mac,

@@ -36,13 +36,13 @@ import openhnv
 from openhnv.lab import netns
 from openhnv.lab.errors import LabError
 from openhnv.lab.topology import Topology
+from openhnv.vswitch.portlinks import port_alias
 
 RUN_ROOT = Path("/run/openhnv")
 UNDERLAY_MTU = 1700  # ≥ 1660, so VMs keep MTU 1500 under VXLAN/NVGRE and a VLAN tag
 VM_MTU = 1500
 VM_INTERFACE = "eth0"
 PIDFILE_SUFFIX = ".pid"
-PORT_ALIAS_PREFIX = "openhnv-port"
 _DAEMON_READY_SECONDS = 10.0
 _STOP_SECONDS = 3.0
 _POLL = 0.02
@@ -253,11 +253,6 @@ def attach_vm_port(lab: Lab, vm_name: str, mac: str, port_id: str) -> None:
     port = lab.names.vm_port(vm.name)
     netns.set_up(namespace, VM_INTERFACE, mac=mac)
     netns.set_alias(host_namespace, port, port_alias(port_id, mac))
-
-
-def port_alias(port_id: str, mac: str) -> str:
-    """The ifalias that makes a host-side veth end a VM port of the host's switch."""
-    return f"{PORT_ALIAS_PREFIX} {port_id} {mac.lower()}"
 
 
 def _src_path() -> str:

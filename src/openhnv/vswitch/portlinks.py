@@ -60,6 +60,11 @@ class PortLink:
     mac: str
 
 
+def port_alias(port_id: str, mac: str) -> str:
+    """The ifalias that makes a link a VM port: ``openhnv-port <port-id> <mac>``."""
+    return f"{PORT_ALIAS_PREFIX} {port_id} {mac.lower()}"
+
+
 def parse_port_alias(alias: str | None) -> tuple[str, str] | None:
     """(port id, mac) of a VM port alias; None when the alias is not a port's at all.
 
