@@ -21,7 +21,7 @@ def test_controller_starts_serves_and_is_stopped_by_clean(tmp_path: Path) -> Non
         url = daemons.start_controller(run_dir)
         assert daemons.controller_url(run_dir) == url
         pid = daemons.recorded(run_dir)[daemons.CONTROLLER]
-        assert daemons.alive(pid)
+        assert fabric.alive(pid)
         client = ControllerClient.connect(url)
         try:
             config = client.get("/virtualNetworkManager/configuration")
@@ -32,7 +32,7 @@ def test_controller_starts_serves_and_is_stopped_by_clean(tmp_path: Path) -> Non
     finally:
         report = fabric.clean(fabric.LabNames(lab).prefix, tmp_path)
     assert pid in report.daemons
-    assert not daemons.alive(pid)
+    assert not fabric.alive(pid)
     assert not run_dir.exists()
 
 

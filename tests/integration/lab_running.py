@@ -47,5 +47,5 @@ def running_lab(topology: Topology) -> Iterator[orchestrator.RunningLab]:
     finally:
         orchestrator.down(topology.name)
     assert orchestrator.leftovers(topology.name) == []
-    assert [p for p in pids if daemons.alive(p)] == []
+    assert [p for p in pids if fabric.alive(p)] == []
     assert not fabric.run_dir_of(topology.name).exists()

@@ -237,10 +237,10 @@ def test_a_failed_build_names_the_step_and_leaves_nothing(
 def test_clean_removes_namespaces_and_daemons(figure8_own: tuple[fabric.Lab, Path]) -> None:
     lab, run_root = figure8_own
     pid = lab.pids["vlanport-pa2"]
-    assert fabric._alive(pid)
+    assert fabric.alive(pid)
     report = fabric.clean(lab.names.prefix, run_root=run_root)
     assert pid in report.daemons
-    assert not fabric._alive(pid)
+    assert not fabric.alive(pid)
     assert len(report.namespaces) == 8
     assert netns.list_namespaces(lab.names.prefix) == []
     assert not (run_root / lab.topology.name).exists()

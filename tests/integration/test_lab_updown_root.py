@@ -63,7 +63,7 @@ def test_up_status_down_then_nothing_left(
     finally:
         orchestrator.down(name)
     assert orchestrator.leftovers(name) == []
-    assert [p for p in pids if daemons.alive(p)] == []
+    assert [p for p in pids if fabric.alive(p)] == []
 
 
 def test_a_failed_up_names_the_step_and_removes_everything(

@@ -107,7 +107,7 @@ def _status(args: argparse.Namespace) -> int:
         run_dir = fabric.run_dir_of(lab, args.run_root)
         print(f"lab {lab}: {len(present)} namespaces")
         for daemon, pid in daemons.recorded(run_dir).items():
-            mark = "running" if daemons.alive(pid) else "DEAD"
+            mark = "running" if fabric.alive(pid) else "DEAD"
             print(f"  daemon {daemon:<16} {mark:<8} pid {pid}")
         url = daemons.controller_url(run_dir)
         if url is not None:

@@ -192,13 +192,3 @@ def recorded(run_dir: Path) -> dict[str, int]:
         except (OSError, ValueError, IndexError):
             continue
     return found
-
-
-def alive(pid: int) -> bool:
-    """The process runs (a zombie does not count)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            state = f.read().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")

@@ -286,7 +286,8 @@ def start_vlan_port(
     raise LabError(f"{name} did not become ready within {_DAEMON_READY_SECONDS:g} s")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process runs (a zombie does not count)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             state = f.read().rpartition(")")[2].split()[0]
@@ -312,14 +313,14 @@ def stop_pidfile(pidfile: Path) -> int | None:
         pidfile.unlink(missing_ok=True)
         return None
     stopped: int | None = None
-    if _alive(pid) and _is_ours(pid):
+    if alive(pid) and _is_ours(pid):
         stopped = pid
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_SECONDS
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(_POLL)
-        if _alive(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):

@@ -153,6 +153,6 @@ def leftovers(name: str, run_root: Path = fabric.RUN_ROOT) -> list[str]:
     if run_dir.exists():
         found.append(f"directory {run_dir}")
         for daemon, pid in daemons.recorded(run_dir).items():
-            if daemons.alive(pid):
+            if fabric.alive(pid):
                 found.append(f"daemon {daemon} pid {pid}")
     return found
