@@ -37,14 +37,6 @@ GATEWAY_MAC = "02:99:00:00:00:01"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[OvsdbServer]:
-    srv = OvsdbServer(tmp_path / "host1")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def controller(server: OvsdbServer) -> Iterator[OvsdbClient]:
     """The controller's side: an OVSDB client writing the compiled rows."""
     with OvsdbClient(server.unix_remote) as client:

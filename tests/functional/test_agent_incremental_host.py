@@ -33,14 +33,6 @@ HOST2, HOST3 = "vxlan_over_ipv4:192.168.2.20", "vxlan_over_ipv4:192.168.3.30"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[OvsdbServer]:
-    srv = OvsdbServer(tmp_path / "host1")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def controller(server: OvsdbServer) -> Iterator[OvsdbClient]:
     with OvsdbClient(server.unix_remote) as client:
         client.wait_synced(WAIT)

@@ -146,14 +146,6 @@ class Recorder:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[OvsdbServer]:
-    srv = OvsdbServer(tmp_path / "host1")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
 
