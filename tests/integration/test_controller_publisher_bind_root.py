@@ -26,12 +26,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
-from publisher_dc import fabric, nic, provisioning, server, vnet, wait_for
+from publisher_dc import fabric, nic, provisioning, server, vnet
 
 from openhnv.controller.publisher import Publisher
 from openhnv.controller.service import ControllerService
 from openhnv.controller.store import SqliteStore
 from openhnv.lab import netns
+from polling import eventually
 
 pytestmark = pytest.mark.root
 
@@ -115,7 +116,7 @@ def test_reported_ports_bind_nics_and_the_vms_ping(
     try:
         server(service, "host1", f"unix:{state}/ovsdb.sock")
         for name, *_ in VMS:
-            wait_for(
+            eventually(
                 lambda n=name: (
                     service.get(f"/networkInterfaces/{n}")["properties"].get("server")
                     == {"resourceRef": "/servers/host1"}
@@ -124,7 +125,7 @@ def test_reported_ports_bind_nics_and_the_vms_ping(
                 WAIT,
             )
         for name, *_ in VMS:
-            wait_for(
+            eventually(
                 lambda n=name: provisioning(service, f"/networkInterfaces/{n}") == "Succeeded",
                 f"{name} Succeeded",
                 WAIT,
@@ -134,6 +135,6 @@ def test_reported_ports_bind_nics_and_the_vms_ping(
             done = netns.exec_in(VMS[0][2], ["ping", "-c", "1", "-W", "1", VMS[1][1]], check=False)
             return done.returncode == 0
 
-        wait_for(pings, "vm1 pings vm2 through the agent's programming", WAIT)
+        eventually(pings, "vm1 pings vm2 through the agent's programming", WAIT)
     finally:
         publisher.stop()
