@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
 from nb_snapshots import nic, server, snapshot, subnet, vnet  # noqa: E402
 
-from openhnv.agent.control import call  # noqa: E402
-from openhnv.controller.compiler import compile_host  # noqa: E402
+from openhnv.controller.compiler.compile import compile_host  # noqa: E402
+from openhnv.host.control import call  # noqa: E402
 from openhnv.ovsdb.client import OvsdbClient  # noqa: E402
 
 LOCAL_NICS = 10

@@ -29,7 +29,7 @@ from openhnv.agent.agent import apply_units
 from openhnv.agent.incremental import UCAST, PlanState
 from openhnv.agent.planner import EMPTY_PLAN, changes, plan
 from openhnv.agent.rows import read_catalog
-from openhnv.controller.compiler import compile_datacenter, compile_host
+from openhnv.controller.compiler.compile import compile_datacenter, compile_host
 from openhnv.ovsdb.rows import Row
 from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.null import NullDriver

@@ -26,8 +26,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from openhnv.controller.compile_index import Index
-from openhnv.controller.compiler import Compiler, compile_datacenter
+from openhnv.controller.compiler.compile import Compiler, compile_datacenter
+from openhnv.controller.compiler.index import Index
 
 FULL_TARGET_S = 5.0
 INCREMENTAL_TARGET_MS = 10.0

@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 
-from openhnv.agent import control  # noqa: E402
-from openhnv.agent.control import ControlClient  # noqa: E402
+from openhnv.host import control  # noqa: E402
+from openhnv.host.control import ControlClient  # noqa: E402
 from openhnv.ovsdb.client import OvsdbClient  # noqa: E402
 from openhnv.ovsdb.mirror import RowEvent  # noqa: E402
 from openhnv.ovsdb.server import OvsdbServer  # noqa: E402

@@ -1,7 +1,9 @@
 """The ``hnv`` command: one entry point that dispatches to each process's ``main``.
 
 Subcommands live in their own layers; this table only names them, and each is
-imported when it is run so that ``hnv vfp`` does not pay for the REST stack.
+imported when it is run so that ``hnv vfp`` does not pay for the REST stack. ``hnv host``
+runs the daemon, except its queries (``hnv host status`` ...), which are operator
+commands of ``openhnv.inspect``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from openhnv import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "controller": ("openhnv.api.server", "run the Network Controller REST service"),
     "demo": ("openhnv.lab.demo", "run the seed's Contoso/Fabrikam datacenter with live traffic"),
-    "host": ("openhnv.agent.host_main", "run a host: ovsdb-server, host agent and vSwitch"),
+    "host": ("openhnv.host.main", "run a host: ovsdb-server, host agent and vSwitch"),
     "lab": ("openhnv.lab.cli", "build, inspect and remove a lab datacenter in network namespaces"),
-    "trace": ("openhnv.agent.trace_cli", "dry-run a packet through a host's VFP port"),
-    "vfp": ("openhnv.agent.vfp_cli", "inspect a host's VFP: ports, layers, rules, flows"),
+    "trace": ("openhnv.inspect.trace_cmd", "dry-run a packet through a host's VFP port"),
+    "vfp": ("openhnv.inspect.vfp_cmd", "inspect a host's VFP: ports, layers, rules, flows"),
     "pki": ("openhnv.ovsdb.pki", "create CA, controller and host certificates for OVSDB/SSL"),
 }
+
+# ``hnv host <query>``: the operator command instead of the daemon
+HOST_QUERIES = ("pa-ca-mapping", "provider-addresses", "status", "problems")
+HOST_QUERY_MODULE = "openhnv.inspect.host_cmd"
 
 USAGE = "usage: hnv [--version] <command> [args...]"
 
@@ -45,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if entry is None:
         print(f"hnv: unknown command {args[0]!r}\n{_help()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(entry[0])
+    name = entry[0]
+    if args[0] == "host" and len(args) > 1 and args[1] in HOST_QUERIES:
+        name = HOST_QUERY_MODULE
+    module = importlib.import_module(name)
     result: int = module.main(args[1:])
     return result

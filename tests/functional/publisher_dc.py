@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from openhnv.controller.service import ControllerService
+from openhnv.controller.northbound.service import ControllerService
 from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.rows import RowChange
 from openhnv.ovsdb.server import OvsdbServer, SslFiles

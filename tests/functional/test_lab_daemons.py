@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from openhnv.lab import daemons, fabric
+from openhnv.lab import builder, daemons
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient
 
 
 def test_controller_starts_serves_and_is_stopped_by_clean(tmp_path: Path) -> None:
     lab = f"d{secrets.token_hex(3)}"
-    run_dir = fabric.run_dir_of(lab, tmp_path)
+    run_dir = builder.run_dir_of(lab, tmp_path)
     run_dir.mkdir()
     try:
         url = daemons.start_controller(run_dir)
         assert daemons.controller_url(run_dir) == url
         pid = daemons.recorded(run_dir)[daemons.CONTROLLER]
-        assert fabric.alive(pid)
+        assert builder.alive(pid)
         client = ControllerClient.connect(url)
         try:
             config = client.get("/virtualNetworkManager/configuration")
@@ -30,9 +30,9 @@ def test_controller_starts_serves_and_is_stopped_by_clean(tmp_path: Path) -> Non
             client.close()
         assert (run_dir / daemons.CONTROLLER_DB).exists()
     finally:
-        report = fabric.clean(fabric.LabNames(lab).prefix, tmp_path)
+        report = builder.clean(builder.LabNames(lab).prefix, tmp_path)
     assert pid in report.daemons
-    assert not fabric.alive(pid)
+    assert not builder.alive(pid)
     assert not run_dir.exists()
 
 

@@ -1,6 +1,6 @@
 """Test and bench helper: a lab fabric whose hosts run HostSwitch on the Linux driver.
 
-``DataplaneLab`` builds a topology with ``openhnv.lab.fabric`` (VM, host, fabric and
+``DataplaneLab`` builds a topology with ``openhnv.lab.builder`` (VM, host, fabric and
 router namespaces, VLAN access ports), gives each VM port its ifalias
 ``openhnv-port <port-id> <mac>``, puts static ARP entries into the VMs (no agent
 answers ARP here), and programs each host's engine directly with VFP commands: the HNV
@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from openhnv.lab import fabric, netns
+from openhnv.lab import builder, netns
 from openhnv.lab.topology import Topology, from_document
 from openhnv.vfp import commands as c
 from openhnv.vfp.layout import hnv_port_commands
@@ -110,14 +110,14 @@ class DataplaneLab:
     def __init__(self, doc: dict[str, Any], run_root: Path) -> None:
         self.topology: Topology = from_document(doc)
         self.run_root = run_root
-        self.lab: fabric.Lab | None = None
+        self.lab: builder.Lab | None = None
         self.switches: dict[str, HostSwitch] = {}
         self.processes: list[SwitchProcess] = []
         self.cleanups: list[Callable[[], None]] = []
 
     def __enter__(self) -> DataplaneLab:
         try:
-            self.lab = fabric.build(self.topology, self.run_root)
+            self.lab = builder.build(self.topology, self.run_root)
             for key in BRIDGE_NETFILTER:  # a physical switch runs no iptables on frames
                 netns.set_sysctl(self.names.fabric, key, "0")
             for vm in self.topology.vms:
@@ -140,13 +140,13 @@ class DataplaneLab:
             switch.stop()
         for cleanup in reversed(self.cleanups):
             cleanup()
-        fabric.teardown(self.topology, self.run_root)
+        builder.teardown(self.topology, self.run_root)
 
     # -- names -------------------------------------------------------------------------
 
     @property
-    def names(self) -> fabric.LabNames:
-        return fabric.LabNames(self.topology.name)
+    def names(self) -> builder.LabNames:
+        return builder.LabNames(self.topology.name)
 
     def vm_ns(self, vm: str) -> str:
         return self.names.vm(vm)

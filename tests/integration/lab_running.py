@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from openhnv.lab import daemons, fabric, orchestrator
+from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.topology import Topology, load, parse
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -47,5 +47,5 @@ def running_lab(topology: Topology) -> Iterator[orchestrator.RunningLab]:
     finally:
         orchestrator.down(topology.name)
     assert orchestrator.leftovers(topology.name) == []
-    assert [p for p in pids if fabric.alive(p)] == []
-    assert not fabric.run_dir_of(topology.name).exists()
+    assert [p for p in pids if builder.alive(p)] == []
+    assert not builder.run_dir_of(topology.name).exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from openhnv.cli import main
-from openhnv.lab import fabric, netns
+from openhnv.lab import builder, netns
 
 pytestmark = pytest.mark.root
 
@@ -48,7 +48,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     try:
         yield name, path, run_root
     finally:
-        fabric.clean(fabric.LabNames(name).prefix, run_root)
+        builder.clean(builder.LabNames(name).prefix, run_root)
 
 
 def test_up_status_exec_down(
@@ -80,7 +80,7 @@ def test_up_status_exec_down(
     assert main([*root, "down", name]) == 0
     removed = capfd.readouterr().out
     assert re.search(f"lab {name} removed: 5 namespaces, [3-9] daemons stopped", removed)
-    assert netns.list_namespaces(fabric.LabNames(name).prefix) == []
+    assert netns.list_namespaces(builder.LabNames(name).prefix) == []
 
 
 def test_a_bad_topology_names_the_key(

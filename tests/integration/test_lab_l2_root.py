@@ -13,7 +13,7 @@ import pytest
 from lab_running import running_lab, topology_of
 
 from openhnv.lab import capture, netns, orchestrator, traffic
-from openhnv.lab.fabric import VM_INTERFACE, LabNames
+from openhnv.lab.builder import VM_INTERFACE, LabNames
 from openhnv.lab.rest import ControllerClient
 from openhnv.packet.addresses import ip_to_str, mac_to_str
 from openhnv.packet.arp import ARP_REPLY, ARP_REQUEST, Arp

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
-from openhnv.lab import fabric, netns
+from openhnv.lab import builder, netns
 from openhnv.lab.errors import LabError
 
 pytestmark = pytest.mark.root
@@ -103,7 +103,7 @@ def test_clean_removes_leftover_root_links_with_our_prefix(tmp_path: Path) -> No
         # A leftover as a crashed build might leave it: no address, down, no traffic.
         with IPRoute() as ipr:
             ipr.link("add", ifname=f"{name}a", kind="veth", peer={"ifname": f"{name}b"})
-        report = fabric.clean(f"{name}", run_root=tmp_path)
+        report = builder.clean(f"{name}", run_root=tmp_path)
         assert set(report.links) >= {f"{name}a"}
         with IPRoute() as ipr:
             assert not ipr.link_lookup(ifname=f"{name}a")

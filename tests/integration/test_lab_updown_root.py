@@ -9,7 +9,7 @@ import pytest
 from lab_running import EXAMPLES, skip_unless_root, unique_name
 
 from openhnv.cli import main
-from openhnv.lab import daemons, fabric, orchestrator
+from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.rest import ControllerClient
 
 pytestmark = pytest.mark.root
@@ -29,7 +29,7 @@ def test_up_status_down_then_nothing_left(
         out = capfd.readouterr().out
         assert "PUT /networkInterfaces/contoso-sql" in out
         assert "NICs programmed on their hosts: 4/4" in out
-        run_dir = fabric.run_dir_of(name)
+        run_dir = builder.run_dir_of(name)
         recorded = daemons.recorded(run_dir)
         assert {"controller", "host-host1", "host-host2", "vlanport-pa2"} <= set(recorded)
         pids = list(recorded.values())
@@ -63,7 +63,7 @@ def test_up_status_down_then_nothing_left(
     finally:
         orchestrator.down(name)
     assert orchestrator.leftovers(name) == []
-    assert [p for p in pids if fabric.alive(p)] == []
+    assert [p for p in pids if builder.alive(p)] == []
 
 
 def test_a_failed_up_names_the_step_and_removes_everything(

@@ -7,7 +7,7 @@ from typing import Any
 
 import nb_snapshots as nb
 
-from openhnv.controller.compiler import compile_host
+from openhnv.controller.compiler.compile import compile_host
 from openhnv.ovsdb.rows import Row
 
 Snapshot = dict[str, dict[str, dict[str, Any]]]  # mutable rows, for tests to edit

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openhnv.api.app import canonical_path, create_app
-from openhnv.controller.service import ControllerService
-from openhnv.controller.store import SqliteStore
+from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.northbound.store import SqliteStore
 
 FIGURE8 = Path(__file__).resolve().parents[2] / "examples" / "figure8"
 BASE = "/networking/v1"

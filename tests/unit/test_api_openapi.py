@@ -15,8 +15,8 @@ from schemathesis.checks import (
 )
 
 from openhnv.api.app import create_app
-from openhnv.controller.service import ControllerService
-from openhnv.controller.store import SqliteStore
+from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.northbound.store import SqliteStore
 
 FIGURE8 = Path(__file__).resolve().parents[2] / "examples" / "figure8"
 

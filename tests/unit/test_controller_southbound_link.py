@@ -8,8 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from openhnv.controller.southbound_link import HostLink, probe, resync_changes
-from openhnv.controller.status import Remote
+from openhnv.controller.southbound.link import HostLink, probe, resync_changes
+from openhnv.controller.southbound.status import Remote
 from openhnv.ovsdb.client import ConnectionState
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.rows import Ref, Row, RowChange

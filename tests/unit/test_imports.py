@@ -44,16 +44,48 @@ def test_cli_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown command" in capsys.readouterr().err
 
 
+LAYERS = [
+    "packet",
+    "vfp",
+    "vswitch",
+    "ovsdb",
+    "agent",
+    "host",
+    "inspect",
+    "controller",
+    "api",
+    "lab",
+]
+CONTROLLER_PARTS = ["northbound", "compiler", "southbound"]
+
+
+def _source(name: str) -> str:
+    mod = importlib.import_module(name)
+    with open(mod.__file__ or "", encoding="utf-8") as f:
+        return f.read()
+
+
 def test_layers_import_downwards_only() -> None:
-    """DESIGN.md §3: each layer imports only layers listed before it."""
-    order = ["packet", "vfp", "vswitch", "ovsdb", "agent", "controller", "api", "lab"]
+    """DESIGN.md §3 and docs/architecture.md: each layer imports only layers before it."""
     for name in MODULES:
         parts = name.split(".")
-        if len(parts) < 2 or parts[1] not in order:
+        if len(parts) < 2 or parts[1] not in LAYERS:
             continue
-        mod = importlib.import_module(name)
-        layer = order.index(parts[1])
-        with open(mod.__file__ or "", encoding="utf-8") as f:
-            source = f.read()
-        for later in order[layer + 1 :]:
+        source = _source(name)
+        for later in LAYERS[LAYERS.index(parts[1]) + 1 :]:
             assert f"openhnv.{later}" not in source, f"{name} imports the later layer {later}"
+
+
+def test_controller_parts_import_downwards_only() -> None:
+    """Northbound, then the compiler, then southbound; the compiler is a pure function of
+    a snapshot and imports neither of the others."""
+    for name in MODULES:
+        parts = name.split(".")
+        if parts[1:2] != ["controller"] or len(parts) < 3 or parts[2] not in CONTROLLER_PARTS:
+            continue
+        source = _source(name)
+        forbidden = CONTROLLER_PARTS[CONTROLLER_PARTS.index(parts[2]) + 1 :]
+        if parts[2] == "compiler":
+            forbidden = [*forbidden, "northbound"]
+        for other in forbidden:
+            assert f"openhnv.controller.{other}" not in source, f"{name} imports {other}"

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openhnv.api.app import create_app
-from openhnv.controller.service import ControllerService
-from openhnv.controller.store import SqliteStore
+from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.northbound.store import SqliteStore
 from openhnv.lab import resources
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient, instance_id, wait_succeeded

@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openhnv import __version__
 from openhnv.controller.errors import ApiError, bad_request
-from openhnv.controller.models import MODELS
-from openhnv.controller.paths import (
+from openhnv.controller.northbound.models import MODELS
+from openhnv.controller.northbound.paths import (
     BASE_PATH,
     KINDS,
     SINGLETON_COLLECTION,
@@ -31,7 +31,7 @@ from openhnv.controller.paths import (
     TOP_LEVEL,
     child_collections,
 )
-from openhnv.controller.service import ControllerService
+from openhnv.controller.northbound.service import ControllerService
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

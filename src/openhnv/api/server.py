@@ -18,9 +18,10 @@ from pathlib import Path
 import uvicorn
 
 from openhnv.api.app import create_app
-from openhnv.controller.publisher import Publisher
-from openhnv.controller.service import ControllerService
-from openhnv.controller.store import SqliteStore, StoreError
+from openhnv.controller.errors import StoreError
+from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.northbound.store import SqliteStore
+from openhnv.controller.southbound.publisher import Publisher
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.pki import ssl_files
 from openhnv.ovsdb.server import SslFiles

@@ -1,4 +1,6 @@
-"""The one error type of the controller layer: a rejected request, as an HTTP status.
+"""The controller layer's errors: one base, ``ControllerError``, and the cases callers
+tell apart (a rejected request, a store failure, a document the compiler cannot read, a
+request the compiler cannot answer, a management address that names no OVSDB remote).
 
 ``ApiError`` carries the HTTP status the REST edge answers with, a Microsoft-style error
 code and a message that names the field and the value, e.g.
@@ -15,7 +17,11 @@ CONFLICT = 409
 PRECONDITION_FAILED = 412
 
 
-class ApiError(Exception):
+class ControllerError(Exception):
+    """Anything the controller refuses or cannot do; the message names what is wrong."""
+
+
+class ApiError(ControllerError):
     """A request the controller refuses; nothing was changed."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -54,3 +60,15 @@ def precondition_failed(ref: str, expected: str, actual: str) -> ApiError:
         "PreconditionFailed",
         f"If-Match {expected} does not match the current etag {actual} of {ref}",
     )
+
+
+class StoreError(ControllerError):
+    """The store cannot be opened or written."""
+
+
+class CompileError(ControllerError, ValueError):
+    """A request the compiler cannot answer (bad data never raises: it is a problem)."""
+
+
+class DocumentError(ControllerError):
+    """A northbound document cannot be used; the message says which field and why."""

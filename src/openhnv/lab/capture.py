@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from openhnv.lab import fabric, netns
+from openhnv.lab import builder, netns
 from openhnv.lab.topology import Topology
 from openhnv.packet.addresses import ip_to_str, mac_to_str
 from openhnv.packet.decode import decode, describe
@@ -63,7 +63,7 @@ class PaCapture:
     """Frames transmitted by every host of a lab, collected by a background thread."""
 
     def __init__(self, topology: Topology) -> None:
-        names = fabric.LabNames(topology.name)
+        names = builder.LabNames(topology.name)
         self.namespace = names.fabric
         self.frames: list[CapturedFrame] = []
         self._lock = threading.Lock()

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from openhnv.lab import daemons, fabric, netns, orchestrator
+from openhnv.lab import builder, daemons, netns, orchestrator
 from openhnv.lab.errors import LabError
 from openhnv.lab.resources import Document, host_state_dir
 from openhnv.lab.rest import ControllerClient, provisioning_state
@@ -55,7 +55,7 @@ def _pick_lab(requested: str | None, run_root: Path) -> str:
 
 
 def _saved_topology(lab: str, run_root: Path) -> Topology | None:
-    path = fabric.run_dir_of(lab, run_root) / TOPOLOGY_FILE
+    path = builder.run_dir_of(lab, run_root) / TOPOLOGY_FILE
     return load(path) if path.exists() else None
 
 
@@ -87,7 +87,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     lab = _pick_lab(args.lab, args.run_root)
-    report = fabric.clean(fabric.LabNames(lab).prefix, args.run_root)
+    report = builder.clean(builder.LabNames(lab).prefix, args.run_root)
     print(
         f"lab {lab} removed: {len(report.namespaces)} namespaces,"
         f" {len(report.daemons)} daemons stopped"
@@ -101,13 +101,13 @@ def _status(args: argparse.Namespace) -> int:
         print("no lab is up")
         return 0
     for lab in labs:
-        names = fabric.LabNames(lab)
+        names = builder.LabNames(lab)
         present = set(netns.list_namespaces(names.prefix))
         topology = _saved_topology(lab, args.run_root)
-        run_dir = fabric.run_dir_of(lab, args.run_root)
+        run_dir = builder.run_dir_of(lab, args.run_root)
         print(f"lab {lab}: {len(present)} namespaces")
         for daemon, pid in daemons.recorded(run_dir).items():
-            mark = "running" if fabric.alive(pid) else "DEAD"
+            mark = "running" if builder.alive(pid) else "DEAD"
             print(f"  daemon {daemon:<16} {mark:<8} pid {pid}")
         url = daemons.controller_url(run_dir)
         if url is not None:
@@ -190,7 +190,7 @@ def _exec(args: argparse.Namespace) -> int:
             raise LabError(f"VM {args.vm!r} is in several labs ({', '.join(matches)})")
         namespace = matches[0]
     else:
-        namespace = fabric.LabNames(_pick_lab(args.lab, args.run_root)).vm(args.vm)
+        namespace = builder.LabNames(_pick_lab(args.lab, args.run_root)).vm(args.vm)
         if namespace not in netns.list_namespaces(namespace):
             raise LabError(f"no VM named {args.vm!r} in lab {args.lab}")
     return subprocess.run(["ip", "netns", "exec", namespace, *command], check=False).returncode
@@ -204,10 +204,10 @@ def _host(args: argparse.Namespace) -> int:
     if not command:
         raise LabError("give a command after the host name, e.g. `-- hnv vfp list-ports`")
     lab = _pick_lab(args.lab, args.run_root)
-    namespace = fabric.LabNames(lab).host(args.host)
+    namespace = builder.LabNames(lab).host(args.host)
     if namespace not in netns.list_namespaces(namespace):
         raise LabError(f"no host named {args.host!r} in lab {lab}")
-    run_dir = fabric.run_dir_of(lab, args.run_root)
+    run_dir = builder.run_dir_of(lab, args.run_root)
     env = dict(daemons.python_env())
     env["HNV_STATE_DIR"] = str(host_state_dir(run_dir, args.host))
     argv = ["ip", "netns", "exec", namespace, *command]
@@ -215,7 +215,7 @@ def _host(args: argparse.Namespace) -> int:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    report = fabric.clean(netns.PREFIX, args.run_root)
+    report = builder.clean(netns.PREFIX, args.run_root)
     print(
         f"removed {len(report.namespaces)} namespaces, {len(report.links)} root links,"
         f" stopped {len(report.daemons)} daemons"
@@ -227,7 +227,7 @@ def _clean(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hnv lab", description=__doc__.splitlines()[0])
-    parser.add_argument("--run-root", type=Path, default=fabric.RUN_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--run-root", type=Path, default=builder.RUN_ROOT, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = sub.add_parser("up", help="build a lab from a topology file")
     up.add_argument("topology", type=Path, help="topology YAML (see docs/topology.md)")

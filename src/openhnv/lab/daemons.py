@@ -4,7 +4,7 @@ The controller runs in the root namespace on ``127.0.0.1:<free port>`` with its 
 ``<run_dir>/controller.db``; each host runs inside its host namespace (``ip netns exec``)
 with its state in ``<run_dir>/hosts/<host>/``. Every daemon gets ``<run_dir>/<name>.pid``
 and ``<run_dir>/<name>.log``; ``hnv lab down``/``clean`` stop them by that pid
-(``fabric.stop_pidfile``). The controller's URL is kept in ``<run_dir>/controller.url``.
+(``builder.stop_pidfile``). The controller's URL is kept in ``<run_dir>/controller.url``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import openhnv
-from openhnv.lab import fabric
+from openhnv.lab import builder
 from openhnv.lab.errors import LabError
 from openhnv.lab.resources import OVSDB_SOCKET, host_state_dir
 from openhnv.lab.rest import ControllerClient
@@ -39,7 +39,7 @@ def host_daemon(host: str) -> str:
 
 
 def pidfile(run_dir: Path, name: str) -> Path:
-    return run_dir / f"{name}{fabric.PIDFILE_SUFFIX}"
+    return run_dir / f"{name}{builder.PIDFILE_SUFFIX}"
 
 
 def logfile(run_dir: Path, name: str) -> Path:
@@ -186,9 +186,9 @@ def start_host(
 def recorded(run_dir: Path) -> dict[str, int]:
     """Daemon name -> pid from the pidfiles of a lab."""
     found: dict[str, int] = {}
-    for path in sorted(run_dir.glob(f"*{fabric.PIDFILE_SUFFIX}")):
+    for path in sorted(run_dir.glob(f"*{builder.PIDFILE_SUFFIX}")):
         try:
-            found[path.name[: -len(fabric.PIDFILE_SUFFIX)]] = int(path.read_text().split()[0])
+            found[path.name[: -len(builder.PIDFILE_SUFFIX)]] = int(path.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
     return found

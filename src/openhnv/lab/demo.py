@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 
 import openhnv
-from openhnv.lab import capture, daemons, fabric, orchestrator, traffic
+from openhnv.lab import builder, capture, daemons, orchestrator, traffic
 from openhnv.lab.capture import TunnelRecord
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--encapsulation", choices=ENCAPSULATIONS, action="append", help="only this one"
     )
-    parser.add_argument("--run-root", type=Path, default=fabric.RUN_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--run-root", type=Path, default=builder.RUN_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     problem = lab_name_problem(args.lab)
     if problem:

@@ -2,13 +2,13 @@
 
 The order an operator would follow on a real datacenter:
 
-1. the physical part (``fabric.build``): namespaces, PA bridges, router, hosts, VM veths;
+1. the physical part (``builder.build``): namespaces, PA bridges, router, hosts, VM veths;
 2. ``hnv controller`` in the root namespace, then one ``hnv host --driver linux`` per
    host inside its namespace (``daemons``);
 3. the controller's resources, one ``PUT`` each (``resources.plan``): configuration,
    provider network, MAC pool, servers, ACLs, virtual networks, then each VM's NIC —
    whose answer gives the instanceId and MAC that turn the VM's veth into the NIC's port
-   (``fabric.attach_vm_port``);
+   (``builder.attach_vm_port``);
 4. waiting until the controller reports every NIC ``Succeeded``, i.e. programmed on
    every host that needs it.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from openhnv.lab import daemons, fabric, netns
+from openhnv.lab import builder, daemons, netns
 from openhnv.lab.errors import LabError
 from openhnv.lab.resources import Document, host_state_dir, infrastructure, mac_of, nic_resources
 from openhnv.lab.rest import ControllerClient, instance_id, wait_succeeded
@@ -45,7 +45,7 @@ def _quiet(_: str) -> None:
 class RunningLab:
     """A lab that is up: its fabric, its controller and each VM's NIC document."""
 
-    lab: fabric.Lab
+    lab: builder.Lab
     controller_url: str
     nics: dict[str, Document] = field(default_factory=dict)
 
@@ -88,24 +88,24 @@ def step(description: str, progress: Progress, context: str | None = None) -> It
 def up(
     topology: Topology,
     *,
-    run_root: Path = fabric.RUN_ROOT,
+    run_root: Path = builder.RUN_ROOT,
     progress: Progress = _quiet,
     topology_text: str | None = None,
     provision_timeout: float = PROVISION_SECONDS,
 ) -> RunningLab:
     """Build the lab and bring every VM's NIC to ``Succeeded``; all or nothing."""
-    lab = fabric.build(topology, run_root=run_root, progress=progress)
+    lab = builder.build(topology, run_root=run_root, progress=progress)
     try:
         return _bring_up(lab, progress, topology_text, provision_timeout)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         progress(f"lab up {reason}: removing lab {topology.name}")
-        fabric.teardown(topology, run_root)
+        builder.teardown(topology, run_root)
         raise
 
 
 def _bring_up(
-    lab: fabric.Lab, progress: Progress, topology_text: str | None, provision_timeout: float
+    lab: builder.Lab, progress: Progress, topology_text: str | None, provision_timeout: float
 ) -> RunningLab:
     topology, run_dir = lab.topology, lab.run_dir
     if topology_text is not None:
@@ -129,7 +129,7 @@ def _bring_up(
             with step(f"PUT {resource.path} ({where})", progress, context=where):
                 document = client.put(resource)
                 running.nics[vm] = document
-                fabric.attach_vm_port(lab, vm, mac_of(document), instance_id(document))
+                builder.attach_vm_port(lab, vm, mac_of(document), instance_id(document))
         with step(f"waiting for {len(running.nics)} NICs to be Succeeded", progress):
             wait_succeeded(client, running.nics, provision_timeout, progress)
         for vm in list(running.nics):
@@ -139,20 +139,20 @@ def _bring_up(
     return running
 
 
-def down(name: str, run_root: Path = fabric.RUN_ROOT) -> fabric.CleanReport:
+def down(name: str, run_root: Path = builder.RUN_ROOT) -> builder.CleanReport:
     """Stop the lab's daemons by pid and remove its namespaces and run directory."""
-    return fabric.clean(fabric.LabNames(name).prefix, run_root)
+    return builder.clean(builder.LabNames(name).prefix, run_root)
 
 
-def leftovers(name: str, run_root: Path = fabric.RUN_ROOT) -> list[str]:
+def leftovers(name: str, run_root: Path = builder.RUN_ROOT) -> list[str]:
     """What still exists of a lab: namespaces, root links, run directory, live daemons."""
-    prefix = fabric.LabNames(name).prefix
+    prefix = builder.LabNames(name).prefix
     found = list(netns.list_namespaces(prefix))
     found += [f"link {n}" for n in netns.root_link_names(prefix)]
-    run_dir = fabric.run_dir_of(name, run_root)
+    run_dir = builder.run_dir_of(name, run_root)
     if run_dir.exists():
         found.append(f"directory {run_dir}")
         for daemon, pid in daemons.recorded(run_dir).items():
-            if fabric.alive(pid):
+            if builder.alive(pid):
                 found.append(f"daemon {daemon} pid {pid}")
     return found

@@ -1,0 +1,168 @@
+"""Rules of a VM network interface: customer addresses, MAC addresses and their allocation.
+
+A NIC's ipConfigurations all sit in one virtual subnet; each address is a usable host of
+it other than the distributed router's (the lowest usable address) and is unique in the
+virtual network. A MAC is unicast, not the distributed router's and unique; ``Dynamic``
+MACs come from the macPools and stay with the NIC across replaces.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from openhnv.controller.errors import bad_request, conflict
+from openhnv.controller.northbound import allocators
+from openhnv.controller.northbound.admission import Admission, resolved
+from openhnv.controller.northbound.models import mac_digits
+from openhnv.controller.northbound.paths import ResourcePath, parse_path
+from openhnv.controller.northbound.render import DISTRIBUTED_ROUTER_MAC
+from openhnv.controller.northbound.state import children, find_child
+from openhnv.controller.northbound.store import Document
+
+
+def check_customer_address(address: str, prefix: str, field: str) -> None:
+    """A NIC's CA must be a usable host of its subnet other than the router's address."""
+    ip = ipaddress.ip_address(address)
+    network = ipaddress.ip_network(prefix)
+    if ip.version != network.version or ip not in network:
+        raise bad_request(field, f"{address} is outside subnet {prefix}")
+    if ip == network.network_address:
+        raise bad_request(field, f"{address} is the network address of subnet {prefix}")
+    if network.version == 4 and ip == network.broadcast_address and network.num_addresses > 1:
+        raise bad_request(field, f"{address} is the broadcast address of subnet {prefix}")
+    if int(ip) == int(network.network_address) + 1:
+        raise bad_request(
+            field, f"{address} is the distributed router (lowest usable) address of {prefix}"
+        )
+
+
+def check_network_interface(adm: Admission) -> None:
+    props = adm.new["properties"]
+
+    subnet_ref: ResourcePath | None = None
+    configs = children(adm.new, "ipConfigurations")
+    for i, config in enumerate(configs):
+        path = parse_path(config["properties"]["subnet"]["resourceRef"])
+        if subnet_ref is not None and path.key != subnet_ref.key:
+            raise bad_request(
+                f"properties.ipConfigurations[{i}].properties.subnet",
+                f"{path.ref} differs from {subnet_ref.ref}: all ipConfigurations of a NIC "
+                "share one subnet",
+            )
+        subnet_ref = path
+    if subnet_ref is not None:
+        _customer_addresses(adm, subnet_ref, configs)
+    _mac_address(adm, props)
+
+
+def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[Document]) -> None:
+    subnet = resolved(adm.state, subnet_ref)
+    prefix = subnet["properties"]["addressPrefix"]
+    own = adm.path.key
+    in_vnet = adm.state.addresses.get(subnet_ref.top.key, {})
+    mine: dict[str, int] = {}
+    for i, config in enumerate(configs):
+        cp = config["properties"]
+        where = f"properties.ipConfigurations[{i}].properties.privateIPAddress"
+        if "privateIPAddress" not in cp:
+            if cp.get("privateIPAllocationMethod") == "Static":
+                raise bad_request(where, "is required when privateIPAllocationMethod is Static")
+            used = {a for a, ref in in_vnet.items() if ref.casefold() != own} | set(mine)
+            cp["privateIPAddress"] = _dynamic_address(adm, config, prefix, used, where)
+            cp["privateIPAllocationMethod"] = "Dynamic"
+        address = cp["privateIPAddress"]
+        check_customer_address(address, prefix, where)
+        if address in mine:
+            raise bad_request(where, f"{address} is also ipConfigurations[{mine[address]}]")
+        owner = in_vnet.get(address)
+        if owner is not None and owner.casefold() != own:
+            raise conflict(
+                where,
+                f"{address} is already used by {owner} in {subnet_ref.top.ref}",
+                "DuplicateIPAddress",
+            )
+        mine[address] = i
+
+
+def _dynamic_address(
+    adm: Admission, config: Document, prefix: str, used: set[str], where: str
+) -> str:
+    old = find_child(adm.old, "ipConfigurations", str(config["resourceId"])) if adm.old else None
+    if old is not None and old["properties"].get("privateIPAddress") not in used:
+        try:
+            check_customer_address(old["properties"]["privateIPAddress"], prefix, where)
+            return str(old["properties"]["privateIPAddress"])
+        except Exception:  # the old address no longer fits: take a new one
+            pass
+    low, high = allocators.usable_hosts(prefix)
+    in_use = {int(ipaddress.ip_address(a)) for a in used if a}
+    value = allocators.allocate([(low, high)], in_use, low)
+    if value is None:
+        raise conflict(where, f"subnet {prefix} has no free address", "PoolExhausted")
+    return allocators.address_text(value, ipaddress.ip_network(prefix).version)
+
+
+def _mac_address(adm: Admission, props: dict[str, Any]) -> None:
+    method = props.get("privateMacAllocationMethod")
+    if method is None:
+        method = "Static" if "privateMacAddress" in props else "Dynamic"
+        props["privateMacAllocationMethod"] = method
+    macs = adm.state.macs
+
+    def owner(mac: str | None) -> str | None:
+        ref = macs.get(mac) if mac else None
+        return ref if ref is not None and ref.casefold() != adm.path.key else None
+
+    if method == "Static":
+        if "privateMacAddress" not in props:
+            raise bad_request(
+                "properties.privateMacAddress",
+                "is required when privateMacAllocationMethod is Static",
+            )
+    else:
+        old = adm.old["properties"].get("privateMacAddress") if adm.old else None
+        keep = old and owner(old) is None
+        props["privateMacAddress"] = old if keep else _allocate_mac(adm, MacSet(macs))
+    mac = props["privateMacAddress"]
+    if mac == DISTRIBUTED_ROUTER_MAC:
+        raise bad_request("properties.privateMacAddress", f"{mac} is the distributed router's MAC")
+    if owner(mac) is not None:
+        raise conflict(
+            "properties.privateMacAddress",
+            f"{mac} is already used by {owner(mac)}",
+            "DuplicateMacAddress",
+        )
+
+
+class MacSet(Collection[int]):
+    """The MACs in use (12 hex digit keys) seen as integers, without copying them."""
+
+    def __init__(self, macs: dict[str, str]) -> None:
+        self.macs = macs
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and f"{value:012X}" in self.macs
+
+    def __len__(self) -> int:
+        return len(self.macs)
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(mac, 16) for mac in self.macs)
+
+
+def _allocate_mac(adm: Admission, in_use: MacSet) -> str:
+    pools = list(adm.state.all("macPools"))
+    for pool_path, pool in pools:
+        low = int(mac_digits(pool["properties"]["startMacAddress"]), 16)
+        high = int(mac_digits(pool["properties"]["endMacAddress"]), 16)
+        key = allocators.mac_allocator(pool_path)
+        value = allocators.allocate([(low, high)], in_use, adm.hint(key))
+        if value is not None:
+            adm.advance(key, value)
+            return f"{value:012X}"
+    reason = "every macPool is exhausted" if pools else "there is no macPool to draw from"
+    raise conflict(
+        "properties.privateMacAddress", f"Dynamic allocation failed: {reason}", "PoolExhausted"
+    )

@@ -1,0 +1,37 @@
+"""A snapshot of the northbound state: every resource as a GET returns it.
+
+``snapshot(store)`` is the compiler's input (docs/architecture.md, "Compiler input"):
+collection name -> list of full GET documents, children inline, allocated and read-only
+values included, sorted by resource id.
+"""
+
+from __future__ import annotations
+
+from openhnv.controller.northbound.render import Renderer
+from openhnv.controller.northbound.state import State
+from openhnv.controller.northbound.store import Document, Store
+
+SNAPSHOT_COLLECTIONS: tuple[str, ...] = (
+    "logicalNetworks",
+    "macPools",
+    "credentials",
+    "servers",
+    "accessControlLists",
+    "virtualNetworks",
+    "networkInterfaces",
+    "virtualNetworkManager",
+)
+
+
+def render_all(state: State) -> dict[str, list[Document]]:
+    """Every collection of ``state`` rendered as GET documents."""
+    renderer = Renderer(state)
+    return {
+        name: [renderer.resource(path) for path, _ in state.all(name)]
+        for name in SNAPSHOT_COLLECTIONS
+    }
+
+
+def snapshot(store: Store) -> dict[str, list[Document]]:
+    """The whole northbound state held by ``store``, as the compiler consumes it."""
+    return render_all(State.load(store))

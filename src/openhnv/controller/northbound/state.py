@@ -1,0 +1,203 @@
+"""The controller's resources in memory: top-level documents by case-insensitive key.
+
+A stored document is ``{"resourceId", "instanceId", "etag", "tags"?, "properties"}``;
+child resources sit inline in their parent's ``properties`` as ``{"resourceId",
+"instanceId", "tags"?, "properties"}``. Back-references, ``resourceRef`` and the child
+etags are not stored: ``openhnv.controller.northbound.render`` adds them on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from openhnv.controller.northbound.paths import (
+    TOP_LEVEL,
+    ResourcePath,
+    child_collections,
+    parse_path,
+)
+from openhnv.controller.northbound.store import Document, Store
+
+RESOURCE_PREFIX = "/resources"
+ALLOCATOR_PREFIX = "/allocators/"
+
+
+def resource_key(path: ResourcePath) -> str:
+    """The store key of a top-level resource."""
+    return RESOURCE_PREFIX + path.top.key
+
+
+def copy_document(doc: Document) -> Document:
+    """A deep copy of a JSON document."""
+    copied: Document = json.loads(json.dumps(doc))
+    return copied
+
+
+def children(doc: Document, collection: str) -> list[Document]:
+    """The inline child documents of ``doc`` in ``collection`` (a live list)."""
+    found = doc.get("properties", {}).get(collection)
+    return found if isinstance(found, list) else []
+
+
+def find_child(doc: Document, collection: str, resource_id: str) -> Document | None:
+    folded = resource_id.casefold()
+    for child in children(doc, collection):
+        if str(child.get("resourceId", "")).casefold() == folded:
+            return child
+    return None
+
+
+NIC_PREFIX = "/networkinterfaces/"
+
+
+@dataclass
+class State:
+    """Every top-level resource, by ``ResourcePath.key`` of its path.
+
+    Change documents only through ``set`` and ``remove``: they keep the indexes that make
+    a NIC PUT independent of the number of NICs (MACs in use; customer addresses in use
+    per virtual network) and the sorted key list of each collection.
+    """
+
+    docs: dict[str, Document] = field(default_factory=dict)
+    allocators: dict[str, Document] = field(default_factory=dict)
+    macs: dict[str, str] = field(default_factory=dict)  # MAC -> NIC ref
+    addresses: dict[str, dict[str, str]] = field(default_factory=dict)  # vnet key -> CA -> NIC ref
+    # Runtime only (never stored): key -> configurationState the publisher reports.
+    configuration: dict[str, Document] = field(default_factory=dict)
+    _sorted: dict[str, list[str]] = field(default_factory=dict)
+
+    def copy(self) -> State:
+        """A copy that later ``set``/``remove`` calls on this state do not change.
+
+        Shallow: stored documents are never changed in place (a change stores a new
+        document), so the copy can be rendered without holding the service's lock.
+        """
+        return State(
+            docs=dict(self.docs),
+            allocators=dict(self.allocators),
+            macs=dict(self.macs),
+            addresses={vnet: dict(used) for vnet, used in self.addresses.items()},
+            configuration=dict(self.configuration),
+            _sorted=dict(self._sorted),
+        )
+
+    @classmethod
+    def load(cls, store: Store) -> State:
+        state = cls()
+        for key, doc in store.list(RESOURCE_PREFIX + "/"):
+            state.set(key.removeprefix(RESOURCE_PREFIX), doc)
+        for key, doc in store.list(ALLOCATOR_PREFIX):
+            state.allocators[key] = doc
+        return state
+
+    def set(self, key: str, doc: Document) -> None:
+        """Store ``doc`` as the top-level resource ``key`` (a ``ResourcePath.key``)."""
+        if key in self.docs:
+            self._unindex(key)
+        else:
+            self._sorted.pop(key.split("/")[1], None)
+        self.docs[key] = doc
+        self._index(key, doc)
+
+    def remove(self, key: str) -> None:
+        if key in self.docs:
+            self._unindex(key)
+            del self.docs[key]
+            self.configuration.pop(key, None)
+            self._sorted.pop(key.split("/")[1], None)
+
+    def _nic_entries(self, key: str, doc: Document) -> tuple[str | None, list[tuple[str, str]]]:
+        props = doc.get("properties", {})
+        entries: list[tuple[str, str]] = []
+        for config in children(doc, "ipConfigurations"):
+            cp = config.get("properties", {})
+            ref = cp.get("subnet", {}).get("resourceRef")
+            if isinstance(ref, str) and cp.get("privateIPAddress"):
+                entries.append((parse_path(ref).top.key, str(cp["privateIPAddress"])))
+        return props.get("privateMacAddress"), entries
+
+    def _index(self, key: str, doc: Document) -> None:
+        if not key.startswith(NIC_PREFIX):
+            return
+        ref = f"/networkInterfaces/{doc['resourceId']}"
+        mac, entries = self._nic_entries(key, doc)
+        if mac:
+            self.macs[mac] = ref
+        for vnet, address in entries:
+            self.addresses.setdefault(vnet, {})[address] = ref
+
+    def _unindex(self, key: str) -> None:
+        if not key.startswith(NIC_PREFIX):
+            return
+        mac, entries = self._nic_entries(key, self.docs[key])
+        if mac and self.macs.get(mac, "").casefold() == key:
+            del self.macs[mac]
+        for vnet, address in entries:
+            used = self.addresses.get(vnet, {})
+            if used.get(address, "").casefold() == key:
+                del used[address]
+
+    def top(self, path: ResourcePath) -> Document | None:
+        return self.docs.get(path.top.key)
+
+    def resolve(self, path: ResourcePath) -> Document | None:
+        """The (child) document at ``path``, or None."""
+        doc = self.top(path)
+        for collection, resource_id in zip(path.collections[1:], path.ids[1:], strict=False):
+            if doc is None:
+                return None
+            doc = find_child(doc, collection, resource_id)
+        return doc
+
+    def canonical(self, path: ResourcePath) -> ResourcePath:
+        """``path`` spelled with the stored resources' casing (the path if absent)."""
+        ids: list[str] = []
+        doc = self.top(path)
+        for i, resource_id in enumerate(path.ids):
+            if i > 0 and doc is not None:
+                doc = find_child(doc, path.collections[i], resource_id)
+            ids.append(str(doc["resourceId"]) if doc is not None else resource_id)
+        return ResourcePath(path.collections, tuple(ids))
+
+    def all(self, collection: str) -> Iterator[tuple[ResourcePath, Document]]:
+        """Every top-level resource of ``collection``, sorted by key."""
+        name = collection.casefold()
+        keys = self._sorted.get(name)
+        if keys is None:
+            prefix = "/" + name + "/"
+            keys = self._sorted[name] = sorted(k for k in self.docs if k.startswith(prefix))
+        for key in list(keys):
+            doc = self.docs[key]
+            yield ResourcePath((collection,), (str(doc["resourceId"]),)), doc
+
+
+def walk(path: ResourcePath, doc: Document) -> Iterator[tuple[ResourcePath, Document]]:
+    """``doc`` and every child below it, with their paths."""
+    yield path, doc
+    for collection in child_collections(path.kind):
+        for child in children(doc, collection):
+            yield from walk(path.child(collection, str(child["resourceId"])), child)
+
+
+def path_of_key(key: str) -> ResourcePath:
+    """The path of a top-level key such as ``/virtualnetworks/contoso`` (casing lost)."""
+    return parse_path(key)
+
+
+def strip_etag(doc: Document) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != "etag"}
+
+
+__all__ = [
+    "TOP_LEVEL",
+    "State",
+    "children",
+    "copy_document",
+    "find_child",
+    "resource_key",
+    "walk",
+]

@@ -1,0 +1,383 @@
+"""Cross-field and cross-resource rules, applied to a resource before it is stored.
+
+``admit`` takes the current state and a candidate top-level document (properties
+already parsed by ``openhnv.controller.northbound.models``), checks it against the rest of the
+datacenter, fills in the values the controller allocates (RDID, VSIDs, MACs, provider
+addresses, dynamic customer addresses) and returns the allocator records to store in
+the same transaction. Everything raises ``ApiError`` naming the field; nothing is
+changed on error because the caller stores only after ``admit`` returns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from openhnv.controller.errors import bad_request, conflict
+from openhnv.controller.northbound import allocators
+from openhnv.controller.northbound.admission import Admission, IpNetwork, overlapping, resolved
+from openhnv.controller.northbound.models import mac_digits
+from openhnv.controller.northbound.nic_rules import check_customer_address, check_network_interface
+from openhnv.controller.northbound.paths import (
+    ResourcePath,
+    child_collections,
+    parse_path,
+    parse_ref,
+)
+from openhnv.controller.northbound.references import references
+from openhnv.controller.northbound.state import State, children, find_child, walk
+from openhnv.controller.northbound.store import Document
+
+__all__ = ["Admission", "admit", "check_customer_address", "check_dangling", "overlapping"]
+
+
+def check_references(admission: Admission) -> None:
+    """Every reference names an existing resource of the right kind (400); canonical refs."""
+    state = admission.state
+    for reference in references(admission.path, admission.new):
+        target = parse_ref(reference.ref, reference.field, reference.expected)
+        if state.resolve(target) is None:
+            raise bad_request(
+                reference.field,
+                f"refers to {reference.ref}, which does not exist",
+                "InvalidReference",
+            )
+        reference.holder["resourceRef"] = state.canonical(target).ref
+
+
+def check_dangling(state: State, path: ResourcePath, old: Document, new: Document | None) -> None:
+    """A change must not remove anything another resource still refers to (409)."""
+    removed = {p.key for p, _ in walk(path, old)}
+    if new is not None:
+        removed -= {p.key for p, _ in walk(path, new)}
+    if not removed:
+        return
+    for collection in ("virtualNetworks", "servers", "networkInterfaces"):
+        for owner_path, doc in state.all(collection):
+            if owner_path.key == path.key:
+                continue
+            for reference in references(owner_path, doc):
+                try:
+                    target = parse_path(str(reference.ref)).key
+                except Exception:
+                    continue
+                if target in removed:
+                    raise conflict(
+                        "",
+                        f"{parse_path(str(reference.ref)).ref} is still referenced by "
+                        f"{reference.owner.ref} ({reference.field})",
+                        "ResourceInUse",
+                    )
+
+
+def admit(admission: Admission) -> None:
+    """Check ``admission.new`` and fill in allocated values; ApiError when refused."""
+    check_references(admission)
+    _duplicate_children(admission.path, admission.new)
+    check = _CHECKS.get(admission.path.collections[0])
+    if check is not None:
+        check(admission)
+
+
+def _duplicate_children(path: ResourcePath, doc: Document, where: str = "properties") -> None:
+    for collection in child_collections(path.kind):
+        seen: dict[str, int] = {}
+        for i, child in enumerate(children(doc, collection)):
+            folded = str(child["resourceId"]).casefold()
+            field_name = f"{where}.{collection}[{i}].resourceId"
+            if folded in seen:
+                raise bad_request(field_name, f"{child['resourceId']!r} appears twice")
+            seen[folded] = i
+            child_path = path.child(collection, str(child["resourceId"]))
+            _duplicate_children(child_path, child, f"{where}.{collection}[{i}].properties")
+
+
+def _logical_network(adm: Admission) -> None:
+    props = adm.new["properties"]
+    seen: list[tuple[str, IpNetwork]] = []
+    for i, subnet in enumerate(children(adm.new, "subnets")):
+        base = f"properties.subnets[{i}].properties"
+        sp = subnet["properties"]
+        net = ipaddress.ip_network(sp["addressPrefix"])
+        other = overlapping(seen, net)
+        if other is not None:
+            raise bad_request(f"{base}.addressPrefix", f"{net} overlaps subnet {other}")
+        seen.append((str(subnet["resourceId"]), net))
+        for j, gateway in enumerate(sp.get("defaultGateways", [])):
+            if ipaddress.ip_address(gateway) not in net:
+                raise bad_request(f"{base}.defaultGateways[{j}]", f"{gateway} is outside {net}")
+        pools: list[tuple[str, int, int]] = []
+        for k, pool in enumerate(children(subnet, "ipPools")):
+            where = f"{base}.ipPools[{k}].properties"
+            start = ipaddress.ip_address(pool["properties"]["startIpAddress"])
+            end = ipaddress.ip_address(pool["properties"]["endIpAddress"])
+            for name, ip in (("startIpAddress", start), ("endIpAddress", end)):
+                if ip not in net or ip in (net.network_address, net.broadcast_address):
+                    raise bad_request(f"{where}.{name}", f"{ip} is not a usable address of {net}")
+            if int(start) > int(end):
+                raise bad_request(f"{where}.endIpAddress", f"{end} is below startIpAddress {start}")
+            for name, low, high in pools:
+                if int(start) <= high and low <= int(end):
+                    raise bad_request(where, f"{start}-{end} overlaps ipPool {name}")
+            pools.append((str(pool["resourceId"]), int(start), int(end)))
+            for gateway in sp.get("defaultGateways", []):
+                if int(start) <= int(ipaddress.ip_address(gateway)) <= int(end):
+                    raise bad_request(where, f"{start}-{end} contains the gateway {gateway}")
+    virtualization = bool(props.get("networkVirtualizationEnabled"))
+    _provider_addresses_still_valid(adm, virtualization)
+    if not virtualization:
+        for vnet_path, vnet in adm.state.all("virtualNetworks"):
+            ref = vnet["properties"].get("logicalNetwork", {}).get("resourceRef")
+            if ref is not None and parse_path(ref).key == adm.path.key:
+                raise conflict(
+                    "properties.networkVirtualizationEnabled",
+                    f"virtual network {vnet_path.ref} runs on this network",
+                )
+
+
+def _provider_addresses_still_valid(adm: Admission, virtualization: bool) -> None:
+    """A logical network change may not strand, or silently owe, a server's PAs (409)."""
+    was_provider = adm.old is not None and adm.old["properties"].get("networkVirtualizationEnabled")
+    for server_path, server in adm.state.all("servers"):
+        pas = server["properties"].get("providerAddresses", [])
+        uses = [
+            ref
+            for nic in children(server, "networkInterfaces")
+            for ref in nic["properties"].get("logicalSubnets", [])
+            if parse_path(ref["resourceRef"]).top.key == adm.path.key
+        ]
+        if uses and virtualization and not was_provider:
+            raise conflict(
+                "properties.networkVirtualizationEnabled",
+                f"server {server_path.ref} already uses this network without provider "
+                "addresses; remove its networkInterfaces first",
+            )
+        for pa in pas:
+            subnet_path = parse_path(pa["logicalSubnet"]["resourceRef"])
+            if subnet_path.top.key != adm.path.key:
+                continue
+            if not virtualization:
+                raise conflict(
+                    "properties.networkVirtualizationEnabled",
+                    f"server {server_path.ref} holds provider address {pa['address']}",
+                )
+            subnet = find_child(adm.new, "subnets", subnet_path.ids[1])
+            address = int(ipaddress.ip_address(pa["address"]))
+            if subnet is not None and not _in_ranges(address, _pa_ranges(subnet)):
+                raise conflict(
+                    f"properties.subnets[{children(adm.new, 'subnets').index(subnet)}]",
+                    f"the ipPools no longer contain provider address {pa['address']} "
+                    f"of server {server_path.ref}",
+                )
+
+
+def _pa_ranges(subnet: Document) -> list[tuple[int, int]]:
+    return sorted(
+        (
+            int(ipaddress.ip_address(pool["properties"]["startIpAddress"])),
+            int(ipaddress.ip_address(pool["properties"]["endIpAddress"])),
+        )
+        for pool in children(subnet, "ipPools")
+    )
+
+
+def _in_ranges(value: int, ranges: list[tuple[int, int]]) -> bool:
+    return any(low <= value <= high for low, high in ranges)
+
+
+def _mac_pool(adm: Admission) -> None:
+    props = adm.new["properties"]
+    low, high = (
+        int(mac_digits(props["startMacAddress"]), 16),
+        int(mac_digits(props["endMacAddress"]), 16),
+    )
+    if low > high:
+        raise bad_request("properties.endMacAddress", "is below startMacAddress")
+    for other_path, other in adm.state.all("macPools"):
+        if other_path.key == adm.path.key:
+            continue
+        o_low = int(mac_digits(other["properties"]["startMacAddress"]), 16)
+        o_high = int(mac_digits(other["properties"]["endMacAddress"]), 16)
+        if low <= o_high and o_low <= high:
+            raise conflict("properties.startMacAddress", f"the range overlaps {other_path.ref}")
+
+
+def _credential(adm: Admission) -> None:
+    props = adm.new["properties"]
+    if "value" not in props and adm.old is not None and "value" in adm.old["properties"]:
+        props["value"] = adm.old["properties"]["value"]  # a secret is write-only
+
+
+def _server(adm: Admission) -> None:
+    old_pas: dict[tuple[str, str], str] = {}
+    if adm.old is not None:
+        for pa in adm.old["properties"].get("providerAddresses", []):
+            pnic = parse_path(pa["networkInterface"]["resourceRef"]).key
+            old_pas[(pnic, parse_path(pa["logicalSubnet"]["resourceRef"]).key)] = pa["address"]
+    taken = {
+        int(ipaddress.ip_address(pa["address"]))
+        for path, doc in adm.state.all("servers")
+        if path.key != adm.path.key
+        for pa in doc["properties"].get("providerAddresses", [])
+    }
+    pas: list[dict[str, Any]] = []
+    for i, nic in enumerate(children(adm.new, "networkInterfaces")):
+        where = f"properties.networkInterfaces[{i}].properties.logicalSubnets"
+        nic_path = adm.path.child("networkInterfaces", str(nic["resourceId"]))
+        provider: list[ResourcePath] = []
+        for ref in nic["properties"].get("logicalSubnets", []):
+            subnet_path = parse_path(ref["resourceRef"])
+            network = adm.state.top(subnet_path)
+            if network is not None and network["properties"].get("networkVirtualizationEnabled"):
+                provider.append(subnet_path)
+        if len(provider) > 1:
+            raise bad_request(where, "names more than one HNV provider subnet; one PA per NIC")
+        if not provider:
+            continue
+        subnet_path = provider[0]
+        subnet = resolved(adm.state, subnet_path)
+        ranges = _pa_ranges(subnet)
+        gateways = {
+            int(ipaddress.ip_address(g)) for g in subnet["properties"].get("defaultGateways", [])
+        }
+        kept = old_pas.get((nic_path.key, subnet_path.key))
+        if kept is not None and _in_ranges(int(ipaddress.ip_address(kept)), ranges):
+            address = kept
+        else:
+            key = allocators.pa_allocator(subnet_path)
+            value = allocators.allocate(ranges, taken | gateways, adm.hint(key))
+            if value is None:
+                raise conflict(
+                    where,
+                    f"the ipPools of {subnet_path.ref} have no free provider address",
+                    "PoolExhausted",
+                )
+            adm.advance(key, value)
+            address = str(ipaddress.ip_address(value))
+        taken.add(int(ipaddress.ip_address(address)))
+        pas.append(
+            {
+                "address": address,
+                "networkInterface": {"resourceRef": nic_path.ref},
+                "logicalSubnet": {"resourceRef": subnet_path.ref},
+            }
+        )
+    adm.new["properties"]["providerAddresses"] = pas
+
+
+def _access_control_list(adm: Admission) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for i, rule in enumerate(children(adm.new, "aclRules")):
+        props = rule["properties"]
+        slot = (props["type"], props["priority"])
+        if slot in seen:
+            raise bad_request(
+                f"properties.aclRules[{i}].properties.priority",
+                f"{props['type']} rule {seen[slot]} already has priority {props['priority']}",
+            )
+        seen[slot] = str(rule["resourceId"])
+
+
+def _virtual_network(adm: Admission) -> None:
+    props = adm.new["properties"]
+    old_props = adm.old["properties"] if adm.old is not None else {}
+    props["routingDomainId"] = (
+        old_props.get("routingDomainId") or allocators.new_routing_domain_id()
+    )
+    network_ref = props.get("logicalNetwork", {}).get("resourceRef")
+    if network_ref is not None:
+        network = resolved(adm.state, parse_path(network_ref))
+        if not network["properties"].get("networkVirtualizationEnabled"):
+            raise bad_request(
+                "properties.logicalNetwork",
+                f"{network_ref} is not an HNV provider network "
+                "(its networkVirtualizationEnabled is false)",
+            )
+    space: list[tuple[str, IpNetwork]] = []
+    for i, prefix in enumerate(props["addressSpace"]["addressPrefixes"]):
+        net = ipaddress.ip_network(prefix)
+        other = overlapping(space, net)
+        if other is not None:
+            raise bad_request(
+                f"properties.addressSpace.addressPrefixes[{i}]", f"{net} overlaps {other}"
+            )
+        space.append((prefix, net))
+    vsid_owner: dict[int, str] = {}
+    for path, doc in adm.state.all("virtualNetworks"):
+        if path.key != adm.path.key:
+            for subnet in children(doc, "subnets"):
+                vsid_owner[int(subnet["properties"]["virtualSubnetId"])] = path.child(
+                    "subnets", str(subnet["resourceId"])
+                ).ref
+    seen: list[tuple[str, IpNetwork]] = []
+    pending: list[Document] = []
+    for i, subnet in enumerate(children(adm.new, "subnets")):
+        base = f"properties.subnets[{i}].properties"
+        sp = subnet["properties"]
+        net = ipaddress.ip_network(sp["addressPrefix"])
+        if not any(n.version == net.version and net.subnet_of(n) for _, n in space):  # type: ignore[arg-type]
+            spaces = ", ".join(p for p, _ in space)
+            raise bad_request(
+                f"{base}.addressPrefix", f"{net} is outside the address space {spaces}"
+            )
+        other = overlapping(seen, net)
+        if other is not None:
+            raise bad_request(f"{base}.addressPrefix", f"{net} overlaps sibling subnet {other}")
+        seen.append((str(subnet["resourceId"]), net))
+        subnet_path = adm.path.child("subnets", str(subnet["resourceId"]))
+        old = find_child(adm.old, "subnets", str(subnet["resourceId"])) if adm.old else None
+        asked = sp.get("virtualSubnetId")
+        if old is not None:
+            fixed = int(old["properties"]["virtualSubnetId"])
+            if asked is not None and asked != fixed:
+                raise conflict(
+                    f"{base}.virtualSubnetId", f"is {fixed} and cannot change to {asked}"
+                )
+            sp["virtualSubnetId"] = fixed
+            if old["properties"]["addressPrefix"] != sp["addressPrefix"]:
+                _customer_addresses_fit(adm.state, subnet_path, sp["addressPrefix"], base)
+        elif asked is None:
+            pending.append(subnet)
+            continue
+        owner = vsid_owner.get(int(sp["virtualSubnetId"]))
+        if owner is not None:
+            raise conflict(
+                f"{base}.virtualSubnetId",
+                f"{sp['virtualSubnetId']} is already used by {owner}",
+                "DuplicateVirtualSubnetId",
+            )
+        vsid_owner[int(sp["virtualSubnetId"])] = subnet_path.ref
+    for subnet in pending:
+        hint = adm.hint(allocators.VSID_ALLOCATOR)
+        vsid = allocators.allocate_vsid(set(vsid_owner), hint)
+        if vsid is None:
+            raise conflict("properties.subnets", "no free virtualSubnetId", "PoolExhausted")
+        adm.advance(allocators.VSID_ALLOCATOR, vsid)
+        subnet["properties"]["virtualSubnetId"] = vsid
+        vsid_owner[vsid] = str(subnet["resourceId"])
+
+
+def _customer_addresses_fit(state: State, subnet: ResourcePath, prefix: str, base: str) -> None:
+    for nic_path, nic in state.all("networkInterfaces"):
+        for config in children(nic, "ipConfigurations"):
+            cp = config["properties"]
+            if parse_path(cp["subnet"]["resourceRef"]).key != subnet.key:
+                continue
+            try:
+                check_customer_address(cp["privateIPAddress"], prefix, "")
+            except Exception:
+                raise conflict(
+                    f"{base}.addressPrefix",
+                    f"{prefix} would not hold {cp['privateIPAddress']} of {nic_path.ref}",
+                ) from None
+
+
+_CHECKS = {
+    "logicalNetworks": _logical_network,
+    "macPools": _mac_pool,
+    "credentials": _credential,
+    "servers": _server,
+    "accessControlLists": _access_control_list,
+    "virtualNetworks": _virtual_network,
+    "networkInterfaces": check_network_interface,
+}

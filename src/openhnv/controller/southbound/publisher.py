@@ -1,0 +1,496 @@
+"""The southbound publisher: northbound changes -> compiled rows -> every host that needs them.
+
+``Publisher(service)`` subscribes to the ``ControllerService``; REST requests only queue
+the refs they changed, so they never wait for a host. One publisher thread then:
+
+- compiles: NICs-only changes through ``Index.replace_nic`` and the compiler's
+  incremental ``update``; anything else from a fresh snapshot (still recompiling only
+  the affected hosts). Changes queued meanwhile are compiled together.
+- hands each affected host's new state, numbered by a sequence, to its ``HostLink``
+  (``southbound_link``: one thread and OVSDB client per server, at its management address).
+- binds NICs: a host agent's ``Physical_Port`` row named by a NIC's instanceId with
+  ``status:attached=true`` binds a NIC without ``server`` to that host (stored); a NIC
+  whose ``server`` names another host keeps it (northbound wins) and shows a ``Warning``.
+- reports each server's ``configurationState`` and each NIC's ``provisioningState``:
+  ``Updating`` after its PUT, ``Succeeded`` once every host that needs its rows has
+  committed them, ``Failed`` (the compiler's reason in ``configurationState``).
+
+At start it compiles everything and every link resyncs its host in full, so a restarted
+controller converges every host to the stored northbound state. See docs/publisher.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from openhnv.controller.compiler.compile import Compiler, affected_hosts
+from openhnv.controller.compiler.documents import ref_key
+from openhnv.controller.compiler.index import Index
+from openhnv.controller.errors import ApiError
+from openhnv.controller.northbound.service import FAILED, SUCCEEDED, ControllerService
+from openhnv.controller.southbound.link import AUDIT_EVERY, HostLink, LinkStatus
+from openhnv.controller.southbound.provisioning import Pending, Waiting
+from openhnv.controller.southbound.status import (
+    FAILURE,
+    POLICY_COMPILE_FAILURE,
+    PORT_ON_OTHER_HOST,
+    SUCCESS,
+    WARNING,
+    AddressError,
+    configuration_state,
+    host_state,
+    server_remotes,
+)
+from openhnv.ovsdb.mirror import RowEvent
+from openhnv.ovsdb.rows import DesiredState, RowChange
+from openhnv.ovsdb.server import SslFiles
+
+log = logging.getLogger(__name__)
+
+NIC_COLLECTION = "networkinterfaces"
+TICK = 1.0  # seconds; the publisher thread also wakes on every event
+COMPILE_DUTY = 2.0  # pause after a compile, in multiples of its duration
+
+
+def _collection(ref: str) -> str:
+    return ref.strip("/").split("/", 1)[0].casefold()
+
+
+def changed_keys(changes: Iterable[RowChange]) -> dict[str, set[str]]:
+    """Table -> keys touched by ``changes``."""
+    out: dict[str, set[str]] = {}
+    for change in changes:
+        out.setdefault(change.table, set()).add(change.key)
+    return out
+
+
+def _nic_etags(docs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    """NIC key -> (ref, etag) of NIC GET documents."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for doc in docs:
+        ref = str(doc.get("resourceRef", ""))
+        etag = doc.get("etag")
+        out[ref_key(ref)] = (ref, etag if isinstance(etag, str) else None)
+    return out
+
+
+class Publisher:
+    """Publishes the service's northbound state to every host over OVSDB."""
+
+    def __init__(
+        self,
+        service: ControllerService,
+        *,
+        ssl: SslFiles | None = None,
+        clock: Callable[[], float] = time.time,
+        audit_every: float | None = AUDIT_EVERY,
+    ) -> None:
+        self.service = service
+        self.ssl = ssl
+        self.audit_every = audit_every
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._refs: dict[str, str] = {}  # casefolded ref -> ref, queued NB changes
+        self._ports: list[tuple[str, RowEvent]] = []
+        self._statuses: set[str] = set()
+        self._links: dict[str, HostLink] = {}
+        self._address_errors: dict[str, AddressError] = {}
+        self._host_seq: dict[str, int] = {}
+        self._states: dict[str, DesiredState] = {}
+        self._index: Index | None = None
+        self._compiler: Compiler | None = None
+        self._seq = 0
+        self._pending = Waiting()  # NIC key -> the host commits it waits for
+        self._nic_by_instance: dict[str, str] = {}  # casefolded instanceId -> NIC ref
+        self._reported: dict[str, tuple[str, str, str]] = {}  # ref -> (status, code, message)
+        self._port_conflicts: dict[str, tuple[str, str]] = {}  # NIC key -> (reporter, message)
+        # Written to the service once per step (one lock, one store commit):
+        self._nic_updates: list[tuple[str, str | None, str, dict[str, Any] | None]] = []
+        self._configs: dict[str, dict[str, Any] | None] = {}
+        self._idle = True
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Publisher:
+        """Subscribe to the service and start publishing (returns at once)."""
+        self.service.track_provisioning = True
+        self.service.subscribe(self._nb_changed)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the publisher thread and close every host link."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+        links, self._links = self._links, {}
+        for link in links.values():
+            link.close()
+
+    def links(self) -> dict[str, LinkStatus]:
+        """The status of every host link, by server resourceId."""
+        return {server_id: link.status() for server_id, link in list(self._links.items())}
+
+    def wait_converged(self, timeout: float = 10.0) -> bool:
+        """True once nothing is queued and every connected host committed its state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._cond:
+                queued = bool(self._refs or self._ports) or not self._idle
+                seqs = dict(self._host_seq)
+            if not queued and all(
+                link.status().committed_seq >= seqs.get(server_id, 0)
+                for server_id, link in list(self._links.items())
+            ):
+                return True
+            time.sleep(0.02)
+        return False
+
+    # -- events (other threads) --------------------------------------------------------
+    def _nb_changed(self, refs: list[str]) -> None:
+        with self._cond:
+            for ref in refs:
+                self._refs[ref_key(ref)] = ref
+            self._idle = False
+            self._cond.notify_all()
+
+    def _port_changed(self, server_id: str, event: RowEvent) -> None:
+        with self._cond:
+            self._ports.append((server_id, event))
+            self._cond.notify_all()
+
+    def _link_changed(self, server_id: str) -> None:
+        with self._cond:
+            self._statuses.add(server_id)
+            self._cond.notify_all()
+
+    # -- the publisher thread ----------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._full()
+        except Exception:
+            log.exception("publisher: first compile failed")
+        compile_after = 0.0  # monotonic time before which queued refs wait (duty cycle)
+        while True:
+            with self._cond:
+                self._idle = not (self._refs or self._ports or self._statuses)
+                while not self._stopping:
+                    wait = compile_after - time.monotonic() if self._refs else TICK
+                    if self._ports or self._statuses or (self._refs and wait <= 0):
+                        break
+                    self._cond.wait(min(max(wait, 0.001), TICK))
+                if self._stopping:
+                    return
+                compiling = time.monotonic() >= compile_after
+                refs = list(self._refs.values()) if compiling else []
+                if compiling:
+                    self._refs = {}
+                ports, statuses = self._ports, self._statuses
+                self._ports, self._statuses = [], set()
+                self._idle = False
+            started = time.monotonic()
+            try:
+                if refs:
+                    self._compile(refs)
+                    # Under a stream of changes, leave the interpreter to the REST service
+                    # for COMPILE_DUTY times as long as this compile took: later changes
+                    # queue meanwhile and compile together.
+                    compile_after = time.monotonic() + (time.monotonic() - started) * COMPILE_DUTY
+                if ports:
+                    self._bind(ports)
+                self._progress(statuses if not refs else set(self._links))
+                self._flush()
+            except Exception:  # never let a bug stop publishing for good
+                log.exception("publisher: step failed; recompiling everything")
+                try:
+                    self._full()
+                except Exception:
+                    log.exception("publisher: full compile failed")
+
+    def _full(self) -> None:
+        """Compile everything and give every host its whole state (start, recovery)."""
+        snapshot = self.service.snapshot()
+        index = Index.build(snapshot)
+        compiler = Compiler(index)
+        compiled = compiler.datacenter()
+        gc.freeze()  # the compiled rows live long: keep them out of later collections
+        self._index, self._compiler = index, compiler
+        self._seq += 1
+        self._servers(snapshot.get("servers", []))
+        self._learn_nics(snapshot.get("networkInterfaces", []))
+        for server_id, state in compiled.hosts.items():
+            self._give(server_id, state, None)
+        self._evaluate(_nic_etags(snapshot.get("networkInterfaces", [])), None)
+        self._progress(set(self._links))
+        self._flush()
+
+    def _compile(self, refs: Sequence[str]) -> None:
+        assert self._index is not None and self._compiler is not None
+        old = self._index
+        etags: dict[str, tuple[str, str | None]] = {}
+        if all(_collection(ref) == NIC_COLLECTION for ref in refs):
+            index = old
+            for ref in refs:
+                doc = self._get(ref)
+                index = index.replace_nic(ref, doc)
+                if doc is None:
+                    self._pending.drop(ref_key(ref))
+                    self._port_conflicts.pop(ref_key(ref), None)
+                else:
+                    self._learn_nics([doc])
+                    etags[ref_key(ref)] = (ref, doc.get("etag"))
+            servers_changed = False
+        else:
+            snapshot = self.service.snapshot()
+            index = Index.build(snapshot)
+            self._learn_nics(snapshot.get("networkInterfaces", []))
+            etags = _nic_etags(snapshot.get("networkInterfaces", []))
+            for key in set(self._pending.keys()) - etags.keys():
+                self._pending.drop(key)
+            servers_changed = True
+        update = self._compiler.update(index, refs)
+        self._index, self._compiler = index, update.compiler
+        self._seq += 1
+        if servers_changed:
+            self._servers(snapshot.get("servers", []))
+        for server_id, state in update.states.items():
+            if server_id in index.hosts:
+                self._give(server_id, state, changed_keys(update.changes.get(server_id, [])))
+        if servers_changed:  # new servers, and links re-created for a new address
+            for server_id in index.hosts:
+                if server_id not in update.states and server_id not in self._states:
+                    self._give(server_id, update.compiler.host_state(server_id), None)
+            # Only NICs whose fate this change can alter: changed ones, ones with a
+            # problem before or now, ones still waiting, ones on a host it touched.
+            touched = set(update.states)
+            keys = {ref_key(r) for r in refs if _collection(r) == NIC_COLLECTION}
+            keys |= index.nic_problems.keys() | old.nic_problems.keys() | self._pending.keys()
+            keys |= {k for k, nic in index.nics.items() if nic.server_id in touched}
+            nic_refs = {ref_key(r) for r in refs if _collection(r) == NIC_COLLECTION}
+            self._evaluate({k: etags[k] for k in keys if k in etags}, None, nic_refs)
+        else:
+            self._evaluate(etags, old, etags.keys())
+
+    def _get(self, ref: str) -> dict[str, Any] | None:
+        try:
+            return self.service.get(ref)
+        except ApiError:
+            return None
+
+    def _give(
+        self, server_id: str, state: DesiredState, changed: dict[str, set[str]] | None
+    ) -> None:
+        """Record ``state`` as the host's desired state at the current sequence."""
+        self._states[server_id] = state
+        self._host_seq[server_id] = self._seq
+        link = self._links.get(server_id)
+        if link is not None:
+            link.submit(state, self._seq, changed)
+
+    def _servers(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        """Open, keep, re-open or close one link per server, at its management address."""
+        wanted, errors = server_remotes(docs)
+        self._address_errors = errors
+        links = dict(self._links)  # copy on write: other threads read self._links
+        for server_id in list(links):
+            if wanted.get(server_id) != links[server_id].remote:
+                links.pop(server_id).close()
+        for server_id in list(self._states):
+            if server_id not in wanted and server_id not in errors:
+                self._states.pop(server_id, None)  # the server is gone
+                self._host_seq.pop(server_id, None)
+                self._reported.pop(f"/servers/{server_id}".casefold(), None)
+        for server_id, remote in wanted.items():
+            if server_id in links:
+                continue
+            link = HostLink(
+                server_id,
+                remote,
+                ssl=self.ssl,
+                on_status=self._link_changed,
+                on_port=self._port_changed,
+                audit_every=self.audit_every,
+            )
+            links[server_id] = link
+            state = self._states.get(server_id)
+            if state is not None:
+                link.submit(state, self._host_seq[server_id], None)
+            link.start()
+        self._links = links
+
+    def _learn_nics(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        for doc in docs:
+            instance = doc.get("instanceId")
+            ref = doc.get("resourceRef")
+            if isinstance(instance, str) and isinstance(ref, str):
+                self._nic_by_instance[instance.casefold()] = ref
+
+    # -- provisioning ------------------------------------------------------------------
+    def _evaluate(
+        self,
+        nics: Mapping[str, tuple[str, str | None]],
+        old: Index | None,
+        changed: Collection[str] = (),
+    ) -> None:
+        """Decide each NIC's fate after a compile: Failed, Succeeded now, or pending.
+
+        ``old`` (the index before a NICs-only change) widens each NIC's hosts to those it
+        left; ``changed`` are the NICs a PUT changed (their old configurationState goes).
+        """
+        index = self._index
+        assert index is not None
+        vnet_hosts: dict[str, set[str]] = {}
+        for key, (ref, etag) in nics.items():
+            self._pending.drop(key)
+            problems = index.nic_problems.get(key)
+            if problems:
+                message = "; ".join(p.message for p in problems)
+                self._set_nic(ref, etag, FAILED, FAILURE, POLICY_COMPILE_FAILURE, message)
+                continue
+            nic = index.nics.get(key)
+            conflict = self._port_conflicts.get(key)
+            if conflict is not None and (nic is None or nic.server_id == conflict[0]):
+                del self._port_conflicts[key]  # the NIC now lives where its port is
+            if nic is None:  # on no host: nothing to publish
+                self._set_nic(ref, etag, SUCCEEDED, None, "", "")
+                continue
+            if old is not None:
+                hosts = affected_hosts(old, index, [ref]) & index.hosts.keys()
+            else:
+                if nic.vnet_id not in vnet_hosts:
+                    vnet_hosts[nic.vnet_id] = index.hosts_of_vnet(nic.vnet_id)
+                hosts = vnet_hosts[nic.vnet_id] | {nic.server_id}
+            said = self._reported.get(key)
+            if (
+                said is not None
+                and key not in self._port_conflicts
+                and (key in changed or said[0] == FAILURE)
+            ):
+                del self._reported[key]  # "committed" or the old failure no longer holds
+                self._configs[ref] = None
+            need = {h: self._host_seq.get(h, self._seq) for h in hosts}
+            if need:
+                self._pending.add(key, Pending(ref, etag, need))
+            else:  # no host needs its rows (cannot happen for a placed NIC; be safe)
+                self._set_nic(ref, etag, SUCCEEDED, None, "", "")
+
+    def _progress(self, servers: set[str]) -> None:
+        """Report the servers' states and finish the NICs their commits complete."""
+        statuses = {server_id: link.status() for server_id, link in list(self._links.items())}
+        for server_id in servers | set(self._address_errors):
+            self._report_server(server_id, statuses.get(server_id))
+        committed = {s: st.committed_seq for s, st in statuses.items()}
+        for pending in self._pending.done(servers, committed):
+            hosts = len(pending.need)
+            self._set_nic(
+                pending.ref,
+                pending.etag,
+                SUCCEEDED,
+                SUCCESS,
+                "Success",
+                f"Committed on {hosts} host{'s' if hosts != 1 else ''}.",
+            )
+
+    def _report_server(self, server_id: str, status: LinkStatus | None) -> None:
+        ref = f"/servers/{server_id}"
+        index = self._index
+        problems = [  # a server's own problems are among the index's base problems
+            p.message
+            for p in (index.base_problems if index is not None else ())
+            if ref_key(p.resource_ref) == ref_key(ref)
+        ]
+        now = self.clock()
+        if problems:
+            doc = configuration_state(FAILURE, POLICY_COMPILE_FAILURE, "; ".join(problems), now)
+        elif server_id in self._address_errors:
+            err = self._address_errors[server_id]
+            doc = configuration_state(FAILURE, err.code, str(err), now)
+        elif status is not None:
+            doc = host_state(status.remote, status.connected, status.error, status.code, now)
+        else:
+            return
+        self._show(ref, doc)
+
+    def _show(self, ref: str, doc: dict[str, Any]) -> None:
+        """Queue a configurationState unless it says what it already says."""
+        info = doc["detailedInfo"][0]
+        said = (doc["status"], info["code"], info["message"])
+        if self._reported.get(ref_key(ref)) == said:
+            return
+        self._reported[ref_key(ref)] = said
+        self._configs[ref] = doc
+
+    def _warn(self, ref: str, message: str) -> None:
+        self._show(ref, configuration_state(WARNING, PORT_ON_OTHER_HOST, message, self.clock()))
+
+    def _set_nic(
+        self, ref: str, etag: str | None, state: str, status: str | None, code: str, message: str
+    ) -> None:
+        """Queue a NIC's provisioningState (and configurationState) for ``_flush``."""
+        conflict = self._port_conflicts.get(ref_key(ref))
+        doc: dict[str, Any] | None = None
+        now = self.clock()
+        if conflict is not None and status != FAILURE:
+            doc = configuration_state(WARNING, PORT_ON_OTHER_HOST, conflict[1], now)
+        elif status is not None:
+            doc = configuration_state(status, code, message, now)
+        self._nic_updates.append((ref, etag, state, doc))
+
+    def _flush(self) -> None:
+        """Write the queued states to the service: one lock and one store commit each."""
+        updates, self._nic_updates = self._nic_updates, []
+        if updates:
+            done = self.service.set_provisioning_states(
+                [(ref, state, etag) for ref, etag, state, _ in updates]
+            )
+            for (ref, _, _, doc), ok in zip(updates, done, strict=True):
+                if ok and doc is not None:  # else a newer PUT, or deleted: not ours to say
+                    self._show(ref, doc)
+        configs, self._configs = self._configs, {}
+        if configs:
+            self.service.set_configuration_states(configs)
+
+    # -- Physical_Port reports ---------------------------------------------------------
+    def _bind(self, events: Sequence[tuple[str, RowEvent]]) -> None:
+        for server_id, event in events:
+            row = event.new
+            if row is None:
+                continue
+            status = row.get("status")
+            if not isinstance(status, Mapping) or status.get("attached") != "true":
+                continue
+            name = row.get("name")
+            ref = self._nic_by_instance.get(str(name).casefold()) if name else None
+            if ref is None:
+                log.info("host %s reports port %r: no NIC has that instanceId", server_id, name)
+                continue
+            doc = self._get(ref)
+            if doc is None:
+                continue
+            server = (doc.get("properties") or {}).get("server") or {}
+            current = server.get("resourceRef") if isinstance(server, Mapping) else None
+            reporter = f"/servers/{server_id}"
+            if not current:
+                try:
+                    if self.service.bind_server(ref, reporter):
+                        log.info("bound %s to %s, which reports its port", ref, reporter)
+                except ApiError as err:
+                    log.warning("cannot bind %s to %s: %s", ref, reporter, err)
+                self._port_conflicts.pop(ref_key(ref), None)
+            elif ref_key(str(current)) != ref_key(reporter):
+                message = (
+                    f"host {server_id} reports this NIC's port attached, but its server is "
+                    f"{current}: the northbound reference is kept (PUT the NIC to move it)"
+                )
+                self._port_conflicts[ref_key(ref)] = (server_id, message)
+                self._warn(ref, message)
+            else:
+                self._port_conflicts.pop(ref_key(ref), None)

@@ -1,0 +1,138 @@
+"""``hnv host``: run one host (its queries, ``hnv host status`` and the others, are
+operator commands, apart from the daemon).
+
+``hnv host --name NAME --state-dir DIR [--listen unix:PATH|tcp:IP:PORT|ssl:IP:PORT ...]
+[--pki DIR] [--driver none|linux]`` starts the ``HostProcess`` (ovsdb-server, vSwitch,
+host agent, control socket), prints ``ready`` once it serves, and stops everything on
+SIGTERM or SIGINT. Errors at start are one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from openhnv.host.errors import HostError
+from openhnv.host.supervisor import DRIVERS, LOG_FILE, HostConfig, HostProcess
+from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.policy import normalize_mac
+
+PROG = "hnv host"
+READY = "ready"
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _null_port(text: str) -> tuple[str, str]:
+    port, sep, mac = text.partition("=")
+    if not sep or not port or not mac:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PORT=MAC")
+    try:
+        return port, normalize_mac(mac, "mac")
+    except PolicyError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run a host: its ovsdb-server, the host agent and the vSwitch. "
+        "Queries of a running host: hnv host {pa-ca-mapping,provider-addresses,status,"
+        "problems} --state-dir DIR.",
+    )
+    parser.add_argument("--name", required=True, help="the host's server resourceId, e.g. host1")
+    parser.add_argument("--state-dir", required=True, type=Path, metavar="DIR",
+                        help="directory for the OVSDB files, sockets, pid and logs")  # fmt: skip
+    parser.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="extra OVSDB listener for the controller: unix:PATH, tcp:IP:PORT or ssl:IP:PORT "
+        "(repeatable; unix:DIR/ovsdb.sock is always served)",
+    )
+    parser.add_argument("--pki", type=Path, metavar="DIR",
+                        help="PKI directory (hnv pki) for ssl: listeners")  # fmt: skip
+    parser.add_argument(
+        "--driver", choices=DRIVERS, default="none",
+        help="vSwitch I/O: none (no frames) or linux (veth, AF_PACKET)",
+    )  # fmt: skip
+    parser.add_argument("--null-port", action="append", default=[], metavar="PORT=MAC",
+                        type=_null_port, help="with --driver none: report this VM port "
+                        "(no frames flow; for tests and demos of the control plane)")  # fmt: skip
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="host.log level",
+    )  # fmt: skip
+    return parser
+
+
+def _setup_logging(state_dir: Path, level: str) -> logging.Handler | None:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(state_dir / LOG_FILE)
+    except OSError:
+        return None  # HostProcess reports the unusable state dir
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
+
+
+def run(config: HostConfig, *, log_level: str = "INFO") -> int:
+    """Run the host until SIGTERM or SIGINT; ``ready`` on stdout once it serves."""
+    handler = _setup_logging(config.state_dir, log_level)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    host = HostProcess(config)
+    try:
+        try:
+            host.start()
+        except HostError as err:
+            print(f"{PROG}: {err}", file=sys.stderr)
+            return EXIT_FAILURE
+        except Exception as err:  # a bug, not bad input: one line here, the trace in host.log
+            logging.getLogger(__name__).exception("host start failed")
+            print(f"{PROG}: start failed: {type(err).__name__}: {err}", file=sys.stderr)
+            return EXIT_FAILURE
+        if stop.is_set():
+            return 0
+        print(READY, flush=True)
+        while not stop.wait(1.0):
+            pass
+        return 0
+    finally:
+        host.stop()
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
+    config = HostConfig(
+        name=args.name,
+        state_dir=args.state_dir,
+        listen=tuple(args.listen),
+        pki=args.pki,
+        driver=args.driver,
+        null_ports=tuple(args.null_port),
+    )
+    return run(config, log_level=args.log_level)

@@ -1,0 +1,343 @@
+"""What the host's control socket answers: the ops of ``hnv vfp``, ``hnv host`` and ``hnv trace``.
+
+Every engine read runs under ``HostSwitch.inspect`` (the switch's lock), through the
+engine's own listings (``openhnv.vfp.listing``); nothing here changes the switch.
+``host_handlers`` returns the op table that ``control.ControlServer`` dispatches.
+
+Ops and their arguments (results are JSON-ready lists of dicts or dicts):
+
+=====================  ==============================  ===================================
+op                     arguments                       like
+=====================  ==============================  ===================================
+``ping``                                               host name and pid
+``list-ports``                                         ``vfpctrl /list-vmswitch-port``
+``list-layers``        ``port``                        ``vfpctrl /port P /list-layer``
+``list-groups``        ``port``, ``layer``             ``/list-group``
+``list-rules``         ``port``, [``layer``, ``group``] ``/list-rule``
+``list-spaces``                                        ``/list-space``
+``list-mappings``      [``port``]                      ``/list-mapping``
+``list-flows``         ``port``, [``limit``]           ``/list-unified-flow``
+``counters``           ``port`` (``uplink`` too)        ``/get-port-counter``
+``rule-counters``      ``port``
+``pa-ca-mapping``                                      ``Get-PACAMapping``
+``provider-addresses``                                 ``Get-ProviderAddress``
+``status``                                             agent and process state
+``problems``                                           rows the agent skipped, and why
+``trace``              ``port``, ``tokens``, [``direction``]  ``/process-tuples``
+=====================  ==============================  ===================================
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from openhnv.host.control import Handler, Params
+from openhnv.host.errors import ControlError
+from openhnv.host.frame_spec import parse_description
+from openhnv.host.tracing import trace_frame, vm_port
+from openhnv.packet.decode import describe
+from openhnv.vfp.emits import UPLINK
+from openhnv.vfp.listing import Trace
+from openhnv.vfp.policy import Conditions
+from openhnv.vfp.switch import VSwitch
+from openhnv.vswitch.switch import HostSwitch, PaConfig
+
+Row = dict[str, Any]
+
+
+class AgentView(Protocol):
+    """What the queries need of a ``HostAgent``."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def problems(self) -> list[dict[str, Any]]: ...
+
+
+# -- argument helpers ------------------------------------------------------------------
+
+
+def _text(params: Params, name: str, *, required: bool = True) -> str | None:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise ControlError(f"missing argument {name!r}")
+        return None
+    if not isinstance(value, str) or not value:
+        raise ControlError(f"argument {name!r} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _required(params: Params, name: str) -> str:
+    value = _text(params, name)
+    if value is None:  # _text raised already; this keeps the type exact
+        raise ControlError(f"missing argument {name!r}")
+    return value
+
+
+def _limit(params: Params) -> int | None:
+    value = params.get("limit")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ControlError(f"argument 'limit' must be a non-negative integer, not {value!r}")
+    return value
+
+
+# -- engine reads (run under the switch lock) ------------------------------------------
+
+
+CONDITION_NAMES = {
+    "src_macs": "smac", "dst_macs": "dmac", "src_prefixes": "src", "src_excluded": "src!",
+    "dst_prefixes": "dst", "dst_excluded": "dst!", "protocols": "proto", "src_ports": "sport",
+    "dst_ports": "dport", "vsids": "vsid", "ethertypes": "ethertype",
+}  # fmt: skip
+PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+
+def _condition_value(name: str, value: Any) -> str:
+    items = sorted(value) if isinstance(value, frozenset) else list(value)
+    parts = []
+    for item in items:
+        if isinstance(item, tuple):  # a port range
+            lo, hi = item
+            parts.append(str(lo) if lo == hi else f"{lo}-{hi}")
+        elif name == "protocols":
+            parts.append(PROTOCOL_NAMES.get(item, str(item)))
+        elif name == "ethertypes":
+            parts.append(f"0x{item:04x}")
+        else:
+            parts.append(str(item))
+    return ",".join(parts)
+
+
+def describe_conditions(conditions: Conditions) -> str:
+    """A rule's conditions as ``dst=10.1.1.0/24 proto=tcp dport=1433`` (``any``: none)."""
+    words = []
+    for name, short in CONDITION_NAMES.items():
+        value = getattr(conditions, name)
+        if value is None or (name.endswith("_excluded") and not value):
+            continue
+        words.append(f"{short}={_condition_value(name, value)}")
+    return " ".join(words) or "any"
+
+
+def _group_rules(engine: VSwitch, port: str, layer: str, group: str) -> list[Row]:
+    rows = engine.rules(port, layer, group)  # raises for an unknown port, layer or group
+    p = engine.uplink if port == UPLINK else vm_port(engine, port)
+    rules = p.layers[layer].groups[group].rules
+    return [
+        {"layer": layer, "group": group, **r,
+         "conditions": describe_conditions(rules[r["rule_id"]].conditions)}
+        for r in rows
+    ]  # fmt: skip
+
+
+def _rules(engine: VSwitch, port: str, layer: str | None, group: str | None) -> list[Row]:
+    if layer is not None and group is not None:
+        return _group_rules(engine, port, layer, group)
+    if layer is not None or group is not None:
+        raise ControlError("list-rules takes both 'layer' and 'group', or neither")
+    rows: list[Row] = []
+    for x in engine.layers(port):
+        for g in engine.groups(port, x["name"]):
+            rows += _group_rules(engine, port, x["name"], g["name"])
+    return rows
+
+
+def _mappings(engine: VSwitch, port: str | None) -> list[Row]:
+    rows = engine.mappings()
+    if port is None:
+        return rows
+    p = vm_port(engine, port)
+    return [r for r in rows if r["rdid"] == p.rdid]
+
+
+def _mapping_filter(params: Params) -> dict[str, Any]:
+    """The optional ``ca``, ``pa`` (IP addresses) and ``vsid`` filters of ``pa-ca-mapping``."""
+    wanted: dict[str, Any] = {}
+    for name, column in (("ca", "ca_ip_address"), ("pa", "pa_ip_address")):
+        text = _text(params, name, required=False)
+        if text is not None:
+            try:
+                wanted[column] = str(ipaddress.ip_address(text))
+            except ValueError:
+                raise ControlError(f"argument {name!r}: {text!r} is not an IP address") from None
+    vsid = params.get("vsid")
+    if vsid is not None:
+        if not isinstance(vsid, int) or isinstance(vsid, bool) or vsid < 0:
+            raise ControlError(f"argument 'vsid' must be a non-negative integer, not {vsid!r}")
+        wanted["virtual_subnet_id"] = vsid
+    return wanted
+
+
+def pa_ca_mapping(engine: VSwitch, params: Params | None = None) -> list[Row]:
+    """The CA -> PA mappings, as ``Get-PACAMapping`` shows them; ``params`` may narrow
+    them to one CA (``ca``), PA (``pa``) or virtual subnet (``vsid``)."""
+    wanted = _mapping_filter(params or {})
+    rows = _all_pa_ca_mappings(engine)
+    if not wanted:
+        return rows
+    return [r for r in rows if all(r[k] == v for k, v in wanted.items())]
+
+
+def _all_pa_ca_mappings(engine: VSwitch) -> list[Row]:
+    return [
+        {
+            "ca_ip_address": m["customer_address"],
+            "ca_mac_address": m["customer_mac"],
+            "virtual_subnet_id": m["vsid"],
+            "pa_ip_address": m["provider_address"],
+            "rdid": m["rdid"],
+            "encapsulation": m["encapsulation"],
+            "mapping_type": "local" if m["local"] else "remote",
+        }
+        for m in sorted(
+            engine.mappings(),
+            key=lambda m: (m["vsid"], ipaddress.ip_address(m["customer_address"]), m["rdid"]),
+        )
+    ]
+
+
+def _mask(prefix_length: int) -> str:
+    return str(ipaddress.IPv4Network(f"0.0.0.0/{prefix_length}").netmask)
+
+
+def provider_addresses(engine: VSwitch, configs: Sequence[PaConfig] = ()) -> list[Row]:
+    """This host's PAs, as ``Get-ProviderAddress`` shows them.
+
+    ``configs`` are the switch's ``PaConfig``s (gateway IP and uplink interface).
+    """
+    by_address = {c.address: c for c in configs}
+    rows = []
+    for pa in engine.provider_addresses():
+        config = by_address.get(pa["address"])
+        rows.append(
+            {
+                "provider_address": pa["address"],
+                "mac_address": pa["mac"],
+                "prefix_length": pa["prefix_length"],
+                "subnet_mask": _mask(pa["prefix_length"]),
+                "default_gateway": config.gateway if config is not None else None,
+                "gateway_mac": pa["gateway_mac"],
+                "vlan": f"VLAN{pa['vlan_id']}" if pa["vlan_id"] else "untagged",
+                "vlan_id": pa["vlan_id"],
+                "interface": config.interface if config is not None else None,
+            }
+        )
+    return rows
+
+
+def _list_ports(switch: HostSwitch) -> list[Row]:
+    reported = switch.ports()
+    rows = switch.inspect(lambda e: e.ports())
+    for row in rows:
+        row["attached"] = row["name"] in reported
+        row["programmed"] = True
+    programmed = {row["name"] for row in rows}
+    for name, mac in sorted(reported.items()):
+        if name not in programmed:
+            rows.append({"name": name, "mac": mac, "attached": True, "programmed": False})
+    return rows
+
+
+# -- trace -------------------------------------------------------------------------------
+
+
+def trace_row(t: Trace) -> Row:
+    """A ``Trace`` as JSON-ready data (``lines`` is its text form)."""
+    return {
+        "port": t.port,
+        "direction": t.direction,
+        "flow": t.flow,
+        "steps": [
+            {
+                "layer": s.layer,
+                "group": s.group,
+                "rule_id": s.rule_id,
+                "priority": s.priority,
+                "action": s.action,
+                "note": s.note,
+            }
+            for s in t.steps
+        ],
+        "transposition": t.transposition.describe(),
+        "copies": list(t.copies),
+        "result": t.result,
+        "then": trace_row(t.then) if t.then is not None else None,
+    }
+
+
+def _trace(switch: HostSwitch, params: Params) -> Row:
+    port = _required(params, "port")
+    tokens = params.get("tokens")
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ControlError("argument 'tokens' must be a list of name=value strings")
+    spec = parse_description(tokens)
+    direction = _text(params, "direction", required=False) or spec.direction or "out"
+    if direction not in ("in", "out"):
+        raise ControlError(f"direction {direction!r}: expected out or in")
+    if port == UPLINK:
+        direction = "in"
+
+    def run(engine: VSwitch) -> Row:
+        frame = trace_frame(engine, port, direction, spec)
+        t = engine.trace(port, direction, frame)  # type: ignore[arg-type]
+        return {**trace_row(t), "frame": describe(frame), "lines": t.lines()}
+
+    return switch.inspect(run)
+
+
+# -- the op table ----------------------------------------------------------------------
+
+
+def host_handlers(
+    switch: HostSwitch,
+    agent: AgentView,
+    *,
+    process_status: Callable[[], dict[str, Any]],
+) -> Mapping[str, Handler]:
+    """The control ops of one host (module docstring lists them)."""
+
+    def port_op(fn: Callable[[VSwitch, str], Any]) -> Handler:
+        return lambda p: switch.inspect(lambda e: fn(e, _required(p, "port")))
+
+    def status(_: Params) -> Row:
+        return {**process_status(), "agent": agent.status()}
+
+    def problems(_: Params) -> list[Row]:
+        return agent.problems()
+
+    def provider(_: Params) -> list[Row]:
+        configs = switch.provider_addresses()
+        return switch.inspect(lambda e: provider_addresses(e, configs))
+
+    return {
+        "ping": lambda _: {k: v for k, v in process_status().items() if k in ("name", "pid")},
+        "list-ports": lambda _: _list_ports(switch),
+        "list-layers": port_op(lambda e, p: e.layers(p)),
+        "list-groups": lambda p: switch.inspect(
+            lambda e: e.groups(_required(p, "port"), _required(p, "layer"))
+        ),
+        "list-rules": lambda p: switch.inspect(
+            lambda e: _rules(
+                e,
+                _required(p, "port"),
+                _text(p, "layer", required=False),
+                _text(p, "group", required=False),
+            )
+        ),
+        "list-spaces": lambda _: switch.inspect(lambda e: e.spaces()),
+        "list-mappings": lambda p: switch.inspect(
+            lambda e: _mappings(e, _text(p, "port", required=False))
+        ),
+        "list-flows": lambda p: switch.inspect(lambda e: e.flows(_required(p, "port"), _limit(p))),
+        "counters": port_op(lambda e, p: e.counters(p)),
+        "rule-counters": port_op(lambda e, p: e.rule_counters(p)),
+        "pa-ca-mapping": lambda p: switch.inspect(lambda e: pa_ca_mapping(e, p)),
+        "provider-addresses": provider,
+        "status": status,
+        "problems": problems,
+        "trace": lambda p: _trace(switch, p),
+    }

@@ -1,0 +1,401 @@
+"""The southbound publisher against real ovsdb-server processes standing in for hosts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from publisher_dc import (
+    FakeHost,
+    code_of,
+    configuration,
+    fabric,
+    host_rows,
+    hosts,
+    nic,
+    provisioning,
+    put,
+    report_port,
+    server,
+    vnet,
+)
+
+from openhnv.controller.compiler.compile import compile_host
+from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.northbound.store import SqliteStore
+from openhnv.controller.southbound.publisher import Publisher
+from openhnv.ovsdb.rows import RowChange
+from polling import eventually
+
+TABLES_COMPARED = (
+    "Physical_Switch",
+    "Provider_Address",
+    "Logical_Switch",
+    "Logical_Router",
+    "Physical_Locator",
+    "Ucast_Macs_Remote",
+    "Mcast_Macs_Remote",
+    "Physical_Port",
+    "FW_Rules",
+)
+
+
+@pytest.fixture
+def three() -> Iterator[dict[str, FakeHost]]:
+    with hosts("h1", "h2", "h3") as made:
+        yield made
+
+
+@pytest.fixture
+def service() -> ControllerService:
+    return ControllerService(SqliteStore(":memory:"))
+
+
+@pytest.fixture
+def publisher(service: ControllerService) -> Iterator[Publisher]:
+    running = Publisher(service).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def build(service: ControllerService, made: dict[str, FakeHost]) -> None:
+    """VNet A with NICs on h1 and h2, VNet B with one NIC on h3."""
+    fabric(service)
+    for name, host in made.items():
+        server(service, name, host.remote)
+    vnet(service, "A", "10.1.0.0/16", 5001)
+    vnet(service, "B", "10.2.0.0/16", 6001)
+    nic(service, "a1", "A", "10.1.0.11", "h1")
+    nic(service, "a2", "A", "10.1.0.12", "h2")
+    nic(service, "b1", "B", "10.2.0.11", "h3")
+
+
+def projected(actual: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """``actual`` rows cut down to the columns ``desired`` names (the rest are the host's)."""
+    return {
+        key: {c: v for c, v in row.items() if key not in desired or c in desired[key]}
+        for key, row in actual.items()
+    }
+
+
+def holds_desired(service: ControllerService, host: FakeHost) -> bool:
+    """The host holds exactly what the compiler wants for it, in every published table."""
+    desired = compile_host(service.snapshot(), host.name)
+    with host.client() as client:
+        actual = client.snapshot(TABLES_COMPARED)
+    return all(
+        projected(actual[t], dict(desired[t])) == {k: dict(r) for k, r in desired[t].items()}
+        for t in TABLES_COMPARED
+    )
+
+
+def succeeded(service: ControllerService, *names: str) -> bool:
+    return all(provisioning(service, f"/networkInterfaces/{n}") == "Succeeded" for n in names)
+
+
+def test_nb_changes_reach_exactly_the_hosts_that_need_them(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    for host in three.values():
+        assert holds_desired(service, host)
+    a_cas = {"5001/00:1d:d8:07:00:00/10.1.0.11", "5001/00:1d:d8:07:00:01/10.1.0.12"}
+    assert set(host_rows(three["h1"], "Ucast_Macs_Remote")) == a_cas
+    assert set(host_rows(three["h2"], "Ucast_Macs_Remote")) == a_cas
+    assert set(host_rows(three["h3"], "Ucast_Macs_Remote")) == {"6001/00:1d:d8:07:00:02/10.2.0.11"}
+    assert set(host_rows(three["h3"], "Logical_Switch")) == {"6001"}
+    for name in three:
+        state = configuration(service, f"/servers/{name}")
+        assert state["status"] == "Success", state
+    # A new NIC in B reaches h3 (and h1, where it lives), never h2.
+    nic(service, "b2", "B", "10.2.0.12", "h1")
+    eventually(lambda: succeeded(service, "b2"), "b2 Succeeded")
+    assert "6001/00:1d:d8:07:00:03/10.2.0.12" in host_rows(three["h3"], "Ucast_Macs_Remote")
+    assert "6001" in host_rows(three["h1"], "Logical_Switch")
+    assert "6001" not in host_rows(three["h2"], "Logical_Switch")
+    for host in three.values():
+        assert holds_desired(service, host)
+
+
+def test_moving_a_nic_updates_every_host(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    instance = service.get("/networkInterfaces/a1")["instanceId"]
+    assert instance in host_rows(three["h1"], "Physical_Port")
+    nic(service, "a1", "A", "10.1.0.11", "h3")
+    assert provisioning(service, "/networkInterfaces/a1") == "Updating"
+    eventually(lambda: succeeded(service, "a1"), "moved a1 Succeeded")
+    assert instance not in host_rows(three["h1"], "Physical_Port")
+    assert instance in host_rows(three["h3"], "Physical_Port")
+    h2_row = host_rows(three["h2"], "Ucast_Macs_Remote")["5001/00:1d:d8:07:00:00/10.1.0.11"]
+    h3_pa = service.get("/servers/h3")["properties"]["providerAddresses"][0]["address"]
+    assert h2_row["locator"].key.endswith(":" + h3_pa)
+    # h1 keeps VNet A for nothing: it has no NIC there any more.
+    assert set(host_rows(three["h1"], "Logical_Switch")) == set()
+    for host in three.values():
+        assert holds_desired(service, host)
+
+
+def test_a_restarted_or_wiped_host_is_resynced(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    h2 = three["h2"]
+    h2.stop()
+    eventually(lambda: code_of(service, "/servers/h2") == "HostNotConnected", "h2 disconnected")
+    eventually(
+        lambda: "no socket" in str(configuration(service, "/servers/h2")), "h2's reason shown"
+    )
+    nic(service, "a3", "A", "10.1.0.13", "h1")  # h2 needs it too but is down
+    eventually(lambda: succeeded(service, "a1", "b1"), "others still Succeeded")
+    assert provisioning(service, "/networkInterfaces/a3") == "Updating"
+    h2.start()
+    eventually(lambda: succeeded(service, "a3"), "a3 Succeeded once h2 is back")
+    assert holds_desired(service, h2)
+    # A host that lost every row while the controller was away from it gets them back;
+    # rows the controller does not want are removed.
+    h2.wipe()
+    h2.start()
+    with h2.client() as client:
+        client.apply(
+            [RowChange("insert", "Logical_Switch", "7777", {"name": "7777", "tunnel_key": 7777})]
+        )
+    eventually(lambda: holds_desired(service, h2), "wiped h2 resynced")
+    assert "7777" not in host_rows(h2, "Logical_Switch")
+    assert code_of(service, "/servers/h2") == "Success"
+
+
+def test_a_reported_port_binds_an_unplaced_nic(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    doc = nic(service, "a9", "A", "10.1.0.19", None)
+    eventually(lambda: succeeded(service, "a9"), "unplaced NIC Succeeded")
+    report_port(three["h3"], doc["instanceId"])
+    eventually(
+        lambda: (
+            service.get("/networkInterfaces/a9")["properties"].get("server")
+            == {"resourceRef": "/servers/h3"}
+        ),
+        "a9 bound to h3",
+    )
+    eventually(lambda: succeeded(service, "a9"), "bound a9 Succeeded")
+    port = host_rows(three["h3"], "Physical_Port")[doc["instanceId"]]
+    assert port["vlan_bindings"] and port["status"]["attached"] == "true"
+    assert "5001/00:1d:d8:07:00:03/10.1.0.19" in host_rows(three["h1"], "Ucast_Macs_Remote")
+    # The northbound server stays authoritative: a report from another host is a warning.
+    a1 = service.get("/networkInterfaces/a1")
+    report_port(three["h2"], a1["instanceId"])
+    eventually(
+        lambda: code_of(service, "/networkInterfaces/a1") == "PortReportedOnOtherHost",
+        "a1 warns",
+    )
+    after = service.get("/networkInterfaces/a1")
+    assert after["properties"]["server"] == {"resourceRef": "/servers/h1"}
+    assert after["etag"] == a1["etag"]
+    assert configuration(service, "/networkInterfaces/a1")["status"] == "Warning"
+    # Moved where its port is, the NIC's warning goes.
+    nic(service, "a1", "A", "10.1.0.11", "h2")
+    eventually(lambda: succeeded(service, "a1"), "a1 Succeeded on h2")
+    eventually(lambda: code_of(service, "/networkInterfaces/a1") == "Success", "warning gone")
+
+
+def test_provisioning_state_flow(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    three["h1"].stop()
+    doc = nic(service, "a4", "A", "10.1.0.14", "h2")
+    assert doc["properties"]["provisioningState"] == "Updating"
+    assert provisioning(service, "/networkInterfaces/a4") == "Updating"  # h1 needs it, down
+    three["h1"].start()
+    eventually(lambda: succeeded(service, "a4"), "a4 Succeeded")
+    assert configuration(service, "/networkInterfaces/a4")["status"] == "Success"
+    # A compile problem fails the NIC with the compiler's reason.
+    server(service, "bare", "unix:/nonexistent/hnv-pub.sock", pa=False)
+    nic(service, "a5", "A", "10.1.0.15", "bare")
+    eventually(lambda: provisioning(service, "/networkInterfaces/a5") == "Failed", "a5 Failed")
+    state = configuration(service, "/networkInterfaces/a5")
+    assert state["status"] == "Failure"
+    assert "no provider address" in state["detailedInfo"][0]["message"]
+    # Fixed (the server gets a PA and a live host), the NIC follows without a PUT of its own.
+    fourth = FakeHost("h4").start()
+    try:
+        server(service, "bare", fourth.remote, pa=True)
+        eventually(lambda: succeeded(service, "a5"), "a5 Succeeded once its server has a PA")
+        assert configuration(service, "/networkInterfaces/a5")["status"] == "Success"
+    finally:
+        fourth.remove()
+    # An identical PUT changes nothing, not even the state.
+    etag = service.get("/networkInterfaces/a4")["etag"]
+    again = nic(service, "a4", "A", "10.1.0.14", "h2")
+    assert again["etag"] == etag and again["properties"]["provisioningState"] == "Succeeded"
+
+
+@pytest.mark.parametrize(
+    ("address", "code", "words"),
+    [
+        ("tcp:not-an-ip:6640", "InvalidManagementAddress", "not an IP address"),
+        ("tcp:127.0.0.1:0", "InvalidManagementAddress", "port '0'"),
+        ("unix:relative.sock", "InvalidManagementAddress", "absolute"),
+        ("10.0.0.1", "HostNotConnected", "not dialed"),
+        ("unix:/nonexistent/hnv-pub.sock", "HostNotConnected", "no socket at"),
+        ("ssl:127.0.0.1:6640", "InvalidManagementAddress", "--pki"),
+    ],
+)
+def test_bad_management_addresses_are_explained(
+    service: ControllerService, publisher: Publisher, address: str, code: str, words: str
+) -> None:
+    fabric(service)
+    server(service, "odd", address)
+    eventually(lambda: words in str(configuration(service, "/servers/odd")), f"{words!r} shown")
+    state = configuration(service, "/servers/odd")
+    assert state["status"] == "Failure"
+    assert state["detailedInfo"][0]["code"] == code
+
+
+def test_refused_tcp_port_is_explained(service: ControllerService, publisher: Publisher) -> None:
+    fabric(service)
+    server(service, "odd", "tcp:127.0.0.1:1")
+    eventually(lambda: "refused" in str(configuration(service, "/servers/odd")), "refusal shown")
+
+
+def test_two_servers_cannot_share_a_host(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    fabric(service)
+    server(service, "h1", three["h1"].remote)
+    server(service, "twin", three["h1"].remote)
+    eventually(lambda: "already server h1's" in str(configuration(service, "/servers/twin")), "dup")
+    eventually(lambda: code_of(service, "/servers/h1") == "Success", "h1 connected")
+
+
+def test_publisher_restart_converges(
+    service: ControllerService, three: dict[str, FakeHost]
+) -> None:
+    first = Publisher(service).start()
+    try:
+        build(service, three)
+        eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    finally:
+        first.stop()
+    # While no publisher runs: the NB state changes, and a host loses rows.
+    put(service, "/virtualNetworks/A", service.get("/virtualNetworks/A")["properties"])
+    nic(service, "a6", "A", "10.1.0.16", "h2")
+    with three["h1"].client() as client:
+        client.apply(
+            [RowChange("delete", "Ucast_Macs_Remote", "5001/00:1d:d8:07:00:01/10.1.0.12", {})]
+        )
+    second = Publisher(service).start()
+    try:
+        eventually(lambda: succeeded(service, "a6"), "a6 Succeeded after restart")
+        for host in three.values():
+            eventually(lambda h=host: holds_desired(service, h), f"{host.name} resynced")
+    finally:
+        second.stop()
+
+
+def test_rows_changed_behind_the_controllers_back_are_repaired(
+    service: ControllerService, three: dict[str, FakeHost]
+) -> None:
+    publisher = Publisher(service, audit_every=0.5).start()
+    try:
+        build(service, three)
+        eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+        h1 = three["h1"]
+        with h1.client() as client:  # another writer, while the controller stays connected
+            client.apply(
+                [
+                    RowChange(
+                        "delete", "Ucast_Macs_Remote", "5001/00:1d:d8:07:00:01/10.1.0.12", {}
+                    ),
+                    RowChange("insert", "Logical_Switch", "7777", {"name": "7777"}),
+                    RowChange("update", "Logical_Switch", "5001", {"tunnel_key": 1}),
+                ]
+            )
+        eventually(lambda: holds_desired(service, h1), "h1 repaired by the audit")
+        assert "7777" not in host_rows(h1, "Logical_Switch")
+    finally:
+        publisher.stop()
+
+
+def test_deletes_subnets_and_acls_reach_the_right_hosts(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    # An ACL on A's subnet: the FW rules of a1 (h1) and a2 (h2) change, h3's do not.
+    h3_rules = host_rows(three["h3"], "FW_Rules")
+    rule = {
+        "protocol": "TCP",
+        "sourcePortRange": "*",
+        "destinationPortRange": "80",
+        "sourceAddressPrefix": "*",
+        "destinationAddressPrefix": "*",
+        "action": "Allow",
+        "priority": 100,
+        "type": "Inbound",
+    }
+    put(
+        service,
+        "/accessControlLists/web",
+        {"aclRules": [{"resourceId": "http", "properties": rule}]},
+    )
+    body = service.get("/virtualNetworks/A")["properties"]
+    body["subnets"][0]["properties"]["accessControlList"] = {
+        "resourceRef": "/accessControlLists/web"
+    }
+    body["subnets"].append(
+        {
+            "resourceId": "s2",
+            "properties": {"addressPrefix": "10.3.0.0/24", "virtualSubnetId": 5002},
+        }
+    )
+    body["addressSpace"]["addressPrefixes"] = ["10.1.0.0/16", "10.3.0.0/24"]
+    put(service, "/virtualNetworks/A", body)
+    for name in ("h1", "h2"):
+        eventually(
+            lambda n=name: any(
+                r["rule_name"] == "http" for r in host_rows(three[n], "FW_Rules").values()
+            ),
+            f"{name} has the ACL rule",
+        )
+        eventually(lambda n=name: "5002" in host_rows(three[n], "Logical_Switch"), f"{name} has s2")
+    assert host_rows(three["h3"], "FW_Rules") == h3_rules
+    assert "5002" not in host_rows(three["h3"], "Logical_Switch")
+    # Deleting b1 empties h3 of B; deleting a server with no NIC closes its link.
+    service.delete("/networkInterfaces/b1")
+    eventually(lambda: not host_rows(three["h3"], "Ucast_Macs_Remote"), "h3 forgets B")
+    assert host_rows(three["h3"], "Physical_Port") == {}
+    service.delete("/networkInterfaces/a1")
+    service.delete("/networkInterfaces/a2")
+    service.delete("/servers/h3")
+    eventually(lambda: "h3" not in publisher.links(), "h3's link closed")
+    for name in ("h1", "h2"):
+        eventually(lambda n=name: not host_rows(three[n], "FW_Rules"), f"{name} has no rules left")
+        assert holds_desired(service, three[name])
+
+
+def test_switching_to_nvgre_rewrites_every_host(
+    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+) -> None:
+    build(service, three)
+    eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    put(service, "/virtualNetworkManager/configuration", {"networkVirtualizationProtocol": "Nvgre"})
+    for host in three.values():
+        eventually(
+            lambda h=host: (
+                {r["encapsulation_type"] for r in host_rows(h, "Physical_Locator").values()}
+                == {"nvgre_over_ipv4"}
+            ),
+            f"{host.name} on NVGRE",
+        )
+        eventually(lambda h=host: holds_desired(service, h), f"{host.name} converged")
+        assert host_rows(host, "Global")["global"]["other_config"]["encapsulation"] == "nvgre"

@@ -1,0 +1,47 @@
+"""NIC customer-address rules and prefix overlap, as properties over random subnets."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from openhnv.controller.errors import ApiError
+from openhnv.controller.northbound.admission import overlapping
+from openhnv.controller.northbound.nic_rules import check_customer_address
+
+
+@given(st.ip_addresses(v=4), st.integers(8, 30), st.ip_addresses(v=4))
+def test_customer_address_rule(
+    base: ipaddress.IPv4Address, length: int, ip: ipaddress.IPv4Address
+) -> None:
+    network = ipaddress.ip_network(f"{base}/{length}", strict=False)
+    special = {network.network_address, network.broadcast_address, network.network_address + 1}
+    field = "properties.ipConfigurations[0].properties.privateIPAddress"
+    if ip in network and ip not in special:
+        check_customer_address(str(ip), str(network), field)
+    else:
+        with pytest.raises(ApiError) as info:
+            check_customer_address(str(ip), str(network), field)
+        assert info.value.status == 400
+        assert info.value.message.startswith(f"{field}: {ip} ")
+
+
+@given(st.ip_addresses(v=4), st.integers(8, 30))
+def test_every_usable_host_in_a_small_subnet(base: ipaddress.IPv4Address, length: int) -> None:
+    network = ipaddress.ip_network(f"{base}/{max(length, 26)}", strict=False)
+    hosts = list(network.hosts())[1:]  # the first host is the distributed router
+    for host in hosts:
+        check_customer_address(str(host), str(network), "f")
+
+
+@given(st.ip_addresses(v=4), st.integers(8, 32), st.ip_addresses(v=4), st.integers(8, 32))
+def test_overlapping_is_symmetric(
+    a: ipaddress.IPv4Address, la: int, b: ipaddress.IPv4Address, lb: int
+) -> None:
+    na = ipaddress.ip_network(f"{a}/{la}", strict=False)
+    nb = ipaddress.ip_network(f"{b}/{lb}", strict=False)
+    assert (overlapping([("a", na)], nb) is None) == (overlapping([("b", nb)], na) is None)
+    assert (overlapping([("a", na)], nb) is not None) == na.overlaps(nb)

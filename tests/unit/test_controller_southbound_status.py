@@ -1,0 +1,107 @@
+"""Management addresses -> OVSDB remotes, and configurationState documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from openhnv.controller.southbound.status import (
+    AddressError,
+    Remote,
+    configuration_state,
+    host_state,
+    parse_remote,
+    server_remote,
+    server_remotes,
+    timestamp,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "remote"),
+    [
+        ("unix:/run/openhnv/h1/ovsdb.sock", Remote("unix", path="/run/openhnv/h1/ovsdb.sock")),
+        ("tcp:127.0.0.1:6640", Remote("tcp", ip="127.0.0.1", port=6640)),
+        ("ssl:10.0.0.5:6640", Remote("ssl", ip="10.0.0.5", port=6640)),
+        ("tcp:[::1]:6640", Remote("tcp", ip="::1", port=6640)),
+    ],
+)
+def test_parse_remote(text: str, remote: Remote) -> None:
+    assert parse_remote(text) == remote
+    assert str(remote) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("http://x", "not an OVSDB remote"),
+        ("unix:run/x.sock", "must be absolute"),
+        ("tcp:127.0.0.1", "must be tcp:IP:PORT"),
+        ("tcp:127.0.0.1:http", "port 'http'"),
+        ("ssl:127.0.0.1:70000", "port '70000'"),
+        ("tcp:host1.example:6640", "not an IP address"),
+        ("tcp::6640", "must be tcp:IP:PORT"),
+    ],
+)
+def test_bad_remotes_are_named(text: str, words: str) -> None:
+    with pytest.raises(AddressError, match="management address") as info:
+        parse_remote(text)
+    assert words in str(info.value)
+    assert info.value.code == "InvalidManagementAddress"
+
+
+def server(*connections: list[Any]) -> dict[str, Any]:
+    return {"properties": {"connections": [{"managementAddresses": a} for a in connections]}}
+
+
+def test_server_remote_takes_the_first_ovsdb_address() -> None:
+    doc = server(["host1.example", "10.0.0.1"], ["unix:/a.sock", "tcp:127.0.0.1:1"])
+    assert server_remote(doc) == Remote("unix", path="/a.sock")
+
+
+def test_server_remote_explains_what_is_missing() -> None:
+    with pytest.raises(AddressError, match="not dialed") as info:
+        server_remote(server(["10.0.0.1"]))
+    assert info.value.code == "HostNotConnected" and "'10.0.0.1'" in str(info.value)
+    with pytest.raises(AddressError, match="no managementAddresses"):
+        server_remote({"properties": {}})
+    with pytest.raises(AddressError, match="must be absolute"):
+        server_remote(server(["unix:x", "unix:/ok.sock"]))  # malformed is not skipped
+
+
+def test_configuration_state_shape() -> None:
+    state = configuration_state("Failure", "HostNotConnected", "down", 0.0)
+    assert state == {
+        "status": "Failure",
+        "lastUpdatedTime": "1970-01-01T00:00:00.000+00:00",
+        "detailedInfo": [
+            {"source": "SoftwareDefinedNetworking", "code": "HostNotConnected", "message": "down"}
+        ],
+    }
+    assert timestamp(1.5).endswith("01.500+00:00")
+
+
+def test_host_state() -> None:
+    ok = host_state("unix:/a", True, None, "HostNotConnected", 0.0)
+    assert ok["status"] == "Success" and "unix:/a" in ok["detailedInfo"][0]["message"]
+    down = host_state("unix:/a", False, None, "HostNotConnected", 0.0)
+    assert down["status"] == "Failure" and "not connected" in down["detailedInfo"][0]["message"]
+    refused = host_state("unix:/a", True, "refused", "PolicyConfigurationFailure", 0.0)
+    assert refused["detailedInfo"][0] == {
+        "source": "SoftwareDefinedNetworking",
+        "code": "PolicyConfigurationFailure",
+        "message": "refused",
+    }
+
+
+def test_server_remotes_gives_a_shared_remote_to_the_first_server() -> None:
+    docs = [
+        {"resourceId": "b", **server(["unix:/same.sock"])},
+        {"resourceId": "a", **server(["unix:/same.sock"])},
+        {"resourceId": "c", **server(["10.0.0.3"])},
+    ]
+    wanted, errors = server_remotes(docs)
+    assert wanted == {"a": Remote("unix", path="/same.sock")}
+    assert "already server a's" in str(errors["b"])
+    assert errors["c"].code == "HostNotConnected"
