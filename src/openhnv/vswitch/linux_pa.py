@@ -53,17 +53,17 @@ class _UplinkIf:
 def tunnel_pattern(mac: bytes, pas: Mapping[int, bytes]) -> re.Pattern[bytes]:
     """A regular expression that matches exactly the frames to hand to the switch:
 
-    to ``mac``, tagged with the VLAN of a PA (none for VLAN 0), IPv4 without options,
-    not a fragment (flags byte has neither MF nor offset bits, offset low byte 0), and
-    UDP to port 4789 or GRE, to that PA. One ``match`` per frame costs a third of the
-    same checks written out in Python.
+    to ``mac``, tagged with the VLAN of a PA (for VLAN 0: untagged or priority-tagged with
+    VID 0), IPv4 without options, not a fragment (flags byte has neither MF nor offset
+    bits, offset low byte 0), and UDP to port 4789 or GRE, to that PA. One ``match`` per
+    frame costs a third of the same checks written out in Python.
     """
     alternatives = []
     for vlan, pa in sorted(pas.items()):
-        tag = b""
-        if vlan:
-            high = b"".join(re.escape(bytes([pcp << 4 | vlan >> 8])) for pcp in range(16))
-            tag = _VLAN + b"[" + high + b"]" + re.escape(bytes([vlan & 0xFF]))
+        high = b"".join(re.escape(bytes([pcp << 4 | vlan >> 8])) for pcp in range(16))
+        tag = _VLAN + b"[" + high + b"]" + re.escape(bytes([vlan & 0xFF]))
+        if not vlan:  # untagged, or priority-tagged (VID 0: the untagged VLAN, 802.1Q)
+            tag = b"(?:" + tag + b")?"
         to_pa = re.escape(pa)
         alternatives.append(
             tag + re.escape(_IPV4_NO_OPTIONS) + rb".{5}[\x00\x40\x80\xc0]\x00."
