@@ -158,6 +158,7 @@ enum hnv_counter {
 	HNV_MISS_NOT_LOCAL,   /* uplink: outer destination MAC not the uplink's */
 	HNV_MISS_ACTION,      /* an entry whose action this program does not run */
 	HNV_ERR_HELPER,       /* a helper failed after the hit: dropped */
+	HNV_ERR_NESTED_GSO,   /* a GSO frame of the VM's own UDP tunnel: dropped */
 	HNV_COUNTER_MAX
 };
 
@@ -513,42 +514,62 @@ static __always_inline void hnv_patch_outer(__u8 *outer, const struct hnv_flow *
 	}
 }
 
+#define HNV_EALREADY 114  /* errno: the frame is already encapsulated */
+
 #define HNV_ENCAP_FLAGS                                                                    \
 	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L2_ETH | \
 	 BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN))
 
-/* Push the entry's outer headers in front of the frame, keeping a GSO frame
- * GSO (the encapsulation flags set the tunnel GSO type and inner offsets, and
- * a fixed gso_size keeps the inner MSS); tag it; 0 or -1. */
+/* Room for the outer headers behind the frame's Ethernet header. The
+ * encapsulation flags keep a GSO frame GSO (they set the tunnel GSO type and
+ * the inner offsets; a fixed gso_size keeps the inner MSS). A frame the VM
+ * already encapsulated itself (its own VXLAN with checksum offload) has inner
+ * offsets of its own, which the kernel will not overwrite: it gets plain room
+ * (its offsets stay right, they are relative to the buffer), unless it is GSO,
+ * which would then be segmented wrongly: dropped. 0 or the error counter. */
+static __always_inline int hnv_room(struct __sk_buff *skb, __u32 len, __u64 l4_flag)
+{
+	long result = bpf_skb_adjust_room(skb, len, BPF_ADJ_ROOM_MAC, HNV_ENCAP_FLAGS | l4_flag);
+
+	if (result != -HNV_EALREADY)
+		return result < 0 ? HNV_ERR_HELPER : 0;
+	if (skb->gso_size)
+		return HNV_ERR_NESTED_GSO;
+	return bpf_skb_adjust_room(skb, len, BPF_ADJ_ROOM_MAC, 0) < 0 ? HNV_ERR_HELPER : 0;
+}
+
+/* Push the entry's outer headers in front of the frame (see hnv_room), tag
+ * it; 0 or the error counter. */
 static __always_inline int hnv_encapsulate(struct __sk_buff *skb, const struct hnv_flow *flow,
 					   struct hnv_meta *meta)
 {
 	__u8 outer[HNV_VXLAN_HEADER_LEN + ETH_HLEN];
 	__u32 total = skb->len + flow->header_len - ETH_HLEN;
+	int error;
 
 	hnv_inner_eth(flow, meta);
 	if (flow->encap == HNV_ENCAP_VXLAN) {
 		__builtin_memcpy(outer, flow->header, HNV_VXLAN_HEADER_LEN);
 		__builtin_memcpy(outer + HNV_VXLAN_HEADER_LEN, meta->inner_eth, ETH_HLEN);
 		hnv_patch_outer(outer, flow, total);
-		if (bpf_skb_adjust_room(skb, HNV_VXLAN_HEADER_LEN, BPF_ADJ_ROOM_MAC,
-					HNV_ENCAP_FLAGS | BPF_F_ADJ_ROOM_ENCAP_L4_UDP) < 0)
-			return -1;
+		error = hnv_room(skb, HNV_VXLAN_HEADER_LEN, BPF_F_ADJ_ROOM_ENCAP_L4_UDP);
+		if (error)
+			return error;
 		if (bpf_skb_store_bytes(skb, 0, outer, HNV_VXLAN_HEADER_LEN + ETH_HLEN, 0) < 0)
-			return -1;
+			return HNV_ERR_HELPER;
 	} else {
 		__builtin_memcpy(outer, flow->header, HNV_NVGRE_HEADER_LEN);
 		__builtin_memcpy(outer + HNV_NVGRE_HEADER_LEN, meta->inner_eth, ETH_HLEN);
 		hnv_patch_outer(outer, flow, total);
-		if (bpf_skb_adjust_room(skb, HNV_NVGRE_HEADER_LEN, BPF_ADJ_ROOM_MAC,
-					HNV_ENCAP_FLAGS | BPF_F_ADJ_ROOM_ENCAP_L4_GRE) < 0)
-			return -1;
+		error = hnv_room(skb, HNV_NVGRE_HEADER_LEN, BPF_F_ADJ_ROOM_ENCAP_L4_GRE);
+		if (error)
+			return error;
 		if (bpf_skb_store_bytes(skb, 0, outer, HNV_NVGRE_HEADER_LEN + ETH_HLEN, 0) < 0)
-			return -1;
+			return HNV_ERR_HELPER;
 	}
 	if ((flow->flags & HNV_F_VLAN) &&
 	    bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), flow->vlan_tci) < 0)
-		return -1;
+		return HNV_ERR_HELPER;
 	return 0;
 }
 

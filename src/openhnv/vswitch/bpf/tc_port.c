@@ -24,8 +24,12 @@ int hnv_tc_port(struct __sk_buff *skb)
 	if ((flow->flags & HNV_F_DEC_TTL) && hnv_decrement_ttl(skb, ETH_HLEN, &meta) < 0)
 		goto error;
 	if (flow->action == HNV_ACT_ENCAP) {
-		if (hnv_encapsulate(skb, flow, &meta) < 0)
-			goto error;
+		int error = hnv_encapsulate(skb, flow, &meta);
+
+		if (error) {
+			hnv_count(error);
+			return TC_ACT_SHOT;
+		}
 		hnv_account(skb, flow, bytes, HNV_HIT_ENCAP);
 	} else {
 		hnv_inner_eth(flow, &meta);

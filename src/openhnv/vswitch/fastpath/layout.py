@@ -70,6 +70,7 @@ class Counter(enum.IntEnum):
     MISS_NOT_LOCAL = 16
     MISS_ACTION = 17
     ERR_HELPER = 18
+    ERR_NESTED_GSO = 19
 
 
 _C_FORMAT = "c_format"
