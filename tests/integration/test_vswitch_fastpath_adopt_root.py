@@ -19,6 +19,7 @@ from openhnv.lab import netns
 from openhnv.vswitch.fastpath import attach
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.fastpath import PROGRAM_TC_PORT, FastPath
+from openhnv.vswitch.ingress import hide_from_kernel
 
 pytestmark = pytest.mark.root
 
@@ -94,3 +95,18 @@ def test_two_fast_paths_attached_is_an_error_naming_them(net: FastpathNet) -> No
             netns.run_in(ns, FastPath.adopt, [UPLINK, "vm1", "vm3"])
     finally:
         other.close()
+
+
+def test_attaching_replaces_the_drop_program_in_place(net: FastpathNet) -> None:
+    """The Linux driver hides its interfaces with ``vswitch.ingress``'s drop program; the
+    fast path takes that filter's place (same handle and priority), and detaching it
+    leaves the interface without a filter."""
+    ns = net.hosts["h1"].namespace
+    netns.run_in(ns, hide_from_kernel, "vm1")
+    [drop] = netns.run_in(ns, attach.attached_tc, "vm1")
+    assert drop.name == "hnv_kernel_drop"
+    fp = net.load("h1")
+    [ours] = netns.run_in(ns, attach.attached_tc, "vm1")
+    assert (ours.name, ours.handle, ours.priority) == (PROGRAM_TC_PORT, drop.handle, drop.priority)
+    netns.run_in(ns, fp.detach, "vm1")
+    assert netns.run_in(ns, attach.attached_tc, "vm1") == []
