@@ -38,6 +38,7 @@ from typing import Any
 from openhnv.lab import netns
 from openhnv.lab.errors import LabError
 from openhnv.packet.checksum import internet_checksum, pseudo_header_sum
+from openhnv.packet.frames import tcp_frame, udp_frame
 from openhnv.vfp.transposition import Encap, InnerEdit, source_port_of
 from openhnv.vswitch.afpacket import AfPacketSocket
 from openhnv.vswitch.fastpath import entries
@@ -198,9 +199,10 @@ class FastpathNet:
         key = self.port_key(src, frame)
         if self.nvgre:
             entropy &= 0xFF  # a FlowID
-        overlay = {"nvgre": self.nvgre, "vlan_id": self.vlan_id}
-        self.fast_paths[a.host].port_flows.set(key, self.encap_entry(a.host, entropy, **overlay))
-        outer = self.template(a.host, **overlay).header(len(frame), entropy) + frame
+        entry = self.encap_entry(a.host, entropy, nvgre=self.nvgre, vlan_id=self.vlan_id)
+        self.fast_paths[a.host].port_flows.set(key, entry)
+        template = self.template(a.host, nvgre=self.nvgre, vlan_id=self.vlan_id)
+        outer = template.header(len(frame), entropy) + frame
         decap = entries.decap_deliver_flow(self.ifindex(b.host, b.port))
         self.fast_paths[b.host].uplink_flows.set(self.uplink_key(outer), decap)
         return key
@@ -210,8 +212,6 @@ class FastpathNet:
     ) -> list[PortKey]:
         """Both directions of TCP and UDP between ``client_ports`` of ``client`` and
         ``server_port`` of ``server`` (iperf3's control and data connections)."""
-        from openhnv.packet.frames import tcp_frame
-
         a, b = self.vms[client], self.vms[server]
         keys = []
         for port in client_ports:
@@ -238,8 +238,6 @@ class FastpathNet:
 
     def udp(self, src: str, dst: str, sport: int, dport: int, payload: bytes = b"x" * 32,
             ttl: int = 64, dst_mac: str | None = None) -> bytes:  # fmt: skip
-        from openhnv.packet.frames import udp_frame
-
         a, b = self.vms[src], self.vms[dst]
         return udp_frame(src_mac=a.mac, dst_mac=dst_mac or b.mac, src_ip=a.ip, dst_ip=b.ip,
                          src_port=sport, dst_port=dport, payload=payload, ttl=ttl)  # fmt: skip
