@@ -2,12 +2,20 @@
 # Both install what they need first (Debian packages, then this Python package).
 SHELL := /bin/bash
 PYTHON ?= python3
-APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping procps
+APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping procps \
+	clang libbpf-dev libbpf1 bpftool
 TIERS := tests/unit tests/functional tests/integration
+# The kernel fast path (openhnv.vswitch.fastpath): each attach point's C file compiled
+# alone, then linked into the one object the Python loader opens.
+BPF_DIR := src/openhnv/vswitch/bpf
+BPF_OBJECT := $(BPF_DIR)/hnv_fastpath.o
+BPF_BUILD := build/bpf
+BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: deps apt-deps ovs-deps py-deps lint typecheck test bench bench-smoke demo clean
+.PHONY: deps apt-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke demo clean
 
-deps: apt-deps py-deps
+deps: apt-deps bpf py-deps
 
 apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
@@ -30,6 +38,15 @@ ovs-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends openvswitch-switch; rc=$$?; \
 	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; }
+
+bpf: $(BPF_OBJECT)
+
+$(BPF_BUILD)/%.o: $(BPF_DIR)/%.c $(BPF_DIR)/hnv.h | apt-deps
+	@mkdir -p $(@D)
+	clang $(BPF_CFLAGS) -c $< -o $@
+
+$(BPF_OBJECT): $(BPF_PARTS)
+	bpftool gen object $@ $^
 
 .deps-stamp: pyproject.toml
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[dev]'
@@ -66,4 +83,5 @@ demo: deps
 
 clean:
 	-$(PYTHON) -m openhnv lab clean
+	rm -rf $(BPF_BUILD) $(BPF_OBJECT)
 	rm -rf .deps-stamp .mypy_cache .pytest_cache .ruff_cache .hypothesis
