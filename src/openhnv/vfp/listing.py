@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.flowkey import describe_key, flow_key, parse_flow_key
+from openhnv.packet.flowkey import describe_key, parse_flow_key
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.model import Port
-from openhnv.vfp.pipeline import Decision, Fabric, TraceStep, decide
+from openhnv.vfp.pipeline import Decision, TraceStep, decide
 from openhnv.vfp.policy import DIRECTIONS, IN, Direction, describe_action
+from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import Decap, Discard, Encap, HeaderTransposition, LocalDelivery
 from openhnv.vfp.uplink import decide_uplink
 
@@ -92,7 +93,7 @@ def _flow_row(f: Flow, direction: Direction) -> Row:
 class Listing:
     """Inspection and trace; relies on the switch's ``fabric`` and ``uplink``."""
 
-    fabric: Fabric
+    fabric: EngineState
     uplink: Port
 
     def _get_port(self, name: str) -> Port:
@@ -212,7 +213,6 @@ class Listing:
                          HeaderTransposition(tuple(d.ops)), _result(d), then)  # fmt: skip
         p = self._get_port(port)
         try:
-            key = flow_key(frame)
             fk = parse_flow_key(frame)
         except PacketError as exc:
             step = TraceStep("-", "-", "-", None, "drop(malformed)", str(exc))
@@ -224,7 +224,7 @@ class Listing:
             return Trace(
                 port, direction, fk.describe(), (step,), HeaderTransposition(), "drop(port_blocked)"
             )
-        d = decide(fab, p, direction, frame, fk, key, record=True)
+        d = decide(fab, p, direction, frame, fk, record=True)
         then = None
         if d.next_port is not None and d.next_port != port and d.template is not None:
             em = d.template.emit(port, frame, d.arg)

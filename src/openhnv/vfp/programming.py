@@ -13,15 +13,15 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.model import Group, Layer, Port
-from openhnv.vfp.pipeline import Fabric
 from openhnv.vfp.policy import Rule
+from openhnv.vfp.state import EngineState
 
 
 class Programming:
     """The command interpreter; relies on the switch's ``fabric``, ``uplink`` and
     ``flow_capacity``."""
 
-    fabric: Fabric
+    fabric: EngineState
     uplink: Port
     flow_capacity: int
 

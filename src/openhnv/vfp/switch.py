@@ -15,53 +15,42 @@ import time
 from collections.abc import Callable, Iterable
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.flowkey import FAST_KEY, TCP_FLAGS_OFFSET, flow_key, parse_flow_key
-from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
-from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.flowtable import (
-    TCP_ACK,
-    TCP_CLOSE_FLAGS,
-    TCP_SYN,
-    TCP_WATCH_FLAGS,
-    Flow,
-    UnifiedFlowTable,
-)
-from openhnv.vfp.listing import Listing
-from openhnv.vfp.model import Port
-from openhnv.vfp.pipeline import Decision, Fabric, decide
-from openhnv.vfp.policy import IN, OUT, Direction
-from openhnv.vfp.programming import Programming
-from openhnv.vfp.transposition import (
-    IP_PROTO_UDP,
-    IPV4_HEADER_LEN,
-    UDP_HEADER_LEN,
-    VXLAN_HEADER_LEN,
-    VXLAN_PORT_BYTES,
-    Decap,
-    Discard,
-    LocalDelivery,
-    Template,
-)
-from openhnv.vfp.uplink import (
+from openhnv.packet.ethernet import ETHERNET_HEADER_LEN
+from openhnv.packet.flowkey import (
+    FAST_KEY,
     NVGRE_OUTER_KEY,
     VXLAN_OUTER_KEY,
-    decide_uplink,
+    FlowKey,
+    flow_key,
     outer_key,
+    parse_flow_key,
 )
+from openhnv.packet.frames import NVGRE_OUTER_LEN, VXLAN_OUTER_LEN
+from openhnv.packet.ipv4 import IPV4_PROTOCOL_AT, PROTO_TCP, PROTO_UDP
+from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT, TCP_SYN
+from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
+from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.flowtable import TCP_CLOSE_FLAGS, TCP_WATCH_FLAGS, Flow, UnifiedFlowTable
+from openhnv.vfp.listing import Listing
+from openhnv.vfp.model import Port
+from openhnv.vfp.pipeline import Decision, decide
+from openhnv.vfp.policy import IN, OUT, Direction
+from openhnv.vfp.programming import Programming
+from openhnv.vfp.state import EngineState
+from openhnv.vfp.transposition import ENTROPY_MASK, Decap, Discard, LocalDelivery, Template
+from openhnv.vfp.uplink import decide_uplink
 
 DEFAULT_FLOW_CAPACITY = 1_000_000
 DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_CLOSE_TIMEOUT = 10.0  # a closed TCP pair stays this long after its last packet
 _SYN_ACK = TCP_SYN | TCP_ACK
-_VXLAN_OVERHEAD = IPV4_HEADER_LEN + UDP_HEADER_LEN + VXLAN_HEADER_LEN
-_OUTER_VXLAN = 50
-_OUTER_NVGRE = 42
+_OUTER_PROTOCOL_AT = ETHERNET_HEADER_LEN + IPV4_PROTOCOL_AT  # of an untagged outer frame
+_ARG_LENGTH_SHIFT = 16  # a flow's arg: the inner length its cached header is for, above
 _join = b"".join
 _fast_key = FAST_KEY.unpack_from
 _vxlan_key = VXLAN_OUTER_KEY.unpack_from
 _nvgre_key = NVGRE_OUTER_KEY.unpack_from
 _new = tuple.__new__
-_DPORT = VXLAN_PORT_BYTES
 
 
 class VSwitch(Programming, Listing):
@@ -81,12 +70,12 @@ class VSwitch(Programming, Listing):
             raise PolicyError("idle_timeout", idle_timeout, "must be positive")
         if close_timeout <= 0:
             raise PolicyError("close_timeout", close_timeout, "must be positive")
-        self.fabric = Fabric()
+        self.fabric = EngineState(flow_capacity)
         self.flow_capacity = flow_capacity
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.clock = clock
-        self.uplink = Port(UPLINK, "00:00:00:00:00:00", 4096, "-", (), True, flow_capacity)
+        self.uplink = self.fabric.uplink
 
     # -- processing --------------------------------------------------------------------
 
@@ -136,7 +125,7 @@ class VSwitch(Programming, Listing):
                 f = get(key)
                 if f is None or f.generation != gen:
                     misses += 1
-                    self._slow(p, OUT, frame, key, now, out, f)
+                    self._slow(p, OUT, frame, now, out, f, key)
                     continue
             f.last_seen = now
             flags_at = f.flags_at
@@ -147,17 +136,17 @@ class VSwitch(Programming, Listing):
                 and not self._tcp_flags(p, f, frame[flags_at])
             ):
                 misses += 1  # a new connection on a closing flow's ports
-                self._slow(p, OUT, frame, key, now, out, f)
+                self._slow(p, OUT, frame, now, out, f)
                 continue
             t = f.template
             if t.encap_inline:  # no inner edit: the flow's cached outer headers
                 size = len(frame)
                 arg = f.arg
-                if arg >> 16 == size:
+                if arg >> _ARG_LENGTH_SHIFT == size:
                     header = f.header
                 else:
-                    f.header = header = t.header(size, arg)  # type: ignore[union-attr]
-                    f.arg = (arg & 0xFFFF) | size << 16
+                    f.header = header = t.header(size, arg & ENTROPY_MASK)  # type: ignore[union-attr]
+                    f.arg = (arg & ENTROPY_MASK) | size << _ARG_LENGTH_SHIFT
                 append(_new(Transmit, (header + frame, t.source_pa, t.provider_address)))  # type: ignore[union-attr]
             elif (
                 t.__class__ is Discard
@@ -165,7 +154,7 @@ class VSwitch(Programming, Listing):
                 and f.connection in p.connections
             ):
                 misses += 1  # a cached drop of what is now a reply: decide again
-                self._slow(p, OUT, frame, key, now, out, f)
+                self._slow(p, OUT, frame, now, out, f)
             else:
                 em = t.emit(name, frame, f.arg)
                 if em.__class__ is Transmit:
@@ -176,22 +165,32 @@ class VSwitch(Programming, Listing):
         p.uft_hits += len(frames) - misses
 
     def _to_vm(
-        self, q: Port, frame: bytes, now: float, out: list[Emit], key: bytes | None = None
+        self,
+        q: Port,
+        frame: bytes,
+        now: float,
+        out: list[Emit],
+        key: bytes | None = None,
+        fk: FlowKey | None = None,
     ) -> None:
-        """``frame`` enters VM port ``q``: its inbound layers (UFT first)."""
+        """``frame`` enters VM port ``q``: its inbound layers (UFT first). ``key``: its
+        probe key when known; ``fk``: its parsed view when known (then ``key`` is its)."""
         if not q.enabled:
             self._drop(q, "port_blocked", out)
             return
         q.packets_in += 1
-        if key is None:
+        checked = None  # a key made here by flow_key: the frame is known to be well formed
+        if fk is not None:
+            key = fk.key
+        elif key is None:
             try:
-                key = flow_key(frame)
+                key = checked = flow_key(frame)
             except PacketError:
                 self._drop(q, "malformed", out)
                 return
         f = q.inbound.flows.get(key)
         if f is None or f.generation != q.generation:
-            self._slow(q, IN, frame, key, now, out, f)
+            self._slow(q, IN, frame, now, out, f, checked, fk)
             return
         flags_at = f.flags_at
         if (
@@ -200,11 +199,11 @@ class VSwitch(Programming, Listing):
             and frame[flags_at] & TCP_WATCH_FLAGS
             and not self._tcp_flags(q, f, frame[flags_at])
         ):
-            self._slow(q, IN, frame, key, now, out, f)
+            self._slow(q, IN, frame, now, out, f, checked, fk)
             return
         t = f.template
         if t.__class__ is Discard and f.connection is not None and f.connection in q.connections:
-            self._slow(q, IN, frame, key, now, out, f)  # a cached drop of a reply
+            self._slow(q, IN, frame, now, out, f, checked, fk)  # a cached drop of a reply
             return
         q.uft_hits += 1
         f.last_seen = now
@@ -223,26 +222,29 @@ class VSwitch(Programming, Listing):
         for frame in frames:
             n += 1
             try:  # plain VXLAN / NVGRE around plain IPv4 TCP/UDP; anything else misses
-                proto = frame[23]
-                if proto == IP_PROTO_UDP:
-                    key = _join(_vxlan_key(frame) + _fast_key(frame, _OUTER_VXLAN))
-                    inner = _OUTER_VXLAN
+                proto = frame[_OUTER_PROTOCOL_AT]
+                if proto == PROTO_UDP:
+                    key = _join(_vxlan_key(frame) + _fast_key(frame, VXLAN_OUTER_LEN))
+                    inner = VXLAN_OUTER_LEN
                 else:
-                    key = _join(_nvgre_key(frame) + _fast_key(frame, _OUTER_NVGRE))
-                    inner = _OUTER_NVGRE
+                    key = _join(_nvgre_key(frame) + _fast_key(frame, NVGRE_OUTER_LEN))
+                    inner = NVGRE_OUTER_LEN
             except (IndexError, struct.error):
                 key, inner = b"", 0
             f = get(key)
             if f is None or f.generation != up.generation:
                 okey, inner = outer_key(frame)
-                try:
-                    key = okey + flow_key(frame, inner) if inner >= 0 else b""
-                except PacketError:
-                    self._drop(up, "malformed", out)
-                    continue
+                ikey = None
+                if inner >= 0:
+                    try:
+                        ikey = flow_key(frame, inner)
+                    except PacketError:
+                        self._drop(up, "malformed", out)
+                        continue
+                key = b"" if ikey is None else okey + ikey
                 f = get(key) if key else None
                 if f is None or f.generation != up.generation:
-                    self._slow_uplink(frame, key, now, out, f)
+                    self._slow_uplink(frame, key, now, out, f, okey, ikey)
                     continue
             hits += 1
             f.last_seen = now
@@ -283,10 +285,13 @@ class VSwitch(Programming, Listing):
         up.packets_in += n
         up.uft_hits += hits
 
-    def _after(self, p: Port, em: Emit, now: float, out: list[Emit]) -> None:
-        """Carry out an emit other than a plain transmit: local delivery or a drop."""
+    def _after(
+        self, p: Port, em: Emit, now: float, out: list[Emit], fk: FlowKey | None = None
+    ) -> None:
+        """Carry out an emit other than a plain transmit: local delivery or a drop. ``fk``:
+        the parsed view of a delivered frame, when known."""
         if isinstance(em, Deliver) and em.port != p.name:
-            self._to_vm(self.fabric.ports[em.port], em.frame, now, out)
+            self._to_vm(self.fabric.ports[em.port], em.frame, now, out, fk=fk)
         elif isinstance(em, Drop):
             p.counters[f"drop:{em.reason}"] += 1
             out.append(em)
@@ -304,22 +309,26 @@ class VSwitch(Programming, Listing):
         p: Port,
         direction: Direction,
         frame: bytes,
-        key: bytes,
         now: float,
         out: list[Emit],
         stale: Flow | None,
+        key: bytes | None = None,
+        fk: FlowKey | None = None,
     ) -> None:
-        try:
-            fk = parse_flow_key(frame)
-        except PacketError:
-            self._drop(p, "malformed", out)
-            return
+        """Decide ``frame`` at ``p`` and commit the decision. ``fk``: its parsed view when
+        the caller has it; ``key``: its key when made by ``flow_key`` (not made again)."""
+        if fk is None:
+            try:
+                fk = parse_flow_key(frame, 0, key)
+            except PacketError:
+                self._drop(p, "malformed", out)
+                return
         flags = fk.tcp_flags
         new_syn = flags is not None and flags & _SYN_ACK == TCP_SYN
         if stale is not None and stale.closing and new_syn:
             self.retire(p, stale)  # a new connection on the ports of a closing one
             stale = None
-        d = decide(self.fabric, p, direction, frame, fk, key)
+        d = decide(self.fabric, p, direction, frame, fk)
         self._count(p, d)
         if d.punt is not None:
             p.counters[f"punt:{d.punt}"] += 1
@@ -335,11 +344,11 @@ class VSwitch(Programming, Listing):
             raise RuntimeError("the slow path produced no template")
         flow = None
         if d.cacheable:
-            tcp = fk.protocol == 6 and fk.l4_offset >= 0
-            flags_at = fk.l4_offset + TCP_FLAGS_OFFSET if tcp else 0
+            tcp = fk.protocol == PROTO_TCP and fk.l4_offset >= 0
+            flags_at = fk.l4_offset + TCP_FLAGS_AT if tcp else 0
             table = p.table(direction)
             reply = fk.reply_connection()
-            flow = self._commit(p, table, key, d, template, now, flags_at, reply, stale)
+            flow = self._commit(p, table, fk.key, d, template, now, flags_at, reply, stale)
             if flow is None:
                 self._drop(p, "flow_table_full", out)
                 return
@@ -349,16 +358,25 @@ class VSwitch(Programming, Listing):
         em = template.emit(p.name, frame, d.arg)
         if isinstance(em, Transmit) or (isinstance(em, Deliver) and em.port == p.name):
             out.append(em)
-        else:
-            self._after(p, em, now, out)
+        else:  # an unedited frame delivered to another port keeps its parsed view
+            self._after(p, em, now, out, fk if getattr(em, "frame", None) is frame else None)
         if flow is not None and flags is not None and flags & TCP_CLOSE_FLAGS:
             self._tcp_flags(p, flow, flags)
 
     def _slow_uplink(
-        self, frame: bytes, key: bytes, now: float, out: list[Emit], stale: Flow | None
+        self,
+        frame: bytes,
+        key: bytes,
+        now: float,
+        out: list[Emit],
+        stale: Flow | None,
+        okey: bytes,
+        ikey: bytes | None,
     ) -> None:
+        """Decide a frame from the PA network; ``okey``/``ikey``: the outer and inner parts
+        of its key (``ikey`` None when the frame has no plain shape: ``key`` is empty)."""
         up = self.uplink
-        d, inner = decide_uplink(self.fabric, frame)
+        d, inner = decide_uplink(self.fabric, frame, outer_key=okey, inner_key=ikey)
         self._count(up, d)
         template = d.template
         if template is None:
@@ -367,9 +385,9 @@ class VSwitch(Programming, Listing):
         if cacheable and self._commit(up, up.inbound, key, d, template, now, 0, b"", stale) is None:
             self._drop(up, "flow_table_full", out)
             return
-        if isinstance(template, Decap):
-            ikey = flow_key(frame, template.offset)  # valid: decide_uplink parsed it
-            self._to_vm(self.fabric.ports[template.port], frame[template.offset :], now, out, ikey)
+        if isinstance(template, Decap) and inner is not None:  # inner: the decapsulated frame's
+            q = self.fabric.ports[template.port]
+            self._to_vm(q, frame[template.offset :], now, out, fk=inner)
         else:
             self._after(up, template.emit(UPLINK, frame, 0), now, out)
 
