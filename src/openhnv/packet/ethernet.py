@@ -115,11 +115,15 @@ class Ethernet:
         return ETHERNET.pack(self.dst, self.src, ETHERTYPE_VLAN) + tag
 
 
+def vlan_tag(vlan_id: int, pcp: int = 0) -> bytes:
+    """The 4 bytes of an 802.1Q tag: the TPID 0x8100 and the tag control information."""
+    return ETHERTYPE_VLAN_BYTES + VLAN_TAG.pack(pcp, 0, vlan_id, 0)[:_U16_LEN]
+
+
 def push_vlan(frame: bytes, vlan_id: int, pcp: int = 0) -> bytes:
     """``frame`` with an 802.1Q tag inserted after the MAC addresses."""
     need(frame, 0, ETHERNET_HEADER_LEN, _HEADER)
-    tag = VLAN_TAG.pack(pcp, 0, vlan_id, ETHERTYPE_VLAN)[: VLAN_TAG_LEN - _U16_LEN]
-    return frame[:ETHERTYPE_AT] + ETHERTYPE_VLAN_BYTES + tag + frame[ETHERTYPE_AT:]
+    return frame[:ETHERTYPE_AT] + vlan_tag(vlan_id, pcp) + frame[ETHERTYPE_AT:]
 
 
 def pop_vlan(frame: bytes) -> tuple[int | None, bytes]:

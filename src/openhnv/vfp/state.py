@@ -9,15 +9,16 @@ by every flow with the same outcome (``discard``, ``local_delivery``, ``encap``,
 
 from __future__ import annotations
 
+from openhnv.packet.addresses import ZERO_MAC, mac_to_str
 from openhnv.vfp.emits import UPLINK
+from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.model import Port
-from openhnv.vfp.policy import Rule
+from openhnv.vfp.policy import MIN_VSID, Rule
 from openhnv.vfp.spaces import MappingSpace, ProviderAddress
 from openhnv.vfp.transposition import Decap, Discard, Encap, InnerEdit, LocalDelivery
 
 MAX_RULE_SETS = 100_000
-_UPLINK_MAC = "00:00:00:00:00:00"
-_UPLINK_VSID = 4096
+_NO_RDID = "-"
 
 
 class EngineState:
@@ -25,7 +26,9 @@ class EngineState:
 
     def __init__(self, flow_capacity: int) -> None:
         self.flow_capacity = flow_capacity
-        self.uplink = Port(UPLINK, _UPLINK_MAC, _UPLINK_VSID, "-", (), True, flow_capacity)
+        self.uplink = Port(
+            UPLINK, mac_to_str(ZERO_MAC), MIN_VSID, _NO_RDID, (), True, flow_capacity
+        )
         """The port of frames from the PA network (its inbound table keys outer + inner)."""
         self.mappings = MappingSpace()
         self.provider_addresses: dict[str, ProviderAddress] = {}
@@ -38,6 +41,17 @@ class EngineState:
         self._decaps: dict[tuple[str, int, int], Decap] = {}
         self._sources: dict[str, tuple[list[ProviderAddress], bool]] = {}
         self._rule_sets: dict[tuple[int, ...], tuple[Rule, ...]] = {}
+
+    def port(self, name: str) -> Port:
+        """The VM port ``name`` (``PolicyError`` when there is none)."""
+        port = self.ports.get(name)
+        if port is None:
+            raise PolicyError("port", name, "no such port")
+        return port
+
+    def port_or_uplink(self, name: str) -> Port:
+        """``port(name)``, or the uplink for ``UPLINK``."""
+        return self.uplink if name == UPLINK else self.port(name)
 
     def rule_set(self, rules: list[Rule]) -> tuple[Rule, ...]:
         """``rules`` as a tuple shared by every flow decided by the same rules."""

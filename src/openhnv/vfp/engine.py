@@ -1,11 +1,22 @@
-"""The VSwitch: programming (``apply``), packet processing (fast and slow path), expiry.
+"""The VFP engine: one host's VM ports, uplink, spaces and flow tables, and its packet path.
 
-``process_batch(port, frames, now)`` takes frames sent by VM ``port`` (or received on
-``UPLINK``) and returns the emits the I/O layer must carry out. A frame whose exact key
-is in the port's unified flow table at the port's generation takes the fast path: one
-key build, one dict probe, one int compare and the cached transposition. Anything else
-takes the slow path (``pipeline.decide``) and its decision is committed to the table.
-The clock is an argument (``now``) or the callable given at construction.
+``VfpEngine`` owns its parts and does one job itself, processing packets:
+
+- ``engine.state`` (``state.EngineState``): spaces, ports, the uplink, shared templates;
+- ``engine.programming`` (``programming.Programming``): ``apply`` / ``apply_all`` of the
+  commands of ``openhnv.vfp.commands``;
+- ``engine.listing`` (``listing.Listing``): read-only tables and ``trace``;
+- the engine: ``process_batch(port, frames, now)`` takes frames sent by VM ``port`` (or
+  received on ``UPLINK``) and returns the emits the I/O layer must carry out;
+  ``expire`` and ``retire`` end flows.
+
+A frame whose exact key is in the port's unified flow table at the port's generation
+takes the fast path: one key build, one dict probe, one int compare and the cached
+transposition. Anything else takes the slow path (``pipeline.decide``) and its decision
+is committed to the table. A frame is parsed once: the key made for the probe and, on
+the slow path, its ``FlowKey`` travel with it into ``decide`` and, unchanged, into the
+port it is delivered to. The clock is an argument (``now``) or the callable given at
+construction.
 """
 
 from __future__ import annotations
@@ -53,8 +64,8 @@ _nvgre_key = NVGRE_OUTER_KEY.unpack_from
 _new = tuple.__new__
 
 
-class VSwitch(Programming, Listing):
-    """One host's VFP engine: VM ports, the uplink, the spaces and the flow tables."""
+class VfpEngine:
+    """One host's VFP engine: its state, programming and listings, and the packet path."""
 
     def __init__(
         self,
@@ -70,12 +81,12 @@ class VSwitch(Programming, Listing):
             raise PolicyError("idle_timeout", idle_timeout, "must be positive")
         if close_timeout <= 0:
             raise PolicyError("close_timeout", close_timeout, "must be positive")
-        self.fabric = EngineState(flow_capacity)
-        self.flow_capacity = flow_capacity
+        self.state = EngineState(flow_capacity)
+        self.programming = Programming(self.state)
+        self.listing = Listing(self.state)
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.clock = clock
-        self.uplink = self.fabric.uplink
 
     # -- processing --------------------------------------------------------------------
 
@@ -93,7 +104,7 @@ class VSwitch(Programming, Listing):
         if port == UPLINK:
             self._from_uplink(frames, now, out)
         else:
-            self._from_vm(self._port(port), frames, now, out)
+            self._from_vm(self.state.port(port), frames, now, out)
         return out
 
     def _from_vm(self, p: Port, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
@@ -214,9 +225,9 @@ class VSwitch(Programming, Listing):
             self._after(q, em, now, out)
 
     def _from_uplink(self, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
-        up = self.uplink
+        up = self.state.uplink
         get = up.inbound.flows.get
-        ports = self.fabric.ports
+        ports = self.state.ports
         n = hits = 0
         append = out.append
         for frame in frames:
@@ -291,7 +302,7 @@ class VSwitch(Programming, Listing):
         """Carry out an emit other than a plain transmit: local delivery or a drop. ``fk``:
         the parsed view of a delivered frame, when known."""
         if isinstance(em, Deliver) and em.port != p.name:
-            self._to_vm(self.fabric.ports[em.port], em.frame, now, out, fk=fk)
+            self._to_vm(self.state.ports[em.port], em.frame, now, out, fk=fk)
         elif isinstance(em, Drop):
             p.counters[f"drop:{em.reason}"] += 1
             out.append(em)
@@ -328,7 +339,7 @@ class VSwitch(Programming, Listing):
         if stale is not None and stale.closing and new_syn:
             self.retire(p, stale)  # a new connection on the ports of a closing one
             stale = None
-        d = decide(self.fabric, p, direction, frame, fk)
+        d = decide(self.state, p, direction, frame, fk)
         self._count(p, d)
         if d.punt is not None:
             p.counters[f"punt:{d.punt}"] += 1
@@ -375,8 +386,8 @@ class VSwitch(Programming, Listing):
     ) -> None:
         """Decide a frame from the PA network; ``okey``/``ikey``: the outer and inner parts
         of its key (``ikey`` None when the frame has no plain shape: ``key`` is empty)."""
-        up = self.uplink
-        d, inner = decide_uplink(self.fabric, frame, outer_key=okey, inner_key=ikey)
+        up = self.state.uplink
+        d, inner = decide_uplink(self.state, frame, outer_key=okey, inner_key=ikey)
         self._count(up, d)
         template = d.template
         if template is None:
@@ -386,7 +397,7 @@ class VSwitch(Programming, Listing):
             self._drop(up, "flow_table_full", out)
             return
         if isinstance(template, Decap) and inner is not None:  # inner: the decapsulated frame's
-            q = self.fabric.ports[template.port]
+            q = self.state.ports[template.port]
             self._to_vm(q, frame[template.offset :], now, out, fk=inner)
         else:
             self._after(up, template.emit(UPLINK, frame, 0), now, out)
@@ -411,7 +422,7 @@ class VSwitch(Programming, Listing):
         stale: Flow | None,
     ) -> Flow | None:
         """Store the decision under ``key`` (re-using a stale entry); None when full."""
-        rules = self.fabric.rule_set(d.rules)
+        rules = self.state.rule_set(d.rules)
         if stale is not None:
             flow = stale
             flow.generation, flow.template, flow.arg = p.generation, template, d.arg
@@ -478,7 +489,7 @@ class VSwitch(Programming, Listing):
         limit = now - self.idle_timeout
         close_limit = now - self.close_timeout
         retired = 0
-        for p in [*self.fabric.ports.values(), self.uplink]:
+        for p in [*self.state.ports.values(), self.state.uplink]:
             for table in (p.outbound, p.inbound):
                 flows = table.flows
                 for f in table:
