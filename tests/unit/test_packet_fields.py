@@ -98,7 +98,7 @@ def test_a_short_buffer_is_a_packet_error_naming_the_header(cut: int) -> None:
 
 def test_checks_accept_what_fits() -> None:
     Demo(15, 0xFFFF, True, 100, None, bytes(4))
-    Demo(0, 0, 0, 0, 0xFFFFFF, bytes(4))
+    Demo(0, 0, False, 0, 0xFFFFFF, bytes(4))
 
 
 @pytest.mark.parametrize(

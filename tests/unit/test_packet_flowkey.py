@@ -174,12 +174,8 @@ def test_the_parsed_view_carries_the_key_and_offsets_from_its_own_start() -> Non
     assert parse_flow_key(inner, 0, fk.key) == fk == parse_flow_key(inner)
 
 
-OUTER = {
-    "outer_src_mac": "02:00:00:00:0a:01",
-    "outer_dst_mac": "02:00:00:00:0b:01",
-    "src_pa": "192.168.1.10",
-    "dst_pa": "192.168.1.20",
-}
+OUTER_SRC_MAC, OUTER_DST_MAC = "02:00:00:00:0a:01", "02:00:00:00:0b:01"
+SRC_PA, DST_PA = "192.168.1.10", "192.168.1.20"
 INNER = bytes(
     Ether(src=SRC, dst=DST) / IP(src="10.1.1.11", dst="10.1.1.12") / UDP(sport=5, dport=6)
 )
@@ -187,7 +183,10 @@ INNER = bytes(
 
 @pytest.mark.parametrize("vlan_id", [None, 7])
 def test_outer_key_and_parse_outer_of_vxlan(vlan_id: int | None) -> None:
-    packet = vxlan_encapsulate(INNER, vni=5001, src_port=50000, vlan_id=vlan_id, **OUTER)
+    packet = vxlan_encapsulate(
+        INNER, vni=5001, src_port=50000, vlan_id=vlan_id, outer_src_mac=OUTER_SRC_MAC,
+        outer_dst_mac=OUTER_DST_MAC, src_pa=SRC_PA, dst_pa=DST_PA,
+    )  # fmt: skip
     key, inner_at = outer_key(packet)
     tag = 0 if vlan_id is None else 4
     assert inner_at == 50 + tag and packet[inner_at:] == INNER
@@ -210,7 +209,10 @@ def test_outer_key_and_parse_outer_of_vxlan(vlan_id: int | None) -> None:
 
 
 def test_outer_key_and_parse_outer_of_nvgre() -> None:
-    packet = nvgre_encapsulate(INNER, vsid=6001, flow_id=9, **OUTER)
+    packet = nvgre_encapsulate(
+        INNER, vsid=6001, flow_id=9, outer_src_mac=OUTER_SRC_MAC, outer_dst_mac=OUTER_DST_MAC,
+        src_pa=SRC_PA, dst_pa=DST_PA,
+    )  # fmt: skip
     key, inner_at = outer_key(packet)
     assert (
         inner_at == 42

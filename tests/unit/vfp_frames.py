@@ -104,9 +104,8 @@ def host(
         if vm_pa == pa:
             prefixes = ["10.1.0.0/16"]
             port = c.AddPort(name, vm_mac, vsid, rdid, (ip,))
-            sw.programming.apply_all(
-                hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=prefixes, **acl)
-            )  # type: ignore[arg-type]
+            commands = hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=prefixes, **acl)  # type: ignore[arg-type]
+            sw.programming.apply_all(commands)
     return sw
 
 
