@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from openhnv.packet.errors import check_length, check_range, need
+from openhnv.packet.errors import PacketError, check_length, check_range, need
 
 _BITS_PER_BYTE = 8
 
@@ -64,8 +64,9 @@ def _width(fmt: str) -> int:
     return struct.calcsize("!" + fmt) * _BITS_PER_BYTE
 
 
-def _items(fields: Iterable[Field]) -> list[_Item]:
-    """Group the fields into struct items: consecutive bit fields fill one word."""
+def _items(header: str, fields: Iterable[Field]) -> list[_Item]:
+    """Group the fields into struct items: consecutive bit fields fill one word (a
+    declaration that does not is a ``PacketError`` when the codec's module loads)."""
     items: list[_Item] = []
     offset = 0
     word: list[Field] = []
@@ -73,21 +74,25 @@ def _items(fields: Iterable[Field]) -> list[_Item]:
         if f.bits:
             word.append(f)
             if word[0].fmt != f.fmt:
-                raise ValueError(f"bit field {f.name} ({f.fmt}) in a {word[0].fmt} word")
+                raise PacketError(
+                    header, 0, f"bit field {f.name} ({f.fmt}) in a {word[0].fmt} word"
+                )
             used = sum(x.bits for x in word)
             if used > _width(f.fmt):
-                raise ValueError(f"bit fields up to {f.name} overflow their {f.fmt} word")
+                raise PacketError(
+                    header, 0, f"bit fields up to {f.name} overflow their {f.fmt} word"
+                )
             if used == _width(f.fmt):
                 items.append(_Item(f.fmt, tuple(word), offset))
                 offset += struct.calcsize("!" + f.fmt)
                 word = []
             continue
         if word:
-            raise ValueError(f"bit fields before {f.name} do not fill their word")
+            raise PacketError(header, 0, f"bit fields before {f.name} do not fill their word")
         items.append(_Item(f.fmt, (f,), offset))
         offset += struct.calcsize("!" + f.fmt)
     if word:
-        raise ValueError(f"bit fields up to {word[-1].name} do not fill their word")
+        raise PacketError(header, 0, f"bit fields up to {word[-1].name} do not fill their word")
     return items
 
 
@@ -111,7 +116,7 @@ class Layout:
     def __init__(self, header: str, *fields: Field) -> None:
         self.header = header
         self.fields = fields
-        items = _items(fields)
+        items = _items(header, fields)
         self.struct = struct.Struct("!" + "".join(item.fmt for item in items))
         self.size = self.struct.size
         self._offsets = {f.name: item.offset for item in items for f in item.fields}
@@ -186,7 +191,7 @@ class Layout:
             blobs.update(layout._bytes)
         unknown = set(names) - ints.keys() - blobs.keys()
         if unknown:
-            raise KeyError(f"{self.header} has no fields {sorted(unknown)}")
+            raise PacketError(self.header, 0, f"no fields {sorted(unknown)} to check")
         checked_ints = tuple(ints[n] for n in names if n in ints)
         checked_blobs = tuple(blobs[n] for n in names if n in blobs)
         tests = []

@@ -5,8 +5,15 @@ Two forms of one thing:
 - ``flow_key(frame, offset=0) -> bytes`` is the fast form: a handful of slices of the
   frame concatenated, used as the dictionary key of the unified flow table. Frames of one
   flow give equal keys; frames of different flows give different keys.
-- ``parse_flow_key(frame, offset=0) -> FlowKey`` is the readable form, for the slow path,
-  trace and listings.
+- ``parse_flow_key(frame, offset=0, key=None) -> FlowKey`` is the readable form, for the
+  slow path, trace and listings. It carries the fast form too (``FlowKey.key``): the
+  parsed view of a frame, made once and passed along; a caller that made the key
+  already hands it in and it is neither made nor checked again.
+
+For a frame from the PA network, ``outer_key`` is the outer part of its key (IP protocol,
+PAs, UDP ports and VXLAN header, or the GRE header with its key) and the offset of the
+inner frame, whose ``flow_key`` completes it; ``parse_outer`` is the readable form
+(``OuterKey``).
 
 The fast key of an untagged IPv4 TCP/UDP frame without IP options is 31 bytes, taken
 with one ``struct`` call (``FAST_KEY``; byte offsets into the frame)::
