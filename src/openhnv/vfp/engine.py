@@ -230,16 +230,18 @@ class VfpEngine:
         ports = self.state.ports
         n = hits = 0
         append = out.append
+        join, fast_key, vxlan_key, nvgre_key = _join, _fast_key, _vxlan_key, _nvgre_key
+        protocol_at, udp = _OUTER_PROTOCOL_AT, PROTO_UDP  # locals: the loop's names
+        vxlan_inner, nvgre_inner = VXLAN_OUTER_LEN, NVGRE_OUTER_LEN
         for frame in frames:
             n += 1
             try:  # plain VXLAN / NVGRE around plain IPv4 TCP/UDP; anything else misses
-                proto = frame[_OUTER_PROTOCOL_AT]
-                if proto == PROTO_UDP:
-                    key = _join(_vxlan_key(frame) + _fast_key(frame, VXLAN_OUTER_LEN))
-                    inner = VXLAN_OUTER_LEN
+                if frame[protocol_at] == udp:
+                    key = join(vxlan_key(frame) + fast_key(frame, vxlan_inner))
+                    inner = vxlan_inner
                 else:
-                    key = _join(_nvgre_key(frame) + _fast_key(frame, NVGRE_OUTER_LEN))
-                    inner = NVGRE_OUTER_LEN
+                    key = join(nvgre_key(frame) + fast_key(frame, nvgre_inner))
+                    inner = nvgre_inner
             except (IndexError, struct.error):
                 key, inner = b"", 0
             f = get(key)
