@@ -72,11 +72,14 @@ from openhnv.packet.ipv4 import (
     IPV4_FLAGS_AT,
     IPV4_FRAGMENT_OFFSET_MAX,
     IPV4_HEADER_LEN,
+    IPV4_IHL_MASK,
+    IPV4_IHL_UNIT,
     IPV4_NO_OPTIONS,
     IPV4_PROTOCOL_AT,
     IPV4_SRC_AT,
     IPV4_TTL_AT,
     IPV4_VERSION,
+    IPV4_VERSION_SHIFT,
     PROTO_GRE,
     PROTO_ICMP,
     PROTO_ICMPV6,
@@ -114,9 +117,7 @@ _L3_TAG = _L3 + VLAN_TAG_LEN
 _TCI_END = _L3_TAG - len(ETHERTYPE_VLAN_BYTES)
 _PORTS_LEN = UDP_LENGTH_AT  # TCP and UDP headers both start with the two ports
 _PORT_LEN = UDP_DST_PORT_AT
-_VERSION_SHIFT = 4
-_IHL_MASK = 0x0F
-_WORD = 4
+_IP_VERSION_SHIFT = IPV4_VERSION_SHIFT  # IPv4 and IPv6 both have it in the first nibble
 _OFFSET_HIGH = IPV4_FRAGMENT_OFFSET_MAX >> 8  # the fragment offset's bits in the flags byte
 _PORTS_PROTOCOLS = (PROTO_TCP, PROTO_UDP)
 _ICMP_PROTOCOLS = (PROTO_ICMP, PROTO_ICMPV6)
@@ -150,8 +151,8 @@ def flow_key(frame: bytes, offset: int = 0) -> bytes:
         if len(frame) < o + _V4_END:
             raise PacketError("ipv4", o + _L3, "truncated header")
         vihl = frame[o + _L3]
-        ihl = (vihl & _IHL_MASK) * _WORD
-        if vihl >> _VERSION_SHIFT != IPV4_VERSION or ihl < IPV4_HEADER_LEN:
+        ihl = (vihl & IPV4_IHL_MASK) * IPV4_IHL_UNIT
+        if vihl >> IPV4_VERSION_SHIFT != IPV4_VERSION or ihl < IPV4_HEADER_LEN:
             raise PacketError("ipv4", o + _L3, f"bad version/IHL byte 0x{vihl:02x}")
         head = (
             frame[offset : o + _L3 + 1]
@@ -203,8 +204,8 @@ def _ipv6_l4(frame: bytes, l3: int) -> tuple[int, int]:
     """(upper-layer protocol, its offset or -1 for a non-first fragment) of an IPv6 packet."""
     if len(frame) < l3 + IPV6_HEADER_LEN:
         raise PacketError("ipv6", l3, "truncated header")
-    if frame[l3] >> _VERSION_SHIFT != IPV6_VERSION:
-        raise PacketError("ipv6", l3, f"bad version {frame[l3] >> _VERSION_SHIFT}")
+    if frame[l3] >> _IP_VERSION_SHIFT != IPV6_VERSION:
+        raise PacketError("ipv6", l3, f"bad version {frame[l3] >> _IP_VERSION_SHIFT}")
     proto = frame[l3 + IPV6_NEXT_HEADER_AT]
     at = l3 + IPV6_HEADER_LEN
     while proto in IPV6_EXTENSION_HEADERS or proto == IPV6_FRAGMENT_HEADER:
@@ -340,7 +341,7 @@ def parse_flow_key(frame: bytes, offset: int = 0, key: bytes | None = None) -> F
     src: ipaddress.IPv4Address | ipaddress.IPv6Address
     dst: ipaddress.IPv4Address | ipaddress.IPv6Address
     if ethertype == ETHERTYPE_IPV4:
-        ihl = (frame[l3] & _IHL_MASK) * _WORD
+        ihl = (frame[l3] & IPV4_IHL_MASK) * IPV4_IHL_UNIT
         src = ipaddress.IPv4Address(frame[l3 + IPV4_SRC_AT : l3 + IPV4_DST_AT])
         dst = ipaddress.IPv4Address(frame[l3 + IPV4_DST_AT : l3 + IPV4_HEADER_LEN])
         proto, ttl = frame[l3 + IPV4_PROTOCOL_AT], frame[l3 + IPV4_TTL_AT]
@@ -453,9 +454,9 @@ def parse_outer(frame: bytes, key: bytes | None = None) -> OuterKey:
     if frame[o + ETHERTYPE_AT : o + _L3] != ETHERTYPE_IPV4_BYTES:
         raise PacketError("ethernet", o + ETHERTYPE_AT, "the outer frame is not IPv4")
     l3 = o + _L3
-    if len(frame) < l3 + IPV4_HEADER_LEN or frame[l3] >> _VERSION_SHIFT != IPV4_VERSION:
+    if len(frame) < l3 + IPV4_HEADER_LEN or frame[l3] >> IPV4_VERSION_SHIFT != IPV4_VERSION:
         raise PacketError("ipv4", l3, "truncated or not version 4")
-    l4 = l3 + (frame[l3] & _IHL_MASK) * _WORD
+    l4 = l3 + (frame[l3] & IPV4_IHL_MASK) * IPV4_IHL_UNIT
     src = str(ipaddress.IPv4Address(frame[l3 + IPV4_SRC_AT : l3 + IPV4_DST_AT]))
     dst = str(ipaddress.IPv4Address(frame[l3 + IPV4_DST_AT : l3 + IPV4_HEADER_LEN]))
     proto = frame[l3 + IPV4_PROTOCOL_AT]

@@ -79,6 +79,10 @@ IPV4_CHECKSUM_AT = IPV4.offset("checksum")
 IPV4_SRC_AT = IPV4.offset("src")
 IPV4_DST_AT = IPV4.offset("dst")
 """Byte offsets of fields in the header, for hot paths that read a frame in place."""
+IPV4_VERSION_SHIFT = _IHL_BITS
+IPV4_IHL_MASK = (1 << _IHL_BITS) - 1
+IPV4_IHL_UNIT = _WORD
+"""The first byte is ``version << IPV4_VERSION_SHIFT | IHL``; IHL counts 32-bit words."""
 IPV4_NO_OPTIONS = IPV4_VERSION << _IHL_BITS | IPV4_HEADER_LEN // _WORD
 """The first byte of a header without options (0x45)."""
 IPV4_FRAGMENT_BITS = (

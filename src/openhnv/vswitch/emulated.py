@@ -44,6 +44,8 @@ from openhnv.packet.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_
 from openhnv.packet.ipv4 import (
     IPV4_DST_AT,
     IPV4_HEADER_LEN,
+    IPV4_IHL_MASK,
+    IPV4_IHL_UNIT,
     IPV4_PROTOCOL_AT,
     PROTO_GRE,
     PROTO_ICMP,
@@ -62,8 +64,6 @@ _DST = slice(ETHERNET_HEADER_LEN + IPV4_DST_AT, ETHERNET_HEADER_LEN + IPV4_HEADE
 _PROTOCOL = ETHERNET_HEADER_LEN + IPV4_PROTOCOL_AT
 _L4 = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN
 _ETHERTYPE = slice(ETHERTYPE_AT, ETHERNET_HEADER_LEN)
-_IHL_MASK = 0x0F
-_WORD = 4
 _VXLAN_PORT = VXLAN_PORT.to_bytes(2, "big")
 _PING_ID = 0x4E56
 
@@ -446,7 +446,7 @@ class EmulatedDriver:
                 self.counters["rx_drop:not_our_pa"] += 1
                 continue
             proto = frame[_PROTOCOL]
-            l4 = ETHERNET_HEADER_LEN + (frame[ETHERNET_HEADER_LEN] & _IHL_MASK) * _WORD
+            l4 = ETHERNET_HEADER_LEN + (frame[ETHERNET_HEADER_LEN] & IPV4_IHL_MASK) * IPV4_IHL_UNIT
             if proto == PROTO_GRE or (
                 proto == PROTO_UDP
                 and frame[l4 + UDP_DST_PORT_AT : l4 + UDP_DST_PORT_AT + 2] == _VXLAN_PORT

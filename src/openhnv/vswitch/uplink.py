@@ -54,10 +54,13 @@ from openhnv.packet.ipv4 import (
     IPV4_FLAGS_AT,
     IPV4_FRAGMENT_BITS,
     IPV4_HEADER_LEN,
+    IPV4_IHL_MASK,
+    IPV4_IHL_UNIT,
     IPV4_PROTOCOL_AT,
     IPV4_SRC_AT,
     IPV4_TOTAL_LENGTH_AT,
     IPV4_VERSION,
+    IPV4_VERSION_SHIFT,
     PROTO_GRE,
     PROTO_ICMP,
     PROTO_UDP,
@@ -77,9 +80,6 @@ _FRAGMENT_HIGH = IPV4_FRAGMENT_BITS >> 8  # MF and the high offset bits, in the 
 _VXLAN_PORT_HI, _VXLAN_PORT_LO = VXLAN_PORT.to_bytes(2, "big")
 _VLAN_HI, _VLAN_LO = ETHERTYPE_VLAN_BYTES
 _TCI_HIGH_VID = VLAN_ID_MAX >> 8  # the VLAN ID's bits in the first byte of the TCI
-_VERSION_SHIFT = 4
-_IHL_MASK = 0x0F
-_WORD = 4
 _BATCH = 64
 
 
@@ -325,9 +325,9 @@ class ProviderStack:
         return []
 
     def _receive_ipv4(self, uplink: int, frame: bytes, l3: int) -> list[Operation]:
-        if len(frame) < l3 + IPV4_HEADER_LEN or frame[l3] >> _VERSION_SHIFT != IPV4_VERSION:
+        if len(frame) < l3 + IPV4_HEADER_LEN or frame[l3] >> IPV4_VERSION_SHIFT != IPV4_VERSION:
             raise PacketError("ipv4", l3, "short or not version 4")
-        header_length = (frame[l3] & _IHL_MASK) * _WORD
+        header_length = (frame[l3] & IPV4_IHL_MASK) * IPV4_IHL_UNIT
         at = l3 + IPV4_TOTAL_LENGTH_AT
         end = l3 + ((frame[at] << 8) | frame[at + 1])
         l4 = l3 + header_length
