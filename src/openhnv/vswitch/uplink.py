@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import selectors
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -49,16 +50,13 @@ from openhnv.packet.ethernet import (
 )
 from openhnv.packet.icmp import ICMP_ECHO_REQUEST, Icmp
 from openhnv.packet.ipv4 import (
+    IPV4,
     IPV4_DST_AT,
     IPV4_FLAG_DF,
-    IPV4_FLAGS_AT,
     IPV4_FRAGMENT_BITS,
     IPV4_HEADER_LEN,
     IPV4_IHL_MASK,
     IPV4_IHL_UNIT,
-    IPV4_PROTOCOL_AT,
-    IPV4_SRC_AT,
-    IPV4_TOTAL_LENGTH_AT,
     IPV4_VERSION,
     IPV4_VERSION_SHIFT,
     PROTO_GRE,
@@ -66,7 +64,7 @@ from openhnv.packet.ipv4 import (
     PROTO_UDP,
     IPv4,
 )
-from openhnv.packet.udp import UDP_DST_PORT_AT, UDP_HEADER_LEN
+from openhnv.packet.udp import UDP, UDP_HEADER_LEN
 from openhnv.packet.vxlan import VXLAN_PORT
 from openhnv.vswitch.afpacket import AfPacketSocket
 from openhnv.vswitch.arp_resolver import ArpResolver, ArpTimers
@@ -76,8 +74,8 @@ ENCAPSULATION_VXLAN = "vxlan"
 ENCAPSULATION_NVGRE = "nvgre"
 TICK_SECONDS = 0.25
 _IPV4_DESTINATION = slice(IPV4_DST_AT, IPV4_HEADER_LEN)
-_FRAGMENT_HIGH = IPV4_FRAGMENT_BITS >> 8  # MF and the high offset bits, in the flags byte
-_VXLAN_PORT_HI, _VXLAN_PORT_LO = VXLAN_PORT.to_bytes(2, "big")
+_ipv4 = IPV4.struct.unpack_from  # the raw items of the fixed IPv4 header
+_udp = UDP.struct.unpack_from
 _VLAN_HI, _VLAN_LO = ETHERTYPE_VLAN_BYTES
 _TCI_HIGH_VID = VLAN_ID_MAX >> 8  # the VLAN ID's bits in the first byte of the TCI
 _BATCH = 64
@@ -325,43 +323,37 @@ class ProviderStack:
         return []
 
     def _receive_ipv4(self, uplink: int, frame: bytes, l3: int) -> list[Operation]:
-        if len(frame) < l3 + IPV4_HEADER_LEN or frame[l3] >> IPV4_VERSION_SHIFT != IPV4_VERSION:
-            raise PacketError("ipv4", l3, "short or not version 4")
-        header_length = (frame[l3] & IPV4_IHL_MASK) * IPV4_IHL_UNIT
-        at = l3 + IPV4_TOTAL_LENGTH_AT
-        end = l3 + ((frame[at] << 8) | frame[at + 1])
+        try:  # the fixed header in one call of packet.ipv4's struct (bit fields unsplit)
+            first, _, total, _, fragment, _, protocol, _, source, destination = _ipv4(frame, l3)
+        except struct.error:
+            raise PacketError("ipv4", l3, "shorter than its header") from None
+        if first >> IPV4_VERSION_SHIFT != IPV4_VERSION:
+            raise PacketError("ipv4", l3, f"version {first >> IPV4_VERSION_SHIFT} is not 4")
+        header_length = (first & IPV4_IHL_MASK) * IPV4_IHL_UNIT
+        end = l3 + total
         l4 = l3 + header_length
         if header_length < IPV4_HEADER_LEN or end < l4 or end > len(frame):
             raise PacketError("ipv4", l3, "header length or total length do not fit the frame")
-        destination = frame[l3 + IPV4_DST_AT : l3 + IPV4_HEADER_LEN]
         if destination not in self._local:
             self.counters["rx_dropped_not_our_pa"] += 1
             return []
-        if frame[l3 + IPV4_FLAGS_AT] & _FRAGMENT_HIGH or frame[l3 + IPV4_FLAGS_AT + 1]:
+        if fragment & IPV4_FRAGMENT_BITS:
             self.counters["rx_dropped_fragment"] += 1
             return []
-        protocol = frame[l3 + IPV4_PROTOCOL_AT]
         if protocol == PROTO_UDP:
             if end - l4 < UDP_HEADER_LEN:
                 raise PacketError("udp", l4, "shorter than its header")
-            port = l4 + UDP_DST_PORT_AT
-            if frame[port] != _VXLAN_PORT_HI or frame[port + 1] != _VXLAN_PORT_LO:
+            source_port, destination_port, _, _ = _udp(frame, l4)
+            if destination_port != VXLAN_PORT:
                 self.counters["rx_dropped_udp_port"] += 1
                 return []
             self.counters["rx_vxlan"] += 1
+            payload = frame[l4 + UDP_HEADER_LEN : end]
             return [
-                TunnelFrame(
-                    uplink,
-                    ENCAPSULATION_VXLAN,
-                    frame[l3 + IPV4_SRC_AT : l3 + IPV4_DST_AT],
-                    destination,
-                    (frame[l4] << 8) | frame[l4 + 1],
-                    frame[l4 + UDP_HEADER_LEN : end],
-                )
+                TunnelFrame(uplink, ENCAPSULATION_VXLAN, source, destination, source_port, payload)
             ]
         if protocol == PROTO_GRE:
             self.counters["rx_nvgre"] += 1
-            source = frame[l3 + IPV4_SRC_AT : l3 + IPV4_DST_AT]
             return [TunnelFrame(uplink, ENCAPSULATION_NVGRE, source, destination, 0, frame[l4:end])]
         if protocol == PROTO_ICMP and end > l4 and frame[l4] == ICMP_ECHO_REQUEST:
             return self._echo_reply(uplink, frame, l3)
