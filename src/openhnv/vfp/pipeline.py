@@ -13,7 +13,7 @@ import ipaddress
 import zlib
 from dataclasses import dataclass, field
 
-from openhnv.packet.addresses import MAC_LEN, is_multicast_mac, mac_to_bytes
+from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_bytes
 from openhnv.packet.checksum import update_checksum
 from openhnv.packet.ethernet import ETHERTYPE_ARP
 from openhnv.packet.flowkey import FlowKey
@@ -252,7 +252,7 @@ def _forward(
             d.steps.append(
                 TraceStep("-", "-", "-", None, "route", f"to {m.customer_address} in VSID {m.vsid}")
             )
-    elif is_multicast_mac(mac_to_bytes(v.dst_mac)):
+    elif int(v.dst_mac[:_OCTET], 16) & MAC_GROUP_BIT:  # the text is normalized: aa:bb:..
         return _replicate(state, port, fk, frame, v, d)
     else:
         m_or_none = state.mappings.by_mac(v.vsid, v.dst_mac)
@@ -390,6 +390,7 @@ def retarget(frame: bytes, fk: FlowKey, m: Mapping) -> bytes:
 
 
 _HOST_BYTE = 0xFF
+_OCTET = 2  # hex digits of one MAC octet
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _CHECKSUM_LEN = 2
 
