@@ -31,7 +31,7 @@ from openhnv.agent.planner import EMPTY_PLAN, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler.compile import compile_datacenter, compile_host
 from openhnv.ovsdb.rows import Row
-from openhnv.vfp.switch import VSwitch
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
 
@@ -65,10 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: problems in the synthetic rows: {full.problems[:3]}", file=sys.stderr)
         return 1
     start = time.perf_counter()
-    engine = VSwitch()
+    engine = VfpEngine()
     units = changes(EMPTY_PLAN, full)
     for unit in units:
-        engine.apply_all(unit.commands)
+        engine.programming.apply_all(unit.commands)
     first_ms = (time.perf_counter() - start) * 1000
 
     rnd = random.Random(3)
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         diff = changes(current, new)
         replan_ms.append((time.perf_counter() - start) * 1000)
         for unit in diff:
-            engine.apply_all(unit.commands)
+            engine.programming.apply_all(unit.commands)
         commands.append(sum(len(u.commands) for u in diff))
         current = new
     patch_us, apply_us, index_ms, fallbacks = patch_figures(rows, rnd, args.rows)
@@ -128,7 +128,7 @@ def patch_figures(
     state = PlanState(catalog, full)
     index_ms = (time.perf_counter() - start) * 1000
     remote = sorted(k for k, r in rows[UCAST].items() if r["mapping_type"] == "remote")
-    switch = HostSwitch(VSwitch(), NullDriver(), expire_interval=None)
+    switch = HostSwitch(VfpEngine(), NullDriver(), expire_interval=None)
     switch.start()
     apply_units(switch, changes(EMPTY_PLAN, full))
     took: list[float] = []

@@ -48,6 +48,7 @@ from dataplane_net import DataplaneLab, document, lab_name  # noqa: E402
 
 from openhnv.lab import netns  # noqa: E402
 from openhnv.lab.errors import LabError  # noqa: E402
+from openhnv.packet.vxlan import VXLAN_PORT  # noqa: E402
 
 UDP_PAYLOAD = 18  # 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 bytes, 64 with the FCS
 IPERF_PORT = 5201
@@ -173,7 +174,7 @@ class KernelSubject(Subject):
             for argv in (
                 ["ip", "addr", "add", f"{lab.pa(host)}/24", "dev", "up0"],
                 ["ip", "link", "add", "vx0", "type", "vxlan", "id", "5001", "local",
-                 lab.pa(host), "dstport", "4789", "nolearning", "dev", "up0"],
+                 lab.pa(host), "dstport", str(VXLAN_PORT), "nolearning", "dev", "up0"],
                 ["ip", "link", "add", "br0", "type", "bridge"],
                 ["ip", "link", "set", "vx0", "master", "br0", "mtu", "1500", "up"],
                 ["ip", "link", "set", port, "master", "br0", "up"],

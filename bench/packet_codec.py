@@ -63,21 +63,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload=bytes(1400),
     )
     src_pa, dst_pa = bytes([192, 168, 1, 10]), bytes([192, 168, 2, 20])
-    macs = {"outer_src_mac": bytes(6), "outer_dst_mac": bytes(6)}
+    src_mac = dst_mac = bytes(6)
     vxlan = vxlan_encapsulate(inner, vni=5001, src_port=51234, **OUTER)  # type: ignore[arg-type]
     template = TunnelTemplate.vxlan(vni=5001, **OUTER)  # type: ignore[arg-type]
     results = {
         "inner_frame_bytes": len(inner),
         "vxlan_encapsulate_us": per_call_us(
             lambda: vxlan_encapsulate(
-                inner, src_pa=src_pa, dst_pa=dst_pa, vni=5001, src_port=51234, **macs
+                inner,
+                src_pa=src_pa,
+                dst_pa=dst_pa,
+                vni=5001,
+                src_port=51234,
+                outer_src_mac=src_mac,
+                outer_dst_mac=dst_mac,
             ),
             calls,
             rounds,
         ),
         "nvgre_encapsulate_us": per_call_us(
             lambda: nvgre_encapsulate(
-                inner, src_pa=src_pa, dst_pa=dst_pa, vsid=5001, flow_id=0, **macs
+                inner,
+                src_pa=src_pa,
+                dst_pa=dst_pa,
+                vsid=5001,
+                flow_id=0,
+                outer_src_mac=src_mac,
+                outer_dst_mac=dst_mac,
             ),
             calls,
             rounds,

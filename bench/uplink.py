@@ -11,7 +11,6 @@ import argparse
 import functools
 import ipaddress
 import json
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -19,16 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from openhnv.vswitch.pawire import (
-    ARP_REPLY,
-    ETHERNET_HEADER_LEN,
-    ETHERTYPE_ARP,
-    ETHERTYPE_IPV4,
-    IP_PROTO_UDP,
-    ArpPacket,
-    ethernet_header,
-    ipv4_header,
-)
+from openhnv.packet.arp import ARP_REPLY
+from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, push_vlan
+from openhnv.packet.frames import arp_frame, vxlan_encapsulate
 from openhnv.vswitch.uplink import ProviderStack, UplinkConfig
 
 MAC = bytes.fromhex("020000000a00")
@@ -43,10 +35,11 @@ def stack(vlan: int) -> ProviderStack:
 
 
 def vxlan_frame(vlan: int, inner: int = 64) -> bytes:
-    udp_body = bytes.fromhex("0800000000138900") + b"\x00" * inner
-    udp = struct.pack("!HHHH", 50000, 4789, 8 + len(udp_body), 0) + udp_body
-    ip = ipv4_header(PEER_PA.packed, PA.packed, IP_PROTO_UDP, len(udp)) + udp
-    return ethernet_header(MAC, PEER, ETHERTYPE_IPV4, vlan) + ip
+    """A VXLAN frame from the peer PA to ours (VNI 5001, ``inner`` zero bytes inside)."""
+    return vxlan_encapsulate(
+        bytes(inner), outer_src_mac=PEER, outer_dst_mac=MAC, src_pa=PEER_PA.packed,
+        dst_pa=PA.packed, vni=5001, src_port=50000, vlan_id=vlan or None,
+    )  # fmt: skip
 
 
 def per_frame_ns(count: int, run: Callable[[], object]) -> float:
@@ -65,8 +58,11 @@ def measure(vlan: int, count: int) -> dict[str, float]:
     # Resolve the peer once, then time sending to a known next hop.
     packet = vxlan_frame(0)[ETHERNET_HEADER_LEN:]
     s.send_ip(0, packet, 0.0)
-    reply = ArpPacket(ARP_REPLY, PEER, PEER_PA.packed, MAC, PA.packed).build()
-    s.receive(0, ethernet_header(MAC, PEER, ETHERTYPE_ARP, vlan) + reply, 0.0)
+    reply = arp_frame(
+        op=ARP_REPLY, src_mac=PEER, dst_mac=MAC, sender_mac=PEER, sender_ip=PEER_PA.packed,
+        target_mac=MAC, target_ip=PA.packed,
+    )  # fmt: skip
+    s.receive(0, push_vlan(reply, vlan) if vlan else reply, 0.0)
     tx = per_frame_ns(count, functools.partial(s.send_ip, 0, packet, 0.0))
     return {f"rx_vxlan_ns_vlan{vlan}": rx, f"tx_resolved_ns_vlan{vlan}": tx}
 

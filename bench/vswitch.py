@@ -4,7 +4,7 @@ Two hosts on one PA subnet (untagged, then VLAN-tagged), a VM on each, HNV layer
 both ports; the VM on host 1 sends UDP over ``--flows`` flows in batches of ``--batch``
 to the VM on host 2 (encapsulate, carry, decapsulate, deliver), and to a VM on its own
 host (local delivery). Flows are set up first, so what is timed is the fast path of
-both switches plus the driver and fabric. Prints one JSON object; ``--smoke`` runs a
+both switches plus the driver and network. Prints one JSON object; ``--smoke`` runs a
 tiny count.
 """
 
@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 from vfp_frames import udp_frame
 
 from openhnv.vfp import commands as c
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping
-from openhnv.vfp.switch import VSwitch
-from openhnv.vswitch.emulated import EmulatedDriver, Fabric
+from openhnv.vswitch.emulated import EmulatedDriver, EmulatedNetwork
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 
 ROUTER = "40:1d:d8:b7:1c:06"
@@ -40,47 +40,47 @@ VMS = {  # name: host, mac, ip
 }
 
 
-def build(vlan: int | None) -> tuple[Fabric, list[HostSwitch]]:
-    fabric = Fabric()
-    fabric.add_subnet("rack", "192.168.1.0/24", vlan_id=vlan, gateway="192.168.1.1")
+def build(vlan: int | None) -> tuple[EmulatedNetwork, list[HostSwitch]]:
+    network = EmulatedNetwork()
+    network.add_subnet("rack", "192.168.1.0/24", vlan_id=vlan, gateway="192.168.1.1")
     switches = []
     for host, pa in PAS.items():
-        fabric.add_host(host, {"up0": "rack"})
-        sw = HostSwitch(VSwitch(), EmulatedDriver(fabric, host), expire_interval=None)
+        network.add_host(host, {"up0": "rack"})
+        sw = HostSwitch(VfpEngine(), EmulatedDriver(network, host), expire_interval=None)
         cmds: list[c.Command] = []
         for name, (vm_host, mac, ip) in VMS.items():
             cmds.append(c.AddMapping(Mapping(RDID, ip, PAS[vm_host], mac, VSID)))
             if vm_host == host:
-                fabric.add_vm_port(host, name, mac)
+                network.add_vm_port(host, name, mac)
                 port = c.AddPort(name, mac, VSID, RDID, (ip,))
                 cmds += hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=["10.1.0.0/16"])
         sw.start()
         sw.set_provider_addresses([PaConfig(pa, 24, vlan, "192.168.1.1", "up0")])
         sw.apply(cmds)
         switches.append(sw)
-    return fabric, switches
+    return network, switches
 
 
 def packets_per_second(vlan: int | None, to: str, count: int, flows: int, batch: int) -> float:
-    fabric, switches = build(vlan)
+    network, switches = build(vlan)
     _, src_mac, src_ip = VMS["vm1"]
     dst_host, dst_mac, dst_ip = VMS[to]
     frames = [udp_frame(src_mac, dst_mac, src_ip, dst_ip, sport=10_000 + i) for i in range(flows)]
     n = max(1, flows // batch)
     batches = [[frames[(b * batch + i) % flows] for i in range(batch)] for b in range(n)]
     for b in batches:  # set the flows up (slow path) before timing
-        fabric.send_batch_from_vm("h1", "vm1", b)
-    fabric.received(dst_host, to)
+        network.send_batch_from_vm("h1", "vm1", b)
+    network.received(dst_host, to)
     rounds = max(1, count // batch)
     start = time.perf_counter()
     got = 0
     for r in range(rounds):
-        fabric.send_batch_from_vm("h1", "vm1", batches[r % len(batches)])
-        got += len(fabric.received(dst_host, to))
+        network.send_batch_from_vm("h1", "vm1", batches[r % len(batches)])
+        got += len(network.received(dst_host, to))
     elapsed = time.perf_counter() - start
     if got != rounds * batch:
         raise SystemExit(f"bench: {got} of {rounds * batch} frames arrived at {to}")
-    hits = switches[0].inspect(lambda e: e.counters("vm1"))["uft_hits"]
+    hits = switches[0].inspect(lambda e: e.listing.counters("vm1"))["uft_hits"]
     if hits < got:
         raise SystemExit(f"bench: only {hits} of {got} frames took the fast path")
     for sw in switches:

@@ -1,5 +1,5 @@
 """The seed's figure 8 through two host agents: each host's own ovsdb-server holds the
-compiler's rows, each agent programs a HostSwitch on the emulated PA fabric, and
+compiler's rows, each agent programs a HostSwitch on the emulated PA network, and
 Contoso and Fabrikam, both 10.1.1.0/24, reach their own VMs only (ARP answered by the
 host, L2 over VXLAN across the PA router)."""
 
@@ -23,8 +23,8 @@ from openhnv.ovsdb.rows import diff
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.packet.arp import Arp
 from openhnv.packet.frames import arp_frame, udp_frame
-from openhnv.vfp.switch import VSwitch
-from openhnv.vswitch.emulated import EmulatedDriver, Fabric
+from openhnv.vfp.engine import VfpEngine
+from openhnv.vswitch.emulated import EmulatedDriver, EmulatedNetwork
 from openhnv.vswitch.switch import HostSwitch
 
 WAIT = 15.0
@@ -43,11 +43,11 @@ class Datacenter:
     def __init__(self, root: Path, snapshot: dict[str, list[Any]], vms: Vms) -> None:
         self.vms = vms
         self.protocol = "Vxlan"
-        self.fabric = Fabric(capture=True)
-        self.fabric.add_subnet("pa1", "192.168.1.0/24", gateway="192.168.1.1")
-        self.fabric.add_subnet("pa2", "192.168.2.0/24", gateway="192.168.2.1")
-        self.fabric.add_host("host1", {"up0": "pa1"})
-        self.fabric.add_host("host2", {"up0": "pa2"})
+        self.network = EmulatedNetwork(capture=True)
+        self.network.add_subnet("pa1", "192.168.1.0/24", gateway="192.168.1.1")
+        self.network.add_subnet("pa2", "192.168.2.0/24", gateway="192.168.2.1")
+        self.network.add_host("host1", {"up0": "pa1"})
+        self.network.add_host("host2", {"up0": "pa2"})
         self.servers: dict[str, OvsdbServer] = {}
         self.switches: dict[str, HostSwitch] = {}
         self.agents: dict[str, HostAgent] = {}
@@ -69,9 +69,9 @@ class Datacenter:
         for nic, (where, mac, _) in self.vms.items():
             if where == host:
                 self.ports[nic] = port_of(rows, nic)
-                self.fabric.add_vm_port(host, self.ports[nic], mac)
+                self.network.add_vm_port(host, self.ports[nic], mac)
         switch = self.switches[host] = HostSwitch(
-            VSwitch(), EmulatedDriver(self.fabric, host), expire_interval=None
+            VfpEngine(), EmulatedDriver(self.network, host), expire_interval=None
         )
         switch.start()
         self.agents[host] = HostAgent(switch, server.unix_remote, host_name=host)
@@ -87,10 +87,10 @@ class Datacenter:
 
     def send(self, nic: str, frame: bytes) -> None:
         host = self.vms[nic][0]
-        self.fabric.send_from_vm(host, self.ports[nic], frame)
+        self.network.send_from_vm(host, self.ports[nic], frame)
 
     def received(self, nic: str) -> list[bytes]:
-        return self.fabric.received(self.vms[nic][0], self.ports[nic])
+        return self.network.received(self.vms[nic][0], self.ports[nic])
 
 
 @pytest.fixture(params=["Vxlan", "Nvgre"])
@@ -137,7 +137,7 @@ def test_each_tenant_reaches_its_own_web_server_only(dc: Datacenter, tenant: str
     dc.send(sql, hello(sql, web_mac, "10.1.1.12"))
     (got,) = dc.received(web)
     assert got.endswith(sql.encode())
-    tunnel = [frame for _, frame in dc.fabric.wire() if frame[12:14] == b"\x08\x00"]
+    tunnel = [frame for _, frame in dc.network.wire() if frame[12:14] == b"\x08\x00"]
     assert tunnel, "the frame crossed the PA network"
     protocol = {"Vxlan": 17, "Nvgre": 47}[dc.protocol]  # UDP 4789 or GRE
     assert all(frame[14 + 9] == protocol for frame in tunnel)

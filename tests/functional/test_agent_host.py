@@ -23,8 +23,8 @@ from openhnv.ovsdb.rows import Row, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.packet.arp import Arp
 from openhnv.packet.frames import arp_frame, udp_frame
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import ACL_NIC, VNET
-from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
 from polling import eventually
@@ -50,7 +50,7 @@ class Host:
     def __init__(self, remote: str) -> None:
         self.remote = remote
         self.driver = NullDriver()
-        self.switch = HostSwitch(VSwitch(), self.driver, expire_interval=None)
+        self.switch = HostSwitch(VfpEngine(), self.driver, expire_interval=None)
         self.switch.start()
         self.agent = HostAgent(self.switch, remote, host_name="host1")
 
@@ -66,7 +66,7 @@ class Host:
         self.agent.stop()
         self.switch.stop()
 
-    def engine(self, fn: Callable[[VSwitch], T]) -> T:
+    def engine(self, fn: Callable[[VfpEngine], T]) -> T:
         return self.switch.inspect(fn)
 
 
@@ -98,12 +98,12 @@ def test_start_programs_ports_rules_mappings_and_pas_before_returning(
 ) -> None:
     host, rows = figure8_host(controller, server, hosts)
     sql, fab = port_of(rows, "contoso-sql"), port_of(rows, "fabrikam-sql")
-    ports = {p["name"]: p for p in host.engine(lambda e: e.ports())}
+    ports = {p["name"]: p for p in host.engine(lambda e: e.listing.ports())}
     assert set(ports) == {sql, fab}
-    assert [la["name"] for la in host.engine(lambda e: e.layers(sql))] == [ACL_NIC, VNET]
-    rules = host.engine(lambda e: e.rules(sql, ACL_NIC, "in-v4"))
+    assert [la["name"] for la in host.engine(lambda e: e.listing.layers(sql))] == [ACL_NIC, VNET]
+    rules = host.engine(lambda e: e.listing.rules(sql, ACL_NIC, "in-v4"))
     assert {r["rule_id"] for r in rules} == {"default-allow-vnet-in", "default-deny-all-in"}
-    assert len(host.engine(lambda e: e.mappings())) == 4
+    assert len(host.engine(lambda e: e.listing.mappings())) == 4
     (pa,) = host.driver.provider_addresses
     assert (pa.address, pa.gateway, pa.interface) == ("192.168.1.10", "192.168.1.1", "up0")
     assert host.agent.problems() == []
@@ -167,9 +167,9 @@ def test_an_unrelated_change_flushes_no_flow(
     send_to_web(host, sql)
     (sent,) = host.driver.take_transmitted()
     assert sent.provider_address == "192.168.2.20"
-    flows = host.engine(lambda e: e.flows(sql))
+    flows = host.engine(lambda e: e.listing.flows(sql))
     assert len(flows) == 1
-    sql_generation = host.engine(lambda e: e.fabric.ports[sql].generation)
+    sql_generation = host.engine(lambda e: e.state.ports[sql].generation)
     syncs = host.agent.syncs
 
     # An ACL rule of the other port changes: the contoso port's policy is untouched.
@@ -180,8 +180,8 @@ def test_an_unrelated_change_flushes_no_flow(
     )
     controller.apply([RowChange("update", "FW_Rules", fab_rule, {"priority": 65400})])
     eventually(lambda: host.agent.syncs > syncs, "a sync after the ACL change")
-    assert host.engine(lambda e: e.fabric.ports[sql].generation) == sql_generation
-    assert host.engine(lambda e: e.flows(sql)) == flows
+    assert host.engine(lambda e: e.state.ports[sql].generation) == sql_generation
+    assert host.engine(lambda e: e.listing.flows(sql)) == flows
 
     # A NIC appears on host2 in Contoso: one more mapping, the flow is still there.
     after = nb.figure8()
@@ -189,11 +189,13 @@ def test_an_unrelated_change_flushes_no_flow(
         nb.nic("contoso-app", "001DD8070013", [("10.1.1.13", "Contoso/Subnet1")], "host2")
     )
     controller.apply(diff(rows, host_rows(after)))
-    eventually(lambda: len(host.engine(lambda e: e.mappings())) == 5, "the new mapping")
-    assert [f["key"] for f in host.engine(lambda e: e.flows(sql))] == [f["key"] for f in flows]
+    eventually(lambda: len(host.engine(lambda e: e.listing.mappings())) == 5, "the new mapping")
+    assert [f["key"] for f in host.engine(lambda e: e.listing.flows(sql))] == [
+        f["key"] for f in flows
+    ]
     send_to_web(host, sql)
     assert len(host.driver.take_transmitted()) == 1
-    assert host.engine(lambda e: e.counters(sql))["packets_out"] == 2
+    assert host.engine(lambda e: e.listing.counters(sql))["packets_out"] == 2
 
 
 def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
@@ -202,16 +204,16 @@ def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
     host, rows = figure8_host(controller, server, hosts)
     sql = port_of(rows, "contoso-sql")
     before = host.engine(plan_of_engine)
-    generation = host.engine(lambda e: e.fabric.ports[sql].generation)
+    generation = host.engine(lambda e: e.state.ports[sql].generation)
     host.restart_agent()
-    assert host.engine(lambda e: e.fabric.ports[sql].generation) == generation
+    assert host.engine(lambda e: e.state.ports[sql].generation) == generation
     assert changes(host.engine(plan_of_engine), before) == []
     after = nb.figure8()  # and the restarted agent follows changes again
     after["networkInterfaces"].append(
         nb.nic("contoso-app", "001DD8070013", [("10.1.1.13", "Contoso/Subnet1")], "host2")
     )
     controller.apply(diff(rows, host_rows(after)))
-    eventually(lambda: len(host.engine(lambda e: e.mappings())) == 5, "the change followed")
+    eventually(lambda: len(host.engine(lambda e: e.listing.mappings())) == 5, "the change followed")
     expected = host.engine(plan_of_engine)
     fresh = Host(server.unix_remote)
     hosts.append(fresh)
@@ -219,7 +221,7 @@ def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
     hosts.remove(host)
     fresh.start()
     assert changes(fresh.engine(plan_of_engine), expected) == []
-    assert len(fresh.engine(lambda e: e.mappings())) == 5
+    assert len(fresh.engine(lambda e: e.listing.mappings())) == 5
     # the VM port is gone with the old host process: its row says so
     eventually(
         lambda: port_row(controller, sql)["status"].get("attached") == "false",
@@ -232,13 +234,13 @@ def test_an_ovsdb_server_restart_flushes_nothing(
 ) -> None:
     host, rows = figure8_host(controller, server, hosts)
     sql = port_of(rows, "contoso-sql")
-    generation = host.engine(lambda e: e.fabric.ports[sql].generation)
+    generation = host.engine(lambda e: e.state.ports[sql].generation)
     server.stop()
     eventually(lambda: not host.agent.status()["connected"], "the agent sees the server gone")
     server.start()
     eventually(lambda: host.agent.status()["connected"], "the agent reconnected")
-    assert host.engine(lambda e: e.fabric.ports[sql].generation) == generation
-    assert len(host.engine(lambda e: e.ports())) == 2
+    assert host.engine(lambda e: e.state.ports[sql].generation) == generation
+    assert len(host.engine(lambda e: e.listing.ports())) == 2
 
 
 def test_a_hand_written_bad_row_is_skipped_and_reported(
@@ -274,7 +276,7 @@ def test_a_hand_written_bad_row_is_skipped_and_reported(
     assert problem["table"] == "FW_Rules"
     assert problem["uuid"] == controller.uuid_of("FW_Rules", "bad-rule")
     assert "10.1.1.300/24" in problem["reason"]
-    rules = host.engine(lambda e: e.rules(sql, ACL_NIC, "in-v4"))
+    rules = host.engine(lambda e: e.listing.rules(sql, ACL_NIC, "in-v4"))
     assert "bad" not in {r["rule_id"] for r in rules}
     # a good change after it is still programmed
     after = nb.figure8()
@@ -282,7 +284,7 @@ def test_a_hand_written_bad_row_is_skipped_and_reported(
         nb.nic("contoso-app", "001DD8070013", [("10.1.1.13", "Contoso/Subnet1")], "host2")
     )
     controller.apply(diff(rows, host_rows(after)))
-    eventually(lambda: len(host.engine(lambda e: e.mappings())) == 5, "the good change")
+    eventually(lambda: len(host.engine(lambda e: e.listing.mappings())) == 5, "the good change")
     controller.apply([RowChange("delete", "FW_Rules", "bad-rule", {})])
     eventually(lambda: host.agent.problems() == [], "the problem cleared")
 
@@ -314,7 +316,10 @@ def test_a_nic_without_its_own_acl_gets_only_the_subnet_layer(
     host = Host(server.unix_remote).start()
     hosts.append(host)
     web = port_of(rows, "web")
-    assert [la["name"] for la in host.engine(lambda e: e.layers(web))] == ["ACL_SUBNET", VNET]
+    assert [la["name"] for la in host.engine(lambda e: e.listing.layers(web))] == [
+        "ACL_SUBNET",
+        VNET,
+    ]
 
 
 def test_ports_swapping_macs_converge_after_a_refusal(
@@ -342,7 +347,7 @@ def test_ports_swapping_macs_converge_after_a_refusal(
         ]
     )
     eventually(
-        lambda: {p["name"]: p["mac"] for p in host.engine(lambda e: e.ports())} == macs,
+        lambda: {p["name"]: p["mac"] for p in host.engine(lambda e: e.listing.ports())} == macs,
         "both ports with the swapped MACs",
     )
     eventually(lambda: host.agent.problems() == [], "no problem left")

@@ -22,7 +22,7 @@ from openhnv.agent.rows import TABLES, read_catalog
 from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.rows import Ref, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
-from openhnv.vfp.switch import VSwitch
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
 from polling import eventually
@@ -47,7 +47,7 @@ def driver() -> NullDriver:
 
 @pytest.fixture
 def agent(server: OvsdbServer, controller: OvsdbClient, driver: NullDriver) -> Iterator[HostAgent]:
-    switch = HostSwitch(VSwitch(), driver, expire_interval=None)
+    switch = HostSwitch(VfpEngine(), driver, expire_interval=None)
     switch.start()
     host_agent = HostAgent(switch, server.unix_remote, host_name="host1")
     host_agent.start(timeout=WAIT)  # no VM port attached: the agent writes no row

@@ -26,9 +26,9 @@ from typing import Any
 from openhnv.lab import builder, netns
 from openhnv.lab.topology import Topology, from_document
 from openhnv.vfp import commands as c
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping
-from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.linux import LinuxDriver
 from openhnv.vswitch.portlinks import port_alias
@@ -209,7 +209,7 @@ class DataplaneLab:
     def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:
         """A HostSwitch on a LinuxDriver made in ``host``'s namespace, programmed."""
         driver = netns.run_in(self.host_ns(host), LinuxDriver)
-        switch = HostSwitch(VSwitch(), driver)
+        switch = HostSwitch(VfpEngine(), driver)
         self.switches[host] = switch
         switch.start()
         program(switch, self.spec(host, extra_mappings))
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
     driver = LinuxDriver()
-    switch = HostSwitch(VSwitch(), driver)
+    switch = HostSwitch(VfpEngine(), driver)
     switch.start()
     try:
         program(switch, spec)
@@ -327,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in sys.stdin:
             if line.strip() == "stats":
                 stats = driver.statistics()
-                stats["uplink"] = switch.inspect(lambda e: dict(e.uplink.counters))
+                stats["uplink"] = switch.inspect(lambda e: dict(e.state.uplink.counters))
                 print(json.dumps(stats), flush=True)
     finally:
         switch.stop()

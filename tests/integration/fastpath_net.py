@@ -39,6 +39,7 @@ from openhnv.lab import netns
 from openhnv.lab.errors import LabError
 from openhnv.packet.checksum import internet_checksum, pseudo_header_sum
 from openhnv.packet.frames import tcp_frame, udp_frame
+from openhnv.packet.vxlan import VXLAN_PORT
 from openhnv.vfp.transposition import Encap, InnerEdit, source_port_of
 from openhnv.vswitch.afpacket import AfPacketSocket
 from openhnv.vswitch.fastpath import entries
@@ -182,7 +183,7 @@ class FastpathNet:
 
     def encap_entry(
         self, src: str, entropy: int, *, nvgre: bool = False, vlan_id: int | None = None,
-        edit: entries.InnerEdit | None = None, mtu: int | None = None,
+        edit: entries.EntryEdit | None = None, mtu: int | None = None,
         generations: Sequence[tuple[int, int]] = (),
     ) -> FlowEntry:  # fmt: skip
         """An ENCAP entry from ``src`` to the other host, from the engine's template."""
@@ -269,7 +270,7 @@ class FastpathNet:
         run("ip", "neigh", "replace", there.pa, "lladdr", there.uplink_mac, "nud", "permanent",
             "dev", UPLINK)  # fmt: skip
         run("ip", "link", "add", "vx0", "type", "vxlan", "id", str(VSID), "local", here.pa,
-            "dstport", "4789", "nolearning", "dev", UPLINK)  # fmt: skip
+            "dstport", str(VXLAN_PORT), "nolearning", "dev", UPLINK)  # fmt: skip
         run("ip", "link", "add", "br0", "type", "bridge")
         run("ip", "link", "set", "vx0", "master", "br0", "up")
         for vm in self.vms_on(host):

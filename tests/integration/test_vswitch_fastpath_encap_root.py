@@ -109,7 +109,7 @@ def test_routed_flow_rewrites_macs_and_decrements_ttl(net: FastpathNet) -> None:
     fp = net.fast_paths["h1"]
     frame = net.udp("v1", "v2", 40001, 7001, ttl=9, dst_mac=ROUTER_MAC)
     v2 = net.vms["v2"]
-    edit = entries.InnerEdit(mac_to_bytes(v2.mac), mac_to_bytes(ROUTER_MAC), decrement_ttl=True)
+    edit = entries.EntryEdit(mac_to_bytes(v2.mac), mac_to_bytes(ROUTER_MAC), decrement_ttl=True)
     fp.port_flows.set(net.port_key("v1", frame), net.encap_entry("h1", 50000, edit=edit))
     wire = net.capture(net.hosts["h2"].namespace, UPLINK)
     try:
@@ -132,7 +132,7 @@ def test_local_delivery_with_an_inner_edit(net: FastpathNet) -> None:
     fp = net.fast_paths["h1"]
     v3 = net.vms["v3"]
     frame = net.udp("v1", "v3", 40002, 7002, ttl=2, dst_mac=ROUTER_MAC)
-    edit = entries.InnerEdit(mac_to_bytes(v3.mac), mac_to_bytes(ROUTER_MAC), decrement_ttl=True)
+    edit = entries.EntryEdit(mac_to_bytes(v3.mac), mac_to_bytes(ROUTER_MAC), decrement_ttl=True)
     key = net.port_key("v1", frame)
     fp.port_flows.set(key, entries.deliver_flow(net.ifindex("h1", v3.port), edit=edit))
     vm3 = net.capture(v3.namespace, "eth0")
@@ -153,7 +153,7 @@ def test_a_ttl_that_would_run_out_misses(net: FastpathNet) -> None:
     fp = net.fast_paths["h1"]
     v3 = net.vms["v3"]
     frame = net.udp("v1", "v3", 40003, 7003, ttl=1, dst_mac=ROUTER_MAC)
-    edit = entries.InnerEdit(mac_to_bytes(v3.mac), mac_to_bytes(ROUTER_MAC), decrement_ttl=True)
+    edit = entries.EntryEdit(mac_to_bytes(v3.mac), mac_to_bytes(ROUTER_MAC), decrement_ttl=True)
     key = net.port_key("v1", frame)
     fp.port_flows.set(key, entries.deliver_flow(net.ifindex("h1", v3.port), edit=edit))
     vm3 = net.capture(v3.namespace, "eth0")

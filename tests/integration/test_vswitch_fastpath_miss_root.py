@@ -86,7 +86,7 @@ def test_a_bumped_generation_makes_the_entry_miss(
     v3 = net.vms["v3"]
     witness = _witness(net)
     frame = _to_host(net, b"generation")
-    edit = entries.InnerEdit(mac_to_bytes(v3.mac), mac_to_bytes(net.vms["v1"].mac))
+    edit = entries.EntryEdit(mac_to_bytes(v3.mac), mac_to_bytes(net.vms["v1"].mac))
     key = net.port_key("v1", frame)
     fp.generations.set(SLOT, 7)
     fp.port_flows.set(key, entries.deliver_flow(net.ifindex("h1", v3.port), edit=edit,

@@ -12,7 +12,8 @@ import pytest
 
 from openhnv.lab import netns
 from openhnv.vswitch.afpacket import AfPacketSocket
-from openhnv.vswitch.ingress import IngressError, hide_from_kernel, show_to_kernel
+from openhnv.vswitch.errors import DeviceError
+from openhnv.vswitch.ingress import hide_from_kernel, show_to_kernel
 
 pytestmark = pytest.mark.root
 
@@ -69,6 +70,6 @@ def test_hidden_frames_still_reach_packet_sockets_and_show_restores(
 
 def test_a_missing_interface_is_named(pair: tuple[str, str]) -> None:
     _, b = pair
-    with pytest.raises(IngressError, match="nosuch0"):
+    with pytest.raises(DeviceError, match="nosuch0"):
         netns.run_in(b, hide_from_kernel, "nosuch0")
     netns.run_in(b, show_to_kernel, "nosuch0")  # nothing to remove: no error

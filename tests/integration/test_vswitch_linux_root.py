@@ -26,7 +26,7 @@ from scapy.layers.vxlan import VXLAN
 
 from openhnv.lab import netns
 from openhnv.vswitch.afpacket import AfPacketSocket
-from openhnv.vswitch.driver import VSwitchError
+from openhnv.vswitch.errors import VSwitchError
 
 pytestmark = pytest.mark.root
 

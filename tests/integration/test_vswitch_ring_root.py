@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from openhnv.lab import netns
-from openhnv.vswitch.ring import MAX_FRAME, TX_FRAMES, PacketRing, RingError
+from openhnv.vswitch.errors import DeviceError
+from openhnv.vswitch.ring import MAX_FRAME, TX_FRAMES, PacketRing
 
 pytestmark = pytest.mark.root
 
@@ -118,5 +119,5 @@ def test_a_frame_bigger_than_a_slot_is_refused_and_counted(
 def test_a_missing_interface_is_named() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root for AF_PACKET")
-    with pytest.raises(RingError, match="hnv-nosuch0"):
+    with pytest.raises(DeviceError, match="hnv-nosuch0"):
         PacketRing("hnv-nosuch0")

@@ -8,9 +8,9 @@ from typing import Any
 from vfp_frames import ALL_VMS, PA_A, PA_B, ROUTER
 
 from openhnv.vfp import commands as c
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping
-from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 
@@ -35,7 +35,7 @@ def host_a() -> tuple[HostSwitch, NullDriver]:
     """Host A (PA 192.168.1.10, VLAN 7): VM1, VM3, VM5 local, every mapping known; the
     driver reports those ports plus one nobody programmed."""
     driver = NullDriver()
-    switch = HostSwitch(VSwitch(), driver, expire_interval=None)
+    switch = HostSwitch(VfpEngine(), driver, expire_interval=None)
     switch.set_provider_addresses([PaConfig(PA_A, 24, 7, GATEWAY, "up0")])
     cmds: list[c.Command] = []
     for name, vm_mac, ip, vsid, rdid, vm_pa in ALL_VMS:

@@ -12,14 +12,14 @@ from openhnv.agent.planner import EMPTY_PLAN, Unit, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.ovsdb.rows import Ref, Row, RowChange
 from openhnv.vfp import commands as c
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.spaces import Mapping
-from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
 
 
 def switch() -> HostSwitch:
-    sw = HostSwitch(VSwitch(), NullDriver(), expire_interval=None)
+    sw = HostSwitch(VfpEngine(), NullDriver(), expire_interval=None)
     sw.start()
     return sw
 
@@ -29,11 +29,11 @@ def test_every_unit_applies_in_one_go() -> None:
     rows = host_rows(nb.figure8())
     units = changes(EMPTY_PLAN, plan(read_catalog(rows)))
     assert apply_units(sw, units) == []
-    assert {p["name"] for p in sw.inspect(lambda e: e.ports())} == {
+    assert {p["name"] for p in sw.inspect(lambda e: e.listing.ports())} == {
         port_of(rows, "contoso-sql"),
         port_of(rows, "fabrikam-sql"),
     }
-    assert len(sw.inspect(lambda e: e.mappings())) == 4
+    assert len(sw.inspect(lambda e: e.listing.mappings())) == 4
 
 
 def test_a_refused_unit_blames_its_row_and_the_others_still_apply() -> None:
@@ -61,9 +61,9 @@ def test_a_refused_unit_blames_its_row_and_the_others_still_apply() -> None:
         ("Physical_Port", "copy"),
     ]
     assert all(reason.startswith("refused by the switch") for _, reason in refused)
-    ports = {p["name"] for p in sw.inspect(lambda e: e.ports())}
+    ports = {p["name"] for p in sw.inspect(lambda e: e.listing.ports())}
     assert ports == {sql, port_of(rows, "fabrikam-sql")}
-    assert len(sw.inspect(lambda e: e.mappings())) == 4
+    assert len(sw.inspect(lambda e: e.listing.mappings())) == 4
 
 
 def test_port_rows_for_ports_that_come_and_go() -> None:

@@ -29,8 +29,8 @@ from openhnv.agent.rows import read_catalog
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import Ref, Row
 from openhnv.vfp import commands as c
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.switch import VSwitch
 
 VSIDS = ("5001", "6001", "7777")  # 7777: no such Logical_Switch
 MACS = (
@@ -162,24 +162,24 @@ def apply_op(rows: Snapshot, op: Op) -> TableKey:
     return kind, key
 
 
-def engine_with(p: Plan) -> VSwitch:
-    engine = VSwitch()
+def engine_with(p: Plan) -> VfpEngine:
+    engine = VfpEngine()
     for unit in changes(EMPTY_PLAN, p):
-        engine.apply_all(unit.commands)
+        engine.programming.apply_all(unit.commands)
     return engine
 
 
-def program(engine: VSwitch, units: list[Unit]) -> list[TableKey]:
+def program(engine: VfpEngine, units: list[Unit]) -> list[TableKey]:
     """Apply ``units`` in order as the agent does: a refused unit is skipped (a refused
     port removed); the rows of the refused ones."""
     refused: list[TableKey] = []
     for unit in units:
         try:
-            engine.apply_all(unit.commands)
+            engine.programming.apply_all(unit.commands)
         except PolicyError:
             refused.append((unit.table, unit.key))
             if unit.table == PORT:
-                engine.apply_all([c.RemovePort(unit.key, missing_ok=True)])
+                engine.programming.apply_all([c.RemovePort(unit.key, missing_ok=True)])
     return refused
 
 

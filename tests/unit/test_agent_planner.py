@@ -23,21 +23,23 @@ from openhnv.ovsdb.rows import Ref
 from openhnv.packet.frames import tcp_frame
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import Deliver, Drop, Emit
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, VNET
 from openhnv.vfp.policy import Allow, Block, Route
 from openhnv.vfp.spaces import ProviderAddress
-from openhnv.vfp.switch import VSwitch
 
 SYN = 0x02
 SQL_MAC, WEB_MAC = "00:1d:d8:07:00:11", "00:1d:d8:07:00:12"
 
 
-def programmed(p: Plan) -> VSwitch:
+def programmed(p: Plan) -> VfpEngine:
     """An engine programmed with ``p`` (and host1's PA, which the vswitch would add)."""
-    engine = VSwitch()
-    engine.apply(c.AddProviderAddress(ProviderAddress("192.168.1.10", "02:00:00:00:00:01")))
+    engine = VfpEngine()
+    engine.programming.apply(
+        c.AddProviderAddress(ProviderAddress("192.168.1.10", "02:00:00:00:00:01"))
+    )
     for unit in changes(EMPTY_PLAN, p):
-        engine.apply_all(unit.commands)
+        engine.programming.apply_all(unit.commands)
     return engine
 
 
@@ -57,7 +59,7 @@ SQL = (SQL_MAC, "10.1.1.11")
 WEB = (WEB_MAC, "10.1.1.12")
 
 
-def where(engine: VSwitch, port: str, frame: bytes) -> list[Emit]:
+def where(engine: VfpEngine, port: str, frame: bytes) -> list[Emit]:
     return [e for e in engine.process(port, frame) if isinstance(e, Deliver | Drop)]
 
 

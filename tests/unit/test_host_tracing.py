@@ -13,11 +13,11 @@ from openhnv.host.frame_spec import parse_description
 from openhnv.host.tracing import OUTER_SOURCE_MAC, trace_frame, uplink_frame, vm_port
 from openhnv.packet.flowkey import parse_flow_key
 from openhnv.packet.frames import decapsulate
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.switch import VSwitch
 
 
-def engine() -> VSwitch:
+def engine() -> VfpEngine:
     switch, _ = host_a()
     return switch.engine
 
@@ -65,7 +65,7 @@ def test_uplink_frame_between_the_cas_pas() -> None:
     tunnel = decapsulate(uplink_frame(e, parse_description(tokens)))
     assert (tunnel.outer_ip.src, tunnel.outer_ip.dst) == (ip(PA_B), ip(PA_A))
     assert tunnel.outer.src == mac(OUTER_SOURCE_MAC)
-    assert tunnel.outer.dst == mac(e.fabric.provider_addresses[PA_A].mac)
+    assert tunnel.outer.dst == mac(e.state.provider_addresses[PA_A].mac)
     assert tunnel.vsid == 5001 and tunnel.encapsulation == "vxlan"
     inner = parse_flow_key(tunnel.inner)
     assert (inner.src_mac, inner.dst_mac) == (VM2[1], VM1[1])

@@ -10,6 +10,8 @@ from openhnv.packet.checksum import (
     internet_checksum,
     ones_complement_sum,
     pseudo_header_sum,
+    update_checksum,
+    update_checksum_word,
     verify_checksum,
 )
 from openhnv.packet.errors import PacketError
@@ -82,3 +84,32 @@ def test_verify_names_found_and_expected() -> None:
     assert err.value.offset == 34
     expected = internet_checksum(bytes.fromhex("00010002000a0000") + b"ab")
     assert err.value.reason == f"checksum 0x1234 does not match {expected:#06x}"
+
+
+@given(
+    st.binary(min_size=2, max_size=64).filter(lambda b: len(b) % 2 == 0),
+    st.data(),
+)
+def test_incremental_update_equals_a_fresh_checksum(data: bytes, draw: st.DataObject) -> None:
+    """RFC 1624: changing words and updating the checksum gives the checksum of the new
+    data (up to the two forms of one's complement zero, 0x0000 and 0xFFFF)."""
+    at = draw.draw(st.integers(0, len(data) // 2 - 1)) * 2
+    size = draw.draw(st.integers(1, (len(data) - at) // 2)) * 2
+    new = draw.draw(st.binary(min_size=size, max_size=size))
+    changed = data[:at] + new + data[at + size :]
+    old_sum = internet_checksum(data)
+    updated = update_checksum(old_sum, data[at : at + size], new)
+    fresh = internet_checksum(changed)
+    assert updated == fresh or {updated, fresh} == {0, 0xFFFF}
+    if size == 2:
+        word = update_checksum_word(old_sum, int.from_bytes(data[at : at + 2]), int.from_bytes(new))
+        assert word == updated
+
+
+def test_ttl_decrement_known_answer() -> None:
+    header = bytes.fromhex("4500001c00000000401100000a0000010a000002")
+    header = header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
+    lowered = header[:8] + b"\x3f" + header[9:]
+    old = internet_checksum(header[:10] + b"\0\0" + header[12:])
+    new = update_checksum_word(old, 0x4011, 0x3F11)
+    assert new == internet_checksum(lowered[:10] + b"\0\0" + lowered[12:])

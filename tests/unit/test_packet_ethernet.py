@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from packet_strategies import ethernets
 from scapy.layers.l2 import Dot1Q, Ether
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, Ethernet
+from openhnv.packet.ethernet import (
+    ETHERNET_HEADER_LEN,
+    ETHERTYPE_ARP,
+    ETHERTYPE_AT,
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV4_BYTES,
+    ETHERTYPE_VLAN_BYTES,
+    VLAN_TAG_LEN,
+    VLAN_TCI_AT,
+    Ethernet,
+    pop_vlan,
+    push_vlan,
+)
 
 DST = bytes.fromhex("001dd8070001")
 SRC = bytes.fromhex("001dd8070002")
@@ -96,3 +109,27 @@ def test_we_read_scapys() -> None:
     header, offset = Ethernet.parse(raw)
     assert header == Ethernet(DST, SRC, ETHERTYPE_IPV4, vlan_id=100, vlan_pcp=6, vlan_dei=True)
     assert offset == 18
+
+
+@given(vlan=st.integers(1, 4094), pcp=st.integers(0, 7), body=st.binary(max_size=64))
+def test_push_then_pop_vlan_is_identity(vlan: int, pcp: int, body: bytes) -> None:
+    frame = DST + SRC + b"\x08\x00" + body
+    tagged = push_vlan(frame, vlan, pcp)
+    assert (Ether(tagged)[Dot1Q].vlan, Ether(tagged)[Dot1Q].prio) == (vlan, pcp)
+    assert tagged == Ethernet(DST, SRC, ETHERTYPE_IPV4, vlan, pcp).pack() + body
+    assert pop_vlan(tagged) == (vlan, frame)
+    assert pop_vlan(frame) == (None, frame)
+
+
+def test_push_and_pop_refuse_short_frames() -> None:
+    with pytest.raises(PacketError, match=r"^ethernet at offset 0: truncated"):
+        pop_vlan(bytes(13))
+    with pytest.raises(PacketError, match=r"^ethernet at offset 0: truncated"):
+        push_vlan(bytes(13), 5)
+    with pytest.raises(PacketError, match=r"^802\.1q at offset 0: truncated"):
+        pop_vlan(bytes(12) + b"\x81\x00\x00")
+
+
+def test_offsets_for_hot_paths() -> None:
+    assert (ETHERNET_HEADER_LEN, VLAN_TAG_LEN, ETHERTYPE_AT, VLAN_TCI_AT) == (14, 4, 12, 14)
+    assert ETHERTYPE_VLAN_BYTES == b"\x81\x00" and ETHERTYPE_IPV4_BYTES == b"\x08\x00"

@@ -10,9 +10,18 @@ from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.layers.l2 import ARP, Dot1Q, Ether
+from scapy.layers.vxlan import VXLAN
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.flowkey import FAST_KEY_LEN, describe_key, flow_key, parse_flow_key
+from openhnv.packet.flowkey import (
+    FAST_KEY_LEN,
+    describe_key,
+    flow_key,
+    outer_key,
+    parse_flow_key,
+    parse_outer,
+)
+from openhnv.packet.frames import nvgre_encapsulate, vxlan_encapsulate
 
 SRC, DST = "00:1d:d8:00:00:01", "00:1d:d8:00:00:02"
 
@@ -155,3 +164,93 @@ def test_arbitrary_bytes_give_a_key_or_a_packet_error(junk: bytes, ethertype: by
     assert isinstance(key, bytes)
     parse_flow_key(data)
     describe_key(key)
+
+
+def test_the_parsed_view_carries_the_key_and_offsets_from_its_own_start() -> None:
+    inner = frame(IP(src="10.0.0.1", dst="10.0.0.2"), TCP(sport=1, dport=2, flags="S"))
+    fk = parse_flow_key(b"padding!" + inner, 8)
+    assert fk.key == flow_key(inner) == flow_key(b"padding!" + inner, 8)
+    assert (fk.l3_offset, fk.l4_offset, fk.tcp_flags) == (14, 34, 0x02)
+    assert parse_flow_key(inner, 0, fk.key) == fk == parse_flow_key(inner)
+
+
+OUTER_SRC_MAC, OUTER_DST_MAC = "02:00:00:00:0a:01", "02:00:00:00:0b:01"
+SRC_PA, DST_PA = "192.168.1.10", "192.168.1.20"
+INNER = bytes(
+    Ether(src=SRC, dst=DST) / IP(src="10.1.1.11", dst="10.1.1.12") / UDP(sport=5, dport=6)
+)
+
+
+@pytest.mark.parametrize("vlan_id", [None, 7])
+def test_outer_key_and_parse_outer_of_vxlan(vlan_id: int | None) -> None:
+    packet = vxlan_encapsulate(
+        INNER, vni=5001, src_port=50000, vlan_id=vlan_id, outer_src_mac=OUTER_SRC_MAC,
+        outer_dst_mac=OUTER_DST_MAC, src_pa=SRC_PA, dst_pa=DST_PA,
+    )  # fmt: skip
+    key, inner_at = outer_key(packet)
+    tag = 0 if vlan_id is None else 4
+    assert inner_at == 50 + tag and packet[inner_at:] == INNER
+    assert key == (
+        (packet[12:16] if tag else b"")  # the 802.1Q tag
+        + b"\x08\x00\x45"  # EtherType IPv4, version 4 IHL 5
+        + b"\x11"  # protocol UDP
+        + bytes([192, 168, 1, 10, 192, 168, 1, 20])  # the PAs
+        + (50000).to_bytes(2, "big")  # UDP source port: the inner flow's entropy
+        + (4789).to_bytes(2, "big")  # UDP destination port VXLAN
+        + bytes.fromhex("08000000") + (5001 << 8).to_bytes(4, "big")  # VXLAN, VNI 5001
+    )  # fmt: skip
+    outer = parse_outer(packet)
+    assert (outer.source_pa, outer.destination_pa, outer.encapsulation) == (
+        "192.168.1.10",
+        "192.168.1.20",
+        "vxlan",
+    )
+    assert (outer.vsid, outer.inner_offset, outer.key) == (5001, inner_at, key)
+
+
+def test_outer_key_and_parse_outer_of_nvgre() -> None:
+    packet = nvgre_encapsulate(
+        INNER, vsid=6001, flow_id=9, outer_src_mac=OUTER_SRC_MAC, outer_dst_mac=OUTER_DST_MAC,
+        src_pa=SRC_PA, dst_pa=DST_PA,
+    )  # fmt: skip
+    key, inner_at = outer_key(packet)
+    assert (
+        inner_at == 42
+        and key[3:4] == b"\x2f"
+        and key[-8:] == (bytes.fromhex("20006558") + (6001 << 8 | 9).to_bytes(4, "big"))
+    )
+    outer = parse_outer(packet)
+    assert (outer.encapsulation, outer.vsid, outer.inner_offset) == ("nvgre", 6001, 42)
+
+
+def test_a_frame_with_outer_ip_options_has_no_outer_key_but_parses() -> None:
+    packet = bytes(
+        Ether(src=SRC, dst=DST)
+        / IP(src="192.168.1.10", dst="192.168.1.20", options=b"\x01\x01\x01\x01")
+        / UDP(sport=50000, dport=4789)
+        / VXLAN(vni=5001)
+        / Ether(INNER)
+    )
+    assert outer_key(packet) == (b"", -1)
+    outer = parse_outer(packet)
+    assert (outer.key, outer.inner_offset, outer.vsid) == (b"", 54, 5001)
+
+
+@pytest.mark.parametrize(
+    ("packet", "reason"),
+    [
+        (b"short", "^ethernet at offset 0: truncated"),
+        (frame(ARP(op=1)), "^ethernet at offset 12: the outer frame is not IPv4"),
+        (frame(IP(proto=6) / (b"x" * 20)), "^ipv4 at offset 23: protocol 6 is neither"),
+        (
+            frame(IP() / UDP(dport=4790) / (b"\x08" + bytes(7))),
+            "^udp at offset 36: .*not VXLAN 4789",
+        ),
+        (frame(IP() / UDP(dport=4789) / bytes(8)), "^vxlan at offset 42: the I flag"),
+        (frame(IP(proto=47) / bytes.fromhex("0000655800000000")), "^gre at offset 34: not NVGRE"),
+        (frame(IP() / UDP(dport=4789)), "^vxlan at offset 34: truncated"),
+    ],
+)
+def test_parse_outer_names_what_is_not_a_tunnel(packet: bytes, reason: str) -> None:
+    with pytest.raises(PacketError, match=reason):
+        parse_outer(packet)

@@ -8,9 +8,9 @@ from vfp_frames import MAC_A, MAC_B, PA_A, PA_B, VM1, VM2, TcpEnd, host
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
+from openhnv.vfp.engine import DEFAULT_CLOSE_TIMEOUT, VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import IN, OUT, Block, Rule, conditions
-from openhnv.vfp.switch import DEFAULT_CLOSE_TIMEOUT, VSwitch
 
 SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
 DENY_IN = [(IN, Rule("deny-all-in", 100, conditions(), Block()))]
@@ -32,7 +32,7 @@ class Wire:
         return self._carry(self.b, "vm2", self.a, self.server, self.client, flags, payload, kw)
 
     def _carry(
-        self, src: VSwitch, port: str, dst: VSwitch, end: TcpEnd, peer: TcpEnd, flags: int,
+        self, src: VfpEngine, port: str, dst: VfpEngine, end: TcpEnd, peer: TcpEnd, flags: int,
         payload: bytes, kw: dict[str, int],
     ) -> list[object]:  # fmt: skip
         self.now += 0.001
@@ -44,8 +44,8 @@ class Wire:
             peer.saw(frame)
         return list(got)
 
-    def counters(self, sw: VSwitch, port: str) -> dict[str, int]:
-        row = sw.counters(port)
+    def counters(self, sw: VfpEngine, port: str) -> dict[str, int]:
+        row = sw.listing.counters(port)
         # every flow set up is in the table until it is retired
         assert row["flows"] == row.get("flow_setups", 0) - row.get("flows_retired", 0), row
         return {k: row.get(k, 0) for k in ("flows", "flow_setups", "flows_retired", "slow_path")}
@@ -82,13 +82,13 @@ def test_a_tcp_connection_sets_up_its_pair_once_and_retires_it_once() -> None:
             "flows": 2, "flow_setups": 2, "flows_retired": 0, "slow_path": 2
         }  # fmt: skip
         assert w.counters(sw, UPLINK)["flow_setups"] == 1  # one inner flow arrives per host
-        assert [f["closing"] for f in sw.flows(port)] == [True, True]
+        assert [f["closing"] for f in sw.listing.flows(port)] == [True, True]
     # closed pairs go after the close timeout, long before the idle timeout
     later = w.now + DEFAULT_CLOSE_TIMEOUT + 1
     assert w.a.expire(later) == 2 and w.b.expire(later) == 2  # flows, not the uplink's
     for sw, port in ((w.a, "vm1"), (w.b, "vm2")):
         assert w.counters(sw, port)["flows_retired"] == 2
-        assert sw.counters(port)["connections"] == 0
+        assert sw.listing.counters(port)["connections"] == 0
 
 
 def test_the_peers_data_and_fin_after_ours_pass_a_deny_inbound_acl() -> None:
@@ -135,7 +135,7 @@ def test_a_syn_on_a_closed_pair_starts_a_new_connection() -> None:
     assert delivered(w.c2s(SYN))
     assert delivered(w.s2c(SYN | ACK))
     assert delivered(w.c2s(ACK))
-    flows = w.a.flows("vm1")
+    flows = w.a.listing.flows("vm1")
     assert [(f["paired"], f["closing"]) for f in flows] == [(True, False), (True, False)]
     # the pair, the denied SYN's flow (re-decided as the SYN-ACK's) and the new SYN's
     assert w.counters(w.a, "vm1")["flow_setups"] == 4
@@ -171,19 +171,21 @@ def test_a_policy_change_re_evaluates_a_closing_pair_without_reopening_it() -> N
     w = Wire()
     handshake(w)
     assert delivered(w.c2s(FIN | ACK))
-    w.a.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", Rule("count", 5, conditions(), Block())))
-    w.a.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "count"))  # generation + 2
+    w.a.programming.apply(
+        c.AddRule("vm1", "ACL_NIC", "out-v4", Rule("count", 5, conditions(), Block()))
+    )
+    w.a.programming.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "count"))  # generation + 2
     assert delivered(w.s2c(FIN | ACK))
     assert delivered(w.c2s(ACK))
     assert w.counters(w.a, "vm1") == {
         "flows": 2, "flow_setups": 2, "flows_retired": 0, "slow_path": 4
     }  # fmt: skip
-    assert [f["closing"] for f in w.a.flows("vm1")] == [True, True]
+    assert [f["closing"] for f in w.a.listing.flows("vm1")] == [True, True]
 
 
 def test_the_close_timeout_must_be_positive() -> None:
     with pytest.raises(PolicyError, match="close_timeout=0"):
-        VSwitch(close_timeout=0)
+        VfpEngine(close_timeout=0)
 
 
 def test_a_cached_drop_lets_the_replies_of_a_later_connection_on_its_ports_pass() -> None:

@@ -9,10 +9,10 @@ from vfp_frames import CONTOSO, MAC_A, MAC_B, PA_A, PA_B, ROUTER, eth, mac, udp
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.policy import OUT, Block, Rule, conditions
 from openhnv.vfp.spaces import Mapping, ProviderAddress
-from openhnv.vfp.switch import VSwitch
 
 V1 = ("v1", "00:1d:d8:00:06:01", "fd00:1:1::11", 5001, PA_A)
 V2 = ("v2", "00:1d:d8:00:06:02", "fd00:1:1::12", 5001, PA_B)
@@ -26,12 +26,14 @@ def ipv6_udp(src_mac: str, dst_mac: str, src: str, dst: str, hop: int = 64) -> b
     return eth(dst_mac, src_mac, 0x86DD, head + payload)
 
 
-def host(pa: str, pa_mac: str, nic_acl: list[tuple[str, Rule]] | None = None) -> VSwitch:
-    sw = VSwitch(clock=lambda: 0.0)
-    sw.apply(c.AddProviderAddress(ProviderAddress(pa, pa_mac)))
-    sw.apply(c.SetPaNeighbor(PA_B if pa == PA_A else PA_A, MAC_B if pa == PA_A else MAC_A))
+def host(pa: str, pa_mac: str, nic_acl: list[tuple[str, Rule]] | None = None) -> VfpEngine:
+    sw = VfpEngine(clock=lambda: 0.0)
+    sw.programming.apply(c.AddProviderAddress(ProviderAddress(pa, pa_mac)))
+    sw.programming.apply(
+        c.SetPaNeighbor(PA_B if pa == PA_A else PA_A, MAC_B if pa == PA_A else MAC_A)
+    )
     for name, vm_mac, ip, vsid, vm_pa in (V1, V2, V3):
-        sw.apply(c.AddMapping(Mapping(CONTOSO, ip, vm_pa, vm_mac, vsid)))
+        sw.programming.apply(c.AddMapping(Mapping(CONTOSO, ip, vm_pa, vm_mac, vsid)))
         if vm_pa == pa:
             port = c.AddPort(name, vm_mac, vsid, CONTOSO, (ip,))
             prefixes = ["10.1.0.0/16", "fd00:1::/32"]
@@ -39,7 +41,7 @@ def host(pa: str, pa_mac: str, nic_acl: list[tuple[str, Rule]] | None = None) ->
             cmds = hnv_port_commands(
                 port, router_mac=ROUTER, vnet_prefixes=prefixes, nic_acl=acl, families=(4, 6)
             )  # type: ignore[arg-type]
-            sw.apply_all(cmds)
+            sw.programming.apply_all(cmds)
     return sw
 
 

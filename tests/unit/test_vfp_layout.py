@@ -14,7 +14,7 @@ def acl_steps(trace_steps: tuple[object, ...]) -> list[tuple[str, str]]:
 
 def test_outbound_to_the_internet_is_allowed_by_default() -> None:
     a = host(PA_A, MAC_A)
-    t = a.trace("vm1", OUT, udp_frame(VM1[1], ROUTER, VM1[2], "8.8.8.8"))
+    t = a.listing.trace("vm1", OUT, udp_frame(VM1[1], ROUTER, VM1[2], "8.8.8.8"))
     assert acl_steps(t.steps)[:2] == [
         ("ACL_NIC", "default-allow-internet-out"),
         ("ACL_SUBNET", "default-allow-internet-out"),
@@ -24,14 +24,14 @@ def test_outbound_to_the_internet_is_allowed_by_default() -> None:
 
 def test_inbound_from_the_internet_is_blocked_by_default() -> None:
     a = host(PA_A, MAC_A)
-    t = a.trace("vm1", IN, udp_frame("00:1d:d8:00:00:99", VM1[1], "8.8.8.8", VM1[2]))
+    t = a.listing.trace("vm1", IN, udp_frame("00:1d:d8:00:00:99", VM1[1], "8.8.8.8", VM1[2]))
     assert acl_steps(t.steps) == [("ACL_SUBNET", "default-deny-in")]  # inbound: subnet first
     assert t.result == "drop(acl_deny)"
 
 
 def test_both_acls_must_allow_nic_first_outbound() -> None:
     a = host(PA_A, MAC_A)
-    a.apply(
+    a.programming.apply(
         c.AddRule(
             "vm1",
             "ACL_SUBNET",
@@ -39,7 +39,7 @@ def test_both_acls_must_allow_nic_first_outbound() -> None:
             Rule("no-5", 100, conditions(dst_prefixes=[VM5[2]]), Block()),
         )
     )
-    a.apply(
+    a.programming.apply(
         c.AddRule(
             "vm1",
             "ACL_NIC",
@@ -47,11 +47,11 @@ def test_both_acls_must_allow_nic_first_outbound() -> None:
             Rule("yes-5", 100, conditions(dst_prefixes=[VM5[2]]), Allow()),
         )
     )
-    t = a.trace("vm1", OUT, udp_frame(VM1[1], VM5[1], VM1[2], VM5[2]))
+    t = a.listing.trace("vm1", OUT, udp_frame(VM1[1], VM5[1], VM1[2], VM5[2]))
     assert acl_steps(t.steps) == [("ACL_NIC", "yes-5"), ("ACL_SUBNET", "no-5")]
     assert t.result == "drop(acl_deny)"
-    assert [x["name"] for x in a.layers("vm1")] == ["ACL_NIC", "ACL_SUBNET", "VNET"]
-    assert {(g["name"], g["direction"]) for g in a.groups("vm1", "ACL_SUBNET")} == {
+    assert [x["name"] for x in a.listing.layers("vm1")] == ["ACL_NIC", "ACL_SUBNET", "VNET"]
+    assert {(g["name"], g["direction"]) for g in a.listing.groups("vm1", "ACL_SUBNET")} == {
         ("in-v4", IN),
         ("out-v4", OUT),
     }

@@ -26,9 +26,9 @@ from vfp_frames import (
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping, ProviderAddress
-from openhnv.vfp.switch import VSwitch
 
 PA_1, PA_2 = "192.168.1.10", "192.168.1.11"  # two team members on one rack
 MAC_1, MAC_2 = "02:00:00:00:0a:01", "02:00:00:00:0a:02"
@@ -37,30 +37,32 @@ GATEWAY_MAC = "02:00:00:00:0f:0f"
 PRIVATE = ("vm9", "00:1d:d8:00:00:09", "10.1.1.19")  # a port without a mapping of its own
 
 
-def two_pa_host(vm1_pa: str = PA_2, second: ProviderAddress | None = None) -> VSwitch:
+def two_pa_host(vm1_pa: str = PA_2, second: ProviderAddress | None = None) -> VfpEngine:
     """Host A with PAs PA_1 and ``second`` (default PA_2); VM1 mapped at ``vm1_pa``, VM5 at PA_1."""
-    sw = VSwitch(clock=lambda: 0.0)
-    sw.apply(c.AddProviderAddress(ProviderAddress(PA_1, MAC_1, 24)))
-    sw.apply(c.AddProviderAddress(second or ProviderAddress(PA_2, MAC_2, 24)))
-    sw.apply(c.SetPaNeighbor(PA_B, MAC_B))
+    sw = VfpEngine(clock=lambda: 0.0)
+    sw.programming.apply(c.AddProviderAddress(ProviderAddress(PA_1, MAC_1, 24)))
+    sw.programming.apply(c.AddProviderAddress(second or ProviderAddress(PA_2, MAC_2, 24)))
+    sw.programming.apply(c.SetPaNeighbor(PA_B, MAC_B))
     for name, vm_mac, ip, vsid, rdid, pa in (VM1, VM2, VM4, VM5):
         local_pa = {"vm1": vm1_pa, "vm5": PA_1}.get(name, pa)
-        sw.apply(c.AddMapping(Mapping(rdid, ip, local_pa, vm_mac, vsid)))
+        sw.programming.apply(c.AddMapping(Mapping(rdid, ip, local_pa, vm_mac, vsid)))
     for name, vm_mac, ip in ((VM1[0], VM1[1], VM1[2]), (VM5[0], VM5[1], VM5[2]), PRIVATE):
         port = c.AddPort(name, vm_mac, 5001, CONTOSO, (ip,))
-        sw.apply_all(hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=["10.1.0.0/16"]))
+        sw.programming.apply_all(
+            hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=["10.1.0.0/16"])
+        )
     return sw
 
 
-def receiver(vm1_pa: str) -> VSwitch:
+def receiver(vm1_pa: str) -> VfpEngine:
     """Host B, whose mapping space holds VM1 at ``vm1_pa`` and VM5 at PA_1."""
     b = host(PA_B, MAC_B)
-    b.apply(c.AddMapping(Mapping(CONTOSO, VM1[2], vm1_pa, VM1[1], 5001)))
-    b.apply(c.AddMapping(Mapping(CONTOSO, VM5[2], PA_1, VM5[1], 5001)))
+    b.programming.apply(c.AddMapping(Mapping(CONTOSO, VM1[2], vm1_pa, VM1[1], 5001)))
+    b.programming.apply(c.AddMapping(Mapping(CONTOSO, VM5[2], PA_1, VM5[1], 5001)))
     return b
 
 
-def transmits(sw: VSwitch, port: str, frames: list[bytes]) -> list[Transmit]:
+def transmits(sw: VfpEngine, port: str, frames: list[bytes]) -> list[Transmit]:
     out = [em for f in frames for em in sw.process(port, f, 0.0)]
     assert all(isinstance(em, Transmit) for em in out), out
     return out  # type: ignore[return-value]
@@ -80,7 +82,7 @@ def test_every_flow_of_a_vm_leaves_from_its_mapped_pa_and_is_accepted() -> None:
     for tx in transmits(a, "vm5", flows(VM5[:3], VM2)):
         assert tx.source_pa == PA_1
         assert b.process(UPLINK, tx.frame, 0.0) == [Deliver("vm2", tx.frame[50:])]
-    assert b.counters(UPLINK).get("drop:spoofed_source", 0) == 0
+    assert b.listing.counters(UPLINK).get("drop:spoofed_source", 0) == 0
 
 
 def test_routed_flows_leave_from_the_mapped_pa_too() -> None:

@@ -17,11 +17,11 @@ from openhnv.packet.addresses import ip_to_str
 from openhnv.packet.frames import decapsulate, vxlan_encapsulate
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Encapsulation, Mapping
-from openhnv.vfp.switch import VSwitch
-from openhnv.vswitch.driver import VSwitchError
-from openhnv.vswitch.emulated import EmulatedDriver, Fabric
+from openhnv.vswitch.emulated import EmulatedDriver, EmulatedNetwork
+from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 
 ROUTER = "40:1d:d8:b7:1c:06"
@@ -62,19 +62,19 @@ VMS = {
 
 
 class Net:
-    """The fabric and a started HostSwitch per host, programmed as an agent would."""
+    """The network and a started HostSwitch per host, programmed as an agent would."""
 
     def __init__(self, vlans: dict[str, int | None] | None = None) -> None:
-        self.fabric = Fabric(capture=True)
+        self.network = EmulatedNetwork(capture=True)
         for name, (cidr, vlan, gateway) in RACKS.items():
-            self.fabric.add_subnet(name, cidr, vlan_id=vlan, gateway=gateway)
+            self.network.add_subnet(name, cidr, vlan_id=vlan, gateway=gateway)
         self.switches: dict[str, HostSwitch] = {}
         for host, (rack, pa) in HOSTS.items():
-            self.fabric.add_host(host, {"up0": rack})
+            self.network.add_host(host, {"up0": rack})
             for vm in VMS.values():
                 if vm.host == host:
-                    self.fabric.add_vm_port(host, vm.name, vm.mac)
-            sw = HostSwitch(VSwitch(), EmulatedDriver(self.fabric, host), expire_interval=None)
+                    self.network.add_vm_port(host, vm.name, vm.mac)
+            sw = HostSwitch(VfpEngine(), EmulatedDriver(self.network, host), expire_interval=None)
             sw.start()
             _, vlan, gateway = RACKS[rack]
             if vlans is not None and host in vlans:
@@ -93,13 +93,13 @@ class Net:
                     )
             sw.apply(cmds)
             self.switches[host] = sw
-        self.fabric.wire()
+        self.network.wire()
 
     def send(self, vm: str, frame: bytes) -> None:
-        self.fabric.send_from_vm(VMS[vm].host, vm, frame)
+        self.network.send_from_vm(VMS[vm].host, vm, frame)
 
     def received(self, vm: str) -> list[bytes]:
-        return self.fabric.received(VMS[vm].host, vm)
+        return self.network.received(VMS[vm].host, vm)
 
     def everyone_else_got_nothing(self, *but: str) -> None:
         for vm in VMS:
@@ -108,7 +108,7 @@ class Net:
 
     def counters(self, vm_or_uplink: str, host: str | None = None) -> dict[str, int]:
         host = host or VMS[vm_or_uplink].host
-        return self.switches[host].inspect(lambda e: e.counters(vm_or_uplink))
+        return self.switches[host].inspect(lambda e: e.listing.counters(vm_or_uplink))
 
 
 def frame_between(a: str, b: str, sport: int = 1000) -> bytes:
@@ -130,7 +130,7 @@ def test_l2_to_a_vm_on_the_same_host_never_touches_the_wire(net: Net) -> None:
     frame = frame_between("c11", "c14")
     net.send("c11", frame)
     assert net.received("c14") == [frame]
-    assert net.fabric.wire() == []
+    assert net.network.wire() == []
     net.everyone_else_got_nothing()
 
 
@@ -139,7 +139,7 @@ def test_l2_to_a_vm_on_another_host_of_the_rack_goes_vxlan_tagged(net: Net) -> N
     for _ in range(3):  # slow path, then fast path
         net.send("c11", frame)
     assert net.received("c12") == [frame] * 3
-    ((rack, outer), *_) = net.fabric.wire()
+    ((rack, outer), *_) = net.network.wire()
     vlan, plain = untag(outer)
     assert (rack, vlan) == ("rack1", 11)
     t = decapsulate(plain)
@@ -156,10 +156,10 @@ def test_a_pa_in_another_rack_is_reached_through_the_router(net: Net) -> None:
     frame = frame_between("c11", "c13")
     net.send("c11", frame)
     assert net.received("c13") == [frame]
-    (rack1, first), (rack2, second) = net.fabric.wire()
+    (rack1, first), (rack2, second) = net.network.wire()
     assert (rack1, untag(first)[0], rack2, untag(second)[0]) == ("rack1", 11, "rack2", 12)
     assert untag(first)[1][22] - 1 == untag(second)[1][22]  # the router took one outer hop
-    assert net.fabric.counters["router:forwarded"] == 1
+    assert net.network.counters["router:forwarded"] == 1
 
 
 def test_the_distributed_router_routes_between_subnets_of_a_vnet(net: Net) -> None:
@@ -170,7 +170,7 @@ def test_the_distributed_router_routes_between_subnets_of_a_vnet(net: Net) -> No
     assert got[0:6] == mac(c22.mac) and got[6:12] == mac(ROUTER)
     assert got[22] == 63  # inner TTL - 1
     assert got[34:] == frame[34:]
-    outers = [decapsulate(untag(f)[1]) for _, f in net.fabric.wire()]
+    outers = [decapsulate(untag(f)[1]) for _, f in net.network.wire()]
     assert {t.vsid for t in outers} == {5002}  # the VSID of the destination subnet
     net.everyone_else_got_nothing()
 
@@ -190,7 +190,7 @@ def test_fabrikam_rides_nvgre_with_its_overlapping_addresses(net: Net) -> None:
     frame = frame_between("f11", "f12")
     net.send("f11", frame)
     assert net.received("f12") == [frame]
-    outers = [untag(f)[1] for _, f in net.fabric.wire()]
+    outers = [untag(f)[1] for _, f in net.network.wire()]
     assert all(o[23] == 47 for o in outers)  # GRE
     t = decapsulate(outers[-1])
     assert (t.encapsulation, t.vsid, t.inner) == ("nvgre", 6001, frame)
@@ -212,19 +212,19 @@ def test_a_vm_spoofing_its_source_mac_is_dropped_at_its_port(net: Net) -> None:
     c11, c14, c12 = VMS["c11"], VMS["c14"], VMS["c12"]
     net.send("c11", udp_frame(c14.mac, c12.mac, c11.ip, c12.ip))
     assert net.counters("c11")["drop:spoofed_source"] == 1
-    assert net.fabric.wire() == []
+    assert net.network.wire() == []
     net.everyone_else_got_nothing()
 
 
 def test_a_host_claiming_another_hosts_ca_is_dropped_by_the_receiver(net: Net) -> None:
     inner = frame_between("c11", "c12")  # c11 lives on h1, but h3 sends it
     rogue = vxlan_encapsulate(
-        inner, outer_src_mac=net.fabric.uplink_mac("h3", "up0"),
-        outer_dst_mac=net.fabric.uplink_mac("h2", "up0"), src_pa="192.168.2.30",
+        inner, outer_src_mac=net.network.uplink_mac("h3", "up0"),
+        outer_dst_mac=net.network.uplink_mac("h2", "up0"), src_pa="192.168.2.30",
         dst_pa="192.168.1.20", vni=5001, src_port=50000, vlan_id=11,
     )  # fmt: skip
-    net.fabric.add_uplink("h3", "rogue", "rack1")
-    net.fabric.inject("h3", "rogue", rogue)
+    net.network.add_uplink("h3", "rogue", "rack1")
+    net.network.inject("h3", "rogue", rogue)
     assert net.counters(UPLINK, "h2")["drop:spoofed_source"] == 1
     net.everyone_else_got_nothing()
 
@@ -232,15 +232,15 @@ def test_a_host_claiming_another_hosts_ca_is_dropped_by_the_receiver(net: Net) -
 def test_a_pa_with_the_wrong_vlan_is_not_heard_on_its_subnet() -> None:
     net = Net(vlans={"h1": 99})
     net.send("c11", frame_between("c11", "c12"))
-    assert net.fabric.counters["drop:vlan_mismatch"] == 1
+    assert net.network.counters["drop:vlan_mismatch"] == 1
     net.everyone_else_got_nothing()
 
 
 def test_a_pa_leaving_the_fabric_is_forgotten_by_its_peers(net: Net) -> None:
-    router = net.fabric.subnets["rack1"].router_mac.hex(":")
+    router = net.network.subnets["rack1"].router_mac.hex(":")
     assert net.switches["h1"].neighbors() == {
         "192.168.1.1": router,  # the gateway, and the other host of the rack
-        "192.168.1.20": net.fabric.uplink_mac("h2", "up0"),
+        "192.168.1.20": net.network.uplink_mac("h2", "up0"),
     }
     net.switches["h2"].set_provider_addresses([])
     assert "192.168.1.20" not in net.switches["h1"].neighbors()
@@ -253,32 +253,32 @@ def test_stopped_hosts_drop_and_bad_fabric_use_is_named() -> None:
     net = Net()
     net.switches["h2"].stop()
     net.send("c11", frame_between("c11", "c12"))
-    assert net.fabric.counters["drop:host_down"] == 1
+    assert net.network.counters["drop:host_down"] == 1
     with pytest.raises(VSwitchError, match="no VM port 'nope'"):
-        net.fabric.send_from_vm("h1", "nope", b"")
+        net.network.send_from_vm("h1", "nope", b"")
     with pytest.raises(VSwitchError, match="no uplink 'up9'"):
-        net.fabric.inject("h1", "up9", b"")
+        net.network.inject("h1", "up9", b"")
     with pytest.raises(VSwitchError, match="subnet 'rack1' exists"):
-        net.fabric.add_subnet("rack1", "10.0.0.0/8")
+        net.network.add_subnet("rack1", "10.0.0.0/8")
 
 
 def test_pas_the_fabric_refuses_leave_the_switch_as_it_was(net: Net) -> None:
     h1 = net.switches["h1"]
-    before = h1.inspect(lambda e: e.provider_addresses())
+    before = h1.inspect(lambda e: e.listing.provider_addresses())
     with pytest.raises(VSwitchError, match="does not fit its subnet"):
         h1.set_provider_addresses([PaConfig("10.9.9.9", 24, None, None, "up0")])
     with pytest.raises(VSwitchError, match=r"192\.168\.1\.20 on h1/up0 is in use"):
         h1.set_provider_addresses([PaConfig("192.168.1.20", 24, 11, None, "up0")])
     with pytest.raises(VSwitchError, match="no uplink 'up7'"):
         h1.set_provider_addresses([PaConfig("192.168.1.10", 24, 11, None, "up7")])
-    assert h1.inspect(lambda e: e.provider_addresses()) == before
+    assert h1.inspect(lambda e: e.listing.provider_addresses()) == before
     net.send("c11", frame_between("c11", "c12"))
     assert len(net.received("c12")) == 1
 
 
 def test_a_host_with_two_uplinks_sends_each_vm_from_its_mapped_pa(net: Net) -> None:
-    net.fabric.add_host("h4", {"up0": "rack1", "up1": "rack2"})
-    sw = HostSwitch(VSwitch(), EmulatedDriver(net.fabric, "h4"), expire_interval=None)
+    net.network.add_host("h4", {"up0": "rack1", "up1": "rack2"})
+    sw = HostSwitch(VfpEngine(), EmulatedDriver(net.network, "h4"), expire_interval=None)
     sw.start()
     sw.set_provider_addresses([
         PaConfig("192.168.1.40", 24, 11, "192.168.1.1", "up0"),
@@ -292,7 +292,7 @@ def test_a_host_with_two_uplinks_sends_each_vm_from_its_mapped_pa(net: Net) -> N
         cmds.append(mapping)
         for other in net.switches.values():
             other.apply([mapping])
-        net.fabric.add_vm_port("h4", name, vm_mac)
+        net.network.add_vm_port("h4", name, vm_mac)
         port = c.AddPort(name, vm_mac, 5001, CONTOSO, (ip,))
         cmds += hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=PREFIXES[CONTOSO])
     for vm in VMS.values():
@@ -302,9 +302,9 @@ def test_a_host_with_two_uplinks_sends_each_vm_from_its_mapped_pa(net: Net) -> N
     c12 = VMS["c12"]
     for name, (vm_mac, ip, _pa) in new.items():
         frames = [udp_frame(vm_mac, c12.mac, ip, c12.ip, sport=4000 + i) for i in range(16)]
-        net.fabric.send_batch_from_vm("h4", name, frames)
+        net.network.send_batch_from_vm("h4", name, frames)
         assert net.received("c12") == frames  # none dropped as spoofed by h2
-    wire = net.fabric.wire()
+    wire = net.network.wire()
     sources = {(rack, ip_to_str(decapsulate(untag(f)[1]).outer_ip.src)) for rack, f in wire}
     # d1 straight on rack1; d2 on rack2 to the router, then routed onto rack1
     assert sources == {("rack1", "192.168.1.40"), ("rack2", "192.168.2.40"),
@@ -313,9 +313,9 @@ def test_a_host_with_two_uplinks_sends_each_vm_from_its_mapped_pa(net: Net) -> N
 
 
 def test_every_vm_reaches_exactly_the_vms_of_its_vnet_across_many_hosts() -> None:
-    fabric = Fabric()
+    network = EmulatedNetwork()
     for r in range(3):
-        fabric.add_subnet(f"r{r}", f"172.16.{r}.0/24", vlan_id=100 + r, gateway=f"172.16.{r}.1")
+        network.add_subnet(f"r{r}", f"172.16.{r}.0/24", vlan_id=100 + r, gateway=f"172.16.{r}.1")
     hosts = {f"h{i}": (f"r{i % 3}", f"172.16.{i % 3}.{10 + i}") for i in range(9)}
     vms = []  # (name, host, mac, ip, vsid, rdid)
     for i in range(36):
@@ -325,8 +325,8 @@ def test_every_vm_reaches_exactly_the_vms_of_its_vnet_across_many_hosts() -> Non
         vms.append((f"v{i}", f"h{i % 9}", f"00:1d:d8:00:02:{i:02x}", ip, vsid, f"vnet{vnet}"))
     switches = {}
     for host, (rack, pa) in hosts.items():
-        fabric.add_host(host, {"up0": rack})
-        sw = HostSwitch(VSwitch(), EmulatedDriver(fabric, host), expire_interval=None)
+        network.add_host(host, {"up0": rack})
+        sw = HostSwitch(VfpEngine(), EmulatedDriver(network, host), expire_interval=None)
         sw.start()
         gateway = pa.rsplit(".", 1)[0] + ".1"
         sw.set_provider_addresses([PaConfig(pa, 24, 100 + int(rack[1]), gateway, "up0")])
@@ -334,7 +334,7 @@ def test_every_vm_reaches_exactly_the_vms_of_its_vnet_across_many_hosts() -> Non
         for name, vm_host, vm_mac, ip, vsid, rdid in vms:
             cmds.append(c.AddMapping(Mapping(rdid, ip, hosts[vm_host][1], vm_mac, vsid)))
             if vm_host == host:
-                fabric.add_vm_port(host, name, vm_mac)
+                network.add_vm_port(host, name, vm_mac)
                 port = c.AddPort(name, vm_mac, vsid, rdid, (ip,))
                 cmds += hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=["10.0.0.0/8"])
         sw.apply(cmds)
@@ -346,22 +346,22 @@ def test_every_vm_reaches_exactly_the_vms_of_its_vnet_across_many_hosts() -> Non
             same_vnet = src[5] == dst[5]
             routed = src[4] != dst[4]
             frame = udp_frame(src[2], ROUTER if routed else dst[2], src[3], dst[3])
-            fabric.send_from_vm(src[1], src[0], frame)
-            got = fabric.received(dst[1], dst[0])
+            network.send_from_vm(src[1], src[0], frame)
+            got = network.received(dst[1], dst[0])
             assert len(got) == (1 if same_vnet else 0), (src[0], dst[0])
             for other in vms:  # nobody else heard it
-                assert fabric.received(other[1], other[0]) == [], (src[0], dst[0], other[0])
-    assert fabric.counters["router:forwarded"] > 0
+                assert network.received(other[1], other[0]) == [], (src[0], dst[0], other[0])
+    assert network.counters["router:forwarded"] > 0
 
 
 def test_pas_answer_ping_on_their_rack_and_through_the_router(net: Net) -> None:
-    assert net.fabric.ping("h1", "up0", "192.168.1.20")  # same rack
-    assert net.fabric.ping("h1", "up0", "192.168.2.30")  # the other rack, routed both ways
-    assert not net.fabric.ping("h1", "up0", "192.168.2.99")  # nobody there
-    assert not net.fabric.ping("h1", "up0", "10.0.0.1")  # no route
+    assert net.network.ping("h1", "up0", "192.168.1.20")  # same rack
+    assert net.network.ping("h1", "up0", "192.168.2.30")  # the other rack, routed both ways
+    assert not net.network.ping("h1", "up0", "192.168.2.99")  # nobody there
+    assert not net.network.ping("h1", "up0", "10.0.0.1")  # no route
     net.switches["h3"].stop()
-    assert not net.fabric.ping("h1", "up0", "192.168.2.30")
-    icmp = [untag(f) for _, f in net.fabric.wire() if untag(f)[1][23] == 1]
+    assert not net.network.ping("h1", "up0", "192.168.2.30")
+    icmp = [untag(f) for _, f in net.network.wire() if untag(f)[1][23] == 1]
     replies = [(vlan, f) for vlan, f in icmp if f[34] == 0]  # echo replies
     assert {vlan for vlan, _ in replies} == {11, 12}  # tagged with each rack's VLAN
     net.everyone_else_got_nothing()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from openhnv.vswitch.driver import VSwitchError
+from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.fastpath import MAKE_TARGET, OBJECT_PATH, FastPath, object_path
 from openhnv.vswitch.fastpath.probe import probe

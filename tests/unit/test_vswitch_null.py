@@ -6,8 +6,8 @@ import pytest
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import PaConfig
+from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.null import NullDriver, made_up_mac
-from openhnv.vswitch.switch import VSwitchError
 
 
 class Sink:

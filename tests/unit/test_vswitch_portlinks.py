@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.portlinks import (
     LinkInfo,
-    PortAliasError,
     PortLink,
     parse_port_alias,
     port_links,
@@ -35,7 +35,7 @@ def test_other_aliases_are_not_ports(alias: str | None) -> None:
     ],
 )
 def test_malformed_port_aliases_are_refused_by_name(alias: str, reason: str) -> None:
-    with pytest.raises(PortAliasError, match=reason):
+    with pytest.raises(VSwitchError, match=reason):
         parse_port_alias(alias)
 
 

@@ -26,12 +26,13 @@ from vfp_frames import (
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping, ProviderAddress
-from openhnv.vfp.switch import VSwitch
+from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.null import NullDriver, made_up_mac
-from openhnv.vswitch.switch import HostSwitch, PaConfig, VSwitchError
+from openhnv.vswitch.switch import HostSwitch, PaConfig
 
 
 class Agent:
@@ -70,7 +71,7 @@ def host_switch(
 ) -> tuple[HostSwitch, NullDriver]:
     """A started host switch for ``pa`` with every VM's mapping and its local VMs' ports."""
     driver = NullDriver()
-    sw = HostSwitch(VSwitch(clock=lambda: 0.0), driver, expire_interval=None)
+    sw = HostSwitch(VfpEngine(clock=lambda: 0.0), driver, expire_interval=None)
     sw.start()
     sw.set_provider_addresses([PaConfig(pa, prefix, vlan, gateway, "up0")])
     sw.apply(vm_commands(pa))
@@ -82,7 +83,7 @@ def host_switch(
 
 def test_ports_reported_before_and_after_start_reach_the_listener() -> None:
     driver = NullDriver()
-    sw = HostSwitch(VSwitch(), driver, expire_interval=None)
+    sw = HostSwitch(VfpEngine(), driver, expire_interval=None)
     driver.inject_port("early", "02:00:00:00:00:0A")
     agent = Agent()
     sw.set_listener(agent)
@@ -116,7 +117,7 @@ def test_remote_pa_is_watched_and_traffic_waits_for_its_neighbour() -> None:
     frame = udp_frame(VM1[1], VM2[1], VM1[2], VM2[2])
     driver.inject_from_port("vm1", frame)
     assert driver.take_transmitted() == []
-    assert sw.inspect(lambda e: e.counters("vm1"))["drop:no_pa_route"] == 1
+    assert sw.inspect(lambda e: e.listing.counters("vm1"))["drop:no_pa_route"] == 1
     driver.inject_neighbor(PA_B, MAC_B)
     driver.inject_from_port("vm1", frame)
     (tx,) = driver.take_transmitted()
@@ -141,7 +142,7 @@ def test_two_switches_carry_a_frame_from_vm_to_vm() -> None:
     (got,) = b_driver.take_sent("vm4")
     assert got[0:6] == mac(VM4[1]) and got[6:12] == mac(ROUTER)
     assert got[22] == frame[22] - 1  # TTL decremented by the distributed router
-    assert b.inspect(lambda e: e.counters(UPLINK))["packets_in"] == 1
+    assert b.inspect(lambda e: e.listing.counters(UPLINK))["packets_in"] == 1
 
 
 def test_the_pa_vlan_tags_transmitted_frames() -> None:
@@ -165,7 +166,7 @@ def test_an_off_link_pa_is_reached_through_the_resolved_gateway() -> None:
     driver.inject_from_port("vm1", frame)
     (tx,) = driver.take_transmitted()
     assert tx.frame[0:6] == mac("02:00:00:00:00:01")
-    pas = sw.inspect(lambda e: e.provider_addresses())
+    pas = sw.inspect(lambda e: e.listing.provider_addresses())
     assert pas[0]["gateway_mac"] == "02:00:00:00:00:01"
 
 
@@ -174,11 +175,13 @@ def test_provider_addresses_are_replaced_as_a_set() -> None:
     sw.set_provider_addresses(
         [PaConfig("192.168.1.11", 24, None, None, "up0"), PaConfig(PA_A, 24, None, None, "up1")]
     )
-    listed = sw.inspect(lambda e: [(p["address"], p["mac"]) for p in e.provider_addresses()])
+    listed = sw.inspect(
+        lambda e: [(p["address"], p["mac"]) for p in e.listing.provider_addresses()]
+    )
     assert listed == [("192.168.1.10", made_up_mac("up1")), ("192.168.1.11", made_up_mac("up0"))]
     sw.set_provider_addresses([PaConfig("192.168.1.11", 24, None, None, "up0")])
     assert [p.address for p in sw.provider_addresses()] == ["192.168.1.11"]
-    assert sw.inspect(lambda e: len(e.provider_addresses())) == 1
+    assert sw.inspect(lambda e: len(e.listing.provider_addresses())) == 1
     assert driver.watched == [PA_A, PA_B]  # the old PA's VMs are now remote
     with pytest.raises(VSwitchError, match="given twice"):
         sw.set_provider_addresses([PaConfig(PA_A, 24, None, None, "up0")] * 2)
@@ -264,7 +267,7 @@ def test_the_watched_pas_are_those_of_the_remote_mappings_after_every_batch(
     for batch in batches:
         with contextlib.suppress(PolicyError):
             sw.apply(batch)
-        remote = {m.provider_address for m in sw.inspect(lambda e: e.fabric.mappings.all())}
+        remote = {m.provider_address for m in sw.inspect(lambda e: e.state.mappings.all())}
         assert driver.watched == sorted(remote - {PA_A})
 
 
@@ -301,20 +304,20 @@ def test_programming_and_packets_from_many_threads_lose_nothing() -> None:
         t.join()
     assert errors == []
     assert len(driver.take_sent("vm5")) == 600
-    assert sw.inspect(lambda e: len(e.mappings())) == len(ALL_VMS) + 100
+    assert sw.inspect(lambda e: len(e.listing.mappings())) == len(ALL_VMS) + 100
 
 
 def test_expire_retires_idle_flows() -> None:
     sw, driver = host_switch(PA_A)
     driver.inject_from_port("vm1", udp_frame(VM1[1], VM5[1], VM1[2], VM5[2]))
-    assert sw.inspect(lambda e: e.counters("vm1"))["flows"] == 1
+    assert sw.inspect(lambda e: e.listing.counters("vm1"))["flows"] == 1
     assert sw.expire(now=10_000.0) >= 1
-    assert sw.inspect(lambda e: e.counters("vm1"))["flows"] == 0
+    assert sw.inspect(lambda e: e.listing.counters("vm1"))["flows"] == 0
 
 
 def test_the_expiry_thread_starts_and_stops_with_the_switch() -> None:
     driver = NullDriver()
-    sw = HostSwitch(VSwitch(), driver, expire_interval=0.001)
+    sw = HostSwitch(VfpEngine(), driver, expire_interval=0.001)
     sw.start()
     sw.start()  # idempotent
     (expirer,) = [t for t in threading.enumerate() if t is sw._expirer]
@@ -327,11 +330,11 @@ def test_the_expiry_thread_starts_and_stops_with_the_switch() -> None:
 def test_a_neighbour_heard_before_its_pa_was_on_link_is_used_once_it_is() -> None:
     sw, driver = host_switch(PA_A, prefix=28)  # PA_B (.20) is off-link from .10/28
     driver.inject_neighbor(PA_B, MAC_B)
-    assert sw.inspect(lambda e: dict(e.fabric.pa_neighbors)) == {}
+    assert sw.inspect(lambda e: dict(e.state.pa_neighbors)) == {}
     sw.set_provider_addresses([PaConfig(PA_A, 24, None, None, "up0")])  # now on-link
-    assert sw.inspect(lambda e: dict(e.fabric.pa_neighbors)) == {PA_B: MAC_B}
+    assert sw.inspect(lambda e: dict(e.state.pa_neighbors)) == {PA_B: MAC_B}
     driver.inject_from_port("vm1", udp_frame(VM1[1], VM2[1], VM1[2], VM2[2]))
     (tx,) = driver.take_transmitted()
     assert tx.frame[0:6] == mac(MAC_B)
     sw.set_provider_addresses([PaConfig(PA_A, 28, None, None, "up0")])  # off-link again
-    assert sw.inspect(lambda e: dict(e.fabric.pa_neighbors)) == {}
+    assert sw.inspect(lambda e: dict(e.state.pa_neighbors)) == {}

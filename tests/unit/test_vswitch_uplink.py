@@ -17,13 +17,8 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
 from openhnv.vswitch.arp_resolver import ArpTimers
-from openhnv.vswitch.uplink import (
-    ProviderStack,
-    Transmit,
-    TunnelFrame,
-    UplinkConfig,
-    UplinkError,
-)
+from openhnv.vswitch.errors import VSwitchError
+from openhnv.vswitch.uplink import ProviderStack, TunnelFrame, UplinkConfig, UplinkSend
 
 MAC0 = bytes.fromhex("020000000a00")
 MAC1 = bytes.fromhex("020000000a01")
@@ -86,8 +81,8 @@ def outer_packet(dst: str = PEER_PA, src: str = PA0) -> bytes:
     return bytes(IP(src=src, dst=dst) / UDP(sport=51000, dport=4789) / Raw(b"x" * 20))
 
 
-def only_transmit(ops: Sequence[object]) -> Transmit:
-    assert len(ops) == 1 and isinstance(ops[0], Transmit), ops
+def only_transmit(ops: Sequence[object]) -> UplinkSend:
+    assert len(ops) == 1 and isinstance(ops[0], UplinkSend), ops
     return ops[0]
 
 
@@ -136,7 +131,7 @@ def test_someone_else_claiming_our_pa_is_counted() -> None:
 
 def test_gratuitous_arp_announces_each_pa() -> None:
     ops = stack().announce()
-    assert [op.uplink for op in ops if isinstance(op, Transmit)] == [0, 1]
+    assert [op.uplink for op in ops if isinstance(op, UplinkSend)] == [0, 1]
     first = Ether(ops[0].frame)  # type: ignore[union-attr]
     assert first.dst == "ff:ff:ff:ff:ff:ff" and first[Dot1Q].vlan == VLAN
     assert first[ARP].psrc == first[ARP].pdst == PA0
@@ -155,8 +150,8 @@ def test_first_packet_asks_arp_and_waits_then_all_go_in_order() -> None:
     second = outer_packet(dst=PEER_PA, src=PA0)[:-1] + b"y"
     assert s.send_ip(0, second, now=0.1) == []
     released = s.receive(0, arp_reply(PEER_PA, PEER_MAC), now=0.2)
-    assert [type(op) for op in released] == [Transmit, Transmit]
-    frames = [Ether(op.frame) for op in released if isinstance(op, Transmit)]
+    assert [type(op) for op in released] == [UplinkSend, UplinkSend]
+    frames = [Ether(op.frame) for op in released if isinstance(op, UplinkSend)]
     assert [f.dst for f in frames] == [PEER_MAC, PEER_MAC]
     assert all(f.src == "02:00:00:00:0a:00" and f[Dot1Q].vlan == VLAN for f in frames)
     assert [bytes(f[Raw].load)[-1:] for f in frames] == [b"x", b"y"]
@@ -200,7 +195,7 @@ def test_queue_is_bounded_and_drops_the_oldest() -> None:
     for k in range(6):
         s.send_ip(0, outer_packet()[:-1] + bytes([k]), now=0.0)
     released = s.receive(0, arp_reply(PEER_PA, PEER_MAC), now=0.1)
-    assert [op.frame[-1] for op in released if isinstance(op, Transmit)] == [2, 3, 4, 5]
+    assert [op.frame[-1] for op in released if isinstance(op, UplinkSend)] == [2, 3, 4, 5]
 
 
 def test_answers_expire_and_are_asked_again() -> None:
@@ -231,9 +226,9 @@ def test_send_frame_fills_macs_and_tag() -> None:
     frame = Ether(only_transmit(s.send_frame(1, blank, now=0.0)).frame)
     assert (frame.dst, frame.src, frame[Dot1Q].vlan) == (PEER_MAC, "02:00:00:00:0a:01", VLAN)
     assert frame[IP].src == PA1
-    with pytest.raises(UplinkError, match="not an Ethernet/IPv4 frame"):
+    with pytest.raises(VSwitchError, match="not an Ethernet/IPv4 frame"):
         s.send_frame(0, b"\x00" * 20, now=0.0)
-    with pytest.raises(UplinkError, match="not an IPv4 packet"):
+    with pytest.raises(VSwitchError, match="not an IPv4 packet"):
         s.send_ip(0, b"\x45" * 19, now=0.0)
 
 
@@ -341,18 +336,18 @@ def test_ping_to_a_pa_is_answered() -> None:
 
 
 def test_bad_configuration_is_rejected() -> None:
-    with pytest.raises(UplinkError, match=r"default_gateway 10\.0\.0\.1 is outside"):
+    with pytest.raises(VSwitchError, match=r"default_gateway 10\.0\.0\.1 is outside"):
         UplinkConfig(
             "up0", MAC0, ipaddress.IPv4Interface(f"{PA0}/24"), 0, ipaddress.IPv4Address("10.0.0.1")
         )
-    with pytest.raises(UplinkError, match="vlan 4095"):
+    with pytest.raises(VSwitchError, match="vlan 4095"):
         UplinkConfig("up0", MAC0, ipaddress.IPv4Interface(f"{PA0}/24"), 4095)
-    with pytest.raises(UplinkError, match="not unicast"):
+    with pytest.raises(VSwitchError, match="not unicast"):
         UplinkConfig("up0", b"\x01" * 6, ipaddress.IPv4Interface(f"{PA0}/24"))
     config = UplinkConfig("up0", MAC0, ipaddress.IPv4Interface(f"{PA0}/24"))
-    with pytest.raises(UplinkError, match="same provider address"):
+    with pytest.raises(VSwitchError, match="same provider address"):
         ProviderStack([config, config])
-    with pytest.raises(UplinkError, match="at least one uplink"):
+    with pytest.raises(VSwitchError, match="at least one uplink"):
         ProviderStack([])
 
 
@@ -370,14 +365,14 @@ def test_any_received_bytes_are_handled_without_raising(
     frame = header + ethertype.to_bytes(2) + body
     for candidate in (frame, frame[: len(frame) // 2], body):
         ops = s.receive(0, candidate, now=0.0)
-        assert all(isinstance(op, Transmit | TunnelFrame) for op in ops)
+        assert all(isinstance(op, UplinkSend | TunnelFrame) for op in ops)
 
 
 def test_resolve_asks_once_and_learns_the_answer() -> None:
     s = stack(vlan=0)
     hop = ipaddress.IPv4Address(PEER_PA).packed
     ops = s.resolve(0, hop, 0.0)
-    assert len(ops) == 1 and isinstance(ops[0], Transmit)
+    assert len(ops) == 1 and isinstance(ops[0], UplinkSend)
     request = Ether(ops[0].frame)
     assert request[ARP].op == 1 and request[ARP].pdst == PEER_PA and request[ARP].psrc == PA0
     assert s.resolve(0, hop, 0.1) == []  # already asking

@@ -6,9 +6,9 @@ import ipaddress
 import struct
 
 from openhnv.vfp import commands as c
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping, ProviderAddress
-from openhnv.vfp.switch import VSwitch
 
 
 def mac(text: str) -> bytes:
@@ -92,19 +92,20 @@ ALL_VMS = (VM1, VM2, VM3, VM4, VM5, FAB1)
 
 def host(
     pa: str, pa_mac: str, *, capacity: int = 1000, idle: float = 60.0, **acl: object
-) -> VSwitch:
+) -> VfpEngine:
     """A switch for host ``pa`` with every VM's mapping and its local VMs' ports."""
-    sw = VSwitch(flow_capacity=capacity, idle_timeout=idle, clock=lambda: 0.0)
-    sw.apply(c.AddProviderAddress(ProviderAddress(pa, pa_mac, 24)))
+    sw = VfpEngine(flow_capacity=capacity, idle_timeout=idle, clock=lambda: 0.0)
+    sw.programming.apply(c.AddProviderAddress(ProviderAddress(pa, pa_mac, 24)))
     for peer_pa, peer_mac in ((PA_A, MAC_A), (PA_B, MAC_B)):
         if peer_pa != pa:
-            sw.apply(c.SetPaNeighbor(peer_pa, peer_mac))
+            sw.programming.apply(c.SetPaNeighbor(peer_pa, peer_mac))
     for name, vm_mac, ip, vsid, rdid, vm_pa in ALL_VMS:
-        sw.apply(c.AddMapping(Mapping(rdid, ip, vm_pa, vm_mac, vsid)))
+        sw.programming.apply(c.AddMapping(Mapping(rdid, ip, vm_pa, vm_mac, vsid)))
         if vm_pa == pa:
             prefixes = ["10.1.0.0/16"]
             port = c.AddPort(name, vm_mac, vsid, rdid, (ip,))
-            sw.apply_all(hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=prefixes, **acl))  # type: ignore[arg-type]
+            commands = hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=prefixes, **acl)  # type: ignore[arg-type]
+            sw.programming.apply_all(commands)
     return sw
 
 

@@ -42,7 +42,8 @@ from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import SslFiles
 from openhnv.vfp.commands import RemovePort
 from openhnv.vfp.errors import PolicyError
-from openhnv.vswitch.switch import HostSwitch, VSwitchError
+from openhnv.vswitch.errors import VSwitchError
+from openhnv.vswitch.switch import HostSwitch
 
 log = logging.getLogger(__name__)
 

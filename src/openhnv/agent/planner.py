@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from openhnv.agent.arp import ArpTable
 from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, LAYER_PRIORITIES, VNET
 from openhnv.vfp.policy import (
@@ -40,8 +41,8 @@ from openhnv.vfp.policy import (
 )
 from openhnv.vfp.spaces import Encapsulation
 from openhnv.vfp.spaces import Mapping as CaMapping
-from openhnv.vfp.switch import VSwitch
-from openhnv.vswitch.driver import PaConfig, VSwitchError
+from openhnv.vswitch.driver import PaConfig
+from openhnv.vswitch.errors import VSwitchError
 
 LAYER_OF = {"nic": ACL_NIC, "subnet": ACL_SUBNET}
 FAMILIES = (4, 6)
@@ -421,11 +422,11 @@ def without(programmed: Plan, failed: list[Unit]) -> Plan:
 
 
 # -- reading an engine back -------------------------------------------------------------
-def plan_of_engine(engine: VSwitch) -> Plan:
+def plan_of_engine(engine: VfpEngine) -> Plan:
     """What ``engine`` holds, as a plan (ports, layers, groups, rules, mappings)."""
-    fabric = engine.fabric
+    state = engine.state
     ports: dict[str, PortPlan] = {}
-    for name, p in fabric.ports.items():
+    for name, p in state.ports.items():
         add = c.AddPort(
             name,
             p.mac,
@@ -455,7 +456,7 @@ def plan_of_engine(engine: VSwitch) -> Plan:
             )
             layers[layer_name] = LayerPlan(add_layer, groups)
         ports[name] = PortPlan(add, layers)
-    mappings = {(m.rdid, m.customer_address): m for m in fabric.mappings.all()}
+    mappings = {(m.rdid, m.customer_address): m for m in state.mappings.all()}
     return Plan(ports=ports, mappings=mappings)
 
 

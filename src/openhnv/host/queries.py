@@ -39,12 +39,10 @@ from openhnv.host.frame_spec import parse_description
 from openhnv.host.tracing import trace_frame, vm_port
 from openhnv.packet.decode import describe
 from openhnv.vfp.emits import UPLINK
-from openhnv.vfp.listing import Trace
+from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.listing import TableRow, Trace
 from openhnv.vfp.policy import Conditions
-from openhnv.vfp.switch import VSwitch
 from openhnv.vswitch.switch import HostSwitch, PaConfig
-
-Row = dict[str, Any]
 
 
 class AgentView(Protocol):
@@ -123,9 +121,9 @@ def describe_conditions(conditions: Conditions) -> str:
     return " ".join(words) or "any"
 
 
-def _group_rules(engine: VSwitch, port: str, layer: str, group: str) -> list[Row]:
-    rows = engine.rules(port, layer, group)  # raises for an unknown port, layer or group
-    p = engine.uplink if port == UPLINK else vm_port(engine, port)
+def _group_rules(engine: VfpEngine, port: str, layer: str, group: str) -> list[TableRow]:
+    rows = engine.listing.rules(port, layer, group)  # raises for an unknown port, layer or group
+    p = engine.state.uplink if port == UPLINK else vm_port(engine, port)
     rules = p.layers[layer].groups[group].rules
     return [
         {"layer": layer, "group": group, **r,
@@ -134,20 +132,20 @@ def _group_rules(engine: VSwitch, port: str, layer: str, group: str) -> list[Row
     ]  # fmt: skip
 
 
-def _rules(engine: VSwitch, port: str, layer: str | None, group: str | None) -> list[Row]:
+def _rules(engine: VfpEngine, port: str, layer: str | None, group: str | None) -> list[TableRow]:
     if layer is not None and group is not None:
         return _group_rules(engine, port, layer, group)
     if layer is not None or group is not None:
         raise ControlError("list-rules takes both 'layer' and 'group', or neither")
-    rows: list[Row] = []
-    for x in engine.layers(port):
-        for g in engine.groups(port, x["name"]):
+    rows: list[TableRow] = []
+    for x in engine.listing.layers(port):
+        for g in engine.listing.groups(port, x["name"]):
             rows += _group_rules(engine, port, x["name"], g["name"])
     return rows
 
 
-def _mappings(engine: VSwitch, port: str | None) -> list[Row]:
-    rows = engine.mappings()
+def _mappings(engine: VfpEngine, port: str | None) -> list[TableRow]:
+    rows = engine.listing.mappings()
     if port is None:
         return rows
     p = vm_port(engine, port)
@@ -172,7 +170,7 @@ def _mapping_filter(params: Params) -> dict[str, Any]:
     return wanted
 
 
-def pa_ca_mapping(engine: VSwitch, params: Params | None = None) -> list[Row]:
+def pa_ca_mapping(engine: VfpEngine, params: Params | None = None) -> list[TableRow]:
     """The CA -> PA mappings, as ``Get-PACAMapping`` shows them; ``params`` may narrow
     them to one CA (``ca``), PA (``pa``) or virtual subnet (``vsid``)."""
     wanted = _mapping_filter(params or {})
@@ -182,7 +180,7 @@ def pa_ca_mapping(engine: VSwitch, params: Params | None = None) -> list[Row]:
     return [r for r in rows if all(r[k] == v for k, v in wanted.items())]
 
 
-def _all_pa_ca_mappings(engine: VSwitch) -> list[Row]:
+def _all_pa_ca_mappings(engine: VfpEngine) -> list[TableRow]:
     return [
         {
             "ca_ip_address": m["customer_address"],
@@ -194,7 +192,7 @@ def _all_pa_ca_mappings(engine: VSwitch) -> list[Row]:
             "mapping_type": "local" if m["local"] else "remote",
         }
         for m in sorted(
-            engine.mappings(),
+            engine.listing.mappings(),
             key=lambda m: (m["vsid"], ipaddress.ip_address(m["customer_address"]), m["rdid"]),
         )
     ]
@@ -204,14 +202,14 @@ def _mask(prefix_length: int) -> str:
     return str(ipaddress.IPv4Network(f"0.0.0.0/{prefix_length}").netmask)
 
 
-def provider_addresses(engine: VSwitch, configs: Sequence[PaConfig] = ()) -> list[Row]:
+def provider_addresses(engine: VfpEngine, configs: Sequence[PaConfig] = ()) -> list[TableRow]:
     """This host's PAs, as ``Get-ProviderAddress`` shows them.
 
     ``configs`` are the switch's ``PaConfig``s (gateway IP and uplink interface).
     """
     by_address = {c.address: c for c in configs}
     rows = []
-    for pa in engine.provider_addresses():
+    for pa in engine.listing.provider_addresses():
         config = by_address.get(pa["address"])
         rows.append(
             {
@@ -229,9 +227,9 @@ def provider_addresses(engine: VSwitch, configs: Sequence[PaConfig] = ()) -> lis
     return rows
 
 
-def _list_ports(switch: HostSwitch) -> list[Row]:
+def _list_ports(switch: HostSwitch) -> list[TableRow]:
     reported = switch.ports()
-    rows = switch.inspect(lambda e: e.ports())
+    rows = switch.inspect(lambda e: e.listing.ports())
     for row in rows:
         row["attached"] = row["name"] in reported
         row["programmed"] = True
@@ -245,7 +243,7 @@ def _list_ports(switch: HostSwitch) -> list[Row]:
 # -- trace -------------------------------------------------------------------------------
 
 
-def trace_row(t: Trace) -> Row:
+def trace_row(t: Trace) -> TableRow:
     """A ``Trace`` as JSON-ready data (``lines`` is its text form)."""
     return {
         "port": t.port,
@@ -269,7 +267,7 @@ def trace_row(t: Trace) -> Row:
     }
 
 
-def _trace(switch: HostSwitch, params: Params) -> Row:
+def _trace(switch: HostSwitch, params: Params) -> TableRow:
     port = _required(params, "port")
     tokens = params.get("tokens")
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
@@ -281,9 +279,9 @@ def _trace(switch: HostSwitch, params: Params) -> Row:
     if port == UPLINK:
         direction = "in"
 
-    def run(engine: VSwitch) -> Row:
+    def run(engine: VfpEngine) -> TableRow:
         frame = trace_frame(engine, port, direction, spec)
-        t = engine.trace(port, direction, frame)  # type: ignore[arg-type]
+        t = engine.listing.trace(port, direction, frame)  # type: ignore[arg-type]
         return {**trace_row(t), "frame": describe(frame), "lines": t.lines()}
 
     return switch.inspect(run)
@@ -300,25 +298,25 @@ def host_handlers(
 ) -> Mapping[str, Handler]:
     """The control ops of one host (module docstring lists them)."""
 
-    def port_op(fn: Callable[[VSwitch, str], Any]) -> Handler:
+    def port_op(fn: Callable[[VfpEngine, str], Any]) -> Handler:
         return lambda p: switch.inspect(lambda e: fn(e, _required(p, "port")))
 
-    def status(_: Params) -> Row:
+    def status(_: Params) -> TableRow:
         return {**process_status(), "agent": agent.status()}
 
-    def problems(_: Params) -> list[Row]:
+    def problems(_: Params) -> list[TableRow]:
         return agent.problems()
 
-    def provider(_: Params) -> list[Row]:
+    def provider(_: Params) -> list[TableRow]:
         configs = switch.provider_addresses()
         return switch.inspect(lambda e: provider_addresses(e, configs))
 
     return {
         "ping": lambda _: {k: v for k, v in process_status().items() if k in ("name", "pid")},
         "list-ports": lambda _: _list_ports(switch),
-        "list-layers": port_op(lambda e, p: e.layers(p)),
+        "list-layers": port_op(lambda e, p: e.listing.layers(p)),
         "list-groups": lambda p: switch.inspect(
-            lambda e: e.groups(_required(p, "port"), _required(p, "layer"))
+            lambda e: e.listing.groups(_required(p, "port"), _required(p, "layer"))
         ),
         "list-rules": lambda p: switch.inspect(
             lambda e: _rules(
@@ -328,13 +326,15 @@ def host_handlers(
                 _text(p, "group", required=False),
             )
         ),
-        "list-spaces": lambda _: switch.inspect(lambda e: e.spaces()),
+        "list-spaces": lambda _: switch.inspect(lambda e: e.listing.spaces()),
         "list-mappings": lambda p: switch.inspect(
             lambda e: _mappings(e, _text(p, "port", required=False))
         ),
-        "list-flows": lambda p: switch.inspect(lambda e: e.flows(_required(p, "port"), _limit(p))),
-        "counters": port_op(lambda e, p: e.counters(p)),
-        "rule-counters": port_op(lambda e, p: e.rule_counters(p)),
+        "list-flows": lambda p: switch.inspect(
+            lambda e: e.listing.flows(_required(p, "port"), _limit(p))
+        ),
+        "counters": port_op(lambda e, p: e.listing.counters(p)),
+        "rule-counters": port_op(lambda e, p: e.listing.rule_counters(p)),
         "pa-ca-mapping": lambda p: switch.inspect(lambda e: pa_ca_mapping(e, p)),
         "provider-addresses": provider,
         "status": status,

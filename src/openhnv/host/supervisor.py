@@ -36,10 +36,11 @@ from openhnv.host.queries import host_handlers
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.pki import ca_cert_path, issue, ssl_files
 from openhnv.ovsdb.server import OvsdbServer, SslFiles, Supervisor, find_binary, listen_remote
-from openhnv.vfp.switch import VSwitch
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.driver import Driver
+from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.null import NullDriver
-from openhnv.vswitch.switch import HostSwitch, VSwitchError
+from openhnv.vswitch.switch import HostSwitch
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ class HostProcess:
         log.info("ovsdb-server pid %s on %s", server.pid, ", ".join(server.remotes))
         self.startup["ovsdb_server_s"] = round(time.monotonic() - began, 4)
 
-        parts.switch = HostSwitch(VSwitch(), driver)
+        parts.switch = HostSwitch(VfpEngine(), driver)
         parts.agent = HostAgent(parts.switch, self.remote, host_name=cfg.name)
         synced = time.monotonic()
         try:

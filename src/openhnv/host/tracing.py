@@ -20,24 +20,24 @@ from openhnv.packet.frames import (
     udp_frame,
     vxlan_encapsulate,
 )
+from openhnv.packet.vxlan import VXLAN_SOURCE_PORT_MIN
 from openhnv.vfp.emits import UPLINK
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.model import Port
 from openhnv.vfp.policy import Route
 from openhnv.vfp.spaces import Mapping
-from openhnv.vfp.switch import VSwitch
 
 DEFAULT_ROUTER_MAC = "40:1d:d8:b7:1c:06"  # docs/southbound.md: Global.other_config default
 OUTER_SOURCE_MAC = "02:00:00:00:00:01"  # the PA router's MAC in an uplink trace, unless given
-VXLAN_SOURCE_PORT = 49152
 NVGRE_FLOW_ID = 0
 
 
-def vm_port(engine: VSwitch, name: str) -> Port:
+def vm_port(engine: VfpEngine, name: str) -> Port:
     """The VM port ``name``, or an error listing the ports there are."""
-    port = engine.fabric.ports.get(name)
+    port = engine.state.ports.get(name)
     if port is None:
-        known = ", ".join(sorted(engine.fabric.ports)) or "none"
+        known = ", ".join(sorted(engine.state.ports)) or "none"
         raise PolicyError("port", name, f"no such port (ports: {known}; or uplink)")
     return port
 
@@ -52,9 +52,9 @@ def router_mac(port: Port) -> str:
     return DEFAULT_ROUTER_MAC
 
 
-def _peer_mac(engine: VSwitch, port: Port, address: str) -> str:
+def _peer_mac(engine: VfpEngine, port: Port, address: str) -> str:
     """The MAC a frame between ``port`` and CA ``address`` carries on the VM's side."""
-    m = engine.fabric.mappings.by_ip(port.rdid, ipaddress.ip_address(address))
+    m = engine.state.mappings.by_ip(port.rdid, ipaddress.ip_address(address))
     if m is not None and m.vsid == port.vsid:
         return m.customer_mac
     return router_mac(port)
@@ -78,12 +78,12 @@ def _inner_frame(spec: FrameSpec, src_mac: str, dst_mac: str) -> bytes:
     )
 
 
-def _local_destination(engine: VSwitch, spec: FrameSpec) -> Mapping:
-    local = engine.fabric.provider_addresses
+def _local_destination(engine: VfpEngine, spec: FrameSpec) -> Mapping:
+    local = engine.state.provider_addresses
     address = ipaddress.ip_address(spec.dst)
     found = [
         m
-        for m in engine.fabric.mappings.all()
+        for m in engine.state.mappings.all()
         if ipaddress.ip_address(m.customer_address) == address
         and (spec.rdid is None or m.rdid == spec.rdid)
         and (spec.vsid is None or m.vsid == spec.vsid)
@@ -100,14 +100,14 @@ def _local_destination(engine: VSwitch, spec: FrameSpec) -> Mapping:
     return mine[0]
 
 
-def _port_of_mac(engine: VSwitch, mac: str) -> Port | None:
-    return next((p for p in engine.fabric.ports.values() if p.mac == mac), None)
+def _port_of_mac(engine: VfpEngine, mac: str) -> Port | None:
+    return next((p for p in engine.state.ports.values() if p.mac == mac), None)
 
 
-def uplink_frame(engine: VSwitch, spec: FrameSpec) -> bytes:
+def uplink_frame(engine: VfpEngine, spec: FrameSpec) -> bytes:
     """The outer frame another host would send for ``spec`` to a local CA."""
     dst = _local_destination(engine, spec)
-    src = engine.fabric.mappings.by_ip(dst.rdid, ipaddress.ip_address(spec.src))
+    src = engine.state.mappings.by_ip(dst.rdid, ipaddress.ip_address(spec.src))
     if spec.outer_src is not None:
         outer_src = spec.outer_src
     elif src is not None:
@@ -116,7 +116,7 @@ def uplink_frame(engine: VSwitch, spec: FrameSpec) -> bytes:
         raise FrameSpecError(f"src={spec.src}: no mapping in RDID {dst.rdid}; give outer_src=PA")
     outer_dst = spec.outer_dst or dst.provider_address
     vsid = spec.vsid or dst.vsid
-    local_pa = engine.fabric.provider_addresses.get(outer_dst)
+    local_pa = engine.state.provider_addresses.get(outer_dst)
     outer_dst_mac = local_pa.mac if local_pa is not None else OUTER_SOURCE_MAC
     if spec.src_mac is not None:
         inner_src_mac = spec.src_mac
@@ -133,11 +133,11 @@ def uplink_frame(engine: VSwitch, spec: FrameSpec) -> bytes:
         )  # fmt: skip
     return vxlan_encapsulate(
         inner, outer_src_mac=OUTER_SOURCE_MAC, outer_dst_mac=outer_dst_mac,
-        src_pa=outer_src, dst_pa=outer_dst, vni=vsid, src_port=VXLAN_SOURCE_PORT,
+        src_pa=outer_src, dst_pa=outer_dst, vni=vsid, src_port=VXLAN_SOURCE_PORT_MIN,
     )  # fmt: skip
 
 
-def trace_frame(engine: VSwitch, port: str, direction: str, spec: FrameSpec) -> bytes:
+def trace_frame(engine: VfpEngine, port: str, direction: str, spec: FrameSpec) -> bytes:
     """The frame ``spec`` describes, crossing ``port`` in ``direction``, MACs filled in."""
     if port == UPLINK:
         return uplink_frame(engine, spec)

@@ -6,7 +6,7 @@ filtering nor VLAN sub-interfaces, so this small relay does it: frames from the
 trunk side tagged with the VLAN lose the tag and go to the access side; frames from
 the access side get the tag and go to the trunk side; anything else is dropped.
 
-Run by the fabric builder in the fabric namespace::
+Run by the lab builder (``openhnv.lab.builder``) in the fabric namespace::
 
     python -m openhnv.lab.vlanport --netns NS --trunk IF --access IF --vlan N --pidfile P
 
@@ -25,8 +25,9 @@ from pathlib import Path
 
 from openhnv.lab import netns
 from openhnv.lab.errors import LabError
+from openhnv.packet.errors import PacketError
+from openhnv.packet.ethernet import VLAN_ID_MAX, pop_vlan, push_vlan
 from openhnv.vswitch.afpacket import AfPacketSocket
-from openhnv.vswitch.pawire import WireError, pop_vlan, push_vlan
 
 _BATCH = 64
 _POLL_SECONDS = 0.5
@@ -36,7 +37,7 @@ def trunk_to_access(frame: bytes, vlan: int) -> bytes | None:
     """The untagged frame for the access side, or None if it is not of our VLAN."""
     try:
         vid, untagged = pop_vlan(frame)
-    except WireError:
+    except PacketError:
         return None
     return untagged if vid == vlan else None
 
@@ -45,7 +46,7 @@ def access_to_trunk(frame: bytes, vlan: int) -> bytes | None:
     """The tagged frame for the trunk side, or None if it is malformed or already tagged."""
     try:
         vid, _ = pop_vlan(frame)
-    except WireError:
+    except PacketError:
         return None
     return push_vlan(frame, vlan) if vid is None else None
 
@@ -79,11 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--netns", required=True, help="namespace holding both interfaces")
     parser.add_argument("--trunk", required=True, help="interface carrying tagged frames")
     parser.add_argument("--access", required=True, help="interface towards the router")
-    parser.add_argument("--vlan", required=True, type=int, help="VLAN ID, 1..4094")
+    parser.add_argument("--vlan", required=True, type=int, help=f"VLAN ID, 1..{VLAN_ID_MAX - 1}")
     parser.add_argument("--pidfile", required=True, type=Path)
     args = parser.parse_args(argv)
-    if not 1 <= args.vlan <= 4094:
-        print(f"vlanport: --vlan {args.vlan} is not in 1..4094", file=sys.stderr)
+    if not 1 <= args.vlan < VLAN_ID_MAX:
+        print(f"vlanport: --vlan {args.vlan} is not in 1..{VLAN_ID_MAX - 1}", file=sys.stderr)
         return 2
     try:
         with netns.in_namespace(args.netns):

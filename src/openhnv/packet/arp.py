@@ -26,21 +26,34 @@ Trailing Ethernet padding after the 28 bytes is left to the caller.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from openhnv.packet.addresses import IPV4_LEN, MAC_LEN
-from openhnv.packet.errors import PacketError, check_length, need
+from openhnv.packet.errors import PacketError
+from openhnv.packet.ethernet import ETHERTYPE_IPV4
+from openhnv.packet.fields import Field, Layout
 
 ARP_REQUEST = 1
 ARP_REPLY = 2
 ARP_HTYPE_ETHERNET = 1
-ARP_PTYPE_IPV4 = 0x0800
-ARP_LEN = 28
+ARP_PTYPE_IPV4 = ETHERTYPE_IPV4
+ARP = Layout(
+    "arp",
+    Field("htype", "H"),
+    Field("ptype", "H"),
+    Field("hlen", "B"),
+    Field("plen", "B"),
+    Field("op", "H"),
+    Field("sender_mac", "6s"),
+    Field("sender_ip", "4s"),
+    Field("target_mac", "6s"),
+    Field("target_ip", "4s"),
+)
+ARP_LEN = ARP.size
 
 _HEADER = "arp"
-_ARP = struct.Struct("!HHBBH6s4s6s4s")
 _OPS = (ARP_REQUEST, ARP_REPLY)
+_check = ARP.checker("sender_mac", "sender_ip", "target_mac", "target_ip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +69,12 @@ class Arp:
     def __post_init__(self) -> None:
         if self.op not in _OPS:
             raise PacketError(_HEADER, 0, f"op {self.op!r} is not request (1) or reply (2)")
-        check_length(_HEADER, "sender_mac", self.sender_mac, (MAC_LEN,))
-        check_length(_HEADER, "sender_ip", self.sender_ip, (IPV4_LEN,))
-        check_length(_HEADER, "target_mac", self.target_mac, (MAC_LEN,))
-        check_length(_HEADER, "target_ip", self.target_ip, (IPV4_LEN,))
+        _check(self)
 
     @classmethod
     def parse(cls, buf: bytes, offset: int = 0) -> tuple[Arp, int]:
         """The ARP message at ``offset`` and the offset just after it."""
-        need(buf, offset, ARP_LEN, _HEADER)
-        htype, ptype, hlen, plen, op, sha, spa, tha, tpa = _ARP.unpack_from(buf, offset)
+        htype, ptype, hlen, plen, op, sha, spa, tha, tpa = ARP.unpack(buf, offset)
         if htype != ARP_HTYPE_ETHERNET or hlen != MAC_LEN:
             raise PacketError(
                 _HEADER, offset, f"hardware type {htype} length {hlen} is not Ethernet (1, 6)"
@@ -80,7 +89,7 @@ class Arp:
 
     def pack(self) -> bytes:
         """The 28 wire bytes."""
-        return _ARP.pack(
+        return ARP.pack(
             ARP_HTYPE_ETHERNET,
             ARP_PTYPE_IPV4,
             MAC_LEN,

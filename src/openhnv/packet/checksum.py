@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import struct
 
+from openhnv.packet.addresses import IPV4_LEN, IPV6_LEN
 from openhnv.packet.errors import PacketError
 
 WORD_MASK = 0xFFFF
 """All ones in 16 bits: the one's complement "negative zero" and the fold modulus."""
+_WORD_BITS = 16
 
 
 def ones_complement_sum(data: bytes, initial: int = 0) -> int:
@@ -37,8 +39,6 @@ def internet_checksum(data: bytes, initial: int = 0) -> int:
     return ~ones_complement_sum(data, initial) & WORD_MASK
 
 
-_IPV4_LEN = 4
-_IPV6_LEN = 16
 _CHECKSUM_LEN = 2
 _IPV4_PSEUDO = struct.Struct("!4s4sxBH")
 _IPV6_PSEUDO = struct.Struct("!16s16sI3xB")
@@ -53,9 +53,9 @@ def pseudo_header_sum(
     source, destination, 32-bit upper-layer length, three zero bytes, next header.
     Addresses that are not both IPv4 or both IPv6 raise a PacketError naming ``header``.
     """
-    if len(src_ip) == _IPV4_LEN and len(dst_ip) == _IPV4_LEN:
+    if len(src_ip) == IPV4_LEN and len(dst_ip) == IPV4_LEN:
         return ones_complement_sum(_IPV4_PSEUDO.pack(src_ip, dst_ip, protocol, length))
-    if len(src_ip) == _IPV6_LEN and len(dst_ip) == _IPV6_LEN:
+    if len(src_ip) == IPV6_LEN and len(dst_ip) == IPV6_LEN:
         return ones_complement_sum(_IPV6_PSEUDO.pack(src_ip, dst_ip, length, protocol))
     raise PacketError(
         header,
@@ -84,3 +84,24 @@ def verify_checksum(
     found = int.from_bytes(data[checksum_at:end], "big")
     expected = internet_checksum(data[:checksum_at] + bytes(_CHECKSUM_LEN) + data[end:], initial)
     raise PacketError(header, offset, f"{what} {found:#06x} does not match {expected:#06x}")
+
+
+def update_checksum_word(checksum: int, old_word: int, new_word: int) -> int:
+    """The checksum after one 16-bit word of the data changed (RFC 1624 eqn. 3:
+    ``HC' = ~(~HC + ~m + m')``), without summing the data again."""
+    s = (~checksum & WORD_MASK) + (~old_word & WORD_MASK) + new_word
+    s = (s & WORD_MASK) + (s >> _WORD_BITS)
+    s = (s & WORD_MASK) + (s >> _WORD_BITS)
+    return ~s & WORD_MASK
+
+
+def update_checksum(checksum: int, old: bytes, new: bytes) -> int:
+    """The checksum after the 16-bit aligned bytes ``old`` became ``new`` (same length)."""
+    s = ~checksum & WORD_MASK
+    for i in range(0, len(old), _CHECKSUM_LEN):
+        s += (~int.from_bytes(old[i : i + _CHECKSUM_LEN], "big") & WORD_MASK) + int.from_bytes(
+            new[i : i + _CHECKSUM_LEN], "big"
+        )
+    while s >> _WORD_BITS:
+        s = (s & WORD_MASK) + (s >> _WORD_BITS)
+    return ~s & WORD_MASK

@@ -27,13 +27,13 @@ from openhnv.packet.icmpv6 import (
     ICMPV6_ECHO_REQUEST,
     ICMPV6_NEIGHBOR_ADVERTISEMENT,
     ICMPV6_NEIGHBOR_SOLICITATION,
-    PROTO_ICMPV6,
     Icmpv6,
 )
 from openhnv.packet.ipv4 import (
     IPV4_FRAGMENT_UNIT,
     PROTO_GRE,
     PROTO_ICMP,
+    PROTO_ICMPV6,
     PROTO_TCP,
     PROTO_UDP,
     IPv4,

@@ -23,11 +23,10 @@ eligible) and the 12-bit VLAN ID.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
-from openhnv.packet.addresses import MAC_LEN
-from openhnv.packet.errors import PacketError, check_length, check_range, need
+from openhnv.packet.errors import PacketError, need
+from openhnv.packet.fields import Field, Layout
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_ARP = 0x0806
@@ -35,20 +34,42 @@ ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = 0x8100
 ETHERTYPE_TEB = 0x6558
 """Transparent Ethernet Bridging: an Ethernet frame as payload (NVGRE, RFC 7637)."""
+_U16_LEN = 2
+ETHERTYPE_IPV4_BYTES = ETHERTYPE_IPV4.to_bytes(_U16_LEN, "big")
+ETHERTYPE_ARP_BYTES = ETHERTYPE_ARP.to_bytes(_U16_LEN, "big")
+ETHERTYPE_IPV6_BYTES = ETHERTYPE_IPV6.to_bytes(_U16_LEN, "big")
+ETHERTYPE_VLAN_BYTES = ETHERTYPE_VLAN.to_bytes(_U16_LEN, "big")
+"""EtherTypes as they appear on the wire, for hot paths that compare slices of a frame."""
 
-ETHERNET_HEADER_LEN = 14
-VLAN_TAG_LEN = 4
-ETHERTYPE_MAX = 0xFFFF
-VLAN_ID_MAX = 0xFFF
-VLAN_PCP_MAX = 7
-_PCP_SHIFT = 13
-_DEI_SHIFT = 12
-_ADDRESSES = 2 * MAC_LEN
+_DST = Field("dst", "6s")
+_SRC = Field("src", "6s")
+_ETHERTYPE = Field("ethertype", "H")
+ETHERNET = Layout("ethernet", _DST, _SRC, _ETHERTYPE)
+"""The untagged header; a tagged one has ``ETHERTYPE_VLAN`` here and ``VLAN_TAG`` after."""
+VLAN_TAG = Layout(
+    "802.1q",
+    Field("vlan_pcp", "H", bits=3),
+    Field("vlan_dei", "H", bits=1),
+    Field("vlan_id", "H", bits=12, optional=True),
+    _ETHERTYPE,
+)
+"""What follows the TPID 0x8100 of a tagged frame: the tag control information and the
+EtherType of the payload."""
+
+ETHERNET_HEADER_LEN = ETHERNET.size
+VLAN_TAG_LEN = VLAN_TAG.size
+ETHERTYPE_AT = ETHERNET.offset("ethertype")
+"""Where the EtherType (or the TPID of a tag) sits in a frame."""
+VLAN_TCI_AT = ETHERNET_HEADER_LEN
+"""Where the tag control information of a tagged frame sits."""
+ETHERTYPE_MAX = ETHERNET.high("ethertype")
+VLAN_ID_MAX = VLAN_TAG.high("vlan_id")
+VLAN_PCP_MAX = VLAN_TAG.high("vlan_pcp")
 
 _HEADER = "ethernet"
-_ADDR = struct.Struct("!6s6s")
-_U16 = struct.Struct("!H")
-_TAG = struct.Struct("!HH")
+_check = ETHERNET.checker(
+    "dst", "src", "ethertype", "vlan_id", "vlan_pcp", "vlan_dei", also=(VLAN_TAG,)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,43 +84,12 @@ class Ethernet:
     vlan_dei: bool = False
 
     def __post_init__(self) -> None:
-        if (  # one cheap test for the common case; _validate names what is wrong
-            type(self.dst) is bytes
-            and len(self.dst) == MAC_LEN
-            and type(self.src) is bytes
-            and len(self.src) == MAC_LEN
-            and type(self.ethertype) is int
-            and 0 <= self.ethertype <= ETHERTYPE_MAX
-            and type(self.vlan_pcp) is int
-            and (
-                (
-                    self.vlan_id is None
-                    and self.vlan_pcp == 0
-                    and self.vlan_dei is False
-                    and self.ethertype != ETHERTYPE_VLAN
-                )
-                or (
-                    type(self.vlan_id) is int
-                    and 0 <= self.vlan_id <= VLAN_ID_MAX
-                    and 0 <= self.vlan_pcp <= VLAN_PCP_MAX
-                )
-            )
-        ):
-            return
-        self._validate()
-
-    def _validate(self) -> None:
-        """Check every field, raising a PacketError naming the first one out of range."""
-        check_length(_HEADER, "dst", self.dst, (MAC_LEN,))
-        check_length(_HEADER, "src", self.src, (MAC_LEN,))
-        check_range(_HEADER, "ethertype", self.ethertype, 0, ETHERTYPE_MAX)
-        if self.vlan_id is not None:
-            check_range(_HEADER, "vlan_id", self.vlan_id, 0, VLAN_ID_MAX)
-        check_range(_HEADER, "vlan_pcp", self.vlan_pcp, 0, VLAN_PCP_MAX)
-        if self.vlan_id is None and (self.vlan_pcp or self.vlan_dei):
-            raise PacketError(_HEADER, 0, "vlan_pcp and vlan_dei need a vlan_id")
-        if self.vlan_id is None and self.ethertype == ETHERTYPE_VLAN:
-            raise PacketError(_HEADER, 0, "ethertype 0x8100 is the tag: give vlan_id instead")
+        _check(self)
+        if self.vlan_id is None:
+            if self.vlan_pcp or self.vlan_dei:
+                raise PacketError(_HEADER, 0, "vlan_pcp and vlan_dei need a vlan_id")
+            if self.ethertype == ETHERTYPE_VLAN:
+                raise PacketError(_HEADER, 0, "ethertype 0x8100 is the tag: give vlan_id instead")
 
     @property
     def header_length(self) -> int:
@@ -109,30 +99,38 @@ class Ethernet:
     @classmethod
     def parse(cls, buf: bytes, offset: int = 0) -> tuple[Ethernet, int]:
         """The header at ``offset`` and the offset of its payload."""
-        need(buf, offset, ETHERNET_HEADER_LEN, _HEADER)
-        dst, src = _ADDR.unpack_from(buf, offset)
-        (ethertype,) = _U16.unpack_from(buf, offset + _ADDRESSES)
+        dst, src, ethertype = ETHERNET.unpack(buf, offset)
         if ethertype != ETHERTYPE_VLAN:
             return cls(dst, src, ethertype), offset + ETHERNET_HEADER_LEN
         need(buf, offset, ETHERNET_HEADER_LEN + VLAN_TAG_LEN, "802.1q")
-        tci, inner_type = _TAG.unpack_from(buf, offset + ETHERNET_HEADER_LEN)
-        header = cls(
-            dst,
-            src,
-            inner_type,
-            vlan_id=tci & VLAN_ID_MAX,
-            vlan_pcp=tci >> _PCP_SHIFT,
-            vlan_dei=bool(tci >> _DEI_SHIFT & 1),
-        )
+        pcp, dei, vlan_id, inner_type = VLAN_TAG.unpack(buf, offset + ETHERNET_HEADER_LEN)
+        header = cls(dst, src, inner_type, vlan_id, pcp, bool(dei))
         return header, offset + ETHERNET_HEADER_LEN + VLAN_TAG_LEN
 
     def pack(self) -> bytes:
         """The header's wire bytes (with the tag when ``vlan_id`` is set)."""
         if self.vlan_id is None:
-            return _ADDR.pack(self.dst, self.src) + _U16.pack(self.ethertype)
-        tci = self.vlan_pcp << _PCP_SHIFT | int(self.vlan_dei) << _DEI_SHIFT | self.vlan_id
-        return (
-            _ADDR.pack(self.dst, self.src)
-            + _TAG.pack(ETHERTYPE_VLAN, tci)
-            + _U16.pack(self.ethertype)
-        )
+            return ETHERNET.pack(self.dst, self.src, self.ethertype)
+        tag = VLAN_TAG.pack(self.vlan_pcp, int(self.vlan_dei), self.vlan_id, self.ethertype)
+        return ETHERNET.pack(self.dst, self.src, ETHERTYPE_VLAN) + tag
+
+
+def vlan_tag(vlan_id: int, pcp: int = 0) -> bytes:
+    """The 4 bytes of an 802.1Q tag: the TPID 0x8100 and the tag control information."""
+    return ETHERTYPE_VLAN_BYTES + VLAN_TAG.pack(pcp, 0, vlan_id, 0)[:_U16_LEN]
+
+
+def push_vlan(frame: bytes, vlan_id: int, pcp: int = 0) -> bytes:
+    """``frame`` with an 802.1Q tag inserted after the MAC addresses."""
+    need(frame, 0, ETHERNET_HEADER_LEN, _HEADER)
+    return frame[:ETHERTYPE_AT] + vlan_tag(vlan_id, pcp) + frame[ETHERTYPE_AT:]
+
+
+def pop_vlan(frame: bytes) -> tuple[int | None, bytes]:
+    """``(VLAN ID, untagged frame)``; ``(None, frame)`` when the frame carries no tag."""
+    need(frame, 0, ETHERNET_HEADER_LEN, _HEADER)
+    if frame[ETHERTYPE_AT:VLAN_TCI_AT] != ETHERTYPE_VLAN_BYTES:
+        return None, frame
+    need(frame, 0, ETHERNET_HEADER_LEN + VLAN_TAG_LEN, "802.1q")
+    _, _, vlan_id, _ = VLAN_TAG.unpack(frame, VLAN_TCI_AT)
+    return vlan_id, frame[:ETHERTYPE_AT] + frame[VLAN_TCI_AT + _U16_LEN :]

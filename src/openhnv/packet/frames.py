@@ -15,15 +15,35 @@ from typing import Literal
 from openhnv.packet.addresses import IPV4_LEN, ip_to_bytes, ip_to_str, mac_to_bytes
 from openhnv.packet.arp import Arp
 from openhnv.packet.errors import PacketError
-from openhnv.packet.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ethernet
-from openhnv.packet.gre import NVGRE_PROTOCOL, Gre, nvgre_key, split_nvgre_key
+from openhnv.packet.ethernet import (
+    ETHERNET_HEADER_LEN,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
+    Ethernet,
+)
+from openhnv.packet.gre import NVGRE_HEADER_LEN, NVGRE_PROTOCOL, Gre, nvgre_key, split_nvgre_key
 from openhnv.packet.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Icmp
-from openhnv.packet.icmpv6 import ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, PROTO_ICMPV6, Icmpv6
-from openhnv.packet.ipv4 import PROTO_GRE, PROTO_ICMP, PROTO_TCP, PROTO_UDP, IPv4
+from openhnv.packet.icmpv6 import ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, Icmpv6
+from openhnv.packet.ipv4 import (
+    IPV4_DEFAULT_TTL,
+    IPV4_HEADER_LEN,
+    PROTO_GRE,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    PROTO_UDP,
+    IPv4,
+)
 from openhnv.packet.ipv6 import IPv6
 from openhnv.packet.tcp import Tcp
-from openhnv.packet.udp import Udp
-from openhnv.packet.vxlan import VXLAN_PORT, Vxlan
+from openhnv.packet.udp import UDP_HEADER_LEN, Udp
+from openhnv.packet.vxlan import VXLAN_HEADER_LEN, VXLAN_PORT, Vxlan
+
+VXLAN_OUTER_LEN = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEADER_LEN + VXLAN_HEADER_LEN
+NVGRE_OUTER_LEN = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + NVGRE_HEADER_LEN
+"""What a tunnel puts in front of an inner frame: 50 bytes (VXLAN) or 42 (NVGRE) over
+IPv4 without options, ``VLAN_TAG_LEN`` (4) more on a tagged PA subnet."""
 
 _TUNNEL = "tunnel"
 
@@ -89,7 +109,7 @@ def udp_frame(
     src_port: int,
     dst_port: int,
     payload: bytes = b"",
-    ttl: int = 64,
+    ttl: int = IPV4_DEFAULT_TTL,
     vlan_id: int | None = None,
 ) -> bytes:
     """An Ethernet frame carrying a UDP datagram (checksum computed)."""
@@ -119,7 +139,7 @@ def tcp_frame(
     seq: int = 0,
     ack: int = 0,
     payload: bytes = b"",
-    ttl: int = 64,
+    ttl: int = IPV4_DEFAULT_TTL,
     vlan_id: int | None = None,
 ) -> bytes:
     """An Ethernet frame carrying a TCP segment (checksum computed)."""
@@ -147,7 +167,7 @@ def icmp_echo_frame(
     sequence: int = 1,
     payload: bytes = b"",
     reply: bool = False,
-    ttl: int = 64,
+    ttl: int = IPV4_DEFAULT_TTL,
 ) -> bytes:
     """An Ethernet frame carrying an echo request (or reply): ICMPv4, or ICMPv6 for IPv6."""
     src, dst = _ip_pair(src_ip, dst_ip)
@@ -209,7 +229,7 @@ def vxlan_encapsulate(
     dst_pa: str | bytes,
     vni: int,
     src_port: int,
-    ttl: int = 64,
+    ttl: int = IPV4_DEFAULT_TTL,
     vlan_id: int | None = None,
 ) -> bytes:
     """``inner`` in VXLAN over UDP 4789 over IPv4 (UDP checksum zero, RFC 7348 §5)."""
@@ -237,7 +257,7 @@ def nvgre_encapsulate(
     dst_pa: str | bytes,
     vsid: int,
     flow_id: int,
-    ttl: int = 64,
+    ttl: int = IPV4_DEFAULT_TTL,
     vlan_id: int | None = None,
 ) -> bytes:
     """``inner`` in NVGRE (GRE key = VSID << 8 | FlowID, protocol 0x6558) over IPv4."""

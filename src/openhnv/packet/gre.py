@@ -28,12 +28,13 @@ version other than 0. The checksum, when present, covers the GRE header and payl
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from openhnv.packet.checksum import internet_checksum
 from openhnv.packet.checksum import verify_checksum as verify_sum
 from openhnv.packet.errors import PacketError, check_range, need, resolve_length
+from openhnv.packet.ethernet import ETHERTYPE_TEB
+from openhnv.packet.fields import Field, Layout
 
 GRE_CHECKSUM_FLAG = 0x8000
 GRE_ROUTING_FLAG = 0x4000
@@ -43,23 +44,39 @@ GRE_STRICT_ROUTE_FLAG = 0x0800
 GRE_RECURSION_MASK = 0x0700
 GRE_VERSION_MASK = 0x0007
 GRE_REJECTED_BITS = GRE_ROUTING_FLAG | GRE_STRICT_ROUTE_FLAG | GRE_RECURSION_MASK
-GRE_BASE_LEN = 4
-GRE_FIELD_LEN = 4
 GRE_VERSION = 0
+GRE = Layout("gre", Field("bits", "H"), Field("protocol", "H"))
+"""The base header: the flag bits with the version, and the protocol type."""
+GRE_CHECKSUM = Layout("gre", Field("checksum_value", "H"), Field("reserved1", "H"))
+GRE_KEY = Layout("gre", Field("key", "I", optional=True))
+GRE_SEQUENCE = Layout("gre", Field("sequence", "I", optional=True))
+GRE_BASE_LEN = GRE.size
+GRE_FIELD_LEN = GRE_KEY.size
+GRE_PROTOCOL_AT = GRE.offset("protocol")
 
-NVGRE_PROTOCOL = 0x6558
-NVGRE_HEADER_LEN = GRE_BASE_LEN + GRE_FIELD_LEN
-NVGRE_VSID_MAX = 0xFFFFFF
-NVGRE_FLOW_ID_MAX = 0xFF
-_FLOW_ID_BITS = 8
-_U16_MAX = 0xFFFF
-_U32_MAX = 0xFFFFFFFF
+NVGRE_PROTOCOL = ETHERTYPE_TEB
+"""NVGRE carries Ethernet frames: Transparent Ethernet Bridging (RFC 7637 §3.2)."""
+NVGRE = Layout(
+    "nvgre",
+    Field("bits", "H"),
+    Field("protocol", "H"),
+    Field("vsid", "I", bits=24),
+    Field("flow_id", "I", bits=8),
+)
+"""The whole NVGRE header: GRE with only the key bit, the key split into VSID and FlowID."""
+NVGRE_HEADER_LEN = NVGRE.size
+NVGRE_BITS = GRE_KEY_FLAG | GRE_VERSION
+NVGRE_VSID_MAX = NVGRE.high("vsid")
+NVGRE_FLOW_ID_MAX = NVGRE.high("flow_id")
+NVGRE_VSID_AT = NVGRE.offset("vsid")
+NVGRE_FLOW_ID_AT = NVGRE_HEADER_LEN - 1
+"""Where the FlowID byte sits in the header (the last byte of the key)."""
+_FLOW_ID_BITS = NVGRE_FLOW_ID_MAX.bit_length()
+_KEY_MAX = GRE_KEY.high("key")
 
 _HEADER = "gre"
-_BASE = struct.Struct("!HH")
-_U32 = struct.Struct("!I")
-_CHECKSUM_FIELD = struct.Struct("!HH")
 _CHECKSUM_AT = GRE_BASE_LEN
+_check = GRE.checker("protocol", "key", "sequence", also=(GRE_KEY, GRE_SEQUENCE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,26 +89,9 @@ class Gre:
     sequence: int | None = None
 
     def __post_init__(self) -> None:
-        if (  # one cheap test for the common case; _validate names what is wrong
-            type(self.protocol) is int
-            and 0 <= self.protocol <= _U16_MAX
-            and type(self.key) is int
-            and 0 <= self.key <= _U32_MAX
-            and self.checksum is False
-            and self.sequence is None
-        ):
-            return
-        self._validate()
-
-    def _validate(self) -> None:
-        """Check every field, raising a PacketError naming the first one out of range."""
-        check_range(_HEADER, "protocol", self.protocol, 0, _U16_MAX)
+        _check(self)
         if not isinstance(self.checksum, bool):
             raise PacketError(_HEADER, 0, f"checksum {self.checksum!r} is not True or False")
-        if self.key is not None:
-            check_range(_HEADER, "key", self.key, 0, _U32_MAX)
-        if self.sequence is not None:
-            check_range(_HEADER, "sequence", self.sequence, 0, _U32_MAX)
 
     @property
     def header_length(self) -> int:
@@ -126,8 +126,7 @@ class Gre:
         of ``buf``), needed only to verify a checksum.
         """
         length = resolve_length(buf, offset, length, _HEADER)
-        need(buf, offset, GRE_BASE_LEN, _HEADER)
-        bits, protocol = _BASE.unpack_from(buf, offset)
+        bits, protocol = GRE.unpack(buf, offset)
         version = bits & GRE_VERSION_MASK
         if version != GRE_VERSION:
             raise PacketError(_HEADER, offset, f"version {version} is not 0")
@@ -147,12 +146,10 @@ class Gre:
             at += GRE_FIELD_LEN
         key = sequence = None
         if bits & GRE_KEY_FLAG:
-            need(buf, at, GRE_FIELD_LEN, _HEADER)
-            (key,) = _U32.unpack_from(buf, at)
+            (key,) = GRE_KEY.unpack(buf, at)
             at += GRE_FIELD_LEN
         if bits & GRE_SEQUENCE_FLAG:
-            need(buf, at, GRE_FIELD_LEN, _HEADER)
-            (sequence,) = _U32.unpack_from(buf, at)
+            (sequence,) = GRE_SEQUENCE.unpack(buf, at)
             at += GRE_FIELD_LEN
         if at - offset > length:
             raise PacketError(
@@ -166,19 +163,19 @@ class Gre:
         fields = b""
         if self.checksum:
             bits |= GRE_CHECKSUM_FLAG
-            fields += _CHECKSUM_FIELD.pack(0, 0)
+            fields += GRE_CHECKSUM.pack(0, 0)
         if self.key is not None:
             bits |= GRE_KEY_FLAG
-            fields += _U32.pack(self.key)
+            fields += GRE_KEY.pack(self.key)
         if self.sequence is not None:
             bits |= GRE_SEQUENCE_FLAG
-            fields += _U32.pack(self.sequence)
-        header = _BASE.pack(bits, self.protocol) + fields
+            fields += GRE_SEQUENCE.pack(self.sequence)
+        header = GRE.pack(bits, self.protocol) + fields
         if not self.checksum:
             return header
         value = internet_checksum(header + payload)
         rest = header[_CHECKSUM_AT + GRE_FIELD_LEN :]
-        return header[:_CHECKSUM_AT] + _CHECKSUM_FIELD.pack(value, 0) + rest
+        return header[:_CHECKSUM_AT] + GRE_CHECKSUM.pack(value, 0) + rest
 
 
 def nvgre_key(vsid: int, flow_id: int) -> int:
@@ -190,5 +187,5 @@ def nvgre_key(vsid: int, flow_id: int) -> int:
 
 def split_nvgre_key(key: int) -> tuple[int, int]:
     """The ``(vsid, flow_id)`` of an NVGRE key."""
-    check_range("nvgre", "key", key, 0, _U32_MAX)
+    check_range("nvgre", "key", key, 0, _KEY_MAX)
     return key >> _FLOW_ID_BITS, key & NVGRE_FLOW_ID_MAX

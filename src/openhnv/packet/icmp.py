@@ -22,12 +22,12 @@ the whole message.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from openhnv.packet.checksum import internet_checksum
 from openhnv.packet.checksum import verify_checksum as verify_sum
-from openhnv.packet.errors import PacketError, check_range, need, resolve_length
+from openhnv.packet.errors import PacketError, need, resolve_length
+from openhnv.packet.fields import Field, Layout
 
 ICMP_ECHO_REPLY = 0
 ICMP_DEST_UNREACHABLE = 3
@@ -41,13 +41,20 @@ ICMP_PORT_UNREACHABLE = 3
 ICMP_FRAGMENTATION_NEEDED = 4
 ICMP_ADMIN_PROHIBITED = 13
 
-ICMP_HEADER_LEN = 8
-_BYTE_MAX = 0xFF
-_U16_MAX = 0xFFFF
-_CHECKSUM_AT = 2
+ICMP = Layout(
+    "icmp",
+    Field("type", "B"),
+    Field("code", "B"),
+    Field("checksum", "H"),
+    Field("identifier", "H"),
+    Field("sequence", "H"),
+)
+ICMP_HEADER_LEN = ICMP.size
+ICMP_CHECKSUM_AT = ICMP.offset("checksum")
+ICMP_IDENTIFIER_AT = ICMP.offset("identifier")
 
 _HEADER = "icmp"
-_ICMP = struct.Struct("!BBHHH")
+_check = ICMP.checker("type", "code", "identifier", "sequence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +68,7 @@ class Icmp:
     payload: bytes = b""
 
     def __post_init__(self) -> None:
-        check_range(_HEADER, "type", self.type, 0, _BYTE_MAX)
-        check_range(_HEADER, "code", self.code, 0, _BYTE_MAX)
-        check_range(_HEADER, "identifier", self.identifier, 0, _U16_MAX)
-        check_range(_HEADER, "sequence", self.sequence, 0, _U16_MAX)
+        _check(self)
         if not isinstance(self.payload, bytes):
             raise PacketError(_HEADER, 0, f"payload {self.payload!r} is not bytes")
 
@@ -110,17 +114,16 @@ class Icmp:
                 _HEADER, offset, f"message of {length} bytes is shorter than the 8-byte header"
             )
         message = bytes(buf[offset : offset + length])
-        kind, code, _, identifier, sequence = _ICMP.unpack_from(message)
+        kind, code, _, identifier, sequence = ICMP.unpack(message)
         if verify_checksum:
-            verify_sum(_HEADER, offset, message, _CHECKSUM_AT)
+            verify_sum(_HEADER, offset, message, ICMP_CHECKSUM_AT)
         header = cls(kind, code, identifier, sequence, message[ICMP_HEADER_LEN:])
         return header, offset + length
 
     def pack(self) -> bytes:
         """The whole message, checksum filled."""
-        unsummed = _ICMP.pack(self.type, self.code, 0, self.identifier, self.sequence)
+        unsummed = ICMP.pack(self.type, self.code, 0, self.identifier, self.sequence)
         checksum = internet_checksum(unsummed + self.payload)
-        return (
-            _ICMP.pack(self.type, self.code, checksum, self.identifier, self.sequence)
-            + self.payload
+        return ICMP.pack(self.type, self.code, checksum, self.identifier, self.sequence) + (
+            self.payload
         )

@@ -19,14 +19,14 @@ flags). Unlike ICMPv4 the checksum covers the IPv6 pseudo-header (next header 58
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from openhnv.packet.checksum import internet_checksum, pseudo_header_sum
 from openhnv.packet.checksum import verify_checksum as verify_sum
-from openhnv.packet.errors import PacketError, check_range, need, resolve_length
+from openhnv.packet.errors import PacketError, need, resolve_length
+from openhnv.packet.fields import Field, Layout
+from openhnv.packet.ipv4 import PROTO_ICMPV6
 
-PROTO_ICMPV6 = 58
 ICMPV6_DEST_UNREACHABLE = 1
 ICMPV6_PACKET_TOO_BIG = 2
 ICMPV6_TIME_EXCEEDED = 3
@@ -35,13 +35,19 @@ ICMPV6_ECHO_REPLY = 129
 ICMPV6_NEIGHBOR_SOLICITATION = 135
 ICMPV6_NEIGHBOR_ADVERTISEMENT = 136
 
-ICMPV6_HEADER_LEN = 8
-_BYTE_MAX = 0xFF
-_U16_MAX = 0xFFFF
-_CHECKSUM_AT = 2
+ICMPV6 = Layout(
+    "icmpv6",
+    Field("type", "B"),
+    Field("code", "B"),
+    Field("checksum", "H"),
+    Field("identifier", "H"),
+    Field("sequence", "H"),
+)
+ICMPV6_HEADER_LEN = ICMPV6.size
+_CHECKSUM_AT = ICMPV6.offset("checksum")
 
 _HEADER = "icmpv6"
-_ICMPV6 = struct.Struct("!BBHHH")
+_check = ICMPV6.checker("type", "code", "identifier", "sequence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +61,7 @@ class Icmpv6:
     payload: bytes = b""
 
     def __post_init__(self) -> None:
-        check_range(_HEADER, "type", self.type, 0, _BYTE_MAX)
-        check_range(_HEADER, "code", self.code, 0, _BYTE_MAX)
-        check_range(_HEADER, "identifier", self.identifier, 0, _U16_MAX)
-        check_range(_HEADER, "sequence", self.sequence, 0, _U16_MAX)
+        _check(self)
         if not isinstance(self.payload, bytes):
             raise PacketError(_HEADER, 0, f"payload {self.payload!r} is not bytes")
 
@@ -83,7 +86,7 @@ class Icmpv6:
                 _HEADER, offset, f"message of {length} bytes is shorter than the 8-byte header"
             )
         message = bytes(buf[offset : offset + length])
-        kind, code, _, identifier, sequence = _ICMPV6.unpack_from(message)
+        kind, code, _, identifier, sequence = ICMPV6.unpack(message)
         if src_ip is not None and dst_ip is not None:
             initial = pseudo_header_sum(src_ip, dst_ip, PROTO_ICMPV6, length, _HEADER)
             verify_sum(_HEADER, offset, message, _CHECKSUM_AT, initial)
@@ -91,11 +94,10 @@ class Icmpv6:
 
     def pack(self, src_ip: bytes, dst_ip: bytes) -> bytes:
         """The whole message, checksum filled over the IPv6 pseudo-header."""
-        unsummed = _ICMPV6.pack(self.type, self.code, 0, self.identifier, self.sequence)
+        unsummed = ICMPV6.pack(self.type, self.code, 0, self.identifier, self.sequence)
         length = len(unsummed) + len(self.payload)
         initial = pseudo_header_sum(src_ip, dst_ip, PROTO_ICMPV6, length, _HEADER)
         checksum = internet_checksum(unsummed + self.payload, initial)
-        return (
-            _ICMPV6.pack(self.type, self.code, checksum, self.identifier, self.sequence)
-            + self.payload
+        return ICMPV6.pack(self.type, self.code, checksum, self.identifier, self.sequence) + (
+            self.payload
         )

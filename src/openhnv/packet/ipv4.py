@@ -26,43 +26,76 @@ at most 40) and their type-length-value structure is checked on parse;
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
-from openhnv.packet.addresses import IPV4_LEN
 from openhnv.packet.checksum import internet_checksum
 from openhnv.packet.checksum import verify_checksum as verify_sum
-from openhnv.packet.errors import PacketError, check_length, check_range, need
+from openhnv.packet.errors import PacketError, need
+from openhnv.packet.fields import Field, Layout
 
 PROTO_ICMP = 1
 PROTO_TCP = 6
 PROTO_UDP = 17
 PROTO_GRE = 47
+PROTO_ICMPV6 = 58
+"""IP protocol numbers (IANA): the IPv4 protocol field and the IPv6 next header share them."""
 
+_IHL_BITS = 4
+IPV4 = Layout(
+    "ipv4",
+    Field("version", "B", bits=4),
+    Field("ihl", "B", bits=_IHL_BITS),
+    Field("tos", "B"),
+    Field("total_length", "H"),
+    Field("identification", "H"),
+    Field("flags", "H", bits=3),
+    Field("fragment_offset", "H", bits=13),
+    Field("ttl", "B"),
+    Field("protocol", "B"),
+    Field("checksum", "H"),
+    Field("src", "4s"),
+    Field("dst", "4s"),
+)
 IPV4_VERSION = 4
-IPV4_HEADER_LEN = 20
+_WORD = 4
+IPV4_HEADER_LEN = IPV4.size
 IPV4_MAX_HEADER_LEN = 60
 IPV4_MAX_OPTIONS_LEN = IPV4_MAX_HEADER_LEN - IPV4_HEADER_LEN
-IPV4_MAX_TOTAL_LEN = 0xFFFF
+IPV4_MAX_TOTAL_LEN = IPV4.high("total_length")
+IPV4_DEFAULT_TTL = 64
 IPV4_FLAG_MF = 0x1
 IPV4_FLAG_DF = 0x2
-IPV4_FLAGS_MAX = 0x7
-IPV4_FRAGMENT_OFFSET_MAX = 0x1FFF
+IPV4_FLAGS_MAX = IPV4.high("flags")
+IPV4_FRAGMENT_OFFSET_MAX = IPV4.high("fragment_offset")
 IPV4_FRAGMENT_UNIT = 8
 """``fragment_offset`` counts 8-byte units."""
 IPV4_OPTION_EOL = 0
 IPV4_OPTION_NOP = 1
-_WORD = 4
-_BYTE_MAX = 0xFF
-_U16_MAX = 0xFFFF
-_VERSION_SHIFT = 4
-_IHL_MASK = 0x0F
-_FLAGS_SHIFT = 13
-_CHECKSUM_AT = 10
+IPV4_TOTAL_LENGTH_AT = IPV4.offset("total_length")
+IPV4_FLAGS_AT = IPV4.offset("flags")
+IPV4_TTL_AT = IPV4.offset("ttl")
+IPV4_PROTOCOL_AT = IPV4.offset("protocol")
+IPV4_CHECKSUM_AT = IPV4.offset("checksum")
+IPV4_SRC_AT = IPV4.offset("src")
+IPV4_DST_AT = IPV4.offset("dst")
+"""Byte offsets of fields in the header, for hot paths that read a frame in place."""
+IPV4_VERSION_SHIFT = _IHL_BITS
+IPV4_IHL_MASK = (1 << _IHL_BITS) - 1
+IPV4_IHL_UNIT = _WORD
+"""The first byte is ``version << IPV4_VERSION_SHIFT | IHL``; IHL counts 32-bit words."""
+IPV4_NO_OPTIONS = IPV4_VERSION << _IHL_BITS | IPV4_HEADER_LEN // _WORD
+"""The first byte of a header without options (0x45)."""
+IPV4_FRAGMENT_BITS = (
+    IPV4_FLAG_MF << IPV4_FRAGMENT_OFFSET_MAX.bit_length() | IPV4_FRAGMENT_OFFSET_MAX
+)
+"""The bits of the flags/fragment word that make a packet a fragment (MF, offset)."""
 _OPTION_MIN_LEN = 2
 
 _HEADER = "ipv4"
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_check = IPV4.checker(
+    "src", "dst", "protocol", "ttl", "tos", "identification", "flags", "fragment_offset",
+    "total_length",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +105,7 @@ class IPv4:
     src: bytes
     dst: bytes
     protocol: int
-    ttl: int = 64
+    ttl: int = IPV4_DEFAULT_TTL
     tos: int = 0
     identification: int = 0
     flags: int = 0
@@ -81,41 +114,9 @@ class IPv4:
     total_length: int = 0
 
     def __post_init__(self) -> None:
-        if (  # one cheap test for the common case; _validate names what is wrong
-            type(self.src) is bytes
-            and len(self.src) == IPV4_LEN
-            and type(self.dst) is bytes
-            and len(self.dst) == IPV4_LEN
-            and type(self.protocol) is int
-            and 0 <= self.protocol <= _BYTE_MAX
-            and type(self.ttl) is int
-            and 0 <= self.ttl <= _BYTE_MAX
-            and type(self.tos) is int
-            and 0 <= self.tos <= _BYTE_MAX
-            and type(self.identification) is int
-            and 0 <= self.identification <= _U16_MAX
-            and type(self.flags) is int
-            and 0 <= self.flags <= IPV4_FLAGS_MAX
-            and type(self.fragment_offset) is int
-            and 0 <= self.fragment_offset <= IPV4_FRAGMENT_OFFSET_MAX
-            and type(self.total_length) is int
-            and 0 <= self.total_length <= IPV4_MAX_TOTAL_LEN
-            and self.options == b""
-        ):
+        _check(self)
+        if self.options == b"":
             return
-        self._validate()
-
-    def _validate(self) -> None:
-        """Check every field, raising a PacketError naming the first one out of range."""
-        check_length(_HEADER, "src", self.src, (IPV4_LEN,))
-        check_length(_HEADER, "dst", self.dst, (IPV4_LEN,))
-        check_range(_HEADER, "protocol", self.protocol, 0, _BYTE_MAX)
-        check_range(_HEADER, "ttl", self.ttl, 0, _BYTE_MAX)
-        check_range(_HEADER, "tos", self.tos, 0, _BYTE_MAX)
-        check_range(_HEADER, "identification", self.identification, 0, _U16_MAX)
-        check_range(_HEADER, "flags", self.flags, 0, IPV4_FLAGS_MAX)
-        check_range(_HEADER, "fragment_offset", self.fragment_offset, 0, IPV4_FRAGMENT_OFFSET_MAX)
-        check_range(_HEADER, "total_length", self.total_length, 0, IPV4_MAX_TOTAL_LEN)
         if not isinstance(self.options, bytes):
             raise PacketError(_HEADER, 0, f"options {self.options!r} are not bytes")
         if len(self.options) % _WORD or len(self.options) > IPV4_MAX_OPTIONS_LEN:
@@ -147,16 +148,14 @@ class IPv4:
         The payload ends at ``offset + header.total_length``; bytes after that (Ethernet
         padding) are not the datagram's.
         """
-        need(buf, offset, IPV4_HEADER_LEN, _HEADER)
-        (ver_ihl, tos, total, ident, flags_frag, ttl, proto, _, src, dst) = _IPV4.unpack_from(
+        (version, ihl, tos, total, ident, flags, fragment, ttl, proto, _, src, dst) = IPV4.unpack(
             buf, offset
         )
-        version = ver_ihl >> _VERSION_SHIFT
         if version != IPV4_VERSION:
             raise PacketError(_HEADER, offset, f"version {version} is not 4")
-        header_len = (ver_ihl & _IHL_MASK) * _WORD
+        header_len = ihl * _WORD
         if header_len < IPV4_HEADER_LEN:
-            raise PacketError(_HEADER, offset, f"IHL {header_len // _WORD} is below 5")
+            raise PacketError(_HEADER, offset, f"IHL {ihl} is below 5")
         need(buf, offset, header_len, _HEADER)
         if total < header_len:
             raise PacketError(
@@ -170,23 +169,12 @@ class IPv4:
             )
         header_bytes = buf[offset : offset + header_len]
         if verify_checksum:
-            verify_sum(_HEADER, offset, header_bytes, _CHECKSUM_AT, what="header checksum")
+            verify_sum(_HEADER, offset, header_bytes, IPV4_CHECKSUM_AT, what="header checksum")
         options = b""
         if header_len > IPV4_HEADER_LEN:
             options = bytes(header_bytes[IPV4_HEADER_LEN:])
             parse_options(options, offset + IPV4_HEADER_LEN)
-        header = cls(
-            src,
-            dst,
-            proto,
-            ttl=ttl,
-            tos=tos,
-            identification=ident,
-            flags=flags_frag >> _FLAGS_SHIFT,
-            fragment_offset=flags_frag & IPV4_FRAGMENT_OFFSET_MAX,
-            options=options,
-            total_length=total,
-        )
+        header = cls(src, dst, proto, ttl, tos, ident, flags, fragment, options, total)
         return header, offset + header_len
 
     def pack(self, payload_length: int) -> bytes:
@@ -197,16 +185,18 @@ class IPv4:
                 _HEADER, 0, f"payload length {payload_length} does not fit a datagram"
             )
         fields = (
-            IPV4_VERSION << _VERSION_SHIFT | self.header_length // _WORD,
+            IPV4_VERSION,
+            self.header_length // _WORD,
             self.tos,
             total,
             self.identification,
-            self.flags << _FLAGS_SHIFT | self.fragment_offset,
+            self.flags,
+            self.fragment_offset,
             self.ttl,
             self.protocol,
         )
-        unsummed = _IPV4.pack(*fields, 0, self.src, self.dst) + self.options
-        return _IPV4.pack(*fields, internet_checksum(unsummed), self.src, self.dst) + self.options
+        unsummed = IPV4.pack(*fields, 0, self.src, self.dst) + self.options
+        return IPV4.pack(*fields, internet_checksum(unsummed), self.src, self.dst) + self.options
 
 
 def parse_options(options: bytes, offset: int = 0) -> tuple[tuple[int, bytes], ...]:

@@ -18,27 +18,48 @@
     |                                                               |
     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 
-Extension headers are not walked: ``next_header`` is reported as found.
+Extension headers are not walked here (``next_header`` is reported as found); their
+numbers are, for ``flowkey``, which walks them.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
-from openhnv.packet.addresses import IPV6_LEN
-from openhnv.packet.errors import PacketError, check_length, check_range, need
+from openhnv.packet.errors import PacketError, check_range
+from openhnv.packet.fields import Field, Layout
 
+IPV6 = Layout(
+    "ipv6",
+    Field("version", "I", bits=4),
+    Field("traffic_class", "I", bits=8),
+    Field("flow_label", "I", bits=20),
+    Field("payload_length", "H"),
+    Field("next_header", "B"),
+    Field("hop_limit", "B"),
+    Field("src", "16s"),
+    Field("dst", "16s"),
+)
 IPV6_VERSION = 6
-IPV6_HEADER_LEN = 40
-IPV6_FLOW_LABEL_MAX = 0xFFFFF
-IPV6_MAX_PAYLOAD_LEN = 0xFFFF
-_BYTE_MAX = 0xFF
-_VERSION_SHIFT = 28
-_CLASS_SHIFT = 20
+IPV6_DEFAULT_HOP_LIMIT = 64
+IPV6_HEADER_LEN = IPV6.size
+IPV6_FLOW_LABEL_MAX = IPV6.high("flow_label")
+IPV6_MAX_PAYLOAD_LEN = IPV6.high("payload_length")
+IPV6_NEXT_HEADER_AT = IPV6.offset("next_header")
+IPV6_HOP_LIMIT_AT = IPV6.offset("hop_limit")
+IPV6_SRC_AT = IPV6.offset("src")
+IPV6_DST_AT = IPV6.offset("dst")
+"""Byte offsets of fields in the header, for hot paths that read a frame in place."""
+IPV6_EXTENSION_HEADERS = frozenset({0, 43, 60})
+"""Hop-by-hop, routing and destination options: ``next header, length in 8-byte units - 1``."""
+IPV6_FRAGMENT_HEADER = 44
+"""The fragment header (8 bytes): ``next header, reserved, offset in 8-byte units << 3 | M``."""
+IPV6_EXTENSION_UNIT = 8
 
 _HEADER = "ipv6"
-_IPV6 = struct.Struct("!IHBB16s16s")
+_check = IPV6.checker(
+    "src", "dst", "next_header", "hop_limit", "traffic_class", "flow_label", "payload_length"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +69,13 @@ class IPv6:
     src: bytes
     dst: bytes
     next_header: int
-    hop_limit: int = 64
+    hop_limit: int = IPV6_DEFAULT_HOP_LIMIT
     traffic_class: int = 0
     flow_label: int = 0
     payload_length: int = 0
 
     def __post_init__(self) -> None:
-        check_length(_HEADER, "src", self.src, (IPV6_LEN,))
-        check_length(_HEADER, "dst", self.dst, (IPV6_LEN,))
-        check_range(_HEADER, "next_header", self.next_header, 0, _BYTE_MAX)
-        check_range(_HEADER, "hop_limit", self.hop_limit, 0, _BYTE_MAX)
-        check_range(_HEADER, "traffic_class", self.traffic_class, 0, _BYTE_MAX)
-        check_range(_HEADER, "flow_label", self.flow_label, 0, IPV6_FLOW_LABEL_MAX)
-        check_range(_HEADER, "payload_length", self.payload_length, 0, IPV6_MAX_PAYLOAD_LEN)
+        _check(self)
 
     @property
     def header_length(self) -> int:
@@ -70,9 +85,9 @@ class IPv6:
     @classmethod
     def parse(cls, buf: bytes, offset: int = 0) -> tuple[IPv6, int]:
         """The header at ``offset`` and the offset of its payload."""
-        need(buf, offset, IPV6_HEADER_LEN, _HEADER)
-        first, length, next_header, hop_limit, src, dst = _IPV6.unpack_from(buf, offset)
-        version = first >> _VERSION_SHIFT
+        version, traffic_class, flow_label, length, next_header, hop_limit, src, dst = IPV6.unpack(
+            buf, offset
+        )
         if version != IPV6_VERSION:
             raise PacketError(_HEADER, offset, f"version {version} is not 6")
         left = len(buf) - offset - IPV6_HEADER_LEN
@@ -80,23 +95,13 @@ class IPv6:
             raise PacketError(
                 _HEADER, offset, f"payload length {length} runs past the buffer ({left} left)"
             )
-        header = cls(
-            src,
-            dst,
-            next_header,
-            hop_limit=hop_limit,
-            traffic_class=first >> _CLASS_SHIFT & _BYTE_MAX,
-            flow_label=first & IPV6_FLOW_LABEL_MAX,
-            payload_length=length,
-        )
+        header = cls(src, dst, next_header, hop_limit, traffic_class, flow_label, length)
         return header, offset + IPV6_HEADER_LEN
 
     def pack(self, payload_length: int) -> bytes:
         """The 40 header bytes for ``payload_length`` bytes of payload."""
         check_range(_HEADER, "payload length", payload_length, 0, IPV6_MAX_PAYLOAD_LEN)
-        first = (
-            IPV6_VERSION << _VERSION_SHIFT | self.traffic_class << _CLASS_SHIFT | self.flow_label
-        )
-        return _IPV6.pack(
-            first, payload_length, self.next_header, self.hop_limit, self.src, self.dst
-        )
+        return IPV6.pack(
+            IPV6_VERSION, self.traffic_class, self.flow_label, payload_length,
+            self.next_header, self.hop_limit, self.src, self.dst,
+        )  # fmt: skip

@@ -16,23 +16,33 @@ checksum of zero is sent as 0xFFFF. Over IPv6 the checksum is mandatory (RFC 820
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from openhnv.packet.addresses import IPV6_LEN
 from openhnv.packet.checksum import internet_checksum, pseudo_header_sum, verify_checksum
-from openhnv.packet.errors import PacketError, check_range, need, resolve_length
+from openhnv.packet.errors import PacketError, resolve_length
+from openhnv.packet.fields import Field, Layout
+from openhnv.packet.ipv4 import PROTO_UDP
 
-PROTO_UDP = 17
-UDP_HEADER_LEN = 8
-UDP_MAX_LEN = 0xFFFF
+UDP = Layout(
+    "udp",
+    Field("src_port", "H"),
+    Field("dst_port", "H"),
+    Field("length", "H"),
+    Field("checksum", "H"),
+)
+UDP_HEADER_LEN = UDP.size
+UDP_MAX_LEN = UDP.high("length")
 UDP_NO_CHECKSUM = 0
-UDP_ZERO_CHECKSUM_SENT_AS = 0xFFFF
-_U16_MAX = 0xFFFF
-_CHECKSUM_AT = 6
+UDP_ZERO_CHECKSUM_SENT_AS = UDP.high("checksum")
+UDP_SRC_PORT_AT = UDP.offset("src_port")
+UDP_DST_PORT_AT = UDP.offset("dst_port")
+UDP_LENGTH_AT = UDP.offset("length")
+UDP_CHECKSUM_AT = UDP.offset("checksum")
+"""Byte offsets of fields in the header, for hot paths that read a frame in place."""
 
 _HEADER = "udp"
-_UDP = struct.Struct("!HHHH")
+_check = UDP.checker("src_port", "dst_port", "length")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +54,7 @@ class Udp:
     length: int = 0
 
     def __post_init__(self) -> None:
-        if (  # one cheap test for the common case; _validate names what is wrong
-            type(self.src_port) is int
-            and 0 <= self.src_port <= _U16_MAX
-            and type(self.dst_port) is int
-            and 0 <= self.dst_port <= _U16_MAX
-            and type(self.length) is int
-            and 0 <= self.length <= UDP_MAX_LEN
-        ):
-            return
-        self._validate()
-
-    def _validate(self) -> None:
-        """Check every field, raising a PacketError naming the first one out of range."""
-        check_range(_HEADER, "src_port", self.src_port, 0, _U16_MAX)
-        check_range(_HEADER, "dst_port", self.dst_port, 0, _U16_MAX)
-        check_range(_HEADER, "length", self.length, 0, UDP_MAX_LEN)
+        _check(self)
 
     @property
     def header_length(self) -> int:
@@ -86,8 +81,7 @@ class Udp:
         be checked.
         """
         length = resolve_length(buf, offset, length, _HEADER)
-        need(buf, offset, UDP_HEADER_LEN, _HEADER)
-        src_port, dst_port, udp_length, checksum = _UDP.unpack_from(buf, offset)
+        src_port, dst_port, udp_length, checksum = UDP.unpack(buf, offset)
         if udp_length < UDP_HEADER_LEN:
             raise PacketError(_HEADER, offset, f"length {udp_length} is below 8")
         if fragment:
@@ -105,7 +99,7 @@ class Udp:
             else:
                 segment = bytes(buf[offset : offset + udp_length])
                 initial = pseudo_header_sum(src_ip, dst_ip, PROTO_UDP, udp_length, _HEADER)
-                verify_checksum(_HEADER, offset, segment, _CHECKSUM_AT, initial)
+                verify_checksum(_HEADER, offset, segment, UDP_CHECKSUM_AT, initial)
         return cls(src_port, dst_port, udp_length), offset + UDP_HEADER_LEN
 
     def pack(self, src_ip: bytes, dst_ip: bytes, payload: bytes, checksum: bool = True) -> bytes:
@@ -120,7 +114,7 @@ class Udp:
         if not checksum:
             if len(src_ip) == IPV6_LEN:
                 raise PacketError(_HEADER, 0, "zero checksum is not allowed over IPv6")
-            return _UDP.pack(self.src_port, self.dst_port, length, UDP_NO_CHECKSUM) + payload
-        unsummed = _UDP.pack(self.src_port, self.dst_port, length, 0) + payload
+            return UDP.pack(self.src_port, self.dst_port, length, UDP_NO_CHECKSUM) + payload
+        unsummed = UDP.pack(self.src_port, self.dst_port, length, 0) + payload
         value = internet_checksum(unsummed, initial) or UDP_ZERO_CHECKSUM_SENT_AS
-        return _UDP.pack(self.src_port, self.dst_port, length, value) + payload
+        return UDP.pack(self.src_port, self.dst_port, length, value) + payload

@@ -16,20 +16,31 @@ HNV the VNI is the virtual subnet's VSID. The inner Ethernet frame (no FCS) foll
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
-from openhnv.packet.errors import PacketError, check_range, need
+from openhnv.packet.errors import PacketError
+from openhnv.packet.fields import Field, Layout
 
 VXLAN_PORT = 4789
-VXLAN_HEADER_LEN = 8
+"""The UDP destination port of VXLAN (IANA)."""
+VXLAN_SOURCE_PORT_MIN = 49152
+VXLAN_SOURCE_PORT_MAX = 65535
+"""The UDP source port carries the inner flow's entropy, in the dynamic range (RFC 7348 §5)."""
 VXLAN_FLAG_I = 0x08
-VXLAN_VNI_MAX = 0xFFFFFF
-_VNI_SHIFT = 8
-_FLAGS_SHIFT = 24
+VXLAN = Layout(
+    "vxlan",
+    Field("flags", "I", bits=8),
+    Field("reserved", "I", bits=24),
+    Field("vni", "I", bits=24),
+    Field("reserved2", "I", bits=8),
+)
+VXLAN_HEADER_LEN = VXLAN.size
+VXLAN_VNI_MAX = VXLAN.high("vni")
+VXLAN_FLAGS_AT = VXLAN.offset("flags")
+VXLAN_VNI_AT = VXLAN.offset("vni")
 
 _HEADER = "vxlan"
-_VXLAN = struct.Struct("!II")
+_check = VXLAN.checker("vni")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +50,7 @@ class Vxlan:
     vni: int
 
     def __post_init__(self) -> None:
-        if type(self.vni) is int and 0 <= self.vni <= VXLAN_VNI_MAX:
-            return
-        self._validate()
-
-    def _validate(self) -> None:
-        """Check every field, raising a PacketError naming the first one out of range."""
-        check_range(_HEADER, "vni", self.vni, 0, VXLAN_VNI_MAX)
+        _check(self)
 
     @property
     def header_length(self) -> int:
@@ -55,15 +60,13 @@ class Vxlan:
     @classmethod
     def parse(cls, buf: bytes, offset: int = 0) -> tuple[Vxlan, int]:
         """The header at ``offset`` and the offset of the inner Ethernet frame."""
-        need(buf, offset, VXLAN_HEADER_LEN, _HEADER)
-        flags_word, vni_word = _VXLAN.unpack_from(buf, offset)
-        flags = flags_word >> _FLAGS_SHIFT
+        flags, _, vni, _ = VXLAN.unpack(buf, offset)
         if not flags & VXLAN_FLAG_I:
             raise PacketError(
                 _HEADER, offset, f"flags {flags:#04x} lack the I flag (0x08): no valid VNI"
             )
-        return cls(vni_word >> _VNI_SHIFT), offset + VXLAN_HEADER_LEN
+        return cls(vni), offset + VXLAN_HEADER_LEN
 
     def pack(self) -> bytes:
         """The 8 header bytes."""
-        return _VXLAN.pack(VXLAN_FLAG_I << _FLAGS_SHIFT, self.vni << _VNI_SHIFT)
+        return VXLAN.pack(VXLAN_FLAG_I, 0, self.vni, 0)

@@ -1,4 +1,4 @@
-"""The programming API: a few frozen commands, applied through ``VSwitch.apply``.
+"""The programming API: a few frozen commands, applied through ``engine.programming.apply``.
 
 The host agent and ``hnv vfp`` drive the engine only with these. Adding something that
 exists replaces it (idempotent); removing something absent raises ``PolicyError`` unless

@@ -28,13 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from openhnv.packet.tcp import TCP_FIN, TCP_RST, TCP_SYN
 from openhnv.vfp.policy import Direction, Rule
 from openhnv.vfp.transposition import Template
 
-TCP_FIN = 0x01
-TCP_SYN = 0x02
-TCP_RST = 0x04
-TCP_ACK = 0x10
 TCP_CLOSE_FLAGS = TCP_FIN | TCP_RST
 TCP_WATCH_FLAGS = TCP_FIN | TCP_SYN | TCP_RST  # the flags the fast path looks at
 

@@ -1,8 +1,9 @@
-"""Read-only views of a switch for ``hnv vfp`` and ``hnv trace``: plain data, no state change.
+"""Read-only views of an engine for ``hnv vfp`` and ``hnv trace``: plain data, no change.
 
-``Listing`` is mixed into ``VSwitch``: ports, layers, groups, rules, spaces, mappings,
-unified flows and counters as lists of dicts (JSON-ready), and ``trace``, the dry run of
-one frame through a port (vfpctrl /process-tuples, ovn-trace).
+``Listing`` (``engine.listing``) reads the ``EngineState`` it is given: ports, layers,
+groups, rules, spaces, mappings, unified flows and counters as lists of ``TableRow``s
+(JSON-ready dicts), and ``trace``, the dry run of one frame through a port (vfpctrl
+/process-tuples, ovn-trace).
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.flowkey import describe_key, flow_key, parse_flow_key
+from openhnv.packet.flowkey import describe_key, parse_flow_key
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.model import Port
-from openhnv.vfp.pipeline import Decision, Fabric, TraceStep, decide
+from openhnv.vfp.pipeline import Decision, TraceStep, decide
 from openhnv.vfp.policy import DIRECTIONS, IN, Direction, describe_action
+from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import Decap, Discard, Encap, HeaderTransposition, LocalDelivery
 from openhnv.vfp.uplink import decide_uplink
 
-Row = dict[str, Any]
+TableRow = dict[str, Any]
+"""One row of a listing: column name -> JSON-ready value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ def _result(d: Decision) -> str:
     return "nothing"
 
 
-def _flow_row(f: Flow, direction: Direction) -> Row:
+def _flow_row(f: Flow, direction: str) -> TableRow:
     t = f.template
     desc = describe_key(f.key) if direction != UPLINK else f.key.hex()
     return {
@@ -90,29 +93,24 @@ def _flow_row(f: Flow, direction: Direction) -> Row:
 
 
 class Listing:
-    """Inspection and trace; relies on the switch's ``fabric`` and ``uplink``."""
+    """Inspection and trace of one engine's state."""
 
-    fabric: Fabric
-    uplink: Port
+    def __init__(self, state: EngineState) -> None:
+        self.state = state
 
     def _get_port(self, name: str) -> Port:
-        if name == UPLINK:
-            return self.uplink
-        port = self.fabric.ports.get(name)
-        if port is None:
-            raise PolicyError("port", name, "no such port")
-        return port
+        return self.state.port_or_uplink(name)
 
-    def ports(self) -> list[Row]:
+    def ports(self) -> list[TableRow]:
         return [
             {"name": p.name, "mac": p.mac, "vsid": p.vsid, "rdid": p.rdid,
              "ip_addresses": sorted(str(a) for a in p.ip_addresses), "enabled": p.enabled,
              "allow_mac_spoofing": p.allow_mac_spoofing, "generation": p.generation,
              "layers": len(p.layers), "flows": len(p.outbound) + len(p.inbound)}
-            for p in sorted(self.fabric.ports.values(), key=lambda p: p.name)
+            for p in sorted(self.state.ports.values(), key=lambda p: p.name)
         ]  # fmt: skip
 
-    def layers(self, port: str) -> list[Row]:
+    def layers(self, port: str) -> list[TableRow]:
         return [
             {"name": x.name, "priority": x.priority, "stateful": x.stateful,
              "default_inbound": describe_action(x.default_inbound),
@@ -120,7 +118,7 @@ class Listing:
             for x in self._get_port(port).layers_for("out")
         ]  # fmt: skip
 
-    def groups(self, port: str, layer: str) -> list[Row]:
+    def groups(self, port: str, layer: str) -> list[TableRow]:
         found = self._get_port(port).layers.get(layer)
         if found is None:
             raise PolicyError("layer", layer, f"no such layer on port {port}")
@@ -130,7 +128,7 @@ class Listing:
             for g in sorted(found.groups.values(), key=lambda g: (g.priority, g.name))
         ]  # fmt: skip
 
-    def rules(self, port: str, layer: str, group: str) -> list[Row]:
+    def rules(self, port: str, layer: str, group: str) -> list[TableRow]:
         p = self._get_port(port)
         found = p.layers.get(layer)
         g = None if found is None else found.groups.get(group)
@@ -143,44 +141,44 @@ class Listing:
             for r in g.index().rules
         ]  # fmt: skip
 
-    def spaces(self) -> list[Row]:
+    def spaces(self) -> list[TableRow]:
         """The routing domains the mapping space holds, with their VSIDs and sizes."""
-        by_rdid: dict[str, Row] = {}
-        for m in self.fabric.mappings.all():
+        by_rdid: dict[str, TableRow] = {}
+        for m in self.state.mappings.all():
             row = by_rdid.setdefault(m.rdid, {"rdid": m.rdid, "vsids": set(), "mappings": 0})
             row["vsids"].add(m.vsid)
             row["mappings"] += 1
         return [{**r, "vsids": sorted(r["vsids"])} for r in by_rdid.values()]
 
-    def mappings(self) -> list[Row]:
-        local = self.fabric.provider_addresses
+    def mappings(self) -> list[TableRow]:
+        local = self.state.provider_addresses
         return [
             {"rdid": m.rdid, "customer_address": m.customer_address,
              "provider_address": m.provider_address, "customer_mac": m.customer_mac,
              "vsid": m.vsid, "encapsulation": m.encapsulation,
              "local": m.provider_address in local}
-            for m in self.fabric.mappings.all()
+            for m in self.state.mappings.all()
         ]  # fmt: skip
 
-    def provider_addresses(self) -> list[Row]:
+    def provider_addresses(self) -> list[TableRow]:
         return [
             {"address": p.address, "mac": p.mac, "prefix_length": p.prefix_length,
              "vlan_id": p.vlan_id, "gateway_mac": p.gateway_mac}
-            for p in sorted(self.fabric.provider_addresses.values(), key=lambda p: p.address)
+            for p in sorted(self.state.provider_addresses.values(), key=lambda p: p.address)
         ]  # fmt: skip
 
-    def flows(self, port: str, limit: int | None = None) -> list[Row]:
+    def flows(self, port: str, limit: int | None = None) -> list[TableRow]:
         """The port's unified flows (both directions), up to ``limit`` of them."""
         p = self._get_port(port)
-        rows: list[Row] = []
+        rows: list[TableRow] = []
         for direction, table in (("out", p.outbound), ("in", p.inbound)):
             for f in table:
                 if limit is not None and len(rows) >= limit:
                     return rows
-                rows.append(_flow_row(f, UPLINK if p is self.uplink else direction))  # type: ignore[arg-type]
+                rows.append(_flow_row(f, UPLINK if p is self.state.uplink else direction))
         return rows
 
-    def counters(self, port: str) -> Row:
+    def counters(self, port: str) -> TableRow:
         """The port's counters: packets, UFT hits, flow setups, ``drop:<reason>`` …"""
         p = self._get_port(port)
         return {
@@ -188,7 +186,7 @@ class Listing:
             "connections": len(p.connections), **dict(sorted(p.all_counters().items())),
         }  # fmt: skip
 
-    def rule_counters(self, port: str) -> list[Row]:
+    def rule_counters(self, port: str) -> list[TableRow]:
         """Per-rule matches (slow-path decisions, i.e. flows set up or re-evaluated)."""
         p = self._get_port(port)
         return [
@@ -201,9 +199,9 @@ class Listing:
         network, direction "in"); nothing in the switch changes."""
         if direction not in DIRECTIONS:
             raise PolicyError("direction", direction, "a direction is 'in' or 'out'")
-        fab = self.fabric
+        state = self.state
         if port == UPLINK:
-            d, fk = decide_uplink(fab, frame, record=True)
+            d, fk = decide_uplink(state, frame, record=True)
             then = None
             if isinstance(d.template, Decap):
                 then = self.trace(d.template.port, IN, frame[d.template.offset :])
@@ -212,7 +210,6 @@ class Listing:
                          HeaderTransposition(tuple(d.ops)), _result(d), then)  # fmt: skip
         p = self._get_port(port)
         try:
-            key = flow_key(frame)
             fk = parse_flow_key(frame)
         except PacketError as exc:
             step = TraceStep("-", "-", "-", None, "drop(malformed)", str(exc))
@@ -224,7 +221,7 @@ class Listing:
             return Trace(
                 port, direction, fk.describe(), (step,), HeaderTransposition(), "drop(port_blocked)"
             )
-        d = decide(fab, p, direction, frame, fk, key, record=True)
+        d = decide(state, p, direction, frame, fk, record=True)
         then = None
         if d.next_port is not None and d.next_port != port and d.template is not None:
             em = d.template.emit(port, frame, d.arg)

@@ -1,9 +1,10 @@
 """The slow path: walk a packet through a port's layers and decide what its flow does.
 
-``decide`` is a pure function of the switch's state (``Fabric``, the port) and the
-frame: it returns a ``Decision`` (the compiled template, the trace steps, the composed
-header transposition, the rules that matched) and changes nothing. The switch commits
-decisions into the unified flow tables; ``trace`` shows them.
+``decide`` is a pure function of the engine's state (``EngineState``, the port) and the
+frame with its parsed view (a ``FlowKey``, made once by the caller): it returns a
+``Decision`` (the compiled template, the trace steps, the composed header transposition,
+the rules that matched) and changes nothing. The engine commits decisions into the
+unified flow tables; ``trace`` shows them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import ipaddress
 import zlib
 from dataclasses import dataclass, field
 
+from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_bytes
+from openhnv.packet.checksum import update_checksum
+from openhnv.packet.ethernet import ETHERTYPE_ARP
 from openhnv.packet.flowkey import FlowKey
+from openhnv.packet.gre import NVGRE_FLOW_ID_MAX
+from openhnv.packet.ipv4 import IPV4_CHECKSUM_AT, IPV4_DST_AT, IPV4_HEADER_LEN, PROTO_TCP, PROTO_UDP
+from openhnv.packet.tcp import TCP_CHECKSUM_AT
+from openhnv.packet.udp import UDP_CHECKSUM_AT
 from openhnv.vfp.classifier import PacketView
 from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.model import Port
@@ -28,21 +36,9 @@ from openhnv.vfp.policy import (
     Rule,
     describe_action,
 )
-from openhnv.vfp.spaces import Mapping, MappingSpace, ProviderAddress
-from openhnv.vfp.transposition import (
-    Decap,
-    Discard,
-    Encap,
-    HeaderOp,
-    InnerEdit,
-    LocalDelivery,
-    Template,
-    source_port_of,
-)
-
-ETHERTYPE_ARP = 0x0806
-MAX_RULE_SETS = 100_000
-BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
+from openhnv.vfp.spaces import Mapping, ProviderAddress
+from openhnv.vfp.state import EngineState
+from openhnv.vfp.transposition import Discard, HeaderOp, InnerEdit, Template, source_port_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +82,8 @@ class Decision:
     reply_of: Flow | None = None
     cacheable: bool = True
 
-    def drop(self, reason: str, fabric: Fabric, note: str = "") -> Decision:
-        self.template = fabric.discard(reason)
+    def drop(self, reason: str, state: EngineState, note: str = "") -> Decision:
+        self.template = state.discard(reason)
         if self.record:
             self.steps.append(TraceStep("-", "-", "-", None, f"drop({reason})", note))
         return self
@@ -96,85 +92,6 @@ class Decision:
     def reason(self) -> str | None:
         t = self.template
         return t.reason if isinstance(t, Discard) else None
-
-
-class Fabric:
-    """The switch-wide state the slow path reads: spaces, PAs, ports by MAC, templates."""
-
-    def __init__(self) -> None:
-        self.mappings = MappingSpace()
-        self.provider_addresses: dict[str, ProviderAddress] = {}
-        self.pa_neighbors: dict[str, str] = {}
-        self.ports: dict[str, Port] = {}
-        self.ports_by_mac: dict[str, Port] = {}
-        self._discards: dict[str, Discard] = {}
-        self._locals: dict[tuple[object, ...], LocalDelivery] = {}
-        self._encaps: dict[tuple[object, ...], Encap] = {}
-        self._decaps: dict[tuple[str, int, int], Decap] = {}
-        self._sources: dict[str, tuple[list[ProviderAddress], bool]] = {}
-        self._rule_sets: dict[tuple[int, ...], tuple[Rule, ...]] = {}
-
-    def rule_set(self, rules: list[Rule]) -> tuple[Rule, ...]:
-        """``rules`` as a tuple shared by every flow decided by the same rules."""
-        key = tuple(map(id, rules))
-        found = self._rule_sets.get(key)
-        if found is None:
-            if len(self._rule_sets) > MAX_RULE_SETS:
-                self._rule_sets.clear()
-            found = self._rule_sets[key] = tuple(rules)
-        return found
-
-    def forget_templates(self) -> None:
-        """Drop shared templates after a change of PAs or neighbours (flows re-evaluate)."""
-        self._locals.clear()
-        self._encaps.clear()
-        self._sources.clear()
-
-    def sources_toward(self, provider_address: str) -> tuple[list[ProviderAddress], bool]:
-        """The local PAs to send toward ``provider_address`` from, and whether on-link."""
-        found = self._sources.get(provider_address)
-        if found is None:
-            pas = sorted(self.provider_addresses.values(), key=lambda p: p.address)
-            on_link = [p for p in pas if p.on_link(provider_address)]
-            found = self._sources[provider_address] = (on_link or pas, bool(on_link))
-        return found
-
-    def discard(self, reason: str) -> Discard:
-        t = self._discards.get(reason)
-        if t is None:
-            t = self._discards[reason] = Discard(reason)
-        return t
-
-    def decap(self, port: str, offset: int, outer_len: int) -> Decap:
-        t = self._decaps.get((port, offset, outer_len))
-        if t is None:
-            t = self._decaps[(port, offset, outer_len)] = Decap(port, offset, outer_len)
-        return t
-
-    def local_delivery(self, port: str, edit: InnerEdit | None) -> LocalDelivery:
-        key = (port, _edit_key(edit))
-        t = self._locals.get(key)
-        if t is None:
-            t = self._locals[key] = LocalDelivery(port, edit)
-        return t
-
-    def encap(self, nvgre: bool, src: ProviderAddress, dst_pa: str, next_hop: str, vsid: int,
-              edit: InnerEdit | None) -> Encap:  # fmt: skip
-        key = (nvgre, src.address, dst_pa, next_hop, vsid, _edit_key(edit))
-        t = self._encaps.get(key)
-        if t is None:
-            t = self._encaps[key] = Encap(
-                nvgre=nvgre, outer_src_mac=src.mac, outer_dst_mac=next_hop,
-                vlan_id=src.vlan_id, source_pa=src.address, provider_address=dst_pa,
-                vsid=vsid, edit=edit,
-            )  # fmt: skip
-        return t
-
-
-def _edit_key(edit: InnerEdit | None) -> tuple[object, ...] | None:
-    if edit is None:
-        return None
-    return (edit.macs, edit.decrement_ttl, edit.family, edit.l3)
 
 
 def view_of(fk: FlowKey, vsid: int) -> PacketView:
@@ -202,7 +119,7 @@ class _Walk:
 
 
 def _walk_layers(
-    port: Port, direction: Direction, fk: FlowKey, d: Decision, fab: Fabric
+    port: Port, direction: Direction, fk: FlowKey, d: Decision, state: EngineState
 ) -> _Walk | None:
     """Cross the port's layers; None when a layer blocks (``d`` holds the drop)."""
     w = _Walk(view_of(fk, port.vsid))
@@ -233,7 +150,7 @@ def _walk_layers(
                     )
                 )
             if isinstance(act, Block):
-                d.drop(act.reason, fab)
+                d.drop(act.reason, state)
                 return None
             if isinstance(act, Count):
                 d.counters.append(act.counter)
@@ -250,7 +167,7 @@ def _walk_layers(
                     TraceStep(layer.name, "-", "-", None, describe_action(default), "layer default")
                 )
             if isinstance(default, Block):
-                d.drop(default.reason, fab, f"default of layer {layer.name}")
+                d.drop(default.reason, state, f"default of layer {layer.name}")
                 return None
         if layer.stateful:
             d.stateful = True
@@ -281,15 +198,15 @@ def _modify_ops(d: Decision, src: str | None, dst: str | None, ttl: bool, vsid: 
 
 
 def decide(
-    fab: Fabric,
+    state: EngineState,
     port: Port,
     direction: Direction,
     frame: bytes,
     fk: FlowKey,
-    key: bytes,
     record: bool = False,
 ) -> Decision:
-    """The slow-path decision for ``frame`` crossing ``port`` in ``direction``."""
+    """The slow-path decision for ``frame`` (parsed: ``fk``) crossing ``port`` in
+    ``direction``."""
     d = Decision(record=record)
     if direction == OUT:
         if fk.ethertype == ETHERTYPE_ARP:
@@ -298,10 +215,10 @@ def decide(
                 d.steps.append(TraceStep("-", "-", "-", None, "punt(arp)", "answered by the agent"))
             return d
         if not port.allow_mac_spoofing and fk.src_mac != port.mac:
-            return d.drop("spoofed_source", fab, f"source MAC {fk.src_mac} is not {port.mac}")
+            return d.drop("spoofed_source", state, f"source MAC {fk.src_mac} is not {port.mac}")
         if fk.src_ip is not None and port.ip_addresses and fk.src_ip not in port.ip_addresses:
-            return d.drop("spoofed_source", fab, f"source IP {fk.src_ip} is not the port's")
-    w = _walk_layers(port, direction, fk, d, fab)
+            return d.drop("spoofed_source", state, f"source IP {fk.src_ip} is not the port's")
+    w = _walk_layers(port, direction, fk, d, state)
     if w is None:
         return d
     if direction == IN:
@@ -309,25 +226,25 @@ def decide(
         edit = None
         if (v.src_mac, v.dst_mac) != (fk.src_mac, fk.dst_mac) or w.ttl:
             edit = InnerEdit(v.dst_mac, v.src_mac, w.ttl, fk.family or 4, fk.l3_offset)
-        d.template = fab.local_delivery(port.name, edit)
+        d.template = state.local_delivery(port.name, edit)
         if d.record:
             d.steps.append(TraceStep("-", "-", "-", None, f"deliver({port.name})"))
         return d
-    return _forward(fab, port, fk, key, frame, w, d)
+    return _forward(state, port, fk, frame, w, d)
 
 
 def _forward(
-    fab: Fabric, port: Port, fk: FlowKey, key: bytes, frame: bytes, w: _Walk, d: Decision
+    state: EngineState, port: Port, fk: FlowKey, frame: bytes, w: _Walk, d: Decision
 ) -> Decision:
     fwd, v = w.forward, w.view
     if fwd is None:
-        return d.drop("no_forwarding_rule", fab, "no layer chose encapsulate or route")
+        return d.drop("no_forwarding_rule", state, "no layer chose encapsulate or route")
     if isinstance(fwd, Route) and v.dst_mac == fwd.router_mac:
         if fk.dst_ip is None:
-            return d.drop("not_routable", fab, "a non-IP frame to the router MAC")
-        m = fab.mappings.by_ip(port.rdid, fk.dst_ip)
+            return d.drop("not_routable", state, "a non-IP frame to the router MAC")
+        m = state.mappings.by_ip(port.rdid, fk.dst_ip)
         if m is None:
-            return d.drop("no_mapping", fab, f"no CA {fk.dst_ip} in RDID {port.rdid}")
+            return d.drop("no_mapping", state, f"no CA {fk.dst_ip} in RDID {port.rdid}")
         _modify_ops(d, fwd.router_mac, m.customer_mac, True, m.vsid)
         w.ttl = True
         v = PacketView(fwd.router_mac, m.customer_mac, v.ethertype, m.vsid)
@@ -335,27 +252,27 @@ def _forward(
             d.steps.append(
                 TraceStep("-", "-", "-", None, "route", f"to {m.customer_address} in VSID {m.vsid}")
             )
-    elif int(v.dst_mac[:2], 16) & 1:
-        return _replicate(fab, port, fk, frame, v, d)
+    elif int(v.dst_mac[:_OCTET], 16) & MAC_GROUP_BIT:  # the text is normalized: aa:bb:..
+        return _replicate(state, port, fk, frame, v, d)
     else:
-        m_or_none = fab.mappings.by_mac(v.vsid, v.dst_mac)
+        m_or_none = state.mappings.by_mac(v.vsid, v.dst_mac)
         if m_or_none is None:
-            return d.drop("no_mapping", fab, f"no CA MAC {v.dst_mac} in VSID {v.vsid}")
+            return d.drop("no_mapping", state, f"no CA MAC {v.dst_mac} in VSID {v.vsid}")
         m = m_or_none
     if m.rdid != port.rdid:
-        return d.drop("cross_rdid", fab, f"{m.customer_address} is in RDID {m.rdid}")
+        return d.drop("cross_rdid", state, f"{m.customer_address} is in RDID {m.rdid}")
     edit = None
     if (v.src_mac, v.dst_mac) != (fk.src_mac, fk.dst_mac) or w.ttl:
         edit = InnerEdit(v.dst_mac, v.src_mac, w.ttl, fk.family or 4, fk.l3_offset)
-    source = pinned_source(fab, port, fk)
-    template, arg, next_port, reason = _toward(fab, m, edit, zlib.crc32(key), d, source)
+    source = pinned_source(state, port, fk)
+    template, arg, next_port, reason = _toward(state, m, edit, zlib.crc32(fk.key), d, source)
     if reason is not None:
-        return d.drop(reason, fab)
+        return d.drop(reason, state)
     d.template, d.arg, d.next_port = template, arg, next_port
     return d
 
 
-def pinned_source(fab: Fabric, port: Port, fk: FlowKey) -> ProviderAddress | None:
+def pinned_source(state: EngineState, port: Port, fk: FlowKey) -> ProviderAddress | None:
     """The local PA the mapping space holds for the packet's source CA, if any.
 
     A receiver accepts a tunnelled packet only from the PA its mappings hold for the
@@ -364,14 +281,16 @@ def pinned_source(fab: Fabric, port: Port, fk: FlowKey) -> ProviderAddress | Non
     """
     m = None
     if fk.src_ip is not None:
-        m = fab.mappings.by_ip(port.rdid, fk.src_ip)
+        m = state.mappings.by_ip(port.rdid, fk.src_ip)
     if m is None:
-        m = fab.mappings.by_mac(port.vsid, fk.src_mac) or fab.mappings.by_mac(port.vsid, port.mac)
-    return None if m is None else fab.provider_addresses.get(m.provider_address)
+        m = state.mappings.by_mac(port.vsid, fk.src_mac) or state.mappings.by_mac(
+            port.vsid, port.mac
+        )
+    return None if m is None else state.provider_addresses.get(m.provider_address)
 
 
 def _toward(
-    fab: Fabric,
+    state: EngineState,
     m: Mapping,
     edit: InnerEdit | None,
     flow_hash: int,
@@ -380,25 +299,25 @@ def _toward(
 ) -> tuple[Template | None, int, str | None, str | None]:
     """(template, flow argument, local port, drop reason) to reach mapping ``m``, sent
     from PA ``source`` when given (``pinned_source``), else from one chosen by hash."""
-    if m.provider_address in fab.provider_addresses:
-        q = fab.ports_by_mac.get(m.customer_mac)
+    if m.provider_address in state.provider_addresses:
+        q = state.ports_by_mac.get(m.customer_mac)
         if q is None or q.vsid != m.vsid:
             return None, 0, None, "no_port"
         if d.record:
             d.steps.append(TraceStep("-", "-", "-", None, f"deliver({q.name})", "local CA"))
-        return fab.local_delivery(q.name, edit), 0, q.name, None
-    if not fab.provider_addresses:
+        return state.local_delivery(q.name, edit), 0, q.name, None
+    if not state.provider_addresses:
         return None, 0, None, "no_provider_address"
     if source is not None:
         choice, on_link = source, source.on_link(m.provider_address)
     else:
-        sources, on_link = fab.sources_toward(m.provider_address)
+        sources, on_link = state.sources_toward(m.provider_address)
         choice = sources[flow_hash % len(sources)]
-    next_hop = fab.pa_neighbors.get(m.provider_address) if on_link else choice.gateway_mac
+    next_hop = state.pa_neighbors.get(m.provider_address) if on_link else choice.gateway_mac
     if next_hop is None:
         return None, 0, None, "no_pa_route"
     nvgre = m.encapsulation == "nvgre"
-    arg = flow_hash & 0xFF if nvgre else source_port_of(flow_hash)
+    arg = flow_hash & NVGRE_FLOW_ID_MAX if nvgre else source_port_of(flow_hash)
     fields = (("src", choice.address), ("dst", m.provider_address), ("vsid", str(m.vsid)))
     extra = (("flow_id", str(arg)),) if nvgre else (("src_port", str(arg)),)
     if choice.vlan_id is not None and d.record:
@@ -416,23 +335,23 @@ def _toward(
                 f"to PA {m.provider_address}",
             )
         )
-    return fab.encap(nvgre, choice, m.provider_address, next_hop, m.vsid, edit), arg, None, None
+    return state.encap(nvgre, choice, m.provider_address, next_hop, m.vsid, edit), arg, None, None
 
 
 def _replicate(
-    fab: Fabric, port: Port, fk: FlowKey, frame: bytes, v: PacketView, d: Decision
+    state: EngineState, port: Port, fk: FlowKey, frame: bytes, v: PacketView, d: Decision
 ) -> Decision:
     """Broadcast/multicast: one unicast copy per other VM of the VSID (not cached)."""
     d.cacheable = False
     d.copies = []
     seen = {fk.src_mac}
-    source = pinned_source(fab, port, fk)
-    for m in fab.mappings.in_vsid(v.vsid):
+    source = pinned_source(state, port, fk)
+    for m in state.mappings.in_vsid(v.vsid):
         if m.customer_mac in seen or m.rdid != port.rdid:
             continue
         seen.add(m.customer_mac)
         copy = retarget(frame, fk, m)
-        template, arg, next_port, reason = _toward(fab, m, None, zlib.crc32(copy), d, source)
+        template, arg, next_port, reason = _toward(state, m, None, zlib.crc32(copy), d, source)
         if template is not None:
             d.copies.append(Copy(template, arg, copy, next_port))
         else:
@@ -448,38 +367,37 @@ def _replicate(
 def retarget(frame: bytes, fk: FlowKey, m: Mapping) -> bytes:
     """``frame`` with dst MAC = the CA's MAC, and a broadcast/multicast IPv4 dst = the CA's IP."""
     out = bytearray(frame)
-    out[0:6] = bytes.fromhex(m.customer_mac.replace(":", ""))
+    out[:MAC_LEN] = mac_to_bytes(m.customer_mac)
     dst = fk.dst_ip
     ca = ipaddress.ip_address(m.customer_address)
     if (
         isinstance(dst, ipaddress.IPv4Address)
-        and ca.version == 4
-        and (
-            dst.is_multicast
-            or int(dst) & 0xFF == 0xFF
-            or dst == ipaddress.IPv4Address("255.255.255.255")
-        )
+        and isinstance(ca, ipaddress.IPv4Address)
+        and (dst.is_multicast or int(dst) & _HOST_BYTE == _HOST_BYTE or dst == _LIMITED_BROADCAST)
     ):
         l3 = fk.l3_offset
-        old, new = out[l3 + 16 : l3 + 20], ca.packed
-        out[l3 + 16 : l3 + 20] = new
-        out[l3 + 10 : l3 + 12] = _update(int.from_bytes(out[l3 + 10 : l3 + 12], "big"), old, new)
+        at = l3 + IPV4_DST_AT
+        old, new = bytes(out[at : l3 + IPV4_HEADER_LEN]), ca.packed
+        out[at : l3 + IPV4_HEADER_LEN] = new
+        _patch_checksum(out, l3 + IPV4_CHECKSUM_AT, old, new)
         l4 = fk.l4_offset
-        if l4 >= 0 and fk.protocol in (6, 17):
-            at = l4 + (16 if fk.protocol == 6 else 6)
-            csum = int.from_bytes(out[at : at + 2], "big")
-            if len(out) >= at + 2 and (csum or fk.protocol == 6):
-                out[at : at + 2] = _update(csum, old, new)
+        if l4 >= 0 and fk.protocol in (PROTO_TCP, PROTO_UDP):
+            at = l4 + (TCP_CHECKSUM_AT if fk.protocol == PROTO_TCP else UDP_CHECKSUM_AT)
+            csum = int.from_bytes(out[at : at + _CHECKSUM_LEN], "big")
+            if len(out) >= at + _CHECKSUM_LEN and (csum or fk.protocol == PROTO_TCP):
+                _patch_checksum(out, at, old, new)  # UDP checksum 0: none (RFC 768)
     return bytes(out)
 
 
-def _update(csum: int, old: bytes | bytearray, new: bytes | bytearray) -> bytes:
-    """Incremental Internet checksum update for replaced 16-bit words (RFC 1624 eqn. 3)."""
-    s = ~csum & 0xFFFF
-    for i in range(0, len(old), 2):
-        s += (~int.from_bytes(old[i : i + 2], "big") & 0xFFFF) + int.from_bytes(
-            new[i : i + 2], "big"
-        )
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s & 0xFFFF).to_bytes(2, "big")
+_HOST_BYTE = 0xFF
+_OCTET = 2  # hex digits of one MAC octet
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_CHECKSUM_LEN = 2
+
+
+def _patch_checksum(out: bytearray, at: int, old: bytes, new: bytes) -> None:
+    """The checksum at ``at`` after ``old`` became ``new`` in what it covers (RFC 1624)."""
+    checksum = int.from_bytes(out[at : at + _CHECKSUM_LEN], "big")
+    out[at : at + _CHECKSUM_LEN] = update_checksum(checksum, old, new).to_bytes(
+        _CHECKSUM_LEN, "big"
+    )

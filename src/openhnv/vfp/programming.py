@@ -1,7 +1,8 @@
-"""Programming a switch: ``apply`` of the commands in ``openhnv.vfp.commands``.
+"""Programming an engine: ``apply`` of the commands in ``openhnv.vfp.commands``.
 
-``Programming`` is mixed into ``VSwitch``. Every change bumps the generation of the
-ports it affects (all ports for a change of mappings, PAs, neighbours or ports), so
+``Programming`` is the engine's command interpreter (``engine.programming``); it changes
+the ``EngineState`` it is given and nothing else. Every change bumps the generation of
+the ports it affects (all ports for a change of mappings, PAs, neighbours or ports), so
 their unified flows are re-evaluated on their next packet instead of being flushed.
 """
 
@@ -13,30 +14,28 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.model import Group, Layer, Port
-from openhnv.vfp.pipeline import Fabric
 from openhnv.vfp.policy import Rule
+from openhnv.vfp.state import EngineState
 
 
 class Programming:
-    """The command interpreter; relies on the switch's ``fabric``, ``uplink`` and
-    ``flow_capacity``."""
+    """The command interpreter of one engine's state."""
 
-    fabric: Fabric
-    uplink: Port
-    flow_capacity: int
+    def __init__(self, state: EngineState) -> None:
+        self.state = state
 
     def apply(self, command: c.Command) -> None:
         """Apply one programming command (``PolicyError`` when it cannot be applied)."""
-        fab = self.fabric
+        state = self.state
         match command:
             case c.AddPort():
                 self._add_port(command)
             case c.RemovePort(name, missing_ok):
-                port = fab.ports.pop(name, None)
+                port = state.ports.pop(name, None)
                 if port is None and not missing_ok:
                     raise PolicyError("name", name, "no such port")
-                if port is not None and fab.ports_by_mac.get(port.mac) is port:
-                    del fab.ports_by_mac[port.mac]
+                if port is not None and state.ports_by_mac.get(port.mac) is port:
+                    del state.ports_by_mac[port.mac]
                 self._everything_changed()
             case c.SetPortState(name, enabled):
                 port = self._port(name)
@@ -83,23 +82,23 @@ class Programming:
                 group.changed()
                 port.changed()
             case c.AddMapping(mapping):
-                fab.mappings.add(mapping)
+                state.mappings.add(mapping)
                 self._everything_changed()
             case c.RemoveMapping(rdid, address, missing_ok):
-                fab.mappings.remove(rdid, address, missing_ok=missing_ok)
+                state.mappings.remove(rdid, address, missing_ok=missing_ok)
                 self._everything_changed()
             case c.AddProviderAddress(pa):
-                fab.provider_addresses[pa.address] = pa
+                state.provider_addresses[pa.address] = pa
                 self._everything_changed()
             case c.RemoveProviderAddress(address, missing_ok):
-                if fab.provider_addresses.pop(address, None) is None and not missing_ok:
+                if state.provider_addresses.pop(address, None) is None and not missing_ok:
                     raise PolicyError("address", address, "not a PA of this switch")
                 self._everything_changed()
             case c.SetPaNeighbor(address, mac):
                 if mac is None:
-                    fab.pa_neighbors.pop(address, None)
+                    state.pa_neighbors.pop(address, None)
                 else:
-                    fab.pa_neighbors[address] = mac
+                    state.pa_neighbors[address] = mac
                 self._everything_changed()
             case _:
                 raise PolicyError("command", command, "not an engine command")
@@ -110,15 +109,15 @@ class Programming:
             self.apply(command)
 
     def _add_port(self, cmd: c.AddPort) -> None:
-        fab = self.fabric
-        owner = fab.ports_by_mac.get(cmd.mac)
+        state = self.state
+        owner = state.ports_by_mac.get(cmd.mac)
         if owner is not None and owner.name != cmd.name:
             raise PolicyError("mac", cmd.mac, f"already the MAC of port {owner.name}")
         if cmd.name == UPLINK:
             raise PolicyError("name", cmd.name, "reserved for the uplink")
-        old = fab.ports.get(cmd.name)
+        old = state.ports.get(cmd.name)
         port = Port(cmd.name, cmd.mac, cmd.vsid, cmd.rdid, cmd.ip_addresses,
-                    cmd.allow_mac_spoofing, self.flow_capacity)  # fmt: skip
+                    cmd.allow_mac_spoofing, state.flow_capacity)  # fmt: skip
         if old is not None:  # keep policy and flows; they re-evaluate
             port.layers, port.enabled, port.generation = old.layers, old.enabled, old.generation
             port.outbound, port.inbound, port.connections = (
@@ -127,10 +126,10 @@ class Programming:
                 old.connections,
             )
             port.counters, port.rule_hits = old.counters, old.rule_hits
-            if fab.ports_by_mac.get(old.mac) is old:
-                del fab.ports_by_mac[old.mac]
-        fab.ports[cmd.name] = port
-        fab.ports_by_mac[cmd.mac] = port
+            if state.ports_by_mac.get(old.mac) is old:
+                del state.ports_by_mac[old.mac]
+        state.ports[cmd.name] = port
+        state.ports_by_mac[cmd.mac] = port
         self._everything_changed()
 
     def _add_rules(
@@ -144,16 +143,13 @@ class Programming:
         port.changed()
 
     def _everything_changed(self) -> None:
-        self.fabric.forget_templates()
-        for port in self.fabric.ports.values():
+        self.state.forget_templates()
+        for port in self.state.ports.values():
             port.changed()
-        self.uplink.changed()
+        self.state.uplink.changed()
 
     def _port(self, name: str) -> Port:
-        port = self.fabric.ports.get(name)
-        if port is None:
-            raise PolicyError("port", name, "no such port")
-        return port
+        return self.state.port(name)
 
     def _layer(self, port: Port, name: str) -> Layer:
         layer = port.layers.get(name)

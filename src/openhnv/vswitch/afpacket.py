@@ -17,8 +17,10 @@ from __future__ import annotations
 import socket
 import struct
 
+from openhnv.packet.ethernet import ETHERTYPE_AT, ETHERTYPE_VLAN
+
 ETH_P_ALL = 0x0003
-ETH_P_8021Q = 0x8100
+ETH_P_8021Q = ETHERTYPE_VLAN
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
@@ -28,7 +30,6 @@ TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 SOCKET_BUFFER = 8 * 1024 * 1024
 FRAME_MAX = 65536
-_MAC_ADDRESSES = 12
 # struct tpacket_auxdata: status, len, snaplen, mac, net, vlan_tci, vlan_tpid
 _AUXDATA = struct.Struct("=IIIHHHH")
 _ANCILLARY = socket.CMSG_SPACE(_AUXDATA.size)
@@ -106,4 +107,4 @@ def restore_vlan_tag(frame: bytes, auxdata: bytes) -> bytes:
     if not status & TP_STATUS_VLAN_TPID_VALID or tpid == 0:
         tpid = ETH_P_8021Q
     tag = struct.pack("!HH", tpid, tci)
-    return frame[:_MAC_ADDRESSES] + tag + frame[_MAC_ADDRESSES:]
+    return frame[:ETHERTYPE_AT] + tag + frame[ETHERTYPE_AT:]

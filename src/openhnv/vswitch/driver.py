@@ -29,13 +29,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from openhnv.vfp.emits import Transmit
+from openhnv.vswitch.errors import VSwitchError
 
 MAX_VLAN_ID = 4094
-
-
-class VSwitchError(ValueError):
-    """The vswitch layer's error: a bad PA configuration, an unknown uplink or port, a
-    driver used before it was opened. The message names what is wrong."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,50 +1,71 @@
 """An in-process physical network of many hosts, and the driver that plugs a host into it.
 
-``Fabric`` is the PA network: subnets (each an L2 segment with an optional 802.1Q tag),
+``EmulatedNetwork`` is the PA network: subnets (each an L2 segment with an optional 802.1Q tag),
 hosts whose uplinks sit on a subnet, and one L3 router with an interface (the gateway)
 on every subnet that has one. It carries whole outer frames by destination MAC: to the
 host uplink with that MAC on the same subnet, or to the router, which decrements the
 outer TTL, finds the subnet of the destination PA and hands the frame on with its own
 MAC as source and the egress subnet's tag. ARP is modelled, not sent: a driver asks the
-fabric (``arp``) for the MAC of an address on its uplink's subnet. Frames whose tag does
+network (``arp``) for the MAC of an address on its uplink's subnet. Frames whose tag does
 not match their subnet, or whose destination MAC nobody owns, are dropped and counted.
 
-``EmulatedDriver(fabric, host)`` is a ``Driver``: it places the host's PAs on its
+``EmulatedDriver(network, host)`` is a ``Driver``: it places the host's PAs on its
 uplinks, resolves next hops and reports them (again whenever a PA appears or leaves
 anywhere), pops the tag of received frames and hands those for a local PA carrying
-VXLAN or NVGRE to the switch; it answers ICMP echo to its PAs (``fabric.ping``). VM
-ports are made with ``fabric.add_vm_port``; a VM sends with ``fabric.send_from_vm`` and
-what it receives queues in ``fabric.received``.
+VXLAN or NVGRE to the switch; it answers ICMP echo to its PAs (``network.ping``). VM
+ports are made with ``network.add_vm_port``; a VM sends with ``network.send_from_vm``
+and what it receives queues in ``network.received``. Frames are read and built with the
+``openhnv.packet`` codecs, or, on the path every tunnel frame takes, at the offsets it
+exports.
 Everything runs synchronously in the caller's thread. For fast tests and scale runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-import struct
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from openhnv.packet.addresses import mac_to_str
-from openhnv.packet.checksum import internet_checksum
+from openhnv.packet.addresses import MAC_LEN, mac_to_bytes, mac_to_str
+from openhnv.packet.errors import PacketError
+from openhnv.packet.ethernet import (
+    ETHERNET_HEADER_LEN,
+    ETHERTYPE_AT,
+    ETHERTYPE_IPV4_BYTES,
+    ETHERTYPE_VLAN_BYTES,
+    VLAN_TAG_LEN,
+    push_vlan,
+)
 from openhnv.packet.frames import icmp_echo_frame
-from openhnv.packet.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST
+from openhnv.packet.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, Icmp
+from openhnv.packet.ipv4 import (
+    IPV4_DST_AT,
+    IPV4_HEADER_LEN,
+    IPV4_IHL_MASK,
+    IPV4_IHL_UNIT,
+    IPV4_PROTOCOL_AT,
+    PROTO_GRE,
+    PROTO_ICMP,
+    PROTO_UDP,
+    IPv4,
+)
+from openhnv.packet.udp import UDP_DST_PORT_AT
+from openhnv.packet.vxlan import VXLAN_PORT
 from openhnv.vfp.emits import Transmit
-from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.driver import FrameSink, PaConfig
+from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.null import made_up_mac
 
-_TAG = b"\x81\x00"
-_IPV4 = b"\x08\x00"
-_ETHERNET = 14
-_TAG_LEN = 4
-_IP_PROTO_UDP = 17
-_IP_PROTO_GRE = 47
-_IP_PROTO_ICMP = 1
-_ICMP_ECHO_LEN = 8
+# Offsets into an untagged frame, for the receive path every tunnel frame takes.
+_DST = slice(ETHERNET_HEADER_LEN + IPV4_DST_AT, ETHERNET_HEADER_LEN + IPV4_HEADER_LEN)
+_PROTOCOL = ETHERNET_HEADER_LEN + IPV4_PROTOCOL_AT
+_L4 = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN
+_ETHERTYPE = slice(ETHERTYPE_AT, ETHERNET_HEADER_LEN)
+_VXLAN_PORT = VXLAN_PORT.to_bytes(2, "big")
 _PING_ID = 0x4E56
-_VXLAN_PORT = (4789).to_bytes(2, "big")
 
 
 @dataclass(slots=True)
@@ -62,11 +83,15 @@ class Subnet:
     addresses: dict[str, bytes] = field(default_factory=dict)  # PA on the segment -> MAC
 
     def tag(self) -> bytes:
-        return b"" if self.vlan_id is None else _TAG + self.vlan_id.to_bytes(2, "big")
+        return (
+            b"" if self.vlan_id is None else ETHERTYPE_VLAN_BYTES + self.vlan_id.to_bytes(2, "big")
+        )
 
 
 @dataclass(slots=True)
-class _Uplink:
+class _HostUplink:
+    """A host's uplink plugged into a subnet, and the PAs it carries."""
+
     host: str
     interface: str
     subnet: Subnet
@@ -74,7 +99,7 @@ class _Uplink:
     pas: set[str] = field(default_factory=set)
 
 
-class Fabric:
+class EmulatedNetwork:
     """The emulated physical network (see the module docstring)."""
 
     def __init__(self, *, capture: bool = False) -> None:
@@ -82,7 +107,7 @@ class Fabric:
         self.counters: Counter[str] = Counter()
         self.capture = capture
         self._captured: list[tuple[str, bytes]] = []
-        self._uplinks: dict[tuple[str, str], _Uplink] = {}
+        self._uplinks: dict[tuple[str, str], _HostUplink] = {}
         self._drivers: dict[str, EmulatedDriver] = {}
         self._vm_ports: dict[str, dict[str, str]] = {}
         self._received: dict[tuple[str, str], list[bytes]] = {}
@@ -103,7 +128,7 @@ class Fabric:
             raise VSwitchError(f"subnet {name!r}: cidr {cidr!r}: {exc}") from None
         if gateway is not None and ipaddress.IPv4Address(gateway) not in network:
             raise VSwitchError(f"subnet {name!r}: gateway {gateway} is outside {network}")
-        router_mac = bytes.fromhex(made_up_mac(f"router/{name}").replace(":", ""))
+        router_mac = mac_to_bytes(made_up_mac(f"router/{name}"))
         subnet = Subnet(name, network, vlan_id, gateway, router_mac)
         if gateway is not None:
             subnet.addresses[gateway] = router_mac
@@ -117,8 +142,8 @@ class Fabric:
             raise VSwitchError(f"uplink {host}/{interface}: no subnet {subnet!r}")
         if (host, interface) in self._uplinks:
             raise VSwitchError(f"uplink {host}/{interface} exists already")
-        mac = bytes.fromhex(made_up_mac(f"{host}/{interface}").replace(":", ""))
-        self._uplinks[(host, interface)] = _Uplink(host, interface, where, mac)
+        mac = mac_to_bytes(made_up_mac(f"{host}/{interface}"))
+        self._uplinks[(host, interface)] = _HostUplink(host, interface, where, mac)
         where.macs[mac] = (host, interface)
         return mac_to_str(mac)
 
@@ -130,10 +155,10 @@ class Fabric:
     def uplink_mac(self, host: str, interface: str) -> str:
         return mac_to_str(self._uplink(host, interface).mac)
 
-    def _uplink(self, host: str, interface: str) -> _Uplink:
+    def _uplink(self, host: str, interface: str) -> _HostUplink:
         u = self._uplinks.get((host, interface))
         if u is None:
-            raise VSwitchError(f"host {host!r} has no uplink {interface!r} on the fabric")
+            raise VSwitchError(f"host {host!r} has no uplink {interface!r} on the network")
         return u
 
     # -- VMs ---------------------------------------------------------------------------
@@ -252,7 +277,7 @@ class Fabric:
         for driver in list(self._drivers.values()):
             driver.resolve()
 
-    def _send(self, u: _Uplink, frames: Sequence[bytes]) -> None:
+    def _send(self, u: _HostUplink, frames: Sequence[bytes]) -> None:
         """Frames put on ``u``'s subnet: switched by destination MAC, or routed."""
         by_host: dict[str, list[bytes]] = {}
         self._switch(u.subnet, frames, by_host)
@@ -273,15 +298,17 @@ class Fabric:
             if self.capture:
                 with self._lock:
                     self._captured.append((subnet.name, frame))
-            if frame[12 : 12 + n] != tag or (not n and frame[12:14] == _TAG):
+            if frame[ETHERTYPE_AT : ETHERTYPE_AT + n] != tag or (
+                not n and frame[_ETHERTYPE] == ETHERTYPE_VLAN_BYTES
+            ):
                 self.counters["drop:vlan_mismatch"] += 1
                 continue
-            dst = frame[:6]
+            dst = frame[:MAC_LEN]
             owner = subnet.macs.get(dst)
             if owner is not None:
                 by_host.setdefault(owner[0], []).append(frame)
             elif dst == subnet.router_mac and subnet.gateway is not None:
-                routed.append(frame[:12] + frame[12 + n :])
+                routed.append(frame[:ETHERTYPE_AT] + frame[ETHERTYPE_AT + n :])
             else:
                 self.counters["drop:unknown_mac"] += 1
         for frame in routed:
@@ -289,35 +316,36 @@ class Fabric:
 
     def _route(self, ingress: Subnet, frame: bytes, by_host: dict[str, list[bytes]]) -> None:
         """The router: an untagged IPv4 frame from ``ingress`` toward its destination PA."""
-        if frame[12:14] != _IPV4 or len(frame) < _ETHERNET + 20:
+        try:
+            if frame[_ETHERTYPE] != ETHERTYPE_IPV4_BYTES:
+                raise PacketError("ethernet", ETHERTYPE_AT, "not IPv4")
+            ip, l4 = IPv4.parse(frame, ETHERNET_HEADER_LEN, verify_checksum=False)
+        except PacketError:
             self.counters["router:drop:not_ipv4"] += 1
             return
-        destination = ipaddress.IPv4Address(frame[30:34])
+        destination = ipaddress.IPv4Address(ip.dst)
         egress = next((s for s in self.subnets.values() if destination in s.network), None)
         if egress is None or egress.gateway is None:
             self.counters["router:drop:no_route"] += 1
             return
-        if frame[22] <= 1:
+        if ip.ttl <= 1:
             self.counters["router:drop:ttl_exceeded"] += 1
             return
         mac = egress.addresses.get(str(destination))
         if mac is None:
             self.counters["router:drop:unresolved"] += 1
             return
-        header = bytearray(frame[_ETHERNET : _ETHERNET + 20])
-        header[8] -= 1
-        header[10:12] = b"\0\0"
-        header[10:12] = internet_checksum(bytes(header)).to_bytes(2, "big")
+        header = dataclasses.replace(ip, ttl=ip.ttl - 1).pack(ip.payload_length)
         self.counters["router:forwarded"] += 1
-        out = mac + egress.router_mac + egress.tag() + _IPV4 + bytes(header) + frame[34:]
+        out = mac + egress.router_mac + egress.tag() + ETHERTYPE_IPV4_BYTES + header + frame[l4:]
         self._switch(egress, [out], by_host)
 
 
 class EmulatedDriver:
-    """A host's ``Driver`` on a ``Fabric``."""
+    """A host's ``Driver`` on an ``EmulatedNetwork``."""
 
-    def __init__(self, fabric: Fabric, host: str) -> None:
-        self.fabric = fabric
+    def __init__(self, network: EmulatedNetwork, host: str) -> None:
+        self.network = network
         self.host = host
         self.sink: FrameSink | None = None
         self.counters: Counter[str] = Counter()
@@ -331,18 +359,18 @@ class EmulatedDriver:
 
     def open(self, sink: FrameSink) -> None:
         self.sink = sink
-        self.fabric._attach(self)
-        for port, mac in self.fabric.vm_ports(self.host).items():
+        self.network._attach(self)
+        for port, mac in self.network.vm_ports(self.host).items():
             sink.port_added(port, mac)
         self._reported = {}
         self.resolve()
 
     def close(self) -> None:
-        self.fabric._detach(self)
+        self.network._detach(self)
         self.sink = None
 
     def send_to_port(self, port: str, frames: Sequence[bytes]) -> None:
-        self.fabric._to_vm(self.host, port, frames)
+        self.network._to_vm(self.host, port, frames)
 
     def transmit(self, frames: Sequence[Transmit]) -> None:
         by_pa: dict[str, list[bytes]] = {}
@@ -354,22 +382,22 @@ class EmulatedDriver:
                 self.counters["tx_drop:not_our_pa"] += len(batch)
                 continue
             self.counters["tx_frames"] += len(batch)
-            self.fabric._send(self.fabric._uplink(self.host, pa.interface), batch)
+            self.network._send(self.network._uplink(self.host, pa.interface), batch)
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
-        self.fabric._check_pas(self.host, pas)
+        self.network._check_pas(self.host, pas)
         self._pas = {pa.address: pa for pa in pas}
         self._local = frozenset(ipaddress.IPv4Address(a).packed for a in self._pas)
-        self.fabric._place_pas(self.host, pas)
+        self.network._place_pas(self.host, pas)
 
     def uplink_mac(self, interface: str) -> str:
-        return self.fabric.uplink_mac(self.host, interface)
+        return self.network.uplink_mac(self.host, interface)
 
     def watch_neighbors(self, addresses: Sequence[str]) -> None:
         self._watched = list(addresses)
         self.resolve()
 
-    # -- the fabric's side -------------------------------------------------------------
+    # -- the network's side ------------------------------------------------------------
 
     def resolve(self) -> None:
         """ARP for the gateways and the on-link watched PAs; report what changed."""
@@ -382,7 +410,7 @@ class EmulatedDriver:
             if pa.gateway is not None:
                 wanted.append(pa.gateway)
             for address in wanted:
-                mac = self.fabric.arp(self.host, pa.interface, address)
+                mac = self.network.arp(self.host, pa.interface, address)
                 if mac is not None:
                     found.setdefault(address, mac)
         old, self._reported = self._reported, found
@@ -401,7 +429,7 @@ class EmulatedDriver:
             self.sink.port_removed(port)
 
     def from_wire(self, frames: list[bytes]) -> None:
-        """Frames the fabric switched to one of our uplinks: tunnel frames for a local PA
+        """Frames the network switched to one of our uplinks: tunnel frames for a local PA
         go (untagged) to the switch; the rest is dropped and counted."""
         sink = self.sink
         if sink is None:
@@ -409,21 +437,22 @@ class EmulatedDriver:
         tunnel: list[bytes] = []
         local = self._local
         for frame in frames:
-            if frame[12:14] == _TAG:
-                frame = frame[:12] + frame[16:]
-            if frame[12:14] != _IPV4 or len(frame) < _ETHERNET + 20:
+            if frame[_ETHERTYPE] == ETHERTYPE_VLAN_BYTES:
+                frame = frame[:ETHERTYPE_AT] + frame[ETHERTYPE_AT + VLAN_TAG_LEN :]
+            if frame[_ETHERTYPE] != ETHERTYPE_IPV4_BYTES or len(frame) < _L4:
                 self.counters["rx_drop:not_ipv4"] += 1
                 continue
-            if frame[30:34] not in local:
+            if frame[_DST] not in local:
                 self.counters["rx_drop:not_our_pa"] += 1
                 continue
-            proto = frame[23]
-            l4 = _ETHERNET + (frame[14] & 0x0F) * 4
-            if proto == _IP_PROTO_GRE or (
-                proto == _IP_PROTO_UDP and frame[l4 + 2 : l4 + 4] == _VXLAN_PORT
+            proto = frame[_PROTOCOL]
+            l4 = ETHERNET_HEADER_LEN + (frame[ETHERNET_HEADER_LEN] & IPV4_IHL_MASK) * IPV4_IHL_UNIT
+            if proto == PROTO_GRE or (
+                proto == PROTO_UDP
+                and frame[l4 + UDP_DST_PORT_AT : l4 + UDP_DST_PORT_AT + 2] == _VXLAN_PORT
             ):
                 tunnel.append(frame)
-            elif proto == _IP_PROTO_ICMP and len(frame) >= l4 + _ICMP_ECHO_LEN:
+            elif proto == PROTO_ICMP and len(frame) >= l4 + ICMP_HEADER_LEN:
                 self._icmp(frame, l4)
             else:
                 self.counters["rx_drop:not_tunnel"] += 1
@@ -433,26 +462,29 @@ class EmulatedDriver:
 
     def _icmp(self, frame: bytes, l4: int) -> None:
         """Answer an echo request to a local PA; note the sequence of an echo reply."""
-        identifier, sequence = struct.unpack_from("!HH", frame, l4 + 4)
-        if frame[l4] == ICMP_ECHO_REPLY:
-            self.echo_replies.add(sequence)
-            return
-        if frame[l4] != ICMP_ECHO_REQUEST:
+        try:
+            ip, _ = IPv4.parse(frame, ETHERNET_HEADER_LEN, verify_checksum=False)
+            message, _ = Icmp.parse(frame, l4, ip.payload_length, verify_checksum=False)
+        except PacketError:
             self.counters["rx_drop:icmp_type"] += 1
             return
-        pa = self._pas[ipaddress.IPv4Address(frame[30:34]).compressed]
-        end = _ETHERNET + int.from_bytes(frame[16:18], "big")
+        if message.type == ICMP_ECHO_REPLY:
+            self.echo_replies.add(message.sequence)
+            return
+        if message.type != ICMP_ECHO_REQUEST:
+            self.counters["rx_drop:icmp_type"] += 1
+            return
+        pa = self._pas[ipaddress.IPv4Address(ip.dst).compressed]
         reply = icmp_echo_frame(
-            src_mac=self.fabric.uplink_mac(self.host, pa.interface), dst_mac=frame[6:12],
-            src_ip=frame[30:34], dst_ip=frame[26:30], identifier=identifier,
-            sequence=sequence, payload=frame[l4 + _ICMP_ECHO_LEN : end], reply=True,
+            src_mac=self.network.uplink_mac(self.host, pa.interface),
+            dst_mac=frame[MAC_LEN:ETHERTYPE_AT],
+            src_ip=ip.dst, dst_ip=ip.src, identifier=message.identifier,
+            sequence=message.sequence, payload=message.payload, reply=True,
         )  # fmt: skip
         self.counters["icmp_echo_replies"] += 1
-        uplink = self.fabric._uplink(self.host, pa.interface)
-        self.fabric._send(uplink, [_tagged(reply, pa.vlan_id)])
+        uplink = self.network._uplink(self.host, pa.interface)
+        self.network._send(uplink, [_tagged(reply, pa.vlan_id)])
 
 
 def _tagged(frame: bytes, vlan_id: int | None) -> bytes:
-    if vlan_id is None:
-        return frame
-    return frame[:12] + _TAG + vlan_id.to_bytes(2, "big") + frame[12:]
+    return frame if vlan_id is None else push_vlan(frame, vlan_id)

@@ -29,6 +29,8 @@ import threading
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from openhnv.vswitch.errors import DeviceError
+
 SYS_BPF = 321  # x86_64
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SCHED_CLS = 3
@@ -48,10 +50,6 @@ _lock = threading.Lock()
 _program_fd = -1
 
 
-class IngressError(OSError):
-    """The drop program cannot be loaded or attached; the message names the interface."""
-
-
 def drop_program() -> int:
     """The file descriptor of the drop program, loaded on first use."""
     global _program_fd
@@ -68,7 +66,7 @@ def drop_program() -> int:
         fd = int(_LIBC.syscall(SYS_BPF, BPF_PROG_LOAD, buffer, _ATTR_SIZE))
         if fd < 0:
             code = ctypes.get_errno()
-            raise IngressError(code, f"bpf(BPF_PROG_LOAD) of {PROGRAM_NAME}: {os.strerror(code)}")
+            raise DeviceError(f"bpf(BPF_PROG_LOAD) of {PROGRAM_NAME}: {os.strerror(code)}")
         _program_fd = fd
         return fd
 
@@ -80,7 +78,7 @@ def hide_from_kernel(ifname: str) -> None:
         with IPRoute() as ipr:
             found = ipr.link_lookup(ifname=ifname)
             if not found:
-                raise IngressError(errno.ENODEV, f"{ifname}: no such interface")
+                raise DeviceError(f"{ifname}: no such interface")
             index = found[0]
             try:
                 ipr.tc("add", "clsact", index=index)
@@ -90,7 +88,7 @@ def hide_from_kernel(ifname: str) -> None:
             ipr.tc("replace-filter", "bpf", index=index, handle=":1", fd=fd, name=PROGRAM_NAME,
                    parent=TC_INGRESS_PARENT, classid=1, direct_action=True)  # fmt: skip
     except NetlinkError as exc:
-        raise IngressError(exc.code, f"{ifname}: cannot attach {PROGRAM_NAME}: {exc}") from exc
+        raise DeviceError(f"{ifname}: cannot attach {PROGRAM_NAME}: {exc}") from exc
 
 
 def show_to_kernel(ifname: str) -> None:
@@ -104,4 +102,4 @@ def show_to_kernel(ifname: str) -> None:
             ipr.tc("del", "clsact", index=found[0])
         except NetlinkError as exc:
             if exc.code not in (errno.ENOENT, errno.EINVAL, errno.ENODEV):
-                raise IngressError(exc.code, f"{ifname}: cannot remove clsact: {exc}") from exc
+                raise DeviceError(f"{ifname}: cannot remove clsact: {exc}") from exc

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 from openhnv.packet.addresses import mac_to_str
 from openhnv.vfp.emits import Transmit
-from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.driver import FrameSink, PaConfig
+from openhnv.vswitch.errors import DeviceError, VSwitchError
 from openhnv.vswitch.ingress import hide_from_kernel, show_to_kernel
 from openhnv.vswitch.linux_pa import PaSide
 from openhnv.vswitch.portlinks import (
@@ -49,7 +50,7 @@ from openhnv.vswitch.portlinks import (
     port_links,
     uplink_names,
 )
-from openhnv.vswitch.ring import PacketRing, RingError
+from openhnv.vswitch.ring import PacketRing
 
 BATCH = 256
 TICK_SECONDS = 0.25
@@ -222,7 +223,7 @@ class LinuxDriver:
                 _setns(self._netns)
                 try:
                     ring = PacketRing(name, rx_frames=UPLINK_RX_FRAMES)
-                except RingError as exc:
+                except DeviceError as exc:
                     raise VSwitchError(f"uplink {exc}") from None
                 finally:
                     _setns(saved)

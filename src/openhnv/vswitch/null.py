@@ -14,7 +14,8 @@ import zlib
 from collections.abc import Sequence
 
 from openhnv.vfp.emits import Transmit
-from openhnv.vswitch.driver import FrameSink, PaConfig, VSwitchError
+from openhnv.vswitch.driver import FrameSink, PaConfig
+from openhnv.vswitch.errors import VSwitchError
 
 
 def made_up_mac(name: str) -> str:

@@ -27,6 +27,8 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
+from openhnv.vswitch.errors import VSwitchError
+
 PORT_ALIAS_PREFIX = "openhnv-port"
 UPLINK_NAME = re.compile(r"up[0-9]+")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -34,10 +36,6 @@ _RECV_BYTES = 1 << 16
 _RCVBUF = 1 << 20
 
 log = logging.getLogger(__name__)
-
-
-class PortAliasError(ValueError):
-    """An ifalias starts with ``openhnv-port`` but is not ``openhnv-port <id> <mac>``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +66,7 @@ def port_alias(port_id: str, mac: str) -> str:
 def parse_port_alias(alias: str | None) -> tuple[str, str] | None:
     """(port id, mac) of a VM port alias; None when the alias is not a port's at all.
 
-    Raises ``PortAliasError`` for an alias that claims to be a port but is malformed.
+    Raises ``VSwitchError`` for an alias that claims to be a port but is malformed.
     """
     if not alias:
         return None
@@ -76,12 +74,12 @@ def parse_port_alias(alias: str | None) -> tuple[str, str] | None:
     if not words or words[0] != PORT_ALIAS_PREFIX:
         return None
     if len(words) != 3:
-        raise PortAliasError(f"ifalias {alias!r}: expected '{PORT_ALIAS_PREFIX} <port-id> <mac>'")
+        raise VSwitchError(f"ifalias {alias!r}: expected '{PORT_ALIAS_PREFIX} <port-id> <mac>'")
     port, mac = words[1], words[2].lower().replace("-", ":")
     if not _MAC.fullmatch(mac):
-        raise PortAliasError(f"ifalias {alias!r}: {words[2]!r} is not a MAC address")
+        raise VSwitchError(f"ifalias {alias!r}: {words[2]!r} is not a MAC address")
     if int(mac[:2], 16) & 1:
-        raise PortAliasError(f"ifalias {alias!r}: {mac} is a multicast MAC, not a VM's")
+        raise VSwitchError(f"ifalias {alias!r}: {mac} is a multicast MAC, not a VM's")
     return port, mac
 
 
@@ -95,7 +93,7 @@ def port_links(links: Iterable[LinkInfo]) -> tuple[dict[str, PortLink], list[str
             continue
         try:
             parsed = parse_port_alias(link.alias)
-        except PortAliasError as exc:
+        except VSwitchError as exc:
             problems.append(f"link {link.ifname}: {exc}")
             continue
         if parsed is None:

@@ -32,6 +32,7 @@ import socket
 import struct
 from collections.abc import Iterable
 
+from openhnv.packet.ethernet import ETHERTYPE_AT
 from openhnv.vswitch.afpacket import (
     ETH_P_8021Q,
     ETH_P_ALL,
@@ -41,6 +42,7 @@ from openhnv.vswitch.afpacket import (
     TP_STATUS_VLAN_TPID_VALID,
     TP_STATUS_VLAN_VALID,
 )
+from openhnv.vswitch.errors import DeviceError
 
 PACKET_RX_RING = 5
 PACKET_VERSION = 10
@@ -59,7 +61,6 @@ RX_FRAMES = 2048
 TX_FRAMES = 1024
 TX_DATA_OFFSET = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)
 MAX_FRAME = FRAME_SIZE - 66
-_MACS = 12
 _REQ = struct.Struct("=IIII")  # struct tpacket_req: block_size, block_nr, frame_size, frame_nr
 _MREQ = struct.Struct("=iHH8s")
 _RX_HEADER = struct.Struct("=IIIH")  # status, len, snaplen, mac
@@ -76,11 +77,7 @@ def _with_tag(mm: mmap.mmap, base: int, status: int, start: int, length: int) ->
     if not status & TP_STATUS_VLAN_TPID_VALID or tpid == 0:
         tpid = ETH_P_8021Q
     tag = struct.pack("!HH", tpid, tci)
-    return mm[start : start + _MACS] + tag + mm[start + _MACS : start + length]
-
-
-class RingError(OSError):
-    """A packet ring cannot be set up on an interface; the message names it."""
+    return mm[start : start + ETHERTYPE_AT] + tag + mm[start + ETHERTYPE_AT : start + length]
 
 
 class PacketRing:
@@ -111,7 +108,7 @@ class PacketRing:
         self.tx_failed_flushes = 0
         per_block = BLOCK_SIZE // FRAME_SIZE
         if rx_frames % per_block or tx_frames % per_block:
-            raise RingError(f"ring sizes must be multiples of {per_block} frames")
+            raise DeviceError(f"ring sizes must be multiples of {per_block} frames")
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
             s = self._sock
@@ -133,7 +130,7 @@ class PacketRing:
             s.setblocking(False)
         except OSError as exc:
             self._sock.close()
-            raise RingError(f"interface {ifname}: cannot set up a packet ring: {exc}") from exc
+            raise DeviceError(f"interface {ifname}: cannot set up a packet ring: {exc}") from exc
         self._rx_slots = rx_frames
         self._rx_head = 0
         self._tx_base = rx_frames * FRAME_SIZE

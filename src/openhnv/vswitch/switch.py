@@ -22,13 +22,14 @@ from typing import Protocol, TypeVar
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
+from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import normalize_mac, parse_address
 from openhnv.vfp.spaces import IPAddress, Mapping, ProviderAddress
-from openhnv.vfp.switch import VSwitch
-from openhnv.vswitch.driver import Driver, PaConfig, VSwitchError
+from openhnv.vswitch.driver import Driver, PaConfig
+from openhnv.vswitch.errors import VSwitchError
 
-__all__ = ["HostSwitch", "PaConfig", "PortListener", "VSwitchError"]
+__all__ = ["HostSwitch", "PaConfig", "PortListener"]
 
 T = TypeVar("T")
 DEFAULT_EXPIRE_INTERVAL = 10.0
@@ -48,7 +49,7 @@ class HostSwitch:
 
     def __init__(
         self,
-        engine: VSwitch,
+        engine: VfpEngine,
         driver: Driver,
         *,
         expire_interval: float | None = DEFAULT_EXPIRE_INTERVAL,
@@ -65,7 +66,7 @@ class HostSwitch:
         self._next_hops: dict[str, str] = {}  # resolved address -> MAC (PAs and gateways)
         self._watched: frozenset[str] = frozenset()
         self._pa_uses: Counter[str] = Counter(  # mappings per PA, kept up by apply()
-            m.provider_address for m in engine.fabric.mappings.all()
+            m.provider_address for m in engine.state.mappings.all()
         )
         self._stopping = threading.Event()
         self._expirer: threading.Thread | None = None
@@ -135,16 +136,16 @@ class HostSwitch:
         failed: PolicyError | None = None
         with self._lock:
             keys = _mapping_keys(batch)
-            before = [self.engine.fabric.mappings.by_ip(*k) for k in keys]
+            before = [self.engine.state.mappings.by_ip(*k) for k in keys]
             try:
-                self.engine.apply_all(batch)
+                self.engine.programming.apply_all(batch)
             except PolicyError as exc:
                 failed = exc
             watch = None
             if keys:
                 for key, old in zip(keys, before, strict=True):
                     self._count_pa(old, -1)
-                    self._count_pa(self.engine.fabric.mappings.by_ip(*key), 1)
+                    self._count_pa(self.engine.state.mappings.by_ip(*key), 1)
                 watch = self._watch_change()
         if watch is not None:
             self.driver.watch_neighbors(watch)
@@ -188,7 +189,7 @@ class HostSwitch:
             self.counters["sent_to_port"] += 1
         self.driver.send_to_port(port, (frame,))
 
-    def inspect(self, fn: Callable[[VSwitch], T]) -> T:
+    def inspect(self, fn: Callable[[VfpEngine], T]) -> T:
         """``fn(engine)`` under the lock (listings, traces, counters)."""
         with self._lock:
             return fn(self.engine)
@@ -207,7 +208,7 @@ class HostSwitch:
 
     def from_port(self, port: str, frames: list[bytes]) -> None:
         with self._lock:
-            if port not in self.engine.fabric.ports:  # reported but not programmed (yet)
+            if port not in self.engine.state.ports:  # reported but not programmed (yet)
                 self.counters["drop:unprogrammed_port"] += len(frames)
                 return
             emits = self.engine.process_batch(port, frames)
@@ -252,7 +253,7 @@ class HostSwitch:
                 for pa in self._pas.values()
                 if pa.gateway == address
             ]
-            self.engine.apply_all(cmds + self._neighbor_changes())
+            self.engine.programming.apply_all(cmds + self._neighbor_changes())
 
     # -- internals ---------------------------------------------------------------------
 
@@ -262,7 +263,7 @@ class HostSwitch:
         ]
         self._pas, self._pa_macs = wanted, macs
         cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
-        self.engine.apply_all(cmds + self._neighbor_changes())
+        self.engine.programming.apply_all(cmds + self._neighbor_changes())
 
     def _neighbor_changes(self) -> list[c.Command]:
         """``SetPaNeighbor`` for the resolved remote PAs on-link with a local PA (the
@@ -273,7 +274,7 @@ class HostSwitch:
             for address, mac in self._next_hops.items()
             if address not in self._pas and any(pa.on_link(address) for pa in pas)
         }
-        have = self.engine.fabric.pa_neighbors
+        have = self.engine.state.pa_neighbors
         cmds: list[c.Command] = [c.SetPaNeighbor(a, None) for a in have if a not in wanted]
         cmds += [c.SetPaNeighbor(a, m) for a, m in wanted.items() if have.get(a) != m]
         return cmds

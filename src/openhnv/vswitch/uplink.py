@@ -15,57 +15,70 @@ host's IP stack would do for it:
 - picks the uplink of a flow by its hash.
 
 ``ProviderStack`` is the pure core: every method takes the clock ``now`` and returns
-a list of operations (``Transmit`` or ``TunnelFrame``). ``UplinkDriver`` is the thin
-socket edge that applies them.
+a list of operations (``UplinkSend`` or ``TunnelFrame``). ``UplinkDriver`` is the thin
+socket edge that applies them. Frames are read and built with the ``openhnv.packet``
+codecs; the receive path, which every tunnel frame crosses, reads the few fields it
+needs at the offsets ``openhnv.packet`` exports.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import selectors
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from openhnv.vswitch.afpacket import AfPacketSocket
-from openhnv.vswitch.arp_resolver import ArpResolver, ArpTimers
-from openhnv.vswitch.pawire import (
-    ARP_REPLY,
-    ARP_REQUEST,
-    BROADCAST_MAC,
+from openhnv.packet.addresses import BROADCAST_MAC, MAC_LEN, ZERO_MAC, is_multicast_mac
+from openhnv.packet.arp import ARP_REPLY, ARP_REQUEST, Arp
+from openhnv.packet.errors import PacketError
+from openhnv.packet.ethernet import (
     ETHERNET_HEADER_LEN,
     ETHERTYPE_ARP,
+    ETHERTYPE_ARP_BYTES,
+    ETHERTYPE_AT,
     ETHERTYPE_IPV4,
-    ICMP_ECHO_REQUEST,
-    IP_PROTO_GRE,
-    IP_PROTO_ICMP,
-    IP_PROTO_UDP,
-    IPV4_HEADER_MIN,
-    UDP_HEADER_LEN,
+    ETHERTYPE_IPV4_BYTES,
+    ETHERTYPE_VLAN_BYTES,
+    VLAN_ID_MAX,
     VLAN_TAG_LEN,
-    ZERO_MAC,
-    ArpPacket,
-    Ipv4View,
-    WireError,
-    ethernet_header,
-    icmp_echo_reply,
-    ipv4_header,
+    VLAN_TCI_AT,
+    Ethernet,
 )
+from openhnv.packet.icmp import ICMP_ECHO_REQUEST, Icmp
+from openhnv.packet.ipv4 import (
+    IPV4,
+    IPV4_DST_AT,
+    IPV4_FLAG_DF,
+    IPV4_FRAGMENT_BITS,
+    IPV4_HEADER_LEN,
+    IPV4_IHL_MASK,
+    IPV4_IHL_UNIT,
+    IPV4_VERSION,
+    IPV4_VERSION_SHIFT,
+    PROTO_GRE,
+    PROTO_ICMP,
+    PROTO_UDP,
+    IPv4,
+)
+from openhnv.packet.udp import UDP, UDP_HEADER_LEN
+from openhnv.packet.vxlan import VXLAN_PORT
+from openhnv.vswitch.afpacket import AfPacketSocket
+from openhnv.vswitch.arp_resolver import ArpResolver, ArpTimers
+from openhnv.vswitch.errors import VSwitchError
 
-VXLAN_PORT = 4789
 ENCAPSULATION_VXLAN = "vxlan"
 ENCAPSULATION_NVGRE = "nvgre"
 TICK_SECONDS = 0.25
-_IPV4_DESTINATION = slice(16, 20)
-_IP_FRAGMENT_BITS = 0x3F  # MF flag and the high bits of the fragment offset (byte 6)
-_VXLAN_PORT_HI, _VXLAN_PORT_LO = divmod(VXLAN_PORT, 256)
+_IPV4_DESTINATION = slice(IPV4_DST_AT, IPV4_HEADER_LEN)
+_ipv4 = IPV4.struct.unpack_from  # the raw items of the fixed IPv4 header
+_udp = UDP.struct.unpack_from
+_VLAN_HI, _VLAN_LO = ETHERTYPE_VLAN_BYTES
+_TCI_HIGH_VID = VLAN_ID_MAX >> 8  # the VLAN ID's bits in the first byte of the TCI
 _BATCH = 64
-
-
-class UplinkError(ValueError):
-    """An uplink is configured wrongly or asked to do something it cannot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +92,21 @@ class UplinkConfig:
     default_gateway: ipaddress.IPv4Address | None = None
 
     def __post_init__(self) -> None:
-        if len(self.mac) != 6 or self.mac[0] & 1:
-            raise UplinkError(f"uplink {self.interface}: mac {self.mac.hex()} is not unicast")
-        if not 0 <= self.vlan <= 4094:
-            raise UplinkError(f"uplink {self.interface}: vlan {self.vlan} is not in 0..4094")
+        if len(self.mac) != MAC_LEN or is_multicast_mac(self.mac):
+            raise VSwitchError(f"uplink {self.interface}: mac {self.mac.hex()} is not unicast")
+        if not 0 <= self.vlan < VLAN_ID_MAX:
+            raise VSwitchError(
+                f"uplink {self.interface}: vlan {self.vlan} is not in 0..{VLAN_ID_MAX - 1}"
+            )
         gateway = self.default_gateway
         if gateway is not None and gateway not in self.provider_address.network:
-            raise UplinkError(
+            raise VSwitchError(
                 f"uplink {self.interface}: default_gateway {gateway} is outside"
                 f" {self.provider_address.network}"
             )
 
 
-class Transmit(NamedTuple):
+class UplinkSend(NamedTuple):
     """Send ``frame`` on uplink ``uplink``.
 
     Operations are immutable named tuples rather than frozen dataclasses: one is made
@@ -104,7 +119,7 @@ class Transmit(NamedTuple):
 
 class TunnelFrame(NamedTuple):
     """An encapsulated packet for a local PA, handed to the switch (a named tuple: see
-    ``Transmit``).
+    ``UplinkSend``).
 
     ``payload`` starts at the VXLAN header (after UDP) or at the GRE header (NVGRE).
     """
@@ -117,11 +132,13 @@ class TunnelFrame(NamedTuple):
     payload: bytes
 
 
-Operation = Transmit | TunnelFrame
+Operation = UplinkSend | TunnelFrame
 
 
 @dataclass(slots=True)
-class _Uplink:
+class _PaUplink:
+    """One uplink of the stack: its PA as bytes and ints, its resolver, its header bytes."""
+
     config: UplinkConfig
     address: bytes
     network: int
@@ -145,25 +162,25 @@ class ProviderStack:
     configs: Sequence[UplinkConfig]
     timers: ArpTimers = field(default_factory=ArpTimers)
     counters: Counter[str] = field(default_factory=Counter)
-    _uplinks: list[_Uplink] = field(default_factory=list)
+    _uplinks: list[_PaUplink] = field(default_factory=list)
     _local: frozenset[bytes] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.configs:
-            raise UplinkError("a host needs at least one uplink")
+            raise VSwitchError("a host needs at least one uplink")
         for config in self.configs:
             pa = config.provider_address
             gateway = config.default_gateway
             self._uplinks.append(
-                _Uplink(
+                _PaUplink(
                     config=config,
                     address=pa.ip.packed,
                     network=int(pa.network.network_address),
                     mask=int(pa.network.netmask),
                     gateway=None if gateway is None else gateway.packed,
                     resolver=ArpResolver(self.timers),
-                    header_tail=ethernet_header(ZERO_MAC, config.mac, ETHERTYPE_IPV4, config.vlan)[
-                        6:
+                    header_tail=_ethernet(ZERO_MAC, config.mac, ETHERTYPE_IPV4, config.vlan)[
+                        MAC_LEN:
                     ],
                     mac=config.mac,
                     vlan=config.vlan,
@@ -171,7 +188,7 @@ class ProviderStack:
             )
         addresses = [u.address for u in self._uplinks]
         if len(set(addresses)) != len(addresses):
-            raise UplinkError("two uplinks have the same provider address")
+            raise VSwitchError("two uplinks have the same provider address")
         self._local = frozenset(addresses)
 
     # ------------------------------------------------------------ queries
@@ -202,15 +219,16 @@ class ProviderStack:
 
     def send_ip(self, uplink: int, packet: bytes, now: float) -> list[Operation]:
         """Send an outer IPv4 packet (already addressed) to its destination PA."""
-        if len(packet) < IPV4_HEADER_MIN:
-            raise UplinkError(f"send_ip: {len(packet)} bytes is not an IPv4 packet")
+        if len(packet) < IPV4_HEADER_LEN:
+            raise VSwitchError(f"send_ip: {len(packet)} bytes is not an IPv4 packet")
         return self._resolve_and_send(uplink, packet[_IPV4_DESTINATION], packet, now)
 
     def send_frame(self, uplink: int, frame: bytes, now: float) -> list[Operation]:
         """Send an untagged Ethernet/IPv4 frame, filling its MACs (and the VLAN tag)."""
-        if len(frame) < ETHERNET_HEADER_LEN + 20:
-            raise UplinkError(f"send_frame: {len(frame)} bytes is not an Ethernet/IPv4 frame")
-        destination = frame[ETHERNET_HEADER_LEN + 16 : ETHERNET_HEADER_LEN + 20]
+        if len(frame) < ETHERNET_HEADER_LEN + IPV4_HEADER_LEN:
+            raise VSwitchError(f"send_frame: {len(frame)} bytes is not an Ethernet/IPv4 frame")
+        at = ETHERNET_HEADER_LEN + IPV4_DST_AT
+        destination = frame[at : at + IPV4_HEADER_LEN - IPV4_DST_AT]
         return self._resolve_and_send(uplink, destination, frame[ETHERNET_HEADER_LEN:], now)
 
     def _resolve_and_send(
@@ -224,7 +242,7 @@ class ProviderStack:
         mac = u.resolver.lookup(hop, now)
         if mac is not None:
             self.counters["tx_frames"] += 1
-            return [Transmit(uplink, mac + u.header_tail + packet)]
+            return [UplinkSend(uplink, mac + u.header_tail + packet)]
         if u.resolver.enqueue(hop, ZERO_MAC + u.header_tail + packet, now):
             return [self._arp_request(uplink, hop)]
         return []
@@ -239,20 +257,20 @@ class ProviderStack:
         resolver.watch(hop, now)
         return [self._arp_request(uplink, hop)]
 
-    def _arp_request(self, uplink: int, target: bytes) -> Transmit:
+    def _arp_request(self, uplink: int, target: bytes) -> UplinkSend:
         u = self._uplinks[uplink]
-        arp = ArpPacket(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, target)
-        header = ethernet_header(BROADCAST_MAC, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
+        arp = Arp(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, target)
+        header = _ethernet(BROADCAST_MAC, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
         self.counters["arp_requests_sent"] += 1
-        return Transmit(uplink, header + arp.build())
+        return UplinkSend(uplink, header + arp.pack())
 
     def announce(self) -> list[Operation]:
         """A gratuitous ARP per uplink, so switches and the router learn the PAs."""
         ops: list[Operation] = []
         for index, u in enumerate(self._uplinks):
-            arp = ArpPacket(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, u.address)
-            header = ethernet_header(BROADCAST_MAC, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
-            ops.append(Transmit(index, header + arp.build()))
+            arp = Arp(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, u.address)
+            header = _ethernet(BROADCAST_MAC, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
+            ops.append(UplinkSend(index, header + arp.pack()))
         return ops
 
     def tick(self, now: float) -> list[Operation]:
@@ -276,11 +294,11 @@ class ProviderStack:
         if size < ETHERNET_HEADER_LEN:
             self.counters["rx_dropped_malformed"] += 1
             return []
-        if frame[12] == 0x81 and frame[13] == 0x00:
+        if frame[ETHERTYPE_AT] == _VLAN_HI and frame[ETHERTYPE_AT + 1] == _VLAN_LO:
             if size < ETHERNET_HEADER_LEN + VLAN_TAG_LEN:
                 self.counters["rx_dropped_malformed"] += 1
                 return []
-            vid = ((frame[14] & 0x0F) << 8) | frame[15]
+            vid = (frame[VLAN_TCI_AT] & _TCI_HIGH_VID) << 8 | frame[VLAN_TCI_AT + 1]
             l3 = ETHERNET_HEADER_LEN + VLAN_TAG_LEN
         else:
             vid = 0
@@ -288,76 +306,73 @@ class ProviderStack:
         if vid != u.vlan:
             self.counters["rx_dropped_vlan"] += 1
             return []
-        destination_mac = frame[0:6]
+        destination_mac = frame[:MAC_LEN]
         if destination_mac != u.mac and destination_mac != BROADCAST_MAC:
             self.counters["rx_dropped_not_our_mac"] += 1
             return []
-        ethertype = frame[l3 - 2 : l3]
+        ethertype = frame[l3 - ETHERNET_HEADER_LEN + ETHERTYPE_AT : l3]
         try:
-            if ethertype == b"\x08\x00":
+            if ethertype == ETHERTYPE_IPV4_BYTES:
                 return self._receive_ipv4(uplink, frame, l3)
-            if ethertype == b"\x08\x06":
-                return self._receive_arp(uplink, frame[l3:], now)
-        except WireError:
+            if ethertype == ETHERTYPE_ARP_BYTES:
+                return self._receive_arp(uplink, frame, l3, now)
+        except PacketError:
             self.counters["rx_dropped_malformed"] += 1
             return []
         self.counters["rx_dropped_ethertype"] += 1
         return []
 
     def _receive_ipv4(self, uplink: int, frame: bytes, l3: int) -> list[Operation]:
-        if len(frame) < l3 + IPV4_HEADER_MIN or frame[l3] >> 4 != 4:
-            raise WireError("ipv4: short or not version 4")
-        header_length = (frame[l3] & 0x0F) * 4
-        end = l3 + ((frame[l3 + 2] << 8) | frame[l3 + 3])
+        try:  # the fixed header in one call of packet.ipv4's struct (bit fields unsplit)
+            first, _, total, _, fragment, _, protocol, _, source, destination = _ipv4(frame, l3)
+        except struct.error:
+            raise PacketError("ipv4", l3, "shorter than its header") from None
+        if first >> IPV4_VERSION_SHIFT != IPV4_VERSION:
+            raise PacketError("ipv4", l3, f"version {first >> IPV4_VERSION_SHIFT} is not 4")
+        header_length = (first & IPV4_IHL_MASK) * IPV4_IHL_UNIT
+        end = l3 + total
         l4 = l3 + header_length
-        if header_length < IPV4_HEADER_MIN or end < l4 or end > len(frame):
-            raise WireError("ipv4: header length or total length do not fit the frame")
-        destination = frame[l3 + 16 : l3 + 20]
+        if header_length < IPV4_HEADER_LEN or end < l4 or end > len(frame):
+            raise PacketError("ipv4", l3, "header length or total length do not fit the frame")
         if destination not in self._local:
             self.counters["rx_dropped_not_our_pa"] += 1
             return []
-        if frame[l3 + 6] & _IP_FRAGMENT_BITS or frame[l3 + 7]:
+        if fragment & IPV4_FRAGMENT_BITS:
             self.counters["rx_dropped_fragment"] += 1
             return []
-        protocol = frame[l3 + 9]
-        if protocol == IP_PROTO_UDP:
+        if protocol == PROTO_UDP:
             if end - l4 < UDP_HEADER_LEN:
-                raise WireError("udp: shorter than its header")
-            if frame[l4 + 2] != _VXLAN_PORT_HI or frame[l4 + 3] != _VXLAN_PORT_LO:
+                raise PacketError("udp", l4, "shorter than its header")
+            source_port, destination_port, _, _ = _udp(frame, l4)
+            if destination_port != VXLAN_PORT:
                 self.counters["rx_dropped_udp_port"] += 1
                 return []
             self.counters["rx_vxlan"] += 1
+            payload = frame[l4 + UDP_HEADER_LEN : end]
             return [
-                TunnelFrame(
-                    uplink,
-                    ENCAPSULATION_VXLAN,
-                    frame[l3 + 12 : l3 + 16],
-                    destination,
-                    (frame[l4] << 8) | frame[l4 + 1],
-                    frame[l4 + UDP_HEADER_LEN : end],
-                )
+                TunnelFrame(uplink, ENCAPSULATION_VXLAN, source, destination, source_port, payload)
             ]
-        if protocol == IP_PROTO_GRE:
+        if protocol == PROTO_GRE:
             self.counters["rx_nvgre"] += 1
-            source = frame[l3 + 12 : l3 + 16]
             return [TunnelFrame(uplink, ENCAPSULATION_NVGRE, source, destination, 0, frame[l4:end])]
-        if protocol == IP_PROTO_ICMP and end > l4 and frame[l4] == ICMP_ECHO_REQUEST:
+        if protocol == PROTO_ICMP and end > l4 and frame[l4] == ICMP_ECHO_REQUEST:
             return self._echo_reply(uplink, frame, l3)
         self.counters["rx_dropped_protocol"] += 1
         return []
 
     def _echo_reply(self, uplink: int, frame: bytes, l3: int) -> list[Operation]:
         u = self._uplinks[uplink]
-        ip = Ipv4View.parse(frame[l3:])
-        reply = icmp_echo_reply(frame[l3 + ip.header_length : l3 + ip.total_length])
-        header = ethernet_header(frame[6:12], u.config.mac, ETHERTYPE_IPV4, u.config.vlan)
-        packet = ipv4_header(ip.destination, ip.source, IP_PROTO_ICMP, len(reply)) + reply
+        ip, l4 = IPv4.parse(frame, l3, verify_checksum=False)
+        request, _ = Icmp.parse(frame, l4, ip.payload_length, verify_checksum=False)
+        reply = request.echo_reply().pack()
+        header = _ethernet(frame[MAC_LEN:ETHERTYPE_AT], u.config.mac, ETHERTYPE_IPV4, u.config.vlan)
+        answer = IPv4(ip.dst, ip.src, PROTO_ICMP, flags=IPV4_FLAG_DF)
         self.counters["icmp_echo_replies"] += 1
-        return [Transmit(uplink, header + packet)]
+        return [UplinkSend(uplink, header + answer.pack(len(reply)) + reply)]
 
-    def _receive_arp(self, uplink: int, payload: bytes, now: float) -> list[Operation]:
+    def _receive_arp(self, uplink: int, frame: bytes, l3: int, now: float) -> list[Operation]:
         u = self._uplinks[uplink]
-        arp = ArpPacket.parse(payload)
+        arp, _ = Arp.parse(frame, l3)
         if arp.sender_ip == u.address:
             if arp.sender_mac != u.config.mac:
                 self.counters["arp_address_conflict"] += 1
@@ -368,16 +383,21 @@ class ProviderStack:
         if on_link and (for_us or u.resolver.knows(arp.sender_ip)):
             for waiting in u.resolver.learn(arp.sender_ip, arp.sender_mac, now):
                 self.counters["tx_frames"] += 1
-                ops.append(Transmit(uplink, arp.sender_mac + waiting[6:]))
+                ops.append(UplinkSend(uplink, arp.sender_mac + waiting[MAC_LEN:]))
         if not for_us:
             self.counters["arp_not_for_us"] += 1
             return ops
-        if arp.operation == ARP_REQUEST:
-            reply = ArpPacket(ARP_REPLY, u.config.mac, u.address, arp.sender_mac, arp.sender_ip)
-            header = ethernet_header(arp.sender_mac, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
-            ops.append(Transmit(uplink, header + reply.build()))
+        if arp.op == ARP_REQUEST:
+            reply = Arp(ARP_REPLY, u.config.mac, u.address, arp.sender_mac, arp.sender_ip)
+            header = _ethernet(arp.sender_mac, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
+            ops.append(UplinkSend(uplink, header + reply.pack()))
             self.counters["arp_replies_sent"] += 1
         return ops
+
+
+def _ethernet(destination: bytes, source: bytes, ethertype: int, vlan: int) -> bytes:
+    """An Ethernet header, tagged with ``vlan`` unless it is 0 (untagged)."""
+    return Ethernet(destination, source, ethertype, vlan or None).pack()
 
 
 # ---------------------------------------------------------------- the socket edge
@@ -398,7 +418,7 @@ class UplinkDriver:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if len(sockets) != len(stack.configs):
-            raise UplinkError(f"{len(sockets)} sockets for {len(stack.configs)} uplinks")
+            raise VSwitchError(f"{len(sockets)} sockets for {len(stack.configs)} uplinks")
         self.stack = stack
         self.sockets = list(sockets)
         self.on_tunnel = on_tunnel
@@ -410,7 +430,7 @@ class UplinkDriver:
 
     def apply(self, operations: list[Operation]) -> None:
         for op in operations:
-            if isinstance(op, Transmit):
+            if isinstance(op, UplinkSend):
                 if not self.sockets[op.uplink].send(op.frame):
                     self.stack.counters["tx_dropped_socket_full"] += 1
             else:

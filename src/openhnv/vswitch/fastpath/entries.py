@@ -4,15 +4,16 @@ Entries (``FlowEntry`` values):
 
 - ``encap_flow(header, entropy=, uplink_ifindex=, mtu=)``: ``header`` is the outer
   Ethernet [+802.1Q] / IPv4 / UDP+VXLAN or GRE+NVGRE headers exactly as the slow path
-  builds them for an empty inner frame (``vfp.transposition.Encap.header(0, arg)``, or
-  ``packet.template.TunnelTemplate.header``). The tag, if any, becomes ``vlan_tci``
-  (the kernel pushes it as an 802.1Q tag); the IPv4 header's partial sum is computed
-  here; the kernel patches the lengths, the checksum and the entropy (VXLAN UDP
-  source port, NVGRE FlowID) per packet, so its bytes equal the slow path's.
+  builds them for an empty inner frame (``packet.template.TunnelTemplate.header``, or
+  ``header_for(0, entropy)``, which the engine's ``vfp.transposition.Encap`` sends
+  with). The tag, if any, becomes ``vlan_tci`` (the kernel pushes it as an 802.1Q tag);
+  the IPv4 header's partial sum is the template's (``TunnelTemplate.partial_sum``); the
+  kernel patches the lengths, the checksum and the entropy (VXLAN UDP source port,
+  NVGRE FlowID) per packet, so its bytes equal the slow path's.
 - ``deliver_flow(port_ifindex)``: to a local VM port; ``decap_deliver_flow``: pop the
   outer headers of an uplink frame, then to a VM port.
 
-Each takes an optional ``InnerEdit`` (new inner MACs, TTL decrement) and up to two
+Each takes an optional ``EntryEdit`` (new inner MACs, TTL decrement) and up to two
 ``(slot, generation)`` pairs: the entry is executed only while every pair's slot of
 ``hnv_port_gens`` holds that generation.
 
@@ -29,8 +30,55 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from openhnv.packet.checksum import ones_complement_sum
+from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN
+from openhnv.packet.ethernet import (
+    ETHERNET_HEADER_LEN,
+    ETHERTYPE_AT,
+    ETHERTYPE_IPV4_BYTES,
+    ETHERTYPE_VLAN_BYTES,
+    VLAN_ID_MAX,
+    VLAN_TAG_LEN,
+    VLAN_TCI_AT,
+)
+from openhnv.packet.frames import NVGRE_OUTER_LEN, VXLAN_OUTER_LEN
+from openhnv.packet.gre import (
+    NVGRE_BITS,
+    NVGRE_FLOW_ID_MAX,
+    NVGRE_HEADER_LEN,
+    NVGRE_PROTOCOL,
+    NVGRE_VSID_AT,
+)
+from openhnv.packet.icmp import (
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    ICMP_HEADER_LEN,
+    ICMP_IDENTIFIER_AT,
+)
+from openhnv.packet.ipv4 import (
+    IPV4_DST_AT,
+    IPV4_FLAGS_AT,
+    IPV4_FRAGMENT_BITS,
+    IPV4_HEADER_LEN,
+    IPV4_NO_OPTIONS,
+    IPV4_PROTOCOL_AT,
+    IPV4_SRC_AT,
+    PROTO_GRE,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+)
+from openhnv.packet.tcp import TCP_FLAGS_AT
+from openhnv.packet.template import TunnelTemplate
+from openhnv.packet.udp import UDP_DST_PORT_AT, UDP_HEADER_LEN
+from openhnv.packet.vxlan import (
+    VXLAN_FLAG_I,
+    VXLAN_HEADER_LEN,
+    VXLAN_PORT,
+    VXLAN_SOURCE_PORT_MAX,
+    VXLAN_VNI_AT,
+)
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.layout import (
     ACT_DECAP_DELIVER,
@@ -44,9 +92,7 @@ from openhnv.vswitch.fastpath.layout import (
     HEADER_MAX,
     MAX_GENERATIONS,
     NO_STATS,
-    NVGRE_HEADER_LEN,
     UNUSED_GENERATION,
-    VXLAN_HEADER_LEN,
     FlowEntry,
     FlowTuple,
     GenerationRef,
@@ -54,39 +100,26 @@ from openhnv.vswitch.fastpath.layout import (
     UplinkKey,
 )
 
-ETH_HEADER_LEN = 14
-MAC_LEN = 6
-VLAN_TAG_LEN = 4
-ETHERTYPE_IPV4 = b"\x08\x00"
-ETHERTYPE_VLAN = b"\x81\x00"
-IPV4_NO_OPTIONS = 0x45
-IPV4_HEADER_LEN = 20
-IPV4_FRAGMENT_MASK = 0x3FFF
-PROTO_ICMP = 1
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_GRE = 47
-ICMP_ECHOES = (0, 8)  # echo reply, echo request
-VXLAN_PORT = 4789
-VXLAN_FLAG_I = 0x08
-GRE_KEY_PRESENT = 0x2000
-NVGRE_PROTOCOL = 0x6558
+ICMP_ECHOES = (ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST)
 MAX_U16 = 0xFFFF
 MAX_U32 = 0xFFFFFFFF
-MAX_FLOW_ID = 0xFF
-MAX_VLAN_ID = 0x0FFF
 _U16 = struct.Struct("!H")
 _TWO_U16 = struct.Struct("!HH")
-_TOTAL_LENGTH_AT = 2
-_CHECKSUM_AT = 10
+_VSID_LEN = 3  # the 24-bit VNI / VSID
 # bytes of the transport header the kernel reads (TCP: up to its flags)
-_L4_LOADED = {PROTO_TCP: 14, PROTO_UDP: 8}
-_ICMP_LOADED = 8
-_UNTAGGED_LENGTH = {PROTO_UDP: VXLAN_HEADER_LEN, PROTO_GRE: NVGRE_HEADER_LEN}
+_L4_LOADED = {PROTO_TCP: TCP_FLAGS_AT + 1, PROTO_UDP: UDP_HEADER_LEN}
+_ICMP_LOADED = ICMP_HEADER_LEN
+_UNTAGGED_LENGTH = {PROTO_UDP: VXLAN_OUTER_LEN, PROTO_GRE: NVGRE_OUTER_LEN}
+_ENCAPSULATIONS: dict[int, Literal["vxlan", "nvgre"]] = {PROTO_UDP: "vxlan", PROTO_GRE: "nvgre"}
+# offsets into an untagged frame
+_IP = ETHERNET_HEADER_LEN
+_L4 = _IP + IPV4_HEADER_LEN
+_ETHERTYPE = slice(ETHERTYPE_AT, ETHERNET_HEADER_LEN)
+_TAG_END = ETHERTYPE_AT + VLAN_TAG_LEN
 
 
 @dataclass(frozen=True, slots=True)
-class InnerEdit:
+class EntryEdit:
     """What a routed flow does to the inner frame: new destination and source MACs,
     and whether the IPv4 TTL drops by one (the kernel misses when it is <= 1)."""
 
@@ -120,7 +153,7 @@ def _entry(
     action: int,
     ifindex: int,
     mtu: int,
-    edit: InnerEdit | None,
+    edit: EntryEdit | None,
     generations: Sequence[tuple[int, int]],
     *,
     flags: int = 0,
@@ -150,46 +183,56 @@ def encap_flow(
     entropy: int,
     uplink_ifindex: int,
     mtu: int,
-    edit: InnerEdit | None = None,
+    edit: EntryEdit | None = None,
     generations: Sequence[tuple[int, int]] = (),
 ) -> FlowEntry:
     """Encapsulate with ``header`` (see the module docstring) and send out of
     ``uplink_ifindex``, whose IPv4 MTU is ``mtu`` (0: unchecked)."""
     tci = 0
     flags = 0
-    if header[12:14] == ETHERTYPE_VLAN and len(header) >= ETH_HEADER_LEN + VLAN_TAG_LEN:
-        tci = _U16.unpack_from(header, 14)[0]
-        header = header[:12] + header[16:]
+    if header[_ETHERTYPE] == ETHERTYPE_VLAN_BYTES and len(header) >= _TAG_END + 2:
+        tci = _U16.unpack_from(header, VLAN_TCI_AT)[0]
+        header = header[:ETHERTYPE_AT] + header[_TAG_END:]
         flags |= F_VLAN
-    if len(header) < ETH_HEADER_LEN + IPV4_HEADER_LEN or header[12:14] != ETHERTYPE_IPV4:
+    if len(header) < _L4 or header[_ETHERTYPE] != ETHERTYPE_IPV4_BYTES:
         raise FastPathError(f"encap header {header.hex()}: not Ethernet [802.1Q] IPv4")
-    ip = ETH_HEADER_LEN
-    if header[ip] != IPV4_NO_OPTIONS:
-        raise FastPathError(f"encap header: IPv4 version/IHL 0x{header[ip]:02x} is not 0x45")
-    protocol = header[ip + 9]
+    if header[_IP] != IPV4_NO_OPTIONS:
+        raise FastPathError(
+            f"encap header: IPv4 version/IHL 0x{header[_IP]:02x} is not {IPV4_NO_OPTIONS:#x}"
+        )
+    protocol = header[_IP + IPV4_PROTOCOL_AT]
     expected = _UNTAGGED_LENGTH.get(protocol)
     if expected is None or len(header) != expected:
-        raise FastPathError(f"encap header: protocol {protocol} with {len(header)} bytes is"
-                            " neither VXLAN (UDP, 50 bytes) nor NVGRE (GRE, 42 bytes)")  # fmt: skip
-    l4 = ip + IPV4_HEADER_LEN
+        raise FastPathError(
+            f"encap header: protocol {protocol} with {len(header)} bytes is neither VXLAN"
+            f" (UDP, {VXLAN_OUTER_LEN} bytes) nor NVGRE (GRE, {NVGRE_OUTER_LEN} bytes)"
+        )
     if protocol == PROTO_UDP:
         encap = ENCAP_VXLAN
-        if _U16.unpack_from(header, l4 + 2)[0] != VXLAN_PORT or not header[l4 + 8] & VXLAN_FLAG_I:
-            raise FastPathError("encap header: UDP is not to port 4789 with the VXLAN I flag")
-        if not 0 <= entropy <= MAX_U16:
-            raise FastPathError(f"entropy={entropy!r}: a VXLAN source port is 0..{MAX_U16}")
+        vxlan = _L4 + UDP_HEADER_LEN
+        if (
+            _U16.unpack_from(header, _L4 + UDP_DST_PORT_AT)[0] != VXLAN_PORT
+            or not header[vxlan] & VXLAN_FLAG_I
+        ):
+            raise FastPathError(
+                f"encap header: UDP is not to port {VXLAN_PORT} with the VXLAN I flag"
+            )
+        if not 0 <= entropy <= VXLAN_SOURCE_PORT_MAX:
+            raise FastPathError(
+                f"entropy={entropy!r}: a VXLAN source port is 0..{VXLAN_SOURCE_PORT_MAX}"
+            )
     else:
         encap = ENCAP_NVGRE
-        if _TWO_U16.unpack_from(header, l4) != (GRE_KEY_PRESENT, NVGRE_PROTOCOL):
-            raise FastPathError("encap header: GRE is not NVGRE (key bit, protocol 0x6558)")
-        if not 0 <= entropy <= MAX_FLOW_ID:
-            raise FastPathError(f"entropy={entropy!r}: an NVGRE FlowID is 0..{MAX_FLOW_ID}")
-    ip_header = bytearray(header[ip:l4])
-    _U16.pack_into(ip_header, _TOTAL_LENGTH_AT, 0)
-    _U16.pack_into(ip_header, _CHECKSUM_AT, 0)
+        if _TWO_U16.unpack_from(header, _L4) != (NVGRE_BITS, NVGRE_PROTOCOL):
+            raise FastPathError(
+                f"encap header: GRE is not NVGRE (key bit, protocol {NVGRE_PROTOCOL:#06x})"
+            )
+        if not 0 <= entropy <= NVGRE_FLOW_ID_MAX:
+            raise FastPathError(f"entropy={entropy!r}: an NVGRE FlowID is 0..{NVGRE_FLOW_ID_MAX}")
+    template = TunnelTemplate(_ENCAPSULATIONS[protocol], bytes(header), _IP)
     return _entry(
         ACT_ENCAP, uplink_ifindex, mtu, edit, generations, flags=flags, encap=encap,
-        header=bytes(header), vlan_tci=tci, csum_partial=ones_complement_sum(bytes(ip_header)),
+        header=template.header, vlan_tci=tci, csum_partial=template.partial_sum,
         entropy=entropy,
     )  # fmt: skip
 
@@ -198,7 +241,7 @@ def deliver_flow(
     port_ifindex: int,
     *,
     mtu: int = 0,
-    edit: InnerEdit | None = None,
+    edit: EntryEdit | None = None,
     generations: Sequence[tuple[int, int]] = (),
 ) -> FlowEntry:
     """Deliver a VM's frame to the local VM port whose veth host end is
@@ -210,7 +253,7 @@ def decap_deliver_flow(
     port_ifindex: int,
     *,
     mtu: int = 0,
-    edit: InnerEdit | None = None,
+    edit: EntryEdit | None = None,
     generations: Sequence[tuple[int, int]] = (),
 ) -> FlowEntry:
     """Pop the outer headers of an uplink frame and deliver the inner frame to the VM
@@ -222,25 +265,29 @@ def flow_tuple_of(frame: bytes, offset: int = 0) -> FlowTuple | None:
     """The ``hnv_tuple`` of the Ethernet frame at ``offset``, or None (see the module
     docstring for which frames have none)."""
     o = offset
-    if len(frame) < o + ETH_HEADER_LEN + IPV4_HEADER_LEN:
+    if len(frame) < o + _L4:
         return None
-    if frame[o + 12 : o + 14] != ETHERTYPE_IPV4 or frame[o] & 0x01:
+    if frame[o + ETHERTYPE_AT : o + ETHERNET_HEADER_LEN] != ETHERTYPE_IPV4_BYTES:
         return None
-    ip = o + ETH_HEADER_LEN
-    if frame[ip] != IPV4_NO_OPTIONS or _U16.unpack_from(frame, ip + 6)[0] & IPV4_FRAGMENT_MASK:
+    if frame[o] & MAC_GROUP_BIT:
         return None
-    protocol = frame[ip + 9]
+    ip = o + _IP
+    fragment = _U16.unpack_from(frame, ip + IPV4_FLAGS_AT)[0] & IPV4_FRAGMENT_BITS
+    if frame[ip] != IPV4_NO_OPTIONS or fragment:
+        return None
+    protocol = frame[ip + IPV4_PROTOCOL_AT]
     l4 = ip + IPV4_HEADER_LEN
     if protocol in _L4_LOADED and len(frame) >= l4 + _L4_LOADED[protocol]:
         src_port, dst_port = _TWO_U16.unpack_from(frame, l4)
     elif protocol == PROTO_ICMP and len(frame) >= l4 + _ICMP_LOADED and frame[l4] in ICMP_ECHOES:
-        src_port = frame[l4] << 8 | frame[l4 + 1]
-        dst_port = _U16.unpack_from(frame, l4 + 4)[0]
+        src_port = frame[l4] << 8 | frame[l4 + 1]  # type and code
+        dst_port = _U16.unpack_from(frame, l4 + ICMP_IDENTIFIER_AT)[0]
     else:
         return None
     return FlowTuple(
-        frame[o : o + 6], frame[o + 6 : o + 12], frame[ip + 12 : ip + 16],
-        frame[ip + 16 : ip + 20], src_port, dst_port, protocol,
+        frame[o : o + MAC_LEN], frame[o + MAC_LEN : o + ETHERTYPE_AT],
+        frame[ip + IPV4_SRC_AT : ip + IPV4_DST_AT], frame[ip + IPV4_DST_AT : l4],
+        src_port, dst_port, protocol,
     )  # fmt: skip
 
 
@@ -255,30 +302,39 @@ def uplink_key_of(frame: bytes, vlan_id: int = 0) -> UplinkKey | None:
     """The key ``hnv_tc_uplink`` builds for the tunnel ``frame``, or None. A tag in the
     frame gives the VLAN; an untagged frame (the Linux driver pops the tag before the
     engine sees it) takes ``vlan_id``, its PA's VLAN (0: untagged)."""
-    if frame[12:14] == ETHERTYPE_VLAN and len(frame) >= ETH_HEADER_LEN + VLAN_TAG_LEN:
-        vlan_id = _U16.unpack_from(frame, 14)[0] & MAX_VLAN_ID
-        frame = frame[:12] + frame[16:]
-    if not 0 <= vlan_id <= MAX_VLAN_ID:
-        raise FastPathError(f"vlan_id={vlan_id!r}: must be 0..{MAX_VLAN_ID}")
-    ip = ETH_HEADER_LEN
-    if len(frame) < ip + IPV4_HEADER_LEN or frame[12:14] != ETHERTYPE_IPV4:
+    if frame[_ETHERTYPE] == ETHERTYPE_VLAN_BYTES and len(frame) >= _TAG_END + 2:
+        vlan_id = _U16.unpack_from(frame, VLAN_TCI_AT)[0] & VLAN_ID_MAX
+        frame = frame[:ETHERTYPE_AT] + frame[_TAG_END:]
+    if not 0 <= vlan_id <= VLAN_ID_MAX:
+        raise FastPathError(f"vlan_id={vlan_id!r}: must be 0..{VLAN_ID_MAX}")
+    if len(frame) < _L4 or frame[_ETHERTYPE] != ETHERTYPE_IPV4_BYTES:
         return None
-    if frame[ip] != IPV4_NO_OPTIONS or _U16.unpack_from(frame, ip + 6)[0] & IPV4_FRAGMENT_MASK:
+    fragment = _U16.unpack_from(frame, _IP + IPV4_FLAGS_AT)[0] & IPV4_FRAGMENT_BITS
+    if frame[_IP] != IPV4_NO_OPTIONS or fragment:
         return None
-    protocol = frame[ip + 9]
-    l4 = ip + IPV4_HEADER_LEN
-    if protocol == PROTO_UDP and len(frame) >= l4 + 16:
-        if _U16.unpack_from(frame, l4 + 2)[0] != VXLAN_PORT or not frame[l4 + 8] & VXLAN_FLAG_I:
+    protocol = frame[_IP + IPV4_PROTOCOL_AT]
+    if protocol == PROTO_UDP and len(frame) >= _L4 + UDP_HEADER_LEN + VXLAN_HEADER_LEN:
+        vxlan = _L4 + UDP_HEADER_LEN
+        if (
+            _U16.unpack_from(frame, _L4 + UDP_DST_PORT_AT)[0] != VXLAN_PORT
+            or not frame[vxlan] & VXLAN_FLAG_I
+        ):
             return None
-        encap, vsid, inner = ENCAP_VXLAN, int.from_bytes(frame[l4 + 12 : l4 + 15], "big"), l4 + 16
-    elif protocol == PROTO_GRE and len(frame) >= l4 + 8:
-        if _TWO_U16.unpack_from(frame, l4) != (GRE_KEY_PRESENT, NVGRE_PROTOCOL):
+        vni = vxlan + VXLAN_VNI_AT
+        encap, vsid = ENCAP_VXLAN, int.from_bytes(frame[vni : vni + _VSID_LEN], "big")
+        inner = vxlan + VXLAN_HEADER_LEN
+    elif protocol == PROTO_GRE and len(frame) >= _L4 + NVGRE_HEADER_LEN:
+        if _TWO_U16.unpack_from(frame, _L4) != (NVGRE_BITS, NVGRE_PROTOCOL):
             return None
-        encap, vsid, inner = ENCAP_NVGRE, int.from_bytes(frame[l4 + 4 : l4 + 7], "big"), l4 + 8
+        at = _L4 + NVGRE_VSID_AT
+        encap, vsid = ENCAP_NVGRE, int.from_bytes(frame[at : at + _VSID_LEN], "big")
+        inner = _L4 + NVGRE_HEADER_LEN
     else:
         return None
     found = flow_tuple_of(frame, inner)
     if found is None:
         return None
-    return UplinkKey(frame[ip + 12 : ip + 16], frame[ip + 16 : ip + 20], vsid, vlan_id, encap,
-                     found)  # fmt: skip
+    return UplinkKey(
+        frame[_IP + IPV4_SRC_AT : _IP + IPV4_DST_AT], frame[_IP + IPV4_DST_AT : _L4], vsid,
+        vlan_id, encap, found,
+    )  # fmt: skip

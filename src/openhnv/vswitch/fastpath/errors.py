@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openhnv.vswitch.driver import VSwitchError
+from openhnv.vswitch.errors import VSwitchError
 
 
 class FastPathError(VSwitchError):

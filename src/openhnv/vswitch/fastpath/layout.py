@@ -42,9 +42,7 @@ ENCAP_VXLAN = 1
 ENCAP_NVGRE = 2
 GEN_UNUSED = 0xFFFFFFFF
 MAX_GENERATIONS = 2
-HEADER_MAX = 52
-VXLAN_HEADER_LEN = 50
-NVGRE_HEADER_LEN = 42
+HEADER_MAX = 52  # hnv_flow.header: room for the largest outer header (VXLAN_OUTER_LEN)
 
 
 class Counter(enum.IntEnum):

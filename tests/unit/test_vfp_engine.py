@@ -32,10 +32,10 @@ from vfp_frames import (
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Punt, Transmit
+from openhnv.vfp.engine import DEFAULT_CLOSE_TIMEOUT, VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import IN, OUT, Allow, Block, Rule, conditions
 from openhnv.vfp.spaces import Mapping, ProviderAddress
-from openhnv.vfp.switch import DEFAULT_CLOSE_TIMEOUT, VSwitch
 
 
 def only(emits: list[object]) -> object:
@@ -68,7 +68,7 @@ def test_l2_to_a_remote_vm_leaves_vxlan_encapsulated_toward_its_pa() -> None:
     assert f[50:] == inner  # the inner frame untouched
     # the second packet takes the fast path and gives the same bytes
     assert only(a.process("vm1", inner, 0.0)) == tx
-    assert a.counters("vm1")["uft_hits"] == 1
+    assert a.listing.counters("vm1")["uft_hits"] == 1
 
 
 def test_the_receiving_host_decapsulates_and_delivers_to_the_vm() -> None:
@@ -78,7 +78,7 @@ def test_the_receiving_host_decapsulates_and_delivers_to_the_vm() -> None:
     assert isinstance(tx, Transmit)
     for _ in range(2):  # slow path, then fast path
         assert only(b.process(UPLINK, tx.frame, 0.0)) == Deliver("vm2", inner)
-    assert b.counters(UPLINK)["uft_hits"] == 1
+    assert b.listing.counters(UPLINK)["uft_hits"] == 1
 
 
 def test_flows_spread_over_source_ports() -> None:
@@ -103,7 +103,7 @@ def test_local_delivery_hits_the_flow_table_on_both_ports() -> None:
     frame = udp_frame(VM1[1], VM5[1], VM1[2], VM5[2])
     for _ in range(5):
         assert a.process("vm1", frame, 0.0) == [Deliver("vm5", frame)]
-    sender, receiver = a.counters("vm1"), a.counters("vm5")
+    sender, receiver = a.listing.counters("vm1"), a.listing.counters("vm5")
     assert (sender["slow_path"], sender["uft_hits"]) == (1, 4), sender
     assert (receiver["slow_path"], receiver["uft_hits"]) == (1, 4), receiver
 
@@ -138,19 +138,21 @@ def test_no_path_across_routing_domains() -> None:
     a = host(PA_A, MAC_A)
     # Fabrikam's 10.1.1.11 lives on host B; Contoso's VM1 has the same address. A packet
     # from Contoso to an address only Fabrikam has finds no mapping in Contoso's RDID.
-    a.apply(c.AddMapping(Mapping("rdid-fabrikam", "10.1.1.99", PA_B, "00:1d:d8:00:01:99", 6001)))
+    a.programming.apply(
+        c.AddMapping(Mapping("rdid-fabrikam", "10.1.1.99", PA_B, "00:1d:d8:00:01:99", 6001))
+    )
     routed = udp_frame(VM1[1], ROUTER, VM1[2], "10.1.1.99")
     assert a.process("vm1", routed, 0.0) == [Drop("vm1", "no_mapping")]
     l2 = udp_frame(VM1[1], FAB1[1], VM1[2], FAB1[2])  # Fabrikam's MAC, in VSID 5001: unknown
     assert a.process("vm1", l2, 0.0) == [Drop("vm1", "no_mapping")]
-    assert a.counters("vm1")["drop:no_mapping"] == 2
+    assert a.listing.counters("vm1")["drop:no_mapping"] == 2
 
 
 def test_arp_is_punted_to_the_agent() -> None:
     a = host(PA_A, MAC_A)
     frame = arp_request(VM1[1], VM1[2], VM2[2])
     assert a.process("vm1", frame, 0.0) == [Punt("vm1", frame, "arp")]
-    assert a.counters("vm1")["punt:arp"] == 1
+    assert a.listing.counters("vm1")["punt:arp"] == 1
 
 
 def test_broadcast_is_replicated_as_unicast_to_every_other_vm_of_the_vsid() -> None:
@@ -175,12 +177,12 @@ def test_spoofed_source_mac_and_ip_from_a_vm_are_dropped() -> None:
     bad_ip = udp_frame(VM1[1], VM2[1], "10.1.1.200", VM2[2])
     assert a.process("vm1", bad_mac, 0.0) == [Drop("vm1", "spoofed_source")]
     assert a.process("vm1", bad_ip, 0.0) == [Drop("vm1", "spoofed_source")]
-    assert a.counters("vm1")["drop:spoofed_source"] == 2
+    assert a.listing.counters("vm1")["drop:spoofed_source"] == 2
 
 
 def test_mac_spoofing_allowed_when_the_port_says_so() -> None:
     a = host(PA_A, MAC_A)
-    a.apply(c.AddPort("vm1", VM1[1], 5001, CONTOSO, (VM1[2],), allow_mac_spoofing=True))
+    a.programming.apply(c.AddPort("vm1", VM1[1], 5001, CONTOSO, (VM1[2],), allow_mac_spoofing=True))
     frame = udp_frame("00:1d:d8:00:00:99", VM2[1], VM1[2], VM2[2])
     assert isinstance(only(a.process("vm1", frame, 0.0)), Transmit)
 
@@ -194,7 +196,7 @@ def test_uplink_drops_an_outer_source_that_is_not_the_cas_pa() -> None:
     forged[24:26] = b"\0\0"
     forged[24:26] = csum(bytes(forged[14:34])).to_bytes(2, "big")
     assert b.process(UPLINK, bytes(forged), 0.0) == [Drop(UPLINK, "spoofed_source")]
-    assert b.counters(UPLINK)["drop:spoofed_source"] == 1
+    assert b.listing.counters(UPLINK)["drop:spoofed_source"] == 1
 
 
 def test_uplink_drops_a_vsid_that_is_not_the_destination_ports() -> None:
@@ -215,8 +217,8 @@ def test_uplink_drops_malformed_and_foreign_frames() -> None:
 def test_nvgre_encapsulation_and_back() -> None:
     a, b = host(PA_A, MAC_A), host(PA_B, MAC_B)
     for sw in (a, b):
-        sw.apply(c.AddMapping(Mapping(CONTOSO, VM2[2], PA_B, VM2[1], 5001, "nvgre")))
-        sw.apply(c.AddMapping(Mapping(CONTOSO, VM1[2], PA_A, VM1[1], 5001, "nvgre")))
+        sw.programming.apply(c.AddMapping(Mapping(CONTOSO, VM2[2], PA_B, VM2[1], 5001, "nvgre")))
+        sw.programming.apply(c.AddMapping(Mapping(CONTOSO, VM1[2], PA_A, VM1[1], 5001, "nvgre")))
     inner = udp_frame(VM1[1], VM2[1], VM1[2], VM2[2])
     tx = only(a.process("vm1", inner, 0.0))
     assert isinstance(tx, Transmit)
@@ -233,13 +235,13 @@ def test_nvgre_encapsulation_and_back() -> None:
 
 def test_pa_vlan_tag_is_pushed() -> None:
     a = host(PA_A, MAC_A)
-    a.apply(c.AddProviderAddress(ProviderAddress(PA_A, MAC_A, 24, vlan_id=42)))
+    a.programming.apply(c.AddProviderAddress(ProviderAddress(PA_A, MAC_A, 24, vlan_id=42)))
     tx = only(a.process("vm1", udp_frame(VM1[1], VM2[1], VM1[2], VM2[2]), 0.0))
     assert isinstance(tx, Transmit)
     assert tx.frame[12:16] == b"\x81\x00\x00\x2a" and tx.frame[16:18] == b"\x08\x00"
     assert csum(tx.frame[18:38]) == 0
     b = host(PA_B, MAC_B)
-    b.apply(c.AddProviderAddress(ProviderAddress(PA_B, MAC_B, 24, vlan_id=42)))
+    b.programming.apply(c.AddProviderAddress(ProviderAddress(PA_B, MAC_B, 24, vlan_id=42)))
     assert b.process(UPLINK, tx.frame, 0.0) == [Deliver("vm2", tx.frame[54:])]
 
 
@@ -256,7 +258,7 @@ def test_acl_priority_lowest_number_wins() -> None:
     to_vm5 = udp_frame(VM1[1], VM5[1], VM1[2], VM5[2], dport=53)
     assert isinstance(only(a.process("vm1", to_vm2, 0.0)), Transmit)
     assert a.process("vm1", to_vm5, 0.0) == [Drop("vm1", "acl_deny")]
-    assert a.counters("vm1")["drop:acl_deny"] == 1
+    assert a.listing.counters("vm1")["drop:acl_deny"] == 1
 
 
 def test_stateful_acl_lets_replies_through_an_inbound_deny() -> None:
@@ -275,16 +277,16 @@ def test_stateful_acl_lets_replies_through_an_inbound_deny() -> None:
     assert isinstance(back, Transmit)
     assert a.process(UPLINK, back.frame, 0.0) == [Deliver("vm1", synack)]
     assert a.process(UPLINK, back.frame, 0.0) == [Deliver("vm1", synack)]  # fast path
-    flows = a.flows("vm1")
+    flows = a.listing.flows("vm1")
     assert {f["direction"] for f in flows if f["paired"]} == {"in", "out"}
 
 
 DENY_IN = Rule("deny-all-in", 100, conditions(), Block())
 
 
-def deny_inbound_to_vm1() -> VSwitch:
+def deny_inbound_to_vm1() -> VfpEngine:
     a = host(PA_A, MAC_A)
-    a.apply(c.AddRule("vm1", "ACL_NIC", "in-v4", DENY_IN))
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "in-v4", DENY_IN))
     return a
 
 
@@ -306,28 +308,28 @@ def test_tcp_fin_and_rst_close_the_flow_pair_and_expiry_retires_it(closing: int)
     rst = tcp_frame(VM1[1], VM5[1], VM1[2], VM5[2], 5555, 80, flags=closing)
     assert a.process("vm1", syn, 0.0) == [Deliver("vm5", syn)]
     assert a.process("vm5", reply, 0.0) == [Deliver("vm1", reply)]
-    assert a.counters("vm1")["connections"] == 1
+    assert a.listing.counters("vm1")["connections"] == 1
     assert a.process("vm1", syn, 0.0) == [Deliver("vm5", syn)]  # fast path
     assert a.process("vm1", rst, 0.0) == [Deliver("vm5", rst)]  # the FIN/RST itself is forwarded
     assert a.process("vm5", reply, 1.0) == [Deliver("vm1", reply)]  # the close's trailing packets
-    assert [f["closing"] for f in a.flows("vm1")] == [True, True]
+    assert [f["closing"] for f in a.listing.flows("vm1")] == [True, True]
     assert a.expire(1.0 + DEFAULT_CLOSE_TIMEOUT + 1) == 4  # both ports' pairs
-    assert a.counters("vm1")["connections"] == 0
-    assert a.counters("vm1")["flows"] == 0
+    assert a.listing.counters("vm1")["connections"] == 0
+    assert a.listing.counters("vm1")["flows"] == 0
     assert a.process("vm5", reply, 20.0) == [Drop("vm1", "acl_deny")]  # no connection any more
 
 
 def test_idle_flows_expire_with_the_injected_clock() -> None:
     now = [100.0]
-    a = VSwitch(idle_timeout=30.0, clock=lambda: now[0])
+    a = VfpEngine(idle_timeout=30.0, clock=lambda: now[0])
     b = host(PA_A, MAC_A)
     for cmd in (c.AddProviderAddress(ProviderAddress(PA_A, MAC_A)), c.SetPaNeighbor(PA_B, MAC_B)):
-        a.apply(cmd)
-    a.apply_all(m for m in [c.AddMapping(x.mapping) for x in _mappings(b)])
-    a.apply_all(_port_commands("vm1"))
+        a.programming.apply(cmd)
+    a.programming.apply_all(m for m in [c.AddMapping(x.mapping) for x in _mappings(b)])
+    a.programming.apply_all(_port_commands("vm1"))
     frame = udp_frame(VM1[1], VM2[1], VM1[2], VM2[2])
     a.process("vm1", frame)
-    assert a.counters("vm1")["flows"] == 1
+    assert a.listing.counters("vm1")["flows"] == 1
     now[0] = 120.0
     assert a.expire() == 0
     a.process("vm1", frame)  # a hit refreshes it
@@ -335,12 +337,13 @@ def test_idle_flows_expire_with_the_injected_clock() -> None:
     assert a.expire() == 0
     now[0] = 151.0
     assert a.expire() == 1
-    assert a.counters("vm1")["flows"] == 0
+    assert a.listing.counters("vm1")["flows"] == 0
 
 
-def _mappings(sw: VSwitch) -> list[c.AddMapping]:
+def _mappings(sw: VfpEngine) -> list[c.AddMapping]:
     return [
-        c.AddMapping(Mapping(**{k: v for k, v in m.items() if k != "local"})) for m in sw.mappings()
+        c.AddMapping(Mapping(**{k: v for k, v in m.items() if k != "local"}))
+        for m in sw.listing.mappings()
     ]
 
 
@@ -355,8 +358,8 @@ def test_a_full_flow_table_drops_and_counts() -> None:
     a = host(PA_A, MAC_A, capacity=3)
     for sport in range(1000, 1005):
         a.process("vm1", udp_frame(VM1[1], VM2[1], VM1[2], VM2[2], sport=sport), 0.0)
-    assert a.counters("vm1")["drop:flow_table_full"] == 2
-    assert a.counters("vm1")["flows"] == 3
+    assert a.listing.counters("vm1")["drop:flow_table_full"] == 2
+    assert a.listing.counters("vm1")["flows"] == 3
     # an existing flow keeps working
     assert isinstance(
         only(a.process("vm1", udp_frame(VM1[1], VM2[1], VM1[2], VM2[2]), 0.0)), Transmit
@@ -367,15 +370,15 @@ def test_a_rule_change_re_evaluates_existing_flows_without_flushing() -> None:
     a = host(PA_A, MAC_A)
     frame = udp_frame(VM1[1], VM2[1], VM1[2], VM2[2], dport=53)
     assert isinstance(only(a.process("vm1", frame, 0.0)), Transmit)
-    gen = a.flows("vm1")[0]["generation"]
-    a.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", ACL_DENY_DNS[0][1]))
-    assert a.counters("vm1")["flows"] == 1  # not flushed
+    gen = a.listing.flows("vm1")[0]["generation"]
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", ACL_DENY_DNS[0][1]))
+    assert a.listing.counters("vm1")["flows"] == 1  # not flushed
     assert a.process("vm1", frame, 0.0) == [Drop("vm1", "acl_deny")]
-    flow = a.flows("vm1")[0]
+    flow = a.listing.flows("vm1")[0]
     assert flow["generation"] > gen and flow["result"] == "drop(acl_deny)"
-    a.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "deny-dns"))
+    a.programming.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "deny-dns"))
     assert isinstance(only(a.process("vm1", frame, 0.0)), Transmit)
-    assert a.counters("vm1")["flow_setups"] == 1
+    assert a.listing.counters("vm1")["flow_setups"] == 1
 
 
 def test_a_mapping_change_re_evaluates_existing_flows() -> None:
@@ -384,22 +387,22 @@ def test_a_mapping_change_re_evaluates_existing_flows() -> None:
     first = only(a.process("vm1", frame, 0.0))
     assert isinstance(first, Transmit) and first.provider_address == PA_B
     # VM2 live-migrates to a host with PA 192.168.1.30
-    a.apply(c.SetPaNeighbor("192.168.1.30", "02:00:00:00:0c:01"))
-    a.apply(c.AddMapping(Mapping(CONTOSO, VM2[2], "192.168.1.30", VM2[1], 5001)))
+    a.programming.apply(c.SetPaNeighbor("192.168.1.30", "02:00:00:00:0c:01"))
+    a.programming.apply(c.AddMapping(Mapping(CONTOSO, VM2[2], "192.168.1.30", VM2[1], 5001)))
     moved = only(a.process("vm1", frame, 0.0))
     assert isinstance(moved, Transmit) and moved.provider_address == "192.168.1.30"
     assert moved.frame[0:6] == mac("02:00:00:00:0c:01")
-    a.apply(c.RemoveMapping(CONTOSO, VM2[2]))
+    a.programming.apply(c.RemoveMapping(CONTOSO, VM2[2]))
     assert a.process("vm1", frame, 0.0) == [Drop("vm1", "no_mapping")]
 
 
 def test_a_blocked_port_drops_everything() -> None:
     a = host(PA_A, MAC_A)
-    a.apply(c.SetPortState("vm1", enabled=False))
+    a.programming.apply(c.SetPortState("vm1", enabled=False))
     frame = udp_frame(VM1[1], VM5[1], VM1[2], VM5[2])
     assert a.process("vm1", frame, 0.0) == [Drop("vm1", "port_blocked")]
-    a.apply(c.SetPortState("vm1", enabled=True))
-    a.apply(c.SetPortState("vm5", enabled=False))
+    a.programming.apply(c.SetPortState("vm1", enabled=True))
+    a.programming.apply(c.SetPortState("vm5", enabled=False))
     assert a.process("vm1", frame, 0.0) == [Drop("vm5", "port_blocked")]
 
 
@@ -407,7 +410,7 @@ def test_malformed_frames_from_a_vm_are_dropped() -> None:
     a = host(PA_A, MAC_A)
     truncated = eth(VM2[1], VM1[1], 0x0800, ipv4(VM1[2], VM2[2], 17, udp(1, 2))[:25])
     assert a.process("vm1", truncated, 0.0) == [Drop("vm1", "malformed")]
-    assert a.counters("vm1")["drop:malformed"] == 1
+    assert a.listing.counters("vm1")["drop:malformed"] == 1
 
 
 def test_unknown_port_and_bad_commands_raise_policy_errors() -> None:
@@ -415,12 +418,12 @@ def test_unknown_port_and_bad_commands_raise_policy_errors() -> None:
     with pytest.raises(PolicyError, match="port='nope'"):
         a.process("nope", b"", 0.0)
     with pytest.raises(PolicyError, match="layer='NOPE'"):
-        a.apply(c.AddGroup("vm1", "NOPE", "g", OUT))
+        a.programming.apply(c.AddGroup("vm1", "NOPE", "g", OUT))
     with pytest.raises(PolicyError, match="mac"):
-        a.apply(c.AddPort("vmx", VM1[1], 5001, CONTOSO))  # VM1's MAC is taken
+        a.programming.apply(c.AddPort("vmx", VM1[1], 5001, CONTOSO))  # VM1's MAC is taken
     with pytest.raises(PolicyError, match="rule_id='ghost'"):
-        a.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "ghost"))
-    a.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "ghost", missing_ok=True))
+        a.programming.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "ghost"))
+    a.programming.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "ghost", missing_ok=True))
 
 
 def test_cached_outer_headers_follow_the_inner_length() -> None:
@@ -432,4 +435,4 @@ def test_cached_outer_headers_follow_the_inner_length() -> None:
         assert struct.unpack("!H", tx.frame[16:18])[0] == 36 + len(inner)
         assert struct.unpack("!H", tx.frame[38:40])[0] == 16 + len(inner)
         assert csum(tx.frame[14:34]) == 0 and tx.frame[50:] == inner
-    assert a.counters("vm1")["flow_setups"] == 1
+    assert a.listing.counters("vm1")["flow_setups"] == 1

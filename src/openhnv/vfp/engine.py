@@ -1,11 +1,22 @@
-"""The VSwitch: programming (``apply``), packet processing (fast and slow path), expiry.
+"""The VFP engine: one host's VM ports, uplink, spaces and flow tables, and its packet path.
 
-``process_batch(port, frames, now)`` takes frames sent by VM ``port`` (or received on
-``UPLINK``) and returns the emits the I/O layer must carry out. A frame whose exact key
-is in the port's unified flow table at the port's generation takes the fast path: one
-key build, one dict probe, one int compare and the cached transposition. Anything else
-takes the slow path (``pipeline.decide``) and its decision is committed to the table.
-The clock is an argument (``now``) or the callable given at construction.
+``VfpEngine`` owns its parts and does one job itself, processing packets:
+
+- ``engine.state`` (``state.EngineState``): spaces, ports, the uplink, shared templates;
+- ``engine.programming`` (``programming.Programming``): ``apply`` / ``apply_all`` of the
+  commands of ``openhnv.vfp.commands``;
+- ``engine.listing`` (``listing.Listing``): read-only tables and ``trace``;
+- the engine: ``process_batch(port, frames, now)`` takes frames sent by VM ``port`` (or
+  received on ``UPLINK``) and returns the emits the I/O layer must carry out;
+  ``expire`` and ``retire`` end flows.
+
+A frame whose exact key is in the port's unified flow table at the port's generation
+takes the fast path: one key build, one dict probe, one int compare and the cached
+transposition. Anything else takes the slow path (``pipeline.decide``) and its decision
+is committed to the table. A frame is parsed once: the key made for the probe and, on
+the slow path, its ``FlowKey`` travel with it into ``decide`` and, unchanged, into the
+port it is delivered to. The clock is an argument (``now``) or the callable given at
+construction.
 """
 
 from __future__ import annotations
@@ -15,57 +26,46 @@ import time
 from collections.abc import Callable, Iterable
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.flowkey import FAST_KEY, TCP_FLAGS_OFFSET, flow_key, parse_flow_key
-from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
-from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.flowtable import (
-    TCP_ACK,
-    TCP_CLOSE_FLAGS,
-    TCP_SYN,
-    TCP_WATCH_FLAGS,
-    Flow,
-    UnifiedFlowTable,
-)
-from openhnv.vfp.listing import Listing
-from openhnv.vfp.model import Port
-from openhnv.vfp.pipeline import Decision, Fabric, decide
-from openhnv.vfp.policy import IN, OUT, Direction
-from openhnv.vfp.programming import Programming
-from openhnv.vfp.transposition import (
-    IP_PROTO_UDP,
-    IPV4_HEADER_LEN,
-    UDP_HEADER_LEN,
-    VXLAN_HEADER_LEN,
-    VXLAN_PORT_BYTES,
-    Decap,
-    Discard,
-    LocalDelivery,
-    Template,
-)
-from openhnv.vfp.uplink import (
+from openhnv.packet.ethernet import ETHERNET_HEADER_LEN
+from openhnv.packet.flowkey import (
+    FAST_KEY,
     NVGRE_OUTER_KEY,
     VXLAN_OUTER_KEY,
-    decide_uplink,
+    FlowKey,
+    flow_key,
     outer_key,
+    parse_flow_key,
 )
+from openhnv.packet.frames import NVGRE_OUTER_LEN, VXLAN_OUTER_LEN
+from openhnv.packet.ipv4 import IPV4_PROTOCOL_AT, PROTO_TCP, PROTO_UDP
+from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT, TCP_SYN
+from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
+from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.flowtable import TCP_CLOSE_FLAGS, TCP_WATCH_FLAGS, Flow, UnifiedFlowTable
+from openhnv.vfp.listing import Listing
+from openhnv.vfp.model import Port
+from openhnv.vfp.pipeline import Decision, decide
+from openhnv.vfp.policy import IN, OUT, Direction
+from openhnv.vfp.programming import Programming
+from openhnv.vfp.state import EngineState
+from openhnv.vfp.transposition import ENTROPY_MASK, Decap, Discard, LocalDelivery, Template
+from openhnv.vfp.uplink import decide_uplink
 
 DEFAULT_FLOW_CAPACITY = 1_000_000
 DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_CLOSE_TIMEOUT = 10.0  # a closed TCP pair stays this long after its last packet
 _SYN_ACK = TCP_SYN | TCP_ACK
-_VXLAN_OVERHEAD = IPV4_HEADER_LEN + UDP_HEADER_LEN + VXLAN_HEADER_LEN
-_OUTER_VXLAN = 50
-_OUTER_NVGRE = 42
+_OUTER_PROTOCOL_AT = ETHERNET_HEADER_LEN + IPV4_PROTOCOL_AT  # of an untagged outer frame
+_ARG_LENGTH_SHIFT = 16  # a flow's arg: the inner length its cached header is for, above
 _join = b"".join
 _fast_key = FAST_KEY.unpack_from
 _vxlan_key = VXLAN_OUTER_KEY.unpack_from
 _nvgre_key = NVGRE_OUTER_KEY.unpack_from
 _new = tuple.__new__
-_DPORT = VXLAN_PORT_BYTES
 
 
-class VSwitch(Programming, Listing):
-    """One host's VFP engine: VM ports, the uplink, the spaces and the flow tables."""
+class VfpEngine:
+    """One host's VFP engine: its state, programming and listings, and the packet path."""
 
     def __init__(
         self,
@@ -81,12 +81,12 @@ class VSwitch(Programming, Listing):
             raise PolicyError("idle_timeout", idle_timeout, "must be positive")
         if close_timeout <= 0:
             raise PolicyError("close_timeout", close_timeout, "must be positive")
-        self.fabric = Fabric()
-        self.flow_capacity = flow_capacity
+        self.state = EngineState(flow_capacity)
+        self.programming = Programming(self.state)
+        self.listing = Listing(self.state)
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.clock = clock
-        self.uplink = Port(UPLINK, "00:00:00:00:00:00", 4096, "-", (), True, flow_capacity)
 
     # -- processing --------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class VSwitch(Programming, Listing):
         if port == UPLINK:
             self._from_uplink(frames, now, out)
         else:
-            self._from_vm(self._port(port), frames, now, out)
+            self._from_vm(self.state.port(port), frames, now, out)
         return out
 
     def _from_vm(self, p: Port, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
@@ -136,7 +136,7 @@ class VSwitch(Programming, Listing):
                 f = get(key)
                 if f is None or f.generation != gen:
                     misses += 1
-                    self._slow(p, OUT, frame, key, now, out, f)
+                    self._slow(p, OUT, frame, now, out, f, key)
                     continue
             f.last_seen = now
             flags_at = f.flags_at
@@ -147,17 +147,17 @@ class VSwitch(Programming, Listing):
                 and not self._tcp_flags(p, f, frame[flags_at])
             ):
                 misses += 1  # a new connection on a closing flow's ports
-                self._slow(p, OUT, frame, key, now, out, f)
+                self._slow(p, OUT, frame, now, out, f)
                 continue
             t = f.template
             if t.encap_inline:  # no inner edit: the flow's cached outer headers
                 size = len(frame)
                 arg = f.arg
-                if arg >> 16 == size:
+                if arg >> _ARG_LENGTH_SHIFT == size:
                     header = f.header
                 else:
-                    f.header = header = t.header(size, arg)  # type: ignore[union-attr]
-                    f.arg = (arg & 0xFFFF) | size << 16
+                    f.header = header = t.header(size, arg & ENTROPY_MASK)  # type: ignore[union-attr]
+                    f.arg = (arg & ENTROPY_MASK) | size << _ARG_LENGTH_SHIFT
                 append(_new(Transmit, (header + frame, t.source_pa, t.provider_address)))  # type: ignore[union-attr]
             elif (
                 t.__class__ is Discard
@@ -165,7 +165,7 @@ class VSwitch(Programming, Listing):
                 and f.connection in p.connections
             ):
                 misses += 1  # a cached drop of what is now a reply: decide again
-                self._slow(p, OUT, frame, key, now, out, f)
+                self._slow(p, OUT, frame, now, out, f)
             else:
                 em = t.emit(name, frame, f.arg)
                 if em.__class__ is Transmit:
@@ -176,22 +176,32 @@ class VSwitch(Programming, Listing):
         p.uft_hits += len(frames) - misses
 
     def _to_vm(
-        self, q: Port, frame: bytes, now: float, out: list[Emit], key: bytes | None = None
+        self,
+        q: Port,
+        frame: bytes,
+        now: float,
+        out: list[Emit],
+        key: bytes | None = None,
+        fk: FlowKey | None = None,
     ) -> None:
-        """``frame`` enters VM port ``q``: its inbound layers (UFT first)."""
+        """``frame`` enters VM port ``q``: its inbound layers (UFT first). ``key``: its
+        probe key when known; ``fk``: its parsed view when known (then ``key`` is its)."""
         if not q.enabled:
             self._drop(q, "port_blocked", out)
             return
         q.packets_in += 1
-        if key is None:
+        checked = None  # a key made here by flow_key: the frame is known to be well formed
+        if fk is not None:
+            key = fk.key
+        elif key is None:
             try:
-                key = flow_key(frame)
+                key = checked = flow_key(frame)
             except PacketError:
                 self._drop(q, "malformed", out)
                 return
         f = q.inbound.flows.get(key)
         if f is None or f.generation != q.generation:
-            self._slow(q, IN, frame, key, now, out, f)
+            self._slow(q, IN, frame, now, out, f, checked, fk)
             return
         flags_at = f.flags_at
         if (
@@ -200,11 +210,11 @@ class VSwitch(Programming, Listing):
             and frame[flags_at] & TCP_WATCH_FLAGS
             and not self._tcp_flags(q, f, frame[flags_at])
         ):
-            self._slow(q, IN, frame, key, now, out, f)
+            self._slow(q, IN, frame, now, out, f, checked, fk)
             return
         t = f.template
         if t.__class__ is Discard and f.connection is not None and f.connection in q.connections:
-            self._slow(q, IN, frame, key, now, out, f)  # a cached drop of a reply
+            self._slow(q, IN, frame, now, out, f, checked, fk)  # a cached drop of a reply
             return
         q.uft_hits += 1
         f.last_seen = now
@@ -215,34 +225,39 @@ class VSwitch(Programming, Listing):
             self._after(q, em, now, out)
 
     def _from_uplink(self, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
-        up = self.uplink
+        up = self.state.uplink
         get = up.inbound.flows.get
-        ports = self.fabric.ports
+        ports = self.state.ports
         n = hits = 0
         append = out.append
+        join, fast_key, vxlan_key, nvgre_key = _join, _fast_key, _vxlan_key, _nvgre_key
+        protocol_at, udp = _OUTER_PROTOCOL_AT, PROTO_UDP  # locals: the loop's names
+        vxlan_inner, nvgre_inner = VXLAN_OUTER_LEN, NVGRE_OUTER_LEN
         for frame in frames:
             n += 1
             try:  # plain VXLAN / NVGRE around plain IPv4 TCP/UDP; anything else misses
-                proto = frame[23]
-                if proto == IP_PROTO_UDP:
-                    key = _join(_vxlan_key(frame) + _fast_key(frame, _OUTER_VXLAN))
-                    inner = _OUTER_VXLAN
+                if frame[protocol_at] == udp:
+                    key = join(vxlan_key(frame) + fast_key(frame, vxlan_inner))
+                    inner = vxlan_inner
                 else:
-                    key = _join(_nvgre_key(frame) + _fast_key(frame, _OUTER_NVGRE))
-                    inner = _OUTER_NVGRE
+                    key = join(nvgre_key(frame) + fast_key(frame, nvgre_inner))
+                    inner = nvgre_inner
             except (IndexError, struct.error):
                 key, inner = b"", 0
             f = get(key)
             if f is None or f.generation != up.generation:
                 okey, inner = outer_key(frame)
-                try:
-                    key = okey + flow_key(frame, inner) if inner >= 0 else b""
-                except PacketError:
-                    self._drop(up, "malformed", out)
-                    continue
+                ikey = None
+                if inner >= 0:
+                    try:
+                        ikey = flow_key(frame, inner)
+                    except PacketError:
+                        self._drop(up, "malformed", out)
+                        continue
+                key = b"" if ikey is None else okey + ikey
                 f = get(key) if key else None
                 if f is None or f.generation != up.generation:
-                    self._slow_uplink(frame, key, now, out, f)
+                    self._slow_uplink(frame, key, now, out, f, okey, ikey)
                     continue
             hits += 1
             f.last_seen = now
@@ -283,10 +298,13 @@ class VSwitch(Programming, Listing):
         up.packets_in += n
         up.uft_hits += hits
 
-    def _after(self, p: Port, em: Emit, now: float, out: list[Emit]) -> None:
-        """Carry out an emit other than a plain transmit: local delivery or a drop."""
+    def _after(
+        self, p: Port, em: Emit, now: float, out: list[Emit], fk: FlowKey | None = None
+    ) -> None:
+        """Carry out an emit other than a plain transmit: local delivery or a drop. ``fk``:
+        the parsed view of a delivered frame, when known."""
         if isinstance(em, Deliver) and em.port != p.name:
-            self._to_vm(self.fabric.ports[em.port], em.frame, now, out)
+            self._to_vm(self.state.ports[em.port], em.frame, now, out, fk=fk)
         elif isinstance(em, Drop):
             p.counters[f"drop:{em.reason}"] += 1
             out.append(em)
@@ -304,22 +322,26 @@ class VSwitch(Programming, Listing):
         p: Port,
         direction: Direction,
         frame: bytes,
-        key: bytes,
         now: float,
         out: list[Emit],
         stale: Flow | None,
+        key: bytes | None = None,
+        fk: FlowKey | None = None,
     ) -> None:
-        try:
-            fk = parse_flow_key(frame)
-        except PacketError:
-            self._drop(p, "malformed", out)
-            return
+        """Decide ``frame`` at ``p`` and commit the decision. ``fk``: its parsed view when
+        the caller has it; ``key``: its key when made by ``flow_key`` (not made again)."""
+        if fk is None:
+            try:
+                fk = parse_flow_key(frame, 0, key)
+            except PacketError:
+                self._drop(p, "malformed", out)
+                return
         flags = fk.tcp_flags
         new_syn = flags is not None and flags & _SYN_ACK == TCP_SYN
         if stale is not None and stale.closing and new_syn:
             self.retire(p, stale)  # a new connection on the ports of a closing one
             stale = None
-        d = decide(self.fabric, p, direction, frame, fk, key)
+        d = decide(self.state, p, direction, frame, fk)
         self._count(p, d)
         if d.punt is not None:
             p.counters[f"punt:{d.punt}"] += 1
@@ -335,11 +357,11 @@ class VSwitch(Programming, Listing):
             raise RuntimeError("the slow path produced no template")
         flow = None
         if d.cacheable:
-            tcp = fk.protocol == 6 and fk.l4_offset >= 0
-            flags_at = fk.l4_offset + TCP_FLAGS_OFFSET if tcp else 0
+            tcp = fk.protocol == PROTO_TCP and fk.l4_offset >= 0
+            flags_at = fk.l4_offset + TCP_FLAGS_AT if tcp else 0
             table = p.table(direction)
             reply = fk.reply_connection()
-            flow = self._commit(p, table, key, d, template, now, flags_at, reply, stale)
+            flow = self._commit(p, table, fk.key, d, template, now, flags_at, reply, stale)
             if flow is None:
                 self._drop(p, "flow_table_full", out)
                 return
@@ -349,16 +371,25 @@ class VSwitch(Programming, Listing):
         em = template.emit(p.name, frame, d.arg)
         if isinstance(em, Transmit) or (isinstance(em, Deliver) and em.port == p.name):
             out.append(em)
-        else:
-            self._after(p, em, now, out)
+        else:  # an unedited frame delivered to another port keeps its parsed view
+            self._after(p, em, now, out, fk if getattr(em, "frame", None) is frame else None)
         if flow is not None and flags is not None and flags & TCP_CLOSE_FLAGS:
             self._tcp_flags(p, flow, flags)
 
     def _slow_uplink(
-        self, frame: bytes, key: bytes, now: float, out: list[Emit], stale: Flow | None
+        self,
+        frame: bytes,
+        key: bytes,
+        now: float,
+        out: list[Emit],
+        stale: Flow | None,
+        okey: bytes,
+        ikey: bytes | None,
     ) -> None:
-        up = self.uplink
-        d, inner = decide_uplink(self.fabric, frame)
+        """Decide a frame from the PA network; ``okey``/``ikey``: the outer and inner parts
+        of its key (``ikey`` None when the frame has no plain shape: ``key`` is empty)."""
+        up = self.state.uplink
+        d, inner = decide_uplink(self.state, frame, outer_key=okey, inner_key=ikey)
         self._count(up, d)
         template = d.template
         if template is None:
@@ -367,9 +398,9 @@ class VSwitch(Programming, Listing):
         if cacheable and self._commit(up, up.inbound, key, d, template, now, 0, b"", stale) is None:
             self._drop(up, "flow_table_full", out)
             return
-        if isinstance(template, Decap):
-            ikey = flow_key(frame, template.offset)  # valid: decide_uplink parsed it
-            self._to_vm(self.fabric.ports[template.port], frame[template.offset :], now, out, ikey)
+        if isinstance(template, Decap) and inner is not None:  # inner: the decapsulated frame's
+            q = self.state.ports[template.port]
+            self._to_vm(q, frame[template.offset :], now, out, fk=inner)
         else:
             self._after(up, template.emit(UPLINK, frame, 0), now, out)
 
@@ -393,7 +424,7 @@ class VSwitch(Programming, Listing):
         stale: Flow | None,
     ) -> Flow | None:
         """Store the decision under ``key`` (re-using a stale entry); None when full."""
-        rules = self.fabric.rule_set(d.rules)
+        rules = self.state.rule_set(d.rules)
         if stale is not None:
             flow = stale
             flow.generation, flow.template, flow.arg = p.generation, template, d.arg
@@ -460,7 +491,7 @@ class VSwitch(Programming, Listing):
         limit = now - self.idle_timeout
         close_limit = now - self.close_timeout
         retired = 0
-        for p in [*self.fabric.ports.values(), self.uplink]:
+        for p in [*self.state.ports.values(), self.state.uplink]:
             for table in (p.outbound, p.inbound):
                 flows = table.flows
                 for f in table:
