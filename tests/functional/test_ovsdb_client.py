@@ -25,6 +25,7 @@ WAIT = 15.0
 CONTOSO_RDID = "a1b2c3d4-0000-4000-8000-000000000001"
 FABRIKAM_RDID = "a1b2c3d4-0000-4000-8000-000000000002"
 HOST1_PA, HOST2_PA = "192.168.1.10", "192.168.1.11"
+LISTENER_DELAY = 0.2  # seconds a slow listener spends on each batch
 
 
 def locator(pa: str) -> Ref:
@@ -179,6 +180,30 @@ def test_figure8_rows_go_in_and_read_back(client: OvsdbClient, recorder: Recorde
     assert inserted == {(t, k) for t, rows in desired.items() for k in rows}
     # One apply per database: the ms_vtep rows came as one batch, FW_Rules as another.
     assert sorted(recorder.batches) == [1, len(inserted) - 1]
+
+
+class SlowRecorder(Recorder):
+    """A listener that takes its time with each batch (a loaded machine)."""
+
+    def batch(self, events: list[RowEvent]) -> None:
+        time.sleep(LISTENER_DELAY)
+        super().batch(events)
+
+
+def test_wait_synced_returns_after_the_listeners_had_the_rows(client: OvsdbClient) -> None:
+    """An owner that reads the rows once synced (the host agent) gets no late batch of
+    what it already read: the listeners have every mirrored row before the state says
+    synced, however slow they are."""
+    desired = figure8()
+    load(client, desired)
+    recorder = SlowRecorder()
+    with OvsdbClient(client.remote, on_change=recorder.event, on_batch=recorder.batch) as late:
+        late.wait_synced(WAIT)
+        mirrored = sum(len(rows) for rows in late.snapshot().values())
+        assert sum(recorder.batches) == mirrored
+        assert {(e.table, e.key) for e in recorder.take()} >= {
+            (t, k) for t, rows in desired.items() for k in rows
+        }
 
 
 def test_keyed_rows_read_some_rows_as_the_snapshot_has_them(client: OvsdbClient) -> None:

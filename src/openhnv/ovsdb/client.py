@@ -100,7 +100,9 @@ class OvsdbClient:
     ``on_change``, ``on_batch`` and ``on_state(state)`` run in the client thread: keep them
     short and never call ``apply``/``replace_all`` from them (that raises). Events
     for a database come after its rows and keys are updated, so ``rows()`` inside a
-    callback already shows the new state.
+    callback already shows the new state; and they come before the state that they
+    complete, so once ``wait_synced`` returns the listeners have had every row it
+    mirrored (``on_state`` itself may still be on its way).
     """
 
     def __init__(
@@ -331,13 +333,17 @@ class OvsdbClient:
         self._notify_state(ConnectionState.CLOSED)
 
     def _iterate(self) -> None:
-        """One pass: read from the servers, report, advance the transaction, sleep."""
+        """One pass: read from the servers, report, advance the transaction, sleep.
+
+        The rows' events go out before the state: ``wait_synced`` returns only once the
+        listeners have had every row it mirrored, so an owner that reads the rows after
+        it gets no late batch of what it already read.
+        """
         events: list[RowEvent] = []
         for name, idl in self._idls.items():
             idl.run()
             with self._lock:
                 events += self._dbs[name].sync(idl)
-        self._update_state()
         for event in events:
             self._deliver(event)
         if events and self.on_batch is not None:
@@ -345,6 +351,7 @@ class OvsdbClient:
                 self.on_batch(events)
             except Exception:  # a listener's bug must not stop the client
                 log.exception("on_batch listener failed on %d events", len(events))
+        self._update_state()
         try:
             self._step_job()
         except Exception as exc:  # a bug here must fail the caller, not hang it
