@@ -5,16 +5,9 @@ still reported (by a full plan) and skipped, and the patching resumes after it."
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-
-import nb_snapshots as nb
-from agent_rows import host_rows
 
 from openhnv.agent.agent import HostAgent
 from openhnv.agent.planner import changes, plan, plan_of_engine
@@ -22,10 +15,12 @@ from openhnv.agent.rows import TABLES, read_catalog
 from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.rows import Ref, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
+from openhnv.testing import snapshots as nb
+from openhnv.testing.polling import eventually
+from openhnv.testing.southbound import host_rows
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
-from polling import eventually
 
 WAIT = 15.0
 UCAST, LOCATOR = "Ucast_Macs_Remote", "Physical_Locator"
@@ -33,8 +28,8 @@ HOST2, HOST3 = "vxlan_over_ipv4:192.168.2.20", "vxlan_over_ipv4:192.168.3.30"
 
 
 @pytest.fixture
-def controller(server: OvsdbServer) -> Iterator[OvsdbClient]:
-    with OvsdbClient(server.unix_remote) as client:
+def controller(ovsdb_server: OvsdbServer) -> Iterator[OvsdbClient]:
+    with OvsdbClient(ovsdb_server.unix_remote) as client:
         client.wait_synced(WAIT)
         client.apply(diff({}, host_rows(nb.figure8())))
         yield client
@@ -46,10 +41,12 @@ def driver() -> NullDriver:
 
 
 @pytest.fixture
-def agent(server: OvsdbServer, controller: OvsdbClient, driver: NullDriver) -> Iterator[HostAgent]:
+def agent(
+    ovsdb_server: OvsdbServer, controller: OvsdbClient, driver: NullDriver
+) -> Iterator[HostAgent]:
     switch = HostSwitch(VfpEngine(), driver, expire_interval=None)
     switch.start()
-    host_agent = HostAgent(switch, server.unix_remote, host_name="host1")
+    host_agent = HostAgent(switch, ovsdb_server.unix_remote, host_name="host1")
     host_agent.start(timeout=WAIT)  # no VM port attached: the agent writes no row
     yield host_agent
     host_agent.stop()

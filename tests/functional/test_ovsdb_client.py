@@ -20,6 +20,7 @@ from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer, Supervisor
+from openhnv.testing.polling import eventually
 
 WAIT = 15.0
 CONTOSO_RDID = "a1b2c3d4-0000-4000-8000-000000000001"
@@ -112,15 +113,6 @@ def project(actual: Mapping[str, Mapping[str, Row]], desired: DesiredState) -> D
     }
 
 
-def wait_until(predicate: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
 class Recorder:
     def __init__(self) -> None:
         self.events: list[RowEvent] = []
@@ -152,9 +144,9 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def client(server: OvsdbServer, recorder: Recorder) -> Iterator[OvsdbClient]:
+def client(ovsdb_server: OvsdbServer, recorder: Recorder) -> Iterator[OvsdbClient]:
     with OvsdbClient(
-        server.unix_remote,
+        ovsdb_server.unix_remote,
         on_change=recorder.event,
         on_batch=recorder.batch,
         on_state=recorder.state,
@@ -385,20 +377,20 @@ def _transact_offline(db: Path, op: object) -> None:
 
 
 def test_server_killed_restarted_keeps_data_and_client_resyncs(
-    server: OvsdbServer, client: OvsdbClient, recorder: Recorder
+    ovsdb_server: OvsdbServer, client: OvsdbClient, recorder: Recorder
 ) -> None:
     desired = figure8()
     load(client, desired)
     generation = client.generation
     recorder.take()
-    supervisor = Supervisor(server, interval=0.05)
+    supervisor = Supervisor(ovsdb_server, interval=0.05)
     supervisor.start()
     try:
-        pid = server.pid
+        pid = ovsdb_server.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: supervisor.restarts == 1, "the supervisor's restart")
-        wait_until(lambda: client.generation == generation + 1, "the client's resync")
+        eventually(lambda: supervisor.restarts == 1, "the supervisor's restart")
+        eventually(lambda: client.generation == generation + 1, "the client's resync")
         assert ConnectionState.CONNECTING in recorder.states
         assert client.state is ConnectionState.SYNCED
         assert project(client.snapshot(desired), desired) == desired
@@ -413,19 +405,19 @@ def test_server_killed_restarted_keeps_data_and_client_resyncs(
 
 
 def test_changes_made_while_disconnected_arrive_as_differences(
-    server: OvsdbServer, client: OvsdbClient, recorder: Recorder
+    ovsdb_server: OvsdbServer, client: OvsdbClient, recorder: Recorder
 ) -> None:
     load(client, figure8())
     generation = client.generation
     recorder.take()
-    server.stop()
-    wait_until(lambda: client.state is ConnectionState.CONNECTING, "the disconnect")
+    ovsdb_server.stop()
+    eventually(lambda: client.state is ConnectionState.CONNECTING, "the disconnect")
     fw = {
         k: ["set", sorted(v)] if isinstance(v, frozenset) else v
         for k, v in fw_rule("r-200", "nic-2", 200, "deny").items()
     }
     _transact_offline(
-        server.db_path("ms_firewall"),
+        ovsdb_server.db_path("ms_firewall"),
         ["ms_firewall", {"op": "insert", "table": "FW_Rules", "row": fw}],
     )
     # While the server is down an apply waits for it, within its timeout.
@@ -443,7 +435,7 @@ def test_changes_made_while_disconnected_arrive_as_differences(
 
     worker = threading.Thread(target=late_apply)
     worker.start()
-    server.start()
+    ovsdb_server.start()
     worker.join(WAIT + 5)
     assert result == [None]
     assert client.generation > generation
@@ -451,25 +443,25 @@ def test_changes_made_while_disconnected_arrive_as_differences(
     assert events == {("FW_Rules", "r-200", True), ("Logical_Switch", "6001", False)}
 
 
-def test_apply_times_out_when_the_server_stays_down(server: OvsdbServer) -> None:
-    with OvsdbClient(server.unix_remote) as c:
+def test_apply_times_out_when_the_server_stays_down(ovsdb_server: OvsdbServer) -> None:
+    with OvsdbClient(ovsdb_server.unix_remote) as c:
         c.wait_synced(WAIT)
-        server.stop()
-        wait_until(lambda: c.state is ConnectionState.CONNECTING, "the disconnect")
+        ovsdb_server.stop()
+        eventually(lambda: c.state is ConnectionState.CONNECTING, "the disconnect")
         with pytest.raises(OvsdbError, match="timed out waiting for the connection"):
             c.apply([RowChange("update", "Logical_Switch", "1", {"description": "x"})], 0.3)
 
 
-def test_bad_remotes_and_misuse_are_refused(server: OvsdbServer) -> None:
+def test_bad_remotes_and_misuse_are_refused(ovsdb_server: OvsdbServer) -> None:
     with pytest.raises(OvsdbError, match="bad OVSDB remote 'http://x'"):
         OvsdbClient("http://x")
     with pytest.raises(OvsdbError, match="unknown database 'vtep'"):
-        OvsdbClient(server.unix_remote, databases=["vtep"])
-    idle = OvsdbClient(server.unix_remote)
+        OvsdbClient(ovsdb_server.unix_remote, databases=["vtep"])
+    idle = OvsdbClient(ovsdb_server.unix_remote)
     with pytest.raises(OvsdbError, match="not running: call start"):
         idle.apply([RowChange("delete", "Logical_Switch", "1", {})])
     idle.close()
-    with OvsdbClient(server.unix_remote, databases=["ms_firewall"]) as c:
+    with OvsdbClient(ovsdb_server.unix_remote, databases=["ms_firewall"]) as c:
         c.wait_synced(WAIT)
         with pytest.raises(OvsdbError, match="unknown table 'Logical_Switch'"):
             c.rows("Logical_Switch")

@@ -7,24 +7,15 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from openhnv.ovsdb.schema import load_schema
 from openhnv.ovsdb.server import OvsdbServer, Supervisor, prepare_database
+from openhnv.testing.polling import eventually
 
 WAIT = 15.0
-
-
-def wait_until(predicate: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def ovsdb_client(*args: str) -> str:
@@ -85,9 +76,9 @@ def test_killed_server_is_restarted_with_its_data(server: OvsdbServer) -> None:
         old_pid = server.pid
         assert old_pid is not None
         os.kill(old_pid, signal.SIGKILL)
-        wait_until(lambda: supervisor.restarts == 1 and server.running, "the restart")
+        eventually(lambda: supervisor.restarts == 1 and server.running, "the restart")
         assert server.pid != old_pid
-        wait_until(lambda: server.socket_path.exists(), "the socket")
+        eventually(lambda: server.socket_path.exists(), "the socket")
         assert switch_names(server.unix_remote) == {"5001"}
     finally:
         supervisor.stop()

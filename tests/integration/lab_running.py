@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.topology import Topology, load, parse
@@ -26,11 +23,6 @@ def unique_name() -> str:
     return f"e{secrets.token_hex(3)}"
 
 
-def skip_unless_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces")
-
-
 def topology_of(source: str | Path, **changes: str) -> Topology:
     base = load(source) if isinstance(source, Path) else parse(source)
     return dataclasses.replace(base, name=unique_name(), **changes)
@@ -38,7 +30,6 @@ def topology_of(source: str | Path, **changes: str) -> Topology:
 
 @contextlib.contextmanager
 def running_lab(topology: Topology) -> Iterator[orchestrator.RunningLab]:
-    skip_unless_root()
     pids: list[int] = []
     try:
         running = orchestrator.up(topology, progress=print)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lab_running import EXAMPLES, running_lab, skip_unless_root, topology_of, unique_name
+from lab_running import EXAMPLES, running_lab, topology_of, unique_name
 
 from openhnv.lab import capture, traffic
 from openhnv.lab.demo import main as demo_main
@@ -44,7 +44,6 @@ def test_each_web_reaches_only_its_own_sql(encapsulation: str) -> None:
 
 
 def test_demo_passes_and_leaves_nothing(capfd: pytest.CaptureFixture[str]) -> None:
-    skip_unless_root()
     name = unique_name()
     assert demo_main(["--lab", name]) == 0
     out = capfd.readouterr().out
@@ -57,7 +56,6 @@ def test_demo_fails_when_a_tenant_is_cut_off(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """An ACL denying Contoso's SQL port: the demo says FAIL, exits 1, leaves nothing."""
-    skip_unless_root()
     name = unique_name()
     text = (EXAMPLES / "figure8.yaml").read_text()
     text = text.replace(

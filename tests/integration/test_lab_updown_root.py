@@ -6,7 +6,7 @@ import re
 import sys
 
 import pytest
-from lab_running import EXAMPLES, skip_unless_root, unique_name
+from lab_running import EXAMPLES, unique_name
 
 from openhnv.cli import main
 from openhnv.lab import builder, daemons, orchestrator
@@ -18,7 +18,6 @@ pytestmark = pytest.mark.root
 def test_up_status_down_then_nothing_left(
     tmp_path: pytest.TempPathFactory, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    skip_unless_root()
     name = unique_name()
     text = (EXAMPLES / "figure8.yaml").read_text().replace("name: fig8", f"name: {name}")
     path = tmp_path / "lab.yaml"  # type: ignore[operator]
@@ -69,7 +68,6 @@ def test_up_status_down_then_nothing_left(
 def test_a_failed_up_names_the_step_and_removes_everything(
     capfd: pytest.CaptureFixture[str], tmp_path: pytest.TempPathFactory
 ) -> None:
-    skip_unless_root()
     name = unique_name()
     # Two VMs ask for the same static MAC: the second NIC's PUT is refused.
     text = (EXAMPLES / "figure8.yaml").read_text().replace("name: fig8", f"name: {name}")

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import nb_snapshots as nb
 import pytest
-from agent_rows import Snapshot, host_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +26,8 @@ from openhnv.agent.planner import EMPTY_PLAN, Plan, Unit, changes, plan, plan_of
 from openhnv.agent.rows import read_catalog
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import Ref, Row
+from openhnv.testing import snapshots as nb
+from openhnv.testing.southbound import HostRows, host_rows
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
@@ -98,7 +98,7 @@ def ucast_row(vsid: str, mac: str, ip: str, locator: str, kind: str) -> tuple[st
     return f"{vsid}/{mac}/{ip}", row
 
 
-def apply_op(rows: Snapshot, op: Op) -> TableKey:
+def apply_op(rows: HostRows, op: Op) -> TableKey:
     """Change ``rows`` as ``op`` says; the row it touched."""
     kind = op[0]
     if kind == "ucast":
@@ -183,7 +183,7 @@ def program(engine: VfpEngine, units: list[Unit]) -> list[TableKey]:
     return refused
 
 
-def run_batches(rows: Snapshot, batches: list[list[Op]]) -> int:
+def run_batches(rows: HostRows, batches: list[list[Op]]) -> int:
     """Apply ``batches`` both ways, comparing after each; how many needed a full plan."""
     current = plan(read_catalog(rows))
     state: PlanState | None = PlanState(read_catalog(rows), current)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-import nb_snapshots as nb
 import pytest
-from agent_rows import ROUTER_MAC, acl_datacenter, host_rows, port_of
 
 from openhnv.agent.planner import (
     EMPTY_PLAN,
@@ -21,6 +19,9 @@ from openhnv.agent.planner import (
 from openhnv.agent.rows import FwRuleView, read_catalog
 from openhnv.ovsdb.rows import Ref
 from openhnv.packet.frames import tcp_frame
+from openhnv.testing import snapshots as nb
+from openhnv.testing.snapshots import acl_datacenter
+from openhnv.testing.southbound import ROUTER_MAC, host_rows, port_of
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import Deliver, Drop, Emit
 from openhnv.vfp.engine import VfpEngine

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 
-import nb_snapshots as nb
-from agent_rows import acl_datacenter, host_rows, port_of
-
 from openhnv.agent.rows import lowest_usable, read_catalog
 from openhnv.ovsdb.rows import Ref
+from openhnv.testing import snapshots as nb
+from openhnv.testing.snapshots import acl_datacenter
+from openhnv.testing.southbound import host_rows, port_of
 
 
 def test_the_compilers_rows_read_without_problems() -> None:

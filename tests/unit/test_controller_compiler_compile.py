@@ -10,7 +10,20 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nb_snapshots import (
+
+from openhnv.controller.compiler.compile import (
+    TABLES,
+    Compiler,
+    affected_hosts,
+    compile_datacenter,
+    compile_host,
+    diff_keys,
+)
+from openhnv.controller.compiler.firewall import rule_id
+from openhnv.controller.compiler.index import CompileProblem, Index
+from openhnv.controller.errors import CompileError
+from openhnv.ovsdb.rows import Ref, Row, RowChange, diff
+from openhnv.testing.snapshots import (
     CONTOSO_RDID,
     FABRIKAM_RDID,
     HOST1_PA,
@@ -26,19 +39,6 @@ from nb_snapshots import (
     subnet,
     vnet,
 )
-
-from openhnv.controller.compiler.compile import (
-    TABLES,
-    Compiler,
-    affected_hosts,
-    compile_datacenter,
-    compile_host,
-    diff_keys,
-)
-from openhnv.controller.compiler.firewall import rule_id
-from openhnv.controller.compiler.index import CompileProblem, Index
-from openhnv.controller.errors import CompileError
-from openhnv.ovsdb.rows import Ref, Row, RowChange, diff
 
 VNET_TABLES = (
     "Logical_Switch",
