@@ -1,7 +1,7 @@
 """Benchmark of the host agent's core: plan a host's rows and program an engine.
 
-The datacenter is the compiler benchmark's (``bench/compiler.py``); the host measured is
-the one with the most rows. Figures: a full plan (rows -> catalog -> plan), the first
+The datacenter is the compiler benchmark's (``testing.snapshots.synthetic_datacenter``);
+the host measured is the one with the most rows. Figures: a full plan (rows -> catalog -> plan), the first
 programming of an empty engine, and one NIC of the host's virtual networks moving to
 another host: the re-plan of every row (what the agent does for a batch it cannot
 patch), the difference, and the commands that difference sends. Then what the agent
@@ -23,7 +23,6 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from openhnv.agent.agent import apply_units
 from openhnv.agent.incremental import UCAST, PlanState
@@ -31,12 +30,10 @@ from openhnv.agent.planner import EMPTY_PLAN, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler.compile import compile_datacenter, compile_host
 from openhnv.ovsdb.rows import Row
+from openhnv.testing.snapshots import synthetic_datacenter
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compiler import datacenter  # the compiler benchmark's datacenter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.hosts, args.vnets, args.nics, args.changes, args.rows = 10, 5, 100, 3, 10
-    snapshot = datacenter(args.hosts, args.vnets, args.nics)
+    snapshot = synthetic_datacenter(args.hosts, args.vnets, args.nics)
     states = compile_datacenter(snapshot).hosts
     sizes = {h: sum(len(r) for r in state.values()) for h, state in states.items()}
     host = max(sizes, key=sizes.__getitem__)
