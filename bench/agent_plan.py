@@ -1,9 +1,9 @@
 """Benchmark of the host agent's core: plan a host's rows and program an engine.
 
 The datacenter is the compiler benchmark's (``testing.snapshots.synthetic_datacenter``);
-the host measured is the one with the most rows. Figures: a full plan (rows -> catalog -> plan), the first
-programming of an empty engine, and one NIC of the host's virtual networks moving to
-another host: the re-plan of every row (what the agent does for a batch it cannot
+the host measured is the one with the most rows. Figures: a full plan (rows -> catalog
+-> plan), the first programming of an empty engine, and one NIC of the host's virtual
+networks moving to another host: the re-plan of every row (what the agent does for a batch it cannot
 patch), the difference, and the commands that difference sends. Then what the agent
 does for a batch of mapping rows only (``agent.incremental``): one remote
 ``Ucast_Macs_Remote`` row deleted or inserted, patched into the last plan (the units
@@ -29,7 +29,7 @@ from openhnv.agent.incremental import UCAST, PlanState
 from openhnv.agent.planner import EMPTY_PLAN, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler.compile import compile_datacenter, compile_host
-from openhnv.ovsdb.rows import Row
+from openhnv.ovsdb.rows import DesiredState
 from openhnv.testing.snapshots import synthetic_datacenter
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.null import NullDriver
@@ -114,12 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def patch_figures(
-    rows: dict[str, dict[str, Row]], rnd: random.Random, count: int
+    desired: DesiredState, rnd: random.Random, count: int
 ) -> tuple[list[float], list[float], float, int]:
     """Remote mapping rows deleted and inserted again, one per batch, patched into the
     plan and applied: the time of each patch and each apply (µs), of the indexes (ms),
     how many needed a full plan."""
-    rows = {t: dict(r) for t, r in rows.items()}
+    rows = {t: dict(r) for t, r in desired.items()}
     catalog, full = read_catalog(rows), plan(read_catalog(rows))
     start = time.perf_counter()
     state = PlanState(catalog, full)

@@ -3,8 +3,9 @@
 The datacenter (``openhnv.testing.snapshots.synthetic_datacenter``): HOSTS servers with
 two PAs each (a team of two), VNETS virtual networks of two subnets each (one with a
 subnet ACL of 4 rules), NICS NICs spread evenly over the virtual networks and at random
-(seeded) over the hosts, every other NIC with a 3-rule NIC ACL. Targets (issue 3): full compile of 10k NICs on 1k hosts <= 5 s; one NIC change to
-the row changes of every affected host <= 10 ms.
+(seeded) over the hosts, every other NIC with a 3-rule NIC ACL. Targets (issue 3): full
+compile of 10k NICs on 1k hosts <= 5 s; one NIC change to the row changes of every
+affected host <= 10 ms.
 
 Wall-clock figures (``*_s``, ``*_ms``) meet the targets; ``*_cpu_*`` figures are the
 process CPU time of the same work, steadier when other jobs share the cores.

@@ -6,6 +6,7 @@ still reported (by a full plan) and skipped, and the patching resumes after it."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -13,7 +14,7 @@ from openhnv.agent.agent import HostAgent
 from openhnv.agent.planner import changes, plan, plan_of_engine
 from openhnv.agent.rows import TABLES, read_catalog
 from openhnv.ovsdb.client import OvsdbClient
-from openhnv.ovsdb.rows import Ref, RowChange, diff
+from openhnv.ovsdb.rows import Ref, Row, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.testing import snapshots as nb
 from openhnv.testing.polling import eventually
@@ -56,7 +57,7 @@ def agent(
 def nic(vsid: str, mac: str, ip: str, locator: str = HOST2) -> list[RowChange]:
     """The mapping row of a NIC on another host, and its host's locator when new."""
     encapsulation, pa = locator.split(":")
-    row = {
+    row: Row = {
         "MAC": mac,
         "ipaddr": ip,
         "logical_switch": Ref("Logical_Switch", vsid),
@@ -65,7 +66,7 @@ def nic(vsid: str, mac: str, ip: str, locator: str = HOST2) -> list[RowChange]:
     }
     changes = [RowChange("insert", UCAST, f"{vsid}/{mac}/{ip}", row)]
     if locator != HOST2:  # host2's is there (an insert of it would update immutable columns)
-        locator_row = {"encapsulation_type": encapsulation, "dst_ip": pa}
+        locator_row: Row = {"encapsulation_type": encapsulation, "dst_ip": pa}
         changes.insert(0, RowChange("insert", LOCATOR, locator, locator_row))
     return changes
 
@@ -75,6 +76,10 @@ def converged(agent: HostAgent, controller: OvsdbClient) -> bool:
     expected = plan(read_catalog(controller.snapshot(TABLES)))
     held = agent.switch.inspect(plan_of_engine)
     return changes(held, expected) == [] and agent.plan() == expected
+
+
+def patched_at_least(agent: HostAgent, batches: int) -> bool:
+    return agent.counters().get("incremental_syncs", 0) >= batches
 
 
 def test_mapping_batches_are_patched_and_end_where_a_full_plan_would(
@@ -90,7 +95,7 @@ def test_mapping_batches_are_patched_and_end_where_a_full_plan_would(
     ]
     for i, step in enumerate(steps, 1):
         controller.apply(step)
-        eventually(lambda i=i: counters().get("incremental_syncs", 0) >= i, f"step {i}")
+        eventually(partial(patched_at_least, agent, i), f"step {i}")
         eventually(lambda: converged(agent, controller), f"step {i} programmed")
     assert counters()["full_syncs"] == 1
     assert agent.status()["mappings"] == 5

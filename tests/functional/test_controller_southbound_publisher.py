@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -98,10 +99,29 @@ def succeeded(service: ControllerService, *names: str) -> bool:
     return all(provisioning(service, f"/networkInterfaces/{n}") == "Succeeded" for n in names)
 
 
-def reads_success(service: ControllerService, name: str) -> bool:
-    """The NIC's configurationState says Success: the publisher writes it just after the
-    provisioningState (two service calls), so a reader may see one before the other."""
-    return configuration(service, f"/networkInterfaces/{name}").get("status") == "Success"
+def reads_success(service: ControllerService, ref: str) -> bool:
+    """The resource's configurationState says Success: the publisher writes it just after
+    a NIC's provisioningState (two service calls), so a reader may see one first."""
+    return configuration(service, ref).get("status") == "Success"
+
+
+def has_row(host: HostDatabase, table: str, key: str) -> bool:
+    return key in host.rows(table)
+
+
+def has_no_rows(host: HostDatabase, table: str) -> bool:
+    return not host.rows(table)
+
+
+def has_rule(host: HostDatabase, rule_name: str) -> bool:
+    return any(r["rule_name"] == rule_name for r in host.rows("FW_Rules").values())
+
+
+def encapsulates(host: HostDatabase, encapsulation: str) -> bool:
+    """Every locator of ``host`` uses ``encapsulation``."""
+    return {r["encapsulation_type"] for r in host.rows("Physical_Locator").values()} == {
+        encapsulation
+    }
 
 
 def test_nb_changes_reach_exactly_the_hosts_that_need_them(
@@ -117,10 +137,7 @@ def test_nb_changes_reach_exactly_the_hosts_that_need_them(
     assert set(three["h3"].rows("Ucast_Macs_Remote")) == {"6001/00:1d:d8:07:00:02/10.2.0.11"}
     assert set(three["h3"].rows("Logical_Switch")) == {"6001"}
     for name in three:
-        eventually(
-            lambda n=name: configuration(service, f"/servers/{n}").get("status") == "Success",
-            f"{name}'s configurationState Success",
-        )
+        eventually(partial(reads_success, service, f"/servers/{name}"), f"{name} Success")
     # A new NIC in B reaches h3 (and h1, where it lives), never h2.
     nic(service, "b2", "B", "10.2.0.12", "h1")
     eventually(lambda: succeeded(service, "b2"), "b2 Succeeded")
@@ -227,7 +244,7 @@ def test_provisioning_state_flow(
     assert provisioning(service, "/networkInterfaces/a4") == "Updating"  # h1 needs it, down
     three["h1"].start()
     eventually(lambda: succeeded(service, "a4"), "a4 Succeeded")
-    eventually(lambda: reads_success(service, "a4"), "a4's configurationState Success")
+    eventually(partial(reads_success, service, "/networkInterfaces/a4"), "a4 Success")
     # A compile problem fails the NIC with the compiler's reason.
     server(service, "bare", "unix:/nonexistent/hnv-pub.sock", pa=False)
     nic(service, "a5", "A", "10.1.0.15", "bare")
@@ -240,7 +257,7 @@ def test_provisioning_state_flow(
     try:
         server(service, "bare", fourth.remote, pa=True)
         eventually(lambda: succeeded(service, "a5"), "a5 Succeeded once its server has a PA")
-        eventually(lambda: reads_success(service, "a5"), "a5's configurationState Success")
+        eventually(partial(reads_success, service, "/networkInterfaces/a5"), "a5 Success")
     finally:
         fourth.remove()
     # An identical PUT changes nothing, not even the state.
@@ -307,7 +324,7 @@ def test_publisher_restart_converges(
     try:
         eventually(lambda: succeeded(service, "a6"), "a6 Succeeded after restart")
         for host in three.values():
-            eventually(lambda h=host: holds_desired(service, h), f"{host.name} resynced")
+            eventually(partial(holds_desired, service, host), f"{host.name} resynced")
     finally:
         second.stop()
 
@@ -371,13 +388,8 @@ def test_deletes_subnets_and_acls_reach_the_right_hosts(
     body["addressSpace"]["addressPrefixes"] = ["10.1.0.0/16", "10.3.0.0/24"]
     put(service, "/virtualNetworks/A", body)
     for name in ("h1", "h2"):
-        eventually(
-            lambda n=name: any(
-                r["rule_name"] == "http" for r in three[n].rows("FW_Rules").values()
-            ),
-            f"{name} has the ACL rule",
-        )
-        eventually(lambda n=name: "5002" in three[n].rows("Logical_Switch"), f"{name} has s2")
+        eventually(partial(has_rule, three[name], "http"), f"{name} has the ACL rule")
+        eventually(partial(has_row, three[name], "Logical_Switch", "5002"), f"{name} has s2")
     assert three["h3"].rows("FW_Rules") == h3_rules
     assert "5002" not in three["h3"].rows("Logical_Switch")
     # Deleting b1 empties h3 of B; deleting a server with no NIC closes its link.
@@ -389,7 +401,7 @@ def test_deletes_subnets_and_acls_reach_the_right_hosts(
     service.delete("/servers/h3")
     eventually(lambda: "h3" not in publisher.links(), "h3's link closed")
     for name in ("h1", "h2"):
-        eventually(lambda n=name: not three[n].rows("FW_Rules"), f"{name} has no rules left")
+        eventually(partial(has_no_rows, three[name], "FW_Rules"), f"{name} has no rules left")
         assert holds_desired(service, three[name])
 
 
@@ -400,12 +412,6 @@ def test_switching_to_nvgre_rewrites_every_host(
     eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     put(service, "/virtualNetworkManager/configuration", {"networkVirtualizationProtocol": "Nvgre"})
     for host in three.values():
-        eventually(
-            lambda h=host: (
-                {r["encapsulation_type"] for r in h.rows("Physical_Locator").values()}
-                == {"nvgre_over_ipv4"}
-            ),
-            f"{host.name} on NVGRE",
-        )
-        eventually(lambda h=host: holds_desired(service, h), f"{host.name} converged")
+        eventually(partial(encapsulates, host, "nvgre_over_ipv4"), f"{host.name} on NVGRE")
+        eventually(partial(holds_desired, service, host), f"{host.name} converged")
         assert host.rows("Global")["global"]["other_config"]["encapsulation"] == "nvgre"

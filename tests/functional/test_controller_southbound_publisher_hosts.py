@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.northbound.store import SqliteStore
 from openhnv.controller.southbound.publisher import Publisher
-from openhnv.host.control import ControlError, call
+from openhnv.host.control import call
+from openhnv.host.errors import ControlError
 from openhnv.testing.datacenter import fabric, nic, provisioning, server, vnet
 from openhnv.testing.polling import eventually
 from openhnv.testing.processes import HostProcess, start_hosts
@@ -45,6 +47,10 @@ def pa_of(service: ControllerService, name: str) -> str:
     return str(service.get(f"/servers/{name}")["properties"]["providerAddresses"][0]["address"])
 
 
+def holds(host: HostProcess, wanted: set[Mapping]) -> bool:
+    return wanted <= mappings(host)
+
+
 def test_mappings_reach_the_agents_of_real_hosts(hosts: dict[str, HostProcess]) -> None:
     service = ControllerService(SqliteStore(":memory:"))
     publisher = Publisher(service).start()
@@ -65,7 +71,7 @@ def test_mappings_reach_the_agents_of_real_hosts(hosts: dict[str, HostProcess]) 
         pa1, pa2 = pa_of(service, "hp1"), pa_of(service, "hp2")
         want = {("10.1.0.11", "5001", pa1), ("10.1.0.12", "5001", pa2)}
         for host in hosts.values():
-            eventually(lambda h=host: want <= mappings(h), f"{host.name}'s agent programmed")
+            eventually(partial(holds, host, want), f"{host.name}'s agent programmed")
         # hp2 restarts (same state dir) while n1 moves to hp2: both agents follow.
         hosts["hp2"].close()
         nic(service, "n1", "A", "10.1.0.11", "hp2")

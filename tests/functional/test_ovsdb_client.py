@@ -18,7 +18,7 @@ import pytest
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.mirror import RowEvent
-from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange, diff
+from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange, Value, diff
 from openhnv.ovsdb.server import OvsdbServer, Supervisor
 from openhnv.testing.polling import eventually
 
@@ -27,14 +27,15 @@ CONTOSO_RDID = "a1b2c3d4-0000-4000-8000-000000000001"
 FABRIKAM_RDID = "a1b2c3d4-0000-4000-8000-000000000002"
 HOST1_PA, HOST2_PA = "192.168.1.10", "192.168.1.11"
 LISTENER_DELAY = 0.2  # seconds a slow listener spends on each batch
+EditableRow = dict[str, Value]  # a row a test changes before it writes it
 
 
 def locator(pa: str) -> Ref:
     return Ref("Physical_Locator", f"vxlan_over_ipv4:{pa}")
 
 
-def ucast(vsid: str, mac: str, ip: str, pa: str, mapping_type: str) -> tuple[str, Row]:
-    row: Row = {
+def ucast(vsid: str, mac: str, ip: str, pa: str, mapping_type: str) -> tuple[str, EditableRow]:
+    row: EditableRow = {
         "MAC": mac,
         "ipaddr": ip,
         "logical_switch": Ref("Logical_Switch", vsid),
@@ -44,7 +45,7 @@ def ucast(vsid: str, mac: str, ip: str, pa: str, mapping_type: str) -> tuple[str
     return f"{vsid}/{mac}/{ip}", row
 
 
-def fw_rule(rule_id: str, nic: str, priority: int, action: str) -> Row:
+def fw_rule(rule_id: str, nic: str, priority: int, action: str) -> EditableRow:
     return {
         "rule_id": rule_id,
         "vnic_id": nic,
@@ -64,9 +65,9 @@ def fw_rule(rule_id: str, nic: str, priority: int, action: str) -> Row:
     }
 
 
-def figure8() -> dict[str, dict[str, Row]]:
+def figure8() -> dict[str, dict[str, EditableRow]]:
     """Host 1 of the seed's figure 8: Contoso and Fabrikam both use 10.1.1.0/24."""
-    switches = {
+    switches: dict[str, EditableRow] = {
         vsid: {
             "name": vsid,
             "description": rdid,
@@ -346,7 +347,7 @@ def test_a_malformed_change_fails_clearly_and_changes_nothing(
 
 def test_replace_all_converges_and_keeps_the_agents_columns(client: OvsdbClient) -> None:
     load(client, figure8())
-    port = {
+    port: EditableRow = {
         "name": "nic-1",
         "description": "/networkInterfaces/vm1-nic",
         "vlan_bindings": {0: Ref("Logical_Switch", "5001")},
@@ -413,7 +414,7 @@ def test_changes_made_while_disconnected_arrive_as_differences(
     ovsdb_server.stop()
     eventually(lambda: client.state is ConnectionState.CONNECTING, "the disconnect")
     fw = {
-        k: ["set", sorted(v)] if isinstance(v, frozenset) else v
+        k: ["set", sorted(v, key=str)] if isinstance(v, frozenset) else v
         for k, v in fw_rule("r-200", "nic-2", 200, "deny").items()
     }
     _transact_offline(

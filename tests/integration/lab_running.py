@@ -23,9 +23,13 @@ def unique_name() -> str:
     return f"e{secrets.token_hex(3)}"
 
 
-def topology_of(source: str | Path, **changes: str) -> Topology:
+def topology_of(source: str | Path, encapsulation: str | None = None) -> Topology:
+    """The topology of a file or a text under a unique name, its encapsulation changed."""
     base = load(source) if isinstance(source, Path) else parse(source)
-    return dataclasses.replace(base, name=unique_name(), **changes)
+    topology = dataclasses.replace(base, name=unique_name())
+    if encapsulation is None:
+        return topology
+    return dataclasses.replace(topology, encapsulation=encapsulation)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -59,23 +60,26 @@ def lab(service: ControllerService, tmp_path: Path) -> Iterator[Lab]:
         yield Lab(state, namespaces.vms)
 
 
+def placed_on(service: ControllerService, nic_name: str, server_name: str) -> bool:
+    server_ref = service.get(f"/networkInterfaces/{nic_name}")["properties"].get("server")
+    return bool(server_ref == {"resourceRef": f"/servers/{server_name}"})
+
+
+def succeeded(service: ControllerService, nic_name: str) -> bool:
+    return provisioning(service, f"/networkInterfaces/{nic_name}") == "Succeeded"
+
+
 def test_reported_ports_bind_nics_and_the_vms_ping(service: ControllerService, lab: Lab) -> None:
     publisher = Publisher(service).start()
     try:
         server(service, "host1", f"unix:{lab.state}/ovsdb.sock")
         for name, _ in VMS:
             eventually(
-                lambda n=name: (
-                    service.get(f"/networkInterfaces/{n}")["properties"].get("server")
-                    == {"resourceRef": "/servers/host1"}
-                ),
+                partial(placed_on, service, name, "host1"),
                 f"{name} bound to host1 from the agent's report",
             )
         for name, _ in VMS:
-            eventually(
-                lambda n=name: provisioning(service, f"/networkInterfaces/{n}") == "Succeeded",
-                f"{name} Succeeded",
-            )
+            eventually(partial(succeeded, service, name), f"{name} Succeeded")
         vm1 = lab.vm_namespaces["vm1"]
         eventually(
             lambda: traffic.ping(vm1, VMS[1][1], count=1, wait=1.0) is not None,

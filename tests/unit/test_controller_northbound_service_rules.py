@@ -388,7 +388,7 @@ def test_overlapping_customer_space_across_vnets_is_allowed(service: ControllerS
 
 
 def test_vnet_logical_network_must_be_the_provider_network(service: ControllerService) -> None:
-    plain = {"properties": {"subnets": []}}
+    plain: dict[str, Any] = {"properties": {"subnets": []}}
     service.put("/logicalNetworks/plain", plain)
     body = vnet("10.2.0.0/16", ("a", "10.2.1.0/24", None))
     body["properties"]["logicalNetwork"] = {"resourceRef": "/logicalNetworks/plain"}

@@ -12,6 +12,7 @@ from openhnv.api.app import create_app
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.northbound.store import SqliteStore
 from openhnv.lab import resources
+from openhnv.lab.documents import Document
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient, nic_states, provisioning_state
 from openhnv.lab.topology import Topology, load
@@ -27,7 +28,7 @@ def controller() -> Iterator[ControllerClient]:
         yield ControllerClient(http)
 
 
-def create_all(client: ControllerClient, topology: Topology) -> dict[str, dict[str, object]]:
+def create_all(client: ControllerClient, topology: Topology) -> dict[str, Document]:
     answers = {}
     for resource in resources.plan(topology, RUN_DIR):
         answers[resource.path] = client.put(resource)

@@ -33,6 +33,7 @@ MAC_POOL_RANGE = ("00-1D-D8-B7-00-00", "00-1D-D8-B7-FF-FF")
 OVSDB_SOCKET = "ovsdb.sock"
 _PROTOCOL_NAMES = {"vxlan": "Vxlan", "nvgre": "Nvgre"}
 
+
 def host_state_dir(run_dir: Path, host: str) -> Path:
     """Where ``hnv host`` of ``host`` keeps its OVSDB files and sockets."""
     return run_dir / "hosts" / host
