@@ -104,7 +104,8 @@ def test_start_programs_ports_rules_mappings_and_pas_before_returning(
     assert (pa.address, pa.gateway, pa.interface) == ("192.168.1.10", "192.168.1.1", "up0")
     assert host.agent.problems() == []
     status = host.agent.status()
-    assert status["connected"] and status["rows"]["FW_Rules"] == 10
+    assert status["connected"]
+    assert status["rows"]["FW_Rules"] == 10
     assert status["ports"][sql] == {"programmed": True, "attached": True}
     row = eventually(
         lambda: (r := port_row(controller, sql)) and r["status"].get("attached") == "true" and r,
@@ -301,7 +302,8 @@ def test_physical_port_rows_follow_the_vm_ports(
         lambda: (r := port_row(controller, sql))["status"].get("attached") == "false" and r,
         "the bound row detached",
     )
-    assert row["vlan_bindings"] and row["status"]["reported_mac"] == SQL_MAC
+    assert row["vlan_bindings"]
+    assert row["status"]["reported_mac"] == SQL_MAC
 
 
 def test_a_nic_without_its_own_acl_gets_only_the_subnet_layer(

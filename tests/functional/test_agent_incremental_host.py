@@ -106,7 +106,8 @@ def test_mapping_batches_are_patched_and_end_where_a_full_plan_would(
     problem = eventually(
         lambda: next((p for p in agent.problems() if p["table"] == UCAST), None), "the bad row"
     )
-    assert problem is not None and "outside" in problem["reason"]
+    assert problem is not None
+    assert "outside" in problem["reason"]
     assert problem["uuid"] == controller.uuid_of(UCAST, bad[0].key)
     assert counters()["full_syncs"] == 2
     assert converged(agent, controller)

@@ -215,7 +215,8 @@ def test_a_reported_port_binds_an_unplaced_nic(
     )
     eventually(lambda: succeeded(service, "a9"), "bound a9 Succeeded")
     port = three["h3"].rows("Physical_Port")[doc["instanceId"]]
-    assert port["vlan_bindings"] and port["status"]["attached"] == "true"
+    assert port["vlan_bindings"]
+    assert port["status"]["attached"] == "true"
     assert "5001/00:1d:d8:07:00:03/10.1.0.19" in three["h1"].rows("Ucast_Macs_Remote")
     # The northbound server stays authoritative: a report from another host is a warning.
     a1 = service.get("/networkInterfaces/a1")
@@ -263,7 +264,8 @@ def test_provisioning_state_flow(
     # An identical PUT changes nothing, not even the state.
     etag = service.get("/networkInterfaces/a4")["etag"]
     again = nic(service, "a4", "A", "10.1.0.14", "h2")
-    assert again["etag"] == etag and again["properties"]["provisioningState"] == "Succeeded"
+    assert again["etag"] == etag
+    assert again["properties"]["provisioningState"] == "Succeeded"
 
 
 @pytest.mark.parametrize(

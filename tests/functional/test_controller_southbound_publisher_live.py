@@ -126,7 +126,8 @@ def test_controller_refuses_a_missing_pki(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 1
-    assert "hnv pki issue" in result.stderr and "controller" in result.stderr
+    assert "hnv pki issue" in result.stderr
+    assert "controller" in result.stderr
 
 
 def test_ssl_host_accepts_the_controller_and_refuses_a_wrong_cert(tmp_path: Path) -> None:

@@ -71,7 +71,8 @@ def test_rows_written_to_the_hosts_ovsdb_show_in_hnv_vfp_and_hnv_host(
     )
     assert sql["mapping_type"] == "local"
     web = next(r for r in rows if r["ca_mac_address"] == "00:1d:d8:07:00:12")
-    assert web["pa_ip_address"] == "192.168.2.20" and web["mapping_type"] == "remote"
+    assert web["pa_ip_address"] == "192.168.2.20"
+    assert web["mapping_type"] == "remote"
 
     assert host_cmd.main(["provider-addresses", "--state-dir", str(state)]) == 0
     assert "192.168.1.10" in capsys.readouterr().out
@@ -87,7 +88,8 @@ def test_rows_written_to_the_hosts_ovsdb_show_in_hnv_vfp_and_hnv_host(
     assert trace["result"] == "drop(no_pa_route)"
     assert [s["layer"] for s in trace["steps"]][:2] == ["ACL_NIC", "VNET"]
     status = call(state, "status")
-    assert status["name"] == "host1" and status["agent"]["connected"] is True
+    assert status["name"] == "host1"
+    assert status["agent"]["connected"] is True
     assert status["ovsdb_server"]["running"] is True
 
 
@@ -134,7 +136,8 @@ def test_sigterm_leaves_no_process_and_no_socket(
     state = tmp_path / "h1"
     host = host_processes.start(state)
     ovsdb = host.ovsdb_pid()
-    assert ovsdb is not None and builder.alive(ovsdb)
+    assert ovsdb is not None
+    assert builder.alive(ovsdb)
     assert host.stop(signal.SIGTERM) == 0
     assert not builder.alive(host.pid)
     eventually(lambda: not builder.alive(ovsdb), "ovsdb-server gone", timeout=10)
@@ -185,7 +188,8 @@ def test_start_errors_are_one_clear_line(
     argv = ["--name", "host1", "--state-dir", str(state), *extra]
     assert host_main.main(argv) == 1
     err = capsys.readouterr().err
-    assert says in err and len(err.strip().splitlines()) == 1
+    assert says in err
+    assert len(err.strip().splitlines()) == 1
     assert not (state / "host.pid").exists()
 
 
@@ -237,7 +241,8 @@ def test_a_killed_host_leaves_ovsdb_server_that_the_next_host_adopts(
     eventually(lambda: mapping_count(state) == 4, "four mappings")
     server = first.ovsdb_pid()
     first.stop(signal.SIGKILL)
-    assert server is not None and builder.alive(server)
+    assert server is not None
+    assert builder.alive(server)
     host_processes.start(state, *NULL_PORTS)
     assert mapping_count(state) == 4
     assert call(state, "status")["ovsdb_server"]["pid"] == server

@@ -48,7 +48,8 @@ def server(tmp_path: Path) -> object:
 
 def test_start_creates_both_databases_and_stop_cleans_up(server: OvsdbServer) -> None:
     server.start()
-    assert server.running and server.pid is not None
+    assert server.running
+    assert server.pid is not None
     assert ovsdb_client("list-dbs", server.unix_remote).split() == [
         "_Server",
         "ms_firewall",
@@ -56,8 +57,10 @@ def test_start_creates_both_databases_and_stop_cleans_up(server: OvsdbServer) ->
     ]
     server.stop()
     assert not server.running
-    assert not server.pidfile.exists() and not server.socket_path.exists()
-    assert server.db_path("ms_vtep").exists() and server.db_path("ms_firewall").exists()
+    assert not server.pidfile.exists()
+    assert not server.socket_path.exists()
+    assert server.db_path("ms_vtep").exists()
+    assert server.db_path("ms_firewall").exists()
 
 
 def test_a_running_server_is_adopted_not_started_twice(server: OvsdbServer) -> None:
@@ -65,7 +68,8 @@ def test_a_running_server_is_adopted_not_started_twice(server: OvsdbServer) -> N
     pid = server.pid
     again = OvsdbServer(server.state_dir)
     again.start()
-    assert again.pid == pid and again.running
+    assert again.pid == pid
+    assert again.running
 
 
 def test_killed_server_is_restarted_with_its_data(server: OvsdbServer) -> None:
@@ -116,5 +120,6 @@ def test_a_changed_schema_converts_the_database_and_keeps_rows(tmp_path: Path) -
         [tool, "query", str(db), json.dumps(query)], check=True, capture_output=True, text=True
     ).stdout
     (kept,) = json.loads(out)[0]["rows"]
-    assert kept["rule_id"] == "r1" and kept["action"] == "deny"
+    assert kept["rule_id"] == "r1"
+    assert kept["action"] == "deny"
     assert kept["logging_state"] == ""  # the new column, at its default

@@ -289,7 +289,8 @@ class SwitchProcess:
 
     def statistics(self) -> dict[str, Any]:
         """Ask for the driver's counters (one line on stdin)."""
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.write("stats\n")
         self.process.stdin.flush()
         return dict(json.loads(self.process.stdout.readline()))

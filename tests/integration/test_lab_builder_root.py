@@ -130,7 +130,8 @@ def test_fabric_layout(figure8: tuple[builder.Lab, Path]) -> None:
     assert int(mtu) >= 1660
     # The router is the only holder of PA-subnet addresses, and it forwards.
     router = netns.exec_in(names.router, ["ip", "-4", "-o", "addr"]).stdout
-    assert "192.168.1.1/24" in router and "192.168.2.1/24" in router
+    assert "192.168.1.1/24" in router
+    assert "192.168.2.1/24" in router
     forward = netns.exec_in(names.router, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout
     assert forward.strip() == "1"
     assert "vlanport-pa2" in lab.pids

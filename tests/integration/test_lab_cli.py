@@ -55,12 +55,15 @@ def test_up_status_exec_down(
     root = ["lab", "--run-root", str(run_root)]
     assert main([*root, "up", str(path)]) == 0
     out = capfd.readouterr().out
-    assert "VLAN 7 access port" in out and f"lab {name} is up" in out
+    assert "VLAN 7 access port" in out
+    assert f"lab {name} is up" in out
     assert (run_root / name / "topology.yaml").exists()
 
     assert main([*root, "status", name]) == 0
     status = capfd.readouterr().out
-    assert "vm   b" in status and "10.5.1.11" in status and "vlanport-pa" in status
+    assert "vm   b" in status
+    assert "10.5.1.11" in status
+    assert "vlanport-pa" in status
 
     assert (
         main([*root, "exec", "--lab", name, "b", "--", "cat", "/sys/class/net/eth0/address"]) == 0

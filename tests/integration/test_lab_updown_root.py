@@ -44,13 +44,15 @@ def test_up_status_down_then_nothing_left(
         status = capfd.readouterr().out
         assert re.search(r"daemon host-host1\s+running", status)
         assert re.search(r"vm\s+contoso-web .* NIC Succeeded", status)
-        assert "192.168.1.10" in status and "192.168.2.20" in status
+        assert "192.168.1.10" in status
+        assert "192.168.2.20" in status
         assert re.search(r"host host2 .*192\.168\.2\.20.* Success$", status, re.MULTILINE)
         vfp = [sys.executable, "-m", "openhnv", "vfp", "list-ports"]
         assert main(["lab", "host", "--lab", name, "host1", "--", *vfp]) == 0
         ports = capfd.readouterr().out
         sql = next(n for n in nics if n["resourceId"] == "contoso-sql")
-        assert sql["instanceId"] in ports and "5001" in ports
+        assert sql["instanceId"] in ports
+        assert "5001" in ports
         assert main(["lab", "host", "--lab", name, "nohost", "--", "true"]) == 1
         assert "no host named 'nohost'" in capfd.readouterr().err
         # (`hnv lab clean` removes every hnv- lab on the machine, other people's too,

@@ -211,7 +211,8 @@ def run_batches(rows: HostRows, batches: list[list[Op]]) -> int:
             state = PlanState(read_catalog(rows), expected)
         else:
             assert patch.plan == expected  # mappings, ARP, ports, PAs, problems (in order)
-            assert state is not None and state.counts() == catalog.counts()
+            assert state is not None
+            assert state.counts() == catalog.counts()
             units = patch.units
             assert sorted(map(repr, units)) == sorted(map(repr, full_units))
             assert [u for u in units if u.table == PORT] == [

@@ -207,7 +207,8 @@ def test_ports_sharing_a_mac_and_conflicting_mappings_are_problems() -> None:
         ("Physical_Port", "zz-copy"),
         ("Ucast_Macs_Remote", key),
     }
-    assert sql in p.ports and "zz-copy" not in p.ports
+    assert sql in p.ports
+    assert "zz-copy" not in p.ports
     assert len(p.mappings) == 4
 
 
@@ -271,7 +272,8 @@ def test_a_port_unbound_by_the_controller_is_not_programmed() -> None:
     rows = host_rows(nb.figure8())
     rows["Physical_Port"]["vm-new"] = {"name": "vm-new", "status": {"attached": "true"}}
     p = plan(read_catalog(rows))
-    assert "vm-new" not in p.ports and p.problems == ()
+    assert "vm-new" not in p.ports
+    assert p.problems == ()
     assert rows["Physical_Port"][port_of(rows, "contoso-sql")]["vlan_bindings"] == {
         0: Ref("Logical_Switch", "5001")
     }

@@ -424,39 +424,52 @@ class OvsdbClient:
                     return
                 job = self._current = self._jobs.pop(0)
         while job.pending:
-            database, changes = job.pending[0]
             if time.monotonic() > job.deadline:
                 what = "commit of" if job.txn is not None else "connection for"
                 self._finish(
                     job, OvsdbError(f"timed out waiting for the {what} {self._describe(job)}")
                 )
                 return
-            if job.txn is None:
-                if self.state is not ConnectionState.SYNCED:
-                    return  # wait for the connection; the deadline still runs
-                try:
-                    if not job.validated:  # check every database before sending any
-                        for other, other_changes in job.pending[1:]:
-                            self._build(other, other_changes).abort()
-                        job.validated = True
-                    job.txn = self._build(database, changes)
-                except OvsdbError as err:
-                    self._finish(job, err)
-                    return
-            status = job.txn.commit()
-            if status == ovs.db.idl.Transaction.INCOMPLETE:
+            if not self._transaction_ready(job) or not self._commit_one(job):
                 return
-            if status == ovs.db.idl.Transaction.TRY_AGAIN:
-                job.txn = None  # rebuilt against the resynced rows on a later pass
-                return
-            if status not in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
-                reason = self._dbs[database].explain(job.txn.get_error())
-                self._finish(job, OvsdbError(f"{self._describe(job)} failed: {reason}"))
-                return
-            job.txn = None
-            job.committed.append(database)
-            job.pending.pop(0)
         self._finish(job, None)
+
+    def _transaction_ready(self, job: _Job) -> bool:
+        """Build the first pending database's transaction unless built; False when it
+        cannot be now (not connected: the deadline still runs) or failed (job finished)."""
+        if job.txn is not None:
+            return True
+        if self.state is not ConnectionState.SYNCED:
+            return False
+        database, changes = job.pending[0]
+        try:
+            if not job.validated:  # check every database before sending any
+                for other, other_changes in job.pending[1:]:
+                    self._build(other, other_changes).abort()
+                job.validated = True
+            job.txn = self._build(database, changes)
+        except OvsdbError as err:
+            self._finish(job, err)
+            return False
+        return True
+
+    def _commit_one(self, job: _Job) -> bool:
+        """Commit the first pending database's transaction; True once it is committed."""
+        database = job.pending[0][0]
+        status = job.txn.commit()
+        if status == ovs.db.idl.Transaction.INCOMPLETE:
+            return False
+        if status == ovs.db.idl.Transaction.TRY_AGAIN:
+            job.txn = None  # rebuilt against the resynced rows on a later pass
+            return False
+        if status not in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
+            reason = self._dbs[database].explain(job.txn.get_error())
+            self._finish(job, OvsdbError(f"{self._describe(job)} failed: {reason}"))
+            return False
+        job.txn = None
+        job.committed.append(database)
+        job.pending.pop(0)
+        return True
 
     def _describe(self, job: _Job) -> str:
         database, changes = job.pending[0]
