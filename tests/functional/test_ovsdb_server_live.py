@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ def switch_names(remote: str) -> set[str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> object:
+def server(tmp_path: Path) -> Iterator[OvsdbServer]:
+    """An ovsdb-server not started yet (each test starts it), stopped afterwards."""
     srv = OvsdbServer(tmp_path / "state")
     yield srv
     srv.stop()
