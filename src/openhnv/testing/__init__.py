@@ -14,7 +14,12 @@ product module imports it (``tests/unit/test_imports.py``).
 - ``processes`` — ``hnv controller`` and ``hnv host`` as child processes, stopped by PID.
 - ``ovsdb`` — an ``ovsdb-server`` standing in for a host's database (the publisher's peer).
 - ``snapshots`` — northbound documents as a GET returns them (the compiler's input),
-  the seed's figure 8 and synthetic datacenters of any size.
+  the seed's figure 8 and synthetic datacenters of any size; ``southbound`` — the rows
+  the controller writes for them; ``datacenter`` — the publisher's small datacenter,
+  PUT through any controller.
+- ``dataplane``, ``ovs_netdev``, ``fastpath_net`` — data-path worlds for the root tier
+  and the benchmarks: a lab fabric whose hosts run HostSwitch on the Linux driver (and
+  Open vSwitch netdev as a peer), two hosts under the kernel fast path.
 - ``plugin`` — the pytest plugin (``tests/conftest.py`` loads it by name; it is not an
   entry point, so installing openhnv changes no other project's test runs): the
   ``root`` marker skips without root, and fixtures over the modules above.

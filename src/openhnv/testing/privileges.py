@@ -1,10 +1,11 @@
-"""Whether this process may make network namespaces (the root tier and some benchmarks)."""
+"""Whether this process may make network namespaces, open raw sockets and load eBPF (the
+root tier and some benchmarks)."""
 
 from __future__ import annotations
 
 import os
 
-ROOT_REASON = "needs root for network namespaces"
+ROOT_REASON = "needs root (network namespaces, raw sockets, eBPF)"
 
 
 def is_root() -> bool:
