@@ -58,8 +58,9 @@ lint: py-deps
 	$(PYTHON) -m ruff check src tests bench
 	$(PYTHON) -m ruff format --check src tests bench
 
+# tests/ and bench/ are checked as strictly as src/ (pyproject.toml [tool.mypy]).
 typecheck: py-deps
-	$(PYTHON) -m mypy src
+	$(PYTHON) -m mypy src tests bench
 
 # Each tier runs on its own; a tier whose files collect nothing fails (pytest exit 5).
 test: deps lint typecheck
@@ -70,13 +71,18 @@ test: deps lint typecheck
 	done
 	$(MAKE) --no-print-directory bench-smoke
 
+# Benchmarks import openhnv (and its test support, openhnv.testing) like any user of the
+# package; BENCH_ENV makes them, like pytest (pythonpath = src), use this checkout's copy.
+BENCH_ENV := PYTHONPATH=src$(if $(PYTHONPATH),:$(PYTHONPATH))
+
 bench-smoke: py-deps
 	@set -eo pipefail; for b in bench/*.py; do \
-	  [ -e "$$b" ] || continue; echo "== $$b --smoke"; $(PYTHON) $$b --smoke | $(PYTHON) -m json.tool > /dev/null; \
+	  [ -e "$$b" ] || continue; echo "== $$b --smoke"; \
+	  $(BENCH_ENV) $(PYTHON) $$b --smoke | $(PYTHON) -m json.tool > /dev/null; \
 	done
 
 bench: deps ovs-deps
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(PYTHON) $$b; done
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(BENCH_ENV) $(PYTHON) $$b; done
 
 demo: deps
 	$(PYTHON) -m openhnv demo

@@ -25,30 +25,25 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests" / "unit"))
-
-from nb_snapshots import nic, server, snapshot, subnet, vnet  # noqa: E402
-
-from openhnv.controller.compiler.compile import compile_host  # noqa: E402
-from openhnv.host.control import call  # noqa: E402
-from openhnv.ovsdb.client import OvsdbClient  # noqa: E402
+from openhnv.controller.compiler.compile import compile_host
+from openhnv.host.control import call
+from openhnv.ovsdb.client import OvsdbClient
+from openhnv.testing.polling import eventually
+from openhnv.testing.processes import HostProcess
+from openhnv.testing.snapshots import Snapshot, nic, server, snapshot, subnet, vnet
 
 LOCAL_NICS = 10
 REMOTE_HOSTS = 9
 WAIT = 120.0
+POLL = 0.005  # seconds between looks at the host while timing it
 
 
-def datacenter(n: int) -> dict[str, Any]:
+def datacenter(n: int) -> Snapshot:
     """One VNet (10.0.0.0/16, VSID 5001) with ``n`` NICs: LOCAL_NICS on host1."""
     servers = [server("host1", [("192.168.1.10", 24, 0, "192.168.1.1")])]
     servers += [
@@ -65,82 +60,47 @@ def datacenter(n: int) -> dict[str, Any]:
     return snapshot(servers=servers, vnets=vnets, nics=nics)
 
 
-def spawn(state_dir: Path) -> tuple[subprocess.Popen[str], float]:
-    """Start a host; returns it and the seconds until it printed ``ready``."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-    }
-    argv = [
-        sys.executable,
-        "-m",
-        "openhnv",
-        "host",
-        "--name",
-        "host1",
-        "--state-dir",
-        str(state_dir),
-        "--driver",
-        "none",
-        "--log-level",
-        "WARNING",
-    ]
-    began = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(WAIT)
-    took = time.perf_counter() - began
-    if not line or line[0].strip() != "ready":
-        proc.kill()
-        raise SystemExit(f"bench: host did not start: {proc.stderr.read() if proc.stderr else ''}")
-    return proc, took
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(WAIT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
+def spawn(state_dir: Path) -> HostProcess:
+    """Start a host (``ready_seconds``: until it printed ``ready``)."""
+    host = HostProcess(state_dir, "--log-level", "WARNING", timeout=WAIT)
+    if not host.ready:
+        host.close()
+        raise SystemExit(f"bench: host did not start: {host.stderr()}")
+    return host
 
 
 def wait_mappings(state_dir: Path, n: int) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if len(call(state_dir, "pa-ca-mapping")) >= n:
-            return
-        time.sleep(0.005)
-    raise SystemExit(f"bench: the host did not program {n} mappings in {WAIT} s")
+    eventually(
+        lambda: len(call(state_dir, "pa-ca-mapping")) >= n,
+        f"the host programming {n} mappings",
+        WAIT,
+        POLL,
+    )
 
 
 def ovsdb_recovery(state_dir: Path, rows: int) -> float:
     """SIGKILL the host's ovsdb-server; seconds until the agent is synced with a new one."""
-    proc, _ = spawn(state_dir)
+    host = spawn(state_dir)
     try:
         before = call(state_dir, "status")
         syncs = before["agent"]["syncs"]
         os.kill(before["ovsdb_server"]["pid"], signal.SIGKILL)
         began = time.perf_counter()
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
+
+        def resynced() -> bool:
             now = call(state_dir, "status")
             agent = now["agent"]
-            if now["ovsdb_server"]["restarts"] and agent["connected"] and agent["syncs"] > syncs:
-                took = time.perf_counter() - began
-                assert len(call(state_dir, "pa-ca-mapping")) == rows
-                return took
-            time.sleep(0.01)
-        raise SystemExit("bench: the agent did not resync after ovsdb-server was killed")
+            return bool(
+                now["ovsdb_server"]["restarts"] and agent["connected"] and agent["syncs"] > syncs
+            )
+
+        eventually(resynced, "the agent resynced after ovsdb-server was killed", WAIT, POLL)
+        took = time.perf_counter() - began
+        if len(call(state_dir, "pa-ca-mapping")) != rows:
+            raise SystemExit("bench: the resynced agent lost mappings")
+        return took
     finally:
-        stop(proc)
+        host.close()
 
 
 def run(n: int, trials: int) -> dict[str, Any]:
@@ -148,7 +108,8 @@ def run(n: int, trials: int) -> dict[str, Any]:
     rows = len(desired["Ucast_Macs_Remote"])
     with tempfile.TemporaryDirectory(prefix="hnv-bench-agent-") as tmp:
         state = Path(tmp) / "host1"
-        proc, first_ready = spawn(state)
+        host = spawn(state)
+        first_ready = host.ready_seconds
         try:
             with OvsdbClient(f"unix:{state}/ovsdb.sock") as client:
                 client.wait_synced(WAIT)
@@ -158,19 +119,20 @@ def run(n: int, trials: int) -> dict[str, Any]:
             wait_mappings(state, rows)
             programmed = time.perf_counter()
         finally:
-            stop(proc)
+            host.close()
         recovered = ovsdb_recovery(state, rows)
         ready: list[float] = []
         sync: list[float] = []
         ovsdb: list[float] = []
         for _ in range(trials):
-            proc, took = spawn(state)
+            host = spawn(state)
             try:
-                assert len(call(state, "pa-ca-mapping")) == rows
+                if len(call(state, "pa-ca-mapping")) != rows:
+                    raise SystemExit("bench: the restarted host lost mappings")
                 startup = call(state, "status")["startup"]
             finally:
-                stop(proc)
-            ready.append(took)
+                host.close()
+            ready.append(host.ready_seconds)
             sync.append(startup["agent_sync_s"])
             ovsdb.append(startup["ovsdb_server_s"])
     return {

@@ -1,9 +1,9 @@
 """Benchmark of the host agent's core: plan a host's rows and program an engine.
 
-The datacenter is the compiler benchmark's (``bench/compiler.py``); the host measured is
-the one with the most rows. Figures: a full plan (rows -> catalog -> plan), the first
-programming of an empty engine, and one NIC of the host's virtual networks moving to
-another host: the re-plan of every row (what the agent does for a batch it cannot
+The datacenter is the compiler benchmark's (``testing.snapshots.synthetic_datacenter``);
+the host measured is the one with the most rows. Figures: a full plan (rows -> catalog
+-> plan), the first programming of an empty engine, and one NIC of the host's virtual
+networks moving to another host: the re-plan of every row (what the agent does for a batch it cannot
 patch), the difference, and the commands that difference sends. Then what the agent
 does for a batch of mapping rows only (``agent.incremental``): one remote
 ``Ucast_Macs_Remote`` row deleted or inserted, patched into the last plan (the units
@@ -23,20 +23,17 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from openhnv.agent.agent import apply_units
 from openhnv.agent.incremental import UCAST, PlanState
 from openhnv.agent.planner import EMPTY_PLAN, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler.compile import compile_datacenter, compile_host
-from openhnv.ovsdb.rows import Row
+from openhnv.ovsdb.rows import DesiredState
+from openhnv.testing.snapshots import synthetic_datacenter
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compiler import datacenter  # the compiler benchmark's datacenter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.hosts, args.vnets, args.nics, args.changes, args.rows = 10, 5, 100, 3, 10
-    snapshot = datacenter(args.hosts, args.vnets, args.nics)
+    snapshot = synthetic_datacenter(args.hosts, args.vnets, args.nics)
     states = compile_datacenter(snapshot).hosts
     sizes = {h: sum(len(r) for r in state.values()) for h, state in states.items()}
     host = max(sizes, key=sizes.__getitem__)
@@ -117,12 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def patch_figures(
-    rows: dict[str, dict[str, Row]], rnd: random.Random, count: int
+    desired: DesiredState, rnd: random.Random, count: int
 ) -> tuple[list[float], list[float], float, int]:
     """Remote mapping rows deleted and inserted again, one per batch, patched into the
     plan and applied: the time of each patch and each apply (µs), of the indexes (ms),
     how many needed a full plan."""
-    rows = {t: dict(r) for t, r in rows.items()}
+    rows = {t: dict(r) for t, r in desired.items()}
     catalog, full = read_catalog(rows), plan(read_catalog(rows))
     start = time.perf_counter()
     state = PlanState(catalog, full)

@@ -1,10 +1,11 @@
 """Benchmark of the policy compiler: full compile of a datacenter and one-NIC incremental diffs.
 
-The datacenter: HOSTS servers with two PAs each (a team of two), VNETS virtual networks of
-two subnets each (one with a subnet ACL of 4 rules), NICS NICs spread evenly over the
-virtual networks and at random (seeded) over the hosts, every other NIC with a 3-rule NIC
-ACL. Targets (issue 3): full compile of 10k NICs on 1k hosts <= 5 s; one NIC change to
-the row changes of every affected host <= 10 ms.
+The datacenter (``openhnv.testing.snapshots.synthetic_datacenter``): HOSTS servers with
+two PAs each (a team of two), VNETS virtual networks of two subnets each (one with a
+subnet ACL of 4 rules), NICS NICs spread evenly over the virtual networks and at random
+(seeded) over the hosts, every other NIC with a 3-rule NIC ACL. Targets (issue 3): full
+compile of 10k NICs on 1k hosts <= 5 s; one NIC change to the row changes of every
+affected host <= 10 ms.
 
 Wall-clock figures (``*_s``, ``*_ms``) meet the targets; ``*_cpu_*`` figures are the
 process CPU time of the same work, steadier when other jobs share the cores.
@@ -22,143 +23,14 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from openhnv.controller.compiler.compile import Compiler, compile_datacenter
 from openhnv.controller.compiler.index import Index
+from openhnv.testing.snapshots import synthetic_datacenter
 
 FULL_TARGET_S = 5.0
 INCREMENTAL_TARGET_MS = 10.0
-
-
-def _doc(ref: str, props: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceId": ref.rsplit("/", 1)[-1],
-        "resourceRef": ref,
-        "instanceId": str(uuid.uuid5(uuid.NAMESPACE_URL, ref)),
-        "properties": {**props, "provisioningState": "Succeeded"},
-    }
-
-
-def _rule(name: str, direction: str, action: str, priority: int, **kw: Any) -> dict[str, Any]:
-    props = {
-        "protocol": kw.get("protocol", "All"),
-        "sourcePortRange": "0-65535",
-        "destinationPortRange": kw.get("ports", "0-65535"),
-        "sourceAddressPrefix": kw.get("source", "*"),
-        "destinationAddressPrefix": kw.get("destination", "*"),
-        "action": action,
-        "priority": priority,
-        "type": direction,
-        "logging": "Disabled",
-    }
-    return {"resourceId": name, "properties": props}
-
-
-def datacenter(hosts: int, vnets: int, nics: int, seed: int = 1) -> dict[str, list[Any]]:
-    """A synthetic snapshot of the shape described in the module docstring."""
-    rnd = random.Random(seed)
-    servers = []
-    for h in range(hosts):
-        pas = [
-            {
-                "address": f"172.{16 + m}.{h // 250}.{h % 250 + 1}",
-                "prefixLength": 16,
-                "vlanID": 10 + m,
-                "defaultGateway": f"172.{16 + m}.255.254",
-                "networkInterface": {"resourceRef": f"/servers/host{h}/networkInterfaces/p{m}"},
-            }
-            for m in range(2)
-        ]
-        servers.append(
-            _doc(
-                f"/servers/host{h}",
-                {
-                    "connections": [{"managementAddresses": [f"10.0.{h // 250}.{h % 250 + 1}"]}],
-                    "providerAddresses": pas,
-                },
-            )
-        )
-    acls = [
-        _doc(
-            "/accessControlLists/subnet-acl",
-            {
-                "aclRules": [
-                    _rule("deny-internet-in", "Inbound", "Deny", 100, source="Internet"),
-                    _rule("allow-web", "Inbound", "Allow", 200, protocol="TCP", ports="443"),
-                    _rule("deny-smb-out", "Outbound", "Deny", 300, protocol="TCP", ports="445"),
-                    _rule("allow-dns", "Outbound", "Allow", 400, protocol="UDP", ports="53"),
-                ]
-            },
-        ),
-        _doc(
-            "/accessControlLists/nic-acl",
-            {
-                "aclRules": [
-                    _rule("allow-sql", "Inbound", "Allow", 100, protocol="TCP", ports="1433"),
-                    _rule("allow-icmp", "Inbound", "Allow", 110, protocol="ICMP"),
-                    _rule("deny-out-internet", "Outbound", "Deny", 120, destination="Internet"),
-                ]
-            },
-        ),
-    ]
-    networks = []
-    for v in range(vnets):
-        ref = f"/virtualNetworks/tenant{v}"
-        subnets = [
-            _doc(
-                f"{ref}/subnets/s{s}",
-                {
-                    "addressPrefix": f"10.{s}.0.0/16",
-                    "virtualSubnetId": 5000 + 2 * v + s,
-                    **(
-                        {"accessControlList": {"resourceRef": "/accessControlLists/subnet-acl"}}
-                        if s == 0
-                        else {}
-                    ),
-                },
-            )
-            for s in range(2)
-        ]
-        networks.append(
-            _doc(
-                ref,
-                {
-                    "addressSpace": {"addressPrefixes": ["10.0.0.0/15"]},
-                    "routingDomainId": str(uuid.uuid5(uuid.NAMESPACE_URL, ref + "#rdid")),
-                    "subnets": subnets,
-                },
-            )
-        )
-    interfaces = []
-    for n in range(nics):
-        v, s = n % vnets, (n // vnets) % 2
-        ip = f"10.{s}.{(n // vnets) // 250}.{(n // vnets) % 250 + 4}"
-        config: dict[str, Any] = {
-            "privateIPAddress": ip,
-            "subnet": {"resourceRef": f"/virtualNetworks/tenant{v}/subnets/s{s}"},
-        }
-        if n % 2:
-            config["accessControlList"] = {"resourceRef": "/accessControlLists/nic-acl"}
-        interfaces.append(
-            _doc(
-                f"/networkInterfaces/nic{n}",
-                {
-                    "privateMacAddress": f"001DD8{n:06X}",
-                    "ipConfigurations": [{"resourceId": "ipconfig1", "properties": config}],
-                    "server": {"resourceRef": f"/servers/host{rnd.randrange(hosts)}"},
-                },
-            )
-        )
-    return {
-        "servers": servers,
-        "accessControlLists": acls,
-        "virtualNetworks": networks,
-        "networkInterfaces": interfaces,
-        "virtualNetworkManager": [],
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.hosts, args.vnets, args.nics, args.changes = 20, 10, 100, 20
-    snapshot = datacenter(args.hosts, args.vnets, args.nics)
+    snapshot = synthetic_datacenter(args.hosts, args.vnets, args.nics)
 
     runs = []
     cpu_runs = []

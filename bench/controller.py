@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,56 +21,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+from openhnv.lab import documents as nb
+from openhnv.lab.documents import Resource
+from openhnv.testing.processes import ControllerProcess
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-FIGURE8 = ROOT / "examples" / "figure8"
-STARTUP_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+FIGURE8 = Path(__file__).resolve().parents[1] / "examples" / "figure8"
+SERVERS = ("host1", "host2")  # figure 8's
 
 
-def _start(db: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    cmd = [sys.executable, "-m", "openhnv", "controller", "--listen", f"127.0.0.1:{port}"]
-    process = subprocess.Popen([*cmd, "--db", str(db)], env=env, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/networking/v1"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        try:
-            httpx.get(f"{base}/servers", timeout=1.0)
-            return process, base
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit("bench: the controller did not start") from None
-            time.sleep(0.1)
-
-
-def _nic(i: int) -> dict[str, Any]:
-    return {
-        "resourceId": f"nic{i}",
-        "properties": {
-            "privateMacAllocationMethod": "Dynamic",
-            "server": {"resourceRef": f"/servers/host{1 + i % 2}"},
-            "ipConfigurations": [
-                {
-                    "resourceId": "ipconfig1",
-                    "properties": {
-                        "privateIPAddress": f"10.8.{2 + i // 250}.{2 + i % 250}",
-                        "subnet": {"resourceRef": "/virtualNetworks/Bench/subnets/web"},
-                    },
-                }
-            ],
-        },
-    }
+def _nic(i: int) -> Resource:
+    """NIC ``i`` in the Bench VNet's ``web`` subnet, a MAC from the pool, on host1 or host2."""
+    config = nb.ip_configuration(f"10.8.{2 + i // 250}.{2 + i % 250}", "Bench", "web")
+    return nb.network_interface(f"nic{i}", [config], server_name=SERVERS[i % 2])
 
 
 class _Client:
@@ -109,32 +68,26 @@ def _timed(
 
 def rest_figures(nics: int) -> dict[str, Any]:
     """Sequential PUT (create), GET and PUT (unchanged replace) rates over loopback."""
-    with tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp:
-        process, base = _start(Path(tmp) / "controller.db")
-        client = _Client(base)
+    with (
+        tempfile.TemporaryDirectory(prefix="hnv-bench-") as tmp,
+        ControllerProcess(Path(tmp) / "controller.db") as controller,
+    ):
+        client = _Client(controller.base)
         try:
             for file in sorted(FIGURE8.glob("*.json")):
                 _, collection, resource_id = file.stem.split("-", 2)
                 client.request("PUT", f"/{collection}/{resource_id}", file.read_bytes())
-            subnet = {"resourceId": "web", "properties": {"addressPrefix": "10.8.0.0/16"}}
-            vnet = {
-                "properties": {
-                    "addressSpace": {"addressPrefixes": ["10.8.0.0/16"]},
-                    "subnets": [subnet],
-                }
-            }
-            client.request("PUT", "/virtualNetworks/Bench", json.dumps(vnet).encode())
-            puts = [
-                (f"/networkInterfaces/nic{i}", json.dumps(_nic(i)).encode()) for i in range(nics)
-            ]
+            subnet = nb.virtual_subnet("web", "10.8.0.0/16")
+            vnet = nb.virtual_network("Bench", ["10.8.0.0/16"], [subnet])
+            client.request("PUT", vnet.path, json.dumps(vnet.body).encode())
+            resources = [_nic(i) for i in range(nics)]
+            puts = [(r.path, json.dumps(r.body).encode()) for r in resources]
             gets: list[tuple[str, bytes | None]] = [(path, None) for path, _ in puts]
             put_seconds = _timed(client, "PUT", list(puts), 201)
             get_seconds = _timed(client, "GET", gets, 200)
             replace_seconds = _timed(client, "PUT", list(puts), 200)
         finally:
             client.close()
-            process.kill()
-            process.wait()
     return {
         "rest_nics": nics,
         "rest_put_per_second": round(nics / put_seconds, 1),

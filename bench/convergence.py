@@ -24,41 +24,31 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-sys.path.insert(0, str(SRC))
-
-from openhnv.host import control  # noqa: E402
-from openhnv.host.control import ControlClient  # noqa: E402
-from openhnv.ovsdb.client import OvsdbClient  # noqa: E402
-from openhnv.ovsdb.mirror import RowEvent  # noqa: E402
-from openhnv.ovsdb.server import OvsdbServer  # noqa: E402
+from openhnv.host import control
+from openhnv.host.control import ControlClient
+from openhnv.lab.documents import Resource
+from openhnv.ovsdb.client import OvsdbClient
+from openhnv.ovsdb.mirror import RowEvent
+from openhnv.ovsdb.server import OvsdbServer
+from openhnv.testing import datacenter as dc
+from openhnv.testing.processes import ControllerProcess, HostProcess, cpu_seconds
 
 STARTUP_TIMEOUT = 30.0
-HOST_COMMAND = (sys.executable, "-m", "openhnv", "host")
 TRIAL_TIMEOUT = 10.0
-PA_SUBNET = "/logicalNetworks/HNVPA/subnets/pa"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+BULK_TIMEOUT = 600.0
+SUCCEEDED_POLL = 0.05
 
 
 class _Client:
@@ -80,10 +70,8 @@ class _Client:
         doc: dict[str, Any] = json.loads(text)
         return doc
 
-    def put(self, ref: str, properties: dict[str, Any]) -> dict[str, Any]:
-        return self.request(
-            "PUT", ref, {"resourceId": ref.rsplit("/", 1)[1], "properties": properties}
-        )
+    def put(self, resource: Resource) -> dict[str, Any]:
+        return self.request("PUT", resource.path, resource.body)
 
     def close(self) -> None:
         self.connection.close()
@@ -165,72 +153,10 @@ def _mapping_key(vsid: int, nic: dict[str, Any]) -> str:
     return f"{vsid}/{pretty}/{ip}"
 
 
-def _nic_body(vnet: str, ip: str, server: str) -> dict[str, Any]:
-    return {
-        "server": {"resourceRef": f"/servers/{server}"},
-        "ipConfigurations": [
-            {
-                "resourceId": "ipconfig1",
-                "properties": {
-                    "privateIPAddress": ip,
-                    "subnet": {"resourceRef": f"/virtualNetworks/{vnet}/subnets/s1"},
-                },
-            }
-        ],
-    }
-
-
-def _vnet(client: _Client, name: str, prefix: str, vsid: int) -> None:
-    client.put(
-        f"/virtualNetworks/{name}",
-        {
-            "addressSpace": {"addressPrefixes": [prefix]},
-            "logicalNetwork": {"resourceRef": "/logicalNetworks/HNVPA"},
-            "subnets": [
-                {
-                    "resourceId": "s1",
-                    "properties": {"addressPrefix": prefix, "virtualSubnetId": vsid},
-                }
-            ],
-        },
-    )
-
-
 def _fabric(client: _Client, remotes: dict[str, str]) -> None:
-    pool = {"startIpAddress": "192.168.1.1", "endIpAddress": "192.168.200.250"}
-    client.put(
-        "/logicalNetworks/HNVPA",
-        {
-            "networkVirtualizationEnabled": "True",
-            "subnets": [
-                {
-                    "resourceId": "pa",
-                    "properties": {
-                        "addressPrefix": "192.168.0.0/16",
-                        "defaultGateways": ["192.168.0.1"],
-                        "ipPools": [{"resourceId": "pool", "properties": pool}],
-                    },
-                }
-            ],
-        },
-    )
-    client.put(
-        "/macPools/default",
-        {"startMacAddress": "00-1D-D8-07-00-00", "endMacAddress": "00-1D-D8-07-FF-FF"},
-    )
+    dc.fabric(client)
     for name, remote in remotes.items():
-        client.put(
-            f"/servers/{name}",
-            {
-                "connections": [{"managementAddresses": [remote]}],
-                "networkInterfaces": [
-                    {
-                        "resourceId": "pnic1",
-                        "properties": {"logicalSubnets": [{"resourceRef": PA_SUBNET}]},
-                    }
-                ],
-            },
-        )
+        dc.server(client, name, remote)
 
 
 def _ip(base: str, i: int) -> str:
@@ -245,10 +171,10 @@ def _quantile(values: list[float], q: float) -> float:
 def put_to_commit(
     client: _Client, observer: Observer, hosts: list[str], trials: int, probe: VfpProbe | None
 ) -> dict[str, Any]:
-    _vnet(client, "Probe", "10.7.0.0/16", 7001)
+    dc.vnet(client, "Probe", "10.7.0.0/16", 7001)
     seeds = set()
     for i, host in enumerate(hosts):
-        doc = client.put(f"/networkInterfaces/seed{i}", _nic_body("Probe", _ip("10.7", i), host))
+        doc = dc.nic(client, f"seed{i}", "Probe", _ip("10.7", i), host)
         seeds.add(_mapping_key(7001, doc))
     if observer.wait_everywhere(seeds, 60.0) is None:
         raise SystemExit("bench: the seed NICs never reached every host")
@@ -256,9 +182,9 @@ def put_to_commit(
     programmed: list[float] = []
     for t in range(trials):
         host = hosts[t % len(hosts)]
-        body = _nic_body("Probe", _ip("10.7", len(hosts) + t), host)
+        resource = dc.nic_resource(f"trial{t}", "Probe", _ip("10.7", len(hosts) + t), host)
         start = time.perf_counter()
-        doc = client.put(f"/networkInterfaces/trial{t}", body)
+        doc = client.put(resource)
         done = observer.wait_everywhere({_mapping_key(7001, doc)}, TRIAL_TIMEOUT)
         if done is None:
             raise SystemExit(f"bench: trial {t} did not reach every host in {TRIAL_TIMEOUT} s")
@@ -290,19 +216,22 @@ def put_to_commit(
 def bring_up(
     client: _Client, observer: Observer, hosts: list[str], nics: int, probe: VfpProbe | None
 ) -> dict[str, Any]:
-    _vnet(client, "Bulk", "10.8.0.0/16", 8001)
+    dc.vnet(client, "Bulk", "10.8.0.0/16", 8001)
+    resources = [
+        dc.nic_resource(f"bulk{i}", "Bulk", _ip("10.8", i), hosts[i % len(hosts)])
+        for i in range(nics)
+    ]
     keys: set[str] = set()
     start = time.perf_counter()
-    for i in range(nics):
-        doc = client.put(
-            f"/networkInterfaces/bulk{i}", _nic_body("Bulk", _ip("10.8", i), hosts[i % len(hosts)])
-        )
-        keys.add(_mapping_key(8001, doc))
+    for resource in resources:
+        keys.add(_mapping_key(8001, client.put(resource)))
     put_done = time.perf_counter()
-    if observer.wait_everywhere(keys, 600.0) is None:
+    if observer.wait_everywhere(keys, BULK_TIMEOUT) is None:
         raise SystemExit("bench: the bulk NICs never reached every host")
     rows_done = time.perf_counter()
-    in_vfp = probe.wait_programmed(600.0, vsid=8001, count=nics) if probe is not None else None
+    in_vfp = (
+        probe.wait_programmed(BULK_TIMEOUT, vsid=8001, count=nics) if probe is not None else None
+    )
     if probe is not None and in_vfp is None:
         raise SystemExit("bench: the bulk NICs were never all programmed in every host's VFP")
     while True:
@@ -310,9 +239,9 @@ def bring_up(
         bulk = [n for n in value if n["resourceId"].startswith("bulk")]
         if all(n["properties"]["provisioningState"] == "Succeeded" for n in bulk):
             break
-        if time.perf_counter() - start > 600:
+        if time.perf_counter() - start > BULK_TIMEOUT:
             raise SystemExit("bench: the bulk NICs never all read Succeeded")
-        time.sleep(0.05)
+        time.sleep(SUCCEEDED_POLL)
     succeeded = time.perf_counter()
     vfp = {"bring_up_vfp_seconds": round(in_vfp - start, 2)} if in_vfp is not None else {}
     return vfp | {
@@ -325,18 +254,12 @@ def bring_up(
     }
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _hosts_cpu_seconds(hosts: list[_HostProcess]) -> float:
+def _hosts_cpu_seconds(hosts: list[HostProcess]) -> float:
     """CPU seconds of the ``hnv host`` processes (agent, switch; not their ovsdb-servers)."""
-    return sum(_cpu_seconds(h.process.pid) for h in hosts)
+    return sum(cpu_seconds(h.pid) for h in hosts)
 
 
-def _agent_syncs(hosts: list[_HostProcess]) -> dict[str, int]:
+def _agent_syncs(hosts: list[HostProcess]) -> dict[str, int]:
     """The agents' syncs since they started, summed: full plans and patched batches."""
     totals = {"hosts_full_syncs": 0, "hosts_incremental_syncs": 0}
     for host in hosts:
@@ -346,117 +269,77 @@ def _agent_syncs(hosts: list[_HostProcess]) -> dict[str, int]:
     return totals
 
 
-def _start_controller(db: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "openhnv", "controller", "--listen", f"127.0.0.1:{port}"]
-    process = subprocess.Popen(
-        [*cmd, "--db", str(db)],
-        env=dict(os.environ, PYTHONPATH=str(SRC)),
-        stderr=subprocess.DEVNULL,
+@dataclass
+class StandIns:
+    """What stands in for the hosts: ``hnv host`` processes, or bare ovsdb-servers."""
+
+    remotes: dict[str, str] = field(default_factory=dict)
+    processes: list[HostProcess] = field(default_factory=list)
+
+
+def _start_stand_ins(stack: ExitStack, root: Path, count: int, kind: str) -> StandIns:
+    """``count`` hosts of ``kind`` under ``root``, each stopped when ``stack`` closes."""
+    made = StandIns()
+    for i in range(count):
+        name = f"host{i + 1}"
+        if kind == "hnv-host":
+            host = HostProcess(root / name, name=name, timeout=STARTUP_TIMEOUT)
+            stack.callback(host.close)
+            if not host.ready:
+                raise SystemExit(f"bench: hnv host {name} did not start: {host.stderr()}")
+            made.processes.append(host)
+            made.remotes[name] = host.remote
+        else:
+            server = OvsdbServer(root / name)
+            stack.callback(server.stop)
+            server.start()
+            made.remotes[name] = server.unix_remote
+    return made
+
+
+def _bring_up_with_cpu(
+    client: _Client,
+    observer: Observer,
+    stand_ins: StandIns,
+    nics: int,
+    probe: VfpProbe | None,
+    controller: ControllerProcess,
+) -> dict[str, Any]:
+    """``bring_up``, with the CPU seconds the controller, this process and the hosts spent."""
+    hosts = stand_ins.processes
+    cpu_before = cpu_seconds(controller.pid), time.process_time()
+    hosts_before = _hosts_cpu_seconds(hosts)
+    figures = bring_up(client, observer, list(stand_ins.remotes), nics, probe)
+    figures["bring_up_controller_cpu_seconds"] = round(
+        cpu_seconds(controller.pid) - cpu_before[0], 2
     )
-    base = f"http://127.0.0.1:{port}/networking/v1"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return process, base
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit("bench: the controller did not start") from None
-            time.sleep(0.1)
-
-
-class _HostProcess:
-    """``hnv host --driver none`` in ``state_dir``."""
-
-    def __init__(self, name: str, state_dir: Path) -> None:
-        self.remote = f"unix:{state_dir}/ovsdb.sock"
-        self.state_dir = state_dir
-        self.process = subprocess.Popen(
-            [*HOST_COMMAND, "--name", name, "--state-dir", str(state_dir), "--driver", "none"],
-            env=dict(os.environ, PYTHONPATH=str(SRC)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != "ready":
-            self.stop()
-            raise SystemExit(f"bench: hnv host {name} did not start")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+    figures["bring_up_bench_cpu_seconds"] = round(time.process_time() - cpu_before[1], 2)
+    if hosts:
+        figures["bring_up_hosts_cpu_seconds"] = round(_hosts_cpu_seconds(hosts) - hosts_before, 2)
+        figures.update(_agent_syncs(hosts))
+    return figures
 
 
 def run(hosts: int, trials: int, nics: int, kind: str = "ovsdb-server") -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="hnv-bench-conv-"))
-    servers: dict[str, OvsdbServer] = {}
-    host_processes: list[_HostProcess] = []
-    process: subprocess.Popen[bytes] | None = None
-    observer: Observer | None = None
-    probe: VfpProbe | None = None
-    client: _Client | None = None
-    try:
-        remotes: dict[str, str] = {}
-        for i in range(hosts):
-            name = f"host{i + 1}"
-            if kind == "hnv-host":
-                host_processes.append(_HostProcess(name, tmp / name))
-                remotes[name] = host_processes[-1].remote
-            else:
-                servers[name] = OvsdbServer(tmp / name)
-                servers[name].start()
-                remotes[name] = servers[name].unix_remote
-        observer = Observer(remotes)
-        if kind == "hnv-host":
-            probe = VfpProbe({f"host{i + 1}": tmp / f"host{i + 1}" for i in range(hosts)})
-        process, base = _start_controller(tmp / "controller.db")
-        print(f"bench: controller pid {process.pid}", file=sys.stderr, flush=True)
-        client = _Client(base)
-        _fabric(client, remotes)
+    with ExitStack() as stack:
+        tmp = Path(tempfile.mkdtemp(prefix="hnv-bench-conv-"))
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        stand_ins = _start_stand_ins(stack, tmp, hosts, kind)
+        observer = Observer(stand_ins.remotes)
+        stack.callback(observer.close)
+        probe: VfpProbe | None = None
+        if stand_ins.processes:
+            probe = VfpProbe({h.name: h.state_dir for h in stand_ins.processes})
+            stack.callback(probe.close)
+        controller = stack.enter_context(ControllerProcess(tmp / "controller.db"))
+        print(f"bench: controller pid {controller.pid}", file=sys.stderr, flush=True)
+        client = _Client(controller.base)
+        stack.callback(client.close)
+        _fabric(client, stand_ins.remotes)
         figures: dict[str, Any] = {"hosts_kind": kind}
-        figures.update(put_to_commit(client, observer, list(remotes), trials, probe))
-        cpu_before = _cpu_seconds(process.pid), time.process_time()
-        hosts_before = _hosts_cpu_seconds(host_processes)
-        figures.update(bring_up(client, observer, list(remotes), nics, probe))
-        figures["bring_up_controller_cpu_seconds"] = round(
-            _cpu_seconds(process.pid) - cpu_before[0], 2
-        )
-        figures["bring_up_bench_cpu_seconds"] = round(time.process_time() - cpu_before[1], 2)
-        if host_processes:
-            figures["bring_up_hosts_cpu_seconds"] = round(
-                _hosts_cpu_seconds(host_processes) - hosts_before, 2
-            )
-            figures.update(_agent_syncs(host_processes))
+        figures.update(put_to_commit(client, observer, list(stand_ins.remotes), trials, probe))
+        figures.update(_bring_up_with_cpu(client, observer, stand_ins, nics, probe, controller))
         return figures
-    finally:
-        if client is not None:
-            client.close()
-        if observer is not None:
-            observer.close()
-        if probe is not None:
-            probe.close()
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-        for server in servers.values():
-            server.stop()
-        for host in host_processes:
-            host.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ on h2, VM offloads off, MTU 1500 in the VMs and 1700 underneath):
 - ``ovs``: each host namespace runs its own ovsdb-server and ovs-vswitchd (private
   paths in a temporary directory), bridges of ``datapath_type=netdev``: ``br-phy``
   with the uplink and the PA, ``br-int`` with the VM port and a vxlan port (key 5001);
-  see tests/integration/ovs_netdev.py. Without OVS installed it is reported as
+  see openhnv.testing.ovs_netdev. Without OVS installed it is reported as
   ``{"skipped": reason}``.
 
 For each: iperf3 TCP throughput v1 -> v2 and UDP with 64-byte frames (18-byte payload,
@@ -39,16 +39,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-import ovs_netdev  # noqa: E402
-from dataplane_net import DataplaneLab, document, lab_name  # noqa: E402
-
-from openhnv.lab import netns  # noqa: E402
-from openhnv.lab.errors import LabError  # noqa: E402
-from openhnv.packet.vxlan import VXLAN_PORT  # noqa: E402
+from openhnv.lab import netns
+from openhnv.lab.errors import LabError
+from openhnv.packet.vxlan import VXLAN_PORT
+from openhnv.testing import ovs_netdev
+from openhnv.testing.dataplane import DataplaneLab, document, lab_name
+from openhnv.testing.privileges import root_missing
 
 UDP_PAYLOAD = 18  # 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 bytes, 64 with the FCS
 IPERF_PORT = 5201
@@ -269,8 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--only", action="append", choices=RUNS, help="this run only (repeatable)")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print(json.dumps({"skipped": "needs root (network namespaces)"}))
+    missing = root_missing()
+    if missing is not None:
+        print(json.dumps({"skipped": missing}))
         return 0
     seconds = 1.0 if args.smoke else args.seconds
     repeat = 1 if args.smoke else max(1, args.repeat)

@@ -1,7 +1,7 @@
 """VM to VM across two hosts: the kernel fast path (hand-installed entries) against a
 Linux bridge + VXLAN device pair, VM offloads on, in the same run.
 
-Two nets from ``tests/integration/fastpath_net.py`` (hosts h1, h2 on one uplink veth,
+Two nets from ``openhnv.testing.fastpath_net`` (hosts h1, h2 on one uplink veth,
 VM v1 on h1 and v2 on h2, MTU 1500 in the VMs and 1600 underneath):
 
 - ``fastpath``: both hosts run ``FastPath`` with entries installed by hand for v1's
@@ -20,19 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from fastpath_net import (  # noqa: E402
+from openhnv.testing.fastpath_net import (
     CLIENT_PORTS,
     IPERF_PORT,
     FastpathNet,
@@ -42,8 +36,8 @@ from fastpath_net import (  # noqa: E402
     tcp_gbit_s,
     udp_received_pkt_s,
 )
-
-from openhnv.vswitch.fastpath.probe import probe  # noqa: E402
+from openhnv.testing.privileges import root_missing
+from openhnv.vswitch.fastpath.probe import probe
 
 VMS = (("v1", "h1"), ("v2", "h2"))
 
@@ -81,8 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per iperf3 run")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (medians)")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print(json.dumps({"skipped": "needs root (network namespaces, eBPF)"}))
+    missing = root_missing()
+    if missing is not None:
+        print(json.dumps({"skipped": missing}))
         return 0
     why_not = probe()
     if why_not is not None:

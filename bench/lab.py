@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import secrets
 import socket
 import statistics
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from openhnv.lab import netns, orchestrator
 from openhnv.lab.topology import load
+from openhnv.testing.privileges import root_missing
 
 FIGURE8 = Path(__file__).resolve().parents[1] / "examples" / "figure8.yaml"
 PORT = 1433
@@ -88,8 +88,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="one short round")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print(json.dumps({"skipped": "needs root (network namespaces)"}))
+    missing = root_missing()
+    if missing is not None:
+        print(json.dumps({"skipped": missing}))
         return 0
     flows, seconds = (3, 0.5) if args.smoke else (50, 3.0)
     topology = dataclasses.replace(load(FIGURE8), name=f"b{secrets.token_hex(3)}")

@@ -13,9 +13,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from openhnv.packet.checksum import internet_checksum
 from openhnv.packet.decode import decode, describe

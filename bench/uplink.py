@@ -14,9 +14,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from openhnv.packet.arp import ARP_REPLY
 from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, push_vlan

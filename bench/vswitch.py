@@ -15,13 +15,8 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
-
-from vfp_frames import udp_frame
-
+from openhnv.packet.frames import udp_frame
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
@@ -32,6 +27,7 @@ from openhnv.vswitch.switch import HostSwitch, PaConfig
 ROUTER = "40:1d:d8:b7:1c:06"
 RDID = "rdid-bench"
 VSID = 5001
+DNS_PORT = 53  # any UDP destination: the flows differ by source port
 PAS = {"h1": "192.168.1.10", "h2": "192.168.1.20"}
 VMS = {  # name: host, mac, ip
     "vm1": ("h1", "00:1d:d8:00:00:01", "10.1.1.11"),
@@ -65,7 +61,11 @@ def packets_per_second(vlan: int | None, to: str, count: int, flows: int, batch:
     network, switches = build(vlan)
     _, src_mac, src_ip = VMS["vm1"]
     dst_host, dst_mac, dst_ip = VMS[to]
-    frames = [udp_frame(src_mac, dst_mac, src_ip, dst_ip, sport=10_000 + i) for i in range(flows)]
+    frames = [
+        udp_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=src_ip, dst_ip=dst_ip,
+                  src_port=10_000 + i, dst_port=DNS_PORT, payload=b"x")
+        for i in range(flows)
+    ]  # fmt: skip
     n = max(1, flows // batch)
     batches = [[frames[(b * batch + i) % flows] for i in range(batch)] for b in range(n)]
     for b in batches:  # set the flows up (slow path) before timing

@@ -5,17 +5,11 @@ host, L2 over VXLAN across the PA router)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-
-import nb_snapshots as nb
-from agent_rows import host_rows, port_of
 
 from openhnv.agent.agent import HostAgent
 from openhnv.ovsdb.client import OvsdbClient
@@ -23,6 +17,8 @@ from openhnv.ovsdb.rows import diff
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.packet.arp import Arp
 from openhnv.packet.frames import arp_frame, udp_frame
+from openhnv.testing import snapshots as nb
+from openhnv.testing.southbound import host_rows, port_of
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.emulated import EmulatedDriver, EmulatedNetwork
 from openhnv.vswitch.switch import HostSwitch

@@ -4,17 +4,10 @@ an incremental change flushes no flow, a restart rebuilds, a bad row is reported
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-
-import nb_snapshots as nb
-from agent_rows import Snapshot, acl_datacenter, host_rows, port_of
 
 from openhnv.agent.agent import HostAgent
 from openhnv.agent.planner import changes, plan_of_engine
@@ -23,11 +16,14 @@ from openhnv.ovsdb.rows import Row, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.packet.arp import Arp
 from openhnv.packet.frames import arp_frame, udp_frame
+from openhnv.testing import snapshots as nb
+from openhnv.testing.polling import eventually
+from openhnv.testing.snapshots import acl_datacenter
+from openhnv.testing.southbound import HostRows, host_rows, port_of
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import ACL_NIC, VNET
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
-from polling import eventually
 
 WAIT = 15.0
 T = TypeVar("T")
@@ -37,9 +33,9 @@ GATEWAY_MAC = "02:99:00:00:00:01"
 
 
 @pytest.fixture
-def controller(server: OvsdbServer) -> Iterator[OvsdbClient]:
+def controller(ovsdb_server: OvsdbServer) -> Iterator[OvsdbClient]:
     """The controller's side: an OVSDB client writing the compiled rows."""
-    with OvsdbClient(server.unix_remote) as client:
+    with OvsdbClient(ovsdb_server.unix_remote) as client:
         client.wait_synced(WAIT)
         yield client
 
@@ -71,7 +67,7 @@ class Host:
 
 
 @pytest.fixture
-def hosts(server: OvsdbServer) -> Iterator[list[Host]]:
+def hosts(ovsdb_server: OvsdbServer) -> Iterator[list[Host]]:
     made: list[Host] = []
     yield made
     for host in made:
@@ -79,11 +75,11 @@ def hosts(server: OvsdbServer) -> Iterator[list[Host]]:
 
 
 def figure8_host(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
-) -> tuple[Host, Snapshot]:
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
+) -> tuple[Host, HostRows]:
     rows = host_rows(nb.figure8())
     controller.apply(diff({}, rows))
-    host = Host(server.unix_remote)
+    host = Host(ovsdb_server.unix_remote)
     hosts.append(host)
     host.driver.inject_port(port_of(rows, "contoso-sql"), SQL_MAC)
     return host.start(), rows
@@ -94,9 +90,9 @@ def port_row(controller: OvsdbClient, port: str) -> Any:
 
 
 def test_start_programs_ports_rules_mappings_and_pas_before_returning(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
-    host, rows = figure8_host(controller, server, hosts)
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql, fab = port_of(rows, "contoso-sql"), port_of(rows, "fabrikam-sql")
     ports = {p["name"]: p for p in host.engine(lambda e: e.listing.ports())}
     assert set(ports) == {sql, fab}
@@ -108,7 +104,8 @@ def test_start_programs_ports_rules_mappings_and_pas_before_returning(
     assert (pa.address, pa.gateway, pa.interface) == ("192.168.1.10", "192.168.1.1", "up0")
     assert host.agent.problems() == []
     status = host.agent.status()
-    assert status["connected"] and status["rows"]["FW_Rules"] == 10
+    assert status["connected"]
+    assert status["rows"]["FW_Rules"] == 10
     assert status["ports"][sql] == {"programmed": True, "attached": True}
     row = eventually(
         lambda: (r := port_row(controller, sql)) and r["status"].get("attached") == "true" and r,
@@ -131,9 +128,9 @@ def arp_request(target: str) -> bytes:
 
 
 def test_arp_is_answered_from_the_mapping_store(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
-    host, rows = figure8_host(controller, server, hosts)
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql = port_of(rows, "contoso-sql")
     for target, mac in (("10.1.1.12", WEB_MAC), ("10.1.1.1", ROUTER_MAC)):
         host.driver.inject_from_port(sql, arp_request(target))
@@ -159,9 +156,9 @@ def send_to_web(host: Host, sql: str) -> None:
 
 
 def test_an_unrelated_change_flushes_no_flow(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
-    host, rows = figure8_host(controller, server, hosts)
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql, fab = port_of(rows, "contoso-sql"), port_of(rows, "fabrikam-sql")
     host.driver.inject_neighbor("192.168.1.1", GATEWAY_MAC)
     send_to_web(host, sql)
@@ -199,9 +196,9 @@ def test_an_unrelated_change_flushes_no_flow(
 
 
 def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
-    host, rows = figure8_host(controller, server, hosts)
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql = port_of(rows, "contoso-sql")
     before = host.engine(plan_of_engine)
     generation = host.engine(lambda e: e.state.ports[sql].generation)
@@ -215,7 +212,7 @@ def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
     controller.apply(diff(rows, host_rows(after)))
     eventually(lambda: len(host.engine(lambda e: e.listing.mappings())) == 5, "the change followed")
     expected = host.engine(plan_of_engine)
-    fresh = Host(server.unix_remote)
+    fresh = Host(ovsdb_server.unix_remote)
     hosts.append(fresh)
     host.stop()
     hosts.remove(host)
@@ -230,23 +227,23 @@ def test_restart_rebuilds_and_a_restart_on_the_same_switch_changes_nothing(
 
 
 def test_an_ovsdb_server_restart_flushes_nothing(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
-    host, rows = figure8_host(controller, server, hosts)
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql = port_of(rows, "contoso-sql")
     generation = host.engine(lambda e: e.state.ports[sql].generation)
-    server.stop()
+    ovsdb_server.stop()
     eventually(lambda: not host.agent.status()["connected"], "the agent sees the server gone")
-    server.start()
+    ovsdb_server.start()
     eventually(lambda: host.agent.status()["connected"], "the agent reconnected")
     assert host.engine(lambda e: e.state.ports[sql].generation) == generation
     assert len(host.engine(lambda e: e.listing.ports())) == 2
 
 
 def test_a_hand_written_bad_row_is_skipped_and_reported(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
-    host, rows = figure8_host(controller, server, hosts)
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql = port_of(rows, "contoso-sql")
     bad: Row = {
         "rule_id": "bad-rule",
@@ -290,9 +287,9 @@ def test_a_hand_written_bad_row_is_skipped_and_reported(
 
 
 def test_physical_port_rows_follow_the_vm_ports(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
-    host, rows = figure8_host(controller, server, hosts)
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql = port_of(rows, "contoso-sql")
     host.driver.inject_port("vm-unknown", "00:1d:d8:07:00:77")
     row = eventually(lambda: port_row(controller, "vm-unknown"), "the agent's own row")
@@ -305,15 +302,16 @@ def test_physical_port_rows_follow_the_vm_ports(
         lambda: (r := port_row(controller, sql))["status"].get("attached") == "false" and r,
         "the bound row detached",
     )
-    assert row["vlan_bindings"] and row["status"]["reported_mac"] == SQL_MAC
+    assert row["vlan_bindings"]
+    assert row["status"]["reported_mac"] == SQL_MAC
 
 
 def test_a_nic_without_its_own_acl_gets_only_the_subnet_layer(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
     rows = host_rows(acl_datacenter(subnet_acl=True))
     controller.apply(diff({}, rows))
-    host = Host(server.unix_remote).start()
+    host = Host(ovsdb_server.unix_remote).start()
     hosts.append(host)
     web = port_of(rows, "web")
     assert [la["name"] for la in host.engine(lambda e: e.listing.layers(web))] == [
@@ -323,11 +321,11 @@ def test_a_nic_without_its_own_acl_gets_only_the_subnet_layer(
 
 
 def test_ports_swapping_macs_converge_after_a_refusal(
-    controller: OvsdbClient, server: OvsdbServer, hosts: list[Host]
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
     """The engine refuses the first AddPort of a swap (the MAC is still the other
     port's): the refused port is reported, then retried, and both end up right."""
-    host, rows = figure8_host(controller, server, hosts)
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql, fab = port_of(rows, "contoso-sql"), port_of(rows, "fabrikam-sql")
     macs = {sql: "00:1d:d8:07:00:21", fab: "00:1d:d8:07:00:11"}
     controller.apply(

@@ -5,27 +5,23 @@ still reported (by a full plan) and skipped, and the patching resumes after it."
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
+from functools import partial
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-
-import nb_snapshots as nb
-from agent_rows import host_rows
 
 from openhnv.agent.agent import HostAgent
 from openhnv.agent.planner import changes, plan, plan_of_engine
 from openhnv.agent.rows import TABLES, read_catalog
 from openhnv.ovsdb.client import OvsdbClient
-from openhnv.ovsdb.rows import Ref, RowChange, diff
+from openhnv.ovsdb.rows import Ref, Row, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
+from openhnv.testing import snapshots as nb
+from openhnv.testing.polling import eventually
+from openhnv.testing.southbound import host_rows
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
-from polling import eventually
 
 WAIT = 15.0
 UCAST, LOCATOR = "Ucast_Macs_Remote", "Physical_Locator"
@@ -33,8 +29,8 @@ HOST2, HOST3 = "vxlan_over_ipv4:192.168.2.20", "vxlan_over_ipv4:192.168.3.30"
 
 
 @pytest.fixture
-def controller(server: OvsdbServer) -> Iterator[OvsdbClient]:
-    with OvsdbClient(server.unix_remote) as client:
+def controller(ovsdb_server: OvsdbServer) -> Iterator[OvsdbClient]:
+    with OvsdbClient(ovsdb_server.unix_remote) as client:
         client.wait_synced(WAIT)
         client.apply(diff({}, host_rows(nb.figure8())))
         yield client
@@ -46,10 +42,12 @@ def driver() -> NullDriver:
 
 
 @pytest.fixture
-def agent(server: OvsdbServer, controller: OvsdbClient, driver: NullDriver) -> Iterator[HostAgent]:
+def agent(
+    ovsdb_server: OvsdbServer, controller: OvsdbClient, driver: NullDriver
+) -> Iterator[HostAgent]:
     switch = HostSwitch(VfpEngine(), driver, expire_interval=None)
     switch.start()
-    host_agent = HostAgent(switch, server.unix_remote, host_name="host1")
+    host_agent = HostAgent(switch, ovsdb_server.unix_remote, host_name="host1")
     host_agent.start(timeout=WAIT)  # no VM port attached: the agent writes no row
     yield host_agent
     host_agent.stop()
@@ -59,7 +57,7 @@ def agent(server: OvsdbServer, controller: OvsdbClient, driver: NullDriver) -> I
 def nic(vsid: str, mac: str, ip: str, locator: str = HOST2) -> list[RowChange]:
     """The mapping row of a NIC on another host, and its host's locator when new."""
     encapsulation, pa = locator.split(":")
-    row = {
+    row: Row = {
         "MAC": mac,
         "ipaddr": ip,
         "logical_switch": Ref("Logical_Switch", vsid),
@@ -68,7 +66,7 @@ def nic(vsid: str, mac: str, ip: str, locator: str = HOST2) -> list[RowChange]:
     }
     changes = [RowChange("insert", UCAST, f"{vsid}/{mac}/{ip}", row)]
     if locator != HOST2:  # host2's is there (an insert of it would update immutable columns)
-        locator_row = {"encapsulation_type": encapsulation, "dst_ip": pa}
+        locator_row: Row = {"encapsulation_type": encapsulation, "dst_ip": pa}
         changes.insert(0, RowChange("insert", LOCATOR, locator, locator_row))
     return changes
 
@@ -78,6 +76,10 @@ def converged(agent: HostAgent, controller: OvsdbClient) -> bool:
     expected = plan(read_catalog(controller.snapshot(TABLES)))
     held = agent.switch.inspect(plan_of_engine)
     return changes(held, expected) == [] and agent.plan() == expected
+
+
+def patched_at_least(agent: HostAgent, batches: int) -> bool:
+    return agent.counters().get("incremental_syncs", 0) >= batches
 
 
 def test_mapping_batches_are_patched_and_end_where_a_full_plan_would(
@@ -93,7 +95,7 @@ def test_mapping_batches_are_patched_and_end_where_a_full_plan_would(
     ]
     for i, step in enumerate(steps, 1):
         controller.apply(step)
-        eventually(lambda i=i: counters().get("incremental_syncs", 0) >= i, f"step {i}")
+        eventually(partial(patched_at_least, agent, i), f"step {i}")
         eventually(lambda: converged(agent, controller), f"step {i} programmed")
     assert counters()["full_syncs"] == 1
     assert agent.status()["mappings"] == 5
@@ -104,7 +106,8 @@ def test_mapping_batches_are_patched_and_end_where_a_full_plan_would(
     problem = eventually(
         lambda: next((p for p in agent.problems() if p["table"] == UCAST), None), "the bad row"
     )
-    assert problem is not None and "outside" in problem["reason"]
+    assert problem is not None
+    assert "outside" in problem["reason"]
     assert problem["uuid"] == controller.uuid_of(UCAST, bad[0].key)
     assert counters()["full_syncs"] == 2
     assert converged(agent, controller)

@@ -2,89 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-import openhnv
+from openhnv.testing.processes import ControllerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE8 = ROOT / "examples" / "figure8"
-SRC = Path(openhnv.__file__).resolve().parents[1]
-STARTUP_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Controller:
-    """One ``hnv controller`` subprocess on loopback."""
-
-    def __init__(self, db: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}/networking/v1"
-        env = dict(os.environ, PYTHONPATH=str(SRC))
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "openhnv",
-                "controller",
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--db",
-                str(db),
-            ],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                output = self.process.stderr.read() if self.process.stderr else ""
-                raise RuntimeError(f"controller exited: {output}")
-            try:
-                httpx.get(f"{self.base}/servers", timeout=1.0)
-                return
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise RuntimeError("controller did not start listening") from None
-                time.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        if self.process.stderr:
-            self.process.stderr.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "controller.db"
-
-
-@pytest.fixture
-def controller(db: Path) -> Iterator[Controller]:
-    running = Controller(db)
-    try:
-        yield running
-    finally:
-        running.kill()
 
 
 def everything(base: str) -> dict[str, object]:
@@ -115,7 +41,8 @@ def without_runtime(value: object) -> object:
     return value
 
 
-def test_figure8_survives_a_kill_and_restart(controller: Controller, db: Path) -> None:
+def test_figure8_survives_a_kill_and_restart(controller_process: ControllerProcess) -> None:
+    controller = controller_process
     etags = {}
     for file in sorted(FIGURE8.glob("*.json")):
         _, collection, resource_id = file.stem.split("-", 2)
@@ -130,7 +57,7 @@ def test_figure8_survives_a_kill_and_restart(controller: Controller, db: Path) -
     before = everything(controller.base)
     controller.kill()
 
-    restarted = Controller(db)
+    restarted = ControllerProcess(controller.db)
     try:
         after = everything(restarted.base)
         assert after == before
@@ -155,7 +82,8 @@ def test_figure8_survives_a_kill_and_restart(controller: Controller, db: Path) -
         restarted.kill()
 
 
-def test_create_script_with_curl(controller: Controller) -> None:
+def test_create_script_with_curl(controller_process: ControllerProcess) -> None:
+    controller = controller_process
     script = FIGURE8 / "create.sh"
     result = subprocess.run(
         [str(script), controller.base], capture_output=True, text=True, timeout=60

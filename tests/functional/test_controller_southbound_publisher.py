@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
-from publisher_dc import (
-    FakeHost,
-    code_of,
-    configuration,
-    fabric,
-    host_rows,
-    hosts,
-    nic,
-    provisioning,
-    put,
-    report_port,
-    server,
-    vnet,
-)
 
 from openhnv.controller.compiler.compile import compile_host
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.northbound.store import SqliteStore
 from openhnv.controller.southbound.publisher import Publisher
 from openhnv.ovsdb.rows import RowChange
-from polling import eventually
+from openhnv.testing.datacenter import (
+    code_of,
+    configuration,
+    fabric,
+    nic,
+    provisioning,
+    server,
+    vnet,
+)
+from openhnv.testing.ovsdb import HostDatabase, host_databases
+from openhnv.testing.polling import eventually
 
 TABLES_COMPARED = (
     "Physical_Switch",
@@ -42,8 +39,8 @@ TABLES_COMPARED = (
 
 
 @pytest.fixture
-def three() -> Iterator[dict[str, FakeHost]]:
-    with hosts("h1", "h2", "h3") as made:
+def three() -> Iterator[dict[str, HostDatabase]]:
+    with host_databases("h1", "h2", "h3") as made:
         yield made
 
 
@@ -61,7 +58,7 @@ def publisher(service: ControllerService) -> Iterator[Publisher]:
         running.stop()
 
 
-def build(service: ControllerService, made: dict[str, FakeHost]) -> None:
+def build(service: ControllerService, made: dict[str, HostDatabase]) -> None:
     """VNet A with NICs on h1 and h2, VNet B with one NIC on h3."""
     fabric(service)
     for name, host in made.items():
@@ -73,6 +70,12 @@ def build(service: ControllerService, made: dict[str, FakeHost]) -> None:
     nic(service, "b1", "B", "10.2.0.11", "h3")
 
 
+def put(service: ControllerService, ref: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """PUT ``properties`` as they are (a document read back and changed)."""
+    _, doc = service.put(ref, {"resourceId": ref.rsplit("/", 1)[1], "properties": properties})
+    return doc
+
+
 def projected(actual: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     """``actual`` rows cut down to the columns ``desired`` names (the rest are the host's)."""
     return {
@@ -81,7 +84,7 @@ def projected(actual: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def holds_desired(service: ControllerService, host: FakeHost) -> bool:
+def holds_desired(service: ControllerService, host: HostDatabase) -> bool:
     """The host holds exactly what the compiler wants for it, in every published table."""
     desired = compile_host(service.snapshot(), host.name)
     with host.client() as client:
@@ -96,54 +99,78 @@ def succeeded(service: ControllerService, *names: str) -> bool:
     return all(provisioning(service, f"/networkInterfaces/{n}") == "Succeeded" for n in names)
 
 
+def reads_success(service: ControllerService, ref: str) -> bool:
+    """The resource's configurationState says Success: the publisher writes it just after
+    a NIC's provisioningState (two service calls), so a reader may see one first."""
+    return configuration(service, ref).get("status") == "Success"
+
+
+def has_row(host: HostDatabase, table: str, key: str) -> bool:
+    return key in host.rows(table)
+
+
+def has_no_rows(host: HostDatabase, table: str) -> bool:
+    return not host.rows(table)
+
+
+def has_rule(host: HostDatabase, rule_name: str) -> bool:
+    return any(r["rule_name"] == rule_name for r in host.rows("FW_Rules").values())
+
+
+def encapsulates(host: HostDatabase, encapsulation: str) -> bool:
+    """Every locator of ``host`` uses ``encapsulation``."""
+    return {r["encapsulation_type"] for r in host.rows("Physical_Locator").values()} == {
+        encapsulation
+    }
+
+
 def test_nb_changes_reach_exactly_the_hosts_that_need_them(
-    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:
     build(service, three)
     eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     for host in three.values():
         assert holds_desired(service, host)
     a_cas = {"5001/00:1d:d8:07:00:00/10.1.0.11", "5001/00:1d:d8:07:00:01/10.1.0.12"}
-    assert set(host_rows(three["h1"], "Ucast_Macs_Remote")) == a_cas
-    assert set(host_rows(three["h2"], "Ucast_Macs_Remote")) == a_cas
-    assert set(host_rows(three["h3"], "Ucast_Macs_Remote")) == {"6001/00:1d:d8:07:00:02/10.2.0.11"}
-    assert set(host_rows(three["h3"], "Logical_Switch")) == {"6001"}
+    assert set(three["h1"].rows("Ucast_Macs_Remote")) == a_cas
+    assert set(three["h2"].rows("Ucast_Macs_Remote")) == a_cas
+    assert set(three["h3"].rows("Ucast_Macs_Remote")) == {"6001/00:1d:d8:07:00:02/10.2.0.11"}
+    assert set(three["h3"].rows("Logical_Switch")) == {"6001"}
     for name in three:
-        state = configuration(service, f"/servers/{name}")
-        assert state["status"] == "Success", state
+        eventually(partial(reads_success, service, f"/servers/{name}"), f"{name} Success")
     # A new NIC in B reaches h3 (and h1, where it lives), never h2.
     nic(service, "b2", "B", "10.2.0.12", "h1")
     eventually(lambda: succeeded(service, "b2"), "b2 Succeeded")
-    assert "6001/00:1d:d8:07:00:03/10.2.0.12" in host_rows(three["h3"], "Ucast_Macs_Remote")
-    assert "6001" in host_rows(three["h1"], "Logical_Switch")
-    assert "6001" not in host_rows(three["h2"], "Logical_Switch")
+    assert "6001/00:1d:d8:07:00:03/10.2.0.12" in three["h3"].rows("Ucast_Macs_Remote")
+    assert "6001" in three["h1"].rows("Logical_Switch")
+    assert "6001" not in three["h2"].rows("Logical_Switch")
     for host in three.values():
         assert holds_desired(service, host)
 
 
 def test_moving_a_nic_updates_every_host(
-    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:
     build(service, three)
     eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     instance = service.get("/networkInterfaces/a1")["instanceId"]
-    assert instance in host_rows(three["h1"], "Physical_Port")
+    assert instance in three["h1"].rows("Physical_Port")
     nic(service, "a1", "A", "10.1.0.11", "h3")
     assert provisioning(service, "/networkInterfaces/a1") == "Updating"
     eventually(lambda: succeeded(service, "a1"), "moved a1 Succeeded")
-    assert instance not in host_rows(three["h1"], "Physical_Port")
-    assert instance in host_rows(three["h3"], "Physical_Port")
-    h2_row = host_rows(three["h2"], "Ucast_Macs_Remote")["5001/00:1d:d8:07:00:00/10.1.0.11"]
+    assert instance not in three["h1"].rows("Physical_Port")
+    assert instance in three["h3"].rows("Physical_Port")
+    h2_row = three["h2"].rows("Ucast_Macs_Remote")["5001/00:1d:d8:07:00:00/10.1.0.11"]
     h3_pa = service.get("/servers/h3")["properties"]["providerAddresses"][0]["address"]
     assert h2_row["locator"].key.endswith(":" + h3_pa)
     # h1 keeps VNet A for nothing: it has no NIC there any more.
-    assert set(host_rows(three["h1"], "Logical_Switch")) == set()
+    assert set(three["h1"].rows("Logical_Switch")) == set()
     for host in three.values():
         assert holds_desired(service, host)
 
 
 def test_a_restarted_or_wiped_host_is_resynced(
-    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:
     build(service, three)
     eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
@@ -168,17 +195,17 @@ def test_a_restarted_or_wiped_host_is_resynced(
             [RowChange("insert", "Logical_Switch", "7777", {"name": "7777", "tunnel_key": 7777})]
         )
     eventually(lambda: holds_desired(service, h2), "wiped h2 resynced")
-    assert "7777" not in host_rows(h2, "Logical_Switch")
+    assert "7777" not in h2.rows("Logical_Switch")
     assert code_of(service, "/servers/h2") == "Success"
 
 
 def test_a_reported_port_binds_an_unplaced_nic(
-    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:
     build(service, three)
     doc = nic(service, "a9", "A", "10.1.0.19", None)
     eventually(lambda: succeeded(service, "a9"), "unplaced NIC Succeeded")
-    report_port(three["h3"], doc["instanceId"])
+    three["h3"].report_port(doc["instanceId"])
     eventually(
         lambda: (
             service.get("/networkInterfaces/a9")["properties"].get("server")
@@ -187,12 +214,13 @@ def test_a_reported_port_binds_an_unplaced_nic(
         "a9 bound to h3",
     )
     eventually(lambda: succeeded(service, "a9"), "bound a9 Succeeded")
-    port = host_rows(three["h3"], "Physical_Port")[doc["instanceId"]]
-    assert port["vlan_bindings"] and port["status"]["attached"] == "true"
-    assert "5001/00:1d:d8:07:00:03/10.1.0.19" in host_rows(three["h1"], "Ucast_Macs_Remote")
+    port = three["h3"].rows("Physical_Port")[doc["instanceId"]]
+    assert port["vlan_bindings"]
+    assert port["status"]["attached"] == "true"
+    assert "5001/00:1d:d8:07:00:03/10.1.0.19" in three["h1"].rows("Ucast_Macs_Remote")
     # The northbound server stays authoritative: a report from another host is a warning.
     a1 = service.get("/networkInterfaces/a1")
-    report_port(three["h2"], a1["instanceId"])
+    three["h2"].report_port(a1["instanceId"])
     eventually(
         lambda: code_of(service, "/networkInterfaces/a1") == "PortReportedOnOtherHost",
         "a1 warns",
@@ -208,7 +236,7 @@ def test_a_reported_port_binds_an_unplaced_nic(
 
 
 def test_provisioning_state_flow(
-    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:
     build(service, three)
     three["h1"].stop()
@@ -217,7 +245,7 @@ def test_provisioning_state_flow(
     assert provisioning(service, "/networkInterfaces/a4") == "Updating"  # h1 needs it, down
     three["h1"].start()
     eventually(lambda: succeeded(service, "a4"), "a4 Succeeded")
-    assert configuration(service, "/networkInterfaces/a4")["status"] == "Success"
+    eventually(partial(reads_success, service, "/networkInterfaces/a4"), "a4 Success")
     # A compile problem fails the NIC with the compiler's reason.
     server(service, "bare", "unix:/nonexistent/hnv-pub.sock", pa=False)
     nic(service, "a5", "A", "10.1.0.15", "bare")
@@ -226,17 +254,18 @@ def test_provisioning_state_flow(
     assert state["status"] == "Failure"
     assert "no provider address" in state["detailedInfo"][0]["message"]
     # Fixed (the server gets a PA and a live host), the NIC follows without a PUT of its own.
-    fourth = FakeHost("h4").start()
+    fourth = HostDatabase("h4").start()
     try:
         server(service, "bare", fourth.remote, pa=True)
         eventually(lambda: succeeded(service, "a5"), "a5 Succeeded once its server has a PA")
-        assert configuration(service, "/networkInterfaces/a5")["status"] == "Success"
+        eventually(partial(reads_success, service, "/networkInterfaces/a5"), "a5 Success")
     finally:
         fourth.remove()
     # An identical PUT changes nothing, not even the state.
     etag = service.get("/networkInterfaces/a4")["etag"]
     again = nic(service, "a4", "A", "10.1.0.14", "h2")
-    assert again["etag"] == etag and again["properties"]["provisioningState"] == "Succeeded"
+    assert again["etag"] == etag
+    assert again["properties"]["provisioningState"] == "Succeeded"
 
 
 @pytest.mark.parametrize(
@@ -268,7 +297,7 @@ def test_refused_tcp_port_is_explained(service: ControllerService, publisher: Pu
 
 
 def test_two_servers_cannot_share_a_host(
-    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:
     fabric(service)
     server(service, "h1", three["h1"].remote)
@@ -278,7 +307,7 @@ def test_two_servers_cannot_share_a_host(
 
 
 def test_publisher_restart_converges(
-    service: ControllerService, three: dict[str, FakeHost]
+    service: ControllerService, three: dict[str, HostDatabase]
 ) -> None:
     first = Publisher(service).start()
     try:
@@ -297,13 +326,13 @@ def test_publisher_restart_converges(
     try:
         eventually(lambda: succeeded(service, "a6"), "a6 Succeeded after restart")
         for host in three.values():
-            eventually(lambda h=host: holds_desired(service, h), f"{host.name} resynced")
+            eventually(partial(holds_desired, service, host), f"{host.name} resynced")
     finally:
         second.stop()
 
 
 def test_rows_changed_behind_the_controllers_back_are_repaired(
-    service: ControllerService, three: dict[str, FakeHost]
+    service: ControllerService, three: dict[str, HostDatabase]
 ) -> None:
     publisher = Publisher(service, audit_every=0.5).start()
     try:
@@ -321,18 +350,18 @@ def test_rows_changed_behind_the_controllers_back_are_repaired(
                 ]
             )
         eventually(lambda: holds_desired(service, h1), "h1 repaired by the audit")
-        assert "7777" not in host_rows(h1, "Logical_Switch")
+        assert "7777" not in h1.rows("Logical_Switch")
     finally:
         publisher.stop()
 
 
 def test_deletes_subnets_and_acls_reach_the_right_hosts(
-    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:
     build(service, three)
     eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     # An ACL on A's subnet: the FW rules of a1 (h1) and a2 (h2) change, h3's do not.
-    h3_rules = host_rows(three["h3"], "FW_Rules")
+    h3_rules = three["h3"].rows("FW_Rules")
     rule = {
         "protocol": "TCP",
         "sourcePortRange": "*",
@@ -361,41 +390,30 @@ def test_deletes_subnets_and_acls_reach_the_right_hosts(
     body["addressSpace"]["addressPrefixes"] = ["10.1.0.0/16", "10.3.0.0/24"]
     put(service, "/virtualNetworks/A", body)
     for name in ("h1", "h2"):
-        eventually(
-            lambda n=name: any(
-                r["rule_name"] == "http" for r in host_rows(three[n], "FW_Rules").values()
-            ),
-            f"{name} has the ACL rule",
-        )
-        eventually(lambda n=name: "5002" in host_rows(three[n], "Logical_Switch"), f"{name} has s2")
-    assert host_rows(three["h3"], "FW_Rules") == h3_rules
-    assert "5002" not in host_rows(three["h3"], "Logical_Switch")
+        eventually(partial(has_rule, three[name], "http"), f"{name} has the ACL rule")
+        eventually(partial(has_row, three[name], "Logical_Switch", "5002"), f"{name} has s2")
+    assert three["h3"].rows("FW_Rules") == h3_rules
+    assert "5002" not in three["h3"].rows("Logical_Switch")
     # Deleting b1 empties h3 of B; deleting a server with no NIC closes its link.
     service.delete("/networkInterfaces/b1")
-    eventually(lambda: not host_rows(three["h3"], "Ucast_Macs_Remote"), "h3 forgets B")
-    assert host_rows(three["h3"], "Physical_Port") == {}
+    eventually(lambda: not three["h3"].rows("Ucast_Macs_Remote"), "h3 forgets B")
+    assert three["h3"].rows("Physical_Port") == {}
     service.delete("/networkInterfaces/a1")
     service.delete("/networkInterfaces/a2")
     service.delete("/servers/h3")
     eventually(lambda: "h3" not in publisher.links(), "h3's link closed")
     for name in ("h1", "h2"):
-        eventually(lambda n=name: not host_rows(three[n], "FW_Rules"), f"{name} has no rules left")
+        eventually(partial(has_no_rows, three[name], "FW_Rules"), f"{name} has no rules left")
         assert holds_desired(service, three[name])
 
 
 def test_switching_to_nvgre_rewrites_every_host(
-    service: ControllerService, publisher: Publisher, three: dict[str, FakeHost]
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:
     build(service, three)
     eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
     put(service, "/virtualNetworkManager/configuration", {"networkVirtualizationProtocol": "Nvgre"})
     for host in three.values():
-        eventually(
-            lambda h=host: (
-                {r["encapsulation_type"] for r in host_rows(h, "Physical_Locator").values()}
-                == {"nvgre_over_ipv4"}
-            ),
-            f"{host.name} on NVGRE",
-        )
-        eventually(lambda h=host: holds_desired(service, h), f"{host.name} converged")
-        assert host_rows(host, "Global")["global"]["other_config"]["encapsulation"] == "nvgre"
+        eventually(partial(encapsulates, host, "nvgre_over_ipv4"), f"{host.name} on NVGRE")
+        eventually(partial(holds_desired, service, host), f"{host.name} converged")
+        assert host.rows("Global")["global"]["other_config"]["encapsulation"] == "nvgre"

@@ -7,125 +7,32 @@ compiler's rows for the seed's figure 8 into the host's OVSDB, and looks at them
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from nb_snapshots import figure8, instance_id
 
 from openhnv.controller.compiler.compile import compile_host
 from openhnv.host import main as host_main
 from openhnv.host.control import call
 from openhnv.inspect import host_cmd
 from openhnv.inspect import vfp_cmd as vfp_cli
+from openhnv.lab import builder, daemons
 from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.pki import init_ca, issue
-from polling import eventually
+from openhnv.testing.plugin import HostProcesses
+from openhnv.testing.polling import eventually
+from openhnv.testing.snapshots import figure8, instance_id
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 WAIT = 30.0
 REFUSED_WAIT = 2.0
 SQL_NIC = instance_id("/networkInterfaces/contoso-sql")
 FAB_NIC = instance_id("/networkInterfaces/fabrikam-sql")
 SQL_MAC, FAB_MAC = "00:1d:d8:07:00:11", "00:1d:d8:07:00:21"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-class Host:
-    """One ``hnv host`` child process."""
-
-    def __init__(self, state_dir: Path, *extra: str, name: str = "host1") -> None:
-        self.state_dir = state_dir
-        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        self.argv = [
-            sys.executable,
-            "-m",
-            "openhnv",
-            "host",
-            "--name",
-            name,
-            "--state-dir",
-            str(state_dir),
-            "--driver",
-            "none",
-            *extra,
-        ]
-        self.proc = subprocess.Popen(
-            self.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.first_line = self._read_line()
-
-    def _read_line(self) -> str:
-        got: list[str] = []
-        reader = threading.Thread(target=lambda: got.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
-        reader.daemon = True
-        reader.start()
-        reader.join(WAIT)
-        return got[0].strip() if got else ""
-
-    @property
-    def ready(self) -> bool:
-        return self.first_line == "ready"
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait(WAIT)
-
-    def ovsdb_pid(self) -> int | None:
-        try:
-            return int((self.state_dir / "ovsdb-server.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-    def cleanup(self) -> None:
-        """Stop the host and whatever ovsdb-server it left (by the pidfile's PID)."""
-        self.stop()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        pid = self.ovsdb_pid()
-        if pid is not None and pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[list[Host]]:
-    started: list[Host] = []
-    yield started
-    for host in started:
-        host.cleanup()
-
-
-def start(hosts: list[Host], state_dir: Path, *extra: str) -> Host:
-    host = Host(state_dir, *extra)
-    hosts.append(host)
-    assert host.ready, f"host did not print ready: {host.first_line!r} {host.proc.stderr}"
-    return host
 
 
 def write_figure8(state_dir: Path) -> None:
@@ -146,10 +53,10 @@ NULL_PORTS = ("--null-port", f"{SQL_NIC}={SQL_MAC}", "--null-port", f"{FAB_NIC}=
 
 
 def test_rows_written_to_the_hosts_ovsdb_show_in_hnv_vfp_and_hnv_host(
-    hosts: list[Host], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    host_processes: HostProcesses, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "h1"
-    start(hosts, state, *NULL_PORTS)
+    host_processes.start(state, *NULL_PORTS)
     write_figure8(state)
     eventually(lambda: mapping_count(state) == 4, "figure 8's four mappings")
     eventually(lambda: ports(state).get(SQL_NIC, {}).get("programmed"), "the SQL port programmed")
@@ -164,7 +71,8 @@ def test_rows_written_to_the_hosts_ovsdb_show_in_hnv_vfp_and_hnv_host(
     )
     assert sql["mapping_type"] == "local"
     web = next(r for r in rows if r["ca_mac_address"] == "00:1d:d8:07:00:12")
-    assert web["pa_ip_address"] == "192.168.2.20" and web["mapping_type"] == "remote"
+    assert web["pa_ip_address"] == "192.168.2.20"
+    assert web["mapping_type"] == "remote"
 
     assert host_cmd.main(["provider-addresses", "--state-dir", str(state)]) == 0
     assert "192.168.1.10" in capsys.readouterr().out
@@ -180,22 +88,23 @@ def test_rows_written_to_the_hosts_ovsdb_show_in_hnv_vfp_and_hnv_host(
     assert trace["result"] == "drop(no_pa_route)"
     assert [s["layer"] for s in trace["steps"]][:2] == ["ACL_NIC", "VNET"]
     status = call(state, "status")
-    assert status["name"] == "host1" and status["agent"]["connected"] is True
+    assert status["name"] == "host1"
+    assert status["agent"]["connected"] is True
     assert status["ovsdb_server"]["running"] is True
 
 
 def test_a_killed_ovsdb_server_is_restarted_with_its_rows(
-    hosts: list[Host], tmp_path: Path
+    host_processes: HostProcesses, tmp_path: Path
 ) -> None:
     state = tmp_path / "h1"
-    host = start(hosts, state, *NULL_PORTS)
+    host = host_processes.start(state, *NULL_PORTS)
     write_figure8(state)
     eventually(lambda: mapping_count(state) == 4, "four mappings")
     first = host.ovsdb_pid()
     assert first is not None
     os.kill(first, signal.SIGKILL)
     eventually(
-        lambda: host.ovsdb_pid() not in (None, first) and pid_alive(host.ovsdb_pid() or 0),
+        lambda: host.ovsdb_pid() not in (None, first) and builder.alive(host.ovsdb_pid() or 0),
         "a new ovsdb-server",
     )
     eventually(lambda: call(state, "status")["ovsdb_server"]["restarts"] >= 1, "restart counted")
@@ -206,54 +115,59 @@ def test_a_killed_ovsdb_server_is_restarted_with_its_rows(
     assert mapping_count(state) == 4
 
 
-def test_a_restarted_host_rebuilds_its_state_from_ovsdb(hosts: list[Host], tmp_path: Path) -> None:
+def test_a_restarted_host_rebuilds_its_state_from_ovsdb(
+    host_processes: HostProcesses, tmp_path: Path
+) -> None:
     state = tmp_path / "h1"
-    first = start(hosts, state, *NULL_PORTS)
+    first = host_processes.start(state, *NULL_PORTS)
     write_figure8(state)
     eventually(lambda: mapping_count(state) == 4, "four mappings")
     before = {k: v["layers"] for k, v in ports(state).items()}
     assert first.stop() == 0
-    second = start(hosts, state, *NULL_PORTS)
+    second = host_processes.start(state, *NULL_PORTS)
     assert second.ready
     assert mapping_count(state) == 4  # programmed before "ready"
     assert {k: v["layers"] for k, v in ports(state).items()} == before
 
 
-def test_sigterm_leaves_no_process_and_no_socket(hosts: list[Host], tmp_path: Path) -> None:
+def test_sigterm_leaves_no_process_and_no_socket(
+    host_processes: HostProcesses, tmp_path: Path
+) -> None:
     state = tmp_path / "h1"
-    host = start(hosts, state)
+    host = host_processes.start(state)
     ovsdb = host.ovsdb_pid()
-    assert ovsdb is not None and pid_alive(ovsdb)
+    assert ovsdb is not None
+    assert builder.alive(ovsdb)
     assert host.stop(signal.SIGTERM) == 0
-    assert not pid_alive(host.proc.pid)
-    eventually(lambda: not pid_alive(ovsdb), "ovsdb-server gone", timeout=10)
+    assert not builder.alive(host.pid)
+    eventually(lambda: not builder.alive(ovsdb), "ovsdb-server gone", timeout=10)
     assert not (state / "control.sock").exists()
     assert not (state / "host.pid").exists()
     assert (state / "ms_vtep.db").exists()  # the databases stay
 
 
-def test_sigint_stops_cleanly_too(hosts: list[Host], tmp_path: Path) -> None:
-    host = start(hosts, tmp_path / "h1")
+def test_sigint_stops_cleanly_too(host_processes: HostProcesses, tmp_path: Path) -> None:
+    host = host_processes.start(tmp_path / "h1")
     ovsdb = host.ovsdb_pid()
     assert host.stop(signal.SIGINT) == 0
-    eventually(lambda: ovsdb is None or not pid_alive(ovsdb), "ovsdb-server gone", timeout=10)
+    eventually(lambda: ovsdb is None or not builder.alive(ovsdb), "ovsdb-server gone", timeout=10)
 
 
-def test_a_second_host_on_the_same_state_dir_is_refused(hosts: list[Host], tmp_path: Path) -> None:
+def test_a_second_host_on_the_same_state_dir_is_refused(
+    host_processes: HostProcesses, tmp_path: Path
+) -> None:
     state = tmp_path / "h1"
-    first = start(hosts, state)
-    second = Host(state)
-    hosts.append(second)
-    assert second.proc.wait(WAIT) == 1
-    err = second.proc.stderr.read()  # type: ignore[union-attr]
-    assert f"a host is already running in {state} (pid {first.proc.pid})" in err
-    assert call(state, "ping")["pid"] == first.proc.pid
+    first = host_processes.start(state)
+    second = host_processes.start(state, require_ready=False)
+    assert second.process.wait(WAIT) == 1
+    assert f"a host is already running in {state} (pid {first.pid})" in second.stderr()
+    assert call(state, "ping")["pid"] == first.pid
 
 
-def test_tcp_listener_serves_the_controller(hosts: list[Host], tmp_path: Path) -> None:
-    port = free_port()
+def test_tcp_listener_serves_the_controller(host_processes: HostProcesses, tmp_path: Path) -> None:
+    port = daemons.free_port()
     state = tmp_path / "h1"
-    start(hosts, state, "--listen", f"tcp:127.0.0.1:{port}")
+    host_processes.start(state, "--listen", f"tcp:127.0.0.1:{port}")
     with OvsdbClient(f"tcp:127.0.0.1:{port}") as client:
         client.wait_synced(WAIT)
         client.replace_all(compile_host(figure8(), "host1"))
@@ -274,7 +188,8 @@ def test_start_errors_are_one_clear_line(
     argv = ["--name", "host1", "--state-dir", str(state), *extra]
     assert host_main.main(argv) == 1
     err = capsys.readouterr().err
-    assert says in err and len(err.strip().splitlines()) == 1
+    assert says in err
+    assert len(err.strip().splitlines()) == 1
     assert not (state / "host.pid").exists()
 
 
@@ -295,21 +210,16 @@ def test_unwritable_state_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert f"cannot use state dir {blocker / 'state'}" in capsys.readouterr().err
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-def test_ssl_listener_accepts_only_the_controller(hosts: list[Host], tmp_path: Path) -> None:
+def test_ssl_listener_accepts_only_the_controller(
+    host_processes: HostProcesses, tmp_path: Path
+) -> None:
     pki = tmp_path / "pki"
     init_ca(pki)
     controller = issue(pki, "nc1", "controller")
     other_host = issue(pki, "host2", "host")
-    port = free_port()
+    port = daemons.free_port()
     state = tmp_path / "h1"
-    start(hosts, state, "--listen", f"ssl:127.0.0.1:{port}", "--pki", str(pki))
+    host_processes.start(state, "--listen", f"ssl:127.0.0.1:{port}", "--pki", str(pki))
     assert (pki / "host1-cert.pem").is_file()  # issued by the host at start
     with OvsdbClient(f"ssl:127.0.0.1:{port}", ssl=controller) as client:
         client.wait_synced(WAIT)
@@ -323,15 +233,16 @@ def test_ssl_listener_accepts_only_the_controller(hosts: list[Host], tmp_path: P
 
 
 def test_a_killed_host_leaves_ovsdb_server_that_the_next_host_adopts(
-    hosts: list[Host], tmp_path: Path
+    host_processes: HostProcesses, tmp_path: Path
 ) -> None:
     state = tmp_path / "h1"
-    first = start(hosts, state, *NULL_PORTS)
+    first = host_processes.start(state, *NULL_PORTS)
     write_figure8(state)
     eventually(lambda: mapping_count(state) == 4, "four mappings")
     server = first.ovsdb_pid()
     first.stop(signal.SIGKILL)
-    assert server is not None and pid_alive(server)
-    start(hosts, state, *NULL_PORTS)
+    assert server is not None
+    assert builder.alive(server)
+    host_processes.start(state, *NULL_PORTS)
     assert mapping_count(state) == 4
     assert call(state, "status")["ovsdb_server"]["pid"] == server

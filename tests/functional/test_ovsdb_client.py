@@ -18,21 +18,24 @@ import pytest
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.mirror import RowEvent
-from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange, diff
+from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange, Value, diff
 from openhnv.ovsdb.server import OvsdbServer, Supervisor
+from openhnv.testing.polling import eventually
 
 WAIT = 15.0
 CONTOSO_RDID = "a1b2c3d4-0000-4000-8000-000000000001"
 FABRIKAM_RDID = "a1b2c3d4-0000-4000-8000-000000000002"
 HOST1_PA, HOST2_PA = "192.168.1.10", "192.168.1.11"
+LISTENER_DELAY = 0.2  # seconds a slow listener spends on each batch
+EditableRow = dict[str, Value]  # a row a test changes before it writes it
 
 
 def locator(pa: str) -> Ref:
     return Ref("Physical_Locator", f"vxlan_over_ipv4:{pa}")
 
 
-def ucast(vsid: str, mac: str, ip: str, pa: str, mapping_type: str) -> tuple[str, Row]:
-    row: Row = {
+def ucast(vsid: str, mac: str, ip: str, pa: str, mapping_type: str) -> tuple[str, EditableRow]:
+    row: EditableRow = {
         "MAC": mac,
         "ipaddr": ip,
         "logical_switch": Ref("Logical_Switch", vsid),
@@ -42,7 +45,7 @@ def ucast(vsid: str, mac: str, ip: str, pa: str, mapping_type: str) -> tuple[str
     return f"{vsid}/{mac}/{ip}", row
 
 
-def fw_rule(rule_id: str, nic: str, priority: int, action: str) -> Row:
+def fw_rule(rule_id: str, nic: str, priority: int, action: str) -> EditableRow:
     return {
         "rule_id": rule_id,
         "vnic_id": nic,
@@ -62,9 +65,9 @@ def fw_rule(rule_id: str, nic: str, priority: int, action: str) -> Row:
     }
 
 
-def figure8() -> dict[str, dict[str, Row]]:
+def figure8() -> dict[str, dict[str, EditableRow]]:
     """Host 1 of the seed's figure 8: Contoso and Fabrikam both use 10.1.1.0/24."""
-    switches = {
+    switches: dict[str, EditableRow] = {
         vsid: {
             "name": vsid,
             "description": rdid,
@@ -111,15 +114,6 @@ def project(actual: Mapping[str, Mapping[str, Row]], desired: DesiredState) -> D
     }
 
 
-def wait_until(predicate: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
 class Recorder:
     def __init__(self) -> None:
         self.events: list[RowEvent] = []
@@ -151,9 +145,9 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def client(server: OvsdbServer, recorder: Recorder) -> Iterator[OvsdbClient]:
+def client(ovsdb_server: OvsdbServer, recorder: Recorder) -> Iterator[OvsdbClient]:
     with OvsdbClient(
-        server.unix_remote,
+        ovsdb_server.unix_remote,
         on_change=recorder.event,
         on_batch=recorder.batch,
         on_state=recorder.state,
@@ -179,6 +173,30 @@ def test_figure8_rows_go_in_and_read_back(client: OvsdbClient, recorder: Recorde
     assert inserted == {(t, k) for t, rows in desired.items() for k in rows}
     # One apply per database: the ms_vtep rows came as one batch, FW_Rules as another.
     assert sorted(recorder.batches) == [1, len(inserted) - 1]
+
+
+class SlowRecorder(Recorder):
+    """A listener that takes its time with each batch (a loaded machine)."""
+
+    def batch(self, events: list[RowEvent]) -> None:
+        time.sleep(LISTENER_DELAY)
+        super().batch(events)
+
+
+def test_wait_synced_returns_after_the_listeners_had_the_rows(client: OvsdbClient) -> None:
+    """An owner that reads the rows once synced (the host agent) gets no late batch of
+    what it already read: the listeners have every mirrored row before the state says
+    synced, however slow they are."""
+    desired = figure8()
+    load(client, desired)
+    recorder = SlowRecorder()
+    with OvsdbClient(client.remote, on_change=recorder.event, on_batch=recorder.batch) as late:
+        late.wait_synced(WAIT)
+        mirrored = sum(len(rows) for rows in late.snapshot().values())
+        assert sum(recorder.batches) == mirrored
+        assert {(e.table, e.key) for e in recorder.take()} >= {
+            (t, k) for t, rows in desired.items() for k in rows
+        }
 
 
 def test_keyed_rows_read_some_rows_as_the_snapshot_has_them(client: OvsdbClient) -> None:
@@ -329,7 +347,7 @@ def test_a_malformed_change_fails_clearly_and_changes_nothing(
 
 def test_replace_all_converges_and_keeps_the_agents_columns(client: OvsdbClient) -> None:
     load(client, figure8())
-    port = {
+    port: EditableRow = {
         "name": "nic-1",
         "description": "/networkInterfaces/vm1-nic",
         "vlan_bindings": {0: Ref("Logical_Switch", "5001")},
@@ -360,20 +378,20 @@ def _transact_offline(db: Path, op: object) -> None:
 
 
 def test_server_killed_restarted_keeps_data_and_client_resyncs(
-    server: OvsdbServer, client: OvsdbClient, recorder: Recorder
+    ovsdb_server: OvsdbServer, client: OvsdbClient, recorder: Recorder
 ) -> None:
     desired = figure8()
     load(client, desired)
     generation = client.generation
     recorder.take()
-    supervisor = Supervisor(server, interval=0.05)
+    supervisor = Supervisor(ovsdb_server, interval=0.05)
     supervisor.start()
     try:
-        pid = server.pid
+        pid = ovsdb_server.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: supervisor.restarts == 1, "the supervisor's restart")
-        wait_until(lambda: client.generation == generation + 1, "the client's resync")
+        eventually(lambda: supervisor.restarts == 1, "the supervisor's restart")
+        eventually(lambda: client.generation == generation + 1, "the client's resync")
         assert ConnectionState.CONNECTING in recorder.states
         assert client.state is ConnectionState.SYNCED
         assert project(client.snapshot(desired), desired) == desired
@@ -388,19 +406,19 @@ def test_server_killed_restarted_keeps_data_and_client_resyncs(
 
 
 def test_changes_made_while_disconnected_arrive_as_differences(
-    server: OvsdbServer, client: OvsdbClient, recorder: Recorder
+    ovsdb_server: OvsdbServer, client: OvsdbClient, recorder: Recorder
 ) -> None:
     load(client, figure8())
     generation = client.generation
     recorder.take()
-    server.stop()
-    wait_until(lambda: client.state is ConnectionState.CONNECTING, "the disconnect")
+    ovsdb_server.stop()
+    eventually(lambda: client.state is ConnectionState.CONNECTING, "the disconnect")
     fw = {
-        k: ["set", sorted(v)] if isinstance(v, frozenset) else v
+        k: ["set", sorted(v, key=str)] if isinstance(v, frozenset) else v
         for k, v in fw_rule("r-200", "nic-2", 200, "deny").items()
     }
     _transact_offline(
-        server.db_path("ms_firewall"),
+        ovsdb_server.db_path("ms_firewall"),
         ["ms_firewall", {"op": "insert", "table": "FW_Rules", "row": fw}],
     )
     # While the server is down an apply waits for it, within its timeout.
@@ -418,7 +436,7 @@ def test_changes_made_while_disconnected_arrive_as_differences(
 
     worker = threading.Thread(target=late_apply)
     worker.start()
-    server.start()
+    ovsdb_server.start()
     worker.join(WAIT + 5)
     assert result == [None]
     assert client.generation > generation
@@ -426,25 +444,25 @@ def test_changes_made_while_disconnected_arrive_as_differences(
     assert events == {("FW_Rules", "r-200", True), ("Logical_Switch", "6001", False)}
 
 
-def test_apply_times_out_when_the_server_stays_down(server: OvsdbServer) -> None:
-    with OvsdbClient(server.unix_remote) as c:
+def test_apply_times_out_when_the_server_stays_down(ovsdb_server: OvsdbServer) -> None:
+    with OvsdbClient(ovsdb_server.unix_remote) as c:
         c.wait_synced(WAIT)
-        server.stop()
-        wait_until(lambda: c.state is ConnectionState.CONNECTING, "the disconnect")
+        ovsdb_server.stop()
+        eventually(lambda: c.state is ConnectionState.CONNECTING, "the disconnect")
         with pytest.raises(OvsdbError, match="timed out waiting for the connection"):
             c.apply([RowChange("update", "Logical_Switch", "1", {"description": "x"})], 0.3)
 
 
-def test_bad_remotes_and_misuse_are_refused(server: OvsdbServer) -> None:
+def test_bad_remotes_and_misuse_are_refused(ovsdb_server: OvsdbServer) -> None:
     with pytest.raises(OvsdbError, match="bad OVSDB remote 'http://x'"):
         OvsdbClient("http://x")
     with pytest.raises(OvsdbError, match="unknown database 'vtep'"):
-        OvsdbClient(server.unix_remote, databases=["vtep"])
-    idle = OvsdbClient(server.unix_remote)
+        OvsdbClient(ovsdb_server.unix_remote, databases=["vtep"])
+    idle = OvsdbClient(ovsdb_server.unix_remote)
     with pytest.raises(OvsdbError, match="not running: call start"):
         idle.apply([RowChange("delete", "Logical_Switch", "1", {})])
     idle.close()
-    with OvsdbClient(server.unix_remote, databases=["ms_firewall"]) as c:
+    with OvsdbClient(ovsdb_server.unix_remote, databases=["ms_firewall"]) as c:
         c.wait_synced(WAIT)
         with pytest.raises(OvsdbError, match="unknown table 'Logical_Switch'"):
             c.rows("Logical_Switch")

@@ -7,24 +7,16 @@ import os
 import shutil
 import signal
 import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from openhnv.ovsdb.schema import load_schema
 from openhnv.ovsdb.server import OvsdbServer, Supervisor, prepare_database
+from openhnv.testing.polling import eventually
 
 WAIT = 15.0
-
-
-def wait_until(predicate: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def ovsdb_client(*args: str) -> str:
@@ -49,7 +41,8 @@ def switch_names(remote: str) -> set[str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> object:
+def server(tmp_path: Path) -> Iterator[OvsdbServer]:
+    """An ovsdb-server not started yet (each test starts it), stopped afterwards."""
     srv = OvsdbServer(tmp_path / "state")
     yield srv
     srv.stop()
@@ -57,7 +50,8 @@ def server(tmp_path: Path) -> object:
 
 def test_start_creates_both_databases_and_stop_cleans_up(server: OvsdbServer) -> None:
     server.start()
-    assert server.running and server.pid is not None
+    assert server.running
+    assert server.pid is not None
     assert ovsdb_client("list-dbs", server.unix_remote).split() == [
         "_Server",
         "ms_firewall",
@@ -65,8 +59,10 @@ def test_start_creates_both_databases_and_stop_cleans_up(server: OvsdbServer) ->
     ]
     server.stop()
     assert not server.running
-    assert not server.pidfile.exists() and not server.socket_path.exists()
-    assert server.db_path("ms_vtep").exists() and server.db_path("ms_firewall").exists()
+    assert not server.pidfile.exists()
+    assert not server.socket_path.exists()
+    assert server.db_path("ms_vtep").exists()
+    assert server.db_path("ms_firewall").exists()
 
 
 def test_a_running_server_is_adopted_not_started_twice(server: OvsdbServer) -> None:
@@ -74,7 +70,8 @@ def test_a_running_server_is_adopted_not_started_twice(server: OvsdbServer) -> N
     pid = server.pid
     again = OvsdbServer(server.state_dir)
     again.start()
-    assert again.pid == pid and again.running
+    assert again.pid == pid
+    assert again.running
 
 
 def test_killed_server_is_restarted_with_its_data(server: OvsdbServer) -> None:
@@ -85,9 +82,9 @@ def test_killed_server_is_restarted_with_its_data(server: OvsdbServer) -> None:
         old_pid = server.pid
         assert old_pid is not None
         os.kill(old_pid, signal.SIGKILL)
-        wait_until(lambda: supervisor.restarts == 1 and server.running, "the restart")
+        eventually(lambda: supervisor.restarts == 1 and server.running, "the restart")
         assert server.pid != old_pid
-        wait_until(lambda: server.socket_path.exists(), "the socket")
+        eventually(lambda: server.socket_path.exists(), "the socket")
         assert switch_names(server.unix_remote) == {"5001"}
     finally:
         supervisor.stop()
@@ -125,5 +122,6 @@ def test_a_changed_schema_converts_the_database_and_keeps_rows(tmp_path: Path) -
         [tool, "query", str(db), json.dumps(query)], check=True, capture_output=True, text=True
     ).stdout
     (kept,) = json.loads(out)[0]["rows"]
-    assert kept["rule_id"] == "r1" and kept["action"] == "deny"
+    assert kept["rule_id"] == "r1"
+    assert kept["action"] == "deny"
     assert kept["logging_state"] == ""  # the new column, at its default

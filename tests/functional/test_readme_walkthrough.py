@@ -8,12 +8,9 @@ drift from what the product accepts.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,16 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-import openhnv
-from polling import eventually
+from openhnv.lab import daemons
+from openhnv.testing.polling import eventually
+from openhnv.testing.processes import ControllerProcess, start_hosts
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 SECTION = "## The Network Controller with curl"
 README_DIR = "/tmp/hnv-fig8"
-SRC = Path(openhnv.__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(SRC))
-HNV = [sys.executable, "-m", "openhnv"]
+ENV = daemons.python_env()
+HNV = daemons.hnv_argv()
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
@@ -55,64 +52,19 @@ def put_lines() -> list[str]:
     ]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def datacenter() -> Iterator[tuple[str, Path]]:
     """A controller and host1/host2 as the README starts them, in a private directory."""
     base = Path(tempfile.mkdtemp(prefix="hnv-rd"))
-    port = _free_port()
-    processes: list[subprocess.Popen[bytes]] = []
     try:
-        for host in ("host1", "host2"):
-            processes.append(
-                subprocess.Popen(
-                    [*HNV, "host", "--name", host, "--state-dir", str(base / host)],
-                    env=ENV,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        for process in processes:
-            assert process.stdout is not None
-            assert process.stdout.readline().strip() == b"ready"
-        processes.append(
-            subprocess.Popen(
-                [*HNV, "controller", "--listen", f"127.0.0.1:{port}", "--db", str(base / "nc.db")],
-                env=ENV,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        nc = f"http://127.0.0.1:{port}/networking/v1"
-
-        def serving() -> bool:
-            try:
-                return httpx.get(f"{nc}/servers", timeout=1.0).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        eventually(serving, "the controller to serve")
-        yield nc, base
+        hosts = start_hosts(base, ("host1", "host2"))
+        try:
+            with ControllerProcess(base / "nc.db") as nc:
+                yield nc.base, base
+        finally:
+            for host in hosts:
+                host.close()
     finally:
-        for process in processes:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-            if process.stdout is not None:
-                process.stdout.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -142,8 +94,12 @@ def test_the_readme_walkthrough_builds_figure8(datacenter: tuple[str, Path]) -> 
         )
 
     eventually(succeeded, "every NIC to be Succeeded")
-    server = httpx.get(f"{nc}/servers/host1").json()["properties"]
-    assert server["configurationState"]["status"] == "Success"
+
+    def host1_success() -> bool:
+        server = httpx.get(f"{nc}/servers/host1").json()["properties"]
+        return bool(server.get("configurationState", {}).get("status") == "Success")
+
+    eventually(host1_success, "host1's configurationState Success")
     mapping = subprocess.run(
         [*HNV, "host", "pa-ca-mapping", "--json", "--state-dir", str(base / "host1")],
         env=ENV,

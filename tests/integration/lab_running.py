@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.topology import Topology, load, parse
@@ -26,19 +23,17 @@ def unique_name() -> str:
     return f"e{secrets.token_hex(3)}"
 
 
-def skip_unless_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces")
-
-
-def topology_of(source: str | Path, **changes: str) -> Topology:
+def topology_of(source: str | Path, encapsulation: str | None = None) -> Topology:
+    """The topology of a file or a text under a unique name, its encapsulation changed."""
     base = load(source) if isinstance(source, Path) else parse(source)
-    return dataclasses.replace(base, name=unique_name(), **changes)
+    topology = dataclasses.replace(base, name=unique_name())
+    if encapsulation is None:
+        return topology
+    return dataclasses.replace(topology, encapsulation=encapsulation)
 
 
 @contextlib.contextmanager
 def running_lab(topology: Topology) -> Iterator[orchestrator.RunningLab]:
-    skip_unless_root()
     pids: list[int] = []
     try:
         running = orchestrator.up(topology, progress=print)

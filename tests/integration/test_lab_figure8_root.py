@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lab_running import EXAMPLES, running_lab, skip_unless_root, topology_of, unique_name
+from lab_running import EXAMPLES, running_lab, topology_of, unique_name
 
 from openhnv.lab import capture, traffic
 from openhnv.lab.demo import main as demo_main
@@ -31,7 +31,7 @@ def test_each_web_reaches_only_its_own_sql(encapsulation: str) -> None:
             seen = len(fab.peers)
             # Contoso Web aims at Fabrikam SQL's MAC: VSID 5001 has no such MAC.
             traffic.set_neighbor(ns("contoso-web"), "10.1.1.11", lab.nic_mac("fabrikam-sql"))
-            with pytest.raises(OSError):
+            with pytest.raises(TimeoutError):  # dropped, never refused
                 traffic.tcp_request(ns("contoso-web"), "10.1.1.11", 1433, b"q", timeout=2.0)
             assert len(fab.peers) == seen
             records = capture.tunnels(pa.snapshot())
@@ -39,17 +39,19 @@ def test_each_web_reaches_only_its_own_sql(encapsulation: str) -> None:
         assert vsids == {5001, 6001}
         assert {r.encapsulation for r in records} == {encapsulation}
         from_host2 = [r for r in records if r.host == "host2"]
-        assert from_host2 and all(r.vlan == 20 for r in from_host2)
+        assert from_host2
+        assert all(r.vlan == 20 for r in from_host2)
         assert all(r.outer_src.startswith("192.168.2.") for r in from_host2)
 
 
 def test_demo_passes_and_leaves_nothing(capfd: pytest.CaptureFixture[str]) -> None:
-    skip_unless_root()
     name = unique_name()
     assert demo_main(["--lab", name]) == 0
     out = capfd.readouterr().out
-    assert "FAIL" not in out and "checks passed" in out
-    assert "vxlan" in out and "nvgre" in out
+    assert "FAIL" not in out
+    assert "checks passed" in out
+    assert "vxlan" in out
+    assert "nvgre" in out
     assert leftovers(name) == []
 
 
@@ -57,7 +59,6 @@ def test_demo_fails_when_a_tenant_is_cut_off(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """An ACL denying Contoso's SQL port: the demo says FAIL, exits 1, leaves nothing."""
-    skip_unless_root()
     name = unique_name()
     text = (EXAMPLES / "figure8.yaml").read_text()
     text = text.replace(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import selectors
 from collections.abc import Iterator
 
 import pytest
 
 from openhnv.lab import netns
+from openhnv.testing.namespaces import End, NamespacePair, join
 from openhnv.vswitch.afpacket import AfPacketSocket
 
 pytestmark = pytest.mark.root
@@ -19,26 +18,18 @@ SRC = bytes.fromhex("02000000000a")
 
 
 @pytest.fixture
-def sockets() -> Iterator[tuple[AfPacketSocket, AfPacketSocket]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces")
-    prefix = f"hnv-t{secrets.token_hex(3)}-"
-    a, b = f"{prefix}a", f"{prefix}b"
+def sockets(netns_pair: NamespacePair) -> Iterator[tuple[AfPacketSocket, AfPacketSocket]]:
+    """A socket on ``p0`` in namespace ``a`` and one on ``p1`` in ``b``, joined by a veth."""
+    a, b = netns_pair
+    join(End(a, "p0", mac="02:00:00:00:00:0a"), End(b, "p1", mac="02:00:00:00:00:0b"))
     opened: list[AfPacketSocket] = []
     try:
-        netns.create_namespace(a)
-        netns.create_namespace(b)
-        netns.add_veth(a, "p0", b, "p1", 1700)
-        netns.set_up(a, "p0", mac="02:00:00:00:00:0a")
-        netns.set_up(b, "p1", mac="02:00:00:00:00:0b")
         opened.append(netns.run_in(a, AfPacketSocket, "p0"))
         opened.append(netns.run_in(b, AfPacketSocket, "p1"))
         yield opened[0], opened[1]
     finally:
         for sock in opened:
             sock.close()
-        for name in netns.list_namespaces(prefix):
-            netns.delete_namespace(name)
 
 
 def receive(sock: AfPacketSocket, count: int) -> list[bytes]:
@@ -56,7 +47,8 @@ def test_frames_arrive_whole_with_their_vlan_tag(
     sockets: tuple[AfPacketSocket, AfPacketSocket],
 ) -> None:
     a, b = sockets
-    assert a.mac == SRC and b.mac == DST
+    assert a.mac == SRC
+    assert b.mac == DST
     plain = DST + SRC + b"\x88\xb5" + b"plain".ljust(46, b".")
     tagged = DST + SRC + b"\x81\x00\x60\x14" + b"\x88\xb5" + b"tagged".ljust(46, b".")
     assert a.send(plain) == len(plain)

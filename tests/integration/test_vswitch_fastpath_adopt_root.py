@@ -4,18 +4,17 @@ The first ``FastPath`` installs entries and closes every handle (as a killed pro
 would); the programs stay attached and keep executing. ``FastPath.adopt`` finds them
 through the tc filter dump, reuses their maps with every entry, counter and
 generation, and re-attaching its fresh programs replaces the old ones in place.
-Namespaces ``hnv-fp…`` from ``fastpath_net``, removed afterwards.
+Namespaces ``hnv-fp…`` from ``openhnv.testing.fastpath_net``, removed afterwards.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from fastpath_net import UPLINK, FastpathNet, receive
 
 from openhnv.lab import netns
+from openhnv.testing.fastpath_net import UPLINK, FastpathNet, receive
 from openhnv.vswitch.fastpath import attach
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.fastpath import PROGRAM_TC_PORT, FastPath
@@ -28,8 +27,6 @@ SLOT = 3
 
 @pytest.fixture
 def net() -> Iterator[FastpathNet]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces and eBPF")
     with FastpathNet("ad") as built:
         yield built
 
@@ -59,16 +56,19 @@ def test_a_restarted_process_keeps_and_adopts_the_entries(net: FastpathNet) -> N
     assert len(_send_and_capture(net, frame)) == 1  # the kernel still forwards
 
     second = netns.run_in(ns, FastPath.adopt, interfaces)
-    assert second is not None and second.adopted
+    assert second is not None
+    assert second.adopted
     net.fast_paths["h1"] = second
     entry = second.port_flows.get(key)
-    assert entry is not None and entry.stats.packets == 2
+    assert entry is not None
+    assert entry.stats.packets == 2
     assert second.generations.get(SLOT) == 9
     assert second.counters.read()["hit_encap"] == 2
 
     net.attach("h1", second)  # fresh programs, same maps, replaced in place
     [found] = netns.run_in(ns, attach.attached_tc, "vm1")
-    assert found.name == PROGRAM_TC_PORT and found.program_id != old_program
+    assert found.name == PROGRAM_TC_PORT
+    assert found.program_id != old_program
     assert len(_send_and_capture(net, frame)) == 1
     assert second.port_flows.stats()[key].packets == 3
     second.generations.bump(SLOT)  # the adopted generations still decide
@@ -80,7 +80,8 @@ def test_nothing_attached_adopts_nothing_and_open_loads(net: FastpathNet) -> Non
     assert netns.run_in(ns, FastPath.adopt, [UPLINK, "vm2"]) is None
     fp = netns.run_in(ns, FastPath.open, [UPLINK, "vm2"])
     try:
-        assert not fp.adopted and len(fp.port_flows) == 0
+        assert not fp.adopted
+        assert len(fp.port_flows) == 0
     finally:
         fp.close()
 

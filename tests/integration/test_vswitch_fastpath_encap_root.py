@@ -1,29 +1,29 @@
 """The kernel fast path on VM ports: encapsulation and local delivery, byte for byte.
 
-Two hosts built by ``fastpath_net`` (namespaces ``hnv-fp…``, removed afterwards), the
-fast path loaded on h1 and entries installed by hand. A VM sends a frame; what leaves
-h1's uplink is captured on h2's end of the uplink (an AF_PACKET socket sees it before
-anything else there) and must equal what the Python engine sends for the same inner
-frame (``vfp.transposition.Encap``); scapy decodes it as an independent reader.
+Two hosts built by ``openhnv.testing.fastpath_net`` (namespaces ``hnv-fp…``, removed
+afterwards), the fast path loaded on h1 and entries installed by hand. A VM sends a
+frame; what leaves h1's uplink is captured on h2's end of the uplink (an AF_PACKET
+socket sees it before anything else there) and must equal what the Python engine sends
+for the same inner frame (``vfp.transposition.Encap``); scapy decodes it as an
+independent reader.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
-from fastpath_net import UPLINK, VSID, FastpathNet, receive, settle
 from scapy.layers.inet import GRE, IP, UDP, Ether  # type: ignore[attr-defined]
 from scapy.layers.l2 import Dot1Q
 from scapy.layers.vxlan import VXLAN
 
 from openhnv.packet.addresses import mac_to_bytes
+from openhnv.testing.fastpath_net import UPLINK, VSID, FastpathNet, receive, settle
+from openhnv.testing.polling import eventually
 from openhnv.vfp.emits import Deliver, Transmit
 from openhnv.vfp.transposition import InnerEdit, LocalDelivery
 from openhnv.vswitch.fastpath import entries
-from polling import eventually
 
 pytestmark = pytest.mark.root
 
@@ -33,8 +33,6 @@ VXLAN_PORT = 4789
 
 @pytest.fixture
 def net() -> Iterator[FastpathNet]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces and eBPF")
     with FastpathNet("en") as built:
         built.load("h1")
         yield built
@@ -63,7 +61,8 @@ def test_encapsulated_bytes_equal_the_python_engines(
     assert got == [template.header(len(frame), entropy) + frame]
 
     outer = Ether(got[0])
-    assert outer.src == net.hosts["h1"].uplink_mac and outer.dst == net.hosts["h2"].uplink_mac
+    assert outer.src == net.hosts["h1"].uplink_mac
+    assert outer.dst == net.hosts["h2"].uplink_mac
     if vlan_id is not None:
         assert outer[Dot1Q].vlan == vlan_id
     else:
@@ -71,12 +70,17 @@ def test_encapsulated_bytes_equal_the_python_engines(
     assert (outer[IP].src, outer[IP].dst) == (net.hosts["h1"].pa, net.hosts["h2"].pa)
     assert outer[IP].len == len(frame) + (28 if nvgre else 36)
     if nvgre:
-        assert outer[IP].proto == 47 and outer[GRE].key_present == 1
-        assert outer[GRE].proto == 0x6558 and outer[GRE].key == VSID << 8 | entropy
+        assert outer[IP].proto == 47
+        assert outer[GRE].key_present == 1
+        assert outer[GRE].proto == 0x6558
+        assert outer[GRE].key == VSID << 8 | entropy
         inner = outer[GRE].payload
     else:
-        assert outer[UDP].dport == VXLAN_PORT and outer[UDP].sport == entropy
-        assert outer[UDP].chksum == 0 and outer[VXLAN].vni == VSID and outer[VXLAN].flags & 0x08
+        assert outer[UDP].dport == VXLAN_PORT
+        assert outer[UDP].sport == entropy
+        assert outer[UDP].chksum == 0
+        assert outer[VXLAN].vni == VSID
+        assert outer[VXLAN].flags & 0x08
         inner = outer[VXLAN].payload
     assert bytes(inner) == frame
 

@@ -4,26 +4,25 @@ A frame the kernel does not execute (no entry, a stale generation, SYN/FIN/RST, 
 shape it never handles, too big for the entry's MTU) must reach the Python switch's
 AF_PACKET socket (the socket filter lets it through), must not be forwarded, and
 must not reach the host's own IP stack (tc drops it). A frame it executes must not
-reach that socket. Namespaces ``hnv-fp…`` from ``fastpath_net``, removed afterwards.
+reach that socket. Namespaces ``hnv-fp…`` from ``openhnv.testing.fastpath_net``, removed afterwards.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from collections.abc import Iterator
 
 import pytest
-from fastpath_net import FastpathNet, receive, settle
 
 from openhnv.lab import netns
 from openhnv.packet.addresses import mac_to_bytes
 from openhnv.packet.frames import arp_frame, tcp_frame, udp_frame
+from openhnv.testing.fastpath_net import FastpathNet, receive, settle
+from openhnv.testing.polling import eventually
 from openhnv.vswitch.afpacket import AfPacketSocket
 from openhnv.vswitch.fastpath import entries
 from openhnv.vswitch.fastpath.fastpath import FastPath
-from polling import eventually
 
 pytestmark = pytest.mark.root
 
@@ -35,8 +34,6 @@ TCP_ACK, TCP_FIN, TCP_SYN, TCP_RST = 0x10, 0x01, 0x02, 0x04
 
 @pytest.fixture
 def net() -> Iterator[FastpathNet]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces and eBPF")
     with FastpathNet("mi") as built:
         built.load("h1")
         yield built

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import select
 import subprocess
 from collections.abc import Iterator
@@ -11,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from openhnv.lab import netns
+from openhnv.testing.namespaces import End, NamespacePair, join
 from openhnv.vswitch.errors import DeviceError
 from openhnv.vswitch.ring import MAX_FRAME, TX_FRAMES, PacketRing
 
@@ -21,33 +20,18 @@ SRC = bytes.fromhex("02000000000a")
 
 
 @pytest.fixture
-def namespaces() -> tuple[str, str]:
-    """The names of the two namespaces ``rings`` makes (``p0`` in the first)."""
-    prefix = f"hnv-lxr{os.getpid() % 1000}{secrets.token_hex(2)}-"
-    return f"{prefix}a", f"{prefix}b"
-
-
-@pytest.fixture
-def rings(namespaces: tuple[str, str]) -> Iterator[tuple[PacketRing, PacketRing]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces")
-    a, b = namespaces
-    prefix = a[:-1]
+def rings(netns_pair: NamespacePair) -> Iterator[tuple[PacketRing, PacketRing]]:
+    """A ring on ``p0`` in namespace ``a`` and one on ``p1`` in ``b``, joined by a veth."""
+    a, b = netns_pair
+    join(End(a, "p0", mac="02:00:00:00:00:0a"), End(b, "p1", mac="02:00:00:00:00:0b"))
     opened: list[PacketRing] = []
     try:
-        netns.create_namespace(a)
-        netns.create_namespace(b)
-        netns.add_veth(a, "p0", b, "p1", 1700)
-        netns.set_up(a, "p0", mac="02:00:00:00:00:0a")
-        netns.set_up(b, "p1", mac="02:00:00:00:00:0b")
         opened.append(netns.run_in(a, PacketRing, "p0"))
         opened.append(netns.run_in(b, PacketRing, "p1"))
         yield opened[0], opened[1]
     finally:
         for ring in opened:
             ring.close()
-        for name in netns.list_namespaces(prefix):
-            netns.delete_namespace(name)
 
 
 def receive(ring: PacketRing, count: int) -> list[bytes]:
@@ -65,11 +49,14 @@ def test_frames_arrive_whole_and_in_order_with_their_vlan_tag(
     rings: tuple[PacketRing, PacketRing],
 ) -> None:
     a, b = rings
-    assert a.mac == SRC and b.mac == DST
+    assert a.mac == SRC
+    assert b.mac == DST
     plain = DST + SRC + b"\x88\xb5" + b"plain".ljust(46, b".")
     tagged = DST + SRC + b"\x81\x00\x60\x14" + b"\x88\xb5" + b"tagged".ljust(46, b".")
     big = DST + SRC + b"\x88\xb5" + b"big".ljust(1600, b".")
-    assert a.queue(plain) and a.queue(tagged) and a.queue(big)
+    assert a.queue(plain)
+    assert a.queue(tagged)
+    assert a.queue(big)
     a.flush()
     assert receive(b, 3) == [plain, tagged, big]  # PCP 3, VID 20 restored
     assert [f for f in a.recv_batch() if b"\x88\xb5" in f[12:18]] == []  # not our own
@@ -88,14 +75,15 @@ def test_more_frames_than_the_ring_holds_go_out_in_order(
         a.flush()
         got += receive(b, min(200, count - start))
     assert got == frames
-    assert a.tx_dropped == 0 and b.rx_truncated == 0
+    assert a.tx_dropped == 0
+    assert b.rx_truncated == 0
 
 
 def test_frames_a_failed_flush_left_in_the_ring_go_out_with_the_next_one(
-    rings: tuple[PacketRing, PacketRing], namespaces: tuple[str, str]
+    rings: tuple[PacketRing, PacketRing], netns_pair: NamespacePair
 ) -> None:
     a, b = rings
-    owner = namespaces[0]
+    owner = netns_pair.a
     frame = DST + SRC + b"\x88\xb5" + b"later".ljust(46, b".")
     subprocess.run(["ip", "-n", owner, "link", "set", "p0", "down"], check=True)
     assert a.queue(frame)
@@ -117,7 +105,5 @@ def test_a_frame_bigger_than_a_slot_is_refused_and_counted(
 
 
 def test_a_missing_interface_is_named() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for AF_PACKET")
     with pytest.raises(DeviceError, match="hnv-nosuch0"):
         PacketRing("hnv-nosuch0")

@@ -4,13 +4,12 @@ VM ports that come and go."""
 
 from __future__ import annotations
 
-import nb_snapshots as nb
-from agent_rows import host_rows, port_of
-
 from openhnv.agent.agent import apply_units, port_row_changes
 from openhnv.agent.planner import EMPTY_PLAN, Unit, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.ovsdb.rows import Ref, Row, RowChange
+from openhnv.testing import snapshots as nb
+from openhnv.testing.southbound import host_rows, port_of
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.spaces import Mapping

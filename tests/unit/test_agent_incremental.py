@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import nb_snapshots as nb
 import pytest
-from agent_rows import Snapshot, host_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +25,10 @@ from openhnv.agent.incremental import (
 from openhnv.agent.planner import EMPTY_PLAN, Plan, Unit, changes, plan, plan_of_engine
 from openhnv.agent.rows import read_catalog
 from openhnv.ovsdb.mirror import RowEvent
-from openhnv.ovsdb.rows import Ref, Row
+from openhnv.ovsdb.rows import Atom, Ref, Row, Value
+from openhnv.ovsdb.values import PlainRow
+from openhnv.testing import snapshots as nb
+from openhnv.testing.southbound import HostRows, host_rows
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
@@ -98,7 +99,7 @@ def ucast_row(vsid: str, mac: str, ip: str, locator: str, kind: str) -> tuple[st
     return f"{vsid}/{mac}/{ip}", row
 
 
-def apply_op(rows: Snapshot, op: Op) -> TableKey:
+def apply_op(rows: HostRows, op: Op) -> TableKey:
     """Change ``rows`` as ``op`` says; the row it touched."""
     kind = op[0]
     if kind == "ucast":
@@ -121,14 +122,23 @@ def apply_op(rows: Snapshot, op: Op) -> TableKey:
         return MCAST, key
     if kind == "port":
         _, name, vsid, mac, ip, state = op
-        row: Row = {"name": name, "vlan_bindings": {}, "other_config": {}, "status": {}}
+        port_row: dict[str, Value] = {
+            "name": name,
+            "vlan_bindings": {},
+            "other_config": {},
+            "status": {},
+        }
         if state != "unbound":
-            binding = {"mac_address": mac, "ip_addresses": ip, "mac_spoofing": "false"}
-            row = {**row, "vlan_bindings": {0: Ref("Logical_Switch", vsid)}}
-            row = {**row, "other_config": binding}
+            binding: dict[Atom, Atom] = {
+                "mac_address": mac,
+                "ip_addresses": ip,
+                "mac_spoofing": "false",
+            }
+            port_row["vlan_bindings"] = {0: Ref("Logical_Switch", vsid)}
+            port_row["other_config"] = binding
         if state == "attached":  # what the agent itself writes back
-            row = {**row, "status": {"attached": "true", "reported_mac": mac}}
-        rows[PORT][name] = row
+            port_row["status"] = {"attached": "true", "reported_mac": mac}
+        rows[PORT][name] = port_row
         return PORT, name
     if kind == "rule":
         _, index, vnic, layer, direction, prefix = op
@@ -183,7 +193,7 @@ def program(engine: VfpEngine, units: list[Unit]) -> list[TableKey]:
     return refused
 
 
-def run_batches(rows: Snapshot, batches: list[list[Op]]) -> int:
+def run_batches(rows: HostRows, batches: list[list[Op]]) -> int:
     """Apply ``batches`` both ways, comparing after each; how many needed a full plan."""
     current = plan(read_catalog(rows))
     state: PlanState | None = PlanState(read_catalog(rows), current)
@@ -201,7 +211,8 @@ def run_batches(rows: Snapshot, batches: list[list[Op]]) -> int:
             state = PlanState(read_catalog(rows), expected)
         else:
             assert patch.plan == expected  # mappings, ARP, ports, PAs, problems (in order)
-            assert state is not None and state.counts() == catalog.counts()
+            assert state is not None
+            assert state.counts() == catalog.counts()
             units = patch.units
             assert sorted(map(repr, units)) == sorted(map(repr, full_units))
             assert [u for u in units if u.table == PORT] == [
@@ -370,14 +381,14 @@ def test_a_batch_of_only_unread_tables_touches_nothing() -> None:
 
 
 def test_a_batch_with_a_switch_or_a_renamed_or_keyless_row_needs_a_full_plan() -> None:
-    row = {"MAC": "00:1d:d8:07:00:31", "ipaddr": "10.1.1.13", "logical_switch": "ls-uuid"}
+    row: PlainRow = {"MAC": "00:1d:d8:07:00:31", "ipaddr": "10.1.1.13", "logical_switch": "ls-uuid"}
     insert = RowEvent("ms_vtep", UCAST, "u1", "5001/00:1d:d8:07:00:31/10.1.1.13", None, row)
     assert touched_rows([insert]) == {(UCAST, insert.key)}
-    moved = {**row, "locator": "other-locator"}  # the same key: an update in place
+    moved: PlainRow = {**row, "locator": "other-locator"}  # the same key: an update in place
     assert touched_rows([RowEvent("ms_vtep", UCAST, "u1", insert.key, row, moved)]) == {
         (UCAST, insert.key)
     }
-    renamed = {**row, "ipaddr": "10.1.1.14"}
+    renamed: PlainRow = {**row, "ipaddr": "10.1.1.14"}
     assert touched_rows([RowEvent("ms_vtep", UCAST, "u1", "k", row, renamed)]) is None
     assert touched_rows([RowEvent("ms_vtep", UCAST, "u1", None, None, row)]) is None
     port = RowEvent("ms_vtep", PORT, "u2", "vm1", None, {"name": "vm1"})

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-import nb_snapshots as nb
 import pytest
-from agent_rows import ROUTER_MAC, acl_datacenter, host_rows, port_of
 
 from openhnv.agent.planner import (
     EMPTY_PLAN,
@@ -21,6 +19,9 @@ from openhnv.agent.planner import (
 from openhnv.agent.rows import FwRuleView, read_catalog
 from openhnv.ovsdb.rows import Ref
 from openhnv.packet.frames import tcp_frame
+from openhnv.testing import snapshots as nb
+from openhnv.testing.snapshots import acl_datacenter
+from openhnv.testing.southbound import ROUTER_MAC, host_rows, port_of
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import Deliver, Drop, Emit
 from openhnv.vfp.engine import VfpEngine
@@ -206,7 +207,8 @@ def test_ports_sharing_a_mac_and_conflicting_mappings_are_problems() -> None:
         ("Physical_Port", "zz-copy"),
         ("Ucast_Macs_Remote", key),
     }
-    assert sql in p.ports and "zz-copy" not in p.ports
+    assert sql in p.ports
+    assert "zz-copy" not in p.ports
     assert len(p.mappings) == 4
 
 
@@ -270,7 +272,8 @@ def test_a_port_unbound_by_the_controller_is_not_programmed() -> None:
     rows = host_rows(nb.figure8())
     rows["Physical_Port"]["vm-new"] = {"name": "vm-new", "status": {"attached": "true"}}
     p = plan(read_catalog(rows))
-    assert "vm-new" not in p.ports and p.problems == ()
+    assert "vm-new" not in p.ports
+    assert p.problems == ()
     assert rows["Physical_Port"][port_of(rows, "contoso-sql")]["vlan_bindings"] == {
         0: Ref("Logical_Switch", "5001")
     }

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 
-import nb_snapshots as nb
-from agent_rows import acl_datacenter, host_rows, port_of
-
 from openhnv.agent.rows import lowest_usable, read_catalog
 from openhnv.ovsdb.rows import Ref
+from openhnv.testing import snapshots as nb
+from openhnv.testing.snapshots import acl_datacenter
+from openhnv.testing.southbound import host_rows, port_of
 
 
 def test_the_compilers_rows_read_without_problems() -> None:
@@ -37,7 +37,8 @@ def test_the_compilers_rows_read_without_problems() -> None:
     )
     local = [m for m in cat.macs.values() if m.local]
     assert {m.customer_address for m in local} == {"10.1.1.11"}
-    assert cat.global_row is not None and cat.global_row.router_mac == "40:1d:d8:b7:1c:06"
+    assert cat.global_row is not None
+    assert cat.global_row.router_mac == "40:1d:d8:b7:1c:06"
 
 
 def test_fw_rules_parse_ports_protocols_and_the_internet_tag() -> None:
@@ -69,7 +70,8 @@ def test_a_malformed_switch_takes_its_dependants_with_it_and_nothing_else() -> N
     assert ("Ucast_Macs_Remote", "6001/00:1d:d8:07:00:21/10.1.1.11") in problems
     assert ("Physical_Port", port_of(rows, "fabrikam-sql")) in problems
     assert "missing or unusable" in problems[("Mcast_Macs_Remote", "6001/unknown-dst")].reason
-    assert set(cat.switches) == {"5001"} and "Contoso" in cat.routers
+    assert set(cat.switches) == {"5001"}
+    assert "Contoso" in cat.routers
     assert port_of(rows, "contoso-sql") in cat.ports
 
 

@@ -60,7 +60,8 @@ def test_put_replace_is_200_and_identical_body_keeps_etag(figure8: TestClient) -
     file = figure8_files()[5]
     first = figure8.get(url_of(file))
     again = figure8.put(url_of(file), content=file.read_bytes())
-    assert again.status_code == 200 and again.headers["ETag"] == first.headers["ETag"]
+    assert again.status_code == 200
+    assert again.headers["ETag"] == first.headers["ETag"]
 
 
 def test_get_collection_and_case_insensitive_paths(figure8: TestClient) -> None:
@@ -80,7 +81,8 @@ def test_get_collection_and_case_insensitive_paths(figure8: TestClient) -> None:
 def error(response: Any, status: int, code: str, *words: str) -> str:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
     message: str = body["error"]["message"]
     for word in words:
         assert word in message
@@ -189,10 +191,8 @@ def test_singleton_routes(client: TestClient) -> None:
         f"{BASE}/VirtualNetworkManager/configuration",
         json={"properties": {"networkVirtualizationProtocol": "Nvgre"}},
     )
-    assert (
-        put.status_code == 200
-        and put.json()["properties"]["networkVirtualizationProtocol"] == "Nvgre"
-    )
+    assert put.status_code == 200
+    assert put.json()["properties"]["networkVirtualizationProtocol"] == "Nvgre"
     error(client.delete(f"{BASE}/virtualNetworkManager/configuration"), 405, "MethodNotAllowed")
     error(client.get(f"{BASE}/virtualNetworkManager/other"), 404, "ResourceNotFound")
 

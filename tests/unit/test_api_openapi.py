@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -34,7 +35,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
 
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_openapi(case: schemathesis.Case) -> None:
+def test_api_conforms_to_its_openapi(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate(
         checks=[
             not_a_server_error,

@@ -10,7 +10,20 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nb_snapshots import (
+
+from openhnv.controller.compiler.compile import (
+    TABLES,
+    Compiler,
+    affected_hosts,
+    compile_datacenter,
+    compile_host,
+    diff_keys,
+)
+from openhnv.controller.compiler.firewall import rule_id
+from openhnv.controller.compiler.index import CompileProblem, Index
+from openhnv.controller.errors import CompileError
+from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange, diff
+from openhnv.testing.snapshots import (
     CONTOSO_RDID,
     FABRIKAM_RDID,
     HOST1_PA,
@@ -26,19 +39,6 @@ from nb_snapshots import (
     subnet,
     vnet,
 )
-
-from openhnv.controller.compiler.compile import (
-    TABLES,
-    Compiler,
-    affected_hosts,
-    compile_datacenter,
-    compile_host,
-    diff_keys,
-)
-from openhnv.controller.compiler.firewall import rule_id
-from openhnv.controller.compiler.index import CompileProblem, Index
-from openhnv.controller.errors import CompileError
-from openhnv.ovsdb.rows import Ref, Row, RowChange, diff
 
 VNET_TABLES = (
     "Logical_Switch",
@@ -535,7 +535,9 @@ def test_a_host_with_two_pas_spreads_nics_stably_over_them() -> None:
         nics=nics,
     )
     state = compile_host(snap, "host1")
-    assert state["Physical_Switch"]["host1"]["tunnel_ips"] == {"192.168.1.10", "192.168.1.11"}
+    assert state["Physical_Switch"]["host1"]["tunnel_ips"] == frozenset(
+        {"192.168.1.10", "192.168.1.11"}
+    )
     used = {row["locator"] for row in state["Ucast_Macs_Remote"].values()}
     assert used == {
         Ref("Physical_Locator", "vxlan_over_ipv4:192.168.1.10"),
@@ -893,9 +895,11 @@ def test_other_changes_update_exactly_the_hosts_that_change(change: Any) -> None
 
 
 def test_diff_keys_is_diff_on_the_changed_keys() -> None:
-    shared = {"name": "1"}
-    old = {"Logical_Switch": {"1": shared, "2": {"name": "2"}, "3": {"name": "3"}}}
-    new = {"Logical_Switch": {"1": shared, "2": {"name": "2", "tunnel_key": 2}, "4": {"name": "4"}}}
+    shared: Row = {"name": "1"}
+    old: DesiredState = {"Logical_Switch": {"1": shared, "2": {"name": "2"}, "3": {"name": "3"}}}
+    new: DesiredState = {
+        "Logical_Switch": {"1": shared, "2": {"name": "2", "tunnel_key": 2}, "4": {"name": "4"}}
+    }
     everything = {"Logical_Switch": {"1", "2", "3", "4"}}
     assert diff_keys(old, new, everything) == diff(old, new)
     assert diff_keys(old, new, {"Logical_Switch": {"4"}}) == [

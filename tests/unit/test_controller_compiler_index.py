@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from nb_snapshots import HOST1_PA, figure8, nic, server, snapshot, subnet, vnet
-
 from openhnv.controller.compiler.index import CompileProblem, Index
+from openhnv.testing.snapshots import HOST1_PA, figure8, nic, server, snapshot, subnet, vnet
 
 
 def test_figure8_is_filed_by_vnet_and_host() -> None:

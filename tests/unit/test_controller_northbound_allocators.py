@@ -25,7 +25,8 @@ def test_allocate_returns_a_free_value_in_range(
     if values <= in_use:
         assert got is None
     else:
-        assert got in values and got not in in_use
+        assert got in values
+        assert got not in in_use
 
 
 def test_high_water_mark_and_wrap() -> None:

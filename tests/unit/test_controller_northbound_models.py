@@ -24,7 +24,8 @@ def test_strings_and_mixed_case_names() -> None:
         ("logicalNetworks", "subnets"),
         {"addressprefix": "10.0.0.0/24", "vlanid": "7", "isPublic": "False"},
     )
-    assert props["vlanID"] == 7 and props["addressPrefix"] == "10.0.0.0/24"
+    assert props["vlanID"] == 7
+    assert props["addressPrefix"] == "10.0.0.0/24"
     assert props["isPublic"] is False
     network = parse_properties(("logicalNetworks",), {"networkVirtualizationEnabled": "True"})
     assert network["networkVirtualizationEnabled"] is True
@@ -102,5 +103,5 @@ def test_bad_macs_raise_value_error(text: str) -> None:
     stripped = text.strip().replace("-", "").replace(":", "")
     if len(stripped) == 12 and all(c in "0123456789abcdefABCDEF" for c in stripped):
         return
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a MAC address"):
         mac_digits(text)

@@ -52,7 +52,8 @@ def test_refs() -> None:
         with pytest.raises(ApiError) as info:
             parse_ref(bad, "properties.subnet", ("virtualNetworks", "subnets"))
         assert info.value.status == 400
-        assert info.value.message.startswith("properties.subnet: ") and words in info.value.message
+        assert info.value.message.startswith("properties.subnet: ")
+        assert words in info.value.message
 
 
 @given(st.text(min_size=1, max_size=40))

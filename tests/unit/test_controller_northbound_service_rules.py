@@ -133,7 +133,8 @@ def test_envelope_and_children(service: ControllerService) -> None:
     assert child["resourceRef"] == SUBNET
     assert child["instanceId"] == doc["properties"]["subnets"][0]["instanceId"]
     listing = service.get("/virtualNetworks")
-    assert listing["nextLink"] == "" and [d["resourceId"] for d in listing["value"]] == [
+    assert listing["nextLink"] == ""
+    assert [d["resourceId"] for d in listing["value"]] == [
         "Contoso",
         "Fabrikam",
     ]
@@ -144,7 +145,8 @@ def test_identical_put_keeps_etag_and_change_renews_it(service: ControllerServic
     path, body = figure8_requests()[5]
     before = service.get(path)
     created, after = service.put(path, body)
-    assert not created and after["etag"] == before["etag"]
+    assert not created
+    assert after["etag"] == before["etag"]
     body = json.loads(json.dumps(body))
     body["tags"] = {"owner": "contoso"}
     _, changed = service.put(path, body)
@@ -182,9 +184,11 @@ def test_child_resources(service: ControllerService) -> None:
     created, child = service.put(
         "/virtualNetworks/Contoso/subnets/Back", {"properties": {"addressPrefix": "10.1.2.0/24"}}
     )
-    assert created and child["resourceRef"] == "/virtualNetworks/Contoso/subnets/Back"
+    assert created
+    assert child["resourceRef"] == "/virtualNetworks/Contoso/subnets/Back"
     parent = service.get("/virtualNetworks/Contoso")
-    assert parent["etag"] != before["etag"] and child["etag"] == parent["etag"]
+    assert parent["etag"] != before["etag"]
+    assert child["etag"] == parent["etag"]
     assert child["properties"]["virtualSubnetId"] >= 4096
     service.delete("/virtualNetworks/Contoso/subnets/back")
     names = [
@@ -229,7 +233,8 @@ def test_logical_network_ip_pools_at_their_own_uri(service: ControllerService) -
     created, pool = service.put(
         path, {"properties": {"startIpAddress": "192.168.1.100", "endIpAddress": "192.168.1.109"}}
     )
-    assert created and pool["resourceRef"] == path
+    assert created
+    assert pool["resourceRef"] == path
     assert service.get(path)["properties"]["usage"]["numberOfIPAddresses"] == 10
     service.delete(path)
     with pytest.raises(ApiError) as info:
@@ -242,7 +247,8 @@ def test_missing_parent_is_404(empty: ControllerService) -> None:
         empty.put(
             "/virtualNetworks/none/subnets/a", {"properties": {"addressPrefix": "10.0.0.0/24"}}
         )
-    assert info.value.status == 404 and "/virtualNetworks/none" in info.value.message
+    assert info.value.status == 404
+    assert "/virtualNetworks/none" in info.value.message
 
 
 def test_get_and_delete_of_missing_are_404(empty: ControllerService) -> None:
@@ -266,7 +272,8 @@ def test_resource_id_must_match_the_path(empty: ControllerService) -> None:
     created, doc = empty.put(
         "/credentials/A", {"resourceId": "a", "properties": {"type": "X509Certificate"}}
     )
-    assert created and doc["resourceId"] == "a"
+    assert created
+    assert doc["resourceId"] == "a"
 
 
 def test_unknown_properties_round_trip_and_read_only_are_ignored(empty: ControllerService) -> None:
@@ -291,7 +298,8 @@ def test_secret_values_are_write_only(service: ControllerService) -> None:
     assert "value" not in doc["properties"]
     service.put("/credentials/hostcred", doc)
     stored = service.state.top(parse_path("/credentials/hostcred"))
-    assert stored is not None and stored["properties"]["value"] == "change-me"
+    assert stored is not None
+    assert stored["properties"]["value"] == "change-me"
 
 
 # --- validation: virtual networks and VSIDs ----------------------------------
@@ -315,9 +323,8 @@ def test_vsid_range_and_duplicates(service: ControllerService) -> None:
     err = refused(
         service, "/virtualNetworks/v", vnet("10.2.0.0/16", ("a", "10.2.1.0/24", 5001)), 409, "5001"
     )
-    assert (
-        "properties.subnets[0].properties.virtualSubnetId" in err.message and SUBNET in err.message
-    )
+    assert "properties.subnets[0].properties.virtualSubnetId" in err.message
+    assert SUBNET in err.message
     refused(
         service,
         "/virtualNetworks/v",
@@ -333,7 +340,8 @@ def test_vsid_is_allocated_and_fixed_after_creation(service: ControllerService) 
         vnet("10.2.0.0/16", ("a", "10.2.1.0/24", None), ("b", "10.2.2.0/24", None)),
     )
     vsids = [s["properties"]["virtualSubnetId"] for s in doc["properties"]["subnets"]]
-    assert len(set(vsids)) == 2 and all(4096 <= v <= 2**24 - 2 for v in vsids)
+    assert len(set(vsids)) == 2
+    assert all(4096 <= v <= 2**24 - 2 for v in vsids)
     assert not {5001, 6001} & set(vsids)
     refused(
         service,
@@ -388,7 +396,7 @@ def test_overlapping_customer_space_across_vnets_is_allowed(service: ControllerS
 
 
 def test_vnet_logical_network_must_be_the_provider_network(service: ControllerService) -> None:
-    plain = {"properties": {"subnets": []}}
+    plain: dict[str, Any] = {"properties": {"subnets": []}}
     service.put("/logicalNetworks/plain", plain)
     body = vnet("10.2.0.0/16", ("a", "10.2.1.0/24", None))
     body["properties"]["logicalNetwork"] = {"resourceRef": "/logicalNetworks/plain"}
@@ -636,7 +644,8 @@ def test_acl_back_references_and_delete_in_use(service: ControllerService) -> No
     ]
     with pytest.raises(ApiError) as info:
         service.delete("/accessControlLists/acl")
-    assert info.value.status == 409 and "still referenced" in info.value.message
+    assert info.value.status == 409
+    assert "still referenced" in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -656,7 +665,8 @@ def test_delete_still_referenced_is_409(
     before = service.snapshot()
     with pytest.raises(ApiError) as info:
         service.delete(path)
-    assert info.value.status == 409 and referrer in info.value.message
+    assert info.value.status == 409
+    assert referrer in info.value.message
     assert service.snapshot() == before
 
 
@@ -885,7 +895,8 @@ def test_set_provisioning_state(service: ControllerService) -> None:
     etag = service.get("/networkInterfaces/Contoso-SQL")["etag"]
     service.set_provisioning_state("/networkinterfaces/contoso-sql", "Updating")
     doc = service.get("/networkInterfaces/Contoso-SQL")
-    assert doc["properties"]["provisioningState"] == "Updating" and doc["etag"] == etag
+    assert doc["properties"]["provisioningState"] == "Updating"
+    assert doc["etag"] == etag
     assert doc["properties"]["ipConfigurations"][0]["properties"]["provisioningState"] == "Updating"
     with pytest.raises(ApiError):
         service.set_provisioning_state("/networkInterfaces/Contoso-SQL", "Bogus")

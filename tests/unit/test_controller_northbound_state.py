@@ -49,7 +49,8 @@ def test_resolve_and_canonical() -> None:
     state.set("/networkinterfaces/sql", nic("SQL", "001DD8070001", "10.1.1.11"))
     path = parse_path("/NETWORKINTERFACES/sql/ipconfigurations/IPCONFIG1")
     child = state.resolve(path)
-    assert child is not None and child["resourceId"] == "ipconfig1"
+    assert child is not None
+    assert child["resourceId"] == "ipconfig1"
     assert state.canonical(path).ref == "/networkInterfaces/SQL/ipConfigurations/ipconfig1"
     assert state.resolve(parse_path("/networkInterfaces/sql/ipConfigurations/none")) is None
     assert state.resolve(parse_path("/networkInterfaces/none")) is None

@@ -12,7 +12,8 @@ from openhnv.controller.northbound.store import SqliteStore
 
 def test_put_get_list_delete() -> None:
     store = SqliteStore(":memory:")
-    assert store.revision() == 0 and store.get("/a") is None
+    assert store.revision() == 0
+    assert store.get("/a") is None
     assert store.put("/r/a", {"x": 1}) == 1
     store.put("/r/b", {"x": 2})
     store.put("/s/c", {"x": 3})
@@ -41,7 +42,8 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
     store.commit({"/a": {"etag": 'W/"1"'}})
     store.close()
     again = SqliteStore(db)
-    assert again.get("/a") == {"etag": 'W/"1"'} and again.revision() == 1
+    assert again.get("/a") == {"etag": 'W/"1"'}
+    assert again.revision() == 1
     assert [c.key for c in again.watch(0)] == ["/a"]
 
 

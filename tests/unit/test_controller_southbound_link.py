@@ -12,13 +12,13 @@ from openhnv.controller.southbound.link import HostLink, probe, resync_changes
 from openhnv.controller.southbound.status import Remote
 from openhnv.ovsdb.client import ConnectionState
 from openhnv.ovsdb.errors import OvsdbError
-from openhnv.ovsdb.rows import Ref, Row, RowChange
+from openhnv.ovsdb.rows import DesiredState, Ref, Row, RowChange
 
 LS = Ref("Logical_Switch", "5001")
 
 
 def test_resync_keeps_agent_rows_and_columns() -> None:
-    actual = {
+    actual: DesiredState = {
         "Logical_Switch": {
             "5001": {"name": "5001", "tunnel_key": 5001, "description": "x"},
             "9999": {"name": "9999", "tunnel_key": 9999, "description": ""},
@@ -32,7 +32,7 @@ def test_resync_keeps_agent_rows_and_columns() -> None:
             "vm-here": {"name": "vm-here", "vlan_bindings": {}, "status": {"attached": "true"}},
         },
     }
-    desired = {
+    desired: DesiredState = {
         "Logical_Switch": {"5001": {"name": "5001", "tunnel_key": 5001, "description": "x"}},
         "Physical_Port": {"vm-here": {"name": "vm-here", "vlan_bindings": {0: LS}}},
     }
@@ -46,7 +46,7 @@ def test_resync_keeps_agent_rows_and_columns() -> None:
 
 
 def test_resync_of_an_empty_host_inserts_everything() -> None:
-    desired = {"Logical_Switch": {"5001": {"name": "5001"}}}
+    desired: DesiredState = {"Logical_Switch": {"5001": {"name": "5001"}}}
     assert resync_changes({}, desired) == [
         RowChange("insert", "Logical_Switch", "5001", {"name": "5001"})
     ]

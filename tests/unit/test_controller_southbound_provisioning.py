@@ -14,7 +14,8 @@ def test_a_nic_is_done_when_every_host_reached_its_sequence() -> None:
     assert waiting.done(["h1", "h2"], {"h1": 3, "h2": 1}) == []
     finished = waiting.done(["h2"], {"h1": 3, "h2": 2})
     assert [p.ref for p in finished] == ["/networkInterfaces/a"]
-    assert "/networkinterfaces/a" not in waiting and len(waiting) == 1
+    assert "/networkinterfaces/a" not in waiting
+    assert len(waiting) == 1
     assert waiting.done(["h2"], {"h2": 5})[0].ref == "/networkInterfaces/b"
     assert len(waiting) == 0
 
@@ -35,4 +36,5 @@ def test_a_new_wait_replaces_the_old_one() -> None:
     waiting.add("k", Pending("/networkInterfaces/k", None, {"h3": 1}))
     waiting.drop("k")
     waiting.drop("absent")
-    assert waiting.done(["h3"], {"h3": 1}) == [] and list(waiting.keys()) == []
+    assert waiting.done(["h3"], {"h3": 1}) == []
+    assert list(waiting.keys()) == []

@@ -63,7 +63,8 @@ def test_server_remote_takes_the_first_ovsdb_address() -> None:
 def test_server_remote_explains_what_is_missing() -> None:
     with pytest.raises(AddressError, match="not dialed") as info:
         server_remote(server(["10.0.0.1"]))
-    assert info.value.code == "HostNotConnected" and "'10.0.0.1'" in str(info.value)
+    assert info.value.code == "HostNotConnected"
+    assert "'10.0.0.1'" in str(info.value)
     with pytest.raises(AddressError, match="no managementAddresses"):
         server_remote({"properties": {}})
     with pytest.raises(AddressError, match="must be absolute"):
@@ -84,9 +85,11 @@ def test_configuration_state_shape() -> None:
 
 def test_host_state() -> None:
     ok = host_state("unix:/a", True, None, "HostNotConnected", 0.0)
-    assert ok["status"] == "Success" and "unix:/a" in ok["detailedInfo"][0]["message"]
+    assert ok["status"] == "Success"
+    assert "unix:/a" in ok["detailedInfo"][0]["message"]
     down = host_state("unix:/a", False, None, "HostNotConnected", 0.0)
-    assert down["status"] == "Failure" and "not connected" in down["detailedInfo"][0]["message"]
+    assert down["status"] == "Failure"
+    assert "not connected" in down["detailedInfo"][0]["message"]
     refused = host_state("unix:/a", True, "refused", "PolicyConfigurationFailure", 0.0)
     assert refused["detailedInfo"][0] == {
         "source": "SoftwareDefinedNetworking",

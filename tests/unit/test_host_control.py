@@ -98,7 +98,8 @@ def test_an_oversized_request_is_refused_and_the_server_lives_on(served: Path) -
         s.connect(str(socket_path(served)))
         s.sendall(b'{"op": "echo", "pad": "' + b"x" * (MAX_LINE + 10) + b'"}\n')
         reply = json.loads(s.makefile("rb").readline())
-    assert reply["ok"] is False and "over" in reply["error"]
+    assert reply["ok"] is False
+    assert "over" in reply["error"]
     assert call(served, "echo", n=3) == {"n": 3}
 
 

@@ -19,7 +19,9 @@ def test_the_example_of_the_brief() -> None:
 def test_protocol_defaults_to_tcp_with_a_port_else_icmp() -> None:
     assert parse_description(["src=10.0.0.1", "dst=10.0.0.2", "dport=53"]).protocol == 6
     icmp = parse_description(["src=10.0.0.1", "dst=10.0.0.2"])
-    assert icmp.protocol == 1 and icmp.src_port is None and icmp.dst_port is None
+    assert icmp.protocol == 1
+    assert icmp.src_port is None
+    assert icmp.dst_port is None
     assert icmp.describe() == "icmp 10.0.0.1 -> 10.0.0.2"
 
 

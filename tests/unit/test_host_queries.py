@@ -40,8 +40,11 @@ def test_list_ports_shows_programmed_and_reported_ports(host: Any) -> None:
     _, _, ops = host
     rows = {r["name"]: r for r in run(ops, "list-ports")}
     assert set(rows) == {VM1[0], VM3[0], VM5[0], UNPROGRAMMED[0]}
-    assert rows["vm1"]["mac"] == VM1[1] and rows["vm1"]["vsid"] == 5001
-    assert rows["vm1"]["attached"] and rows["vm1"]["programmed"] and rows["vm1"]["layers"] == 3
+    assert rows["vm1"]["mac"] == VM1[1]
+    assert rows["vm1"]["vsid"] == 5001
+    assert rows["vm1"]["attached"]
+    assert rows["vm1"]["programmed"]
+    assert rows["vm1"]["layers"] == 3
     assert rows[UNPROGRAMMED[0]] == {
         "name": UNPROGRAMMED[0],
         "mac": UNPROGRAMMED[1],
@@ -88,7 +91,8 @@ def test_bad_arguments_come_back_as_errors(
 ) -> None:
     _, _, ops = host
     reply = handle_line(ops, json.dumps({"op": op, **params}).encode())
-    assert reply["ok"] is False and says in reply["error"], reply
+    assert reply["ok"] is False, reply
+    assert says in reply["error"], reply
 
 
 def test_pa_ca_mapping_like_get_pacamapping(host: Any) -> None:
@@ -106,7 +110,8 @@ def test_pa_ca_mapping_like_get_pacamapping(host: Any) -> None:
         "mapping_type": "local",
     }
     vm2 = next(r for r in rows if r["ca_mac_address"] == VM2[1])
-    assert vm2["pa_ip_address"] == PA_B and vm2["mapping_type"] == "remote"
+    assert vm2["pa_ip_address"] == PA_B
+    assert vm2["mapping_type"] == "remote"
     # the overlapping 10.1.1.11 of Fabrikam is its own row
     assert {(r["ca_ip_address"], r["rdid"]) for r in rows if r["ca_ip_address"] == "10.1.1.11"} == {
         ("10.1.1.11", CONTOSO),
@@ -135,7 +140,8 @@ def test_pa_ca_mapping_narrowed_to_a_ca_a_pa_or_a_vsid(host: Any) -> None:
 def test_pa_ca_mapping_filters_are_checked(host: Any, params: dict[str, Any], says: str) -> None:
     _, _, ops = host
     reply = handle_line(ops, json.dumps({"op": "pa-ca-mapping", **params}).encode())
-    assert reply["ok"] is False and says in reply["error"], reply
+    assert reply["ok"] is False, reply
+    assert says in reply["error"], reply
 
 
 def test_list_mappings_of_a_port_stay_in_its_routing_domain(host: Any) -> None:
@@ -143,7 +149,8 @@ def test_list_mappings_of_a_port_stay_in_its_routing_domain(host: Any) -> None:
     assert {m["rdid"] for m in run(ops, "list-mappings", port="vm1")} == {CONTOSO}
     assert len(run(ops, "list-mappings")) == 6
     spaces = {s["rdid"]: s for s in run(ops, "list-spaces")}
-    assert spaces[CONTOSO]["vsids"] == [5001, 5002] and spaces[FABRIKAM]["mappings"] == 1
+    assert spaces[CONTOSO]["vsids"] == [5001, 5002]
+    assert spaces[FABRIKAM]["mappings"] == 1
 
 
 def test_provider_addresses_like_get_provideraddress(host: Any) -> None:
@@ -166,7 +173,8 @@ def test_provider_addresses_like_get_provideraddress(host: Any) -> None:
 def test_status_and_problems_come_from_process_and_agent(host: Any) -> None:
     _, _, ops = host
     status = run(ops, "status")
-    assert status["name"] == "hostA" and status["agent"]["connected"] is True
+    assert status["name"] == "hostA"
+    assert status["agent"]["connected"] is True
     assert run(ops, "problems") == [PROBLEM]
     assert run(ops, "ping") == {"name": "hostA", "pid": 4242}
 
@@ -216,7 +224,8 @@ def test_trace_out_of_a_vm_to_a_remote_ca(host: Any) -> None:
     t = run(ops, "trace", port="vm1", tokens=["src=10.1.1.11", "dst=10.1.1.12", "dport=1433"])
     assert t["result"] == f"transmit from PA {PA_A} to PA {PA_B}"
     assert t["direction"] == "out"
-    assert "10.1.1.11" in t["frame"] and "1433" in t["frame"]
+    assert "10.1.1.11" in t["frame"]
+    assert "1433" in t["frame"]
     assert [s["layer"] for s in t["steps"]][:1] == ["ACL_NIC"]
     assert t["lines"][-1].strip().startswith("result: transmit")
 
@@ -226,7 +235,8 @@ def test_trace_to_another_subnet_goes_to_the_router_mac(host: Any) -> None:
     t = run(ops, "trace", port="vm1", tokens=["src=10.1.1.11", "dst=10.1.2.13", "proto=icmp"])
     assert t["frame"].startswith(f"{VM1[1]} > {ROUTER} ipv4 10.1.1.11 > 10.1.2.13")
     assert t["result"] == f"deliver to port {VM3[0]}"
-    assert t["then"]["port"] == VM3[0] and t["then"]["direction"] == "in"
+    assert t["then"]["port"] == VM3[0]
+    assert t["then"]["direction"] == "in"
 
 
 def test_trace_inbound_fills_the_peer_mac(host: Any) -> None:
@@ -250,7 +260,8 @@ def test_trace_from_the_uplink_decapsulates_to_the_local_port(host: Any) -> None
     assert t["then"]["port"] == "vm1"
     frame = switch.inspect(lambda e: uplink_frame(e, parse_description(tokens)))
     tunnel = decapsulate(frame)
-    assert tunnel.vsid == 5001 and tunnel.encapsulation == "vxlan"
+    assert tunnel.vsid == 5001
+    assert tunnel.encapsulation == "vxlan"
     inner = parse_flow_key(tunnel.inner)
     assert (inner.src_mac, inner.dst_mac) == (VM2[1], VM1[1])
 

@@ -75,7 +75,8 @@ def test_ssl_files_trust_the_controller_ca_and_are_issued_when_missing(tmp_path:
     init_ca(pki)
     files = host_ssl(config(tmp_path, listen=("ssl:127.0.0.1:6640",), pki=pki))
     assert files is not None
-    assert files.certificate == pki / "host1-cert.pem" and files.certificate.is_file()
+    assert files.certificate == pki / "host1-cert.pem"
+    assert files.certificate.is_file()
     assert files.ca_cert == pki / "controllerca-cert.pem"
     (pki / "hostca-key.pem").unlink()  # an existing certificate needs no CA key
     assert host_ssl(config(tmp_path, listen=("ssl:127.0.0.1:6640",), pki=pki)) == files

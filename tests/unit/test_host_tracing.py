@@ -66,7 +66,8 @@ def test_uplink_frame_between_the_cas_pas() -> None:
     assert (tunnel.outer_ip.src, tunnel.outer_ip.dst) == (ip(PA_B), ip(PA_A))
     assert tunnel.outer.src == mac(OUTER_SOURCE_MAC)
     assert tunnel.outer.dst == mac(e.state.provider_addresses[PA_A].mac)
-    assert tunnel.vsid == 5001 and tunnel.encapsulation == "vxlan"
+    assert tunnel.vsid == 5001
+    assert tunnel.encapsulation == "vxlan"
     inner = parse_flow_key(tunnel.inner)
     assert (inner.src_mac, inner.dst_mac) == (VM2[1], VM1[1])
 
@@ -75,7 +76,8 @@ def test_uplink_frame_overrides() -> None:
     tokens = ["src=10.1.1.12", "dst=10.1.1.11", "vsid=5001", "encap=nvgre",
               "outer_src=192.168.1.99"]  # fmt: skip
     tunnel = decapsulate(uplink_frame(engine(), parse_description(tokens)))
-    assert tunnel.encapsulation == "nvgre" and tunnel.vsid == 5001
+    assert tunnel.encapsulation == "nvgre"
+    assert tunnel.vsid == 5001
     assert tunnel.outer_ip.src == ip("192.168.1.99")
 
 

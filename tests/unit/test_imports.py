@@ -55,6 +55,7 @@ LAYERS = [
     "controller",
     "api",
     "lab",
+    "testing",
 ]
 CONTROLLER_PARTS = ["northbound", "compiler", "southbound"]
 
@@ -89,3 +90,12 @@ def test_controller_parts_import_downwards_only() -> None:
             forbidden = [*forbidden, "northbound"]
         for other in forbidden:
             assert f"openhnv.controller.{other}" not in source, f"{name} imports {other}"
+
+
+def test_only_the_tests_and_benchmarks_import_the_test_support() -> None:
+    """``openhnv.testing`` is the top layer: no product module (the command included)
+    leans on it, so the product runs without pytest and without test data."""
+    for name in MODULES:
+        if name.split(".")[1] == "testing":
+            continue
+        assert "openhnv.testing" not in _source(name), f"{name} imports openhnv.testing"

@@ -71,7 +71,9 @@ def test_state_dir_from_the_environment(
         vfp_cli.main(["list-rules", "--port", "vm1", "--layer", "VNET", "--group", "out-v4"]) == 0
     )
     text = out(capsys)[0]
-    assert "route" in text and "l2" in text and "Conditions" in text.splitlines()[0]
+    assert "route" in text
+    assert "l2" in text
+    assert "Conditions" in text.splitlines()[0]
 
 
 def test_counters_of_the_uplink(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,7 +102,8 @@ def test_host_refusal_is_one_line_and_status_1(
 ) -> None:
     assert vfp_cli.main(["--state-dir", str(state_dir), "list-layers", "--port", "vm9"]) == 1
     stdout, stderr = out(capsys)
-    assert stdout == "" and stderr.startswith("hnv vfp: port='vm9': no such port")
+    assert stdout == ""
+    assert stderr.startswith("hnv vfp: port='vm9': no such port")
     assert len(stderr.splitlines()) == 1
 
 
@@ -158,7 +161,9 @@ def test_provider_addresses_status_problems(
     assert host_cmd.main(["provider-addresses", "--state-dir", str(state_dir)]) == 0
     text = out(capsys)[0]
     assert text.splitlines()[0].split()[:2] == ["ProviderAddress", "MAC"]
-    assert PA_A in text and "255.255.255.0" in text and "VLAN7" in text
+    assert PA_A in text
+    assert "255.255.255.0" in text
+    assert "VLAN7" in text
     assert host_cmd.main(["status", "--state-dir", str(state_dir), "--json"]) == 0
     assert json.loads(out(capsys)[0])["agent"]["connected"] is True
     assert host_cmd.main(["problems", "--state-dir", str(state_dir)]) == 0

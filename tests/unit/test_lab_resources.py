@@ -12,6 +12,7 @@ from openhnv.api.app import create_app
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.northbound.store import SqliteStore
 from openhnv.lab import resources
+from openhnv.lab.documents import Document
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient, nic_states, provisioning_state
 from openhnv.lab.topology import Topology, load
@@ -27,7 +28,7 @@ def controller() -> Iterator[ControllerClient]:
         yield ControllerClient(http)
 
 
-def create_all(client: ControllerClient, topology: Topology) -> dict[str, dict[str, object]]:
+def create_all(client: ControllerClient, topology: Topology) -> dict[str, Document]:
     answers = {}
     for resource in resources.plan(topology, RUN_DIR):
         answers[resource.path] = client.put(resource)
@@ -63,7 +64,8 @@ def test_figure8_is_accepted_and_gets_the_seed_provider_addresses(
     assert ip["privateIPAddress"] == "10.1.1.11"
     # No MAC in the topology: the lab's pool gives one, unique per NIC.
     macs = {resources.mac_of(answers[f"/networkInterfaces/{vm.name}"]) for vm in topology.vms}
-    assert len(macs) == 4 and all(m.startswith("00:1d:d8:b7:") for m in macs)
+    assert len(macs) == 4
+    assert all(m.startswith("00:1d:d8:b7:") for m in macs)
     assert (
         controller.get("/virtualNetworkManager/configuration")["properties"][
             "networkVirtualizationProtocol"
@@ -89,7 +91,8 @@ def test_two_subnets_carries_acl_static_mac_and_nvgre(controller: ControllerClie
         "1433",
         "*",
     )
-    assert allow["sourceAddressPrefix"] == "10.2.1.0/24" and allow["priority"] == 100
+    assert allow["sourceAddressPrefix"] == "10.2.1.0/24"
+    assert allow["priority"] == 100
     backend = controller.get("/virtualNetworks/woodgrove/subnets/backend")["properties"]
     assert backend["accessControlList"] == {"resourceRef": "/accessControlLists/backend-acl"}
     assert backend["virtualSubnetId"] >= 4096

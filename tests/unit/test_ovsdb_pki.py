@@ -85,7 +85,8 @@ def test_cli_init_and_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     key = load_pem_private_key((tmp_path / "nc1-key.pem").read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     out = capsys.readouterr().out
-    assert "controller nc1" in out and "hostca-cert.pem" in out
+    assert "controller nc1" in out
+    assert "hostca-cert.pem" in out
 
 
 def test_cli_without_ca_fails_with_one_line(
@@ -94,7 +95,8 @@ def test_cli_without_ca_fails_with_one_line(
     assert main(["issue", "--dir", str(tmp_path), "--name", "host1"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "no host CA in" in err and "hnv pki init" in err
+    assert "no host CA in" in err
+    assert "hnv pki init" in err
 
 
 def test_hnv_pki_is_a_registered_subcommand(tmp_path: Path) -> None:

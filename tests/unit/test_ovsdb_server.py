@@ -19,7 +19,8 @@ def test_command_uses_private_paths(tmp_path: Path) -> None:
     assert f"--unixctl={tmp_path}/ovsdb-server.ctl" in cmd
     assert f"--log-file={tmp_path}/ovsdb-server.log" in cmd
     assert f"--remote=punix:{tmp_path}/db.sock" in cmd
-    assert "--remote=ptcp:6640:127.0.0.1" in cmd and "--remote=pssl:6641:127.0.0.1" in cmd
+    assert "--remote=ptcp:6640:127.0.0.1" in cmd
+    assert "--remote=pssl:6641:127.0.0.1" in cmd
     assert f"--ca-cert={tmp_path}/ca.pem" in cmd
     assert server.unix_remote == f"unix:{tmp_path}/db.sock"
 

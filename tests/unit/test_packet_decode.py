@@ -64,7 +64,8 @@ def test_vxlan_decodes_into_the_inner_frame() -> None:
     headers = decode(frame)
     assert [type(h) for h in headers] == [Ethernet, IPv4, Udp, Vxlan, Ethernet, IPv4, Tcp]
     assert headers[3] == Vxlan(5001)
-    assert isinstance(headers[6], Tcp) and headers[6].dst_port == 1433
+    assert isinstance(headers[6], Tcp)
+    assert headers[6].dst_port == 1433
     assert describe(frame) == (
         "vxlan 192.168.1.10 > 192.168.2.20 sport 51234 vni 5001 | "
         "00:1d:d8:07:00:02 > 00:1d:d8:07:00:01 ipv4 10.1.1.12 > 10.1.1.11 tcp 40000 > 1433 [S]"
@@ -164,7 +165,8 @@ def test_icmp_unreachable_description() -> None:
     )
     assert describe(frame).endswith("icmp unreachable code 3")
     headers = decode(frame)
-    assert isinstance(headers[-1], Icmp) and headers[-1].payload == quoted
+    assert isinstance(headers[-1], Icmp)
+    assert headers[-1].payload == quoted
 
 
 def test_tcp_flags_like_tcpdump() -> None:
@@ -195,7 +197,8 @@ def test_fragments() -> None:
     first = IPv4(src, dst, 17, flags=IPV4_FLAG_MF).pack(40) + datagram[:40]
     headers = decode(Ethernet(bytes(6), bytes(6), 0x0800).pack() + first)
     assert [type(h) for h in headers] == [Ethernet, IPv4, Udp]  # no VXLAN in a fragment
-    assert isinstance(headers[2], Udp) and headers[2].length == 108
+    assert isinstance(headers[2], Udp)
+    assert headers[2].length == 108
     later = bytes(
         Ether(dst=VM_B, src=VM_A) / IP(src="1.1.1.1", dst="2.2.2.2", frag=5, proto=17) / b"yy"
     )

@@ -132,4 +132,5 @@ def test_push_and_pop_refuse_short_frames() -> None:
 
 def test_offsets_for_hot_paths() -> None:
     assert (ETHERNET_HEADER_LEN, VLAN_TAG_LEN, ETHERTYPE_AT, VLAN_TCI_AT) == (14, 4, 12, 14)
-    assert ETHERTYPE_VLAN_BYTES == b"\x81\x00" and ETHERTYPE_IPV4_BYTES == b"\x08\x00"
+    assert ETHERTYPE_VLAN_BYTES == b"\x81\x00"
+    assert ETHERTYPE_IPV4_BYTES == b"\x08\x00"

@@ -120,16 +120,21 @@ def test_ipv6_udp_and_its_fragment_header() -> None:
 def test_ipv4_non_first_fragment_keys_without_ports() -> None:
     f = frame(IP(src="10.0.0.1", dst="10.0.0.2", proto=17, frag=100), b"\0" * 8)
     fk = parse_flow_key(f)
-    assert fk.protocol == 17 and fk.src_port is None and fk.l4_offset == -1
+    assert fk.protocol == 17
+    assert fk.src_port is None
+    assert fk.l4_offset == -1
 
 
 def test_arp_and_vlan_tagged_frames() -> None:
     arp = frame(ARP(op=1, hwsrc=SRC, psrc="10.0.0.1", pdst="10.0.0.2"))
     assert flow_key(arp) == arp[:14]
-    assert parse_flow_key(arp).ethertype == 0x0806 and parse_flow_key(arp).src_ip is None
+    assert parse_flow_key(arp).ethertype == 0x0806
+    assert parse_flow_key(arp).src_ip is None
     tagged = frame(Dot1Q(vlan=42), IP(src="10.0.0.1", dst="10.0.0.2"), UDP(sport=1, dport=2))
     fk = parse_flow_key(tagged)
-    assert fk.vlan_id == 42 and fk.l3_offset == 18 and fk.src_port == 1
+    assert fk.vlan_id == 42
+    assert fk.l3_offset == 18
+    assert fk.src_port == 1
 
 
 @pytest.mark.parametrize(
@@ -189,7 +194,8 @@ def test_outer_key_and_parse_outer_of_vxlan(vlan_id: int | None) -> None:
     )  # fmt: skip
     key, inner_at = outer_key(packet)
     tag = 0 if vlan_id is None else 4
-    assert inner_at == 50 + tag and packet[inner_at:] == INNER
+    assert inner_at == 50 + tag
+    assert packet[inner_at:] == INNER
     assert key == (
         (packet[12:16] if tag else b"")  # the 802.1Q tag
         + b"\x08\x00\x45"  # EtherType IPv4, version 4 IHL 5
@@ -214,11 +220,9 @@ def test_outer_key_and_parse_outer_of_nvgre() -> None:
         src_pa=SRC_PA, dst_pa=DST_PA,
     )  # fmt: skip
     key, inner_at = outer_key(packet)
-    assert (
-        inner_at == 42
-        and key[3:4] == b"\x2f"
-        and key[-8:] == (bytes.fromhex("20006558") + (6001 << 8 | 9).to_bytes(4, "big"))
-    )
+    assert inner_at == 42
+    assert key[3:4] == b"\x2f"
+    assert key[-8:] == (bytes.fromhex("20006558") + (6001 << 8 | 9).to_bytes(4, "big"))
     outer = parse_outer(packet)
     assert (outer.encapsulation, outer.vsid, outer.inner_offset) == ("nvgre", 6001, 42)
 

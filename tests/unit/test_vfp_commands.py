@@ -20,14 +20,14 @@ from openhnv.vfp.spaces import Mapping, ProviderAddress
         (lambda: conditions(vsids=[12]), "vsids"),
         (lambda: Rule("", 1, conditions(), Allow()), "rule_id"),
         (lambda: Rule("r", -1, conditions(), Allow()), "priority"),
-        (lambda: Rule("r", 1, conditions(), "allow"), "action"),
+        (lambda: Rule("r", 1, conditions(), "allow"), "action"),  # type: ignore[arg-type]
         (lambda: Route("not-a-mac"), "router_mac"),
         (
             lambda: Mapping("rd", "10.0.0.1", "fd00::1", "00:00:00:00:00:01", 5001),
             "provider_address",
         ),
         (
-            lambda: Mapping("rd", "10.0.0.1", "1.1.1.1", "00:00:00:00:00:01", 5001, "gre"),
+            lambda: Mapping("rd", "10.0.0.1", "1.1.1.1", "00:00:00:00:00:01", 5001, "gre"),  # type: ignore[arg-type]
             "encapsulation",
         ),
         (lambda: ProviderAddress("1.1.1.1", "00:00:00:00:00:01", vlan_id=5000), "vlan_id"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import pytest
 from vfp_frames import (
@@ -38,7 +39,7 @@ from openhnv.vfp.policy import IN, OUT, Allow, Block, Rule, conditions
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 
 
-def only(emits: list[object]) -> object:
+def only(emits: Sequence[object]) -> object:
     assert len(emits) == 1, emits
     return emits[0]
 
@@ -58,7 +59,8 @@ def test_l2_to_a_remote_vm_leaves_vxlan_encapsulated_toward_its_pa() -> None:
     assert f[22] == 64  # outer TTL
     assert f[23] == 17  # UDP
     assert csum(f[14:34]) == 0  # a valid IPv4 header checksum
-    assert f[26:30] == bytes([192, 168, 1, 10]) and f[30:34] == bytes([192, 168, 1, 20])
+    assert f[26:30] == bytes([192, 168, 1, 10])
+    assert f[30:34] == bytes([192, 168, 1, 20])
     sport, dport, ulen, ucsum = struct.unpack("!HHHH", f[34:42])
     assert 49152 <= sport <= 65535  # a hash of the inner flow
     assert dport == 4789
@@ -112,7 +114,8 @@ def test_routing_between_subnets_rewrites_macs_ttl_and_vsid() -> None:
     a, b = host(PA_A, MAC_A), host(PA_B, MAC_B)
     frame = udp_frame(VM1[1], ROUTER, VM1[2], VM4[2], ttl=64)
     tx = only(a.process("vm1", frame, 0.0))
-    assert isinstance(tx, Transmit) and tx.provider_address == PA_B
+    assert isinstance(tx, Transmit)
+    assert tx.provider_address == PA_B
     assert tx.frame[42:50] == b"\x08\x00\x00\x00" + (5002).to_bytes(3, "big") + b"\x00"
     inner = tx.frame[50:]
     assert inner[0:6] == mac(VM4[1])  # dst MAC: the destination CA's
@@ -127,8 +130,10 @@ def test_routing_to_a_local_vm_of_another_subnet() -> None:
     a = host(PA_A, MAC_A)
     frame = udp_frame(VM1[1], ROUTER, VM1[2], VM3[2], ttl=2)
     out = only(a.process("vm1", frame, 0.0))
-    assert isinstance(out, Deliver) and out.port == "vm3"
-    assert out.frame[0:12] == mac(VM3[1]) + mac(ROUTER) and out.frame[22] == 1
+    assert isinstance(out, Deliver)
+    assert out.port == "vm3"
+    assert out.frame[0:12] == mac(VM3[1]) + mac(ROUTER)
+    assert out.frame[22] == 1
     assert csum(out.frame[14:34]) == 0
     expired = udp_frame(VM1[1], ROUTER, VM1[2], VM3[2], ttl=1)
     assert a.process("vm1", expired, 0.0) == [Drop("vm1", "ttl_exceeded")]
@@ -163,12 +168,14 @@ def test_broadcast_is_replicated_as_unicast_to_every_other_vm_of_the_vsid() -> N
     assert set(by_target) == {"vm5", PA_B}  # VM5 local, VM2 remote; not VM3/VM4 (VSID 5002)
     local = by_target["vm5"]
     assert isinstance(local, Deliver)
-    assert local.frame[0:6] == mac(VM5[1]) and local.frame[30:34] == bytes([10, 1, 1, 15])
+    assert local.frame[0:6] == mac(VM5[1])
+    assert local.frame[30:34] == bytes([10, 1, 1, 15])
     assert csum(local.frame[14:34]) == 0
     remote = by_target[PA_B]
     assert isinstance(remote, Transmit)
     inner = remote.frame[50:]
-    assert inner[0:6] == mac(VM2[1]) and inner[30:34] == bytes([10, 1, 1, 12])
+    assert inner[0:6] == mac(VM2[1])
+    assert inner[30:34] == bytes([10, 1, 1, 12])
 
 
 def test_spoofed_source_mac_and_ip_from_a_vm_are_dropped() -> None:
@@ -227,7 +234,8 @@ def test_nvgre_encapsulation_and_back() -> None:
     assert f[34:36] == b"\x20\x00"  # key present
     assert f[36:38] == b"\x65\x58"  # transparent Ethernet bridging
     assert f[38:41] == (5001).to_bytes(3, "big")  # VSID; f[41] is the FlowID
-    assert struct.unpack("!H", f[16:18])[0] == 20 + 8 + len(inner) and csum(f[14:34]) == 0
+    assert struct.unpack("!H", f[16:18])[0] == 20 + 8 + len(inner)
+    assert csum(f[14:34]) == 0
     assert f[42:] == inner
     assert b.process(UPLINK, f, 0.0) == [Deliver("vm2", inner)]
     assert b.process(UPLINK, f, 0.0) == [Deliver("vm2", inner)]
@@ -238,7 +246,8 @@ def test_pa_vlan_tag_is_pushed() -> None:
     a.programming.apply(c.AddProviderAddress(ProviderAddress(PA_A, MAC_A, 24, vlan_id=42)))
     tx = only(a.process("vm1", udp_frame(VM1[1], VM2[1], VM1[2], VM2[2]), 0.0))
     assert isinstance(tx, Transmit)
-    assert tx.frame[12:16] == b"\x81\x00\x00\x2a" and tx.frame[16:18] == b"\x08\x00"
+    assert tx.frame[12:16] == b"\x81\x00\x00\x2a"
+    assert tx.frame[16:18] == b"\x08\x00"
     assert csum(tx.frame[18:38]) == 0
     b = host(PA_B, MAC_B)
     b.programming.apply(c.AddProviderAddress(ProviderAddress(PA_B, MAC_B, 24, vlan_id=42)))
@@ -375,7 +384,8 @@ def test_a_rule_change_re_evaluates_existing_flows_without_flushing() -> None:
     assert a.listing.counters("vm1")["flows"] == 1  # not flushed
     assert a.process("vm1", frame, 0.0) == [Drop("vm1", "acl_deny")]
     flow = a.listing.flows("vm1")[0]
-    assert flow["generation"] > gen and flow["result"] == "drop(acl_deny)"
+    assert flow["generation"] > gen
+    assert flow["result"] == "drop(acl_deny)"
     a.programming.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "deny-dns"))
     assert isinstance(only(a.process("vm1", frame, 0.0)), Transmit)
     assert a.listing.counters("vm1")["flow_setups"] == 1
@@ -385,12 +395,14 @@ def test_a_mapping_change_re_evaluates_existing_flows() -> None:
     a = host(PA_A, MAC_A)
     frame = udp_frame(VM1[1], VM2[1], VM1[2], VM2[2])
     first = only(a.process("vm1", frame, 0.0))
-    assert isinstance(first, Transmit) and first.provider_address == PA_B
+    assert isinstance(first, Transmit)
+    assert first.provider_address == PA_B
     # VM2 live-migrates to a host with PA 192.168.1.30
     a.programming.apply(c.SetPaNeighbor("192.168.1.30", "02:00:00:00:0c:01"))
     a.programming.apply(c.AddMapping(Mapping(CONTOSO, VM2[2], "192.168.1.30", VM2[1], 5001)))
     moved = only(a.process("vm1", frame, 0.0))
-    assert isinstance(moved, Transmit) and moved.provider_address == "192.168.1.30"
+    assert isinstance(moved, Transmit)
+    assert moved.provider_address == "192.168.1.30"
     assert moved.frame[0:6] == mac("02:00:00:00:0c:01")
     a.programming.apply(c.RemoveMapping(CONTOSO, VM2[2]))
     assert a.process("vm1", frame, 0.0) == [Drop("vm1", "no_mapping")]
@@ -434,5 +446,6 @@ def test_cached_outer_headers_follow_the_inner_length() -> None:
         assert isinstance(tx, Transmit)
         assert struct.unpack("!H", tx.frame[16:18])[0] == 36 + len(inner)
         assert struct.unpack("!H", tx.frame[38:40])[0] == 16 + len(inner)
-        assert csum(tx.frame[14:34]) == 0 and tx.frame[50:] == inner
+        assert csum(tx.frame[14:34]) == 0
+        assert tx.frame[50:] == inner
     assert a.listing.counters("vm1")["flow_setups"] == 1

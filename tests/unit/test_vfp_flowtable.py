@@ -3,6 +3,8 @@ FIN/RST, survives the close's trailing packets, and is retired once (close or id
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from vfp_frames import MAC_A, MAC_B, PA_A, PA_B, VM1, VM2, TcpEnd, host
 
@@ -10,7 +12,7 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
 from openhnv.vfp.engine import DEFAULT_CLOSE_TIMEOUT, VfpEngine
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.policy import IN, OUT, Block, Rule, conditions
+from openhnv.vfp.policy import IN, OUT, Block, Direction, Rule, conditions
 
 SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
 DENY_IN = [(IN, Rule("deny-all-in", 100, conditions(), Block()))]
@@ -19,8 +21,8 @@ DENY_IN = [(IN, Rule("deny-all-in", 100, conditions(), Block()))]
 class Wire:
     """Two hosts: VM1 on A, VM2 on B; frames cross A's encap and B's decap or back."""
 
-    def __init__(self, **acl: object) -> None:
-        self.a, self.b = host(PA_A, MAC_A, **acl), host(PA_B, MAC_B)
+    def __init__(self, nic_acl: Sequence[tuple[Direction, Rule]] = ()) -> None:
+        self.a, self.b = host(PA_A, MAC_A, nic_acl=nic_acl), host(PA_B, MAC_B)
         self.client = TcpEnd(VM1, VM2, 40000, 5201)
         self.server = TcpEnd(VM2, VM1, 5201, 40000)
         self.now = 0.0
@@ -38,7 +40,8 @@ class Wire:
         self.now += 0.001
         frame = end.segment(flags, payload, **kw)
         sent = src.process(port, frame, self.now)
-        assert len(sent) == 1 and isinstance(sent[0], Transmit), sent
+        assert len(sent) == 1, sent
+        assert isinstance(sent[0], Transmit), sent
         got = dst.process(UPLINK, sent[0].frame, self.now)
         if got == [Deliver(peer_port(port), frame)]:
             peer.saw(frame)
@@ -85,7 +88,8 @@ def test_a_tcp_connection_sets_up_its_pair_once_and_retires_it_once() -> None:
         assert [f["closing"] for f in sw.listing.flows(port)] == [True, True]
     # closed pairs go after the close timeout, long before the idle timeout
     later = w.now + DEFAULT_CLOSE_TIMEOUT + 1
-    assert w.a.expire(later) == 2 and w.b.expire(later) == 2  # flows, not the uplink's
+    assert w.a.expire(later) == 2
+    assert w.b.expire(later) == 2
     for sw, port in ((w.a, "vm1"), (w.b, "vm2")):
         assert w.counters(sw, port)["flows_retired"] == 2
         assert sw.listing.counters(port)["connections"] == 0

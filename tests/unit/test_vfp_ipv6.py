@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Sequence
 
 from vfp_frames import CONTOSO, MAC_A, MAC_B, PA_A, PA_B, ROUTER, eth, mac, udp
 
@@ -11,7 +12,7 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
-from openhnv.vfp.policy import OUT, Block, Rule, conditions
+from openhnv.vfp.policy import OUT, Block, Direction, Rule, conditions
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 
 V1 = ("v1", "00:1d:d8:00:06:01", "fd00:1:1::11", 5001, PA_A)
@@ -26,7 +27,7 @@ def ipv6_udp(src_mac: str, dst_mac: str, src: str, dst: str, hop: int = 64) -> b
     return eth(dst_mac, src_mac, 0x86DD, head + payload)
 
 
-def host(pa: str, pa_mac: str, nic_acl: list[tuple[str, Rule]] | None = None) -> VfpEngine:
+def host(pa: str, pa_mac: str, nic_acl: Sequence[tuple[Direction, Rule]] = ()) -> VfpEngine:
     sw = VfpEngine(clock=lambda: 0.0)
     sw.programming.apply(c.AddProviderAddress(ProviderAddress(pa, pa_mac)))
     sw.programming.apply(
@@ -37,10 +38,9 @@ def host(pa: str, pa_mac: str, nic_acl: list[tuple[str, Rule]] | None = None) ->
         if vm_pa == pa:
             port = c.AddPort(name, vm_mac, vsid, CONTOSO, (ip,))
             prefixes = ["10.1.0.0/16", "fd00:1::/32"]
-            acl = nic_acl or []
             cmds = hnv_port_commands(
-                port, router_mac=ROUTER, vnet_prefixes=prefixes, nic_acl=acl, families=(4, 6)
-            )  # type: ignore[arg-type]
+                port, router_mac=ROUTER, vnet_prefixes=prefixes, nic_acl=nic_acl, families=(4, 6)
+            )
             sw.programming.apply_all(cmds)
     return sw
 
@@ -49,7 +49,9 @@ def test_ipv6_l2_across_hosts() -> None:
     a, b = host(PA_A, MAC_A), host(PA_B, MAC_B)
     frame = ipv6_udp(V1[1], V2[1], V1[2], V2[2])
     tx = a.process("v1", frame, 0.0)[0]
-    assert isinstance(tx, Transmit) and tx.provider_address == PA_B and tx.frame[50:] == frame
+    assert isinstance(tx, Transmit)
+    assert tx.provider_address == PA_B
+    assert tx.frame[50:] == frame
     assert b.process(UPLINK, tx.frame, 0.0) == [Deliver("v2", frame)]
 
 
@@ -59,13 +61,14 @@ def test_ipv6_routing_decrements_the_hop_limit() -> None:
     tx = a.process("v1", frame, 0.0)[0]
     assert isinstance(tx, Transmit)
     inner = tx.frame[50:]
-    assert inner[0:12] == mac(V3[1]) + mac(ROUTER) and inner[21] == 8
+    assert inner[0:12] == mac(V3[1]) + mac(ROUTER)
+    assert inner[21] == 8
     assert tx.frame[46:49] == (5002).to_bytes(3, "big")
     assert b.process(UPLINK, tx.frame, 0.0) == [Deliver("v3", inner)]
 
 
 def test_ipv6_acl_group() -> None:
     deny = [(OUT, Rule("deny-v2", 100, conditions(dst_prefixes=["fd00:1:1::12/128"]), Block()))]
-    a = host(PA_A, MAC_A, nic_acl=deny)  # type: ignore[arg-type]
+    a = host(PA_A, MAC_A, nic_acl=deny)
     assert a.process("v1", ipv6_udp(V1[1], V2[1], V1[2], V2[2]), 0.0) == [Drop("v1", "acl_deny")]
     assert isinstance(a.process("v1", ipv6_udp(V1[1], ROUTER, V1[2], V3[2]), 0.0)[0], Transmit)

@@ -43,7 +43,8 @@ def test_trace_of_a_denied_packet_and_of_a_local_delivery() -> None:
     )
     t = a.listing.trace("vm1", OUT, udp_frame(VM1[1], VM5[1], VM1[2], VM5[2]))
     assert t.result == "deliver to port vm5"
-    assert t.then is not None and t.then.port == "vm5"
+    assert t.then is not None
+    assert t.then.port == "vm5"
     assert t.then.result == "drop(acl_deny)"
     assert ("ACL_SUBNET", "no-dns") in [(s.layer, s.rule_id) for s in t.then.steps]
 
@@ -55,7 +56,8 @@ def test_trace_from_the_uplink_follows_into_the_port() -> None:
     t = b.listing.trace(UPLINK, "in", tx.frame)
     assert t.result == "decapsulate to port vm2"
     assert t.transposition.describe() == "pop vxlan(vsid=5001)"
-    assert t.then is not None and t.then.result == "deliver to port vm2"
+    assert t.then is not None
+    assert t.then.result == "deliver to port vm2"
     assert b.listing.counters(UPLINK)["packets_in"] == 0
 
 

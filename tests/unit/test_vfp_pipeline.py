@@ -7,6 +7,8 @@ source has no mapping to a local PA spreads over the PAs by flow hash.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from vfp_frames import (
     CONTOSO,
     MAC_B,
@@ -68,8 +70,10 @@ def transmits(sw: VfpEngine, port: str, frames: list[bytes]) -> list[Transmit]:
     return out  # type: ignore[return-value]
 
 
-def flows(src: tuple[str, str, str], dst: tuple[str, ...], n: int = 64) -> list[bytes]:
-    return [udp_frame(src[1], dst[1], src[2], dst[2], sport=2000 + i) for i in range(n)]
+def flows(src: tuple[str, str, str], dst: Sequence[object], n: int = 64) -> list[bytes]:
+    """``n`` UDP flows from VM ``src`` to VM ``dst`` (name, MAC, address, ...)."""
+    dst_mac, dst_ip = str(dst[1]), str(dst[2])
+    return [udp_frame(src[1], dst_mac, src[2], dst_ip, sport=2000 + i) for i in range(n)]
 
 
 def test_every_flow_of_a_vm_leaves_from_its_mapped_pa_and_is_accepted() -> None:
@@ -91,7 +95,8 @@ def test_routed_flows_leave_from_the_mapped_pa_too() -> None:
     for tx in transmits(a, "vm1", frames):
         assert tx.source_pa == PA_2
         (em,) = b.process(UPLINK, tx.frame, 0.0)
-        assert isinstance(em, Deliver) and em.port == "vm4"
+        assert isinstance(em, Deliver)
+        assert em.port == "vm4"
 
 
 def test_broadcast_copies_leave_from_the_mapped_pa() -> None:
@@ -116,7 +121,8 @@ def test_a_mapped_pa_off_link_from_the_destination_goes_through_its_gateway() ->
     a, b = two_pa_host(vm1_pa=OTHER_RACK_PA, second=other), receiver(OTHER_RACK_PA)
     for tx in transmits(a, "vm1", flows(VM1[:3], VM2, 16)):
         assert tx.source_pa == OTHER_RACK_PA  # though PA_1 is on-link with PA_B
-        assert tx.frame[0:6] == mac(GATEWAY_MAC) and tx.frame[6:12] == mac(OTHER_RACK_MAC)
+        assert tx.frame[0:6] == mac(GATEWAY_MAC)
+        assert tx.frame[6:12] == mac(OTHER_RACK_MAC)
         assert tx.frame[12:16] == b"\x81\x00\x00\x0c"  # the other rack's VLAN
         untagged = tx.frame[:12] + tx.frame[16:]
         assert b.process(UPLINK, untagged, 0.0) == [Deliver("vm2", untagged[50:])]

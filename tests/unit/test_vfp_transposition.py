@@ -48,8 +48,10 @@ def test_nvgre_with_a_vlan_tag_decodes_with_scapy() -> None:
     assert isinstance(em, Transmit)
     pkt = Ether(em.frame)
     assert pkt[Dot1Q].vlan == 42
-    assert pkt[IP].proto == 47 and csum(em.frame[18:38]) == 0
-    assert pkt[GRE].key_present == 1 and pkt[GRE].proto == 0x6558
+    assert pkt[IP].proto == 47
+    assert csum(em.frame[18:38]) == 0
+    assert pkt[GRE].key_present == 1
+    assert pkt[GRE].proto == 0x6558
     assert pkt[GRE].key == 5001 << 8 | 0xAB
     assert bytes(pkt[GRE].payload) == INNER
 
@@ -58,7 +60,8 @@ def test_inner_edit_decrements_ttl_and_keeps_the_checksum_right() -> None:
     edit = InnerEdit("00:1d:d8:00:00:04", "40:1d:d8:b7:1c:06", True, 4, 14)
     out = edit.apply(INNER)
     assert out is not None
-    assert out[22] == 4 and csum(out[14:34]) == 0
+    assert out[22] == 4
+    assert csum(out[14:34]) == 0
     assert Ether(out)[Ether].dst == "00:1d:d8:00:00:04"
     assert (
         edit.apply(

@@ -24,7 +24,8 @@ def test_tag_from_auxdata_is_put_back() -> None:
     restored = restore_vlan_tag(FRAME, auxdata(status, tci=(3 << 13) | 20, tpid=0x8100))
     parsed = Ether(restored)
     assert (parsed[Dot1Q].vlan, parsed[Dot1Q].prio, parsed[Dot1Q].type) == (20, 3, 0x0800)
-    assert restored[:12] == FRAME[:12] and restored[16:] == FRAME[12:]
+    assert restored[:12] == FRAME[:12]
+    assert restored[16:] == FRAME[12:]
 
 
 def test_tpid_defaults_to_8021q_when_the_kernel_does_not_say() -> None:

@@ -76,10 +76,9 @@ class Net:
                     self.network.add_vm_port(host, vm.name, vm.mac)
             sw = HostSwitch(VfpEngine(), EmulatedDriver(self.network, host), expire_interval=None)
             sw.start()
-            _, vlan, gateway = RACKS[rack]
-            if vlans is not None and host in vlans:
-                vlan = vlans[host]
-            sw.set_provider_addresses([PaConfig(pa, 24, vlan, gateway, "up0")])
+            _, rack_vlan, gateway = RACKS[rack]
+            pa_vlan = vlans[host] if vlans is not None and host in vlans else rack_vlan
+            sw.set_provider_addresses([PaConfig(pa, 24, pa_vlan, gateway, "up0")])
             cmds: list[c.Command] = []
             for vm in VMS.values():
                 pa_of_vm = HOSTS[vm.host][1]
@@ -167,7 +166,8 @@ def test_the_distributed_router_routes_between_subnets_of_a_vnet(net: Net) -> No
     frame = udp_frame(c11.mac, ROUTER, c11.ip, c22.ip, ttl=64)
     net.send("c11", frame)
     (got,) = net.received("c22")
-    assert got[0:6] == mac(c22.mac) and got[6:12] == mac(ROUTER)
+    assert got[0:6] == mac(c22.mac)
+    assert got[6:12] == mac(ROUTER)
     assert got[22] == 63  # inner TTL - 1
     assert got[34:] == frame[34:]
     outers = [decapsulate(untag(f)[1]) for _, f in net.network.wire()]

@@ -55,7 +55,8 @@ def test_encap_entry_from_the_engines_template(nvgre: bool, vlan_id: int | None)
     assert (entry.action, entry.ifindex, entry.mtu, entry.entropy) == (ACT_ENCAP, 4, 1600, entropy)
     assert entry.encap == (ENCAP_NVGRE if nvgre else ENCAP_VXLAN)
     assert entry.header_len == (42 if nvgre else 50)
-    assert entry.flags == (F_VLAN if vlan_id else 0) and entry.vlan_tci == (vlan_id or 0)
+    assert entry.flags == (F_VLAN if vlan_id else 0)
+    assert entry.vlan_tci == (vlan_id or 0)
     assert entry.csum_partial == engine.template.partial_sum  # the engine's own partial sum
     assert entry.gens == (GenerationRef(1, 5), GenerationRef(GEN_UNUSED, 0))
     untagged = _encap(nvgre, None).header(0, entropy)
@@ -85,17 +86,21 @@ def test_the_packet_layers_template_is_accepted_too() -> None:
     template = TunnelTemplate.vxlan(outer_src_mac=UP1, outer_dst_mac=UP2, src_pa=PA1,
                                     dst_pa=PA2, vni=VSID, vlan_id=7)  # fmt: skip
     entry = entries.encap_flow(template.header, entropy=1, uplink_ifindex=2, mtu=1500)
-    assert entry.vlan_tci == 7 and entry.encap == ENCAP_VXLAN
+    assert entry.vlan_tci == 7
+    assert entry.encap == ENCAP_VXLAN
     assert entry.csum_partial == template.partial_sum
 
 
 def test_an_inner_edit_sets_the_flags_and_macs() -> None:
     edit = entries.EntryEdit(bytes.fromhex("020000000102"), bytes.fromhex("02005e000101"), True)
     entry = entries.deliver_flow(9, edit=edit)
-    assert entry.action == ACT_DELIVER and entry.flags == F_SET_MACS | F_DEC_TTL
+    assert entry.action == ACT_DELIVER
+    assert entry.flags == F_SET_MACS | F_DEC_TTL
     assert (entry.dst_mac, entry.src_mac) == (edit.dst_mac, edit.src_mac)
     plain = entries.decap_deliver_flow(9)
-    assert plain.action == ACT_DECAP_DELIVER and plain.flags == 0 and plain.header_len == 0
+    assert plain.action == ACT_DECAP_DELIVER
+    assert plain.flags == 0
+    assert plain.header_len == 0
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ from openhnv.vswitch.fastpath.probe import probe
 
 def test_the_object_is_built_next_to_its_sources() -> None:
     assert object_path() == OBJECT_PATH
-    assert OBJECT_PATH.parent.name == "bpf" and (OBJECT_PATH.parent / "hnv.h").is_file()
+    assert OBJECT_PATH.parent.name == "bpf"
+    assert (OBJECT_PATH.parent / "hnv.h").is_file()
 
 
 def test_a_missing_object_names_the_make_target(tmp_path: Path) -> None:
@@ -30,7 +31,9 @@ def test_a_missing_object_names_the_make_target(tmp_path: Path) -> None:
 
 def test_probe_says_why_in_one_line(tmp_path: Path) -> None:
     why = probe(tmp_path / "hnv_fastpath.o")
-    assert why is not None and MAKE_TARGET in why and "\n" not in why
+    assert why is not None
+    assert MAKE_TARGET in why
+    assert "\n" not in why
 
 
 def test_an_object_that_is_not_one_is_refused(tmp_path: Path) -> None:

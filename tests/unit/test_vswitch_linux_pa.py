@@ -12,8 +12,8 @@ from typing import Any, cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.layers.inet import GRE, ICMP, IP, UDP
-from scapy.layers.l2 import ARP, Dot1Q, Ether
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import ARP, GRE, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 
 from openhnv.vfp.emits import Transmit
@@ -136,8 +136,12 @@ def test_arp_and_echo_for_a_pa_are_answered_on_its_uplink() -> None:
     echo = Ether(src=PEER_MAC, dst=MAC0) / Dot1Q(vlan=20) / IP(src=PEER_PA, dst=PA0) / ICMP()
     pa_side.receive(ring(up0), [bytes(request), bytes(echo)])
     reply, pong = (Ether(f) for f in up0.queued)
-    assert reply[Dot1Q].vlan == 20 and reply[ARP].op == 2 and reply[ARP].psrc == PA0
-    assert pong[Dot1Q].vlan == 20 and pong[ICMP].type == 0 and pong[IP].dst == PEER_PA
+    assert reply[Dot1Q].vlan == 20
+    assert reply[ARP].op == 2
+    assert reply[ARP].psrc == PA0
+    assert pong[Dot1Q].vlan == 20
+    assert pong[ICMP].type == 0
+    assert pong[IP].dst == PEER_PA
 
 
 def test_outer_frames_leave_by_the_uplink_of_their_source_pa() -> None:

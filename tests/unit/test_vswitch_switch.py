@@ -95,7 +95,8 @@ def test_ports_reported_before_and_after_start_reach_the_listener() -> None:
     sw.set_listener(later)
     assert later.added == agent.added
     driver.remove_port("early")
-    assert later.removed == ["early"] and agent.removed == []
+    assert later.removed == ["early"]
+    assert agent.removed == []
     assert sw.ports() == {"late": "02:00:00:00:00:0b"}
     sw.stop()
     sw.stop()
@@ -140,7 +141,8 @@ def test_two_switches_carry_a_frame_from_vm_to_vm() -> None:
     (tx,) = a_driver.take_transmitted()
     b_driver.inject_from_uplink(tx.frame)
     (got,) = b_driver.take_sent("vm4")
-    assert got[0:6] == mac(VM4[1]) and got[6:12] == mac(ROUTER)
+    assert got[0:6] == mac(VM4[1])
+    assert got[6:12] == mac(ROUTER)
     assert got[22] == frame[22] - 1  # TTL decremented by the distributed router
     assert b.inspect(lambda e: e.listing.counters(UPLINK))["packets_in"] == 1
 

@@ -82,7 +82,8 @@ def outer_packet(dst: str = PEER_PA, src: str = PA0) -> bytes:
 
 
 def only_transmit(ops: Sequence[object]) -> UplinkSend:
-    assert len(ops) == 1 and isinstance(ops[0], UplinkSend), ops
+    assert len(ops) == 1, ops
+    assert isinstance(ops[0], UplinkSend), ops
     return ops[0]
 
 
@@ -95,7 +96,8 @@ def test_arp_request_for_a_pa_gets_a_tagged_reply() -> None:
     reply = Ether(out.frame)
     assert out.uplink == 0
     assert reply[Dot1Q].vlan == VLAN
-    assert reply.dst == PEER_MAC and reply.src == "02:00:00:00:0a:00"
+    assert reply.dst == PEER_MAC
+    assert reply.src == "02:00:00:00:0a:00"
     assert reply[ARP].op == 2
     assert (reply[ARP].psrc, reply[ARP].hwsrc) == (PA0, "02:00:00:00:0a:00")
     assert (reply[ARP].pdst, reply[ARP].hwdst) == (PEER_PA, PEER_MAC)
@@ -133,7 +135,8 @@ def test_gratuitous_arp_announces_each_pa() -> None:
     ops = stack().announce()
     assert [op.uplink for op in ops if isinstance(op, UplinkSend)] == [0, 1]
     first = Ether(ops[0].frame)  # type: ignore[union-attr]
-    assert first.dst == "ff:ff:ff:ff:ff:ff" and first[Dot1Q].vlan == VLAN
+    assert first.dst == "ff:ff:ff:ff:ff:ff"
+    assert first[Dot1Q].vlan == VLAN
     assert first[ARP].psrc == first[ARP].pdst == PA0
 
 
@@ -144,7 +147,8 @@ def test_first_packet_asks_arp_and_waits_then_all_go_in_order() -> None:
     s = stack()
     request = only_transmit(s.send_ip(0, outer_packet(), now=0.0))
     asked = Ether(request.frame)
-    assert asked.dst == "ff:ff:ff:ff:ff:ff" and asked[Dot1Q].vlan == VLAN
+    assert asked.dst == "ff:ff:ff:ff:ff:ff"
+    assert asked[Dot1Q].vlan == VLAN
     assert (asked[ARP].op, asked[ARP].pdst, asked[ARP].psrc) == (1, PEER_PA, PA0)
     # A second packet while waiting: queued, no second request.
     second = outer_packet(dst=PEER_PA, src=PA0)[:-1] + b"y"
@@ -166,7 +170,8 @@ def test_off_subnet_pa_resolves_the_gateway() -> None:
     assert asked[ARP].pdst == GATEWAY
     sent = s.receive(0, arp_reply(GATEWAY, ROUTER_MAC), now=0.1)
     frame = Ether(only_transmit(sent).frame)
-    assert frame.dst == ROUTER_MAC and frame[IP].dst == REMOTE_PA
+    assert frame.dst == ROUTER_MAC
+    assert frame[IP].dst == REMOTE_PA
 
 
 def test_off_subnet_without_gateway_is_dropped() -> None:
@@ -246,13 +251,15 @@ def test_vxlan_to_a_local_pa_is_handed_up() -> None:
     s = stack()
     [op] = s.receive(0, vxlan_frame(), now=0.0)
     assert isinstance(op, TunnelFrame)
-    assert op.encapsulation == "vxlan" and op.source_port == 50000
+    assert op.encapsulation == "vxlan"
+    assert op.source_port == 50000
     assert op.outer_source == ipaddress.IPv4Address(REMOTE_PA).packed
     assert op.outer_destination == ipaddress.IPv4Address(PA0).packed
     assert op.payload == bytes.fromhex("0800000000138900") + b"inner-frame"
     # The other uplink's PA is local too.
     [op] = s.receive(1, vxlan_frame(dst=PA1, mac=MAC1), now=0.0)
-    assert isinstance(op, TunnelFrame) and op.uplink == 1
+    assert isinstance(op, TunnelFrame)
+    assert op.uplink == 1
 
 
 def test_nvgre_to_a_local_pa_is_handed_up() -> None:
@@ -320,7 +327,8 @@ def test_ping_to_a_pa_is_answered() -> None:
         / Raw(b"ping-data")
     )
     reply = Ether(only_transmit(s.receive(0, request, now=0.0)).frame)
-    assert reply.dst == ROUTER_MAC and reply[Dot1Q].vlan == VLAN
+    assert reply.dst == ROUTER_MAC
+    assert reply[Dot1Q].vlan == VLAN
     assert (reply[IP].src, reply[IP].dst) == (PA0, REMOTE_PA)
     assert (reply[ICMP].type, reply[ICMP].id, reply[ICMP].seq) == (0, 7, 3)
     assert bytes(reply[Raw].load) == b"ping-data"
@@ -372,9 +380,12 @@ def test_resolve_asks_once_and_learns_the_answer() -> None:
     s = stack(vlan=0)
     hop = ipaddress.IPv4Address(PEER_PA).packed
     ops = s.resolve(0, hop, 0.0)
-    assert len(ops) == 1 and isinstance(ops[0], UplinkSend)
+    assert len(ops) == 1
+    assert isinstance(ops[0], UplinkSend)
     request = Ether(ops[0].frame)
-    assert request[ARP].op == 1 and request[ARP].pdst == PEER_PA and request[ARP].psrc == PA0
+    assert request[ARP].op == 1
+    assert request[ARP].pdst == PEER_PA
+    assert request[ARP].psrc == PA0
     assert s.resolve(0, hop, 0.1) == []  # already asking
     reply = Ether(dst=MAC0, src=PEER_MAC) / ARP(
         op=2, hwsrc=PEER_MAC, psrc=PEER_PA, hwdst=MAC0, pdst=PA0

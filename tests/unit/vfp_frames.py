@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Sequence
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
+from openhnv.vfp.policy import Direction, Rule
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 
 
@@ -18,7 +20,7 @@ def mac(text: str) -> bytes:
 def csum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF
@@ -91,7 +93,12 @@ ALL_VMS = (VM1, VM2, VM3, VM4, VM5, FAB1)
 
 
 def host(
-    pa: str, pa_mac: str, *, capacity: int = 1000, idle: float = 60.0, **acl: object
+    pa: str,
+    pa_mac: str,
+    *,
+    capacity: int = 1000,
+    idle: float = 60.0,
+    nic_acl: Sequence[tuple[Direction, Rule]] = (),
 ) -> VfpEngine:
     """A switch for host ``pa`` with every VM's mapping and its local VMs' ports."""
     sw = VfpEngine(flow_capacity=capacity, idle_timeout=idle, clock=lambda: 0.0)
@@ -104,7 +111,9 @@ def host(
         if vm_pa == pa:
             prefixes = ["10.1.0.0/16"]
             port = c.AddPort(name, vm_mac, vsid, rdid, (ip,))
-            commands = hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=prefixes, **acl)  # type: ignore[arg-type]
+            commands = hnv_port_commands(
+                port, router_mac=ROUTER, vnet_prefixes=prefixes, nic_acl=nic_acl
+            )
             sw.programming.apply_all(commands)
     return sw
 

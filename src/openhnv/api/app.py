@@ -1,9 +1,10 @@
 """The FastAPI application of the Network Controller's northbound REST API.
 
-``create_app(service)`` declares one route per collection and resource kind under
-``/networking/v1`` (so ``/openapi.json`` documents each, with every status code it can
-answer), makes collection names case-insensitive with a small ASGI rewrite, and renders
-``ApiError`` as Microsoft's ``{"error": {"code", "message"}}``. Status codes: PUT 201
+``create_app(service)`` declares, from one table (``OPERATIONS``: list, get, put,
+delete), a route per operation and collection kind under ``/networking/v1`` (so
+``/openapi.json`` documents each, with every status code it can answer), makes
+collection names case-insensitive with a small ASGI rewrite, and renders ``ApiError``
+as Microsoft's ``{"error": {"code", "message"}}``. Status codes: PUT 201
 (created) or 200 (replaced); GET 200; DELETE 200 (deleted) or 404 (absent); 400 bad
 body or reference; 404 unknown resource; 409 conflict or still referenced; 412 stale
 ``If-Match``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -212,6 +214,10 @@ class _Routes:
 
         return endpoint
 
+    def endpoint(self, verb: str) -> Endpoint:
+        builders = {"list": self.list, "get": self.get, "put": self.put, "delete": self.delete}
+        return builders[verb]()
+
 
 def _body_schema(kind: tuple[str, ...]) -> dict[str, Any]:
     return {
@@ -225,72 +231,88 @@ def _body_schema(kind: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def create_app(service: ControllerService) -> FastAPI:
-    """The REST application over ``service``."""
-    app = FastAPI(
-        title="openhnv Network Controller",
-        version=__version__,
-        description="Microsoft Network Controller northbound REST API (HNV v2 subset).",
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One route of every kind: its method, whether on an item or the collection, and
+    what ``/openapi.json`` says of it (``answers``: status -> description and schema)."""
+
+    verb: str  # list, get, put, delete: the endpoint, and the operationId's prefix
+    method: str
+    item: bool
+    summary: str  # "{name}" is the kind, e.g. virtualNetworks/subnets
+    answers: dict[int, tuple[str, dict[str, Any] | None]]
+    errors: tuple[int, ...]
+    if_match: bool = False
+    body: bool = False  # takes a resource body (the kind's model)
+    on_singleton: bool = True  # virtualNetworkManager/configuration has it too
+
+
+OPERATIONS = (
+    Operation(
+        "list",
+        "GET",
+        False,
+        "List {name}",
+        {200: ("The collection", COLLECTION_SCHEMA)},
+        (400, 404),
+    ),
+    Operation(
+        "get",
+        "GET",
+        True,
+        "Get one of {name}",
+        {200: ("The resource", RESOURCE_SCHEMA)},
+        (400, 404),
+    ),
+    Operation(
+        "put",
+        "PUT",
+        True,
+        "Create or replace one of {name}",
+        {200: ("Replaced (or unchanged)", RESOURCE_SCHEMA), 201: ("Created", RESOURCE_SCHEMA)},
+        (400, 404, 409, 412),
+        if_match=True,
+        body=True,
+    ),
+    Operation(
+        "delete",
+        "DELETE",
+        True,
+        "Delete one of {name}",
+        {200: ("Deleted", None)},
+        (400, 404, 409, 412),
+        if_match=True,
+        on_singleton=False,
+    ),
+)
+
+
+def _add_route(app: FastAPI, routes: _Routes, op: Operation) -> None:
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"description": text}
+        if schema is None
+        else {"description": text, "content": _json(schema)}
+        for status, (text, schema) in op.answers.items()
+    }
+    extra: dict[str, Any] = {"parameters": routes.parameters(op.item, if_match=op.if_match)}
+    if op.body:
+        extra["requestBody"] = {"required": True, "content": _json(_body_schema(routes.kind))}
+    plain = all(schema is None for _, schema in op.answers.values())
+    app.add_api_route(
+        routes.template(item=op.item),
+        routes.endpoint(op.verb),
+        methods=[op.method],
+        summary=op.summary.format(name="/".join(routes.kind)),
+        operation_id=f"{op.verb}_{'_'.join(routes.kind)}",
+        tags=[routes.kind[0]],
+        responses={**responses, **_errors(*op.errors)},
+        openapi_extra=extra,
+        response_class=Response if plain else JSONResponse,
     )
-    for kind in KINDS:
-        routes = _Routes(service, kind)
-        name = "/".join(kind)
-        singleton = kind == (SINGLETON_COLLECTION,)
-        app.add_api_route(
-            routes.template(item=False),
-            routes.list(),
-            methods=["GET"],
-            summary=f"List {name}",
-            operation_id=f"list_{'_'.join(kind)}",
-            tags=[kind[0]],
-            responses={
-                200: {"description": "The collection", "content": _json(COLLECTION_SCHEMA)},
-                **_errors(400, 404),
-            },
-            openapi_extra={"parameters": routes.parameters(item=False)},
-        )
-        app.add_api_route(
-            routes.template(item=True),
-            routes.get(),
-            methods=["GET"],
-            summary=f"Get one of {name}",
-            operation_id=f"get_{'_'.join(kind)}",
-            tags=[kind[0]],
-            responses={
-                200: {"description": "The resource", "content": _json(RESOURCE_SCHEMA)},
-                **_errors(400, 404),
-            },
-            openapi_extra={"parameters": routes.parameters(item=True)},
-        )
-        app.add_api_route(
-            routes.template(item=True),
-            routes.put(),
-            methods=["PUT"],
-            summary=f"Create or replace one of {name}",
-            operation_id=f"put_{'_'.join(kind)}",
-            tags=[kind[0]],
-            responses={
-                200: {"description": "Replaced (or unchanged)", "content": _json(RESOURCE_SCHEMA)},
-                201: {"description": "Created", "content": _json(RESOURCE_SCHEMA)},
-                **_errors(400, 404, 409, 412),
-            },
-            openapi_extra={
-                "parameters": routes.parameters(item=True, if_match=True),
-                "requestBody": {"required": True, "content": _json(_body_schema(kind))},
-            },
-        )
-        if not singleton:
-            app.add_api_route(
-                routes.template(item=True),
-                routes.delete(),
-                methods=["DELETE"],
-                summary=f"Delete one of {name}",
-                operation_id=f"delete_{'_'.join(kind)}",
-                tags=[kind[0]],
-                response_class=Response,
-                responses={200: {"description": "Deleted"}, **_errors(400, 404, 409, 412)},
-                openapi_extra={"parameters": routes.parameters(item=True, if_match=True)},
-            )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as Microsoft's ``{"error": {"code", "message"}}``."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError) -> Response:
@@ -304,6 +326,9 @@ def create_app(service: ControllerService) -> FastAPI:
             {"error": {"code": code, "message": message}}, status_code=err.status_code
         )
 
+
+def _with_models(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` with the resource models' schemas among the components."""
     original_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -317,6 +342,22 @@ def create_app(service: ControllerService) -> FastAPI:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    return openapi
+
+
+def create_app(service: ControllerService) -> FastAPI:
+    """The REST application over ``service``: every operation of every kind."""
+    app = FastAPI(
+        title="openhnv Network Controller",
+        version=__version__,
+        description="Microsoft Network Controller northbound REST API (HNV v2 subset).",
+    )
+    for kind in KINDS:
+        routes = _Routes(service, kind)
+        for op in OPERATIONS:
+            if op.on_singleton or kind != (SINGLETON_COLLECTION,):
+                _add_route(app, routes, op)
+    _add_error_handlers(app)
+    app.openapi = _with_models(app)  # type: ignore[method-assign]
     app.add_middleware(CaseInsensitiveCollections)
     return app

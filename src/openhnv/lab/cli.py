@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from openhnv.lab import builder, daemons, netns, orchestrator
+from openhnv.lab.documents import Document
 from openhnv.lab.errors import LabError
-from openhnv.lab.resources import Document, host_state_dir
+from openhnv.lab.resources import host_state_dir
 from openhnv.lab.rest import ControllerClient, provisioning_state
 from openhnv.lab.topology import Topology, lab_name_problem, load
 

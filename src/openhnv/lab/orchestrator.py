@@ -26,8 +26,9 @@ from pathlib import Path
 import httpx
 
 from openhnv.lab import builder, daemons, netns
+from openhnv.lab.documents import Document
 from openhnv.lab.errors import LabError
-from openhnv.lab.resources import Document, host_state_dir, infrastructure, mac_of, nic_resources
+from openhnv.lab.resources import host_state_dir, infrastructure, mac_of, nic_resources
 from openhnv.lab.rest import ControllerClient, instance_id, wait_succeeded
 from openhnv.lab.topology import Topology
 

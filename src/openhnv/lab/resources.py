@@ -16,40 +16,22 @@ where every reference already exists:
 7. ``networkInterfaces/<vm>`` — one per VM, its ipConfiguration and its ``server``.
 
 The NICs come last and separately (``nic_resources``): their answers carry the
-instanceId and MAC that the lab gives to the VM's veth.
+instanceId and MAC that the lab gives to the VM's veth. Every document comes from the
+one northbound builder, ``lab.documents``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from openhnv.lab import documents as nb
+from openhnv.lab.documents import Document, Resource
 from openhnv.lab.topology import PORT_MAX, AclRule, Topology, Vm
 
-PROVIDER_NETWORK = "HNVPA"
 MAC_POOL = "lab"
 MAC_POOL_RANGE = ("00-1D-D8-B7-00-00", "00-1D-D8-B7-FF-FF")
-IP_CONFIGURATION = "ipconfig1"
-CONFIGURATION_PATH = ("virtualNetworkManager", "configuration")
 OVSDB_SOCKET = "ovsdb.sock"
 _PROTOCOL_NAMES = {"vxlan": "Vxlan", "nvgre": "Nvgre"}
-
-Document = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """One REST resource to ``PUT``: where, and the body."""
-
-    collection: str
-    resource_id: str
-    body: Document
-
-    @property
-    def path(self) -> str:
-        """``/servers/host1`` (relative to ``/networking/v1``)."""
-        return f"/{self.collection}/{self.resource_id}"
 
 
 def host_state_dir(run_dir: Path, host: str) -> Path:
@@ -67,14 +49,10 @@ def uplink_nic(index: int) -> str:
     return f"up{index}"
 
 
-def _ref(*parts: str) -> dict[str, str]:
-    return {"resourceRef": "/" + "/".join(parts)}
-
-
 def _port_range(ports: tuple[int, int]) -> str:
     low, high = ports
     if (low, high) == (0, PORT_MAX):
-        return "*"
+        return nb.ANY
     return str(low) if low == high else f"{low}-{high}"
 
 
@@ -84,157 +62,80 @@ def _mac_text(mac: str) -> str:
 
 
 def configuration(topology: Topology) -> Resource:
-    protocol = _PROTOCOL_NAMES[topology.encapsulation]
-    return Resource(
-        CONFIGURATION_PATH[0],
-        CONFIGURATION_PATH[1],
-        {
-            "resourceId": CONFIGURATION_PATH[1],
-            "properties": {"networkVirtualizationProtocol": protocol},
-        },
-    )
+    return nb.configuration(_PROTOCOL_NAMES[topology.encapsulation])
 
 
 def provider_network(topology: Topology) -> Resource:
     subnets = []
     for pa in topology.pa_subnets:
         start, end = pa.ip_pool
+        pool = nb.ip_pool(f"{pa.name}-pool", str(start), str(end))
         subnets.append(
-            {
-                "resourceId": pa.name,
-                "properties": {
-                    "addressPrefix": str(pa.prefix),
-                    "vlanID": pa.vlan,
-                    "defaultGateways": [str(pa.gateway)],
-                    "ipPools": [
-                        {
-                            "resourceId": f"{pa.name}-pool",
-                            "properties": {
-                                "startIpAddress": str(start),
-                                "endIpAddress": str(end),
-                            },
-                        }
-                    ],
-                },
-            }
+            nb.pa_subnet(
+                pa.name, str(pa.prefix), vlan=pa.vlan, gateway=str(pa.gateway), pools=[pool]
+            )
         )
-    return Resource(
-        "logicalNetworks",
-        PROVIDER_NETWORK,
-        {
-            "resourceId": PROVIDER_NETWORK,
-            "properties": {"networkVirtualizationEnabled": True, "subnets": subnets},
-        },
-    )
+    return nb.provider_network(subnets)
 
 
 def mac_pool() -> Resource:
-    start, end = MAC_POOL_RANGE
-    return Resource(
-        "macPools",
-        MAC_POOL,
-        {"resourceId": MAC_POOL, "properties": {"startMacAddress": start, "endMacAddress": end}},
-    )
+    return nb.mac_pool(MAC_POOL, *MAC_POOL_RANGE)
 
 
 def servers(topology: Topology, run_dir: Path) -> list[Resource]:
-    result = []
-    for host in topology.hosts:
-        subnet_ref = _ref("logicalNetworks", PROVIDER_NETWORK, "subnets", host.pa_subnet)
-        nics = [
-            {"resourceId": uplink_nic(i), "properties": {"logicalSubnets": [subnet_ref]}}
-            for i in range(host.uplinks)
-        ]
-        properties = {
-            "connections": [{"managementAddresses": [management_address(run_dir, host.name)]}],
-            "networkInterfaces": nics,
-        }
-        result.append(
-            Resource("servers", host.name, {"resourceId": host.name, "properties": properties})
+    return [
+        nb.server(
+            host.name,
+            [management_address(run_dir, host.name)],
+            [(uplink_nic(i), host.pa_subnet) for i in range(host.uplinks)],
         )
-    return result
+        for host in topology.hosts
+    ]
 
 
 def _acl_rule(rule: AclRule) -> Document:
-    return {
-        "resourceId": rule.name,
-        "properties": {
-            "protocol": rule.protocol,
-            "sourcePortRange": _port_range(rule.source_ports),
-            "destinationPortRange": _port_range(rule.destination_ports),
-            "sourceAddressPrefix": rule.source_prefix,
-            "destinationAddressPrefix": rule.destination_prefix,
-            "action": rule.action,
-            "priority": rule.priority,
-            "type": rule.type,
-            "logging": "Disabled",
-        },
-    }
+    return nb.acl_rule(
+        rule.name,
+        rule.type,
+        rule.action,
+        rule.priority,
+        protocol=rule.protocol,
+        source=rule.source_prefix,
+        destination=rule.destination_prefix,
+        source_ports=_port_range(rule.source_ports),
+        destination_ports=_port_range(rule.destination_ports),
+    )
 
 
 def access_control_lists(topology: Topology) -> list[Resource]:
     return [
-        Resource(
-            "accessControlLists",
-            acl.name,
-            {
-                "resourceId": acl.name,
-                "properties": {"aclRules": [_acl_rule(rule) for rule in acl.rules]},
-            },
-        )
+        nb.access_control_list(acl.name, [_acl_rule(rule) for rule in acl.rules])
         for acl in topology.acls
     ]
 
 
 def virtual_networks(topology: Topology) -> list[Resource]:
-    result = []
-    for network in topology.virtual_networks:
-        subnets = []
-        for subnet in network.subnets:
-            properties: Document = {"addressPrefix": str(subnet.prefix)}
-            if subnet.vsid is not None:
-                properties["virtualSubnetId"] = subnet.vsid
-            if subnet.acl is not None:
-                properties["accessControlList"] = _ref("accessControlLists", subnet.acl)
-            subnets.append({"resourceId": subnet.name, "properties": properties})
-        body = {
-            "resourceId": network.name,
-            "properties": {
-                "addressSpace": {"addressPrefixes": [str(p) for p in network.address_space]},
-                "logicalNetwork": _ref("logicalNetworks", PROVIDER_NETWORK),
-                "subnets": subnets,
-            },
-        }
-        result.append(Resource("virtualNetworks", network.name, body))
-    return result
+    return [
+        nb.virtual_network(
+            network.name,
+            [str(p) for p in network.address_space],
+            [
+                nb.virtual_subnet(subnet.name, str(subnet.prefix), vsid=subnet.vsid, acl=subnet.acl)
+                for subnet in network.subnets
+            ],
+        )
+        for network in topology.virtual_networks
+    ]
 
 
 def nic_resource(vm: Vm) -> Resource:
     """The VM's NIC: Static MAC when the topology gives one, else from the MAC pool."""
-    properties: Document = {
-        "server": _ref("servers", vm.host),
-        "ipConfigurations": [
-            {
-                "resourceId": IP_CONFIGURATION,
-                "properties": {
-                    "privateIPAddress": str(vm.ip),
-                    "privateIPAllocationMethod": "Static",
-                    "subnet": _ref("virtualNetworks", vm.virtual_network, "subnets", vm.subnet),
-                },
-            }
-        ],
-        "portSettings": {
-            "macSpoofingEnabled": "Disabled",
-            "arpGuardEnabled": "Disabled",
-            "dhcpGuardEnabled": "Disabled",
-        },
-    }
-    if vm.mac is not None:
-        properties["privateMacAddress"] = _mac_text(vm.mac)
-        properties["privateMacAllocationMethod"] = "Static"
-    else:
-        properties["privateMacAllocationMethod"] = "Dynamic"
-    return Resource("networkInterfaces", vm.name, {"resourceId": vm.name, "properties": properties})
+    return nb.network_interface(
+        vm.name,
+        [nb.ip_configuration(str(vm.ip), vm.virtual_network, vm.subnet)],
+        server_name=vm.host,
+        mac=None if vm.mac is None else _mac_text(vm.mac),
+    )
 
 
 def infrastructure(topology: Topology, run_dir: Path) -> list[Resource]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
+from openhnv.lab.documents import Document, Resource
 from openhnv.lab.errors import LabError
-from openhnv.lab.resources import Document, Resource
 
 BASE_PATH = "/networking/v1"
 SUCCEEDED = "Succeeded"

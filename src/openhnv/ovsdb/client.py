@@ -100,7 +100,9 @@ class OvsdbClient:
     ``on_change``, ``on_batch`` and ``on_state(state)`` run in the client thread: keep them
     short and never call ``apply``/``replace_all`` from them (that raises). Events
     for a database come after its rows and keys are updated, so ``rows()`` inside a
-    callback already shows the new state.
+    callback already shows the new state; and they come before the state that they
+    complete, so once ``wait_synced`` returns the listeners have had every row it
+    mirrored (``on_state`` itself may still be on its way).
     """
 
     def __init__(
@@ -331,13 +333,17 @@ class OvsdbClient:
         self._notify_state(ConnectionState.CLOSED)
 
     def _iterate(self) -> None:
-        """One pass: read from the servers, report, advance the transaction, sleep."""
+        """One pass: read from the servers, report, advance the transaction, sleep.
+
+        The rows' events go out before the state: ``wait_synced`` returns only once the
+        listeners have had every row it mirrored, so an owner that reads the rows after
+        it gets no late batch of what it already read.
+        """
         events: list[RowEvent] = []
         for name, idl in self._idls.items():
             idl.run()
             with self._lock:
                 events += self._dbs[name].sync(idl)
-        self._update_state()
         for event in events:
             self._deliver(event)
         if events and self.on_batch is not None:
@@ -345,6 +351,7 @@ class OvsdbClient:
                 self.on_batch(events)
             except Exception:  # a listener's bug must not stop the client
                 log.exception("on_batch listener failed on %d events", len(events))
+        self._update_state()
         try:
             self._step_job()
         except Exception as exc:  # a bug here must fail the caller, not hang it
@@ -417,39 +424,52 @@ class OvsdbClient:
                     return
                 job = self._current = self._jobs.pop(0)
         while job.pending:
-            database, changes = job.pending[0]
             if time.monotonic() > job.deadline:
                 what = "commit of" if job.txn is not None else "connection for"
                 self._finish(
                     job, OvsdbError(f"timed out waiting for the {what} {self._describe(job)}")
                 )
                 return
-            if job.txn is None:
-                if self.state is not ConnectionState.SYNCED:
-                    return  # wait for the connection; the deadline still runs
-                try:
-                    if not job.validated:  # check every database before sending any
-                        for other, other_changes in job.pending[1:]:
-                            self._build(other, other_changes).abort()
-                        job.validated = True
-                    job.txn = self._build(database, changes)
-                except OvsdbError as err:
-                    self._finish(job, err)
-                    return
-            status = job.txn.commit()
-            if status == ovs.db.idl.Transaction.INCOMPLETE:
+            if not self._transaction_ready(job) or not self._commit_one(job):
                 return
-            if status == ovs.db.idl.Transaction.TRY_AGAIN:
-                job.txn = None  # rebuilt against the resynced rows on a later pass
-                return
-            if status not in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
-                reason = self._dbs[database].explain(job.txn.get_error())
-                self._finish(job, OvsdbError(f"{self._describe(job)} failed: {reason}"))
-                return
-            job.txn = None
-            job.committed.append(database)
-            job.pending.pop(0)
         self._finish(job, None)
+
+    def _transaction_ready(self, job: _Job) -> bool:
+        """Build the first pending database's transaction unless built; False when it
+        cannot be now (not connected: the deadline still runs) or failed (job finished)."""
+        if job.txn is not None:
+            return True
+        if self.state is not ConnectionState.SYNCED:
+            return False
+        database, changes = job.pending[0]
+        try:
+            if not job.validated:  # check every database before sending any
+                for other, other_changes in job.pending[1:]:
+                    self._build(other, other_changes).abort()
+                job.validated = True
+            job.txn = self._build(database, changes)
+        except OvsdbError as err:
+            self._finish(job, err)
+            return False
+        return True
+
+    def _commit_one(self, job: _Job) -> bool:
+        """Commit the first pending database's transaction; True once it is committed."""
+        database = job.pending[0][0]
+        status = job.txn.commit()
+        if status == ovs.db.idl.Transaction.INCOMPLETE:
+            return False
+        if status == ovs.db.idl.Transaction.TRY_AGAIN:
+            job.txn = None  # rebuilt against the resynced rows on a later pass
+            return False
+        if status not in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
+            reason = self._dbs[database].explain(job.txn.get_error())
+            self._finish(job, OvsdbError(f"{self._describe(job)} failed: {reason}"))
+            return False
+        job.txn = None
+        job.committed.append(database)
+        job.pending.pop(0)
+        return True
 
     def _describe(self, job: _Job) -> str:
         database, changes = job.pending[0]

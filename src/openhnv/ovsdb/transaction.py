@@ -26,79 +26,96 @@ OPS = ("insert", "update", "delete")
 def build_transaction(idl: Any, db: DatabaseMirror, changes: Sequence[RowChange]) -> Any:
     """An uncommitted ``ovs.db.idl.Transaction`` for ``changes``; aborted if this raises."""
     txn = ovs.db.idl.Transaction(idl)
-    inserted: dict[tuple[str, str], Any] = {}
-    deleted: set[tuple[str, str]] = set()
-    targets: list[tuple[RowChange, Any]] = []
     try:
+        builder = _Builder(idl, db, txn)
+        targets: list[tuple[RowChange, Any]] = []
         for change in changes:
-            if change.op not in OPS:
-                raise OvsdbError(
-                    f"{change.table} {change.key!r}: bad operation {change.op!r}, "
-                    f"expected one of {', '.join(OPS)}",
-                    table=change.table,
-                    key=change.key,
-                )
-            table = idl.tables[change.table]
-            existing = db.by_key[change.table].get(change.key)
-            row = inserted.get((change.table, change.key))
-            if row is None and existing is not None:
-                row = table.rows.get(uuid.UUID(existing))
-            if change.op == "delete":
-                if row is not None and (change.table, change.key) not in inserted:
-                    row.delete()
-                    deleted.add((change.table, change.key))
-                continue
-            if change.op == "insert":
-                db.check_insert(change)
-            elif existing is not None and row is not None:
-                db.check_update(change, existing)
-            if change.op == "insert" and row is None:
-                missing = [c for c in db.required[change.table] if c not in change.columns]
-                if missing:
-                    raise OvsdbError(
-                        f"cannot insert {change.table} {change.key!r}: missing required "
-                        f"column(s) {', '.join(missing)}",
-                        table=change.table,
-                        key=change.key,
-                    )
-                row = txn.insert(table)
-                inserted[(change.table, change.key)] = row
-            elif row is None:
-                raise OvsdbError(
-                    f"cannot update {change.table} {change.key!r}: no such row",
-                    table=change.table,
-                    key=change.key,
-                )
-            targets.append((change, row))
-
-        def resolve(ref: Ref) -> Any:
-            if (ref.table, ref.key) in inserted:
-                return inserted[(ref.table, ref.key)]
-            if (ref.table, ref.key) in deleted:
-                raise OvsdbError(f"refers to {ref.table} {ref.key!r}, deleted by the same changes")
-            target = db.by_key.get(ref.table, {}).get(ref.key)
-            if target is None:
-                raise OvsdbError(f"refers to missing {ref.table} {ref.key!r}")
-            return uuid.UUID(target)
-
-        for change, row in targets:
-            for column, value in change.columns.items():
-                schema = idl.tables[change.table].columns.get(column)
-                if schema is None:
-                    raise OvsdbError(
-                        f"{change.table} {change.key!r}: no column {column!r} in {db.name}",
-                        table=change.table,
-                        key=change.key,
-                    )
-                try:
-                    setattr(row, column, to_idl(schema.type, value, resolve))
-                except OvsdbError as err:
-                    raise OvsdbError(
-                        f"{change.table} {change.key!r} column {column}: {err}",
-                        table=change.table,
-                        key=change.key,
-                    ) from None
+            row = builder.place(change)
+            if row is not None:
+                targets.append((change, row))
+        for change, row in targets:  # every row placed first: a Ref may name a later insert
+            builder.fill(change, row)
     except Exception:
         txn.abort()
         raise
     return txn
+
+
+def _error(change: RowChange, message: str) -> OvsdbError:
+    return OvsdbError(message, table=change.table, key=change.key)
+
+
+class _Builder:
+    """The rows of one transaction: found by key, inserted, or deleted, then filled."""
+
+    def __init__(self, idl: Any, db: DatabaseMirror, txn: Any) -> None:
+        self.idl = idl
+        self.db = db
+        self.txn = txn
+        self.inserted: dict[tuple[str, str], Any] = {}
+        self.deleted: set[tuple[str, str]] = set()
+
+    def place(self, change: RowChange) -> Any:
+        """The IDL row ``change`` writes to (None for a delete, done here)."""
+        if change.op not in OPS:
+            raise _error(
+                change,
+                f"{change.table} {change.key!r}: bad operation {change.op!r}, "
+                f"expected one of {', '.join(OPS)}",
+            )
+        name = (change.table, change.key)
+        existing = self.db.by_key[change.table].get(change.key)
+        row = self.inserted.get(name)
+        if row is None and existing is not None:
+            row = self.idl.tables[change.table].rows.get(uuid.UUID(existing))
+        if change.op == "delete":
+            if row is not None and name not in self.inserted:
+                row.delete()
+                self.deleted.add(name)
+            return None
+        if change.op == "insert":
+            self.db.check_insert(change)
+        elif existing is not None and row is not None:
+            self.db.check_update(change, existing)
+        if row is not None:
+            return row
+        if change.op != "insert":
+            raise _error(change, f"cannot update {change.table} {change.key!r}: no such row")
+        return self._insert(change)
+
+    def _insert(self, change: RowChange) -> Any:
+        missing = [c for c in self.db.required[change.table] if c not in change.columns]
+        if missing:
+            raise _error(
+                change,
+                f"cannot insert {change.table} {change.key!r}: missing required "
+                f"column(s) {', '.join(missing)}",
+            )
+        row = self.txn.insert(self.idl.tables[change.table])
+        self.inserted[(change.table, change.key)] = row
+        return row
+
+    def resolve(self, ref: Ref) -> Any:
+        """A row inserted by these changes, or the UUID of an existing one."""
+        if (ref.table, ref.key) in self.inserted:
+            return self.inserted[(ref.table, ref.key)]
+        if (ref.table, ref.key) in self.deleted:
+            raise OvsdbError(f"refers to {ref.table} {ref.key!r}, deleted by the same changes")
+        target = self.db.by_key.get(ref.table, {}).get(ref.key)
+        if target is None:
+            raise OvsdbError(f"refers to missing {ref.table} {ref.key!r}")
+        return uuid.UUID(target)
+
+    def fill(self, change: RowChange, row: Any) -> None:
+        """Set the columns of ``change`` on ``row``, each checked against the schema."""
+        for column, value in change.columns.items():
+            schema = self.idl.tables[change.table].columns.get(column)
+            if schema is None:
+                where = f"{change.table} {change.key!r}"
+                raise _error(change, f"{where}: no column {column!r} in {self.db.name}")
+            try:
+                setattr(row, column, to_idl(schema.type, value, self.resolve))
+            except OvsdbError as err:
+                raise _error(
+                    change, f"{change.table} {change.key!r} column {column}: {err}"
+                ) from None

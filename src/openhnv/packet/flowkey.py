@@ -170,32 +170,35 @@ def flow_key(frame: bytes, offset: int = 0) -> bytes:
                 return b"".join(FAST_KEY.unpack_from(frame, offset))
             return head + frame[l4 : l4 + _PORTS_LEN]
         if proto == PROTO_ICMP:
-            if len(frame) < l4 + ICMP_HEADER_LEN:
-                raise PacketError("icmp", l4, "truncated header")
-            return head + _icmp_key(frame, l4)
+            return head + _icmp_key(frame, l4, "icmp", ICMP_HEADER_LEN)
         return head
-    if ethertype == ETHERTYPE_IPV6_BYTES:
-        proto, l4 = _ipv6_l4(frame, o + _L3)
-        head = frame[offset : o + _L3] + bytes((proto,)) + frame[o + _L3 + IPV6_SRC_AT : o + _L3
-                                                                 + IPV6_HEADER_LEN]  # fmt: skip
-        if proto in _PORTS_PROTOCOLS:
-            if l4 < 0:
-                return head
-            if len(frame) < l4 + _MIN_L4_LEN[proto]:
-                raise PacketError("tcp" if proto == PROTO_TCP else "udp", l4, "truncated header")
-            return head + frame[l4 : l4 + _PORTS_LEN]
-        if proto == PROTO_ICMPV6 and l4 >= 0:
-            if len(frame) < l4 + ICMPV6_HEADER_LEN:
-                raise PacketError("icmpv6", l4, "truncated header")
-            return head + _icmp_key(frame, l4)
-        return head
+    if ethertype == ETHERTYPE_IPV6_BYTES:  # rarer than IPv4: its own function
+        return _ipv6_key(frame, offset, o)
     if len(frame) < o + _L3:
         raise PacketError("ethernet", offset, f"truncated frame of {len(frame) - offset} bytes")
     return frame[offset : o + _L3]
 
 
-def _icmp_key(frame: bytes, l4: int) -> bytes:
+def _ipv6_key(frame: bytes, offset: int, o: int) -> bytes:
+    """``flow_key`` of an IPv6 frame (``o``: ``offset`` past a VLAN tag, if any)."""
+    proto, l4 = _ipv6_l4(frame, o + _L3)
+    head = frame[offset : o + _L3] + bytes((proto,)) + frame[o + _L3 + IPV6_SRC_AT : o + _L3
+                                                             + IPV6_HEADER_LEN]  # fmt: skip
+    if proto in _PORTS_PROTOCOLS:
+        if l4 < 0:
+            return head
+        if len(frame) < l4 + _MIN_L4_LEN[proto]:
+            raise PacketError("tcp" if proto == PROTO_TCP else "udp", l4, "truncated header")
+        return head + frame[l4 : l4 + _PORTS_LEN]
+    if proto == PROTO_ICMPV6 and l4 >= 0:
+        return head + _icmp_key(frame, l4, "icmpv6", ICMPV6_HEADER_LEN)
+    return head
+
+
+def _icmp_key(frame: bytes, l4: int, header: str, header_len: int) -> bytes:
     """Type and code, and the echo identifier (the second word's first half)."""
+    if len(frame) < l4 + header_len:
+        raise PacketError(header, l4, "truncated header")
     at = l4 + ICMP_IDENTIFIER_AT
     return frame[l4 : l4 + _ICMP_TYPE_CODE] + frame[at : at + _ICMP_TYPE_CODE]
 

@@ -110,8 +110,7 @@ class VfpEngine:
     def _from_vm(self, p: Port, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
         name = p.name
         if not p.enabled:
-            for _ in frames:
-                self._drop(p, "port_blocked", out)
+            self._drop_all(p, frames, "port_blocked", out)
             return
         flows = p.outbound.flows
         get = flows.get
@@ -127,16 +126,9 @@ class VfpEngine:
                 key = b""
             f = get(key)
             if f is None or f.generation != gen:
-                try:
-                    key = flow_key(frame)
-                except PacketError:
+                f = self._out_miss(p, frame, now, out)
+                if f is None:  # dropped, or decided on the slow path
                     misses += 1
-                    self._drop(p, "malformed", out)
-                    continue
-                f = get(key)
-                if f is None or f.generation != gen:
-                    misses += 1
-                    self._slow(p, OUT, frame, now, out, f, key)
                     continue
             f.last_seen = now
             flags_at = f.flags_at
@@ -315,6 +307,25 @@ class VfpEngine:
         p.counters[f"drop:{reason}"] += 1
         out.append(Drop(p.name, reason))
 
+    def _drop_all(self, p: Port, frames: Iterable[bytes], reason: str, out: list[Emit]) -> None:
+        for _ in frames:
+            self._drop(p, reason, out)
+
+    def _out_miss(self, p: Port, frame: bytes, now: float, out: list[Emit]) -> Flow | None:
+        """A frame from a VM that the fast key did not find (not plain IPv4 TCP/UDP, or a
+        new flow): its flow under the full key, or None once it was dropped as malformed
+        or taken down the slow path."""
+        try:
+            key = flow_key(frame)
+        except PacketError:
+            self._drop(p, "malformed", out)
+            return None
+        f = p.outbound.flows.get(key)
+        if f is None or f.generation != p.generation:
+            self._slow(p, OUT, frame, now, out, f, key)
+            return None
+        return f
+
     # -- slow path ---------------------------------------------------------------------
 
     def _slow(
@@ -343,14 +354,7 @@ class VfpEngine:
             stale = None
         d = decide(self.state, p, direction, frame, fk)
         self._count(p, d)
-        if d.punt is not None:
-            p.counters[f"punt:{d.punt}"] += 1
-            out.append(Punt(p.name, frame, d.punt))
-            return
-        if d.copies is not None:
-            for copy in d.copies:
-                em = copy.template.emit(p.name, copy.frame, copy.arg)
-                (out.append(em) if isinstance(em, Transmit) else self._after(p, em, now, out))
+        if self._uncached(p, d, frame, now, out):
             return
         template = d.template
         if template is None:  # decide() always sets one otherwise
@@ -375,6 +379,20 @@ class VfpEngine:
             self._after(p, em, now, out, fk if getattr(em, "frame", None) is frame else None)
         if flow is not None and flags is not None and flags & TCP_CLOSE_FLAGS:
             self._tcp_flags(p, flow, flags)
+
+    def _uncached(self, p: Port, d: Decision, frame: bytes, now: float, out: list[Emit]) -> bool:
+        """Carry out a decision that leaves no flow (a punt, or the copies of a broadcast);
+        False for any other."""
+        if d.punt is not None:
+            p.counters[f"punt:{d.punt}"] += 1
+            out.append(Punt(p.name, frame, d.punt))
+            return True
+        if d.copies is None:
+            return False
+        for copy in d.copies:
+            em = copy.template.emit(p.name, copy.frame, copy.arg)
+            (out.append(em) if isinstance(em, Transmit) else self._after(p, em, now, out))
+        return True
 
     def _slow_uplink(
         self,

@@ -23,7 +23,7 @@ from openhnv.packet.tcp import TCP_CHECKSUM_AT
 from openhnv.packet.udp import UDP_CHECKSUM_AT
 from openhnv.vfp.classifier import PacketView
 from openhnv.vfp.flowtable import Flow
-from openhnv.vfp.model import Port
+from openhnv.vfp.model import Layer, Port
 from openhnv.vfp.policy import (
     IN,
     OUT,
@@ -125,53 +125,79 @@ def _walk_layers(
     w = _Walk(view_of(fk, port.vsid))
     connection = fk.connection()
     for layer in port.layers_for(direction):
-        if layer.stateful and connection:
-            origin = port.connections.get(connection)
-            if origin is not None and origin.table.direction != direction:
-                d.reply_of = origin
-                if d.record:
-                    d.steps.append(
-                        TraceStep(layer.name, "-", "-", None, "allow", "reply of a connection")
-                    )
-                continue
-        matched = False
-        for group in layer.groups_for(direction, fk.family):
-            rule = group.index().classify(w.view)
-            if rule is None:
-                continue
-            matched = True
-            d.rules.append(rule)
-            d.hits.append((layer.name, group.name, rule.rule_id))
-            act = rule.action
-            if d.record:
-                d.steps.append(
-                    TraceStep(
-                        layer.name, group.name, rule.rule_id, rule.priority, describe_action(act)
-                    )
-                )
-            if isinstance(act, Block):
-                d.drop(act.reason, state)
-                return None
-            if isinstance(act, Count):
-                d.counters.append(act.counter)
-            elif isinstance(act, Rewrite):
-                _rewrite(w, act, d)
-            elif isinstance(act, Encapsulate | Route):
-                w.forward = act
-            if rule.terminating:
-                break
-        if not matched:
-            default = layer.default(direction)
-            if d.record:
-                d.steps.append(
-                    TraceStep(layer.name, "-", "-", None, describe_action(default), "layer default")
-                )
-            if isinstance(default, Block):
-                d.drop(default.reason, state, f"default of layer {layer.name}")
-                return None
-        if layer.stateful:
-            d.stateful = True
+        if not _cross_layer(port, layer, direction, fk, connection, w, d, state):
+            return None
     return w
+
+
+def _cross_layer(
+    port: Port,
+    layer: Layer,
+    direction: Direction,
+    fk: FlowKey,
+    connection: bytes,
+    w: _Walk,
+    d: Decision,
+    state: EngineState,
+) -> bool:
+    """One layer: the reply of a connection it tracks passes; anything else meets its
+    groups' rules, then its default. False when it blocks (``d`` holds the drop)."""
+    if layer.stateful and connection:
+        origin = port.connections.get(connection)
+        if origin is not None and origin.table.direction != direction:
+            d.reply_of = origin
+            if d.record:
+                d.steps.append(
+                    TraceStep(layer.name, "-", "-", None, "allow", "reply of a connection")
+                )
+            return True
+    matched = _apply_groups(layer, direction, fk, w, d, state)
+    if matched is None:
+        return False
+    if not matched:
+        default = layer.default(direction)
+        if d.record:
+            d.steps.append(
+                TraceStep(layer.name, "-", "-", None, describe_action(default), "layer default")
+            )
+        if isinstance(default, Block):
+            d.drop(default.reason, state, f"default of layer {layer.name}")
+            return False
+    if layer.stateful:
+        d.stateful = True
+    return True
+
+
+def _apply_groups(
+    layer: Layer, direction: Direction, fk: FlowKey, w: _Walk, d: Decision, state: EngineState
+) -> bool | None:
+    """The chosen rule of each of the layer's groups acts; whether any rule matched, or
+    None when one blocked (``d`` holds the drop)."""
+    matched = False
+    for group in layer.groups_for(direction, fk.family):
+        rule = group.index().classify(w.view)
+        if rule is None:
+            continue
+        matched = True
+        d.rules.append(rule)
+        d.hits.append((layer.name, group.name, rule.rule_id))
+        act = rule.action
+        if d.record:
+            d.steps.append(
+                TraceStep(layer.name, group.name, rule.rule_id, rule.priority, describe_action(act))
+            )
+        if isinstance(act, Block):
+            d.drop(act.reason, state)
+            return None
+        if isinstance(act, Count):
+            d.counters.append(act.counter)
+        elif isinstance(act, Rewrite):
+            _rewrite(w, act, d)
+        elif isinstance(act, Encapsulate | Route):
+            w.forward = act
+        if rule.terminating:
+            break
+    return matched
 
 
 def _rewrite(w: _Walk, act: Rewrite, d: Decision) -> None:

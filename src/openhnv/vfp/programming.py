@@ -8,7 +8,8 @@ their unified flows are re-evaluated on their next packet instead of being flush
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
@@ -26,82 +27,98 @@ class Programming:
 
     def apply(self, command: c.Command) -> None:
         """Apply one programming command (``PolicyError`` when it cannot be applied)."""
+        handler = _HANDLERS.get(type(command))
+        if handler is None:
+            raise PolicyError("command", command, "not an engine command")
+        handler(self, command)
+
+    # -- one method per command (``_HANDLERS`` below names them) ----------------------
+    def _remove_port(self, cmd: c.RemovePort) -> None:
         state = self.state
-        match command:
-            case c.AddPort():
-                self._add_port(command)
-            case c.RemovePort(name, missing_ok):
-                port = state.ports.pop(name, None)
-                if port is None and not missing_ok:
-                    raise PolicyError("name", name, "no such port")
-                if port is not None and state.ports_by_mac.get(port.mac) is port:
-                    del state.ports_by_mac[port.mac]
-                self._everything_changed()
-            case c.SetPortState(name, enabled):
-                port = self._port(name)
-                port.enabled = bool(enabled)
-            case c.AddLayer(port_name, name, priority, stateful, d_in, d_out):
-                port = self._port(port_name)
-                old = port.layers.get(name)
-                layer = Layer(name, priority, stateful, d_in, d_out)
-                if old is not None:
-                    layer.groups = old.groups
-                port.layers[name] = layer
-                port.changed()
-            case c.RemoveLayer(port_name, name, missing_ok):
-                port = self._port(port_name)
-                if port.layers.pop(name, None) is None and not missing_ok:
-                    raise PolicyError("layer", name, f"no such layer on port {port_name}")
-                port.changed()
-            case c.AddGroup(port_name, layer_name, name, direction, family, priority):
-                port = self._port(port_name)
-                layer = self._layer(port, layer_name)
-                group = Group(name, direction, family, priority)
-                old_group = layer.groups.get(name)
-                if old_group is not None:
-                    group.rules = old_group.rules
-                layer.groups[name] = group
-                layer.changed()
-                port.changed()
-            case c.RemoveGroup(port_name, layer_name, name, missing_ok):
-                port = self._port(port_name)
-                layer = self._layer(port, layer_name)
-                if layer.groups.pop(name, None) is None and not missing_ok:
-                    raise PolicyError("group", name, f"no such group in layer {layer_name}")
-                layer.changed()
-                port.changed()
-            case c.AddRule(port_name, layer_name, group_name, rule):
-                self._add_rules(port_name, layer_name, group_name, (rule,))
-            case c.AddRules(port_name, layer_name, group_name, rules):
-                self._add_rules(port_name, layer_name, group_name, rules)
-            case c.RemoveRule(port_name, layer_name, group_name, rule_id, missing_ok):
-                port = self._port(port_name)
-                group = self._group(port, layer_name, group_name)
-                if group.rules.pop(rule_id, None) is None and not missing_ok:
-                    raise PolicyError("rule_id", rule_id, f"no such rule in group {group_name}")
-                group.changed()
-                port.changed()
-            case c.AddMapping(mapping):
-                state.mappings.add(mapping)
-                self._everything_changed()
-            case c.RemoveMapping(rdid, address, missing_ok):
-                state.mappings.remove(rdid, address, missing_ok=missing_ok)
-                self._everything_changed()
-            case c.AddProviderAddress(pa):
-                state.provider_addresses[pa.address] = pa
-                self._everything_changed()
-            case c.RemoveProviderAddress(address, missing_ok):
-                if state.provider_addresses.pop(address, None) is None and not missing_ok:
-                    raise PolicyError("address", address, "not a PA of this switch")
-                self._everything_changed()
-            case c.SetPaNeighbor(address, mac):
-                if mac is None:
-                    state.pa_neighbors.pop(address, None)
-                else:
-                    state.pa_neighbors[address] = mac
-                self._everything_changed()
-            case _:
-                raise PolicyError("command", command, "not an engine command")
+        port = state.ports.pop(cmd.name, None)
+        if port is None and not cmd.missing_ok:
+            raise PolicyError("name", cmd.name, "no such port")
+        if port is not None and state.ports_by_mac.get(port.mac) is port:
+            del state.ports_by_mac[port.mac]
+        self._everything_changed()
+
+    def _set_port_state(self, cmd: c.SetPortState) -> None:
+        self._port(cmd.name).enabled = bool(cmd.enabled)
+
+    def _add_layer(self, cmd: c.AddLayer) -> None:
+        port = self._port(cmd.port)
+        old = port.layers.get(cmd.name)
+        layer = Layer(
+            cmd.name, cmd.priority, cmd.stateful, cmd.default_inbound, cmd.default_outbound
+        )
+        if old is not None:
+            layer.groups = old.groups
+        port.layers[cmd.name] = layer
+        port.changed()
+
+    def _remove_layer(self, cmd: c.RemoveLayer) -> None:
+        port = self._port(cmd.port)
+        if port.layers.pop(cmd.name, None) is None and not cmd.missing_ok:
+            raise PolicyError("layer", cmd.name, f"no such layer on port {cmd.port}")
+        port.changed()
+
+    def _add_group(self, cmd: c.AddGroup) -> None:
+        port = self._port(cmd.port)
+        layer = self._layer(port, cmd.layer)
+        group = Group(cmd.name, cmd.direction, cmd.family, cmd.priority)
+        old_group = layer.groups.get(cmd.name)
+        if old_group is not None:
+            group.rules = old_group.rules
+        layer.groups[cmd.name] = group
+        layer.changed()
+        port.changed()
+
+    def _remove_group(self, cmd: c.RemoveGroup) -> None:
+        port = self._port(cmd.port)
+        layer = self._layer(port, cmd.layer)
+        if layer.groups.pop(cmd.name, None) is None and not cmd.missing_ok:
+            raise PolicyError("group", cmd.name, f"no such group in layer {cmd.layer}")
+        layer.changed()
+        port.changed()
+
+    def _add_rule(self, cmd: c.AddRule) -> None:
+        self._add_rules(cmd.port, cmd.layer, cmd.group, (cmd.rule,))
+
+    def _add_rule_list(self, cmd: c.AddRules) -> None:
+        self._add_rules(cmd.port, cmd.layer, cmd.group, cmd.rules)
+
+    def _remove_rule(self, cmd: c.RemoveRule) -> None:
+        port = self._port(cmd.port)
+        group = self._group(port, cmd.layer, cmd.group)
+        if group.rules.pop(cmd.rule_id, None) is None and not cmd.missing_ok:
+            raise PolicyError("rule_id", cmd.rule_id, f"no such rule in group {cmd.group}")
+        group.changed()
+        port.changed()
+
+    def _add_mapping(self, cmd: c.AddMapping) -> None:
+        self.state.mappings.add(cmd.mapping)
+        self._everything_changed()
+
+    def _remove_mapping(self, cmd: c.RemoveMapping) -> None:
+        self.state.mappings.remove(cmd.rdid, cmd.customer_address, missing_ok=cmd.missing_ok)
+        self._everything_changed()
+
+    def _add_provider_address(self, cmd: c.AddProviderAddress) -> None:
+        pa = cmd.provider_address
+        self.state.provider_addresses[pa.address] = pa
+        self._everything_changed()
+
+    def _remove_provider_address(self, cmd: c.RemoveProviderAddress) -> None:
+        if self.state.provider_addresses.pop(cmd.address, None) is None and not cmd.missing_ok:
+            raise PolicyError("address", cmd.address, "not a PA of this switch")
+        self._everything_changed()
+
+    def _set_pa_neighbor(self, cmd: c.SetPaNeighbor) -> None:
+        if cmd.mac is None:
+            self.state.pa_neighbors.pop(cmd.address, None)
+        else:
+            self.state.pa_neighbors[cmd.address] = cmd.mac
+        self._everything_changed()
 
     def apply_all(self, commands: Iterable[c.Command]) -> None:
         """Apply commands in order (stops at the first that fails)."""
@@ -162,3 +179,23 @@ class Programming:
         if group is None:
             raise PolicyError("group", name, f"no such group in layer {layer}")
         return group
+
+
+_HANDLERS: dict[type[Any], Callable[[Programming, Any], None]] = {
+    c.AddPort: Programming._add_port,
+    c.RemovePort: Programming._remove_port,
+    c.SetPortState: Programming._set_port_state,
+    c.AddLayer: Programming._add_layer,
+    c.RemoveLayer: Programming._remove_layer,
+    c.AddGroup: Programming._add_group,
+    c.RemoveGroup: Programming._remove_group,
+    c.AddRule: Programming._add_rule,
+    c.AddRules: Programming._add_rule_list,
+    c.RemoveRule: Programming._remove_rule,
+    c.AddMapping: Programming._add_mapping,
+    c.RemoveMapping: Programming._remove_mapping,
+    c.AddProviderAddress: Programming._add_provider_address,
+    c.RemoveProviderAddress: Programming._remove_provider_address,
+    c.SetPaNeighbor: Programming._set_pa_neighbor,
+}
+"""Each engine command's type and the method that applies it."""

@@ -19,7 +19,7 @@ change can affect and returns their minimal row changes (the one-NIC incremental
 from __future__ import annotations
 
 import gc
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -236,33 +236,68 @@ def affected_hosts(old: Index, new: Index, changed_refs: Iterable[str]) -> set[s
     """
     hosts: set[str] = set()
     for ref in changed_refs:
-        collection = _collection(ref)
+        hosts_of = _HOSTS_OF.get(_collection(ref), _every_host)
         key = ref.rstrip("/").casefold()
         for idx in (old, new):
-            if collection == "networkinterfaces":
-                nic = idx.nics.get(key)
-                if nic is not None:
-                    hosts.add(nic.server_id)
-                    hosts |= idx.hosts_of_vnet(nic.vnet_id)
-            elif collection == "virtualnetworks":
-                vnet_key = "/".join(key.split("/")[:3])
-                for vnet in idx.vnets.values():
-                    if vnet.ref.casefold() == vnet_key:
-                        hosts |= idx.hosts_of_vnet(vnet.vnet_id)
-            elif collection == "accessControlLists".casefold():
-                acl_key = "/".join(key.split("/")[:3])
-                hosts |= {nic.server_id for nic in idx.nics.values() if acl_key in _acl_keys(nic)}
-            elif collection == "servers":
-                server_id = idx.host_by_ref.get("/".join(key.split("/")[:3]))
-                if server_id is not None:
-                    hosts.add(server_id)
-                    for nic_key in idx.nics_by_host.get(server_id, ()):
-                        hosts |= idx.hosts_of_vnet(idx.nics[nic_key].vnet_id)
-            elif collection in ("logicalnetworks", "macpools", "credentials"):
-                pass
-            else:
-                hosts |= set(idx.hosts)
+            hosts |= hosts_of(idx, key)
     return hosts
+
+
+def _top_key(key: str) -> str:
+    """``/virtualnetworks/a/subnets/b`` -> ``/virtualnetworks/a``."""
+    return "/".join(key.split("/")[:3])
+
+
+def _nic_hosts(idx: Index, key: str) -> set[str]:
+    nic = idx.nics.get(key)
+    if nic is None:
+        return set()
+    return {nic.server_id} | idx.hosts_of_vnet(nic.vnet_id)
+
+
+def _vnet_hosts(idx: Index, key: str) -> set[str]:
+    vnet_key = _top_key(key)
+    hosts: set[str] = set()
+    for vnet in idx.vnets.values():
+        if vnet.ref.casefold() == vnet_key:
+            hosts |= idx.hosts_of_vnet(vnet.vnet_id)
+    return hosts
+
+
+def _acl_hosts(idx: Index, key: str) -> set[str]:
+    acl_key = _top_key(key)
+    return {nic.server_id for nic in idx.nics.values() if acl_key in _acl_keys(nic)}
+
+
+def _server_hosts(idx: Index, key: str) -> set[str]:
+    server_id = idx.host_by_ref.get(_top_key(key))
+    if server_id is None:
+        return set()
+    hosts = {server_id}
+    for nic_key in idx.nics_by_host.get(server_id, ()):
+        hosts |= idx.hosts_of_vnet(idx.nics[nic_key].vnet_id)
+    return hosts
+
+
+def _no_host(idx: Index, key: str) -> set[str]:
+    return set()
+
+
+def _every_host(idx: Index, key: str) -> set[str]:
+    return set(idx.hosts)
+
+
+_HOSTS_OF: dict[str, Callable[[Index, str], set[str]]] = {
+    "networkinterfaces": _nic_hosts,
+    "virtualnetworks": _vnet_hosts,
+    "accesscontrollists": _acl_hosts,
+    "servers": _server_hosts,
+    "logicalnetworks": _no_host,
+    "macpools": _no_host,
+    "credentials": _no_host,
+}
+"""Collection (case-folded) -> the hosts a change of one of its resources can alter;
+a collection not named here (the configuration singleton) alters every host."""
 
 
 def _assemble(pieces: Sequence[tuple[str, Piece]]) -> _Emitted:

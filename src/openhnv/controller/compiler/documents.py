@@ -8,6 +8,7 @@ usable; the compiler turns that into a ``CompileProblem`` and leaves the documen
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,17 @@ def children(parent_ref: str, props: Mapping[str, Any], name: str) -> list[tuple
             ref = f"{parent_ref}/{name}/{child_id}"
         out.append((ref, child))
     return sorted(out, key=lambda pair: ref_key(pair[0]))
+
+
+def address_in(prefix: str, address: str, what: str) -> str:
+    """``address`` normalised, if it is an IP inside ``prefix``."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise DocumentError(f"{what} {address!r} is not an IP") from None
+    if ip not in ipaddress.ip_network(prefix):
+        raise DocumentError(f"{what} {address} is outside {prefix}")
+    return str(ip)
 
 
 def flag(value: object) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from openhnv.controller.compiler.documents import (
     CompileProblem,
     Snapshot,
+    address_in,
     children,
     documents,
     flag,
@@ -282,53 +283,10 @@ class Index:
             raise DocumentError(f"server {server_id} has no provider address yet")
         instance_id = text(doc, "instanceId", "document")
         mac = mac_with_colons(props.get("privateMacAddress"), "properties.privateMacAddress")
-        configs = children(ref, props, "ipConfigurations")
-        if not configs:
-            raise DocumentError("properties.ipConfigurations is empty")
-        subnet: Subnet | None = None
-        acl_ref: str | None = None
-        addresses: list[str] = []
-        for config_ref, config in configs:
-            cprops = properties(config)
-            where = f"ipConfiguration {resource_id(config_ref)}"
-            subnet_ref = ref_of(cprops.get("subnet"), f"{where} subnet")
-            if subnet_ref is None:
-                raise DocumentError(f"{where} has no subnet")
-            found = self.subnets.get(ref_key(subnet_ref))
-            if found is None:
-                raise DocumentError(
-                    f"{where} subnet {subnet_ref} does not exist or was not compiled"
-                )
-            if subnet is not None and found is not subnet:
-                raise DocumentError(
-                    f"{where} is in {found.ref}, but the NIC is already in {subnet.ref}"
-                )
-            subnet = found
-            this_acl = ref_of(cprops.get("accessControlList"), f"{where} accessControlList")
-            if addresses and this_acl != acl_ref:
-                raise DocumentError(
-                    f"{where} has ACL {this_acl}, another ipConfiguration has {acl_ref}"
-                )
-            acl_ref = this_acl
-            address = text(cprops, "privateIPAddress", where)
-            try:
-                ip = ipaddress.ip_address(address)
-            except ValueError:
-                raise DocumentError(f"{where} privateIPAddress {address!r} is not an IP") from None
-            if ip not in ipaddress.ip_network(subnet.prefix):
-                raise DocumentError(
-                    f"{where} privateIPAddress {address} is outside {subnet.prefix}"
-                )
-            addresses.append(str(ip))
-        if subnet is None:
-            raise DocumentError("properties.ipConfigurations is empty")
+        subnet, acl_ref, addresses = self._ip_configurations(ref, props)
         for layer_ref in (subnet.acl_ref, acl_ref):
-            if layer_ref is None:
-                continue
-            if ref_key(layer_ref) in self.broken_acls:
-                raise DocumentError(f"ACL {layer_ref} could not be compiled (fail closed)")
-            if ref_key(layer_ref) not in self.acls:
-                raise DocumentError(f"ACL {layer_ref} does not exist (fail closed)")
+            if layer_ref is not None:
+                self._require_acl(layer_ref)
         settings = props.get("portSettings") or {}
         if not isinstance(settings, Mapping):
             raise DocumentError(f"properties.portSettings must be an object, got {settings!r}")
@@ -341,7 +299,7 @@ class Index:
             server_id=server_id,
             subnet=subnet,
             mac=mac,
-            addresses=tuple(addresses),
+            addresses=addresses,
             acl_ref=acl_ref,
             mac_spoofing=flag(settings.get("macSpoofingEnabled")),
             arp_guard=flag(settings.get("arpGuardEnabled")),
@@ -349,6 +307,52 @@ class Index:
             provider_address=chosen,
         )
         return nic, ()
+
+    def _ip_configurations(
+        self, ref: str, props: Mapping[str, Any]
+    ) -> tuple[Subnet, str | None, tuple[str, ...]]:
+        """The NIC's subnet, ACL and addresses: every ipConfiguration must agree on the
+        subnet and the ACL, and hold an address of the subnet."""
+        configs = children(ref, props, "ipConfigurations")
+        subnet: Subnet | None = None
+        acl_ref: str | None = None
+        addresses: list[str] = []
+        for config_ref, config in configs:
+            cprops = properties(config)
+            where = f"ipConfiguration {resource_id(config_ref)}"
+            found = self._config_subnet(cprops, where)
+            if subnet is not None and found is not subnet:
+                raise DocumentError(
+                    f"{where} is in {found.ref}, but the NIC is already in {subnet.ref}"
+                )
+            subnet = found
+            this_acl = ref_of(cprops.get("accessControlList"), f"{where} accessControlList")
+            if addresses and this_acl != acl_ref:
+                raise DocumentError(
+                    f"{where} has ACL {this_acl}, another ipConfiguration has {acl_ref}"
+                )
+            acl_ref = this_acl
+            address = text(cprops, "privateIPAddress", where)
+            addresses.append(address_in(subnet.prefix, address, f"{where} privateIPAddress"))
+        if subnet is None:
+            raise DocumentError("properties.ipConfigurations is empty")
+        return subnet, acl_ref, tuple(addresses)
+
+    def _config_subnet(self, cprops: Mapping[str, Any], where: str) -> Subnet:
+        subnet_ref = ref_of(cprops.get("subnet"), f"{where} subnet")
+        if subnet_ref is None:
+            raise DocumentError(f"{where} has no subnet")
+        found = self.subnets.get(ref_key(subnet_ref))
+        if found is None:
+            raise DocumentError(f"{where} subnet {subnet_ref} does not exist or was not compiled")
+        return found
+
+    def _require_acl(self, acl_ref: str) -> None:
+        """A NIC behind an ACL that is missing or broken is not placed (fail closed)."""
+        if ref_key(acl_ref) in self.broken_acls:
+            raise DocumentError(f"ACL {acl_ref} could not be compiled (fail closed)")
+        if ref_key(acl_ref) not in self.acls:
+            raise DocumentError(f"ACL {acl_ref} does not exist (fail closed)")
 
     def acl(self, ref: str) -> Acl:
         """The ACL at ``ref`` (present: a NIC using a missing ACL is never placed)."""

@@ -97,42 +97,52 @@ def _logical_network(adm: Admission) -> None:
     seen: list[tuple[str, IpNetwork]] = []
     for i, subnet in enumerate(children(adm.new, "subnets")):
         base = f"properties.subnets[{i}].properties"
-        sp = subnet["properties"]
-        net = ipaddress.ip_network(sp["addressPrefix"])
+        net = ipaddress.ip_network(subnet["properties"]["addressPrefix"])
         other = overlapping(seen, net)
         if other is not None:
             raise bad_request(f"{base}.addressPrefix", f"{net} overlaps subnet {other}")
         seen.append((str(subnet["resourceId"]), net))
-        for j, gateway in enumerate(sp.get("defaultGateways", [])):
-            if ipaddress.ip_address(gateway) not in net:
-                raise bad_request(f"{base}.defaultGateways[{j}]", f"{gateway} is outside {net}")
-        pools: list[tuple[str, int, int]] = []
-        for k, pool in enumerate(children(subnet, "ipPools")):
-            where = f"{base}.ipPools[{k}].properties"
-            start = ipaddress.ip_address(pool["properties"]["startIpAddress"])
-            end = ipaddress.ip_address(pool["properties"]["endIpAddress"])
-            for name, ip in (("startIpAddress", start), ("endIpAddress", end)):
-                if ip not in net or ip in (net.network_address, net.broadcast_address):
-                    raise bad_request(f"{where}.{name}", f"{ip} is not a usable address of {net}")
-            if int(start) > int(end):
-                raise bad_request(f"{where}.endIpAddress", f"{end} is below startIpAddress {start}")
-            for name, low, high in pools:
-                if int(start) <= high and low <= int(end):
-                    raise bad_request(where, f"{start}-{end} overlaps ipPool {name}")
-            pools.append((str(pool["resourceId"]), int(start), int(end)))
-            for gateway in sp.get("defaultGateways", []):
-                if int(start) <= int(ipaddress.ip_address(gateway)) <= int(end):
-                    raise bad_request(where, f"{start}-{end} contains the gateway {gateway}")
+        _logical_subnet(subnet, base, net)
     virtualization = bool(props.get("networkVirtualizationEnabled"))
     _provider_addresses_still_valid(adm, virtualization)
     if not virtualization:
-        for vnet_path, vnet in adm.state.all("virtualNetworks"):
-            ref = vnet["properties"].get("logicalNetwork", {}).get("resourceRef")
-            if ref is not None and parse_path(ref).key == adm.path.key:
-                raise conflict(
-                    "properties.networkVirtualizationEnabled",
-                    f"virtual network {vnet_path.ref} runs on this network",
-                )
+        _no_virtual_network_on(adm)
+
+
+def _logical_subnet(subnet: Document, base: str, net: IpNetwork) -> None:
+    """Gateways inside the subnet; pools of usable addresses, apart and without them."""
+    gateways = subnet["properties"].get("defaultGateways", [])
+    for j, gateway in enumerate(gateways):
+        if ipaddress.ip_address(gateway) not in net:
+            raise bad_request(f"{base}.defaultGateways[{j}]", f"{gateway} is outside {net}")
+    pools: list[tuple[str, int, int]] = []
+    for k, pool in enumerate(children(subnet, "ipPools")):
+        where = f"{base}.ipPools[{k}].properties"
+        start = ipaddress.ip_address(pool["properties"]["startIpAddress"])
+        end = ipaddress.ip_address(pool["properties"]["endIpAddress"])
+        for name, ip in (("startIpAddress", start), ("endIpAddress", end)):
+            if ip not in net or ip in (net.network_address, net.broadcast_address):
+                raise bad_request(f"{where}.{name}", f"{ip} is not a usable address of {net}")
+        if int(start) > int(end):
+            raise bad_request(f"{where}.endIpAddress", f"{end} is below startIpAddress {start}")
+        for name, low, high in pools:
+            if int(start) <= high and low <= int(end):
+                raise bad_request(where, f"{start}-{end} overlaps ipPool {name}")
+        pools.append((str(pool["resourceId"]), int(start), int(end)))
+        for gateway in gateways:
+            if int(start) <= int(ipaddress.ip_address(gateway)) <= int(end):
+                raise bad_request(where, f"{start}-{end} contains the gateway {gateway}")
+
+
+def _no_virtual_network_on(adm: Admission) -> None:
+    """A network without virtualization carries no virtual network (409)."""
+    for vnet_path, vnet in adm.state.all("virtualNetworks"):
+        ref = vnet["properties"].get("logicalNetwork", {}).get("resourceRef")
+        if ref is not None and parse_path(ref).key == adm.path.key:
+            raise conflict(
+                "properties.networkVirtualizationEnabled",
+                f"virtual network {vnet_path.ref} runs on this network",
+            )
 
 
 def _provider_addresses_still_valid(adm: Admission, virtualization: bool) -> None:
@@ -284,17 +294,37 @@ def _virtual_network(adm: Admission) -> None:
     props["routingDomainId"] = (
         old_props.get("routingDomainId") or allocators.new_routing_domain_id()
     )
-    network_ref = props.get("logicalNetwork", {}).get("resourceRef")
-    if network_ref is not None:
-        network = resolved(adm.state, parse_path(network_ref))
-        if not network["properties"].get("networkVirtualizationEnabled"):
-            raise bad_request(
-                "properties.logicalNetwork",
-                f"{network_ref} is not an HNV provider network "
-                "(its networkVirtualizationEnabled is false)",
-            )
+    _runs_on_a_provider_network(adm, props.get("logicalNetwork", {}).get("resourceRef"))
+    space = _address_space(props["addressSpace"]["addressPrefixes"])
+    vsid_owner = _vsids_of_other_networks(adm)
+    seen: list[tuple[str, IpNetwork]] = []
+    pending: list[Document] = []
+    for i, subnet in enumerate(children(adm.new, "subnets")):
+        base = f"properties.subnets[{i}].properties"
+        net = ipaddress.ip_network(subnet["properties"]["addressPrefix"])
+        _subnet_prefix_fits(base, net, space, seen)
+        seen.append((str(subnet["resourceId"]), net))
+        if not _keep_or_claim_vsid(adm, subnet, base, vsid_owner):
+            pending.append(subnet)
+    _allocate_vsids(adm, pending, vsid_owner)
+
+
+def _runs_on_a_provider_network(adm: Admission, network_ref: str | None) -> None:
+    if network_ref is None:
+        return
+    network = resolved(adm.state, parse_path(network_ref))
+    if not network["properties"].get("networkVirtualizationEnabled"):
+        raise bad_request(
+            "properties.logicalNetwork",
+            f"{network_ref} is not an HNV provider network "
+            "(its networkVirtualizationEnabled is false)",
+        )
+
+
+def _address_space(prefixes: list[str]) -> list[tuple[str, IpNetwork]]:
+    """The address space's prefixes, none overlapping another."""
     space: list[tuple[str, IpNetwork]] = []
-    for i, prefix in enumerate(props["addressSpace"]["addressPrefixes"]):
+    for i, prefix in enumerate(prefixes):
         net = ipaddress.ip_network(prefix)
         other = overlapping(space, net)
         if other is not None:
@@ -302,51 +332,63 @@ def _virtual_network(adm: Admission) -> None:
                 f"properties.addressSpace.addressPrefixes[{i}]", f"{net} overlaps {other}"
             )
         space.append((prefix, net))
-    vsid_owner: dict[int, str] = {}
+    return space
+
+
+def _vsids_of_other_networks(adm: Admission) -> dict[int, str]:
+    """VSID -> the subnet of another virtual network that has it."""
+    owners: dict[int, str] = {}
     for path, doc in adm.state.all("virtualNetworks"):
         if path.key != adm.path.key:
             for subnet in children(doc, "subnets"):
-                vsid_owner[int(subnet["properties"]["virtualSubnetId"])] = path.child(
+                owners[int(subnet["properties"]["virtualSubnetId"])] = path.child(
                     "subnets", str(subnet["resourceId"])
                 ).ref
-    seen: list[tuple[str, IpNetwork]] = []
-    pending: list[Document] = []
-    for i, subnet in enumerate(children(adm.new, "subnets")):
-        base = f"properties.subnets[{i}].properties"
-        sp = subnet["properties"]
-        net = ipaddress.ip_network(sp["addressPrefix"])
-        if not any(n.version == net.version and net.subnet_of(n) for _, n in space):  # type: ignore[arg-type]
-            spaces = ", ".join(p for p, _ in space)
-            raise bad_request(
-                f"{base}.addressPrefix", f"{net} is outside the address space {spaces}"
-            )
-        other = overlapping(seen, net)
-        if other is not None:
-            raise bad_request(f"{base}.addressPrefix", f"{net} overlaps sibling subnet {other}")
-        seen.append((str(subnet["resourceId"]), net))
-        subnet_path = adm.path.child("subnets", str(subnet["resourceId"]))
-        old = find_child(adm.old, "subnets", str(subnet["resourceId"])) if adm.old else None
-        asked = sp.get("virtualSubnetId")
-        if old is not None:
-            fixed = int(old["properties"]["virtualSubnetId"])
-            if asked is not None and asked != fixed:
-                raise conflict(
-                    f"{base}.virtualSubnetId", f"is {fixed} and cannot change to {asked}"
-                )
-            sp["virtualSubnetId"] = fixed
-            if old["properties"]["addressPrefix"] != sp["addressPrefix"]:
-                _customer_addresses_fit(adm.state, subnet_path, sp["addressPrefix"], base)
-        elif asked is None:
-            pending.append(subnet)
-            continue
-        owner = vsid_owner.get(int(sp["virtualSubnetId"]))
-        if owner is not None:
-            raise conflict(
-                f"{base}.virtualSubnetId",
-                f"{sp['virtualSubnetId']} is already used by {owner}",
-                "DuplicateVirtualSubnetId",
-            )
-        vsid_owner[int(sp["virtualSubnetId"])] = subnet_path.ref
+    return owners
+
+
+def _subnet_prefix_fits(
+    base: str, net: IpNetwork, space: list[tuple[str, IpNetwork]], seen: list[tuple[str, IpNetwork]]
+) -> None:
+    """Inside the address space, apart from the subnets before it."""
+    if not any(n.version == net.version and net.subnet_of(n) for _, n in space):  # type: ignore[arg-type]
+        spaces = ", ".join(p for p, _ in space)
+        raise bad_request(f"{base}.addressPrefix", f"{net} is outside the address space {spaces}")
+    other = overlapping(seen, net)
+    if other is not None:
+        raise bad_request(f"{base}.addressPrefix", f"{net} overlaps sibling subnet {other}")
+
+
+def _keep_or_claim_vsid(
+    adm: Admission, subnet: Document, base: str, vsid_owner: dict[int, str]
+) -> bool:
+    """An existing subnet keeps its VSID; a new one claims the VSID it asks for. False
+    when a new subnet asks for none (it gets one allocated once all others are known)."""
+    sp = subnet["properties"]
+    subnet_path = adm.path.child("subnets", str(subnet["resourceId"]))
+    old = find_child(adm.old, "subnets", str(subnet["resourceId"])) if adm.old else None
+    asked = sp.get("virtualSubnetId")
+    if old is not None:
+        fixed = int(old["properties"]["virtualSubnetId"])
+        if asked is not None and asked != fixed:
+            raise conflict(f"{base}.virtualSubnetId", f"is {fixed} and cannot change to {asked}")
+        sp["virtualSubnetId"] = fixed
+        if old["properties"]["addressPrefix"] != sp["addressPrefix"]:
+            _customer_addresses_fit(adm.state, subnet_path, sp["addressPrefix"], base)
+    elif asked is None:
+        return False
+    owner = vsid_owner.get(int(sp["virtualSubnetId"]))
+    if owner is not None:
+        raise conflict(
+            f"{base}.virtualSubnetId",
+            f"{sp['virtualSubnetId']} is already used by {owner}",
+            "DuplicateVirtualSubnetId",
+        )
+    vsid_owner[int(sp["virtualSubnetId"])] = subnet_path.ref
+    return True
+
+
+def _allocate_vsids(adm: Admission, pending: list[Document], vsid_owner: dict[int, str]) -> None:
     for subnet in pending:
         hint = adm.hint(allocators.VSID_ALLOCATOR)
         vsid = allocators.allocate_vsid(set(vsid_owner), hint)

@@ -120,6 +120,30 @@ class LinkStatus:
     code: str  # what ``error`` is about (status.HOST_NOT_CONNECTED, ...)
 
 
+@dataclass
+class _Pacing:
+    """When the link may send again after a refusal, and when it last probed."""
+
+    retry_at: float = 0.0
+    backoff: float = RETRY_MIN
+    last_probe: float = 0.0
+
+    def refused(self, now: float) -> None:
+        self.retry_at = now + self.backoff
+        self.backoff = min(self.backoff * 2, RETRY_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """One send: the desired state (numbered), its dirty keys, and whether in full."""
+
+    state: DesiredState
+    seq: int
+    dirty: dict[str, set[str]]
+    full: bool
+    generation: int
+
+
 class HostLink:
     """Keeps one host's OVSDB equal to the desired state it is given."""
 
@@ -269,78 +293,89 @@ class HostLink:
         )
 
     def _loop(self, client: OvsdbClient) -> None:
-        retry_at = 0.0
-        backoff = RETRY_MIN
-        last_probe = 0.0
-        while True:
-            with self._cond:
-                # Connected and idle, only an audit is due; otherwise probe/retry each TICK.
-                idle = IDLE_TICK if self._connected and not self._resync else TICK
-                if self.audit_every is not None:
-                    due = self._audited_at + self.audit_every - self.clock()
-                    idle = min(idle, max(due, TICK))
-                pause = retry_at - self.clock()
-                if pause > 0:  # after a refusal nothing is sent before retry_at
-                    self._cond.wait_for(lambda: self._closing, timeout=pause)
-                else:
-                    self._cond.wait_for(
-                        lambda: self._closing or self._has_work(client), timeout=idle
-                    )
-                if self._closing:
-                    return
+        pacing = _Pacing()
+        while self._wait_for_work(client, pacing):
             now = self.clock()
             if client.state is not ConnectionState.SYNCED:
-                with self._cond:
-                    down_for = now - self._disconnected_at
-                if down_for >= PROBE_AFTER and now - last_probe >= PROBE_EVERY:
-                    last_probe = now
-                    self._set_error(probe(self.remote))
+                self._probe_if_down(now, pacing)
                 continue
-            if now < retry_at:
+            if now < pacing.retry_at:
                 continue
-            if self.audit_every is not None and now - self._audited_at >= self.audit_every:
-                with self._cond:
-                    self._resync = True  # repair rows changed behind the controller's back
-            generation = client.generation
+            work = self._take_work(client, now)
+            if work is not None:
+                self._send(client, work, pacing)
+
+    def _wait_for_work(self, client: OvsdbClient, pacing: _Pacing) -> bool:
+        """Sleep until there is something to do; False once the link is closing."""
+        with self._cond:
+            # Connected and idle, only an audit is due; otherwise probe/retry each TICK.
+            idle = IDLE_TICK if self._connected and not self._resync else TICK
+            if self.audit_every is not None:
+                due = self._audited_at + self.audit_every - self.clock()
+                idle = min(idle, max(due, TICK))
+            pause = pacing.retry_at - self.clock()
+            if pause > 0:  # after a refusal nothing is sent before retry_at
+                self._cond.wait_for(lambda: self._closing, timeout=pause)
+            else:
+                self._cond.wait_for(lambda: self._closing or self._has_work(client), timeout=idle)
+            return not self._closing
+
+    def _probe_if_down(self, now: float, pacing: _Pacing) -> None:
+        """Down for a while: say why the remote does not answer (every PROBE_EVERY)."""
+        with self._cond:
+            down_for = now - self._disconnected_at
+        if down_for >= PROBE_AFTER and now - pacing.last_probe >= PROBE_EVERY:
+            pacing.last_probe = now
+            self._set_error(probe(self.remote))
+
+    def _take_work(self, client: OvsdbClient, now: float) -> _Work | None:
+        """What to send now (the dirty keys and resync flag are taken), or None."""
+        if self.audit_every is not None and now - self._audited_at >= self.audit_every:
             with self._cond:
-                if self._desired is None:
-                    continue
-                state, seq, dirty = self._desired, self._desired_seq, self._dirty
-                full = self._resync or generation != self._synced_generation
-                if not full and not dirty and seq == self._committed_seq:
-                    continue
-                self._dirty = {}
-                self._resync = False
-            try:
-                if full:
-                    changes = resync_changes(client.snapshot(TABLES), state)
-                else:
-                    changes = diff_keys(self._applied, state, dirty)
-                if changes:
-                    client.apply(changes, APPLY_TIMEOUT)
-            except OvsdbError as err:
-                with self._cond:
-                    self._resync = True
-                if client.state is ConnectionState.SYNCED:
-                    log.warning("host %s refused a transaction: %s", self.server_id, err)
-                    self._set_error(
-                        f"{self.remote} refused the controller's rows: {err}",
-                        POLICY_CONFIGURATION_FAILURE,
-                    )
-                    retry_at = self.clock() + backoff
-                    backoff = min(backoff * 2, RETRY_MAX)
-                continue
+                self._resync = True  # repair rows changed behind the controller's back
+        generation = client.generation
+        with self._cond:
+            if self._desired is None:
+                return None
+            state, seq, dirty = self._desired, self._desired_seq, self._dirty
+            full = self._resync or generation != self._synced_generation
+            if not full and not dirty and seq == self._committed_seq:
+                return None
+            self._dirty = {}
+            self._resync = False
+        return _Work(state, seq, dirty, full, generation)
+
+    def _send(self, client: OvsdbClient, work: _Work, pacing: _Pacing) -> None:
+        """Send ``work``'s changes; a refusal is reported and retried after a backoff."""
+        try:
+            if work.full:
+                changes = resync_changes(client.snapshot(TABLES), work.state)
+            else:
+                changes = diff_keys(self._applied, work.state, work.dirty)
+            if changes:
+                client.apply(changes, APPLY_TIMEOUT)
+        except OvsdbError as err:
             with self._cond:
-                self._applied = state
-                self._committed_seq = seq
-                if full:
-                    self._synced_generation = generation
-            if full:
-                self._audited_at = self.clock()
-                if changes and generation == self._synced_generation:
-                    log.info("host %s: full resync sent %d changes", self.server_id, len(changes))
-            backoff = RETRY_MIN
-            log.debug("host %s: seq %d committed (%d changes)", self.server_id, seq, len(changes))
-            with self._cond:
-                self._error = None
-            self._report()
+                self._resync = True
+            if client.state is ConnectionState.SYNCED:
+                log.warning("host %s refused a transaction: %s", self.server_id, err)
+                self._set_error(
+                    f"{self.remote} refused the controller's rows: {err}",
+                    POLICY_CONFIGURATION_FAILURE,
+                )
+                pacing.refused(self.clock())
+            return
+        with self._cond:
+            self._applied = work.state
+            self._committed_seq = work.seq
+            if work.full:
+                self._synced_generation = work.generation
+        if work.full:
+            self._audited_at = self.clock()
+            if changes and work.generation == self._synced_generation:
+                log.info("host %s: full resync sent %d changes", self.server_id, len(changes))
+        pacing.backoff = RETRY_MIN
+        log.debug("host %s: seq %d committed (%d changes)", self.server_id, work.seq, len(changes))
+        with self._cond:
+            self._error = None
+        self._report()

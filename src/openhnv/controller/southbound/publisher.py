@@ -233,7 +233,8 @@ class Publisher:
         self._flush()
 
     def _compile(self, refs: Sequence[str]) -> None:
-        assert self._index is not None and self._compiler is not None
+        assert self._index is not None
+        assert self._compiler is not None
         old = self._index
         etags: dict[str, tuple[str, str | None]] = {}
         if all(_collection(ref) == NIC_COLLECTION for ref in refs):

@@ -1,4 +1,4 @@
-"""Bench helper: Open vSwitch with the userspace (netdev) datapath on a DataplaneLab.
+"""Open vSwitch with the userspace (netdev) datapath on a DataplaneLab (the benchmark's peer).
 
 Each host namespace gets its own ``ovsdb-server`` and ``ovs-vswitchd`` (no kernel
 datapath here), with private database, socket, pidfile, unixctl, log and run
@@ -28,15 +28,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from dataplane_net import DataplaneLab
-
 from openhnv.lab import netns
+from openhnv.testing.dataplane import DataplaneLab
+from openhnv.testing.polling import eventually
+from openhnv.testing.processes import cpu_times
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl")
 VNI = 5001
 READY_SECONDS = 15.0
 STOP_SECONDS = 5.0
+PATH_SECONDS = 20.0  # until a first ping crosses the OVS tunnel
 
 
 def unavailable() -> str | None:
@@ -144,10 +146,7 @@ class OvsHost:
 
     def cpu_times(self) -> tuple[float, float]:
         """(user, system) CPU seconds of ovs-vswitchd so far, all its threads."""
-        fields = Path(f"/proc/{self.children['ovs-vswitchd'].pid}/stat").read_text()
-        values = fields.rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        return int(values[11]) / tick, int(values[12]) / tick
+        return cpu_times(self.children["ovs-vswitchd"].pid)
 
     def rx_frames(self) -> int:
         """Frames the datapath received on the uplinks and VM ports (``dpctl/show -s``)."""
@@ -194,9 +193,9 @@ def configure(lab: DataplaneLab, ovs: OvsHost, host: str, vm: str, peer_host: st
               f"options:key={VNI}")  # fmt: skip
 
 
-def wait_path(lab: DataplaneLab, src: str, dst: str, timeout: float = 20.0) -> None:
+def wait_path(lab: DataplaneLab, src: str, dst: str, timeout: float = PATH_SECONDS) -> None:
     """Until ``src`` pings ``dst`` (the tunnel's route and neighbour are resolved)."""
-    deadline = time.monotonic() + timeout
-    while lab.ping(src, lab.vm_ip(dst), count=1).returncode != 0:
-        if time.monotonic() > deadline:
-            raise OvsError(f"OVS: {src} cannot reach {dst} within {timeout:g} s")
+    try:
+        eventually(lambda: lab.ping(src, lab.vm_ip(dst), count=1), f"{src} pings {dst}", timeout)
+    except AssertionError as err:
+        raise OvsError(f"OVS: {src} cannot reach {dst} within {timeout:g} s") from err

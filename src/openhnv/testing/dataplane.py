@@ -1,4 +1,4 @@
-"""Test and bench helper: a lab fabric whose hosts run HostSwitch on the Linux driver.
+"""A lab fabric whose hosts run HostSwitch on the Linux driver (tests and the benchmark).
 
 ``DataplaneLab`` builds a topology with ``openhnv.lab.builder`` (VM, host, fabric and
 router namespaces, VLAN access ports), gives each VM port its ifalias
@@ -6,8 +6,10 @@ router namespaces, VLAN access ports), gives each VM port its ifalias
 answers ARP here), and programs each host's engine directly with VFP commands: the HNV
 layers of its VMs and the mappings of every VM. Switches run in this process
 (``start_switch``: the driver is made inside the host namespace) or as a subprocess of
-this file (``SwitchProcess``, for the benchmark: ``python3 dataplane_net.py --netns NS
---spec FILE`` prints ``ready``, then its statistics as JSON when stdin closes).
+this module (``SwitchProcess``, for the benchmark: ``python3 -m openhnv.testing.dataplane
+--spec FILE`` in the host namespace prints ``ready``, then its statistics as JSON on each
+``stats`` line, and stops when stdin closes). Traffic goes through the lab's own helpers
+(``lab.traffic``), waits through ``eventually``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from openhnv.lab import builder, netns
+from openhnv.lab import builder, daemons, netns, traffic
 from openhnv.lab.topology import Topology, from_document
+from openhnv.testing.polling import eventually
+from openhnv.testing.processes import cpu_times
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
@@ -40,7 +43,8 @@ BRIDGE_NETFILTER = (
     "net/bridge/bridge-nf-call-ip6tables",
     "net/bridge/bridge-nf-call-arptables",
 )
-HERE = Path(__file__).resolve()
+MODULE = "openhnv.testing.dataplane"
+READY_WAIT = 10.0  # seconds for a driver to report its ports and resolve its next hops
 
 
 def lab_name(tag: str) -> str:
@@ -124,7 +128,7 @@ class DataplaneLab:
                 self.set_port_alias(vm.name)
                 for other in self.topology.vms:
                     if other.name != vm.name:
-                        self.static_neighbor(vm.name, str(other.ip), str(other.mac))
+                        traffic.set_neighbor(self.vm_ns(vm.name), str(other.ip), str(other.mac))
         except BaseException:
             self.close()
             raise
@@ -188,10 +192,6 @@ class DataplaneLab:
         host = self.host_ns(self.topology.vm(vm).host)
         netns.set_alias(host, self.names.vm_port(vm), port_alias(port_id(vm), mac))
 
-    def static_neighbor(self, vm: str, ip: str, mac: str) -> None:
-        netns.exec_in(self.vm_ns(vm), ["ip", "neigh", "replace", ip, "lladdr", mac,
-                                       "nud", "permanent", "dev", "eth0"])  # fmt: skip
-
     def spec(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
         """What to program into ``host``'s switch (JSON-able)."""
         encapsulation = self.topology.encapsulation
@@ -222,9 +222,9 @@ class DataplaneLab:
         self.processes.append(process)
         return process
 
-    def ping(self, vm: str, ip: str, count: int = 3) -> subprocess.CompletedProcess[str]:
-        return netns.exec_in(self.vm_ns(vm), ["ping", "-c", str(count), "-i", "0.2", "-W", "2",
-                                              ip], check=False)  # fmt: skip
+    def ping(self, vm: str, ip: str, count: int = 3) -> bool:
+        """Whether an echo of ``count`` from ``vm`` to ``ip`` came back (``traffic.ping``)."""
+        return traffic.ping(self.vm_ns(vm), ip, count) is not None
 
 
 def _pa_dict(pa: PaConfig) -> dict[str, Any]:
@@ -243,31 +243,22 @@ def program(switch: HostSwitch, spec: dict[str, Any]) -> None:
     switch.set_provider_addresses([PaConfig(**pa) for pa in spec["pas"]])
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def wait_ready(switch: HostSwitch, ports: int, neighbors: Sequence[str]) -> None:
     """Until the driver reported ``ports`` ports and resolved ``neighbors``."""
-    wait_for(f"{ports} ports", lambda: len(switch.ports()) >= ports)
-    wait_for(f"neighbors {neighbors}", lambda: set(neighbors) <= set(switch.neighbors()))
+    eventually(lambda: len(switch.ports()) >= ports, f"{ports} ports", READY_WAIT)
+    eventually(
+        lambda: set(neighbors) <= set(switch.neighbors()), f"neighbors {neighbors}", READY_WAIT
+    )
 
 
 class SwitchProcess:
     """A host switch in its own process, inside the host namespace."""
 
     def __init__(self, namespace: str, spec: Path) -> None:
-        env = dict(os.environ)
-        src = str(HERE.parents[2] / "src")
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        argv = ["ip", "netns", "exec", namespace, sys.executable, "-m", MODULE, "--spec", str(spec)]
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, sys.executable, str(HERE), "--spec", str(spec)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=daemons.python_env()
+        )
         self.result: dict[str, Any] | None = None
 
     @property
@@ -283,13 +274,12 @@ class SwitchProcess:
 
     def cpu_times(self) -> tuple[float, float]:
         """(user, system) CPU seconds of the process so far (``ip netns exec`` execs it)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        return int(fields[11]) / tick, int(fields[12]) / tick
+        return cpu_times(self.pid)
 
     def statistics(self) -> dict[str, Any]:
         """Ask for the driver's counters (one line on stdin)."""
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.write("stats\n")
         self.process.stdin.flush()
         return dict(json.loads(self.process.stdout.readline()))
@@ -326,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ready", flush=True)
         for line in sys.stdin:
             if line.strip() == "stats":
-                stats = driver.statistics()
+                stats: dict[str, object] = dict(driver.statistics())
                 stats["uplink"] = switch.inspect(lambda e: dict(e.state.uplink.counters))
                 print(json.dumps(stats), flush=True)
     finally:

@@ -1,4 +1,4 @@
-"""Test and bench helper: two hosts on one uplink veth, VMs on veths, the kernel fast path.
+"""Two hosts on one uplink veth, VMs on veths, the kernel fast path (tests and benchmark).
 
 ``FastpathNet`` builds namespaces ``hnv-fp…-h1``/``-h2`` (hosts, joined by ``up0`` <->
 ``up0``, PAs 192.168.1.10/.11 kept in userspace as openhnv does: the host kernels hold
@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
-import secrets
 import select
 import socket
 import struct
@@ -35,11 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from openhnv.lab import netns
+from openhnv.lab import netns, traffic
 from openhnv.lab.errors import LabError
 from openhnv.packet.checksum import internet_checksum, pseudo_header_sum
 from openhnv.packet.frames import tcp_frame, udp_frame
 from openhnv.packet.vxlan import VXLAN_PORT
+from openhnv.testing.namespaces import remove_namespaces, unique_prefix
 from openhnv.vfp.transposition import Encap, InnerEdit, source_port_of
 from openhnv.vswitch.afpacket import AfPacketSocket
 from openhnv.vswitch.fastpath import entries
@@ -71,7 +70,8 @@ class Vm:
 
 
 def net_prefix(tag: str) -> str:
-    return f"hnv-fp{tag}{os.getpid() % 1000:03d}{secrets.token_hex(2)}-"
+    """``hnv-fp<tag><pid><hex>-``: the namespaces of one net."""
+    return unique_prefix(f"fp{tag}")
 
 
 class FastpathNet:
@@ -121,8 +121,7 @@ class FastpathNet:
             slow.stop()
         for fp in self.fast_paths.values():
             fp.close()
-        for name in netns.list_namespaces(self.prefix):
-            netns.delete_namespace(name)
+        remove_namespaces(self.prefix)
 
     def _build(self) -> None:
         h1, h2 = self.hosts["h1"], self.hosts["h2"]
@@ -142,8 +141,7 @@ class FastpathNet:
         for vm in self.vms.values():
             for other in self.vms.values():
                 if other is not vm:
-                    neighbour = ["ip", "neigh", "replace", other.ip, "lladdr", other.mac]
-                    netns.exec_in(vm.namespace, [*neighbour, "nud", "permanent", "dev", "eth0"])
+                    traffic.set_neighbor(vm.namespace, other.ip, other.mac)
 
     # -- names and numbers ------------------------------------------------------------
 
