@@ -19,15 +19,28 @@ from openhnv.controller.northbound.paths import (
     child_collections,
     parse_path,
 )
-from openhnv.controller.northbound.store import Document, Store
+from openhnv.controller.northbound.store import Document, Listing, Store
 
 RESOURCE_PREFIX = "/resources"
 ALLOCATOR_PREFIX = "/allocators/"
+STATUS_PREFIX = "/status"  # configurationState, stored only when controllers share the store
 
 
 def resource_key(path: ResourcePath) -> str:
     """The store key of a top-level resource."""
     return RESOURCE_PREFIX + path.top.key
+
+
+def status_key(path: ResourcePath) -> str:
+    """The store key of a top-level resource's configurationState (shared stores)."""
+    return STATUS_PREFIX + path.top.key
+
+
+def top_ref(key: str, doc: Document) -> str:
+    """The ref of the top-level resource stored as ``key`` (``/networkinterfaces/x``)."""
+    collection = key.split("/")[1]
+    name = next((c for c in TOP_LEVEL if c.casefold() == collection), collection)
+    return f"/{name}/{doc.get('resourceId', key.rsplit('/', 1)[-1])}"
 
 
 def copy_document(doc: Document) -> Document:
@@ -87,12 +100,43 @@ class State:
 
     @classmethod
     def load(cls, store: Store) -> State:
+        return cls.of(store.read())
+
+    @classmethod
+    def of(cls, listing: Listing) -> State:
+        """The state a store listing holds."""
         state = cls()
-        for key, doc in store.list(RESOURCE_PREFIX + "/"):
-            state.set(key.removeprefix(RESOURCE_PREFIX), doc)
-        for key, doc in store.list(ALLOCATOR_PREFIX):
-            state.allocators[key] = doc
+        for entry in listing.entries:
+            state.apply(entry.key, entry.value)
         return state
+
+    def apply(self, store_key: str, value: Document | None) -> str | None:
+        """Take one stored key's new value (None: deleted); the top-level ref whose
+        northbound content this changes, if any.
+
+        A change of ``provisioningState`` alone, of an allocator record or of a
+        configurationState is not a northbound change: the publisher writes those.
+        """
+        if store_key.startswith(RESOURCE_PREFIX + "/"):
+            key = store_key.removeprefix(RESOURCE_PREFIX)
+            old = self.docs.get(key)
+            if value is None:
+                self.remove(key)
+                return None if old is None else top_ref(key, old)
+            self.set(key, value)
+            return None if old is not None and same_but_state(old, value) else top_ref(key, value)
+        if store_key.startswith(ALLOCATOR_PREFIX):
+            if value is None:
+                self.allocators.pop(store_key, None)
+            else:
+                self.allocators[store_key] = value
+        elif store_key.startswith(STATUS_PREFIX + "/"):
+            key = store_key.removeprefix(STATUS_PREFIX)
+            if value is None:
+                self.configuration.pop(key, None)
+            elif key in self.docs:
+                self.configuration[key] = value
+        return None
 
     def set(self, key: str, doc: Document) -> None:
         """Store ``doc`` as the top-level resource ``key`` (a ``ResourcePath.key``)."""
@@ -186,6 +230,16 @@ def walk(path: ResourcePath, doc: Document) -> Iterator[tuple[ResourcePath, Docu
 def path_of_key(key: str) -> ResourcePath:
     """The path of a top-level key such as ``/virtualnetworks/contoso`` (casing lost)."""
     return parse_path(key)
+
+
+def same_but_state(old: Document, new: Document) -> bool:
+    """The two versions differ at most in their provisioningState."""
+
+    def rest(doc: Document) -> Document:
+        props = doc.get("properties", {})
+        return {**doc, "properties": {k: v for k, v in props.items() if k != "provisioningState"}}
+
+    return rest(old) == rest(new)
 
 
 def strip_etag(doc: Document) -> dict[str, Any]:

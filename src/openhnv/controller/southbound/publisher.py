@@ -31,7 +31,7 @@ from typing import Any
 from openhnv.controller.compiler.compile import Compiler, affected_hosts
 from openhnv.controller.compiler.documents import ref_key
 from openhnv.controller.compiler.index import Index
-from openhnv.controller.errors import ApiError
+from openhnv.controller.errors import ApiError, StoreError
 from openhnv.controller.northbound.service import FAILED, SUCCEEDED, ControllerService
 from openhnv.controller.southbound.link import AUDIT_EVERY, HostLink, LinkStatus
 from openhnv.controller.southbound.provisioning import Pending, Waiting
@@ -114,6 +114,7 @@ class Publisher:
         self._nic_updates: list[tuple[str, str | None, str, dict[str, Any] | None]] = []
         self._configs: dict[str, dict[str, Any] | None] = {}
         self._idle = True
+        self._unflushed = False  # states the store refused, queued again
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -126,6 +127,7 @@ class Publisher:
 
     def stop(self) -> None:
         """Stop the publisher thread and close every host link."""
+        self.service.unsubscribe(self._nb_changed)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -186,7 +188,8 @@ class Publisher:
                     wait = compile_after - time.monotonic() if self._refs else TICK
                     if self._ports or self._statuses or (self._refs and wait <= 0):
                         break
-                    self._cond.wait(min(max(wait, 0.001), TICK))
+                    if not self._cond.wait(min(max(wait, 0.001), TICK)) and self._unflushed:
+                        break  # states the store refused earlier: try them again
                 if self._stopping:
                     return
                 compiling = time.monotonic() >= compile_after
@@ -250,7 +253,7 @@ class Publisher:
                     etags[ref_key(ref)] = (ref, doc.get("etag"))
             servers_changed = False
         else:
-            snapshot = self.service.snapshot()
+            snapshot = self.service.snapshot(consistent=False)
             index = Index.build(snapshot)
             self._learn_nics(snapshot.get("networkInterfaces", []))
             etags = _nic_etags(snapshot.get("networkInterfaces", []))
@@ -282,7 +285,7 @@ class Publisher:
 
     def _get(self, ref: str) -> dict[str, Any] | None:
         try:
-            return self.service.get(ref)
+            return self.service.get(ref, consistent=False)
         except ApiError:
             return None
 
@@ -446,18 +449,32 @@ class Publisher:
         self._nic_updates.append((ref, etag, state, doc))
 
     def _flush(self) -> None:
-        """Write the queued states to the service: one lock and one store commit each."""
+        """Write the queued states to the service: one lock and few store commits each.
+
+        When the store refuses (down, no quorum), they stay queued for the next step.
+        """
         updates, self._nic_updates = self._nic_updates, []
-        if updates:
-            done = self.service.set_provisioning_states(
-                [(ref, state, etag) for ref, etag, state, _ in updates]
-            )
-            for (ref, _, _, doc), ok in zip(updates, done, strict=True):
-                if ok and doc is not None:  # else a newer PUT, or deleted: not ours to say
-                    self._show(ref, doc)
-        configs, self._configs = self._configs, {}
-        if configs:
-            self.service.set_configuration_states(configs)
+        configs: dict[str, dict[str, Any] | None] = {}
+        try:
+            if updates:
+                done = self.service.set_provisioning_states(
+                    [(ref, state, etag) for ref, etag, state, _ in updates]
+                )
+                for (ref, _, _, doc), ok in zip(updates, done, strict=True):
+                    if ok and doc is not None:  # else a newer PUT, or deleted: not ours to say
+                        self._show(ref, doc)
+                updates = []
+            configs, self._configs = self._configs, {}
+            if configs:
+                self.service.set_configuration_states(configs)
+        except StoreError as err:
+            if not self._unflushed:
+                log.warning("publisher: cannot store provisioning states yet: %s", err)
+            self._nic_updates = updates + self._nic_updates
+            self._configs = {**configs, **self._configs}
+            self._unflushed = True
+            return
+        self._unflushed = False
 
     # -- Physical_Port reports ---------------------------------------------------------
     def _bind(self, events: Sequence[tuple[str, RowEvent]]) -> None:
