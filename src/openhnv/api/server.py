@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         default=LEASE_TTL,
         help="seconds the leader's etcd lease lasts (default %(default)s): failover time",
     )
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level")
+    parser.add_argument("--log-level", default="warning", help="log level (and uvicorn's)")
     parser.add_argument(
         "--pki", type=Path, help="hnv pki directory: SSL identity for ssl: host remotes"
     )
@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="hnv controller: %(message)s")
+    level = getattr(logging, str(args.log_level).upper(), logging.WARNING)
+    logging.basicConfig(level=level, format="hnv controller: %(name)s: %(message)s")
     replica_id = args.replica_id or f"{socket.gethostname()}-{os.getpid()}"
     try:
         host, port = parse_listen(args.listen)

@@ -204,9 +204,9 @@ class Election:
 
     def _campaign(self) -> None:
         _, kvs, _ = self.client.range(self._key)
+        with self._lock:
+            self._seen = _candidate(kvs[0].value) if kvs else None
         if kvs:
-            with self._lock:
-                self._seen = _candidate(kvs[0].value)
             return
         sent = self.clock()
         lease = self.client.lease_grant(self.ttl)
@@ -226,7 +226,9 @@ class Election:
         with self._lock:
             self._lease = lease
             self._valid_until = sent + self.ttl
-        log.warning("replica %s leads (lease %x, %d s)", self.me.replica_id, lease, self.ttl)
+        log.info(
+            "replica %s holds the leader key (lease %x, %d s)", self.me.replica_id, lease, self.ttl
+        )
         self._set_leading(True)
 
     def _renew(self) -> None:

@@ -309,11 +309,15 @@ def _responses(lines: Iterator[str], start_revision: int) -> Iterator[tuple[int,
 
 
 def _reason(err: etcd3gw.exceptions.Etcd3Exception) -> str:
+    """A short reason: etcd's own message, or what the connection says."""
     detail = err.detail_text or ""
     try:
         parsed = json.loads(detail)
         detail = str(parsed.get("error") or parsed.get("message") or detail)
     except (ValueError, AttributeError):
         pass
-    text = " ".join(str(a) for a in err.args if a)
-    return (detail or text or type(err).__name__).strip()[:300]
+    text = detail or " ".join(str(a) for a in err.args if a) or type(err).__name__
+    for known in ("Connection refused", "timed out", "Connection reset"):
+        if known in text:
+            return known.lower()
+    return text.strip()[:200]

@@ -67,9 +67,10 @@ class StoreFollower:
     def apply(self, changes: Iterable[Change]) -> None:
         """Apply the changes newer than ``applied`` (older ones are already held)."""
         with self.lock:
+            held = self.applied  # a commit's changes share its revision: compare to entry
             refs: list[str] = []
             for change in changes:
-                if change.revision <= self.applied:
+                if change.revision <= held:
                     continue
                 ref = self.state.apply(change.key, change.value)
                 if ref is not None:
@@ -92,11 +93,13 @@ class StoreFollower:
         revision: int,
         base: int,
     ) -> list[str]:
-        """Apply a commit of ours made at ``revision`` that compared ``base``.
+        """Apply a commit of ours made at ``revision`` with ``if_revision=base`` (or by the
+        store's only writer, whose previous commit was ``base``).
 
-        If the follower is still at ``base``, nothing else lies in between and the
-        commit is applied as it is; otherwise it catches up from the store. Returns the
-        refs whose northbound content changed (listeners are told too).
+        The compare guarantees nothing else lies between ``base`` and ``revision``: if
+        the follower is still at ``base`` the commit is applied as it is; if it moved on
+        meanwhile (the follower thread replayed it), it catches up from the store.
+        Returns the refs whose northbound content changed (listeners are told too).
         """
         with self.lock:
             if self.applied == base:
