@@ -21,6 +21,7 @@ controller converges every host to the stored northbound state. See docs/publish
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import threading
@@ -34,6 +35,7 @@ from openhnv.controller.compiler.index import Index
 from openhnv.controller.errors import ApiError, StoreError
 from openhnv.controller.northbound.service import FAILED, SUCCEEDED, ControllerService
 from openhnv.controller.southbound.link import AUDIT_EVERY, HostLink, LinkStatus
+from openhnv.controller.southbound.loop import SouthboundLoop
 from openhnv.controller.southbound.provisioning import Pending, Waiting
 from openhnv.controller.southbound.status import (
     FAILURE,
@@ -49,12 +51,15 @@ from openhnv.controller.southbound.status import (
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import DesiredState, RowChange
 from openhnv.ovsdb.server import SslFiles
+from openhnv.ovsdb.wire import Schema
 
 log = logging.getLogger(__name__)
 
 NIC_COLLECTION = "networkinterfaces"
 TICK = 1.0  # seconds; the publisher thread also wakes on every event
 COMPILE_DUTY = 2.0  # pause after a compile, in multiples of its duration
+RESYNC_CONCURRENCY = 16  # hosts read in full at the same time (bounds memory at start)
+AUDIT_SPACING = 0.1  # seconds per host: 1,000 hosts are audited every 100 s, not 30
 
 
 def _collection(ref: str) -> str:
@@ -115,6 +120,9 @@ class Publisher:
         self._configs: dict[str, dict[str, Any] | None] = {}
         self._idle = True
         self._unflushed = False  # states the store refused, queued again
+        self._loop = SouthboundLoop()
+        self._schema = Schema()
+        self._resyncs = asyncio.Semaphore(RESYNC_CONCURRENCY)
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -122,6 +130,7 @@ class Publisher:
         """Subscribe to the service and start publishing (returns at once)."""
         self.service.track_provisioning = True
         self.service.subscribe(self._nb_changed)
+        self._loop.start()
         self._thread.start()
         return self
 
@@ -136,6 +145,7 @@ class Publisher:
         links, self._links = self._links, {}
         for link in links.values():
             link.close()
+        self._loop.stop()
 
     def links(self) -> dict[str, LinkStatus]:
         """The status of every host link, by server resourceId."""
@@ -318,16 +328,23 @@ class Publisher:
             link = HostLink(
                 server_id,
                 remote,
+                loop=self._loop,
                 ssl=self.ssl,
                 on_status=self._link_changed,
                 on_port=self._port_changed,
                 audit_every=self.audit_every,
+                schema=self._schema,
+                resyncs=self._resyncs,
             )
             links[server_id] = link
             state = self._states.get(server_id)
             if state is not None:
                 link.submit(state, self._host_seq[server_id], None)
             link.start()
+        if self.audit_every is not None:  # audits cost a full read: pace them by host count
+            every = max(self.audit_every, AUDIT_SPACING * len(links))
+            for link in links.values():
+                link.audit_every = every
         self._links = links
 
     def _learn_nics(self, docs: Iterable[Mapping[str, Any]]) -> None:

@@ -1,0 +1,371 @@
+"""Rows on the OVSDB wire without the ``ovs`` IDL: select results in, transact operations out.
+
+For a client that keeps no mirror of the server (the controller's southbound: it knows
+what it wants each host to hold and asks the host only on a resync):
+
+- ``Schema``: every column's type, read once from the shipped schemas;
+- ``keyed_snapshot(schema, selected)``: the rows of a ``select`` on every table, in
+  desired-state form (``Ref(table, key)`` references, plain values as
+  ``OvsdbClient.snapshot`` gives them), with each key's row UUID and the UUIDs of rows
+  that share a key with another (strays to delete);
+- ``transactions(schema, changes, uuids)``: one ``transact`` per database for a list of
+  ``RowChange``: rows found by key through ``uuids``, rows inserted by the same changes
+  referred to by ``named-uuid``; an insert of an existing key updates it, a delete of a
+  missing key does nothing, an update of a missing key fails (RFC 7047 §5.2).
+
+JSON values follow RFC 7047 §5.1: an atom, ``["uuid", U]``, ``["named-uuid", N]``,
+``["set", [...]]`` or ``["map", [[k, v], ...]]``. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from openhnv.ovsdb.errors import OvsdbError
+from openhnv.ovsdb.keys import TABLE_KEYS, TableKey
+from openhnv.ovsdb.rows import Ref, Row, RowChange, Value
+from openhnv.ovsdb.schema import DATABASES, load_schema
+from openhnv.ovsdb.values import PlainRow, PlainValue, keyed_row
+
+UNLIMITED = sys.maxsize
+_ATOM_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "boolean": (bool,),
+    "real": (float, int),
+    "uuid": (Ref,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnType:
+    """What a column holds: atoms of ``key`` (and ``value`` for a map), ``n_min..n_max``."""
+
+    key: str
+    key_ref: str | None = None
+    value: str | None = None  # a map's value type
+    value_ref: str | None = None
+    n_min: int = 1
+    n_max: int = 1
+
+    @property
+    def is_map(self) -> bool:
+        return self.value is not None
+
+    @property
+    def scalar(self) -> bool:
+        return self.n_min == 1 and self.n_max == 1 and not self.is_map
+
+
+def _base(raw: Any) -> tuple[str, str | None]:
+    if isinstance(raw, str):
+        return raw, None
+    return str(raw["type"]), raw.get("refTable")
+
+
+def column_type(raw: Any) -> ColumnType:
+    """A column's type from its schema JSON (``{"type": ...}``)."""
+    spec = raw["type"]
+    if isinstance(spec, str):
+        return ColumnType(spec)
+    key, key_ref = _base(spec["key"])
+    value, value_ref = _base(spec["value"]) if "value" in spec else (None, None)
+    n_max = spec.get("max", 1)
+    return ColumnType(
+        key,
+        key_ref,
+        value,
+        value_ref,
+        int(spec.get("min", 1)),
+        UNLIMITED if n_max == "unlimited" else int(n_max),
+    )
+
+
+class Schema:
+    """Column types of every table of the southbound databases."""
+
+    def __init__(self, databases: Sequence[str] = DATABASES) -> None:
+        self.tables: dict[str, dict[str, ColumnType]] = {}
+        self.database_of: dict[str, str] = {}
+        for database in databases:
+            for table, raw in load_schema(database)["tables"].items():
+                self.tables[table] = {c: column_type(t) for c, t in raw["columns"].items()}
+                self.database_of[table] = database
+        self.refs: dict[str, dict[str, tuple[str | None, str | None]]] = {
+            table: {
+                c: (t.key_ref, t.value_ref) for c, t in cols.items() if t.key_ref or t.value_ref
+            }
+            for table, cols in self.tables.items()
+        }
+
+    def columns(self, table: str) -> dict[str, ColumnType]:
+        found = self.tables.get(table)
+        if found is None:
+            raise OvsdbError(f"unknown table {table!r}", table=table)
+        return found
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def _atom(raw: Any) -> Any:
+    if isinstance(raw, list) and len(raw) == 2 and raw[0] == "uuid":
+        return raw[1]
+    return raw
+
+
+def plain_value(ctype: ColumnType, raw: Any) -> PlainValue:
+    """A column's JSON value as a plain value (``openhnv.ovsdb.values``' conventions)."""
+    if ctype.is_map:
+        pairs = raw[1] if isinstance(raw, list) and raw and raw[0] == "map" else []
+        return {_atom(k): _atom(v) for k, v in pairs}
+    if isinstance(raw, list) and raw and raw[0] == "set":
+        atoms = [_atom(a) for a in raw[1]]
+    else:
+        atoms = [_atom(raw)]
+    if ctype.n_max == 1:
+        return atoms[0] if atoms else None
+    return frozenset(atoms)
+
+
+def plain_row(columns: Mapping[str, ColumnType], raw: Mapping[str, Any]) -> PlainRow:
+    """A selected row (``_uuid``/``_version`` left out) as plain values."""
+    return {
+        name: plain_value(columns[name], value) for name, value in raw.items() if name in columns
+    }
+
+
+@dataclass
+class Snapshot:
+    """A host's rows in desired-state form, with the UUID behind every key."""
+
+    rows: dict[str, dict[str, Row]] = field(default_factory=dict)  # table -> key -> row
+    uuids: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> key -> UUID
+    strays: list[tuple[str, str]] = field(default_factory=list)  # (table, UUID) sharing a key
+
+
+def keyed_snapshot(
+    schema: Schema,
+    selected: Mapping[str, Sequence[Mapping[str, Any]]],
+    keys: Mapping[str, TableKey] = TABLE_KEYS,
+) -> Snapshot:
+    """The rows of ``selected`` (table -> rows as ``select`` returns them) by key.
+
+    Rows whose key cannot be computed (a reference to a row without a key) are left
+    out, as ``OvsdbClient.snapshot`` does.
+    """
+    plain: dict[str, dict[str, PlainRow]] = {}
+    for table, rows in selected.items():
+        columns = schema.columns(table)
+        plain[table] = {str(_atom(r["_uuid"])): plain_row(columns, r) for r in rows}
+    key_of: dict[str, dict[str, str]] = {table: {} for table in plain}
+
+    def lookup(table: str, row_uuid: str) -> str | None:
+        return key_of.get(table, {}).get(row_uuid)
+
+    def keyed(table: str, row: PlainRow) -> Row:
+        return keyed_row(row, schema.refs.get(table, {}), lookup)
+
+    for table, spec in keys.items():  # in key order: a key may need earlier tables' keys
+        if table not in plain:
+            continue
+        if spec.referrer is None:
+            for row_uuid, row in plain[table].items():
+                try:
+                    key_of[table][row_uuid] = spec.key(keyed(table, row))
+                except OvsdbError:
+                    continue
+        else:
+            ref_table, ref_column = spec.referrer
+            for referrer in plain.get(ref_table, {}).values():
+                target = referrer.get(ref_column)
+                targets = target if isinstance(target, frozenset) else {target}
+                try:
+                    key = spec.key(keyed(ref_table, referrer))
+                except OvsdbError:
+                    continue
+                for target_uuid in targets:
+                    if isinstance(target_uuid, str) and target_uuid in plain[table]:
+                        key_of[table][target_uuid] = key
+    snapshot = Snapshot()
+    for table, rows_by_uuid in plain.items():
+        found: dict[str, Row] = {}
+        uuids: dict[str, str] = {}
+        for row_uuid, row in rows_by_uuid.items():
+            row_key = key_of[table].get(row_uuid)
+            if row_key is None:
+                continue
+            if row_key in found:
+                snapshot.strays.append((table, row_uuid))
+                continue
+            found[row_key] = keyed(table, row)
+            uuids[row_key] = row_uuid
+        snapshot.rows[table] = found
+        snapshot.uuids[table] = uuids
+    return snapshot
+
+
+def select_all(database: str, tables: Iterable[str]) -> list[Any]:
+    """``transact`` params selecting every row of ``tables`` of ``database``."""
+    return [database, *({"op": "select", "table": t, "where": []} for t in tables)]
+
+
+# -- writing -----------------------------------------------------------------------------
+
+Resolve = Callable[[Ref], list[str]]
+
+
+def _json_atom(kind: str, atom: Any, resolve: Resolve, where: str) -> Any:
+    allowed = _ATOM_TYPES.get(kind, (object,))
+    if not isinstance(atom, allowed) or (kind == "integer" and isinstance(atom, bool)):
+        raise OvsdbError(f"{where}: {atom!r} is not a {kind}")
+    return resolve(atom) if isinstance(atom, Ref) else atom
+
+
+def json_value(ctype: ColumnType, value: Value | None, resolve: Resolve, where: str) -> Any:
+    """A desired-state value as OVSDB JSON for a column of type ``ctype``."""
+    if ctype.is_map:
+        if not isinstance(value, Mapping):
+            raise OvsdbError(f"{where}: expected a map, got {value!r}")
+        pairs = [
+            [
+                _json_atom(ctype.key, k, resolve, where),
+                _json_atom(ctype.value or "", v, resolve, where),
+            ]
+            for k, v in value.items()
+        ]
+        return ["map", pairs]
+    if isinstance(value, Mapping):
+        raise OvsdbError(f"{where}: expected {'an atom' if ctype.scalar else 'a set'}, got a map")
+    atoms = list(value) if isinstance(value, frozenset | set | list | tuple) else [value]
+    atoms = [a for a in atoms if a is not None]
+    if ctype.scalar:
+        if len(atoms) != 1:
+            raise OvsdbError(f"{where}: expected a single value, got {value!r}")
+        return _json_atom(ctype.key, atoms[0], resolve, where)
+    if len(atoms) > ctype.n_max:
+        raise OvsdbError(f"{where}: at most {ctype.n_max} value(s), got {len(atoms)}")
+    return ["set", [_json_atom(ctype.key, a, resolve, where) for a in atoms]]
+
+
+@dataclass
+class Transaction:
+    """One database's ``transact``: the operations and the change behind each one."""
+
+    database: str
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[RowChange | None] = field(default_factory=list)  # None: a stray's delete
+    inserted: dict[str, tuple[str, str]] = field(default_factory=dict)  # uuid-name -> (table, key)
+
+    def params(self) -> list[Any]:
+        return [self.database, *self.ops]
+
+
+def transactions(
+    schema: Schema,
+    changes: Sequence[RowChange],
+    uuids: Mapping[str, Mapping[str, str]],
+    strays: Iterable[tuple[str, str]] = (),
+) -> list[Transaction]:
+    """The ``transact`` of each database for ``changes`` (databases in schema order)."""
+    by_db: dict[str, Transaction] = {}
+
+    def txn_of(table: str) -> Transaction:
+        database = schema.database_of.get(table)
+        if database is None:
+            raise OvsdbError(f"unknown table {table!r}", table=table)
+        return by_db.setdefault(database, Transaction(database))
+
+    names: dict[tuple[str, str], str] = {}
+    deleted: set[tuple[str, str]] = set()
+    inserts: dict[tuple[str, str], dict[str, Any]] = {}
+    for change in changes:
+        ident = (change.table, change.key)
+        if change.op == "delete":
+            deleted.add(ident)
+        elif change.op == "insert" and change.key not in uuids.get(change.table, {}):
+            names.setdefault(ident, f"row{len(names)}")
+        elif change.op not in ("insert", "update"):
+            raise OvsdbError(f"{change.table} {change.key!r}: bad operation {change.op!r}")
+
+    def resolve(ref: Ref) -> list[str]:
+        ident = (ref.table, ref.key)
+        if ident in names:
+            return ["named-uuid", names[ident]]
+        if ident in deleted:
+            raise OvsdbError(f"refers to {ref.table} {ref.key!r}, deleted by the same changes")
+        found = uuids.get(ref.table, {}).get(ref.key)
+        if found is None:
+            raise OvsdbError(f"refers to missing {ref.table} {ref.key!r}")
+        return ["uuid", found]
+
+    for change in changes:
+        ident = (change.table, change.key)
+        txn = txn_of(change.table)
+        columns = schema.columns(change.table)
+        row: dict[str, Any] = {}
+        for column, value in change.columns.items():
+            where = f"{change.table} {change.key!r} column {column}"
+            ctype = columns.get(column)
+            if ctype is None:
+                raise OvsdbError(f"{where}: no such column", table=change.table, key=change.key)
+            try:
+                row[column] = json_value(ctype, value, resolve, where)
+            except OvsdbError as err:
+                raise OvsdbError(str(err), table=change.table, key=change.key) from None
+        existing = uuids.get(change.table, {}).get(change.key)
+        if change.op == "delete":
+            if existing is not None and ident not in names:
+                txn.ops.append({"op": "delete", "table": change.table, "where": _by_uuid(existing)})
+                txn.sources.append(change)
+        elif ident in names:
+            if ident in inserts:  # a later change of a row inserted by these changes
+                inserts[ident].update(row)
+                continue
+            inserts[ident] = row
+            txn.ops.append(
+                {"op": "insert", "table": change.table, "row": row, "uuid-name": names[ident]}
+            )
+            txn.sources.append(change)
+            txn.inserted[names[ident]] = ident
+        elif existing is None:
+            raise OvsdbError(
+                f"cannot update {change.table} {change.key!r}: no such row",
+                table=change.table,
+                key=change.key,
+            )
+        elif row:
+            txn.ops.append(
+                {"op": "update", "table": change.table, "where": _by_uuid(existing), "row": row}
+            )
+            txn.sources.append(change)
+    for table, row_uuid in strays:
+        txn = txn_of(table)
+        txn.ops.append({"op": "delete", "table": table, "where": _by_uuid(row_uuid)})
+        txn.sources.append(None)
+    order = {d: i for i, d in enumerate(DATABASES)}
+    return sorted((t for t in by_db.values() if t.ops), key=lambda t: order.get(t.database, 99))
+
+
+def _by_uuid(row_uuid: str) -> list[list[Any]]:
+    return [["_uuid", "==", ["uuid", row_uuid]]]
+
+
+def explain(txn: Transaction, result: Any) -> str | None:
+    """Why a ``transact`` reply failed, naming the change it failed on; None if it did not."""
+    if not isinstance(result, list):
+        return f"unexpected reply {json.dumps(result)[:200]}"
+    for i, outcome in enumerate(result):
+        if isinstance(outcome, dict) and outcome.get("error"):
+            reason = str(outcome["error"]) + (
+                f": {outcome['details']}" if outcome.get("details") else ""
+            )
+            source = txn.sources[i] if i < len(txn.sources) else None
+            if source is not None:
+                return f"{source.op} {source.table} {source.key!r}: {reason}"
+            return reason
+    return None
