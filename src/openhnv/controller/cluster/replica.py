@@ -32,6 +32,8 @@ class Publishing(Protocol):
 
     def stop(self) -> None: ...
 
+    def summary(self) -> dict[str, int]: ...
+
 
 def _describe(candidate: Candidate | None) -> dict[str, str] | None:
     if candidate is None:
@@ -123,6 +125,9 @@ class Replica:
             "store": self.store_name,
             "storeRevision": self.service.revision(),
         }
+        publisher = self.publisher
+        if publisher is not None:
+            properties["southbound"] = publisher.summary()
         if problem is not None:
             properties["storeProblem"] = problem
         return {"resourceId": "networkControllerState", "properties": properties}

@@ -25,7 +25,7 @@ from openhnv.controller.northbound.paths import (
     parse_ref,
 )
 from openhnv.controller.northbound.references import references
-from openhnv.controller.northbound.state import State, children, find_child, walk
+from openhnv.controller.northbound.state import REFERRERS, State, children, find_child, walk
 from openhnv.controller.northbound.store import Document
 
 __all__ = ["Admission", "admit", "check_customer_address", "check_dangling", "overlapping"]
@@ -47,27 +47,22 @@ def check_references(admission: Admission) -> None:
 
 def check_dangling(state: State, path: ResourcePath, old: Document, new: Document | None) -> None:
     """A change must not remove anything another resource still refers to (409)."""
-    removed = {p.key for p, _ in walk(path, old)}
+    removed = {p.key: p for p, _ in walk(path, old)}
     if new is not None:
-        removed -= {p.key for p, _ in walk(path, new)}
-    if not removed:
-        return
-    for collection in ("virtualNetworks", "servers", "networkInterfaces"):
-        for owner_path, doc in state.all(collection):
-            if owner_path.key == path.key:
-                continue
-            for reference in references(owner_path, doc):
-                try:
-                    target = parse_path(str(reference.ref)).key
-                except Exception:
+        for kept, _ in walk(path, new):
+            removed.pop(kept.key, None)
+    order = {kind: i for i, kind in enumerate(REFERRERS)}
+    for key, target in removed.items():
+        found = state.referrers.get(key, {})
+        for kind in sorted(found, key=lambda k: (order.get(k[0], len(order)), k)):
+            for owner, field in sorted(found[kind].items(), key=lambda o: o[0].casefold()):
+                if parse_path(owner).top.key == path.key:
                     continue
-                if target in removed:
-                    raise conflict(
-                        "",
-                        f"{parse_path(str(reference.ref)).ref} is still referenced by "
-                        f"{reference.owner.ref} ({reference.field})",
-                        "ResourceInUse",
-                    )
+                raise conflict(
+                    "",
+                    f"{target.ref} is still referenced by {owner} ({field})",
+                    "ResourceInUse",
+                )
 
 
 def admit(admission: Admission) -> None:

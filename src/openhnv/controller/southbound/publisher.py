@@ -34,6 +34,7 @@ from openhnv.controller.compiler.documents import ref_key
 from openhnv.controller.compiler.index import Index
 from openhnv.controller.errors import ApiError, StoreError
 from openhnv.controller.northbound.service import FAILED, SUCCEEDED, ControllerService
+from openhnv.controller.southbound.binding import PortBinding
 from openhnv.controller.southbound.link import AUDIT_EVERY, HostLink, LinkStatus
 from openhnv.controller.southbound.loop import SouthboundLoop
 from openhnv.controller.southbound.provisioning import Pending, Waiting
@@ -112,9 +113,8 @@ class Publisher:
         self._compiler: Compiler | None = None
         self._seq = 0
         self._pending = Waiting()  # NIC key -> the host commits it waits for
-        self._nic_by_instance: dict[str, str] = {}  # casefolded instanceId -> NIC ref
         self._reported: dict[str, tuple[str, str, str]] = {}  # ref -> (status, code, message)
-        self._port_conflicts: dict[str, tuple[str, str]] = {}  # NIC key -> (reporter, message)
+        self._binding = PortBinding(service)
         # Written to the service once per step (one lock, one store commit):
         self._nic_updates: list[tuple[str, str | None, str, dict[str, Any] | None]] = []
         self._configs: dict[str, dict[str, Any] | None] = {}
@@ -150,6 +150,24 @@ class Publisher:
     def links(self) -> dict[str, LinkStatus]:
         """The status of every host link, by server resourceId."""
         return {server_id: link.status() for server_id, link in list(self._links.items())}
+
+    def summary(self) -> dict[str, int]:
+        """Counts for diagnostics: hosts, connected, in sync (committed their latest state),
+        and transactions sent to hosts since this publisher started."""
+        with self._cond:
+            seqs = dict(self._host_seq)
+        links = list(self._links.items())
+        statuses = [(server_id, link.status()) for server_id, link in links]
+        return {
+            "hosts": len(links),
+            "connected": sum(1 for _, st in statuses if st.connected),
+            "inSync": sum(
+                1
+                for server_id, st in statuses
+                if st.connected and st.committed_seq >= seqs.get(server_id, 0) > 0
+            ),
+            "transactions": sum(link.transactions for _, link in links),
+        }
 
     def wait_converged(self, timeout: float = 10.0) -> bool:
         """True once nothing is queued and every connected host committed its state."""
@@ -218,7 +236,8 @@ class Publisher:
                     # queue meanwhile and compile together.
                     compile_after = time.monotonic() + (time.monotonic() - started) * COMPILE_DUTY
                 if ports:
-                    self._bind(ports)
+                    for ref, message in self._binding.bind(ports, self._get):
+                        self._warn(ref, message)
                 self._progress(statuses if not refs else set(self._links))
                 self._flush()
             except Exception:  # never let a bug stop publishing for good
@@ -238,7 +257,7 @@ class Publisher:
         self._index, self._compiler = index, compiler
         self._seq += 1
         self._servers(snapshot.get("servers", []))
-        self._learn_nics(snapshot.get("networkInterfaces", []))
+        self._binding.learn(snapshot.get("networkInterfaces", []))
         for server_id, state in compiled.hosts.items():
             self._give(server_id, state, None)
         self._evaluate(_nic_etags(snapshot.get("networkInterfaces", [])), None)
@@ -257,15 +276,15 @@ class Publisher:
                 index = index.replace_nic(ref, doc)
                 if doc is None:
                     self._pending.drop(ref_key(ref))
-                    self._port_conflicts.pop(ref_key(ref), None)
+                    self._binding.conflicts.pop(ref_key(ref), None)
                 else:
-                    self._learn_nics([doc])
+                    self._binding.learn([doc])
                     etags[ref_key(ref)] = (ref, doc.get("etag"))
             servers_changed = False
         else:
             snapshot = self.service.snapshot(consistent=False)
             index = Index.build(snapshot)
-            self._learn_nics(snapshot.get("networkInterfaces", []))
+            self._binding.learn(snapshot.get("networkInterfaces", []))
             etags = _nic_etags(snapshot.get("networkInterfaces", []))
             for key in set(self._pending.keys()) - etags.keys():
                 self._pending.drop(key)
@@ -347,13 +366,6 @@ class Publisher:
                 link.audit_every = every
         self._links = links
 
-    def _learn_nics(self, docs: Iterable[Mapping[str, Any]]) -> None:
-        for doc in docs:
-            instance = doc.get("instanceId")
-            ref = doc.get("resourceRef")
-            if isinstance(instance, str) and isinstance(ref, str):
-                self._nic_by_instance[instance.casefold()] = ref
-
     # -- provisioning ------------------------------------------------------------------
     def _evaluate(
         self,
@@ -377,9 +389,9 @@ class Publisher:
                 self._set_nic(ref, etag, FAILED, FAILURE, POLICY_COMPILE_FAILURE, message)
                 continue
             nic = index.nics.get(key)
-            conflict = self._port_conflicts.get(key)
+            conflict = self._binding.conflicts.get(key)
             if conflict is not None and (nic is None or nic.server_id == conflict[0]):
-                del self._port_conflicts[key]  # the NIC now lives where its port is
+                del self._binding.conflicts[key]  # the NIC now lives where its port is
             if nic is None:  # on no host: nothing to publish
                 self._set_nic(ref, etag, SUCCEEDED, None, "", "")
                 continue
@@ -392,7 +404,7 @@ class Publisher:
             said = self._reported.get(key)
             if (
                 said is not None
-                and key not in self._port_conflicts
+                and key not in self._binding.conflicts
                 and (key in changed or said[0] == FAILURE)
             ):
                 del self._reported[key]  # "committed" or the old failure no longer holds
@@ -456,7 +468,7 @@ class Publisher:
         self, ref: str, etag: str | None, state: str, status: str | None, code: str, message: str
     ) -> None:
         """Queue a NIC's provisioningState (and configurationState) for ``_flush``."""
-        conflict = self._port_conflicts.get(ref_key(ref))
+        conflict = self._binding.conflicts.get(ref_key(ref))
         doc: dict[str, Any] | None = None
         now = self.clock()
         if conflict is not None and status != FAILURE:
@@ -492,40 +504,3 @@ class Publisher:
             self._unflushed = True
             return
         self._unflushed = False
-
-    # -- Physical_Port reports ---------------------------------------------------------
-    def _bind(self, events: Sequence[tuple[str, RowEvent]]) -> None:
-        for server_id, event in events:
-            row = event.new
-            if row is None:
-                continue
-            status = row.get("status")
-            if not isinstance(status, Mapping) or status.get("attached") != "true":
-                continue
-            name = row.get("name")
-            ref = self._nic_by_instance.get(str(name).casefold()) if name else None
-            if ref is None:
-                log.info("host %s reports port %r: no NIC has that instanceId", server_id, name)
-                continue
-            doc = self._get(ref)
-            if doc is None:
-                continue
-            server = (doc.get("properties") or {}).get("server") or {}
-            current = server.get("resourceRef") if isinstance(server, Mapping) else None
-            reporter = f"/servers/{server_id}"
-            if not current:
-                try:
-                    if self.service.bind_server(ref, reporter):
-                        log.info("bound %s to %s, which reports its port", ref, reporter)
-                except ApiError as err:
-                    log.warning("cannot bind %s to %s: %s", ref, reporter, err)
-                self._port_conflicts.pop(ref_key(ref), None)
-            elif ref_key(str(current)) != ref_key(reporter):
-                message = (
-                    f"host {server_id} reports this NIC's port attached, but its server is "
-                    f"{current}: the northbound reference is kept (PUT the NIC to move it)"
-                )
-                self._port_conflicts[ref_key(ref)] = (server_id, message)
-                self._warn(ref, message)
-            else:
-                self._port_conflicts.pop(ref_key(ref), None)
