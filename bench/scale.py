@@ -454,8 +454,9 @@ def run(hosts: int, nics: int, agents: int, trials: int) -> dict[str, Any]:
     started = time.perf_counter()
     fleet = start_hosts(directory, hosts, min(agents, hosts))
     controller: Controller | None = None
+    figures: dict[str, Any] = {}
     try:
-        figures: dict[str, Any] = {
+        figures |= {
             "hosts": hosts,
             "agent_hosts": len(fleet.agents),
             "nics": made.nics,
@@ -465,11 +466,14 @@ def run(hosts: int, nics: int, agents: int, trials: int) -> dict[str, Any]:
             "hosts_start_seconds": round(time.perf_counter() - started, 1),
         }
         db = directory / "controller.db"
+        _progress(figures)
         figures["nb_load_seconds"] = round(load_northbound(db, made, fleet.remotes), 1)
+        _progress(figures)
         started = time.perf_counter()
         controller = Controller(db, directory / "controller.log")
         controller.wait_in_sync(hosts)
         figures["initial_sync_seconds"] = round(time.perf_counter() - started, 1)
+        _progress(figures)
         controller.kill()
         started = time.perf_counter()
         controller = Controller(db, directory / "controller.log")
@@ -481,15 +485,24 @@ def run(hosts: int, nics: int, agents: int, trials: int) -> dict[str, Any]:
         figures["controller_rss_mb"] = round(rss / 1024, 1)
         figures["controller_rss_per_nic_kb"] = round(rss / made.nics, 2)
         figures["controller_rss_per_host_kb"] = round(rss / hosts, 1)
+        _progress(figures)
         figures.update(
             asyncio.run(put_to_commit(controller, made, fleet, trials, len(fleet.agents)))
         )
         return figures
+    except (RuntimeError, OSError) as err:  # the figures so far, and why the rest is missing
+        log = directory / "controller.log"
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+        return figures | {"error": str(err)[:500], "controller_log_tail": tail}
     finally:
         if controller is not None:
             controller.kill(signal.SIGTERM)
         fleet.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _progress(figures: dict[str, Any]) -> None:
+    print(f"bench: {json.dumps(figures)}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,6 +139,37 @@ def test_keyed_snapshot_names_rows_by_key_and_finds_strays() -> None:
     assert snapshot.strays == [("Ucast_Macs_Remote", "55555555-5555-5555-5555-555555555555")]
 
 
+def test_rows_referring_to_tables_keyed_later_are_resolved_too() -> None:
+    rows = selected()
+    switch = "77777777-7777-7777-7777-777777777777"
+    port = "88888888-8888-8888-8888-888888888888"
+    rows["Global"] = [{"_uuid": uuid("g"), "switches": uuid(switch), "other_config": ["map", []]}]
+    rows["Physical_Switch"] = [
+        {
+            "_uuid": uuid(switch),
+            "name": "h1",
+            "ports": ["set", [uuid(port)]],
+            "tunnel_ips": ["set", []],
+        }
+    ]
+    rows["Physical_Port"] = [
+        {"_uuid": uuid(port), "name": "nic", "vlan_bindings": ["map", [[0, uuid(LS_UUID)]]]}
+    ]
+    snapshot = keyed_snapshot(SCHEMA, rows)
+    assert snapshot.rows["Global"]["global"] == {
+        "switches": frozenset({Ref("Physical_Switch", "h1")}),
+        "other_config": {},
+    }
+    assert snapshot.rows["Physical_Switch"]["h1"] == {
+        "name": "h1",
+        "ports": frozenset({Ref("Physical_Port", "nic")}),
+        "tunnel_ips": frozenset(),
+    }
+    assert snapshot.rows["Physical_Port"]["nic"]["vlan_bindings"] == {
+        0: Ref("Logical_Switch", "5001")
+    }
+
+
 def test_transactions_insert_update_delete_by_key() -> None:
     uuids = {"Logical_Switch": {"5001": LS_UUID}, "FW_Rules": {"old": "f-old"}}
     changes = [

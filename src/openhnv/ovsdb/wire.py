@@ -29,7 +29,7 @@ from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.keys import TABLE_KEYS, TableKey
 from openhnv.ovsdb.rows import Ref, Row, RowChange, Value
 from openhnv.ovsdb.schema import DATABASES, load_schema
-from openhnv.ovsdb.values import PlainRow, PlainValue, keyed_row
+from openhnv.ovsdb.values import PlainRow, PlainValue
 
 UNLIMITED = sys.maxsize
 _ATOM_TYPES: dict[str, tuple[type, ...]] = {
@@ -148,6 +148,72 @@ class Snapshot:
     strays: list[tuple[str, str]] = field(default_factory=list)  # (table, UUID) sharing a key
 
 
+Convert = Callable[[Any], Value]
+
+
+def _atom_of(raw: Any, refs: Mapping[str, Ref] | None) -> Any:
+    """A JSON atom in desired-state form: a UUID becomes the Ref of its row when known."""
+    if type(raw) is list:  # ["uuid", U]
+        found = raw[1]
+        return refs.get(found, found) if refs is not None else found
+    return raw
+
+
+def keyed_value(
+    ctype: ColumnType,
+    raw: Any,
+    key_refs: Mapping[str, Ref] | None,
+    value_refs: Mapping[str, Ref] | None = None,
+) -> Value:
+    """A column's JSON value straight to desired-state form (as ``keyed_row`` of
+    ``plain_row`` gives it: an empty optional value is ``frozenset()``)."""
+    return converter(ctype, key_refs, value_refs)(raw)
+
+
+def converter(
+    ctype: ColumnType, key_refs: Mapping[str, Ref] | None, value_refs: Mapping[str, Ref] | None
+) -> Convert:
+    """A function of one column's JSON value to its desired-state form, specialised to
+    the column's type (a resync converts every row of every host: this is its loop)."""
+    if ctype.value is not None:
+
+        def a_map(raw: Any) -> Value:
+            pairs = raw[1] if type(raw) is list and raw[0] == "map" else []
+            return {_atom_of(k, key_refs): _atom_of(v, value_refs) for k, v in pairs}
+
+        return a_map
+    refs = key_refs
+
+    def atom(raw: Any) -> Any:
+        if type(raw) is list:  # ["uuid", U]
+            return refs.get(raw[1], raw[1]) if refs is not None else raw[1]
+        return raw
+
+    if ctype.n_max == 1:
+        if ctype.n_min == 1 and ctype.key != "uuid":
+            return _same  # a scalar comes as its atom
+
+        def optional(raw: Any) -> Value:
+            if type(raw) is list and raw[0] == "set":
+                return atom(raw[1][0]) if raw[1] else frozenset()
+            value: Value = atom(raw)
+            return value
+
+        return optional
+
+    def a_set(raw: Any) -> Value:
+        if type(raw) is list and raw[0] == "set":
+            return frozenset([atom(a) for a in raw[1]])
+        return frozenset((atom(raw),))
+
+    return a_set
+
+
+def _same(raw: Any) -> Value:
+    value: Value = raw
+    return value
+
+
 def keyed_snapshot(
     schema: Schema,
     selected: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -155,63 +221,92 @@ def keyed_snapshot(
 ) -> Snapshot:
     """The rows of ``selected`` (table -> rows as ``select`` returns them) by key.
 
-    Rows whose key cannot be computed (a reference to a row without a key) are left
-    out, as ``OvsdbClient.snapshot`` does.
+    Each row is converted once, in key order (a key may need the keys of the rows it
+    refers to); rows that refer to tables keyed after them are converted again at the
+    end. Rows whose key cannot be computed (a reference to a row without a key) are
+    left out, as ``OvsdbClient.snapshot`` does; a row whose key another row already has
+    is a stray.
     """
-    plain: dict[str, dict[str, PlainRow]] = {}
-    for table, rows in selected.items():
-        columns = schema.columns(table)
-        plain[table] = {str(_atom(r["_uuid"])): plain_row(columns, r) for r in rows}
-    key_of: dict[str, dict[str, str]] = {table: {} for table in plain}
+    ref_of: dict[str, dict[str, Ref]] = {table: {} for table in selected}
+    converted: dict[str, dict[str, Row]] = {}  # table -> UUID -> row
+    order = [t for t in keys if t in selected]
+    position = {t: i for i, t in enumerate(order)}
 
-    def lookup(table: str, row_uuid: str) -> str | None:
-        return key_of.get(table, {}).get(row_uuid)
+    converters: dict[str, dict[str, Convert]] = {
+        table: {
+            name: converter(
+                ctype,
+                ref_of.get(ctype.key_ref) if ctype.key_ref else None,
+                ref_of.get(ctype.value_ref) if ctype.value_ref else None,
+            )
+            for name, ctype in schema.columns(table).items()
+        }
+        for table in selected
+    }
 
-    def keyed(table: str, row: PlainRow) -> Row:
-        return keyed_row(row, schema.refs.get(table, {}), lookup)
+    def convert(table: str, raw: Mapping[str, Any]) -> Row:
+        columns = converters[table]
+        return {name: columns[name](value) for name, value in raw.items() if name in columns}
 
-    for table, spec in keys.items():  # in key order: a key may need earlier tables' keys
-        if table not in plain:
-            continue
-        if spec.referrer is None:
-            for row_uuid, row in plain[table].items():
-                try:
-                    key_of[table][row_uuid] = spec.key(keyed(table, row))
-                except OvsdbError:
-                    continue
-        else:
+    late: set[str] = set()  # tables that refer to tables keyed after them
+    snapshot = Snapshot()
+    for table in order:
+        spec = keys[table]
+        found: dict[str, Row] = {}
+        uuids: dict[str, str] = {}
+        rows = {str(_atom_of(r["_uuid"], None)): r for r in selected[table]}
+        for ctype in schema.columns(table).values():
+            for target in (ctype.key_ref, ctype.value_ref):
+                if target in position and position[target] >= position[table]:
+                    late.add(table)
+        if spec.referrer is not None:
             ref_table, ref_column = spec.referrer
-            for referrer in plain.get(ref_table, {}).values():
-                target = referrer.get(ref_column)
-                targets = target if isinstance(target, frozenset) else {target}
+            key_by_uuid: dict[str, str] = {}
+            for referrer in converted.get(ref_table, {}).values():
+                pointed = referrer.get(ref_column)
+                targets = pointed if isinstance(pointed, frozenset) else (pointed,)
                 try:
-                    key = spec.key(keyed(ref_table, referrer))
+                    key = spec.key(referrer)
                 except OvsdbError:
                     continue
                 for target_uuid in targets:
-                    if isinstance(target_uuid, str) and target_uuid in plain[table]:
-                        key_of[table][target_uuid] = key
-    snapshot = Snapshot()
-    for table, rows_by_uuid in plain.items():
-        found: dict[str, Row] = {}
-        uuids: dict[str, str] = {}
-        for row_uuid, row in rows_by_uuid.items():
-            row_key = key_of[table].get(row_uuid)
-            if row_key is None:
+                    if isinstance(target_uuid, str):
+                        key_by_uuid.setdefault(target_uuid, key)
+        converted[table] = {}
+        for row_uuid, raw in rows.items():
+            row = convert(table, raw)
+            try:
+                key = key_by_uuid[row_uuid] if spec.referrer is not None else spec.key(row)
+            except (OvsdbError, KeyError):
                 continue
-            if row_key in found:
+            if key in found:
                 snapshot.strays.append((table, row_uuid))
                 continue
-            found[row_key] = keyed(table, row)
-            uuids[row_key] = row_uuid
+            found[key] = row
+            uuids[key] = row_uuid
+            converted[table][row_uuid] = row
+            ref_of[table][row_uuid] = Ref(table, key)
         snapshot.rows[table] = found
         snapshot.uuids[table] = uuids
+    for table in late:  # now every key is known: resolve their references again
+        raw_rows = {str(_atom_of(r["_uuid"], None)): r for r in selected[table]}
+        snapshot.rows[table] = {
+            key: convert(table, raw_rows[row_uuid])
+            for key, row_uuid in snapshot.uuids[table].items()
+        }
     return snapshot
 
 
-def select_all(database: str, tables: Iterable[str]) -> list[Any]:
-    """``transact`` params selecting every row of ``tables`` of ``database``."""
-    return [database, *({"op": "select", "table": t, "where": []} for t in tables)]
+def select_all(schema: Schema, database: str, tables: Iterable[str]) -> list[Any]:
+    """``transact`` params selecting every row of ``tables`` of ``database`` (the schema's
+    columns and ``_uuid``; not ``_version``, which nobody here reads)."""
+    return [
+        database,
+        *(
+            {"op": "select", "table": t, "where": [], "columns": ["_uuid", *schema.columns(t)]}
+            for t in tables
+        ),
+    ]
 
 
 # -- writing -----------------------------------------------------------------------------

@@ -349,6 +349,11 @@ class ControllerService:
         """
         self.set_configuration_states({ref: state})
 
+    def configuration_states(self) -> dict[str, Document]:
+        """Every configurationState shown now, by resource key (``/servers/host1``)."""
+        with self._lock:
+            return dict(self.state.configuration)
+
     def set_configuration_states(self, states: Mapping[str, Document | None]) -> None:
         """``set_configuration_state`` for many resources at once."""
         with self._lock:

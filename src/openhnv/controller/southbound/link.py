@@ -92,8 +92,10 @@ def resync_changes(actual: DesiredState, desired: DesiredState) -> list[RowChang
         want = desired.get(table, {})
         rows: dict[str, Row] = {}
         for key, row in actual.get(table, {}).items():
-            if key in want:
-                rows[key] = {c: v for c, v in row.items() if c in want[key]}
+            wanted = want.get(key)
+            if wanted is not None:
+                same = row.keys() == wanted.keys()
+                rows[key] = row if same else {c: v for c, v in row.items() if c in wanted}
             elif table == PORT_TABLE and not row.get("vlan_bindings"):
                 continue  # the agent's port, not bound by the controller yet
             else:
@@ -447,7 +449,7 @@ class HostLink:
         selected: dict[str, list[dict[str, Any]]] = {}
         for database in DATABASES:
             tables = [t for t in TABLES if self.schema.database_of.get(t) == database]
-            result = await connection.call("transact", select_all(database, tables))
+            result = await connection.call("transact", select_all(self.schema, database, tables))
             for table, outcome in zip(tables, result, strict=False):
                 if not isinstance(outcome, dict) or "rows" not in outcome:
                     raise _Refused(f"select of {table} failed: {outcome!r}")

@@ -205,6 +205,12 @@ class Publisher:
     # -- the publisher thread ----------------------------------------------------------
     def _run(self) -> None:
         try:
+            # What a previous leader already showed (a shared store keeps it) need not be
+            # written again: a failover rewrites no unchanged state.
+            for key, doc in self.service.configuration_states().items():
+                info = (doc.get("detailedInfo") or [{}])[0]
+                said = (str(doc.get("status")), str(info.get("code")), str(info.get("message")))
+                self._reported.setdefault(key, said)
             self._full()
         except Exception:
             log.exception("publisher: first compile failed")

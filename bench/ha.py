@@ -1,0 +1,316 @@
+"""Benchmark the controller cluster: failover time, and PUT/s on etcd next to SQLite.
+
+Real processes throughout: a three-member etcd (``etcd-server``) on loopback, ``hnv
+controller --store etcd://...`` replicas, and ``--hosts`` ovsdb-servers standing in for
+hosts. Figures, in one run:
+
+- ``failover_median_seconds`` (target 5 s): the leading replica killed (SIGKILL) -> another
+  replica says it publishes and has every host connected and in sync (the diagnostics
+  path); ``--failovers`` times (5), the killed replica started again in between;
+- ``failover_host_transactions``: what the new leaders sent to hosts (0: a failover
+  rewrites nothing that is right);
+- ``puts_per_second``: ``--puts`` NIC PUTs from ``--clients`` concurrent clients to one
+  controller on SQLite, to one replica on etcd, and spread over three replicas.
+
+Prints one JSON object; ``--smoke`` is a short run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+sys.path.insert(0, str(SRC))
+
+from openhnv.lab.etcd import EtcdCluster, free_ports  # noqa: E402
+from openhnv.ovsdb.server import OvsdbServer  # noqa: E402
+
+DIAGNOSTICS = "/networking/v1/diagnostics/networkControllerState"
+FAILOVER_TARGET_SECONDS = 5
+START_TIMEOUT = 60.0
+PA_SUBNET = "/logicalNetworks/HNVPA/subnets/pa"
+
+
+class Controller:
+    """One ``hnv controller`` process (a replica on etcd, or alone on SQLite)."""
+
+    def __init__(self, name: str, store: Sequence[str], log: Path) -> None:
+        (port,) = free_ports(1)
+        self.name = name
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "openhnv", "controller", "--listen", f"127.0.0.1:{port}"]
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                [*argv, "--replica-id", name, *store],
+                env=dict(os.environ, PYTHONPATH=str(SRC)),
+                stdout=out,
+                stderr=out,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.state() is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"controller {name} did not start (log {log})")
+            time.sleep(0.1)
+
+    def state(self) -> dict[str, Any] | None:
+        try:
+            answer = httpx.get(self.url + DIAGNOSTICS, timeout=5.0)
+        except httpx.HTTPError:
+            return None
+        found: dict[str, Any] = answer.json()["properties"]
+        return found
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def put(url: str, ref: str, properties: dict[str, Any], client: httpx.Client | None = None) -> None:
+    body = {"resourceId": ref.rsplit("/", 1)[1], "properties": properties}
+    answer = (client or httpx).put(url + "/networking/v1" + ref, json=body, timeout=60.0)
+    if answer.status_code not in (200, 201):
+        raise RuntimeError(f"PUT {ref}: {answer.status_code} {answer.text[:300]}")
+
+
+def datacenter(url: str, remotes: Sequence[str]) -> None:
+    pool = {"startIpAddress": "192.168.1.10", "endIpAddress": "192.168.1.250"}
+    pa = {
+        "addressPrefix": "192.168.1.0/24",
+        "defaultGateways": ["192.168.1.1"],
+        "ipPools": [{"resourceId": "p", "properties": pool}],
+    }
+    put(
+        url,
+        "/logicalNetworks/HNVPA",
+        {
+            "networkVirtualizationEnabled": "True",
+            "subnets": [{"resourceId": "pa", "properties": pa}],
+        },
+    )
+    put(
+        url,
+        "/macPools/default",
+        {"startMacAddress": "00-1D-D8-07-00-00", "endMacAddress": "00-1D-D8-07-FF-FF"},
+    )
+    for i, remote in enumerate(remotes):
+        pnic = {
+            "resourceId": "pnic1",
+            "properties": {"logicalSubnets": [{"resourceRef": PA_SUBNET}]},
+        }
+        put(
+            url,
+            f"/servers/h{i}",
+            {"connections": [{"managementAddresses": [remote]}], "networkInterfaces": [pnic]},
+        )
+    vnet = {
+        "addressSpace": {"addressPrefixes": ["10.0.0.0/8"]},
+        "logicalNetwork": {"resourceRef": "/logicalNetworks/HNVPA"},
+        "subnets": [{"resourceId": "s", "properties": {"addressPrefix": "10.0.0.0/8"}}],
+    }
+    put(url, "/virtualNetworks/Blue", vnet)
+
+
+def nic(server: str) -> dict[str, Any]:
+    """A NIC whose MAC and customer address the controller allocates."""
+    config = {
+        "resourceId": "ip",
+        "properties": {"subnet": {"resourceRef": "/virtualNetworks/Blue/subnets/s"}},
+    }
+    return {"server": {"resourceRef": f"/servers/{server}"}, "ipConfigurations": [config]}
+
+
+def puts_per_second(
+    urls: Sequence[str], prefix: str, count: int, clients: int, hosts: int
+) -> float:
+    """``count`` NIC PUTs from ``clients`` threads, round robin over ``urls``."""
+    names = iter(range(count))
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def work(index: int) -> None:
+        with httpx.Client(timeout=60.0) as client:
+            while True:
+                with lock:
+                    n = next(names, None)
+                if n is None:
+                    return
+                try:
+                    put(
+                        urls[(n + index) % len(urls)],
+                        f"/networkInterfaces/{prefix}{n}",
+                        nic(f"h{n % hosts}"),
+                        client,
+                    )
+                except (RuntimeError, httpx.HTTPError) as err:
+                    errors.append(str(err))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} PUTs failed, first: {errors[0]}")
+    return round(count / elapsed, 1)
+
+
+def leader(replicas: Sequence[Controller]) -> Controller | None:
+    for replica in replicas:
+        if replica.process.poll() is None:
+            state = replica.state()
+            if state is not None and state["publishing"]:
+                return replica
+    return None
+
+
+def failovers(
+    cluster: EtcdCluster, directory: Path, remotes: Sequence[str], times: int
+) -> dict[str, Any]:
+    log = directory / "replicas.log"
+    replicas = [Controller(f"c{i}", ["--store", cluster.url], log) for i in range(3)]
+    measured: list[float] = []
+    transactions: list[int] = []
+    try:
+        datacenter(replicas[0].url, remotes)
+        for n in range(6):
+            put(replicas[n % 3].url, f"/networkInterfaces/seed{n}", nic(f"h{n % len(remotes)}"))
+        for trial in range(times):
+            current = _wait_in_sync(replicas, len(remotes), "a leader in sync")
+            killed_at = time.perf_counter()
+            current.kill()
+            others = [r for r in replicas if r is not current]
+            successor = _wait_in_sync(others, len(remotes), "another leader in sync")
+            measured.append(time.perf_counter() - killed_at)
+            state = successor.state() or {}
+            transactions.append(int(state.get("southbound", {}).get("transactions", -1)))
+            index = replicas.index(current)
+            replicas[index] = Controller(f"c{index}-{trial}", ["--store", cluster.url], log)
+    finally:
+        for replica in replicas:
+            replica.kill(signal.SIGTERM)
+    return {
+        "failovers": len(measured),
+        "failover_seconds": [round(m, 2) for m in measured],
+        "failover_median_seconds": round(statistics.median(measured), 2),
+        "failover_target_seconds": FAILOVER_TARGET_SECONDS,
+        "failover_host_transactions": transactions,
+    }
+
+
+def _in_sync(replicas: Sequence[Controller], hosts: int) -> Controller | None:
+    found = leader(replicas)
+    if found is None:
+        return None
+    state = found.state() or {}
+    southbound = state.get("southbound", {})
+    return found if southbound.get("inSync") == hosts == southbound.get("hosts") else None
+
+
+def _wait_in_sync(
+    replicas: Sequence[Controller], hosts: int, what: str, timeout: float = 120.0
+) -> Controller:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _in_sync(replicas, hosts)
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {what} within {timeout:g} s")
+        time.sleep(0.02)
+
+
+def throughput(
+    cluster: EtcdCluster, directory: Path, remotes: Sequence[str], puts: int, clients: int
+) -> dict[str, Any]:
+    log = directory / "throughput.log"
+    figures: dict[str, Any] = {"puts": puts, "clients": clients}
+    sqlite = Controller("sqlite", ["--db", str(directory / "controller.db")], log)
+    try:
+        datacenter(sqlite.url, remotes)
+        figures["puts_per_second_sqlite"] = puts_per_second(
+            [sqlite.url], "s", puts, clients, len(remotes)
+        )
+    finally:
+        sqlite.kill(signal.SIGTERM)
+    for count, root in ((1, "/one"), (3, "/three")):
+        replicas = [
+            Controller(f"t{count}-{i}", ["--store", cluster.url, "--etcd-root", root], log)
+            for i in range(count)
+        ]
+        try:
+            datacenter(replicas[0].url, remotes)
+            rate = puts_per_second([r.url for r in replicas], "e", puts, clients, len(remotes))
+            figures[f"puts_per_second_etcd_{count}_replica{'s' if count > 1 else ''}"] = rate
+        finally:
+            for replica in replicas:
+                replica.kill(signal.SIGTERM)
+    return figures
+
+
+def run(hosts: int, times: int, puts: int, clients: int) -> dict[str, Any]:
+    directory = Path(tempfile.mkdtemp(prefix="hnv-bench-ha-"))
+    servers = [OvsdbServer(directory / f"h{i}") for i in range(hosts)]
+    cluster = EtcdCluster(directory / "etcd", 3)
+    try:
+        for server in servers:
+            server.start()
+        cluster.start()
+        remotes = [s.unix_remote for s in servers]
+        figures: dict[str, Any] = {"hosts": hosts, "etcd_members": 3, "replicas": 3}
+        figures.update(failovers(cluster, directory, remotes, times))
+        figures.update(throughput(cluster, directory, remotes, puts, clients))
+        return figures
+    finally:
+        cluster.stop()
+        for server in servers:
+            server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a short run")
+    parser.add_argument("--hosts", type=int, default=5, help="hosts (default %(default)s)")
+    parser.add_argument(
+        "--failovers", type=int, default=5, help="leader kills (default %(default)s)"
+    )
+    parser.add_argument(
+        "--puts", type=int, default=600, help="NIC PUTs per store (default %(default)s)"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=6, help="concurrent clients (default %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        print(json.dumps(run(hosts=2, times=1, puts=30, clients=3)))
+    else:
+        print(json.dumps(run(args.hosts, args.failovers, args.puts, args.clients)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
