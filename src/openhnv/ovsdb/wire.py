@@ -201,6 +201,15 @@ def converter(
 
         return optional
 
+    if refs is None and ctype.key != "uuid":  # atoms are plain JSON values
+
+        def plain_set(raw: Any) -> Value:
+            if type(raw) is list and raw[0] == "set":
+                return frozenset(raw[1])
+            return frozenset((raw,))
+
+        return plain_set
+
     def a_set(raw: Any) -> Value:
         if type(raw) is list and raw[0] == "set":
             return frozenset([atom(a) for a in raw[1]])
