@@ -8,9 +8,11 @@ virtual networks of varied size, each network on a window of consecutive hosts,
 service into its SQLite store; then ``hnv controller`` runs as a subprocess:
 
 - ``initial_sync_seconds``: controller start -> every host holds its rows (empty hosts);
-- ``resync_seconds``: the controller SIGKILLed and started again -> every host read,
-  compared and in sync (target 60 s); ``resync_transactions``: what that sent to hosts
-  (0 when every row was already right);
+- ``resync_seconds``: the controller SIGKILLed and started again -> every host in sync
+  (target 60 s): each host's Global row names the digest of the state compiled for it,
+  or the host was read in full and sent the difference; ``resync_transactions``: what
+  that sent (0 when every row was already right); ``verified_seconds``: until every
+  host was also read in full and compared (the audits that follow a restart);
 - ``put_to_commit``: one NIC PUT -> its mapping committed in the OVSDB of every host of its
   virtual network (a server-side ``wait`` operation at each of those hosts, sent before
   the PUT, answers when the row is there), median and p99 over ``--trials``, networks of
@@ -311,13 +313,16 @@ class Controller:
         found: dict[str, int] | None = answer.json()["properties"].get("southbound")
         return found
 
-    def wait_in_sync(self, hosts: int, timeout: float = SYNC_TIMEOUT) -> dict[str, int]:
+    def wait_in_sync(
+        self, hosts: int, timeout: float = SYNC_TIMEOUT, count: str = "inSync"
+    ) -> dict[str, int]:
+        """The southbound summary once ``count`` (inSync, verified) reaches ``hosts``."""
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the controller exited with {self.process.returncode}")
             found = self.southbound()
-            if found is not None and found["hosts"] == hosts and found["inSync"] == hosts:
+            if found is not None and found["hosts"] == hosts and found[count] == hosts:
                 return found
             if time.monotonic() > deadline:
                 raise RuntimeError(f"hosts not in sync after {timeout:g} s: {found}")
@@ -447,7 +452,7 @@ def _quantile(values: list[float], q: float) -> float:
 # -- a whole run -------------------------------------------------------------------------
 
 
-def run(hosts: int, nics: int, agents: int, trials: int) -> dict[str, Any]:
+def run(hosts: int, nics: int, agents: int, trials: int, verify: bool = True) -> dict[str, Any]:
     """Everything at one size; the figures."""
     made = plan(hosts, nics)
     directory = Path(tempfile.mkdtemp(prefix="hnv-bench-scale-"))
@@ -481,6 +486,12 @@ def run(hosts: int, nics: int, agents: int, trials: int) -> dict[str, Any]:
         figures["resync_seconds"] = round(time.perf_counter() - started, 1)
         figures["resync_target_seconds"] = RESYNC_TARGET_SECONDS
         figures["resync_transactions"] = synced["transactions"]
+        figures["resync_hosts_read_in_full"] = synced["verified"]
+        _progress(figures)
+        if verify:  # the audits after a restart come within half an audit interval
+            verified = controller.wait_in_sync(hosts, count="verified")
+            figures["verified_seconds"] = round(time.perf_counter() - started, 1)
+            figures["verified_transactions"] = verified["transactions"]
         rss = controller.rss_kb()
         figures["controller_rss_mb"] = round(rss / 1024, 1)
         figures["controller_rss_per_nic_kb"] = round(rss / made.nics, 2)
@@ -517,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.smoke:
-        print(json.dumps(run(hosts=6, nics=120, agents=1, trials=4)))
+        print(json.dumps(run(hosts=6, nics=120, agents=1, trials=4, verify=False)))
         return 0
     trend = []
     for count in [int(c) for c in args.trend.split(",") if c.strip()]:

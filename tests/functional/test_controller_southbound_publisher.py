@@ -331,6 +331,36 @@ def test_publisher_restart_converges(
         second.stop()
 
 
+def test_a_restart_trusts_each_hosts_digest_and_audits_it_later(
+    service: ControllerService, three: dict[str, FakeHost]
+) -> None:
+    first = Publisher(service, audit_every=None).start()
+    try:
+        build(service, three)
+        eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    finally:
+        first.stop()
+    h1 = three["h1"]
+    with h1.client() as client:  # lost while no controller runs; Global still says "all there"
+        digest = client.snapshot(["Global"])["Global"]["global"]["other_config"]
+        assert len(digest["openhnv-digest"]) == 32
+        client.apply(
+            [RowChange("delete", "Ucast_Macs_Remote", "5001/00:1d:d8:07:00:01/10.1.0.12", {})]
+        )
+    trusting = Publisher(service, audit_every=None).start()
+    try:
+        eventually(lambda: trusting.summary()["inSync"] == 3, "every host in sync by its digest")
+        assert trusting.summary()["transactions"] == 0 and trusting.summary()["verified"] == 0
+    finally:
+        trusting.stop()
+    auditing = Publisher(service, audit_every=1.0).start()
+    try:
+        eventually(lambda: holds_desired(service, h1), "h1 repaired by its first audit")
+        eventually(lambda: auditing.summary()["verified"] == 3, "every host read in full")
+    finally:
+        auditing.stop()
+
+
 def test_rows_changed_behind_the_controllers_back_are_repaired(
     service: ControllerService, three: dict[str, HostDatabase]
 ) -> None:

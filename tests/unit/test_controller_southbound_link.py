@@ -67,6 +67,8 @@ class FakeOvsdb:
         self.refuse = refuse
         self.silent = silent
         self.writes = 0
+        self.full_reads = 0  # selects of every table
+        self.digest: str | None = None  # in its Global row
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -109,13 +111,20 @@ class FakeOvsdb:
         elif method == "transact":
             ops = params[1:]
             if all(op["op"] == "select" for op in ops):
-                result = [{"rows": []} for _ in ops]
+                result = [{"rows": self._rows(op["table"])} for op in ops]
+                self.full_reads += any(op["table"] == "Logical_Switch" for op in ops)
             else:
                 self.writes += 1
                 result = [{"uuid": ["uuid", "x"]}] * len(ops)
                 if self.refuse:
                     result = [{"error": "constraint violation", "details": "refused by the test"}]
         return {"id": message["id"], "result": result, "error": None}
+
+    def _rows(self, table: str) -> list[dict[str, Any]]:
+        if table != "Global" or self.digest is None:
+            return []
+        config = ["map", [["openhnv-digest", self.digest]]]
+        return [{"_uuid": ["uuid", "g"], "other_config": config}]
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -206,6 +215,43 @@ def test_an_accepted_state_is_committed_with_its_sequence(
         eventually(lambda: link.status().committed_seq == 7, "committed")
         assert link.status().connected and link.status().error is None
         assert host.writes == 1
+    finally:
+        link.close()
+        host.stop()
+
+
+def test_a_host_whose_digest_matches_is_in_sync_without_a_read(
+    southbound: SouthboundLoop, short_dir: Path
+) -> None:
+    host = FakeOvsdb(short_dir / "db.sock")
+    host.digest = "d1"
+    state = {"Global": {"global": {"other_config": {}}}}
+    link = HostLink("h", Remote("unix", path=str(host.path)), loop=southbound, audit_every=None)
+    link.submit(state, 3, None, "d1")
+    link.start()
+    try:
+        eventually(lambda: link.status().committed_seq == 3, "in sync")
+        assert (host.full_reads, host.writes) == (0, 0)
+        assert not link.verified
+        link.submit(state, 4, {}, "d2")  # a change: its rows' UUIDs are needed first
+        eventually(lambda: link.status().committed_seq == 4, "the change committed")
+        assert host.full_reads == 1 and host.writes == 1 and link.verified
+    finally:
+        link.close()
+        host.stop()
+
+
+def test_a_host_with_another_digest_is_read_in_full(
+    southbound: SouthboundLoop, short_dir: Path
+) -> None:
+    host = FakeOvsdb(short_dir / "db.sock")
+    host.digest = "old"
+    link = HostLink("h", Remote("unix", path=str(host.path)), loop=southbound, audit_every=None)
+    link.submit({"Global": {"global": {"other_config": {}}}}, 1, None, "new")
+    link.start()
+    try:
+        eventually(lambda: link.status().committed_seq == 1, "in sync")
+        assert host.full_reads == 1 and host.writes == 1 and link.verified
     finally:
         link.close()
         host.stop()

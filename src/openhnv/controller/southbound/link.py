@@ -14,8 +14,15 @@ every ``status`` column.
 No mirror of the host is kept: the link knows what it last committed (its desired
 state) and the UUID of each row by key (from the last resync, its own inserts, and the
 ``Physical_Port`` monitor, which also feeds ``on_port`` for the publisher's binding).
-A host that is up to date therefore gets no transaction at all when the controller
-restarts or another replica takes over.
+
+Every state is handed over with its digest (``openhnv.controller.compiler.digest``);
+the link writes it into the host's ``Global`` row (``other_config:openhnv-digest``) in
+the same transaction as the rows, after the ``ms_firewall`` part. On (re)connect it
+first reads that one value: when it equals the digest of the state to send, the host
+is in sync at once (a restarted controller, or a new leader, costs one small read per
+host, and nothing is written); the rows are read in full later (the first audit comes
+within half an audit interval), or before the first change that needs their UUIDs.
+Otherwise, and after a refused transaction, it resyncs in full right away.
 
 Connections are retried with exponential backoff (0.25 s doubling to 4 s); while none
 comes up, the server's ``configurationState`` says why (no socket, refused, the SSL
@@ -50,7 +57,7 @@ from openhnv.ovsdb.aio import ConnectionLost, OvsdbConnection, connect
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import DesiredState, Row, RowChange, diff
-from openhnv.ovsdb.schema import DATABASES, MS_VTEP
+from openhnv.ovsdb.schema import DATABASES, MS_FIREWALL, MS_VTEP
 from openhnv.ovsdb.server import SslFiles
 from openhnv.ovsdb.wire import (
     Schema,
@@ -72,6 +79,8 @@ RETRY_MIN, RETRY_MAX = 0.25, 8.0  # backoff after a refused transaction, seconds
 HELLO_TIMEOUT = 5.0  # seconds for a fresh connection to answer list_dbs
 AUDIT_EVERY = 30.0  # seconds between full comparisons of a connected host with its state
 AUDIT_JITTER = 0.5  # of the interval, added at random to a link's first audit
+DIGEST_KEY = "openhnv-digest"  # Global.other_config: the digest of the committed state
+GLOBAL_TABLE, GLOBAL_KEY = "Global", "global"
 CLOSE_TIMEOUT = 10.0
 
 
@@ -103,6 +112,19 @@ def resync_changes(actual: DesiredState, desired: DesiredState) -> list[RowChang
         projected[table] = rows
         target[table] = dict(want)
     return diff(projected, target)
+
+
+def with_digest(state: DesiredState, digest: str | None) -> DesiredState:
+    """``state`` whose Global row also names ``digest`` (a new top level: ``state`` is shared)."""
+    row = state.get(GLOBAL_TABLE, {}).get(GLOBAL_KEY)
+    if digest is None or row is None:
+        return state
+    config = row.get("other_config", {})
+    config = {**config, DIGEST_KEY: digest} if isinstance(config, Mapping) else {DIGEST_KEY: digest}
+    return {
+        **state,
+        GLOBAL_TABLE: {**state[GLOBAL_TABLE], GLOBAL_KEY: {**row, "other_config": config}},
+    }
 
 
 def explain_failure(remote: Remote, err: BaseException) -> str:
@@ -183,6 +205,8 @@ class HostLink:
         self._ports: dict[str, str] = {}  # Physical_Port UUID -> name
         self._wake: asyncio.Event | None = None
         self._future: Any = None
+        self._digest: str | None = None  # of the desired state
+        self._uuids_loaded = False  # the rows were read since the connection came up
         self.transactions = 0  # transactions sent to the host (for benchmarks and tests)
 
     # -- the publisher's side (any thread) ---------------------------------------------
@@ -203,21 +227,37 @@ class HostLink:
         with self._lock:
             self._connected = False
 
-    def submit(self, state: DesiredState, seq: int, changed: Changed | None = None) -> None:
-        """Make ``state`` (numbered ``seq``) the host's desired state.
+    def submit(
+        self,
+        state: DesiredState,
+        seq: int,
+        changed: Changed | None = None,
+        digest: str | None = None,
+    ) -> None:
+        """Make ``state`` (numbered ``seq``, with ``digest``) the host's desired state.
 
         ``changed`` names the keys that may differ from the previous state; None means
         anything may have changed (a full resync follows).
         """
+        state = with_digest(state, digest)
         with self._lock:
             self._desired = state
             self._desired_seq = seq
+            moved = digest != self._digest
+            self._digest = digest
             if changed is None:
                 self._resync = True
             else:
                 for table, keys in changed.items():
                     self._dirty.setdefault(table, set()).update(keys)
+                if moved:
+                    self._dirty.setdefault(GLOBAL_TABLE, set()).add(GLOBAL_KEY)
         self.loop.call(self._poke)
+
+    @property
+    def verified(self) -> bool:
+        """The host's rows were read and compared since the connection came up."""
+        return self._uuids_loaded
 
     def status(self) -> LinkStatus:
         with self._lock:
@@ -345,8 +385,10 @@ class HostLink:
         """Send the host what differs, for as long as the connection lasts."""
         self._set_connected(True)
         self._set_error(None)
+        self._uuids_loaded = False
         # Spread the audits of hosts that connected together over the audit interval.
         audited_at = self.clock() + random.uniform(0, (self.audit_every or 0) * AUDIT_JITTER)
+        trust = True  # the first full resync may be answered by the host's digest
         retry_at = 0.0
         backoff = RETRY_MIN
         assert self._wake is not None
@@ -364,7 +406,15 @@ class HostLink:
                 continue
             state, seq, dirty, full = work
             try:
-                if full:
+                if full and trust and await self._digest_matches(connection):
+                    # Up to date: read the rows in full at the first audit, which now
+                    # comes within half an interval (or at the first change).
+                    trust = False
+                    if self.audit_every is not None:
+                        spread = random.uniform(0, self.audit_every * AUDIT_JITTER)
+                        audited_at = self.clock() - self.audit_every + spread
+                elif full or not self._uuids_loaded:
+                    trust = False
                     await self._resync_host(connection, state)
                     audited_at = self.clock()
                 else:
@@ -425,6 +475,18 @@ class HostLink:
                 self._resync or bool(self._dirty) or self._desired_seq != self._committed_seq
             )
 
+    async def _digest_matches(self, connection: OvsdbConnection) -> bool:
+        """The host's Global row names the digest of the state to send."""
+        if self._digest is None:
+            return False
+        query = {"op": "select", "table": GLOBAL_TABLE, "where": [], "columns": ["other_config"]}
+        result = await connection.call("transact", [MS_VTEP, query])
+        rows = result[0].get("rows", []) if isinstance(result, list) and result else []
+        if len(rows) != 1:
+            return False
+        pairs = rows[0].get("other_config", ["map", []])[1]
+        return dict(pairs).get(DIGEST_KEY) == self._digest
+
     async def _resync_host(self, connection: OvsdbConnection, state: DesiredState) -> None:
         """Read every row of the host and send what differs from ``state``."""
         if self.resyncs is not None:
@@ -433,6 +495,7 @@ class HostLink:
         else:
             snapshot = await self._read(connection)
         self._uuids = snapshot.uuids
+        self._uuids_loaded = True
         for row_uuid, name in self._ports.items():  # the monitor may know newer ports
             self._uuids.setdefault(PORT_TABLE, {}).setdefault(name, row_uuid)
         changes = resync_changes(snapshot.rows, state)
@@ -469,6 +532,9 @@ class HostLink:
             plan = transactions(self.schema, changes, self._uuids, strays)
         except OvsdbError as err:
             raise _Refused(str(err)) from None
+        # ms_firewall first: the digest in ms_vtep's Global row then never names rows
+        # that are not all there.
+        plan.sort(key=lambda txn: txn.database != MS_FIREWALL)
         for txn in plan:
             self.transactions += 1
             result = await connection.call("transact", txn.params())

@@ -109,6 +109,7 @@ class Publisher:
         self._address_errors: dict[str, AddressError] = {}
         self._host_seq: dict[str, int] = {}
         self._states: dict[str, DesiredState] = {}
+        self._digests: dict[str, str | None] = {}
         self._index: Index | None = None
         self._compiler: Compiler | None = None
         self._seq = 0
@@ -166,6 +167,7 @@ class Publisher:
                 for server_id, st in statuses
                 if st.connected and st.committed_seq >= seqs.get(server_id, 0) > 0
             ),
+            "verified": sum(1 for _, link in links if link.verified),
             "transactions": sum(link.transactions for _, link in links),
         }
 
@@ -330,9 +332,11 @@ class Publisher:
         """Record ``state`` as the host's desired state at the current sequence."""
         self._states[server_id] = state
         self._host_seq[server_id] = self._seq
+        digest = self._compiler.host_digest(server_id) if self._compiler is not None else None
+        self._digests[server_id] = digest
         link = self._links.get(server_id)
         if link is not None:
-            link.submit(state, self._seq, changed)
+            link.submit(state, self._seq, changed, digest)
 
     def _servers(self, docs: Sequence[Mapping[str, Any]]) -> None:
         """Open, keep, re-open or close one link per server, at its management address."""
@@ -345,6 +349,7 @@ class Publisher:
         for server_id in list(self._states):
             if server_id not in wanted and server_id not in errors:
                 self._states.pop(server_id, None)  # the server is gone
+                self._digests.pop(server_id, None)
                 self._host_seq.pop(server_id, None)
                 self._reported.pop(f"/servers/{server_id}".casefold(), None)
         for server_id, remote in wanted.items():
@@ -364,7 +369,7 @@ class Publisher:
             links[server_id] = link
             state = self._states.get(server_id)
             if state is not None:
-                link.submit(state, self._host_seq[server_id], None)
+                link.submit(state, self._host_seq[server_id], None, self._digests.get(server_id))
             link.start()
         if self.audit_every is not None:  # audits cost a full read: pace them by host count
             every = max(self.audit_every, AUDIT_SPACING * len(links))
