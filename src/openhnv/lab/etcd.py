@@ -1,10 +1,11 @@
 """Private etcd clusters on loopback, for the lab, the tests and the benchmarks.
 
 ``EtcdCluster(directory, size)`` starts ``size`` members of Debian's ``etcd`` (package
-``etcd-server``, 3.4) that know only each other: each has its own data directory,
-client and peer ports on 127.0.0.1, pidfile and log under ``directory``. Members are
-stopped by the pid in their pidfile, never by name; ``kill(i)`` kills one with SIGKILL
-and ``start_member(i)`` brings it back on the same ports and data.
+``etcd-server``, 3.4) that know only each other: each has its own data directory
+(``directory/etcd-N``), client and peer ports on 127.0.0.1, and a pidfile and log beside
+it (``directory/etcd-N.pid``, ``.log``, so a lab's ``down`` finds them with its other
+daemons). Members are stopped by the pid in their pidfile, never by name; ``kill(i)``
+kills one with SIGKILL and ``start_member(i)`` brings it back on the same ports and data.
 
 Settings the controller relies on: transactions of up to ``MAX_TXN_OPS`` operations and
 ``MAX_REQUEST_BYTES`` bytes (the publisher batches provisioning states), the history
@@ -96,11 +97,12 @@ class Member:
 
     @property
     def pidfile(self) -> Path:
-        return self.directory / "etcd.pid"
+        """``<cluster dir>/<name>.pid``: beside the member's directory, where a lab finds it."""
+        return self.directory.parent / f"{self.name}.pid"
 
     @property
     def log(self) -> Path:
-        return self.directory / "etcd.log"
+        return self.directory.parent / f"{self.name}.log"
 
     @property
     def data_dir(self) -> Path:
@@ -124,6 +126,7 @@ class EtcdCluster:
         if size < 1:
             raise LabError(f"an etcd cluster needs at least one member, not {size}")
         self.directory = directory
+        # The token puts "openhnv" on the command line: the lab stops only its own pids.
         self.token = f"openhnv-{uuid.uuid4().hex[:12]}"
         ports = free_ports(2 * size)
         self.members = [

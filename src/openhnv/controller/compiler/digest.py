@@ -16,51 +16,47 @@ rows give the same digest in every process. Pure functions, no I/O.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from openhnv.ovsdb.rows import Ref
 
 DIGEST_BYTES = 16
-_PLAIN = (str, int, bool)  # already canonical
+_REF = "@ref"
+_SET = "@set"
+_SETS: dict[int, tuple[Any, list[Any]]] = {}  # id(set) -> (the set, its canonical form)
+_SETS_KEPT = 100_000
 
 
-def _canonical(value: Any) -> Any:
-    """``value`` as nested tuples whose ``repr`` is the same in every process: sets and
-    maps sorted, references as ``("@", table, key)``."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool:
-        return value
-    if kind is Ref:
-        return ("@", value.table, value.key)
+def _plain(value: Any) -> Any:
+    """``json.dumps``' fallback: references and sets in a canonical plain form.
+
+    A set's form is remembered by identity: many rows share one set object (a virtual
+    network's address space, the empty set), so each is sorted once.
+    """
+    if type(value) is Ref:
+        return [_REF, value.table, value.key]
     if isinstance(value, frozenset | set):
-        members = [_canonical(member) for member in value]
+        cached = _SETS.get(id(value))
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        members = [_plain(m) if type(m) is Ref else m for m in value]
         members.sort(key=repr)
-        return ("{", *members)
+        plain = [_SET, *members]
+        if len(_SETS) >= _SETS_KEPT:
+            _SETS.clear()
+        _SETS[id(value)] = (value, plain)
+        return plain
     if isinstance(value, Mapping):
-        pairs = [(_canonical(k), _canonical(v)) for k, v in value.items()]
-        pairs.sort(key=repr)
-        return ("[", *pairs)
-    raise TypeError(f"cannot digest {kind.__name__}")
+        return dict(value)
+    raise TypeError(f"cannot digest {type(value).__name__}")
 
 
 def piece_digest(piece: Mapping[str, Mapping[str, Any]]) -> str:
-    """The digest of one piece: every table, key and row of it."""
-    digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
-    for table in sorted(piece):
-        rows = piece[table]
-        for key in sorted(rows):
-            row = rows[key]
-            encoded = (
-                table,
-                key,
-                tuple(
-                    (c, v if type(v) in _PLAIN else _canonical(v)) for c, v in sorted(row.items())
-                ),
-            )
-            digest.update(repr(encoded).encode())
-            digest.update(b"\n")
-    return digest.hexdigest()
+    """The digest of one piece: every table, key and row of it (one canonical JSON text)."""
+    text = json.dumps(piece, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.blake2b(text.encode(), digest_size=DIGEST_BYTES).hexdigest()
 
 
 def state_digest(pieces: Iterable[tuple[str, str]]) -> str:

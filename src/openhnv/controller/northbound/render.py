@@ -91,13 +91,17 @@ class Renderer:
             ]
         return self._nic_macs
 
-    def resource(self, path: ResourcePath) -> Document:
-        """The GET document of the resource at ``path``; 404 when absent."""
+    def resource(self, path: ResourcePath, *, copy: bool = True) -> Document:
+        """The GET document of the resource at ``path``; 404 when absent.
+
+        ``copy=False`` shares the stored values: only for readers that never change them.
+        """
         top = self.state.top(path)
         doc = self.state.resolve(path)
         if top is None or doc is None:
             raise not_found(path.ref)
-        return copy_document(self._render(self.state.canonical(path), doc, top))
+        rendered = self._render(self.state.canonical(path), doc, top)
+        return copy_document(rendered) if copy else rendered
 
     def collection(self, path: ResourcePath) -> Document:
         """``{"value": [...], "nextLink": ""}`` for a (child) collection."""

@@ -173,17 +173,20 @@ class ControllerService:
             raise bad_request("", f"{target.ref} is a resource, not a collection")
         return self.get(path)
 
-    def snapshot(self, *, consistent: bool = True) -> dict[str, builtins.list[Document]]:
+    def snapshot(
+        self, *, consistent: bool = True, read_only: bool = False
+    ) -> dict[str, builtins.list[Document]]:
         """Every resource as GET returns it (see ``openhnv.controller.northbound.snapshot``).
 
         Renders a copy of the state taken under the lock, so writers wait only for
-        the copy, not for the rendering.
+        the copy, not for the rendering. ``read_only``: the documents share stored
+        values instead of being deep copies (the compiler's input: it never changes it).
         """
         if consistent:
             self.sync()
         with self._lock:
             state = self.state.copy()
-        return render_all(state)
+        return render_all(state, copy=not read_only)
 
     def revision(self) -> int:
         """The store revision the state holds."""

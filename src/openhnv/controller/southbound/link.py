@@ -21,7 +21,7 @@ the same transaction as the rows, after the ``ms_firewall`` part. On (re)connect
 first reads that one value: when it equals the digest of the state to send, the host
 is in sync at once (a restarted controller, or a new leader, costs one small read per
 host, and nothing is written); the rows are read in full later (the first audit comes
-within half an audit interval), or before the first change that needs their UUIDs.
+0.2 to 0.7 audit intervals later), or before the first change that needs their UUIDs.
 Otherwise, and after a refused transaction, it resyncs in full right away.
 
 Connections are retried with exponential backoff (0.25 s doubling to 4 s); while none
@@ -79,6 +79,7 @@ RETRY_MIN, RETRY_MAX = 0.25, 8.0  # backoff after a refused transaction, seconds
 HELLO_TIMEOUT = 5.0  # seconds for a fresh connection to answer list_dbs
 AUDIT_EVERY = 30.0  # seconds between full comparisons of a connected host with its state
 AUDIT_JITTER = 0.5  # of the interval, added at random to a link's first audit
+AUDIT_AFTER_TRUST = 0.2  # of the interval, at least, between a digest's "in sync" and a read
 DIGEST_KEY = "openhnv-digest"  # Global.other_config: the digest of the committed state
 GLOBAL_TABLE, GLOBAL_KEY = "Global", "global"
 CLOSE_TIMEOUT = 10.0
@@ -410,9 +411,9 @@ class HostLink:
                     # Up to date: read the rows in full at the first audit, which now
                     # comes within half an interval (or at the first change).
                     trust = False
-                    if self.audit_every is not None:
-                        spread = random.uniform(0, self.audit_every * AUDIT_JITTER)
-                        audited_at = self.clock() - self.audit_every + spread
+                    if self.audit_every is not None:  # not all at once, nor right away
+                        later = random.uniform(AUDIT_AFTER_TRUST, AUDIT_JITTER + AUDIT_AFTER_TRUST)
+                        audited_at = self.clock() - self.audit_every * (1 - later)
                 elif full or not self._uuids_loaded:
                     trust = False
                     await self._resync_host(connection, state)

@@ -257,7 +257,7 @@ class Publisher:
 
     def _full(self) -> None:
         """Compile everything and give every host its whole state (start, recovery)."""
-        snapshot = self.service.snapshot()
+        snapshot = self.service.snapshot(read_only=True)
         index = Index.build(snapshot)
         compiler = Compiler(index)
         compiled = compiler.datacenter()
@@ -290,7 +290,7 @@ class Publisher:
                     etags[ref_key(ref)] = (ref, doc.get("etag"))
             servers_changed = False
         else:
-            snapshot = self.service.snapshot(consistent=False)
+            snapshot = self.service.snapshot(consistent=False, read_only=True)
             index = Index.build(snapshot)
             self._binding.learn(snapshot.get("networkInterfaces", []))
             etags = _nic_etags(snapshot.get("networkInterfaces", []))
