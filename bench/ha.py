@@ -200,6 +200,7 @@ def failovers(
             put(replicas[n % 3].url, f"/networkInterfaces/seed{n}", nic(f"h{n % len(remotes)}"))
         for trial in range(times):
             current = _wait_in_sync(replicas, len(remotes), "a leader in sync")
+            _wait_succeeded(current)  # everything published: a failover has nothing to do
             killed_at = time.perf_counter()
             current.kill()
             others = [r for r in replicas if r is not current]
@@ -228,6 +229,18 @@ def _in_sync(replicas: Sequence[Controller], hosts: int) -> Controller | None:
     state = found.state() or {}
     southbound = state.get("southbound", {})
     return found if southbound.get("inSync") == hosts == southbound.get("hosts") else None
+
+
+def _wait_succeeded(replica: Controller, timeout: float = 120.0) -> None:
+    """Until every NIC reads Succeeded (its rows are committed at every host that needs them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = httpx.get(replica.url + "/networking/v1/networkInterfaces", timeout=30).json()
+        if all(n["properties"]["provisioningState"] == "Succeeded" for n in value["value"]):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"NICs not all Succeeded within {timeout:g} s")
+        time.sleep(0.05)
 
 
 def _wait_in_sync(

@@ -131,11 +131,14 @@ class EtcdClient:
         self._preferred = 0
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT))
+        self._closed = False
 
     def __str__(self) -> str:
         return SCHEME + ",".join(str(e) for e in self.endpoints)
 
     def close(self) -> None:
+        """Close every connection; a watch stream open in another thread ends."""
+        self._closed = True
         self._http.close()
         for client in self._clients:
             client.session.close()
@@ -280,7 +283,9 @@ class EtcdClient:
                     return
             except httpx.ReadTimeout:
                 return  # nothing happened for ``wait`` seconds
-            except httpx.TransportError as err:
+            except (httpx.TransportError, RuntimeError) as err:
+                if self._closed:  # closed under the stream: the caller is stopping
+                    return
                 reasons.append(f"{endpoint}: {type(err).__name__}")
                 continue
         raise StoreUnavailable(f"no etcd member takes a watch ({'; '.join(reasons)})")

@@ -23,7 +23,7 @@ other keys (the leader's lease key) change in between, which the interface allow
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from openhnv.controller.northbound.etcd import EtcdClient, Event, key_bytes
@@ -41,6 +41,7 @@ from openhnv.controller.northbound.store import (
 
 DEFAULT_ROOT = "/openhnv"
 STORE = "/store"
+FOLLOW_QUIET = 2.0  # seconds a quiet watch stream stays open (and a stop waits) before reopening
 
 
 class EtcdStore:
@@ -146,6 +147,14 @@ class EtcdStore:
         if target > seen:
             raise StoreUnavailable(f"{self}: the watch stalled at revision {seen}, before {target}")
         return changes
+
+    def follow(self, after: int) -> Iterator[builtins.list[Change]]:
+        """One watch stream from ``after + 1``: the changes of each response (whole
+        commits) as they come; ends when the stream stays quiet for ``FOLLOW_QUIET``."""
+        for _, events in self.client.watch(self._revision_key, after + 1, FOLLOW_QUIET):
+            changes = [c for c in (self._change(e) for e in events) if c is not None]
+            if changes:
+                yield changes
 
     def _change(self, event: Event) -> Change | None:
         if not event.kv.key.startswith(self._data + "/"):

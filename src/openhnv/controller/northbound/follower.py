@@ -5,10 +5,11 @@ changes in commit order, never out of it:
 
 - its own commits, at once, when the commit compared the revision the follower was at
   (``apply_own``: nothing else can lie in between);
-- everything else from ``Store.watch``: the follower thread (``start``) waits on the
-  store for new commits, so a replica's memory follows writes made by any other
-  replica; ``sync`` catches up to the store's newest revision first (a linearizable read
-  in a cluster), so a GET answers with every write acknowledged anywhere;
+- everything else from the store: the follower thread (``start``) keeps a stream of
+  commits open (``Store.follow``), so a replica's memory follows writes made by any other
+  replica within milliseconds; ``sync`` reads the store's newest revision (a
+  linearizable read in a cluster) and waits for the stream to get there (or replays
+  from ``Store.watch`` itself), so a GET answers with every write acknowledged anywhere;
 - after ``HistoryLost`` (the store compacted what a replay needs) it reloads everything
   and tells listeners what differs.
 
@@ -29,7 +30,7 @@ from openhnv.controller.northbound.store import Change, Document, HistoryLost, S
 
 log = logging.getLogger(__name__)
 
-FOLLOW_WAIT = 1.0  # seconds one watch call waits for a commit before asking again
+STREAM_WAIT = 1.0  # seconds a read waits for the follower's stream before replaying itself
 RETRY_MIN, RETRY_MAX = 0.1, 2.0  # backoff while the store cannot be reached
 
 
@@ -40,6 +41,7 @@ class StoreFollower:
         self.store = store
         self.on_change = on_change
         self.lock = threading.RLock()
+        self._advanced = threading.Condition(self.lock)  # notified whenever applied moves
         self.state = State()
         self.applied = 0
         self.revisions: dict[str, int] = {}  # store key -> mod revision, as last applied
@@ -85,6 +87,7 @@ class StoreFollower:
 
     def _advance(self, revision: int) -> None:
         self.applied = max(self.applied, revision)
+        self._advanced.notify_all()
 
     def apply_own(
         self,
@@ -132,9 +135,18 @@ class StoreFollower:
                 raise StoreError(f"store revision {revision} is not there to catch up to")
 
     def sync(self) -> None:
-        """Catch up to the newest commit in the store (only needed when it is shared)."""
-        if self.store.shared:
-            self.catch_up(self.store.revision())
+        """Catch up to the newest commit in the store (only needed when it is shared).
+
+        The follower thread's stream usually brings it within milliseconds: wait for it
+        a little before replaying from the store here.
+        """
+        if not self.store.shared:
+            return
+        target = self.store.revision()
+        if self._thread is not None:
+            with self.lock:
+                self._advanced.wait_for(lambda: self.applied >= target, STREAM_WAIT)
+        self.catch_up(target)
 
     def _replay(self, wait: float) -> None:
         try:
@@ -153,22 +165,34 @@ class StoreFollower:
             self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop following (``wait``: until the thread is gone; close the store to end a
+        stream that is waiting for commits)."""
         self._stopping.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
     def _follow(self) -> None:
         backoff = RETRY_MIN
         while not self._stopping.is_set():
             try:
-                self._replay(FOLLOW_WAIT)
+                for changes in self.store.follow(self.applied):
+                    self.apply(changes)
+                    if self._stopping.is_set():
+                        return
                 backoff = RETRY_MIN
+            except HistoryLost as err:
+                log.warning("store history lost (%s): reloading everything", err)
+                self.reload()
             except StoreError as err:
+                if self._stopping.is_set():
+                    return
                 log.debug("store follower: %s; retrying in %.1f s", err, backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, RETRY_MAX)
             except Exception:  # a bug here must not stop following for good
+                if self._stopping.is_set():
+                    return  # the store was closed under the stream
                 log.exception("store follower failed; reloading")
                 self._stopping.wait(RETRY_MAX)
                 try:

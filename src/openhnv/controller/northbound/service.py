@@ -111,9 +111,10 @@ class ControllerService:
         return self._follower.state
 
     def close(self) -> None:
-        """Stop following the store, then close it."""
-        self._follower.stop()
+        """Stop following the store, then close it (which ends the follower's stream)."""
+        self._follower.stop(wait=False)
         self.store.close()
+        self._follower.stop()
 
     def subscribe(self, listener: ChangeListener) -> None:
         """Call ``listener(refs)`` after every committed PUT or DELETE (lock held: queue only)."""
@@ -253,17 +254,32 @@ class ControllerService:
         return self._write(plan)
 
     def _write(self, plan: Callable[[], Plan[T]]) -> T:
-        """Plan against the newest state and commit if nothing changed since; retry if
-        something did. ApiError 503 when conflicts keep winning for ``WRITE_BUDGET``."""
+        """Plan against the state and commit if nothing changed since; retry if something did.
+
+        The first plan uses the state as it is (usually current: the follower streams
+        every commit); a refusal, a no-op or a conflict on a shared store is decided again
+        after catching up, so nothing is refused or skipped on a stale view. ApiError 503
+        when conflicts keep winning for ``WRITE_BUDGET``.
+        """
         deadline = time.monotonic() + WRITE_BUDGET
+        current = not self.store.shared  # alone on the store: the state is always current
         with self._write_lock:
             while True:
-                self.sync()
                 with self._lock:
-                    planned = plan()
-                    if planned.empty:
-                        return planned.answer(self.state)
+                    try:
+                        planned: Plan[T] | None = plan()
+                    except ApiError:
+                        if current:
+                            raise
+                        planned = None
                     base = self._follower.applied
+                if planned is None or (planned.empty and not current):
+                    self.sync()  # decide that on the newest state
+                    current = True
+                    continue
+                if planned.empty:
+                    with self._lock:
+                        return planned.answer(self.state)
                 try:
                     revision = self.store.commit(planned.puts, planned.deletes, if_revision=base)
                 except StoreConflict:
@@ -274,6 +290,8 @@ class ControllerService:
                             f"other writes kept changing the store for {WRITE_BUDGET:g} s; "
                             "nothing was changed, retry",
                         ) from None
+                    self.sync()
+                    current = True
                     continue
                 with self._lock:
                     self._follower.apply_own(planned.puts, planned.deletes, revision, base)
@@ -316,8 +334,11 @@ class ControllerService:
         return results
 
     def _provision(self, updates: Sequence[tuple[str, str, str | None]]) -> builtins.list[bool]:
+        # Decided on the state as it is (the publisher compiled from it); a "no" (gone, or
+        # another etag) is decided again after catching up, and a document another
+        # replica changed meanwhile fails the per-key compare and is seen on the next pass.
+        current = not self.store.shared
         while True:
-            self.sync()
             results: builtins.list[bool] = []
             puts: dict[str, Document] = {}
             expect: dict[str, int] = {}
@@ -336,12 +357,18 @@ class ControllerService:
                         puts[key] = new
                         expect[key] = self._follower.mod_revision(key)
                 base = self._follower.applied
+            if not current and not all(results):
+                self.sync()
+                current = True
+                continue
             if not puts:
                 return results
             try:
                 self._commit_states(puts, expect, base)
-            except StoreConflict:
-                continue  # a PUT changed one of them: decide again on the new state
+            except StoreConflict:  # a PUT changed one of them: decide again on the new state
+                self.sync()
+                current = True
+                continue
             return results
 
     def set_configuration_state(self, ref: str, state: Document | None) -> None:

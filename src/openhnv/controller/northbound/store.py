@@ -10,9 +10,11 @@ several controllers on etcd run the same service code:
   validation read the whole state needs) and ``expect`` (these keys still have these
   mod revisions, 0 for absent); a failed compare raises ``StoreConflict`` and changes
   nothing;
-- ``revision`` (the newest committed revision; in a cluster a linearizable read), and
+- ``revision`` (the newest committed revision; in a cluster a linearizable read),
   ``watch(after)`` (every change committed after a revision, oldest first, waiting up to
-  ``timeout`` for one), so that a controller's memory follows the store.
+  ``timeout`` for one) and ``follow(after)`` (the same as a stream: whole commits as they
+  come, until the store wants the caller to start again), so that a controller's memory
+  follows the store.
 
 Revisions count commits: every commit gets one revision, shared by all its changes, and
 a key's mod revision is the revision of the commit that last wrote it. ``shared`` says
@@ -31,7 +33,7 @@ import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +54,7 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('trimmed', 0);
 """
 CHANGES_KEPT = 100_000  # the log is trimmed to roughly this many revisions
 TRIM_EVERY = 1000  # revisions between trims
+FOLLOW_QUIET = 1.0  # seconds without a commit that end a follow()
 
 
 class StoreConflict(StoreError):
@@ -121,6 +124,8 @@ class Store(Protocol):
     def revision(self) -> int: ...
 
     def watch(self, after: int, timeout: float = 0.0) -> builtins.list[Change]: ...
+
+    def follow(self, after: int) -> Iterator[builtins.list[Change]]: ...
 
     def close(self) -> None: ...
 
@@ -274,6 +279,15 @@ class SqliteStore:
                 (after,),
             ).fetchall()
         return [Change(int(r), k, None if v is None else decode(v)) for r, k, v in rows]
+
+    def follow(self, after: int) -> Iterator[builtins.list[Change]]:
+        """Batches of changes after ``after`` as commits come; ends after a quiet second."""
+        while True:
+            changes = self.watch(after, FOLLOW_QUIET)
+            if not changes:
+                return
+            yield changes
+            after = changes[-1].revision
 
     def close(self) -> None:
         with self._lock:
