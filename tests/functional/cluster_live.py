@@ -108,6 +108,15 @@ class Replicas:
                 return replica
         return None
 
+    def wait_leader(self, what: str, timeout: float = START_WAIT) -> ReplicaProcess:
+        """The replica that publishes, once one does; AssertionError naming ``what``."""
+        deadline = time.monotonic() + timeout
+        while (found := self.leader()) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not within {timeout} s: {what}")
+            time.sleep(0.02)
+        return found
+
     def stop(self) -> None:
         for replica in self.replicas:
             replica.kill(signal.SIGTERM)

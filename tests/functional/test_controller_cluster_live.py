@@ -48,7 +48,9 @@ def two_hosts() -> Iterator[dict[str, FakeHost]]:
         yield made
 
 
-def put(replica: ReplicaProcess, ref: str, properties: dict[str, Any], **extra: Any) -> Any:
+def put(
+    replica: ReplicaProcess, ref: str, properties: dict[str, Any], **extra: Any
+) -> httpx.Response:
     body = {"resourceId": ref.rsplit("/", 1)[1], "properties": properties, **extra}
     return httpx.put(replica.base + ref, json=body, timeout=30.0)
 
@@ -118,7 +120,7 @@ def test_leader_killed_while_putting_nics_to_every_replica(
     replicas: Replicas, two_hosts: dict[str, FakeHost]
 ) -> None:
     datacenter(replicas.replicas[0], two_hosts)
-    leader = eventually(replicas.leader, "a replica publishes")
+    leader = replicas.wait_leader("a replica publishes")
     acknowledged: dict[str, dict[str, Any]] = {}
     stop = threading.Event()
 
@@ -143,7 +145,7 @@ def test_leader_killed_while_putting_nics_to_every_replica(
         eventually(lambda: len(acknowledged) >= 15, "NICs acknowledged before the kill")
         killed_at = time.monotonic()
         leader.kill()
-        successor = eventually(replicas.leader, "another replica publishes", timeout=30)
+        successor = replicas.wait_leader("another replica publishes")
         failover = time.monotonic() - killed_at
         eventually(lambda: len(acknowledged) >= 40, "NICs acknowledged after the kill")
     finally:
@@ -182,9 +184,9 @@ def test_a_failover_changes_no_host_row(replicas: Replicas, two_hosts: dict[str,
             observer.wait_synced(20)
         before = [{t: o.rows(t) for t in TABLES} for o in observers]
         events.clear()
-        leader = eventually(replicas.leader, "a replica publishes")
+        leader = replicas.wait_leader("a replica publishes")
         leader.kill()
-        successor = eventually(replicas.leader, "another replica publishes", timeout=30)
+        successor = replicas.wait_leader("another replica publishes")
 
         def resynced() -> bool:
             """The new leader read and compared every host (its diagnostics say so)."""

@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import openhnv
 from openhnv.controller.compiler.digest import piece_digest, state_digest
 from openhnv.ovsdb.rows import Ref
 
 SRC = str(Path(openhnv.__file__).resolve().parents[1])
-PIECE = {
+PIECE: dict[str, dict[str, dict[str, Any]]] = {
     "Ucast_Macs_Remote": {
         "5001/00:1d:d8:07:00:01/10.1.1.11": {
             "MAC": "00:1d:d8:07:00:01",

@@ -225,7 +225,7 @@ def test_a_host_whose_digest_matches_is_in_sync_without_a_read(
 ) -> None:
     host = FakeOvsdb(short_dir / "db.sock")
     host.digest = "d1"
-    state = {"Global": {"global": {"other_config": {}}}}
+    state: DesiredState = {"Global": {"global": {"other_config": {}}}}
     link = HostLink("h", Remote("unix", path=str(host.path)), loop=southbound, audit_every=None)
     link.submit(state, 3, None, "d1")
     link.start()
