@@ -228,8 +228,11 @@ def test_etcd_members_lost_and_back(replicas: Replicas, etcd_three: EtcdCluster)
     assert refused.headers["Retry-After"] == "1"
     assert httpx.get(b.base + "/logicalNetworks/HNVPA", timeout=30).status_code == 503
     assert time.monotonic() - started < 30  # answered, not hung
+    # the leader cannot renew its lease: it stops publishing by itself
+    eventually(lambda: replicas.leader() is None, "no replica publishes without quorum")
     etcd_three.start_member(1, wait=False)
     eventually(lambda: writes(a, "back"), "writes once a member is back", timeout=60)
+    replicas.wait_leader("a replica publishes again")
     assert httpx.get(b.base + "/logicalNetworks/HNVPA", timeout=10).json()["tags"] == {"t": "back"}
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from openhnv.controller.southbound import link as link_module
-from openhnv.controller.southbound.link import HostLink, resync_changes
+from openhnv.controller.southbound.link import HostLink
 from openhnv.controller.southbound.loop import SouthboundLoop
+from openhnv.controller.southbound.resync import resync_changes
 from openhnv.controller.southbound.status import Remote
 from openhnv.ovsdb.rows import DesiredState, Ref, RowChange
 from openhnv.testing.polling import eventually

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import ssl
 import threading
@@ -47,6 +46,16 @@ from typing import Any
 from openhnv.controller.compiler.compile import diff_keys
 from openhnv.controller.compiler.host_rows import TABLES
 from openhnv.controller.southbound.loop import SouthboundLoop
+from openhnv.controller.southbound.resync import (
+    DIGEST_KEY,
+    GLOBAL_KEY,
+    GLOBAL_TABLE,
+    PORT_TABLE,
+    NotOvsdb,
+    explain_failure,
+    resync_changes,
+    with_digest,
+)
 from openhnv.controller.southbound.status import (
     HOST_NOT_CONNECTED,
     INVALID_MANAGEMENT_ADDRESS,
@@ -56,7 +65,7 @@ from openhnv.controller.southbound.status import (
 from openhnv.ovsdb.aio import ConnectionLost, OvsdbConnection, connect
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.mirror import RowEvent
-from openhnv.ovsdb.rows import DesiredState, Row, RowChange, diff
+from openhnv.ovsdb.rows import DesiredState, RowChange
 from openhnv.ovsdb.schema import DATABASES, MS_FIREWALL, MS_VTEP
 from openhnv.ovsdb.server import SslFiles
 from openhnv.ovsdb.wire import (
@@ -71,7 +80,6 @@ from openhnv.ovsdb.wire import (
 
 log = logging.getLogger(__name__)
 
-PORT_TABLE = "Physical_Port"
 PORT_MONITOR = "ports"
 Changed = Mapping[str, set[str]]  # table -> keys whose row may differ
 CONNECT_MIN, CONNECT_MAX = 0.25, 4.0  # reconnect backoff, seconds
@@ -80,73 +88,7 @@ HELLO_TIMEOUT = 5.0  # seconds for a fresh connection to answer list_dbs
 AUDIT_EVERY = 30.0  # seconds between full comparisons of a connected host with its state
 AUDIT_JITTER = 0.5  # of the interval, added at random to a link's first audit
 AUDIT_AFTER_TRUST = 0.2  # of the interval, at least, between a digest's "in sync" and a read
-DIGEST_KEY = "openhnv-digest"  # Global.other_config: the digest of the committed state
-GLOBAL_TABLE, GLOBAL_KEY = "Global", "global"
 CLOSE_TIMEOUT = 10.0
-
-
-class NotOvsdb(OvsdbError):
-    """The remote accepted a connection but does not serve the host's databases."""
-
-
-def resync_changes(actual: DesiredState, desired: DesiredState) -> list[RowChange]:
-    """The changes that make a host holding ``actual`` hold ``desired`` (every table).
-
-    Rows match by key; only the columns a desired row names are compared, so columns
-    another writer owns survive. Rows absent from ``desired`` are deleted, except the
-    host agent's unbound ``Physical_Port`` rows.
-    """
-    projected: dict[str, dict[str, Row]] = {}
-    target: dict[str, dict[str, Row]] = {}
-    for table in TABLES:
-        want = desired.get(table, {})
-        rows: dict[str, Row] = {}
-        for key, row in actual.get(table, {}).items():
-            wanted = want.get(key)
-            if wanted is not None:
-                same = row.keys() == wanted.keys()
-                rows[key] = row if same else {c: v for c, v in row.items() if c in wanted}
-            elif table == PORT_TABLE and not row.get("vlan_bindings"):
-                continue  # the agent's port, not bound by the controller yet
-            else:
-                rows[key] = row
-        projected[table] = rows
-        target[table] = dict(want)
-    return diff(projected, target)
-
-
-def with_digest(state: DesiredState, digest: str | None) -> DesiredState:
-    """``state`` whose Global row also names ``digest`` (a new top level: ``state`` is shared)."""
-    row = state.get(GLOBAL_TABLE, {}).get(GLOBAL_KEY)
-    if digest is None or row is None:
-        return state
-    config = row.get("other_config", {})
-    config = {**config, DIGEST_KEY: digest} if isinstance(config, Mapping) else {DIGEST_KEY: digest}
-    return {
-        **state,
-        GLOBAL_TABLE: {**state[GLOBAL_TABLE], GLOBAL_KEY: {**row, "other_config": config}},
-    }
-
-
-def explain_failure(remote: Remote, err: BaseException) -> str:
-    """Why ``remote`` gives no OVSDB session, as one sentence."""
-    if remote.kind == "unix" and isinstance(err, FileNotFoundError):
-        return f"not connected to {remote}: no socket at {remote.path} (is the host running?)"
-    if remote.kind == "ssl" and isinstance(err, ssl.SSLError | ConnectionError | ConnectionLost):
-        return (
-            f"{remote} accepts TCP connections but no OVSDB session comes up: the SSL "
-            "handshake is refused (is the host's certificate from the PKI given to "
-            "hnv controller --pki, and does it trust this controller's CA?)"
-        )
-    if isinstance(err, NotOvsdb | TimeoutError | ConnectionLost):
-        return (
-            f"{remote} accepts connections but no OVSDB session comes up (is it an "
-            "ovsdb-server holding ms_vtep and ms_firewall?)"
-        )
-    if isinstance(err, OSError):
-        reason = os.strerror(err.errno) if err.errno else (err.strerror or type(err).__name__)
-        return f"not connected to {remote}: {reason.lower()}"
-    return f"not connected to {remote}: {err}"
 
 
 @dataclass(frozen=True, slots=True)
