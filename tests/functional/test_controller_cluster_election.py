@@ -43,13 +43,20 @@ def two(etcd_one: EtcdCluster) -> Iterator[tuple[Watched, Watched]]:
         watched.election.client.close()
 
 
-def leader(two: tuple[Watched, Watched]) -> Watched | None:
-    leading = [w for w in two if w.election.leading]
-    return leading[0] if len(leading) == 1 else None
+def leader(two: tuple[Watched, Watched]) -> Watched:
+    """The one that leads, once exactly one does."""
+
+    def one() -> Watched | None:
+        leading = [w for w in two if w.election.leading]
+        return leading[0] if len(leading) == 1 else None
+
+    found = eventually(one, "one leader")
+    assert found is not None
+    return found
 
 
 def test_exactly_one_leads_and_both_see_it(two: tuple[Watched, Watched]) -> None:
-    first = eventually(lambda: leader(two), "one leader")
+    first = leader(two)
     other = two[1] if first is two[0] else two[0]
     assert not other.election.leading
     eventually(lambda: other.election.leader() == first.election.me, "the other sees the leader")
@@ -59,7 +66,7 @@ def test_exactly_one_leads_and_both_see_it(two: tuple[Watched, Watched]) -> None
 
 
 def test_a_resignation_hands_over_at_once(two: tuple[Watched, Watched]) -> None:
-    first = eventually(lambda: leader(two), "one leader")
+    first = leader(two)
     other = two[1] if first is two[0] else two[0]
     first.election.stop()  # revokes its lease: its key goes now, not when the lease expires
     _, held, _ = other.election.client.range(other.root + "/leader")
