@@ -78,7 +78,10 @@ def parse_listen(text: str) -> tuple[str, int]:
 def open_store(args: argparse.Namespace, me: Candidate) -> tuple[Store, Leadership, str]:
     """The store, the leadership and the store's name for diagnostics."""
     if args.store is None:
-        return SqliteStore(args.db), SoleLeader(me), f"sqlite:{args.db}"
+        db = args.db or DEFAULT_DB
+        return SqliteStore(db), SoleLeader(me), f"sqlite:{db}"
+    if args.db is not None:
+        raise ValueError("--db and --store are two different stores: give one")
     client = EtcdClient(parse_endpoints(args.store))
     store = EtcdStore(client, args.etcd_root)
     election = Election(client, me, root=args.etcd_root, ttl=args.lease_ttl)
@@ -88,7 +91,7 @@ def open_store(args: argparse.Namespace, me: Candidate) -> tuple[Store, Leadersh
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hnv controller", description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default=DEFAULT_LISTEN, help="HOST:PORT (default %(default)s)")
-    parser.add_argument("--db", default=DEFAULT_DB, help="SQLite store file (default %(default)s)")
+    parser.add_argument("--db", help=f"SQLite store file (default {DEFAULT_DB})")
     parser.add_argument(
         "--store",
         help="etcd://HOST:PORT[,HOST:PORT...]: be one replica of a cluster on etcd (not --db)",
