@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from openhnv.controller.compiler.compile import Compiler, affected_hosts
+from openhnv.controller.compiler.compile import Compiler, affected_hosts, collector_paused
 from openhnv.controller.compiler.documents import ref_key
 from openhnv.controller.compiler.index import Index
 from openhnv.controller.errors import ApiError, StoreError
@@ -256,19 +256,24 @@ class Publisher:
                     log.exception("publisher: full compile failed")
 
     def _full(self) -> None:
-        """Compile everything and give every host its whole state (start, recovery)."""
-        snapshot = self.service.snapshot(read_only=True)
-        index = Index.build(snapshot)
-        compiler = Compiler(index)
-        compiled = compiler.datacenter()
+        """Compile everything and give every host its whole state (start, recovery).
+
+        The collector is paused throughout: this builds millions of long-lived, acyclic
+        objects, and its scans of them cost a third of the time (100,000 NICs).
+        """
+        with collector_paused():
+            snapshot = self.service.snapshot(read_only=True)
+            index = Index.build(snapshot)
+            compiler = Compiler(index)
+            compiled = compiler.datacenter()
+            self._index, self._compiler = index, compiler
+            self._seq += 1
+            self._servers(snapshot.get("servers", []))
+            self._binding.learn(snapshot.get("networkInterfaces", []))
+            for server_id, state in compiled.hosts.items():
+                self._give(server_id, state, None)
+            self._evaluate(_nic_etags(snapshot.get("networkInterfaces", [])), None)
         gc.freeze()  # the compiled rows live long: keep them out of later collections
-        self._index, self._compiler = index, compiler
-        self._seq += 1
-        self._servers(snapshot.get("servers", []))
-        self._binding.learn(snapshot.get("networkInterfaces", []))
-        for server_id, state in compiled.hosts.items():
-            self._give(server_id, state, None)
-        self._evaluate(_nic_etags(snapshot.get("networkInterfaces", [])), None)
         self._progress(set(self._links))
         self._flush()
 
