@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,111 +32,45 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-sys.path.insert(0, str(SRC))
+from openhnv.lab import documents as nb
+from openhnv.lab.etcd import EtcdCluster
+from openhnv.ovsdb.server import OvsdbServer
+from openhnv.testing import datacenter as dc
+from openhnv.testing.cluster import ReplicaProcess, leader_of
 
-from openhnv.lab.etcd import EtcdCluster, free_ports  # noqa: E402
-from openhnv.ovsdb.server import OvsdbServer  # noqa: E402
-
-DIAGNOSTICS = "/networking/v1/diagnostics/networkControllerState"
 FAILOVER_TARGET_SECONDS = 5
-START_TIMEOUT = 60.0
-PA_SUBNET = "/logicalNetworks/HNVPA/subnets/pa"
+VNET = "Blue"
+VNET_PREFIX = "10.0.0.0/8"
+VSID = 5001
+REPLICAS = 3
+SEED_NICS = 6
+REQUEST_TIMEOUT = 60.0
+
+Controller = ReplicaProcess  # a replica on etcd, or alone on SQLite
 
 
-class Controller:
-    """One ``hnv controller`` process (a replica on etcd, or alone on SQLite)."""
-
-    def __init__(self, name: str, store: Sequence[str], log: Path) -> None:
-        (port,) = free_ports(1)
-        self.name = name
-        self.url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "openhnv", "controller", "--listen", f"127.0.0.1:{port}"]
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen(
-                [*argv, "--replica-id", name, *store],
-                env=dict(os.environ, PYTHONPATH=str(SRC)),
-                stdout=out,
-                stderr=out,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while self.state() is None:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"controller {name} did not start (log {log})")
-            time.sleep(0.1)
-
-    def state(self) -> dict[str, Any] | None:
-        try:
-            answer = httpx.get(self.url + DIAGNOSTICS, timeout=5.0)
-        except httpx.HTTPError:
-            return None
-        found: dict[str, Any] = answer.json()["properties"]
-        return found
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+def put(url: str, resource: nb.Resource, client: httpx.Client) -> None:
+    answer = client.put(url + nb_path(resource), json=resource.body, timeout=REQUEST_TIMEOUT)
+    if answer.status_code not in (httpx.codes.OK, httpx.codes.CREATED):
+        raise RuntimeError(f"PUT {resource.path}: {answer.status_code} {answer.text[:300]}")
 
 
-def put(url: str, ref: str, properties: dict[str, Any], client: httpx.Client | None = None) -> None:
-    body = {"resourceId": ref.rsplit("/", 1)[1], "properties": properties}
-    answer = (client or httpx).put(url + "/networking/v1" + ref, json=body, timeout=60.0)
-    if answer.status_code not in (200, 201):
-        raise RuntimeError(f"PUT {ref}: {answer.status_code} {answer.text[:300]}")
+def nb_path(resource: nb.Resource) -> str:
+    return "/networking/v1" + resource.path
 
 
-def datacenter(url: str, remotes: Sequence[str]) -> None:
-    pool = {"startIpAddress": "192.168.1.10", "endIpAddress": "192.168.1.250"}
-    pa = {
-        "addressPrefix": "192.168.1.0/24",
-        "defaultGateways": ["192.168.1.1"],
-        "ipPools": [{"resourceId": "p", "properties": pool}],
-    }
-    put(
-        url,
-        "/logicalNetworks/HNVPA",
-        {
-            "networkVirtualizationEnabled": "True",
-            "subnets": [{"resourceId": "pa", "properties": pa}],
-        },
-    )
-    put(
-        url,
-        "/macPools/default",
-        {"startMacAddress": "00-1D-D8-07-00-00", "endMacAddress": "00-1D-D8-07-FF-FF"},
-    )
+def datacenter(replica: Controller, remotes: Sequence[str]) -> None:
+    """The PA network and MAC pool, a server per host (``h<i>``), one virtual network."""
+    dc.fabric(replica)
     for i, remote in enumerate(remotes):
-        pnic = {
-            "resourceId": "pnic1",
-            "properties": {"logicalSubnets": [{"resourceRef": PA_SUBNET}]},
-        }
-        put(
-            url,
-            f"/servers/h{i}",
-            {"connections": [{"managementAddresses": [remote]}], "networkInterfaces": [pnic]},
-        )
-    vnet = {
-        "addressSpace": {"addressPrefixes": ["10.0.0.0/8"]},
-        "logicalNetwork": {"resourceRef": "/logicalNetworks/HNVPA"},
-        "subnets": [{"resourceId": "s", "properties": {"addressPrefix": "10.0.0.0/8"}}],
-    }
-    put(url, "/virtualNetworks/Blue", vnet)
+        dc.server(replica, f"h{i}", remote)
+    dc.vnet(replica, VNET, VNET_PREFIX, VSID)
 
 
-def nic(server: str) -> dict[str, Any]:
+def nic(name: str, server: str) -> nb.Resource:
     """A NIC whose MAC and customer address the controller allocates."""
-    config = {
-        "resourceId": "ip",
-        "properties": {"subnet": {"resourceRef": "/virtualNetworks/Blue/subnets/s"}},
-    }
-    return {"server": {"resourceRef": f"/servers/{server}"}, "ipConfigurations": [config]}
+    config = nb.ip_configuration(None, VNET, dc.VIRTUAL_SUBNET)
+    return nb.network_interface(name, [config], server_name=server)
 
 
 def puts_per_second(
@@ -150,19 +82,14 @@ def puts_per_second(
     errors: list[str] = []
 
     def work(index: int) -> None:
-        with httpx.Client(timeout=60.0) as client:
+        with httpx.Client(timeout=REQUEST_TIMEOUT) as client:
             while True:
                 with lock:
                     n = next(names, None)
                 if n is None:
                     return
                 try:
-                    put(
-                        urls[(n + index) % len(urls)],
-                        f"/networkInterfaces/{prefix}{n}",
-                        nic(f"h{n % hosts}"),
-                        client,
-                    )
+                    put(urls[(n + index) % len(urls)], nic(f"{prefix}{n}", f"h{n % hosts}"), client)
                 except (RuntimeError, httpx.HTTPError) as err:
                     errors.append(str(err))
 
@@ -178,26 +105,17 @@ def puts_per_second(
     return round(count / elapsed, 1)
 
 
-def leader(replicas: Sequence[Controller]) -> Controller | None:
-    for replica in replicas:
-        if replica.process.poll() is None:
-            state = replica.state()
-            if state is not None and state["publishing"]:
-                return replica
-    return None
-
-
 def failovers(
     cluster: EtcdCluster, directory: Path, remotes: Sequence[str], times: int
 ) -> dict[str, Any]:
     log = directory / "replicas.log"
-    replicas = [Controller(f"c{i}", ["--store", cluster.url], log) for i in range(3)]
+    replicas = [Controller(f"c{i}", ["--store", cluster.url], log) for i in range(REPLICAS)]
     measured: list[float] = []
     transactions: list[int] = []
     try:
-        datacenter(replicas[0].url, remotes)
-        for n in range(6):
-            put(replicas[n % 3].url, f"/networkInterfaces/seed{n}", nic(f"h{n % len(remotes)}"))
+        datacenter(replicas[0], remotes)
+        for n in range(SEED_NICS):
+            replicas[n % REPLICAS].put(nic(f"seed{n}", f"h{n % len(remotes)}"))
         for trial in range(times):
             current = _wait_in_sync(replicas, len(remotes), "a leader in sync")
             _wait_succeeded(current)  # everything published: a failover has nothing to do
@@ -206,7 +124,7 @@ def failovers(
             others = [r for r in replicas if r is not current]
             successor = _wait_in_sync(others, len(remotes), "another leader in sync")
             measured.append(time.perf_counter() - killed_at)
-            state = successor.state() or {}
+            state = successor.diagnostics() or {}
             transactions.append(int(state.get("southbound", {}).get("transactions", -1)))
             index = replicas.index(current)
             replicas[index] = Controller(f"c{index}-{trial}", ["--store", cluster.url], log)
@@ -223,10 +141,10 @@ def failovers(
 
 
 def _in_sync(replicas: Sequence[Controller], hosts: int) -> Controller | None:
-    found = leader(replicas)
+    found = leader_of(replicas)
     if found is None:
         return None
-    state = found.state() or {}
+    state = found.diagnostics() or {}
     southbound = state.get("southbound", {})
     return found if southbound.get("inSync") == hosts == southbound.get("hosts") else None
 
@@ -235,7 +153,7 @@ def _wait_succeeded(replica: Controller, timeout: float = 120.0) -> None:
     """Until every NIC reads Succeeded (its rows are committed at every host that needs them)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = httpx.get(replica.url + "/networking/v1/networkInterfaces", timeout=30).json()
+        value = httpx.get(replica.base + "/networkInterfaces", timeout=30).json()
         if all(n["properties"]["provisioningState"] == "Succeeded" for n in value["value"]):
             return
         if time.monotonic() > deadline:
@@ -263,7 +181,7 @@ def throughput(
     figures: dict[str, Any] = {"puts": puts, "clients": clients}
     sqlite = Controller("sqlite", ["--db", str(directory / "controller.db")], log)
     try:
-        datacenter(sqlite.url, remotes)
+        datacenter(sqlite, remotes)
         figures["puts_per_second_sqlite"] = puts_per_second(
             [sqlite.url], "s", puts, clients, len(remotes)
         )
@@ -275,7 +193,7 @@ def throughput(
             for i in range(count)
         ]
         try:
-            datacenter(replicas[0].url, remotes)
+            datacenter(replicas[0], remotes)
             rate = puts_per_second([r.url for r in replicas], "e", puts, clients, len(remotes))
             figures[f"puts_per_second_etcd_{count}_replica{'s' if count > 1 else ''}"] = rate
         finally:

@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import shutil
 import signal
 import statistics
@@ -48,16 +47,14 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-sys.path.insert(0, str(SRC))
-
-from openhnv.controller.northbound.service import ControllerService  # noqa: E402
-from openhnv.controller.northbound.store import SqliteStore  # noqa: E402
-from openhnv.host.control import ControlClient  # noqa: E402
-from openhnv.lab.etcd import free_ports  # noqa: E402
-from openhnv.ovsdb.aio import connect  # noqa: E402
-from openhnv.ovsdb.server import OvsdbServer  # noqa: E402
+from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.northbound.store import SqliteStore
+from openhnv.host.control import ControlClient
+from openhnv.lab import daemons
+from openhnv.lab import documents as nb
+from openhnv.ovsdb.aio import connect
+from openhnv.ovsdb.server import OvsdbServer
+from openhnv.testing.processes import HostProcess, stop_process
 
 NICS_PER_HOST = 100  # the issue's ratio: 100,000 NICs on 1,000 hosts
 NICS_PER_HOST_IN_VNET = 20  # how densely a virtual network packs its hosts
@@ -65,9 +62,14 @@ SIZE_SHARES = ((1000, 0.1), (200, 0.2), (50, 0.4), (10, 0.3))  # (NICs per VNet,
 SYNC_TIMEOUT = 1800.0
 TRIAL_TIMEOUT = 30.0
 START_WORKERS = 4
-PA_SUBNET = "/logicalNetworks/HNVPA/subnets/pa"
+PA_SUBNET = "pa"
+PA_PREFIX = "192.168.0.0/16"
+PA_GATEWAY = "192.168.0.1"
+PA_POOL = ("192.168.0.10", "192.168.255.250")
+PA_NIC = "pnic1"
+CA_SPACE = "172.16.0.0/12"  # every VNet's own
+VIRTUAL_SUBNET = "s"
 DIAGNOSTICS = "/networking/v1/diagnostics/networkControllerState"
-HOST_COMMAND = (sys.executable, "-m", "openhnv", "host")
 RESYNC_TARGET_SECONDS = 60
 PUT_TARGET_MS = 1000
 
@@ -124,83 +126,32 @@ def address_of(n: int) -> str:
     return f"172.{16 + value // 65536}.{value // 256 % 256}.{value % 256}"
 
 
-def nic_body(vnet: VNet, n: int, host: str) -> dict[str, Any]:
-    return {
-        "properties": {
-            "privateMacAddress": mac_of(vnet.index, n),
-            "server": {"resourceRef": f"/servers/{host}"},
-            "ipConfigurations": [
-                {
-                    "resourceId": "ip",
-                    "properties": {
-                        "privateIPAddress": address_of(n),
-                        "subnet": {"resourceRef": f"/virtualNetworks/{vnet.name}/subnets/s"},
-                    },
-                }
-            ],
-        }
-    }
+def nic_resource(vnet: VNet, n: int, host: str) -> nb.Resource:
+    config = nb.ip_configuration(address_of(n), vnet.name, VIRTUAL_SUBNET, name="ip")
+    name = f"{vnet.name}-{n}"
+    return nb.network_interface(name, [config], server_name=host, mac=mac_of(vnet.index, n))
 
 
 def load_northbound(db: Path, made: Plan, remotes: Sequence[str]) -> float:
     """Write the plan into the store through the controller's service; the seconds it took."""
     started = time.perf_counter()
     service = ControllerService(SqliteStore(db))
-    pool = {"startIpAddress": "192.168.0.10", "endIpAddress": "192.168.255.250"}
-    service.put(
-        "/logicalNetworks/HNVPA",
-        {
-            "properties": {
-                "networkVirtualizationEnabled": "True",
-                "subnets": [
-                    {
-                        "resourceId": "pa",
-                        "properties": {
-                            "addressPrefix": "192.168.0.0/16",
-                            "defaultGateways": ["192.168.0.1"],
-                            "ipPools": [{"resourceId": "p", "properties": pool}],
-                        },
-                    }
-                ],
-            }
-        },
-    )
-    for i, remote in enumerate(remotes):
-        pnic = {
-            "resourceId": "pnic1",
-            "properties": {"logicalSubnets": [{"resourceRef": PA_SUBNET}]},
-        }
-        service.put(
-            f"/servers/h{i}",
-            {
-                "properties": {
-                    "connections": [{"managementAddresses": [remote]}],
-                    "networkInterfaces": [pnic],
-                }
-            },
-        )
+    pool = nb.ip_pool("p", *PA_POOL)
+    resources = [
+        nb.provider_network([nb.pa_subnet(PA_SUBNET, PA_PREFIX, gateway=PA_GATEWAY, pools=[pool])])
+    ]
+    resources += [
+        nb.server(f"h{i}", [remote], [(PA_NIC, PA_SUBNET)]) for i, remote in enumerate(remotes)
+    ]
+    for resource in resources:
+        service.put(resource.path, resource.body)
     for vnet in made.vnets:
-        service.put(
-            f"/virtualNetworks/{vnet.name}",
-            {
-                "properties": {
-                    "addressSpace": {"addressPrefixes": ["172.16.0.0/12"]},
-                    "logicalNetwork": {"resourceRef": "/logicalNetworks/HNVPA"},
-                    "subnets": [
-                        {
-                            "resourceId": "s",
-                            "properties": {
-                                "addressPrefix": "172.16.0.0/12",
-                                "virtualSubnetId": vnet.vsid,
-                            },
-                        }
-                    ],
-                }
-            },
-        )
+        subnet = nb.virtual_subnet(VIRTUAL_SUBNET, CA_SPACE, vsid=vnet.vsid)
+        resource = nb.virtual_network(vnet.name, [CA_SPACE], [subnet])
+        service.put(resource.path, resource.body)
         for n in range(vnet.size):
-            host = f"h{vnet.hosts[n % len(vnet.hosts)]}"
-            service.put(f"/networkInterfaces/{vnet.name}-{n}", nic_body(vnet, n, host))
+            nic = nic_resource(vnet, n, f"h{vnet.hosts[n % len(vnet.hosts)]}")
+            service.put(nic.path, nic.body)
     service.close()
     return time.perf_counter() - started
 
@@ -208,46 +159,17 @@ def load_northbound(db: Path, made: Plan, remotes: Sequence[str]) -> float:
 # -- hosts -------------------------------------------------------------------------------
 
 
-class AgentHost:
-    """``hnv host --driver none`` in ``state_dir``: its own ovsdb-server and agent."""
-
-    def __init__(self, name: str, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.remote = f"unix:{state_dir}/ovsdb.sock"
-        self.process = subprocess.Popen(
-            [*HOST_COMMAND, "--name", name, "--state-dir", str(state_dir), "--driver", "none"],
-            env=dict(os.environ, PYTHONPATH=str(SRC)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        if self.process.stdout is None or self.process.stdout.readline().strip() != "ready":
-            self.stop()
-            raise RuntimeError(f"hnv host {name} did not start")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 @dataclass
 class Hosts:
     servers: list[OvsdbServer] = field(default_factory=list)
-    agents: list[AgentHost] = field(default_factory=list)
+    agents: list[HostProcess] = field(default_factory=list)
     remotes: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
         with ThreadPoolExecutor(START_WORKERS) as pool:
             list(pool.map(lambda s: s.stop(), self.servers))
         for agent in self.agents:
-            agent.stop()
+            agent.close()
 
 
 def start_hosts(directory: Path, count: int, agents: int) -> Hosts:
@@ -255,7 +177,7 @@ def start_hosts(directory: Path, count: int, agents: int) -> Hosts:
     made = Hosts()
     try:
         for i in range(agents):
-            made.agents.append(AgentHost(f"h{i}", directory / f"h{i}"))
+            made.agents.append(HostProcess(directory / f"h{i}", name=f"h{i}").require_ready())
             made.remotes.append(made.agents[-1].remote)
         servers = [OvsdbServer(directory / f"h{i}") for i in range(agents, count)]
         with ThreadPoolExecutor(START_WORKERS) as pool:
@@ -286,21 +208,14 @@ class Controller:
     """``hnv controller`` on the store, as a subprocess."""
 
     def __init__(self, db: Path, log: Path) -> None:
-        (port,) = free_ports(1)
-        self.url = f"http://127.0.0.1:{port}"
+        port = daemons.free_port()
+        self.url = f"http://{daemons.LOOPBACK}:{port}"
+        listen = f"{daemons.LOOPBACK}:{port}"
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "openhnv",
-                    "controller",
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                    "--db",
-                    str(db),
-                ],
-                env=dict(os.environ, PYTHONPATH=str(SRC)),
+                daemons.hnv_argv("controller", "--listen", listen, "--db", str(db)),
+                env=daemons.python_env(),
+                stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
             )
@@ -335,9 +250,7 @@ class Controller:
         return 0
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-        self.process.wait(timeout=30)
+        stop_process(self.process, sig)
 
 
 # -- one PUT, timed at every host that needs it -------------------------------------------
@@ -396,9 +309,8 @@ async def put_to_commit(
             agent_dirs = [hosts.agents[h].state_dir for h in vnet.hosts if h < len(hosts.agents)]
             started = time.perf_counter()
             host = f"h{vnet.hosts[n % len(vnet.hosts)]}"
-            answer = await http.put(
-                f"/networkInterfaces/{vnet.name}-{n}", json=nic_body(vnet, n, host)
-            )
+            nic = nic_resource(vnet, n, host)
+            answer = await http.put(nic.path, json=nic.body)
             if answer.status_code not in (200, 201):
                 raise RuntimeError(f"PUT refused: {answer.status_code} {answer.text[:300]}")
             vfp = (

@@ -12,7 +12,7 @@ import pytest
 from openhnv.controller.cluster.election import Candidate, Election
 from openhnv.controller.northbound.etcd import EtcdClient, parse_endpoints
 from openhnv.lab.etcd import EtcdCluster
-from polling import eventually
+from openhnv.testing.polling import eventually
 
 TTL = 3  # seconds: etcd's smallest lease with the members' 1.5 s election timeout
 

@@ -21,17 +21,20 @@ from typing import Any
 
 import httpx
 import pytest
-from cluster_live import ReplicaProcess, Replicas
-from publisher_dc import FakeHost, hosts
 
+from openhnv.lab import documents as nb
 from openhnv.lab.etcd import EtcdCluster
 from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.mirror import RowEvent
-from polling import eventually
+from openhnv.testing import datacenter as dc
+from openhnv.testing.cluster import ReplicaProcess, Replicas
+from openhnv.testing.ovsdb import HostDatabase, host_databases
+from openhnv.testing.polling import eventually
 
 FAILOVER_BOUND = 5.0  # the issue's bound: lease (3 s) + the candidates' poll + a start
-PA_SUBNET = "/logicalNetworks/HNVPA/subnets/pa"
-SUBNET = "/virtualNetworks/Blue/subnets/s1"
+VNET = "Blue"
+VNET_PREFIX = "10.5.0.0/16"
+VSID = 5001
 TABLES = ("Logical_Switch", "Physical_Locator", "Ucast_Macs_Remote", "Physical_Port", "FW_Rules")
 
 
@@ -43,16 +46,14 @@ def replicas(etcd_three: EtcdCluster, tmp_path: Path) -> Iterator[Replicas]:
 
 
 @pytest.fixture
-def two_hosts() -> Iterator[dict[str, FakeHost]]:
-    with hosts("h1", "h2") as made:
+def two_hosts() -> Iterator[dict[str, HostDatabase]]:
+    with host_databases("h1", "h2") as made:
         yield made
 
 
-def put(
-    replica: ReplicaProcess, ref: str, properties: dict[str, Any], **extra: Any
-) -> httpx.Response:
-    body = {"resourceId": ref.rsplit("/", 1)[1], "properties": properties, **extra}
-    return httpx.put(replica.base + ref, json=body, timeout=30.0)
+def send(replica: ReplicaProcess, resource: nb.Resource, **extra: Any) -> httpx.Response:
+    """PUT ``resource`` (with ``extra`` top-level fields, e.g. tags); the raw answer."""
+    return httpx.put(replica.base + resource.path, json={**resource.body, **extra}, timeout=30.0)
 
 
 def ok(response: httpx.Response) -> dict[str, Any]:
@@ -61,45 +62,21 @@ def ok(response: httpx.Response) -> dict[str, Any]:
     return found
 
 
-def datacenter(replica: ReplicaProcess, made: dict[str, FakeHost]) -> None:
-    pool = {"startIpAddress": "192.168.1.10", "endIpAddress": "192.168.1.250"}
-    pa = {
-        "addressPrefix": "192.168.1.0/24",
-        "defaultGateways": ["192.168.1.1"],
-        "ipPools": [{"resourceId": "p", "properties": pool}],
-    }
-    network = {
-        "networkVirtualizationEnabled": "True",
-        "subnets": [{"resourceId": "pa", "properties": pa}],
-    }
-    ok(put(replica, "/logicalNetworks/HNVPA", network))
-    macs = {"startMacAddress": "00-1D-D8-07-00-00", "endMacAddress": "00-1D-D8-07-FF-FF"}
-    ok(put(replica, "/macPools/default", macs))
+def datacenter(replica: ReplicaProcess, made: dict[str, HostDatabase]) -> None:
+    """The PA network and MAC pool, a server per host, one virtual network."""
+    dc.fabric(replica)
     for name, host in made.items():
-        pnic = {
-            "resourceId": "pnic1",
-            "properties": {"logicalSubnets": [{"resourceRef": PA_SUBNET}]},
-        }
-        properties = {
-            "connections": [{"managementAddresses": [host.remote]}],
-            "networkInterfaces": [pnic],
-        }
-        ok(put(replica, f"/servers/{name}", properties))
-    vnet = {
-        "addressSpace": {"addressPrefixes": ["10.5.0.0/16"]},
-        "logicalNetwork": {"resourceRef": "/logicalNetworks/HNVPA"},
-        "subnets": [{"resourceId": "s1", "properties": {"addressPrefix": "10.5.0.0/16"}}],
-    }
-    ok(put(replica, "/virtualNetworks/Blue", vnet))
+        dc.server(replica, name, host.remote)
+    dc.vnet(replica, VNET, VNET_PREFIX, VSID)
 
 
-def nic_properties(server: str) -> dict[str, Any]:
+def nic(name: str, server: str) -> nb.Resource:
     """A NIC whose MAC and customer address the controller allocates."""
-    config = {"resourceId": "ipconfig1", "properties": {"subnet": {"resourceRef": SUBNET}}}
-    return {"server": {"resourceRef": f"/servers/{server}"}, "ipConfigurations": [config]}
+    config = nb.ip_configuration(None, VNET, dc.VIRTUAL_SUBNET)
+    return nb.network_interface(name, [config], server_name=server)
 
 
-def mapping_keys(made: dict[str, FakeHost]) -> dict[str, set[str]]:
+def mapping_keys(made: dict[str, HostDatabase]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for name, host in made.items():
         with host.client() as client:
@@ -117,7 +94,7 @@ def all_succeeded(replica: ReplicaProcess, names: set[str]) -> bool:
 
 
 def test_leader_killed_while_putting_nics_to_every_replica(
-    replicas: Replicas, two_hosts: dict[str, FakeHost]
+    replicas: Replicas, two_hosts: dict[str, HostDatabase]
 ) -> None:
     datacenter(replicas.replicas[0], two_hosts)
     leader = replicas.wait_leader("a replica publishes")
@@ -131,7 +108,7 @@ def test_leader_killed_while_putting_nics_to_every_replica(
             name = f"n{i}"
             i += 1
             try:
-                answer = put(target, f"/networkInterfaces/{name}", nic_properties(f"h{i % 2 + 1}"))
+                answer = send(target, nic(name, f"h{i % 2 + 1}"))
             except httpx.HTTPError:
                 continue  # the killed replica, or cut off mid-request: not acknowledged
             if answer.status_code in (200, 201):
@@ -168,12 +145,14 @@ def test_leader_killed_while_putting_nics_to_every_replica(
     assert everywhere["h1"] == everywhere["h2"] and len(everywhere["h1"]) == len(stored)
 
 
-def test_a_failover_changes_no_host_row(replicas: Replicas, two_hosts: dict[str, FakeHost]) -> None:
+def test_a_failover_changes_no_host_row(
+    replicas: Replicas, two_hosts: dict[str, HostDatabase]
+) -> None:
     first = replicas.replicas[0]
     datacenter(first, two_hosts)
     names = {f"n{i}" for i in range(6)}
     for i, name in enumerate(sorted(names)):
-        ok(put(first, f"/networkInterfaces/{name}", nic_properties(f"h{i % 2 + 1}")))
+        first.put(nic(name, f"h{i % 2 + 1}"))
     eventually(lambda: all_succeeded(first, names), "every NIC Succeeded", timeout=60)
     events: list[RowEvent] = []
     observers = [
@@ -207,54 +186,51 @@ def test_a_failover_changes_no_host_row(replicas: Replicas, two_hosts: dict[str,
 
 def test_etcd_members_lost_and_back(replicas: Replicas, etcd_three: EtcdCluster) -> None:
     a, b = replicas.replicas[0], replicas.replicas[1]
-    network = {"networkVirtualizationEnabled": "True", "subnets": []}
-    ok(put(a, "/logicalNetworks/HNVPA", network))
+    network = nb.provider_network([])
+    ok(send(a, network))
     etcd_three.kill(0)
 
     def writes(replica: ReplicaProcess, tag: str) -> bool:
-        return put(replica, "/logicalNetworks/HNVPA", network, tags={"t": tag}).status_code == 200
+        return send(replica, network, tags={"t": tag}).status_code == 200
 
     eventually(lambda: writes(b, "one down"), "a write with one etcd member down")
     for i in range(5):
         assert writes(a if i % 2 else b, f"one down {i}")
-        assert httpx.get(a.base + "/logicalNetworks/HNVPA", timeout=10).json()["tags"] == {
-            "t": f"one down {i}"
-        }
+        assert httpx.get(a.base + network.path, timeout=10).json()["tags"] == {"t": f"one down {i}"}
     etcd_three.kill(1)
     started = time.monotonic()
-    refused = put(a, "/logicalNetworks/HNVPA", network, tags={"t": "no quorum"})
+    refused = send(a, network, tags={"t": "no quorum"})
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "ServiceUnavailable"
     assert refused.headers["Retry-After"] == "1"
-    assert httpx.get(b.base + "/logicalNetworks/HNVPA", timeout=30).status_code == 503
+    assert httpx.get(b.base + network.path, timeout=30).status_code == 503
     assert time.monotonic() - started < 30  # answered, not hung
     # the leader cannot renew its lease: it stops publishing by itself
     eventually(lambda: replicas.leader() is None, "no replica publishes without quorum")
     etcd_three.start_member(1, wait=False)
     eventually(lambda: writes(a, "back"), "writes once a member is back", timeout=60)
     replicas.wait_leader("a replica publishes again")
-    assert httpx.get(b.base + "/logicalNetworks/HNVPA", timeout=10).json()["tags"] == {"t": "back"}
+    assert httpx.get(b.base + network.path, timeout=10).json()["tags"] == {"t": "back"}
 
 
 def conflicting_puts(replicas: list[ReplicaProcess], etag: str, trial: int) -> list[int]:
     """PUT a different HNVPA with ``If-Match: etag`` to each replica at once; the statuses."""
     barrier = threading.Barrier(len(replicas))
     statuses: list[int] = []
-    network = {"networkVirtualizationEnabled": "True", "subnets": []}
+    network = nb.provider_network([])
 
-    def send(replica: ReplicaProcess) -> None:
+    def conflicting(replica: ReplicaProcess) -> None:
         tags = {"by": replica.name, "n": str(trial)}
-        body = {"resourceId": "HNVPA", "properties": network, "tags": tags}
         barrier.wait()
         answer = httpx.put(
-            replica.base + "/logicalNetworks/HNVPA",
-            json=body,
+            replica.base + network.path,
+            json={**network.body, "tags": tags},
             headers={"If-Match": etag},
             timeout=30,
         )
         statuses.append(answer.status_code)
 
-    threads = [threading.Thread(target=send, args=(r,)) for r in replicas]
+    threads = [threading.Thread(target=conflicting, args=(r,)) for r in replicas]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -264,7 +240,7 @@ def conflicting_puts(replicas: list[ReplicaProcess], etag: str, trial: int) -> l
 
 def test_the_same_if_match_to_two_replica_processes(replicas: Replicas) -> None:
     a, b = replicas.replicas[0], replicas.replicas[2]
-    network = {"networkVirtualizationEnabled": "True", "subnets": []}
+    network = nb.provider_network([])
     for trial in range(5):
-        etag = ok(put(a, "/logicalNetworks/HNVPA", network, tags={"t": f"base {trial}"}))["etag"]
+        etag = ok(send(a, network, tags={"t": f"base {trial}"}))["etag"]
         assert conflicting_puts([a, b], etag, trial) == [200, 412]

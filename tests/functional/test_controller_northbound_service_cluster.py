@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from etcd_fixtures import etcd_store
 
 from openhnv.controller.errors import ApiError
 from openhnv.controller.northbound.etcd import EtcdClient, parse_endpoints
 from openhnv.controller.northbound.etcd_store import EtcdStore
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.lab.etcd import EtcdCluster
-from polling import eventually
+from openhnv.testing.cluster import etcd_store
+from openhnv.testing.polling import eventually
 
 T = TypeVar("T")
 PA_SUBNET = "/logicalNetworks/HNVPA/subnets/pa"

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from etcd_fixtures import etcd_store
 
 from openhnv.controller.northbound import store as store_module
 from openhnv.controller.northbound.etcd_store import EtcdStore
@@ -24,6 +23,7 @@ from openhnv.controller.northbound.store import (
     StoreConflict,
 )
 from openhnv.lab.etcd import EtcdCluster
+from openhnv.testing.cluster import etcd_store
 
 
 @pytest.fixture(params=["sqlite", "etcd"])

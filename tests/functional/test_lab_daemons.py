@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from openhnv.lab import builder, daemons
+from openhnv.lab.documents import Resource
 from openhnv.lab.errors import LabError
-from openhnv.lab.resources import Resource
 from openhnv.lab.rest import ControllerClient
 
 

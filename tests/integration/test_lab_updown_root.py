@@ -12,6 +12,7 @@ from lab_running import EXAMPLES, unique_name
 from openhnv.cli import main
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.rest import ControllerClient
+from openhnv.testing.plugin import require_etcd
 
 pytestmark = pytest.mark.root
 
@@ -91,12 +92,12 @@ def test_a_failed_up_names_the_step_and_removes_everything(
 
 
 def test_up_with_three_controllers_survives_the_leader_and_leaves_nothing(
-    tmp_path: pytest.TempPathFactory, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    skip_unless_root()
+    require_etcd()
     name = unique_name()
     text = (EXAMPLES / "figure8.yaml").read_text().replace("name: fig8", f"name: {name}")
-    path = tmp_path / "lab.yaml"  # type: ignore[operator]
+    path = tmp_path / "lab.yaml"
     path.write_text(text)
     pids: list[int] = []
     try:
