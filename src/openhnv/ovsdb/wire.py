@@ -176,39 +176,55 @@ def converter(
     """A function of one column's JSON value to its desired-state form, specialised to
     the column's type (a resync converts every row of every host: this is its loop)."""
     if ctype.value is not None:
+        return _map_converter(key_refs, value_refs)
+    if ctype.n_max == 1:
+        if ctype.n_min == 1 and ctype.key != "uuid":
+            return _same  # a scalar comes as its atom
+        return _optional_converter(key_refs)
+    if key_refs is None and ctype.key != "uuid":  # atoms are plain JSON values
+        return _plain_set
+    return _set_converter(key_refs)
 
-        def a_map(raw: Any) -> Value:
-            pairs = raw[1] if type(raw) is list and raw[0] == "map" else []
-            return {_atom_of(k, key_refs): _atom_of(v, value_refs) for k, v in pairs}
 
-        return a_map
-    refs = key_refs
+def _map_converter(
+    key_refs: Mapping[str, Ref] | None, value_refs: Mapping[str, Ref] | None
+) -> Convert:
+    def a_map(raw: Any) -> Value:
+        pairs = raw[1] if type(raw) is list and raw[0] == "map" else []
+        return {_atom_of(k, key_refs): _atom_of(v, value_refs) for k, v in pairs}
 
+    return a_map
+
+
+def _atom_converter(refs: Mapping[str, Ref] | None) -> Callable[[Any], Any]:
     def atom(raw: Any) -> Any:
         if type(raw) is list:  # ["uuid", U]
             return refs.get(raw[1], raw[1]) if refs is not None else raw[1]
         return raw
 
-    if ctype.n_max == 1:
-        if ctype.n_min == 1 and ctype.key != "uuid":
-            return _same  # a scalar comes as its atom
+    return atom
 
-        def optional(raw: Any) -> Value:
-            if type(raw) is list and raw[0] == "set":
-                return atom(raw[1][0]) if raw[1] else frozenset()
-            value: Value = atom(raw)
-            return value
 
-        return optional
+def _optional_converter(refs: Mapping[str, Ref] | None) -> Convert:
+    atom = _atom_converter(refs)
 
-    if refs is None and ctype.key != "uuid":  # atoms are plain JSON values
+    def optional(raw: Any) -> Value:
+        if type(raw) is list and raw[0] == "set":
+            return atom(raw[1][0]) if raw[1] else frozenset()
+        value: Value = atom(raw)
+        return value
 
-        def plain_set(raw: Any) -> Value:
-            if type(raw) is list and raw[0] == "set":
-                return frozenset(raw[1])
-            return frozenset((raw,))
+    return optional
 
-        return plain_set
+
+def _plain_set(raw: Any) -> Value:
+    if type(raw) is list and raw[0] == "set":
+        return frozenset(raw[1])
+    return frozenset((raw,))
+
+
+def _set_converter(refs: Mapping[str, Ref] | None) -> Convert:
+    atom = _atom_converter(refs)
 
     def a_set(raw: Any) -> Value:
         if type(raw) is list and raw[0] == "set":
@@ -264,28 +280,14 @@ def keyed_snapshot(
         found: dict[str, Row] = {}
         uuids: dict[str, str] = {}
         rows = {str(_atom_of(r["_uuid"], None)): r for r in selected[table]}
-        for ctype in schema.columns(table).values():
-            for target in (ctype.key_ref, ctype.value_ref):
-                if target in position and position[target] >= position[table]:
-                    late.add(table)
-        if spec.referrer is not None:
-            ref_table, ref_column = spec.referrer
-            key_by_uuid: dict[str, str] = {}
-            for referrer in converted.get(ref_table, {}).values():
-                pointed = referrer.get(ref_column)
-                targets = pointed if isinstance(pointed, frozenset) else (pointed,)
-                try:
-                    key = spec.key(referrer)
-                except OvsdbError:
-                    continue
-                for target_uuid in targets:
-                    if isinstance(target_uuid, str):
-                        key_by_uuid.setdefault(target_uuid, key)
+        if _refers_forward(schema, table, position):
+            late.add(table)
+        key_by_uuid = _keys_by_referrer(spec, converted)
         converted[table] = {}
         for row_uuid, raw in rows.items():
             row = convert(table, raw)
             try:
-                key = key_by_uuid[row_uuid] if spec.referrer is not None else spec.key(row)
+                key = key_by_uuid[row_uuid] if key_by_uuid is not None else spec.key(row)
             except (OvsdbError, KeyError):
                 continue
             if key in found:
@@ -304,6 +306,34 @@ def keyed_snapshot(
             for key, row_uuid in snapshot.uuids[table].items()
         }
     return snapshot
+
+
+def _refers_forward(schema: Schema, table: str, position: Mapping[str, int]) -> bool:
+    """Whether ``table`` refers to a table keyed after it (its references resolve late)."""
+    targets = [t for c in schema.columns(table).values() for t in (c.key_ref, c.value_ref)]
+    return any(t is not None and position.get(t, -1) >= position[table] for t in targets)
+
+
+def _keys_by_referrer(
+    spec: TableKey, converted: Mapping[str, Mapping[str, Row]]
+) -> dict[str, str] | None:
+    """For a table keyed by the row that refers to it: row UUID -> key (the first
+    referrer's); None for a table keyed by its own columns."""
+    if spec.referrer is None:
+        return None
+    ref_table, ref_column = spec.referrer
+    key_by_uuid: dict[str, str] = {}
+    for referrer in converted.get(ref_table, {}).values():
+        pointed = referrer.get(ref_column)
+        targets = pointed if isinstance(pointed, frozenset) else (pointed,)
+        try:
+            key = spec.key(referrer)
+        except OvsdbError:
+            continue
+        for target_uuid in targets:
+            if isinstance(target_uuid, str):
+                key_by_uuid.setdefault(target_uuid, key)
+    return key_by_uuid
 
 
 def select_all(schema: Schema, database: str, tables: Iterable[str]) -> list[Any]:
@@ -376,41 +406,57 @@ def transactions(
     strays: Iterable[tuple[str, str]] = (),
 ) -> list[Transaction]:
     """The ``transact`` of each database for ``changes`` (databases in schema order)."""
-    by_db: dict[str, Transaction] = {}
+    builder = _Builder(schema, uuids)
+    builder.name_inserts(changes)
+    for change in changes:
+        builder.add(change)
+    for table, row_uuid in strays:
+        builder.delete_stray(table, row_uuid)
+    return builder.done()
 
-    def txn_of(table: str) -> Transaction:
-        database = schema.database_of.get(table)
+
+class _Builder:
+    """``transactions``' work: the rows it inserts named, each change as one operation."""
+
+    def __init__(self, schema: Schema, uuids: Mapping[str, Mapping[str, str]]) -> None:
+        self.schema = schema
+        self.uuids = uuids
+        self.by_db: dict[str, Transaction] = {}
+        self.names: dict[tuple[str, str], str] = {}  # rows inserted here -> uuid-name
+        self.deleted: set[tuple[str, str]] = set()
+        self.inserts: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def name_inserts(self, changes: Sequence[RowChange]) -> None:
+        """Name every row the changes insert (references to it use the name)."""
+        for change in changes:
+            ident = (change.table, change.key)
+            if change.op == "delete":
+                self.deleted.add(ident)
+            elif change.op == "insert" and change.key not in self.uuids.get(change.table, {}):
+                self.names.setdefault(ident, f"row{len(self.names)}")
+            elif change.op not in ("insert", "update"):
+                raise OvsdbError(f"{change.table} {change.key!r}: bad operation {change.op!r}")
+
+    def txn_of(self, table: str) -> Transaction:
+        database = self.schema.database_of.get(table)
         if database is None:
             raise OvsdbError(f"unknown table {table!r}", table=table)
-        return by_db.setdefault(database, Transaction(database))
+        return self.by_db.setdefault(database, Transaction(database))
 
-    names: dict[tuple[str, str], str] = {}
-    deleted: set[tuple[str, str]] = set()
-    inserts: dict[tuple[str, str], dict[str, Any]] = {}
-    for change in changes:
-        ident = (change.table, change.key)
-        if change.op == "delete":
-            deleted.add(ident)
-        elif change.op == "insert" and change.key not in uuids.get(change.table, {}):
-            names.setdefault(ident, f"row{len(names)}")
-        elif change.op not in ("insert", "update"):
-            raise OvsdbError(f"{change.table} {change.key!r}: bad operation {change.op!r}")
-
-    def resolve(ref: Ref) -> list[str]:
+    def resolve(self, ref: Ref) -> list[str]:
         ident = (ref.table, ref.key)
-        if ident in names:
-            return ["named-uuid", names[ident]]
-        if ident in deleted:
+        if ident in self.names:
+            return ["named-uuid", self.names[ident]]
+        if ident in self.deleted:
             raise OvsdbError(f"refers to {ref.table} {ref.key!r}, deleted by the same changes")
-        found = uuids.get(ref.table, {}).get(ref.key)
+        found = self.uuids.get(ref.table, {}).get(ref.key)
         if found is None:
             raise OvsdbError(f"refers to missing {ref.table} {ref.key!r}")
         return ["uuid", found]
 
-    for change in changes:
-        ident = (change.table, change.key)
-        txn = txn_of(change.table)
-        columns = schema.columns(change.table)
+    def row(self, change: RowChange) -> dict[str, Any]:
+        """The change's columns as OVSDB JSON."""
+        columns = self.schema.columns(change.table)
         row: dict[str, Any] = {}
         for column, value in change.columns.items():
             where = f"{change.table} {change.key!r} column {column}"
@@ -418,24 +464,22 @@ def transactions(
             if ctype is None:
                 raise OvsdbError(f"{where}: no such column", table=change.table, key=change.key)
             try:
-                row[column] = json_value(ctype, value, resolve, where)
+                row[column] = json_value(ctype, value, self.resolve, where)
             except OvsdbError as err:
                 raise OvsdbError(str(err), table=change.table, key=change.key) from None
-        existing = uuids.get(change.table, {}).get(change.key)
+        return row
+
+    def add(self, change: RowChange) -> None:
+        ident = (change.table, change.key)
+        txn = self.txn_of(change.table)
+        row = self.row(change)
+        existing = self.uuids.get(change.table, {}).get(change.key)
         if change.op == "delete":
-            if existing is not None and ident not in names:
+            if existing is not None and ident not in self.names:
                 txn.ops.append({"op": "delete", "table": change.table, "where": _by_uuid(existing)})
                 txn.sources.append(change)
-        elif ident in names:
-            if ident in inserts:  # a later change of a row inserted by these changes
-                inserts[ident].update(row)
-                continue
-            inserts[ident] = row
-            txn.ops.append(
-                {"op": "insert", "table": change.table, "row": row, "uuid-name": names[ident]}
-            )
-            txn.sources.append(change)
-            txn.inserted[names[ident]] = ident
+        elif ident in self.names:
+            self._insert(txn, change, row)
         elif existing is None:
             raise OvsdbError(
                 f"cannot update {change.table} {change.key!r}: no such row",
@@ -447,12 +491,27 @@ def transactions(
                 {"op": "update", "table": change.table, "where": _by_uuid(existing), "row": row}
             )
             txn.sources.append(change)
-    for table, row_uuid in strays:
-        txn = txn_of(table)
+
+    def _insert(self, txn: Transaction, change: RowChange, row: dict[str, Any]) -> None:
+        ident = (change.table, change.key)
+        if ident in self.inserts:  # a later change of a row inserted by these changes
+            self.inserts[ident].update(row)
+            return
+        self.inserts[ident] = row
+        name = self.names[ident]
+        txn.ops.append({"op": "insert", "table": change.table, "row": row, "uuid-name": name})
+        txn.sources.append(change)
+        txn.inserted[name] = ident
+
+    def delete_stray(self, table: str, row_uuid: str) -> None:
+        txn = self.txn_of(table)
         txn.ops.append({"op": "delete", "table": table, "where": _by_uuid(row_uuid)})
         txn.sources.append(None)
-    order = {d: i for i, d in enumerate(DATABASES)}
-    return sorted((t for t in by_db.values() if t.ops), key=lambda t: order.get(t.database, 99))
+
+    def done(self) -> list[Transaction]:
+        order = {d: i for i, d in enumerate(DATABASES)}
+        found = (t for t in self.by_db.values() if t.ops)
+        return sorted(found, key=lambda t: order.get(t.database, len(order)))
 
 
 def _by_uuid(row_uuid: str) -> list[list[Any]]:

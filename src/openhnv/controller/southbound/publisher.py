@@ -206,35 +206,10 @@ class Publisher:
 
     # -- the publisher thread ----------------------------------------------------------
     def _run(self) -> None:
-        try:
-            # What a previous leader already showed (a shared store keeps it) need not be
-            # written again: a failover rewrites no unchanged state.
-            for key, doc in self.service.configuration_states().items():
-                info = (doc.get("detailedInfo") or [{}])[0]
-                said = (str(doc.get("status")), str(info.get("code")), str(info.get("message")))
-                self._reported.setdefault(key, said)
-            self._full()
-        except Exception:
-            log.exception("publisher: first compile failed")
+        self._start()
         compile_after = 0.0  # monotonic time before which queued refs wait (duty cycle)
-        while True:
-            with self._cond:
-                self._idle = not (self._refs or self._ports or self._statuses)
-                while not self._stopping:
-                    wait = compile_after - time.monotonic() if self._refs else TICK
-                    if self._ports or self._statuses or (self._refs and wait <= 0):
-                        break
-                    if not self._cond.wait(min(max(wait, 0.001), TICK)) and self._unflushed:
-                        break  # states the store refused earlier: try them again
-                if self._stopping:
-                    return
-                compiling = time.monotonic() >= compile_after
-                refs = list(self._refs.values()) if compiling else []
-                if compiling:
-                    self._refs = {}
-                ports, statuses = self._ports, self._statuses
-                self._ports, self._statuses = [], set()
-                self._idle = False
+        while (taken := self._take(compile_after)) is not None:
+            refs, ports, statuses = taken
             started = time.monotonic()
             try:
                 if refs:
@@ -254,6 +229,43 @@ class Publisher:
                     self._full()
                 except Exception:
                     log.exception("publisher: full compile failed")
+
+    def _start(self) -> None:
+        """The first full compile, after learning what a previous leader showed."""
+        try:
+            # What a previous leader already showed (a shared store keeps it) need not be
+            # written again: a failover rewrites no unchanged state.
+            for key, doc in self.service.configuration_states().items():
+                info = (doc.get("detailedInfo") or [{}])[0]
+                said = (str(doc.get("status")), str(info.get("code")), str(info.get("message")))
+                self._reported.setdefault(key, said)
+            self._full()
+        except Exception:
+            log.exception("publisher: first compile failed")
+
+    def _take(
+        self, compile_after: float
+    ) -> tuple[list[str], list[tuple[str, RowEvent]], set[str]] | None:
+        """Wait for work; the refs to compile (none before ``compile_after``), the port
+        events and the hosts whose status changed. None once stopping."""
+        with self._cond:
+            self._idle = not (self._refs or self._ports or self._statuses)
+            while not self._stopping:
+                wait = compile_after - time.monotonic() if self._refs else TICK
+                if self._ports or self._statuses or (self._refs and wait <= 0):
+                    break
+                if not self._cond.wait(min(max(wait, 0.001), TICK)) and self._unflushed:
+                    break  # states the store refused earlier: try them again
+            if self._stopping:
+                return None
+            compiling = time.monotonic() >= compile_after
+            refs = list(self._refs.values()) if compiling else []
+            if compiling:
+                self._refs = {}
+            ports, statuses = self._ports, self._statuses
+            self._ports, self._statuses = [], set()
+            self._idle = False
+        return refs, ports, statuses
 
     def _full(self) -> None:
         """Compile everything and give every host its whole state (start, recovery).
