@@ -62,7 +62,8 @@ def test_exactly_one_leads_and_both_see_it(two: tuple[Watched, Watched]) -> None
     eventually(lambda: other.election.leader() == first.election.me, "the other sees the leader")
     names = [c.replica_id for c in first.election.replicas()]
     assert names == ["a", "b"]
-    assert first.heard == [True] and other.heard == []
+    assert first.heard == [True]
+    assert other.heard == []
 
 
 def test_a_resignation_hands_over_at_once(two: tuple[Watched, Watched]) -> None:
@@ -72,5 +73,6 @@ def test_a_resignation_hands_over_at_once(two: tuple[Watched, Watched]) -> None:
     _, held, _ = other.election.client.range(other.root + "/leader")
     assert [kv.value for kv in held] in ([], [other.election.me.value().encode()])
     eventually(lambda: other.election.leading, "the other takes over")
-    assert first.heard == [True, False] and other.heard == [True]
+    assert first.heard == [True, False]
+    assert other.heard == [True]
     assert [c.replica_id for c in other.election.replicas()] == [other.election.me.replica_id]

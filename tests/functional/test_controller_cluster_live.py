@@ -139,10 +139,12 @@ def test_leader_killed_while_putting_nics_to_every_replica(
         n["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
         for n in stored.values()
     ]
-    assert len(set(macs)) == len(macs) and len(set(ips)) == len(ips)
+    assert len(set(macs)) == len(macs)
+    assert len(set(ips)) == len(ips)
     eventually(lambda: all_succeeded(successor, set(stored)), "every NIC Succeeded", timeout=60)
     everywhere = mapping_keys(two_hosts)
-    assert everywhere["h1"] == everywhere["h2"] and len(everywhere["h1"]) == len(stored)
+    assert everywhere["h1"] == everywhere["h2"]
+    assert len(everywhere["h1"]) == len(stored)
 
 
 def test_a_failover_changes_no_host_row(

@@ -154,7 +154,8 @@ def test_the_same_if_match_on_two_replicas_exactly_one_wins(
         )
         won = [r for r in results if not isinstance(r, ApiError)]
         lost = [r for r in results if isinstance(r, ApiError)]
-        assert len(won) == 1 and [e.status for e in lost] == [412], results
+        assert len(won) == 1, results
+        assert [e.status for e in lost] == [412], results
         winner = won[0][1]["tags"]
         assert a.get("/networkInterfaces/web")["tags"] == winner
         assert b.get("/networkInterfaces/web")["etag"] == won[0][1]["etag"]

@@ -39,15 +39,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def test_put_get_list_delete(store: Store) -> None:
-    assert store.revision() == 0 and store.get("/r/a") is None
+    assert store.revision() == 0
+    assert store.get("/r/a") is None
     first = store.put("/r/a", {"x": 1})
-    assert first > 0 and store.revision() == first
+    assert first > 0
+    assert store.revision() == first
     store.put("/r/b", {"x": 2})
     store.put("/s/c", {"x": 3})
     assert store.get("/r/a") == {"x": 1}
     assert store.list("/r/") == [("/r/a", {"x": 1}), ("/r/b", {"x": 2})]
     gone = store.delete("/r/a")
-    assert gone > first and store.revision() == gone
+    assert gone > first
+    assert store.revision() == gone
     assert store.list("/r/") == [("/r/b", {"x": 2})]
 
 
@@ -82,7 +85,8 @@ def test_expect_compares_each_keys_mod_revision(store: Store) -> None:
         store.commit({"/a": {"v": 3}, "/c": {"v": 1}}, expect={"/a": a})
     with pytest.raises(StoreConflict):
         store.commit({"/b": {"v": 2}}, expect={"/b": 0})  # 0: must be absent
-    assert store.get("/a") == {"v": 2} and store.get("/c") is None
+    assert store.get("/a") == {"v": 2}
+    assert store.get("/c") is None
     assert store.get("/b") == {"v": 1}
 
 

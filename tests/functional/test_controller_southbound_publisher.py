@@ -353,7 +353,8 @@ def test_a_restart_trusts_each_hosts_digest_and_audits_it_later(
     trusting = Publisher(service, audit_every=None).start()
     try:
         eventually(lambda: trusting.summary()["inSync"] == 3, "every host in sync by its digest")
-        assert trusting.summary()["transactions"] == 0 and trusting.summary()["verified"] == 0
+        assert trusting.summary()["transactions"] == 0
+        assert trusting.summary()["verified"] == 0
     finally:
         trusting.stop()
     auditing = Publisher(service, audit_every=1.0).start()

@@ -60,7 +60,8 @@ def test_own_compared_commit_is_applied_once_whoever_gets_there_first(
     base = follower.applied
     own = mine.commit({NIC: nic("web")}, if_revision=base)
     follower.apply_own({NIC: nic("web")}, (), own, base)  # nothing between: applied as is
-    assert follower.applied == own and follower.mod_revision(NIC) == own
+    assert follower.applied == own
+    assert follower.mod_revision(NIC) == own
     base = follower.applied
     again = mine.commit({NIC: nic("web", etag='W/"2"')}, if_revision=base)
     other = writer.put("/resources/networkinterfaces/db", nic("db"))
@@ -84,7 +85,8 @@ def test_deletes_statuses_and_allocators_follow(stores: tuple[SqliteStore, Sqlit
     assert follower.state.configuration == {"/networkinterfaces/web": status}
     assert follower.state.allocators == {"/allocators/vsid": {"next": 7}}
     follower.catch_up(writer.commit({}, [NIC, "/status/networkinterfaces/web"]))
-    assert follower.state.docs == {} and follower.state.configuration == {}
+    assert follower.state.docs == {}
+    assert follower.state.configuration == {}
     assert follower.mod_revision(NIC) == 0
 
 

@@ -214,7 +214,8 @@ def test_an_accepted_state_is_committed_with_its_sequence(
     link.start()
     try:
         eventually(lambda: link.status().committed_seq == 7, "committed")
-        assert link.status().connected and link.status().error is None
+        assert link.status().connected
+        assert link.status().error is None
         assert host.writes == 1
     finally:
         link.close()
@@ -236,7 +237,9 @@ def test_a_host_whose_digest_matches_is_in_sync_without_a_read(
         assert not link.verified
         link.submit(state, 4, {}, "d2")  # a change: its rows' UUIDs are needed first
         eventually(lambda: link.status().committed_seq == 4, "the change committed")
-        assert host.full_reads == 1 and host.writes == 1 and link.verified
+        assert host.full_reads == 1
+        assert host.writes == 1
+        assert link.verified
     finally:
         link.close()
         host.stop()
@@ -252,7 +255,9 @@ def test_a_host_with_another_digest_is_read_in_full(
     link.start()
     try:
         eventually(lambda: link.status().committed_seq == 1, "in sync")
-        assert host.full_reads == 1 and host.writes == 1 and link.verified
+        assert host.full_reads == 1
+        assert host.writes == 1
+        assert link.verified
     finally:
         link.close()
         host.stop()

@@ -33,7 +33,9 @@ def test_column_types_come_from_the_schema() -> None:
     ucast = SCHEMA.columns("Ucast_Macs_Remote")
     assert ucast["logical_switch"] == ColumnType("uuid", "Logical_Switch")
     bindings = SCHEMA.columns("Physical_Port")["vlan_bindings"]
-    assert bindings.is_map and bindings.value_ref == "Logical_Switch" and bindings.n_min == 0
+    assert bindings.is_map
+    assert bindings.value_ref == "Logical_Switch"
+    assert bindings.n_min == 0
     assert column_type({"type": {"key": "string", "min": 0, "max": 1}}).n_max == 1
     assert SCHEMA.database_of["FW_Rules"] == "ms_firewall"
     with pytest.raises(OvsdbError, match="unknown table"):
@@ -192,7 +194,8 @@ def test_transactions_insert_update_delete_by_key() -> None:
         RowChange("delete", "FW_Rules", "never-there", {}),
     ]
     vtep, firewall = transactions(SCHEMA, changes, uuids, [("Logical_Switch", "stray-uuid")])
-    assert vtep.database == "ms_vtep" and firewall.database == "ms_firewall"
+    assert vtep.database == "ms_vtep"
+    assert firewall.database == "ms_firewall"
     assert [(op["op"], op["table"]) for op in vtep.ops] == [
         ("insert", "Logical_Switch"),
         ("update", "Logical_Switch"),
