@@ -20,6 +20,7 @@ from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.nic_rules import check_customer_address, check_network_interface
 from openhnv.controller.northbound.paths import (
     ResourcePath,
+    check_resource_id,
     child_collections,
     parse_path,
     parse_ref,
@@ -67,24 +68,28 @@ def check_dangling(state: State, path: ResourcePath, old: Document, new: Documen
 
 def admit(admission: Admission) -> None:
     """Check ``admission.new`` and fill in allocated values; ApiError when refused."""
+    _check_children(admission.path, admission.new)
     check_references(admission)
-    _duplicate_children(admission.path, admission.new)
     check = _CHECKS.get(admission.path.collections[0])
     if check is not None:
         check(admission)
 
 
-def _duplicate_children(path: ResourcePath, doc: Document, where: str = "properties") -> None:
+def _check_children(path: ResourcePath, doc: Document, where: str = "properties") -> None:
+    """Every child's resourceId is a name (no '/', no control character) that appears
+    once among its siblings, whatever the case; checked before anything is stored."""
     for collection in child_collections(path.kind):
         seen: dict[str, int] = {}
         for i, child in enumerate(children(doc, collection)):
-            folded = str(child["resourceId"]).casefold()
+            resource_id = str(child["resourceId"])
             field_name = f"{where}.{collection}[{i}].resourceId"
+            check_resource_id(resource_id, field_name)
+            folded = resource_id.casefold()
             if folded in seen:
-                raise bad_request(field_name, f"{child['resourceId']!r} appears twice")
+                raise bad_request(field_name, f"{resource_id!r} appears twice")
             seen[folded] = i
-            child_path = path.child(collection, str(child["resourceId"]))
-            _duplicate_children(child_path, child, f"{where}.{collection}[{i}].properties")
+            child_path = path.child(collection, resource_id)
+            _check_children(child_path, child, f"{where}.{collection}[{i}].properties")
 
 
 def _logical_network(adm: Admission) -> None:
