@@ -13,9 +13,9 @@ BPF_BUILD := build/bpf
 BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: deps apt-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke demo clean
+.PHONY: deps apt-deps etcd-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke demo clean
 
-deps: apt-deps bpf py-deps
+deps: apt-deps etcd-deps bpf py-deps
 
 apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
@@ -25,6 +25,19 @@ apt-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# etcd-server runs the controller cluster's store in the tests, the benchmarks and
+# `hnv lab up --controllers 3` (private members on loopback, started and stopped by pid).
+# Its package would start a system-wide etcd, so it is installed with a policy-rc.d that
+# forbids service starts (kept if one exists, else made for the install and removed).
+etcd-deps:
+	@dpkg-query -W -f='$${Status}' etcd-server 2>/dev/null | grep -q "install ok installed" || { \
+	  echo "installing Debian package etcd-server (no services started)"; guard=; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends etcd-server; rc=$$?; \
+	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; }
 
 # Only `make bench` needs ovs-vswitchd (bench/dataplane.py's OVS netdev run; without it
 # that run reports "skipped"). Its package would start system-wide OVS daemons in the

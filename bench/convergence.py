@@ -62,8 +62,15 @@ class _Client:
     def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        self.connection.request(method, self.prefix + path, body=data, headers=headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, self.prefix + path, body=data, headers=headers)
+            response = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The server closes a keep-alive connection left idle longer than its timeout
+            # (uvicorn: 5 s) while the bench waits for hosts: open a new one, once.
+            self.connection.close()
+            self.connection.request(method, self.prefix + path, body=data, headers=headers)
+            response = self.connection.getresponse()
         text = response.read()
         if response.status not in (200, 201):
             raise SystemExit(f"bench: {method} {path}: {response.status} {text[:300]!r}")

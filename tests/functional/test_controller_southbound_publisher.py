@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -24,6 +24,8 @@ from openhnv.testing.datacenter import (
 )
 from openhnv.testing.ovsdb import HostDatabase, host_databases
 from openhnv.testing.polling import eventually
+
+DIGEST_HEX = 32  # a digest's 16 bytes as hex text
 
 TABLES_COMPARED = (
     "Physical_Switch",
@@ -329,6 +331,38 @@ def test_publisher_restart_converges(
             eventually(partial(holds_desired, service, host), f"{host.name} resynced")
     finally:
         second.stop()
+
+
+def test_a_restart_trusts_each_hosts_digest_and_audits_it_later(
+    service: ControllerService, three: dict[str, HostDatabase]
+) -> None:
+    first = Publisher(service, audit_every=None).start()
+    try:
+        build(service, three)
+        eventually(lambda: succeeded(service, "a1", "a2", "b1"), "NICs Succeeded")
+    finally:
+        first.stop()
+    h1 = three["h1"]
+    with h1.client() as client:  # lost while no controller runs; Global still says "all there"
+        other_config = client.snapshot(["Global"])["Global"]["global"]["other_config"]
+        assert isinstance(other_config, Mapping)
+        assert len(str(other_config["openhnv-digest"])) == DIGEST_HEX
+        client.apply(
+            [RowChange("delete", "Ucast_Macs_Remote", "5001/00:1d:d8:07:00:01/10.1.0.12", {})]
+        )
+    trusting = Publisher(service, audit_every=None).start()
+    try:
+        eventually(lambda: trusting.summary()["inSync"] == 3, "every host in sync by its digest")
+        assert trusting.summary()["transactions"] == 0
+        assert trusting.summary()["verified"] == 0
+    finally:
+        trusting.stop()
+    auditing = Publisher(service, audit_every=1.0).start()
+    try:
+        eventually(lambda: holds_desired(service, h1), "h1 repaired by its first audit")
+        eventually(lambda: auditing.summary()["verified"] == 3, "every host read in full")
+    finally:
+        auditing.stop()
 
 
 def test_rows_changed_behind_the_controllers_back_are_repaired(

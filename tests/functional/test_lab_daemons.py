@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from openhnv.lab import builder, daemons
+from openhnv.lab.documents import Resource
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient
 
@@ -49,3 +50,43 @@ def test_free_port_is_bindable() -> None:
     assert 0 < port < 65536
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))  # raises if the port is taken
+
+
+def test_a_controller_cluster_starts_serves_from_any_replica_and_is_stopped_by_clean(
+    tmp_path: Path,
+) -> None:
+    lab = f"d{secrets.token_hex(3)}"
+    run_dir = builder.run_dir_of(lab, tmp_path)
+    run_dir.mkdir()
+    try:
+        urls = daemons.start_cluster(run_dir, 3)
+        assert daemons.controller_urls(run_dir) == urls
+        assert len(set(urls)) == 3
+        recorded = daemons.recorded(run_dir)
+        names = {"etcd-1", "etcd-2", "etcd-3", "controller-1", "controller-2", "controller-3"}
+        assert names <= set(recorded)
+        pids = [recorded[n] for n in names]
+        assert all(builder.alive(pid) for pid in pids)
+        client = ControllerClient.connect_any(urls)
+        try:
+            body = {"properties": {"networkVirtualizationEnabled": "True", "subnets": []}}
+            client.put(Resource("logicalNetworks", "HNVPA", body))
+            builder.stop_pidfile(daemons.pidfile(run_dir, "controller-1"))  # first one down
+            assert client.get("/logicalNetworks/HNVPA")["resourceId"] == "HNVPA"
+            publishing = [_publishing(u) for u in urls[1:]]
+            assert publishing.count(True) <= 1
+        finally:
+            client.close()
+    finally:
+        report = builder.clean(builder.LabNames(lab).prefix, tmp_path)
+    assert set(pids) <= set(report.daemons) | {recorded["controller-1"]}
+    assert not any(builder.alive(pid) for pid in pids)
+    assert not run_dir.exists()
+
+
+def _publishing(url: str) -> bool:
+    client = ControllerClient.connect(url)
+    try:
+        return bool(client.diagnostics()["properties"]["publishing"])
+    finally:
+        client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import pytest
 from lab_running import EXAMPLES, unique_name
@@ -11,6 +12,7 @@ from lab_running import EXAMPLES, unique_name
 from openhnv.cli import main
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.rest import ControllerClient
+from openhnv.testing.plugin import require_etcd
 
 pytestmark = pytest.mark.root
 
@@ -87,3 +89,50 @@ def test_a_failed_up_names_the_step_and_removes_everything(
     finally:
         orchestrator.down(name)
     assert orchestrator.leftovers(name) == []
+
+
+def test_up_with_three_controllers_survives_the_leader_and_leaves_nothing(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    require_etcd()
+    name = unique_name()
+    text = (EXAMPLES / "figure8.yaml").read_text().replace("name: fig8", f"name: {name}")
+    path = tmp_path / "lab.yaml"
+    path.write_text(text)
+    pids: list[int] = []
+    try:
+        assert main(["lab", "up", str(path), "--controllers", "3"]) == 0
+        out = capfd.readouterr().out
+        assert out.count("controller replica serving") == 3
+        assert "NICs programmed on their hosts: 4/4" in out
+        run_dir = builder.run_dir_of(name)
+        recorded = daemons.recorded(run_dir)
+        cluster = {f"etcd-{i}" for i in (1, 2, 3)} | {f"controller-{i}" for i in (1, 2, 3)}
+        assert cluster <= set(recorded)
+        pids = list(recorded.values())
+        assert main(["lab", "status", name]) == 0
+        status = capfd.readouterr().out
+        assert status.count("(leads)") == 1
+        leader = next(
+            n
+            for n in ("controller-1", "controller-2", "controller-3")
+            if re.search(rf"{re.escape(_url_of(run_dir, n))}/networking/v1/\s+\(leads\)", status)
+        )
+        builder.stop_pidfile(daemons.pidfile(run_dir, leader))
+        client = ControllerClient.connect_any(daemons.controller_urls(run_dir))
+        try:  # any live replica answers; another takes over the hosts
+            nics = client.list("networkInterfaces")
+            assert {n["properties"]["provisioningState"] for n in nics} == {"Succeeded"}
+        finally:
+            client.close()
+        assert main(["lab", "down", name]) == 0
+    finally:
+        orchestrator.down(name)
+    assert orchestrator.leftovers(name) == []
+    assert [p for p in pids if builder.alive(p)] == []
+
+
+def _url_of(run_dir: Path, replica: str) -> str:
+    """The URL of a replica: controller-N is the N-th line of controller.url."""
+    index = int(replica.rsplit("-", 1)[1]) - 1
+    return daemons.controller_urls(run_dir)[index]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openhnv.api.app import canonical_path, create_app
+from openhnv.controller.errors import StoreError
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.northbound.store import SqliteStore
 
 FIGURE8 = Path(__file__).resolve().parents[2] / "examples" / "figure8"
 BASE = "/networking/v1"
+MAC_POOL = {"startMacAddress": "00-1D-D8-07-00-00", "endMacAddress": "00-1D-D8-07-00-FF"}
 
 
 def figure8_files() -> list[Path]:
@@ -203,3 +206,28 @@ def test_if_match_is_declared(client: TestClient) -> None:
     assert {"name": "If-Match", "in": "header"}.items() <= next(
         p for p in put["parameters"] if p["name"] == "If-Match"
     ).items()
+
+
+class LosableStore(SqliteStore):
+    """A store whose commits fail, once ``lost``, as etcd's do without quorum."""
+
+    lost = False
+
+    def commit(self, *args: Any, **kwargs: Any) -> int:
+        if self.lost:
+            raise StoreError("etcd: no quorum (test)")
+        return super().commit(*args, **kwargs)
+
+
+def test_a_store_that_cannot_answer_is_503_with_retry_after_and_changes_nothing() -> None:
+    store = LosableStore(":memory:")
+    service = ControllerService(store)
+    store.lost = True
+    with TestClient(create_app(service, status=lambda: {"properties": {"leader": None}})) as http:
+        answer = http.put(f"{BASE}/macPools/p", json={"properties": MAC_POOL})
+        assert answer.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.json()["error"]["code"] == "ServiceUnavailable"
+        assert http.get(f"{BASE}/macPools/p").status_code == HTTPStatus.NOT_FOUND
+        state = http.get(f"{BASE}/diagnostics/networkControllerState")
+        assert state.json() == {"properties": {"leader": None}}

@@ -25,3 +25,12 @@ def test_bad_listen_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 def test_unopenable_db_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["--listen", "127.0.0.1:1", "--db", str(tmp_path / "no" / "dir" / "db")]) == 1
     assert "cannot open store" in capsys.readouterr().err
+
+
+def test_db_and_store_together_are_refused(tmp_path: Path) -> None:
+    argv = ["--db", str(tmp_path / "db"), "--store", "etcd://127.0.0.1:1"]
+    assert main(argv) == 2
+
+
+def test_a_malformed_store_is_refused() -> None:
+    assert main(["--store", "zookeeper://x"]) == 2

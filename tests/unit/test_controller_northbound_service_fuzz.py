@@ -1,13 +1,19 @@
-"""Mutated figure 8 bodies: every PUT either succeeds or is an ApiError that changes nothing."""
+"""Mutated figure 8 bodies: every PUT either succeeds or is an ApiError that changes nothing.
+
+Each example gets a service of its own (figure 8 PUT into a fresh in-memory store), so
+whatever one example leaves behind cannot pass or fail the next.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from functools import partial
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,9 +26,21 @@ REQUESTS = [
     (f"/{f.stem.split('-', 2)[1]}/{f.stem.split('-', 2)[2]}", json.loads(f.read_text()))
     for f in sorted(FIGURE8.glob("*.json"))
 ]
-SERVICE = ControllerService(SqliteStore(":memory:"))
-for _path, _body in REQUESTS:
-    SERVICE.put(_path, _body)
+SERVER = "/servers/host1"
+
+
+def figure8() -> ControllerService:
+    """A service holding figure 8, on a store of its own."""
+    service = ControllerService(SqliteStore(":memory:"))
+    for path, body in REQUESTS:
+        service.put(path, body)
+    return service
+
+
+def body_of(path: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(json.dumps(dict(REQUESTS)[path]))
+    return found
+
 
 scalars = (
     st.none()
@@ -88,16 +106,36 @@ def test_mutated_bodies_succeed_or_are_refused_cleanly(data: st.DataObject) -> N
     path, body = data.draw(st.sampled_from(REQUESTS))
     at = data.draw(st.sampled_from(leaves(body)))
     mutated = mutate(body, at, data.draw(values))
-    before = SERVICE.snapshot()
-    try:
-        refused = refusal(lambda: SERVICE.put(path, mutated))
-        unchanged = SERVICE.snapshot() == before
-    finally:
-        SERVICE.put(path, body)  # back to figure 8 for the next example (etag may change)
+    service = figure8()
+    before = service.snapshot()
+    refused = refusal(lambda: service.put(path, mutated))
+    after = service.snapshot()  # renders every document: none may be left broken
     if refused is not None:
         assert 400 <= refused.status < 500
         assert refused.message
-        assert unchanged
+        assert after == before
+
+
+@pytest.mark.parametrize(
+    "resource_id", ["L6\x04/\u00b9v", "a/b", "tab\there", "del\x7f", "", "x" * 257]
+)
+def test_a_child_resource_id_that_is_not_a_name_is_refused_and_changes_nothing(
+    resource_id: str,
+) -> None:
+    """A pNIC resourceId with '/' or a control character: 400 naming the field and the
+    value, nothing stored (it once committed, answered 404, and broke every later GET)."""
+    service = figure8()
+    before = service.snapshot()
+    body = body_of(SERVER)
+    body["properties"]["networkInterfaces"][0]["resourceId"] = resource_id
+    refused = refusal(lambda: service.put(SERVER, body))
+    assert refused is not None
+    assert refused.status == HTTPStatus.BAD_REQUEST
+    assert "properties.networkInterfaces[0].resourceId" in refused.message
+    assert repr(resource_id) in refused.message
+    assert service.snapshot() == before
+    (stored,) = [doc for doc in before["servers"] if doc["resourceId"] == "host1"]
+    assert service.get(SERVER) == stored
 
 
 def every_path(service: ControllerService) -> list[str]:

@@ -70,3 +70,29 @@ def test_a_copy_does_not_follow_later_changes() -> None:
     assert copied.macs == {"001DD8070001": "/networkInterfaces/a"}
     assert [p.ref for p, _ in state.all("networkInterfaces")] == ["/networkInterfaces/b"]
     assert state.configuration == {}
+
+
+def test_back_references_follow_set_and_remove() -> None:
+    state = State()
+    subnet = "/virtualnetworks/contoso/subnets/s"
+    state.set("/networkinterfaces/sql", nic("SQL", "001DD8070001", "10.1.1.11"))
+    state.set("/networkinterfaces/web", nic("Web", "001DD8070002", "10.1.1.12"))
+    configs = ("networkInterfaces", "ipConfigurations")
+    assert state.referrers[subnet][configs] == {
+        "/networkInterfaces/SQL/ipConfigurations/ipconfig1": (
+            "properties.ipConfigurations[0].properties.subnet"
+        ),
+        "/networkInterfaces/Web/ipConfigurations/ipconfig1": (
+            "properties.ipConfigurations[0].properties.subnet"
+        ),
+    }
+    state.set("/networkinterfaces/web", nic("Web", "001DD8070002", "10.2.2.2", "Fabrikam"))
+    assert list(state.referrers[subnet][configs]) == [
+        "/networkInterfaces/SQL/ipConfigurations/ipconfig1"
+    ]
+    copied = state.copy()
+    state.remove("/networkinterfaces/sql")
+    assert subnet not in state.referrers
+    assert list(copied.referrers[subnet][configs]) == [
+        "/networkInterfaces/SQL/ipConfigurations/ipconfig1"
+    ]

@@ -57,7 +57,7 @@ LAYERS = [
     "lab",
     "testing",
 ]
-CONTROLLER_PARTS = ["northbound", "compiler", "southbound"]
+CONTROLLER_PARTS = ["northbound", "compiler", "southbound", "cluster"]
 
 
 def _source(name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -71,3 +72,17 @@ def test_an_unreachable_controller_is_one_clear_error() -> None:
             client.get("/servers")
     finally:
         client.close()
+
+
+def test_a_cluster_client_moves_to_a_replica_that_answers(controller: ControllerClient) -> None:
+    down = httpx.Client(base_url="http://127.0.0.1:9", timeout=0.5)  # a replica that is gone
+    client = ControllerClient(down, replicas=[controller.http])
+    assert client.get("/servers/host1")["resourceId"] == "host1"
+    assert client.http is controller.http  # it stays with the replica that answered
+    alone = ControllerClient.connect_any(["http://127.0.0.1:9"], timeout=0.5)
+    try:
+        with pytest.raises(LabError, match="controller unreachable"):
+            alone.get("/servers")
+    finally:
+        alone.close()
+        down.close()

@@ -7,7 +7,13 @@ collection names case-insensitive with a small ASGI rewrite, and renders ``ApiEr
 as Microsoft's ``{"error": {"code", "message"}}``. Status codes: PUT 201
 (created) or 200 (replaced); GET 200; DELETE 200 (deleted) or 404 (absent); 400 bad
 body or reference; 404 unknown resource; 409 conflict or still referenced; 412 stale
-``If-Match``.
+``If-Match``; 503 when the store cannot answer (a cluster without etcd quorum), with
+``Retry-After``: nothing was changed, or, for a write cut off while committing, the
+write may have landed (a GET tells).
+
+Service calls run in the threadpool, so a request waiting on the store never holds up
+the others. ``GET /networking/v1/diagnostics/networkControllerState`` shows the
+replica's ``status()`` document (which replica leads, the live replicas, the store).
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openhnv import __version__
-from openhnv.controller.errors import ApiError, bad_request
+from openhnv.controller.errors import ApiError, StoreError, bad_request
 from openhnv.controller.northbound.models import MODELS
 from openhnv.controller.northbound.paths import (
     BASE_PATH,
@@ -36,6 +43,10 @@ from openhnv.controller.northbound.paths import (
 from openhnv.controller.northbound.service import ControllerService
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Status = Callable[[], dict[str, Any]]
+
+DIAGNOSTICS_PATH = BASE_PATH + "/diagnostics/networkControllerState"
+RETRY_AFTER_SECONDS = 1
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -80,6 +91,7 @@ REASONS = {
     404: "No such resource (or its parent does not exist)",
     409: "Conflicts with another resource, or is still referenced by one",
     412: "If-Match does not match the current etag",
+    503: "The store cannot answer now (no etcd quorum); retry",
 }
 
 
@@ -187,21 +199,25 @@ class _Routes:
 
     def list(self) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            return JSONResponse(self.service.list(self.ref(request, item=False)))
+            found = await run_in_threadpool(self.service.list, self.ref(request, item=False))
+            return JSONResponse(found)
 
         return endpoint
 
     def get(self) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            return _with_etag(self.service.get(self.ref(request, item=True)))
+            return _with_etag(await run_in_threadpool(self.service.get, self.ref(request, True)))
 
         return endpoint
 
     def put(self) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             body = await _read_body(request)
-            created, doc = self.service.put(
-                self.ref(request, item=True), body, request.headers.get("if-match")
+            created, doc = await run_in_threadpool(
+                self.service.put,
+                self.ref(request, item=True),
+                body,
+                request.headers.get("if-match"),
             )
             return _with_etag(doc, 201 if created else 200)
 
@@ -209,7 +225,9 @@ class _Routes:
 
     def delete(self) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            self.service.delete(self.ref(request, item=True), request.headers.get("if-match"))
+            await run_in_threadpool(
+                self.service.delete, self.ref(request, item=True), request.headers.get("if-match")
+            )
             return Response(status_code=200)
 
         return endpoint
@@ -254,7 +272,7 @@ OPERATIONS = (
         False,
         "List {name}",
         {200: ("The collection", COLLECTION_SCHEMA)},
-        (400, 404),
+        (400, 404, 503),
     ),
     Operation(
         "get",
@@ -262,7 +280,7 @@ OPERATIONS = (
         True,
         "Get one of {name}",
         {200: ("The resource", RESOURCE_SCHEMA)},
-        (400, 404),
+        (400, 404, 503),
     ),
     Operation(
         "put",
@@ -270,7 +288,7 @@ OPERATIONS = (
         True,
         "Create or replace one of {name}",
         {200: ("Replaced (or unchanged)", RESOURCE_SCHEMA), 201: ("Created", RESOURCE_SCHEMA)},
-        (400, 404, 409, 412),
+        (400, 404, 409, 412, 503),
         if_match=True,
         body=True,
     ),
@@ -280,7 +298,7 @@ OPERATIONS = (
         True,
         "Delete one of {name}",
         {200: ("Deleted", None)},
-        (400, 404, 409, 412),
+        (400, 404, 409, 412, 503),
         if_match=True,
         on_singleton=False,
     ),
@@ -311,12 +329,38 @@ def _add_route(app: FastAPI, routes: _Routes, op: Operation) -> None:
     )
 
 
+def _add_diagnostics(app: FastAPI, status: Status | None) -> None:
+    """``GET .../diagnostics/networkControllerState``: the replica's ``status()``."""
+
+    async def diagnostics(request: Request) -> Response:
+        found = await run_in_threadpool(status) if status is not None else {"properties": {}}
+        return JSONResponse(found)
+
+    app.add_api_route(
+        DIAGNOSTICS_PATH,
+        diagnostics,
+        methods=["GET"],
+        summary="Which controller replica leads, the live replicas, the store",
+        operation_id="get_network_controller_state",
+        tags=["diagnostics"],
+        responses={200: {"description": "The controller's state", "content": _json({})}},
+    )
+
+
 def _add_error_handlers(app: FastAPI) -> None:
-    """Every error as Microsoft's ``{"error": {"code", "message"}}``."""
+    """Every error as Microsoft's ``{"error": {"code", "message"}}``; a store that cannot
+    answer as 503 with ``Retry-After``."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError) -> Response:
-        return JSONResponse(err.as_body(), status_code=err.status)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if err.status == 503 else None
+        return JSONResponse(err.as_body(), status_code=err.status, headers=headers)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, err: StoreError) -> Response:
+        body = {"error": {"code": "ServiceUnavailable", "message": f"the store: {err}"}}
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return JSONResponse(body, status_code=503, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
@@ -345,8 +389,9 @@ def _with_models(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
-def create_app(service: ControllerService) -> FastAPI:
-    """The REST application over ``service``: every operation of every kind."""
+def create_app(service: ControllerService, *, status: Status | None = None) -> FastAPI:
+    """The REST application over ``service``: every operation of every kind; ``status``
+    feeds the diagnostics path."""
     app = FastAPI(
         title="openhnv Network Controller",
         version=__version__,
@@ -357,6 +402,7 @@ def create_app(service: ControllerService) -> FastAPI:
         for op in OPERATIONS:
             if op.on_singleton or kind != (SINGLETON_COLLECTION,):
                 _add_route(app, routes, op)
+    _add_diagnostics(app, status)
     _add_error_handlers(app)
     app.openapi = _with_models(app)  # type: ignore[method-assign]
     app.add_middleware(CaseInsensitiveCollections)

@@ -1,7 +1,9 @@
 """``hnv lab``: build, inspect and remove a lab datacenter in network namespaces.
 
-    hnv lab up TOPOLOGY.yaml      build the physical network, start the controller and
-                                  the hosts, create every resource through the REST API
+    hnv lab up TOPOLOGY.yaml [--controllers N]
+                                  build the physical network, start the controller (N > 1:
+                                  three etcd members and N controller replicas) and the
+                                  hosts, create every resource through the REST API
     hnv lab down [LAB]            remove one lab (the only one when LAB is omitted)
     hnv lab status [LAB]          what exists of each lab
     hnv lab exec [--lab LAB] VM -- CMD...   run CMD inside a VM's namespace
@@ -76,6 +78,7 @@ def _up(args: argparse.Namespace) -> int:
         progress=progress,
         topology_text=text,
         provision_timeout=args.timeout,
+        controllers=args.controllers,
     )
     print(
         f"lab {topology.name} is up: {len(topology.pa_subnets)} PA subnets,"
@@ -110,15 +113,15 @@ def _status(args: argparse.Namespace) -> int:
         for daemon, pid in daemons.recorded(run_dir).items():
             mark = "running" if builder.alive(pid) else "DEAD"
             print(f"  daemon {daemon:<16} {mark:<8} pid {pid}")
-        url = daemons.controller_url(run_dir)
-        if url is not None:
-            print(f"  controller {url}/networking/v1/")
+        urls = daemons.controller_urls(run_dir)
+        for url in urls:
+            print(f"  controller {url}/networking/v1/{_leads(url) if len(urls) > 1 else ''}")
         if topology is None:
             for name in sorted(present):
                 print(f"  {name}")
             continue
         print(f"  encapsulation {topology.encapsulation}")
-        nics = _nic_documents(url)
+        nics = _nic_documents(urls)
         for host in topology.hosts:
             mark = "up" if names.host(host.name) in present else "MISSING"
             server = nics.get(("servers", host.name.lower()))
@@ -140,11 +143,23 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nic_documents(url: str | None) -> dict[tuple[str, str], Document]:
-    """Servers and NICs from the lab's controller, or nothing when it does not answer."""
-    if url is None:
-        return {}
+def _leads(url: str) -> str:
+    """`` (leads)`` when the replica at ``url`` says it publishes, `` (down)`` if silent."""
     client = ControllerClient.connect(url, timeout=2.0)
+    try:
+        state = client.diagnostics()
+    except LabError:
+        return "  (down)"
+    finally:
+        client.close()
+    return "  (leads)" if state.get("properties", {}).get("publishing") else ""
+
+
+def _nic_documents(urls: list[str]) -> dict[tuple[str, str], Document]:
+    """Servers and NICs from the lab's controller (any replica), or nothing if none answers."""
+    if not urls:
+        return {}
+    client = ControllerClient.connect_any(urls, timeout=2.0)
     found: dict[tuple[str, str], Document] = {}
     try:
         for collection in ("servers", "networkInterfaces"):
@@ -232,6 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = sub.add_parser("up", help="build a lab from a topology file")
     up.add_argument("topology", type=Path, help="topology YAML (see docs/topology.md)")
+    up.add_argument(
+        "--controllers",
+        type=int,
+        default=1,
+        help="controller replicas; more than one runs them on a three-member etcd (default 1)",
+    )
     up.add_argument(
         "--timeout",
         type=float,

@@ -1,10 +1,14 @@
-"""The lab's daemons: one ``hnv controller`` and one ``hnv host`` per host.
+"""The lab's daemons: the controller (or a cluster of them) and one ``hnv host`` per host.
 
-The controller runs in the root namespace on ``127.0.0.1:<free port>`` with its store in
-``<run_dir>/controller.db``; each host runs inside its host namespace (``ip netns exec``)
-with its state in ``<run_dir>/hosts/<host>/``. Every daemon gets ``<run_dir>/<name>.pid``
-and ``<run_dir>/<name>.log``; ``hnv lab down``/``clean`` stop them by that pid
-(``builder.stop_pidfile``). The controller's URL is kept in ``<run_dir>/controller.url``.
+One controller runs in the root namespace on ``127.0.0.1:<free port>`` with its store in
+``<run_dir>/controller.db``. With ``--controllers N`` (N > 1) the lab runs a three-member
+etcd cluster on loopback (``etcd-1..3``, data in ``<run_dir>/etcd-N/``) and N replicas
+``controller-1..N`` on it (``hnv controller --store etcd://...``, docs/cluster.md). Each
+host runs inside its host namespace (``ip netns exec``) with its state in
+``<run_dir>/hosts/<host>/``. Every daemon gets a pidfile and a log,
+``<run_dir>/<name>.pid`` and ``.log``; ``hnv lab down``/``clean`` stop them by that pid
+(``builder.stop_pidfile``). The controllers' URLs are kept in ``<run_dir>/controller.url``,
+one per line.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from pathlib import Path
 import openhnv
 from openhnv.lab import builder
 from openhnv.lab.errors import LabError
+from openhnv.lab.etcd import EtcdCluster
 from openhnv.lab.resources import OVSDB_SOCKET, host_state_dir
 from openhnv.lab.rest import ControllerClient
 
 CONTROLLER = "controller"
+ETCD_MEMBERS = 3  # the smallest etcd cluster that survives the loss of a member
 CONTROLLER_URL_FILE = "controller.url"
 CONTROLLER_DB = "controller.db"
 LOOPBACK = "127.0.0.1"
@@ -144,11 +150,46 @@ def start_controller(
 
 
 def controller_url(run_dir: Path) -> str | None:
-    """The URL of the lab's controller, if one was started."""
+    """The URL of the lab's (first) controller, if one was started."""
+    urls = controller_urls(run_dir)
+    return urls[0] if urls else None
+
+
+def controller_urls(run_dir: Path) -> list[str]:
+    """The URLs of the lab's controllers (one, or every replica of a cluster)."""
     try:
-        return (run_dir / CONTROLLER_URL_FILE).read_text().strip() or None
+        return (run_dir / CONTROLLER_URL_FILE).read_text().split()
     except OSError:
-        return None
+        return []
+
+
+def start_cluster(
+    run_dir: Path, replicas: int, timeout: float = CONTROLLER_READY_SECONDS
+) -> list[str]:
+    """A three-member etcd cluster and ``replicas`` controllers on it; their URLs.
+
+    Every process is recorded by its pidfile as soon as it starts, so a failure part-way
+    leaves nothing that ``down``/``clean`` cannot stop.
+    """
+    cluster = EtcdCluster(run_dir, ETCD_MEMBERS)  # <run_dir>/etcd-N.pid, as every daemon
+    cluster.start()
+    urls: list[str] = []
+    for index in range(1, replicas + 1):
+        name = f"{CONTROLLER}-{index}"
+        port = free_port()
+        listen = f"{LOOPBACK}:{port}"
+        argv = hnv_argv(
+            "controller", "--listen", listen, "--store", cluster.url, "--replica-id", name
+        )
+        process = spawn(run_dir, name, argv)
+        client = ControllerClient.connect(f"http://{listen}", timeout=2.0)
+        try:
+            wait_ready(process, name, logfile(run_dir, name), client.reachable, timeout)
+        finally:
+            client.close()
+        urls.append(f"http://{listen}")
+    (run_dir / CONTROLLER_URL_FILE).write_text("\n".join(urls) + "\n")
+    return urls
 
 
 def _printed_ready(log: Path) -> Callable[[], bool]:

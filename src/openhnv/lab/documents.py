@@ -183,19 +183,20 @@ def virtual_network(
 
 
 def ip_configuration(
-    address: str,
+    address: str | None,
     virtual_network_name: str,
     subnet: str,
     *,
     name: str = IP_CONFIGURATION,
     acl: str | None = None,
 ) -> Document:
-    """A NIC's static customer address in ``virtual_network_name/subnet``."""
-    properties: Document = {
-        "privateIPAddress": address,
-        "privateIPAllocationMethod": "Static",
-        "subnet": reference("virtualNetworks", virtual_network_name, "subnets", subnet),
-    }
+    """A NIC's customer address in ``virtual_network_name/subnet``: ``address`` (Static),
+    or, when None, one the controller allocates from the subnet (Dynamic)."""
+    properties: Document = {}
+    if address is not None:
+        properties["privateIPAddress"] = address
+    properties["privateIPAllocationMethod"] = "Static" if address is not None else "Dynamic"
+    properties["subnet"] = reference("virtualNetworks", virtual_network_name, "subnets", subnet)
     if acl is not None:
         properties["accessControlList"] = reference("accessControlLists", acl)
     return child(name, properties)

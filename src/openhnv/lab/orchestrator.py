@@ -3,8 +3,9 @@
 The order an operator would follow on a real datacenter:
 
 1. the physical part (``builder.build``): namespaces, PA bridges, router, hosts, VM veths;
-2. ``hnv controller`` in the root namespace, then one ``hnv host --driver linux`` per
-   host inside its namespace (``daemons``);
+2. ``hnv controller`` in the root namespace (or, with ``controllers`` > 1, a three-member
+   etcd cluster and that many controller replicas on it), then one ``hnv host --driver
+   linux`` per host inside its namespace (``daemons``);
 3. the controller's resources, one ``PUT`` each (``resources.plan``): configuration,
    provider network, MAC pool, servers, ACLs, virtual networks, then each VM's NIC —
    whose answer gives the instanceId and MAC that turn the VM's veth into the NIC's port
@@ -47,8 +48,9 @@ class RunningLab:
     """A lab that is up: its fabric, its controller and each VM's NIC document."""
 
     lab: builder.Lab
-    controller_url: str
+    controller_url: str  # the first replica's
     nics: dict[str, Document] = field(default_factory=dict)
+    controller_urls: list[str] = field(default_factory=list)
 
     @property
     def topology(self) -> Topology:
@@ -93,11 +95,14 @@ def up(
     progress: Progress = _quiet,
     topology_text: str | None = None,
     provision_timeout: float = PROVISION_SECONDS,
+    controllers: int = 1,
 ) -> RunningLab:
     """Build the lab and bring every VM's NIC to ``Succeeded``; all or nothing."""
+    if controllers < 1:
+        raise LabError(f"--controllers must be at least 1, not {controllers}")
     lab = builder.build(topology, run_root=run_root, progress=progress)
     try:
-        return _bring_up(lab, progress, topology_text, provision_timeout)
+        return _bring_up(lab, progress, topology_text, provision_timeout, controllers)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         progress(f"lab up {reason}: removing lab {topology.name}")
@@ -106,20 +111,32 @@ def up(
 
 
 def _bring_up(
-    lab: builder.Lab, progress: Progress, topology_text: str | None, provision_timeout: float
+    lab: builder.Lab,
+    progress: Progress,
+    topology_text: str | None,
+    provision_timeout: float,
+    controllers: int,
 ) -> RunningLab:
     topology, run_dir = lab.topology, lab.run_dir
     if topology_text is not None:
         (run_dir / TOPOLOGY_FILE).write_text(topology_text, encoding="utf-8")
-    with step("controller: hnv controller on 127.0.0.1 (root namespace)", progress):
-        url = daemons.start_controller(run_dir)
-    progress(f"controller serving {url}/networking/v1/")
+    if controllers == 1:
+        with step("controller: hnv controller on 127.0.0.1 (root namespace)", progress):
+            urls = [daemons.start_controller(run_dir)]
+        progress(f"controller serving {urls[0]}/networking/v1/")
+    else:
+        what = f"controllers: etcd x{daemons.ETCD_MEMBERS}, hnv controller x{controllers}"
+        with step(f"{what} on 127.0.0.1 (root namespace)", progress):
+            urls = daemons.start_cluster(run_dir, controllers)
+        for url in urls:
+            progress(f"controller replica serving {url}/networking/v1/")
+    url = urls[0]
     for host in topology.hosts:
         namespace = lab.names.host(host.name)
         with step(f"host {host.name}: hnv host --driver linux in {namespace}", progress):
             daemons.start_host(run_dir, namespace, host.name)
-    running = RunningLab(lab=lab, controller_url=url)
-    client = ControllerClient.connect(url)
+    running = RunningLab(lab=lab, controller_url=url, controller_urls=urls)
+    client = ControllerClient.connect_any(urls)
     try:
         for resource in infrastructure(topology, run_dir):
             with step(f"PUT {resource.path}", progress, context=""):

@@ -2,7 +2,9 @@
 
 A thin edge over an ``httpx.Client`` (a real one for a running ``hnv controller``, or
 the app's in-process test client): every non-2xx answer becomes one ``LabError`` that
-names the method, the path, the status and the controller's own message.
+names the method, the path, the status and the controller's own message. A client of a
+controller cluster (``connect_any``) holds one connection per replica and moves to the
+next replica when one cannot be reached (every replica serves the whole API).
 ``wait_succeeded`` polls NICs until the controller reports them programmed on their
 hosts (``provisioningState`` ``Succeeded``); its clock and sleep are arguments.
 """
@@ -10,7 +12,7 @@ hosts (``provisioningState`` ``Succeeded``); its clock and sleep are arguments.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,23 +41,45 @@ def _message(response: httpx.Response) -> str:
 class ControllerClient:
     """Northbound REST calls, relative to ``/networking/v1``."""
 
-    def __init__(self, http: httpx.Client, base_path: str = BASE_PATH) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        base_path: str = BASE_PATH,
+        replicas: Sequence[httpx.Client] = (),
+    ) -> None:
         self.http = http
         self.base_path = base_path.rstrip("/")
+        self._clients = [http, *replicas]
 
     @classmethod
     def connect(cls, url: str, timeout: float = 10.0) -> ControllerClient:
         """A client of the controller at ``url`` (``http://127.0.0.1:PORT``)."""
         return cls(httpx.Client(base_url=url, timeout=timeout))
 
+    @classmethod
+    def connect_any(cls, urls: Sequence[str], timeout: float = 10.0) -> ControllerClient:
+        """A client of whichever replica of a controller cluster answers."""
+        if not urls:
+            raise LabError("no controller URL given")
+        clients = [httpx.Client(base_url=url, timeout=timeout) for url in urls]
+        return cls(clients[0], replicas=clients[1:])
+
     def close(self) -> None:
-        self.http.close()
+        for client in self._clients:
+            client.close()
 
     def _call(self, method: str, path: str, body: Document | None = None) -> httpx.Response:
-        try:
-            response = self.http.request(method, self.base_path + path, json=body)
-        except httpx.HTTPError as exc:
-            raise LabError(f"{method} {path}: controller unreachable: {exc}") from exc
+        for attempt in range(len(self._clients)):
+            try:
+                response = self.http.request(method, self.base_path + path, json=body)
+                break
+            except httpx.TransportError as exc:  # that replica is down: try the next one
+                if attempt == len(self._clients) - 1:
+                    raise LabError(f"{method} {path}: controller unreachable: {exc}") from exc
+                position = self._clients.index(self.http)
+                self.http = self._clients[(position + 1) % len(self._clients)]
+            except httpx.HTTPError as exc:
+                raise LabError(f"{method} {path}: controller unreachable: {exc}") from exc
         if response.status_code >= 400:
             raise LabError(
                 f"{method} {path}: {response.status_code} {response.reason_phrase}:"
@@ -78,6 +102,10 @@ class ControllerClient:
 
     def delete(self, path: str) -> None:
         self._call("DELETE", path)
+
+    def diagnostics(self) -> Document:
+        """The replica's ``diagnostics/networkControllerState`` (who leads, the store)."""
+        return self.get("/diagnostics/networkControllerState")
 
     def reachable(self) -> bool:
         """True once the controller answers its configuration singleton."""

@@ -52,6 +52,8 @@ def diff(old: DesiredState, new: DesiredState) -> list[RowChange]:
             if before is None:
                 inserts.append(RowChange("insert", table, key, dict(row)))
                 continue
+            if before == row:  # most rows of a resync: one comparison in C, no copy
+                continue
             changed = {col: val for col, val in row.items() if before.get(col) != val}
             changed.update({col: _empty_like(before[col]) for col in before if col not in row})
             if changed:

@@ -12,6 +12,8 @@ product module imports it (``tests/unit/test_imports.py``).
 - ``namespaces`` — short unique ``hnv-`` namespace names, pairs joined by a veth, a
   host namespace with VM namespaces, all removed again (tolerating "already gone").
 - ``processes`` — ``hnv controller`` and ``hnv host`` as child processes, stopped by PID.
+- ``cluster`` — ``hnv controller --store etcd://...`` replicas as processes, the one
+  that publishes, and a store on a shared etcd under a root of a test's own.
 - ``ovsdb`` — an ``ovsdb-server`` standing in for a host's database (the publisher's peer).
 - ``snapshots`` — northbound documents as a GET returns them (the compiler's input),
   the seed's figure 8 and synthetic datacenters of any size; ``southbound`` — the rows

@@ -5,25 +5,33 @@
 - ``ovsdb_server``: a running ``ovsdb-server`` with the host's databases in a temp dir;
 - ``netns_pair``: two fresh namespaces (``NamespacePair(a, b)``), removed afterwards;
 - ``controller_process``: ``hnv controller`` on a free loopback port, store in a temp dir;
-- ``host_processes``: starts ``hnv host`` processes on demand and stops them all after.
+- ``host_processes``: starts ``hnv host`` processes on demand and stops them all after;
+- ``etcd_one``: one etcd member for the session (tests keep apart by a root of their
+  own, ``cluster.etcd_store``); ``etcd_three``: a three-member cluster of the test's own
+  (tests kill members). Both skip, with the reason, where etcd is not installed.
 
 Every fixture removes what it made, also when the test fails.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from openhnv.lab.etcd import EtcdCluster
 from openhnv.ovsdb.server import OvsdbServer
+from openhnv.testing.cluster import etcd_missing
 from openhnv.testing.namespaces import NamespacePair, namespace_pair
 from openhnv.testing.privileges import root_missing
 from openhnv.testing.processes import ControllerProcess, HostProcess
 
 ROOT_MARKER = "root"
 CONTROLLER_DB = "controller.db"
+ETCD_MEMBERS = 3
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -97,3 +105,34 @@ def host_processes() -> Iterator[HostProcesses]:
         yield hosts
     finally:
         hosts.close_all()
+
+
+def require_etcd() -> None:
+    """Skip the calling test or fixture unless etcd is installed."""
+    reason = etcd_missing()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def etcd_one() -> Iterator[EtcdCluster]:
+    """One etcd member on loopback for the whole session, in a temp dir, stopped by pid."""
+    require_etcd()
+    directory = Path(tempfile.mkdtemp(prefix="hnv-etcd-"))
+    cluster = EtcdCluster(directory, 1).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def etcd_three(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A three-member etcd cluster of the test's own (the test may kill members)."""
+    require_etcd()
+    cluster = EtcdCluster(tmp_path / "etcd", ETCD_MEMBERS)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

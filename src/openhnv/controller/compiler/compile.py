@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from openhnv.controller.compiler.digest import piece_digest, state_digest
 from openhnv.controller.compiler.host_rows import TABLES, Piece, host_piece, nic_piece, vnet_piece
 from openhnv.controller.compiler.index import (
     CompileProblem,
@@ -117,6 +118,9 @@ class Compiler:
     _hosts: dict[str, _Emitted] = field(default_factory=dict)
     _host_rows: dict[str, Piece] = field(default_factory=dict)
     _previous_vnet: dict[str, Piece] = field(default_factory=dict)
+    _digests: dict[str, tuple[Piece, str]] = field(
+        default_factory=dict
+    )  # source -> (piece, digest)
 
     def datacenter(self) -> Compiled:
         """Every host's state and the index's problems."""
@@ -129,6 +133,17 @@ class Compiler:
     def host_state(self, server_id: str) -> DesiredState:
         """The desired state of one host."""
         return self._host(server_id).state
+
+    def host_digest(self, server_id: str) -> str:
+        """The digest of one host's desired state (``openhnv.controller.compiler.digest``)."""
+        named: list[tuple[str, str]] = []
+        for source, piece in self._host(server_id).pieces:
+            name = f"{source}@{server_id}" if source == "host" else source
+            cached = self._digests.get(name)
+            if cached is None or cached[0] is not piece:
+                cached = self._digests[name] = (piece, piece_digest(piece))
+            named.append((source, cached[1]))
+        return state_digest(named)
 
     def update(self, index: Index, changed_refs: Collection[str]) -> Update:
         """Move to ``index`` after ``changed_refs`` changed; diff every affected host.
@@ -143,6 +158,7 @@ class Compiler:
         present = sorted(h for h in hosts if h in self.index.hosts)
         before = {server_id: self._host(server_id) for server_id in present}
         nxt = Compiler(index)
+        nxt._digests, self._digests = self._digests, {}  # checked by identity: always valid
         only_nics = all(_collection(ref) == "networkinterfaces" for ref in changed_refs)
         if only_nics:
             # Hand the memoised pieces over (no copy: this compiler starts cold again).

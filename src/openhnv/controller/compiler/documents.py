@@ -8,6 +8,7 @@ usable; the compiler turns that into a ``CompileProblem`` and leaves the documen
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Mapping, Sequence
@@ -111,9 +112,15 @@ def address_in(prefix: str, address: str, what: str) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         raise DocumentError(f"{what} {address!r} is not an IP") from None
-    if ip not in ipaddress.ip_network(prefix):
+    if ip not in _network(prefix):
         raise DocumentError(f"{what} {address} is outside {prefix}")
     return str(ip)
+
+
+@functools.lru_cache(maxsize=65536)
+def _network(prefix: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A subnet's prefix, parsed once (every NIC of the subnet is checked against it)."""
+    return ipaddress.ip_network(prefix)
 
 
 def flag(value: object) -> bool:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from openhnv.controller.northbound.documents import children
 from openhnv.controller.northbound.paths import ResourcePath
-from openhnv.controller.northbound.state import children
 from openhnv.controller.northbound.store import Document
 
 LOGICAL = ("logicalNetworks",)

@@ -10,14 +10,11 @@ as it is now, and ``configurationState``.
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 from openhnv.controller.errors import not_found
 from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.paths import ResourcePath, child_collections, parse_path
-from openhnv.controller.northbound.references import references
 from openhnv.controller.northbound.state import State, children, copy_document, find_child
 from openhnv.controller.northbound.store import Document
 
@@ -43,27 +40,18 @@ BACK_REFERENCES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
 }
 
 
-@dataclass
 class BackReferences:
-    """Who refers to each resource: target key -> referrer kind -> referrer refs."""
+    """Who refers to each resource, from the state's index of references."""
 
-    by_target: dict[str, dict[tuple[str, ...], list[str]]] = field(default_factory=dict)
+    def __init__(self, state: State) -> None:
+        self.state = state
 
     @classmethod
     def build(cls, state: State) -> BackReferences:
-        found: dict[str, dict[tuple[str, ...], list[str]]] = defaultdict(lambda: defaultdict(list))
-        for collection in ("virtualNetworks", "servers", "networkInterfaces"):
-            for path, doc in state.all(collection):
-                for reference in references(path, doc):
-                    try:
-                        target = parse_path(str(reference.ref))
-                    except Exception:
-                        continue
-                    found[target.key][reference.owner.kind].append(reference.owner.ref)
-        return cls({k: dict(v) for k, v in found.items()})
+        return cls(state)
 
     def of(self, target: ResourcePath, kind: tuple[str, ...]) -> list[str]:
-        return sorted(self.by_target.get(target.key, {}).get(kind, []), key=str.casefold)
+        return sorted(self.state.referrers.get(target.key, {}).get(kind, {}), key=str.casefold)
 
 
 def _ip_count(start: str, end: str) -> int:
@@ -103,13 +91,17 @@ class Renderer:
             ]
         return self._nic_macs
 
-    def resource(self, path: ResourcePath) -> Document:
-        """The GET document of the resource at ``path``; 404 when absent."""
+    def resource(self, path: ResourcePath, *, copy: bool = True) -> Document:
+        """The GET document of the resource at ``path``; 404 when absent.
+
+        ``copy=False`` shares the stored values: only for readers that never change them.
+        """
         top = self.state.top(path)
         doc = self.state.resolve(path)
         if top is None or doc is None:
             raise not_found(path.ref)
-        return copy_document(self._render(self.state.canonical(path), doc, top))
+        rendered = self._render(self.state.canonical(path), doc, top)
+        return copy_document(rendered) if copy else rendered
 
     def collection(self, path: ResourcePath) -> Document:
         """``{"value": [...], "nextLink": ""}`` for a (child) collection."""

@@ -1,22 +1,28 @@
-"""The Network Controller service: PUT, GET, DELETE and list, one transaction each.
+"""The Network Controller service: PUT, GET, DELETE and list, one store transaction each.
 
-``ControllerService`` is what the REST edge calls; it knows nothing of
-HTTP beyond the status a refused request maps to (``ApiError``). Every PUT or DELETE
-validates the whole changed top-level resource (children inline), allocates what it
-needs, and commits the resource and the allocator records in one store transaction.
+``ControllerService`` is what the REST edge calls; it knows nothing of HTTP beyond the
+status a refused request maps to (``ApiError``). It holds the store's state in memory
+(``StoreFollower``) and works the way Kubernetes' apiserver does on etcd:
 
-Etags: a PUT that changes something gets a new etag; one that changes nothing keeps it.
-Child resources share their top-level parent's etag, so ``If-Match`` on a child is
-checked against the parent's.
+- a write plans its change against the state (``openhnv.controller.northbound.changes``:
+  validation, allocation, etags) and commits it in one transaction that compares the
+  store revision the state was at. If any other write committed first, anywhere, the
+  transaction fails, the state catches up and the write is planned again. So If-Match
+  and every allocation (VSID, RDID, MAC, PA, CA) hold across replicas without a lock;
+- a read first catches up to the store's newest revision when other controllers share
+  the store, so it sees every write acknowledged by any of them;
+- the publisher's own writes (provisioningState, configurationState) compare only the
+  keys they touch, and listeners are never told of them.
 
-Hooks for the southbound publisher: ``subscribe``
-registers a listener told the top-level refs of every committed change (called with the
-service lock held: it must only queue them); once ``track_provisioning`` is set, a NIC
-PUT leaves the NIC ``Updating`` until the publisher sets ``Succeeded`` or ``Failed``
-(``set_provisioning_state`` with the etag it compiled, so that a newer PUT is never
-marked done early); ``set_configuration_state`` holds each resource's runtime
-``configurationState`` (never stored); ``bind_server`` gives an unplaced NIC the server
-whose host reported its port.
+Hooks for the southbound publisher: ``subscribe`` registers a listener told the
+top-level refs of every committed change, from this or another replica (called with
+the state lock held: it must only queue them); once ``track_provisioning`` is set, a
+NIC PUT leaves the NIC ``Updating`` until the publisher sets ``Succeeded`` or ``Failed``
+(``set_provisioning_states`` with the etag it compiled, so that a newer PUT is never
+marked done early); ``set_configuration_states`` holds each resource's runtime
+``configurationState`` (in memory; in the store when controllers share it, so every
+replica shows it); ``bind_server`` gives an unplaced NIC the server whose host reported
+its port.
 
 Every document handed out is a deep copy: a caller may change it freely.
 """
@@ -25,98 +31,99 @@ from __future__ import annotations
 
 import builtins
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TypeVar
 
-from openhnv.controller.errors import bad_request, conflict, not_found, precondition_failed
+from openhnv.controller.errors import ApiError, bad_request, not_found
+from openhnv.controller.northbound.changes import (
+    FAILED,
+    PROVISIONING_STATES,
+    SUCCEEDED,
+    UPDATING,
+    Plan,
+    new_etag,
+    place_child,
+    plan_change,
+    plan_delete,
+    plan_put,
+    provisioning_state_after_put,
+)
+from openhnv.controller.northbound.follower import StoreFollower
 from openhnv.controller.northbound.models import parse_properties
 from openhnv.controller.northbound.paths import (
     SINGLETON_COLLECTION,
     SINGLETON_ID,
     ResourcePath,
     check_resource_id,
-    child_collections,
     parse_path,
 )
 from openhnv.controller.northbound.render import Renderer
 from openhnv.controller.northbound.snapshot import render_all
 from openhnv.controller.northbound.state import (
-    RESOURCE_PREFIX,
     State,
-    children,
     copy_document,
-    find_child,
     resource_key,
-    strip_etag,
+    status_key,
 )
-from openhnv.controller.northbound.store import Document, Store
-from openhnv.controller.northbound.validation import Admission, admit, check_dangling
+from openhnv.controller.northbound.store import Document, Store, StoreConflict
 
-SUCCEEDED = "Succeeded"
-UPDATING = "Updating"
-FAILED = "Failed"
-PROVISIONING_STATES = ("Succeeded", "Updating", "Failed", "Deleting")
-TRACKED_KINDS = (("networkInterfaces",),)  # kinds the publisher reports commits for
+__all__ = [
+    "FAILED",
+    "PROVISIONING_STATES",
+    "SUCCEEDED",
+    "UPDATING",
+    "ChangeListener",
+    "ControllerService",
+    "new_etag",
+    "place_child",
+    "provisioning_state_after_put",
+]
+
+SERVICE_UNAVAILABLE = 503
+WRITE_BUDGET = 10.0  # seconds a write keeps retrying after conflicts before giving up
+STATE_BATCH = 100  # provisioning/configuration states per store commit
 
 ChangeListener = Callable[[list[str]], None]
 """Told the top-level refs (``/networkInterfaces/web1``) of each committed change."""
 
-
-def provisioning_state_after_put(path: ResourcePath, tracked: bool = False) -> str:
-    """The provisioningState a resource has right after a valid PUT.
-
-    ``Updating`` for a NIC when a publisher tracks commits (``tracked``): it becomes
-    ``Succeeded`` once every host that needs the NIC's mapping has committed it.
-    Everything else is ``Succeeded`` at once.
-    """
-    return UPDATING if tracked and path.kind in TRACKED_KINDS else SUCCEEDED
-
-
-def new_etag() -> str:
-    return f'W/"{uuid.uuid4()}"'
-
-
-def _etag_value(tag: str) -> str:
-    tag = tag.strip()
-    return tag[2:] if tag.startswith("W/") else tag
-
-
-def _check_if_match(if_match: str | None, ref: str, current: Document | None) -> None:
-    if if_match is None or not if_match.strip():
-        return
-    wanted = [_etag_value(t) for t in if_match.split(",")]
-    if current is None:
-        raise precondition_failed(ref, if_match, "(none: the resource does not exist)")
-    if "*" in wanted:
-        return
-    if _etag_value(current["etag"]) not in wanted:
-        raise precondition_failed(ref, if_match, current["etag"])
-
-
-def _assign_instance_ids(path: ResourcePath, new: Document, old: Document | None) -> None:
-    new["instanceId"] = old["instanceId"] if old is not None else str(uuid.uuid4())
-    for collection in child_collections(path.kind):
-        for child in children(new, collection):
-            before = find_child(old, collection, str(child["resourceId"])) if old else None
-            _assign_instance_ids(path.child(collection, str(child["resourceId"])), child, before)
+T = TypeVar("T")
 
 
 class ControllerService:
     """The northbound resources over a store; safe to call from several threads."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, follow: bool = True) -> None:
+        """``follow``: with a shared store, follow other writers in a thread at once."""
         self.store = store
-        self._lock = threading.Lock()
-        self.state = State.load(store)
         self._listeners: builtins.list[ChangeListener] = []
+        self._follower = StoreFollower(store, self._notify)
+        self._lock = self._follower.lock  # guards the state and the listeners
+        self._write_lock = threading.Lock()  # one write at a time from this process
         self.track_provisioning = False
         self._ensure_singleton()
+        if follow and store.shared:
+            self._follower.start()
+
+    @property
+    def state(self) -> State:
+        return self._follower.state
+
+    def close(self) -> None:
+        """Stop following the store, then close it (which ends the follower's stream)."""
+        self._follower.stop(wait=False)
+        self.store.close()
+        self._follower.stop()
 
     def subscribe(self, listener: ChangeListener) -> None:
         """Call ``listener(refs)`` after every committed PUT or DELETE (lock held: queue only)."""
         with self._lock:
             self._listeners.append(listener)
+
+    def unsubscribe(self, listener: ChangeListener) -> None:
+        with self._lock:
+            self._listeners = [x for x in self._listeners if x is not listener]
 
     def _notify(self, refs: builtins.list[str]) -> None:
         for listener in self._listeners:
@@ -124,7 +131,10 @@ class ControllerService:
 
     def _ensure_singleton(self) -> None:
         path = ResourcePath((SINGLETON_COLLECTION,), (SINGLETON_ID,))
-        if self.state.top(path) is None:
+
+        def plan() -> Plan[None]:
+            if self.state.top(path) is not None:
+                return Plan(lambda _: None)
             doc: Document = {
                 "resourceId": SINGLETON_ID,
                 "instanceId": str(uuid.uuid4()),
@@ -132,14 +142,25 @@ class ControllerService:
                 "properties": {"networkVirtualizationProtocol": "Vxlan"},
             }
             doc["properties"]["provisioningState"] = provisioning_state_after_put(path)
-            self.store.put(resource_key(path), doc)
-            self.state.set(path.key, doc)
+            return Plan(lambda _: None, {resource_key(path): doc})
+
+        self._write(plan)
 
     # reads
 
-    def get(self, path: str) -> Document:
-        """A resource's GET document, or a collection's ``{"value", "nextLink"}``."""
+    def sync(self) -> None:
+        """Catch up with the store (every write acknowledged by any controller)."""
+        self._follower.sync()
+
+    def get(self, path: str, *, consistent: bool = True) -> Document:
+        """A resource's GET document, or a collection's ``{"value", "nextLink"}``.
+
+        ``consistent``: catch up with the store first (a cluster: read-your-writes across
+        replicas); the publisher, told of every change it reads, passes False.
+        """
         target = parse_path(path)
+        if consistent:
+            self.sync()
         with self._lock:
             renderer = Renderer(self.state)
             if target.is_collection:
@@ -153,18 +174,24 @@ class ControllerService:
             raise bad_request("", f"{target.ref} is a resource, not a collection")
         return self.get(path)
 
-    def snapshot(self) -> dict[str, builtins.list[Document]]:
+    def snapshot(
+        self, *, consistent: bool = True, read_only: bool = False
+    ) -> dict[str, builtins.list[Document]]:
         """Every resource as GET returns it (see ``openhnv.controller.northbound.snapshot``).
 
         Renders a copy of the state taken under the lock, so writers wait only for
-        the copy, not for the rendering.
+        the copy, not for the rendering. ``read_only``: the documents share stored
+        values instead of being deep copies (the compiler's input: it never changes it).
         """
+        if consistent:
+            self.sync()
         with self._lock:
             state = self.state.copy()
-        return render_all(state)
+        return render_all(state, copy=not read_only)
 
     def revision(self) -> int:
-        return self.store.revision()
+        """The store revision the state holds."""
+        return self._follower.applied
 
     # writes
 
@@ -196,55 +223,87 @@ class ControllerService:
         child: Document = {"resourceId": body_id or target.resource_id, "properties": properties}
         if tags is not None:
             child["tags"] = tags
-        with self._lock:
-            old = self.state.top(target)
-            _check_if_match(if_match, target.top.ref, old)
-            if len(target.ids) == 1:
-                if old is not None:
-                    child["resourceId"] = old["resourceId"]
-                new, created = child, old is None
-            else:
-                if old is None:
-                    raise not_found(target.top.ref)
-                new = copy_document(old)
-                created = self._place_child(new, target, child)
-            return created, self._commit(target, old, new)
+        return self._write(
+            lambda: plan_put(self.state, target, child, if_match, self.track_provisioning)
+        )
 
     def delete(self, path: str, if_match: str | None = None) -> None:
         """Remove a resource (a child: its parent changes). 404 when absent."""
         target = parse_path(path)
         if target.is_collection:
             raise bad_request("", f"DELETE needs a resource path such as {target.ref}/{{id}}")
-        with self._lock:
+        self._write(lambda: plan_delete(self.state, target, if_match, self.track_provisioning))
+
+    def bind_server(self, nic_ref: str, server_ref: str) -> bool:
+        """Give the NIC at ``nic_ref`` the server ``server_ref`` if it has none.
+
+        The northbound ``server`` reference stays authoritative: a NIC that already has
+        one keeps it. True when the NIC was bound (a new etag; listeners are told).
+        """
+        target = parse_path(nic_ref).top
+
+        def plan() -> Plan[bool]:
             old = self.state.top(target)
-            if old is None or self.state.resolve(target) is None:
-                raise not_found(target.ref)
-            _check_if_match(if_match, target.top.ref, old)
-            top = self.state.canonical(target.top)
-            if top.collections[0] == SINGLETON_COLLECTION:
-                raise conflict("", f"{top.ref} always exists; PUT it to change it", "CannotDelete")
-            if len(target.ids) == 1:
-                check_dangling(self.state, top, old, None)
-                self.store.delete(resource_key(top))
-                self.state.remove(top.key)
-                self._notify([top.ref])
-                return
+            if old is None or old["properties"].get("server"):
+                return Plan(lambda _: False)
             new = copy_document(old)
-            parent = new
-            for collection, resource_id in zip(
-                target.collections[1:-1], target.ids[1:-1], strict=True
-            ):
-                found = find_child(parent, collection, resource_id)
-                if found is None:
-                    raise not_found(target.ref)
-                parent = found
-            siblings = children(parent, target.collections[-1])
-            siblings[:] = [
-                c
-                for c in siblings
-                if str(c["resourceId"]).casefold() != target.resource_id.casefold()
-            ]
-            self._commit(target, old, new)
+            new["properties"]["server"] = {"resourceRef": server_ref}
+            change = plan_change(self.state, target, old, new, self.track_provisioning)
+            return Plan(lambda _: True, change.puts, change.deletes)
+
+        return self._write(plan)
+
+    def _write(self, plan: Callable[[], Plan[T]]) -> T:
+        """Plan against the state and commit if nothing changed since; retry if something did.
+
+        The first plan uses the state as it is (usually current: the follower streams
+        every commit); a refusal, a no-op or a conflict on a shared store is decided again
+        after catching up, so nothing is refused or skipped on a stale view. ApiError 503
+        when conflicts keep winning for ``WRITE_BUDGET``.
+        """
+        deadline = time.monotonic() + WRITE_BUDGET
+        current = not self.store.shared  # alone on the store: the state is always current
+        with self._write_lock:
+            while True:
+                with self._lock:
+                    try:
+                        planned: Plan[T] | None = plan()
+                    except ApiError:
+                        if current:
+                            raise
+                        planned = None
+                    base = self._follower.applied
+                if planned is None or (planned.empty and not current):
+                    self.sync()  # decide that on the newest state
+                    current = True
+                    continue
+                if planned.empty:
+                    with self._lock:
+                        return planned.answer(self.state)
+                try:
+                    revision = self.store.commit(planned.puts, planned.deletes, if_revision=base)
+                except StoreConflict:
+                    if time.monotonic() > deadline:
+                        raise ApiError(
+                            SERVICE_UNAVAILABLE,
+                            "ServiceUnavailable",
+                            f"other writes kept changing the store for {WRITE_BUDGET:g} s; "
+                            "nothing was changed, retry",
+                        ) from None
+                    self.sync()
+                    current = True
+                    continue
+                with self._lock:
+                    self._follower.apply_own(planned.puts, planned.deletes, revision, base)
+                    return planned.answer(self.state)
+
+    def _commit_states(self, puts: dict[str, Document], expect: dict[str, int], base: int) -> None:
+        """Commit the publisher's own writes: compared per key, never announced."""
+        revision = self.store.commit(puts, expect=expect)
+        if self.store.shared:
+            self._follower.catch_up(revision)
+        else:  # this process is the only writer: nothing lies in between
+            self._follower.apply_own(puts, (), revision, base)
 
     def set_provisioning_state(self, ref: str, state: str, if_etag: str | None = None) -> bool:
         """Set a top-level resource's provisioningState (the publisher's hook).
@@ -257,7 +316,7 @@ class ControllerService:
     def set_provisioning_states(
         self, updates: Sequence[tuple[str, str, str | None]]
     ) -> builtins.list[bool]:
-        """``set_provisioning_state`` for many ``(ref, state, if_etag)``: one store commit.
+        """``set_provisioning_state`` for many ``(ref, state, if_etag)``: few store commits.
 
         A resource that no longer exists gets False (it was deleted meanwhile), as does
         one whose etag moved on.
@@ -269,100 +328,85 @@ class ControllerService:
                     f"{state!r} is not one of {', '.join(PROVISIONING_STATES)}",
                 )
         results: builtins.list[bool] = []
-        with self._lock:
-            puts: dict[str, Document] = {}
-            for ref, state, if_etag in updates:
-                target = parse_path(ref).top
-                old = puts.get(resource_key(target)) or self.state.top(target)
-                if old is None or (if_etag is not None and old["etag"] != if_etag):
-                    results.append(False)
-                    continue
-                results.append(True)
-                if old["properties"].get("provisioningState") != state:
-                    new = copy_document(old)
-                    new["properties"]["provisioningState"] = state
-                    puts[resource_key(target)] = new
-            if puts:
-                self.store.commit(puts)
-                for key, doc in puts.items():
-                    self.state.set(key.removeprefix(RESOURCE_PREFIX), doc)
+        with self._write_lock:
+            for start in range(0, len(updates), STATE_BATCH):
+                results += self._provision(updates[start : start + STATE_BATCH])
         return results
+
+    def _provision(self, updates: Sequence[tuple[str, str, str | None]]) -> builtins.list[bool]:
+        # Decided on the state as it is (the publisher compiled from it); a "no" (gone, or
+        # another etag) is decided again after catching up, and a document another
+        # replica changed meanwhile fails the per-key compare and is seen on the next pass.
+        current = not self.store.shared
+        while True:
+            results: builtins.list[bool] = []
+            puts: dict[str, Document] = {}
+            expect: dict[str, int] = {}
+            with self._lock:
+                for ref, state, if_etag in updates:
+                    target = parse_path(ref).top
+                    key = resource_key(target)
+                    old = puts.get(key) or self.state.top(target)
+                    if old is None or (if_etag is not None and old["etag"] != if_etag):
+                        results.append(False)
+                        continue
+                    results.append(True)
+                    if old["properties"].get("provisioningState") != state:
+                        new = copy_document(old)
+                        new["properties"]["provisioningState"] = state
+                        puts[key] = new
+                        expect[key] = self._follower.mod_revision(key)
+                base = self._follower.applied
+            if not current and not all(results):
+                self.sync()
+                current = True
+                continue
+            if not puts:
+                return results
+            try:
+                self._commit_states(puts, expect, base)
+            except StoreConflict:  # a PUT changed one of them: decide again on the new state
+                self.sync()
+                current = True
+                continue
+            return results
 
     def set_configuration_state(self, ref: str, state: Document | None) -> None:
         """Show ``state`` as the resource's ``configurationState`` (None: the default).
 
-        Runtime only: not stored, so a restarted controller starts from the default.
+        Not a northbound change: in memory, so a restarted controller starts from the
+        default; in the store when controllers share it (every replica shows it).
         """
         self.set_configuration_states({ref: state})
+
+    def configuration_states(self) -> dict[str, Document]:
+        """Every configurationState shown now, by resource key (``/servers/host1``)."""
+        with self._lock:
+            return dict(self.state.configuration)
 
     def set_configuration_states(self, states: Mapping[str, Document | None]) -> None:
         """``set_configuration_state`` for many resources at once."""
         with self._lock:
+            wanted: dict[ResourcePath, Document | None] = {}
             for ref, state in states.items():
                 target = parse_path(ref).top
-                if self.state.top(target) is None:
+                if self.state.top(target) is not None:
+                    wanted[self.state.canonical(target)] = state
+            if not self.store.shared:
+                for target, state in wanted.items():
+                    if state is None:
+                        self.state.configuration.pop(target.key, None)
+                    else:
+                        self.state.configuration[target.key] = copy_document(state)
+                return
+            shown = set(self.state.configuration)
+        items = list(wanted.items())
+        with self._write_lock:
+            for start in range(0, len(items), STATE_BATCH):
+                chunk = items[start : start + STATE_BATCH]
+                puts = {status_key(t): copy_document(s) for t, s in chunk if s is not None}
+                deletes = [status_key(t) for t, s in chunk if s is None and t.key in shown]
+                if not puts and not deletes:
                     continue
-                if state is None:
-                    self.state.configuration.pop(target.key, None)
-                else:
-                    self.state.configuration[target.key] = copy_document(state)
-
-    def bind_server(self, nic_ref: str, server_ref: str) -> bool:
-        """Give the NIC at ``nic_ref`` the server ``server_ref`` if it has none.
-
-        The northbound ``server`` reference stays authoritative: a NIC that already has
-        one keeps it. True when the NIC was bound (a new etag; listeners are told).
-        """
-        target = parse_path(nic_ref).top
-        with self._lock:
-            old = self.state.top(target)
-            if old is None or old["properties"].get("server"):
-                return False
-            new = copy_document(old)
-            new["properties"]["server"] = {"resourceRef": server_ref}
-            self._commit(target, old, new)
-            return True
-
-    # internals
-
-    def _place_child(self, new: Document, target: ResourcePath, child: Document) -> bool:
-        parent = new
-        for collection, resource_id in zip(target.collections[1:-1], target.ids[1:-1], strict=True):
-            found = find_child(parent, collection, resource_id)
-            if found is None:
-                raise not_found(ResourcePath(target.collections, target.ids).ref.rsplit("/", 2)[0])
-            parent = found
-        siblings = parent["properties"].setdefault(target.collections[-1], [])
-        for i, sibling in enumerate(siblings):
-            if str(sibling["resourceId"]).casefold() == target.resource_id.casefold():
-                child["resourceId"] = sibling["resourceId"]
-                siblings[i] = child
-                return False
-        siblings.append(child)
-        return True
-
-    def _commit(self, target: ResourcePath, old: Document | None, new: Document) -> Document:
-        top = ResourcePath(target.collections[:1], (str(new["resourceId"]),))
-        _assign_instance_ids(top, new, old)
-        admission = Admission(self.state, top, old, new)
-        admit(admission)
-        if old is not None:
-            check_dangling(self.state, top, old, new)
-        if old is not None:  # unchanged apart from the state: keep the old state and etag
-            new["properties"]["provisioningState"] = old["properties"].get("provisioningState")
-        if old is not None and strip_etag(old) == new:
-            new["etag"] = old["etag"]
-        else:
-            new["properties"]["provisioningState"] = provisioning_state_after_put(
-                top, self.track_provisioning
-            )
-            new["etag"] = new_etag()
-            puts: dict[str, Any] = {resource_key(top): new, **admission.allocator_updates}
-            self.store.commit(puts)
-            self.state.set(top.key, new)
-            self.state.allocators.update(admission.allocator_updates)
-            self._notify([top.ref])
-        renderer = Renderer(self.state)
-        if self.state.resolve(target) is None:  # a child DELETE: the parent is what changed
-            return renderer.resource(top)
-        return renderer.resource(target)
+                revision = self.store.commit(puts, deletes)
+                self._follower.catch_up(revision)

@@ -23,11 +23,12 @@ SNAPSHOT_COLLECTIONS: tuple[str, ...] = (
 )
 
 
-def render_all(state: State) -> dict[str, list[Document]]:
-    """Every collection of ``state`` rendered as GET documents."""
+def render_all(state: State, *, copy: bool = True) -> dict[str, list[Document]]:
+    """Every collection of ``state`` rendered as GET documents (``copy=False``: sharing
+    the stored values, for a reader that never changes them, such as the compiler)."""
     renderer = Renderer(state)
     return {
-        name: [renderer.resource(path) for path, _ in state.all(name)]
+        name: [renderer.resource(path, copy=copy) for path, _ in state.all(name)]
         for name in SNAPSHOT_COLLECTIONS
     }
 

@@ -8,21 +8,23 @@ etags are not stored: ``openhnv.controller.northbound.render`` adds them on the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from openhnv.controller.northbound.documents import children, copy_document, find_child
 from openhnv.controller.northbound.paths import (
     TOP_LEVEL,
     ResourcePath,
     child_collections,
     parse_path,
 )
-from openhnv.controller.northbound.store import Document, Store
+from openhnv.controller.northbound.references import references
+from openhnv.controller.northbound.store import Document, Listing, Store
 
 RESOURCE_PREFIX = "/resources"
 ALLOCATOR_PREFIX = "/allocators/"
+STATUS_PREFIX = "/status"  # configurationState, stored only when controllers share the store
 
 
 def resource_key(path: ResourcePath) -> str:
@@ -30,27 +32,20 @@ def resource_key(path: ResourcePath) -> str:
     return RESOURCE_PREFIX + path.top.key
 
 
-def copy_document(doc: Document) -> Document:
-    """A deep copy of a JSON document."""
-    copied: Document = json.loads(json.dumps(doc))
-    return copied
+def status_key(path: ResourcePath) -> str:
+    """The store key of a top-level resource's configurationState (shared stores)."""
+    return STATUS_PREFIX + path.top.key
 
 
-def children(doc: Document, collection: str) -> list[Document]:
-    """The inline child documents of ``doc`` in ``collection`` (a live list)."""
-    found = doc.get("properties", {}).get(collection)
-    return found if isinstance(found, list) else []
-
-
-def find_child(doc: Document, collection: str, resource_id: str) -> Document | None:
-    folded = resource_id.casefold()
-    for child in children(doc, collection):
-        if str(child.get("resourceId", "")).casefold() == folded:
-            return child
-    return None
+def top_ref(key: str, doc: Document) -> str:
+    """The ref of the top-level resource stored as ``key`` (``/networkinterfaces/x``)."""
+    collection = key.split("/")[1]
+    name = next((c for c in TOP_LEVEL if c.casefold() == collection), collection)
+    return f"/{name}/{doc.get('resourceId', key.rsplit('/', 1)[-1])}"
 
 
 NIC_PREFIX = "/networkinterfaces/"
+REFERRERS = ("virtualNetworks", "servers", "networkInterfaces")  # kinds holding references
 
 
 @dataclass
@@ -59,7 +54,8 @@ class State:
 
     Change documents only through ``set`` and ``remove``: they keep the indexes that make
     a NIC PUT independent of the number of NICs (MACs in use; customer addresses in use
-    per virtual network) and the sorted key list of each collection.
+    per virtual network), the back-references (who refers to each resource: what a GET
+    shows and what a delete must not strand) and the sorted key list of each collection.
     """
 
     docs: dict[str, Document] = field(default_factory=dict)
@@ -68,6 +64,9 @@ class State:
     addresses: dict[str, dict[str, str]] = field(default_factory=dict)  # vnet key -> CA -> NIC ref
     # Runtime only (never stored): key -> configurationState the publisher reports.
     configuration: dict[str, Document] = field(default_factory=dict)
+    # target key -> referrer kind -> referrer ref -> the referring field
+    referrers: dict[str, dict[tuple[str, ...], dict[str, str]]] = field(default_factory=dict)
+    _refs_of: dict[str, list[tuple[str, tuple[str, ...], str]]] = field(default_factory=dict)
     _sorted: dict[str, list[str]] = field(default_factory=dict)
 
     def copy(self) -> State:
@@ -82,17 +81,53 @@ class State:
             macs=dict(self.macs),
             addresses={vnet: dict(used) for vnet, used in self.addresses.items()},
             configuration=dict(self.configuration),
+            referrers={
+                target: {kind: dict(owners) for kind, owners in by_kind.items()}
+                for target, by_kind in self.referrers.items()
+            },
+            _refs_of=dict(self._refs_of),
             _sorted=dict(self._sorted),
         )
 
     @classmethod
     def load(cls, store: Store) -> State:
+        return cls.of(store.read())
+
+    @classmethod
+    def of(cls, listing: Listing) -> State:
+        """The state a store listing holds."""
         state = cls()
-        for key, doc in store.list(RESOURCE_PREFIX + "/"):
-            state.set(key.removeprefix(RESOURCE_PREFIX), doc)
-        for key, doc in store.list(ALLOCATOR_PREFIX):
-            state.allocators[key] = doc
+        for entry in listing.entries:
+            state.apply(entry.key, entry.value)
         return state
+
+    def apply(self, store_key: str, value: Document | None) -> str | None:
+        """Take one stored key's new value (None: deleted); the top-level ref whose
+        northbound content this changes, if any.
+
+        A change of ``provisioningState`` alone, of an allocator record or of a
+        configurationState is not a northbound change: the publisher writes those.
+        """
+        if store_key.startswith(RESOURCE_PREFIX + "/"):
+            key = store_key.removeprefix(RESOURCE_PREFIX)
+            old = self.docs.get(key)
+            if value is None:
+                self.remove(key)
+                return None if old is None else top_ref(key, old)
+            self.set(key, value)
+            return None if old is not None and same_but_state(old, value) else top_ref(key, value)
+        if store_key.startswith(ALLOCATOR_PREFIX):
+            if value is None:
+                self.allocators.pop(store_key, None)
+            else:
+                self.allocators[store_key] = value
+        elif store_key.startswith(STATUS_PREFIX + "/"):
+            key = store_key.removeprefix(STATUS_PREFIX)
+            if value is None:
+                self.configuration.pop(key, None)
+            elif key in self.docs:
+                self.configuration[key] = value
+        return None
 
     def set(self, key: str, doc: Document) -> None:
         """Store ``doc`` as the top-level resource ``key`` (a ``ResourcePath.key``)."""
@@ -121,6 +156,7 @@ class State:
         return props.get("privateMacAddress"), entries
 
     def _index(self, key: str, doc: Document) -> None:
+        self._index_references(key, doc)
         if not key.startswith(NIC_PREFIX):
             return
         ref = f"/networkInterfaces/{doc['resourceId']}"
@@ -130,7 +166,31 @@ class State:
         for vnet, address in entries:
             self.addresses.setdefault(vnet, {})[address] = ref
 
+    def _index_references(self, key: str, doc: Document) -> None:
+        collection = next((c for c in REFERRERS if key.startswith(f"/{c.casefold()}/")), None)
+        if collection is None:
+            return
+        held: list[tuple[str, tuple[str, ...], str]] = []
+        for reference in references(ResourcePath((collection,), (str(doc["resourceId"]),)), doc):
+            try:
+                target = parse_path(str(reference.ref)).key
+            except Exception:  # a malformed ref is refused by validation, never stored
+                continue
+            owner = reference.owner
+            self.referrers.setdefault(target, {}).setdefault(owner.kind, {})[owner.ref] = (
+                reference.field
+            )
+            held.append((target, owner.kind, owner.ref))
+        self._refs_of[key] = held
+
     def _unindex(self, key: str) -> None:
+        for target, kind, owner in self._refs_of.pop(key, []):
+            owners = self.referrers.get(target, {}).get(kind, {})
+            owners.pop(owner, None)
+            if not owners:
+                self.referrers.get(target, {}).pop(kind, None)
+                if not self.referrers.get(target):
+                    self.referrers.pop(target, None)
         if not key.startswith(NIC_PREFIX):
             return
         mac, entries = self._nic_entries(key, self.docs[key])
@@ -186,6 +246,16 @@ def walk(path: ResourcePath, doc: Document) -> Iterator[tuple[ResourcePath, Docu
 def path_of_key(key: str) -> ResourcePath:
     """The path of a top-level key such as ``/virtualnetworks/contoso`` (casing lost)."""
     return parse_path(key)
+
+
+def same_but_state(old: Document, new: Document) -> bool:
+    """The two versions differ at most in their provisioningState."""
+
+    def rest(doc: Document) -> Document:
+        props = doc.get("properties", {})
+        return {**doc, "properties": {k: v for k, v in props.items() if k != "provisioningState"}}
+
+    return rest(old) == rest(new)
 
 
 def strip_etag(doc: Document) -> dict[str, Any]:

@@ -20,12 +20,13 @@ from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.nic_rules import check_customer_address, check_network_interface
 from openhnv.controller.northbound.paths import (
     ResourcePath,
+    check_resource_id,
     child_collections,
     parse_path,
     parse_ref,
 )
 from openhnv.controller.northbound.references import references
-from openhnv.controller.northbound.state import State, children, find_child, walk
+from openhnv.controller.northbound.state import REFERRERS, State, children, find_child, walk
 from openhnv.controller.northbound.store import Document
 
 __all__ = ["Admission", "admit", "check_customer_address", "check_dangling", "overlapping"]
@@ -47,49 +48,48 @@ def check_references(admission: Admission) -> None:
 
 def check_dangling(state: State, path: ResourcePath, old: Document, new: Document | None) -> None:
     """A change must not remove anything another resource still refers to (409)."""
-    removed = {p.key for p, _ in walk(path, old)}
+    removed = {p.key: p for p, _ in walk(path, old)}
     if new is not None:
-        removed -= {p.key for p, _ in walk(path, new)}
-    if not removed:
-        return
-    for collection in ("virtualNetworks", "servers", "networkInterfaces"):
-        for owner_path, doc in state.all(collection):
-            if owner_path.key == path.key:
-                continue
-            for reference in references(owner_path, doc):
-                try:
-                    target = parse_path(str(reference.ref)).key
-                except Exception:
+        for kept, _ in walk(path, new):
+            removed.pop(kept.key, None)
+    order = {kind: i for i, kind in enumerate(REFERRERS)}
+    for key, target in removed.items():
+        found = state.referrers.get(key, {})
+        for kind in sorted(found, key=lambda k: (order.get(k[0], len(order)), k)):
+            for owner, field in sorted(found[kind].items(), key=lambda o: o[0].casefold()):
+                if parse_path(owner).top.key == path.key:
                     continue
-                if target in removed:
-                    raise conflict(
-                        "",
-                        f"{parse_path(str(reference.ref)).ref} is still referenced by "
-                        f"{reference.owner.ref} ({reference.field})",
-                        "ResourceInUse",
-                    )
+                raise conflict(
+                    "",
+                    f"{target.ref} is still referenced by {owner} ({field})",
+                    "ResourceInUse",
+                )
 
 
 def admit(admission: Admission) -> None:
     """Check ``admission.new`` and fill in allocated values; ApiError when refused."""
+    _check_children(admission.path, admission.new)
     check_references(admission)
-    _duplicate_children(admission.path, admission.new)
     check = _CHECKS.get(admission.path.collections[0])
     if check is not None:
         check(admission)
 
 
-def _duplicate_children(path: ResourcePath, doc: Document, where: str = "properties") -> None:
+def _check_children(path: ResourcePath, doc: Document, where: str = "properties") -> None:
+    """Every child's resourceId is a name (no '/', no control character) that appears
+    once among its siblings, whatever the case; checked before anything is stored."""
     for collection in child_collections(path.kind):
         seen: dict[str, int] = {}
         for i, child in enumerate(children(doc, collection)):
-            folded = str(child["resourceId"]).casefold()
+            resource_id = str(child["resourceId"])
             field_name = f"{where}.{collection}[{i}].resourceId"
+            check_resource_id(resource_id, field_name)
+            folded = resource_id.casefold()
             if folded in seen:
-                raise bad_request(field_name, f"{child['resourceId']!r} appears twice")
+                raise bad_request(field_name, f"{resource_id!r} appears twice")
             seen[folded] = i
-            child_path = path.child(collection, str(child["resourceId"]))
-            _duplicate_children(child_path, child, f"{where}.{collection}[{i}].properties")
+            child_path = path.child(collection, resource_id)
+            _check_children(child_path, child, f"{where}.{collection}[{i}].properties")
 
 
 def _logical_network(adm: Admission) -> None:
