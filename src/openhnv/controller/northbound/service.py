@@ -357,7 +357,10 @@ class ControllerService:
                         puts[key] = new
                         expect[key] = self._follower.mod_revision(key)
                 base = self._follower.applied
-            if not current and not all(results):
+            # A "yes" that writes nothing was only checked against this replica's copy:
+            # confirm it on the store's state too, as a "no" is.
+            unconfirmed = len(puts) < sum(results)
+            if not current and (unconfirmed or not all(results)):
                 self.sync()
                 current = True
                 continue
