@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openhnv.controller.errors import not_found
+from openhnv.controller.northbound.gateway_render import gateway_read_only
 from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.paths import ResourcePath, child_collections, parse_path
-from openhnv.controller.northbound.references import references
+from openhnv.controller.northbound.references import REFERRERS, references
 from openhnv.controller.northbound.state import State, children, copy_document, find_child
 from openhnv.controller.northbound.store import Document
 
@@ -40,6 +41,8 @@ BACK_REFERENCES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
         "subnets": ("virtualNetworks", "subnets"),
     },
     ("servers",): {"virtualNetworkInterfaces": ("networkInterfaces",)},
+    ("gatewayPools",): {"gateways": ("gateways",), "virtualGateways": ("virtualGateways",)},
+    ("gateways",): {"virtualGateways": ("virtualGateways",)},
 }
 
 
@@ -52,7 +55,7 @@ class BackReferences:
     @classmethod
     def build(cls, state: State) -> BackReferences:
         found: dict[str, dict[tuple[str, ...], list[str]]] = defaultdict(lambda: defaultdict(list))
-        for collection in ("virtualNetworks", "servers", "networkInterfaces"):
+        for collection in REFERRERS:
             for path, doc in state.all(collection):
                 for reference in references(path, doc):
                     try:
@@ -179,6 +182,8 @@ class Renderer:
             props.pop("value", None)  # secrets are write-only
         elif kind == ("virtualNetworkManager",):
             props["distributedRouterMacAddress"] = DISTRIBUTED_ROUTER_MAC
+        else:
+            gateway_read_only(self.state, path, props)
 
     def _provider_address(self, pa: dict[str, Any]) -> dict[str, Any]:
         subnet_path = parse_path(pa["logicalSubnet"]["resourceRef"])

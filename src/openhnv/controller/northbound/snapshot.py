@@ -20,6 +20,10 @@ SNAPSHOT_COLLECTIONS: tuple[str, ...] = (
     "virtualNetworks",
     "networkInterfaces",
     "virtualNetworkManager",
+    "publicIPAddresses",
+    "gatewayPools",
+    "gateways",
+    "virtualGateways",
 )
 
 
