@@ -6,7 +6,7 @@
   (openhnv);
 - ``virtualGateways/{vg}.compartment.server``: the host the compartment lives on;
 - ``networkConnections``: ``sourceIPAddress`` (the public address a tunnel or NAT uses),
-  and never the write-only ``sharedSecret``.
+  and never the write-only ``sharedSecret`` (but in the compiler's input, ``secrets``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from openhnv.controller.northbound.public_ips import users
 from openhnv.controller.northbound.state import State
 
 
-def gateway_read_only(state: State, path: ResourcePath, props: dict[str, Any]) -> None:
+def gateway_read_only(
+    state: State, path: ResourcePath, props: dict[str, Any], *, secrets: bool = False
+) -> None:
     kind = path.kind
     if kind == ("publicIPAddresses",):
         found = sorted(users(state, path), key=lambda u: u[0].ref.casefold())
@@ -37,7 +39,7 @@ def gateway_read_only(state: State, path: ResourcePath, props: dict[str, Any]) -
             props[COMPARTMENT] = {**compartment, **({"server": server} if server else {})}
     elif kind == ("virtualGateways", "networkConnections"):
         ipsec = props.get("ipSecConfiguration")
-        if isinstance(ipsec, dict) and "sharedSecret" in ipsec:
+        if isinstance(ipsec, dict) and "sharedSecret" in ipsec and not secrets:
             props["ipSecConfiguration"] = {k: v for k, v in ipsec.items() if k != "sharedSecret"}
         pip_ref = (props.get("publicIPAddress") or {}).get("resourceRef")
         pip = state.resolve(parse_path(pip_ref)) if isinstance(pip_ref, str) else None

@@ -76,8 +76,9 @@ def _ip_count(start: str, end: str) -> int:
 class Renderer:
     """Renders documents from one state; back-references are computed once, lazily."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, *, secrets: bool = False) -> None:
         self.state = state
+        self.secrets = secrets  # keep write-only secrets hosts need (the compiler's input)
         self._back: BackReferences | None = None
         self._pa_addresses: set[int] | None = None
         self._nic_macs: list[int] | None = None
@@ -183,7 +184,7 @@ class Renderer:
         elif kind == ("virtualNetworkManager",):
             props["distributedRouterMacAddress"] = DISTRIBUTED_ROUTER_MAC
         else:
-            gateway_read_only(self.state, path, props)
+            gateway_read_only(self.state, path, props, secrets=self.secrets)
 
     def _provider_address(self, pa: dict[str, Any]) -> dict[str, Any]:
         subnet_path = parse_path(pa["logicalSubnet"]["resourceRef"])

@@ -2,7 +2,8 @@
 
 ``snapshot(store)`` is the compiler's input (docs/architecture.md, "Compiler input"):
 collection name -> list of full GET documents, children inline, allocated and read-only
-values included, sorted by resource id.
+values included, sorted by resource id; unlike a GET, with the write-only secrets the
+hosts need (a gateway connection's pre-shared key).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ SNAPSHOT_COLLECTIONS: tuple[str, ...] = (
 
 def render_all(state: State) -> dict[str, list[Document]]:
     """Every collection of ``state`` rendered as GET documents."""
-    renderer = Renderer(state)
+    renderer = Renderer(state, secrets=True)
     return {
         name: [renderer.resource(path) for path, _ in state.all(name)]
         for name in SNAPSHOT_COLLECTIONS
