@@ -29,6 +29,10 @@ DPD_DELAY_SECONDS = 5
 CERTIFICATES = "Certificates"
 LOCAL_CERT, LOCAL_KEY, PEER_CA = "local.pem", "local.pem", "peer-ca.pem"
 PEM_KEY_MARKER = "-----BEGIN"
+# How charon sees its files: the compartment's ipsec directory bound on /mnt and its run
+# directory on /run, in charon's own mount namespace (``daemons.start_charon``).
+INSIDE_RUN_DIR = Path("/run")
+INSIDE_LOG = Path("/mnt/charon.log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,10 @@ def connection_conf(spec: ConnectionSpec, local_ts: Sequence[str]) -> tuple[str,
 
 
 def ipsec_files(
-    connections: Sequence[ConnectionSpec], local_ts: Sequence[str], run_dir: Path, log_file: Path
+    connections: Sequence[ConnectionSpec],
+    local_ts: Sequence[str],
+    run_dir: Path = INSIDE_RUN_DIR,
+    log_file: Path = INSIDE_LOG,
 ) -> IpsecFiles | None:
     """charon's files for a compartment's IPSec connections (None: it has none)."""
     if not connections:

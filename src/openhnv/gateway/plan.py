@@ -28,7 +28,6 @@ import ipaddress
 import json
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from openhnv.gateway.ipsec import IpsecFiles, ipsec_files
 from openhnv.gateway.nft import Firewall, NatLeg, ruleset
@@ -106,8 +105,8 @@ class Layout:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def layout(spec: CompartmentSpec, prefix: str, ipsec_dir: Path) -> Layout:
-    """The compartment for ``spec``; ``ipsec_dir`` is where its charon keeps its files."""
+def layout(spec: CompartmentSpec, prefix: str) -> Layout:
+    """The compartment for ``spec``, its namespace named with ``prefix``."""
     short = short_id(spec.name)
     legs: dict[tuple[str, int], LegPlan] = {}
     routes: list[Route] = [
@@ -137,12 +136,7 @@ def layout(spec: CompartmentSpec, prefix: str, ipsec_dir: Path) -> Layout:
         legs=tuple(legs.values()),
         routes=tuple(routes),
         ruleset=ruleset(_firewall(spec, leg_of)),
-        ipsec=ipsec_files(
-            tunnels,
-            [str(n) for n in spec.address_space],
-            ipsec_dir / "run",
-            ipsec_dir / "charon.log",
-        ),
+        ipsec=ipsec_files(tunnels, [str(n) for n in spec.address_space]),
     )
 
 

@@ -5,7 +5,7 @@ relay does what a switch's access port does: frames from the trunk tagged with t
 VLAN lose the tag and go to the access link; frames from the access link get the tag
 and go to the trunk; anything else is dropped. Several relays may share one trunk
 (each takes its own VLAN). The lab's router port on a VLAN PA subnet
-(``openhnv.lab.vlanport``) and a gateway compartment's VLAN leg use it.
+(the lab's vlanport) and a gateway compartment's VLAN leg use it.
 
 ``python -m openhnv.vswitch.accessport --trunk IF --access IF --vlan N --pidfile P``
 runs one in the current namespace; it writes the pidfile once both sockets are open and
