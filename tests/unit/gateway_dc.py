@@ -17,6 +17,11 @@ Body = dict[str, Any]
 VNETS = ("Contoso", "Fabrikam")
 
 
+def col(row: Any, column: str) -> Any:
+    """A column of a compiled row (rows hold a union of OVSDB value types)."""
+    return row[column]
+
+
 def ref(path: str) -> dict[str, str]:
     return {"resourceRef": path}
 

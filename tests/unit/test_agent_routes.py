@@ -36,7 +36,7 @@ def rows(static_routes: dict[str, str], *, gateway_port: bool = False) -> dict[s
         "tunnel_key": 5009,
         "other_config": {"address_prefix": "10.1.9.0/24"},
     }
-    vm_port = {
+    vm_port: dict[str, Any] = {
         "name": "vm-port",
         "vlan_bindings": {0: Ref("Logical_Switch", "5001")},
         "other_config": {"mac_address": VM_MAC, "ip_addresses": VM_IP},

@@ -4,6 +4,7 @@ and a host accepts traffic from outside the VNet only from that gateway's PA."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 import pytest
 from vfp_frames import (
@@ -68,7 +69,7 @@ def gateway_world(*routes: tuple[str, str]) -> tuple[VfpEngine, VfpEngine]:
     return a, b
 
 
-def only(emits: list[object]) -> object:
+def only(emits: Sequence[object]) -> object:
     assert len(emits) == 1, emits
     return emits[0]
 
