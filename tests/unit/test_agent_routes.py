@@ -143,7 +143,8 @@ def test_the_engine_sends_off_vnet_traffic_to_the_gateways_pa() -> None:
         rule = Rule("all", 100, conditions(), Allow())
         engine.programming.apply(c.AddRules("vm-port", "ACL_NIC", group, (rule,)))
     sent = engine.process("vm-port", to_internet(), 0.0)
-    assert len(sent) == 1 and isinstance(sent[0], Transmit)
+    assert len(sent) == 1
+    assert isinstance(sent[0], Transmit)
     assert sent[0].provider_address == GW_PA
     engine.programming.apply(c.RemoveRoutes(RDID))
     assert engine.process("vm-port", to_internet(), 0.0) == [Drop("vm-port", "no_mapping")]

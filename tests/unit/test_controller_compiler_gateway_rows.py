@@ -33,13 +33,15 @@ def test_the_gateway_host_gets_one_row_per_compartment_and_connection() -> None:
     assert nat["addresses"] == frozenset({"203.0.113.10/24"})
     assert dc.col(nat, "network")["interface"] == "pnic2"
     l3 = gw["Gateway_Connection"]["Fabrikam-gw/physnet"]
-    assert dc.col(l3, "network")["vlan"] == "20" and l3["peers"] == frozenset({"172.16.20.1"})
+    assert dc.col(l3, "network")["vlan"] == "20"
+    assert l3["peers"] == frozenset({"172.16.20.1"})
 
 
 def test_other_hosts_get_no_gateway_rows_but_the_routes_and_the_compartments_mapping() -> None:
     compiled = hosts()
     host1 = compiled["host1"]
-    assert host1["Gateway_Compartment"] == {} and host1["Gateway_Connection"] == {}
+    assert host1["Gateway_Compartment"] == {}
+    assert host1["Gateway_Connection"] == {}
     router = host1["Logical_Router"]["Contoso"]
     assert router["static_routes"] == {"0.0.0.0/0": "10.1.254.2", "192.168.100.0/24": "10.1.254.2"}
     gw_pa = dc.col(compiled["gw1"]["Physical_Switch"]["gw1"], "tunnel_ips")

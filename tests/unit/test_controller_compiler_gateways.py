@@ -22,7 +22,8 @@ def test_each_virtual_gateway_is_a_compartment_on_its_gateway_host() -> None:
     assert idx.gateways.hosts == frozenset({"gw1"})
     assert [c.kind for c in contoso.connections] == ["Nat", "IPSec"]
     ipsec = contoso.connections[1]
-    assert ipsec.leg.interface == "pnic2" and ipsec.peers == ("203.0.113.50",)
+    assert ipsec.leg.interface == "pnic2"
+    assert ipsec.peers == ("203.0.113.50",)
     assert ipsec.options["sharedSecret"] == "s3cret-psk"  # the compiler sees the secret
     l3 = fabrikam.connections[1]
     assert (l3.leg.interface, l3.leg.vlan, l3.addresses) == ("pnic3", 20, ("172.16.20.2/24",))

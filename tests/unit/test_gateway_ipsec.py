@@ -26,14 +26,16 @@ def tunnel(**options: str) -> ConnectionSpec:
 
 def test_charon_uses_kernel_libipsec_and_a_private_vici_socket() -> None:
     text = strongswan_conf(Path("/run"), Path("/mnt/charon.log"))
-    assert "kernel-libipsec" in text and "unix:///run/charon.vici" in text
+    assert "kernel-libipsec" in text
+    assert "unix:///run/charon.vici" in text
 
 
 def test_a_psk_tunnel_between_the_vnet_and_the_remote_prefixes() -> None:
     files = ipsec_files([tunnel(authenticationMethod="PSK", sharedSecret='a"b')], ["10.1.0.0/16"])
     assert files is not None
     conf = files.swanctl_conf
-    assert "local_ts = 10.1.0.0/16" in conf and "remote_ts = 192.168.100.0/24" in conf
+    assert "local_ts = 10.1.0.0/16" in conf
+    assert "remote_ts = 192.168.100.0/24" in conf
     assert "proposals = aes256-sha256-modp2048" in conf
     assert "esp_proposals = aes256-sha256" in conf
     assert 'secret = "a\\"b"' in conf
@@ -58,5 +60,6 @@ def test_certificates_land_in_swanctls_directories() -> None:
     assert files is not None
     assert files.credentials["x509/local.pem"].startswith("-----BEGIN CERTIFICATE")
     assert files.credentials["private/local.pem"].startswith("-----BEGIN PRIVATE KEY")
-    assert "auth = pubkey" in files.swanctl_conf and "id = site.example" in files.swanctl_conf
+    assert "auth = pubkey" in files.swanctl_conf
+    assert "id = site.example" in files.swanctl_conf
     assert split_pem(pem + key) == (pem, key)

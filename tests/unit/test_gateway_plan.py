@@ -79,7 +79,8 @@ def test_connections_on_one_network_share_a_leg_and_a_vlan_leg_is_relayed() -> N
     assert ("default", "203.0.113.1", "ext0") in routes  # Nat: default route out
     assert ("172.16.40.0/24", "172.16.20.1", "ext1") in routes  # L3: through the peer
     assert not any(r.prefix == "192.168.100.0/24" for r in lay.routes)  # IPSec: charon's
-    assert lay.ipsec is not None and "remote_addrs = 203.0.113.50" in lay.ipsec.swanctl_conf
+    assert lay.ipsec is not None
+    assert "remote_addrs = 203.0.113.50" in lay.ipsec.swanctl_conf
 
 
 def test_the_digest_of_a_part_changes_only_with_that_part() -> None:
@@ -96,5 +97,7 @@ def test_the_digest_of_a_part_changes_only_with_that_part() -> None:
 def test_long_names_stay_bounded_and_distinct() -> None:
     a = namespace_of("hnv-lab-cmp-gw1-", "x" * 80 + "a")
     b = namespace_of("hnv-lab-cmp-gw1-", "x" * 80 + "b")
-    assert len(a) <= 64 and len(b) <= 64 and a != b
+    assert len(a) <= 64
+    assert len(b) <= 64
+    assert a != b
     assert namespace_of("hnv-p-", "Weird/Name 1") == "hnv-p-weird-name-1"

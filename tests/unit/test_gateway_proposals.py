@@ -43,5 +43,8 @@ def test_what_the_plugins_here_cannot_run_is_refused(
     main: dict[str, str], quick: dict[str, str], named: str
 ) -> None:
     with pytest.raises(GatewayError, match=f"{named} is not supported"):
-        ike_proposal(main)
-        esp_proposal(quick, main)
+        proposals(main, quick)
+
+
+def proposals(main: dict[str, str], quick: dict[str, str]) -> tuple[str, str]:
+    return ike_proposal(main), esp_proposal(quick, main)

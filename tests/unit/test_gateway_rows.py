@@ -50,7 +50,8 @@ def test_a_compartment_with_its_connection() -> None:
     assert spec.router == ipaddress.ip_address("10.1.254.1")
     (nat,) = spec.connections
     assert nat.short_name == "internet"
-    assert nat.leg.interface == "pnic2" and nat.leg.vlan == 0
+    assert nat.leg.interface == "pnic2"
+    assert nat.leg.vlan == 0
     assert nat.port_mappings[0].backend == ipaddress.ip_address("10.1.1.11")
 
 
@@ -63,7 +64,8 @@ def test_a_bad_connection_is_a_problem_and_the_compartment_stays() -> None:
     ):
         specs, problems = read_compartments(rows(**bad))
         assert specs["vg"].connections == ()
-        assert len(problems) == 1 and reason in problems[0].reason
+        assert len(problems) == 1
+        assert reason in problems[0].reason
 
 
 def test_a_connection_without_its_compartment_is_a_problem() -> None:

@@ -120,7 +120,8 @@ def test_off_vnet_traffic_goes_encapsulated_to_the_gateway_port() -> None:
     assert inner[22] == 63  # routed: TTL decremented
     assert decapsulate(tx.frame).vsid == GW[3]  # in the gateway subnet's VSID
     delivered = only(b.process(UPLINK, tx.frame, 0.0))
-    assert isinstance(delivered, Deliver) and delivered.port == "gw"
+    assert isinstance(delivered, Deliver)
+    assert delivered.port == "gw"
 
 
 def test_without_a_route_off_vnet_traffic_is_dropped_as_no_mapping() -> None:
@@ -151,9 +152,11 @@ def test_the_gateway_port_may_send_from_outside_addresses_routed_to_it() -> None
     a, b = gateway_world(("0.0.0.0/0", GW[2]))
     only(a.process("vm1", to_outside(), 0.0))  # VM1's flow opens the connection on A
     tx = only(b.process("gw", from_outside(), 0.0))
-    assert isinstance(tx, Transmit) and tx.provider_address == PA_A
+    assert isinstance(tx, Transmit)
+    assert tx.provider_address == PA_A
     delivered = only(a.process(UPLINK, tx.frame, 0.0))
-    assert isinstance(delivered, Deliver) and delivered.port == "vm1"
+    assert isinstance(delivered, Deliver)
+    assert delivered.port == "vm1"
 
 
 def test_the_gateway_port_may_not_send_from_a_vnet_address_nor_another_port_from_outside() -> None:

@@ -371,12 +371,21 @@ def changes(old: Plan, new: Plan) -> list[Unit]:
     for at, m in new.mappings.items():
         if old.mappings.get(at) != m:
             units.append(mapping_unit(m, (c.AddMapping(m),)))
-    for rdid in old.routes:
-        if rdid not in new.routes:
-            units.append(Unit(ROUTES_TABLE, rdid, (c.RemoveRoutes(rdid, missing_ok=True),)))
-    for rdid, table in new.routes.items():
-        if old.routes.get(rdid) != table:
-            units.append(Unit(ROUTES_TABLE, rdid, (c.SetRoutes(table),)))
+    return units + route_units(old, new)
+
+
+def route_units(old: Plan, new: Plan) -> list[Unit]:
+    """One unit per routing domain whose customer routes came, changed or went."""
+    units = [
+        Unit(ROUTES_TABLE, rdid, (c.RemoveRoutes(rdid, missing_ok=True),))
+        for rdid in old.routes
+        if rdid not in new.routes
+    ]
+    units += [
+        Unit(ROUTES_TABLE, rdid, (c.SetRoutes(table),))
+        for rdid, table in new.routes.items()
+        if old.routes.get(rdid) != table
+    ]
     return units
 
 
