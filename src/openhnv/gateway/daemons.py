@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,9 @@ from openhnv.gateway.errors import GatewayError
 from openhnv.gateway.ipsec import INSIDE_LOG, IpsecFiles
 
 CHARON_BINARY = "/usr/lib/ipsec/charon"
+SWANCTL = "swanctl"
+LIBIPSEC_PLUGIN = "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so"  # ESP in userspace
+STRONGSWAN_PACKAGES = "strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"
 CHARON_NAME = "openhnv-charon"
 INSIDE_DIR = str(INSIDE_LOG.parent)  # where charon sees the ipsec directory
 RUN_DIR = "run"
@@ -103,8 +107,23 @@ def charon_pidfile(ipsec_dir: Path) -> Path:
     return ipsec_dir / RUN_DIR / PIDFILE
 
 
-def start_charon(namespace: str, ipsec_dir: Path, files: IpsecFiles) -> int:
-    """Write the files, start charon in ``namespace`` and load the connections."""
+def check_strongswan(binary: str = CHARON_BINARY, swanctl: str = SWANCTL) -> None:
+    """``GatewayError`` naming what is missing when strongSwan cannot run here."""
+    missing = [] if os.access(binary, os.X_OK) else [binary]
+    missing += [] if shutil.which(swanctl) else [swanctl]
+    missing += [] if os.path.exists(LIBIPSEC_PLUGIN) else [LIBIPSEC_PLUGIN]
+    if missing:
+        raise GatewayError(
+            f"strongSwan is not installed: {' and '.join(missing)} not found "
+            f"(Debian packages {STRONGSWAN_PACKAGES}; `make deps` installs them)"
+        )
+
+
+def start_charon(
+    namespace: str, ipsec_dir: Path, files: IpsecFiles, binary: str = CHARON_BINARY
+) -> int:
+    """Write the files, start charon (``binary``) in ``namespace``, load the connections."""
+    check_strongswan(binary)
     stop(charon_pidfile(ipsec_dir))
     run_dir = ipsec_dir / RUN_DIR
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +134,7 @@ def start_charon(namespace: str, ipsec_dir: Path, files: IpsecFiles) -> int:
         _write(ipsec_dir / "swanctl" / relative, text)
     script = (
         f"mount --bind {ipsec_dir} {INSIDE_DIR} && mount --bind {INSIDE_DIR}/{RUN_DIR} /run "
-        f"&& exec -a {CHARON_NAME} {CHARON_BINARY}"
+        f"&& exec -a {CHARON_NAME} {binary}"
     )
     env = {**os.environ, "STRONGSWAN_CONF": f"{INSIDE_DIR}/strongswan.conf"}
     with open(ipsec_dir / "charon.out", "ab") as out:
@@ -142,7 +161,7 @@ def load_connections(ipsec_dir: Path) -> str:
         "STRONGSWAN_CONF": str(ipsec_dir / "strongswan.conf"),
         "SWANCTL_DIR": str(ipsec_dir / "swanctl"),
     }
-    argv = ["swanctl", "--load-all", "--noprompt", "--uri", f"unix://{ipsec_dir / RUN_DIR / VICI}"]
+    argv = [SWANCTL, "--load-all", "--noprompt", "--uri", f"unix://{ipsec_dir / RUN_DIR / VICI}"]
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, env=env, timeout=30, check=False
@@ -157,7 +176,7 @@ def load_connections(ipsec_dir: Path) -> str:
 def security_associations(ipsec_dir: Path) -> str:
     """``swanctl --list-sas`` of the compartment's charon (empty when it is down)."""
     env = {**os.environ, "STRONGSWAN_CONF": str(ipsec_dir / "strongswan.conf")}
-    argv = ["swanctl", "--list-sas", "--uri", f"unix://{ipsec_dir / RUN_DIR / VICI}"]
+    argv = [SWANCTL, "--list-sas", "--uri", f"unix://{ipsec_dir / RUN_DIR / VICI}"]
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, env=env, timeout=10, check=False

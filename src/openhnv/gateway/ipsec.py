@@ -92,8 +92,11 @@ def _modes(options: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     return main, quick
 
 
-def connection_conf(spec: ConnectionSpec, local_ts: Sequence[str]) -> tuple[str, str]:
-    """(the connection's ``connections`` entry, its ``secrets`` entry) of swanctl.conf."""
+def connection_conf(
+    spec: ConnectionSpec, local_ts: Sequence[str], *, responder: bool = False
+) -> tuple[str, str]:
+    """(the connection's ``connections`` entry, its ``secrets`` entry) of swanctl.conf;
+    a ``responder`` waits for the peer (a remote site) instead of starting the tunnel."""
     name = spec.short_name
     local = str(spec.addresses[0].ip)
     remote = str(spec.peers[0])
@@ -133,9 +136,9 @@ def connection_conf(spec: ConnectionSpec, local_ts: Sequence[str]) -> tuple[str,
         remote_ts = {remote_ts}
         esp_proposals = {esp_proposal(quick, main)}
         rekey_time = {_lifetime(quick, "saLifeTimeSeconds", 3600)}s
-        start_action = start
-        dpd_action = restart
-        close_action = start
+        start_action = {"none" if responder else "start"}
+        dpd_action = {"clear" if responder else "restart"}
+        close_action = {"none" if responder else "start"}
       }}
     }}
   }}
@@ -148,6 +151,8 @@ def ipsec_files(
     local_ts: Sequence[str],
     run_dir: Path = INSIDE_RUN_DIR,
     log_file: Path = INSIDE_LOG,
+    *,
+    responder: bool = False,
 ) -> IpsecFiles | None:
     """charon's files for a compartment's IPSec connections (None: it has none)."""
     if not connections:
@@ -156,7 +161,7 @@ def ipsec_files(
     secrets: list[str] = []
     credentials: dict[str, str] = {}
     for spec in connections:
-        conf, secret = connection_conf(spec, local_ts)
+        conf, secret = connection_conf(spec, local_ts, responder=responder)
         entries.append(conf)
         if secret:
             secrets.append(secret)
