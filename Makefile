@@ -4,6 +4,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping procps \
 	clang libbpf-dev libbpf1 bpftool
+# The gateway role: strongSwan (charon with kernel-libipsec, swanctl), nftables, conntrack.
+# strongswan-charon pulls in strongswan-starter, whose service must not start in the root
+# namespace: installed like openvswitch-switch below, with service starts forbidden.
+GATEWAY_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins nftables conntrack
 TIERS := tests/unit tests/functional tests/integration
 # The kernel fast path (openhnv.vswitch.fastpath): each attach point's C file compiled
 # alone, then linked into the one object the Python loader opens.
@@ -13,9 +17,9 @@ BPF_BUILD := build/bpf
 BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: deps apt-deps etcd-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke demo clean
+.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke demo clean
 
-deps: apt-deps etcd-deps bpf py-deps
+deps: apt-deps etcd-deps gateway-deps bpf py-deps
 
 apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
@@ -51,6 +55,18 @@ ovs-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends openvswitch-switch; rc=$$?; \
 	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; }
+
+gateway-deps:
+	@missing=$$(for p in $(GATEWAY_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	    | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages (no services started): $$missing"; guard=; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
+	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; \
+	fi
 
 bpf: $(BPF_OBJECT)
 

@@ -26,7 +26,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # ``hnv host <query>``: the operator command instead of the daemon
-HOST_QUERIES = ("pa-ca-mapping", "provider-addresses", "status", "problems")
+HOST_QUERIES = (
+    "pa-ca-mapping",
+    "provider-addresses",
+    "status",
+    "problems",
+    "customer-routes",
+    "compartments",
+)
 HOST_QUERY_MODULE = "openhnv.inspect.host_cmd"
 
 USAGE = "usage: hnv [--version] <command> [args...]"

@@ -278,6 +278,8 @@ def test_figure8_host1_gets_exactly_these_rows() -> None:
             ),
         },
         "FW_Rules": {**defaults(CONTOSO_SQL, "nic", space), **defaults(FABRIKAM_SQL, "nic", space)},
+        "Gateway_Compartment": {},  # not a gateway host
+        "Gateway_Connection": {},
     }
     assert compile_host(figure8(), "host1") == expected
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import gateway_dc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,3 +46,35 @@ def test_overlapping_is_symmetric(
     nb = ipaddress.ip_network(f"{b}/{lb}", strict=False)
     assert (overlapping([("a", na)], nb) is None) == (overlapping([("b", nb)], na) is None)
     assert (overlapping([("a", na)], nb) is not None) == na.overlaps(nb)
+
+
+# -- a NIC behind a hardware VTEP (openhnv's vtepAddress) --------------------------------
+def tor_nic(
+    vtep: str = "192.168.1.200", address: str = "10.1.1.51", **changes: object
+) -> gateway_dc.Body:
+    body = gateway_dc.vm_nic("Contoso", address)
+    props = body["properties"]
+    del props["server"]
+    props.update(privateMacAddress="02AA00000051", vtepAddress=vtep)
+    props.update(changes)
+    return body
+
+
+def test_a_nic_behind_a_vtep_has_a_provider_address_a_static_mac_and_no_server() -> None:
+    service = gateway_dc.datacenter()
+    good = tor_nic(address="10.1.1.50", privateMacAddress="02AA00000050")
+    _, doc = service.put("/networkInterfaces/tor-server", good)
+    assert doc["properties"]["vtepAddress"] == "192.168.1.200"
+    for body, words in (
+        (tor_nic("10.9.9.9"), "no HNV provider subnet"),
+        (tor_nic(server={"resourceRef": "/servers/host1"}), "on no server"),
+        (tor_nic(privateMacAllocationMethod="Dynamic"), "own static MAC"),
+    ):
+        with pytest.raises(ApiError) as info:
+            service.put("/networkInterfaces/bad", body)
+        assert info.value.status == 400
+        assert words in info.value.message, info.value.message
+    pa = service.get("/servers/host1")["properties"]["providerAddresses"][0]["address"]
+    with pytest.raises(ApiError) as clash:
+        service.put("/networkInterfaces/bad", tor_nic(pa))
+    assert clash.value.status == 409

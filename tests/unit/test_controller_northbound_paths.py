@@ -25,7 +25,8 @@ def test_kinds_cover_every_child_uri() -> None:
     assert ("networkInterfaces", "ipConfigurations") in KINDS
     assert ("accessControlLists", "aclRules") in KINDS
     assert ("servers", "networkInterfaces") in KINDS
-    assert len(KINDS) == 14
+    assert ("virtualGateways", "networkConnections") in KINDS
+    assert len(KINDS) == 19
 
 
 @pytest.mark.parametrize(

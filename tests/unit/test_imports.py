@@ -50,6 +50,7 @@ LAYERS = [
     "vswitch",
     "ovsdb",
     "agent",
+    "gateway",
     "host",
     "inspect",
     "controller",

@@ -27,6 +27,7 @@ from openhnv.agent import arp
 from openhnv.agent.incremental import PlanState, TableKey, touched_rows
 from openhnv.agent.planner import (
     EMPTY_PLAN,
+    ROUTES_TABLE,
     Plan,
     Unit,
     changes,
@@ -473,6 +474,8 @@ def _still_wanted(new: Plan, key: tuple[str, str]) -> bool:
     table, name = key
     if table == PORT_TABLE:
         return name in new.ports
+    if table == ROUTES_TABLE:
+        return name in new.routes
     return any(
         f"{m.vsid}/{m.customer_mac}/{m.customer_address}" == name for m in new.mappings.values()
     )

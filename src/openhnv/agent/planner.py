@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from openhnv.agent.arp import ArpTable
+from openhnv.agent.routes import route_tables
 from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
@@ -39,6 +40,7 @@ from openhnv.vfp.policy import (
     Rule,
     conditions,
 )
+from openhnv.vfp.routes import RouteTable
 from openhnv.vfp.spaces import Encapsulation
 from openhnv.vfp.spaces import Mapping as CaMapping
 from openhnv.vswitch.driver import PaConfig
@@ -49,6 +51,7 @@ FAMILIES = (4, 6)
 ANY_NETWORK = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
 PROTO_ICMP, PROTO_ICMPV6 = 1, 58
 ROUTE_RULE, L2_RULE = "route", "l2"
+ROUTES_TABLE = "Logical_Router"  # route units are named by the RDID of the router's VNet
 _UPLINK_RE = re.compile(r"up[0-9]+")
 _PNIC_RE = re.compile(r"pnic([0-9]+)")
 
@@ -80,6 +83,7 @@ class Plan:
     provider_addresses: tuple[PaConfig, ...] = ()  # for HostSwitch.set_provider_addresses
     arp: ArpTable = field(default_factory=ArpTable)
     problems: tuple[Problem, ...] = ()
+    routes: Mapping[str, RouteTable] = field(default_factory=dict)  # RDID -> customer routes
 
 
 EMPTY_PLAN = Plan()
@@ -203,6 +207,7 @@ def plan(cat: Catalog) -> Plan:
         ports[name] = port_plan
         mac_owner[view.mac] = name
 
+    routes = route_tables(cat, problems)
     arp = ArpTable(
         router_mac=router_mac,
         customer_macs={(m.vsid, m.customer_address): m.customer_mac for m in mappings.values()},
@@ -212,7 +217,7 @@ def plan(cat: Catalog) -> Plan:
             if k in routed and s.gateway_ip is not None
         },
     )
-    return Plan(ports, mappings, tuple(pas), arp, tuple(problems))
+    return Plan(ports, mappings, tuple(pas), arp, tuple(problems), routes)
 
 
 def routing(cat: Catalog) -> tuple[str | None, set[str]]:
@@ -246,7 +251,9 @@ def bound_port_plan(
     mac = view.mac
     ips = set(view.ip_addresses) | set(local_ips)
     name = view.key
-    port = c.AddPort(name, mac, switch.vsid, switch.rdid, tuple(sorted(ips)), view.mac_spoofing)
+    port = c.AddPort(
+        name, mac, switch.vsid, switch.rdid, tuple(sorted(ips)), view.mac_spoofing, view.gateway
+    )
     layers: dict[str, LayerPlan] = {}
     by_layer: dict[str, list[FwRuleView]] = {}
     for rule in sorted(fw_rules, key=lambda r: r.key):
@@ -364,6 +371,21 @@ def changes(old: Plan, new: Plan) -> list[Unit]:
     for at, m in new.mappings.items():
         if old.mappings.get(at) != m:
             units.append(mapping_unit(m, (c.AddMapping(m),)))
+    return units + route_units(old, new)
+
+
+def route_units(old: Plan, new: Plan) -> list[Unit]:
+    """One unit per routing domain whose customer routes came, changed or went."""
+    units = [
+        Unit(ROUTES_TABLE, rdid, (c.RemoveRoutes(rdid, missing_ok=True),))
+        for rdid in old.routes
+        if rdid not in new.routes
+    ]
+    units += [
+        Unit(ROUTES_TABLE, rdid, (c.SetRoutes(table),))
+        for rdid, table in new.routes.items()
+        if old.routes.get(rdid) != table
+    ]
     return units
 
 
@@ -412,13 +434,16 @@ def without(programmed: Plan, failed: list[Unit]) -> Plan:
     """``programmed`` less what the ``failed`` units were to program (retried next time)."""
     ports = dict(programmed.ports)
     mappings = dict(programmed.mappings)
+    routes = dict(programmed.routes)
     for unit in failed:
         if unit.table == "Physical_Port":
             ports.pop(unit.key, None)
         for cmd in unit.commands:
             if isinstance(cmd, c.AddMapping):
                 mappings.pop((cmd.mapping.rdid, cmd.mapping.customer_address), None)
-    return replace(programmed, ports=ports, mappings=mappings)
+            elif isinstance(cmd, c.SetRoutes):
+                routes.pop(cmd.table.rdid, None)
+    return replace(programmed, ports=ports, mappings=mappings, routes=routes)
 
 
 # -- reading an engine back -------------------------------------------------------------
@@ -434,6 +459,7 @@ def plan_of_engine(engine: VfpEngine) -> Plan:
             p.rdid,
             tuple(sorted(str(a) for a in p.ip_addresses)),
             p.allow_mac_spoofing,
+            p.gateway,
         )
         layers: dict[str, LayerPlan] = {}
         for layer_name, layer in p.layers.items():
@@ -457,7 +483,8 @@ def plan_of_engine(engine: VfpEngine) -> Plan:
             layers[layer_name] = LayerPlan(add_layer, groups)
         ports[name] = PortPlan(add, layers)
     mappings = {(m.rdid, m.customer_address): m for m in state.mappings.all()}
-    return Plan(ports=ports, mappings=mappings)
+    routes = {table.rdid: table for table in state.routes.all()}
+    return Plan(ports=ports, mappings=mappings, routes=routes)
 
 
 def _direction(value: str) -> Direction:

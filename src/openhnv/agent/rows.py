@@ -85,6 +85,7 @@ class RouterView:
     enabled: bool
     switches: frozenset[str]  # keys of the bound Logical_Switches
     address_space: tuple[str, ...]
+    routes: tuple[tuple[str, str], ...] = ()  # static_routes: (prefix, next hop CA), sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class PortView:
     ip_addresses: tuple[str, ...]
     mac_spoofing: bool
     status: Mapping[str, str]
+    gateway: bool = False  # a gateway compartment's port (other_config:gateway)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,12 +338,20 @@ def _router(key: str, row: Row, cat: Catalog) -> None:
         bound.add(switch)
     enabled = row.get("enable_logical_router", False)
     space = str(_map(row, "other_config").get("address_space", ""))
+    routes: list[tuple[str, str]] = []
+    for prefix, hop in _map(row, "static_routes").items():
+        network = _prefix(prefix, "static_routes")
+        if str(network) != prefix:
+            raise RowError(f"static_routes key {prefix!r} has host bits set")
+        next_hop = _address(str(hop), f"static_routes[{prefix}]", network.version)
+        routes.append((prefix, next_hop))
     cat.routers[key] = RouterView(
         key=key,
         rdid=rdid,
         enabled=enabled is True,
         switches=frozenset(bound),
         address_space=tuple(str(_prefix(p, "address_space")) for p in space.split(",") if p),
+        routes=tuple(sorted(routes)),
     )
 
 
@@ -400,6 +410,7 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
         ip_addresses=ips,
         mac_spoofing=other.get("mac_spoofing") == TRUE,
         status=status,
+        gateway=other.get("gateway") == TRUE,
     )
 
 

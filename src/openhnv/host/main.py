@@ -2,8 +2,9 @@
 operator commands, apart from the daemon).
 
 ``hnv host --name NAME --state-dir DIR [--listen unix:PATH|tcp:IP:PORT|ssl:IP:PORT ...]
-[--pki DIR] [--driver none|linux]`` starts the ``HostProcess`` (ovsdb-server, vSwitch,
-host agent, control socket), prints ``ready`` once it serves, and stops everything on
+[--pki DIR] [--driver none|linux] [--role host|gateway]`` starts the ``HostProcess``
+(ovsdb-server, vSwitch, host agent, control socket; with the gateway role the tenants'
+compartments too), prints ``ready`` once it serves, and stops everything on
 SIGTERM or SIGINT. Errors at start are one line on stderr and exit status 1.
 """
 
@@ -19,7 +20,14 @@ from pathlib import Path
 from types import FrameType
 
 from openhnv.host.errors import HostError
-from openhnv.host.supervisor import DRIVERS, LOG_FILE, HostConfig, HostProcess
+from openhnv.host.supervisor import (
+    DRIVERS,
+    HOST_ROLE,
+    LOG_FILE,
+    ROLES,
+    HostConfig,
+    HostProcess,
+)
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import normalize_mac
 
@@ -66,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--null-port", action="append", default=[], metavar="PORT=MAC",
                         type=_null_port, help="with --driver none: report this VM port "
                         "(no frames flow; for tests and demos of the control plane)")  # fmt: skip
+    parser.add_argument(
+        "--role", choices=ROLES, default=HOST_ROLE,
+        help="gateway: also build each tenant's compartment (network namespace) for the "
+        "virtual gateways the controller places here",
+    )  # fmt: skip
+    parser.add_argument("--compartment-prefix", metavar="PREFIX",
+                        help="with --role gateway: namespace names of the compartments "
+                        "(default hnv-cmp-<name>-)")  # fmt: skip
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="host.log level",
@@ -134,5 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pki=args.pki,
         driver=args.driver,
         null_ports=tuple(args.null_port),
+        role=args.role,
+        compartment_prefix=args.compartment_prefix,
     )
+    if args.compartment_prefix is not None and not args.compartment_prefix.startswith("hnv-"):
+        print(f"{PROG}: --compartment-prefix must start with hnv-", file=sys.stderr)
+        return EXIT_USAGE
     return run(config, log_level=args.log_level)

@@ -295,8 +295,14 @@ def host_handlers(
     agent: AgentView,
     *,
     process_status: Callable[[], dict[str, Any]],
+    gateway_status: Callable[[], dict[str, Any]] | None = None,
 ) -> Mapping[str, Handler]:
     """The control ops of one host (module docstring lists them)."""
+
+    def compartments(_: Params) -> TableRow:
+        if gateway_status is None:
+            raise ControlError("this host does not run the gateway role (hnv host --role gateway)")
+        return gateway_status()
 
     def port_op(fn: Callable[[VfpEngine, str], Any]) -> Handler:
         return lambda p: switch.inspect(lambda e: fn(e, _required(p, "port")))
@@ -340,4 +346,20 @@ def host_handlers(
         "status": status,
         "problems": problems,
         "trace": lambda p: _trace(switch, p),
+        "customer-routes": lambda _: switch.inspect(customer_routes),
+        "compartments": compartments,
     }
+
+
+def customer_routes(engine: VfpEngine) -> list[TableRow]:
+    """The routes of every routing domain (Get-CustomerRoute): prefix -> next hop CA."""
+    rows: list[TableRow] = []
+    for table in engine.state.routes.all():
+        for prefix in table.connected:
+            rows.append({"rdid": table.rdid, "prefix": prefix, "next_hop": "", "type": "vnet"})
+        for route in table.routes:
+            rows.append(
+                {"rdid": table.rdid, "prefix": route.prefix, "next_hop": route.next_hop,
+                 "type": "static"}
+            )  # fmt: skip
+    return rows

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from openhnv.agent.agent import HostAgent
+from openhnv.gateway.errors import GatewayError
+from openhnv.gateway.manager import CompartmentManager
 from openhnv.host.control import ControlServer, socket_path
 from openhnv.host.errors import HostError
 from openhnv.host.queries import host_handlers
@@ -45,6 +47,8 @@ from openhnv.vswitch.switch import HostSwitch
 log = logging.getLogger(__name__)
 
 DRIVERS = ("none", "linux")
+HOST_ROLE, GATEWAY_ROLE = "host", "gateway"
+ROLES = (HOST_ROLE, GATEWAY_ROLE)
 LINUX_DRIVER_MODULE = "openhnv.vswitch.linux"
 OVSDB_SOCKET = "ovsdb.sock"
 PID_FILE = "host.pid"
@@ -64,6 +68,12 @@ class HostConfig:
     driver: str = "none"
     null_ports: tuple[tuple[str, str], ...] = ()  # (port, mac) the none driver reports
     agent_timeout: float = AGENT_START_TIMEOUT
+    role: str = HOST_ROLE  # "gateway": also build the tenants' compartments
+    compartment_prefix: str | None = None  # namespaces of compartments (default hnv-cmp-<name>-)
+
+    @property
+    def compartments(self) -> str:
+        return self.compartment_prefix or f"hnv-cmp-{self.name}-"
 
     @property
     def ovsdb_socket(self) -> Path:
@@ -165,6 +175,7 @@ class _Parts:
     supervisor: Supervisor | None = None
     switch: HostSwitch | None = None
     agent: HostAgent | None = None
+    gateway: CompartmentManager | None = None
     control: ControlServer | None = None
 
 
@@ -177,6 +188,8 @@ class HostProcess:
         if config.driver not in DRIVERS:
             known = ", ".join(DRIVERS)
             raise HostError(f"unknown driver {config.driver!r}: expected one of {known}")
+        if config.role not in ROLES:
+            raise HostError(f"unknown role {config.role!r}: expected one of {', '.join(ROLES)}")
         self.config = config
         self.state_dir = config.state_dir.resolve()
         self._driver_factory = driver_factory
@@ -261,8 +274,21 @@ class HostProcess:
         except (VSwitchError, OSError) as err:
             raise HostError(f"driver {cfg.driver} did not open: {err}") from None
         log.info("agent synced; switch started with driver %s", cfg.driver)
+        if cfg.role == GATEWAY_ROLE:
+            parts.gateway = CompartmentManager(self.remote, self.state_dir, cfg.compartments)
+            try:
+                parts.gateway.start(timeout=cfg.agent_timeout)
+            except (OvsdbError, GatewayError) as err:
+                raise HostError(f"gateway compartments did not start: {err}") from None
+            log.info("gateway role: compartments in namespaces %s*", cfg.compartments)
 
-        handlers = host_handlers(parts.switch, parts.agent, process_status=self.status)
+        gateway = parts.gateway
+        handlers = host_handlers(
+            parts.switch,
+            parts.agent,
+            process_status=self.status,
+            gateway_status=gateway.status if gateway is not None else None,
+        )
         parts.control = ControlServer(socket_path(self.state_dir), handlers)
         try:
             parts.control.start()
@@ -290,6 +316,7 @@ class HostProcess:
             "pid": os.getpid(),
             "state_dir": str(self.state_dir),
             "driver": self.config.driver,
+            "role": self.config.role,
             "uptime_s": round(time.time() - self.started_at, 1) if self.started_at else 0.0,
             "ovsdb_remote": self.remote,
             "listen": list(self.config.listen),
@@ -317,6 +344,7 @@ class HostProcess:
         parts, self._parts = self._parts, _Parts()
         steps: list[tuple[str, Callable[[], None] | None]] = [
             ("control socket", parts.control.stop if parts.control else None),
+            ("gateway", parts.gateway.stop if parts.gateway else None),
             ("agent", parts.agent.stop if parts.agent else None),
             ("switch", parts.switch.stop if parts.switch else None),
             ("ovsdb-server", parts.supervisor.stop if parts.supervisor else None),

@@ -1,6 +1,7 @@
 """``hnv host <query>``: ask a running host (``pa-ca-mapping``, ``provider-addresses``,
-``status``, ``problems``) through its control socket, as Get-PACAMapping and
-Get-ProviderAddress do on Windows; ``hnv`` sends every other ``hnv host`` to the daemon.
+``status``, ``problems``, ``customer-routes``, ``compartments``) through its control
+socket, as Get-PACAMapping, Get-ProviderAddress and Get-CustomerRoute do on Windows;
+``hnv`` sends every other ``hnv host`` to the daemon.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ PA_COLUMNS: tuple[Column, ...] = (
     ("subnet_mask", "Subnet Mask"), ("default_gateway", "Default Gateway"), ("vlan", "VLAN"),
     ("interface", "Interface"),
 )  # fmt: skip
+ROUTE_COLUMNS: tuple[Column, ...] = (
+    ("rdid", "RDID"), ("prefix", "Prefix"), ("next_hop", "Next Hop"), ("type", "Type"),
+)  # fmt: skip
 PROBLEM_COLUMNS: tuple[Column, ...] = (
     ("table", "Table"), ("key", "Key"), ("uuid", "UUID"), ("reason", "Reason"),
 )  # fmt: skip
@@ -36,6 +40,9 @@ QUERIES: dict[str, tuple[str, Callable[[Any], str]]] = {
     "status": ("the host process, ovsdb-server and agent state", render_fields),
     "problems": ("OVSDB rows the agent skipped, and why",
                  lambda rows: render_table(rows, PROBLEM_COLUMNS)),
+    "customer-routes": ("each routing domain's routes to its gateway (Get-CustomerRoute)",
+                        lambda rows: render_table(rows, ROUTE_COLUMNS)),
+    "compartments": ("a gateway host's tenant compartments, legs, daemons", render_fields),
 }  # fmt: skip
 
 

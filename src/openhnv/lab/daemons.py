@@ -18,11 +18,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import openhnv
-from openhnv.lab import builder
+from openhnv.lab import builder, netns
 from openhnv.lab.errors import LabError
 from openhnv.lab.etcd import EtcdCluster
 from openhnv.lab.resources import OVSDB_SOCKET, host_state_dir
@@ -204,14 +204,28 @@ def _printed_ready(log: Path) -> Callable[[], bool]:
 
 
 def start_host(
-    run_dir: Path, namespace: str, host: str, timeout: float = HOST_READY_SECONDS
+    run_dir: Path,
+    namespace: str,
+    host: str,
+    timeout: float = HOST_READY_SECONDS,
+    extra: Sequence[str] = (),
+    *,
+    shared_mounts: bool = False,
 ) -> int:
-    """Start ``hnv host --driver linux`` inside ``namespace``; returns its pid once ready."""
+    """Start ``hnv host --driver linux`` (and ``extra`` arguments, such as a gateway's
+    ``--role gateway``) inside ``namespace``; returns its pid once ready.
+
+    ``shared_mounts`` (a gateway host, which makes its compartments with ``ip netns
+    add``): enter only the network namespace, not ``ip netns exec``'s private mount
+    namespace, so that the compartments are seen from outside and after a restart."""
     state_dir = host_state_dir(run_dir, host)
     state_dir.mkdir(parents=True, exist_ok=True)
     name = host_daemon(host)
     argv = ["ip", "netns", "exec", namespace]
+    if shared_mounts:
+        argv = ["nsenter", f"--net={netns.NETNS_DIR}/{namespace}", "--"]
     argv += hnv_argv("host", "--name", host, "--driver", "linux", "--state-dir", str(state_dir))
+    argv += list(extra)
     process = spawn(run_dir, name, argv)
     log = logfile(run_dir, name)
     socket_path = state_dir / OVSDB_SOCKET

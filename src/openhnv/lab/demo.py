@@ -13,6 +13,12 @@ then NVGRE the demo brings the lab up through the REST API and checks:
   their own VNI/VSID (capture decoded with ``openhnv.packet``);
 - each host's PA-CA mapping table (``hnv host pa-ca-mapping``) holds the CAs.
 
+With ``--gateways`` it runs ``examples/gateways.yaml`` instead: Contoso and Fabrikam
+(same CAs) each reach the Internet's server through outbound NAT behind a public
+address of their own, Contoso its on-premises site over IPsec (strongSwan on both
+ends), Fabrikam a physical server on its L3 VLAN and a bare-metal server behind a VXLAN
+TOR, and neither reaches the other's (``lab.edge_checks``).
+
 It prints what it saw and exits 0 only when every check passed. The lab is removed at
 the end, also after a failure, Ctrl-C or SIGTERM.
 """
@@ -34,22 +40,18 @@ from types import FrameType
 import openhnv
 from openhnv.lab import builder, capture, daemons, orchestrator, traffic
 from openhnv.lab.capture import TunnelRecord
+from openhnv.lab.edge_checks import Check, edge_checks
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient
 from openhnv.lab.topology import Topology, lab_name_problem, load
 
-FIGURE8 = Path(openhnv.__file__).resolve().parents[2] / "examples" / "figure8.yaml"
+EXAMPLES = Path(openhnv.__file__).resolve().parents[2] / "examples"
+FIGURE8 = EXAMPLES / "figure8.yaml"
+GATEWAYS = EXAMPLES / "gateways.yaml"
 SQL_PORT = 1433
 DEFAULT_LAB = "demo"
 ENCAPSULATIONS = ("vxlan", "nvgre")
 CAPTURE_LINES = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,28 @@ def scenario(topology: Topology, run_root: Path) -> list[Check]:
     try:
         checks.append(Check("lab up: every NIC Succeeded through the REST API", True))
         checks += _traffic(running)
+    finally:
+        _say(f"removing lab {topology.name}")
+        orchestrator.down(topology.name, run_root)
+    return checks
+
+
+def gateway_scenario(topology: Topology, run_root: Path) -> list[Check]:
+    """The gateways' topology: up, every way out and its isolation, down."""
+    _say(f"=== gateways: NAT, IPsec, L3, a TOR (lab {topology.name})")
+    step = 0
+
+    def progress(message: str) -> None:
+        nonlocal step
+        step += 1
+        _say(f"[{step:>3}] {message}")
+
+    orchestrator.down(topology.name, run_root)
+    running = orchestrator.up(topology, run_root=run_root, progress=progress)
+    try:
+        checks = [Check("lab up: every NIC and virtual gateway through the REST API", True)]
+        _say("traffic:")
+        checks += edge_checks(running, _say)
     finally:
         _say(f"removing lab {topology.name}")
         orchestrator.down(topology.name, run_root)
@@ -276,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--encapsulation", choices=ENCAPSULATIONS, action="append", help="only this one"
     )
+    parser.add_argument(
+        "--gateways", action="store_true",
+        help=f"the gateways' topology ({GATEWAYS.name}) instead of figure 8",
+    )  # fmt: skip
     parser.add_argument("--run-root", type=Path, default=builder.RUN_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     problem = lab_name_problem(args.lab)
@@ -287,8 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     checks: list[Check] = []
     try:
+        if args.gateways:
+            checks += gateway_scenario(
+                dataclasses.replace(load(GATEWAYS), name=args.lab), args.run_root
+            )
         base = dataclasses.replace(load(args.topology), name=args.lab)
-        for encapsulation in args.encapsulation or ENCAPSULATIONS:
+        for encapsulation in [] if args.gateways else args.encapsulation or ENCAPSULATIONS:
             topology = dataclasses.replace(base, encapsulation=encapsulation)
             results = scenario(topology, args.run_root)
             checks += [dataclasses.replace(c, name=f"[{encapsulation}] {c.name}") for c in results]

@@ -3,6 +3,7 @@
 The order an operator would follow on a real datacenter:
 
 1. the physical part (``builder.build``): namespaces, PA bridges, router, hosts, VM veths;
+   and the edge (``edge_builder``): external networks, gateway hosts, sites, TORs;
 2. ``hnv controller`` in the root namespace (or, with ``controllers`` > 1, a three-member
    etcd cluster and that many controller replicas on it), then one ``hnv host --driver
    linux`` per host inside its namespace (``daemons``);
@@ -11,7 +12,9 @@ The order an operator would follow on a real datacenter:
    whose answer gives the instanceId and MAC that turn the VM's veth into the NIC's port
    (``builder.attach_vm_port``);
 4. waiting until the controller reports every NIC ``Succeeded``, i.e. programmed on
-   every host that needs it.
+   every host that needs it;
+5. the edge's resources (``edge_up``): gateways, public addresses, virtual gateways,
+   bare-metal NICs; the sites' strongSwan and the TORs' tables.
 
 Every step reports progress; a failure names its step, removes the whole lab (daemons
 by pid, namespaces, run directory) and raises ``LabError``.
@@ -28,6 +31,8 @@ import httpx
 
 from openhnv.lab import builder, daemons, netns
 from openhnv.lab.documents import Document
+from openhnv.lab.edge_builder import build_edge
+from openhnv.lab.edge_up import EdgeState, bring_up_edge, start_gateway_hosts
 from openhnv.lab.errors import LabError
 from openhnv.lab.resources import host_state_dir, infrastructure, mac_of, nic_resources
 from openhnv.lab.rest import ControllerClient, instance_id, wait_succeeded
@@ -51,6 +56,7 @@ class RunningLab:
     controller_url: str  # the first replica's
     nics: dict[str, Document] = field(default_factory=dict)
     controller_urls: list[str] = field(default_factory=list)
+    edge: EdgeState = field(default_factory=EdgeState)  # gateways, sites, TORs (lab.edge_up)
 
     @property
     def topology(self) -> Topology:
@@ -102,6 +108,7 @@ def up(
         raise LabError(f"--controllers must be at least 1, not {controllers}")
     lab = builder.build(topology, run_root=run_root, progress=progress)
     try:
+        build_edge(lab, progress)
         return _bring_up(lab, progress, topology_text, provision_timeout, controllers)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -135,6 +142,7 @@ def _bring_up(
         namespace = lab.names.host(host.name)
         with step(f"host {host.name}: hnv host --driver linux in {namespace}", progress):
             daemons.start_host(run_dir, namespace, host.name)
+    start_gateway_hosts(lab, progress)
     running = RunningLab(lab=lab, controller_url=url, controller_urls=urls)
     client = ControllerClient.connect_any(urls)
     try:
@@ -152,6 +160,7 @@ def _bring_up(
             wait_succeeded(client, running.nics, provision_timeout, progress)
         for vm in list(running.nics):
             running.nics[vm] = client.get(f"/networkInterfaces/{vm}")
+        running.edge = bring_up_edge(lab, client, progress, provision_timeout)
     finally:
         client.close()
     return running

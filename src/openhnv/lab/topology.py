@@ -1,7 +1,8 @@
 """The lab topology file: a YAML description of a datacenter, loaded into frozen values.
 
 A topology names the physical network (PA subnets joined by one router), the Hyper-V
-hosts on it, the tenants' virtual networks with their subnets and ACLs, and the VMs.
+hosts on it, the tenants' virtual networks with their subnets and ACLs, the VMs, and
+optionally the edge (``lab.edge``: external networks, gateways, sites, TORs).
 ``load(path)`` / ``parse(text)`` / ``from_document(doc)`` validate everything and raise
 one ``TopologyError`` whose message names the key path, e.g.
 ``vms[2].ip: 10.1.1.300 is not an IPv4 address``. The format is documented in
@@ -10,16 +11,18 @@ docs/topology.md; this module only describes, the fabric builder instantiates.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import yaml
 
 from openhnv.lab import fields
+from openhnv.lab.edge import KEYS, Edge, parse_edge
 from openhnv.lab.errors import TopologyError as TopologyError
 
 ENCAPSULATIONS = ("vxlan", "nvgre")
@@ -40,6 +43,8 @@ _LAB_NAME = re.compile(r"[a-z][a-z0-9]{0,11}")
 # Resource names: what Microsoft's resourceId allows, kept short for interface names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
+V4 = ipaddress.IPv4Address
+Net = ipaddress.IPv4Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,7 @@ class Topology:
     virtual_networks: tuple[VirtualNetwork, ...]
     acls: tuple[Acl, ...]
     vms: tuple[Vm, ...]
+    edge: Edge = field(default_factory=Edge)  # gateways and the networks outside (lab.edge)
 
     def pa_subnet(self, name: str) -> PaSubnet:
         return _by_name(self.pa_subnets, name)
@@ -157,6 +163,19 @@ class Topology:
 
     def vm_subnet(self, vm: Vm) -> VirtualSubnet:
         return self.virtual_network(vm.virtual_network).subnet(vm.subnet)
+
+    # what lab.edge checks its sections against
+    def pa_subnet_names(self) -> dict[str, tuple[Net, int, V4, tuple[V4, V4]]]:
+        return {p.name: (p.prefix, p.vlan, p.gateway, p.ip_pool) for p in self.pa_subnets}
+
+    def host_names(self) -> set[str]:
+        return {h.name for h in self.hosts}
+
+    def vnet_subnets(self) -> dict[tuple[str, str], Net]:
+        return {(n.name, s.name): s.prefix for n in self.virtual_networks for s in n.subnets}
+
+    def vm_addresses(self) -> set[tuple[str, V4]]:
+        return {(vm.virtual_network, vm.ip) for vm in self.vms}
 
 
 class _Named(Protocol):
@@ -201,7 +220,7 @@ def from_document(document: object) -> Topology:
     fields.known(
         top,
         "",
-        ("name", "encapsulation", "pa_subnets", "hosts", "virtual_networks", "acls", "vms"),
+        ("name", "encapsulation", "pa_subnets", "hosts", "virtual_networks", "acls", "vms", *KEYS),
     )
     name = fields.string(top, "name", "", pattern=_LAB_NAME, hint="1-12 of a-z0-9, starting a-z")
     encapsulation = fields.choice(top, "encapsulation", "", ENCAPSULATIONS, default="vxlan").lower()
@@ -246,7 +265,7 @@ def from_document(document: object) -> Topology:
         vms=vms,
     )
     _check_vms(topology)
-    return topology
+    return dataclasses.replace(topology, edge=parse_edge(top, topology))
 
 
 # ---------------------------------------------------------------- sections

@@ -2,7 +2,8 @@
 
 A physical switch gives the router an untagged access port in the PA subnet's VLAN
 while the hosts' uplinks are tagged trunk ports. This kernel has neither bridge VLAN
-filtering nor VLAN sub-interfaces, so this small relay does it: frames from the
+filtering nor VLAN sub-interfaces, so a small relay (``openhnv.vswitch.accessport``)
+does it: frames from the
 trunk side tagged with the VLAN lose the tag and go to the access side; frames from
 the access side get the tag and go to the trunk side; anything else is dropped.
 
@@ -17,62 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import selectors
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from openhnv.lab import netns
 from openhnv.lab.errors import LabError
-from openhnv.packet.errors import PacketError
-from openhnv.packet.ethernet import VLAN_ID_MAX, pop_vlan, push_vlan
+from openhnv.packet.ethernet import VLAN_ID_MAX
+from openhnv.vswitch.accessport import access_to_trunk, relay, trunk_to_access
 from openhnv.vswitch.afpacket import AfPacketSocket
 
-_BATCH = 64
-_POLL_SECONDS = 0.5
-
-
-def trunk_to_access(frame: bytes, vlan: int) -> bytes | None:
-    """The untagged frame for the access side, or None if it is not of our VLAN."""
-    try:
-        vid, untagged = pop_vlan(frame)
-    except PacketError:
-        return None
-    return untagged if vid == vlan else None
-
-
-def access_to_trunk(frame: bytes, vlan: int) -> bytes | None:
-    """The tagged frame for the trunk side, or None if it is malformed or already tagged."""
-    try:
-        vid, _ = pop_vlan(frame)
-    except PacketError:
-        return None
-    return push_vlan(frame, vlan) if vid is None else None
-
-
-def relay(trunk: AfPacketSocket, access: AfPacketSocket, vlan: int) -> None:
-    """Copy frames between the two sides until SIGTERM."""
-    running = True
-
-    def stop(_signum: int, _frame: object) -> None:
-        nonlocal running
-        running = False
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    with selectors.DefaultSelector() as selector:
-        selector.register(trunk, selectors.EVENT_READ, True)
-        selector.register(access, selectors.EVENT_READ, False)
-        while running:
-            for key, _ in selector.select(_POLL_SECONDS):
-                from_trunk = bool(key.data)
-                source, target = (trunk, access) if from_trunk else (access, trunk)
-                convert = trunk_to_access if from_trunk else access_to_trunk
-                for frame in source.recv_batch(_BATCH):
-                    out = convert(frame, vlan)
-                    if out is not None:
-                        target.send(out)
+__all__ = ["access_to_trunk", "main", "relay", "trunk_to_access"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

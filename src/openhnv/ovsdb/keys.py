@@ -105,6 +105,8 @@ TABLE_KEYS: Mapping[str, TableKey] = {
         TableKey("Physical_Locator", physical_locator_key),
         TableKey("Manager", by_column("Manager", "target")),
         TableKey("FW_Rules", by_column("FW_Rules", "rule_id")),
+        TableKey("Gateway_Compartment", by_column("Gateway_Compartment", "name")),
+        TableKey("Gateway_Connection", by_column("Gateway_Connection", "name")),
         TableKey("Ucast_Macs_Remote", ucast_macs_remote_key),
         TableKey("Mcast_Macs_Remote", mcast_macs_remote_key),
         TableKey(

@@ -22,6 +22,7 @@ from openhnv.vfp.policy import (
     normalize_mac,
     parse_address,
 )
+from openhnv.vfp.routes import RouteTable
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 
 ALLOW = Allow()
@@ -34,7 +35,11 @@ def _name(field: str, value: object) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AddPort:
-    """A VM port: its MAC, VSID, routing domain and the IPs it may send from."""
+    """A VM port: its MAC, VSID, routing domain and the IPs it may send from.
+
+    A ``gateway`` port (a tenant's gateway compartment) may also send from addresses
+    outside the VNet that its routing domain routes to one of its IPs.
+    """
 
     name: str
     mac: str
@@ -42,6 +47,7 @@ class AddPort:
     rdid: str
     ip_addresses: tuple[str, ...] = ()
     allow_mac_spoofing: bool = False
+    gateway: bool = False
 
     def __post_init__(self) -> None:
         _name("name", self.name)
@@ -176,6 +182,23 @@ class RemoveMapping:
 
 
 @dataclass(frozen=True, slots=True)
+class SetRoutes:
+    """Replace the route table of ``table.rdid`` (its address space and static routes)."""
+
+    table: RouteTable
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.table, RouteTable):
+            raise PolicyError("table", self.table, "not a RouteTable")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveRoutes:
+    rdid: str
+    missing_ok: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AddProviderAddress:
     provider_address: ProviderAddress
 
@@ -216,6 +239,8 @@ Command: TypeAlias = (
     | RemoveRule
     | AddMapping
     | RemoveMapping
+    | SetRoutes
+    | RemoveRoutes
     | AddProviderAddress
     | RemoveProviderAddress
     | SetPaNeighbor

@@ -93,6 +93,7 @@ class Port:
         "connections",
         "counters",
         "enabled",
+        "gateway",
         "generation",
         "inbound",
         "ip_addresses",
@@ -117,6 +118,7 @@ class Port:
         ip_addresses: tuple[str, ...],
         allow_mac_spoofing: bool,
         capacity: int,
+        gateway: bool = False,
     ) -> None:
         self.name = name
         self.mac = mac
@@ -124,6 +126,7 @@ class Port:
         self.rdid = rdid
         self.ip_addresses = frozenset(ipaddress.ip_address(a) for a in ip_addresses)
         self.allow_mac_spoofing = allow_mac_spoofing
+        self.gateway = gateway  # may send from addresses routed to it (a gateway compartment)
         self.enabled = True
         self.generation = 0
         self.layers: dict[str, Layer] = {}

@@ -36,6 +36,7 @@ from openhnv.vfp.policy import (
     Rule,
     describe_action,
 )
+from openhnv.vfp.routes import gateway_mapping, routed_through
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import Discard, HeaderOp, InnerEdit, Template, source_port_of
@@ -242,7 +243,17 @@ def decide(
             return d
         if not port.allow_mac_spoofing and fk.src_mac != port.mac:
             return d.drop("spoofed_source", state, f"source MAC {fk.src_mac} is not {port.mac}")
-        if fk.src_ip is not None and port.ip_addresses and fk.src_ip not in port.ip_addresses:
+        if (
+            fk.src_ip is not None
+            and port.ip_addresses
+            and fk.src_ip not in port.ip_addresses
+            and not (
+                port.gateway
+                and routed_through(
+                    state.routes, state.mappings, port.rdid, fk.src_ip, port.ip_addresses
+                )
+            )
+        ):
             return d.drop("spoofed_source", state, f"source IP {fk.src_ip} is not the port's")
     w = _walk_layers(port, direction, fk, d, state)
     if w is None:
@@ -269,14 +280,22 @@ def _forward(
         if fk.dst_ip is None:
             return d.drop("not_routable", state, "a non-IP frame to the router MAC")
         m = state.mappings.by_ip(port.rdid, fk.dst_ip)
+        via = ""
+        if m is None:  # outside the VNet: the route toward its gateway, if any
+            m = gateway_mapping(state.routes, state.mappings, port.rdid, fk.dst_ip)
+            via = " (gateway)"
         if m is None:
-            return d.drop("no_mapping", state, f"no CA {fk.dst_ip} in RDID {port.rdid}")
+            return d.drop(
+                "no_mapping", state, f"no CA or route for {fk.dst_ip} in RDID {port.rdid}"
+            )
         _modify_ops(d, fwd.router_mac, m.customer_mac, True, m.vsid)
         w.ttl = True
         v = PacketView(fwd.router_mac, m.customer_mac, v.ethertype, m.vsid)
         if d.record:
             d.steps.append(
-                TraceStep("-", "-", "-", None, "route", f"to {m.customer_address} in VSID {m.vsid}")
+                TraceStep(
+                    "-", "-", "-", None, "route", f"to {m.customer_address}{via} in VSID {m.vsid}"
+                )
             )
     elif int(v.dst_mac[:_OCTET], 16) & MAC_GROUP_BIT:  # the text is normalized: aa:bb:..
         return _replicate(state, port, fk, frame, v, d)

@@ -95,6 +95,14 @@ class Programming:
         group.changed()
         port.changed()
 
+    def _set_routes(self, cmd: c.SetRoutes) -> None:
+        self.state.routes.set(cmd.table)
+        self._everything_changed()
+
+    def _remove_routes(self, cmd: c.RemoveRoutes) -> None:
+        self.state.routes.remove(cmd.rdid, missing_ok=cmd.missing_ok)
+        self._everything_changed()
+
     def _add_mapping(self, cmd: c.AddMapping) -> None:
         self.state.mappings.add(cmd.mapping)
         self._everything_changed()
@@ -134,7 +142,7 @@ class Programming:
             raise PolicyError("name", cmd.name, "reserved for the uplink")
         old = state.ports.get(cmd.name)
         port = Port(cmd.name, cmd.mac, cmd.vsid, cmd.rdid, cmd.ip_addresses,
-                    cmd.allow_mac_spoofing, state.flow_capacity)  # fmt: skip
+                    cmd.allow_mac_spoofing, state.flow_capacity, cmd.gateway)  # fmt: skip
         if old is not None:  # keep policy and flows; they re-evaluate
             port.layers, port.enabled, port.generation = old.layers, old.enabled, old.generation
             port.outbound, port.inbound, port.connections = (
@@ -194,6 +202,8 @@ _HANDLERS: dict[type[Any], Callable[[Programming, Any], None]] = {
     c.RemoveRule: Programming._remove_rule,
     c.AddMapping: Programming._add_mapping,
     c.RemoveMapping: Programming._remove_mapping,
+    c.SetRoutes: Programming._set_routes,
+    c.RemoveRoutes: Programming._remove_routes,
     c.AddProviderAddress: Programming._add_provider_address,
     c.RemoveProviderAddress: Programming._remove_provider_address,
     c.SetPaNeighbor: Programming._set_pa_neighbor,

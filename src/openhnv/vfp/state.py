@@ -14,6 +14,7 @@ from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.model import Port
 from openhnv.vfp.policy import MIN_VSID, Rule
+from openhnv.vfp.routes import RouteSpace
 from openhnv.vfp.spaces import MappingSpace, ProviderAddress
 from openhnv.vfp.transposition import Decap, Discard, Encap, InnerEdit, LocalDelivery
 
@@ -31,6 +32,8 @@ class EngineState:
         )
         """The port of frames from the PA network (its inbound table keys outer + inner)."""
         self.mappings = MappingSpace()
+        self.routes = RouteSpace()
+        """Per routing domain: the address space and the routes toward gateways."""
         self.provider_addresses: dict[str, ProviderAddress] = {}
         self.pa_neighbors: dict[str, str] = {}
         self.ports: dict[str, Port] = {}

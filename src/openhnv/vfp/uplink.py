@@ -4,7 +4,9 @@ A frame from the uplink must be IPv4 to one of this switch's PAs and carry VXLAN
 (UDP 4789, I flag, RFC 7348) or NVGRE (GRE with the key bit and protocol 0x6558,
 RFC 7637); ``packet.flowkey.parse_outer`` reads those headers. Its inner destination MAC
 names the local port; the VSID must be that port's (``vsid_mismatch``); the outer source
-must be the PA the mapping space holds for the inner source CA (``spoofed_source``).
+must be the PA the mapping space holds for the inner source CA (``spoofed_source``); an
+inner source outside the VNet must come from the PA of the gateway its routing domain
+routes that source to.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from openhnv.packet.errors import PacketError
 from openhnv.packet.flowkey import FlowKey, parse_flow_key, parse_outer
 from openhnv.vfp.pipeline import Decision, TraceStep
+from openhnv.vfp.routes import gateway_mapping
 from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import HeaderOp
 
@@ -52,6 +55,8 @@ def decide_uplink(
         return d.drop("vsid_mismatch", state, f"port {port.name} is in VSID {port.vsid}"), inner
     if inner.src_ip is not None:
         m = state.mappings.by_ip(port.rdid, inner.src_ip)
+        if m is None:  # from outside the VNet: only through the gateway it routes that to
+            m = gateway_mapping(state.routes, state.mappings, port.rdid, inner.src_ip)
     else:
         m = state.mappings.by_mac(outer.vsid, inner.src_mac)
     if m is None or m.provider_address != outer.source_pa:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from openhnv.controller.compiler.digest import piece_digest, state_digest
+from openhnv.controller.compiler.gateway_rows import gateway_piece
 from openhnv.controller.compiler.host_rows import TABLES, Piece, host_piece, nic_piece, vnet_piece
 from openhnv.controller.compiler.index import (
     CompileProblem,
@@ -32,6 +33,7 @@ from openhnv.controller.compiler.index import (
     Nic,
     Snapshot,
 )
+from openhnv.controller.compiler.values import NO_HOST
 from openhnv.controller.errors import CompileError
 from openhnv.ovsdb.rows import DesiredState, Row, RowChange, diff
 
@@ -138,7 +140,7 @@ class Compiler:
         """The digest of one host's desired state (``openhnv.controller.compiler.digest``)."""
         named: list[tuple[str, str]] = []
         for source, piece in self._host(server_id).pieces:
-            name = f"{source}@{server_id}" if source == "host" else source
+            name = f"{source}@{server_id}" if source in ("host", "gateway") else source
             cached = self._digests.get(name)
             if cached is None or cached[0] is not piece:
                 cached = self._digests[name] = (piece, piece_digest(piece))
@@ -221,6 +223,8 @@ class Compiler:
         if own is None:
             own = self._host_rows[server_id] = host_piece(index, server_id, local_nics)
         pieces.append(("host", own))
+        if server_id in index.gateways.hosts:
+            pieces.append(("gateway", gateway_piece(index, server_id)))
         return pieces
 
     def _vnet(self, vnet_id: str) -> Piece:
@@ -247,8 +251,9 @@ def affected_hosts(old: Index, new: Index, changed_refs: Iterable[str]) -> set[s
     A virtual network (or one of its subnets): the hosts with a NIC in it. An ACL: the
     hosts of the NICs using it. A server: itself and the hosts sharing a virtual network
     with it. The virtualNetworkManager configuration, or anything unknown: every host.
-    logicalNetworks, macPools and credentials reach hosts only through the allocated
-    values of servers and NICs, so they affect none by themselves.
+    macPools reach hosts only through the allocated values of servers and NICs, so they
+    affect none by themselves; gateway resources (and logicalNetworks and credentials,
+    which gateways use) affect gateway hosts and VNets with a gateway (``gateway_hosts``).
     """
     hosts: set[str] = set()
     for ref in changed_refs:
@@ -268,7 +273,8 @@ def _nic_hosts(idx: Index, key: str) -> set[str]:
     nic = idx.nics.get(key)
     if nic is None:
         return set()
-    return {nic.server_id} | idx.hosts_of_vnet(nic.vnet_id)
+    on_host = {nic.server_id} if nic.server_id != NO_HOST else set()
+    return on_host | idx.hosts_of_vnet(nic.vnet_id)
 
 
 def _vnet_hosts(idx: Index, key: str) -> set[str]:
@@ -299,6 +305,22 @@ def _no_host(idx: Index, key: str) -> set[str]:
     return set()
 
 
+def _gateway_hosts(idx: Index, key: str) -> set[str]:
+    """Hosts a change of a gateway resource can alter: a virtual gateway's own gateway
+    host and VNet; for the others, every gateway host and every VNet with a gateway."""
+    compartments = idx.gateways.compartments
+    if key.startswith("/virtualgateways/"):
+        found = compartments.get(_top_key(key))
+        chosen = [found] if found is not None else []
+    else:
+        chosen = list(compartments.values())
+    hosts: set[str] = set()
+    for compartment in chosen:
+        hosts.add(compartment.server_id)
+        hosts |= idx.hosts_of_vnet(compartment.vnet_id)
+    return hosts
+
+
 def _every_host(idx: Index, key: str) -> set[str]:
     return set(idx.hosts)
 
@@ -308,9 +330,15 @@ _HOSTS_OF: dict[str, Callable[[Index, str], set[str]]] = {
     "virtualnetworks": _vnet_hosts,
     "accesscontrollists": _acl_hosts,
     "servers": _server_hosts,
-    "logicalnetworks": _no_host,
     "macpools": _no_host,
-    "credentials": _no_host,
+    # Gateways, and what they use: logical networks (external legs), credentials (IPsec
+    # certificates); these reach other hosts only through allocated values.
+    "virtualgateways": _gateway_hosts,
+    "gateways": _gateway_hosts,
+    "gatewaypools": _gateway_hosts,
+    "publicipaddresses": _gateway_hosts,
+    "logicalnetworks": _gateway_hosts,
+    "credentials": _gateway_hosts,
 }
 """Collection (case-folded) -> the hosts a change of one of its resources can alter;
 a collection not named here (the configuration singleton) alters every host."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 from openhnv.controller.compiler.firewall import NIC_LAYER, SUBNET_LAYER, AclRule, fw_rules
+from openhnv.controller.compiler.gateway_rows import GATEWAY_RULES
 from openhnv.controller.compiler.index import Index, Nic, VirtualNetwork, mac_with_colons
 from openhnv.ovsdb.rows import Atom, Ref, Row
 
@@ -29,6 +30,8 @@ TABLES = (
     "Physical_Switch",
     "Global",
     "FW_Rules",
+    "Gateway_Compartment",
+    "Gateway_Connection",
 )
 ENCAPSULATION_TYPES = {"vxlan": "vxlan_over_ipv4", "nvgre": "nvgre_over_ipv4"}
 UNKNOWN_DST = "unknown-dst"
@@ -100,12 +103,16 @@ def vnet_piece(index: Index, vnet_id: str) -> Piece:
             },
         }
         binding[subnet.prefix] = Ref("Logical_Switch", name)
+    compartment = index.gateways.by_vnet.get(vnet_id)
+    static_routes: dict[Atom, Atom] = {}
+    if compartment is not None:
+        static_routes.update(compartment.routes())
     router: Row = {
         "name": vnet.vnet_id,
         "description": vnet.rdid,
         "enable_logical_router": True,
         "switch_binding": binding,
-        "static_routes": {},
+        "static_routes": static_routes,
         "other_config": {"address_space": ",".join(vnet.address_space)},
     }
     locators: dict[str, Row] = {}
@@ -153,12 +160,17 @@ def nic_piece(index: Index, nic: Nic) -> Piece:
     """A local NIC's own mappings (as ``local``), Physical_Port and FW_Rules."""
     vnet: VirtualNetwork = index.vnets[nic.vnet_id]
     layers: list[tuple[str, tuple[AclRule, ...]]] = []
-    if nic.subnet.acl_ref is not None:
+    if nic.gateway:
+        layers.append((NIC_LAYER, GATEWAY_RULES))
+    if nic.subnet.acl_ref is not None and not nic.gateway:
         layers.append((SUBNET_LAYER, index.acl(nic.subnet.acl_ref).rules))
     if nic.acl_ref is not None:
         layers.append((NIC_LAYER, index.acl(nic.acl_ref).rules))
     if not layers:
         layers.append((NIC_LAYER, ()))
+    # The VNet's own space for the default rules: with its connected private sites.
+    compartment = index.gateways.by_vnet.get(nic.vnet_id)
+    private = compartment.private_prefixes() if compartment is not None else frozenset()
     port: Row = {
         "name": nic.instance_id,
         "description": nic.nic_id,
@@ -169,6 +181,7 @@ def nic_piece(index: Index, nic: Nic) -> Piece:
             "mac_spoofing": _bool_text(nic.mac_spoofing),
             "arp_guard": _bool_text(nic.arp_guard),
             "dhcp_guard": _bool_text(nic.dhcp_guard),
+            **({"gateway": "true"} if nic.gateway else {}),
         },
     }
     vsid = str(nic.subnet.vsid)
@@ -186,7 +199,7 @@ def nic_piece(index: Index, nic: Nic) -> Piece:
     return {
         MACS: local,
         "Physical_Port": {nic.instance_id: port},
-        "FW_Rules": fw_rules(nic.instance_id, frozenset(vnet.address_space), layers),
+        "FW_Rules": fw_rules(nic.instance_id, frozenset(vnet.address_space) | private, layers),
     }
 
 

@@ -37,6 +37,21 @@ from openhnv.controller.compiler.documents import (
     text,
 )
 from openhnv.controller.compiler.firewall import AclRule, parse_acl_rule
+from openhnv.controller.compiler.gateways import (
+    GatewayIndex,
+    Place,
+    build_gateways,
+    compartment_nics,
+)
+from openhnv.controller.compiler.values import (
+    NO_HOST,
+    Acl,
+    Host,
+    Nic,
+    ProviderAddress,
+    Subnet,
+    VirtualNetwork,
+)
 from openhnv.controller.errors import DocumentError
 
 __all__ = [
@@ -62,80 +77,6 @@ VSID_MAX = 2**24 - 2
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderAddress:
-    """One PA of a host (one per team member)."""
-
-    address: str
-    prefix_length: int
-    vlan: int
-    default_gateway: str
-    interface: str
-
-
-@dataclass(frozen=True, slots=True)
-class Host:
-    """A server: the Hyper-V host a NIC's port lives on."""
-
-    server_id: str
-    instance_id: str
-    management_ips: frozenset[str]
-    provider_addresses: tuple[ProviderAddress, ...]  # sorted by address
-
-
-@dataclass(frozen=True, slots=True)
-class Subnet:
-    """A virtual subnet: one VSID, one broadcast domain."""
-
-    ref: str
-    vnet_id: str
-    vsid: int
-    prefix: str
-    gateway_ip: str
-    acl_ref: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class VirtualNetwork:
-    """A virtual network: one routing domain (RDID) and its subnets."""
-
-    vnet_id: str
-    ref: str
-    rdid: str
-    address_space: tuple[str, ...]
-    subnets: tuple[Subnet, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Acl:
-    """An access control list with its rules parsed."""
-
-    ref: str
-    rules: tuple[AclRule, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Nic:
-    """A VM NIC placed on a host, fully resolved."""
-
-    ref: str
-    nic_id: str
-    instance_id: str
-    server_id: str
-    subnet: Subnet
-    mac: str  # lower case with colons
-    addresses: tuple[str, ...]  # customer addresses, by ipConfiguration resourceId
-    acl_ref: str | None
-    mac_spoofing: bool
-    arp_guard: bool
-    dhcp_guard: bool
-    provider_address: str
-
-    @property
-    def vnet_id(self) -> str:
-        return self.subnet.vnet_id
-
-
-@dataclass(frozen=True, slots=True)
 class Index:
     """The snapshot resolved: hosts, virtual networks, ACLs and placed NICs."""
 
@@ -152,6 +93,7 @@ class Index:
     base_problems: tuple[CompileProblem, ...] = ()
     nic_problems: Mapping[str, tuple[CompileProblem, ...]] = field(default_factory=dict)
     broken_acls: Mapping[str, str] = field(default_factory=dict)  # ACL key -> message
+    gateways: GatewayIndex = field(default_factory=GatewayIndex)
 
     @property
     def problems(self) -> list[CompileProblem]:
@@ -162,8 +104,10 @@ class Index:
         return sorted(found, key=lambda p: (ref_key(p.resource_ref), p.message))
 
     def hosts_of_vnet(self, vnet_id: str) -> set[str]:
-        """The hosts with a NIC in ``vnet_id``."""
-        return {self.nics[n].server_id for n in self.nics_by_vnet.get(vnet_id, ())}
+        """The hosts with a NIC in ``vnet_id`` (a NIC behind a hardware VTEP has none)."""
+        hosts = {self.nics[n].server_id for n in self.nics_by_vnet.get(vnet_id, ())}
+        hosts.discard(NO_HOST)
+        return hosts
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> Index:
@@ -199,6 +143,18 @@ class Index:
                 continue
             vnets[vnet.vnet_id] = vnet
             subnets.update((ref_key(s.ref), s) for s in vnet.subnets)
+        gateways = build_gateways(
+            snapshot,
+            Place(
+                host_by_ref=host_by_ref,
+                provider_addresses={
+                    h.server_id: [pa.address for pa in h.provider_addresses] for h in hosts.values()
+                },
+                subnet_vnets={key: subnet.vnet_id for key, subnet in subnets.items()},
+                subnet_prefixes={key: subnet.prefix for key, subnet in subnets.items()},
+            ),
+            problems,
+        )
         index = cls(
             encapsulation=encapsulation,
             router_mac=router_mac,
@@ -212,11 +168,15 @@ class Index:
             nics_by_host={},
             base_problems=tuple(problems),
             broken_acls=broken_acls,
+            gateways=gateways,
         )
-        nics: dict[str, Nic] = {}
+        nics: dict[str, Nic] = compartment_nics(gateways, subnets)
         nic_problems: dict[str, tuple[CompileProblem, ...]] = {}
         by_vnet: dict[str, set[str]] = {}
         by_host: dict[str, set[str]] = {}
+        for key, compartment_nic in nics.items():
+            by_vnet.setdefault(compartment_nic.vnet_id, set()).add(key)
+            by_host.setdefault(compartment_nic.server_id, set()).add(key)
         nic_dupes: list[CompileProblem] = []
         for ref, doc in documents(snapshot, "networkInterfaces", nic_dupes):
             nic, found = index._resolve_nic(ref, doc)
@@ -225,7 +185,8 @@ class Index:
             if nic is not None:
                 nics[ref_key(ref)] = nic
                 by_vnet.setdefault(nic.vnet_id, set()).add(ref_key(ref))
-                by_host.setdefault(nic.server_id, set()).add(ref_key(ref))
+                if nic.server_id != NO_HOST:
+                    by_host.setdefault(nic.server_id, set()).add(ref_key(ref))
         return replace(
             index,
             nics=nics,
@@ -246,7 +207,8 @@ class Index:
         nic_problems.pop(key, None)
         if old is not None:
             by_vnet[old.vnet_id] = by_vnet[old.vnet_id] - {key}
-            by_host[old.server_id] = by_host[old.server_id] - {key}
+            if old.server_id != NO_HOST:
+                by_host[old.server_id] = by_host[old.server_id] - {key}
         if doc is not None:
             nic, found = self._resolve_nic(ref, doc)
             if found:
@@ -254,7 +216,8 @@ class Index:
             if nic is not None:
                 nics[key] = nic
                 by_vnet[nic.vnet_id] = by_vnet.get(nic.vnet_id, frozenset()) | {key}
-                by_host[nic.server_id] = by_host.get(nic.server_id, frozenset()) | {key}
+                if nic.server_id != NO_HOST:
+                    by_host[nic.server_id] = by_host.get(nic.server_id, frozenset()) | {key}
         return replace(
             self, nics=nics, nics_by_vnet=by_vnet, nics_by_host=by_host, nic_problems=nic_problems
         )
@@ -272,15 +235,19 @@ class Index:
         self, ref: str, doc: Mapping[str, Any]
     ) -> tuple[Nic | None, tuple[CompileProblem, ...]]:
         props = properties(doc)
+        vtep = props.get("vtepAddress")
         server_ref = ref_of(props.get("server"), "properties.server")
-        if server_ref is None:
+        if server_ref is None and not vtep:
             return None, ()  # not placed on a host yet: nothing to compile
-        server_id = self.host_by_ref.get(ref_key(server_ref))
-        if server_id is None:
-            raise DocumentError(f"properties.server refers to {server_ref}, which does not exist")
-        host = self.hosts[server_id]
-        if not host.provider_addresses:
-            raise DocumentError(f"server {server_id} has no provider address yet")
+        server_id = NO_HOST
+        if server_ref is not None:
+            server_id = self.host_by_ref.get(ref_key(server_ref), "")
+            if not server_id:
+                raise DocumentError(
+                    f"properties.server refers to {server_ref}, which does not exist"
+                )
+            if not self.hosts[server_id].provider_addresses:
+                raise DocumentError(f"server {server_id} has no provider address yet")
         instance_id = text(doc, "instanceId", "document")
         mac = mac_with_colons(props.get("privateMacAddress"), "properties.privateMacAddress")
         subnet, acl_ref, addresses = self._ip_configurations(ref, props)
@@ -290,8 +257,14 @@ class Index:
         settings = props.get("portSettings") or {}
         if not isinstance(settings, Mapping):
             raise DocumentError(f"properties.portSettings must be an object, got {settings!r}")
-        pas = host.provider_addresses
-        chosen = pas[zlib.crc32(instance_id.encode()) % len(pas)].address
+        if server_id == NO_HOST:  # behind a hardware VTEP: its PA is the VTEP's address
+            try:
+                chosen = str(ipaddress.IPv4Address(str(vtep)))
+            except ValueError:
+                raise DocumentError(f"properties.vtepAddress {vtep!r} is not IPv4") from None
+        else:
+            pas = self.hosts[server_id].provider_addresses
+            chosen = pas[zlib.crc32(instance_id.encode()) % len(pas)].address
         nic = Nic(
             ref=ref,
             nic_id=resource_id(ref),

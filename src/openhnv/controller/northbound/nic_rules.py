@@ -15,8 +15,10 @@ from typing import Any
 from openhnv.controller.errors import bad_request, conflict
 from openhnv.controller.northbound import allocators
 from openhnv.controller.northbound.admission import Admission, resolved
+from openhnv.controller.northbound.compartments import compartment_addresses, compartment_macs
 from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.paths import ResourcePath, parse_path
+from openhnv.controller.northbound.public_ips import check_single_user
 from openhnv.controller.northbound.render import DISTRIBUTED_ROUTER_MAC
 from openhnv.controller.northbound.state import children, find_child
 from openhnv.controller.northbound.store import Document
@@ -55,13 +57,48 @@ def check_network_interface(adm: Admission) -> None:
     if subnet_ref is not None:
         _customer_addresses(adm, subnet_ref, configs)
     _mac_address(adm, props)
+    if props.get("vtepAddress") is not None:
+        _behind_vtep(adm, props)
+
+
+def _behind_vtep(adm: Admission, props: dict[str, Any]) -> None:
+    """A NIC behind a hardware VTEP (openhnv's ``vtepAddress``): an IPv4 address of an HNV
+    provider subnet that is no server's PA, a static MAC, and no ``server``."""
+    where = "properties.vtepAddress"
+    address = ipaddress.ip_address(props["vtepAddress"])
+    if address.version != 4:
+        raise bad_request(where, f"{address}: a VTEP address is IPv4")
+    if props.get("server") is not None:
+        raise bad_request("properties.server", "a NIC behind a hardware VTEP is on no server")
+    if props.get("privateMacAllocationMethod") != "Static":
+        raise bad_request(
+            "properties.privateMacAddress", "a NIC behind a hardware VTEP has its own static MAC"
+        )
+    inside = False
+    for _, network in adm.state.all("logicalNetworks"):
+        if not network["properties"].get("networkVirtualizationEnabled"):
+            continue
+        for subnet in children(network, "subnets"):
+            if address in ipaddress.ip_network(subnet["properties"]["addressPrefix"]):
+                inside = True
+    if not inside:
+        raise bad_request(where, f"{address} is in no HNV provider subnet")
+    for server_path, server in adm.state.all("servers"):
+        if any(
+            pa["address"] == str(address)
+            for pa in server["properties"].get("providerAddresses", [])
+        ):
+            raise conflict(where, f"{address} is a provider address of {server_path.ref}")
 
 
 def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[Document]) -> None:
     subnet = resolved(adm.state, subnet_ref)
     prefix = subnet["properties"]["addressPrefix"]
     own = adm.path.key
-    in_vnet = adm.state.addresses.get(subnet_ref.top.key, {})
+    in_vnet = {
+        **compartment_addresses(adm.state, subnet_ref.top.key),
+        **adm.state.addresses.get(subnet_ref.top.key, {}),
+    }
     mine: dict[str, int] = {}
     for i, config in enumerate(configs):
         cp = config["properties"]
@@ -84,6 +121,12 @@ def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[
                 "DuplicateIPAddress",
             )
         mine[address] = i
+        pip = cp.get("publicIPAddress", {}).get("resourceRef")
+        if isinstance(pip, str):
+            owner_path = adm.path.child("ipConfigurations", str(config["resourceId"]))
+            check_single_user(
+                adm.state, owner_path, pip, f"{where[: -len('.privateIPAddress')]}.publicIPAddress"
+            )
 
 
 def _dynamic_address(
@@ -110,9 +153,10 @@ def _mac_address(adm: Admission, props: dict[str, Any]) -> None:
         method = "Static" if "privateMacAddress" in props else "Dynamic"
         props["privateMacAllocationMethod"] = method
     macs = adm.state.macs
+    gateways = compartment_macs(adm.state)
 
     def owner(mac: str | None) -> str | None:
-        ref = macs.get(mac) if mac else None
+        ref = (macs.get(mac) or gateways.get(mac)) if mac else None
         return ref if ref is not None and ref.casefold() != adm.path.key else None
 
     if method == "Static":
@@ -124,7 +168,7 @@ def _mac_address(adm: Admission, props: dict[str, Any]) -> None:
     else:
         old = adm.old["properties"].get("privateMacAddress") if adm.old else None
         keep = old and owner(old) is None
-        props["privateMacAddress"] = old if keep else _allocate_mac(adm, MacSet(macs))
+        props["privateMacAddress"] = old if keep else allocate_mac(adm, MacSet(macs, gateways))
     mac = props["privateMacAddress"]
     if mac == DISTRIBUTED_ROUTER_MAC:
         raise bad_request("properties.privateMacAddress", f"{mac} is the distributed router's MAC")
@@ -139,20 +183,26 @@ def _mac_address(adm: Admission, props: dict[str, Any]) -> None:
 class MacSet(Collection[int]):
     """The MACs in use (12 hex digit keys) seen as integers, without copying them."""
 
-    def __init__(self, macs: dict[str, str]) -> None:
+    def __init__(self, macs: dict[str, str], more: dict[str, str] | None = None) -> None:
         self.macs = macs
+        self.more = more or {}
 
     def __contains__(self, value: object) -> bool:
-        return isinstance(value, int) and f"{value:012X}" in self.macs
+        if not isinstance(value, int):
+            return False
+        text = f"{value:012X}"
+        return text in self.macs or text in self.more
 
     def __len__(self) -> int:
-        return len(self.macs)
+        return len(self.macs) + len(self.more)
 
     def __iter__(self) -> Iterator[int]:
-        return (int(mac, 16) for mac in self.macs)
+        yield from (int(mac, 16) for mac in self.macs)
+        yield from (int(mac, 16) for mac in self.more)
 
 
-def _allocate_mac(adm: Admission, in_use: MacSet) -> str:
+def allocate_mac(adm: Admission, in_use: Collection[int]) -> str:
+    """A MAC from the first macPool with room, not in ``in_use`` (integers)."""
     pools = list(adm.state.all("macPools"))
     for pool_path, pool in pools:
         low = int(mac_digits(pool["properties"]["startMacAddress"]), 16)

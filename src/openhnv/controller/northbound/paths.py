@@ -25,6 +25,10 @@ TREE: dict[str, dict[str, dict[str, dict[str, object]]]] = {
     "virtualNetworks": {"subnets": {}},
     "networkInterfaces": {"ipConfigurations": {}},
     "virtualNetworkManager": {},
+    "publicIPAddresses": {},
+    "gatewayPools": {},
+    "gateways": {},
+    "virtualGateways": {"networkConnections": {}},
 }
 TOP_LEVEL: tuple[str, ...] = tuple(TREE)
 SINGLETON_COLLECTION = "virtualNetworkManager"

@@ -22,6 +22,10 @@ VIRTUAL_SUBNET = ("virtualNetworks", "subnets")
 ACL = ("accessControlLists",)
 CREDENTIAL = ("credentials",)
 SERVER = ("servers",)
+PUBLIC_IP = ("publicIPAddresses",)
+POOL = ("gatewayPools",)
+GATEWAY = ("gateways",)
+SERVER_NIC = ("servers", "networkInterfaces")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +87,69 @@ def _network_interface(path: ResourcePath, doc: Document) -> Iterator[Reference]
         held = config["properties"]
         yield from _held(owner, f"{base}.subnet", held.get("subnet"), VIRTUAL_SUBNET)
         yield from _held(owner, f"{base}.accessControlList", held.get("accessControlList"), ACL)
+        yield from _held(owner, f"{base}.publicIPAddress", held.get("publicIPAddress"), PUBLIC_IP)
+
+
+def _public_ip(path: ResourcePath, doc: Document) -> Iterator[Reference]:
+    props = doc.get("properties", {})
+    yield from _held(path, "properties.logicalSubnet", props.get("logicalSubnet"), LOGICAL_SUBNET)
+
+
+def _gateway_pool(path: ResourcePath, doc: Document) -> Iterator[Reference]:
+    config = doc.get("properties", {}).get("ipConfiguration") or {}
+    for i, value in enumerate(config.get("publicIPAddresses", [])):
+        field = f"properties.ipConfiguration.publicIPAddresses[{i}]"
+        yield from _held(path, field, value, PUBLIC_IP)
+    for i, value in enumerate(config.get("greVipSubnets", [])):
+        field = f"properties.ipConfiguration.greVipSubnets[{i}]"
+        yield from _held(path, field, value, LOGICAL_SUBNET)
+
+
+def _gateway(path: ResourcePath, doc: Document) -> Iterator[Reference]:
+    props = doc.get("properties", {})
+    yield from _held(path, "properties.pool", props.get("pool"), POOL)
+    yield from _held(path, "properties.server", props.get("server"), SERVER)
+    for i, value in enumerate(props.get("externalInterfaces", [])):
+        yield from _held(path, f"properties.externalInterfaces[{i}]", value, SERVER_NIC)
+
+
+def _virtual_gateway(path: ResourcePath, doc: Document) -> Iterator[Reference]:
+    props = doc.get("properties", {})
+    yield from _held(path, "properties.gatewayPool", props.get("gatewayPool"), POOL)
+    for i, value in enumerate(props.get("gatewayPools") or []):
+        yield from _held(path, f"properties.gatewayPools[{i}]", value, POOL)
+    for i, value in enumerate(props.get("gatewaySubnets", [])):
+        yield from _held(path, f"properties.gatewaySubnets[{i}]", value, VIRTUAL_SUBNET)
+    compartment = props.get("compartment") or {}
+    yield from _held(path, "properties.compartment.gateway", compartment.get("gateway"), GATEWAY)
+    for i, connection in enumerate(children(doc, "networkConnections")):
+        yield from _connection(path, i, connection)
+
+
+def _connection(path: ResourcePath, i: int, connection: Document) -> Iterator[Reference]:
+    owner = path.child("networkConnections", str(connection["resourceId"]))
+    base = f"properties.networkConnections[{i}].properties"
+    held = connection["properties"]
+    l3 = held.get("l3Configuration") or {}
+    field = f"{base}.l3Configuration.vlanSubnet"
+    yield from _held(owner, field, l3.get("vlanSubnet"), LOGICAL_SUBNET)
+    yield from _held(owner, f"{base}.publicIPAddress", held.get("publicIPAddress"), PUBLIC_IP)
+    ipsec = held.get("ipSecConfiguration") or {}
+    for name in ("localCertificate", "peerCertificateAuthority"):
+        yield from _held(owner, f"{base}.ipSecConfiguration.{name}", ipsec.get(name), CREDENTIAL)
 
 
 _REFERENCES: dict[str, Callable[[ResourcePath, Document], Iterator[Reference]]] = {
     "virtualNetworks": _virtual_network,
     "servers": _server,
     "networkInterfaces": _network_interface,
+    "publicIPAddresses": _public_ip,
+    "gatewayPools": _gateway_pool,
+    "gateways": _gateway,
+    "virtualGateways": _virtual_gateway,
 }
 """The collections whose resources refer to others, and where their references are."""
+REFERRERS: tuple[str, ...] = tuple(_REFERENCES)
 
 
 def references(path: ResourcePath, doc: Document) -> Iterator[Reference]:

@@ -13,6 +13,7 @@ import ipaddress
 from typing import Any
 
 from openhnv.controller.errors import not_found
+from openhnv.controller.northbound.gateway_render import gateway_read_only
 from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.paths import ResourcePath, child_collections, parse_path
 from openhnv.controller.northbound.state import State, children, copy_document, find_child
@@ -37,6 +38,8 @@ BACK_REFERENCES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
         "subnets": ("virtualNetworks", "subnets"),
     },
     ("servers",): {"virtualNetworkInterfaces": ("networkInterfaces",)},
+    ("gatewayPools",): {"gateways": ("gateways",), "virtualGateways": ("virtualGateways",)},
+    ("gateways",): {"virtualGateways": ("virtualGateways",)},
 }
 
 
@@ -61,8 +64,9 @@ def _ip_count(start: str, end: str) -> int:
 class Renderer:
     """Renders documents from one state; back-references are computed once, lazily."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, *, secrets: bool = False) -> None:
         self.state = state
+        self.secrets = secrets  # keep write-only secrets hosts need (the compiler's input)
         self._back: BackReferences | None = None
         self._pa_addresses: set[int] | None = None
         self._nic_macs: list[int] | None = None
@@ -171,6 +175,8 @@ class Renderer:
             props.pop("value", None)  # secrets are write-only
         elif kind == ("virtualNetworkManager",):
             props["distributedRouterMacAddress"] = DISTRIBUTED_ROUTER_MAC
+        else:
+            gateway_read_only(self.state, path, props, secrets=self.secrets)
 
     def _provider_address(self, pa: dict[str, Any]) -> dict[str, Any]:
         subnet_path = parse_path(pa["logicalSubnet"]["resourceRef"])

@@ -2,7 +2,8 @@
 
 ``snapshot(store)`` is the compiler's input (docs/architecture.md, "Compiler input"):
 collection name -> list of full GET documents, children inline, allocated and read-only
-values included, sorted by resource id.
+values included, sorted by resource id; unlike a GET, with the write-only secrets the
+hosts need (a gateway connection's pre-shared key).
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ SNAPSHOT_COLLECTIONS: tuple[str, ...] = (
     "virtualNetworks",
     "networkInterfaces",
     "virtualNetworkManager",
+    "publicIPAddresses",
+    "gatewayPools",
+    "gateways",
+    "virtualGateways",
 )
 
 
 def render_all(state: State, *, copy: bool = True) -> dict[str, list[Document]]:
     """Every collection of ``state`` rendered as GET documents (``copy=False``: sharing
     the stored values, for a reader that never changes them, such as the compiler)."""
-    renderer = Renderer(state)
+    renderer = Renderer(state, secrets=True)
     return {
         name: [renderer.resource(path, copy=copy) for path, _ in state.all(name)]
         for name in SNAPSHOT_COLLECTIONS

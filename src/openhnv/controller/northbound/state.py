@@ -19,7 +19,7 @@ from openhnv.controller.northbound.paths import (
     child_collections,
     parse_path,
 )
-from openhnv.controller.northbound.references import references
+from openhnv.controller.northbound.references import REFERRERS, references
 from openhnv.controller.northbound.store import Document, Listing, Store
 
 RESOURCE_PREFIX = "/resources"
@@ -45,7 +45,6 @@ def top_ref(key: str, doc: Document) -> str:
 
 
 NIC_PREFIX = "/networkinterfaces/"
-REFERRERS = ("virtualNetworks", "servers", "networkInterfaces")  # kinds holding references
 
 
 @dataclass

@@ -16,6 +16,11 @@ from typing import Any
 from openhnv.controller.errors import bad_request, conflict
 from openhnv.controller.northbound import allocators
 from openhnv.controller.northbound.admission import Admission, IpNetwork, overlapping, resolved
+from openhnv.controller.northbound.gateway_rules import (
+    check_gateway,
+    check_gateway_pool,
+    check_virtual_gateway,
+)
 from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.nic_rules import check_customer_address, check_network_interface
 from openhnv.controller.northbound.paths import (
@@ -25,8 +30,9 @@ from openhnv.controller.northbound.paths import (
     parse_path,
     parse_ref,
 )
-from openhnv.controller.northbound.references import references
-from openhnv.controller.northbound.state import REFERRERS, State, children, find_child, walk
+from openhnv.controller.northbound.public_ips import check_public_ip
+from openhnv.controller.northbound.references import REFERRERS, references
+from openhnv.controller.northbound.state import State, children, find_child, walk
 from openhnv.controller.northbound.store import Document
 
 __all__ = ["Admission", "admit", "check_customer_address", "check_dangling", "overlapping"]
@@ -415,6 +421,10 @@ def _customer_addresses_fit(state: State, subnet: ResourcePath, prefix: str, bas
 
 
 _CHECKS = {
+    "publicIPAddresses": check_public_ip,
+    "gatewayPools": check_gateway_pool,
+    "gateways": check_gateway,
+    "virtualGateways": check_virtual_gateway,
     "logicalNetworks": _logical_network,
     "macPools": _mac_pool,
     "credentials": _credential,

@@ -428,7 +428,7 @@ class Publisher:
             else:
                 if nic.vnet_id not in vnet_hosts:
                     vnet_hosts[nic.vnet_id] = index.hosts_of_vnet(nic.vnet_id)
-                hosts = vnet_hosts[nic.vnet_id] | {nic.server_id}
+                hosts = vnet_hosts[nic.vnet_id] | ({nic.server_id} if nic.server_id else set())
             said = self._reported.get(key)
             if (
                 said is not None

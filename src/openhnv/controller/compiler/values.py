@@ -1,0 +1,88 @@
+"""The compiler's resolved values: hosts, their PAs, subnets, VNets, ACLs and placed NICs.
+
+Frozen and slotted, built by ``index.Index`` (and ``gateways`` for a compartment's NIC)
+from northbound documents, read by the row builders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openhnv.controller.compiler.firewall import AclRule
+
+NO_HOST = ""  # the server_id of a NIC behind a hardware VTEP (openhnv's vtepAddress)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAddress:
+    """One PA of a host (one per team member)."""
+
+    address: str
+    prefix_length: int
+    vlan: int
+    default_gateway: str
+    interface: str
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """A server: the Hyper-V host a NIC's port lives on."""
+
+    server_id: str
+    instance_id: str
+    management_ips: frozenset[str]
+    provider_addresses: tuple[ProviderAddress, ...]  # sorted by address
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet:
+    """A virtual subnet: one VSID, one broadcast domain."""
+
+    ref: str
+    vnet_id: str
+    vsid: int
+    prefix: str
+    gateway_ip: str
+    acl_ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualNetwork:
+    """A virtual network: one routing domain (RDID) and its subnets."""
+
+    vnet_id: str
+    ref: str
+    rdid: str
+    address_space: tuple[str, ...]
+    subnets: tuple[Subnet, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    """An access control list with its rules parsed."""
+
+    ref: str
+    rules: tuple[AclRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Nic:
+    """A VM NIC placed on a host, fully resolved."""
+
+    ref: str
+    nic_id: str
+    instance_id: str
+    server_id: str
+    subnet: Subnet
+    mac: str  # lower case with colons
+    addresses: tuple[str, ...]  # customer addresses, by ipConfiguration resourceId
+    acl_ref: str | None
+    mac_spoofing: bool
+    arp_guard: bool
+    dhcp_guard: bool
+    provider_address: str
+    gateway: bool = False  # a gateway compartment's NIC (compiler.gateways)
+
+    @property
+    def vnet_id(self) -> str:
+        return self.subnet.vnet_id
