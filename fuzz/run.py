@@ -21,7 +21,6 @@ import re
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Sequence
@@ -83,7 +82,8 @@ def run_atheris(name: str, seconds: float, artifacts: Path) -> None:
     with atheris.instrument_imports(include=["openhnv"]):  # type: ignore[attr-defined]
         from openhnv.testing.fuzz.registry import by_name
     target = by_name(name)
-    corpus = Path(tempfile.mkdtemp(prefix=f"hnv-fuzz-{name}-"))
+    corpus = artifacts / f"corpus-{name}"  # kept: the next run starts where this one ended
+    corpus.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(target.seeds()):
         (corpus / f"seed-{i}").write_bytes(data)
     artifacts.mkdir(parents=True, exist_ok=True)
