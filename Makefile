@@ -8,7 +8,7 @@ APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping 
 # strongswan-charon pulls in strongswan-starter, whose service must not start in the root
 # namespace: installed like openvswitch-switch below, with service starts forbidden.
 GATEWAY_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins nftables conntrack
-TIERS := tests/unit tests/functional tests/integration
+TIERS := tests/unit tests/fuzz tests/functional tests/integration
 # The kernel fast path (openhnv.vswitch.fastpath): each attach point's C file compiled
 # alone, then linked into the one object the Python loader opens.
 BPF_DIR := src/openhnv/vswitch/bpf
@@ -17,7 +17,7 @@ BPF_BUILD := build/bpf
 BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke demo clean
+.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke demo clean
 
 deps: apt-deps etcd-deps gateway-deps bpf py-deps
 
@@ -84,12 +84,12 @@ $(BPF_OBJECT): $(BPF_PARTS)
 py-deps: .deps-stamp
 
 lint: py-deps
-	$(PYTHON) -m ruff check src tests bench
-	$(PYTHON) -m ruff format --check src tests bench
+	$(PYTHON) -m ruff check src tests bench fuzz
+	$(PYTHON) -m ruff format --check src tests bench fuzz
 
 # tests/ and bench/ are checked as strictly as src/ (pyproject.toml [tool.mypy]).
 typecheck: py-deps
-	$(PYTHON) -m mypy src tests bench
+	$(PYTHON) -m mypy src tests bench fuzz
 
 # Each tier runs on its own; a tier whose files collect nothing fails (pytest exit 5).
 test: deps lint typecheck
@@ -98,7 +98,7 @@ test: deps lint typecheck
 	    echo "== $$tier"; $(PYTHON) -m pytest -q $$tier; \
 	  else echo "== $$tier: no test modules"; fi; \
 	done
-	$(MAKE) --no-print-directory bench-smoke
+	$(MAKE) --no-print-directory bench-smoke fuzz-smoke
 
 # Benchmarks import openhnv (and its test support, openhnv.testing) like any user of the
 # package; BENCH_ENV makes them, like pytest (pythonpath = src), use this checkout's copy.
@@ -112,6 +112,23 @@ bench-smoke: py-deps
 
 bench: deps ovs-deps
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BENCH_ENV) $(PYTHON) $$b; done
+
+# Fuzzing (docs/testing.md): every parser's fuzz target for FUZZ_SECONDS each (atheris when
+# installed), then random datacenters against the isolation oracle for as long, then the
+# hypothesis form with FUZZ_EXAMPLES inputs per target. make test runs the short forms.
+FUZZ_SECONDS ?= 300
+FUZZ_EXAMPLES ?= 20000
+
+fuzz: py-deps
+	$(BENCH_ENV) $(PYTHON) fuzz/run.py --seconds $(FUZZ_SECONDS)
+	$(BENCH_ENV) $(PYTHON) fuzz/isolation.py --seconds $(FUZZ_SECONDS)
+	HNV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTHON) -m pytest -q tests/fuzz/test_fuzz_targets.py
+
+fuzz-smoke: py-deps
+	@set -eo pipefail; echo "== fuzz/run.py --smoke"; \
+	$(BENCH_ENV) $(PYTHON) fuzz/run.py --smoke --engine builtin | $(PYTHON) -m json.tool >/dev/null; \
+	echo "== fuzz/isolation.py --smoke"; \
+	$(BENCH_ENV) $(PYTHON) fuzz/isolation.py --smoke | $(PYTHON) -m json.tool > /dev/null
 
 demo: deps
 	$(PYTHON) -m openhnv demo

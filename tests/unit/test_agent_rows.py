@@ -107,3 +107,14 @@ def test_a_bound_port_needs_its_mac_and_a_mapping_its_subnet() -> None:
 def test_lowest_usable() -> None:
     assert lowest_usable(ipaddress.ip_network("10.1.2.0/24")) == "10.1.2.1"
     assert lowest_usable(ipaddress.ip_network("fd00::/64")) == "fd00::1"
+
+
+def test_a_huge_value_is_named_by_its_column_and_not_repeated_whole() -> None:
+    rows = host_rows(nb.figure8())
+    key = next(iter(rows["Ucast_Macs_Remote"]))
+    rows["Ucast_Macs_Remote"][key]["ipaddr"] = "9" * 100_000
+    (problem,) = read_catalog(rows).problems
+    assert (problem.table, problem.key) == ("Ucast_Macs_Remote", key)
+    assert problem.reason.startswith("ipaddr=")
+    assert problem.reason.endswith("characters)")
+    assert len(problem.reason) < 400

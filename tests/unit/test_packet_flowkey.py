@@ -258,3 +258,19 @@ def test_a_frame_with_outer_ip_options_has_no_outer_key_but_parses() -> None:
 def test_parse_outer_names_what_is_not_a_tunnel(packet: bytes, reason: str) -> None:
     with pytest.raises(PacketError, match=reason):
         parse_outer(packet)
+
+
+@pytest.mark.parametrize(
+    ("frame", "protocol"),
+    [
+        (bytes(Ether(dst=DST, src=SRC) / IP(src="10.1.1.1", dst="10.1.1.2", proto=58)), 58),
+        (bytes(Ether(dst=DST, src=SRC) / IPv6(src="fd00::1", dst="fd00::2", nh=1)), 1),
+    ],
+)
+def test_icmp_of_the_other_family_without_a_body_keys_on_addresses_alone(
+    frame: bytes, protocol: int
+) -> None:
+    """ICMPv6 in IPv4 (or ICMP in IPv6) is not ICMP to the key: no type, no index error."""
+    fk = parse_flow_key(frame)
+    assert (fk.protocol, fk.icmp_type, fk.src_port) == (protocol, None, None)
+    assert fk.key == flow_key(frame)

@@ -449,3 +449,17 @@ def test_cached_outer_headers_follow_the_inner_length() -> None:
         assert csum(tx.frame[14:34]) == 0
         assert tx.frame[50:] == inner
     assert a.listing.counters("vm1")["flow_setups"] == 1
+
+
+def test_a_frame_too_long_for_one_outer_ipv4_packet_is_a_counted_drop() -> None:
+    """A 64 KB frame (a veth's GSO) cannot be encapsulated: dropped, fast path and slow."""
+    a = host(PA_A, MAC_A)
+    small = udp_frame(VM1[1], VM2[1], VM1[2], VM2[2], sport=1000, dport=53)
+    big = eth(VM2[1], VM1[1], 0x0800, ipv4(VM1[2], VM2[2], 17, udp(1000, 53, bytes(65500))))
+    assert isinstance(only(a.process("vm1", small, 0.0)), Transmit)  # the flow is cached
+    for _ in range(2):  # the cached flow, then the same frame again
+        drop = only(a.process("vm1", big, 0.0))
+        assert drop == Drop("vm1", "mtu_exceeded")
+    other = eth(VM2[1], VM1[1], 0x0800, ipv4(VM1[2], VM2[2], 17, udp(1001, 53, bytes(65500))))
+    assert only(a.process("vm1", other, 0.0)) == Drop("vm1", "mtu_exceeded")  # a new flow
+    assert a.listing.counters("vm1")["drop:mtu_exceeded"] == 3

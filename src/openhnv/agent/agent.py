@@ -35,7 +35,7 @@ from openhnv.agent.planner import (
     plan_of_engine,
     without,
 )
-from openhnv.agent.rows import TABLES, Problem, read_catalog
+from openhnv.agent.rows import TABLES, Problem, clipped, read_catalog
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.mirror import RowEvent
@@ -298,9 +298,9 @@ class HostAgent:
             self._syncs += 1
             self._last_sync = time.time()
         for p in set(problems) - set(before):
-            log.warning("skipping %s %r (%s): %s", p.table, p.key, p.uuid, p.reason)
+            log.warning("skipping %s %s (%s): %s", p.table, clipped(repr(p.key)), p.uuid, p.reason)
         for p in set(before) - set(problems):
-            log.info("%s %r is usable again", p.table, p.key)
+            log.info("%s %s is usable again", p.table, clipped(repr(p.key)))
         if units:
             log.info("host agent %s: %d change(s) programmed", self.host_name, len(units))
         if not failed and pas == new.provider_addresses:
@@ -347,7 +347,7 @@ class HostAgent:
         refused = apply_units(self.switch, units)
         for unit, reason in refused:
             problem = Problem(unit.table, self._uuid(unit.table, unit.key), unit.key, reason)
-            log.warning("%s %r: %s", unit.table, unit.key, reason)
+            log.warning("%s %s: %s", unit.table, clipped(repr(unit.key)), problem.reason)
             with self._cond:
                 self._apply_problems[(unit.table, unit.key)] = problem
         return [unit for unit, _ in refused]

@@ -30,6 +30,7 @@ UNTAGGED_BINDING = 0
 FULL_PORT_RANGE = (0, 65535)
 TRUE = "true"
 PARSE_CACHE = 1 << 16  # addresses and MACs parsed once per agent, not once per sync
+MAX_REASON = 300  # a hostile value (100 KB) is not repeated whole in a problem or a log line
 
 
 class RowError(ValueError):
@@ -38,15 +39,25 @@ class RowError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A southbound row the agent skipped, and why."""
+    """A southbound row the agent skipped, and why (the reason clipped to ``MAX_REASON``)."""
 
     table: str
     uuid: str
     key: str
     reason: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", clipped(self.reason))  # wherever it was made
+
     def as_dict(self) -> dict[str, str]:
         return {"table": self.table, "uuid": self.uuid, "key": self.key, "reason": self.reason}
+
+
+def clipped(reason: str) -> str:
+    """``reason`` cut to ``MAX_REASON`` characters (its start names the column)."""
+    if len(reason) <= MAX_REASON:
+        return reason
+    return f"{reason[:MAX_REASON]}... ({len(reason)} characters)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,11 +350,13 @@ def parse_flow_key(frame: bytes, offset: int = 0, key: bytes | None = None) -> F
         proto, ttl = frame[l3 + IPV4_PROTOCOL_AT], frame[l3 + IPV4_TTL_AT]
         fragment = bool(frame[l3 + IPV4_FLAGS_AT] & _OFFSET_HIGH or frame[l3 + IPV4_FLAGS_AT + 1])
         l4 = -1 if fragment else l3 + ihl
+        icmp = PROTO_ICMP
     elif ethertype == ETHERTYPE_IPV6:
         src = ipaddress.IPv6Address(frame[l3 + IPV6_SRC_AT : l3 + IPV6_DST_AT])
         dst = ipaddress.IPv6Address(frame[l3 + IPV6_DST_AT : l3 + IPV6_HEADER_LEN])
         proto, l4 = _ipv6_l4(frame, l3)
         ttl = frame[l3 + IPV6_HOP_LIMIT_AT]
+        icmp = PROTO_ICMPV6
     else:
         return FlowKey(src_mac, dst_mac, ethertype, vlan_id, key=key)
     sport = dport = itype = icode = flags = None
@@ -363,7 +365,7 @@ def parse_flow_key(frame: bytes, offset: int = 0, key: bytes | None = None) -> F
         dport = int.from_bytes(frame[l4 + UDP_DST_PORT_AT : l4 + _PORTS_LEN], "big")
         if proto == PROTO_TCP:
             flags = frame[l4 + TCP_FLAGS_AT]
-    elif l4 >= 0 and proto in _ICMP_PROTOCOLS:
+    elif l4 >= 0 and proto == icmp:  # ICMP of IPv4, ICMPv6 of IPv6: as flow_key keys them
         itype, icode = frame[l4], frame[l4 + 1]
         at = l4 + ICMP_IDENTIFIER_AT
         sport = dport = int.from_bytes(frame[at : at + _ICMP_TYPE_CODE], "big")

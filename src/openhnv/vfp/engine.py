@@ -48,7 +48,14 @@ from openhnv.vfp.pipeline import Decision, decide
 from openhnv.vfp.policy import IN, OUT, Direction
 from openhnv.vfp.programming import Programming
 from openhnv.vfp.state import EngineState
-from openhnv.vfp.transposition import ENTROPY_MASK, Decap, Discard, LocalDelivery, Template
+from openhnv.vfp.transposition import (
+    ENTROPY_MASK,
+    MTU_EXCEEDED,
+    Decap,
+    Discard,
+    LocalDelivery,
+    Template,
+)
 from openhnv.vfp.uplink import decide_uplink
 
 DEFAULT_FLOW_CAPACITY = 1_000_000
@@ -143,14 +150,10 @@ class VfpEngine:
                 continue
             t = f.template
             if t.encap_inline:  # no inner edit: the flow's cached outer headers
-                size = len(frame)
-                arg = f.arg
-                if arg >> _ARG_LENGTH_SHIFT == size:
-                    header = f.header
-                else:
-                    f.header = header = t.header(size, arg & ENTROPY_MASK)  # type: ignore[union-attr]
-                    f.arg = (arg & ENTROPY_MASK) | size << _ARG_LENGTH_SHIFT
-                append(_new(Transmit, (header + frame, t.source_pa, t.provider_address)))  # type: ignore[union-attr]
+                if f.arg >> _ARG_LENGTH_SHIFT == len(frame):
+                    append(_new(Transmit, (f.header + frame, t.source_pa, t.provider_address)))  # type: ignore[union-attr]
+                else:  # another length than the last packet's (rarer): its own call
+                    self._encap_resized(p, f, frame, out)
             elif (
                 t.__class__ is Discard
                 and f.connection is not None
@@ -166,6 +169,20 @@ class VfpEngine:
                     self._after(p, em, now, out)
         p.packets_out += len(frames)
         p.uft_hits += len(frames) - misses
+
+    def _encap_resized(self, p: Port, f: Flow, frame: bytes, out: list[Emit]) -> None:
+        """Flow ``f``'s cached encapsulation of ``frame``, whose length differs from the
+        last packet's: new outer headers (kept on the flow), or a drop when no outer IPv4
+        packet can carry the frame."""
+        t = f.template
+        size = len(frame)
+        if size > t.max_inner:  # type: ignore[union-attr]
+            self._drop(p, MTU_EXCEEDED, out)
+            return
+        arg = f.arg
+        f.header = header = t.header(size, arg & ENTROPY_MASK)  # type: ignore[union-attr]
+        f.arg = (arg & ENTROPY_MASK) | size << _ARG_LENGTH_SHIFT
+        out.append(Transmit(header + frame, t.source_pa, t.provider_address))  # type: ignore[union-attr]
 
     def _to_vm(
         self,

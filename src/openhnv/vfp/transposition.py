@@ -25,7 +25,12 @@ from typing import Literal
 from openhnv.packet.addresses import mac_to_bytes
 from openhnv.packet.checksum import update_checksum_word
 from openhnv.packet.ethernet import ETHERTYPE_AT
-from openhnv.packet.ipv4 import IPV4_CHECKSUM_AT, IPV4_PROTOCOL_AT, IPV4_TTL_AT
+from openhnv.packet.ipv4 import (
+    IPV4_CHECKSUM_AT,
+    IPV4_MAX_TOTAL_LEN,
+    IPV4_PROTOCOL_AT,
+    IPV4_TTL_AT,
+)
 from openhnv.packet.ipv6 import IPV6_HOP_LIMIT_AT
 from openhnv.packet.template import HeaderBuilder, TunnelTemplate
 from openhnv.packet.vxlan import VXLAN_SOURCE_PORT_MAX, VXLAN_SOURCE_PORT_MIN
@@ -101,13 +106,21 @@ class InnerEdit:
         )
 
 
+MTU_EXCEEDED = "mtu_exceeded"
+"""The drop reason of a frame too big to encapsulate."""
+
+
 class Encap:
-    """Push outer headers toward one PA; shared by every flow with the same destination."""
+    """Push outer headers toward one PA; shared by every flow with the same destination.
+
+    ``max_inner``: the longest inner frame whose outer IPv4 packet is still one (its
+    total length is 16 bits); a longer one is dropped under ``MTU_EXCEEDED``."""
 
     __slots__ = (
         "edit",
         "encap_inline",
         "header",
+        "max_inner",
         "plain",
         "provider_address",
         "source_pa",
@@ -144,9 +157,13 @@ class Encap:
         self.edit = edit
         self.plain = edit is None  # the fast path inlines these
         self.encap_inline = self.plain
+        outer_ip = len(self.template.header) - self.template.ip_offset
+        self.max_inner = IPV4_MAX_TOTAL_LEN - outer_ip
 
     def emit(self, port: str, frame: bytes, flow_arg: int) -> Emit:
-        """The outer frame of ``frame``."""
+        """The outer frame of ``frame`` (a drop under ``MTU_EXCEEDED`` when too big)."""
+        if len(frame) > self.max_inner:
+            return Drop(port, MTU_EXCEEDED)
         if self.edit is not None:
             edited = self.edit.apply(frame)
             if edited is None:
