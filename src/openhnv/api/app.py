@@ -36,12 +36,12 @@ from openhnv.controller.northbound.models import MODELS
 from openhnv.controller.northbound.paths import (
     BASE_PATH,
     KINDS,
-    MAX_ID_LENGTH,
     SINGLETON_COLLECTION,
     SINGLETON_ID,
     TOP_LEVEL,
     child_collections,
 )
+from openhnv.controller.northbound.patterns import ID_PATTERN
 from openhnv.controller.northbound.service import ControllerService
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -83,11 +83,7 @@ COLLECTION_SCHEMA: dict[str, Any] = {
         "nextLink": {"type": "string"},
     },
 }
-# paths.check_resource_id: 1..256 characters, no '/', no control character
-RESOURCE_ID_SCHEMA: dict[str, Any] = {
-    "type": "string",
-    "pattern": f"^[^/\\u0000-\\u001f\\u007f]{{1,{MAX_ID_LENGTH}}}$",
-}
+RESOURCE_ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": ID_PATTERN}
 IF_MATCH: dict[str, Any] = {
     "name": "If-Match",
     "in": "header",
