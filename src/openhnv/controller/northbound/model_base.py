@@ -39,6 +39,7 @@ PORT_MAX = 65535
 MAC_HEX_DIGITS = 12
 ANY = "*"
 INTERNET_TAG = "Internet"
+COUNT_MAX = 2**63 - 1  # a count or a size without a limit of its own
 
 
 def one_of(*values: str) -> Callable[[object], str]:
@@ -58,7 +59,7 @@ def _enum_schema(*values: str) -> WithJsonSchema:
     )
 
 
-def _int_in(low: int, high: int) -> Callable[[object], int]:
+def int_in(low: int, high: int) -> Callable[[object], int]:
     """An int, or its decimal string (``"100"``), within ``low..high``."""
 
     def check(value: object) -> int:
@@ -76,7 +77,7 @@ def _int_in(low: int, high: int) -> Callable[[object], int]:
     return check
 
 
-def _int_schema(low: int, high: int) -> WithJsonSchema:
+def int_schema(low: int, high: int) -> WithJsonSchema:
     return WithJsonSchema(
         {
             "anyOf": [
@@ -235,6 +236,7 @@ Switch = Annotated[
         }
     ),
 ]
+Count = Annotated[int, BeforeValidator(int_in(0, COUNT_MAX)), int_schema(0, COUNT_MAX)]
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema(BOOLEAN_SCHEMA)]
 AclProtocol = Annotated[
     str,
@@ -259,13 +261,13 @@ CredentialType = Annotated[
 VirtualizationProtocol = Annotated[
     str, BeforeValidator(one_of("Vxlan", "Nvgre")), _enum_schema("Vxlan", "Nvgre")
 ]
-VlanId = Annotated[int, BeforeValidator(_int_in(0, VLAN_MAX)), _int_schema(0, VLAN_MAX)]
+VlanId = Annotated[int, BeforeValidator(int_in(0, VLAN_MAX)), int_schema(0, VLAN_MAX)]
 AclPriority = Annotated[
     int,
-    BeforeValidator(_int_in(ACL_PRIORITY_MIN, ACL_PRIORITY_MAX)),
-    _int_schema(ACL_PRIORITY_MIN, ACL_PRIORITY_MAX),
+    BeforeValidator(int_in(ACL_PRIORITY_MIN, ACL_PRIORITY_MAX)),
+    int_schema(ACL_PRIORITY_MIN, ACL_PRIORITY_MAX),
 ]
-Vsid = Annotated[int, BeforeValidator(_int_in(VSID_MIN, VSID_MAX)), _int_schema(VSID_MIN, VSID_MAX)]
+Vsid = Annotated[int, BeforeValidator(int_in(VSID_MIN, VSID_MAX)), int_schema(VSID_MIN, VSID_MAX)]
 
 
 class Properties(BaseModel):
