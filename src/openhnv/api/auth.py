@@ -46,6 +46,7 @@ VIA_NONE = "none"
 TLS_EXTENSION = "tls"
 RELOAD_SECONDS = 1.0  # how often the token file is looked at for changes
 AUDIT_LOGGER = "openhnv.audit"
+SERVER_ERROR = 500
 
 log = logging.getLogger(__name__)
 
@@ -263,12 +264,15 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         principal, denial = self.decide(scope)
-        method = str(scope.get("method", ""))
-        status = [500]
+        audit = self.audit if str(scope.get("method", "")).upper() not in READ_METHODS else None
+        recorded = False
 
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
+            nonlocal recorded
+            if audit is not None and message["type"] == "http.response.start" and not recorded:
+                # before the client hears the answer: no acknowledged change goes unaudited
+                audit.record(_audit_entry(scope, principal, int(message["status"])))
+                recorded = True
             await send(message)
 
         try:
@@ -277,8 +281,8 @@ class Authenticate:
             else:
                 await self.app(scope, receive, sending)
         finally:
-            if self.audit is not None and method.upper() not in READ_METHODS:
-                self.audit.record(_audit_entry(scope, principal, status[0]))
+            if audit is not None and not recorded:  # the application failed before answering
+                audit.record(_audit_entry(scope, principal, SERVER_ERROR))
 
     async def _refuse(self, denial: Denial, send: Send) -> None:
         error = {"error": {"code": denial.code, "message": denial.message}}
