@@ -17,7 +17,8 @@ BPF_BUILD := build/bpf
 BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke demo clean
+.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke demo clean \
+	schemathesis-long
 
 deps: apt-deps etcd-deps gateway-deps bpf py-deps
 
@@ -109,6 +110,12 @@ bench-smoke: py-deps
 	  [ -e "$$b" ] || continue; echo "== $$b --smoke"; \
 	  $(BENCH_ENV) $(PYTHON) $$b --smoke | $(PYTHON) -m json.tool > /dev/null; \
 	done
+
+# The OpenAPI document against a real controller: schemathesis, every phase and check, 100
+# examples per operation and a new seed each run (make test runs a short fixed-seed form,
+# tests/functional/test_api_schemathesis.py). For the chaos run.
+schemathesis-long: py-deps
+	$(BENCH_ENV) $(PYTHON) tests/functional/schemathesis_run.py --long
 
 bench: deps ovs-deps
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BENCH_ENV) $(PYTHON) $$b; done

@@ -115,7 +115,7 @@ def _until(fn: Callable[[], bool], timeout: float) -> None:
 
 def _put_to_first_packet(running: orchestrator.RunningLab, internet: str) -> float:
     """Seconds from PUT virtualGateways (after a DELETE) to a connection through NAT."""
-    client = ControllerClient.connect(running.controller_url)
+    client = ControllerClient.connect(running.controller_url, access=running.access)
     compartments = EdgeNames(running.name).compartments("gw1") + VGW.lower()
     try:
         client.delete(f"/virtualGateways/{VGW}")

@@ -104,7 +104,7 @@ def test_a_gateway_host_restart_keeps_traffic_and_rebuilds_a_lost_compartment(
 
 
 def test_withdrawn_connections_and_gateways_leave_no_route(lab: RunningLab) -> None:
-    client = ControllerClient.connect(lab.controller_url)
+    client = ControllerClient.connect(lab.controller_url, access=lab.access)
     try:
         client.delete("/virtualGateways/Fabrikam-gw/networkConnections/physnet")
         eventually(

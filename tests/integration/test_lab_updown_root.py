@@ -36,7 +36,7 @@ def test_up_status_down_then_nothing_left(
         pids = list(recorded.values())
         url = daemons.controller_url(run_dir)
         assert url is not None
-        client = ControllerClient.connect(url)
+        client = ControllerClient.connect(url, access=daemons.controller_access(run_dir))
         try:
             nics = client.list("networkInterfaces")
         finally:
@@ -119,7 +119,9 @@ def test_up_with_three_controllers_survives_the_leader_and_leaves_nothing(
             if re.search(rf"{re.escape(_url_of(run_dir, n))}/networking/v1/\s+\(leads\)", status)
         )
         builder.stop_pidfile(daemons.pidfile(run_dir, leader))
-        client = ControllerClient.connect_any(daemons.controller_urls(run_dir))
+        client = ControllerClient.connect_any(
+            daemons.controller_urls(run_dir), access=daemons.controller_access(run_dir)
+        )
         try:  # any live replica answers; another takes over the hosts
             nics = client.list("networkInterfaces")
             assert {n["properties"]["provisioningState"] for n in nics} == {"Succeeded"}

@@ -82,8 +82,9 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _provider_addresses(url: str, host: str) -> list[str]:
-    client = ControllerClient.connect(url)
+def _provider_addresses(running: orchestrator.RunningLab, host: str) -> list[str]:
+    access = daemons.controller_access(running.run_dir)
+    client = ControllerClient.connect(running.controller_url, access=access)
     try:
         server = client.get(f"/servers/{host}")
     finally:
@@ -218,8 +219,8 @@ def _traffic(running: orchestrator.RunningLab) -> list[Check]:
             _say(f"  {record.host:>6} | {record.line}")
     for tenant in people:
         sql, web = topology.vm(tenant.sql), topology.vm(tenant.web)
-        web_pas = _provider_addresses(running.controller_url, web.host)
-        sql_pas = _provider_addresses(running.controller_url, sql.host)
+        web_pas = _provider_addresses(running, web.host)
+        sql_pas = _provider_addresses(running, sql.host)
         vlan = topology.pa_subnet(topology.host(web.host).pa_subnet).vlan or None
         checks.append(
             _tunnel_check(

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from openhnv.lab import builder, daemons, netns
+from openhnv.lab.access import ApiAccess
 from openhnv.lab.documents import Document
 from openhnv.lab.edge_builder import build_edge
 from openhnv.lab.edge_up import EdgeState, bring_up_edge, start_gateway_hosts
@@ -69,6 +70,11 @@ class RunningLab:
     @property
     def run_dir(self) -> Path:
         return self.lab.run_dir
+
+    @property
+    def access(self) -> ApiAccess | None:
+        """The controllers' credentials (the lab's API PKI)."""
+        return daemons.controller_access(self.lab.run_dir)
 
     def host_state_dir(self, host: str) -> Path:
         return host_state_dir(self.lab.run_dir, host)
@@ -144,7 +150,7 @@ def _bring_up(
             daemons.start_host(run_dir, namespace, host.name)
     start_gateway_hosts(lab, progress)
     running = RunningLab(lab=lab, controller_url=url, controller_urls=urls)
-    client = ControllerClient.connect_any(urls)
+    client = ControllerClient.connect_any(urls, access=daemons.controller_access(run_dir))
     try:
         for resource in infrastructure(topology, run_dir):
             with step(f"PUT {resource.path}", progress, context=""):
