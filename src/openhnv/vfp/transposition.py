@@ -24,7 +24,7 @@ from typing import Literal
 
 from openhnv.packet.addresses import mac_to_bytes
 from openhnv.packet.checksum import update_checksum_word
-from openhnv.packet.ethernet import ETHERTYPE_AT
+from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, ETHERTYPE_AT
 from openhnv.packet.ipv4 import IPV4_CHECKSUM_AT, IPV4_PROTOCOL_AT, IPV4_TTL_AT
 from openhnv.packet.ipv6 import IPV6_HOP_LIMIT_AT
 from openhnv.packet.template import HeaderBuilder, TunnelTemplate
@@ -101,13 +101,24 @@ class InnerEdit:
         )
 
 
+MTU_EXCEEDED = "mtu_exceeded"
+"""The drop reason of a frame too big for its uplink once encapsulated."""
+UNLIMITED = 1 << 30  # a length no frame has: the bound of an uplink of unknown MTU
+
+
 class Encap:
-    """Push outer headers toward one PA; shared by every flow with the same destination."""
+    """Push outer headers toward one PA; shared by every flow with the same destination.
+
+    ``max_inner``: the longest inner frame whose outer IPv4 packet fits the source PA's
+    uplink MTU; ``next_hop_mtu``: the longest inner IPv4 packet, what a "fragmentation
+    needed" tells the VM (the MTU less the 50 bytes of VXLAN or 42 of NVGRE)."""
 
     __slots__ = (
         "edit",
         "encap_inline",
         "header",
+        "max_inner",
+        "next_hop_mtu",
         "plain",
         "provider_address",
         "source_pa",
@@ -125,6 +136,7 @@ class Encap:
         provider_address: str,
         vsid: int,
         edit: InnerEdit | None,
+        mtu: int | None = None,
     ) -> None:
         if nvgre:
             self.template = TunnelTemplate.nvgre(
@@ -144,9 +156,14 @@ class Encap:
         self.edit = edit
         self.plain = edit is None  # the fast path inlines these
         self.encap_inline = self.plain
+        outer_ip = len(self.template.header) - self.template.ip_offset
+        self.max_inner = UNLIMITED if mtu is None else mtu - outer_ip
+        self.next_hop_mtu = self.max_inner - ETHERNET_HEADER_LEN
 
     def emit(self, port: str, frame: bytes, flow_arg: int) -> Emit:
-        """The outer frame of ``frame``."""
+        """The outer frame of ``frame`` (a drop under ``MTU_EXCEEDED`` when too big)."""
+        if len(frame) > self.max_inner:
+            return Drop(port, MTU_EXCEEDED)
         if self.edit is not None:
             edited = self.edit.apply(frame)
             if edited is None:
