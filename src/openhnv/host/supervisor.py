@@ -45,6 +45,7 @@ from openhnv.vswitch.switch import HostSwitch
 log = logging.getLogger(__name__)
 
 DRIVERS = ("none", "linux")
+FASTPATH_MODES = ("auto", "on", "off")
 LINUX_DRIVER_MODULE = "openhnv.vswitch.linux"
 OVSDB_SOCKET = "ovsdb.sock"
 PID_FILE = "host.pid"
@@ -62,6 +63,7 @@ class HostConfig:
     listen: tuple[str, ...] = ()
     pki: Path | None = None
     driver: str = "none"
+    fastpath: str = "auto"  # the kernel fast path under the linux driver: auto, on, off
     null_ports: tuple[tuple[str, str], ...] = ()  # (port, mac) the none driver reports
     agent_timeout: float = AGENT_START_TIMEOUT
 
@@ -76,6 +78,10 @@ def make_driver(config: HostConfig) -> Driver:
     kind = config.driver
     if config.null_ports and kind != "none":
         raise HostError("--null-port is for --driver none only")
+    if config.fastpath not in FASTPATH_MODES:
+        raise HostError(f"--fastpath {config.fastpath!r}: expected one of {FASTPATH_MODES}")
+    if kind == "none" and config.fastpath == "on":
+        raise HostError("--fastpath on needs --driver linux (the none driver moves no frames)")
     if kind == "none":
         null = NullDriver()
         for port, mac in config.null_ports:
@@ -87,7 +93,7 @@ def make_driver(config: HostConfig) -> Driver:
         except ImportError as err:
             raise HostError(f"driver linux is not available: {err}") from None
         try:
-            driver: Driver = module.LinuxDriver()
+            driver: Driver = module.LinuxDriver(fastpath=config.fastpath)
         except (VSwitchError, OSError) as err:
             raise HostError(f"driver linux did not start: {err}") from None
         return driver
@@ -261,6 +267,10 @@ class HostProcess:
         except (VSwitchError, OSError) as err:
             raise HostError(f"driver {cfg.driver} did not open: {err}") from None
         log.info("agent synced; switch started with driver %s", cfg.driver)
+        adopted = parts.switch.revalidate_adopted()  # what a killed predecessor left
+        if adopted:
+            self.startup["fastpath_adopted"] = adopted["adopted"]
+            self.startup["fastpath_kept"] = adopted["kept"]
 
         handlers = host_handlers(parts.switch, parts.agent, process_status=self.status)
         parts.control = ControlServer(socket_path(self.state_dir), handlers)
@@ -290,6 +300,7 @@ class HostProcess:
             "pid": os.getpid(),
             "state_dir": str(self.state_dir),
             "driver": self.config.driver,
+            "fastpath": parts.switch.fastpath_status() if parts.switch else {"state": "off"},
             "uptime_s": round(time.time() - self.started_at, 1) if self.started_at else 0.0,
             "ovsdb_remote": self.remote,
             "listen": list(self.config.listen),

@@ -2,7 +2,8 @@
 
 Layout for a lab named ``L`` (all names from ``LabNames``)::
 
-    hnv-L-vm-<vm>       eth0 (CA, MTU 1500, default via the subnet gateway, offloads off)
+    hnv-L-vm-<vm>       eth0 (CA, MTU 1500, default via the subnet gateway; offloads
+                        off, unless the hosts run the kernel fast path)
          │ veth
     hnv-L-host-<host>   vm-<vm> (read by the host's switch) ... up0, up1 (no kernel PA)
          │ veth (MTU 1700)
@@ -148,8 +149,18 @@ def _step(description: str, progress: Progress) -> Iterator[None]:
         raise LabError(f"{description}: {exc}") from exc
 
 
-def build(topology: Topology, run_root: Path = RUN_ROOT, progress: Progress = _quiet) -> Lab:
-    """Build the fabric, router, host and VM namespaces; on failure remove all of it."""
+def build(
+    topology: Topology,
+    run_root: Path = RUN_ROOT,
+    progress: Progress = _quiet,
+    *,
+    vm_offloads: bool = False,
+) -> Lab:
+    """Build the fabric, router, host and VM namespaces; on failure remove all of it.
+
+    ``vm_offloads``: the VMs keep TSO/GSO and checksum offload (for hosts running the
+    kernel fast path, which forwards such frames as they are); without it they are off
+    on both ends of each VM's veth, as a userspace switch needs."""
     names = LabNames(topology.name)
     lab = Lab(topology=topology, names=names, run_dir=run_dir_of(topology.name, run_root))
     leftovers = netns.list_namespaces(names.prefix)
@@ -164,7 +175,7 @@ def build(topology: Topology, run_root: Path = RUN_ROOT, progress: Progress = _q
         for host in topology.hosts:
             _build_host(lab, host.name, progress)
         for vm in topology.vms:
-            _build_vm(lab, vm.name, progress)
+            _build_vm(lab, vm.name, progress, vm_offloads)
     except BaseException:
         progress("build failed: removing what was built")
         teardown(topology, run_root)
@@ -221,7 +232,7 @@ def _build_host(lab: Lab, host_name: str, progress: Progress) -> None:
             netns.set_up(namespace, uplink)
 
 
-def _build_vm(lab: Lab, vm_name: str, progress: Progress) -> None:
+def _build_vm(lab: Lab, vm_name: str, progress: Progress, offloads: bool) -> None:
     names, topology = lab.names, lab.topology
     vm = topology.vm(vm_name)
     subnet = topology.vm_subnet(vm)
@@ -234,9 +245,11 @@ def _build_vm(lab: Lab, vm_name: str, progress: Progress) -> None:
         netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
         netns.add_address(namespace, VM_INTERFACE, address)
         netns.add_route(namespace, None, subnet.gateway)
-        netns.disable_offloads(namespace, VM_INTERFACE)
+        if not offloads:
+            netns.disable_offloads(namespace, VM_INTERFACE)
         netns.set_up(host_namespace, port)
-        netns.disable_offloads(host_namespace, port)
+        if not offloads:
+            netns.disable_offloads(host_namespace, port)
 
 
 # ---------------------------------------------------------------- daemons

@@ -33,6 +33,7 @@ from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.driver import PaConfig
+from openhnv.vswitch.fastpath.probe import probe
 from openhnv.vswitch.linux import LinuxDriver
 from openhnv.vswitch.portlinks import port_alias
 from openhnv.vswitch.switch import HostSwitch
@@ -107,13 +108,30 @@ def port_id(vm: str) -> str:
     return f"nic-{vm}"
 
 
+FASTPATH_ENV = "HNV_TEST_FASTPATH"
+"""on, off or auto (unset: auto): the kernel fast path of the data-plane and lab tests."""
+
+
+def fastpath_mode() -> str:
+    """The fast-path mode of this test run, auto resolved: on when the kernel and the
+    built object allow it, else off."""
+    mode = os.environ.get(FASTPATH_ENV, "auto")
+    if mode not in ("on", "off", "auto"):
+        raise ValueError(f"{FASTPATH_ENV}={mode!r}: expected on, off or auto")
+    if mode == "auto":
+        mode = "on" if probe() is None else "off"
+    return mode
+
+
 class DataplaneLab:
     """A built topology plus the switches started on it; a context manager that
-    removes everything on exit, also after a failure."""
+    removes everything on exit, also after a failure. ``fastpath``: the switches' kernel
+    fast path (on: the VMs keep their offloads; default: ``fastpath_mode()``)."""
 
-    def __init__(self, doc: dict[str, Any], run_root: Path) -> None:
+    def __init__(self, doc: dict[str, Any], run_root: Path, fastpath: str | None = None) -> None:
         self.topology: Topology = from_document(doc)
         self.run_root = run_root
+        self.fastpath = fastpath_mode() if fastpath is None else fastpath
         self.lab: builder.Lab | None = None
         self.switches: dict[str, HostSwitch] = {}
         self.processes: list[SwitchProcess] = []
@@ -121,7 +139,9 @@ class DataplaneLab:
 
     def __enter__(self) -> DataplaneLab:
         try:
-            self.lab = builder.build(self.topology, self.run_root)
+            self.lab = builder.build(
+                self.topology, self.run_root, vm_offloads=self.fastpath == "on"
+            )
             for key in BRIDGE_NETFILTER:  # a physical switch runs no iptables on frames
                 netns.set_sysctl(self.names.fabric, key, "0")
             for vm in self.topology.vms:
@@ -208,7 +228,7 @@ class DataplaneLab:
 
     def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:
         """A HostSwitch on a LinuxDriver made in ``host``'s namespace, programmed."""
-        driver = netns.run_in(self.host_ns(host), LinuxDriver)
+        driver = netns.run_in(self.host_ns(host), LinuxDriver, fastpath=self.fastpath)
         switch = HostSwitch(VfpEngine(), driver)
         self.switches[host] = switch
         switch.start()

@@ -570,57 +570,76 @@ class VfpEngine:
 
     def revalidate(self, heads: Iterable[Flow], now: float | None = None) -> None:
         """Decide ``heads`` again as their next packet would, without one (a revalidator:
-        after a change of policy or of the spaces, and for the entries a restarted fast
-        path kept): a frame made from each key (``packet.keyframe``) runs through the
-        slow path when the flow is stale, else through its cached decision into the port
+        after a change of policy or of the spaces): a frame made from each key
+        (``packet.keyframe``) is replayed (``replay``). Each head is noted for
+        ``offload.operations()``."""
+        heads = list(heads)
+        frames: list[tuple[str, bytes]] = []
+        for head in heads:
+            table = head.table
+            if table.flows.get(head.key) is not head:
+                continue  # retired meanwhile
+            uplink = table.port == UPLINK
+            frame = tunnel_frame_of_key(head.key) if uplink else frame_of_key(head.key)
+            if frame is not None:
+                frames.append((table.port, frame))
+        self.replay_all(frames, now)
+        if self.offload.enabled:
+            self.offload.touch(heads)
+
+    def replay(self, port: str, frame: bytes, now: float | None = None) -> None:
+        """``replay_all`` of one frame."""
+        self.replay_all([(port, frame)], now)
+
+    def replay_all(self, frames: Iterable[tuple[str, bytes]], now: float | None = None) -> None:
+        """Decide each (port, frame) as if the port had received it: the slow path for a
+        flow without a current decision, else through its cached decision into the port
         it delivers to (whose inbound flow may be stale). Decisions are committed as a
         packet's would be; what they emit goes nowhere and the ports' packet and drop
-        counters do not move (no packet crossed them). Each head is noted for
-        ``offload.operations()``."""
+        counters do not move (no packet crossed them)."""
         if now is None:
             now = self.clock()
         state = self.state
         saved = [(p, p.packets_in, p.uft_hits, _drop_counters(p))
                  for p in (*state.ports.values(), state.uplink)]  # fmt: skip
         scratch: list[Emit] = []
-        for head in heads:
-            table = head.table
-            if table.flows.get(head.key) is not head:
-                continue  # retired meanwhile
-            if table.port == UPLINK:
-                self._revalidate_uplink(head, now, scratch)
-            else:
-                p = state.ports.get(table.port)
-                if p is None or p.outbound is not table:
-                    continue
-                frame = frame_of_key(head.key)
-                if frame is None:
-                    continue
-                if head.generation != p.generation:
-                    self._slow(p, OUT, frame, now, scratch, head, head.key)
-                else:
-                    t = head.template
-                    if t.__class__ is LocalDelivery and t.port != p.name:
-                        self._after(p, t.emit(p.name, frame, head.arg), now, scratch)
-            if self.offload.enabled:
-                self.offload.note(head)
+        for port, frame in frames:
+            try:
+                if port == UPLINK:
+                    self._replay_uplink(frame, now, scratch)
+                elif port in state.ports:
+                    self._replay_vm(state.ports[port], frame, now, scratch)
+            except PacketError:
+                continue  # not a frame the engine keys: nothing to decide
         for p, packets_in, hits, drops in saved:
             p.packets_in, p.uft_hits = packets_in, hits
             for name in [k for k in p.counters if k.startswith(_PACKET_COUNTERS)]:
                 if drops.get(name, 0) != p.counters[name]:
                     p.counters[name] = drops.get(name, 0)
 
-    def _revalidate_uplink(self, head: Flow, now: float, scratch: list[Emit]) -> None:
+    def _replay_vm(self, p: Port, frame: bytes, now: float, scratch: list[Emit]) -> None:
+        key = flow_key(frame)
+        f = p.outbound.flows.get(key)
+        if f is None or f.generation != p.generation:
+            if p.enabled:
+                self._slow(p, OUT, frame, now, scratch, f, key)
+            return
+        t = f.template
+        if t.__class__ is LocalDelivery and t.port != p.name:
+            self._after(p, t.emit(p.name, frame, f.arg), now, scratch)
+
+    def _replay_uplink(self, frame: bytes, now: float, scratch: list[Emit]) -> None:
         up = self.state.uplink
-        frame = tunnel_frame_of_key(head.key)
-        if frame is None:
-            return
         okey, inner = outer_key(frame)
-        ikey = flow_key(frame, inner)
-        if head.generation != up.generation:
-            self._slow_uplink(frame, head.key, now, scratch, head, okey, ikey)
+        if inner < 0:
             return
-        t = head.template
+        ikey = flow_key(frame, inner)
+        key = okey + ikey
+        f = up.inbound.flows.get(key)
+        if f is None or f.generation != up.generation:
+            self._slow_uplink(frame, key, now, scratch, f, okey, ikey)
+            return
+        t = f.template
         if isinstance(t, Decap) and t.port in self.state.ports:
             self._to_vm(self.state.ports[t.port], frame[t.offset :], now, scratch, ikey)
 
