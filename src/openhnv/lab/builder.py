@@ -202,6 +202,8 @@ def _build_physical(lab: Lab, progress: Progress) -> None:
             netns.set_up(names.router, leg)
             netns.add_address(names.router, leg, gateway)
             netns.set_up(names.fabric, peer)
+            if pa.vlan:  # wire-size frames for the access relay (see wire_frames_only)
+                netns.wire_frames_only(names.router, leg)
         if pa.vlan == 0:
             with _step(f"PA subnet {pa.name}: router port into {bridge}", progress):
                 netns.set_master(names.fabric, peer, bridge)
@@ -230,6 +232,8 @@ def _build_host(lab: Lab, host_name: str, progress: Progress) -> None:
             netns.set_master(names.fabric, peer, bridge)
             netns.set_up(names.fabric, peer)
             netns.set_up(namespace, uplink)
+            if lab.topology.pa_subnet(host.pa_subnet).vlan:
+                netns.wire_frames_only(namespace, uplink)
 
 
 def _build_vm(lab: Lab, vm_name: str, progress: Progress, offloads: bool) -> None:

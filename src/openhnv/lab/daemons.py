@@ -204,14 +204,21 @@ def _printed_ready(log: Path) -> Callable[[], bool]:
 
 
 def start_host(
-    run_dir: Path, namespace: str, host: str, timeout: float = HOST_READY_SECONDS
+    run_dir: Path,
+    namespace: str,
+    host: str,
+    timeout: float = HOST_READY_SECONDS,
+    *,
+    fastpath: str = "off",
 ) -> int:
-    """Start ``hnv host --driver linux`` inside ``namespace``; returns its pid once ready."""
+    """Start ``hnv host --driver linux --fastpath MODE`` inside ``namespace``; returns
+    its pid once ready."""
     state_dir = host_state_dir(run_dir, host)
     state_dir.mkdir(parents=True, exist_ok=True)
     name = host_daemon(host)
     argv = ["ip", "netns", "exec", namespace]
-    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--state-dir", str(state_dir))
+    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--fastpath", fastpath,
+                     "--state-dir", str(state_dir))  # fmt: skip
     process = spawn(run_dir, name, argv)
     log = logfile(run_dir, name)
     socket_path = state_dir / OVSDB_SOCKET

@@ -45,7 +45,6 @@ from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.fastpath import entries
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.layout import NO_STATS, FlowEntry, GenerationRef, PortKey, UplinkKey
-from openhnv.vswitch.fastpath.maps import Counters, FlowTable, Generations
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +57,45 @@ _LOGGED = 10
 Table = Literal["port", "uplink"]
 
 
+class Packed(Protocol):
+    def pack(self) -> bytes: ...
+
+
+class FlowMap(Protocol):
+    """A flow map as the edge uses it (``maps.FlowTable``)."""
+
+    def set_raw(self, key: bytes, entry: bytes) -> None: ...
+    def delete_raw(self, key: bytes) -> bool: ...
+    def raw_stats(self) -> Iterable[tuple[bytes, int, int, int]]: ...
+    def items(self) -> Iterable[tuple[Packed, FlowEntry]]: ...
+
+
+class GenerationMap(Protocol):
+    """``maps.Generations`` as the edge uses it."""
+
+    @property
+    def slots(self) -> int: ...
+    def get(self, slot: int) -> int: ...
+    def set(self, slot: int, generation: int) -> None: ...
+
+
+class CounterMap(Protocol):
+    def read(self) -> dict[str, int]: ...
+
+
 class FastPathMaps(Protocol):
     """What the edge writes: ``fastpath.FastPath`` (a fake in unit tests)."""
 
-    adopted: bool
-
     @property
-    def port_flows(self) -> FlowTable[PortKey]: ...
+    def adopted(self) -> bool: ...
     @property
-    def uplink_flows(self) -> FlowTable[UplinkKey]: ...
+    def port_flows(self) -> FlowMap: ...
     @property
-    def generations(self) -> Generations: ...
+    def uplink_flows(self) -> FlowMap: ...
     @property
-    def counters(self) -> Counters: ...
+    def generations(self) -> GenerationMap: ...
+    @property
+    def counters(self) -> CounterMap: ...
 
 
 class KernelPlaces(Protocol):
@@ -254,9 +279,9 @@ class KernelOffload:
         if packed == w.written:
             return
         adopted = self._adopted.pop(w.key, None)
-        if adopted is not None and adopted == (w.table, packed):
+        if adopted is not None and _same_decision(adopted, w.table, packed):
             self.counters["adopted_kept"] += 1  # the kernel has it: its counters go on
-            w.written = packed
+            w.written = adopted[1]
             return
         table = self.maps.port_flows if w.table == "port" else self.maps.uplink_flows
         try:
@@ -427,3 +452,16 @@ class KernelOffload:
 
 def _without_stats(entry: FlowEntry) -> FlowEntry:
     return dataclasses.replace(entry, stats=NO_STATS)
+
+
+def _same_decision(adopted: tuple[Table, bytes], table: Table, packed: bytes) -> bool:
+    """Whether an adopted entry does what ``packed`` does: the same bytes, the flow's
+    entropy apart (the engine hashes its own key of the flow, which holds fields the
+    kernel's does not: a revalidated flow may hash to another source port, which no
+    receiver minds; the kept one goes on)."""
+    if adopted[0] != table:
+        return False
+    if adopted[1] == packed:
+        return True
+    old, new = FlowEntry.unpack(adopted[1]), FlowEntry.unpack(packed)
+    return dataclasses.replace(new, entropy=old.entropy) == old

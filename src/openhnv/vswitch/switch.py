@@ -276,21 +276,34 @@ class HostSwitch:
         with self._lock:
             return {**base, **self._kernel.status()}
 
-    def kernel_flows(self, port: str) -> dict[str, tuple[int, int]]:
+    def kernel_flows(self, port: str, fresh: bool = False) -> dict[str, tuple[int, int]]:
         """Flow key (hex) -> (packets, bytes) the kernel counted, of ``port``'s offloaded
-        flows (``UPLINK`` too); {} without a fast path."""
+        flows (``UPLINK`` too), as of the last expiry pass or now (``fresh``); {} without
+        a fast path."""
         if self._kernel is None:
             return {}
+        if fresh:
+            self._refresh_kernel_stats()
         with self._lock:
             stats = self._kernel.kernel.flow_stats()
             return {f.key.hex(): v for f, v in stats.items() if f.table.port == port}
 
-    def kernel_port_totals(self) -> dict[str, tuple[int, int]]:
+    def kernel_port_totals(self, fresh: bool = False) -> dict[str, tuple[int, int]]:
         """Port -> (packets, bytes) the kernel counted for its offloaded flows."""
         if self._kernel is None:
             return {}
+        if fresh:
+            self._refresh_kernel_stats()
         with self._lock:
             return self._kernel.kernel.port_totals()
+
+    def _refresh_kernel_stats(self) -> None:
+        kernel = self._kernel
+        if kernel is None:
+            return
+        stats = kernel.read_stats()
+        with self._lock:
+            kernel.after_expiry_stats(stats, self.engine.clock())
 
     # -- FrameSink: called by the driver -----------------------------------------------
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN
+from openhnv.packet.checksum import update_checksum_word
 from openhnv.packet.ethernet import (
     ETHERNET_HEADER_LEN,
     ETHERTYPE_AT,
@@ -65,7 +66,9 @@ from openhnv.packet.icmp import (
     ICMP_IDENTIFIER_AT,
 )
 from openhnv.packet.ipv4 import (
+    IPV4_CHECKSUM_AT,
     IPV4_DST_AT,
+    IPV4_FLAG_DF,
     IPV4_FLAGS_AT,
     IPV4_FRAGMENT_BITS,
     IPV4_HEADER_LEN,
@@ -368,6 +371,7 @@ def uplink_key_of_flow_key(key: bytes, vlan_id: int = 0) -> UplinkKey | None:
 
 
 _SYNTHETIC_TTL = 64
+_FLAGS_SHIFT = 13  # the 3 flag bits above the 13-bit fragment offset
 _ICMP_TYPE_SHIFT = 8
 
 
@@ -377,22 +381,39 @@ def _mac(raw: bytes) -> str:
 
 def frame_of_flow(flow: FlowTuple) -> bytes | None:
     """A frame of the kernel's ``flow`` (TCP with ACK only, UDP, or ICMP echo), for a
-    revalidator that decides the flow again; None for another protocol."""
+    revalidator that decides the flow again; None for another protocol. TCP and UDP
+    carry DF and TTL 64 as a Linux VM's do, so that the engine keys them as it keys the
+    VM's own frames."""
     src_mac, dst_mac = _mac(flow.src_mac), _mac(flow.dst_mac)
     if flow.protocol == PROTO_TCP:
-        return tcp_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=flow.src_ip,
-                         dst_ip=flow.dst_ip, src_port=flow.src_port, dst_port=flow.dst_port,
-                         flags=TCP_ACK, ttl=_SYNTHETIC_TTL)  # fmt: skip
+        tcp = tcp_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=flow.src_ip,
+                        dst_ip=flow.dst_ip, src_port=flow.src_port, dst_port=flow.dst_port,
+                        flags=TCP_ACK, ttl=_SYNTHETIC_TTL)  # fmt: skip
+        return _dont_fragment(tcp)
     if flow.protocol == PROTO_UDP:
-        return udp_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=flow.src_ip,
-                         dst_ip=flow.dst_ip, src_port=flow.src_port, dst_port=flow.dst_port,
-                         ttl=_SYNTHETIC_TTL)  # fmt: skip
+        udp = udp_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=flow.src_ip,
+                        dst_ip=flow.dst_ip, src_port=flow.src_port, dst_port=flow.dst_port,
+                        ttl=_SYNTHETIC_TTL)  # fmt: skip
+        return _dont_fragment(udp)
     kind = flow.src_port >> _ICMP_TYPE_SHIFT
     if flow.protocol == PROTO_ICMP and kind in ICMP_ECHOES:
         return icmp_echo_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=flow.src_ip,
                                dst_ip=flow.dst_ip, identifier=flow.dst_port,
                                reply=kind == ICMP_ECHO_REPLY, ttl=_SYNTHETIC_TTL)  # fmt: skip
     return None
+
+
+def _dont_fragment(frame: bytes) -> bytes:
+    """``frame`` (untagged IPv4) with DF set and its header checksum updated."""
+    at = _IP + IPV4_FLAGS_AT
+    word = _U16.unpack_from(frame, at)[0]
+    new = word | IPV4_FLAG_DF << _FLAGS_SHIFT
+    checksum_at = _IP + IPV4_CHECKSUM_AT
+    checksum = update_checksum_word(_U16.unpack_from(frame, checksum_at)[0], word, new)
+    out = bytearray(frame)
+    _U16.pack_into(out, at, new)
+    _U16.pack_into(out, checksum_at, checksum)
+    return bytes(out)
 
 
 def frame_of_uplink_key(key: UplinkKey) -> bytes | None:
