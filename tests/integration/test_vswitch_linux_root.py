@@ -336,8 +336,9 @@ def test_the_host_kernel_never_processes_what_the_switch_owns(run_root: Path) ->
         wait_ready(switch, 1, [])
         # the drop program, or the fast path's programs in its place
         fast = lab.fastpath == "on"
+        port = lab.names.vm_port("v1")
         programs = {"up0": "hnv_tc_uplink" if fast else "hnv_kernel_drop",
-                    lab.names.vm_port("v1"): "hnv_tc_port" if fast else "hnv_kernel_drop"}  # fmt: skip
+                    port: "hnv_tc_port" if fast else "hnv_kernel_drop"}  # fmt: skip
         for ifname, program in programs.items():
             shown = netns.exec_in(host, ["tc", "filter", "show", "dev", ifname, "ingress"])
             assert program in shown.stdout
