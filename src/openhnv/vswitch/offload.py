@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,7 +45,15 @@ from openhnv.vfp.offload import DECAP, DELIVER, ENCAP, Offload, OffloadEntry, Of
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.fastpath import entries
 from openhnv.vswitch.fastpath.errors import FastPathError
-from openhnv.vswitch.fastpath.layout import NO_STATS, FlowEntry, GenerationRef, PortKey, UplinkKey
+from openhnv.vswitch.fastpath.layout import (
+    GEN_UNUSED,
+    MAX_GENERATIONS,
+    NO_STATS,
+    FlowEntry,
+    PortKey,
+    UplinkKey,
+    c_layout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +134,11 @@ class _Written:
 
     table: Table
     key: bytes
-    entry: FlowEntry
+    entry: bytes  # packed, generations zero
     slots: tuple[int, ...]
     port: str
     heads: list[Flow] = field(default_factory=list)
-    written: bytes | None = None
+    written: tuple[bytes, tuple[tuple[int, int], ...]] | None = None  # entry, generations
     packets: int = 0
     bytes: int = 0
     last_used_ns: int = 0
@@ -139,7 +148,7 @@ class _Written:
 class _Built:
     table: Table
     key: bytes
-    entry: FlowEntry  # generations not yet set
+    entry: bytes  # packed, generations zero
     slots: tuple[int, ...]
     port: str
 
@@ -274,14 +283,16 @@ class KernelOffload:
     def _write(self, w: _Written) -> None:
         """Write ``w`` with the current generations of its slots (unless the kernel holds
         exactly that already, as after adoption)."""
-        refs = tuple(GenerationRef(s, self.generation(s)) for s in w.slots)
-        packed = dataclasses.replace(w.entry, gens=refs + w.entry.gens[len(refs) :]).pack()
-        if packed == w.written:
+        gens = tuple((s, self.generation(s)) for s in w.slots)
+        written = (w.entry, gens)
+        if written == w.written:
             return
+        packed = _with_generations(w.entry, gens)
         adopted = self._adopted.pop(w.key, None)
         if adopted is not None and _same_decision(adopted, w.table, packed):
             self.counters["adopted_kept"] += 1  # the kernel has it: its counters go on
-            w.written = adopted[1]
+            w.entry = _with_generations(adopted[1], ())  # the kept entropy
+            w.written = (w.entry, gens)
             return
         table = self.maps.port_flows if w.table == "port" else self.maps.uplink_flows
         try:
@@ -289,7 +300,7 @@ class KernelOffload:
         except FastPathError as exc:
             self._failed("write", exc)
             return
-        w.written = packed
+        w.written = written
         self.counters["entries_written"] += 1
 
     def _withdraw(self, head: Flow) -> None:
@@ -362,7 +373,7 @@ class KernelOffload:
             entry = entries.deliver_flow(target, edit=edit)
         else:
             return None
-        return _Built("port", key.pack(), entry, known, e.port)
+        return _Built("port", key.pack(), entry.pack(), known, e.port)
 
     def _build_decap(
         self, e: OffloadEntry, edit: entries.EntryEdit | None, slots: tuple[int, ...]
@@ -378,7 +389,7 @@ class KernelOffload:
         vlan = 0 if pa is None or pa.vlan_id is None else pa.vlan_id
         key = dataclasses.replace(frame_key, vlan_id=vlan)
         entry = entries.decap_deliver_flow(target, edit=edit)
-        return _Built("uplink", key.pack(), entry, slots, UPLINK)
+        return _Built("uplink", key.pack(), entry.pack(), slots, UPLINK)
 
     # -- adoption --------------------------------------------------------------------
 
@@ -452,6 +463,19 @@ class KernelOffload:
 
 def _without_stats(entry: FlowEntry) -> FlowEntry:
     return dataclasses.replace(entry, stats=NO_STATS)
+
+
+_GENS_AT = next(f.offset for f in c_layout(FlowEntry) if f.name == "gens")
+_GEN_REF = struct.Struct("=II")
+
+
+def _with_generations(entry: bytes, pairs: Sequence[tuple[int, int]]) -> bytes:
+    """The packed ``entry`` with its generation pairs set (the others unused)."""
+    out = bytearray(entry)
+    for i in range(MAX_GENERATIONS):
+        slot, generation = pairs[i] if i < len(pairs) else (GEN_UNUSED, 0)
+        _GEN_REF.pack_into(out, _GENS_AT + i * _GEN_REF.size, slot, generation)
+    return bytes(out)
 
 
 def _same_decision(adopted: tuple[Table, bytes], table: Table, packed: bytes) -> bool:
