@@ -126,6 +126,7 @@ class Lab:
     names: LabNames
     run_dir: Path
     pids: dict[str, int] = field(default_factory=dict)
+    underlay_mtu: int = UNDERLAY_MTU
 
     def vm_namespace(self, vm: str) -> str:
         return self.names.vm(vm)
@@ -155,14 +156,18 @@ def build(
     progress: Progress = _quiet,
     *,
     vm_offloads: bool = False,
+    underlay_mtu: int = UNDERLAY_MTU,
 ) -> Lab:
     """Build the fabric, router, host and VM namespaces; on failure remove all of it.
 
     ``vm_offloads``: the VMs keep TSO/GSO and checksum offload (for hosts running the
     kernel fast path, which forwards such frames as they are); without it they are off
-    on both ends of each VM's veth, as a userspace switch needs."""
+    on both ends of each VM's veth, as a userspace switch needs. ``underlay_mtu``: of
+    every link of the physical network (below 1550, VMs' full frames do not fit once
+    encapsulated and get ICMP fragmentation needed)."""
     names = LabNames(topology.name)
-    lab = Lab(topology=topology, names=names, run_dir=run_dir_of(topology.name, run_root))
+    lab = Lab(topology=topology, names=names, run_dir=run_dir_of(topology.name, run_root),
+              underlay_mtu=underlay_mtu)  # fmt: skip
     leftovers = netns.list_namespaces(names.prefix)
     if leftovers:
         raise LabError(
@@ -193,12 +198,12 @@ def _build_physical(lab: Lab, progress: Progress) -> None:
     for pa in topology.pa_subnets:
         bridge = names.bridge(pa.name)
         with _step(f"PA subnet {pa.name} {pa.prefix}: bridge {bridge}", progress):
-            netns.add_bridge(names.fabric, bridge, UNDERLAY_MTU)
+            netns.add_bridge(names.fabric, bridge, lab.underlay_mtu)
             netns.set_up(names.fabric, bridge)
         leg, peer = names.router_leg(pa.name), names.router_peer(pa.name)
         gateway = ipaddress.IPv4Interface(f"{pa.gateway}/{pa.prefix.prefixlen}")
         with _step(f"PA subnet {pa.name}: router leg {leg} {gateway}", progress):
-            netns.add_veth(names.router, leg, names.fabric, peer, UNDERLAY_MTU)
+            netns.add_veth(names.router, leg, names.fabric, peer, lab.underlay_mtu)
             netns.set_up(names.router, leg)
             netns.add_address(names.router, leg, gateway)
             netns.set_up(names.fabric, peer)
@@ -210,7 +215,7 @@ def _build_physical(lab: Lab, progress: Progress) -> None:
             continue
         trunk, trunk_peer = names.trunk_port(pa.name), names.trunk_peer(pa.name)
         with _step(f"PA subnet {pa.name}: VLAN {pa.vlan} access port for the router", progress):
-            netns.add_veth(names.fabric, trunk, names.fabric, trunk_peer, UNDERLAY_MTU)
+            netns.add_veth(names.fabric, trunk, names.fabric, trunk_peer, lab.underlay_mtu)
             netns.set_master(names.fabric, trunk, bridge)
             netns.set_up(names.fabric, trunk)
             netns.set_up(names.fabric, trunk_peer)
@@ -228,7 +233,7 @@ def _build_host(lab: Lab, host_name: str, progress: Progress) -> None:
     for index in range(host.uplinks):
         uplink, peer = names.uplink(index), names.uplink_peer(host.name, index)
         with _step(f"host {host.name}: uplink {uplink} into {bridge}", progress):
-            netns.add_veth(namespace, uplink, names.fabric, peer, UNDERLAY_MTU)
+            netns.add_veth(namespace, uplink, names.fabric, peer, lab.underlay_mtu)
             netns.set_master(names.fabric, peer, bridge)
             netns.set_up(names.fabric, peer)
             netns.set_up(namespace, uplink)

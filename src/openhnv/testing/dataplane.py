@@ -128,10 +128,17 @@ class DataplaneLab:
     removes everything on exit, also after a failure. ``fastpath``: the switches' kernel
     fast path (on: the VMs keep their offloads; default: ``fastpath_mode()``)."""
 
-    def __init__(self, doc: dict[str, Any], run_root: Path, fastpath: str | None = None) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        run_root: Path,
+        fastpath: str | None = None,
+        underlay_mtu: int = builder.UNDERLAY_MTU,
+    ) -> None:
         self.topology: Topology = from_document(doc)
         self.run_root = run_root
         self.fastpath = fastpath_mode() if fastpath is None else fastpath
+        self.underlay_mtu = underlay_mtu
         self.lab: builder.Lab | None = None
         self.switches: dict[str, HostSwitch] = {}
         self.processes: list[SwitchProcess] = []
@@ -139,9 +146,9 @@ class DataplaneLab:
 
     def __enter__(self) -> DataplaneLab:
         try:
-            self.lab = builder.build(
-                self.topology, self.run_root, vm_offloads=self.fastpath == "on"
-            )
+            offloads = self.fastpath == "on"
+            self.lab = builder.build(self.topology, self.run_root, vm_offloads=offloads,
+                                     underlay_mtu=self.underlay_mtu)  # fmt: skip
             for key in BRIDGE_NETFILTER:  # a physical switch runs no iptables on frames
                 netns.set_sysctl(self.names.fabric, key, "0")
             for vm in self.topology.vms:
@@ -206,10 +213,12 @@ class DataplaneLab:
 
     # -- setup -------------------------------------------------------------------------
 
-    def set_port_alias(self, vm: str) -> None:
+    def set_port_alias(self, vm: str, host_name: str | None = None) -> None:
+        """The alias that makes ``vm``'s veth host end its port (on ``host_name``, default
+        the topology's host: a test that moves the link names its new host)."""
         mac = self.topology.vm(vm).mac
         assert mac is not None, f"the data-plane topology gives {vm} a MAC"
-        host = self.host_ns(self.topology.vm(vm).host)
+        host = self.host_ns(host_name or self.topology.vm(vm).host)
         netns.set_alias(host, self.names.vm_port(vm), port_alias(port_id(vm), mac))
 
     def spec(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -236,9 +245,9 @@ class DataplaneLab:
         return switch
 
     def start_process(self, host: str, spec_dir: Path) -> SwitchProcess:
-        path = spec_dir / f"{host}.json"
+        path = spec_dir / f"{self.topology.name}-{host}.json"
         path.write_text(json.dumps(self.spec(host)))
-        process = SwitchProcess(self.host_ns(host), path)
+        process = SwitchProcess(self.host_ns(host), path, self.fastpath)
         self.processes.append(process)
         return process
 
@@ -274,8 +283,9 @@ def wait_ready(switch: HostSwitch, ports: int, neighbors: Sequence[str]) -> None
 class SwitchProcess:
     """A host switch in its own process, inside the host namespace."""
 
-    def __init__(self, namespace: str, spec: Path) -> None:
-        argv = ["ip", "netns", "exec", namespace, sys.executable, "-m", MODULE, "--spec", str(spec)]
+    def __init__(self, namespace: str, spec: Path, fastpath: str = "off") -> None:
+        argv = ["ip", "netns", "exec", namespace, sys.executable, "-m", MODULE, "--spec", str(spec),
+                "--fastpath", fastpath]  # fmt: skip
         self.process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=daemons.python_env()
         )
@@ -319,9 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one host switch inside the current namespace until stdin closes."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", required=True)
+    parser.add_argument("--fastpath", default="off", choices=("on", "off", "auto"))
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
-    driver = LinuxDriver()
+    driver = LinuxDriver(fastpath=args.fastpath)
     switch = HostSwitch(VfpEngine(), driver)
     switch.start()
     try:
@@ -338,6 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if line.strip() == "stats":
                 stats: dict[str, object] = dict(driver.statistics())
                 stats["uplink"] = switch.inspect(lambda e: dict(e.state.uplink.counters))
+                if driver.fast_path is not None:
+                    kernel = driver.fast_path.counters.read()
+                    stats["kernel_hits"] = sum(v for k, v in kernel.items() if k.startswith("hit_"))
+                    stats["kernel"] = kernel
                 print(json.dumps(stats), flush=True)
     finally:
         switch.stop()
