@@ -1,0 +1,110 @@
+"""The data plane outlives its process: ``kill -9`` of ``hnv host`` under a UDP stream.
+
+A lab (controller, two hosts, two VMs; ``lab_running``) with the kernel fast path on:
+iperf3 sends UDP at a steady rate from the VM on host1 to the VM on host2; halfway,
+host1's ``hnv host`` is killed with SIGKILL and started again over the same state
+directory. The kernel keeps forwarding the established flow while the process is
+gone; the new process adopts the entries (``FastPath.open``), decides them again
+from what it reprograms out of OVSDB and keeps them. The packets lost are printed (the
+gap, at the stream's rate) and must be a handful at most.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from dataplane_net import fastpath_mode
+from lab_running import running_lab, topology_of
+
+from openhnv.host.control import call
+from openhnv.host.errors import ControlError
+from openhnv.lab import daemons
+
+pytestmark = pytest.mark.root
+
+TOPOLOGY = """
+name: restart
+pa_subnets:
+  - {name: pa, prefix: 192.168.60.0/24, gateway: 192.168.60.1}
+hosts:
+  - {name: host1, pa_subnet: pa}
+  - {name: host2, pa_subnet: pa}
+virtual_networks:
+  - name: vnet
+    address_space: 10.6.0.0/16
+    subnets:
+      - {name: s1, prefix: 10.6.1.0/24}
+vms:
+  - {name: a, host: host1, virtual_network: vnet, subnet: s1, ip: 10.6.1.10}
+  - {name: b, host: host2, virtual_network: vnet, subnet: s1, ip: 10.6.1.11}
+"""
+SECONDS = 8
+RATE = "8M"  # 1000 datagrams per second of 1000 bytes
+LENGTH = 1000
+KILL_AFTER = 2.5
+HANDFUL = 10
+READY_SECONDS = 30.0
+
+
+def wait_for_new_host(state_dir: os.PathLike[str], pid: int) -> dict[str, object]:
+    """The restarted host's status once it answers with its new pid."""
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            status = call(state_dir, "status", timeout=2.0)
+            if isinstance(status, dict) and status.get("pid") == pid:
+                return status
+        except ControlError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("the restarted hnv host did not answer")
+
+
+def test_kill_9_of_hnv_host_loses_only_a_handful_of_packets() -> None:
+    if fastpath_mode() != "on":
+        pytest.skip("without the kernel fast path the data plane dies with its process")
+    with running_lab(topology_of(TOPOLOGY)) as lab:
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", lab.vm_namespace("b"), "iperf3", "-s", "-1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(0.5)
+        argv = ["iperf3", "-c", "10.6.1.11", "-u", "-b", RATE, "-l", str(LENGTH),
+                "-t", str(SECONDS), "-J"]  # fmt: skip
+        client = subprocess.Popen(["ip", "netns", "exec", lab.vm_namespace("a"), *argv],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            time.sleep(KILL_AFTER)
+            old = daemons.recorded(lab.run_dir)["host-host1"]
+            os.kill(old, signal.SIGKILL)
+            killed_at = time.monotonic()
+            new = daemons.start_host(lab.run_dir, lab.lab.names.host("host1"), "host1",
+                                     fastpath="on")  # fmt: skip
+            status = wait_for_new_host(lab.host_state_dir("host1"), new)
+            restarted_in = time.monotonic() - killed_at
+            out, _ = client.communicate(timeout=SECONDS + 30)
+        finally:
+            for process in (client, server):
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+        report = json.loads(out)
+        total = report["end"]["sum"]
+        lost, sent = int(total["lost_packets"]), int(total["packets"])
+        rate = sent / float(total["seconds"])
+        startup = status["startup"]
+        assert isinstance(startup, dict)
+        print(
+            f"\nkill -9 of hnv host on host1, back in {restarted_in:.2f} s: lost {lost} of"
+            f" {sent} datagrams (a gap of {lost / rate * 1000:.1f} ms at {rate:.0f}/s);"
+            f" adopted {startup.get('fastpath_adopted')} kernel entries,"
+            f" kept {startup.get('fastpath_kept')}"
+        )
+        assert sent > 0.8 * SECONDS * 1000
+        assert lost <= HANDFUL
+        assert int(startup.get("fastpath_kept", 0)) >= 2  # both directions of the stream
