@@ -16,14 +16,15 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
-from dataplane_net import fastpath_mode
 from lab_running import running_lab, topology_of
 
 from openhnv.host.control import call
 from openhnv.host.errors import ControlError
 from openhnv.lab import daemons
+from openhnv.testing.dataplane import fastpath_mode
 
 pytestmark = pytest.mark.root
 
@@ -51,7 +52,7 @@ HANDFUL = 10
 READY_SECONDS = 30.0
 
 
-def wait_for_new_host(state_dir: os.PathLike[str], pid: int) -> dict[str, object]:
+def wait_for_new_host(state_dir: Path, pid: int) -> dict[str, object]:
     """The restarted host's status once it answers with its new pid."""
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:

@@ -10,6 +10,7 @@ connection; removing a NIC removes its kernel entries.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -18,10 +19,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dataplane_net import DataplaneLab, document, lab_name, port_id, program, wait_for, wait_ready
 from test_vswitch_linux_root import ECHO_PORT, EchoServer
 
 from openhnv.lab import netns
+from openhnv.testing.dataplane import (
+    DataplaneLab,
+    document,
+    lab_name,
+    port_id,
+    program,
+    wait_ready,
+)
+from openhnv.testing.polling import eventually
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.policy import Block, Rule, conditions
@@ -142,9 +151,11 @@ def test_an_established_iperf3_flow_moves_kernel_counters_and_no_python_one(
         assert python_after == python_before  # the slow path's counters do not move
         assert kernel_after > kernel_before + 1000  # the kernel entry's do
         decap = s2.kernel_flows(UPLINK, fresh=True)
-        assert decap and max(b for _, b in decap.values()) > 10_000_000
+        assert decap
+        assert max(b for _, b in decap.values()) > 10_000_000
         counters = fast_path(s1).counters.read()
-        assert counters["hit_encap"] > 1000 and counters["err_helper"] == 0
+        assert counters["hit_encap"] > 1000
+        assert counters["err_helper"] == 0
 
 
 def test_an_acl_flip_to_deny_stops_an_established_connection(
@@ -178,8 +189,9 @@ def test_a_vm_whose_mapping_moves_keeps_its_connection_to_the_new_pa(
         echo.append(stream)
         stream.exchange(100_000)
         v2 = lab.topology.vm("v2")
-        moved = {"rdid": "vnet", "customer_address": str(v2.ip), "provider_address": lab.pa("h3"),
-                 "customer_mac": v2.mac, "vsid": VSID, "encapsulation": "vxlan"}  # fmt: skip
+        assert v2.mac is not None
+        moved_to = Mapping("vnet", str(v2.ip), lab.pa("h3"), v2.mac, VSID, "vxlan")
+        moved = dataclasses.asdict(moved_to)
         # the VM's NIC moves from h2 to h3 (its namespace and connection stay)
         port = lab.names.vm_port("v2")
         s2.apply([c.RemovePort(port_id("v2"))])
@@ -189,10 +201,10 @@ def test_a_vm_whose_mapping_moves_keeps_its_connection_to_the_new_pa(
         spec["ports"] = [{"port": port_id("v2"), "mac": v2.mac, "ip": str(v2.ip)}]
         spec["mappings"] = [m for m in spec["mappings"] if m["customer_address"] != str(v2.ip)]
         program(s3, {**spec, "mappings": [*spec["mappings"], moved]})
-        wait_for("the moved port on h3", lambda: port_id("v2") in s3.ports())
+        eventually(lambda: port_id("v2") in s3.ports(), "the moved port on h3")
         for switch in (s1,):
-            switch.apply([c.AddMapping(Mapping(**moved))])
-        wait_for("h3's PA resolved on h1", lambda: lab.pa("h3") in s1.neighbors())
+            switch.apply([c.AddMapping(moved_to)])
+        eventually(lambda: lab.pa("h3") in s1.neighbors(), "h3's PA resolved on h1")
         stream.exchange(100_000)  # the same connection, now to the new PA
         time.sleep(0.2)
         stream.exchange(100_000)

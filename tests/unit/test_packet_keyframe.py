@@ -44,7 +44,8 @@ def test_the_frame_of_a_key_has_that_key(
     for frame in frames(src, dst, sport, dport, ttl):
         key = flow_key(frame)
         made = frame_of_key(key)
-        assert made is not None and flow_key(made) == key
+        assert made is not None
+        assert flow_key(made) == key
 
 
 def test_a_tcp_frame_made_from_a_key_opens_and_closes_nothing() -> None:

@@ -45,7 +45,8 @@ def test_an_offloaded_udp_datagram_inside_vxlan_is_finished_inside() -> None:
     assert finished[50:] == inner
     assert finished[:50] == outer[:50]  # the outer UDP checksum stays 0 (RFC 7348)
     packet = Ether(finished)
-    assert packet[UDP].chksum == 0 and packet[IP].payload
+    assert packet[UDP].chksum == 0
+    assert packet[IP].payload
 
 
 def test_frames_without_a_transport_checksum_are_left_alone() -> None:

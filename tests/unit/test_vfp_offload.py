@@ -74,7 +74,8 @@ def test_a_connection_goes_down_once_both_directions_are_decided() -> None:
     [encap] = [op for op in ops if isinstance(op, Offload) and op.entry.action == ENCAP]
     sport = struct.unpack_from("!H", tx.frame, 34)[0]
     assert encap.entry.entropy == sport  # the kernel writes the source port Python wrote
-    assert encap.entry.encap is not None and encap.entry.encap.provider_address == PA_B
+    assert encap.entry.encap is not None
+    assert encap.entry.encap.provider_address == PA_B
     assert a.offload.operations() == []  # nothing changed since
 
 
@@ -88,7 +89,8 @@ def test_same_host_vms_compose_delivery_with_the_peer_inbound_flow() -> None:
     ops = a.offload.operations()
     assert summary(ops) == {("Offload", DELIVER, "vm1", "vm5"), ("Offload", DELIVER, "vm5", "vm1")}
     for op in ops:
-        assert isinstance(op, Offload) and op.tail is not None
+        assert isinstance(op, Offload)
+        assert op.tail is not None
         assert op.entry.ports == (op.entry.port, op.entry.target)  # both policies decided
 
 
@@ -98,18 +100,21 @@ def test_a_routed_pair_carries_the_router_edit_and_one_ttl_decrement() -> None:
     r1.peer_mac = r3.peer_mac = ROUTER
     syn = r1.segment(0x02)
     [delivered] = a.process("vm1", syn)
-    assert isinstance(delivered, Deliver) and delivered.port == "vm3"
+    assert isinstance(delivered, Deliver)
+    assert delivered.port == "vm3"
     r3.saw(syn)
     a.process("vm3", r3.segment(0x12))
     ops = [op for op in a.offload.operations() if isinstance(op, Offload)]
     [to_vm3] = [op for op in ops if op.entry.port == "vm1"]
     edit = to_vm3.entry.edit
-    assert edit is not None and edit.decrement_ttl
+    assert edit is not None
+    assert edit.decrement_ttl
     assert edit.macs == bytes.fromhex(VM3[1].replace(":", "")) + bytes.fromhex(
         ROUTER.replace(":", "")
     )
     # the tail is the inbound flow of the frame as routed: new MACs, TTL one lower
-    assert to_vm3.tail is not None and to_vm3.tail.key == edited_key(
+    assert to_vm3.tail is not None
+    assert to_vm3.tail.key == edited_key(
         to_vm3.entry.key,
         to_vm3.head.template.edit,  # type: ignore[union-attr]
     )
@@ -154,7 +159,8 @@ def test_a_moved_mapping_re_offers_the_flow_toward_the_new_pa() -> None:
     a.revalidate(heads)
     ops = a.offload.operations()
     [encap] = [op for op in ops if isinstance(op, Offload) and op.entry.action == ENCAP]
-    assert encap.entry.encap is not None and encap.entry.encap.provider_address == moved
+    assert encap.entry.encap is not None
+    assert encap.entry.encap.provider_address == moved
     # frames from VM2's old PA no longer pass the source check: that entry leaves
     assert ("Withdraw", DECAP, UPLINK, "vm1") in summary(ops)
 

@@ -71,8 +71,10 @@ def test_an_established_connection_is_executed_by_the_kernel_with_pythons_bytes(
     (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
     data, reply = connect(a, b)
     entry = a.fast_path.executes(vm1_key(a, data))
-    assert entry is not None and entry.action == ACT_ENCAP
-    assert entry.ifindex == a.uplinks["up0"] and entry.mtu == a.mtus["up0"]
+    assert entry is not None
+    assert entry.action == ACT_ENCAP
+    assert entry.ifindex == a.uplinks["up0"]
+    assert entry.mtu == a.mtus["up0"]
     assert entry.gens[0].slot == a.port_ifindex("vm1")
     # the outer headers the kernel pushes are those Python pushes for the same frame
     sa.engine.offload.enabled = False
@@ -80,7 +82,9 @@ def test_an_established_connection_is_executed_by_the_kernel_with_pythons_bytes(
     assert isinstance(python, Transmit)
     assert kernel_outer(entry, len(data)) + data == python.frame
     # on host B the reply goes out and VM1's frames come in through the kernel too
-    assert b.fast_path.executes(entries.port_key_of(b.port_ifindex("vm2") or 0, reply)) is not None
+    reply_key = entries.port_key_of(b.port_ifindex("vm2") or 0, reply)
+    assert reply_key is not None
+    assert b.fast_path.executes(reply_key) is not None
     [decap] = [e for e in b.fast_path.all_entries().values() if e.action == ACT_DECAP_DELIVER]
     assert decap.ifindex == b.port_ifindex("vm2")
 
@@ -118,7 +122,8 @@ def test_a_moved_mapping_sends_the_established_flow_to_the_new_pa() -> None:
     a.inject_neighbor(new_pa, "02:00:00:00:0c:01")
     sa.apply([c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3]))])
     entry = a.fast_path.executes(key)
-    assert entry is not None and entry.header[30:34] == bytes([192, 168, 1, 30])
+    assert entry is not None
+    assert entry.header[30:34] == bytes([192, 168, 1, 30])
 
 
 def test_removing_a_nic_removes_its_entries() -> None:

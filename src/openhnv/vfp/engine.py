@@ -118,10 +118,14 @@ class VfpEngine:
         if port == UPLINK:
             self._from_uplink(frames, now, out)
         else:
+            if not isinstance(frames, list | tuple):
+                frames = list(frames)  # counted after the loop
             self._from_vm(self.state.port(port), frames, now, out)
         return out
 
-    def _from_vm(self, p: Port, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
+    def _from_vm(
+        self, p: Port, frames: list[bytes] | tuple[bytes, ...], now: float, out: list[Emit]
+    ) -> None:
         name = p.name
         if not p.enabled:
             self._drop_all(p, frames, "port_blocked", out)
@@ -129,8 +133,6 @@ class VfpEngine:
         flows = p.outbound.flows
         get = flows.get
         gen = p.generation
-        if not isinstance(frames, list | tuple):
-            frames = list(frames)
         misses = 0
         append = out.append
         for frame in frames:
