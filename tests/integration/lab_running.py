@@ -15,7 +15,7 @@ from pathlib import Path
 
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.topology import Topology, load, parse
-from openhnv.testing.dataplane import fastpath_mode
+from openhnv.testing.datapath_mode import fastpath_mode
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

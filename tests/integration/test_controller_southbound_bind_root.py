@@ -23,7 +23,7 @@ from openhnv.controller.northbound.store import SqliteStore
 from openhnv.controller.southbound.publisher import Publisher
 from openhnv.lab import traffic
 from openhnv.testing.datacenter import fabric, mac_text, nic, provisioning, server, vnet
-from openhnv.testing.dataplane import fastpath_mode
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.namespaces import VmPort, host_with_vms
 from openhnv.testing.polling import eventually
 from openhnv.testing.processes import HostProcess

@@ -21,7 +21,7 @@ from openhnv.controller.compiler.compile import compile_host
 from openhnv.host.control import call
 from openhnv.lab import traffic
 from openhnv.ovsdb.client import OvsdbClient
-from openhnv.testing.dataplane import fastpath_mode
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.namespaces import HostNamespaces, VmPort, host_with_vms
 from openhnv.testing.polling import WAIT, eventually
 from openhnv.testing.processes import HostProcess

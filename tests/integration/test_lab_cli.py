@@ -11,7 +11,7 @@ import pytest
 
 from openhnv.cli import main
 from openhnv.lab import builder, netns
-from openhnv.testing.dataplane import fastpath_mode
+from openhnv.testing.datapath_mode import fastpath_mode
 
 pytestmark = pytest.mark.root
 

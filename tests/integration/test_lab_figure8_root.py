@@ -10,7 +10,7 @@ from lab_running import EXAMPLES, running_lab, topology_of, unique_name
 from openhnv.lab import capture, traffic
 from openhnv.lab.demo import main as demo_main
 from openhnv.lab.orchestrator import leftovers
-from openhnv.testing.dataplane import fastpath_mode
+from openhnv.testing.datapath_mode import fastpath_mode
 
 pytestmark = pytest.mark.root
 

@@ -12,7 +12,7 @@ from lab_running import EXAMPLES, unique_name
 from openhnv.cli import main
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.rest import ControllerClient
-from openhnv.testing.dataplane import fastpath_mode
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.plugin import require_etcd
 
 pytestmark = pytest.mark.root

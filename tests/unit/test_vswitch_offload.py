@@ -179,10 +179,39 @@ def test_a_restarted_switch_keeps_what_it_decides_again_and_deletes_the_rest() -
             restarted.inject_port(name, vm_mac)
     restarted.inject_neighbor(PA_B, MAC_B)
     assert left.all_entries() == kept  # nothing flushed while the engine was programmed
-    counts = sw.revalidate_adopted()
-    assert counts == {"adopted": 3, "kept": 2, "deleted": 1}
+    counts = sw.revalidate_adopted(grace=0.0)
+    assert counts == {"adopted": 3, "kept": 2, "rewritten": 0, "deleted": 1}
     assert stale.pack() not in left.port_flows.entries
     assert left.port_flows.writes + left.uplink_flows.writes == writes  # kept as they were
+    assert left.executes(vm1_key(restarted, data)) is not None
+
+
+def test_an_adopted_entry_waits_for_its_remote_pa_instead_of_being_deleted() -> None:
+    (_sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    data, _ = connect(a, b)
+    left = a.fast_path
+    left.adopted = True
+    kept = dict(left.all_entries())
+    restarted = KernelNullDriver(left)
+    restarted.ifindexes = dict(a.ifindexes)
+    sw = HostSwitch(VfpEngine(clock=lambda: 0.0), restarted, expire_interval=None)
+    sw.start()
+    sw.set_provider_addresses([PaConfig(PA_A, 24, None, None, "up0")])
+    sw.apply(vm_commands(PA_A))
+    for name, vm_mac, _ip, _vsid, _rdid, vm_pa in ALL_VMS:
+        if vm_pa == PA_A:
+            restarted.inject_port(name, vm_mac)
+    # host B's PA is not resolved yet: the engine cannot decide the encapsulation
+    kernel = sw._kernel  # the switch's kernel side, asked step by step
+    assert kernel is not None
+    by_ifindex = {restarted.port_ifindex(p) or 0: p for p in sw.ports()}
+    first = kernel.revalidate_adopted(by_ifindex, final=False)
+    assert first["pending"] >= 1
+    assert left.all_entries() == kept  # the undecided entries keep forwarding
+    restarted.inject_neighbor(PA_B, MAC_B)
+    second = kernel.revalidate_adopted(by_ifindex, final=False)
+    assert "pending" not in second
+    assert second["deleted"] == 0
     assert left.executes(vm1_key(restarted, data)) is not None
 
 

@@ -268,9 +268,8 @@ class HostProcess:
             raise HostError(f"driver {cfg.driver} did not open: {err}") from None
         log.info("agent synced; switch started with driver %s", cfg.driver)
         adopted = parts.switch.revalidate_adopted()  # what a killed predecessor left
-        if adopted:
-            self.startup["fastpath_adopted"] = adopted["adopted"]
-            self.startup["fastpath_kept"] = adopted["kept"]
+        for what, count in adopted.items():  # adopted, kept, rewritten, deleted
+            self.startup[f"fastpath_{what}"] = count
 
         handlers = host_handlers(parts.switch, parts.agent, process_status=self.status)
         parts.control = ControlServer(socket_path(self.state_dir), handlers)

@@ -26,6 +26,7 @@ from typing import Any
 
 from openhnv.lab import builder, daemons, netns, traffic
 from openhnv.lab.topology import Topology, from_document
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.polling import eventually
 from openhnv.testing.processes import cpu_times
 from openhnv.vfp import commands as c
@@ -33,7 +34,6 @@ from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.driver import PaConfig
-from openhnv.vswitch.fastpath.probe import probe
 from openhnv.vswitch.linux import LinuxDriver
 from openhnv.vswitch.portlinks import port_alias
 from openhnv.vswitch.switch import HostSwitch
@@ -106,21 +106,6 @@ def document(
 
 def port_id(vm: str) -> str:
     return f"nic-{vm}"
-
-
-FASTPATH_ENV = "HNV_TEST_FASTPATH"
-"""on, off or auto (unset: auto): the kernel fast path of the data-plane and lab tests."""
-
-
-def fastpath_mode() -> str:
-    """The fast-path mode of this test run, auto resolved: on when the kernel and the
-    built object allow it, else off."""
-    mode = os.environ.get(FASTPATH_ENV, "auto")
-    if mode not in ("on", "off", "auto"):
-        raise ValueError(f"{FASTPATH_ENV}={mode!r}: expected on, off or auto")
-    if mode == "auto":
-        mode = "on" if probe() is None else "off"
-    return mode
 
 
 class DataplaneLab:

@@ -108,9 +108,12 @@ class KernelSide:
     def after_expiry_stats(self, stats: KernelStats, now: float) -> None:
         self.kernel.apply_stats(stats, self.engine.offload, now)
 
-    def revalidate_adopted(self, ports: Mapping[int, str]) -> dict[str, int]:
+    def revalidate_adopted(self, ports: Mapping[int, str], final: bool = True) -> dict[str, int]:
         """Decide again what an earlier process left (module docstring); ``ports`` maps
-        the ifindex of each VM port's veth host end to the port. Returns counts."""
+        the ifindex of each VM port's veth host end to the port. An entry the engine does
+        not offer again yet (its port not programmed, its remote PA not resolved) stays
+        ``pending`` unless ``final``, which deletes it. Returns counts ({} when nothing
+        was adopted or the adoption is over)."""
         kernel = self.kernel
         if not kernel.adopting:
             return {}
@@ -129,9 +132,13 @@ class KernelSide:
             for port, frame in work:
                 self.engine.replay(port, frame)
         kernel.apply(self.engine.offload.operations())
-        kept = kernel.counters["adopted_kept"]
-        deleted = kernel.finish_adoption()
-        counts = {"adopted": len(port_keys) + len(uplink_keys), "kept": kept, "deleted": deleted}
+        counts = {"adopted": kernel.adopted_total, "kept": kernel.counters["adopted_kept"],
+                  "rewritten": kernel.counters["adopted_rewritten"]}  # fmt: skip
+        ports_left, uplinks_left = kernel.adopted_keys()
+        pending = len(ports_left) + len(uplinks_left)
+        if pending and not final:
+            return {**counts, "pending": pending}
+        counts["deleted"] = kernel.finish_adoption()
         log.info("fast path adopted: %s", counts)
         return counts
 

@@ -147,9 +147,12 @@ class LinuxDriver:
             raise
 
     def _open_fast_path(self, mode: str) -> None:
-        """Load (or adopt) the kernel fast path here; ``on`` refuses to run without it."""
+        """Load (or adopt) the kernel fast path here; ``on`` refuses to run without it.
+        Adoption looks at the VM ports too: only their program uses the port flow map."""
+        found, _ = port_links(self._watcher.dump())
+        interfaces = [*self._uplink_rings, *(link.ifname for link in found.values())]
         try:
-            fp = FastPath.open(list(self._uplink_rings))
+            fp = FastPath.open(interfaces)
         except FastPathError as exc:
             self.fastpath_reason = " ".join(str(exc).split())
             if mode == "on":

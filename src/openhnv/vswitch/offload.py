@@ -185,6 +185,8 @@ class KernelOffload:
                 self._adopted[key.pack()] = ("port", _without_stats(entry).pack())
             for ukey, entry in maps.uplink_flows.items():
                 self._adopted[ukey.pack()] = ("uplink", _without_stats(entry).pack())
+            log.info("fast path: adopting %d kernel entries", len(self._adopted))
+        self.adopted_total = len(self._adopted)
 
     # -- slots and generations -------------------------------------------------------
 
@@ -289,11 +291,16 @@ class KernelOffload:
             return
         packed = _with_generations(w.entry, gens)
         adopted = self._adopted.pop(w.key, None)
-        if adopted is not None and _same_decision(adopted, w.table, packed):
-            self.counters["adopted_kept"] += 1  # the kernel has it: its counters go on
-            w.entry = _with_generations(adopted[1], ())  # the kept entropy
-            w.written = (w.entry, gens)
-            return
+        if adopted is not None:
+            changed = _changed_fields(adopted, w.table, packed)
+            if not changed:
+                self.counters["adopted_kept"] += 1  # the kernel has it: its counters go on
+                w.entry = _with_generations(adopted[1], ())  # the kept entropy
+                w.written = (w.entry, gens)
+                return
+            self.counters["adopted_rewritten"] += 1
+            if self.counters["adopted_rewritten"] <= _LOGGED:
+                log.info("fast path: adopted entry decided otherwise (%s)", ", ".join(changed))
         table = self.maps.port_flows if w.table == "port" else self.maps.uplink_flows
         try:
             table.set_raw(w.key, packed)
@@ -478,14 +485,18 @@ def _with_generations(entry: bytes, pairs: Sequence[tuple[int, int]]) -> bytes:
     return bytes(out)
 
 
-def _same_decision(adopted: tuple[Table, bytes], table: Table, packed: bytes) -> bool:
-    """Whether an adopted entry does what ``packed`` does: the same bytes, the flow's
-    entropy apart (the engine hashes its own key of the flow, which holds fields the
-    kernel's does not: a revalidated flow may hash to another source port, which no
-    receiver minds; the kept one goes on)."""
+def _changed_fields(adopted: tuple[Table, bytes], table: Table, packed: bytes) -> list[str]:
+    """What an adopted entry does otherwise than ``packed`` ([]: the same decision). The
+    flow's entropy does not count: the engine hashes its own key of the flow, which holds
+    fields the kernel's does not, so a revalidated flow may hash to another source port,
+    which no receiver minds; the kept one goes on."""
     if adopted[0] != table:
-        return False
+        return ["table"]
     if adopted[1] == packed:
-        return True
+        return []
     old, new = FlowEntry.unpack(adopted[1]), FlowEntry.unpack(packed)
-    return dataclasses.replace(new, entropy=old.entropy) == old
+    return [
+        f.name
+        for f in dataclasses.fields(FlowEntry)
+        if f.name not in ("entropy", "stats") and getattr(old, f.name) != getattr(new, f.name)
+    ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
@@ -42,6 +43,9 @@ DEFAULT_EXPIRE_INTERVAL = 10.0
 VM_MTU = 1500
 """The MTU a VM's NIC has unless told otherwise: an uplink needs this plus the
 encapsulation's overhead (``VXLAN_OUTER_LEN``, the larger) to carry its frames whole."""
+ADOPTION_GRACE = 5.0
+"""Seconds a restarted switch tries to decide its predecessor's kernel entries again."""
+ADOPTION_RETRY = 0.05
 _PA_COMMANDS = (c.AddProviderAddress, c.RemoveProviderAddress, c.SetPaNeighbor)
 
 
@@ -250,19 +254,27 @@ class HostSwitch:
 
     # -- the kernel fast path ----------------------------------------------------------
 
-    def revalidate_adopted(self) -> dict[str, int]:
+    def revalidate_adopted(self, grace: float = ADOPTION_GRACE) -> dict[str, int]:
         """Decide again every entry a previous process left in an adopted fast path (call
-        once the engine is programmed and the driver reports its ports); {} without one."""
+        once the engine is programmed and the driver reports its ports); {} without one.
+        Entries the engine cannot decide yet (a remote PA still resolving) are tried
+        again for up to ``grace`` seconds; they keep forwarding meanwhile."""
         kernel, driver = self._kernel, self.driver
         if kernel is None or not isinstance(driver, KernelDriver):
             return {}
-        by_ifindex = {}
-        for port in self.ports():
-            ifindex = driver.port_ifindex(port)
-            if ifindex is not None:
-                by_ifindex[ifindex] = port
-        with self._lock:
-            return kernel.revalidate_adopted(by_ifindex)
+        deadline = time.monotonic() + grace
+        while True:
+            final = time.monotonic() >= deadline
+            by_ifindex = {}
+            for port in self.ports():
+                ifindex = driver.port_ifindex(port)
+                if ifindex is not None:
+                    by_ifindex[ifindex] = port
+            with self._lock:
+                counts = kernel.revalidate_adopted(by_ifindex, final=final)
+            if not counts.get("pending"):
+                return counts
+            self._stopping.wait(ADOPTION_RETRY)
 
     def fastpath_status(self) -> dict[str, object]:
         """Whether the kernel fast path runs, why not, and what it holds."""
