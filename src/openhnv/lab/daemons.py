@@ -230,9 +230,10 @@ def start_host(
     extra: Sequence[str] = (),
     *,
     shared_mounts: bool = False,
+    fastpath: str = "off",
 ) -> int:
-    """Start ``hnv host --driver linux`` (and ``extra`` arguments, such as a gateway's
-    ``--role gateway``) inside ``namespace``; returns its pid once ready.
+    """Start ``hnv host --driver linux --fastpath MODE`` (and ``extra`` arguments, such
+    as a gateway's ``--role gateway``) inside ``namespace``; returns its pid once ready.
 
     ``shared_mounts`` (a gateway host, which makes its compartments with ``ip netns
     add``): enter only the network namespace, not ``ip netns exec``'s private mount
@@ -243,7 +244,8 @@ def start_host(
     argv = ["ip", "netns", "exec", namespace]
     if shared_mounts:
         argv = ["nsenter", f"--net={netns.NETNS_DIR}/{namespace}", "--"]
-    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--state-dir", str(state_dir))
+    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--fastpath", fastpath,
+                     "--state-dir", str(state_dir))  # fmt: skip
     argv += list(extra)
     process = spawn(run_dir, name, argv)
     log = logfile(run_dir, name)
