@@ -110,7 +110,9 @@ def test_credential_file_names_are_safe_and_distinct() -> None:
     odd = [file_stem(n) for n in ("a b", "a_b", "a/b", "../x")]
     assert len(set(odd)) == len(odd)
     for stem in odd:
-        assert "/" not in stem and " " not in stem and not stem.startswith(".")
+        assert "/" not in stem
+        assert " " not in stem
+        assert not stem.startswith(".")
 
 
 def test_charon_logs_each_lines_connection() -> None:

@@ -28,7 +28,7 @@ branch: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
 
 LOG = [
     "09[IKE] <branch|2> initiating IKE_SA branch[2] to 203.0.113.51",
-    "11[CFG] <branch|2> received end entity cert \"CN=203.0.113.51\"",
+    '11[CFG] <branch|2> received end entity cert "CN=203.0.113.51"',
     "11[CFG] <branch|2> constraint check failed: peer not authenticated by CA 'CN=wrong CA'",
     "11[CFG] <branch|2> selected peer config 'branch' unacceptable: constraint checking failed",
     "11[IKE] <onprem|1> IKE_SA onprem[1] established between 203.0.113.10...203.0.113.50",
@@ -46,7 +46,8 @@ def test_the_listing_gives_each_connections_ike_and_child_states() -> None:
 
 def test_an_installed_child_is_connected_and_a_refused_authority_says_so() -> None:
     states = tunnel_states(["onprem", "branch", "hq", "new"], LISTING, LOG)
-    assert states["onprem"].state == CONNECTED and states["onprem"].reason == ""
+    assert states["onprem"].state == CONNECTED
+    assert states["onprem"].reason == ""
     assert states["branch"].state == CONNECTING
     assert "not authenticated by CA 'CN=wrong CA'" in states["branch"].reason
     assert states["hq"].state == DISCONNECTED

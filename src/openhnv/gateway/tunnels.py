@@ -64,7 +64,7 @@ def reason_of(log_lines: Iterable[str], name: str) -> str:
     for line in log_lines:
         match = LOG_LINE.search(line)
         if match is not None and match["name"] == name:
-            mine.append(match["text"].strip())
+            mine.append(str(match["text"]).strip())
     for marker in REASONS:
         for text in reversed(mine):
             if marker in text:
