@@ -116,4 +116,6 @@ def test_credential_file_names_are_safe_and_distinct() -> None:
 
 
 def test_charon_logs_each_lines_connection() -> None:
-    assert "ike_name = yes" in strongswan_conf(Path("/run"), Path("/mnt/charon.log"))
+    text = strongswan_conf(Path("/run"), Path("/mnt/charon.log"))
+    assert "ike_name = yes" in text
+    assert "flush_line = yes" in text  # read while charon runs: no block buffering

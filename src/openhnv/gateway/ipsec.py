@@ -62,6 +62,7 @@ def strongswan_conf(run_dir: Path, log_file: Path) -> str:
       default = 1
       ike = 1
       ike_name = yes
+      flush_line = yes
       append = yes
     }}
   }}

@@ -22,6 +22,7 @@ LOG_LINE = re.compile(r"<(?P<name>[^|>]+)\|\d+>\s*(?P<text>.*)$")
 # Lines that say why, most telling first; anything "failed" is the fallback.
 REASONS = (
     "not authenticated by CA",
+    "no issuer certificate",
     "no trusted",
     "constraint check failed",
     "AUTHENTICATION_FAILED",
