@@ -378,13 +378,14 @@ def clean(prefix: str = netns.PREFIX, run_root: Path = RUN_ROOT) -> CleanReport:
             if not f"{netns.PREFIX}{lab_dir.name}-".startswith(prefix):
                 continue
             # The lab's own daemons first (controller, hosts, relays), then whatever
-            # they supervised and left a pidfile for deeper down (a host's ovsdb-server).
-            pidfiles = sorted(lab_dir.glob(f"*{PIDFILE_SUFFIX}"))
-            pidfiles += sorted(p for p in lab_dir.rglob(f"*{PIDFILE_SUFFIX}") if p not in pidfiles)
-            for pidfile in pidfiles:
-                pid = stop_pidfile(pidfile)
-                if pid is not None:
-                    daemons.append(pid)
+            # they supervised and left a pidfile for deeper down (a host's ovsdb-server,
+            # a compartment's charon), looked for only once the supervisors are gone: one
+            # may have started a daemon while it was being stopped.
+            for pattern in (f"*{PIDFILE_SUFFIX}", f"**/*{PIDFILE_SUFFIX}"):
+                for pidfile in sorted(lab_dir.glob(pattern)):
+                    pid = stop_pidfile(pidfile)
+                    if pid is not None:
+                        daemons.append(pid)
             shutil.rmtree(lab_dir, ignore_errors=True)
     removed = [n for n in netns.list_namespaces(prefix) if netns.delete_namespace(n)]
     links = netns.delete_root_links(prefix)
