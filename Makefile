@@ -6,7 +6,7 @@ APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping 
 	clang libbpf-dev libbpf1 bpftool
 # The gateway role: strongSwan (charon with kernel-libipsec, swanctl), nftables, conntrack.
 # strongswan-charon pulls in strongswan-starter, whose service must not start in the root
-# namespace: installed like openvswitch-switch below, with service starts forbidden.
+# namespace: installed with service starts forbidden (install_without_services below).
 GATEWAY_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins nftables conntrack
 TIERS := tests/unit tests/fuzz tests/functional tests/integration
 # The kernel fast path (openhnv.vswitch.fastpath): each attach point's C file compiled
@@ -31,42 +31,37 @@ apt-deps:
 	    apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# Packages whose services must not start in the root namespace (etcd-server,
+# openvswitch-switch, strongswan-starter) are installed with a policy-rc.d that forbids
+# service starts: kept if one exists, else made for the install and removed again.
+define install_without_services
+guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
+apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends $(1); rc=$$?; \
+if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
+endef
+
 # etcd-server runs the controller cluster's store in the tests, the benchmarks and
 # `hnv lab up --controllers 3` (private members on loopback, started and stopped by pid).
-# Its package would start a system-wide etcd, so it is installed with a policy-rc.d that
-# forbids service starts (kept if one exists, else made for the install and removed).
 etcd-deps:
 	@dpkg-query -W -f='$${Status}' etcd-server 2>/dev/null | grep -q "install ok installed" || { \
-	  echo "installing Debian package etcd-server (no services started)"; guard=; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends etcd-server; rc=$$?; \
-	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; }
+	  echo "installing Debian package etcd-server (no services started)"; \
+	  $(call install_without_services,etcd-server); }
 
 # Only `make bench` needs ovs-vswitchd (bench/dataplane.py's OVS netdev run; without it
-# that run reports "skipped"). Its package would start system-wide OVS daemons in the
-# root namespace, so it is installed with a policy-rc.d that forbids service starts
-# (kept if one exists, else made for the install and removed again).
+# that run reports "skipped").
 ovs-deps:
 	@dpkg-query -W -f='$${Status}' openvswitch-switch 2>/dev/null | grep -q "install ok installed" || { \
-	  echo "installing Debian package openvswitch-switch (no services started)"; guard=; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends openvswitch-switch; rc=$$?; \
-	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; }
+	  echo "installing Debian package openvswitch-switch (no services started)"; \
+	  $(call install_without_services,openvswitch-switch); }
 
 gateway-deps:
 	@missing=$$(for p in $(GATEWAY_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
 	    | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages (no services started): $$missing"; guard=; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
-	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; \
+	  echo "installing Debian packages (no services started): $$missing"; \
+	  $(call install_without_services,$$missing); \
 	fi
 
 bpf: $(BPF_OBJECT)
