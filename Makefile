@@ -8,7 +8,7 @@ APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping 
 # strongswan-charon pulls in strongswan-starter, whose service must not start in the root
 # namespace: installed like openvswitch-switch below, with service starts forbidden.
 GATEWAY_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins nftables conntrack
-TIERS := tests/unit tests/fuzz tests/functional tests/integration
+TIERS := tests/unit tests/fuzz tests/functional tests/integration tests/chaos
 # The kernel fast path (openhnv.vswitch.fastpath): each attach point's C file compiled
 # alone, then linked into the one object the Python loader opens.
 BPF_DIR := src/openhnv/vswitch/bpf
@@ -17,7 +17,7 @@ BPF_BUILD := build/bpf
 BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke demo clean
+.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke chaos demo clean
 
 deps: apt-deps etcd-deps gateway-deps bpf py-deps
 
@@ -129,6 +129,19 @@ fuzz-smoke: py-deps
 	$(BENCH_ENV) $(PYTHON) fuzz/run.py --smoke --engine builtin | $(PYTHON) -m json.tool >/dev/null; \
 	echo "== fuzz/isolation.py --smoke"; \
 	$(BENCH_ENV) $(PYTHON) fuzz/isolation.py --smoke | $(PYTHON) -m json.tool > /dev/null
+
+# Faults under traffic (docs/testing.md "Chaos"): tests/chaos with every fault CHAOS_ROUNDS
+# times and a host's controller connection cut for CHAOS_SECONDS (make test: once, 3 s);
+# the figures of every fault are printed as JSON at the end.
+CHAOS_SECONDS ?= 30
+CHAOS_ROUNDS ?= 3
+CHAOS_JSON := build/chaos.json
+
+chaos: deps
+	@mkdir -p $(dir $(CHAOS_JSON)); rm -f $(CHAOS_JSON); \
+	HNV_CHAOS_SECONDS=$(CHAOS_SECONDS) HNV_CHAOS_ROUNDS=$(CHAOS_ROUNDS) \
+	  HNV_CHAOS_JSON=$(CHAOS_JSON) $(PYTHON) -m pytest -q tests/chaos; rc=$$?; \
+	cat $(CHAOS_JSON) 2>/dev/null; exit $$rc
 
 demo: deps
 	$(PYTHON) -m openhnv demo
