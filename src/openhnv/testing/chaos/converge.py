@@ -16,6 +16,7 @@ from typing import Any
 from openhnv.controller.compiler.compile import compile_host
 from openhnv.controller.compiler.host_rows import TABLES
 from openhnv.controller.northbound.snapshot import SNAPSHOT_COLLECTIONS
+from openhnv.controller.southbound.resync import DIGEST_KEY, GLOBAL_TABLE
 from openhnv.lab.rest import SUCCEEDED, ControllerClient
 from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
@@ -55,7 +56,8 @@ def compare_rows(
     """Differences between a host's desired rows and the rows it holds (pure).
 
     Only the columns the compiler sets are compared (the agent writes others, such as
-    a port's status); a row the compiler does not want is a difference.
+    a port's status), and ``Global`` without the publisher's digest; a row the
+    compiler does not want is a difference.
     """
     problems = []
     for table in TABLES:
@@ -66,10 +68,19 @@ def compare_rows(
         for key in sorted(set(have) - set(want)):
             problems.append(f"{table} {key}: not desired")
         for key in sorted(set(want) & set(have)):
-            wrong = sorted(c for c, v in want[key].items() if have[key].get(c) != v)
+            row = _without_digest(have[key]) if table == GLOBAL_TABLE else have[key]
+            wrong = sorted(c for c, v in want[key].items() if row.get(c) != v)
             if wrong:
                 problems.append(f"{table} {key}: wrong {', '.join(wrong)}")
     return problems
+
+
+def _without_digest(row: Row) -> Row:
+    """A ``Global`` row without the digest the publisher adds to what it compiled."""
+    config = row.get("other_config")
+    if not isinstance(config, Mapping) or DIGEST_KEY not in config:
+        return row
+    return {**row, "other_config": {k: v for k, v in config.items() if k != DIGEST_KEY}}
 
 
 def host_rows(remote: str) -> dict[str, dict[str, Row]]:

@@ -201,8 +201,11 @@ class ChaosLab:
             collection, _, resource_id = write.path.strip("/").partition("/")
             self.client.put(Resource(collection, resource_id, write.body or {}))
         self.stream = WriteStream(self.lab.controller_urls, self.plan)
-        if self.wait_converged(time.monotonic())[0] is None:
-            raise LabError("chaos lab: not converged after its relays and ACL were set")
+        converged, problems = self.wait_converged(time.monotonic())
+        if converged is None:
+            raise LabError(
+                f"chaos lab: not converged after its relays and ACL: {problems[:_SHOWN]}"
+            )
 
     def close(self) -> None:
         if self.stream is not None:
