@@ -36,7 +36,7 @@ def test_converged_hosts_show_no_problem_and_a_lost_row_is_named() -> None:
         state = snapshot(client)
         client.close()
         nc.kill()  # nobody repairs what happens next
-        with hosts["h1"].client() as host:
-            macs = sorted(host.snapshot(["Ucast_Macs_Remote"])["Ucast_Macs_Remote"])
-            host.apply([RowChange("delete", "Ucast_Macs_Remote", macs[0], {})])
+        with hosts["h1"].client() as h1:
+            macs = sorted(h1.snapshot(["Ucast_Macs_Remote"])["Ucast_Macs_Remote"])
+            h1.apply([RowChange("delete", "Ucast_Macs_Remote", macs[0], {})])
         assert row_problems(state, remotes) == [f"h1: Ucast_Macs_Remote {macs[0]}: missing"]
