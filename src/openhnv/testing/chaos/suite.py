@@ -74,6 +74,7 @@ class FaultResult:
     fault: str
     injected_s: float = 0.0  # from the fault until it was undone (restart, end of cut)
     convergence_s: float | None = None  # None: never converged
+    settle_s: float | None = None  # from the last write's answer until converged
     gap_ms: float = 0.0  # the probe stream's longest silence
     baseline_gap_ms: float = 0.0  # the same before the fault: the machine's own noise
     iperf_gap_ms: float = 0.0
@@ -83,6 +84,8 @@ class FaultResult:
     acknowledged: int = 0
     uncertain: int = 0
     rejected: int = 0
+    not_sent: int = 0
+    rejections: list[str] = field(default_factory=list)
     lost_writes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what was still wrong at the end
 
@@ -90,7 +93,8 @@ class FaultResult:
         return {
             "fault": self.fault,
             "injected_s": round(self.injected_s, 2),
-            "convergence_s": None if self.convergence_s is None else round(self.convergence_s, 2),
+            "convergence_s": _rounded(self.convergence_s),
+            "settle_s": _rounded(self.settle_s),
             "gap_ms": self.gap_ms,
             "baseline_gap_ms": self.baseline_gap_ms,
             "iperf_gap_ms": self.iperf_gap_ms,
@@ -101,10 +105,16 @@ class FaultResult:
                 "acknowledged": self.acknowledged,
                 "uncertain": self.uncertain,
                 "rejected": self.rejected,
+                "not_sent": self.not_sent,
             },
+            "rejections": self.rejections[:_SHOWN],
             "lost_writes": len(self.lost_writes),
             "problems": self.problems[:_SHOWN] + self.lost_writes[:_SHOWN],
         }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
 
 
 def traffic_pair(topology: Topology) -> tuple[Vm, Vm]:
@@ -250,7 +260,9 @@ class ChaosLab:
         if stream is None:
             raise LabError("chaos lab: start() first")
         result = FaultResult(fault)
-        before = (stream.counts.acknowledged, stream.counts.uncertain, stream.counts.rejected)
+        counts = stream.counts
+        before = (counts.acknowledged, counts.uncertain, counts.rejected, counts.not_sent)
+        rejections_before = len(counts.rejections)
         sender, receiver = (
             self.lab.vm_namespace(self.sender.name),
             self.lab.vm_namespace(self.receiver.name),
@@ -270,8 +282,11 @@ class ChaosLab:
                 time.sleep(AFTER_SECONDS)
             finally:
                 stream.pause()
+            paused_at = time.monotonic()
             result.convergence_s, result.problems = self.wait_converged(fault_at)
             converged_at = time.monotonic()
+            if result.convergence_s is not None:
+                result.settle_s = max(0.0, fault_at + result.convergence_s - paused_at)
             time.sleep(POST_SECONDS)
             iperf.stop()
             ended = time.monotonic()
@@ -280,10 +295,11 @@ class ChaosLab:
             result.resumed = probe.received_after(converged_at) > 0
         result.iperf_gap_ms, result.iperf_mbit_s = iperf.gap_ms(), iperf.mbit_per_s()
         result.iperf_error = iperf.error
-        counts = stream.counts
         result.acknowledged = counts.acknowledged - before[0]
         result.uncertain = counts.uncertain - before[1]
         result.rejected = counts.rejected - before[2]
+        result.not_sent = counts.not_sent - before[3]
+        result.rejections = counts.rejections[rejections_before:]
         result.lost_writes = [
             f"lost write {loss.path}: found {loss.found!r}, acknowledged/uncertain {loss.allowed!r}"
             for loss in stream.lost(self._get)

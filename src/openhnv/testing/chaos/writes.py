@@ -2,11 +2,12 @@
 
 ``WriteStream`` runs in a thread: it asks ``plan(n)`` for the n-th write (a PUT whose body
 carries the tag ``chaos: "<n>"``, or a DELETE) and sends it to whichever controller
-replica answers. Each answer is logged per path: a 2xx is **acknowledged**; a 5xx, a
-timeout or a refused connection is **uncertain** (the write may have landed or not, as
-with any store whose answer is lost); a 4xx is **rejected** (a rejected request changes
-nothing). ``lost(get)`` then reads every path once and names each one whose document is
-neither the last acknowledged version nor a version written, uncertainly, after it.
+replica answers. Each answer is logged per path: a 2xx is **acknowledged**; a 5xx or a
+timeout is **uncertain** (the write may have landed or not, as with any store whose
+answer is lost); a 4xx is **rejected** (a rejected request changes nothing); a
+connection that no replica accepted was **not sent**. ``lost(get)`` then reads every
+path once and names each one whose document is neither the last acknowledged version
+nor a version written, uncertainly, after it.
 A document is identified by its ``chaos`` tag; a deleted one by None.
 """
 
@@ -28,6 +29,7 @@ WRITE_TIMEOUT = 5.0
 _SERVER_ERROR = 500
 _CLIENT_ERROR = 400
 _NOT_FOUND = 404
+NOT_SENT = 0  # no replica accepted the connection
 
 Version = str | None  # a document's chaos tag; None: no document
 
@@ -80,6 +82,7 @@ class Loss:
 
 @dataclass(slots=True)
 class Counts:
+    not_sent: int = 0
     acknowledged: int = 0
     uncertain: int = 0
     rejected: int = 0
@@ -140,7 +143,7 @@ class WriteStream:
             self._stop.wait(WRITE_PAUSE)
 
     def _send(self, write: Write) -> int | None:
-        """The answer's status, or None when no answer came."""
+        """The answer's status; None when no answer came; NOT_SENT when no replica took it."""
         for _ in range(len(self._clients)):
             client = self._clients[self._current]
             try:
@@ -151,13 +154,15 @@ class WriteStream:
             except httpx.HTTPError:
                 return None
             return response.status_code
-        return None
+        return NOT_SENT
 
     def _record(self, write: Write, status: int | None) -> None:
         version = version_of(write.body)
         with self._lock:
             log = self._log.setdefault(write.path.lower(), PathLog())
-            if status is not None and status < _CLIENT_ERROR:
+            if status == NOT_SENT:  # refused at connect: it cannot have landed
+                self.counts.not_sent += 1
+            elif status is not None and status < _CLIENT_ERROR:
                 self.counts.acknowledged += 1
                 log.acknowledged, log.version, log.uncertain = True, version, []
             elif status is None or status >= _SERVER_ERROR:
