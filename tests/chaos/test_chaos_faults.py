@@ -4,18 +4,18 @@ is injected, undone, and must leave no acknowledged write lost, every host's row
 to the compiler's, and traffic flowing again.
 
 ``HNV_CHAOS_SECONDS`` is how long a host's controller connection is cut (3 s here, 30 s
-in ``make chaos``), ``HNV_CHAOS_ROUNDS`` how often each fault runs, and
-``HNV_CHAOS_JSON`` a file for the figures (``make chaos`` prints it).
+in ``make chaos``), ``HNV_CHAOS_ROUNDS`` how often each fault runs; the figures go to
+``HNV_CHAOS_JSON`` (conftest.py; ``make chaos`` prints them).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,9 +27,8 @@ from openhnv.testing.chaos.suite import ChaosLab, FaultResult, chaos_lab, fault_
 pytestmark = pytest.mark.root
 
 FIGURE8 = Path(__file__).resolve().parents[2] / "examples" / "figure8.yaml"
-CUT_SECONDS = float(os.environ.get("HNV_CHAOS_SECONDS", "3"))
-ROUNDS = range(int(os.environ.get("HNV_CHAOS_ROUNDS", "1")))
-REPORT = os.environ.get("HNV_CHAOS_JSON", "")
+CUT_SECONDS = suite.cut_seconds()
+ROUNDS = range(suite.rounds())
 # Bounds for a loaded 2-core machine: loose, but a host that stops forwarding while it
 # only lost its controller, or traffic that never comes back, fails them.
 FORWARDING_GAP_MS = 3000.0  # the host keeps forwarding: no more than scheduling noise
@@ -37,17 +36,11 @@ OUTAGE_GAP_MS = 60000.0  # the data plane restarts: until the host is back
 
 
 @pytest.fixture(scope="module")
-def chaos() -> Iterator[ChaosLab]:
+def chaos(chaos_figures: list[dict[str, Any]]) -> Iterator[ChaosLab]:
     topology = dataclasses.replace(load(FIGURE8), name=f"c{secrets.token_hex(3)}")
     with chaos_lab(topology) as lab:
         yield lab
-        if REPORT:
-            figures = {
-                "cut_seconds": CUT_SECONDS,
-                "rounds": len(ROUNDS),
-                "faults": [r.figures() for r in lab.results],
-            }
-            Path(REPORT).write_text(json.dumps(figures, indent=2) + "\n")
+        chaos_figures.extend(r.figures() for r in lab.results)
     assert orchestrator.leftovers(topology.name) == []
 
 

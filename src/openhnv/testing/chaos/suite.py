@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,12 +57,28 @@ CHURN_PREFIX = "chaos"
 CHURN_FIRST_HOST = 100  # churn NICs take addresses from .100 of the churn subnet
 CHURN_ADDRESSES = 100
 ACL_PRIORITY = 200
+# tests/chaos reads its length from the environment (make chaos sets it).
+SECONDS_ENV, ROUNDS_ENV, REPORT_ENV = "HNV_CHAOS_SECONDS", "HNV_CHAOS_ROUNDS", "HNV_CHAOS_JSON"
+SHORT_CUT_SECONDS = 3.0
+
+
+def cut_seconds() -> float:
+    """How long a host's controller connection is cut (``HNV_CHAOS_SECONDS``)."""
+    return float(os.environ.get(SECONDS_ENV, SHORT_CUT_SECONDS))
+
+
+def rounds() -> int:
+    """How often each fault runs (``HNV_CHAOS_ROUNDS``)."""
+    return int(os.environ.get(ROUNDS_ENV, "1"))
+
+
 # The faults, by the names their figures carry.
 CUT = "controller-connection-cut"
 OVSDB_KILL = "ovsdb-server-kill"
 CONTROLLER_KILL = "controller-kill"
 HOST_KILL = "hnv-host-kill"
 NAMESPACE_RESTART = "host-namespace-restart"
+LEADER_KILL = "controller-leader-kill"
 _WRITE_KINDS = 4
 _POLL = 0.1
 _SHOWN = 10
@@ -312,13 +329,16 @@ def fault_injections(chaos: ChaosLab, cut_seconds: float) -> dict[str, Callable[
     """Every fault of the suite by name, aimed at the traffic pair's hosts."""
     lab, sender_host, receiver_host = chaos.lab, chaos.sender.host, chaos.receiver.host
     relay = chaos.relays[receiver_host]
-    return {
+    injections: dict[str, Callable[[], None]] = {
         CUT: lambda: faults.cut_controller(relay, cut_seconds),
         OVSDB_KILL: lambda: faults.kill_ovsdb(lab, receiver_host),
         CONTROLLER_KILL: lambda: faults.kill_controller(lab),
         HOST_KILL: lambda: faults.kill_host(lab, sender_host),
         NAMESPACE_RESTART: lambda: faults.restart_host_namespace(lab, receiver_host),
     }
+    if len(lab.controller_urls) > 1:  # a cluster: the replica that publishes
+        injections[LEADER_KILL] = lambda: faults.kill_controller(lab, faults.leader(lab))
+    return injections
 
 
 @contextlib.contextmanager
