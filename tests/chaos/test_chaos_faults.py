@@ -5,7 +5,7 @@ to the compiler's, and traffic flowing again.
 
 ``HNV_CHAOS_SECONDS`` is how long a host's controller connection is cut (3 s here, 30 s
 in ``make chaos``), ``HNV_CHAOS_ROUNDS`` how often each fault runs; the figures go to
-``HNV_CHAOS_JSON`` (conftest.py; ``make chaos`` prints them).
+``HNV_CHAOS_JSON`` (the plugin's ``chaos_figures``; ``make chaos`` prints them).
 """
 
 from __future__ import annotations

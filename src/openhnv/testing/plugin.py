@@ -9,21 +9,27 @@
 - ``etcd_one``: one etcd member for the session (tests keep apart by a root of their
   own, ``cluster.etcd_store``); ``etcd_three``: a three-member cluster of the test's own
   (tests kill members). Both skip, with the reason, where etcd is not installed.
+- ``chaos_figures``: the chaos tier's figures for the session, written to
+  ``HNV_CHAOS_JSON`` at its end (``make chaos``).
 
 Every fixture removes what it made, also when the test fails.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from openhnv.lab.etcd import EtcdCluster
 from openhnv.ovsdb.server import OvsdbServer
+from openhnv.testing.chaos import suite as chaos_suite
 from openhnv.testing.cluster import etcd_missing
 from openhnv.testing.namespaces import NamespacePair, namespace_pair
 from openhnv.testing.privileges import root_missing
@@ -136,3 +142,19 @@ def etcd_three(tmp_path: Path) -> Iterator[EtcdCluster]:
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def chaos_figures() -> Iterator[list[dict[str, Any]]]:
+    """The chaos tier's figures: each module adds its faults'; at the end of the run they
+    are written as one JSON object to ``HNV_CHAOS_JSON`` when it is set (make chaos)."""
+    figures: list[dict[str, Any]] = []
+    yield figures
+    report = os.environ.get(chaos_suite.REPORT_ENV, "")
+    if report:
+        document = {
+            "cut_seconds": chaos_suite.cut_seconds(),
+            "rounds": chaos_suite.rounds(),
+            "faults": figures,
+        }
+        Path(report).write_text(json.dumps(document, indent=2) + "\n")
