@@ -17,7 +17,8 @@ BPF_BUILD := build/bpf
 BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke chaos demo clean
+.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke chaos demo clean \
+	schemathesis-long
 
 deps: apt-deps etcd-deps gateway-deps bpf py-deps
 
@@ -92,11 +93,19 @@ typecheck: py-deps
 	$(PYTHON) -m mypy src tests bench fuzz
 
 # Each tier runs on its own; a tier whose files collect nothing fails (pytest exit 5).
+# The root tier runs once per data path (HNV_TEST_FASTPATH, openhnv.testing.datapath_mode):
+# auto (the kernel fast path where it can run) and off (the Python switch alone).
+ROOT_TIER := tests/integration
+ROOT_FASTPATH_MODES := auto off
 test: deps lint typecheck
 	@set -e; for tier in $(TIERS); do \
-	  if ls $$tier/test_*.py >/dev/null 2>&1; then \
-	    echo "== $$tier"; $(PYTHON) -m pytest -q $$tier; \
-	  else echo "== $$tier: no test modules"; fi; \
+	  if ! ls $$tier/test_*.py >/dev/null 2>&1; then echo "== $$tier: no test modules"; \
+	  elif [ "$$tier" = "$(ROOT_TIER)" ]; then \
+	    for mode in $(ROOT_FASTPATH_MODES); do \
+	      echo "== $$tier (HNV_TEST_FASTPATH=$$mode)"; \
+	      HNV_TEST_FASTPATH=$$mode $(PYTHON) -m pytest -q $$tier; \
+	    done; \
+	  else echo "== $$tier"; $(PYTHON) -m pytest -q $$tier; fi; \
 	done
 	$(MAKE) --no-print-directory bench-smoke fuzz-smoke
 
@@ -109,6 +118,12 @@ bench-smoke: py-deps
 	  [ -e "$$b" ] || continue; echo "== $$b --smoke"; \
 	  $(BENCH_ENV) $(PYTHON) $$b --smoke | $(PYTHON) -m json.tool > /dev/null; \
 	done
+
+# The OpenAPI document against a real controller: schemathesis, every phase and check, 100
+# examples per operation and a new seed each run (make test runs a short fixed-seed form,
+# tests/functional/test_api_schemathesis.py). For the chaos run.
+schemathesis-long: py-deps
+	$(BENCH_ENV) $(PYTHON) tests/functional/schemathesis_run.py --long
 
 bench: deps ovs-deps
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BENCH_ENV) $(PYTHON) $$b; done

@@ -213,7 +213,9 @@ class Controller:
         listen = f"{daemons.LOOPBACK}:{port}"
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
-                daemons.hnv_argv("controller", "--listen", listen, "--db", str(db)),
+                daemons.hnv_argv(
+                    "controller", "--listen", listen, "--db", str(db), "--auth", "none"
+                ),
                 env=daemons.python_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,

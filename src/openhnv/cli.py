@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("openhnv.lab.cli", "build, inspect and remove a lab datacenter in network namespaces"),
     "trace": ("openhnv.inspect.trace_cmd", "dry-run a packet through a host's VFP port"),
     "vfp": ("openhnv.inspect.vfp_cmd", "inspect a host's VFP: ports, layers, rules, flows"),
-    "pki": ("openhnv.ovsdb.pki", "create CA, controller and host certificates for OVSDB/SSL"),
+    "pki": ("openhnv.api.pki", "create the CAs, certificates and API tokens (OVSDB/SSL, REST)"),
 }
 
 # ``hnv host <query>``: the operator command instead of the daemon

@@ -118,7 +118,13 @@ def test_controller_and_host_restarts_converge(
 def test_controller_refuses_a_missing_pki(tmp_path: Path) -> None:
     result = subprocess.run(
         daemons.hnv_argv(
-            "controller", "--pki", str(tmp_path / "none"), "--db", str(tmp_path / "db")
+            "controller",
+            "--pki",
+            str(tmp_path / "none"),
+            "--db",
+            str(tmp_path / "db"),
+            "--auth",
+            "none",
         ),
         env=daemons.python_env(),
         capture_output=True,

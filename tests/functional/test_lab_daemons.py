@@ -6,6 +6,7 @@ import secrets
 import socket
 from pathlib import Path
 
+import httpx
 import pytest
 
 from openhnv.lab import builder, daemons
@@ -23,7 +24,10 @@ def test_controller_starts_serves_and_is_stopped_by_clean(tmp_path: Path) -> Non
         assert daemons.controller_url(run_dir) == url
         pid = daemons.recorded(run_dir)[daemons.CONTROLLER]
         assert builder.alive(pid)
-        client = ControllerClient.connect(url)
+        assert url.startswith("https://")
+        with httpx.Client(verify=False) as anonymous:  # who is refused, not who serves
+            assert anonymous.get(url + "/networking/v1/servers").status_code == 401
+        client = ControllerClient.connect(url, access=daemons.controller_access(run_dir))
         try:
             config = client.get("/virtualNetworkManager/configuration")
             assert config["properties"]["networkVirtualizationProtocol"] == "Vxlan"
@@ -81,13 +85,13 @@ def test_a_controller_cluster_starts_serves_from_any_replica_and_is_stopped_by_c
         assert names <= set(recorded)
         pids = [recorded[n] for n in names]
         assert all(builder.alive(pid) for pid in pids)
-        client = ControllerClient.connect_any(urls)
+        client = ControllerClient.connect_any(urls, access=daemons.controller_access(run_dir))
         try:
             body = {"properties": {"networkVirtualizationEnabled": "True", "subnets": []}}
             client.put(Resource("logicalNetworks", "HNVPA", body))
             builder.stop_pidfile(daemons.pidfile(run_dir, "controller-1"))  # first one down
             assert client.get("/logicalNetworks/HNVPA")["resourceId"] == "HNVPA"
-            publishing = [_publishing(u) for u in urls[1:]]
+            publishing = [_publishing(u, run_dir) for u in urls[1:]]
             assert publishing.count(True) <= 1
         finally:
             client.close()
@@ -98,8 +102,8 @@ def test_a_controller_cluster_starts_serves_from_any_replica_and_is_stopped_by_c
     assert not run_dir.exists()
 
 
-def _publishing(url: str) -> bool:
-    client = ControllerClient.connect(url)
+def _publishing(url: str, run_dir: Path) -> bool:
+    client = ControllerClient.connect(url, access=daemons.controller_access(run_dir))
     try:
         return bool(client.diagnostics()["properties"]["publishing"])
     finally:

@@ -15,10 +15,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from openhnv.lab import daemons
+from openhnv.lab.access import ApiAccess
 from openhnv.testing.polling import eventually
 from openhnv.testing.processes import ControllerProcess, start_hosts
 
@@ -53,19 +53,37 @@ def put_lines() -> list[str]:
 
 
 @pytest.fixture
-def datacenter() -> Iterator[tuple[str, Path]]:
-    """A controller and host1/host2 as the README starts them, in a private directory."""
+def datacenter() -> Iterator[tuple[ControllerProcess, Path]]:
+    """A controller and host1/host2 as the README starts them, in a private directory:
+    the controller serves HTTPS and wants a credential (the README's token)."""
     base = Path(tempfile.mkdtemp(prefix="hnv-rd"))
     try:
         hosts = start_hosts(base, ("host1", "host2"))
         try:
-            with ControllerProcess(base / "nc.db") as nc:
-                yield nc.base, base
+            access = ApiAccess.create(base / "pki")
+            with ControllerProcess(base / "nc.db", access=access) as nc:
+                yield nc, base
         finally:
             for host in hosts:
                 host.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _env(nc: ControllerProcess, base: Path) -> dict[str, str]:
+    assert nc.access is not None
+    return dict(ENV, NC=nc.base, PKI=str(base / "pki"), TOKEN=nc.access.admin_token)
+
+
+def test_the_readme_starts_a_secure_controller() -> None:
+    setup = _blocks(_section())[0]
+    assert "hnv pki init --dir $PKI" in setup
+    assert "TOKEN=$(hnv pki token --dir $PKI --name me --role admin)" in setup
+    start = next(line for line in setup.splitlines() if line.startswith("hnv controller"))
+    for flag in ("--tls-cert $PKI/localhost-cert.pem", "--tokens $PKI/api-tokens.json"):
+        assert flag in start
+    assert "NC=https://" in setup
+    assert all("--cacert $PKI/apica-cert.pem --oauth2-bearer $TOKEN" in x for x in put_lines())
 
 
 def test_the_readme_shows_every_figure8_body() -> None:
@@ -77,18 +95,22 @@ def test_the_readme_shows_every_figure8_body() -> None:
         assert body == json.loads(file.read_text()), file.name
 
 
-def test_the_readme_walkthrough_builds_figure8(datacenter: tuple[str, Path]) -> None:
-    nc, base = datacenter
+def test_the_readme_walkthrough_builds_figure8(
+    datacenter: tuple[ControllerProcess, Path],
+) -> None:
+    process, base = datacenter
+    nc, env = process.base, _env(*datacenter)
+    http = process.http()
     script = "\n".join(line.replace(README_DIR, str(base)) for line in put_lines())
     done = subprocess.run(
-        ["bash", "-euc", script], env=dict(ENV, NC=nc), capture_output=True, text=True, timeout=60
+        ["bash", "-euc", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     answers = [json.loads(text) for text in done.stdout.replace("}{", "}\n{").splitlines()]
     assert all("error" not in answer for answer in answers), answers
 
     def succeeded() -> bool:
-        nics = httpx.get(f"{nc}/networkInterfaces").json()["value"]
+        nics = http.get(f"{nc}/networkInterfaces").json()["value"]
         return len(nics) == 4 and all(
             nic["properties"]["provisioningState"] == "Succeeded" for nic in nics
         )
@@ -96,7 +118,7 @@ def test_the_readme_walkthrough_builds_figure8(datacenter: tuple[str, Path]) -> 
     eventually(succeeded, "every NIC to be Succeeded")
 
     def host1_success() -> bool:
-        server = httpx.get(f"{nc}/servers/host1").json()["properties"]
+        server = http.get(f"{nc}/servers/host1").json()["properties"]
         return bool(server.get("configurationState", {}).get("status") == "Success")
 
     eventually(host1_success, "host1's configurationState Success")
@@ -125,7 +147,8 @@ def test_the_readme_walkthrough_builds_figure8(datacenter: tuple[str, Path]) -> 
     )
     shown = next(line for line in _section().splitlines() if line.startswith('# {"error"'))
     refused = subprocess.run(
-        ["bash", "-euc", bad], env=dict(ENV, NC=nc), capture_output=True, text=True, timeout=30
+        ["bash", "-euc", bad], env=env, capture_output=True, text=True, timeout=30
     )
     assert json.loads(refused.stdout) == json.loads(shown[2:])
-    assert httpx.get(f"{nc}/networkInterfaces/bad").status_code == 404
+    assert http.get(f"{nc}/networkInterfaces/bad").status_code == 404
+    http.close()

@@ -143,7 +143,7 @@ def test_a_forged_source_mac_from_a_vm_is_dropped(lab: orchestrator.RunningLab) 
 
 
 def _provider_address(lab: orchestrator.RunningLab, host: str) -> str:
-    client = ControllerClient.connect(lab.controller_url)
+    client = ControllerClient.connect(lab.controller_url, access=lab.access)
     try:
         pas = client.get(f"/servers/{host}")["properties"]["providerAddresses"]
     finally:

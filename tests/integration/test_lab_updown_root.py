@@ -12,6 +12,7 @@ from lab_running import EXAMPLES, unique_name
 from openhnv.cli import main
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.rest import ControllerClient
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.plugin import require_etcd
 
 pytestmark = pytest.mark.root
@@ -26,7 +27,7 @@ def test_up_status_down_then_nothing_left(
     path.write_text(text)
     pids: list[int] = []
     try:
-        assert main(["lab", "up", str(path)]) == 0
+        assert main(["lab", "up", str(path), "--fastpath", fastpath_mode()]) == 0
         out = capfd.readouterr().out
         assert "PUT /networkInterfaces/contoso-sql" in out
         assert "NICs programmed on their hosts: 4/4" in out
@@ -36,7 +37,7 @@ def test_up_status_down_then_nothing_left(
         pids = list(recorded.values())
         url = daemons.controller_url(run_dir)
         assert url is not None
-        client = ControllerClient.connect(url)
+        client = ControllerClient.connect(url, access=daemons.controller_access(run_dir))
         try:
             nics = client.list("networkInterfaces")
         finally:
@@ -101,7 +102,8 @@ def test_up_with_three_controllers_survives_the_leader_and_leaves_nothing(
     path.write_text(text)
     pids: list[int] = []
     try:
-        assert main(["lab", "up", str(path), "--controllers", "3"]) == 0
+        argv = ["lab", "up", str(path), "--controllers", "3", "--fastpath", fastpath_mode()]
+        assert main(argv) == 0
         out = capfd.readouterr().out
         assert out.count("controller replica serving") == 3
         assert "NICs programmed on their hosts: 4/4" in out
@@ -119,7 +121,9 @@ def test_up_with_three_controllers_survives_the_leader_and_leaves_nothing(
             if re.search(rf"{re.escape(_url_of(run_dir, n))}/networking/v1/\s+\(leads\)", status)
         )
         builder.stop_pidfile(daemons.pidfile(run_dir, leader))
-        client = ControllerClient.connect_any(daemons.controller_urls(run_dir))
+        client = ControllerClient.connect_any(
+            daemons.controller_urls(run_dir), access=daemons.controller_access(run_dir)
+        )
         try:  # any live replica answers; another takes over the hosts
             nics = client.list("networkInterfaces")
             assert {n["properties"]["provisioningState"] for n in nics} == {"Succeeded"}

@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openhnv import __version__
@@ -40,6 +41,7 @@ from openhnv.controller.northbound.paths import (
     TOP_LEVEL,
     child_collections,
 )
+from openhnv.controller.northbound.patterns import ID_PATTERN
 from openhnv.controller.northbound.service import ControllerService
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -47,6 +49,8 @@ Status = Callable[[], dict[str, Any]]
 
 DIAGNOSTICS_PATH = BASE_PATH + "/diagnostics/networkControllerState"
 RETRY_AFTER_SECONDS = 1
+METHOD_NOT_ALLOWED = 405
+METHOD_ORDER = ("GET", "HEAD", "PUT", "DELETE", "POST", "PATCH", "OPTIONS")
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -79,6 +83,7 @@ COLLECTION_SCHEMA: dict[str, Any] = {
         "nextLink": {"type": "string"},
     },
 }
+RESOURCE_ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": ID_PATTERN}
 IF_MATCH: dict[str, Any] = {
     "name": "If-Match",
     "in": "header",
@@ -87,6 +92,8 @@ IF_MATCH: dict[str, Any] = {
     "schema": {"type": "string"},
 }
 REASONS = {
+    401: "No credentials, or invalid ones (WWW-Authenticate names the schemes)",
+    403: "The caller's role does not allow this method (reader: GET only)",
     400: "The body, a reference or a path is invalid; the message names the field",
     404: "No such resource (or its parent does not exist)",
     409: "Conflicts with another resource, or is still referenced by one",
@@ -191,7 +198,7 @@ class _Routes:
                 "name": n,
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string", "minLength": 1},
+                "schema": RESOURCE_ID_SCHEMA,
             }
             for n in names
         ]
@@ -242,7 +249,10 @@ def _body_schema(kind: tuple[str, ...]) -> dict[str, Any]:
         "type": "object",
         "required": ["properties"],
         "properties": {
-            "resourceId": {"type": "string"},
+            "resourceId": {
+                **RESOURCE_ID_SCHEMA,
+                "description": "Optional; when given, the path's id (in any casing)",
+            },
             "tags": {"type": "object"},
             "properties": {"$ref": f"#/components/schemas/{MODELS[kind].__name__}"},
         },
@@ -366,13 +376,67 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
         code = {404: "ResourceNotFound", 405: "MethodNotAllowed"}.get(err.status_code, "Error")
         message = f"{request.method} {request.url.path}: {err.detail}"
+        headers = dict(err.headers or {})
+        if err.status_code == METHOD_NOT_ALLOWED:  # RFC 9110 15.5.6: every method of the path
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return JSONResponse(
-            {"error": {"code": code, "message": message}}, status_code=err.status_code
+            {"error": {"code": code, "message": message}},
+            status_code=err.status_code,
+            headers=headers,
         )
 
 
-def _with_models(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """``app.openapi`` with the resource models' schemas among the components."""
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods some route of ``app`` serves at the request's path (FastAPI has a route
+    per method, and Starlette's 405 names only the first route's)."""
+    found: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"})
+        if match != Match.NONE and isinstance(route, BaseRoute):
+            found |= set(getattr(route, "methods", None) or ())
+    return sorted(found, key=METHOD_ORDER.index)
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """How the listener authenticates (``openhnv.api.auth``), for ``/openapi.json``."""
+
+    x509: bool = False
+    tokens: bool = False
+
+    def schemes(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        if self.tokens:
+            found["bearerToken"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A token of the listener's --tokens file (hnv pki token)",
+            }
+        if self.x509:
+            found["clientCertificate"] = {
+                "type": "mutualTLS",
+                "description": "A certificate of the --client-ca; role from its subject's OU",
+            }
+        return found
+
+
+def _secure(schema: dict[str, Any], security: Security) -> None:
+    """Declare the security schemes, and 401 and 403 on every operation."""
+    schemes = security.schemes()
+    if not schemes:
+        return
+    schema["components"]["securitySchemes"] = schemes
+    schema["security"] = [{name: []} for name in schemes]
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            operation.setdefault("responses", {}).update(
+                {str(code): found for code, found in _errors(401, 403).items()}
+            )
+
+
+def _with_models(app: FastAPI, security: Security) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` with the resource models' schemas among the components, and the
+    listener's security."""
     original_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -383,15 +447,19 @@ def _with_models(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 found = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(found.pop("$defs", {}))
                 components[model.__name__] = found
+            _secure(schema, security)
             app.openapi_schema = schema
         return app.openapi_schema
 
     return openapi
 
 
-def create_app(service: ControllerService, *, status: Status | None = None) -> FastAPI:
+def create_app(
+    service: ControllerService, *, status: Status | None = None, security: Security = Security()
+) -> FastAPI:
     """The REST application over ``service``: every operation of every kind; ``status``
-    feeds the diagnostics path."""
+    feeds the diagnostics path; ``security`` is what ``/openapi.json`` declares (the
+    listener's ``openhnv.api.auth.Authenticate`` enforces it)."""
     app = FastAPI(
         title="openhnv Network Controller",
         version=__version__,
@@ -404,6 +472,6 @@ def create_app(service: ControllerService, *, status: Status | None = None) -> F
                 _add_route(app, routes, op)
     _add_diagnostics(app, status)
     _add_error_handlers(app)
-    app.openapi = _with_models(app)  # type: ignore[method-assign]
+    app.openapi = _with_models(app, security)  # type: ignore[method-assign]
     app.add_middleware(CaseInsensitiveCollections)
     return app

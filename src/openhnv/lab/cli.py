@@ -1,9 +1,10 @@
 """``hnv lab``: build, inspect and remove a lab datacenter in network namespaces.
 
-    hnv lab up TOPOLOGY.yaml [--controllers N]
+    hnv lab up TOPOLOGY.yaml [--controllers N] [--fastpath auto|on|off]
                                   build the physical network, start the controller (N > 1:
                                   three etcd members and N controller replicas) and the
-                                  hosts, create every resource through the REST API
+                                  hosts (with the kernel fast path: auto, on or off),
+                                  create every resource through the REST API
     hnv lab down [LAB]            remove one lab (the only one when LAB is omitted)
     hnv lab status [LAB]          what exists of each lab
     hnv lab exec [--lab LAB] VM -- CMD...   run CMD inside a VM's namespace
@@ -79,6 +80,7 @@ def _up(args: argparse.Namespace) -> int:
         topology_text=text,
         provision_timeout=args.timeout,
         controllers=args.controllers,
+        fastpath=args.fastpath,
     )
     print(
         f"lab {topology.name} is up: {len(topology.pa_subnets)} PA subnets,"
@@ -86,6 +88,13 @@ def _up(args: argparse.Namespace) -> int:
         f" {running.controller_url}/networking/v1/"
         f" (try `hnv lab exec {topology.vms[0].name} -- ip addr`)"
     )
+    access = daemons.controller_access(running.run_dir)
+    if access is not None:
+        print(
+            f"the controller wants a client certificate or a token: curl --cacert {access.ca}"
+            f" --cert {access.admin_cert} --key {access.admin_key}"
+            f" {running.controller_url}/networking/v1/networkInterfaces"
+        )
     return 0
 
 
@@ -115,13 +124,15 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  daemon {daemon:<16} {mark:<8} pid {pid}")
         urls = daemons.controller_urls(run_dir)
         for url in urls:
-            print(f"  controller {url}/networking/v1/{_leads(url) if len(urls) > 1 else ''}")
+            leads = _leads(url, run_dir) if len(urls) > 1 else ""
+            print(f"  controller {url}/networking/v1/{leads}")
         if topology is None:
             for name in sorted(present):
                 print(f"  {name}")
             continue
         print(f"  encapsulation {topology.encapsulation}")
-        nics = _nic_documents(urls)
+        print(f"  kernel fast path {orchestrator.fastpath_of(run_dir) or 'unknown'}")
+        nics = _nic_documents(urls, run_dir)
         for host in topology.hosts:
             mark = "up" if names.host(host.name) in present else "MISSING"
             server = nics.get(("servers", host.name.lower()))
@@ -143,9 +154,9 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _leads(url: str) -> str:
+def _leads(url: str, run_dir: Path) -> str:
     """`` (leads)`` when the replica at ``url`` says it publishes, `` (down)`` if silent."""
-    client = ControllerClient.connect(url, timeout=2.0)
+    client = ControllerClient.connect(url, timeout=2.0, access=daemons.controller_access(run_dir))
     try:
         state = client.diagnostics()
     except LabError:
@@ -155,11 +166,12 @@ def _leads(url: str) -> str:
     return "  (leads)" if state.get("properties", {}).get("publishing") else ""
 
 
-def _nic_documents(urls: list[str]) -> dict[tuple[str, str], Document]:
+def _nic_documents(urls: list[str], run_dir: Path) -> dict[tuple[str, str], Document]:
     """Servers and NICs from the lab's controller (any replica), or nothing if none answers."""
     if not urls:
         return {}
-    client = ControllerClient.connect_any(urls, timeout=2.0)
+    access = daemons.controller_access(run_dir)
+    client = ControllerClient.connect_any(urls, timeout=2.0, access=access)
     found: dict[tuple[str, str], Document] = {}
     try:
         for collection in ("servers", "networkInterfaces"):
@@ -259,6 +271,10 @@ def _parser() -> argparse.ArgumentParser:
         default=orchestrator.PROVISION_SECONDS,
         help="seconds to wait for every NIC to be Succeeded (default %(default)g)",
     )
+    up.add_argument(
+        "--fastpath", choices=orchestrator.FASTPATH_MODES, default="auto",
+        help="the hosts' kernel fast path: auto (on when this kernel allows), on, off",
+    )  # fmt: skip
     up.set_defaults(run=_up)
     down = sub.add_parser("down", help="remove a lab")
     down.add_argument("lab", nargs="?", help="lab name (default: the only lab)")

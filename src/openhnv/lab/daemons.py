@@ -8,7 +8,9 @@ host runs inside its host namespace (``ip netns exec``) with its state in
 ``<run_dir>/hosts/<host>/``. Every daemon gets a pidfile and a log,
 ``<run_dir>/<name>.pid`` and ``.log``; ``hnv lab down``/``clean`` stop them by that pid
 (``builder.stop_pidfile``). The controllers' URLs are kept in ``<run_dir>/controller.url``,
-one per line.
+one per line. The controllers serve HTTPS and require a client certificate or a token:
+the lab's API PKI (``lab.access``) is ``<run_dir>/api-pki/``, made when the first
+controller starts; every replica enforces the same.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import openhnv
 from openhnv.lab import builder, netns
+from openhnv.lab.access import ApiAccess
 from openhnv.lab.errors import LabError
 from openhnv.lab.etcd import EtcdCluster
 from openhnv.lab.resources import OVSDB_SOCKET, host_state_dir
@@ -32,6 +35,7 @@ CONTROLLER = "controller"
 ETCD_MEMBERS = 3  # the smallest etcd cluster that survives the loss of a member
 CONTROLLER_URL_FILE = "controller.url"
 CONTROLLER_DB = "controller.db"
+API_PKI_DIR = "api-pki"
 LOOPBACK = "127.0.0.1"
 READY_LINE = "ready"
 CONTROLLER_READY_SECONDS = 30.0
@@ -121,6 +125,19 @@ def wait_ready(
         time.sleep(_POLL)
 
 
+def controller_access(run_dir: Path) -> ApiAccess | None:
+    """The lab controllers' credentials, once ``start_controller``/``start_cluster`` made them."""
+    return ApiAccess.load(run_dir / API_PKI_DIR)
+
+
+def _access(run_dir: Path) -> ApiAccess:
+    return controller_access(run_dir) or ApiAccess.create(run_dir / API_PKI_DIR)
+
+
+def _secure_args(access: ApiAccess, run_dir: Path, name: str) -> list[str]:
+    return [*access.controller_args(), "--audit-log", str(run_dir / f"{name}-audit.jsonl")]
+
+
 def start_controller(
     run_dir: Path, timeout: float = CONTROLLER_READY_SECONDS, attempts: int = 3
 ) -> str:
@@ -129,13 +146,14 @@ def start_controller(
     The port is free when probed; should another process take it before the controller
     binds, the controller exits and is started again on a new port.
     """
+    access = _access(run_dir)
     for attempt in range(1, attempts + 1):
         port = free_port()
         listen = f"{LOOPBACK}:{port}"
         argv = hnv_argv("controller", "--listen", listen, "--db", str(run_dir / CONTROLLER_DB))
-        process = spawn(run_dir, CONTROLLER, argv)
-        url = f"http://{listen}"
-        client = ControllerClient.connect(url, timeout=2.0)
+        process = spawn(run_dir, CONTROLLER, argv + _secure_args(access, run_dir, CONTROLLER))
+        url = f"https://{listen}"
+        client = ControllerClient.connect(url, timeout=2.0, access=access)
         try:
             wait_ready(process, CONTROLLER, logfile(run_dir, CONTROLLER), client.reachable, timeout)
         except LabError:
@@ -173,6 +191,7 @@ def start_cluster(
     """
     cluster = EtcdCluster(run_dir, ETCD_MEMBERS)  # <run_dir>/etcd-N.pid, as every daemon
     cluster.start()
+    access = _access(run_dir)
     urls: list[str] = []
     for index in range(1, replicas + 1):
         name = f"{CONTROLLER}-{index}"
@@ -181,13 +200,13 @@ def start_cluster(
         argv = hnv_argv(
             "controller", "--listen", listen, "--store", cluster.url, "--replica-id", name
         )
-        process = spawn(run_dir, name, argv)
-        client = ControllerClient.connect(f"http://{listen}", timeout=2.0)
+        process = spawn(run_dir, name, argv + _secure_args(access, run_dir, name))
+        client = ControllerClient.connect(f"https://{listen}", timeout=2.0, access=access)
         try:
             wait_ready(process, name, logfile(run_dir, name), client.reachable, timeout)
         finally:
             client.close()
-        urls.append(f"http://{listen}")
+        urls.append(f"https://{listen}")
     (run_dir / CONTROLLER_URL_FILE).write_text("\n".join(urls) + "\n")
     return urls
 
@@ -226,9 +245,10 @@ def start_host(
     extra: Sequence[str] = (),
     *,
     shared_mounts: bool = False,
+    fastpath: str = "off",
 ) -> int:
-    """Start ``hnv host --driver linux`` (and ``extra`` arguments, such as a gateway's
-    ``--role gateway``) inside ``namespace``; returns its pid once ready.
+    """Start ``hnv host --driver linux --fastpath MODE`` (and ``extra`` arguments, such
+    as a gateway's ``--role gateway``) inside ``namespace``; returns its pid once ready.
 
     ``shared_mounts`` (a gateway host, which makes its compartments with ``ip netns
     add``): enter only the network namespace, not ``ip netns exec``'s private mount
@@ -239,7 +259,8 @@ def start_host(
     argv = ["ip", "netns", "exec", namespace]
     if shared_mounts:
         argv = ["nsenter", f"--net={netns.NETNS_DIR}/{namespace}", "--"]
-    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--state-dir", str(state_dir))
+    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--fastpath", fastpath,
+                     "--state-dir", str(state_dir))  # fmt: skip
     argv += list(extra)
     log = logfile(run_dir, name)
     printed = printed_ready(log, since=_log_size(log))

@@ -82,8 +82,9 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _provider_addresses(url: str, host: str) -> list[str]:
-    client = ControllerClient.connect(url)
+def _provider_addresses(running: orchestrator.RunningLab, host: str) -> list[str]:
+    access = daemons.controller_access(running.run_dir)
+    client = ControllerClient.connect(running.controller_url, access=access)
     try:
         server = client.get(f"/servers/{host}")
     finally:
@@ -138,7 +139,7 @@ def _tunnel_check(
     return Check(name, bool(good), detail)
 
 
-def scenario(topology: Topology, run_root: Path) -> list[Check]:
+def scenario(topology: Topology, run_root: Path, fastpath: str = "auto") -> list[Check]:
     """Figure 8 on one encapsulation: up, traffic, capture, mapping tables, down."""
     checks: list[Check] = []
     encapsulation = topology.encapsulation
@@ -151,7 +152,7 @@ def scenario(topology: Topology, run_root: Path) -> list[Check]:
         _say(f"[{step:>3}] {message}")
 
     orchestrator.down(topology.name, run_root)
-    running = orchestrator.up(topology, run_root=run_root, progress=progress)
+    running = orchestrator.up(topology, run_root=run_root, progress=progress, fastpath=fastpath)
     try:
         checks.append(Check("lab up: every NIC Succeeded through the REST API", True))
         checks += _traffic(running)
@@ -218,8 +219,8 @@ def _traffic(running: orchestrator.RunningLab) -> list[Check]:
             _say(f"  {record.host:>6} | {record.line}")
     for tenant in people:
         sql, web = topology.vm(tenant.sql), topology.vm(tenant.web)
-        web_pas = _provider_addresses(running.controller_url, web.host)
-        sql_pas = _provider_addresses(running.controller_url, sql.host)
+        web_pas = _provider_addresses(running, web.host)
+        sql_pas = _provider_addresses(running, sql.host)
         vlan = topology.pa_subnet(topology.host(web.host).pa_subnet).vlan or None
         checks.append(
             _tunnel_check(
@@ -305,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"the gateways' topology ({GATEWAYS.name}) instead of figure 8",
     )  # fmt: skip
     parser.add_argument("--run-root", type=Path, default=builder.RUN_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--fastpath", choices=orchestrator.FASTPATH_MODES, default="auto",
+        help="the hosts' kernel fast path (default %(default)s: on when this kernel allows)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     problem = lab_name_problem(args.lab)
     if problem:
@@ -322,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = dataclasses.replace(load(args.topology), name=args.lab)
         for encapsulation in [] if args.gateways else args.encapsulation or ENCAPSULATIONS:
             topology = dataclasses.replace(base, encapsulation=encapsulation)
-            results = scenario(topology, args.run_root)
+            results = scenario(topology, args.run_root, args.fastpath)
             checks += [dataclasses.replace(c, name=f"[{encapsulation}] {c.name}") for c in results]
     except LabError as exc:
         checks.append(Check("demo ran to the end", False, str(exc)))

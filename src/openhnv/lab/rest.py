@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from openhnv.lab.access import ApiAccess
 from openhnv.lab.documents import Document, Resource
 from openhnv.lab.errors import LabError
 
@@ -38,6 +39,14 @@ def _message(response: httpx.Response) -> str:
     return str(body)[:200]
 
 
+def http_client(url: str, timeout: float, access: ApiAccess | None = None) -> httpx.Client:
+    """An ``httpx.Client`` of ``url`` that trusts the API CA and presents the admin
+    certificate of ``access``."""
+    if access is None:
+        return httpx.Client(base_url=url, timeout=timeout)
+    return httpx.Client(base_url=url, timeout=timeout, verify=access.ssl_context())
+
+
 class ControllerClient:
     """Northbound REST calls, relative to ``/networking/v1``."""
 
@@ -52,16 +61,21 @@ class ControllerClient:
         self._clients = [http, *replicas]
 
     @classmethod
-    def connect(cls, url: str, timeout: float = 10.0) -> ControllerClient:
-        """A client of the controller at ``url`` (``http://127.0.0.1:PORT``)."""
-        return cls(httpx.Client(base_url=url, timeout=timeout))
+    def connect(
+        cls, url: str, timeout: float = 10.0, access: ApiAccess | None = None
+    ) -> ControllerClient:
+        """A client of the controller at ``url`` (``https://127.0.0.1:PORT``), with the
+        admin certificate of ``access`` (None: a listener without authentication)."""
+        return cls(http_client(url, timeout, access))
 
     @classmethod
-    def connect_any(cls, urls: Sequence[str], timeout: float = 10.0) -> ControllerClient:
+    def connect_any(
+        cls, urls: Sequence[str], timeout: float = 10.0, access: ApiAccess | None = None
+    ) -> ControllerClient:
         """A client of whichever replica of a controller cluster answers."""
         if not urls:
             raise LabError("no controller URL given")
-        clients = [httpx.Client(base_url=url, timeout=timeout) for url in urls]
+        clients = [http_client(url, timeout, access) for url in urls]
         return cls(clients[0], replicas=clients[1:])
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ from openhnv.lab.documents import Resource
 from openhnv.lab.etcd import EtcdCluster
 from openhnv.lab.rest import BASE_PATH
 from openhnv.testing.polling import eventually
-from openhnv.testing.processes import stop_process
+from openhnv.testing.processes import access_args, stop_process
 
 DIAGNOSTICS = BASE_PATH + "/diagnostics/networkControllerState"
 START_WAIT = 60.0
@@ -59,6 +59,8 @@ class ReplicaProcess:
         self.log = log
         listen = f"{daemons.LOOPBACK}:{port}"
         argv = daemons.hnv_argv("controller", "--listen", listen, "--replica-id", name, *store)
+        if "--auth" not in store and "--tokens" not in store:
+            argv += access_args(None)
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 argv,

@@ -22,9 +22,10 @@ from typing import Any
 import httpx
 
 from openhnv.lab import builder, daemons
+from openhnv.lab.access import ApiAccess
 from openhnv.lab.documents import Resource
 from openhnv.lab.resources import OVSDB_SOCKET
-from openhnv.lab.rest import BASE_PATH, ControllerClient
+from openhnv.lab.rest import BASE_PATH, ControllerClient, http_client
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.testing.polling import WAIT
 
@@ -171,21 +172,39 @@ class HostProcess:
         self.close()
 
 
+def access_args(access: ApiAccess | None) -> list[str]:
+    """``hnv controller`` options for ``access``: its TLS and credentials, or, without,
+    ``--auth none`` (allowed on the loopback listeners of tests)."""
+    return ["--auth", "none"] if access is None else access.controller_args()
+
+
 class ControllerProcess:
     """``hnv controller`` on a free loopback port with its store in ``db``; returns once
-    it serves (RuntimeError naming its output when it exits or does not serve)."""
+    it serves (RuntimeError naming its output when it exits or does not serve). With
+    ``access`` it serves HTTPS and wants credentials (the clients here present the
+    admin certificate); without, plain HTTP with ``--auth none``."""
 
-    def __init__(self, db: Path, *extra: str, timeout: float = WAIT, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        db: Path,
+        *extra: str,
+        timeout: float = WAIT,
+        attempts: int = 3,
+        access: ApiAccess | None = None,
+    ) -> None:
         self.db = db
         self.log = db.with_name(f"{db.name}.log")
+        self.access = access
+        scheme = "http" if access is None else "https"
         for attempt in range(1, attempts + 1):
             self.port = daemons.free_port()
-            self.url = f"http://{daemons.LOOPBACK}:{self.port}"
+            self.url = f"{scheme}://{daemons.LOOPBACK}:{self.port}"
             self.base = self.url + BASE_PATH
             listen = f"{daemons.LOOPBACK}:{self.port}"
+            argv = daemons.hnv_argv("controller", "--listen", listen, "--db", str(db))
             with open(self.log, "ab") as log:
                 self.process = subprocess.Popen(
-                    daemons.hnv_argv("controller", "--listen", listen, "--db", str(db), *extra),
+                    [*argv, *access_args(access), *extra],
                     env=daemons.python_env(),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -200,7 +219,7 @@ class ControllerProcess:
         raise RuntimeError(f"hnv controller did not serve: {self.output()}")
 
     def _serving(self, timeout: float) -> bool:
-        client = ControllerClient.connect(self.url, timeout=1.0)
+        client = ControllerClient.connect(self.url, timeout=1.0, access=self.access)
         try:
             deadline = time.monotonic() + timeout
             while self.process.poll() is None and time.monotonic() < deadline:
@@ -221,18 +240,24 @@ class ControllerProcess:
 
     def client(self) -> ControllerClient:
         """A REST client of this controller (the lab's); close it after use."""
-        return ControllerClient.connect(self.url, timeout=REQUEST_TIMEOUT)
+        return ControllerClient.connect(self.url, timeout=REQUEST_TIMEOUT, access=self.access)
+
+    def http(self) -> httpx.Client:
+        """An ``httpx.Client`` of this controller's URL with its credentials; close it."""
+        return http_client(self.url, REQUEST_TIMEOUT, self.access)
 
     def put(self, resource: Resource) -> dict[str, Any]:
         """PUT one document of the lab's builder; the controller's answer."""
-        response = httpx.put(self.base + resource.path, json=resource.body, timeout=REQUEST_TIMEOUT)
+        with self.http() as http:
+            response = http.put(self.base + resource.path, json=resource.body)
         if response.status_code not in (200, 201):
             raise AssertionError(f"PUT {resource.path}: {response.status_code} {response.text}")
         doc: dict[str, Any] = response.json()
         return doc
 
     def get(self, ref: str) -> dict[str, Any]:
-        doc: dict[str, Any] = httpx.get(self.base + ref, timeout=REQUEST_TIMEOUT).json()
+        with self.http() as http:
+            doc: dict[str, Any] = http.get(self.base + ref).json()
         return doc
 
     def stop(self, sig: int = signal.SIGTERM) -> int:

@@ -15,12 +15,16 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 from openhnv.controller.northbound.model_base import (
+    COUNT_MAX,
     AllocationMethod,
     Child,
     Cidr,
+    Count,
     IpAddress,
     Properties,
     Ref,
+    int_in,
+    int_schema,
     one_of,
 )
 
@@ -28,6 +32,7 @@ PORT_MIN, PORT_MAX = 1, 65535
 METRIC_MAX = 2**31 - 1
 IDLE_TIMEOUT_MIN, IDLE_TIMEOUT_MAX = 4, 30  # minutes, as Microsoft's publicIPAddresses
 SA_LIFETIME_MIN = 300
+IPV6_PREFIX_MAX = 128
 DEFAULT_METRIC = 10
 
 GatewayType = Annotated[str, BeforeValidator(one_of("All", "S2sIPsec", "S2sGre", "Forwarding"))]
@@ -68,7 +73,19 @@ CipherTransform = Annotated[
         )
     ),
 ]  # fmt: skip
-Port = Annotated[int, Field(ge=PORT_MIN, le=PORT_MAX)]
+IdleTimeout = Annotated[
+    int,
+    BeforeValidator(int_in(IDLE_TIMEOUT_MIN, IDLE_TIMEOUT_MAX)),
+    int_schema(IDLE_TIMEOUT_MIN, IDLE_TIMEOUT_MAX),
+]
+Metric = Annotated[int, BeforeValidator(int_in(0, METRIC_MAX)), int_schema(0, METRIC_MAX)]
+PrefixLength = Annotated[
+    int, BeforeValidator(int_in(0, IPV6_PREFIX_MAX)), int_schema(0, IPV6_PREFIX_MAX)
+]
+SaLifetime = Annotated[
+    int, BeforeValidator(int_in(SA_LIFETIME_MIN, COUNT_MAX)), int_schema(SA_LIFETIME_MIN, COUNT_MAX)
+]
+Port = Annotated[int, BeforeValidator(int_in(PORT_MIN, PORT_MAX)), int_schema(PORT_MIN, PORT_MAX)]
 
 
 class PublicIpAddressProperties(Properties):
@@ -78,7 +95,7 @@ class PublicIpAddressProperties(Properties):
     ipAddress: IpAddress | None = None
     publicIPAllocationMethod: AllocationMethod | None = None
     publicIPAddressVersion: IpVersion = "IPv4"
-    idleTimeoutInMinutes: int = Field(IDLE_TIMEOUT_MIN, ge=IDLE_TIMEOUT_MIN, le=IDLE_TIMEOUT_MAX)
+    idleTimeoutInMinutes: IdleTimeout = IDLE_TIMEOUT_MIN
     logicalSubnet: Ref | None = None  # openhnv: where the address lives (filled when absent)
 
 
@@ -90,8 +107,8 @@ class GatewayPoolIpConfiguration(Properties):
 class GatewayPoolProperties(Properties):
     READ_ONLY = frozenset({"gateways", "virtualGateways"})
     type: GatewayType = "All"
-    redundantGatewayCount: int = Field(0, ge=0)
-    gatewayCapacityKiloBitsPerSecond: int | None = Field(None, ge=0)
+    redundantGatewayCount: Count = 0
+    gatewayCapacityKiloBitsPerSecond: Count | None = None
     ipConfiguration: GatewayPoolIpConfiguration | None = None
 
 
@@ -105,19 +122,19 @@ class GatewayProperties(Properties):
     type: GatewayType = "All"
     server: Ref  # openhnv: the host that runs `hnv host --role gateway`
     externalInterfaces: list[Ref] = []  # openhnv: its physical NICs on external networks
-    totalCapacity: int | None = Field(None, ge=0)
+    totalCapacity: Count | None = None
 
 
 class RouteProperties(Properties):
     """One prefix a connection reaches (Microsoft's ``routes[]`` of a networkConnection)."""
 
     destinationPrefix: Cidr
-    metric: int = Field(DEFAULT_METRIC, ge=0, le=METRIC_MAX)
+    metric: Metric = DEFAULT_METRIC
 
 
 class InterfaceAddress(Properties):
     ipAddress: IpAddress
-    prefixLength: int = Field(ge=0, le=128)
+    prefixLength: PrefixLength
 
 
 class L3Configuration(Properties):
@@ -128,17 +145,17 @@ class MainMode(Properties):
     diffieHellmanGroup: DhGroup = "Group14"
     integrityAlgorithm: Integrity = "SHA256"
     encryptionAlgorithm: Encryption = "AES256"
-    saLifeTimeSeconds: int = Field(28800, ge=SA_LIFETIME_MIN)
-    saLifeTimeKiloBytes: int | None = Field(None, ge=0)
+    saLifeTimeSeconds: SaLifetime = 28800
+    saLifeTimeKiloBytes: Count | None = None
 
 
 class QuickMode(Properties):
     perfectForwardSecrecy: Pfs = "None"
     authenticationTransformationConstant: AuthTransform = "SHA256128"
     cipherTransformationConstant: CipherTransform = "AES256"
-    saLifeTimeSeconds: int = Field(3600, ge=SA_LIFETIME_MIN)
-    idleDisconnectSeconds: int = Field(500, ge=0)
-    saLifeTimeKiloBytes: int | None = Field(None, ge=0)
+    saLifeTimeSeconds: SaLifetime = 3600
+    idleDisconnectSeconds: Count = 500
+    saLifeTimeKiloBytes: Count | None = None
 
 
 class IpSecConfiguration(Properties):
@@ -174,8 +191,8 @@ class NetworkConnectionProperties(Properties):
         }
     )
     connectionType: ConnectionType
-    outboundKiloBitsPerSecond: int | None = Field(None, ge=0)
-    inboundKiloBitsPerSecond: int | None = Field(None, ge=0)
+    outboundKiloBitsPerSecond: Count | None = None
+    inboundKiloBitsPerSecond: Count | None = None
     routes: list[RouteProperties] = []
     ipAddresses: list[InterfaceAddress] = []
     peerIPAddresses: list[IpAddress] = []

@@ -3,18 +3,32 @@
 Microsoft clients send numbers and booleans as strings (``"priority": "100"``,
 ``"vlanid": "7"``, ``"networkVirtualizationEnabled": "True"``) and property names in
 mixed case; ``Properties`` accepts both and dumps proper ints, bools and Microsoft's
-spelling. Enum values (``one_of``) are matched without regard to case and dumped in
-Microsoft's casing. Unknown properties are kept (round-tripped); read-only ones are
+spelling. Enum values (``one_of``) are matched without regard to (ASCII) case and dumped
+in Microsoft's casing. Unknown properties are kept (round-tripped); read-only ones are
 dropped on input. The resources' models are in ``models`` and ``gateway_models``.
+
+Each lenient type publishes, in ``/openapi.json``, exactly the inputs it accepts (an
+integer or a decimal string within the range, ``true``/``"True"``, an enum in any case,
+a MAC in one of its spellings), so the schema and the parser agree.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
+
+from openhnv.controller.northbound.patterns import (
+    BOOLEAN_PATTERN,
+    ID_PATTERN,
+    MAC_PATTERN,
+    PORT_RANGE_PATTERN,
+    anycase_pattern,
+    range_pattern,
+)
 
 VSID_MIN = 4096
 VSID_MAX = 2**24 - 2
@@ -25,24 +39,71 @@ PORT_MAX = 65535
 MAC_HEX_DIGITS = 12
 ANY = "*"
 INTERNET_TAG = "Internet"
+COUNT_MAX = 2**63 - 1  # a count or a size without a limit of its own
 
 
 def one_of(*values: str) -> Callable[[object], str]:
     def check(value: object) -> str:
-        if isinstance(value, str):
+        if isinstance(value, str) and value.isascii():
             for candidate in values:
-                if candidate.casefold() == value.strip().casefold():
+                if candidate.lower() == value.lower():
                     return candidate
         raise ValueError(f"{value!r} is not one of {', '.join(values)}")
 
     return check
 
 
+def _enum_schema(*values: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {"type": "string", "pattern": anycase_pattern(values), "examples": list(values)}
+    )
+
+
+def int_in(low: int, high: int) -> Callable[[object], int]:
+    """An int, or its decimal string (``"100"``), within ``low..high``."""
+
+    def check(value: object) -> int:
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif (isinstance(value, float) and value.is_integer()) or (
+            isinstance(value, str) and re.fullmatch(r"0|[1-9][0-9]*", value)
+        ):
+            number = int(value)
+        if number is None or not low <= number <= high:
+            raise ValueError(f"{value!r} is not an integer in {low}..{high}")
+        return number
+
+    return check
+
+
+def int_schema(low: int, high: int) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": low, "maximum": high},
+                {"type": "string", "pattern": range_pattern(low, high)},
+            ]
+        }
+    )
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(BOOLEAN_PATTERN, value):
+        return value.lower() == "true"
+    raise ValueError(f'{value!r} is not a boolean (true, false, "True", "False")')
+
+
+BOOLEAN_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": BOOLEAN_PATTERN}]}
+
+
 def _ip(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not an IP address")
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address") from None
 
@@ -51,10 +112,10 @@ def _cidr(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a CIDR prefix")
     try:
-        return str(ipaddress.ip_network(value.strip(), strict=True))
+        return str(ipaddress.ip_network(value, strict=True))
     except ValueError:
         try:
-            loose = ipaddress.ip_network(value.strip(), strict=False)
+            loose = ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise ValueError(f"{value!r} is not a CIDR prefix like 10.1.1.0/24") from None
         raise ValueError(f"{value} has host bits set; the prefix is {loose}") from None
@@ -62,7 +123,7 @@ def _cidr(value: object) -> str:
 
 def _acl_prefix(value: object) -> str:
     if isinstance(value, str):
-        text = value.strip()
+        text = value
         if text == ANY:
             return ANY
         if text.casefold() == INTERNET_TAG.casefold():
@@ -83,24 +144,21 @@ def _acl_prefix(value: object) -> str:
 
 
 def _port_range(value: object) -> str:
-    text = str(value).strip() if isinstance(value, str | int) else None
-    if text == ANY:
-        return ANY
-    if text:
-        low, _, high = text.partition("-")
-        if low.isdigit() and (not high or high.isdigit()):
-            lo, hi = int(low), int(high or low)
-            if lo <= hi <= PORT_MAX:
-                return text
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and re.fullmatch(PORT_RANGE_PATTERN, value):
+        if value == ANY:
+            return ANY
+        low, _, high = value.partition("-")
+        if int(low) <= int(high or low) <= PORT_MAX:
+            return value
     raise ValueError(f"{value!r} is not a port range like '80', '1024-65535' or '*'")
 
 
 def mac_digits(value: object) -> str:
     """``"00-1d-d8-07-00-01"`` -> ``"001DD8070001"``; ValueError when not a MAC."""
-    if isinstance(value, str):
-        digits = value.strip().replace("-", "").replace(":", "").upper()
-        if len(digits) == MAC_HEX_DIGITS and all(c in "0123456789ABCDEF" for c in digits):
-            return digits
+    if isinstance(value, str) and re.fullmatch(MAC_PATTERN, value):
+        return value.replace("-", "").replace(":", "").upper()
     raise ValueError(f"{value!r} is not a MAC address of 12 hex digits")
 
 
@@ -122,11 +180,14 @@ def _pool_mac(value: object) -> str:
     return mac_dashed(mac_digits(value))
 
 
+SWITCH_WORDS = ("Enabled", "Disabled", "true", "false")
+
+
 def _switch(value: object) -> str:
     if isinstance(value, bool):
         return "Enabled" if value else "Disabled"
-    if isinstance(value, str):
-        text = value.strip().casefold()
+    if isinstance(value, str) and value.isascii():
+        text = value.lower()
         if text in ("enabled", "true"):
             return "Enabled"
         if text in ("disabled", "false"):
@@ -134,22 +195,79 @@ def _switch(value: object) -> str:
     raise ValueError(f"{value!r} is not one of Enabled, Disabled")
 
 
-IpAddress = Annotated[str, BeforeValidator(_ip)]
-Cidr = Annotated[str, BeforeValidator(_cidr)]
-AclPrefix = Annotated[str, BeforeValidator(_acl_prefix)]
-PortRange = Annotated[str, BeforeValidator(_port_range)]
-NicMac = Annotated[str, BeforeValidator(_unicast_mac)]
-PoolMac = Annotated[str, BeforeValidator(_pool_mac)]
-Switch = Annotated[str, BeforeValidator(_switch)]
-AclProtocol = Annotated[str, BeforeValidator(one_of("All", "TCP", "UDP", "ICMP"))]
-AclAction = Annotated[str, BeforeValidator(one_of("Allow", "Deny"))]
-AclType = Annotated[str, BeforeValidator(one_of("Inbound", "Outbound"))]
-Logging = Annotated[str, BeforeValidator(one_of("Enabled", "Disabled"))]
-AllocationMethod = Annotated[str, BeforeValidator(one_of("Static", "Dynamic"))]
-CredentialType = Annotated[
-    str, BeforeValidator(one_of("X509Certificate", "UsernamePassword", "SnmpCommunityString"))
+_IP_SCHEMA = {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+_PREFIX_SCHEMA = {
+    "type": "string",
+    "pattern": "^[0-9A-Fa-f:.]+/[0-9]{1,3}$",
+    "description": "CIDR prefix without host bits, e.g. 10.1.1.0/24",
+}
+_ACL_PREFIX_SCHEMA = {
+    "type": "string",
+    "anyOf": [
+        {"pattern": "^[*]$"},
+        {"pattern": anycase_pattern(("Internet",))},
+        {"format": "ipv4"},
+        {"format": "ipv6"},
+        {"pattern": _PREFIX_SCHEMA["pattern"]},
+    ],
+}
+_PORT_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": PORT_MAX},
+        {"type": "string", "pattern": PORT_RANGE_PATTERN},
+    ]
+}
+_MAC_SCHEMA = {"type": "string", "pattern": MAC_PATTERN}
+IpAddress = Annotated[str, BeforeValidator(_ip), WithJsonSchema(_IP_SCHEMA)]
+Cidr = Annotated[str, BeforeValidator(_cidr), WithJsonSchema(_PREFIX_SCHEMA)]
+AclPrefix = Annotated[str, BeforeValidator(_acl_prefix), WithJsonSchema(_ACL_PREFIX_SCHEMA)]
+PortRange = Annotated[str, BeforeValidator(_port_range), WithJsonSchema(_PORT_SCHEMA)]
+NicMac = Annotated[str, BeforeValidator(_unicast_mac), WithJsonSchema(_MAC_SCHEMA)]
+PoolMac = Annotated[str, BeforeValidator(_pool_mac), WithJsonSchema(_MAC_SCHEMA)]
+Switch = Annotated[
+    str,
+    BeforeValidator(_switch),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "string", "pattern": anycase_pattern(SWITCH_WORDS)},
+            ]
+        }
+    ),
 ]
-VirtualizationProtocol = Annotated[str, BeforeValidator(one_of("Vxlan", "Nvgre"))]
+Count = Annotated[int, BeforeValidator(int_in(0, COUNT_MAX)), int_schema(0, COUNT_MAX)]
+Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema(BOOLEAN_SCHEMA)]
+AclProtocol = Annotated[
+    str,
+    BeforeValidator(one_of("All", "TCP", "UDP", "ICMP")),
+    _enum_schema("All", "TCP", "UDP", "ICMP"),
+]
+AclAction = Annotated[str, BeforeValidator(one_of("Allow", "Deny")), _enum_schema("Allow", "Deny")]
+AclType = Annotated[
+    str, BeforeValidator(one_of("Inbound", "Outbound")), _enum_schema("Inbound", "Outbound")
+]
+Logging = Annotated[
+    str, BeforeValidator(one_of("Enabled", "Disabled")), _enum_schema("Enabled", "Disabled")
+]
+AllocationMethod = Annotated[
+    str, BeforeValidator(one_of("Static", "Dynamic")), _enum_schema("Static", "Dynamic")
+]
+CredentialType = Annotated[
+    str,
+    BeforeValidator(one_of("X509Certificate", "UsernamePassword", "SnmpCommunityString")),
+    _enum_schema("X509Certificate", "UsernamePassword", "SnmpCommunityString"),
+]
+VirtualizationProtocol = Annotated[
+    str, BeforeValidator(one_of("Vxlan", "Nvgre")), _enum_schema("Vxlan", "Nvgre")
+]
+VlanId = Annotated[int, BeforeValidator(int_in(0, VLAN_MAX)), int_schema(0, VLAN_MAX)]
+AclPriority = Annotated[
+    int,
+    BeforeValidator(int_in(ACL_PRIORITY_MIN, ACL_PRIORITY_MAX)),
+    int_schema(ACL_PRIORITY_MIN, ACL_PRIORITY_MAX),
+]
+Vsid = Annotated[int, BeforeValidator(int_in(VSID_MIN, VSID_MAX)), int_schema(VSID_MIN, VSID_MAX)]
 
 
 class Properties(BaseModel):
@@ -187,5 +305,5 @@ class Child(BaseModel):
     """The envelope of a child resource sent inline in its parent."""
 
     model_config = ConfigDict(extra="ignore")
-    resourceId: str
+    resourceId: Annotated[str, WithJsonSchema({"type": "string", "pattern": ID_PATTERN})]
     tags: dict[str, Any] | None = None

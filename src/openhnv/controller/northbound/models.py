@@ -19,23 +19,22 @@ from pydantic import Field, ValidationError, model_validator
 from openhnv.controller.errors import ApiError, bad_request
 from openhnv.controller.northbound.gateway_models import GATEWAY_MODELS
 from openhnv.controller.northbound.model_base import (
-    ACL_PRIORITY_MAX,
-    ACL_PRIORITY_MIN,
     ANY,
     INTERNET_TAG,
     MAC_HEX_DIGITS,
     PORT_MAX,
-    VLAN_MAX,
     VSID_MAX,
     VSID_MIN,
     AclAction,
     AclPrefix,
+    AclPriority,
     AclProtocol,
     AclType,
     AllocationMethod,
     Child,
     Cidr,
     CredentialType,
+    Flag,
     IpAddress,
     Logging,
     NicMac,
@@ -45,6 +44,8 @@ from openhnv.controller.northbound.model_base import (
     Ref,
     Switch,
     VirtualizationProtocol,
+    VlanId,
+    Vsid,
     mac_dashed,
     mac_digits,
 )
@@ -76,10 +77,10 @@ class IpPool(Child):
 class LogicalSubnetProperties(Properties):
     READ_ONLY = frozenset({"ipConfigurations", "usage"})
     addressPrefix: Cidr
-    vlanID: int = Field(0, ge=0, le=VLAN_MAX)
+    vlanID: VlanId = 0
     defaultGateways: list[IpAddress] = []
     dnsServers: list[IpAddress] = []
-    isPublic: bool = False
+    isPublic: Flag = False
     ipPools: list[IpPool] = []
 
 
@@ -89,7 +90,7 @@ class LogicalSubnet(Child):
 
 class LogicalNetworkProperties(Properties):
     READ_ONLY = frozenset({"virtualNetworks"})
-    networkVirtualizationEnabled: bool = False
+    networkVirtualizationEnabled: Flag = False
     subnets: list[LogicalSubnet] = []
 
 
@@ -113,7 +114,7 @@ class Connection(Properties):
 
 
 class ServerInterfaceProperties(Properties):
-    isBMC: bool = False
+    isBMC: Flag = False
     logicalSubnets: list[Ref] = []
 
 
@@ -135,7 +136,7 @@ class AclRuleProperties(Properties):
     sourceAddressPrefix: AclPrefix = ANY
     destinationAddressPrefix: AclPrefix = ANY
     action: AclAction
-    priority: int = Field(ge=ACL_PRIORITY_MIN, le=ACL_PRIORITY_MAX)
+    priority: AclPriority
     type: AclType
     logging: Logging | None = None
 
@@ -157,7 +158,7 @@ class VirtualSubnetProperties(Properties):
     READ_ONLY = frozenset({"ipConfigurations"})
     addressPrefix: Cidr
     accessControlList: Ref | None = None
-    virtualSubnetId: int | None = Field(None, ge=VSID_MIN, le=VSID_MAX)
+    virtualSubnetId: Vsid | None = None
 
 
 class VirtualSubnet(Child):

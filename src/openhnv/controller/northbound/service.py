@@ -91,6 +91,22 @@ ChangeListener = Callable[[list[str]], None]
 T = TypeVar("T")
 
 
+def json_type(value: object) -> str:
+    """How JSON names the type of ``value`` (``null``, ``array``, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
 class ControllerService:
     """The northbound resources over a store; safe to call from several threads."""
 
@@ -210,16 +226,18 @@ class ControllerService:
         if not isinstance(body, dict):
             raise bad_request("", "the body must be a JSON object")
         body_id = body.get("resourceId")
-        if body_id is not None and (
-            not isinstance(body_id, str) or body_id.casefold() != target.resource_id.casefold()
-        ):
+        if "resourceId" in body and not isinstance(body_id, str):
+            raise bad_request("resourceId", f"must be a string, got {json_type(body_id)}")
+        if body_id is not None and body_id.casefold() != target.resource_id.casefold():
             raise bad_request(
                 "resourceId", f"{body_id!r} differs from the path's {target.resource_id!r}"
             )
         tags = body.get("tags")
-        if tags is not None and not isinstance(tags, dict):
-            raise bad_request("tags", f"must be a JSON object, got {type(tags).__name__}")
-        properties = parse_properties(target.kind, body.get("properties", {}))
+        if "tags" in body and not isinstance(tags, dict):
+            raise bad_request("tags", f"must be a JSON object, got {json_type(tags)}")
+        if "properties" not in body:
+            raise bad_request("properties", "is required (a JSON object, {} for no property)")
+        properties = parse_properties(target.kind, body["properties"])
         child: Document = {"resourceId": body_id or target.resource_id, "properties": properties}
         if tags is not None:
             child["tags"] = tags

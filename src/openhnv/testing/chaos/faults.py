@@ -20,7 +20,7 @@ import signal
 import time
 from pathlib import Path
 
-from openhnv.lab import builder, daemons, netns
+from openhnv.lab import builder, daemons, netns, orchestrator
 from openhnv.lab.orchestrator import RunningLab
 from openhnv.lab.rest import ControllerClient
 from openhnv.ovsdb.server import OvsdbServer
@@ -55,8 +55,14 @@ def ovsdb_pid(lab: RunningLab, host: str) -> int:
     return _pid_in(lab.host_state_dir(host) / OVSDB_PIDFILE)
 
 
+def _fastpath(lab: RunningLab) -> str:
+    """The data path the lab's hosts were started with (``hnv lab up --fastpath``)."""
+    return orchestrator.fastpath_of(lab.run_dir) or "off"
+
+
 def start_host(lab: RunningLab, host: str) -> None:
-    daemons.start_host(lab.run_dir, lab.lab.host_namespace(host), host)
+    """Start the host again as the lab started it (the same fast-path mode)."""
+    daemons.start_host(lab.run_dir, lab.lab.host_namespace(host), host, fastpath=_fastpath(lab))
 
 
 def kill_host(lab: RunningLab, host: str) -> None:
@@ -83,7 +89,7 @@ def kill_controller(lab: RunningLab, name: str = daemons.CONTROLLER) -> None:
     kill(pid)
     daemons.spawn(lab.run_dir, name, argv)
     url = url_of(lab, name)
-    client = ControllerClient.connect(url, timeout=2.0)
+    client = ControllerClient.connect(url, timeout=2.0, access=lab.access)
     try:
         eventually(client.reachable, f"{name} serving again at {url}")
     finally:
@@ -99,7 +105,7 @@ def url_of(lab: RunningLab, name: str) -> str:
 
 def leader(lab: RunningLab) -> str:
     """The replica that publishes now (a cluster's leader)."""
-    client = ControllerClient.connect_any(lab.controller_urls, timeout=2.0)
+    client = ControllerClient.connect_any(lab.controller_urls, timeout=2.0, access=lab.access)
     try:
         state = client.diagnostics()["properties"]
     finally:
@@ -126,5 +132,5 @@ def restart_host_namespace(lab: RunningLab, host: str) -> None:
 
     eventually(links_gone, f"{host}'s VM links gone with its namespace")
     ports = {vm: (lab.nic_mac(vm), str(lab.nics[vm]["instanceId"])) for vm in vms}
-    builder.rebuild_host(lab.lab, host, ports)
+    builder.rebuild_host(lab.lab, host, ports, vm_offloads=_fastpath(lab) == "on")
     start_host(lab, host)

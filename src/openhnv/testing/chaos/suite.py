@@ -46,6 +46,7 @@ from openhnv.testing.chaos.converge import northbound_problems, row_problems, sn
 from openhnv.testing.chaos.relay import UnixRelay
 from openhnv.testing.chaos.traffic import Iperf, ProbeStream
 from openhnv.testing.chaos.writes import Write, WriteStream, get_or_none, tagged
+from openhnv.testing.datapath_mode import fastpath_mode
 
 PRE_SECONDS = 1.0  # traffic and writes before the fault
 AFTER_SECONDS = 0.0  # writes after the fault is undone: none, so convergence is the catch-up
@@ -166,7 +167,9 @@ class ChaosLab:
         hosts = list(ipaddress.IPv4Network(subnet).hosts())
         self.churn_addresses = [str(hosts[CHURN_FIRST_HOST + i]) for i in range(CHURN_ADDRESSES)]
         self.relays: dict[str, UnixRelay] = {}
-        self.client = ControllerClient.connect_any(running.controller_urls, timeout=5.0)
+        self.client = ControllerClient.connect_any(
+            running.controller_urls, timeout=5.0, access=running.access
+        )
         self.stream: WriteStream | None = None
         self.results: list[FaultResult] = []
 
@@ -228,7 +231,7 @@ class ChaosLab:
         for write in (self._acl(-1), self._nic_body(self.receiver, -1)):
             collection, _, resource_id = write.path.strip("/").partition("/")
             self.client.put(Resource(collection, resource_id, write.body or {}))
-        self.stream = WriteStream(self.lab.controller_urls, self.plan)
+        self.stream = WriteStream(self.lab.controller_urls, self.plan, access=self.lab.access)
         converged, problems = self.wait_converged(time.monotonic())
         if converged is None:
             raise LabError(
@@ -346,9 +349,12 @@ def fault_injections(chaos: ChaosLab, cut_seconds: float) -> dict[str, Callable[
 def chaos_lab(
     topology: Topology, controllers: int = 1, progress: Callable[[str], None] = print
 ) -> Iterator[ChaosLab]:
-    """A lab up with relays and the write stream; everything removed afterwards."""
+    """A lab up with relays and the write stream; everything removed afterwards. Its
+    hosts run the data path of ``HNV_TEST_FASTPATH`` (``testing.datapath_mode``)."""
     try:
-        running = orchestrator.up(topology, progress=progress, controllers=controllers)
+        running = orchestrator.up(
+            topology, progress=progress, controllers=controllers, fastpath=fastpath_mode()
+        )
         chaos = ChaosLab(running)
         try:
             chaos.start()

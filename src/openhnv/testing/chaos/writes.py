@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from openhnv.lab.access import ApiAccess
 from openhnv.lab.documents import Document
 from openhnv.lab.rest import BASE_PATH
 
@@ -90,16 +91,21 @@ class Counts:
 
 
 class WriteStream:
-    """Writes ``plan(0)``, ``plan(1)``, ... to the controller(s) until stopped."""
+    """Writes ``plan(0)``, ``plan(1)``, ... to the controller(s) until stopped; with
+    ``access``, as the lab's admin."""
 
     def __init__(
         self,
         urls: Sequence[str],
         plan: Callable[[int], Write],
         transport: httpx.BaseTransport | None = None,
+        access: ApiAccess | None = None,
     ) -> None:
+        # access: the lab's credentials (its CA trusted, its admin certificate presented)
+        verify = True if access is None else access.ssl_context()
         self._clients = [
-            httpx.Client(base_url=u, timeout=WRITE_TIMEOUT, transport=transport) for u in urls
+            httpx.Client(base_url=u, timeout=WRITE_TIMEOUT, transport=transport, verify=verify)
+            for u in urls
         ]
         self._current = 0
         self._plan = plan
