@@ -19,7 +19,7 @@ from openhnv.lab.topology import load
 from openhnv.testing.chaos import suite
 from openhnv.testing.chaos.suite import ChaosLab, chaos_lab, fault_injections
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 FIGURE8 = Path(__file__).resolve().parents[2] / "examples" / "figure8.yaml"
 REPLICAS = 3

@@ -24,7 +24,7 @@ from openhnv.lab.topology import load
 from openhnv.testing.chaos import suite
 from openhnv.testing.chaos.suite import ChaosLab, FaultResult, chaos_lab, fault_injections
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 FIGURE8 = Path(__file__).resolve().parents[2] / "examples" / "figure8.yaml"
 CUT_SECONDS = suite.cut_seconds()
