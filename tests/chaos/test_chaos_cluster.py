@@ -35,7 +35,8 @@ def cluster(chaos_figures: list[dict[str, Any]]) -> Iterator[ChaosLab]:
     assert orchestrator.leftovers(topology.name) == []
 
 
-def test_leader_replica_killed(cluster: ChaosLab) -> None:
+@pytest.mark.parametrize("round_", range(suite.rounds()))
+def test_leader_replica_killed(cluster: ChaosLab, round_: int) -> None:
     fault = suite.LEADER_KILL
     result = cluster.run(fault, fault_injections(cluster, 0.0)[fault])
     print(json.dumps(result.figures()))
