@@ -114,7 +114,8 @@ test: deps lint typecheck
 	    echo "== $$tier (-n $(PYTEST_WORKERS))"; $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) $$tier; \
 	  else echo "== $$tier"; $(PYTHON) -m pytest -q $$tier; fi; \
 	done
-	$(MAKE) --no-print-directory bench-smoke fuzz-smoke
+	@# the fuzz smoke (one busy process) runs alongside the benchmarks' smoke runs
+	$(MAKE) --no-print-directory -j2 --output-sync=target bench-smoke fuzz-smoke
 
 # Benchmarks import openhnv (and its test support, openhnv.testing) like any user of the
 # package; BENCH_ENV makes them, like pytest (pythonpath = src), use this checkout's copy.
