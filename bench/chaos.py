@@ -21,6 +21,7 @@ from typing import Any
 from openhnv.lab.topology import load
 from openhnv.testing.chaos import suite
 from openhnv.testing.chaos.suite import chaos_lab, fault_injections
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.privileges import root_missing
 
 FIGURE8 = Path(__file__).resolve().parents[1] / "examples" / "figure8.yaml"
@@ -39,6 +40,7 @@ def run(names: list[str], rounds: int, seconds: float) -> dict[str, Any]:
                 chaos.run(name, injections[name])
         figures = [r.figures() for r in chaos.results]
     return {
+        "fastpath": fastpath_mode(),  # the data path of HNV_TEST_FASTPATH (unset: auto)
         "cut_seconds": seconds,
         "rounds": rounds,
         "faults": figures,
