@@ -123,7 +123,7 @@ def mac_mapping(cat: Catalog, mac: MacView) -> CaMapping:
 
 def uplink_name(interface: str, index: int) -> str:
     """The switch uplink that carries a PA: ``upN`` as is, ``pnicN`` -> ``up{N-1}``,
-    anything else by the PA's position among the host's PAs."""
+    anything else by ``index``, the interface's position among the host's interfaces."""
     if _UPLINK_RE.fullmatch(interface):
         return interface
     found = _PNIC_RE.fullmatch(interface)
@@ -137,7 +137,11 @@ def plan(cat: Catalog) -> Plan:
     problems = list(cat.problems)
     router_mac, routed = routing(cat)
     pas: list[PaConfig] = []
-    for i, (key, pa) in enumerate(sorted(cat.provider_addresses.items())):
+    # an interface named neither upN nor pnicN: by its place among the host's interfaces,
+    # so that several PAs on one physical NIC (one per provider subnet) share its uplink
+    interfaces: dict[str, int] = {}
+    for key, pa in sorted(cat.provider_addresses.items()):
+        i = interfaces.setdefault(pa.interface, len(interfaces))
         try:
             pas.append(
                 PaConfig(
