@@ -9,7 +9,9 @@ as Microsoft's ``{"error": {"code", "message"}}``. Status codes: PUT 201
 body or reference; 404 unknown resource; 409 conflict or still referenced; 412 stale
 ``If-Match``; 503 when the store cannot answer (a cluster without etcd quorum), with
 ``Retry-After``: nothing was changed, or, for a write cut off while committing, the
-write may have landed (a GET tells).
+write may have landed (a GET tells); 501 under a collection of the NC that openhnv does
+not implement (``controller.northbound.unimplemented``), never a 404 that reads as "not
+there yet".
 
 Service calls run in the threadpool, so a request waiting on the store never holds up
 the others. ``GET /networking/v1/diagnostics/networkControllerState`` shows the
@@ -43,6 +45,7 @@ from openhnv.controller.northbound.paths import (
 )
 from openhnv.controller.northbound.patterns import ID_PATTERN
 from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.northbound.unimplemented import not_implemented
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Status = Callable[[], dict[str, Any]]
@@ -374,6 +377,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
+        missing = not_implemented(request.url.path) if err.status_code == 404 else None
+        if missing is not None:  # a 404 would read as "not there yet" to Microsoft's client
+            return JSONResponse(missing.as_body(), status_code=missing.status)
         code = {404: "ResourceNotFound", 405: "MethodNotAllowed"}.get(err.status_code, "Error")
         message = f"{request.method} {request.url.path}: {err.detail}"
         headers = dict(err.headers or {})
