@@ -3,9 +3,10 @@
 A NIC's ipConfigurations all sit in one virtual subnet; each address is a usable host of
 it other than the distributed router's (the lowest usable address) and is unique in the
 virtual network. A NIC on a logical (VLAN) subnet of a traditional network instead has
-addresses that are usable hosts of it other than its default gateways, unique in the
-logical network; the HNV provider network is no such network. A MAC is unicast, not the distributed router's and unique; ``Dynamic``
-MACs come from the macPools and stay with the NIC across replaces.
+addresses that are usable hosts of it other than its default gateways and the servers'
+provider addresses, unique in the logical network. A MAC is unicast, not
+the distributed router's and unique; ``Dynamic`` MACs come from the macPools and stay
+with the NIC across replaces.
 """
 
 from __future__ import annotations
@@ -110,19 +111,29 @@ def check_vlan_address(address: str, prefix: str, gateways: Collection[str], fie
 
 def _address_rule(adm: Admission, subnet_ref: ResourcePath) -> Callable[[str, str], None]:
     """How a NIC address of ``subnet_ref`` is checked: a virtual subnet's rule, or a
-    logical subnet's (which must not be the HNV provider network's: that is PA space)."""
+    logical subnet's; on the HNV provider network (SDN Express puts a gateway's
+    FrontEnd NIC there) it must also be no server's provider address."""
     subnet = resolved(adm.state, subnet_ref)
     prefix = subnet["properties"]["addressPrefix"]
     if subnet_ref.kind != LOGICAL_SUBNET:
         return lambda address, where: check_customer_address(address, prefix, where)
-    network = adm.state.top(subnet_ref)
-    if network is not None and network["properties"].get("networkVirtualizationEnabled"):
-        raise bad_request(
-            "properties.ipConfigurations[0].properties.subnet",
-            f"{subnet_ref.ref} is an HNV provider subnet (provider addresses), not a VM network",
-        )
     gateways = tuple(subnet["properties"].get("defaultGateways", []))
-    return lambda address, where: check_vlan_address(address, prefix, gateways, where)
+    providers = {
+        pa["address"]: path.ref
+        for path, server in adm.state.all("servers")
+        for pa in server["properties"].get("providerAddresses", [])
+    }
+
+    def check(address: str, where: str) -> None:
+        check_vlan_address(address, prefix, gateways, where)
+        if address in providers:
+            raise conflict(
+                where,
+                f"{address} is a provider address of {providers[address]}",
+                "DuplicateIPAddress",
+            )
+
+    return check
 
 
 def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[Document]) -> None:

@@ -280,8 +280,11 @@ def _provider_address(
     kept = old_pas.get((nic_path.key, subnet_path.key))
     if kept is not None and _in_ranges(int(ipaddress.ip_address(kept)), ranges):
         return kept
+    nics = {  # NICs on the provider network (a gateway's FrontEnd) keep their addresses
+        int(ipaddress.ip_address(a)) for a in adm.state.addresses.get(subnet_path.top.key, {})
+    }
     key = allocators.pa_allocator(subnet_path)
-    value = allocators.allocate(ranges, taken | gateways, adm.hint(key))
+    value = allocators.allocate(ranges, taken | gateways | nics, adm.hint(key))
     if value is None:
         raise conflict(
             where,
