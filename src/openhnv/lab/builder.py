@@ -21,6 +21,7 @@ stops it by that pid.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import os
 import shutil
@@ -63,6 +64,13 @@ class LabNames:
     @property
     def prefix(self) -> str:
         return f"{netns.PREFIX}{self.lab}-"
+
+    @property
+    def management_link(self) -> str:
+        """The root namespace's end of the management network (``lab.management``),
+        ≤ 15 characters for any lab name."""
+        digest = hashlib.sha1(self.lab.encode()).hexdigest()[:8]
+        return f"hnvm-{digest}"
 
     @property
     def fabric(self) -> str:
@@ -351,6 +359,7 @@ def clean(prefix: str = netns.PREFIX, run_root: Path = RUN_ROOT) -> CleanReport:
     if not prefix.startswith(netns.PREFIX):
         raise LabError(f"clean: prefix {prefix!r} must start with {netns.PREFIX!r}")
     daemons: list[int] = []
+    management_links: list[str] = []
     if run_root.is_dir():
         for lab_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
             if not f"{netns.PREFIX}{lab_dir.name}-".startswith(prefix):
@@ -364,6 +373,8 @@ def clean(prefix: str = netns.PREFIX, run_root: Path = RUN_ROOT) -> CleanReport:
                 if pid is not None:
                     daemons.append(pid)
             shutil.rmtree(lab_dir, ignore_errors=True)
+            # gone with its namespace too, but only once the kernel has reaped that
+            management_links += netns.delete_root_links(LabNames(lab_dir.name).management_link)
     removed = [n for n in netns.list_namespaces(prefix) if netns.delete_namespace(n)]
-    links = netns.delete_root_links(prefix)
+    links = management_links + netns.delete_root_links(prefix)
     return CleanReport(tuple(removed), tuple(links), tuple(daemons))

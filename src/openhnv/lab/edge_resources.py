@@ -162,7 +162,7 @@ def edge_infrastructure(topology: Topology, run_dir: Path) -> list[Resource]:
     for gateway in edge.gateways:
         server = nb.server(
             gateway.name,
-            [management_address(run_dir, gateway.name)],
+            [management_address(topology, gateway.name)],
             [(uplink_nic(i), gateway.pa_subnet) for i in range(gateway.uplinks)],
         )
         for network_name in gateway.networks:

@@ -46,6 +46,7 @@ from openhnv.lab.edge_resources import (
     tenant_gateways,
 )
 from openhnv.lab.errors import LabError
+from openhnv.lab.management import ManagementPlan
 from openhnv.lab.rest import ControllerClient, wait_succeeded
 from openhnv.packet.vxlan import VXLAN_PORT
 
@@ -63,7 +64,9 @@ class EdgeState:
     site_pids: dict[str, int] = field(default_factory=dict)
 
 
-def start_gateway_hosts(lab: builder.Lab, progress: Progress) -> None:
+def start_gateway_hosts(
+    lab: builder.Lab, progress: Progress, addresses: ManagementPlan, pki: Path
+) -> None:
     names = EdgeNames(lab.topology.name)
     for gateway in lab.topology.edge.gateways:
         namespace = lab.names.host(gateway.name)
@@ -71,7 +74,13 @@ def start_gateway_hosts(lab: builder.Lab, progress: Progress) -> None:
         extra = (*GATEWAY_ROLE, "--compartment-prefix", names.compartments(gateway.name))
         try:
             daemons.start_host(
-                lab.run_dir, namespace, gateway.name, extra=extra, shared_mounts=True
+                lab.run_dir,
+                namespace,
+                gateway.name,
+                extra=extra,
+                shared_mounts=True,
+                listen=addresses.listen(gateway.name),
+                pki=pki,
             )
         except LabError as err:
             raise LabError(f"gateway host {gateway.name}: {err}") from err

@@ -8,9 +8,10 @@ where every reference already exists:
 2. ``logicalNetworks/HNVPA`` — the provider network (``networkVirtualizationEnabled``),
    one subnet per PA subnet with its ``vlanID``, gateway and ``ipPools``;
 3. ``macPools/lab`` — where VM MACs come from when the topology gives none;
-4. ``servers/<host>`` — one per host, managed over the OVSDB unix socket of its
-   ``hnv host`` (``unix:<run_dir>/hosts/<host>/ovsdb.sock``), one physical NIC per uplink
-   named like the uplink (``up0``, ``up1``, …) so that a PA lands on its team member;
+4. ``servers/<host>`` — one per host, registered as SDN Express does, by a bare IP: the
+   host's address on the lab's management network (``lab.management``), where its
+   ``hnv host`` serves OVSDB over SSL at 6640; one physical NIC per uplink named like the
+   uplink (``up0``, ``up1``, …) so that a PA lands on its team member;
 5. ``accessControlLists/<acl>`` — Microsoft-style ``aclRules``;
 6. ``virtualNetworks/<vnet>`` — address space, subnets with the asked VSIDs and ACLs;
 7. ``networkInterfaces/<vm>`` — one per VM, its ipConfiguration and its ``server``.
@@ -25,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from openhnv.lab import documents as nb
+from openhnv.lab import management
 from openhnv.lab.documents import Document, Resource
 from openhnv.lab.topology import PORT_MAX, AclRule, Topology, Vm
 
@@ -39,8 +41,13 @@ def host_state_dir(run_dir: Path, host: str) -> Path:
     return run_dir / "hosts" / host
 
 
-def management_address(run_dir: Path, host: str) -> str:
-    """The OVSDB address the controller uses for ``host``."""
+def management_address(topology: Topology, host: str) -> str:
+    """The management address the controller knows ``host`` by (a bare IP: SSL, 6640)."""
+    return management.plan(topology).address(host)
+
+
+def development_address(run_dir: Path, host: str) -> str:
+    """The OVSDB unix socket every ``hnv host`` also serves (for development)."""
     return f"unix:{host_state_dir(run_dir, host) / OVSDB_SOCKET}"
 
 
@@ -86,7 +93,7 @@ def servers(topology: Topology, run_dir: Path) -> list[Resource]:
     return [
         nb.server(
             host.name,
-            [management_address(run_dir, host.name)],
+            [management_address(topology, host.name)],
             [(uplink_nic(i), host.pa_subnet) for i in range(host.uplinks)],
         )
         for host in topology.hosts
