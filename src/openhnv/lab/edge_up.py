@@ -33,7 +33,7 @@ from openhnv.gateway import daemons as gateway_daemons
 from openhnv.gateway.errors import GatewayError
 from openhnv.gateway.ipsec import ipsec_files
 from openhnv.gateway.rows import ConnectionSpec, Leg
-from openhnv.lab import builder, daemons, netns
+from openhnv.lab import builder, daemons, management, netns
 from openhnv.lab.documents import Document, Resource
 from openhnv.lab.edge import Site, Tor
 from openhnv.lab.edge_builder import BRIDGE, EdgeNames
@@ -46,7 +46,6 @@ from openhnv.lab.edge_resources import (
     tenant_gateways,
 )
 from openhnv.lab.errors import LabError
-from openhnv.lab.management import ManagementPlan
 from openhnv.lab.rest import ControllerClient, wait_succeeded
 from openhnv.packet.vxlan import VXLAN_PORT
 
@@ -64,10 +63,10 @@ class EdgeState:
     site_pids: dict[str, int] = field(default_factory=dict)
 
 
-def start_gateway_hosts(
-    lab: builder.Lab, progress: Progress, addresses: ManagementPlan, pki: Path
-) -> None:
+def start_gateway_hosts(lab: builder.Lab, progress: Progress) -> None:
+    """Each gateway host, serving OVSDB over SSL at its management address."""
     names = EdgeNames(lab.topology.name)
+    addresses, pki = management.plan(lab.topology), management.pki_dir(lab.run_dir)
     for gateway in lab.topology.edge.gateways:
         namespace = lab.names.host(gateway.name)
         progress(f"gateway host {gateway.name}: hnv host --role gateway in {namespace}")

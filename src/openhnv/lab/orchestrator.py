@@ -157,7 +157,7 @@ def _bring_up(
         what = f"host {host.name}: hnv host --driver linux --listen {listen} in {namespace}"
         with step(what, progress):
             daemons.start_host(run_dir, namespace, host.name, listen=listen, pki=pki)
-    start_gateway_hosts(lab, progress, addresses, pki)
+    start_gateway_hosts(lab, progress)
     running = RunningLab(lab=lab, controller_url=url, controller_urls=urls)
     client = ControllerClient.connect_any(urls, access=daemons.controller_access(run_dir))
     try:
