@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from openhnv.api.app import create_app
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.northbound.store import SqliteStore
-from openhnv.lab import resources
+from openhnv.lab import management, resources
 from openhnv.lab.documents import Document
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient, nic_states, provisioning_state
@@ -51,9 +52,10 @@ def test_figure8_is_accepted_and_gets_the_seed_provider_addresses(
     ]
     assert host2["providerAddresses"][0]["address"] == "192.168.2.20"
     assert host2["providerAddresses"][0]["vlanID"] == 20
-    assert host1["connections"][0]["managementAddresses"] == [
-        "unix:/run/openhnv/fig8/hosts/host1/ovsdb.sock"
-    ]
+    # registered as SDN Express does: a bare IP on the lab's management network
+    addresses = management.plan(topology)
+    assert host1["connections"][0]["managementAddresses"] == [addresses.address("host1")]
+    assert ipaddress.ip_address(addresses.address("host1")) in addresses.prefix
     contoso = controller.get("/virtualNetworks/contoso/subnets/subnet1")
     fabrikam = controller.get("/virtualNetworks/fabrikam/subnets/subnet1")
     assert contoso["properties"]["virtualSubnetId"] == 5001
