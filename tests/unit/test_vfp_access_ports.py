@@ -114,3 +114,22 @@ def test_without_a_provider_address_there_is_no_uplink_to_bridge_onto() -> None:
     engine.programming.apply_all(access_port_commands(port, subnet_prefixes=[PREFIX]))
     frame = tcp_frame(VM_A[1], PLAIN[0], VM_A[2], PLAIN[1], 40000, 22)
     assert engine.process("vma", frame) == [Drop("vma", "no_provider_address")]
+
+
+def test_arp_crosses_acl_layers_that_block_by_default() -> None:
+    engine = VfpEngine(clock=lambda: 0.0)
+    engine.programming.apply(c.AddProviderAddress(ProviderAddress(PA, UPLINK_MAC, 24)))
+    name, vm_mac, address = VM_A
+    engine.programming.apply_all([
+        c.AddPort(name, vm_mac, 0, "r", (address,), access_vlan=VLAN),
+        c.AddLayer(name, "ACL_NIC", 10, stateful=True, default_inbound=Block(),
+                   default_outbound=Block()),
+    ])  # fmt: skip
+    request = arp_request(VM_A[1], VM_A[2], PLAIN[1])
+    assert [e.frame for e in engine.process(name, request) if isinstance(e, Transmit)] == [
+        tagged(request)
+    ]
+    answer = arp_request(PLAIN[0], PLAIN[1], VM_A[2])
+    assert engine.process(UPLINK, tagged(answer)) == [Deliver(name, answer)]
+    ip = tcp_frame(PLAIN[0], VM_A[1], PLAIN[1], VM_A[2], 50000, 80)
+    assert not [e for e in engine.process(UPLINK, tagged(ip)) if isinstance(e, Deliver)]

@@ -255,6 +255,8 @@ def decide(
             )
         ):
             return d.drop("spoofed_source", state, f"source IP {fk.src_ip} is not the port's")
+    if port.access_vlan is not None and fk.ethertype == ETHERTYPE_ARP:
+        return _vlan_arp(state, port, port.access_vlan, direction, fk, frame, d)
     w = _walk_layers(port, direction, fk, d, state)
     if w is None:
         return d
@@ -270,6 +272,25 @@ def decide(
     if port.access_vlan is not None:
         return _bridge(state, port, port.access_vlan, fk, frame, d)
     return _forward(state, port, fk, frame, w, d)
+
+
+def _vlan_arp(
+    state: EngineState,
+    port: Port,
+    vlan: int,
+    direction: Direction,
+    fk: FlowKey,
+    frame: bytes,
+    d: Decision,
+) -> Decision:
+    """ARP of an access port passes its ACLs, which are IP rules (a VM port's ARP is
+    answered by the agent instead): on the VLAN like any frame, or delivered."""
+    if direction == OUT:
+        return _bridge(state, port, vlan, fk, frame, d)
+    d.template = state.local_delivery(port.name, None)
+    if d.record:
+        d.steps.append(TraceStep("-", "-", "-", None, f"deliver({port.name})", "ARP"))
+    return d
 
 
 def _bridge(
