@@ -93,11 +93,19 @@ typecheck: py-deps
 	$(PYTHON) -m mypy src tests bench fuzz
 
 # Each tier runs on its own; a tier whose files collect nothing fails (pytest exit 5).
+# The root tier runs once per data path (HNV_TEST_FASTPATH, openhnv.testing.datapath_mode):
+# auto (the kernel fast path where it can run) and off (the Python switch alone).
+ROOT_TIER := tests/integration
+ROOT_FASTPATH_MODES := auto off
 test: deps lint typecheck
 	@set -e; for tier in $(TIERS); do \
-	  if ls $$tier/test_*.py >/dev/null 2>&1; then \
-	    echo "== $$tier"; $(PYTHON) -m pytest -q $$tier; \
-	  else echo "== $$tier: no test modules"; fi; \
+	  if ! ls $$tier/test_*.py >/dev/null 2>&1; then echo "== $$tier: no test modules"; \
+	  elif [ "$$tier" = "$(ROOT_TIER)" ]; then \
+	    for mode in $(ROOT_FASTPATH_MODES); do \
+	      echo "== $$tier (HNV_TEST_FASTPATH=$$mode)"; \
+	      HNV_TEST_FASTPATH=$$mode $(PYTHON) -m pytest -q $$tier; \
+	    done; \
+	  else echo "== $$tier"; $(PYTHON) -m pytest -q $$tier; fi; \
 	done
 	$(MAKE) --no-print-directory bench-smoke fuzz-smoke
 

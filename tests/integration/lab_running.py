@@ -15,6 +15,7 @@ from pathlib import Path
 
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.topology import Topology, load, parse
+from openhnv.testing.datapath_mode import fastpath_mode
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -36,7 +37,7 @@ def topology_of(source: str | Path, encapsulation: str | None = None) -> Topolog
 def running_lab(topology: Topology) -> Iterator[orchestrator.RunningLab]:
     pids: list[int] = []
     try:
-        running = orchestrator.up(topology, progress=print)
+        running = orchestrator.up(topology, progress=print, fastpath=fastpath_mode())
         pids = list(daemons.recorded(running.run_dir).values())
         yield running
     finally:

@@ -23,6 +23,7 @@ from openhnv.controller.northbound.store import SqliteStore
 from openhnv.controller.southbound.publisher import Publisher
 from openhnv.lab import traffic
 from openhnv.testing.datacenter import fabric, mac_text, nic, provisioning, server, vnet
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.namespaces import VmPort, host_with_vms
 from openhnv.testing.polling import eventually
 from openhnv.testing.processes import HostProcess
@@ -54,8 +55,10 @@ def lab(service: ControllerService, tmp_path: Path) -> Iterator[Lab]:
         ports.append(VmPort(name, doc["instanceId"], mac_text(doc), f"{ip}/24"))
     state = tmp_path / "host1"
     with (
-        host_with_vms("pb", ports) as namespaces,
-        HostProcess(state, driver="linux", namespace=namespaces.host),
+        host_with_vms("pb", ports, vm_offloads=fastpath_mode() == "on") as namespaces,
+        HostProcess(
+            state, "--fastpath", fastpath_mode(), driver="linux", namespace=namespaces.host
+        ),
     ):
         yield Lab(state, namespaces.vms)
 

@@ -11,6 +11,7 @@ import pytest
 
 from openhnv.cli import main
 from openhnv.lab import builder, netns
+from openhnv.testing.datapath_mode import fastpath_mode
 
 pytestmark = pytest.mark.root
 
@@ -53,7 +54,7 @@ def test_up_status_exec_down(
 ) -> None:
     name, path, run_root = lab
     root = ["lab", "--run-root", str(run_root)]
-    assert main([*root, "up", str(path)]) == 0
+    assert main([*root, "up", str(path), "--fastpath", fastpath_mode()]) == 0
     out = capfd.readouterr().out
     assert "VLAN 7 access port" in out
     assert f"lab {name} is up" in out

@@ -10,6 +10,7 @@ from lab_running import EXAMPLES, running_lab, topology_of, unique_name
 from openhnv.lab import capture, traffic
 from openhnv.lab.demo import main as demo_main
 from openhnv.lab.orchestrator import leftovers
+from openhnv.testing.datapath_mode import fastpath_mode
 
 pytestmark = pytest.mark.root
 
@@ -46,7 +47,7 @@ def test_each_web_reaches_only_its_own_sql(encapsulation: str) -> None:
 
 def test_demo_passes_and_leaves_nothing(capfd: pytest.CaptureFixture[str]) -> None:
     name = unique_name()
-    assert demo_main(["--lab", name]) == 0
+    assert demo_main(["--lab", name, "--fastpath", fastpath_mode()]) == 0
     out = capfd.readouterr().out
     assert "FAIL" not in out
     assert "checks passed" in out
@@ -73,7 +74,8 @@ def test_demo_fails_when_a_tenant_is_cut_off(
     text = text.replace("        vsid: 5001\n", "        vsid: 5001\n        acl: no-sql\n")
     path = tmp_path / "figure8-cut.yaml"
     path.write_text(text)
-    assert demo_main(["--lab", name, "--topology", str(path), "--encapsulation", "vxlan"]) == 1
+    argv = ["--lab", name, "--topology", str(path), "--encapsulation", "vxlan"]
+    assert demo_main([*argv, "--fastpath", fastpath_mode()]) == 1
     out = capfd.readouterr().out
     assert "FAIL  [vxlan] contoso: Web reaches its own SQL on TCP 1433" in out
     assert "PASS  [vxlan] fabrikam: Web reaches its own SQL on TCP 1433" in out

@@ -1,7 +1,9 @@
 """examples/gateways.yaml end to end: Contoso and Fabrikam (same CAs) reach the Internet
-through NAT, Contoso its site over IPsec (strongSwan both ends), Fabrikam a physical
-server over L3 and a bare-metal server behind a TOR; neither reaches the other's. A
-gateway host's restart, a lost compartment, and withdrawn connections."""
+through NAT, Contoso its site over IPsec with a pre-shared key and Fabrikam its branch
+with certificates (strongSwan both ends), Fabrikam a physical server over L3 and a
+bare-metal server behind a TOR; neither reaches the other's. A certificate from another
+authority refused, a gateway host's restart, a lost compartment, and withdrawn
+connections."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from lab_running import EXAMPLES, running_lab, topology_of
 from openhnv.gateway import daemons as gateway_daemons
 from openhnv.gateway.manager import GATEWAY_DIR
 from openhnv.lab import builder, daemons, netns, traffic
+from openhnv.lab.documents import Resource, reference
 from openhnv.lab.edge_builder import EdgeNames
 from openhnv.lab.edge_checks import edge_checks
+from openhnv.lab.edge_resources import new_authority
 from openhnv.lab.edge_up import start_gateway_hosts
 from openhnv.lab.orchestrator import RunningLab
 from openhnv.lab.rest import ControllerClient
@@ -29,6 +33,12 @@ GATEWAY = "gw1"
 RESTART_SECONDS = 30.0
 PHYSICAL = "172.16.20.10"
 INTERNET = "203.0.113.1"
+BRANCH = "/virtualGateways/Fabrikam-gw/networkConnections/branch"
+WRONG_CA = "wrong-ipsec-ca"
+TUNNEL_SECONDS = 30.0
+BRANCH_PORT = 8443
+# what charon says of a peer certificate its trusted authority did not sign
+TRUST_REFUSED = ("not authenticated by CA", "no issuer certificate", "no trusted")
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +69,50 @@ def customer_routes(running: RunningLab, host: str) -> list[dict[str, Any]]:
     )
     rows: list[dict[str, Any]] = json.loads(done.stdout)
     return rows
+
+
+def tunnel(running: RunningLab, vgw: str, connection: str) -> dict[str, str]:
+    """A connection's tunnel state on the gateway host (``hnv host compartments``)."""
+    argv = daemons.hnv_argv(
+        "host", "compartments", "--json", "--state-dir", str(running.host_state_dir(GATEWAY))
+    )
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=daemons.python_env(), timeout=30, check=True
+    )
+    found: dict[str, str] = json.loads(done.stdout)["compartments"][vgw]["tunnels"][connection]
+    return found
+
+
+def gateway_problems(running: RunningLab) -> list[dict[str, str]]:
+    argv = daemons.hnv_argv(
+        "host", "compartments", "--json", "--state-dir", str(running.host_state_dir(GATEWAY))
+    )
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=daemons.python_env(), timeout=30, check=True
+    )
+    found: list[dict[str, str]] = json.loads(done.stdout)["problems"]
+    return found
+
+
+def put_peer_authority(client: ControllerClient, credential: str) -> None:
+    """Fabrikam's branch connection, trusting the authority ``credential`` holds."""
+    properties = client.get(BRANCH)["properties"]
+    properties["ipSecConfiguration"]["peerCertificateAuthority"] = reference(
+        "credentials", credential
+    )
+    body = {"resourceId": "branch", "properties": properties}
+    client.put(Resource("virtualGateways/Fabrikam-gw/networkConnections", "branch", body))
+
+
+def branch_answers(running: RunningLab) -> bool:
+    """Fabrikam's VM reaches the branch server by ping and TCP through the tunnel."""
+    server = running.topology.edge.site("branch").server
+    vm = running.vm_namespace("fabrikam-vm1")
+    remote = EdgeNames(running.name).site_server("branch")
+    answer = b"branch server\n"
+    with traffic.TcpResponder(remote, str(server), BRANCH_PORT, answer):
+        reply = traffic.tcp_answer(vm, str(server), BRANCH_PORT, b"hello\n")
+    return traffic.ping(vm, str(server), count=1, wait=1.0) is not None and reply == answer
 
 
 def static_prefixes(running: RunningLab) -> set[str]:
@@ -101,6 +155,54 @@ def test_a_gateway_host_restart_keeps_traffic_and_rebuilds_a_lost_compartment(
     )
     eventually(lambda: not failed(lab), "every check passes again", timeout=RESTART_SECONDS)
     assert charon_pid(lab, "Contoso-gw") == charon  # adopted, not restarted
+
+
+def test_a_certificate_tunnel_carries_traffic_and_refuses_another_authority(
+    lab: RunningLab,
+) -> None:
+    assert branch_answers(lab)
+    eventually(  # the host's status is as of its last look (every few seconds)
+        lambda: tunnel(lab, "Fabrikam-gw", "branch") == {"state": "Connected", "reason": ""},
+        "the branch tunnel shown Connected",
+        timeout=TUNNEL_SECONDS,
+    )
+    client = ControllerClient.connect(lab.controller_url, access=lab.access)
+    try:
+        wrong = new_authority("another IPsec CA")
+        client.put(Resource("credentials", WRONG_CA, {
+            "resourceId": WRONG_CA,
+            "properties": {"type": "X509Certificate", "value": wrong.pem},
+        }))  # fmt: skip
+        put_peer_authority(client, WRONG_CA)
+        seen: list[dict[str, str]] = []
+
+        def refused() -> bool:
+            seen.append(tunnel(lab, "Fabrikam-gw", "branch"))
+            return any(marker in seen[-1]["reason"] for marker in TRUST_REFUSED)
+
+        try:
+            eventually(refused, "the branch's certificate refused", timeout=TUNNEL_SECONDS)
+        except AssertionError as err:
+            log = lab.host_state_dir(GATEWAY) / GATEWAY_DIR / "fabrikam-gw" / "ipsec"
+            tail = "\n".join(gateway_daemons.charon_log_tail(log)[-40:])
+            out = (log / "charon.out").read_text(errors="replace")[-2000:]
+            raise AssertionError(
+                f"{err}; tunnel {seen[-1:]}; problems {gateway_problems(lab)}; charon "
+                f"{gateway_daemons.running(gateway_daemons.charon_pidfile(log))}:\n{tail}\n{out}"
+            ) from None
+        assert tunnel(lab, "Fabrikam-gw", "branch")["state"] != "Connected"
+        assert not branch_answers(lab)
+        assert tunnel(lab, "Contoso-gw", "onprem")["state"] == "Connected"  # its own files
+    finally:
+        put_peer_authority(client, "lab-ipsec-ca")
+        client.close()
+    eventually(lambda: branch_answers(lab), "the tunnel back with the right authority",
+               timeout=TUNNEL_SECONDS)  # fmt: skip
+    eventually(
+        lambda: tunnel(lab, "Fabrikam-gw", "branch")["state"] == "Connected",
+        "the branch tunnel shown Connected again",
+        timeout=TUNNEL_SECONDS,
+    )
 
 
 def test_withdrawn_connections_and_gateways_leave_no_route(lab: RunningLab) -> None:

@@ -12,6 +12,7 @@ from lab_running import EXAMPLES, unique_name
 from openhnv.cli import main
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.rest import ControllerClient
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.plugin import require_etcd
 
 pytestmark = pytest.mark.root
@@ -26,7 +27,7 @@ def test_up_status_down_then_nothing_left(
     path.write_text(text)
     pids: list[int] = []
     try:
-        assert main(["lab", "up", str(path)]) == 0
+        assert main(["lab", "up", str(path), "--fastpath", fastpath_mode()]) == 0
         out = capfd.readouterr().out
         assert "PUT /networkInterfaces/contoso-sql" in out
         assert "NICs programmed on their hosts: 4/4" in out
@@ -103,7 +104,8 @@ def test_up_with_three_controllers_survives_the_leader_and_leaves_nothing(
     path.write_text(text)
     pids: list[int] = []
     try:
-        assert main(["lab", "up", str(path), "--controllers", "3"]) == 0
+        argv = ["lab", "up", str(path), "--controllers", "3", "--fastpath", fastpath_mode()]
+        assert main(argv) == 0
         out = capfd.readouterr().out
         assert out.count("controller replica serving") == 3
         assert "NICs programmed on their hosts: 4/4" in out

@@ -20,7 +20,7 @@ from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.fastpath import PROGRAM_TC_PORT, FastPath
 from openhnv.vswitch.ingress import hide_from_kernel
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
 SLOT = 3
 

@@ -18,7 +18,7 @@ from openhnv.testing.fastpath_net import UPLINK, FastpathNet, receive, settle
 from openhnv.testing.polling import eventually
 from openhnv.vswitch.fastpath import entries
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
 
 @pytest.fixture

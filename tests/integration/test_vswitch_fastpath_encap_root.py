@@ -25,7 +25,7 @@ from openhnv.vfp.emits import Deliver, Transmit
 from openhnv.vfp.transposition import InnerEdit, LocalDelivery
 from openhnv.vswitch.fastpath import entries
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
 ROUTER_MAC = "02:00:5e:00:01:01"
 VXLAN_PORT = 4789

@@ -24,7 +24,7 @@ from openhnv.testing.fastpath_net import (
     tcp_gbit_s,
 )
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
 SECONDS = 2.0
 HANDFUL = 64  # two connections: SYN, FIN, RST and retransmissions, counted by both hosts

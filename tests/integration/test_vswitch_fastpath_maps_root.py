@@ -14,7 +14,7 @@ from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.fastpath import FastPath
 from openhnv.vswitch.fastpath.layout import NO_STATS, Counter, FlowTuple, PortKey, UplinkKey
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from openhnv.vswitch.afpacket import AfPacketSocket
 from openhnv.vswitch.fastpath import entries
 from openhnv.vswitch.fastpath.fastpath import FastPath
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
 HOST_IP = "10.0.0.1"  # the host kernel's own address on the VM port, as a witness
 WITNESS_PORT = 9999

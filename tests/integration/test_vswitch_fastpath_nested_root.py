@@ -20,7 +20,7 @@ from openhnv.lab import netns
 from openhnv.testing.fastpath_net import FastpathNet, SlowPath
 from openhnv.testing.polling import eventually
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
 TENANT_VNI = "42"
 TENANT_PORT = 8472

@@ -6,15 +6,15 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from openhnv.gateway.ipsec import ipsec_files, split_pem, strongswan_conf
+from openhnv.gateway.ipsec import file_stem, ipsec_files, split_pem, strongswan_conf
 from openhnv.gateway.rows import ConnectionSpec, Leg
 
 LEG = Leg("pnic2", 0, ipaddress.IPv4Network("203.0.113.0/24"), None)
 
 
-def tunnel(**options: str) -> ConnectionSpec:
+def tunnel(name: str = "onprem", **options: str) -> ConnectionSpec:
     return ConnectionSpec(
-        name="vg/onprem",
+        name=f"vg/{name}",
         kind="IPSec",
         routes=(ipaddress.IPv4Network("192.168.100.0/24"),),
         addresses=(ipaddress.IPv4Interface("203.0.113.10/24"),),
@@ -58,8 +58,64 @@ def test_certificates_land_in_swanctls_directories() -> None:
         ["10.1.0.0/16"],
     )
     assert files is not None
-    assert files.credentials["x509/local.pem"].startswith("-----BEGIN CERTIFICATE")
-    assert files.credentials["private/local.pem"].startswith("-----BEGIN PRIVATE KEY")
+    assert files.credentials["x509/onprem.pem"].startswith("-----BEGIN CERTIFICATE")
+    assert files.credentials["private/onprem.pem"].startswith("-----BEGIN PRIVATE KEY")
+    assert files.credentials["x509ca/onprem-ca.pem"] == pem
     assert "auth = pubkey" in files.swanctl_conf
+    assert "certs = onprem.pem" in files.swanctl_conf
+    assert "cacerts = onprem-ca.pem" in files.swanctl_conf
     assert "id = site.example" in files.swanctl_conf
     assert split_pem(pem + key) == (pem, key)
+
+
+def _certificate(tag: str) -> str:
+    return f"-----BEGIN CERTIFICATE-----\n{tag}\n-----END CERTIFICATE-----\n"
+
+
+def _key(tag: str) -> str:
+    return f"-----BEGIN PRIVATE KEY-----\n{tag}\n-----END PRIVATE KEY-----\n"
+
+
+def _section(conf: str, name: str) -> str:
+    """The text of connection ``name``'s block in swanctl.conf."""
+    start = conf.index(f"  {name} {{\n")
+    end = conf.index("\n  }\n", start)
+    return conf[start:end]
+
+
+def test_two_certificate_connections_of_one_compartment_keep_their_own_files() -> None:
+    specs = [
+        tunnel(
+            name,
+            authenticationMethod="Certificates",
+            localCertificate=_certificate(f"{name}-cert") + _key(f"{name}-key"),
+            peerCertificateAuthority=_certificate(f"{name}-ca"),
+        )
+        for name in ("branch", "hq")
+    ]
+    files = ipsec_files(specs, ["10.1.0.0/16"])
+    assert files is not None
+    for name in ("branch", "hq"):
+        assert f"{name}-cert" in files.credentials[f"x509/{name}.pem"]
+        assert f"{name}-key" in files.credentials[f"private/{name}.pem"]
+        assert f"{name}-ca" in files.credentials[f"x509ca/{name}-ca.pem"]
+        section = _section(files.swanctl_conf, name)
+        assert f"certs = {name}.pem" in section
+        assert f"cacerts = {name}-ca.pem" in section
+    assert len(files.credentials) == 6
+
+
+def test_credential_file_names_are_safe_and_distinct() -> None:
+    assert file_stem("branch-1.a_b") == "branch-1.a_b"
+    odd = [file_stem(n) for n in ("a b", "a_b", "a/b", "../x")]
+    assert len(set(odd)) == len(odd)
+    for stem in odd:
+        assert "/" not in stem
+        assert " " not in stem
+        assert not stem.startswith(".")
+
+
+def test_charon_logs_each_lines_connection() -> None:
+    text = strongswan_conf(Path("/run"), Path("/mnt/charon.log"))
+    assert "ike_name = yes" in text
+    assert "flush_line = yes" in text  # read while charon runs: no block buffering

@@ -19,6 +19,7 @@ from openhnv.packet.frames import (
     Tunnel,
     arp_frame,
     decapsulate,
+    frag_needed_frame,
     icmp_echo_frame,
     nvgre_encapsulate,
     tcp_frame,
@@ -447,3 +448,23 @@ def test_builders_reject_bad_addresses() -> None:
 
 def test_ethertype_constant_is_what_scapy_sees() -> None:
     assert Ether(VXLAN_FRAME).type == ETHERTYPE_IPV4
+
+
+def test_fragmentation_needed_answers_a_df_datagram_from_its_destination() -> None:
+    segment = tcp_frame(src_mac=VM_A, dst_mac=VM_B, src_ip="10.0.0.1", dst_ip="10.0.0.2",
+                        src_port=40000, dst_port=80, flags=TCP_ACK,
+                        payload=b"d" * 1460)  # fmt: skip
+    with_df = bytes(
+        Ether(src=VM_A, dst=VM_B) / IP(src="10.0.0.1", dst="10.0.0.2", flags="DF")
+        / TCP(sport=40000, dport=80, flags="A") / (b"d" * 1460)
+    )  # fmt: skip
+    answer = frag_needed_frame(with_df, 1450)
+    assert answer is not None
+    packet = Ether(answer)
+    assert (packet.src, packet.dst) == (VM_B, VM_A)
+    assert (packet[IP].src, packet[IP].dst) == ("10.0.0.2", "10.0.0.1")
+    icmp = packet[ICMP]
+    assert (icmp.type, icmp.code, icmp.nexthopmtu) == (3, 4, 1450)
+    assert bytes(icmp.payload)[:20] == with_df[14:34]  # quotes the original header
+    assert len(answer) <= 14 + 576
+    assert frag_needed_frame(segment, 1450) is None  # no DF: may be fragmented, no answer

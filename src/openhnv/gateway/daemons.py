@@ -20,10 +20,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from openhnv.gateway.errors import GatewayError
-from openhnv.gateway.ipsec import INSIDE_LOG, IpsecFiles
+from openhnv.gateway.ipsec import CREDENTIAL_DIRECTORIES, INSIDE_LOG, IpsecFiles
+from openhnv.gateway.tunnels import TunnelState, tunnel_states
 
 CHARON_BINARY = "/usr/lib/ipsec/charon"
 SWANCTL = "swanctl"
@@ -37,6 +39,7 @@ VICI = "charon.vici"
 READY_SECONDS = 15.0
 STOP_SECONDS = 3.0
 POLL = 0.05
+LOG_TAIL_BYTES = 64 * 1024  # enough for the last attempts of every connection
 OURS = (b"openhnv",)
 
 
@@ -130,6 +133,8 @@ def start_charon(
     (run_dir / VICI).unlink(missing_ok=True)
     _write(ipsec_dir / "strongswan.conf", files.strongswan_conf, 0o644)
     _write(ipsec_dir / "swanctl" / "swanctl.conf", files.swanctl_conf)
+    for directory in CREDENTIAL_DIRECTORIES:  # a removed connection's authority goes too
+        shutil.rmtree(ipsec_dir / "swanctl" / directory, ignore_errors=True)
     for relative, text in files.credentials.items():
         _write(ipsec_dir / "swanctl" / relative, text)
     script = (
@@ -184,6 +189,24 @@ def security_associations(ipsec_dir: Path) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout if done.returncode == 0 else ""
+
+
+def charon_log_tail(ipsec_dir: Path, size: int = LOG_TAIL_BYTES) -> list[str]:
+    """The last lines of the compartment's charon log (none when there is no log)."""
+    path = ipsec_dir / INSIDE_LOG.name
+    try:
+        with open(path, "rb") as log_file:
+            log_file.seek(max(0, path.stat().st_size - size))
+            return log_file.read().decode(errors="replace").splitlines()[1:]
+    except OSError:
+        return []
+
+
+def tunnels(ipsec_dir: Path, names: Sequence[str]) -> Mapping[str, TunnelState]:
+    """Each IPSec connection's state and, when it is down, why (``openhnv.gateway.tunnels``)."""
+    if not names:
+        return {}
+    return tunnel_states(names, security_associations(ipsec_dir), charon_log_tail(ipsec_dir))
 
 
 def start_relay(pidfile: Path, trunk: str, access: str, vlan: int) -> int:

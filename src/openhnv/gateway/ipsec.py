@@ -8,11 +8,16 @@ address to the peer, one child SA between the VNet's address space and the remot
 prefixes (the connection's routes), started by the compartment and restarted when dead
 peer detection finds the peer gone. The algorithms come from the connection's
 ``mainMode``/``quickMode`` (``openhnv.gateway.proposals``). Authentication is a
-pre-shared key or certificates (RSA: the plugins here have no elliptic curves).
+pre-shared key or certificates (RSA: the plugins here have no elliptic curves); each
+certificate connection has files of its own, named after it (``x509/<name>.pem``,
+``private/<name>.pem``, ``x509ca/<name>-ca.pem``), so connections of one compartment
+never share a certificate or trust each other's authority.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +32,10 @@ PLUGINS = (
 SWANCTL_PLUGINS = "pem pkcs1 pkcs8 x509 pubkey constraints revocation random"
 DPD_DELAY_SECONDS = 5
 CERTIFICATES = "Certificates"
-LOCAL_CERT, LOCAL_KEY, PEER_CA = "local.pem", "local.pem", "peer-ca.pem"
+CREDENTIAL_DIRECTORIES = ("x509", "private", "x509ca")
 PEM_KEY_MARKER = "-----BEGIN"
+SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+NAME_DIGEST_CHARS = 8
 # How charon sees its files: the compartment's ipsec directory bound on /mnt and its run
 # directory on /run, in charon's own mount namespace (``daemons.start_charon``).
 INSIDE_RUN_DIR = Path("/run")
@@ -54,6 +61,8 @@ def strongswan_conf(run_dir: Path, log_file: Path) -> str:
       path = {log_file}
       default = 1
       ike = 1
+      ike_name = yes
+      flush_line = yes
       append = yes
     }}
   }}
@@ -67,6 +76,23 @@ swanctl {{
   load = {SWANCTL_PLUGINS}
 }}
 """
+
+
+def file_stem(connection: str) -> str:
+    """The stem of a connection's credential files: its name when that is a safe file
+    name, else a safe form of it with a digest of the name (distinct names stay apart)."""
+    if SAFE_FILE_NAME.fullmatch(connection) and not connection.startswith("."):
+        return connection
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", connection).lstrip(".")
+    digest = hashlib.sha256(connection.encode()).hexdigest()[:NAME_DIGEST_CHARS]
+    return f"{safe}-{digest}"
+
+
+def certificate_files(connection: str) -> tuple[str, str, str]:
+    """(certificate, key, peer authority) file names of a connection, each relative to
+    its swanctl directory (``x509``, ``private``, ``x509ca``)."""
+    stem = file_stem(connection)
+    return f"{stem}.pem", f"{stem}.pem", f"{stem}-ca.pem"
 
 
 def split_pem(text: str) -> tuple[str, str]:
@@ -104,8 +130,9 @@ def connection_conf(
     main, quick = _modes(spec.options)
     certificates = spec.options.get("authenticationMethod") == CERTIFICATES
     if certificates:
-        local_auth = f"auth = pubkey\n        certs = {LOCAL_CERT}\n        id = {local}"
-        remote_auth = f"auth = pubkey\n        id = {remote_id}\n        cacerts = {PEER_CA}"
+        cert_file, _, ca_file = certificate_files(name)
+        local_auth = f"auth = pubkey\n        certs = {cert_file}\n        id = {local}"
+        remote_auth = f"auth = pubkey\n        id = {remote_id}\n        cacerts = {ca_file}"
         secrets = ""
     else:
         local_auth = f"auth = psk\n        id = {local}"
@@ -167,9 +194,10 @@ def ipsec_files(
             secrets.append(secret)
         if spec.options.get("authenticationMethod") == CERTIFICATES:
             cert, key = split_pem(spec.options.get("localCertificate", ""))
-            credentials[f"x509/{LOCAL_CERT}"] = cert
-            credentials[f"private/{LOCAL_KEY}"] = key
-            credentials[f"x509ca/{PEER_CA}"] = spec.options.get("peerCertificateAuthority", "")
+            cert_file, key_file, ca_file = certificate_files(spec.short_name)
+            credentials[f"x509/{cert_file}"] = cert
+            credentials[f"private/{key_file}"] = key
+            credentials[f"x509ca/{ca_file}"] = spec.options.get("peerCertificateAuthority", "")
     swanctl = "connections {\n" + "".join(entries) + "}\n"
     swanctl += "secrets {\n" + "".join(secrets) + "}\n"
     return IpsecFiles(strongswan_conf(run_dir, log_file), swanctl, credentials)

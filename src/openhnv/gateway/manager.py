@@ -290,6 +290,7 @@ class CompartmentManager:
 
     def _describe(self, lay: Layout) -> dict[str, Any]:
         ipsec_dir = self._dir(lay) / "ipsec"
+        tunnels = [c.short_name for c in lay.spec.connections if c.kind == "IPSec"]
         return {
             "namespace": lay.namespace,
             "port": lay.spec.port,
@@ -305,5 +306,9 @@ class CompartmentManager:
             },
             "connections": {c.short_name: c.kind for c in lay.spec.connections},
             "charon": daemons.running(daemons.charon_pidfile(ipsec_dir)),
+            "tunnels": {
+                name: {"state": tunnel.state, "reason": tunnel.reason}
+                for name, tunnel in daemons.tunnels(ipsec_dir, tunnels).items()
+            },
             "digests": self._applied(lay),
         }

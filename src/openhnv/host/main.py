@@ -2,11 +2,12 @@
 operator commands, apart from the daemon).
 
 ``hnv host --name NAME --state-dir DIR [--listen [ADDR:]PORT|unix:PATH|tcp:IP:PORT|
-ssl:IP:PORT ...] [--pki DIR] [--driver none|linux] [--role host|gateway]`` starts the
-``HostProcess``
-(ovsdb-server, vSwitch, host agent, control socket; with the gateway role the tenants'
-compartments too), prints ``ready`` once it serves, and stops everything on
-SIGTERM or SIGINT. Errors at start are one line on stderr and exit status 1.
+ssl:IP:PORT ...] [--pki DIR] [--driver none|linux] [--fastpath auto|on|off]
+[--role host|gateway]`` starts the ``HostProcess`` (ovsdb-server, vSwitch, host agent,
+control socket; with the gateway role the tenants' compartments too), prints ``ready``
+once it serves, and stops everything on SIGTERM or SIGINT. Errors at start are one line
+on stderr and exit status 1 (``--fastpath on`` where the kernel fast path cannot run is
+one).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from types import FrameType
 from openhnv.host.errors import HostError
 from openhnv.host.supervisor import (
     DRIVERS,
+    FASTPATH_MODES,
     HOST_ROLE,
     LOG_FILE,
     ROLES,
@@ -82,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--driver", choices=DRIVERS, default="none",
         help="vSwitch I/O: none (no frames) or linux (veth, AF_PACKET)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fastpath", choices=FASTPATH_MODES, default="auto",
+        help="the kernel fast path under --driver linux (docs/fastpath.md): auto (on when "
+        "the kernel and the built object allow, else without it and one log line), on "
+        "(refuse to start without it), off",
     )  # fmt: skip
     parser.add_argument("--null-port", action="append", default=[], metavar="PORT=MAC",
                         type=_null_port, help="with --driver none: report this VM port "
@@ -161,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         listen=tuple(args.listen),
         pki=args.pki,
         driver=args.driver,
+        fastpath=args.fastpath,
         null_ports=tuple(args.null_port),
         role=args.role,
         compartment_prefix=args.compartment_prefix,

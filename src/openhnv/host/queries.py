@@ -16,8 +16,8 @@ op                     arguments                       like
 ``list-rules``         ``port``, [``layer``, ``group``] ``/list-rule``
 ``list-spaces``                                        ``/list-space``
 ``list-mappings``      [``port``]                      ``/list-mapping``
-``list-flows``         ``port``, [``limit``]           ``/list-unified-flow``
-``counters``           ``port`` (``uplink`` too)        ``/get-port-counter``
+``list-flows``         ``port``, [``limit``]           ``/list-unified-flow`` (+ kernel)
+``counters``           ``port`` (``uplink`` too)        ``/get-port-counter`` (+ kernel)
 ``rule-counters``      ``port``
 ``pa-ca-mapping``                                      ``Get-PACAMapping``
 ``provider-addresses``                                 ``Get-ProviderAddress``
@@ -227,6 +227,34 @@ def provider_addresses(engine: VfpEngine, configs: Sequence[PaConfig] = ()) -> l
     return rows
 
 
+def _flows(switch: HostSwitch, params: Params) -> list[TableRow]:
+    """The port's unified flows; with the kernel fast path, whether each is offloaded
+    and what the kernel counted for it (read now)."""
+    port = _required(params, "port")
+    rows = switch.inspect(lambda e: e.listing.flows(port, _limit(params)))
+    kernel = switch.kernel_flows(port, fresh=True)
+    for row in rows:
+        counted = kernel.get(row["key"])
+        row["offloaded"] = counted is not None
+        row["kernel_packets"], row["kernel_bytes"] = counted or (0, 0)
+    return rows
+
+
+def _counters(switch: HostSwitch, params: Params) -> TableRow:
+    """The port's counters; with the fast path, the kernel's packets and bytes for the
+    port's offloaded flows and the host's fast-path hits and misses (``fastpath:*``)."""
+    port = _required(params, "port")
+    row = switch.inspect(lambda e: e.listing.counters(port))
+    status = switch.fastpath_status()
+    if status.get("state") == "on":
+        packets, size = switch.kernel_port_totals(fresh=True).get(port, (0, 0))
+        row["kernel_packets"], row["kernel_bytes"] = packets, size
+        kernel = status.get("kernel")
+        if isinstance(kernel, dict):
+            row.update({f"fastpath:{k}": v for k, v in kernel.items() if v})
+    return row
+
+
 def _list_ports(switch: HostSwitch) -> list[TableRow]:
     reported = switch.ports()
     rows = switch.inspect(lambda e: e.listing.ports())
@@ -336,10 +364,8 @@ def host_handlers(
         "list-mappings": lambda p: switch.inspect(
             lambda e: _mappings(e, _text(p, "port", required=False))
         ),
-        "list-flows": lambda p: switch.inspect(
-            lambda e: e.listing.flows(_required(p, "port"), _limit(p))
-        ),
-        "counters": port_op(lambda e, p: e.listing.counters(p)),
+        "list-flows": lambda p: _flows(switch, p),
+        "counters": lambda p: _counters(switch, p),
         "rule-counters": port_op(lambda e, p: e.listing.rule_counters(p)),
         "pa-ca-mapping": lambda p: switch.inspect(lambda e: pa_ca_mapping(e, p)),
         "provider-addresses": provider,

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 DRIVERS = ("none", "linux")
 HOST_ROLE, GATEWAY_ROLE = "host", "gateway"
 ROLES = (HOST_ROLE, GATEWAY_ROLE)
+FASTPATH_MODES = ("auto", "on", "off")
 LINUX_DRIVER_MODULE = "openhnv.vswitch.linux"
 OVSDB_SOCKET = "ovsdb.sock"
 PID_FILE = "host.pid"
@@ -71,6 +72,7 @@ class HostConfig:
     listen: tuple[str, ...] = ()
     pki: Path | None = None
     driver: str = "none"
+    fastpath: str = "auto"  # the kernel fast path under the linux driver: auto, on, off
     null_ports: tuple[tuple[str, str], ...] = ()  # (port, mac) the none driver reports
     agent_timeout: float = AGENT_START_TIMEOUT
     role: str = HOST_ROLE  # "gateway": also build the tenants' compartments
@@ -91,6 +93,10 @@ def make_driver(config: HostConfig) -> Driver:
     kind = config.driver
     if config.null_ports and kind != "none":
         raise HostError("--null-port is for --driver none only")
+    if config.fastpath not in FASTPATH_MODES:
+        raise HostError(f"--fastpath {config.fastpath!r}: expected one of {FASTPATH_MODES}")
+    if kind == "none" and config.fastpath == "on":
+        raise HostError("--fastpath on needs --driver linux (the none driver moves no frames)")
     if kind == "none":
         null = NullDriver()
         for port, mac in config.null_ports:
@@ -102,7 +108,7 @@ def make_driver(config: HostConfig) -> Driver:
         except ImportError as err:
             raise HostError(f"driver linux is not available: {err}") from None
         try:
-            driver: Driver = module.LinuxDriver()
+            driver: Driver = module.LinuxDriver(fastpath=config.fastpath)
         except (VSwitchError, OSError) as err:
             raise HostError(f"driver linux did not start: {err}") from None
         return driver
@@ -305,6 +311,9 @@ class HostProcess:
             except (OvsdbError, GatewayError) as err:
                 raise HostError(f"gateway compartments did not start: {err}") from None
             log.info("gateway role: compartments in namespaces %s*", cfg.compartments)
+        adopted = parts.switch.revalidate_adopted()  # what a killed predecessor left
+        for what, count in adopted.items():  # adopted, kept, rewritten, deleted
+            self.startup[f"fastpath_{what}"] = count
 
         gateway = parts.gateway
         handlers = host_handlers(
@@ -341,6 +350,7 @@ class HostProcess:
             "state_dir": str(self.state_dir),
             "driver": self.config.driver,
             "role": self.config.role,
+            "fastpath": parts.switch.fastpath_status() if parts.switch else {"state": "off"},
             "uptime_s": round(time.time() - self.started_at, 1) if self.started_at else 0.0,
             "ovsdb_remote": self.remote,
             "listen": list(self.config.listen),

@@ -58,7 +58,8 @@ MAPPING_COLUMNS: tuple[Column, ...] = (
 )  # fmt: skip
 FLOW_COLUMNS: tuple[Column, ...] = (
     ("direction", "Dir"), ("flow", "Flow"), ("result", "Result"), ("generation", "Gen"),
-    ("rules", "Rules"), ("paired", "Paired"),
+    ("rules", "Rules"), ("paired", "Paired"), ("offloaded", "Kernel"),
+    ("kernel_packets", "K.packets"), ("kernel_bytes", "K.bytes"),
 )  # fmt: skip
 RULE_COUNTER_COLUMNS: tuple[Column, ...] = (
     ("layer", "Layer"), ("group", "Group"), ("rule_id", "Rule"), ("matches", "Matches"),
@@ -95,14 +96,15 @@ COMMANDS: dict[str, Command] = {
     ),
     "list-flows": Command(
         "list-flows",
-        "unified flows of a port",
+        "unified flows of a port (Kernel: executed by the kernel fast path, its counts)",
         ("port", "limit"),
         ("port",),
         _table(FLOW_COLUMNS),
     ),
     "counters": Command(
         "counters",
-        "counters of a port ('uplink' for the PA side), drops included",
+        "counters of a port ('uplink' for the PA side), drops included; with the kernel"
+        " fast path its packets for the port and the host's hits and misses (fastpath:*)",
         ("port",),
         ("port",),
         render_fields,

@@ -2,7 +2,8 @@
 
 Layout for a lab named ``L`` (all names from ``LabNames``)::
 
-    hnv-L-vm-<vm>       eth0 (CA, MTU 1500, default via the subnet gateway, offloads off)
+    hnv-L-vm-<vm>       eth0 (CA, MTU 1500, default via the subnet gateway; offloads
+                        off, unless the hosts run the kernel fast path)
          │ veth
     hnv-L-host-<host>   vm-<vm> (read by the host's switch) ... up0, up1 (no kernel PA)
          │ veth (MTU 1700)
@@ -133,6 +134,7 @@ class Lab:
     names: LabNames
     run_dir: Path
     pids: dict[str, int] = field(default_factory=dict)
+    underlay_mtu: int = UNDERLAY_MTU
 
     def vm_namespace(self, vm: str) -> str:
         return self.names.vm(vm)
@@ -156,10 +158,24 @@ def _step(description: str, progress: Progress) -> Iterator[None]:
         raise LabError(f"{description}: {exc}") from exc
 
 
-def build(topology: Topology, run_root: Path = RUN_ROOT, progress: Progress = _quiet) -> Lab:
-    """Build the fabric, router, host and VM namespaces; on failure remove all of it."""
+def build(
+    topology: Topology,
+    run_root: Path = RUN_ROOT,
+    progress: Progress = _quiet,
+    *,
+    vm_offloads: bool = False,
+    underlay_mtu: int = UNDERLAY_MTU,
+) -> Lab:
+    """Build the fabric, router, host and VM namespaces; on failure remove all of it.
+
+    ``vm_offloads``: the VMs keep TSO/GSO and checksum offload (for hosts running the
+    kernel fast path, which forwards such frames as they are); without it they are off
+    on both ends of each VM's veth, as a userspace switch needs. ``underlay_mtu``: of
+    every link of the physical network (below 1550, VMs' full frames do not fit once
+    encapsulated and get ICMP fragmentation needed)."""
     names = LabNames(topology.name)
-    lab = Lab(topology=topology, names=names, run_dir=run_dir_of(topology.name, run_root))
+    lab = Lab(topology=topology, names=names, run_dir=run_dir_of(topology.name, run_root),
+              underlay_mtu=underlay_mtu)  # fmt: skip
     leftovers = netns.list_namespaces(names.prefix)
     if leftovers:
         raise LabError(
@@ -172,7 +188,7 @@ def build(topology: Topology, run_root: Path = RUN_ROOT, progress: Progress = _q
         for host in topology.hosts:
             _build_host(lab, host.name, progress)
         for vm in topology.vms:
-            _build_vm(lab, vm.name, progress)
+            _build_vm(lab, vm.name, progress, vm_offloads)
     except BaseException:
         progress("build failed: removing what was built")
         teardown(topology, run_root)
@@ -190,22 +206,24 @@ def _build_physical(lab: Lab, progress: Progress) -> None:
     for pa in topology.pa_subnets:
         bridge = names.bridge(pa.name)
         with _step(f"PA subnet {pa.name} {pa.prefix}: bridge {bridge}", progress):
-            netns.add_bridge(names.fabric, bridge, UNDERLAY_MTU)
+            netns.add_bridge(names.fabric, bridge, lab.underlay_mtu)
             netns.set_up(names.fabric, bridge)
         leg, peer = names.router_leg(pa.name), names.router_peer(pa.name)
         gateway = ipaddress.IPv4Interface(f"{pa.gateway}/{pa.prefix.prefixlen}")
         with _step(f"PA subnet {pa.name}: router leg {leg} {gateway}", progress):
-            netns.add_veth(names.router, leg, names.fabric, peer, UNDERLAY_MTU)
+            netns.add_veth(names.router, leg, names.fabric, peer, lab.underlay_mtu)
             netns.set_up(names.router, leg)
             netns.add_address(names.router, leg, gateway)
             netns.set_up(names.fabric, peer)
+            if pa.vlan:  # wire-size frames for the access relay (see wire_frames_only)
+                netns.wire_frames_only(names.router, leg)
         if pa.vlan == 0:
             with _step(f"PA subnet {pa.name}: router port into {bridge}", progress):
                 netns.set_master(names.fabric, peer, bridge)
             continue
         trunk, trunk_peer = names.trunk_port(pa.name), names.trunk_peer(pa.name)
         with _step(f"PA subnet {pa.name}: VLAN {pa.vlan} access port for the router", progress):
-            netns.add_veth(names.fabric, trunk, names.fabric, trunk_peer, UNDERLAY_MTU)
+            netns.add_veth(names.fabric, trunk, names.fabric, trunk_peer, lab.underlay_mtu)
             netns.set_master(names.fabric, trunk, bridge)
             netns.set_up(names.fabric, trunk)
             netns.set_up(names.fabric, trunk_peer)
@@ -223,13 +241,15 @@ def _build_host(lab: Lab, host_name: str, progress: Progress) -> None:
     for index in range(host.uplinks):
         uplink, peer = names.uplink(index), names.uplink_peer(host.name, index)
         with _step(f"host {host.name}: uplink {uplink} into {bridge}", progress):
-            netns.add_veth(namespace, uplink, names.fabric, peer, UNDERLAY_MTU)
+            netns.add_veth(namespace, uplink, names.fabric, peer, lab.underlay_mtu)
             netns.set_master(names.fabric, peer, bridge)
             netns.set_up(names.fabric, peer)
             netns.set_up(namespace, uplink)
+            if lab.topology.pa_subnet(host.pa_subnet).vlan:
+                netns.wire_frames_only(namespace, uplink)
 
 
-def _build_vm(lab: Lab, vm_name: str, progress: Progress) -> None:
+def _build_vm(lab: Lab, vm_name: str, progress: Progress, offloads: bool) -> None:
     names, topology = lab.names, lab.topology
     vm = topology.vm(vm_name)
     subnet = topology.vm_subnet(vm)
@@ -242,9 +262,11 @@ def _build_vm(lab: Lab, vm_name: str, progress: Progress) -> None:
         netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
         netns.add_address(namespace, VM_INTERFACE, address)
         netns.add_route(namespace, None, subnet.gateway)
-        netns.disable_offloads(namespace, VM_INTERFACE)
+        if not offloads:
+            netns.disable_offloads(namespace, VM_INTERFACE)
         netns.set_up(host_namespace, port)
-        netns.disable_offloads(host_namespace, port)
+        if not offloads:
+            netns.disable_offloads(host_namespace, port)
 
 
 # ---------------------------------------------------------------- daemons
@@ -365,13 +387,14 @@ def clean(prefix: str = netns.PREFIX, run_root: Path = RUN_ROOT) -> CleanReport:
             if not f"{netns.PREFIX}{lab_dir.name}-".startswith(prefix):
                 continue
             # The lab's own daemons first (controller, hosts, relays), then whatever
-            # they supervised and left a pidfile for deeper down (a host's ovsdb-server).
-            pidfiles = sorted(lab_dir.glob(f"*{PIDFILE_SUFFIX}"))
-            pidfiles += sorted(p for p in lab_dir.rglob(f"*{PIDFILE_SUFFIX}") if p not in pidfiles)
-            for pidfile in pidfiles:
-                pid = stop_pidfile(pidfile)
-                if pid is not None:
-                    daemons.append(pid)
+            # they supervised and left a pidfile for deeper down (a host's ovsdb-server,
+            # a compartment's charon), looked for only once the supervisors are gone: one
+            # may have started a daemon while it was being stopped.
+            for pattern in (f"*{PIDFILE_SUFFIX}", f"**/*{PIDFILE_SUFFIX}"):
+                for pidfile in sorted(lab_dir.glob(pattern)):
+                    pid = stop_pidfile(pidfile)
+                    if pid is not None:
+                        daemons.append(pid)
             shutil.rmtree(lab_dir, ignore_errors=True)
             # gone with its namespace too, but only once the kernel has reaped that
             management_links += netns.delete_root_links(LabNames(lab_dir.name).management_link)

@@ -1,9 +1,10 @@
 """``hnv lab``: build, inspect and remove a lab datacenter in network namespaces.
 
-    hnv lab up TOPOLOGY.yaml [--controllers N]
+    hnv lab up TOPOLOGY.yaml [--controllers N] [--fastpath auto|on|off]
                                   build the physical network, start the controller (N > 1:
                                   three etcd members and N controller replicas) and the
-                                  hosts, create every resource through the REST API
+                                  hosts (with the kernel fast path: auto, on or off),
+                                  create every resource through the REST API
     hnv lab down [LAB]            remove one lab (the only one when LAB is omitted)
     hnv lab status [LAB]          what exists of each lab
     hnv lab exec [--lab LAB] VM -- CMD...   run CMD inside a VM's namespace
@@ -79,6 +80,7 @@ def _up(args: argparse.Namespace) -> int:
         topology_text=text,
         provision_timeout=args.timeout,
         controllers=args.controllers,
+        fastpath=args.fastpath,
     )
     print(
         f"lab {topology.name} is up: {len(topology.pa_subnets)} PA subnets,"
@@ -129,6 +131,7 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"  {name}")
             continue
         print(f"  encapsulation {topology.encapsulation}")
+        print(f"  kernel fast path {orchestrator.fastpath_of(run_dir) or 'unknown'}")
         nics = _nic_documents(urls, run_dir)
         for host in topology.hosts:
             mark = "up" if names.host(host.name) in present else "MISSING"
@@ -268,6 +271,10 @@ def _parser() -> argparse.ArgumentParser:
         default=orchestrator.PROVISION_SECONDS,
         help="seconds to wait for every NIC to be Succeeded (default %(default)g)",
     )
+    up.add_argument(
+        "--fastpath", choices=orchestrator.FASTPATH_MODES, default="auto",
+        help="the hosts' kernel fast path: auto (on when this kernel allows), on, off",
+    )  # fmt: skip
     up.set_defaults(run=_up)
     down = sub.add_parser("down", help="remove a lab")
     down.add_argument("lab", nargs="?", help="lab name (default: the only lab)")

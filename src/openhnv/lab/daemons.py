@@ -246,9 +246,10 @@ def start_host(
     shared_mounts: bool = False,
     listen: str | None = None,
     pki: Path | None = None,
+    fastpath: str = "off",
 ) -> int:
-    """Start ``hnv host --driver linux`` (and ``extra`` arguments, such as a gateway's
-    ``--role gateway``) inside ``namespace``; returns its pid once ready.
+    """Start ``hnv host --driver linux --fastpath MODE`` (and ``extra`` arguments, such
+    as a gateway's ``--role gateway``) inside ``namespace``; returns its pid once ready.
 
     ``listen`` (``ADDR:PORT``) with ``pki``: the host's OVSDB over SSL at its management
     address, where the controller dials it.
@@ -262,7 +263,8 @@ def start_host(
     argv = ["ip", "netns", "exec", namespace]
     if shared_mounts:
         argv = ["nsenter", f"--net={netns.NETNS_DIR}/{namespace}", "--"]
-    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--state-dir", str(state_dir))
+    argv += hnv_argv("host", "--name", host, "--driver", "linux", "--fastpath", fastpath,
+                     "--state-dir", str(state_dir))  # fmt: skip
     if listen is not None:
         argv += ["--listen", listen]
     argv += _pki_args(pki)

@@ -139,7 +139,7 @@ def _tunnel_check(
     return Check(name, bool(good), detail)
 
 
-def scenario(topology: Topology, run_root: Path) -> list[Check]:
+def scenario(topology: Topology, run_root: Path, fastpath: str = "auto") -> list[Check]:
     """Figure 8 on one encapsulation: up, traffic, capture, mapping tables, down."""
     checks: list[Check] = []
     encapsulation = topology.encapsulation
@@ -152,7 +152,7 @@ def scenario(topology: Topology, run_root: Path) -> list[Check]:
         _say(f"[{step:>3}] {message}")
 
     orchestrator.down(topology.name, run_root)
-    running = orchestrator.up(topology, run_root=run_root, progress=progress)
+    running = orchestrator.up(topology, run_root=run_root, progress=progress, fastpath=fastpath)
     try:
         checks.append(Check("lab up: every NIC Succeeded through the REST API", True))
         checks += _traffic(running)
@@ -306,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"the gateways' topology ({GATEWAYS.name}) instead of figure 8",
     )  # fmt: skip
     parser.add_argument("--run-root", type=Path, default=builder.RUN_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--fastpath", choices=orchestrator.FASTPATH_MODES, default="auto",
+        help="the hosts' kernel fast path (default %(default)s: on when this kernel allows)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     problem = lab_name_problem(args.lab)
     if problem:
@@ -323,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = dataclasses.replace(load(args.topology), name=args.lab)
         for encapsulation in [] if args.gateways else args.encapsulation or ENCAPSULATIONS:
             topology = dataclasses.replace(base, encapsulation=encapsulation)
-            results = scenario(topology, args.run_root)
+            results = scenario(topology, args.run_root, args.fastpath)
             checks += [dataclasses.replace(c, name=f"[{encapsulation}] {c.name}") for c in results]
     except LabError as exc:
         checks.append(Check("demo ran to the end", False, str(exc)))

@@ -303,6 +303,18 @@ def link_names(namespace: str) -> list[str]:
         return [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
 
 
+WIRE_FRAMES_ONLY = ("tx", "off", "tso", "off", "gso", "off", "tx-udp_tnl-segmentation", "off",
+                    "tx-gre-segmentation", "off")  # fmt: skip
+
+
+def wire_frames_only(namespace: str, ifname: str) -> None:
+    """``ifname`` sends only frames of its MTU with finished checksums (the kernel
+    segments and sums what a kernel fast path or router hands it in 64 KB GSO frames),
+    as a physical NIC puts on the wire: for links that reach the lab's userspace access
+    relay (``vlanport``), which forwards frames one by one."""
+    exec_in(namespace, ["ethtool", "-K", ifname, *WIRE_FRAMES_ONLY])
+
+
 def disable_offloads(namespace: str, ifname: str) -> None:
     """Turn off TX checksum, TSO, GSO and SG so a userspace switch sees whole frames."""
     exec_in(namespace, ["ethtool", "-K", ifname, *VM_OFFLOADS_OFF])

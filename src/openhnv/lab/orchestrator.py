@@ -9,7 +9,10 @@ The order an operator would follow on a real datacenter:
 2. the lab's ``hnv pki``, then ``hnv controller`` in the root namespace with its
    certificate (or, with ``controllers`` > 1, a three-member etcd cluster and that many
    controller replicas on it), then one ``hnv host --driver linux`` per host inside its
-   namespace, serving OVSDB over SSL at its management address (``daemons``);
+   namespace, serving OVSDB over SSL at its management address (``daemons``), with the
+   kernel fast path when asked for (``--fastpath on``; ``auto``, the default, is on when
+   this kernel and the built object allow it: the lab decides once, keeps the VMs'
+   offloads on for it, and records the mode in ``<run_dir>/fastpath``);
 3. the controller's resources, one ``PUT`` each (``resources.plan``): configuration,
    provider network, MAC pool, servers, ACLs, virtual networks, then each VM's NIC —
    whose answer gives the instanceId and MAC that turn the VM's veth into the NIC's port
@@ -41,8 +44,11 @@ from openhnv.lab.errors import LabError
 from openhnv.lab.resources import host_state_dir, infrastructure, mac_of, nic_resources
 from openhnv.lab.rest import ControllerClient, instance_id, wait_succeeded
 from openhnv.lab.topology import Topology
+from openhnv.vswitch.fastpath.probe import probe
 
 TOPOLOGY_FILE = "topology.yaml"
+FASTPATH_FILE = "fastpath"
+FASTPATH_MODES = ("auto", "on", "off")
 PROVISION_SECONDS = 60.0
 
 Progress = Callable[[str], None]
@@ -103,6 +109,30 @@ def step(description: str, progress: Progress, context: str | None = None) -> It
         raise LabError(f"{prefix}: {exc}" if prefix else str(exc)) from exc
 
 
+def resolve_fastpath(mode: str, progress: Progress = _quiet) -> str:
+    """``on`` or ``off`` for the hosts of a lab: ``auto`` is on when the kernel fast path
+    can run here; ``on`` where it cannot is a ``LabError`` saying why."""
+    if mode not in FASTPATH_MODES:
+        raise LabError(f"fastpath {mode!r}: expected one of {', '.join(FASTPATH_MODES)}")
+    if mode == "off":
+        return mode
+    why_not = probe()
+    if why_not is None:
+        return "on"
+    if mode == "on":
+        raise LabError(f"--fastpath on: the kernel fast path cannot run here: {why_not}")
+    progress(f"kernel fast path off: {why_not}")
+    return "off"
+
+
+def fastpath_of(run_dir: Path) -> str | None:
+    """The fast-path mode a lab's hosts run with (None: not recorded)."""
+    try:
+        return (run_dir / FASTPATH_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def up(
     topology: Topology,
     *,
@@ -111,15 +141,18 @@ def up(
     topology_text: str | None = None,
     provision_timeout: float = PROVISION_SECONDS,
     controllers: int = 1,
+    fastpath: str = "auto",
 ) -> RunningLab:
     """Build the lab and bring every VM's NIC to ``Succeeded``; all or nothing."""
     if controllers < 1:
         raise LabError(f"--controllers must be at least 1, not {controllers}")
-    lab = builder.build(topology, run_root=run_root, progress=progress)
+    mode = resolve_fastpath(fastpath, progress)
+    lab = builder.build(topology, run_root=run_root, progress=progress, vm_offloads=mode == "on")
     try:
         build_edge(lab, progress)
         management.build(management.plan(topology), progress)
-        return _bring_up(lab, progress, topology_text, provision_timeout, controllers)
+        (lab.run_dir / FASTPATH_FILE).write_text(mode + "\n")
+        return _bring_up(lab, progress, topology_text, provision_timeout, controllers, mode)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         progress(f"lab up {reason}: removing lab {topology.name}")
@@ -133,6 +166,7 @@ def _bring_up(
     topology_text: str | None,
     provision_timeout: float,
     controllers: int,
+    fastpath: str,
 ) -> RunningLab:
     topology, run_dir = lab.topology, lab.run_dir
     if topology_text is not None:
@@ -154,9 +188,11 @@ def _bring_up(
     for host in topology.hosts:
         namespace = lab.names.host(host.name)
         listen = addresses.listen(host.name)
-        what = f"host {host.name}: hnv host --driver linux --listen {listen} in {namespace}"
-        with step(what, progress):
-            daemons.start_host(run_dir, namespace, host.name, listen=listen, pki=pki)
+        what = f"hnv host --driver linux --fastpath {fastpath} --listen {listen} in {namespace}"
+        with step(f"host {host.name}: {what}", progress):
+            daemons.start_host(
+                run_dir, namespace, host.name, listen=listen, pki=pki, fastpath=fastpath
+            )
     start_gateway_hosts(lab, progress)
     running = RunningLab(lab=lab, controller_url=url, controller_urls=urls)
     client = ControllerClient.connect_any(urls, access=daemons.controller_access(run_dir))

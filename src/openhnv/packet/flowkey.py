@@ -139,6 +139,16 @@ addresses and ports (see the module docstring)."""
 FAST_KEY_LEN = _L3 + 1 + (IPV4_CHECKSUM_AT - IPV4_FLAGS_AT) + (IPV4_HEADER_LEN - IPV4_SRC_AT)
 FAST_KEY_LEN += _PORTS_LEN
 _FAST_PROTO = _L3 + 1 + IPV4_PROTOCOL_AT - IPV4_FLAGS_AT  # the protocol in a fast key
+FAST_KEY_FLAGS_AT = _L3 + 1
+"""Where a fast key holds the IPv4 flags/fragment word (2 bytes)."""
+FAST_KEY_TTL_AT = FAST_KEY_FLAGS_AT + IPV4_TTL_AT - IPV4_FLAGS_AT
+"""Where a fast key holds the IPv4 TTL (a routed flow's next hop sees it one lower)."""
+FAST_KEY_PROTOCOL_AT = _FAST_PROTO
+FAST_KEY_ADDRESSES_AT = FAST_KEY_PROTOCOL_AT + 1
+"""Where a fast key holds the IPv4 source and destination addresses, then the ports."""
+IPV4_KEY_PROTOCOL_AT = _L3 + 1
+"""Where any other IPv4 key (untagged, e.g. ICMP) holds the protocol; its addresses and
+its ICMP type, code and echo identifier follow."""
 
 
 def flow_key(frame: bytes, offset: int = 0) -> bytes:

@@ -23,10 +23,16 @@ from openhnv.packet.ethernet import (
     Ethernet,
 )
 from openhnv.packet.gre import NVGRE_HEADER_LEN, NVGRE_PROTOCOL, Gre, nvgre_key, split_nvgre_key
-from openhnv.packet.icmp import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Icmp
+from openhnv.packet.icmp import (
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    ICMP_FRAGMENTATION_NEEDED,
+    Icmp,
+)
 from openhnv.packet.icmpv6 import ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, Icmpv6
 from openhnv.packet.ipv4 import (
     IPV4_DEFAULT_TTL,
+    IPV4_FLAG_DF,
     IPV4_HEADER_LEN,
     PROTO_GRE,
     PROTO_ICMP,
@@ -317,3 +323,34 @@ def decapsulate(frame: bytes) -> Tunnel:
         vsid, flow_id = split_nvgre_key(gre.key)
         return Tunnel(outer, ip, "nvgre", vsid, flow_id, 0, bytes(frame[at:end]))
     raise PacketError(_TUNNEL, ip_at, f"IP protocol {ip.protocol} is not UDP or GRE")
+
+
+FRAG_NEEDED_QUOTE = 548
+"""How much of the original datagram a "fragmentation needed" quotes at most: its IP
+header and the start of its payload, so that the whole message stays within 576 bytes
+(RFC 1812 §4.3.2.3; RFC 792 asks for the header and 64 bits at least)."""
+
+
+def frag_needed_frame(frame: bytes, mtu: int) -> bytes | None:
+    """The ICMP "fragmentation needed and DF set" (type 3, code 4, RFC 1191 next-hop
+    MTU ``mtu``) that answers the untagged IPv4 ``frame``, sent back to its source as if
+    from its destination (MACs and addresses swapped), as a tunnel endpoint that cannot
+    carry the frame answers (RFC 1191 §4); None when ``frame`` is not IPv4 with DF set
+    (nothing to answer: a datagram without DF may be fragmented, an ICMP error is not
+    answered with another, RFC 1122 §3.2.2)."""
+    try:
+        outer, at = Ethernet.parse(frame)
+        if outer.ethertype != ETHERTYPE_IPV4 or outer.vlan_id is not None:
+            return None
+        ip, payload_at = IPv4.parse(frame, at, verify_checksum=False)
+    except PacketError:
+        return None
+    if not ip.flags & IPV4_FLAG_DF or ip.is_fragment:
+        return None
+    if ip.protocol == PROTO_ICMP and frame[payload_at] not in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY):
+        return None
+    quote = bytes(frame[at : at + min(ip.total_length, FRAG_NEEDED_QUOTE)])
+    body = Icmp.unreachable(ICMP_FRAGMENTATION_NEEDED, quote, mtu).pack()
+    return _ip_frame(src_mac=outer.dst, dst_mac=outer.src, src_ip=ip.dst, dst_ip=ip.src,
+                     protocol=PROTO_ICMP, body=body, ttl=IPV4_DEFAULT_TTL,
+                     vlan_id=None)  # fmt: skip

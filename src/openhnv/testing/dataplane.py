@@ -26,6 +26,7 @@ from typing import Any
 
 from openhnv.lab import builder, daemons, netns, traffic
 from openhnv.lab.topology import Topology, from_document
+from openhnv.testing.datapath_mode import fastpath_mode
 from openhnv.testing.polling import eventually
 from openhnv.testing.processes import cpu_times
 from openhnv.vfp import commands as c
@@ -109,11 +110,20 @@ def port_id(vm: str) -> str:
 
 class DataplaneLab:
     """A built topology plus the switches started on it; a context manager that
-    removes everything on exit, also after a failure."""
+    removes everything on exit, also after a failure. ``fastpath``: the switches' kernel
+    fast path (on: the VMs keep their offloads; default: ``fastpath_mode()``)."""
 
-    def __init__(self, doc: dict[str, Any], run_root: Path) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        run_root: Path,
+        fastpath: str | None = None,
+        underlay_mtu: int = builder.UNDERLAY_MTU,
+    ) -> None:
         self.topology: Topology = from_document(doc)
         self.run_root = run_root
+        self.fastpath = fastpath_mode() if fastpath is None else fastpath
+        self.underlay_mtu = underlay_mtu
         self.lab: builder.Lab | None = None
         self.switches: dict[str, HostSwitch] = {}
         self.processes: list[SwitchProcess] = []
@@ -121,7 +131,9 @@ class DataplaneLab:
 
     def __enter__(self) -> DataplaneLab:
         try:
-            self.lab = builder.build(self.topology, self.run_root)
+            offloads = self.fastpath == "on"
+            self.lab = builder.build(self.topology, self.run_root, vm_offloads=offloads,
+                                     underlay_mtu=self.underlay_mtu)  # fmt: skip
             for key in BRIDGE_NETFILTER:  # a physical switch runs no iptables on frames
                 netns.set_sysctl(self.names.fabric, key, "0")
             for vm in self.topology.vms:
@@ -186,10 +198,12 @@ class DataplaneLab:
 
     # -- setup -------------------------------------------------------------------------
 
-    def set_port_alias(self, vm: str) -> None:
+    def set_port_alias(self, vm: str, host_name: str | None = None) -> None:
+        """The alias that makes ``vm``'s veth host end its port (on ``host_name``, default
+        the topology's host: a test that moves the link names its new host)."""
         mac = self.topology.vm(vm).mac
         assert mac is not None, f"the data-plane topology gives {vm} a MAC"
-        host = self.host_ns(self.topology.vm(vm).host)
+        host = self.host_ns(host_name or self.topology.vm(vm).host)
         netns.set_alias(host, self.names.vm_port(vm), port_alias(port_id(vm), mac))
 
     def spec(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -208,7 +222,7 @@ class DataplaneLab:
 
     def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:
         """A HostSwitch on a LinuxDriver made in ``host``'s namespace, programmed."""
-        driver = netns.run_in(self.host_ns(host), LinuxDriver)
+        driver = netns.run_in(self.host_ns(host), LinuxDriver, fastpath=self.fastpath)
         switch = HostSwitch(VfpEngine(), driver)
         self.switches[host] = switch
         switch.start()
@@ -216,9 +230,9 @@ class DataplaneLab:
         return switch
 
     def start_process(self, host: str, spec_dir: Path) -> SwitchProcess:
-        path = spec_dir / f"{host}.json"
+        path = spec_dir / f"{self.topology.name}-{host}.json"
         path.write_text(json.dumps(self.spec(host)))
-        process = SwitchProcess(self.host_ns(host), path)
+        process = SwitchProcess(self.host_ns(host), path, self.fastpath)
         self.processes.append(process)
         return process
 
@@ -254,8 +268,9 @@ def wait_ready(switch: HostSwitch, ports: int, neighbors: Sequence[str]) -> None
 class SwitchProcess:
     """A host switch in its own process, inside the host namespace."""
 
-    def __init__(self, namespace: str, spec: Path) -> None:
-        argv = ["ip", "netns", "exec", namespace, sys.executable, "-m", MODULE, "--spec", str(spec)]
+    def __init__(self, namespace: str, spec: Path, fastpath: str = "off") -> None:
+        argv = ["ip", "netns", "exec", namespace, sys.executable, "-m", MODULE, "--spec", str(spec),
+                "--fastpath", fastpath]  # fmt: skip
         self.process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=daemons.python_env()
         )
@@ -299,9 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one host switch inside the current namespace until stdin closes."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", required=True)
+    parser.add_argument("--fastpath", default="off", choices=("on", "off", "auto"))
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
-    driver = LinuxDriver()
+    driver = LinuxDriver(fastpath=args.fastpath)
     switch = HostSwitch(VfpEngine(), driver)
     switch.start()
     try:
@@ -318,6 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if line.strip() == "stats":
                 stats: dict[str, object] = dict(driver.statistics())
                 stats["uplink"] = switch.inspect(lambda e: dict(e.state.uplink.counters))
+                if driver.fast_path is not None:
+                    kernel = driver.fast_path.counters.read()
+                    stats["kernel_hits"] = sum(v for k, v in kernel.items() if k.startswith("hit_"))
+                    stats["kernel"] = kernel
                 print(json.dumps(stats), flush=True)
     finally:
         switch.stop()

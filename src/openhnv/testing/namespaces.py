@@ -106,11 +106,14 @@ class HostNamespaces:
 
 
 @contextmanager
-def host_with_vms(tag: str, vms: Sequence[VmPort]) -> Iterator[HostNamespaces]:
+def host_with_vms(
+    tag: str, vms: Sequence[VmPort], *, vm_offloads: bool = False
+) -> Iterator[HostNamespaces]:
     """A host namespace with an uplink (``up0``, its peer ``upx0`` in the host too: no
     physical network) and one namespace per VM, joined to the host by a veth: ``p1``,
     ``p2``, ... on the host with the port's ifalias, ``eth0`` in the VM with its MAC and
-    address and the offloads off (a userspace switch then sees whole frames)."""
+    address and the offloads off (a userspace switch then sees whole frames) unless
+    ``vm_offloads`` (a switch with the kernel fast path takes GSO frames whole)."""
     prefix = unique_prefix(tag)
     host = prefix + "h"
     made = HostNamespaces(host, {vm.name: f"{prefix}v{i + 1}" for i, vm in enumerate(vms)})
@@ -125,7 +128,8 @@ def host_with_vms(tag: str, vms: Sequence[VmPort]) -> Iterator[HostNamespaces]:
             netns.set_alias(host, port, port_alias(vm.port_id, vm.mac))
             netns.set_up(host, port)
             netns.set_up(vm_ns, VM_INTERFACE, mtu=VM_MTU, mac=vm.mac)
-            netns.disable_offloads(vm_ns, VM_INTERFACE)
+            if not vm_offloads:
+                netns.disable_offloads(vm_ns, VM_INTERFACE)
             netns.add_address(vm_ns, VM_INTERFACE, ipaddress.IPv4Interface(vm.address))
         yield made
     finally:

@@ -2,6 +2,8 @@
 
 - the ``root`` marker: a test marked with it is skipped, with the reason, when this
   process cannot make network namespaces (``privileges``);
+- the ``fastpath`` marker: a test of the kernel fast path itself, skipped in the root
+  tier's Python-path pass or where the fast path cannot run (``datapath_mode``);
 - ``ovsdb_server``: a running ``ovsdb-server`` with the host's databases in a temp dir;
 - ``netns_pair``: two fresh namespaces (``NamespacePair(a, b)``), removed afterwards;
 - ``controller_process``: ``hnv controller`` on a free loopback port, store in a temp dir;
@@ -25,23 +27,30 @@ import pytest
 from openhnv.lab.etcd import EtcdCluster
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.testing.cluster import etcd_missing
+from openhnv.testing.datapath_mode import fastpath_missing
 from openhnv.testing.namespaces import NamespacePair, namespace_pair
 from openhnv.testing.privileges import root_missing
 from openhnv.testing.processes import ControllerProcess, HostProcess
 
 ROOT_MARKER = "root"
+FASTPATH_MARKER = "fastpath"
 CONTROLLER_DB = "controller.db"
 ETCD_MEMBERS = 3
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{ROOT_MARKER}: needs root and network namespaces")
+    config.addinivalue_line("markers", f"{FASTPATH_MARKER}: tests the kernel fast path itself")
 
 
 @pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker(ROOT_MARKER) is not None:
         reason = root_missing()
+        if reason is not None:
+            pytest.skip(reason)
+    if item.get_closest_marker(FASTPATH_MARKER) is not None:
+        reason = fastpath_missing()
         if reason is not None:
             pytest.skip(reason)
 

@@ -6,9 +6,12 @@
 - ``engine.programming`` (``programming.Programming``): ``apply`` / ``apply_all`` of the
   commands of ``openhnv.vfp.commands``;
 - ``engine.listing`` (``listing.Listing``): read-only tables and ``trace``;
+- ``engine.offload`` (``offload.Offloader``): which unified flows a kernel fast path
+  may execute (off unless a switch with one enables it);
 - the engine: ``process_batch(port, frames, now)`` takes frames sent by VM ``port`` (or
   received on ``UPLINK``) and returns the emits the I/O layer must carry out;
-  ``expire`` and ``retire`` end flows.
+  ``expire`` and ``retire`` end flows; ``revalidate`` decides flows again from their
+  keys (after a change of policy, or for the entries a restarted fast path kept).
 
 A frame whose exact key is in the port's unified flow table at the port's generation
 takes the fast path: one key build, one dict probe, one int compare and the cached
@@ -43,14 +46,16 @@ from openhnv.packet.flowkey import (
     outer_key,
     parse_flow_key,
 )
-from openhnv.packet.frames import NVGRE_OUTER_LEN, VXLAN_OUTER_LEN
+from openhnv.packet.frames import NVGRE_OUTER_LEN, VXLAN_OUTER_LEN, frag_needed_frame
 from openhnv.packet.ipv4 import IPV4_PROTOCOL_AT, PROTO_TCP, PROTO_UDP
+from openhnv.packet.keyframe import frame_of_key, tunnel_frame_of_key
 from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT, TCP_SYN
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import TCP_CLOSE_FLAGS, TCP_WATCH_FLAGS, Flow, UnifiedFlowTable
 from openhnv.vfp.listing import Listing
 from openhnv.vfp.model import Port
+from openhnv.vfp.offload import Offloader
 from openhnv.vfp.pipeline import Decision, decide
 from openhnv.vfp.policy import IN, OUT, Direction
 from openhnv.vfp.programming import Programming
@@ -60,6 +65,7 @@ from openhnv.vfp.transposition import (
     MTU_EXCEEDED,
     Decap,
     Discard,
+    Encap,
     LocalDelivery,
     Template,
 )
@@ -98,6 +104,7 @@ class VfpEngine:
         self.state = EngineState(flow_capacity)
         self.programming = Programming(self.state)
         self.listing = Listing(self.state)
+        self.offload = Offloader(self.state)
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.clock = clock
@@ -118,10 +125,14 @@ class VfpEngine:
         if port == UPLINK:
             self._from_uplink(frames, now, out)
         else:
+            if not isinstance(frames, list | tuple):
+                frames = list(frames)  # counted after the loop
             self._from_vm(self.state.port(port), frames, now, out)
         return out
 
-    def _from_vm(self, p: Port, frames: Iterable[bytes], now: float, out: list[Emit]) -> None:
+    def _from_vm(
+        self, p: Port, frames: list[bytes] | tuple[bytes, ...], now: float, out: list[Emit]
+    ) -> None:
         name = p.name
         if not p.enabled:
             self._drop_all(p, frames, "port_blocked", out)
@@ -129,8 +140,6 @@ class VfpEngine:
         flows = p.outbound.flows
         get = flows.get
         gen = p.generation
-        if not isinstance(frames, list | tuple):
-            frames = list(frames)
         misses = 0
         append = out.append
         for frame in frames:
@@ -173,18 +182,18 @@ class VfpEngine:
                 if em.__class__ is Transmit:
                     append(em)
                 else:
-                    self._after(p, em, now, out)
+                    self._after(p, em, now, out, sent=(frame, t))
         p.packets_out += len(frames)
         p.uft_hits += len(frames) - misses
 
     def _encap_resized(self, p: Port, f: Flow, frame: bytes, out: list[Emit]) -> None:
         """Flow ``f``'s cached encapsulation of ``frame``, whose length differs from the
-        last packet's: new outer headers (kept on the flow), or a drop when no outer IPv4
-        packet can carry the frame."""
+        last packet's: new outer headers (kept on the flow), or a drop when the frame does
+        not fit the uplink once encapsulated."""
         t = f.template
         size = len(frame)
         if size > t.max_inner:  # type: ignore[union-attr]
-            self._drop(p, MTU_EXCEEDED, out)
+            self._too_big(p, frame, t, out)  # type: ignore[arg-type]
             return
         arg = f.arg
         f.header = header = t.header(size, arg & ENTROPY_MASK)  # type: ignore[union-attr]
@@ -346,17 +355,39 @@ class VfpEngine:
         return True
 
     def _after(
-        self, p: Port, em: Emit, now: float, out: list[Emit], fk: FlowKey | None = None
+        self,
+        p: Port,
+        em: Emit,
+        now: float,
+        out: list[Emit],
+        fk: FlowKey | None = None,
+        sent: tuple[bytes, Template] | None = None,
     ) -> None:
         """Carry out an emit other than a plain transmit: local delivery or a drop. ``fk``:
-        the parsed view of a delivered frame, when known."""
+        the parsed view of a delivered frame, when known; ``sent``: the frame the VM sent
+        and its template, to answer a frame too big to encapsulate."""
         if isinstance(em, Deliver) and em.port != p.name:
             self._to_vm(self.state.ports[em.port], em.frame, now, out, fk=fk)
         elif isinstance(em, Drop):
             p.counters[f"drop:{em.reason}"] += 1
             out.append(em)
+            if em.reason == MTU_EXCEEDED and sent is not None and isinstance(sent[1], Encap):
+                self._answer_too_big(p, sent[0], sent[1].next_hop_mtu, out)
         else:
             out.append(em)
+
+    def _too_big(self, p: Port, frame: bytes, t: Encap, out: list[Emit]) -> None:
+        """``frame`` would not fit the uplink once encapsulated: dropped and counted, and
+        answered with "fragmentation needed" when it may not be fragmented."""
+        p.counters[f"drop:{MTU_EXCEEDED}"] += 1
+        out.append(Drop(p.name, MTU_EXCEEDED))
+        self._answer_too_big(p, frame, t.next_hop_mtu, out)
+
+    def _answer_too_big(self, p: Port, frame: bytes, mtu: int, out: list[Emit]) -> None:
+        answer = frag_needed_frame(frame, mtu)
+        if answer is not None:
+            p.counters["frag_needed_sent"] += 1
+            out.append(Deliver(p.name, answer))
 
     def _drop(self, p: Port, reason: str, out: list[Emit]) -> None:
         p.counters[f"drop:{reason}"] += 1
@@ -431,7 +462,8 @@ class VfpEngine:
         if isinstance(em, Transmit) or (isinstance(em, Deliver) and em.port == p.name):
             out.append(em)
         else:  # an unedited frame delivered to another port keeps its parsed view
-            self._after(p, em, now, out, fk if getattr(em, "frame", None) is frame else None)
+            same = fk if getattr(em, "frame", None) is frame else None
+            self._after(p, em, now, out, same, (frame, template) if direction == OUT else None)
         if flow is not None and flags is not None and flags & TCP_CLOSE_FLAGS:
             self._tcp_flags(p, flow, flags)
 
@@ -520,6 +552,10 @@ class VfpEngine:
         if allowed and d.reply_of is not None:
             flow.pair, d.reply_of.pair = d.reply_of, flow
             flow.closing = d.reply_of.closing = flow.closing or d.reply_of.closing
+        if self.offload.enabled:  # the slow path only: a fast-path hit changes nothing
+            self.offload.note(flow)
+            if flow.pair is not None:
+                self.offload.note(flow.pair)
         return flow
 
     # -- closing and retirement -------------------------------------------------------
@@ -545,10 +581,13 @@ class VfpEngine:
         """Remove ``flow``, its reverse flow and their connection; returns how many flows
         left the tables (each counts in ``flows_retired``)."""
         n = 0
+        noting = self.offload.enabled
         for f in (flow, flow.pair):
             if f is None:
                 continue
             n += f.table.discard(f)
+            if noting:
+                self.offload.note(f)
             if f.connection is not None and p.connections.get(f.connection) is f:
                 del p.connections[f.connection]
             f.connection = None
@@ -575,3 +614,87 @@ class VfpEngine:
                     if f.idle_since() < (close_limit if f.closing else limit):
                         retired += self.retire(p, f)
         return retired
+
+    # -- revalidation ------------------------------------------------------------------
+
+    def revalidate(self, heads: Iterable[Flow], now: float | None = None) -> None:
+        """Decide ``heads`` again as their next packet would, without one (a revalidator:
+        after a change of policy or of the spaces): a frame made from each key
+        (``packet.keyframe``) is replayed (``replay``). Each head is noted for
+        ``offload.operations()``."""
+        heads = list(heads)
+        frames: list[tuple[str, bytes]] = []
+        for head in heads:
+            table = head.table
+            if table.flows.get(head.key) is not head:
+                continue  # retired meanwhile
+            uplink = table.port == UPLINK
+            frame = tunnel_frame_of_key(head.key) if uplink else frame_of_key(head.key)
+            if frame is not None:
+                frames.append((table.port, frame))
+        self.replay_all(frames, now)
+        if self.offload.enabled:
+            self.offload.touch(heads)
+
+    def replay(self, port: str, frame: bytes, now: float | None = None) -> None:
+        """``replay_all`` of one frame."""
+        self.replay_all([(port, frame)], now)
+
+    def replay_all(self, frames: Iterable[tuple[str, bytes]], now: float | None = None) -> None:
+        """Decide each (port, frame) as if the port had received it: the slow path for a
+        flow without a current decision, else through its cached decision into the port
+        it delivers to (whose inbound flow may be stale). Decisions are committed as a
+        packet's would be; what they emit goes nowhere and the ports' packet and drop
+        counters do not move (no packet crossed them)."""
+        if now is None:
+            now = self.clock()
+        state = self.state
+        saved = [(p, p.packets_in, p.uft_hits, _drop_counters(p))
+                 for p in (*state.ports.values(), state.uplink)]  # fmt: skip
+        scratch: list[Emit] = []
+        for port, frame in frames:
+            try:
+                if port == UPLINK:
+                    self._replay_uplink(frame, now, scratch)
+                elif port in state.ports:
+                    self._replay_vm(state.ports[port], frame, now, scratch)
+            except PacketError:
+                continue  # not a frame the engine keys: nothing to decide
+        for p, packets_in, hits, drops in saved:
+            p.packets_in, p.uft_hits = packets_in, hits
+            for name in [k for k in p.counters if k.startswith(_PACKET_COUNTERS)]:
+                if drops.get(name, 0) != p.counters[name]:
+                    p.counters[name] = drops.get(name, 0)
+
+    def _replay_vm(self, p: Port, frame: bytes, now: float, scratch: list[Emit]) -> None:
+        key = flow_key(frame)
+        f = p.outbound.flows.get(key)
+        if f is None or f.generation != p.generation:
+            if p.enabled:
+                self._slow(p, OUT, frame, now, scratch, f, key)
+            return
+        t = f.template
+        if t.__class__ is LocalDelivery and t.port != p.name:
+            self._after(p, t.emit(p.name, frame, f.arg), now, scratch)
+
+    def _replay_uplink(self, frame: bytes, now: float, scratch: list[Emit]) -> None:
+        up = self.state.uplink
+        okey, inner = outer_key(frame)
+        if inner < 0:
+            return
+        ikey = flow_key(frame, inner)
+        key = okey + ikey
+        f = up.inbound.flows.get(key)
+        if f is None or f.generation != up.generation:
+            self._slow_uplink(frame, key, now, scratch, f, okey, ikey)
+            return
+        t = f.template
+        if isinstance(t, Decap) and t.port in self.state.ports:
+            self._to_vm(self.state.ports[t.port], frame[t.offset :], now, scratch, ikey)
+
+
+_PACKET_COUNTERS = ("drop:", "punt:")
+
+
+def _drop_counters(p: Port) -> dict[str, int]:
+    return {k: v for k, v in p.counters.items() if k.startswith(_PACKET_COUNTERS)}

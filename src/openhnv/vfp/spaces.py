@@ -15,6 +15,8 @@ from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import check_vsid, normalize_mac, parse_address
 
 Encapsulation: TypeAlias = Literal["vxlan", "nvgre"]
+MIN_PA_MTU = 576  # RFC 791: every IPv4 host takes datagrams of 576 bytes
+MAX_PA_MTU = 65535
 ENCAPSULATIONS = ("vxlan", "nvgre")
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -50,7 +52,8 @@ class ProviderAddress:
     """One PA of this switch (one per team member) and how to leave through it.
 
     ``gateway_mac`` is the next hop for PAs outside ``prefix_length``; ``vlan_id`` is the
-    PA subnet's VLAN tag (None = untagged).
+    PA subnet's VLAN tag (None = untagged); ``mtu`` the largest IPv4 packet its uplink
+    carries (None: unchecked), which bounds what can be encapsulated from it.
     """
 
     address: str
@@ -58,6 +61,7 @@ class ProviderAddress:
     prefix_length: int = 24
     vlan_id: int | None = None
     gateway_mac: str | None = None
+    mtu: int | None = None
 
     def __post_init__(self) -> None:
         pa = parse_address(self.address, "address")
@@ -73,6 +77,12 @@ class ProviderAddress:
             not isinstance(self.vlan_id, int) or not 1 <= self.vlan_id <= 4094
         ):
             raise PolicyError("vlan_id", self.vlan_id, "a VLAN id is 1..4094 (None: untagged)")
+        if self.mtu is not None and (
+            not isinstance(self.mtu, int) or not MIN_PA_MTU <= self.mtu <= MAX_PA_MTU
+        ):
+            raise PolicyError(
+                "mtu", self.mtu, f"an MTU is {MIN_PA_MTU}..{MAX_PA_MTU} (None: unchecked)"
+            )
 
     def on_link(self, other: str) -> bool:
         """Whether PA ``other`` is in this PA's subnet (reached without the gateway)."""

@@ -125,7 +125,7 @@ class EngineState:
             t = self._encaps[key] = Encap(
                 nvgre=nvgre, outer_src_mac=src.mac, outer_dst_mac=next_hop,
                 vlan_id=src.vlan_id, source_pa=src.address, provider_address=dst_pa,
-                vsid=vsid, edit=edit,
+                vsid=vsid, edit=edit, mtu=src.mtu,
             )  # fmt: skip
         return t
 

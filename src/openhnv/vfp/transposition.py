@@ -24,7 +24,7 @@ from typing import Literal
 
 from openhnv.packet.addresses import mac_to_bytes
 from openhnv.packet.checksum import update_checksum_word
-from openhnv.packet.ethernet import ETHERTYPE_AT, vlan_tag
+from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, ETHERTYPE_AT, vlan_tag
 from openhnv.packet.ipv4 import (
     IPV4_CHECKSUM_AT,
     IPV4_MAX_TOTAL_LEN,
@@ -107,20 +107,24 @@ class InnerEdit:
 
 
 MTU_EXCEEDED = "mtu_exceeded"
-"""The drop reason of a frame too big to encapsulate."""
+"""The drop reason of a frame too big for its uplink once encapsulated."""
 
 
 class Encap:
     """Push outer headers toward one PA; shared by every flow with the same destination.
 
-    ``max_inner``: the longest inner frame whose outer IPv4 packet is still one (its
-    total length is 16 bits); a longer one is dropped under ``MTU_EXCEEDED``."""
+    ``max_inner``: the longest inner frame whose outer IPv4 packet fits the source PA's
+    uplink MTU (and is still one packet: its total length is 16 bits); a longer one is
+    dropped under ``MTU_EXCEEDED``. ``next_hop_mtu``: the longest inner IPv4 packet, what
+    a "fragmentation needed" tells the VM (the MTU less the 50 bytes of VXLAN or 42 of
+    NVGRE)."""
 
     __slots__ = (
         "edit",
         "encap_inline",
         "header",
         "max_inner",
+        "next_hop_mtu",
         "plain",
         "provider_address",
         "source_pa",
@@ -138,6 +142,7 @@ class Encap:
         provider_address: str,
         vsid: int,
         edit: InnerEdit | None,
+        mtu: int | None = None,
     ) -> None:
         if nvgre:
             self.template = TunnelTemplate.nvgre(
@@ -158,7 +163,9 @@ class Encap:
         self.plain = edit is None  # the fast path inlines these
         self.encap_inline = self.plain
         outer_ip = len(self.template.header) - self.template.ip_offset
-        self.max_inner = IPV4_MAX_TOTAL_LEN - outer_ip
+        outer_limit = IPV4_MAX_TOTAL_LEN if mtu is None else min(mtu, IPV4_MAX_TOTAL_LEN)
+        self.max_inner = outer_limit - outer_ip
+        self.next_hop_mtu = self.max_inner - ETHERNET_HEADER_LEN
 
     def emit(self, port: str, frame: bytes, flow_arg: int) -> Emit:
         """The outer frame of ``frame`` (a drop under ``MTU_EXCEEDED`` when too big)."""

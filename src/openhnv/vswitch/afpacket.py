@@ -8,16 +8,21 @@ sees its own transmissions.
 802.1Q: this kernel always moves a received VLAN tag out of the frame into skb
 metadata before AF_PACKET sees it, whatever the ``rxvlan`` offload setting (checked on
 veth, kernel 6.18). The tag comes back through PACKET_AUXDATA, and ``recv_batch``
-re-inserts it, so callers always get the frame as it was on the wire. Frames written
-with ``send`` go out exactly as given, tag included.
+re-inserts it, so callers always get the frame as it was on the wire. A frame its
+sender left with an unfinished TCP/UDP checksum (checksum offload, ``TP_STATUS_
+CSUMNOTREADY`` in the auxdata) comes back finished (``packet.partial``), as a NIC
+would have sent it. Frames written with ``send`` go out exactly as given, tag included;
+one larger than the interface's MTU is dropped (``send`` returns 0).
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 
 from openhnv.packet.ethernet import ETHERTYPE_AT, ETHERTYPE_VLAN
+from openhnv.packet.partial import finish_checksum
 
 ETH_P_ALL = 0x0003
 ETH_P_8021Q = ETHERTYPE_VLAN
@@ -26,6 +31,7 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_AUXDATA = 8
 PACKET_OUTGOING = 4
+TP_STATUS_CSUMNOTREADY = 0x8
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 SOCKET_BUFFER = 8 * 1024 * 1024
@@ -79,6 +85,8 @@ class AfPacketSocket:
             for level, kind, value in ancillary:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA and len(value) >= _AUXDATA.size:
                     data = restore_vlan_tag(data, value)
+                    if _AUXDATA.unpack_from(value)[0] & TP_STATUS_CSUMNOTREADY:
+                        data = finish_checksum(data)
             frames.append(data)
         return frames
 
@@ -88,6 +96,10 @@ class AfPacketSocket:
             return self._sock.send(frame)
         except (BlockingIOError, InterruptedError):
             return 0
+        except OSError as exc:
+            if exc.errno == errno.EMSGSIZE:  # larger than the MTU (a GSO frame): dropped
+                return 0
+            raise
 
     def close(self) -> None:
         self._sock.close()

@@ -18,6 +18,14 @@ every socket:
   changes, which send no netlink event;
 - an eventfd that wakes the loop for work posted from other threads (send_to_port,
   transmit, PA changes): only the loop thread touches the rings.
+
+With the kernel fast path (``fastpath="on"`` or ``"auto"``, docs/fastpath.md) the
+driver opens it in its namespace (adopting the one an earlier process left attached
+to the uplinks), attaches its tc programs where the drop program of
+``vswitch.ingress`` would go and its socket filters to every ring, and keeps the VM
+ports' offloads on; ``fast_path`` is then the loaded ``FastPath`` the switch writes
+its entries to. The programs stay attached when the driver closes: established flows
+keep flowing while the process is gone, and the next one adopts them.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from openhnv.packet.addresses import mac_to_str
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig
 from openhnv.vswitch.errors import DeviceError, VSwitchError
+from openhnv.vswitch.fastpath.errors import FastPathError
+from openhnv.vswitch.fastpath.fastpath import FastPath
 from openhnv.vswitch.ingress import hide_from_kernel, show_to_kernel
 from openhnv.vswitch.linux_pa import PaSide
 from openhnv.vswitch.portlinks import (
@@ -58,6 +68,10 @@ RESCAN_SECONDS = 1.0
 READY_SECONDS = 10.0
 UPLINK_RX_FRAMES = 4096  # an uplink carries every flow of the host: a deeper ring (8 MB)
 PORT_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off", "gro", "off")
+# with the fast path the kernel takes the VM's GSO frames whole; GRO stays off so that
+# the frames the Python switch gets are the VM's own
+PORT_OFFLOADS_ON = ("tx", "on", "tso", "on", "gso", "on", "sg", "on", "gro", "off")
+FASTPATH_MODES = ("auto", "on", "off")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _LOGGED_ERRORS = 20
@@ -81,12 +95,24 @@ class LinuxDriver:
     """AF_PACKET rings on veths and uplinks, one polling thread; see the module doc."""
 
     def __init__(
-        self, uplinks: Sequence[str] | None = None, *, isolate_kernel: bool = True
+        self,
+        uplinks: Sequence[str] | None = None,
+        *,
+        isolate_kernel: bool = True,
+        fastpath: str = "off",
     ) -> None:
         """``uplinks``: the uplink names (all ``up<N>`` when None). ``isolate_kernel``:
         drop every frame of the uplinks and VM ports at tc ingress once the switch has
-        seen it, so the host's IP stack spends nothing on them (``vswitch.ingress``)."""
+        seen it, so the host's IP stack spends nothing on them (``vswitch.ingress``).
+        ``fastpath``: ``on`` (the kernel fast path, or ``VSwitchError`` saying why it
+        cannot run), ``auto`` (on when it can, else without it and one log line),
+        ``off``."""
+        if fastpath not in FASTPATH_MODES:
+            raise VSwitchError(f"fastpath {fastpath!r}: expected one of {FASTPATH_MODES}")
         self.counters: Counter[str] = Counter()
+        self.fast_path: FastPath | None = None
+        self.fastpath_mode = fastpath
+        self.fastpath_reason = "--fastpath off" if fastpath == "off" else ""
         self._netns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._watcher = LinkWatcher()
         self._uplink_names = list(uplinks) if uplinks is not None else None
@@ -114,9 +140,36 @@ class LinuxDriver:
         try:
             for name in names if names is not None else uplink_names(self._watcher.dump()):
                 self._uplink(name)
+            if fastpath != "off":
+                self._open_fast_path(fastpath)
         except VSwitchError:
             self._close_all()
             raise
+
+    def _open_fast_path(self, mode: str) -> None:
+        """Load (or adopt) the kernel fast path here; ``on`` refuses to run without it.
+        Adoption looks at the VM ports too: only their program uses the port flow map."""
+        found, _ = port_links(self._watcher.dump())
+        interfaces = [*self._uplink_rings, *(link.ifname for link in found.values())]
+        try:
+            fp = FastPath.open(interfaces)
+        except FastPathError as exc:
+            self.fastpath_reason = " ".join(str(exc).split())
+            if mode == "on":
+                raise VSwitchError(
+                    f"the kernel fast path cannot run here: {self.fastpath_reason}"
+                ) from None
+            log.warning("linux driver: kernel fast path off: %s", self.fastpath_reason)
+            return
+        self.fast_path = fp
+        try:
+            for name, ring in self._uplink_rings.items():
+                fp.attach_uplink_socket(ring, f"uplink {name}")
+        except FastPathError:
+            fp.close()
+            self.fast_path = None
+            raise
+        log.info("linux driver: kernel fast path on (%s)", "adopted" if fp.adopted else "loaded")
 
     # ------------------------------------------------------------ Driver protocol
 
@@ -135,7 +188,7 @@ class LinuxDriver:
 
     def close(self) -> None:
         """Stop the thread and close every socket (idempotent; a closed driver stays
-        closed)."""
+        closed). The fast path's programs stay attached and keep forwarding."""
         thread = self._thread
         if thread is not None:
             self._stopping = True
@@ -143,6 +196,8 @@ class LinuxDriver:
             thread.join(10.0)
             self._thread = None
         self._close_all()
+        if self.fast_path is not None:
+            self.fast_path.close()
 
     def send_to_port(self, port: str, frames: Sequence[bytes]) -> None:
         if threading.get_ident() != self._loop_ident:
@@ -191,6 +246,31 @@ class LinuxDriver:
         """port id -> host-side interface name, of the ports found."""
         return {port: p.link.ifname for port, p in self._ports.items()}
 
+    def port_ifindex(self, port: str) -> int | None:
+        """The ifindex of ``port``'s veth host end (None: not found)."""
+        p = self._ports.get(port)
+        return None if p is None else p.ring.ifindex
+
+    def uplink_ifindex(self, interface: str) -> int | None:
+        ring = self._uplink_rings.get(interface)
+        return None if ring is None else ring.ifindex
+
+    def uplink_mtu(self, interface: str) -> int | None:
+        ring = self._uplink_rings.get(interface)
+        if ring is None:
+            return None
+        try:
+            return ring.mtu
+        except OSError:
+            return None
+
+    def fastpath_status(self) -> dict[str, object]:
+        """``mode`` asked, ``state`` on/off, ``reason`` when off, ``adopted`` when on."""
+        fp = self.fast_path
+        if fp is None:
+            return {"mode": self.fastpath_mode, "state": "off", "reason": self.fastpath_reason}
+        return {"mode": self.fastpath_mode, "state": "on", "adopted": fp.adopted}
+
     def statistics(self) -> dict[str, int]:
         """The driver's counters plus the PA stack's and the rings' drops."""
         stats: dict[str, int] = {}
@@ -234,6 +314,12 @@ class LinuxDriver:
             finally:
                 os.close(saved)
             self._uplink_rings[name] = ring
+            if self.fast_path is not None:
+                try:
+                    self.fast_path.attach_uplink_socket(ring, f"uplink {name}")
+                except FastPathError as exc:
+                    self.counters["fastpath_attach_failed"] += 1
+                    log.warning("linux driver: %s", exc)
             if self._thread is not None:  # the loop runs: it polls the new ring from now on
                 self._handlers[ring.fileno()] = self._reader_of_uplink(ring)
                 self._poller.register(ring.fileno(), select.EPOLLIN)
@@ -286,14 +372,26 @@ class LinuxDriver:
                     next_scan = now + RESCAN_SECONDS
                     self._guard(self._rescan)
         finally:
-            for name in sorted(self._hidden):
-                self._show(name)
+            if self.fast_path is None:  # the fast path's programs outlive the process
+                for name in sorted(self._hidden):
+                    self._show(name)
             self._loop_ident = 0
 
-    def _hide(self, ifname: str) -> None:
-        """Keep the host's IP stack off ``ifname`` (a warning, not an error, if it fails)."""
-        if not self._isolate_kernel or ifname in self._hidden:
+    def _hide(self, ifname: str, port: bool = False) -> None:
+        """Keep the host's IP stack off ``ifname``: the fast path's tc program (uplink or
+        VM ``port``), else the drop program (a warning, not an error, if it fails)."""
+        fp = self.fast_path
+        if ifname in self._hidden or (fp is None and not self._isolate_kernel):
             return
+        if fp is not None:
+            try:
+                (fp.attach_port if port else fp.attach_uplink)(ifname)
+            except FastPathError as exc:
+                self.counters["fastpath_attach_failed"] += 1
+                log.warning("linux driver: %s (the drop program instead)", exc)
+            else:
+                self._hidden.add(ifname)
+                return
         try:
             hide_from_kernel(ifname)
         except OSError as exc:
@@ -386,14 +484,21 @@ class LinuxDriver:
                 self._add_port(link)
 
     def _add_port(self, link: PortLink) -> None:
+        fp = self.fast_path
         try:
-            _prepare_port(link.ifname)
+            _prepare_port(link.ifname, PORT_OFFLOADS_OFF if fp is None else PORT_OFFLOADS_ON)
             ring = PacketRing(link.ifname)
         except (OSError, subprocess.SubprocessError) as exc:
             self.counters["port_setup_failed"] += 1
             log.warning("linux driver: port %s on %s: %s", link.port, link.ifname, exc)
             return
-        self._hide(link.ifname)
+        if fp is not None:
+            try:
+                fp.attach_port_socket(ring, f"port {link.port} on {link.ifname}")
+            except FastPathError as exc:
+                self.counters["fastpath_attach_failed"] += 1
+                log.warning("linux driver: %s", exc)
+        self._hide(link.ifname, port=True)
         p = _Port(link, ring)
         self._ports[link.port] = p
         fd = ring.fileno()
@@ -438,10 +543,11 @@ class LinuxDriver:
                 setattr(self, fd, -1)
 
 
-def _prepare_port(ifname: str) -> None:
-    """Offloads off on the host end of a VM port (whole frames, finished checksums), up."""
+def _prepare_port(ifname: str, offloads: Sequence[str]) -> None:
+    """The host end of a VM port: its offloads (off without the fast path: whole frames,
+    finished checksums; on with it: the kernel forwards GSO frames as they are), up."""
     try:
-        done = subprocess.run(["ethtool", "-K", ifname, *PORT_OFFLOADS_OFF],
+        done = subprocess.run(["ethtool", "-K", ifname, *offloads],
                               check=False, capture_output=True, text=True, timeout=10)  # fmt: skip
     except FileNotFoundError:
         log.warning("linux driver: ethtool is not installed; offloads stay on %s", ifname)

@@ -22,17 +22,22 @@ TP_STATUS_SEND_REQUEST (1) -> kernel -> TP_STATUS_AVAILABLE (0).
 
 The socket ignores what it sends itself (PACKET_IGNORE_OUTGOING), bypasses the qdisc,
 is promiscuous and non-blocking. Received 802.1Q tags are put back into the frame, as
-``afpacket.AfPacketSocket`` does, so callers see frames as they were on the wire.
+``afpacket.AfPacketSocket`` does, so callers see frames as they were on the wire. A
+frame its sender left with an unfinished TCP/UDP checksum (checksum offload on: the
+slot says ``TP_STATUS_CSUMNOTREADY``) is finished here (``packet.partial``), so the
+switch forwards only frames a receiver accepts.
 """
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import socket
 import struct
 from collections.abc import Iterable
 
 from openhnv.packet.ethernet import ETHERTYPE_AT
+from openhnv.packet.partial import finish_checksum
 from openhnv.vswitch.afpacket import (
     ETH_P_8021Q,
     ETH_P_ALL,
@@ -55,6 +60,10 @@ TPACKET_V2 = 1
 TP_STATUS_USER = 1
 TP_STATUS_SEND_REQUEST = 1
 TP_STATUS_AVAILABLE = 0
+TP_STATUS_CSUMNOTREADY = 0x8
+_SPECIAL = TP_STATUS_VLAN_VALID | TP_STATUS_CSUMNOTREADY  # slots that need more than a copy
+SIOCGIFMTU = 0x8921
+_IFREQ = struct.Struct("16si12x")  # struct ifreq: name, then ifr_mtu in the union
 FRAME_SIZE = 2048  # a slot: the header (66 bytes before the frame) plus a 1700-MTU frame
 BLOCK_SIZE = 1 << 16
 RX_FRAMES = 2048
@@ -146,13 +155,20 @@ class PacketRing:
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    @property
+    def mtu(self) -> int:
+        """The interface's MTU (asked each time: it may change)."""
+        request = _IFREQ.pack(self.ifname.encode(), 0)
+        return int(_IFREQ.unpack(fcntl.ioctl(self._sock, SIOCGIFMTU, request))[1])
+
     # ------------------------------------------------------------ receiving
 
     def recv_batch(self, max_frames: int = 256) -> list[bytes]:
         """Up to ``max_frames`` received frames (802.1Q tags restored); [] when none wait.
 
-        A frame larger than a slot (a GSO super-frame from a port whose offloads are on)
-        is dropped and counted in ``rx_truncated``.
+        A frame larger than a slot (a GSO super-frame from a port whose offloads are on,
+        whose flow the kernel fast path does not hold) is dropped and counted in
+        ``rx_truncated``; an unfinished checksum is finished.
         """
         mm = self._mm
         head = self._rx_head
@@ -166,15 +182,17 @@ class PacketRing:
                 break
             status, length, snaplen, mac = unpack(mm, base)
             start = base + mac
-            if status & TP_STATUS_VLAN_VALID:
-                if snaplen == length:
-                    append(_with_tag(mm, base, status, start, length))
-                else:
-                    self.rx_truncated += 1
-            elif snaplen == length:
-                append(mm[start : start + length])
-            else:
+            if snaplen != length:
                 self.rx_truncated += 1
+            elif status & _SPECIAL:
+                frame = (
+                    _with_tag(mm, base, status, start, length)
+                    if status & TP_STATUS_VLAN_VALID
+                    else mm[start : start + length]
+                )
+                append(finish_checksum(frame) if status & TP_STATUS_CSUMNOTREADY else frame)
+            else:
+                append(mm[start : start + length])
             mm[base : base + 4] = _ZERO  # the slot goes back to the kernel
             head += 1
             if head == slots:

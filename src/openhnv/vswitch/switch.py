@@ -15,11 +15,14 @@ cycle); a listener may call back into the switch (``send_to_port``, ``apply``).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
+from openhnv.packet.frames import VXLAN_OUTER_LEN
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
 from openhnv.vfp.engine import VfpEngine
@@ -28,11 +31,21 @@ from openhnv.vfp.policy import normalize_mac, parse_address
 from openhnv.vfp.spaces import IPAddress, Mapping, ProviderAddress
 from openhnv.vswitch.driver import Driver, PaConfig
 from openhnv.vswitch.errors import VSwitchError
+from openhnv.vswitch.kernel import KernelSide
+from openhnv.vswitch.offload import KernelDriver, KernelOffload
 
 __all__ = ["HostSwitch", "PaConfig", "PortListener"]
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 DEFAULT_EXPIRE_INTERVAL = 10.0
+VM_MTU = 1500
+"""The MTU a VM's NIC has unless told otherwise: an uplink needs this plus the
+encapsulation's overhead (``VXLAN_OUTER_LEN``, the larger) to carry its frames whole."""
+ADOPTION_GRACE = 5.0
+"""Seconds a restarted switch tries to decide its predecessor's kernel entries again."""
+ADOPTION_RETRY = 0.05
 _PA_COMMANDS = (c.AddProviderAddress, c.RemoveProviderAddress, c.SetPaNeighbor)
 
 
@@ -69,6 +82,12 @@ class HostSwitch:
         self._pa_uses: Counter[str] = Counter(  # mappings per PA, kept up by apply()
             m.provider_address for m in engine.state.mappings.all()
         )
+        self._pa_mtus: dict[str, int | None] = {}
+        self._warned_mtu: set[str] = set()
+        self._kernel: KernelSide | None = None
+        if isinstance(driver, KernelDriver) and driver.fast_path is not None:
+            kernel = KernelOffload(driver.fast_path, driver, lambda: self._pas)
+            self._kernel = KernelSide(engine, kernel)
         self._stopping = threading.Event()
         self._expirer: threading.Thread | None = None
         self._started = False
@@ -115,9 +134,19 @@ class HostSwitch:
             self.expire()
 
     def expire(self, now: float | None = None) -> int:
-        """Retire idle flows (the engine's idle timeout); returns how many."""
+        """Retire idle flows (the engine's idle timeout); returns how many. With a kernel
+        fast path the kernel's last-used times count first (read outside the lock)."""
+        kernel = self._kernel
+        stats = kernel.read_stats() if kernel is not None else None
         with self._lock:
-            return self.engine.expire(now)
+            if now is None:
+                now = self.engine.clock()
+            if kernel is not None and stats is not None:
+                kernel.after_expiry_stats(stats, now)
+            retired = self.engine.expire(now)
+            if kernel is not None:
+                kernel.after_batch()
+            return retired
 
     # -- control side ------------------------------------------------------------------
 
@@ -143,14 +172,17 @@ class HostSwitch:
             except PolicyError as exc:
                 failed = exc
             watch = None
+            after = [self.engine.state.mappings.by_ip(*k) for k in keys]
             if keys:
-                for key, old in zip(keys, before, strict=True):
+                for old, new in zip(before, after, strict=True):
                     self._count_pa(old, -1)
-                    self._count_pa(self.engine.state.mappings.by_ip(*key), 1)
+                    self._count_pa(new, 1)
                 watch = self._watch_change()
             vlans = self.engine.state.access_vlans()
             access = None if vlans == self._access_vlans else vlans
             self._access_vlans = vlans
+            if self._kernel is not None:
+                self._kernel.after_commands(batch, [*before, *after])
         if watch is not None:
             self.driver.watch_neighbors(watch)
         if access is not None:
@@ -169,8 +201,10 @@ class HostSwitch:
             wanted[pa.address] = pa
         macs = {a: normalize_mac(self.driver.uplink_mac(pa.interface), "mac")
                 for a, pa in wanted.items()}  # fmt: skip
+        mtus = {a: self._uplink_mtu(pa.interface) for a, pa in wanted.items()}
         with self._lock:
             before = (self._pas, self._pa_macs)
+            self._pa_mtus = mtus
             self._program_pas(wanted, macs)
         try:
             self.driver.set_provider_addresses(list(wanted.values()))
@@ -182,6 +216,20 @@ class HostSwitch:
             self._watched = frozenset()  # the driver starts afresh: tell it again
             watch = self._watch_change()
         self.driver.watch_neighbors(watch or [])
+
+    def _uplink_mtu(self, interface: str) -> int | None:
+        """The uplink's MTU when the driver can tell; a warning when it cannot carry a
+        VM's 1500-byte packets encapsulated (once per uplink)."""
+        mtu = self.driver.uplink_mtu(interface) if isinstance(self.driver, KernelDriver) else None
+        needed = VM_MTU + VXLAN_OUTER_LEN
+        if mtu is not None and mtu < needed and interface not in self._warned_mtu:
+            self._warned_mtu.add(interface)
+            log.warning(
+                "uplink %s has MTU %d, below %d (%d + %d of VXLAN encapsulation): VM frames"
+                " of %d bytes are answered with ICMP fragmentation needed (MTU %d)",
+                interface, mtu, needed, VM_MTU, VXLAN_OUTER_LEN, VM_MTU, mtu - VXLAN_OUTER_LEN,
+            )  # fmt: skip
+        return mtu
 
     def provider_addresses(self) -> list[PaConfig]:
         with self._lock:
@@ -210,6 +258,71 @@ class HostSwitch:
         with self._lock:
             return dict(self._next_hops)
 
+    # -- the kernel fast path ----------------------------------------------------------
+
+    def revalidate_adopted(self, grace: float = ADOPTION_GRACE) -> dict[str, int]:
+        """Decide again every entry a previous process left in an adopted fast path (call
+        once the engine is programmed and the driver reports its ports); {} without one.
+        Entries the engine cannot decide yet (a remote PA still resolving) are tried
+        again for up to ``grace`` seconds; they keep forwarding meanwhile."""
+        kernel, driver = self._kernel, self.driver
+        if kernel is None or not isinstance(driver, KernelDriver):
+            return {}
+        deadline = time.monotonic() + grace
+        while True:
+            final = time.monotonic() >= deadline
+            by_ifindex = {}
+            for port in self.ports():
+                ifindex = driver.port_ifindex(port)
+                if ifindex is not None:
+                    by_ifindex[ifindex] = port
+            with self._lock:
+                counts = kernel.revalidate_adopted(by_ifindex, final=final)
+            if not counts.get("pending"):
+                return counts
+            self._stopping.wait(ADOPTION_RETRY)
+
+    def fastpath_status(self) -> dict[str, object]:
+        """Whether the kernel fast path runs, why not, and what it holds."""
+        driver = self.driver
+        base: dict[str, object] = (
+            driver.fastpath_status() if isinstance(driver, KernelDriver)
+            else {"state": "off", "reason": "the driver has no kernel data plane"}
+        )  # fmt: skip
+        if self._kernel is None:
+            return base
+        with self._lock:
+            return {**base, **self._kernel.status()}
+
+    def kernel_flows(self, port: str, fresh: bool = False) -> dict[str, tuple[int, int]]:
+        """Flow key (hex) -> (packets, bytes) the kernel counted, of ``port``'s offloaded
+        flows (``UPLINK`` too), as of the last expiry pass or now (``fresh``); {} without
+        a fast path."""
+        if self._kernel is None:
+            return {}
+        if fresh:
+            self._refresh_kernel_stats()
+        with self._lock:
+            stats = self._kernel.kernel.flow_stats()
+            return {f.key.hex(): v for f, v in stats.items() if f.table.port == port}
+
+    def kernel_port_totals(self, fresh: bool = False) -> dict[str, tuple[int, int]]:
+        """Port -> (packets, bytes) the kernel counted for its offloaded flows."""
+        if self._kernel is None:
+            return {}
+        if fresh:
+            self._refresh_kernel_stats()
+        with self._lock:
+            return self._kernel.kernel.port_totals()
+
+    def _refresh_kernel_stats(self) -> None:
+        kernel = self._kernel
+        if kernel is None:
+            return
+        stats = kernel.read_stats()
+        with self._lock:
+            kernel.after_expiry_stats(stats, self.engine.clock())
+
     # -- FrameSink: called by the driver -----------------------------------------------
 
     def from_port(self, port: str, frames: list[bytes]) -> None:
@@ -218,11 +331,15 @@ class HostSwitch:
                 self.counters["drop:unprogrammed_port"] += len(frames)
                 return
             emits = self.engine.process_batch(port, frames)
+            if self._kernel is not None:  # before the emits: a pair goes down first
+                self._kernel.after_batch()
         self._dispatch(emits)
 
     def from_uplink(self, frames: list[bytes]) -> None:
         with self._lock:
             emits = self.engine.process_batch(UPLINK, frames)
+            if self._kernel is not None:
+                self._kernel.after_batch()
         self._dispatch(emits)
 
     def port_added(self, port: str, mac: str) -> None:
@@ -259,7 +376,10 @@ class HostSwitch:
                 for pa in self._pas.values()
                 if pa.gateway == address
             ]
-            self.engine.programming.apply_all(cmds + self._neighbor_changes())
+            cmds += self._neighbor_changes()
+            self.engine.programming.apply_all(cmds)
+            if cmds and self._kernel is not None:
+                self._kernel.after_spaces()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -270,6 +390,8 @@ class HostSwitch:
         self._pas, self._pa_macs = wanted, macs
         cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
         self.engine.programming.apply_all(cmds + self._neighbor_changes())
+        if self._kernel is not None:
+            self._kernel.after_spaces()
 
     def _neighbor_changes(self) -> list[c.Command]:
         """``SetPaNeighbor`` for the resolved remote PAs on-link with a local PA (the
@@ -288,7 +410,7 @@ class HostSwitch:
     def _engine_pa(self, pa: PaConfig) -> ProviderAddress:
         gateway_mac = None if pa.gateway is None else self._next_hops.get(pa.gateway)
         return ProviderAddress(pa.address, self._pa_macs[pa.address], pa.prefix_length,
-                               pa.vlan_id, gateway_mac)  # fmt: skip
+                               pa.vlan_id, gateway_mac, self._pa_mtus.get(pa.address))  # fmt: skip
 
     def _count_pa(self, mapping: Mapping | None, step: int) -> None:
         if mapping is None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN
+from openhnv.packet.checksum import update_checksum_word
 from openhnv.packet.ethernet import (
     ETHERNET_HEADER_LEN,
     ETHERTYPE_AT,
@@ -42,7 +43,15 @@ from openhnv.packet.ethernet import (
     VLAN_TAG_LEN,
     VLAN_TCI_AT,
 )
-from openhnv.packet.frames import NVGRE_OUTER_LEN, VXLAN_OUTER_LEN
+from openhnv.packet.frames import (
+    NVGRE_OUTER_LEN,
+    VXLAN_OUTER_LEN,
+    icmp_echo_frame,
+    nvgre_encapsulate,
+    tcp_frame,
+    udp_frame,
+    vxlan_encapsulate,
+)
 from openhnv.packet.gre import (
     NVGRE_BITS,
     NVGRE_FLOW_ID_MAX,
@@ -57,7 +66,9 @@ from openhnv.packet.icmp import (
     ICMP_IDENTIFIER_AT,
 )
 from openhnv.packet.ipv4 import (
+    IPV4_CHECKSUM_AT,
     IPV4_DST_AT,
+    IPV4_FLAG_DF,
     IPV4_FLAGS_AT,
     IPV4_FRAGMENT_BITS,
     IPV4_HEADER_LEN,
@@ -69,7 +80,8 @@ from openhnv.packet.ipv4 import (
     PROTO_TCP,
     PROTO_UDP,
 )
-from openhnv.packet.tcp import TCP_FLAGS_AT
+from openhnv.packet.keyframe import frame_of_key, tunnel_frame_of_key
+from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT
 from openhnv.packet.template import TunnelTemplate
 from openhnv.packet.udp import UDP_DST_PORT_AT, UDP_HEADER_LEN
 from openhnv.packet.vxlan import (
@@ -77,6 +89,7 @@ from openhnv.packet.vxlan import (
     VXLAN_HEADER_LEN,
     VXLAN_PORT,
     VXLAN_SOURCE_PORT_MAX,
+    VXLAN_SOURCE_PORT_MIN,
     VXLAN_VNI_AT,
 )
 from openhnv.vswitch.fastpath.errors import FastPathError
@@ -338,3 +351,84 @@ def uplink_key_of(frame: bytes, vlan_id: int = 0) -> UplinkKey | None:
         frame[_IP + IPV4_SRC_AT : _IP + IPV4_DST_AT], frame[_IP + IPV4_DST_AT : _L4], vsid,
         vlan_id, encap, found,
     )  # fmt: skip
+
+
+# -- from the engine's keys, and back to frames -----------------------------------------
+
+
+def port_key_of_flow_key(ifindex: int, key: bytes) -> PortKey | None:
+    """The kernel's key of the VM frames whose engine flow key is ``key`` (None: the
+    kernel never executes frames of that shape)."""
+    frame = frame_of_key(key)
+    return None if frame is None else port_key_of(ifindex, frame)
+
+
+def uplink_key_of_flow_key(key: bytes, vlan_id: int = 0) -> UplinkKey | None:
+    """The kernel's key of the tunnel frames whose engine key (outer + inner) is ``key``,
+    received on the PA subnet of ``vlan_id``."""
+    frame = tunnel_frame_of_key(key)
+    return None if frame is None else uplink_key_of(frame, vlan_id)
+
+
+_SYNTHETIC_TTL = 64
+_FLAGS_SHIFT = 13  # the 3 flag bits above the 13-bit fragment offset
+_ICMP_TYPE_SHIFT = 8
+
+
+def _mac(raw: bytes) -> str:
+    return raw.hex(":")
+
+
+def frame_of_flow(flow: FlowTuple) -> bytes | None:
+    """A frame of the kernel's ``flow`` (TCP with ACK only, UDP, or ICMP echo), for a
+    revalidator that decides the flow again; None for another protocol. TCP and UDP
+    carry DF and TTL 64 as a Linux VM's do, so that the engine keys them as it keys the
+    VM's own frames."""
+    src_mac, dst_mac = _mac(flow.src_mac), _mac(flow.dst_mac)
+    if flow.protocol == PROTO_TCP:
+        tcp = tcp_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=flow.src_ip,
+                        dst_ip=flow.dst_ip, src_port=flow.src_port, dst_port=flow.dst_port,
+                        flags=TCP_ACK, ttl=_SYNTHETIC_TTL)  # fmt: skip
+        return _dont_fragment(tcp)
+    if flow.protocol == PROTO_UDP:
+        udp = udp_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=flow.src_ip,
+                        dst_ip=flow.dst_ip, src_port=flow.src_port, dst_port=flow.dst_port,
+                        ttl=_SYNTHETIC_TTL)  # fmt: skip
+        return _dont_fragment(udp)
+    kind = flow.src_port >> _ICMP_TYPE_SHIFT
+    if flow.protocol == PROTO_ICMP and kind in ICMP_ECHOES:
+        return icmp_echo_frame(src_mac=src_mac, dst_mac=dst_mac, src_ip=flow.src_ip,
+                               dst_ip=flow.dst_ip, identifier=flow.dst_port,
+                               reply=kind == ICMP_ECHO_REPLY, ttl=_SYNTHETIC_TTL)  # fmt: skip
+    return None
+
+
+def _dont_fragment(frame: bytes) -> bytes:
+    """``frame`` (untagged IPv4) with DF set and its header checksum updated."""
+    at = _IP + IPV4_FLAGS_AT
+    word = _U16.unpack_from(frame, at)[0]
+    new = word | IPV4_FLAG_DF << _FLAGS_SHIFT
+    checksum_at = _IP + IPV4_CHECKSUM_AT
+    checksum = update_checksum_word(_U16.unpack_from(frame, checksum_at)[0], word, new)
+    out = bytearray(frame)
+    _U16.pack_into(out, at, new)
+    _U16.pack_into(out, checksum_at, checksum)
+    return bytes(out)
+
+
+def frame_of_uplink_key(key: UplinkKey) -> bytes | None:
+    """A tunnel frame the kernel would key as ``key`` (untagged: the switch sees frames
+    with their tag popped), outer MACs zero, for a revalidator."""
+    inner = frame_of_flow(key.flow)
+    if inner is None:
+        return None
+    zero = bytes(MAC_LEN)
+    if key.encap == ENCAP_VXLAN:
+        return vxlan_encapsulate(inner, outer_src_mac=zero, outer_dst_mac=zero,
+                                 src_pa=key.remote_pa, dst_pa=key.local_pa, vni=key.vsid,
+                                 src_port=VXLAN_SOURCE_PORT_MIN)  # fmt: skip
+    if key.encap == ENCAP_NVGRE:
+        return nvgre_encapsulate(inner, outer_src_mac=zero, outer_dst_mac=zero,
+                                 src_pa=key.remote_pa, dst_pa=key.local_pa, vsid=key.vsid,
+                                 flow_id=0)  # fmt: skip
+    return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import struct
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
@@ -36,6 +37,7 @@ _MAX_BATCH = 1 << 16
 _U32 = ctypes.c_uint32
 _U64 = ctypes.c_uint64
 _VALUE_ALIGN = 8  # per-CPU values are 8-byte aligned, one per possible CPU
+_STATS = struct.Struct("=QQQ")  # struct hnv_stats: packets, bytes, last_used_ns
 
 K = TypeVar("K", PortKey, UplinkKey)
 
@@ -92,6 +94,29 @@ class FlowTable(Generic[K]):
         unpack_stats = FlowStats.unpack
         end = STATS_OFFSET + FlowStats.size()
         return {unpack_key(k): unpack_stats(v[STATS_OFFSET:end]) for k, v in self._raw()}
+
+    def raw_stats(self) -> Iterator[tuple[bytes, int, int, int]]:
+        """(packed key, packets, bytes, last_used_ns) of every entry: what an expiry pass
+        reads, without unpacking keys."""
+        unpack = _STATS.unpack_from
+        for key, value in self._raw():
+            packets, size, last_used = unpack(value, STATS_OFFSET)
+            yield key, packets, size, last_used
+
+    def set_raw(self, key: bytes, entry: bytes) -> None:
+        """``set`` of a packed key and a packed entry."""
+        result = libbpf.lib().bpf_map_update_elem(self.fd, key, entry, BPF_ANY)
+        if libbpf.errno_of(result) == errno.E2BIG:
+            raise FastPathError(f"{self.name}: full ({self.capacity} entries)")
+        libbpf.check(result, f"{self.name}: update of {key.hex()}")
+
+    def delete_raw(self, key: bytes) -> bool:
+        """``delete`` of a packed key."""
+        result = libbpf.lib().bpf_map_delete_elem(self.fd, key)
+        if libbpf.errno_of(result) == errno.ENOENT:
+            return False
+        libbpf.check(result, f"{self.name}: delete of {key.hex()}")
+        return True
 
     def __len__(self) -> int:
         return sum(1 for _ in self._raw())

@@ -1,0 +1,307 @@
+"""Which unified flows a kernel fast path may execute: the engine's offload decisions.
+
+The engine stays the only place that decides; a fast path below it (an eBPF executor,
+as GFT is for VFP) is a cache of its decisions with exact invalidation. This part
+(``engine.offload``, pure, no I/O) says which flows that cache should hold and when
+one must leave it, as operations the I/O edge applies (``Offload``, ``Withdraw``).
+
+What a kernel entry is. A frame takes one entry from where it enters the host to
+where it leaves, so an entry is the composition of what the engine does to it:
+
+- a VM port's outbound flow (the *head*): encapsulation toward a remote PA
+  (``encap``), or local delivery (``deliver``) composed with the destination port's
+  inbound flow (the *tail*: its inner edit after the head's, its policy too);
+- an uplink flow (the head): decapsulation composed with the destination port's
+  inbound flow (the tail) (``decap``).
+
+When. A head goes down once the slow path has decided both directions of its
+connection: the head (VM port) or the tail (decapsulation, local delivery) is one
+flow of a pair (``Flow.pair``, set when the reverse direction was decided as its
+reply, stateful ACLs included); so do composed heads. Drops, punts, broadcast
+replication and flows without a pair stay in Python, and so does every first packet
+(it is what decides). A flow leaves (``Withdraw``) when it retires, when its decision
+(or its tail's) becomes something the kernel must not do, or when its port goes.
+
+Every change to a flow that the engine commits (``note``: the slow path, a pairing,
+a retirement) is remembered and evaluated in ``operations()``, which the edge calls
+after each batch, after programming and after expiry: the per-packet path pays
+nothing. ``revalidation_set`` names the offered heads a change of policy or of the
+spaces may affect (``VfpEngine.revalidate`` decides them again); ``used`` gives
+kernel hits back to the flows' idle clocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, TypeAlias
+
+from openhnv.packet.addresses import MAC_LEN
+from openhnv.packet.ethernet import ETHERTYPE_AT
+from openhnv.packet.flowkey import FAST_KEY_LEN, FAST_KEY_TTL_AT
+from openhnv.vfp.emits import UPLINK
+from openhnv.vfp.flowtable import Flow
+from openhnv.vfp.model import Port
+from openhnv.vfp.policy import IN, OUT
+from openhnv.vfp.state import EngineState
+from openhnv.vfp.transposition import ENTROPY_MASK, Decap, Encap, InnerEdit, LocalDelivery
+
+Action: TypeAlias = Literal["encap", "deliver", "decap"]
+ENCAP: Action = "encap"
+DELIVER: Action = "deliver"
+DECAP: Action = "decap"
+_MACS_LEN = 2 * MAC_LEN
+_IPV6 = 6
+
+TailKey = tuple[str, bytes]
+"""(port, key) of the inbound flow a composed head hands its frames to."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEdit:
+    """What an entry does to the inner frame: the new destination and source MACs
+    (12 bytes) and whether the IPv4 TTL drops by one."""
+
+    macs: bytes
+    decrement_ttl: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OffloadEntry:
+    """What the kernel must do with frames of one head flow (plain data; the edge makes
+    its kernel key from ``key`` and its entry from the rest)."""
+
+    action: Action
+    port: str  # the head's port: a VM port, or UPLINK
+    key: bytes  # the head's unified-flow key
+    target: str | None  # deliver / decap: the VM port the frames go to
+    encap: Encap | None  # encap: the destination's compiled outer headers
+    entropy: int  # encap: VXLAN source port or NVGRE FlowID
+    edit: FlowEdit | None
+    ports: tuple[str, ...]  # whose policy the decision used: the head's port, the target
+
+
+class Offload(NamedTuple):
+    """Install (or replace) the kernel entry of ``head`` (``tail``: its composed inbound
+    flow, None for encapsulation)."""
+
+    head: Flow
+    tail: Flow | None
+    entry: OffloadEntry
+
+
+class Withdraw(NamedTuple):
+    """Remove the kernel entry of ``head`` (its last offered ``entry``)."""
+
+    head: Flow
+    entry: OffloadEntry
+
+
+OffloadOp: TypeAlias = Offload | Withdraw
+
+
+def edited_key(key: bytes, edit: InnerEdit | None) -> bytes:
+    """The key of a frame of flow ``key`` after ``edit`` (new MACs, TTL - 1 in a fast
+    key; other keys hold no TTL)."""
+    if edit is None:
+        return key
+    key = edit.macs + key[_MACS_LEN:]
+    if edit.decrement_ttl and len(key) == FAST_KEY_LEN and key[FAST_KEY_TTL_AT]:
+        ttl = key[FAST_KEY_TTL_AT] - 1
+        key = key[:FAST_KEY_TTL_AT] + bytes((ttl,)) + key[FAST_KEY_TTL_AT + 1 :]
+    return key
+
+
+def _compose(first: InnerEdit | None, then: InnerEdit | None) -> tuple[bool, FlowEdit | None]:
+    """(expressible, the edit of ``first`` then ``then``): one MAC rewrite (the last
+    one wins) and at most one IPv4 TTL decrement."""
+    edits = [e for e in (first, then) if e is not None]
+    if not edits:
+        return True, None
+    if any(e.family == _IPV6 for e in edits) or sum(e.decrement_ttl for e in edits) > 1:
+        return False, None
+    return True, FlowEdit(edits[-1].macs, any(e.decrement_ttl for e in edits))
+
+
+class Offloader:
+    """The offload decisions of one engine (module docstring); ``enabled`` by the switch
+    that has a fast path, else every hook is skipped."""
+
+    def __init__(self, state: EngineState) -> None:
+        self.state = state
+        self.enabled = False
+        self.pending: list[Flow] = []
+        """Flows changed since the last ``operations()`` (the engine appends)."""
+        self.offered: dict[Flow, tuple[OffloadEntry, Flow | None]] = {}
+        """Heads whose entry the edge was told to install, with that entry and tail."""
+        self._heads_of: dict[TailKey, list[Flow]] = {}  # composed heads by their tail
+        self._tail_of: dict[Flow, TailKey] = {}
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def note(self, flow: Flow) -> None:
+        """``flow`` was committed, paired, re-evaluated or retired."""
+        self.pending.append(flow)
+
+    def touch(self, heads: Iterable[Flow]) -> None:
+        """Evaluate ``heads`` again at the next ``operations()``."""
+        self.pending.extend(heads)
+
+    # -- evaluation ------------------------------------------------------------------
+
+    def operations(self) -> list[OffloadOp]:
+        """What the edge must change, for every flow noted since the last call."""
+        pending, self.pending = self.pending, []
+        ops: list[OffloadOp] = []
+        seen: set[Flow] = set()
+        for flow in pending:
+            if flow in seen:
+                continue
+            seen.add(flow)
+            table = flow.table
+            if table.direction == IN and table.port != UPLINK:  # a tail: its heads
+                for head in list(self._heads_of.get((table.port, flow.key), ())):
+                    if head not in seen:
+                        seen.add(head)
+                        self._evaluate(head, ops)
+            else:
+                self._evaluate(flow, ops)
+        return ops
+
+    def _evaluate(self, head: Flow, ops: list[OffloadOp]) -> None:
+        entry, tail, tail_key = self._entry_of(head)
+        known = self._tail_of.get(head)
+        if known != tail_key:
+            if known is not None:
+                self._unregister(head, known)
+            if tail_key is not None:
+                self._tail_of[head] = tail_key
+                self._heads_of.setdefault(tail_key, []).append(head)
+        offered = self.offered.get(head)
+        if entry is None:
+            if offered is not None:
+                del self.offered[head]
+                ops.append(Withdraw(head, offered[0]))
+            return
+        if offered != (entry, tail):
+            self.offered[head] = (entry, tail)
+            ops.append(Offload(head, tail, entry))
+
+    def _unregister(self, head: Flow, tail_key: TailKey) -> None:
+        del self._tail_of[head]
+        heads = self._heads_of.get(tail_key)
+        if heads is not None:
+            if head in heads:
+                heads.remove(head)
+            if not heads:
+                del self._heads_of[tail_key]
+
+    def _owner(self, flow: Flow) -> Port | None:
+        """The port whose table holds ``flow`` now (None: retired, or its port went)."""
+        table = flow.table
+        port = self.state.uplink if table.port == UPLINK else self.state.ports.get(table.port)
+        if port is None or port.table(table.direction) is not table:
+            return None
+        return port if table.flows.get(flow.key) is flow else None
+
+    def _tail(self, tail_key: TailKey) -> tuple[Port | None, Flow | None]:
+        """The port and its inbound flow a composed head delivers to, when that flow may
+        go down with it: delivered as is (plus an edit), both directions decided."""
+        q = self.state.ports.get(tail_key[0])
+        if q is None or not q.enabled:
+            return None, None
+        tail = q.inbound.flows.get(tail_key[1])
+        if tail is None or tail.pair is None:
+            return q, None
+        t = tail.template
+        if t.__class__ is not LocalDelivery or t.port != q.name:
+            return q, None
+        return q, tail
+
+    def _entry_of(self, head: Flow) -> tuple[OffloadEntry | None, Flow | None, TailKey | None]:
+        """(the entry, its tail, the tail key it waits on) of ``head`` now."""
+        p = self._owner(head)
+        if p is None or head.table.direction != (IN if p is self.state.uplink else OUT):
+            return None, None, None
+        t = head.template
+        if p is self.state.uplink:
+            if not isinstance(t, Decap):
+                return None, None, None
+            tail_key = (t.port, head.key[t.outer_len :])
+            q, tail = self._tail(tail_key)
+            if q is None or tail is None:
+                return None, None, tail_key
+            ok, edit = _compose(None, tail.template.edit)  # type: ignore[union-attr]
+            if not ok:
+                return None, None, tail_key
+            entry = OffloadEntry(DECAP, UPLINK, head.key, q.name, None, 0, edit, (UPLINK, q.name))
+            return entry, tail, tail_key
+        if not p.enabled or head.pair is None:
+            return None, None, None
+        if isinstance(t, Encap):
+            ok, edit = _compose(t.edit, None)
+            if not ok:
+                return None, None, None
+            entropy = head.arg & ENTROPY_MASK
+            entry = OffloadEntry(ENCAP, p.name, head.key, None, t, entropy, edit, (p.name,))
+            return entry, None, None
+        if not isinstance(t, LocalDelivery) or t.port == p.name:
+            return None, None, None
+        tail_key = (t.port, edited_key(head.key, t.edit))
+        q, tail = self._tail(tail_key)
+        if q is None or tail is None:
+            return None, None, tail_key
+        ok, edit = _compose(t.edit, tail.template.edit)  # type: ignore[union-attr]
+        if not ok:
+            return None, None, tail_key
+        entry = OffloadEntry(DELIVER, p.name, head.key, q.name, None, 0, edit, (p.name, q.name))
+        return entry, tail, tail_key
+
+    # -- for the edge ----------------------------------------------------------------
+
+    def revalidation_set(
+        self, ports: Iterable[str] = (), addresses: Iterable[bytes] = (), everything: bool = False
+    ) -> list[Flow]:
+        """The offered heads a change may affect: every one (``everything``), those whose
+        decision used one of ``ports`` (head or target), and those whose frames carry one
+        of ``addresses`` (MACs of 6 bytes, IPv4 addresses of 4) as source or destination
+        (inner frame for uplink heads)."""
+        if everything:
+            return list(self.offered)
+        wanted = set(ports)
+        macs = {a for a in addresses if len(a) == MAC_LEN}
+        ips = {a for a in addresses if len(a) != MAC_LEN}
+        found = []
+        for head, (entry, _) in self.offered.items():
+            if wanted.intersection(entry.ports):
+                found.append(head)
+                continue
+            if macs or ips:
+                key = entry.key
+                if entry.action == DECAP and isinstance(head.template, Decap):
+                    key = key[head.template.outer_len :]
+                if key[:MAC_LEN] in macs or key[MAC_LEN:_MACS_LEN] in macs:
+                    found.append(head)
+                elif ips and any(ip in key[ETHERTYPE_AT:] for ip in ips):
+                    found.append(head)  # may be a false positive: decided again, unchanged
+        return found
+
+    def used(self, head: Flow, when: float) -> None:
+        """The kernel executed ``head``'s entry at ``when`` (the engine's clock): the head
+        and its tail are not idle."""
+        if when > head.last_seen:
+            head.last_seen = when
+        offered = self.offered.get(head)
+        tail = None if offered is None else offered[1]
+        if tail is not None and when > tail.last_seen:
+            tail.last_seen = when
+
+    def forget(self) -> list[OffloadOp]:
+        """Withdraw everything offered (the fast path went away)."""
+        ops: list[OffloadOp] = [Withdraw(h, e) for h, (e, _) in self.offered.items()]
+        self.offered.clear()
+        self._heads_of.clear()
+        self._tail_of.clear()
+        self.pending.clear()
+        return ops

@@ -1,0 +1,225 @@
+"""engine.offload: which flows a kernel fast path may execute, and when one must leave it."""
+
+from __future__ import annotations
+
+import struct
+
+from vfp_frames import (
+    MAC_A,
+    MAC_B,
+    PA_A,
+    PA_B,
+    ROUTER,
+    VM1,
+    VM2,
+    VM3,
+    VM5,
+    TcpEnd,
+    arp_request,
+    host,
+    udp_frame,
+)
+
+from openhnv.vfp import commands as c
+from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
+from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.offload import DECAP, DELIVER, ENCAP, Offload, OffloadOp, edited_key
+from openhnv.vfp.policy import OUT, Block, Encapsulate, Rule, conditions
+from openhnv.vfp.spaces import Mapping, ProviderAddress
+
+
+def engines() -> tuple[VfpEngine, VfpEngine]:
+    a, b = host(PA_A, MAC_A), host(PA_B, MAC_B)
+    a.offload.enable()
+    b.offload.enable()
+    return a, b
+
+
+def summary(ops: list[OffloadOp]) -> set[tuple[str, str, str, str | None]]:
+    return {(type(op).__name__, op.entry.action, op.entry.port, op.entry.target) for op in ops}
+
+
+def handshake(a: VfpEngine, b: VfpEngine, sport: int = 40000) -> tuple[TcpEnd, TcpEnd]:
+    """VM1 (host A) connects to VM2 (host B): SYN, SYN-ACK; the ops are left pending."""
+    c1, c2 = TcpEnd(VM1, VM2, sport, 80), TcpEnd(VM2, VM1, 80, sport)
+    syn = c1.segment(0x02)
+    [tx] = a.process("vm1", syn)
+    assert isinstance(tx, Transmit)
+    b.process(UPLINK, tx.frame)
+    c2.saw(syn)
+    [back] = b.process("vm2", c2.segment(0x12))
+    assert isinstance(back, Transmit)
+    a.process(UPLINK, back.frame)
+    return c1, c2
+
+
+def test_a_connection_goes_down_once_both_directions_are_decided() -> None:
+    a, b = engines()
+    c1 = TcpEnd(VM1, VM2, 40000, 80)
+    [tx] = a.process("vm1", c1.segment(0x02))
+    assert a.offload.operations() == []  # one direction only: the SYN stays in Python
+    assert isinstance(tx, Transmit)
+    b.process(UPLINK, tx.frame)
+    assert b.offload.operations() == []
+    c2 = TcpEnd(VM2, VM1, 80, 40000)
+    [back] = b.process("vm2", c2.segment(0x12))
+    assert summary(b.offload.operations()) == {
+        ("Offload", ENCAP, "vm2", None),  # VM2's replies, encapsulated toward host A
+        ("Offload", DECAP, UPLINK, "vm2"),  # VM1's frames, decapsulated to VM2
+    }
+    assert isinstance(back, Transmit)
+    a.process(UPLINK, back.frame)
+    ops = a.offload.operations()
+    assert summary(ops) == {("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")}
+    [encap] = [op for op in ops if isinstance(op, Offload) and op.entry.action == ENCAP]
+    sport = struct.unpack_from("!H", tx.frame, 34)[0]
+    assert encap.entry.entropy == sport  # the kernel writes the source port Python wrote
+    assert encap.entry.encap is not None
+    assert encap.entry.encap.provider_address == PA_B
+    assert a.offload.operations() == []  # nothing changed since
+
+
+def test_same_host_vms_compose_delivery_with_the_peer_inbound_flow() -> None:
+    a, _ = engines()
+    l1, l5 = TcpEnd(VM1, VM5, 40001, 80), TcpEnd(VM5, VM1, 80, 40001)
+    syn = l1.segment(0x02)
+    a.process("vm1", syn)
+    l5.saw(syn)
+    a.process("vm5", l5.segment(0x12))
+    ops = a.offload.operations()
+    assert summary(ops) == {("Offload", DELIVER, "vm1", "vm5"), ("Offload", DELIVER, "vm5", "vm1")}
+    for op in ops:
+        assert isinstance(op, Offload)
+        assert op.tail is not None
+        assert op.entry.ports == (op.entry.port, op.entry.target)  # both policies decided
+
+
+def test_a_routed_pair_carries_the_router_edit_and_one_ttl_decrement() -> None:
+    a, _ = engines()
+    r1, r3 = TcpEnd(VM1, VM3, 40002, 80), TcpEnd(VM3, VM1, 80, 40002)
+    r1.peer_mac = r3.peer_mac = ROUTER
+    syn = r1.segment(0x02)
+    [delivered] = a.process("vm1", syn)
+    assert isinstance(delivered, Deliver)
+    assert delivered.port == "vm3"
+    r3.saw(syn)
+    a.process("vm3", r3.segment(0x12))
+    ops = [op for op in a.offload.operations() if isinstance(op, Offload)]
+    [to_vm3] = [op for op in ops if op.entry.port == "vm1"]
+    edit = to_vm3.entry.edit
+    assert edit is not None
+    assert edit.decrement_ttl
+    assert edit.macs == bytes.fromhex(VM3[1].replace(":", "")) + bytes.fromhex(
+        ROUTER.replace(":", "")
+    )
+    # the tail is the inbound flow of the frame as routed: new MACs, TTL one lower
+    assert to_vm3.tail is not None
+    assert to_vm3.tail.key == edited_key(
+        to_vm3.entry.key,
+        to_vm3.head.template.edit,  # type: ignore[union-attr]
+    )
+
+
+def test_drops_arp_and_broadcasts_never_go_down() -> None:
+    a, _ = engines()
+    a.process("vm1", arp_request(VM1[1], VM1[2], VM2[2]))
+    a.process("vm1", udp_frame(VM1[1], "ff:ff:ff:ff:ff:ff", VM1[2], "10.1.1.255"))
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT))
+    denied = TcpEnd(VM1, VM2, 40003, 80)
+    assert isinstance(a.process("vm1", denied.segment(0x10))[0], Drop)
+    assert a.offload.operations() == []
+
+
+DENY_ALL_OUT = Rule("deny-all-out", 100, conditions(), Block())
+
+
+def test_an_acl_flip_withdraws_the_established_flow_after_revalidation() -> None:
+    a, b = engines()
+    handshake(a, b)
+    a.offload.operations()
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT))
+    heads = a.offload.revalidation_set(ports={"vm1"})
+    assert len(heads) == 2  # VM1's encapsulation and the decapsulation to VM1
+    a.revalidate(heads)
+    ops = a.offload.operations()
+    assert ("Withdraw", ENCAP, "vm1", None) in summary(ops)
+    counters = a.listing.counters("vm1")
+    assert counters.get("drop:acl_deny", 0) == 0  # a revalidation is not a packet
+
+
+def test_a_moved_mapping_re_offers_the_flow_toward_the_new_pa() -> None:
+    a, b = engines()
+    handshake(a, b)
+    a.offload.operations()
+    moved = "192.168.1.30"
+    a.programming.apply(c.SetPaNeighbor(moved, "02:00:00:00:0c:01"))
+    a.programming.apply(c.AddMapping(Mapping(VM2[4], VM2[2], moved, VM2[1], VM2[3])))
+    addresses = {bytes.fromhex(VM2[1].replace(":", "")), bytes([10, 1, 1, 12])}
+    heads = a.offload.revalidation_set(addresses=addresses)
+    a.revalidate(heads)
+    ops = a.offload.operations()
+    [encap] = [op for op in ops if isinstance(op, Offload) and op.entry.action == ENCAP]
+    assert encap.entry.encap is not None
+    assert encap.entry.encap.provider_address == moved
+    # frames from VM2's old PA no longer pass the source check: that entry leaves
+    assert ("Withdraw", DECAP, UPLINK, "vm1") in summary(ops)
+
+
+def test_retirement_and_a_removed_port_withdraw_their_entries() -> None:
+    a, b = engines()
+    handshake(a, b)
+    a.offload.operations()
+    a.programming.apply(c.RemovePort("vm1"))
+    a.revalidate(a.offload.revalidation_set(ports={"vm1"}))
+    assert summary(a.offload.operations()) == {
+        ("Withdraw", ENCAP, "vm1", None),
+        ("Withdraw", DECAP, UPLINK, "vm1"),
+    }
+    b.offload.operations()
+    assert b.expire(10_000.0) > 0  # host B's pair idles out: its entries leave too
+    assert summary(b.offload.operations()) == {
+        ("Withdraw", ENCAP, "vm2", None),
+        ("Withdraw", DECAP, UPLINK, "vm2"),
+    }
+
+
+def test_kernel_hits_keep_a_pair_from_idling_out() -> None:
+    a, b = engines()
+    handshake(a, b)
+    offered = [op.head for op in a.offload.operations() if isinstance(op, Offload)]
+    for head in offered:
+        a.offload.used(head, 100.0)
+    assert a.expire(100.0 + a.idle_timeout / 2) == 0
+    assert a.expire(100.0 + a.idle_timeout * 2) > 0
+
+
+def test_a_frame_too_big_for_the_uplink_is_answered_with_fragmentation_needed() -> None:
+    a = VfpEngine(clock=lambda: 0.0)
+    a.programming.apply(c.AddProviderAddress(ProviderAddress(PA_A, MAC_A, 24, mtu=1500)))
+    a.programming.apply(c.SetPaNeighbor(PA_B, MAC_B))
+    for vm in (VM1, VM2):
+        a.programming.apply(c.AddMapping(Mapping(vm[4], vm[2], vm[5], vm[1], vm[3])))
+    a.programming.apply_all(_open_port(VM1))
+    big = TcpEnd(VM1, VM2, 40020, 80).segment(0x10, payload=b"x" * 1448)  # a 1514-byte frame
+    emits = a.process("vm1", big)
+    assert Drop("vm1", "mtu_exceeded") in emits
+    [answer] = [e for e in emits if isinstance(e, Deliver)]
+    assert answer.port == "vm1"
+    assert answer.frame[34:36] == b"\x03\x04"  # ICMP destination unreachable, frag needed
+    assert struct.unpack_from("!H", answer.frame, 40)[0] == 1500 - 50  # the next-hop MTU
+    assert answer.frame[26:30] == bytes([10, 1, 1, 12])  # from the destination
+    small = TcpEnd(VM1, VM2, 40021, 80).segment(0x10, payload=b"x" * 1398)
+    assert isinstance(a.process("vm1", small)[0], Transmit)  # 1450 + 50 fits
+    assert a.listing.counters("vm1")["drop:mtu_exceeded"] == 1
+
+
+def _open_port(vm: tuple[object, ...]) -> list[c.Command]:
+    name, mac, ip, rdid = str(vm[0]), str(vm[1]), str(vm[2]), str(vm[4])
+    vsid = vm[3]
+    assert isinstance(vsid, int)
+    return [
+        c.AddPort(name, mac, vsid, rdid, (ip,)),
+        c.AddLayer(name, "VNET", 30),
+        c.AddGroup(name, "VNET", "out-v4", OUT),
+        c.AddRule(name, "VNET", "out-v4", Rule("l2", 1, conditions(), Encapsulate())),
+    ]
