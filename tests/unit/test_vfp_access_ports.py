@@ -133,3 +133,22 @@ def test_arp_crosses_acl_layers_that_block_by_default() -> None:
     assert engine.process(UPLINK, tagged(answer)) == [Deliver(name, answer)]
     ip = tcp_frame(PLAIN[0], VM_A[1], PLAIN[1], VM_A[2], 50000, 80)
     assert not [e for e in engine.process(UPLINK, tagged(ip)) if isinstance(e, Deliver)]
+
+
+def test_an_access_ports_connections_are_never_offered_to_a_kernel_fast_path() -> None:
+    # The kernel's programs do not push or pop an 802.1Q tag: bridged frames, and
+    # deliveries between two access ports, stay with the switch both ways.
+    engine = switch()
+    engine.offload.enable()
+    syn = tcp_frame(VM_A[1], PLAIN[0], VM_A[2], PLAIN[1], 40000, 80)
+    syn_ack = tcp_frame(PLAIN[0], VM_A[1], PLAIN[1], VM_A[2], 80, 40000, flags=0x12)
+    local = tcp_frame(VM_A[1], VM_B[1], VM_A[2], VM_B[2], 40001, 80)
+    local_reply = tcp_frame(VM_B[1], VM_A[1], VM_B[2], VM_A[2], 80, 40001, flags=0x12)
+    for _ in range(3):
+        assert isinstance(engine.process("vma", syn)[0], Transmit)
+        assert engine.process(UPLINK, tagged(syn_ack)) == [Deliver("vma", syn_ack)]
+        assert engine.process("vma", local) == [Deliver("vmb", local)]
+        assert engine.process("vmb", local_reply) == [Deliver("vma", local_reply)]
+    assert engine.state.port("vma").outbound.flows  # decided and cached, both ways paired
+    assert engine.offload.operations() == []
+    assert engine.offload.offered == {}
