@@ -252,16 +252,20 @@ def _build_host(lab: Lab, host_name: str, progress: Progress) -> None:
 def _build_vm(lab: Lab, vm_name: str, progress: Progress, offloads: bool) -> None:
     names, topology = lab.names, lab.topology
     vm = topology.vm(vm_name)
-    subnet = topology.vm_subnet(vm)
+    prefix, gateway = topology.vm_prefix(vm)
     namespace, host_namespace = names.vm(vm.name), names.host(vm.host)
     port = names.vm_port(vm.name)
-    address = ipaddress.IPv4Interface(f"{vm.ip}/{subnet.prefix.prefixlen}")
+    address = ipaddress.IPv4Interface(f"{vm.ip}/{prefix.prefixlen}")
+    # An access port's frames always stay with the Python switch, which takes whole
+    # frames only: no GSO, even when the hosts run the kernel fast path.
+    offloads = offloads and vm.logical_network is None
     with _step(f"VM {vm.name}: namespace {namespace}, {address} on host {vm.host}", progress):
         netns.create_namespace(namespace)
         netns.add_veth(namespace, VM_INTERFACE, host_namespace, port, VM_MTU)
         netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
         netns.add_address(namespace, VM_INTERFACE, address)
-        netns.add_route(namespace, None, subnet.gateway)
+        if gateway is not None:
+            netns.add_route(namespace, None, gateway)
         if not offloads:
             netns.disable_offloads(namespace, VM_INTERFACE)
         netns.set_up(host_namespace, port)
