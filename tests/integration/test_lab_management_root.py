@@ -61,7 +61,7 @@ def test_bare_ip_servers_connect_over_ssl() -> None:
     plan = management.plan(topology)
     with running_lab(topology) as lab:
         assert _routes_to(plan.prefix) == {plan.root_link}  # main and local tables
-        client = ControllerClient.connect(lab.controller_url)
+        client = ControllerClient.connect(lab.controller_url, access=lab.access)
         try:
             for host in topology.hosts:
                 server = client.get(f"/servers/{host.name}")
