@@ -290,7 +290,10 @@ def test_provisioning_state_flow(
         ("tcp:not-an-ip:6640", "InvalidManagementAddress", "not an IP address"),
         ("tcp:127.0.0.1:0", "InvalidManagementAddress", "port '0'"),
         ("unix:relative.sock", "InvalidManagementAddress", "absolute"),
-        ("10.0.0.1", "HostNotConnected", "not dialed"),
+        # a bare address is SSL at 6640, as Microsoft's NC dials it: never dialed here,
+        # the controller has no --pki
+        ("10.0.0.1", "InvalidManagementAddress", "ssl:10.0.0.1:6640 needs SSL"),
+        ("host_1!", "InvalidManagementAddress", "neither an IP address"),
         ("unix:/nonexistent/hnv-pub.sock", "HostNotConnected", "no socket at"),
         ("ssl:127.0.0.1:6640", "InvalidManagementAddress", "--pki"),
     ],

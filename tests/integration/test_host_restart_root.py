@@ -26,7 +26,7 @@ from lab_running import running_lab, topology_of
 
 from openhnv.host.control import call
 from openhnv.host.errors import ControlError
-from openhnv.lab import daemons, netns
+from openhnv.lab import daemons, netns, orchestrator
 
 pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
@@ -128,8 +128,7 @@ def test_kill_9_of_hnv_host_loses_only_a_handful_of_packets() -> None:
             killed_at = time.monotonic()
             echo.exchange()  # no hnv host runs on host1: the kernel carries the connection
             carried_while_down = time.monotonic() - killed_at
-            new = daemons.start_host(lab.run_dir, lab.lab.names.host("host1"), "host1",
-                                     fastpath="on")  # fmt: skip
+            new = orchestrator.start_host(lab.lab, "host1")
             status = wait_for_new_host(lab.host_state_dir("host1"), new)
             restarted_in = time.monotonic() - killed_at
             echo.exchange()  # and after the restart, through the adopted entries

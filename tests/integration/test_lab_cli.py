@@ -81,7 +81,8 @@ def test_up_status_exec_down(
 
     assert main([*root, "down", name]) == 0
     removed = capfd.readouterr().out
-    assert re.search(f"lab {name} removed: 5 namespaces, [3-9] daemons stopped", removed)
+    # fabric, router, the host, two VMs and the management network
+    assert re.search(f"lab {name} removed: 6 namespaces, [3-9] daemons stopped", removed)
     assert netns.list_namespaces(builder.LabNames(name).prefix) == []
 
 

@@ -63,7 +63,9 @@ def test_up_status_down_then_nothing_left(
         # so a test never runs it; `down` goes through the same removal by prefix.)
         assert main(["lab", "down", name]) == 0
         assert re.search(
-            f"lab {name} removed: 8 namespaces, [4-9] daemons stopped", capfd.readouterr().out
+            # fabric, router, 2 hosts, 4 VMs and the management network
+            f"lab {name} removed: 9 namespaces, [4-9] daemons stopped",
+            capfd.readouterr().out,
         )
     finally:
         orchestrator.down(name)

@@ -1,4 +1,7 @@
-"""schemathesis against /openapi.json in-process: no 500s, no undeclared status codes."""
+"""schemathesis against /openapi.json in-process: no 500s, no undeclared status codes.
+
+The operations tagged "not implemented" (the NC's collections openhnv does not
+implement) declare one answer, 501: there it is the answer, not a server error."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from openhnv.api.app import create_app
+from openhnv.api.app import UNIMPLEMENTED_TAG, create_app
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.northbound.store import SqliteStore
 
@@ -36,9 +39,10 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi(case: schemathesis.Case[Any]) -> None:
+    unimplemented = UNIMPLEMENTED_TAG in (case.operation.tags or ())
     case.call_and_validate(
         checks=[
-            not_a_server_error,
+            *(() if unimplemented else (not_a_server_error,)),
             status_code_conformance,
             content_type_conformance,
             response_schema_conformance,

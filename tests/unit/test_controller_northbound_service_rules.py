@@ -733,14 +733,26 @@ def test_one_pa_per_team_member_and_exhaustion(service: ControllerService) -> No
     refused(service, "/servers/more", server(PA1), 409, "no free provider address")
 
 
+def test_several_provider_subnets_on_one_nic_get_a_pa_each(service: ControllerService) -> None:
+    """SDN Express's Add-SDNExpressVirtualNetworkPASubnet appends a PA subnet to a
+    server's first NIC: one PA per provider subnet, with that subnet's VLAN and gateway."""
+    pa2 = "/logicalNetworks/HNVPA/subnets/pa-subnet-2"
+    _, doc = service.put("/servers/h", server(PA1, pa2, PA1))
+    pas = doc["properties"]["providerAddresses"]
+    assert [(p["logicalSubnet"]["resourceRef"], p["vlanID"]) for p in pas] == [
+        (PA1, 11),
+        (pa2, 12),
+    ]
+    assert {p["networkInterface"]["resourceRef"] for p in pas} == {
+        "/servers/h/networkInterfaces/pnic0"
+    }
+    _, again = service.put("/servers/h", server(pa2, PA1))
+    assert {p["address"] for p in again["properties"]["providerAddresses"]} == {
+        p["address"] for p in pas
+    }
+
+
 def test_pa_rules(service: ControllerService) -> None:
-    refused(
-        service,
-        "/servers/h",
-        server(PA1, "/logicalNetworks/HNVPA/subnets/pa-subnet-2"),
-        400,
-        "more than one",
-    )
     service.put(
         "/logicalNetworks/mgmt",
         {

@@ -261,3 +261,19 @@ def test_a_host_with_another_digest_is_read_in_full(
     finally:
         link.close()
         host.stop()
+
+
+def test_resync_deletes_an_access_port_the_host_no_longer_needs() -> None:
+    # An access port (a NIC on a VLAN subnet) has no vlan_bindings: its row is the
+    # controller's all the same, unlike an agent's port that was never bound.
+    actual: DesiredState = {
+        "Physical_Port": {
+            "vlan-gone": {
+                "name": "vlan-gone",
+                "vlan_bindings": {},
+                "other_config": {"access_vlan": "12"},
+            },
+            "vm-new": {"name": "vm-new", "vlan_bindings": {}, "other_config": {}},
+        }
+    }
+    assert resync_changes(actual, {}) == [RowChange("delete", "Physical_Port", "vlan-gone", {})]

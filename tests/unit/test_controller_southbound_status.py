@@ -51,24 +51,44 @@ def test_bad_remotes_are_named(text: str, words: str) -> None:
     assert info.value.code == "InvalidManagementAddress"
 
 
-def server(*connections: list[Any]) -> dict[str, Any]:
-    return {"properties": {"connections": [{"managementAddresses": a} for a in connections]}}
+def server(*connections: list[Any], port: int | None = None) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [{"managementAddresses": a} for a in connections]
+    if port is not None:
+        found[0]["port"] = port
+    return {"properties": {"connections": found}}
 
 
-def test_server_remote_takes_the_first_ovsdb_address() -> None:
-    doc = server(["host1.example", "10.0.0.1"], ["unix:/a.sock", "tcp:127.0.0.1:1"])
+def test_server_remote_takes_the_first_address() -> None:
+    doc = server(["unix:/a.sock", "10.0.0.1"], ["tcp:127.0.0.1:1"])
     assert server_remote(doc) == Remote("unix", path="/a.sock")
 
 
-def test_server_remote_explains_what_is_missing() -> None:
-    with pytest.raises(AddressError, match="not dialed") as info:
-        server_remote(server(["10.0.0.1"]))
-    assert info.value.code == "HostNotConnected"
-    assert "'10.0.0.1'" in str(info.value)
-    with pytest.raises(AddressError, match="no managementAddresses"):
+@pytest.mark.parametrize(
+    ("addresses", "port", "remote"),
+    [
+        (["10.0.0.1", "host1.example"], None, "ssl:10.0.0.1:6640"),
+        (["Host01.Contoso.Local"], 6645, "ssl:host01.contoso.local:6645"),  # SDN Express
+        (["fd00::5"], None, "ssl:[fd00::5]:6640"),
+    ],
+)
+def test_a_bare_address_is_the_host_agents_ovsdb_over_ssl(
+    addresses: list[str], port: int | None, remote: str
+) -> None:
+    """What Microsoft's NC dials for a server registered as SDN Express does."""
+    assert str(server_remote(server(addresses, port=port))) == remote
+
+
+def test_server_remote_explains_what_is_wrong() -> None:
+    with pytest.raises(AddressError, match="no managementAddresses") as info:
         server_remote({"properties": {}})
+    assert info.value.code == "HostNotConnected"
     with pytest.raises(AddressError, match="must be absolute"):
         server_remote(server(["unix:x", "unix:/ok.sock"]))  # malformed is not skipped
+    with pytest.raises(AddressError, match="neither an IP address") as bad:
+        server_remote(server(["host_1!"]))
+    assert bad.value.code == "InvalidManagementAddress"
+    with pytest.raises(AddressError, match="port 0"):
+        server_remote(server(["10.0.0.1"], port=0))
 
 
 def test_configuration_state_shape() -> None:
@@ -103,8 +123,12 @@ def test_server_remotes_gives_a_shared_remote_to_the_first_server() -> None:
         {"resourceId": "b", **server(["unix:/same.sock"])},
         {"resourceId": "a", **server(["unix:/same.sock"])},
         {"resourceId": "c", **server(["10.0.0.3"])},
+        {"resourceId": "d", **server(["10.0.0.3"])},
     ]
     wanted, errors = server_remotes(docs)
-    assert wanted == {"a": Remote("unix", path="/same.sock")}
+    assert wanted == {
+        "a": Remote("unix", path="/same.sock"),
+        "c": Remote("ssl", ip="10.0.0.3", port=6640),
+    }
     assert "already server a's" in str(errors["b"])
-    assert errors["c"].code == "HostNotConnected"
+    assert "already server c's" in str(errors["d"])

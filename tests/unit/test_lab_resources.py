@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from fastapi.testclient import TestClient
 from openhnv.api.app import create_app
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.northbound.store import SqliteStore
-from openhnv.lab import resources
+from openhnv.lab import management, resources
 from openhnv.lab.documents import Document
+from openhnv.lab.edge_resources import edge_infrastructure
 from openhnv.lab.errors import LabError
 from openhnv.lab.rest import ControllerClient, nic_states, provisioning_state
 from openhnv.lab.topology import Topology, load
@@ -51,9 +53,10 @@ def test_figure8_is_accepted_and_gets_the_seed_provider_addresses(
     ]
     assert host2["providerAddresses"][0]["address"] == "192.168.2.20"
     assert host2["providerAddresses"][0]["vlanID"] == 20
-    assert host1["connections"][0]["managementAddresses"] == [
-        "unix:/run/openhnv/fig8/hosts/host1/ovsdb.sock"
-    ]
+    # registered as SDN Express does: a bare IP on the lab's management network
+    addresses = management.plan(topology)
+    assert host1["connections"][0]["managementAddresses"] == [addresses.address("host1")]
+    assert ipaddress.ip_address(addresses.address("host1")) in addresses.prefix
     contoso = controller.get("/virtualNetworks/contoso/subnets/subnet1")
     fabrikam = controller.get("/virtualNetworks/fabrikam/subnets/subnet1")
     assert contoso["properties"]["virtualSubnetId"] == 5001
@@ -128,3 +131,24 @@ def test_mac_of_refuses_a_document_without_a_mac() -> None:
     assert resources.mac_of({"properties": {"privateMacAddress": "001DD8B71C11"}}) == (
         "00:1d:d8:b7:1c:11"
     )
+
+
+def test_vlan_vms_get_nics_on_the_logical_subnet_put_after_its_network(
+    controller: ControllerClient,
+) -> None:
+    topology = load(EXAMPLES / "vlan-network.yaml")
+    paths = [r.path for r in resources.plan(topology, RUN_DIR)]
+    assert paths.index("/logicalNetworks/tenantvlan") < paths.index("/networkInterfaces/vlanvm1")
+    answers = create_all(controller, topology)
+    config = answers["/networkInterfaces/vlanvm1"]["properties"]["ipConfigurations"][0]
+    assert config["properties"]["subnet"] == {
+        "resourceRef": "/logicalNetworks/tenantvlan/subnets/vlan12"
+    }
+    assert config["properties"]["accessControlList"] == {
+        "resourceRef": "/accessControlLists/vlan-acl"
+    }
+    subnet = controller.get("/logicalNetworks/tenantvlan/subnets/vlan12")["properties"]
+    assert subnet["vlanID"] == 12
+    # the edge does not create the VMs' network a second time
+    edge = [r.path for r in edge_infrastructure(topology, RUN_DIR)]
+    assert "/logicalNetworks/tenantvlan" not in edge

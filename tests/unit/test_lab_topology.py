@@ -203,3 +203,41 @@ def test_values_are_frozen() -> None:
     with pytest.raises(AttributeError):
         topology.name = "other"  # type: ignore[misc]
     assert hash(topology.vms[0]) == hash(load(EXAMPLES / "figure8.yaml").vms[0])
+
+
+def test_the_vlan_example_puts_vms_on_a_trunked_logical_network() -> None:
+    topology = load(EXAMPLES / "vlan-network.yaml")
+    vm = topology.vm("vlanvm1")
+    assert (vm.logical_network, vm.subnet, vm.virtual_network, vm.acl) == (
+        "tenantvlan",
+        "vlan12",
+        "",
+        "vlan-acl",
+    )
+    assert topology.edge.external_network("tenantvlan").trunk == "pa"
+    assert topology.vm_prefix(vm) == (ipaddress.ip_network("10.50.0.0/24"), None)
+
+
+def _vlan_doc() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / "vlan-network.yaml").read_text())
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["vms"][0].update(virtual_network="woodgrove"), "vms[0]: give either"),
+        (lambda d: d["vms"][0].pop("logical_network"), "vms[0]: give either"),
+        (lambda d: d["vms"][0].update(logical_network="nope"), "no external network named"),
+        (lambda d: d["vms"][0].update(acl="nope"), "vms[0].acl: no ACL named 'nope'"),
+        (lambda d: d["external_networks"][0].pop("trunk"), "is not trunked to PA subnet pa"),
+        (lambda d: d["external_networks"][0].update(trunk="x"), "trunk: no PA subnet named 'x'"),
+        (lambda d: d["external_networks"][0]["subnets"][0].pop("vlan"), "has no vlan"),
+        (lambda d: d["vms"][1].update(ip="10.50.0.10"), "already used by VM 'vlanvm1'"),
+        (lambda d: d["vms"][0].update(ip="10.51.0.10"), "no free host address"),
+    ],
+)
+def test_vlan_vm_errors_name_their_key(change: Any, message: str) -> None:
+    doc = _vlan_doc()
+    change(doc)
+    assert message in _error(doc)

@@ -38,6 +38,7 @@ from openhnv.agent.planner import (
 from openhnv.agent.rows import TABLES, Problem, clipped, read_catalog
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
+from openhnv.ovsdb.keys import controller_bound
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import SslFiles
@@ -446,7 +447,8 @@ def port_row_changes(ports: Mapping[str, str | None], rows: Mapping[str, Row]) -
 
     A port that came: its row with ``status`` attached=true and the reported MAC (the
     controller's columns of an existing row are kept). A port that went: a row the
-    controller bound gets attached=false; a row it never bound is deleted.
+    controller bound (``controller_bound``: a logical switch or an access VLAN) gets
+    attached=false; a row it never bound is deleted.
     """
     writes: list[RowChange] = []
     for port, mac in sorted(ports.items()):
@@ -461,7 +463,7 @@ def port_row_changes(ports: Mapping[str, str | None], rows: Mapping[str, Row]) -
                 )
         elif row is None:
             continue
-        elif row.get("vlan_bindings"):
+        elif controller_bound(row):
             if status.get("attached") != "false":
                 status["attached"] = "false"
                 writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))

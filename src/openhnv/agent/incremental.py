@@ -246,12 +246,14 @@ class PlanState:
             if name in self._problem_keys[PORT] or rules & self._problem_keys[FW_RULES]:
                 return None  # its problems (or its rules') may go
             view = cat.ports.get(name)
-            if view is None or view.switch is None or view.mac is None:
+            if view is None or view.mac is None or not view.bound:
                 found[name] = None
                 continue
             problems: list[Problem] = []
             router_mac = self._router_mac if view.switch in self._routed else None
-            local = self._local.get((view.switch, view.mac), Counter())
+            local = Counter[str]()
+            if view.switch is not None:
+                local = self._local.get((view.switch, view.mac), local)
             try:
                 found[name] = bound_port_plan(
                     cat, view, [cat.fw_rules[k] for k in rules], router_mac, local, problems
@@ -334,9 +336,11 @@ class PlanState:
         return at
 
     def _index_port(self, view: PortView, step: int) -> None:
-        if view.switch is None or view.mac is None:
+        if view.mac is None or not view.bound:
             return
         self._macs[view.mac] += step
+        if view.switch is None:  # an access port: no local mappings
+            return
         names = self._ports_of.setdefault((view.switch, view.mac), set())
         if step > 0:
             names.add(view.key)

@@ -30,6 +30,7 @@ from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, LAYER_PRIORITIES, VNET
 from openhnv.vfp.policy import (
     IN,
+    NO_VSID,
     OUT,
     Allow,
     Block,
@@ -51,6 +52,7 @@ FAMILIES = (4, 6)
 ANY_NETWORK = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
 PROTO_ICMP, PROTO_ICMPV6 = 1, 58
 ROUTE_RULE, L2_RULE = "route", "l2"
+ACCESS_RDID = "vlan-"  # an access port's routing domain name: vlan-<VID> (it routes nothing)
 ROUTES_TABLE = "Logical_Router"  # route units are named by the RDID of the router's VNet
 _UPLINK_RE = re.compile(r"up[0-9]+")
 _PNIC_RE = re.compile(r"pnic([0-9]+)")
@@ -123,7 +125,7 @@ def mac_mapping(cat: Catalog, mac: MacView) -> CaMapping:
 
 def uplink_name(interface: str, index: int) -> str:
     """The switch uplink that carries a PA: ``upN`` as is, ``pnicN`` -> ``up{N-1}``,
-    anything else by the PA's position among the host's PAs."""
+    anything else by ``index``, the interface's position among the host's interfaces."""
     if _UPLINK_RE.fullmatch(interface):
         return interface
     found = _PNIC_RE.fullmatch(interface)
@@ -137,7 +139,11 @@ def plan(cat: Catalog) -> Plan:
     problems = list(cat.problems)
     router_mac, routed = routing(cat)
     pas: list[PaConfig] = []
-    for i, (key, pa) in enumerate(sorted(cat.provider_addresses.items())):
+    # an interface named neither upN nor pnicN: by its place among the host's interfaces,
+    # so that several PAs on one physical NIC (one per provider subnet) share its uplink
+    interfaces: dict[str, int] = {}
+    for key, pa in sorted(cat.provider_addresses.items()):
+        i = interfaces.setdefault(pa.interface, len(interfaces))
         try:
             pas.append(
                 PaConfig(
@@ -180,7 +186,7 @@ def plan(cat: Catalog) -> Plan:
     ports: dict[str, PortPlan] = {}
     mac_owner: dict[str, str] = {}
     for name, view in sorted(cat.ports.items()):
-        if view.switch is None or view.mac is None:
+        if view.mac is None or not view.bound:
             continue  # not bound by the controller yet: nothing to program
         if view.mac in mac_owner:
             problems.append(
@@ -198,7 +204,7 @@ def plan(cat: Catalog) -> Plan:
                 view,
                 rules_of.get(name, []),
                 router_mac if view.switch in routed else None,
-                local.get((view.switch, view.mac), ()),
+                local.get((view.switch, view.mac), ()) if view.switch is not None else (),
                 problems,
             )
         except PolicyError as err:
@@ -243,17 +249,22 @@ def bound_port_plan(
     local_ips: Iterable[str],
     problems: list[Problem],
 ) -> PortPlan:
-    """A bound port (``view.switch`` and ``view.mac`` set): its addresses (its own plus
-    ``local_ips``, those of its local mappings), ACLs and VNET; ``PolicyError`` if bad."""
-    if view.switch is None or view.mac is None:
+    """A bound port (``view.bound``): its addresses (its own plus ``local_ips``, those of
+    its local mappings), ACLs and VNET; an access port (``view.access_vlan``) has its
+    ACLs only, the engine bridges it onto its VLAN. ``PolicyError`` if bad."""
+    if view.mac is None or not view.bound:
         raise PolicyError("vlan_bindings", view.key, "the port is not bound")
-    switch = cat.switches[view.switch]
     mac = view.mac
     ips = set(view.ip_addresses) | set(local_ips)
     name = view.key
-    port = c.AddPort(
-        name, mac, switch.vsid, switch.rdid, tuple(sorted(ips)), view.mac_spoofing, view.gateway
-    )
+    if view.switch is None:
+        vlan = view.access_vlan
+        port = c.AddPort(name, mac, NO_VSID, f"{ACCESS_RDID}{vlan}", tuple(sorted(ips)),
+                         view.mac_spoofing, access_vlan=vlan)  # fmt: skip
+    else:
+        switch = cat.switches[view.switch]
+        port = c.AddPort(name, mac, switch.vsid, switch.rdid, tuple(sorted(ips)),
+                         view.mac_spoofing, view.gateway)  # fmt: skip
     layers: dict[str, LayerPlan] = {}
     by_layer: dict[str, list[FwRuleView]] = {}
     for rule in sorted(fw_rules, key=lambda r: r.key):
@@ -263,7 +274,8 @@ def bound_port_plan(
         layers[ACL_NIC] = LayerPlan(_acl_layer(name, ACL_NIC), {})
     for layer_name, rules in sorted(by_layer.items()):
         layers[layer_name] = _acl_plan(name, layer_name, rules, problems)
-    layers[VNET] = _vnet_plan(name, router_mac)
+    if port.access_vlan is None:
+        layers[VNET] = _vnet_plan(name, router_mac)
     return PortPlan(port, layers)
 
 
@@ -460,6 +472,7 @@ def plan_of_engine(engine: VfpEngine) -> Plan:
             tuple(sorted(str(a) for a in p.ip_addresses)),
             p.allow_mac_spoofing,
             p.gateway,
+            p.access_vlan,
         )
         layers: dict[str, LayerPlan] = {}
         for layer_name, layer in p.layers.items():

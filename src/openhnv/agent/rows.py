@@ -16,9 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from openhnv.ovsdb.keys import ACCESS_VLAN
 from openhnv.ovsdb.rows import Ref, Row
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.policy import MAX_VSID, MIN_VSID, normalize_mac
+from openhnv.vfp.policy import (
+    MAX_ACCESS_VLAN,
+    MAX_VSID,
+    MIN_ACCESS_VLAN,
+    MIN_VSID,
+    normalize_mac,
+)
 
 Snapshot: TypeAlias = Mapping[str, Mapping[str, Row]]
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -128,7 +135,9 @@ class McastView:
 
 @dataclass(frozen=True, slots=True)
 class PortView:
-    """A Physical_Port; ``switch`` is None while the controller has not bound it."""
+    """A Physical_Port; ``switch`` is None while the controller has not bound it, and
+    for an access port (``access_vlan``: a NIC on a logical, VLAN, subnet), which is
+    the controller's but in no logical switch."""
 
     key: str
     switch: str | None
@@ -137,6 +146,12 @@ class PortView:
     mac_spoofing: bool
     status: Mapping[str, str]
     gateway: bool = False  # a gateway compartment's port (other_config:gateway)
+    access_vlan: int | None = None  # other_config:access_vlan
+
+    @property
+    def bound(self) -> bool:
+        """The controller gave the port its policy (a logical switch or an access VLAN)."""
+        return self.mac is not None and (self.switch is not None or self.access_vlan is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,9 +420,14 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
         )
     other = _map(row, "other_config")
     status = {str(k): str(v) for k, v in _map(row, "status").items()}
+    access_vlan: int | None = None
+    if ACCESS_VLAN in other:
+        if switch is not None:
+            raise RowError("other_config:access_vlan is set on a port bound to a logical switch")
+        access_vlan = _access_vlan(other[ACCESS_VLAN])
     mac: str | None = None
     ips: tuple[str, ...] = ()
-    if switch is not None:
+    if switch is not None or access_vlan is not None:
         mac_text = other.get("mac_address")
         if not mac_text:
             raise RowError("other_config:mac_address is missing on a bound port")
@@ -422,7 +442,18 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
         mac_spoofing=other.get("mac_spoofing") == TRUE,
         status=status,
         gateway=other.get("gateway") == TRUE,
+        access_vlan=access_vlan,
     )
+
+
+def _access_vlan(value: object) -> int:
+    text = str(value)
+    if not text.isdigit() or not MIN_ACCESS_VLAN <= int(text) <= MAX_ACCESS_VLAN:
+        raise RowError(
+            f"other_config:access_vlan={clipped(text)!r} is not a VLAN in"
+            f" {MIN_ACCESS_VLAN}..{MAX_ACCESS_VLAN}"
+        )
+    return int(text)
 
 
 def _fw_rule(key: str, row: Row, cat: Catalog) -> None:

@@ -9,7 +9,9 @@ as Microsoft's ``{"error": {"code", "message"}}``. Status codes: PUT 201
 body or reference; 404 unknown resource; 409 conflict or still referenced; 412 stale
 ``If-Match``; 503 when the store cannot answer (a cluster without etcd quorum), with
 ``Retry-After``: nothing was changed, or, for a write cut off while committing, the
-write may have landed (a GET tells).
+write may have landed (a GET tells); 501 under a collection of the NC that openhnv does
+not implement (``controller.northbound.unimplemented``), never a 404 that reads as "not
+there yet".
 
 Service calls run in the threadpool, so a request waiting on the store never holds up
 the others. ``GET /networking/v1/diagnostics/networkControllerState`` shows the
@@ -43,6 +45,11 @@ from openhnv.controller.northbound.paths import (
 )
 from openhnv.controller.northbound.patterns import ID_PATTERN
 from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.northbound.unimplemented import (
+    FEATURES,
+    NOT_IMPLEMENTED,
+    not_implemented,
+)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Status = Callable[[], dict[str, Any]]
@@ -99,7 +106,10 @@ REASONS = {
     409: "Conflicts with another resource, or is still referenced by one",
     412: "If-Match does not match the current etag",
     503: "The store cannot answer now (no etcd quorum); retry",
+    501: "A collection of the NC that openhnv does not implement; the message names the feature",
 }
+UNIMPLEMENTED_TAG = "not implemented"
+UNIMPLEMENTED_METHODS = ("GET", "PUT", "DELETE")
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -339,6 +349,41 @@ def _add_route(app: FastAPI, routes: _Routes, op: Operation) -> None:
     )
 
 
+async def _not_implemented(request: Request) -> Response:
+    """501 naming the feature (every route of ``_add_unimplemented`` is such a path)."""
+    missing = not_implemented(request.url.path)
+    if missing is None:  # not reached: the route's path is one of FEATURES
+        raise RuntimeError(f"{request.url.path} is not an unimplemented collection")
+    return JSONResponse(missing.as_body(), status_code=missing.status)
+
+
+def _add_unimplemented(app: FastAPI) -> None:
+    """The NC's collections openhnv does not implement, declared with their one answer
+    (501); deeper paths under them get it from the 404 handler."""
+    item = [{"name": "resourceId", "in": "path", "required": True,
+             "schema": {"type": "string", "pattern": ID_PATTERN}}]  # fmt: skip
+    for collection, feature in FEATURES.items():
+        slug = collection.replace("/", "_")
+        base = f"{BASE_PATH}/{collection}"
+        for path, methods, parameters in (
+            (base, ("GET",), []),
+            (base + "/{resourceId}", UNIMPLEMENTED_METHODS, item),
+        ):
+            for method in methods:
+                suffix = "item" if parameters else "collection"
+                app.add_api_route(
+                    path,
+                    _not_implemented,
+                    methods=[method],
+                    summary=f"{feature}: not implemented by openhnv",
+                    operation_id=f"unimplemented_{method.lower()}_{suffix}_{slug}",
+                    tags=[UNIMPLEMENTED_TAG],
+                    responses=_errors(NOT_IMPLEMENTED),
+                    openapi_extra={"parameters": parameters},
+                    response_class=JSONResponse,
+                )
+
+
 def _add_diagnostics(app: FastAPI, status: Status | None) -> None:
     """``GET .../diagnostics/networkControllerState``: the replica's ``status()``."""
 
@@ -374,6 +419,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
+        missing = not_implemented(request.url.path) if err.status_code == 404 else None
+        if missing is not None:  # a 404 would read as "not there yet" to Microsoft's client
+            return JSONResponse(missing.as_body(), status_code=missing.status)
         code = {404: "ResourceNotFound", 405: "MethodNotAllowed"}.get(err.status_code, "Error")
         message = f"{request.method} {request.url.path}: {err.detail}"
         headers = dict(err.headers or {})
@@ -471,6 +519,7 @@ def create_app(
             if op.on_singleton or kind != (SINGLETON_COLLECTION,):
                 _add_route(app, routes, op)
     _add_diagnostics(app, status)
+    _add_unimplemented(app)
     _add_error_handlers(app)
     app.openapi = _with_models(app, security)  # type: ignore[method-assign]
     app.add_middleware(CaseInsensitiveCollections)

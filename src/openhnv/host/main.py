@@ -1,12 +1,13 @@
 """``hnv host``: run one host (its queries, ``hnv host status`` and the others, are
 operator commands, apart from the daemon).
 
-``hnv host --name NAME --state-dir DIR [--listen unix:PATH|tcp:IP:PORT|ssl:IP:PORT ...]
-[--pki DIR] [--driver none|linux] [--fastpath auto|on|off] [--role host|gateway]``
-starts the ``HostProcess`` (ovsdb-server, vSwitch, host agent, control socket; with the
-gateway role the tenants' compartments too), prints ``ready`` once it serves, and stops
-everything on SIGTERM or SIGINT. Errors at start are one line on stderr and exit status 1
-(``--fastpath on`` where the kernel fast path cannot run is one).
+``hnv host --name NAME --state-dir DIR [--listen [ADDR:]PORT|unix:PATH|tcp:IP:PORT|
+ssl:IP:PORT ...] [--pki DIR] [--driver none|linux] [--fastpath auto|on|off]
+[--role host|gateway]`` starts the ``HostProcess`` (ovsdb-server, vSwitch, host agent,
+control socket; with the gateway role the tenants' compartments too), prints ``ready``
+once it serves, and stops everything on SIGTERM or SIGINT. Errors at start are one line
+on stderr and exit status 1 (``--fastpath on`` where the kernel fast path cannot run is
+one).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from openhnv.host.supervisor import (
     ROLES,
     HostConfig,
     HostProcess,
+    expand_listen,
 )
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import normalize_mac
@@ -49,6 +51,13 @@ def _null_port(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _listen(text: str) -> str:
+    try:
+        return expand_listen(text)
+    except HostError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -64,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ADDR",
-        help="extra OVSDB listener for the controller: unix:PATH, tcp:IP:PORT or ssl:IP:PORT "
+        type=_listen,
+        help="OVSDB listener for the controller: [ADDR:]PORT is SSL (as a Network "
+        "Controller dials a host: its management address, port 6640 unless the server's "
+        "connection names another; needs --pki), or unix:PATH, tcp:IP:PORT, ssl:IP:PORT "
         "(repeatable; unix:DIR/ovsdb.sock is always served)",
     )
     parser.add_argument("--pki", type=Path, metavar="DIR",

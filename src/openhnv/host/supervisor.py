@@ -20,6 +20,7 @@ import contextlib
 import errno
 import fcntl
 import importlib
+import ipaddress
 import logging
 import os
 import socket
@@ -56,6 +57,10 @@ PID_FILE = "host.pid"
 LOG_FILE = "host.log"
 AGENT_START_TIMEOUT = 30.0
 MAX_UNIX_PATH = 107  # sun_path holds 108 bytes, NUL included
+LISTEN_KINDS = ("unix", "tcp", "ssl")
+ANY_ADDRESS = "0.0.0.0"
+PORT_MAX = 65535
+IPV6 = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,25 @@ def _check_unix_path(path: Path, what: str) -> None:
         raise HostError(
             f"{what} {path} is longer than {MAX_UNIX_PATH} bytes: use a shorter --state-dir"
         )
+
+
+def expand_listen(text: str) -> str:
+    """A ``--listen`` value as an OVSDB remote: ``[ADDR:]PORT`` is SSL at ADDR (every
+    address when left out), the way a Network Controller reaches a host agent; ``unix:``,
+    ``tcp:`` and ``ssl:`` remotes are kept as written. HostError when malformed."""
+    if text.partition(":")[0] in LISTEN_KINDS:
+        return text
+    address, sep, port = text.rpartition(":")
+    if not sep:
+        address = ANY_ADDRESS
+    if not port.isdigit() or not 0 < int(port) <= PORT_MAX:
+        raise HostError(f"--listen {text!r}: port {port!r} is not 1..{PORT_MAX}")
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        raise HostError(f"--listen {text!r}: {address!r} is not an IP address") from None
+    shown = f"[{ip}]" if ip.version == IPV6 else str(ip)
+    return f"ssl:{shown}:{int(port)}"
 
 
 def ovsdb_remotes(config: HostConfig) -> list[str]:

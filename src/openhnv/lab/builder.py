@@ -22,6 +22,7 @@ stops it by that pid.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import os
 import shutil
@@ -64,6 +65,13 @@ class LabNames:
     @property
     def prefix(self) -> str:
         return f"{netns.PREFIX}{self.lab}-"
+
+    @property
+    def management_link(self) -> str:
+        """The root namespace's end of the management network (``lab.management``),
+        ≤ 15 characters for any lab name."""
+        digest = hashlib.sha1(self.lab.encode()).hexdigest()[:8]
+        return f"hnvm-{digest}"
 
     @property
     def fabric(self) -> str:
@@ -254,14 +262,18 @@ def _wire_vm(lab: Lab, vm_name: str, offloads: bool) -> None:
     ``offloads`` TSO/GSO and checksum offload are off on both ends."""
     names, topology = lab.names, lab.topology
     vm = topology.vm(vm_name)
-    subnet = topology.vm_subnet(vm)
+    prefix, gateway = topology.vm_prefix(vm)
     namespace, host_namespace = names.vm(vm.name), names.host(vm.host)
     port = names.vm_port(vm.name)
-    address = ipaddress.IPv4Interface(f"{vm.ip}/{subnet.prefix.prefixlen}")
+    address = ipaddress.IPv4Interface(f"{vm.ip}/{prefix.prefixlen}")
+    # An access port's frames always stay with the Python switch, which takes whole
+    # frames only: no GSO, even when the hosts run the kernel fast path.
+    offloads = offloads and vm.logical_network is None
     netns.add_veth(namespace, VM_INTERFACE, host_namespace, port, VM_MTU)
     netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
     netns.add_address(namespace, VM_INTERFACE, address)
-    netns.add_route(namespace, None, subnet.gateway)
+    if gateway is not None:
+        netns.add_route(namespace, None, gateway)
     if not offloads:
         netns.disable_offloads(namespace, VM_INTERFACE)
     netns.set_up(host_namespace, port)
@@ -403,6 +415,7 @@ def clean(prefix: str = netns.PREFIX, run_root: Path = RUN_ROOT) -> CleanReport:
     if not prefix.startswith(netns.PREFIX):
         raise LabError(f"clean: prefix {prefix!r} must start with {netns.PREFIX!r}")
     daemons: list[int] = []
+    management_links: list[str] = []
     if run_root.is_dir():
         for lab_dir in sorted(p for p in run_root.iterdir() if p.is_dir()):
             if not f"{netns.PREFIX}{lab_dir.name}-".startswith(prefix):
@@ -417,6 +430,8 @@ def clean(prefix: str = netns.PREFIX, run_root: Path = RUN_ROOT) -> CleanReport:
                     if pid is not None:
                         daemons.append(pid)
             shutil.rmtree(lab_dir, ignore_errors=True)
+            # gone with its namespace too, but only once the kernel has reaped that
+            management_links += netns.delete_root_links(LabNames(lab_dir.name).management_link)
     removed = [n for n in netns.list_namespaces(prefix) if netns.delete_namespace(n)]
-    links = netns.delete_root_links(prefix)
+    links = management_links + netns.delete_root_links(prefix)
     return CleanReport(tuple(removed), tuple(links), tuple(daemons))

@@ -143,7 +143,7 @@ def _status(args: argparse.Namespace) -> int:
             )
         for vm in topology.vms:
             mark = "up" if names.vm(vm.name) in present else "MISSING"
-            where = f"{vm.virtual_network}/{vm.subnet}"
+            where = f"{vm.logical_network or vm.virtual_network}/{vm.subnet}"
             nic = nics.get(("networkInterfaces", vm.name.lower()))
             state = "no NIC" if nic is None else provisioning_state(nic)
             mac = "" if nic is None else nic.get("properties", {}).get("privateMacAddress", "")

@@ -138,8 +138,16 @@ def _secure_args(access: ApiAccess, run_dir: Path, name: str) -> list[str]:
     return [*access.controller_args(), "--audit-log", str(run_dir / f"{name}-audit.jsonl")]
 
 
+def _pki_args(pki: Path | None) -> list[str]:
+    return [] if pki is None else ["--pki", str(pki)]
+
+
 def start_controller(
-    run_dir: Path, timeout: float = CONTROLLER_READY_SECONDS, attempts: int = 3
+    run_dir: Path,
+    timeout: float = CONTROLLER_READY_SECONDS,
+    attempts: int = 3,
+    *,
+    pki: Path | None = None,
 ) -> str:
     """Start ``hnv controller`` on a free loopback port; returns its base URL once serving.
 
@@ -151,6 +159,7 @@ def start_controller(
         port = free_port()
         listen = f"{LOOPBACK}:{port}"
         argv = hnv_argv("controller", "--listen", listen, "--db", str(run_dir / CONTROLLER_DB))
+        argv += _pki_args(pki)
         process = spawn(run_dir, CONTROLLER, argv + _secure_args(access, run_dir, CONTROLLER))
         url = f"https://{listen}"
         client = ControllerClient.connect(url, timeout=2.0, access=access)
@@ -182,7 +191,11 @@ def controller_urls(run_dir: Path) -> list[str]:
 
 
 def start_cluster(
-    run_dir: Path, replicas: int, timeout: float = CONTROLLER_READY_SECONDS
+    run_dir: Path,
+    replicas: int,
+    timeout: float = CONTROLLER_READY_SECONDS,
+    *,
+    pki: Path | None = None,
 ) -> list[str]:
     """A three-member etcd cluster and ``replicas`` controllers on it; their URLs.
 
@@ -200,6 +213,7 @@ def start_cluster(
         argv = hnv_argv(
             "controller", "--listen", listen, "--store", cluster.url, "--replica-id", name
         )
+        argv += _pki_args(pki)
         process = spawn(run_dir, name, argv + _secure_args(access, run_dir, name))
         client = ControllerClient.connect(f"https://{listen}", timeout=2.0, access=access)
         try:
@@ -245,10 +259,15 @@ def start_host(
     extra: Sequence[str] = (),
     *,
     shared_mounts: bool = False,
+    listen: str | None = None,
+    pki: Path | None = None,
     fastpath: str = "off",
 ) -> int:
     """Start ``hnv host --driver linux --fastpath MODE`` (and ``extra`` arguments, such
     as a gateway's ``--role gateway``) inside ``namespace``; returns its pid once ready.
+
+    ``listen`` (``ADDR:PORT``) with ``pki``: the host's OVSDB over SSL at its management
+    address, where the controller dials it.
 
     ``shared_mounts`` (a gateway host, which makes its compartments with ``ip netns
     add``): enter only the network namespace, not ``ip netns exec``'s private mount
@@ -261,6 +280,9 @@ def start_host(
         argv = ["nsenter", f"--net={netns.NETNS_DIR}/{namespace}", "--"]
     argv += hnv_argv("host", "--name", host, "--driver", "linux", "--fastpath", fastpath,
                      "--state-dir", str(state_dir))  # fmt: skip
+    if listen is not None:
+        argv += ["--listen", listen]
+    argv += _pki_args(pki)
     argv += list(extra)
     log = logfile(run_dir, name)
     printed = printed_ready(log, since=_log_size(log))

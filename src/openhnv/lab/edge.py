@@ -4,7 +4,8 @@ Optional sections of the topology (docs/topology.md "Gateways and the world outs
 
 - ``external_networks``: logical networks outside HNV (an "Internet", a physical VLAN
   network), each with subnets (``vlan``, ``gateway``, ``public`` with an ``ip_pool`` of
-  public addresses);
+  public addresses); ``trunk: <pa_subnet>`` joins its switch to that PA subnet's, so its
+  VLANs reach the hosts' uplinks there (VMs on it: ``vms[].logical_network``);
 - ``gateways``: gateway hosts (``hnv host --role gateway``) on a PA subnet, with a leg on
   each external network they name;
 - ``sites``: remote sites on an external network, each a router running its own
@@ -66,6 +67,7 @@ class ExternalSubnet:
 class ExternalNetwork:
     name: str
     subnets: tuple[ExternalSubnet, ...]
+    trunk: str | None = None  # a PA subnet whose switch also carries this network's VLANs
 
     def subnet(self, name: str) -> ExternalSubnet:
         return fields.by_name(self.subnets, name)
@@ -265,11 +267,12 @@ def _external_subnet(raw: object, path: str) -> ExternalSubnet:
 
 def _external_network(raw: object, path: str) -> ExternalNetwork:
     item = fields.mapping(raw, path)
-    fields.known(item, path, ("name", "subnets"))
+    fields.known(item, path, ("name", "subnets", "trunk"))
     subnets = fields.listed(item, "subnets", path, _external_subnet, required=True)
     fields.unique(subnets, f"{path}.subnets")
     fields.no_overlap([(s.name, s.prefix) for s in subnets], f"{path}.subnets")
-    return ExternalNetwork(name=_name(item, path), subnets=subnets)
+    trunk = None if item.get("trunk") is None else fields.string(item, "trunk", path)
+    return ExternalNetwork(name=_name(item, path), subnets=subnets, trunk=trunk)
 
 
 def _names(item: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
@@ -402,6 +405,11 @@ def _check(edge: Edge, base: Base) -> None:
     pa = base.pa_subnet_names()
     hosts = base.host_names()
     nets = {n.name: n for n in edge.external_networks}
+    for i, trunked in enumerate(edge.external_networks):
+        if trunked.trunk is not None and trunked.trunk not in pa:
+            raise TopologyError(
+                f"external_networks[{i}].trunk: no PA subnet named {trunked.trunk!r}"
+            )
     for i, gw in enumerate(edge.gateways):
         if gw.pa_subnet not in pa:
             raise TopologyError(f"gateways[{i}].pa_subnet: no PA subnet named {gw.pa_subnet!r}")

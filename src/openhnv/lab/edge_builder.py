@@ -5,7 +5,9 @@ Layout for a lab named ``L`` (names from ``EdgeNames``)::
     hnv-L-net-<network>   br0: one bridge per external network (VLAN-unaware, so a VLAN
                           network's frames cross it tagged); an untagged subnet's
                           ``gateway`` is this namespace's own address on br0 (the
-                          "Internet" router, where its HTTP server answers)
+                          "Internet" router, where its HTTP server answers); a network
+                          with ``trunk`` has a link trunk-<network> into its PA subnet's
+                          bridge (VMs on its VLANs are access ports of the hosts there)
     hnv-L-host-<gw>       a gateway host: up0.. into its PA bridge as any host, and
                           ext-<network> (a physical NIC of the server, named so in REST)
                           into each external network's bridge; its compartments are
@@ -88,6 +90,10 @@ def build_edge(lab: Lab, progress: Progress) -> None:
             netns.set_up(ns, BRIDGE)
             for subnet in network.subnets:
                 _router_address(ns, subnet)
+        if network.trunk is not None:
+            with _step(f"external network {network.name}: trunked to PA subnet {network.trunk}",
+                       progress):  # fmt: skip
+                _trunk(lab, ns, network.name, network.trunk)
     for gateway in edge.gateways:
         with _step(f"gateway host {gateway.name}", progress):
             _gateway_host(lab, gateway)
@@ -109,6 +115,17 @@ def _step(what: str, progress: Progress) -> Iterator[None]:
         yield
     except (LabError, OSError) as err:
         raise LabError(f"{what}: {err}") from err
+
+
+def _trunk(lab: Lab, ns: str, network: str, pa_subnet: str) -> None:
+    """A link between the network's bridge and the PA subnet's (both VLAN-unaware): the
+    network's tagged frames reach the hosts' uplinks, as on a rack's one switch."""
+    leg, peer = netns.interface_name(f"trunk-{network}"), netns.interface_name(f"n-{network}")
+    netns.add_veth(ns, leg, lab.names.fabric, peer, UNDERLAY_MTU)
+    netns.set_master(ns, leg, BRIDGE)
+    netns.set_master(lab.names.fabric, peer, lab.names.bridge(pa_subnet))
+    netns.set_up(ns, leg)
+    netns.set_up(lab.names.fabric, peer)
 
 
 def _router_address(ns: str, subnet: ExternalSubnet) -> None:

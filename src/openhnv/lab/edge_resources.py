@@ -34,7 +34,7 @@ from openhnv.lab import gateway_documents as gw
 from openhnv.lab.documents import Resource
 from openhnv.lab.edge import Connection, VirtualGateway
 from openhnv.lab.edge_builder import EdgeNames
-from openhnv.lab.resources import management_address, uplink_nic
+from openhnv.lab.resources import external_network, management_address, uplink_nic, vm_networks
 from openhnv.lab.topology import Topology
 from openhnv.ovsdb import certs
 from openhnv.ovsdb.certs import Authority
@@ -86,20 +86,12 @@ def edge_infrastructure(topology: Topology, run_dir: Path) -> list[Resource]:
     """External networks, gateway servers, the pool and the gateways."""
     edge = topology.edge
     out: list[Resource] = []
-    for network in edge.external_networks:
-        subnets = [
-            gw.external_subnet(
-                s.name, str(s.prefix), vlan=s.vlan,
-                gateway=str(s.gateway) if s.gateway else None, public=s.public,
-                pool=(str(s.ip_pool[0]), str(s.ip_pool[1])) if s.ip_pool else None,
-            )
-            for s in network.subnets
-        ]  # fmt: skip
-        out.append(gw.external_network(network.name, subnets))
+    made = vm_networks(topology)  # with the VMs' NICs, before them
+    out += [external_network(n) for n in edge.external_networks if n.name not in made]
     for gateway in edge.gateways:
         server = nb.server(
             gateway.name,
-            [management_address(run_dir, gateway.name)],
+            [management_address(topology, gateway.name)],
             [(uplink_nic(i), gateway.pa_subnet) for i in range(gateway.uplinks)],
         )
         for network_name in gateway.networks:

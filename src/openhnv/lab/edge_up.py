@@ -33,7 +33,7 @@ from openhnv.gateway import daemons as gateway_daemons
 from openhnv.gateway.errors import GatewayError
 from openhnv.gateway.ipsec import ipsec_files
 from openhnv.gateway.rows import ConnectionSpec, Leg
-from openhnv.lab import builder, daemons, netns
+from openhnv.lab import builder, daemons, management, netns
 from openhnv.lab.documents import Document, Resource
 from openhnv.lab.edge import Site, Tor
 from openhnv.lab.edge_builder import BRIDGE, EdgeNames
@@ -64,14 +64,22 @@ class EdgeState:
 
 
 def start_gateway_hosts(lab: builder.Lab, progress: Progress) -> None:
+    """Each gateway host, serving OVSDB over SSL at its management address."""
     names = EdgeNames(lab.topology.name)
+    addresses, pki = management.plan(lab.topology), management.pki_dir(lab.run_dir)
     for gateway in lab.topology.edge.gateways:
         namespace = lab.names.host(gateway.name)
         progress(f"gateway host {gateway.name}: hnv host --role gateway in {namespace}")
         extra = (*GATEWAY_ROLE, "--compartment-prefix", names.compartments(gateway.name))
         try:
             daemons.start_host(
-                lab.run_dir, namespace, gateway.name, extra=extra, shared_mounts=True
+                lab.run_dir,
+                namespace,
+                gateway.name,
+                extra=extra,
+                shared_mounts=True,
+                listen=addresses.listen(gateway.name),
+                pki=pki,
             )
         except LabError as err:
             raise LabError(f"gateway host {gateway.name}: {err}") from err

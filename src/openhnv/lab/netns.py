@@ -320,6 +320,41 @@ def disable_offloads(namespace: str, ifname: str) -> None:
     exec_in(namespace, ["ethtool", "-K", ifname, *VM_OFFLOADS_OFF])
 
 
+def add_root_veth(ifname: str, peer_namespace: str, peer_ifname: str, mtu: int) -> None:
+    """A veth pair with ``ifname`` in the root namespace and its peer in a lab namespace
+    (deleting that namespace deletes both ends)."""
+    for n in (ifname, peer_ifname):
+        if len(n) > IFNAMSIZ:
+            raise LabError(f"interface name {n!r} is longer than {IFNAMSIZ} characters")
+    with IPRoute() as ipr:
+        _netlink(
+            f"root namespace: veth {ifname} <-> {peer_namespace}/{peer_ifname}",
+            lambda: ipr.link(
+                "add",
+                ifname=ifname,
+                kind="veth",
+                mtu=mtu,
+                peer={"ifname": peer_ifname, "net_ns_fd": peer_namespace, "mtu": mtu},
+            ),
+        )
+
+
+def set_root_up(ifname: str, interface: ipaddress.IPv4Interface) -> None:
+    """Give the root namespace's ``ifname`` (a lab veth) its address and bring it up."""
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise LabError(f"root namespace: no interface {ifname}")
+        index = found[0]
+        _netlink(
+            f"root namespace: address {interface} on {ifname}",
+            lambda: ipr.addr(
+                "add", index=index, address=str(interface.ip), prefixlen=interface.network.prefixlen
+            ),
+        )
+        _netlink(f"root namespace: {ifname} up", lambda: ipr.link("set", index=index, state="up"))
+
+
 def root_link_names(prefix: str = PREFIX) -> list[str]:
     """Links in the root namespace whose names start with ``prefix``."""
     with IPRoute() as ipr:

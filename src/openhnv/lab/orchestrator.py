@@ -4,12 +4,15 @@ The order an operator would follow on a real datacenter:
 
 1. the physical part (``builder.build``): namespaces, PA bridges, router, hosts, VM veths;
    and the edge (``edge_builder``): external networks, gateway hosts, sites, TORs;
-2. ``hnv controller`` in the root namespace (or, with ``controllers`` > 1, a three-member
-   etcd cluster and that many controller replicas on it), then one ``hnv host --driver
-   linux`` per host inside its namespace (``daemons``), with the kernel fast path when
-   asked for (``--fastpath on``; ``auto``, the default, is on when this kernel and the
-   built object allow it: the lab decides once, keeps the VMs' offloads on for it, and
-   records the mode in ``<run_dir>/fastpath``);
+   and the management network (``management``): each host's management address, the
+   controller's veth into it;
+2. the lab's ``hnv pki``, then ``hnv controller`` in the root namespace with its
+   certificate (or, with ``controllers`` > 1, a three-member etcd cluster and that many
+   controller replicas on it), then one ``hnv host --driver linux`` per host inside its
+   namespace, serving OVSDB over SSL at its management address (``daemons``), with the
+   kernel fast path when asked for (``--fastpath on``; ``auto``, the default, is on when
+   this kernel and the built object allow it: the lab decides once, keeps the VMs'
+   offloads on for it, and records the mode in ``<run_dir>/fastpath``);
 3. the controller's resources, one ``PUT`` each (``resources.plan``): configuration,
    provider network, MAC pool, servers, ACLs, virtual networks, then each VM's NIC —
    whose answer gives the instanceId and MAC that turn the VM's veth into the NIC's port
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from openhnv.lab import builder, daemons, netns
+from openhnv.lab import builder, daemons, management, netns
 from openhnv.lab.access import ApiAccess
 from openhnv.lab.documents import Document
 from openhnv.lab.edge_builder import build_edge
@@ -130,6 +133,21 @@ def fastpath_of(run_dir: Path) -> str | None:
         return None
 
 
+def start_host(lab: builder.Lab, host: str) -> int:
+    """Start ``hnv host`` on ``host`` as ``up`` does, also again after a kill: its OVSDB
+    over SSL at its management address with the lab's PKI, the recorded fast-path mode.
+    Returns its pid once ready."""
+    listen = management.plan(lab.topology).listen(host)
+    return daemons.start_host(
+        lab.run_dir,
+        lab.names.host(host),
+        host,
+        listen=listen,
+        pki=management.pki_dir(lab.run_dir),
+        fastpath=fastpath_of(lab.run_dir) or "off",
+    )
+
+
 def up(
     topology: Topology,
     *,
@@ -147,6 +165,7 @@ def up(
     lab = builder.build(topology, run_root=run_root, progress=progress, vm_offloads=mode == "on")
     try:
         build_edge(lab, progress)
+        management.build(management.plan(topology), progress)
         (lab.run_dir / FASTPATH_FILE).write_text(mode + "\n")
         return _bring_up(lab, progress, topology_text, provision_timeout, controllers, mode)
     except BaseException as exc:
@@ -167,22 +186,26 @@ def _bring_up(
     topology, run_dir = lab.topology, lab.run_dir
     if topology_text is not None:
         (run_dir / TOPOLOGY_FILE).write_text(topology_text, encoding="utf-8")
+    with step("pki: the lab's CAs and the controller's certificate", progress):
+        pki = management.make_pki(run_dir)
     if controllers == 1:
         with step("controller: hnv controller on 127.0.0.1 (root namespace)", progress):
-            urls = [daemons.start_controller(run_dir)]
+            urls = [daemons.start_controller(run_dir, pki=pki)]
         progress(f"controller serving {urls[0]}/networking/v1/")
     else:
         what = f"controllers: etcd x{daemons.ETCD_MEMBERS}, hnv controller x{controllers}"
         with step(f"{what} on 127.0.0.1 (root namespace)", progress):
-            urls = daemons.start_cluster(run_dir, controllers)
+            urls = daemons.start_cluster(run_dir, controllers, pki=pki)
         for url in urls:
             progress(f"controller replica serving {url}/networking/v1/")
     url = urls[0]
+    addresses = management.plan(topology)
     for host in topology.hosts:
         namespace = lab.names.host(host.name)
-        what = f"hnv host --driver linux --fastpath {fastpath} in {namespace}"
+        listen = addresses.listen(host.name)
+        what = f"hnv host --driver linux --fastpath {fastpath} --listen {listen} in {namespace}"
         with step(f"host {host.name}: {what}", progress):
-            daemons.start_host(run_dir, namespace, host.name, fastpath=fastpath)
+            start_host(lab, host.name)
     start_gateway_hosts(lab, progress)
     running = RunningLab(lab=lab, controller_url=url, controller_urls=urls)
     client = ControllerClient.connect_any(urls, access=daemons.controller_access(run_dir))
@@ -217,6 +240,7 @@ def leftovers(name: str, run_root: Path = builder.RUN_ROOT) -> list[str]:
     prefix = builder.LabNames(name).prefix
     found = list(netns.list_namespaces(prefix))
     found += [f"link {n}" for n in netns.root_link_names(prefix)]
+    found += [f"link {n}" for n in netns.root_link_names(builder.LabNames(name).management_link)]
     run_dir = builder.run_dir_of(name, run_root)
     if run_dir.exists():
         found.append(f"directory {run_dir}")

@@ -8,12 +8,15 @@ where every reference already exists:
 2. ``logicalNetworks/HNVPA`` — the provider network (``networkVirtualizationEnabled``),
    one subnet per PA subnet with its ``vlanID``, gateway and ``ipPools``;
 3. ``macPools/lab`` — where VM MACs come from when the topology gives none;
-4. ``servers/<host>`` — one per host, managed over the OVSDB unix socket of its
-   ``hnv host`` (``unix:<run_dir>/hosts/<host>/ovsdb.sock``), one physical NIC per uplink
-   named like the uplink (``up0``, ``up1``, …) so that a PA lands on its team member;
+4. ``servers/<host>`` — one per host, registered as SDN Express does, by a bare IP: the
+   host's address on the lab's management network (``lab.management``), where its
+   ``hnv host`` serves OVSDB over SSL at 6640; one physical NIC per uplink named like the
+   uplink (``up0``, ``up1``, …) so that a PA lands on its team member;
 5. ``accessControlLists/<acl>`` — Microsoft-style ``aclRules``;
 6. ``virtualNetworks/<vnet>`` — address space, subnets with the asked VSIDs and ACLs;
-7. ``networkInterfaces/<vm>`` — one per VM, its ipConfiguration and its ``server``.
+7. ``logicalNetworks/<network>`` — the external networks VMs sit on (VLAN subnets);
+8. ``networkInterfaces/<vm>`` — one per VM, its ipConfiguration (a virtual subnet, or a
+   logical subnet: an access port) and its ``server``.
 
 The NICs come last and separately (``nic_resources``): their answers carry the
 instanceId and MAC that the lab gives to the VM's veth. Every document comes from the
@@ -25,7 +28,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from openhnv.lab import documents as nb
+from openhnv.lab import gateway_documents as gw
+from openhnv.lab import management
 from openhnv.lab.documents import Document, Resource
+from openhnv.lab.edge import ExternalNetwork
 from openhnv.lab.topology import PORT_MAX, AclRule, Topology, Vm
 
 MAC_POOL = "lab"
@@ -39,8 +45,13 @@ def host_state_dir(run_dir: Path, host: str) -> Path:
     return run_dir / "hosts" / host
 
 
-def management_address(run_dir: Path, host: str) -> str:
-    """The OVSDB address the controller uses for ``host``."""
+def management_address(topology: Topology, host: str) -> str:
+    """The management address the controller knows ``host`` by (a bare IP: SSL, 6640)."""
+    return management.plan(topology).address(host)
+
+
+def development_address(run_dir: Path, host: str) -> str:
+    """The OVSDB unix socket every ``hnv host`` also serves (for development)."""
     return f"unix:{host_state_dir(run_dir, host) / OVSDB_SOCKET}"
 
 
@@ -86,7 +97,7 @@ def servers(topology: Topology, run_dir: Path) -> list[Resource]:
     return [
         nb.server(
             host.name,
-            [management_address(run_dir, host.name)],
+            [management_address(topology, host.name)],
             [(uplink_nic(i), host.pa_subnet) for i in range(host.uplinks)],
         )
         for host in topology.hosts
@@ -129,13 +140,41 @@ def virtual_networks(topology: Topology) -> list[Resource]:
 
 
 def nic_resource(vm: Vm) -> Resource:
-    """The VM's NIC: Static MAC when the topology gives one, else from the MAC pool."""
+    """The VM's NIC: Static MAC when the topology gives one, else from the MAC pool; on a
+    logical network, its ipConfiguration names the logical subnet (an access port)."""
+    config = nb.ip_configuration(str(vm.ip), vm.virtual_network or "-", vm.subnet, acl=vm.acl)
+    if vm.logical_network is not None:
+        where = nb.reference("logicalNetworks", vm.logical_network, "subnets", vm.subnet)
+        config["properties"]["subnet"] = where
     return nb.network_interface(
         vm.name,
-        [nb.ip_configuration(str(vm.ip), vm.virtual_network, vm.subnet)],
+        [config],
         server_name=vm.host,
         mac=None if vm.mac is None else _mac_text(vm.mac),
     )
+
+
+def external_network(network: ExternalNetwork) -> Resource:
+    """An external network as a logical network without network virtualization."""
+    subnets = [
+        gw.external_subnet(
+            s.name, str(s.prefix), vlan=s.vlan,
+            gateway=str(s.gateway) if s.gateway else None, public=s.public,
+            pool=(str(s.ip_pool[0]), str(s.ip_pool[1])) if s.ip_pool else None,
+        )
+        for s in network.subnets
+    ]  # fmt: skip
+    return gw.external_network(network.name, subnets)
+
+
+def vm_networks(topology: Topology) -> set[str]:
+    """The external networks that VMs sit on (created before the NICs, not by the edge)."""
+    return {vm.logical_network for vm in topology.vms if vm.logical_network is not None}
+
+
+def logical_networks(topology: Topology) -> list[Resource]:
+    used = vm_networks(topology)
+    return [external_network(n) for n in topology.edge.external_networks if n.name in used]
 
 
 def infrastructure(topology: Topology, run_dir: Path) -> list[Resource]:
@@ -147,6 +186,7 @@ def infrastructure(topology: Topology, run_dir: Path) -> list[Resource]:
         *servers(topology, run_dir),
         *access_control_lists(topology),
         *virtual_networks(topology),
+        *logical_networks(topology),
     ]
 
 

@@ -126,14 +126,17 @@ class Acl:
 
 @dataclass(frozen=True, slots=True)
 class Vm:
-    """A VM with one NIC in one virtual subnet."""
+    """A VM with one NIC in one virtual subnet, or (``logical_network`` set, no
+    ``virtual_network``) in a VLAN subnet of an external network: an access port."""
 
     name: str
     host: str
-    virtual_network: str
+    virtual_network: str  # "" for a VM on a logical network
     subnet: str
     ip: ipaddress.IPv4Address
     mac: str | None
+    logical_network: str | None = None
+    acl: str | None = None  # the NIC's own ACL (its ipConfiguration's accessControlList)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,14 @@ class Topology:
 
     def vm_subnet(self, vm: Vm) -> VirtualSubnet:
         return self.virtual_network(vm.virtual_network).subnet(vm.subnet)
+
+    def vm_prefix(self, vm: Vm) -> tuple[Net, V4 | None]:
+        """The prefix of the VM's subnet and its default gateway (None: no route out)."""
+        if vm.logical_network is None:
+            subnet = self.vm_subnet(vm)
+            return subnet.prefix, subnet.gateway
+        found = self.edge.external_network(vm.logical_network).subnet(vm.subnet)
+        return found.prefix, found.gateway
 
     # what lab.edge checks its sections against
     def pa_subnet_names(self) -> dict[str, tuple[Net, int, V4, tuple[V4, V4]]]:
@@ -250,7 +261,9 @@ def from_document(document: object) -> Topology:
         vms=vms,
     )
     _check_vms(topology)
-    return dataclasses.replace(topology, edge=parse_edge(top, topology))
+    topology = dataclasses.replace(topology, edge=parse_edge(top, topology))
+    _check_logical_vms(topology)
+    return topology
 
 
 # ---------------------------------------------------------------- sections
@@ -388,7 +401,13 @@ def _acl_rule(raw: object, path: str) -> AclRule:
 
 def _vm(raw: object, path: str) -> Vm:
     item = fields.mapping(raw, path)
-    fields.known(item, path, ("name", "host", "virtual_network", "subnet", "ip", "mac"))
+    fields.known(
+        item, path, ("name", "host", "virtual_network", "logical_network", "subnet", "ip", "mac",
+                     "acl")
+    )  # fmt: skip
+    logical = item.get("logical_network")
+    if (logical is None) == (item.get("virtual_network") is None):
+        raise TopologyError(f"{path}: give either virtual_network or logical_network")
     mac: str | None = None
     if item.get("mac") is not None:
         text = str(item["mac"])
@@ -401,10 +420,12 @@ def _vm(raw: object, path: str) -> Vm:
     return Vm(
         name=fields.string(item, "name", path, pattern=_NAME),
         host=fields.string(item, "host", path),
-        virtual_network=fields.string(item, "virtual_network", path),
+        virtual_network="" if logical else fields.string(item, "virtual_network", path),
         subnet=fields.string(item, "subnet", path),
         ip=fields.address(item, "ip", path),
         mac=mac,
+        logical_network=None if logical is None else fields.string(item, "logical_network", path),
+        acl=None if item.get("acl") is None else fields.string(item, "acl", path),
     )
 
 
@@ -428,10 +449,15 @@ def _check_vsids(networks: tuple[VirtualNetwork, ...]) -> None:
 def _check_vms(topology: Topology) -> None:
     host_names = {h.name for h in topology.hosts}
     taken: dict[tuple[str, ipaddress.IPv4Address], str] = {}
+    acl_names = {a.name for a in topology.acls}
     for i, vm in enumerate(topology.vms):
         path = f"vms[{i}]"
         if vm.host not in host_names:
             raise TopologyError(f"{path}.host: no host named {vm.host!r}")
+        if vm.acl is not None and vm.acl not in acl_names:
+            raise TopologyError(f"{path}.acl: no ACL named {vm.acl!r}")
+        if vm.logical_network is not None:
+            continue  # checked against the edge (_check_logical_vms)
         try:
             network = topology.virtual_network(vm.virtual_network)
         except KeyError:
@@ -451,6 +477,46 @@ def _check_vms(topology: Topology) -> None:
             raise TopologyError(
                 f"{path}.ip: {vm.ip} is reserved in {prefix} (network, broadcast or gateway)"
             )
+        key = (network.name, vm.ip)
+        if key in taken:
+            raise TopologyError(f"{path}.ip: {vm.ip} is already used by VM {taken[key]!r}")
+        taken[key] = vm.name
+
+
+def _check_logical_vms(topology: Topology) -> None:
+    """A VM on a logical network: a tagged subnet of an external network trunked to its
+    host's PA subnet (the VLAN reaches the host's uplinks there), an unused host address."""
+    taken: dict[tuple[str, ipaddress.IPv4Address], str] = {}
+    for i, vm in enumerate(topology.vms):
+        if vm.logical_network is None:
+            continue
+        path = f"vms[{i}]"
+        try:
+            network = topology.edge.external_network(vm.logical_network)
+        except KeyError:
+            raise TopologyError(
+                f"{path}.logical_network: no external network named {vm.logical_network!r}"
+            ) from None
+        try:
+            subnet = network.subnet(vm.subnet)
+        except KeyError:
+            raise TopologyError(
+                f"{path}.subnet: external network {network.name!r} has no subnet {vm.subnet!r}"
+            ) from None
+        if not subnet.vlan:
+            raise TopologyError(
+                f"{path}.subnet: {subnet.name} has no vlan (access ports are tagged)"
+            )
+        pa_subnet = topology.host(vm.host).pa_subnet
+        if network.trunk != pa_subnet:
+            raise TopologyError(
+                f"{path}.logical_network: {network.name} is not trunked to PA subnet {pa_subnet}"
+                f" of host {vm.host} (external_networks[].trunk)"
+            )
+        prefix = subnet.prefix
+        if vm.ip not in prefix or vm.ip in (prefix.network_address, prefix.broadcast_address,
+                                            subnet.gateway):  # fmt: skip
+            raise TopologyError(f"{path}.ip: {vm.ip} is no free host address of {prefix}")
         key = (network.name, vm.ip)
         if key in taken:
             raise TopologyError(f"{path}.ip: {vm.ip} is already used by VM {taken[key]!r}")

@@ -20,6 +20,17 @@ from openhnv.ovsdb.rows import Ref, Row, Value
 KeyFn = Callable[[Row], str]
 
 GLOBAL_KEY = "global"
+ACCESS_VLAN = "access_vlan"
+"""``Physical_Port`` ``other_config`` key of an access port (a NIC on a logical, VLAN,
+subnet): the VLAN it is bridged onto; such a port has no ``vlan_bindings``."""
+
+
+def controller_bound(row: Row) -> bool:
+    """A ``Physical_Port`` row the controller wrote (bound to a logical switch, or an
+    access port); the others are the host agent's (a VM port not bound yet)."""
+    config = row.get("other_config")
+    access = isinstance(config, Mapping) and ACCESS_VLAN in config
+    return bool(row.get("vlan_bindings")) or access
 
 
 @dataclass(frozen=True, slots=True)

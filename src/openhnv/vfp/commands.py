@@ -14,10 +14,12 @@ from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import (
     DIRECTIONS,
     FAMILIES,
+    NO_VSID,
     Allow,
     Block,
     Direction,
     Rule,
+    check_access_vlan,
     check_vsid,
     normalize_mac,
     parse_address,
@@ -38,7 +40,9 @@ class AddPort:
     """A VM port: its MAC, VSID, routing domain and the IPs it may send from.
 
     A ``gateway`` port (a tenant's gateway compartment) may also send from addresses
-    outside the VNet that its routing domain routes to one of its IPs.
+    outside the VNet that its routing domain routes to one of its IPs. An access port
+    (``access_vlan`` 1..4094: a NIC on a logical, VLAN, subnet) is bridged onto that VLAN
+    of the uplinks, without encapsulation; it has no virtual subnet (``vsid`` 0).
     """
 
     name: str
@@ -48,11 +52,17 @@ class AddPort:
     ip_addresses: tuple[str, ...] = ()
     allow_mac_spoofing: bool = False
     gateway: bool = False
+    access_vlan: int | None = None
 
     def __post_init__(self) -> None:
         _name("name", self.name)
         object.__setattr__(self, "mac", normalize_mac(self.mac, "mac"))
-        check_vsid(self.vsid)
+        if self.access_vlan is None:
+            check_vsid(self.vsid)
+        else:
+            check_access_vlan(self.access_vlan)
+            if self.vsid != NO_VSID:
+                raise PolicyError("vsid", self.vsid, f"an access port's vsid is {NO_VSID}")
         _name("rdid", self.rdid)
         ips = tuple(str(parse_address(a, "ip_addresses")) for a in self.ip_addresses)
         object.__setattr__(self, "ip_addresses", ips)

@@ -18,7 +18,8 @@ class Deliver(NamedTuple):
 
 class Transmit(NamedTuple):
     """Send ``frame`` (a whole outer Ethernet frame) out of the uplink, from PA
-    ``source_pa`` toward PA ``provider_address``."""
+    ``source_pa`` toward PA ``provider_address``. An access port's frame is sent as it is
+    (802.1Q tag included) out of the uplink of ``source_pa``, toward ``BRIDGED``."""
 
     frame: bytes
     source_pa: str
@@ -42,5 +43,7 @@ class Drop(NamedTuple):
 
 
 Emit: TypeAlias = Deliver | Transmit | Punt | Drop
+BRIDGED = ""
+"""The ``provider_address`` of a bridged frame (an access port's): it goes to no PA."""
 UPLINK = "uplink"
 """The port name of the physical uplink (frames from the PA network)."""

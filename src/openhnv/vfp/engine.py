@@ -28,8 +28,15 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 
+from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_str
 from openhnv.packet.errors import PacketError
-from openhnv.packet.ethernet import ETHERNET_HEADER_LEN
+from openhnv.packet.ethernet import (
+    ETHERNET_HEADER_LEN,
+    ETHERTYPE_AT,
+    ETHERTYPE_VLAN_BYTES,
+    VLAN_TCI_AT,
+    pop_vlan,
+)
 from openhnv.packet.flowkey import (
     FAST_KEY,
     NVGRE_OUTER_KEY,
@@ -269,8 +276,8 @@ class VfpEngine:
                 if inner >= 0:
                     try:
                         ikey = flow_key(frame, inner)
-                    except PacketError:
-                        self._drop(up, "malformed", out)
+                    except PacketError:  # or an access port's UDP, shaped like VXLAN
+                        self._vlan_or_malformed(frame, now, out)
                         continue
                 key = b"" if ikey is None else okey + ikey
                 f = get(key) if key else None
@@ -315,6 +322,37 @@ class VfpEngine:
                     self._after(q, em, now, out)
         up.packets_in += n
         up.uft_hits += hits
+
+    def _vlan_or_malformed(self, frame: bytes, now: float, out: list[Emit]) -> None:
+        if not self._from_vlan(frame, now, out):
+            self._drop(self.state.uplink, "malformed", out)
+
+    def _from_vlan(self, frame: bytes, now: float, out: list[Emit]) -> bool:
+        """A tagged frame from the uplink: when its VLAN has access ports, untagged to the
+        one of its destination MAC (or to each, broadcast and multicast), through their
+        inbound layers; True when the frame was the VLAN's (taken or dropped here)."""
+        access = self.state.access_ports
+        if not access or frame[ETHERTYPE_AT:VLAN_TCI_AT] != ETHERTYPE_VLAN_BYTES:
+            return False
+        try:
+            vlan, untagged = pop_vlan(frame)
+        except PacketError:
+            return False
+        members = access.get(vlan or 0)
+        if members is None:
+            return False
+        up = self.state.uplink
+        destination = mac_to_str(untagged[:MAC_LEN])
+        if mac_to_str(untagged[MAC_LEN : 2 * MAC_LEN]) in members:
+            self._drop(up, "vlan_own_frame", out)  # ours, back through another uplink
+        elif untagged[0] & MAC_GROUP_BIT:
+            for q in list(members.values()):
+                self._to_vm(q, untagged, now, out)
+        elif destination in members:
+            self._to_vm(members[destination], untagged, now, out)
+        else:
+            self._drop(up, "vlan_no_port", out)
+        return True
 
     def _after(
         self,
@@ -455,6 +493,8 @@ class VfpEngine:
     ) -> None:
         """Decide a frame from the PA network; ``okey``/``ikey``: the outer and inner parts
         of its key (``ikey`` None when the frame has no plain shape: ``key`` is empty)."""
+        if self._from_vlan(frame, now, out):
+            return
         up = self.state.uplink
         d, inner = decide_uplink(self.state, frame, outer_key=okey, inner_key=ikey)
         self._count(up, d)

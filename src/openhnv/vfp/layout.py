@@ -6,6 +6,9 @@ gives. Both ACL layers are stateful and end with the default rules (priority > 6
 allow within the VNet's address space both ways, allow outbound to the Internet, block
 all else. VNET routes packets to the distributed router's MAC and forwards the rest in
 the VSID through the mapping space.
+
+An access port (a NIC on a traditional VLAN network) has the ACL layers only: after them
+the engine bridges its frames onto its VLAN (``pipeline``), so ARP goes to the wire too.
 """
 
 from __future__ import annotations
@@ -103,3 +106,15 @@ def hnv_port_commands(
         *acl_layer_commands(port.name, ACL_SUBNET, vnet_prefixes, subnet_acl, families),
         *vnet_layer_commands(port.name, router_mac, families),
     ]
+
+
+def access_port_commands(
+    port: c.AddPort,
+    *,
+    subnet_prefixes: Sequence[str],
+    nic_acl: Sequence[tuple[Direction, Rule]] = (),
+    families: Sequence[int] = (4,),
+) -> list[c.Command]:
+    """Every command that creates access ``port``: its NIC ACL, whose default rules take
+    the logical subnet's prefixes as the network's own space."""
+    return [port, *acl_layer_commands(port.name, ACL_NIC, subnet_prefixes, nic_acl, families)]

@@ -89,6 +89,7 @@ class Port:
 
     __slots__ = (
         "_layer_order",
+        "access_vlan",
         "allow_mac_spoofing",
         "connections",
         "counters",
@@ -119,8 +120,10 @@ class Port:
         allow_mac_spoofing: bool,
         capacity: int,
         gateway: bool = False,
+        access_vlan: int | None = None,
     ) -> None:
         self.name = name
+        self.access_vlan = access_vlan  # bridged onto this VLAN of the uplinks (no VSID)
         self.mac = mac
         self.vsid = vsid
         self.rdid = rdid

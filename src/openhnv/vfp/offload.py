@@ -19,7 +19,11 @@ connection: the head (VM port) or the tail (decapsulation, local delivery) is on
 flow of a pair (``Flow.pair``, set when the reverse direction was decided as its
 reply, stateful ACLs included); so do composed heads. Drops, punts, broadcast
 replication and flows without a pair stay in Python, and so does every first packet
-(it is what decides). A flow leaves (``Withdraw``) when it retires, when its decision
+(it is what decides). So does every flow of an access port (a NIC on a VLAN network):
+the kernel's programs encapsulate, decapsulate and deliver, they do not push or pop an
+802.1Q tag, so neither its bridged frames nor its deliveries to or from another access
+port are offered (the kernel misses them and hands them to the switch, which alone
+decides them). A flow leaves (``Withdraw``) when it retires, when its decision
 (or its tail's) becomes something the kernel must not do, or when its port goes.
 
 Every change to a flow that the engine commits (``note``: the slow path, a pairing,
@@ -209,7 +213,7 @@ class Offloader:
         """The port and its inbound flow a composed head delivers to, when that flow may
         go down with it: delivered as is (plus an edit), both directions decided."""
         q = self.state.ports.get(tail_key[0])
-        if q is None or not q.enabled:
+        if q is None or not q.enabled or q.access_vlan is not None:
             return None, None
         tail = q.inbound.flows.get(tail_key[1])
         if tail is None or tail.pair is None:
@@ -237,8 +241,8 @@ class Offloader:
                 return None, None, tail_key
             entry = OffloadEntry(DECAP, UPLINK, head.key, q.name, None, 0, edit, (UPLINK, q.name))
             return entry, tail, tail_key
-        if not p.enabled or head.pair is None:
-            return None, None, None
+        if not p.enabled or head.pair is None or p.access_vlan is not None:
+            return None, None, None  # an access port's frames stay in Python (docstring)
         if isinstance(t, Encap):
             ok, edit = _compose(t.edit, None)
             if not ok:

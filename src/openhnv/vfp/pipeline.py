@@ -236,7 +236,7 @@ def decide(
     ``direction``."""
     d = Decision(record=record)
     if direction == OUT:
-        if fk.ethertype == ETHERTYPE_ARP:
+        if fk.ethertype == ETHERTYPE_ARP and port.access_vlan is None:
             d.punt, d.cacheable = "arp", False
             if d.record:
                 d.steps.append(TraceStep("-", "-", "-", None, "punt(arp)", "answered by the agent"))
@@ -255,6 +255,8 @@ def decide(
             )
         ):
             return d.drop("spoofed_source", state, f"source IP {fk.src_ip} is not the port's")
+    if port.access_vlan is not None and fk.ethertype == ETHERTYPE_ARP:
+        return _vlan_arp(state, port, port.access_vlan, direction, fk, frame, d)
     w = _walk_layers(port, direction, fk, d, state)
     if w is None:
         return d
@@ -267,7 +269,64 @@ def decide(
         if d.record:
             d.steps.append(TraceStep("-", "-", "-", None, f"deliver({port.name})"))
         return d
+    if port.access_vlan is not None:
+        return _bridge(state, port, port.access_vlan, fk, frame, d)
     return _forward(state, port, fk, frame, w, d)
+
+
+def _vlan_arp(
+    state: EngineState,
+    port: Port,
+    vlan: int,
+    direction: Direction,
+    fk: FlowKey,
+    frame: bytes,
+    d: Decision,
+) -> Decision:
+    """ARP of an access port passes its ACLs, which are IP rules (a VM port's ARP is
+    answered by the agent instead): on the VLAN like any frame, or delivered."""
+    if direction == OUT:
+        return _bridge(state, port, vlan, fk, frame, d)
+    d.template = state.local_delivery(port.name, None)
+    if d.record:
+        d.steps.append(TraceStep("-", "-", "-", None, f"deliver({port.name})", "ARP"))
+    return d
+
+
+def _bridge(
+    state: EngineState, port: Port, vlan: int, fk: FlowKey, frame: bytes, d: Decision
+) -> Decision:
+    """An access port's frame on its VLAN: to another access port of the VLAN on this
+    host by its MAC, else out of the uplink tagged; broadcast and multicast to both."""
+    members = state.access_ports.get(vlan, {})
+    uplink = state.bridge(vlan)
+    if int(fk.dst_mac[:_OCTET], 16) & MAC_GROUP_BIT:
+        d.cacheable = False
+        d.copies = [
+            Copy(state.local_delivery(q.name, None), 0, frame, q.name)
+            for q in members.values()
+            if q is not port
+        ]
+        if uplink is not None:
+            d.copies.append(Copy(uplink, 0, frame, None))
+        if d.record:
+            d.steps.append(
+                TraceStep("-", "-", "-", None, "flood", f"VLAN {vlan}: {len(d.copies)} copies")
+            )
+        return d
+    q = members.get(fk.dst_mac)
+    if q is not None and q is not port:
+        d.template, d.next_port = state.local_delivery(q.name, None), q.name
+        if d.record:
+            d.steps.append(TraceStep("-", "-", "-", None, f"deliver({q.name})", f"VLAN {vlan}"))
+        return d
+    if uplink is None:
+        return d.drop("no_provider_address", state, "no uplink to bridge onto")
+    if d.record:
+        d.ops.append(HeaderOp("push", "vlan", (("vid", str(vlan)),)))
+        d.steps.append(TraceStep("-", "-", "-", None, "bridge", f"VLAN {vlan} of the uplink"))
+    d.template = uplink
+    return d
 
 
 def _forward(

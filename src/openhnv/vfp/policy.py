@@ -23,6 +23,9 @@ IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 PortRange: TypeAlias = tuple[int, int]
 MIN_VSID = 4096
 MAX_VSID = 2**24 - 2
+NO_VSID = 0  # an access port's: it is on a VLAN, in no virtual subnet
+MIN_ACCESS_VLAN = 1
+MAX_ACCESS_VLAN = 4094
 MAX_PORT = 65535
 
 
@@ -56,6 +59,19 @@ def check_vsid(value: int, field: str = "vsid") -> int:
     """A VSID in 4096..2^24-2 (DESIGN.md §1)."""
     if not isinstance(value, int) or isinstance(value, bool) or not MIN_VSID <= value <= MAX_VSID:
         raise PolicyError(field, value, f"a VSID is an integer in {MIN_VSID}..{MAX_VSID}")
+    return value
+
+
+def check_access_vlan(value: int, field: str = "access_vlan") -> int:
+    """An access port's VLAN: a tag in 1..4094 (0 is untagged, the PAs' own network)."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not MIN_ACCESS_VLAN <= value <= MAX_ACCESS_VLAN
+    ):
+        raise PolicyError(
+            field, value, f"an access VLAN is an integer in {MIN_ACCESS_VLAN}..{MAX_ACCESS_VLAN}"
+        )
     return value
 
 

@@ -40,6 +40,8 @@ class Programming:
             raise PolicyError("name", cmd.name, "no such port")
         if port is not None and state.ports_by_mac.get(port.mac) is port:
             del state.ports_by_mac[port.mac]
+        if port is not None:
+            _leave_vlan(state, port)
         self._everything_changed()
 
     def _set_port_state(self, cmd: c.SetPortState) -> None:
@@ -142,7 +144,8 @@ class Programming:
             raise PolicyError("name", cmd.name, "reserved for the uplink")
         old = state.ports.get(cmd.name)
         port = Port(cmd.name, cmd.mac, cmd.vsid, cmd.rdid, cmd.ip_addresses,
-                    cmd.allow_mac_spoofing, state.flow_capacity, cmd.gateway)  # fmt: skip
+                    cmd.allow_mac_spoofing, state.flow_capacity, cmd.gateway,
+                    cmd.access_vlan)  # fmt: skip
         if old is not None:  # keep policy and flows; they re-evaluate
             port.layers, port.enabled, port.generation = old.layers, old.enabled, old.generation
             port.outbound, port.inbound, port.connections = (
@@ -153,8 +156,11 @@ class Programming:
             port.counters, port.rule_hits = old.counters, old.rule_hits
             if state.ports_by_mac.get(old.mac) is old:
                 del state.ports_by_mac[old.mac]
+            _leave_vlan(state, old)
         state.ports[cmd.name] = port
         state.ports_by_mac[cmd.mac] = port
+        if port.access_vlan is not None:
+            state.access_ports.setdefault(port.access_vlan, {})[port.mac] = port
         self._everything_changed()
 
     def _add_rules(
@@ -187,6 +193,17 @@ class Programming:
         if group is None:
             raise PolicyError("group", name, f"no such group in layer {layer}")
         return group
+
+
+def _leave_vlan(state: EngineState, port: Port) -> None:
+    """``port`` is no longer its VLAN's access port (removed or replaced)."""
+    if port.access_vlan is None:
+        return
+    members = state.access_ports.get(port.access_vlan, {})
+    if members.get(port.mac) is port:
+        del members[port.mac]
+    if not members:
+        state.access_ports.pop(port.access_vlan, None)
 
 
 _HANDLERS: dict[type[Any], Callable[[Programming, Any], None]] = {

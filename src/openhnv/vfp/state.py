@@ -16,7 +16,7 @@ from openhnv.vfp.model import Port
 from openhnv.vfp.policy import MIN_VSID, Rule
 from openhnv.vfp.routes import RouteSpace
 from openhnv.vfp.spaces import MappingSpace, ProviderAddress
-from openhnv.vfp.transposition import Decap, Discard, Encap, InnerEdit, LocalDelivery
+from openhnv.vfp.transposition import Bridge, Decap, Discard, Encap, InnerEdit, LocalDelivery
 
 MAX_RULE_SETS = 100_000
 _NO_RDID = "-"
@@ -38,11 +38,14 @@ class EngineState:
         self.pa_neighbors: dict[str, str] = {}
         self.ports: dict[str, Port] = {}
         self.ports_by_mac: dict[str, Port] = {}
+        self.access_ports: dict[int, dict[str, Port]] = {}
+        """Access ports by VLAN, then by MAC (kept by programming)."""
         self._discards: dict[str, Discard] = {}
         self._locals: dict[tuple[object, ...], LocalDelivery] = {}
         self._encaps: dict[tuple[object, ...], Encap] = {}
         self._decaps: dict[tuple[str, int, int], Decap] = {}
         self._sources: dict[str, tuple[list[ProviderAddress], bool]] = {}
+        self._bridges: dict[int, Bridge] = {}
         self._rule_sets: dict[tuple[int, ...], tuple[Rule, ...]] = {}
 
     def port(self, name: str) -> Port:
@@ -71,6 +74,20 @@ class EngineState:
         self._locals.clear()
         self._encaps.clear()
         self._sources.clear()
+        self._bridges.clear()
+
+    def bridge(self, vlan: int) -> Bridge | None:
+        """Out of the uplink tagged with ``vlan``, on the uplink of the first PA (by
+        address); None without a PA (no uplink is known)."""
+        t = self._bridges.get(vlan)
+        if t is None and self.provider_addresses:
+            first = min(self.provider_addresses)
+            t = self._bridges[vlan] = Bridge(vlan, first)
+        return t
+
+    def access_vlans(self) -> frozenset[int]:
+        """The VLANs with an access port."""
+        return frozenset(self.access_ports)
 
     def sources_toward(self, provider_address: str) -> tuple[list[ProviderAddress], bool]:
         """The local PAs to send toward ``provider_address`` from, and whether on-link."""

@@ -24,7 +24,7 @@ from typing import Literal
 
 from openhnv.packet.addresses import mac_to_bytes
 from openhnv.packet.checksum import update_checksum_word
-from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, ETHERTYPE_AT
+from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, ETHERTYPE_AT, vlan_tag
 from openhnv.packet.ipv4 import (
     IPV4_CHECKSUM_AT,
     IPV4_MAX_TOTAL_LEN,
@@ -34,7 +34,7 @@ from openhnv.packet.ipv4 import (
 from openhnv.packet.ipv6 import IPV6_HOP_LIMIT_AT
 from openhnv.packet.template import HeaderBuilder, TunnelTemplate
 from openhnv.packet.vxlan import VXLAN_SOURCE_PORT_MAX, VXLAN_SOURCE_PORT_MIN
-from openhnv.vfp.emits import Deliver, Drop, Emit, Transmit
+from openhnv.vfp.emits import BRIDGED, Deliver, Drop, Emit, Transmit
 
 _IPV6 = 6
 _BYTE_BITS = 8
@@ -242,4 +242,22 @@ class Decap:
         return Deliver(self.port, frame[self.offset :])
 
 
-Template = Encap | LocalDelivery | Discard | Decap
+class Bridge:
+    """Send the frame as it is out of the uplink of PA ``source_pa``, tagged with an
+    access port's VLAN: a traditional VLAN network, no encapsulation."""
+
+    __slots__ = ("source_pa", "tag", "vlan")
+    plain = False
+    encap_inline = False
+
+    def __init__(self, vlan: int, source_pa: str) -> None:
+        self.vlan = vlan
+        self.tag = vlan_tag(vlan)
+        self.source_pa = source_pa
+
+    def emit(self, port: str, frame: bytes, flow_arg: int) -> Emit:
+        return Transmit(frame[:ETHERTYPE_AT] + self.tag + frame[ETHERTYPE_AT:], self.source_pa,
+                        BRIDGED)  # fmt: skip
+
+
+Template = Encap | LocalDelivery | Discard | Decap | Bridge

@@ -13,12 +13,16 @@ engine's PA side:
   from the PA it carries (``VSwitchError`` when there is no such uplink);
 - ``watch_neighbors(addresses)``: the remote PAs this host sends to (the whole set each
   time); the driver keeps the on-link ones resolved and reports them (and the gateways
-  of its PAs) with ``sink.pa_neighbor``; off-link ones need nothing but the gateway.
+  of its PAs) with ``sink.pa_neighbor``; off-link ones need nothing but the gateway;
+- ``set_access_vlans(vlans)``: the VLANs of the access ports (NICs on a traditional VLAN
+  network, the whole set each time): frames received tagged with one of them that is no
+  PA's VLAN go to ``sink.from_uplink`` as they are, tag included.
 
 Frames in ``transmit`` are whole outer Ethernet frames as the engine built them: outer
 MACs from the PA's ``uplink_mac`` and the reported next hop, 802.1Q tag of the source PA's
 subnet included; the driver sends them out of the uplink carrying ``source_pa`` as they
-are. Frames given to ``from_uplink`` may keep their tag or not (the engine takes both).
+are (an access port's frame, to ``BRIDGED``, already carries its VLAN's tag). Tunnel
+frames given to ``from_uplink`` may keep their tag or not (the engine takes both).
 """
 
 from __future__ import annotations
@@ -104,3 +108,4 @@ class Driver(Protocol):
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None: ...
     def uplink_mac(self, interface: str) -> str: ...
     def watch_neighbors(self, addresses: Sequence[str]) -> None: ...
+    def set_access_vlans(self, vlans: frozenset[int]) -> None: ...

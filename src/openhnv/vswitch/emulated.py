@@ -397,6 +397,10 @@ class EmulatedDriver:
         self._watched = list(addresses)
         self.resolve()
 
+    def set_access_vlans(self, vlans: frozenset[int]) -> None:
+        """Kept only: the emulated fabric routes PAs and carries no VLAN network."""
+        self.access_vlans = frozenset(vlans)
+
     # -- the network's side ------------------------------------------------------------
 
     def resolve(self) -> None:

@@ -236,6 +236,10 @@ class LinuxDriver:
         wanted = list(addresses)
         self._post(lambda: self._pa.watch(wanted))
 
+    def set_access_vlans(self, vlans: frozenset[int]) -> None:
+        wanted = frozenset(vlans)
+        self._post(lambda: setattr(self._pa, "access_vlans", wanted))
+
     # ------------------------------------------------------------ inspection
 
     def port_interfaces(self) -> dict[str, str]:

@@ -6,7 +6,9 @@ regular expression per frame (``tunnel_pattern``): to our MAC, the PA's VLAN, IP
 without options, VXLAN (UDP 4789) or GRE, not a fragment, to the PA ->
 ``sink.from_uplink`` with the 802.1Q tag popped; anything else (ARP, ICMP echo to a
 PA, junk) goes to the stack, which answers and counts.
-``transmit`` queues the engine's outer frames on the ring of their source PA. The
+Frames tagged with an access port's VLAN (``access_vlans``, no PA's VLAN) go to
+``sink.from_uplink`` as they are. ``transmit`` queues the engine's outer frames (and an
+access port's tagged frames) on the ring of their source PA. The
 gateways and the watched on-link PAs are resolved with ARP, refreshed every
 ``REFRESH_SECONDS`` and reported with ``sink.pa_neighbor`` when they resolve, change or
 are lost. Everything runs on the driver's loop thread; rings written are added to
@@ -129,6 +131,7 @@ class PaSide:
         self._wanted: set[tuple[int, bytes]] = set()  # (stack index, next hop)
         self._reported: dict[str, str] = {}
         self._next_refresh = 0.0
+        self.access_vlans: frozenset[int] = frozenset()  # of the access ports, as tagged
 
     @property
     def stack_counters(self) -> dict[str, int]:
@@ -244,16 +247,23 @@ class PaSide:
         """Not a tunnel frame for us: the PA stack of the frame's VLAN answers or counts."""
         now = time.monotonic()
         by_vlan = entry.by_vlan
+        bridged: list[bytes] = []
         for frame in frames:
             tagged = frame.startswith(ETHERTYPE_VLAN_BYTES, ETHERTYPE_AT) and len(frame) >= _TAG_END
             vid = (frame[VLAN_TCI_AT] & _TCI_HIGH_VID) << 8 | frame[VLAN_TCI_AT + 1]
             index = by_vlan.get(vid if tagged else 0)
             if index is None:
-                self.counters["rx_dropped_vlan"] += 1
+                if tagged and vid in self.access_vlans:
+                    bridged.append(frame)  # an access port's VLAN: the switch decides
+                else:
+                    self.counters["rx_dropped_vlan"] += 1
                 continue
             self.apply(stack.receive(index, frame, now))
             if frame.startswith(ETHERTYPE_ARP_BYTES, _TAG_END if tagged else ETHERTYPE_AT):
                 self.report(now)
+        if bridged and self.sink is not None:
+            self.counters["rx_bridged"] += len(bridged)
+            self.sink.from_uplink(bridged)
 
     def apply(self, operations: Sequence[UplinkSend | TunnelFrame]) -> None:
         for op in operations:

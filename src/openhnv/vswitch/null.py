@@ -69,6 +69,9 @@ class NullDriver:
     def watch_neighbors(self, addresses: Sequence[str]) -> None:
         self.watched = list(addresses)
 
+    def set_access_vlans(self, vlans: frozenset[int]) -> None:
+        self.access_vlans = frozenset(vlans)
+
     # -- the test's side of the wire ---------------------------------------------------
 
     def _opened(self, what: str) -> FrameSink:

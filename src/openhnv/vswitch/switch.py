@@ -78,6 +78,7 @@ class HostSwitch:
         self._pa_macs: dict[str, str] = {}
         self._next_hops: dict[str, str] = {}  # resolved address -> MAC (PAs and gateways)
         self._watched: frozenset[str] = frozenset()
+        self._access_vlans: frozenset[int] = frozenset()
         self._pa_uses: Counter[str] = Counter(  # mappings per PA, kept up by apply()
             m.provider_address for m in engine.state.mappings.all()
         )
@@ -177,10 +178,15 @@ class HostSwitch:
                     self._count_pa(old, -1)
                     self._count_pa(new, 1)
                 watch = self._watch_change()
+            vlans = self.engine.state.access_vlans()
+            access = None if vlans == self._access_vlans else vlans
+            self._access_vlans = vlans
             if self._kernel is not None:
                 self._kernel.after_commands(batch, [*before, *after])
         if watch is not None:
             self.driver.watch_neighbors(watch)
+        if access is not None:
+            self.driver.set_access_vlans(access)
         if failed is not None:
             raise failed
 

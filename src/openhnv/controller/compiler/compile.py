@@ -215,7 +215,7 @@ class Compiler:
         local = sorted(index.nics_by_host.get(server_id, ()))
         local_nics = [index.nics[key] for key in local]
         pieces: list[tuple[str, Piece]] = []
-        for vnet_id in sorted({nic.vnet_id for nic in local_nics}):
+        for vnet_id in sorted({nic.vnet_id for nic in local_nics if not nic.subnet.logical}):
             pieces.append((f"vnet:{vnet_id}", self._vnet(vnet_id)))
         for key, nic in zip(local, local_nics, strict=True):
             pieces.append((f"nic:{key}", self._nic(key, nic)))
@@ -253,7 +253,8 @@ def affected_hosts(old: Index, new: Index, changed_refs: Iterable[str]) -> set[s
     with it. The virtualNetworkManager configuration, or anything unknown: every host.
     macPools reach hosts only through the allocated values of servers and NICs, so they
     affect none by themselves; gateway resources (and logicalNetworks and credentials,
-    which gateways use) affect gateway hosts and VNets with a gateway (``gateway_hosts``).
+    which gateways use) affect gateway hosts and VNets with a gateway (``gateway_hosts``);
+    a logical network also the hosts of the NICs on its subnets.
     """
     hosts: set[str] = set()
     for ref in changed_refs:
@@ -321,6 +322,17 @@ def _gateway_hosts(idx: Index, key: str) -> set[str]:
     return hosts
 
 
+def _logical_hosts(idx: Index, key: str) -> set[str]:
+    """A logical network: the gateway hosts (``_gateway_hosts``) and the hosts of the
+    NICs on its subnets (access ports)."""
+    prefix = _top_key(key) + "/"
+    hosts = _gateway_hosts(idx, key)
+    for nic in idx.nics.values():
+        if nic.subnet.logical and nic.subnet.ref.casefold().startswith(prefix):
+            hosts.add(nic.server_id)
+    return hosts
+
+
 def _every_host(idx: Index, key: str) -> set[str]:
     return set(idx.hosts)
 
@@ -337,7 +349,7 @@ _HOSTS_OF: dict[str, Callable[[Index, str], set[str]]] = {
     "gateways": _gateway_hosts,
     "gatewaypools": _gateway_hosts,
     "publicipaddresses": _gateway_hosts,
-    "logicalnetworks": _gateway_hosts,
+    "logicalnetworks": _logical_hosts,
     "credentials": _gateway_hosts,
 }
 """Collection (case-folded) -> the hosts a change of one of its resources can alter;

@@ -15,6 +15,7 @@ from typing import TypeAlias
 from openhnv.controller.compiler.firewall import NIC_LAYER, SUBNET_LAYER, AclRule, fw_rules
 from openhnv.controller.compiler.gateway_rows import GATEWAY_RULES
 from openhnv.controller.compiler.index import Index, Nic, VirtualNetwork, mac_with_colons
+from openhnv.ovsdb.keys import ACCESS_VLAN
 from openhnv.ovsdb.rows import Atom, Ref, Row
 
 # Referenced tables before the tables that refer to them (diff inserts in this order).
@@ -158,6 +159,8 @@ def vnet_piece(index: Index, vnet_id: str) -> Piece:
 
 def nic_piece(index: Index, nic: Nic) -> Piece:
     """A local NIC's own mappings (as ``local``), Physical_Port and FW_Rules."""
+    if nic.subnet.logical:
+        return access_nic_piece(index, nic)
     vnet: VirtualNetwork = index.vnets[nic.vnet_id]
     layers: list[tuple[str, tuple[AclRule, ...]]] = []
     if nic.gateway:
@@ -200,6 +203,34 @@ def nic_piece(index: Index, nic: Nic) -> Piece:
         MACS: local,
         "Physical_Port": {nic.instance_id: port},
         "FW_Rules": fw_rules(nic.instance_id, frozenset(vnet.address_space) | private, layers),
+    }
+
+
+def access_nic_piece(index: Index, nic: Nic) -> Piece:
+    """A NIC on a logical (VLAN) subnet: an access port, unbound (no logical switch,
+    no mappings) with ``other_config:access_vlan``, and its FW_Rules, whose defaults take
+    the logical subnet's prefix as the network's own space."""
+    layers: list[tuple[str, tuple[AclRule, ...]]] = []
+    if nic.subnet.acl_ref is not None:
+        layers.append((SUBNET_LAYER, index.acl(nic.subnet.acl_ref).rules))
+    if nic.acl_ref is not None or not layers:
+        layers.append((NIC_LAYER, index.acl(nic.acl_ref).rules if nic.acl_ref else ()))
+    port: Row = {
+        "name": nic.instance_id,
+        "description": nic.nic_id,
+        "vlan_bindings": {},
+        "other_config": {
+            ACCESS_VLAN: str(nic.subnet.vlan),
+            "mac_address": nic.mac,
+            "ip_addresses": ",".join(nic.addresses),
+            "mac_spoofing": _bool_text(nic.mac_spoofing),
+            "arp_guard": _bool_text(nic.arp_guard),
+            "dhcp_guard": _bool_text(nic.dhcp_guard),
+        },
+    }
+    return {
+        "Physical_Port": {nic.instance_id: port},
+        "FW_Rules": fw_rules(nic.instance_id, frozenset({nic.subnet.prefix}), layers),
     }
 
 

@@ -45,6 +45,8 @@ from openhnv.controller.compiler.gateways import (
 )
 from openhnv.controller.compiler.values import (
     NO_HOST,
+    NO_VNET,
+    NO_VSID,
     Acl,
     Host,
     Nic,
@@ -155,6 +157,7 @@ class Index:
             ),
             problems,
         )
+        subnets.update(_logical_subnets(snapshot, problems))
         index = cls(
             encapsulation=encapsulation,
             router_mac=router_mac,
@@ -184,9 +187,7 @@ class Index:
                 nic_problems[ref_key(ref)] = found
             if nic is not None:
                 nics[ref_key(ref)] = nic
-                by_vnet.setdefault(nic.vnet_id, set()).add(ref_key(ref))
-                if nic.server_id != NO_HOST:
-                    by_host.setdefault(nic.server_id, set()).add(ref_key(ref))
+                _file_nic(ref_key(ref), nic, by_vnet, by_host)
         return replace(
             index,
             nics=nics,
@@ -205,7 +206,7 @@ class Index:
         nic_problems = dict(self.nic_problems)
         old = nics.pop(key, None)
         nic_problems.pop(key, None)
-        if old is not None:
+        if old is not None and not old.subnet.logical:
             by_vnet[old.vnet_id] = by_vnet[old.vnet_id] - {key}
             if old.server_id != NO_HOST:
                 by_host[old.server_id] = by_host[old.server_id] - {key}
@@ -215,7 +216,8 @@ class Index:
                 nic_problems[key] = found
             if nic is not None:
                 nics[key] = nic
-                by_vnet[nic.vnet_id] = by_vnet.get(nic.vnet_id, frozenset()) | {key}
+                if not nic.subnet.logical:
+                    by_vnet[nic.vnet_id] = by_vnet.get(nic.vnet_id, frozenset()) | {key}
                 if nic.server_id != NO_HOST:
                     by_host[nic.server_id] = by_host.get(nic.server_id, frozenset()) | {key}
         return replace(
@@ -251,6 +253,11 @@ class Index:
         instance_id = text(doc, "instanceId", "document")
         mac = mac_with_colons(props.get("privateMacAddress"), "properties.privateMacAddress")
         subnet, acl_ref, addresses = self._ip_configurations(ref, props)
+        if subnet.logical and not subnet.vlan:
+            raise DocumentError(
+                f"logical subnet {subnet.ref} has vlanID 0: a host gives access ports on"
+                " tagged VLANs only (1..4094)"
+            )
         for layer_ref in (subnet.acl_ref, acl_ref):
             if layer_ref is not None:
                 self._require_acl(layer_ref)
@@ -330,6 +337,16 @@ class Index:
     def acl(self, ref: str) -> Acl:
         """The ACL at ``ref`` (present: a NIC using a missing ACL is never placed)."""
         return self.acls[ref_key(ref)]
+
+
+def _file_nic(
+    key: str, nic: Nic, by_vnet: dict[str, set[str]], by_host: dict[str, set[str]]
+) -> None:
+    """File a placed NIC by its virtual network (a logical subnet's has none) and host."""
+    if not nic.subnet.logical:
+        by_vnet.setdefault(nic.vnet_id, set()).add(key)
+    if nic.server_id != NO_HOST:
+        by_host.setdefault(nic.server_id, set()).add(key)
 
 
 def _configuration(snapshot: Snapshot, problems: list[CompileProblem]) -> tuple[str, str]:
@@ -441,6 +458,42 @@ def _vnet(
         subnets.append(subnet)
     return VirtualNetwork(
         vnet_id=vnet_id, ref=ref, rdid=rdid, address_space=address_space, subnets=tuple(subnets)
+    )
+
+
+def _logical_subnets(snapshot: Snapshot, problems: list[CompileProblem]) -> dict[str, Subnet]:
+    """The subnets of the traditional (VLAN) logical networks, by key; the HNV provider
+    network's are the hosts' own (its NICs are not compiled)."""
+    found: dict[str, Subnet] = {}
+    seen: list[CompileProblem] = []  # duplicates are the gateways' to report
+    for ref, doc in documents(snapshot, "logicalNetworks", seen):
+        props = properties(doc)
+        if flag(props.get("networkVirtualizationEnabled")):
+            continue
+        try:
+            subnets = children(ref, props, "subnets")
+        except DocumentError as err:
+            problems.append(CompileProblem(ref, str(err)))
+            continue
+        for subnet_ref, doc_subnet in subnets:
+            try:
+                found[ref_key(subnet_ref)] = _logical_subnet(subnet_ref, properties(doc_subnet))
+            except DocumentError as err:
+                problems.append(CompileProblem(subnet_ref, str(err)))
+    return found
+
+
+def _logical_subnet(ref: str, props: Mapping[str, Any]) -> Subnet:
+    (prefix,) = _networks([props.get("addressPrefix")], "properties.addressPrefix")
+    gateways = items(props.get("defaultGateways"), "properties.defaultGateways")
+    return Subnet(
+        ref=ref,
+        vnet_id=NO_VNET,
+        vsid=NO_VSID,
+        prefix=prefix,
+        gateway_ip=str(gateways[0]) if gateways else "",
+        acl_ref=ref_of(props.get("accessControlList"), "properties.accessControlList"),
+        vlan=integer(props.get("vlanID", 0), "properties.vlanID"),
     )
 
 

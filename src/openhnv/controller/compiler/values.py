@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from openhnv.controller.compiler.firewall import AclRule
 
 NO_HOST = ""  # the server_id of a NIC behind a hardware VTEP (openhnv's vtepAddress)
+NO_VNET = ""  # the vnet_id of a logical (VLAN) subnet: it is in no virtual network
+NO_VSID = 0  # the vsid of a logical subnet
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,9 @@ class Host:
 
 @dataclass(frozen=True, slots=True)
 class Subnet:
-    """A virtual subnet: one VSID, one broadcast domain."""
+    """A virtual subnet: one VSID, one broadcast domain; or a logical subnet of a
+    traditional VLAN network (``vnet_id`` ``NO_VNET``, ``vsid`` ``NO_VSID``, its ``vlan``),
+    whose NICs are access ports on that VLAN."""
 
     ref: str
     vnet_id: str
@@ -44,6 +48,11 @@ class Subnet:
     prefix: str
     gateway_ip: str
     acl_ref: str | None
+    vlan: int = 0
+
+    @property
+    def logical(self) -> bool:
+        return self.vnet_id == NO_VNET
 
 
 @dataclass(frozen=True, slots=True)

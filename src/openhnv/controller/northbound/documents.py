@@ -1,8 +1,9 @@
 """Plain helpers on stored northbound documents: deep copies and inline children.
 
-A stored document is ``{"resourceId", "instanceId", "etag", "tags"?, "properties"}``;
-child resources sit inline in their parent's ``properties`` as ``{"resourceId",
-"instanceId", "tags"?, "properties"}``.
+A stored document is ``{"resourceId", "instanceId", "etag", "tags"?,
+"resourceMetadata"?, "properties"}``; child resources sit inline in their parent's
+``properties`` as ``{"resourceId", "instanceId", "tags"?, "resourceMetadata"?,
+"properties"}``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import json
 
 from openhnv.controller.northbound.store import Document
+
+# Free-form objects of the envelope, stored and returned as sent (NC-REFERENCE.md 1.2)
+ENVELOPE_OBJECTS = ("tags", "resourceMetadata")
 
 
 def copy_document(doc: Document) -> Document:

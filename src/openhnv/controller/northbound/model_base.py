@@ -40,6 +40,12 @@ MAC_HEX_DIGITS = 12
 ANY = "*"
 INTERNET_TAG = "Internet"
 COUNT_MAX = 2**63 - 1  # a count or a size without a limit of its own
+CREDENTIAL_TYPES = (
+    "X509Certificate",
+    "X509CertificateSubjectName",
+    "UsernamePassword",
+    "SnmpCommunityString",
+)
 
 
 def one_of(*values: str) -> Callable[[object], str]:
@@ -255,8 +261,8 @@ AllocationMethod = Annotated[
 ]
 CredentialType = Annotated[
     str,
-    BeforeValidator(one_of("X509Certificate", "UsernamePassword", "SnmpCommunityString")),
-    _enum_schema("X509Certificate", "UsernamePassword", "SnmpCommunityString"),
+    BeforeValidator(one_of(*CREDENTIAL_TYPES)),
+    _enum_schema(*CREDENTIAL_TYPES),
 ]
 VirtualizationProtocol = Annotated[
     str, BeforeValidator(one_of("Vxlan", "Nvgre")), _enum_schema("Vxlan", "Nvgre")
@@ -307,3 +313,4 @@ class Child(BaseModel):
     model_config = ConfigDict(extra="ignore")
     resourceId: Annotated[str, WithJsonSchema({"type": "string", "pattern": ID_PATTERN})]
     tags: dict[str, Any] | None = None
+    resourceMetadata: dict[str, Any] | None = None

@@ -111,6 +111,7 @@ class Connection(Properties):
     managementAddresses: list[str] = Field(min_length=1)
     credential: Ref | None = None
     credentialType: str | None = None
+    port: int | None = Field(None, ge=1, le=PORT_MAX)  # the host agent's OVSDB port
 
 
 class ServerInterfaceProperties(Properties):

@@ -2,23 +2,27 @@
 
 A NIC's ipConfigurations all sit in one virtual subnet; each address is a usable host of
 it other than the distributed router's (the lowest usable address) and is unique in the
-virtual network. A MAC is unicast, not the distributed router's and unique; ``Dynamic``
-MACs come from the macPools and stay with the NIC across replaces.
+virtual network. A NIC on a logical (VLAN) subnet of a traditional network instead has
+addresses that are usable hosts of it other than its default gateways and the servers'
+provider addresses, unique in the logical network. A MAC is unicast, not
+the distributed router's and unique; ``Dynamic`` MACs come from the macPools and stay
+with the NIC across replaces.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
-from openhnv.controller.errors import bad_request, conflict
+from openhnv.controller.errors import ApiError, bad_request, conflict
 from openhnv.controller.northbound import allocators
 from openhnv.controller.northbound.admission import Admission, resolved
 from openhnv.controller.northbound.compartments import compartment_addresses, compartment_macs
 from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.paths import ResourcePath, parse_path
 from openhnv.controller.northbound.public_ips import check_single_user
+from openhnv.controller.northbound.references import LOGICAL_SUBNET
 from openhnv.controller.northbound.render import DISTRIBUTED_ROUTER_MAC
 from openhnv.controller.northbound.state import children, find_child
 from openhnv.controller.northbound.store import Document
@@ -91,9 +95,51 @@ def _behind_vtep(adm: Admission, props: dict[str, Any]) -> None:
             raise conflict(where, f"{address} is a provider address of {server_path.ref}")
 
 
+def check_vlan_address(address: str, prefix: str, gateways: Collection[str], field: str) -> None:
+    """A NIC's address on a logical (VLAN) subnet: a usable host of it, not a gateway."""
+    ip = ipaddress.ip_address(address)
+    network = ipaddress.ip_network(prefix)
+    if ip.version != network.version or ip not in network:
+        raise bad_request(field, f"{address} is outside subnet {prefix}")
+    if ip == network.network_address:
+        raise bad_request(field, f"{address} is the network address of subnet {prefix}")
+    if network.version == 4 and ip == network.broadcast_address and network.num_addresses > 1:
+        raise bad_request(field, f"{address} is the broadcast address of subnet {prefix}")
+    if address in gateways:
+        raise bad_request(field, f"{address} is a default gateway of subnet {prefix}")
+
+
+def _address_rule(adm: Admission, subnet_ref: ResourcePath) -> Callable[[str, str], None]:
+    """How a NIC address of ``subnet_ref`` is checked: a virtual subnet's rule, or a
+    logical subnet's; on the HNV provider network (SDN Express puts a gateway's
+    FrontEnd NIC there) it must also be no server's provider address."""
+    subnet = resolved(adm.state, subnet_ref)
+    prefix = subnet["properties"]["addressPrefix"]
+    if subnet_ref.kind != LOGICAL_SUBNET:
+        return lambda address, where: check_customer_address(address, prefix, where)
+    gateways = tuple(subnet["properties"].get("defaultGateways", []))
+    providers = {
+        pa["address"]: path.ref
+        for path, server in adm.state.all("servers")
+        for pa in server["properties"].get("providerAddresses", [])
+    }
+
+    def check(address: str, where: str) -> None:
+        check_vlan_address(address, prefix, gateways, where)
+        if address in providers:
+            raise conflict(
+                where,
+                f"{address} is a provider address of {providers[address]}",
+                "DuplicateIPAddress",
+            )
+
+    return check
+
+
 def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[Document]) -> None:
     subnet = resolved(adm.state, subnet_ref)
     prefix = subnet["properties"]["addressPrefix"]
+    check = _address_rule(adm, subnet_ref)
     own = adm.path.key
     in_vnet = {
         **compartment_addresses(adm.state, subnet_ref.top.key),
@@ -107,10 +153,10 @@ def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[
             if cp.get("privateIPAllocationMethod") == "Static":
                 raise bad_request(where, "is required when privateIPAllocationMethod is Static")
             used = {a for a, ref in in_vnet.items() if ref.casefold() != own} | set(mine)
-            cp["privateIPAddress"] = _dynamic_address(adm, config, prefix, used, where)
+            cp["privateIPAddress"] = _dynamic_address(adm, config, prefix, used, where, check)
             cp["privateIPAllocationMethod"] = "Dynamic"
         address = cp["privateIPAddress"]
-        check_customer_address(address, prefix, where)
+        check(address, where)
         if address in mine:
             raise bad_request(where, f"{address} is also ipConfigurations[{mine[address]}]")
         owner = in_vnet.get(address)
@@ -130,21 +176,32 @@ def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[
 
 
 def _dynamic_address(
-    adm: Admission, config: Document, prefix: str, used: set[str], where: str
+    adm: Admission,
+    config: Document,
+    prefix: str,
+    used: set[str],
+    where: str,
+    check: Callable[[str, str], None],
 ) -> str:
     old = find_child(adm.old, "ipConfigurations", str(config["resourceId"])) if adm.old else None
     if old is not None and old["properties"].get("privateIPAddress") not in used:
         try:
-            check_customer_address(old["properties"]["privateIPAddress"], prefix, where)
+            check(old["properties"]["privateIPAddress"], where)
             return str(old["properties"]["privateIPAddress"])
         except Exception:  # the old address no longer fits: take a new one
             pass
     low, high = allocators.usable_hosts(prefix)
     in_use = {int(ipaddress.ip_address(a)) for a in used if a}
-    value = allocators.allocate([(low, high)], in_use, low)
-    if value is None:
-        raise conflict(where, f"subnet {prefix} has no free address", "PoolExhausted")
-    return allocators.address_text(value, ipaddress.ip_network(prefix).version)
+    version = ipaddress.ip_network(prefix).version
+    while (value := allocators.allocate([(low, high)], in_use, low)) is not None:
+        text = allocators.address_text(value, version)
+        try:
+            check(text, where)
+        except ApiError:  # a gateway of a logical subnet: not handed out
+            in_use.add(value)
+            continue
+        return text
+    raise conflict(where, f"subnet {prefix} has no free address", "PoolExhausted")
 
 
 def _mac_address(adm: Admission, props: dict[str, Any]) -> None:

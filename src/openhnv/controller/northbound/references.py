@@ -78,6 +78,15 @@ def _server(path: ResourcePath, doc: Document) -> Iterator[Reference]:
             yield from _held(owner, field, value, LOGICAL_SUBNET)
 
 
+def _subnet_kind(value: object) -> tuple[str, ...]:
+    """A NIC's subnet is a virtual subnet, or a logical (VLAN) subnet of a traditional
+    network (Microsoft's "ByLogicalNetwork" NICs: gateway external NICs, VLAN VMs)."""
+    ref = _ref(value)
+    text = str(ref.get("resourceRef", "")) if ref is not None else ""
+    first = text.strip("/").split("/")[0].casefold()
+    return LOGICAL_SUBNET if first == LOGICAL[0].casefold() else VIRTUAL_SUBNET
+
+
 def _network_interface(path: ResourcePath, doc: Document) -> Iterator[Reference]:
     props = doc.get("properties", {})
     yield from _held(path, "properties.server", props.get("server"), SERVER)
@@ -85,7 +94,8 @@ def _network_interface(path: ResourcePath, doc: Document) -> Iterator[Reference]
         owner = path.child("ipConfigurations", str(config["resourceId"]))
         base = f"properties.ipConfigurations[{i}].properties"
         held = config["properties"]
-        yield from _held(owner, f"{base}.subnet", held.get("subnet"), VIRTUAL_SUBNET)
+        subnet = held.get("subnet")
+        yield from _held(owner, f"{base}.subnet", subnet, _subnet_kind(subnet))
         yield from _held(owner, f"{base}.accessControlList", held.get("accessControlList"), ACL)
         yield from _held(owner, f"{base}.publicIPAddress", held.get("publicIPAddress"), PUBLIC_IP)
 

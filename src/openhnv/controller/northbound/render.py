@@ -13,11 +13,15 @@ import ipaddress
 from typing import Any
 
 from openhnv.controller.errors import not_found
+from openhnv.controller.northbound.documents import ENVELOPE_OBJECTS
 from openhnv.controller.northbound.gateway_render import gateway_read_only
 from openhnv.controller.northbound.models import mac_digits
 from openhnv.controller.northbound.paths import ResourcePath, child_collections, parse_path
 from openhnv.controller.northbound.state import State, children, copy_document, find_child
 from openhnv.controller.northbound.store import Document
+
+# credential types whose value names a certificate (a thumbprint, a subject) and is no secret
+PUBLIC_CREDENTIALS = frozenset({"X509Certificate", "X509CertificateSubjectName"})
 
 DISTRIBUTED_ROUTER_MAC = "401DD8B71C06"
 HOST_NOT_CONNECTED = {
@@ -33,6 +37,7 @@ HOST_NOT_CONNECTED = {
 BACK_REFERENCES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
     # target kind -> {property shown on the target: referrer kind}
     ("virtualNetworks", "subnets"): {"ipConfigurations": ("networkInterfaces", "ipConfigurations")},
+    ("logicalNetworks", "subnets"): {"ipConfigurations": ("networkInterfaces", "ipConfigurations")},
     ("accessControlLists",): {
         "ipConfigurations": ("networkInterfaces", "ipConfigurations"),
         "subnets": ("virtualNetworks", "subnets"),
@@ -143,8 +148,9 @@ class Renderer:
             "etag": top["etag"],
             "instanceId": doc["instanceId"],
         }
-        if doc.get("tags") is not None:
-            out["tags"] = doc["tags"]
+        for name in ENVELOPE_OBJECTS:
+            if doc.get(name) is not None:
+                out[name] = doc[name]
         out["properties"] = props
         return out
 
@@ -171,7 +177,7 @@ class Renderer:
                 "numberOfMacAddresses": high - low + 1,
                 "numberofMacAddressesAllocated": sum(low <= m <= high for m in self._macs()),
             }
-        elif kind == ("credentials",) and props.get("type") != "X509Certificate":
+        elif kind == ("credentials",) and props.get("type") not in PUBLIC_CREDENTIALS:
             props.pop("value", None)  # secrets are write-only
         elif kind == ("virtualNetworkManager",):
             props["distributedRouterMacAddress"] = DISTRIBUTED_ROUTER_MAC

@@ -50,6 +50,7 @@ from openhnv.controller.northbound.changes import (
     plan_put,
     provisioning_state_after_put,
 )
+from openhnv.controller.northbound.documents import ENVELOPE_OBJECTS
 from openhnv.controller.northbound.follower import StoreFollower
 from openhnv.controller.northbound.models import parse_properties
 from openhnv.controller.northbound.paths import (
@@ -232,15 +233,18 @@ class ControllerService:
             raise bad_request(
                 "resourceId", f"{body_id!r} differs from the path's {target.resource_id!r}"
             )
-        tags = body.get("tags")
-        if "tags" in body and not isinstance(tags, dict):
-            raise bad_request("tags", f"must be a JSON object, got {json_type(tags)}")
+        envelope: Document = {}
+        for name in ENVELOPE_OBJECTS:
+            value = body.get(name)
+            if name in body and not isinstance(value, dict):
+                raise bad_request(name, f"must be a JSON object, got {json_type(value)}")
+            if value is not None:
+                envelope[name] = value
         if "properties" not in body:
             raise bad_request("properties", "is required (a JSON object, {} for no property)")
         properties = parse_properties(target.kind, body["properties"])
         child: Document = {"resourceId": body_id or target.resource_id, "properties": properties}
-        if tags is not None:
-            child["tags"] = tags
+        child.update(envelope)
         return self._write(
             lambda: plan_put(self.state, target, child, if_match, self.track_provisioning)
         )

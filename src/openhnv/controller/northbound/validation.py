@@ -244,41 +244,55 @@ def _server(adm: Admission) -> None:
         for ref in nic["properties"].get("logicalSubnets", []):
             subnet_path = parse_path(ref["resourceRef"])
             network = adm.state.top(subnet_path)
-            if network is not None and network["properties"].get("networkVirtualizationEnabled"):
+            if (
+                network is not None
+                and network["properties"].get("networkVirtualizationEnabled")
+                and subnet_path not in provider
+            ):
                 provider.append(subnet_path)
-        if len(provider) > 1:
-            raise bad_request(where, "names more than one HNV provider subnet; one PA per NIC")
-        if not provider:
-            continue
-        subnet_path = provider[0]
-        subnet = resolved(adm.state, subnet_path)
-        ranges = _pa_ranges(subnet)
-        gateways = {
-            int(ipaddress.ip_address(g)) for g in subnet["properties"].get("defaultGateways", [])
-        }
-        kept = old_pas.get((nic_path.key, subnet_path.key))
-        if kept is not None and _in_ranges(int(ipaddress.ip_address(kept)), ranges):
-            address = kept
-        else:
-            key = allocators.pa_allocator(subnet_path)
-            value = allocators.allocate(ranges, taken | gateways, adm.hint(key))
-            if value is None:
-                raise conflict(
-                    where,
-                    f"the ipPools of {subnet_path.ref} have no free provider address",
-                    "PoolExhausted",
-                )
-            adm.advance(key, value)
-            address = str(ipaddress.ip_address(value))
-        taken.add(int(ipaddress.ip_address(address)))
-        pas.append(
-            {
-                "address": address,
-                "networkInterface": {"resourceRef": nic_path.ref},
-                "logicalSubnet": {"resourceRef": subnet_path.ref},
-            }
-        )
+        for subnet_path in provider:
+            address = _provider_address(adm, nic_path, subnet_path, old_pas, taken, where)
+            taken.add(int(ipaddress.ip_address(address)))
+            pas.append(
+                {
+                    "address": address,
+                    "networkInterface": {"resourceRef": nic_path.ref},
+                    "logicalSubnet": {"resourceRef": subnet_path.ref},
+                }
+            )
     adm.new["properties"]["providerAddresses"] = pas
+
+
+def _provider_address(
+    adm: Admission,
+    nic_path: ResourcePath,
+    subnet_path: ResourcePath,
+    old_pas: dict[tuple[str, str], str],
+    taken: set[int],
+    where: str,
+) -> str:
+    """The PA of one physical NIC in one HNV provider subnet: kept, else allocated."""
+    subnet = resolved(adm.state, subnet_path)
+    ranges = _pa_ranges(subnet)
+    gateways = {
+        int(ipaddress.ip_address(g)) for g in subnet["properties"].get("defaultGateways", [])
+    }
+    kept = old_pas.get((nic_path.key, subnet_path.key))
+    if kept is not None and _in_ranges(int(ipaddress.ip_address(kept)), ranges):
+        return kept
+    nics = {  # NICs on the provider network (a gateway's FrontEnd) keep their addresses
+        int(ipaddress.ip_address(a)) for a in adm.state.addresses.get(subnet_path.top.key, {})
+    }
+    key = allocators.pa_allocator(subnet_path)
+    value = allocators.allocate(ranges, taken | gateways | nics, adm.hint(key))
+    if value is None:
+        raise conflict(
+            where,
+            f"the ipPools of {subnet_path.ref} have no free provider address",
+            "PoolExhausted",
+        )
+    adm.advance(key, value)
+    return str(ipaddress.ip_address(value))
 
 
 def _access_control_list(adm: Admission) -> None:

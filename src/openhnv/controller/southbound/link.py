@@ -8,7 +8,7 @@ transaction is in flight are coalesced into the next), and reports every commit 
 the sequence number it reached. After each (re)connect, after any refused transaction
 and at each audit, it resyncs in full: it reads the host's rows (one ``select`` of every
 table) and sends the difference (``resync_changes``). Rows the host agent owns are left
-alone: ``Physical_Port`` rows the controller never bound (``vlan_bindings`` empty) and
+alone: ``Physical_Port`` rows the controller never bound (``keys.controller_bound``) and
 every ``status`` column.
 
 No mirror of the host is kept: the link knows what it last committed (its desired

@@ -19,6 +19,7 @@ from openhnv.controller.compiler.host_rows import TABLES
 from openhnv.controller.southbound.status import Remote
 from openhnv.ovsdb.aio import ConnectionLost
 from openhnv.ovsdb.errors import OvsdbError
+from openhnv.ovsdb.keys import controller_bound
 from openhnv.ovsdb.rows import DesiredState, Row, RowChange, diff
 
 PORT_TABLE = "Physical_Port"
@@ -47,7 +48,7 @@ def resync_changes(actual: DesiredState, desired: DesiredState) -> list[RowChang
             if wanted is not None:
                 same = row.keys() == wanted.keys()
                 rows[key] = row if same else {c: v for c, v in row.items() if c in wanted}
-            elif table == PORT_TABLE and not row.get("vlan_bindings"):
+            elif table == PORT_TABLE and not controller_bound(row):
                 continue  # the agent's port, not bound by the controller yet
             else:
                 rows[key] = row

@@ -1,9 +1,13 @@
 """Which OVSDB remote a server is reached at, and the ``configurationState`` documents.
 
-Pure functions, no I/O. A server's ``properties.connections[].managementAddresses`` may
-hold host names or IPs (Microsoft's NC uses them for WinRM too); the publisher dials the
-first address that names an OVSDB remote: ``unix:/absolute/path``, ``tcp:IP:PORT`` or
-``ssl:IP:PORT`` (IPv6 as ``[addr]``). A bare name or IP is never dialed.
+Pure functions, no I/O. A server's ``properties.connections[].managementAddresses`` hold
+what Microsoft's scripts put there: a bare IP address or a DNS name (SDN Express gives
+the host's FQDN, and the connection's ``port``). As for Microsoft's Network Controller,
+such an address means the host agent's OVSDB over SSL, at the connection's ``port`` or
+6640 (``ssl:ADDRESS:PORT``; a name is resolved when dialed), authenticated both ways
+with ``hnv pki`` certificates. For development an address may also name a remote
+itself: ``unix:/absolute/path``, ``tcp:IP:PORT`` or ``ssl:IP:PORT`` (IPv6 as ``[addr]``).
+The publisher dials the first usable address, over ``connections`` in order.
 
 ``configurationState`` follows the Network Controller's shape (NC-REFERENCE.md 1.2):
 ``{"status": "Success"|"Failure"|"Warning", "lastUpdatedTime": ISO-8601,
@@ -13,6 +17,7 @@ first address that names an OVSDB remote: ``unix:/absolute/path``, ``tcp:IP:PORT
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +40,9 @@ PORT_ON_OTHER_HOST = "PortReportedOnOtherHost"
 
 REMOTE_KINDS = ("unix", "tcp", "ssl")
 PORT_MAX = 65535
+OVSDB_PORT = 6640  # the NC's OVSDB port on a host (NC-REFERENCE.md 2.1)
+DNS_NAME_MAX = 253
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 class AddressError(ControllerError, ValueError):
@@ -55,7 +63,7 @@ class Remote:
 
     kind: str  # "unix" | "tcp" | "ssl"
     path: str = ""  # unix
-    ip: str = ""  # tcp, ssl
+    ip: str = ""  # tcp, ssl: an IP address, or (a bare management address) a DNS name
     port: int = 0
 
     def __str__(self) -> str:
@@ -91,15 +99,40 @@ def parse_remote(text: str) -> Remote:
     return Remote(kind, ip=str(ip), port=int(port))
 
 
+def is_dns_name(text: str) -> bool:
+    """A host name such as ``host01.contoso.local`` (RFC 1123 labels)."""
+    labels = text.rstrip(".").split(".")
+    return 0 < len(text) <= DNS_NAME_MAX and all(_DNS_LABEL.fullmatch(x) for x in labels)
+
+
+def bare_remote(address: str, port: object) -> Remote:
+    """A bare management address (IP or DNS name) as Microsoft's NC dials it: SSL to the
+    host agent's OVSDB at ``port`` (the connection's) or 6640."""
+    if port is None:
+        port = OVSDB_PORT
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= PORT_MAX:
+        raise AddressError(f"connection port {port!r} is not 1..{PORT_MAX}")
+    try:
+        return Remote("ssl", ip=str(ipaddress.ip_address(address)), port=port)
+    except ValueError:
+        pass
+    if not is_dns_name(address):
+        raise AddressError(
+            f"management address {address!r} is neither an IP address, a DNS name nor an "
+            "OVSDB remote (unix:/PATH, tcp:IP:PORT or ssl:IP:PORT)"
+        )
+    return Remote("ssl", ip=address.rstrip(".").casefold(), port=port)
+
+
 def server_remote(server: Mapping[str, Any]) -> Remote:
     """The OVSDB remote of a server document (a GET document); AddressError if none.
 
-    The first address, over ``connections`` in order, that starts with ``unix:``,
-    ``tcp:`` or ``ssl:`` is used; a malformed one is an error, not skipped.
+    The first management address, over ``connections`` in order, is used: an OVSDB
+    remote as written, a bare IP or DNS name as ``ssl:`` at the connection's ``port``
+    (default 6640). A malformed one is an error, not skipped.
     """
     props = server.get("properties") or {}
     connections = props.get("connections") or []
-    seen: list[str] = []
     for connection in connections if isinstance(connections, list) else []:
         addresses = connection.get("managementAddresses") if isinstance(connection, dict) else None
         for address in addresses if isinstance(addresses, list) else []:
@@ -107,15 +140,9 @@ def server_remote(server: Mapping[str, Any]) -> Remote:
                 continue
             if address.partition(":")[0] in REMOTE_KINDS and ":" in address:
                 return parse_remote(address)
-            seen.append(address)
-    if not seen:
-        raise AddressError(
-            "properties.connections has no managementAddresses: the host cannot be reached",
-            HOST_NOT_CONNECTED,
-        )
+            return bare_remote(address, connection.get("port"))
     raise AddressError(
-        f"no managementAddress names an OVSDB remote (unix:/PATH, tcp:IP:PORT or "
-        f"ssl:IP:PORT); {', '.join(repr(a) for a in seen)} is not dialed",
+        "properties.connections has no managementAddresses: the host cannot be reached",
         HOST_NOT_CONNECTED,
     )
 
@@ -177,8 +204,10 @@ def host_state(
 
 
 __all__ = [
+    "OVSDB_PORT",
     "AddressError",
     "Remote",
+    "bare_remote",
     "configuration_state",
     "host_state",
     "parse_remote",

@@ -61,8 +61,8 @@ def _fastpath(lab: RunningLab) -> str:
 
 
 def start_host(lab: RunningLab, host: str) -> None:
-    """Start the host again as the lab started it (the same fast-path mode)."""
-    daemons.start_host(lab.run_dir, lab.lab.host_namespace(host), host, fastpath=_fastpath(lab))
+    """Start the host again as the lab started it (listener, PKI, fast-path mode)."""
+    orchestrator.start_host(lab.lab, host)
 
 
 def kill_host(lab: RunningLab, host: str) -> None:
