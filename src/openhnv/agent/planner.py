@@ -27,6 +27,7 @@ from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.guards import GUARD, GUARD_PRIORITY, guard_groups
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, LAYER_PRIORITIES, VNET
 from openhnv.vfp.policy import (
     IN,
@@ -264,7 +265,26 @@ def bound_port_plan(
     for layer_name, rules in sorted(by_layer.items()):
         layers[layer_name] = _acl_plan(name, layer_name, rules, problems)
     layers[VNET] = _vnet_plan(name, router_mac)
+    guard = _guard_plan(name, port.ip_addresses, view)
+    if guard is not None:
+        layers[GUARD] = guard
     return PortPlan(port, layers)
+
+
+def _guard_plan(port: str, ips: Iterable[str], view: PortView) -> LayerPlan | None:
+    """The GUARD layer of a port with ARP or DHCP guard on (docs/vfp.md), else None."""
+    groups = guard_groups(ips, arp_guard=view.arp_guard, dhcp_guard=view.dhcp_guard)
+    if not groups:
+        return None
+    return LayerPlan(
+        c.AddLayer(port, GUARD, GUARD_PRIORITY),
+        {
+            name: GroupPlan(
+                c.AddGroup(port, GUARD, name, OUT, family), {r.rule_id: r for r in rules}
+            )
+            for name, (family, rules) in groups.items()
+        },
+    )
 
 
 def _acl_layer(port: str, layer: str) -> c.AddLayer:

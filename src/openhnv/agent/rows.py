@@ -137,6 +137,9 @@ class PortView:
     mac_spoofing: bool
     status: Mapping[str, str]
     gateway: bool = False  # a gateway compartment's port (other_config:gateway)
+    arp_guard: bool = False  # other_config:arp_guard (portSettings.arpGuardEnabled)
+    dhcp_guard: bool = False  # other_config:dhcp_guard (portSettings.dhcpGuardEnabled)
+    dns_servers: tuple[str, ...] = ()  # other_config:dns_servers (dnsSettings.dnsServers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +410,11 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
     status = {str(k): str(v) for k, v in _map(row, "status").items()}
     mac: str | None = None
     ips: tuple[str, ...] = ()
+    dns = tuple(
+        _address(a.strip(), "other_config:dns_servers")
+        for a in str(other.get("dns_servers", "")).split(",")
+        if a.strip()
+    )
     if switch is not None:
         mac_text = other.get("mac_address")
         if not mac_text:
@@ -422,6 +430,9 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
         mac_spoofing=other.get("mac_spoofing") == TRUE,
         status=status,
         gateway=other.get("gateway") == TRUE,
+        arp_guard=other.get("arp_guard") == TRUE,
+        dhcp_guard=other.get("dhcp_guard") == TRUE,
+        dns_servers=dns,
     )
 
 
