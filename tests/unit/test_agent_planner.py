@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from openhnv.agent.dhcp import DhcpConfig
 from openhnv.agent.planner import (
     EMPTY_PLAN,
     Plan,
@@ -305,3 +306,20 @@ def test_port_guards_become_the_guard_layer_and_go_with_it() -> None:
     off_rows, _ = _guarded_rows("false", "false")
     cmds = [cmd for u in changes(guarded, plan(read_catalog(off_rows))) for cmd in u.commands]
     assert cmds == [c.RemoveLayer(sql, GUARD, missing_ok=True)]
+
+
+def test_a_bound_port_gets_its_dhcp_answers_from_its_rows() -> None:
+    rows = host_rows(nb.figure8())
+    sql = port_of(rows, "contoso-sql")
+    other = dict(rows["Physical_Port"][sql]["other_config"])
+    other["dns_servers"] = "10.1.1.53,2001:db8::53"
+    rows["Physical_Port"][sql] = {**rows["Physical_Port"][sql], "other_config": other}
+    config = plan(read_catalog(rows)).ports[sql].dhcp
+    assert config == DhcpConfig(
+        address="10.1.1.11",
+        prefix_length=24,
+        server="10.1.1.1",
+        server_mac=ROUTER_MAC,
+        router="10.1.1.1",
+        dns_servers=("10.1.1.53",),  # DHCPv4 carries IPv4 servers only
+    )

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from openhnv.agent.arp import ArpTable
+from openhnv.agent.dhcp import DhcpConfig
 from openhnv.agent.routes import route_tables
 from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
@@ -51,6 +52,7 @@ LAYER_OF = {"nic": ACL_NIC, "subnet": ACL_SUBNET}
 FAMILIES = (4, 6)
 ANY_NETWORK = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
 PROTO_ICMP, PROTO_ICMPV6 = 1, 58
+IPV4 = 4
 ROUTE_RULE, L2_RULE = "route", "l2"
 ROUTES_TABLE = "Logical_Router"  # route units are named by the RDID of the router's VNet
 _UPLINK_RE = re.compile(r"up[0-9]+")
@@ -73,6 +75,7 @@ class LayerPlan:
 class PortPlan:
     port: c.AddPort
     layers: Mapping[str, LayerPlan]
+    dhcp: DhcpConfig | None = None  # what the host's DHCP answers hold (not engine state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +271,29 @@ def bound_port_plan(
     guard = _guard_plan(name, port.ip_addresses, view)
     if guard is not None:
         layers[GUARD] = guard
-    return PortPlan(port, layers)
+    return PortPlan(port, layers, dhcp_config(cat, view, router_mac))
+
+
+def dhcp_config(cat: Catalog, view: PortView, router_mac: str | None) -> DhcpConfig | None:
+    """What the host's DHCP answers hold for a bound port: its first IPv4 address, its
+    subnet's prefix, the distributed router as server and gateway (when routed) and its
+    DNS servers; None when the port has no IPv4 address or its subnet no router."""
+    switch = cat.switches[view.switch] if view.switch is not None else None
+    server_mac = router_mac or (cat.global_row.router_mac if cat.global_row else None)
+    own = [a for a in view.ip_addresses if ipaddress.ip_address(a).version == IPV4]
+    if switch is None or switch.prefix is None or switch.gateway_ip is None:
+        return None
+    if not own or server_mac is None or switch.prefix.version != IPV4:
+        return None
+    dns = tuple(a for a in view.dns_servers if ipaddress.ip_address(a).version == IPV4)
+    return DhcpConfig(
+        address=own[0],
+        prefix_length=switch.prefix.prefixlen,
+        server=switch.gateway_ip,
+        server_mac=server_mac,
+        router=switch.gateway_ip if router_mac is not None else None,
+        dns_servers=dns,
+    )
 
 
 def _guard_plan(port: str, ips: Iterable[str], view: PortView) -> LayerPlan | None:

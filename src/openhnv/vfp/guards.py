@@ -20,6 +20,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from openhnv.packet.arp import Arp
+from openhnv.packet.dhcp import DHCP_SERVER_PORT
 from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, ETHERTYPE_ARP, VLAN_TAG_LEN
 from openhnv.packet.flowkey import FlowKey
 from openhnv.packet.ipv4 import PROTO_UDP
@@ -32,8 +33,6 @@ GUARD = "GUARD"
 GUARD_PRIORITY = 5  # before ACL_NIC (10): the first layer a VM's frame crosses
 ARP_GUARD = "arp_guard"
 DHCP_GUARD = "dhcp_guard"
-DHCP_SERVER_PORT = 67
-DHCP_CLIENT_PORT = 68
 DHCPV6_SERVER_PORT = 547
 UNSPECIFIED_V4 = "0.0.0.0/32"  # the sender of an ARP probe
 ANY_V4 = "0.0.0.0/0"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_bytes
 from openhnv.packet.checksum import update_checksum
+from openhnv.packet.dhcp import DHCP_CLIENT_PORT, DHCP_SERVER_PORT
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERTYPE_ARP
 from openhnv.packet.flowkey import FlowKey
@@ -24,7 +25,7 @@ from openhnv.packet.tcp import TCP_CHECKSUM_AT
 from openhnv.packet.udp import UDP_CHECKSUM_AT
 from openhnv.vfp.classifier import PacketView
 from openhnv.vfp.flowtable import Flow
-from openhnv.vfp.guards import DHCP_CLIENT_PORT, DHCP_SERVER_PORT, arp_rules
+from openhnv.vfp.guards import arp_rules
 from openhnv.vfp.model import Layer, Port
 from openhnv.vfp.policy import (
     IN,
