@@ -134,6 +134,8 @@ class Vm:
     subnet: str
     ip: ipaddress.IPv4Address
     mac: str | None
+    dhcp: bool = False  # the VM's namespace takes its address from a DHCP client
+    dns_servers: tuple[ipaddress.IPv4Address, ...] = ()  # the NIC's dnsSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +390,14 @@ def _acl_rule(raw: object, path: str) -> AclRule:
 
 def _vm(raw: object, path: str) -> Vm:
     item = fields.mapping(raw, path)
-    fields.known(item, path, ("name", "host", "virtual_network", "subnet", "ip", "mac"))
+    fields.known(
+        item, path, ("name", "host", "virtual_network", "subnet", "ip", "mac", "dhcp", "dns")
+    )
+    dhcp = item.get("dhcp", False)
+    if not isinstance(dhcp, bool):
+        raise TopologyError(
+            f"{fields.key_path(path, 'dhcp')}: expected true or false, got {dhcp!r}"
+        )
     mac: str | None = None
     if item.get("mac") is not None:
         text = str(item["mac"])
@@ -405,7 +414,16 @@ def _vm(raw: object, path: str) -> Vm:
         subnet=fields.string(item, "subnet", path),
         ip=fields.address(item, "ip", path),
         mac=mac,
+        dhcp=dhcp,
+        dns_servers=fields.listed(item, "dns", path, _dns_server, required=False),
     )
+
+
+def _dns_server(raw: object, where: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(str(raw))
+    except ValueError:
+        raise TopologyError(f"{where}: {raw!r} is not an IPv4 address") from None
 
 
 # ---------------------------------------------------------------- cross checks
