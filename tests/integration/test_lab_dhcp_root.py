@@ -12,7 +12,7 @@ from openhnv.host.control import call
 from openhnv.lab import dhcp_client, netns, orchestrator, traffic
 from openhnv.lab.builder import VM_INTERFACE, VM_MTU
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 TOPOLOGY = """
 name: placeholder

@@ -34,7 +34,7 @@ from openhnv.testing.polling import eventually
 from openhnv.vfp.guards import GUARD
 from openhnv.vswitch.afpacket import AfPacketSocket
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 TOPOLOGY = """
 name: placeholder
