@@ -4,9 +4,11 @@ and the difference between two plans (minimal, never a flush)."""
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 
+from openhnv.agent.dhcp import DhcpConfig
 from openhnv.agent.planner import (
     EMPTY_PLAN,
     Plan,
@@ -18,13 +20,15 @@ from openhnv.agent.planner import (
 )
 from openhnv.agent.rows import FwRuleView, read_catalog
 from openhnv.ovsdb.rows import Ref
-from openhnv.packet.frames import tcp_frame
+from openhnv.packet.arp import ARP_REPLY
+from openhnv.packet.frames import arp_frame, tcp_frame, udp_frame
 from openhnv.testing import snapshots as nb
 from openhnv.testing.snapshots import acl_datacenter
 from openhnv.testing.southbound import ROUTER_MAC, host_rows, port_of
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import Deliver, Drop, Emit
 from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.guards import GUARD
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, VNET
 from openhnv.vfp.policy import Allow, Block, Route
 from openhnv.vfp.spaces import ProviderAddress
@@ -277,3 +281,45 @@ def test_a_port_unbound_by_the_controller_is_not_programmed() -> None:
     assert rows["Physical_Port"][port_of(rows, "contoso-sql")]["vlan_bindings"] == {
         0: Ref("Logical_Switch", "5001")
     }
+
+
+def _guarded_rows(arp_guard: str, dhcp_guard: str) -> tuple[dict[str, Any], str]:
+    rows = host_rows(nb.figure8())
+    sql = port_of(rows, "contoso-sql")
+    other = dict(rows["Physical_Port"][sql]["other_config"])
+    other.update(arp_guard=arp_guard, dhcp_guard=dhcp_guard)
+    rows["Physical_Port"][sql] = {**rows["Physical_Port"][sql], "other_config": other}
+    return rows, sql
+
+
+def test_port_guards_become_the_guard_layer_and_go_with_it() -> None:
+    rows, sql = _guarded_rows("true", "true")
+    guarded = plan(read_catalog(rows))
+    engine = programmed(guarded)
+    spoof = arp_frame(op=ARP_REPLY, src_mac=SQL_MAC, dst_mac=WEB_MAC, sender_mac=SQL_MAC,
+                      sender_ip="10.1.1.12", target_mac=WEB_MAC, target_ip="10.1.1.12")  # fmt: skip
+    offer = udp_frame(src_mac=SQL_MAC, dst_mac="ff:ff:ff:ff:ff:ff", src_ip="10.1.1.11",
+                      dst_ip="255.255.255.255", src_port=67, dst_port=68, payload=b"o")  # fmt: skip
+    assert [e.reason for e in engine.process(sql, spoof) if isinstance(e, Drop)] == ["arp_guard"]
+    assert [e.reason for e in engine.process(sql, offer) if isinstance(e, Drop)] == ["dhcp_guard"]
+    assert changes(plan_of_engine(engine), guarded) == []  # read back: nothing to do
+    off_rows, _ = _guarded_rows("false", "false")
+    cmds = [cmd for u in changes(guarded, plan(read_catalog(off_rows))) for cmd in u.commands]
+    assert cmds == [c.RemoveLayer(sql, GUARD, missing_ok=True)]
+
+
+def test_a_bound_port_gets_its_dhcp_answers_from_its_rows() -> None:
+    rows = host_rows(nb.figure8())
+    sql = port_of(rows, "contoso-sql")
+    other = dict(rows["Physical_Port"][sql]["other_config"])
+    other["dns_servers"] = "10.1.1.53,2001:db8::53"
+    rows["Physical_Port"][sql] = {**rows["Physical_Port"][sql], "other_config": other}
+    config = plan(read_catalog(rows)).ports[sql].dhcp
+    assert config == DhcpConfig(
+        address="10.1.1.11",
+        prefix_length=24,
+        server="10.1.1.1",
+        server_mac=ROUTER_MAC,
+        router="10.1.1.1",
+        dns_servers=("10.1.1.53",),  # DHCPv4 carries IPv4 servers only
+    )

@@ -908,3 +908,17 @@ def test_diff_keys_is_diff_on_the_changed_keys() -> None:
         RowChange("insert", "Logical_Switch", "4", {"name": "4"})
     ]
     assert diff_keys(old, new, {}) == []
+
+
+def test_port_guards_and_dns_servers_reach_the_nics_port_row() -> None:
+    snap = figure8()
+    sql = next(d for d in snap["networkInterfaces"] if d["resourceId"] == "contoso-sql")
+    sql["properties"]["portSettings"].update(arpGuardEnabled="Enabled", dhcpGuardEnabled=True)
+    sql["properties"]["dnsSettings"] = {"dnsServers": ["10.1.1.53", "192.0.2.53"]}
+    ports = compile_host(snap, "host1")["Physical_Port"]
+    other: Any = ports[instance_id("/networkInterfaces/contoso-sql")]["other_config"]
+    assert (other["arp_guard"], other["dhcp_guard"]) == ("true", "true")
+    assert other["dns_servers"] == "10.1.1.53,192.0.2.53"
+    fabrikam: Any = ports[instance_id("/networkInterfaces/fabrikam-sql")]["other_config"]
+    assert (fabrikam["arp_guard"], fabrikam["dhcp_guard"]) == ("false", "false")
+    assert "dns_servers" not in fabrikam  # no dnsSettings: no column value

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from openhnv.lab.resources import nic_resource
 from openhnv.lab.topology import TopologyError, from_document, load, parse
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -78,6 +79,9 @@ def _error(doc: object) -> str:
         (("vms", 2, "subnet"), "nope", "vms[2].subnet: virtual network 'fabrikam' has no subnet"),
         (("vms", 0, "mac"), "01:00:5e:00:00:01", "vms[0].mac: 01:00:5e:00:00:01 is a multicast"),
         (("vms", 0, "mac"), "zz:00", "vms[0].mac: zz:00 is not a MAC address"),
+        (("vms", 0, "dhcp"), "yes", "vms[0].dhcp: expected true or false, got 'yes'"),
+        (("vms", 0, "dns"), ["10.0.0.x"], "vms[0].dns[0]: '10.0.0.x' is not an IPv4 address"),
+        (("vms", 0, "dns"), "10.0.0.53", "vms[0].dns: expected a list"),
         (("pa_subnets", 1, "vlan"), 4095, "pa_subnets[1].vlan: 4095 is not in 0..4094"),
         (("pa_subnets", 1, "vlan"), "20", "pa_subnets[1].vlan: '20' is not an integer"),
         (("pa_subnets", 0, "gateway"), "192.168.2.1", "pa_subnets[0].gateway: 192.168.2.1 is not"),
@@ -130,6 +134,19 @@ def test_bad_value_names_its_key_path(path: tuple[Any, ...], value: object, mess
         target = target[key]
     target[path[-1]] = value
     assert message in _error(doc)
+
+
+def test_a_vm_may_take_its_address_by_dhcp_and_name_dns_servers() -> None:
+    doc = figure8()
+    doc["vms"][0].update(dhcp=True, dns=["10.1.1.53", "192.0.2.53"])
+    topology = from_document(doc)
+    first, second = topology.vms[0], topology.vms[1]
+    assert first.dhcp
+    assert [str(a) for a in first.dns_servers] == ["10.1.1.53", "192.0.2.53"]
+    assert (second.dhcp, second.dns_servers) == (False, ())
+    resource = nic_resource(first)
+    assert resource.body["properties"]["dnsSettings"] == {"dnsServers": ["10.1.1.53", "192.0.2.53"]}
+    assert "dnsSettings" not in nic_resource(second).body["properties"]
 
 
 def test_missing_and_unknown_keys() -> None:

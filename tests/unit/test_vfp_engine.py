@@ -162,7 +162,7 @@ def test_arp_is_punted_to_the_agent() -> None:
 
 def test_broadcast_is_replicated_as_unicast_to_every_other_vm_of_the_vsid() -> None:
     a = host(PA_A, MAC_A)
-    frame = udp_frame(VM1[1], "ff:ff:ff:ff:ff:ff", VM1[2], "10.1.1.255", 68, 67)
+    frame = udp_frame(VM1[1], "ff:ff:ff:ff:ff:ff", VM1[2], "10.1.1.255", 5000, 5000)
     out = a.process("vm1", frame, 0.0)
     by_target = {(e.port if isinstance(e, Deliver) else e.provider_address): e for e in out}  # type: ignore[union-attr]
     assert set(by_target) == {"vm5", PA_B}  # VM5 local, VM2 remote; not VM3/VM4 (VSID 5002)

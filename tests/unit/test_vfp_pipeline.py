@@ -101,7 +101,7 @@ def test_routed_flows_leave_from_the_mapped_pa_too() -> None:
 
 def test_broadcast_copies_leave_from_the_mapped_pa() -> None:
     a = two_pa_host(vm1_pa=PA_2)
-    frame = eth("ff:ff:ff:ff:ff:ff", VM1[1], 0x0800, ipv4(VM1[2], "10.1.1.255", 17, udp(68, 67)))
+    frame = eth("ff:ff:ff:ff:ff:ff", VM1[1], 0x0800, ipv4(VM1[2], "10.1.1.255", 17, udp(5000, 500)))
     out = a.process("vm1", frame, 0.0)
     remote = [em for em in out if isinstance(em, Transmit)]
     assert [em.source_pa for em in remote] == [PA_2]  # the copy to VM2 on host B

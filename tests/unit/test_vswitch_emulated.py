@@ -199,7 +199,9 @@ def test_fabrikam_rides_nvgre_with_its_overlapping_addresses(net: Net) -> None:
 
 def test_a_broadcast_reaches_every_other_vm_of_the_vsid_only(net: Net) -> None:
     c11 = VMS["c11"]
-    frame = eth("ff:ff:ff:ff:ff:ff", c11.mac, 0x0800, ipv4(c11.ip, "10.1.1.255", 17, udp(68, 67)))
+    frame = eth(
+        "ff:ff:ff:ff:ff:ff", c11.mac, 0x0800, ipv4(c11.ip, "10.1.1.255", 17, udp(5000, 500))
+    )
     net.send("c11", frame)
     for name in ("c12", "c13", "c14"):
         (got,) = net.received(name)

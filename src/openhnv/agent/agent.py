@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from openhnv.agent import arp
+from openhnv.agent import arp, dhcp
 from openhnv.agent.incremental import PlanState, TableKey, touched_rows
 from openhnv.agent.planner import (
     EMPTY_PLAN,
@@ -44,6 +44,7 @@ from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import SslFiles
 from openhnv.vfp.commands import RemovePort
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.pipeline import DHCP_PUNT
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.switch import HostSwitch
 
@@ -165,7 +166,8 @@ class HostAgent:
             }
 
     def counters(self) -> dict[str, int]:
-        """ARP requests, replies, unanswered; Physical_Port rows written; other punts."""
+        """ARP and DHCP requests, replies, unanswered; Physical_Port rows written; other
+        punts."""
         with self._counter_lock:
             return dict(self._counters)
 
@@ -215,6 +217,9 @@ class HostAgent:
             self._cond.notify_all()
 
     def punted(self, port: str, frame: bytes, reason: str) -> None:
+        if reason == DHCP_PUNT:
+            self._answer_dhcp(port, frame)
+            return
         if reason != "arp":
             self._count(f"punt:{reason}")
             return
@@ -229,12 +234,28 @@ class HostAgent:
         if reply is None:
             self._count("arp_unanswered")
             return
-        try:
-            self.switch.send_to_port(port, reply)
-        except VSwitchError as err:
-            log.warning("ARP reply to port %s not sent: %s", port, err)
+        self._send(port, reply, "arp_replies")
+
+    def _answer_dhcp(self, port: str, frame: bytes) -> None:
+        """A DHCP client message of ``port``: answered from its NIC's data (agent.dhcp)."""
+        self._count("dhcp_requests")
+        port_plan = self._plan.ports.get(port)
+        config = port_plan.dhcp if port_plan is not None else None
+        reply = None
+        if port_plan is not None and config is not None:
+            reply = dhcp.answer(config, port_plan.port.mac, frame, self.switch.overlay_mtu())
+        if reply is None:
+            self._count("dhcp_unanswered")
             return
-        self._count("arp_replies")
+        self._send(port, reply, "dhcp_replies")
+
+    def _send(self, port: str, frame: bytes, counter: str) -> None:
+        try:
+            self.switch.send_to_port(port, frame)
+        except VSwitchError as err:
+            log.warning("%s to port %s not sent: %s", counter, port, err)
+            return
+        self._count(counter)
 
     # -- the worker --------------------------------------------------------------------
     def _run(self) -> None:

@@ -22,11 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from openhnv.agent.arp import ArpTable
+from openhnv.agent.dhcp import DhcpConfig
 from openhnv.agent.routes import route_tables
 from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.guards import GUARD, GUARD_PRIORITY, guard_groups
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, LAYER_PRIORITIES, VNET
 from openhnv.vfp.policy import (
     IN,
@@ -51,6 +53,7 @@ LAYER_OF = {"nic": ACL_NIC, "subnet": ACL_SUBNET}
 FAMILIES = (4, 6)
 ANY_NETWORK = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
 PROTO_ICMP, PROTO_ICMPV6 = 1, 58
+IPV4 = 4
 ROUTE_RULE, L2_RULE = "route", "l2"
 ACCESS_RDID = "vlan-"  # an access port's routing domain name: vlan-<VID> (it routes nothing)
 ROUTES_TABLE = "Logical_Router"  # route units are named by the RDID of the router's VNet
@@ -74,6 +77,7 @@ class LayerPlan:
 class PortPlan:
     port: c.AddPort
     layers: Mapping[str, LayerPlan]
+    dhcp: DhcpConfig | None = None  # what the host's DHCP answers hold (not engine state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +280,48 @@ def bound_port_plan(
         layers[layer_name] = _acl_plan(name, layer_name, rules, problems)
     if port.access_vlan is None:
         layers[VNET] = _vnet_plan(name, router_mac)
-    return PortPlan(port, layers)
+    guard = _guard_plan(name, port.ip_addresses, view)
+    if guard is not None:
+        layers[GUARD] = guard
+    return PortPlan(port, layers, dhcp_config(cat, view, router_mac))
+
+
+def dhcp_config(cat: Catalog, view: PortView, router_mac: str | None) -> DhcpConfig | None:
+    """What the host's DHCP answers hold for a bound port: its first IPv4 address, its
+    subnet's prefix, the distributed router as server and gateway (when routed) and its
+    DNS servers; None when the port has no IPv4 address or its subnet no router."""
+    switch = cat.switches[view.switch] if view.switch is not None else None
+    server_mac = router_mac or (cat.global_row.router_mac if cat.global_row else None)
+    own = [a for a in view.ip_addresses if ipaddress.ip_address(a).version == IPV4]
+    if switch is None or switch.prefix is None or switch.gateway_ip is None:
+        return None
+    if not own or server_mac is None or switch.prefix.version != IPV4:
+        return None
+    dns = tuple(a for a in view.dns_servers if ipaddress.ip_address(a).version == IPV4)
+    return DhcpConfig(
+        address=own[0],
+        prefix_length=switch.prefix.prefixlen,
+        server=switch.gateway_ip,
+        server_mac=server_mac,
+        router=switch.gateway_ip if router_mac is not None else None,
+        dns_servers=dns,
+    )
+
+
+def _guard_plan(port: str, ips: Iterable[str], view: PortView) -> LayerPlan | None:
+    """The GUARD layer of a port with ARP or DHCP guard on (docs/vfp.md), else None."""
+    groups = guard_groups(ips, arp_guard=view.arp_guard, dhcp_guard=view.dhcp_guard)
+    if not groups:
+        return None
+    return LayerPlan(
+        c.AddLayer(port, GUARD, GUARD_PRIORITY),
+        {
+            name: GroupPlan(
+                c.AddGroup(port, GUARD, name, OUT, family), {r.rule_id: r for r in rules}
+            )
+            for name, (family, rules) in groups.items()
+        },
+    )
 
 
 def _acl_layer(port: str, layer: str) -> c.AddLayer:

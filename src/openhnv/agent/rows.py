@@ -147,6 +147,9 @@ class PortView:
     status: Mapping[str, str]
     gateway: bool = False  # a gateway compartment's port (other_config:gateway)
     access_vlan: int | None = None  # other_config:access_vlan
+    arp_guard: bool = False  # other_config:arp_guard (portSettings.arpGuardEnabled)
+    dhcp_guard: bool = False  # other_config:dhcp_guard (portSettings.dhcpGuardEnabled)
+    dns_servers: tuple[str, ...] = ()  # other_config:dns_servers (dnsSettings.dnsServers)
 
     @property
     def bound(self) -> bool:
@@ -427,6 +430,11 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
         access_vlan = _access_vlan(other[ACCESS_VLAN])
     mac: str | None = None
     ips: tuple[str, ...] = ()
+    dns = tuple(
+        _address(a.strip(), "other_config:dns_servers")
+        for a in str(other.get("dns_servers", "")).split(",")
+        if a.strip()
+    )
     if switch is not None or access_vlan is not None:
         mac_text = other.get("mac_address")
         if not mac_text:
@@ -443,6 +451,9 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
         status=status,
         gateway=other.get("gateway") == TRUE,
         access_vlan=access_vlan,
+        arp_guard=other.get("arp_guard") == TRUE,
+        dhcp_guard=other.get("dhcp_guard") == TRUE,
+        dns_servers=dns,
     )
 
 

@@ -271,9 +271,10 @@ def _wire_vm(lab: Lab, vm_name: str, offloads: bool) -> None:
     offloads = offloads and vm.logical_network is None
     netns.add_veth(namespace, VM_INTERFACE, host_namespace, port, VM_MTU)
     netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
-    netns.add_address(namespace, VM_INTERFACE, address)
-    if gateway is not None:
-        netns.add_route(namespace, None, gateway)
+    if not vm.dhcp:  # else a DHCP client configures it (lab.dhcp_client)
+        netns.add_address(namespace, VM_INTERFACE, address)
+        if gateway is not None:
+            netns.add_route(namespace, None, gateway)
     if not offloads:
         netns.disable_offloads(namespace, VM_INTERFACE)
     netns.set_up(host_namespace, port)

@@ -209,6 +209,7 @@ def network_interface(
     server_name: str | None = None,
     mac: str | None = None,
     mac_spoofing: str = DISABLED,
+    dns_servers: Sequence[str] = (),
 ) -> Resource:
     """A VM NIC: a Static MAC when ``mac`` is given (as the API spells it, e.g.
     ``00-1D-D8-B7-1C-11`` or ``001DD8B71C11``), else one from a MAC pool; placed on
@@ -222,6 +223,8 @@ def network_interface(
         "arpGuardEnabled": DISABLED,
         "dhcpGuardEnabled": DISABLED,
     }
+    if dns_servers:
+        properties["dnsSettings"] = {"dnsServers": list(dns_servers)}
     if mac is not None:
         properties["privateMacAddress"] = mac
         properties["privateMacAllocationMethod"] = "Static"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from openhnv.lab import builder, daemons, management, netns
+from openhnv.lab import builder, daemons, dhcp_client, management, netns
 from openhnv.lab.access import ApiAccess
 from openhnv.lab.documents import Document
 from openhnv.lab.edge_builder import build_edge
@@ -224,6 +224,10 @@ def _bring_up(
             wait_succeeded(client, running.nics, provision_timeout, progress)
         for vm in list(running.nics):
             running.nics[vm] = client.get(f"/networkInterfaces/{vm}")
+        for dhcp_vm in (v for v in topology.vms if v.dhcp):
+            namespace = lab.names.vm(dhcp_vm.name)
+            with step(f"VM {dhcp_vm.name}: DHCP client (udhcpc) in {namespace}", progress):
+                dhcp_client.start(run_dir, namespace, dhcp_vm.name)
         running.edge = bring_up_edge(lab, client, progress, provision_timeout)
     finally:
         client.close()

@@ -151,6 +151,7 @@ def nic_resource(vm: Vm) -> Resource:
         [config],
         server_name=vm.host,
         mac=None if vm.mac is None else _mac_text(vm.mac),
+        dns_servers=[str(a) for a in vm.dns_servers],
     )
 
 

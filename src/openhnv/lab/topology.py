@@ -137,6 +137,8 @@ class Vm:
     mac: str | None
     logical_network: str | None = None
     acl: str | None = None  # the NIC's own ACL (its ipConfiguration's accessControlList)
+    dhcp: bool = False  # the VM's namespace takes its address from a DHCP client
+    dns_servers: tuple[ipaddress.IPv4Address, ...] = ()  # the NIC's dnsSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,11 +405,16 @@ def _vm(raw: object, path: str) -> Vm:
     item = fields.mapping(raw, path)
     fields.known(
         item, path, ("name", "host", "virtual_network", "logical_network", "subnet", "ip", "mac",
-                     "acl")
+                     "acl", "dhcp", "dns")
     )  # fmt: skip
     logical = item.get("logical_network")
     if (logical is None) == (item.get("virtual_network") is None):
         raise TopologyError(f"{path}: give either virtual_network or logical_network")
+    dhcp = item.get("dhcp", False)
+    if not isinstance(dhcp, bool):
+        raise TopologyError(
+            f"{fields.key_path(path, 'dhcp')}: expected true or false, got {dhcp!r}"
+        )
     mac: str | None = None
     if item.get("mac") is not None:
         text = str(item["mac"])
@@ -426,7 +433,16 @@ def _vm(raw: object, path: str) -> Vm:
         mac=mac,
         logical_network=None if logical is None else fields.string(item, "logical_network", path),
         acl=None if item.get("acl") is None else fields.string(item, "acl", path),
+        dhcp=dhcp,
+        dns_servers=fields.listed(item, "dns", path, _dns_server, required=False),
     )
+
+
+def _dns_server(raw: object, where: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(str(raw))
+    except ValueError:
+        raise TopologyError(f"{where}: {raw!r} is not an IPv4 address") from None
 
 
 # ---------------------------------------------------------------- cross checks

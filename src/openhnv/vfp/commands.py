@@ -13,7 +13,7 @@ from typing import TypeAlias
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import (
     DIRECTIONS,
-    FAMILIES,
+    GROUP_FAMILIES,
     NO_VSID,
     Allow,
     Block,
@@ -112,7 +112,8 @@ class RemoveLayer:
 
 @dataclass(frozen=True, slots=True)
 class AddGroup:
-    """A group of rules of one direction ("in"/"out") and IP family (4/6)."""
+    """A group of rules of one direction ("in"/"out") and IP family (4/6), or of ARP
+    (``ARP_FAMILY``: the ARP frames a VM sends, seen before the host answers them)."""
 
     port: str
     layer: str
@@ -125,8 +126,8 @@ class AddGroup:
         _name("name", self.name)
         if self.direction not in DIRECTIONS:
             raise PolicyError("direction", self.direction, "a direction is 'in' or 'out'")
-        if self.family not in FAMILIES:
-            raise PolicyError("family", self.family, "a family is 4 or 6")
+        if self.family not in GROUP_FAMILIES:
+            raise PolicyError("family", self.family, "a family is 4, 6 or 0 (ARP)")
         if not isinstance(self.priority, int) or self.priority < 0:
             raise PolicyError("priority", self.priority, "a group priority is an int >= 0")
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_bytes
 from openhnv.packet.checksum import update_checksum
+from openhnv.packet.dhcp import DHCP_CLIENT_PORT, DHCP_SERVER_PORT
+from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERTYPE_ARP
 from openhnv.packet.flowkey import FlowKey
 from openhnv.packet.gre import NVGRE_FLOW_ID_MAX
@@ -23,6 +25,7 @@ from openhnv.packet.tcp import TCP_CHECKSUM_AT
 from openhnv.packet.udp import UDP_CHECKSUM_AT
 from openhnv.vfp.classifier import PacketView
 from openhnv.vfp.flowtable import Flow
+from openhnv.vfp.guards import arp_rules
 from openhnv.vfp.model import Layer, Port
 from openhnv.vfp.policy import (
     IN,
@@ -40,6 +43,9 @@ from openhnv.vfp.routes import gateway_mapping, routed_through
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import Discard, HeaderOp, InnerEdit, Template, source_port_of
+
+DHCP_PUNT = "dhcp"  # a VM's DHCPv4 client message, for the agent's responder
+IPV4_FAMILY = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +242,7 @@ def decide(
     ``direction``."""
     d = Decision(record=record)
     if direction == OUT:
-        if fk.ethertype == ETHERTYPE_ARP and port.access_vlan is None:
-            d.punt, d.cacheable = "arp", False
-            if d.record:
-                d.steps.append(TraceStep("-", "-", "-", None, "punt(arp)", "answered by the agent"))
+        if port.access_vlan is None and _for_the_host(state, port, frame, fk, d):
             return d
         if not port.allow_mac_spoofing and fk.src_mac != port.mac:
             return d.drop("spoofed_source", state, f"source MAC {fk.src_mac} is not {port.mac}")
@@ -327,6 +330,54 @@ def _bridge(
         d.steps.append(TraceStep("-", "-", "-", None, "bridge", f"VLAN {vlan} of the uplink"))
     d.template = uplink
     return d
+
+
+def _for_the_host(state: EngineState, port: Port, frame: bytes, fk: FlowKey, d: Decision) -> bool:
+    """ARP and DHCPv4 client messages a VM sends are the host's to answer: punted to the
+    agent (never cached), unless a guard drops them first. False for anything else."""
+    if fk.ethertype == ETHERTYPE_ARP:
+        d.cacheable = False  # its key is the Ethernet header alone: never cached
+        if _arp_blocked(state, port, frame, fk, d):
+            return True
+        d.punt = "arp"
+    elif is_dhcp_client(fk) and fk.src_mac == port.mac:
+        d.punt, d.cacheable = DHCP_PUNT, False
+    else:
+        return False
+    if d.record:
+        d.steps.append(TraceStep("-", "-", "-", None, f"punt({d.punt})", "answered by the agent"))
+    return True
+
+
+def _arp_blocked(state: EngineState, port: Port, frame: bytes, fk: FlowKey, d: Decision) -> bool:
+    """The port's ARP groups (the GUARD layer's ARP guard) on an ARP frame it sent; True
+    when one blocks it or it is malformed (``d`` holds the drop)."""
+    try:
+        chosen = arp_rules(port, frame, fk)
+    except PacketError:
+        d.drop("malformed", state, "an ARP frame that does not parse")
+        return True
+    for layer, group, rule in chosen:
+        d.rules.append(rule)
+        d.hits.append((layer, group, rule.rule_id))
+        if d.record:
+            d.steps.append(
+                TraceStep(layer, group, rule.rule_id, rule.priority, describe_action(rule.action))
+            )
+        if isinstance(rule.action, Block):
+            d.drop(rule.action.reason, state)
+            return True
+    return False
+
+
+def is_dhcp_client(fk: FlowKey) -> bool:
+    """A DHCPv4 client message (UDP 68 -> 67, RFC 2131 §4.1): the host answers it."""
+    return (
+        fk.protocol == PROTO_UDP
+        and fk.dst_port == DHCP_SERVER_PORT
+        and fk.src_port == DHCP_CLIENT_PORT
+        and fk.family == IPV4_FAMILY
+    )
 
 
 def _forward(

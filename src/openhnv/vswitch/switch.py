@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
+from openhnv.packet.ethernet import VLAN_TAG_LEN
 from openhnv.packet.frames import VXLAN_OUTER_LEN
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
@@ -230,6 +231,17 @@ class HostSwitch:
                 interface, mtu, needed, VM_MTU, VXLAN_OUTER_LEN, VM_MTU, mtu - VXLAN_OUTER_LEN,
             )  # fmt: skip
         return mtu
+
+    def overlay_mtu(self) -> int:
+        """The MTU a VM's NIC should have (DHCP option 26): ``VM_MTU``, or less when an
+        uplink cannot carry that much once encapsulated (and tagged)."""
+        with self._lock:
+            limits = [
+                mtu - VXLAN_OUTER_LEN - (VLAN_TAG_LEN if self._pas[a].vlan_id else 0)
+                for a, mtu in self._pa_mtus.items()
+                if mtu is not None and a in self._pas
+            ]
+        return min([VM_MTU, *limits])
 
     def provider_addresses(self) -> list[PaConfig]:
         with self._lock:

@@ -185,6 +185,7 @@ def nic_piece(index: Index, nic: Nic) -> Piece:
             "arp_guard": _bool_text(nic.arp_guard),
             "dhcp_guard": _bool_text(nic.dhcp_guard),
             **({"gateway": "true"} if nic.gateway else {}),
+            **({"dns_servers": ",".join(nic.dns_servers)} if nic.dns_servers else {}),
         },
     }
     vsid = str(nic.subnet.vsid)

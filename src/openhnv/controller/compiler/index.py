@@ -285,6 +285,7 @@ class Index:
             arp_guard=flag(settings.get("arpGuardEnabled")),
             dhcp_guard=flag(settings.get("dhcpGuardEnabled")),
             provider_address=chosen,
+            dns_servers=_dns_servers(props.get("dnsSettings")),
         )
         return nic, ()
 
@@ -520,3 +521,18 @@ def _subnet(ref: str, vnet_id: str, props: Mapping[str, Any]) -> Subnet:
         gateway_ip=str(lowest_usable),
         acl_ref=ref_of(props.get("accessControlList"), "properties.accessControlList"),
     )
+
+
+def _dns_servers(settings: object) -> tuple[str, ...]:
+    """``dnsSettings.dnsServers`` of a NIC, each an IP address."""
+    if settings is None:
+        return ()
+    if not isinstance(settings, Mapping):
+        raise DocumentError(f"properties.dnsSettings must be an object, got {settings!r}")
+    servers = settings.get("dnsServers") or []
+    if not isinstance(servers, list):
+        raise DocumentError(f"properties.dnsSettings.dnsServers must be a list, got {servers!r}")
+    try:
+        return tuple(str(ipaddress.ip_address(str(a))) for a in servers)
+    except ValueError as err:
+        raise DocumentError(f"properties.dnsSettings.dnsServers: {err}") from None

@@ -91,6 +91,7 @@ class Nic:
     dhcp_guard: bool
     provider_address: str
     gateway: bool = False  # a gateway compartment's NIC (compiler.gateways)
+    dns_servers: tuple[str, ...] = ()  # dnsSettings.dnsServers, for the host's DHCP
 
     @property
     def vnet_id(self) -> str:

@@ -191,11 +191,16 @@ class PortSettings(Properties):
     dhcpGuardEnabled: Switch = "Disabled"
 
 
+class DnsSettings(Properties):
+    dnsServers: list[IpAddress] = []  # handed to the VM by the host's DHCP responder
+
+
 class NetworkInterfaceProperties(Properties):
     privateMacAddress: NicMac | None = None
     privateMacAllocationMethod: AllocationMethod | None = None
     ipConfigurations: list[IpConfiguration] = []
     portSettings: PortSettings | None = None
+    dnsSettings: DnsSettings | None = None
     server: Ref | None = None
     vtepAddress: IpAddress | None = None  # openhnv: the NIC is behind this hardware VTEP
 

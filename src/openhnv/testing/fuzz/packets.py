@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from openhnv.packet.arp import Arp
 from openhnv.packet.decode import decode, describe
+from openhnv.packet.dhcp import Dhcp
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import Ethernet
 from openhnv.packet.flowkey import flow_key, outer_key, parse_flow_key, parse_outer
@@ -52,6 +53,11 @@ def _ethernet(data: bytes) -> None:
 def _arp(data: bytes) -> None:
     header, _ = Arp.parse(data)
     _same("arp", data, header, Arp.parse(header.pack())[0])
+
+
+def _dhcp(data: bytes) -> None:
+    header, _ = Dhcp.parse(data)
+    _same("dhcp", data, header, Dhcp.parse(header.pack())[0])
 
 
 def _ipv4(data: bytes) -> None:
@@ -104,6 +110,7 @@ CODECS: tuple[Callable[[bytes], None], ...] = (
     _checked_only(lambda d: Udp.parse(d, 0, _SRC4, _DST4)),
     _checked_only(Tcp.parse),  # no addresses: the checksum is not verified
     _checked_only(lambda d: Udp.parse(d, fragment=True)),
+    _dhcp,
 )
 
 

@@ -1,0 +1,67 @@
+"""DHCP from NC data in a lab: a VM with ``dhcp: true`` runs a real client (busybox
+udhcpc) and gets its NIC's address, prefix, gateway, DNS servers and MTU from its host."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from lab_running import running_lab, topology_of
+
+from openhnv.host.control import call
+from openhnv.lab import dhcp_client, netns, orchestrator, traffic
+from openhnv.lab.builder import VM_INTERFACE, VM_MTU
+
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
+
+TOPOLOGY = """
+name: placeholder
+pa_subnets:
+  - {name: pa, prefix: 192.168.62.0/24, gateway: 192.168.62.1}
+hosts:
+  - {name: h1, pa_subnet: pa, uplinks: 1}
+  - {name: h2, pa_subnet: pa, uplinks: 1}
+virtual_networks:
+  - name: blue
+    address_space: 10.9.0.0/16
+    subnets:
+      - {name: s1, prefix: 10.9.1.0/24, vsid: 7201}
+      - {name: s2, prefix: 10.9.2.0/24, vsid: 7202}
+vms:
+  - {name: d, host: h1, virtual_network: blue, subnet: s1, ip: 10.9.1.20, dhcp: true,
+     dns: [10.9.1.53, 192.0.2.53]}
+  - {name: e, host: h2, virtual_network: blue, subnet: s2, ip: 10.9.2.30}
+"""
+
+
+@pytest.fixture(scope="module", params=["vxlan", "nvgre"])
+def lab(request: pytest.FixtureRequest) -> Iterator[orchestrator.RunningLab]:
+    with running_lab(topology_of(TOPOLOGY, encapsulation=request.param)) as running:
+        yield running
+
+
+def test_the_dhcp_vm_gets_its_nic_configuration(lab: orchestrator.RunningLab) -> None:
+    lease = dhcp_client.read_lease(lab.run_dir, "d")
+    assert {k: lease[k] for k in ("ip", "mask", "router", "dns", "mtu", "serverid")} == {
+        "ip": "10.9.1.20",
+        "mask": "24",
+        "router": "10.9.1.1",  # the distributed router's address in s1
+        "dns": "10.9.1.53 192.0.2.53",  # the NIC's dnsSettings.dnsServers
+        "mtu": str(VM_MTU),  # the lab's underlay carries 1500 encapsulated
+        "serverid": "10.9.1.1",
+    }
+    namespace = lab.vm_namespace("d")
+    addresses = netns.exec_in(namespace, ["ip", "-4", "-o", "addr", "show", VM_INTERFACE]).stdout
+    assert "10.9.1.20/24" in addresses
+    routes = netns.exec_in(namespace, ["ip", "-4", "route", "show", "default"]).stdout
+    assert routes.startswith("default via 10.9.1.1 ")
+    agent = call(lab.host_state_dir("h1"), "status")["agent"]["counters"]
+    assert agent["dhcp_replies"] >= 2  # at least an OFFER and an ACK
+    assert agent.get("dhcp_unanswered", 0) == 0
+
+
+def test_the_dhcp_vm_reaches_a_vm_of_another_subnet_on_another_host(
+    lab: orchestrator.RunningLab,
+) -> None:
+    assert traffic.ping(lab.vm_namespace("d"), "10.9.2.30", count=3) is not None
+    assert traffic.ping(lab.vm_namespace("e"), "10.9.1.20", count=3) is not None

@@ -1,0 +1,162 @@
+"""Port guards in a lab: a VM with arpGuard / dhcpGuard on cannot answer for others.
+
+blue-a (h1) is the would-be impostor; blue-b (h2) the VM whose address it claims; blue-c
+(h2) the VM that must not learn the spoof nor receive a DHCP OFFER. Each test runs with
+the guards off (what the frames do without them: the test can fail) and on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from lab_running import running_lab, topology_of
+
+from openhnv.host.control import call
+from openhnv.lab import netns, orchestrator, traffic
+from openhnv.lab.builder import VM_INTERFACE
+from openhnv.lab.resources import nic_resource
+from openhnv.lab.rest import ControllerClient, instance_id
+from openhnv.packet.addresses import ip_to_bytes, ip_to_str, mac_to_bytes
+from openhnv.packet.arp import ARP_REPLY, ARP_REQUEST, Arp
+from openhnv.packet.decode import decode
+from openhnv.packet.dhcp import (
+    BOOTREPLY,
+    DHCP_CLIENT_PORT,
+    DHCP_SERVER_PORT,
+    OFFER,
+    OPTION_MESSAGE_TYPE,
+    Dhcp,
+)
+from openhnv.packet.frames import arp_frame, udp_frame
+from openhnv.testing.polling import eventually
+from openhnv.vfp.guards import GUARD
+from openhnv.vswitch.afpacket import AfPacketSocket
+
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
+
+TOPOLOGY = """
+name: placeholder
+pa_subnets:
+  - {name: pa, prefix: 192.168.61.0/24, gateway: 192.168.61.1}
+hosts:
+  - {name: h1, pa_subnet: pa, uplinks: 1}
+  - {name: h2, pa_subnet: pa, uplinks: 1}
+virtual_networks:
+  - name: blue
+    address_space: 10.8.0.0/16
+    subnets: [{name: s, prefix: 10.8.1.0/24, vsid: 7101}]
+vms:
+  - {name: blue-a, host: h1, virtual_network: blue, subnet: s, ip: 10.8.1.10}
+  - {name: blue-b, host: h2, virtual_network: blue, subnet: s, ip: 10.8.1.11}
+  - {name: blue-c, host: h2, virtual_network: blue, subnet: s, ip: 10.8.1.12}
+"""
+ROUTER_IP = "10.8.1.1"
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[orchestrator.RunningLab]:
+    with running_lab(topology_of(TOPOLOGY)) as running:
+        yield running
+
+
+def _set_guards(lab: orchestrator.RunningLab, on: bool) -> None:
+    """PUT blue-a's NIC with both guards on or off and wait for h1 to program it."""
+    resource = nic_resource(lab.topology.vm("blue-a"))
+    flag = "Enabled" if on else "Disabled"
+    resource.body["properties"]["portSettings"].update(arpGuardEnabled=flag, dhcpGuardEnabled=flag)
+    resource.body["properties"]["privateMacAddress"] = lab.nic_mac("blue-a").replace(":", "")
+    resource.body["properties"]["privateMacAllocationMethod"] = "Static"
+    client = ControllerClient.connect(lab.controller_url, access=lab.access)
+    try:
+        client.put(resource)
+    finally:
+        client.close()
+    state, port = lab.host_state_dir("h1"), _port(lab, "blue-a")
+
+    def programmed() -> bool:
+        layers = {row["name"] for row in call(state, "list-layers", port=port)}
+        return (GUARD in layers) == on
+
+    eventually(programmed, f"h1 programs blue-a with the guards {'on' if on else 'off'}")
+
+
+def _port(lab: orchestrator.RunningLab, vm: str) -> str:
+    return instance_id(lab.nics[vm])
+
+
+def _counters(lab: orchestrator.RunningLab) -> dict[str, int]:
+    counters: dict[str, int] = call(lab.host_state_dir("h1"), "counters", port=_port(lab, "blue-a"))
+    return counters
+
+
+def _send_and_collect(lab: orchestrator.RunningLab, frames: list[bytes]) -> list[bytes]:
+    with netns.run_in(lab.vm_namespace("blue-a"), AfPacketSocket, VM_INTERFACE) as sock:
+        for frame in frames:
+            sock.send(frame)
+        got: list[bytes] = []
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            got += sock.recv_batch()
+            time.sleep(0.02)
+    return got
+
+
+def _neighbour_macs(lab: orchestrator.RunningLab, vm: str, address: str) -> str:
+    return netns.exec_in(lab.vm_namespace(vm), ["ip", "neigh", "show", address]).stdout
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["guards-off", "guards-on"])
+def test_arp_for_another_vms_address(lab: orchestrator.RunningLab, guarded: bool) -> None:
+    _set_guards(lab, guarded)
+    mac, victim = lab.nic_mac("blue-a"), str(lab.topology.vm("blue-b").ip)
+    c_mac = lab.nic_mac("blue-c")
+
+    def arp(op: int, dst: str, target_mac: str, target_ip: str) -> bytes:
+        return arp_frame(op=op, src_mac=mac, dst_mac=dst, sender_mac=mac, sender_ip=victim,
+                         target_mac=target_mac, target_ip=target_ip)  # fmt: skip
+
+    gratuitous = arp(ARP_REQUEST, BROADCAST, "00:00:00:00:00:00", victim)
+    reply = arp(ARP_REPLY, c_mac, c_mac, str(lab.topology.vm("blue-c").ip))
+    asking = arp(ARP_REQUEST, BROADCAST, "00:00:00:00:00:00", ROUTER_IP)  # "tell 10.8.1.11"
+    before = _counters(lab)
+    got = _send_and_collect(lab, [gratuitous, reply, asking])
+    after = _counters(lab)
+    answers = [
+        h for f in got for h in decode(f)
+        if isinstance(h, Arp) and h.op == ARP_REPLY and ip_to_str(h.sender_ip) == ROUTER_IP
+    ]  # fmt: skip
+    moved = {k: after.get(k, 0) - before.get(k, 0) for k in ("drop:arp_guard", "punt:arp")}
+    if guarded:
+        assert moved == {"drop:arp_guard": 3, "punt:arp": 0}
+        assert answers == []  # the host does not answer a VM that lies about its address
+    else:
+        assert moved == {"drop:arp_guard": 0, "punt:arp": 3}
+        assert len(answers) == 1  # the host answers it: the guard is what stops it
+    # Either way the spoof never reaches another host's VM: ARP stays on its host in HNV.
+    assert mac not in _neighbour_macs(lab, "blue-c", victim)
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["guards-off", "guards-on"])
+def test_a_dhcp_offer_from_a_vm(lab: orchestrator.RunningLab, guarded: bool) -> None:
+    _set_guards(lab, guarded)
+    a, c = lab.topology.vm("blue-a"), lab.topology.vm("blue-c")
+    offer = Dhcp(
+        BOOTREPLY, 0x5EED, mac_to_bytes(lab.nic_mac("blue-c")),
+        ((OPTION_MESSAGE_TYPE, bytes((OFFER,))),), yiaddr=ip_to_bytes(str(c.ip)),
+    )  # fmt: skip
+    frame = udp_frame(src_mac=lab.nic_mac("blue-a"), dst_mac=BROADCAST, src_ip=str(a.ip),
+                      dst_ip="255.255.255.255", src_port=DHCP_SERVER_PORT,
+                      dst_port=DHCP_CLIENT_PORT, payload=offer.pack())  # fmt: skip
+    before = _counters(lab).get("drop:dhcp_guard", 0)
+    with traffic.UdpCollector(lab.vm_namespace("blue-c"), DHCP_CLIENT_PORT) as collector:
+        _send_and_collect(lab, [frame])
+        time.sleep(0.5)
+    received = [d for d, _ in collector.datagrams]
+    dropped = _counters(lab).get("drop:dhcp_guard", 0) - before
+    if guarded:
+        assert (received, dropped) == ([], 1)
+    else:
+        assert (received, dropped) == ([offer.pack()], 0)
