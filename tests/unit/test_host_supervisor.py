@@ -142,7 +142,7 @@ def test_a_busy_or_foreign_listen_address_is_refused() -> None:
 
 def test_the_abuse_limits_of_the_command_line_turn_off_at_0_and_burst_twice_the_rate() -> None:
     args = host_main.build_parser().parse_args(["--name", "h", "--state-dir", "/tmp/x"])
-    assert (args.max_flows_per_port, args.new_flow_rate) == (DEFAULT_MAX_FLOWS, 2000.0)
+    assert (args.max_flows_per_port, args.new_flow_rate) == (DEFAULT_MAX_FLOWS, 500.0)
     limits = host_main.port_limits(0, 100.0, 0.0, 0.4)
     assert limits.max_flows is None
     assert (limits.new_flow_rate, limits.new_flow_burst) == (100.0, 200)

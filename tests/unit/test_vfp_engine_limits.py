@@ -29,8 +29,8 @@ def limited(**kwargs: float | int | None) -> VfpEngine:
     return engine
 
 
-def syn(sport: int, src: tuple[str, ...] = VM1, dst: tuple[str, ...] = VM2) -> bytes:
-    return tcp_frame(src[1], dst[1], src[2], dst[2], sport, 80)
+def syn(sport: int, src: tuple[object, ...] = VM1, dst: tuple[object, ...] = VM2) -> bytes:
+    return tcp_frame(str(src[1]), str(dst[1]), str(src[2]), str(dst[2]), sport, 80)
 
 
 def kinds(emits: list[Emit]) -> Counter[str]:

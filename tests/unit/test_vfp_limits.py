@@ -12,6 +12,7 @@ from openhnv.vfp.limits import (
     BROADCAST_RATE,
     NEW_FLOW_RATE,
     NO_LIMITS,
+    OVER_RATE_PAUSE,
     PortLimits,
     PortMeter,
     TokenBucket,
@@ -101,3 +102,12 @@ def test_limits_that_are_off_admit_everything() -> None:
                for _ in range(10_000))  # fmt: skip
     assert meter.admits_flow(10**9)
     assert not PortMeter(PortLimits(max_flows=3), 0.0).admits_flow(3)
+
+
+def test_a_meter_asks_for_a_pause_once_after_it_went_over_a_rate() -> None:
+    meter = PortMeter(PortLimits(new_flow_rate=1.0, new_flow_burst=1), 0.0)
+    assert meter.admit_miss(group=False, arp=False, now=0.0) is None
+    assert meter.pause() == 0.0
+    assert meter.admit_miss(group=False, arp=False, now=0.0) == NEW_FLOW_RATE
+    assert meter.pause() == OVER_RATE_PAUSE
+    assert meter.pause() == 0.0

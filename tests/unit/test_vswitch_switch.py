@@ -358,4 +358,16 @@ def test_abuse_limit_drops_show_in_the_status_and_one_log_line_per_port_and_pass
         sw.expire()
         sw.expire()  # nothing new: no second line
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["port vm1: over its abuse limits since the last report, dropped 8 (flow_limit)"]
+    assert lines == [
+        "port vm1: over its abuse limits since the last report, dropped 8 (flow_limit)"
+    ]
+
+
+def test_a_port_over_its_new_flow_rate_is_paused_and_the_others_are_not() -> None:
+    sw, _driver = host_switch(PA_A)
+    sw.engine.set_limits(PortLimits(max_flows=None, new_flow_rate=10.0, new_flow_burst=5,
+                                    broadcast_rate=0, arp_rate=0))  # fmt: skip
+    flood = [udp_frame(VM1[1], VM2[1], VM1[2], VM2[2], sport=s) for s in range(1000, 1020)]
+    assert sw.from_port("vm1", flood) > 0
+    assert sw.from_port("vm1", flood[:5]) == 0.0  # its flows: hits, nothing over the rate
+    assert sw.from_port("vm5", [udp_frame(VM5[1], VM2[1], VM5[2], VM2[2])]) == 0.0

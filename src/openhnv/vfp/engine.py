@@ -114,6 +114,12 @@ class VfpEngine:
         for p in state.ports.values():
             p.meter = state.meter()
 
+    def pause(self, port: str) -> float:
+        """Seconds the I/O may leave VM ``port``'s queue unread (``PortMeter.pause``)."""
+        p = self.state.ports.get(port)
+        meter = None if p is None else p.meter
+        return 0.0 if meter is None else meter.pause()
+
     # -- processing --------------------------------------------------------------------
 
     def process(self, port: str, frame: bytes, now: float | None = None) -> list[Emit]:

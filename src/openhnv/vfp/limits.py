@@ -21,6 +21,11 @@ pays nothing):
 
 A limit of 0 (rates) or None (``max_flows``) is off. ``TokenBucket`` is the meter:
 ``rate`` tokens a second up to ``burst``, one token a frame.
+
+Dropping a frame over a rate still costs reading and keying it. A port whose meter
+dropped frames asks its driver, through ``PortMeter.pause``, to leave the port's queue
+alone for ``OVER_RATE_PAUSE`` seconds: the frames the VM sends meanwhile wait in (and
+overflow) that port's own receive ring, in the kernel, at no cost to the other ports.
 """
 
 from __future__ import annotations
@@ -39,12 +44,17 @@ LIMIT_REASONS = (FLOW_LIMIT, NEW_FLOW_RATE, BROADCAST_RATE, ARP_RATE)
 DEFAULT_MAX_FLOWS = 50_000
 """Flows per port: about 11 MB of kernel entries (≈ 230 B each) and a few times that
 in Python; far above what a VM's own connections need, far below the table's bound."""
-DEFAULT_NEW_FLOW_RATE = 2_000.0  # slow-path frames per second and port
-DEFAULT_NEW_FLOW_BURST = 4_000
-DEFAULT_BROADCAST_RATE = 500.0
-DEFAULT_BROADCAST_BURST = 1_000
-DEFAULT_ARP_RATE = 100.0
-DEFAULT_ARP_BURST = 200
+DEFAULT_NEW_FLOW_RATE = 500.0
+"""Slow-path frames a second and port: the Python slow path decides a few thousand new
+flows a second in all (each costs a decision on both hosts and, with the kernel fast
+path, map writes), so one port may take a small share of it."""
+DEFAULT_NEW_FLOW_BURST = 1_000
+DEFAULT_BROADCAST_RATE = 200.0  # each one is copied to every VM of the subnet
+DEFAULT_BROADCAST_BURST = 400
+DEFAULT_ARP_RATE = 50.0  # each one is answered by the host agent
+DEFAULT_ARP_BURST = 100
+OVER_RATE_PAUSE = 0.1
+"""Seconds a driver leaves a port's queue unread once the port went over a rate."""
 
 
 class TokenBucket:
@@ -126,13 +136,14 @@ def _bucket(rate: float, burst: int, now: float) -> TokenBucket | None:
 class PortMeter:
     """One port's buckets under ``limits``; a bucket is None when its limit is off."""
 
-    __slots__ = ("arp", "broadcast", "max_flows", "new_flows")
+    __slots__ = ("arp", "broadcast", "max_flows", "new_flows", "over_rate")
 
     def __init__(self, limits: PortLimits, now: float) -> None:
         self.max_flows = limits.max_flows
         self.new_flows = _bucket(limits.new_flow_rate, limits.new_flow_burst, now)
         self.broadcast = _bucket(limits.broadcast_rate, limits.broadcast_burst, now)
         self.arp = _bucket(limits.arp_rate, limits.arp_burst, now)
+        self.over_rate = False  # a frame was dropped over a rate since the last pause()
 
     def admit_miss(self, group: bool, arp: bool, now: float) -> str | None:
         """Whether a frame without a flow may go to the slow path: None, or the reason
@@ -145,7 +156,16 @@ class PortMeter:
             bucket, reason = self.new_flows, NEW_FLOW_RATE
         if bucket is None or bucket.take(now):
             return None
+        self.over_rate = True
         return reason
+
+    def pause(self) -> float:
+        """Seconds the port's queue may stay unread: ``OVER_RATE_PAUSE`` when it went
+        over a rate since the last call, else 0.0."""
+        if self.over_rate:
+            self.over_rate = False
+            return OVER_RATE_PAUSE
+        return 0.0
 
     def admits_flow(self, flows: int) -> bool:
         """Whether a port holding ``flows`` outbound flows may add one more."""

@@ -352,15 +352,17 @@ class HostSwitch:
 
     # -- FrameSink: called by the driver -----------------------------------------------
 
-    def from_port(self, port: str, frames: list[bytes]) -> None:
+    def from_port(self, port: str, frames: list[bytes]) -> float:
         with self._lock:
             if port not in self.engine.state.ports:  # reported but not programmed (yet)
                 self.counters["drop:unprogrammed_port"] += len(frames)
-                return
+                return 0.0
             emits = self.engine.process_batch(port, frames)
             if self._kernel is not None:  # before the emits: a pair goes down first
                 self._kernel.after_batch()
+            pause = self.engine.pause(port)
         self._dispatch(emits)
+        return pause
 
     def from_uplink(self, frames: list[bytes]) -> None:
         with self._lock:
