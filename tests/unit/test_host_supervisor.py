@@ -22,6 +22,7 @@ from openhnv.host.supervisor import (
     ovsdb_remotes,
 )
 from openhnv.ovsdb.pki import init_ca
+from openhnv.vfp.limits import DEFAULT_LIMITS, DEFAULT_MAX_FLOWS
 from openhnv.vswitch.null import NullDriver
 
 
@@ -109,6 +110,8 @@ def test_a_state_dir_too_long_for_unix_sockets(tmp_path: Path) -> None:
         (["--name", "h", "--state-dir", "/tmp/x", "--driver", "dpdk"], "invalid choice"),
         (["--name", "h", "--state-dir", "/tmp/x", "--null-port", "p1"], "expected PORT=MAC"),
         (["--name", "h", "--state-dir", "/tmp/x", "--null-port", "p1=zz"], "mac='zz'"),
+        (["--name", "h", "--state-dir", "/tmp/x", "--max-flows-per-port", "-1"], "whole number"),
+        (["--name", "h", "--state-dir", "/tmp/x", "--arp-rate", "nan"], "frames a second"),
     ],
 )
 def test_host_argument_errors_exit_2(
@@ -135,3 +138,14 @@ def test_a_busy_or_foreign_listen_address_is_refused() -> None:
     with pytest.raises(HostError, match=re.escape("--listen ssl:192.0.2.1:6640: Cannot assign")):
         check_listen_ports(["ssl:192.0.2.1:6640"])
     check_listen_ports([f"tcp:127.0.0.1:{port}"])  # free again
+
+
+def test_the_abuse_limits_of_the_command_line_turn_off_at_0_and_burst_twice_the_rate() -> None:
+    args = host_main.build_parser().parse_args(["--name", "h", "--state-dir", "/tmp/x"])
+    assert (args.max_flows_per_port, args.new_flow_rate) == (DEFAULT_MAX_FLOWS, 500.0)
+    limits = host_main.port_limits(0, 100.0, 0.0, 0.4)
+    assert limits.max_flows is None
+    assert (limits.new_flow_rate, limits.new_flow_burst) == (100.0, 200)
+    assert limits.broadcast_rate == 0.0
+    assert limits.arp_burst == 1
+    assert HostConfig(name="h", state_dir=Path("/x")).limits == DEFAULT_LIMITS

@@ -50,7 +50,7 @@ class Sink:
         self.uplink: list[bytes] = []
         self.neighbors: list[tuple[str, str | None]] = []
 
-    def from_port(self, port: str, frames: list[bytes]) -> None:
+    def from_port(self, port: str, frames: list[bytes]) -> float:
         raise AssertionError("the PA side never sees port frames")
 
     def from_uplink(self, frames: list[bytes]) -> None:

@@ -16,8 +16,9 @@ class Sink:
     def __init__(self) -> None:
         self.calls: list[tuple[object, ...]] = []
 
-    def from_port(self, port: str, frames: list[bytes]) -> None:
+    def from_port(self, port: str, frames: list[bytes]) -> float:
         self.calls.append(("from_port", port, frames))
+        return 0.0
 
     def from_uplink(self, frames: list[bytes]) -> None:
         self.calls.append(("from_uplink", frames))

@@ -29,6 +29,7 @@ from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.layout import hnv_port_commands
+from openhnv.vfp.limits import PortLimits
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.null import NullDriver, made_up_mac
@@ -340,3 +341,33 @@ def test_a_neighbour_heard_before_its_pa_was_on_link_is_used_once_it_is() -> Non
     assert tx.frame[0:6] == mac(MAC_B)
     sw.set_provider_addresses([PaConfig(PA_A, 28, None, None, "up0")])  # off-link again
     assert sw.inspect(lambda e: dict(e.state.pa_neighbors)) == {}
+
+
+def test_abuse_limit_drops_show_in_the_status_and_one_log_line_per_port_and_pass(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sw, driver = host_switch(PA_A)
+    sw.engine.set_limits(PortLimits(max_flows=2, new_flow_rate=0, broadcast_rate=0, arp_rate=0))
+    for sport in range(1000, 1010):
+        driver.inject_from_port("vm1", udp_frame(VM1[1], VM5[1], VM1[2], VM5[2], sport=sport))
+    status = sw.limit_status()
+    assert status["drops"] == {"flow_limit": 8}
+    assert status["ports"] == {"vm1": {"flow_limit": 8}}
+    assert status["limits"]["max_flows"] == 2  # type: ignore[index]
+    with caplog.at_level("WARNING", logger="openhnv.vswitch.switch"):
+        sw.expire()
+        sw.expire()  # nothing new: no second line
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "port vm1: over its abuse limits since the last report, dropped 8 (flow_limit)"
+    ]
+
+
+def test_a_port_over_its_new_flow_rate_is_paused_and_the_others_are_not() -> None:
+    sw, _driver = host_switch(PA_A)
+    sw.engine.set_limits(PortLimits(max_flows=None, new_flow_rate=10.0, new_flow_burst=5,
+                                    broadcast_rate=0, arp_rate=0))  # fmt: skip
+    flood = [udp_frame(VM1[1], VM2[1], VM1[2], VM2[2], sport=s) for s in range(1000, 1020)]
+    assert sw.from_port("vm1", flood) > 0
+    assert sw.from_port("vm1", flood[:5]) == 0.0  # its flows: hits, nothing over the rate
+    assert sw.from_port("vm5", [udp_frame(VM5[1], VM2[1], VM5[2], VM2[2])]) == 0.0

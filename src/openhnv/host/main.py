@@ -3,7 +3,9 @@ operator commands, apart from the daemon).
 
 ``hnv host --name NAME --state-dir DIR [--listen [ADDR:]PORT|unix:PATH|tcp:IP:PORT|
 ssl:IP:PORT ...] [--pki DIR] [--driver none|linux] [--fastpath auto|on|off]
-[--role host|gateway]`` starts the ``HostProcess`` (ovsdb-server, vSwitch, host agent,
+[--role host|gateway]
+[--max-flows-per-port N] [--new-flow-rate PPS] [--broadcast-rate PPS] [--arp-rate PPS]``
+starts the ``HostProcess`` (ovsdb-server, vSwitch, host agent,
 control socket; with the gateway role the tenants' compartments too), prints ``ready``
 once it serves, and stops everything on SIGTERM or SIGINT. Errors at start are one line
 on stderr and exit status 1 (``--fastpath on`` where the kernel fast path cannot run is
@@ -33,12 +35,20 @@ from openhnv.host.supervisor import (
     expand_listen,
 )
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.limits import (
+    DEFAULT_ARP_RATE,
+    DEFAULT_BROADCAST_RATE,
+    DEFAULT_MAX_FLOWS,
+    DEFAULT_NEW_FLOW_RATE,
+    PortLimits,
+)
 from openhnv.vfp.policy import normalize_mac
 
 PROG = "hnv host"
 READY = "ready"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+BURST_SECONDS = 2.0  # a limit's bucket holds this many seconds of its rate
 
 
 def _null_port(text: str) -> tuple[str, str]:
@@ -56,6 +66,41 @@ def _listen(text: str) -> str:
         return expand_listen(text)
     except HostError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number, 0 for no limit")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected frames a second, 0 for no limit")
+    return value
+
+
+def port_limits(max_flows: int, new_flow_rate: float, broadcast_rate: float,
+                arp_rate: float) -> PortLimits:  # fmt: skip
+    """The limits of the command line: 0 is off, each burst is twice its rate."""
+
+    def burst(rate: float) -> int:
+        return max(1, round(BURST_SECONDS * rate))
+
+    return PortLimits(
+        max_flows=max_flows or None,
+        new_flow_rate=new_flow_rate, new_flow_burst=burst(new_flow_rate),
+        broadcast_rate=broadcast_rate, broadcast_burst=burst(broadcast_rate),
+        arp_rate=arp_rate, arp_burst=burst(arp_rate),
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compartment-prefix", metavar="PREFIX",
                         help="with --role gateway: namespace names of the compartments "
                         "(default hnv-cmp-<name>-)")  # fmt: skip
+    limits = parser.add_argument_group(
+        "abuse limits of every VM port (docs/vfp.md, 'Abuse limits'; 0 turns one off)"
+    )
+    limits.add_argument("--max-flows-per-port", type=_count, default=DEFAULT_MAX_FLOWS,
+                        metavar="N", help="new flows beyond N of a port are dropped "
+                        f"(flow_limit; default {DEFAULT_MAX_FLOWS})")  # fmt: skip
+    limits.add_argument("--new-flow-rate", type=_rate, default=DEFAULT_NEW_FLOW_RATE,
+                        metavar="PPS", help="frames a second a port may send to the slow "
+                        f"path, bursts of twice that (new_flow_rate; default "
+                        f"{DEFAULT_NEW_FLOW_RATE:g})")  # fmt: skip
+    limits.add_argument("--broadcast-rate", type=_rate, default=DEFAULT_BROADCAST_RATE,
+                        metavar="PPS", help="broadcast and multicast frames a second "
+                        f"(broadcast_rate; default {DEFAULT_BROADCAST_RATE:g})")  # fmt: skip
+    limits.add_argument("--arp-rate", type=_rate, default=DEFAULT_ARP_RATE, metavar="PPS",
+                        help=f"ARP frames a second (arp_rate; default "
+                        f"{DEFAULT_ARP_RATE:g})")  # fmt: skip
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="host.log level",
@@ -173,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         null_ports=tuple(args.null_port),
         role=args.role,
         compartment_prefix=args.compartment_prefix,
+        limits=port_limits(
+            args.max_flows_per_port, args.new_flow_rate, args.broadcast_rate, args.arp_rate
+        ),
     )
     if args.compartment_prefix is not None and not args.compartment_prefix.startswith("hnv-"):
         print(f"{PROG}: --compartment-prefix must start with hnv-", file=sys.stderr)

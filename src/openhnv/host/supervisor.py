@@ -40,6 +40,7 @@ from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.pki import ca_cert_path, issue, ssl_files
 from openhnv.ovsdb.server import OvsdbServer, SslFiles, Supervisor, find_binary, listen_remote
 from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.limits import DEFAULT_LIMITS, PortLimits
 from openhnv.vswitch.driver import Driver
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.null import NullDriver
@@ -77,6 +78,7 @@ class HostConfig:
     agent_timeout: float = AGENT_START_TIMEOUT
     role: str = HOST_ROLE  # "gateway": also build the tenants' compartments
     compartment_prefix: str | None = None  # namespaces of compartments (default hnv-cmp-<name>-)
+    limits: PortLimits = DEFAULT_LIMITS  # every VM port's abuse limits (vfp.limits)
 
     @property
     def compartments(self) -> str:
@@ -291,7 +293,7 @@ class HostProcess:
         log.info("ovsdb-server pid %s on %s", server.pid, ", ".join(server.remotes))
         self.startup["ovsdb_server_s"] = round(time.monotonic() - began, 4)
 
-        parts.switch = HostSwitch(VfpEngine(), driver)
+        parts.switch = HostSwitch(VfpEngine(limits=cfg.limits), driver)
         parts.agent = HostAgent(parts.switch, self.remote, host_name=cfg.name)
         synced = time.monotonic()
         try:
@@ -356,6 +358,7 @@ class HostProcess:
             "listen": list(self.config.listen),
             "startup": dict(self.startup),
             "switch_counters": dict(parts.switch.counters) if parts.switch else {},
+            "abuse_limits": parts.switch.limit_status() if parts.switch else {},
             "driver_counters": dict(getattr(parts.switch.driver, "counters", {}))
             if parts.switch
             else {},

@@ -32,6 +32,7 @@ from openhnv.testing.processes import cpu_times
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
+from openhnv.vfp.limits import NO_LIMITS, PortLimits
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.linux import LinuxDriver
@@ -111,7 +112,8 @@ def port_id(vm: str) -> str:
 class DataplaneLab:
     """A built topology plus the switches started on it; a context manager that
     removes everything on exit, also after a failure. ``fastpath``: the switches' kernel
-    fast path (on: the VMs keep their offloads; default: ``fastpath_mode()``)."""
+    fast path (on: the VMs keep their offloads; default: ``fastpath_mode()``);
+    ``limits``: the abuse limits of their VM ports (default none)."""
 
     def __init__(
         self,
@@ -119,8 +121,10 @@ class DataplaneLab:
         run_root: Path,
         fastpath: str | None = None,
         underlay_mtu: int = builder.UNDERLAY_MTU,
+        limits: PortLimits = NO_LIMITS,
     ) -> None:
         self.topology: Topology = from_document(doc)
+        self.limits = limits
         self.run_root = run_root
         self.fastpath = fastpath_mode() if fastpath is None else fastpath
         self.underlay_mtu = underlay_mtu
@@ -218,12 +222,13 @@ class DataplaneLab:
                           "provider_address": self.pa(v.host), "customer_mac": v.mac,
                           "vsid": 5001, "encapsulation": encapsulation} for v in vms]
                         + list(extra_mappings),
+            "limits": self.limits.as_dict(),
         }  # fmt: skip
 
     def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:
         """A HostSwitch on a LinuxDriver made in ``host``'s namespace, programmed."""
         driver = netns.run_in(self.host_ns(host), LinuxDriver, fastpath=self.fastpath)
-        switch = HostSwitch(VfpEngine(), driver)
+        switch = HostSwitch(VfpEngine(limits=self.limits), driver)
         self.switches[host] = switch
         switch.start()
         program(switch, self.spec(host, extra_mappings))
@@ -318,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
     driver = LinuxDriver(fastpath=args.fastpath)
-    switch = HostSwitch(VfpEngine(), driver)
+    limits = PortLimits(**spec["limits"]) if "limits" in spec else NO_LIMITS
+    switch = HostSwitch(VfpEngine(limits=limits), driver)
     switch.start()
     try:
         program(switch, spec)
@@ -334,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if line.strip() == "stats":
                 stats: dict[str, object] = dict(driver.statistics())
                 stats["uplink"] = switch.inspect(lambda e: dict(e.state.uplink.counters))
+                stats["ports"] = switch.inspect(
+                    lambda e: {n: p.all_counters() for n, p in e.state.ports.items()}
+                )
                 if driver.fast_path is not None:
                     kernel = driver.fast_path.counters.read()
                     stats["kernel_hits"] = sum(v for k, v in kernel.items() if k.startswith("hit_"))

@@ -32,6 +32,7 @@ from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_str
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import (
     ETHERNET_HEADER_LEN,
+    ETHERTYPE_ARP_BYTES,
     ETHERTYPE_AT,
     ETHERTYPE_VLAN_BYTES,
     VLAN_TCI_AT,
@@ -53,6 +54,7 @@ from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT, TCP_SYN
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import TCP_CLOSE_FLAGS, TCP_WATCH_FLAGS, Flow, UnifiedFlowTable
+from openhnv.vfp.limits import FLOW_LIMIT, NO_LIMITS, PortLimits
 from openhnv.vfp.listing import Listing
 from openhnv.vfp.model import Port
 from openhnv.vfp.offload import Offloader
@@ -75,6 +77,9 @@ DEFAULT_FLOW_CAPACITY = 1_000_000
 DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_CLOSE_TIMEOUT = 10.0  # a closed TCP pair stays this long after its last packet
 _SYN_ACK = TCP_SYN | TCP_ACK
+_ARP = ETHERTYPE_ARP_BYTES
+_GROUP_BIT = 0x01  # of a destination MAC's first byte: broadcast or multicast
+_ETHERTYPE_END = ETHERTYPE_AT + len(ETHERTYPE_ARP_BYTES)
 _OUTER_PROTOCOL_AT = ETHERNET_HEADER_LEN + IPV4_PROTOCOL_AT  # of an untagged outer frame
 _ARG_LENGTH_SHIFT = 16  # a flow's arg: the inner length its cached header is for, above
 _join = b"".join
@@ -94,6 +99,7 @@ class VfpEngine:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        limits: PortLimits = NO_LIMITS,
     ) -> None:
         if flow_capacity < 1:
             raise PolicyError("flow_capacity", flow_capacity, "must be at least 1")
@@ -101,13 +107,26 @@ class VfpEngine:
             raise PolicyError("idle_timeout", idle_timeout, "must be positive")
         if close_timeout <= 0:
             raise PolicyError("close_timeout", close_timeout, "must be positive")
-        self.state = EngineState(flow_capacity)
+        self.state = EngineState(flow_capacity, limits)
         self.programming = Programming(self.state)
         self.listing = Listing(self.state)
         self.offload = Offloader(self.state)
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.clock = clock
+
+    def set_limits(self, limits: PortLimits) -> None:
+        """The abuse limits of every VM port from now on (their buckets start full)."""
+        state = self.state
+        state.limits = limits
+        for p in state.ports.values():
+            p.meter = state.meter()
+
+    def pause(self, port: str) -> float:
+        """Seconds the I/O may leave VM ``port``'s queue unread (``PortMeter.pause``)."""
+        p = self.state.ports.get(port)
+        meter = None if p is None else p.meter
+        return 0.0 if meter is None else meter.pause()
 
     # -- processing --------------------------------------------------------------------
 
@@ -407,7 +426,18 @@ class VfpEngine:
             self._drop(p, "malformed", out)
             return None
         f = p.outbound.flows.get(key)
-        if f is None or f.generation != p.generation:
+        if f is None:
+            meter = p.meter
+            if meter is not None:
+                reason = meter.admit_miss(
+                    bool(frame[0] & 1), frame[ETHERTYPE_AT:_ETHERTYPE_END] == _ARP, now
+                )
+                if reason is not None:
+                    self._drop(p, reason, out)
+                    return None
+            self._slow(p, OUT, frame, now, out, f, key)
+            return None
+        if f.generation != p.generation:
             self._slow(p, OUT, frame, now, out, f, key)
             return None
         return f
@@ -450,6 +480,9 @@ class VfpEngine:
             tcp = fk.protocol == PROTO_TCP and fk.l4_offset >= 0
             flags_at = fk.l4_offset + TCP_FLAGS_AT if tcp else 0
             table = p.table(direction)
+            if stale is None and table is p.outbound and self._over_flow_limit(p, d):
+                self._drop(p, FLOW_LIMIT, out)
+                return
             reply = fk.reply_connection()
             flow = self._commit(p, table, fk.key, d, template, now, flags_at, reply, stale)
             if flow is None:
@@ -466,6 +499,13 @@ class VfpEngine:
             self._after(p, em, now, out, same, (frame, template) if direction == OUT else None)
         if flow is not None and flags is not None and flags & TCP_CLOSE_FLAGS:
             self._tcp_flags(p, flow, flags)
+
+    @staticmethod
+    def _over_flow_limit(p: Port, d: Decision) -> bool:
+        """Whether a new outbound flow of VM port ``p`` is one too many (``vfp.limits``:
+        the first flow of a reply is always admitted)."""
+        meter = p.meter
+        return meter is not None and d.reply_of is None and not meter.admits_flow(len(p.outbound))
 
     def _uncached(self, p: Port, d: Decision, frame: bytes, now: float, out: list[Emit]) -> bool:
         """Carry out a decision that leaves no flow (a punt, or the copies of a broadcast);

@@ -12,6 +12,7 @@ from collections import Counter
 
 from openhnv.vfp.classifier import RuleIndex
 from openhnv.vfp.flowtable import Flow, UnifiedFlowTable
+from openhnv.vfp.limits import PortMeter
 from openhnv.vfp.policy import IN, OUT, Allow, Block, Direction, Rule
 
 
@@ -100,6 +101,7 @@ class Port:
         "ip_addresses",
         "layers",
         "mac",
+        "meter",
         "name",
         "outbound",
         "packets_in",
@@ -142,6 +144,7 @@ class Port:
         self.packets_out = 0  # the hot counters live in slots, the rest in ``counters``
         self.packets_in = 0
         self.uft_hits = 0
+        self.meter: PortMeter | None = None  # the abuse limits (VM ports; None: none)
 
     def all_counters(self) -> dict[str, int]:
         """Every counter of the port by name (``drop:<reason>``, ``punt:<reason>`` …)."""

@@ -146,6 +146,7 @@ class Programming:
         port = Port(cmd.name, cmd.mac, cmd.vsid, cmd.rdid, cmd.ip_addresses,
                     cmd.allow_mac_spoofing, state.flow_capacity, cmd.gateway,
                     cmd.access_vlan)  # fmt: skip
+        port.meter = old.meter if old is not None else state.meter()
         if old is not None:  # keep policy and flows; they re-evaluate
             port.layers, port.enabled, port.generation = old.layers, old.enabled, old.generation
             port.outbound, port.inbound, port.connections = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 from openhnv.packet.addresses import ZERO_MAC, mac_to_str
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.limits import NO_LIMITS, PortLimits, PortMeter
 from openhnv.vfp.model import Port
 from openhnv.vfp.policy import MIN_VSID, Rule
 from openhnv.vfp.routes import RouteSpace
@@ -25,8 +26,10 @@ _NO_RDID = "-"
 class EngineState:
     """The switch-wide state: spaces, PAs, ports (by name and MAC), the uplink, templates."""
 
-    def __init__(self, flow_capacity: int) -> None:
+    def __init__(self, flow_capacity: int, limits: PortLimits = NO_LIMITS) -> None:
         self.flow_capacity = flow_capacity
+        self.limits = limits
+        """The abuse limits each VM port gets (``Port.meter``; vfp.limits)."""
         self.uplink = Port(
             UPLINK, mac_to_str(ZERO_MAC), MIN_VSID, _NO_RDID, (), True, flow_capacity
         )
@@ -47,6 +50,10 @@ class EngineState:
         self._sources: dict[str, tuple[list[ProviderAddress], bool]] = {}
         self._bridges: dict[int, Bridge] = {}
         self._rule_sets: dict[tuple[int, ...], tuple[Rule, ...]] = {}
+
+    def meter(self) -> PortMeter | None:
+        """A new port's meter under ``limits`` (None when every limit is off)."""
+        return None if self.limits == NO_LIMITS else PortMeter(self.limits, 0.0)
 
     def port(self, name: str) -> Port:
         """The VM port ``name`` (``PolicyError`` when there is none)."""

@@ -19,6 +19,11 @@ every socket:
 - an eventfd that wakes the loop for work posted from other threads (send_to_port,
   transmit, PA changes): only the loop thread touches the rings.
 
+A VM port over its abuse limits (``sink.from_port`` returns a pause, vfp.limits) is
+left unread for that long: its ring is taken off the poll set (``port_pauses``), the
+VM's frames meanwhile wait in, and overflow, that port's own ring, and the loop serves
+every other port.
+
 With the kernel fast path (``fastpath="on"`` or ``"auto"``, docs/fastpath.md) the
 driver opens it in its namespace (adopting the one an earlier process left attached
 to the uplinks), attaches its tc programs where the drop program of
@@ -125,6 +130,7 @@ class LinuxDriver:
         self._ports: dict[str, _Port] = {}
         self._port_fds: dict[int, _Port] = {}
         self._dirty: set[PacketRing] = set()
+        self._paused: dict[int, float] = {}  # ring fd -> when to poll it again
         self._posted: deque[Callable[[], None]] = deque()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread: threading.Thread | None = None
@@ -358,12 +364,13 @@ class LinuxDriver:
         next_tick = next_scan = 0.0
         try:
             while not self._stopping:
-                for fd, _events in poller.poll(TICK_SECONDS):
+                for fd, _events in poller.poll(self._poll_timeout()):
                     handler = handlers.get(fd)
                     if handler is not None:
                         self._guard(handler)
                     self._flush()
                 now = time.monotonic()
+                self._resume(now)
                 if now >= next_tick:
                     next_tick = now + TICK_SECONDS
                     self._guard(functools.partial(self._pa.tick, now))
@@ -447,14 +454,39 @@ class LinuxDriver:
         recv = p.ring.recv_batch
         port = p.link.port
         counters = self.counters
+        fd = p.ring.fileno()
 
         def read() -> None:
             frames = recv(BATCH)
             if frames and self._sink is not None:
                 counters["rx_port_frames"] += len(frames)
-                self._sink.from_port(port, frames)
+                pause = self._sink.from_port(port, frames)
+                if pause > 0:
+                    self._pause(fd, pause)
 
         return read
+
+    def _pause(self, fd: int, seconds: float) -> None:
+        """Leave ring ``fd`` unread for ``seconds`` (its port is over its limits)."""
+        if fd in self._paused or fd not in self._port_fds:
+            return
+        self._poller.modify(fd, 0)
+        self._paused[fd] = time.monotonic() + seconds
+        self.counters["port_pauses"] += 1
+
+    def _resume(self, now: float) -> None:
+        """Poll again the paused rings whose pause is over."""
+        for fd, until in list(self._paused.items()):
+            if until <= now:
+                del self._paused[fd]
+                if fd in self._port_fds:
+                    self._poller.modify(fd, select.EPOLLIN)
+
+    def _poll_timeout(self) -> float:
+        if not self._paused:
+            return TICK_SECONDS
+        soonest = min(self._paused.values()) - time.monotonic()
+        return min(TICK_SECONDS, max(0.0, soonest))
 
     def _on_link_events(self) -> None:
         events = self._watcher.events()
@@ -514,6 +546,7 @@ class LinuxDriver:
             self._show(p.link.ifname)
         fd = p.ring.fileno()
         self._port_fds.pop(fd, None)
+        self._paused.pop(fd, None)
         self._handlers.pop(fd, None)
         with contextlib.suppress(OSError):
             self._poller.unregister(fd)

@@ -28,6 +28,7 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.limits import LIMIT_REASONS
 from openhnv.vfp.policy import normalize_mac, parse_address
 from openhnv.vfp.spaces import IPAddress, Mapping, ProviderAddress
 from openhnv.vswitch.driver import Driver, PaConfig
@@ -85,6 +86,7 @@ class HostSwitch:
         )
         self._pa_mtus: dict[str, int | None] = {}
         self._warned_mtu: set[str] = set()
+        self._limit_reported: dict[str, dict[str, int]] = {}  # port -> drops last logged
         self._kernel: KernelSide | None = None
         if isinstance(driver, KernelDriver) and driver.fast_path is not None:
             kernel = KernelOffload(driver.fast_path, driver, lambda: self._pas)
@@ -147,7 +149,38 @@ class HostSwitch:
             retired = self.engine.expire(now)
             if kernel is not None:
                 kernel.after_batch()
-            return retired
+            moved = self._limit_drops_since_last()
+        for port, drops in moved.items():  # at most one line per port and expiry pass
+            log.warning(
+                "port %s: over its abuse limits since the last report, dropped %s",
+                port, ", ".join(f"{n} ({reason})" for reason, n in sorted(drops.items())),
+            )  # fmt: skip
+        return retired
+
+    def limit_status(self) -> dict[str, object]:
+        """The abuse limits (``vfp.limits``) and the drops they caused, in total and by
+        port (ports that dropped nothing are left out)."""
+        with self._lock:
+            ports = {name: _limit_drops(p.counters) for name, p in self.engine.state.ports.items()}
+            limits = self.engine.state.limits.as_dict()
+        by_port = {name: drops for name, drops in ports.items() if drops}
+        total: Counter[str] = Counter()
+        for drops in by_port.values():
+            total.update(drops)
+        return {"limits": limits, "drops": dict(total), "ports": by_port}
+
+    def _limit_drops_since_last(self) -> dict[str, dict[str, int]]:
+        """Per port, the limit drops counted since the last call (under the lock)."""
+        moved: dict[str, dict[str, int]] = {}
+        reported = self._limit_reported
+        for name, p in self.engine.state.ports.items():
+            drops = _limit_drops(p.counters)
+            before = reported.get(name, {})
+            delta = {r: n - before.get(r, 0) for r, n in drops.items() if n > before.get(r, 0)}
+            if delta:
+                moved[name] = delta
+            reported[name] = drops
+        return moved
 
     # -- control side ------------------------------------------------------------------
 
@@ -337,15 +370,17 @@ class HostSwitch:
 
     # -- FrameSink: called by the driver -----------------------------------------------
 
-    def from_port(self, port: str, frames: list[bytes]) -> None:
+    def from_port(self, port: str, frames: list[bytes]) -> float:
         with self._lock:
             if port not in self.engine.state.ports:  # reported but not programmed (yet)
                 self.counters["drop:unprogrammed_port"] += len(frames)
-                return
+                return 0.0
             emits = self.engine.process_batch(port, frames)
             if self._kernel is not None:  # before the emits: a pair goes down first
                 self._kernel.after_batch()
+            pause = self.engine.pause(port)
         self._dispatch(emits)
+        return pause
 
     def from_uplink(self, frames: list[bytes]) -> None:
         with self._lock:
@@ -467,6 +502,10 @@ class HostSwitch:
                 return
             for p in punts:
                 listener.punted(p.port, p.frame, p.reason)
+
+
+def _limit_drops(counters: Counter[str]) -> dict[str, int]:
+    return {r: counters[f"drop:{r}"] for r in LIMIT_REASONS if counters[f"drop:{r}"]}
 
 
 def _mapping_keys(batch: Sequence[c.Command]) -> list[tuple[str, IPAddress]]:
