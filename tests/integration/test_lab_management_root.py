@@ -22,7 +22,7 @@ from pyroute2 import IPRoute
 from openhnv.lab import management
 from openhnv.lab.rest import ControllerClient
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 
 def _routes_to(prefix: ipaddress.IPv4Network) -> set[str]:

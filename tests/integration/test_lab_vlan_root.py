@@ -15,7 +15,7 @@ from openhnv.lab.edge_builder import EdgeNames
 from openhnv.lab.orchestrator import RunningLab, fastpath_of
 from openhnv.testing.polling import eventually
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 PLAIN = "10.50.0.99"
 

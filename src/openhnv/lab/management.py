@@ -131,14 +131,8 @@ def build(plan_: ManagementPlan, progress: Progress) -> None:
     netns.create_namespace(ns)
     netns.add_bridge(ns, BRIDGE, MTU)
     netns.set_up(ns, BRIDGE)
-    for i, (host, address) in enumerate(sorted(plan_.hosts.items())):
-        host_ns = LabNames(plan_.lab).host(host)
-        peer = f"m-{i}"
-        netns.add_veth(host_ns, HOST_INTERFACE, ns, peer, MTU)
-        netns.set_up(host_ns, HOST_INTERFACE)
-        netns.add_address(host_ns, HOST_INTERFACE, address)
-        netns.set_master(ns, peer, BRIDGE)
-        netns.set_up(ns, peer)
+    for host in plan_.hosts:
+        attach_host(plan_, host)
     progress(f"management network: the controller's address {plan_.controller} on "
              f"{plan_.root_link} (root namespace), its peer in {ns}")  # fmt: skip
     netns.add_root_veth(plan_.root_link, ns, CONTROLLER_PEER, MTU)
@@ -147,4 +141,24 @@ def build(plan_: ManagementPlan, progress: Progress) -> None:
     netns.set_root_up(plan_.root_link, plan_.controller)
 
 
-__all__ = ["OVSDB_SSL_PORT", "ManagementPlan", "build", "make_pki", "pki_dir", "plan"]
+def attach_host(plan_: ManagementPlan, host: str) -> None:
+    """``host``'s leg: ``mgmt0`` with its address in the host namespace, bridged in the
+    management namespace (also again, after the host namespace was made anew)."""
+    ns, host_ns = plan_.namespace, LabNames(plan_.lab).host(host)
+    peer = f"m-{sorted(plan_.hosts).index(host)}"
+    netns.add_veth(host_ns, HOST_INTERFACE, ns, peer, MTU)
+    netns.set_up(host_ns, HOST_INTERFACE)
+    netns.add_address(host_ns, HOST_INTERFACE, plan_.hosts[host])
+    netns.set_master(ns, peer, BRIDGE)
+    netns.set_up(ns, peer)
+
+
+__all__ = [
+    "OVSDB_SSL_PORT",
+    "ManagementPlan",
+    "attach_host",
+    "build",
+    "make_pki",
+    "pki_dir",
+    "plan",
+]

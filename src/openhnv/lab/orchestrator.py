@@ -29,7 +29,7 @@ by pid, namespaces, run directory) and raises ``LabError``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +146,16 @@ def start_host(lab: builder.Lab, host: str) -> int:
         pki=management.pki_dir(lab.run_dir),
         fastpath=fastpath_of(lab.run_dir) or "off",
     )
+
+
+def rebuild_host(lab: builder.Lab, host: str, ports: Mapping[str, tuple[str, str]]) -> None:
+    """Make ``host``'s namespace again as ``up`` made it, as a rebooted host comes back:
+    uplinks, its VMs' veths (given back ``ports``' NIC ``(mac, port_id)``) with the
+    recorded offloads, and its leg of the management network. Its daemons are not
+    started here (``start_host``)."""
+    offloads = fastpath_of(lab.run_dir) == "on"
+    builder.rebuild_host(lab, host, ports, vm_offloads=offloads)
+    management.attach_host(management.plan(lab.topology), host)
 
 
 def up(

@@ -55,11 +55,6 @@ def ovsdb_pid(lab: RunningLab, host: str) -> int:
     return _pid_in(lab.host_state_dir(host) / OVSDB_PIDFILE)
 
 
-def _fastpath(lab: RunningLab) -> str:
-    """The data path the lab's hosts were started with (``hnv lab up --fastpath``)."""
-    return orchestrator.fastpath_of(lab.run_dir) or "off"
-
-
 def start_host(lab: RunningLab, host: str) -> None:
     """Start the host again as the lab started it (listener, PKI, fast-path mode)."""
     orchestrator.start_host(lab.lab, host)
@@ -132,5 +127,5 @@ def restart_host_namespace(lab: RunningLab, host: str) -> None:
 
     eventually(links_gone, f"{host}'s VM links gone with its namespace")
     ports = {vm: (lab.nic_mac(vm), str(lab.nics[vm]["instanceId"])) for vm in vms}
-    builder.rebuild_host(lab.lab, host, ports, vm_offloads=_fastpath(lab) == "on")
+    orchestrator.rebuild_host(lab.lab, host, ports)
     start_host(lab, host)
