@@ -83,7 +83,7 @@ def test_a_new_flow_flood_is_metered_per_port_and_other_ports_keep_their_new_flo
 
 def test_broadcasts_and_arp_are_metered_apart() -> None:
     engine = limited(broadcast_rate=10.0, broadcast_burst=3, arp_rate=10.0, arp_burst=2)
-    bcast = udp_frame(VM1[1], "ff:ff:ff:ff:ff:ff", VM1[2], "10.1.1.255", 68, 67)
+    bcast = udp_frame(VM1[1], "ff:ff:ff:ff:ff:ff", VM1[2], "10.1.1.255", 5000, 500)
     arp = arp_request(VM1[1], VM1[2], VM2[2])
     out = engine.process_batch("vm1", [bcast] * 5 + [arp] * 5, 0.0)
     dropped = kinds([e for e in out if isinstance(e, Drop)])
