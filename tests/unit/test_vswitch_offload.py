@@ -3,6 +3,8 @@ would run them, as frames, commands and expiry go by (a fake fast path's maps)."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fake_fastpath import FakeFastPath, KernelNullDriver, kernel_outer
 from vfp_frames import ALL_VMS, MAC_B, PA_A, PA_B, ROUTER, VM1, VM2, TcpEnd
 
@@ -30,10 +32,13 @@ def vm_commands(pa: str) -> list[c.Command]:
 
 
 def kernel_host(
-    pa: str, fast_path: FakeFastPath | None = None, clock: list[float] | None = None
+    pa: str,
+    fast_path: FakeFastPath | None = None,
+    clock: list[float] | None = None,
+    driver: KernelNullDriver | None = None,
 ) -> tuple[HostSwitch, KernelNullDriver]:
     now = clock or [0.0]
-    driver = KernelNullDriver(fast_path)
+    driver = driver or KernelNullDriver(fast_path)
     sw = HostSwitch(VfpEngine(clock=lambda: now[0]), driver, expire_interval=None)
     sw.start()
     sw.set_provider_addresses([PaConfig(pa, 24, None, None, "up0")])
@@ -45,8 +50,11 @@ def kernel_host(
     return sw, driver
 
 
-def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tuple[bytes, bytes]:
-    """VM1 on host A opens TCP to VM2 on host B; returns VM1's and VM2's next segments."""
+def half_connect(
+    a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000
+) -> tuple[bytes, TcpEnd, TcpEnd]:
+    """VM1 on host A sends a SYN to VM2 on host B, which answers; returns the SYN-ACK as
+    host A's uplink receives it, and both ends (VM1 has not seen the SYN-ACK yet)."""
     c1, c2 = TcpEnd(VM1, VM2, sport, 80), TcpEnd(VM2, VM1, 80, sport)
     syn = c1.segment(0x02)
     a.inject_from_port("vm1", syn)
@@ -56,8 +64,14 @@ def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tup
     synack = c2.segment(0x12)
     b.inject_from_port("vm2", synack)
     [back] = b.take_transmitted()
-    a.inject_from_uplink(back.frame)
     c1.saw(synack)
+    return back.frame, c1, c2
+
+
+def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tuple[bytes, bytes]:
+    """VM1 on host A opens TCP to VM2 on host B; returns VM1's and VM2's next segments."""
+    synack, c1, c2 = half_connect(a, b, sport)
+    a.inject_from_uplink(synack)
     return c1.segment(0x10, b"data"), c2.segment(0x10, b"more")
 
 
@@ -87,6 +101,50 @@ def test_an_established_connection_is_executed_by_the_kernel_with_pythons_bytes(
     assert b.fast_path.executes(reply_key) is not None
     [decap] = [e for e in b.fast_path.all_entries().values() if e.action == ACT_DECAP_DELIVER]
     assert decap.ifindex == b.port_ifindex("vm2")
+
+
+class WatchingDriver(KernelNullDriver):
+    """Notes, for each frame sent to a VM, how many kernel entries existed then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries_when_sent: list[int] = []
+
+    def send_to_port(self, port: str, frames: Sequence[bytes]) -> None:
+        self.entries_when_sent += [len(self.fast_path.all_entries())] * len(frames)
+        super().send_to_port(port, frames)
+
+
+def test_the_frame_that_pairs_a_flow_reaches_its_vm_before_the_kernel_writes() -> None:
+    watching = WatchingDriver()
+    (_sa, a), (_sb, b) = kernel_host(PA_A, driver=watching), kernel_host(PA_B)
+    data, _ = connect(a, b)
+    # the SYN-ACK paired VM1's connection: it went to VM1 with no entry written yet,
+    # and the entries were there once the driver's round was done
+    assert watching.entries_when_sent == [0]
+    assert a.fast_path.executes(vm1_key(a, data)) is not None
+
+
+def test_pairs_wait_for_the_end_of_the_round() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack, _, _ = half_connect(a, b)
+    sa.from_uplink([synack])  # a round's frames, before the driver says it is done
+    assert a.take_sent("vm1")
+    assert a.fast_path.all_entries() == {}
+    sa.round_done()
+    assert len(a.fast_path.all_entries()) == 2  # VM1's encapsulation, its decapsulation
+
+
+def test_a_commit_before_the_end_of_the_round_decides_what_waits() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack, vm1, _ = half_connect(a, b)
+    sa.from_uplink([synack])
+    sa.apply([c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT)])
+    sa.round_done()
+    data = vm1.segment(0x10, b"data")
+    assert a.fast_path.executes(vm1_key(a, data)) is None  # the new policy, not the old
+    a.inject_from_port("vm1", data)
+    assert a.take_transmitted() == []
 
 
 def test_an_acl_flip_stops_the_kernel_entry_before_apply_returns() -> None:

@@ -3,9 +3,13 @@
 ``KernelSide`` is what ``HostSwitch`` calls, always under the switch's lock, so the
 kernel's maps change in the engine's order:
 
-- ``after_batch()``: after a batch of frames, before its emits are carried out: the
-  flows the slow path paired go down before the frame that completed the pair reaches
-  its VM (whose next frames, GSO ones included, then find their entry);
+- ``apply_pending()``: at the end of the driver's polling round (``round_done``),
+  after the round's frames were forwarded, and after expiry: the flows the slow path
+  paired go down. The frame that completed a pair is not held up by the kernel writes
+  (a new connection's setup costs no more than without the fast path); the few frames
+  of that flow that arrive meanwhile miss in the kernel and take the slow path, which
+  decided them already (a GSO frame among them is dropped and counted, as any GSO
+  frame the kernel does not hold);
 - ``after_commands(batch, before, after)``: after the agent's commands: the offered
   flows the change may affect are decided again (``VfpEngine.revalidate``: the ports
   whose policy changed, the customer addresses whose mapping changed) and rewritten,
@@ -75,7 +79,7 @@ class KernelSide:
         self.kernel = kernel
         engine.offload.enable()
 
-    def after_batch(self) -> None:
+    def apply_pending(self) -> None:
         if self.engine.offload.pending:
             self.kernel.apply(self.engine.offload.operations())
 

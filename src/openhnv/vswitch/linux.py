@@ -19,6 +19,9 @@ every socket:
 - an eventfd that wakes the loop for work posted from other threads (send_to_port,
   transmit, PA changes): only the loop thread touches the rings.
 
+Each polling round hands the ready rings' frames to the sink and sends what came back
+(one system call per ring), then calls ``sink.round_done()``.
+
 With the kernel fast path (``fastpath="on"`` or ``"auto"``, docs/fastpath.md) the
 driver opens it in its namespace (adopting the one an earlier process left attached
 to the uplinks), attaches its tc programs where the drop program of
@@ -354,11 +357,9 @@ class LinuxDriver:
         next_tick = next_scan = 0.0
         try:
             while not self._stopping:
-                for fd, _events in poller.poll(TICK_SECONDS):
-                    handler = handlers.get(fd)
-                    if handler is not None:
-                        self._guard(handler)
-                    self._flush()
+                ready = poller.poll(TICK_SECONDS)
+                if ready:
+                    self._round(ready)
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + TICK_SECONDS
@@ -372,6 +373,18 @@ class LinuxDriver:
                 for name in sorted(self._hidden):
                     self._show(name)
             self._loop_ident = 0
+
+    def _round(self, ready: list[tuple[int, int]]) -> None:
+        """One polling round: each ready socket's handler and its sends, then the sink's
+        deferred work (``round_done``)."""
+        handlers = self._handlers
+        for fd, _events in ready:
+            handler = handlers.get(fd)
+            if handler is not None:
+                self._guard(handler)
+            self._flush()
+        if self._sink is not None:
+            self._guard(self._sink.round_done)
 
     def _hide(self, ifname: str, port: bool = False) -> None:
         """Keep the host's IP stack off ``ifname``: the fast path's tc program (uplink or
