@@ -19,6 +19,7 @@ from openhnv.vswitch.fastpath.layout import ACT_DECAP_DELIVER, ACT_ENCAP, PortKe
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 
 DENY_ALL_OUT = Rule("deny-all-out", 100, conditions(), Block())
+DENY_ALL_IN = Rule("deny-all-in", 100, conditions(), Block())
 
 
 def vm_commands(pa: str) -> list[c.Command]:
@@ -68,6 +69,17 @@ def half_connect(
     return back.frame, c1, c2
 
 
+def syn_reaches_b(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> bytes:
+    """VM1 on host A sends a SYN that host B delivers to VM2; returns VM2's SYN-ACK."""
+    c1, c2 = TcpEnd(VM1, VM2, sport, 80), TcpEnd(VM2, VM1, 80, sport)
+    syn = c1.segment(0x02)
+    a.inject_from_port("vm1", syn)
+    [tx] = a.take_transmitted()
+    b.inject_from_uplink(tx.frame)
+    c2.saw(syn)
+    return c2.segment(0x12)
+
+
 def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tuple[bytes, bytes]:
     """VM1 on host A opens TCP to VM2 on host B; returns VM1's and VM2's next segments."""
     synack, c1, c2 = half_connect(a, b, sport)
@@ -104,47 +116,63 @@ def test_an_established_connection_is_executed_by_the_kernel_with_pythons_bytes(
 
 
 class WatchingDriver(KernelNullDriver):
-    """Notes, for each frame sent to a VM, how many kernel entries existed then."""
+    """Notes, for each frame sent to a VM or out of the uplink, how many kernel entries
+    existed then."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.entries_when_sent: list[int] = []
+        self.entries_when_delivered: list[int] = []
+        self.entries_when_transmitted: list[int] = []
 
     def send_to_port(self, port: str, frames: Sequence[bytes]) -> None:
-        self.entries_when_sent += [len(self.fast_path.all_entries())] * len(frames)
+        self.entries_when_delivered += [len(self.fast_path.all_entries())] * len(frames)
         super().send_to_port(port, frames)
 
+    def transmit(self, frames: Sequence[Transmit]) -> None:
+        self.entries_when_transmitted += [len(self.fast_path.all_entries())] * len(frames)
+        super().transmit(frames)
 
-def test_the_frame_that_pairs_a_flow_reaches_its_vm_before_the_kernel_writes() -> None:
+
+def test_a_pair_completed_toward_the_uplink_goes_down_after_the_frame_left() -> None:
+    watching = WatchingDriver()
+    (_sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B, driver=watching)
+    connect(a, b)
+    # host B's SYN-ACK paired VM2's connection: it left with no entry written yet, and
+    # the entries were there once the driver's round was done
+    assert watching.entries_when_transmitted == [0]
+    assert len(b.fast_path.all_entries()) == 2
+
+
+def test_a_pair_completed_toward_a_vm_goes_down_before_the_vm_gets_the_frame() -> None:
     watching = WatchingDriver()
     (_sa, a), (_sb, b) = kernel_host(PA_A, driver=watching), kernel_host(PA_B)
     data, _ = connect(a, b)
-    # the SYN-ACK paired VM1's connection: it went to VM1 with no entry written yet,
-    # and the entries were there once the driver's round was done
-    assert watching.entries_when_sent == [0]
+    # the SYN-ACK paired VM1's connection: VM1 may answer at once with GSO frames,
+    # which only the kernel takes, so its entries were there before it got the frame
+    assert watching.entries_when_delivered == [2]
     assert a.fast_path.executes(vm1_key(a, data)) is not None
 
 
-def test_pairs_wait_for_the_end_of_the_round() -> None:
-    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
-    synack, _, _ = half_connect(a, b)
-    sa.from_uplink([synack])  # a round's frames, before the driver says it is done
-    assert a.take_sent("vm1")
-    assert a.fast_path.all_entries() == {}
-    sa.round_done()
-    assert len(a.fast_path.all_entries()) == 2  # VM1's encapsulation, its decapsulation
+def test_pairs_toward_the_uplink_wait_for_the_end_of_the_round() -> None:
+    (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack = syn_reaches_b(a, b)
+    sb.from_port("vm2", [synack])  # a round's frames, before the driver says it is done
+    assert b.take_transmitted()
+    assert b.fast_path.all_entries() == {}
+    sb.round_done()
+    assert len(b.fast_path.all_entries()) == 2  # VM2's encapsulation, its decapsulation
 
 
 def test_a_commit_before_the_end_of_the_round_decides_what_waits() -> None:
-    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
-    synack, vm1, _ = half_connect(a, b)
-    sa.from_uplink([synack])
-    sa.apply([c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT)])
-    sa.round_done()
-    data = vm1.segment(0x10, b"data")
-    assert a.fast_path.executes(vm1_key(a, data)) is None  # the new policy, not the old
-    a.inject_from_port("vm1", data)
-    assert a.take_transmitted() == []
+    (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack = syn_reaches_b(a, b)
+    sb.from_port("vm2", [synack])
+    sb.apply([c.AddRule("vm2", "ACL_NIC", "in-v4", DENY_ALL_IN)])
+    sb.round_done()
+    # VM1's frames to VM2 are denied now: no kernel entry may decapsulate them to VM2
+    running = [k for k in b.fast_path.uplink_flows.entries
+               if b.fast_path.executes(UplinkKey.unpack(k)) is not None]  # fmt: skip
+    assert running == []
 
 
 def test_an_acl_flip_stops_the_kernel_entry_before_apply_returns() -> None:

@@ -327,21 +327,33 @@ class HostSwitch:
                 self.counters["drop:unprogrammed_port"] += len(frames)
                 return
             emits = self.engine.process_batch(port, frames)
+            self._offload_before_delivery(emits)
         self._dispatch(emits)
 
     def from_uplink(self, frames: list[bytes]) -> None:
         with self._lock:
             emits = self.engine.process_batch(UPLINK, frames)
+            self._offload_before_delivery(emits)
         self._dispatch(emits)
 
+    def _offload_before_delivery(self, emits: list[Emit]) -> None:
+        """A VM about to receive a frame that paired its flow may answer at once with
+        frames only the kernel can take (GSO): its flows go down before the delivery.
+        Otherwise (the pairing frame leaves through the uplink, whose answer comes a
+        round trip later) they wait for ``round_done``, off that frame's path."""
+        if self._kernel is not None and self.engine.offload.pending:
+            if any(em.__class__ is Deliver for em in emits):
+                self._kernel.apply_pending()
+
     def round_done(self) -> None:
-        """The driver sent what this round's frames produced: the flows they paired go
-        down to the kernel now, off the path of the frame that paired them."""
+        """The driver sent what this round's frames produced: the flows they paired and
+        that still wait go down to the kernel now, off the path of the frames that paired
+        them."""
         kernel = self._kernel
         if kernel is None or not self.engine.offload.pending:  # this thread's own notes
             return
-        # the frames just sent may have woken a VM (its connection is open now): let it
-        # run before this thread spends its CPU on the kernel writes
+        # the frames just sent may have woken a VM: let it run before this thread spends
+        # its CPU on the kernel writes
         os.sched_yield()
         with self._lock:
             kernel.apply_pending()
