@@ -341,9 +341,11 @@ class HostSwitch:
         frames only the kernel can take (GSO): its flows go down before the delivery.
         Otherwise (the pairing frame leaves through the uplink, whose answer comes a
         round trip later) they wait for ``round_done``, off that frame's path."""
-        if self._kernel is not None and self.engine.offload.pending:
-            if any(em.__class__ is Deliver for em in emits):
-                self._kernel.apply_pending()
+        kernel = self._kernel
+        if kernel is None or not self.engine.offload.pending:
+            return
+        if any(em.__class__ is Deliver for em in emits):
+            kernel.apply_pending()
 
     def round_done(self) -> None:
         """The driver sent what this round's frames produced: the flows they paired and
