@@ -3,13 +3,14 @@
 ``KernelSide`` is what ``HostSwitch`` calls, always under the switch's lock, so the
 kernel's maps change in the engine's order:
 
-- ``apply_pending()``: at the end of the driver's polling round (``round_done``),
-  after the round's frames were forwarded, and after expiry: the flows the slow path
-  paired go down. The frame that completed a pair is not held up by the kernel writes
-  (a new connection's setup costs no more than without the fast path); the few frames
-  of that flow that arrive meanwhile miss in the kernel and take the slow path, which
-  decided them already (a GSO frame among them is dropped and counted, as any GSO
-  frame the kernel does not hold);
+- ``apply_pending()``: the flows the slow path paired go down. Before a batch's
+  frames reach a local VM (the VM may answer at once with GSO frames, which only the
+  kernel takes); otherwise at the end of the driver's polling round (``round_done``),
+  after the frame that completed the pair left through the uplink, so the kernel
+  writes are not on its path (the answer comes a round trip later; frames of the flow
+  that arrive meanwhile take the slow path, which decided them already); before the
+  agent's commands and PA changes (so their revalidation covers what waited), and
+  after expiry;
 - ``after_commands(batch, before, after)``: after the agent's commands: the offered
   flows the change may affect are decided again (``VfpEngine.revalidate``: the ports
   whose policy changed, the customer addresses whose mapping changed) and rewritten,
