@@ -6,9 +6,9 @@ APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping 
 	clang libbpf-dev libbpf1 bpftool
 # The gateway role: strongSwan (charon with kernel-libipsec, swanctl), nftables, conntrack.
 # strongswan-charon pulls in strongswan-starter, whose service must not start in the root
-# namespace: installed like openvswitch-switch below, with service starts forbidden.
+# namespace: installed with service starts forbidden (install_without_services below).
 GATEWAY_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins nftables conntrack
-TIERS := tests/unit tests/fuzz tests/functional tests/integration
+TIERS := tests/unit tests/fuzz tests/functional tests/integration tests/chaos
 # The kernel fast path (openhnv.vswitch.fastpath): each attach point's C file compiled
 # alone, then linked into the one object the Python loader opens.
 BPF_DIR := src/openhnv/vswitch/bpf
@@ -17,8 +17,8 @@ BPF_BUILD := build/bpf
 BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
-.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke demo clean \
-	schemathesis-long
+.PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke chaos demo clean \
+	chaos-faults schemathesis-long
 
 deps: apt-deps etcd-deps gateway-deps bpf py-deps
 
@@ -31,42 +31,37 @@ apt-deps:
 	    apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# Packages whose services must not start in the root namespace (etcd-server,
+# openvswitch-switch, strongswan-starter) are installed with a policy-rc.d that forbids
+# service starts: kept if one exists, else made for the install and removed again.
+define install_without_services
+guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
+apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends $(1); rc=$$?; \
+if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
+endef
+
 # etcd-server runs the controller cluster's store in the tests, the benchmarks and
 # `hnv lab up --controllers 3` (private members on loopback, started and stopped by pid).
-# Its package would start a system-wide etcd, so it is installed with a policy-rc.d that
-# forbids service starts (kept if one exists, else made for the install and removed).
 etcd-deps:
 	@dpkg-query -W -f='$${Status}' etcd-server 2>/dev/null | grep -q "install ok installed" || { \
-	  echo "installing Debian package etcd-server (no services started)"; guard=; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends etcd-server; rc=$$?; \
-	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; }
+	  echo "installing Debian package etcd-server (no services started)"; \
+	  $(call install_without_services,etcd-server); }
 
 # Only `make bench` needs ovs-vswitchd (bench/dataplane.py's OVS netdev run; without it
-# that run reports "skipped"). Its package would start system-wide OVS daemons in the
-# root namespace, so it is installed with a policy-rc.d that forbids service starts
-# (kept if one exists, else made for the install and removed again).
+# that run reports "skipped").
 ovs-deps:
 	@dpkg-query -W -f='$${Status}' openvswitch-switch 2>/dev/null | grep -q "install ok installed" || { \
-	  echo "installing Debian package openvswitch-switch (no services started)"; guard=; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends openvswitch-switch; rc=$$?; \
-	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; }
+	  echo "installing Debian package openvswitch-switch (no services started)"; \
+	  $(call install_without_services,openvswitch-switch); }
 
 gateway-deps:
 	@missing=$$(for p in $(GATEWAY_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
 	    | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages (no services started): $$missing"; guard=; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
-	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; \
+	  echo "installing Debian packages (no services started): $$missing"; \
+	  $(call install_without_services,$$missing); \
 	fi
 
 bpf: $(BPF_OBJECT)
@@ -93,21 +88,38 @@ typecheck: py-deps
 	$(PYTHON) -m mypy src tests bench fuzz
 
 # Each tier runs on its own; a tier whose files collect nothing fails (pytest exit 5).
-# The root tier runs once per data path (HNV_TEST_FASTPATH, openhnv.testing.datapath_mode):
-# auto (the kernel fast path where it can run) and off (the Python switch alone).
+# The unit and functional tiers run on PYTEST_WORKERS processes (pytest-xdist; their tests
+# share nothing but the machine). The root tier runs once per data path
+# (HNV_TEST_FASTPATH, openhnv.testing.datapath_mode): auto (the kernel fast path where it
+# can run) in full, then off (the Python switch alone) for the tests whose hosts follow
+# the mode (-m datapath; the plugin fails a test that reads the mode unmarked). The type
+# check runs beside the root tier, which mostly waits on namespaces and daemons; its
+# output comes after the tier's, and a type error fails make test as before.
 ROOT_TIER := tests/integration
-ROOT_FASTPATH_MODES := auto off
-test: deps lint typecheck
-	@set -e; for tier in $(TIERS); do \
+PARALLEL_TIERS := tests/unit tests/functional
+PYTEST_WORKERS ?= 2
+DATAPATH_MARKER := datapath
+TYPECHECK_LOG := build/typecheck.log
+test: deps lint
+	@set -e; typecheck=; mkdir -p $(dir $(TYPECHECK_LOG)); \
+	for tier in $(TIERS); do \
 	  if ! ls $$tier/test_*.py >/dev/null 2>&1; then echo "== $$tier: no test modules"; \
 	  elif [ "$$tier" = "$(ROOT_TIER)" ]; then \
-	    for mode in $(ROOT_FASTPATH_MODES); do \
-	      echo "== $$tier (HNV_TEST_FASTPATH=$$mode)"; \
-	      HNV_TEST_FASTPATH=$$mode $(PYTHON) -m pytest -q $$tier; \
-	    done; \
+	    $(MAKE) --no-print-directory typecheck > $(TYPECHECK_LOG) 2>&1 & typecheck=$$!; \
+	    echo "== $$tier (HNV_TEST_FASTPATH=auto; make typecheck beside it, pid $$typecheck)"; \
+	    HNV_TEST_FASTPATH=auto $(PYTHON) -m pytest -q $$tier; \
+	    echo "== $$tier -m $(DATAPATH_MARKER) (HNV_TEST_FASTPATH=off)"; \
+	    HNV_TEST_FASTPATH=off $(PYTHON) -m pytest -q -m $(DATAPATH_MARKER) $$tier; \
+	    echo "== typecheck"; \
+	    if wait $$typecheck; then cat $(TYPECHECK_LOG); \
+	    else cat $(TYPECHECK_LOG); exit 1; fi; \
+	  elif [[ " $(PARALLEL_TIERS) " == *" $$tier "* ]]; then \
+	    echo "== $$tier (-n $(PYTEST_WORKERS))"; $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) $$tier; \
 	  else echo "== $$tier"; $(PYTHON) -m pytest -q $$tier; fi; \
-	done
-	$(MAKE) --no-print-directory bench-smoke fuzz-smoke
+	done; \
+	if [ -z "$$typecheck" ]; then $(MAKE) --no-print-directory typecheck; fi
+	@# the fuzz smoke (one busy process) runs alongside the benchmarks' smoke runs
+	$(MAKE) --no-print-directory -j2 --output-sync=target bench-smoke fuzz-smoke
 
 # Benchmarks import openhnv (and its test support, openhnv.testing) like any user of the
 # package; BENCH_ENV makes them, like pytest (pythonpath = src), use this checkout's copy.
@@ -144,6 +156,23 @@ fuzz-smoke: py-deps
 	$(BENCH_ENV) $(PYTHON) fuzz/run.py --smoke --engine builtin | $(PYTHON) -m json.tool >/dev/null; \
 	echo "== fuzz/isolation.py --smoke"; \
 	$(BENCH_ENV) $(PYTHON) fuzz/isolation.py --smoke | $(PYTHON) -m json.tool > /dev/null
+
+# Faults under traffic (docs/testing.md "Chaos"): tests/chaos with every fault CHAOS_ROUNDS
+# times and a host's controller connection cut for CHAOS_SECONDS (make test: once, 3 s),
+# on the data path of HNV_TEST_FASTPATH (unset: auto); the figures of every fault are
+# printed as JSON at the end (and kept in CHAOS_JSON). make chaos then runs the long
+# schemathesis form (every phase and check, a new seed) against a controller of its own.
+CHAOS_SECONDS ?= 30
+CHAOS_ROUNDS ?= 3
+CHAOS_JSON := build/chaos.json
+
+chaos: chaos-faults schemathesis-long
+
+chaos-faults: deps
+	@mkdir -p $(dir $(CHAOS_JSON)); rm -f $(CHAOS_JSON); \
+	HNV_CHAOS_SECONDS=$(CHAOS_SECONDS) HNV_CHAOS_ROUNDS=$(CHAOS_ROUNDS) \
+	  HNV_CHAOS_JSON=$(CHAOS_JSON) $(PYTHON) -m pytest -q tests/chaos; rc=$$?; \
+	cat $(CHAOS_JSON) 2>/dev/null; exit $$rc
 
 demo: deps
 	$(PYTHON) -m openhnv demo

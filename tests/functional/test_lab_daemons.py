@@ -49,6 +49,20 @@ def test_a_daemon_that_dies_is_reported_with_its_last_log_line(tmp_path: Path) -
     assert daemons.recorded(tmp_path) == {"broken": process.pid}
 
 
+def test_a_restarted_daemon_is_ready_only_once_it_says_so_again(tmp_path: Path) -> None:
+    # A host killed with SIGKILL leaves its log (and its ovsdb-server's socket): the
+    # "ready" of its earlier life must not make the restarted one ready at once.
+    log = tmp_path / "host-h1.log"
+    log.write_text("starting\nready\n")
+    since = log.stat().st_size
+    assert daemons.printed_ready(log)()
+    ready = daemons.printed_ready(log, since=since)
+    assert not ready()
+    with open(log, "a") as f:
+        f.write("starting\nready\n")
+    assert ready()
+
+
 def test_free_port_is_bindable() -> None:
     port = daemons.free_port()
     assert 0 < port < 65536

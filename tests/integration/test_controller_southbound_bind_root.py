@@ -28,7 +28,7 @@ from openhnv.testing.namespaces import VmPort, host_with_vms
 from openhnv.testing.polling import eventually
 from openhnv.testing.processes import HostProcess
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 VMS = (("vm1", "10.1.1.11"), ("vm2", "10.1.1.13"))
 

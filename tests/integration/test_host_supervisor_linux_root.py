@@ -27,7 +27,7 @@ from openhnv.testing.polling import WAIT, eventually
 from openhnv.testing.processes import HostProcess
 from openhnv.testing.snapshots import instance_id, nic, server, snapshot, subnet, vnet
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 VMS = (("vm1", "001DD8070011", "10.1.1.11"), ("vm2", "001DD8070013", "10.1.1.13"))
 

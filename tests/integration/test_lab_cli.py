@@ -49,6 +49,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
         builder.clean(builder.LabNames(name).prefix, run_root)
 
 
+@pytest.mark.datapath
 def test_up_status_exec_down(
     lab: tuple[str, Path, Path], capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,7 +12,7 @@ from openhnv.lab.demo import main as demo_main
 from openhnv.lab.orchestrator import leftovers
 from openhnv.testing.datapath_mode import fastpath_mode
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 
 @pytest.mark.parametrize("encapsulation", ["vxlan", "nvgre"])

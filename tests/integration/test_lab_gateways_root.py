@@ -27,7 +27,7 @@ from openhnv.lab.orchestrator import RunningLab
 from openhnv.lab.rest import ControllerClient
 from openhnv.testing.polling import eventually
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 GATEWAY = "gw1"
 RESTART_SECONDS = 30.0

@@ -21,7 +21,7 @@ from openhnv.packet.decode import decode
 from openhnv.packet.frames import arp_frame, nvgre_encapsulate, udp_frame, vxlan_encapsulate
 from openhnv.vswitch.afpacket import AfPacketSocket
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 TOPOLOGY = """
 name: placeholder

@@ -7,7 +7,7 @@ from lab_running import EXAMPLES, running_lab, topology_of
 
 from openhnv.lab import traffic
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 
 @pytest.mark.parametrize("encapsulation", ["nvgre", "vxlan"])

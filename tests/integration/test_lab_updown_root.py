@@ -18,6 +18,7 @@ from openhnv.testing.plugin import require_etcd
 pytestmark = pytest.mark.root
 
 
+@pytest.mark.datapath
 def test_up_status_down_then_nothing_left(
     tmp_path: pytest.TempPathFactory, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +93,7 @@ def test_a_failed_up_names_the_step_and_removes_everything(
     assert orchestrator.leftovers(name) == []
 
 
+@pytest.mark.datapath
 def test_up_with_three_controllers_survives_the_leader_and_leaves_nothing(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

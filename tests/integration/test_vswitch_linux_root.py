@@ -29,7 +29,7 @@ from openhnv.testing.polling import eventually
 from openhnv.vswitch.afpacket import AfPacketSocket
 from openhnv.vswitch.errors import VSwitchError
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 VSID = 5001
 ECHO_PORT = 7007

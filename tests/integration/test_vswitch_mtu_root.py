@@ -18,7 +18,7 @@ from test_vswitch_linux_root import EchoServer, tcp_echo
 from openhnv.lab import netns
 from openhnv.testing.dataplane import DataplaneLab, document, lab_name, port_id, wait_ready
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 UNDERLAY_MTU = 1500
 NEXT_HOP_MTU = UNDERLAY_MTU - 50  # VXLAN's outer Ethernet, IPv4, UDP and VXLAN headers

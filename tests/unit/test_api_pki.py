@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from openhnv.api import pki
@@ -86,3 +88,23 @@ def test_a_token_is_kept_only_as_its_hash(
     assert (entry["name"], entry["role"], entry["sha256"]) == ("ci", "admin", hash_token(token))
     assert pki.main(["token", "--dir", str(tmp_path), "--name", "ci"]) == 1
     assert "already has a token named 'ci'" in capsys.readouterr().err
+
+
+def test_cli_init_and_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert pki.main(["init", "--dir", str(tmp_path)]) == 0
+    assert pki.main(["issue", "--dir", str(tmp_path), "--name", "nc1", "--role", "controller"]) == 0
+    key = load_pem_private_key((tmp_path / "nc1-key.pem").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    out = capsys.readouterr().out
+    assert "controller nc1" in out
+    assert "hostca-cert.pem" in out
+
+
+def test_cli_without_ca_fails_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert pki.main(["issue", "--dir", str(tmp_path), "--name", "host1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no host CA in" in err
+    assert "hnv pki init" in err

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import NameOID
 
 import openhnv
 from openhnv.ovsdb.errors import OvsdbError
-from openhnv.ovsdb.pki import ca_cert_path, init_ca, issue, main, ssl_files
+from openhnv.ovsdb.pki import ca_cert_path, init_ca, issue, ssl_files
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -77,26 +75,6 @@ def test_bad_names_and_roles_are_refused(tmp_path: Path, name: str, role: str, r
     init_ca(tmp_path)
     with pytest.raises(OvsdbError, match=reason):
         issue(tmp_path, name, role)
-
-
-def test_cli_init_and_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["init", "--dir", str(tmp_path)]) == 0
-    assert main(["issue", "--dir", str(tmp_path), "--name", "nc1", "--role", "controller"]) == 0
-    key = load_pem_private_key((tmp_path / "nc1-key.pem").read_bytes(), None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    out = capsys.readouterr().out
-    assert "controller nc1" in out
-    assert "hostca-cert.pem" in out
-
-
-def test_cli_without_ca_fails_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["issue", "--dir", str(tmp_path), "--name", "host1"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "no host CA in" in err
-    assert "hnv pki init" in err
 
 
 def test_hnv_pki_is_a_registered_subcommand(tmp_path: Path) -> None:

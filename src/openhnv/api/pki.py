@@ -20,7 +20,6 @@ import argparse
 import datetime
 import ipaddress
 import json
-import os
 import re
 import secrets
 import sys
@@ -28,11 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from openhnv.api.auth import ROLES, AuthError, hash_token
+from openhnv.ovsdb import certs
 from openhnv.ovsdb import pki as ovsdb_pki
 from openhnv.ovsdb.errors import OvsdbError
 
@@ -58,76 +56,25 @@ def _api_ca_key(directory: Path) -> Path:
     return directory / f"{API_CA}-key.pem"
 
 
-def _write(path: Path, data: bytes, *, private: bool) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 def init_api_ca(directory: Path, *, force: bool = False) -> Path:
     """Create the API CA in ``directory``; refuses to replace one unless ``force``."""
     directory.mkdir(parents=True, exist_ok=True)
     cert_path = api_ca_cert(directory)
     if cert_path.exists() and not force:
         raise AuthError(f"an API CA already exists in {directory} (use --force to replace it)")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ovsdb_pki.ORGANIZATION),
-            x509.NameAttribute(NameOID.COMMON_NAME, "openhnv northbound API CA"),
-        ]
-    )
-    now = _now()
-    usage = x509.KeyUsage(
-        digital_signature=False,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=ovsdb_pki.CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    _write(_api_ca_key(directory), _key_pem(key), private=True)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    subject = certs.name("openhnv northbound API CA", organization=ovsdb_pki.ORGANIZATION)
+    ca = certs.new_authority(subject, ovsdb_pki.CA_DAYS, certs.ec_key())
+    certs.save(_api_ca_key(directory), cert_path, ca.key, ca.certificate)
     return cert_path
 
 
-def _load_api_ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _load_api_ca(directory: Path) -> certs.Authority:
     try:
-        key = serialization.load_pem_private_key(_api_ca_key(directory).read_bytes(), None)
-        cert = x509.load_pem_x509_certificate(api_ca_cert(directory).read_bytes())
+        return certs.load_authority(_api_ca_key(directory), api_ca_cert(directory))
     except FileNotFoundError:
         raise AuthError(f"no API CA in {directory}: run `hnv pki init --dir {directory}`") from None
     except ValueError as err:
         raise AuthError(f"the API CA in {directory} is unreadable: {err}") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise AuthError(f"the API CA key in {directory} is not an EC key")
-    return key, cert
 
 
 def _alternative_names(name: str, ips: Sequence[str]) -> list[x509.GeneralName]:
@@ -160,36 +107,20 @@ def issue_api(
         raise AuthError(f"bad API role {role!r}: expected one of {', '.join(API_ROLES)}")
     if days < 1:
         raise AuthError(f"bad validity {days} days: must be at least 1")
-    ca_key, ca_cert = _load_api_ca(directory)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
+    ca = _load_api_ca(directory)
+    key = certs.ec_key()
     server = role == API_SERVER
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ovsdb_pki.ORGANIZATION),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
-        ]
+    cert = certs.sign(
+        ca,
+        certs.name(name, organization=ovsdb_pki.ORGANIZATION, unit=role),
+        key,
+        days,
+        usages=(usage,),
+        alt_names=_alternative_names(name, ips) if server else (),
     )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    )
-    if server:
-        names = _alternative_names(name, ips)
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
     cert_path, key_path = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
-    _write(key_path, _key_pem(key), private=True)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    certs.save(key_path, cert_path, key, cert)
     return cert_path, key_path
 
 
@@ -209,11 +140,11 @@ def new_token(tokens_file: Path, name: str, role: str) -> str:
     if any(entry.get("name") == name for entry in entries):
         raise AuthError(f"{tokens_file} already has a token named {name!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    created = _now().isoformat(timespec="seconds")
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     entries.append({"name": name, "role": role, "sha256": hash_token(token), "created": created})
     tokens_file.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"tokens": entries}, indent=2) + "\n"
-    _write(tokens_file, text.encode(), private=True)
+    certs.write_pem(tokens_file, text.encode(), private=True)
     return token
 
 

@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,23 +242,53 @@ def _build_host(lab: Lab, host_name: str, progress: Progress) -> None:
 
 
 def _build_vm(lab: Lab, vm_name: str, progress: Progress, offloads: bool) -> None:
+    vm = lab.topology.vm(vm_name)
+    namespace = lab.names.vm(vm.name)
+    with _step(f"VM {vm.name}: namespace {namespace}, {vm.ip} on host {vm.host}", progress):
+        netns.create_namespace(namespace)
+        _wire_vm(lab, vm_name, offloads)
+
+
+def _wire_vm(lab: Lab, vm_name: str, offloads: bool) -> None:
+    """The VM's veth into its host namespace, its address and default route; without
+    ``offloads`` TSO/GSO and checksum offload are off on both ends."""
     names, topology = lab.names, lab.topology
     vm = topology.vm(vm_name)
     subnet = topology.vm_subnet(vm)
     namespace, host_namespace = names.vm(vm.name), names.host(vm.host)
     port = names.vm_port(vm.name)
     address = ipaddress.IPv4Interface(f"{vm.ip}/{subnet.prefix.prefixlen}")
-    with _step(f"VM {vm.name}: namespace {namespace}, {address} on host {vm.host}", progress):
-        netns.create_namespace(namespace)
-        netns.add_veth(namespace, VM_INTERFACE, host_namespace, port, VM_MTU)
-        netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
-        netns.add_address(namespace, VM_INTERFACE, address)
-        netns.add_route(namespace, None, subnet.gateway)
-        if not offloads:
-            netns.disable_offloads(namespace, VM_INTERFACE)
-        netns.set_up(host_namespace, port)
-        if not offloads:
-            netns.disable_offloads(host_namespace, port)
+    netns.add_veth(namespace, VM_INTERFACE, host_namespace, port, VM_MTU)
+    netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
+    netns.add_address(namespace, VM_INTERFACE, address)
+    netns.add_route(namespace, None, subnet.gateway)
+    if not offloads:
+        netns.disable_offloads(namespace, VM_INTERFACE)
+    netns.set_up(host_namespace, port)
+    if not offloads:
+        netns.disable_offloads(host_namespace, port)
+
+
+def rebuild_host(
+    lab: Lab,
+    host_name: str,
+    ports: Mapping[str, tuple[str, str]],
+    progress: Progress = _quiet,
+    *,
+    vm_offloads: bool = False,
+) -> None:
+    """Make a removed host namespace again, as a rebooted host comes back: its uplinks,
+    and the veth of each of its VMs (whose namespaces stayed), given back the NIC's
+    ``(mac, port_id)`` from ``ports``. ``vm_offloads`` as the lab was built with (see
+    ``build``). Its daemons are not started here."""
+    _build_host(lab, host_name, progress)
+    for vm in lab.topology.vms:
+        if vm.host != host_name:
+            continue
+        with _step(f"VM {vm.name}: veth into host {host_name} again", progress):
+            _wire_vm(lab, vm.name, vm_offloads)
+            if vm.name in ports:
+                attach_vm_port(lab, vm.name, *ports[vm.name])
 
 
 # ---------------------------------------------------------------- daemons

@@ -211,15 +211,30 @@ def start_cluster(
     return urls
 
 
-def _printed_ready(log: Path) -> Callable[[], bool]:
+def printed_ready(log: Path, since: int = 0) -> Callable[[], bool]:
+    """True once the log shows a ``ready`` line written after byte ``since``.
+
+    A restarted daemon appends to the log of its earlier life, whose ``ready`` line
+    says nothing about the new process.
+    """
+
     def ready() -> bool:
         try:
-            text = log.read_text(errors="replace")
+            with open(log, "rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
         except OSError:
             return False
         return any(line.strip() == READY_LINE for line in text.splitlines())
 
     return ready
+
+
+def _log_size(log: Path) -> int:
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
 
 
 def start_host(
@@ -247,10 +262,10 @@ def start_host(
     argv += hnv_argv("host", "--name", host, "--driver", "linux", "--fastpath", fastpath,
                      "--state-dir", str(state_dir))  # fmt: skip
     argv += list(extra)
-    process = spawn(run_dir, name, argv)
     log = logfile(run_dir, name)
+    printed = printed_ready(log, since=_log_size(log))
+    process = spawn(run_dir, name, argv)
     socket_path = state_dir / OVSDB_SOCKET
-    printed = _printed_ready(log)
 
     def ready() -> bool:
         return printed() and socket_path.exists()

@@ -26,7 +26,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from openhnv.lab import fields
 from openhnv.lab.errors import TopologyError
@@ -68,7 +68,7 @@ class ExternalNetwork:
     subnets: tuple[ExternalSubnet, ...]
 
     def subnet(self, name: str) -> ExternalSubnet:
-        return _by_name(self.subnets, name)
+        return fields.by_name(self.subnets, name)
 
     def subnet_of(self, address: V4) -> ExternalSubnet | None:
         return next((s for s in self.subnets if address in s.prefix), None)
@@ -168,16 +168,16 @@ class Edge:
     virtual_gateways: tuple[VirtualGateway, ...] = ()
 
     def external_network(self, name: str) -> ExternalNetwork:
-        return _by_name(self.external_networks, name)
+        return fields.by_name(self.external_networks, name)
 
     def site(self, name: str) -> Site:
-        return _by_name(self.sites, name)
+        return fields.by_name(self.sites, name)
 
     def tor(self, name: str) -> Tor:
-        return _by_name(self.tors, name)
+        return fields.by_name(self.tors, name)
 
     def gateway(self, name: str) -> Gateway:
-        return _by_name(self.gateways, name)
+        return fields.by_name(self.gateways, name)
 
     def public_subnet(self) -> tuple[ExternalNetwork, ExternalSubnet] | None:
         """The first subnet with ``public`` (where Nat and IPSec get their address)."""
@@ -186,21 +186,6 @@ class Edge:
                 if subnet.public:
                     return network, subnet
         return None
-
-
-class _Named(Protocol):
-    @property
-    def name(self) -> str: ...
-
-
-N = TypeVar("N", bound=_Named)
-
-
-def _by_name(items: tuple[N, ...], name: str) -> N:
-    for item in items:
-        if item.name == name:
-            return item
-    raise KeyError(name)
 
 
 class Base(Protocol):
@@ -515,4 +500,4 @@ def _check_connection(path: str, conn: Connection, edge: Edge, legs: set[str]) -
             raise TopologyError(f"{path}.{key}: {value} is not an address of {subnet.prefix}")
 
 
-__all__ = ["KEYS", "Edge", "_Named", "parse_edge"]
+__all__ = ["KEYS", "Edge", "parse_edge"]

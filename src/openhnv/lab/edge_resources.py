@@ -22,16 +22,12 @@ public address as a subjectAltName (strongSwan's identity for ``id = <address>``
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import secrets as random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from openhnv.lab import documents as nb
 from openhnv.lab import gateway_documents as gw
@@ -40,85 +36,26 @@ from openhnv.lab.edge import Connection, VirtualGateway
 from openhnv.lab.edge_builder import EdgeNames
 from openhnv.lab.resources import management_address, uplink_nic
 from openhnv.lab.topology import Topology
+from openhnv.ovsdb import certs
+from openhnv.ovsdb.certs import Authority
 
 PSK_BYTES = 18
-KEY_BITS = 2048
-PUBLIC_EXPONENT = 65537
 VALID_DAYS = 30
 
 
-@dataclass(frozen=True, slots=True)
-class Authority:
-    key: rsa.RSAPrivateKey
-    certificate: x509.Certificate
-
-    @property
-    def pem(self) -> str:
-        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_BITS)
-
-
 def new_authority(common_name: str = "openhnv lab IPsec CA") -> Authority:
-    key = _key()
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
+    # strongSwan checks a CA's digitalSignature usage as well as keyCertSign.
+    return certs.new_authority(
+        certs.name(common_name), VALID_DAYS, certs.rsa_key(), digital_signature=True
     )
-    return Authority(key, cert)
 
 
 def issue(authority: Authority, address: str) -> tuple[str, str]:
     """(certificate PEM, private key PEM) for the endpoint at ``address``."""
-    key = _key()
-    now = datetime.datetime.now(datetime.UTC)
-    ip = ipaddress.ip_address(address)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(address))
-        .issuer_name(authority.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip)]), critical=False)
-        .sign(authority.key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return cert_pem, key_pem
+    key = certs.rsa_key()
+    alt = x509.IPAddress(ipaddress.ip_address(address))
+    cert = certs.sign(authority, certs.name(address), key, VALID_DAYS, alt_names=(alt,))
+    return certs.certificate_pem(cert).decode(), certs.key_pem(key).decode()
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Reading typed fields out of YAML mappings, with errors that name the key path.
 
-Shared by the topology loader: each helper takes the mapping, the key and the path of
+Shared by the topology and edge loaders: each helper takes the mapping, the key and the path of
 the mapping (``vms[2]``) and raises ``TopologyError`` naming ``vms[2].ip`` and the value.
 """
 
@@ -9,11 +9,27 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from openhnv.lab.errors import TopologyError
 
 T = TypeVar("T")
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def by_name(items: tuple[N, ...], name: str) -> N:
+    """The item called ``name``; KeyError when there is none."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(name)
 
 
 def unique(items: tuple[Any, ...], path: str) -> None:

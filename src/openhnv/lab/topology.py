@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import yaml
 
@@ -150,16 +150,16 @@ class Topology:
     edge: Edge = field(default_factory=Edge)  # gateways and the networks outside (lab.edge)
 
     def pa_subnet(self, name: str) -> PaSubnet:
-        return _by_name(self.pa_subnets, name)
+        return fields.by_name(self.pa_subnets, name)
 
     def host(self, name: str) -> Host:
-        return _by_name(self.hosts, name)
+        return fields.by_name(self.hosts, name)
 
     def virtual_network(self, name: str) -> VirtualNetwork:
-        return _by_name(self.virtual_networks, name)
+        return fields.by_name(self.virtual_networks, name)
 
     def vm(self, name: str) -> Vm:
-        return _by_name(self.vms, name)
+        return fields.by_name(self.vms, name)
 
     def vm_subnet(self, vm: Vm) -> VirtualSubnet:
         return self.virtual_network(vm.virtual_network).subnet(vm.subnet)
@@ -176,21 +176,6 @@ class Topology:
 
     def vm_addresses(self) -> set[tuple[str, V4]]:
         return {(vm.virtual_network, vm.ip) for vm in self.vms}
-
-
-class _Named(Protocol):
-    @property
-    def name(self) -> str: ...
-
-
-N = TypeVar("N", bound=_Named)
-
-
-def _by_name(items: tuple[N, ...], name: str) -> N:
-    for item in items:
-        if item.name == name:
-            return item
-    raise KeyError(name)
 
 
 # ---------------------------------------------------------------- loading

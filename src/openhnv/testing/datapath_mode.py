@@ -5,7 +5,8 @@ hosts of the data-plane and lab tests run the kernel fast path; ``make test`` ru
 root tier twice, ``auto`` and ``off``. ``fastpath_mode()`` resolves ``auto`` (on when
 the kernel and the built object allow it); ``fastpath_missing()`` is why a test of the
 fast path itself (the ``fastpath`` marker of ``openhnv.testing.plugin``) cannot run in
-this pass.
+this pass. Only tests whose hosts follow the mode (the ``datapath`` marker) run in the
+``off`` pass; ``reads()`` lets the plugin fail a test that reads the mode unmarked.
 """
 
 from __future__ import annotations
@@ -19,8 +20,17 @@ FASTPATH_ENV = "HNV_TEST_FASTPATH"
 FASTPATH_MODES = ("on", "off", "auto")
 
 
+_reads = [0]  # how often the mode was read: the plugin's check of the datapath marker
+
+
+def reads() -> int:
+    """How often this process has read ``HNV_TEST_FASTPATH`` (through any function here)."""
+    return _reads[0]
+
+
 def requested_mode() -> str:
     """The mode asked for in the environment (``auto`` when unset)."""
+    _reads[0] += 1
     mode = os.environ.get(FASTPATH_ENV, "auto")
     if mode not in FASTPATH_MODES:
         raise ValueError(f"{FASTPATH_ENV}={mode!r}: expected one of {FASTPATH_MODES}")

@@ -4,6 +4,10 @@
   process cannot make network namespaces (``privileges``);
 - the ``fastpath`` marker: a test of the kernel fast path itself, skipped in the root
   tier's Python-path pass or where the fast path cannot run (``datapath_mode``);
+- the ``datapath`` marker: a test whose hosts run the data path ``HNV_TEST_FASTPATH``
+  asks for, so the only kind the ``off`` pass of ``make test`` runs again (``-m
+  datapath``). A test, fixture or module that reads the mode without this marker (or
+  ``fastpath``) fails, so that no data-path test drops out of that pass unnoticed;
 - ``ovsdb_server``: a running ``ovsdb-server`` with the host's databases in a temp dir;
 - ``netns_pair``: two fresh namespaces (``NamespacePair(a, b)``), removed afterwards;
 - ``controller_process``: ``hnv controller`` on a free loopback port, store in a temp dir;
@@ -11,29 +15,37 @@
 - ``etcd_one``: one etcd member for the session (tests keep apart by a root of their
   own, ``cluster.etcd_store``); ``etcd_three``: a three-member cluster of the test's own
   (tests kill members). Both skip, with the reason, where etcd is not installed.
+- ``chaos_figures``: the chaos tier's figures for the session, written to
+  ``HNV_CHAOS_JSON`` at its end (``make chaos``).
 
 Every fixture removes what it made, also when the test fails.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from openhnv.lab.etcd import EtcdCluster
 from openhnv.ovsdb.server import OvsdbServer
+from openhnv.testing import datapath_mode
+from openhnv.testing.chaos import suite as chaos_suite
 from openhnv.testing.cluster import etcd_missing
-from openhnv.testing.datapath_mode import fastpath_missing
+from openhnv.testing.datapath_mode import fastpath_missing, fastpath_mode
 from openhnv.testing.namespaces import NamespacePair, namespace_pair
 from openhnv.testing.privileges import root_missing
 from openhnv.testing.processes import ControllerProcess, HostProcess
 
 ROOT_MARKER = "root"
 FASTPATH_MARKER = "fastpath"
+DATAPATH_MARKER = "datapath"
 CONTROLLER_DB = "controller.db"
 ETCD_MEMBERS = 3
 
@@ -41,6 +53,55 @@ ETCD_MEMBERS = 3
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{ROOT_MARKER}: needs root and network namespaces")
     config.addinivalue_line("markers", f"{FASTPATH_MARKER}: tests the kernel fast path itself")
+    config.addinivalue_line(
+        "markers", f"{DATAPATH_MARKER}: its hosts run the data path HNV_TEST_FASTPATH asks for"
+    )
+
+
+def _follows_mode(node: pytest.Item | pytest.Collector) -> bool:
+    return any(node.iter_markers(DATAPATH_MARKER)) or any(node.iter_markers(FASTPATH_MARKER))
+
+
+def _unmarked_read(node: pytest.Item | pytest.Collector, before: int) -> str | None:
+    if datapath_mode.reads() == before or _follows_mode(node):
+        return None
+    return (
+        f"{node.nodeid} reads {datapath_mode.FASTPATH_ENV} but is not marked"
+        f" {DATAPATH_MARKER}: the root tier's off pass (-m {DATAPATH_MARKER}) would skip it"
+    )
+
+
+_READS_BEFORE = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    before = datapath_mode.reads()
+    report = yield
+    if isinstance(collector, pytest.Module) and report.passed:
+        problem = _unmarked_read(collector, before)
+        if problem is not None:
+            report.outcome, report.longrepr = "failed", problem
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> None:
+    item.stash[_READS_BEFORE] = datapath_mode.reads()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.when == "teardown" and report.passed:
+        problem = _unmarked_read(item, item.stash.get(_READS_BEFORE, datapath_mode.reads()))
+        if problem is not None:
+            report.outcome, report.longrepr = "failed", problem
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
@@ -145,3 +206,21 @@ def etcd_three(tmp_path: Path) -> Iterator[EtcdCluster]:
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def chaos_figures() -> Iterator[list[dict[str, Any]]]:
+    """The chaos tier's figures: each module adds its faults'; at the end of the run they
+    are written as one JSON object to ``HNV_CHAOS_JSON`` when it is set (make chaos)."""
+    figures: list[dict[str, Any]] = []
+    mode = fastpath_mode()  # read here, in the setup of the first chaos test (datapath)
+    yield figures
+    report = os.environ.get(chaos_suite.REPORT_ENV, "")
+    if report:
+        document = {
+            "fastpath": mode,
+            "cut_seconds": chaos_suite.cut_seconds(),
+            "rounds": chaos_suite.rounds(),
+            "faults": figures,
+        }
+        Path(report).write_text(json.dumps(document, indent=2) + "\n")

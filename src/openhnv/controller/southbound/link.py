@@ -68,15 +68,8 @@ from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import DesiredState, RowChange
 from openhnv.ovsdb.schema import DATABASES, MS_FIREWALL, MS_VTEP
 from openhnv.ovsdb.server import SslFiles
-from openhnv.ovsdb.wire import (
-    Schema,
-    Snapshot,
-    explain,
-    keyed_snapshot,
-    plain_row,
-    select_all,
-    transactions,
-)
+from openhnv.ovsdb.transact import explain, transactions
+from openhnv.ovsdb.wire import Schema, Snapshot, keyed_snapshot, plain_row, select_all
 
 log = logging.getLogger(__name__)
 
