@@ -2,8 +2,8 @@
 
 ``KernelOffload`` applies what ``engine.offload`` decides (``Offload``, ``Withdraw``)
 to the fast path's maps (``vswitch.fastpath``, docs/fastpath.md): it makes each
-entry's kernel key from the head flow's key (``entries.port_key_of_flow_key``,
-``uplink_key_of_flow_key``), its entry from the compiled decision (the
+entry's kernel key from the head flow's key (``keys.port_key``, ``keys.uplink_key``),
+its entry from the compiled decision (the
 destination's outer-header template, the composed inner edit, the redirect target's
 ifindex, the uplink MTU), and the generation pairs of the ports the decision used.
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import struct
 import time
 from collections import Counter
@@ -43,7 +44,7 @@ from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.offload import DECAP, DELIVER, ENCAP, Offload, OffloadEntry, Offloader, OffloadOp
 from openhnv.vswitch.driver import PaConfig
-from openhnv.vswitch.fastpath import entries
+from openhnv.vswitch.fastpath import entries, keys
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.layout import (
     GEN_UNUSED,
@@ -362,7 +363,7 @@ class KernelOffload:
         if e.action == DECAP:
             return self._build_decap(e, edit, known)
         ifindex = self.places.port_ifindex(e.port)
-        key = None if ifindex is None else entries.port_key_of_flow_key(ifindex, e.key)
+        key = None if ifindex is None else keys.port_key(ifindex, e.key)
         if key is None:
             return None
         if e.action == ENCAP and e.encap is not None:
@@ -380,7 +381,7 @@ class KernelOffload:
             entry = entries.deliver_flow(target, edit=edit)
         else:
             return None
-        return _Built("port", key.pack(), entry.pack(), known, e.port)
+        return _Built("port", key, entry.pack(), known, e.port)
 
     def _build_decap(
         self, e: OffloadEntry, edit: entries.EntryEdit | None, slots: tuple[int, ...]
@@ -388,15 +389,16 @@ class KernelOffload:
         if e.target is None:
             return None
         target = self.places.port_ifindex(e.target)
-        frame_key = entries.uplink_key_of_flow_key(e.key)
-        if target is None or frame_key is None:
+        local = keys.local_pa(e.key)
+        if target is None or local is None:
             return None
-        local = ".".join(str(b) for b in frame_key.local_pa)
-        pa = self.pas().get(local)
+        pa = self.pas().get(socket.inet_ntoa(local))
         vlan = 0 if pa is None or pa.vlan_id is None else pa.vlan_id
-        key = dataclasses.replace(frame_key, vlan_id=vlan)
+        key = keys.uplink_key(e.key, vlan, tag_wins=False)
+        if key is None:
+            return None
         entry = entries.decap_deliver_flow(target, edit=edit)
-        return _Built("uplink", key.pack(), entry.pack(), slots, UPLINK)
+        return _Built("uplink", key, entry.pack(), slots, UPLINK)
 
     # -- adoption --------------------------------------------------------------------
 
