@@ -31,7 +31,8 @@ hits them alike; figures are medians. Then one host's switch offloads ``--flows`
 flows (100k) into a fresh fast path: setup time and memory per offloaded flow.
 
 Prints one JSON object with the ratios, each target of issue 9 and whether it holds.
-Needs root. ``--smoke`` runs one-second tests and 2k flows; ``--only`` picks runs.
+Needs root. ``--smoke`` runs one-second tests and 2k flows; ``--only`` picks runs;
+``--setup-only`` measures the setup latency alone (rounds interleaved as above).
 """
 
 from __future__ import annotations
@@ -145,8 +146,13 @@ def setup_latency_us(lab: DataplaneLab, connects: int) -> int:
         listener.wait(10)
 
 
-def one_round(lab: DataplaneLab, seconds: float, connects: int) -> dict[str, float]:
-    """One TCP and one UDP-64 run v1 -> v2, and the new-flow setup latency."""
+def one_round(
+    lab: DataplaneLab, seconds: float, connects: int, setup_only: bool = False
+) -> dict[str, float]:
+    """One TCP and one UDP-64 run v1 -> v2, and the new-flow setup latency (only that
+    with ``setup_only``)."""
+    if setup_only:
+        return {"setup_latency_us": setup_latency_us(lab, connects)}
     tcp = iperf(lab, seconds, udp=False)
     udp = iperf(lab, seconds, udp=True)
     total = udp["end"]["sum"]
@@ -310,7 +316,9 @@ def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict
     return opened
 
 
-def measure(subjects: list[Subject], seconds: float, repeat: int, connects: int) -> dict[str, Any]:
+def measure(
+    subjects: list[Subject], seconds: float, repeat: int, connects: int, setup_only: bool = False
+) -> dict[str, Any]:
     """Medians over ``repeat`` rounds; each round runs every subject once, in an order
     rotated per round, so a change in the machine's load hits all of them alike."""
     rounds: dict[str, list[dict[str, float]]] = {s.name: [] for s in subjects}
@@ -318,7 +326,7 @@ def measure(subjects: list[Subject], seconds: float, repeat: int, connects: int)
     for i in range(repeat if subjects else 0):
         for s in subjects[i % len(subjects) :] + subjects[: i % len(subjects)]:
             before = s.counters()
-            rounds[s.name].append(one_round(s.lab, seconds, connects))
+            rounds[s.name].append(one_round(s.lab, seconds, connects, setup_only))
             for key, value in s.counters().items():
                 deltas[s.name][key] = deltas[s.name].get(key, 0.0) + value - before[key]
     out: dict[str, Any] = {}
@@ -326,6 +334,7 @@ def measure(subjects: list[Subject], seconds: float, repeat: int, connects: int)
         runs = rounds[s.name]
         medians = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         out[s.name] = {**medians, **s.figures(deltas[s.name])}
+        out[s.name]["setup_latency_us_rounds"] = [r["setup_latency_us"] for r in runs]
     return out
 
 
@@ -372,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connects", type=int, default=CONNECTS,
                         help="new-flow connects per round (setup latency median)")  # fmt: skip
     parser.add_argument("--only", action="append", choices=RUNS, help="this run only (repeatable)")
+    parser.add_argument("--setup-only", action="store_true",
+                        help="the setup latency only (no iperf3, no offloaded flows)")  # fmt: skip
     args = parser.parse_args(argv)
     missing = root_missing()
     if missing is not None:
@@ -386,11 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         opened = open_subjects(stack, Path(tmp), runs)
         subjects = [x for x in opened.values() if isinstance(x, Subject)]
         results = {k: v for k, v in opened.items() if not isinstance(v, Subject)}
-        results.update(measure(subjects, seconds, repeat, connects))
+        results.update(measure(subjects, seconds, repeat, connects, args.setup_only))
     skip = {"skipped": "not asked for (--only)"}
     for name in ("openhnv_fastpath", "openhnv", "kernel_vxlan", "kernel_vxlan_offloads_on", "ovs"):
         results.setdefault(name, skip)
-    if "fastpath" in runs and probe() is None:
+    if "fastpath" in runs and probe() is None and not args.setup_only:
         results["offloaded_flows"] = offloaded_flows(SMOKE_FLOWS if args.smoke else args.flows)
     fast, ours = results["openhnv_fastpath"], results["openhnv"]
     kernel, kernel_on, ovs = (results["kernel_vxlan"], results["kernel_vxlan_offloads_on"],
