@@ -87,6 +87,13 @@ def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tup
     return c1.segment(0x10, b"data"), c2.segment(0x10, b"more")
 
 
+def edge(switch: HostSwitch) -> dict[str, int]:
+    """The offload edge's counters (``hnv host status``'s fast path ``edge``)."""
+    counters = switch.fastpath_status()["edge"]
+    assert isinstance(counters, dict)
+    return counters
+
+
 def vm1_key(driver: KernelNullDriver, frame: bytes) -> PortKey:
     key = entries.port_key_of(driver.port_ifindex("vm1") or 0, frame)
     assert key is not None
@@ -173,6 +180,34 @@ def test_a_commit_before_the_end_of_the_round_decides_what_waits() -> None:
     running = [k for k in b.fast_path.uplink_flows.entries
                if b.fast_path.executes(UplinkKey.unpack(k)) is not None]  # fmt: skip
     assert running == []
+
+
+def test_the_syn_prepares_the_encapsulation_its_answer_writes() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack, c1, _c2 = half_connect(a, b)
+    sa.round_done()  # the SYN's round: its entry is built, nothing is written
+    assert edge(sa)["entries_prepared"] == 1
+    assert a.fast_path.all_entries() == {}
+    a.inject_from_uplink(synack)
+    assert edge(sa)["prepared_used"] == 1
+    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
+    assert entry is not None
+    assert entry.action == ACT_ENCAP
+
+
+def test_a_prepared_entry_is_not_used_after_the_policy_changed() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack, c1, _c2 = half_connect(a, b)
+    sa.round_done()
+    assert edge(sa)["entries_prepared"] == 1
+    new_pa = "192.168.1.30"
+    a.inject_neighbor(new_pa, "02:00:00:00:0c:01")
+    sa.apply([c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3]))])
+    a.inject_from_uplink(synack)  # VM2's answer from its old PA still pairs the flow
+    assert edge(sa).get("prepared_used", 0) == 0
+    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
+    if entry is not None:  # whatever goes down goes to where the mapping says now
+        assert entry.header[30:34] == bytes([192, 168, 1, 30])
 
 
 def test_an_acl_flip_stops_the_kernel_entry_before_apply_returns() -> None:

@@ -40,9 +40,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from openhnv.packet.addresses import MAC_LEN
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.flowtable import Flow
-from openhnv.vfp.offload import DECAP, DELIVER, ENCAP, Offload, OffloadEntry, Offloader, OffloadOp
+from openhnv.vfp.offload import (
+    DECAP,
+    DELIVER,
+    ENCAP,
+    Action,
+    FlowEdit,
+    Offload,
+    OffloadEntry,
+    Offloader,
+    OffloadOp,
+)
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.fastpath import entries, keys
 from openhnv.vswitch.fastpath.errors import FastPathError
@@ -63,6 +74,8 @@ UPLINK_SLOT = 0
 GENERATION_MASK = 0xFFFFFFFF
 _NS = 1e9
 _LOGGED = 10
+PREPARED_MAX = 1024
+"""Entries prepared for heads not paired yet (and packed deliver/decap entries) kept."""
 
 Table = Literal["port", "uplink"]
 
@@ -177,6 +190,8 @@ class KernelOffload:
         self._written: dict[bytes, _Written] = {}
         self._of_head: dict[Flow, bytes] = {}
         self._built: dict[Flow, _Built] = {}
+        self._prepared: dict[Flow, tuple[OffloadEntry, _Built]] = {}
+        self._packed: dict[tuple[str, int, FlowEdit | None], bytes] = {}
         self._by_slot: dict[int, set[bytes]] = {}
         self._gens: dict[int, int] = {}
         self._slots: dict[str, int] = {}
@@ -213,6 +228,34 @@ class KernelOffload:
     def forget_port(self, port: str) -> None:
         """``port`` went: its slot may name another interface later."""
         self._slots.pop(port, None)
+        self.forget_prepared()
+
+    # -- entries prepared ahead ------------------------------------------------------
+
+    def prepare(self, prospects: Iterable[tuple[Flow, OffloadEntry]]) -> None:
+        """Build (never write) the entries heads will have once paired, so that their
+        ``Offload`` costs only the write. One is used only if the offload brings the
+        same decision; what the kernel places say (ifindexes, PAs, MTU) is as of now:
+        ``forget_prepared`` when they change."""
+        for head, entry in prospects:
+            if head in self._of_head:
+                continue
+            try:
+                built = self._build(entry)
+            except FastPathError:
+                built = None
+            if built is None:
+                continue
+            self._prepared.pop(head, None)
+            self._prepared[head] = (entry, built)
+            if len(self._prepared) > PREPARED_MAX:  # heads never paired: the oldest go
+                del self._prepared[next(iter(self._prepared))]
+            self.counters["entries_prepared"] += 1
+
+    def forget_prepared(self) -> None:
+        """The places or the policy changed: what was prepared is built again when used."""
+        self._prepared.clear()
+        self._packed.clear()
 
     # -- applying the engine's operations --------------------------------------------
 
@@ -247,11 +290,16 @@ class KernelOffload:
 
     def _install(self, op: Offload) -> None:
         head = op.head
-        try:
-            built = self._build(op.entry)
-        except FastPathError as exc:
-            self._failed("build", exc)
-            built = None
+        prepared = self._prepared.pop(head, None)
+        if prepared is not None and prepared[0] == op.entry:
+            built: _Built | None = prepared[1]
+            self.counters["prepared_used"] += 1
+        else:
+            try:
+                built = self._build(op.entry)
+            except FastPathError as exc:
+                self._failed("build", exc)
+                built = None
         if built is None:
             self.counters["offload_unsupported"] += 1
             self._withdraw(head)
@@ -352,16 +400,12 @@ class KernelOffload:
 
     def _build(self, e: OffloadEntry) -> _Built | None:
         """The kernel key and entry of ``e``, or None when the kernel cannot run it."""
-        edit = None
-        if e.edit is not None:
-            macs = e.edit.macs
-            edit = entries.EntryEdit(macs[:6], macs[6:], e.edit.decrement_ttl)
         slots = tuple(self.slot_of(p) for p in e.ports)
         if any(s is None for s in slots):
             return None
         known = tuple(s for s in slots if s is not None)
         if e.action == DECAP:
-            return self._build_decap(e, edit, known)
+            return self._build_decap(e, known)
         ifindex = self.places.port_ifindex(e.port)
         key = None if ifindex is None else keys.port_key(ifindex, e.key)
         if key is None:
@@ -373,19 +417,17 @@ class KernelOffload:
                 return None
             mtu = self.places.uplink_mtu(pa.interface) or 0
             entry = entries.encap_flow(e.encap.template.header, entropy=e.entropy,
-                                       uplink_ifindex=uplink, mtu=mtu, edit=edit)  # fmt: skip
-        elif e.action == DELIVER and e.target is not None:
+                                       uplink_ifindex=uplink, mtu=mtu,
+                                       edit=_entry_edit(e.edit))  # fmt: skip
+            return _Built("port", key, entry.pack(), known, e.port)
+        if e.action == DELIVER and e.target is not None:
             target = self.places.port_ifindex(e.target)
             if target is None:
                 return None
-            entry = entries.deliver_flow(target, edit=edit)
-        else:
-            return None
-        return _Built("port", key, entry.pack(), known, e.port)
+            return _Built("port", key, self._plain_entry(DELIVER, target, e.edit), known, e.port)
+        return None
 
-    def _build_decap(
-        self, e: OffloadEntry, edit: entries.EntryEdit | None, slots: tuple[int, ...]
-    ) -> _Built | None:
+    def _build_decap(self, e: OffloadEntry, slots: tuple[int, ...]) -> _Built | None:
         if e.target is None:
             return None
         target = self.places.port_ifindex(e.target)
@@ -397,8 +439,19 @@ class KernelOffload:
         key = keys.uplink_key(e.key, vlan, tag_wins=False)
         if key is None:
             return None
-        entry = entries.decap_deliver_flow(target, edit=edit)
-        return _Built("uplink", key, entry.pack(), slots, UPLINK)
+        return _Built("uplink", key, self._plain_entry(DECAP, target, e.edit), slots, UPLINK)
+
+    def _plain_entry(self, action: Action, target: int, edit: FlowEdit | None) -> bytes:
+        """The packed deliver or decap entry to ``target`` (generations zero): the same
+        for every flow to that port with that edit, so made once."""
+        cached = self._packed.get((action, target, edit))
+        if cached is None:
+            make = entries.deliver_flow if action == DELIVER else entries.decap_deliver_flow
+            cached = make(target, edit=_entry_edit(edit)).pack()
+            if len(self._packed) >= PREPARED_MAX:
+                self._packed.clear()
+            self._packed[(action, target, edit)] = cached
+        return cached
 
     # -- adoption --------------------------------------------------------------------
 
@@ -468,6 +521,12 @@ class KernelOffload:
 
     def offloaded(self, head: Flow) -> bool:
         return head in self._of_head
+
+
+def _entry_edit(edit: FlowEdit | None) -> entries.EntryEdit | None:
+    if edit is None:
+        return None
+    return entries.EntryEdit(edit.macs[:MAC_LEN], edit.macs[MAC_LEN:], edit.decrement_ttl)
 
 
 def _without_stats(entry: FlowEntry) -> FlowEntry:
