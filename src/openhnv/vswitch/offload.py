@@ -2,10 +2,10 @@
 
 ``KernelOffload`` applies what ``engine.offload`` decides (``Offload``, ``Withdraw``)
 to the fast path's maps (``vswitch.fastpath``, docs/fastpath.md): it makes each
-entry's kernel key from the head flow's key (``keys.port_key``, ``keys.uplink_key``),
-its entry from the compiled decision (the
-destination's outer-header template, the composed inner edit, the redirect target's
-ifindex, the uplink MTU), and the generation pairs of the ports the decision used.
+entry (``entrybuild.EntryBuilder``: the kernel key from the head flow's key, the entry
+from the compiled decision) and the generation pairs of the ports the decision used.
+An encapsulating head's entry is prepared (built, not written: ``prepare``) when the
+engine names it a prospect, so that its pairing costs only the write.
 
 Slots. Each VM port's generation lives in slot = the ifindex of its veth host end,
 the uplink's in slot ``UPLINK_SLOT`` (0): a restarted process finds them again. The
@@ -32,30 +32,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from openhnv.packet.addresses import MAC_LEN
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.offload import (
-    DECAP,
-    DELIVER,
-    ENCAP,
-    Action,
-    FlowEdit,
     Offload,
     OffloadEntry,
     Offloader,
     OffloadOp,
 )
 from openhnv.vswitch.driver import PaConfig
-from openhnv.vswitch.fastpath import entries, keys
+from openhnv.vswitch.entrybuild import Built, EntryBuilder, KernelPlaces, Table
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.layout import (
     GEN_UNUSED,
@@ -75,9 +68,7 @@ GENERATION_MASK = 0xFFFFFFFF
 _NS = 1e9
 _LOGGED = 10
 PREPARED_MAX = 1024
-"""Entries prepared for heads not paired yet (and packed deliver/decap entries) kept."""
-
-Table = Literal["port", "uplink"]
+"""Entries prepared for heads not paired yet kept (the oldest go first)."""
 
 
 class Packed(Protocol):
@@ -121,14 +112,6 @@ class FastPathMaps(Protocol):
     def counters(self) -> CounterMap: ...
 
 
-class KernelPlaces(Protocol):
-    """Where things are in the kernel: the driver (``LinuxDriver``)."""
-
-    def port_ifindex(self, port: str) -> int | None: ...
-    def uplink_ifindex(self, interface: str) -> int | None: ...
-    def uplink_mtu(self, interface: str) -> int | None: ...
-
-
 @runtime_checkable
 class KernelDriver(KernelPlaces, Protocol):
     """A driver with a kernel fast path under it (``LinuxDriver``); ``fast_path`` is None
@@ -158,15 +141,6 @@ class _Written:
     last_used_ns: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Built:
-    table: Table
-    key: bytes
-    entry: bytes  # packed, generations zero
-    slots: tuple[int, ...]
-    port: str
-
-
 KernelStats = list[tuple[Table, bytes, int, int, int]]
 
 
@@ -185,13 +159,13 @@ class KernelOffload:
         self.places = places
         self.pas = pas
         self.monotonic_ns = monotonic_ns
+        self.builder = EntryBuilder(places, pas, self.slot_of)
         self.counters: Counter[str] = Counter()
         self.adopting = maps.adopted
         self._written: dict[bytes, _Written] = {}
         self._of_head: dict[Flow, bytes] = {}
-        self._built: dict[Flow, _Built] = {}
-        self._prepared: dict[Flow, tuple[OffloadEntry, _Built]] = {}
-        self._packed: dict[tuple[str, int, FlowEdit | None], bytes] = {}
+        self._built: dict[Flow, Built] = {}
+        self._prepared: dict[Flow, tuple[OffloadEntry, Built]] = {}
         self._by_slot: dict[int, set[bytes]] = {}
         self._gens: dict[int, int] = {}
         self._slots: dict[str, int] = {}
@@ -241,7 +215,7 @@ class KernelOffload:
             if head in self._of_head:
                 continue
             try:
-                built = self._build(entry)
+                built = self.builder.build(entry)
             except FastPathError:
                 built = None
             if built is None:
@@ -255,7 +229,7 @@ class KernelOffload:
     def forget_prepared(self) -> None:
         """The places or the policy changed: what was prepared is built again when used."""
         self._prepared.clear()
-        self._packed.clear()
+        self.builder.forget()
 
     # -- applying the engine's operations --------------------------------------------
 
@@ -292,11 +266,11 @@ class KernelOffload:
         head = op.head
         prepared = self._prepared.pop(head, None)
         if prepared is not None and prepared[0] == op.entry:
-            built: _Built | None = prepared[1]
+            built: Built | None = prepared[1]
             self.counters["prepared_used"] += 1
         else:
             try:
-                built = self._build(op.entry)
+                built = self.builder.build(op.entry)
             except FastPathError as exc:
                 self._failed("build", exc)
                 built = None
@@ -398,61 +372,6 @@ class KernelOffload:
 
     # -- building entries ------------------------------------------------------------
 
-    def _build(self, e: OffloadEntry) -> _Built | None:
-        """The kernel key and entry of ``e``, or None when the kernel cannot run it."""
-        slots = tuple(self.slot_of(p) for p in e.ports)
-        if any(s is None for s in slots):
-            return None
-        known = tuple(s for s in slots if s is not None)
-        if e.action == DECAP:
-            return self._build_decap(e, known)
-        ifindex = self.places.port_ifindex(e.port)
-        key = None if ifindex is None else keys.port_key(ifindex, e.key)
-        if key is None:
-            return None
-        if e.action == ENCAP and e.encap is not None:
-            pa = self.pas().get(e.encap.source_pa)
-            uplink = None if pa is None else self.places.uplink_ifindex(pa.interface)
-            if pa is None or uplink is None:
-                return None
-            mtu = self.places.uplink_mtu(pa.interface) or 0
-            entry = entries.encap_flow(e.encap.template.header, entropy=e.entropy,
-                                       uplink_ifindex=uplink, mtu=mtu,
-                                       edit=_entry_edit(e.edit))  # fmt: skip
-            return _Built("port", key, entry.pack(), known, e.port)
-        if e.action == DELIVER and e.target is not None:
-            target = self.places.port_ifindex(e.target)
-            if target is None:
-                return None
-            return _Built("port", key, self._plain_entry(DELIVER, target, e.edit), known, e.port)
-        return None
-
-    def _build_decap(self, e: OffloadEntry, slots: tuple[int, ...]) -> _Built | None:
-        if e.target is None:
-            return None
-        target = self.places.port_ifindex(e.target)
-        local = keys.local_pa(e.key)
-        if target is None or local is None:
-            return None
-        pa = self.pas().get(socket.inet_ntoa(local))
-        vlan = 0 if pa is None or pa.vlan_id is None else pa.vlan_id
-        key = keys.uplink_key(e.key, vlan, tag_wins=False)
-        if key is None:
-            return None
-        return _Built("uplink", key, self._plain_entry(DECAP, target, e.edit), slots, UPLINK)
-
-    def _plain_entry(self, action: Action, target: int, edit: FlowEdit | None) -> bytes:
-        """The packed deliver or decap entry to ``target`` (generations zero): the same
-        for every flow to that port with that edit, so made once."""
-        cached = self._packed.get((action, target, edit))
-        if cached is None:
-            make = entries.deliver_flow if action == DELIVER else entries.decap_deliver_flow
-            cached = make(target, edit=_entry_edit(edit)).pack()
-            if len(self._packed) >= PREPARED_MAX:
-                self._packed.clear()
-            self._packed[(action, target, edit)] = cached
-        return cached
-
     # -- adoption --------------------------------------------------------------------
 
     def adopted_keys(self) -> tuple[list[PortKey], list[UplinkKey]]:
@@ -521,12 +440,6 @@ class KernelOffload:
 
     def offloaded(self, head: Flow) -> bool:
         return head in self._of_head
-
-
-def _entry_edit(edit: FlowEdit | None) -> entries.EntryEdit | None:
-    if edit is None:
-        return None
-    return entries.EntryEdit(edit.macs[:MAC_LEN], edit.macs[MAC_LEN:], edit.decrement_ttl)
 
 
 def _without_stats(entry: FlowEntry) -> FlowEntry:
