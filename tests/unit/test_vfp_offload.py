@@ -79,6 +79,27 @@ def test_a_connection_goes_down_once_both_directions_are_decided() -> None:
     assert a.offload.operations() == []  # nothing changed since
 
 
+def test_an_unpaired_encapsulating_head_is_a_prospect_of_the_entry_its_pair_gets() -> None:
+    a, b = engines()
+    c1 = TcpEnd(VM1, VM2, 40000, 80)
+    [tx] = a.process("vm1", c1.segment(0x02))
+    assert a.offload.operations() == []  # nothing to install on the SYN...
+    [(head, prospect)] = a.offload.take_prospects()  # ...but its entry to prepare
+    assert (prospect.action, prospect.port, head.key) == (ENCAP, "vm1", prospect.key)
+    assert a.offload.take_prospects() == []
+    assert isinstance(tx, Transmit)
+    b.process(UPLINK, tx.frame)
+    b.offload.operations()
+    assert b.offload.take_prospects() == []  # a decapsulation waits for its tail
+    [back] = b.process("vm2", TcpEnd(VM2, VM1, 80, 40000).segment(0x12))
+    assert isinstance(back, Transmit)
+    a.process(UPLINK, back.frame)
+    [encap] = [op for op in a.offload.operations() if op.entry.action == ENCAP]
+    assert isinstance(encap, Offload)
+    assert (encap.head, encap.entry) == (head, prospect)  # the same decision, once paired
+    assert a.offload.take_prospects() == []
+
+
 def test_same_host_vms_compose_delivery_with_the_peer_inbound_flow() -> None:
     a, _ = engines()
     l1, l5 = TcpEnd(VM1, VM5, 40001, 80), TcpEnd(VM5, VM1, 80, 40001)

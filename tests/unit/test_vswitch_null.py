@@ -23,6 +23,9 @@ class Sink:
     def from_uplink(self, frames: list[bytes]) -> None:
         self.calls.append(("from_uplink", frames))
 
+    def round_done(self) -> None:
+        self.calls.append(("round_done",))
+
     def port_added(self, port: str, mac: str) -> None:
         self.calls.append(("port_added", port, mac))
 
@@ -47,7 +50,9 @@ def test_injections_reach_the_sink_once_open() -> None:
         ("port_added", "p0", "02:00:00:00:00:01"),
         ("port_added", "p1", "02:00:00:00:00:02"),
         ("from_port", "p1", [b"frame"]),
+        ("round_done",),
         ("from_uplink", [b"outer"]),
+        ("round_done",),
         ("pa_neighbor", "192.168.1.20", "02:00:00:00:00:20"),
         ("port_removed", "p0"),
     ]

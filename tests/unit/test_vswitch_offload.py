@@ -3,6 +3,8 @@ would run them, as frames, commands and expiry go by (a fake fast path's maps)."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fake_fastpath import FakeFastPath, KernelNullDriver, kernel_outer
 from vfp_frames import ALL_VMS, MAC_B, PA_A, PA_B, ROUTER, VM1, VM2, TcpEnd
 
@@ -17,6 +19,7 @@ from openhnv.vswitch.fastpath.layout import ACT_DECAP_DELIVER, ACT_ENCAP, PortKe
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 
 DENY_ALL_OUT = Rule("deny-all-out", 100, conditions(), Block())
+DENY_ALL_IN = Rule("deny-all-in", 100, conditions(), Block())
 
 
 def vm_commands(pa: str) -> list[c.Command]:
@@ -30,10 +33,13 @@ def vm_commands(pa: str) -> list[c.Command]:
 
 
 def kernel_host(
-    pa: str, fast_path: FakeFastPath | None = None, clock: list[float] | None = None
+    pa: str,
+    fast_path: FakeFastPath | None = None,
+    clock: list[float] | None = None,
+    driver: KernelNullDriver | None = None,
 ) -> tuple[HostSwitch, KernelNullDriver]:
     now = clock or [0.0]
-    driver = KernelNullDriver(fast_path)
+    driver = driver or KernelNullDriver(fast_path)
     sw = HostSwitch(VfpEngine(clock=lambda: now[0]), driver, expire_interval=None)
     sw.start()
     sw.set_provider_addresses([PaConfig(pa, 24, None, None, "up0")])
@@ -45,8 +51,11 @@ def kernel_host(
     return sw, driver
 
 
-def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tuple[bytes, bytes]:
-    """VM1 on host A opens TCP to VM2 on host B; returns VM1's and VM2's next segments."""
+def half_connect(
+    a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000
+) -> tuple[bytes, TcpEnd, TcpEnd]:
+    """VM1 on host A sends a SYN to VM2 on host B, which answers; returns the SYN-ACK as
+    host A's uplink receives it, and both ends (VM1 has not seen the SYN-ACK yet)."""
     c1, c2 = TcpEnd(VM1, VM2, sport, 80), TcpEnd(VM2, VM1, 80, sport)
     syn = c1.segment(0x02)
     a.inject_from_port("vm1", syn)
@@ -56,9 +65,33 @@ def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tup
     synack = c2.segment(0x12)
     b.inject_from_port("vm2", synack)
     [back] = b.take_transmitted()
-    a.inject_from_uplink(back.frame)
     c1.saw(synack)
+    return back.frame, c1, c2
+
+
+def syn_reaches_b(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> bytes:
+    """VM1 on host A sends a SYN that host B delivers to VM2; returns VM2's SYN-ACK."""
+    c1, c2 = TcpEnd(VM1, VM2, sport, 80), TcpEnd(VM2, VM1, 80, sport)
+    syn = c1.segment(0x02)
+    a.inject_from_port("vm1", syn)
+    [tx] = a.take_transmitted()
+    b.inject_from_uplink(tx.frame)
+    c2.saw(syn)
+    return c2.segment(0x12)
+
+
+def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tuple[bytes, bytes]:
+    """VM1 on host A opens TCP to VM2 on host B; returns VM1's and VM2's next segments."""
+    synack, c1, c2 = half_connect(a, b, sport)
+    a.inject_from_uplink(synack)
     return c1.segment(0x10, b"data"), c2.segment(0x10, b"more")
+
+
+def edge(switch: HostSwitch) -> dict[str, int]:
+    """The offload edge's counters (``hnv host status``'s fast path ``edge``)."""
+    counters = switch.fastpath_status()["edge"]
+    assert isinstance(counters, dict)
+    return counters
 
 
 def vm1_key(driver: KernelNullDriver, frame: bytes) -> PortKey:
@@ -87,6 +120,94 @@ def test_an_established_connection_is_executed_by_the_kernel_with_pythons_bytes(
     assert b.fast_path.executes(reply_key) is not None
     [decap] = [e for e in b.fast_path.all_entries().values() if e.action == ACT_DECAP_DELIVER]
     assert decap.ifindex == b.port_ifindex("vm2")
+
+
+class WatchingDriver(KernelNullDriver):
+    """Notes, for each frame sent to a VM or out of the uplink, how many kernel entries
+    existed then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries_when_delivered: list[int] = []
+        self.entries_when_transmitted: list[int] = []
+
+    def send_to_port(self, port: str, frames: Sequence[bytes]) -> None:
+        self.entries_when_delivered += [len(self.fast_path.all_entries())] * len(frames)
+        super().send_to_port(port, frames)
+
+    def transmit(self, frames: Sequence[Transmit]) -> None:
+        self.entries_when_transmitted += [len(self.fast_path.all_entries())] * len(frames)
+        super().transmit(frames)
+
+
+def test_a_pair_completed_toward_the_uplink_goes_down_after_the_frame_left() -> None:
+    watching = WatchingDriver()
+    (_sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B, driver=watching)
+    connect(a, b)
+    # host B's SYN-ACK paired VM2's connection: it left with no entry written yet, and
+    # the entries were there once the driver's round was done
+    assert watching.entries_when_transmitted == [0]
+    assert len(b.fast_path.all_entries()) == 2
+
+
+def test_a_pair_completed_toward_a_vm_goes_down_before_the_vm_gets_the_frame() -> None:
+    watching = WatchingDriver()
+    (_sa, a), (_sb, b) = kernel_host(PA_A, driver=watching), kernel_host(PA_B)
+    data, _ = connect(a, b)
+    # the SYN-ACK paired VM1's connection: VM1 may answer at once with GSO frames,
+    # which only the kernel takes, so its entries were there before it got the frame
+    assert watching.entries_when_delivered == [2]
+    assert a.fast_path.executes(vm1_key(a, data)) is not None
+
+
+def test_pairs_toward_the_uplink_wait_for_the_end_of_the_round() -> None:
+    (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack = syn_reaches_b(a, b)
+    sb.from_port("vm2", [synack])  # a round's frames, before the driver says it is done
+    assert b.take_transmitted()
+    assert b.fast_path.all_entries() == {}
+    sb.round_done()
+    assert len(b.fast_path.all_entries()) == 2  # VM2's encapsulation, its decapsulation
+
+
+def test_a_commit_before_the_end_of_the_round_decides_what_waits() -> None:
+    (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack = syn_reaches_b(a, b)
+    sb.from_port("vm2", [synack])
+    sb.apply([c.AddRule("vm2", "ACL_NIC", "in-v4", DENY_ALL_IN)])
+    sb.round_done()
+    # VM1's frames to VM2 are denied now: no kernel entry may decapsulate them to VM2
+    running = [k for k in b.fast_path.uplink_flows.entries
+               if b.fast_path.executes(UplinkKey.unpack(k)) is not None]  # fmt: skip
+    assert running == []
+
+
+def test_the_syn_prepares_the_encapsulation_its_answer_writes() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack, c1, _c2 = half_connect(a, b)
+    sa.round_done()  # the SYN's round: its entry is built, nothing is written
+    assert edge(sa)["entries_prepared"] == 1
+    assert a.fast_path.all_entries() == {}
+    a.inject_from_uplink(synack)
+    assert edge(sa)["prepared_used"] == 1
+    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
+    assert entry is not None
+    assert entry.action == ACT_ENCAP
+
+
+def test_a_prepared_entry_is_not_used_after_the_policy_changed() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack, c1, _c2 = half_connect(a, b)
+    sa.round_done()
+    assert edge(sa)["entries_prepared"] == 1
+    new_pa = "192.168.1.30"
+    a.inject_neighbor(new_pa, "02:00:00:00:0c:01")
+    sa.apply([c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3]))])
+    a.inject_from_uplink(synack)  # VM2's answer from its old PA still pairs the flow
+    assert edge(sa).get("prepared_used", 0) == 0
+    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
+    if entry is not None:  # whatever goes down goes to where the mapping says now
+        assert entry.header[30:34] == bytes([192, 168, 1, 30])
 
 
 def test_an_acl_flip_stops_the_kernel_entry_before_apply_returns() -> None:

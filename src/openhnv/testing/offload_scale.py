@@ -100,6 +100,7 @@ def offloaded_flows(count: int) -> dict[str, Any]:
             batch = frames[at : at + BATCH]
             sink.from_port(VM1[0], [out for out, _ in batch])
             sink.from_uplink([back for _, back in batch])
+            sink.round_done()
         elapsed = time.perf_counter() - began
         del frames
         python_bytes = _rss() - before

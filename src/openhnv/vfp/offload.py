@@ -29,8 +29,11 @@ decides them). A flow leaves (``Withdraw``) when it retires, when its decision
 Every change to a flow that the engine commits (``note``: the slow path, a pairing,
 a retirement) is remembered and evaluated in ``operations()``, which the edge calls
 after each batch, after programming and after expiry: the per-packet path pays
-nothing. ``revalidation_set`` names the offered heads a change of policy or of the
-spaces may affect (``VfpEngine.revalidate`` decides them again); ``used`` gives
+nothing. An encapsulating head decided on its connection's first packet, and not
+paired yet, is a *prospect*: its entry as it will be once the answer pairs it, which
+the edge may prepare ahead (never install) so that the pairing costs only the write.
+``revalidation_set`` names the offered heads a change of policy or of the spaces may
+affect (``VfpEngine.revalidate`` decides them again); ``used`` gives
 kernel hits back to the flows' idle clocks.
 """
 
@@ -127,6 +130,14 @@ def _compose(first: InnerEdit | None, then: InnerEdit | None) -> tuple[bool, Flo
     return True, FlowEdit(edits[-1].macs, any(e.decrement_ttl for e in edits))
 
 
+def _encap_entry(head: Flow, p: Port, t: Encap) -> OffloadEntry | None:
+    ok, edit = _compose(t.edit, None)
+    if not ok:
+        return None
+    entropy = head.arg & ENTROPY_MASK
+    return OffloadEntry(ENCAP, p.name, head.key, None, t, entropy, edit, (p.name,))
+
+
 class Offloader:
     """The offload decisions of one engine (module docstring); ``enabled`` by the switch
     that has a fast path, else every hook is skipped."""
@@ -138,6 +149,10 @@ class Offloader:
         """Flows changed since the last ``operations()`` (the engine appends)."""
         self.offered: dict[Flow, tuple[OffloadEntry, Flow | None]] = {}
         """Heads whose entry the edge was told to install, with that entry and tail."""
+        self.prospects: list[tuple[Flow, OffloadEntry]] = []
+        """Encapsulating heads ``operations()`` found decided but not paired yet, with the
+        entry they will have once paired: the edge may prepare it (not write it) while
+        the answer that pairs them is on its way (``take_prospects``)."""
         self._heads_of: dict[TailKey, list[Flow]] = {}  # composed heads by their tail
         self._tail_of: dict[Flow, TailKey] = {}
 
@@ -151,6 +166,11 @@ class Offloader:
     def touch(self, heads: Iterable[Flow]) -> None:
         """Evaluate ``heads`` again at the next ``operations()``."""
         self.pending.extend(heads)
+
+    def take_prospects(self) -> list[tuple[Flow, OffloadEntry]]:
+        """The prospects found since the last call (see ``prospects``)."""
+        found, self.prospects = self.prospects, []
+        return found
 
     # -- evaluation ------------------------------------------------------------------
 
@@ -223,6 +243,14 @@ class Offloader:
             return q, None
         return q, tail
 
+    def _prospect(self, head: Flow, p: Port) -> None:
+        """Note the entry the unpaired ``head`` will have once paired (encapsulation)."""
+        t = head.template
+        if isinstance(t, Encap):
+            entry = _encap_entry(head, p, t)
+            if entry is not None:
+                self.prospects.append((head, entry))
+
     def _entry_of(self, head: Flow) -> tuple[OffloadEntry | None, Flow | None, TailKey | None]:
         """(the entry, its tail, the tail key it waits on) of ``head`` now."""
         p = self._owner(head)
@@ -241,15 +269,13 @@ class Offloader:
                 return None, None, tail_key
             entry = OffloadEntry(DECAP, UPLINK, head.key, q.name, None, 0, edit, (UPLINK, q.name))
             return entry, tail, tail_key
-        if not p.enabled or head.pair is None or p.access_vlan is not None:
+        if not p.enabled or p.access_vlan is not None:
             return None, None, None  # an access port's frames stay in Python (docstring)
+        if head.pair is None:
+            self._prospect(head, p)
+            return None, None, None
         if isinstance(t, Encap):
-            ok, edit = _compose(t.edit, None)
-            if not ok:
-                return None, None, None
-            entropy = head.arg & ENTROPY_MASK
-            entry = OffloadEntry(ENCAP, p.name, head.key, None, t, entropy, edit, (p.name,))
-            return entry, None, None
+            return _encap_entry(head, p, t), None, None
         if not isinstance(t, LocalDelivery) or t.port == p.name:
             return None, None, None
         tail_key = (t.port, edited_key(head.key, t.edit))
@@ -308,4 +334,5 @@ class Offloader:
         self._heads_of.clear()
         self._tail_of.clear()
         self.pending.clear()
+        self.prospects.clear()
         return ops

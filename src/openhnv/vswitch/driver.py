@@ -18,6 +18,11 @@ engine's PA side:
   network, the whole set each time): frames received tagged with one of them that is no
   PA's VLAN go to ``sink.from_uplink`` as they are, tag included.
 
+A driver calls ``sink.round_done()`` once the frames it handed over in one go (a
+polling round) were dealt with and what the switch sent back was sent: work the switch
+defers off a frame's path (writing kernel fast-path entries) runs then, so the frame
+that decided a flow leaves first.
+
 Frames in ``transmit`` are whole outer Ethernet frames as the engine built them: outer
 MACs from the PA's ``uplink_mac`` and the reported next hop, 802.1Q tag of the source PA's
 subnet included; the driver sends them out of the uplink carrying ``source_pa`` as they
@@ -97,6 +102,7 @@ class FrameSink(Protocol):
         ...
 
     def from_uplink(self, frames: list[bytes]) -> None: ...
+    def round_done(self) -> None: ...  # after the round's frames and their sends
     def port_added(self, port: str, mac: str) -> None: ...
     def port_removed(self, port: str) -> None: ...
     def pa_neighbor(self, address: str, mac: str | None) -> None: ...

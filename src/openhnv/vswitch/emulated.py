@@ -192,6 +192,7 @@ class EmulatedNetwork:
             self.counters["drop:host_down"] += len(frames)
             return
         driver.sink.from_port(port, frames)
+        driver.sink.round_done()
 
     def received(self, host: str, port: str) -> list[bytes]:
         """The frames VM ``port`` on ``host`` received since the last call, oldest first."""
@@ -463,6 +464,7 @@ class EmulatedDriver:
         if tunnel:
             self.counters["rx_tunnel"] += len(tunnel)
             sink.from_uplink(tunnel)
+            sink.round_done()
 
     def _icmp(self, frame: bytes, l4: int) -> None:
         """Answer an echo request to a local PA; note the sequence of an echo reply."""

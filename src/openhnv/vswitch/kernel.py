@@ -3,9 +3,16 @@
 ``KernelSide`` is what ``HostSwitch`` calls, always under the switch's lock, so the
 kernel's maps change in the engine's order:
 
-- ``after_batch()``: after a batch of frames, before its emits are carried out: the
-  flows the slow path paired go down before the frame that completed the pair reaches
-  its VM (whose next frames, GSO ones included, then find their entry);
+- ``apply_pending()``: the flows the slow path paired go down, and the entries of the
+  encapsulating heads decided but not paired yet are prepared (built, not written:
+  ``KernelOffload.prepare``; forgotten at any change of policy or places). Before a batch's
+  frames reach a local VM (the VM may answer at once with GSO frames, which only the
+  kernel takes); otherwise at the end of the driver's polling round (``round_done``),
+  after the frame that completed the pair left through the uplink, so the kernel
+  writes are not on its path (the answer comes a round trip later; frames of the flow
+  that arrive meanwhile take the slow path, which decided them already); before the
+  agent's commands and PA changes (so their revalidation covers what waited), and
+  after expiry;
 - ``after_commands(batch, before, after)``: after the agent's commands: the offered
   flows the change may affect are decided again (``VfpEngine.revalidate``: the ports
   whose policy changed, the customer addresses whose mapping changed) and rewritten,
@@ -75,9 +82,17 @@ class KernelSide:
         self.kernel = kernel
         engine.offload.enable()
 
-    def after_batch(self) -> None:
-        if self.engine.offload.pending:
-            self.kernel.apply(self.engine.offload.operations())
+    def apply_pending(self) -> None:
+        offload = self.engine.offload
+        if offload.pending:
+            self.kernel.apply(offload.operations())
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Build the entries of the heads decided and not yet paired (off the path of
+        the frame that will pair them: it costs the kernel write only)."""
+        if self.engine.offload.prospects:
+            self.kernel.prepare(self.engine.offload.take_prospects())
 
     def after_commands(
         self,
@@ -85,6 +100,7 @@ class KernelSide:
         mappings: Iterable[CaMapping | None],
     ) -> None:
         offload = self.engine.offload
+        self.kernel.forget_prepared()
         ports = changed_ports(batch)
         addresses = mapping_addresses(mappings)
         heads = offload.revalidation_set(ports=ports, addresses=addresses)
@@ -94,13 +110,16 @@ class KernelSide:
         for command in batch:
             if isinstance(command, c.RemovePort):
                 self.kernel.forget_port(command.name)
+        self._prepare()
 
     def after_spaces(self) -> None:
         offload = self.engine.offload
+        self.kernel.forget_prepared()
         heads = offload.revalidation_set(everything=True)
         if heads:
             self.engine.revalidate(heads)
         self.kernel.apply(offload.operations())
+        self._prepare()
 
     def read_stats(self) -> KernelStats:
         return self.kernel.read_stats()

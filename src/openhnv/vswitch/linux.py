@@ -19,6 +19,9 @@ every socket:
 - an eventfd that wakes the loop for work posted from other threads (send_to_port,
   transmit, PA changes): only the loop thread touches the rings.
 
+Each polling round hands the ready rings' frames to the sink and sends what came back
+(one system call per ring), then calls ``sink.round_done()``.
+
 A VM port over its abuse limits (``sink.from_port`` returns a pause, vfp.limits) is
 left unread for that long: its ring is taken off the poll set (``port_pauses``), the
 VM's frames meanwhile wait in, and overflow, that port's own ring, and the loop serves
@@ -364,11 +367,9 @@ class LinuxDriver:
         next_tick = next_scan = 0.0
         try:
             while not self._stopping:
-                for fd, _events in poller.poll(self._poll_timeout()):
-                    handler = handlers.get(fd)
-                    if handler is not None:
-                        self._guard(handler)
-                    self._flush()
+                ready = poller.poll(self._poll_timeout())
+                if ready:
+                    self._round(ready)
                 now = time.monotonic()
                 self._resume(now)
                 if now >= next_tick:
@@ -383,6 +384,18 @@ class LinuxDriver:
                 for name in sorted(self._hidden):
                     self._show(name)
             self._loop_ident = 0
+
+    def _round(self, ready: list[tuple[int, int]]) -> None:
+        """One polling round: each ready socket's handler and its sends, then the sink's
+        deferred work (``round_done``)."""
+        handlers = self._handlers
+        for fd, _events in ready:
+            handler = handlers.get(fd)
+            if handler is not None:
+                self._guard(handler)
+            self._flush()
+        if self._sink is not None:
+            self._guard(self._sink.round_done)
 
     def _hide(self, ifname: str, port: bool = False) -> None:
         """Keep the host's IP stack off ``ifname``: the fast path's tc program (uplink or

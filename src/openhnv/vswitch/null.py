@@ -2,9 +2,9 @@
 
 ``NullDriver`` records what the switch sends (``sent`` per port, ``transmitted``) and lets
 the caller play the other side: ``inject_port`` / ``remove_port`` report VM ports,
-``inject_from_port`` / ``inject_from_uplink`` hand frames to the switch and
-``inject_neighbor`` reports a resolved next hop. Uplink MACs are made up from the
-interface name (locally administered, stable).
+``inject_from_port`` / ``inject_from_uplink`` hand frames to the switch (each call one
+polling round: ``round_done`` follows) and ``inject_neighbor`` reports a resolved next
+hop. Uplink MACs are made up from the interface name (locally administered, stable).
 """
 
 from __future__ import annotations
@@ -92,11 +92,15 @@ class NullDriver:
 
     def inject_from_port(self, port: str, frame: bytes) -> None:
         """VM port ``port`` sends ``frame``."""
-        self._opened("inject_from_port").from_port(port, [frame])
+        sink = self._opened("inject_from_port")
+        sink.from_port(port, [frame])
+        sink.round_done()
 
     def inject_from_uplink(self, frame: bytes) -> None:
         """A tunnel frame for a local PA arrives from the PA network."""
-        self._opened("inject_from_uplink").from_uplink([frame])
+        sink = self._opened("inject_from_uplink")
+        sink.from_uplink([frame])
+        sink.round_done()
 
     def inject_neighbor(self, address: str, mac: str | None) -> None:
         """The next hop ``address`` (a remote PA or a gateway) resolved to ``mac`` / lost."""

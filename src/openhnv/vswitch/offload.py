@@ -2,10 +2,10 @@
 
 ``KernelOffload`` applies what ``engine.offload`` decides (``Offload``, ``Withdraw``)
 to the fast path's maps (``vswitch.fastpath``, docs/fastpath.md): it makes each
-entry's kernel key from the head flow's key (``entries.port_key_of_flow_key``,
-``uplink_key_of_flow_key``), its entry from the compiled decision (the
-destination's outer-header template, the composed inner edit, the redirect target's
-ifindex, the uplink MTU), and the generation pairs of the ports the decision used.
+entry (``entrybuild.EntryBuilder``: the kernel key from the head flow's key, the entry
+from the compiled decision) and the generation pairs of the ports the decision used.
+An encapsulating head's entry is prepared (built, not written: ``prepare``) when the
+engine names it a prospect, so that its pairing costs only the write.
 
 Slots. Each VM port's generation lives in slot = the ifindex of its veth host end,
 the uplink's in slot ``UPLINK_SLOT`` (0): a restarted process finds them again. The
@@ -37,13 +37,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.flowtable import Flow
-from openhnv.vfp.offload import DECAP, DELIVER, ENCAP, Offload, OffloadEntry, Offloader, OffloadOp
+from openhnv.vfp.offload import (
+    Offload,
+    OffloadEntry,
+    Offloader,
+    OffloadOp,
+)
 from openhnv.vswitch.driver import PaConfig
-from openhnv.vswitch.fastpath import entries
+from openhnv.vswitch.entrybuild import Built, EntryBuilder, KernelPlaces, Table
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.layout import (
     GEN_UNUSED,
@@ -62,8 +67,8 @@ UPLINK_SLOT = 0
 GENERATION_MASK = 0xFFFFFFFF
 _NS = 1e9
 _LOGGED = 10
-
-Table = Literal["port", "uplink"]
+PREPARED_MAX = 1024
+"""Entries prepared for heads not paired yet kept (the oldest go first)."""
 
 
 class Packed(Protocol):
@@ -107,14 +112,6 @@ class FastPathMaps(Protocol):
     def counters(self) -> CounterMap: ...
 
 
-class KernelPlaces(Protocol):
-    """Where things are in the kernel: the driver (``LinuxDriver``)."""
-
-    def port_ifindex(self, port: str) -> int | None: ...
-    def uplink_ifindex(self, interface: str) -> int | None: ...
-    def uplink_mtu(self, interface: str) -> int | None: ...
-
-
 @runtime_checkable
 class KernelDriver(KernelPlaces, Protocol):
     """A driver with a kernel fast path under it (``LinuxDriver``); ``fast_path`` is None
@@ -144,15 +141,6 @@ class _Written:
     last_used_ns: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Built:
-    table: Table
-    key: bytes
-    entry: bytes  # packed, generations zero
-    slots: tuple[int, ...]
-    port: str
-
-
 KernelStats = list[tuple[Table, bytes, int, int, int]]
 
 
@@ -171,11 +159,13 @@ class KernelOffload:
         self.places = places
         self.pas = pas
         self.monotonic_ns = monotonic_ns
+        self.builder = EntryBuilder(places, pas, self.slot_of)
         self.counters: Counter[str] = Counter()
         self.adopting = maps.adopted
         self._written: dict[bytes, _Written] = {}
         self._of_head: dict[Flow, bytes] = {}
-        self._built: dict[Flow, _Built] = {}
+        self._built: dict[Flow, Built] = {}
+        self._prepared: dict[Flow, tuple[OffloadEntry, Built]] = {}
         self._by_slot: dict[int, set[bytes]] = {}
         self._gens: dict[int, int] = {}
         self._slots: dict[str, int] = {}
@@ -212,6 +202,34 @@ class KernelOffload:
     def forget_port(self, port: str) -> None:
         """``port`` went: its slot may name another interface later."""
         self._slots.pop(port, None)
+        self.forget_prepared()
+
+    # -- entries prepared ahead ------------------------------------------------------
+
+    def prepare(self, prospects: Iterable[tuple[Flow, OffloadEntry]]) -> None:
+        """Build (never write) the entries heads will have once paired, so that their
+        ``Offload`` costs only the write. One is used only if the offload brings the
+        same decision; what the kernel places say (ifindexes, PAs, MTU) is as of now:
+        ``forget_prepared`` when they change."""
+        for head, entry in prospects:
+            if head in self._of_head:
+                continue
+            try:
+                built = self.builder.build(entry)
+            except FastPathError:
+                built = None
+            if built is None:
+                continue
+            self._prepared.pop(head, None)
+            self._prepared[head] = (entry, built)
+            if len(self._prepared) > PREPARED_MAX:  # heads never paired: the oldest go
+                del self._prepared[next(iter(self._prepared))]
+            self.counters["entries_prepared"] += 1
+
+    def forget_prepared(self) -> None:
+        """The places or the policy changed: what was prepared is built again when used."""
+        self._prepared.clear()
+        self.builder.forget()
 
     # -- applying the engine's operations --------------------------------------------
 
@@ -246,11 +264,16 @@ class KernelOffload:
 
     def _install(self, op: Offload) -> None:
         head = op.head
-        try:
-            built = self._build(op.entry)
-        except FastPathError as exc:
-            self._failed("build", exc)
-            built = None
+        prepared = self._prepared.pop(head, None)
+        if prepared is not None and prepared[0] == op.entry:
+            built: Built | None = prepared[1]
+            self.counters["prepared_used"] += 1
+        else:
+            try:
+                built = self.builder.build(op.entry)
+            except FastPathError as exc:
+                self._failed("build", exc)
+                built = None
         if built is None:
             self.counters["offload_unsupported"] += 1
             self._withdraw(head)
@@ -348,55 +371,6 @@ class KernelOffload:
             log.warning("fast path: %s failed: %s", what, exc)
 
     # -- building entries ------------------------------------------------------------
-
-    def _build(self, e: OffloadEntry) -> _Built | None:
-        """The kernel key and entry of ``e``, or None when the kernel cannot run it."""
-        edit = None
-        if e.edit is not None:
-            macs = e.edit.macs
-            edit = entries.EntryEdit(macs[:6], macs[6:], e.edit.decrement_ttl)
-        slots = tuple(self.slot_of(p) for p in e.ports)
-        if any(s is None for s in slots):
-            return None
-        known = tuple(s for s in slots if s is not None)
-        if e.action == DECAP:
-            return self._build_decap(e, edit, known)
-        ifindex = self.places.port_ifindex(e.port)
-        key = None if ifindex is None else entries.port_key_of_flow_key(ifindex, e.key)
-        if key is None:
-            return None
-        if e.action == ENCAP and e.encap is not None:
-            pa = self.pas().get(e.encap.source_pa)
-            uplink = None if pa is None else self.places.uplink_ifindex(pa.interface)
-            if pa is None or uplink is None:
-                return None
-            mtu = self.places.uplink_mtu(pa.interface) or 0
-            entry = entries.encap_flow(e.encap.template.header, entropy=e.entropy,
-                                       uplink_ifindex=uplink, mtu=mtu, edit=edit)  # fmt: skip
-        elif e.action == DELIVER and e.target is not None:
-            target = self.places.port_ifindex(e.target)
-            if target is None:
-                return None
-            entry = entries.deliver_flow(target, edit=edit)
-        else:
-            return None
-        return _Built("port", key.pack(), entry.pack(), known, e.port)
-
-    def _build_decap(
-        self, e: OffloadEntry, edit: entries.EntryEdit | None, slots: tuple[int, ...]
-    ) -> _Built | None:
-        if e.target is None:
-            return None
-        target = self.places.port_ifindex(e.target)
-        frame_key = entries.uplink_key_of_flow_key(e.key)
-        if target is None or frame_key is None:
-            return None
-        local = ".".join(str(b) for b in frame_key.local_pa)
-        pa = self.pas().get(local)
-        vlan = 0 if pa is None or pa.vlan_id is None else pa.vlan_id
-        key = dataclasses.replace(frame_key, vlan_id=vlan)
-        entry = entries.decap_deliver_flow(target, edit=edit)
-        return _Built("uplink", key.pack(), entry.pack(), slots, UPLINK)
 
     # -- adoption --------------------------------------------------------------------
 

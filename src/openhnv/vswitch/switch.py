@@ -16,6 +16,7 @@ cycle); a listener may call back into the switch (``send_to_port``, ``apply``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -148,7 +149,7 @@ class HostSwitch:
                 kernel.after_expiry_stats(stats, now)
             retired = self.engine.expire(now)
             if kernel is not None:
-                kernel.after_batch()
+                kernel.apply_pending()
             moved = self._limit_drops_since_last()
         for port, drops in moved.items():  # at most one line per port and expiry pass
             log.warning(
@@ -199,6 +200,7 @@ class HostSwitch:
                 )  # fmt: skip
         failed: PolicyError | None = None
         with self._lock:
+            self._offload_pending()
             keys = _mapping_keys(batch)
             before = [self.engine.state.mappings.by_ip(*k) for k in keys]
             try:
@@ -376,8 +378,7 @@ class HostSwitch:
                 self.counters["drop:unprogrammed_port"] += len(frames)
                 return 0.0
             emits = self.engine.process_batch(port, frames)
-            if self._kernel is not None:  # before the emits: a pair goes down first
-                self._kernel.after_batch()
+            self._offload_before_delivery(emits)
             pause = self.engine.pause(port)
         self._dispatch(emits)
         return pause
@@ -385,9 +386,32 @@ class HostSwitch:
     def from_uplink(self, frames: list[bytes]) -> None:
         with self._lock:
             emits = self.engine.process_batch(UPLINK, frames)
-            if self._kernel is not None:
-                self._kernel.after_batch()
+            self._offload_before_delivery(emits)
         self._dispatch(emits)
+
+    def _offload_before_delivery(self, emits: list[Emit]) -> None:
+        """A VM about to receive a frame that paired its flow may answer at once with
+        frames only the kernel can take (GSO): its flows go down before the delivery.
+        Otherwise (the pairing frame leaves through the uplink, whose answer comes a
+        round trip later) they wait for ``round_done``, off that frame's path."""
+        kernel = self._kernel
+        if kernel is None or not self.engine.offload.pending:
+            return
+        if any(em.__class__ is Deliver for em in emits):
+            kernel.apply_pending()
+
+    def round_done(self) -> None:
+        """The driver sent what this round's frames produced: the flows they paired and
+        that still wait go down to the kernel now, off the path of the frames that paired
+        them."""
+        kernel = self._kernel
+        if kernel is None or not self.engine.offload.pending:  # this thread's own notes
+            return
+        # the frames just sent may have woken a VM: let it run before this thread spends
+        # its CPU on the kernel writes
+        os.sched_yield()
+        with self._lock:
+            kernel.apply_pending()
 
     def port_added(self, port: str, mac: str) -> None:
         mac = normalize_mac(mac, "mac")
@@ -424,6 +448,8 @@ class HostSwitch:
                 if pa.gateway == address
             ]
             cmds += self._neighbor_changes()
+            if cmds:
+                self._offload_pending()
             self.engine.programming.apply_all(cmds)
             if cmds and self._kernel is not None:
                 self._kernel.after_spaces()
@@ -436,9 +462,17 @@ class HostSwitch:
         ]
         self._pas, self._pa_macs = wanted, macs
         cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
+        self._offload_pending()
         self.engine.programming.apply_all(cmds + self._neighbor_changes())
         if self._kernel is not None:
             self._kernel.after_spaces()
+
+    def _offload_pending(self) -> None:
+        """Before a change of policy or spaces (under the lock): what earlier frames
+        paired goes down first, as decided then, so that the change's revalidation
+        covers it (a decision of the old policy is never written after the change)."""
+        if self._kernel is not None:
+            self._kernel.apply_pending()
 
     def _neighbor_changes(self) -> list[c.Command]:
         """``SetPaNeighbor`` for the resolved remote PAs on-link with a local PA (the

@@ -80,7 +80,6 @@ from openhnv.packet.ipv4 import (
     PROTO_TCP,
     PROTO_UDP,
 )
-from openhnv.packet.keyframe import frame_of_key, tunnel_frame_of_key
 from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT
 from openhnv.packet.template import TunnelTemplate
 from openhnv.packet.udp import UDP_DST_PORT_AT, UDP_HEADER_LEN
@@ -353,21 +352,7 @@ def uplink_key_of(frame: bytes, vlan_id: int = 0) -> UplinkKey | None:
     )  # fmt: skip
 
 
-# -- from the engine's keys, and back to frames -----------------------------------------
-
-
-def port_key_of_flow_key(ifindex: int, key: bytes) -> PortKey | None:
-    """The kernel's key of the VM frames whose engine flow key is ``key`` (None: the
-    kernel never executes frames of that shape)."""
-    frame = frame_of_key(key)
-    return None if frame is None else port_key_of(ifindex, frame)
-
-
-def uplink_key_of_flow_key(key: bytes, vlan_id: int = 0) -> UplinkKey | None:
-    """The kernel's key of the tunnel frames whose engine key (outer + inner) is ``key``,
-    received on the PA subnet of ``vlan_id``."""
-    frame = tunnel_frame_of_key(key)
-    return None if frame is None else uplink_key_of(frame, vlan_id)
+# -- back to frames, for a revalidator ------------------------------------------------
 
 
 _SYNTHETIC_TTL = 64
