@@ -20,7 +20,7 @@ from openhnv.testing.polling import eventually
 from openhnv.vfp.engine import DEFAULT_IDLE_TIMEOUT
 from openhnv.vfp.limits import LIMIT_REASONS, PortLimits
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 SERVICE_PORT = 7010
 FLOOD_DROPS = 2000  # SYNs over v3's new-flow rate before the victim's connections
