@@ -5,11 +5,16 @@ planned and programmed as the agent does, two hosts on the emulated PA network).
 first byte of an input picks where its frame enters: one of the four VM ports, or
 host1's uplink (the engine's receive path, before any driver filter). Nothing may
 escape: a frame the switch cannot use is a counted drop, never an exception.
+
+The world retires its flows as a real host does when they go idle: every
+``EXPIRE_EVERY`` inputs an expiry pass runs as if the idle timeout had passed, so a long
+run measures the switch's steady memory, not a table that only grows.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 
 from openhnv.packet.frames import (
     icmp_echo_frame,
@@ -36,6 +41,8 @@ MACS = {
 IPS = {"contoso-sql": "10.1.1.11", "contoso-web": "10.1.1.12",
        "fabrikam-sql": "10.1.1.11", "fabrikam-web": "10.1.1.12"}  # fmt: skip
 VSIDS = {"contoso": 5001, "fabrikam": 6001}
+EXPIRE_EVERY = 10_000  # inputs between expiry passes
+_inputs = itertools.count(1)
 
 
 @functools.cache
@@ -57,6 +64,9 @@ def frames(data: bytes) -> None:
         dc.switches[host].from_port(port, [frame])
     for nic in NICS:  # what VMs received is not kept
         dc.received(nic)
+    if next(_inputs) % EXPIRE_EVERY == 0:
+        for switch in dc.switches.values():  # every flow idle past the timeout
+            switch.expire(switch.engine.clock() + switch.engine.idle_timeout + 1.0)
 
 
 def _from(nic: str, to: str, kind: int) -> bytes:
