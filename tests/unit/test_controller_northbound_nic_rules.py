@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from openhnv.controller.errors import ApiError
 from openhnv.controller.northbound.admission import overlapping
 from openhnv.controller.northbound.nic_rules import check_customer_address
+from openhnv.controller.northbound.service import ControllerService
 
 
 @given(st.ip_addresses(v=4), st.integers(8, 30), st.ip_addresses(v=4))
@@ -78,3 +79,52 @@ def test_a_nic_behind_a_vtep_has_a_provider_address_a_static_mac_and_no_server()
     with pytest.raises(ApiError) as clash:
         service.put("/networkInterfaces/bad", tor_nic(pa))
     assert clash.value.status == 409
+
+
+# -- access-port VLANs apart from provider VLANs -----------------------------------------
+def vlan30_nic() -> gateway_dc.Body:
+    body = gateway_dc.vm_nic("Contoso", "172.16.30.10")
+    config = body["properties"]["ipConfigurations"][0]["properties"]
+    config["subnet"] = gateway_dc.ref("/logicalNetworks/PhysNet/subnets/vlan30")
+    return body
+
+
+def provider_network(vlan: int) -> gateway_dc.Body:
+    body = dict(gateway_dc.logical_networks())["/logicalNetworks/HNVPA"]
+    body["properties"]["subnets"][0]["properties"]["vlanID"] = vlan
+    return body
+
+
+def refused_409(service: ControllerService, path: str, body: gateway_dc.Body, *words: str) -> None:
+    with pytest.raises(ApiError) as info:
+        service.put(path, body)
+    assert info.value.status == 409, info.value.message
+    for word in words:
+        assert word in info.value.message, info.value.message
+
+
+def test_a_vm_nic_may_not_sit_on_a_provider_vlan_from_either_side() -> None:
+    service = gateway_dc.datacenter()
+    service.put("/logicalNetworks/HNVPA", provider_network(30))
+    refused_409(
+        service,
+        "/networkInterfaces/vlanvm",
+        vlan30_nic(),
+        "ipConfigurations[0].properties.subnet",
+        "vlanID 30",
+        "/logicalNetworks/HNVPA/subnets/pa1",
+    )
+    service.put("/logicalNetworks/HNVPA", provider_network(0))
+    service.put("/networkInterfaces/vlanvm", vlan30_nic())
+    refused_409(
+        service,
+        "/logicalNetworks/HNVPA",
+        provider_network(30),
+        "/logicalNetworks/PhysNet/subnets/vlan30",
+        "/networkInterfaces/vlanvm",
+    )
+    physnet = dict(gateway_dc.logical_networks())["/logicalNetworks/PhysNet"]
+    service.put("/logicalNetworks/HNVPA", provider_network(20))  # vlan20 holds no VM NIC
+    physnet["properties"]["subnets"][1]["properties"]["vlanID"] = 20
+    refused_409(service, "/logicalNetworks/PhysNet", physnet, "subnets[1].properties.vlanID")
+    assert service.get("/networkInterfaces/vlanvm")["properties"]["ipConfigurations"]

@@ -26,6 +26,7 @@ from openhnv.controller.northbound.references import LOGICAL_SUBNET
 from openhnv.controller.northbound.render import DISTRIBUTED_ROUTER_MAC
 from openhnv.controller.northbound.state import children, find_child
 from openhnv.controller.northbound.store import Document
+from openhnv.controller.northbound.vlan_rules import check_nic_vlan
 
 
 def check_customer_address(address: str, prefix: str, field: str) -> None:
@@ -60,6 +61,7 @@ def check_network_interface(adm: Admission) -> None:
         subnet_ref = path
     if subnet_ref is not None:
         _customer_addresses(adm, subnet_ref, configs)
+        check_nic_vlan(adm, subnet_ref, "properties.ipConfigurations[0].properties.subnet")
     _mac_address(adm, props)
     if props.get("vtepAddress") is not None:
         _behind_vtep(adm, props)

@@ -34,6 +34,7 @@ from openhnv.controller.northbound.public_ips import check_public_ip
 from openhnv.controller.northbound.references import REFERRERS, references
 from openhnv.controller.northbound.state import State, children, find_child, walk
 from openhnv.controller.northbound.store import Document
+from openhnv.controller.northbound.vlan_rules import check_network_vlans
 
 __all__ = ["Admission", "admit", "check_customer_address", "check_dangling", "overlapping"]
 
@@ -113,6 +114,7 @@ def _logical_network(adm: Admission) -> None:
     _provider_addresses_still_valid(adm, virtualization)
     if not virtualization:
         _no_virtual_network_on(adm)
+    check_network_vlans(adm)
 
 
 def _logical_subnet(subnet: Document, base: str, net: IpNetwork) -> None:
