@@ -241,6 +241,18 @@ def sdn_express() -> list[Step]:
                  {"ManagementAddresses": ["gw01.contoso.local"],
                   "Credential": _ref("/credentials/NCHostUser"),
                   "CredentialType": "UsernamePassword"}]}), status=501),
+        Step(f"{src} New-SDNExpressGateway", "PUT", "/Gateways/gw01.contoso.local",
+             _resource("gw01.contoso.local", {
+                 "NetworkInterfaces": {
+                     "InternalNetworkInterface": _ref(
+                         "/networkInterfaces/gw01.contoso.local_BackEnd"),
+                     "ExternalNetworkInterface": _ref(
+                         "/networkInterfaces/gw01.contoso.local_FrontEnd")},
+                 "Pool": _ref("/gatewayPools/DefaultAll"),
+                 "VirtualServer": _ref("/virtualServers/gw01.contoso.local"),
+                 "BgpConfig": {"ExtASNumber": "0.64628", "BgpPeer": [
+                     {"PeerExtAsNumber": "0.64623", "PeerIP": "10.184.108.1"}]}}),
+             status=501),
     ]  # fmt: skip
 
 

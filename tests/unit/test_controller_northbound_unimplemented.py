@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from openhnv.controller.northbound.unimplemented import not_implemented, unimplemented
+from openhnv.controller.northbound.unimplemented import (
+    NOT_IMPLEMENTED,
+    gateway_on_virtual_server,
+    not_implemented,
+    unimplemented,
+)
 
 
 @pytest.mark.parametrize(
@@ -40,3 +45,19 @@ def test_unimplemented_collections_name_their_feature(path: str, collection: str
 )
 def test_implemented_or_unknown_paths_are_not_501(path: str) -> None:
     assert not_implemented(path) is None
+
+
+def test_a_gateway_on_a_virtual_server_is_501_naming_the_field_and_what_to_use() -> None:
+    vs = {"resourceRef": "/virtualServers/gw01"}
+    err = gateway_on_virtual_server(
+        {"Pool": {"resourceRef": "/gatewayPools/p"}, "VirtualServer": vs}
+    )
+    assert err is not None
+    assert err.status == NOT_IMPLEMENTED
+    assert err.message.startswith("properties.virtualServer: ")
+    assert "properties.server" in err.message
+    assert gateway_on_virtual_server({"server": {"resourceRef": "/servers/h"}}) is None
+    assert (
+        gateway_on_virtual_server({"server": {"resourceRef": "/servers/h"}, "virtualServer": vs})
+        is None
+    )

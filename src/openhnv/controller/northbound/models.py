@@ -49,6 +49,7 @@ from openhnv.controller.northbound.model_base import (
     mac_dashed,
     mac_digits,
 )
+from openhnv.controller.northbound.unimplemented import gateway_on_virtual_server
 
 __all__ = [
     "ANY",
@@ -254,6 +255,10 @@ def parse_properties(
     """Validate ``raw`` as the properties of ``kind``; canonical JSON, or ApiError 400."""
     if not isinstance(raw, dict):
         raise bad_request(prefix, f"must be a JSON object, got {type(raw).__name__}")
+    if kind == ("gateways",):
+        missing = gateway_on_virtual_server(raw)
+        if missing is not None:
+            raise missing
     try:
         model = MODELS[kind].model_validate(raw)
     except ValidationError as err:

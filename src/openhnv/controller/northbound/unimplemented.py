@@ -80,4 +80,25 @@ def not_implemented(path: str) -> ApiError | None:
     )
 
 
-__all__ = ["FEATURES", "NOT_IMPLEMENTED", "not_implemented", "unimplemented"]
+def gateway_on_virtual_server(properties: dict[str, object]) -> ApiError | None:
+    """The 501 answer for a gateway body that names a ``virtualServer`` (a gateway VM, as
+    SDN Express registers it) instead of openhnv's ``server``; None otherwise."""
+    names = {str(name).casefold() for name in properties}
+    if "virtualserver" not in names or "server" in names:
+        return None
+    return ApiError(
+        NOT_IMPLEMENTED,
+        NOT_IMPLEMENTED_CODE,
+        f"properties.virtualServer: gateways on /virtualServers ({FEATURES['virtualServers']}) "
+        "are not implemented by openhnv; name the host that runs `hnv host --role gateway` in "
+        "properties.server and its external NICs in properties.externalInterfaces",
+    )
+
+
+__all__ = [
+    "FEATURES",
+    "NOT_IMPLEMENTED",
+    "gateway_on_virtual_server",
+    "not_implemented",
+    "unimplemented",
+]
