@@ -106,7 +106,8 @@ REASONS = {
     409: "Conflicts with another resource, or is still referenced by one",
     412: "If-Match does not match the current etag",
     503: "The store cannot answer now (no etcd quorum); retry",
-    501: "A collection of the NC that openhnv does not implement; the message names the feature",
+    501: "A collection (or a gateway on a virtualServer) of the NC that openhnv does not "
+    "implement; the message names the feature",
 }
 UNIMPLEMENTED_TAG = "not implemented"
 UNIMPLEMENTED_METHODS = ("GET", "PUT", "DELETE")
@@ -336,6 +337,9 @@ def _add_route(app: FastAPI, routes: _Routes, op: Operation) -> None:
     if op.body:
         extra["requestBody"] = {"required": True, "content": _json(_body_schema(routes.kind))}
     plain = all(schema is None for _, schema in op.answers.values())
+    errors = op.errors
+    if op.body and routes.kind == ("gateways",):
+        errors += (NOT_IMPLEMENTED,)  # a body naming a virtualServer
     app.add_api_route(
         routes.template(item=op.item),
         routes.endpoint(op.verb),
@@ -343,7 +347,7 @@ def _add_route(app: FastAPI, routes: _Routes, op: Operation) -> None:
         summary=op.summary.format(name="/".join(routes.kind)),
         operation_id=f"{op.verb}_{'_'.join(routes.kind)}",
         tags=[routes.kind[0]],
-        responses={**responses, **_errors(*op.errors)},
+        responses={**responses, **_errors(*errors)},
         openapi_extra=extra,
         response_class=Response if plain else JSONResponse,
     )
