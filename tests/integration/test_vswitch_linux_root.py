@@ -8,6 +8,7 @@ uplink and decoded with scapy (parsing only).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -86,7 +87,7 @@ class EchoServer:
 
     @staticmethod
     def _echo(conn: socket.socket) -> None:
-        with conn:
+        with conn, contextlib.suppress(OSError):  # a peer gone silent (dropped by policy)
             conn.settimeout(10)
             while data := conn.recv(65536):
                 conn.sendall(data)
