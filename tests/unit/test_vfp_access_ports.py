@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from vfp_frames import arp_request, tcp_frame
+from vfp_frames import ARP_REPLY, arp_frame, arp_request, tcp_frame
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import BRIDGED, UPLINK, Deliver, Drop, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.guards import ARP_GUARD, guard_layer_commands
 from openhnv.vfp.layout import access_port_commands
 from openhnv.vfp.policy import IN, Block, Rule, conditions
 from openhnv.vfp.spaces import ProviderAddress
@@ -152,3 +153,22 @@ def test_an_access_ports_connections_are_never_offered_to_a_kernel_fast_path() -
     assert engine.state.port("vma").outbound.flows  # decided and cached, both ways paired
     assert engine.offload.operations() == []
     assert engine.offload.offered == {}
+
+
+def test_an_access_ports_arp_guard_drops_its_spoofs_even_after_a_good_reply() -> None:
+    engine = switch()
+    engine.programming.apply_all(
+        guard_layer_commands("vma", (VM_A[2],), arp_guard=True, dhcp_guard=False)
+    )
+    good = arp_frame(ARP_REPLY, VM_A[1], VM_A[2], PLAIN[1], dst=PLAIN[0])
+    spoof = arp_frame(ARP_REPLY, VM_A[1], PLAIN[1], VM_B[2], dst=VM_B[1])
+    same_macs = arp_frame(ARP_REPLY, VM_A[1], VM_B[2], PLAIN[1], dst=PLAIN[0])
+    assert [e.frame for e in engine.process("vma", good) if isinstance(e, Transmit)] == [
+        tagged(good)
+    ]
+    for frame in (spoof, same_macs):  # same Ethernet header as the good reply: not cached
+        (drop,) = engine.process("vma", frame)
+        assert isinstance(drop, Drop)
+        assert drop.reason == ARP_GUARD
+    assert engine.listing.counters("vma")["drop:arp_guard"] == 2
+    assert engine.process("vma", arp_request(VM_A[1], VM_A[2], PLAIN[1]))  # its own: passes

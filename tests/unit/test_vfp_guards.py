@@ -8,16 +8,17 @@ from collections.abc import Sequence
 
 import pytest
 from vfp_frames import (
+    BROADCAST,
     MAC_A,
     PA_A,
     PA_B,
     VM1,
     VM2,
     VM5,
+    arp_frame,
     eth,
     host,
     ipv4,
-    mac,
     udp,
     udp_frame,
 )
@@ -30,21 +31,12 @@ from openhnv.vfp.guards import ARP_GUARD, DHCP_GUARD, GUARD, guard_layer_command
 from openhnv.vfp.offload import Offload, Withdraw
 from openhnv.vfp.policy import ARP_FAMILY, OUT
 
-BROADCAST = "ff:ff:ff:ff:ff:ff"
-
 
 def guarded(*, arp: bool = True, dhcp: bool = True) -> VfpEngine:
     """Host A with VM1's port guarded."""
     a = host(PA_A, MAC_A)
     a.programming.apply_all(guard_layer_commands("vm1", (VM1[2],), arp_guard=arp, dhcp_guard=dhcp))
     return a
-
-
-def arp(op: int, sender_mac: str, sender_ip: str, target_ip: str, dst: str = BROADCAST) -> bytes:
-    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op)  # Ethernet/IPv4, request or reply
-    body += mac(sender_mac) + ipaddress.IPv4Address(sender_ip).packed
-    body += b"\0" * 6 + ipaddress.IPv4Address(target_ip).packed
-    return eth(dst, sender_mac, 0x0806, body)
 
 
 def dhcp_offer(dst_mac: str, dst_ip: str) -> bytes:
@@ -67,9 +59,9 @@ def reasons(emits: Sequence[Emit]) -> list[str]:
 
 def test_a_spoofed_gratuitous_arp_and_reply_are_dropped_and_counted() -> None:
     a = guarded()
-    garp = arp(1, VM1[1], VM5[2], VM5[2])  # "10.1.1.15 is at VM1's MAC"
-    reply = arp(2, VM1[1], VM2[2], VM5[2], dst=VM5[1])  # "10.1.1.12 is at VM1's MAC"
-    request = arp(1, VM1[1], VM2[2], "10.1.1.1")  # a request claiming VM2's address
+    garp = arp_frame(1, VM1[1], VM5[2], VM5[2])  # "10.1.1.15 is at VM1's MAC"
+    reply = arp_frame(2, VM1[1], VM2[2], VM5[2], dst=VM5[1])  # "10.1.1.12 is at VM1's MAC"
+    request = arp_frame(1, VM1[1], VM2[2], "10.1.1.1")  # a request claiming VM2's address
     assert reasons(a.process("vm1", garp) + a.process("vm1", reply)) == [ARP_GUARD, ARP_GUARD]
     assert reasons(a.process("vm1", request)) == [ARP_GUARD]
     counters = a.listing.counters("vm1")
@@ -79,9 +71,9 @@ def test_a_spoofed_gratuitous_arp_and_reply_are_dropped_and_counted() -> None:
 
 def test_arp_for_its_own_address_and_probes_still_reach_the_agent() -> None:
     a = guarded()
-    own_garp = arp(1, VM1[1], VM1[2], VM1[2])
-    probe = arp(1, VM1[1], "0.0.0.0", VM1[2])  # RFC 5227: claims nothing
-    request = arp(1, VM1[1], VM1[2], VM5[2])
+    own_garp = arp_frame(1, VM1[1], VM1[2], VM1[2])
+    probe = arp_frame(1, VM1[1], "0.0.0.0", VM1[2])  # RFC 5227: claims nothing
+    request = arp_frame(1, VM1[1], VM1[2], VM5[2])
     for frame in (own_garp, probe, request):
         assert reasons(a.process("vm1", frame)) == ["arp"]
     assert a.listing.counters("vm1")["punt:arp"] == 3
@@ -89,12 +81,12 @@ def test_arp_for_its_own_address_and_probes_still_reach_the_agent() -> None:
 
 def test_without_the_arp_guard_a_spoof_goes_to_the_agent() -> None:
     for a in (host(PA_A, MAC_A), guarded(arp=False)):
-        assert reasons(a.process("vm1", arp(1, VM1[1], VM5[2], VM5[2]))) == ["arp"]
+        assert reasons(a.process("vm1", arp_frame(1, VM1[1], VM5[2], VM5[2]))) == ["arp"]
 
 
 def test_another_port_is_not_guarded() -> None:
     a = guarded()
-    assert reasons(a.process("vm5", arp(1, VM5[1], VM2[2], VM2[2]))) == ["arp"]
+    assert reasons(a.process("vm5", arp_frame(1, VM5[1], VM2[2], VM2[2]))) == ["arp"]
 
 
 def test_a_broadcast_dhcp_offer_is_dropped_before_replication() -> None:

@@ -68,12 +68,22 @@ def tcp_frame(
     return eth(dst_mac, src_mac, 0x0800, ipv4(src, dst, 6, tcp(sport, dport, flags)))
 
 
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+ARP_REQUEST, ARP_REPLY = 1, 2
+
+
+def arp_frame(
+    op: int, sender_mac: str, sender_ip: str, target_ip: str, dst: str = BROADCAST
+) -> bytes:
+    """An Ethernet/IPv4 ARP frame (``op`` request or reply) with a zero target MAC."""
+    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + mac(sender_mac)
+    body += ipaddress.IPv4Address(sender_ip).packed
+    body += b"\0" * 6 + ipaddress.IPv4Address(target_ip).packed
+    return eth(dst, sender_mac, 0x0806, body)
+
+
 def arp_request(src_mac: str, src_ip: str, target_ip: str) -> bytes:
-    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac(src_mac)
-    body += (
-        ipaddress.IPv4Address(src_ip).packed + b"\0" * 6 + ipaddress.IPv4Address(target_ip).packed
-    )
-    return eth("ff:ff:ff:ff:ff:ff", src_mac, 0x0806, body)
+    return arp_frame(ARP_REQUEST, src_mac, src_ip, target_ip)
 
 
 # The seed's picture: host A (PA 192.168.1.10) and host B (PA 192.168.1.20), Contoso's VNet

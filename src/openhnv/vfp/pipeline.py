@@ -287,8 +287,13 @@ def _vlan_arp(
     d: Decision,
 ) -> Decision:
     """ARP of an access port passes its ACLs, which are IP rules (a VM port's ARP is
-    answered by the agent instead): on the VLAN like any frame, or delivered."""
+    answered by the agent instead): on the VLAN like any frame, or delivered. What it
+    sends meets its ARP guard first, and is never cached: its key is the Ethernet
+    header alone, so a cached decision would carry later, spoofed ARP past the guard."""
     if direction == OUT:
+        d.cacheable = False
+        if _arp_blocked(state, port, frame, fk, d):
+            return d
         return _bridge(state, port, vlan, fk, frame, d)
     d.template = state.local_delivery(port.name, None)
     if d.record:
