@@ -11,6 +11,8 @@ from lab_running import running_lab, topology_of
 from openhnv.host.control import call
 from openhnv.lab import dhcp_client, netns, orchestrator, traffic
 from openhnv.lab.builder import VM_INTERFACE, VM_MTU
+from openhnv.testing.chaos import faults
+from openhnv.testing.polling import eventually
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
@@ -65,3 +67,13 @@ def test_the_dhcp_vm_reaches_a_vm_of_another_subnet_on_another_host(
 ) -> None:
     assert traffic.ping(lab.vm_namespace("d"), "10.9.2.30", count=3) is not None
     assert traffic.ping(lab.vm_namespace("e"), "10.9.1.20", count=3) is not None
+
+
+@pytest.mark.parametrize("lab", ["vxlan"], indirect=True)  # the wire does not matter here
+def test_a_rebuilt_host_gives_its_dhcp_vm_a_lease_again(lab: orchestrator.RunningLab) -> None:
+    faults.restart_host_namespace(lab, "h1")  # the VM's link and address go with it
+    assert dhcp_client.read_lease(lab.run_dir, "d")["ip"] == "10.9.1.20"
+    eventually(
+        lambda: traffic.ping(lab.vm_namespace("d"), "10.9.2.30", count=1) is not None,
+        "d reaches e again",
+    )

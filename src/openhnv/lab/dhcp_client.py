@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from openhnv.lab import daemons
+from openhnv.lab import builder, daemons, netns
 from openhnv.lab.errors import LabError
 
 CLIENT = "busybox"  # Debian package busybox (Makefile APT_PACKAGES)
@@ -66,6 +66,22 @@ def start(run_dir: Path, namespace: str, vm: str, timeout: float = LEASE_SECONDS
     process = daemons.spawn(run_dir, name, argv)
     daemons.wait_ready(process, name, daemons.logfile(run_dir, name), lease.exists, timeout)
     return process.pid
+
+
+def bound(namespace: str) -> bool:
+    """The VM's interface holds an IPv4 address (its lease applied)."""
+    shown = netns.exec_in(namespace, ["ip", "-4", "-o", "addr", "show", "dev", INTERFACE])
+    return bool(shown.stdout.strip())
+
+
+def restart_unbound(run_dir: Path, namespace: str, vm: str) -> int | None:
+    """Start ``vm``'s client again when its interface lost its address (a rebuilt host
+    took the VM's link: a bound udhcpc sleeps until renewal and never notices); the
+    new pid once it holds a lease, None when nothing had to be done."""
+    if bound(namespace):
+        return None
+    builder.stop_pidfile(daemons.pidfile(run_dir, daemon_name(vm)))
+    return start(run_dir, namespace, vm)
 
 
 def read_lease(run_dir: Path, vm: str) -> dict[str, str]:

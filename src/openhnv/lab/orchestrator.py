@@ -135,10 +135,13 @@ def fastpath_of(run_dir: Path) -> str | None:
 
 def start_host(lab: builder.Lab, host: str) -> int:
     """Start ``hnv host`` on ``host`` as ``up`` does, also again after a kill: its OVSDB
-    over SSL at its management address with the lab's PKI, the recorded fast-path mode.
-    Returns its pid once ready."""
+    over SSL at its management address with the lab's PKI, the recorded fast-path mode;
+    then the DHCP client again of each of its ``dhcp: true`` VMs whose address went with
+    a rebuilt host's links, once it holds a lease (``up`` starts the first clients
+    itself, once the NICs are provisioned).
+    Returns the host's pid once ready."""
     listen = management.plan(lab.topology).listen(host)
-    return daemons.start_host(
+    pid = daemons.start_host(
         lab.run_dir,
         lab.names.host(host),
         host,
@@ -146,6 +149,11 @@ def start_host(lab: builder.Lab, host: str) -> int:
         pki=management.pki_dir(lab.run_dir),
         fastpath=fastpath_of(lab.run_dir) or "off",
     )
+    clients = daemons.recorded(lab.run_dir)
+    for vm in lab.topology.vms:
+        if vm.host == host and vm.dhcp and dhcp_client.daemon_name(vm.name) in clients:
+            dhcp_client.restart_unbound(lab.run_dir, lab.names.vm(vm.name), vm.name)
+    return pid
 
 
 def rebuild_host(lab: builder.Lab, host: str, ports: Mapping[str, tuple[str, str]]) -> None:
