@@ -291,7 +291,7 @@ def test_the_pa_goes_home_when_its_member_has_carrier_again() -> None:
 
 
 def test_with_every_member_down_the_pas_stay_home() -> None:
-    pa_side, sink, up0, up1 = team_side()
+    pa_side, sink, _up0, _up1 = team_side()
     pa_side.set_carrier("up0", False)
     pa_side.set_carrier("up1", False)
     assert {a: p.member for a, p in sink.placement.items()} == {PA0: "up0", TEAM_PA: "up1"}

@@ -15,13 +15,13 @@ cycle); a listener may call back into the switch (``send_to_port``, ``apply``).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import logging
 import os
 import threading
 import time
 from collections import Counter
-import collections.abc
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
@@ -508,7 +508,6 @@ class HostSwitch:
             else:
                 placed[address] = dataclasses.replace(pa, interface=where.member)
         return placed
-
 
     def _program_pas(self, wanted: dict[str, PaConfig], macs: dict[str, str]) -> None:
         cmds: list[c.Command] = [

@@ -86,6 +86,4 @@ def place(
 
 def moves(before: Mapping[str, Placement], after: Mapping[str, Placement]) -> list[str]:
     """The PAs whose member differs between two placements (new PAs included)."""
-    return sorted(
-        a for a, p in after.items() if a not in before or before[a].member != p.member
-    )
+    return sorted(a for a, p in after.items() if a not in before or before[a].member != p.member)
