@@ -68,9 +68,10 @@ def test_a_pulled_member_hands_its_pa_over_and_tcp_survives(tmp_path: Path) -> N
 
             # while up0 is out, the PA's frames leave by up1, as themselves
             tap.recv_batch(4096)
+            pulled = time.monotonic()
             pull_cable(lab, "h1", 0, "fabric", up=False)
             eventually(lambda: s1.placement()[pa].member == "up1", "PA moved to up1")
-            eventually(stream.steady, "stream resumed")
+            eventually(lambda: stream.steady(pulled), "stream resumed")
             seen = frames_on(tap)
             garps = [f for f in seen if f.haslayer(ARP) and f[ARP].psrc == f[ARP].pdst == pa]
             tunnel = [f for f in seen if f.haslayer(VXLAN) and f[IP].src == pa]
@@ -78,9 +79,10 @@ def test_a_pulled_member_hands_its_pa_over_and_tcp_survives(tmp_path: Path) -> N
             assert all(f[Ether].src == mac0 for f in tunnel), "with the PA's own MAC"
             assert garps, "a gratuitous ARP for the PA from up1 teaches the fabric"
             assert s1.team_status()["members"] == {"up0": "down", "up1": "up"}
+            back = time.monotonic()
             pull_cable(lab, "h1", 0, "fabric", up=True)
             eventually(lambda: not s1.placement()[pa].moved, "PA back home on up0")
-            eventually(stream.steady, "stream resumed")
+            eventually(lambda: stream.steady(back), "stream resumed")
             assert stream.error is None, stream.error
         finally:
             stream.close()

@@ -100,11 +100,13 @@ class TickStream:
         times = [since, *(t for t in self.arrivals if t > since and (until is None or t <= until))]
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
-    def steady(self, seconds: float = SETTLE_SECONDS) -> bool:
-        """Whether ticks arrived over the last ``seconds`` without a pause longer than
-        ``STEADY_GAP`` (up to now)."""
+    def steady(self, after: float = 0.0, seconds: float = SETTLE_SECONDS) -> bool:
+        """Whether ticks arrived over the last ``seconds``, all of them later than
+        ``after`` (an event), without a pause longer than ``STEADY_GAP`` (up to now)."""
         now = time.monotonic()
         since = now - seconds
+        if since < after:
+            return False
         recent = [t for t in self.arrivals[-int(4 * seconds / TICK_SECONDS) :] if t > since]
         times = [since, *recent, now]
         return max(b - a for a, b in itertools.pairwise(times)) < STEADY_GAP
@@ -156,11 +158,11 @@ def failover_round(lab: DataplaneLab, stream: TickStream, side: Side = "fabric")
     down_at = time.monotonic()
     pull_cable(lab, "h1", 0, side, up=False)
     eventually(lambda: switch.placement()[pa].member == "up1", f"PA {pa} moved to up1")
-    eventually(stream.steady, "the stream flowing again after the failover")
+    eventually(lambda: stream.steady(down_at), "the stream flowing again after the failover")
     up_at = time.monotonic()
     down_gap = stream.gap(down_at, up_at)
     pull_cable(lab, "h1", 0, side, up=True)
     eventually(lambda: not switch.placement()[pa].moved, f"PA {pa} home on up0")
-    eventually(stream.steady, "the stream flowing again after the member came back")
+    eventually(lambda: stream.steady(up_at), "the stream flowing again after the member came back")
     return RoundResult(down_gap, stream.gap(up_at), stream.sent - sent_before,
                        stream.received() - received_before)  # fmt: skip
