@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP  # type: ignore[attr-defined]
+from scapy.layers.inet import IP
 from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
 
