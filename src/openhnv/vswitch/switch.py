@@ -61,6 +61,7 @@ class PortListener(Protocol):
     def port_added(self, port: str, mac: str) -> None: ...  # port = NIC instanceId
     def port_removed(self, port: str) -> None: ...
     def punted(self, port: str, frame: bytes, reason: str) -> None: ...  # e.g. ARP
+    def team_changed(self) -> None: ...  # a member's carrier or a PA's member (team_status)
 
 
 class HostSwitch:
@@ -470,6 +471,7 @@ class HostSwitch:
         before this returns (the engine's decisions do not change: the PA keeps its
         address and MAC)."""
         with self._lock:
+            changed = (self._placement, self._carrier) != (placement, carrier)
             self._placement, self._carrier = dict(placement), dict(carrier)
             before, self._placed = self._placed, self._on_members()
             moved = {a for a, pa in self._placed.items()
@@ -478,6 +480,9 @@ class HostSwitch:
                 self.counters["pa_moves"] += len(moved)
                 if self._kernel is not None:
                     self._kernel.rehome(moved)
+            listener = self._listener
+        if changed and listener is not None:  # the agent reports it to the controller
+            listener.team_changed()
 
     def team_status(self) -> dict[str, object]:
         """Each team member's carrier and where each PA lives (``hnv host status``)."""
@@ -488,13 +493,18 @@ class HostSwitch:
                             for m in sorted(members, key=member_order)},
                 "provider_addresses": {
                     a: {"member": p.member, "home": p.home, "moved": p.moved}
-                    for a, p in sorted(self._placement.items())
+                    for a, p in sorted(self._placements().items())
                 },
             }  # fmt: skip
 
     def placement(self) -> dict[str, Placement]:
+        """Where each PA lives (at home unless the driver moved it)."""
         with self._lock:
-            return dict(self._placement)
+            return self._placements()
+
+    def _placements(self) -> dict[str, Placement]:
+        home = {a: Placement(a, pa.interface, pa.interface) for a, pa in self._pas.items()}
+        return {a: self._placement.get(a, p) for a, p in home.items()}
 
     # -- internals ---------------------------------------------------------------------
 
