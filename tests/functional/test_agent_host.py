@@ -373,7 +373,8 @@ def test_team_member_rows_tell_the_controller_where_each_pa_lives(
                                      "provider_addresses": pa, "moved_provider_addresses": pa},
         "up1's row carrying the moved PA",
     )  # fmt: skip
-    assert status_of("up0") == {"team_member": "true", "carrier": "down",
-                                "provider_addresses": "", "moved_provider_addresses": ""}  # fmt: skip
+    gone = {"team_member": "true", "carrier": "down", "provider_addresses": "",
+            "moved_provider_addresses": ""}  # fmt: skip
+    assert status_of("up0") == gone
     assert host.agent.status()["rows"]["Physical_Port"] == 2  # the VM ports' rows only
     assert host.agent.problems() == []
