@@ -24,6 +24,7 @@ from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import ACL_NIC, VNET
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
+from openhnv.vswitch.team import Placement
 
 WAIT = 15.0
 T = TypeVar("T")
@@ -349,3 +350,31 @@ def test_ports_swapping_macs_converge_after_a_refusal(
         "both ports with the swapped MACs",
     )
     eventually(lambda: host.agent.problems() == [], "no problem left")
+
+
+def test_team_member_rows_tell_the_controller_where_each_pa_lives(
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
+) -> None:
+    host, _ = figure8_host(controller, ovsdb_server, hosts)
+    pa = "192.168.1.10"
+
+    def status_of(member: str) -> Any:
+        row = port_row(controller, member)
+        return None if row is None else dict(row["status"])
+
+    eventually(
+        lambda: status_of("up0") == {"team_member": "true", "carrier": "up",
+                                     "provider_addresses": pa, "moved_provider_addresses": ""},
+        "up0's row with its PA",
+    )  # fmt: skip
+    host.switch.team_changed({pa: Placement(pa, "up0", "up1")}, {"up0": False, "up1": True})
+    eventually(
+        lambda: status_of("up1") == {"team_member": "true", "carrier": "up",
+                                     "provider_addresses": pa, "moved_provider_addresses": pa},
+        "up1's row carrying the moved PA",
+    )  # fmt: skip
+    gone = {"team_member": "true", "carrier": "down", "provider_addresses": "",
+            "moved_provider_addresses": ""}  # fmt: skip
+    assert status_of("up0") == gone
+    assert host.agent.status()["rows"]["Physical_Port"] == 2  # the VM ports' rows only
+    assert host.agent.problems() == []

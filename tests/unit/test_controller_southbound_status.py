@@ -11,9 +11,11 @@ from openhnv.controller.southbound.status import (
     Remote,
     configuration_state,
     host_state,
+    is_team_report,
     parse_remote,
     server_remote,
     server_remotes,
+    team_warning,
     timestamp,
 )
 
@@ -132,3 +134,29 @@ def test_server_remotes_gives_a_shared_remote_to_the_first_server() -> None:
     }
     assert "already server a's" in str(errors["b"])
     assert "already server c's" in str(errors["d"])
+
+
+def test_a_whole_team_warns_of_nothing() -> None:
+    up = {"team_member": "true", "carrier": "up", "provider_addresses": "192.168.1.10",
+          "moved_provider_addresses": ""}  # fmt: skip
+    assert team_warning({"up0": up, "up1": {**up, "provider_addresses": "192.168.1.11"}}) is None
+
+
+def test_a_member_without_carrier_and_the_pa_it_gave_away_are_named() -> None:
+    members = {
+        "up0": {"team_member": "true", "carrier": "down", "provider_addresses": "",
+                "moved_provider_addresses": ""},
+        "up1": {"team_member": "true", "carrier": "up",
+                "provider_addresses": "192.168.1.10,192.168.1.11",
+                "moved_provider_addresses": "192.168.1.10"},
+    }  # fmt: skip
+    warning = team_warning(members)
+    assert warning is not None
+    assert "without carrier: up0" in warning
+    assert "192.168.1.10 on up1" in warning
+
+
+def test_team_reports_are_told_from_vm_port_reports() -> None:
+    assert is_team_report({"name": "up0", "status": {"team_member": "true"}})
+    assert not is_team_report({"name": "nic-guid", "status": {"attached": "true"}})
+    assert not is_team_report(None)

@@ -21,6 +21,7 @@ from openhnv.vfp.policy import conditions
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
+from openhnv.vswitch.team import Placement
 
 PROBLEM = {"table": "FW_Rules", "uuid": "u1", "key": "r1", "reason": "bad protocol 'x'"}
 
@@ -167,7 +168,19 @@ def test_provider_addresses_like_get_provideraddress(host: Any) -> None:
         "vlan": "VLAN7",
         "vlan_id": 7,
         "interface": "up0",
+        "member": "up0",
+        "moved": False,
     }
+
+
+def test_provider_addresses_and_status_show_a_pa_moved_to_another_team_member(host: Any) -> None:
+    switch, _, ops = host
+    switch.team_changed({PA_A: Placement(PA_A, "up0", "up1")}, {"up0": False, "up1": True})
+    (pa,) = run(ops, "provider-addresses")
+    assert (pa["interface"], pa["member"], pa["moved"]) == ("up0", "up1", True)
+    team = run(ops, "status")["team"]
+    assert team["members"] == {"up0": "down", "up1": "up"}
+    assert team["provider_addresses"] == {PA_A: {"member": "up1", "home": "up0", "moved": True}}
 
 
 def test_status_and_problems_come_from_process_and_agent(host: Any) -> None:

@@ -8,6 +8,7 @@ it); frames are built and decoded with scapy, never sent.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any, cast
 
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.linux_pa import PaSide, tunnel_pattern
 from openhnv.vswitch.ring import PacketRing
+from openhnv.vswitch.team import Placement
 
 MAC0, MAC1 = "02:00:00:00:0a:00", "02:00:00:00:0a:01"
 PEER_MAC, ROUTER_MAC = "02:00:00:00:0b:00", "02:00:00:00:00:01"
@@ -49,6 +51,8 @@ class Sink:
     def __init__(self) -> None:
         self.uplink: list[bytes] = []
         self.neighbors: list[tuple[str, str | None]] = []
+        self.placement: dict[str, Placement] = {}
+        self.carrier: dict[str, bool] = {}
 
     def from_port(self, port: str, frames: list[bytes]) -> float:
         raise AssertionError("the PA side never sees port frames")
@@ -62,6 +66,9 @@ class Sink:
 
     def pa_neighbor(self, address: str, mac: str | None) -> None:
         self.neighbors.append((address, mac))
+
+    def team_changed(self, placement: Mapping[str, Placement], carrier: Mapping[str, bool]) -> None:
+        self.placement, self.carrier = dict(placement), dict(carrier)
 
 
 def side(vlan: int | None = None) -> tuple[PaSide, Sink, Wire, Wire]:
@@ -216,3 +223,77 @@ def test_the_tunnel_pattern_agrees_with_the_plain_checks(
             frame[offset] = value
     data = bytes(frame[: len(frame) - cut // 3])
     assert bool(tunnel_pattern(mac, pas).match(data)) == reference(data, mac, pas)
+
+
+# -- team failover ------------------------------------------------------------------------
+
+TEAM_PA = "192.168.2.21"  # up1's PA in the team's one subnet
+
+
+def team_side() -> tuple[PaSide, Sink, Wire, Wire]:
+    """Two members of one team on one PA subnet: PA0 on up0, TEAM_PA on up1."""
+    up0, up1 = Wire(10, MAC0), Wire(11, MAC1)
+    pa_side = PaSide(Counter(), set())
+    sink = Sink()
+    pa_side.sink = sink
+    pas = [
+        PaConfig(PA0, 24, None, "192.168.2.1", "up0"),
+        PaConfig(TEAM_PA, 24, None, "192.168.2.1", "up1"),
+    ]
+    pa_side.configure(pas, cast(dict[str, PacketRing], {"up0": up0, "up1": up1}))
+    up0.queued.clear()
+    up1.queued.clear()
+    return pa_side, sink, up0, up1
+
+
+def test_a_member_without_carrier_hands_its_pa_to_the_survivor() -> None:
+    pa_side, sink, up0, up1 = team_side()
+    pa_side.set_carrier("up0", False)
+    assert sink.placement[PA0] == Placement(PA0, "up0", "up1")
+    assert sink.carrier == {"up0": False}
+    (garp,) = (Ether(f) for f in up1.queued)  # the fabric learns where MAC0 is now
+    assert (garp.src, garp[ARP].psrc, garp[ARP].pdst, garp[ARP].hwsrc) == (MAC0, PA0, PA0, MAC0)
+    assert up0.queued == []
+    up1.queued.clear()
+    pa_side.transmit([Transmit(b"a", PA0, REMOTE_PA), Transmit(b"b", TEAM_PA, REMOTE_PA)])
+    assert (up0.queued, up1.queued) == ([], [b"a", b"b"])
+
+
+def test_the_survivor_receives_and_answers_for_the_moved_pa() -> None:
+    pa_side, sink, _, up1 = team_side()
+    pa_side.set_carrier("up0", False)
+    up1.queued.clear()
+    pa_side.receive(ring(up1), [vxlan(PA0, MAC0), vxlan(TEAM_PA, MAC1), vxlan(PA0, MAC1)])
+    assert sink.uplink == [vxlan(PA0, MAC0), vxlan(TEAM_PA, MAC1)]  # each PA by its own MAC
+    for target, mac in ((PA0, MAC0), (TEAM_PA, MAC1)):
+        request = Ether(src=PEER_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(
+            op=1, hwsrc=PEER_MAC, psrc=PEER_PA, pdst=target
+        )
+        pa_side.receive(ring(up1), [bytes(request)])
+        reply = Ether(up1.queued.pop())
+        assert (reply.src, reply[ARP].op, reply[ARP].psrc, reply[ARP].hwsrc) == (
+            mac, 2, target, mac,
+        )  # fmt: skip
+
+
+def test_the_pa_goes_home_when_its_member_has_carrier_again() -> None:
+    pa_side, sink, up0, up1 = team_side()
+    pa_side.set_carrier("up0", False)
+    pa_side.set_carrier("up0", True)
+    assert not sink.placement[PA0].moved
+    (garp,) = (Ether(f) for f in up0.queued)
+    assert garp[ARP].psrc == PA0
+    up0.queued.clear()
+    up1.queued.clear()
+    pa_side.transmit([Transmit(b"a", PA0, REMOTE_PA)])
+    assert (up0.queued, up1.queued) == ([b"a"], [])
+    assert pa_side.counters["pa_moves"] == 2
+
+
+def test_with_every_member_down_the_pas_stay_home() -> None:
+    pa_side, sink, _up0, _up1 = team_side()
+    pa_side.set_carrier("up0", False)
+    pa_side.set_carrier("up1", False)
+    assert {a: p.member for a, p in sink.placement.items()} == {PA0: "up0", TEAM_PA: "up1"}
+    pa_side.set_carrier("up0", True)  # up0 is back: it takes its own PA and up1's
+    assert {a: p.member for a, p in sink.placement.items()} == {PA0: "up0", TEAM_PA: "up0"}

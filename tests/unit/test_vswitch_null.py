@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.null import NullDriver, made_up_mac
+from openhnv.vswitch.team import Placement
 
 
 class Sink:
@@ -34,6 +37,9 @@ class Sink:
 
     def pa_neighbor(self, address: str, mac: str | None) -> None:
         self.calls.append(("pa_neighbor", address, mac))
+
+    def team_changed(self, placement: Mapping[str, Placement], carrier: Mapping[str, bool]) -> None:
+        self.calls.append(("team_changed",))
 
 
 def test_injections_reach_the_sink_once_open() -> None:

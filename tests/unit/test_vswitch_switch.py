@@ -56,6 +56,9 @@ class Agent:
         if self.switch is not None:
             self.switch.send_to_port(port, b"reply:" + frame[:6])
 
+    def team_changed(self) -> None:
+        pass
+
 
 def vm_commands(pa: str) -> list[c.Command]:
     cmds: list[c.Command] = []

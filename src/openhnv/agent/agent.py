@@ -36,6 +36,7 @@ from openhnv.agent.planner import (
     without,
 )
 from openhnv.agent.rows import TABLES, Problem, clipped, read_catalog
+from openhnv.agent.team_rows import team_row_changes
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
 from openhnv.ovsdb.keys import controller_bound
@@ -81,6 +82,7 @@ class HostAgent:
         self._state: PlanState | None = None  # the worker's, from the last full plan
         self._stopping = False
         self._pending_ports: dict[str, str | None] = {}  # port -> reported MAC, None = gone
+        self._team_dirty = False  # the team members' rows to write again (agent.team_rows)
         self._worker: threading.Thread | None = None
         self._programmed: Plan = EMPTY_PLAN
         self._plan: Plan = EMPTY_PLAN  # the last plan (ARP answers from it)
@@ -116,6 +118,7 @@ class HostAgent:
             self._reconcile()
             self.switch.set_listener(self)
             self._detach_missing_ports()
+            self.team_changed()  # what the driver reported before the listener was set
         except BaseException:
             client.close()
             self._client = None
@@ -216,6 +219,11 @@ class HostAgent:
             self._pending_ports[port] = None
             self._cond.notify_all()
 
+    def team_changed(self) -> None:
+        with self._cond:
+            self._team_dirty = True
+            self._cond.notify_all()
+
     def punted(self, port: str, frame: bytes, reason: str) -> None:
         if reason == DHCP_PUNT:
             self._answer_dhcp(port, frame)
@@ -263,7 +271,10 @@ class HostAgent:
             with self._cond:
                 self._cond.wait_for(
                     lambda: (
-                        self._stopping or self._dirty or bool(self._touched or self._pending_ports)
+                        self._stopping
+                        or self._dirty
+                        or self._team_dirty
+                        or bool(self._touched or self._pending_ports)
                     ),
                     RETRY_INTERVAL,
                 )
@@ -274,9 +285,12 @@ class HostAgent:
                 dirty, self._dirty = self._dirty, False
                 touched, self._touched = self._touched, set()
                 ports, self._pending_ports = self._pending_ports, {}
+                team, self._team_dirty = self._team_dirty, False
             try:
                 if ports:
                     self._write_ports(ports)
+                if team:
+                    self._write_team()
                 if dirty:
                     self._reconcile()
                 elif touched:
@@ -389,6 +403,21 @@ class HostAgent:
                     self._pending_ports.setdefault(port, mac)
             return
         self._count("port_rows_written", len(writes))
+
+    def _write_team(self) -> None:
+        """The team members' Physical_Port rows (agent.team_rows), retried on failure."""
+        client = self._require_client()
+        rows = client.snapshot([PORT_TABLE])[PORT_TABLE]
+        writes = team_row_changes(self.switch.team_status(), rows)
+        if not writes:
+            return
+        try:
+            client.apply(writes, timeout=self.write_timeout)
+        except OvsdbError as err:
+            log.warning("team member rows not written (will retry): %s", err)
+            self.team_changed()
+            return
+        self._count("team_rows_written", len(writes))
 
     def _detach_missing_ports(self) -> None:
         """Rows that say attached for ports the switch does not have (host restarted)."""

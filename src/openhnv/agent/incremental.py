@@ -33,6 +33,7 @@ from openhnv.agent.planner import (
     routing,
 )
 from openhnv.agent.rows import READERS, TABLES, Catalog, MacView, PortView, Problem, RowError
+from openhnv.agent.team_rows import is_team_row
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import Row
 from openhnv.vfp import commands as c
@@ -64,7 +65,7 @@ def touched_rows(events: Iterable[RowEvent]) -> set[TableKey] | None:
     """
     touched: set[TableKey] = set()
     for event in events:
-        if event.table not in TABLES:
+        if event.table not in TABLES or _team_event(event):
             continue
         columns = KEY_COLUMNS.get(event.table)
         if columns is None or event.key is None:
@@ -74,6 +75,12 @@ def touched_rows(events: Iterable[RowEvent]) -> set[TableKey] | None:
             return None
         touched.add((event.table, event.key))
     return touched
+
+
+def _team_event(event: RowEvent) -> bool:
+    """A team member's row changed (the agent's own report, agent.team_rows)."""
+    rows = [r for r in (event.old, event.new) if r is not None]
+    return event.table == PORT and bool(rows) and all(is_team_row(r) for r in rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from openhnv.agent.team_rows import is_team_row
 from openhnv.ovsdb.keys import ACCESS_VLAN
 from openhnv.ovsdb.rows import Ref, Row
 from openhnv.vfp.errors import PolicyError
@@ -413,6 +414,8 @@ def _mcast(key: str, row: Row, cat: Catalog) -> None:
 
 
 def _port(key: str, row: Row, cat: Catalog) -> None:
+    if is_team_row(row):
+        return  # a team member's row (agent.team_rows), no VM port
     bindings = _map(row, "vlan_bindings")
     switch: str | None = None
     if bindings:

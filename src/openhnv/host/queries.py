@@ -20,8 +20,8 @@ op                     arguments                       like
 ``counters``           ``port`` (``uplink`` too)        ``/get-port-counter`` (+ kernel)
 ``rule-counters``      ``port``
 ``pa-ca-mapping``                                      ``Get-PACAMapping``
-``provider-addresses``                                 ``Get-ProviderAddress``
-``status``                                             agent and process state
+``provider-addresses``                                 ``Get-ProviderAddress`` (+ member)
+``status``                                             agent, process, team members
 ``problems``                                           rows the agent skipped, and why
 ``trace``              ``port``, ``tokens``, [``direction``]  ``/process-tuples``
 =====================  ==============================  ===================================
@@ -43,6 +43,7 @@ from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.listing import TableRow, Trace
 from openhnv.vfp.policy import Conditions
 from openhnv.vswitch.switch import HostSwitch, PaConfig
+from openhnv.vswitch.team import Placement
 
 
 class AgentView(Protocol):
@@ -202,15 +203,23 @@ def _mask(prefix_length: int) -> str:
     return str(ipaddress.IPv4Network(f"0.0.0.0/{prefix_length}").netmask)
 
 
-def provider_addresses(engine: VfpEngine, configs: Sequence[PaConfig] = ()) -> list[TableRow]:
+def provider_addresses(
+    engine: VfpEngine,
+    configs: Sequence[PaConfig] = (),
+    placement: Mapping[str, Placement] | None = None,
+) -> list[TableRow]:
     """This host's PAs, as ``Get-ProviderAddress`` shows them.
 
-    ``configs`` are the switch's ``PaConfig``s (gateway IP and uplink interface).
+    ``configs`` are the switch's ``PaConfig``s (gateway IP and uplink interface: the
+    PA's home team member); ``placement`` says which member carries each PA now and
+    whether it moved there from its home (team failover).
     """
     by_address = {c.address: c for c in configs}
     rows = []
     for pa in engine.listing.provider_addresses():
         config = by_address.get(pa["address"])
+        home = config.interface if config is not None else None
+        where = (placement or {}).get(pa["address"])
         rows.append(
             {
                 "provider_address": pa["address"],
@@ -221,7 +230,9 @@ def provider_addresses(engine: VfpEngine, configs: Sequence[PaConfig] = ()) -> l
                 "gateway_mac": pa["gateway_mac"],
                 "vlan": f"VLAN{pa['vlan_id']}" if pa["vlan_id"] else "untagged",
                 "vlan_id": pa["vlan_id"],
-                "interface": config.interface if config is not None else None,
+                "interface": home,
+                "member": where.member if where is not None else home,
+                "moved": where.moved if where is not None else False,
             }
         )
     return rows
@@ -336,14 +347,14 @@ def host_handlers(
         return lambda p: switch.inspect(lambda e: fn(e, _required(p, "port")))
 
     def status(_: Params) -> TableRow:
-        return {**process_status(), "agent": agent.status()}
+        return {**process_status(), "team": switch.team_status(), "agent": agent.status()}
 
     def problems(_: Params) -> list[TableRow]:
         return agent.problems()
 
     def provider(_: Params) -> list[TableRow]:
-        configs = switch.provider_addresses()
-        return switch.inspect(lambda e: provider_addresses(e, configs))
+        configs, placement = switch.provider_addresses(), switch.placement()
+        return switch.inspect(lambda e: provider_addresses(e, configs, placement))
 
     return {
         "ping": lambda _: {k: v for k, v in process_status().items() if k in ("name", "pid")},

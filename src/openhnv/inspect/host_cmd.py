@@ -23,7 +23,7 @@ PA_CA_COLUMNS: tuple[Column, ...] = (
 PA_COLUMNS: tuple[Column, ...] = (
     ("provider_address", "ProviderAddress"), ("mac_address", "MAC Address"),
     ("subnet_mask", "Subnet Mask"), ("default_gateway", "Default Gateway"), ("vlan", "VLAN"),
-    ("interface", "Interface"),
+    ("interface", "Interface"), ("member", "Team Member"), ("moved", "Moved"),
 )  # fmt: skip
 ROUTE_COLUMNS: tuple[Column, ...] = (
     ("rdid", "RDID"), ("prefix", "Prefix"), ("next_hop", "Next Hop"), ("type", "Type"),

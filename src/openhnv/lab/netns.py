@@ -252,6 +252,13 @@ def set_up(namespace: str, ifname: str, mtu: int | None = None, mac: str | None 
         _netlink(f"{namespace}: {ifname} up", lambda: ipr.link("set", index=index, state="up"))
 
 
+def set_down(namespace: str, ifname: str) -> None:
+    """Take an interface down (its veth peer loses carrier: a cable pulled)."""
+    with _ipr(namespace) as ipr:
+        index = _index(ipr, namespace, ifname)
+        _netlink(f"{namespace}: {ifname} down", lambda: ipr.link("set", index=index, state="down"))
+
+
 def add_address(namespace: str, ifname: str, interface: ipaddress.IPv4Interface) -> None:
     """Give ``ifname`` an IPv4 address with its prefix length."""
     with _ipr(namespace) as ipr:

@@ -33,12 +33,13 @@ frames given to ``from_uplink`` may keep their tag or not (the engine takes both
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.errors import VSwitchError
+from openhnv.vswitch.team import Placement
 
 MAX_VLAN_ID = 4094
 
@@ -106,6 +107,11 @@ class FrameSink(Protocol):
     def port_added(self, port: str, mac: str) -> None: ...
     def port_removed(self, port: str) -> None: ...
     def pa_neighbor(self, address: str, mac: str | None) -> None: ...
+
+    def team_changed(self, placement: Mapping[str, Placement], carrier: Mapping[str, bool]) -> None:
+        """Where each PA lives now (team failover, ``vswitch.team``) and the carrier of
+        each team member the driver has heard of."""
+        ...
 
 
 class Driver(Protocol):

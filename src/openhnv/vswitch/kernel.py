@@ -18,6 +18,8 @@ kernel's maps change in the engine's order:
   whose policy changed, the customer addresses whose mapping changed) and rewritten,
   and the generations of the changed ports move, before ``HostSwitch.apply`` returns;
 - ``after_spaces()``: after a change of PAs or PA neighbours: every offered flow;
+- ``rehome(addresses)``: after PAs moved to another team member: the entries that
+  send from them are written again with the new member's ifindex;
 - ``read_stats()`` / ``after_expiry_stats(stats)``: the kernel's last-used times before
   the engine expires flows, and the withdrawals of what expired;
 - ``revalidate_adopted(ports)``: once after a restart, when the engine is programmed and
@@ -119,6 +121,12 @@ class KernelSide:
         if heads:
             self.engine.revalidate(heads)
         self.kernel.apply(offload.operations())
+        self._prepare()
+
+    def rehome(self, addresses: set[str]) -> None:
+        """PAs ``addresses`` moved to another team member: their entries are written
+        again, leaving by the new member (``KernelOffload.rehome``)."""
+        self.kernel.rehome(addresses)
         self._prepare()
 
     def read_stats(self) -> KernelStats:

@@ -15,7 +15,8 @@ every socket:
   ``openhnv-port <port-id> <mac>`` appear and disappear as VM ports (offloads are
   turned off on the host end, and it is brought up), reported with
   ``sink.port_added`` / ``sink.port_removed``; a re-dump every second catches alias
-  changes, which send no netlink event;
+  changes, which send no netlink event; an uplink's carrier change goes to
+  ``PaSide.set_carrier`` as the event arrives (team failover);
 - an eventfd that wakes the loop for work posted from other threads (send_to_port,
   transmit, PA changes): only the loop thread touches the rings.
 
@@ -503,10 +504,15 @@ class LinuxDriver:
 
     def _on_link_events(self) -> None:
         events = self._watcher.events()
+        for event in events:  # an uplink's carrier: team failover at once, not at a rescan
+            if event.ifname in self._uplink_rings and not event.deleted:
+                self._pa.set_carrier(event.ifname, event.carrier)
         if self._watcher.overflowed or any(self._changes_ports(e) for e in events):
             self._rescan()
 
     def _changes_ports(self, event: LinkInfo) -> bool:
+        if event.ifname in self._uplink_rings and event.alias is None:
+            return False  # an uplink's state, not a port
         known = self._port_fds_by_index().get(event.index)
         if event.deleted:
             return known is not None
@@ -516,7 +522,11 @@ class LinuxDriver:
         return {p.link.index: p for p in self._ports.values()}
 
     def _rescan(self) -> None:
-        found, problems = port_links(self._watcher.dump())
+        links = self._watcher.dump()
+        for info in links:
+            if info.ifname in self._uplink_rings:
+                self._pa.set_carrier(info.ifname, info.carrier)
+        found, problems = port_links(links)
         for problem in sorted(set(problems) - self._problems):  # each new one once
             self.counters["port_alias_problems"] += 1
             log.warning("linux driver: %s", problem)

@@ -13,6 +13,12 @@ gateways and the watched on-link PAs are resolved with ARP, refreshed every
 ``REFRESH_SECONDS`` and reported with ``sink.pa_neighbor`` when they resolve, change or
 are lost. Everything runs on the driver's loop thread; rings written are added to
 ``dirty`` and flushed by the loop.
+
+Team failover (``vswitch.team``): ``set_carrier`` takes a member's carrier as netlink
+reports it; when the placement changes, a moved PA's frames leave by its new member
+with the PA's own MAC, the member's ring accepts the PA's tunnel frames and answers ARP
+for it, and a gratuitous ARP from there teaches the fabric where the PA's MAC is now
+(again when it goes home). ``sink.team_changed`` then tells the switch.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from openhnv.vfp.emits import Transmit
 from openhnv.vswitch.driver import FrameSink, PaConfig
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.ring import PacketRing
+from openhnv.vswitch.team import Placement, moves, place
 from openhnv.vswitch.uplink import ProviderStack, TunnelFrame, UplinkConfig, UplinkSend
 
 REFRESH_SECONDS = 60.0
@@ -59,19 +66,38 @@ _PCP_DEI = 16  # the values of PCP and DEI, the high nibble of the first TCI byt
 _FRAGMENT_HIGH = IPV4_FRAGMENT_BITS >> 8  # MF and the high offset bits, in the flags byte
 _VLAN_HI = ETHERTYPE_VLAN_BYTES[0]
 _SHORT_SKIP = 3  # skip one or two bytes with dots: the regex engine matches them faster
+_ARP_TARGET_IP = slice(24, 28)  # in the ARP message (RFC 826): after op, sender, target MAC
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _UplinkIf:
-    """One uplink interface and the PAs (stack indices) it carries, by VLAN (0 = none)."""
+    """One uplink interface and the PAs (stack indices) it carries now, by VLAN (0 =
+    none): its own, and those moved to it from a member without carrier."""
 
     ring: PacketRing
-    mac: bytes
-    by_vlan: dict[int, int]
-    pas: dict[int, bytes]  # VLAN -> PA
+    by_vlan: dict[int, list[int]]
+    macs: dict[int, bytes]  # stack index -> the PA's MAC
+    addresses: dict[int, bytes]  # stack index -> the PA
     pattern: re.Pattern[bytes] | None = None
+
+    def index_of(self, vlan: int, frame: bytes, l3: int) -> int | None:
+        """The PA (stack index) a non-tunnel frame on ``vlan`` is for: the only one, or
+        the one with the frame's destination MAC, or the target of an ARP message."""
+        found = self.by_vlan.get(vlan)
+        if not found:
+            return None
+        if len(found) == 1:
+            return found[0]
+        for index in found:
+            if frame.startswith(self.macs[index]):
+                return index
+        target = frame[l3 + _ARP_TARGET_IP.start : l3 + _ARP_TARGET_IP.stop]
+        for index in found:
+            if self.addresses[index] == target:
+                return index
+        return found[0]
 
 
 def tunnel_pattern(mac: bytes, pas: Mapping[int, bytes]) -> re.Pattern[bytes]:
@@ -82,6 +108,20 @@ def tunnel_pattern(mac: bytes, pas: Mapping[int, bytes]) -> re.Pattern[bytes]:
     bits, offset low byte 0), and UDP to port 4789 or GRE, to that PA. One ``match`` per
     frame costs a third of the same checks written out in Python.
     """
+    return team_pattern({mac: pas})
+
+
+def team_pattern(by_mac: Mapping[bytes, Mapping[int, bytes]]) -> re.Pattern[bytes]:
+    """``tunnel_pattern`` for a ring that carries the PAs of several MACs (its own and
+    those moved to it): MAC -> (VLAN -> PA)."""
+    return re.compile(
+        b"|".join(re.escape(mac) + _skip(MAC_LEN) + _to_pas(pas) for mac, pas in by_mac.items()),
+        re.DOTALL,
+    )
+
+
+def _to_pas(pas: Mapping[int, bytes]) -> bytes:
+    """The part of ``tunnel_pattern`` after the MACs."""
     ipv4 = re.escape(ETHERTYPE_IPV4_BYTES + bytes((IPV4_NO_OPTIONS,)))
     not_fragment = _one_of(b for b in range(256) if not b & _FRAGMENT_HIGH) + b"\x00"
     to_flags = _skip(IPV4_FLAGS_AT - 1)  # TOS, total length, identification
@@ -100,9 +140,7 @@ def tunnel_pattern(mac: bytes, pas: Mapping[int, bytes]) -> re.Pattern[bytes]:
             tag + ipv4 + to_flags + not_fragment + _skip(1)  # the TTL
             + b"(?:" + udp + to_dst + to_pa + vxlan + b"|" + gre + to_dst + to_pa + b")"
         )  # fmt: skip
-    return re.compile(
-        re.escape(mac) + _skip(MAC_LEN) + b"(?:" + b"|".join(alternatives) + b")", re.DOTALL
-    )
+    return b"(?:" + b"|".join(alternatives) + b")"
 
 
 def _skip(n: int) -> bytes:
@@ -132,6 +170,10 @@ class PaSide:
         self._reported: dict[str, str] = {}
         self._next_refresh = 0.0
         self.access_vlans: frozenset[int] = frozenset()  # of the access ports, as tagged
+        self._rings: Mapping[str, PacketRing] = {}  # every uplink by name
+        self._macs: list[bytes] = []  # stack index -> the PA's MAC (its home member's)
+        self.carrier: dict[str, bool] = {}  # member -> has carrier (as netlink said)
+        self.placement: dict[str, Placement] = {}  # PA -> where it lives
 
     @property
     def stack_counters(self) -> dict[str, int]:
@@ -163,14 +205,16 @@ class PaSide:
     def configure(self, pas: list[PaConfig], rings: Mapping[str, PacketRing]) -> None:
         """Rebuild the PA stack for ``pas``; announce them; resolve the gateways."""
         self._pas = pas
+        self._rings = rings
         self._uplinks.clear()
         self._pa_rings.clear()
         self._stack_rings = []
+        self._macs = []
         self._stack = None
         self._wanted = set()  # a new stack knows no next hop yet: ask for all of them again
         if pas:
             configs = []
-            for index, pa in enumerate(pas):
+            for pa in pas:
                 ring = rings[pa.interface]
                 configs.append(
                     UplinkConfig(
@@ -181,21 +225,73 @@ class PaSide:
                         None if pa.gateway is None else ipaddress.IPv4Address(pa.gateway),
                     )
                 )
-                self._pa_rings[pa.address] = ring
+                self._macs.append(ring.mac)
                 self._stack_rings.append(ring)
-                entry = self._uplinks.setdefault(ring.fileno(), _UplinkIf(ring, ring.mac, {}, {}))
-                entry.by_vlan[pa.vlan_id or 0] = index
-                entry.pas[pa.vlan_id or 0] = ipaddress.IPv4Address(pa.address).packed
-            for entry in self._uplinks.values():
-                entry.pattern = tunnel_pattern(entry.mac, entry.pas)
             try:
                 self._stack = ProviderStack(configs)
             except VSwitchError as exc:
                 log.error("linux driver: provider addresses refused: %s", exc)
                 self.counters["pa_config_refused"] += 1
                 return
+            self.placement = {}
+            self._place(announce=False)
             self.apply(self._stack.announce())
+        else:
+            self.placement = {}
+            self._notify()
         self.watch(self._watched)
+
+    def set_carrier(self, member: str, carrier: bool) -> None:
+        """Member ``member`` has carrier or lost it (a netlink link event or dump)."""
+        if self.carrier.get(member) == carrier:
+            return
+        self.carrier[member] = carrier
+        self.counters["member_carrier_up" if carrier else "member_carrier_down"] += 1
+        log.info("linux driver: team member %s %s carrier", member, "has" if carrier else "lost")
+        if self._stack is not None:
+            self._place(announce=True)
+        else:
+            self._notify()
+
+    def _place(self, announce: bool) -> None:
+        """Place the PAs on the members (``team.place``); route their frames and demux
+        accordingly; a gratuitous ARP for each PA that moved (``announce``)."""
+        stack = self._stack
+        if stack is None:
+            return
+        homes = {pa.address: pa.interface for pa in self._pas}
+        before = self.placement
+        self.placement = place(homes, self.carrier, {a: p.member for a, p in before.items()},
+                               self._rings)  # fmt: skip
+        self._uplinks.clear()
+        self._pa_rings.clear()
+        for index, pa in enumerate(self._pas):
+            ring = self._rings[self.placement[pa.address].member]
+            self._stack_rings[index] = ring
+            self._pa_rings[pa.address] = ring
+            entry = self._uplinks.setdefault(ring.fileno(), _UplinkIf(ring, {}, {}, {}))
+            entry.by_vlan.setdefault(pa.vlan_id or 0, []).append(index)
+            entry.macs[index] = self._macs[index]
+            entry.addresses[index] = ipaddress.IPv4Address(pa.address).packed
+        for entry in self._uplinks.values():
+            by_mac: dict[bytes, dict[int, bytes]] = {}
+            for vlan, indices in entry.by_vlan.items():
+                for index in indices:
+                    by_mac.setdefault(entry.macs[index], {})[vlan] = entry.addresses[index]
+            entry.pattern = team_pattern(by_mac)
+        moved = moves(before, self.placement)
+        if announce and moved:
+            index_of = {pa.address: i for i, pa in enumerate(self._pas)}
+            for address in moved:
+                self.apply(stack.announce_one(index_of[address]))
+            self.counters["pa_moves"] += len(moved)
+            log.info("linux driver: provider addresses placed: %s",
+                     {a: self.placement[a].member for a in moved})  # fmt: skip
+        self._notify()
+
+    def _notify(self) -> None:
+        if self.sink is not None:
+            self.sink.team_changed(dict(self.placement), dict(self.carrier))
 
     def watch(self, addresses: list[str]) -> None:
         """Resolve the gateways and the on-link PAs among ``addresses``."""
@@ -246,12 +342,12 @@ class PaSide:
     def _receive_other(self, entry: _UplinkIf, stack: ProviderStack, frames: list[bytes]) -> None:
         """Not a tunnel frame for us: the PA stack of the frame's VLAN answers or counts."""
         now = time.monotonic()
-        by_vlan = entry.by_vlan
         bridged: list[bytes] = []
         for frame in frames:
             tagged = frame.startswith(ETHERTYPE_VLAN_BYTES, ETHERTYPE_AT) and len(frame) >= _TAG_END
             vid = (frame[VLAN_TCI_AT] & _TCI_HIGH_VID) << 8 | frame[VLAN_TCI_AT + 1]
-            index = by_vlan.get(vid if tagged else 0)
+            l3 = _TAG_END + len(ETHERTYPE_VLAN_BYTES) if tagged else ETHERTYPE_AT + 2
+            index = entry.index_of(vid if tagged else 0, frame, l3)
             if index is None:
                 if tagged and vid in self.access_vlans:
                     bridged.append(frame)  # an access port's VLAN: the switch decides

@@ -165,6 +165,7 @@ class KernelOffload:
         self._written: dict[bytes, _Written] = {}
         self._of_head: dict[Flow, bytes] = {}
         self._built: dict[Flow, Built] = {}
+        self._offered: dict[Flow, OffloadEntry] = {}  # what each written head was offered
         self._prepared: dict[Flow, tuple[OffloadEntry, Built]] = {}
         self._by_slot: dict[int, set[bytes]] = {}
         self._gens: dict[int, int] = {}
@@ -278,6 +279,7 @@ class KernelOffload:
             self.counters["offload_unsupported"] += 1
             self._withdraw(head)
             return
+        self._offered[head] = op.entry
         known = self._of_head.get(head)
         if known is not None and known != built.key:
             self._withdraw(head)
@@ -296,6 +298,19 @@ class KernelOffload:
             self._reslot(w, built.slots)
             w.entry, w.port = built.entry, built.port
         self._write(w)
+
+    def rehome(self, addresses: set[str]) -> int:
+        """PAs ``addresses`` moved to another team member (the ``pas`` callable names
+        it now): every entry that encapsulates from one of them is built again and
+        written over the old one (same key: no frame finds it missing, and none goes
+        to the old member's ifindex afterwards). Returns how many were."""
+        self.forget_prepared()
+        heads = [h for h, e in self._offered.items()
+                 if e.encap is not None and e.encap.source_pa in addresses]  # fmt: skip
+        for head in heads:
+            self._install(Offload(head, None, self._offered[head]))
+        self.counters["entries_rehomed"] += len(heads)
+        return len(heads)
 
     def _reslot(self, w: _Written, slots: tuple[int, ...]) -> None:
         for slot in w.slots:
@@ -336,6 +351,7 @@ class KernelOffload:
     def _withdraw(self, head: Flow) -> None:
         key = self._of_head.pop(head, None)
         self._built.pop(head, None)
+        self._offered.pop(head, None)
         if key is None:
             return
         w = self._written.get(key)

@@ -9,6 +9,9 @@ by pyroute2's marshal), and ``dump()`` lists every link through pyroute2's ``IPR
 Setting an alias alone sends no netlink event (kernel 6.18), so the driver also
 re-dumps now and then; ``port_links`` turns a dump into the port table.
 
+Each link's carrier (up, and the lower layer up) comes with it: the driver follows its
+uplinks' carrier for team failover.
+
 ``python3 -m openhnv.vswitch.portlinks`` (inside a host namespace: ``ip netns exec``)
 prints what the driver would find there, as JSON: ports, uplinks, alias problems.
 """
@@ -32,6 +35,8 @@ from openhnv.vswitch.errors import VSwitchError
 PORT_ALIAS_PREFIX = "openhnv-port"
 UPLINK_NAME = re.compile(r"up[0-9]+")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+IFF_UP = 0x1  # <linux/if.h>: administratively up
+IFF_LOWER_UP = 0x10000  # <linux/if.h>: the driver signals carrier (L1 up)
 _RECV_BYTES = 1 << 16
 _RCVBUF = 1 << 20
 
@@ -46,6 +51,7 @@ class LinkInfo:
     ifname: str
     alias: str | None
     deleted: bool = False
+    carrier: bool = True  # up and with carrier (IFF_UP and IFF_LOWER_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,10 @@ def _info(message: object) -> LinkInfo | None:
         return None
     alias = get_attr("IFLA_IFALIAS")
     deleted = get("event") == "RTM_DELLINK"
-    return LinkInfo(int(get("index")), name, alias if isinstance(alias, str) else None, deleted)
+    flags = get("flags")
+    carrier = isinstance(flags, int) and flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP
+    return LinkInfo(int(get("index")), name, alias if isinstance(alias, str) else None, deleted,
+                    carrier)  # fmt: skip
 
 
 class LinkWatcher:

@@ -15,6 +15,8 @@ cycle); a listener may call back into the switch (``send_to_port``, ``apply``).
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
 import logging
 import os
 import threading
@@ -36,6 +38,7 @@ from openhnv.vswitch.driver import Driver, PaConfig
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.kernel import KernelSide
 from openhnv.vswitch.offload import KernelDriver, KernelOffload
+from openhnv.vswitch.team import Placement, member_order
 
 __all__ = ["HostSwitch", "PaConfig", "PortListener"]
 
@@ -58,6 +61,7 @@ class PortListener(Protocol):
     def port_added(self, port: str, mac: str) -> None: ...  # port = NIC instanceId
     def port_removed(self, port: str) -> None: ...
     def punted(self, port: str, frame: bytes, reason: str) -> None: ...  # e.g. ARP
+    def team_changed(self) -> None: ...  # a member's carrier or a PA's member (team_status)
 
 
 class HostSwitch:
@@ -79,6 +83,9 @@ class HostSwitch:
         self._ports: dict[str, str] = {}
         self._pas: dict[str, PaConfig] = {}
         self._pa_macs: dict[str, str] = {}
+        self._placed: dict[str, PaConfig] = {}  # the PAs on the member carrying each now
+        self._placement: dict[str, Placement] = {}
+        self._carrier: dict[str, bool] = {}
         self._next_hops: dict[str, str] = {}  # resolved address -> MAC (PAs and gateways)
         self._watched: frozenset[str] = frozenset()
         self._access_vlans: frozenset[int] = frozenset()
@@ -90,7 +97,7 @@ class HostSwitch:
         self._limit_reported: dict[str, dict[str, int]] = {}  # port -> drops last logged
         self._kernel: KernelSide | None = None
         if isinstance(driver, KernelDriver) and driver.fast_path is not None:
-            kernel = KernelOffload(driver.fast_path, driver, lambda: self._pas)
+            kernel = KernelOffload(driver.fast_path, driver, lambda: self._placed)
             self._kernel = KernelSide(engine, kernel)
         self._stopping = threading.Event()
         self._expirer: threading.Thread | None = None
@@ -454,13 +461,70 @@ class HostSwitch:
             if cmds and self._kernel is not None:
                 self._kernel.after_spaces()
 
+    def team_changed(
+        self,
+        placement: collections.abc.Mapping[str, Placement],
+        carrier: collections.abc.Mapping[str, bool],
+    ) -> None:
+        """The driver moved PAs between team members (or a member's carrier changed): the
+        kernel entries that send from a moved PA are rewritten to leave by its new member
+        before this returns (the engine's decisions do not change: the PA keeps its
+        address and MAC)."""
+        with self._lock:
+            changed = (self._placement, self._carrier) != (placement, carrier)
+            self._placement, self._carrier = dict(placement), dict(carrier)
+            before, self._placed = self._placed, self._on_members()
+            moved = {a for a, pa in self._placed.items()
+                     if a in before and before[a].interface != pa.interface}  # fmt: skip
+            if moved:
+                self.counters["pa_moves"] += len(moved)
+                if self._kernel is not None:
+                    self._kernel.rehome(moved)
+            listener = self._listener
+        if changed and listener is not None:  # the agent reports it to the controller
+            listener.team_changed()
+
+    def team_status(self) -> dict[str, object]:
+        """Each team member's carrier and where each PA lives (``hnv host status``)."""
+        with self._lock:
+            members = {pa.interface for pa in self._pas.values()} | set(self._carrier)
+            return {
+                "members": {m: "up" if self._carrier.get(m, True) else "down"
+                            for m in sorted(members, key=member_order)},
+                "provider_addresses": {
+                    a: {"member": p.member, "home": p.home, "moved": p.moved}
+                    for a, p in sorted(self._placements().items())
+                },
+            }  # fmt: skip
+
+    def placement(self) -> dict[str, Placement]:
+        """Where each PA lives (at home unless the driver moved it)."""
+        with self._lock:
+            return self._placements()
+
+    def _placements(self) -> dict[str, Placement]:
+        home = {a: Placement(a, pa.interface, pa.interface) for a, pa in self._pas.items()}
+        return {a: self._placement.get(a, p) for a, p in home.items()}
+
     # -- internals ---------------------------------------------------------------------
+
+    def _on_members(self) -> dict[str, PaConfig]:
+        """The PAs with the member that carries each now as their interface."""
+        placed: dict[str, PaConfig] = {}
+        for address, pa in self._pas.items():
+            where = self._placement.get(address)
+            if where is None or where.member == pa.interface:
+                placed[address] = pa
+            else:
+                placed[address] = dataclasses.replace(pa, interface=where.member)
+        return placed
 
     def _program_pas(self, wanted: dict[str, PaConfig], macs: dict[str, str]) -> None:
         cmds: list[c.Command] = [
             c.RemoveProviderAddress(a, missing_ok=True) for a in self._pas if a not in wanted
         ]
         self._pas, self._pa_macs = wanted, macs
+        self._placed = self._on_members()
         cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
         self._offload_pending()
         self.engine.programming.apply_all(cmds + self._neighbor_changes())

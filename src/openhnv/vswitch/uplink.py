@@ -267,11 +267,18 @@ class ProviderStack:
     def announce(self) -> list[Operation]:
         """A gratuitous ARP per uplink, so switches and the router learn the PAs."""
         ops: list[Operation] = []
-        for index, u in enumerate(self._uplinks):
-            arp = Arp(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, u.address)
-            header = _ethernet(BROADCAST_MAC, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
-            ops.append(UplinkSend(index, header + arp.pack()))
+        for index in range(len(self._uplinks)):
+            ops += self.announce_one(index)
         return ops
+
+    def announce_one(self, uplink: int) -> list[Operation]:
+        """A gratuitous ARP for the PA of ``uplink`` (it moved to another team member:
+        the fabric's bridges learn where its MAC is now)."""
+        u = self._uplinks[uplink]
+        arp = Arp(ARP_REQUEST, u.config.mac, u.address, ZERO_MAC, u.address)
+        header = _ethernet(BROADCAST_MAC, u.config.mac, ETHERTYPE_ARP, u.config.vlan)
+        self.counters["gratuitous_arps_sent"] += 1
+        return [UplinkSend(uplink, header + arp.pack())]
 
     def tick(self, now: float) -> list[Operation]:
         """Retry unanswered ARP requests and expire old answers."""

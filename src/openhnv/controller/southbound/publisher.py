@@ -11,7 +11,9 @@ the refs they changed, so they never wait for a host. One publisher thread then:
 - binds NICs: a host agent's ``Physical_Port`` row named by a NIC's instanceId with
   ``status:attached=true`` binds a NIC without ``server`` to that host (stored); a NIC
   whose ``server`` names another host keeps it (northbound wins) and shows a ``Warning``.
-- reports each server's ``configurationState`` and each NIC's ``provisioningState``:
+- reports each server's ``configurationState`` (a ``Warning`` / ``ProviderAddressMoved``
+  while the host's team member rows say a member has no carrier or a PA moved) and
+  each NIC's ``provisioningState``:
   ``Updating`` after its PUT, ``Succeeded`` once every host that needs its rows has
   committed them, ``Failed`` (the compiler's reason in ``configurationState``).
 
@@ -42,12 +44,15 @@ from openhnv.controller.southbound.status import (
     FAILURE,
     POLICY_COMPILE_FAILURE,
     PORT_ON_OTHER_HOST,
+    PROVIDER_ADDRESS_MOVED,
     SUCCESS,
     WARNING,
     AddressError,
     configuration_state,
     host_state,
+    is_team_report,
     server_remotes,
+    team_warning,
 )
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import DesiredState, RowChange
@@ -105,6 +110,7 @@ class Publisher:
         self._refs: dict[str, str] = {}  # casefolded ref -> ref, queued NB changes
         self._ports: list[tuple[str, RowEvent]] = []
         self._statuses: set[str] = set()
+        self._teams: dict[str, dict[str, dict[str, Any]]] = {}  # server -> member -> status
         self._links: dict[str, HostLink] = {}
         self._address_errors: dict[str, AddressError] = {}
         self._host_seq: dict[str, int] = {}
@@ -196,7 +202,16 @@ class Publisher:
 
     def _port_changed(self, server_id: str, event: RowEvent) -> None:
         with self._cond:
-            self._ports.append((server_id, event))
+            team = self._teams.setdefault(server_id, {})
+            status = None if event.new is None else event.new.get("status")
+            if is_team_report(event.new) and event.key is not None and isinstance(status, dict):
+                team[event.key] = {str(k): v for k, v in status.items()}
+                self._statuses.add(server_id)  # its configurationState may change
+            elif event.key in team:
+                del team[event.key]
+                self._statuses.add(server_id)
+            else:
+                self._ports.append((server_id, event))
             self._cond.notify_all()
 
     def _link_changed(self, server_id: str) -> None:
@@ -476,6 +491,10 @@ class Publisher:
             doc = configuration_state(FAILURE, err.code, str(err), now)
         elif status is not None:
             doc = host_state(status.remote, status.connected, status.error, status.code, now)
+            with self._cond:
+                warning = team_warning(self._teams.get(server_id, {}))
+            if warning is not None and status.connected and status.error is None:
+                doc = configuration_state(WARNING, PROVIDER_ADDRESS_MOVED, warning, now)
         else:
             return
         self._show(ref, doc)

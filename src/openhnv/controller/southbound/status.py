@@ -37,6 +37,8 @@ INVALID_MANAGEMENT_ADDRESS = "InvalidManagementAddress"
 POLICY_CONFIGURATION_FAILURE = "PolicyConfigurationFailure"
 POLICY_COMPILE_FAILURE = "PolicyCompileFailure"
 PORT_ON_OTHER_HOST = "PortReportedOnOtherHost"
+PROVIDER_ADDRESS_MOVED = "ProviderAddressMoved"
+TEAM_MEMBER = "team_member"  # Physical_Port.status of a host's team member row
 
 REMOTE_KINDS = ("unix", "tcp", "ssl")
 PORT_MAX = 65535
@@ -201,6 +203,31 @@ def host_state(
     if error is None:
         error = f"not connected to {remote} yet"
     return configuration_state(FAILURE, code, error, now)
+
+
+def is_team_report(row: Mapping[str, Any] | None) -> bool:
+    """A host's ``Physical_Port`` row for a team member (not a VM port's)."""
+    status = None if row is None else row.get("status")
+    return isinstance(status, Mapping) and status.get(TEAM_MEMBER) == "true"
+
+
+def team_warning(members: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """What a server's ``configurationState`` warns of while a team member has no carrier
+    or a PA lives away from its home member (the host's team member rows, docs/
+    southbound.md); None when the team is whole."""
+    down = sorted(m for m, s in members.items() if s.get("carrier") == "down")
+    moved = [
+        f"{address} on {member}"
+        for member, s in sorted(members.items())
+        for address in str(s.get("moved_provider_addresses", "")).split(",")
+        if address
+    ]
+    if not down and not moved:
+        return None
+    return (
+        f"Team members without carrier: {', '.join(down) or 'none'}; provider addresses"
+        f" moved to another member: {', '.join(moved) or 'none'}."
+    )
 
 
 __all__ = [
