@@ -3,7 +3,7 @@ agent's plan (IPv6 CA mappings, the router's IPv6 address) and where IPv6 frames
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from openhnv.agent.planner import plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler.compile import compile_datacenter, compile_host
 from openhnv.lab import documents as nb
-from openhnv.ovsdb.rows import Ref
+from openhnv.ovsdb.rows import Atom, Ref, Row
 from openhnv.testing.fuzz.world import EmulatedDatacenter
 from openhnv.testing.snapshots import (
     HOST1_PA,
@@ -67,14 +67,20 @@ def dual_stack() -> dict[str, list[Any]]:
     )
 
 
+def column(row: Row, name: str) -> Mapping[Atom, Atom]:
+    value = row[name]
+    assert isinstance(value, Mapping)
+    return value
+
+
 def test_the_logical_switch_carries_both_prefixes_and_router_addresses() -> None:
     state = compile_host(dual_stack(), "host1")
-    other = state["Logical_Switch"]["5001"]["other_config"]
+    other = column(state["Logical_Switch"]["5001"], "other_config")
     assert other["address_prefix"] == "10.7.0.0/24"
     assert other["gateway_ip"] == "10.7.0.1"
     assert other["address_prefix_v6"] == "fd00:7::/64"
     assert other["gateway_ip_v6"] == "fd00:7::1"
-    binding = state["Logical_Router"]["Dual"]["switch_binding"]
+    binding = column(state["Logical_Router"]["Dual"], "switch_binding")
     assert binding["fd00:7::/64"] == Ref("Logical_Switch", "5001")
     assert binding["10.7.0.0/24"] == Ref("Logical_Switch", "5001")
 
@@ -87,7 +93,7 @@ def test_every_ipv6_ca_is_a_mapping_to_an_ipv4_pa() -> None:
     assert isinstance(locator, Ref)
     assert state["Physical_Locator"][locator.key]["dst_ip"] == HOST2_PA[0]
     port = state["Physical_Port"][instance_id("/networkInterfaces/a")]
-    assert port["other_config"]["ip_addresses"] == "10.7.0.11,fd00:7::11"
+    assert column(port, "other_config")["ip_addresses"] == "10.7.0.11,fd00:7::11"
 
 
 def test_the_agent_plans_ipv6_mappings_and_the_router_on_each_subnet() -> None:
@@ -107,8 +113,11 @@ def test_the_agent_plans_ipv6_mappings_and_the_router_on_each_subnet() -> None:
 def test_an_ipv6_row_outside_the_switch_prefixes_is_a_problem() -> None:
     rows = compile_datacenter(dual_stack()).hosts["host1"]
     switch = rows["Logical_Switch"]["5001"]
-    switch["other_config"] = {**switch["other_config"], "gateway_ip_v6": "fd00:7::5"}
-    p = plan(read_catalog(rows))
+    bad = {
+        **switch,
+        "other_config": {**column(switch, "other_config"), "gateway_ip_v6": "fd00:7::5"},
+    }
+    p = plan(read_catalog({**rows, "Logical_Switch": {**rows["Logical_Switch"], "5001": bad}}))
     assert any("gateway_ip_v6" in problem.reason for problem in p.problems)
 
 

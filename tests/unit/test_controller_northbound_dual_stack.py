@@ -194,7 +194,7 @@ def test_removing_the_ipv6_prefix_under_an_ipv6_nic_is_a_conflict(
 
 def test_ipv6_acl_rules_are_accepted() -> None:
     svc = ControllerService(SqliteStore(":memory:"))
-    rule = {
+    rule: dict[str, Any] = {
         "resourceId": "in6",
         "properties": {
             "protocol": "TCP",

@@ -33,6 +33,9 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 # ethtool features turned off on a VM-side interface so that a userspace switch gets
 # whole frames with finished checksums (no 64 KB GSO super-frames).
 VM_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off")
+# IPv6 never reaches the kernel fast path, and the Python switch takes whole frames only:
+# a VM with offloads on sends its IPv6 TCP segmented (checksums may still be partial)
+IPV6_SEGMENTATION_OFF = ("tx-tcp6-segmentation", "off")
 _EXEC_TIMEOUT = 60.0
 
 P = ParamSpec("P")
@@ -313,6 +316,21 @@ def wire_frames_only(namespace: str, ifname: str) -> None:
     as a physical NIC puts on the wire: for links that reach the lab's userspace access
     relay (``vlanport``), which forwards frames one by one."""
     exec_in(namespace, ["ethtool", "-K", ifname, *WIRE_FRAMES_ONLY])
+
+
+def add_address6(namespace: str, ifname: str, interface: ipaddress.IPv6Interface) -> None:
+    """Turn IPv6 on for ``ifname`` (lab namespaces start with it off) and give it an
+    address; without duplicate address detection (the NC assigned the address; DAD would
+    only delay its link-local address, and so its router solicitation, by a second)."""
+    set_sysctl(namespace, f"net/ipv6/conf/{ifname}/accept_dad", "0")
+    set_sysctl(namespace, f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
+    argv = ["ip", "-6", "addr", "add", str(interface), "dev", ifname, "nodad"]
+    exec_in(namespace, argv)
+
+
+def disable_ipv6_segmentation(namespace: str, ifname: str) -> None:
+    """Turn off IPv6 TSO only (see ``IPV6_SEGMENTATION_OFF``)."""
+    exec_in(namespace, ["ethtool", "-K", ifname, *IPV6_SEGMENTATION_OFF])
 
 
 def disable_offloads(namespace: str, ifname: str) -> None:
