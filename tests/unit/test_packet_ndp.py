@@ -12,8 +12,8 @@ from scapy.layers.inet6 import (
     ICMPv6NDOptMTU,
     ICMPv6NDOptPrefixInfo,
     ICMPv6NDOptSrcLLAddr,
-    in6_getnsma,
 )
+from scapy.utils6 import in6_getnsma
 
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ndp import (
