@@ -81,8 +81,7 @@ def test_a_programmed_port_gets_an_unsolicited_router_advertisement(
     host: tuple[HostAgent, NullDriver, str],
 ) -> None:
     agent, driver, port = host
-    sent: list[bytes] = []
-    eventually(lambda: sent.extend(driver.take_sent(port)) or sent, "an unsolicited RA")
+    sent = eventually(lambda: driver.take_sent(port), "an unsolicited RA")
     ra = Ether(sent[0])
     assert (ra.dst, ra[IPv6].dst, ra[IPv6].src) == (
         "33:33:00:00:00:01",
