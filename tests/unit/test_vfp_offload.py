@@ -297,3 +297,32 @@ def test_ipv6_connections_stay_in_python() -> None:
     for engine in (a, b):
         assert engine.offload.operations() == []
         assert engine.offload.take_prospects() == []
+
+
+def test_an_ipv6_packet_too_big_for_the_uplink_is_answered_with_packet_too_big() -> None:
+    a = VfpEngine(clock=lambda: 0.0)
+    a.programming.apply(c.AddProviderAddress(ProviderAddress(PA_A, MAC_A, 24, mtu=1500)))
+    a.programming.apply(c.SetPaNeighbor(PA_B, MAC_B))
+    rdid = str(VM1[4])
+    a.programming.apply(c.AddMapping(Mapping(rdid, V6_1, PA_A, str(VM1[1]), 5001)))
+    a.programming.apply(c.AddMapping(Mapping(rdid, V6_2, PA_B, str(VM2[1]), 5001)))
+    a.programming.apply_all(
+        [
+            c.AddPort("vm1", str(VM1[1]), 5001, rdid, (V6_1,)),
+            c.AddLayer("vm1", "VNET", 30),
+            c.AddGroup("vm1", "VNET", "out-v6", OUT, 6),
+            c.AddRule("vm1", "VNET", "out-v6", Rule("l2", 1, conditions(), Encapsulate())),
+        ]
+    )
+    big = bytes(
+        Ether(src=str(VM1[1]), dst=str(VM2[1]))
+        / IPv6(src=V6_1, dst=V6_2)
+        / TCP(sport=40030, dport=80, flags="A")
+        / (b"x" * 1440)
+    )
+    emits = a.process("vm1", big)
+    assert Drop("vm1", "mtu_exceeded") in emits
+    [answer] = [e for e in emits if isinstance(e, Deliver)]
+    packet = Ether(answer.frame)
+    assert (packet[IPv6].src, packet[IPv6].dst) == (V6_2, V6_1)
+    assert (packet[IPv6].payload.type, packet[IPv6].payload.mtu) == (2, 1500 - 50)
