@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import ParamSpec, TypeVar
 
@@ -36,6 +37,7 @@ VM_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off")
 # IPv6 never reaches the kernel fast path, and the Python switch takes whole frames only:
 # a VM with offloads on sends its IPv6 TCP segmented (checksums may still be partial)
 IPV6_SEGMENTATION_OFF = ("tx-tcp6-segmentation", "off")
+ROUTE_POLL = 0.2  # seconds between looks at a VM's routes
 _EXEC_TIMEOUT = 60.0
 
 P = ParamSpec("P")
@@ -326,6 +328,21 @@ def add_address6(namespace: str, ifname: str, interface: ipaddress.IPv6Interface
     set_sysctl(namespace, f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
     argv = ["ip", "-6", "addr", "add", str(interface), "dev", ifname, "nodad"]
     exec_in(namespace, argv)
+
+
+def wait_default_route6(namespace: str, gateway: str, timeout: float) -> None:
+    """Wait until the namespace has an IPv6 default route via ``gateway`` (learnt from a
+    Router Advertisement); LabError naming what it has after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        routes = exec_in(namespace, ["ip", "-6", "route", "show", "default"]).stdout
+        if f"via {gateway} " in routes:
+            return
+        if time.monotonic() >= deadline:
+            found = routes.strip() or "no IPv6 default route"
+            raise LabError(f"{namespace}: no default route via {gateway} after {timeout:g} s "
+                           f"({found})")  # fmt: skip
+        time.sleep(ROUTE_POLL)
 
 
 def disable_ipv6_segmentation(namespace: str, ifname: str) -> None:
