@@ -258,3 +258,58 @@ def test_vlan_vm_errors_name_their_key(change: Any, message: str) -> None:
     doc = _vlan_doc()
     change(doc)
     assert message in _error(doc)
+
+
+def dual_stack() -> dict[str, Any]:
+    doc = figure8()
+    doc["virtual_networks"][0]["subnets"][0]["prefix6"] = "fd00:1::/64"
+    doc["vms"][0]["ip6"] = "fd00:1::11"
+    doc["vms"][1]["ip6"] = "fd00:1::12"
+    return doc
+
+
+def test_a_dual_stack_vm_gets_a_second_ip_configuration() -> None:
+    topology = from_document(dual_stack())
+    sql = topology.vm("contoso-sql")
+    assert sql.ip6 == ipaddress.IPv6Address("fd00:1::11")
+    assert topology.vm_subnet(sql).gateway6 == ipaddress.IPv6Address("fd00:1::1")
+    configs = nic_resource(sql).body["properties"]["ipConfigurations"]
+    assert [c["properties"]["privateIPAddress"] for c in configs] == ["10.1.1.11", "fd00:1::11"]
+    assert configs[1]["properties"]["privateIPAddressVersion"] == "IPv6"
+    assert (
+        nic_resource(topology.vm("fabrikam-sql")).body["properties"]["ipConfigurations"][0][
+            "properties"
+        ]["privateIPAddress"]
+        == "10.1.1.11"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("vms", 0, "ip6"), "fd00:2::11", "vms[0].ip6: fd00:2::11 is outside subnet subnet1"),
+        (("vms", 0, "ip6"), "fd00:1::1", "vms[0].ip6: fd00:1::1 is reserved"),
+        (("vms", 1, "ip6"), "fd00:1::11", "vms[1].ip6: fd00:1::11 is already used by VM"),
+        (("vms", 0, "ip6"), "10.1.1.11", "vms[0].ip6: 10.1.1.11 is not an IPv6 address"),
+        (("vms", 2, "ip6"), "fd00:1::13", "vms[2].ip6: subnet subnet1 has no prefix6"),
+        (
+            ("virtual_networks", 0, "subnets", 0, "prefix6"),
+            "10.1.1.0/24",
+            "virtual_networks[0].subnets[0].prefix6: 10.1.1.0/24 is not an IPv6 prefix",
+        ),
+        (
+            ("virtual_networks", 0, "subnets", 0, "prefix6"),
+            "fd00:1::/127",
+            "virtual_networks[0].subnets[0].prefix6: fd00:1::/127 is too small",
+        ),
+    ],
+)
+def test_bad_ipv6_values_name_their_key_path(
+    path: tuple[Any, ...], value: object, message: str
+) -> None:
+    doc = dual_stack()
+    target: Any = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert message in _error(doc)

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packet_strategies import macs, payloads, ports
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6PacketTooBig,
+    IPv6,
+)
 from scapy.layers.l2 import ARP, GRE, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 
@@ -22,6 +28,7 @@ from openhnv.packet.frames import (
     frag_needed_frame,
     icmp_echo_frame,
     nvgre_encapsulate,
+    packet_too_big_frame,
     tcp_frame,
     udp_frame,
     vxlan_encapsulate,
@@ -468,3 +475,26 @@ def test_fragmentation_needed_answers_a_df_datagram_from_its_destination() -> No
     assert bytes(icmp.payload)[:20] == with_df[14:34]  # quotes the original header
     assert len(answer) <= 14 + 576
     assert frag_needed_frame(segment, 1450) is None  # no DF: may be fragmented, no answer
+
+
+def test_packet_too_big_answers_any_ipv6_packet_from_its_destination() -> None:
+    big = bytes(
+        Ether(src=VM_A, dst=VM_B) / IPv6(src="fd00::1", dst="fd00::2")
+        / TCP(sport=40000, dport=80, flags="A") / (b"d" * 1440)
+    )  # fmt: skip
+    answer = packet_too_big_frame(big, 1450)
+    assert answer is not None
+    packet = Ether(answer)
+    assert (packet.src, packet.dst) == (VM_B, VM_A)
+    assert (packet[IPv6].src, packet[IPv6].dst) == ("fd00::2", "fd00::1")
+    too_big = packet[ICMPv6PacketTooBig]
+    assert (too_big.type, too_big.code, too_big.mtu) == (2, 0, 1450)
+    assert len(answer) - 14 == 1280  # quotes as much as fits the IPv6 minimum MTU
+    assert bytes(too_big.payload)[:40] == big[14:54]
+    scapy_sum = too_big.cksum
+    del too_big.cksum
+    assert Ether(bytes(packet))[ICMPv6PacketTooBig].cksum == scapy_sum
+    error = bytes(Ether(src=VM_A, dst=VM_B) / IPv6(src="fd00::1", dst="fd00::2")
+                  / ICMPv6DestUnreach() / (b"e" * 1400))  # fmt: skip
+    assert packet_too_big_frame(error, 1450) is None  # no error answers an error
+    assert packet_too_big_frame(answer[:13], 1450) is None

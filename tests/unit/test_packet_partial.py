@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from openhnv.packet.checksum import pseudo_header_sum
-from openhnv.packet.frames import arp_frame, tcp_frame, udp_frame, vxlan_encapsulate
+from openhnv.packet.frames import (
+    arp_frame,
+    nvgre_encapsulate,
+    tcp_frame,
+    udp_frame,
+    vxlan_encapsulate,
+)
 from openhnv.packet.partial import finish_checksum
 from openhnv.packet.tcp import TCP_ACK
 
@@ -53,3 +60,42 @@ def test_frames_without_a_transport_checksum_are_left_alone() -> None:
     arp = arp_frame(op=1, src_mac=MAC_A, dst_mac="ff:ff:ff:ff:ff:ff", sender_mac=MAC_A,
                     sender_ip=A, target_mac="00:00:00:00:00:00", target_ip=B)  # fmt: skip
     assert finish_checksum(arp) == arp
+
+
+def offloaded6(frame: bytes, checksum_at: int) -> bytes:
+    """An IPv6 ``frame`` as a sender with checksum offload leaves it (CHECKSUM_PARTIAL):
+    the transport checksum holds the folded IPv6 pseudo-header sum only."""
+    ip, l4 = 14, 14 + 40
+    partial = pseudo_header_sum(frame[ip + 8 : ip + 24], frame[ip + 24 : ip + 40],
+                                frame[ip + 6], len(frame) - l4)  # fmt: skip
+    at = l4 + checksum_at
+    return frame[:at] + partial.to_bytes(2, "big") + frame[at + 2 :]
+
+
+@pytest.mark.parametrize(
+    ("layer", "checksum_at"),
+    [(TCP(sport=40000, dport=5201, flags="A", seq=1), 16), (UDP(sport=5000, dport=53), 6)],
+)
+def test_an_offloaded_ipv6_segment_is_finished(layer: TCP | UDP, checksum_at: int) -> None:
+    whole = bytes(
+        Ether(src=MAC_A, dst=MAC_B)
+        / IPv6(src="fd00:6:0:1::10", dst="fd00:6:0:2::12")
+        / layer
+        / (b"s" * 1200)
+    )
+    finished = finish_checksum(offloaded6(whole, checksum_at))
+    assert finished == whole  # scapy's own checksum: the receiver accepts it
+
+
+def test_an_offloaded_ipv6_segment_inside_nvgre_is_finished_inside() -> None:
+    inner = bytes(
+        Ether(src=MAC_A, dst=MAC_B)
+        / IPv6(src="fd00:6:0:1::10", dst="fd00:6:0:1::11")
+        / TCP(sport=40000, dport=5202, flags="A")
+        / (b"n" * 900)
+    )
+    outer = nvgre_encapsulate(offloaded6(inner, 16), outer_src_mac=MAC_A, outer_dst_mac=MAC_B,
+                              src_pa="192.168.1.10", dst_pa="192.168.1.20", vsid=5001,
+                              flow_id=7)  # fmt: skip
+    finished = finish_checksum(outer)
+    assert finished[len(outer) - len(inner) :] == inner

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import struct
 
+from scapy.layers.inet import TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
 from vfp_frames import (
     MAC_A,
     MAC_B,
@@ -23,6 +26,7 @@ from vfp_frames import (
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
 from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.offload import DECAP, DELIVER, ENCAP, Offload, OffloadOp, edited_key
 from openhnv.vfp.policy import OUT, Block, Encapsulate, Rule, conditions
 from openhnv.vfp.spaces import Mapping, ProviderAddress
@@ -244,3 +248,81 @@ def _open_port(vm: tuple[object, ...]) -> list[c.Command]:
         c.AddGroup(name, "VNET", "out-v4", OUT),
         c.AddRule(name, "VNET", "out-v4", Rule("l2", 1, conditions(), Encapsulate())),
     ]
+
+
+def ipv6_host(pa: str, pa_mac: str) -> VfpEngine:
+    """A host of two IPv6-only VMs (vm1 on A, vm2 on B), its offload on."""
+    sw = VfpEngine(flow_capacity=1000, idle_timeout=60.0, clock=lambda: 0.0)
+    sw.programming.apply(c.AddProviderAddress(ProviderAddress(pa, pa_mac, 24)))
+    peer, peer_mac = (PA_B, MAC_B) if pa == PA_A else (PA_A, MAC_A)
+    sw.programming.apply(c.SetPaNeighbor(peer, peer_mac))
+    for name, vm_mac, ip, vm_pa in (("vm1", VM1[1], V6_1, PA_A), ("vm2", VM2[1], V6_2, PA_B)):
+        sw.programming.apply(c.AddMapping(Mapping(str(VM1[4]), ip, vm_pa, str(vm_mac), 5001)))
+        if vm_pa == pa:
+            port = c.AddPort(name, str(vm_mac), 5001, str(VM1[4]), (ip,))
+            sw.programming.apply_all(
+                hnv_port_commands(
+                    port, router_mac=ROUTER, vnet_prefixes=["fd00::/48"], families=(6,)
+                )
+            )
+    sw.offload.enable()
+    return sw
+
+
+V6_1, V6_2 = "fd00::11", "fd00::12"
+
+
+def test_ipv6_connections_stay_in_python() -> None:
+    """The kernel programs parse IPv4 only (miss_not_ipv4): an IPv6 pair is never offered,
+    nor prepared, though both directions were decided and delivered."""
+    a, b = ipv6_host(PA_A, MAC_A), ipv6_host(PA_B, MAC_B)
+    syn = bytes(
+        Ether(src=str(VM1[1]), dst=str(VM2[1]))
+        / IPv6(src=V6_1, dst=V6_2)
+        / TCP(sport=40000, dport=80, flags="S")
+    )
+    [tx] = a.process("vm1", syn)
+    assert isinstance(tx, Transmit)
+    [delivered] = b.process(UPLINK, tx.frame)
+    assert isinstance(delivered, Deliver)
+    synack = bytes(
+        Ether(src=str(VM2[1]), dst=str(VM1[1]))
+        / IPv6(src=V6_2, dst=V6_1)
+        / TCP(sport=80, dport=40000, flags="SA")
+    )
+    [back] = b.process("vm2", synack)
+    assert isinstance(back, Transmit)
+    [to_vm1] = a.process(UPLINK, back.frame)
+    assert isinstance(to_vm1, Deliver)
+    for engine in (a, b):
+        assert engine.offload.operations() == []
+        assert engine.offload.take_prospects() == []
+
+
+def test_an_ipv6_packet_too_big_for_the_uplink_is_answered_with_packet_too_big() -> None:
+    a = VfpEngine(clock=lambda: 0.0)
+    a.programming.apply(c.AddProviderAddress(ProviderAddress(PA_A, MAC_A, 24, mtu=1500)))
+    a.programming.apply(c.SetPaNeighbor(PA_B, MAC_B))
+    rdid = str(VM1[4])
+    a.programming.apply(c.AddMapping(Mapping(rdid, V6_1, PA_A, str(VM1[1]), 5001)))
+    a.programming.apply(c.AddMapping(Mapping(rdid, V6_2, PA_B, str(VM2[1]), 5001)))
+    a.programming.apply_all(
+        [
+            c.AddPort("vm1", str(VM1[1]), 5001, rdid, (V6_1,)),
+            c.AddLayer("vm1", "VNET", 30),
+            c.AddGroup("vm1", "VNET", "out-v6", OUT, 6),
+            c.AddRule("vm1", "VNET", "out-v6", Rule("l2", 1, conditions(), Encapsulate())),
+        ]
+    )
+    big = bytes(
+        Ether(src=str(VM1[1]), dst=str(VM2[1]))
+        / IPv6(src=V6_1, dst=V6_2)
+        / TCP(sport=40030, dport=80, flags="A")
+        / (b"x" * 1440)
+    )
+    emits = a.process("vm1", big)
+    assert Drop("vm1", "mtu_exceeded") in emits
+    [answer] = [e for e in emits if isinstance(e, Deliver)]
+    packet = Ether(answer.frame)
+    assert (packet[IPv6].src, packet[IPv6].dst) == (V6_2, V6_1)
+    assert (packet[IPv6].payload.type, packet[IPv6].payload.mtu) == (2, 1500 - 50)

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from openhnv.agent import arp, dhcp
+from openhnv.agent import arp, dhcp, ndp
 from openhnv.agent.incremental import PlanState, TableKey, touched_rows
 from openhnv.agent.planner import (
     EMPTY_PLAN,
@@ -45,7 +45,7 @@ from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import SslFiles
 from openhnv.vfp.commands import RemovePort
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.pipeline import DHCP_PUNT
+from openhnv.vfp.pipeline import DHCP_PUNT, ND_PUNT
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.switch import HostSwitch
 
@@ -95,6 +95,7 @@ class HostAgent:
         self._retry_at: float | None = None  # when to re-plan for refused units
         self._counters: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
+        self._ra_sent: dict[str, float] = {}  # port -> when its last unsolicited RA went
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -169,8 +170,8 @@ class HostAgent:
             }
 
     def counters(self) -> dict[str, int]:
-        """ARP and DHCP requests, replies, unanswered; Physical_Port rows written; other
-        punts."""
+        """ARP, DHCP and ND requests, replies, unanswered; unsolicited RAs; Physical_Port
+        rows written; other punts."""
         with self._counter_lock:
             return dict(self._counters)
 
@@ -212,6 +213,7 @@ class HostAgent:
     def port_added(self, port: str, mac: str) -> None:
         with self._cond:
             self._pending_ports[port] = mac
+            self._ra_sent.pop(port, None)  # a VM that came gets a router advertisement
             self._cond.notify_all()
 
     def port_removed(self, port: str) -> None:
@@ -227,6 +229,9 @@ class HostAgent:
     def punted(self, port: str, frame: bytes, reason: str) -> None:
         if reason == DHCP_PUNT:
             self._answer_dhcp(port, frame)
+            return
+        if reason == ND_PUNT:
+            self._answer_nd(port, frame)
             return
         if reason != "arp":
             self._count(f"punt:{reason}")
@@ -256,6 +261,45 @@ class HostAgent:
             self._count("dhcp_unanswered")
             return
         self._send(port, reply, "dhcp_replies")
+
+    def _answer_nd(self, port: str, frame: bytes) -> None:
+        """A Neighbor or Router Solicitation of ``port``: answered from the mapping store
+        (agent.ndp); other ND and MLD messages are the host's to absorb."""
+        self._count("nd_messages")
+        port_plan = self._plan.ports.get(port)
+        reply = None
+        if port_plan is not None:
+            requester = arp.Requester(port_plan.port.vsid, port_plan.port.ip_addresses)
+            reply = ndp.answer(self._plan.arp, requester, frame, self.switch.overlay_mtu())
+        if reply is None:
+            self._count("nd_unanswered")
+            return
+        self._send(port, reply, "nd_replies")
+
+    def _advertise_routers(self, now: float) -> None:
+        """Unsolicited Router Advertisements: to every port of a subnet with an IPv6 router
+        when it appears and every ``ndp.RA_INTERVAL`` seconds, as a router does."""
+        with self._cond:  # port_added (another thread) asks for one too
+            current = self._plan
+            for gone in set(self._ra_sent) - set(current.ports):
+                del self._ra_sent[gone]
+            due = [
+                (name, port_plan.port.vsid)
+                for name, port_plan in current.ports.items()
+                if now - self._ra_sent.get(name, -ndp.RA_INTERVAL) >= ndp.RA_INTERVAL
+            ]
+            for name, _ in due:
+                self._ra_sent[name] = now
+        mtu = self.switch.overlay_mtu()
+        for name, vsid in due:
+            ra = ndp.advertisement(current.arp, vsid, mtu=mtu)
+            if ra is None:
+                continue
+            try:
+                self.switch.send_to_port(name, ra)
+            except VSwitchError:
+                continue  # not attached yet: port_added asks for one again
+            self._count("ra_unsolicited")
 
     def _send(self, port: str, frame: bytes, counter: str) -> None:
         try:
@@ -295,6 +339,7 @@ class HostAgent:
                     self._reconcile()
                 elif touched:
                     self._reconcile_rows(touched)
+                self._advertise_routers(time.monotonic())
             except Exception:  # never let bad data or a bug stop the agent
                 log.exception("host agent %s: sync failed; retrying", self.host_name)
                 with self._cond:

@@ -20,12 +20,23 @@ from openhnv.packet.ethernet import ETHERTYPE_ARP, Ethernet
 
 
 @dataclass(frozen=True, slots=True)
+class Ipv6Router:
+    """The distributed router on a subnet's IPv6 prefix: the prefix it advertises and its
+    address there (the lowest usable, as for IPv4)."""
+
+    prefix: str  # e.g. fd00:7::/64
+    address: str  # e.g. fd00:7::1
+
+
+@dataclass(frozen=True, slots=True)
 class ArpTable:
-    """What the host answers: CA MACs per (VSID, CA) and the router per VSID."""
+    """What the host answers: CA MACs per (VSID, CA) of both IP families, the router's
+    IPv4 address per VSID, and its IPv6 prefix and address per VSID (agent.ndp)."""
 
     router_mac: str | None = None
     customer_macs: Mapping[tuple[int, str], str] = field(default_factory=dict)
     gateways: Mapping[int, str] = field(default_factory=dict)  # VSID -> router address
+    ipv6_routers: Mapping[int, Ipv6Router] = field(default_factory=dict)  # VSID -> router
 
 
 @dataclass(frozen=True, slots=True)

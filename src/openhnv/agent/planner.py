@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from openhnv.agent.arp import ArpTable
+from openhnv.agent.arp import ArpTable, Ipv6Router
 from openhnv.agent.dhcp import DhcpConfig
 from openhnv.agent.routes import route_tables
 from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
@@ -53,7 +53,7 @@ LAYER_OF = {"nic": ACL_NIC, "subnet": ACL_SUBNET}
 FAMILIES = (4, 6)
 ANY_NETWORK = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
 PROTO_ICMP, PROTO_ICMPV6 = 1, 58
-IPV4 = 4
+IPV4, IPV6 = 4, 6
 ROUTE_RULE, L2_RULE = "route", "l2"
 ACCESS_RDID = "vlan-"  # an access port's routing domain name: vlan-<VID> (it routes nothing)
 ROUTES_TABLE = "Logical_Router"  # route units are named by the RDID of the router's VNet
@@ -226,8 +226,20 @@ def plan(cat: Catalog) -> Plan:
             for k, s in cat.switches.items()
             if k in routed and s.gateway_ip is not None
         },
+        ipv6_routers=ipv6_routers(cat, routed),
     )
     return Plan(ports, mappings, tuple(pas), arp, tuple(problems), routes)
+
+
+def ipv6_routers(cat: Catalog, routed: set[str]) -> dict[int, Ipv6Router]:
+    """The distributed router's IPv6 prefix and address per VSID of a routed subnet
+    that has an IPv6 prefix (dual stack, or IPv6 only)."""
+    found: dict[int, Ipv6Router] = {}
+    for key, switch in cat.switches.items():
+        prefix, gateway = switch.prefix_for(IPV6), switch.gateway_for(IPV6)
+        if key in routed and prefix is not None and gateway is not None:
+            found[switch.vsid] = Ipv6Router(str(prefix), gateway)
+    return found
 
 
 def routing(cat: Catalog) -> tuple[str | None, set[str]]:

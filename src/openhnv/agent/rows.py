@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeAlias
 
 from openhnv.agent.team_rows import is_team_row
 from openhnv.ovsdb.keys import ACCESS_VLAN
-from openhnv.ovsdb.rows import Ref, Row
+from openhnv.ovsdb.rows import Atom, Ref, Row
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import (
     MAX_ACCESS_VLAN,
@@ -39,6 +39,7 @@ FULL_PORT_RANGE = (0, 65535)
 TRUE = "true"
 PARSE_CACHE = 1 << 16  # addresses and MACs parsed once per agent, not once per sync
 MAX_REASON = 300  # a hostile value (100 KB) is not repeated whole in a problem or a log line
+IPV6 = 6
 
 
 class RowError(ValueError):
@@ -93,6 +94,23 @@ class SwitchView:
     prefix: IPNetwork | None
     gateway_ip: str | None  # the distributed router's address (lowest usable)
     virtual_network: str
+    prefix6: IPNetwork | None = None  # a dual-stack subnet's IPv6 prefix (address_prefix_v6)
+    gateway_ip6: str | None = None  # the router's IPv6 address (lowest usable of prefix6)
+
+    def prefixes(self) -> tuple[IPNetwork, ...]:
+        """Every prefix of the subnet (one, or one per family when dual stack)."""
+        return tuple(p for p in (self.prefix, self.prefix6) if p is not None)
+
+    def gateway_for(self, version: int) -> str | None:
+        """The distributed router's address of IP ``version`` in this subnet, or None."""
+        for prefix, gateway in ((self.prefix, self.gateway_ip), (self.prefix6, self.gateway_ip6)):
+            if prefix is not None and prefix.version == version:
+                return gateway
+        return None
+
+    def prefix_for(self, version: int) -> IPNetwork | None:
+        """The subnet's prefix of IP ``version``, or None."""
+        return next((p for p in self.prefixes() if p.version == version), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +363,7 @@ def _switch(key: str, row: Row, cat: Catalog) -> None:
             f"other_config:gateway_ip={given!r} is not the lowest usable address {gateway} "
             f"of {prefix}"
         )
+    prefix6, gateway6 = _ipv6_subnet(other, prefix)
     cat.switches[key] = SwitchView(
         key=key,
         vsid=vsid,
@@ -352,7 +371,32 @@ def _switch(key: str, row: Row, cat: Catalog) -> None:
         prefix=prefix,
         gateway_ip=gateway,
         virtual_network=str(other.get("virtual_network", "")),
+        prefix6=prefix6,
+        gateway_ip6=gateway6,
     )
+
+
+def _ipv6_subnet(
+    other: Mapping[Atom, Atom], prefix: IPNetwork | None
+) -> tuple[IPNetwork | None, str | None]:
+    """A dual-stack switch's IPv6 prefix and router address (``address_prefix_v6``,
+    ``gateway_ip_v6``), beside an IPv4 ``address_prefix``; (None, None) without one."""
+    text = other.get("address_prefix_v6")
+    if not text:
+        return None, None
+    prefix6 = _prefix(text, "other_config:address_prefix_v6")
+    if prefix6.version != IPV6 or prefix is None or prefix.version == IPV6:
+        raise RowError(
+            f"other_config:address_prefix_v6={text!r} must be IPv6, beside an IPv4 address_prefix"
+        )
+    gateway = lowest_usable(prefix6)
+    given = other.get("gateway_ip_v6")
+    if given and _address(given, "other_config:gateway_ip_v6") != gateway:
+        raise RowError(
+            f"other_config:gateway_ip_v6={given!r} is not the lowest usable address {gateway} "
+            f"of {prefix6}"
+        )
+    return prefix6, gateway
 
 
 def _router(key: str, row: Row, cat: Catalog) -> None:
@@ -399,9 +443,10 @@ def _ucast(key: str, row: Row, cat: Catalog) -> None:
     locator = _ref(row.get("locator"), "locator", "Physical_Locator", cat.locators)
     mac = _mac(_text(row, "MAC"), "MAC")
     address = _address(_text(row, "ipaddr"), "ipaddr")
-    prefix = cat.switches[switch].prefix
-    if prefix is not None and not _inside(address, prefix):
-        raise RowError(f"ipaddr {address} is outside its logical switch's subnet {prefix}")
+    prefixes = cat.switches[switch].prefixes()
+    if prefixes and not any(_inside(address, p) for p in prefixes):
+        subnet = ", ".join(str(p) for p in prefixes)
+        raise RowError(f"ipaddr {address} is outside its logical switch's subnet {subnet}")
     mapping_type = _text(row, "mapping_type")
     if mapping_type not in ("local", "remote"):
         raise RowError(f"mapping_type={mapping_type!r} is not local or remote")

@@ -37,7 +37,7 @@ from pathlib import Path
 import openhnv
 from openhnv.lab import netns
 from openhnv.lab.errors import LabError
-from openhnv.lab.topology import Topology
+from openhnv.lab.topology import Topology, Vm
 from openhnv.vswitch.portlinks import port_alias
 
 RUN_ROOT = Path("/run/openhnv")
@@ -275,11 +275,22 @@ def _wire_vm(lab: Lab, vm_name: str, offloads: bool) -> None:
         netns.add_address(namespace, VM_INTERFACE, address)
         if gateway is not None:
             netns.add_route(namespace, None, gateway)
+    if vm.ip6 is not None:  # static (no DHCPv6); its default route comes from the RA
+        netns.add_address6(namespace, VM_INTERFACE, _interface6(topology, vm))
     if not offloads:
         netns.disable_offloads(namespace, VM_INTERFACE)
+    elif vm.ip6 is not None:
+        netns.disable_ipv6_segmentation(namespace, VM_INTERFACE)
     netns.set_up(host_namespace, port)
     if not offloads:
         netns.disable_offloads(host_namespace, port)
+
+
+def _interface6(topology: Topology, vm: Vm) -> ipaddress.IPv6Interface:
+    prefix6 = topology.vm_subnet(vm).prefix6
+    if prefix6 is None or vm.ip6 is None:  # the topology's checks rule this out
+        raise LabError(f"VM {vm.name}: ip6 without its subnet's prefix6")
+    return ipaddress.IPv6Interface(f"{vm.ip6}/{prefix6.prefixlen}")
 
 
 def rebuild_host(

@@ -154,10 +154,18 @@ def access_control_list(name: str, rules: Sequence[Document]) -> Resource:
 
 
 def virtual_subnet(
-    name: str, prefix: str, *, vsid: int | None = None, acl: str | None = None
+    name: str,
+    prefix: str,
+    *,
+    vsid: int | None = None,
+    acl: str | None = None,
+    ipv6_prefix: str | None = None,
 ) -> Document:
-    """A subnet of a virtual network; ``vsid`` asks for that VSID, else one is allocated."""
+    """A subnet of a virtual network; ``vsid`` asks for that VSID, else one is allocated;
+    ``ipv6_prefix`` makes it dual stack (``addressPrefixes``: both prefixes)."""
     properties: Document = {"addressPrefix": prefix}
+    if ipv6_prefix is not None:
+        properties["addressPrefixes"] = [prefix, ipv6_prefix]
     if vsid is not None:
         properties["virtualSubnetId"] = vsid
     if acl is not None:
@@ -195,6 +203,8 @@ def ip_configuration(
     properties: Document = {}
     if address is not None:
         properties["privateIPAddress"] = address
+        if ":" in address:
+            properties["privateIPAddressVersion"] = "IPv6"
     properties["privateIPAllocationMethod"] = "Static" if address is not None else "Dynamic"
     properties["subnet"] = reference("virtualNetworks", virtual_network_name, "subnets", subnet)
     if acl is not None:

@@ -149,6 +149,25 @@ def address(item: Mapping[str, Any], key: str, path: str) -> ipaddress.IPv4Addre
         raise TopologyError(f"{key_path(path, key)}: {value} is not an IPv4 address") from None
 
 
+def address6(item: Mapping[str, Any], key: str, path: str) -> ipaddress.IPv6Address:
+    value = required(item, key, path)
+    try:
+        return ipaddress.IPv6Address(str(value))
+    except ValueError:
+        raise TopologyError(f"{key_path(path, key)}: {value} is not an IPv6 address") from None
+
+
+def network6(item: Mapping[str, Any], key: str, path: str) -> ipaddress.IPv6Network:
+    text = str(required(item, key, path))
+    where = key_path(path, key)
+    if "/" not in text:
+        raise TopologyError(f"{where}: {text} is not an IPv6 prefix (CIDR such as fd00:1::/64)")
+    try:
+        return ipaddress.IPv6Network(text)
+    except ValueError as exc:
+        raise TopologyError(f"{where}: {text} is not an IPv6 prefix ({exc})") from None
+
+
 def network(item: Mapping[str, Any], key: str, path: str) -> ipaddress.IPv4Network:
     return parse_network(required(item, key, path), key_path(path, key))
 

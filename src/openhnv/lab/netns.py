@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import ParamSpec, TypeVar
 
@@ -33,6 +34,10 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 # ethtool features turned off on a VM-side interface so that a userspace switch gets
 # whole frames with finished checksums (no 64 KB GSO super-frames).
 VM_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off")
+# IPv6 never reaches the kernel fast path, and the Python switch takes whole frames only:
+# a VM with offloads on sends its IPv6 TCP segmented (checksums may still be partial)
+IPV6_SEGMENTATION_OFF = ("tx-tcp6-segmentation", "off")
+ROUTE_POLL = 0.2  # seconds between looks at a VM's routes
 _EXEC_TIMEOUT = 60.0
 
 P = ParamSpec("P")
@@ -320,6 +325,36 @@ def wire_frames_only(namespace: str, ifname: str) -> None:
     as a physical NIC puts on the wire: for links that reach the lab's userspace access
     relay (``vlanport``), which forwards frames one by one."""
     exec_in(namespace, ["ethtool", "-K", ifname, *WIRE_FRAMES_ONLY])
+
+
+def add_address6(namespace: str, ifname: str, interface: ipaddress.IPv6Interface) -> None:
+    """Turn IPv6 on for ``ifname`` (lab namespaces start with it off) and give it an
+    address; without duplicate address detection (the NC assigned the address; DAD would
+    only delay its link-local address, and so its router solicitation, by a second)."""
+    set_sysctl(namespace, f"net/ipv6/conf/{ifname}/accept_dad", "0")
+    set_sysctl(namespace, f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
+    argv = ["ip", "-6", "addr", "add", str(interface), "dev", ifname, "nodad"]
+    exec_in(namespace, argv)
+
+
+def wait_default_route6(namespace: str, gateway: str, timeout: float) -> None:
+    """Wait until the namespace has an IPv6 default route via ``gateway`` (learnt from a
+    Router Advertisement); LabError naming what it has after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        routes = exec_in(namespace, ["ip", "-6", "route", "show", "default"]).stdout
+        if f"via {gateway} " in routes:
+            return
+        if time.monotonic() >= deadline:
+            found = routes.strip() or "no IPv6 default route"
+            raise LabError(f"{namespace}: no default route via {gateway} after {timeout:g} s "
+                           f"({found})")  # fmt: skip
+        time.sleep(ROUTE_POLL)
+
+
+def disable_ipv6_segmentation(namespace: str, ifname: str) -> None:
+    """Turn off IPv6 TSO only (see ``IPV6_SEGMENTATION_OFF``)."""
+    exec_in(namespace, ["ethtool", "-K", ifname, *IPV6_SEGMENTATION_OFF])
 
 
 def disable_offloads(namespace: str, ifname: str) -> None:

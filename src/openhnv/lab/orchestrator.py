@@ -35,6 +35,8 @@ from pathlib import Path
 
 import httpx
 
+from openhnv.agent.ndp import router_link_local
+from openhnv.controller.northbound.render import DISTRIBUTED_ROUTER_MAC
 from openhnv.lab import builder, daemons, dhcp_client, management, netns
 from openhnv.lab.access import ApiAccess
 from openhnv.lab.documents import Document
@@ -50,6 +52,7 @@ TOPOLOGY_FILE = "topology.yaml"
 FASTPATH_FILE = "fastpath"
 FASTPATH_MODES = ("auto", "on", "off")
 PROVISION_SECONDS = 60.0
+ROUTER_ADVERTISEMENT_SECONDS = 30.0  # the host sends one as soon as it programs the port
 
 Progress = Callable[[str], None]
 
@@ -246,6 +249,11 @@ def _bring_up(
             namespace = lab.names.vm(dhcp_vm.name)
             with step(f"VM {dhcp_vm.name}: DHCP client (udhcpc) in {namespace}", progress):
                 dhcp_client.start(run_dir, namespace, dhcp_vm.name)
+        router = router_link_local(DISTRIBUTED_ROUTER_MAC)
+        for six in (v for v in topology.vms if v.ip6 is not None):
+            namespace = lab.names.vm(six.name)
+            with step(f"VM {six.name}: IPv6 default route via {router} (RA)", progress):
+                netns.wait_default_route6(namespace, router, ROUTER_ADVERTISEMENT_SECONDS)
         running.edge = bring_up_edge(lab, client, progress, provision_timeout)
     finally:
         client.close()

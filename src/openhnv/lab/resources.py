@@ -35,6 +35,7 @@ from openhnv.lab.edge import ExternalNetwork
 from openhnv.lab.topology import PORT_MAX, AclRule, Topology, Vm
 
 MAC_POOL = "lab"
+IPV6_CONFIGURATION = "ipconfig6"  # a dual-stack VM's second ipConfiguration
 MAC_POOL_RANGE = ("00-1D-D8-B7-00-00", "00-1D-D8-B7-FF-FF")
 OVSDB_SOCKET = "ovsdb.sock"
 _PROTOCOL_NAMES = {"vxlan": "Vxlan", "nvgre": "Nvgre"}
@@ -129,9 +130,17 @@ def virtual_networks(topology: Topology) -> list[Resource]:
     return [
         nb.virtual_network(
             network.name,
-            [str(p) for p in network.address_space],
+            # the IPv6 address space is the subnets' prefix6s (the lab file names no other)
+            [str(p) for p in network.address_space]
+            + [str(s.prefix6) for s in network.subnets if s.prefix6 is not None],
             [
-                nb.virtual_subnet(subnet.name, str(subnet.prefix), vsid=subnet.vsid, acl=subnet.acl)
+                nb.virtual_subnet(
+                    subnet.name,
+                    str(subnet.prefix),
+                    vsid=subnet.vsid,
+                    acl=subnet.acl,
+                    ipv6_prefix=None if subnet.prefix6 is None else str(subnet.prefix6),
+                )
                 for subnet in network.subnets
             ],
         )
@@ -146,9 +155,15 @@ def nic_resource(vm: Vm) -> Resource:
     if vm.logical_network is not None:
         where = nb.reference("logicalNetworks", vm.logical_network, "subnets", vm.subnet)
         config["properties"]["subnet"] = where
+    configs = [config]
+    if vm.ip6 is not None:  # dual stack: a second ipConfiguration in the same subnet
+        six = nb.ip_configuration(
+            str(vm.ip6), vm.virtual_network, vm.subnet, name=IPV6_CONFIGURATION, acl=vm.acl
+        )
+        configs.append(six)
     return nb.network_interface(
         vm.name,
-        [config],
+        configs,
         server_name=vm.host,
         mac=None if vm.mac is None else _mac_text(vm.mac),
         dns_servers=[str(a) for a in vm.dns_servers],

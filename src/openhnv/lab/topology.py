@@ -38,6 +38,7 @@ ACL_PROTOCOLS = ("TCP", "UDP", "ICMP", "All")
 ACL_ACTIONS = ("Allow", "Deny")
 ACL_TYPES = ("Inbound", "Outbound")
 ACL_PREFIX_TAGS = ("*", "Internet")
+MAX_PREFIX6_LEN = 126
 # Lab names become part of namespace names: short, lower case, no hyphen (the separator).
 _LAB_NAME = re.compile(r"[a-z][a-z0-9]{0,11}")
 # Resource names: what Microsoft's resourceId allows, kept short for interface names.
@@ -79,11 +80,17 @@ class VirtualSubnet:
     prefix: ipaddress.IPv4Network
     vsid: int | None
     acl: str | None
+    prefix6: ipaddress.IPv6Network | None = None  # dual stack: the subnet's IPv6 prefix
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
         """The distributed router's address: the lowest usable IP of the subnet."""
         return self.prefix.network_address + 1
+
+    @property
+    def gateway6(self) -> ipaddress.IPv6Address | None:
+        """The distributed router's IPv6 address: the lowest usable of ``prefix6``."""
+        return None if self.prefix6 is None else self.prefix6.network_address + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,7 @@ class Vm:
     acl: str | None = None  # the NIC's own ACL (its ipConfiguration's accessControlList)
     dhcp: bool = False  # the VM's namespace takes its address from a DHCP client
     dns_servers: tuple[ipaddress.IPv4Address, ...] = ()  # the NIC's dnsSettings
+    ip6: ipaddress.IPv6Address | None = None  # a second ipConfiguration (dual stack)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +349,11 @@ def _virtual_network(raw: object, path: str) -> VirtualNetwork:
     subnets = fields.listed(item, "subnets", path, _virtual_subnet, required=True)
     fields.unique(subnets, f"{path}.subnets")
     fields.no_overlap([(s.name, s.prefix) for s in subnets], f"{path}.subnets")
+    sixes = [(s.name, s.prefix6) for s in subnets if s.prefix6 is not None]
+    for k, (name6, six) in enumerate(sixes):
+        for other, prefix6 in sixes[:k]:
+            if six.overlaps(prefix6):
+                raise TopologyError(f"{path}.subnets: {name6} prefix6 {six} overlaps {other}")
     for j, subnet in enumerate(subnets):
         if not any(subnet.prefix.subnet_of(space) for space in spaces):
             raise TopologyError(
@@ -352,14 +365,21 @@ def _virtual_network(raw: object, path: str) -> VirtualNetwork:
 
 def _virtual_subnet(raw: object, path: str) -> VirtualSubnet:
     item = fields.mapping(raw, path)
-    fields.known(item, path, ("name", "prefix", "vsid", "acl"))
+    fields.known(item, path, ("name", "prefix", "vsid", "acl", "prefix6"))
     prefix = fields.network(item, "prefix", path)
     if prefix.num_addresses < 4:
         raise TopologyError(f"{path}.prefix: {prefix} is too small (at most /30)")
+    prefix6 = fields.network6(item, "prefix6", path) if item.get("prefix6") is not None else None
+    if prefix6 is not None and prefix6.prefixlen > MAX_PREFIX6_LEN:
+        raise TopologyError(f"{path}.prefix6: {prefix6} is too small (at most /{MAX_PREFIX6_LEN})")
     vsid = fields.integer(item, "vsid", path, VSID_MIN, VSID_MAX, default=None)
     acl = fields.string(item, "acl", path) if "acl" in item and item["acl"] is not None else None
     return VirtualSubnet(
-        name=fields.string(item, "name", path, pattern=_NAME), prefix=prefix, vsid=vsid, acl=acl
+        name=fields.string(item, "name", path, pattern=_NAME),
+        prefix=prefix,
+        vsid=vsid,
+        acl=acl,
+        prefix6=prefix6,
     )
 
 
@@ -405,7 +425,7 @@ def _vm(raw: object, path: str) -> Vm:
     item = fields.mapping(raw, path)
     fields.known(
         item, path, ("name", "host", "virtual_network", "logical_network", "subnet", "ip", "mac",
-                     "acl", "dhcp", "dns")
+                     "acl", "dhcp", "dns", "ip6")
     )  # fmt: skip
     logical = item.get("logical_network")
     if (logical is None) == (item.get("virtual_network") is None):
@@ -435,6 +455,7 @@ def _vm(raw: object, path: str) -> Vm:
         acl=None if item.get("acl") is None else fields.string(item, "acl", path),
         dhcp=dhcp,
         dns_servers=fields.listed(item, "dns", path, _dns_server, required=False),
+        ip6=fields.address6(item, "ip6", path) if item.get("ip6") is not None else None,
     )
 
 
@@ -465,6 +486,7 @@ def _check_vsids(networks: tuple[VirtualNetwork, ...]) -> None:
 def _check_vms(topology: Topology) -> None:
     host_names = {h.name for h in topology.hosts}
     taken: dict[tuple[str, ipaddress.IPv4Address], str] = {}
+    taken6: dict[tuple[str, ipaddress.IPv6Address], str] = {}
     acl_names = {a.name for a in topology.acls}
     for i, vm in enumerate(topology.vms):
         path = f"vms[{i}]"
@@ -497,6 +519,34 @@ def _check_vms(topology: Topology) -> None:
         if key in taken:
             raise TopologyError(f"{path}.ip: {vm.ip} is already used by VM {taken[key]!r}")
         taken[key] = vm.name
+        _check_ip6(vm, subnet, path, network.name, taken6)
+
+
+def _check_ip6(
+    vm: Vm,
+    subnet: VirtualSubnet,
+    path: str,
+    network: str,
+    taken: dict[tuple[str, ipaddress.IPv6Address], str],
+) -> None:
+    """A VM's ``ip6``: a usable address of its subnet's ``prefix6``, unique in the network."""
+    if vm.ip6 is None:
+        return
+    if subnet.prefix6 is None:
+        raise TopologyError(f"{path}.ip6: subnet {subnet.name} has no prefix6")
+    if vm.ip6 not in subnet.prefix6:
+        raise TopologyError(
+            f"{path}.ip6: {vm.ip6} is outside subnet {subnet.name} ({subnet.prefix6})"
+        )
+    if vm.ip6 in (subnet.prefix6.network_address, subnet.gateway6):
+        raise TopologyError(
+            f"{path}.ip6: {vm.ip6} is reserved in {subnet.prefix6} (network or gateway)"
+        )
+    if (network, vm.ip6) in taken:
+        raise TopologyError(
+            f"{path}.ip6: {vm.ip6} is already used by VM {taken[(network, vm.ip6)]!r}"
+        )
+    taken[(network, vm.ip6)] = vm.name
 
 
 def _check_logical_vms(topology: Topology) -> None:
@@ -529,6 +579,8 @@ def _check_logical_vms(topology: Topology) -> None:
                 f"{path}.logical_network: {network.name} is not trunked to PA subnet {pa_subnet}"
                 f" of host {vm.host} (external_networks[].trunk)"
             )
+        if vm.ip6 is not None:
+            raise TopologyError(f"{path}.ip6: a VM on a logical network has IPv4 only")
         prefix = subnet.prefix
         if vm.ip not in prefix or vm.ip in (prefix.network_address, prefix.broadcast_address,
                                             subnet.gateway):  # fmt: skip
@@ -548,6 +600,8 @@ def _acl_prefix(item: Mapping[str, Any], key: str, path: str) -> str:
     for tag in ACL_PREFIX_TAGS:
         if text.lower() == tag.lower():
             return tag
+    if ":" in text:  # an IPv6 rule
+        return str(fields.network6({key: text}, key, path))
     return str(fields.parse_network(text, fields.key_path(path, key)))
 
 

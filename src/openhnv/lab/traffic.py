@@ -24,8 +24,13 @@ _ACCEPT_POLL = 0.2
 _TTL = re.compile(r"ttl=(\d+)")
 
 
+def family_of(address: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 address, else AF_INET."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def _tcp_server(address: str, port: int) -> socket.socket:
-    return socket.create_server((address, port), reuse_port=False)
+    return socket.create_server((address, port), family=family_of(address), reuse_port=False)
 
 
 class TcpResponder:
@@ -72,8 +77,8 @@ class TcpResponder:
         self.close()
 
 
-def _tcp_client() -> socket.socket:
-    return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _tcp_client(family: socket.AddressFamily = socket.AF_INET) -> socket.socket:
+    return socket.socket(family, socket.SOCK_STREAM)
 
 
 def tcp_request(
@@ -83,7 +88,7 @@ def tcp_request(
 
     Raises OSError (timeout, refused, unreachable) when no answer comes.
     """
-    sock = netns.run_in(namespace, _tcp_client)
+    sock = netns.run_in(namespace, _tcp_client, family_of(address))
     with sock:
         sock.settimeout(timeout)
         sock.connect((address, port))

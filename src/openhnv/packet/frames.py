@@ -29,7 +29,13 @@ from openhnv.packet.icmp import (
     ICMP_FRAGMENTATION_NEEDED,
     Icmp,
 )
-from openhnv.packet.icmpv6 import ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, Icmpv6
+from openhnv.packet.icmpv6 import (
+    ICMPV6_ECHO_REPLY,
+    ICMPV6_ECHO_REQUEST,
+    ICMPV6_HEADER_LEN,
+    ICMPV6_PACKET_TOO_BIG,
+    Icmpv6,
+)
 from openhnv.packet.ipv4 import (
     IPV4_DEFAULT_TTL,
     IPV4_FLAG_DF,
@@ -41,7 +47,7 @@ from openhnv.packet.ipv4 import (
     PROTO_UDP,
     IPv4,
 )
-from openhnv.packet.ipv6 import IPv6
+from openhnv.packet.ipv6 import IPV6_HEADER_LEN, IPv6
 from openhnv.packet.tcp import Tcp
 from openhnv.packet.udp import UDP_HEADER_LEN, Udp
 from openhnv.packet.vxlan import VXLAN_HEADER_LEN, VXLAN_PORT, Vxlan
@@ -354,3 +360,37 @@ def frag_needed_frame(frame: bytes, mtu: int) -> bytes | None:
     return _ip_frame(src_mac=outer.dst, dst_mac=outer.src, src_ip=ip.dst, dst_ip=ip.src,
                      protocol=PROTO_ICMP, body=body, ttl=IPV4_DEFAULT_TTL,
                      vlan_id=None)  # fmt: skip
+
+
+IPV6_MIN_MTU = 1280
+"""RFC 8200 §5: every IPv6 link carries 1280 bytes; an ICMPv6 error never exceeds it."""
+PACKET_TOO_BIG_QUOTE = IPV6_MIN_MTU - IPV6_HEADER_LEN - ICMPV6_HEADER_LEN
+ICMPV6_ERROR_MAX = 127  # types 0..127 are errors (RFC 4443 §2.1): never answered with one
+
+
+def packet_too_big_frame(frame: bytes, mtu: int) -> bytes | None:
+    """The ICMPv6 Packet Too Big (type 2, code 0, RFC 4443 §3.2, the MTU in the second
+    word) that answers the untagged IPv6 ``frame``, sent back to its source as if from its
+    destination, quoting as much of it as keeps the message within 1280 bytes; None when
+    ``frame`` is not IPv6 or is itself an ICMPv6 error (RFC 4443 §2.4 (e)). Unlike IPv4
+    there is no DF bit: IPv6 routers never fragment, so every packet is answered."""
+    try:
+        outer, at = Ethernet.parse(frame)
+        if outer.ethertype != ETHERTYPE_IPV6 or outer.vlan_id is not None:
+            return None
+        ip, payload_at = IPv6.parse(frame, at)
+    except PacketError:
+        return None
+    if ip.next_header == PROTO_ICMPV6 and frame[payload_at] <= ICMPV6_ERROR_MAX:
+        return None
+    end = payload_at + ip.payload_length
+    quote = bytes(frame[at : min(end, at + PACKET_TOO_BIG_QUOTE)])
+    high, low = mtu >> _U16_BITS, mtu & _U16_MASK
+    body = Icmpv6(ICMPV6_PACKET_TOO_BIG, 0, high, low, quote).pack(ip.dst, ip.src)
+    return _ip_frame(src_mac=outer.dst, dst_mac=outer.src, src_ip=ip.dst, dst_ip=ip.src,
+                     protocol=PROTO_ICMPV6, body=body, ttl=IPV4_DEFAULT_TTL,
+                     vlan_id=None)  # fmt: skip
+
+
+_U16_BITS = 16
+_U16_MASK = 0xFFFF

@@ -47,7 +47,12 @@ from openhnv.packet.flowkey import (
     outer_key,
     parse_flow_key,
 )
-from openhnv.packet.frames import NVGRE_OUTER_LEN, VXLAN_OUTER_LEN, frag_needed_frame
+from openhnv.packet.frames import (
+    NVGRE_OUTER_LEN,
+    VXLAN_OUTER_LEN,
+    frag_needed_frame,
+    packet_too_big_frame,
+)
 from openhnv.packet.ipv4 import IPV4_PROTOCOL_AT, PROTO_TCP, PROTO_UDP
 from openhnv.packet.keyframe import frame_of_key, tunnel_frame_of_key
 from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT, TCP_SYN
@@ -403,7 +408,7 @@ class VfpEngine:
         self._answer_too_big(p, frame, t.next_hop_mtu, out)
 
     def _answer_too_big(self, p: Port, frame: bytes, mtu: int, out: list[Emit]) -> None:
-        answer = frag_needed_frame(frame, mtu)
+        answer = frag_needed_frame(frame, mtu) or packet_too_big_frame(frame, mtu)
         if answer is not None:
             p.counters["frag_needed_sent"] += 1
             out.append(Deliver(p.name, answer))

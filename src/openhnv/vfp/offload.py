@@ -23,8 +23,10 @@ replication and flows without a pair stay in Python, and so does every first pac
 the kernel's programs encapsulate, decapsulate and deliver, they do not push or pop an
 802.1Q tag, so neither its bridged frames nor its deliveries to or from another access
 port are offered (the kernel misses them and hands them to the switch, which alone
-decides them). A flow leaves (``Withdraw``) when it retires, when its decision
-(or its tail's) becomes something the kernel must not do, or when its port goes.
+decides them). Nor is any flow whose (inner) frame is not IPv4: the kernel's programs
+parse IPv4 only (``miss_not_ipv4``), so an IPv6 entry could never hit. A flow leaves
+(``Withdraw``) when it retires, when its decision (or its tail's) becomes something the
+kernel must not do, or when its port goes.
 
 Every change to a flow that the engine commits (``note``: the slow path, a pairing,
 a retirement) is remembered and evaluated in ``operations()``, which the edge calls
@@ -44,7 +46,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeAlias
 
 from openhnv.packet.addresses import MAC_LEN
-from openhnv.packet.ethernet import ETHERTYPE_AT
+from openhnv.packet.ethernet import ETHERTYPE_AT, ETHERTYPE_IPV4_BYTES
 from openhnv.packet.flowkey import FAST_KEY_LEN, FAST_KEY_TTL_AT
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.flowtable import Flow
@@ -117,6 +119,12 @@ def edited_key(key: bytes, edit: InnerEdit | None) -> bytes:
         ttl = key[FAST_KEY_TTL_AT] - 1
         key = key[:FAST_KEY_TTL_AT] + bytes((ttl,)) + key[FAST_KEY_TTL_AT + 1 :]
     return key
+
+
+def _ipv4_key(key: bytes, offset: int = 0) -> bool:
+    """Whether the flow key (of the frame at ``offset``) is an untagged IPv4 frame's."""
+    at = offset + ETHERTYPE_AT
+    return key[at : at + len(ETHERTYPE_IPV4_BYTES)] == ETHERTYPE_IPV4_BYTES
 
 
 def _compose(first: InnerEdit | None, then: InnerEdit | None) -> tuple[bool, FlowEdit | None]:
@@ -258,7 +266,7 @@ class Offloader:
             return None, None, None
         t = head.template
         if p is self.state.uplink:
-            if not isinstance(t, Decap):
+            if not isinstance(t, Decap) or not _ipv4_key(head.key, t.outer_len):
                 return None, None, None
             tail_key = (t.port, head.key[t.outer_len :])
             q, tail = self._tail(tail_key)
@@ -269,8 +277,8 @@ class Offloader:
                 return None, None, tail_key
             entry = OffloadEntry(DECAP, UPLINK, head.key, q.name, None, 0, edit, (UPLINK, q.name))
             return entry, tail, tail_key
-        if not p.enabled or p.access_vlan is not None:
-            return None, None, None  # an access port's frames stay in Python (docstring)
+        if not p.enabled or p.access_vlan is not None or not _ipv4_key(head.key):
+            return None, None, None  # access ports and IPv6 stay in Python (docstring)
         if head.pair is None:
             self._prospect(head, p)
             return None, None, None

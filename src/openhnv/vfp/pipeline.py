@@ -20,7 +20,14 @@ from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERTYPE_ARP
 from openhnv.packet.flowkey import FlowKey
 from openhnv.packet.gre import NVGRE_FLOW_ID_MAX
-from openhnv.packet.ipv4 import IPV4_CHECKSUM_AT, IPV4_DST_AT, IPV4_HEADER_LEN, PROTO_TCP, PROTO_UDP
+from openhnv.packet.ipv4 import (
+    IPV4_CHECKSUM_AT,
+    IPV4_DST_AT,
+    IPV4_HEADER_LEN,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    PROTO_UDP,
+)
 from openhnv.packet.tcp import TCP_CHECKSUM_AT
 from openhnv.packet.udp import UDP_CHECKSUM_AT
 from openhnv.vfp.classifier import PacketView
@@ -45,7 +52,13 @@ from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import Discard, HeaderOp, InnerEdit, Template, source_port_of
 
 DHCP_PUNT = "dhcp"  # a VM's DHCPv4 client message, for the agent's responder
+ND_PUNT = "nd"  # a VM's Neighbor Discovery or MLD message, for the agent's responder
 IPV4_FAMILY = 4
+IPV6_FAMILY = 6
+# ICMPv6 types a VM's link exchanges with its router and neighbours: MLD (130-132, 143,
+# RFC 2710/3810) and Neighbor Discovery (133-137, RFC 4861). The host answers them in
+# place of the router and the neighbours, so none is ever forwarded or flooded.
+ND_TYPES = frozenset({130, 131, 132, 133, 134, 135, 136, 137, 143})
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,8 +351,9 @@ def _bridge(
 
 
 def _for_the_host(state: EngineState, port: Port, frame: bytes, fk: FlowKey, d: Decision) -> bool:
-    """ARP and DHCPv4 client messages a VM sends are the host's to answer: punted to the
-    agent (never cached), unless a guard drops them first. False for anything else."""
+    """ARP, DHCPv4 client messages and IPv6 Neighbor Discovery (with MLD) a VM sends are
+    the host's to answer: punted to the agent (never cached), unless a guard drops ARP
+    first. False for anything else."""
     if fk.ethertype == ETHERTYPE_ARP:
         d.cacheable = False  # its key is the Ethernet header alone: never cached
         if _arp_blocked(state, port, frame, fk, d):
@@ -347,6 +361,8 @@ def _for_the_host(state: EngineState, port: Port, frame: bytes, fk: FlowKey, d: 
         d.punt = "arp"
     elif is_dhcp_client(fk) and fk.src_mac == port.mac:
         d.punt, d.cacheable = DHCP_PUNT, False
+    elif fk.family == IPV6_FAMILY and fk.protocol == PROTO_ICMPV6 and fk.icmp_type in ND_TYPES:
+        d.punt, d.cacheable = ND_PUNT, False
     else:
         return False
     if d.record:

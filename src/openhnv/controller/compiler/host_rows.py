@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 from openhnv.controller.compiler.firewall import NIC_LAYER, SUBNET_LAYER, AclRule, fw_rules
 from openhnv.controller.compiler.gateway_rows import GATEWAY_RULES
-from openhnv.controller.compiler.index import Index, Nic, VirtualNetwork, mac_with_colons
+from openhnv.controller.compiler.index import Index, Nic, Subnet, VirtualNetwork, mac_with_colons
 from openhnv.ovsdb.keys import ACCESS_VLAN
 from openhnv.ovsdb.rows import Atom, Ref, Row
 
@@ -85,6 +85,13 @@ def _locator_key(encapsulation_type: str, address: str) -> str:
     return f"{encapsulation_type}:{address}"
 
 
+def _ipv6_config(subnet: Subnet) -> dict[Atom, Atom]:
+    """A dual-stack subnet's IPv6 prefix and router address (docs/southbound.md)."""
+    if not subnet.ipv6_prefix:
+        return {}
+    return {"address_prefix_v6": subnet.ipv6_prefix, "gateway_ip_v6": subnet.ipv6_gateway_ip}
+
+
 def vnet_piece(index: Index, vnet_id: str) -> Piece:
     """The rows of one virtual network that every host with one of its NICs gets."""
     vnet = index.vnets[vnet_id]
@@ -101,9 +108,12 @@ def vnet_piece(index: Index, vnet_id: str) -> Piece:
                 "address_prefix": subnet.prefix,
                 "gateway_ip": subnet.gateway_ip,
                 "virtual_network": vnet.vnet_id,
+                **_ipv6_config(subnet),
             },
         }
         binding[subnet.prefix] = Ref("Logical_Switch", name)
+        if subnet.ipv6_prefix:
+            binding[subnet.ipv6_prefix] = Ref("Logical_Switch", name)
     compartment = index.gateways.by_vnet.get(vnet_id)
     static_routes: dict[Atom, Atom] = {}
     if compartment is not None:

@@ -76,6 +76,7 @@ DEFAULT_ROUTER_MAC = "401DD8B71C06"
 CONFIGURATION_ID = "configuration"
 VSID_MIN = 4096
 VSID_MAX = 2**24 - 2
+IPV4, IPV6 = 4, 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +315,8 @@ class Index:
                 )
             acl_ref = this_acl
             address = text(cprops, "privateIPAddress", where)
-            addresses.append(address_in(subnet.prefix, address, f"{where} privateIPAddress"))
+            prefix = subnet.prefix_for(address) if _is_ip(address) else subnet.prefix
+            addresses.append(address_in(prefix, address, f"{where} privateIPAddress"))
         if subnet is None:
             raise DocumentError("properties.ipConfigurations is empty")
         return subnet, acl_ref, tuple(addresses)
@@ -512,15 +514,37 @@ def _subnet(ref: str, vnet_id: str, props: Mapping[str, Any]) -> Subnet:
         raise DocumentError(f"virtualSubnetId {vsid} is outside {VSID_MIN}..{VSID_MAX}")
     (prefix,) = _networks([props.get("addressPrefix")], "properties.addressPrefix")
     network = ipaddress.ip_network(prefix)
-    lowest_usable = network.network_address + (1 if network.num_addresses > 2 else 0)
+    ipv6 = ""
+    if network.version == IPV4 and props.get("addressPrefixes") is not None:
+        given = _networks(props.get("addressPrefixes"), "properties.addressPrefixes")
+        sixes = [p for p in given if ipaddress.ip_network(p).version == IPV6]
+        if len(sixes) > 1:
+            raise DocumentError(f"properties.addressPrefixes holds two IPv6 prefixes: {sixes}")
+        ipv6 = sixes[0] if sixes else ""
     return Subnet(
         ref=ref,
         vnet_id=vnet_id,
         vsid=vsid,
         prefix=prefix,
-        gateway_ip=str(lowest_usable),
+        gateway_ip=_lowest_usable(prefix),
         acl_ref=ref_of(props.get("accessControlList"), "properties.accessControlList"),
+        ipv6_prefix=ipv6,
+        ipv6_gateway_ip=_lowest_usable(ipv6) if ipv6 else "",
     )
+
+
+def _lowest_usable(prefix: str) -> str:
+    """The distributed router's address in ``prefix``: its lowest usable address."""
+    network = ipaddress.ip_network(prefix)
+    return str(network.network_address + (1 if network.num_addresses > 2 else 0))
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def _dns_servers(settings: object) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from northbound documents, read by the row builders.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from openhnv.controller.compiler.firewall import AclRule
@@ -13,6 +14,7 @@ from openhnv.controller.compiler.firewall import AclRule
 NO_HOST = ""  # the server_id of a NIC behind a hardware VTEP (openhnv's vtepAddress)
 NO_VNET = ""  # the vnet_id of a logical (VLAN) subnet: it is in no virtual network
 NO_VSID = 0  # the vsid of a logical subnet
+IPV6 = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,16 @@ class Subnet:
     gateway_ip: str
     acl_ref: str | None
     vlan: int = 0
+    # a dual-stack virtual subnet's IPv6 prefix (addressPrefixes) beside an IPv4
+    # addressPrefix, and its distributed router address (the lowest usable); else ""
+    ipv6_prefix: str = ""
+    ipv6_gateway_ip: str = ""
+
+    def prefix_for(self, address: str) -> str:
+        """The subnet's prefix of ``address``'s IP family (the primary one if none)."""
+        if self.ipv6_prefix and ipaddress.ip_address(address).version == IPV6:
+            return self.ipv6_prefix
+        return self.prefix
 
     @property
     def logical(self) -> bool:

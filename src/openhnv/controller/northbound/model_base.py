@@ -259,6 +259,7 @@ Logging = Annotated[
 AllocationMethod = Annotated[
     str, BeforeValidator(one_of("Static", "Dynamic")), _enum_schema("Static", "Dynamic")
 ]
+IpVersion = Annotated[str, BeforeValidator(one_of("IPv4", "IPv6")), _enum_schema("IPv4", "IPv6")]
 CredentialType = Annotated[
     str,
     BeforeValidator(one_of(*CREDENTIAL_TYPES)),

@@ -36,6 +36,7 @@ from openhnv.controller.northbound.model_base import (
     CredentialType,
     Flag,
     IpAddress,
+    IpVersion,
     Logging,
     NicMac,
     PoolMac,
@@ -159,6 +160,8 @@ class AddressSpace(Properties):
 class VirtualSubnetProperties(Properties):
     READ_ONLY = frozenset({"ipConfigurations"})
     addressPrefix: Cidr
+    # dual stack: every prefix of the subnet (addressPrefix among them), one per family
+    addressPrefixes: list[Cidr] | None = Field(None, min_length=1)
     accessControlList: Ref | None = None
     virtualSubnetId: Vsid | None = None
 
@@ -176,6 +179,7 @@ class VirtualNetworkProperties(Properties):
 
 class IpConfigurationProperties(Properties):
     privateIPAddress: IpAddress | None = None
+    privateIPAddressVersion: IpVersion | None = None  # IPv4 unless told (or the address says)
     privateIPAllocationMethod: AllocationMethod | None = None
     subnet: Ref
     accessControlList: Ref | None = None

@@ -28,6 +28,23 @@ from openhnv.controller.northbound.state import children, find_child
 from openhnv.controller.northbound.store import Document
 from openhnv.controller.northbound.vlan_rules import check_nic_vlan
 
+IP_VERSIONS = {"IPv4": 4, "IPv6": 6}  # privateIPAddressVersion
+
+
+def subnet_prefixes(props: dict[str, Any]) -> list[str]:
+    """A virtual subnet's prefixes: ``addressPrefixes`` when given (dual stack, one per
+    IP family, ``addressPrefix`` among them), else ``addressPrefix`` alone."""
+    given = props.get("addressPrefixes")
+    return list(given) if given else [props["addressPrefix"]]
+
+
+def prefix_of_version(props: dict[str, Any], version: int) -> str | None:
+    """The subnet's prefix of IP ``version`` (4 or 6), or None."""
+    for prefix in subnet_prefixes(props):
+        if ipaddress.ip_network(prefix).version == version:
+            return prefix
+    return None
+
 
 def check_customer_address(address: str, prefix: str, field: str) -> None:
     """A NIC's CA must be a usable host of its subnet other than the router's address."""
@@ -118,7 +135,14 @@ def _address_rule(adm: Admission, subnet_ref: ResourcePath) -> Callable[[str, st
     subnet = resolved(adm.state, subnet_ref)
     prefix = subnet["properties"]["addressPrefix"]
     if subnet_ref.kind != LOGICAL_SUBNET:
-        return lambda address, where: check_customer_address(address, prefix, where)
+        props = subnet["properties"]
+
+        def check_ca(address: str, where: str) -> None:
+            version = ipaddress.ip_address(address).version
+            own = prefix_of_version(props, version) or prefix
+            check_customer_address(address, own, where)
+
+        return check_ca
     gateways = tuple(subnet["properties"].get("defaultGateways", []))
     providers = {
         pa["address"]: path.ref
@@ -140,7 +164,6 @@ def _address_rule(adm: Admission, subnet_ref: ResourcePath) -> Callable[[str, st
 
 def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[Document]) -> None:
     subnet = resolved(adm.state, subnet_ref)
-    prefix = subnet["properties"]["addressPrefix"]
     check = _address_rule(adm, subnet_ref)
     own = adm.path.key
     in_vnet = {
@@ -151,6 +174,7 @@ def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[
     for i, config in enumerate(configs):
         cp = config["properties"]
         where = f"properties.ipConfigurations[{i}].properties.privateIPAddress"
+        prefix = _config_prefix(subnet_ref, subnet["properties"], cp, where)
         if "privateIPAddress" not in cp:
             if cp.get("privateIPAllocationMethod") == "Static":
                 raise bad_request(where, "is required when privateIPAllocationMethod is Static")
@@ -177,6 +201,34 @@ def _customer_addresses(adm: Admission, subnet_ref: ResourcePath, configs: list[
             )
 
 
+def _config_prefix(
+    subnet_ref: ResourcePath, subnet: dict[str, Any], cp: dict[str, Any], where: str
+) -> str:
+    """The prefix an ipConfiguration draws from: its subnet's prefix of the family that
+    ``privateIPAddressVersion`` names (IPv4 unless it or the address says IPv6)."""
+    asked = cp.get("privateIPAddressVersion")
+    address = cp.get("privateIPAddress")
+    if subnet_ref.kind == LOGICAL_SUBNET:
+        return str(subnet["addressPrefix"])
+    actual = ipaddress.ip_address(address).version if address is not None else None
+    version = IP_VERSIONS[asked] if asked is not None else actual or 4
+    if actual is not None and actual != version:
+        raise bad_request(
+            where.replace("privateIPAddress", "privateIPAddressVersion"),
+            f"is {asked}, but privateIPAddress {address} is IPv{actual}",
+        )
+    prefix = prefix_of_version(subnet, version)
+    if prefix is None:
+        raise bad_request(
+            where if address is not None else where + "Version",
+            f"subnet {subnet_ref.ref} has no IPv{version} prefix "
+            f"(its prefixes: {', '.join(subnet_prefixes(subnet))})",
+        )
+    if asked is None and version == 6:
+        cp["privateIPAddressVersion"] = "IPv6"
+    return prefix
+
+
 def _dynamic_address(
     adm: Admission,
     config: Document,
@@ -186,7 +238,9 @@ def _dynamic_address(
     check: Callable[[str, str], None],
 ) -> str:
     old = find_child(adm.old, "ipConfigurations", str(config["resourceId"])) if adm.old else None
-    if old is not None and old["properties"].get("privateIPAddress") not in used:
+    kept = old["properties"].get("privateIPAddress") if old is not None else None
+    fits = kept is not None and ipaddress.ip_address(kept) in ipaddress.ip_network(prefix)
+    if old is not None and fits and kept not in used:
         try:
             check(old["properties"]["privateIPAddress"], where)
             return str(old["properties"]["privateIPAddress"])

@@ -22,7 +22,12 @@ from openhnv.controller.northbound.gateway_rules import (
     check_virtual_gateway,
 )
 from openhnv.controller.northbound.models import mac_digits
-from openhnv.controller.northbound.nic_rules import check_customer_address, check_network_interface
+from openhnv.controller.northbound.nic_rules import (
+    check_customer_address,
+    check_network_interface,
+    prefix_of_version,
+    subnet_prefixes,
+)
 from openhnv.controller.northbound.paths import (
     ResourcePath,
     check_resource_id,
@@ -323,9 +328,9 @@ def _virtual_network(adm: Admission) -> None:
     pending: list[Document] = []
     for i, subnet in enumerate(children(adm.new, "subnets")):
         base = f"properties.subnets[{i}].properties"
-        net = ipaddress.ip_network(subnet["properties"]["addressPrefix"])
-        _subnet_prefix_fits(base, net, space, seen)
-        seen.append((str(subnet["resourceId"]), net))
+        for field, net in _dual_stack_prefixes(base, subnet["properties"]):
+            _subnet_prefix_fits(field, net, space, seen)
+            seen.append((str(subnet["resourceId"]), net))
         if not _keep_or_claim_vsid(adm, subnet, base, vsid_owner):
             pending.append(subnet)
     _allocate_vsids(adm, pending, vsid_owner)
@@ -369,16 +374,48 @@ def _vsids_of_other_networks(adm: Admission) -> dict[int, str]:
     return owners
 
 
+def _dual_stack_prefixes(base: str, props: dict[str, Any]) -> list[tuple[str, IpNetwork]]:
+    """The subnet's prefixes with the field each comes from: ``addressPrefix``, and the
+    other ``addressPrefixes`` (at most one IPv4 and one IPv6, ``addressPrefix`` among
+    them)."""
+    primary = ipaddress.ip_network(props["addressPrefix"])
+    found: list[tuple[str, IpNetwork]] = [(f"{base}.addressPrefix", primary)]
+    given = props.get("addressPrefixes")
+    if given is None:
+        return found
+    nets = [ipaddress.ip_network(p) for p in given]
+    if primary not in nets:
+        raise bad_request(
+            f"{base}.addressPrefixes", f"does not hold addressPrefix {primary}: it lists them all"
+        )
+    versions: dict[int, IpNetwork] = {}
+    for j, net in enumerate(nets):
+        if net.version in versions and versions[net.version] != net:
+            raise bad_request(
+                f"{base}.addressPrefixes[{j}]",
+                f"{net} is a second IPv{net.version} prefix (beside {versions[net.version]}): "
+                "a dual-stack subnet has one IPv4 and one IPv6 prefix",
+            )
+        versions[net.version] = net
+        if net != primary and (f"{base}.addressPrefixes[{j}]", net) not in found:
+            found.append((f"{base}.addressPrefixes[{j}]", net))
+    props["addressPrefixes"] = [str(n) for n in sorted(versions.values(), key=lambda n: n.version)]
+    return found
+
+
 def _subnet_prefix_fits(
-    base: str, net: IpNetwork, space: list[tuple[str, IpNetwork]], seen: list[tuple[str, IpNetwork]]
+    field: str,
+    net: IpNetwork,
+    space: list[tuple[str, IpNetwork]],
+    seen: list[tuple[str, IpNetwork]],
 ) -> None:
     """Inside the address space, apart from the subnets before it."""
     if not any(n.version == net.version and net.subnet_of(n) for _, n in space):  # type: ignore[arg-type]
         spaces = ", ".join(p for p, _ in space)
-        raise bad_request(f"{base}.addressPrefix", f"{net} is outside the address space {spaces}")
+        raise bad_request(field, f"{net} is outside the address space {spaces}")
     other = overlapping(seen, net)
     if other is not None:
-        raise bad_request(f"{base}.addressPrefix", f"{net} overlaps sibling subnet {other}")
+        raise bad_request(field, f"{net} overlaps sibling subnet {other}")
 
 
 def _keep_or_claim_vsid(
@@ -395,8 +432,8 @@ def _keep_or_claim_vsid(
         if asked is not None and asked != fixed:
             raise conflict(f"{base}.virtualSubnetId", f"is {fixed} and cannot change to {asked}")
         sp["virtualSubnetId"] = fixed
-        if old["properties"]["addressPrefix"] != sp["addressPrefix"]:
-            _customer_addresses_fit(adm.state, subnet_path, sp["addressPrefix"], base)
+        if subnet_prefixes(old["properties"]) != subnet_prefixes(sp):
+            _customer_addresses_fit(adm.state, subnet_path, sp, base)
     elif asked is None:
         return False
     owner = vsid_owner.get(int(sp["virtualSubnetId"]))
@@ -421,18 +458,25 @@ def _allocate_vsids(adm: Admission, pending: list[Document], vsid_owner: dict[in
         vsid_owner[vsid] = str(subnet["resourceId"])
 
 
-def _customer_addresses_fit(state: State, subnet: ResourcePath, prefix: str, base: str) -> None:
+def _customer_addresses_fit(
+    state: State, subnet: ResourcePath, props: dict[str, Any], base: str
+) -> None:
     for nic_path, nic in state.all("networkInterfaces"):
         for config in children(nic, "ipConfigurations"):
             cp = config["properties"]
             if parse_path(cp["subnet"]["resourceRef"]).key != subnet.key:
                 continue
+            version = ipaddress.ip_address(cp["privateIPAddress"]).version
+            prefix = prefix_of_version(props, version)
             try:
+                if prefix is None:
+                    raise ValueError(version)
                 check_customer_address(cp["privateIPAddress"], prefix, "")
             except Exception:
                 raise conflict(
                     f"{base}.addressPrefix",
-                    f"{prefix} would not hold {cp['privateIPAddress']} of {nic_path.ref}",
+                    f"{', '.join(subnet_prefixes(props))} would not hold "
+                    f"{cp['privateIPAddress']} of {nic_path.ref}",
                 ) from None
 
 
