@@ -27,9 +27,10 @@ def test_migration_keeps_tcp_through_a_stateful_acl() -> None:
     with running_lab(topology) as lab:
         mover, peer = lab.vm_namespace("mover"), lab.vm_namespace("peer")
         assert traffic.ping(mover, PEER) == 64
-        with IdleConnection(mover, peer, PEER, 7000) as idle, Iperf3(
-            mover, peer, PEER, 5201, IPERF_SECONDS
-        ) as iperf:
+        with (
+            IdleConnection(mover, peer, PEER, 7000) as idle,
+            Iperf3(mover, peer, PEER, 5201, IPERF_SECONDS) as iperf,
+        ):
             assert idle.exchange() == (b"from-peer\n", b"from-mover\n")
             report = migration.migrate_running(lab, "mover", "host3", print)
             print(f"\nmigration: {report.as_dict()}")

@@ -14,8 +14,9 @@ The order (each step reported; times from the REST call in the ``MigrationReport
    are decided there (``import-connections``), before the VM's first packet arrives;
 4. the blackout: the host end of the VM's veth moves from the source host's namespace
    into the destination's (``netns.move_link``). The VM's namespace keeps its interface,
-   MAC, address, routes and sockets; the destination's switch takes the veth as the
-   NIC's port by its ifalias, as on ``hnv lab up``;
+   MAC, address, routes, sockets and ARP cache (``keep_neighbors``); the destination's
+   switch takes the veth as the NIC's port by its ifalias and brings it up, as on
+   ``hnv lab up``;
 5. the source has released the port (``list-ports``) and the controller reports the NIC
    ``Succeeded`` (every host that needs its rows has them).
 
@@ -66,7 +67,8 @@ class MigrationReport:
     connections: int  # the source's connections of the port
     adopted: int  # those the destination's policy took
     programmed_ms: float  # the destination's agent programmed the port
-    switched_ms: float  # the VM's veth is on the destination's switch
+    switched_ms: float  # the VM's veth moved into the destination host
+    attached_ms: float  # the destination's switch took it as the NIC's port
     released_ms: float  # the source has no port for the NIC any more
     succeeded_ms: float  # the controller reports the NIC Succeeded
     put_at: float  # the clock's time of the REST call
@@ -125,6 +127,16 @@ def moved(topology: Topology, vm: str, host: str) -> Topology:
     return placed(topology, {vm: host})
 
 
+def keep_neighbors(namespace: str) -> None:
+    """The VM of ``namespace`` keeps its ARP cache when its link drops: a Hyper-V VM's
+    NIC keeps its link through a live migration, the lab's veth loses carrier while its
+    host end moves, and Linux would flush the VM's neighbours (then the first packets
+    after the move wait a whole ARP retransmission, 1 s). As a roaming wireless NIC
+    does: ``arp_evict_nocarrier`` off."""
+    key = f"net/ipv4/conf/{builder.VM_INTERFACE}/arp_evict_nocarrier"
+    netns.set_sysctl(namespace, key, "0")
+
+
 def moved_document(document: Document, server: str) -> Resource:
     """The PUT of a NIC GET ``document`` placed on ``server``: what a client sends back."""
     properties = {
@@ -172,7 +184,7 @@ def migrate(
     def since() -> float:
         return (clock() - put_at) * 1000.0
 
-    _wait_ports(destination_dir, port, True, timeout, f"host {destination} programs {vm}")
+    _wait_ports(destination_dir, port, PROGRAMMED, timeout, f"host {destination} programs {vm}")
     programmed = since()
     adopted = 0
     if states:
@@ -186,21 +198,23 @@ def migrate(
         adopted = int(answer.get("adopted", 0)) if isinstance(answer, dict) else 0
     interface = lab.names.vm_port(vm)
     try:
+        keep_neighbors(lab.names.vm(vm))
         netns.move_link(lab.names.host(source), interface, lab.names.host(destination))
-        netns.set_up(lab.names.host(destination), interface)
     except LabError as exc:
         raise LabError(f"migrate: VM {vm}'s veth to host {destination}: {exc}") from exc
     switched = since()
     lab.topology = target
     _record(lab.run_dir, vm, destination)
+    _wait_ports(destination_dir, port, ATTACHED, timeout, f"host {destination} attaches {vm}")
+    attached = since()
     progress(f"VM {vm}: on host {destination}'s switch ({adopted} connections adopted)")
-    _wait_ports(source_dir, port, False, timeout, f"host {source} releases {vm}")
+    _wait_ports(source_dir, port, GONE, timeout, f"host {source} releases {vm}")
     released = since()
     wait_succeeded(client, [vm], timeout, progress)
     return MigrationReport(
         vm=vm, source=source, destination=destination, connections=len(states),
         adopted=adopted, programmed_ms=programmed, switched_ms=switched,
-        released_ms=released, succeeded_ms=since(), put_at=put_at,
+        attached_ms=attached, released_ms=released, succeeded_ms=since(), put_at=put_at,
     )  # fmt: skip
 
 
@@ -223,13 +237,17 @@ def migrate_running(
     return report
 
 
-def _wait_ports(state_dir: Path, port: str, present: bool, timeout: float, what: str) -> None:
-    """Until the host of ``state_dir`` has ``port`` programmed (``present``), or neither
-    programmed nor attached; ``LabError`` naming ``what`` after ``timeout``."""
+PROGRAMMED, ATTACHED, GONE = "programmed", "attached", "gone"
+
+
+def _wait_ports(state_dir: Path, port: str, until: str, timeout: float, what: str) -> None:
+    """Until the host of ``state_dir`` has ``port`` programmed (``PROGRAMMED``), or its
+    interface too (``ATTACHED``), or no trace of it (``GONE``); ``LabError`` naming
+    ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     try:
         with control.ControlClient(state_dir) as host:
-            while _has_port(host.call("list-ports"), port, present) != present:
+            while not port_state(host.call("list-ports"), port, until):
                 if time.monotonic() >= deadline:
                     raise LabError(f"migrate: {what}: not done after {timeout:g} s")
                 time.sleep(_POLL)
@@ -237,12 +255,11 @@ def _wait_ports(state_dir: Path, port: str, present: bool, timeout: float, what:
         raise LabError(f"migrate: {what}: {exc}") from exc
 
 
-def _has_port(rows: object, port: str, programmed_only: bool) -> bool:
-    if not isinstance(rows, list):
-        return False
-    return any(
-        isinstance(row, dict)
-        and row.get("name") == port
-        and (row.get("programmed") or (not programmed_only and row.get("attached")))
-        for row in rows
-    )
+def port_state(rows: object, port: str, until: str) -> bool:
+    """Whether ``list-ports`` ``rows`` show ``port`` in state ``until`` (see ``_wait_ports``)."""
+    found = [r for r in rows if isinstance(r, dict) and r.get("name") == port] if isinstance(
+        rows, list
+    ) else []  # fmt: skip
+    if until == GONE:
+        return not any(r.get("programmed") or r.get("attached") for r in found)
+    return any(r.get(until) for r in found)

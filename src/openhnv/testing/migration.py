@@ -20,6 +20,7 @@ process: nothing is left behind once closed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import subprocess
@@ -137,7 +138,7 @@ class PacedStream:
     def gap_ms(self, since: float, until: float) -> float:
         """The longest time without an arrival between ``since`` and ``until``."""
         times = [since, *(t for t in self.arrivals if since < t < until), until]
-        return max(b - a for a, b in zip(times, times[1:], strict=False)) * 1000.0
+        return max(b - a for a, b in itertools.pairwise(times)) * 1000.0
 
     def first_after(self, moment: float) -> float | None:
         """When the first byte after ``moment`` arrived (None: none yet)."""
@@ -161,9 +162,7 @@ class PacedStream:
 class Iperf3:
     """``iperf3 -s -1`` in ``peer``, ``iperf3 -c`` from ``mover`` for ``seconds``."""
 
-    def __init__(
-        self, mover: str, peer: str, peer_address: str, port: int, seconds: float
-    ) -> None:
+    def __init__(self, mover: str, peer: str, peer_address: str, port: int, seconds: float) -> None:
         self.server = subprocess.Popen(
             ["ip", "netns", "exec", peer, "iperf3", "-s", "-1", "-B", peer_address,
              "-p", str(port)],
