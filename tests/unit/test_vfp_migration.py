@@ -3,6 +3,8 @@ port lives on another host, with and without the connections carried over."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from vfp_frames import MAC_A, MAC_B, PA_A, PA_B, ROUTER, VM1, VM2, host, tcp_frame
 
@@ -12,10 +14,10 @@ from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.migration import ConnectionState, from_wire, to_wire
-from openhnv.vfp.policy import IN, OUT, Block, Rule, conditions
+from openhnv.vfp.policy import IN, OUT, Block, Direction, Rule, conditions
 from openhnv.vfp.spaces import Mapping
 
-DENY_IN = [(IN, Rule("deny-all-in", 100, conditions(), Block()))]
+DENY_IN: list[tuple[Direction, Rule]] = [(IN, Rule("deny-all-in", 100, conditions(), Block()))]
 DENY_ALL = [*DENY_IN, (OUT, Rule("deny-all-out", 100, conditions(), Block()))]
 ACK = 0x10
 SYN, SYN_ACK, FIN_ACK = 0x02, 0x12, 0x11
@@ -34,13 +36,13 @@ def _vm1_connected_to_vm2(flags: int = ACK) -> VfpEngine:
     return a
 
 
-def _b_after_vm1_moved_in(acl: list[tuple[str, Rule]]) -> VfpEngine:
+def _b_after_vm1_moved_in(acl: Sequence[tuple[Direction, Rule]]) -> VfpEngine:
     """Host B once VM1's port was created there and its mapping points at B's PA."""
     b = host(PA_B, MAC_B)
     b.programming.apply(c.AddMapping(Mapping(str(VM1[4]), str(VM1[2]), PA_B, str(VM1[1]), 5001)))
     port = c.AddPort("vm1", str(VM1[1]), 5001, str(VM1[4]), (str(VM1[2]),))
     b.programming.apply_all(
-        hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=["10.1.0.0/16"], nic_acl=acl)  # type: ignore[arg-type]
+        hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=["10.1.0.0/16"], nic_acl=acl)
     )
     return b
 

@@ -103,7 +103,7 @@ def placed(topology: Topology, where: Mapping[str, str]) -> Topology:
     return dataclasses.replace(topology, vms=vms)
 
 
-def _record(run_dir: Path, vm: str, host: str) -> None:
+def record_placement(run_dir: Path, vm: str, host: str) -> None:
     where = placement(run_dir)
     where[vm] = host
     (run_dir / PLACEMENT_FILE).write_text(json.dumps(where, sort_keys=True) + "\n")
@@ -204,7 +204,7 @@ def migrate(
         raise LabError(f"migrate: VM {vm}'s veth to host {destination}: {exc}") from exc
     switched = since()
     lab.topology = target
-    _record(lab.run_dir, vm, destination)
+    record_placement(lab.run_dir, vm, destination)
     _wait_ports(destination_dir, port, ATTACHED, timeout, f"host {destination} attaches {vm}")
     attached = since()
     progress(f"VM {vm}: on host {destination}'s switch ({adopted} connections adopted)")
