@@ -31,6 +31,7 @@ def test_migration_keeps_tcp_through_a_stateful_acl() -> None:
             IdleConnection(mover, peer, PEER, 7000) as idle,
             Iperf3(mover, peer, PEER, 5201, IPERF_SECONDS) as iperf,
         ):
+            iperf.wait_streaming(mover, 5201)
             assert idle.exchange() == (b"from-peer\n", b"from-mover\n")
             report = migration.migrate_running(lab, "mover", "host3", print)
             print(f"\nmigration: {report.as_dict()}")

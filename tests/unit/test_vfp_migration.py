@@ -107,3 +107,22 @@ def test_bad_wire_forms_name_the_field(wire: object, field: str) -> None:
     with pytest.raises(PolicyError) as caught:
         from_wire(wire)
     assert caught.value.field == field
+
+
+def test_a_connection_the_peer_opened_moves_too() -> None:
+    """VM2 connected to VM1 (inbound allowed); at the destination VM1's outbound is
+    denied, so VM1's next segment passes only as a reply of the moved connection."""
+    a = host(PA_A, MAC_A)
+    b = host(PA_B, MAC_B)
+    syn = b.process("vm2", tcp_frame(VM2[1], VM1[1], VM2[2], VM1[2], 6000, 22, flags=SYN))
+    assert isinstance(syn[0], Transmit)
+    assert isinstance(a.process(UPLINK, syn[0].frame, 0.0)[0], Deliver)
+    states = a.connection_states("vm1")
+    assert [s.direction for s in states] == [IN]
+    deny_out: list[tuple[Direction, Rule]] = [(OUT, Rule("deny-out", 100, conditions(), Block()))]
+    segment = tcp_frame(VM1[1], VM2[1], VM1[2], VM2[2], 22, 6000, flags=ACK)
+    fresh = _b_after_vm1_moved_in(deny_out)
+    assert fresh.process("vm1", segment, 1.0) == [Drop("vm1", "acl_deny")]
+    moved = _b_after_vm1_moved_in(deny_out)
+    assert moved.adopt_connections("vm1", states, 1.0) == 1
+    assert moved.process("vm1", segment, 1.0) == [Deliver("vm2", segment)]

@@ -32,6 +32,7 @@ from openhnv.lab import netns
 from openhnv.testing.processes import stop_process
 
 MESSAGE = 64  # bytes per paced message
+IPERF_CONNECTIONS = 2  # its control connection and one data stream
 IPERF_BITRATE = "20M"  # enough to keep the connection busy, little enough for 2 cores
 _RECV = 65536
 _ACCEPT_SECONDS = 10.0
@@ -175,6 +176,17 @@ class Iperf3:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.seconds = seconds
+
+    def wait_streaming(self, mover: str, port: int, timeout: float = _ACCEPT_SECONDS) -> None:
+        """Until the client holds its two connections (control and data) to ``port``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = netns.exec_in(mover, ["ss", "-Htn", "state", "established", f"dport = :{port}"],
+                                check=False)  # fmt: skip
+            if len(out.stdout.strip().splitlines()) >= IPERF_CONNECTIONS:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"iperf3 in {mover} did not open its connections to port {port}")
 
     @staticmethod
     def _wait_listening(peer: str, port: int) -> None:
