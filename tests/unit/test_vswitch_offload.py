@@ -343,3 +343,37 @@ def test_the_uplink_entry_keys_the_frames_the_kernel_sees() -> None:
     assert (key.remote_pa, key.local_pa) == (bytes([192, 168, 1, 10]), bytes([192, 168, 1, 20]))
     assert (key.vsid, key.vlan_id) == (VM1[3], 0)
     assert (key.flow.src_port, key.flow.dst_port, key.flow.protocol) == (40000, 80, 6)
+
+
+class LateDriver(KernelNullDriver):
+    """vm1's veth is not on this host until ``here``: its ifindex is unknown till then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.here = False
+
+    def port_ifindex(self, port: str) -> int | None:
+        if port == "vm1" and not self.here:
+            return None
+        return super().port_ifindex(port)
+
+
+def test_a_migrated_vms_flows_reach_the_kernel_once_its_veth_arrives() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    data, reply = connect(a, b)
+    states = sa.connection_states("vm1")
+    late = LateDriver()
+    sd, d = kernel_host(PA_A, driver=late)  # the destination: vm1's port programmed
+    d.remove_port("vm1")  # ... and its veth still on the source
+    assert sd.adopt_connections("vm1", states) == 1
+    b.inject_from_port("vm2", reply)  # the peer's next segment reaches the destination first
+    [tx] = b.take_transmitted()
+    d.inject_from_uplink(tx.frame)
+    assert d.take_sent("vm1") == [reply]
+    assert d.fast_path.all_entries() == {}  # no entry can name vm1's interface yet
+    late.here = True
+    d.inject_port("vm1", VM1[1])
+    entry = d.fast_path.executes(vm1_key(late, data))
+    assert entry is not None
+    assert entry.action == ACT_ENCAP
+    assert [e.action for e in d.fast_path.all_entries().values()].count(ACT_DECAP_DELIVER) == 1

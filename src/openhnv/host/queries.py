@@ -1,7 +1,8 @@
 """What the host's control socket answers: the ops of ``hnv vfp``, ``hnv host`` and ``hnv trace``.
 
 Every engine read runs under ``HostSwitch.inspect`` (the switch's lock), through the
-engine's own listings (``openhnv.vfp.listing``); nothing here changes the switch.
+engine's own listings (``openhnv.vfp.listing``); nothing here changes the switch but
+``import-connections`` (below).
 ``host_handlers`` returns the op table that ``control.ControlServer`` dispatches.
 
 Ops and their arguments (results are JSON-ready lists of dicts or dicts):
@@ -24,7 +25,14 @@ op                     arguments                       like
 ``status``                                             agent, process, team members
 ``problems``                                           rows the agent skipped, and why
 ``trace``              ``port``, ``tokens``, [``direction``]  ``/process-tuples``
+``export-connections``  ``port``                       a live migration's source side
+``import-connections``  ``port``, ``connections``      its destination side
 =====================  ==============================  ===================================
+
+The last two are the live migration's (``hnv lab migrate``, docs/vfp.md "Live
+migration"): the connection table of a VM port leaves the source host
+(``vfp.migration.to_wire``) and is decided again at the destination's port, the only
+op that changes the switch (as Hyper-V's hosts hand a port's VFP state over).
 """
 
 from __future__ import annotations
@@ -40,7 +48,9 @@ from openhnv.host.tracing import trace_frame, vm_port
 from openhnv.packet.decode import describe
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.listing import TableRow, Trace
+from openhnv.vfp.migration import ConnectionState, from_wire, to_wire
 from openhnv.vfp.policy import Conditions
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 from openhnv.vswitch.team import Placement
@@ -385,7 +395,20 @@ def host_handlers(
         "trace": lambda p: _trace(switch, p),
         "customer-routes": lambda _: switch.inspect(customer_routes),
         "compartments": compartments,
+        "export-connections": lambda p: to_wire(switch.connection_states(_required(p, "port"))),
+        "import-connections": lambda p: {
+            "adopted": switch.adopt_connections(
+                _required(p, "port"), _connections(p.get("connections"))
+            )
+        },
     }
+
+
+def _connections(value: object) -> list[ConnectionState]:
+    try:
+        return from_wire(value)
+    except PolicyError as exc:
+        raise ControlError(f"argument {exc}") from None
 
 
 def customer_routes(engine: VfpEngine) -> list[TableRow]:

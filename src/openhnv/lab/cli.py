@@ -10,10 +10,14 @@
     hnv lab exec [--lab LAB] VM -- CMD...   run CMD inside a VM's namespace
     hnv lab host [--lab LAB] HOST -- CMD... run CMD inside a host's namespace with
                                   HNV_STATE_DIR set, e.g. `-- hnv vfp list-ports`
+    hnv lab migrate [--lab LAB] VM --to HOST
+                                  live-migrate a VM: its port on HOST, its NIC's server
+                                  through REST, its connections and its veth moved
     hnv lab clean                 remove every hnv- namespace, link and recorded daemon
 
 ``up`` saves the topology in ``/run/openhnv/<lab>/topology.yaml`` so that the other
-subcommands know the lab without the file.
+subcommands know the lab without the file; ``migrate`` records where VMs moved
+(``placement.json`` beside it).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from openhnv.lab import builder, daemons, netns, orchestrator
+from openhnv.lab import builder, daemons, migration, netns, orchestrator
 from openhnv.lab.documents import Document
 from openhnv.lab.errors import LabError
 from openhnv.lab.resources import host_state_dir
@@ -59,8 +63,10 @@ def _pick_lab(requested: str | None, run_root: Path) -> str:
 
 
 def _saved_topology(lab: str, run_root: Path) -> Topology | None:
-    path = builder.run_dir_of(lab, run_root) / TOPOLOGY_FILE
-    return load(path) if path.exists() else None
+    """The lab's topology with each VM where it runs now (after ``migrate``)."""
+    run_dir = builder.run_dir_of(lab, run_root)
+    path = run_dir / TOPOLOGY_FILE
+    return migration.placed(load(path), migration.placement(run_dir)) if path.exists() else None
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -242,6 +248,36 @@ def _host(args: argparse.Namespace) -> int:
     return subprocess.run(argv, check=False, env=env).returncode
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    lab = _pick_lab(args.lab, args.run_root)
+    topology = _saved_topology(lab, args.run_root)
+    if topology is None:
+        raise LabError(f"lab {lab} has no saved topology (was it made by `hnv lab up`?)")
+    run_dir = builder.run_dir_of(lab, args.run_root)
+    urls = daemons.controller_urls(run_dir)
+    if not urls:
+        raise LabError(f"lab {lab} has no controller")
+    running = builder.Lab(topology=topology, names=builder.LabNames(lab), run_dir=run_dir)
+    client = ControllerClient.connect_any(urls, access=daemons.controller_access(run_dir))
+
+    def progress(message: str) -> None:
+        print(f"  {message}", flush=True)
+
+    try:
+        report = migration.migrate(running, client, args.vm, args.to, progress,
+                                   timeout=args.timeout)  # fmt: skip
+    finally:
+        client.close()
+    print(
+        f"VM {report.vm} moved from {report.source} to {report.destination}:"
+        f" port programmed {report.programmed_ms:.0f} ms after the PUT, VM switched at"
+        f" {report.switched_ms:.0f} ms, source released at {report.released_ms:.0f} ms,"
+        f" NIC Succeeded at {report.succeeded_ms:.0f} ms;"
+        f" {report.adopted}/{report.connections} connections carried"
+    )
+    return 0
+
+
 def _clean(args: argparse.Namespace) -> int:
     report = builder.clean(netns.PREFIX, args.run_root)
     print(
@@ -294,6 +330,17 @@ def _parser() -> argparse.ArgumentParser:
     host.add_argument("host")
     host.add_argument("command", nargs=argparse.REMAINDER)
     host.set_defaults(run=_host)
+    move = sub.add_parser(
+        "migrate", help="live-migrate a VM to another host (its connections survive)"
+    )
+    move.add_argument("--lab", help="lab name (default: the only lab)")
+    move.add_argument("vm")
+    move.add_argument("--to", required=True, metavar="HOST", help="the destination host")
+    move.add_argument(
+        "--timeout", type=float, default=migration.MIGRATION_SECONDS,
+        help="seconds to wait for each step (default %(default)g)",
+    )  # fmt: skip
+    move.set_defaults(run=_migrate)
     clean = sub.add_parser("clean", help="remove every hnv- namespace, link and daemon")
     clean.set_defaults(run=_clean)
     return parser

@@ -301,6 +301,17 @@ def set_alias(namespace: str, ifname: str, alias: str) -> None:
         )
 
 
+def move_link(namespace: str, ifname: str, target: str) -> None:
+    """Move ``ifname`` from ``namespace`` into namespace ``target`` (it arrives down; its
+    name, MAC, MTU, ifalias and offload settings stay; a veth keeps its peer)."""
+    with _ipr(namespace) as ipr:
+        index = _index(ipr, namespace, ifname)
+        _netlink(
+            f"{namespace}: move {ifname} into {target}",
+            lambda: ipr.link("set", index=index, net_ns_fd=target),
+        )
+
+
 def link_mac(namespace: str, ifname: str) -> str:
     """The MAC address of an interface, lower case with colons."""
     with _ipr(namespace) as ipr:

@@ -82,10 +82,18 @@ class ControllerClient:
         for client in self._clients:
             client.close()
 
-    def _call(self, method: str, path: str, body: Document | None = None) -> httpx.Response:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Document | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         for attempt in range(len(self._clients)):
             try:
-                response = self.http.request(method, self.base_path + path, json=body)
+                response = self.http.request(
+                    method, self.base_path + path, json=body, headers=headers
+                )
                 break
             except httpx.TransportError as exc:  # that replica is down: try the next one
                 if attempt == len(self._clients) - 1:
@@ -101,9 +109,11 @@ class ControllerClient:
             )
         return response
 
-    def put(self, resource: Resource) -> Document:
-        """Create or replace; returns the controller's document (instanceId, etag, ...)."""
-        document: Document = self._call("PUT", resource.path, resource.body).json()
+    def put(self, resource: Resource, *, if_match: str | None = None) -> Document:
+        """Create or replace; returns the controller's document (instanceId, etag, ...).
+        ``if_match``: the etag the resource must still have (412 otherwise)."""
+        headers = None if if_match is None else {"If-Match": if_match}
+        document: Document = self._call("PUT", resource.path, resource.body, headers).json()
         return document
 
     def get(self, path: str) -> Document:

@@ -61,6 +61,7 @@ from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import TCP_CLOSE_FLAGS, TCP_WATCH_FLAGS, Flow, UnifiedFlowTable
 from openhnv.vfp.limits import FLOW_LIMIT, NO_LIMITS, PortLimits
 from openhnv.vfp.listing import Listing
+from openhnv.vfp.migration import ConnectionState
 from openhnv.vfp.model import Port
 from openhnv.vfp.offload import Offloader
 from openhnv.vfp.pipeline import Decision, decide
@@ -710,6 +711,61 @@ class VfpEngine:
             for name in [k for k in p.counters if k.startswith(_PACKET_COUNTERS)]:
                 if drops.get(name, 0) != p.counters[name]:
                     p.counters[name] = drops.get(name, 0)
+
+    # -- live migration (vfp.migration) --------------------------------------------------
+
+    def connection_states(self, port: str) -> list[ConnectionState]:
+        """The connections VM ``port`` tracks: the origin flow of each (what a live
+        migration carries to the destination's ``adopt_connections``)."""
+        p = self.state.port(port)
+        return [
+            ConnectionState(f.table.direction, f.key, f.closing)
+            for f in list(p.connections.values())
+            if f.table.flows.get(f.key) is f
+        ]
+
+    def adopt_connections(
+        self, port: str, states: Iterable[ConnectionState], now: float | None = None
+    ) -> int:
+        """Decide the origin flow of each connection of ``states`` at VM ``port`` from its
+        key, in the direction it was opened, through this port's policy (vfp.migration);
+        returns how many connections the port now tracks from them. Nothing is emitted
+        and no packet counter moves (as ``replay_all``)."""
+        if now is None:
+            now = self.clock()
+        state = self.state
+        p = state.port(port)
+        saved = [(q, q.packets_in, q.packets_out, q.uft_hits, _drop_counters(q))
+                 for q in (*state.ports.values(), state.uplink)]  # fmt: skip
+        scratch: list[Emit] = []
+        adopted = 0
+        for s in states:
+            frame = frame_of_key(s.key)
+            if frame is None:
+                continue  # not a key the engine makes frames of: its next packet decides
+            try:
+                fk = parse_flow_key(frame)
+            except PacketError:
+                continue
+            table = p.table(s.direction)
+            self._slow(p, s.direction, frame, now, scratch, table.flows.get(fk.key), None, fk)
+            flow = table.flows.get(fk.key)
+            if (
+                flow is not None
+                and flow.connection is not None
+                and (
+                    p.connections.get(flow.connection) is flow  # allowed: not a cached drop
+                )
+            ):
+                adopted += 1
+                flow.closing = s.closing
+        for q, packets_in, packets_out, hits, drops in saved:
+            q.packets_in, q.packets_out, q.uft_hits = packets_in, packets_out, hits
+            for name in [k for k in q.counters if k.startswith(_PACKET_COUNTERS)]:
+                if drops.get(name, 0) != q.counters[name]:
+                    q.counters[name] = drops.get(name, 0)
+        p.counters["connections_adopted"] += adopted
+        return adopted
 
     def _replay_vm(self, p: Port, frame: bytes, now: float, scratch: list[Emit]) -> None:
         key = flow_key(frame)

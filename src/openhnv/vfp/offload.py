@@ -175,6 +175,21 @@ class Offloader:
         """Evaluate ``heads`` again at the next ``operations()``."""
         self.pending.extend(heads)
 
+    def port_attached(self, port: str) -> None:
+        """The interface of VM ``port`` appeared (a port created before its VM arrived, as
+        on a live migration's destination): what was offered for it before could not
+        reach the kernel, so its flows and the heads delivering to it are offered again
+        at the next ``operations()``."""
+        p = self.state.ports.get(port)
+        if p is None:
+            return
+        heads = list(p.outbound)
+        for tail in p.inbound:
+            heads += self._heads_of.get((port, tail.key), ())
+        for head in heads:
+            self.offered.pop(head, None)
+        self.pending.extend(heads)
+
     def take_prospects(self) -> list[tuple[Flow, OffloadEntry]]:
         """The prospects found since the last call (see ``prospects``)."""
         found, self.prospects = self.prospects, []

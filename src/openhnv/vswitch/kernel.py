@@ -20,6 +20,7 @@ kernel's maps change in the engine's order:
 - ``after_spaces()``: after a change of PAs or PA neighbours: every offered flow;
 - ``rehome(addresses)``: after PAs moved to another team member: the entries that
   send from them are written again with the new member's ifindex;
+- ``after_port_attached(port)``: a VM port's interface appeared: its flows again;
 - ``read_stats()`` / ``after_expiry_stats(stats)``: the kernel's last-used times before
   the engine expires flows, and the withdrawals of what expired;
 - ``revalidate_adopted(ports)``: once after a restart, when the engine is programmed and
@@ -112,6 +113,15 @@ class KernelSide:
         for command in batch:
             if isinstance(command, c.RemovePort):
                 self.kernel.forget_port(command.name)
+        self._prepare()
+
+    def after_port_attached(self, port: str) -> None:
+        """The driver reported VM ``port``'s interface: its slot is that interface's, and
+        the flows decided before it came (adopted connections of a live migration) go
+        down now that their entries can name it."""
+        self.kernel.forget_port(port)
+        self.engine.offload.port_attached(port)
+        self.kernel.apply(self.engine.offload.operations())
         self._prepare()
 
     def after_spaces(self) -> None:

@@ -32,6 +32,7 @@ from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.limits import LIMIT_REASONS
+from openhnv.vfp.migration import ConnectionState
 from openhnv.vfp.policy import normalize_mac, parse_address
 from openhnv.vfp.spaces import IPAddress, Mapping, ProviderAddress
 from openhnv.vswitch.driver import Driver, PaConfig
@@ -427,6 +428,8 @@ class HostSwitch:
                 return
             self._ports[port] = mac
             listener = self._listener
+            if self._kernel is not None:
+                self._kernel.after_port_attached(port)
         if listener is not None:
             listener.port_added(port, mac)
 
@@ -437,6 +440,21 @@ class HostSwitch:
             listener = self._listener
         if listener is not None:
             listener.port_removed(port)
+
+    def connection_states(self, port: str) -> list[ConnectionState]:
+        """The connections VM ``port`` tracks (what a live migration carries away)."""
+        with self._lock:
+            return self.engine.connection_states(port)
+
+    def adopt_connections(self, port: str, states: Sequence[ConnectionState]) -> int:
+        """Decide ``states`` (another host's connections of VM ``port``) at ``port`` as
+        the connections it tracks (``VfpEngine.adopt_connections``); how many it took."""
+        with self._lock:
+            self._offload_pending()
+            adopted = self.engine.adopt_connections(port, states)
+            if self._kernel is not None:
+                self._kernel.apply_pending()
+        return adopted
 
     def pa_neighbor(self, address: str, mac: str | None) -> None:
         """A next hop resolved (``mac``) or lost (None): an on-link remote PA or a gateway."""
