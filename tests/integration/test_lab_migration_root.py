@@ -4,7 +4,8 @@ The mover (inbound denied by its NIC ACL) runs iperf3 to the peer and holds one 
 connection; it moves host1 (pa1) -> host3 (pa2) mid-stream. iperf3 ends without an
 error, the idle connection carries the peer's data first (a reply the destination's
 port knows only from the moved connection table), the mover pings from host3, and
-host1 no longer has the port.
+host1 no longer has the port. With the kernel fast path, host1's kernel keeps no entry
+and host3's executes the mover's flows.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import pytest
 from lab_running import EXAMPLES, running_lab, topology_of
 
 from openhnv.host import control
-from openhnv.lab import migration, traffic
+from openhnv.lab import migration, orchestrator, traffic
 from openhnv.testing.migration import IdleConnection, Iperf3
+from openhnv.testing.polling import eventually
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
@@ -37,6 +39,8 @@ def test_migration_keeps_tcp_through_a_stateful_acl() -> None:
             print(f"\nmigration: {report.as_dict()}")
             assert report.adopted == report.connections >= 3  # iperf3 x2, idle (+ ping)
             assert idle.exchange() == (b"from-peer\n", b"from-mover\n")
+            if orchestrator.fastpath_of(lab.run_dir) == "on":
+                _kernel_follows(lab)
             result = iperf.result()
         assert "error" not in result, result.get("error")
         sent = result["end"]["sum_sent"]
@@ -51,3 +55,19 @@ def test_migration_keeps_tcp_through_a_stateful_acl() -> None:
         assert {(r["name"], r["attached"]) for r in on_host3} >= {(port, True)}
         server = lab.nics["mover"]["properties"]["server"]["resourceRef"]
         assert server.lower() == "/servers/host3"
+
+
+def _kernel_follows(lab: orchestrator.RunningLab) -> None:
+    """The source's kernel lost every entry of the mover (it has no other VM); the
+    destination's kernel carries the mover's flows (iperf3's among them)."""
+    port = lab.nics["mover"]["instanceId"]
+    source, destination = lab.host_state_dir("host1"), lab.host_state_dir("host3")
+    entries = control.call(source, "status")["fastpath"]["entries"]
+    print(f"host1's kernel entries after the move: {entries}")
+    assert entries == {"port": 0, "uplink": 0}
+
+    def offloaded() -> list[str]:
+        rows = control.call(destination, "list-flows", port=port)
+        return [row["key"] for row in rows if row["offloaded"]]
+
+    print(f"host3's kernel: {len(eventually(offloaded, 'the mover in host3s kernel'))} flows")
