@@ -229,8 +229,10 @@ struct {
 } hnv_port_gens SEC(".maps") __weak;
 
 /* hnv_counters: hits, misses by reason, errors; per CPU, summed by userspace.
- * Written by: the tc programs (the socket filters count nothing, so a frame
- * counts once). Read by: the Python side. Its key type names the reasons. */
+ * Written by: the tc programs, so that a frame counts once; the port socket
+ * filters write only the drop_*_rate counters (a frame they drop over a limit
+ * then also counts as tc's miss). Read by: the Python side. Its key type names
+ * the reasons. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, HNV_COUNTER_MAX);
