@@ -145,10 +145,13 @@ bench: deps ovs-deps
 # hypothesis form with FUZZ_EXAMPLES inputs per target. make test runs the short forms.
 FUZZ_SECONDS ?= 300
 FUZZ_EXAMPLES ?= 20000
+# make fuzz: random datacenters brought up as labs against the isolation oracle (root)
+ISOLATION_LABS ?= 6
 
 fuzz: py-deps
 	$(BENCH_ENV) $(PYTHON) fuzz/run.py --seconds $(FUZZ_SECONDS)
 	$(BENCH_ENV) $(PYTHON) fuzz/isolation.py --seconds $(FUZZ_SECONDS)
+	$(BENCH_ENV) $(PYTHON) fuzz/isolation_lab.py --seeds $(ISOLATION_LABS)
 	HNV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTHON) -m pytest -q tests/fuzz/test_fuzz_targets.py
 
 fuzz-smoke: py-deps
