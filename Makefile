@@ -15,7 +15,7 @@ BPF_DIR := src/openhnv/vswitch/bpf
 BPF_OBJECT := $(BPF_DIR)/hnv_fastpath.o
 BPF_BUILD := build/bpf
 BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
-BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
+BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
 .PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke chaos demo clean \
 	chaos-faults schemathesis-long
@@ -145,10 +145,13 @@ bench: deps ovs-deps
 # hypothesis form with FUZZ_EXAMPLES inputs per target. make test runs the short forms.
 FUZZ_SECONDS ?= 300
 FUZZ_EXAMPLES ?= 20000
+# make fuzz: random datacenters brought up as labs against the isolation oracle (root)
+ISOLATION_LABS ?= 6
 
 fuzz: py-deps
 	$(BENCH_ENV) $(PYTHON) fuzz/run.py --seconds $(FUZZ_SECONDS)
 	$(BENCH_ENV) $(PYTHON) fuzz/isolation.py --seconds $(FUZZ_SECONDS)
+	$(BENCH_ENV) $(PYTHON) fuzz/isolation_lab.py --seeds $(ISOLATION_LABS)
 	HNV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTHON) -m pytest -q tests/fuzz/test_fuzz_targets.py
 
 fuzz-smoke: py-deps

@@ -6,7 +6,8 @@ attacker v3 on h1, v2 on h2; each host's switch (HostSwitch on the Linux driver)
 a process of its own inside the host namespace:
 
 - ``fastpath_off`` / ``fastpath_on``: without or with the kernel fast path (VM offloads
-  off / on), the default abuse limits of ``hnv host`` (``vfp.limits.DEFAULT_LIMITS``);
+  off / on), the default abuse limits of ``hnv host`` (``vfp.limits.DEFAULT_LIMITS``),
+  metered first by the port's socket filter (docs/vfp.md) and then by the engine;
 - ``fastpath_off_unlimited`` / ``fastpath_on_unlimited`` (not in ``--smoke``): the
   same without any limit, to show what the limits buy.
 
@@ -125,10 +126,13 @@ class Variant:
         self.lab.close()
 
     def limit_drops(self) -> dict[str, dict[str, int]]:
-        """VM -> drops by limit reason, of h1's ports."""
+        """VM -> drops by limit reason, of h1's ports: by the engine, and by the port's
+        socket filter (``<reason> in the kernel``)."""
         assert self.h1 is not None
-        ports = self.h1.statistics()["ports"]
-        return {vm: {r: ports[port_id(vm)].get(f"drop:{r}", 0) for r in LIMIT_REASONS}
+        stats = self.h1.statistics()
+        ports, kernel = stats["ports"], stats.get("kernel_limit_drops", {})
+        return {vm: {**{r: ports[port_id(vm)].get(f"drop:{r}", 0) for r in LIMIT_REASONS},
+                     **{f"{r} in the kernel": n for r, n in kernel.get(port_id(vm), {}).items()}}
                 for vm in ("v1", "v3")}  # fmt: skip
 
     def flood(self, rates: dict[str, float], seconds: float) -> Flood:

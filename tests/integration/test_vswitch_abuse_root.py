@@ -1,5 +1,6 @@
 """A hostile VM on a lab host: its SYN, broadcast and ARP floods are dropped and counted
-by its port's abuse limits, while its neighbour on the same host keeps its connections.
+by its port's abuse limits (in its port's socket filter first, then in the engine),
+while its neighbour on the same host keeps its connections.
 
 The lab (namespaces ``hnv-lx…``, removed afterwards even on failure) has hosts h1 and h2
 running HostSwitch on the Linux driver (fast path as ``HNV_TEST_FASTPATH`` says); v1
@@ -19,6 +20,7 @@ from openhnv.testing.flood import Flood
 from openhnv.testing.polling import eventually
 from openhnv.vfp.engine import DEFAULT_IDLE_TIMEOUT
 from openhnv.vfp.limits import LIMIT_REASONS, PortLimits
+from openhnv.vswitch.fastpath.probe import probe
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
@@ -44,7 +46,10 @@ def test_a_flooding_vm_is_limited_and_counted_while_its_neighbour_keeps_working(
             return s1.inspect(lambda e: e.listing.counters(port_id(vm)))
 
         def limit_drops(vm: str) -> dict[str, int]:
-            return {r: n for r in LIMIT_REASONS if (n := counters(vm).get(f"drop:{r}", 0))}
+            """Dropped over each limit, by the port's socket filter and by the engine."""
+            kernel = s1.kernel_limit_drops().get(port_id(vm), {})
+            both = {r: counters(vm).get(f"drop:{r}", 0) + kernel.get(r, 0) for r in LIMIT_REASONS}
+            return {r: n for r, n in both.items() if n}
 
         ends = {"src_mac": str(lab.topology.vm("v3").mac), "src_ip": lab.vm_ip("v3"),
                 "dst_mac": str(lab.topology.vm("v2").mac), "dst_ip": v2_ip}  # fmt: skip
@@ -68,9 +73,20 @@ def test_a_flooding_vm_is_limited_and_counted_while_its_neighbour_keeps_working(
             assert limit_drops("v1") == {}
             held = s1.inspect(lambda e: len(e.state.port(port_id("v3")).outbound))
             assert held <= LIMITS.max_flows  # type: ignore[operator]
-            by_port = s1.limit_status()["ports"]
-            assert isinstance(by_port, dict)
-            assert set(by_port) == {port_id("v3")}
+            status = s1.limit_status()
+            kernel = status["kernel"]
+            assert isinstance(status["ports"], dict)
+            assert isinstance(kernel, dict)
+            assert set(status["ports"]) | set(kernel["ports"]) == {port_id("v3")}
+            if probe() is None:  # the object loads here: the socket filter meters, both modes
+                assert kernel["state"] == "on", kernel
+                in_kernel = s1.kernel_limit_drops()[port_id("v3")]
+                # SYNs, broadcasts and ARP over their rates never reached the switch's ring
+                assert set(in_kernel) == {"new_flow_rate", "broadcast_rate", "arp_rate"}
+                assert in_kernel["new_flow_rate"] >= FLOOD_DROPS // 2, in_kernel
+                counted = s1.fastpath_status().get("kernel")  # the fast path's own counters
+                if isinstance(counted, dict):
+                    assert counted["drop_new_flow_rate"] >= in_kernel["new_flow_rate"]
             # at its flow limit v3 has no new connection; once its flows expire it has
             assert traffic.tcp_answer(lab.vm_ns("v3"), v2_ip, SERVICE_PORT, b"hi") is None
             s1.expire(s1.engine.clock() + DEFAULT_IDLE_TIMEOUT + 1)

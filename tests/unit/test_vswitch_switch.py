@@ -374,3 +374,53 @@ def test_a_port_over_its_new_flow_rate_is_paused_and_the_others_are_not() -> Non
     assert sw.from_port("vm1", flood) > 0
     assert sw.from_port("vm1", flood[:5]) == 0.0  # its flows: hits, nothing over the rate
     assert sw.from_port("vm5", [udp_frame(VM5[1], VM2[1], VM5[2], VM2[2])]) == 0.0
+
+
+class MeteringNullDriver(NullDriver):
+    """A null driver that meters like the Linux driver's socket filters would: it keeps
+    the limits it was given and reports the drops a test says it made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limits: list[PortLimits] = []
+        self.dropped: dict[str, dict[str, int]] = {}
+
+    def set_port_limits(self, limits: PortLimits) -> None:
+        self.limits.append(limits)
+
+    def kernel_limit_drops(self) -> dict[str, dict[str, int]]:
+        return {port: dict(drops) for port, drops in self.dropped.items()}
+
+    def metering_status(self) -> dict[str, object]:
+        return {"state": "on", "filter": "test"}
+
+
+def test_a_metering_driver_gets_the_limits_and_its_drops_are_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limits = PortLimits(max_flows=None, new_flow_rate=10.0, new_flow_burst=5)
+    driver = MeteringNullDriver()
+    sw = HostSwitch(VfpEngine(clock=lambda: 0.0, limits=limits), driver, expire_interval=None)
+    assert driver.limits == [limits]  # before any port: the filters meter from the start
+    sw.start()
+    sw.set_provider_addresses([PaConfig(PA_A, 24, None, None, "up0")])
+    sw.apply(vm_commands(PA_A))
+    driver.inject_port("vm1", VM1[1])
+    driver.dropped = {"vm1": {"new_flow_rate": 900, "arp_rate": 3}}
+    status = sw.limit_status()
+    assert status["drops"] == {}  # the engine itself dropped nothing
+    assert status["kernel"] == {
+        "state": "on", "filter": "test",
+        "drops": {"new_flow_rate": 900, "arp_rate": 3},
+        "ports": {"vm1": {"new_flow_rate": 900, "arp_rate": 3}},
+    }  # fmt: skip
+    with caplog.at_level("WARNING", logger="openhnv.vswitch.switch"):
+        sw.expire()
+    assert [r.getMessage() for r in caplog.records] == [
+        "port vm1: over its abuse limits since the last report, dropped"
+        " 3 (arp_rate in the kernel), 900 (new_flow_rate in the kernel)"
+    ]
+    changed = PortLimits(new_flow_rate=0, broadcast_rate=0, arp_rate=0)
+    sw.set_limits(changed)
+    assert driver.limits == [limits, changed]
+    assert sw.engine.state.limits == changed

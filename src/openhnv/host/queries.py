@@ -262,10 +262,13 @@ def _flows(switch: HostSwitch, params: Params) -> list[TableRow]:
 
 
 def _counters(switch: HostSwitch, params: Params) -> TableRow:
-    """The port's counters; with the fast path, the kernel's packets and bytes for the
+    """The port's counters; the frames its socket filter dropped over the abuse limits
+    (``kernel_drop:<reason>``); with the fast path, the kernel's packets and bytes for the
     port's offloaded flows and the host's fast-path hits and misses (``fastpath:*``)."""
     port = _required(params, "port")
     row = switch.inspect(lambda e: e.listing.counters(port))
+    kernel_drops = switch.kernel_limit_drops().get(port, {})
+    row.update({f"kernel_drop:{reason}": n for reason, n in kernel_drops.items()})
     status = switch.fastpath_status()
     if status.get("state") == "on":
         packets, size = switch.kernel_port_totals(fresh=True).get(port, (0, 0))

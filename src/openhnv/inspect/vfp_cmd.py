@@ -103,8 +103,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "counters": Command(
         "counters",
-        "counters of a port ('uplink' for the PA side), drops included; with the kernel"
-        " fast path its packets for the port and the host's hits and misses (fastpath:*)",
+        "counters of a port ('uplink' for the PA side), drops included (kernel_drop:*: by"
+        " its socket filter over the abuse limits); with the kernel fast path its packets"
+        " for the port and the host's hits and misses (fastpath:*)",
         ("port",),
         ("port",),
         render_fields,

@@ -343,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stats["ports"] = switch.inspect(
                     lambda e: {n: p.all_counters() for n, p in e.state.ports.items()}
                 )
+                stats["kernel_limit_drops"] = switch.kernel_limit_drops()
+                stats["kernel_metering"] = driver.metering_status()
                 if driver.fast_path is not None:
                     kernel = driver.fast_path.counters.read()
                     stats["kernel_hits"] = sum(v for k, v in kernel.items() if k.startswith("hit_"))

@@ -28,6 +28,10 @@ MACs from the PA's ``uplink_mac`` and the reported next hop, 802.1Q tag of the s
 subnet included; the driver sends them out of the uplink carrying ``source_pa`` as they
 are (an access port's frame, to ``BRIDGED``, already carries its VLAN's tag). Tunnel
 frames given to ``from_uplink`` may keep their tag or not (the engine takes both).
+
+A driver that can meter the abuse limits below the switch (``MeteringDriver``: the Linux
+driver's port socket filters) gets them from the switch with ``set_port_limits`` and
+reports what it dropped; the engine's meter stays behind it (docs/vfp.md).
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from openhnv.vfp.emits import Transmit
+from openhnv.vfp.limits import PortLimits
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.team import Placement
 
@@ -125,3 +130,19 @@ class Driver(Protocol):
     def uplink_mac(self, interface: str) -> str: ...
     def watch_neighbors(self, addresses: Sequence[str]) -> None: ...
     def set_access_vlans(self, vlans: frozenset[int]) -> None: ...
+
+
+@runtime_checkable
+class MeteringDriver(Protocol):
+    """A driver that meters the abuse limits of its VM ports before the switch reads
+    their frames (``vfp.limits``; ``LinuxDriver``: in its port socket filters)."""
+
+    def set_port_limits(self, limits: PortLimits) -> None: ...
+
+    def kernel_limit_drops(self) -> dict[str, dict[str, int]]:
+        """Port -> ``vfp.limits`` reason -> frames dropped below the switch (0s left out)."""
+        ...
+
+    def metering_status(self) -> dict[str, object]:
+        """``state`` on/off, and ``reason`` when off."""
+        ...

@@ -26,7 +26,12 @@ Each polling round hands the ready rings' frames to the sink and sends what came
 A VM port over its abuse limits (``sink.from_port`` returns a pause, vfp.limits) is
 left unread for that long: its ring is taken off the poll set (``port_pauses``), the
 VM's frames meanwhile wait in, and overflow, that port's own ring, and the loop serves
-every other port.
+every other port. Below that, the port's socket filter meters the same limits in the
+kernel (``set_port_limits``, ``vswitch.fastpath.meters``): SYNs, broadcasts and ARP over
+their rates never reach the ring (``kernel_limit_drops``). With the fast path that is
+its port filter; without it the driver loads the same object for its meter filter
+alone (``hnv_sk_meter``), or runs with the Python meter only and says why
+(``metering_status``).
 
 With the kernel fast path (``fastpath="on"`` or ``"auto"``, docs/fastpath.md) the
 driver opens it in its namespace (adopting the one an earlier process left attached
@@ -55,10 +60,12 @@ from dataclasses import dataclass
 
 from openhnv.packet.addresses import mac_to_str
 from openhnv.vfp.emits import Transmit
+from openhnv.vfp.limits import NO_LIMITS, PortLimits
 from openhnv.vswitch.driver import FrameSink, PaConfig
 from openhnv.vswitch.errors import DeviceError, VSwitchError
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.fastpath import FastPath
+from openhnv.vswitch.fastpath.meters import MeterTable, metered
 from openhnv.vswitch.ingress import hide_from_kernel, show_to_kernel
 from openhnv.vswitch.linux_pa import PaSide
 from openhnv.vswitch.portlinks import (
@@ -135,6 +142,9 @@ class LinuxDriver:
         self._port_fds: dict[int, _Port] = {}
         self._dirty: set[PacketRing] = set()
         self._paused: dict[int, float] = {}  # ring fd -> when to poll it again
+        self._limits = NO_LIMITS
+        self._meter_only: FastPath | None = None  # without the fast path: its meter filter
+        self.metering_reason = "no limits set"
         self._posted: deque[Callable[[], None]] = deque()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread: threading.Thread | None = None
@@ -208,6 +218,9 @@ class LinuxDriver:
         self._close_all()
         if self.fast_path is not None:
             self.fast_path.close()
+        if self._meter_only is not None:
+            self._meter_only.close()
+            self._meter_only = None
 
     def send_to_port(self, port: str, frames: Sequence[bytes]) -> None:
         if threading.get_ident() != self._loop_ident:
@@ -273,6 +286,81 @@ class LinuxDriver:
             return ring.mtu
         except OSError:
             return None
+
+    # ------------------------------------------------------------ abuse limits
+
+    def set_port_limits(self, limits: PortLimits) -> None:
+        """Meter ``limits`` in every VM port's socket filter from now on. Without the fast
+        path the object is loaded for its meter filter alone; when it cannot be, the
+        Python meter works alone (``metering_status`` says why)."""
+        self._limits = limits
+        if self.fast_path is None and self._meter_only is None and metered(limits):
+            try:
+                self._meter_only = FastPath.load(flow_capacity=1, generation_slots=1)
+            except FastPathError as exc:
+                self.metering_reason = " ".join(str(exc).split())
+                log.warning("linux driver: abuse limits metered in Python only: %s",
+                            self.metering_reason)  # fmt: skip
+        self._post(self._meter_all)
+
+    def _meters(self) -> MeterTable | None:
+        fp = self.fast_path or self._meter_only
+        return None if fp is None else fp.meters
+
+    def _meter_all(self) -> None:
+        for p in self._ports.values():
+            self._meter_port(p)
+
+    def _meter_port(self, p: _Port) -> None:
+        """Write (or take back) the kernel meter of port ``p``; without the fast path,
+        put the meter filter on its socket."""
+        meters = self._meters()
+        if meters is None:
+            return
+        try:
+            if not metered(self._limits):
+                meters.delete(p.ring.ifindex)
+                return
+            if self._meter_only is not None:
+                self._meter_only.attach_meter_socket(p.ring, f"port {p.link.port}")
+            meters.set(p.ring.ifindex, self._limits)
+        except FastPathError as exc:
+            self.counters["kernel_meter_failed"] += 1
+            log.warning("linux driver: port %s: its limits stay in Python: %s", p.link.port, exc)
+
+    def kernel_limit_drops(self) -> dict[str, dict[str, int]]:
+        """Port -> ``vfp.limits`` reason -> frames its socket filter dropped (ports
+        that dropped nothing are left out)."""
+        meters = self._meters()
+        if meters is None:
+            return {}
+        ports: dict[str, int] = {}
+        for _ in range(10):  # the loop thread may change the ports meanwhile: copy again
+            try:
+                ports = {port: p.ring.ifindex for port, p in self._ports.items()}
+                break
+            except RuntimeError:
+                continue
+        found = {}
+        for port, ifindex in ports.items():
+            try:
+                drops = meters.drops(ifindex)
+            except FastPathError:
+                continue  # the fd closed under us: the driver is closing
+            if drops:
+                found[port] = drops
+        return found
+
+    def metering_status(self) -> dict[str, object]:
+        """Whether the abuse limits are metered in the kernel too (``state`` on/off), by
+        which filter, and why not."""
+        if not metered(self._limits):
+            return {"state": "off", "reason": "no rate limit set"}
+        if self.fast_path is not None:
+            return {"state": "on", "filter": "hnv_sk_port (the fast path's)"}
+        if self._meter_only is not None:
+            return {"state": "on", "filter": "hnv_sk_meter (without the fast path)"}
+        return {"state": "off", "reason": self.metering_reason}
 
     def fastpath_status(self) -> dict[str, object]:
         """``mode`` asked, ``state`` on/off, ``reason`` when off, ``adopted`` when on."""
@@ -555,6 +643,7 @@ class LinuxDriver:
                 log.warning("linux driver: %s", exc)
         self._hide(link.ifname, port=True)
         p = _Port(link, ring)
+        self._meter_port(p)
         self._ports[link.port] = p
         fd = ring.fileno()
         self._port_fds[fd] = p
@@ -565,6 +654,10 @@ class LinuxDriver:
 
     def _remove_port(self, port: str) -> None:
         p = self._ports.pop(port)
+        meters = self._meters()
+        if meters is not None:
+            with contextlib.suppress(FastPathError, OSError):
+                meters.delete(p.ring.ifindex)
         if p.link.ifname in self._hidden:
             self._show(p.link.ifname)
         fd = p.ring.fileno()

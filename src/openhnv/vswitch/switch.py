@@ -31,11 +31,11 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.limits import LIMIT_REASONS
+from openhnv.vfp.limits import LIMIT_REASONS, PortLimits
 from openhnv.vfp.migration import ConnectionState
 from openhnv.vfp.policy import normalize_mac, parse_address
 from openhnv.vfp.spaces import IPAddress, Mapping, ProviderAddress
-from openhnv.vswitch.driver import Driver, PaConfig
+from openhnv.vswitch.driver import Driver, MeteringDriver, PaConfig
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.kernel import KernelSide
 from openhnv.vswitch.offload import KernelDriver, KernelOffload
@@ -100,6 +100,8 @@ class HostSwitch:
         if isinstance(driver, KernelDriver) and driver.fast_path is not None:
             kernel = KernelOffload(driver.fast_path, driver, lambda: self._placed)
             self._kernel = KernelSide(engine, kernel)
+        if isinstance(driver, MeteringDriver):
+            driver.set_port_limits(engine.state.limits)
         self._stopping = threading.Event()
         self._expirer: threading.Thread | None = None
         self._started = False
@@ -166,24 +168,44 @@ class HostSwitch:
             )  # fmt: skip
         return retired
 
+    def set_limits(self, limits: PortLimits) -> None:
+        """The abuse limits of every VM port from now on, in the engine and, when the
+        driver meters them too, below it."""
+        with self._lock:
+            self.engine.set_limits(limits)
+        if isinstance(self.driver, MeteringDriver):
+            self.driver.set_port_limits(limits)
+
+    def kernel_limit_drops(self) -> dict[str, dict[str, int]]:
+        """Port -> reason -> frames the driver dropped over the limits before the engine
+        saw them (its socket filters); {} when it meters nothing."""
+        driver = self.driver
+        return driver.kernel_limit_drops() if isinstance(driver, MeteringDriver) else {}
+
     def limit_status(self) -> dict[str, object]:
         """The abuse limits (``vfp.limits``) and the drops they caused, in total and by
-        port (ports that dropped nothing are left out)."""
+        port (ports that dropped nothing are left out): ``drops``/``ports`` by the
+        engine's meter, ``kernel`` by the driver's (in the port socket filters)."""
         with self._lock:
             ports = {name: _limit_drops(p.counters) for name, p in self.engine.state.ports.items()}
             limits = self.engine.state.limits.as_dict()
         by_port = {name: drops for name, drops in ports.items() if drops}
-        total: Counter[str] = Counter()
-        for drops in by_port.values():
-            total.update(drops)
-        return {"limits": limits, "drops": dict(total), "ports": by_port}
+        driver = self.driver
+        kernel: dict[str, object] = (
+            {**driver.metering_status(), **_totals(driver.kernel_limit_drops())}
+            if isinstance(driver, MeteringDriver) else {"state": "off"}
+        )  # fmt: skip
+        return {"limits": limits, **_totals(by_port), "kernel": kernel}
 
     def _limit_drops_since_last(self) -> dict[str, dict[str, int]]:
-        """Per port, the limit drops counted since the last call (under the lock)."""
+        """Per port, the limit drops counted since the last call (under the lock); the
+        kernel's as ``<reason> in the kernel``."""
         moved: dict[str, dict[str, int]] = {}
         reported = self._limit_reported
+        kernel = self.kernel_limit_drops()
         for name, p in self.engine.state.ports.items():
             drops = _limit_drops(p.counters)
+            drops.update({f"{r} in the kernel": n for r, n in kernel.get(name, {}).items()})
             before = reported.get(name, {})
             delta = {r: n - before.get(r, 0) for r, n in drops.items() if n > before.get(r, 0)}
             if delta:
@@ -622,6 +644,14 @@ class HostSwitch:
 
 def _limit_drops(counters: Counter[str]) -> dict[str, int]:
     return {r: counters[f"drop:{r}"] for r in LIMIT_REASONS if counters[f"drop:{r}"]}
+
+
+def _totals(by_port: dict[str, dict[str, int]]) -> dict[str, object]:
+    """``drops`` (reason -> total) and ``ports`` (the ports that dropped, by reason)."""
+    total: Counter[str] = Counter()
+    for drops in by_port.values():
+        total.update(drops)
+    return {"drops": dict(total), "ports": by_port}
 
 
 def _mapping_keys(batch: Sequence[c.Command]) -> list[tuple[str, IPAddress]]:

@@ -99,15 +99,30 @@ def _random_rule(rnd: random.Random, nics: list[tuple[str, str]], priority: int)
                    protocol, prefix(), prefix(), ports)  # fmt: skip
 
 
-def random_datacenter(rnd: random.Random) -> Datacenter:
+@dataclass(frozen=True, slots=True)
+class Size:
+    """How big ``random_datacenter`` draws: inclusive (low, high) counts, and the host
+    parts of the VMs' addresses (few of them: tenants' addresses overlap more)."""
+
+    hosts: tuple[int, int] = (2, 3)
+    tenants: tuple[int, int] = (2, 3)
+    nics_per_subnet: tuple[int, int] = (0, 3)
+    host_parts: range = range(11, 30)
+
+
+EMULATED = Size()
+"""The emulated form's draw (its seeds name the same datacenters as before ``Size``)."""
+
+
+def random_datacenter(rnd: random.Random, size: Size = EMULATED) -> Datacenter:
     """A small datacenter with overlapping tenants and random ACLs."""
-    hosts = tuple(f"host{i + 1}" for i in range(rnd.randint(2, 3)))
-    tenants = tuple(f"tenant{i + 1}" for i in range(rnd.randint(2, 3)))
+    hosts = tuple(f"host{i + 1}" for i in range(rnd.randint(*size.hosts)))
+    tenants = tuple(f"tenant{i + 1}" for i in range(rnd.randint(*size.tenants)))
     nics: list[Nic] = []
     places = [(t, s) for t in tenants for s in SUBNETS]
     for tenant, prefix in places:
         network = ipaddress.IPv4Network(prefix)
-        for host_part in rnd.sample(range(11, 30), rnd.randint(0, 3)):
+        for host_part in rnd.sample(size.host_parts, rnd.randint(*size.nics_per_subnet)):
             index = len(nics) + 1
             nics.append(Nic(f"nic{index}", tenant, prefix, str(network.network_address + host_part),
                             f"00:1d:d8:0a:{index // 256:02x}:{index % 256:02x}",
@@ -199,8 +214,25 @@ def expected(dc: Datacenter, probe: Probe) -> str | None:
     nics = {n.name: n for n in dc.nics}
     a = nics[probe.source]
     b = _receiver(dc, a, nics[probe.target])
+    return None if b is None else _through_acls(dc, a, b, probe)
+
+
+def expected_at(dc: Datacenter, source: str, address: str, protocol: str, port: int) -> str | None:
+    """The NIC that must receive what NIC ``source``'s own IP stack sends to ``address``
+    (``protocol`` to ``port``), or None. Such a VM asks ARP for an address of its subnet,
+    which its host answers from the VM's own virtual subnet only, and sends anything else
+    to the router: the receiver is the NIC of its own virtual network that has the
+    address (another tenant's VM with it is invisible), then the ACLs decide."""
+    a = next(n for n in dc.nics if n.name == source)
+    b = next((c for c in dc.nics if c.tenant == a.tenant and c.ip == address and c is not a),
+             None)  # fmt: skip
     if b is None:
         return None
+    return _through_acls(dc, a, b, Probe(a.name, b.name, protocol, 0, port))
+
+
+def _through_acls(dc: Datacenter, a: Nic, b: Nic, probe: Probe) -> str | None:
+    """``b`` when every ACL on the way from ``a`` allows ``probe``, else None."""
     layers = (
         (a.acl, "Outbound"),
         (dc.subnet_acls[(a.tenant, a.subnet)], "Outbound"),

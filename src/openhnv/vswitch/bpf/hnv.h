@@ -159,7 +159,35 @@ enum hnv_counter {
 	HNV_MISS_ACTION,      /* an entry whose action this program does not run */
 	HNV_ERR_HELPER,       /* a helper failed after the hit: dropped */
 	HNV_ERR_NESTED_GSO,   /* a GSO frame of the VM's own UDP tunnel: dropped */
+	HNV_DROP_NEW_FLOW_RATE,   /* a port socket filter: a SYN over the port's rate */
+	HNV_DROP_BROADCAST_RATE,  /* a port socket filter: a group frame over the rate */
+	HNV_DROP_ARP_RATE,        /* a port socket filter: an ARP frame over the rate */
 	HNV_COUNTER_MAX
+};
+
+/* The abuse limits of a VM port (openhnv.vfp.limits), metered by the port's socket
+ * filter before a frame reaches the Python switch's ring, in this order. */
+enum hnv_meter_kind {
+	HNV_METER_NEW_FLOW = 0,  /* TCP SYN without ACK: always a new flow */
+	HNV_METER_BROADCAST,     /* a group destination MAC, not ARP */
+	HNV_METER_ARP,
+	HNV_METER_KINDS
+};
+
+/* One rate as a generic cell rate algorithm (the token bucket of vfp.limits in
+ * virtual time): a frame conforms while tat_ns <= now + tolerance_ns, and then
+ * moves tat_ns on by interval_ns. Written whole by userspace, tat_ns by the
+ * socket filters (compare and swap). */
+struct hnv_bucket {
+	__u64 interval_ns;   /* 1e9 / rate: what one frame costs; 0: this limit is off */
+	__u64 tolerance_ns;  /* (burst - 1) * interval_ns: frames sent ahead of the rate */
+	__u64 tat_ns;        /* theoretical arrival time; 0 (in the past): a full burst */
+};
+
+/* Value of hnv_port_meters: the buckets and the frames each dropped. */
+struct hnv_meter {
+	struct hnv_bucket buckets[HNV_METER_KINDS];
+	__u64 dropped[HNV_METER_KINDS];  /* added to atomically by the socket filters */
 };
 
 /* ----------------------------------------------------------------- 2. maps */
@@ -201,14 +229,29 @@ struct {
 } hnv_port_gens SEC(".maps") __weak;
 
 /* hnv_counters: hits, misses by reason, errors; per CPU, summed by userspace.
- * Written by: the tc programs (the socket filters count nothing, so a frame
- * counts once). Read by: the Python side. Its key type names the reasons. */
+ * Written by: the tc programs, so that a frame counts once; the port socket
+ * filters write only the drop_*_rate counters (a frame they drop over a limit
+ * then also counts as tc's miss). Read by: the Python side. Its key type names
+ * the reasons. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, HNV_COUNTER_MAX);
 	__type(key, enum hnv_counter);
 	__type(value, __u64);
 } hnv_counters SEC(".maps") __weak;
+
+/* hnv_port_meters: the abuse limits of each VM port, by the ifindex of its veth
+ * host end. Written by: the Python driver (vswitch.linux), one entry per VM port
+ * when the limits are set (whole values; the kernel's dropped[] are carried over
+ * when the limits change), deleted when the port goes. Read by: the port socket
+ * filters, which move tat_ns and count dropped[]. A port without an entry is not
+ * metered in the kernel (the Python meter still is). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct hnv_meter);
+} hnv_port_meters SEC(".maps") __weak;
 
 char LICENSE[] SEC("license") __weak = "Apache-2.0";
 
@@ -453,6 +496,81 @@ static __always_inline int hnv_classify_uplink(struct __sk_buff *skb, struct hnv
 static __always_inline int hnv_socket_verdict(struct __sk_buff *skb, int reason)
 {
 	return reason == 0 ? 0 : (int)skb->len;
+}
+
+/* ------------------------------------------------------- abuse limits */
+
+#define HNV_ETH_P_ARP 0x0806
+#define HNV_TCP_ACK 0x10
+#define HNV_METER_RETRIES 4  /* compare-and-swap attempts under contention */
+
+/* Which limit meters a frame a VM sent: an HNV_METER_* kind, or -1 (none: the
+ * frame may be a hit, or a miss the Python meter alone judges). A SYN without
+ * ACK opens a connection: never a flow the kernel or the switch has cached. */
+static __always_inline int hnv_meter_kind(struct __sk_buff *skb)
+{
+	struct hnv_eth_ip h;
+	__u8 flags;
+	__u32 tcp_off;
+
+	if (skb->vlan_present || bpf_skb_load_bytes(skb, 0, &h.eth, sizeof(h.eth)) < 0)
+		return -1;
+	if (h.eth.h_proto == bpf_htons(HNV_ETH_P_ARP))
+		return HNV_METER_ARP;
+	if (h.eth.h_dest[0] & 0x01)
+		return HNV_METER_BROADCAST;
+	if (h.eth.h_proto != bpf_htons(ETH_P_IP) || bpf_skb_load_bytes(skb, 0, &h, sizeof(h)) < 0)
+		return -1;
+	if (h.ip.version != 4 || h.ip.protocol != IPPROTO_TCP ||
+	    (h.ip.frag_off & bpf_htons(HNV_IPV4_FRAGMENT)))
+		return -1;
+	tcp_off = ETH_HLEN + ((__u32)h.ip.ihl << 2);
+	if (bpf_skb_load_bytes(skb, tcp_off + 13, &flags, 1) < 0)
+		return -1;
+	return (flags & (HNV_TCP_SYN | HNV_TCP_ACK)) == HNV_TCP_SYN ? HNV_METER_NEW_FLOW : -1;
+}
+
+/* Whether bucket b lets one more frame through at now (and charge it). A bucket
+ * so contended that every attempt lost lets the frame through: the Python meter
+ * still judges it. */
+static __always_inline int hnv_conforms(struct hnv_bucket *b, __u64 now)
+{
+	__u64 interval = b->interval_ns;
+	__u64 tolerance = b->tolerance_ns;
+	__u64 old = b->tat_ns;
+
+	if (!interval)
+		return 1;
+	for (int i = 0; i < HNV_METER_RETRIES; i++) {  /* a bounded loop (the verifier) */
+		__u64 tat = old < now ? now : old;
+		__u64 seen;
+
+		if (tat > now + tolerance)
+			return 0;
+		seen = __sync_val_compare_and_swap(&b->tat_ns, old, tat + interval);
+		if (seen == old)
+			return 1;
+		old = seen;
+	}
+	return 1;
+}
+
+/* A frame a VM sent, over one of its port's limits: counted (per port and in
+ * hnv_counters) and 1, else 0. */
+static __always_inline int hnv_over_limit(struct __sk_buff *skb)
+{
+	int kind = hnv_meter_kind(skb);
+	__u32 ifindex = skb->ifindex;
+	struct hnv_meter *meter;
+
+	if (kind < 0 || kind >= HNV_METER_KINDS)
+		return 0;
+	meter = bpf_map_lookup_elem(&hnv_port_meters, &ifindex);
+	if (!meter || hnv_conforms(&meter->buckets[kind], bpf_ktime_get_ns()))
+		return 0;
+	__sync_fetch_and_add(&meter->dropped[kind], 1);
+	hnv_count(HNV_DROP_NEW_FLOW_RATE + kind);
+	return 1;
 }
 
 /* ------------------------------------------------------------- 4. actions */

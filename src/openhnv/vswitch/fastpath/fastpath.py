@@ -32,17 +32,20 @@ from pathlib import Path
 from openhnv.vswitch.fastpath import attach, libbpf
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.layout import (
+    Bucket,
     Counter,
     CStruct,
     FlowEntry,
     FlowStats,
     FlowTuple,
     GenerationRef,
+    Meter,
     PortKey,
     UplinkKey,
     c_layout,
 )
 from openhnv.vswitch.fastpath.maps import Counters, FlowTable, Generations
+from openhnv.vswitch.fastpath.meters import MeterTable
 
 OBJECT_PATH = Path(__file__).resolve().parents[1] / "bpf" / "hnv_fastpath.o"
 MAKE_TARGET = "make bpf"
@@ -50,16 +53,20 @@ PROGRAM_TC_PORT = "hnv_tc_port"
 PROGRAM_TC_UPLINK = "hnv_tc_uplink"
 PROGRAM_SOCKET_PORT = "hnv_sk_port"
 PROGRAM_SOCKET_UPLINK = "hnv_sk_uplink"
+PROGRAM_SOCKET_METER = "hnv_sk_meter"
 TC_PROGRAMS = (PROGRAM_TC_PORT, PROGRAM_TC_UPLINK)
 MAP_PORT_FLOWS = "hnv_port_flows"
 MAP_UPLINK_FLOWS = "hnv_up_flows"
 MAP_GENERATIONS = "hnv_port_gens"
 MAP_COUNTERS = "hnv_counters"
+MAP_METERS = "hnv_port_meters"
 MAPS = (MAP_PORT_FLOWS, MAP_UPLINK_FLOWS, MAP_GENERATIONS, MAP_COUNTERS)
+"""The maps the tc programs use: what adoption carries over. ``hnv_port_meters`` is the
+socket filters' alone (a restarted switch starts new buckets and counts)."""
 DEFAULT_FLOW_CAPACITY = 262_144
 DEFAULT_GENERATION_SLOTS = 65_536
 MIRRORED: tuple[type[CStruct], ...] = (
-    FlowTuple, PortKey, UplinkKey, GenerationRef, FlowStats, FlowEntry,
+    FlowTuple, PortKey, UplinkKey, GenerationRef, FlowStats, FlowEntry, Bucket, Meter,
 )  # fmt: skip
 COUNTER_ENUM = "hnv_counter"
 
@@ -119,14 +126,15 @@ class FastPath:
         self.adopted = adopted
         bpf = libbpf.lib()
         self._programs = {}
-        for name in (*TC_PROGRAMS, PROGRAM_SOCKET_PORT, PROGRAM_SOCKET_UPLINK):
+        for name in (*TC_PROGRAMS, PROGRAM_SOCKET_PORT, PROGRAM_SOCKET_UPLINK,
+                     PROGRAM_SOCKET_METER):  # fmt: skip
             program = libbpf.pointer(
                 bpf.bpf_object__find_program_by_name(obj, name.encode()), f"{path}: {name}"
             )
             self._programs[name] = libbpf.check(bpf.bpf_program__fd(program), f"{name}: fd")
         fds = {}
         sizes = {}
-        for name in MAPS:
+        for name in (*MAPS, MAP_METERS):
             m = libbpf.pointer(bpf.bpf_object__find_map_by_name(obj, name.encode()), name)
             fds[name] = libbpf.check(bpf.bpf_map__fd(m), f"{name}: fd")
             sizes[name] = int(bpf.bpf_map__max_entries(m))
@@ -136,6 +144,7 @@ class FastPath:
                                       sizes[MAP_UPLINK_FLOWS])  # fmt: skip
         self.generations = Generations(fds[MAP_GENERATIONS], sizes[MAP_GENERATIONS])
         self.counters = Counters(fds[MAP_COUNTERS])
+        self.meters = MeterTable(fds[MAP_METERS], sizes[MAP_METERS])
 
     # ------------------------------------------------------------ construction
 
@@ -219,7 +228,9 @@ class FastPath:
         if self._obj:
             # the fds die with the object and their numbers may be reused: no table may
             # touch them again
-            for handle in (self.port_flows, self.uplink_flows, self.generations, self.counters):
+            handles = (self.port_flows, self.uplink_flows, self.generations, self.counters,
+                       self.meters)  # fmt: skip
+            for handle in handles:
                 handle.fd = -1
             libbpf.lib().bpf_object__close(self._obj)
             self._obj = 0
@@ -256,6 +267,11 @@ class FastPath:
     def attach_port_socket(self, sock: attach.HasFileno, what: str = "port socket") -> None:
         """The port socket filter on ``sock``, an AF_PACKET socket of a VM port."""
         attach.attach_socket(sock, self.program_fd(PROGRAM_SOCKET_PORT), what)
+
+    def attach_meter_socket(self, sock: attach.HasFileno, what: str = "port socket") -> None:
+        """The abuse limits alone (``hnv_sk_meter``) on ``sock``, an AF_PACKET socket of a
+        VM port whose switch runs without the fast path."""
+        attach.attach_socket(sock, self.program_fd(PROGRAM_SOCKET_METER), what)
 
     def attach_uplink_socket(self, sock: attach.HasFileno, what: str = "uplink socket") -> None:
         """The uplink socket filter on ``sock``, an AF_PACKET socket of an uplink."""

@@ -19,6 +19,9 @@ Byte order follows the C: addresses are wire bytes (``__be32``, MACs), every int
                            vlan_tci csum_partial entropy:u16 gens[2]{slot,
                            generation:u32} dst_mac[6] src_mac[6] header[52]
                            stats{packets bytes last_used_ns:u64}             120 bytes
+    struct hnv_bucket      interval_ns tolerance_ns tat_ns:u64                24 bytes
+    struct hnv_meter       buckets[3] (new flow, broadcast, ARP)
+                           dropped[3]:u64                                     96 bytes
 """
 
 from __future__ import annotations
@@ -69,6 +72,18 @@ class Counter(enum.IntEnum):
     MISS_ACTION = 17
     ERR_HELPER = 18
     ERR_NESTED_GSO = 19
+    DROP_NEW_FLOW_RATE = 20
+    DROP_BROADCAST_RATE = 21
+    DROP_ARP_RATE = 22
+
+
+class MeterKind(enum.IntEnum):
+    """``enum hnv_meter_kind``: the abuse limit metering a frame, in ``hnv_meter``'s
+    order (name: the ``vfp.limits`` reason without ``_rate``)."""
+
+    NEW_FLOW = 0
+    BROADCAST = 1
+    ARP = 2
 
 
 _C_FORMAT = "c_format"
@@ -277,6 +292,36 @@ class FlowEntry(CStruct):
     src_mac: bytes = cfield("6s")
     header: bytes = cfield(f"{HEADER_MAX}s")
     stats: FlowStats = cfield(FlowStats)  # noqa: RUF009
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket(CStruct):
+    """``struct hnv_bucket``: one rate of a port, as a generic cell rate algorithm (the
+    token bucket of ``vfp.limits`` in virtual time; ``interval_ns`` 0: off)."""
+
+    C_NAME: ClassVar[str] = "hnv_bucket"
+    interval_ns: int = cfield("Q")
+    tolerance_ns: int = cfield("Q")
+    tat_ns: int = cfield("Q")
+
+
+@dataclass(frozen=True, slots=True)
+class MeterDrops(CStruct):
+    """``hnv_meter.dropped``: frames each limit dropped (``__u64[3]``, ``MeterKind``)."""
+
+    C_NAME: ClassVar[str] = "hnv_meter.dropped"
+    new_flow: int = cfield("Q")
+    broadcast: int = cfield("Q")
+    arp: int = cfield("Q")
+
+
+@dataclass(frozen=True, slots=True)
+class Meter(CStruct):
+    """``struct hnv_meter``: a VM port's abuse limits and what they dropped."""
+
+    C_NAME: ClassVar[str] = "hnv_meter"
+    buckets: tuple[Bucket, ...] = cfield(Bucket, count=len(MeterKind))
+    dropped: MeterDrops = cfield(MeterDrops)  # noqa: RUF009 - a field spec, not a default
 
 
 STATS_OFFSET = next(f.offset for f in c_layout(FlowEntry) if f.name == "stats")
