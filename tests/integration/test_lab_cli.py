@@ -75,6 +75,12 @@ def test_up_status_exec_down(
     assert main([*root, "exec", "--lab", name, "nobody", "--", "true"]) == 1
     assert "no VM named 'nobody'" in capfd.readouterr().err
 
+    # Migrations that are none are refused before anything changes (the lab has one host).
+    assert main([*root, "migrate", "--lab", name, "b", "--to", "h1"]) == 1
+    assert "hnv lab migrate: VM b already runs on h1" in capfd.readouterr().err
+    assert main([*root, "migrate", "--lab", name, "b", "--to", "h9"]) == 1
+    assert "no host named 'h9'" in capfd.readouterr().err
+
     # A second `up` of the same lab refuses and names the leftovers.
     assert main([*root, "up", str(path)]) == 1
     assert "already has namespaces" in capfd.readouterr().err

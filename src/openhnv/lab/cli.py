@@ -270,8 +270,9 @@ def _migrate(args: argparse.Namespace) -> int:
         client.close()
     print(
         f"VM {report.vm} moved from {report.source} to {report.destination}:"
-        f" port programmed {report.programmed_ms:.0f} ms after the PUT, VM switched at"
-        f" {report.switched_ms:.0f} ms, source released at {report.released_ms:.0f} ms,"
+        f" port programmed {report.programmed_ms:.0f} ms after the PUT, veth moved at"
+        f" {report.switched_ms:.0f} ms and attached at {report.attached_ms:.0f} ms,"
+        f" source released at {report.released_ms:.0f} ms,"
         f" NIC Succeeded at {report.succeeded_ms:.0f} ms;"
         f" {report.adopted}/{report.connections} connections carried"
     )

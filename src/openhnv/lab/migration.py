@@ -114,11 +114,11 @@ def moved(topology: Topology, vm: str, host: str) -> Topology:
     try:
         found = topology.vm(vm)
     except KeyError:
-        raise LabError(f"migrate: no VM named {vm!r} in lab {topology.name}") from None
+        raise LabError(f"no VM named {vm!r} in lab {topology.name}") from None
     if host not in topology.host_names():
-        raise LabError(f"migrate: no host named {host!r} in lab {topology.name}")
+        raise LabError(f"no host named {host!r} in lab {topology.name}")
     if found.host == host:
-        raise LabError(f"migrate: VM {vm} already runs on {host}")
+        raise LabError(f"VM {vm} already runs on {host}")
     if found.logical_network is not None:
         raise LabError(
             f"migrate: VM {vm} is on logical network {found.logical_network} (an access port"
@@ -194,14 +194,14 @@ def migrate(
             )
         except ControlError as exc:
             why = f"host {destination} refused {vm}'s connections"
-            raise LabError(f"migrate: {why}: {exc}") from exc
+            raise LabError(f"{why}: {exc}") from exc
         adopted = int(answer.get("adopted", 0)) if isinstance(answer, dict) else 0
     interface = lab.names.vm_port(vm)
     try:
         keep_neighbors(lab.names.vm(vm))
         netns.move_link(lab.names.host(source), interface, lab.names.host(destination))
     except LabError as exc:
-        raise LabError(f"migrate: VM {vm}'s veth to host {destination}: {exc}") from exc
+        raise LabError(f"VM {vm}'s veth to host {destination}: {exc}") from exc
     switched = since()
     lab.topology = target
     record_placement(lab.run_dir, vm, destination)
@@ -249,10 +249,10 @@ def _wait_ports(state_dir: Path, port: str, until: str, timeout: float, what: st
         with control.ControlClient(state_dir) as host:
             while not port_state(host.call("list-ports"), port, until):
                 if time.monotonic() >= deadline:
-                    raise LabError(f"migrate: {what}: not done after {timeout:g} s")
+                    raise LabError(f"{what}: not done after {timeout:g} s")
                 time.sleep(_POLL)
     except ControlError as exc:
-        raise LabError(f"migrate: {what}: {exc}") from exc
+        raise LabError(f"{what}: {exc}") from exc
 
 
 def port_state(rows: object, port: str, until: str) -> bool:
