@@ -14,6 +14,7 @@ from openhnv.vfp.classifier import RuleIndex
 from openhnv.vfp.flowtable import Flow, UnifiedFlowTable
 from openhnv.vfp.limits import PortMeter
 from openhnv.vfp.policy import IN, OUT, Allow, Block, Direction, Rule
+from openhnv.vfp.qos import NO_QOS, ByteBucket, PortQos, QosSettings
 
 
 class Group:
@@ -106,6 +107,9 @@ class Port:
         "outbound",
         "packets_in",
         "packets_out",
+        "qos",
+        "qos_in",
+        "qos_out",
         "rdid",
         "rule_hits",
         "uft_hits",
@@ -145,6 +149,15 @@ class Port:
         self.packets_in = 0
         self.uft_hits = 0
         self.meter: PortMeter | None = None  # the abuse limits (VM ports; None: none)
+        self.qos = NO_QOS  # the QoS layer's caps (vfp.qos) and their buckets (None: none)
+        self.qos_out: ByteBucket | None = None
+        self.qos_in: ByteBucket | None = None
+
+    def set_qos(self, settings: QosSettings) -> None:
+        """The QoS layer's caps from now on (buckets kept when the caps are the same)."""
+        if settings != self.qos:
+            layer = PortQos(settings, 0.0)
+            self.qos, self.qos_out, self.qos_in = settings, layer.outbound, layer.inbound
 
     def all_counters(self) -> dict[str, int]:
         """Every counter of the port by name (``drop:<reason>``, ``punt:<reason>`` …)."""
