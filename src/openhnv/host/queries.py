@@ -249,6 +249,9 @@ def _counters(switch: HostSwitch, params: Params) -> TableRow:
     if status.get("state") == "on":
         packets, size = switch.kernel_port_totals(fresh=True).get(port, (0, 0))
         row["kernel_packets"], row["kernel_bytes"] = packets, size
+        for reason, dropped in switch.kernel_qos_drops().get(port, {}).items():
+            counted = row.get(f"drop:{reason}", 0)  # the QoS layer's in Python and in the kernel
+            row[f"drop:{reason}"] = (counted if isinstance(counted, int) else 0) + dropped
         kernel = status.get("kernel")
         if isinstance(kernel, dict):
             row.update({f"fastpath:{k}": v for k, v in kernel.items() if v})

@@ -353,6 +353,14 @@ class HostSwitch:
             stats = self._kernel.kernel.flow_stats()
             return {f.key.hex(): v for f, v in stats.items() if f.table.port == port}
 
+    def kernel_qos_drops(self) -> dict[str, dict[str, int]]:
+        """Port -> {``qos_outbound``/``qos_inbound``: frames the kernel's QoS buckets
+        dropped} (empty without the fast path)."""
+        if self._kernel is None:
+            return {}
+        with self._lock:
+            return self._kernel.qos.drops()
+
     def kernel_port_totals(self, fresh: bool = False) -> dict[str, tuple[int, int]]:
         """Port -> (packets, bytes) the kernel counted for its offloaded flows."""
         if self._kernel is None:

@@ -16,7 +16,8 @@
  *
  * Attach points (one file each): tc_port.c (tc ingress of a VM port's veth host
  * end), tc_uplink.c (tc ingress of an uplink), socket_filter.c (SO_ATTACH_BPF on
- * the Python switch's AF_PACKET sockets). The Makefile links the three objects
+ * the Python switch's AF_PACKET sockets). qos.h adds the per-port bandwidth caps
+ * the tc programs enforce. The Makefile links the three objects
  * into one, hnv_fastpath.o; the maps below are __weak so the linker keeps one
  * copy of each.
  */
@@ -159,6 +160,8 @@ enum hnv_counter {
 	HNV_MISS_ACTION,      /* an entry whose action this program does not run */
 	HNV_ERR_HELPER,       /* a helper failed after the hit: dropped */
 	HNV_ERR_NESTED_GSO,   /* a GSO frame of the VM's own UDP tunnel: dropped */
+	HNV_DROP_QOS_OUTBOUND,  /* over its port's outbound cap (qos.h): dropped */
+	HNV_DROP_QOS_INBOUND,   /* over the receiving port's inbound cap: dropped */
 	HNV_COUNTER_MAX
 };
 

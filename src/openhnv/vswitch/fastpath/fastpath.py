@@ -39,10 +39,12 @@ from openhnv.vswitch.fastpath.layout import (
     FlowTuple,
     GenerationRef,
     PortKey,
+    QosBucket,
+    QosKey,
     UplinkKey,
     c_layout,
 )
-from openhnv.vswitch.fastpath.maps import Counters, FlowTable, Generations
+from openhnv.vswitch.fastpath.maps import Counters, FlowTable, Generations, QosBuckets
 
 OBJECT_PATH = Path(__file__).resolve().parents[1] / "bpf" / "hnv_fastpath.o"
 MAKE_TARGET = "make bpf"
@@ -55,11 +57,12 @@ MAP_PORT_FLOWS = "hnv_port_flows"
 MAP_UPLINK_FLOWS = "hnv_up_flows"
 MAP_GENERATIONS = "hnv_port_gens"
 MAP_COUNTERS = "hnv_counters"
-MAPS = (MAP_PORT_FLOWS, MAP_UPLINK_FLOWS, MAP_GENERATIONS, MAP_COUNTERS)
+MAP_QOS = "hnv_qos_buckets"
+MAPS = (MAP_PORT_FLOWS, MAP_UPLINK_FLOWS, MAP_GENERATIONS, MAP_COUNTERS, MAP_QOS)
 DEFAULT_FLOW_CAPACITY = 262_144
 DEFAULT_GENERATION_SLOTS = 65_536
 MIRRORED: tuple[type[CStruct], ...] = (
-    FlowTuple, PortKey, UplinkKey, GenerationRef, FlowStats, FlowEntry,
+    FlowTuple, PortKey, UplinkKey, GenerationRef, FlowStats, FlowEntry, QosKey, QosBucket,
 )  # fmt: skip
 COUNTER_ENUM = "hnv_counter"
 
@@ -136,6 +139,7 @@ class FastPath:
                                       sizes[MAP_UPLINK_FLOWS])  # fmt: skip
         self.generations = Generations(fds[MAP_GENERATIONS], sizes[MAP_GENERATIONS])
         self.counters = Counters(fds[MAP_COUNTERS])
+        self.qos = QosBuckets(fds[MAP_QOS])
 
     # ------------------------------------------------------------ construction
 
@@ -219,7 +223,8 @@ class FastPath:
         if self._obj:
             # the fds die with the object and their numbers may be reused: no table may
             # touch them again
-            for handle in (self.port_flows, self.uplink_flows, self.generations, self.counters):
+            for handle in (self.port_flows, self.uplink_flows, self.generations, self.counters,
+                           self.qos):  # fmt: skip
                 handle.fd = -1
             libbpf.lib().bpf_object__close(self._obj)
             self._obj = 0

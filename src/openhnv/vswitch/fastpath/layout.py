@@ -19,6 +19,9 @@ Byte order follows the C: addresses are wire bytes (``__be32``, MACs), every int
                            vlan_tci csum_partial entropy:u16 gens[2]{slot,
                            generation:u32} dst_mac[6] src_mac[6] header[52]
                            stats{packets bytes last_used_ns:u64}             120 bytes
+    struct hnv_qos_key     ifindex:u32 direction:u32                           8 bytes
+    struct hnv_qos_bucket  lock:u32 pad:u32 rate burst fill_ns tokens last_ns
+                           drops drop_bytes:u64 (bpf/qos.h)                   64 bytes
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class Counter(enum.IntEnum):
     MISS_ACTION = 17
     ERR_HELPER = 18
     ERR_NESTED_GSO = 19
+    DROP_QOS_OUTBOUND = 20
+    DROP_QOS_INBOUND = 21
 
 
 _C_FORMAT = "c_format"
@@ -280,3 +285,33 @@ class FlowEntry(CStruct):
 
 
 STATS_OFFSET = next(f.offset for f in c_layout(FlowEntry) if f.name == "stats")
+
+
+QOS_OUTBOUND = 0  # hnv_qos_key.direction: frames the VM sends
+QOS_INBOUND = 1  # frames about to enter the VM
+
+
+@dataclass(frozen=True, slots=True)
+class QosKey(CStruct):
+    """``struct hnv_qos_key``: one direction of one VM port's QoS caps (bpf/qos.h)."""
+
+    C_NAME: ClassVar[str] = "hnv_qos_key"
+    ifindex: int = cfield("I")
+    direction: int = cfield("I")
+
+
+@dataclass(frozen=True, slots=True)
+class QosBucket(CStruct):
+    """``struct hnv_qos_bucket``: a policer's bucket, in bytes. ``lock`` is the
+    programs' (a write from userspace leaves it alone); ``tokens`` 0 with ``last_ns`` 0
+    makes the first frame fill the bucket."""
+
+    C_NAME: ClassVar[str] = "hnv_qos_bucket"
+    lock: int = cfield("I", pad_after=4)
+    rate: int = cfield("Q")
+    burst: int = cfield("Q")
+    fill_ns: int = cfield("Q")
+    tokens: int = cfield("Q")
+    last_ns: int = cfield("Q")
+    drops: int = cfield("Q")
+    drop_bytes: int = cfield("Q")
