@@ -34,7 +34,7 @@ QOS_REASONS = (QOS_OUTBOUND, QOS_INBOUND)
 BYTES_PER_MBIT = 125_000  # 10**6 bits / 8: the caps are in Mbit/s (10**6, as NC's)
 MAX_MBPS = 1_000_000
 """The largest cap, 1 Tbit/s: keeps the kernel bucket's arithmetic within 64 bits."""
-BURST_SECONDS = 0.02
+BURST_SECONDS = 0.1
 """A bucket holds this much of its rate: TCP sees a policer rather than a wall, and a
 few seconds of traffic exceed the cap by no more than a percent or so."""
 MIN_BURST_BYTES = 131_072
