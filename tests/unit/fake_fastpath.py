@@ -83,8 +83,8 @@ class FakeQos:
     def __init__(self) -> None:
         self.buckets: dict[tuple[int, int], QosBucket] = {}
 
-    def set(self, ifindex: int, direction: int, rate: int, burst: int) -> None:
-        self.buckets[(ifindex, direction)] = QosBucket(0, rate, burst, 0, 0, 0, 0, 0)
+    def set(self, ifindex: int, direction: int, rate: int, burst: int, priority: int = 0) -> None:
+        self.buckets[(ifindex, direction)] = QosBucket(0, priority, rate, burst, 0, 0, 0, 0, 0)
 
     def delete(self, ifindex: int, direction: int) -> bool:
         return self.buckets.pop((ifindex, direction), None) is not None

@@ -18,6 +18,7 @@ from openhnv.vfp.qos import (
     ByteBucket,
     QosSettings,
     burst_of,
+    shaper_burst_of,
 )
 
 FRAME_BYTES = 1000
@@ -73,9 +74,11 @@ def test_a_bucket_needs_a_positive_rate_and_burst(rate: float, burst: int) -> No
         ByteBucket(rate, burst, 0.0)
 
 
-def test_the_burst_is_a_fraction_of_a_second_and_never_below_two_gso_frames() -> None:
+def test_bursts_are_fractions_of_a_second_and_never_below_two_gso_frames() -> None:
     assert burst_of(1) == MIN_BURST_BYTES
-    assert burst_of(10_000) == 10_000 * BYTES_PER_MBIT // 50
+    assert burst_of(10_000) == 10_000 * BYTES_PER_MBIT // 4
+    assert shaper_burst_of(1) == MIN_BURST_BYTES
+    assert shaper_burst_of(10_000) == 10_000 * BYTES_PER_MBIT * 4 // 1000
     assert burst_of(MAX_MBPS) < 2**64 // 10**9  # the kernel's refill stays within 64 bits
 
 

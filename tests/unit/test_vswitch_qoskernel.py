@@ -1,5 +1,6 @@
-"""The QoS layer's caps in the kernel's map: exactly the capped ports' buckets, kept across
-an adoption when unchanged, and under HostSwitch after the agent's commands."""
+"""The QoS layer's outbound caps in the kernel's map: exactly the capped ports' buckets
+(with their htb class), kept across an adoption when unchanged, and under HostSwitch
+after the agent's commands."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from vfp_frames import PA_A, VM1
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.qos import BYTES_PER_MBIT, QosSettings, burst_of
-from openhnv.vswitch.fastpath.layout import QOS_INBOUND, QOS_OUTBOUND, QosBucket
+from openhnv.vswitch.fastpath.layout import QOS_OUTBOUND, QosBucket
+from openhnv.vswitch.qdisc import class_priority
 from openhnv.vswitch.qoskernel import KernelQos
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 
@@ -18,22 +20,25 @@ BOTH = QosSettings(outbound_max_mbps=50, inbound_max_mbps=20)
 IFINDEX = {"vm1": 11, "vm5": 12}
 
 
-def caps(mbps: int) -> tuple[int, int]:
-    return mbps * BYTES_PER_MBIT, burst_of(mbps)
+def caps(mbps: int, ifindex: int) -> tuple[int, int, int]:
+    return mbps * BYTES_PER_MBIT, burst_of(mbps), class_priority(ifindex)
 
 
-def test_sync_writes_a_bucket_per_capped_direction_of_ports_with_a_veth() -> None:
+def held(qos: FakeQos) -> dict[tuple[int, int], tuple[int, int, int]]:
+    return {k: (b.rate, b.burst, b.priority) for k, b in qos.items().items()}
+
+
+def test_sync_writes_a_bucket_per_port_with_an_outbound_cap_and_a_veth() -> None:
     qos = FakeQos()
     known = dict(IFINDEX)
     kernel = KernelQos(qos, known.get)
-    kernel.sync([("vm1", BOTH), ("vm5", QosSettings()), ("vm9", OUT_50)])  # vm9: no veth
-    assert {k: (b.rate, b.burst) for k, b in qos.items().items()} == {
-        (11, QOS_OUTBOUND): caps(50),
-        (11, QOS_INBOUND): caps(20),
-    }
+    in_only = QosSettings(inbound_max_mbps=20)  # inbound: the port's tbf, no bucket
+    kernel.sync([("vm1", BOTH), ("vm5", in_only), ("vm9", OUT_50)])  # vm9: no veth yet
+    assert held(qos) == {(11, QOS_OUTBOUND): caps(50, 11)}
+    assert class_priority(11) == 0x1000B  # htb class 1:b
     known["vm9"] = 13  # its veth appeared: the next sync writes its bucket
     kernel.sync([("vm1", BOTH), ("vm9", OUT_50)])
-    assert set(qos.items()) == {(11, QOS_OUTBOUND), (11, QOS_INBOUND), (13, QOS_OUTBOUND)}
+    assert set(qos.items()) == {(11, QOS_OUTBOUND), (13, QOS_OUTBOUND)}
 
 
 def test_changed_caps_rewrite_lifted_caps_and_gone_ports_delete() -> None:
@@ -41,19 +46,18 @@ def test_changed_caps_rewrite_lifted_caps_and_gone_ports_delete() -> None:
     kernel = KernelQos(qos, IFINDEX.get)
     kernel.sync([("vm1", BOTH), ("vm5", OUT_50)])
     kernel.sync([("vm1", QosSettings(outbound_max_mbps=10))])  # vm5 went, vm1 changed
-    assert {k: (b.rate, b.burst) for k, b in qos.items().items()} == {
-        (11, QOS_OUTBOUND): caps(10),
-    }
-    kernel.sync([("vm1", QosSettings())])
+    assert held(qos) == {(11, QOS_OUTBOUND): caps(10, 11)}
+    kernel.sync([("vm1", QosSettings(inbound_max_mbps=10))])
     assert qos.items() == {}
 
 
 def test_an_adopted_bucket_with_the_same_caps_keeps_its_state_and_a_stale_one_goes() -> None:
     qos = FakeQos()
-    rate, burst = caps(50)
-    running = QosBucket(0, rate, burst, 0, tokens=1234, last_ns=99, drops=7, drop_bytes=7000)
+    rate, burst, priority = caps(50, 11)
+    running = QosBucket(0, priority, rate, burst, 0, tokens=1234, last_ns=99, drops=7,
+                        drop_bytes=7000)  # fmt: skip
     qos.buckets[(11, QOS_OUTBOUND)] = running
-    qos.buckets[(40, QOS_INBOUND)] = QosBucket(0, 1, 1, 0, 0, 0, 0, 0)  # a port long gone
+    qos.buckets[(40, QOS_OUTBOUND)] = QosBucket(0, 0, 1, 1, 0, 0, 0, 0, 0)  # a port long gone
     kernel = KernelQos(qos, IFINDEX.get)  # a restarted switch on the adopted map
     kernel.sync([("vm1", OUT_50)])
     assert qos.items() == {(11, QOS_OUTBOUND): running}

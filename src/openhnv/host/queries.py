@@ -242,19 +242,20 @@ def _flows(switch: HostSwitch, params: Params) -> list[TableRow]:
 
 def _counters(switch: HostSwitch, params: Params) -> TableRow:
     """The port's counters; with the fast path, the kernel's packets and bytes for the
-    port's offloaded flows and the host's fast-path hits and misses (``fastpath:*``)."""
+    port's offloaded flows and the host's fast-path hits and misses (``fastpath:*``);
+    the QoS drops of the kernel's shapers added to the QoS layer's (``drop:qos_*``)."""
     port = _required(params, "port")
     row = switch.inspect(lambda e: e.listing.counters(port))
     status = switch.fastpath_status()
     if status.get("state") == "on":
         packets, size = switch.kernel_port_totals(fresh=True).get(port, (0, 0))
         row["kernel_packets"], row["kernel_bytes"] = packets, size
-        for reason, dropped in switch.kernel_qos_drops().get(port, {}).items():
-            counted = row.get(f"drop:{reason}", 0)  # the QoS layer's in Python and in the kernel
-            row[f"drop:{reason}"] = (counted if isinstance(counted, int) else 0) + dropped
         kernel = status.get("kernel")
         if isinstance(kernel, dict):
             row.update({f"fastpath:{k}": v for k, v in kernel.items() if v})
+    for reason, dropped in switch.kernel_qos_drops().get(port, {}).items():
+        counted = row.get(f"drop:{reason}", 0)  # the QoS layer's: Python's and the kernel's
+        row[f"drop:{reason}"] = (counted if isinstance(counted, int) else 0) + dropped
     return row
 
 

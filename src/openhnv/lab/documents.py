@@ -225,7 +225,9 @@ def network_interface(
         "dhcpGuardEnabled": DISABLED,
     }
     if qos:
-        properties["portSettings"]["qosSettings"] = dict(qos)  # NC's names, e.g. outboundMaximumMbps
+        properties["portSettings"]["qosSettings"] = dict(
+            qos
+        )  # NC's names, e.g. outboundMaximumMbps
     if dns_servers:
         properties["dnsSettings"] = {"dnsServers": list(dns_servers)}
     if mac is not None:

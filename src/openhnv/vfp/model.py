@@ -153,11 +153,15 @@ class Port:
         self.qos_out: ByteBucket | None = None
         self.qos_in: ByteBucket | None = None
 
-    def set_qos(self, settings: QosSettings) -> None:
-        """The QoS layer's caps from now on (buckets kept when the caps are the same)."""
-        if settings != self.qos:
+    def set_qos(self, settings: QosSettings, police_inbound: bool = True) -> None:
+        """The QoS layer's caps from now on (buckets kept when the caps are the same);
+        ``police_inbound`` False: the inbound cap is the driver's to shape."""
+        if settings != self.qos or (self.qos_in is not None) != (
+            police_inbound and bool(settings.inbound_max_mbps)
+        ):
             layer = PortQos(settings, 0.0)
-            self.qos, self.qos_out, self.qos_in = settings, layer.outbound, layer.inbound
+            self.qos, self.qos_out = settings, layer.outbound
+            self.qos_in = layer.inbound if police_inbound else None
 
     def all_counters(self) -> dict[str, int]:
         """Every counter of the port by name (``drop:<reason>``, ``punt:<reason>`` …)."""

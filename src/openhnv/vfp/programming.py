@@ -159,7 +159,7 @@ class Programming:
             if state.ports_by_mac.get(old.mac) is old:
                 del state.ports_by_mac[old.mac]
             _leave_vlan(state, old)
-        port.set_qos(cmd.qos)
+        port.set_qos(cmd.qos, state.police_inbound)
         state.ports[cmd.name] = port
         state.ports_by_mac[cmd.mac] = port
         if port.access_vlan is not None:

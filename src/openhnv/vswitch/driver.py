@@ -35,9 +35,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from openhnv.vfp.emits import Transmit
+from openhnv.vfp.qos import QosSettings
 from openhnv.vswitch.errors import VSwitchError
 
 MAX_VLAN_ID = 4094
@@ -119,3 +120,13 @@ class Driver(Protocol):
     def uplink_mac(self, interface: str) -> str: ...
     def watch_neighbors(self, addresses: Sequence[str]) -> None: ...
     def set_access_vlans(self, vlans: frozenset[int]) -> None: ...
+
+
+@runtime_checkable
+class QosShaping(Protocol):
+    """A driver whose kernel shapes capped ports (``LinuxDriver``, vswitch.qdisc): it
+    shapes inbound caps for every frame that enters a VM, so the engine's QoS layer
+    polices outbound only."""
+
+    def set_port_qos(self, port: str, settings: QosSettings) -> None: ...
+    def qos_drops(self) -> dict[str, dict[str, int]]: ...

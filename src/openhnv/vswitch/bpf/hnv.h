@@ -161,7 +161,6 @@ enum hnv_counter {
 	HNV_ERR_HELPER,       /* a helper failed after the hit: dropped */
 	HNV_ERR_NESTED_GSO,   /* a GSO frame of the VM's own UDP tunnel: dropped */
 	HNV_DROP_QOS_OUTBOUND,  /* over its port's outbound cap (qos.h): dropped */
-	HNV_DROP_QOS_INBOUND,   /* over the receiving port's inbound cap: dropped */
 	HNV_COUNTER_MAX
 };
 

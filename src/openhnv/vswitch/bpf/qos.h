@@ -1,18 +1,18 @@
-/* The QoS layer in the kernel: per-port bandwidth caps (docs/vfp.md, "QoS").
+/* The QoS layer in the kernel: outbound caps of what the fast path carries
+ * (docs/vfp.md, "QoS").
  *
- * The VFP engine's QoS layer (openhnv/vfp/qos.py) polices the frames the Python
- * switch carries; these buckets police the frames the kernel executes, so an
- * offloaded flow cannot outrun its port's cap. Each frame is metered by exactly
- * one of them (the socket filter and tc agree on who takes it). A bucket is a
- * policer: bytes refilled at the cap's rate up to a burst; a frame passes when
- * the bucket holds its bytes, else it is dropped and counted (in its bucket, by
- * port, and in hnv_counters). Bytes are those of the VM's frames: a GSO frame
- * counts each segment's headers (the frames the VM's wire would carry); the
- * outer headers the host adds are not the tenant's.
- *
- * Outbound (VM -> network) is checked in tc_port.c on the port the frame came
- * from; inbound (network -> VM) where the kernel hands a frame to a VM port:
- * tc_uplink.c after decapsulation, tc_port.c for local delivery.
+ * A policer drops what exceeds a cap, and TCP reads a dropped 64 KiB GSO frame
+ * as a lost window: a policed TCP flow falls far below its cap. So the kernel
+ * shapes where it can queue (openhnv/vswitch/qdisc.py): a frame a capped port
+ * sends toward the uplink (HNV_ACT_ENCAP) is put in its port's htb class on the
+ * uplink (skb->priority = the bucket's priority); inbound caps are a tbf on the
+ * port's veth, which every frame entering the VM crosses, redirected ones too.
+ * What cannot queue is policed by the port's bucket: a frame delivered to
+ * another local VM (HNV_ACT_DELIVER), or any frame of a port whose bucket has
+ * no class. A bucket is bytes refilled at the cap's rate up to a burst; a frame
+ * passes when the bucket holds its bytes, else it is dropped and counted (in
+ * its bucket, by port, and in hnv_counters). Bytes are those of the VM's
+ * frames: a GSO frame counts each segment's headers.
  */
 #ifndef HNV_QOS_H
 #define HNV_QOS_H
@@ -20,7 +20,7 @@
 #include "hnv.h"
 
 #define HNV_QOS_OUTBOUND 0  /* hnv_qos_key.direction: frames the VM sends */
-#define HNV_QOS_INBOUND 1   /* frames about to enter the VM */
+#define HNV_QOS_INBOUND 1   /* frames about to enter the VM (a tbf's: unused here) */
 #define HNV_QOS_MAX_BUCKETS 16384
 #define HNV_NSEC_PER_SEC 1000000000ULL
 
@@ -31,7 +31,7 @@ struct hnv_qos_key {
 
 struct hnv_qos_bucket {
 	struct bpf_spin_lock lock;  /* the programs' only; userspace writes skip it */
-	__u32 pad;
+	__u32 priority;    /* HNV_ACT_ENCAP: skb->priority of the port's htb class, 0: none */
 	__u64 rate;        /* bytes a second (the cap: Mbit/s * 125000) */
 	__u64 burst;       /* bytes the bucket holds at most */
 	__u64 fill_ns;     /* ns to fill an empty bucket: burst * 1e9 / rate, rounded up */
@@ -43,10 +43,10 @@ struct hnv_qos_bucket {
 
 /* hnv_qos_buckets: a bucket per capped port and direction.
  * Written by: the Python switch (openhnv.vswitch.qoskernel): whole buckets when a
- *   port's caps change (rate, burst, fill_ns; tokens 0 and last_ns 0 make the
- *   first frame fill it), deleted when the caps or the port go; adopted with the
- *   other maps after a restart, kept when the caps are the same.
- * Read by: tc_port.c and tc_uplink.c, which refill, spend and count under the
+ *   port's outbound cap changes (priority, rate, burst, fill_ns; tokens 0 and
+ *   last_ns 0 make the first frame fill it), deleted when the cap or the port
+ *   goes; adopted with the other maps after a restart, kept when unchanged.
+ * Read by: tc_port.c, which classifies, or refills, spends and counts under the
  *   bucket's lock. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -64,18 +64,13 @@ static __always_inline __u64 hnv_qos_bytes(struct __sk_buff *skb, __u32 l2_l3_l4
 	return (__u64)skb->len + (segments > 1 ? (__u64)(segments - 1) * l2_l3_l4 : 0);
 }
 
-/* Whether port ifindex may pass bytes in direction (1), or the frame is dropped
- * (0, counted in the bucket). A port without a bucket has no cap. */
-static __always_inline int hnv_qos_admit(__u32 ifindex, __u32 direction, __u64 bytes)
+/* Refill b at now and spend bytes: 1 when it held them, else 0 (counted). */
+static __always_inline int hnv_qos_police(struct hnv_qos_bucket *b, __u64 bytes)
 {
-	struct hnv_qos_key key = {.ifindex = ifindex, .direction = direction};
-	struct hnv_qos_bucket *b = bpf_map_lookup_elem(&hnv_qos_buckets, &key);
-	__u64 now, elapsed, added;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 elapsed, added;
 	int admitted;
 
-	if (!b)
-		return 1;
-	now = bpf_ktime_get_ns();
 	bpf_spin_lock(&b->lock);
 	elapsed = now > b->last_ns ? now - b->last_ns : 0;
 	if (elapsed >= b->fill_ns) {
@@ -102,16 +97,22 @@ static __always_inline int hnv_qos_admit(__u32 ifindex, __u32 direction, __u64 b
 	return admitted;
 }
 
-/* A frame the kernel carries from VM port ifindex per flow: 0 when its port's
- * outbound cap and, for a local delivery, the receiving port's inbound cap let
- * it through, else the counter of the drop. */
-static __always_inline int hnv_qos_port(__u32 ifindex, const struct hnv_flow *flow, __u64 bytes)
+/* A frame the kernel carries from VM port ifindex per flow, within the port's
+ * outbound cap: 0 to go on (shaped by its htb class, or admitted by its
+ * bucket, or the port has no cap), else the counter of the drop. */
+static __always_inline int hnv_qos_outbound(struct __sk_buff *skb, __u32 ifindex,
+					    const struct hnv_flow *flow, __u32 l2_l3_l4)
 {
-	if (!hnv_qos_admit(ifindex, HNV_QOS_OUTBOUND, bytes))
-		return HNV_DROP_QOS_OUTBOUND;
-	if (flow->action == HNV_ACT_DELIVER && !hnv_qos_admit(flow->ifindex, HNV_QOS_INBOUND, bytes))
-		return HNV_DROP_QOS_INBOUND;
-	return 0;
+	struct hnv_qos_key key = {.ifindex = ifindex, .direction = HNV_QOS_OUTBOUND};
+	struct hnv_qos_bucket *b = bpf_map_lookup_elem(&hnv_qos_buckets, &key);
+
+	if (!b)
+		return 0;
+	if (flow->action == HNV_ACT_ENCAP && b->priority) {
+		skb->priority = b->priority;
+		return 0;
+	}
+	return hnv_qos_police(b, hnv_qos_bytes(skb, l2_l3_l4)) ? 0 : HNV_DROP_QOS_OUTBOUND;
 }
 
 #endif /* HNV_QOS_H */

@@ -3,12 +3,11 @@
  * A hit (outer PAs, VSID, encapsulation, VLAN and inner flow all match an entry
  * of the current generations) loses its 802.1Q tag and outer headers, gets the
  * entry's optional inner edit and is redirected to the VM port's veth host end
- * (HNV_ACT_DECAP_DELIVER) within that port's inbound QoS cap (qos.h). Anything else (ARP for a PA, first packets, frames
+ * (HNV_ACT_DECAP_DELIVER). Anything else (ARP for a PA, first packets, frames
  * of other shapes) is dropped here: the Python PA stack and switch already have
  * it through the uplink's AF_PACKET socket.
  */
 #include "hnv.h"
-#include "qos.h"
 
 SEC("tc")
 int hnv_tc_uplink(struct __sk_buff *skb)
@@ -29,11 +28,6 @@ int hnv_tc_uplink(struct __sk_buff *skb)
 		goto error;
 	if ((flow->flags & HNV_F_DEC_TTL) && hnv_decrement_ttl(skb, ETH_HLEN, &meta) < 0)
 		goto error;
-	if (!hnv_qos_admit(flow->ifindex, HNV_QOS_INBOUND,
-			   hnv_qos_bytes(skb, ETH_HLEN + meta.l3_l4_hlen))) {
-		hnv_count(HNV_DROP_QOS_INBOUND);
-		return TC_ACT_SHOT;
-	}
 	hnv_account(skb, flow, bytes, HNV_HIT_DECAP);
 	return bpf_redirect(flow->ifindex, 0);
 error:

@@ -20,7 +20,7 @@ Byte order follows the C: addresses are wire bytes (``__be32``, MACs), every int
                            generation:u32} dst_mac[6] src_mac[6] header[52]
                            stats{packets bytes last_used_ns:u64}             120 bytes
     struct hnv_qos_key     ifindex:u32 direction:u32                           8 bytes
-    struct hnv_qos_bucket  lock:u32 pad:u32 rate burst fill_ns tokens last_ns
+    struct hnv_qos_bucket  lock:u32 priority:u32 rate burst fill_ns tokens last_ns
                            drops drop_bytes:u64 (bpf/qos.h)                   64 bytes
 """
 
@@ -73,7 +73,6 @@ class Counter(enum.IntEnum):
     ERR_HELPER = 18
     ERR_NESTED_GSO = 19
     DROP_QOS_OUTBOUND = 20
-    DROP_QOS_INBOUND = 21
 
 
 _C_FORMAT = "c_format"
@@ -302,12 +301,14 @@ class QosKey(CStruct):
 
 @dataclass(frozen=True, slots=True)
 class QosBucket(CStruct):
-    """``struct hnv_qos_bucket``: a policer's bucket, in bytes. ``lock`` is the
-    programs' (a write from userspace leaves it alone); ``tokens`` 0 with ``last_ns`` 0
-    makes the first frame fill the bucket."""
+    """``struct hnv_qos_bucket``: a port's outbound cap in the kernel: the htb class
+    its encapsulated frames go to (``priority``), and a policer's bucket in bytes for
+    the rest. ``lock`` is the programs' (a write from userspace leaves it alone);
+    ``tokens`` 0 with ``last_ns`` 0 makes the first frame fill the bucket."""
 
     C_NAME: ClassVar[str] = "hnv_qos_bucket"
-    lock: int = cfield("I", pad_after=4)
+    lock: int = cfield("I")
+    priority: int = cfield("I")  # skb->priority of the port's htb class (0: police)
     rate: int = cfield("Q")
     burst: int = cfield("Q")
     fill_ns: int = cfield("Q")

@@ -220,13 +220,14 @@ class QosBuckets:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def set(self, ifindex: int, direction: int, rate: int, burst: int) -> None:
+    def set(self, ifindex: int, direction: int, rate: int, burst: int, priority: int = 0) -> None:
         """A full-to-be bucket of ``rate`` bytes a second and ``burst`` bytes (the first
-        frame fills it; a bucket already there is replaced, its drops restart)."""
+        frame fills it; a bucket already there is replaced, its drops restart), and the
+        ``skb->priority`` of the port's htb class (0: none)."""
         if rate < 1 or burst < 1:
             raise FastPathError(f"hnv_qos_buckets: rate {rate} and burst {burst} must be >= 1")
         fill_ns = -(-burst * NANOSECONDS // rate)
-        bucket = QosBucket(0, rate, burst, fill_ns, 0, 0, 0, 0)
+        bucket = QosBucket(0, priority, rate, burst, fill_ns, 0, 0, 0, 0)
         key = QosKey(ifindex, direction)
         result = libbpf.lib().bpf_map_update_elem(self.fd, key.pack(), bucket.pack(), BPF_ANY)
         libbpf.check(result, f"hnv_qos_buckets: update of {key}")
