@@ -32,8 +32,9 @@ QOS_REASONS = (QOS_OUTBOUND, QOS_INBOUND)
 """The drop reasons of the QoS layer (``drop:<reason>`` in a port's counters)."""
 
 BYTES_PER_MBIT = 125_000  # 10**6 bits / 8: the caps are in Mbit/s (10**6, as NC's)
-MAX_MBPS = 1_000_000
-"""The largest cap, 1 Tbit/s: keeps the kernel bucket's arithmetic within 64 bits."""
+MAX_MBPS = 400_000
+"""The largest cap, 400 Gbit/s: keeps the kernel bucket's refill (elapsed ns times
+bytes a second, below burst * 10**9) within 64 bits."""
 BURST_SECONDS = 0.25
 """A policer's bucket holds this much of its rate: TCP keeps most of its rate through a
 policer with a deep bucket (a tenth of a second gave 86-92 % of a 50 Mbit/s cap, a

@@ -40,7 +40,7 @@ MAC_HEX_DIGITS = 12
 ANY = "*"
 INTERNET_TAG = "Internet"
 COUNT_MAX = 2**63 - 1  # a count or a size without a limit of its own
-MBPS_MAX = 1_000_000  # a QoS cap, 1 Tbit/s: what a host's buckets hold (vfp.qos.MAX_MBPS)
+MBPS_MAX = 400_000  # a QoS cap, 400 Gbit/s: what a host's buckets hold (vfp.qos.MAX_MBPS)
 CREDENTIAL_TYPES = (
     "X509Certificate",
     "X509CertificateSubjectName",
