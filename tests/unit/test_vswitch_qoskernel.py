@@ -80,3 +80,21 @@ def test_the_switch_syncs_the_buckets_after_the_agents_commands() -> None:
         assert fast_path.qos.items() == {}
     finally:
         sw.stop()
+
+
+def test_a_capped_port_whose_veth_appears_later_gets_its_bucket_then() -> None:
+    fast_path = FakeFastPath()
+    driver = KernelNullDriver(fast_path)
+    sw = HostSwitch(VfpEngine(clock=lambda: 0.0), driver, expire_interval=None)
+    sw.start()
+    try:
+        name, mac, ip, vsid, rdid = str(VM1[0]), str(VM1[1]), str(VM1[2]), 5001, str(VM1[4])
+        unknown = KernelQos(fast_path.qos, lambda _: None)
+        sw._kernel.qos = unknown  # type: ignore[union-attr]
+        sw.apply([c.AddPort(name, mac, vsid, rdid, (ip,), qos=OUT_50)])
+        assert fast_path.qos.items() == {}
+        unknown.ifindex_of = lambda _: 21  # the driver found the veth and reports it
+        driver.inject_port(name, mac)
+        assert set(fast_path.qos.items()) == {(21, QOS_OUTBOUND)}
+    finally:
+        sw.stop()

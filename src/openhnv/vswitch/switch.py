@@ -452,6 +452,8 @@ class HostSwitch:
             if self._ports.get(port) == mac:
                 return
             self._ports[port] = mac
+            if self._kernel is not None:  # its veth is known now: its QoS bucket
+                self._kernel.sync_qos()
             listener = self._listener
         if listener is not None:
             listener.port_added(port, mac)
