@@ -289,12 +289,9 @@ class OvsSubject(Subject):
         return {**super().figures(delta), **cpu_figures(delta), "version": ovs_netdev.version()}
 
 
-def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict[str, Any]:
-    """Build the labs asked for (all stay up together); a skipped one maps to its reason."""
+def open_qos_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict[str, Any]:
+    """The labs with QoS caps far above the line rate (``QOS_FAR_ABOVE``) asked for."""
     opened: dict[str, Any] = {}
-
-    def lab(tag: str, fastpath: str = "off") -> DataplaneLab:
-        return stack.enter_context(DataplaneLab(document(lab_name(tag)), run_root, fastpath))
 
     def qos_lab(tag: str, fastpath: str = "off") -> DataplaneLab:
         return stack.enter_context(
@@ -310,6 +307,17 @@ def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict
             opened["openhnv_fastpath_qos"] = {"skipped": why_not}
     if "openhnv_qos" in runs:
         opened["openhnv_qos"] = OpenhnvSubject(qos_lab("bp"), run_root, "openhnv_qos")
+    return opened
+
+
+def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict[str, Any]:
+    """Build the labs asked for (all stay up together); a skipped one maps to its reason."""
+    opened: dict[str, Any] = {}
+
+    def lab(tag: str, fastpath: str = "off") -> DataplaneLab:
+        return stack.enter_context(DataplaneLab(document(lab_name(tag)), run_root, fastpath))
+
+    opened.update(open_qos_subjects(stack, run_root, runs))
     if "fastpath" in runs:
         why_not = probe()
         if why_not is None:
