@@ -66,7 +66,7 @@ gateway-deps:
 
 bpf: $(BPF_OBJECT)
 
-$(BPF_BUILD)/%.o: $(BPF_DIR)/%.c $(BPF_DIR)/hnv.h | apt-deps
+$(BPF_BUILD)/%.o: $(BPF_DIR)/%.c $(BPF_DIR)/hnv.h $(BPF_DIR)/qos.h | apt-deps
 	@mkdir -p $(@D)
 	clang $(BPF_CFLAGS) -c $< -o $@
 

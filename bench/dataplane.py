@@ -30,6 +30,11 @@ measures all of them, in an order rotated per round, so the load of the shared m
 hits them alike; figures are medians. Then one host's switch offloads ``--flows``
 flows (100k) into a fresh fast path: setup time and memory per offloaded flow.
 
+Two more labs, ``openhnv_fastpath_qos`` and ``openhnv_qos``, are the first two with QoS
+caps of 100 Gbit/s on every VM port (far above what they reach): ``qos_cost`` gives
+their TCP and UDP-64 figures as ratios to the uncapped ones of the same run (the cost
+of the QoS layer, the kernel's shapers and the port sockets crossing the qdisc).
+
 Prints one JSON object with the ratios, each target of issue 9 and whether it holds.
 Needs root. ``--smoke`` runs one-second tests and 2k flows; ``--only`` picks runs;
 ``--setup-only`` measures the setup latency alone (rounds interleaved as above).
@@ -58,12 +63,16 @@ from openhnv.testing import ovs_netdev
 from openhnv.testing.dataplane import DataplaneLab, document, lab_name
 from openhnv.testing.offload_scale import offloaded_flows
 from openhnv.testing.privileges import root_missing
+from openhnv.vfp.qos import QosSettings
 from openhnv.vswitch.fastpath.probe import probe
 
 UDP_PAYLOAD = 18  # 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 bytes, 64 with the FCS
 IPERF_PORT = 5201
 CONNECT_PORT = 5301
-RUNS = ("fastpath", "openhnv", "kernel", "kernel_offloads_on", "ovs")
+RUNS = ("fastpath", "openhnv", "kernel", "kernel_offloads_on", "ovs", "fastpath_qos", "openhnv_qos")
+QOS_FAR_ABOVE = QosSettings(outbound_max_mbps=100_000, inbound_max_mbps=100_000)
+"""The caps of the ``*_qos`` labs: 100 Gbit/s, far above what a VM reaches here, so the
+figures are the cost of the QoS layer and the kernel's shapers, not of a cap."""
 FLOWS = 100_000
 SMOKE_FLOWS = 2_000
 CONNECTS = 200  # per round and subject: a median of fewer moves by 10-20 % on a shared machine
@@ -280,6 +289,27 @@ class OvsSubject(Subject):
         return {**super().figures(delta), **cpu_figures(delta), "version": ovs_netdev.version()}
 
 
+def open_qos_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict[str, Any]:
+    """The labs with QoS caps far above the line rate (``QOS_FAR_ABOVE``) asked for."""
+    opened: dict[str, Any] = {}
+
+    def qos_lab(tag: str, fastpath: str = "off") -> DataplaneLab:
+        return stack.enter_context(
+            DataplaneLab(document(lab_name(tag)), run_root, fastpath, qos=QOS_FAR_ABOVE)
+        )
+
+    if "fastpath_qos" in runs:
+        why_not = probe()
+        if why_not is None:
+            opened["openhnv_fastpath_qos"] = OpenhnvSubject(qos_lab("bq", "on"), run_root,
+                                                            "openhnv_fastpath_qos")  # fmt: skip
+        else:
+            opened["openhnv_fastpath_qos"] = {"skipped": why_not}
+    if "openhnv_qos" in runs:
+        opened["openhnv_qos"] = OpenhnvSubject(qos_lab("bp"), run_root, "openhnv_qos")
+    return opened
+
+
 def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict[str, Any]:
     """Build the labs asked for (all stay up together); a skipped one maps to its reason."""
     opened: dict[str, Any] = {}
@@ -287,6 +317,7 @@ def open_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> dict
     def lab(tag: str, fastpath: str = "off") -> DataplaneLab:
         return stack.enter_context(DataplaneLab(document(lab_name(tag)), run_root, fastpath))
 
+    opened.update(open_qos_subjects(stack, run_root, runs))
     if "fastpath" in runs:
         why_not = probe()
         if why_not is None:
@@ -399,7 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = {k: v for k, v in opened.items() if not isinstance(v, Subject)}
         results.update(measure(subjects, seconds, repeat, connects, args.setup_only))
     skip = {"skipped": "not asked for (--only)"}
-    for name in ("openhnv_fastpath", "openhnv", "kernel_vxlan", "kernel_vxlan_offloads_on", "ovs"):
+    for name in ("openhnv_fastpath", "openhnv", "kernel_vxlan", "kernel_vxlan_offloads_on", "ovs",
+                 "openhnv_fastpath_qos", "openhnv_qos"):  # fmt: skip
         results.setdefault(name, skip)
     if "fastpath" in runs and probe() is None and not args.setup_only:
         results["offloaded_flows"] = offloaded_flows(SMOKE_FLOWS if args.smoke else args.flows)
@@ -416,6 +448,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio_ovs_tcp": ratio(ours, "tcp_gbit_s", ovs),
         "ratio_ovs_udp64_received": ratio(ours, "udp64_received_pkt_s", ovs),
     })  # fmt: skip
+    fast_qos, ours_qos = results["openhnv_fastpath_qos"], results["openhnv_qos"]
+    results["qos_cost"] = {  # with caps far above the line rate / without caps, same run
+        "ratio_fastpath_tcp": ratio(fast_qos, "tcp_gbit_s", fast),
+        "ratio_fastpath_udp64_received": ratio(fast_qos, "udp64_received_pkt_s", fast),
+        "ratio_python_tcp": ratio(ours_qos, "tcp_gbit_s", ours),
+        "ratio_python_udp64_received": ratio(ours_qos, "udp64_received_pkt_s", ours),
+    }
     results["targets"] = targets(results)
     print(json.dumps({"seconds": seconds, "repeat": repeat, **results}, indent=2))
     return 0

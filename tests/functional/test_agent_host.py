@@ -378,3 +378,23 @@ def test_team_member_rows_tell_the_controller_where_each_pa_lives(
     assert status_of("up0") == gone
     assert host.agent.status()["rows"]["Physical_Port"] == 2  # the VM ports' rows only
     assert host.agent.problems() == []
+
+
+def test_qos_caps_in_the_port_row_program_the_ports_qos_layer_and_a_change_lifts_them(
+    controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
+) -> None:
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
+    sql = port_of(rows, "contoso-sql")
+    before = rows["Physical_Port"][sql]["other_config"]
+    capped = {**before, "qos_outbound_max_mbps": "50", "qos_inbound_max_mbps": "20"}
+    controller.apply([RowChange("update", "Physical_Port", sql, {"other_config": capped})])
+
+    def caps() -> tuple[int, int]:
+        ports = {p["name"]: p for p in host.engine(lambda e: e.listing.ports())}
+        return ports[sql]["qos_outbound_mbps"], ports[sql]["qos_inbound_mbps"]
+
+    eventually(lambda: caps() == (50, 20), "the QoS caps programmed")
+    assert host.engine(lambda e: e.listing.layers(sql))[0]["name"] == "QOS"
+    controller.apply([RowChange("update", "Physical_Port", sql, {"other_config": before})])
+    eventually(lambda: caps() == (0, 0), "the QoS caps lifted")
+    assert host.agent.problems() == []

@@ -22,6 +22,7 @@ from openhnv.vswitch.fastpath.layout import (
     FlowEntry,
     FlowStats,
     PortKey,
+    QosBucket,
     UplinkKey,
 )
 from openhnv.vswitch.null import NullDriver
@@ -76,6 +77,22 @@ class FakeCounters:
         return {"hit_encap": 0}
 
 
+class FakeQos:
+    """``hnv_qos_buckets`` as a dict: (ifindex, direction) -> bucket."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[int, int], QosBucket] = {}
+
+    def set(self, ifindex: int, direction: int, rate: int, burst: int, priority: int = 0) -> None:
+        self.buckets[(ifindex, direction)] = QosBucket(0, priority, rate, burst, 0, 0, 0, 0, 0)
+
+    def delete(self, ifindex: int, direction: int) -> bool:
+        return self.buckets.pop((ifindex, direction), None) is not None
+
+    def items(self) -> dict[tuple[int, int], QosBucket]:
+        return dict(self.buckets)
+
+
 class FakeFastPath:
     def __init__(self, adopted: bool = False) -> None:
         self.adopted = adopted
@@ -83,6 +100,7 @@ class FakeFastPath:
         self.uplink_flows = FakeFlowMap(UplinkKey)
         self.generations = FakeGenerations()
         self.counters = FakeCounters()
+        self.qos = FakeQos()
 
     def all_entries(self) -> dict[bytes, FlowEntry]:
         maps = (self.port_flows.entries, self.uplink_flows.entries)

@@ -31,6 +31,7 @@ from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.guards import GUARD
 from openhnv.vfp.layout import ACL_NIC, ACL_SUBNET, VNET
 from openhnv.vfp.policy import Allow, Block, Route
+from openhnv.vfp.qos import QosSettings
 from openhnv.vfp.spaces import ProviderAddress
 
 SYN = 0x02
@@ -306,6 +307,37 @@ def test_port_guards_become_the_guard_layer_and_go_with_it() -> None:
     off_rows, _ = _guarded_rows("false", "false")
     cmds = [cmd for u in changes(guarded, plan(read_catalog(off_rows))) for cmd in u.commands]
     assert cmds == [c.RemoveLayer(sql, GUARD, missing_ok=True)]
+
+
+def test_qos_caps_become_the_ports_qos_layer_and_go_with_it() -> None:
+    rows = host_rows(nb.figure8())
+    sql = port_of(rows, "contoso-sql")
+    other = dict(rows["Physical_Port"][sql]["other_config"])
+    other.update(qos_outbound_max_mbps="1", qos_inbound_max_mbps="2")
+    rows["Physical_Port"][sql] = {**rows["Physical_Port"][sql], "other_config": other}
+    capped = plan(read_catalog(rows))
+    assert capped.ports[sql].port.qos == QosSettings(outbound_max_mbps=1, inbound_max_mbps=2)
+    engine = programmed(capped)
+    frame = udp_frame(src_mac=SQL_MAC, dst_mac=WEB_MAC, src_ip="10.1.1.11", dst_ip="10.1.1.12",
+                      src_port=5000, dst_port=5001, payload=b"x" * 1400)  # fmt: skip
+    reasons = {e.reason for _ in range(200) for e in engine.process(sql, frame, 0.0)
+               if isinstance(e, Drop)}  # fmt: skip
+    assert "qos_outbound" in reasons  # (the rest: no PA route in this engine)
+    assert changes(plan_of_engine(engine), capped) == []  # read back: nothing to do
+    uncapped = plan(read_catalog(host_rows(nb.figure8())))
+    cmds = [cmd for u in changes(capped, uncapped) for cmd in u.commands]
+    assert [type(cmd) for cmd in cmds] == [c.AddPort]
+    assert cmds[0].qos == QosSettings()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", ["-1", "fast", "400001"])
+def test_a_qos_cap_that_is_no_count_is_a_row_problem(value: str) -> None:
+    rows = host_rows(nb.figure8())
+    sql = port_of(rows, "contoso-sql")
+    other = {**rows["Physical_Port"][sql]["other_config"], "qos_inbound_max_mbps": value}
+    rows["Physical_Port"][sql] = {**rows["Physical_Port"][sql], "other_config": other}
+    catalog = read_catalog(rows)
+    assert any("qos_inbound_max_mbps" in p.reason for p in catalog.problems)
 
 
 def test_a_bound_port_gets_its_dhcp_answers_from_its_rows() -> None:

@@ -922,3 +922,18 @@ def test_port_guards_and_dns_servers_reach_the_nics_port_row() -> None:
     fabrikam: Any = ports[instance_id("/networkInterfaces/fabrikam-sql")]["other_config"]
     assert (fabrikam["arp_guard"], fabrikam["dhcp_guard"]) == ("false", "false")
     assert "dns_servers" not in fabrikam  # no dnsSettings: no column value
+
+
+def test_qos_caps_reach_the_nics_port_row_and_no_cap_writes_nothing() -> None:
+    snap = figure8()
+    sql = next(d for d in snap["networkInterfaces"] if d["resourceId"] == "contoso-sql")
+    sql["properties"]["portSettings"]["qosSettings"] = {
+        "outboundMaximumMbps": 50, "inboundMaximumMbps": 0, "outboundReservedValue": 0,
+        "enableHardwareLimits": False,
+    }  # fmt: skip
+    ports = compile_host(snap, "host1")["Physical_Port"]
+    other: Any = ports[instance_id("/networkInterfaces/contoso-sql")]["other_config"]
+    assert other["qos_outbound_max_mbps"] == "50"
+    assert "qos_inbound_max_mbps" not in other  # 0: no cap, no column value
+    fabrikam: Any = ports[instance_id("/networkInterfaces/fabrikam-sql")]["other_config"]
+    assert not any(k.startswith("qos_") for k in fabrikam)

@@ -82,6 +82,9 @@ def _error(doc: object) -> str:
         (("vms", 0, "dhcp"), "yes", "vms[0].dhcp: expected true or false, got 'yes'"),
         (("vms", 0, "dns"), ["10.0.0.x"], "vms[0].dns[0]: '10.0.0.x' is not an IPv4 address"),
         (("vms", 0, "dns"), "10.0.0.53", "vms[0].dns: expected a list"),
+        (("vms", 0, "qos"), {"outbound_max_mbps": -1}, "vms[0].qos.outbound_max_mbps: -1 is"),
+        (("vms", 0, "qos"), {"inbound_max_mbps": "50"}, "vms[0].qos.inbound_max_mbps: '50' is"),
+        (("vms", 0, "qos"), {"outbound": 50}, "vms[0].qos"),
         (("pa_subnets", 1, "vlan"), 4095, "pa_subnets[1].vlan: 4095 is not in 0..4094"),
         (("pa_subnets", 1, "vlan"), "20", "pa_subnets[1].vlan: '20' is not an integer"),
         (("pa_subnets", 0, "gateway"), "192.168.2.1", "pa_subnets[0].gateway: 192.168.2.1 is not"),
@@ -134,6 +137,18 @@ def test_bad_value_names_its_key_path(path: tuple[Any, ...], value: object, mess
         target = target[key]
     target[path[-1]] = value
     assert message in _error(doc)
+
+
+def test_a_vm_may_cap_its_nic_with_qos() -> None:
+    doc = figure8()
+    doc["vms"][0]["qos"] = {"outbound_max_mbps": 50, "inbound_max_mbps": 20}
+    topology = from_document(doc)
+    first, second = topology.vms[0], topology.vms[1]
+    assert (first.qos_outbound_mbps, first.qos_inbound_mbps) == (50, 20)
+    assert (second.qos_outbound_mbps, second.qos_inbound_mbps) == (0, 0)
+    settings = nic_resource(first).body["properties"]["portSettings"]
+    assert settings["qosSettings"] == {"outboundMaximumMbps": 50, "inboundMaximumMbps": 20}
+    assert "qosSettings" not in nic_resource(second).body["properties"]["portSettings"]
 
 
 def test_a_vm_may_take_its_address_by_dhcp_and_name_dns_servers() -> None:

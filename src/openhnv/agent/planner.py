@@ -276,11 +276,11 @@ def bound_port_plan(
     if view.switch is None:
         vlan = view.access_vlan
         port = c.AddPort(name, mac, NO_VSID, f"{ACCESS_RDID}{vlan}", tuple(sorted(ips)),
-                         view.mac_spoofing, access_vlan=vlan)  # fmt: skip
+                         view.mac_spoofing, access_vlan=vlan, qos=view.qos)  # fmt: skip
     else:
         switch = cat.switches[view.switch]
         port = c.AddPort(name, mac, switch.vsid, switch.rdid, tuple(sorted(ips)),
-                         view.mac_spoofing, view.gateway)  # fmt: skip
+                         view.mac_spoofing, view.gateway, qos=view.qos)  # fmt: skip
     layers: dict[str, LayerPlan] = {}
     by_layer: dict[str, list[FwRuleView]] = {}
     for rule in sorted(fw_rules, key=lambda r: r.key):
@@ -530,6 +530,7 @@ def plan_of_engine(engine: VfpEngine) -> Plan:
             p.allow_mac_spoofing,
             p.gateway,
             p.access_vlan,
+            p.qos,
         )
         layers: dict[str, LayerPlan] = {}
         for layer_name, layer in p.layers.items():

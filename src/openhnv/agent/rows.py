@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from openhnv.agent.team_rows import is_team_row
-from openhnv.ovsdb.keys import ACCESS_VLAN
+from openhnv.ovsdb.keys import ACCESS_VLAN, QOS_INBOUND_COLUMN, QOS_OUTBOUND_COLUMN
 from openhnv.ovsdb.rows import Atom, Ref, Row
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import (
@@ -27,6 +27,7 @@ from openhnv.vfp.policy import (
     MIN_VSID,
     normalize_mac,
 )
+from openhnv.vfp.qos import MAX_MBPS, NO_QOS, QosSettings
 
 Snapshot: TypeAlias = Mapping[str, Mapping[str, Row]]
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -169,6 +170,7 @@ class PortView:
     arp_guard: bool = False  # other_config:arp_guard (portSettings.arpGuardEnabled)
     dhcp_guard: bool = False  # other_config:dhcp_guard (portSettings.dhcpGuardEnabled)
     dns_servers: tuple[str, ...] = ()  # other_config:dns_servers (dnsSettings.dnsServers)
+    qos: QosSettings = NO_QOS  # other_config:qos_*_max_mbps (portSettings.qosSettings)
 
     @property
     def bound(self) -> bool:
@@ -502,7 +504,21 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
         arp_guard=other.get("arp_guard") == TRUE,
         dhcp_guard=other.get("dhcp_guard") == TRUE,
         dns_servers=dns,
+        qos=_qos(other),
     )
+
+
+def _qos(other: Mapping[object, object]) -> QosSettings:
+    """The QoS caps of other_config (``qos_outbound_max_mbps``, ``qos_inbound_max_mbps``)."""
+    caps = []
+    for column in (QOS_OUTBOUND_COLUMN, QOS_INBOUND_COLUMN):
+        text = str(other.get(column, "0"))
+        if not text.isdigit() or int(text) > MAX_MBPS:
+            raise RowError(
+                f"other_config:{column}={clipped(text)!r} is not an integer in 0..{MAX_MBPS}"
+            )
+        caps.append(int(text))
+    return QosSettings(caps[0], caps[1])
 
 
 def _access_vlan(value: object) -> int:

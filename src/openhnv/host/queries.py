@@ -264,7 +264,8 @@ def _flows(switch: HostSwitch, params: Params) -> list[TableRow]:
 def _counters(switch: HostSwitch, params: Params) -> TableRow:
     """The port's counters; the frames its socket filter dropped over the abuse limits
     (``kernel_drop:<reason>``); with the fast path, the kernel's packets and bytes for the
-    port's offloaded flows and the host's fast-path hits and misses (``fastpath:*``)."""
+    port's offloaded flows and the host's fast-path hits and misses (``fastpath:*``); the
+    QoS drops of the kernel's shapers added to the QoS layer's (``drop:qos_*``)."""
     port = _required(params, "port")
     row = switch.inspect(lambda e: e.listing.counters(port))
     kernel_drops = switch.kernel_limit_drops().get(port, {})
@@ -276,6 +277,9 @@ def _counters(switch: HostSwitch, params: Params) -> TableRow:
         kernel = status.get("kernel")
         if isinstance(kernel, dict):
             row.update({f"fastpath:{k}": v for k, v in kernel.items() if v})
+    for reason, dropped in switch.kernel_qos_drops().get(port, {}).items():
+        counted = row.get(f"drop:{reason}", 0)  # the QoS layer's: Python's and the kernel's
+        row[f"drop:{reason}"] = (counted if isinstance(counted, int) else 0) + dropped
     return row
 
 

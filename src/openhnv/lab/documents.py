@@ -16,7 +16,7 @@ spelling of each document to keep in step with the API.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,6 +220,7 @@ def network_interface(
     mac: str | None = None,
     mac_spoofing: str = DISABLED,
     dns_servers: Sequence[str] = (),
+    qos: Mapping[str, int] | None = None,
 ) -> Resource:
     """A VM NIC: a Static MAC when ``mac`` is given (as the API spells it, e.g.
     ``00-1D-D8-B7-1C-11`` or ``001DD8B71C11``), else one from a MAC pool; placed on
@@ -233,6 +234,10 @@ def network_interface(
         "arpGuardEnabled": DISABLED,
         "dhcpGuardEnabled": DISABLED,
     }
+    if qos:
+        properties["portSettings"]["qosSettings"] = dict(
+            qos
+        )  # NC's names, e.g. outboundMaximumMbps
     if dns_servers:
         properties["dnsSettings"] = {"dnsServers": list(dns_servers)}
     if mac is not None:

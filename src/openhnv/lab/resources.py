@@ -167,7 +167,14 @@ def nic_resource(vm: Vm) -> Resource:
         server_name=vm.host,
         mac=None if vm.mac is None else _mac_text(vm.mac),
         dns_servers=[str(a) for a in vm.dns_servers],
+        qos=_qos_settings(vm),
     )
+
+
+def _qos_settings(vm: Vm) -> dict[str, int] | None:
+    """The NIC's ``portSettings.qosSettings`` (None: the VM's YAML has no caps)."""
+    caps = {"outboundMaximumMbps": vm.qos_outbound_mbps, "inboundMaximumMbps": vm.qos_inbound_mbps}
+    return caps if any(caps.values()) else None
 
 
 def external_network(network: ExternalNetwork) -> Resource:

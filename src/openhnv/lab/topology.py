@@ -24,6 +24,7 @@ import yaml
 from openhnv.lab import fields
 from openhnv.lab.edge import KEYS, Edge, parse_edge
 from openhnv.lab.errors import TopologyError as TopologyError
+from openhnv.vfp.qos import MAX_MBPS
 
 ENCAPSULATIONS = ("vxlan", "nvgre")
 VLAN_MAX = 4094
@@ -147,6 +148,8 @@ class Vm:
     dhcp: bool = False  # the VM's namespace takes its address from a DHCP client
     dns_servers: tuple[ipaddress.IPv4Address, ...] = ()  # the NIC's dnsSettings
     ip6: ipaddress.IPv6Address | None = None  # a second ipConfiguration (dual stack)
+    qos_outbound_mbps: int = 0  # the NIC's qosSettings.outboundMaximumMbps (0: no cap)
+    qos_inbound_mbps: int = 0  # the NIC's qosSettings.inboundMaximumMbps (0: no cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +428,7 @@ def _vm(raw: object, path: str) -> Vm:
     item = fields.mapping(raw, path)
     fields.known(
         item, path, ("name", "host", "virtual_network", "logical_network", "subnet", "ip", "mac",
-                     "acl", "dhcp", "dns", "ip6")
+                     "acl", "dhcp", "dns", "ip6", "qos")
     )  # fmt: skip
     logical = item.get("logical_network")
     if (logical is None) == (item.get("virtual_network") is None):
@@ -456,7 +459,22 @@ def _vm(raw: object, path: str) -> Vm:
         dhcp=dhcp,
         dns_servers=fields.listed(item, "dns", path, _dns_server, required=False),
         ip6=fields.address6(item, "ip6", path) if item.get("ip6") is not None else None,
+        **_qos(item, path),
     )
+
+
+def _qos(item: Mapping[str, Any], path: str) -> dict[str, int]:
+    """A VM's ``qos:`` (``outbound_max_mbps``, ``inbound_max_mbps``; each 0..MAX_MBPS,
+    0 or absent: no cap), as ``Vm`` fields."""
+    if item.get("qos") is None:
+        return {}
+    where = fields.key_path(path, "qos")
+    qos = fields.mapping(item["qos"], where)
+    fields.known(qos, where, ("outbound_max_mbps", "inbound_max_mbps"))
+    return {
+        "qos_outbound_mbps": fields.integer(qos, "outbound_max_mbps", where, 0, MAX_MBPS, 0),
+        "qos_inbound_mbps": fields.integer(qos, "inbound_max_mbps", where, 0, MAX_MBPS, 0),
+    }
 
 
 def _dns_server(raw: object, where: str) -> ipaddress.IPv4Address:

@@ -23,6 +23,11 @@ GLOBAL_KEY = "global"
 ACCESS_VLAN = "access_vlan"
 """``Physical_Port`` ``other_config`` key of an access port (a NIC on a logical, VLAN,
 subnet): the VLAN it is bridged onto; such a port has no ``vlan_bindings``."""
+QOS_OUTBOUND_COLUMN = "qos_outbound_max_mbps"
+QOS_INBOUND_COLUMN = "qos_inbound_max_mbps"
+"""``Physical_Port`` ``other_config`` keys of a NIC's QoS caps in Mbit/s
+(``portSettings.qosSettings`` ``outboundMaximumMbps`` / ``inboundMaximumMbps``);
+absent: no cap."""
 
 
 def controller_bound(row: Row) -> bool:

@@ -33,6 +33,7 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.limits import NO_LIMITS, PortLimits
+from openhnv.vfp.qos import NO_QOS, QosSettings
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.linux import LinuxDriver
@@ -113,7 +114,8 @@ class DataplaneLab:
     """A built topology plus the switches started on it; a context manager that
     removes everything on exit, also after a failure. ``fastpath``: the switches' kernel
     fast path (on: the VMs keep their offloads; default: ``fastpath_mode()``);
-    ``limits``: the abuse limits of their VM ports (default none)."""
+    ``limits``: the abuse limits of their VM ports (default none); ``qos``: the QoS caps
+    of every VM port (default none)."""
 
     def __init__(
         self,
@@ -122,9 +124,11 @@ class DataplaneLab:
         fastpath: str | None = None,
         underlay_mtu: int = builder.UNDERLAY_MTU,
         limits: PortLimits = NO_LIMITS,
+        qos: QosSettings = NO_QOS,
     ) -> None:
         self.topology: Topology = from_document(doc)
         self.limits = limits
+        self.qos = qos
         self.run_root = run_root
         self.fastpath = fastpath_mode() if fastpath is None else fastpath
         self.underlay_mtu = underlay_mtu
@@ -223,6 +227,8 @@ class DataplaneLab:
                           "vsid": 5001, "encapsulation": encapsulation} for v in vms]
                         + list(extra_mappings),
             "limits": self.limits.as_dict(),
+            "qos": {"outbound_max_mbps": self.qos.outbound_max_mbps,
+                    "inbound_max_mbps": self.qos.inbound_max_mbps},
         }  # fmt: skip
 
     def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:
@@ -254,8 +260,9 @@ def _pa_dict(pa: PaConfig) -> dict[str, Any]:
 def program(switch: HostSwitch, spec: dict[str, Any]) -> None:
     """Ports with the HNV layers, every mapping, then the PAs."""
     commands: list[c.Command] = []
+    qos = QosSettings(**spec.get("qos", {}))
     for p in spec["ports"]:
-        add = c.AddPort(p["port"], p["mac"], 5001, "vnet", (p["ip"],))
+        add = c.AddPort(p["port"], p["mac"], 5001, "vnet", (p["ip"],), qos=qos)
         commands += hnv_port_commands(add, router_mac=ROUTER_MAC, vnet_prefixes=["10.0.0.0/24"])
     commands += [c.AddMapping(Mapping(**m)) for m in spec["mappings"]]
     switch.apply(commands)

@@ -24,6 +24,7 @@ from openhnv.vfp.policy import (
     normalize_mac,
     parse_address,
 )
+from openhnv.vfp.qos import NO_QOS, QosSettings
 from openhnv.vfp.routes import RouteTable
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 
@@ -53,9 +54,12 @@ class AddPort:
     allow_mac_spoofing: bool = False
     gateway: bool = False
     access_vlan: int | None = None
+    qos: QosSettings = NO_QOS  # the QoS layer's caps (vfp.qos)
 
     def __post_init__(self) -> None:
         _name("name", self.name)
+        if not isinstance(self.qos, QosSettings):
+            raise PolicyError("qos", self.qos, "must be a QosSettings")
         object.__setattr__(self, "mac", normalize_mac(self.mac, "mac"))
         if self.access_vlan is None:
             check_vsid(self.vsid)

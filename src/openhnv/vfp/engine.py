@@ -67,6 +67,7 @@ from openhnv.vfp.offload import Offloader
 from openhnv.vfp.pipeline import Decision, decide
 from openhnv.vfp.policy import IN, OUT, Direction
 from openhnv.vfp.programming import Programming
+from openhnv.vfp.qos import QOS_INBOUND, QOS_OUTBOUND
 from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import (
     ENTROPY_MASK,
@@ -167,7 +168,12 @@ class VfpEngine:
         gen = p.generation
         misses = 0
         append = out.append
+        qos = p.qos_out  # the QoS layer: first, on every frame (hits too)
         for frame in frames:
+            if qos is not None and not qos.take(len(frame), now):
+                misses += 1
+                self._drop(p, QOS_OUTBOUND, out)
+                continue
             try:
                 key = _join(_fast_key(frame))  # plain IPv4 TCP/UDP; anything else misses
             except struct.error:
@@ -240,6 +246,10 @@ class VfpEngine:
             self._drop(q, "port_blocked", out)
             return
         q.packets_in += 1
+        qos = q.qos_in  # the QoS layer: the last before the VM, on every frame
+        if qos is not None and not qos.take(len(frame), now):
+            self._drop(q, QOS_INBOUND, out)
+            return
         checked = None  # a key made here by flow_key: the frame is known to be well formed
         if fk is not None:
             key = fk.key
@@ -323,6 +333,7 @@ class VfpEngine:
             if (
                 qf is None
                 or qf.generation != q.generation
+                or q.qos_in is not None  # capped: _to_vm meters it
                 or not q.enabled
                 or qf.template.__class__ is Discard  # drops (maybe of replies now): _to_vm
                 or (  # SYN, FIN or RST: _to_vm watches the connection's flags
@@ -698,14 +709,21 @@ class VfpEngine:
         saved = [(p, p.packets_in, p.uft_hits, _drop_counters(p))
                  for p in (*state.ports.values(), state.uplink)]  # fmt: skip
         scratch: list[Emit] = []
-        for port, frame in frames:
-            try:
-                if port == UPLINK:
-                    self._replay_uplink(frame, now, scratch)
-                elif port in state.ports:
-                    self._replay_vm(state.ports[port], frame, now, scratch)
-            except PacketError:
-                continue  # not a frame the engine keys: nothing to decide
+        capped = [(p, p.qos_in) for p in state.ports.values() if p.qos_in is not None]
+        for p, _ in capped:
+            p.qos_in = None  # a replayed frame is no traffic: it spends no bandwidth
+        try:
+            for port, frame in frames:
+                try:
+                    if port == UPLINK:
+                        self._replay_uplink(frame, now, scratch)
+                    elif port in state.ports:
+                        self._replay_vm(state.ports[port], frame, now, scratch)
+                except PacketError:
+                    continue  # not a frame the engine keys: nothing to decide
+        finally:
+            for p, bucket in capped:
+                p.qos_in = bucket
         for p, packets_in, hits, drops in saved:
             p.packets_in, p.uft_hits = packets_in, hits
             for name in [k for k in p.counters if k.startswith(_PACKET_COUNTERS)]:

@@ -19,6 +19,7 @@ from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.model import Port
 from openhnv.vfp.pipeline import Decision, TraceStep, decide
 from openhnv.vfp.policy import DIRECTIONS, IN, Direction, describe_action
+from openhnv.vfp.qos import QOS
 from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import Decap, Discard, Encap, HeaderTransposition, LocalDelivery
 from openhnv.vfp.uplink import decide_uplink
@@ -106,16 +107,32 @@ class Listing:
             {"name": p.name, "mac": p.mac, "vsid": p.vsid, "rdid": p.rdid,
              "ip_addresses": sorted(str(a) for a in p.ip_addresses), "enabled": p.enabled,
              "allow_mac_spoofing": p.allow_mac_spoofing, "generation": p.generation,
-             "layers": len(p.layers), "flows": len(p.outbound) + len(p.inbound)}
+             "layers": len(p.layers), "flows": len(p.outbound) + len(p.inbound),
+             "qos_outbound_mbps": p.qos.outbound_max_mbps,
+             "qos_inbound_mbps": p.qos.inbound_max_mbps}
             for p in sorted(self.state.ports.values(), key=lambda p: p.name)
         ]  # fmt: skip
 
     def layers(self, port: str) -> list[TableRow]:
-        return [
+        """The port's layers in outbound order; a capped port's QoS layer (vfp.qos) first."""
+        p = self._get_port(port)
+        qos: list[TableRow] = []
+        if p.qos.enabled:
+            qos.append(
+                {
+                    "name": QOS,
+                    "priority": 0,
+                    "stateful": False,
+                    "default_inbound": _cap(p.qos.inbound_max_mbps),
+                    "default_outbound": _cap(p.qos.outbound_max_mbps),
+                    "groups": 0,
+                }
+            )
+        return qos + [
             {"name": x.name, "priority": x.priority, "stateful": x.stateful,
              "default_inbound": describe_action(x.default_inbound),
              "default_outbound": describe_action(x.default_outbound), "groups": len(x.groups)}
-            for x in self._get_port(port).layers_for("out")
+            for x in p.layers_for("out")
         ]  # fmt: skip
 
     def groups(self, port: str, layer: str) -> list[TableRow]:
@@ -235,3 +252,8 @@ class Listing:
         )
         return Trace(port, direction, fk.describe(), tuple(d.steps),
                      HeaderTransposition(tuple(d.ops)), _result(d), then, copies)  # fmt: skip
+
+
+def _cap(mbps: int) -> str:
+    """How the QoS layer treats one direction: a policer at ``mbps``, or nothing."""
+    return f"police({mbps} Mbit/s)" if mbps else "allow"

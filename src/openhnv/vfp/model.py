@@ -14,6 +14,7 @@ from openhnv.vfp.classifier import RuleIndex
 from openhnv.vfp.flowtable import Flow, UnifiedFlowTable
 from openhnv.vfp.limits import PortMeter
 from openhnv.vfp.policy import IN, OUT, Allow, Block, Direction, Rule
+from openhnv.vfp.qos import NO_QOS, ByteBucket, PortQos, QosSettings
 
 
 class Group:
@@ -106,6 +107,9 @@ class Port:
         "outbound",
         "packets_in",
         "packets_out",
+        "qos",
+        "qos_in",
+        "qos_out",
         "rdid",
         "rule_hits",
         "uft_hits",
@@ -145,6 +149,19 @@ class Port:
         self.packets_in = 0
         self.uft_hits = 0
         self.meter: PortMeter | None = None  # the abuse limits (VM ports; None: none)
+        self.qos = NO_QOS  # the QoS layer's caps (vfp.qos) and their buckets (None: none)
+        self.qos_out: ByteBucket | None = None
+        self.qos_in: ByteBucket | None = None
+
+    def set_qos(self, settings: QosSettings, police_inbound: bool = True) -> None:
+        """The QoS layer's caps from now on (buckets kept when the caps are the same);
+        ``police_inbound`` False: the inbound cap is the driver's to shape."""
+        if settings != self.qos or (self.qos_in is not None) != (
+            police_inbound and bool(settings.inbound_max_mbps)
+        ):
+            layer = PortQos(settings, 0.0)
+            self.qos, self.qos_out = settings, layer.outbound
+            self.qos_in = layer.inbound if police_inbound else None
 
     def all_counters(self) -> dict[str, int]:
         """Every counter of the port by name (``drop:<reason>``, ``punt:<reason>`` …)."""

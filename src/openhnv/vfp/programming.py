@@ -155,9 +155,11 @@ class Programming:
                 old.connections,
             )
             port.counters, port.rule_hits = old.counters, old.rule_hits
+            port.qos, port.qos_out, port.qos_in = old.qos, old.qos_out, old.qos_in
             if state.ports_by_mac.get(old.mac) is old:
                 del state.ports_by_mac[old.mac]
             _leave_vlan(state, old)
+        port.set_qos(cmd.qos, state.police_inbound)
         state.ports[cmd.name] = port
         state.ports_by_mac[cmd.mac] = port
         if port.access_vlan is not None:

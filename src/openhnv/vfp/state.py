@@ -29,6 +29,9 @@ class EngineState:
     def __init__(self, flow_capacity: int, limits: PortLimits = NO_LIMITS) -> None:
         self.flow_capacity = flow_capacity
         self.limits = limits
+        self.police_inbound = True
+        """Whether the QoS layer polices inbound caps (False: the driver's kernel shapes
+        them for every frame that enters a VM, vswitch.qdisc)."""
         """The abuse limits each VM port gets (``Port.meter``; vfp.limits)."""
         self.uplink = Port(
             UPLINK, mac_to_str(ZERO_MAC), MIN_VSID, _NO_RDID, (), True, flow_capacity

@@ -43,6 +43,7 @@ from typing import Protocol, runtime_checkable
 
 from openhnv.vfp.emits import Transmit
 from openhnv.vfp.limits import PortLimits
+from openhnv.vfp.qos import QosSettings
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.team import Placement
 
@@ -146,3 +147,13 @@ class MeteringDriver(Protocol):
     def metering_status(self) -> dict[str, object]:
         """``state`` on/off, and ``reason`` when off."""
         ...
+
+
+@runtime_checkable
+class QosShaping(Protocol):
+    """A driver whose kernel shapes capped ports (``LinuxDriver``, vswitch.qdisc): it
+    shapes inbound caps for every frame that enters a VM, so the engine's QoS layer
+    polices outbound only."""
+
+    def set_port_qos(self, port: str, settings: QosSettings) -> None: ...
+    def qos_drops(self) -> dict[str, dict[str, int]]: ...

@@ -23,6 +23,8 @@ kernel's maps change in the engine's order:
 - ``after_port_attached(port)``: a VM port's interface appeared: its flows again;
 - ``read_stats()`` / ``after_expiry_stats(stats)``: the kernel's last-used times before
   the engine expires flows, and the withdrawals of what expired;
+- the QoS layer's caps (``qoskernel.KernelQos``): synced after the agent's commands and
+  after each expiry pass;
 - ``revalidate_adopted(ports)``: once after a restart, when the engine is programmed and
   the driver reports its ports: every entry the earlier process left is decided again
   from its key (VM port entries, then uplink entries, then once more, so that both
@@ -42,7 +44,9 @@ from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.spaces import Mapping as CaMapping
 from openhnv.vswitch.fastpath import entries
+from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.offload import KernelOffload, KernelStats
+from openhnv.vswitch.qoskernel import KernelQos
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,15 @@ class KernelSide:
     def __init__(self, engine: VfpEngine, kernel: KernelOffload) -> None:
         self.engine = engine
         self.kernel = kernel
+        self.qos = KernelQos(kernel.maps.qos, kernel.places.port_ifindex)
         engine.offload.enable()
+
+    def sync_qos(self) -> None:
+        """The kernel's QoS buckets after the engine's ports (``qoskernel``)."""
+        try:
+            self.qos.sync((name, p.qos) for name, p in self.engine.state.ports.items())
+        except FastPathError as exc:  # the Python layer still polices what it carries
+            log.warning("fast path: QoS buckets not synced: %s", exc)
 
     def apply_pending(self) -> None:
         offload = self.engine.offload
@@ -113,6 +125,7 @@ class KernelSide:
         for command in batch:
             if isinstance(command, c.RemovePort):
                 self.kernel.forget_port(command.name)
+        self.sync_qos()
         self._prepare()
 
     def after_port_attached(self, port: str) -> None:
@@ -144,6 +157,7 @@ class KernelSide:
 
     def after_expiry_stats(self, stats: KernelStats, now: float) -> None:
         self.kernel.apply_stats(stats, self.engine.offload, now)
+        self.sync_qos()  # a port whose veth appeared since gets its buckets
 
     def revalidate_adopted(self, ports: Mapping[int, str], final: bool = True) -> dict[str, int]:
         """Decide again what an earlier process left (module docstring); ``ports`` maps

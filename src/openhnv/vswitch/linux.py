@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from openhnv.packet.addresses import mac_to_str
 from openhnv.vfp.emits import Transmit
 from openhnv.vfp.limits import NO_LIMITS, PortLimits
+from openhnv.vfp.qos import NO_QOS, QOS_INBOUND, QOS_OUTBOUND, QosSettings
+from openhnv.vswitch import qdisc
 from openhnv.vswitch.driver import FrameSink, PaConfig
 from openhnv.vswitch.errors import DeviceError, VSwitchError
 from openhnv.vswitch.fastpath.errors import FastPathError
@@ -145,6 +147,10 @@ class LinuxDriver:
         self._limits = NO_LIMITS
         self._meter_only: FastPath | None = None  # without the fast path: its meter filter
         self.metering_reason = "no limits set"
+        self._qos: dict[str, QosSettings] = {}  # port -> the caps to shape (vswitch.qdisc)
+        self._shaped: dict[
+            str, tuple[str, int, QosSettings]
+        ] = {}  # port -> (ifname, ifindex, caps)
         self._posted: deque[Callable[[], None]] = deque()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread: threading.Thread | None = None
@@ -268,6 +274,78 @@ class LinuxDriver:
     def port_interfaces(self) -> dict[str, str]:
         """port id -> host-side interface name, of the ports found."""
         return {port: p.link.ifname for port, p in self._ports.items()}
+
+    def set_port_qos(self, port: str, settings: QosSettings) -> None:
+        """Shape ``port``'s caps in the kernel (vswitch.qdisc): inbound always, outbound
+        for what the fast path encapsulates; kept for a port that appears later."""
+        if threading.get_ident() != self._loop_ident:
+            self._post(lambda: self.set_port_qos(port, settings))
+            return
+        if settings.enabled:
+            self._qos[port] = settings
+        else:
+            self._qos.pop(port, None)
+        p = self._ports.get(port)
+        if p is not None:
+            self._shape(p)
+
+    def qos_drops(self) -> dict[str, dict[str, int]]:
+        """Port -> {``qos_inbound``: its tbf's drops, ``qos_outbound``: its htb classes'
+        drops on the uplinks} for the shaped ports."""
+        found: dict[str, dict[str, int]] = {}
+        try:
+            by_class: Counter[int] = Counter()
+            for uplink in list(self._uplink_rings):
+                by_class.update(qdisc.uplink_class_drops(uplink))
+            for port, (ifname, ifindex, shaped) in list(self._shaped.items()):
+                drops = {}
+                if shaped.inbound_max_mbps:
+                    drops[QOS_INBOUND] = qdisc.port_drops(ifname)
+                if by_class.get(ifindex):
+                    drops[QOS_OUTBOUND] = by_class[ifindex]
+                found[port] = drops
+        except qdisc.TcError as exc:
+            log.warning("linux driver: QoS drops: %s", exc)
+        return found
+
+    def _shape(self, p: _Port) -> None:
+        """Make the kernel shape ``p`` as ``_qos`` says (nothing when it already does)."""
+        port, ifname, ifindex = p.link.port, p.link.ifname, p.ring.ifindex
+        wanted = self._qos.get(port, NO_QOS)
+        _, _, done = self._shaped.get(port, (ifname, ifindex, NO_QOS))
+        if wanted == done:
+            return
+        try:
+            if wanted.inbound_max_mbps:
+                qdisc.shape_port(ifname, wanted.inbound_max_mbps)
+            elif done.inbound_max_mbps:
+                qdisc.unshape_port(ifname)
+            p.ring.set_qdisc_bypass(not wanted.inbound_max_mbps)
+            outbound = wanted.outbound_max_mbps if self.fast_path is not None else 0
+            for uplink in list(self._uplink_rings):
+                if outbound:
+                    qdisc.shape_uplink_class(uplink, ifindex, outbound)
+                elif done.outbound_max_mbps:
+                    qdisc.unshape_uplink_class(uplink, ifindex)
+        except (qdisc.TcError, OSError) as exc:
+            self.counters["qos_setup_failed"] += 1
+            log.warning("linux driver: QoS of port %s on %s: %s", port, ifname, exc)
+            return
+        if wanted.enabled:
+            self._shaped[port] = (ifname, ifindex, wanted)
+        else:
+            self._shaped.pop(port, None)
+
+    def _unshape_uplinks(self, port: str) -> None:
+        """A shaped port went: its htb classes leave the uplinks (its veth took its tbf)."""
+        found = self._shaped.pop(port, None)
+        if found is None or not found[2].outbound_max_mbps:
+            return
+        for uplink in list(self._uplink_rings):
+            try:
+                qdisc.unshape_uplink_class(uplink, found[1])
+            except qdisc.TcError as exc:
+                log.warning("linux driver: QoS of removed port %s: %s", port, exc)
 
     def port_ifindex(self, port: str) -> int | None:
         """The ifindex of ``port``'s veth host end (None: not found)."""
@@ -649,6 +727,8 @@ class LinuxDriver:
         self._port_fds[fd] = p
         self._handlers[fd] = self._reader_of_port(p)
         self._poller.register(fd, select.EPOLLIN)
+        if link.port in self._qos:
+            self._shape(p)
         if self._sink is not None:
             self._sink.port_added(link.port, link.mac)
 
@@ -658,6 +738,7 @@ class LinuxDriver:
         if meters is not None:
             with contextlib.suppress(FastPathError, OSError):
                 meters.delete(p.ring.ifindex)
+        self._unshape_uplinks(port)
         if p.link.ifname in self._hidden:
             self._show(p.link.ifname)
         fd = p.ring.fileno()

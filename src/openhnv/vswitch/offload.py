@@ -59,6 +59,7 @@ from openhnv.vswitch.fastpath.layout import (
     UplinkKey,
     c_layout,
 )
+from openhnv.vswitch.qoskernel import QosMap
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ class FastPathMaps(Protocol):
     def generations(self) -> GenerationMap: ...
     @property
     def counters(self) -> CounterMap: ...
+    @property
+    def qos(self) -> QosMap: ...
 
 
 @runtime_checkable

@@ -152,6 +152,11 @@ class PacketRing:
         """The interface's MAC address."""
         return bytes(self._sock.getsockname()[4])
 
+    def set_qdisc_bypass(self, bypass: bool) -> None:
+        """Whether frames sent here skip the interface's qdisc (the default: yes; no for
+        a port whose inbound cap a qdisc shapes, vswitch.qdisc)."""
+        self._sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, int(bypass))
+
     def fileno(self) -> int:
         return self._sock.fileno()
 

@@ -34,8 +34,9 @@ from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.limits import LIMIT_REASONS, PortLimits
 from openhnv.vfp.migration import ConnectionState
 from openhnv.vfp.policy import normalize_mac, parse_address
+from openhnv.vfp.qos import NO_QOS, QosSettings
 from openhnv.vfp.spaces import IPAddress, Mapping, ProviderAddress
-from openhnv.vswitch.driver import Driver, MeteringDriver, PaConfig
+from openhnv.vswitch.driver import Driver, MeteringDriver, PaConfig, QosShaping
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.kernel import KernelSide
 from openhnv.vswitch.offload import KernelDriver, KernelOffload
@@ -96,6 +97,10 @@ class HostSwitch:
         self._pa_mtus: dict[str, int | None] = {}
         self._warned_mtu: set[str] = set()
         self._limit_reported: dict[str, dict[str, int]] = {}  # port -> drops last logged
+        self._shaping = driver if isinstance(driver, QosShaping) else None
+        self._qos_sent: dict[str, QosSettings] = {}  # port -> the caps the driver shapes
+        if self._shaping is not None:
+            engine.state.police_inbound = False  # the driver's qdisc shapes them
         self._kernel: KernelSide | None = None
         if isinstance(driver, KernelDriver) and driver.fast_path is not None:
             kernel = KernelOffload(driver.fast_path, driver, lambda: self._placed)
@@ -253,8 +258,22 @@ class HostSwitch:
             self.driver.watch_neighbors(watch)
         if access is not None:
             self.driver.set_access_vlans(access)
+        self._shape_changed(batch)
         if failed is not None:
             raise failed
+
+    def _shape_changed(self, batch: Sequence[c.Command]) -> None:
+        """Hand the driver the caps of the ports whose caps the batch changed."""
+        shaping = self._shaping
+        if shaping is None:
+            return
+        for command in batch:
+            if isinstance(command, c.AddPort | c.RemovePort):
+                port = self.engine.state.ports.get(command.name)
+                wanted = NO_QOS if port is None else port.qos
+                if self._qos_sent.get(command.name, NO_QOS) != wanted:
+                    shaping.set_port_qos(command.name, wanted)
+                    self._qos_sent[command.name] = wanted
 
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
         """This host's PAs (the whole set); the engine and the driver follow."""
@@ -383,6 +402,20 @@ class HostSwitch:
             stats = self._kernel.kernel.flow_stats()
             return {f.key.hex(): v for f, v in stats.items() if f.table.port == port}
 
+    def kernel_qos_drops(self) -> dict[str, dict[str, int]]:
+        """Port -> {``qos_outbound``/``qos_inbound``: frames the kernel dropped for the
+        port's caps} (its qdiscs, and the fast path's buckets)."""
+        found: dict[str, Counter[str]] = {}
+        if self._shaping is not None:
+            for port, drops in self._shaping.qos_drops().items():
+                found.setdefault(port, Counter()).update(drops)
+        if self._kernel is not None:
+            with self._lock:
+                policed = self._kernel.qos.drops()
+            for port, drops in policed.items():
+                found.setdefault(port, Counter()).update(drops)
+        return {port: dict(drops) for port, drops in found.items()}
+
     def kernel_port_totals(self, fresh: bool = False) -> dict[str, tuple[int, int]]:
         """Port -> (packets, bytes) the kernel counted for its offloaded flows."""
         if self._kernel is None:
@@ -449,6 +482,8 @@ class HostSwitch:
             if self._ports.get(port) == mac:
                 return
             self._ports[port] = mac
+            if self._kernel is not None:  # its veth is known now: its QoS bucket
+                self._kernel.sync_qos()
             listener = self._listener
             if self._kernel is not None:
                 self._kernel.after_port_attached(port)

@@ -15,7 +15,7 @@ from typing import TypeAlias
 from openhnv.controller.compiler.firewall import NIC_LAYER, SUBNET_LAYER, AclRule, fw_rules
 from openhnv.controller.compiler.gateway_rows import GATEWAY_RULES
 from openhnv.controller.compiler.index import Index, Nic, Subnet, VirtualNetwork, mac_with_colons
-from openhnv.ovsdb.keys import ACCESS_VLAN
+from openhnv.ovsdb.keys import ACCESS_VLAN, QOS_INBOUND_COLUMN, QOS_OUTBOUND_COLUMN
 from openhnv.ovsdb.rows import Atom, Ref, Row
 
 # Referenced tables before the tables that refer to them (diff inserts in this order).
@@ -196,6 +196,7 @@ def nic_piece(index: Index, nic: Nic) -> Piece:
             "dhcp_guard": _bool_text(nic.dhcp_guard),
             **({"gateway": "true"} if nic.gateway else {}),
             **({"dns_servers": ",".join(nic.dns_servers)} if nic.dns_servers else {}),
+            **_qos_columns(nic),
         },
     }
     vsid = str(nic.subnet.vsid)
@@ -237,6 +238,7 @@ def access_nic_piece(index: Index, nic: Nic) -> Piece:
             "mac_spoofing": _bool_text(nic.mac_spoofing),
             "arp_guard": _bool_text(nic.arp_guard),
             "dhcp_guard": _bool_text(nic.dhcp_guard),
+            **_qos_columns(nic),
         },
     }
     return {
@@ -247,3 +249,10 @@ def access_nic_piece(index: Index, nic: Nic) -> Piece:
 
 def _bool_text(flag: bool) -> str:
     return "true" if flag else "false"
+
+
+def _qos_columns(nic: Nic) -> dict[Atom, Atom]:
+    """The NIC's QoS caps for ``other_config`` (a cap of 0 is left out: no cap)."""
+    caps = {QOS_OUTBOUND_COLUMN: nic.qos_outbound_max_mbps,
+            QOS_INBOUND_COLUMN: nic.qos_inbound_max_mbps}  # fmt: skip
+    return {column: str(mbps) for column, mbps in caps.items() if mbps}

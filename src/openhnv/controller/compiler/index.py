@@ -287,6 +287,8 @@ class Index:
             dhcp_guard=flag(settings.get("dhcpGuardEnabled")),
             provider_address=chosen,
             dns_servers=_dns_servers(props.get("dnsSettings")),
+            qos_outbound_max_mbps=_qos_cap(settings, "outboundMaximumMbps"),
+            qos_inbound_max_mbps=_qos_cap(settings, "inboundMaximumMbps"),
         )
         return nic, ()
 
@@ -560,3 +562,16 @@ def _dns_servers(settings: object) -> tuple[str, ...]:
         return tuple(str(ipaddress.ip_address(str(a))) for a in servers)
     except ValueError as err:
         raise DocumentError(f"properties.dnsSettings.dnsServers: {err}") from None
+
+
+def _qos_cap(settings: Mapping[str, Any], name: str) -> int:
+    """``portSettings.qosSettings.<name>`` in Mbit/s, 0 when absent (no cap)."""
+    qos = settings.get("qosSettings") or {}
+    if not isinstance(qos, Mapping):
+        raise DocumentError(f"properties.portSettings.qosSettings must be an object, got {qos!r}")
+    value = qos.get(name) or 0
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise DocumentError(
+            f"properties.portSettings.qosSettings.{name} must be a count, got {value!r}"
+        )
+    return int(value)

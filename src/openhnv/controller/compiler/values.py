@@ -104,6 +104,8 @@ class Nic:
     provider_address: str
     gateway: bool = False  # a gateway compartment's NIC (compiler.gateways)
     dns_servers: tuple[str, ...] = ()  # dnsSettings.dnsServers, for the host's DHCP
+    qos_outbound_max_mbps: int = 0  # portSettings.qosSettings.outboundMaximumMbps (0: none)
+    qos_inbound_max_mbps: int = 0  # portSettings.qosSettings.inboundMaximumMbps (0: none)
 
     @property
     def vnet_id(self) -> str:

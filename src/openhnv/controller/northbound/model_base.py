@@ -40,6 +40,7 @@ MAC_HEX_DIGITS = 12
 ANY = "*"
 INTERNET_TAG = "Internet"
 COUNT_MAX = 2**63 - 1  # a count or a size without a limit of its own
+MBPS_MAX = 400_000  # a QoS cap, 400 Gbit/s: what a host's buckets hold (vfp.qos.MAX_MBPS)
 CREDENTIAL_TYPES = (
     "X509Certificate",
     "X509CertificateSubjectName",
@@ -243,6 +244,7 @@ Switch = Annotated[
     ),
 ]
 Count = Annotated[int, BeforeValidator(int_in(0, COUNT_MAX)), int_schema(0, COUNT_MAX)]
+Mbps = Annotated[int, BeforeValidator(int_in(0, MBPS_MAX)), int_schema(0, MBPS_MAX)]
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema(BOOLEAN_SCHEMA)]
 AclProtocol = Annotated[
     str,

@@ -33,11 +33,13 @@ from openhnv.controller.northbound.model_base import (
     AllocationMethod,
     Child,
     Cidr,
+    Count,
     CredentialType,
     Flag,
     IpAddress,
     IpVersion,
     Logging,
+    Mbps,
     NicMac,
     PoolMac,
     PortRange,
@@ -190,10 +192,20 @@ class IpConfiguration(Child):
     properties: IpConfigurationProperties
 
 
+class QosSettings(Properties):
+    """NC's per-port bandwidth settings (docs/api.md, "QoS"); a cap of 0 is none."""
+
+    outboundMaximumMbps: Mbps = 0  # VM -> network
+    inboundMaximumMbps: Mbps = 0  # network -> VM
+    outboundReservedValue: Count = 0  # only 0: reservations are refused (nic_rules)
+    enableHardwareLimits: Flag = False  # only false: no NIC offload to give caps to
+
+
 class PortSettings(Properties):
     macSpoofingEnabled: Switch = "Disabled"
     arpGuardEnabled: Switch = "Disabled"
     dhcpGuardEnabled: Switch = "Disabled"
+    qosSettings: QosSettings | None = None
 
 
 class DnsSettings(Properties):

@@ -45,6 +45,8 @@ def prefix_of_version(props: dict[str, Any], version: int) -> str | None:
             return prefix
     return None
 
+NOT_SUPPORTED = "NotSupported"  # a valid NC setting this implementation refuses
+
 
 def check_customer_address(address: str, prefix: str, field: str) -> None:
     """A NIC's CA must be a usable host of its subnet other than the router's address."""
@@ -82,6 +84,29 @@ def check_network_interface(adm: Admission) -> None:
     _mac_address(adm, props)
     if props.get("vtepAddress") is not None:
         _behind_vtep(adm, props)
+    _qos_settings(props)
+
+
+def _qos_settings(props: dict[str, Any]) -> None:
+    """``portSettings.qosSettings``: caps are enforced by the host's QoS layer; a
+    reservation (a minimum share under contention) and hardware limits are refused
+    (400 ``NotSupported``), never accepted and ignored (docs/api.md, "QoS")."""
+    qos = (props.get("portSettings") or {}).get("qosSettings") or {}
+    where = "properties.portSettings.qosSettings"
+    if qos.get("outboundReservedValue"):
+        raise bad_request(
+            f"{where}.outboundReservedValue",
+            f"{qos['outboundReservedValue']}: bandwidth reservations are not supported by"
+            " openhnv (0 only; outboundMaximumMbps and inboundMaximumMbps cap a port)",
+            NOT_SUPPORTED,
+        )
+    if qos.get("enableHardwareLimits"):
+        raise bad_request(
+            f"{where}.enableHardwareLimits",
+            "true: openhnv hosts have no NIC to offload limits to (false only; the caps"
+            " are enforced by the host's QoS layer)",
+            NOT_SUPPORTED,
+        )
 
 
 def _behind_vtep(adm: Admission, props: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@
  *
  * Attach points (one file each): tc_port.c (tc ingress of a VM port's veth host
  * end), tc_uplink.c (tc ingress of an uplink), socket_filter.c (SO_ATTACH_BPF on
- * the Python switch's AF_PACKET sockets). The Makefile links the three objects
+ * the Python switch's AF_PACKET sockets). qos.h adds the per-port bandwidth caps
+ * the tc programs enforce. The Makefile links the three objects
  * into one, hnv_fastpath.o; the maps below are __weak so the linker keeps one
  * copy of each.
  */
@@ -162,6 +163,7 @@ enum hnv_counter {
 	HNV_DROP_NEW_FLOW_RATE,   /* a port socket filter: a SYN over the port's rate */
 	HNV_DROP_BROADCAST_RATE,  /* a port socket filter: a group frame over the rate */
 	HNV_DROP_ARP_RATE,        /* a port socket filter: an ARP frame over the rate */
+	HNV_DROP_QOS_OUTBOUND,  /* over its port's outbound cap (qos.h): dropped */
 	HNV_COUNTER_MAX
 };
 

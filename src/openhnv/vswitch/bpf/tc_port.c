@@ -2,11 +2,13 @@
  *
  * A hit is encapsulated toward a remote PA and redirected to the uplink
  * (HNV_ACT_ENCAP), or delivered to another local VM port (HNV_ACT_DELIVER),
- * both after the entry's optional inner edit. Anything else is dropped here:
+ * both after the entry's optional inner edit, within the port's outbound QoS
+ * cap (qos.h). Anything else is dropped here:
  * the Python switch already has it (the port socket filter let it through), and
  * the host's own IP stack must not see VM traffic.
  */
 #include "hnv.h"
+#include "qos.h"
 
 SEC("tc")
 int hnv_tc_port(struct __sk_buff *skb)
@@ -19,6 +21,11 @@ int hnv_tc_port(struct __sk_buff *skb)
 
 	if (reason || !flow) {
 		hnv_count(reason ? reason : HNV_MISS_NO_ENTRY);
+		return TC_ACT_SHOT;
+	}
+	reason = hnv_qos_outbound(skb, key.ifindex, flow, ETH_HLEN + meta.l3_l4_hlen);
+	if (reason) {
+		hnv_count(reason);
 		return TC_ACT_SHOT;
 	}
 	if ((flow->flags & HNV_F_DEC_TTL) && hnv_decrement_ttl(skb, ETH_HLEN, &meta) < 0)

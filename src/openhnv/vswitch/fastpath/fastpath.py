@@ -41,10 +41,12 @@ from openhnv.vswitch.fastpath.layout import (
     GenerationRef,
     Meter,
     PortKey,
+    QosBucket,
+    QosKey,
     UplinkKey,
     c_layout,
 )
-from openhnv.vswitch.fastpath.maps import Counters, FlowTable, Generations
+from openhnv.vswitch.fastpath.maps import Counters, FlowTable, Generations, QosBuckets
 from openhnv.vswitch.fastpath.meters import MeterTable
 
 OBJECT_PATH = Path(__file__).resolve().parents[1] / "bpf" / "hnv_fastpath.o"
@@ -60,13 +62,15 @@ MAP_UPLINK_FLOWS = "hnv_up_flows"
 MAP_GENERATIONS = "hnv_port_gens"
 MAP_COUNTERS = "hnv_counters"
 MAP_METERS = "hnv_port_meters"
-MAPS = (MAP_PORT_FLOWS, MAP_UPLINK_FLOWS, MAP_GENERATIONS, MAP_COUNTERS)
+MAP_QOS = "hnv_qos_buckets"
+MAPS = (MAP_PORT_FLOWS, MAP_UPLINK_FLOWS, MAP_GENERATIONS, MAP_COUNTERS, MAP_QOS)
 """The maps the tc programs use: what adoption carries over. ``hnv_port_meters`` is the
 socket filters' alone (a restarted switch starts new buckets and counts)."""
 DEFAULT_FLOW_CAPACITY = 262_144
 DEFAULT_GENERATION_SLOTS = 65_536
 MIRRORED: tuple[type[CStruct], ...] = (
     FlowTuple, PortKey, UplinkKey, GenerationRef, FlowStats, FlowEntry, Bucket, Meter,
+    QosKey, QosBucket,
 )  # fmt: skip
 COUNTER_ENUM = "hnv_counter"
 
@@ -145,6 +149,7 @@ class FastPath:
         self.generations = Generations(fds[MAP_GENERATIONS], sizes[MAP_GENERATIONS])
         self.counters = Counters(fds[MAP_COUNTERS])
         self.meters = MeterTable(fds[MAP_METERS], sizes[MAP_METERS])
+        self.qos = QosBuckets(fds[MAP_QOS])
 
     # ------------------------------------------------------------ construction
 
@@ -229,7 +234,7 @@ class FastPath:
             # the fds die with the object and their numbers may be reused: no table may
             # touch them again
             handles = (self.port_flows, self.uplink_flows, self.generations, self.counters,
-                       self.meters)  # fmt: skip
+                       self.meters, self.qos)  # fmt: skip
             for handle in handles:
                 handle.fd = -1
             libbpf.lib().bpf_object__close(self._obj)

@@ -22,6 +22,9 @@ Byte order follows the C: addresses are wire bytes (``__be32``, MACs), every int
     struct hnv_bucket      interval_ns tolerance_ns tat_ns:u64                24 bytes
     struct hnv_meter       buckets[3] (new flow, broadcast, ARP)
                            dropped[3]:u64                                     96 bytes
+    struct hnv_qos_key     ifindex:u32 direction:u32                           8 bytes
+    struct hnv_qos_bucket  lock:u32 priority:u32 rate burst fill_ns tokens last_ns
+                           drops drop_bytes:u64 (bpf/qos.h)                   64 bytes
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Counter(enum.IntEnum):
     DROP_NEW_FLOW_RATE = 20
     DROP_BROADCAST_RATE = 21
     DROP_ARP_RATE = 22
+    DROP_QOS_OUTBOUND = 23
 
 
 class MeterKind(enum.IntEnum):
@@ -325,3 +329,35 @@ class Meter(CStruct):
 
 
 STATS_OFFSET = next(f.offset for f in c_layout(FlowEntry) if f.name == "stats")
+
+
+QOS_OUTBOUND = 0  # hnv_qos_key.direction: frames the VM sends
+QOS_INBOUND = 1  # frames about to enter the VM
+
+
+@dataclass(frozen=True, slots=True)
+class QosKey(CStruct):
+    """``struct hnv_qos_key``: one direction of one VM port's QoS caps (bpf/qos.h)."""
+
+    C_NAME: ClassVar[str] = "hnv_qos_key"
+    ifindex: int = cfield("I")
+    direction: int = cfield("I")
+
+
+@dataclass(frozen=True, slots=True)
+class QosBucket(CStruct):
+    """``struct hnv_qos_bucket``: a port's outbound cap in the kernel: the htb class
+    its encapsulated frames go to (``priority``), and a policer's bucket in bytes for
+    the rest. ``lock`` is the programs' (a write from userspace leaves it alone);
+    ``tokens`` 0 with ``last_ns`` 0 makes the first frame fill the bucket."""
+
+    C_NAME: ClassVar[str] = "hnv_qos_bucket"
+    lock: int = cfield("I")
+    priority: int = cfield("I")  # skb->priority of the port's htb class (0: police)
+    rate: int = cfield("Q")
+    burst: int = cfield("Q")
+    fill_ns: int = cfield("Q")
+    tokens: int = cfield("Q")
+    last_ns: int = cfield("Q")
+    drops: int = cfield("Q")
+    drop_bytes: int = cfield("Q")

@@ -121,6 +121,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map_update_elem": (_c_int, [_c_int, _c_void_p, _c_void_p, ctypes.c_uint64]),
     "bpf_map_lookup_elem": (_c_int, [_c_int, _c_void_p, _c_void_p]),
     "bpf_map_delete_elem": (_c_int, [_c_int, _c_void_p]),
+    "bpf_map_get_next_key": (_c_int, [_c_int, _c_void_p, _c_void_p]),
     "bpf_map_lookup_batch": (
         _c_int,
         [_c_int, _c_void_p, _c_void_p, _c_void_p, _c_void_p, ctypes.POINTER(_c_uint), _c_void_p],

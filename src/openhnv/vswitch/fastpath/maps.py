@@ -6,6 +6,8 @@
   (every entry's ``FlowStats``, read in batches of ``BATCH`` entries per system call).
 - ``Generations``: ``hnv_port_gens``, one u32 per slot.
 - ``Counters``: ``hnv_counters``, summed over the CPUs, by ``layout.Counter`` name.
+- ``QosBuckets``: ``hnv_qos_buckets``, a policer's bucket per capped VM port and
+  direction (bpf/qos.h).
 
 A hash map update is atomic for the programs (they see the old entry or the new
 one, never half of each); an array slot is one aligned u32 store.
@@ -27,6 +29,8 @@ from openhnv.vswitch.fastpath.layout import (
     FlowEntry,
     FlowStats,
     PortKey,
+    QosBucket,
+    QosKey,
     UplinkKey,
 )
 
@@ -205,3 +209,58 @@ class Counters:
             libbpf.check(result, f"hnv_counters: {counter.name.lower()}")
             totals[counter.name.lower()] = sum(values)
         return totals
+
+
+NANOSECONDS = 1_000_000_000
+
+
+class QosBuckets:
+    """``hnv_qos_buckets``: (ifindex, direction) -> the bucket of that cap."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def set(self, ifindex: int, direction: int, rate: int, burst: int, priority: int = 0) -> None:
+        """A full-to-be bucket of ``rate`` bytes a second and ``burst`` bytes (the first
+        frame fills it; a bucket already there is replaced, its drops restart), and the
+        ``skb->priority`` of the port's htb class (0: none)."""
+        if rate < 1 or burst < 1:
+            raise FastPathError(f"hnv_qos_buckets: rate {rate} and burst {burst} must be >= 1")
+        fill_ns = -(-burst * NANOSECONDS // rate)
+        bucket = QosBucket(0, priority, rate, burst, fill_ns, 0, 0, 0, 0)
+        key = QosKey(ifindex, direction)
+        result = libbpf.lib().bpf_map_update_elem(self.fd, key.pack(), bucket.pack(), BPF_ANY)
+        libbpf.check(result, f"hnv_qos_buckets: update of {key}")
+
+    def get(self, ifindex: int, direction: int) -> QosBucket | None:
+        value = ctypes.create_string_buffer(QosBucket.size())
+        key = QosKey(ifindex, direction)
+        result = libbpf.lib().bpf_map_lookup_elem(self.fd, key.pack(), value)
+        if libbpf.errno_of(result) == errno.ENOENT:
+            return None
+        libbpf.check(result, f"hnv_qos_buckets: lookup of {key}")
+        return QosBucket.unpack(value.raw)
+
+    def delete(self, ifindex: int, direction: int) -> bool:
+        key = QosKey(ifindex, direction)
+        result = libbpf.lib().bpf_map_delete_elem(self.fd, key.pack())
+        if libbpf.errno_of(result) == errno.ENOENT:
+            return False
+        libbpf.check(result, f"hnv_qos_buckets: delete of {key}")
+        return True
+
+    def items(self) -> dict[tuple[int, int], QosBucket]:
+        """Every bucket by (ifindex, direction) (a few per capped port: read one by one)."""
+        bpf = libbpf.lib()
+        size = QosKey.size()
+        found: dict[tuple[int, int], QosBucket] = {}
+        previous: ctypes.Array[ctypes.c_char] | None = None
+        while True:
+            key = ctypes.create_string_buffer(size)
+            if libbpf.errno_of(bpf.bpf_map_get_next_key(self.fd, previous, key)) == errno.ENOENT:
+                return found
+            parsed = QosKey.unpack(key.raw)
+            bucket = self.get(parsed.ifindex, parsed.direction)
+            if bucket is not None:
+                found[(parsed.ifindex, parsed.direction)] = bucket
+            previous = key
