@@ -45,6 +45,7 @@ def prefix_of_version(props: dict[str, Any], version: int) -> str | None:
             return prefix
     return None
 
+
 NOT_SUPPORTED = "NotSupported"  # a valid NC setting this implementation refuses
 
 
