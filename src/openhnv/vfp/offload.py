@@ -216,7 +216,12 @@ class Offloader:
 
     def operations(self) -> list[OffloadOp]:
         """What the edge must change, for every flow noted since the last call."""
-        pending, self.pending = self.pending, []
+        # each flow where it was noted last: a first packet's notes, left waiting for the
+        # answer's (``due``), then come in the order the answer's pairing noted them, the
+        # order of the offers (and so of a later revalidation) when they went at once
+        pending = list(dict.fromkeys(reversed(self.pending)))
+        pending.reverse()
+        self.pending = []
         ops: list[OffloadOp] = []
         seen: set[Flow] = set()
         for flow in pending:

@@ -11,8 +11,9 @@ unknown here, a key of a shape the kernel never executes).
 
 A new flow's entries are built while the frame that paired it waits (or just before:
 ``KernelOffload.prepare``), so building is cheap: the deliver and decap entries,
-the same for every flow to one port with one edit, are packed once (``forget``
-when the places may have changed).
+the same for every flow to one port with one edit, are packed once, and so is each
+encapsulation entry per outer template, uplink and edit (a flow's own entropy set in
+a copy); ``forget`` when the places (ports, PAs, MTUs) may have changed.
 """
 
 from __future__ import annotations
