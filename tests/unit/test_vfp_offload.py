@@ -27,7 +27,15 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
-from openhnv.vfp.offload import DECAP, DELIVER, ENCAP, Offload, OffloadOp, edited_key
+from openhnv.vfp.offload import (
+    DECAP,
+    DELIVER,
+    ENCAP,
+    PENDING_MAX,
+    Offload,
+    OffloadOp,
+    edited_key,
+)
 from openhnv.vfp.policy import OUT, Block, Encapsulate, Rule, conditions
 from openhnv.vfp.spaces import Mapping, ProviderAddress
 
@@ -102,6 +110,61 @@ def test_an_unpaired_encapsulating_head_is_a_prospect_of_the_entry_its_pair_gets
     assert isinstance(encap, Offload)
     assert (encap.head, encap.entry) == (head, prospect)  # the same decision, once paired
     assert a.offload.take_prospects() == []
+
+
+def test_a_first_packet_is_not_due_its_answer_is() -> None:
+    a, b = engines()
+    c1 = TcpEnd(VM1, VM2, 40000, 80)
+    [tx] = a.process("vm1", c1.segment(0x02))
+    assert a.offload.pending
+    assert not a.offload.due()
+    assert isinstance(tx, Transmit)
+    b.process(UPLINK, tx.frame)
+    assert b.offload.pending
+    assert not b.offload.due()
+    [back] = b.process("vm2", TcpEnd(VM2, VM1, 80, 40000).segment(0x12))
+    assert b.offload.due()  # VM2's answer pairs the connection
+    assert isinstance(back, Transmit)
+    a.process(UPLINK, back.frame)
+    assert a.offload.due()
+    assert summary(a.offload.operations()) == {  # the SYN's waiting notes went down too
+        ("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")
+    }  # fmt: skip
+    assert not a.offload.due()
+
+
+def test_a_new_decapsulating_head_of_a_paired_connection_is_due() -> None:
+    a, b = engines()
+    c1, _c2 = handshake(a, b)
+    a.offload.operations()
+    b.offload.operations()
+    [tx] = a.process("vm1", c1.segment(0x10, b"data"))
+    assert isinstance(tx, Transmit)
+    moved = bytearray(tx.frame)  # the same inner frame under another outer source port
+    moved[34:36] = struct.pack("!H", struct.unpack_from("!H", tx.frame, 34)[0] ^ 0x0101)
+    b.process(UPLINK, bytes(moved))
+    assert b.offload.due()  # its tail is paired already: it may go down at once
+    assert ("Offload", DECAP, UPLINK, "vm2") in summary(b.offload.operations())
+
+
+def test_a_retired_connection_is_due() -> None:
+    a, b = engines()
+    handshake(a, b)
+    a.offload.operations()
+    assert a.expire(10_000.0) > 0
+    assert a.offload.due()
+    assert {type(op).__name__ for op in a.offload.operations()} == {"Withdraw"}
+
+
+def test_notes_that_never_pair_are_due_once_there_are_many() -> None:
+    a, _ = engines()
+    for sport in range(PENDING_MAX):  # SYNs nobody answers, from two ports (a table each)
+        port, vm = ("vm1", VM1) if sport % 2 else ("vm5", VM5)
+        a.process(port, TcpEnd(vm, VM2, 10000 + sport, 80).segment(0x02))
+    assert len(a.offload.pending) == PENDING_MAX
+    assert a.offload.due()
+    assert a.offload.operations() == []
+    assert not a.offload.pending
 
 
 def test_same_host_vms_compose_delivery_with_the_peer_inbound_flow() -> None:

@@ -3,8 +3,10 @@ with them (unpacked ``FlowEntry`` / keys), with places from a fake driver."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from fake_fastpath import KernelNullDriver
-from vfp_frames import MAC_A, MAC_B, PA_A, PA_B
+from vfp_frames import MAC_A, MAC_B, PA_A, PA_B, VM1, VM2, TcpEnd, host
 
 from openhnv.packet.flowkey import flow_key, outer_key
 from openhnv.packet.frames import tcp_frame, vxlan_encapsulate
@@ -12,6 +14,7 @@ from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.offload import DECAP, FlowEdit, OffloadEntry
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.entrybuild import EntryBuilder
+from openhnv.vswitch.fastpath import entries
 from openhnv.vswitch.fastpath.layout import (
     ACT_DECAP_DELIVER,
     F_SET_MACS,
@@ -72,3 +75,35 @@ def test_a_port_without_an_interface_or_slot_has_no_entry() -> None:
     assert builder.build(entry) is not None
     unknown = OffloadEntry(DECAP, UPLINK, entry.key, "vm9", None, 0, None, (UPLINK, "vm9"))
     assert builder.build(unknown) is None
+
+
+def _encap(entropy: int) -> OffloadEntry:
+    """VM1's encapsulation toward VM2 (host A), as the engine offers it, with ``entropy``."""
+    a = host(PA_A, MAC_A)
+    a.offload.enable()
+    a.process("vm1", TcpEnd(VM1, VM2, 40000, 80).segment(0x02))
+    a.offload.operations()
+    [(_head, entry)] = a.offload.take_prospects()
+    return dataclasses.replace(entry, entropy=entropy)
+
+
+def test_encapsulations_share_a_packed_template_and_differ_in_their_entropy() -> None:
+    driver = KernelNullDriver()
+    pas = {PA_A: PaConfig(PA_A, 24, None, None, "up0")}
+    builder = EntryBuilder(driver, lambda: pas, {"vm1": 10}.get)
+    for entropy in (50000, 1, 65535, 0, 50000):
+        e = _encap(entropy)
+        built = builder.build(e)
+        assert built is not None
+        assert e.encap is not None
+        fresh = entries.encap_flow(e.encap.template.header, entropy=entropy, uplink_ifindex=2,
+                                   mtu=1600)  # fmt: skip
+        assert FlowEntry.unpack(built.entry) == fresh
+    driver.mtus["up0"] = 1400  # an uplink's MTU changed: seen once the builder forgets
+    built = builder.build(_encap(7))
+    assert built is not None
+    assert FlowEntry.unpack(built.entry).mtu == 1600
+    builder.forget()
+    built = builder.build(_encap(7))
+    assert built is not None
+    assert FlowEntry.unpack(built.entry).mtu == 1400

@@ -195,6 +195,20 @@ def test_the_syn_prepares_the_encapsulation_its_answer_writes() -> None:
     assert entry.action == ACT_ENCAP
 
 
+def test_a_first_packet_leaves_its_preparation_to_a_quiet_moment() -> None:
+    (sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    a.busy = b.busy = True  # frames wait in the rings (the answer may be one of them)
+    synack, c1, _c2 = half_connect(a, b)
+    assert edge(sa).get("entries_prepared", 0) == 0  # nothing built on the SYN's rounds
+    assert edge(sb).get("entries_written") == 2  # host B's pairing did not wait
+    assert a.fast_path.all_entries() == {}
+    a.inject_from_uplink(synack)  # the pairing builds what was not prepared, and writes
+    assert edge(sa).get("prepared_used", 0) == 0
+    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
+    assert entry is not None
+    assert entry.action == ACT_ENCAP
+
+
 def test_a_prepared_entry_is_not_used_after_the_policy_changed() -> None:
     (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
     synack, c1, _c2 = half_connect(a, b)

@@ -61,6 +61,8 @@ DELIVER: Action = "deliver"
 DECAP: Action = "decap"
 _MACS_LEN = 2 * MAC_LEN
 _IPV6 = 6
+PENDING_MAX = 1024
+"""Notes kept before ``due`` says evaluate them anyway (flows that never pair)."""
 
 TailKey = tuple[str, bytes]
 """(port, key) of the inbound flow a composed head hands its frames to."""
@@ -138,6 +140,17 @@ def _compose(first: InnerEdit | None, then: InnerEdit | None) -> tuple[bool, Flo
     return True, FlowEdit(edits[-1].macs, any(e.decrement_ttl for e in edits))
 
 
+def _tail_key_of(head: Flow) -> TailKey | None:
+    """The tail a decapsulating or locally delivering ``head`` hands its frames to."""
+    t = head.template
+    port = head.table.port
+    if isinstance(t, Decap) and port == UPLINK:
+        return (t.port, head.key[t.outer_len :])
+    if isinstance(t, LocalDelivery) and t.port != port:
+        return (t.port, edited_key(head.key, t.edit))
+    return None
+
+
 def _encap_entry(head: Flow, p: Port, t: Encap) -> OffloadEntry | None:
     ok, edit = _compose(t.edit, None)
     if not ok:
@@ -190,6 +203,33 @@ class Offloader:
             self.offered.pop(head, None)
         self.pending.extend(heads)
 
+    def due(self) -> bool:
+        """Whether ``operations()`` may change what the kernel holds now: a noted flow is
+        paired or offered, a noted tail has an offered head, a noted head's tail is paired
+        already; or the notes reached ``PENDING_MAX``. A connection's first packet notes
+        none of these: its notes can wait for the answer's, off the first packet's path."""
+        pending = self.pending
+        if len(pending) >= PENDING_MAX:
+            return True
+        offered = self.offered
+        for flow in pending:
+            if flow.pair is not None or flow in offered:
+                return True
+            table = flow.table
+            if table.direction == IN and table.port != UPLINK:  # a tail: its heads
+                if any(h in offered for h in self._heads_of.get((table.port, flow.key), ())):
+                    return True
+                continue
+            tail_key = _tail_key_of(flow)
+            if tail_key is not None and self._paired_tail(tail_key):
+                return True
+        return False
+
+    def _paired_tail(self, tail_key: TailKey) -> bool:
+        q = self.state.ports.get(tail_key[0])
+        tail = None if q is None else q.inbound.flows.get(tail_key[1])
+        return tail is not None and tail.pair is not None
+
     def take_prospects(self) -> list[tuple[Flow, OffloadEntry]]:
         """The prospects found since the last call (see ``prospects``)."""
         found, self.prospects = self.prospects, []
@@ -199,7 +239,12 @@ class Offloader:
 
     def operations(self) -> list[OffloadOp]:
         """What the edge must change, for every flow noted since the last call."""
-        pending, self.pending = self.pending, []
+        # each flow where it was noted last: a first packet's notes, left waiting for the
+        # answer's (``due``), then come in the order the answer's pairing noted them, the
+        # order of the offers (and so of a later revalidation) when they went at once
+        pending = list(dict.fromkeys(reversed(self.pending)))
+        pending.reverse()
+        self.pending = []
         ops: list[OffloadOp] = []
         seen: set[Flow] = set()
         for flow in pending:

@@ -11,13 +11,15 @@ unknown here, a key of a shape the kernel never executes).
 
 A new flow's entries are built while the frame that paired it waits (or just before:
 ``KernelOffload.prepare``), so building is cheap: the deliver and decap entries,
-the same for every flow to one port with one edit, are packed once (``forget``
-when the places may have changed).
+the same for every flow to one port with one edit, are packed once, and so is each
+encapsulation entry per outer template, uplink and edit (a flow's own entropy set in
+a copy); ``forget`` when the places (ports, PAs, MTUs) may have changed.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -27,8 +29,11 @@ from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.offload import DECAP, DELIVER, ENCAP, Action, FlowEdit, OffloadEntry
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.fastpath import entries, keys
+from openhnv.vswitch.fastpath.layout import FlowEntry, c_layout
 
 Table = Literal["port", "uplink"]
+_ENTROPY = struct.Struct("=H")
+_ENTROPY_AT = next(f.offset for f in c_layout(FlowEntry) if f.name == "entropy")
 PACKED_MAX = 1024
 """Packed deliver/decap entries kept (per target port and edit)."""
 
@@ -67,10 +72,12 @@ class EntryBuilder:
         self.pas = pas
         self.slot_of = slot_of
         self._packed: dict[tuple[Action, int, FlowEdit | None], bytes] = {}
+        self._encaps: dict[tuple[bytes, int, str, FlowEdit | None], tuple[bytes, int]] = {}
 
     def forget(self) -> None:
-        """Ports or PAs changed: pack the deliver and decap entries again."""
+        """Ports, PAs or MTUs may have changed: pack the entries again."""
         self._packed.clear()
+        self._encaps.clear()
 
     def build(self, e: OffloadEntry) -> Built | None:
         """The kernel key and entry of ``e``, or None when the kernel cannot run it
@@ -90,11 +97,9 @@ class EntryBuilder:
             uplink = None if pa is None else self.places.uplink_ifindex(pa.interface)
             if pa is None or uplink is None:
                 return None
-            mtu = self.places.uplink_mtu(pa.interface) or 0
-            entry = entries.encap_flow(e.encap.template.header, entropy=e.entropy,
-                                       uplink_ifindex=uplink, mtu=mtu,
-                                       edit=_entry_edit(e.edit))  # fmt: skip
-            return Built("port", key, entry.pack(), known, e.port)
+            entry = self._encap_entry(e.encap.template.header, e.entropy, uplink,
+                                      pa.interface, e.edit)  # fmt: skip
+            return Built("port", key, entry, known, e.port)
         if e.action == DELIVER and e.target is not None:
             target = self.places.port_ifindex(e.target)
             if target is None:
@@ -115,6 +120,27 @@ class EntryBuilder:
         if key is None:
             return None
         return Built("uplink", key, self._plain_entry(DECAP, target, e.edit), slots, UPLINK)
+
+    def _encap_entry(
+        self, header: bytes, entropy: int, uplink: int, interface: str, edit: FlowEdit | None
+    ) -> bytes:
+        """The packed encapsulation entry (generations zero): packed once per outer
+        template, uplink and edit (the uplink's MTU as of then), the flow's entropy set
+        in a copy. A cached entry serves an entropy up to the largest one it was packed
+        with (the range check stays ``entries.encap_flow``'s)."""
+        place = (header, uplink, interface, edit)
+        cached = self._encaps.get(place)
+        if cached is not None and entropy <= cached[1]:
+            out = bytearray(cached[0])
+            _ENTROPY.pack_into(out, _ENTROPY_AT, entropy)
+            return bytes(out)
+        mtu = self.places.uplink_mtu(interface) or 0
+        packed = entries.encap_flow(header, entropy=entropy, uplink_ifindex=uplink, mtu=mtu,
+                                    edit=_entry_edit(edit)).pack()  # fmt: skip
+        if len(self._encaps) >= PACKED_MAX:
+            self._encaps.clear()
+        self._encaps[place] = (packed, max(entropy, 0 if cached is None else cached[1]))
+        return packed
 
     def _plain_entry(self, action: Action, target: int, edit: FlowEdit | None) -> bytes:
         """The packed deliver or decap entry to ``target`` (generations zero)."""

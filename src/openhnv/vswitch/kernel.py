@@ -5,14 +5,17 @@ kernel's maps change in the engine's order:
 
 - ``apply_pending()``: the flows the slow path paired go down, and the entries of the
   encapsulating heads decided but not paired yet are prepared (built, not written:
-  ``KernelOffload.prepare``; forgotten at any change of policy or places). Before a batch's
-  frames reach a local VM (the VM may answer at once with GSO frames, which only the
-  kernel takes); otherwise at the end of the driver's polling round (``round_done``),
-  after the frame that completed the pair left through the uplink, so the kernel
-  writes are not on its path (the answer comes a round trip later; frames of the flow
-  that arrive meanwhile take the slow path, which decided them already); before the
-  agent's commands and PA changes (so their revalidation covers what waited), and
-  after expiry;
+  ``KernelOffload.prepare``; forgotten at any change of policy or places). When the
+  notes are due (``Offloader.due``: something paired, or an offered flow changed):
+  before a batch's frames reach a local VM (the VM may answer at once with GSO frames,
+  which only the kernel takes), otherwise at the end of the driver's polling round
+  (``round_done``), after the frame that completed the pair left through the uplink,
+  so the kernel writes are not on its path (the answer comes a round trip later;
+  frames of the flow that arrive meanwhile take the slow path, which decided them
+  already). Notes that are not due (a connection's first packet) are evaluated, and
+  their prospects prepared, only at the end of a round in which no frame waits (a
+  quiet moment), else with the next due ones. Always before the agent's commands and
+  PA changes (so their revalidation covers what waited), and after expiry;
 - ``after_commands(batch, before, after)``: after the agent's commands: the offered
   flows the change may affect are decided again (``VfpEngine.revalidate``: the ports
   whose policy changed, the customer addresses whose mapping changed) and rewritten,
@@ -158,6 +161,7 @@ class KernelSide:
     def after_expiry_stats(self, stats: KernelStats, now: float) -> None:
         self.kernel.apply_stats(stats, self.engine.offload, now)
         self.sync_qos()  # a port whose veth appeared since gets its buckets
+        self.kernel.builder.forget()  # an uplink's MTU read again within an expiry pass
 
     def revalidate_adopted(self, ports: Mapping[int, str], final: bool = True) -> dict[str, int]:
         """Decide again what an earlier process left (module docstring); ``ports`` maps

@@ -125,6 +125,11 @@ class KernelDriver(KernelPlaces, Protocol):
 
     def fastpath_status(self) -> dict[str, object]: ...
 
+    def frames_waiting(self) -> bool:
+        """Whether frames (or posted work) wait for the polling thread now (asked by
+        that thread, from ``round_done``)."""
+        ...
+
 
 @dataclass(slots=True)
 class _Written:

@@ -102,9 +102,11 @@ class HostSwitch:
         if self._shaping is not None:
             engine.state.police_inbound = False  # the driver's qdisc shapes them
         self._kernel: KernelSide | None = None
+        self._kernel_driver: KernelDriver | None = None
         if isinstance(driver, KernelDriver) and driver.fast_path is not None:
             kernel = KernelOffload(driver.fast_path, driver, lambda: self._placed)
             self._kernel = KernelSide(engine, kernel)
+            self._kernel_driver = driver
         if isinstance(driver, MeteringDriver):
             driver.set_port_limits(engine.state.limits)
         self._stopping = threading.Event()
@@ -460,19 +462,27 @@ class HostSwitch:
         kernel = self._kernel
         if kernel is None or not self.engine.offload.pending:
             return
-        if any(em.__class__ is Deliver for em in emits):
+        if any(em.__class__ is Deliver for em in emits) and self.engine.offload.due():
             kernel.apply_pending()
 
     def round_done(self) -> None:
         """The driver sent what this round's frames produced: the flows they paired and
         that still wait go down to the kernel now, off the path of the frames that paired
-        them."""
-        kernel = self._kernel
-        if kernel is None or not self.engine.offload.pending:  # this thread's own notes
+        them. Notes that pair nothing yet (a connection's first packet) are evaluated,
+        and the entries their pairing will write prepared, only in a quiet moment: with
+        no frame waiting (the answer that pairs them may be one already)."""
+        kernel, driver = self._kernel, self._kernel_driver
+        offload = self.engine.offload
+        if kernel is None or driver is None or not offload.pending:  # this thread's notes
             return
-        # the frames just sent may have woken a VM: let it run before this thread spends
-        # its CPU on the kernel writes
-        os.sched_yield()
+        with self._lock:
+            due = offload.due()
+        if due:
+            # the frames just sent may have woken a VM: let it run before this thread
+            # spends its CPU on the kernel writes
+            os.sched_yield()
+        elif driver.frames_waiting():
+            return
         with self._lock:
             kernel.apply_pending()
 

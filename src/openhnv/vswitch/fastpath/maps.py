@@ -56,6 +56,9 @@ class FlowTable(Generic[K]):
         self.capacity = capacity
         self._key_size = key_type.size()
         self._value_size = FlowEntry.size()
+        bpf = libbpf.lib()
+        self._update = bpf.bpf_map_update_elem
+        self._delete = bpf.bpf_map_delete_elem
 
     def set(self, key: K, entry: FlowEntry, *, only_new: bool = False) -> None:
         """Install ``entry`` under ``key`` (``only_new``: fail if one is there)."""
@@ -108,18 +111,21 @@ class FlowTable(Generic[K]):
             yield key, packets, size, last_used
 
     def set_raw(self, key: bytes, entry: bytes) -> None:
-        """``set`` of a packed key and a packed entry."""
-        result = libbpf.lib().bpf_map_update_elem(self.fd, key, entry, BPF_ANY)
-        if libbpf.errno_of(result) == errno.E2BIG:
-            raise FastPathError(f"{self.name}: full ({self.capacity} entries)")
-        libbpf.check(result, f"{self.name}: update of {key.hex()}")
+        """``set`` of a packed key and a packed entry (a new flow's write: the message of
+        a failure is made only then)."""
+        result = self._update(self.fd, key, entry, BPF_ANY)
+        if result < 0:
+            if libbpf.errno_of(result) == errno.E2BIG:
+                raise FastPathError(f"{self.name}: full ({self.capacity} entries)")
+            libbpf.check(result, f"{self.name}: update of {key.hex()}")
 
     def delete_raw(self, key: bytes) -> bool:
         """``delete`` of a packed key."""
-        result = libbpf.lib().bpf_map_delete_elem(self.fd, key)
-        if libbpf.errno_of(result) == errno.ENOENT:
-            return False
-        libbpf.check(result, f"{self.name}: delete of {key.hex()}")
+        result = self._delete(self.fd, key)
+        if result < 0:
+            if libbpf.errno_of(result) == errno.ENOENT:
+                return False
+            libbpf.check(result, f"{self.name}: delete of {key.hex()}")
         return True
 
     def __len__(self) -> int:
