@@ -79,8 +79,8 @@ def test_compare_rows_names_missing_extra_and_wrong_rows_but_not_agent_columns()
     desired = {"Logical_Switch": {"5001": {"name": "5001"}, "6001": {"name": "6001"}}}
     actual = {
         "Logical_Switch": {"5001": {"name": "5001", "status": "agent's"}, "7001": {"name": "7"}},
-        "Physical_Port": {},
-    }
+        "Physical_Port": {"up0": {"name": "up0", "status": {"team_member": "true"}}},
+    }  # a team member's row is the agent's own
     assert compare_rows(desired, actual) == [
         "Logical_Switch 6001: missing",
         "Logical_Switch 7001: not desired",

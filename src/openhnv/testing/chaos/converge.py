@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from openhnv.agent.team_rows import is_team_row
 from openhnv.controller.compiler.compile import compile_host
 from openhnv.controller.compiler.host_rows import TABLES
 from openhnv.controller.northbound.snapshot import SNAPSHOT_COLLECTIONS
@@ -57,7 +58,8 @@ def compare_rows(
 
     Only the columns the compiler sets are compared (the agent writes others, such as
     a port's status), and ``Global`` without the publisher's digest; a row the
-    compiler does not want is a difference.
+    compiler does not want is a difference, except a team member's ``Physical_Port``
+    row, which the host's agent writes itself (``agent.team_rows``).
     """
     problems = []
     for table in TABLES:
@@ -66,7 +68,8 @@ def compare_rows(
         for key in sorted(set(want) - set(have)):
             problems.append(f"{table} {key}: missing")
         for key in sorted(set(have) - set(want)):
-            problems.append(f"{table} {key}: not desired")
+            if not is_team_row(have[key]):
+                problems.append(f"{table} {key}: not desired")
         for key in sorted(set(want) & set(have)):
             row = _without_digest(have[key]) if table == GLOBAL_TABLE else have[key]
             wrong = sorted(c for c, v in want[key].items() if row.get(c) != v)
