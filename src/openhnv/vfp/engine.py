@@ -599,14 +599,16 @@ class VfpEngine:
                 return None
             p.counters["flow_setups"] += 1
         allowed = not isinstance(template, Discard)
-        if flow.connection is not None and not (allowed and d.stateful and d.reply_of is None):
+        origin = allowed and d.stateful and d.reply_of is None and not flow.reply
+        if flow.connection is not None and not origin:
             if p.connections.get(flow.connection) is flow:
                 del p.connections[flow.connection]
             flow.connection = None
-        if allowed and d.stateful and d.reply_of is None and reply:
+        if origin and reply:
             p.connections[reply] = flow
             flow.connection = reply
         if allowed and d.reply_of is not None:
+            flow.reply = True
             flow.pair, d.reply_of.pair = d.reply_of, flow
             flow.closing = d.reply_of.closing = flow.closing or d.reply_of.closing
         if self.offload.enabled:  # the slow path only: a fast-path hit changes nothing
