@@ -288,6 +288,23 @@ def test_an_inbound_acl_flip_stops_a_connection_opened_inbound_whatever_the_orde
 DENY_ALL_IN = Rule("deny-all-in", 100, conditions(), Block())
 
 
+@pytest.mark.parametrize("vm_first", [True, False], ids=["vm-head-first", "uplink-head-first"])
+def test_a_flip_denying_both_ways_drops_the_replies_whatever_the_order(vm_first: bool) -> None:
+    a, b = engines()
+    c1, c2 = handshake(a, b)
+    a.offload.operations()
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT))
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "in-v4", DENY_ALL_IN))
+    heads = a.offload.revalidation_set(ports={"vm1"})
+    heads.sort(key=lambda h: (h.table.port == UPLINK) == vm_first)
+    a.revalidate(heads)  # the reply is decided after its origin: no reply of it any more
+    assert {op.entry.action for op in a.offload.operations()} >= {ENCAP, DECAP}  # withdrawn
+    [reply] = b.process("vm2", c2.segment(0x10, b"reply"))
+    assert isinstance(reply, Transmit)
+    assert a.process(UPLINK, reply.frame) == [Drop("vm1", "acl_deny")]
+    assert a.process("vm1", c1.segment(0x10, b"more")) == [Drop("vm1", "acl_deny")]
+
+
 def test_a_moved_mapping_re_offers_the_flow_toward_the_new_pa() -> None:
     a, b = engines()
     handshake(a, b)

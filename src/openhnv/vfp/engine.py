@@ -680,9 +680,12 @@ class VfpEngine:
         """Decide ``heads`` again as their next packet would, without one (a revalidator:
         after a change of policy or of the spaces): a frame made from each key
         (``packet.keyframe``) is replayed (``replay``). Each head is noted for
-        ``offload.operations()``."""
+        ``offload.operations()``. Heads that decide a connection's reply go after the
+        others: a reply is decided once its origin was, so the outcome does not depend
+        on the order of ``heads``."""
         heads = list(heads)
         frames: list[tuple[str, bytes]] = []
+        replies: list[tuple[str, bytes]] = []
         for head in heads:
             table = head.table
             if table.flows.get(head.key) is not head:
@@ -690,10 +693,19 @@ class VfpEngine:
             uplink = table.port == UPLINK
             frame = tunnel_frame_of_key(head.key) if uplink else frame_of_key(head.key)
             if frame is not None:
-                frames.append((table.port, frame))
-        self.replay_all(frames, now)
+                (replies if self._decides_reply(head) else frames).append((table.port, frame))
+        self.replay_all(frames + replies, now)
         if self.offload.enabled:
             self.offload.touch(heads)
+
+    def _decides_reply(self, head: Flow) -> bool:
+        """Whether ``head`` is a reply flow, or an uplink head delivering into one."""
+        t = head.template
+        if head.table.port != UPLINK or not isinstance(t, Decap):
+            return head.reply
+        q = self.state.ports.get(t.port)
+        tail = None if q is None else q.inbound.flows.get(head.key[t.outer_len :])
+        return tail is not None and tail.reply
 
     def replay(self, port: str, frame: bytes, now: float | None = None) -> None:
         """``replay_all`` of one frame."""
