@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from scapy.layers.inet import TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -233,6 +234,75 @@ def test_an_acl_flip_withdraws_the_established_flow_after_revalidation() -> None
     assert ("Withdraw", ENCAP, "vm1", None) in summary(ops)
     counters = a.listing.counters("vm1")
     assert counters.get("drop:acl_deny", 0) == 0  # a revalidation is not a packet
+
+
+@pytest.mark.parametrize("vm_first", [True, False], ids=["vm-head-first", "uplink-head-first"])
+def test_an_acl_flip_stops_the_connection_whatever_the_revalidation_order(vm_first: bool) -> None:
+    a, b = engines()
+    c1, c2 = handshake(a, b)
+    [tx] = a.process("vm1", c1.segment(0x10, b"data"))  # established: data both ways
+    assert isinstance(tx, Transmit)
+    b.process(UPLINK, tx.frame)
+    a.offload.operations()
+    b.offload.operations()
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT))
+    heads = a.offload.revalidation_set(ports={"vm1"})
+    heads.sort(key=lambda h: (h.table.port == UPLINK) == vm_first)
+    assert [h.table.port == UPLINK for h in heads] == [not vm_first, vm_first]
+    a.revalidate(heads)
+    assert ("Withdraw", ENCAP, "vm1", None) in summary(a.offload.operations())
+    for _ in range(2):  # the VM's next frame, then again after one of the peer's
+        assert a.process("vm1", c1.segment(0x10, b"more")) == [Drop("vm1", "acl_deny")]
+        assert not any(op.entry.action == ENCAP for op in a.offload.operations())
+        [reply] = b.process("vm2", c2.segment(0x10, b"reply"))
+        assert isinstance(reply, Transmit)
+        a.process(UPLINK, reply.frame)
+    assert a.listing.counters("vm1")["drop:acl_deny"] == 2
+    assert a.state.port("vm1").connections == {}  # nothing opened inbound meanwhile
+
+
+@pytest.mark.parametrize("vm_first", [True, False], ids=["vm-head-first", "uplink-head-first"])
+def test_an_inbound_acl_flip_stops_a_connection_opened_inbound_whatever_the_order(
+    vm_first: bool,
+) -> None:
+    a, b = engines()
+    c1, c2 = handshake(a, b)  # on host B the connection was opened inbound, toward VM2
+    a.offload.operations()
+    b.offload.operations()
+    b.programming.apply(c.AddRule("vm2", "ACL_NIC", "in-v4", DENY_ALL_IN))
+    heads = b.offload.revalidation_set(ports={"vm2"})
+    heads.sort(key=lambda h: (h.table.port == UPLINK) == vm_first)
+    assert [h.table.port == UPLINK for h in heads] == [not vm_first, vm_first]
+    b.revalidate(heads)
+    for _ in range(2):  # VM1's next frame, then again after one of VM2's
+        [tx] = a.process("vm1", c1.segment(0x10, b"more"))
+        assert isinstance(tx, Transmit)
+        assert b.process(UPLINK, tx.frame) == [Drop("vm2", "acl_deny")]
+        b.process("vm2", c2.segment(0x10, b"reply"))
+        assert not any(op.entry.action == DECAP for op in b.offload.operations()
+                       if isinstance(op, Offload))  # fmt: skip
+    assert b.listing.counters("vm2")["drop:acl_deny"] == 2
+    assert b.state.port("vm2").connections == {}  # nothing opened outbound meanwhile
+
+
+DENY_ALL_IN = Rule("deny-all-in", 100, conditions(), Block())
+
+
+@pytest.mark.parametrize("vm_first", [True, False], ids=["vm-head-first", "uplink-head-first"])
+def test_a_flip_denying_both_ways_drops_the_replies_whatever_the_order(vm_first: bool) -> None:
+    a, b = engines()
+    c1, c2 = handshake(a, b)
+    a.offload.operations()
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT))
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "in-v4", DENY_ALL_IN))
+    heads = a.offload.revalidation_set(ports={"vm1"})
+    heads.sort(key=lambda h: (h.table.port == UPLINK) == vm_first)
+    a.revalidate(heads)  # the reply is decided after its origin: no reply of it any more
+    assert {op.entry.action for op in a.offload.operations()} >= {ENCAP, DECAP}  # withdrawn
+    [reply] = b.process("vm2", c2.segment(0x10, b"reply"))
+    assert isinstance(reply, Transmit)
+    assert a.process(UPLINK, reply.frame) == [Drop("vm1", "acl_deny")]
+    assert a.process("vm1", c1.segment(0x10, b"more")) == [Drop("vm1", "acl_deny")]
 
 
 def test_a_moved_mapping_re_offers_the_flow_toward_the_new_pa() -> None:

@@ -599,14 +599,16 @@ class VfpEngine:
                 return None
             p.counters["flow_setups"] += 1
         allowed = not isinstance(template, Discard)
-        if flow.connection is not None and not (allowed and d.stateful and d.reply_of is None):
+        origin = allowed and d.stateful and d.reply_of is None and not flow.reply
+        if flow.connection is not None and not origin:
             if p.connections.get(flow.connection) is flow:
                 del p.connections[flow.connection]
             flow.connection = None
-        if allowed and d.stateful and d.reply_of is None and reply:
+        if origin and reply:
             p.connections[reply] = flow
             flow.connection = reply
         if allowed and d.reply_of is not None:
+            flow.reply = True
             flow.pair, d.reply_of.pair = d.reply_of, flow
             flow.closing = d.reply_of.closing = flow.closing or d.reply_of.closing
         if self.offload.enabled:  # the slow path only: a fast-path hit changes nothing
@@ -678,9 +680,12 @@ class VfpEngine:
         """Decide ``heads`` again as their next packet would, without one (a revalidator:
         after a change of policy or of the spaces): a frame made from each key
         (``packet.keyframe``) is replayed (``replay``). Each head is noted for
-        ``offload.operations()``."""
+        ``offload.operations()``. Heads that decide a connection's reply go after the
+        others: a reply is decided once its origin was, so the outcome does not depend
+        on the order of ``heads``."""
         heads = list(heads)
         frames: list[tuple[str, bytes]] = []
+        replies: list[tuple[str, bytes]] = []
         for head in heads:
             table = head.table
             if table.flows.get(head.key) is not head:
@@ -688,10 +693,19 @@ class VfpEngine:
             uplink = table.port == UPLINK
             frame = tunnel_frame_of_key(head.key) if uplink else frame_of_key(head.key)
             if frame is not None:
-                frames.append((table.port, frame))
-        self.replay_all(frames, now)
+                (replies if self._decides_reply(head) else frames).append((table.port, frame))
+        self.replay_all(frames + replies, now)
         if self.offload.enabled:
             self.offload.touch(heads)
+
+    def _decides_reply(self, head: Flow) -> bool:
+        """Whether ``head`` is a reply flow, or an uplink head delivering into one."""
+        t = head.template
+        if head.table.port != UPLINK or not isinstance(t, Decap):
+            return head.reply
+        q = self.state.ports.get(t.port)
+        tail = None if q is None else q.inbound.flows.get(head.key[t.outer_len :])
+        return tail is not None and tail.reply
 
     def replay(self, port: str, frame: bytes, now: float | None = None) -> None:
         """``replay_all`` of one frame."""

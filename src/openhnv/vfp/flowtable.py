@@ -49,6 +49,7 @@ class Flow:
         "key",
         "last_seen",
         "pair",
+        "reply",
         "rules",
         "table",
         "template",
@@ -78,6 +79,10 @@ class Flow:
         # carry (the port's ``connections`` key); a cached ACL drop: the connection of
         # the packets it drops; else None
         self.connection: bytes | None = None
+        # decided once as the reply of a connection: it never becomes one's origin while
+        # it lives (decided again, after its origin was denied, it must not open the
+        # connection the other way and let its origin's packets pass as replies)
+        self.reply = False
         self.header = b""  # encapsulating flows: the outer headers of the last length
         self.closing = False  # a FIN or RST crossed this flow or its reverse
 
