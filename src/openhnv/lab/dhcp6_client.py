@@ -28,8 +28,7 @@ case "$reason" in
   BOUND6|RENEW6|REBIND6|REBOOT6)
     [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ] && \\
       ip -6 addr del "$old_ip6_address/128" dev "$interface" 2>/dev/null
-    ip -6 addr replace "$new_ip6_address/128" dev "$interface" nodad \\
-      valid_lft "$new_max_life" preferred_lft "$new_preferred_life"
+    ip -6 addr replace "$new_ip6_address/128" dev "$interface" nodad
     printf 'ip6=%s\\nprefixlen=%s\\ndns6=%s\\nvalid=%s\\npreferred=%s\\n' \\
       "$new_ip6_address" "$new_ip6_prefixlen" "$new_dhcp6_name_servers" \\
       "$new_max_life" "$new_preferred_life" > "$LEASE_FILE.tmp"
