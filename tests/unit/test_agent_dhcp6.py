@@ -21,6 +21,7 @@ from scapy.layers.dhcp6 import (
     DHCP6OptDNSServers,
     DHCP6OptIA_NA,
     DHCP6OptIAAddress,
+    DHCP6OptPref,
     DHCP6OptRapidCommit,
     DHCP6OptServerId,
     DHCP6OptStatusCode,
@@ -88,6 +89,7 @@ def test_a_solicit_gets_an_advertise_with_the_nics_address_and_dns() -> None:
     reply = decoded(answer(CONFIG, client(with_ia(DHCP6_Solicit(trid=0x123456)))))
     assert reply.haslayer(DHCP6_Advertise)
     assert reply[DHCP6_Advertise].trid == 0x123456
+    assert reply[DHCP6OptPref].prefval == 255  # the only server: taken at once
     leased(reply)
 
 

@@ -9,7 +9,8 @@ the distributed router's DUID-LL as Server Identifier, from the router's link-lo
 address and MAC to the client's link-local address. The prefix length is not DHCPv6's
 to give: the RA's on-link prefix (agent.ndp, M and O set) tells it.
 
-- Solicit: Advertise, or Reply with Rapid Commit when the client asks for it.
+- Solicit: Advertise (Preference 255: the client need not wait for other servers), or
+  Reply with Rapid Commit when the client asks for it.
 - Request, Renew (for this server), Rebind: Reply with the lease.
 - Confirm: Reply with Success when every address is on the subnet, else NotOnLink.
 - Information-Request: Reply with the DNS servers, no lease.
@@ -36,10 +37,12 @@ from openhnv.packet.dhcp6 import (
     DHCP6_CLIENT_PORT,
     DHCP6_SERVER_PORT,
     INFORMATION_REQUEST,
+    MAX_PREFERENCE,
     OPTION_CLIENTID,
     OPTION_DNS_SERVERS,
     OPTION_IA_NA,
     OPTION_IAADDR,
+    OPTION_PREFERENCE,
     OPTION_RAPID_COMMIT,
     OPTION_SERVERID,
     REBIND,
@@ -148,6 +151,8 @@ def _answer_options(config: Dhcp6Config, message: Dhcp6) -> list[Option6] | None
         options.append((OPTION_CLIENTID, client))
     if kind == SOLICIT and message.option(OPTION_RAPID_COMMIT) is not None:
         options.append((OPTION_RAPID_COMMIT, b""))
+    elif kind == SOLICIT:  # the only server on the link: no need to wait for others
+        options.append((OPTION_PREFERENCE, bytes((MAX_PREFERENCE,))))
     if kind in _LEASES:
         options += [(OPTION_IA_NA, _lease(config, IaNa.parse(v)).pack()) for v in
                     message.all(OPTION_IA_NA)]  # fmt: skip

@@ -43,6 +43,7 @@ OPTION_SERVERID = 2
 OPTION_IA_NA = 3
 OPTION_IAADDR = 5
 OPTION_ORO = 6
+OPTION_PREFERENCE = 7
 OPTION_ELAPSED_TIME = 8
 OPTION_STATUS_CODE = 13
 OPTION_RAPID_COMMIT = 14
@@ -58,6 +59,7 @@ DUID_LL = 3  # §11.4: link-layer address
 HARDWARE_ETHERNET = 1
 IPV6_LEN = 16
 MAX_TRANSACTION_ID = 0xFFFFFF
+MAX_PREFERENCE = 255  # §18.2.1: the client takes such an Advertise at once
 
 _HEADER = "dhcp6"
 _MESSAGE = struct.Struct("!I")  # msg-type in the high byte, transaction-id below
