@@ -22,8 +22,11 @@ LEASE_SECONDS = 30.0  # how long ``start`` waits for the first lease
 INTERFACE = "eth0"
 
 _CONFIG = "request dhcp6.name-servers;\n"
+# dhclient runs its script with its own variables only: the lease file's path is written in
 _SCRIPT = """#!/bin/sh
 # dhclient -6 calls this with $reason = PREINIT6 | BOUND6 | RENEW6 | REBIND6 | ...
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+LEASE_FILE='{lease}'
 case "$reason" in
   BOUND6|RENEW6|REBIND6|REBOOT6)
     [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ] && \\
@@ -58,13 +61,13 @@ def start(run_dir: Path, namespace: str, vm: str, timeout: float = LEASE_SECONDS
         raise LabError(f"VM {vm}: dhcp: true with ip6 needs {CLIENT} (isc-dhcp-client)")
     name = daemon_name(vm)
     script, config = run_dir / f"{name}.sh", run_dir / f"{name}.conf"
-    script.write_text(_SCRIPT, encoding="ascii")
-    script.chmod(0o755)
-    config.write_text(_CONFIG, encoding="ascii")
     lease = lease_file(run_dir, vm)
     lease.unlink(missing_ok=True)
+    script.write_text(_SCRIPT.replace("{lease}", str(lease)), encoding="ascii")
+    script.chmod(0o755)
+    config.write_text(_CONFIG, encoding="ascii")
     # dhclient's own pid file is not ``<name>.pid``: that one is the lab's (daemons)
-    argv = ["ip", "netns", "exec", namespace, "env", f"LEASE_FILE={lease}", binary, "-6",
+    argv = ["ip", "netns", "exec", namespace, binary, "-6",
             "-d", "-pf", str(run_dir / f"{name}.dhclient-pid"),
             "-lf", str(run_dir / f"{name}.leases"), "-cf", str(config), "-sf", str(script),
             INTERFACE]  # fmt: skip
