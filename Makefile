@@ -2,7 +2,7 @@
 # Both install what they need first (Debian packages, then this Python package).
 SHELL := /bin/bash
 PYTHON ?= python3
-APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping procps busybox \
+APT_PACKAGES := openvswitch-common iproute2 ethtool iperf3 tcpdump iputils-ping procps busybox isc-dhcp-client \
 	clang libbpf-dev libbpf1 bpftool
 # The gateway role: strongSwan (charon with kernel-libipsec, swanctl), nftables, conntrack.
 # strongswan-charon pulls in strongswan-starter, whose service must not start in the root

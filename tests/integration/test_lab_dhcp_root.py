@@ -1,5 +1,7 @@
 """DHCP from NC data in a lab: a VM with ``dhcp: true`` runs a real client (busybox
-udhcpc) and gets its NIC's address, prefix, gateway, DNS servers and MTU from its host."""
+udhcpc) and gets its NIC's address, prefix, gateway, DNS servers and MTU from its host;
+with ``ip6`` also a real DHCPv6 client (dhclient -6), which gets its IPv6 address and
+IPv6 DNS servers from the host's DHCPv6 answer (its prefix and route from the RA)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pytest
 from lab_running import running_lab, topology_of
 
 from openhnv.host.control import call
-from openhnv.lab import dhcp_client, netns, orchestrator, traffic
+from openhnv.lab import dhcp6_client, dhcp_client, netns, orchestrator, traffic
 from openhnv.lab.builder import VM_INTERFACE, VM_MTU
 from openhnv.testing.chaos import faults
 from openhnv.testing.polling import eventually
@@ -27,12 +29,13 @@ virtual_networks:
   - name: blue
     address_space: 10.9.0.0/16
     subnets:
-      - {name: s1, prefix: 10.9.1.0/24, vsid: 7201}
-      - {name: s2, prefix: 10.9.2.0/24, vsid: 7202}
+      - {name: s1, prefix: 10.9.1.0/24, prefix6: "fd00:9:0:1::/64", vsid: 7201}
+      - {name: s2, prefix: 10.9.2.0/24, prefix6: "fd00:9:0:2::/64", vsid: 7202}
 vms:
   - {name: d, host: h1, virtual_network: blue, subnet: s1, ip: 10.9.1.20, dhcp: true,
-     dns: [10.9.1.53, 192.0.2.53]}
-  - {name: e, host: h2, virtual_network: blue, subnet: s2, ip: 10.9.2.30}
+     dns: [10.9.1.53, 192.0.2.53, "fd00:53::53"], ip6: "fd00:9:0:1::20"}
+  - {name: e, host: h2, virtual_network: blue, subnet: s2, ip: 10.9.2.30,
+     ip6: "fd00:9:0:2::30"}
 """
 
 
@@ -67,6 +70,21 @@ def test_the_dhcp_vm_reaches_a_vm_of_another_subnet_on_another_host(
 ) -> None:
     assert traffic.ping(lab.vm_namespace("d"), "10.9.2.30", count=3) is not None
     assert traffic.ping(lab.vm_namespace("e"), "10.9.1.20", count=3) is not None
+
+
+def test_the_dhcp_vm_gets_its_ipv6_address_from_dhcpv6_and_reaches_another_host(
+    lab: orchestrator.RunningLab,
+) -> None:
+    lease = dhcp6_client.read_lease(lab.run_dir, "d")
+    assert (lease["ip6"], lease["dns6"]) == ("fd00:9:0:1::20", "fd00:53::53")
+    namespace = lab.vm_namespace("d")
+    addresses = netns.exec_in(namespace, ["ip", "-6", "-o", "addr", "show", VM_INTERFACE]).stdout
+    assert "fd00:9:0:1::20/128" in addresses  # DHCPv6 gives an address, the RA its prefix
+    agent = call(lab.host_state_dir("h1"), "status")["agent"]["counters"]
+    assert agent["dhcp6_replies"] >= 2  # an Advertise and a Reply
+    assert agent.get("dhcp6_unanswered", 0) == 0
+    assert traffic.ping(namespace, "fd00:9:0:2::30", count=3) is not None
+    assert traffic.ping(lab.vm_namespace("e"), "fd00:9:0:1::20", count=3) is not None
 
 
 @pytest.mark.parametrize("lab", ["vxlan"], indirect=True)  # the wire does not matter here

@@ -138,7 +138,8 @@ def test_a_router_solicitation_gets_the_prefix_the_mtu_and_the_router() -> None:
         255,
     )
     ra = reply[ICMPv6ND_RA]
-    assert (ra.chlim, ra.M, ra.O, ra.routerlifetime) == (64, 0, 0, ROUTER_LIFETIME)
+    # the port has an IPv6 address from the controller: its DHCPv6 client asks for it
+    assert (ra.chlim, ra.M, ra.O, ra.routerlifetime) == (64, 1, 1, ROUTER_LIFETIME)
     prefix = reply[ICMPv6NDOptPrefixInfo]
     assert (prefix.prefix, prefix.prefixlen, prefix.L, prefix.A) == ("fd00:7::", 64, 1, 0)
     assert reply[ICMPv6NDOptMTU].mtu == MTU
@@ -148,6 +149,13 @@ def test_a_router_solicitation_gets_the_prefix_the_mtu_and_the_router() -> None:
 def test_a_solicitation_from_the_unspecified_address_is_answered_to_all_nodes() -> None:
     reply = decoded(answer(TABLE, VM, rs(src="::"), MTU))
     assert (reply.dst, reply[IPv6].dst) == ("33:33:00:00:00:01", "ff02::1")
+
+
+def test_a_port_without_an_ipv6_address_gets_m_and_o_clear() -> None:
+    ra = decoded(answer(TABLE, Requester(VSID, ("10.7.0.11",)), rs(), MTU))[ICMPv6ND_RA]
+    assert (ra.M, ra.O) == (0, 0)
+    assert decoded(advertisement(TABLE, VSID, managed=True))[ICMPv6ND_RA].M == 1
+    assert decoded(advertisement(TABLE, VSID))[ICMPv6ND_RA].O == 0
 
 
 def test_no_advertisement_for_a_subnet_without_ipv6() -> None:

@@ -355,3 +355,4 @@ def test_a_bound_port_gets_its_dhcp_answers_from_its_rows() -> None:
         router="10.1.1.1",
         dns_servers=("10.1.1.53",),  # DHCPv4 carries IPv4 servers only
     )
+    assert plan(read_catalog(rows)).ports[sql].dhcp6 is None  # no IPv6 address: no DHCPv6

@@ -12,6 +12,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import Ether
 
 from openhnv.agent.arp import Ipv6Router
+from openhnv.agent.dhcp6 import Dhcp6Config
 from openhnv.agent.planner import plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler.compile import compile_datacenter, compile_host
@@ -108,6 +109,12 @@ def test_the_agent_plans_ipv6_mappings_and_the_router_on_each_subnet() -> None:
     }
     port = p.ports[instance_id("/networkInterfaces/a")].port
     assert set(port.ip_addresses) == {"10.7.0.11", "fd00:7::11"}
+
+
+def test_the_agent_plans_dhcpv6_answers_for_a_port_with_an_ipv6_address() -> None:
+    rows = compile_datacenter(dual_stack()).hosts["host1"]
+    port_plan = plan(read_catalog(rows)).ports[instance_id("/networkInterfaces/a")]
+    assert port_plan.dhcp6 == Dhcp6Config("fd00:7::11", "fd00:7::/64", ROUTER_MAC)
 
 
 def test_an_ipv6_row_outside_the_switch_prefixes_is_a_problem() -> None:

@@ -80,7 +80,7 @@ def _error(doc: object) -> str:
         (("vms", 0, "mac"), "01:00:5e:00:00:01", "vms[0].mac: 01:00:5e:00:00:01 is a multicast"),
         (("vms", 0, "mac"), "zz:00", "vms[0].mac: zz:00 is not a MAC address"),
         (("vms", 0, "dhcp"), "yes", "vms[0].dhcp: expected true or false, got 'yes'"),
-        (("vms", 0, "dns"), ["10.0.0.x"], "vms[0].dns[0]: '10.0.0.x' is not an IPv4 address"),
+        (("vms", 0, "dns"), ["10.0.0.x"], "vms[0].dns[0]: '10.0.0.x' is not an IP address"),
         (("vms", 0, "dns"), "10.0.0.53", "vms[0].dns: expected a list"),
         (("vms", 0, "qos"), {"outbound_max_mbps": -1}, "vms[0].qos.outbound_max_mbps: -1 is"),
         (("vms", 0, "qos"), {"inbound_max_mbps": "50"}, "vms[0].qos.inbound_max_mbps: '50' is"),

@@ -53,6 +53,15 @@ def dhcpv6_advertise() -> bytes:
     return eth(VM5[1], VM1[1], 0x86DD, head + payload)
 
 
+def dhcpv6_client(src_mac: str, dst_ip: str = "ff02::1:2") -> bytes:
+    """A DHCPv6 Solicit: UDP 546 -> 547 from a link-local address."""
+    payload = udp(546, 547, b"\x01\x00\x00\x01")
+    src = ipaddress.IPv6Address("fe80::11").packed
+    dst = ipaddress.IPv6Address(dst_ip).packed
+    head = struct.pack("!IHBB16s16s", 6 << 28, len(payload), 17, 1, src, dst)
+    return eth("33:33:00:01:00:02", src_mac, 0x86DD, head + payload)
+
+
 def reasons(emits: Sequence[Emit]) -> list[str]:
     return [e.reason for e in emits if isinstance(e, Drop | Punt)]
 
@@ -119,6 +128,17 @@ def test_dhcp_client_messages_pass_the_guard_to_the_host_responder() -> None:
     assert reasons(a.process("vm1", discover)) == ["dhcp"]
     other = udp_frame(VM1[1], VM5[1], VM1[2], VM5[2], sport=40000, dport=53)
     assert isinstance(a.process("vm1", other)[0], Deliver)  # the guard holds nothing else
+
+
+def test_dhcpv6_client_messages_are_punted_to_the_host_responder_never_flooded() -> None:
+    a = guarded()
+    emits = a.process("vm1", dhcpv6_client(VM1[1]))
+    assert reasons(emits) == ["dhcp6"]
+    assert len(emits) == 1
+    emits = a.process("vm1", dhcpv6_client(VM1[1]))  # never cached: punted every time
+    assert reasons(emits) == ["dhcp6"]
+    spoofed = a.process("vm1", dhcpv6_client("02:00:00:00:00:99"))
+    assert "dhcp6" not in reasons(spoofed)
 
 
 def test_guarding_an_established_relay_flow_withdraws_its_kernel_entry() -> None:

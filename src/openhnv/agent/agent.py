@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from openhnv.agent import arp, dhcp, ndp
+from openhnv.agent import arp, dhcp, dhcp6, ndp
 from openhnv.agent.incremental import PlanState, TableKey, touched_rows
 from openhnv.agent.planner import (
     EMPTY_PLAN,
@@ -45,7 +45,7 @@ from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import SslFiles
 from openhnv.vfp.commands import RemovePort
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.pipeline import DHCP_PUNT, ND_PUNT
+from openhnv.vfp.pipeline import DHCP6_PUNT, DHCP_PUNT, ND_PUNT
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.switch import HostSwitch
 
@@ -230,6 +230,9 @@ class HostAgent:
         if reason == DHCP_PUNT:
             self._answer_dhcp(port, frame)
             return
+        if reason == DHCP6_PUNT:
+            self._answer_dhcp6(port, frame)
+            return
         if reason == ND_PUNT:
             self._answer_nd(port, frame)
             return
@@ -262,6 +265,17 @@ class HostAgent:
             return
         self._send(port, reply, "dhcp_replies")
 
+    def _answer_dhcp6(self, port: str, frame: bytes) -> None:
+        """A DHCPv6 client message of ``port``: answered from its NIC's data (agent.dhcp6)."""
+        self._count("dhcp6_requests")
+        port_plan = self._plan.ports.get(port)
+        config = port_plan.dhcp6 if port_plan is not None else None
+        reply = dhcp6.answer(config, frame) if config is not None else None
+        if reply is None:
+            self._count("dhcp6_unanswered")
+            return
+        self._send(port, reply, "dhcp6_replies")
+
     def _answer_nd(self, port: str, frame: bytes) -> None:
         """A Neighbor or Router Solicitation of ``port``: answered from the mapping store
         (agent.ndp); other ND and MLD messages are the host's to absorb."""
@@ -284,15 +298,15 @@ class HostAgent:
             for gone in set(self._ra_sent) - set(current.ports):
                 del self._ra_sent[gone]
             due = [
-                (name, port_plan.port.vsid)
+                (name, port_plan.port.vsid, ndp.managed(port_plan.port.ip_addresses))
                 for name, port_plan in current.ports.items()
                 if now - self._ra_sent.get(name, -ndp.RA_INTERVAL) >= ndp.RA_INTERVAL
             ]
-            for name, _ in due:
+            for name, _, _ in due:
                 self._ra_sent[name] = now
         mtu = self.switch.overlay_mtu()
-        for name, vsid in due:
-            ra = ndp.advertisement(current.arp, vsid, mtu=mtu)
+        for name, vsid, managed in due:
+            ra = ndp.advertisement(current.arp, vsid, mtu=mtu, managed=managed)
             if ra is None:
                 continue
             try:

@@ -15,8 +15,10 @@ A VM's Neighbor Discovery never leaves the host: the engine punts it
   The RA carries the router MAC, the overlay MTU and the subnet's prefix with the
   on-link flag and *without* the autonomous flag: the Network Controller assigns every
   customer address (``privateIPAddress``), and an address a VM made up by SLAAC would
-  be in no mapping, so its traffic would be dropped as spoofed. M and O are clear
-  (no DHCPv6 here). The router lifetime makes the VM's default route point at the
+  be in no mapping, so its traffic would be dropped as spoofed. To a port with an
+  IPv6 address from the controller M and O are set: its DHCPv6 client asks for that
+  address (agent.dhcp6 answers, with a /128; the on-link prefix gives its subnet) and
+  for the DNS servers. The router lifetime makes the VM's default route point at the
   router's link-local address.
 
 Pure functions: frames in, frames out.
@@ -25,6 +27,7 @@ Pure functions: frames in, frames out.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
 from openhnv.agent.arp import ArpTable, Ipv6Router, Requester
 from openhnv.packet.addresses import mac_to_bytes
@@ -45,6 +48,8 @@ from openhnv.packet.ndp import (
     ND_HOP_LIMIT,
     OPTION_SOURCE_LINK_LAYER,
     OPTION_TARGET_LINK_LAYER,
+    RA_MANAGED,
+    RA_OTHER,
     UNSPECIFIED,
     PrefixInformation,
     link_layer_option,
@@ -59,11 +64,17 @@ RA_HOP_LIMIT = 64  # the hop limit VMs use (Cur Hop Limit)
 ROUTER_LIFETIME = 1800  # seconds (RFC 4861 §6.2.1: 3 x MaxRtrAdvInterval)
 RA_INTERVAL = 200.0  # seconds between unsolicited RAs to a port (MinRtrAdvInterval)
 _ND_CODE = 0
+IPV6_VERSION = 6
 
 
 def router_link_local(router_mac: str) -> str:
     """The distributed router's link-local address (fe80::/64, modified EUI-64)."""
     return str(ipaddress.IPv6Address(link_local_of(mac_to_bytes(router_mac))))
+
+
+def managed(ip_addresses: Iterable[str]) -> bool:
+    """Whether a port's RA sets M and O: it has an IPv6 address (from the controller)."""
+    return any(ipaddress.ip_address(a).version == IPV6_VERSION for a in ip_addresses)
 
 
 def resolve(table: ArpTable, vsid: int, target: str) -> tuple[str, bool] | None:
@@ -145,7 +156,10 @@ def _solicited_advertisement(
 ) -> bytes | None:
     dst_ip = ALL_NODES if ip.src == UNSPECIFIED else ip.src
     dst_mac = multicast_mac(ALL_NODES) if ip.src == UNSPECIFIED else ethernet.src
-    return advertisement(table, solicitor.vsid, dst_mac, dst_ip, mtu, ethernet.vlan_id)
+    return advertisement(
+        table, solicitor.vsid, dst_mac, dst_ip, mtu, ethernet.vlan_id,
+        managed=managed(solicitor.ip_addresses),
+    )  # fmt: skip
 
 
 def advertisement(
@@ -155,10 +169,12 @@ def advertisement(
     dst_ip: bytes = ALL_NODES,
     mtu: int = 0,
     vlan_id: int | None = None,
+    *,
+    managed: bool = False,
 ) -> bytes | None:
     """The distributed router's RA for virtual subnet ``vsid`` (unsolicited: to all
     nodes), or None when the subnet has no IPv6 router. ``mtu`` 0 leaves the MTU
-    option out."""
+    option out; ``managed`` sets M and O (DHCPv6 for the address and the rest)."""
     router = table.ipv6_routers.get(vsid)
     if table.router_mac is None or router is None:
         return None
@@ -170,7 +186,7 @@ def advertisement(
     ra = Icmpv6(
         ICMPV6_ROUTER_ADVERTISEMENT,
         _ND_CODE,
-        RA_HOP_LIMIT << 8,  # Cur Hop Limit, then the M/O flags byte (clear)
+        RA_HOP_LIMIT << 8 | ((RA_MANAGED | RA_OTHER) if managed else 0),  # then M/O
         ROUTER_LIFETIME,
         ra_payload(options),
     )

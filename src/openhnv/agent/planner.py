@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from openhnv.agent.arp import ArpTable, Ipv6Router
 from openhnv.agent.dhcp import DhcpConfig
+from openhnv.agent.dhcp6 import Dhcp6Config
 from openhnv.agent.routes import route_tables
 from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
@@ -78,6 +79,7 @@ class PortPlan:
     port: c.AddPort
     layers: Mapping[str, LayerPlan]
     dhcp: DhcpConfig | None = None  # what the host's DHCP answers hold (not engine state)
+    dhcp6: Dhcp6Config | None = None  # what its DHCPv6 answers hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +297,8 @@ def bound_port_plan(
     guard = _guard_plan(name, port.ip_addresses, view)
     if guard is not None:
         layers[GUARD] = guard
-    return PortPlan(port, layers, dhcp_config(cat, view, router_mac))
+    dhcp6 = dhcp6_config(cat, view, router_mac)
+    return PortPlan(port, layers, dhcp_config(cat, view, router_mac), dhcp6)
 
 
 def dhcp_config(cat: Catalog, view: PortView, router_mac: str | None) -> DhcpConfig | None:
@@ -318,6 +321,21 @@ def dhcp_config(cat: Catalog, view: PortView, router_mac: str | None) -> DhcpCon
         router=switch.gateway_ip if router_mac is not None else None,
         dns_servers=dns,
     )
+
+
+def dhcp6_config(cat: Catalog, view: PortView, router_mac: str | None) -> Dhcp6Config | None:
+    """What the host's DHCPv6 answers hold for a bound port: its first IPv6 address, its
+    subnet's IPv6 prefix and its IPv6 DNS servers; None when the port has no IPv6
+    address or its subnet no IPv6 router (no RA would tell the prefix)."""
+    switch = cat.switches[view.switch] if view.switch is not None else None
+    own = [a for a in view.ip_addresses if ipaddress.ip_address(a).version == IPV6]
+    if switch is None or router_mac is None or not own:
+        return None
+    prefix = switch.prefix_for(IPV6)
+    if prefix is None or switch.gateway_for(IPV6) is None:
+        return None
+    dns = tuple(a for a in view.dns_servers if ipaddress.ip_address(a).version == IPV6)
+    return Dhcp6Config(own[0], str(prefix), router_mac, dns)
 
 
 def _guard_plan(port: str, ips: Iterable[str], view: PortView) -> LayerPlan | None:

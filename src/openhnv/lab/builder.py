@@ -275,7 +275,9 @@ def _wire_vm(lab: Lab, vm_name: str, offloads: bool) -> None:
         netns.add_address(namespace, VM_INTERFACE, address)
         if gateway is not None:
             netns.add_route(namespace, None, gateway)
-    if vm.ip6 is not None:  # static (no DHCPv6); its default route comes from the RA
+    if vm.ip6 is not None and vm.dhcp:  # a DHCPv6 client configures it (lab.dhcp6_client)
+        netns.enable_ipv6(namespace, VM_INTERFACE)
+    elif vm.ip6 is not None:  # static; its default route comes from the RA
         netns.add_address6(namespace, VM_INTERFACE, _interface6(topology, vm))
     if not offloads:
         netns.disable_offloads(namespace, VM_INTERFACE)

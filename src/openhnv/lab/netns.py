@@ -338,12 +338,19 @@ def wire_frames_only(namespace: str, ifname: str) -> None:
     exec_in(namespace, ["ethtool", "-K", ifname, *WIRE_FRAMES_ONLY])
 
 
+def enable_ipv6(namespace: str, ifname: str) -> None:
+    """Turn IPv6 on for ``ifname`` (lab namespaces start with it off), without duplicate
+    address detection: its link-local address is usable at once (router and DHCPv6
+    solicitations go out from it)."""
+    set_sysctl(namespace, f"net/ipv6/conf/{ifname}/accept_dad", "0")
+    set_sysctl(namespace, f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
+
+
 def add_address6(namespace: str, ifname: str, interface: ipaddress.IPv6Interface) -> None:
     """Turn IPv6 on for ``ifname`` (lab namespaces start with it off) and give it an
     address; without duplicate address detection (the NC assigned the address; DAD would
     only delay its link-local address, and so its router solicitation, by a second)."""
-    set_sysctl(namespace, f"net/ipv6/conf/{ifname}/accept_dad", "0")
-    set_sysctl(namespace, f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
+    enable_ipv6(namespace, ifname)
     argv = ["ip", "-6", "addr", "add", str(interface), "dev", ifname, "nodad"]
     exec_in(namespace, argv)
 

@@ -37,7 +37,7 @@ import httpx
 
 from openhnv.agent.ndp import router_link_local
 from openhnv.controller.northbound.render import DISTRIBUTED_ROUTER_MAC
-from openhnv.lab import builder, daemons, dhcp_client, management, netns
+from openhnv.lab import builder, daemons, dhcp6_client, dhcp_client, management, netns
 from openhnv.lab.access import ApiAccess
 from openhnv.lab.documents import Document
 from openhnv.lab.edge_builder import build_edge
@@ -249,6 +249,9 @@ def _bring_up(
             namespace = lab.names.vm(dhcp_vm.name)
             with step(f"VM {dhcp_vm.name}: DHCP client (udhcpc) in {namespace}", progress):
                 dhcp_client.start(run_dir, namespace, dhcp_vm.name)
+            if dhcp_vm.ip6 is not None:
+                with step(f"VM {dhcp_vm.name}: DHCPv6 client (dhclient -6)", progress):
+                    dhcp6_client.start(run_dir, namespace, dhcp_vm.name)
         router = router_link_local(DISTRIBUTED_ROUTER_MAC)
         for six in (v for v in topology.vms if v.ip6 is not None):
             namespace = lab.names.vm(six.name)

@@ -26,6 +26,8 @@ from openhnv.lab.edge import KEYS, Edge, parse_edge
 from openhnv.lab.errors import TopologyError as TopologyError
 from openhnv.vfp.qos import MAX_MBPS
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 ENCAPSULATIONS = ("vxlan", "nvgre")
 VLAN_MAX = 4094
 VSID_MIN = 4096
@@ -146,7 +148,7 @@ class Vm:
     logical_network: str | None = None
     acl: str | None = None  # the NIC's own ACL (its ipConfiguration's accessControlList)
     dhcp: bool = False  # the VM's namespace takes its address from a DHCP client
-    dns_servers: tuple[ipaddress.IPv4Address, ...] = ()  # the NIC's dnsSettings
+    dns_servers: tuple[IPAddress, ...] = ()  # the NIC's dnsSettings (IPv4 and IPv6)
     ip6: ipaddress.IPv6Address | None = None  # a second ipConfiguration (dual stack)
     qos_outbound_mbps: int = 0  # the NIC's qosSettings.outboundMaximumMbps (0: no cap)
     qos_inbound_mbps: int = 0  # the NIC's qosSettings.inboundMaximumMbps (0: no cap)
@@ -477,11 +479,11 @@ def _qos(item: Mapping[str, Any], path: str) -> dict[str, int]:
     }
 
 
-def _dns_server(raw: object, where: str) -> ipaddress.IPv4Address:
+def _dns_server(raw: object, where: str) -> IPAddress:
     try:
-        return ipaddress.IPv4Address(str(raw))
+        return ipaddress.ip_address(str(raw))
     except ValueError:
-        raise TopologyError(f"{where}: {raw!r} is not an IPv4 address") from None
+        raise TopologyError(f"{where}: {raw!r} is not an IP address") from None
 
 
 # ---------------------------------------------------------------- cross checks

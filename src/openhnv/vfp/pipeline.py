@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_bytes
 from openhnv.packet.checksum import update_checksum
 from openhnv.packet.dhcp import DHCP_CLIENT_PORT, DHCP_SERVER_PORT
+from openhnv.packet.dhcp6 import (
+    ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
+    DHCP6_CLIENT_PORT,
+    DHCP6_SERVER_PORT,
+)
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERTYPE_ARP
 from openhnv.packet.flowkey import FlowKey
@@ -52,6 +57,8 @@ from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import Discard, HeaderOp, InnerEdit, Template, source_port_of
 
 DHCP_PUNT = "dhcp"  # a VM's DHCPv4 client message, for the agent's responder
+DHCP6_PUNT = "dhcp6"  # a VM's DHCPv6 client message, for the agent's responder
+ALL_DHCP_SERVERS = ipaddress.IPv6Address(ALL_DHCP_RELAY_AGENTS_AND_SERVERS)
 ND_PUNT = "nd"  # a VM's Neighbor Discovery or MLD message, for the agent's responder
 IPV4_FAMILY = 4
 IPV6_FAMILY = 6
@@ -351,7 +358,7 @@ def _bridge(
 
 
 def _for_the_host(state: EngineState, port: Port, frame: bytes, fk: FlowKey, d: Decision) -> bool:
-    """ARP, DHCPv4 client messages and IPv6 Neighbor Discovery (with MLD) a VM sends are
+    """ARP, DHCPv4 and DHCPv6 client messages and IPv6 Neighbor Discovery (with MLD) a VM sends are
     the host's to answer: punted to the agent (never cached), unless a guard drops ARP
     first. False for anything else."""
     if fk.ethertype == ETHERTYPE_ARP:
@@ -361,6 +368,8 @@ def _for_the_host(state: EngineState, port: Port, frame: bytes, fk: FlowKey, d: 
         d.punt = "arp"
     elif is_dhcp_client(fk) and fk.src_mac == port.mac:
         d.punt, d.cacheable = DHCP_PUNT, False
+    elif is_dhcp6_client(fk) and fk.src_mac == port.mac:
+        d.punt, d.cacheable = DHCP6_PUNT, False
     elif fk.family == IPV6_FAMILY and fk.protocol == PROTO_ICMPV6 and fk.icmp_type in ND_TYPES:
         d.punt, d.cacheable = ND_PUNT, False
     else:
@@ -398,6 +407,16 @@ def is_dhcp_client(fk: FlowKey) -> bool:
         and fk.dst_port == DHCP_SERVER_PORT
         and fk.src_port == DHCP_CLIENT_PORT
         and fk.family == IPV4_FAMILY
+    )
+
+
+def is_dhcp6_client(fk: FlowKey) -> bool:
+    """A DHCPv6 client message (UDP 546 -> 547, RFC 8415 §7.2) to the link's servers."""
+    return (
+        fk.protocol == PROTO_UDP
+        and fk.dst_port == DHCP6_SERVER_PORT
+        and fk.src_port == DHCP6_CLIENT_PORT
+        and fk.dst_ip == ALL_DHCP_SERVERS
     )
 
 
