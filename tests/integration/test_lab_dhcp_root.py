@@ -95,3 +95,8 @@ def test_a_rebuilt_host_gives_its_dhcp_vm_a_lease_again(lab: orchestrator.Runnin
         lambda: traffic.ping(lab.vm_namespace("d"), "10.9.2.30", count=1) is not None,
         "d reaches e again",
     )
+    assert dhcp6_client.read_lease(lab.run_dir, "d")["ip6"] == "fd00:9:0:1::20"
+    eventually(
+        lambda: traffic.ping(lab.vm_namespace("d"), "fd00:9:0:2::30", count=1) is not None,
+        "d reaches e again over IPv6",
+    )

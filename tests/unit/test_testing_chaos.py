@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from openhnv.ovsdb.rows import Row
 from openhnv.testing.chaos.converge import compare_rows, northbound_problems
 from openhnv.testing.chaos.traffic import longest_gap
 from openhnv.testing.chaos.writes import Write, WriteStream, tagged
@@ -77,7 +78,7 @@ def test_a_write_without_an_answer_may_have_landed_or_not() -> None:
 
 def test_compare_rows_names_missing_extra_and_wrong_rows_but_not_agent_columns() -> None:
     desired = {"Logical_Switch": {"5001": {"name": "5001"}, "6001": {"name": "6001"}}}
-    actual = {
+    actual: dict[str, dict[str, Row]] = {
         "Logical_Switch": {"5001": {"name": "5001", "status": "agent's"}, "7001": {"name": "7"}},
         "Physical_Port": {"up0": {"name": "up0", "status": {"team_member": "true"}}},
     }  # a team member's row is the agent's own

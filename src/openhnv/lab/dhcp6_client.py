@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from openhnv.lab import daemons
+from openhnv.lab import builder, daemons, netns
 from openhnv.lab.errors import LabError
 
 CLIENT = "dhclient"  # Debian package isc-dhcp-client (Makefile APT_PACKAGES)
@@ -74,6 +74,24 @@ def start(run_dir: Path, namespace: str, vm: str, timeout: float = LEASE_SECONDS
     process = daemons.spawn(run_dir, name, argv)
     daemons.wait_ready(process, name, daemons.logfile(run_dir, name), lease.exists, timeout)
     return process.pid
+
+
+def bound(namespace: str) -> bool:
+    """The VM's interface holds a global IPv6 address (its lease applied)."""
+    shown = netns.exec_in(
+        namespace, ["ip", "-6", "-o", "addr", "show", "dev", INTERFACE, "scope", "global"]
+    )
+    return bool(shown.stdout.strip())
+
+
+def restart_unbound(run_dir: Path, namespace: str, vm: str) -> int | None:
+    """Start ``vm``'s client again when its interface lost its address (a rebuilt host
+    took the VM's link, and a bound dhclient waits for its renewal time); the new pid
+    once it holds a lease, None when nothing had to be done."""
+    if bound(namespace):
+        return None
+    builder.stop_pidfile(daemons.pidfile(run_dir, daemon_name(vm)))
+    return start(run_dir, namespace, vm)
 
 
 def read_lease(run_dir: Path, vm: str) -> dict[str, str]:

@@ -156,6 +156,8 @@ def start_host(lab: builder.Lab, host: str) -> int:
     for vm in lab.topology.vms:
         if vm.host == host and vm.dhcp and dhcp_client.daemon_name(vm.name) in clients:
             dhcp_client.restart_unbound(lab.run_dir, lab.names.vm(vm.name), vm.name)
+        if vm.host == host and vm.dhcp and dhcp6_client.daemon_name(vm.name) in clients:
+            dhcp6_client.restart_unbound(lab.run_dir, lab.names.vm(vm.name), vm.name)
     return pid
 
 
