@@ -11,11 +11,11 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.limits import TokenBucket
 from openhnv.vfp.qos import (
     BYTES_PER_MBIT,
     MAX_MBPS,
     MIN_BURST_BYTES,
-    ByteBucket,
     QosSettings,
     burst_of,
     shaper_burst_of,
@@ -45,33 +45,33 @@ def kinds(emits: list[Emit]) -> Counter[str]:
 
 # -- the bucket -------------------------------------------------------------------------
 def test_a_bucket_starts_full_spends_bytes_and_refills_at_its_rate() -> None:
-    bucket = ByteBucket(rate=1000.0, burst=1500, now=10.0)
-    assert bucket.take(1500, 10.0)
-    assert not bucket.take(1, 10.0)  # empty: nothing spent
-    assert not bucket.take(600, 10.5)  # 500 bytes came back
-    assert bucket.take(500, 10.5)
-    assert bucket.take(1500, 100.0)  # refilled to the burst, never beyond
-    assert not bucket.take(1, 100.0)
+    bucket = TokenBucket(rate=1000.0, burst=1500, now=10.0)
+    assert bucket.take(10.0, 1500)
+    assert not bucket.take(10.0, 1)  # empty: nothing spent
+    assert not bucket.take(10.5, 600)  # 500 bytes came back
+    assert bucket.take(10.5, 500)
+    assert bucket.take(100.0, 1500)  # refilled to the burst, never beyond
+    assert not bucket.take(100.0, 1)
 
 
 def test_a_frame_larger_than_what_the_bucket_holds_spends_nothing() -> None:
-    bucket = ByteBucket(rate=100.0, burst=1000, now=0.0)
-    assert not bucket.take(1001, 0.0)
-    assert bucket.take(1000, 0.0)
+    bucket = TokenBucket(rate=100.0, burst=1000, now=0.0)
+    assert not bucket.take(0.0, 1001)
+    assert bucket.take(0.0, 1000)
 
 
 def test_a_clock_that_goes_back_adds_nothing() -> None:
-    bucket = ByteBucket(rate=1000.0, burst=1000, now=5.0)
-    assert bucket.take(1000, 5.0)
-    assert not bucket.take(1, 4.0)
-    assert not bucket.take(1, 5.0)
-    assert bucket.take(1000, 6.0)
+    bucket = TokenBucket(rate=1000.0, burst=1000, now=5.0)
+    assert bucket.take(5.0, 1000)
+    assert not bucket.take(4.0, 1)
+    assert not bucket.take(5.0, 1)
+    assert bucket.take(6.0, 1000)
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(0.0, 10), (-1.0, 10), (10.0, 0)])
 def test_a_bucket_needs_a_positive_rate_and_burst(rate: float, burst: int) -> None:
     with pytest.raises(PolicyError):
-        ByteBucket(rate, burst, 0.0)
+        TokenBucket(rate, burst, 0.0)
 
 
 def test_bursts_are_fractions_of_a_second_and_never_below_two_gso_frames() -> None:

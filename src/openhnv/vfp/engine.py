@@ -170,7 +170,7 @@ class VfpEngine:
         append = out.append
         qos = p.qos_out  # the QoS layer: first, on every frame (hits too)
         for frame in frames:
-            if qos is not None and not qos.take(len(frame), now):
+            if qos is not None and not qos.take(now, len(frame)):
                 misses += 1
                 self._drop(p, QOS_OUTBOUND, out)
                 continue
@@ -247,7 +247,7 @@ class VfpEngine:
             return
         q.packets_in += 1
         qos = q.qos_in  # the QoS layer: the last before the VM, on every frame
-        if qos is not None and not qos.take(len(frame), now):
+        if qos is not None and not qos.take(now, len(frame)):
             self._drop(q, QOS_INBOUND, out)
             return
         checked = None  # a key made here by flow_key: the frame is known to be well formed

@@ -60,7 +60,8 @@ OVER_RATE_PAUSE = 0.1
 class TokenBucket:
     """``rate`` tokens a second, at most ``burst`` held; starts full.
 
-    ``take(now)`` spends one token when there is one. The clock is the caller's (any
+    ``take(now)`` spends one token when there is one (``take(now, cost)``: ``cost`` of
+    them, as the QoS layer spends a frame's bytes). The clock is the caller's (any
     monotonic seconds); a clock that goes back adds nothing.
     """
 
@@ -76,15 +77,15 @@ class TokenBucket:
         self.tokens = float(burst)
         self.last = now
 
-    def take(self, now: float) -> bool:
-        """Spend one token; False (nothing spent) when the bucket is empty."""
+    def take(self, now: float, cost: int = 1) -> bool:
+        """Spend ``cost`` tokens; False (nothing spent) when the bucket holds fewer."""
         elapsed = now - self.last
         if elapsed > 0:
             self.last = now
             tokens = self.tokens + elapsed * self.rate
             self.tokens = tokens if tokens < self.burst else float(self.burst)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= cost:
+            self.tokens -= cost
             return True
         return False
 

@@ -12,9 +12,9 @@ from collections import Counter
 
 from openhnv.vfp.classifier import RuleIndex
 from openhnv.vfp.flowtable import Flow, UnifiedFlowTable
-from openhnv.vfp.limits import PortMeter
+from openhnv.vfp.limits import PortMeter, TokenBucket
 from openhnv.vfp.policy import IN, OUT, Allow, Block, Direction, Rule
-from openhnv.vfp.qos import NO_QOS, ByteBucket, PortQos, QosSettings
+from openhnv.vfp.qos import NO_QOS, PortQos, QosSettings
 
 
 class Group:
@@ -150,8 +150,8 @@ class Port:
         self.uft_hits = 0
         self.meter: PortMeter | None = None  # the abuse limits (VM ports; None: none)
         self.qos = NO_QOS  # the QoS layer's caps (vfp.qos) and their buckets (None: none)
-        self.qos_out: ByteBucket | None = None
-        self.qos_in: ByteBucket | None = None
+        self.qos_out: TokenBucket | None = None
+        self.qos_in: TokenBucket | None = None
 
     def set_qos(self, settings: QosSettings, police_inbound: bool = True) -> None:
         """The QoS layer's caps from now on (buckets kept when the caps are the same);

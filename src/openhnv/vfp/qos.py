@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openhnv.vfp.errors import PolicyError
+from openhnv.vfp.limits import TokenBucket
 
 QOS = "QOS"  # the layer's name in listings
 QOS_OUTBOUND = "qos_outbound"
@@ -79,43 +80,11 @@ class QosSettings:
 NO_QOS = QosSettings()
 
 
-class ByteBucket:
-    """``rate`` bytes a second, at most ``burst`` held; starts full.
-
-    ``take(size, now)`` spends ``size`` bytes when the bucket holds them. The clock is
-    the caller's (monotonic seconds); a clock that goes back adds nothing.
-    """
-
-    __slots__ = ("burst", "last", "rate", "tokens")
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        if rate <= 0:
-            raise PolicyError("rate", rate, "must be positive")
-        if burst < 1:
-            raise PolicyError("burst", burst, "must be at least 1")
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.last = now
-
-    def take(self, size: int, now: float) -> bool:
-        """Spend ``size`` bytes; False (nothing spent) when the bucket holds fewer."""
-        elapsed = now - self.last
-        if elapsed > 0:
-            self.last = now
-            tokens = self.tokens + elapsed * self.rate
-            self.tokens = tokens if tokens < self.burst else float(self.burst)
-        if self.tokens >= size:
-            self.tokens -= size
-            return True
-        return False
-
-
-def bucket_of(mbps: int, now: float) -> ByteBucket | None:
+def bucket_of(mbps: int, now: float) -> TokenBucket | None:
     """The bucket of a cap of ``mbps`` (None: no cap)."""
     if mbps == 0:
         return None
-    return ByteBucket(mbps * BYTES_PER_MBIT, burst_of(mbps), now)
+    return TokenBucket(mbps * BYTES_PER_MBIT, burst_of(mbps), now)  # tokens are bytes
 
 
 class PortQos:
