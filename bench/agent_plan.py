@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from openhnv.agent.agent import apply_units
+from openhnv.agent.apply import apply_units
 from openhnv.agent.incremental import UCAST, PlanState
 from openhnv.agent.planner import EMPTY_PLAN, changes, plan
 from openhnv.agent.rows import read_catalog

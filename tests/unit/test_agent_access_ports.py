@@ -9,9 +9,9 @@ import copy
 from access_world import MAC, NIC_REF, world
 from vfp_frames import tcp_frame
 
-from openhnv.agent.agent import port_row_changes
 from openhnv.agent.incremental import PlanState
 from openhnv.agent.planner import EMPTY_PLAN, Plan, changes, plan, plan_of_engine
+from openhnv.agent.port_rows import port_row_changes
 from openhnv.agent.rows import read_catalog
 from openhnv.ovsdb.keys import ACCESS_VLAN
 from openhnv.ovsdb.rows import RowChange

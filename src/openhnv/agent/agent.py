@@ -7,23 +7,24 @@
 returns once that is programmed; afterwards one worker thread re-plans after each
 batch of row changes and applies only the difference: a batch of mapping, port or
 FW_Rules rows patches the last plan (``agent.incremental``), anything else (or what
-cannot be patched exactly) re-plans every row. As the switch's
-``PortListener`` it writes ``Physical_Port`` rows when VM ports come and go
-(docs/southbound.md "Ownership") and answers the ARP the engine punts.
+cannot be patched exactly) re-plans every row (the units go to the switch through
+``agent.apply``). As the switch's ``PortListener`` it writes ``Physical_Port`` rows when
+VM ports come and go (``agent.port_rows``, ``agent.team_rows``; docs/southbound.md
+"Ownership") and hands the frames the engine punts (ARP, DHCP, ND) to
+``agent.responder``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from openhnv.agent import arp, dhcp, dhcp6, ndp
+from openhnv.agent.apply import apply_units
 from openhnv.agent.incremental import PlanState, TableKey, touched_rows
 from openhnv.agent.planner import (
     EMPTY_PLAN,
@@ -35,23 +36,20 @@ from openhnv.agent.planner import (
     plan_of_engine,
     without,
 )
+from openhnv.agent.port_rows import PORT_TABLE, port_row_changes
+from openhnv.agent.responder import Responder
 from openhnv.agent.rows import TABLES, Problem, clipped, read_catalog
 from openhnv.agent.team_rows import team_row_changes
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
-from openhnv.ovsdb.keys import controller_bound
 from openhnv.ovsdb.mirror import RowEvent
-from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import SslFiles
-from openhnv.vfp.commands import RemovePort
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.pipeline import DHCP6_PUNT, DHCP_PUNT, ND_PUNT
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.switch import HostSwitch
 
 log = logging.getLogger(__name__)
 
-PORT_TABLE = "Physical_Port"
 RETRY_INTERVAL = 1.0  # seconds between retries of Physical_Port writes that failed
 REFUSED_RETRY = 5.0  # seconds before units the switch refused are tried again
 WRITE_TIMEOUT = 5.0
@@ -95,7 +93,7 @@ class HostAgent:
         self._retry_at: float | None = None  # when to re-plan for refused units
         self._counters: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
-        self._ra_sent: dict[str, float] = {}  # port -> when its last unsolicited RA went
+        self._responder = Responder(switch, lambda: self._plan, self._count)
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -213,8 +211,8 @@ class HostAgent:
     def port_added(self, port: str, mac: str) -> None:
         with self._cond:
             self._pending_ports[port] = mac
-            self._ra_sent.pop(port, None)  # a VM that came gets a router advertisement
             self._cond.notify_all()
+        self._responder.port_added(port)  # a VM that came gets a router advertisement
 
     def port_removed(self, port: str) -> None:
         with self._cond:
@@ -227,101 +225,7 @@ class HostAgent:
             self._cond.notify_all()
 
     def punted(self, port: str, frame: bytes, reason: str) -> None:
-        if reason == DHCP_PUNT:
-            self._answer_dhcp(port, frame)
-            return
-        if reason == DHCP6_PUNT:
-            self._answer_dhcp6(port, frame)
-            return
-        if reason == ND_PUNT:
-            self._answer_nd(port, frame)
-            return
-        if reason != "arp":
-            self._count(f"punt:{reason}")
-            return
-        self._count("arp_requests")
-        current = self._plan
-        port_plan = current.ports.get(port)
-        if port_plan is None:
-            self._count("arp_unknown_port")
-            return
-        requester = arp.Requester(port_plan.port.vsid, port_plan.port.ip_addresses)
-        reply = arp.answer(current.arp, requester, frame)
-        if reply is None:
-            self._count("arp_unanswered")
-            return
-        self._send(port, reply, "arp_replies")
-
-    def _answer_dhcp(self, port: str, frame: bytes) -> None:
-        """A DHCP client message of ``port``: answered from its NIC's data (agent.dhcp)."""
-        self._count("dhcp_requests")
-        port_plan = self._plan.ports.get(port)
-        config = port_plan.dhcp if port_plan is not None else None
-        reply = None
-        if port_plan is not None and config is not None:
-            reply = dhcp.answer(config, port_plan.port.mac, frame, self.switch.overlay_mtu())
-        if reply is None:
-            self._count("dhcp_unanswered")
-            return
-        self._send(port, reply, "dhcp_replies")
-
-    def _answer_dhcp6(self, port: str, frame: bytes) -> None:
-        """A DHCPv6 client message of ``port``: answered from its NIC's data (agent.dhcp6)."""
-        self._count("dhcp6_requests")
-        port_plan = self._plan.ports.get(port)
-        config = port_plan.dhcp6 if port_plan is not None else None
-        reply = dhcp6.answer(config, frame) if config is not None else None
-        if reply is None:
-            self._count("dhcp6_unanswered")
-            return
-        self._send(port, reply, "dhcp6_replies")
-
-    def _answer_nd(self, port: str, frame: bytes) -> None:
-        """A Neighbor or Router Solicitation of ``port``: answered from the mapping store
-        (agent.ndp); other ND and MLD messages are the host's to absorb."""
-        self._count("nd_messages")
-        port_plan = self._plan.ports.get(port)
-        reply = None
-        if port_plan is not None:
-            requester = arp.Requester(port_plan.port.vsid, port_plan.port.ip_addresses)
-            reply = ndp.answer(self._plan.arp, requester, frame, self.switch.overlay_mtu())
-        if reply is None:
-            self._count("nd_unanswered")
-            return
-        self._send(port, reply, "nd_replies")
-
-    def _advertise_routers(self, now: float) -> None:
-        """Unsolicited Router Advertisements: to every port of a subnet with an IPv6 router
-        when it appears and every ``ndp.RA_INTERVAL`` seconds, as a router does."""
-        with self._cond:  # port_added (another thread) asks for one too
-            current = self._plan
-            for gone in set(self._ra_sent) - set(current.ports):
-                del self._ra_sent[gone]
-            due = [
-                (name, port_plan.port.vsid, ndp.managed(port_plan.port.ip_addresses))
-                for name, port_plan in current.ports.items()
-                if now - self._ra_sent.get(name, -ndp.RA_INTERVAL) >= ndp.RA_INTERVAL
-            ]
-            for name, _, _ in due:
-                self._ra_sent[name] = now
-        mtu = self.switch.overlay_mtu()
-        for name, vsid, managed in due:
-            ra = ndp.advertisement(current.arp, vsid, mtu=mtu, managed=managed)
-            if ra is None:
-                continue
-            try:
-                self.switch.send_to_port(name, ra)
-            except VSwitchError:
-                continue  # not attached yet: port_added asks for one again
-            self._count("ra_unsolicited")
-
-    def _send(self, port: str, frame: bytes, counter: str) -> None:
-        try:
-            self.switch.send_to_port(port, frame)
-        except VSwitchError as err:
-            log.warning("%s to port %s not sent: %s", counter, port, err)
-            return
-        self._count(counter)
+        self._responder.punted(port, frame, reason)
 
     # -- the worker --------------------------------------------------------------------
     def _run(self) -> None:
@@ -353,7 +257,7 @@ class HostAgent:
                     self._reconcile()
                 elif touched:
                     self._reconcile_rows(touched)
-                self._advertise_routers(time.monotonic())
+                self._responder.advertise_routers(time.monotonic())
             except Exception:  # never let bad data or a bug stop the agent
                 log.exception("host agent %s: sync failed; retrying", self.host_name)
                 with self._cond:
@@ -526,59 +430,6 @@ class HostAgent:
                     reason = "the row has no key (its key columns are empty or malformed)"
                     out.append(Problem(table, row_uuid, "", reason))
         return out
-
-
-def apply_units(switch: HostSwitch, units: Sequence[Unit]) -> list[tuple[Unit, str]]:
-    """Apply ``units`` in one call; when the switch refuses, unit by unit (every command
-    is idempotent). Returns the refused units with the reason; a refused port is removed
-    entirely so that nothing half-programmed stays."""
-    if not units:
-        return []
-    try:
-        switch.apply([cmd for unit in units for cmd in unit.commands])
-        return []
-    except PolicyError:
-        pass
-    refused: list[tuple[Unit, str]] = []
-    for unit in units:
-        try:
-            switch.apply(unit.commands)
-        except PolicyError as err:
-            refused.append((unit, f"refused by the switch: {err}"))
-            if unit.table == PORT_TABLE:
-                with contextlib.suppress(PolicyError):
-                    switch.apply([RemovePort(unit.key, missing_ok=True)])
-    return refused
-
-
-def port_row_changes(ports: Mapping[str, str | None], rows: Mapping[str, Row]) -> list[RowChange]:
-    """The Physical_Port writes for VM ports that came (MAC) or went (None).
-
-    A port that came: its row with ``status`` attached=true and the reported MAC (the
-    controller's columns of an existing row are kept). A port that went: a row the
-    controller bound (``controller_bound``: a logical switch or an access VLAN) gets
-    attached=false; a row it never bound is deleted.
-    """
-    writes: list[RowChange] = []
-    for port, mac in sorted(ports.items()):
-        row = rows.get(port)
-        old = row.get("status") if row is not None else None
-        status: dict[Atom, Atom] = dict(old) if isinstance(old, Mapping) else {}
-        if mac is not None:
-            wanted: dict[Atom, Atom] = {"attached": "true", "reported_mac": mac}
-            if row is None or status != wanted:
-                writes.append(
-                    RowChange("insert", PORT_TABLE, port, {"name": port, "status": wanted})
-                )
-        elif row is None:
-            continue
-        elif controller_bound(row):
-            if status.get("attached") != "false":
-                status["attached"] = "false"
-                writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))
-        else:  # never bound by the controller: the row is ours to remove
-            writes.append(RowChange("delete", PORT_TABLE, port, {}))
-    return writes
 
 
 def _still_wanted(new: Plan, key: tuple[str, str]) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from openhnv.agent.agent import apply_units
+from openhnv.agent.apply import apply_units
 from openhnv.agent.planner import EMPTY_PLAN, Plan, changes, plan
 from openhnv.agent.rows import read_catalog
 from openhnv.controller.compiler.compile import compile_datacenter

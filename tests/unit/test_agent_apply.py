@@ -1,13 +1,11 @@
-"""The agent's edge without a daemon: units applied to a HostSwitch on a NullDriver (a
-refused unit blames its row and blocks nothing), and the Physical_Port writes for
-VM ports that come and go."""
+"""Units applied to a HostSwitch on a NullDriver: all in one go, and a refused unit
+blames its row and blocks nothing."""
 
 from __future__ import annotations
 
-from openhnv.agent.agent import apply_units, port_row_changes
+from openhnv.agent.apply import apply_units
 from openhnv.agent.planner import EMPTY_PLAN, Unit, changes, plan
 from openhnv.agent.rows import read_catalog
-from openhnv.ovsdb.rows import Ref, Row, RowChange
 from openhnv.testing import snapshots as nb
 from openhnv.testing.southbound import host_rows, port_of
 from openhnv.vfp import commands as c
@@ -63,35 +61,3 @@ def test_a_refused_unit_blames_its_row_and_the_others_still_apply() -> None:
     ports = {p["name"] for p in sw.inspect(lambda e: e.listing.ports())}
     assert ports == {sql, port_of(rows, "fabrikam-sql")}
     assert len(sw.inspect(lambda e: e.listing.mappings())) == 4
-
-
-def test_port_rows_for_ports_that_come_and_go() -> None:
-    bound: Row = {
-        "name": "bound",
-        "vlan_bindings": {0: Ref("Logical_Switch", "5001")},
-        "status": {"attached": "true", "reported_mac": "00:1d:d8:07:00:11"},
-    }
-    rows: dict[str, Row] = {
-        "bound": bound,
-        "mine": {"name": "mine", "vlan_bindings": {}, "status": {}},
-    }
-    writes = port_row_changes(
-        {"new": "00:1d:d8:07:00:33", "bound": None, "mine": None, "absent": None}, rows
-    )
-    assert writes == [
-        RowChange(
-            "update",
-            "Physical_Port",
-            "bound",
-            {"status": {"attached": "false", "reported_mac": "00:1d:d8:07:00:11"}},
-        ),
-        RowChange("delete", "Physical_Port", "mine", {}),
-        RowChange(
-            "insert",
-            "Physical_Port",
-            "new",
-            {"name": "new", "status": {"attached": "true", "reported_mac": "00:1d:d8:07:00:33"}},
-        ),
-    ]
-    # already as wanted: nothing to write
-    assert port_row_changes({"bound": "00:1d:d8:07:00:11"}, rows) == []
