@@ -7,7 +7,8 @@ the refs they changed, so they never wait for a host. One publisher thread then:
   incremental ``update``; anything else from a fresh snapshot (still recompiling only
   the affected hosts). Changes queued meanwhile are compiled together.
 - hands each affected host's new state, numbered by a sequence, to its ``HostLink``
-  (``southbound_link``: one thread and OVSDB client per server, at its management address).
+  (``hosts.HostLinks``: one link per server, at its management address, all on one
+  ``SouthboundLoop``).
 - binds NICs: a host agent's ``Physical_Port`` row named by a NIC's instanceId with
   ``status:attached=true`` binds a NIC without ``server`` to that host (stored); a NIC
   whose ``server`` names another host keeps it (northbound wins) and shows a ``Warning``.
@@ -15,7 +16,8 @@ the refs they changed, so they never wait for a host. One publisher thread then:
   while the host's team member rows say a member has no carrier or a PA moved) and
   each NIC's ``provisioningState``:
   ``Updating`` after its PUT, ``Succeeded`` once every host that needs its rows has
-  committed them, ``Failed`` (the compiler's reason in ``configurationState``).
+  committed them, ``Failed`` (the compiler's reason in ``configurationState``); the
+  states are queued and written once per step by ``reports.Reports``.
 
 At start it compiles everything and every link resyncs its host in full, so a restarted
 controller converges every host to the stored northbound state. See docs/publisher.md.
@@ -23,7 +25,6 @@ controller converges every host to the stored northbound state. See docs/publish
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import threading
@@ -34,38 +35,34 @@ from typing import Any
 from openhnv.controller.compiler.compile import Compiler, affected_hosts, collector_paused
 from openhnv.controller.compiler.documents import ref_key
 from openhnv.controller.compiler.index import Index
-from openhnv.controller.errors import ApiError, StoreError
+from openhnv.controller.errors import ApiError
 from openhnv.controller.northbound.service import FAILED, SUCCEEDED, ControllerService
 from openhnv.controller.southbound.binding import PortBinding
-from openhnv.controller.southbound.link import AUDIT_EVERY, HostLink, LinkStatus
+from openhnv.controller.southbound.hosts import HostLinks
+from openhnv.controller.southbound.link import AUDIT_EVERY, LinkStatus
 from openhnv.controller.southbound.loop import SouthboundLoop
 from openhnv.controller.southbound.provisioning import Pending, Waiting
+from openhnv.controller.southbound.reports import Reports
 from openhnv.controller.southbound.status import (
     FAILURE,
     POLICY_COMPILE_FAILURE,
-    PORT_ON_OTHER_HOST,
     PROVIDER_ADDRESS_MOVED,
     SUCCESS,
     WARNING,
-    AddressError,
     configuration_state,
     host_state,
     is_team_report,
-    server_remotes,
     team_warning,
 )
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.rows import DesiredState, RowChange
 from openhnv.ovsdb.server import SslFiles
-from openhnv.ovsdb.wire import Schema
 
 log = logging.getLogger(__name__)
 
 NIC_COLLECTION = "networkinterfaces"
 TICK = 1.0  # seconds; the publisher thread also wakes on every event
 COMPILE_DUTY = 2.0  # pause after a compile, in multiples of its duration
-RESYNC_CONCURRENCY = 16  # hosts read in full at the same time (bounds memory at start)
-AUDIT_SPACING = 0.1  # seconds per host: 1,000 hosts are audited every 100 s, not 30
 
 
 def _collection(ref: str) -> str:
@@ -102,8 +99,6 @@ class Publisher:
         audit_every: float | None = AUDIT_EVERY,
     ) -> None:
         self.service = service
-        self.ssl = ssl
-        self.audit_every = audit_every
         self.clock = clock
         self._cond = threading.Condition()
         self._stopping = False
@@ -111,25 +106,21 @@ class Publisher:
         self._ports: list[tuple[str, RowEvent]] = []
         self._statuses: set[str] = set()
         self._teams: dict[str, dict[str, dict[str, Any]]] = {}  # server -> member -> status
-        self._links: dict[str, HostLink] = {}
-        self._address_errors: dict[str, AddressError] = {}
-        self._host_seq: dict[str, int] = {}
-        self._states: dict[str, DesiredState] = {}
-        self._digests: dict[str, str | None] = {}
+        self._loop = SouthboundLoop()
+        self._hosts = HostLinks(
+            self._loop,
+            ssl=ssl,
+            audit_every=audit_every,
+            on_status=self._link_changed,
+            on_port=self._port_changed,
+        )
         self._index: Index | None = None
         self._compiler: Compiler | None = None
         self._seq = 0
         self._pending = Waiting()  # NIC key -> the host commits it waits for
-        self._reported: dict[str, tuple[str, str, str]] = {}  # ref -> (status, code, message)
         self._binding = PortBinding(service)
-        # Written to the service once per step (one lock, one store commit):
-        self._nic_updates: list[tuple[str, str | None, str, dict[str, Any] | None]] = []
-        self._configs: dict[str, dict[str, Any] | None] = {}
+        self._reports = Reports(service, self._binding, clock)
         self._idle = True
-        self._unflushed = False  # states the store refused, queued again
-        self._loop = SouthboundLoop()
-        self._schema = Schema()
-        self._resyncs = asyncio.Semaphore(RESYNC_CONCURRENCY)
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -149,21 +140,18 @@ class Publisher:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join()
-        links, self._links = self._links, {}
-        for link in links.values():
-            link.close()
+        self._hosts.close()
         self._loop.stop()
 
     def links(self) -> dict[str, LinkStatus]:
         """The status of every host link, by server resourceId."""
-        return {server_id: link.status() for server_id, link in list(self._links.items())}
+        return self._hosts.statuses()
 
     def summary(self) -> dict[str, int]:
         """Counts for diagnostics: hosts, connected, in sync (committed their latest state),
         and transactions sent to hosts since this publisher started."""
-        with self._cond:
-            seqs = dict(self._host_seq)
-        links = list(self._links.items())
+        seqs = self._hosts.sequences()
+        links = list(self._hosts.links.items())
         statuses = [(server_id, link.status()) for server_id, link in links]
         return {
             "hosts": len(links),
@@ -183,10 +171,10 @@ class Publisher:
         while time.monotonic() < deadline:
             with self._cond:
                 queued = bool(self._refs or self._ports) or not self._idle
-                seqs = dict(self._host_seq)
+            seqs = self._hosts.sequences()
             if not queued and all(
                 link.status().committed_seq >= seqs.get(server_id, 0)
-                for server_id, link in list(self._links.items())
+                for server_id, link in list(self._hosts.links.items())
             ):
                 return True
             time.sleep(0.02)
@@ -235,9 +223,9 @@ class Publisher:
                     compile_after = time.monotonic() + (time.monotonic() - started) * COMPILE_DUTY
                 if ports:
                     for ref, message in self._binding.bind(ports, self._get):
-                        self._warn(ref, message)
-                self._progress(statuses if not refs else set(self._links))
-                self._flush()
+                        self._reports.warn(ref, message)
+                self._progress(statuses if not refs else set(self._hosts.links))
+                self._reports.flush()
             except Exception:  # never let a bug stop publishing for good
                 log.exception("publisher: step failed; recompiling everything")
                 try:
@@ -248,12 +236,7 @@ class Publisher:
     def _start(self) -> None:
         """The first full compile, after learning what a previous leader showed."""
         try:
-            # What a previous leader already showed (a shared store keeps it) need not be
-            # written again: a failover rewrites no unchanged state.
-            for key, doc in self.service.configuration_states().items():
-                info = (doc.get("detailedInfo") or [{}])[0]
-                said = (str(doc.get("status")), str(info.get("code")), str(info.get("message")))
-                self._reported.setdefault(key, said)
+            self._reports.learn()
             self._full()
         except Exception:
             log.exception("publisher: first compile failed")
@@ -269,7 +252,7 @@ class Publisher:
                 wait = compile_after - time.monotonic() if self._refs else TICK
                 if self._ports or self._statuses or (self._refs and wait <= 0):
                     break
-                if not self._cond.wait(min(max(wait, 0.001), TICK)) and self._unflushed:
+                if not self._cond.wait(min(max(wait, 0.001), TICK)) and self._reports.unflushed:
                     break  # states the store refused earlier: try them again
             if self._stopping:
                 return None
@@ -301,8 +284,8 @@ class Publisher:
                 self._give(server_id, state, None)
             self._evaluate(_nic_etags(snapshot.get("networkInterfaces", [])), None)
         gc.freeze()  # the compiled rows live long: keep them out of later collections
-        self._progress(set(self._links))
-        self._flush()
+        self._progress(set(self._hosts.links))
+        self._reports.flush()
 
     def _compile(self, refs: Sequence[str]) -> None:
         assert self._index is not None
@@ -339,7 +322,7 @@ class Publisher:
                 self._give(server_id, state, changed_keys(update.changes.get(server_id, [])))
         if servers_changed:  # new servers, and links re-created for a new address
             for server_id in index.hosts:
-                if server_id not in update.states and server_id not in self._states:
+                if server_id not in update.states and not self._hosts.has_state(server_id):
                     self._give(server_id, update.compiler.host_state(server_id), None)
             # Only NICs whose fate this change can alter: changed ones, ones with a
             # problem before or now, ones still waiting, ones on a host it touched.
@@ -362,52 +345,13 @@ class Publisher:
         self, server_id: str, state: DesiredState, changed: dict[str, set[str]] | None
     ) -> None:
         """Record ``state`` as the host's desired state at the current sequence."""
-        self._states[server_id] = state
-        self._host_seq[server_id] = self._seq
         digest = self._compiler.host_digest(server_id) if self._compiler is not None else None
-        self._digests[server_id] = digest
-        link = self._links.get(server_id)
-        if link is not None:
-            link.submit(state, self._seq, changed, digest)
+        self._hosts.give(server_id, state, self._seq, changed, digest)
 
     def _servers(self, docs: Sequence[Mapping[str, Any]]) -> None:
-        """Open, keep, re-open or close one link per server, at its management address."""
-        wanted, errors = server_remotes(docs)
-        self._address_errors = errors
-        links = dict(self._links)  # copy on write: other threads read self._links
-        for server_id in list(links):
-            if wanted.get(server_id) != links[server_id].remote:
-                links.pop(server_id).close()
-        for server_id in list(self._states):
-            if server_id not in wanted and server_id not in errors:
-                self._states.pop(server_id, None)  # the server is gone
-                self._digests.pop(server_id, None)
-                self._host_seq.pop(server_id, None)
-                self._reported.pop(f"/servers/{server_id}".casefold(), None)
-        for server_id, remote in wanted.items():
-            if server_id in links:
-                continue
-            link = HostLink(
-                server_id,
-                remote,
-                loop=self._loop,
-                ssl=self.ssl,
-                on_status=self._link_changed,
-                on_port=self._port_changed,
-                audit_every=self.audit_every,
-                schema=self._schema,
-                resyncs=self._resyncs,
-            )
-            links[server_id] = link
-            state = self._states.get(server_id)
-            if state is not None:
-                link.submit(state, self._host_seq[server_id], None, self._digests.get(server_id))
-            link.start()
-        if self.audit_every is not None:  # audits cost a full read: pace them by host count
-            every = max(self.audit_every, AUDIT_SPACING * len(links))
-            for link in links.values():
-                link.audit_every = every
-        self._links = links
+        """Open, keep, re-open or close one link per server (``hosts.HostLinks``)."""
+        for server_id in self._hosts.servers(docs):
+            self._reports.forget(f"/servers/{server_id}".casefold())
 
     # -- provisioning ------------------------------------------------------------------
     def _evaluate(
@@ -424,19 +368,20 @@ class Publisher:
         index = self._index
         assert index is not None
         vnet_hosts: dict[str, set[str]] = {}
+        seqs = self._hosts.sequences()
         for key, (ref, etag) in nics.items():
             self._pending.drop(key)
             problems = index.nic_problems.get(key)
             if problems:
                 message = "; ".join(p.message for p in problems)
-                self._set_nic(ref, etag, FAILED, FAILURE, POLICY_COMPILE_FAILURE, message)
+                self._reports.set_nic(ref, etag, FAILED, FAILURE, POLICY_COMPILE_FAILURE, message)
                 continue
             nic = index.nics.get(key)
             conflict = self._binding.conflicts.get(key)
             if conflict is not None and (nic is None or nic.server_id == conflict[0]):
                 del self._binding.conflicts[key]  # the NIC now lives where its port is
             if nic is None:  # on no host: nothing to publish
-                self._set_nic(ref, etag, SUCCEEDED, None, "", "")
+                self._reports.set_nic(ref, etag, SUCCEEDED, None, "", "")
                 continue
             if old is not None:
                 hosts = affected_hosts(old, index, [ref]) & index.hosts.keys()
@@ -444,29 +389,28 @@ class Publisher:
                 if nic.vnet_id not in vnet_hosts:
                     vnet_hosts[nic.vnet_id] = index.hosts_of_vnet(nic.vnet_id)
                 hosts = vnet_hosts[nic.vnet_id] | ({nic.server_id} if nic.server_id else set())
-            said = self._reported.get(key)
+            said = self._reports.reported.get(key)
             if (
                 said is not None
                 and key not in self._binding.conflicts
                 and (key in changed or said[0] == FAILURE)
             ):
-                del self._reported[key]  # "committed" or the old failure no longer holds
-                self._configs[ref] = None
-            need = {h: self._host_seq.get(h, self._seq) for h in hosts}
+                self._reports.withdraw(key, ref)  # "committed", or the old failure no longer holds
+            need = {h: seqs.get(h, self._seq) for h in hosts}
             if need:
                 self._pending.add(key, Pending(ref, etag, need))
             else:  # no host needs its rows (cannot happen for a placed NIC; be safe)
-                self._set_nic(ref, etag, SUCCEEDED, None, "", "")
+                self._reports.set_nic(ref, etag, SUCCEEDED, None, "", "")
 
     def _progress(self, servers: set[str]) -> None:
         """Report the servers' states and finish the NICs their commits complete."""
-        statuses = {server_id: link.status() for server_id, link in list(self._links.items())}
-        for server_id in servers | set(self._address_errors):
+        statuses = self._hosts.statuses()
+        for server_id in servers | set(self._hosts.address_errors):
             self._report_server(server_id, statuses.get(server_id))
         committed = {s: st.committed_seq for s, st in statuses.items()}
         for pending in self._pending.done(servers, committed):
             hosts = len(pending.need)
-            self._set_nic(
+            self._reports.set_nic(
                 pending.ref,
                 pending.etag,
                 SUCCEEDED,
@@ -486,8 +430,8 @@ class Publisher:
         now = self.clock()
         if problems:
             doc = configuration_state(FAILURE, POLICY_COMPILE_FAILURE, "; ".join(problems), now)
-        elif server_id in self._address_errors:
-            err = self._address_errors[server_id]
+        elif server_id in self._hosts.address_errors:
+            err = self._hosts.address_errors[server_id]
             doc = configuration_state(FAILURE, err.code, str(err), now)
         elif status is not None:
             doc = host_state(status.remote, status.connected, status.error, status.code, now)
@@ -497,57 +441,4 @@ class Publisher:
                 doc = configuration_state(WARNING, PROVIDER_ADDRESS_MOVED, warning, now)
         else:
             return
-        self._show(ref, doc)
-
-    def _show(self, ref: str, doc: dict[str, Any]) -> None:
-        """Queue a configurationState unless it says what it already says."""
-        info = doc["detailedInfo"][0]
-        said = (doc["status"], info["code"], info["message"])
-        if self._reported.get(ref_key(ref)) == said:
-            return
-        self._reported[ref_key(ref)] = said
-        self._configs[ref] = doc
-
-    def _warn(self, ref: str, message: str) -> None:
-        self._show(ref, configuration_state(WARNING, PORT_ON_OTHER_HOST, message, self.clock()))
-
-    def _set_nic(
-        self, ref: str, etag: str | None, state: str, status: str | None, code: str, message: str
-    ) -> None:
-        """Queue a NIC's provisioningState (and configurationState) for ``_flush``."""
-        conflict = self._binding.conflicts.get(ref_key(ref))
-        doc: dict[str, Any] | None = None
-        now = self.clock()
-        if conflict is not None and status != FAILURE:
-            doc = configuration_state(WARNING, PORT_ON_OTHER_HOST, conflict[1], now)
-        elif status is not None:
-            doc = configuration_state(status, code, message, now)
-        self._nic_updates.append((ref, etag, state, doc))
-
-    def _flush(self) -> None:
-        """Write the queued states to the service: one lock and few store commits each.
-
-        When the store refuses (down, no quorum), they stay queued for the next step.
-        """
-        updates, self._nic_updates = self._nic_updates, []
-        configs: dict[str, dict[str, Any] | None] = {}
-        try:
-            if updates:
-                done = self.service.set_provisioning_states(
-                    [(ref, state, etag) for ref, etag, state, _ in updates]
-                )
-                for (ref, _, _, doc), ok in zip(updates, done, strict=True):
-                    if ok and doc is not None:  # else a newer PUT, or deleted: not ours to say
-                        self._show(ref, doc)
-                updates = []
-            configs, self._configs = self._configs, {}
-            if configs:
-                self.service.set_configuration_states(configs)
-        except StoreError as err:
-            if not self._unflushed:
-                log.warning("publisher: cannot store provisioning states yet: %s", err)
-            self._nic_updates = updates + self._nic_updates
-            self._configs = {**configs, **self._configs}
-            self._unflushed = True
-            return
-        self._unflushed = False
+        self._reports.show(ref, doc)
