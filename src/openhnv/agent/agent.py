@@ -1,7 +1,7 @@
 """The host agent: the host's OVSDB in, VFP programming and Physical_Port rows out.
 
 ``HostAgent(switch, remote, host_name=...)`` is the thin edge around the pure planner
-(docs/host.md). ``start()`` connects an ``OvsdbClient`` to the host's own ovsdb-server
+(docs/host.md). ``start()`` connects (``ovsdb.follower``) to the host's own ovsdb-server
 (``ms_vtep``, ``ms_firewall``), reconciles the switch with a full plan of the rows
 (against what the engine already holds, so a restarted agent flushes nothing) and
 returns once that is programmed; afterwards one worker thread re-plans after each
@@ -42,6 +42,7 @@ from openhnv.agent.rows import TABLES, Problem, clipped, read_catalog
 from openhnv.agent.team_rows import team_row_changes
 from openhnv.ovsdb.client import ConnectionState, OvsdbClient
 from openhnv.ovsdb.errors import OvsdbError
+from openhnv.ovsdb.follower import Follower
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.server import SslFiles
 from openhnv.vfp.errors import PolicyError
@@ -54,6 +55,17 @@ RETRY_INTERVAL = 1.0  # seconds between retries of Physical_Port writes that fai
 REFUSED_RETRY = 5.0  # seconds before units the switch refused are tried again
 WRITE_TIMEOUT = 5.0
 KEYLESS_EXEMPT = frozenset({"Physical_Locator_Set"})  # keyless until referred to: normal
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Work:
+    """What the worker takes at once: a full re-plan, rows to patch in, VM ports that
+    came or went, team members' rows to write."""
+
+    dirty: bool
+    touched: set[TableKey]
+    ports: dict[str, str | None]
+    team: bool
 
 
 class HostAgent:
@@ -72,16 +84,23 @@ class HostAgent:
         self.remote = remote
         self.host_name = host_name
         self.write_timeout = write_timeout
-        self._ssl = ssl
-        self._client: OvsdbClient | None = None
-        self._cond = threading.Condition()
+        self._follower: Follower[_Work] = Follower(
+            remote,
+            name="hnv-agent",
+            pending=self._pending,
+            take=self._take,
+            work=self._work,
+            interval=RETRY_INTERVAL,
+            on_batch=self._on_batch,
+            on_state=self._on_state,
+            ssl=ssl,
+        )
+        self._cond = self._follower.cond
         self._dirty = False  # every row must be re-planned
         self._touched: set[TableKey] = set()  # rows to patch in (agent.incremental)
         self._state: PlanState | None = None  # the worker's, from the last full plan
-        self._stopping = False
         self._pending_ports: dict[str, str | None] = {}  # port -> reported MAC, None = gone
         self._team_dirty = False  # the team members' rows to write again (agent.team_rows)
-        self._worker: threading.Thread | None = None
         self._programmed: Plan = EMPTY_PLAN
         self._plan: Plan = EMPTY_PLAN  # the last plan (ARP answers from it)
         self._apply_problems: dict[tuple[str, str], Problem] = {}
@@ -98,45 +117,24 @@ class HostAgent:
     # -- life cycle --------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
         """Connect, program the full state of the rows, then follow changes."""
-        if self._client is not None:
-            raise OvsdbError("HostAgent.start() called twice")
-        with self._cond:
-            self._stopping = False  # a stopped agent may be started again
-        client = OvsdbClient(
-            self.remote, ssl=self._ssl, on_batch=self._on_batch, on_state=self._on_state
-        )
-        self._client = client.start()
-        try:
-            client.wait_synced(timeout)
-            held = self.switch.inspect(plan_of_engine)  # reconcile, never flush
-            pas = tuple(self.switch.provider_addresses())
-            self._programmed = dataclasses.replace(held, provider_addresses=pas)
-            with self._cond:  # what came so far is in the rows planned next
-                self._dirty, self._touched = False, set()
-                self._connected = True  # a late SYNCED callback is not a reconnect
-            self._reconcile()
-            self.switch.set_listener(self)
-            self._detach_missing_ports()
-            self.team_changed()  # what the driver reported before the listener was set
-        except BaseException:
-            client.close()
-            self._client = None
-            raise
-        self._worker = threading.Thread(target=self._run, name="hnv-agent", daemon=True)
-        self._worker.start()
+        self._follower.start(self._first_sync, timeout)
         log.info("host agent %s: programmed from %s", self.host_name, self.remote)
 
     def stop(self) -> None:
         """Stop following the OVSDB (the switch keeps what it was programmed with)."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._follower.stop()
+
+    def _first_sync(self, client: OvsdbClient) -> None:
+        held = self.switch.inspect(plan_of_engine)  # reconcile, never flush
+        pas = tuple(self.switch.provider_addresses())
+        self._programmed = dataclasses.replace(held, provider_addresses=pas)
+        with self._cond:  # what came so far is in the rows planned next
+            self._dirty, self._touched = False, set()
+            self._connected = True  # a late SYNCED callback is not a reconnect
+        self._reconcile()
+        self.switch.set_listener(self)
+        self._detach_missing_ports()
+        self.team_changed()  # what the driver reported before the listener was set
 
     # -- reports -----------------------------------------------------------------------
     def problems(self) -> list[dict[str, str]]:
@@ -228,41 +226,35 @@ class HostAgent:
         self._responder.punted(port, frame, reason)
 
     # -- the worker --------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
+    def _pending(self) -> bool:
+        return self._dirty or self._team_dirty or bool(self._touched or self._pending_ports)
+
+    def _take(self) -> _Work:
+        """The queued work, handed over (``cond`` held)."""
+        if self._retry_at is not None and time.monotonic() >= self._retry_at:
+            self._retry_at, self._dirty = None, True
+        dirty, self._dirty = self._dirty, False
+        touched, self._touched = self._touched, set()
+        ports, self._pending_ports = self._pending_ports, {}
+        team, self._team_dirty = self._team_dirty, False
+        return _Work(dirty, touched, ports, team)
+
+    def _work(self, work: _Work) -> None:
+        try:
+            if work.ports:
+                self._write_ports(work.ports)
+            if work.team:
+                self._write_team()
+            if work.dirty:
+                self._reconcile()
+            elif work.touched:
+                self._reconcile_rows(work.touched)
+            self._responder.advertise_routers(time.monotonic())
+        except Exception:  # never let bad data or a bug stop the agent
+            log.exception("host agent %s: sync failed; retrying", self.host_name)
             with self._cond:
-                self._cond.wait_for(
-                    lambda: (
-                        self._stopping
-                        or self._dirty
-                        or self._team_dirty
-                        or bool(self._touched or self._pending_ports)
-                    ),
-                    RETRY_INTERVAL,
-                )
-                if self._stopping:
-                    return
-                if self._retry_at is not None and time.monotonic() >= self._retry_at:
-                    self._retry_at, self._dirty = None, True
-                dirty, self._dirty = self._dirty, False
-                touched, self._touched = self._touched, set()
-                ports, self._pending_ports = self._pending_ports, {}
-                team, self._team_dirty = self._team_dirty, False
-            try:
-                if ports:
-                    self._write_ports(ports)
-                if team:
-                    self._write_team()
-                if dirty:
-                    self._reconcile()
-                elif touched:
-                    self._reconcile_rows(touched)
-                self._responder.advertise_routers(time.monotonic())
-            except Exception:  # never let bad data or a bug stop the agent
-                log.exception("host agent %s: sync failed; retrying", self.host_name)
-                with self._cond:
-                    self._dirty = True
-                time.sleep(RETRY_INTERVAL)
+                self._dirty = True
+            time.sleep(RETRY_INTERVAL)
 
     def _reconcile(self) -> None:
         """Plan the current rows and apply the difference with what is programmed."""
@@ -397,12 +389,13 @@ class HostAgent:
 
     # -- helpers -----------------------------------------------------------------------
     def _require_client(self) -> OvsdbClient:
-        if self._client is None:
+        client = self._follower.client
+        if client is None:
             raise OvsdbError("the host agent is not started")
-        return self._client
+        return client
 
     def _uuid(self, table: str, key: str) -> str:
-        client = self._client
+        client = self._follower.client
         if client is None or table not in TABLES:
             return ""
         return client.uuid_of(table, key) or ""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,8 @@ from openhnv.gateway import daemons, netops
 from openhnv.gateway.errors import GatewayError
 from openhnv.gateway.plan import MTU, VNET_INTERFACE, Layout, layout
 from openhnv.gateway.rows import TABLES, read_compartments
-from openhnv.ovsdb.client import ConnectionState, OvsdbClient
+from openhnv.ovsdb.client import ConnectionState
+from openhnv.ovsdb.follower import Follower
 from openhnv.ovsdb.mirror import RowEvent
 from openhnv.ovsdb.schema import MS_VTEP
 from openhnv.ovsdb.server import SslFiles
@@ -62,43 +62,31 @@ class CompartmentManager:
         self.remote = remote
         self.root = state_dir / GATEWAY_DIR
         self.prefix = prefix
-        self._ssl = ssl
-        self._client: OvsdbClient | None = None
-        self._cond = threading.Condition()
+        self._follower: Follower[None] = Follower(
+            remote,
+            name="hnv-gateway",
+            pending=lambda: self._dirty,
+            take=self._take,
+            work=self._work,
+            interval=RECHECK_SECONDS,
+            on_batch=self._on_batch,
+            on_state=self._on_state,
+            databases=(MS_VTEP,),
+            ssl=ssl,
+        )
+        self._cond = self._follower.cond
         self._dirty = True
-        self._stopping = False
-        self._worker: threading.Thread | None = None
         self._status = _Status()
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
         """Connect, build what the rows say, then follow them."""
         self.root.mkdir(parents=True, exist_ok=True)
-        client = OvsdbClient(
-            self.remote, (MS_VTEP,), ssl=self._ssl, on_batch=self._on_batch, on_state=self._on_state
-        )
-        self._client = client.start()
-        try:
-            client.wait_synced(timeout)
-            self.reconcile()
-        except BaseException:
-            client.close()
-            self._client = None
-            raise
-        self._worker = threading.Thread(target=self._run, name="hnv-gateway", daemon=True)
-        self._worker.start()
+        self._follower.start(lambda _: self.reconcile(), timeout)
 
     def stop(self) -> None:
         """Stop following the rows; compartments and their daemons stay."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._follower.stop()
 
     def status(self) -> dict[str, Any]:
         """Each compartment (namespace, legs, daemons, tunnels) and the problems."""
@@ -123,22 +111,19 @@ class CompartmentManager:
                 self._dirty = True
                 self._cond.notify_all()
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._stopping or self._dirty, RECHECK_SECONDS)
-                if self._stopping:
-                    return
-                self._dirty = False
-            try:
-                self.reconcile()
-            except Exception:  # never let a bug stop the gateway
-                log.exception("gateway: reconcile failed; retrying")
+    def _take(self) -> None:
+        self._dirty = False  # cond held: the next change asks again
+
+    def _work(self, _: None) -> None:
+        try:
+            self.reconcile()
+        except Exception:  # never let a bug stop the gateway
+            log.exception("gateway: reconcile failed; retrying")
 
     # -- reconciling ---------------------------------------------------------------------
     def reconcile(self) -> None:
         """Make the compartments what the rows say (one pass)."""
-        client = self._client
+        client = self._follower.client
         if client is None:
             raise GatewayError("the compartment manager is not started")
         specs, row_problems = read_compartments(client.snapshot(TABLES))
