@@ -126,3 +126,24 @@ def test_a_connection_the_peer_opened_moves_too() -> None:
     moved = _b_after_vm1_moved_in(deny_out)
     assert moved.adopt_connections("vm1", states, 1.0) == 1
     assert moved.process("vm1", segment, 1.0) == [Deliver("vm2", segment)]
+
+
+def test_a_mid_stream_connection_is_not_exported() -> None:
+    """VM1's segment on a connection no SYN opened here (after the pair expired, or a
+    restart without the fast path): nothing tells who opened it, so nothing moves."""
+    a = host(PA_A, MAC_A)
+    a.process("vm1", tcp_frame(VM1[1], VM2[1], VM1[2], VM2[2], 5555, 80, flags=ACK), 0.0)
+    assert a.connection_states("vm1") == []
+
+
+def test_the_import_wins_over_the_peers_mid_stream_packet_that_came_first() -> None:
+    """The peer's ACK reached the destination before the import (inbound allowed there):
+    the imported connection is the VM's, so an inbound deny added later still lets the
+    peer's segments in as its replies."""
+    states = _vm1_connected_to_vm2().connection_states("vm1")
+    b = _b_after_vm1_moved_in([])
+    assert b.process("vm2", MID_STREAM, 1.0) == [Deliver("vm1", MID_STREAM)]
+    assert b.adopt_connections("vm1", states, 1.0) == 1
+    assert [s.direction for s in b.connection_states("vm1")] == [OUT]
+    b.programming.apply(c.AddRule("vm1", "ACL_NIC", "in-v4", DENY_IN[0][1]))
+    assert b.process("vm2", MID_STREAM, 2.0) == [Deliver("vm1", MID_STREAM)]

@@ -84,6 +84,10 @@ DEFAULT_FLOW_CAPACITY = 1_000_000
 DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_CLOSE_TIMEOUT = 10.0  # a closed TCP pair stays this long after its last packet
 _SYN_ACK = TCP_SYN | TCP_ACK
+# What opens a connection (docs/vfp.md "Connection origins"): packets (a TCP origin
+# opens on a SYN without ACK), replays (a flow made afresh from a key stands for an
+# established one), a migration's import (every connection it carries)
+_OPEN_BY_PACKETS, _OPEN_BY_REPLAY, _OPEN_ALL = range(3)
 _ARP = ETHERTYPE_ARP_BYTES
 _GROUP_BIT = 0x01  # of a destination MAC's first byte: broadcast or multicast
 _ETHERTYPE_END = ETHERTYPE_AT + len(ETHERTYPE_ARP_BYTES)
@@ -121,6 +125,7 @@ class VfpEngine:
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
         self.clock = clock
+        self._opening = _OPEN_BY_PACKETS
 
     def set_limits(self, limits: PortLimits) -> None:
         """The abuse limits of every VM port from now on (their buckets start full)."""
@@ -201,11 +206,7 @@ class VfpEngine:
                     append(_new(Transmit, (f.header + frame, t.source_pa, t.provider_address)))  # type: ignore[union-attr]
                 else:  # another length than the last packet's (rarer): its own call
                     self._encap_resized(p, f, frame, out)
-            elif (
-                t.__class__ is Discard
-                and f.connection is not None
-                and f.connection in p.connections
-            ):
+            elif t.__class__ is Discard and f.connection is not None and _opened(p, f.connection):
                 misses += 1  # a cached drop of what is now a reply: decide again
                 self._slow(p, OUT, frame, now, out, f)
             else:
@@ -273,7 +274,7 @@ class VfpEngine:
             self._slow(q, IN, frame, now, out, f, checked, fk)
             return
         t = f.template
-        if t.__class__ is Discard and f.connection is not None and f.connection in q.connections:
+        if t.__class__ is Discard and f.connection is not None and _opened(q, f.connection):
             self._slow(q, IN, frame, now, out, f, checked, fk)  # a cached drop of a reply
             return
         q.uft_hits += 1
@@ -482,7 +483,7 @@ class VfpEngine:
                 return
         flags = fk.tcp_flags
         new_syn = flags is not None and flags & _SYN_ACK == TCP_SYN
-        if stale is not None and stale.closing and new_syn:
+        if stale is not None and new_syn and (stale.closing or _unopened(stale)):
             self.retire(p, stale)  # a new connection on the ports of a closing one
             stale = None
         d = decide(self.state, p, direction, frame, fk)
@@ -501,7 +502,8 @@ class VfpEngine:
                 self._drop(p, FLOW_LIMIT, out)
                 return
             reply = fk.reply_connection()
-            flow = self._commit(p, table, fk.key, d, template, now, flags_at, reply, stale)
+            opens = self._opens(p, stale, None if flags is None else new_syn)
+            flow = self._commit(p, table, fk.key, d, template, now, flags_at, reply, stale, opens)
             if flow is None:
                 self._drop(p, "flow_table_full", out)
                 return
@@ -559,7 +561,8 @@ class VfpEngine:
         if template is None:
             raise RuntimeError("the uplink decision produced no template")
         cacheable = bool(key) and inner is not None
-        if cacheable and self._commit(up, up.inbound, key, d, template, now, 0, b"", stale) is None:
+        committed = cacheable and self._commit(up, up.inbound, key, d, template, now, 0, b"", stale)
+        if cacheable and committed is None:
             self._drop(up, "flow_table_full", out)
             return
         if isinstance(template, Decap) and inner is not None:  # inner: the decapsulated frame's
@@ -567,6 +570,18 @@ class VfpEngine:
             self._to_vm(q, frame[template.offset :], now, out, fk=inner)
         else:
             self._after(up, template.emit(UPLINK, frame, 0), now, out)
+
+    def _opens(self, p: Port, stale: Flow | None, syn: bool | None) -> bool:
+        """Whether a flow decided now opens the connection it may start (docs/vfp.md
+        "Connection origins"). ``syn``: None for anything but TCP (opens), else whether
+        the packet is a SYN without ACK (opens). A mid-stream TCP segment opens only a
+        flow decided again in place that was open, a flow a replay makes afresh, or what
+        a migration imports."""
+        if syn is None or syn or self._opening == _OPEN_ALL:
+            return True
+        if stale is None:
+            return self._opening == _OPEN_BY_REPLAY
+        return stale.connection is not None and _opened(p, stale.connection, stale)
 
     def _count(self, p: Port, d: Decision) -> None:
         p.counters["slow_path"] += 1
@@ -586,8 +601,10 @@ class VfpEngine:
         flags_at: int,
         reply: bytes,
         stale: Flow | None,
+        opens: bool = True,
     ) -> Flow | None:
-        """Store the decision under ``key`` (re-using a stale entry); None when full."""
+        """Store the decision under ``key`` (re-using a stale entry); None when full.
+        ``opens``: whether a connection this flow starts opens (``_opens``)."""
         rules = self.state.rule_set(d.rules)
         if stale is not None:
             flow = stale
@@ -604,6 +621,7 @@ class VfpEngine:
             if p.connections.get(flow.connection) is flow:
                 del p.connections[flow.connection]
             flow.connection = None
+        flow.unopened = origin and not opens
         if origin and reply:
             p.connections[reply] = flow
             flow.connection = reply
@@ -623,12 +641,13 @@ class VfpEngine:
         """React to the TCP ``flags`` of a packet on flow ``f`` of port ``p``.
 
         FIN or RST: the pair starts closing (kept until idle for ``close_timeout``, so the
-        rest of the close still hits it). SYN without ACK on a closing flow: a new
-        connection on the same ports: False, and the caller hands the packet and the
-        closing flow to ``_slow``, which retires the old pair and decides afresh.
+        rest of the close still hits it). SYN without ACK on a closing flow, or on a flow
+        of a connection no SYN opened: a new connection on the same ports: False, and the
+        caller hands the packet and the flow to ``_slow``, which retires the old pair and
+        decides afresh.
         """
         if flags & _SYN_ACK == TCP_SYN:
-            if f.closing:
+            if f.closing or _unopened(f):
                 return False  # the caller's slow path retires the old pair
         elif flags & TCP_CLOSE_FLAGS and not f.closing:
             f.closing = True
@@ -726,6 +745,7 @@ class VfpEngine:
         capped = [(p, p.qos_in) for p in state.ports.values() if p.qos_in is not None]
         for p, _ in capped:
             p.qos_in = None  # a replayed frame is no traffic: it spends no bandwidth
+        opening, self._opening = self._opening, max(self._opening, _OPEN_BY_REPLAY)
         try:
             for port, frame in frames:
                 try:
@@ -736,6 +756,7 @@ class VfpEngine:
                 except PacketError:
                     continue  # not a frame the engine keys: nothing to decide
         finally:
+            self._opening = opening
             for p, bucket in capped:
                 p.qos_in = bucket
         for p, packets_in, hits, drops in saved:
@@ -753,7 +774,7 @@ class VfpEngine:
         return [
             ConnectionState(f.table.direction, f.key, f.closing)
             for f in list(p.connections.values())
-            if f.table.flows.get(f.key) is f
+            if f.table.flows.get(f.key) is f and not f.unopened
         ]
 
     def adopt_connections(
@@ -771,26 +792,27 @@ class VfpEngine:
                  for q in (*state.ports.values(), state.uplink)]  # fmt: skip
         scratch: list[Emit] = []
         adopted = 0
-        for s in states:
-            frame = frame_of_key(s.key)
-            if frame is None:
-                continue  # not a key the engine makes frames of: its next packet decides
-            try:
-                fk = parse_flow_key(frame)
-            except PacketError:
-                continue
-            table = p.table(s.direction)
-            self._slow(p, s.direction, frame, now, scratch, table.flows.get(fk.key), None, fk)
-            flow = table.flows.get(fk.key)
-            if (
-                flow is not None
-                and flow.connection is not None
-                and (
-                    p.connections.get(flow.connection) is flow  # allowed: not a cached drop
-                )
-            ):
-                adopted += 1
-                flow.closing = s.closing
+        opening, self._opening = self._opening, _OPEN_ALL  # the source opened them
+        try:
+            for s in states:
+                frame = frame_of_key(s.key)
+                if frame is None:
+                    continue  # not a key the engine makes frames of: its next packet decides
+                try:
+                    fk = parse_flow_key(frame)
+                except PacketError:
+                    continue
+                table = p.table(s.direction)
+                other = p.connections.get(fk.connection())  # the peer's mid-stream packet
+                if other is not None and other.unopened and other.table is not table:
+                    self.retire(p, other)  # came first: this connection is the VM's
+                self._slow(p, s.direction, frame, now, scratch, table.flows.get(fk.key), None, fk)
+                flow = table.flows.get(fk.key)
+                if flow is not None and _adopted(p, flow):
+                    adopted += 1
+                    flow.closing = s.closing
+        finally:
+            self._opening = opening
         for q, packets_in, packets_out, hits, drops in saved:
             q.packets_in, q.packets_out, q.uft_hits = packets_in, packets_out, hits
             for name in [k for k in q.counters if k.startswith(_PACKET_COUNTERS)]:
@@ -831,3 +853,20 @@ _PACKET_COUNTERS = ("drop:", "punt:")
 
 def _drop_counters(p: Port) -> dict[str, int]:
     return {k: v for k, v in p.counters.items() if k.startswith(_PACKET_COUNTERS)}
+
+
+def _opened(p: Port, connection: bytes, flow: Flow | None = None) -> bool:
+    """Whether port ``p`` tracks ``connection`` as opened (by ``flow``, when given)."""
+    origin = p.connections.get(connection)
+    return origin is not None and not origin.unopened and (flow is None or origin is flow)
+
+
+def _unopened(f: Flow) -> bool:
+    """Whether ``f`` is a flow of a connection no SYN opened (its origin or its reply)."""
+    return f.unopened or (f.pair is not None and f.pair.unopened)
+
+
+def _adopted(p: Port, flow: Flow) -> bool:
+    """Whether ``flow`` is the opened origin of a connection ``p`` tracks (allowed: not
+    a cached drop)."""
+    return flow.connection is not None and _opened(p, flow.connection, flow)

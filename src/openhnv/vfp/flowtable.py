@@ -53,6 +53,7 @@ class Flow:
         "rules",
         "table",
         "template",
+        "unopened",
     )
 
     def __init__(
@@ -83,6 +84,10 @@ class Flow:
         # it lives (decided again, after its origin was denied, it must not open the
         # connection the other way and let its origin's packets pass as replies)
         self.reply = False
+        # an allowed first flow of a stateful connection whose first packet here was a
+        # mid-stream TCP segment, not a SYN: tracked (its reverse pairs with it) but open
+        # to nothing: its reverse meets its own rules (docs/vfp.md "Connection origins")
+        self.unopened = False
         self.header = b""  # encapsulating flows: the outer headers of the last length
         self.closing = False  # a FIN or RST crossed this flow or its reverse
 

@@ -167,17 +167,19 @@ def _cross_layer(
     d: Decision,
     state: EngineState,
 ) -> bool:
-    """One layer: the reply of a connection it tracks passes; anything else meets its
-    groups' rules, then its default. False when it blocks (``d`` holds the drop)."""
+    """One layer: the reply of a connection it tracks passes (of one no SYN opened, it
+    meets the rules and pairs when they allow it); anything else meets its groups'
+    rules, then its default. False when it blocks (``d`` holds the drop)."""
     if layer.stateful and connection:
         origin = port.connections.get(connection)
         if origin is not None and origin.table.direction != direction:
-            d.reply_of = origin
-            if d.record:
-                d.steps.append(
-                    TraceStep(layer.name, "-", "-", None, "allow", "reply of a connection")
-                )
-            return True
+            d.reply_of = origin  # pairs with it, when allowed
+            if not origin.unopened:  # no SYN opened it: the reverse meets the rules
+                if d.record:
+                    d.steps.append(
+                        TraceStep(layer.name, "-", "-", None, "allow", "reply of a connection")
+                    )
+                return True
     matched = _apply_groups(layer, direction, fk, w, d, state)
     if matched is None:
         return False
