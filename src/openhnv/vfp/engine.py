@@ -561,8 +561,7 @@ class VfpEngine:
         if template is None:
             raise RuntimeError("the uplink decision produced no template")
         cacheable = bool(key) and inner is not None
-        committed = cacheable and self._commit(up, up.inbound, key, d, template, now, 0, b"", stale)
-        if cacheable and committed is None:
+        if cacheable and self._commit(up, up.inbound, key, d, template, now, 0, b"", stale) is None:
             self._drop(up, "flow_table_full", out)
             return
         if isinstance(template, Decap) and inner is not None:  # inner: the decapsulated frame's
