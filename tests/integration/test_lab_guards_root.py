@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from lab_running import running_lab, topology_of
+from lab_running import network, running_lab, subnet, two_hosts, vm
 
 from openhnv.host.control import call
 from openhnv.lab import netns, orchestrator, traffic
@@ -36,29 +36,19 @@ from openhnv.vswitch.afpacket import AfPacketSocket
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
-TOPOLOGY = """
-name: placeholder
-pa_subnets:
-  - {name: pa, prefix: 192.168.61.0/24, gateway: 192.168.61.1}
-hosts:
-  - {name: h1, pa_subnet: pa, uplinks: 1}
-  - {name: h2, pa_subnet: pa, uplinks: 1}
-virtual_networks:
-  - name: blue
-    address_space: 10.8.0.0/16
-    subnets: [{name: s, prefix: 10.8.1.0/24, vsid: 7101}]
-vms:
-  - {name: blue-a, host: h1, virtual_network: blue, subnet: s, ip: 10.8.1.10}
-  - {name: blue-b, host: h2, virtual_network: blue, subnet: s, ip: 10.8.1.11}
-  - {name: blue-c, host: h2, virtual_network: blue, subnet: s, ip: 10.8.1.12}
-"""
+NETWORKS = [network("blue", "10.8.0.0/16", subnet("s", "10.8.1.0/24", vsid=7101))]
+VMS = [
+    vm("blue-a", "h1", "10.8.1.10", "blue"),
+    vm("blue-b", "h2", "10.8.1.11", "blue"),
+    vm("blue-c", "h2", "10.8.1.12", "blue"),
+]
 ROUTER_IP = "10.8.1.1"
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[orchestrator.RunningLab]:
-    with running_lab(topology_of(TOPOLOGY)) as running:
+    with running_lab(two_hosts(NETWORKS, VMS)) as running:
         yield running
 
 

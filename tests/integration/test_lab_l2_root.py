@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from lab_running import running_lab, topology_of
+from lab_running import network, running_lab, subnet, two_hosts, vm
 
 from openhnv.lab import capture, netns, orchestrator, traffic
 from openhnv.lab.builder import VM_INTERFACE, LabNames
@@ -23,33 +23,24 @@ from openhnv.vswitch.afpacket import AfPacketSocket
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
-TOPOLOGY = """
-name: placeholder
-pa_subnets:
-  - {name: pa, prefix: 192.168.60.0/24, gateway: 192.168.60.1}
-hosts:
-  - {name: h1, pa_subnet: pa, uplinks: 1}
-  - {name: h2, pa_subnet: pa, uplinks: 1}
-virtual_networks:
-  - name: blue
-    address_space: 10.7.0.0/16
-    subnets: [{name: s, prefix: 10.7.1.0/24, vsid: 7001}]
-  - name: red
-    address_space: 10.7.0.0/16
-    subnets: [{name: s, prefix: 10.7.1.0/24, vsid: 7002}]
-vms:
-  - {name: blue-a, host: h1, virtual_network: blue, subnet: s, ip: 10.7.1.10}
-  - {name: blue-b, host: h1, virtual_network: blue, subnet: s, ip: 10.7.1.11}
-  - {name: blue-c, host: h2, virtual_network: blue, subnet: s, ip: 10.7.1.12}
-  - {name: red-a, host: h1, virtual_network: red, subnet: s, ip: 10.7.1.20}
-  - {name: red-b, host: h2, virtual_network: red, subnet: s, ip: 10.7.1.11}
-"""
+NETWORKS = [
+    network("blue", "10.7.0.0/16", subnet("s", "10.7.1.0/24", vsid=7001)),
+    network("red", "10.7.0.0/16", subnet("s", "10.7.1.0/24", vsid=7002)),
+]
+VMS = [
+    vm("blue-a", "h1", "10.7.1.10", "blue"),
+    vm("blue-b", "h1", "10.7.1.11", "blue"),
+    vm("blue-c", "h2", "10.7.1.12", "blue"),
+    vm("red-a", "h1", "10.7.1.20", "red"),
+    vm("red-b", "h2", "10.7.1.11", "red"),
+]
+UNKNOWN_PA = "192.168.60.77"  # in the lab's PA subnet, no host's
 PORT = 5353
 
 
 @pytest.fixture(scope="module", params=["vxlan", "nvgre"])
 def lab(request: pytest.FixtureRequest) -> Iterator[orchestrator.RunningLab]:
-    with running_lab(topology_of(TOPOLOGY, encapsulation=request.param)) as running:
+    with running_lab(two_hosts(NETWORKS, VMS, encapsulation=request.param)) as running:
         yield running
 
 
@@ -191,7 +182,7 @@ def test_a_packet_from_an_unknown_pa_is_dropped(lab: orchestrator.RunningLab) ->
     real = _provider_address(lab, "h2")
     with traffic.UdpCollector(lab.vm_namespace("blue-a"), PORT) as collector:
         peer = names.uplink_peer("h1", 0)
-        _send_raw(names.fabric, peer, tunnelled("192.168.60.77"))
+        _send_raw(names.fabric, peer, tunnelled(UNKNOWN_PA))
         _send_raw(names.fabric, peer, tunnelled(real))
         time.sleep(1.0)
     assert [d for d, _ in collector.datagrams] == [real.encode()]
