@@ -5,7 +5,8 @@ then asserts that nothing of it is left (namespaces, links, run directory, daemo
 pid). ``topology_of(text_or_path, encapsulation=...)`` gives a topology a unique name
 (``e`` + 6 hex digits). ``two_hosts(networks, vms, ...)`` is the lab most root tests
 need: hosts h1 and h2 on one PA subnet, with the tenants' networks and VMs given by
-``network``, ``subnet`` and ``vm``.
+``network``, ``subnet`` and ``vm``. ``settled(arrived, what)`` waits for what must
+arrive, then a moment for what would come with it and must not.
 """
 
 from __future__ import annotations
@@ -14,19 +15,24 @@ import contextlib
 import dataclasses
 import ipaddress
 import secrets
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from openhnv.lab import builder, daemons, orchestrator
 from openhnv.lab.topology import Topology, from_document, load, parse
 from openhnv.testing.datapath_mode import fastpath_mode
+from openhnv.testing.polling import eventually
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Every lab has a fabric of its own: all two-host labs may use the same PA subnet.
 PA_PREFIX = "192.168.60.0/24"
 HOSTS = ("h1", "h2")
 Document = dict[str, Any]
+# After an awaited frame or count: what the switch sent in the same batch, or before it on
+# the same path, has arrived by then (a test that sent a must-not-arrive frame first).
+SETTLE_SECONDS = 0.3
 
 
 def unique_name() -> str:
@@ -100,3 +106,10 @@ def two_hosts(
     if encapsulation is not None:
         document["encapsulation"] = encapsulation
     return from_document(document)
+
+
+def settled(arrived: Callable[[], object], what: str) -> None:
+    """Wait until ``arrived()`` (AssertionError naming ``what``), then SETTLE_SECONDS more,
+    so that a check that nothing else came follows a proof that the path was taken."""
+    eventually(arrived, what)
+    time.sleep(SETTLE_SECONDS)
