@@ -93,7 +93,8 @@ typecheck: py-deps
 # (HNV_TEST_FASTPATH, openhnv.testing.datapath_mode): auto (the kernel fast path where it
 # can run) in full, then off (the Python switch alone) for the tests whose hosts follow
 # the mode (-m datapath; the plugin fails a test that reads the mode unmarked). Both
-# passes leave out the long variants (marker long), which make chaos runs (root-long). The type
+# passes leave out the long variants (marker long), the off pass also the datapath tests
+# whose point is no data path (marker one_pass); make chaos runs them (root-long). The type
 # check runs beside the root tier, which mostly waits on namespaces and daemons; its
 # output comes after the tier's, and a type error fails make test as before.
 ROOT_TIER := tests/integration
@@ -101,6 +102,8 @@ PARALLEL_TIERS := tests/unit tests/functional
 PYTEST_WORKERS ?= 2
 DATAPATH_MARKER := datapath
 LONG_MARKER := long
+ONE_PASS_MARKER := one_pass
+OFF_PASS := $(DATAPATH_MARKER) and not $(LONG_MARKER) and not $(ONE_PASS_MARKER)
 TYPECHECK_LOG := build/typecheck.log
 test: deps lint
 	@set -e; typecheck=; mkdir -p $(dir $(TYPECHECK_LOG)); \
@@ -110,8 +113,8 @@ test: deps lint
 	    $(MAKE) --no-print-directory typecheck > $(TYPECHECK_LOG) 2>&1 & typecheck=$$!; \
 	    echo "== $$tier (HNV_TEST_FASTPATH=auto; make typecheck beside it, pid $$typecheck)"; \
 	    HNV_TEST_FASTPATH=auto $(PYTHON) -m pytest -q -m "not $(LONG_MARKER)" $$tier; \
-	    echo "== $$tier -m '$(DATAPATH_MARKER) and not $(LONG_MARKER)' (HNV_TEST_FASTPATH=off)"; \
-	    HNV_TEST_FASTPATH=off $(PYTHON) -m pytest -q -m "$(DATAPATH_MARKER) and not $(LONG_MARKER)" $$tier; \
+	    echo "== $$tier -m '$(OFF_PASS)' (HNV_TEST_FASTPATH=off)"; \
+	    HNV_TEST_FASTPATH=off $(PYTHON) -m pytest -q -m "$(OFF_PASS)" $$tier; \
 	    echo "== typecheck"; \
 	    if wait $$typecheck; then cat $(TYPECHECK_LOG); \
 	    else cat $(TYPECHECK_LOG); exit 1; fi; \
@@ -173,12 +176,13 @@ CHAOS_JSON := build/chaos.json
 
 chaos: chaos-faults schemathesis-long root-long
 
-# The root tier's long variants (marker long: the same checks on the other wire where the
-# wire is not what a test checks, the demo over both encapsulations), which make test
-# leaves out; on both data paths like make test's root tier.
+# What make test's root tier leaves out: the long variants (marker long: the same checks
+# on the other wire where the wire is not what a test checks, the demo over both
+# encapsulations) on both data paths, and the one_pass tests on the Python switch (off).
 root-long: deps
 	HNV_TEST_FASTPATH=auto $(PYTHON) -m pytest -q -m $(LONG_MARKER) $(ROOT_TIER)
-	HNV_TEST_FASTPATH=off $(PYTHON) -m pytest -q -m "$(DATAPATH_MARKER) and $(LONG_MARKER)" $(ROOT_TIER)
+	HNV_TEST_FASTPATH=off $(PYTHON) -m pytest -q \
+	  -m "$(DATAPATH_MARKER) and ($(LONG_MARKER) or $(ONE_PASS_MARKER))" $(ROOT_TIER)
 
 chaos-faults: deps
 	@mkdir -p $(dir $(CHAOS_JSON)); rm -f $(CHAOS_JSON); \

@@ -68,13 +68,12 @@ def test_demo_passes_and_leaves_nothing(
     assert leftovers(name) == []
 
 
+@pytest.mark.datapath
+@pytest.mark.one_pass  # the demo's report (the ACL's drop is checked on both data paths)
 def test_demo_fails_when_a_tenant_is_cut_off(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """An ACL denying Contoso's SQL port: the demo says FAIL, exits 1, leaves nothing.
-
-    The demo's report, not a data path (the ACL's drop is the data-path tests'): the
-    lab's default mode, in the root tier's auto pass only."""
+    """An ACL denying Contoso's SQL port: the demo says FAIL, exits 1, leaves nothing."""
     name = unique_name()
     text = (EXAMPLES / "figure8.yaml").read_text()
     text = text.replace(
@@ -90,7 +89,7 @@ def test_demo_fails_when_a_tenant_is_cut_off(
     path = tmp_path / "figure8-cut.yaml"
     path.write_text(text)
     argv = ["--lab", name, "--topology", str(path), "--encapsulation", "vxlan"]
-    assert demo_main(argv) == 1
+    assert demo_main([*argv, "--fastpath", fastpath_mode()]) == 1
     out = capfd.readouterr().out
     assert "FAIL  [vxlan] contoso: Web reaches its own SQL on TCP 1433" in out
     assert "PASS  [vxlan] fabrikam: Web reaches its own SQL on TCP 1433" in out
