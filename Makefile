@@ -18,7 +18,7 @@ BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
 .PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke chaos demo clean \
-	chaos-faults schemathesis-long
+	chaos-faults schemathesis-long root-long
 
 deps: apt-deps etcd-deps gateway-deps bpf py-deps
 
@@ -92,13 +92,18 @@ typecheck: py-deps
 # share nothing but the machine). The root tier runs once per data path
 # (HNV_TEST_FASTPATH, openhnv.testing.datapath_mode): auto (the kernel fast path where it
 # can run) in full, then off (the Python switch alone) for the tests whose hosts follow
-# the mode (-m datapath; the plugin fails a test that reads the mode unmarked). The type
+# the mode (-m datapath; the plugin fails a test that reads the mode unmarked). Both
+# passes leave out the long variants (marker long), the off pass also the datapath tests
+# whose point is no data path (marker one_pass); make chaos runs them (root-long). The type
 # check runs beside the root tier, which mostly waits on namespaces and daemons; its
 # output comes after the tier's, and a type error fails make test as before.
 ROOT_TIER := tests/integration
 PARALLEL_TIERS := tests/unit tests/functional
 PYTEST_WORKERS ?= 2
 DATAPATH_MARKER := datapath
+LONG_MARKER := long
+ONE_PASS_MARKER := one_pass
+OFF_PASS := $(DATAPATH_MARKER) and not $(LONG_MARKER) and not $(ONE_PASS_MARKER)
 TYPECHECK_LOG := build/typecheck.log
 test: deps lint
 	@set -e; typecheck=; mkdir -p $(dir $(TYPECHECK_LOG)); \
@@ -107,9 +112,9 @@ test: deps lint
 	  elif [ "$$tier" = "$(ROOT_TIER)" ]; then \
 	    $(MAKE) --no-print-directory typecheck > $(TYPECHECK_LOG) 2>&1 & typecheck=$$!; \
 	    echo "== $$tier (HNV_TEST_FASTPATH=auto; make typecheck beside it, pid $$typecheck)"; \
-	    HNV_TEST_FASTPATH=auto $(PYTHON) -m pytest -q $$tier; \
-	    echo "== $$tier -m $(DATAPATH_MARKER) (HNV_TEST_FASTPATH=off)"; \
-	    HNV_TEST_FASTPATH=off $(PYTHON) -m pytest -q -m $(DATAPATH_MARKER) $$tier; \
+	    HNV_TEST_FASTPATH=auto $(PYTHON) -m pytest -q -m "not $(LONG_MARKER)" $$tier; \
+	    echo "== $$tier -m '$(OFF_PASS)' (HNV_TEST_FASTPATH=off)"; \
+	    HNV_TEST_FASTPATH=off $(PYTHON) -m pytest -q -m "$(OFF_PASS)" $$tier; \
 	    echo "== typecheck"; \
 	    if wait $$typecheck; then cat $(TYPECHECK_LOG); \
 	    else cat $(TYPECHECK_LOG); exit 1; fi; \
@@ -169,7 +174,15 @@ CHAOS_SECONDS ?= 30
 CHAOS_ROUNDS ?= 3
 CHAOS_JSON := build/chaos.json
 
-chaos: chaos-faults schemathesis-long
+chaos: chaos-faults schemathesis-long root-long
+
+# What make test's root tier leaves out: the long variants (marker long: the same checks
+# on the other wire where the wire is not what a test checks, the demo over both
+# encapsulations) on both data paths, and the one_pass tests on the Python switch (off).
+root-long: deps
+	HNV_TEST_FASTPATH=auto $(PYTHON) -m pytest -q -m $(LONG_MARKER) $(ROOT_TIER)
+	HNV_TEST_FASTPATH=off $(PYTHON) -m pytest -q \
+	  -m "$(DATAPATH_MARKER) and ($(LONG_MARKER) or $(ONE_PASS_MARKER))" $(ROOT_TIER)
 
 chaos-faults: deps
 	@mkdir -p $(dir $(CHAOS_JSON)); rm -f $(CHAOS_JSON); \

@@ -1,8 +1,8 @@
 """The data plane outlives its process: ``kill -9`` of ``hnv host`` under live flows.
 
 A lab (controller, two hosts, two VMs; ``lab_running``) with the kernel fast path on:
-iperf3 sends UDP at a steady rate from the VM on host1 to the VM on host2, and an
-established TCP connection between them echoes data; halfway, host1's ``hnv host`` is
+iperf3 sends UDP at a steady rate from the VM on h1 to the VM on h2, and an
+established TCP connection between them echoes data; halfway, h1's ``hnv host`` is
 killed with SIGKILL. While no process runs there, the TCP connection still carries
 data (the kernel forwards it); then ``hnv host`` starts again over the same state
 directory, adopts the kernel's entries (``FastPath.open``), decides them again from
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_running import running_lab, topology_of
+from lab_running import network, running_lab, subnet, two_hosts, vm
 
 from openhnv.host.control import call
 from openhnv.host.errors import ControlError
@@ -30,22 +30,9 @@ from openhnv.lab import daemons, netns, orchestrator
 
 pytestmark = [pytest.mark.root, pytest.mark.fastpath]
 
-TOPOLOGY = """
-name: restart
-pa_subnets:
-  - {name: pa, prefix: 192.168.60.0/24, gateway: 192.168.60.1}
-hosts:
-  - {name: host1, pa_subnet: pa}
-  - {name: host2, pa_subnet: pa}
-virtual_networks:
-  - name: vnet
-    address_space: 10.6.0.0/16
-    subnets:
-      - {name: s1, prefix: 10.6.1.0/24}
-vms:
-  - {name: a, host: host1, virtual_network: vnet, subnet: s1, ip: 10.6.1.10}
-  - {name: b, host: host2, virtual_network: vnet, subnet: s1, ip: 10.6.1.11}
-"""
+NETWORKS = [network("vnet", "10.6.0.0/16", subnet("s1", "10.6.1.0/24"))]
+VMS = [vm("a", "h1", "10.6.1.10", "vnet", "s1"), vm("b", "h2", "10.6.1.11", "vnet", "s1")]
+UPLINKS = 2  # the lab's default team, as this test always ran
 SECONDS = 8
 RATE = "8M"  # 1000 datagrams per second of 1000 bytes
 LENGTH = 1000
@@ -109,7 +96,7 @@ class Echo:
 
 
 def test_kill_9_of_hnv_host_loses_only_a_handful_of_packets() -> None:
-    with running_lab(topology_of(TOPOLOGY)) as lab:
+    with running_lab(two_hosts(NETWORKS, VMS, uplinks=UPLINKS)) as lab:
         server = subprocess.Popen(
             ["ip", "netns", "exec", lab.vm_namespace("b"), "iperf3", "-s", "-1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -123,13 +110,13 @@ def test_kill_9_of_hnv_host_loses_only_a_handful_of_packets() -> None:
         try:
             echo.exchange()  # established, then in the kernel
             time.sleep(KILL_AFTER)
-            old = daemons.recorded(lab.run_dir)["host-host1"]
+            old = daemons.recorded(lab.run_dir)["host-h1"]
             os.kill(old, signal.SIGKILL)
             killed_at = time.monotonic()
-            echo.exchange()  # no hnv host runs on host1: the kernel carries the connection
+            echo.exchange()  # no hnv host runs on h1: the kernel carries the connection
             carried_while_down = time.monotonic() - killed_at
-            new = orchestrator.start_host(lab.lab, "host1")
-            status = wait_for_new_host(lab.host_state_dir("host1"), new)
+            new = orchestrator.start_host(lab.lab, "h1")
+            status = wait_for_new_host(lab.host_state_dir("h1"), new)
             restarted_in = time.monotonic() - killed_at
             echo.exchange()  # and after the restart, through the adopted entries
             out, _ = client.communicate(timeout=SECONDS + 30)
@@ -146,7 +133,7 @@ def test_kill_9_of_hnv_host_loses_only_a_handful_of_packets() -> None:
         startup = status["startup"]
         assert isinstance(startup, dict)
         print(
-            f"\nkill -9 of hnv host on host1: {ECHOED} bytes echoed over TCP in"
+            f"\nkill -9 of hnv host on h1: {ECHOED} bytes echoed over TCP in"
             f" {carried_while_down * 1000:.0f} ms with no process;"
             f" back in {restarted_in:.2f} s: lost {lost} of"
             f" {sent} datagrams (a gap of {lost / rate * 1000:.1f} ms at {rate:.0f}/s);"

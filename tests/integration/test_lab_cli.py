@@ -50,6 +50,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
 
 
 @pytest.mark.datapath
+@pytest.mark.one_pass  # the commands; no traffic
 def test_up_status_exec_down(
     lab: tuple[str, Path, Path], capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -157,6 +157,7 @@ def test_a_gateway_host_restart_keeps_traffic_and_rebuilds_a_lost_compartment(
     assert charon_pid(lab, "Contoso-gw") == charon  # adopted, not restarted
 
 
+@pytest.mark.one_pass  # charon's trust; the VM's way to the branch is every_way_out's
 def test_a_certificate_tunnel_carries_traffic_and_refuses_another_authority(
     lab: RunningLab,
 ) -> None:

@@ -8,10 +8,10 @@ the guards off (what the frames do without them: the test can fail) and on.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
-from lab_running import running_lab, topology_of
+from lab_running import SETTLE_SECONDS, network, running_lab, subnet, two_hosts, vm
 
 from openhnv.host.control import call
 from openhnv.lab import netns, orchestrator, traffic
@@ -36,29 +36,20 @@ from openhnv.vswitch.afpacket import AfPacketSocket
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
-TOPOLOGY = """
-name: placeholder
-pa_subnets:
-  - {name: pa, prefix: 192.168.61.0/24, gateway: 192.168.61.1}
-hosts:
-  - {name: h1, pa_subnet: pa, uplinks: 1}
-  - {name: h2, pa_subnet: pa, uplinks: 1}
-virtual_networks:
-  - name: blue
-    address_space: 10.8.0.0/16
-    subnets: [{name: s, prefix: 10.8.1.0/24, vsid: 7101}]
-vms:
-  - {name: blue-a, host: h1, virtual_network: blue, subnet: s, ip: 10.8.1.10}
-  - {name: blue-b, host: h2, virtual_network: blue, subnet: s, ip: 10.8.1.11}
-  - {name: blue-c, host: h2, virtual_network: blue, subnet: s, ip: 10.8.1.12}
-"""
+NETWORKS = [network("blue", "10.8.0.0/16", subnet("s", "10.8.1.0/24", vsid=7101))]
+VMS = [
+    vm("blue-a", "h1", "10.8.1.10", "blue"),
+    vm("blue-b", "h2", "10.8.1.11", "blue"),
+    vm("blue-c", "h2", "10.8.1.12", "blue"),
+]
 ROUTER_IP = "10.8.1.1"
+WAIT_SECONDS = 10.0  # for what must arrive or be counted
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[orchestrator.RunningLab]:
-    with running_lab(topology_of(TOPOLOGY)) as running:
+    with running_lab(two_hosts(NETWORKS, VMS)) as running:
         yield running
 
 
@@ -92,15 +83,27 @@ def _counters(lab: orchestrator.RunningLab) -> dict[str, int]:
     return counters
 
 
-def _send_and_collect(lab: orchestrator.RunningLab, frames: list[bytes]) -> list[bytes]:
+def _moved(lab: orchestrator.RunningLab, before: dict[str, int], keys: Sequence[str]) -> int:
+    after = _counters(lab)
+    return sum(after.get(k, 0) - before.get(k, 0) for k in keys)
+
+
+def _send_and_collect(
+    lab: orchestrator.RunningLab, frames: list[bytes], done: Callable[[list[bytes]], bool]
+) -> list[bytes]:
+    """What comes back to blue-a for ``frames``, collected until ``done(got)`` (the port
+    counted every frame, an expected answer is in), then SETTLE_SECONDS more."""
     with netns.run_in(lab.vm_namespace("blue-a"), AfPacketSocket, VM_INTERFACE) as sock:
         for frame in frames:
             sock.send(frame)
         got: list[bytes] = []
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline and not done(got):
             got += sock.recv_batch()
             time.sleep(0.02)
+        time.sleep(SETTLE_SECONDS)
+        while batch := sock.recv_batch():
+            got += batch
     return got
 
 
@@ -122,12 +125,20 @@ def test_arp_for_another_vms_address(lab: orchestrator.RunningLab, guarded: bool
     reply = arp(ARP_REPLY, c_mac, c_mac, str(lab.topology.vm("blue-c").ip))
     asking = arp(ARP_REQUEST, BROADCAST, "00:00:00:00:00:00", ROUTER_IP)  # "tell 10.8.1.11"
     before = _counters(lab)
-    got = _send_and_collect(lab, [gratuitous, reply, asking])
+    keys = ("drop:arp_guard", "punt:arp")
+
+    def answers_in(got: list[bytes]) -> list[Arp]:
+        return [
+            h for f in got for h in decode(f)
+            if isinstance(h, Arp) and h.op == ARP_REPLY and ip_to_str(h.sender_ip) == ROUTER_IP
+        ]  # fmt: skip
+
+    got = _send_and_collect(
+        lab, [gratuitous, reply, asking],
+        lambda got: _moved(lab, before, keys) >= 3 and (guarded or bool(answers_in(got))),
+    )  # fmt: skip
     after = _counters(lab)
-    answers = [
-        h for f in got for h in decode(f)
-        if isinstance(h, Arp) and h.op == ARP_REPLY and ip_to_str(h.sender_ip) == ROUTER_IP
-    ]  # fmt: skip
+    answers = answers_in(got)
     moved = {k: after.get(k, 0) - before.get(k, 0) for k in ("drop:arp_guard", "punt:arp")}
     if guarded:
         assert moved == {"drop:arp_guard": 3, "punt:arp": 0}
@@ -150,10 +161,14 @@ def test_a_dhcp_offer_from_a_vm(lab: orchestrator.RunningLab, guarded: bool) -> 
     frame = udp_frame(src_mac=lab.nic_mac("blue-a"), dst_mac=BROADCAST, src_ip=str(a.ip),
                       dst_ip="255.255.255.255", src_port=DHCP_SERVER_PORT,
                       dst_port=DHCP_CLIENT_PORT, payload=offer.pack())  # fmt: skip
-    before = _counters(lab).get("drop:dhcp_guard", 0)
+    counters = _counters(lab)
+    before = counters.get("drop:dhcp_guard", 0)
     with traffic.UdpCollector(lab.vm_namespace("blue-c"), DHCP_CLIENT_PORT) as collector:
-        _send_and_collect(lab, [frame])
-        time.sleep(0.5)
+        # guards on: the drop counted; off: the OFFER at blue-c (on another host)
+        _send_and_collect(
+            lab, [frame],
+            lambda _: _moved(lab, counters, ["drop:dhcp_guard"]) > 0 or bool(collector.datagrams),
+        )  # fmt: skip
     received = [d for d, _ in collector.datagrams]
     dropped = _counters(lab).get("drop:dhcp_guard", 0) - before
     if guarded:

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from lab_running import running_lab, topology_of
+import yaml
+from lab_running import network, running_lab, subnet, two_hosts, vm
 
 from openhnv.agent.ndp import router_link_local
 from openhnv.host.control import call
@@ -25,42 +26,40 @@ from openhnv.testing.polling import eventually
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 ROUTER_MAC = "40:1d:d8:b7:1c:06"
-TOPOLOGY = """
-name: placeholder
-pa_subnets:
-  - {name: pa, prefix: 192.168.63.0/24, gateway: 192.168.63.1}
-hosts:
-  - {name: h1, pa_subnet: pa, uplinks: 1}
-  - {name: h2, pa_subnet: pa, uplinks: 1}
-virtual_networks:
-  - name: six
-    address_space: 10.6.0.0/16
-    subnets:
-      - {name: s1, prefix: 10.6.1.0/24, prefix6: "fd00:6:0:1::/64", vsid: 7301, acl: web6}
-      - {name: s2, prefix: 10.6.2.0/24, prefix6: "fd00:6:0:2::/64", vsid: 7302}
-acls:
-  - name: web6
-    rules:
-      - {name: in-tcp6, protocol: TCP, source_prefix: "fd00:6::/48", destination_prefix: "*",
-         destination_ports: "5201-5202", action: Allow, priority: 200, type: Inbound}
-      - {name: in-icmp6, protocol: ICMP, source_prefix: "fd00:6::/48", action: Allow,
-         priority: 210, type: Inbound}
-      - {name: in-v4, protocol: All, source_prefix: "10.6.0.0/16", action: Allow,
-         priority: 220, type: Inbound}
-      - {name: in-deny, protocol: All, action: Deny, priority: 4000, type: Inbound}
-      - {name: out-all, protocol: All, action: Allow, priority: 200, type: Outbound}
-vms:
-  - {name: a, host: h1, virtual_network: six, subnet: s1, ip: 10.6.1.10, ip6: "fd00:6:0:1::10"}
-  - {name: b, host: h2, virtual_network: six, subnet: s1, ip: 10.6.1.11, ip6: "fd00:6:0:1::11"}
-  - {name: c, host: h2, virtual_network: six, subnet: s2, ip: 10.6.2.12, ip6: "fd00:6:0:2::12"}
-"""
+NETWORKS = [
+    network(
+        "six", "10.6.0.0/16",
+        subnet("s1", "10.6.1.0/24", vsid=7301, prefix6="fd00:6:0:1::/64", acl="web6"),
+        subnet("s2", "10.6.2.0/24", vsid=7302, prefix6="fd00:6:0:2::/64"),
+    )
+]  # fmt: skip
+ACLS = yaml.safe_load("""
+- name: web6
+  rules:
+    - {name: in-tcp6, protocol: TCP, source_prefix: "fd00:6::/48", destination_prefix: "*",
+       destination_ports: "5201-5202", action: Allow, priority: 200, type: Inbound}
+    - {name: in-icmp6, protocol: ICMP, source_prefix: "fd00:6::/48", action: Allow,
+       priority: 210, type: Inbound}
+    - {name: in-v4, protocol: All, source_prefix: "10.6.0.0/16", action: Allow,
+       priority: 220, type: Inbound}
+    - {name: in-deny, protocol: All, action: Deny, priority: 4000, type: Inbound}
+    - {name: out-all, protocol: All, action: Allow, priority: 200, type: Outbound}
+""")
+VMS = [
+    vm("a", "h1", "10.6.1.10", "six", "s1", ip6="fd00:6:0:1::10"),
+    vm("b", "h2", "10.6.1.11", "six", "s1", ip6="fd00:6:0:1::11"),
+    vm("c", "h2", "10.6.2.12", "six", "s2", ip6="fd00:6:0:2::12"),
+]
 A6, B6, C6 = "fd00:6:0:1::10", "fd00:6:0:1::11", "fd00:6:0:2::12"
 BULK = 4 << 20  # bytes: enough for TSO-sized writes with offloads on
 
 
-@pytest.fixture(scope="module", params=["vxlan", "nvgre"])
+# Both wires carry the inner Ethernet frame whole, IPv6 or not (NVGRE's protocol type is
+# Transparent Ethernet Bridging): NVGRE repeats the VXLAN run and is a long variant.
+@pytest.fixture(scope="module", params=["vxlan", pytest.param("nvgre", marks=pytest.mark.long)])
 def lab(request: pytest.FixtureRequest) -> Iterator[orchestrator.RunningLab]:
-    with running_lab(topology_of(TOPOLOGY, encapsulation=request.param)) as running:
+    topology = two_hosts(NETWORKS, VMS, acls=ACLS, encapsulation=request.param)
+    with running_lab(topology) as running:
         yield running
 
 
@@ -72,13 +71,13 @@ def test_vms_learn_their_default_route_from_the_router_advertisement(
     lab: orchestrator.RunningLab,
 ) -> None:
     gateway = router_link_local(ROUTER_MAC)
-    for vm in ("a", "b", "c"):
-        namespace = lab.vm_namespace(vm)
+    for name in ("a", "b", "c"):
+        namespace = lab.vm_namespace(name)
 
         def learnt(ns: str = namespace) -> bool:
             return f"via {gateway} dev {VM_INTERFACE}" in default_route6(ns)
 
-        eventually(learnt, f"VM {vm}: a default route via {gateway} learnt from an RA")
+        eventually(learnt, f"VM {name}: a default route via {gateway} learnt from an RA")
     agent = call(lab.host_state_dir("h2"), "status")["agent"]["counters"]
     assert agent.get("ra_unsolicited", 0) + agent.get("nd_replies", 0) >= 1
 

@@ -22,7 +22,8 @@ from pyroute2 import IPRoute
 from openhnv.lab import management
 from openhnv.lab.rest import ControllerClient
 
-pytestmark = [pytest.mark.root, pytest.mark.datapath]
+# the controller's SSL connections to the hosts; no traffic
+pytestmark = [pytest.mark.root, pytest.mark.datapath, pytest.mark.one_pass]
 
 
 def _routes_to(prefix: ipaddress.IPv4Network) -> set[str]:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lab_running import running_lab, topology_of
+from lab_running import network, running_lab, subnet, two_hosts, vm
 
 from openhnv.host.control import call
 from openhnv.lab import orchestrator
@@ -30,24 +30,14 @@ from openhnv.testing.datapath_mode import fastpath_mode
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 OUTBOUND_MBPS, INBOUND_MBPS = 50, 30
-TOPOLOGY = f"""
-name: placeholder
-pa_subnets:
-  - {{name: pa, prefix: 192.168.62.0/24, gateway: 192.168.62.1}}
-hosts:
-  - {{name: h1, pa_subnet: pa, uplinks: 1}}
-  - {{name: h2, pa_subnet: pa, uplinks: 1}}
-virtual_networks:
-  - name: blue
-    address_space: 10.9.0.0/16
-    subnets: [{{name: s, prefix: 10.9.1.0/24, vsid: 7201}}]
-vms:
-  - {{name: capped, host: h1, virtual_network: blue, subnet: s, ip: 10.9.1.10,
-      qos: {{outbound_max_mbps: {OUTBOUND_MBPS}, inbound_max_mbps: {INBOUND_MBPS}}}}}
-  - {{name: free, host: h1, virtual_network: blue, subnet: s, ip: 10.9.1.11}}
-  - {{name: sink-a, host: h2, virtual_network: blue, subnet: s, ip: 10.9.1.20}}
-  - {{name: sink-b, host: h2, virtual_network: blue, subnet: s, ip: 10.9.1.21}}
-"""
+NETWORKS = [network("blue", "10.9.0.0/16", subnet("s", "10.9.1.0/24", vsid=7201))]
+VMS = [
+    vm("capped", "h1", "10.9.1.10", "blue",
+       qos={"outbound_max_mbps": OUTBOUND_MBPS, "inbound_max_mbps": INBOUND_MBPS}),
+    vm("free", "h1", "10.9.1.11", "blue"),
+    vm("sink-a", "h2", "10.9.1.20", "blue"),
+    vm("sink-b", "h2", "10.9.1.21", "blue"),
+]  # fmt: skip
 SECONDS = 3
 OMIT = 1  # the first second is left out: the buckets start full, TCP starts slow
 TOLERANCE = 0.10
@@ -57,7 +47,7 @@ PORTS = {"sink-a": 5301, "sink-b": 5302}
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[orchestrator.RunningLab]:
-    with running_lab(topology_of(TOPOLOGY)) as running:
+    with running_lab(two_hosts(NETWORKS, VMS)) as running:
         yield running
 
 

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import pytest
-from lab_running import running_lab, topology_of
+from lab_running import network, running_lab, subnet, two_hosts, vm
 
 from openhnv.inspect import host_cmd
 from openhnv.lab import netns, orchestrator, traffic
@@ -24,21 +24,9 @@ from openhnv.testing.polling import eventually
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
-TOPOLOGY = """
-name: placeholder
-pa_subnets:
-  - {name: pa, prefix: 192.168.61.0/24, gateway: 192.168.61.1}
-hosts:
-  - {name: h1, pa_subnet: pa, uplinks: 2}
-  - {name: h2, pa_subnet: pa, uplinks: 2}
-virtual_networks:
-  - name: vnet
-    address_space: 10.8.0.0/16
-    subnets: [{name: s, prefix: 10.8.1.0/24}]
-vms:
-  - {name: v1, host: h1, virtual_network: vnet, subnet: s, ip: 10.8.1.10}
-  - {name: v2, host: h2, virtual_network: vnet, subnet: s, ip: 10.8.1.11}
-"""
+NETWORKS = [network("vnet", "10.8.0.0/16", subnet("s", "10.8.1.0/24"))]
+VMS = [vm("v1", "h1", "10.8.1.10", "vnet"), vm("v2", "h2", "10.8.1.11", "vnet")]
+UPLINKS = 2  # team members per host
 
 
 def query(
@@ -58,7 +46,7 @@ def server_state(client: ControllerClient, host: str) -> tuple[str, str]:
 def test_a_pulled_member_moves_its_pa_and_the_controller_hears_of_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    topology = topology_of(TOPOLOGY)
+    topology = two_hosts(NETWORKS, VMS, uplinks=UPLINKS)
     with running_lab(topology) as lab:
         v1, v2 = lab.vm_namespace("v1"), lab.vm_namespace("v2")
         eventually(lambda: traffic.ping(v1, "10.8.1.11", 1) is not None, "v1 reaches v2")

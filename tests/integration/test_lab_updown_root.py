@@ -19,6 +19,7 @@ pytestmark = pytest.mark.root
 
 
 @pytest.mark.datapath
+@pytest.mark.one_pass  # the commands; no traffic
 def test_up_status_down_then_nothing_left(
     tmp_path: pytest.TempPathFactory, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -96,6 +97,7 @@ def test_a_failed_up_names_the_step_and_removes_everything(
 
 
 @pytest.mark.datapath
+@pytest.mark.one_pass  # the controller replicas; no traffic
 def test_up_with_three_controllers_survives_the_leader_and_leaves_nothing(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

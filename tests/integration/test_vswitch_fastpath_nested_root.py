@@ -106,9 +106,24 @@ def test_the_tenants_tunnel_crosses_the_fast_path_without_gso(net: FastpathNet) 
     assert h1["err_helper"] == h1["err_nested_gso"] == 0
 
 
+def _send_nowait(data: bytes) -> socket.socket:
+    """Connect and queue what the send buffer takes of ``data``; the stack sends it on."""
+    s = socket.create_connection((INNER["v2"], LISTEN_PORT), timeout=10)
+    s.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        s.send(data)
+    return s
+
+
 def test_a_gso_frame_of_the_tenants_tunnel_is_dropped_and_counted(net: FastpathNet) -> None:
+    """The first flight after the handshake is a GSO frame: the wait ends at its drop (the
+    stalled transfer itself proves nothing more, so the test no longer waits it out)."""
     _gso(net, on=True)
-    _transfer(net, 1024 * 1024)
     fp = net.fast_paths["h1"]
-    eventually(lambda: fp.counters.read()["err_nested_gso"] > 0, "a nested GSO drop")
+    server = netns.run_in(net.vms["v2"].namespace, _listen)
+    try:
+        with netns.run_in(net.vms["v1"].namespace, _send_nowait, bytes(1024 * 1024)):
+            eventually(lambda: fp.counters.read()["err_nested_gso"] > 0, "a nested GSO drop")
+    finally:
+        server.close()
     assert fp.counters.read()["err_helper"] == 0

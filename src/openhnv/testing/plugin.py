@@ -8,6 +8,13 @@
   asks for, so the only kind the ``off`` pass of ``make test`` runs again (``-m
   datapath``). A test, fixture or module that reads the mode without this marker (or
   ``fastpath``) fails, so that no data-path test drops out of that pass unnoticed;
+- the ``long`` marker: a variant that repeats what a shorter test proves (the same
+  checks on the other wire where the wire is not what is tested, a longer run): ``make
+  test`` leaves it out, ``make chaos`` runs it (``root-long``, both data paths);
+- the ``one_pass`` marker: a ``datapath`` test whose point is no data path (a command,
+  a report, the control plane), so that its ``off`` run repeats what other tests check
+  on the Python switch: ``make test`` runs it in the auto pass only, ``root-long`` in
+  the ``off`` pass too;
 - ``ovsdb_server``: a running ``ovsdb-server`` with the host's databases in a temp dir;
 - ``netns_pair``: two fresh namespaces (``NamespacePair(a, b)``), removed afterwards;
 - ``controller_process``: ``hnv controller`` on a free loopback port, store in a temp dir;
@@ -46,6 +53,8 @@ from openhnv.testing.processes import ControllerProcess, HostProcess
 ROOT_MARKER = "root"
 FASTPATH_MARKER = "fastpath"
 DATAPATH_MARKER = "datapath"
+LONG_MARKER = "long"
+ONE_PASS_MARKER = "one_pass"
 CONTROLLER_DB = "controller.db"
 ETCD_MEMBERS = 3
 
@@ -55,6 +64,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{FASTPATH_MARKER}: tests the kernel fast path itself")
     config.addinivalue_line(
         "markers", f"{DATAPATH_MARKER}: its hosts run the data path HNV_TEST_FASTPATH asks for"
+    )
+    config.addinivalue_line(
+        "markers", f"{LONG_MARKER}: repeats what a shorter test proves; make chaos runs it"
+    )
+    config.addinivalue_line(
+        "markers", f"{ONE_PASS_MARKER}: a datapath test make test runs in the auto pass only"
     )
 
 

@@ -49,8 +49,13 @@ def prefix_of_version(props: dict[str, Any], version: int) -> str | None:
 NOT_SUPPORTED = "NotSupported"  # a valid NC setting this implementation refuses
 
 
-def check_customer_address(address: str, prefix: str, field: str) -> None:
-    """A NIC's CA must be a usable host of its subnet other than the router's address."""
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _usable_host(address: str, prefix: str, field: str) -> tuple[IpAddress, IpNetwork]:
+    """``address`` and ``prefix`` parsed, once ``address`` is a usable host of the subnet:
+    inside it, not its network address and (IPv4, wider than /32) not its broadcast."""
     ip = ipaddress.ip_address(address)
     network = ipaddress.ip_network(prefix)
     if ip.version != network.version or ip not in network:
@@ -59,6 +64,12 @@ def check_customer_address(address: str, prefix: str, field: str) -> None:
         raise bad_request(field, f"{address} is the network address of subnet {prefix}")
     if network.version == 4 and ip == network.broadcast_address and network.num_addresses > 1:
         raise bad_request(field, f"{address} is the broadcast address of subnet {prefix}")
+    return ip, network
+
+
+def check_customer_address(address: str, prefix: str, field: str) -> None:
+    """A NIC's CA must be a usable host of its subnet other than the router's address."""
+    ip, network = _usable_host(address, prefix, field)
     if int(ip) == int(network.network_address) + 1:
         raise bad_request(
             field, f"{address} is the distributed router (lowest usable) address of {prefix}"
@@ -142,14 +153,7 @@ def _behind_vtep(adm: Admission, props: dict[str, Any]) -> None:
 
 def check_vlan_address(address: str, prefix: str, gateways: Collection[str], field: str) -> None:
     """A NIC's address on a logical (VLAN) subnet: a usable host of it, not a gateway."""
-    ip = ipaddress.ip_address(address)
-    network = ipaddress.ip_network(prefix)
-    if ip.version != network.version or ip not in network:
-        raise bad_request(field, f"{address} is outside subnet {prefix}")
-    if ip == network.network_address:
-        raise bad_request(field, f"{address} is the network address of subnet {prefix}")
-    if network.version == 4 and ip == network.broadcast_address and network.num_addresses > 1:
-        raise bad_request(field, f"{address} is the broadcast address of subnet {prefix}")
+    _usable_host(address, prefix, field)
     if address in gateways:
         raise bad_request(field, f"{address} is a default gateway of subnet {prefix}")
 
