@@ -28,7 +28,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 
-from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_str
+from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_bytes, mac_to_str
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import (
     ETHERNET_HEADER_LEN,
@@ -56,6 +56,7 @@ from openhnv.packet.frames import (
 from openhnv.packet.ipv4 import IPV4_PROTOCOL_AT, PROTO_TCP, PROTO_UDP
 from openhnv.packet.keyframe import frame_of_key, tunnel_frame_of_key
 from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT, TCP_SYN
+from openhnv.vfp.answer import answer_frame
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import TCP_CLOSE_FLAGS, TCP_WATCH_FLAGS, Flow, UnifiedFlowTable
@@ -706,6 +707,33 @@ class VfpEngine:
         q = self.state.ports.get(t.port)
         tail = None if q is None else q.inbound.flows.get(head.key[t.outer_len :])
         return tail is not None and tail.reply
+
+    def answer_pairs(self, head: Flow) -> bool:
+        """Whether the answer to ``head`` (an encapsulating VM head not paired yet) would
+        pair it: the slow path decides a frame of the answer (``vfp.answer``) at the
+        uplink and then at ``head``'s port, and commits nothing. True when it would be
+        decapsulated to that port and delivered there as the reply of ``head``."""
+        table = head.table
+        p = self.state.ports.get(table.port)
+        t = head.template
+        if p is None or table.direction != OUT or not isinstance(t, Encap) or not p.enabled:
+            return False
+        frame = answer_frame(head.key, t, head.arg, mac_to_bytes(p.mac), p.vsid)
+        if frame is None:
+            return False
+        up, inner = decide_uplink(self.state, frame)
+        d = up.template
+        if inner is None or not isinstance(d, Decap) or d.port != p.name:
+            return False
+        reply = decide(self.state, p, IN, frame[d.offset :], inner)
+        return (
+            reply.reply_of is head
+            and reply.cacheable
+            and reply.punt is None
+            and reply.copies is None
+            and isinstance(reply.template, LocalDelivery)
+            and reply.template.port == p.name
+        )
 
     def replay(self, port: str, frame: bytes, now: float | None = None) -> None:
         """``replay_all`` of one frame."""

@@ -63,6 +63,8 @@ _MACS_LEN = 2 * MAC_LEN
 _IPV6 = 6
 PENDING_MAX = 1024
 """Notes kept before ``due`` says evaluate them anyway (flows that never pair)."""
+EARLY_MAX = 256
+"""Heads offered before their answer (``offer_early``) at most at once."""
 
 TailKey = tuple[str, bytes]
 """(port, key) of the inbound flow a composed head hands its frames to."""
@@ -174,6 +176,9 @@ class Offloader:
         """Encapsulating heads ``operations()`` found decided but not paired yet, with the
         entry they will have once paired: the edge may prepare it (not write it) while
         the answer that pairs them is on its way (``take_prospects``)."""
+        self.early: dict[Flow, None] = {}
+        """Offered heads whose answer was decided ahead and has not come yet
+        (``offer_early``); a head leaves it once paired or withdrawn."""
         self._heads_of: dict[TailKey, list[Flow]] = {}  # composed heads by their tail
         self._tail_of: dict[Flow, TailKey] = {}
 
@@ -225,6 +230,56 @@ class Offloader:
                 return True
         return False
 
+    def before_delivery(self) -> list[OffloadOp]:
+        """The operations a delivery to a local VM must not precede: those of the VM
+        ports' heads among the notes (and of the VM heads delivering into a noted tail)
+        that are paired or offered. The VM receiving the frame that paired them may
+        answer at once, with GSO frames only the kernel takes; frames toward it from the
+        uplink come a round trip later at the earliest (its answer must reach the peer
+        first), so the decapsulating heads wait for ``operations()``, off the delivery's
+        path. The notes stay: ``operations()`` evaluates them all (what was evaluated
+        here again, unchanged: no operation)."""
+        ops: list[OffloadOp] = []
+        seen: set[Flow] = set()
+        offered = self.offered
+        for flow in self.pending:
+            table = flow.table
+            if table.port == UPLINK:
+                continue
+            heads: Iterable[Flow] = (flow,)
+            if table.direction == IN:  # a tail: the VM heads delivering into it
+                heads = self._heads_of.get((table.port, flow.key), ())
+            for head in heads:
+                if head in seen or head.table.port == UPLINK:
+                    continue
+                seen.add(head)
+                if head.pair is not None or head in offered:
+                    self._evaluate(head, ops)
+        return ops
+
+    def offer_early(self, heads: Iterable[Flow]) -> list[OffloadOp]:
+        """Offer TCP ``heads`` before their answer comes: encapsulating VM heads whose
+        answer the slow path has decided already, as the reply that will pair them
+        (``VfpEngine.answer_pairs``; the caller asks). Their entries do exactly what the
+        slow path does with their frames (their own decision; the kernel leaves SYN, FIN
+        and RST to the slow path), so the pairing writes nothing toward the VM. At most
+        ``EARLY_MAX`` at once; one withdrawn as any offered head (retired, idle without
+        an answer, decided otherwise)."""
+        ops: list[OffloadOp] = []
+        early = self.early
+        for head in heads:
+            if len(early) >= EARLY_MAX:
+                break
+            if head.pair is not None or head in self.offered or not head.flags_at:
+                continue
+            if not isinstance(head.template, Encap):
+                continue
+            early[head] = None
+            self._evaluate(head, ops)
+            if head not in self.offered:
+                del early[head]
+        return ops
+
     def _paired_tail(self, tail_key: TailKey) -> bool:
         q = self.state.ports.get(tail_key[0])
         tail = None if q is None else q.inbound.flows.get(tail_key[1])
@@ -263,6 +318,8 @@ class Offloader:
 
     def _evaluate(self, head: Flow, ops: list[OffloadOp]) -> None:
         entry, tail, tail_key = self._entry_of(head)
+        if head in self.early and (entry is None or head.pair is not None):
+            del self.early[head]  # withdrawn, or paired: an offered head like any
         known = self._tail_of.get(head)
         if known != tail_key:
             if known is not None:
@@ -311,13 +368,18 @@ class Offloader:
             return q, None
         return q, tail
 
-    def _prospect(self, head: Flow, p: Port) -> None:
-        """Note the entry the unpaired ``head`` will have once paired (encapsulation)."""
+    def _unpaired(self, head: Flow, p: Port) -> OffloadEntry | None:
+        """The entry of the unpaired ``head`` when it went down early (its answer decided
+        ahead), else None and a prospect: the entry it will have once paired."""
         t = head.template
-        if isinstance(t, Encap):
-            entry = _encap_entry(head, p, t)
-            if entry is not None:
-                self.prospects.append((head, entry))
+        if not isinstance(t, Encap):
+            return None
+        entry = _encap_entry(head, p, t)
+        if head in self.early:
+            return entry
+        if entry is not None:
+            self.prospects.append((head, entry))
+        return None
 
     def _entry_of(self, head: Flow) -> tuple[OffloadEntry | None, Flow | None, TailKey | None]:
         """(the entry, its tail, the tail key it waits on) of ``head`` now."""
@@ -340,8 +402,7 @@ class Offloader:
         if not p.enabled or p.access_vlan is not None or not _ipv4_key(head.key):
             return None, None, None  # access ports and IPv6 stay in Python (docstring)
         if head.pair is None:
-            self._prospect(head, p)
-            return None, None, None
+            return self._unpaired(head, p), None, None
         if isinstance(t, Encap):
             return _encap_entry(head, p, t), None, None
         if not isinstance(t, LocalDelivery) or t.port == p.name:
@@ -403,4 +464,5 @@ class Offloader:
         self._tail_of.clear()
         self.pending.clear()
         self.prospects.clear()
+        self.early.clear()
         return ops

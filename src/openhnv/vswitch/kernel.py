@@ -45,6 +45,7 @@ from openhnv.packet.addresses import mac_to_bytes
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.offload import EARLY_MAX
 from openhnv.vfp.spaces import Mapping as CaMapping
 from openhnv.vswitch.fastpath import entries
 from openhnv.vswitch.fastpath.errors import FastPathError
@@ -57,6 +58,9 @@ _POLICY_COMMANDS = (c.AddLayer, c.RemoveLayer, c.AddGroup, c.RemoveGroup, c.AddR
                     c.AddRules, c.RemoveRule)  # fmt: skip
 _PORT_COMMANDS = (c.AddPort, c.RemovePort, c.SetPortState)
 _REVALIDATION_PASSES = 2  # the second pass pairs what the first decided one way only
+EARLY_PER_ROUND = 16
+"""Heads written before their answer in one quiet moment at most (a burst of new
+connections, as a SYN flood, leaves quiet moments rare and writes few)."""
 
 
 def changed_ports(batch: Iterable[c.Command]) -> set[str]:
@@ -100,17 +104,39 @@ class KernelSide:
         except FastPathError as exc:  # the Python layer still polices what it carries
             log.warning("fast path: QoS buckets not synced: %s", exc)
 
-    def apply_pending(self) -> None:
+    def apply_pending(self, quiet: bool = False) -> None:
+        """What the notes change goes down; the prospects are prepared and, in a quiet
+        moment (``quiet``: no frame waits), the TCP ones whose answer the slow path
+        decides as their reply are written too (``early``)."""
         offload = self.engine.offload
         if offload.pending:
             self.kernel.apply(offload.operations())
-        self._prepare()
+        self._prepare(early=quiet)
 
-    def _prepare(self) -> None:
+    def apply_before_delivery(self) -> None:
+        """The heads of the VM ports the pending notes paired (``before_delivery``)."""
+        ops = self.engine.offload.before_delivery()
+        if ops:
+            self.kernel.apply(ops)
+
+    def _prepare(self, early: bool = False) -> None:
         """Build the entries of the heads decided and not yet paired (off the path of
-        the frame that will pair them: it costs the kernel write only)."""
-        if self.engine.offload.prospects:
-            self.kernel.prepare(self.engine.offload.take_prospects())
+        the frame that will pair them: it costs the kernel write only); with ``early``,
+        write up to ``EARLY_PER_ROUND`` of them (``Offloader.offer_early``), so that
+        their pairing writes nothing before the answer reaches the VM."""
+        offload = self.engine.offload
+        if not offload.prospects:
+            return
+        prospects = offload.take_prospects()
+        self.kernel.prepare(prospects)
+        if not early or len(offload.early) >= EARLY_MAX:
+            return
+        heads = [head for head, _ in prospects[-EARLY_PER_ROUND:]
+                 if head.flags_at and self.engine.answer_pairs(head)]  # fmt: skip
+        ops = offload.offer_early(heads)
+        if ops:
+            self.kernel.apply(ops)
+            self.kernel.counters["entries_early"] += len(ops)
 
     def after_commands(
         self,

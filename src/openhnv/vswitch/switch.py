@@ -456,14 +456,16 @@ class HostSwitch:
 
     def _offload_before_delivery(self, emits: list[Emit]) -> None:
         """A VM about to receive a frame that paired its flow may answer at once with
-        frames only the kernel can take (GSO): its flows go down before the delivery.
-        Otherwise (the pairing frame leaves through the uplink, whose answer comes a
-        round trip later) they wait for ``round_done``, off that frame's path."""
+        frames only the kernel can take (GSO): its own heads go down before the delivery
+        (``Offloader.before_delivery``; none when they went down earlier). The rest (the
+        decapsulation toward it, whose frames come a round trip later, and every pair
+        completed by a frame leaving through the uplink) waits for ``round_done``, off
+        the frame's path."""
         kernel = self._kernel
         if kernel is None or not self.engine.offload.pending:
             return
-        if any(em.__class__ is Deliver for em in emits) and self.engine.offload.due():
-            kernel.apply_pending()
+        if any(em.__class__ is Deliver for em in emits):
+            kernel.apply_before_delivery()
 
     def round_done(self) -> None:
         """The driver sent what this round's frames produced: the flows they paired and
@@ -484,7 +486,7 @@ class HostSwitch:
         elif driver.frames_waiting():
             return
         with self._lock:
-            kernel.apply_pending()
+            kernel.apply_pending(quiet=not due)
 
     def port_added(self, port: str, mac: str) -> None:
         mac = normalize_mac(mac, "mac")
