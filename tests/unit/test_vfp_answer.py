@@ -45,7 +45,8 @@ def test_the_answer_comes_from_the_peer_pa_in_the_receiving_port_vsid(
     assert (str(inner.src_ip), inner.src_port) == (VM2[2], 80)
     assert (str(inner.dst_ip), inner.dst_port) == (VM1[2], 40000)
     assert (inner.src_mac, inner.dst_mac) == (VM2[1], VM1[1])
-    assert inner.tcp_flags is not None and inner.tcp_flags & 0x07 == 0  # no SYN, FIN, RST
+    assert inner.tcp_flags is not None
+    assert inner.tcp_flags & 0x07 == 0  # neither SYN, FIN nor RST
 
 
 def test_scapy_reads_the_answer_as_a_vxlan_frame_of_the_reply() -> None:

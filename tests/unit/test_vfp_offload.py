@@ -152,16 +152,23 @@ def syn_head(
     return head, tx
 
 
+def offer_early(a: VfpEngine, head: Flow) -> None:
+    answer = a.answer_of(head)
+    assert answer is not None
+    assert len(a.offload.offer_early([(head, answer)])) == 2
+
+
 @pytest.mark.parametrize("peer", [VM2, VM4], ids=["same-subnet", "routed"])
 def test_a_syn_head_whose_answer_pairs_it_goes_down_before_the_answer(
     peer: tuple[object, ...],
 ) -> None:
     a, b = engines()
     head, tx = syn_head(a, peer=peer)
-    assert a.answer_pairs(head)  # the answer decided ahead: the reply of this head
+    answer = a.answer_of(head)  # decided ahead: the reply of this head
+    assert answer is not None
     assert a.listing.counters("vm1").get("slow_path") == 1  # a decision, not a packet
-    [early] = a.offload.offer_early([head])
-    assert summary([early]) == {("Offload", ENCAP, "vm1", None)}
+    early = a.offload.offer_early([(head, answer)])
+    assert summary(early) == {("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")}
     assert head in a.offload.early
     b.process(UPLINK, tx.frame)
     c2 = TcpEnd(peer, VM1, 80, 40000)
@@ -172,30 +179,41 @@ def test_a_syn_head_whose_answer_pairs_it_goes_down_before_the_answer(
     [delivered] = a.process(UPLINK, back.frame)
     assert isinstance(delivered, Deliver)
     assert a.offload.before_delivery() == []  # nothing left to write toward VM1
+    # the answer's own decapsulation: the kernel key of the one decided ahead
     assert summary(a.offload.operations()) == {("Offload", DECAP, UPLINK, "vm1")}
     assert head.pair is not None
     assert not a.offload.early  # paired: an offered head like any
+    assert a.expire(10_000.0) > 0  # the connection goes: both decapsulations with it
+    assert summary(a.offload.operations()) == {
+        ("Withdraw", ENCAP, "vm1", None), ("Withdraw", DECAP, UPLINK, "vm1"),
+    }  # fmt: skip
+    assert not a.offload.offered
 
 
 def test_an_early_head_never_answered_leaves_when_it_idles_out() -> None:
     a, _ = engines()
     head, _ = syn_head(a)
-    a.offload.offer_early([head])
+    offer_early(a, head)
     assert a.expire(10_000.0) > 0
-    assert summary(a.offload.operations()) == {("Withdraw", ENCAP, "vm1", None)}
+    assert summary(a.offload.operations()) == {
+        ("Withdraw", ENCAP, "vm1", None), ("Withdraw", DECAP, UPLINK, "vm1"),
+    }  # fmt: skip
     assert not a.offload.early
+    assert not a.offload.offered
 
 
 def test_an_early_head_follows_policy_changes() -> None:
     a, _ = engines()
     head, _ = syn_head(a)
-    a.offload.offer_early([head])
+    offer_early(a, head)
     new_pa = "192.168.1.30"
     a.programming.apply(c.SetPaNeighbor(new_pa, "02:00:00:00:0c:01"))
     a.programming.apply(c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3])))
     a.revalidate(a.offload.revalidation_set(addresses={bytes([10, 1, 1, 12])}))
-    [moved] = a.offload.operations()
-    assert isinstance(moved, Offload)
+    ops = a.offload.operations()
+    # the answer decided ahead is not decided again: it goes (the answer decides)
+    assert ("Withdraw", DECAP, UPLINK, "vm1") in summary(ops)
+    [moved] = [op for op in ops if isinstance(op, Offload)]
     assert moved.entry.encap is not None
     assert moved.entry.encap.provider_address == new_pa
     a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT))
@@ -210,9 +228,18 @@ def test_only_tcp_heads_go_down_early_and_only_so_many() -> None:
     assert isinstance(tx, Transmit)
     a.offload.operations()
     [(udp_head, _)] = a.offload.take_prospects()
-    assert a.offload.offer_early([udp_head]) == []  # a datagram's answer may never come
-    heads = [syn_head(a, sport=20000 + i)[0] for i in range(EARLY_MAX + 1)]
-    assert len(a.offload.offer_early(heads)) == EARLY_MAX
+    answer = a.answer_of(udp_head)
+    assert answer is not None
+    assert a.offload.offer_early([(udp_head, answer)]) == []  # a datagram's may never come
+    answered = []
+    for i in range(EARLY_MAX + 1):
+        head = syn_head(a, sport=20000 + i)[0]
+        answer = a.answer_of(head)
+        assert answer is not None
+        answered.append((head, answer))
+    ops = a.offload.offer_early(answered)
+    heads = [h for h, _ in answered]
+    assert len(ops) == 2 * EARLY_MAX
     assert heads[-1] not in a.offload.offered
 
 
@@ -220,7 +247,7 @@ def test_an_answer_that_would_not_pair_keeps_the_head_in_python() -> None:
     a, _ = engines()
     head, _ = syn_head(a)
     a.programming.apply(c.SetPortState("vm1", False))  # its answer would be dropped
-    assert not a.answer_pairs(head)
+    assert a.answer_of(head) is None
 
 
 def test_a_new_decapsulating_head_of_a_paired_connection_is_due() -> None:

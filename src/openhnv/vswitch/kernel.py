@@ -3,19 +3,26 @@
 ``KernelSide`` is what ``HostSwitch`` calls, always under the switch's lock, so the
 kernel's maps change in the engine's order:
 
-- ``apply_pending()``: the flows the slow path paired go down, and the entries of the
-  encapsulating heads decided but not paired yet are prepared (built, not written:
+- ``apply_before_delivery()``: before a batch's frames reach a local VM, the entries
+  of the pairs the batch completed toward it (``Offloader.before_delivery``): its own
+  heads (it may answer at once with GSO frames, which only the kernel takes) and the
+  decapsulations toward it (its peer may answer that at once too, the whole round trip
+  in the kernel). Nothing when they went down early (below);
+- ``apply_pending(quiet)``: the flows the slow path paired go down, and the entries of
+  the encapsulating heads decided but not paired yet are prepared (built, not written:
   ``KernelOffload.prepare``; forgotten at any change of policy or places). When the
-  notes are due (``Offloader.due``: something paired, or an offered flow changed):
-  before a batch's frames reach a local VM (the VM may answer at once with GSO frames,
-  which only the kernel takes), otherwise at the end of the driver's polling round
-  (``round_done``), after the frame that completed the pair left through the uplink,
-  so the kernel writes are not on its path (the answer comes a round trip later;
-  frames of the flow that arrive meanwhile take the slow path, which decided them
+  notes are due (``Offloader.due``: something paired, or an offered flow changed): at
+  the end of the driver's polling round (``round_done``), after the frames that
+  completed the pair left (frames of the flow come back a round trip later at the
+  earliest; those that arrive meanwhile take the slow path, which decided them
   already). Notes that are not due (a connection's first packet) are evaluated, and
-  their prospects prepared, only at the end of a round in which no frame waits (a
-  quiet moment), else with the next due ones. Always before the agent's commands and
-  PA changes (so their revalidation covers what waited), and after expiry;
+  their prospects prepared, only at the end of a round in which no frame waits
+  (``quiet``), else with the next due ones; in that quiet moment up to
+  ``EARLY_PER_ROUND`` TCP heads whose answer the slow path decides as their reply
+  (``VfpEngine.answer_of``) are written too, with the decapsulation of that answer
+  (``Offloader.offer_early``), so that the answer's pairing has nothing to write
+  before it reaches the VM. Always before the agent's commands and PA changes (so
+  their revalidation covers what waited), and after expiry;
 - ``after_commands(batch, before, after)``: after the agent's commands: the offered
   flows the change may affect are decided again (``VfpEngine.revalidate``: the ports
   whose policy changed, the customer addresses whose mapping changed) and rewritten,
@@ -131,9 +138,12 @@ class KernelSide:
         self.kernel.prepare(prospects)
         if not early or len(offload.early) >= EARLY_MAX:
             return
-        heads = [head for head, _ in prospects[-EARLY_PER_ROUND:]
-                 if head.flags_at and self.engine.answer_pairs(head)]  # fmt: skip
-        ops = offload.offer_early(heads)
+        answered = []
+        for head, _ in prospects[-EARLY_PER_ROUND:]:
+            answer = self.engine.answer_of(head) if head.flags_at else None
+            if answer is not None:
+                answered.append((head, answer))
+        ops = offload.offer_early(answered)
         if ops:
             self.kernel.apply(ops)
             self.kernel.counters["entries_early"] += len(ops)
