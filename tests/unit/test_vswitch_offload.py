@@ -222,6 +222,30 @@ def test_a_first_packet_leaves_its_preparation_to_a_quiet_moment() -> None:
     assert entry.action == ACT_ENCAP
 
 
+class AnswerArrives(KernelNullDriver):
+    """No frame waits when a round ends, one does once the notes were evaluated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def frames_waiting(self) -> bool:
+        self.asked += 1
+        return self.asked % 2 == 0
+
+
+def test_a_frame_arriving_during_the_quiet_moment_leaves_the_writes_to_the_answer() -> None:
+    arriving = AnswerArrives()
+    (sa, a), (_sb, b) = kernel_host(PA_A, driver=arriving), kernel_host(PA_B)
+    synack, _c1, _c2 = half_connect(a, b)
+    assert edge(sa)["entries_prepared"] == 1  # evaluated and built in the quiet moment...
+    assert edge(sa).get("entries_early", 0) == 0  # ...not written: a frame came meanwhile
+    assert a.fast_path.all_entries() == {}
+    a.inject_from_uplink(synack)
+    assert edge(sa)["prepared_used"] == 1
+    assert len(a.fast_path.all_entries()) == 2
+
+
 def test_an_early_entry_follows_a_moved_mapping_before_apply_returns() -> None:
     (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
     _synack, c1, _c2 = half_connect(a, b)

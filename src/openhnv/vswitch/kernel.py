@@ -45,7 +45,7 @@ kernel's maps change in the engine's order:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from openhnv.packet.addresses import mac_to_bytes
@@ -111,14 +111,14 @@ class KernelSide:
         except FastPathError as exc:  # the Python layer still polices what it carries
             log.warning("fast path: QoS buckets not synced: %s", exc)
 
-    def apply_pending(self, quiet: bool = False) -> None:
+    def apply_pending(self, quiet: Callable[[], bool] | None = None) -> None:
         """What the notes change goes down; the prospects are prepared and, in a quiet
-        moment (``quiet``: no frame waits), the TCP ones whose answer the slow path
-        decides as their reply are written too (``early``)."""
+        moment (``quiet()`` says still no frame waits), the TCP ones whose answer the
+        slow path decides as their reply are written too (``early``)."""
         offload = self.engine.offload
         if offload.pending:
             self.kernel.apply(offload.operations())
-        self._prepare(early=quiet)
+        self._prepare(quiet)
 
     def apply_before_delivery(self) -> None:
         """The heads of the VM ports the pending notes paired (``before_delivery``)."""
@@ -126,17 +126,19 @@ class KernelSide:
         if ops:
             self.kernel.apply(ops)
 
-    def _prepare(self, early: bool = False) -> None:
+    def _prepare(self, quiet: Callable[[], bool] | None = None) -> None:
         """Build the entries of the heads decided and not yet paired (off the path of
-        the frame that will pair them: it costs the kernel write only); with ``early``,
-        write up to ``EARLY_PER_ROUND`` of them (``Offloader.offer_early``), so that
-        their pairing writes nothing before the answer reaches the VM."""
+        the frame that will pair them: it costs the kernel write only); while
+        ``quiet()``, write up to ``EARLY_PER_ROUND`` of them with their answers'
+        decapsulations (``Offloader.offer_early``), so that their pairing writes
+        nothing before the answer reaches the VM. Once a frame waits (it may be the
+        answer) the answer's pairing writes them instead, before its delivery."""
         offload = self.engine.offload
         if not offload.prospects:
             return
         prospects = offload.take_prospects()
         self.kernel.prepare(prospects)
-        if not early or len(offload.early) >= EARLY_MAX:
+        if quiet is None or len(offload.early) >= EARLY_MAX or not quiet():
             return
         answered = []
         for head, _ in prospects[-EARLY_PER_ROUND:]:

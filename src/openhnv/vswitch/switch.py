@@ -486,7 +486,7 @@ class HostSwitch:
         elif driver.frames_waiting():
             return
         with self._lock:
-            kernel.apply_pending(quiet=not due)
+            kernel.apply_pending(quiet=None if due else _quiet(driver))
 
     def port_added(self, port: str, mac: str) -> None:
         mac = normalize_mac(mac, "mac")
@@ -687,6 +687,12 @@ class HostSwitch:
                 return
             for p in punts:
                 listener.punted(p.port, p.frame, p.reason)
+
+
+def _quiet(driver: KernelDriver) -> Callable[[], bool]:
+    """Whether no frame waits for ``driver``'s polling thread (asked again before work
+    that a waiting frame should not wait for)."""
+    return lambda: not driver.frames_waiting()
 
 
 def _limit_drops(counters: Counter[str]) -> dict[str, int]:
