@@ -121,7 +121,8 @@ class KernelSide:
         self._prepare(quiet)
 
     def apply_before_delivery(self) -> None:
-        """The heads of the VM ports the pending notes paired (``before_delivery``)."""
+        """The entries of the pairs the pending notes completed toward local VMs
+        (``Offloader.before_delivery``), before the batch's deliveries."""
         ops = self.engine.offload.before_delivery()
         if ops:
             self.kernel.apply(ops)

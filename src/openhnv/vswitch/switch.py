@@ -456,11 +456,10 @@ class HostSwitch:
 
     def _offload_before_delivery(self, emits: list[Emit]) -> None:
         """A VM about to receive a frame that paired its flow may answer at once with
-        frames only the kernel can take (GSO): its own heads go down before the delivery
-        (``Offloader.before_delivery``; none when they went down earlier). The rest (the
-        decapsulation toward it, whose frames come a round trip later, and every pair
-        completed by a frame leaving through the uplink) waits for ``round_done``, off
-        the frame's path."""
+        frames only the kernel can take (GSO), and its peer answer those as fast: the
+        pair's entries go down before the delivery (``Offloader.before_delivery``;
+        nothing when they went down before the answer came). A pair completed by a
+        frame leaving through the uplink waits for ``round_done``, off its path."""
         kernel = self._kernel
         if kernel is None or not self.engine.offload.pending:
             return
