@@ -210,6 +210,10 @@ class OpenhnvSubject(Subject):
             "ring_drops_rx": sum(x.get("rx_dropped_ring", 0) for x in stats),
             "ring_drops_tx": sum(x.get("tx_dropped_ring", 0) for x in stats),
             "gso_dropped": sum(x.get("rx_truncated", 0) for x in stats),
+            # heads written before their answer / at their pairing (docs/fastpath.md)
+            "entries_early": sum(int(x.get("edge", {}).get("entries_early", 0)) for x in stats),
+            "entries_written": sum(int(x.get("edge", {}).get("entries_written", 0))
+                                   for x in stats),
         }  # fmt: skip
 
     def figures(self, delta: dict[str, float]) -> dict[str, Any]:
@@ -226,6 +230,8 @@ class OpenhnvSubject(Subject):
             frames = kernel + int(delta["frames"])
             cpu = delta["user"] + delta["system"]
             figures["kernel_frames"] = kernel
+            figures["entries_early"] = int(delta["entries_early"])
+            figures["entries_written"] = int(delta["entries_written"])
             # the kernel's own work runs in the senders' and receivers' system calls and
             # softirqs, not in the switch processes: this is the Python share only
             figures["switch_cpu_us_per_frame_all"] = round(cpu / frames * 1e6, 3) if frames else 0

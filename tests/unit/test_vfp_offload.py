@@ -17,6 +17,7 @@ from vfp_frames import (
     VM1,
     VM2,
     VM3,
+    VM4,
     VM5,
     TcpEnd,
     arp_request,
@@ -27,10 +28,12 @@ from vfp_frames import (
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
 from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.offload import (
     DECAP,
     DELIVER,
+    EARLY_MAX,
     ENCAP,
     PENDING_MAX,
     Offload,
@@ -132,6 +135,119 @@ def test_a_first_packet_is_not_due_its_answer_is() -> None:
         ("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")
     }  # fmt: skip
     assert not a.offload.due()
+
+
+def syn_head(
+    a: VfpEngine, vm: tuple[object, ...] = VM1, peer: tuple[object, ...] = VM2, sport: int = 40000
+) -> tuple[Flow, Transmit]:
+    """``vm`` (on host A) sends a SYN to ``peer`` (through the router when in another
+    subnet); its head flow (a prospect) and the frame."""
+    end = TcpEnd(vm, peer, sport, 80)
+    if vm[3] != peer[3]:
+        end.peer_mac = ROUTER
+    [tx] = a.process(str(vm[0]), end.segment(0x02))
+    assert isinstance(tx, Transmit)
+    assert a.offload.operations() == []
+    [(head, _)] = a.offload.take_prospects()
+    return head, tx
+
+
+def offer_early(a: VfpEngine, head: Flow) -> None:
+    answer = a.answer_of(head)
+    assert answer is not None
+    assert len(a.offload.offer_early([(head, answer)])) == 2
+
+
+@pytest.mark.parametrize("peer", [VM2, VM4], ids=["same-subnet", "routed"])
+def test_a_syn_head_whose_answer_pairs_it_goes_down_before_the_answer(
+    peer: tuple[object, ...],
+) -> None:
+    a, b = engines()
+    head, tx = syn_head(a, peer=peer)
+    answer = a.answer_of(head)  # decided ahead: the reply of this head
+    assert answer is not None
+    assert a.listing.counters("vm1").get("slow_path") == 1  # a decision, not a packet
+    early = a.offload.offer_early([(head, answer)])
+    assert summary(early) == {("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")}
+    assert head in a.offload.early
+    b.process(UPLINK, tx.frame)
+    c2 = TcpEnd(peer, VM1, 80, 40000)
+    if peer[3] != VM1[3]:
+        c2.peer_mac = ROUTER
+    [back] = b.process(str(peer[0]), c2.segment(0x12))
+    assert isinstance(back, Transmit)
+    [delivered] = a.process(UPLINK, back.frame)
+    assert isinstance(delivered, Deliver)
+    assert a.offload.before_delivery() == []  # nothing left to write toward VM1
+    # the answer's own decapsulation: the kernel key of the one decided ahead
+    assert summary(a.offload.operations()) == {("Offload", DECAP, UPLINK, "vm1")}
+    assert head.pair is not None
+    assert not a.offload.early  # paired: an offered head like any
+    assert a.expire(10_000.0) > 0  # the connection goes: both decapsulations with it
+    assert summary(a.offload.operations()) == {
+        ("Withdraw", ENCAP, "vm1", None), ("Withdraw", DECAP, UPLINK, "vm1"),
+    }  # fmt: skip
+    assert not a.offload.offered
+
+
+def test_an_early_head_never_answered_leaves_when_it_idles_out() -> None:
+    a, _ = engines()
+    head, _ = syn_head(a)
+    offer_early(a, head)
+    assert a.expire(10_000.0) > 0
+    assert summary(a.offload.operations()) == {
+        ("Withdraw", ENCAP, "vm1", None), ("Withdraw", DECAP, UPLINK, "vm1"),
+    }  # fmt: skip
+    assert not a.offload.early
+    assert not a.offload.offered
+
+
+def test_an_early_head_follows_policy_changes() -> None:
+    a, _ = engines()
+    head, _ = syn_head(a)
+    offer_early(a, head)
+    new_pa = "192.168.1.30"
+    a.programming.apply(c.SetPaNeighbor(new_pa, "02:00:00:00:0c:01"))
+    a.programming.apply(c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3])))
+    a.revalidate(a.offload.revalidation_set(addresses={bytes([10, 1, 1, 12])}))
+    ops = a.offload.operations()
+    # the answer decided ahead is not decided again: it goes (the answer decides)
+    assert ("Withdraw", DECAP, UPLINK, "vm1") in summary(ops)
+    [moved] = [op for op in ops if isinstance(op, Offload)]
+    assert moved.entry.encap is not None
+    assert moved.entry.encap.provider_address == new_pa
+    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT))
+    a.revalidate(a.offload.revalidation_set(ports={"vm1"}))
+    assert summary(a.offload.operations()) == {("Withdraw", ENCAP, "vm1", None)}
+    assert not a.offload.early
+
+
+def test_only_tcp_heads_go_down_early_and_only_so_many() -> None:
+    a, _ = engines()
+    [tx] = a.process("vm1", udp_frame(VM1[1], VM2[1], VM1[2], VM2[2], 5000, 53))
+    assert isinstance(tx, Transmit)
+    a.offload.operations()
+    [(udp_head, _)] = a.offload.take_prospects()
+    answer = a.answer_of(udp_head)
+    assert answer is not None
+    assert a.offload.offer_early([(udp_head, answer)]) == []  # a datagram's may never come
+    answered = []
+    for i in range(EARLY_MAX + 1):
+        head = syn_head(a, sport=20000 + i)[0]
+        answer = a.answer_of(head)
+        assert answer is not None
+        answered.append((head, answer))
+    ops = a.offload.offer_early(answered)
+    heads = [h for h, _ in answered]
+    assert len(ops) == 2 * EARLY_MAX
+    assert heads[-1] not in a.offload.offered
+
+
+def test_an_answer_that_would_not_pair_keeps_the_head_in_python() -> None:
+    a, _ = engines()
+    head, _ = syn_head(a)
+    a.programming.apply(c.SetPortState("vm1", False))  # its answer would be dropped
+    assert a.answer_of(head) is None
 
 
 def test_a_new_decapsulating_head_of_a_paired_connection_is_due() -> None:

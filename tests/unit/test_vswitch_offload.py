@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fake_fastpath import FakeFastPath, KernelNullDriver, kernel_outer
-from vfp_frames import ALL_VMS, MAC_B, PA_A, PA_B, ROUTER, VM1, VM2, TcpEnd
+from vfp_frames import ALL_VMS, MAC_B, PA_A, PA_B, ROUTER, VM1, VM2, VM5, TcpEnd
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
+from openhnv.vfp.offload import EARLY_MAX
 from openhnv.vfp.policy import Block, Rule, conditions
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.fastpath import entries
@@ -153,11 +154,16 @@ def test_a_pair_completed_toward_the_uplink_goes_down_after_the_frame_left() -> 
 def test_a_pair_completed_toward_a_vm_goes_down_before_the_vm_gets_the_frame() -> None:
     watching = WatchingDriver()
     (_sa, a), (_sb, b) = kernel_host(PA_A, driver=watching), kernel_host(PA_B)
-    data, _ = connect(a, b)
+    a.busy = True  # no quiet moment after the SYN: nothing went down early
+    synack, c1, _c2 = half_connect(a, b)
+    a.busy = False
+    assert a.fast_path.all_entries() == {}
+    a.inject_from_uplink(synack)
     # the SYN-ACK paired VM1's connection: VM1 may answer at once with GSO frames,
-    # which only the kernel takes, so its entries were there before it got the frame
+    # which only the kernel takes, and VM2 may answer those as fast: both entries
+    # were there before VM1 got the frame
     assert watching.entries_when_delivered == [2]
-    assert a.fast_path.executes(vm1_key(a, data)) is not None
+    assert a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data"))) is not None
 
 
 def test_pairs_toward_the_uplink_wait_for_the_end_of_the_round() -> None:
@@ -182,17 +188,24 @@ def test_a_commit_before_the_end_of_the_round_decides_what_waits() -> None:
     assert running == []
 
 
-def test_the_syn_prepares_the_encapsulation_its_answer_writes() -> None:
-    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
-    synack, c1, _c2 = half_connect(a, b)
-    sa.round_done()  # the SYN's round: its entry is built, nothing is written
+def test_a_quiet_moment_after_the_syn_writes_the_encapsulation_before_its_answer() -> None:
+    watching = WatchingDriver()
+    (sa, a), (_sb, b) = kernel_host(PA_A, driver=watching), kernel_host(PA_B)
+    synack, c1, _c2 = half_connect(a, b)  # the SYN's round ends with no frame waiting
     assert edge(sa)["entries_prepared"] == 1
-    assert a.fast_path.all_entries() == {}
-    a.inject_from_uplink(synack)
-    assert edge(sa)["prepared_used"] == 1
-    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
+    assert edge(sa)["entries_early"] == 2  # VM1's encapsulation, its answer's decapsulation
+    data = c1.segment(0x10, b"data")
+    entry = a.fast_path.executes(vm1_key(a, data))
     assert entry is not None
     assert entry.action == ACT_ENCAP
+    before = dict(a.fast_path.all_entries())
+    written = edge(sa)["entries_written"]
+    a.inject_from_uplink(synack)
+    assert watching.entries_when_delivered == [2]
+    assert edge(sa)["entries_written"] == written  # the pairing wrote nothing at all
+    assert a.fast_path.all_entries() == before
+    [decap] = [e for e in before.values() if e.action == ACT_DECAP_DELIVER]
+    assert decap.ifindex == a.port_ifindex("vm1")
 
 
 def test_a_first_packet_leaves_its_preparation_to_a_quiet_moment() -> None:
@@ -209,16 +222,57 @@ def test_a_first_packet_leaves_its_preparation_to_a_quiet_moment() -> None:
     assert entry.action == ACT_ENCAP
 
 
+class AnswerArrives(KernelNullDriver):
+    """No frame waits when a round ends, one does once the notes were evaluated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def frames_waiting(self) -> bool:
+        self.asked += 1
+        return self.asked % 2 == 0
+
+
+def test_a_frame_arriving_during_the_quiet_moment_leaves_the_writes_to_the_answer() -> None:
+    arriving = AnswerArrives()
+    (sa, a), (_sb, b) = kernel_host(PA_A, driver=arriving), kernel_host(PA_B)
+    synack, _c1, _c2 = half_connect(a, b)
+    assert edge(sa)["entries_prepared"] == 1  # evaluated and built in the quiet moment...
+    assert edge(sa).get("entries_early", 0) == 0  # ...not written: a frame came meanwhile
+    assert a.fast_path.all_entries() == {}
+    a.inject_from_uplink(synack)
+    assert edge(sa)["prepared_used"] == 1
+    assert len(a.fast_path.all_entries()) == 2
+
+
+def test_an_early_entry_follows_a_moved_mapping_before_apply_returns() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    _synack, c1, _c2 = half_connect(a, b)
+    assert edge(sa)["entries_early"] == 2
+    new_pa = "192.168.1.30"
+    a.inject_neighbor(new_pa, "02:00:00:00:0c:01")
+    sa.apply([c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3]))])
+    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
+    assert entry is not None
+    assert entry.header[30:34] == bytes([192, 168, 1, 30])
+
+
 def test_a_prepared_entry_is_not_used_after_the_policy_changed() -> None:
     (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    for sport in range(EARLY_MAX):  # SYNs nobody answers: no head goes down early now
+        a.inject_from_port("vm5", TcpEnd(VM5, VM2, 10000 + sport, 80).segment(0x02))
+    assert edge(sa)["entries_early"] == 2 * EARLY_MAX
+    a.take_transmitted()
     synack, c1, _c2 = half_connect(a, b)
-    sa.round_done()
-    assert edge(sa)["entries_prepared"] == 1
+    assert edge(sa)["entries_early"] == 2 * EARLY_MAX
+    assert edge(sa)["entries_prepared"] == EARLY_MAX + 1
+    used = edge(sa)["prepared_used"]  # by the early entries
     new_pa = "192.168.1.30"
     a.inject_neighbor(new_pa, "02:00:00:00:0c:01")
     sa.apply([c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3]))])
     a.inject_from_uplink(synack)  # VM2's answer from its old PA still pairs the flow
-    assert edge(sa).get("prepared_used", 0) == 0
+    assert edge(sa)["prepared_used"] == used
     entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
     if entry is not None:  # whatever goes down goes to where the mapping says now
         assert entry.header[30:34] == bytes([192, 168, 1, 30])

@@ -356,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     kernel = driver.fast_path.counters.read()
                     stats["kernel_hits"] = sum(v for k, v in kernel.items() if k.startswith("hit_"))
                     stats["kernel"] = kernel
+                    stats["edge"] = switch.fastpath_status().get("edge", {})
                 print(json.dumps(stats), flush=True)
     finally:
         switch.stop()

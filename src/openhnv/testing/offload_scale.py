@@ -57,6 +57,9 @@ class ScaleDriver(NullDriver):
     def fastpath_status(self) -> dict[str, object]:
         return {"mode": "on", "state": "on", "adopted": False}
 
+    def frames_waiting(self) -> bool:
+        return False  # a ``KernelDriver`` (without it the switch has no kernel side)
+
 
 def _rss() -> int:
     with open("/proc/self/statm") as f:

@@ -28,7 +28,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 
-from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_str
+from openhnv.packet.addresses import MAC_GROUP_BIT, MAC_LEN, mac_to_bytes, mac_to_str
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import (
     ETHERNET_HEADER_LEN,
@@ -56,6 +56,7 @@ from openhnv.packet.frames import (
 from openhnv.packet.ipv4 import IPV4_PROTOCOL_AT, PROTO_TCP, PROTO_UDP
 from openhnv.packet.keyframe import frame_of_key, tunnel_frame_of_key
 from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT, TCP_SYN
+from openhnv.vfp.answer import answer_frame
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import TCP_CLOSE_FLAGS, TCP_WATCH_FLAGS, Flow, UnifiedFlowTable
@@ -63,7 +64,7 @@ from openhnv.vfp.limits import FLOW_LIMIT, NO_LIMITS, PortLimits
 from openhnv.vfp.listing import Listing
 from openhnv.vfp.migration import ConnectionState
 from openhnv.vfp.model import Port
-from openhnv.vfp.offload import Offloader
+from openhnv.vfp.offload import Answer, Offloader
 from openhnv.vfp.pipeline import Decision, decide
 from openhnv.vfp.policy import IN, OUT, Direction
 from openhnv.vfp.programming import Programming
@@ -724,6 +725,47 @@ class VfpEngine:
         q = self.state.ports.get(t.port)
         tail = None if q is None else q.inbound.flows.get(head.key[t.outer_len :])
         return tail is not None and tail.reply
+
+    def answer_of(self, head: Flow) -> Answer | None:
+        """The decision of the answer to ``head`` (an encapsulating VM head not paired
+        yet), made ahead: the slow path decides a frame of the answer (``vfp.answer``)
+        at the uplink and then at ``head``'s port, and commits nothing. None unless it
+        would be decapsulated to that port and delivered there as the reply of
+        ``head``; else the answer's decapsulation as a flow in no table, and the edit
+        of its delivery."""
+        table = head.table
+        p = self.state.ports.get(table.port)
+        t = head.template
+        if p is None or table.direction != OUT or not isinstance(t, Encap) or not p.enabled:
+            return None
+        frame = answer_frame(head.key, t, head.arg, mac_to_bytes(p.mac), p.vsid)
+        if frame is None:
+            return None
+        okey, inner_at = outer_key(frame)
+        if inner_at < 0:
+            return None
+        try:
+            ikey = flow_key(frame, inner_at)
+        except PacketError:
+            return None
+        up, inner = decide_uplink(self.state, frame, outer_key=okey, inner_key=ikey)
+        d = up.template
+        if inner is None or not isinstance(d, Decap) or d.port != p.name:
+            return None
+        reply = decide(self.state, p, IN, frame[d.offset :], inner)
+        delivery = reply.template
+        if (
+            reply.reply_of is not head
+            or not reply.cacheable
+            or reply.punt is not None
+            or reply.copies is not None
+            or not isinstance(delivery, LocalDelivery)
+            or delivery.port != p.name
+        ):
+            return None
+        uplink = self.state.uplink
+        flow = Flow(okey + ikey, uplink.inbound, uplink.generation, d, 0, head.last_seen, 0, ())
+        return Answer(flow, delivery.edit)
 
     def replay(self, port: str, frame: bytes, now: float | None = None) -> None:
         """``replay_all`` of one frame."""

@@ -3,19 +3,26 @@
 ``KernelSide`` is what ``HostSwitch`` calls, always under the switch's lock, so the
 kernel's maps change in the engine's order:
 
-- ``apply_pending()``: the flows the slow path paired go down, and the entries of the
-  encapsulating heads decided but not paired yet are prepared (built, not written:
+- ``apply_before_delivery()``: before a batch's frames reach a local VM, the entries
+  of the pairs the batch completed toward it (``Offloader.before_delivery``): its own
+  heads (it may answer at once with GSO frames, which only the kernel takes) and the
+  decapsulations toward it (its peer may answer that at once too, the whole round trip
+  in the kernel). Nothing when they went down early (below);
+- ``apply_pending(quiet)``: the flows the slow path paired go down, and the entries of
+  the encapsulating heads decided but not paired yet are prepared (built, not written:
   ``KernelOffload.prepare``; forgotten at any change of policy or places). When the
-  notes are due (``Offloader.due``: something paired, or an offered flow changed):
-  before a batch's frames reach a local VM (the VM may answer at once with GSO frames,
-  which only the kernel takes), otherwise at the end of the driver's polling round
-  (``round_done``), after the frame that completed the pair left through the uplink,
-  so the kernel writes are not on its path (the answer comes a round trip later;
-  frames of the flow that arrive meanwhile take the slow path, which decided them
+  notes are due (``Offloader.due``: something paired, or an offered flow changed): at
+  the end of the driver's polling round (``round_done``), after the frames that
+  completed the pair left (frames of the flow come back a round trip later at the
+  earliest; those that arrive meanwhile take the slow path, which decided them
   already). Notes that are not due (a connection's first packet) are evaluated, and
-  their prospects prepared, only at the end of a round in which no frame waits (a
-  quiet moment), else with the next due ones. Always before the agent's commands and
-  PA changes (so their revalidation covers what waited), and after expiry;
+  their prospects prepared, only at the end of a round in which no frame waits
+  (``quiet``), else with the next due ones; in that quiet moment up to
+  ``EARLY_PER_ROUND`` TCP heads whose answer the slow path decides as their reply
+  (``VfpEngine.answer_of``) are written too, with the decapsulation of that answer
+  (``Offloader.offer_early``), so that the answer's pairing has nothing to write
+  before it reaches the VM. Always before the agent's commands and PA changes (so
+  their revalidation covers what waited), and after expiry;
 - ``after_commands(batch, before, after)``: after the agent's commands: the offered
   flows the change may affect are decided again (``VfpEngine.revalidate``: the ports
   whose policy changed, the customer addresses whose mapping changed) and rewritten,
@@ -38,13 +45,14 @@ kernel's maps change in the engine's order:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from openhnv.packet.addresses import mac_to_bytes
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.engine import VfpEngine
+from openhnv.vfp.offload import EARLY_MAX
 from openhnv.vfp.spaces import Mapping as CaMapping
 from openhnv.vswitch.fastpath import entries
 from openhnv.vswitch.fastpath.errors import FastPathError
@@ -57,6 +65,9 @@ _POLICY_COMMANDS = (c.AddLayer, c.RemoveLayer, c.AddGroup, c.RemoveGroup, c.AddR
                     c.AddRules, c.RemoveRule)  # fmt: skip
 _PORT_COMMANDS = (c.AddPort, c.RemovePort, c.SetPortState)
 _REVALIDATION_PASSES = 2  # the second pass pairs what the first decided one way only
+EARLY_PER_ROUND = 16
+"""Heads written before their answer in one quiet moment at most (a burst of new
+connections, as a SYN flood, leaves quiet moments rare and writes few)."""
 
 
 def changed_ports(batch: Iterable[c.Command]) -> set[str]:
@@ -100,17 +111,45 @@ class KernelSide:
         except FastPathError as exc:  # the Python layer still polices what it carries
             log.warning("fast path: QoS buckets not synced: %s", exc)
 
-    def apply_pending(self) -> None:
+    def apply_pending(self, quiet: Callable[[], bool] | None = None) -> None:
+        """What the notes change goes down; the prospects are prepared and, in a quiet
+        moment (``quiet()`` says still no frame waits), the TCP ones whose answer the
+        slow path decides as their reply are written too (``early``)."""
         offload = self.engine.offload
         if offload.pending:
             self.kernel.apply(offload.operations())
-        self._prepare()
+        self._prepare(quiet)
 
-    def _prepare(self) -> None:
+    def apply_before_delivery(self) -> None:
+        """The entries of the pairs the pending notes completed toward local VMs
+        (``Offloader.before_delivery``), before the batch's deliveries."""
+        ops = self.engine.offload.before_delivery()
+        if ops:
+            self.kernel.apply(ops)
+
+    def _prepare(self, quiet: Callable[[], bool] | None = None) -> None:
         """Build the entries of the heads decided and not yet paired (off the path of
-        the frame that will pair them: it costs the kernel write only)."""
-        if self.engine.offload.prospects:
-            self.kernel.prepare(self.engine.offload.take_prospects())
+        the frame that will pair them: it costs the kernel write only); while
+        ``quiet()``, write up to ``EARLY_PER_ROUND`` of them with their answers'
+        decapsulations (``Offloader.offer_early``), so that their pairing writes
+        nothing before the answer reaches the VM. Once a frame waits (it may be the
+        answer) the answer's pairing writes them instead, before its delivery."""
+        offload = self.engine.offload
+        if not offload.prospects:
+            return
+        prospects = offload.take_prospects()
+        self.kernel.prepare(prospects)
+        if quiet is None or len(offload.early) >= EARLY_MAX or not quiet():
+            return
+        answered = []
+        for head, _ in prospects[-EARLY_PER_ROUND:]:
+            answer = self.engine.answer_of(head) if head.flags_at else None
+            if answer is not None:
+                answered.append((head, answer))
+        ops = offload.offer_early(answered)
+        if ops:
+            self.kernel.apply(ops)
+            self.kernel.counters["entries_early"] += len(ops)
 
     def after_commands(
         self,

@@ -456,14 +456,15 @@ class HostSwitch:
 
     def _offload_before_delivery(self, emits: list[Emit]) -> None:
         """A VM about to receive a frame that paired its flow may answer at once with
-        frames only the kernel can take (GSO): its flows go down before the delivery.
-        Otherwise (the pairing frame leaves through the uplink, whose answer comes a
-        round trip later) they wait for ``round_done``, off that frame's path."""
+        frames only the kernel can take (GSO), and its peer answer those as fast: the
+        pair's entries go down before the delivery (``Offloader.before_delivery``;
+        nothing when they went down before the answer came). A pair completed by a
+        frame leaving through the uplink waits for ``round_done``, off its path."""
         kernel = self._kernel
         if kernel is None or not self.engine.offload.pending:
             return
-        if any(em.__class__ is Deliver for em in emits) and self.engine.offload.due():
-            kernel.apply_pending()
+        if any(em.__class__ is Deliver for em in emits):
+            kernel.apply_before_delivery()
 
     def round_done(self) -> None:
         """The driver sent what this round's frames produced: the flows they paired and
@@ -484,7 +485,7 @@ class HostSwitch:
         elif driver.frames_waiting():
             return
         with self._lock:
-            kernel.apply_pending()
+            kernel.apply_pending(quiet=None if due else _quiet(driver))
 
     def port_added(self, port: str, mac: str) -> None:
         mac = normalize_mac(mac, "mac")
@@ -685,6 +686,12 @@ class HostSwitch:
                 return
             for p in punts:
                 listener.punted(p.port, p.frame, p.reason)
+
+
+def _quiet(driver: KernelDriver) -> Callable[[], bool]:
+    """Whether no frame waits for ``driver``'s polling thread (asked again before work
+    that a waiting frame should not wait for)."""
+    return lambda: not driver.frames_waiting()
 
 
 def _limit_drops(counters: Counter[str]) -> dict[str, int]:
