@@ -82,7 +82,7 @@ def host() -> Iterator[tuple[str, str, LinuxDriver, Recorder]]:
         driver = netns.run_in(made.host, LinuxDriver, fastpath="off")
         sink = Recorder()
         try:
-            driver.open(sink)  # type: ignore[arg-type]
+            driver.open(sink)
             eventually(lambda: "p1" in netns.run_in(made.host, _ports, driver), "port p1")
             yield made.host, made.vms["v1"], driver, sink
         finally:
