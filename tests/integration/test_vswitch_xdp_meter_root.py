@@ -3,10 +3,11 @@ the switch's ring, and counted with its reason; frames under the rate pass.
 
 One host namespace with one VM port (``openhnv.testing.namespaces.host_with_vms``,
 removed afterwards even on failure) and a ``LinuxDriver`` without the kernel fast path
-(its meter-only mode) under a sink that records what the port's ring delivers. With the
-XDP meter the ring has no socket filter at all: whatever the XDP program lets through
-reaches the sink, so what the sink lacks was dropped in XDP. The VM sends frames built
-by ``openhnv.testing.flood`` through an AF_PACKET socket of its own namespace.
+(its meter-only mode) with ``xdp_meter``, under a sink that records what the port's
+ring delivers. With the XDP meter the ring has no socket filter at all: whatever the
+XDP program lets through reaches the sink, so what the sink lacks was dropped in XDP.
+The VM sends frames built by ``openhnv.testing.flood`` through an AF_PACKET socket of
+its own namespace.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def host() -> Iterator[tuple[str, str, LinuxDriver, Recorder]]:
     if problem is not None:
         pytest.skip(f"no eBPF object here: {problem}")
     with host_with_vms("xm", [VM]) as made:
-        driver = netns.run_in(made.host, LinuxDriver, fastpath="off")
+        driver = netns.run_in(made.host, LinuxDriver, fastpath="off", xdp_meter=True)
         sink = Recorder()
         try:
             driver.open(sink)
@@ -146,3 +147,21 @@ def test_the_xdp_meter_goes_with_its_port(host: tuple[str, str, LinuxDriver, Rec
     netns.set_alias(host_ns, "p1", "not a port")
     eventually(lambda: netns.run_in(host_ns, attached_xdp, "p1") == 0, "the XDP meter gone")
     assert driver.metering_status()["xdp_ports"] == 0
+
+
+def test_a_switch_without_the_xdp_meter_takes_off_one_an_earlier_switch_left(
+    host: tuple[str, str, LinuxDriver, Recorder],
+) -> None:
+    host_ns, _, driver, _ = host
+    driver.set_port_limits(LIMITS)
+    eventually(lambda: netns.run_in(host_ns, attached_xdp, "p1") != 0, "the XDP meter on p1")
+    driver.close()
+    assert netns.run_in(host_ns, attached_xdp, "p1") != 0  # stays, as the tc programs do
+    after = netns.run_in(host_ns, LinuxDriver, fastpath="off")
+    try:
+        after.open(Recorder())
+        after.set_port_limits(LIMITS)
+        eventually(lambda: netns.run_in(host_ns, attached_xdp, "p1") == 0, "the old XDP gone")
+        assert after.metering_status()["filter"] == "hnv_sk_meter (without the fast path)"
+    finally:
+        after.close()

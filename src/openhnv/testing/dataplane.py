@@ -115,8 +115,8 @@ class DataplaneLab:
     removes everything on exit, also after a failure. ``fastpath``: the switches' kernel
     fast path (on: the VMs keep their offloads; default: ``fastpath_mode()``);
     ``limits``: the abuse limits of their VM ports (default none), metered in XDP on the
-    ports unless ``xdp_meter`` is False; ``qos``: the QoS caps of every VM port (default
-    none)."""
+    ports with ``xdp_meter`` (else in their socket filters); ``qos``: the QoS caps of
+    every VM port (default none)."""
 
     def __init__(
         self,
@@ -126,7 +126,7 @@ class DataplaneLab:
         underlay_mtu: int = builder.UNDERLAY_MTU,
         limits: PortLimits = NO_LIMITS,
         qos: QosSettings = NO_QOS,
-        xdp_meter: bool = True,
+        xdp_meter: bool = False,
     ) -> None:
         self.topology: Topology = from_document(doc)
         self.xdp_meter = xdp_meter
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fastpath", default="off", choices=("on", "off", "auto"))
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
-    driver = LinuxDriver(fastpath=args.fastpath, xdp_meter=bool(spec.get("xdp_meter", True)))
+    driver = LinuxDriver(fastpath=args.fastpath, xdp_meter=bool(spec.get("xdp_meter", False)))
     limits = PortLimits(**spec["limits"]) if "limits" in spec else NO_LIMITS
     switch = HostSwitch(VfpEngine(limits=limits), driver)
     switch.start()

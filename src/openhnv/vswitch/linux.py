@@ -28,12 +28,12 @@ left unread for that long: its ring is taken off the poll set (``port_pauses``),
 VM's frames meanwhile wait in, and overflow, that port's own ring, and the loop serves
 every other port. Below that, the port's socket filter meters the same limits in the
 kernel (``set_port_limits``, ``vswitch.fastpath.meters``): SYNs, broadcasts and ARP over
-their rates never reach the ring (``kernel_limit_drops``). By default (``xdp_meter``)
-that meter is the object's XDP program on the port's veth host end, before the host
-builds anything for the frame, and the socket filter does not meter again; where XDP
-cannot be attached it is the socket filter: with the fast path its port filter,
-without it the meter filter alone (``hnv_sk_meter``, the object loaded for it). Without
-the object the Python meter works alone and ``metering_status`` says why.
+their rates never reach the ring (``kernel_limit_drops``). That meter is the port's
+socket filter: with the fast path its port filter, without it the meter filter alone
+(``hnv_sk_meter``, the object loaded for it); with ``xdp_meter`` it is the object's XDP
+program on the port's veth host end instead (the socket filter then does not meter
+again), the socket filter where XDP cannot be attached. Without the object the Python
+meter works alone and ``metering_status`` says why.
 
 With the kernel fast path (``fastpath="on"`` or ``"auto"``, docs/fastpath.md) the
 driver opens it in its namespace (adopting the one an earlier process left attached
@@ -121,7 +121,7 @@ class LinuxDriver:
         *,
         isolate_kernel: bool = True,
         fastpath: str = "off",
-        xdp_meter: bool = True,
+        xdp_meter: bool = False,
     ) -> None:
         """``uplinks``: the uplink names (all ``up<N>`` when None). ``isolate_kernel``:
         drop every frame of the uplinks and VM ports at tc ingress once the switch has
@@ -129,7 +129,8 @@ class LinuxDriver:
         ``fastpath``: ``on`` (the kernel fast path, or ``VSwitchError`` saying why it
         cannot run), ``auto`` (on when it can, else without it and one log line),
         ``off``. ``xdp_meter``: meter the abuse limits in native XDP on each VM port
-        (else in its socket filter only)."""
+        instead of in its socket filter (off by default: on a veth it costs the port's
+        own TCP more than it saves, docs/vfp.md)."""
         if fastpath not in FASTPATH_MODES:
             raise VSwitchError(f"fastpath {fastpath!r}: expected one of {FASTPATH_MODES}")
         self.counters: Counter[str] = Counter()
@@ -416,16 +417,18 @@ class LinuxDriver:
                     self.fast_path.attach_classify_socket(p.ring, what)
                 else:
                     detach_socket(p.ring)
-            elif self._meter_only is not None:
+                return
+            self._unmeter_xdp(p)
+            if self._meter_only is not None:
                 self._meter_only.attach_meter_socket(p.ring, what)
         except FastPathError as exc:
             self.counters["kernel_meter_failed"] += 1
             log.warning("linux driver: port %s: its limits stay in Python: %s", p.link.port, exc)
 
     def _meter_xdp(self, p: _Port, fp: FastPath) -> bool:
-        """The XDP meter on ``p``'s veth host end; whether it is there. Attaching makes
-        the veth turn GRO on (it then runs NAPI): GRO goes off again, so that the
-        switch's ring and tc keep getting the VM's own frames."""
+        """The XDP meter on ``p``'s veth host end (replacing one an earlier process left);
+        whether it is there. With XDP the veth runs NAPI and may turn GRO on: GRO goes
+        off again, so that the switch's ring and tc keep getting the VM's own frames."""
         ifname = p.link.ifname
         if not self._xdp_meter:
             return False
@@ -442,14 +445,14 @@ class LinuxDriver:
         return True
 
     def _unmeter_xdp(self, p: _Port) -> None:
-        """Take the XDP meter off ``p`` (its socket filter meters again, if anything)."""
+        """No XDP meter on ``p``: also none an earlier process left (it would meter with
+        that process's map); with the fast path its socket filter meters again."""
         ifname = p.link.ifname
-        if ifname not in self._xdp_ports:
-            return
+        was = ifname in self._xdp_ports
         self._xdp_ports.discard(ifname)
         with contextlib.suppress(FastPathError):
             detach_xdp(ifname)
-        if self.fast_path is not None:
+        if was and self.fast_path is not None:
             self.fast_path.attach_port_socket(p.ring, f"port {p.link.port}")
 
     def kernel_limit_drops(self) -> dict[str, dict[str, int]]:
