@@ -456,7 +456,7 @@ class LinuxDriver:
             self.fast_path.attach_port_socket(p.ring, f"port {p.link.port}")
 
     def kernel_limit_drops(self) -> dict[str, dict[str, int]]:
-        """Port -> ``vfp.limits`` reason -> frames its socket filter dropped (ports
+        """Port -> ``vfp.limits`` reason -> frames its kernel meter dropped (ports
         that dropped nothing are left out)."""
         meters = self._meters()
         if meters is None:
