@@ -19,8 +19,8 @@ a process of its own inside the host namespace. The labs stay up together:
 The flood (``openhnv.testing.flood``) sends SYNs toward v2, each on a new 5-tuple, half
 of them from spoofed sources of v3's subnet, plus UDP broadcasts and ARP requests, at
 the rates asked (a rate the generator cannot reach is sent as fast as it can; the
-rates it reached are in ``floods``), from an AF_PACKET transmit ring (one system call
-per 2 ms of frames, qdisc bypassed), niced by ``--flood-nice``.
+rates it reached are in ``generator_pps``), from an AF_PACKET transmit ring (one system
+call per 2 ms of frames, qdisc bypassed), niced by ``--flood-nice``.
 
 Each of ``--rounds`` rounds runs, for every variant (variants and runs in an order
 rotated per round, so the machine's other load hits them alike), three iperf3 TCP runs
