@@ -14,7 +14,8 @@ TIERS := tests/unit tests/fuzz tests/functional tests/integration tests/chaos
 BPF_DIR := src/openhnv/vswitch/bpf
 BPF_OBJECT := $(BPF_DIR)/hnv_fastpath.o
 BPF_BUILD := build/bpf
-BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o
+BPF_PARTS := $(BPF_BUILD)/tc_port.o $(BPF_BUILD)/tc_uplink.o $(BPF_BUILD)/socket_filter.o \
+	$(BPF_BUILD)/xdp_port.o
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Wextra -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 
 .PHONY: deps apt-deps etcd-deps gateway-deps ovs-deps py-deps bpf lint typecheck test bench bench-smoke fuzz fuzz-smoke chaos demo clean \

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from openhnv.vswitch.errors import VSwitchError
+from openhnv.vswitch.fastpath import libbpf
 from openhnv.vswitch.fastpath.errors import FastPathError
-from openhnv.vswitch.fastpath.fastpath import MAKE_TARGET, OBJECT_PATH, FastPath, object_path
+from openhnv.vswitch.fastpath.fastpath import (
+    MAKE_TARGET,
+    OBJECT_PATH,
+    PROGRAM_SOCKET_CLASSIFY,
+    PROGRAM_XDP_PORT,
+    FastPath,
+    object_path,
+    opened_object,
+)
 from openhnv.vswitch.fastpath.probe import probe
 
 
@@ -41,3 +51,16 @@ def test_an_object_that_is_not_one_is_refused(tmp_path: Path) -> None:
     junk.write_bytes(b"not an ELF file")
     with pytest.raises(FastPathError, match=re.escape(str(junk))):
         FastPath.load(junk)
+
+
+def test_the_object_holds_the_xdp_meter_and_the_filter_that_does_not_meter_again() -> None:
+    if not OBJECT_PATH.is_file():
+        pytest.skip(f"not built: {MAKE_TARGET}")
+    bpf = libbpf.lib()
+    with opened_object() as obj:
+        for name in (PROGRAM_XDP_PORT, PROGRAM_SOCKET_CLASSIFY):
+            assert bpf.bpf_object__find_program_by_name(obj, name.encode()), name
+        sections = subprocess.run(["readelf", "-S", "-W", str(OBJECT_PATH)], capture_output=True,
+                                  text=True, check=False).stdout  # fmt: skip
+    if sections:  # binutils installed: the program is in an XDP section (libbpf's type)
+        assert re.search(r"\sxdp\s", sections)

@@ -114,8 +114,9 @@ class DataplaneLab:
     """A built topology plus the switches started on it; a context manager that
     removes everything on exit, also after a failure. ``fastpath``: the switches' kernel
     fast path (on: the VMs keep their offloads; default: ``fastpath_mode()``);
-    ``limits``: the abuse limits of their VM ports (default none); ``qos``: the QoS caps
-    of every VM port (default none)."""
+    ``limits``: the abuse limits of their VM ports (default none), metered in XDP on the
+    ports with ``xdp_meter`` (else in their socket filters); ``qos``: the QoS caps of
+    every VM port (default none)."""
 
     def __init__(
         self,
@@ -125,8 +126,10 @@ class DataplaneLab:
         underlay_mtu: int = builder.UNDERLAY_MTU,
         limits: PortLimits = NO_LIMITS,
         qos: QosSettings = NO_QOS,
+        xdp_meter: bool = False,
     ) -> None:
         self.topology: Topology = from_document(doc)
+        self.xdp_meter = xdp_meter
         self.limits = limits
         self.qos = qos
         self.run_root = run_root
@@ -227,13 +230,15 @@ class DataplaneLab:
                           "vsid": 5001, "encapsulation": encapsulation} for v in vms]
                         + list(extra_mappings),
             "limits": self.limits.as_dict(),
+            "xdp_meter": self.xdp_meter,
             "qos": {"outbound_max_mbps": self.qos.outbound_max_mbps,
                     "inbound_max_mbps": self.qos.inbound_max_mbps},
         }  # fmt: skip
 
     def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:
         """A HostSwitch on a LinuxDriver made in ``host``'s namespace, programmed."""
-        driver = netns.run_in(self.host_ns(host), LinuxDriver, fastpath=self.fastpath)
+        driver = netns.run_in(self.host_ns(host), LinuxDriver, fastpath=self.fastpath,
+                              xdp_meter=self.xdp_meter)  # fmt: skip
         switch = HostSwitch(VfpEngine(limits=self.limits), driver)
         self.switches[host] = switch
         switch.start()
@@ -329,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fastpath", default="off", choices=("on", "off", "auto"))
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
-    driver = LinuxDriver(fastpath=args.fastpath)
+    driver = LinuxDriver(fastpath=args.fastpath, xdp_meter=bool(spec.get("xdp_meter", False)))
     limits = PortLimits(**spec["limits"]) if "limits" in spec else NO_LIMITS
     switch = HostSwitch(VfpEngine(limits=limits), driver)
     switch.start()

@@ -232,8 +232,13 @@ class Flood:
         started on enter, stopped by its PID on exit; ``report`` is what it sent, and the CPU
     seconds it took while sending)."""
 
-    def __init__(self, namespace: str, ends: dict[str, str], **options: float) -> None:
-        argv = ["ip", "netns", "exec", namespace, sys.executable, "-m", MODULE]
+    def __init__(
+        self, namespace: str, ends: dict[str, str], *, nice: int = 0, **options: float | str
+    ) -> None:
+        """``options``: the command line's (``syn_pps``, ``interface`` ...); ``nice``: the
+        generator's niceness (``nice -n``; 0: as its parent)."""
+        argv = ["nice", "-n", str(nice)] if nice else []
+        argv += ["ip", "netns", "exec", namespace, sys.executable, "-m", MODULE]
         argv += [f"--{k.replace('_', '-')}={v}" for k, v in {**ends, **options}.items()]
         self.argv = argv
         self.process: subprocess.Popen[str] | None = None

@@ -28,10 +28,12 @@ left unread for that long: its ring is taken off the poll set (``port_pauses``),
 VM's frames meanwhile wait in, and overflow, that port's own ring, and the loop serves
 every other port. Below that, the port's socket filter meters the same limits in the
 kernel (``set_port_limits``, ``vswitch.fastpath.meters``): SYNs, broadcasts and ARP over
-their rates never reach the ring (``kernel_limit_drops``). With the fast path that is
-its port filter; without it the driver loads the same object for its meter filter
-alone (``hnv_sk_meter``), or runs with the Python meter only and says why
-(``metering_status``).
+their rates never reach the ring (``kernel_limit_drops``). That meter is the port's
+socket filter: with the fast path its port filter, without it the meter filter alone
+(``hnv_sk_meter``, the object loaded for it); with ``xdp_meter`` it is the object's XDP
+program on the port's veth host end instead (the socket filter then does not meter
+again), the socket filter where XDP cannot be attached. Without the object the Python
+meter works alone and ``metering_status`` says why.
 
 With the kernel fast path (``fastpath="on"`` or ``"auto"``, docs/fastpath.md) the
 driver opens it in its namespace (adopting the one an earlier process left attached
@@ -65,6 +67,7 @@ from openhnv.vfp.qos import NO_QOS, QOS_INBOUND, QOS_OUTBOUND, QosSettings
 from openhnv.vswitch import qdisc
 from openhnv.vswitch.driver import FrameSink, PaConfig
 from openhnv.vswitch.errors import DeviceError, VSwitchError
+from openhnv.vswitch.fastpath.attach import detach_socket, detach_xdp
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.fastpath import FastPath
 from openhnv.vswitch.fastpath.meters import MeterTable, metered
@@ -118,13 +121,16 @@ class LinuxDriver:
         *,
         isolate_kernel: bool = True,
         fastpath: str = "off",
+        xdp_meter: bool = False,
     ) -> None:
         """``uplinks``: the uplink names (all ``up<N>`` when None). ``isolate_kernel``:
         drop every frame of the uplinks and VM ports at tc ingress once the switch has
         seen it, so the host's IP stack spends nothing on them (``vswitch.ingress``).
         ``fastpath``: ``on`` (the kernel fast path, or ``VSwitchError`` saying why it
         cannot run), ``auto`` (on when it can, else without it and one log line),
-        ``off``."""
+        ``off``. ``xdp_meter``: meter the abuse limits in native XDP on each VM port
+        instead of in its socket filter (off by default: on a veth it costs the port's
+        own TCP more than it saves, docs/vfp.md)."""
         if fastpath not in FASTPATH_MODES:
             raise VSwitchError(f"fastpath {fastpath!r}: expected one of {FASTPATH_MODES}")
         self.counters: Counter[str] = Counter()
@@ -147,6 +153,8 @@ class LinuxDriver:
         self._limits = NO_LIMITS
         self._meter_only: FastPath | None = None  # without the fast path: its meter filter
         self.metering_reason = "no limits set"
+        self._xdp_meter = xdp_meter
+        self._xdp_ports: set[str] = set()  # ifnames whose XDP program meters them
         self._qos: dict[str, QosSettings] = {}  # port -> the caps to shape (vswitch.qdisc)
         self._shaped: dict[
             str, tuple[str, int, QosSettings]
@@ -390,24 +398,65 @@ class LinuxDriver:
             self._meter_port(p)
 
     def _meter_port(self, p: _Port) -> None:
-        """Write (or take back) the kernel meter of port ``p``; without the fast path,
-        put the meter filter on its socket."""
+        """Write (or take back) the kernel meter of port ``p`` and put the program that
+        meters it in place: the XDP meter (its socket filter then does not meter), else
+        the socket filter (without the fast path: the meter filter)."""
         meters = self._meters()
-        if meters is None:
+        fp = self.fast_path or self._meter_only
+        if meters is None or fp is None:
             return
+        what = f"port {p.link.port}"
         try:
             if not metered(self._limits):
                 meters.delete(p.ring.ifindex)
+                self._unmeter_xdp(p)
                 return
-            if self._meter_only is not None:
-                self._meter_only.attach_meter_socket(p.ring, f"port {p.link.port}")
             meters.set(p.ring.ifindex, self._limits)
+            if self._meter_xdp(p, fp):
+                if self.fast_path is not None:
+                    self.fast_path.attach_classify_socket(p.ring, what)
+                else:
+                    detach_socket(p.ring)
+                return
+            self._unmeter_xdp(p)
+            if self._meter_only is not None:
+                self._meter_only.attach_meter_socket(p.ring, what)
         except FastPathError as exc:
             self.counters["kernel_meter_failed"] += 1
             log.warning("linux driver: port %s: its limits stay in Python: %s", p.link.port, exc)
 
+    def _meter_xdp(self, p: _Port, fp: FastPath) -> bool:
+        """The XDP meter on ``p``'s veth host end (replacing one an earlier process left);
+        whether it is there. With XDP the veth runs NAPI and may turn GRO on: GRO goes
+        off again, so that the switch's ring and tc keep getting the VM's own frames."""
+        ifname = p.link.ifname
+        if not self._xdp_meter:
+            return False
+        if ifname in self._xdp_ports:
+            return True
+        try:
+            fp.attach_port_xdp(ifname)
+        except FastPathError as exc:
+            self.counters["xdp_attach_failed"] += 1
+            log.warning("linux driver: %s (metered by its socket filter instead)", exc)
+            return False
+        self._xdp_ports.add(ifname)
+        _set_offloads(ifname, ("gro", "off"))
+        return True
+
+    def _unmeter_xdp(self, p: _Port) -> None:
+        """No XDP meter on ``p``: also none an earlier process left (it would meter with
+        that process's map); with the fast path its socket filter meters again."""
+        ifname = p.link.ifname
+        was = ifname in self._xdp_ports
+        self._xdp_ports.discard(ifname)
+        with contextlib.suppress(FastPathError):
+            detach_xdp(ifname)
+        if was and self.fast_path is not None:
+            self.fast_path.attach_port_socket(p.ring, f"port {p.link.port}")
+
     def kernel_limit_drops(self) -> dict[str, dict[str, int]]:
-        """Port -> ``vfp.limits`` reason -> frames its socket filter dropped (ports
+        """Port -> ``vfp.limits`` reason -> frames its kernel meter dropped (ports
         that dropped nothing are left out)."""
         meters = self._meters()
         if meters is None:
@@ -434,10 +483,11 @@ class LinuxDriver:
         which filter, and why not."""
         if not metered(self._limits):
             return {"state": "off", "reason": "no rate limit set"}
+        xdp = {"xdp_ports": len(self._xdp_ports)} if self._xdp_meter else {}
         if self.fast_path is not None:
-            return {"state": "on", "filter": "hnv_sk_port (the fast path's)"}
+            return {"state": "on", "filter": "hnv_sk_port (the fast path's)", **xdp}
         if self._meter_only is not None:
-            return {"state": "on", "filter": "hnv_sk_meter (without the fast path)"}
+            return {"state": "on", "filter": "hnv_sk_meter (without the fast path)", **xdp}
         return {"state": "off", "reason": self.metering_reason}
 
     def fastpath_status(self) -> dict[str, object]:
@@ -742,6 +792,10 @@ class LinuxDriver:
         if meters is not None:
             with contextlib.suppress(FastPathError, OSError):
                 meters.delete(p.ring.ifindex)
+        if p.link.ifname in self._xdp_ports:
+            self._xdp_ports.discard(p.link.ifname)
+            with contextlib.suppress(FastPathError):
+                detach_xdp(p.link.ifname)
         self._unshape_uplinks(port)
         if p.link.ifname in self._hidden:
             self._show(p.link.ifname)
@@ -780,6 +834,13 @@ class LinuxDriver:
 def _prepare_port(ifname: str, offloads: Sequence[str]) -> None:
     """The host end of a VM port: its offloads (off without the fast path: whole frames,
     finished checksums; on with it: the kernel forwards GSO frames as they are), up."""
+    _set_offloads(ifname, offloads)
+    subprocess.run(["ip", "link", "set", "dev", ifname, "up"], check=True, capture_output=True,
+                   timeout=10)  # fmt: skip
+
+
+def _set_offloads(ifname: str, offloads: Sequence[str]) -> None:
+    """``ethtool -K ifname offloads`` (a warning when it fails)."""
     try:
         done = subprocess.run(["ethtool", "-K", ifname, *offloads],
                               check=False, capture_output=True, text=True, timeout=10)  # fmt: skip
@@ -788,5 +849,3 @@ def _prepare_port(ifname: str, offloads: Sequence[str]) -> None:
     else:
         if done.returncode != 0:
             log.warning("linux driver: ethtool -K %s: %s", ifname, done.stderr.strip())
-    subprocess.run(["ip", "link", "set", "dev", ifname, "up"], check=True, capture_output=True,
-                   timeout=10)  # fmt: skip

@@ -16,7 +16,8 @@
  *
  * Attach points (one file each): tc_port.c (tc ingress of a VM port's veth host
  * end), tc_uplink.c (tc ingress of an uplink), socket_filter.c (SO_ATTACH_BPF on
- * the Python switch's AF_PACKET sockets). qos.h adds the per-port bandwidth caps
+ * the Python switch's AF_PACKET sockets), xdp_port.c (XDP on a VM port's veth host
+ * end: the abuse limits before anything else). qos.h adds the per-port bandwidth caps
  * the tc programs enforce. The Makefile links the three objects
  * into one, hnv_fastpath.o; the maps below are __weak so the linker keeps one
  * copy of each.
@@ -160,9 +161,9 @@ enum hnv_counter {
 	HNV_MISS_ACTION,      /* an entry whose action this program does not run */
 	HNV_ERR_HELPER,       /* a helper failed after the hit: dropped */
 	HNV_ERR_NESTED_GSO,   /* a GSO frame of the VM's own UDP tunnel: dropped */
-	HNV_DROP_NEW_FLOW_RATE,   /* a port socket filter: a SYN over the port's rate */
-	HNV_DROP_BROADCAST_RATE,  /* a port socket filter: a group frame over the rate */
-	HNV_DROP_ARP_RATE,        /* a port socket filter: an ARP frame over the rate */
+	HNV_DROP_NEW_FLOW_RATE,   /* a port's meter (XDP or socket filter): a SYN over its rate */
+	HNV_DROP_BROADCAST_RATE,  /* a port's meter: a group frame over the rate */
+	HNV_DROP_ARP_RATE,        /* a port's meter: an ARP frame over the rate */
 	HNV_DROP_QOS_OUTBOUND,  /* over its port's outbound cap (qos.h): dropped */
 	HNV_COUNTER_MAX
 };
@@ -245,9 +246,11 @@ struct {
 /* hnv_port_meters: the abuse limits of each VM port, by the ifindex of its veth
  * host end. Written by: the Python driver (vswitch.linux), one entry per VM port
  * when the limits are set (whole values; the kernel's dropped[] are carried over
- * when the limits change), deleted when the port goes. Read by: the port socket
- * filters, which move tat_ns and count dropped[]. A port without an entry is not
- * metered in the kernel (the Python meter still is). */
+ * when the limits change), deleted when the port goes. Read by: the port's XDP
+ * program when it has one, else its socket filter: each moves tat_ns and counts
+ * dropped[] (never both for one port: a port with XDP gets hnv_sk_classify, or
+ * no filter). A port without an entry is not metered in the kernel (the Python
+ * meter still is). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -557,12 +560,11 @@ static __always_inline int hnv_conforms(struct hnv_bucket *b, __u64 now)
 	return 1;
 }
 
-/* A frame a VM sent, over one of its port's limits: counted (per port and in
- * hnv_counters) and 1, else 0. */
-static __always_inline int hnv_over_limit(struct __sk_buff *skb)
+/* A frame of meter kind (HNV_METER_*, or -1: none) that port ifindex sent, over
+ * one of its limits: counted (per port and in hnv_counters) and 1, else 0. The one
+ * meter of both attach points (the port socket filters here, xdp_port.c). */
+static __always_inline int hnv_meter_drops(__u32 ifindex, int kind)
 {
-	int kind = hnv_meter_kind(skb);
-	__u32 ifindex = skb->ifindex;
 	struct hnv_meter *meter;
 
 	if (kind < 0 || kind >= HNV_METER_KINDS)
@@ -573,6 +575,12 @@ static __always_inline int hnv_over_limit(struct __sk_buff *skb)
 	__sync_fetch_and_add(&meter->dropped[kind], 1);
 	hnv_count(HNV_DROP_NEW_FLOW_RATE + kind);
 	return 1;
+}
+
+/* A frame a VM sent, over one of its port's limits: counted and 1, else 0. */
+static __always_inline int hnv_over_limit(struct __sk_buff *skb)
+{
+	return hnv_meter_drops(skb->ifindex, hnv_meter_kind(skb));
 }
 
 /* ------------------------------------------------------------- 4. actions */

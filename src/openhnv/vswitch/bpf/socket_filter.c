@@ -14,6 +14,9 @@
  * rate (hnv_port_meters) never reaches the switch's ring, and tc (or, without the
  * fast path, vswitch.ingress's drop program) drops it from the kernel as any
  * miss. hnv_sk_meter is that meter alone, for a switch without the fast path.
+ * A port whose veth has the XDP meter (xdp_port.c) was metered there already:
+ * it gets hnv_sk_classify (with the fast path) or no filter, never a second
+ * charge of the same buckets.
  */
 #include "hnv.h"
 
@@ -26,6 +29,20 @@ int hnv_sk_port(struct __sk_buff *skb)
 	struct hnv_flow *flow = 0;
 
 	if (skb->pkt_type == PACKET_OUTGOING || hnv_over_limit(skb))
+		return 0;
+	return hnv_socket_verdict(skb, hnv_classify_port(skb, &key, &meta, &flow));
+}
+
+/* On the AF_PACKET socket of a VM port whose veth host end has the XDP meter:
+ * hnv_sk_port without the meter. */
+SEC("socket")
+int hnv_sk_classify(struct __sk_buff *skb)
+{
+	struct hnv_port_key key;
+	struct hnv_meta meta;
+	struct hnv_flow *flow = 0;
+
+	if (skb->pkt_type == PACKET_OUTGOING)
 		return 0;
 	return hnv_socket_verdict(skb, hnv_classify_port(skb, &key, &meta, &flow));
 }

@@ -9,12 +9,17 @@
   name): pyroute2 0.9 does not decode ``TCA_BPF_ID``, so this is one rtnetlink
   ``RTM_GETTFILTER`` dump parsed here. A restarted process finds its maps this way.
 - ``attach_socket(sock, fd)``: ``SO_ATTACH_BPF`` on an AF_PACKET socket.
+- ``attach_xdp(ifname, fd, name)`` / ``detach_xdp(ifname)`` / ``attached_xdp(ifname)``:
+  a program in native (driver) XDP mode on an interface (libbpf's ``bpf_xdp_*``, which
+  speak rtnetlink); native only: generic XDP would run after the skb is built, which is
+  what the early drop is there to avoid.
 
 Everything works in the calling thread's network namespace.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import socket
@@ -25,11 +30,13 @@ from typing import Protocol
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from openhnv.vswitch.fastpath import libbpf
 from openhnv.vswitch.fastpath.errors import FastPathError
 
 TC_INGRESS_PARENT = 0xFFFFFFF2  # clsact ingress, "ffff:fff2"
 TC_HANDLE = 1  # ":1", as vswitch.ingress
 TC_PRIORITY = 0xC000  # the priority the kernel gives vswitch.ingress's filter
+XDP_FLAGS_DRV_MODE = 1 << 2  # linux/if_link.h: native XDP, in the driver
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
 _RTM_NEWTFILTER = 44
@@ -199,3 +206,42 @@ def _setsockopt(sock: HasFileno, option: int, value: int) -> None:
         s.setsockopt(socket.SOL_SOCKET, option, value)
     finally:
         s.close()
+
+
+def _ifindex(ifname: str) -> int:
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        raise FastPathError(f"{ifname}: no such interface") from None
+
+
+def attach_xdp(ifname: str, fd: int, name: str) -> None:
+    """Program ``fd`` in native XDP mode on ``ifname`` (replacing what is there)."""
+    result = libbpf.lib().bpf_xdp_attach(_ifindex(ifname), fd, XDP_FLAGS_DRV_MODE, None)
+    if result < 0:
+        code = libbpf.errno_of(result)
+        raise FastPathError(f"{ifname}: cannot attach {name} in native XDP mode:"
+                            f" {os.strerror(code)} (errno {code})")  # fmt: skip
+
+
+def detach_xdp(ifname: str) -> bool:
+    """Remove the native XDP program of ``ifname``; whether the interface still exists
+    (no error if it or the program is gone)."""
+    try:
+        index = socket.if_nametoindex(ifname)
+    except OSError:
+        return False
+    result = libbpf.lib().bpf_xdp_detach(index, XDP_FLAGS_DRV_MODE, None)
+    if result < 0 and libbpf.errno_of(result) not in (errno.ENOENT, errno.ENODEV):
+        code = libbpf.errno_of(result)
+        raise FastPathError(f"{ifname}: cannot detach its XDP program: {os.strerror(code)}")
+    return True
+
+
+def attached_xdp(ifname: str) -> int:
+    """The id of the native XDP program on ``ifname`` (0: none)."""
+    program_id = ctypes.c_uint32(0)
+    libbpf.check(libbpf.lib().bpf_xdp_query_id(_ifindex(ifname), XDP_FLAGS_DRV_MODE,
+                                               ctypes.byref(program_id)),
+                 f"{ifname}: XDP query")  # fmt: skip
+    return int(program_id.value)

@@ -56,6 +56,8 @@ PROGRAM_TC_UPLINK = "hnv_tc_uplink"
 PROGRAM_SOCKET_PORT = "hnv_sk_port"
 PROGRAM_SOCKET_UPLINK = "hnv_sk_uplink"
 PROGRAM_SOCKET_METER = "hnv_sk_meter"
+PROGRAM_SOCKET_CLASSIFY = "hnv_sk_classify"
+PROGRAM_XDP_PORT = "hnv_xdp_port"
 TC_PROGRAMS = (PROGRAM_TC_PORT, PROGRAM_TC_UPLINK)
 MAP_PORT_FLOWS = "hnv_port_flows"
 MAP_UPLINK_FLOWS = "hnv_up_flows"
@@ -131,7 +133,7 @@ class FastPath:
         bpf = libbpf.lib()
         self._programs = {}
         for name in (*TC_PROGRAMS, PROGRAM_SOCKET_PORT, PROGRAM_SOCKET_UPLINK,
-                     PROGRAM_SOCKET_METER):  # fmt: skip
+                     PROGRAM_SOCKET_METER, PROGRAM_SOCKET_CLASSIFY, PROGRAM_XDP_PORT):  # fmt: skip
             program = libbpf.pointer(
                 bpf.bpf_object__find_program_by_name(obj, name.encode()), f"{path}: {name}"
             )
@@ -277,6 +279,15 @@ class FastPath:
         """The abuse limits alone (``hnv_sk_meter``) on ``sock``, an AF_PACKET socket of a
         VM port whose switch runs without the fast path."""
         attach.attach_socket(sock, self.program_fd(PROGRAM_SOCKET_METER), what)
+
+    def attach_classify_socket(self, sock: attach.HasFileno, what: str = "port socket") -> None:
+        """The port socket filter without the meter (``hnv_sk_classify``) on ``sock``, an
+        AF_PACKET socket of a VM port whose veth has the XDP meter."""
+        attach.attach_socket(sock, self.program_fd(PROGRAM_SOCKET_CLASSIFY), what)
+
+    def attach_port_xdp(self, ifname: str) -> None:
+        """The abuse limits (``hnv_xdp_port``) in native XDP on VM port ``ifname``."""
+        attach.attach_xdp(ifname, self.program_fd(PROGRAM_XDP_PORT), PROGRAM_XDP_PORT)
 
     def attach_uplink_socket(self, sock: attach.HasFileno, what: str = "uplink socket") -> None:
         """The uplink socket filter on ``sock``, an AF_PACKET socket of an uplink."""
