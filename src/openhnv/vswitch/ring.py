@@ -31,6 +31,7 @@ switch forwards only frames a receiver accepts.
 from __future__ import annotations
 
 import fcntl
+import functools
 import mmap
 import socket
 import struct
@@ -87,6 +88,15 @@ def _with_tag(mm: mmap.mmap, base: int, status: int, start: int, length: int) ->
         tpid = ETH_P_8021Q
     tag = struct.pack("!HH", tpid, tci)
     return mm[start : start + ETHERTYPE_AT] + tag + mm[start + ETHERTYPE_AT : start + length]
+
+
+_EMPTY = [b""]
+
+
+@functools.lru_cache(maxsize=1024)
+def _priority_message(priority: int) -> tuple[int, int, bytes]:
+    """The ``SO_PRIORITY`` control message of ``priority`` (one per class, cached)."""
+    return socket.SOL_SOCKET, socket.SO_PRIORITY, struct.pack("=i", priority)
 
 
 class PacketRing:
@@ -266,12 +276,17 @@ class PacketRing:
         self._tx_head = head
         self._tx_pending += pending
 
-    def flush(self) -> None:
-        """Hand every queued frame to the kernel (one system call)."""
+    def flush(self, priority: int = 0) -> None:
+        """Hand every queued frame to the kernel (one system call); a ``priority`` is
+        their ``skb->priority`` (``SO_PRIORITY`` as a control message: an htb class of
+        the interface, vswitch.htb), else the socket's (0)."""
         if not self._tx_pending:
             return
         try:
-            self._sock.send(b"", socket.MSG_DONTWAIT)
+            if priority:
+                self._sock.sendmsg(_EMPTY, [_priority_message(priority)], socket.MSG_DONTWAIT)
+            else:
+                self._sock.send(b"", socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return  # the slots stay marked: the next flush sends them
         except OSError:
