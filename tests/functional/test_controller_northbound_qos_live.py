@@ -65,8 +65,11 @@ def test_caps_round_trip_with_ncs_names_and_types(base: str) -> None:
         ({"enableHardwareLimits": "maybe"}, "enableHardwareLimits", "InvalidInput"),
         ({"outboundReservedValue": -1}, "outboundReservedValue", "InvalidInput"),
         ({"outboundReservedValue": MAX_MBPS + 1}, "outboundReservedValue", "InvalidInput"),
-        ({"outboundMaximumMbps": 50, "outboundReservedValue": 60}, "outboundReservedValue",
-         "InvalidInput"),
+        (
+            {"outboundMaximumMbps": 50, "outboundReservedValue": 60},
+            "outboundReservedValue",
+            "InvalidInput",
+        ),
         ({"enableHardwareLimits": True}, "enableHardwareLimits", "NotSupported"),
     ],
 )

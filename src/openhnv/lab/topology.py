@@ -339,8 +339,9 @@ def _host(raw: object, path: str) -> Host:
         name=fields.string(item, "name", path, pattern=_NAME),
         pa_subnet=fields.string(item, "pa_subnet", path),
         uplinks=fields.integer(item, "uplinks", path, 1, MAX_UPLINKS, default=DEFAULT_UPLINKS),
-        uplink_mbps=None if mbps is None else fields.integer(item, "uplink_mbps", path, 1,
-                                                             MAX_MBPS),  # fmt: skip
+        uplink_mbps=None
+        if mbps is None
+        else fields.integer(item, "uplink_mbps", path, 1, MAX_MBPS),
     )
 
 

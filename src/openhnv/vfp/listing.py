@@ -125,8 +125,7 @@ class Listing:
                     "priority": 0,
                     "stateful": False,
                     "default_inbound": _cap(p.qos.inbound_max_mbps),
-                    "default_outbound": _cap(p.qos.outbound_max_mbps,
-                                             p.qos.outbound_reserved_mbps),
+                    "default_outbound": _cap(p.qos.outbound_max_mbps, p.qos.outbound_reserved_mbps),
                     "groups": 0,
                 }
             )

@@ -1,4 +1,4 @@
-"""The uplink scheduler: an htb tree that gives each VM port its reservation (a pure plan, then ``tc``).
+"""The uplink scheduler: an htb tree that gives each VM port its reservation (plan, then tc).
 
 NC's ``outboundReservedValue`` (Hyper-V's absolute minimum bandwidth, Mbit/s) is a
 share of the uplink a port keeps when the uplink is contended. The kernel's ``htb``
@@ -119,9 +119,9 @@ def plan_uplink(
     asked = {i: s.outbound_reserved_mbps * KBIT_PER_MBIT for i, s in classed.items()}
     reserved = sum(asked.values())
     floors = floor * (1 + sum(1 for k in asked.values() if not k))  # default class, capped
-    room = max(0, link - floors)
     granted = dict(asked)
-    if reserved > room:  # scaled in proportion, rounded down: deterministic
+    if reserved > link - floors:  # scaled in proportion, rounded down: deterministic;
+        room = max(0, link - floor * (1 + len(asked)))  # a floor under every class
         granted = {i: k * room // reserved for i, k in asked.items()}
     classes = [HtbClass(LINK_CLASS, 0, link, link)]
     for i, s in classed.items():
@@ -150,7 +150,9 @@ def queue_of(kbit: int) -> int:
     return max(MIN_QUEUE_BYTES, int(kbit * BYTES_PER_MBIT / KBIT_PER_MBIT * QUEUE_SECONDS))
 
 
-def link_mbps_of(ifname: str, configured: int | None, sys_net: Path = Path("/sys/class/net")) -> int:
+def link_mbps_of(
+    ifname: str, configured: int | None, sys_net: Path = Path("/sys/class/net")
+) -> int:
     """The uplink's capacity: ``configured`` (``--uplink-mbps``) when given, else the
     device's ``speed`` when it reports one (a veth says 10000), else ``DEFAULT_LINK_MBPS``."""
     if configured:
@@ -172,11 +174,16 @@ def apply_plan(ifname: str, plan: UplinkPlan, before: UplinkPlan | None) -> None
     unknown). A change between flat and hierarchical rebuilds the root."""
     hierarchical = plan.link_kbit is not None
     root = _root(ifname)
-    is_htb = root is not None and root.get("kind") == "htb" and root.get("handle") == f"{HTB_HANDLE}:"
+    is_htb = (
+        root is not None and root.get("kind") == "htb" and root.get("handle") == f"{HTB_HANDLE}:"
+    )
     wanted_default = f"{DEFAULT_CLASS:x}" if hierarchical else "0"
     has_default = is_htb and root is not None and _default_of(root) == wanted_default
-    if not is_htb or not has_default or (before is not None
-                                         and (before.link_kbit is None) != (not hierarchical)):
+    if (
+        not is_htb
+        or not has_default
+        or (before is not None and (before.link_kbit is None) != (not hierarchical))
+    ):
         run_tc("qdisc", "del", "dev", ifname, "root", check=False)
         argv = ["qdisc", "add", "dev", ifname, "root", "handle", f"{HTB_HANDLE}:", "htb"]
         run_tc(*argv, *(["default", wanted_default] if hierarchical else []))

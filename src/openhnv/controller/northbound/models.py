@@ -33,7 +33,6 @@ from openhnv.controller.northbound.model_base import (
     AllocationMethod,
     Child,
     Cidr,
-    Count,
     CredentialType,
     Flag,
     IpAddress,
