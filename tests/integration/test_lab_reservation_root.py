@@ -20,7 +20,13 @@ from lab_running import running_lab, topology_of
 
 from openhnv.lab import orchestrator
 from openhnv.lab.rest import instance_id
-from openhnv.testing.contention import RESERVED_VM, contend, port_row, set_reservation, topology_text
+from openhnv.testing.contention import (
+    RESERVED_VM,
+    contend,
+    port_row,
+    set_reservation,
+    topology_text,
+)
 from openhnv.testing.datapath_mode import fastpath_mode
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]

@@ -228,7 +228,8 @@ class DataplaneLab:
                         + list(extra_mappings),
             "limits": self.limits.as_dict(),
             "qos": {"outbound_max_mbps": self.qos.outbound_max_mbps,
-                    "inbound_max_mbps": self.qos.inbound_max_mbps},
+                    "inbound_max_mbps": self.qos.inbound_max_mbps,
+                    "outbound_reserved_mbps": self.qos.outbound_reserved_mbps},
         }  # fmt: skip
 
     def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:

@@ -30,6 +30,7 @@ switch forwards only frames a receiver accepts.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import mmap
@@ -279,20 +280,28 @@ class PacketRing:
     def flush(self, priority: int = 0) -> None:
         """Hand every queued frame to the kernel (one system call); a ``priority`` is
         their ``skb->priority`` (``SO_PRIORITY`` as a control message: an htb class of
-        the interface, vswitch.htb), else the socket's (0)."""
-        if not self._tx_pending:
+        the interface, vswitch.htb), else the socket's (0).
+
+        A frame the interface's qdisc drops (a full queue, when the socket does not
+        bypass it) stops the kernel's walk of the ring there with ENOBUFS: it is counted
+        in ``tx_dropped`` and the walk goes on past it, so the rest leave now, with this
+        priority, not with a later flush's."""
+        for _ in range(self._tx_pending):
+            try:
+                if priority:
+                    self._sock.sendmsg(_EMPTY, [_priority_message(priority)], socket.MSG_DONTWAIT)
+                else:
+                    self._sock.send(b"", socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return  # the slots stay marked: the next flush sends them
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self.tx_dropped += 1
+                    continue
+                self.tx_failed_flushes += 1  # e.g. ENETDOWN: the slots stay for the next flush
+                return
+            self._tx_pending = 0
             return
-        try:
-            if priority:
-                self._sock.sendmsg(_EMPTY, [_priority_message(priority)], socket.MSG_DONTWAIT)
-            else:
-                self._sock.send(b"", socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return  # the slots stay marked: the next flush sends them
-        except OSError:
-            self.tx_failed_flushes += 1  # e.g. ENETDOWN: the slots stay for the next flush
-            return
-        self._tx_pending = 0
 
     def send(self, frame: bytes) -> bool:
         """``queue`` and ``flush`` one frame."""
