@@ -115,10 +115,15 @@ def test_the_links_capacity_is_the_configured_one_else_the_devices_speed(tmp_pat
     assert link_mbps_of("up9", None, tmp_path) == DEFAULT_LINK_MBPS  # no such device
 
 
-def test_a_scheduler_without_classes_runs_no_tc_and_gives_no_priority() -> None:
-    scheduler = UplinkScheduler()
-    plans = scheduler.update(["up0"], {5: CAPPED_30}, flat_classes=False)  # no fast path
-    assert plans["up0"].classes == ()
-    assert scheduler.priority_of(5) == 0  # flat: the Python switch's frames bypass it
+def test_the_python_switch_classifies_only_where_the_uplink_is_scheduled() -> None:
+    scheduler = UplinkScheduler()  # (its plans set here: update would run tc)
+    scheduler.applied["up0"] = plan_uplink(10_000, {5: CAPPED_30})  # flat
+    assert scheduler.priority_of(5) == 0  # flat: its frames bypass the qdisc, policed
     assert not scheduler.scheduling("up0")
-    assert class_priority(5) == 0x10005
+    scheduler.applied["up0"] = plan_uplink(100, {5: CAPPED_30, 6: RESERVED_60})
+    assert scheduler.scheduling("up0")
+    assert (scheduler.priority_of(5), scheduler.priority_of(6)) == (0x10005, class_priority(6))
+    assert scheduler.priority_of(7) == 0  # no class: the default one
+    assert scheduler.port_class(6) == {"class": "1:6", "rate_mbps": 60.0, "ceil_mbps": 100.0}
+    assert scheduler.status()["up0"] == {"link_mbps": 100, "reserved_mbps": 60.0,
+                                         "granted_mbps": 60.0, "classes": 4}  # fmt: skip

@@ -250,8 +250,12 @@ class UplinkScheduler:
             before = self.applied.get(uplink)
             if plan == before:
                 continue
-            if plan == FLAT and (before is None or before.link_kbit is None):
-                for c in before.classes if before is not None else ():
+            if plan == FLAT and before is None:  # a tree an earlier process left goes
+                root = _root(uplink)
+                if root is not None and _default_of(root) == f"{DEFAULT_CLASS:x}":
+                    run_tc("qdisc", "del", "dev", uplink, "root", check=False)
+            elif plan == FLAT and before is not None and before.link_kbit is None:
+                for c in before.classes:
                     run_tc("class", "del", "dev", uplink, "classid", c.classid, check=False)
             else:
                 apply_plan(uplink, plan, before)

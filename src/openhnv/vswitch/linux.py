@@ -366,11 +366,19 @@ class LinuxDriver:
             log.warning("linux driver: uplink scheduler: %s", exc)
 
     def qos_status(self) -> dict[str, object]:
-        """The uplinks' scheduling (vswitch.htb) and each shaped port's class."""
-        ports = {port: self.scheduler.port_class(ifindex)
-                 for port, (_, ifindex, _) in self._shaped.items()}  # fmt: skip
-        return {"uplinks": self.scheduler.status(),
-                "ports": {k: v for k, v in ports.items() if v is not None}}  # fmt: skip
+        """The uplinks' scheduling (vswitch.htb) and each shaped port's class (with a
+        ``warning`` when its reservation was scaled down: the uplink is oversubscribed)."""
+        ports: dict[str, dict[str, object]] = {}
+        for port, (_, ifindex, settings) in self._shaped.items():
+            found = self.scheduler.port_class(ifindex)
+            if found is None:
+                continue
+            rate, asked = found["rate_mbps"], settings.outbound_reserved_mbps
+            if isinstance(rate, float) and rate < asked:
+                found["warning"] = (f"reservation {asked} Mbit/s scaled to {rate:g}: the"
+                                    " uplink's reservations exceed its capacity")  # fmt: skip
+            ports[port] = found
+        return {"uplinks": self.scheduler.status(), "ports": ports}
 
     def port_ifindex(self, port: str) -> int | None:
         """The ifindex of ``port``'s veth host end (None: not found)."""
