@@ -70,6 +70,8 @@ FRAME_SIZE = 2048  # a slot: the header (66 bytes before the frame) plus a 1700-
 BLOCK_SIZE = 1 << 16
 RX_FRAMES = 2048
 TX_FRAMES = 1024
+SO_SNDBUFFORCE = 32  # socket(7): SO_SNDBUF beyond wmem_max (CAP_NET_ADMIN)
+SEND_BUFFER_PER_SLOT = 2  # a queued frame's truesize: its slot's bytes and the skb's
 TX_DATA_OFFSET = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)
 MAX_FRAME = FRAME_SIZE - 66
 _REQ = struct.Struct("=IIII")  # struct tpacket_req: block_size, block_nr, frame_size, frame_nr
@@ -165,8 +167,16 @@ class PacketRing:
 
     def set_qdisc_bypass(self, bypass: bool) -> None:
         """Whether frames sent here skip the interface's qdisc (the default: yes; no for
-        a port whose inbound cap a qdisc shapes, vswitch.qdisc)."""
+        a port whose inbound cap a qdisc shapes, vswitch.qdisc, and for an uplink that
+        schedules reservations, vswitch.htb). Frames a qdisc holds count against the
+        socket's send buffer: not bypassing, the buffer covers every slot of the ring,
+        else one full class's queue (the default's) would block the sends of another's
+        with EAGAIN."""
         self._sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, int(bypass))
+        if not bypass:
+            wanted = self._tx_slots * FRAME_SIZE * SEND_BUFFER_PER_SLOT
+            if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < wanted:
+                self._sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, wanted)
 
     def fileno(self) -> int:
         return self._sock.fileno()
