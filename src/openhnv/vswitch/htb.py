@@ -120,7 +120,7 @@ def plan_uplink(
     reserved = sum(asked.values())
     floors = floor * (1 + sum(1 for k in asked.values() if not k))  # default class, capped
     granted = dict(asked)
-    if reserved > link - floors:  # scaled in proportion, rounded down: deterministic;
+    if reserved and reserved > link - floors:  # scaled in proportion, rounded down: deterministic;
         room = max(0, link - floor * (1 + len(asked)))  # a floor under every class
         granted = {i: k * room // reserved for i, k in asked.items()}
     classes = [HtbClass(LINK_CLASS, 0, link, link)]
