@@ -34,6 +34,9 @@ Two more labs, ``openhnv_fastpath_qos`` and ``openhnv_qos``, are the first two w
 caps of 100 Gbit/s on every VM port (far above what they reach): ``qos_cost`` gives
 their TCP and UDP-64 figures as ratios to the uncapped ones of the same run (the cost
 of the QoS layer, the kernel's shapers and the port sockets crossing the qdisc).
+``openhnv_reserved`` is the Python one with a reservation of 5 Gbit/s on every VM port
+(the uplink's htb schedules, the switch sends each port's frames in its class):
+``reservation_cost`` is its ratio to ``openhnv``.
 
 Prints one JSON object with the ratios, each target of issue 9 and whether it holds.
 Needs root. ``--smoke`` runs one-second tests and 2k flows; ``--only`` picks runs;
@@ -69,10 +72,15 @@ from openhnv.vswitch.fastpath.probe import probe
 UDP_PAYLOAD = 18  # 14 Ethernet + 20 IPv4 + 8 UDP + 18 = 60 bytes, 64 with the FCS
 IPERF_PORT = 5201
 CONNECT_PORT = 5301
-RUNS = ("fastpath", "openhnv", "kernel", "kernel_offloads_on", "ovs", "fastpath_qos", "openhnv_qos")
+RUNS = ("fastpath", "openhnv", "kernel", "kernel_offloads_on", "ovs", "fastpath_qos", "openhnv_qos",
+        "openhnv_reserved")  # fmt: skip
 QOS_FAR_ABOVE = QosSettings(outbound_max_mbps=100_000, inbound_max_mbps=100_000)
 """The caps of the ``*_qos`` labs: 100 Gbit/s, far above what a VM reaches here, so the
 figures are the cost of the QoS layer and the kernel's shapers, not of a cap."""
+RESERVED_FAR_ABOVE = QosSettings(outbound_reserved_mbps=5_000)
+"""The reservation of every VM port of ``openhnv_reserved``: the uplinks are scheduled
+(vswitch.htb, a veth's 10 Gbit/s), the Python switch's frames cross the uplink's htb in
+their port's class (SO_PRIORITY), and nothing is short of its reservation."""
 FLOWS = 100_000
 SMOKE_FLOWS = 2_000
 CONNECTS = 200  # per round and subject: a median of fewer moves by 10-20 % on a shared machine
@@ -313,6 +321,11 @@ def open_qos_subjects(stack: ExitStack, run_root: Path, runs: Sequence[str]) -> 
             opened["openhnv_fastpath_qos"] = {"skipped": why_not}
     if "openhnv_qos" in runs:
         opened["openhnv_qos"] = OpenhnvSubject(qos_lab("bp"), run_root, "openhnv_qos")
+    if "openhnv_reserved" in runs:
+        reserved = stack.enter_context(
+            DataplaneLab(document(lab_name("bs")), run_root, "off", qos=RESERVED_FAR_ABOVE)
+        )
+        opened["openhnv_reserved"] = OpenhnvSubject(reserved, run_root, "openhnv_reserved")
     return opened
 
 
@@ -437,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.update(measure(subjects, seconds, repeat, connects, args.setup_only))
     skip = {"skipped": "not asked for (--only)"}
     for name in ("openhnv_fastpath", "openhnv", "kernel_vxlan", "kernel_vxlan_offloads_on", "ovs",
-                 "openhnv_fastpath_qos", "openhnv_qos"):  # fmt: skip
+                 "openhnv_fastpath_qos", "openhnv_qos", "openhnv_reserved"):  # fmt: skip
         results.setdefault(name, skip)
     if "fastpath" in runs and probe() is None and not args.setup_only:
         results["offloaded_flows"] = offloaded_flows(SMOKE_FLOWS if args.smoke else args.flows)
@@ -460,6 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio_fastpath_udp64_received": ratio(fast_qos, "udp64_received_pkt_s", fast),
         "ratio_python_tcp": ratio(ours_qos, "tcp_gbit_s", ours),
         "ratio_python_udp64_received": ratio(ours_qos, "udp64_received_pkt_s", ours),
+    }
+    reserved = results["openhnv_reserved"]
+    results["reservation_cost"] = {  # every port reserving, the uplink scheduled / neither
+        "ratio_python_tcp": ratio(reserved, "tcp_gbit_s", ours),
+        "ratio_python_udp64_received": ratio(reserved, "udp64_received_pkt_s", ours),
     }
     results["targets"] = targets(results)
     print(json.dumps({"seconds": seconds, "repeat": repeat, **results}, indent=2))

@@ -43,12 +43,12 @@ def test_the_controller_and_the_host_agree_on_the_largest_cap() -> None:
 def test_caps_round_trip_with_ncs_names_and_types(base: str) -> None:
     url = f"{base}/networkInterfaces/Contoso-SQL"
     sent = {"outboundMaximumMbps": "50", "inboundMaximumMbps": 100,
-            "outboundReservedValue": 0, "enableHardwareLimits": "False"}  # fmt: skip
+            "outboundReservedValue": "40", "enableHardwareLimits": "False"}  # fmt: skip
     response = httpx.put(url, json=nic_with(sent))
     assert response.status_code == 200, response.text
     got = httpx.get(url).json()["properties"]["portSettings"]["qosSettings"]
     assert got == {"outboundMaximumMbps": 50, "inboundMaximumMbps": 100,
-                   "outboundReservedValue": 0, "enableHardwareLimits": False}  # fmt: skip
+                   "outboundReservedValue": 40, "enableHardwareLimits": False}  # fmt: skip
     again = httpx.put(url, json=nic_with({"outboundMaximumMbps": 0}))  # 0: no cap
     assert again.status_code == 200, again.text
     lifted = httpx.get(url).json()["properties"]["portSettings"]["qosSettings"]
@@ -63,7 +63,13 @@ def test_caps_round_trip_with_ncs_names_and_types(base: str) -> None:
         ({"inboundMaximumMbps": MAX_MBPS + 1}, "inboundMaximumMbps", "InvalidInput"),
         ({"outboundMaximumMbps": 1.5}, "outboundMaximumMbps", "InvalidInput"),
         ({"enableHardwareLimits": "maybe"}, "enableHardwareLimits", "InvalidInput"),
-        ({"outboundReservedValue": 10}, "outboundReservedValue", "NotSupported"),
+        ({"outboundReservedValue": -1}, "outboundReservedValue", "InvalidInput"),
+        ({"outboundReservedValue": MAX_MBPS + 1}, "outboundReservedValue", "InvalidInput"),
+        (
+            {"outboundMaximumMbps": 50, "outboundReservedValue": 60},
+            "outboundReservedValue",
+            "InvalidInput",
+        ),
         ({"enableHardwareLimits": True}, "enableHardwareLimits", "NotSupported"),
     ],
 )

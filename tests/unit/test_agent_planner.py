@@ -340,6 +340,32 @@ def test_a_qos_cap_that_is_no_count_is_a_row_problem(value: str) -> None:
     assert any("qos_inbound_max_mbps" in p.reason for p in catalog.problems)
 
 
+def test_a_reservation_reaches_the_port_without_a_qos_layer() -> None:
+    rows = host_rows(nb.figure8())
+    sql = port_of(rows, "contoso-sql")
+    other = {**rows["Physical_Port"][sql]["other_config"], "qos_outbound_reserved_mbps": "60"}
+    rows["Physical_Port"][sql] = {**rows["Physical_Port"][sql], "other_config": other}
+    reserved = plan(read_catalog(rows))
+    assert reserved.ports[sql].port.qos == QosSettings(outbound_reserved_mbps=60)
+    engine = programmed(reserved)
+    frame = udp_frame(src_mac=SQL_MAC, dst_mac=WEB_MAC, src_ip="10.1.1.11", dst_ip="10.1.1.12",
+                      src_port=5000, dst_port=5001, payload=b"x" * 1400)  # fmt: skip
+    reasons = {e.reason for _ in range(200) for e in engine.process(sql, frame, 0.0)
+               if isinstance(e, Drop)}  # fmt: skip
+    assert "qos_outbound" not in reasons  # a minimum is no policer: the uplink's htb gives it
+    assert changes(plan_of_engine(engine), reserved) == []
+
+
+def test_a_reservation_above_the_cap_is_a_row_problem() -> None:
+    rows = host_rows(nb.figure8())
+    sql = port_of(rows, "contoso-sql")
+    other = {**rows["Physical_Port"][sql]["other_config"],
+             "qos_outbound_max_mbps": "50", "qos_outbound_reserved_mbps": "60"}  # fmt: skip
+    rows["Physical_Port"][sql] = {**rows["Physical_Port"][sql], "other_config": other}
+    catalog = read_catalog(rows)
+    assert any("qos_outbound_reserved_mbps" in p.reason for p in catalog.problems)
+
+
 def test_a_bound_port_gets_its_dhcp_answers_from_its_rows() -> None:
     rows = host_rows(nb.figure8())
     sql = port_of(rows, "contoso-sql")

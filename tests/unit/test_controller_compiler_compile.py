@@ -937,3 +937,14 @@ def test_qos_caps_reach_the_nics_port_row_and_no_cap_writes_nothing() -> None:
     assert "qos_inbound_max_mbps" not in other  # 0: no cap, no column value
     fabrikam: Any = ports[instance_id("/networkInterfaces/fabrikam-sql")]["other_config"]
     assert not any(k.startswith("qos_") for k in fabrikam)
+
+
+def test_a_reservation_reaches_the_nics_port_row_beside_its_cap() -> None:
+    snap = figure8()
+    sql = next(d for d in snap["networkInterfaces"] if d["resourceId"] == "contoso-sql")
+    sql["properties"]["portSettings"]["qosSettings"] = {
+        "outboundMaximumMbps": 80, "outboundReservedValue": "60",
+    }  # fmt: skip
+    ports = compile_host(snap, "host1")["Physical_Port"]
+    other: Any = ports[instance_id("/networkInterfaces/contoso-sql")]["other_config"]
+    assert (other["qos_outbound_max_mbps"], other["qos_outbound_reserved_mbps"]) == ("80", "60")

@@ -128,3 +128,37 @@ def test_a_vm_nic_may_not_sit_on_a_provider_vlan_from_either_side() -> None:
     physnet["properties"]["subnets"][1]["properties"]["vlanID"] = 20
     refused_409(service, "/logicalNetworks/PhysNet", physnet, "subnets[1].properties.vlanID")
     assert service.get("/networkInterfaces/vlanvm")["properties"]["ipConfigurations"]
+
+
+# -- portSettings.qosSettings: a reservation within the cap ------------------------------
+def qos_nic(qos: dict[str, object]) -> gateway_dc.Body:
+    body = gateway_dc.vm_nic("Contoso", "10.1.1.60")
+    body["properties"]["portSettings"] = {"qosSettings": qos}
+    return body
+
+
+@pytest.mark.parametrize(
+    ("qos", "accepted"),
+    [
+        ({"outboundReservedValue": 60}, True),  # no cap: up to the link
+        ({"outboundMaximumMbps": 80, "outboundReservedValue": "60"}, True),
+        ({"outboundMaximumMbps": 60, "outboundReservedValue": 60}, True),  # equal: allowed
+        ({"outboundMaximumMbps": 50, "outboundReservedValue": 60}, False),
+        ({"outboundReservedValue": -1}, False),
+    ],
+)
+def test_a_reservation_may_not_exceed_the_outbound_cap(
+    qos: dict[str, object], accepted: bool
+) -> None:
+    service = gateway_dc.datacenter()
+    if accepted:
+        _, doc = service.put("/networkInterfaces/reserved", qos_nic(qos))
+        got = doc["properties"]["portSettings"]["qosSettings"]["outboundReservedValue"]
+        assert got == int(str(qos["outboundReservedValue"]))
+        return
+    with pytest.raises(ApiError) as info:
+        service.put("/networkInterfaces/reserved", qos_nic(qos))
+    assert info.value.status == 400
+    assert "qosSettings.outboundReservedValue" in info.value.message, info.value.message
+    with pytest.raises(ApiError):  # a refused request changed nothing
+        service.get("/networkInterfaces/reserved")

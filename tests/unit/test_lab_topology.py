@@ -151,6 +151,24 @@ def test_a_vm_may_cap_its_nic_with_qos() -> None:
     assert "qosSettings" not in nic_resource(second).body["properties"]["portSettings"]
 
 
+def test_a_vm_may_reserve_bandwidth_and_a_host_name_its_uplinks_capacity() -> None:
+    doc = figure8()
+    doc["vms"][0]["qos"] = {"outbound_reserved_mbps": 60}
+    doc["hosts"][0]["uplink_mbps"] = 100
+    topology = from_document(doc)
+    assert topology.vms[0].qos_reserved_mbps == 60
+    assert (topology.hosts[0].uplink_mbps, topology.hosts[1].uplink_mbps) == (100, None)
+    settings = nic_resource(topology.vms[0]).body["properties"]["portSettings"]
+    assert settings["qosSettings"]["outboundReservedValue"] == 60
+
+
+def test_a_reservation_above_the_vms_cap_is_refused() -> None:
+    doc = figure8()
+    doc["vms"][0]["qos"] = {"outbound_max_mbps": 50, "outbound_reserved_mbps": 60}
+    with pytest.raises(TopologyError, match="outbound_reserved_mbps"):
+        from_document(doc)
+
+
 def test_a_vm_may_take_its_address_by_dhcp_and_name_dns_servers() -> None:
     doc = figure8()
     doc["vms"][0].update(dhcp=True, dns=["10.1.1.53", "192.0.2.53"])

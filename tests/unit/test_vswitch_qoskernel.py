@@ -9,7 +9,7 @@ from vfp_frames import PA_A, VM1
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
-from openhnv.vfp.qos import BYTES_PER_MBIT, QosSettings, burst_of
+from openhnv.vfp.qos import BYTES_PER_MBIT, MAX_MBPS, QosSettings, burst_of
 from openhnv.vswitch.fastpath.layout import QOS_OUTBOUND, QosBucket
 from openhnv.vswitch.qdisc import class_priority
 from openhnv.vswitch.qoskernel import KernelQos
@@ -98,3 +98,10 @@ def test_a_capped_port_whose_veth_appears_later_gets_its_bucket_then() -> None:
         assert set(fast_path.qos.items()) == {(21, QOS_OUTBOUND)}
     finally:
         sw.stop()
+
+
+def test_a_reserved_port_without_a_cap_gets_a_bucket_for_its_class_only() -> None:
+    qos = FakeQos()
+    kernel = KernelQos(qos, IFINDEX.get)
+    kernel.sync([("vm1", QosSettings(outbound_reserved_mbps=60))])
+    assert held(qos) == {(11, QOS_OUTBOUND): caps(MAX_MBPS, 11)}  # never polices below 400G

@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from openhnv.agent.team_rows import is_team_row
-from openhnv.ovsdb.keys import ACCESS_VLAN, QOS_INBOUND_COLUMN, QOS_OUTBOUND_COLUMN
+from openhnv.ovsdb.keys import (
+    ACCESS_VLAN,
+    QOS_INBOUND_COLUMN,
+    QOS_OUTBOUND_COLUMN,
+    QOS_RESERVED_COLUMN,
+)
 from openhnv.ovsdb.rows import Atom, Ref, Row
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.policy import (
@@ -509,16 +514,21 @@ def _port(key: str, row: Row, cat: Catalog) -> None:
 
 
 def _qos(other: Mapping[object, object]) -> QosSettings:
-    """The QoS caps of other_config (``qos_outbound_max_mbps``, ``qos_inbound_max_mbps``)."""
+    """The QoS caps and reservation of other_config (``qos_outbound_max_mbps``,
+    ``qos_inbound_max_mbps``, ``qos_outbound_reserved_mbps``)."""
     caps = []
-    for column in (QOS_OUTBOUND_COLUMN, QOS_INBOUND_COLUMN):
+    for column in (QOS_OUTBOUND_COLUMN, QOS_INBOUND_COLUMN, QOS_RESERVED_COLUMN):
         text = str(other.get(column, "0"))
         if not text.isdigit() or int(text) > MAX_MBPS:
             raise RowError(
                 f"other_config:{column}={clipped(text)!r} is not an integer in 0..{MAX_MBPS}"
             )
         caps.append(int(text))
-    return QosSettings(caps[0], caps[1])
+    if caps[0] and caps[2] > caps[0]:
+        raise RowError(
+            f"other_config:{QOS_RESERVED_COLUMN}={caps[2]} exceeds {QOS_OUTBOUND_COLUMN}={caps[0]}"
+        )
+    return QosSettings(caps[0], caps[1], caps[2])
 
 
 def _access_vlan(value: object) -> int:

@@ -2,7 +2,7 @@
 operator commands, apart from the daemon).
 
 ``hnv host --name NAME --state-dir DIR [--listen [ADDR:]PORT|unix:PATH|tcp:IP:PORT|
-ssl:IP:PORT ...] [--pki DIR] [--driver none|linux] [--fastpath auto|on|off]
+ssl:IP:PORT ...] [--pki DIR] [--driver none|linux] [--fastpath auto|on|off] [--uplink-mbps N]
 [--role host|gateway]
 [--max-flows-per-port N] [--new-flow-rate PPS] [--broadcast-rate PPS] [--arp-rate PPS]``
 starts the ``HostProcess`` (ovsdb-server, vSwitch, host agent,
@@ -43,6 +43,7 @@ from openhnv.vfp.limits import (
     PortLimits,
 )
 from openhnv.vfp.policy import normalize_mac
+from openhnv.vfp.qos import MAX_MBPS
 
 PROG = "hnv host"
 READY = "ready"
@@ -136,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the kernel and the built object allow, else without it and one log line), on "
         "(refuse to start without it), off",
     )  # fmt: skip
+    parser.add_argument(
+        "--uplink-mbps", type=_uplink_mbps, default=None, metavar="N",
+        help="under --driver linux: each uplink's capacity in Mbit/s for the VM ports' "
+        "reservations (outboundReservedValue; default: the device's speed, else 10000); "
+        "given, the uplinks are shaped to it (docs/vfp.md, \"QoS\")",
+    )  # fmt: skip
     parser.add_argument("--null-port", action="append", default=[], metavar="PORT=MAC",
                         type=_null_port, help="with --driver none: report this VM port "
                         "(no frames flow; for tests and demos of the control plane)")  # fmt: skip
@@ -219,6 +226,12 @@ def run(config: HostConfig, *, log_level: str = "INFO") -> int:
             handler.close()
 
 
+def _uplink_mbps(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= MAX_MBPS:
+        raise argparse.ArgumentTypeError(f"{text!r}: an integer in 1..{MAX_MBPS}")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -231,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pki=args.pki,
         driver=args.driver,
         fastpath=args.fastpath,
+        uplink_mbps=args.uplink_mbps,
         null_ports=tuple(args.null_port),
         role=args.role,
         compartment_prefix=args.compartment_prefix,

@@ -286,9 +286,14 @@ def _counters(switch: HostSwitch, params: Params) -> TableRow:
 def _list_ports(switch: HostSwitch) -> list[TableRow]:
     reported = switch.ports()
     rows = switch.inspect(lambda e: e.listing.ports())
+    found_classes = switch.qos_status().get("ports")
+    classes = found_classes if isinstance(found_classes, dict) else {}
     for row in rows:
         row["attached"] = row["name"] in reported
         row["programmed"] = True
+        found = classes.get(row["name"])
+        if found:  # its class on the uplinks (vswitch.htb): rate = its reservation
+            row.update({f"qos_{k}": v for k, v in found.items()})
     programmed = {row["name"] for row in rows}
     for name, mac in sorted(reported.items()):
         if name not in programmed:

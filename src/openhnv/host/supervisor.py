@@ -74,6 +74,7 @@ class HostConfig:
     pki: Path | None = None
     driver: str = "none"
     fastpath: str = "auto"  # the kernel fast path under the linux driver: auto, on, off
+    uplink_mbps: int | None = None  # the uplinks' capacity for reservations (vswitch.htb)
     null_ports: tuple[tuple[str, str], ...] = ()  # (port, mac) the none driver reports
     agent_timeout: float = AGENT_START_TIMEOUT
     role: str = HOST_ROLE  # "gateway": also build the tenants' compartments
@@ -110,7 +111,9 @@ def make_driver(config: HostConfig) -> Driver:
         except ImportError as err:
             raise HostError(f"driver linux is not available: {err}") from None
         try:
-            driver: Driver = module.LinuxDriver(fastpath=config.fastpath)
+            driver: Driver = module.LinuxDriver(
+                fastpath=config.fastpath, uplink_mbps=config.uplink_mbps
+            )
         except (VSwitchError, OSError) as err:
             raise HostError(f"driver linux did not start: {err}") from None
         return driver
@@ -353,6 +356,7 @@ class HostProcess:
             "driver": self.config.driver,
             "role": self.config.role,
             "fastpath": parts.switch.fastpath_status() if parts.switch else {"state": "off"},
+            "qos": parts.switch.qos_status() if parts.switch else {},
             "uptime_s": round(time.time() - self.started_at, 1) if self.started_at else 0.0,
             "ovsdb_remote": self.remote,
             "listen": list(self.config.listen),

@@ -144,10 +144,12 @@ def start_host(lab: builder.Lab, host: str) -> int:
     itself, once the NICs are provisioned).
     Returns the host's pid once ready."""
     listen = management.plan(lab.topology).listen(host)
+    mbps = lab.topology.host(host).uplink_mbps
     pid = daemons.start_host(
         lab.run_dir,
         lab.names.host(host),
         host,
+        extra=() if mbps is None else ("--uplink-mbps", str(mbps)),
         listen=listen,
         pki=management.pki_dir(lab.run_dir),
         fastpath=fastpath_of(lab.run_dir) or "off",

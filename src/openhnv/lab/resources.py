@@ -172,8 +172,11 @@ def nic_resource(vm: Vm) -> Resource:
 
 
 def _qos_settings(vm: Vm) -> dict[str, int] | None:
-    """The NIC's ``portSettings.qosSettings`` (None: the VM's YAML has no caps)."""
+    """The NIC's ``portSettings.qosSettings`` (None: the VM's YAML has no caps and no
+    reservation)."""
     caps = {"outboundMaximumMbps": vm.qos_outbound_mbps, "inboundMaximumMbps": vm.qos_inbound_mbps}
+    if vm.qos_reserved_mbps:
+        caps["outboundReservedValue"] = vm.qos_reserved_mbps
     return caps if any(caps.values()) else None
 
 

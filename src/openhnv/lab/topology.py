@@ -73,6 +73,7 @@ class Host:
     name: str
     pa_subnet: str
     uplinks: int
+    uplink_mbps: int | None = None  # the uplinks' capacity (hnv host --uplink-mbps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ class Vm:
     ip6: ipaddress.IPv6Address | None = None  # a second ipConfiguration (dual stack)
     qos_outbound_mbps: int = 0  # the NIC's qosSettings.outboundMaximumMbps (0: no cap)
     qos_inbound_mbps: int = 0  # the NIC's qosSettings.inboundMaximumMbps (0: no cap)
+    qos_reserved_mbps: int = 0  # the NIC's qosSettings.outboundReservedValue (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,11 +333,15 @@ def _ip_pool(
 
 def _host(raw: object, path: str) -> Host:
     item = fields.mapping(raw, path)
-    fields.known(item, path, ("name", "pa_subnet", "uplinks"))
+    fields.known(item, path, ("name", "pa_subnet", "uplinks", "uplink_mbps"))
+    mbps = item.get("uplink_mbps")
     return Host(
         name=fields.string(item, "name", path, pattern=_NAME),
         pa_subnet=fields.string(item, "pa_subnet", path),
         uplinks=fields.integer(item, "uplinks", path, 1, MAX_UPLINKS, default=DEFAULT_UPLINKS),
+        uplink_mbps=None
+        if mbps is None
+        else fields.integer(item, "uplink_mbps", path, 1, MAX_MBPS),
     )
 
 
@@ -466,17 +472,22 @@ def _vm(raw: object, path: str) -> Vm:
 
 
 def _qos(item: Mapping[str, Any], path: str) -> dict[str, int]:
-    """A VM's ``qos:`` (``outbound_max_mbps``, ``inbound_max_mbps``; each 0..MAX_MBPS,
-    0 or absent: no cap), as ``Vm`` fields."""
+    """A VM's ``qos:`` (``outbound_max_mbps``, ``inbound_max_mbps``,
+    ``outbound_reserved_mbps``; each 0..MAX_MBPS, 0 or absent: none; the reservation
+    within the outbound cap), as ``Vm`` fields."""
     if item.get("qos") is None:
         return {}
     where = fields.key_path(path, "qos")
     qos = fields.mapping(item["qos"], where)
-    fields.known(qos, where, ("outbound_max_mbps", "inbound_max_mbps"))
-    return {
+    fields.known(qos, where, ("outbound_max_mbps", "inbound_max_mbps", "outbound_reserved_mbps"))
+    found = {
         "qos_outbound_mbps": fields.integer(qos, "outbound_max_mbps", where, 0, MAX_MBPS, 0),
         "qos_inbound_mbps": fields.integer(qos, "inbound_max_mbps", where, 0, MAX_MBPS, 0),
+        "qos_reserved_mbps": fields.integer(qos, "outbound_reserved_mbps", where, 0, MAX_MBPS, 0),
     }
+    if found["qos_outbound_mbps"] and found["qos_reserved_mbps"] > found["qos_outbound_mbps"]:
+        raise TopologyError(f"{where}.outbound_reserved_mbps: exceeds outbound_max_mbps")
+    return found
 
 
 def _dns_server(raw: object, where: str) -> IPAddress:

@@ -28,6 +28,9 @@ QOS_INBOUND_COLUMN = "qos_inbound_max_mbps"
 """``Physical_Port`` ``other_config`` keys of a NIC's QoS caps in Mbit/s
 (``portSettings.qosSettings`` ``outboundMaximumMbps`` / ``inboundMaximumMbps``);
 absent: no cap."""
+QOS_RESERVED_COLUMN = "qos_outbound_reserved_mbps"
+"""``Physical_Port`` ``other_config`` key of a NIC's outbound reservation in Mbit/s
+(``outboundReservedValue``, absolute mode); absent: none."""
 
 
 def controller_bound(row: Row) -> bool:

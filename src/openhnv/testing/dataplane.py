@@ -232,7 +232,8 @@ class DataplaneLab:
             "limits": self.limits.as_dict(),
             "xdp_meter": self.xdp_meter,
             "qos": {"outbound_max_mbps": self.qos.outbound_max_mbps,
-                    "inbound_max_mbps": self.qos.inbound_max_mbps},
+                    "inbound_max_mbps": self.qos.inbound_max_mbps,
+                    "outbound_reserved_mbps": self.qos.outbound_reserved_mbps},
         }  # fmt: skip
 
     def start_switch(self, host: str, extra_mappings: Sequence[dict[str, Any]] = ()) -> HostSwitch:

@@ -109,7 +109,8 @@ class Listing:
              "allow_mac_spoofing": p.allow_mac_spoofing, "generation": p.generation,
              "layers": len(p.layers), "flows": len(p.outbound) + len(p.inbound),
              "qos_outbound_mbps": p.qos.outbound_max_mbps,
-             "qos_inbound_mbps": p.qos.inbound_max_mbps}
+             "qos_inbound_mbps": p.qos.inbound_max_mbps,
+             "qos_reserved_mbps": p.qos.outbound_reserved_mbps}
             for p in sorted(self.state.ports.values(), key=lambda p: p.name)
         ]  # fmt: skip
 
@@ -117,14 +118,14 @@ class Listing:
         """The port's layers in outbound order; a capped port's QoS layer (vfp.qos) first."""
         p = self._get_port(port)
         qos: list[TableRow] = []
-        if p.qos.enabled:
+        if p.qos.scheduled:
             qos.append(
                 {
                     "name": QOS,
                     "priority": 0,
                     "stateful": False,
                     "default_inbound": _cap(p.qos.inbound_max_mbps),
-                    "default_outbound": _cap(p.qos.outbound_max_mbps),
+                    "default_outbound": _cap(p.qos.outbound_max_mbps, p.qos.outbound_reserved_mbps),
                     "groups": 0,
                 }
             )
@@ -254,6 +255,8 @@ class Listing:
                      HeaderTransposition(tuple(d.ops)), _result(d), then, copies)  # fmt: skip
 
 
-def _cap(mbps: int) -> str:
-    """How the QoS layer treats one direction: a policer at ``mbps``, or nothing."""
-    return f"police({mbps} Mbit/s)" if mbps else "allow"
+def _cap(mbps: int, reserved: int = 0) -> str:
+    """How the QoS layer treats one direction: a policer at ``mbps``, or nothing; and
+    the minimum the uplink scheduler keeps for it (``reserve(...)``, vswitch.htb)."""
+    text = f"police({mbps} Mbit/s)" if mbps else "allow"
+    return f"{text}, reserve({reserved} Mbit/s)" if reserved else text

@@ -14,9 +14,10 @@ flow table's hits too, so a cached flow cannot outrun it); inbound, on every fra
 about to enter the VM. The kernel fast path enforces the same caps on the frames it
 executes (docs/vfp.md, "QoS"); each frame is metered by exactly one of them.
 
-A cap of 0 is no cap (NC's default). ``outboundReservedValue`` (a minimum under
-contention) and ``enableHardwareLimits`` are refused by the controller: this host has
-no reservation scheduler and no NIC offload to give them to.
+A cap of 0 is no cap (NC's default). ``outboundReservedValue`` (a minimum share of
+the uplink under contention, Mbit/s) is carried here but is no policer: the host's
+uplink scheduler gives it (``vswitch.htb``). ``enableHardwareLimits`` is refused by
+the controller: there is no NIC offload to give caps to.
 """
 
 from __future__ import annotations
@@ -65,16 +66,26 @@ class QosSettings:
 
     outbound_max_mbps: int = 0
     inbound_max_mbps: int = 0
+    outbound_reserved_mbps: int = 0  # a minimum share of the uplink (vswitch.htb), 0: none
 
     def __post_init__(self) -> None:
-        for name in ("outbound_max_mbps", "inbound_max_mbps"):
+        for name in ("outbound_max_mbps", "inbound_max_mbps", "outbound_reserved_mbps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_MBPS:
-                raise PolicyError(name, value, f"must be an int in 0..{MAX_MBPS} (0: no cap)")
+                raise PolicyError(name, value, f"must be an int in 0..{MAX_MBPS} (0: none)")
+        if self.outbound_max_mbps and self.outbound_reserved_mbps > self.outbound_max_mbps:
+            raise PolicyError("outbound_reserved_mbps", self.outbound_reserved_mbps,
+                              f"exceeds outbound_max_mbps {self.outbound_max_mbps}")  # fmt: skip
 
     @property
     def enabled(self) -> bool:
+        """A cap in either direction: the port has a QoS layer (policers)."""
         return bool(self.outbound_max_mbps or self.inbound_max_mbps)
+
+    @property
+    def scheduled(self) -> bool:
+        """A cap or a reservation: the kernel shapes or schedules the port."""
+        return self.enabled or bool(self.outbound_reserved_mbps)
 
 
 NO_QOS = QosSettings()

@@ -64,13 +64,14 @@ from openhnv.packet.addresses import mac_to_str
 from openhnv.vfp.emits import Transmit
 from openhnv.vfp.limits import NO_LIMITS, PortLimits
 from openhnv.vfp.qos import NO_QOS, QOS_INBOUND, QOS_OUTBOUND, QosSettings
-from openhnv.vswitch import qdisc
+from openhnv.vswitch import htb, qdisc
 from openhnv.vswitch.driver import FrameSink, PaConfig
 from openhnv.vswitch.errors import DeviceError, VSwitchError
 from openhnv.vswitch.fastpath.attach import detach_socket, detach_xdp
 from openhnv.vswitch.fastpath.errors import FastPathError
 from openhnv.vswitch.fastpath.fastpath import FastPath
 from openhnv.vswitch.fastpath.meters import MeterTable, metered
+from openhnv.vswitch.htb import UplinkScheduler
 from openhnv.vswitch.ingress import hide_from_kernel, show_to_kernel
 from openhnv.vswitch.linux_pa import PaSide
 from openhnv.vswitch.portlinks import (
@@ -122,6 +123,7 @@ class LinuxDriver:
         isolate_kernel: bool = True,
         fastpath: str = "off",
         xdp_meter: bool = False,
+        uplink_mbps: int | None = None,
     ) -> None:
         """``uplinks``: the uplink names (all ``up<N>`` when None). ``isolate_kernel``:
         drop every frame of the uplinks and VM ports at tc ingress once the switch has
@@ -130,7 +132,8 @@ class LinuxDriver:
         cannot run), ``auto`` (on when it can, else without it and one log line),
         ``off``. ``xdp_meter``: meter the abuse limits in native XDP on each VM port
         instead of in its socket filter (off by default: on a veth it costs the port's
-        own TCP more than it saves, docs/vfp.md)."""
+        own TCP more than it saves, docs/vfp.md). ``uplink_mbps``: the uplinks' capacity
+        for reservations (else each device's ``speed``, vswitch.htb)."""
         if fastpath not in FASTPATH_MODES:
             raise VSwitchError(f"fastpath {fastpath!r}: expected one of {FASTPATH_MODES}")
         self.counters: Counter[str] = Counter()
@@ -159,6 +162,7 @@ class LinuxDriver:
         self._shaped: dict[
             str, tuple[str, int, QosSettings]
         ] = {}  # port -> (ifname, ifindex, caps)
+        self.scheduler = UplinkScheduler(uplink_mbps)  # the uplinks' htb trees (vswitch.htb)
         self._posted: deque[Callable[[], None]] = deque()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread: threading.Thread | None = None
@@ -255,6 +259,17 @@ class LinuxDriver:
             return
         self._pa.transmit(frames)
 
+    def transmit_from(self, port: str, frames: Sequence[Transmit]) -> None:
+        """``transmit`` the frames ``port`` sent: in its uplink class where the uplinks
+        schedule (each ring flushed with the class's ``SO_PRIORITY``)."""
+        if threading.get_ident() != self._loop_ident:
+            frames = list(frames)
+            self._post(lambda: self.transmit_from(port, frames))
+            return
+        p = self._ports.get(port)
+        priority = 0 if p is None else self.scheduler.priority_of(p.ring.ifindex)
+        self._pa.transmit(frames, priority)
+
     def set_provider_addresses(self, pas: Sequence[PaConfig]) -> None:
         for pa in pas:
             self._uplink(pa.interface)
@@ -289,7 +304,7 @@ class LinuxDriver:
         if threading.get_ident() != self._loop_ident:
             self._post(lambda: self.set_port_qos(port, settings))
             return
-        if settings.enabled:
+        if settings.scheduled:
             self._qos[port] = settings
         else:
             self._qos.pop(port, None)
@@ -304,7 +319,7 @@ class LinuxDriver:
         try:
             by_class: Counter[int] = Counter()
             for uplink in list(self._uplink_rings):
-                by_class.update(qdisc.uplink_class_drops(uplink))
+                by_class.update({k: v[2] for k, v in htb.class_stats(uplink).items()})
             for port, (ifname, ifindex, shaped) in list(self._shaped.items()):
                 drops = {}
                 if shaped.inbound_max_mbps:
@@ -329,31 +344,49 @@ class LinuxDriver:
             elif done.inbound_max_mbps:
                 qdisc.unshape_port(ifname)
             p.ring.set_qdisc_bypass(not wanted.inbound_max_mbps)
-            outbound = wanted.outbound_max_mbps if self.fast_path is not None else 0
-            for uplink in list(self._uplink_rings):
-                if outbound:
-                    qdisc.shape_uplink_class(uplink, ifindex, outbound)
-                elif done.outbound_max_mbps:
-                    qdisc.unshape_uplink_class(uplink, ifindex)
         except (qdisc.TcError, OSError) as exc:
             self.counters["qos_setup_failed"] += 1
             log.warning("linux driver: QoS of port %s on %s: %s", port, ifname, exc)
             return
-        if wanted.enabled:
+        if wanted.scheduled:
             self._shaped[port] = (ifname, ifindex, wanted)
         else:
             self._shaped.pop(port, None)
+        self._schedule()
 
     def _unshape_uplinks(self, port: str) -> None:
         """A shaped port went: its htb classes leave the uplinks (its veth took its tbf)."""
-        found = self._shaped.pop(port, None)
-        if found is None or not found[2].outbound_max_mbps:
-            return
-        for uplink in list(self._uplink_rings):
-            try:
-                qdisc.unshape_uplink_class(uplink, found[1])
-            except qdisc.TcError as exc:
-                log.warning("linux driver: QoS of removed port %s: %s", port, exc)
+        if self._shaped.pop(port, None) is not None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """The uplinks' htb trees for the shaped ports (vswitch.htb); the uplink rings
+        stop bypassing the qdisc where the tree schedules, so the Python switch's
+        frames cross it too."""
+        ports = {ifindex: s for _, ifindex, s in self._shaped.values()}
+        rings = dict(self._uplink_rings)
+        try:
+            self.scheduler.update(rings, ports, flat_classes=self.fast_path is not None)
+            for name, ring in rings.items():
+                ring.set_qdisc_bypass(not self.scheduler.scheduling(name))
+        except (qdisc.TcError, OSError) as exc:
+            self.counters["qos_setup_failed"] += 1
+            log.warning("linux driver: uplink scheduler: %s", exc)
+
+    def qos_status(self) -> dict[str, object]:
+        """The uplinks' scheduling (vswitch.htb) and each shaped port's class (with a
+        ``warning`` when its reservation was scaled down: the uplink is oversubscribed)."""
+        ports: dict[str, dict[str, object]] = {}
+        for port, (_, ifindex, settings) in self._shaped.items():
+            found = self.scheduler.port_class(ifindex)
+            if found is None:
+                continue
+            rate, asked = found["rate_mbps"], settings.outbound_reserved_mbps
+            if isinstance(rate, float) and rate < asked:
+                found["warning"] = (f"reservation {asked} Mbit/s scaled to {rate:g}: the"
+                                    " uplink's reservations exceed its capacity")  # fmt: skip
+            ports[port] = found
+        return {"uplinks": self.scheduler.status(), "ports": ports}
 
     def port_ifindex(self, port: str) -> int | None:
         """The ifindex of ``port``'s veth host end (None: not found)."""
@@ -554,6 +587,7 @@ class LinuxDriver:
                 self._handlers[ring.fileno()] = self._reader_of_uplink(ring)
                 self._poller.register(ring.fileno(), select.EPOLLIN)
                 self._post(lambda: self._hide(name))
+                self._post(self._schedule)
             return ring
 
     # ------------------------------------------------------------ the loop
@@ -582,6 +616,7 @@ class LinuxDriver:
         for name in list(self._uplink_rings):
             self._guard(functools.partial(self._hide, name))
         self._guard(self._rescan)
+        self._guard(self._schedule)  # a configured link is scheduled before any port asks
         self._on_wake()  # work posted before the thread ran (PAs, neighbours)
         self._flush()
         self._ready.set()

@@ -180,9 +180,14 @@ class PaSide:
         stack = self._stack
         return {} if stack is None else dict(stack.counters)
 
-    def transmit(self, frames: Sequence[Transmit]) -> None:
-        """Queue the engine's outer frames on the uplink of their source PA."""
+    def transmit(self, frames: Sequence[Transmit], priority: int = 0) -> None:
+        """Queue the engine's outer frames on the uplink of their source PA; with a
+        ``priority`` (a port's uplink class, vswitch.htb) they are sent at once with it,
+        the frames queued before them first without."""
         rings = self._pa_rings
+        if priority:
+            self._transmit_classed(frames, priority)
+            return
         if len(rings) == 1:  # one PA: every frame leaves by its uplink
             ((pa, ring),) = rings.items()
             outer = [t[0] for t in frames if t[1] == pa]
@@ -201,6 +206,20 @@ class PaSide:
         for ring_of_pa, outer in by_ring.items():
             ring_of_pa.queue_many(outer)
             self.dirty.add(ring_of_pa)
+
+    def _transmit_classed(self, frames: Sequence[Transmit], priority: int) -> None:
+        by_ring: dict[PacketRing, list[bytes]] = {}
+        for frame, source_pa, _destination in frames:
+            ring_of_pa = self._pa_rings.get(source_pa)
+            if ring_of_pa is None:
+                self.counters["tx_dropped_no_uplink"] += 1
+            else:
+                by_ring.setdefault(ring_of_pa, []).append(frame)
+        for ring_of_pa, outer in by_ring.items():
+            ring_of_pa.flush()  # the default class's frames are not to leave in this one
+            ring_of_pa.queue_many(outer)
+            ring_of_pa.flush(priority)
+            self.dirty.add(ring_of_pa)  # what a full socket kept goes with the next flush
 
     def configure(self, pas: list[PaConfig], rings: Mapping[str, PacketRing]) -> None:
         """Rebuild the PA stack for ``pas``; announce them; resolve the gateways."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-from openhnv.vfp.qos import BYTES_PER_MBIT, QOS_OUTBOUND, QosSettings, burst_of
+from openhnv.vfp.qos import BYTES_PER_MBIT, MAX_MBPS, QOS_OUTBOUND, QosSettings, burst_of
 from openhnv.vswitch.fastpath.layout import QOS_OUTBOUND as KERNEL_OUTBOUND
 from openhnv.vswitch.fastpath.layout import QosBucket
 from openhnv.vswitch.qdisc import class_priority
@@ -45,8 +45,10 @@ class QosMap(Protocol):
 
 
 def caps_of(settings: QosSettings, ifindex: int) -> Caps | None:
-    """The outbound bucket of port ``ifindex`` under ``settings`` (None: no cap)."""
-    mbps = settings.outbound_max_mbps
+    """The outbound bucket of port ``ifindex`` under ``settings`` (None: no cap and no
+    reservation). A reservation without a cap still needs the bucket's class, so that
+    encapsulated frames take the port's htb class: its bucket is ``MAX_MBPS`` wide."""
+    mbps = settings.outbound_max_mbps or (MAX_MBPS if settings.outbound_reserved_mbps else 0)
     if not mbps:
         return None
     return mbps * BYTES_PER_MBIT, burst_of(mbps), class_priority(ifindex)
@@ -66,7 +68,7 @@ class KernelQos:
         wanted: dict[BucketKey, Caps] = {}
         names: dict[int, str] = {}
         for name, settings in ports:
-            ifindex = self.ifindex_of(name) if settings.outbound_max_mbps else None
+            ifindex = self.ifindex_of(name) if settings.scheduled else None
             caps = None if ifindex is None else caps_of(settings, ifindex)
             if ifindex is None or caps is None:
                 continue

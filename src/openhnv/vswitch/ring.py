@@ -30,7 +30,9 @@ switch forwards only frames a receiver accepts.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import functools
 import mmap
 import socket
 import struct
@@ -68,6 +70,8 @@ FRAME_SIZE = 2048  # a slot: the header (66 bytes before the frame) plus a 1700-
 BLOCK_SIZE = 1 << 16
 RX_FRAMES = 2048
 TX_FRAMES = 1024
+SO_SNDBUFFORCE = 32  # socket(7): SO_SNDBUF beyond wmem_max (CAP_NET_ADMIN)
+SEND_BUFFER_PER_SLOT = 2  # a queued frame's truesize: its slot's bytes and the skb's
 TX_DATA_OFFSET = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)
 MAX_FRAME = FRAME_SIZE - 66
 _REQ = struct.Struct("=IIII")  # struct tpacket_req: block_size, block_nr, frame_size, frame_nr
@@ -87,6 +91,15 @@ def _with_tag(mm: mmap.mmap, base: int, status: int, start: int, length: int) ->
         tpid = ETH_P_8021Q
     tag = struct.pack("!HH", tpid, tci)
     return mm[start : start + ETHERTYPE_AT] + tag + mm[start + ETHERTYPE_AT : start + length]
+
+
+_EMPTY = [b""]
+
+
+@functools.lru_cache(maxsize=1024)
+def _priority_message(priority: int) -> tuple[int, int, bytes]:
+    """The ``SO_PRIORITY`` control message of ``priority`` (one per class, cached)."""
+    return socket.SOL_SOCKET, socket.SO_PRIORITY, struct.pack("=i", priority)
 
 
 class PacketRing:
@@ -154,8 +167,16 @@ class PacketRing:
 
     def set_qdisc_bypass(self, bypass: bool) -> None:
         """Whether frames sent here skip the interface's qdisc (the default: yes; no for
-        a port whose inbound cap a qdisc shapes, vswitch.qdisc)."""
+        a port whose inbound cap a qdisc shapes, vswitch.qdisc, and for an uplink that
+        schedules reservations, vswitch.htb). Frames a qdisc holds count against the
+        socket's send buffer: not bypassing, the buffer covers every slot of the ring,
+        else one full class's queue (the default's) would block the sends of another's
+        with EAGAIN."""
         self._sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, int(bypass))
+        if not bypass:
+            wanted = self._tx_slots * FRAME_SIZE * SEND_BUFFER_PER_SLOT
+            if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < wanted:
+                self._sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, wanted)
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -266,18 +287,31 @@ class PacketRing:
         self._tx_head = head
         self._tx_pending += pending
 
-    def flush(self) -> None:
-        """Hand every queued frame to the kernel (one system call)."""
-        if not self._tx_pending:
+    def flush(self, priority: int = 0) -> None:
+        """Hand every queued frame to the kernel (one system call); a ``priority`` is
+        their ``skb->priority`` (``SO_PRIORITY`` as a control message: an htb class of
+        the interface, vswitch.htb), else the socket's (0).
+
+        A frame the interface's qdisc drops (a full queue, when the socket does not
+        bypass it) stops the kernel's walk of the ring there with ENOBUFS: it is counted
+        in ``tx_dropped`` and the walk goes on past it, so the rest leave now, with this
+        priority, not with a later flush's."""
+        for _ in range(self._tx_pending):
+            try:
+                if priority:
+                    self._sock.sendmsg(_EMPTY, [_priority_message(priority)], socket.MSG_DONTWAIT)
+                else:
+                    self._sock.send(b"", socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return  # the slots stay marked: the next flush sends them
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self.tx_dropped += 1
+                    continue
+                self.tx_failed_flushes += 1  # e.g. ENETDOWN: the slots stay for the next flush
+                return
+            self._tx_pending = 0
             return
-        try:
-            self._sock.send(b"", socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return  # the slots stay marked: the next flush sends them
-        except OSError:
-            self.tx_failed_flushes += 1  # e.g. ENETDOWN: the slots stay for the next flush
-            return
-        self._tx_pending = 0
 
     def send(self, frame: bytes) -> bool:
         """``queue`` and ``flush`` one frame."""

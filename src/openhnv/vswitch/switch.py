@@ -418,6 +418,10 @@ class HostSwitch:
                 found.setdefault(port, Counter()).update(drops)
         return {port: dict(drops) for port, drops in found.items()}
 
+    def qos_status(self) -> dict[str, object]:
+        """The driver's uplink scheduling and the ports' classes (vswitch.htb; {}: none)."""
+        return {} if self._shaping is None else self._shaping.qos_status()
+
     def kernel_port_totals(self, fresh: bool = False) -> dict[str, tuple[int, int]]:
         """Port -> (packets, bytes) the kernel counted for its offloaded flows."""
         if self._kernel is None:
@@ -445,7 +449,7 @@ class HostSwitch:
             emits = self.engine.process_batch(port, frames)
             self._offload_before_delivery(emits)
             pause = self.engine.pause(port)
-        self._dispatch(emits)
+        self._dispatch(emits, port)
         return pause
 
     def from_uplink(self, frames: list[bytes]) -> None:
@@ -659,8 +663,9 @@ class HostSwitch:
         self._watched = remote
         return sorted(remote)
 
-    def _dispatch(self, emits: list[Emit]) -> None:
-        """Carry out the engine's emits: deliveries per port, one transmit batch, punts."""
+    def _dispatch(self, emits: list[Emit], port: str | None = None) -> None:
+        """Carry out the engine's emits: deliveries per port, one transmit batch (in
+        ``port``'s uplink class, when the frames are a VM port's), punts."""
         if not emits:
             return
         to_ports: dict[str, list[bytes]] = {}
@@ -675,7 +680,10 @@ class HostSwitch:
             elif cls is Punt:
                 punts.append(em)  # type: ignore[arg-type]
         if transmits:
-            self.driver.transmit(transmits)
+            if port is not None and self._shaping is not None:
+                self._shaping.transmit_from(port, transmits)
+            else:
+                self.driver.transmit(transmits)
         for port, frames in to_ports.items():
             self.driver.send_to_port(port, frames)
         if punts:

@@ -15,7 +15,12 @@ from typing import TypeAlias
 from openhnv.controller.compiler.firewall import NIC_LAYER, SUBNET_LAYER, AclRule, fw_rules
 from openhnv.controller.compiler.gateway_rows import GATEWAY_RULES
 from openhnv.controller.compiler.index import Index, Nic, Subnet, VirtualNetwork, mac_with_colons
-from openhnv.ovsdb.keys import ACCESS_VLAN, QOS_INBOUND_COLUMN, QOS_OUTBOUND_COLUMN
+from openhnv.ovsdb.keys import (
+    ACCESS_VLAN,
+    QOS_INBOUND_COLUMN,
+    QOS_OUTBOUND_COLUMN,
+    QOS_RESERVED_COLUMN,
+)
 from openhnv.ovsdb.rows import Atom, Ref, Row
 
 # Referenced tables before the tables that refer to them (diff inserts in this order).
@@ -252,7 +257,8 @@ def _bool_text(flag: bool) -> str:
 
 
 def _qos_columns(nic: Nic) -> dict[Atom, Atom]:
-    """The NIC's QoS caps for ``other_config`` (a cap of 0 is left out: no cap)."""
+    """The NIC's QoS caps and reservation for ``other_config`` (0 is left out: none)."""
     caps = {QOS_OUTBOUND_COLUMN: nic.qos_outbound_max_mbps,
-            QOS_INBOUND_COLUMN: nic.qos_inbound_max_mbps}  # fmt: skip
+            QOS_INBOUND_COLUMN: nic.qos_inbound_max_mbps,
+            QOS_RESERVED_COLUMN: nic.qos_outbound_reserved_mbps}  # fmt: skip
     return {column: str(mbps) for column, mbps in caps.items() if mbps}

@@ -289,6 +289,7 @@ class Index:
             dns_servers=_dns_servers(props.get("dnsSettings")),
             qos_outbound_max_mbps=_qos_cap(settings, "outboundMaximumMbps"),
             qos_inbound_max_mbps=_qos_cap(settings, "inboundMaximumMbps"),
+            qos_outbound_reserved_mbps=_qos_cap(settings, "outboundReservedValue"),
         )
         return nic, ()
 

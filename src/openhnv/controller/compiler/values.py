@@ -106,6 +106,7 @@ class Nic:
     dns_servers: tuple[str, ...] = ()  # dnsSettings.dnsServers, for the host's DHCP
     qos_outbound_max_mbps: int = 0  # portSettings.qosSettings.outboundMaximumMbps (0: none)
     qos_inbound_max_mbps: int = 0  # portSettings.qosSettings.inboundMaximumMbps (0: none)
+    qos_outbound_reserved_mbps: int = 0  # portSettings.qosSettings.outboundReservedValue
 
     @property
     def vnet_id(self) -> str:

@@ -33,7 +33,6 @@ from openhnv.controller.northbound.model_base import (
     AllocationMethod,
     Child,
     Cidr,
-    Count,
     CredentialType,
     Flag,
     IpAddress,
@@ -197,7 +196,7 @@ class QosSettings(Properties):
 
     outboundMaximumMbps: Mbps = 0  # VM -> network
     inboundMaximumMbps: Mbps = 0  # network -> VM
-    outboundReservedValue: Count = 0  # only 0: reservations are refused (nic_rules)
+    outboundReservedValue: Mbps = 0  # a minimum share, Mbit/s (absolute mode), <= the cap
     enableHardwareLimits: Flag = False  # only false: no NIC offload to give caps to
 
 

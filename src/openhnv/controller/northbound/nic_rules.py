@@ -100,17 +100,18 @@ def check_network_interface(adm: Admission) -> None:
 
 
 def _qos_settings(props: dict[str, Any]) -> None:
-    """``portSettings.qosSettings``: caps are enforced by the host's QoS layer; a
-    reservation (a minimum share under contention) and hardware limits are refused
-    (400 ``NotSupported``), never accepted and ignored (docs/api.md, "QoS")."""
+    """``portSettings.qosSettings``: caps are enforced by the host's QoS layer, a
+    reservation (Mbit/s, Hyper-V's absolute mode) by its uplink scheduler and may not
+    exceed the outbound cap; hardware limits are refused (400 ``NotSupported``), never
+    accepted and ignored (docs/api.md, "QoS")."""
     qos = (props.get("portSettings") or {}).get("qosSettings") or {}
     where = "properties.portSettings.qosSettings"
-    if qos.get("outboundReservedValue"):
+    reserved = _mbps(qos.get("outboundReservedValue"))
+    cap = _mbps(qos.get("outboundMaximumMbps"))
+    if reserved and cap and reserved > cap:
         raise bad_request(
             f"{where}.outboundReservedValue",
-            f"{qos['outboundReservedValue']}: bandwidth reservations are not supported by"
-            " openhnv (0 only; outboundMaximumMbps and inboundMaximumMbps cap a port)",
-            NOT_SUPPORTED,
+            f"{reserved}: a reservation may not exceed outboundMaximumMbps ({cap})",
         )
     if qos.get("enableHardwareLimits"):
         raise bad_request(
@@ -119,6 +120,11 @@ def _qos_settings(props: dict[str, Any]) -> None:
             " are enforced by the host's QoS layer)",
             NOT_SUPPORTED,
         )
+
+
+def _mbps(value: object) -> int:
+    """A validated ``Mbps`` property (an int or its decimal string; None: 0)."""
+    return int(str(value)) if value is not None and str(value).isdigit() else 0
 
 
 def _behind_vtep(adm: Admission, props: dict[str, Any]) -> None:

@@ -1,0 +1,63 @@
+"""A bandwidth reservation in a lab: the reserved VM keeps its share of a contended uplink.
+
+h1's uplink is 100 Mbit/s wide (``uplink_mbps`` in the lab YAML, ``hnv host
+--uplink-mbps``), so the uplink scheduler shapes it (vswitch.htb). ``resv`` reserves
+60 Mbit/s (``outboundReservedValue`` through REST, the compiler, OVSDB and the agent);
+``other`` reserves nothing. Both send iperf3 TCP to h2 at once: ``resv`` gets at least
+90 % of its reservation and ``other`` the rest. Then the reservation is lifted through
+REST and the two split the link about evenly, so the first assertion could fail. The
+hosts run the data path ``HNV_TEST_FASTPATH`` asks for: with the fast path the flows
+are the kernel's (its tc program classifies), without it the Python switch's (its
+frames are sent with the class's ``SO_PRIORITY``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from lab_running import running_lab, topology_of
+
+from openhnv.lab import orchestrator
+from openhnv.lab.rest import instance_id
+from openhnv.testing.contention import (
+    RESERVED_VM,
+    contend,
+    port_row,
+    set_reservation,
+    topology_text,
+)
+from openhnv.testing.datapath_mode import fastpath_mode
+
+pytestmark = [pytest.mark.root, pytest.mark.datapath]
+
+LINK_MBPS, RESERVED_MBPS = 100, 60
+SECONDS, OMIT = 3, 1
+KEPT = 0.90  # of the reservation, at least
+LINK_SLACK = 1.10  # the link's shaper holds both within this of its rate
+EVEN = (0.30, 0.70)  # without a reservation each sender's share of what both got
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[orchestrator.RunningLab]:
+    with running_lab(topology_of(topology_text(LINK_MBPS, RESERVED_MBPS))) as running:
+        yield running
+
+
+def test_a_reserved_vm_keeps_its_share_of_a_contended_uplink_and_loses_it_without(
+    lab: orchestrator.RunningLab,
+) -> None:
+    row = port_row(lab, instance_id(lab.nics[RESERVED_VM]))
+    assert (row["qos_reserved_mbps"], row["qos_rate_mbps"]) == (RESERVED_MBPS, RESERVED_MBPS)
+    reserved = contend(lab, SECONDS, OMIT)
+    set_reservation(lab, 0)
+    even = contend(lab, SECONDS, OMIT)
+    print(f"\nreservation ({fastpath_mode()}): reserved {reserved.reserved:.1f} of"
+          f" {RESERVED_MBPS}, other {reserved.other:.1f} Mbit/s on a {LINK_MBPS} Mbit/s link;"
+          f" without: {even.reserved:.1f} and {even.other:.1f}")  # fmt: skip
+    assert reserved.reserved >= KEPT * RESERVED_MBPS
+    assert reserved.other >= 0.5 * (LINK_MBPS - RESERVED_MBPS)  # the rest is the other's
+    assert reserved.total <= LINK_SLACK * LINK_MBPS
+    assert even.total <= LINK_SLACK * LINK_MBPS
+    assert EVEN[0] <= even.reserved / even.total <= EVEN[1]
+    assert even.reserved < KEPT * RESERVED_MBPS  # without it, the reservation's share is gone
