@@ -52,6 +52,8 @@ def test_driver_errors(tmp_path: Path) -> None:
         make_driver(config(tmp_path, driver="dpdk"))
     with pytest.raises(HostError, match="unknown driver 'dpdk'"):
         HostProcess(config(tmp_path, driver="dpdk"))
+    with pytest.raises(HostError, match="--xdp-meter needs --driver linux"):
+        make_driver(config(tmp_path, xdp_meter=True))
 
 
 def test_remotes_always_serve_ovsdb_sock_then_each_listen(tmp_path: Path) -> None:
@@ -149,3 +151,10 @@ def test_the_abuse_limits_of_the_command_line_turn_off_at_0_and_burst_twice_the_
     assert limits.broadcast_rate == 0.0
     assert limits.arp_burst == 1
     assert HostConfig(name="h", state_dir=Path("/x")).limits == DEFAULT_LIMITS
+
+
+def test_the_xdp_meter_is_off_unless_asked() -> None:
+    parse = host_main.build_parser().parse_args
+    assert parse(["--name", "h", "--state-dir", "/tmp/x"]).xdp_meter is False
+    assert parse(["--name", "h", "--state-dir", "/tmp/x", "--xdp-meter"]).xdp_meter is True
+    assert HostConfig(name="h", state_dir=Path("/x")).xdp_meter is False

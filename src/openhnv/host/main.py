@@ -3,7 +3,7 @@ operator commands, apart from the daemon).
 
 ``hnv host --name NAME --state-dir DIR [--listen [ADDR:]PORT|unix:PATH|tcp:IP:PORT|
 ssl:IP:PORT ...] [--pki DIR] [--driver none|linux] [--fastpath auto|on|off] [--uplink-mbps N]
-[--role host|gateway]
+[--xdp-meter] [--role host|gateway]
 [--max-flows-per-port N] [--new-flow-rate PPS] [--broadcast-rate PPS] [--arp-rate PPS]``
 starts the ``HostProcess`` (ovsdb-server, vSwitch, host agent,
 control socket; with the gateway role the tenants' compartments too), prints ``ready``
@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         "reservations (outboundReservedValue; default: the device's speed, else 10000); "
         "given, the uplinks are shaped to it (docs/vfp.md, \"QoS\")",
     )  # fmt: skip
+    parser.add_argument(
+        "--xdp-meter", action="store_true",
+        help="under --driver linux: meter the VM ports' abuse limits in native XDP on "
+        "each port's device instead of its socket filter (pays off where XDP runs before "
+        "an skb exists; on a veth it costs the port's own TCP more: docs/vfp.md)",
+    )  # fmt: skip
     parser.add_argument("--null-port", action="append", default=[], metavar="PORT=MAC",
                         type=_null_port, help="with --driver none: report this VM port "
                         "(no frames flow; for tests and demos of the control plane)")  # fmt: skip
@@ -245,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         driver=args.driver,
         fastpath=args.fastpath,
         uplink_mbps=args.uplink_mbps,
+        xdp_meter=args.xdp_meter,
         null_ports=tuple(args.null_port),
         role=args.role,
         compartment_prefix=args.compartment_prefix,

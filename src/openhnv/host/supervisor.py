@@ -75,6 +75,7 @@ class HostConfig:
     driver: str = "none"
     fastpath: str = "auto"  # the kernel fast path under the linux driver: auto, on, off
     uplink_mbps: int | None = None  # the uplinks' capacity for reservations (vswitch.htb)
+    xdp_meter: bool = False  # the ports' abuse meters in XDP instead of socket filters
     null_ports: tuple[tuple[str, str], ...] = ()  # (port, mac) the none driver reports
     agent_timeout: float = AGENT_START_TIMEOUT
     role: str = HOST_ROLE  # "gateway": also build the tenants' compartments
@@ -100,6 +101,8 @@ def make_driver(config: HostConfig) -> Driver:
         raise HostError(f"--fastpath {config.fastpath!r}: expected one of {FASTPATH_MODES}")
     if kind == "none" and config.fastpath == "on":
         raise HostError("--fastpath on needs --driver linux (the none driver moves no frames)")
+    if kind == "none" and config.xdp_meter:
+        raise HostError("--xdp-meter needs --driver linux (the none driver has no port devices)")
     if kind == "none":
         null = NullDriver()
         for port, mac in config.null_ports:
@@ -112,7 +115,9 @@ def make_driver(config: HostConfig) -> Driver:
             raise HostError(f"driver linux is not available: {err}") from None
         try:
             driver: Driver = module.LinuxDriver(
-                fastpath=config.fastpath, uplink_mbps=config.uplink_mbps
+                fastpath=config.fastpath,
+                uplink_mbps=config.uplink_mbps,
+                xdp_meter=config.xdp_meter,
             )
         except (VSwitchError, OSError) as err:
             raise HostError(f"driver linux did not start: {err}") from None
