@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from openhnv.agent.port_rows import port_row_changes
+from openhnv.agent.port_rows import (
+    port_row_changes,
+    reservation_row_changes,
+    scaled_reservations,
+)
 from openhnv.ovsdb.rows import Ref, Row, RowChange
 
 
@@ -36,3 +40,39 @@ def test_port_rows_for_ports_that_come_and_go() -> None:
     ]
     # already as wanted: nothing to write
     assert port_row_changes({"bound": "00:1d:d8:07:00:11"}, rows) == []
+
+
+SCALED = {"qos_reserved_mbps": "100", "qos_granted_mbps": "62.5", "qos_uplink": "up0"}
+
+
+def test_a_scaled_reservation_is_read_from_the_switchs_qos_status() -> None:
+    qos: dict[str, object] = {
+        "uplinks": {"up0": {"link_mbps": 100}},
+        "ports": {
+            "full": {"class": "1:5", "rate_mbps": 30.0, "ceil_mbps": 100.0, "uplink": "up0"},
+            "cut": {"class": "1:6", "rate_mbps": 62.5, "ceil_mbps": 100.0, "uplink": "up0",
+                    "reserved_mbps": 100, "warning": "reservation 100 Mbit/s scaled to 62.5"},
+        },
+    }  # fmt: skip
+    assert scaled_reservations(qos) == {"cut": SCALED}
+    assert scaled_reservations({}) == {}  # no shaping at all
+
+
+def test_a_scaled_reservation_comes_onto_the_ports_row_and_goes_again() -> None:
+    attached = {"attached": "true", "reported_mac": "00:1d:d8:07:00:11"}
+    rows: dict[str, Row] = {
+        "cut": {"name": "cut", "status": dict(attached)},
+        "gone": {"name": "gone", "status": {"attached": "false", "reported_mac": "x"}},
+        "up0": {"name": "up0", "status": {"team_member": "true", "carrier": "up"}},
+    }
+    writes = reservation_row_changes({"cut": SCALED, "gone": SCALED}, rows)
+    # only the attached port's row, its other keys kept; a detached row is left alone
+    assert writes == [RowChange("update", "Physical_Port", "cut", {"status": attached | SCALED})]
+    rows["cut"] = {"name": "cut", "status": attached | SCALED}
+    assert reservation_row_changes({"cut": SCALED}, rows) == []  # as wanted already
+    # the port came again (its MAC reported): the reservation's keys stay
+    assert port_row_changes({"cut": "00:1d:d8:07:00:11"}, rows) == []
+    # granted in full again: the keys go
+    assert reservation_row_changes({}, rows) == [
+        RowChange("update", "Physical_Port", "cut", {"status": attached})
+    ]

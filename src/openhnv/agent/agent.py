@@ -10,7 +10,8 @@ FW_Rules rows patches the last plan (``agent.incremental``), anything else (or w
 cannot be patched exactly) re-plans every row (the units go to the switch through
 ``agent.apply``). As the switch's ``PortListener`` it writes ``Physical_Port`` rows when
 VM ports come and go (``agent.port_rows``, ``agent.team_rows``; docs/southbound.md
-"Ownership") and hands the frames the engine punts (ARP, DHCP, ND) to
+"Ownership"), and notes on them the reservations the switch scaled down (checked at
+each wake of the worker, at least once a second), and hands the frames the engine punts (ARP, DHCP, ND) to
 ``agent.responder``.
 """
 
@@ -36,7 +37,12 @@ from openhnv.agent.planner import (
     plan_of_engine,
     without,
 )
-from openhnv.agent.port_rows import PORT_TABLE, port_row_changes
+from openhnv.agent.port_rows import (
+    PORT_TABLE,
+    port_row_changes,
+    reservation_row_changes,
+    scaled_reservations,
+)
 from openhnv.agent.responder import Responder
 from openhnv.agent.rows import TABLES, Problem, clipped, read_catalog
 from openhnv.agent.team_rows import team_row_changes
@@ -101,6 +107,7 @@ class HostAgent:
         self._state: PlanState | None = None  # the worker's, from the last full plan
         self._pending_ports: dict[str, str | None] = {}  # port -> reported MAC, None = gone
         self._team_dirty = False  # the team members' rows to write again (agent.team_rows)
+        self._scaled: dict[str, dict[str, str]] | None = None  # on the rows (port_rows)
         self._programmed: Plan = EMPTY_PLAN
         self._plan: Plan = EMPTY_PLAN  # the last plan (ARP answers from it)
         self._apply_problems: dict[tuple[str, str], Problem] = {}
@@ -249,6 +256,7 @@ class HostAgent:
                 self._reconcile()
             elif work.touched:
                 self._reconcile_rows(work.touched)
+            self._write_reservations(bool(work.ports) or work.dirty)
             self._responder.advertise_routers(time.monotonic())
         except Exception:  # never let bad data or a bug stop the agent
             log.exception("host agent %s: sync failed; retrying", self.host_name)
@@ -358,6 +366,25 @@ class HostAgent:
                     self._pending_ports.setdefault(port, mac)
             return
         self._count("port_rows_written", len(writes))
+
+    def _write_reservations(self, look: bool) -> None:
+        """The scaled reservations onto the VM ports' rows (``reservation_row_changes``):
+        the rows are read when what the switch says changed, or ``look`` (ports came or
+        went, a reconnect)."""
+        scaled = scaled_reservations(self.switch.qos_status())
+        if scaled == self._scaled and not look:
+            return
+        client = self._require_client()
+        writes = reservation_row_changes(scaled, client.snapshot([PORT_TABLE])[PORT_TABLE])
+        if writes:
+            try:
+                client.apply(writes, timeout=self.write_timeout)
+            except OvsdbError as err:
+                log.warning("reservation status not written (will retry): %s", err)
+                self._scaled = None
+                return
+            self._count("reservation_rows_written", len(writes))
+        self._scaled = scaled
 
     def _write_team(self) -> None:
         """The team members' Physical_Port rows (agent.team_rows), retried on failure."""

@@ -31,6 +31,12 @@ absent: no cap."""
 QOS_RESERVED_COLUMN = "qos_outbound_reserved_mbps"
 """``Physical_Port`` ``other_config`` key of a NIC's outbound reservation in Mbit/s
 (``outboundReservedValue``, absolute mode); absent: none."""
+QOS_RESERVED_STATUS = "qos_reserved_mbps"
+QOS_GRANTED_STATUS = "qos_granted_mbps"
+QOS_UPLINK_STATUS = "qos_uplink"
+"""``Physical_Port`` ``status`` keys (the host agent's) while a VM port's reservation is
+scaled down because its uplink is oversubscribed: the Mbit/s reserved, the Mbit/s
+granted, the uplink; absent while the reservation is granted in full."""
 
 
 def controller_bound(row: Row) -> bool:

@@ -290,11 +290,11 @@ class UplinkScheduler:
 
     def port_class(self, ifindex: int) -> dict[str, object] | None:
         """Port ``ifindex``'s class as ``hnv vfp ports`` shows it (None: no class)."""
-        for plan in self.applied.values():
+        for uplink, plan in self.applied.items():
             c = plan.of_port(ifindex)
             if c is not None:
                 return {"class": c.classid, "rate_mbps": c.rate_kbit / KBIT_PER_MBIT,
-                        "ceil_mbps": c.ceil_kbit / KBIT_PER_MBIT}  # fmt: skip
+                        "ceil_mbps": c.ceil_kbit / KBIT_PER_MBIT, "uplink": uplink}  # fmt: skip
         return None
 
     def status(self) -> dict[str, object]:

@@ -383,8 +383,9 @@ class LinuxDriver:
                 continue
             rate, asked = found["rate_mbps"], settings.outbound_reserved_mbps
             if isinstance(rate, float) and rate < asked:
+                found["reserved_mbps"] = asked
                 found["warning"] = (f"reservation {asked} Mbit/s scaled to {rate:g}: the"
-                                    " uplink's reservations exceed its capacity")  # fmt: skip
+                                    f" reservations on {found['uplink']} exceed its capacity")  # fmt: skip
             ports[port] = found
         return {"uplinks": self.scheduler.status(), "ports": ports}
 
