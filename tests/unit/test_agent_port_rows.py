@@ -7,7 +7,7 @@ from openhnv.agent.port_rows import (
     reservation_row_changes,
     scaled_reservations,
 )
-from openhnv.ovsdb.rows import Ref, Row, RowChange
+from openhnv.ovsdb.rows import Atom, Ref, Row, RowChange
 
 
 def test_port_rows_for_ports_that_come_and_go() -> None:
@@ -42,7 +42,11 @@ def test_port_rows_for_ports_that_come_and_go() -> None:
     assert port_row_changes({"bound": "00:1d:d8:07:00:11"}, rows) == []
 
 
-SCALED = {"qos_reserved_mbps": "100", "qos_granted_mbps": "62.5", "qos_uplink": "up0"}
+SCALED = {
+    "qos_reserved_mbps": "100",
+    "qos_granted_mbps": "62.5",
+    "qos_uplink": "up0",
+}
 
 
 def test_a_scaled_reservation_is_read_from_the_switchs_qos_status() -> None:
@@ -59,7 +63,8 @@ def test_a_scaled_reservation_is_read_from_the_switchs_qos_status() -> None:
 
 
 def test_a_scaled_reservation_comes_onto_the_ports_row_and_goes_again() -> None:
-    attached = {"attached": "true", "reported_mac": "00:1d:d8:07:00:11"}
+    attached: dict[Atom, Atom] = {"attached": "true", "reported_mac": "00:1d:d8:07:00:11"}
+    scaled: dict[Atom, Atom] = {**attached, **{k: v for k, v in SCALED.items()}}
     rows: dict[str, Row] = {
         "cut": {"name": "cut", "status": dict(attached)},
         "gone": {"name": "gone", "status": {"attached": "false", "reported_mac": "x"}},
@@ -67,8 +72,8 @@ def test_a_scaled_reservation_comes_onto_the_ports_row_and_goes_again() -> None:
     }
     writes = reservation_row_changes({"cut": SCALED, "gone": SCALED}, rows)
     # only the attached port's row, its other keys kept; a detached row is left alone
-    assert writes == [RowChange("update", "Physical_Port", "cut", {"status": attached | SCALED})]
-    rows["cut"] = {"name": "cut", "status": attached | SCALED}
+    assert writes == [RowChange("update", "Physical_Port", "cut", {"status": scaled})]
+    rows["cut"] = {"name": "cut", "status": scaled}
     assert reservation_row_changes({"cut": SCALED}, rows) == []  # as wanted already
     # the port came again (its MAC reported): the reservation's keys stay
     assert port_row_changes({"cut": "00:1d:d8:07:00:11"}, rows) == []

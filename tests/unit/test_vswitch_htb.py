@@ -125,7 +125,10 @@ def test_the_python_switch_classifies_only_where_the_uplink_is_scheduled() -> No
     assert (scheduler.priority_of(5), scheduler.priority_of(6)) == (0x10005, class_priority(6))
     assert scheduler.priority_of(7) == 0  # no class: the default one
     assert scheduler.port_class(6) == {
-        "class": "1:6", "rate_mbps": 60.0, "ceil_mbps": 100.0, "uplink": "up0"
+        "class": "1:6",
+        "rate_mbps": 60.0,
+        "ceil_mbps": 100.0,
+        "uplink": "up0",
     }
     assert scheduler.status()["up0"] == {"link_mbps": 100, "reserved_mbps": 60.0,
                                          "granted_mbps": 60.0, "classes": 4}  # fmt: skip

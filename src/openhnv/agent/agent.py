@@ -10,9 +10,9 @@ FW_Rules rows patches the last plan (``agent.incremental``), anything else (or w
 cannot be patched exactly) re-plans every row (the units go to the switch through
 ``agent.apply``). As the switch's ``PortListener`` it writes ``Physical_Port`` rows when
 VM ports come and go (``agent.port_rows``, ``agent.team_rows``; docs/southbound.md
-"Ownership"), and notes on them the reservations the switch scaled down (checked at
-each wake of the worker, at least once a second), and hands the frames the engine punts (ARP, DHCP, ND) to
-``agent.responder``.
+"Ownership"), notes on them the reservations the switch scaled down (checked at each
+wake of the worker, at least once a second), and hands the frames the engine punts
+(ARP, DHCP, ND) to ``agent.responder``.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ def reservation_row_changes(scaled: Scaled, rows: Mapping[str, Row]) -> list[Row
         if not isinstance(old, Mapping) or old.get("attached") != "true":
             continue
         status: dict[Atom, Atom] = {k: v for k, v in old.items() if k not in RESERVATION_KEYS}
-        status |= scaled.get(port, {})
+        for k, v in scaled.get(port, {}).items():
+            status[k] = v
         if status != dict(old):
             writes.append(RowChange("update", PORT_TABLE, port, {"status": status}))
     return writes

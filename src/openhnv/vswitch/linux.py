@@ -385,7 +385,8 @@ class LinuxDriver:
             if isinstance(rate, float) and rate < asked:
                 found["reserved_mbps"] = asked
                 found["warning"] = (f"reservation {asked} Mbit/s scaled to {rate:g}: the"
-                                    f" reservations on {found['uplink']} exceed its capacity")  # fmt: skip
+                                    f" reservations on {found['uplink']} exceed its"
+                                    " capacity")  # fmt: skip
             ports[port] = found
         return {"uplinks": self.scheduler.status(), "ports": ports}
 

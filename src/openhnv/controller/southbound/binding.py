@@ -11,6 +11,11 @@ reports (as the links' port monitors deliver them):
   and gets a ``Warning`` / ``PortReportedOnOtherHost`` naming both hosts, until it
   lives where its port is (``conflicts``);
 - an unknown instanceId, or ``attached=false``, changes nothing.
+
+``PortBinding.scale`` reads the same reports for a reservation the host scaled down (its
+uplink is oversubscribed: ``status:qos_granted_mbps``, docs/southbound.md): such a NIC
+is in ``scaled`` (a ``Warning`` / ``ReservationScaled``) until that host's row no longer
+says so, or the port is detached or gone.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 from openhnv.controller.compiler.documents import ref_key
 from openhnv.controller.errors import ApiError, StoreError
 from openhnv.controller.northbound.service import ControllerService
+from openhnv.controller.southbound.status import reservation_warning
 from openhnv.ovsdb.mirror import RowEvent
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,7 @@ class PortBinding:
         self.service = service
         self.by_instance: dict[str, str] = {}  # casefolded instanceId -> NIC ref
         self.conflicts: dict[str, tuple[str, str]] = {}  # NIC key -> (reporter, message)
+        self.scaled: dict[str, tuple[str, str]] = {}  # NIC key -> (reporter, message)
 
     def learn(self, docs: Iterable[Mapping[str, Any]]) -> None:
         """Remember the instanceId of each NIC GET document."""
@@ -87,3 +94,26 @@ class PortBinding:
             else:
                 self.conflicts.pop(ref_key(ref), None)
         return warnings
+
+    def scale(self, events: Sequence[tuple[str, RowEvent]]) -> list[str]:
+        """Note the reservations hosts report scaled down (or granted in full again);
+        the refs of the NICs reported (whose warning may have come, changed or gone:
+        also one a previous leader showed)."""
+        reported: dict[str, str] = {}
+        for server_id, event in events:
+            row = event.new or event.old or {}
+            name = row.get("name") or event.key
+            ref = self.by_instance.get(str(name).casefold()) if name else None
+            if ref is None:
+                continue
+            status = event.new.get("status") if event.new is not None else None
+            message = None
+            if isinstance(status, Mapping) and status.get("attached") == "true":
+                message = reservation_warning(server_id, status)
+            key = ref_key(ref)
+            reported[key] = ref
+            if message is not None:
+                self.scaled[key] = (server_id, message)
+            elif key in self.scaled and self.scaled[key][0] == server_id:
+                del self.scaled[key]
+        return list(reported.values())

@@ -13,8 +13,9 @@ the refs they changed, so they never wait for a host. One publisher thread then:
   ``status:attached=true`` binds a NIC without ``server`` to that host (stored); a NIC
   whose ``server`` names another host keeps it (northbound wins) and shows a ``Warning``.
 - reports each server's ``configurationState`` (a ``Warning`` / ``ProviderAddressMoved``
-  while the host's team member rows say a member has no carrier or a PA moved) and
-  each NIC's ``provisioningState``:
+  while the host's team member rows say a member has no carrier or a PA moved), a NIC's
+  ``Warning`` / ``ReservationScaled`` while its port row says its host scaled its
+  reservation down (the uplink is oversubscribed), and each NIC's ``provisioningState``:
   ``Updating`` after its PUT, ``Succeeded`` once every host that needs its rows has
   committed them, ``Failed`` (the compiler's reason in ``configurationState``); the
   states are queued and written once per step by ``reports.Reports``.
@@ -224,6 +225,8 @@ class Publisher:
                 if ports:
                     for ref, message in self._binding.bind(ports, self._get):
                         self._reports.warn(ref, message)
+                    for ref in self._binding.scale(ports):
+                        self._reports.rescale(ref)
                 self._progress(statuses if not refs else set(self._hosts.links))
                 self._reports.flush()
             except Exception:  # never let a bug stop publishing for good
@@ -300,6 +303,7 @@ class Publisher:
                 if doc is None:
                     self._pending.drop(ref_key(ref))
                     self._binding.conflicts.pop(ref_key(ref), None)
+                    self._binding.scaled.pop(ref_key(ref), None)
                 else:
                     self._binding.learn([doc])
                     etags[ref_key(ref)] = (ref, doc.get("etag"))

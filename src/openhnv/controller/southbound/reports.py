@@ -6,7 +6,8 @@ the ``configurationState`` that goes with it) and each server's or NIC's
 store commits. It remembers what it said, so a state that says what it already says is
 never written again, also after a failover (``learn``: what a previous leader showed,
 from the shared store). When the store refuses (down, no quorum) the queue is kept for
-the next step (``unflushed``).
+the next step (``unflushed``). A NIC whose reservation its host scaled down reads
+``Warning`` / ``ReservationScaled`` (``rescale``) instead of Success until that ends.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from openhnv.controller.errors import StoreError
 from openhnv.controller.northbound.service import ControllerService
 from openhnv.controller.southbound.binding import PortBinding
 from openhnv.controller.southbound.status import (
+    CODE_SUCCESS,
     FAILURE,
     PORT_ON_OTHER_HOST,
+    RESERVATION_SCALED,
+    SUCCESS,
     WARNING,
     configuration_state,
 )
@@ -29,6 +33,7 @@ from openhnv.controller.southbound.status import (
 log = logging.getLogger(__name__)
 
 Said = tuple[str, str, str]  # status, code, message
+GRANTED = "Committed; the outbound reservation is granted in full."
 
 
 class Reports:
@@ -77,16 +82,34 @@ class Reports:
         """Queue a ``Warning`` / ``PortReportedOnOtherHost`` for ``ref``."""
         self.show(ref, configuration_state(WARNING, PORT_ON_OTHER_HOST, message, self.clock()))
 
+    def rescale(self, ref: str) -> None:
+        """Show a NIC's ``Warning`` / ``ReservationScaled`` while its host scales its
+        reservation down (``PortBinding.scaled``), and ``Success`` once that ends; a
+        failure or a port reported on another host says more and stays."""
+        key = ref_key(ref)
+        said = self.reported.get(key)
+        if key in self._binding.conflicts or (said is not None and said[0] == FAILURE):
+            return
+        scaled, now = self._binding.scaled.get(key), self.clock()
+        if scaled is not None:
+            self.show(ref, configuration_state(WARNING, RESERVATION_SCALED, scaled[1], now))
+        elif said is not None and said[1] == RESERVATION_SCALED:
+            self.show(ref, configuration_state(SUCCESS, CODE_SUCCESS, GRANTED, now))
+
     def set_nic(
         self, ref: str, etag: str | None, state: str, status: str | None, code: str, message: str
     ) -> None:
         """Queue a NIC's provisioningState (and configurationState) for ``flush``; a NIC
-        whose port another host reports keeps that warning unless it failed."""
+        whose port another host reports keeps that warning unless it failed, and one
+        whose reservation its host scaled down says so instead of Success."""
         conflict = self._binding.conflicts.get(ref_key(ref))
+        scaled = self._binding.scaled.get(ref_key(ref))
         doc: dict[str, Any] | None = None
         now = self.clock()
         if conflict is not None and status != FAILURE:
             doc = configuration_state(WARNING, PORT_ON_OTHER_HOST, conflict[1], now)
+        elif scaled is not None and status == SUCCESS:
+            doc = configuration_state(WARNING, RESERVATION_SCALED, scaled[1], now)
         elif status is not None:
             doc = configuration_state(status, code, message, now)
         self._nic_updates.append((ref, etag, state, doc))

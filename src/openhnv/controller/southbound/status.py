@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from openhnv.controller.errors import ControllerError
+from openhnv.ovsdb.keys import QOS_GRANTED_STATUS, QOS_RESERVED_STATUS, QOS_UPLINK_STATUS
 
 SOURCE = "SoftwareDefinedNetworking"
 SUCCESS = "Success"
@@ -38,6 +39,7 @@ POLICY_CONFIGURATION_FAILURE = "PolicyConfigurationFailure"
 POLICY_COMPILE_FAILURE = "PolicyCompileFailure"
 PORT_ON_OTHER_HOST = "PortReportedOnOtherHost"
 PROVIDER_ADDRESS_MOVED = "ProviderAddressMoved"
+RESERVATION_SCALED = "ReservationScaled"
 TEAM_MEMBER = "team_member"  # Physical_Port.status of a host's team member row
 
 REMOTE_KINDS = ("unix", "tcp", "ssl")
@@ -227,6 +229,21 @@ def team_warning(members: Mapping[str, Mapping[str, Any]]) -> str | None:
     return (
         f"Team members without carrier: {', '.join(down) or 'none'}; provider addresses"
         f" moved to another member: {', '.join(moved) or 'none'}."
+    )
+
+
+def reservation_warning(server_id: str, status: Mapping[Any, Any]) -> str | None:
+    """What a NIC's ``configurationState`` warns of while host ``server_id`` scaled its
+    outbound reservation down (its port row's ``status``, written by the host agent:
+    the uplink is oversubscribed); None while the reservation is granted in full."""
+    granted = status.get(QOS_GRANTED_STATUS)
+    if not granted:
+        return None
+    reserved = status.get(QOS_RESERVED_STATUS)
+    uplink = status.get(QOS_UPLINK_STATUS)
+    return (
+        f"Outbound reservation of {reserved} Mbit/s scaled to {granted} Mbit/s on host"
+        f" {server_id}: the reservations on its uplink {uplink} exceed the uplink's capacity."
     )
 
 
