@@ -251,6 +251,37 @@ def test_a_reported_port_binds_an_unplaced_nic(
     eventually(lambda: code_of(service, "/networkInterfaces/a1") == "Success", "warning gone")
 
 
+def test_a_reservation_the_host_scales_down_warns_on_the_nic(
+    service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
+) -> None:
+    build(service, three)
+    eventually(lambda: succeeded(service, "a1"), "a1 Succeeded")
+    instance = service.get("/networkInterfaces/a1")["instanceId"]
+    # What h1's agent writes while its uplink's reservations exceed the link.
+    scaled = {"qos_reserved_mbps": "100", "qos_granted_mbps": "62.5", "qos_uplink": "up0"}
+    three["h1"].report_port(instance, status=scaled)
+    eventually(
+        lambda: code_of(service, "/networkInterfaces/a1") == "ReservationScaled", "a1 warns"
+    )
+    state = configuration(service, "/networkInterfaces/a1")
+    assert state["status"] == "Warning"
+    message = state["detailedInfo"][0]["message"]
+    assert "100 Mbit/s scaled to 62.5 Mbit/s on host h1" in message
+    assert "uplink up0" in message
+    assert provisioning(service, "/networkInterfaces/a1") == "Succeeded"
+    # The controller's rewrite of the row (a PUT) leaves the host's status alone.
+    nic(service, "a1", "A", "10.1.0.21", "h1")
+    eventually(lambda: succeeded(service, "a1"), "a1 Succeeded again")
+    eventually(
+        lambda: code_of(service, "/networkInterfaces/a1") == "ReservationScaled",
+        "a1 still warns after its PUT",
+    )
+    assert three["h1"].rows("Physical_Port")[instance]["status"]["qos_granted_mbps"] == "62.5"
+    # Granted in full again: Success.
+    three["h1"].report_port(instance)
+    eventually(lambda: reads_success(service, "/networkInterfaces/a1"), "a1 Success")
+
+
 def test_provisioning_state_flow(
     service: ControllerService, publisher: Publisher, three: dict[str, HostDatabase]
 ) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from openhnv.ovsdb.client import OvsdbClient
-from openhnv.ovsdb.rows import Row, RowChange
+from openhnv.ovsdb.rows import Atom, Row, RowChange
 from openhnv.ovsdb.server import OvsdbServer, SslFiles
 from openhnv.testing.polling import WAIT
 
@@ -66,9 +66,14 @@ class HostDatabase:
         with self.client() as client:
             return dict(client.snapshot([table])[table])
 
-    def report_port(self, instance_id: str, attached: bool = True) -> None:
-        """What a host agent writes when a VM port appears (or goes)."""
-        row: Row = {"name": instance_id, "status": {"attached": "true" if attached else "false"}}
+    def report_port(
+        self, instance_id: str, attached: bool = True, status: Mapping[str, str] | None = None
+    ) -> None:
+        """What a host agent writes when a VM port appears (or goes); ``status``: more of
+        its status keys (a scaled reservation's)."""
+        said: dict[Atom, Atom] = {"attached": "true" if attached else "false"}
+        said.update(status or {})
+        row: Row = {"name": instance_id, "status": said}
         with self.client() as client:
             client.apply([RowChange("insert", PORT_TABLE, instance_id, row)])
 
