@@ -260,9 +260,7 @@ def test_a_reservation_the_host_scales_down_warns_on_the_nic(
     # What h1's agent writes while its uplink's reservations exceed the link.
     scaled = {"qos_reserved_mbps": "100", "qos_granted_mbps": "62.5", "qos_uplink": "up0"}
     three["h1"].report_port(instance, status=scaled)
-    eventually(
-        lambda: code_of(service, "/networkInterfaces/a1") == "ReservationScaled", "a1 warns"
-    )
+    eventually(lambda: code_of(service, "/networkInterfaces/a1") == "ReservationScaled", "a1 warns")
     state = configuration(service, "/networkInterfaces/a1")
     assert state["status"] == "Warning"
     message = state["detailedInfo"][0]["message"]
