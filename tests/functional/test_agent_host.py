@@ -398,3 +398,38 @@ def test_qos_caps_in_the_port_row_program_the_ports_qos_layer_and_a_change_lifts
     controller.apply([RowChange("update", "Physical_Port", sql, {"other_config": before})])
     eventually(lambda: caps() == (0, 0), "the QoS caps lifted")
     assert host.agent.problems() == []
+
+
+def test_a_reservation_the_switch_scales_down_is_noted_on_the_ports_row(
+    controller: OvsdbClient,
+    ovsdb_server: OvsdbServer,
+    hosts: list[Host],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host, rows = figure8_host(controller, ovsdb_server, hosts)
+    sql = port_of(rows, "contoso-sql")
+    eventually(lambda: port_row(controller, sql)["status"].get("attached") == "true", "attached")
+    # What the kernel driver's scheduler says of an oversubscribed uplink (vswitch.htb):
+    # the NullDriver schedules nothing.
+    cut = {"class": "1:5", "rate_mbps": 62.5, "ceil_mbps": 100.0, "uplink": "up0",
+           "reserved_mbps": 100, "warning": "reservation 100 Mbit/s scaled to 62.5"}  # fmt: skip
+    status: dict[str, object] = {"uplinks": {}, "ports": {sql: cut}}
+    monkeypatch.setattr(host.switch, "qos_status", lambda: status)
+    row = eventually(
+        lambda: (r := port_row(controller, sql))["status"].get("qos_granted_mbps") and r,
+        "the scaled reservation on the row",
+    )
+    assert row["status"] == {
+        "attached": "true",
+        "reported_mac": SQL_MAC,
+        "qos_reserved_mbps": "100",
+        "qos_granted_mbps": "62.5",
+        "qos_uplink": "up0",
+    }
+    status["ports"] = {}  # granted in full again
+    eventually(
+        lambda: (
+            port_row(controller, sql)["status"] == {"attached": "true", "reported_mac": SQL_MAC}
+        ),
+        "the reservation's keys gone",
+    )
