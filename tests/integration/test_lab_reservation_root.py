@@ -5,7 +5,9 @@ h1's uplink is 100 Mbit/s wide (``uplink_mbps`` in the lab YAML, ``hnv host
 60 Mbit/s (``outboundReservedValue`` through REST, the compiler, OVSDB and the agent);
 ``other`` reserves nothing. Both send iperf3 TCP to h2 at once: ``resv`` gets at least
 90 % of its reservation and ``other`` the rest. Then the reservation is lifted through
-REST and the two split the link about evenly, so the first assertion could fail. The
+REST and the two split the link about evenly, so the first assertion could fail. On
+the way, a reservation larger than the link is scaled down, and the NIC's
+``configurationState`` reads ``Warning`` / ``ReservationScaled`` until it is lifted. The
 hosts run the data path ``HNV_TEST_FASTPATH`` asks for: with the fast path the flows
 are the kernel's (its tc program classifies), without it the Python switch's (its
 frames are sent with the class's ``SO_PRIORITY``).
@@ -23,15 +25,18 @@ from openhnv.lab.rest import instance_id
 from openhnv.testing.contention import (
     RESERVED_VM,
     contend,
+    nic_state,
     port_row,
     set_reservation,
     topology_text,
 )
 from openhnv.testing.datapath_mode import fastpath_mode
+from openhnv.testing.polling import eventually
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
 LINK_MBPS, RESERVED_MBPS = 100, 60
+OVERSUBSCRIBED_MBPS = 150  # more than the link: scaled down, and the NIC says so
 SECONDS, OMIT = 3, 1
 KEPT = 0.90  # of the reservation, at least
 LINK_SLACK = 1.10  # the link's shaper holds both within this of its rate
@@ -50,7 +55,11 @@ def test_a_reserved_vm_keeps_its_share_of_a_contended_uplink_and_loses_it_withou
     row = port_row(lab, instance_id(lab.nics[RESERVED_VM]))
     assert (row["qos_reserved_mbps"], row["qos_rate_mbps"]) == (RESERVED_MBPS, RESERVED_MBPS)
     reserved = contend(lab, SECONDS, OMIT)
+    set_reservation(lab, OVERSUBSCRIBED_MBPS)
+    warned = ("Warning", "ReservationScaled")
+    eventually(lambda: nic_state(lab) == warned, f"{RESERVED_VM}'s NIC warns")
     set_reservation(lab, 0)
+    eventually(lambda: nic_state(lab) == ("Success", "Success"), f"{RESERVED_VM}'s NIC fine")
     even = contend(lab, SECONDS, OMIT)
     print(f"\nreservation ({fastpath_mode()}): reserved {reserved.reserved:.1f} of"
           f" {RESERVED_MBPS}, other {reserved.other:.1f} Mbit/s on a {LINK_MBPS} Mbit/s link;"

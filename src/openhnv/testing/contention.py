@@ -126,6 +126,18 @@ def set_reservation(lab: orchestrator.RunningLab, mbps: int) -> None:
     eventually(programmed, f"h1 programs {RESERVED_VM} reserving {mbps} Mbit/s")
 
 
+def nic_state(lab: orchestrator.RunningLab) -> tuple[str, str]:
+    """The status and code of ``resv``'s NIC's ``configurationState`` (a REST GET)."""
+    client = ControllerClient.connect(lab.controller_url, access=lab.access)
+    try:
+        doc = client.get(str(lab.nics[RESERVED_VM]["resourceRef"]))
+    finally:
+        client.close()
+    state = doc["properties"].get("configurationState") or {}
+    info = (state.get("detailedInfo") or [{}])[0]
+    return str(state.get("status")), str(info.get("code"))
+
+
 def port_row(lab: orchestrator.RunningLab, port: str) -> dict[str, Any]:
     """``hnv vfp list-ports``' row of ``port`` on h1 ({}: none)."""
     rows: list[dict[str, Any]] = call(lab.host_state_dir("h1"), "list-ports")

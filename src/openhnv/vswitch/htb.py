@@ -290,7 +290,7 @@ class UplinkScheduler:
 
     def port_class(self, ifindex: int) -> dict[str, object] | None:
         """Port ``ifindex``'s class as ``hnv vfp ports`` shows it (None: no class)."""
-        for uplink, plan in self.applied.items():
+        for uplink, plan in list(self.applied.items()):
             c = plan.of_port(ifindex)
             if c is not None:
                 return {"class": c.classid, "rate_mbps": c.rate_kbit / KBIT_PER_MBIT,

@@ -377,7 +377,7 @@ class LinuxDriver:
         """The uplinks' scheduling (vswitch.htb) and each shaped port's class (with a
         ``warning`` when its reservation was scaled down: the uplink is oversubscribed)."""
         ports: dict[str, dict[str, object]] = {}
-        for port, (_, ifindex, settings) in self._shaped.items():
+        for port, (_, ifindex, settings) in list(self._shaped.items()):  # other threads
             found = self.scheduler.port_class(ifindex)
             if found is None:
                 continue
