@@ -73,9 +73,12 @@ def outer_mbps(report: dict[str, Any], encapsulation: str) -> float:
     return payload * (mss + INNER_HEADERS + OUTER_HEADERS[encapsulation]) / mss
 
 
-def contend(lab: orchestrator.RunningLab, seconds: int, omit: int) -> Shares:
+def contend(
+    lab: orchestrator.RunningLab, seconds: int, omit: int, other_streams: int = 1
+) -> Shares:
     """Both VMs send iperf3 TCP to their sinks at once for ``seconds`` (the first
-    ``omit`` left out: slow start); what each got."""
+    ``omit`` left out: slow start), the other VM over ``other_streams`` connections;
+    what each got."""
     servers = [
         subprocess.Popen(["ip", "netns", "exec", lab.vm_namespace(sink), "iperf3", "-s", "-1",
                           "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -86,7 +89,8 @@ def contend(lab: orchestrator.RunningLab, seconds: int, omit: int) -> Shares:
         clients = {
             vm: subprocess.Popen(["ip", "netns", "exec", lab.vm_namespace(vm), "iperf3", "-c",
                                   address, "-p", str(port), "-J", "-t", str(seconds), "-O",
-                                  str(omit)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                  str(omit), "-P", str(1 if vm == RESERVED_VM else other_streams)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             for vm, (_, address, port) in SINKS.items()
         }  # fmt: skip
         got: dict[str, float] = {}
