@@ -4,8 +4,8 @@ Loads the fast path's object (no interface attached, no namespace) and writes fl
 the way the offload edge does (``FlowTable.set_raw``: the VM port's entry into
 ``hnv_port_flows``, then the decapsulation into ``hnv_up_flows``), new keys each time:
 
-- ``cold``: after the process slept ``IDLE_S`` (as a switch wakes for the frame that
-  pairs the flow), the pair's first and second update and the pair;
+- ``cold``: after the process slept ``--idle`` seconds (as a switch wakes for the frame
+  that pairs the flow), the pair's first and second update and the pair;
 - ``warm``: the same right after another pair;
 - for scale, the same idle before a system call that does nothing (``getppid``) and
   before a few Python operations (``struct.pack``): what any first call costs after an
@@ -32,6 +32,7 @@ from openhnv.vswitch.fastpath.fastpath import FastPath
 from openhnv.vswitch.fastpath.layout import FlowEntry, PortKey, UplinkKey
 
 IDLE_S = 0.01
+"""The default idle period before a cold write (``--idle``)."""
 CAPACITY = 65_536
 _INDEX = struct.Struct("=I")
 _NS_PER_US = 1000.0
@@ -45,18 +46,18 @@ def _median_us(samples: list[int]) -> float:
     return round(statistics.median(samples) / _NS_PER_US, 1)
 
 
-def _timed_after_idle(call: Callable[[], object], count: int) -> float:
+def _timed_after_idle(call: Callable[[], object], count: int, idle: float) -> float:
     ns = time.perf_counter_ns
     samples = []
     for _ in range(count):
-        time.sleep(IDLE_S)
+        time.sleep(idle)
         start = ns()
         call()
         samples.append(ns() - start)
     return _median_us(samples)
 
 
-def measure(fp: FastPath, pairs: int) -> dict[str, float]:
+def measure(fp: FastPath, pairs: int, idle: float = IDLE_S) -> dict[str, float]:
     entry = bytes(FlowEntry.size())
     port_size, uplink_size = PortKey.size(), UplinkKey.size()
     ns = time.perf_counter_ns
@@ -65,7 +66,7 @@ def measure(fp: FastPath, pairs: int) -> dict[str, float]:
     for round_ in range(2 * pairs):
         warm = round_ % 2 == 1
         if not warm:
-            time.sleep(IDLE_S)
+            time.sleep(idle)
         port_key, uplink_key = _key(index, port_size), _key(index, uplink_size)
         index += 1
         start = ns()
@@ -79,8 +80,8 @@ def measure(fp: FastPath, pairs: int) -> dict[str, float]:
         samples.setdefault(f"{kind}_pair_us", []).append(end - start)
     figures = {name: _median_us(values) for name, values in sorted(samples.items())}
     libc = ctypes.CDLL(None)
-    figures["cold_getppid_us"] = _timed_after_idle(libc.getppid, pairs)
-    figures["cold_struct_pack_us"] = _timed_after_idle(lambda: _INDEX.pack(index), pairs)
+    figures["cold_getppid_us"] = _timed_after_idle(libc.getppid, pairs, idle)
+    figures["cold_struct_pack_us"] = _timed_after_idle(lambda: _INDEX.pack(index), pairs, idle)
     return figures
 
 
@@ -88,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few pairs")
     parser.add_argument("--pairs", type=int, default=200, help="pairs written cold and warm")
+    parser.add_argument(
+        "--idle", type=float, default=IDLE_S, help="seconds idle before a cold pair"
+    )
     args = parser.parse_args(argv)
     pairs = 5 if args.smoke else args.pairs
     try:
@@ -97,11 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     gc.disable()  # a collection inside one timed call is not what is measured
     try:
-        figures = measure(fp, pairs)
+        figures = measure(fp, pairs, args.idle)
     finally:
         gc.enable()
         fp.close()
-    print(json.dumps({"pairs": pairs, "idle_s": IDLE_S, **figures}, indent=2))
+    print(json.dumps({"pairs": pairs, "idle_s": args.idle, **figures}, indent=2))
     return 0
 
 
