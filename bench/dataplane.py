@@ -25,8 +25,8 @@ median time of a TCP connect from v1 to a listener on v2, a new flow each time);
 the openhnv ones also their offload setting and the frames their switch processes
 handled per CPU-second (user and system apart; with the fast path also the frames
 the kernel executed, the mean time of one kernel entry's write, ``write_us_mean``, and
-of a delivery held for a pair's writes, ``held_delivery_us_mean``), for ovs the two ovs-vswitchd (frames = packets received on
-uplinks and VM ports). The labs stay up together and each of ``--repeat`` rounds
+of a delivery held for a pair's writes, ``held_delivery_us_mean``), for ovs the two
+ovs-vswitchd (frames = packets received on uplinks and VM ports). The labs stay up together and each of ``--repeat`` rounds
 measures all of them, in an order rotated per round, so the load of the shared machine
 hits them alike; figures are medians. Then one host's switch offloads ``--flows``
 flows (100k) into a fresh fast path: setup time and memory per offloaded flow.
