@@ -28,8 +28,9 @@ the kernel executed, the mean time of one kernel entry's write, ``write_us_mean`
 of a delivery held for a pair's writes, ``held_delivery_us_mean``), for ovs the two
 ovs-vswitchd (frames = packets received on uplinks and VM ports). The labs stay up
 together and each of ``--repeat`` rounds measures all of them, in an order rotated per
-round, so the load of the shared machine hits them alike; figures are medians. Then one host's switch offloads ``--flows``
-flows (100k) into a fresh fast path: setup time and memory per offloaded flow.
+round, so the load of the shared machine hits them alike; figures are medians. Then
+one host's switch offloads ``--flows`` flows (100k) into a fresh fast path: setup time
+and memory per offloaded flow.
 
 Two more labs, ``openhnv_fastpath_qos`` and ``openhnv_qos``, are the first two with QoS
 caps of 100 Gbit/s on every VM port (far above what they reach): ``qos_cost`` gives
