@@ -166,6 +166,27 @@ def test_a_pair_completed_toward_a_vm_goes_down_before_the_vm_gets_the_frame() -
     assert a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data"))) is not None
 
 
+def test_the_edge_counts_the_deliveries_that_waited_for_writes_and_their_time() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    a.busy = True  # no quiet moment after the SYN: the pair goes down before the SYN-ACK
+    synack, _c1, _c2 = half_connect(a, b)
+    assert edge(sa).get("held_deliveries", 0) == 0
+    a.inject_from_uplink(synack)
+    counters = edge(sa)
+    assert counters["held_deliveries"] == 1  # one delivery waited, for two writes
+    assert counters["entries_written"] == 2
+    assert counters["held_delivery_ns"] > 0
+    assert counters["write_ns"] > 0
+
+
+def test_a_pair_written_in_a_quiet_moment_holds_no_delivery() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    synack, _c1, _c2 = half_connect(a, b)
+    assert edge(sa)["entries_early"] == 2
+    a.inject_from_uplink(synack)
+    assert edge(sa).get("held_deliveries", 0) == 0
+
+
 def test_pairs_toward_the_uplink_wait_for_the_end_of_the_round() -> None:
     (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
     synack = syn_reaches_b(a, b)

@@ -45,6 +45,7 @@ kernel's maps change in the engine's order:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -122,10 +123,16 @@ class KernelSide:
 
     def apply_before_delivery(self) -> None:
         """The entries of the pairs the pending notes completed toward local VMs
-        (``Offloader.before_delivery``), before the batch's deliveries."""
+        (``Offloader.before_delivery``), before the batch's deliveries. The edge counts
+        the deliveries that waited for writes (``held_deliveries``) and how long,
+        evaluation included (``held_delivery_ns``)."""
+        start = time.perf_counter_ns()
         ops = self.engine.offload.before_delivery()
         if ops:
             self.kernel.apply(ops)
+            counters = self.kernel.counters
+            counters["held_deliveries"] += 1
+            counters["held_delivery_ns"] += time.perf_counter_ns() - start
 
     def _prepare(self, quiet: Callable[[], bool] | None = None) -> None:
         """Build the entries of the heads decided and not yet paired (off the path of

@@ -26,6 +26,9 @@ entry re-offered with the same bytes is not written again (its counters go on), 
 ``finish_adoption`` deletes what was not re-offered. Statistics: ``read_stats``
 (without the switch's lock) and ``apply_stats`` (with it) give the kernel's
 last-used times back to the engine's flows, so expiry works from them.
+
+Edge counters (``hnv host status``): ``entries_written`` and ``write_ns``, the time
+spent in those map writes (the bpf(2) calls), among the others named where they move.
 """
 
 from __future__ import annotations
@@ -348,11 +351,13 @@ class KernelOffload:
             if self.counters["adopted_rewritten"] <= _LOGGED:
                 log.info("fast path: adopted entry decided otherwise (%s)", ", ".join(changed))
         table = self.maps.port_flows if w.table == "port" else self.maps.uplink_flows
+        start = time.perf_counter_ns()
         try:
             table.set_raw(w.key, packed)
         except FastPathError as exc:
             self._failed("write", exc)
             return
+        self.counters["write_ns"] += time.perf_counter_ns() - start  # the bpf(2) call's
         w.written = written
         self.counters["entries_written"] += 1
 
