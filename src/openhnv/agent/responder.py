@@ -1,6 +1,6 @@
 """The host's answers to what its VMs ask of the network: ARP, DHCP, DHCPv6, ND, RAs.
 
-The engine punts these frames (``vfp.pipeline``: ``arp``, ``DHCP_PUNT``,
+The engine punts these frames (``vfp.punts``: ``arp``, ``DHCP_PUNT``,
 ``DHCP6_PUNT``, ``ND_PUNT``); ``Responder.punted`` answers each from the agent's last
 plan (the mapping store and the NICs' data) through the pure answerers ``agent.arp``,
 ``agent.dhcp``, ``agent.dhcp6`` and ``agent.ndp``, and sends the reply to the asking
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from openhnv.agent import arp, dhcp, dhcp6, ndp
 from openhnv.agent.planner import Plan
-from openhnv.vfp.pipeline import DHCP6_PUNT, DHCP_PUNT, ND_PUNT
+from openhnv.vfp.punts import DHCP6_PUNT, DHCP_PUNT, ND_PUNT
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.switch import HostSwitch
 

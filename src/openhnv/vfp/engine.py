@@ -57,6 +57,7 @@ from openhnv.packet.ipv4 import IPV4_PROTOCOL_AT, PROTO_TCP, PROTO_UDP
 from openhnv.packet.keyframe import frame_of_key, tunnel_frame_of_key
 from openhnv.packet.tcp import TCP_ACK, TCP_FLAGS_AT, TCP_SYN
 from openhnv.vfp.answer import answer_frame
+from openhnv.vfp.decision import Decision
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Emit, Punt, Transmit
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import TCP_CLOSE_FLAGS, TCP_WATCH_FLAGS, Flow, UnifiedFlowTable
@@ -65,7 +66,7 @@ from openhnv.vfp.listing import Listing
 from openhnv.vfp.migration import ConnectionState
 from openhnv.vfp.model import Port
 from openhnv.vfp.offload import Answer, Offloader
-from openhnv.vfp.pipeline import Decision, decide
+from openhnv.vfp.pipeline import decide
 from openhnv.vfp.policy import IN, OUT, Direction
 from openhnv.vfp.programming import Programming
 from openhnv.vfp.qos import QOS_INBOUND, QOS_OUTBOUND

@@ -13,11 +13,12 @@ from typing import Any
 
 from openhnv.packet.errors import PacketError
 from openhnv.packet.flowkey import describe_key, parse_flow_key
+from openhnv.vfp.decision import Decision, TraceStep
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.model import Port
-from openhnv.vfp.pipeline import Decision, TraceStep, decide
+from openhnv.vfp.pipeline import decide
 from openhnv.vfp.policy import DIRECTIONS, IN, Direction, describe_action
 from openhnv.vfp.qos import QOS
 from openhnv.vfp.state import EngineState

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from openhnv.packet.errors import PacketError
 from openhnv.packet.flowkey import FlowKey, parse_flow_key, parse_outer
-from openhnv.vfp.pipeline import Decision, TraceStep
+from openhnv.vfp.decision import Decision, TraceStep
 from openhnv.vfp.routes import gateway_mapping
 from openhnv.vfp.state import EngineState
 from openhnv.vfp.transposition import HeaderOp

@@ -1,4 +1,4 @@
-"""The slow path's choice of the outer source PA on a host with two PAs (two uplinks).
+"""Forwarding's choice of the outer source PA (``pinned_source``) on a host with two PAs.
 
 A receiver accepts a tunnelled packet only from the PA its mapping space holds for the
 inner source CA, so traffic of a mapped VM leaves from that PA; only traffic whose
