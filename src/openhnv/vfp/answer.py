@@ -1,10 +1,10 @@
 """The frame a connection's answer will arrive as, made from its first packet's decision.
 
 A kernel fast path may take a TCP connection's encapsulating head down before the answer
-arrives (``VfpEngine.answer_pairs``, docs/fastpath.md "Setup latency") once the slow
-path has decided the answer too: this module makes the frame that decision is made
-from, without a packet. The answer to a frame of fast key ``key`` (``packet.flowkey``),
-which left through ``encap``:
+arrives (docs/fastpath.md "Setup latency") once the slow path has decided the answer
+too: this module makes the frame that decision is made from, without a packet
+(``answer_frame``), and decides it (``answer_of``, behind ``VfpEngine.answer_of``). The
+answer to a frame of fast key ``key`` (``packet.flowkey``), which left through ``encap``:
 
 - inner: the forward frame as ``encap`` edits it, with the MACs, the addresses and the
   ports swapped, except the destination MAC: the receiving port's (the answer is
@@ -15,21 +15,33 @@ which left through ``encap``:
   VSID. The UDP source port (VXLAN) or FlowID (NVGRE) is the forward flow's entropy:
   the peer's will differ, and no decision reads it.
 
-The engine decides such a frame and commits nothing; a key of another shape (not plain
+The slow path decides such a frame and commits nothing; a key of another shape (not plain
 IPv4 TCP/UDP) has no answer frame (None).
 """
 
 from __future__ import annotations
 
-from openhnv.packet.addresses import MAC_LEN
-from openhnv.packet.flowkey import FAST_KEY_ADDRESSES_AT, FAST_KEY_LEN, FAST_KEY_TTL_AT
+from openhnv.packet.addresses import MAC_LEN, mac_to_bytes
+from openhnv.packet.errors import PacketError
+from openhnv.packet.flowkey import (
+    FAST_KEY_ADDRESSES_AT,
+    FAST_KEY_LEN,
+    FAST_KEY_TTL_AT,
+    flow_key,
+    outer_key,
+)
 from openhnv.packet.gre import NVGRE_VSID_AT
 from openhnv.packet.ipv4 import IPV4_DEFAULT_TTL, IPV4_DST_AT, IPV4_HEADER_LEN, IPV4_SRC_AT
 from openhnv.packet.keyframe import frame_of_key
 from openhnv.packet.udp import UDP_HEADER_LEN
 from openhnv.packet.vxlan import VXLAN_VNI_AT
-from openhnv.vfp.offload import edited_key
-from openhnv.vfp.transposition import ENTROPY_MASK, Encap
+from openhnv.vfp.flowtable import Flow
+from openhnv.vfp.offload import Answer, edited_key
+from openhnv.vfp.pipeline import decide
+from openhnv.vfp.policy import IN, OUT
+from openhnv.vfp.state import EngineState
+from openhnv.vfp.transposition import ENTROPY_MASK, Decap, Encap, LocalDelivery
+from openhnv.vfp.uplink import decide_uplink
 
 _IPV4_ADDRESS_LEN = 4
 _PORT_LEN = 2
@@ -82,3 +94,45 @@ def answer_frame(
         at = ip + IPV4_HEADER_LEN + NVGRE_VSID_AT
     outer[at : at + _VSID_LEN] = vsid.to_bytes(_VSID_LEN, "big")
     return bytes(outer) + inner
+
+
+def answer_of(state: EngineState, head: Flow) -> Answer | None:
+    """The decision of the answer to ``head`` (an encapsulating VM head not paired
+    yet), made ahead: the slow path decides a frame of the answer (``answer_frame``)
+    at the uplink and then at ``head``'s port, and commits nothing. None unless it
+    would be decapsulated to that port and delivered there as the reply of
+    ``head``; else the answer's decapsulation as a flow in no table, and the edit
+    of its delivery."""
+    table = head.table
+    p = state.ports.get(table.port)
+    t = head.template
+    if p is None or table.direction != OUT or not isinstance(t, Encap) or not p.enabled:
+        return None
+    frame = answer_frame(head.key, t, head.arg, mac_to_bytes(p.mac), p.vsid)
+    if frame is None:
+        return None
+    okey, inner_at = outer_key(frame)
+    if inner_at < 0:
+        return None
+    try:
+        ikey = flow_key(frame, inner_at)
+    except PacketError:
+        return None
+    up, inner = decide_uplink(state, frame, outer_key=okey, inner_key=ikey)
+    d = up.template
+    if inner is None or not isinstance(d, Decap) or d.port != p.name:
+        return None
+    reply = decide(state, p, IN, frame[d.offset :], inner)
+    delivery = reply.template
+    if (
+        reply.reply_of is not head
+        or not reply.cacheable
+        or reply.punt is not None
+        or reply.copies is not None
+        or not isinstance(delivery, LocalDelivery)
+        or delivery.port != p.name
+    ):
+        return None
+    uplink = state.uplink
+    flow = Flow(okey + ikey, uplink.inbound, uplink.generation, d, 0, head.last_seen, 0, ())
+    return Answer(flow, delivery.edit)
