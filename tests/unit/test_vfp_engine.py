@@ -438,6 +438,11 @@ def test_unknown_port_and_bad_commands_raise_policy_errors() -> None:
     a.programming.apply(c.RemoveRule("vm1", "ACL_NIC", "out-v4", "ghost", missing_ok=True))
 
 
+def test_the_close_timeout_must_be_positive() -> None:
+    with pytest.raises(PolicyError, match="close_timeout=0"):
+        VfpEngine(close_timeout=0)
+
+
 def test_cached_outer_headers_follow_the_inner_length() -> None:
     a = host(PA_A, MAC_A)
     for size in (1, 300, 1, 1400):

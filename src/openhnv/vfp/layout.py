@@ -8,7 +8,7 @@ all else. VNET routes packets to the distributed router's MAC and forwards the r
 the VSID through the mapping space.
 
 An access port (a NIC on a traditional VLAN network) has the ACL layers only: after them
-the engine bridges its frames onto its VLAN (``pipeline``), so ARP goes to the wire too.
+the engine bridges its frames onto its VLAN (``bridging``), so ARP goes to the wire too.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Connection origins (docs/vfp.md "Connection origins"): which packet opens a stateful
-connection. A TCP connection opens on a SYN without ACK; a mid-stream segment is judged
-by the rules as a new packet and lets no reply in; UDP and ICMP open on any packet; what
-a replay makes afresh from a key (the fast path's adopted entries) opens."""
+"""Connection origins (docs/vfp.md "Connection origins", ``lifecycle.opens``): which packet
+opens a stateful connection. A TCP connection opens on a SYN without ACK; a mid-stream
+segment is judged by the rules as a new packet and lets no reply in; UDP and ICMP open on
+any packet; what a replay makes afresh from a key (the fast path's adopted entries) opens."""
 
 from __future__ import annotations
 
