@@ -24,8 +24,8 @@ unlimited rate) as packets per second received, and the new-flow setup latency (
 median time of a TCP connect from v1 to a listener on v2, a new flow each time); for
 the openhnv ones also their offload setting and the frames their switch processes
 handled per CPU-second (user and system apart; with the fast path also the frames
-the kernel executed, the mean time of one kernel entry's write, ``write_us_mean``, and
-of a delivery held for a pair's writes, ``held_delivery_us_mean``), for ovs the two
+the kernel executed, the entries written and the mean time of one entry's write,
+``write_us_mean``), for ovs the two
 ovs-vswitchd (frames = packets received on uplinks and VM ports). The labs stay up
 together and each of ``--repeat`` rounds measures all of them, in an order rotated per
 round, so the load of the shared machine hits them alike; figures are medians. Then
@@ -220,16 +220,9 @@ class OpenhnvSubject(Subject):
             "ring_drops_rx": sum(x.get("rx_dropped_ring", 0) for x in stats),
             "ring_drops_tx": sum(x.get("tx_dropped_ring", 0) for x in stats),
             "gso_dropped": sum(x.get("rx_truncated", 0) for x in stats),
-            # heads written before their answer / at their pairing (docs/fastpath.md)
-            "entries_early": sum(int(x.get("edge", {}).get("entries_early", 0)) for x in stats),
             "entries_written": sum(int(x.get("edge", {}).get("entries_written", 0))
                                    for x in stats),
-            # time in the map writes, and deliveries held for writes (evaluation included)
             "write_ns": sum(int(x.get("edge", {}).get("write_ns", 0)) for x in stats),
-            "held_deliveries": sum(int(x.get("edge", {}).get("held_deliveries", 0))
-                                   for x in stats),
-            "held_delivery_ns": sum(int(x.get("edge", {}).get("held_delivery_ns", 0))
-                                    for x in stats),
         }  # fmt: skip
 
     def figures(self, delta: dict[str, float]) -> dict[str, Any]:
@@ -246,14 +239,8 @@ class OpenhnvSubject(Subject):
             frames = kernel + int(delta["frames"])
             cpu = delta["user"] + delta["system"]
             figures["kernel_frames"] = kernel
-            figures["entries_early"] = int(delta["entries_early"])
-            figures["entries_written"] = int(delta["entries_written"])
-            written, held = delta["entries_written"], delta["held_deliveries"]
+            figures["entries_written"] = int(written := delta["entries_written"])
             figures["write_us_mean"] = round(delta["write_ns"] / written / 1e3, 1) if written else 0
-            figures["held_deliveries"] = int(held)
-            figures["held_delivery_us_mean"] = (
-                round(delta["held_delivery_ns"] / held / 1e3, 1) if held else 0
-            )
             # the kernel's own work runs in the senders' and receivers' system calls and
             # softirqs, not in the switch processes: this is the Python share only
             figures["switch_cpu_us_per_frame_all"] = round(cpu / frames * 1e6, 3) if frames else 0

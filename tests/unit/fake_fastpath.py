@@ -128,7 +128,6 @@ class KernelNullDriver(NullDriver):
         self.ifindexes: dict[str, int] = {}
         self.uplinks = {"up0": 2, "up1": 3}
         self.mtus = {"up0": 1600, "up1": 1600}
-        self.busy = False  # what frames_waiting() answers
 
     def port_ifindex(self, port: str) -> int | None:
         if port not in self.ifindexes:
@@ -143,9 +142,6 @@ class KernelNullDriver(NullDriver):
 
     def fastpath_status(self) -> dict[str, object]:
         return {"mode": "on", "state": "on", "adopted": self.fast_path.adopted}
-
-    def frames_waiting(self) -> bool:
-        return self.busy
 
 
 def kernel_outer(entry: FlowEntry, inner_length: int) -> bytes:

@@ -17,7 +17,6 @@ from vfp_frames import (
     VM1,
     VM2,
     VM3,
-    VM4,
     VM5,
     TcpEnd,
     arp_request,
@@ -28,12 +27,10 @@ from vfp_frames import (
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
 from openhnv.vfp.engine import VfpEngine
-from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.offload import (
     DECAP,
     DELIVER,
-    EARLY_MAX,
     ENCAP,
     PENDING_MAX,
     Offload,
@@ -95,28 +92,7 @@ def test_a_connection_goes_down_once_both_directions_are_decided() -> None:
     assert a.offload.operations() == []  # nothing changed since
 
 
-def test_an_unpaired_encapsulating_head_is_a_prospect_of_the_entry_its_pair_gets() -> None:
-    a, b = engines()
-    c1 = TcpEnd(VM1, VM2, 40000, 80)
-    [tx] = a.process("vm1", c1.segment(0x02))
-    assert a.offload.operations() == []  # nothing to install on the SYN...
-    [(head, prospect)] = a.offload.take_prospects()  # ...but its entry to prepare
-    assert (prospect.action, prospect.port, head.key) == (ENCAP, "vm1", prospect.key)
-    assert a.offload.take_prospects() == []
-    assert isinstance(tx, Transmit)
-    b.process(UPLINK, tx.frame)
-    b.offload.operations()
-    assert b.offload.take_prospects() == []  # a decapsulation waits for its tail
-    [back] = b.process("vm2", TcpEnd(VM2, VM1, 80, 40000).segment(0x12))
-    assert isinstance(back, Transmit)
-    a.process(UPLINK, back.frame)
-    [encap] = [op for op in a.offload.operations() if op.entry.action == ENCAP]
-    assert isinstance(encap, Offload)
-    assert (encap.head, encap.entry) == (head, prospect)  # the same decision, once paired
-    assert a.offload.take_prospects() == []
-
-
-def test_a_first_packet_is_not_due_its_answer_is() -> None:
+def test_neither_a_first_packet_nor_its_answer_is_due_the_next_frame_is() -> None:
     a, b = engines()
     c1 = TcpEnd(VM1, VM2, 40000, 80)
     [tx] = a.process("vm1", c1.segment(0x02))
@@ -126,128 +102,34 @@ def test_a_first_packet_is_not_due_its_answer_is() -> None:
     b.process(UPLINK, tx.frame)
     assert b.offload.pending
     assert not b.offload.due()
-    [back] = b.process("vm2", TcpEnd(VM2, VM1, 80, 40000).segment(0x12))
-    assert b.offload.due()  # VM2's answer pairs the connection
+    c2 = TcpEnd(VM2, VM1, 80, 40000)
+    [back] = b.process("vm2", c2.segment(0x12))
+    assert not b.offload.due()  # VM2's answer pairs the connection: its path writes nothing
     assert isinstance(back, Transmit)
     a.process(UPLINK, back.frame)
+    assert not a.offload.due()  # ...nor does the SYN-ACK's, toward VM1
+    [ack] = a.process("vm1", c1.segment(0x10))  # the handshake's last ACK: past the pairing
     assert a.offload.due()
     assert summary(a.offload.operations()) == {  # the SYN's waiting notes went down too
         ("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")
     }  # fmt: skip
     assert not a.offload.due()
-
-
-def syn_head(
-    a: VfpEngine, vm: tuple[object, ...] = VM1, peer: tuple[object, ...] = VM2, sport: int = 40000
-) -> tuple[Flow, Transmit]:
-    """``vm`` (on host A) sends a SYN to ``peer`` (through the router when in another
-    subnet); its head flow (a prospect) and the frame."""
-    end = TcpEnd(vm, peer, sport, 80)
-    if vm[3] != peer[3]:
-        end.peer_mac = ROUTER
-    [tx] = a.process(str(vm[0]), end.segment(0x02))
-    assert isinstance(tx, Transmit)
-    assert a.offload.operations() == []
-    [(head, _)] = a.offload.take_prospects()
-    return head, tx
-
-
-def offer_early(a: VfpEngine, head: Flow) -> None:
-    answer = a.answer_of(head)
-    assert answer is not None
-    assert len(a.offload.offer_early([(head, answer)])) == 2
-
-
-@pytest.mark.parametrize("peer", [VM2, VM4], ids=["same-subnet", "routed"])
-def test_a_syn_head_whose_answer_pairs_it_goes_down_before_the_answer(
-    peer: tuple[object, ...],
-) -> None:
-    a, b = engines()
-    head, tx = syn_head(a, peer=peer)
-    answer = a.answer_of(head)  # decided ahead: the reply of this head
-    assert answer is not None
-    assert a.listing.counters("vm1").get("slow_path") == 1  # a decision, not a packet
-    early = a.offload.offer_early([(head, answer)])
-    assert summary(early) == {("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")}
-    assert head in a.offload.early
-    b.process(UPLINK, tx.frame)
-    c2 = TcpEnd(peer, VM1, 80, 40000)
-    if peer[3] != VM1[3]:
-        c2.peer_mac = ROUTER
-    [back] = b.process(str(peer[0]), c2.segment(0x12))
-    assert isinstance(back, Transmit)
-    [delivered] = a.process(UPLINK, back.frame)
-    assert isinstance(delivered, Deliver)
-    assert a.offload.before_delivery() == []  # nothing left to write toward VM1
-    # the answer's own decapsulation: the kernel key of the one decided ahead
-    assert summary(a.offload.operations()) == {("Offload", DECAP, UPLINK, "vm1")}
-    assert head.pair is not None
-    assert not a.offload.early  # paired: an offered head like any
-    assert a.expire(10_000.0) > 0  # the connection goes: both decapsulations with it
-    assert summary(a.offload.operations()) == {
-        ("Withdraw", ENCAP, "vm1", None), ("Withdraw", DECAP, UPLINK, "vm1"),
+    assert isinstance(ack, Transmit)
+    b.process(UPLINK, ack.frame)  # host B: the ACK is its connection's next frame
+    assert b.offload.due()
+    assert summary(b.offload.operations()) == {
+        ("Offload", ENCAP, "vm2", None), ("Offload", DECAP, UPLINK, "vm2")
     }  # fmt: skip
-    assert not a.offload.offered
 
 
-def test_an_early_head_never_answered_leaves_when_it_idles_out() -> None:
-    a, _ = engines()
-    head, _ = syn_head(a)
-    offer_early(a, head)
-    assert a.expire(10_000.0) > 0
-    assert summary(a.offload.operations()) == {
-        ("Withdraw", ENCAP, "vm1", None), ("Withdraw", DECAP, UPLINK, "vm1"),
-    }  # fmt: skip
-    assert not a.offload.early
-    assert not a.offload.offered
-
-
-def test_an_early_head_follows_policy_changes() -> None:
-    a, _ = engines()
-    head, _ = syn_head(a)
-    offer_early(a, head)
-    new_pa = "192.168.1.30"
-    a.programming.apply(c.SetPaNeighbor(new_pa, "02:00:00:00:0c:01"))
-    a.programming.apply(c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3])))
-    a.revalidate(a.offload.revalidation_set(addresses={bytes([10, 1, 1, 12])}))
-    ops = a.offload.operations()
-    # the answer decided ahead is not decided again: it goes (the answer decides)
-    assert ("Withdraw", DECAP, UPLINK, "vm1") in summary(ops)
-    [moved] = [op for op in ops if isinstance(op, Offload)]
-    assert moved.entry.encap is not None
-    assert moved.entry.encap.provider_address == new_pa
-    a.programming.apply(c.AddRule("vm1", "ACL_NIC", "out-v4", DENY_ALL_OUT))
-    a.revalidate(a.offload.revalidation_set(ports={"vm1"}))
-    assert summary(a.offload.operations()) == {("Withdraw", ENCAP, "vm1", None)}
-    assert not a.offload.early
-
-
-def test_only_tcp_heads_go_down_early_and_only_so_many() -> None:
-    a, _ = engines()
-    [tx] = a.process("vm1", udp_frame(VM1[1], VM2[1], VM1[2], VM2[2], 5000, 53))
-    assert isinstance(tx, Transmit)
-    a.offload.operations()
-    [(udp_head, _)] = a.offload.take_prospects()
-    answer = a.answer_of(udp_head)
-    assert answer is not None
-    assert a.offload.offer_early([(udp_head, answer)]) == []  # a datagram's may never come
-    answered = []
-    for i in range(EARLY_MAX + 1):
-        head = syn_head(a, sport=20000 + i)[0]
-        answer = a.answer_of(head)
-        assert answer is not None
-        answered.append((head, answer))
-    ops = a.offload.offer_early(answered)
-    heads = [h for h, _ in answered]
-    assert len(ops) == 2 * EARLY_MAX
-    assert heads[-1] not in a.offload.offered
-
-
-def test_an_answer_that_would_not_pair_keeps_the_head_in_python() -> None:
-    a, _ = engines()
-    head, _ = syn_head(a)
-    a.programming.apply(c.SetPortState("vm1", False))  # its answer would be dropped
-    assert a.answer_of(head) is None
+def test_a_frame_in_the_pairing_batch_makes_the_notes_due() -> None:
+    a, b = engines()  # the engines' clock stands still: the mark, not the time, tells
+    _c1, c2 = handshake(a, b)
+    assert not a.offload.due()
+    [data] = b.process("vm2", c2.segment(0x18, b"banner"))  # the server speaks first
+    assert isinstance(data, Transmit)
+    a.process(UPLINK, data.frame)
+    assert a.offload.due()
 
 
 def test_a_new_decapsulating_head_of_a_paired_connection_is_due() -> None:
@@ -545,7 +427,6 @@ def test_ipv6_connections_stay_in_python() -> None:
     assert isinstance(to_vm1, Deliver)
     for engine in (a, b):
         assert engine.offload.operations() == []
-        assert engine.offload.take_prospects() == []
 
 
 def test_an_ipv6_packet_too_big_for_the_uplink_is_answered_with_packet_too_big() -> None:

@@ -10,8 +10,8 @@ from vfp_frames import MAC_A, MAC_B, PA_A, PA_B, VM1, VM2, TcpEnd, host
 
 from openhnv.packet.flowkey import flow_key, outer_key
 from openhnv.packet.frames import tcp_frame, vxlan_encapsulate
-from openhnv.vfp.emits import UPLINK
-from openhnv.vfp.offload import DECAP, FlowEdit, OffloadEntry
+from openhnv.vfp.emits import UPLINK, Transmit
+from openhnv.vfp.offload import DECAP, ENCAP, FlowEdit, OffloadEntry
 from openhnv.vswitch.driver import PaConfig
 from openhnv.vswitch.entrybuild import EntryBuilder
 from openhnv.vswitch.fastpath import entries
@@ -79,11 +79,15 @@ def test_a_port_without_an_interface_or_slot_has_no_entry() -> None:
 
 def _encap(entropy: int) -> OffloadEntry:
     """VM1's encapsulation toward VM2 (host A), as the engine offers it, with ``entropy``."""
-    a = host(PA_A, MAC_A)
+    a, b = host(PA_A, MAC_A), host(PA_B, MAC_B)
     a.offload.enable()
-    a.process("vm1", TcpEnd(VM1, VM2, 40000, 80).segment(0x02))
-    a.offload.operations()
-    [(_head, entry)] = a.offload.take_prospects()
+    [syn] = a.process("vm1", TcpEnd(VM1, VM2, 40000, 80).segment(0x02))
+    assert isinstance(syn, Transmit)
+    b.process(UPLINK, syn.frame)
+    [back] = b.process("vm2", TcpEnd(VM2, VM1, 80, 40000).segment(0x12))
+    assert isinstance(back, Transmit)
+    a.process(UPLINK, back.frame)
+    [entry] = [op.entry for op in a.offload.operations() if op.entry.action == ENCAP]
     return dataclasses.replace(entry, entropy=entropy)
 
 

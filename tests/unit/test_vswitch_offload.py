@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fake_fastpath import FakeFastPath, KernelNullDriver, kernel_outer
-from vfp_frames import ALL_VMS, MAC_B, PA_A, PA_B, ROUTER, VM1, VM2, VM5, TcpEnd
+from vfp_frames import ALL_VMS, MAC_B, PA_A, PA_B, ROUTER, VM1, VM2, TcpEnd
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
-from openhnv.vfp.offload import EARLY_MAX
 from openhnv.vfp.policy import Block, Rule, conditions
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.fastpath import entries
@@ -85,6 +84,11 @@ def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tup
     """VM1 on host A opens TCP to VM2 on host B; returns VM1's and VM2's next segments."""
     synack, c1, c2 = half_connect(a, b, sport)
     a.inject_from_uplink(synack)
+    a.inject_from_port("vm1", c1.segment(0x10))  # the handshake's last ACK: the pairs go down
+    [ack] = a.take_transmitted()
+    b.inject_from_uplink(ack.frame)
+    a.take_sent("vm1")
+    b.take_sent("vm2")
     return c1.segment(0x10, b"data"), c2.segment(0x10, b"more")
 
 
@@ -141,65 +145,53 @@ class WatchingDriver(KernelNullDriver):
         super().transmit(frames)
 
 
-def test_a_pair_completed_toward_the_uplink_goes_down_after_the_frame_left() -> None:
-    watching = WatchingDriver()
-    (_sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B, driver=watching)
-    connect(a, b)
-    # host B's SYN-ACK paired VM2's connection: it left with no entry written yet, and
-    # the entries were there once the driver's round was done
-    assert watching.entries_when_transmitted == [0]
-    assert len(b.fast_path.all_entries()) == 2
-
-
-def test_a_pair_completed_toward_a_vm_goes_down_before_the_vm_gets_the_frame() -> None:
-    watching = WatchingDriver()
-    (_sa, a), (_sb, b) = kernel_host(PA_A, driver=watching), kernel_host(PA_B)
-    a.busy = True  # no quiet moment after the SYN: nothing went down early
+def test_the_frames_of_a_handshake_pass_with_no_entry_written_on_their_path() -> None:
+    watching_a, watching_b = WatchingDriver(), WatchingDriver()
+    (sa, a), (sb, b) = kernel_host(PA_A, driver=watching_a), kernel_host(PA_B, driver=watching_b)
     synack, c1, _c2 = half_connect(a, b)
-    a.busy = False
-    assert a.fast_path.all_entries() == {}
     a.inject_from_uplink(synack)
-    # the SYN-ACK paired VM1's connection: VM1 may answer at once with GSO frames,
-    # which only the kernel takes, and VM2 may answer those as fast: both entries
-    # were there before VM1 got the frame
-    assert watching.entries_when_delivered == [2]
+    # the SYN-ACK paired both hosts' connection: it left host B and reached VM1 with
+    # nothing written, and nothing was written after it either
+    assert watching_b.entries_when_transmitted == [0]
+    assert watching_a.entries_when_delivered == [0]
+    assert edge(sa).get("entries_written", 0) == edge(sb).get("entries_written", 0) == 0
+    ack = c1.segment(0x10)  # the handshake's last ACK: the connection's next frame
+    a.inject_from_port("vm1", ack)
+    [tx] = a.take_transmitted()
+    assert watching_a.entries_when_transmitted[-1] == 0  # it left first...
+    assert len(a.fast_path.all_entries()) == 2  # ...then the round's end wrote the pair
+    b.inject_from_uplink(tx.frame)
+    assert watching_b.entries_when_delivered[-1] == 0
+    assert len(b.fast_path.all_entries()) == 2
     assert a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data"))) is not None
 
 
-def test_the_edge_counts_the_deliveries_that_waited_for_writes_and_their_time() -> None:
-    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
-    a.busy = True  # no quiet moment after the SYN: the pair goes down before the SYN-ACK
-    synack, _c1, _c2 = half_connect(a, b)
-    assert edge(sa).get("held_deliveries", 0) == 0
-    a.inject_from_uplink(synack)
-    counters = edge(sa)
-    assert counters["held_deliveries"] == 1  # one delivery waited, for two writes
-    assert counters["entries_written"] == 2
-    assert counters["held_delivery_ns"] > 0
-    assert counters["write_ns"] > 0
-
-
-def test_a_pair_written_in_a_quiet_moment_holds_no_delivery() -> None:
-    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
-    synack, _c1, _c2 = half_connect(a, b)
-    assert edge(sa)["entries_early"] == 2
-    a.inject_from_uplink(synack)
-    assert edge(sa).get("held_deliveries", 0) == 0
-
-
-def test_pairs_toward_the_uplink_wait_for_the_end_of_the_round() -> None:
+def test_pairs_wait_for_the_end_of_the_round() -> None:
     (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
     synack = syn_reaches_b(a, b)
-    sb.from_port("vm2", [synack])  # a round's frames, before the driver says it is done
+    sb.from_port("vm2", [synack])
+    sb.from_port("vm2", [synack])  # a retransmission: a frame of the pair past the pairing
     assert b.take_transmitted()
-    assert b.fast_path.all_entries() == {}
+    assert b.fast_path.all_entries() == {}  # a round's frames, before the driver is done
     sb.round_done()
     assert len(b.fast_path.all_entries()) == 2  # VM2's encapsulation, its decapsulation
+
+
+def test_a_connection_that_ends_with_its_handshake_costs_no_write() -> None:
+    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
+    for sport in range(20):
+        synack, _c1, _c2 = half_connect(a, b, 40000 + sport)
+        a.inject_from_uplink(synack)
+        a.take_sent("vm1")
+    assert edge(sa).get("entries_written", 0) == 0
+    sa.engine.expire(10_000.0)
+    assert a.fast_path.all_entries() == {}
 
 
 def test_a_commit_before_the_end_of_the_round_decides_what_waits() -> None:
     (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
     synack = syn_reaches_b(a, b)
+    sb.from_port("vm2", [synack])
     sb.from_port("vm2", [synack])
     sb.apply([c.AddRule("vm2", "ACL_NIC", "in-v4", DENY_ALL_IN)])
     sb.round_done()
@@ -207,96 +199,6 @@ def test_a_commit_before_the_end_of_the_round_decides_what_waits() -> None:
     running = [k for k in b.fast_path.uplink_flows.entries
                if b.fast_path.executes(UplinkKey.unpack(k)) is not None]  # fmt: skip
     assert running == []
-
-
-def test_a_quiet_moment_after_the_syn_writes_the_encapsulation_before_its_answer() -> None:
-    watching = WatchingDriver()
-    (sa, a), (_sb, b) = kernel_host(PA_A, driver=watching), kernel_host(PA_B)
-    synack, c1, _c2 = half_connect(a, b)  # the SYN's round ends with no frame waiting
-    assert edge(sa)["entries_prepared"] == 1
-    assert edge(sa)["entries_early"] == 2  # VM1's encapsulation, its answer's decapsulation
-    data = c1.segment(0x10, b"data")
-    entry = a.fast_path.executes(vm1_key(a, data))
-    assert entry is not None
-    assert entry.action == ACT_ENCAP
-    before = dict(a.fast_path.all_entries())
-    written = edge(sa)["entries_written"]
-    a.inject_from_uplink(synack)
-    assert watching.entries_when_delivered == [2]
-    assert edge(sa)["entries_written"] == written  # the pairing wrote nothing at all
-    assert a.fast_path.all_entries() == before
-    [decap] = [e for e in before.values() if e.action == ACT_DECAP_DELIVER]
-    assert decap.ifindex == a.port_ifindex("vm1")
-
-
-def test_a_first_packet_leaves_its_preparation_to_a_quiet_moment() -> None:
-    (sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
-    a.busy = b.busy = True  # frames wait in the rings (the answer may be one of them)
-    synack, c1, _c2 = half_connect(a, b)
-    assert edge(sa).get("entries_prepared", 0) == 0  # nothing built on the SYN's rounds
-    assert edge(sb).get("entries_written") == 2  # host B's pairing did not wait
-    assert a.fast_path.all_entries() == {}
-    a.inject_from_uplink(synack)  # the pairing builds what was not prepared, and writes
-    assert edge(sa).get("prepared_used", 0) == 0
-    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
-    assert entry is not None
-    assert entry.action == ACT_ENCAP
-
-
-class AnswerArrives(KernelNullDriver):
-    """No frame waits when a round ends, one does once the notes were evaluated."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked = 0
-
-    def frames_waiting(self) -> bool:
-        self.asked += 1
-        return self.asked % 2 == 0
-
-
-def test_a_frame_arriving_during_the_quiet_moment_leaves_the_writes_to_the_answer() -> None:
-    arriving = AnswerArrives()
-    (sa, a), (_sb, b) = kernel_host(PA_A, driver=arriving), kernel_host(PA_B)
-    synack, _c1, _c2 = half_connect(a, b)
-    assert edge(sa)["entries_prepared"] == 1  # evaluated and built in the quiet moment...
-    assert edge(sa).get("entries_early", 0) == 0  # ...not written: a frame came meanwhile
-    assert a.fast_path.all_entries() == {}
-    a.inject_from_uplink(synack)
-    assert edge(sa)["prepared_used"] == 1
-    assert len(a.fast_path.all_entries()) == 2
-
-
-def test_an_early_entry_follows_a_moved_mapping_before_apply_returns() -> None:
-    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
-    _synack, c1, _c2 = half_connect(a, b)
-    assert edge(sa)["entries_early"] == 2
-    new_pa = "192.168.1.30"
-    a.inject_neighbor(new_pa, "02:00:00:00:0c:01")
-    sa.apply([c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3]))])
-    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
-    assert entry is not None
-    assert entry.header[30:34] == bytes([192, 168, 1, 30])
-
-
-def test_a_prepared_entry_is_not_used_after_the_policy_changed() -> None:
-    (sa, a), (_sb, b) = kernel_host(PA_A), kernel_host(PA_B)
-    for sport in range(EARLY_MAX):  # SYNs nobody answers: no head goes down early now
-        a.inject_from_port("vm5", TcpEnd(VM5, VM2, 10000 + sport, 80).segment(0x02))
-    assert edge(sa)["entries_early"] == 2 * EARLY_MAX
-    a.take_transmitted()
-    synack, c1, _c2 = half_connect(a, b)
-    assert edge(sa)["entries_early"] == 2 * EARLY_MAX
-    assert edge(sa)["entries_prepared"] == EARLY_MAX + 1
-    used = edge(sa)["prepared_used"]  # by the early entries
-    new_pa = "192.168.1.30"
-    a.inject_neighbor(new_pa, "02:00:00:00:0c:01")
-    sa.apply([c.AddMapping(Mapping(VM2[4], VM2[2], new_pa, VM2[1], VM2[3]))])
-    a.inject_from_uplink(synack)  # VM2's answer from its old PA still pairs the flow
-    assert edge(sa)["prepared_used"] == used
-    entry = a.fast_path.executes(vm1_key(a, c1.segment(0x10, b"data")))
-    if entry is not None:  # whatever goes down goes to where the mapping says now
-        assert entry.header[30:34] == bytes([192, 168, 1, 30])
 
 
 def test_an_acl_flip_stops_the_kernel_entry_before_apply_returns() -> None:

@@ -17,8 +17,7 @@ The packet path is built in layers, a module each: ``vmpath.VmPath`` (what VMs s
 receive, and the slow path), ``uplinkpath.UplinkPath`` (frames from the PA network),
 ``revalidation.Revalidation`` (deciding again from keys: revalidation, replays, a live
 migration's import). A flow's bookkeeping (commit, pairs, connection origins, closing,
-retirement, expiry) is ``vfp.lifecycle``; the decision of an answer ahead of it,
-``vfp.answer``. The clock is an argument (``now``) or the callable given at
+retirement, expiry) is ``vfp.lifecycle``. The clock is an argument (``now``) or the callable given at
 construction.
 """
 
@@ -28,13 +27,11 @@ import time
 from collections.abc import Callable, Iterable
 
 from openhnv.vfp import lifecycle
-from openhnv.vfp.answer import answer_of
 from openhnv.vfp.emits import UPLINK, Emit
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.flowtable import Flow
 from openhnv.vfp.limits import NO_LIMITS, PortLimits
 from openhnv.vfp.listing import Listing
-from openhnv.vfp.offload import Answer, Offloader
+from openhnv.vfp.offload import Offloader
 from openhnv.vfp.programming import Programming
 from openhnv.vfp.revalidation import Revalidation
 from openhnv.vfp.state import EngineState
@@ -111,7 +108,3 @@ class VfpEngine(Revalidation):
         return lifecycle.expire(
             self.state, self.offload, now, self.idle_timeout, self.close_timeout
         )
-
-    def answer_of(self, head: Flow) -> Answer | None:
-        """The decision of the answer to ``head`` made ahead (``answer.answer_of``)."""
-        return answer_of(self.state, head)

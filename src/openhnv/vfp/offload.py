@@ -15,41 +15,32 @@ where it leaves, so an entry is the composition of what the engine does to it:
   inbound flow (the tail) (``decap``).
 
 When. A head goes down once the slow path has decided both directions of its
-connection: the head (VM port) or the tail (decapsulation, local delivery) is one
-flow of a pair (``Flow.pair``, set when the reverse direction was decided as its
-reply, stateful ACLs included), or, for a TCP encapsulating head, when its answer
-was decided ahead as that reply (``offer_early``, below); so do composed heads.
-Drops, punts, broadcast replication and flows without a pair stay in Python, and so
-does every first packet (it is what decides). So does every flow of an access port
-(a NIC on a VLAN network): the kernel's programs encapsulate, decapsulate and
-deliver, they do not push or pop an 802.1Q tag, so neither its bridged frames nor its
-deliveries to or from another access port are offered (the kernel misses them and
-hands them to the switch, which alone decides them). Nor is any flow whose (inner)
-frame is not IPv4: the kernel's programs parse IPv4 only (``miss_not_ipv4``), so an
-IPv6 entry could never hit. A flow leaves (``Withdraw``) when it retires, when its
-decision (or its tail's) becomes something the kernel must not do, or when its port
-goes.
+connection and has carried a frame of it since: the head (VM port) or the tail
+(decapsulation, local delivery) is one flow of a pair (``Flow.pair``, set when the
+reverse direction was decided as its reply, stateful ACLs included), and a frame of
+either flow reached the slow path after the pairing (``due``). The pairing marks both
+flows' idle clocks (``SEEN_MARK`` back) and the next frame of either moves them past
+the mark. So the frame that pairs a connection (a TCP SYN-ACK, a UDP answer) is
+forwarded with nothing written on its path, and the writes follow the connection's
+next frame (the handshake's last ACK) after the driver sent it: a connect costs what
+it costs without a fast path, and a connection that carries nothing after its
+handshake costs no write. Frames that come before the entries are in the kernel take
+the slow path, which decided the connection already (GSO frames too: the switch
+segments them, docs/fastpath.md). Composed heads follow their tails. Drops, punts,
+broadcast replication and flows without a pair stay in Python, and so does every
+first packet (it is what decides). So does every flow of an access port (a NIC on a
+VLAN network): the kernel's programs encapsulate, decapsulate and deliver, they do
+not push or pop an 802.1Q tag, so neither its bridged frames nor its deliveries to or
+from another access port are offered (the kernel misses them and hands them to the
+switch, which alone decides them). Nor is any flow whose (inner) frame is not IPv4:
+the kernel's programs parse IPv4 only (``miss_not_ipv4``), so an IPv6 entry could
+never hit. A flow leaves (``Withdraw``) when it retires, when its decision (or its
+tail's) becomes something the kernel must not do, or when its port goes.
 
 Every change to a flow that the engine commits (``note``: the slow path, a pairing,
 a retirement) is remembered and evaluated in ``operations()``, which the edge calls
-after each batch, after programming and after expiry: the per-packet path pays
-nothing. An encapsulating head decided on its connection's first packet, and not
-paired yet, is a *prospect*: its entry as it will be once the answer pairs it, which
-the edge may prepare ahead so that the pairing costs only the write.
-
-Answers decided ahead. A TCP prospect whose answer the slow path has decided already
-(``VfpEngine.answer_of``: a frame of the answer, made from the head's key and
-encapsulation, decided at the uplink and then at the head's port as the reply of
-this head; nothing committed) may go down before the answer comes, with the answer's
-decapsulation (``offer_early``; the edge does it in a quiet moment, ``EARLY_MAX`` at
-once). Both entries do what the slow path does with those frames; the kernel leaves
-SYN, FIN and RST to the slow path, so the answer (a SYN-ACK) still meets the engine,
-which decides and pairs it there: its own decapsulation has the kernel key of the one
-decided ahead (the kernel's key holds no UDP source port) and writes nothing new. The
-decapsulation decided ahead leaves with its head, or at any re-evaluation (a policy
-or mapping change: it is not decided again, the answer decides). ``before_delivery``
-names what must precede a delivery to a VM: the pairs the delivered frames complete
-toward that VM, unless their entries went down early.
+when the notes are due (end of a polling round), after programming and after
+expiry: the per-packet path pays nothing.
 
 ``revalidation_set`` names the offered heads a change of policy or of the spaces may
 affect (``VfpEngine.revalidate`` decides them again); ``used`` gives kernel hits
@@ -66,8 +57,6 @@ from openhnv.packet.addresses import MAC_LEN
 from openhnv.packet.ethernet import (
     ETHERTYPE_AT,
     ETHERTYPE_IPV4_BYTES,
-    ETHERTYPE_VLAN_BYTES,
-    VLAN_TAG_LEN,
 )
 from openhnv.packet.flowkey import FAST_KEY_LEN, FAST_KEY_TTL_AT
 from openhnv.vfp.emits import UPLINK
@@ -82,14 +71,12 @@ ENCAP: Action = "encap"
 DELIVER: Action = "deliver"
 DECAP: Action = "decap"
 _MACS_LEN = 2 * MAC_LEN
-_TAG_LEN = len(ETHERTYPE_VLAN_BYTES)
-_OUTER_PAS_AT = len(ETHERTYPE_IPV4_BYTES) + 2  # after the version/IHL and protocol bytes
-_IPV4_LEN = 4
 _IPV6 = 6
 PENDING_MAX = 1024
 """Notes kept before ``due`` says evaluate them anyway (flows that never pair)."""
-EARLY_MAX = 256
-"""Heads offered before their answer (``offer_early``) at most at once."""
+SEEN_MARK = 1e-9
+"""How far back (seconds) a pairing sets its flows' idle clocks: any later frame, even
+in the same batch or at the same clock reading, moves them past the mark (``due``)."""
 
 TailKey = tuple[str, bytes]
 """(port, key) of the inbound flow a composed head hands its frames to."""
@@ -126,15 +113,6 @@ class Offload(NamedTuple):
     head: Flow
     tail: Flow | None
     entry: OffloadEntry
-
-
-class Answer(NamedTuple):
-    """The slow path's decision of a head's answer, made ahead (``VfpEngine.answer_of``):
-    ``head`` a flow of its decapsulation (in no table: nothing was committed), ``edit``
-    the inner edit the receiving port's inbound layers make."""
-
-    head: Flow
-    edit: InnerEdit | None
 
 
 class Withdraw(NamedTuple):
@@ -176,14 +154,6 @@ def _compose(first: InnerEdit | None, then: InnerEdit | None) -> tuple[bool, Flo
     return True, FlowEdit(edits[-1].macs, any(e.decrement_ttl for e in edits))
 
 
-def _outer_pas(key: bytes) -> bytes:
-    """The PAs (remote, local) of a tunnel frame's key: with the VSID, which the
-    receiving port fixes, and the inner addresses and ports, the kernel's key of its
-    decapsulation (not the UDP source port, which each sender picks)."""
-    at = _OUTER_PAS_AT + (VLAN_TAG_LEN if key[:_TAG_LEN] == ETHERTYPE_VLAN_BYTES else 0)
-    return key[at : at + 2 * _IPV4_LEN]
-
-
 def _tail_key_of(head: Flow) -> TailKey | None:
     """The tail a decapsulating or locally delivering ``head`` hands its frames to."""
     t = head.template
@@ -214,17 +184,9 @@ class Offloader:
         """Flows changed since the last ``operations()`` (the engine appends)."""
         self.offered: dict[Flow, tuple[OffloadEntry, Flow | None]] = {}
         """Heads whose entry the edge was told to install, with that entry and tail."""
-        self.prospects: list[tuple[Flow, OffloadEntry]] = []
-        """Encapsulating heads ``operations()`` found decided but not paired yet, with the
-        entry they will have once paired: the edge may prepare it (not write it) while
-        the answer that pairs them is on its way (``take_prospects``)."""
-        self.early: dict[Flow, None] = {}
-        """Offered heads whose answer was decided ahead and has not come yet
-        (``offer_early``); a head leaves it once paired or withdrawn."""
-        self.answers: dict[Flow, Flow] = {}
-        """Heads offered early -> the decapsulation of their answer decided ahead, offered
-        with them; it leaves with its head, or at any re-evaluation (a policy change)."""
-        self._answered: dict[Flow, Flow] = {}  # the other way
+        self.marks: dict[Flow, float] = {}
+        """Noted flows paired and not offered -> the mark their pairing set on the idle
+        clocks (``note``); a frame of the pair since moves a clock past it (``due``)."""
         self._heads_of: dict[TailKey, list[Flow]] = {}  # composed heads by their tail
         self._tail_of: dict[Flow, TailKey] = {}
 
@@ -232,8 +194,16 @@ class Offloader:
         self.enabled = True
 
     def note(self, flow: Flow) -> None:
-        """``flow`` was committed, paired, re-evaluated or retired."""
+        """``flow`` was committed, paired, re-evaluated or retired. A paired flow not
+        offered yet: both idle clocks go ``SEEN_MARK`` back from the later one, and the
+        mark is kept, so that ``due`` sees whether a frame of the pair came since."""
         self.pending.append(flow)
+        pair = flow.pair
+        if pair is not None and flow not in self.offered:
+            mark = max(flow.last_seen, pair.last_seen) - SEEN_MARK
+            flow.last_seen = min(flow.last_seen, mark)
+            pair.last_seen = min(pair.last_seen, mark)
+            self.marks[flow] = mark
 
     def touch(self, heads: Iterable[Flow]) -> None:
         """Evaluate ``heads`` again at the next ``operations()``."""
@@ -256,121 +226,49 @@ class Offloader:
 
     def due(self) -> bool:
         """Whether ``operations()`` may change what the kernel holds now: a noted flow is
-        paired or offered, a noted tail has an offered head, a noted head's tail is paired
-        already; or the notes reached ``PENDING_MAX``. A connection's first packet notes
-        none of these: its notes can wait for the answer's, off the first packet's path."""
+        offered, or paired with a frame of the pair seen since its pairing (``note``); a
+        noted tail has an offered head; a noted head's tail is paired already; or the
+        notes reached ``PENDING_MAX``. Neither a connection's first packet nor the frame
+        that pairs it makes the notes due: what they change waits for the connection's
+        next frame, off their path."""
         pending = self.pending
         if len(pending) >= PENDING_MAX:
             return True
         offered = self.offered
         for flow in pending:
-            if flow.pair is not None or flow in offered:
+            if flow in offered:
                 return True
+            if flow.pair is not None:
+                if not self._waits(flow):
+                    return True
+                continue
             table = flow.table
             if table.direction == IN and table.port != UPLINK:  # a tail: its heads
                 if any(h in offered for h in self._heads_of.get((table.port, flow.key), ())):
                     return True
                 continue
             tail_key = _tail_key_of(flow)
-            if tail_key is not None and self._paired_tail(tail_key):
+            tail = None if tail_key is None else self._paired_tail(tail_key)
+            if tail is not None and not self._waits(tail):
                 return True
         return False
 
-    def before_delivery(self) -> list[OffloadOp]:
-        """The operations a delivery to a local VM must not precede: those of the VM
-        ports' heads among the notes (and of the VM heads delivering into a noted tail)
-        that are paired or offered, and of the noted decapsulating heads. The VM
-        receiving the frame that paired them may answer at once with GSO frames, which
-        only the kernel takes, and its peer may answer these as fast (the round trip in
-        the kernel). A decapsulation into the reply of a head offered early with its
-        answer (``offer_early``) waits for ``operations()``: the kernel has the answer's
-        entry. The notes stay: ``operations()`` evaluates them all (what was evaluated
-        here again, unchanged: no operation)."""
-        ops: list[OffloadOp] = []
-        seen: set[Flow] = set()
-        offered = self.offered
-        for flow in self.pending:
-            table = flow.table
-            heads: Iterable[Flow] = (flow,)
-            if table.direction == IN and table.port != UPLINK:  # a tail: its heads
-                heads = self._heads_of.get((table.port, flow.key), ())
-            for head in heads:
-                if head in seen or head in self._answered:
-                    continue
-                seen.add(head)
-                if head.table.port == UPLINK:
-                    if self._answer_covers(head):
-                        continue
-                    self._evaluate(head, ops)
-                elif head.pair is not None or head in offered:
-                    self._evaluate(head, ops)
-        return ops
+    def _waits(self, flow: Flow) -> bool:
+        """Whether the paired ``flow`` was marked at its pairing and no frame of its pair
+        came since (``note``)."""
+        mark = self.marks.get(flow)
+        pair = flow.pair
+        return (
+            mark is not None
+            and pair is not None
+            and flow.last_seen <= mark
+            and pair.last_seen <= mark
+        )
 
-    def _answer_covers(self, head: Flow) -> bool:
-        """Whether the decapsulating ``head`` delivers into the reply of a head offered
-        with its answer decided ahead (the kernel has that answer's entry: ``head``
-        can wait for ``operations()``)."""
-        tail_key = _tail_key_of(head)
-        if tail_key is None:
-            return False
+    def _paired_tail(self, tail_key: TailKey) -> Flow | None:
         q = self.state.ports.get(tail_key[0])
         tail = None if q is None else q.inbound.flows.get(tail_key[1])
-        answer = None if tail is None or tail.pair is None else self.answers.get(tail.pair)
-        return answer is not None and _outer_pas(answer.key) == _outer_pas(head.key)
-
-    def offer_early(self, answered: Iterable[tuple[Flow, Answer]]) -> list[OffloadOp]:
-        """Offer TCP heads before their answer comes, with the decapsulation of that
-        answer: encapsulating VM heads whose answer the slow path has decided already,
-        as the reply that will pair them (``VfpEngine.answer_of``; the caller asks).
-        Both entries do exactly what the slow path does (the head's its own decision,
-        the answer's the decision made ahead; the kernel leaves SYN, FIN and RST to the
-        slow path, so the answer still meets the engine and pairs the connection
-        there), and the pairing writes nothing before the answer reaches the VM. At
-        most ``EARLY_MAX`` at once; withdrawn as any offered head (retired, idle
-        without an answer, decided otherwise)."""
-        ops: list[OffloadOp] = []
-        early = self.early
-        for head, answer in answered:
-            if len(early) >= EARLY_MAX:
-                break
-            if head.pair is not None or head in self.offered or not head.flags_at:
-                continue
-            t, d = head.template, answer.head.template
-            if not isinstance(t, Encap) or not isinstance(d, Decap):
-                continue
-            ok, edit = _compose(None, answer.edit)
-            if not ok:
-                continue
-            early[head] = None
-            self._evaluate(head, ops)
-            if head not in self.offered:
-                del early[head]
-                continue
-            entry = OffloadEntry(DECAP, UPLINK, answer.head.key, d.port, None, 0, edit,
-                                 (UPLINK, d.port))  # fmt: skip
-            self.offered[answer.head] = (entry, None)
-            self.answers[head] = answer.head
-            self._answered[answer.head] = head
-            ops.append(Offload(answer.head, None, entry))
-        return ops
-
-    def _drop_answer(self, answer: Flow, ops: list[OffloadOp]) -> None:
-        """Withdraw the decapsulation of an answer decided ahead."""
-        head = self._answered.pop(answer)
-        del self.answers[head]
-        offered = self.offered.pop(answer, None)
-        if offered is not None:
-            ops.append(Withdraw(answer, offered[0]))
-
-    def _paired_tail(self, tail_key: TailKey) -> bool:
-        q = self.state.ports.get(tail_key[0])
-        tail = None if q is None else q.inbound.flows.get(tail_key[1])
-        return tail is not None and tail.pair is not None
-
-    def take_prospects(self) -> list[tuple[Flow, OffloadEntry]]:
-        """The prospects found since the last call (see ``prospects``)."""
-        found, self.prospects = self.prospects, []
-        return found
+        return tail if tail is not None and tail.pair is not None else None
 
     # -- evaluation ------------------------------------------------------------------
 
@@ -382,6 +280,7 @@ class Offloader:
         pending = list(dict.fromkeys(reversed(self.pending)))
         pending.reverse()
         self.pending = []
+        self.marks.clear()
         ops: list[OffloadOp] = []
         seen: set[Flow] = set()
         for flow in pending:
@@ -399,14 +298,7 @@ class Offloader:
         return ops
 
     def _evaluate(self, head: Flow, ops: list[OffloadOp]) -> None:
-        if head in self._answered:  # decided ahead: what changed may change it, it goes
-            self._drop_answer(head, ops)
-            return
         entry, tail, tail_key = self._entry_of(head)
-        if head in self.early and (entry is None or head.pair is not None):
-            del self.early[head]  # withdrawn, or paired: an offered head like any
-        if entry is None and head in self.answers:
-            self._drop_answer(self.answers[head], ops)
         known = self._tail_of.get(head)
         if known != tail_key:
             if known is not None:
@@ -455,19 +347,6 @@ class Offloader:
             return q, None
         return q, tail
 
-    def _unpaired(self, head: Flow, p: Port) -> OffloadEntry | None:
-        """The entry of the unpaired ``head`` when it went down early (its answer decided
-        ahead), else None and a prospect: the entry it will have once paired."""
-        t = head.template
-        if not isinstance(t, Encap):
-            return None
-        entry = _encap_entry(head, p, t)
-        if head in self.early:
-            return entry
-        if entry is not None:
-            self.prospects.append((head, entry))
-        return None
-
     def _entry_of(self, head: Flow) -> tuple[OffloadEntry | None, Flow | None, TailKey | None]:
         """(the entry, its tail, the tail key it waits on) of ``head`` now."""
         p = self._owner(head)
@@ -489,7 +368,7 @@ class Offloader:
         if not p.enabled or p.access_vlan is not None or not _ipv4_key(head.key):
             return None, None, None  # access ports and IPv6 stay in Python (docstring)
         if head.pair is None:
-            return self._unpaired(head, p), None, None
+            return None, None, None
         if isinstance(t, Encap):
             return _encap_entry(head, p, t), None, None
         if not isinstance(t, LocalDelivery) or t.port == p.name:
@@ -550,8 +429,5 @@ class Offloader:
         self._heads_of.clear()
         self._tail_of.clear()
         self.pending.clear()
-        self.prospects.clear()
-        self.early.clear()
-        self.answers.clear()
-        self._answered.clear()
+        self.marks.clear()
         return ops

@@ -3,26 +3,14 @@
 ``KernelSide`` is what ``HostSwitch`` calls, always under the switch's lock, so the
 kernel's maps change in the engine's order:
 
-- ``apply_before_delivery()``: before a batch's frames reach a local VM, the entries
-  of the pairs the batch completed toward it (``Offloader.before_delivery``): its own
-  heads (it may answer at once with GSO frames, which only the kernel takes) and the
-  decapsulations toward it (its peer may answer that at once too, the whole round trip
-  in the kernel). Nothing when they went down early (below);
-- ``apply_pending(quiet)``: the flows the slow path paired go down, and the entries of
-  the encapsulating heads decided but not paired yet are prepared (built, not written:
-  ``KernelOffload.prepare``; forgotten at any change of policy or places). When the
-  notes are due (``Offloader.due``: something paired, or an offered flow changed): at
-  the end of the driver's polling round (``round_done``), after the frames that
-  completed the pair left (frames of the flow come back a round trip later at the
-  earliest; those that arrive meanwhile take the slow path, which decided them
-  already). Notes that are not due (a connection's first packet) are evaluated, and
-  their prospects prepared, only at the end of a round in which no frame waits
-  (``quiet``), else with the next due ones; in that quiet moment up to
-  ``EARLY_PER_ROUND`` TCP heads whose answer the slow path decides as their reply
-  (``VfpEngine.answer_of``) are written too, with the decapsulation of that answer
-  (``Offloader.offer_early``), so that the answer's pairing has nothing to write
-  before it reaches the VM. Always before the agent's commands and PA changes (so
-  their revalidation covers what waited), and after expiry;
+- ``apply_pending()``: the flows the slow path paired go down once the notes are due
+  (``Offloader.due``: an offered flow changed, or a frame of a paired connection
+  reached the slow path after its pairing), at the end of the driver's polling round
+  (``round_done``), after the frames of that round left: neither a connection's
+  first packet nor the frame that pairs it waits for a write, nor shares the CPU with
+  one on its way (frames of the connection that come before the entries take the
+  slow path, which decided them already). Always before the agent's commands and PA
+  changes (so their revalidation covers what waited), and after expiry;
 - ``after_commands(batch, before, after)``: after the agent's commands: the offered
   flows the change may affect are decided again (``VfpEngine.revalidate``: the ports
   whose policy changed, the customer addresses whose mapping changed) and rewritten,
@@ -45,15 +33,13 @@ kernel's maps change in the engine's order:
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from openhnv.packet.addresses import mac_to_bytes
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.engine import VfpEngine
-from openhnv.vfp.offload import EARLY_MAX
 from openhnv.vfp.spaces import Mapping as CaMapping
 from openhnv.vswitch.fastpath import entries
 from openhnv.vswitch.fastpath.errors import FastPathError
@@ -66,9 +52,6 @@ _POLICY_COMMANDS = (c.AddLayer, c.RemoveLayer, c.AddGroup, c.RemoveGroup, c.AddR
                     c.AddRules, c.RemoveRule)  # fmt: skip
 _PORT_COMMANDS = (c.AddPort, c.RemovePort, c.SetPortState)
 _REVALIDATION_PASSES = 2  # the second pass pairs what the first decided one way only
-EARLY_PER_ROUND = 16
-"""Heads written before their answer in one quiet moment at most (a burst of new
-connections, as a SYN flood, leaves quiet moments rare and writes few)."""
 
 
 def changed_ports(batch: Iterable[c.Command]) -> set[str]:
@@ -112,51 +95,11 @@ class KernelSide:
         except FastPathError as exc:  # the Python layer still polices what it carries
             log.warning("fast path: QoS buckets not synced: %s", exc)
 
-    def apply_pending(self, quiet: Callable[[], bool] | None = None) -> None:
-        """What the notes change goes down; the prospects are prepared and, in a quiet
-        moment (``quiet()`` says still no frame waits), the TCP ones whose answer the
-        slow path decides as their reply are written too (``early``)."""
+    def apply_pending(self) -> None:
+        """What the notes change goes down."""
         offload = self.engine.offload
         if offload.pending:
             self.kernel.apply(offload.operations())
-        self._prepare(quiet)
-
-    def apply_before_delivery(self) -> None:
-        """The entries of the pairs the pending notes completed toward local VMs
-        (``Offloader.before_delivery``), before the batch's deliveries. The edge counts
-        the deliveries that waited for writes (``held_deliveries``) and how long,
-        evaluation included (``held_delivery_ns``)."""
-        start = time.perf_counter_ns()
-        ops = self.engine.offload.before_delivery()
-        if ops:
-            self.kernel.apply(ops)
-            counters = self.kernel.counters
-            counters["held_deliveries"] += 1
-            counters["held_delivery_ns"] += time.perf_counter_ns() - start
-
-    def _prepare(self, quiet: Callable[[], bool] | None = None) -> None:
-        """Build the entries of the heads decided and not yet paired (off the path of
-        the frame that will pair them: it costs the kernel write only); while
-        ``quiet()``, write up to ``EARLY_PER_ROUND`` of them with their answers'
-        decapsulations (``Offloader.offer_early``), so that their pairing writes
-        nothing before the answer reaches the VM. Once a frame waits (it may be the
-        answer) the answer's pairing writes them instead, before its delivery."""
-        offload = self.engine.offload
-        if not offload.prospects:
-            return
-        prospects = offload.take_prospects()
-        self.kernel.prepare(prospects)
-        if quiet is None or len(offload.early) >= EARLY_MAX or not quiet():
-            return
-        answered = []
-        for head, _ in prospects[-EARLY_PER_ROUND:]:
-            answer = self.engine.answer_of(head) if head.flags_at else None
-            if answer is not None:
-                answered.append((head, answer))
-        ops = offload.offer_early(answered)
-        if ops:
-            self.kernel.apply(ops)
-            self.kernel.counters["entries_early"] += len(ops)
 
     def after_commands(
         self,
@@ -164,7 +107,7 @@ class KernelSide:
         mappings: Iterable[CaMapping | None],
     ) -> None:
         offload = self.engine.offload
-        self.kernel.forget_prepared()
+        self.kernel.builder.forget()
         ports = changed_ports(batch)
         addresses = mapping_addresses(mappings)
         heads = offload.revalidation_set(ports=ports, addresses=addresses)
@@ -175,7 +118,6 @@ class KernelSide:
             if isinstance(command, c.RemovePort):
                 self.kernel.forget_port(command.name)
         self.sync_qos()
-        self._prepare()
 
     def after_port_attached(self, port: str) -> None:
         """The driver reported VM ``port``'s interface: its slot is that interface's, and
@@ -184,22 +126,19 @@ class KernelSide:
         self.kernel.forget_port(port)
         self.engine.offload.port_attached(port)
         self.kernel.apply(self.engine.offload.operations())
-        self._prepare()
 
     def after_spaces(self) -> None:
         offload = self.engine.offload
-        self.kernel.forget_prepared()
+        self.kernel.builder.forget()
         heads = offload.revalidation_set(everything=True)
         if heads:
             self.engine.revalidate(heads)
         self.kernel.apply(offload.operations())
-        self._prepare()
 
     def rehome(self, addresses: set[str]) -> None:
         """PAs ``addresses`` moved to another team member: their entries are written
         again, leaving by the new member (``KernelOffload.rehome``)."""
         self.kernel.rehome(addresses)
-        self._prepare()
 
     def read_stats(self) -> KernelStats:
         return self.kernel.read_stats()

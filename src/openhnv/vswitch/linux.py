@@ -532,10 +532,6 @@ class LinuxDriver:
             return {"mode": self.fastpath_mode, "state": "off", "reason": self.fastpath_reason}
         return {"mode": self.fastpath_mode, "state": "on", "adopted": fp.adopted}
 
-    def frames_waiting(self) -> bool:
-        """Whether a socket the loop polls is readable now (one epoll_wait, no wait)."""
-        return bool(self._poller.poll(0))
-
     def statistics(self) -> dict[str, int]:
         """The driver's counters plus the PA stack's and the rings' drops."""
         stats: dict[str, int] = {}

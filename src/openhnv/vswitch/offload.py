@@ -4,8 +4,6 @@
 to the fast path's maps (``vswitch.fastpath``, docs/fastpath.md): it makes each
 entry (``entrybuild.EntryBuilder``: the kernel key from the head flow's key, the entry
 from the compiled decision) and the generation pairs of the ports the decision used.
-An encapsulating head's entry is prepared (built, not written: ``prepare``) when the
-engine names it a prospect, so that its pairing costs only the write.
 
 Slots. Each VM port's generation lives in slot = the ifindex of its veth host end,
 the uplink's in slot ``UPLINK_SLOT`` (0): a restarted process finds them again. The
@@ -71,8 +69,6 @@ UPLINK_SLOT = 0
 GENERATION_MASK = 0xFFFFFFFF
 _NS = 1e9
 _LOGGED = 10
-PREPARED_MAX = 1024
-"""Entries prepared for heads not paired yet kept (the oldest go first)."""
 
 
 class Packed(Protocol):
@@ -128,11 +124,6 @@ class KernelDriver(KernelPlaces, Protocol):
 
     def fastpath_status(self) -> dict[str, object]: ...
 
-    def frames_waiting(self) -> bool:
-        """Whether frames (or posted work) wait for the polling thread now (asked by
-        that thread, from ``round_done``)."""
-        ...
-
 
 @dataclass(slots=True)
 class _Written:
@@ -177,7 +168,6 @@ class KernelOffload:
         self._of_head: dict[Flow, bytes] = {}
         self._built: dict[Flow, Built] = {}
         self._offered: dict[Flow, OffloadEntry] = {}  # what each written head was offered
-        self._prepared: dict[Flow, tuple[OffloadEntry, Built]] = {}
         self._by_slot: dict[int, set[bytes]] = {}
         self._gens: dict[int, int] = {}
         self._slots: dict[str, int] = {}
@@ -214,33 +204,6 @@ class KernelOffload:
     def forget_port(self, port: str) -> None:
         """``port`` went: its slot may name another interface later."""
         self._slots.pop(port, None)
-        self.forget_prepared()
-
-    # -- entries prepared ahead ------------------------------------------------------
-
-    def prepare(self, prospects: Iterable[tuple[Flow, OffloadEntry]]) -> None:
-        """Build (never write) the entries heads will have once paired, so that their
-        ``Offload`` costs only the write. One is used only if the offload brings the
-        same decision; what the kernel places say (ifindexes, PAs, MTU) is as of now:
-        ``forget_prepared`` when they change."""
-        for head, entry in prospects:
-            if head in self._of_head:
-                continue
-            try:
-                built = self.builder.build(entry)
-            except FastPathError:
-                built = None
-            if built is None:
-                continue
-            self._prepared.pop(head, None)
-            self._prepared[head] = (entry, built)
-            if len(self._prepared) > PREPARED_MAX:  # heads never paired: the oldest go
-                del self._prepared[next(iter(self._prepared))]
-            self.counters["entries_prepared"] += 1
-
-    def forget_prepared(self) -> None:
-        """The places or the policy changed: what was prepared is built again when used."""
-        self._prepared.clear()
         self.builder.forget()
 
     # -- applying the engine's operations --------------------------------------------
@@ -276,16 +239,11 @@ class KernelOffload:
 
     def _install(self, op: Offload) -> None:
         head = op.head
-        prepared = self._prepared.pop(head, None)
-        if prepared is not None and prepared[0] == op.entry:
-            built: Built | None = prepared[1]
-            self.counters["prepared_used"] += 1
-        else:
-            try:
-                built = self.builder.build(op.entry)
-            except FastPathError as exc:
-                self._failed("build", exc)
-                built = None
+        try:
+            built = self.builder.build(op.entry)
+        except FastPathError as exc:
+            self._failed("build", exc)
+            built = None
         if built is None:
             self.counters["offload_unsupported"] += 1
             self._withdraw(head)
@@ -315,7 +273,7 @@ class KernelOffload:
         it now): every entry that encapsulates from one of them is built again and
         written over the old one (same key: no frame finds it missing, and none goes
         to the old member's ifindex afterwards). Returns how many were."""
-        self.forget_prepared()
+        self.builder.forget()
         heads = [h for h, e in self._offered.items()
                  if e.encap is not None and e.encap.source_pa in addresses]  # fmt: skip
         for head in heads:

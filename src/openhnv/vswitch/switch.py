@@ -102,11 +102,9 @@ class HostSwitch:
         if self._shaping is not None:
             engine.state.police_inbound = False  # the driver's qdisc shapes them
         self._kernel: KernelSide | None = None
-        self._kernel_driver: KernelDriver | None = None
         if isinstance(driver, KernelDriver) and driver.fast_path is not None:
             kernel = KernelOffload(driver.fast_path, driver, lambda: self._placed)
             self._kernel = KernelSide(engine, kernel)
-            self._kernel_driver = driver
         if isinstance(driver, MeteringDriver):
             driver.set_port_limits(engine.state.limits)
         self._stopping = threading.Event()
@@ -447,7 +445,6 @@ class HostSwitch:
                 self.counters["drop:unprogrammed_port"] += len(frames)
                 return 0.0
             emits = self.engine.process_batch(port, frames)
-            self._offload_before_delivery(emits)
             pause = self.engine.pause(port)
         self._dispatch(emits, port)
         return pause
@@ -455,41 +452,25 @@ class HostSwitch:
     def from_uplink(self, frames: list[bytes]) -> None:
         with self._lock:
             emits = self.engine.process_batch(UPLINK, frames)
-            self._offload_before_delivery(emits)
         self._dispatch(emits)
 
-    def _offload_before_delivery(self, emits: list[Emit]) -> None:
-        """A VM about to receive a frame that paired its flow may answer at once with
-        frames only the kernel can take (GSO), and its peer answer those as fast: the
-        pair's entries go down before the delivery (``Offloader.before_delivery``;
-        nothing when they went down before the answer came). A pair completed by a
-        frame leaving through the uplink waits for ``round_done``, off its path."""
-        kernel = self._kernel
-        if kernel is None or not self.engine.offload.pending:
-            return
-        if any(em.__class__ is Deliver for em in emits):
-            kernel.apply_before_delivery()
-
     def round_done(self) -> None:
-        """The driver sent what this round's frames produced: the flows they paired and
-        that still wait go down to the kernel now, off the path of the frames that paired
-        them. Notes that pair nothing yet (a connection's first packet) are evaluated,
-        and the entries their pairing will write prepared, only in a quiet moment: with
-        no frame waiting (the answer that pairs them may be one already)."""
-        kernel, driver = self._kernel, self._kernel_driver
+        """The driver sent what this round's frames produced: when the engine's notes are
+        due (``Offloader.due``: a connection's frame came after its pairing, or an
+        offered flow changed), they go down to the kernel now, off the path of the frames
+        that made them due."""
+        kernel = self._kernel
         offload = self.engine.offload
-        if kernel is None or driver is None or not offload.pending:  # this thread's notes
+        if kernel is None or not offload.pending:  # this thread's notes
             return
         with self._lock:
-            due = offload.due()
-        if due:
-            # the frames just sent may have woken a VM: let it run before this thread
-            # spends its CPU on the kernel writes
-            os.sched_yield()
-        elif driver.frames_waiting():
-            return
+            if not offload.due():
+                return
+        # the frames just sent may have woken a VM: let it run before this thread
+        # spends its CPU on the kernel writes
+        os.sched_yield()
         with self._lock:
-            kernel.apply_pending(quiet=None if due else _quiet(driver))
+            kernel.apply_pending()
 
     def port_added(self, port: str, mac: str) -> None:
         mac = normalize_mac(mac, "mac")
@@ -694,12 +675,6 @@ class HostSwitch:
                 return
             for p in punts:
                 listener.punted(p.port, p.frame, p.reason)
-
-
-def _quiet(driver: KernelDriver) -> Callable[[], bool]:
-    """Whether no frame waits for ``driver``'s polling thread (asked again before work
-    that a waiting frame should not wait for)."""
-    return lambda: not driver.frames_waiting()
 
 
 def _limit_drops(counters: Counter[str]) -> dict[str, int]:
