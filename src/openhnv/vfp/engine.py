@@ -17,8 +17,8 @@ The packet path is built in layers, a module each: ``vmpath.VmPath`` (what VMs s
 receive, and the slow path), ``uplinkpath.UplinkPath`` (frames from the PA network),
 ``revalidation.Revalidation`` (deciding again from keys: revalidation, replays, a live
 migration's import). A flow's bookkeeping (commit, pairs, connection origins, closing,
-retirement, expiry) is ``vfp.lifecycle``. The clock is an argument (``now``) or the callable given at
-construction.
+retirement, expiry) is ``vfp.lifecycle``. The clock is an argument (``now``) or the
+callable given at construction.
 """
 
 from __future__ import annotations
