@@ -92,7 +92,7 @@ def test_a_connection_goes_down_once_both_directions_are_decided() -> None:
     assert a.offload.operations() == []  # nothing changed since
 
 
-def test_neither_a_first_packet_nor_its_answer_is_due_the_next_frame_is() -> None:
+def test_a_connection_is_due_once_it_carries_frames_past_its_handshake() -> None:
     a, b = engines()
     c1 = TcpEnd(VM1, VM2, 40000, 80)
     [tx] = a.process("vm1", c1.segment(0x02))
@@ -108,28 +108,46 @@ def test_neither_a_first_packet_nor_its_answer_is_due_the_next_frame_is() -> Non
     assert isinstance(back, Transmit)
     a.process(UPLINK, back.frame)
     assert not a.offload.due()  # ...nor does the SYN-ACK's, toward VM1
-    [ack] = a.process("vm1", c1.segment(0x10))  # the handshake's last ACK: past the pairing
+    [ack] = a.process("vm1", c1.segment(0x10))  # the handshake's last ACK
+    assert not a.offload.due()
+    assert len(a.offload.marks) == 2  # counted: one frame past the pairing
+    [data] = a.process("vm1", c1.segment(0x18, b"GET /"))  # its first data
     assert a.offload.due()
     assert summary(a.offload.operations()) == {  # the SYN's waiting notes went down too
         ("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")
     }  # fmt: skip
     assert not a.offload.due()
-    assert isinstance(ack, Transmit)
-    b.process(UPLINK, ack.frame)  # host B: the ACK is its connection's next frame
+    assert not a.offload.marks
+    for frame in (ack, data):  # host B: the same two frames from the uplink
+        assert isinstance(frame, Transmit)
+        assert not b.offload.due()
+        b.process(UPLINK, frame.frame)
     assert b.offload.due()
     assert summary(b.offload.operations()) == {
         ("Offload", ENCAP, "vm2", None), ("Offload", DECAP, UPLINK, "vm2")
     }  # fmt: skip
 
 
-def test_a_frame_in_the_pairing_batch_makes_the_notes_due() -> None:
-    a, b = engines()  # the engines' clock stands still: the mark, not the time, tells
+def test_frames_past_the_pairing_count_at_the_same_clock_reading() -> None:
+    a, b = engines()  # the engines' clock stands still: the marks, not the time, tell
     _c1, c2 = handshake(a, b)
     assert not a.offload.due()
-    [data] = b.process("vm2", c2.segment(0x18, b"banner"))  # the server speaks first
-    assert isinstance(data, Transmit)
-    a.process(UPLINK, data.frame)
-    assert a.offload.due()
+    for n, payload in enumerate((b"banner", b"more")):  # the server speaks first
+        [data] = b.process("vm2", c2.segment(0x18, payload))
+        assert isinstance(data, Transmit)
+        a.process(UPLINK, data.frame)
+        assert a.offload.due() == (n == 1)
+
+
+def test_a_connection_that_ends_with_its_handshake_is_never_due() -> None:
+    a, b = engines()
+    c1, _c2 = handshake(a, b)
+    assert not a.offload.due()
+    a.process("vm1", c1.segment(0x10))  # the last ACK, then nothing
+    for _ in range(3):
+        assert not a.offload.due()
+    assert a.expire(10_000.0) > 0
+    assert a.offload.operations() == []  # nothing was offered: nothing to withdraw
 
 
 def test_a_new_decapsulating_head_of_a_paired_connection_is_due() -> None:

@@ -84,9 +84,10 @@ def connect(a: KernelNullDriver, b: KernelNullDriver, sport: int = 40000) -> tup
     """VM1 on host A opens TCP to VM2 on host B; returns VM1's and VM2's next segments."""
     synack, c1, c2 = half_connect(a, b, sport)
     a.inject_from_uplink(synack)
-    a.inject_from_port("vm1", c1.segment(0x10))  # the handshake's last ACK: the pairs go down
-    [ack] = a.take_transmitted()
-    b.inject_from_uplink(ack.frame)
+    for segment in (c1.segment(0x10), c1.segment(0x18, b"hello")):  # ACK, data: they go down
+        a.inject_from_port("vm1", segment)
+        [tx] = a.take_transmitted()
+        b.inject_from_uplink(tx.frame)
     a.take_sent("vm1")
     b.take_sent("vm2")
     return c1.segment(0x10, b"data"), c2.segment(0x10, b"more")
@@ -150,13 +151,16 @@ def test_the_frames_of_a_handshake_pass_with_no_entry_written_on_their_path() ->
     (sa, a), (sb, b) = kernel_host(PA_A, driver=watching_a), kernel_host(PA_B, driver=watching_b)
     synack, c1, _c2 = half_connect(a, b)
     a.inject_from_uplink(synack)
-    # the SYN-ACK paired both hosts' connection: it left host B and reached VM1 with
-    # nothing written, and nothing was written after it either
+    a.inject_from_port("vm1", c1.segment(0x10))  # the handshake's last ACK
+    [ack] = a.take_transmitted()
+    b.inject_from_uplink(ack.frame)
+    # the handshake paired both hosts' connection: its frames left and reached the VMs
+    # with nothing written, and nothing was written after them either
     assert watching_b.entries_when_transmitted == [0]
     assert watching_a.entries_when_delivered == [0]
+    assert watching_b.entries_when_delivered == [0, 0]
     assert edge(sa).get("entries_written", 0) == edge(sb).get("entries_written", 0) == 0
-    ack = c1.segment(0x10)  # the handshake's last ACK: the connection's next frame
-    a.inject_from_port("vm1", ack)
+    a.inject_from_port("vm1", c1.segment(0x18, b"GET /"))  # the connection's first data
     [tx] = a.take_transmitted()
     assert watching_a.entries_when_transmitted[-1] == 0  # it left first...
     assert len(a.fast_path.all_entries()) == 2  # ...then the round's end wrote the pair
@@ -169,10 +173,13 @@ def test_the_frames_of_a_handshake_pass_with_no_entry_written_on_their_path() ->
 def test_pairs_wait_for_the_end_of_the_round() -> None:
     (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
     synack = syn_reaches_b(a, b)
+    for _ in range(2):  # the answer pairs, a retransmission is a frame past the pairing
+        sb.from_port("vm2", [synack])
+        sb.round_done()
+    sb.from_port("vm2", [synack])  # another: a round's frames, before the driver is done
     sb.from_port("vm2", [synack])
-    sb.from_port("vm2", [synack])  # a retransmission: a frame of the pair past the pairing
     assert b.take_transmitted()
-    assert b.fast_path.all_entries() == {}  # a round's frames, before the driver is done
+    assert b.fast_path.all_entries() == {}
     sb.round_done()
     assert len(b.fast_path.all_entries()) == 2  # VM2's encapsulation, its decapsulation
 
@@ -191,9 +198,11 @@ def test_a_connection_that_ends_with_its_handshake_costs_no_write() -> None:
 def test_a_commit_before_the_end_of_the_round_decides_what_waits() -> None:
     (_sa, a), (sb, b) = kernel_host(PA_A), kernel_host(PA_B)
     synack = syn_reaches_b(a, b)
-    sb.from_port("vm2", [synack])
-    sb.from_port("vm2", [synack])
-    sb.apply([c.AddRule("vm2", "ACL_NIC", "in-v4", DENY_ALL_IN)])
+    for _ in range(2):
+        sb.from_port("vm2", [synack])
+        sb.round_done()
+    sb.from_port("vm2", [synack])  # the notes are due at the end of this round...
+    sb.apply([c.AddRule("vm2", "ACL_NIC", "in-v4", DENY_ALL_IN)])  # ...a commit comes first
     sb.round_done()
     # VM1's frames to VM2 are denied now: no kernel entry may decapsulate them to VM2
     running = [k for k in b.fast_path.uplink_flows.entries

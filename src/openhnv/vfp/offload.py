@@ -74,6 +74,10 @@ _MACS_LEN = 2 * MAC_LEN
 _IPV6 = 6
 PENDING_MAX = 1024
 """Notes kept before ``due`` says evaluate them anyway (flows that never pair)."""
+FRAMES_PAST_PAIRING = 2
+"""Rounds with frames of a paired connection on the slow path before it goes down: the
+handshake's last ACK, then its first data (or its close); its handshake and the
+moment its peer returns from ``connect`` share no CPU with the writes."""
 SEEN_MARK = 1e-9
 """How far back (seconds) a pairing sets its flows' idle clocks: any later frame, even
 in the same batch or at the same clock reading, moves them past the mark (``due``)."""
@@ -184,9 +188,9 @@ class Offloader:
         """Flows changed since the last ``operations()`` (the engine appends)."""
         self.offered: dict[Flow, tuple[OffloadEntry, Flow | None]] = {}
         """Heads whose entry the edge was told to install, with that entry and tail."""
-        self.marks: dict[Flow, float] = {}
-        """Noted flows paired and not offered -> the mark their pairing set on the idle
-        clocks (``note``); a frame of the pair since moves a clock past it (``due``)."""
+        self.marks: dict[Flow, tuple[float, int]] = {}
+        """Noted flows paired and not offered -> (the mark set last on the pair's idle
+        clocks, the frames past the pairing seen so far): ``note``, ``due``."""
         self._heads_of: dict[TailKey, list[Flow]] = {}  # composed heads by their tail
         self._tail_of: dict[Flow, TailKey] = {}
 
@@ -198,12 +202,18 @@ class Offloader:
         offered yet: both idle clocks go ``SEEN_MARK`` back from the later one, and the
         mark is kept, so that ``due`` sees whether a frame of the pair came since."""
         self.pending.append(flow)
+        if flow.pair is not None and flow not in self.offered:
+            self._mark(flow, 0)
+
+    def _mark(self, flow: Flow, frames: int) -> None:
+        """Set the pair's idle clocks ``SEEN_MARK`` back from the later one and keep the
+        mark, with the count of ``frames`` past the pairing seen before it."""
         pair = flow.pair
-        if pair is not None and flow not in self.offered:
-            mark = max(flow.last_seen, pair.last_seen) - SEEN_MARK
-            flow.last_seen = min(flow.last_seen, mark)
-            pair.last_seen = min(pair.last_seen, mark)
-            self.marks[flow] = mark
+        assert pair is not None
+        mark = max(flow.last_seen, pair.last_seen) - SEEN_MARK
+        flow.last_seen = min(flow.last_seen, mark)
+        pair.last_seen = min(pair.last_seen, mark)
+        self.marks[flow] = (mark, frames)
 
     def touch(self, heads: Iterable[Flow]) -> None:
         """Evaluate ``heads`` again at the next ``operations()``."""
@@ -254,16 +264,21 @@ class Offloader:
         return False
 
     def _waits(self, flow: Flow) -> bool:
-        """Whether the paired ``flow`` was marked at its pairing and no frame of its pair
-        came since (``note``)."""
-        mark = self.marks.get(flow)
+        """Whether the paired ``flow``'s connection has not carried ``FRAMES_PAST_PAIRING``
+        frames through the slow path since its pairing: a frame moved an idle clock past
+        the mark (``note``) since the last look, which counts it and marks again (frames
+        of one polling round count once)."""
         pair = flow.pair
-        return (
-            mark is not None
-            and pair is not None
-            and flow.last_seen <= mark
-            and pair.last_seen <= mark
-        )
+        marked = self.marks.get(flow)
+        if marked is None or pair is None:
+            return False
+        mark, frames = marked
+        if flow.last_seen <= mark and pair.last_seen <= mark:
+            return True
+        if frames + 1 >= FRAMES_PAST_PAIRING:
+            return False
+        self._mark(flow, frames + 1)
+        return True
 
     def _paired_tail(self, tail_key: TailKey) -> Flow | None:
         q = self.state.ports.get(tail_key[0])
