@@ -15,18 +15,18 @@ where it leaves, so an entry is the composition of what the engine does to it:
   inbound flow (the tail) (``decap``).
 
 When. A head goes down once the slow path has decided both directions of its
-connection and has carried a frame of it since: the head (VM port) or the tail
+connection and has carried it past its handshake: the head (VM port) or the tail
 (decapsulation, local delivery) is one flow of a pair (``Flow.pair``, set when the
-reverse direction was decided as its reply, stateful ACLs included), and a frame of
-either flow reached the slow path after the pairing (``due``). The pairing marks both
-flows' idle clocks (``SEEN_MARK`` back) and the next frame of either moves them past
-the mark. So the frame that pairs a connection (a TCP SYN-ACK, a UDP answer) is
-forwarded with nothing written on its path, and the writes follow the connection's
-next frame (the handshake's last ACK) after the driver sent it: a connect costs what
-it costs without a fast path, and a connection that carries nothing after its
-handshake costs no write. Frames that come before the entries are in the kernel take
-the slow path, which decided the connection already (GSO frames too: the switch
-segments them, docs/fastpath.md). Composed heads follow their tails. Drops, punts,
+reverse direction was decided as its reply, stateful ACLs included), and frames of
+the pair reached the slow path after the pairing in ``FRAMES_PAST_PAIRING`` polling
+rounds (``due``; for TCP the handshake's last ACK, then the first data or the close).
+The pairing marks both flows' idle clocks (``SEEN_MARK`` back) and a frame of either
+moves them past the mark. So the frame that pairs a connection (a TCP SYN-ACK, a UDP
+answer) is forwarded with nothing written on its path, and no write shares the CPU
+with the moment the connecting VM returns from ``connect``; a connection that ends
+with its handshake costs no write. Frames that come before the entries are in the
+kernel take the slow path, which decided the connection already (GSO frames too: the
+switch segments them, docs/fastpath.md). Composed heads follow their tails. Drops, punts,
 broadcast replication and flows without a pair stay in Python, and so does every
 first packet (it is what decides). So does every flow of an access port (a NIC on a
 VLAN network): the kernel's programs encapsulate, decapsulate and deliver, they do

@@ -4,8 +4,8 @@
 kernel's maps change in the engine's order:
 
 - ``apply_pending()``: the flows the slow path paired go down once the notes are due
-  (``Offloader.due``: an offered flow changed, or a frame of a paired connection
-  reached the slow path after its pairing), at the end of the driver's polling round
+  (``Offloader.due``: an offered flow changed, or a paired connection carried frames
+  past its handshake), at the end of the driver's polling round
   (``round_done``), after the frames of that round left: neither a connection's
   first packet nor the frame that pairs it waits for a write, nor shares the CPU with
   one on its way (frames of the connection that come before the entries take the
