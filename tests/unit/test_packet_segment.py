@@ -4,19 +4,18 @@ segment as a NIC would have sent it, checked by scapy as an independent decoder.
 from __future__ import annotations
 
 import pytest
+from gso_frames import A4, B4, MAC_A, MAC_B, gso_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6 as ScapyIPv6
 from scapy.layers.l2 import GRE, Ether
 from scapy.layers.vxlan import VXLAN
+from scapy.packet import Packet
 
-from openhnv.packet.checksum import pseudo_header_sum
 from openhnv.packet.errors import PacketError
-from openhnv.packet.ethernet import ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ethernet
+from openhnv.packet.ethernet import Ethernet
 from openhnv.packet.frames import nvgre_encapsulate, udp_frame, vxlan_encapsulate
-from openhnv.packet.ipv4 import IPV4_FLAG_DF, PROTO_TCP, IPv4
-from openhnv.packet.ipv6 import IPv6
 from openhnv.packet.segment import (
     GSO_ECN,
     GSO_TCPV4,
@@ -24,55 +23,26 @@ from openhnv.packet.segment import (
     GSO_UDP_L4,
     segment,
 )
-from openhnv.packet.tcp import TCP_ACK, TCP_CWR, TCP_FIN, TCP_PSH, Tcp
+from openhnv.packet.tcp import TCP_ACK, TCP_CWR, TCP_FIN, TCP_PSH
 
-MAC_A, MAC_B = bytes.fromhex("020000000a01"), bytes.fromhex("020000000b01")
-A4, B4 = bytes([10, 1, 1, 11]), bytes([10, 1, 1, 12])
-A6 = bytes.fromhex("fd000006000000010000000000000010")
-B6 = bytes.fromhex("fd000006000000010000000000000011")
 OUTER = {
     "outer_src_mac": "02:00:c0:a8:01:0a",
     "outer_dst_mac": "02:00:c0:a8:01:14",
     "src_pa": "192.168.1.10",
     "dst_pa": "192.168.1.20",
 }
-TIMESTAMPS = bytes([1, 1, 8, 10]) + bytes(8)  # NOP NOP, timestamp option: 12 bytes
-
-
-def gso_frame(
-    payload: bytes,
-    *,
-    v6: bool = False,
-    vlan: int | None = None,
-    seq: int = 1000,
-    flags: int = TCP_ACK | TCP_PSH,
-    identification: int = 7,
-    options: bytes = TIMESTAMPS,
-) -> bytes:
-    """A TCP GSO super-frame as a sender with TSO leaves it: one header over the whole
-    payload, the TCP checksum holding the folded pseudo-header sum only."""
-    tcp = Tcp(40000, 5201, seq=seq, ack=99, flags=flags, window=500, options=options)
-    src, dst = (A6, B6) if v6 else (A4, B4)
-    segment_bytes = bytearray(tcp.pack(src, dst, payload))
-    partial = pseudo_header_sum(src, dst, PROTO_TCP, len(segment_bytes))
-    segment_bytes[16:18] = partial.to_bytes(2, "big")
-    ethertype = ETHERTYPE_IPV6 if v6 else ETHERTYPE_IPV4
-    eth = Ethernet(MAC_B, MAC_A, ethertype, vlan_id=vlan).pack()
-    if v6:
-        ip = IPv6(src, dst, PROTO_TCP, flow_label=5).pack(len(segment_bytes))
-    else:
-        ip4 = IPv4(src, dst, PROTO_TCP, identification=identification, flags=IPV4_FLAG_DF)
-        ip = ip4.pack(len(segment_bytes))
-    return eth + ip + bytes(segment_bytes)
+UDP_FRAME = udp_frame(src_mac=MAC_A, dst_mac=MAC_B, src_ip=A4, dst_ip=B4, src_port=1,
+                      dst_port=2, payload=bytes(3000))  # fmt: skip
 
 
 def checksums_recomputed(packet: Ether) -> Ether:
     """``packet`` rebuilt by scapy with every checksum and length it computes itself."""
     copy = packet.copy()
     for layer in (IP, TCP, UDP):
-        found = copy
-        while found.haslayer(layer):
+        found: Packet | None = copy
+        while found is not None and found.haslayer(layer):
             found = found.getlayer(layer)
+            assert found is not None
             for field in ("chksum", "len"):
                 if field in found.fields and not (layer is UDP and found.chksum == 0):
                     del found.fields[field]
@@ -88,8 +58,8 @@ def assert_as_scapy_computes(frame: bytes) -> Ether:
     return packet
 
 
-def inner_tcp(packet: Ether) -> TCP:
-    tcp = packet[TCP]
+def inner_tcp(packet: Ether) -> Packet:
+    tcp: Packet = packet[TCP]
     while tcp.payload.haslayer(TCP):
         tcp = tcp.payload[TCP]
     return tcp
@@ -187,8 +157,7 @@ def test_udp_gso_is_refused_by_name() -> None:
     [
         (b"\x00" * 10, "truncated"),
         (Ethernet(MAC_B, MAC_A, 0x0806).pack() + bytes(28), "neither IPv4 nor IPv6"),
-        (udp_frame(src_mac=MAC_A, dst_mac=MAC_B, src_ip=A4, dst_ip=B4, src_port=1, dst_port=2,
-                   payload=bytes(3000)), "UDP port 2 is not VXLAN"),  # fmt: skip
+        (UDP_FRAME, "UDP port 2 is not VXLAN"),
     ],
     ids=["truncated", "arp", "udp"],
 )

@@ -104,7 +104,7 @@ def _ip_header(frame: bytes, ip: _IpAt, payload_len: int, index: int) -> bytes:
     _U16.pack_into(header, IPV4_TOTAL_LENGTH_AT, ip.header_len + payload_len)
     _U16.pack_into(header, _IPV4_ID_AT, (ip.identification + index) % IPV4_ID_MODULUS)
     _U16.pack_into(header, IPV4_CHECKSUM_AT, 0)
-    _U16.pack_into(header, IPV4_CHECKSUM_AT, internet_checksum(header))
+    _U16.pack_into(header, IPV4_CHECKSUM_AT, internet_checksum(bytes(header)))
     return bytes(header)
 
 
@@ -202,4 +202,3 @@ def segment(frame: bytes, gso_type: int, gso_size: int) -> list[bytes]:
             inner = _outer(frame, tunnel, len(inner), index) + inner
         segments.append(inner)
     return segments
-
