@@ -281,8 +281,6 @@ def _wire_vm(lab: Lab, vm_name: str, offloads: bool) -> None:
         netns.add_address6(namespace, VM_INTERFACE, _interface6(topology, vm))
     if not offloads:
         netns.disable_offloads(namespace, VM_INTERFACE)
-    elif vm.ip6 is not None:
-        netns.disable_ipv6_segmentation(namespace, VM_INTERFACE)
     netns.set_up(host_namespace, port)
     if not offloads:
         netns.disable_offloads(host_namespace, port)
