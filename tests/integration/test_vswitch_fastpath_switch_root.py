@@ -241,15 +241,17 @@ def take_out_of_the_kernel(switch: HostSwitch, vm: str, group: str, rule: Rule, 
     assert switch.kernel_flows(side) == {}
 
 
+@pytest.mark.parametrize("encapsulation", ["vxlan", "nvgre"])
 def test_gso_frames_of_a_connection_without_kernel_entries_are_segmented_in_python(
-    run_root: Path, echo: list[object]
+    run_root: Path, echo: list[object], encapsulation: str
 ) -> None:
     """The connection's entries out of h1's kernel: v1's next GSO frames (TSO on) come
     to h1's Python switch whole from the port; out of h2's: h1's kernel sends the data
     as tunnel-GSO frames, which come to h2's Python switch whole from the uplink. Both
     are cut at the sender's MSS and delivered; the data arrives intact, nothing is
-    truncated."""
-    with DataplaneLab(document(lab_name("gs")), run_root, fastpath="on") as lab:
+    truncated. (On a tagged PA subnet h1's kernel sends the tunnel frames segmented.)"""
+    doc = document(lab_name("gs"), encapsulation=encapsulation)
+    with DataplaneLab(doc, run_root, fastpath="on") as lab:
         s1, s2 = started(lab, "h1", "h2")
         echo.append(EchoServer(lab, "v2"))
         stream = Stream(lab, "v1", lab.vm_ip("v2"))
