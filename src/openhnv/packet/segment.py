@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from openhnv.packet.checksum import internet_checksum, pseudo_header_sum
+from openhnv.packet.checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
 from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERTYPE_IPV4, ETHERTYPE_IPV6, Ethernet
 from openhnv.packet.gre import Gre
@@ -181,6 +181,9 @@ def segment(frame: bytes, gso_type: int, gso_size: int) -> list[bytes]:
     template = bytearray(frame[l4:payload_at])
     _U16.pack_into(template, TCP_CHECKSUM_AT, 0)
     flags = template[TCP_FLAGS_AT]
+    # the pseudo-header without its length: the same for every segment (the length is
+    # added per segment; a sum is a sum of words, the order does not matter)
+    pseudo = pseudo_header_sum(ip.src, ip.dst, PROTO_TCP, 0, _HEADER)
     count = max(1, -(-len(payload) // gso_size))
     segments: list[bytes] = []
     for index in range(count):
@@ -194,11 +197,11 @@ def segment(frame: bytes, gso_type: int, gso_size: int) -> list[bytes]:
             segment_flags &= ~TCP_CWR
         header[TCP_FLAGS_AT] = segment_flags
         tcp_len = len(header) + len(chunk)
-        initial = pseudo_header_sum(ip.src, ip.dst, PROTO_TCP, tcp_len, _HEADER)
-        checksum = internet_checksum(bytes(header) + chunk, initial)
-        _U16.pack_into(header, TCP_CHECKSUM_AT, checksum)
-        inner = l2 + _ip_header(frame, ip, tcp_len, index) + bytes(header) + chunk
+        # the header is a whole number of words: its sum and the payload's add up
+        initial = pseudo + tcp_len + ones_complement_sum(bytes(header))
+        _U16.pack_into(header, TCP_CHECKSUM_AT, internet_checksum(chunk, initial))
+        parts = [l2, _ip_header(frame, ip, tcp_len, index), bytes(header), chunk]
         if tunnel is not None:
-            inner = _outer(frame, tunnel, len(inner), index) + inner
-        segments.append(inner)
+            parts.insert(0, _outer(frame, tunnel, sum(map(len, parts)), index))
+        segments.append(b"".join(parts))
     return segments
