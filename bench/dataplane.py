@@ -244,6 +244,7 @@ class OpenhnvSubject(Subject):
             "ring_drops_rx": int(delta["ring_drops_rx"]),
             "ring_drops_tx": int(delta["ring_drops_tx"]),
             "slow_path_gso_dropped": int(delta["gso_dropped"]),
+            "slow_path_gso_segmented": int(delta["gso_segmented"]),
         }
         if self.lab.fastpath == "on":
             kernel = int(delta["kernel_frames"])
