@@ -55,7 +55,7 @@ import struct
 from collections.abc import Iterable
 
 from openhnv.packet.errors import PacketError
-from openhnv.packet.ethernet import ETHERTYPE_AT
+from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, ETHERTYPE_AT
 from openhnv.packet.partial import finish_checksum
 from openhnv.packet.segment import GSO_NONE, segment
 from openhnv.vswitch.afpacket import (
@@ -105,7 +105,16 @@ SO_SNDBUFFORCE = 32  # socket(7): SO_SNDBUF beyond wmem_max (CAP_NET_ADMIN)
 SEND_BUFFER_PER_SLOT = 2  # a queued frame's truesize: its slot's bytes and the skb's
 TX_DATA_OFFSET = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll): the virtio_net_hdr
 TX_FRAME_AT = TX_DATA_OFFSET + VNET_HEADER_LEN  # the frame after the (all-zero) vnet header
-RX_FRAME_AT = 80 + VNET_HEADER_LEN - 14  # TPACKET_ALIGN(52 + 14) + vnet header - Ethernet
+TPACKET2_HDRLEN = 52  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)) + sizeof(sockaddr_ll)
+TPACKET_ALIGNMENT = 16
+_MIN_MAC_ROOM = 16  # tpacket_rcv leaves at least 16 bytes for the link-layer header
+# where tpacket_rcv puts an Ethernet frame in a slot (tp_mac): netoff, the aligned end of
+# the headers and the room for the MAC header, plus the vnet header, minus the MAC header
+RX_FRAME_AT = (
+    -(-(TPACKET2_HDRLEN + _MIN_MAC_ROOM) // TPACKET_ALIGNMENT) * TPACKET_ALIGNMENT
+    + VNET_HEADER_LEN
+    - ETHERNET_HEADER_LEN
+)
 MAX_FRAME = FRAME_SIZE - RX_FRAME_AT
 RING_COUNTERS = (
     "rx_truncated",
@@ -177,6 +186,7 @@ class PacketRing:
         if rx_frames % per_block or tx_frames % per_block:
             raise DeviceError(f"ring sizes must be multiples of {per_block} frames")
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        mm: mmap.mmap | None = None
         try:
             s = sock
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
@@ -199,6 +209,8 @@ class PacketRing:
             )
             s.setblocking(False)
         except OSError as exc:
+            if mm is not None:
+                mm.close()
             sock.close()
             raise DeviceError(f"interface {ifname}: cannot set up a packet ring: {exc}") from exc
         self._attach(ifname, ifindex, sock, mm, rx_frames, tx_frames)
