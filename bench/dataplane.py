@@ -219,7 +219,11 @@ class OpenhnvSubject(Subject):
             "kernel_frames": sum(int(x.get("kernel_hits", 0)) for x in stats),
             "ring_drops_rx": sum(x.get("rx_dropped_ring", 0) for x in stats),
             "ring_drops_tx": sum(x.get("tx_dropped_ring", 0) for x in stats),
-            "gso_dropped": sum(x.get("rx_truncated", 0) for x in stats),
+            # oversized frames the slow path could not take (vswitch.ring), and the GSO
+            # frames it took whole and segmented
+            "gso_dropped": sum(x.get(k, 0) for x in stats
+                               for k in ("rx_truncated", "rx_copy_refused", "rx_gso_unsupported")),
+            "gso_segmented": sum(x.get("rx_gso_frames", 0) for x in stats),
             "entries_written": sum(int(x.get("edge", {}).get("entries_written", 0))
                                    for x in stats),
             "write_ns": sum(int(x.get("edge", {}).get("write_ns", 0)) for x in stats),
@@ -233,6 +237,7 @@ class OpenhnvSubject(Subject):
             "ring_drops_rx": int(delta["ring_drops_rx"]),
             "ring_drops_tx": int(delta["ring_drops_tx"]),
             "slow_path_gso_dropped": int(delta["gso_dropped"]),
+            "slow_path_gso_segmented": int(delta["gso_segmented"]),
         }
         if self.lab.fastpath == "on":
             kernel = int(delta["kernel_frames"])

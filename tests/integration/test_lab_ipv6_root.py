@@ -2,8 +2,9 @@
 default route from the distributed router's Router Advertisement, resolve neighbours and
 the router through the host (Neighbor Discovery answered from the mapping store), and
 talk ping6 and TCP over IPv6 within a subnet and across subnets, over VXLAN and NVGRE,
-through stateful IPv6 ACLs. With the fast path on, the VMs keep their offloads and the
-IPv6 flows stay with the Python switch (partial checksums finished there)."""
+through stateful IPv6 ACLs. IPv6 flows stay with the Python switch in both data paths:
+with IPv6 TSO on in the VMs (whatever the lab's offloads) the switch takes their GSO
+super-frames whole and segments them (vswitch.ring, packet.segment)."""
 
 from __future__ import annotations
 
@@ -112,9 +113,18 @@ def _connect() -> socket.socket:
     return socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 
 
-def test_a_bulk_ipv6_transfer_arrives_whole(lab: orchestrator.RunningLab) -> None:
-    """Megabytes across hosts: with VM offloads on (fast path) the frames come to the
-    Python switch with partial checksums, which it finishes; a wrong one would stall."""
+def driver_counters(lab: orchestrator.RunningLab, host: str) -> dict[str, int]:
+    counters: dict[str, int] = call(lab.host_state_dir(host), "status")["driver_counters"]
+    return counters
+
+
+def test_a_bulk_ipv6_transfer_with_tso_arrives_whole(lab: orchestrator.RunningLab) -> None:
+    """Megabytes across hosts with TSO on in both VMs, with the fast path or without:
+    the sender's GSO super-frames come to the Python switch whole and leave as segments
+    of the sender's MSS, checksums finished; a dropped or wrong one would stall."""
+    for name in ("a", "b"):
+        netns.enable_offloads(lab.vm_namespace(name), VM_INTERFACE)
+    before = driver_counters(lab, "h1")
     payload = os.urandom(BULK)
     server = netns.run_in(lab.vm_namespace("b"), _listen, B6, 5202)
     got: list[str] = []
@@ -140,4 +150,15 @@ def test_a_bulk_ipv6_transfer_arrives_whole(lab: orchestrator.RunningLab) -> Non
         thread.join(timeout=60)
     finally:
         server.close()
+        if orchestrator.fastpath_of(lab.run_dir) != "on":
+            for name in ("a", "b"):  # as the lab built them
+                netns.disable_offloads(lab.vm_namespace(name), VM_INTERFACE)
     assert got == [f"{BULK}:{hashlib.sha256(payload).hexdigest()}"]
+    after = driver_counters(lab, "h1")  # a's host: a's GSO frames came to its port ring
+    assert after.get("rx_gso_frames", 0) > before.get("rx_gso_frames", 0)
+    assert after.get("rx_gso_segments", 0) > after.get("rx_gso_frames", 0)
+    for host in ("h1", "h2"):
+        counters = driver_counters(lab, host)
+        dropped = {k: counters.get(k, 0) for k in ("rx_truncated", "rx_copy_refused",
+                                                    "rx_gso_unsupported")}  # fmt: skip
+        assert dropped == {"rx_truncated": 0, "rx_copy_refused": 0, "rx_gso_unsupported": 0}

@@ -368,9 +368,7 @@ class HostProcess:
             "startup": dict(self.startup),
             "switch_counters": dict(parts.switch.counters) if parts.switch else {},
             "abuse_limits": parts.switch.limit_status() if parts.switch else {},
-            "driver_counters": dict(getattr(parts.switch.driver, "counters", {}))
-            if parts.switch
-            else {},
+            "driver_counters": _driver_counters(parts.switch.driver) if parts.switch else {},
             "ovsdb_server": {
                 "pid": server.pid if server else None,
                 "running": server.running if server else False,
@@ -410,3 +408,12 @@ class HostProcess:
                 (self.state_dir / PID_FILE).unlink()
                 self._pid_file.close()
             self._pid_file = None
+
+
+def _driver_counters(driver: object) -> dict[str, int]:
+    """The driver's counters; the Linux driver's with its rings' (``statistics``: drops,
+    ``rx_truncated``, the GSO frames segmented and dropped, vswitch.ring)."""
+    statistics = getattr(driver, "statistics", None)
+    if callable(statistics):
+        return dict(statistics())
+    return dict(getattr(driver, "counters", {}))

@@ -266,8 +266,8 @@ def _wire_vm(lab: Lab, vm_name: str, offloads: bool) -> None:
     namespace, host_namespace = names.vm(vm.name), names.host(vm.host)
     port = names.vm_port(vm.name)
     address = ipaddress.IPv4Interface(f"{vm.ip}/{prefix.prefixlen}")
-    # An access port's frames always stay with the Python switch, which takes whole
-    # frames only: no GSO, even when the hosts run the kernel fast path.
+    # An access port's frames always stay with the Python switch (which would segment
+    # GSO frames, at a cost per segment): no GSO, even when the hosts run the fast path.
     offloads = offloads and vm.logical_network is None
     netns.add_veth(namespace, VM_INTERFACE, host_namespace, port, VM_MTU)
     netns.set_up(namespace, VM_INTERFACE, mac=vm.mac)
@@ -281,8 +281,6 @@ def _wire_vm(lab: Lab, vm_name: str, offloads: bool) -> None:
         netns.add_address6(namespace, VM_INTERFACE, _interface6(topology, vm))
     if not offloads:
         netns.disable_offloads(namespace, VM_INTERFACE)
-    elif vm.ip6 is not None:
-        netns.disable_ipv6_segmentation(namespace, VM_INTERFACE)
     netns.set_up(host_namespace, port)
     if not offloads:
         netns.disable_offloads(host_namespace, port)

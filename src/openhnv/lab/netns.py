@@ -34,9 +34,7 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 # ethtool features turned off on a VM-side interface so that a userspace switch gets
 # whole frames with finished checksums (no 64 KB GSO super-frames).
 VM_OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "sg", "off")
-# IPv6 never reaches the kernel fast path, and the Python switch takes whole frames only:
-# a VM with offloads on sends its IPv6 TCP segmented (checksums may still be partial)
-IPV6_SEGMENTATION_OFF = ("tx-tcp6-segmentation", "off")
+VM_OFFLOADS_ON = ("tx", "on", "tso", "on", "gso", "on", "sg", "on")
 ROUTE_POLL = 0.2  # seconds between looks at a VM's routes
 _EXEC_TIMEOUT = 60.0
 
@@ -370,9 +368,10 @@ def wait_default_route6(namespace: str, gateway: str, timeout: float) -> None:
         time.sleep(ROUTE_POLL)
 
 
-def disable_ipv6_segmentation(namespace: str, ifname: str) -> None:
-    """Turn off IPv6 TSO only (see ``IPV6_SEGMENTATION_OFF``)."""
-    exec_in(namespace, ["ethtool", "-K", ifname, *IPV6_SEGMENTATION_OFF])
+def enable_offloads(namespace: str, ifname: str) -> None:
+    """Turn TX checksum, TSO (IPv4 and IPv6), GSO and SG on: the switch then gets GSO
+    super-frames (the kernel fast path forwards them, the Python switch segments them)."""
+    exec_in(namespace, ["ethtool", "-K", ifname, *VM_OFFLOADS_ON])
 
 
 def disable_offloads(namespace: str, ifname: str) -> None:

@@ -82,7 +82,7 @@ from openhnv.vswitch.portlinks import (
     port_links,
     uplink_names,
 )
-from openhnv.vswitch.ring import PacketRing
+from openhnv.vswitch.ring import RING_COUNTERS, PacketRing
 
 BATCH = 256
 TICK_SECONDS = 0.25
@@ -544,7 +544,8 @@ class LinuxDriver:
                 break
             except RuntimeError:
                 continue
-        stats["rx_truncated"] = sum(r.rx_truncated for r in rings)
+        for counter in RING_COUNTERS:  # rx_truncated, the GSO frames segmented and dropped
+            stats[counter] = sum(getattr(r, counter) for r in rings)
         stats["rx_dropped_ring"] = sum(r.update_drops() for r in rings)
         stats["tx_dropped_ring"] = sum(r.tx_dropped for r in rings)
         stats["tx_failed_flushes"] = sum(r.tx_failed_flushes for r in rings)

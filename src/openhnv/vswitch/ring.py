@@ -20,6 +20,22 @@ Ring slot (``struct tpacket2_hdr``, linux/if_packet.h), each slot ``FRAME_SIZE``
 A transmit slot holds the same header with the frame at offset 32; its status goes
 TP_STATUS_SEND_REQUEST (1) -> kernel -> TP_STATUS_AVAILABLE (0).
 
+The socket has ``PACKET_VNET_HDR``: a received frame is preceded by the ``struct
+virtio_net_hdr`` of its skb (10 bytes just before ``tp_mac``: GSO type and size), and a
+transmit slot carries one (left all zero: a plain frame) before its frame.
+
+GSO super-frames (a VM with TSO on, or a tunnel-GSO frame from a peer host's kernel
+fast path on an uplink) are up to 64 KB, larger than a slot. With
+``PACKET_COPY_THRESH`` set, the kernel (``tpacket_rcv``, net/packet/af_packet.c) still
+fills a slot with the frame's first bytes, marks it ``TP_STATUS_COPY`` and queues the
+whole frame on the socket's receive queue, in slot order; ``recv_batch`` takes it with
+one ``recvmsg`` and cuts it at the sender's ``gso_size`` (``packet.segment``), so the
+switch gets the segments in the frame's place. Counted per ring: ``rx_gso_frames`` and
+``rx_gso_segments``; dropped with a reason: ``rx_gso_unsupported`` (not TCP GSO, or
+headers that do not parse), ``rx_copy_refused`` (the kernel queued no copy: the
+socket's receive buffer was full); ``rx_truncated`` only for a frame that really was
+cut (a copy slot without its copy, or a copy larger than ``COPY_MAX``).
+
 The socket ignores what it sends itself (PACKET_IGNORE_OUTGOING), bypasses the qdisc,
 is promiscuous and non-blocking. Received 802.1Q tags are put back into the frame, as
 ``afpacket.AfPacketSocket`` does, so callers see frames as they were on the wire. A
@@ -38,8 +54,10 @@ import socket
 import struct
 from collections.abc import Iterable
 
-from openhnv.packet.ethernet import ETHERTYPE_AT
+from openhnv.packet.errors import PacketError
+from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, ETHERTYPE_AT
 from openhnv.packet.partial import finish_checksum
+from openhnv.packet.segment import GSO_NONE, segment
 from openhnv.vswitch.afpacket import (
     ETH_P_8021Q,
     ETH_P_ALL,
@@ -62,18 +80,50 @@ TPACKET_V2 = 1
 TP_STATUS_USER = 1
 TP_STATUS_SEND_REQUEST = 1
 TP_STATUS_AVAILABLE = 0
+TP_STATUS_COPY = 0x2
 TP_STATUS_CSUMNOTREADY = 0x8
-_SPECIAL = TP_STATUS_VLAN_VALID | TP_STATUS_CSUMNOTREADY  # slots that need more than a copy
+TP_STATUS_GSO_TCP = 0x100
+# slots that need more than a copy (a GSO frame always has a partial checksum)
+_SPECIAL = TP_STATUS_VLAN_VALID | TP_STATUS_CSUMNOTREADY | TP_STATUS_GSO_TCP
+_PARTIAL = TP_STATUS_CSUMNOTREADY | TP_STATUS_GSO_TCP
+PACKET_COPY_THRESH = 7
+PACKET_VNET_HDR = 15
+COPY_THRESHOLD = 1  # any value: frames larger than a slot are queued whole
+SO_RCVBUFFORCE = 33  # socket(7): SO_RCVBUF beyond rmem_max (CAP_NET_ADMIN)
+COPY_BUFFER = 4 * 1024 * 1024  # the receive queue of whole copies (the kernel doubles it)
+COPY_MAX = 1 << 17  # a GSO frame is at most 64 KB (gso_max_size); room for more
+VNET_HEADER = struct.Struct("=BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start/offset
+VNET_HEADER_LEN = VNET_HEADER.size
+_GSO_TYPE_BACK = VNET_HEADER_LEN - 1  # gso_type sits this many bytes before the frame
 SIOCGIFMTU = 0x8921
 _IFREQ = struct.Struct("16si12x")  # struct ifreq: name, then ifr_mtu in the union
-FRAME_SIZE = 2048  # a slot: the header (66 bytes before the frame) plus a 1700-MTU frame
+FRAME_SIZE = 2048  # a slot: the header (76 bytes before the frame) plus a 1700-MTU frame
 BLOCK_SIZE = 1 << 16
 RX_FRAMES = 2048
 TX_FRAMES = 1024
 SO_SNDBUFFORCE = 32  # socket(7): SO_SNDBUF beyond wmem_max (CAP_NET_ADMIN)
 SEND_BUFFER_PER_SLOT = 2  # a queued frame's truesize: its slot's bytes and the skb's
-TX_DATA_OFFSET = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)
-MAX_FRAME = FRAME_SIZE - 66
+TX_DATA_OFFSET = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll): the virtio_net_hdr
+TX_FRAME_AT = TX_DATA_OFFSET + VNET_HEADER_LEN  # the frame after the (all-zero) vnet header
+TPACKET2_HDRLEN = 52  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)) + sizeof(sockaddr_ll)
+TPACKET_ALIGNMENT = 16
+_MIN_MAC_ROOM = 16  # tpacket_rcv leaves at least 16 bytes for the link-layer header
+# where tpacket_rcv puts an Ethernet frame in a slot (tp_mac): netoff, the aligned end of
+# the headers and the room for the MAC header, plus the vnet header, minus the MAC header
+RX_FRAME_AT = (
+    -(-(TPACKET2_HDRLEN + _MIN_MAC_ROOM) // TPACKET_ALIGNMENT) * TPACKET_ALIGNMENT
+    + VNET_HEADER_LEN
+    - ETHERNET_HEADER_LEN
+)
+MAX_FRAME = FRAME_SIZE - RX_FRAME_AT
+RING_COUNTERS = (
+    "rx_truncated",
+    "rx_copy_refused",
+    "rx_gso_frames",
+    "rx_gso_segments",
+    "rx_gso_unsupported",
+)
+"""Each ring's receive counters (summed over rings by the driver's ``statistics``)."""
 _REQ = struct.Struct("=IIII")  # struct tpacket_req: block_size, block_nr, frame_size, frame_nr
 _MREQ = struct.Struct("=iHH8s")
 _RX_HEADER = struct.Struct("=IIIH")  # status, len, snaplen, mac
@@ -84,12 +134,17 @@ _STATS = struct.Struct("=II")  # struct tpacket_stats: tp_packets, tp_drops (res
 _ZERO = b"\0\0\0\0"
 
 
-def _with_tag(mm: mmap.mmap, base: int, status: int, start: int, length: int) -> bytes:
-    """The frame at ``start`` with the 802.1Q tag the kernel took off put back."""
+def _tag(mm: mmap.mmap, base: int, status: int) -> bytes:
+    """The 802.1Q tag the kernel took off the slot's frame."""
     tci, tpid = _RX_VLAN.unpack_from(mm, base + _RX_VLAN_OFFSET)
     if not status & TP_STATUS_VLAN_TPID_VALID or tpid == 0:
         tpid = ETH_P_8021Q
-    tag = struct.pack("!HH", tpid, tci)
+    return struct.pack("!HH", tpid, tci)
+
+
+def _with_tag(mm: mmap.mmap, base: int, status: int, start: int, length: int) -> bytes:
+    """The frame at ``start`` with the 802.1Q tag the kernel took off put back."""
+    tag = _tag(mm, base, status)
     return mm[start : start + ETHERTYPE_AT] + tag + mm[start + ETHERTYPE_AT : start + length]
 
 
@@ -116,49 +171,85 @@ class PacketRing:
         "_tx_slots",
         "ifindex",
         "ifname",
+        "rx_copy_refused",
         "rx_dropped",
+        "rx_gso_frames",
+        "rx_gso_segments",
+        "rx_gso_unsupported",
         "rx_truncated",
         "tx_dropped",
         "tx_failed_flushes",
     )
 
     def __init__(self, ifname: str, rx_frames: int = RX_FRAMES, tx_frames: int = TX_FRAMES) -> None:
-        self.ifname = ifname
-        self.rx_truncated = 0
-        self.rx_dropped = 0
-        self.tx_dropped = 0
-        self.tx_failed_flushes = 0
         per_block = BLOCK_SIZE // FRAME_SIZE
         if rx_frames % per_block or tx_frames % per_block:
             raise DeviceError(f"ring sizes must be multiples of {per_block} frames")
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        mm: mmap.mmap | None = None
         try:
-            s = self._sock
+            s = sock
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            s.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)  # before the rings (else EBUSY)
+            s.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, COPY_THRESHOLD)
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, COPY_BUFFER)
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
             s.setsockopt(SOL_PACKET, PACKET_LOSS, 1)  # skip a malformed frame, do not stall
             for option, frames in ((PACKET_RX_RING, rx_frames), (PACKET_TX_RING, tx_frames)):
                 request = _REQ.pack(BLOCK_SIZE, frames // per_block, FRAME_SIZE, frames)
                 s.setsockopt(SOL_PACKET, option, request)
-            self._mm = mmap.mmap(s.fileno(), (rx_frames + tx_frames) * FRAME_SIZE)
+            mm = mmap.mmap(s.fileno(), (rx_frames + tx_frames) * FRAME_SIZE)
             s.bind((ifname, ETH_P_ALL))
-            self.ifindex = socket.if_nametoindex(ifname)
+            ifindex = socket.if_nametoindex(ifname)
             s.setsockopt(
                 SOL_PACKET,
                 PACKET_ADD_MEMBERSHIP,
-                _MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b""),
+                _MREQ.pack(ifindex, PACKET_MR_PROMISC, 0, b""),
             )
             s.setblocking(False)
         except OSError as exc:
-            self._sock.close()
+            if mm is not None:
+                mm.close()
+            sock.close()
             raise DeviceError(f"interface {ifname}: cannot set up a packet ring: {exc}") from exc
+        self._attach(ifname, ifindex, sock, mm, rx_frames, tx_frames)
+
+    def _attach(
+        self,
+        ifname: str,
+        ifindex: int,
+        sock: socket.socket,
+        mm: mmap.mmap,
+        rx_frames: int,
+        tx_frames: int,
+    ) -> None:
+        self.ifname = ifname
+        self.ifindex = ifindex
+        self._sock = sock
+        self._mm = mm
+        self.rx_truncated = 0
+        self.rx_copy_refused = 0
+        self.rx_gso_frames = 0
+        self.rx_gso_segments = 0
+        self.rx_gso_unsupported = 0
+        self.rx_dropped = 0
+        self.tx_dropped = 0
+        self.tx_failed_flushes = 0
         self._rx_slots = rx_frames
         self._rx_head = 0
         self._tx_base = rx_frames * FRAME_SIZE
         self._tx_slots = tx_frames
         self._tx_head = 0
         self._tx_pending = 0
+
+    @classmethod
+    def over(cls, sock: socket.socket, mm: mmap.mmap, rx_frames: int, tx_frames: int) -> PacketRing:
+        """A ring over a socket and a memory area laid out as the kernel's rings (for
+        tests without root: a datagram socket pair stands for the receive queue)."""
+        ring = cls.__new__(cls)
+        ring._attach("test", 0, sock, mm, rx_frames, tx_frames)
+        return ring
 
     @property
     def mac(self) -> bytes:
@@ -192,9 +283,9 @@ class PacketRing:
     def recv_batch(self, max_frames: int = 256) -> list[bytes]:
         """Up to ``max_frames`` received frames (802.1Q tags restored); [] when none wait.
 
-        A frame larger than a slot (a GSO super-frame from a port whose offloads are on,
-        whose flow the kernel fast path does not hold) is dropped and counted in
-        ``rx_truncated``; an unfinished checksum is finished.
+        An unfinished checksum is finished; a GSO frame (whole in its slot, or larger,
+        taken whole from the receive queue) comes back as its segments (see the module
+        docstring); ``max_frames`` counts slots.
         """
         mm = self._mm
         head = self._rx_head
@@ -209,14 +300,17 @@ class PacketRing:
             status, length, snaplen, mac = unpack(mm, base)
             start = base + mac
             if snaplen != length:
-                self.rx_truncated += 1
+                self._take_copy(status, _tag(mm, base, status), frames)
             elif status & _SPECIAL:
                 frame = (
                     _with_tag(mm, base, status, start, length)
                     if status & TP_STATUS_VLAN_VALID
                     else mm[start : start + length]
                 )
-                append(finish_checksum(frame) if status & TP_STATUS_CSUMNOTREADY else frame)
+                if status & _PARTIAL and mm[start - _GSO_TYPE_BACK] != GSO_NONE:
+                    self._segment(mm[start - VNET_HEADER_LEN : start], frame, frames)
+                else:
+                    append(finish_checksum(frame) if status & _PARTIAL else frame)
             else:
                 append(mm[start : start + length])
             mm[base : base + 4] = _ZERO  # the slot goes back to the kernel
@@ -225,6 +319,42 @@ class PacketRing:
                 head = 0
         self._rx_head = head
         return frames
+
+    def _take_copy(self, status: int, tag: bytes, frames: list[bytes]) -> None:
+        """The whole frame of a slot too small for it: the next one on the receive queue
+        (the kernel queues them in slot order), segmented if it is a GSO frame."""
+        if not status & TP_STATUS_COPY:
+            self.rx_copy_refused += 1  # the receive buffer was full: no copy queued
+            return
+        try:
+            data, _, flags, _ = self._sock.recvmsg(COPY_MAX, 0, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            self.rx_truncated += 1  # the copy is gone (never seen here)
+            return
+        except OSError:
+            self.rx_truncated += 1  # the kernel could not describe it (virtio_net_hdr)
+            return
+        if flags & socket.MSG_TRUNC or len(data) < VNET_HEADER_LEN:
+            self.rx_truncated += 1
+            return
+        frame = data[VNET_HEADER_LEN:]
+        if status & TP_STATUS_VLAN_VALID:
+            frame = frame[:ETHERTYPE_AT] + tag + frame[ETHERTYPE_AT:]
+        if data[1] != GSO_NONE:  # gso_type
+            self._segment(data[:VNET_HEADER_LEN], frame, frames)
+        else:  # a frame larger than a slot, not GSO (an MTU above the slot's)
+            frames.append(finish_checksum(frame) if status & _PARTIAL else frame)
+
+    def _segment(self, vnet: bytes, frame: bytes, frames: list[bytes]) -> None:
+        _, gso_type, _, gso_size, _, _ = VNET_HEADER.unpack(vnet)
+        try:
+            segments = segment(frame, gso_type, gso_size)
+        except PacketError:
+            self.rx_gso_unsupported += 1
+            return
+        self.rx_gso_frames += 1
+        self.rx_gso_segments += len(segments)
+        frames += segments
 
     def update_drops(self) -> int:
         """Add the frames the kernel dropped because the receive ring was full since the
@@ -251,9 +381,9 @@ class PacketRing:
             if n > MAX_FRAME or mm[base] != TP_STATUS_AVAILABLE:
                 self.tx_dropped += 1
                 return False
-        start = base + TX_DATA_OFFSET
+        start = base + TX_FRAME_AT  # the vnet header before it stays all zero
         mm[start : start + n] = frame
-        _TX_HEADER.pack_into(mm, base, TP_STATUS_SEND_REQUEST, n)
+        _TX_HEADER.pack_into(mm, base, TP_STATUS_SEND_REQUEST, n + VNET_HEADER_LEN)
         head += 1
         self._tx_head = 0 if head == self._tx_slots else head
         self._tx_pending += 1
@@ -277,9 +407,9 @@ class PacketRing:
                 self.queue(frame)  # flush and retry, or count the drop
                 head = self._tx_head
                 continue
-            start = base + TX_DATA_OFFSET
+            start = base + TX_FRAME_AT
             mm[start : start + n] = frame
-            pack(mm, base, TP_STATUS_SEND_REQUEST, n)
+            pack(mm, base, TP_STATUS_SEND_REQUEST, n + VNET_HEADER_LEN)
             head += 1
             if head == slots:
                 head = 0
