@@ -9,8 +9,9 @@ shaped instead (docs/vfp.md, "QoS"):
   Every frame that enters the VM leaves there: those the kernel fast path redirects,
   and those the Python switch sends (the port's socket stops bypassing the qdisc);
 - outbound (VM -> network): an ``htb`` class per capped or reserving port on each
-  uplink, made by ``vswitch.htb`` (the uplink scheduler); the fast path's tc program
-  puts the frame in its port's class (``skb->priority`` = ``class_priority(ifindex)``),
+  uplink (beside those, per port: fair shares), made by ``vswitch.htb`` (the uplink
+  scheduler); the fast path's tc program puts the frame in its port's class
+  (``skb->priority`` = ``class_priority(ifindex)``),
   the Python switch sends a port's frames with that priority where the uplink is
   scheduled, and polices them in the engine's QoS layer otherwise.
 
