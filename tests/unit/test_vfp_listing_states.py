@@ -11,7 +11,6 @@ from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.listing import parse_states
 from openhnv.vfp.policy import OUT, Block, Rule, conditions
 
-
 SYN, SYN_ACK, ACK, FIN_ACK = 0x02, 0x12, 0x10, 0x11
 
 

@@ -5,7 +5,8 @@ VM's namespace, in the foreground of its own session, as the lab daemon ``dhcp6-
 (``lease_client``: pid file, lease file, restart), with its own configuration and
 script in the lab's run directory: nothing under /etc or /var is touched. The script
 adds the leased address as a /128, as RFC 8415 gives it: the subnet's prefix and the
-default route come from the host's Router Advertisement (M and O set, on-link prefix). It records the lease in ``dhcp6-<vm>.lease`` (``read_lease``).
+default route come from the host's Router Advertisement (M and O set, on-link
+prefix). It records the lease in ``dhcp6-<vm>.lease`` (``read_lease``).
 """
 
 from __future__ import annotations
