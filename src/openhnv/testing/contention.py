@@ -92,10 +92,13 @@ def contend(
     return Shares(got[RESERVED_VM], got[OTHER_VM])
 
 
-def contend_unreserved(lab: orchestrator.RunningLab, seconds: int, omit: int) -> Shares:
-    """``other`` and ``third`` (a lab with ``third``) send one iperf3 TCP connection
-    each at once, ``resv`` nothing: what each got (``other`` as ``reserved``)."""
-    got = send_at_once(lab, {OTHER_VM: 1, THIRD_VM: 1}, seconds, omit)
+def contend_unreserved(
+    lab: orchestrator.RunningLab, seconds: int, omit: int, third_streams: int = 1
+) -> Shares:
+    """``other`` (one iperf3 TCP connection) and ``third`` (``third_streams``) of a lab
+    with ``third`` send at once, ``resv`` nothing: what each got (``other`` as
+    ``reserved``)."""
+    got = send_at_once(lab, {OTHER_VM: 1, THIRD_VM: third_streams}, seconds, omit)
     return Shares(got[OTHER_VM], got[THIRD_VM])
 
 
