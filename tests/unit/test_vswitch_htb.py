@@ -62,6 +62,13 @@ def test_beside_a_reservation_every_unreserved_port_has_a_class_and_an_equal_sha
         HtbClass(DEFAULT_CLASS, LINK_CLASS, 1_000, 100_000),  # the host's own frames
     )
     assert plan.reserved_kbit == plan.granted_kbit == 60_000
+    assert (plan.sharing, plan.share_kbit) == (3, 13_000)
+    scheduler = UplinkScheduler()
+    scheduler.applied["up0"] = plan
+    assert scheduler.status()["up0"] == {"link_mbps": 100, "reserved_mbps": 60.0,
+                                         "granted_mbps": 60.0, "classes": 6,
+                                         "fair_share_ports": 3, "fair_share_mbps": 13.0}  # fmt: skip
+    assert scheduler.priority_of(6) == class_priority(6)  # the Python switch sends in it
 
 
 def test_a_port_coming_or_going_moves_only_the_unreserved_shares() -> None:
@@ -166,4 +173,6 @@ def test_the_python_switch_classifies_only_where_the_uplink_is_scheduled() -> No
         "uplink": "up0",
     }
     assert scheduler.status()["up0"] == {"link_mbps": 100, "reserved_mbps": 60.0,
-                                         "granted_mbps": 60.0, "classes": 4}  # fmt: skip
+                                         "granted_mbps": 60.0, "classes": 4,
+                                         "fair_share_ports": 1,  # port 5: capped at 30
+                                         "fair_share_mbps": 39.0}  # fmt: skip

@@ -92,6 +92,8 @@ class UplinkPlan:
     classes: tuple[HtbClass, ...]
     reserved_kbit: int = 0  # what the ports asked for
     granted_kbit: int = 0  # what they got (less when oversubscribed)
+    sharing: int = 0  # the unreserved ports with a class of their own
+    share_kbit: int = 0  # the rate of each of them (below its cap)
 
     @property
     def oversubscribed(self) -> bool:
@@ -139,14 +141,16 @@ def plan_uplink(
     ceils = {i: min(link, s.outbound_max_mbps * KBIT_PER_MBIT) if s.outbound_max_mbps
              else link for i, s in classed.items()}  # fmt: skip
     rates = {i: min(ceils[i], max(floor, granted[i])) for i, k in asked.items() if k}
-    share = _shares(link - floor - sum(rates.values()), floor, len(classed) - len(rates))
+    sharing = len(classed) - len(rates)
+    share = _shares(link - floor - sum(rates.values()), floor, sharing)
     classes = [HtbClass(LINK_CLASS, 0, link, link)]
     for i in classed:
         rate = rates.get(i) or min(ceils[i], share)
         classes.append(HtbClass(i, LINK_CLASS, rate, ceils[i]))
     rest = max(floor, link - sum(c.rate_kbit for c in classes[1:]))
     classes.append(HtbClass(DEFAULT_CLASS, LINK_CLASS, rest, link))
-    return UplinkPlan(link, tuple(classes), reserved, sum(granted.values()))
+    return UplinkPlan(link, tuple(classes), reserved, sum(granted.values()), sharing,
+                      share if sharing else 0)  # fmt: skip
 
 
 def _shares(left: int, floor: int, sharing: int) -> int:
@@ -320,12 +324,15 @@ class UplinkScheduler:
         return None
 
     def status(self) -> dict[str, object]:
-        """Per uplink: its capacity, reservations asked and granted, a warning."""
+        """Per uplink: its capacity, reservations asked and granted, how many unreserved
+        ports have a class of their own and the rate of each, a warning."""
         return {
             uplink: {"link_mbps": None if p.link_kbit is None else p.link_kbit // KBIT_PER_MBIT,
                      "reserved_mbps": p.reserved_kbit / KBIT_PER_MBIT,
                      "granted_mbps": p.granted_kbit / KBIT_PER_MBIT,
                      "classes": len(p.classes),
+                     **({"fair_share_ports": p.sharing,
+                         "fair_share_mbps": p.share_kbit / KBIT_PER_MBIT} if p.sharing else {}),
                      **({"warning": self.warnings[uplink]} if uplink in self.warnings else {})}
             for uplink, p in sorted(self.applied.items())
         }  # fmt: skip
