@@ -46,7 +46,14 @@ from pathlib import Path
 from typing import Any
 
 from openhnv.vfp.qos import BYTES_PER_MBIT, QosSettings
-from openhnv.vswitch.qdisc import HTB_HANDLE, MAX_CLASS, TcError, class_priority, run_tc
+from openhnv.vswitch.qdisc import (
+    HTB_HANDLE,
+    MAX_CLASS,
+    TcError,
+    class_priority,
+    run_tc,
+    run_tc_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -216,20 +223,26 @@ def apply_plan(ifname: str, plan: UplinkPlan, before: UplinkPlan | None) -> None
         before = None
     kept = {c.minor: c for c in (before.classes if before else ())}
     present = set(kept) if before is not None else set(class_stats(ifname))
+    changes: list[list[str]] = []  # one tc process: a port's coming moves every share
     for c in plan.classes:  # parents first: the link precedes its children
-        if kept.get(c.minor) == c:
+        old = kept.get(c.minor)
+        if old == c:
             continue
         parent = f"{HTB_HANDLE}:{c.parent:x}" if c.parent else f"{HTB_HANDLE}:"
-        run_tc("class", "replace", "dev", ifname, "parent", parent, "classid", c.classid,
-               "htb", "rate", f"{c.rate_kbit}kbit", "ceil", f"{c.ceil_kbit}kbit",
-               "burst", str(burst_of(c.rate_kbit)), "cburst", str(burst_of(c.ceil_kbit)),
-               "quantum", str(quantum_of(c.rate_kbit)))  # fmt: skip
-        if c.minor != LINK_CLASS:  # a leaf: its queue bounded in time, not in frames
-            run_tc("qdisc", "replace", "dev", ifname, "parent", c.classid, "bfifo",
-                   "limit", str(queue_of(c.ceil_kbit)))  # fmt: skip
+        rate, ceil = c.rate_kbit, c.ceil_kbit
+        changes.append(["class", "replace", "dev", ifname, "parent", parent, "classid",
+                        c.classid, "htb", "rate", f"{rate}kbit", "ceil", f"{ceil}kbit",
+                        "burst", str(burst_of(rate)), "cburst", str(burst_of(ceil)),
+                        "quantum", str(quantum_of(rate))])  # fmt: skip
+        if c.minor != LINK_CLASS and (old is None or old.ceil_kbit != c.ceil_kbit):
+            # a leaf: its queue bounded in time (of its ceil), not in frames
+            changes.append(["qdisc", "replace", "dev", ifname, "parent", c.classid, "bfifo",
+                            "limit", str(queue_of(c.ceil_kbit))])  # fmt: skip
+    run_tc_batch(changes)
     wanted = {c.minor for c in plan.classes}
-    for minor in sorted(present - wanted, reverse=True):
-        run_tc("class", "del", "dev", ifname, "classid", f"{HTB_HANDLE}:{minor:x}", check=False)
+    gone = [["class", "del", "dev", ifname, "classid", f"{HTB_HANDLE}:{minor:x}"]
+            for minor in sorted(present - wanted, reverse=True)]  # fmt: skip
+    run_tc_batch(gone, check=False)
 
 
 def _default_of(root: Mapping[str, Any]) -> str:
