@@ -13,7 +13,8 @@
  * own class, 1:<ifindex>: where the uplink's tree gives every port a class (a
  * port of the host reserves or is capped: htb's round robin between classes is
  * fair between ports), its frames take it; where no such class exists, htb
- * sends them to its default class or its direct queue, as before. A bucket is bytes refilled at the cap's rate up to a burst; a frame
+ * sends them to its default class or its direct queue, as before. A bucket is
+ * bytes refilled at the cap's rate up to a burst; a frame
  * passes when the bucket holds its bytes, else it is dropped and counted (in
  * its bucket, by port, and in hnv_counters). Bytes are those of the VM's
  * frames: a GSO frame counts each segment's headers.
