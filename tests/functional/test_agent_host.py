@@ -15,11 +15,11 @@ from openhnv.ovsdb.client import OvsdbClient
 from openhnv.ovsdb.rows import Row, RowChange, diff
 from openhnv.ovsdb.server import OvsdbServer
 from openhnv.packet.arp import Arp
-from openhnv.packet.frames import arp_frame, udp_frame
+from openhnv.packet.frames import udp_frame
 from openhnv.testing import snapshots as nb
 from openhnv.testing.polling import eventually
 from openhnv.testing.snapshots import acl_datacenter
-from openhnv.testing.southbound import HostRows, host_rows, port_of
+from openhnv.testing.southbound import SQL_MAC, HostRows, host_rows, port_of, sql_arp_request
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import ACL_NIC, VNET
 from openhnv.vswitch.null import NullDriver
@@ -28,7 +28,7 @@ from openhnv.vswitch.team import Placement
 
 WAIT = 15.0
 T = TypeVar("T")
-SQL_MAC, WEB_MAC = "00:1d:d8:07:00:11", "00:1d:d8:07:00:12"
+WEB_MAC = "00:1d:d8:07:00:12"
 ROUTER_MAC = "40:1d:d8:b7:1c:06"
 GATEWAY_MAC = "02:99:00:00:00:01"
 
@@ -116,29 +116,17 @@ def test_start_programs_ports_rules_mappings_and_pas_before_returning(
     assert row["other_config"]["mac_address"] == SQL_MAC  # the controller's columns kept
 
 
-def arp_request(target: str) -> bytes:
-    return arp_frame(
-        op=1,
-        src_mac=SQL_MAC,
-        dst_mac="ff:ff:ff:ff:ff:ff",
-        sender_mac=SQL_MAC,
-        sender_ip="10.1.1.11",
-        target_mac="00:00:00:00:00:00",
-        target_ip=target,
-    )
-
-
 def test_arp_is_answered_from_the_mapping_store(
     controller: OvsdbClient, ovsdb_server: OvsdbServer, hosts: list[Host]
 ) -> None:
     host, rows = figure8_host(controller, ovsdb_server, hosts)
     sql = port_of(rows, "contoso-sql")
     for target, mac in (("10.1.1.12", WEB_MAC), ("10.1.1.1", ROUTER_MAC)):
-        host.driver.inject_from_port(sql, arp_request(target))
+        host.driver.inject_from_port(sql, sql_arp_request(target))
         (reply,) = host.driver.take_sent(sql)
         answer, _ = Arp.parse(reply, 14)
         assert (answer.op, answer.sender_mac.hex(":")) == (2, mac)
-    host.driver.inject_from_port(sql, arp_request("10.1.1.99"))
+    host.driver.inject_from_port(sql, sql_arp_request("10.1.1.99"))
     assert host.driver.take_sent(sql) == []
     assert host.agent.counters()["arp_unanswered"] == 1
 

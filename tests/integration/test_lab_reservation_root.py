@@ -5,10 +5,12 @@ h1's uplink is 100 Mbit/s wide (``uplink_mbps`` in the lab YAML, ``hnv host
 60 Mbit/s (``outboundReservedValue`` through REST, the compiler, OVSDB and the agent);
 ``other`` reserves nothing. Both send iperf3 TCP to h2 at once, ``resv`` over one
 connection and ``other`` over ``OTHER_STREAMS``: ``resv`` gets at least 90 % of its
-reservation and ``other`` the rest. Then the reservation is lifted through REST and
-``other``'s connections take most of the link (the unreserved share their class's
-queue: nothing is fair between them but TCP), so the first assertion could fail. On
-the way, a reservation larger than the link is scaled down, and the NIC's
+reservation and ``other`` the rest. Then the reservation is lifted through REST: no
+port of h1 reserves any more, so neither has a class (``set_reservation`` waits for
+that) and both share the default class's one FIFO, where nothing decides the split but
+TCP and the size of GSO frames: ``resv``'s one connection got anything from 14 to 71
+of about 100 Mbit/s against four (nine runs, 2026-12-07), so only the link's bound is
+asserted then. On the way, a reservation larger than the link is scaled down, and the NIC's
 ``configurationState`` reads ``Warning`` / ``ReservationScaled`` until it is lifted. The
 hosts run the data path ``HNV_TEST_FASTPATH`` asks for: with the fast path the flows
 are the kernel's (its tc program classifies), without it the Python switch's (its
@@ -42,7 +44,7 @@ OVERSUBSCRIBED_MBPS = 150  # more than the link: scaled down, and the NIC says s
 SECONDS, OMIT = 3, 1
 KEPT = 0.90  # of the reservation, at least
 LINK_SLACK = 1.10  # the link's shaper holds both within this of its rate
-OTHER_STREAMS = 4  # without a reservation, one connection against four gets far less than half
+OTHER_STREAMS = 4  # against the reserved VM's one connection
 
 
 @pytest.fixture(scope="module")
@@ -69,5 +71,4 @@ def test_a_reserved_vm_keeps_its_share_of_a_contended_uplink_and_loses_it_withou
     assert reserved.reserved >= KEPT * RESERVED_MBPS
     assert reserved.other >= 0.5 * (LINK_MBPS - RESERVED_MBPS)  # the rest is the other's
     assert reserved.total <= LINK_SLACK * LINK_MBPS
-    assert unreserved.total <= LINK_SLACK * LINK_MBPS
-    assert unreserved.reserved < 0.5 * unreserved.total  # without it, the share is gone
+    assert unreserved.total <= LINK_SLACK * LINK_MBPS  # the split: luck (module docstring)

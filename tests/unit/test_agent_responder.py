@@ -11,29 +11,15 @@ from scapy.layers.l2 import ARP, Ether
 from openhnv.agent.planner import Plan, plan
 from openhnv.agent.responder import Responder
 from openhnv.agent.rows import read_catalog
-from openhnv.packet.arp import ARP_REPLY, ARP_REQUEST
-from openhnv.packet.frames import arp_frame
+from openhnv.packet.arp import ARP_REPLY
 from openhnv.testing import snapshots as nb
-from openhnv.testing.southbound import host_rows, port_of
+from openhnv.testing.southbound import SQL_MAC, host_rows, port_of, sql_arp_request
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch
 
-SQL_MAC = "00:1d:d8:07:00:11"  # Contoso SQL, 10.1.1.11 in VSID 5001
 CONTOSO_WEB_MAC = "00:1d:d8:07:00:12"  # 10.1.1.12 in VSID 5001
 FABRIKAM_WEB_MAC = "00:1d:d8:07:00:22"  # the same 10.1.1.12 in VSID 6001
-
-
-def request(target: str) -> bytes:
-    return arp_frame(
-        op=ARP_REQUEST,
-        src_mac=SQL_MAC,
-        dst_mac="ff:ff:ff:ff:ff:ff",
-        sender_mac=SQL_MAC,
-        sender_ip="10.1.1.11",
-        target_mac="00:00:00:00:00:00",
-        target_ip=target,
-    )
 
 
 class World:
@@ -54,7 +40,7 @@ class World:
 
 def test_an_arp_request_is_answered_to_its_port_within_its_vsid() -> None:
     w = World()
-    w.responder.punted(w.sql, request("10.1.1.12"), "arp")
+    w.responder.punted(w.sql, sql_arp_request("10.1.1.12"), "arp")
     (reply,) = w.driver.take_sent(w.sql)
     arp = Ether(reply)[ARP]  # scapy as the independent decoder
     assert (arp.op, arp.hwsrc, arp.psrc) == (ARP_REPLY, CONTOSO_WEB_MAC, "10.1.1.12")
@@ -64,15 +50,15 @@ def test_an_arp_request_is_answered_to_its_port_within_its_vsid() -> None:
 
 def test_an_unknown_address_or_port_gets_silence_and_a_counter() -> None:
     w = World()
-    w.responder.punted(w.sql, request("10.1.1.99"), "arp")
-    w.responder.punted("no-such-port", request("10.1.1.12"), "arp")
+    w.responder.punted(w.sql, sql_arp_request("10.1.1.99"), "arp")
+    w.responder.punted("no-such-port", sql_arp_request("10.1.1.12"), "arp")
     assert w.driver.take_sent(w.sql) == []
     assert w.counts == Counter({"arp_requests": 2, "arp_unanswered": 1, "arp_unknown_port": 1})
 
 
 def test_a_punt_it_does_not_answer_is_counted_by_its_reason() -> None:
     w = World()
-    w.responder.punted(w.sql, request("10.1.1.12"), "mystery")
+    w.responder.punted(w.sql, sql_arp_request("10.1.1.12"), "mystery")
     assert w.driver.take_sent(w.sql) == []
     assert w.counts == Counter({"punt:mystery": 1})
 

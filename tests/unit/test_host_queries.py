@@ -81,6 +81,7 @@ def test_layers_groups_and_rules(host: Any) -> None:
         ("list-groups", {"port": "vm1", "layer": "NOPE"}, "no such layer"),
         ("list-rules", {"port": "vm1", "layer": "VNET"}, "both 'layer' and 'group'"),
         ("list-flows", {"port": "vm1", "limit": -1}, "non-negative integer"),
+        ("list-flows", {"port": "vm1", "state": "open"}, "state='open': states are"),
         ("list-mappings", {"port": "vm9"}, "port='vm9': no such port (ports: vm1, vm3, vm5"),
         ("counters", {"port": "nope"}, "no such port"),
         ("trace", {"port": "vm1", "tokens": "src=1"}, "list of name=value strings"),
@@ -226,8 +227,10 @@ def test_flows_and_counters_of_a_vm_port(host: Any) -> None:
     driver.inject_from_uplink(frame)
     assert len(driver.take_sent("vm1")) == 1
     flows = run(ops, "list-flows", port="vm1")
-    assert [f["direction"] for f in flows] == ["in"]
+    assert [(f["direction"], f["state"]) for f in flows] == [("in", "unreplied")]
     assert run(ops, "list-flows", port="vm1", limit=0) == []
+    assert run(ops, "list-flows", port="vm1", state="established,closing") == []
+    assert run(ops, "list-flows", port="vm1", state="unreplied") == flows
     assert run(ops, "counters", port="vm1")["packets_in"] == 1
     assert any(r["matches"] for r in run(ops, "rule-counters", port="vm1"))
 

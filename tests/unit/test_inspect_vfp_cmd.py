@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from host_fixtures import AgentState, host_a, process_status
-from vfp_frames import PA_A, PA_B, VM1
+from vfp_frames import PA_A, PA_B, VM1, VM5, tcp_frame
 
 from openhnv.host.control import ControlServer, socket_path
 from openhnv.host.frame_spec import parse_description
@@ -117,6 +117,28 @@ def test_no_host_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         )
         == 1
     )
+
+
+def test_list_flows_shows_and_filters_the_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    switch, driver = host_a()
+    handlers = host_handlers(switch, AgentState([]), process_status=process_status)
+    syn = tcp_frame(VM1[1], VM5[1], VM1[2], VM5[2], 4000, 22)  # nobody answers it
+    driver.inject_from_port("vm1", syn)
+    base = ["--state-dir", str(tmp_path), "list-flows", "--port", "vm1"]
+    with ControlServer(socket_path(tmp_path), handlers):
+        assert vfp_cli.main(base) == 0
+        lines = out(capsys)[0].splitlines()
+        assert lines[0].split()[:4] == ["Dir", "Flow", "State", "Result"]
+        assert lines[2].split()[0] == "out"
+        assert "syn-sent" in lines[2].split()
+        assert vfp_cli.main([*base, "--state", "established,closing"]) == 0
+        assert out(capsys)[0].splitlines() == ["(none)"]
+        assert vfp_cli.main([*base, "--json", "--state", "syn-sent"]) == 0
+        assert [r["state"] for r in json.loads(out(capsys)[0])] == ["syn-sent"]
+        assert vfp_cli.main([*base, "--state", "syn"]) == 1
+        assert "argument state='syn': states are unopened, closing," in out(capsys)[1]
 
 
 @pytest.mark.parametrize(

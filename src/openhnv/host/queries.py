@@ -17,7 +17,7 @@ op                     arguments                       like
 ``list-rules``         ``port``, [``layer``, ``group``] ``/list-rule``
 ``list-spaces``                                        ``/list-space``
 ``list-mappings``      [``port``]                      ``/list-mapping``
-``list-flows``         ``port``, [``limit``]           ``/list-unified-flow`` (+ kernel)
+``list-flows``         ``port``, [``limit``, ``state``]  ``/list-unified-flow`` (+ kernel)
 ``counters``           ``port`` (``uplink`` too)        ``/get-port-counter`` (+ kernel)
 ``rule-counters``      ``port``
 ``pa-ca-mapping``                                      ``Get-PACAMapping``
@@ -49,7 +49,7 @@ from openhnv.packet.decode import describe
 from openhnv.vfp.emits import UPLINK
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.listing import TableRow, Trace
+from openhnv.vfp.listing import TableRow, Trace, parse_states
 from openhnv.vfp.migration import ConnectionState, from_wire, to_wire
 from openhnv.vfp.policy import Conditions
 from openhnv.vswitch.switch import HostSwitch, PaConfig
@@ -249,10 +249,16 @@ def provider_addresses(
 
 
 def _flows(switch: HostSwitch, params: Params) -> list[TableRow]:
-    """The port's unified flows; with the kernel fast path, whether each is offloaded
-    and what the kernel counted for it (read now)."""
+    """The port's unified flows (only those in the comma-separated ``state``s when
+    given, vfp.listing.FLOW_STATES); with the kernel fast path, whether each is
+    offloaded and what the kernel counted for it (read now)."""
     port = _required(params, "port")
-    rows = switch.inspect(lambda e: e.listing.flows(port, _limit(params)))
+    wanted = _text(params, "state", required=False)
+    try:
+        states = None if wanted is None else parse_states(wanted)
+    except PolicyError as exc:
+        raise ControlError(f"argument {exc}") from None
+    rows = switch.inspect(lambda e: e.listing.flows(port, _limit(params), states))
     kernel = switch.kernel_flows(port, fresh=True)
     for row in rows:
         counted = kernel.get(row["key"])

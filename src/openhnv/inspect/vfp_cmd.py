@@ -15,6 +15,7 @@ from typing import Any
 
 from openhnv.inspect.common import EXIT_USAGE, parse, run_query, state_options
 from openhnv.inspect.tables import Column, render_fields, render_table
+from openhnv.vfp.listing import FLOW_STATES
 
 PROG = "hnv vfp"
 
@@ -25,7 +26,7 @@ class Command:
 
     op: str
     help: str
-    options: tuple[str, ...]  # subset of port, layer, group, limit
+    options: tuple[str, ...]  # subset of port, layer, group, limit, state
     required: tuple[str, ...]
     render: Callable[[Any], str]
 
@@ -57,8 +58,8 @@ MAPPING_COLUMNS: tuple[Column, ...] = (
     ("provider_address", "PA"), ("encapsulation", "Encap"), ("local", "Local"), ("rdid", "RDID"),
 )  # fmt: skip
 FLOW_COLUMNS: tuple[Column, ...] = (
-    ("direction", "Dir"), ("flow", "Flow"), ("result", "Result"), ("generation", "Gen"),
-    ("rules", "Rules"), ("paired", "Paired"), ("offloaded", "Kernel"),
+    ("direction", "Dir"), ("flow", "Flow"), ("state", "State"), ("result", "Result"),
+    ("generation", "Gen"), ("rules", "Rules"), ("paired", "Paired"), ("offloaded", "Kernel"),
     ("kernel_packets", "K.packets"), ("kernel_bytes", "K.bytes"),
 )  # fmt: skip
 RULE_COUNTER_COLUMNS: tuple[Column, ...] = (
@@ -96,8 +97,10 @@ COMMANDS: dict[str, Command] = {
     ),
     "list-flows": Command(
         "list-flows",
-        "unified flows of a port (Kernel: executed by the kernel fast path, its counts)",
-        ("port", "limit"),
+        "unified flows of a port and the state of their connection (syn-sent: never"
+        " answered; unopened: a mid-stream packet made it; Kernel: executed by the kernel"
+        " fast path, its counts)",
+        ("port", "limit", "state"),
         ("port",),
         _table(FLOW_COLUMNS),
     ),
@@ -124,6 +127,7 @@ OPTION_HELP = {
     "layer": "layer name, e.g. ACL_NIC",
     "group": "group name, e.g. out-v4",
     "limit": "at most this many flows",
+    "state": f"only flows in these states (comma-separated: {','.join(FLOW_STATES)})",
 }
 
 

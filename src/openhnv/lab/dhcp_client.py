@@ -2,11 +2,11 @@
 
 The VM's namespace is built without an address (``builder``); once its NIC is
 provisioned, ``start`` runs ``udhcpc`` in the namespace, in the foreground of its own
-session, with a private pid file in the lab's run directory (``dhcp-<vm>.pid``: the
-lab's ``clean`` stops it by that pid, as every lab daemon) and a script of its own that
-applies the lease with ``ip`` (address and prefix, default route, MTU) and records what
-the server said in ``dhcp-<vm>.lease`` (``read_lease``), DNS servers included: a
-namespace has no resolv.conf of its own to write them to.
+session, as the lab daemon ``dhcp-<vm>`` (``lease_client``: pid file, lease file,
+restart), with a script of its own that applies the lease with ``ip`` (address and
+prefix, default route, MTU) and records what the server said in ``dhcp-<vm>.lease``
+(``read_lease``), DNS servers included: a namespace has no resolv.conf of its own to
+write them to.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from openhnv.lab import builder, daemons, netns
 from openhnv.lab.errors import LabError
+from openhnv.lab.lease_client import INTERFACE, LeaseClient
 
 CLIENT = "busybox"  # Debian package busybox (Makefile APT_PACKAGES)
 LEASE_SECONDS = 30.0  # how long ``start`` waits for the first lease
-INTERFACE = "eth0"
 
 _SCRIPT = """#!/bin/sh
 # udhcpc calls this with $1 = deconfig | bound | renew | nak | leasefail
@@ -42,12 +41,15 @@ exit 0
 """
 
 
+CLIENT_KIND = LeaseClient("dhcp", ("ip", "-4", "-o", "addr", "show", "dev", INTERFACE))
+
+
 def daemon_name(vm: str) -> str:
-    return f"dhcp-{vm}"
+    return CLIENT_KIND.daemon_name(vm)
 
 
 def lease_file(run_dir: Path, vm: str) -> Path:
-    return run_dir / f"{daemon_name(vm)}.lease"
+    return CLIENT_KIND.lease_file(run_dir, vm)
 
 
 def start(run_dir: Path, namespace: str, vm: str, timeout: float = LEASE_SECONDS) -> int:
@@ -55,40 +57,26 @@ def start(run_dir: Path, namespace: str, vm: str, timeout: float = LEASE_SECONDS
     binary = shutil.which(CLIENT)
     if binary is None:
         raise LabError(f"VM {vm}: dhcp: true needs {CLIENT} (apt-get install {CLIENT})")
-    name = daemon_name(vm)
-    script = run_dir / f"{name}.sh"
-    script.write_text(_SCRIPT, encoding="ascii")
-    script.chmod(0o755)
+    script = CLIENT_KIND.prepare(run_dir, vm, _SCRIPT)
     lease = lease_file(run_dir, vm)
-    lease.unlink(missing_ok=True)
     argv = ["ip", "netns", "exec", namespace, "env", f"LEASE_FILE={lease}", binary, "udhcpc",
             "-f", "-i", INTERFACE, "-s", str(script), "-t", "10", "-T", "1", "-A", "1"]  # fmt: skip
-    process = daemons.spawn(run_dir, name, argv)
-    daemons.wait_ready(process, name, daemons.logfile(run_dir, name), lease.exists, timeout)
-    return process.pid
+    return CLIENT_KIND.run(run_dir, vm, argv, timeout)
 
 
 def bound(namespace: str) -> bool:
     """The VM's interface holds an IPv4 address (its lease applied)."""
-    shown = netns.exec_in(namespace, ["ip", "-4", "-o", "addr", "show", "dev", INTERFACE])
-    return bool(shown.stdout.strip())
+    return CLIENT_KIND.bound(namespace)
 
 
 def restart_unbound(run_dir: Path, namespace: str, vm: str) -> int | None:
     """Start ``vm``'s client again when its interface lost its address (a rebuilt host
     took the VM's link: a bound udhcpc sleeps until renewal and never notices); the
     new pid once it holds a lease, None when nothing had to be done."""
-    if bound(namespace):
-        return None
-    builder.stop_pidfile(daemons.pidfile(run_dir, daemon_name(vm)))
-    return start(run_dir, namespace, vm)
+    return CLIENT_KIND.restart_unbound(run_dir, namespace, vm, start)
 
 
 def read_lease(run_dir: Path, vm: str) -> dict[str, str]:
     """What the DHCP server gave ``vm``: ip, mask (prefix length), router, dns, mtu, lease,
     serverid (empty when the client has no lease)."""
-    path = lease_file(run_dir, vm)
-    if not path.exists():
-        return {}
-    pairs = (line.partition("=") for line in path.read_text(encoding="ascii").splitlines())
-    return {key: value for key, _, value in pairs if key}
+    return CLIENT_KIND.read_lease(run_dir, vm)

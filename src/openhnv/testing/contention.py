@@ -4,9 +4,11 @@ Shared by the root test (tests/integration/test_lab_reservation_root.py) and its
 (bench/reservation.py). The lab: host ``h1`` whose uplink is ``uplink_mbps`` wide
 (``hnv host --uplink-mbps``, so the uplink scheduler shapes it, vswitch.htb), VMs
 ``resv`` (reserving ``reserved_mbps``) and ``other`` on it, ``sink-a`` and ``sink-b`` on
-``h2``. Both senders run iperf3 TCP at once; each one's rate is given as the rate of
-the *outer* frames on the uplink (what the link and the reservation count): iperf3's
-payload rate times (MSS + inner and outer headers) / MSS.
+``h2``; with ``third``, an unreserved VM ``third`` on h1 and its ``sink-c`` on h2 too
+(two unreserved VMs beside a reservation: ``contend_unreserved``). The senders run
+iperf3 TCP at once; each one's rate is given as the rate of the *outer* frames on the
+uplink (what the link and the reservation count): iperf3's payload rate times (MSS +
+inner and outer headers) / MSS.
 """
 
 from __future__ import annotations
@@ -23,17 +25,24 @@ from openhnv.lab.resources import nic_resource
 from openhnv.lab.rest import ControllerClient, instance_id
 from openhnv.testing.polling import eventually
 
-RESERVED_VM, OTHER_VM = "resv", "other"
-SINKS = {RESERVED_VM: ("sink-a", "10.9.2.20", 5311), OTHER_VM: ("sink-b", "10.9.2.21", 5312)}
+RESERVED_VM, OTHER_VM, THIRD_VM = "resv", "other", "third"
+SINKS = {RESERVED_VM: ("sink-a", "10.9.2.20", 5311), OTHER_VM: ("sink-b", "10.9.2.21", 5312),
+         THIRD_VM: ("sink-c", "10.9.2.22", 5313)}  # fmt: skip
 INNER_HEADERS = 14 + 20 + 32  # Ethernet, IPv4, TCP with timestamps: per segment
 OUTER_HEADERS = {"vxlan": 14 + 20 + 8 + 8, "nvgre": 14 + 20 + 8}  # what the host adds
 DEFAULT_MSS = 1448
 IPERF_GRACE = 30  # seconds an iperf3 client may take beyond its run
 
 
-def topology_text(uplink_mbps: int, reserved_mbps: int, encapsulation: str = "vxlan") -> str:
-    """The lab's YAML: h1's uplink of ``uplink_mbps``, ``resv`` reserving ``reserved_mbps``."""
+def topology_text(
+    uplink_mbps: int, reserved_mbps: int, encapsulation: str = "vxlan", third: bool = False
+) -> str:
+    """The lab's YAML: h1's uplink of ``uplink_mbps``, ``resv`` reserving ``reserved_mbps``;
+    ``third``: the second unreserved VM and its sink."""
     qos = f", qos: {{outbound_reserved_mbps: {reserved_mbps}}}" if reserved_mbps else ""
+    more = (f"  - {{name: {THIRD_VM}, host: h1, virtual_network: blue, subnet: s,"
+            " ip: 10.9.2.12}\n  - {name: sink-c, host: h2, virtual_network: blue, subnet: s,"
+            " ip: 10.9.2.22}\n") if third else ""  # fmt: skip
     return f"""
 name: placeholder
 encapsulation: {encapsulation}
@@ -51,7 +60,7 @@ vms:
   - {{name: {OTHER_VM}, host: h1, virtual_network: blue, subnet: s, ip: 10.9.2.11}}
   - {{name: sink-a, host: h2, virtual_network: blue, subnet: s, ip: 10.9.2.20}}
   - {{name: sink-b, host: h2, virtual_network: blue, subnet: s, ip: 10.9.2.21}}
-"""
+{more}"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +88,39 @@ def contend(
     """Both VMs send iperf3 TCP to their sinks at once for ``seconds`` (the first
     ``omit`` left out: slow start), the other VM over ``other_streams`` connections;
     what each got."""
+    got = send_at_once(lab, {RESERVED_VM: 1, OTHER_VM: other_streams}, seconds, omit)
+    return Shares(got[RESERVED_VM], got[OTHER_VM])
+
+
+def contend_unreserved(
+    lab: orchestrator.RunningLab, seconds: int, omit: int, third_streams: int = 1
+) -> Shares:
+    """``other`` (one iperf3 TCP connection) and ``third`` (``third_streams``) of a lab
+    with ``third`` send at once, ``resv`` nothing: what each got (``other`` as
+    ``reserved``)."""
+    got = send_at_once(lab, {OTHER_VM: 1, THIRD_VM: third_streams}, seconds, omit)
+    return Shares(got[OTHER_VM], got[THIRD_VM])
+
+
+def send_at_once(
+    lab: orchestrator.RunningLab, streams: dict[str, int], seconds: int, omit: int
+) -> dict[str, float]:
+    """Each VM of ``streams`` sends iperf3 TCP to its sink (``SINKS``) over that many
+    connections, all at once for ``seconds`` (the first ``omit`` left out: slow
+    start); the outer Mbit/s each got."""
     servers = [
         subprocess.Popen(["ip", "netns", "exec", lab.vm_namespace(sink), "iperf3", "-s", "-1",
                           "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for sink, _, port in SINKS.values()
+        for sink, _, port in (SINKS[vm] for vm in streams)
     ]  # fmt: skip
     try:
         time.sleep(0.5)  # the servers listen
         clients = {
             vm: subprocess.Popen(["ip", "netns", "exec", lab.vm_namespace(vm), "iperf3", "-c",
                                   address, "-p", str(port), "-J", "-t", str(seconds), "-O",
-                                  str(omit), "-P", str(1 if vm == RESERVED_VM else other_streams)],
+                                  str(omit), "-P", str(streams[vm])],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            for vm, (_, address, port) in SINKS.items()
+            for vm, (_, address, port) in ((vm, SINKS[vm]) for vm in streams)
         }  # fmt: skip
         got: dict[str, float] = {}
         for vm, process in clients.items():
@@ -100,7 +129,7 @@ def contend(
             if "error" in report:
                 raise RuntimeError(f"iperf3 from {vm}: {report['error']}")
             got[vm] = outer_mbps(report, lab.topology.encapsulation)
-        return Shares(got[RESERVED_VM], got[OTHER_VM])
+        return got
     finally:
         for process in servers:
             if process.poll() is None:

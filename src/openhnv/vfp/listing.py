@@ -4,10 +4,15 @@
 groups, rules, spaces, mappings, unified flows and counters as lists of ``TableRow``s
 (JSON-ready dicts), and ``trace``, the dry run of one frame through a port (vfpctrl
 /process-tuples, ovn-trace).
+
+Each unified flow carries the ``state`` of its connection (``FLOW_STATES``), read from
+the flow's own fields, so a listing tells an answered connection from a SYN nobody
+answered yet and from a pair a mid-stream packet made (docs/vfp.md "Connection origins").
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +81,42 @@ def _result(d: Decision) -> str:
     return "nothing"
 
 
+# What a flow's connection is, in the order ``flow_state`` decides it.
+UNOPENED = "unopened"  # a mid-stream TCP segment made it: it opens nothing
+CLOSING = "closing"  # a FIN or RST crossed the pair
+ESTABLISHED = "established"  # both directions were seen: the pair is set up
+SYN_SENT = "syn-sent"  # a TCP connection's first flow: its SYN, no answer yet
+UNREPLIED = "unreplied"  # the same for UDP, ICMP …: no packet back yet
+DROPPED = "dropped"  # a cached drop (an ACL deny, a discard)
+STATELESS = "stateless"  # decided by stateless layers only: no connection
+FLOW_STATES = (UNOPENED, CLOSING, ESTABLISHED, SYN_SENT, UNREPLIED, DROPPED, STATELESS)
+
+
+def flow_state(f: Flow) -> str:
+    """The state of ``f``'s connection, one of ``FLOW_STATES``."""
+    pair = f.pair
+    if f.unopened or (pair is not None and pair.unopened):
+        return UNOPENED
+    if isinstance(f.template, Discard):
+        return DROPPED
+    if f.closing:
+        return CLOSING
+    if pair is not None:
+        return ESTABLISHED
+    if f.connection is not None:  # the origin of a connection nothing answered yet
+        return SYN_SENT if f.flags_at else UNREPLIED
+    return STATELESS
+
+
+def parse_states(text: str) -> frozenset[str]:
+    """A comma-separated list of ``FLOW_STATES`` (a ``list-flows`` filter)."""
+    states = frozenset(x.strip() for x in text.split(",") if x.strip())
+    unknown = sorted(states - set(FLOW_STATES))
+    if unknown or not states:
+        raise PolicyError("state", text, f"states are {', '.join(FLOW_STATES)}")
+    return states
+
+
 def _flow_row(f: Flow, direction: str) -> TableRow:
     t = f.template
     desc = describe_key(f.key) if direction != UPLINK else f.key.hex()
@@ -91,6 +132,7 @@ def _flow_row(f: Flow, direction: str) -> TableRow:
         "paired": f.pair is not None,
         "closing": f.closing,
         "connection": f.connection is not None,
+        "state": flow_state(f),
     }
 
 
@@ -186,23 +228,32 @@ class Listing:
             for p in sorted(self.state.provider_addresses.values(), key=lambda p: p.address)
         ]  # fmt: skip
 
-    def flows(self, port: str, limit: int | None = None) -> list[TableRow]:
-        """The port's unified flows (both directions), up to ``limit`` of them."""
+    def flows(
+        self, port: str, limit: int | None = None, states: frozenset[str] | None = None
+    ) -> list[TableRow]:
+        """The port's unified flows (both directions), up to ``limit`` of them; only those
+        whose ``flow_state`` is one of ``states`` when given."""
         p = self._get_port(port)
         rows: list[TableRow] = []
         for direction, table in (("out", p.outbound), ("in", p.inbound)):
             for f in table:
                 if limit is not None and len(rows) >= limit:
                     return rows
-                rows.append(_flow_row(f, UPLINK if p is self.state.uplink else direction))
+                if states is None or flow_state(f) in states:
+                    rows.append(_flow_row(f, UPLINK if p is self.state.uplink else direction))
         return rows
 
     def counters(self, port: str) -> TableRow:
-        """The port's counters: packets, UFT hits, flow setups, ``drop:<reason>`` …"""
+        """The port's counters: packets, UFT hits, flow setups, ``drop:<reason>`` …;
+        the connections it tracks, and how many of them are in each state
+        (``connections:<state>``, e.g. ``connections:syn-sent``: never answered)."""
         p = self._get_port(port)
+        by_state = Counter(flow_state(f) for f in p.connections.values())
         return {
             "port": p.name, "flows": len(p.outbound) + len(p.inbound),
-            "connections": len(p.connections), **dict(sorted(p.all_counters().items())),
+            "connections": len(p.connections),
+            **{f"connections:{s}": by_state[s] for s in FLOW_STATES if by_state[s]},
+            **dict(sorted(p.all_counters().items())),
         }  # fmt: skip
 
     def rule_counters(self, port: str) -> list[TableRow]:

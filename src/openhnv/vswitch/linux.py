@@ -355,15 +355,17 @@ class LinuxDriver:
         self._schedule()
 
     def _unshape_uplinks(self, port: str) -> None:
-        """A shaped port went: its htb classes leave the uplinks (its veth took its tbf)."""
-        if self._shaped.pop(port, None) is not None:
+        """A port went: its htb classes leave the uplinks (its veth took its tbf); beside
+        shaped ports, the other ports' shares move (vswitch.htb)."""
+        if self._shaped.pop(port, None) is not None or self._shaped:
             self._schedule()
 
     def _schedule(self) -> None:
-        """The uplinks' htb trees for the shaped ports (vswitch.htb); the uplink rings
-        stop bypassing the qdisc where the tree schedules, so the Python switch's
+        """The uplinks' htb trees for the ports, shaped or not (vswitch.htb); the uplink
+        rings stop bypassing the qdisc where the tree schedules, so the Python switch's
         frames cross it too."""
-        ports = {ifindex: s for _, ifindex, s in self._shaped.values()}
+        ports = {p.ring.ifindex: NO_QOS for p in self._ports.values()}
+        ports.update({ifindex: s for _, ifindex, s in self._shaped.values()})
         rings = dict(self._uplink_rings)
         try:
             self.scheduler.update(rings, ports, flat_classes=self.fast_path is not None)
@@ -374,14 +376,16 @@ class LinuxDriver:
             log.warning("linux driver: uplink scheduler: %s", exc)
 
     def qos_status(self) -> dict[str, object]:
-        """The uplinks' scheduling (vswitch.htb) and each shaped port's class (with a
+        """The uplinks' scheduling (vswitch.htb) and each port's class (with a
         ``warning`` when its reservation was scaled down: the uplink is oversubscribed)."""
         ports: dict[str, dict[str, object]] = {}
-        for port, (_, ifindex, settings) in list(self._shaped.items()):  # other threads
-            found = self.scheduler.port_class(ifindex)
+        shaped = dict(self._shaped)  # other threads change both
+        for port, p in list(self._ports.items()):  # an unreserved one too: its share
+            found = self.scheduler.port_class(p.ring.ifindex)
             if found is None:
                 continue
-            rate, asked = found["rate_mbps"], settings.outbound_reserved_mbps
+            rate = found["rate_mbps"]
+            asked = shaped[port][2].outbound_reserved_mbps if port in shaped else 0
             if isinstance(rate, float) and rate < asked:
                 found["reserved_mbps"] = asked
                 found["warning"] = (f"reservation {asked} Mbit/s scaled to {rate:g}: the"
@@ -817,6 +821,8 @@ class LinuxDriver:
         self._poller.register(fd, select.EPOLLIN)
         if link.port in self._qos:
             self._shape(p)
+        elif self._shaped:  # a class of its own beside the shaped ports (vswitch.htb)
+            self._schedule()
         if self._sink is not None:
             self._sink.port_added(link.port, link.mac)
 

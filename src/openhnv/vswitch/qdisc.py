@@ -9,8 +9,9 @@ shaped instead (docs/vfp.md, "QoS"):
   Every frame that enters the VM leaves there: those the kernel fast path redirects,
   and those the Python switch sends (the port's socket stops bypassing the qdisc);
 - outbound (VM -> network): an ``htb`` class per capped or reserving port on each
-  uplink, made by ``vswitch.htb`` (the uplink scheduler); the fast path's tc program
-  puts the frame in its port's class (``skb->priority`` = ``class_priority(ifindex)``),
+  uplink (beside those, per port: fair shares), made by ``vswitch.htb`` (the uplink
+  scheduler); the fast path's tc program puts the frame in its port's class
+  (``skb->priority`` = ``class_priority(ifindex)``),
   the Python switch sends a port's frames with that priority where the uplink is
   scheduled, and polices them in the engine's QoS layer otherwise.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Sequence
 from typing import Any
 
 from openhnv.vfp.qos import shaper_burst_of
@@ -46,6 +48,24 @@ def run_tc(*argv: str, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise TcError(f"tc {' '.join(argv)}: {done.stderr.strip()}")
     return done.stdout
+
+
+def run_tc_batch(lines: Sequence[Sequence[str]], check: bool = True) -> None:
+    """Run each of ``lines`` (``tc`` argv without the ``tc``) in one ``tc -batch``: one
+    process for many changes (a port coming or going moves every fair share). With
+    ``check`` the first failure stops the batch and raises; without it, ``-force``
+    goes on past failures."""
+    if not lines:
+        return
+    text = "".join(" ".join(line) + "\n" for line in lines)
+    argv = ["tc", *([] if check else ["-force"]), "-batch", "-"]
+    try:
+        done = subprocess.run(argv, input=text, check=False, capture_output=True, text=True,
+                              timeout=_TIMEOUT)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise TcError(f"tc -batch ({len(lines)} commands): {exc}") from None
+    if check and done.returncode != 0:
+        raise TcError(f"tc -batch ({len(lines)} commands): {done.stderr.strip()}")
 
 
 def class_priority(ifindex: int) -> int:

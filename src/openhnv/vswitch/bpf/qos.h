@@ -9,7 +9,12 @@
  * port's veth, which every frame entering the VM crosses, redirected ones too.
  * What cannot queue is policed by the port's bucket: a frame delivered to
  * another local VM (HNV_ACT_DELIVER), or any frame of a port whose bucket has
- * no class. A bucket is bytes refilled at the cap's rate up to a burst; a frame
+ * no class. A port without a bucket (no cap, no reservation) still names its
+ * own class, 1:<ifindex>: where the uplink's tree gives every port a class (a
+ * port of the host reserves or is capped: htb's round robin between classes is
+ * fair between ports), its frames take it; where no such class exists, htb
+ * sends them to its default class or its direct queue, as before. A bucket is
+ * bytes refilled at the cap's rate up to a burst; a frame
  * passes when the bucket holds its bytes, else it is dropped and counted (in
  * its bucket, by port, and in hnv_counters). Bytes are those of the VM's
  * frames: a GSO frame counts each segment's headers.
@@ -23,6 +28,8 @@
 #define HNV_QOS_INBOUND 1   /* frames about to enter the VM (a tbf's: unused here) */
 #define HNV_QOS_MAX_BUCKETS 16384
 #define HNV_NSEC_PER_SEC 1000000000ULL
+#define HNV_HTB_HANDLE 1          /* the uplinks' htb root 1: (vswitch/qdisc.py) */
+#define HNV_HTB_MAX_CLASS 0xfffe  /* the largest port class minor; 1:ffff: default */
 
 struct hnv_qos_key {
 	__u32 ifindex;    /* the VM port's veth host end */
@@ -99,15 +106,19 @@ static __always_inline int hnv_qos_police(struct hnv_qos_bucket *b, __u64 bytes)
 
 /* A frame the kernel carries from VM port ifindex per flow, within the port's
  * outbound cap: 0 to go on (shaped by its htb class, or admitted by its
- * bucket, or the port has no cap), else the counter of the drop. */
+ * bucket, or the port has no cap: its own class if the uplink has one), else
+ * the counter of the drop. */
 static __always_inline int hnv_qos_outbound(struct __sk_buff *skb, __u32 ifindex,
 					    const struct hnv_flow *flow, __u32 l2_l3_l4)
 {
 	struct hnv_qos_key key = {.ifindex = ifindex, .direction = HNV_QOS_OUTBOUND};
 	struct hnv_qos_bucket *b = bpf_map_lookup_elem(&hnv_qos_buckets, &key);
 
-	if (!b)
+	if (!b) {
+		if (flow->action == HNV_ACT_ENCAP && ifindex <= HNV_HTB_MAX_CLASS)
+			skb->priority = HNV_HTB_HANDLE << 16 | ifindex;
 		return 0;
+	}
 	if (flow->action == HNV_ACT_ENCAP && b->priority) {
 		skb->priority = b->priority;
 		return 0;
