@@ -279,3 +279,30 @@ def test_gso_frames_of_a_connection_without_kernel_entries_are_segmented_in_pyth
                 counters[k] for k in ("rx_truncated", "rx_copy_refused", "rx_gso_unsupported")
             ]
             assert dropped == [0, 0, 0]
+
+
+def test_a_new_connection_s_first_data_takes_the_slow_path_whole_then_the_kernel(
+    run_root: Path, echo: list[object]
+) -> None:
+    """A connection's entries go down after its handshake and first data (two rounds of
+    frames past the pairing): v1's first data, sent the moment ``connect`` returns with
+    TSO on, reaches h1's Python switch as GSO frames, which it segments; the rest of the
+    transfer runs in the kernel. Nothing is dropped, nothing truncated."""
+    with DataplaneLab(document(lab_name("fd")), run_root, fastpath="on") as lab:
+        s1, s2 = started(lab, "h1", "h2")
+        echo.append(EchoServer(lab, "v2"))
+        before = ring_counters(s1)
+        stream = Stream(lab, "v1", lab.vm_ip("v2"))
+        echo.append(stream)
+        stream.exchange(2_000_000)
+        after = ring_counters(s1)
+        assert after["rx_gso_frames"] > before["rx_gso_frames"]
+        assert kernel_packets(s1, port_id("v1")) > 0
+        edge = s1.fastpath_status()["edge"]
+        assert isinstance(edge, dict)
+        assert edge["entries_written"] >= 2
+        for counters in (ring_counters(s1), ring_counters(s2)):
+            dropped = [
+                counters[k] for k in ("rx_truncated", "rx_copy_refused", "rx_gso_unsupported")
+            ]
+            assert dropped == [0, 0, 0]
