@@ -191,6 +191,8 @@ class Offloader:
         self.marks: dict[Flow, tuple[float, int]] = {}
         """Noted flows paired and not offered -> (the mark set last on the pair's idle
         clocks, the frames past the pairing seen so far): ``note``, ``due``."""
+        self._looked = 0  # the notes ``due`` looked at
+        self._due_now = False  # one of them makes the notes due
         self._heads_of: dict[TailKey, list[Flow]] = {}  # composed heads by their tail
         self._tail_of: dict[Flow, TailKey] = {}
 
@@ -236,32 +238,40 @@ class Offloader:
 
     def due(self) -> bool:
         """Whether ``operations()`` may change what the kernel holds now: a noted flow is
-        offered, or paired with a frame of the pair seen since its pairing (``note``); a
-        noted tail has an offered head; a noted head's tail is paired already; or the
-        notes reached ``PENDING_MAX``. Neither a connection's first packet nor the frame
-        that pairs it makes the notes due: what they change waits for the connection's
-        next frame, off their path."""
+        offered, a noted tail has an offered head, a noted head's tail is paired (and not
+        waiting, below); a paired connection carried frames past its handshake
+        (``marks``, ``_waits``); or the notes reached ``PENDING_MAX``. Neither a
+        connection's first packet nor the frame that pairs it makes the notes due: what
+        they change waits, off their path. Each note is looked at once (the edge asks
+        after every polling round): what it says cannot change before ``operations()``
+        without another note."""
         pending = self.pending
         if len(pending) >= PENDING_MAX:
             return True
+        if not self._due_now:
+            for at in range(self._looked, len(pending)):
+                if self._due_on_note(pending[at]):
+                    self._due_now = True
+                    break
+            self._looked = len(pending)
+        if self._due_now:
+            return True
+        return any(not self._waits(flow) for flow in list(self.marks))
+
+    def _due_on_note(self, flow: Flow) -> bool:
+        """Whether the note of ``flow`` alone makes the notes due (``due``; a paired flow
+        waits in ``marks``)."""
         offered = self.offered
-        for flow in pending:
-            if flow in offered:
-                return True
-            if flow.pair is not None:
-                if not self._waits(flow):
-                    return True
-                continue
-            table = flow.table
-            if table.direction == IN and table.port != UPLINK:  # a tail: its heads
-                if any(h in offered for h in self._heads_of.get((table.port, flow.key), ())):
-                    return True
-                continue
-            tail_key = _tail_key_of(flow)
-            tail = None if tail_key is None else self._paired_tail(tail_key)
-            if tail is not None and not self._waits(tail):
-                return True
-        return False
+        if flow in offered:
+            return True
+        if flow.pair is not None:  # waits in ``marks`` when its pairing noted it
+            return flow not in self.marks
+        table = flow.table
+        if table.direction == IN and table.port != UPLINK:  # a tail: its heads
+            return any(h in offered for h in self._heads_of.get((table.port, flow.key), ()))
+        tail_key = _tail_key_of(flow)
+        tail = None if tail_key is None else self._paired_tail(tail_key)
+        return tail is not None and tail not in self.marks
 
     def _waits(self, flow: Flow) -> bool:
         """Whether the paired ``flow``'s connection has not carried ``FRAMES_PAST_PAIRING``
@@ -296,6 +306,7 @@ class Offloader:
         pending.reverse()
         self.pending = []
         self.marks.clear()
+        self._looked, self._due_now = 0, False
         ops: list[OffloadOp] = []
         seen: set[Flow] = set()
         for flow in pending:
@@ -445,4 +456,5 @@ class Offloader:
         self._tail_of.clear()
         self.pending.clear()
         self.marks.clear()
+        self._looked, self._due_now = 0, False
         return ops
