@@ -246,10 +246,14 @@ class DataplaneLab:
         program(switch, self.spec(host, extra_mappings))
         return switch
 
-    def start_process(self, host: str, spec_dir: Path) -> SwitchProcess:
+    def start_process(
+        self, host: str, spec_dir: Path, fastpath: str | None = None
+    ) -> SwitchProcess:
+        """``host``'s switch in its own process; ``fastpath``: its mode when not the lab's
+        (the VMs keep the offloads the lab gave them)."""
         path = spec_dir / f"{self.topology.name}-{host}.json"
         path.write_text(json.dumps(self.spec(host)))
-        process = SwitchProcess(self.host_ns(host), path, self.fastpath)
+        process = SwitchProcess(self.host_ns(host), path, fastpath or self.fastpath)
         self.processes.append(process)
         return process
 
