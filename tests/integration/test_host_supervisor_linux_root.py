@@ -26,6 +26,7 @@ from openhnv.testing.namespaces import HostNamespaces, VmPort, host_with_vms
 from openhnv.testing.polling import WAIT, eventually
 from openhnv.testing.processes import HostProcess
 from openhnv.testing.snapshots import instance_id, nic, server, snapshot, subnet, vnet
+from openhnv.vswitch.ring import RECEIVE_COUNTERS
 
 pytestmark = [pytest.mark.root, pytest.mark.datapath]
 
@@ -84,6 +85,12 @@ def test_two_vms_ping_through_the_host_process(
     status = call(state, "status")
     assert status["fastpath"]["state"] == fastpath_mode()
     assert counters.get("punt:arp", 0) >= 1  # the agent answered the ARP
+    ring = counters["ring"]  # what the port's packet ring received: the ARP, the first echo
+    assert ring["rx_frames"] >= 2
+    assert ring["rx_truncated"] == ring["rx_gso_unsupported"] == 0
+    uplinks = call(state, "counters", port="uplink")["rings"]  # up0's, of the host's PA
+    assert set(uplinks) == {"up0"}
+    assert set(uplinks["up0"]) == set(RECEIVE_COUNTERS)
     assert host.process.poll() is None
     assert host.stop(signal.SIGTERM) == 0
     assert not (state / "control.sock").exists()

@@ -231,6 +231,12 @@ def ring_counters(switch: HostSwitch) -> dict[str, int]:
     return driver.statistics()
 
 
+def port_ring(switch: HostSwitch, port: str) -> dict[str, int]:
+    driver = switch.driver
+    assert isinstance(driver, LinuxDriver)
+    return dict(driver.ring_counters().ports[port])
+
+
 def take_out_of_the_kernel(switch: HostSwitch, vm: str, group: str, rule: Rule, side: str) -> None:
     """``rule`` (a Block of ``vm``'s connection) in ``group`` of the port's ACL, taken back
     at once: the connection's entries leave the kernel with the first (on ``side``: the
@@ -292,11 +298,16 @@ def test_a_new_connection_s_first_data_takes_the_slow_path_whole_then_the_kernel
         s1, s2 = started(lab, "h1", "h2")
         echo.append(EchoServer(lab, "v2"))
         before = ring_counters(s1)
+        port_before = port_ring(s1, port_id("v1"))
         stream = Stream(lab, "v1", lab.vm_ip("v2"))
         echo.append(stream)
         stream.exchange(2_000_000)
         after = ring_counters(s1)
         assert after["rx_gso_frames"] > before["rx_gso_frames"]
+        port_after = port_ring(s1, port_id("v1"))  # the port's own ring (hnv vfp counters)
+        assert port_after["rx_gso_frames"] > port_before["rx_gso_frames"]
+        assert port_after["rx_gso_segments"] > port_after["rx_gso_frames"]
+        assert port_after["rx_frames"] > port_before["rx_frames"]
         assert kernel_packets(s1, port_id("v1")) > 0
         edge = s1.fastpath_status()["edge"]
         assert isinstance(edge, dict)

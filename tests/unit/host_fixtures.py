@@ -11,6 +11,7 @@ from openhnv.vfp import commands as c
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.spaces import Mapping
+from openhnv.vswitch.driver import RingCounters
 from openhnv.vswitch.null import NullDriver
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 
@@ -31,10 +32,22 @@ class AgentState:
         return list(self._problems)
 
 
-def host_a() -> tuple[HostSwitch, NullDriver]:
+class RingCountingDriver(NullDriver):
+    """A null driver whose sockets counted ``counted`` (as the Linux driver's rings)."""
+
+    def __init__(self, counted: RingCounters) -> None:
+        super().__init__()
+        self.counted = counted
+
+    def ring_counters(self) -> RingCounters:
+        return self.counted
+
+
+def host_a(driver: NullDriver | None = None) -> tuple[HostSwitch, NullDriver]:
     """Host A (PA 192.168.1.10, VLAN 7): VM1, VM3, VM5 local, every mapping known; the
-    driver reports those ports plus one nobody programmed."""
-    driver = NullDriver()
+    driver (a ``NullDriver`` unless given) reports those ports plus one nobody
+    programmed."""
+    driver = driver or NullDriver()
     switch = HostSwitch(VfpEngine(), driver, expire_interval=None)
     switch.set_provider_addresses([PaConfig(PA_A, 24, 7, GATEWAY, "up0")])
     cmds: list[c.Command] = []

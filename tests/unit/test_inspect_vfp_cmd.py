@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_fixtures import AgentState, host_a, process_status
+from host_fixtures import AgentState, RingCountingDriver, host_a, process_status
 from vfp_frames import PA_A, PA_B, VM1, VM5, tcp_frame
 
 from openhnv.host.control import ControlServer, socket_path
@@ -17,6 +17,7 @@ from openhnv.host.tracing import uplink_frame
 from openhnv.inspect import host_cmd
 from openhnv.inspect import trace_cmd as trace_cli
 from openhnv.inspect import vfp_cmd as vfp_cli
+from openhnv.vswitch.driver import RingCounters
 
 PROBLEM = {"table": "FW_Rules", "uuid": "u1", "key": "r1", "reason": "bad protocol 'x'"}
 
@@ -231,3 +232,52 @@ def test_uplink_counters_show_a_spoofed_source_drop(
         assert vfp_cli.main(["--state-dir", str(tmp_path), "counters", "--port", "uplink"]) == 0
     lines = out(capsys)[0].splitlines()
     assert any(line.split() == ["drop:spoofed_source", ":", "1"] for line in lines), lines
+
+
+RING = {"rx_frames": 40, "rx_gso_frames": 2, "rx_gso_segments": 30, "rx_gso_unsupported": 1}
+
+
+@pytest.fixture
+def counting_state_dir(tmp_path: Path) -> Iterator[Path]:
+    """A host whose driver's rings counted: VM1's port, and uplinks up0 and up1."""
+    uplinks = {"up1": {**RING, "rx_frames": 7}, "up0": {**RING, "rx_copy_refused": 3}}
+    switch, _ = host_a(RingCountingDriver(RingCounters({VM1[0]: RING}, uplinks)))
+    handlers = host_handlers(switch, AgentState(), process_status=process_status)
+    with ControlServer(socket_path(tmp_path), handlers):
+        yield tmp_path
+
+
+def test_a_port_s_counters_show_its_ring_in_a_section_of_its_own(
+    counting_state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert vfp_cli.main(["--state-dir", str(counting_state_dir), "counters", "--port", "vm1"]) == 0
+    lines = out(capsys)[0].splitlines()
+    at = lines.index("ring:")
+    section = [line.split() for line in lines[at + 1 : at + 1 + len(RING)]]
+    assert section == [[name, ":", str(value)] for name, value in RING.items()]
+    assert any(line.split()[:1] == ["packets_in"] for line in lines[:at])
+
+
+def test_the_uplink_s_counters_show_each_uplink_s_ring(
+    counting_state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = str(counting_state_dir)
+    assert vfp_cli.main(["--state-dir", state, "counters", "--port", "uplink"]) == 0
+    lines = out(capsys)[0].splitlines()
+    at = lines.index("rings:")
+    assert lines[at + 1] == "  up0:"  # by name
+    assert "    rx_copy_refused    : 3" in lines
+    assert lines[at + 2 + len(RING) + 1] == "  up1:"
+    assert lines[at + 2 + len(RING) + 2].split() == ["rx_frames", ":", "7"]
+    assert vfp_cli.main(["--state-dir", state, "--json", "counters", "--port", "uplink"]) == 0
+    counted = json.loads(out(capsys)[0])["rings"]
+    assert counted["up1"] == {**RING, "rx_frames": 7}
+    assert list(counted) == ["up0", "up1"]
+
+
+def test_a_port_the_driver_has_no_ring_for_shows_none(
+    counting_state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = str(counting_state_dir)
+    assert vfp_cli.main(["--state-dir", state, "--json", "counters", "--port", VM5[0]]) == 0
+    assert "ring" not in json.loads(out(capsys)[0])

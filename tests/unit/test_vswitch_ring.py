@@ -20,14 +20,15 @@ from openhnv.packet.segment import GSO_NONE, GSO_TCPV4, GSO_UDP_L4
 from openhnv.vswitch.afpacket import TP_STATUS_VLAN_VALID
 from openhnv.vswitch.ring import (
     FRAME_SIZE,
+    RECEIVE_COUNTERS,
     RX_FRAME_AT,
     TP_STATUS_COPY,
     TP_STATUS_CSUMNOTREADY,
     TP_STATUS_GSO_TCP,
     TP_STATUS_USER,
-    VNET_HEADER,
     PacketRing,
 )
+from openhnv.vswitch.vnet import VNET_HEADER
 
 RX_SLOTS = TX_SLOTS = 32
 MSS = 1448
@@ -173,3 +174,41 @@ def test_a_frame_larger_than_a_slot_that_is_not_gso_comes_whole(
     kernel.deliver(jumbo)
     assert ring.recv_batch() == [jumbo]
     assert (ring.rx_gso_frames, ring.rx_truncated, ring.rx_copy_refused) == (0, 0, 0)
+
+
+def test_every_slot_read_counts_once_in_rx_frames_a_gso_frame_too(
+    ring_and_kernel: tuple[PacketRing, Kernel],
+) -> None:
+    ring, kernel = ring_and_kernel
+    kernel.deliver(PLAIN)
+    kernel.deliver(gso_frame(bytes(20000)), gso=(GSO_TCPV4, MSS))
+    kernel.deliver(PLAIN)
+    assert len(ring.recv_batch(max_frames=2)) == 1 + 14  # the second PLAIN waits
+    assert ring.rx_frames == 2
+    assert ring.recv_batch() == [PLAIN]
+    assert ring.recv_batch() == []
+    assert ring.rx_frames == 3
+
+
+def test_receive_counters_name_what_the_ring_counted(
+    ring_and_kernel: tuple[PacketRing, Kernel],
+) -> None:
+    ring, kernel = ring_and_kernel
+    kernel.deliver(gso_frame(bytes(3000)), gso=(GSO_TCPV4, MSS))
+    big = udp_frame(src_mac=MAC_A, dst_mac=MAC_B, src_ip=A4, dst_ip=B4, src_port=1,
+                    dst_port=2, payload=bytes(9000))  # fmt: skip
+    kernel.deliver(big, gso=(GSO_UDP_L4, 1400))
+    kernel.deliver(gso_frame(bytes(20000)), gso=(GSO_TCPV4, MSS), copy=False)
+    ring.recv_batch()
+    assert ring.receive_counters() == {
+        "rx_frames": 3,
+        "rx_truncated": 0,
+        "rx_copy_refused": 1,
+        "rx_gso_frames": 1,
+        "rx_gso_segments": 3,
+        "rx_gso_unsupported": 1,
+        "rx_dropped_ring": 0,
+        "tx_dropped_ring": 0,
+        "tx_failed_flushes": 0,
+    }
+    assert tuple(ring.receive_counters()) == RECEIVE_COUNTERS

@@ -18,7 +18,7 @@ op                     arguments                       like
 ``list-spaces``                                        ``/list-space``
 ``list-mappings``      [``port``]                      ``/list-mapping``
 ``list-flows``         ``port``, [``limit``, ``state``]  ``/list-unified-flow`` (+ kernel)
-``counters``           ``port`` (``uplink`` too)        ``/get-port-counter`` (+ kernel)
+``counters``           ``port`` (``uplink`` too)        ``/get-port-counter`` (+ kernel, ring)
 ``rule-counters``      ``port``
 ``pa-ca-mapping``                                      ``Get-PACAMapping``
 ``provider-addresses``                                 ``Get-ProviderAddress`` (+ member)
@@ -52,6 +52,7 @@ from openhnv.vfp.errors import PolicyError
 from openhnv.vfp.listing import TableRow, Trace, parse_states
 from openhnv.vfp.migration import ConnectionState, from_wire, to_wire
 from openhnv.vfp.policy import Conditions
+from openhnv.vswitch.driver import RingCounting
 from openhnv.vswitch.switch import HostSwitch, PaConfig
 from openhnv.vswitch.team import Placement
 
@@ -271,9 +272,12 @@ def _counters(switch: HostSwitch, params: Params) -> TableRow:
     """The port's counters; the frames its socket filter dropped over the abuse limits
     (``kernel_drop:<reason>``); with the fast path, the kernel's packets and bytes for the
     port's offloaded flows and the host's fast-path hits and misses (``fastpath:*``); the
-    QoS drops of the kernel's shapers added to the QoS layer's (``drop:qos_*``)."""
+    QoS drops of the kernel's shapers added to the QoS layer's (``drop:qos_*``); what the
+    driver's socket received (``ring``: a VM port's packet ring; ``rings``: each uplink's
+    by name; vswitch.ring ``RECEIVE_COUNTERS``)."""
     port = _required(params, "port")
     row = switch.inspect(lambda e: e.listing.counters(port))
+    row.update(_ring_counters(switch, port))
     kernel_drops = switch.kernel_limit_drops().get(port, {})
     row.update({f"kernel_drop:{reason}": n for reason, n in kernel_drops.items()})
     status = switch.fastpath_status()
@@ -287,6 +291,19 @@ def _counters(switch: HostSwitch, params: Params) -> TableRow:
         counted = row.get(f"drop:{reason}", 0)  # the QoS layer's: Python's and the kernel's
         row[f"drop:{reason}"] = (counted if isinstance(counted, int) else 0) + dropped
     return row
+
+
+def _ring_counters(switch: HostSwitch, port: str) -> TableRow:
+    """``ring``: what VM ``port``'s socket received; ``rings``: each uplink's, for
+    ``uplink``; {} when the driver has no such sockets."""
+    driver = switch.driver
+    if not isinstance(driver, RingCounting):
+        return {}
+    rings = driver.ring_counters()
+    if port == UPLINK:
+        return {"rings": {name: dict(c) for name, c in sorted(rings.uplinks.items())}}
+    counted = rings.ports.get(port)
+    return {} if counted is None else {"ring": dict(counted)}
 
 
 def _list_ports(switch: HostSwitch) -> list[TableRow]:

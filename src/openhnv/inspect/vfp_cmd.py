@@ -108,7 +108,9 @@ COMMANDS: dict[str, Command] = {
         "counters",
         "counters of a port ('uplink' for the PA side), drops included (kernel_drop:*: by"
         " its socket filter over the abuse limits); with the kernel fast path its packets"
-        " for the port and the host's hits and misses (fastpath:*)",
+        " for the port and the host's hits and misses (fastpath:*); what its packet ring"
+        " received (ring: frames, GSO frames segmented and dropped, drops by reason; for"
+        " 'uplink', rings: each uplink's)",
         ("port",),
         ("port",),
         render_fields,

@@ -32,6 +32,9 @@ frames given to ``from_uplink`` may keep their tag or not (the engine takes both
 A driver that can meter the abuse limits below the switch (``MeteringDriver``: the Linux
 driver's port socket filters) gets them from the switch with ``set_port_limits`` and
 reports what it dropped; the engine's meter stays behind it (docs/vfp.md).
+
+A driver whose sockets count what they receive (``RingCounting``: the Linux driver's
+packet rings) reports those counters per VM port and per uplink (``hnv vfp counters``).
 """
 
 from __future__ import annotations
@@ -160,3 +163,20 @@ class QosShaping(Protocol):
     def qos_drops(self) -> dict[str, dict[str, int]]: ...
     def qos_status(self) -> dict[str, object]: ...
     def transmit_from(self, port: str, frames: Sequence[Transmit]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RingCounters:
+    """What each socket of a driver counted (``vswitch.ring.RECEIVE_COUNTERS``: frames
+    received, GSO frames segmented and dropped, drops by reason), by VM port and by
+    uplink name."""
+
+    ports: Mapping[str, Mapping[str, int]]
+    uplinks: Mapping[str, Mapping[str, int]]
+
+
+@runtime_checkable
+class RingCounting(Protocol):
+    """A driver that reports its sockets' receive counters (``LinuxDriver``)."""
+
+    def ring_counters(self) -> RingCounters: ...

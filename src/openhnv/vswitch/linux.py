@@ -65,7 +65,7 @@ from openhnv.vfp.emits import Transmit
 from openhnv.vfp.limits import NO_LIMITS, PortLimits
 from openhnv.vfp.qos import NO_QOS, QOS_INBOUND, QOS_OUTBOUND, QosSettings
 from openhnv.vswitch import htb, qdisc
-from openhnv.vswitch.driver import FrameSink, PaConfig
+from openhnv.vswitch.driver import FrameSink, PaConfig, RingCounters
 from openhnv.vswitch.errors import DeviceError, VSwitchError
 from openhnv.vswitch.fastpath.attach import detach_socket, detach_xdp
 from openhnv.vswitch.fastpath.errors import FastPathError
@@ -82,7 +82,7 @@ from openhnv.vswitch.portlinks import (
     port_links,
     uplink_names,
 )
-from openhnv.vswitch.ring import RING_COUNTERS, PacketRing
+from openhnv.vswitch.ring import RING_COUNTERS, PacketRing, counters_of
 
 BATCH = 256
 TICK_SECONDS = 0.25
@@ -554,6 +554,11 @@ class LinuxDriver:
         stats["tx_dropped_ring"] = sum(r.tx_dropped for r in rings)
         stats["tx_failed_flushes"] = sum(r.tx_failed_flushes for r in rings)
         return stats
+
+    def ring_counters(self) -> RingCounters:
+        """Each VM port's and each uplink's ring counters (vswitch.ring)."""
+        ports = counters_of(lambda: {port: p.ring for port, p in self._ports.items()})
+        return RingCounters(ports, counters_of(lambda: self._uplink_rings))
 
     def _uplink(self, name: str) -> PacketRing:
         """The ring of uplink ``name``, opened (in the driver's namespace) on first use."""

@@ -52,12 +52,11 @@ import functools
 import mmap
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
-from openhnv.packet.errors import PacketError
 from openhnv.packet.ethernet import ETHERNET_HEADER_LEN, ETHERTYPE_AT
 from openhnv.packet.partial import finish_checksum
-from openhnv.packet.segment import GSO_NONE, segment
+from openhnv.packet.segment import GSO_NONE
 from openhnv.vswitch.afpacket import (
     ETH_P_8021Q,
     ETH_P_ALL,
@@ -68,6 +67,7 @@ from openhnv.vswitch.afpacket import (
     TP_STATUS_VLAN_VALID,
 )
 from openhnv.vswitch.errors import DeviceError
+from openhnv.vswitch.vnet import PACKET_VNET_HDR, VNET_HEADER_LEN, GsoCounts, take
 
 PACKET_RX_RING = 5
 PACKET_VERSION = 10
@@ -87,13 +87,10 @@ TP_STATUS_GSO_TCP = 0x100
 _SPECIAL = TP_STATUS_VLAN_VALID | TP_STATUS_CSUMNOTREADY | TP_STATUS_GSO_TCP
 _PARTIAL = TP_STATUS_CSUMNOTREADY | TP_STATUS_GSO_TCP
 PACKET_COPY_THRESH = 7
-PACKET_VNET_HDR = 15
 COPY_THRESHOLD = 1  # any value: frames larger than a slot are queued whole
 SO_RCVBUFFORCE = 33  # socket(7): SO_RCVBUF beyond rmem_max (CAP_NET_ADMIN)
 COPY_BUFFER = 4 * 1024 * 1024  # the receive queue of whole copies (the kernel doubles it)
 COPY_MAX = 1 << 17  # a GSO frame is at most 64 KB (gso_max_size); room for more
-VNET_HEADER = struct.Struct("=BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start/offset
-VNET_HEADER_LEN = VNET_HEADER.size
 _GSO_TYPE_BACK = VNET_HEADER_LEN - 1  # gso_type sits this many bytes before the frame
 SIOCGIFMTU = 0x8921
 _IFREQ = struct.Struct("16si12x")  # struct ifreq: name, then ifr_mtu in the union
@@ -124,6 +121,15 @@ RING_COUNTERS = (
     "rx_gso_unsupported",
 )
 """Each ring's receive counters (summed over rings by the driver's ``statistics``)."""
+RECEIVE_COUNTERS = (
+    "rx_frames",
+    *RING_COUNTERS,
+    "rx_dropped_ring",
+    "tx_dropped_ring",
+    "tx_failed_flushes",
+)
+"""What ``receive_counters`` reports of one ring, named as the driver's ``statistics``
+names their sums (``rx_frames``: the slots read, a GSO frame counting once)."""
 _REQ = struct.Struct("=IIII")  # struct tpacket_req: block_size, block_nr, frame_size, frame_nr
 _MREQ = struct.Struct("=iHH8s")
 _RX_HEADER = struct.Struct("=IIIH")  # status, len, snaplen, mac
@@ -132,6 +138,7 @@ _RX_VLAN_OFFSET = 24
 _TX_HEADER = struct.Struct("=II")  # status, len (snaplen follows, unused on send)
 _STATS = struct.Struct("=II")  # struct tpacket_stats: tp_packets, tp_drops (reset on read)
 _ZERO = b"\0\0\0\0"
+_COPY_TRIES = 10
 
 
 def _tag(mm: mmap.mmap, base: int, status: int) -> bytes:
@@ -157,10 +164,24 @@ def _priority_message(priority: int) -> tuple[int, int, bytes]:
     return socket.SOL_SOCKET, socket.SO_PRIORITY, struct.pack("=i", priority)
 
 
+def counters_of(rings: Callable[[], Mapping[str, PacketRing]]) -> dict[str, dict[str, int]]:
+    """The ``receive_counters`` of each ring that ``rings()`` names (asked again when the
+    polling thread changes the mapping while it is copied; {} if it never holds still)."""
+    found: dict[str, PacketRing] = {}
+    for _ in range(_COPY_TRIES):
+        try:
+            found = dict(rings())
+            break
+        except RuntimeError:  # changed size during iteration
+            continue
+    return {name: ring.receive_counters() for name, ring in found.items()}
+
+
 class PacketRing:
     """Raw frames in and out of one interface through mmap'd TPACKET_V2 rings."""
 
     __slots__ = (
+        "_gso",
         "_mm",
         "_rx_head",
         "_rx_slots",
@@ -173,9 +194,7 @@ class PacketRing:
         "ifname",
         "rx_copy_refused",
         "rx_dropped",
-        "rx_gso_frames",
-        "rx_gso_segments",
-        "rx_gso_unsupported",
+        "rx_frames",
         "rx_truncated",
         "tx_dropped",
         "tx_failed_flushes",
@@ -228,11 +247,10 @@ class PacketRing:
         self.ifindex = ifindex
         self._sock = sock
         self._mm = mm
+        self.rx_frames = 0
         self.rx_truncated = 0
         self.rx_copy_refused = 0
-        self.rx_gso_frames = 0
-        self.rx_gso_segments = 0
-        self.rx_gso_unsupported = 0
+        self._gso = GsoCounts()
         self.rx_dropped = 0
         self.tx_dropped = 0
         self.tx_failed_flushes = 0
@@ -293,7 +311,8 @@ class PacketRing:
         unpack = _RX_HEADER.unpack_from
         frames: list[bytes] = []
         append = frames.append
-        for _ in range(max_frames):
+        taken = 0
+        for taken in range(max_frames):  # noqa: B007 (read after the loop: the slots taken)
             base = head * FRAME_SIZE
             if not mm[base] & TP_STATUS_USER:
                 break
@@ -308,7 +327,7 @@ class PacketRing:
                     else mm[start : start + length]
                 )
                 if status & _PARTIAL and mm[start - _GSO_TYPE_BACK] != GSO_NONE:
-                    self._segment(mm[start - VNET_HEADER_LEN : start], frame, frames)
+                    self._gso.cut(mm[start - VNET_HEADER_LEN : start], frame, frames)
                 else:
                     append(finish_checksum(frame) if status & _PARTIAL else frame)
             else:
@@ -317,6 +336,9 @@ class PacketRing:
             head += 1
             if head == slots:
                 head = 0
+        else:
+            taken = max_frames
+        self.rx_frames += taken
         self._rx_head = head
         return frames
 
@@ -340,21 +362,35 @@ class PacketRing:
         frame = data[VNET_HEADER_LEN:]
         if status & TP_STATUS_VLAN_VALID:
             frame = frame[:ETHERTYPE_AT] + tag + frame[ETHERTYPE_AT:]
-        if data[1] != GSO_NONE:  # gso_type
-            self._segment(data[:VNET_HEADER_LEN], frame, frames)
-        else:  # a frame larger than a slot, not GSO (an MTU above the slot's)
-            frames.append(finish_checksum(frame) if status & _PARTIAL else frame)
+        # a GSO frame, or one larger than a slot that is not (an MTU above the slot's)
+        take(data[:VNET_HEADER_LEN], frame, bool(status & _PARTIAL), self._gso, frames)
 
-    def _segment(self, vnet: bytes, frame: bytes, frames: list[bytes]) -> None:
-        _, gso_type, _, gso_size, _, _ = VNET_HEADER.unpack(vnet)
-        try:
-            segments = segment(frame, gso_type, gso_size)
-        except PacketError:
-            self.rx_gso_unsupported += 1
-            return
-        self.rx_gso_frames += 1
-        self.rx_gso_segments += len(segments)
-        frames += segments
+    @property
+    def rx_gso_frames(self) -> int:
+        """GSO frames received and segmented (vswitch.vnet)."""
+        return self._gso.frames
+
+    @property
+    def rx_gso_segments(self) -> int:
+        """The segments they were cut into."""
+        return self._gso.segments
+
+    @property
+    def rx_gso_unsupported(self) -> int:
+        """GSO frames dropped: not TCP GSO, or headers that do not parse."""
+        return self._gso.unsupported
+
+    def receive_counters(self) -> dict[str, int]:
+        """This ring's counters (``RECEIVE_COUNTERS``), the kernel's ring-full drops
+        read now (``update_drops``)."""
+        dropped = self.update_drops()
+        counts = {name: getattr(self, name) for name in ("rx_frames", *RING_COUNTERS)}
+        counts.update(
+            rx_dropped_ring=dropped,
+            tx_dropped_ring=self.tx_dropped,
+            tx_failed_flushes=self.tx_failed_flushes,
+        )
+        return counts
 
     def update_drops(self) -> int:
         """Add the frames the kernel dropped because the receive ring was full since the
