@@ -1,11 +1,15 @@
-"""AF_PACKET sockets on a veth pair between two namespaces: frames as on the wire."""
+"""AF_PACKET sockets on a veth pair between two namespaces: frames as on the wire; with
+``segment_gso``, the GSO frames of a TSO transfer as their segments, UDP GSO counted."""
 
 from __future__ import annotations
 
+import os
 import selectors
+import socket
 from collections.abc import Iterator
 
 import pytest
+from tso_transfer import ADDRESSES, SERVER, carried, transfer
 
 from openhnv.lab import netns
 from openhnv.testing.namespaces import End, NamespacePair, join
@@ -66,3 +70,54 @@ def test_own_transmissions_are_not_received(
     assert [f for f in a.recv_batch() if b"\x88\xb5" in f[12:18]] == []
     b.send(SRC + DST + b"\x88\xb5" + b"back".ljust(46, b"."))
     assert [f[14:18] for f in receive(a, 1)] == [b"back"]
+
+
+UDP_SEGMENT = 103  # SOL_UDP option: the socket sends UDP GSO frames of this segment size
+
+
+def test_segmenting_sockets_carry_plain_frames_both_ways(netns_pair: NamespacePair) -> None:
+    a, b = netns_pair
+    join(End(a, "p0", mac="02:00:00:00:00:0a"), End(b, "p1", mac="02:00:00:00:00:0b"))
+    with (
+        netns.run_in(a, AfPacketSocket, "p0", segment_gso=True) as left,
+        netns.run_in(b, AfPacketSocket, "p1", segment_gso=True) as right,
+    ):
+        tagged = DST + SRC + b"\x81\x00\x60\x14" + b"\x88\xb5" + b"tagged".ljust(46, b".")
+        assert left.send(tagged) == len(tagged)  # after an all-zero virtio_net_hdr
+        assert receive(right, 1) == [tagged]
+        back = SRC + DST + b"\x88\xb5" + b"back".ljust(46, b".")
+        assert right.send(back) == len(back)
+        assert receive(left, 1) == [back]
+        assert right.send(back + bytes(2000)) == 0  # over the MTU: counted
+        assert right.tx_dropped == 1
+
+
+def test_a_segmenting_socket_takes_the_gso_frames_of_a_tso_transfer_as_segments(
+    netns_pair: NamespacePair,
+) -> None:
+    a, b = netns_pair
+    join(End(a, "p0", address=ADDRESSES[0]), End(b, "p1", address=ADDRESSES[1]))
+    data = os.urandom(2 << 20)
+    with netns.run_in(b, AfPacketSocket, "p1", segment_gso=True) as sock:
+        assert carried(transfer(a, b, data, lambda: sock.recv_batch(4096))) == data
+        assert sock.rx_gso_frames > 0
+        assert sock.rx_gso_segments > sock.rx_gso_frames
+        assert (sock.rx_truncated, sock.rx_gso_unsupported) == (0, 0)
+
+
+def test_a_udp_gso_frame_is_dropped_and_counted(netns_pair: NamespacePair) -> None:
+    a, b = netns_pair
+    join(End(a, "p0", address=ADDRESSES[0]), End(b, "p1", address=ADDRESSES[1]))
+    with netns.run_in(b, AfPacketSocket, "p1", segment_gso=True) as sock:
+        sender = netns.run_in(a, socket.socket, socket.AF_INET, socket.SOCK_DGRAM)
+        with sender:
+            sender.sendto(b"resolve", SERVER)  # the neighbour first: one plain datagram
+            sender.setsockopt(socket.SOL_UDP, UDP_SEGMENT, 1000)
+            sender.sendto(bytes(8000), SERVER)  # one UDP GSO frame of 8 segments
+        frames: list[bytes] = []
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            while sock.rx_gso_unsupported == 0 and selector.select(5.0):
+                frames += sock.recv_batch()
+        assert sock.rx_gso_unsupported == 1
+        assert all(len(f) < 1000 for f in frames)  # nothing of it went on whole

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-from scapy.layers.inet import TCP
-from scapy.layers.l2 import Ether
+from tso_transfer import ADDRESSES, carried, transfer
 
 from openhnv.lab import netns
-from openhnv.packet.ethernet import ETHERNET_HEADER_LEN
-from openhnv.testing.namespaces import VETH_MTU, End, NamespacePair, join
+from openhnv.testing.namespaces import End, NamespacePair, join
 from openhnv.vswitch.errors import DeviceError
 from openhnv.vswitch.ring import MAX_FRAME, TX_FRAMES, PacketRing
 
@@ -124,48 +119,10 @@ def test_the_gso_frames_of_a_tso_transfer_come_out_as_segments_that_rebuild_the_
     frames); a ring on the receiving end sees every frame, the large ones taken whole
     (``TP_STATUS_COPY``) and cut at the sender's MSS, checksums finished."""
     a, b = netns_pair
-    join(End(a, "p0", address="10.9.0.1/24"), End(b, "p1", address="10.9.0.2/24"))
+    join(End(a, "p0", address=ADDRESSES[0]), End(b, "p1", address=ADDRESSES[1]))
     data = os.urandom(2 << 20)
-    ring = netns.run_in(b, PacketRing, "p1")
-    server = netns.run_in(b, socket.create_server, ("10.9.0.2", 5000))
-    try:
-
-        def drain() -> None:
-            conn, _ = server.accept()
-            with conn:
-                while conn.recv(1 << 16):
-                    pass
-
-        thread = threading.Thread(target=drain, daemon=True)
-        thread.start()
-        client = netns.run_in(a, socket.create_connection, ("10.9.0.2", 5000))
-        with client:
-            client.sendall(data)
-        thread.join(timeout=30)
-        frames: list[bytes] = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            batch = ring.recv_batch(4096)
-            if not batch and frames:
-                break
-            frames += batch
-        segments: dict[int, bytes] = {}
-        for frame in frames:
-            packet = Ether(frame)
-            if packet.haslayer(TCP) and packet[TCP].dport == 5000 and packet[TCP].payload:
-                recomputed = packet.copy()
-                del recomputed[TCP].chksum
-                assert Ether(bytes(recomputed))[TCP].chksum == packet[TCP].chksum
-                assert len(frame) <= VETH_MTU + ETHERNET_HEADER_LEN  # cut at the MSS
-                segments[packet[TCP].seq] = bytes(packet[TCP].payload)
-        seq, rebuilt = min(segments), b""
-        while seq in segments:
-            rebuilt += segments[seq]
-            seq += len(segments[seq])
-        assert rebuilt == data
+    with netns.run_in(b, PacketRing, "p1") as ring:
+        assert carried(transfer(a, b, data, lambda: ring.recv_batch(4096))) == data
         assert ring.rx_gso_frames > 0
         assert ring.rx_gso_segments > ring.rx_gso_frames
         assert (ring.rx_truncated, ring.rx_copy_refused, ring.rx_gso_unsupported) == (0, 0, 0)
-    finally:
-        server.close()
-        ring.close()

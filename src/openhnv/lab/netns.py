@@ -332,7 +332,8 @@ def wire_frames_only(namespace: str, ifname: str) -> None:
     """``ifname`` sends only frames of its MTU with finished checksums (the kernel
     segments and sums what a kernel fast path or router hands it in 64 KB GSO frames),
     as a physical NIC puts on the wire: for links that reach the lab's userspace access
-    relay (``vlanport``), which forwards frames one by one."""
+    relay (``vlanport``), which forwards frames one by one (it would segment GSO frames
+    itself, at a Python cost the kernel's segmentation spares it)."""
     exec_in(namespace, ["ethtool", "-K", ifname, *WIRE_FRAMES_ONLY])
 
 

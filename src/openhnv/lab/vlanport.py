@@ -5,7 +5,9 @@ while the hosts' uplinks are tagged trunk ports. This kernel has neither bridge 
 filtering nor VLAN sub-interfaces, so a small relay (``openhnv.vswitch.accessport``)
 does it: frames from the
 trunk side tagged with the VLAN lose the tag and go to the access side; frames from
-the access side get the tag and go to the trunk side; anything else is dropped.
+the access side get the tag and go to the trunk side; anything else is dropped. GSO
+frames go on as their segments; what cannot be carried is counted and reported (see
+``openhnv.vswitch.accessport``).
 
 Run by the lab builder (``openhnv.lab.builder``) in the fabric namespace::
 
@@ -25,8 +27,7 @@ from pathlib import Path
 from openhnv.lab import netns
 from openhnv.lab.errors import LabError
 from openhnv.packet.ethernet import VLAN_ID_MAX
-from openhnv.vswitch.accessport import access_to_trunk, relay, trunk_to_access
-from openhnv.vswitch.afpacket import AfPacketSocket
+from openhnv.vswitch.accessport import access_to_trunk, open_side, relay, trunk_to_access
 
 __all__ = ["access_to_trunk", "main", "relay", "trunk_to_access"]
 
@@ -44,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         with netns.in_namespace(args.netns):
-            trunk = AfPacketSocket(args.trunk)
-            access = AfPacketSocket(args.access)
+            trunk = open_side(args.trunk)
+            access = open_side(args.access)
     except (LabError, OSError) as exc:
         print(
             f"vlanport: cannot open {args.trunk}/{args.access} in {args.netns}: {exc}",

@@ -7,6 +7,14 @@ and go to the trunk; anything else is dropped. Several relays may share one trun
 (each takes its own VLAN). The lab's router port on a VLAN PA subnet
 (the lab's vlanport) and a gateway compartment's VLAN leg use it.
 
+GSO frames (a router or VM with TSO on behind the access link, a peer host's kernel
+fast path sending tunnel GSO frames through a router) arrive whole, up to 64 KB: the
+relay's sockets take them as their segments (``AfPacketSocket(segment_gso=True)``,
+``vswitch.vnet``), each tagged or untagged like any frame. What the sockets could not
+carry (a GSO frame they cannot cut, a truncated frame, a send the kernel refused) is
+counted, reported on stderr as it happens (at most every ``REPORT_SECONDS``) and in one
+line of all the counters when the relay stops.
+
 ``python -m openhnv.vswitch.accessport --trunk IF --access IF --vlan N --pidfile P``
 runs one in the current namespace; it writes the pidfile once both sockets are open and
 exits on SIGTERM.
@@ -15,10 +23,12 @@ exits on SIGTERM.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import selectors
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +38,10 @@ from openhnv.vswitch.afpacket import AfPacketSocket
 
 BATCH = 64
 POLL_SECONDS = 0.5
+REPORT_SECONDS = 10.0
+SOCKET_COUNTERS = ("rx_gso_frames", "rx_gso_segments", "rx_gso_unsupported", "rx_truncated",
+                   "tx_dropped")  # fmt: skip
+DROP_COUNTERS = ("rx_gso_unsupported", "rx_truncated", "tx_dropped")
 
 
 def trunk_to_access(frame: bytes, vlan: int) -> bytes | None:
@@ -48,8 +62,35 @@ def access_to_trunk(frame: bytes, vlan: int) -> bytes | None:
     return push_vlan(frame, vlan) if vid is None else None
 
 
+def open_side(ifname: str) -> AfPacketSocket:
+    """A socket for one side of the relay: GSO frames come as their segments."""
+    return AfPacketSocket(ifname, segment_gso=True)
+
+
+def counters(trunk: AfPacketSocket, access: AfPacketSocket) -> dict[str, int]:
+    """What each side's socket counted (``SOCKET_COUNTERS``), as ``trunk:<name>`` and
+    ``access:<name>``."""
+    return {
+        f"{side}:{name}": getattr(sock, name)
+        for side, sock in (("trunk", trunk), ("access", access))
+        for name in SOCKET_COUNTERS
+    }
+
+
+def _drops(counted: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in counted.items() if k.partition(":")[2] in DROP_COUNTERS and v}
+
+
 def relay(trunk: AfPacketSocket, access: AfPacketSocket, vlan: int) -> None:
-    """Copy frames between the two sides until SIGTERM or SIGINT."""
+    """Copy frames between the two sides until SIGTERM or SIGINT; report drops on
+    stderr (see the module docstring)."""
+    try:
+        _relay(trunk, access, vlan)
+    finally:
+        print(f"accessport: counters {json.dumps(counters(trunk, access))}", file=sys.stderr)
+
+
+def _relay(trunk: AfPacketSocket, access: AfPacketSocket, vlan: int) -> None:
     running = True
 
     def stop(_signum: int, _frame: object) -> None:
@@ -58,10 +99,20 @@ def relay(trunk: AfPacketSocket, access: AfPacketSocket, vlan: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    reported: dict[str, int] = {}
+    report_at = time.monotonic()
     with selectors.DefaultSelector() as selector:
         selector.register(trunk, selectors.EVENT_READ, True)
         selector.register(access, selectors.EVENT_READ, False)
         while running:
+            now = time.monotonic()
+            if now >= report_at:  # drops since the last line, at most every REPORT_SECONDS
+                drops = _drops(counters(trunk, access))
+                report_at = now + POLL_SECONDS
+                if drops != reported:
+                    print(f"accessport: dropped {json.dumps(drops)}", file=sys.stderr, flush=True)
+                    reported = drops
+                    report_at = now + REPORT_SECONDS
             for key, _ in selector.select(POLL_SECONDS):
                 from_trunk = bool(key.data)
                 source, target = (trunk, access) if from_trunk else (access, trunk)
@@ -74,8 +125,8 @@ def relay(trunk: AfPacketSocket, access: AfPacketSocket, vlan: int) -> None:
 
 def serve(trunk_name: str, access_name: str, vlan: int, pidfile: Path) -> None:
     """Open both sides, write ``pidfile``, relay until stopped, then remove it."""
-    trunk = AfPacketSocket(trunk_name)
-    access = AfPacketSocket(access_name)
+    trunk = open_side(trunk_name)
+    access = open_side(access_name)
     tmp = pidfile.with_suffix(".tmp")
     tmp.write_text(f"{os.getpid()}\n")
     tmp.replace(pidfile)

@@ -12,7 +12,16 @@ re-inserts it, so callers always get the frame as it was on the wire. A frame it
 sender left with an unfinished TCP/UDP checksum (checksum offload, ``TP_STATUS_
 CSUMNOTREADY`` in the auxdata) comes back finished (``packet.partial``), as a NIC
 would have sent it. Frames written with ``send`` go out exactly as given, tag included;
-one larger than the interface's MTU is dropped (``send`` returns 0).
+one larger than the interface's MTU is dropped (``send`` returns 0, ``tx_dropped``).
+
+GSO: a sender with TSO on (or a router forwarding a peer's tunnel-GSO frame) may hand
+the interface frames of up to 64 KB, which a plain socket gets whole and cannot send
+on. Opened with ``segment_gso`` (the VLAN relay, ``vswitch.accessport``), the socket has
+``PACKET_VNET_HDR`` and ``recv_batch`` returns such a frame as its segments, cut at the
+sender's MSS as the packet ring does (``vswitch.vnet``), counted in ``rx_gso_frames`` and
+``rx_gso_segments``; one it cannot cut is dropped and counted (``rx_gso_unsupported``),
+as is a frame larger than ``GSO_FRAME_MAX`` (``rx_truncated``). Without it (captures in
+tests) frames come as the kernel had them.
 """
 
 from __future__ import annotations
@@ -23,6 +32,15 @@ import struct
 
 from openhnv.packet.ethernet import ETHERTYPE_AT, ETHERTYPE_VLAN
 from openhnv.packet.partial import finish_checksum
+from openhnv.vswitch.vnet import (
+    GSO_FRAME_MAX,
+    PACKET_VNET_HDR,
+    PLAIN_FRAME,
+    VNET_HEADER_LEN,
+    GsoCounted,
+    GsoCounts,
+    take,
+)
 
 ETH_P_ALL = 0x0003
 ETH_P_8021Q = ETHERTYPE_VLAN
@@ -42,18 +60,26 @@ _ANCILLARY = socket.CMSG_SPACE(_AUXDATA.size)
 _PACKET_MREQ = struct.Struct("=iHH8s")
 
 
-class AfPacketSocket:
+class AfPacketSocket(GsoCounted):
     """A raw socket on one interface; ``fileno()`` makes it usable with ``selectors``."""
 
-    __slots__ = ("_sock", "ifindex", "ifname")
+    __slots__ = ("_gso", "_sock", "_vnet", "ifindex", "ifname", "rx_truncated", "tx_dropped")
 
-    def __init__(self, ifname: str, buffer_bytes: int = SOCKET_BUFFER) -> None:
+    def __init__(
+        self, ifname: str, buffer_bytes: int = SOCKET_BUFFER, *, segment_gso: bool = False
+    ) -> None:
         self.ifname = ifname
+        self._vnet = segment_gso
+        self._gso = GsoCounts()
+        self.rx_truncated = 0
+        self.tx_dropped = 0
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_bytes)
             self._sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            if segment_gso:
+                self._sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
             self._sock.bind((ifname, ETH_P_ALL))
             self.ifindex = socket.if_nametoindex(ifname)
             membership = _PACKET_MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b"")
@@ -72,32 +98,53 @@ class AfPacketSocket:
         return self._sock.fileno()
 
     def recv_batch(self, max_frames: int = 64) -> list[bytes]:
-        """Up to ``max_frames`` received frames (VLAN tags restored); [] when none wait."""
+        """Up to ``max_frames`` received frames (VLAN tags restored; with ``segment_gso``,
+        a GSO frame's segments in its place); [] when none wait."""
         frames: list[bytes] = []
         recvmsg = self._sock.recvmsg
+        size = VNET_HEADER_LEN + GSO_FRAME_MAX if self._vnet else FRAME_MAX
         while len(frames) < max_frames:
             try:
-                data, ancillary, _flags, address = recvmsg(FRAME_MAX, _ANCILLARY)
+                data, ancillary, flags, address = recvmsg(size, _ANCILLARY)
             except (BlockingIOError, InterruptedError):
                 break
+            except OSError as exc:
+                if self._vnet and exc.errno == errno.EINVAL:  # a GSO type no header describes
+                    self.rx_truncated += 1  # (the kernel freed the frame: read on)
+                    continue
+                raise
             if address[2] == PACKET_OUTGOING:
                 continue
+            partial = False
+            vnet = data[:VNET_HEADER_LEN] if self._vnet else b""
+            if vnet:
+                if flags & socket.MSG_TRUNC or len(data) < VNET_HEADER_LEN:
+                    self.rx_truncated += 1
+                    continue
+                data = data[VNET_HEADER_LEN:]
             for level, kind, value in ancillary:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA and len(value) >= _AUXDATA.size:
                     data = restore_vlan_tag(data, value)
-                    if _AUXDATA.unpack_from(value)[0] & TP_STATUS_CSUMNOTREADY:
-                        data = finish_checksum(data)
-            frames.append(data)
+                    partial = bool(_AUXDATA.unpack_from(value)[0] & TP_STATUS_CSUMNOTREADY)
+            if vnet:
+                take(vnet, data, partial, self._gso, frames)
+            else:
+                frames.append(finish_checksum(data) if partial else data)
         return frames
 
     def send(self, frame: bytes) -> int:
-        """Transmit one frame as given; returns 0 if the socket buffer is full (dropped)."""
+        """Transmit one frame as given; returns 0 if the socket buffer is full or the
+        frame larger than the MTU (dropped, counted in ``tx_dropped``)."""
         try:
+            if self._vnet:
+                return self._sock.send(PLAIN_FRAME + frame) - VNET_HEADER_LEN
             return self._sock.send(frame)
         except (BlockingIOError, InterruptedError):
+            self.tx_dropped += 1
             return 0
         except OSError as exc:
             if exc.errno == errno.EMSGSIZE:  # larger than the MTU (a GSO frame): dropped
+                self.tx_dropped += 1
                 return 0
             raise
 

@@ -67,7 +67,14 @@ from openhnv.vswitch.afpacket import (
     TP_STATUS_VLAN_VALID,
 )
 from openhnv.vswitch.errors import DeviceError
-from openhnv.vswitch.vnet import PACKET_VNET_HDR, VNET_HEADER_LEN, GsoCounts, take
+from openhnv.vswitch.vnet import (
+    GSO_FRAME_MAX,
+    PACKET_VNET_HDR,
+    VNET_HEADER_LEN,
+    GsoCounted,
+    GsoCounts,
+    take,
+)
 
 PACKET_RX_RING = 5
 PACKET_VERSION = 10
@@ -90,7 +97,7 @@ PACKET_COPY_THRESH = 7
 COPY_THRESHOLD = 1  # any value: frames larger than a slot are queued whole
 SO_RCVBUFFORCE = 33  # socket(7): SO_RCVBUF beyond rmem_max (CAP_NET_ADMIN)
 COPY_BUFFER = 4 * 1024 * 1024  # the receive queue of whole copies (the kernel doubles it)
-COPY_MAX = 1 << 17  # a GSO frame is at most 64 KB (gso_max_size); room for more
+COPY_MAX = GSO_FRAME_MAX
 _GSO_TYPE_BACK = VNET_HEADER_LEN - 1  # gso_type sits this many bytes before the frame
 SIOCGIFMTU = 0x8921
 _IFREQ = struct.Struct("16si12x")  # struct ifreq: name, then ifr_mtu in the union
@@ -177,7 +184,7 @@ def counters_of(rings: Callable[[], Mapping[str, PacketRing]]) -> dict[str, dict
     return {name: ring.receive_counters() for name, ring in found.items()}
 
 
-class PacketRing:
+class PacketRing(GsoCounted):
     """Raw frames in and out of one interface through mmap'd TPACKET_V2 rings."""
 
     __slots__ = (
@@ -364,21 +371,6 @@ class PacketRing:
             frame = frame[:ETHERTYPE_AT] + tag + frame[ETHERTYPE_AT:]
         # a GSO frame, or one larger than a slot that is not (an MTU above the slot's)
         take(data[:VNET_HEADER_LEN], frame, bool(status & _PARTIAL), self._gso, frames)
-
-    @property
-    def rx_gso_frames(self) -> int:
-        """GSO frames received and segmented (vswitch.vnet)."""
-        return self._gso.frames
-
-    @property
-    def rx_gso_segments(self) -> int:
-        """The segments they were cut into."""
-        return self._gso.segments
-
-    @property
-    def rx_gso_unsupported(self) -> int:
-        """GSO frames dropped: not TCP GSO, or headers that do not parse."""
-        return self._gso.unsupported
 
     def receive_counters(self) -> dict[str, int]:
         """This ring's counters (``RECEIVE_COUNTERS``), the kernel's ring-full drops

@@ -33,6 +33,7 @@ PACKET_VNET_HDR = 15
 VNET_HEADER = struct.Struct("=BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start/offset
 VNET_HEADER_LEN = VNET_HEADER.size
 GSO_TYPE_AT = 1
+GSO_FRAME_MAX = 1 << 17  # a GSO frame is at most 64 KB (gso_max_size): room for more
 PLAIN_FRAME = bytes(VNET_HEADER_LEN)
 """The header written before a frame to send: no GSO, its checksum complete."""
 
@@ -60,6 +61,29 @@ class GsoCounts:
         self.frames += 1
         self.segments += len(segments)
         out += segments
+
+
+class GsoCounted:
+    """The GSO counters of a socket that receives with ``PACKET_VNET_HDR`` (its
+    ``_gso``), under the names the driver's statistics use."""
+
+    __slots__ = ()
+    _gso: GsoCounts
+
+    @property
+    def rx_gso_frames(self) -> int:
+        """GSO frames received and segmented."""
+        return self._gso.frames
+
+    @property
+    def rx_gso_segments(self) -> int:
+        """The segments they were cut into."""
+        return self._gso.segments
+
+    @property
+    def rx_gso_unsupported(self) -> int:
+        """GSO frames dropped: not TCP GSO, or headers that do not parse."""
+        return self._gso.unsupported
 
 
 def take(vnet: bytes, frame: bytes, partial: bool, counts: GsoCounts, out: list[bytes]) -> None:
