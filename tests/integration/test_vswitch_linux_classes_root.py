@@ -63,3 +63,44 @@ def test_every_port_has_a_class_beside_a_reservation_and_it_follows_the_port(
         eventually(lambda: not port_class(switch, LATE_PORT), "the late port gone")
         eventually(lambda: str(late["class"]) not in classes(host), "its class gone")
         assert classes(host)[reserved] == before[reserved]
+
+
+BURST = 6  # ports that appear at once, as when a host starts its VMs
+
+
+def test_ports_that_come_at_once_end_with_a_class_each_the_reservation_untouched(
+    tmp_path: Path,
+) -> None:
+    """The htb plans run off the polling thread and coalesce: six ports added in a burst
+    end with one class each, the unreserved ones sharing what the reservation leaves
+    equally; taken away at once, only the reserved port's class stays."""
+    reserving = QosSettings(outbound_reserved_mbps=RESERVED_MBPS)
+    topology = document(lab_name("lb"), vms=[("v1", "h1")])
+    with DataplaneLab(topology, tmp_path, qos=reserving) as lab:
+        switch = lab.start_switch("h1")
+        wait_ready(switch, 1, [])
+        host = lab.host_ns("h1")
+        reserved = str(eventually(lambda: port_class(switch, port_id("v1")), "v1's class")["class"])
+        before = classes(host)
+        late = [(f"nic-burst{i}", f"02:00:00:00:03:{i:02x}") for i in range(BURST)]
+        for i, (port, mac) in enumerate(late):
+            netns.exec_in(host, ["ip", "link", "add", f"burst{i}a", "type", "veth", "peer",
+                                 "name", f"burst{i}b"])  # fmt: skip
+            netns.exec_in(host, ["ip", "link", "set", f"burst{i}a", "alias",
+                                 f"openhnv-port {port} {mac}"])  # fmt: skip
+
+        def every_class() -> list[dict[str, Any]]:
+            found = [port_class(switch, port) for port, _ in late]
+            return found if all(found) else []
+
+        found = eventually(every_class, "a class for every port of the burst")
+        link = found[0]["ceil_mbps"]
+        share = (link - RESERVED_MBPS - 1) / BURST  # the default class keeps its floor
+        assert {c["rate_mbps"] for c in found} == {pytest.approx(share, abs=0.01)}
+        wanted = {*before, *(str(c["class"]) for c in found)}
+        eventually(lambda: set(classes(host)) == wanted, "the burst's classes in the kernel")
+        assert classes(host)[reserved] == before[reserved]
+        for i in range(BURST):
+            netns.exec_in(host, ["ip", "link", "del", f"burst{i}a"])
+        eventually(lambda: set(classes(host)) == set(before), "only the first classes left")
+        assert classes(host)[reserved] == before[reserved]

@@ -268,7 +268,10 @@ def class_stats(ifname: str) -> dict[int, tuple[int, int, int]]:
 
 
 class UplinkScheduler:
-    """The plans applied to a host's uplinks (the edge: ``tc``); one per driver."""
+    """The plans applied to a host's uplinks (the edge: ``tc``); one per driver.
+
+    One thread updates (vswitch.uplink_planning), others read: ``applied`` and
+    ``warnings`` are replaced, never changed in place, so a reader sees one whole state."""
 
     def __init__(self, configured_mbps: int | None = None) -> None:
         self.configured_mbps = configured_mbps
@@ -298,13 +301,14 @@ class UplinkScheduler:
                     run_tc("class", "del", "dev", uplink, "classid", c.classid, check=False)
             else:
                 apply_plan(uplink, plan, before)
-            self.applied[uplink] = plan
+            self.applied = {**self.applied, uplink: plan}
             self._report(uplink, plan)
         return dict(self.applied)
 
     def _report(self, uplink: str, plan: UplinkPlan) -> None:
         if not plan.oversubscribed:
-            self.warnings.pop(uplink, None)
+            if uplink in self.warnings:
+                self.warnings = {k: v for k, v in self.warnings.items() if k != uplink}
             return
         link = (plan.link_kbit or 0) // KBIT_PER_MBIT
         text = (f"reservations of {plan.reserved_kbit // KBIT_PER_MBIT} Mbit/s exceed uplink"
@@ -312,7 +316,7 @@ class UplinkScheduler:
                 " Mbit/s in proportion")  # fmt: skip
         if self.warnings.get(uplink) != text:
             log.warning("uplink scheduler: %s", text)
-        self.warnings[uplink] = text
+            self.warnings = {**self.warnings, uplink: text}
 
     def priority_of(self, ifindex: int) -> int:
         """The ``skb->priority`` of port ``ifindex``'s class where the tree is
@@ -329,7 +333,7 @@ class UplinkScheduler:
 
     def port_class(self, ifindex: int) -> dict[str, object] | None:
         """Port ``ifindex``'s class as ``hnv vfp ports`` shows it (None: no class)."""
-        for uplink, plan in list(self.applied.items()):
+        for uplink, plan in self.applied.items():
             c = plan.of_port(ifindex)
             if c is not None:
                 return {"class": c.classid, "rate_mbps": c.rate_kbit / KBIT_PER_MBIT,
@@ -339,6 +343,7 @@ class UplinkScheduler:
     def status(self) -> dict[str, object]:
         """Per uplink: its capacity, reservations asked and granted, how many unreserved
         ports have a class of their own and the rate of each, a warning."""
+        warnings = self.warnings
         return {
             uplink: {"link_mbps": None if p.link_kbit is None else p.link_kbit // KBIT_PER_MBIT,
                      "reserved_mbps": p.reserved_kbit / KBIT_PER_MBIT,
@@ -346,6 +351,6 @@ class UplinkScheduler:
                      "classes": len(p.classes),
                      **({"fair_share_ports": p.sharing,
                          "fair_share_mbps": p.share_kbit / KBIT_PER_MBIT} if p.sharing else {}),
-                     **({"warning": self.warnings[uplink]} if uplink in self.warnings else {})}
+                     **({"warning": warnings[uplink]} if uplink in warnings else {})}
             for uplink, p in sorted(self.applied.items())
         }  # fmt: skip

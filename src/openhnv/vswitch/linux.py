@@ -83,6 +83,7 @@ from openhnv.vswitch.portlinks import (
     uplink_names,
 )
 from openhnv.vswitch.ring import RING_COUNTERS, PacketRing, counters_of
+from openhnv.vswitch.uplink_planning import UplinkPlanning, WantedTrees
 
 BATCH = 256
 TICK_SECONDS = 0.25
@@ -163,6 +164,7 @@ class LinuxDriver:
             str, tuple[str, int, QosSettings]
         ] = {}  # port -> (ifname, ifindex, caps)
         self.scheduler = UplinkScheduler(uplink_mbps)  # the uplinks' htb trees (vswitch.htb)
+        self.planning = UplinkPlanning(self.scheduler, self._enter_netns, self.counters)
         self._posted: deque[Callable[[], None]] = deque()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread: threading.Thread | None = None
@@ -233,6 +235,7 @@ class LinuxDriver:
             os.eventfd_write(self._wake, 1)
             thread.join(10.0)
             self._thread = None
+        self.planning.close()
         self._close_all()
         if self.fast_path is not None:
             self.fast_path.close()
@@ -361,19 +364,16 @@ class LinuxDriver:
             self._schedule()
 
     def _schedule(self) -> None:
-        """The uplinks' htb trees for the ports, shaped or not (vswitch.htb); the uplink
-        rings stop bypassing the qdisc where the tree schedules, so the Python switch's
-        frames cross it too."""
+        """The uplinks' htb trees for the ports, shaped or not (vswitch.htb), applied off
+        this thread (vswitch.uplink_planning); the uplink rings stop bypassing the qdisc
+        where the tree schedules, so the Python switch's frames cross it too."""
         ports = {p.ring.ifindex: NO_QOS for p in self._ports.values()}
         ports.update({ifindex: s for _, ifindex, s in self._shaped.values()})
         rings = dict(self._uplink_rings)
-        try:
-            self.scheduler.update(rings, ports, flat_classes=self.fast_path is not None)
-            for name, ring in rings.items():
-                ring.set_qdisc_bypass(not self.scheduler.scheduling(name))
-        except (qdisc.TcError, OSError) as exc:
-            self.counters["qos_setup_failed"] += 1
-            log.warning("linux driver: uplink scheduler: %s", exc)
+        self.planning.want(WantedTrees(rings, ports, flat_classes=self.fast_path is not None))
+
+    def _enter_netns(self) -> None:
+        _setns(self._netns)
 
     def qos_status(self) -> dict[str, object]:
         """The uplinks' scheduling (vswitch.htb) and each port's class (with a
