@@ -20,8 +20,9 @@ on. Opened with ``segment_gso`` (the VLAN relay, ``vswitch.accessport``), the so
 ``PACKET_VNET_HDR`` and ``recv_batch`` returns such a frame as its segments, cut at the
 sender's MSS as the packet ring does (``vswitch.vnet``), counted in ``rx_gso_frames`` and
 ``rx_gso_segments``; one it cannot cut is dropped and counted (``rx_gso_unsupported``),
-as is a frame larger than ``GSO_FRAME_MAX`` (``rx_truncated``). Without it (captures in
-tests) frames come as the kernel had them.
+as is a frame larger than ``GSO_FRAME_MAX`` or one whose GSO type no virtio_net_hdr can
+describe (``recvmsg`` fails with EINVAL and the kernel frees the frame:
+``rx_truncated``). Without it (captures in tests) frames come as the kernel had them.
 """
 
 from __future__ import annotations
