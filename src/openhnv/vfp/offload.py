@@ -29,9 +29,9 @@ it) before its rounds are counted: it goes down only if it carries frames in
 ``CLOSING_FRAMES_PAST_PAIRING`` rounds without a quiet one between (a half-closed
 stream), else it ends on the slow path that decided it (``_ends_in_python``); an
 offered connection that closes keeps its entries, which carry what follows its FIN.
-Frames that come before the entries are in the kernel take the slow path, which decided the connection already (GSO frames too: the
-switch segments them, docs/fastpath.md). Composed heads follow their tails. Drops, punts,
-broadcast replication and flows without a pair stay in Python, and so does every
+Frames that come before the entries are in the kernel take the slow path, which
+decided the connection already (GSO frames too: the switch segments them,
+docs/fastpath.md). Composed heads follow their tails. Drops, punts, broadcast replication and flows without a pair stay in Python, and so does every
 first packet (it is what decides). So does every flow of an access port (a NIC on a
 VLAN network): the kernel's programs encapsulate, decapsulate and deliver, they do
 not push or pop an 802.1Q tag, so neither its bridged frames nor its deliveries to or
