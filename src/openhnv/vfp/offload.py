@@ -14,32 +14,32 @@ where it leaves, so an entry is the composition of what the engine does to it:
 - an uplink flow (the head): decapsulation composed with the destination port's
   inbound flow (the tail) (``decap``).
 
-When. A head goes down once the slow path has decided both directions of its
-connection and has carried it past its handshake: the head (VM port) or the tail
-(decapsulation, local delivery) is one flow of a pair (``Flow.pair``, set when the
-reverse direction was decided as its reply, stateful ACLs included), and frames of
-the pair reached the slow path after the pairing in ``FRAMES_PAST_PAIRING`` polling
-rounds (``due``; for TCP the handshake's last ACK, then the first data or the close).
-The pairing marks both flows' idle clocks (``SEEN_MARK`` back) and a frame of either
-moves them past the mark. So the frame that pairs a connection (a TCP SYN-ACK, a UDP
-answer) is forwarded with nothing written on its path, and no write shares the CPU
-with the moment the connecting VM returns from ``connect``; a connection that ends
-with its handshake costs no write. Nor does one that is closing (a FIN or RST crossed
-it) before its rounds are counted: it goes down only if it carries frames in
-``CLOSING_FRAMES_PAST_PAIRING`` rounds without a quiet one between (a half-closed
-stream), else it ends on the slow path that decided it (``_ends_in_python``); an
-offered connection that closes keeps its entries, which carry what follows its FIN.
-Frames that come before the entries are in the kernel take the slow path, which
-decided the connection already (GSO frames too: the switch segments them,
-docs/fastpath.md). Composed heads follow their tails. Drops, punts, broadcast replication and flows without a pair stay in Python, and so does every
-first packet (it is what decides). So does every flow of an access port (a NIC on a
-VLAN network): the kernel's programs encapsulate, decapsulate and deliver, they do
-not push or pop an 802.1Q tag, so neither its bridged frames nor its deliveries to or
-from another access port are offered (the kernel misses them and hands them to the
-switch, which alone decides them). Nor is any flow whose (inner) frame is not IPv4:
-the kernel's programs parse IPv4 only (``miss_not_ipv4``), so an IPv6 entry could
-never hit. A flow leaves (``Withdraw``) when it retires, when its decision (or its
-tail's) becomes something the kernel must not do, or when its port goes.
+When. A head goes down once the slow path has decided both directions of its connection
+and has carried it past its handshake: the head (VM port) or the tail (decapsulation,
+local delivery) is one flow of a pair (``Flow.pair``, set when the reverse direction was
+decided as its reply, stateful ACLs included), and frames of the pair reached the slow
+path after the pairing in ``FRAMES_PAST_PAIRING`` polling rounds (``due``; for TCP the
+handshake's last ACK, then the first data or the close). The pairing marks both flows'
+idle clocks (``SEEN_MARK`` back) and a frame of either moves them past the mark. So the
+frame that pairs a connection (a TCP SYN-ACK, a UDP answer) is forwarded with nothing
+written on its path, and no write shares the CPU with the moment the connecting VM
+returns from ``connect``; a connection that ends with its handshake costs no write. Nor
+does one that is closing (a FIN or RST crossed it) before its rounds are counted: it
+goes down only if it carries frames in ``CLOSING_FRAMES_PAST_PAIRING`` rounds without a
+quiet one between (a half-closed stream), else it ends on the slow path that decided it
+(``_ends_in_python``); an offered connection that closes keeps its entries, which carry
+what follows its FIN. Frames that come before the entries are in the kernel take the
+slow path, which decided the connection already (GSO frames too: the switch segments
+them, docs/fastpath.md). Composed heads follow their tails. Drops, punts, broadcast
+replication and flows without a pair stay in Python, and so does every first packet (it
+is what decides). So does every flow of an access port (a NIC on a VLAN network): the
+kernel's programs encapsulate, decapsulate and deliver, they do not push or pop an
+802.1Q tag, so neither its bridged frames nor its deliveries to or from another access
+port are offered (the kernel misses them and hands them to the switch, which alone
+decides them). Nor is any flow whose (inner) frame is not IPv4: the kernel's programs
+parse IPv4 only (``miss_not_ipv4``), so an IPv6 entry could never hit. A flow leaves
+(``Withdraw``) when it retires, when its decision (or its tail's) becomes something the
+kernel must not do, or when its port goes.
 
 Every change to a flow that the engine commits (``note``: the slow path, a pairing,
 a retirement) is remembered and evaluated in ``operations()``, which the edge calls
