@@ -29,6 +29,7 @@ from openhnv.vfp.emits import UPLINK, Deliver, Drop, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.offload import (
+    CLOSING_FRAMES_PAST_PAIRING,
     DECAP,
     DELIVER,
     ENCAP,
@@ -148,6 +149,67 @@ def test_a_connection_that_ends_with_its_handshake_is_never_due() -> None:
         assert not a.offload.due()
     assert a.expire(10_000.0) > 0
     assert a.offload.operations() == []  # nothing was offered: nothing to withdraw
+
+
+def test_a_connection_that_closes_after_its_handshake_never_goes_down() -> None:
+    a, b = engines()
+    c1, c2 = handshake(a, b)
+    for flags in (0x10, 0x11):  # the last ACK, then VM1 closes
+        a.process("vm1", c1.segment(flags))
+        assert not a.offload.due()
+    [fin] = b.process("vm2", c2.segment(0x11))  # VM2 closes too
+    assert isinstance(fin, Transmit)
+    a.process(UPLINK, fin.frame)
+    assert not a.offload.due()
+    a.process("vm1", c1.segment(0x10))  # the close's last ACK
+    assert not a.offload.due()
+    assert a.offload.operations() == []  # nor does an expiry's evaluation write it
+    assert not a.offload.offered
+
+
+def test_a_half_closed_connection_that_streams_on_goes_down() -> None:
+    a, b = engines()
+    c1, c2 = handshake(a, b)
+    a.process("vm1", c1.segment(0x10))
+    a.process("vm1", c1.segment(0x11))  # VM1 closes its side; VM2 streams its answer
+    rounds = 0
+    while not a.offload.due():
+        [data] = b.process("vm2", c2.segment(0x10, b"x" * 100))
+        assert isinstance(data, Transmit)
+        a.process(UPLINK, data.frame)
+        rounds += 1
+        assert rounds < 2 * CLOSING_FRAMES_PAST_PAIRING
+    assert rounds == CLOSING_FRAMES_PAST_PAIRING - 1  # its ACK and FIN made the first round
+    assert summary(a.offload.operations()) == {
+        ("Offload", ENCAP, "vm1", None), ("Offload", DECAP, UPLINK, "vm1")
+    }  # fmt: skip
+
+
+def test_a_closing_connection_with_a_quiet_round_ends_on_the_slow_path() -> None:
+    a, b = engines()
+    c1, c2 = handshake(a, b)
+    a.process("vm1", c1.segment(0x10))
+    a.process("vm1", c1.segment(0x11))
+    assert not a.offload.due()  # counted
+    assert not a.offload.due()  # a round without its frames: it stops waiting
+    assert not a.offload.marks
+    for _ in range(2 * CLOSING_FRAMES_PAST_PAIRING):  # what comes later stays in Python
+        [data] = b.process("vm2", c2.segment(0x10, b"late"))
+        assert isinstance(data, Transmit)
+        a.process(UPLINK, data.frame)
+        assert not a.offload.due()
+    assert a.offload.operations() == []
+
+
+def test_an_offered_connection_keeps_its_entries_when_it_closes() -> None:
+    a, b = engines()
+    c1, _c2 = handshake(a, b)
+    assert len(a.offload.operations()) == 2
+    [fin] = a.process("vm1", c1.segment(0x11))
+    assert isinstance(fin, Transmit)
+    a.offload.touch(list(a.offload.offered))
+    assert a.offload.operations() == []  # the kernel still carries what follows the FIN
+    assert len(a.offload.offered) == 2
 
 
 def test_a_new_decapsulating_head_of_a_paired_connection_is_due() -> None:

@@ -14,28 +14,32 @@ where it leaves, so an entry is the composition of what the engine does to it:
 - an uplink flow (the head): decapsulation composed with the destination port's
   inbound flow (the tail) (``decap``).
 
-When. A head goes down once the slow path has decided both directions of its
-connection and has carried it past its handshake: the head (VM port) or the tail
-(decapsulation, local delivery) is one flow of a pair (``Flow.pair``, set when the
-reverse direction was decided as its reply, stateful ACLs included), and frames of
-the pair reached the slow path after the pairing in ``FRAMES_PAST_PAIRING`` polling
-rounds (``due``; for TCP the handshake's last ACK, then the first data or the close).
-The pairing marks both flows' idle clocks (``SEEN_MARK`` back) and a frame of either
-moves them past the mark. So the frame that pairs a connection (a TCP SYN-ACK, a UDP
-answer) is forwarded with nothing written on its path, and no write shares the CPU
-with the moment the connecting VM returns from ``connect``; a connection that ends
-with its handshake costs no write. Frames that come before the entries are in the
-kernel take the slow path, which decided the connection already (GSO frames too: the
-switch segments them, docs/fastpath.md). Composed heads follow their tails. Drops, punts,
-broadcast replication and flows without a pair stay in Python, and so does every
-first packet (it is what decides). So does every flow of an access port (a NIC on a
-VLAN network): the kernel's programs encapsulate, decapsulate and deliver, they do
-not push or pop an 802.1Q tag, so neither its bridged frames nor its deliveries to or
-from another access port are offered (the kernel misses them and hands them to the
-switch, which alone decides them). Nor is any flow whose (inner) frame is not IPv4:
-the kernel's programs parse IPv4 only (``miss_not_ipv4``), so an IPv6 entry could
-never hit. A flow leaves (``Withdraw``) when it retires, when its decision (or its
-tail's) becomes something the kernel must not do, or when its port goes.
+When. A head goes down once the slow path has decided both directions of its connection
+and has carried it past its handshake: the head (VM port) or the tail (decapsulation,
+local delivery) is one flow of a pair (``Flow.pair``, set when the reverse direction was
+decided as its reply, stateful ACLs included), and frames of the pair reached the slow
+path after the pairing in ``FRAMES_PAST_PAIRING`` polling rounds (``due``; for TCP the
+handshake's last ACK, then the first data or the close). The pairing marks both flows'
+idle clocks (``SEEN_MARK`` back) and a frame of either moves them past the mark. So the
+frame that pairs a connection (a TCP SYN-ACK, a UDP answer) is forwarded with nothing
+written on its path, and no write shares the CPU with the moment the connecting VM
+returns from ``connect``; a connection that ends with its handshake costs no write. Nor
+does one that is closing (a FIN or RST crossed it) before its rounds are counted: it
+goes down only if it carries frames in ``CLOSING_FRAMES_PAST_PAIRING`` rounds without a
+quiet one between (a half-closed stream), else it ends on the slow path that decided it
+(``_ends_in_python``); an offered connection that closes keeps its entries, which carry
+what follows its FIN. Frames that come before the entries are in the kernel take the
+slow path, which decided the connection already (GSO frames too: the switch segments
+them, docs/fastpath.md). Composed heads follow their tails. Drops, punts, broadcast
+replication and flows without a pair stay in Python, and so does every first packet (it
+is what decides). So does every flow of an access port (a NIC on a VLAN network): the
+kernel's programs encapsulate, decapsulate and deliver, they do not push or pop an
+802.1Q tag, so neither its bridged frames nor its deliveries to or from another access
+port are offered (the kernel misses them and hands them to the switch, which alone
+decides them). Nor is any flow whose (inner) frame is not IPv4: the kernel's programs
+parse IPv4 only (``miss_not_ipv4``), so an IPv6 entry could never hit. A flow leaves
+(``Withdraw``) when it retires, when its decision (or its tail's) becomes something the
+kernel must not do, or when its port goes.
 
 Every change to a flow that the engine commits (``note``: the slow path, a pairing,
 a retirement) is remembered and evaluated in ``operations()``, which the edge calls
@@ -78,6 +82,10 @@ FRAMES_PAST_PAIRING = 2
 """Rounds with frames of a paired connection on the slow path before it goes down: the
 handshake's last ACK, then its first data (or its close); its handshake and the
 moment its peer returns from ``connect`` share no CPU with the writes."""
+CLOSING_FRAMES_PAST_PAIRING = 8
+"""Rounds a connection already closing (a FIN or RST crossed it) must carry frames in,
+one after another, before it goes down: one that closes after its handshake or a short
+exchange ends on the slow path with no kernel write; a half-closed stream still goes."""
 SEEN_MARK = 1e-9
 """How far back (seconds) a pairing sets its flows' idle clocks: any later frame, even
 in the same batch or at the same clock reading, moves them past the mark (``due``)."""
@@ -191,6 +199,9 @@ class Offloader:
         self.marks: dict[Flow, tuple[float, int]] = {}
         """Noted flows paired and not offered -> (the mark set last on the pair's idle
         clocks, the frames past the pairing seen so far): ``note``, ``due``."""
+        self._ready: set[Flow] = set()
+        """Flows of connections that carried their rounds since the last ``operations()``
+        (``_waits``): a closing connection goes down only from here."""
         self._looked = 0  # the notes ``due`` looked at
         self._due_now = False  # one of them makes the notes due
         self._heads_of: dict[TailKey, list[Flow]] = {}  # composed heads by their tail
@@ -275,17 +286,24 @@ class Offloader:
 
     def _waits(self, flow: Flow) -> bool:
         """Whether the paired ``flow``'s connection has not carried ``FRAMES_PAST_PAIRING``
-        frames through the slow path since its pairing: a frame moved an idle clock past
-        the mark (``note``) since the last look, which counts it and marks again (frames
-        of one polling round count once)."""
+        frames through the slow path since its pairing (``CLOSING_FRAMES_PAST_PAIRING``
+        once it is closing): a frame moved an idle clock past the mark (``note``) since
+        the last look, which counts it and marks again (frames of one polling round count
+        once). A closing connection that had a round without frames stops waiting: it
+        ends on the slow path (``_entry_of``)."""
         pair = flow.pair
         marked = self.marks.get(flow)
         if marked is None or pair is None:
             return False
         mark, frames = marked
+        closing = flow.closing or pair.closing
         if flow.last_seen <= mark and pair.last_seen <= mark:
+            if closing:
+                del self.marks[flow]
             return True
-        if frames + 1 >= FRAMES_PAST_PAIRING:
+        if frames + 1 >= (CLOSING_FRAMES_PAST_PAIRING if closing else FRAMES_PAST_PAIRING):
+            self._ready.add(flow)
+            self._ready.add(pair)
             return False
         self._mark(flow, frames + 1)
         return True
@@ -321,6 +339,7 @@ class Offloader:
                         self._evaluate(head, ops)
             else:
                 self._evaluate(flow, ops)
+        self._ready.clear()
         return ops
 
     def _evaluate(self, head: Flow, ops: list[OffloadOp]) -> None:
@@ -333,6 +352,8 @@ class Offloader:
                 self._tail_of[head] = tail_key
                 self._heads_of.setdefault(tail_key, []).append(head)
         offered = self.offered.get(head)
+        if offered is None and entry is not None and self._ends_in_python(head, tail):
+            entry = None
         if entry is None:
             if offered is not None:
                 del self.offered[head]
@@ -341,6 +362,15 @@ class Offloader:
         if offered != (entry, tail):
             self.offered[head] = (entry, tail)
             ops.append(Offload(head, tail, entry))
+
+    def _ends_in_python(self, head: Flow, tail: Flow | None) -> bool:
+        """Whether the connection of a head not offered yet is closing and did not carry
+        its rounds (``CLOSING_FRAMES_PAST_PAIRING``): it ends on the slow path, which
+        decided it, and the kernel is spared an entry no frame would use."""
+        flows = (head, head.pair, tail, None if tail is None else tail.pair)
+        if not any(f is not None and f.closing for f in flows):
+            return False
+        return not any(f in self._ready for f in flows if f is not None)
 
     def _unregister(self, head: Flow, tail_key: TailKey) -> None:
         del self._tail_of[head]
@@ -456,5 +486,6 @@ class Offloader:
         self._tail_of.clear()
         self.pending.clear()
         self.marks.clear()
+        self._ready.clear()
         self._looked, self._due_now = 0, False
         return ops

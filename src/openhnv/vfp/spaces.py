@@ -7,6 +7,7 @@ whose PA is one of this switch's own provider addresses is a local VM.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
@@ -45,6 +46,9 @@ class Mapping:
         check_vsid(self.vsid)
         if self.encapsulation not in ENCAPSULATIONS:
             raise PolicyError("encapsulation", self.encapsulation, "vxlan or nvgre")
+
+
+SUBNET_CACHE = 4096  # (local PA, remote PA) answers kept by ``ProviderAddress.on_link``
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +90,7 @@ class ProviderAddress:
 
     def on_link(self, other: str) -> bool:
         """Whether PA ``other`` is in this PA's subnet (reached without the gateway)."""
-        net = ipaddress.ip_network(f"{self.address}/{self.prefix_length}", strict=False)
-        return ipaddress.ip_address(other) in net
+        return _same_subnet(self.address, other, self.prefix_length)
 
 
 class MappingSpace:
@@ -152,3 +155,11 @@ class MappingSpace:
         for m in self._by_vsid.get(vsid, {}).values():
             return m.rdid
         return None
+
+
+@functools.lru_cache(maxsize=SUBNET_CACHE)
+def _same_subnet(address: str, other: str, prefix_length: int) -> bool:
+    """Whether IPv4 ``other`` is in ``address``/``prefix_length``: asked for each new
+    flow toward a remote PA, of a few PAs, so the answers are kept."""
+    net = ipaddress.ip_network(f"{address}/{prefix_length}", strict=False)
+    return ipaddress.ip_address(other) in net
