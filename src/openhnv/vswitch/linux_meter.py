@@ -1,9 +1,9 @@
 """The Linux driver's kernel meter of the abuse limits, below the Python switch.
 
-``PortMetering`` is owned by ``vswitch.linux.LinuxDriver`` and runs on its loop thread
-(``drops`` and ``status`` are read from others). A VM port's SYNs, broadcasts and ARP
-over their rates (``vfp.limits``) are dropped before they reach its ring, counted per
-port in the object's meter map (``vswitch.fastpath.meters``):
+``PortMetering`` is owned by ``vswitch.linux.LinuxDriver`` and meters its ports on its
+loop thread (``set_limits``, ``drops`` and ``status`` come from others). A VM port's
+SYNs, broadcasts and ARP over their rates (``vfp.limits``) are dropped before they
+reach its ring, counted per port in the object's meter map (``vswitch.fastpath.meters``):
 
 - with the fast path, by its port socket filter (``hnv_sk_port``);
 - without it, by the meter filter alone (``hnv_sk_meter``, the object loaded for it);
