@@ -126,7 +126,7 @@ def test_a_burst_over_the_rate_is_dropped_in_xdp_and_counted(
     eventually(lambda: sink.count(ack) == 1, "an ACK (no limit meters it) passed")
     eventually(lambda: sink.syns() == BURST, f"the {BURST} SYNs under the rate passed")
     assert driver.kernel_limit_drops() == {"port-v1": {"new_flow_rate": SENT - BURST}}
-    meter_only = driver._meter_only  # the object loaded for the meter: its global counters
+    meter_only = driver._metering.meter_only  # the object loaded for the meter: its counters
     assert meter_only is not None
     assert meter_only.counters.read()["drop_new_flow_rate"] == SENT - BURST
 

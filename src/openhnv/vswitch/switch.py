@@ -16,31 +16,29 @@ cycle); a listener may call back into the switch (``send_to_port``, ``apply``).
 from __future__ import annotations
 
 import collections.abc
-import dataclasses
 import logging
 import os
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
-from openhnv.packet.ethernet import VLAN_TAG_LEN
-from openhnv.packet.frames import VXLAN_OUTER_LEN
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import UPLINK, Deliver, Emit, Punt, Transmit
 from openhnv.vfp.engine import VfpEngine
 from openhnv.vfp.errors import PolicyError
-from openhnv.vfp.limits import LIMIT_REASONS, PortLimits
+from openhnv.vfp.limits import PortLimits
 from openhnv.vfp.migration import ConnectionState
-from openhnv.vfp.policy import normalize_mac, parse_address
+from openhnv.vfp.policy import normalize_mac
 from openhnv.vfp.qos import NO_QOS, QosSettings
-from openhnv.vfp.spaces import IPAddress, Mapping, ProviderAddress
-from openhnv.vswitch.driver import Driver, MeteringDriver, PaConfig, QosShaping
+from openhnv.vswitch.driver import Driver, PaConfig, QosShaping
 from openhnv.vswitch.errors import VSwitchError
 from openhnv.vswitch.kernel import KernelSide
 from openhnv.vswitch.offload import KernelDriver, KernelOffload
-from openhnv.vswitch.team import Placement, member_order
+from openhnv.vswitch.switch_kernel import ADOPTION_GRACE, KernelViews
+from openhnv.vswitch.switch_limits import SwitchLimits, log_moved
+from openhnv.vswitch.switch_pas import ProviderAddresses, mapping_keys
+from openhnv.vswitch.team import Placement
 
 __all__ = ["HostSwitch", "PaConfig", "PortListener"]
 
@@ -48,12 +46,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_EXPIRE_INTERVAL = 10.0
-VM_MTU = 1500
-"""The MTU a VM's NIC has unless told otherwise: an uplink needs this plus the
-encapsulation's overhead (``VXLAN_OUTER_LEN``, the larger) to carry its frames whole."""
-ADOPTION_GRACE = 5.0
-"""Seconds a restarted switch tries to decide its predecessor's kernel entries again."""
-ADOPTION_RETRY = 0.05
 _PA_COMMANDS = (c.AddProviderAddress, c.RemoveProviderAddress, c.SetPaNeighbor)
 
 
@@ -83,31 +75,20 @@ class HostSwitch:
         self._lock = threading.RLock()
         self._listener: PortListener | None = None
         self._ports: dict[str, str] = {}
-        self._pas: dict[str, PaConfig] = {}
-        self._pa_macs: dict[str, str] = {}
-        self._placed: dict[str, PaConfig] = {}  # the PAs on the member carrying each now
-        self._placement: dict[str, Placement] = {}
-        self._carrier: dict[str, bool] = {}
-        self._next_hops: dict[str, str] = {}  # resolved address -> MAC (PAs and gateways)
-        self._watched: frozenset[str] = frozenset()
+        self._pa = ProviderAddresses(engine.state.mappings.all())  # the engine's PA side
         self._access_vlans: frozenset[int] = frozenset()
-        self._pa_uses: Counter[str] = Counter(  # mappings per PA, kept up by apply()
-            m.provider_address for m in engine.state.mappings.all()
-        )
-        self._pa_mtus: dict[str, int | None] = {}
-        self._warned_mtu: set[str] = set()
-        self._limit_reported: dict[str, dict[str, int]] = {}  # port -> drops last logged
         self._shaping = driver if isinstance(driver, QosShaping) else None
         self._qos_sent: dict[str, QosSettings] = {}  # port -> the caps the driver shapes
         if self._shaping is not None:
             engine.state.police_inbound = False  # the driver's qdisc shapes them
         self._kernel: KernelSide | None = None
         if isinstance(driver, KernelDriver) and driver.fast_path is not None:
-            kernel = KernelOffload(driver.fast_path, driver, lambda: self._placed)
+            kernel = KernelOffload(driver.fast_path, driver, lambda: self._pa.placed)
             self._kernel = KernelSide(engine, kernel)
-        if isinstance(driver, MeteringDriver):
-            driver.set_port_limits(engine.state.limits)
+        self._limits = SwitchLimits(engine, driver, self._lock)
         self._stopping = threading.Event()
+        self._views = KernelViews(engine, driver, self._kernel, self._shaping, self._lock,
+                                  self._stopping)  # fmt: skip
         self._expirer: threading.Thread | None = None
         self._started = False
 
@@ -165,58 +146,22 @@ class HostSwitch:
             retired = self.engine.expire(now)
             if kernel is not None:
                 kernel.apply_pending()
-            moved = self._limit_drops_since_last()
-        for port, drops in moved.items():  # at most one line per port and expiry pass
-            log.warning(
-                "port %s: over its abuse limits since the last report, dropped %s",
-                port, ", ".join(f"{n} ({reason})" for reason, n in sorted(drops.items())),
-            )  # fmt: skip
+            moved = self._limits.since_last()
+        log_moved(moved)  # at most one line per port and expiry pass
         return retired
 
     def set_limits(self, limits: PortLimits) -> None:
-        """The abuse limits of every VM port from now on, in the engine and, when the
-        driver meters them too, below it."""
-        with self._lock:
-            self.engine.set_limits(limits)
-        if isinstance(self.driver, MeteringDriver):
-            self.driver.set_port_limits(limits)
+        """The abuse limits of every VM port from now on (vswitch.switch_limits)."""
+        self._limits.set(limits)
 
     def kernel_limit_drops(self) -> dict[str, dict[str, int]]:
-        """Port -> reason -> frames the driver dropped over the limits before the engine
-        saw them (its socket filters); {} when it meters nothing."""
-        driver = self.driver
-        return driver.kernel_limit_drops() if isinstance(driver, MeteringDriver) else {}
+        """Port -> reason -> frames the driver dropped over the limits (its filters)."""
+        return self._limits.kernel_drops()
 
     def limit_status(self) -> dict[str, object]:
         """The abuse limits (``vfp.limits``) and the drops they caused, in total and by
-        port (ports that dropped nothing are left out): ``drops``/``ports`` by the
-        engine's meter, ``kernel`` by the driver's (in the port socket filters)."""
-        with self._lock:
-            ports = {name: _limit_drops(p.counters) for name, p in self.engine.state.ports.items()}
-            limits = self.engine.state.limits.as_dict()
-        by_port = {name: drops for name, drops in ports.items() if drops}
-        driver = self.driver
-        kernel: dict[str, object] = (
-            {**driver.metering_status(), **_totals(driver.kernel_limit_drops())}
-            if isinstance(driver, MeteringDriver) else {"state": "off"}
-        )  # fmt: skip
-        return {"limits": limits, **_totals(by_port), "kernel": kernel}
-
-    def _limit_drops_since_last(self) -> dict[str, dict[str, int]]:
-        """Per port, the limit drops counted since the last call (under the lock); the
-        kernel's as ``<reason> in the kernel``."""
-        moved: dict[str, dict[str, int]] = {}
-        reported = self._limit_reported
-        kernel = self.kernel_limit_drops()
-        for name, p in self.engine.state.ports.items():
-            drops = _limit_drops(p.counters)
-            drops.update({f"{r} in the kernel": n for r, n in kernel.get(name, {}).items()})
-            before = reported.get(name, {})
-            delta = {r: n - before.get(r, 0) for r, n in drops.items() if n > before.get(r, 0)}
-            if delta:
-                moved[name] = delta
-            reported[name] = drops
-        return moved
+        port: ``drops``/``ports`` by the engine's meter, ``kernel`` by the driver's."""
+        return self._limits.status()
 
     # -- control side ------------------------------------------------------------------
 
@@ -236,7 +181,7 @@ class HostSwitch:
         failed: PolicyError | None = None
         with self._lock:
             self._offload_pending()
-            keys = _mapping_keys(batch)
+            keys = mapping_keys(batch)
             before = [self.engine.state.mappings.by_ip(*k) for k in keys]
             try:
                 self.engine.programming.apply_all(batch)
@@ -245,10 +190,8 @@ class HostSwitch:
             watch = None
             after = [self.engine.state.mappings.by_ip(*k) for k in keys]
             if keys:
-                for old, new in zip(before, after, strict=True):
-                    self._count_pa(old, -1)
-                    self._count_pa(new, 1)
-                watch = self._watch_change()
+                self._pa.count(before, after)
+                watch = self._pa.watch_change()
             vlans = self.engine.state.access_vlans()
             access = None if vlans == self._access_vlans else vlans
             self._access_vlans = vlans
@@ -288,8 +231,8 @@ class HostSwitch:
                 for a, pa in wanted.items()}  # fmt: skip
         mtus = {a: self._uplink_mtu(pa.interface) for a, pa in wanted.items()}
         with self._lock:
-            before = (self._pas, self._pa_macs)
-            self._pa_mtus = mtus
+            before = (self._pa.pas, self._pa.macs)
+            self._pa.mtus = mtus
             self._program_pas(wanted, macs)
         try:
             self.driver.set_provider_addresses(list(wanted.values()))
@@ -298,38 +241,26 @@ class HostSwitch:
                 self._program_pas(*before)
             raise
         with self._lock:
-            self._watched = frozenset()  # the driver starts afresh: tell it again
-            watch = self._watch_change()
+            self._pa.watched = frozenset()  # the driver starts afresh: tell it again
+            watch = self._pa.watch_change()
         self.driver.watch_neighbors(watch or [])
 
     def _uplink_mtu(self, interface: str) -> int | None:
-        """The uplink's MTU when the driver can tell; a warning when it cannot carry a
-        VM's 1500-byte packets encapsulated (once per uplink)."""
+        """The uplink's MTU when the driver can tell (a warning when it is too low)."""
         mtu = self.driver.uplink_mtu(interface) if isinstance(self.driver, KernelDriver) else None
-        needed = VM_MTU + VXLAN_OUTER_LEN
-        if mtu is not None and mtu < needed and interface not in self._warned_mtu:
-            self._warned_mtu.add(interface)
-            log.warning(
-                "uplink %s has MTU %d, below %d (%d + %d of VXLAN encapsulation): VM frames"
-                " of %d bytes are answered with ICMP fragmentation needed (MTU %d)",
-                interface, mtu, needed, VM_MTU, VXLAN_OUTER_LEN, VM_MTU, mtu - VXLAN_OUTER_LEN,
-            )  # fmt: skip
+        if mtu is not None:
+            self._pa.check_uplink_mtu(interface, mtu)
         return mtu
 
     def overlay_mtu(self) -> int:
         """The MTU a VM's NIC should have (DHCP option 26): ``VM_MTU``, or less when an
         uplink cannot carry that much once encapsulated (and tagged)."""
         with self._lock:
-            limits = [
-                mtu - VXLAN_OUTER_LEN - (VLAN_TAG_LEN if self._pas[a].vlan_id else 0)
-                for a, mtu in self._pa_mtus.items()
-                if mtu is not None and a in self._pas
-            ]
-        return min([VM_MTU, *limits])
+            return self._pa.overlay_mtu()
 
     def provider_addresses(self) -> list[PaConfig]:
         with self._lock:
-            return list(self._pas.values())
+            return list(self._pa.pas.values())
 
     def send_to_port(self, port: str, frame: bytes) -> None:
         """Send ``frame`` to VM port ``port`` as is (e.g. the agent's ARP reply)."""
@@ -352,90 +283,34 @@ class HostSwitch:
     def neighbors(self) -> dict[str, str]:
         """The resolved next hops (remote PAs and gateways) -> MAC."""
         with self._lock:
-            return dict(self._next_hops)
+            return dict(self._pa.next_hops)
 
     # -- the kernel fast path ----------------------------------------------------------
 
     def revalidate_adopted(self, grace: float = ADOPTION_GRACE) -> dict[str, int]:
-        """Decide again every entry a previous process left in an adopted fast path (call
-        once the engine is programmed and the driver reports its ports); {} without one.
-        Entries the engine cannot decide yet (a remote PA still resolving) are tried
-        again for up to ``grace`` seconds; they keep forwarding meanwhile."""
-        kernel, driver = self._kernel, self.driver
-        if kernel is None or not isinstance(driver, KernelDriver):
-            return {}
-        deadline = time.monotonic() + grace
-        while True:
-            final = time.monotonic() >= deadline
-            by_ifindex = {}
-            for port in self.ports():
-                ifindex = driver.port_ifindex(port)
-                if ifindex is not None:
-                    by_ifindex[ifindex] = port
-            with self._lock:
-                counts = kernel.revalidate_adopted(by_ifindex, final=final)
-            if not counts.get("pending"):
-                return counts
-            self._stopping.wait(ADOPTION_RETRY)
+        """Decide again what a previous process left in an adopted fast path, once the
+        engine is programmed and the driver reports its ports (``KernelViews``)."""
+        return self._views.revalidate_adopted(self.ports, grace)
 
     def fastpath_status(self) -> dict[str, object]:
         """Whether the kernel fast path runs, why not, and what it holds."""
-        driver = self.driver
-        base: dict[str, object] = (
-            driver.fastpath_status() if isinstance(driver, KernelDriver)
-            else {"state": "off", "reason": "the driver has no kernel data plane"}
-        )  # fmt: skip
-        if self._kernel is None:
-            return base
-        with self._lock:
-            return {**base, **self._kernel.status()}
+        return self._views.fastpath_status()
 
     def kernel_flows(self, port: str, fresh: bool = False) -> dict[str, tuple[int, int]]:
-        """Flow key (hex) -> (packets, bytes) the kernel counted, of ``port``'s offloaded
-        flows (``UPLINK`` too), as of the last expiry pass or now (``fresh``); {} without
-        a fast path."""
-        if self._kernel is None:
-            return {}
-        if fresh:
-            self._refresh_kernel_stats()
-        with self._lock:
-            stats = self._kernel.kernel.flow_stats()
-            return {f.key.hex(): v for f, v in stats.items() if f.table.port == port}
+        """Flow key (hex) -> (packets, bytes) the kernel counted, of ``port``'s flows."""
+        return self._views.flows(port, fresh)
 
     def kernel_qos_drops(self) -> dict[str, dict[str, int]]:
-        """Port -> {``qos_outbound``/``qos_inbound``: frames the kernel dropped for the
-        port's caps} (its qdiscs, and the fast path's buckets)."""
-        found: dict[str, Counter[str]] = {}
-        if self._shaping is not None:
-            for port, drops in self._shaping.qos_drops().items():
-                found.setdefault(port, Counter()).update(drops)
-        if self._kernel is not None:
-            with self._lock:
-                policed = self._kernel.qos.drops()
-            for port, drops in policed.items():
-                found.setdefault(port, Counter()).update(drops)
-        return {port: dict(drops) for port, drops in found.items()}
+        """Port -> QoS direction -> frames the kernel dropped for the port's caps."""
+        return self._views.qos_drops()
 
     def qos_status(self) -> dict[str, object]:
         """The driver's uplink scheduling and the ports' classes (vswitch.htb; {}: none)."""
-        return {} if self._shaping is None else self._shaping.qos_status()
+        return self._views.qos_status()
 
     def kernel_port_totals(self, fresh: bool = False) -> dict[str, tuple[int, int]]:
         """Port -> (packets, bytes) the kernel counted for its offloaded flows."""
-        if self._kernel is None:
-            return {}
-        if fresh:
-            self._refresh_kernel_stats()
-        with self._lock:
-            return self._kernel.kernel.port_totals()
-
-    def _refresh_kernel_stats(self) -> None:
-        kernel = self._kernel
-        if kernel is None:
-            return
-        stats = kernel.read_stats()
-        with self._lock:
-            kernel.after_expiry_stats(stats, self.engine.clock())
+        return self._views.port_totals(fresh)
 
     # -- FrameSink: called by the driver -----------------------------------------------
 
@@ -514,18 +389,9 @@ class HostSwitch:
         if mac is not None:
             mac = normalize_mac(mac, "mac")
         with self._lock:
-            if self._next_hops.get(address) == mac:
+            cmds = self._pa.neighbor(address, mac, self.engine.state.pa_neighbors)
+            if cmds is None:
                 return
-            if mac is None:
-                del self._next_hops[address]
-            else:
-                self._next_hops[address] = mac
-            cmds: list[c.Command] = [
-                c.AddProviderAddress(self._engine_pa(pa))
-                for pa in self._pas.values()
-                if pa.gateway == address
-            ]
-            cmds += self._neighbor_changes()
             if cmds:
                 self._offload_pending()
             self.engine.programming.apply_all(cmds)
@@ -542,11 +408,7 @@ class HostSwitch:
         before this returns (the engine's decisions do not change: the PA keeps its
         address and MAC)."""
         with self._lock:
-            changed = (self._placement, self._carrier) != (placement, carrier)
-            self._placement, self._carrier = dict(placement), dict(carrier)
-            before, self._placed = self._placed, self._on_members()
-            moved = {a for a, pa in self._placed.items()
-                     if a in before and before[a].interface != pa.interface}  # fmt: skip
+            changed, moved = self._pa.move(placement, carrier)
             if moved:
                 self.counters["pa_moves"] += len(moved)
                 if self._kernel is not None:
@@ -558,47 +420,20 @@ class HostSwitch:
     def team_status(self) -> dict[str, object]:
         """Each team member's carrier and where each PA lives (``hnv host status``)."""
         with self._lock:
-            members = {pa.interface for pa in self._pas.values()} | set(self._carrier)
-            return {
-                "members": {m: "up" if self._carrier.get(m, True) else "down"
-                            for m in sorted(members, key=member_order)},
-                "provider_addresses": {
-                    a: {"member": p.member, "home": p.home, "moved": p.moved}
-                    for a, p in sorted(self._placements().items())
-                },
-            }  # fmt: skip
+            return self._pa.team_status()
 
     def placement(self) -> dict[str, Placement]:
         """Where each PA lives (at home unless the driver moved it)."""
         with self._lock:
-            return self._placements()
-
-    def _placements(self) -> dict[str, Placement]:
-        home = {a: Placement(a, pa.interface, pa.interface) for a, pa in self._pas.items()}
-        return {a: self._placement.get(a, p) for a, p in home.items()}
+            return self._pa.placements()
 
     # -- internals ---------------------------------------------------------------------
 
-    def _on_members(self) -> dict[str, PaConfig]:
-        """The PAs with the member that carries each now as their interface."""
-        placed: dict[str, PaConfig] = {}
-        for address, pa in self._pas.items():
-            where = self._placement.get(address)
-            if where is None or where.member == pa.interface:
-                placed[address] = pa
-            else:
-                placed[address] = dataclasses.replace(pa, interface=where.member)
-        return placed
-
     def _program_pas(self, wanted: dict[str, PaConfig], macs: dict[str, str]) -> None:
-        cmds: list[c.Command] = [
-            c.RemoveProviderAddress(a, missing_ok=True) for a in self._pas if a not in wanted
-        ]
-        self._pas, self._pa_macs = wanted, macs
-        self._placed = self._on_members()
-        cmds += [c.AddProviderAddress(self._engine_pa(pa)) for pa in wanted.values()]
+        """The PAs become ``wanted`` in the engine (under the lock), then the kernel."""
+        cmds = self._pa.replace(wanted, macs, self.engine.state.pa_neighbors)
         self._offload_pending()
-        self.engine.programming.apply_all(cmds + self._neighbor_changes())
+        self.engine.programming.apply_all(cmds)
         if self._kernel is not None:
             self._kernel.after_spaces()
 
@@ -608,41 +443,6 @@ class HostSwitch:
         covers it (a decision of the old policy is never written after the change)."""
         if self._kernel is not None:
             self._kernel.apply_pending()
-
-    def _neighbor_changes(self) -> list[c.Command]:
-        """``SetPaNeighbor`` for the resolved remote PAs on-link with a local PA (the
-        engine's neighbours), and to forget those no longer resolved or on-link."""
-        pas = self._pas.values()
-        wanted = {
-            address: mac
-            for address, mac in self._next_hops.items()
-            if address not in self._pas and any(pa.on_link(address) for pa in pas)
-        }
-        have = self.engine.state.pa_neighbors
-        cmds: list[c.Command] = [c.SetPaNeighbor(a, None) for a in have if a not in wanted]
-        cmds += [c.SetPaNeighbor(a, m) for a, m in wanted.items() if have.get(a) != m]
-        return cmds
-
-    def _engine_pa(self, pa: PaConfig) -> ProviderAddress:
-        gateway_mac = None if pa.gateway is None else self._next_hops.get(pa.gateway)
-        return ProviderAddress(pa.address, self._pa_macs[pa.address], pa.prefix_length,
-                               pa.vlan_id, gateway_mac, self._pa_mtus.get(pa.address))  # fmt: skip
-
-    def _count_pa(self, mapping: Mapping | None, step: int) -> None:
-        if mapping is None:
-            return
-        self._pa_uses[mapping.provider_address] += step
-        if self._pa_uses[mapping.provider_address] <= 0:
-            del self._pa_uses[mapping.provider_address]
-
-    def _watch_change(self) -> list[str] | None:
-        """The remote PAs the mappings name, when they changed since the driver was told
-        (from the count of mappings per PA: a batch costs its mappings, not all of them)."""
-        remote = frozenset(pa for pa in self._pa_uses if pa not in self._pas)
-        if remote == self._watched:
-            return None
-        self._watched = remote
-        return sorted(remote)
 
     def _dispatch(self, emits: list[Emit], port: str | None = None) -> None:
         """Carry out the engine's emits: deliveries per port, one transmit batch (in
@@ -675,32 +475,3 @@ class HostSwitch:
                 return
             for p in punts:
                 listener.punted(p.port, p.frame, p.reason)
-
-
-def _limit_drops(counters: Counter[str]) -> dict[str, int]:
-    return {r: counters[f"drop:{r}"] for r in LIMIT_REASONS if counters[f"drop:{r}"]}
-
-
-def _totals(by_port: dict[str, dict[str, int]]) -> dict[str, object]:
-    """``drops`` (reason -> total) and ``ports`` (the ports that dropped, by reason)."""
-    total: Counter[str] = Counter()
-    for drops in by_port.values():
-        total.update(drops)
-    return {"drops": dict(total), "ports": by_port}
-
-
-def _mapping_keys(batch: Sequence[c.Command]) -> list[tuple[str, IPAddress]]:
-    """The (RDID, CA) of every mapping the batch adds or removes, each once."""
-    keys: dict[tuple[str, IPAddress], None] = {}
-    for command in batch:
-        if isinstance(command, c.AddMapping):
-            rdid, address = command.mapping.rdid, command.mapping.customer_address
-        elif isinstance(command, c.RemoveMapping):
-            rdid, address = command.rdid, command.customer_address
-        else:
-            continue
-        try:
-            keys[(rdid, parse_address(address, "customer_address"))] = None
-        except PolicyError:
-            continue  # the engine refuses it too: that mapping does not change
-    return list(keys)
