@@ -301,7 +301,7 @@ def bound_port_plan(
         layers[GUARD] = guard
     dhcp6 = dhcp6_config(cat, view, router_mac)
     dhcp = dhcp_config(cat, view, router_mac)
-    return PortPlan(port, layers, dhcp, dhcp6, view.dns_servers)
+    return PortPlan(port, layers, dhcp, dhcp6, dns_servers=view.dns_servers)
 
 
 def dhcp_config(cat: Catalog, view: PortView, router_mac: str | None) -> DhcpConfig | None:

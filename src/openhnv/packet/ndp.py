@@ -57,6 +57,7 @@ OPTION_PREFIX_INFORMATION = 3
 OPTION_MTU = 5
 OPTION_RDNSS = 25  # RFC 8106 §5.1
 OPTION_UNIT = 8  # option lengths count 8-byte units
+MAX_OPTION_UNITS = 0xFF  # the length is one byte
 
 NA_ROUTER = 0x8000  # the R, S and O flags, in the high bits of the reserved word
 NA_SOLICITED = 0x4000
@@ -75,7 +76,7 @@ _MTU = struct.Struct("!BBHI")  # type, length, reserved, MTU
 _RDNSS = struct.Struct("!BBHI")  # type, length, reserved, lifetime (then the servers)
 ADDRESS_UNITS = IPV6_ADDRESS_LEN // OPTION_UNIT  # 2: the units one server takes
 RDNSS_MIN_UNITS = _RDNSS.size // OPTION_UNIT + ADDRESS_UNITS  # 3: header and one server
-RDNSS_MAX_SERVERS = (0xFF - _RDNSS.size // OPTION_UNIT) // ADDRESS_UNITS  # a length byte
+RDNSS_MAX_SERVERS = (MAX_OPTION_UNITS - _RDNSS.size // OPTION_UNIT) // ADDRESS_UNITS  # 127
 _HEADER = "ndp"
 
 
