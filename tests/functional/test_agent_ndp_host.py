@@ -1,6 +1,7 @@
 """The host agent against a real ovsdb-server, dual stack: a VM's port gets an unsolicited
 Router Advertisement once it is programmed, and its Neighbor and Router Solicitations
-(punted by the engine) are answered from the mapping store."""
+(punted by the engine) are answered from the mapping store; its RAs carry its NIC's IPv6
+DNS servers (RDNSS)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from scapy.layers.inet6 import (
     ICMPv6ND_RA,
     ICMPv6ND_RS,
     ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptRDNSS,
     ICMPv6NDOptSrcLLAddr,
     IPv6,
 )
@@ -36,6 +38,7 @@ WAIT = 15.0
 A_MAC, B_MAC = "00:1d:d8:07:00:11", "00:1d:d8:07:00:12"
 ROUTER_MAC = "40:1d:d8:b7:1c:06"
 A_LL = "fe80::21d:d8ff:fe07:11"
+A_DNS = ["10.7.0.53", "fd00:53::53", "fd00:53::54"]  # NIC a's dnsSettings.dnsServers
 
 
 def dual_stack() -> dict[str, list[Any]]:
@@ -45,16 +48,18 @@ def dual_stack() -> dict[str, list[Any]]:
         routingDomainId="2b0a7f14-5c1e-4d0e-9a11-c0c0c0c05001",
     )
     ips = {"a": ("10.7.0.11", "fd00:7::11"), "b": ("10.7.0.12", "fd00:7::12")}
+    nics = [
+        nb.nic(name, mac.replace(":", ""), [(ip, "Dual/web") for ip in ips[name]], host)
+        for name, mac, host in (("a", A_MAC, "host1"), ("b", B_MAC, "host2"))
+    ]
+    nics[0]["properties"]["dnsSettings"] = {"dnsServers": A_DNS}
     return nb.snapshot(
         servers=[
             nb.server("host1", [nb.HOST1_PA], ["10.0.0.11"]),
             nb.server("host2", [nb.HOST2_PA], ["10.0.0.12"]),
         ],
         vnets=[vnet],
-        nics=[
-            nb.nic(name, mac.replace(":", ""), [(ip, "Dual/web") for ip in ips[name]], host)
-            for name, mac, host in (("a", A_MAC, "host1"), ("b", B_MAC, "host2"))
-        ],
+        nics=nics,
         config=nb.configuration(),
     )
 
@@ -90,6 +95,8 @@ def test_a_programmed_port_gets_an_unsolicited_router_advertisement(
     )
     assert ra[ICMPv6NDOptPrefixInfo].prefix == "fd00:7::"
     assert ICMPv6ND_RA in ra
+    # REST dnsSettings -> compiler -> Physical_Port other_config -> agent: the IPv6 ones
+    assert ra[ICMPv6NDOptRDNSS].dns == ["fd00:53::53", "fd00:53::54"]
     assert agent.counters()["ra_unsolicited"] == 1
 
 
@@ -113,5 +120,6 @@ def test_solicitations_from_the_vm_are_answered(host: tuple[HostAgent, NullDrive
     driver.inject_from_port(port, rs)
     (ra,) = driver.take_sent(port)
     assert (Ether(ra).dst, Ether(ra)[IPv6].dst) == (A_MAC, A_LL)
+    assert Ether(ra)[ICMPv6NDOptRDNSS].dns == ["fd00:53::53", "fd00:53::54"]
     counters = agent.counters()
     assert (counters["nd_messages"], counters["nd_replies"]) == (2, 2)

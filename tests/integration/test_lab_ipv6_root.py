@@ -1,5 +1,6 @@
 """IPv6 customer addresses in a lab: dual-stack VMs (``ip6``) on two hosts learn their
-default route from the distributed router's Router Advertisement, resolve neighbours and
+default route (and their NIC's IPv6 DNS servers, RDNSS) from the distributed router's
+Router Advertisement, resolve neighbours and
 the router through the host (Neighbor Discovery answered from the mapping store), and
 talk ping6 and TCP over IPv6 within a subnet and across subnets, over VXLAN and NVGRE,
 through stateful IPv6 ACLs. IPv6 flows stay with the Python switch in both data paths:
@@ -11,14 +12,16 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 import yaml
 from lab_running import network, running_lab, subnet, two_hosts, vm
+from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptRDNSS
 
-from openhnv.agent.ndp import router_link_local
+from openhnv.agent.ndp import DNS_LIFETIME, router_link_local
 from openhnv.host.control import call
 from openhnv.lab import netns, orchestrator, traffic
 from openhnv.lab.builder import VM_INTERFACE
@@ -49,10 +52,27 @@ ACLS = yaml.safe_load("""
 VMS = [
     vm("a", "h1", "10.6.1.10", "six", "s1", ip6="fd00:6:0:1::10"),
     vm("b", "h2", "10.6.1.11", "six", "s1", ip6="fd00:6:0:1::11"),
-    vm("c", "h2", "10.6.2.12", "six", "s2", ip6="fd00:6:0:2::12"),
-]
+    vm("c", "h2", "10.6.2.12", "six", "s2", ip6="fd00:6:0:2::12",
+       dns=["10.6.2.53", "fd00:53::53", "fd00:53::54"]),
+]  # fmt: skip
 A6, B6, C6 = "fd00:6:0:1::10", "fd00:6:0:1::11", "fd00:6:0:2::12"
 BULK = 4 << 20  # bytes: enough for TSO-sized writes with offloads on
+RA_WAIT = 10.0  # seconds: the host answers a solicitation at once
+# Run in a VM's namespace (stdlib only): a Router Solicitation to all routers on the
+# interface, then the first Router Advertisement that arrives, printed in hex (a raw
+# ICMPv6 socket gets the message without its IPv6 header; the kernel sums it).
+SOLICIT_AND_CAPTURE = """
+import socket, sys
+ifindex = socket.if_nametoindex(sys.argv[1])
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+s.settimeout(float(sys.argv[2]))
+s.sendto(bytes((133, 0, 0, 0, 0, 0, 0, 0)), ("ff02::2", 0, 0, ifindex))
+while (message := s.recv(65535))[0] != 134:
+    pass
+print(message.hex())
+"""
 
 
 # Both wires carry the inner Ethernet frame whole, IPv6 or not (NVGRE's protocol type is
@@ -81,6 +101,23 @@ def test_vms_learn_their_default_route_from_the_router_advertisement(
         eventually(learnt, f"VM {name}: a default route via {gateway} learnt from an RA")
     agent = call(lab.host_state_dir("h2"), "status")["agent"]["counters"]
     assert agent.get("ra_unsolicited", 0) + agent.get("nd_replies", 0) >= 1
+
+
+def router_advertisement(namespace: str) -> ICMPv6ND_RA:
+    """The RA a VM's namespace receives after it solicits one, decoded by scapy."""
+    argv = [sys.executable, "-c", SOLICIT_AND_CAPTURE, VM_INTERFACE, str(RA_WAIT)]
+    out = netns.exec_in(namespace, argv, timeout=RA_WAIT + 5).stdout
+    return ICMPv6ND_RA(bytes.fromhex(out.strip()))
+
+
+@pytest.mark.parametrize("lab", ["vxlan"], indirect=True)  # the host answers, no wire
+def test_a_vm_learns_its_nics_ipv6_dns_servers_from_the_router_advertisement(
+    lab: orchestrator.RunningLab,
+) -> None:
+    rdnss = router_advertisement(lab.vm_namespace("c"))[ICMPv6NDOptRDNSS]
+    # the NIC's dnsSettings.dnsServers through REST, compiler, OVSDB and agent: IPv6 only
+    assert (rdnss.dns, rdnss.lifetime) == (["fd00:53::53", "fd00:53::54"], DNS_LIFETIME)
+    assert ICMPv6NDOptRDNSS not in router_advertisement(lab.vm_namespace("a"))  # none set
 
 
 def test_ping6_within_a_subnet_and_across_subnets_and_hosts(lab: orchestrator.RunningLab) -> None:

@@ -15,13 +15,21 @@ from scapy.layers.inet6 import (
     ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptMTU,
     ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptRDNSS,
     ICMPv6NDOptSrcLLAddr,
     IPv6,
 )
 from scapy.layers.l2 import Ether
 
 from openhnv.agent.arp import ArpTable, Ipv6Router, Requester
-from openhnv.agent.ndp import ROUTER_LIFETIME, advertisement, answer, router_link_local
+from openhnv.agent.ndp import (
+    DNS_LIFETIME,
+    RA_INTERVAL,
+    ROUTER_LIFETIME,
+    advertisement,
+    answer,
+    router_link_local,
+)
 
 ROUTER_MAC = "40:1d:d8:b7:1c:06"
 VM_MAC, PEER_MAC = "00:1d:d8:07:00:11", "00:1d:d8:07:00:12"
@@ -144,6 +152,33 @@ def test_a_router_solicitation_gets_the_prefix_the_mtu_and_the_router() -> None:
     assert (prefix.prefix, prefix.prefixlen, prefix.L, prefix.A) == ("fd00:7::", 64, 1, 0)
     assert reply[ICMPv6NDOptMTU].mtu == MTU
     assert reply[ICMPv6NDOptSrcLLAddr].lladdr == ROUTER_MAC
+
+
+def test_a_solicited_advertisement_carries_the_nics_ipv6_dns_servers_in_order() -> None:
+    servers = ["10.7.0.53", "fd00:53::53", "192.0.2.53", "2001:db8::35", "fd00:53::54"]
+    reply = decoded(answer(TABLE, VM, rs(), MTU, servers))
+    rdnss = reply[ICMPv6NDOptRDNSS]
+    # the IPv4 ones cannot go in RDNSS and are left out; one option holds all the rest
+    assert (rdnss.dns, rdnss.len) == (["fd00:53::53", "2001:db8::35", "fd00:53::54"], 7)
+    assert rdnss.lifetime == DNS_LIFETIME >= 3 * RA_INTERVAL  # RFC 8106 §5.1's floor
+    assert ICMPv6NDOptRDNSS not in rdnss.payload  # only one
+    assert reply[ICMPv6NDOptPrefixInfo].prefix == "fd00:7::"  # the other options stay
+
+
+@pytest.mark.parametrize("servers", [[], ["10.7.0.53", "192.0.2.53"]], ids=["none", "ipv4"])
+def test_no_rdnss_option_without_ipv6_dns_servers(servers: list[str]) -> None:
+    for frame in (
+        answer(TABLE, VM, rs(), MTU, servers),
+        advertisement(TABLE, VSID, mtu=MTU, dns_servers=servers),
+    ):
+        reply = decoded(frame)
+        assert ICMPv6NDOptRDNSS not in reply
+        assert reply[ICMPv6NDOptMTU].mtu == MTU
+
+
+def test_an_unsolicited_advertisement_carries_the_dns_servers_too() -> None:
+    reply = decoded(advertisement(TABLE, VSID, dns_servers=["fd00:53::53"]))
+    assert (reply[IPv6].dst, reply[ICMPv6NDOptRDNSS].dns) == ("ff02::1", ["fd00:53::53"])
 
 
 def test_a_solicitation_from_the_unspecified_address_is_answered_to_all_nodes() -> None:

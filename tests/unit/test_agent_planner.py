@@ -382,3 +382,5 @@ def test_a_bound_port_gets_its_dhcp_answers_from_its_rows() -> None:
         dns_servers=("10.1.1.53",),  # DHCPv4 carries IPv4 servers only
     )
     assert plan(read_catalog(rows)).ports[sql].dhcp6 is None  # no IPv6 address: no DHCPv6
+    # the RAs' RDNSS option picks the IPv6 ones from the same list (agent.ndp)
+    assert plan(read_catalog(rows)).ports[sql].dns_servers == ("10.1.1.53", "2001:db8::53")

@@ -19,7 +19,11 @@ A VM's Neighbor Discovery never leaves the host: the engine punts it
   IPv6 address from the controller M and O are set: its DHCPv6 client asks for that
   address (agent.dhcp6 answers, with a /128; the on-link prefix gives its subnet) and
   for the DNS servers. The router lifetime makes the VM's default route point at the
-  router's link-local address.
+  router's link-local address. When the NIC's ``dnsSettings.dnsServers`` hold IPv6
+  addresses, the RA carries them in a Recursive DNS Server option (RFC 8106), so a VM
+  that runs no DHCPv6 client (static address, RA for the rest) learns them too; IPv4
+  servers cannot go there and are left out, and a NIC without IPv6 servers gets no
+  option. No DNS Search List option: the NIC's ``dnsSettings`` hold no search domains.
 
 Pure functions: frames in, frames out.
 """
@@ -27,7 +31,7 @@ Pure functions: frames in, frames out.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from openhnv.agent.arp import ArpTable, Ipv6Router, Requester
 from openhnv.packet.addresses import mac_to_bytes
@@ -50,8 +54,10 @@ from openhnv.packet.ndp import (
     OPTION_TARGET_LINK_LAYER,
     RA_MANAGED,
     RA_OTHER,
+    RDNSS_MAX_SERVERS,
     UNSPECIFIED,
     PrefixInformation,
+    RecursiveDnsServers,
     link_layer_option,
     link_local_of,
     mtu_option,
@@ -63,6 +69,11 @@ from openhnv.packet.ndp import (
 RA_HOP_LIMIT = 64  # the hop limit VMs use (Cur Hop Limit)
 ROUTER_LIFETIME = 1800  # seconds (RFC 4861 §6.2.1: 3 x MaxRtrAdvInterval)
 RA_INTERVAL = 200.0  # seconds between unsolicited RAs to a port (MinRtrAdvInterval)
+# RFC 8106 §5.1: an RDNSS lifetime SHOULD be at least 3 x MaxRtrAdvInterval, so that two
+# lost RAs do not expire the servers. The router lifetime is 3 x RFC 4861's default
+# MaxRtrAdvInterval (600 s), 9 of our RA_INTERVALs; servers reached through the router
+# need not outlive the default route to it, so they expire together.
+DNS_LIFETIME = ROUTER_LIFETIME
 _ND_CODE = 0
 IPV6_VERSION = 6
 
@@ -96,9 +107,15 @@ def resolve(table: ArpTable, vsid: int, target: str) -> tuple[str, bool] | None:
     return (mac, False) if mac is not None else None
 
 
-def answer(table: ArpTable, solicitor: Requester, frame: bytes, mtu: int) -> bytes | None:
+def answer(
+    table: ArpTable,
+    solicitor: Requester,
+    frame: bytes,
+    mtu: int,
+    dns_servers: Sequence[str] = (),
+) -> bytes | None:
     """The frame answering the ND message ``frame`` (an NS or an RS), or None (never
-    raises)."""
+    raises). ``dns_servers``: the soliciting NIC's (``advertisement``)."""
     try:
         ethernet, offset = Ethernet.parse(frame)
         if ethernet.ethertype != ETHERTYPE_IPV6:
@@ -113,7 +130,7 @@ def answer(table: ArpTable, solicitor: Requester, frame: bytes, mtu: int) -> byt
         if message.type == ICMPV6_NEIGHBOR_SOLICITATION:
             return _advertise_neighbor(table, solicitor, ethernet, ip, message)
         if message.type == ICMPV6_ROUTER_SOLICITATION:
-            return _solicited_advertisement(table, solicitor, ethernet, ip, mtu)
+            return _solicited_advertisement(table, solicitor, ethernet, ip, mtu, dns_servers)
     except PacketError:
         return None
     return None
@@ -152,13 +169,18 @@ def _advertise_neighbor(
 
 
 def _solicited_advertisement(
-    table: ArpTable, solicitor: Requester, ethernet: Ethernet, ip: IPv6, mtu: int
+    table: ArpTable,
+    solicitor: Requester,
+    ethernet: Ethernet,
+    ip: IPv6,
+    mtu: int,
+    dns_servers: Sequence[str],
 ) -> bytes | None:
     dst_ip = ALL_NODES if ip.src == UNSPECIFIED else ip.src
     dst_mac = multicast_mac(ALL_NODES) if ip.src == UNSPECIFIED else ethernet.src
     return advertisement(
         table, solicitor.vsid, dst_mac, dst_ip, mtu, ethernet.vlan_id,
-        managed=managed(solicitor.ip_addresses),
+        managed=managed(solicitor.ip_addresses), dns_servers=dns_servers,
     )  # fmt: skip
 
 
@@ -171,10 +193,13 @@ def advertisement(
     vlan_id: int | None = None,
     *,
     managed: bool = False,
+    dns_servers: Sequence[str] = (),
 ) -> bytes | None:
     """The distributed router's RA for virtual subnet ``vsid`` (unsolicited: to all
     nodes), or None when the subnet has no IPv6 router. ``mtu`` 0 leaves the MTU
-    option out; ``managed`` sets M and O (DHCPv6 for the address and the rest)."""
+    option out; ``managed`` sets M and O (DHCPv6 for the address and the rest);
+    ``dns_servers`` (the NIC's ``dnsSettings.dnsServers``, IPv4 and IPv6): the IPv6
+    ones go in an RDNSS option, in their order."""
     router = table.ipv6_routers.get(vsid)
     if table.router_mac is None or router is None:
         return None
@@ -183,6 +208,10 @@ def advertisement(
     if mtu:
         options += mtu_option(mtu)
     options += _prefix_option(router).pack()
+    servers = ipv6_dns_servers(dns_servers)[:RDNSS_MAX_SERVERS]  # what a length byte holds
+    if servers:
+        packed = tuple(ipaddress.IPv6Address(a).packed for a in servers)
+        options += RecursiveDnsServers(packed, DNS_LIFETIME).pack()
     ra = Icmpv6(
         ICMPV6_ROUTER_ADVERTISEMENT,
         _ND_CODE,
@@ -191,6 +220,12 @@ def advertisement(
         ra_payload(options),
     )
     return _frame(dst_mac, router_mac, vlan_id, link_local_of(router_mac), dst_ip, ra)
+
+
+def ipv6_dns_servers(dns_servers: Iterable[str]) -> tuple[str, ...]:
+    """The IPv6 ones of a NIC's DNS servers, in their order (an RDNSS option holds
+    IPv6 addresses only; the IPv4 ones reach the VM by DHCPv4)."""
+    return tuple(a for a in dns_servers if ipaddress.ip_address(a).version == IPV6_VERSION)
 
 
 def _prefix_option(router: Ipv6Router) -> PrefixInformation:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from openhnv.agent.arp import ArpTable, Ipv6Router
 from openhnv.agent.dhcp import DhcpConfig
 from openhnv.agent.dhcp6 import Dhcp6Config
+from openhnv.agent.ndp import ipv6_dns_servers
 from openhnv.agent.routes import route_tables
 from openhnv.agent.rows import Catalog, FwRuleView, MacView, PortView, Problem
 from openhnv.vfp import commands as c
@@ -80,6 +81,7 @@ class PortPlan:
     layers: Mapping[str, LayerPlan]
     dhcp: DhcpConfig | None = None  # what the host's DHCP answers hold (not engine state)
     dhcp6: Dhcp6Config | None = None  # what its DHCPv6 answers hold
+    dns_servers: tuple[str, ...] = ()  # the NIC's, for its RAs (RDNSS, agent.ndp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +300,8 @@ def bound_port_plan(
     if guard is not None:
         layers[GUARD] = guard
     dhcp6 = dhcp6_config(cat, view, router_mac)
-    return PortPlan(port, layers, dhcp_config(cat, view, router_mac), dhcp6)
+    dhcp = dhcp_config(cat, view, router_mac)
+    return PortPlan(port, layers, dhcp, dhcp6, dns_servers=view.dns_servers)
 
 
 def dhcp_config(cat: Catalog, view: PortView, router_mac: str | None) -> DhcpConfig | None:
@@ -334,8 +337,7 @@ def dhcp6_config(cat: Catalog, view: PortView, router_mac: str | None) -> Dhcp6C
     prefix = switch.prefix_for(IPV6)
     if prefix is None or switch.gateway_for(IPV6) is None:
         return None
-    dns = tuple(a for a in view.dns_servers if ipaddress.ip_address(a).version == IPV6)
-    return Dhcp6Config(own[0], str(prefix), router_mac, dns)
+    return Dhcp6Config(own[0], str(prefix), router_mac, ipv6_dns_servers(view.dns_servers))
 
 
 def _guard_plan(port: str, ips: Iterable[str], view: PortView) -> LayerPlan | None:

@@ -102,7 +102,8 @@ class Responder:
         reply = None
         if port_plan is not None:
             requester = arp.Requester(port_plan.port.vsid, port_plan.port.ip_addresses)
-            reply = ndp.answer(current.arp, requester, frame, self.switch.overlay_mtu())
+            mtu = self.switch.overlay_mtu()
+            reply = ndp.answer(current.arp, requester, frame, mtu, port_plan.dns_servers)
         if reply is None:
             self._count("nd_unanswered")
             return
@@ -116,15 +117,19 @@ class Responder:
             for gone in set(self._ra_sent) - set(current.ports):
                 del self._ra_sent[gone]
             due = [
-                (name, port_plan.port.vsid, ndp.managed(port_plan.port.ip_addresses))
+                (name, port_plan)
                 for name, port_plan in current.ports.items()
                 if now - self._ra_sent.get(name, -ndp.RA_INTERVAL) >= ndp.RA_INTERVAL
             ]
-            for name, _, _ in due:
+            for name, _ in due:
                 self._ra_sent[name] = now
         mtu = self.switch.overlay_mtu()
-        for name, vsid, managed in due:
-            ra = ndp.advertisement(current.arp, vsid, mtu=mtu, managed=managed)
+        for name, port_plan in due:
+            ra = ndp.advertisement(
+                current.arp, port_plan.port.vsid, mtu=mtu,
+                managed=ndp.managed(port_plan.port.ip_addresses),
+                dns_servers=port_plan.dns_servers,
+            )  # fmt: skip
             if ra is None:
                 continue
             try:

@@ -23,8 +23,17 @@ code and checksum come::
 
 Options are type-length-value items, the length in units of 8 bytes (§4.6): source (1)
 and target (2) link-layer address (a MAC, 8 bytes in all), prefix information (3, 32
-bytes: prefix length, L and A flags, valid and preferred lifetimes, the prefix) and MTU
-(5, 8 bytes). Only those are read; others are skipped whole.
+bytes: prefix length, L and A flags, valid and preferred lifetimes, the prefix), MTU
+(5, 8 bytes) and Recursive DNS Server (25, RFC 8106 §5.1: 8 bytes, then 16 per server)::
+
+    +---------------+---------------+-------------------------------+
+    |   Type (25)   |    Length     |           Reserved            |
+    +---------------+---------------+-------------------------------+
+    |                           Lifetime                            |
+    +---------------------------------------------------------------+
+    |        Addresses of IPv6 Recursive DNS Servers (16 each)      |
+
+Only those are read; others are skipped whole.
 """
 
 from __future__ import annotations
@@ -46,7 +55,9 @@ OPTION_SOURCE_LINK_LAYER = 1
 OPTION_TARGET_LINK_LAYER = 2
 OPTION_PREFIX_INFORMATION = 3
 OPTION_MTU = 5
+OPTION_RDNSS = 25  # RFC 8106 §5.1
 OPTION_UNIT = 8  # option lengths count 8-byte units
+MAX_OPTION_UNITS = 0xFF  # the length is one byte
 
 NA_ROUTER = 0x8000  # the R, S and O flags, in the high bits of the reserved word
 NA_SOLICITED = 0x4000
@@ -62,6 +73,10 @@ _RA_TIMERS = struct.Struct("!II")  # reachable time, retrans timer (after the se
 _PREFIX = struct.Struct("!BBBBIII16s")  # type, length, prefix length, flags, valid,
 # preferred, reserved, prefix
 _MTU = struct.Struct("!BBHI")  # type, length, reserved, MTU
+_RDNSS = struct.Struct("!BBHI")  # type, length, reserved, lifetime (then the servers)
+ADDRESS_UNITS = IPV6_ADDRESS_LEN // OPTION_UNIT  # 2: the units one server takes
+RDNSS_MIN_UNITS = _RDNSS.size // OPTION_UNIT + ADDRESS_UNITS  # 3: header and one server
+RDNSS_MAX_SERVERS = (MAX_OPTION_UNITS - _RDNSS.size // OPTION_UNIT) // ADDRESS_UNITS  # 127
 _HEADER = "ndp"
 
 
@@ -87,6 +102,29 @@ class PrefixInformation:
 
 
 @dataclass(frozen=True, slots=True)
+class RecursiveDnsServers:
+    """A Recursive DNS Server option (RFC 8106 §5.1): servers (16 bytes each) and how
+    many seconds a host may use them (0: no longer; ``INFINITE_LIFETIME``: forever)."""
+
+    servers: tuple[bytes, ...]
+    lifetime: int
+
+    def pack(self) -> bytes:
+        """The option; PacketError naming the field when it cannot be one."""
+        if not 1 <= len(self.servers) <= RDNSS_MAX_SERVERS:
+            raise PacketError(
+                _HEADER, 0, f"RDNSS servers: {len(self.servers)} (1 to {RDNSS_MAX_SERVERS})"
+            )
+        for server in self.servers:
+            if len(server) != IPV6_ADDRESS_LEN:
+                raise PacketError(_HEADER, 0, f"RDNSS server {server.hex()} is not 16 bytes")
+        if not 0 <= self.lifetime <= INFINITE_LIFETIME:
+            raise PacketError(_HEADER, 0, f"RDNSS lifetime {self.lifetime} is not 32 bits")
+        units = _RDNSS.size // OPTION_UNIT + ADDRESS_UNITS * len(self.servers)
+        return _RDNSS.pack(OPTION_RDNSS, units, 0, self.lifetime) + b"".join(self.servers)
+
+
+@dataclass(frozen=True, slots=True)
 class NdOptions:
     """The options of a message that this module reads."""
 
@@ -94,6 +132,7 @@ class NdOptions:
     target_mac: bytes | None = None
     prefixes: tuple[PrefixInformation, ...] = ()
     mtu: int | None = None
+    dns_servers: tuple[RecursiveDnsServers, ...] = ()  # one per RDNSS option, in order
 
 
 def link_layer_option(kind: int, mac: bytes) -> bytes:
@@ -107,9 +146,11 @@ def mtu_option(mtu: int) -> bytes:
 
 def parse_options(buf: bytes, offset: int = 0) -> NdOptions:
     """The options from ``offset`` to the end of ``buf``; PacketError when malformed
-    (a zero length, or an option past the end: §4.6 says drop the message)."""
+    (a zero length, or an option past the end: §4.6 says drop the message; an RDNSS
+    option whose length holds no server or half of one: RFC 8106 §5.1)."""
     source = target = None
     prefixes: list[PrefixInformation] = []
+    dns_servers: list[RecursiveDnsServers] = []
     mtu = None
     at = offset
     while at < len(buf):
@@ -131,8 +172,26 @@ def parse_options(buf: bytes, offset: int = 0) -> NdOptions:
             prefixes.append(PrefixInformation(prefix, plen, on_link, autonomous, valid, preferred))
         elif kind == OPTION_MTU and length == _MTU.size:
             mtu = _MTU.unpack_from(buf, at)[3]
+        elif kind == OPTION_RDNSS:
+            dns_servers.append(_parse_rdnss(buf, at, units))
         at += length
-    return NdOptions(source, target, tuple(prefixes), mtu)
+    return NdOptions(source, target, tuple(prefixes), mtu, tuple(dns_servers))
+
+
+def _parse_rdnss(buf: bytes, at: int, units: int) -> RecursiveDnsServers:
+    """The RDNSS option at ``at`` (its ``units`` already known to fit in ``buf``)."""
+    if units < RDNSS_MIN_UNITS:
+        raise PacketError(
+            _HEADER, at, f"RDNSS length {units} units is below {RDNSS_MIN_UNITS} (no server)"
+        )
+    if (units - _RDNSS.size // OPTION_UNIT) % ADDRESS_UNITS:
+        raise PacketError(_HEADER, at, f"RDNSS length {units} units holds half a server")
+    lifetime = _RDNSS.unpack_from(buf, at)[3]
+    first = at + _RDNSS.size
+    end = at + units * OPTION_UNIT
+    servers = tuple(bytes(buf[a : a + IPV6_ADDRESS_LEN]) for a in
+                    range(first, end, IPV6_ADDRESS_LEN))  # fmt: skip
+    return RecursiveDnsServers(servers, lifetime)
 
 
 def target_and_options(payload: bytes) -> tuple[bytes, NdOptions]:
