@@ -167,6 +167,24 @@ def test_a_connection_that_closes_after_its_handshake_never_goes_down() -> None:
     assert not a.offload.offered
 
 
+def test_notes_looked_at_and_ended_on_the_slow_path_make_no_round_look_again() -> None:
+    a, b = engines()
+    c1, c2 = handshake(a, b)
+    assert a.offload.may_be_due()  # the handshake's notes: not looked at yet
+    for flags in (0x10, 0x11):
+        a.process("vm1", c1.segment(flags))
+    assert not a.offload.due()  # counted
+    assert not a.offload.due()  # a quiet round: it ends on the slow path
+    assert a.offload.pending
+    assert not a.offload.may_be_due()
+    [fin] = b.process("vm2", c2.segment(0x11))
+    assert isinstance(fin, Transmit)
+    a.process(UPLINK, fin.frame)
+    assert not a.offload.may_be_due()  # a frame of a decided connection notes nothing
+    handshake(a, b, 40001)  # a new connection's notes
+    assert a.offload.may_be_due()
+
+
 def test_a_half_closed_connection_that_streams_on_goes_down() -> None:
     a, b = engines()
     c1, c2 = handshake(a, b)

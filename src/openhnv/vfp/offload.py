@@ -269,6 +269,14 @@ class Offloader:
             return True
         return any(not self._waits(flow) for flow in list(self.marks))
 
+    def may_be_due(self) -> bool:
+        """Whether ``due`` could answer yes: a note it has not looked at, a paired
+        connection waiting for its rounds, or a note already found due. Read without the
+        engine's lock after each polling round: a note that races it is seen next round
+        (or by the next ``operations()``); the notes of connections that ended on the
+        slow path, waiting for ``PENDING_MAX``, then cost a round nothing."""
+        return self._due_now or len(self.pending) != self._looked or bool(self.marks)
+
     def _due_on_note(self, flow: Flow) -> bool:
         """Whether the note of ``flow`` alone makes the notes due (``due``; a paired flow
         waits in ``marks``)."""

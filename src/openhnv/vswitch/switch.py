@@ -336,7 +336,7 @@ class HostSwitch:
         that made them due."""
         kernel = self._kernel
         offload = self.engine.offload
-        if kernel is None or not offload.pending:  # this thread's notes
+        if kernel is None or not offload.may_be_due():  # this thread's notes
             return
         with self._lock:
             if not offload.due():
