@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fake_fastpath import FakeFastPath, KernelNullDriver, kernel_outer
-from vfp_frames import ALL_VMS, MAC_B, PA_A, PA_B, ROUTER, VM1, VM2, TcpEnd
+from switch_fixtures import vm_commands
+from vfp_frames import ALL_VMS, MAC_B, PA_A, PA_B, VM1, VM2, TcpEnd
 
 from openhnv.vfp import commands as c
 from openhnv.vfp.emits import Transmit
 from openhnv.vfp.engine import VfpEngine
-from openhnv.vfp.layout import hnv_port_commands
 from openhnv.vfp.policy import Block, Rule, conditions
 from openhnv.vfp.spaces import Mapping
 from openhnv.vswitch.fastpath import entries
@@ -20,16 +20,6 @@ from openhnv.vswitch.switch import HostSwitch, PaConfig
 
 DENY_ALL_OUT = Rule("deny-all-out", 100, conditions(), Block())
 DENY_ALL_IN = Rule("deny-all-in", 100, conditions(), Block())
-
-
-def vm_commands(pa: str) -> list[c.Command]:
-    cmds: list[c.Command] = []
-    for name, vm_mac, ip, vsid, rdid, vm_pa in ALL_VMS:
-        cmds.append(c.AddMapping(Mapping(rdid, ip, vm_pa, vm_mac, vsid)))
-        if vm_pa == pa:
-            port = c.AddPort(name, vm_mac, vsid, rdid, (ip,))
-            cmds += hnv_port_commands(port, router_mac=ROUTER, vnet_prefixes=["10.1.0.0/16"])
-    return cmds
 
 
 def kernel_host(
